@@ -1,0 +1,131 @@
+/*
+ * edged's configuration: one immutable struct conf built from defaults, the
+ * config file and the command line (flags override the file).  Directives
+ * are declared once, in conf/conf_keys.h; the file parser, the flags, the
+ * --help text and --dump-config are all generated from that table.
+ *
+ * A loaded conf is never edited: a reload builds a new one and swaps it in
+ * by reference count (conf_ref / conf_unref).
+ */
+#ifndef CONF_H
+#define CONF_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/cdn.h"
+#include "common/cdn_log.h"
+
+/* A repeatable directive's values, in order. */
+struct conf_strlist {
+	char **v;
+	unsigned n;
+};
+
+struct conf {
+	uint32_t magic;
+#define CONF_MAGIC 0x6c0f3e21u
+	atomic_uint refcnt;
+
+	char *config; /* the file this was loaded from, or NULL */
+
+#define CONF_FIELD_STR(name) char *name;
+#define CONF_FIELD_STRLIST(name) struct conf_strlist name;
+#define CONF_FIELD_ADDR(name) char *name;
+#define CONF_FIELD_ADDRLIST(name) struct conf_strlist name;
+#define CONF_FIELD_URL(name) char *name;
+#define CONF_FIELD_SIZE(name) uint64_t name;
+#define CONF_FIELD_UINT(name) unsigned name;
+#define CONF_FIELD_DURATION(name) uint64_t name;
+#define CONF_FIELD_LOGLEVEL(name) enum cdn_log_level name;
+#define CONF_KEY(name, type, min, max, def, doc) CONF_FIELD_##type(name)
+#include "conf/conf_keys.h"
+#undef CONF_KEY
+};
+
+/* What the command line asked for besides running. */
+enum conf_action {
+	CONF_ACT_RUN = 0,
+	CONF_ACT_HELP,	  /* --help / -h */
+	CONF_ACT_VERSION, /* --version / -V */
+	CONF_ACT_TEST,	  /* -t: check the config and exit */
+	CONF_ACT_DUMP,	  /* --dump-config: print the effective config */
+};
+
+/*
+ * Build a conf from defaults, the file named by --config/-f (if any) and
+ * the other flags, in that order of precedence (lowest first); a flag for a
+ * repeatable directive replaces the file's values rather than adding to them.
+ * Every error found is printed to <err> (file errors as
+ * "FILE:LINE:COL: error: DIRECTIVE: why", flag errors as
+ * "edged: error: --flag: why"), and then CDN_EINVAL is returned with *out
+ * untouched.  On CDN_OK, *out holds one reference and *action what to do.
+ */
+int conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
+    enum conf_action *action) CDN_WUR;
+
+/* Defaults only (for tests and for building a conf by hand). */
+struct conf *conf_new_defaults(void);
+
+/*
+ * Apply the file at <path> on top of <c>.  Errors go to <err> as above and
+ * are counted: returns CDN_OK or CDN_EINVAL; <c> may hold part of the file on
+ * error and must then be discarded.
+ */
+int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
+
+/* Limits of a config file. */
+#define CONF_MAX_LINE 4096	  /* bytes per line, without the newline */
+#define CONF_MAX_FILE (1u << 20) /* bytes per file */
+
+/*
+ * The same, for a file already in memory (buf[0..len), need not end in a
+ * NUL); <name> is what errors call it.  Does not set c->config.  <err> may
+ * be NULL here and in conf_load_file: errors are then only counted.
+ */
+int conf_load_buf(struct conf *c, const char *name, const char *buf,
+    size_t len, FILE *err) CDN_WUR;
+
+/*
+ * Set one directive as a file line "name value" would (a list gets the
+ * value appended), for building a conf by hand.  An error goes to <err> as
+ * "edged: error: name: why"; returns CDN_OK or CDN_EINVAL (<c> untouched).
+ */
+int conf_set(struct conf *c, const char *name, const char *value,
+    FILE *err) CDN_WUR;
+
+/*
+ * Cross-directive checks that need the whole config (at least one listen,
+ * an origin).  Prints errors to <err>; returns CDN_OK or CDN_EINVAL.
+ */
+int conf_validate(const struct conf *c, FILE *err) CDN_WUR;
+
+void conf_print_help(FILE *out, const char *progname);
+/* Every directive with its effective value, in config-file syntax. */
+void conf_dump(FILE *out, const struct conf *c);
+
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf **cp);
+
+/*
+ * Value parsers, shared with anything that reads sizes or durations.
+ * Each returns CDN_OK or CDN_EINVAL with *why a static message.
+ */
+int conf_parse_size(const char *s, uint64_t *out, const char **why) CDN_WUR;
+int conf_parse_duration_ms(const char *s, uint64_t *out,
+    const char **why) CDN_WUR;
+/*
+ * Split "HOST:PORT" ("127.0.0.1:80", "[::1]:80", "*:80", "localhost:80")
+ * into host (brackets removed; "*" becomes "0.0.0.0") and port 1..65535.
+ * host must have room for 256 bytes.
+ */
+int conf_parse_hostport(const char *s, char *host, size_t hostlen,
+    uint16_t *port, const char **why) CDN_WUR;
+/*
+ * Check an origin URL: http:// or https://, a host (IPv6 in brackets), an
+ * optional port 1..65535 and path; no userinfo, query or fragment.
+ */
+int conf_parse_url(const char *s, const char **why) CDN_WUR;
+
+#endif /* CONF_H */

@@ -1,0 +1,43 @@
+/*
+ * Every edged directive, once.  Included with CONF_KEY defined:
+ *   CONF_KEY(name, type, min, max, default, doc)
+ * name     the config-file directive and the struct conf field; the flag is
+ *          --name with '_' written '-' (cache_dir: --cache-dir)
+ * type     STR, STRLIST (repeatable), ADDR (HOST:PORT), ADDRLIST (repeatable
+ *          HOST:PORT), URL (http:// or https://), SIZE (bytes; K, M, G, T
+ *          suffixes of 1024), UINT, DURATION (stored in ms; units ms, s, m,
+ *          h, d required), LOGLEVEL (err, warn, info, debug)
+ * min/max  bounds for SIZE, UINT and DURATION in bytes, units or ms
+ * default  a string parsed by the same code as a file value ("" for none)
+ * doc      one line for --help and --dump-config
+ * Directives that later parts of the node will use are accepted now; their
+ * doc says so until they work.
+ */
+/* clang-format off */
+CONF_KEY(listen, ADDRLIST, 0, 0, "", "address to serve HTTP on, HOST:PORT (repeatable)")
+CONF_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port]")
+CONF_KEY(origin_host, STR, 0, 0, "", "Host header sent to the origin (empty: the client's)")
+CONF_KEY(threads, UINT, 0, 256, "0", "worker threads (0: one per core)")
+CONF_KEY(admin_listen, ADDR, 0, 0, "", "address of the admin listener (/healthz, /stats)")
+CONF_KEY(cache_dir, STR, 0, 0, "", "cache directory (not used yet: caching is not built)")
+CONF_KEY(cache_size, SIZE, 1048576, UINT64_C(1) << 44, "1G", "disk cache budget (not used yet)")
+CONF_KEY(memory_size, SIZE, 0, UINT64_C(1) << 40, "256M", "memory tier budget (not used yet)")
+CONF_KEY(log_level, LOGLEVEL, 0, 0, "info", "diagnostic log level: err, warn, info or debug")
+CONF_KEY(error_log, STR, 0, 0, "", "diagnostic log file (empty: stderr)")
+CONF_KEY(access_log, STR, 0, 0, "", "access log file (empty: none)")
+CONF_KEY(ready_file, STR, 0, 0, "", "file written once every listener is bound")
+CONF_KEY(via, STR, 0, 0, "edged", "pseudonym in the Via header")
+CONF_KEY(max_connections, UINT, 1, 1000000, "10000", "client connections per worker thread")
+CONF_KEY(max_request_line, SIZE, 256, 1048576, "8K", "longest request line (414 beyond)")
+CONF_KEY(max_header_size, SIZE, 1024, 4194304, "32K", "largest request head (431 beyond)")
+CONF_KEY(max_headers, UINT, 8, 1000, "100", "most request header fields (431 beyond)")
+CONF_KEY(max_body_size, SIZE, 0, UINT64_C(1) << 40, "1G", "largest request body (413 beyond)")
+CONF_KEY(client_header_timeout, DURATION, 100, 3600000, "10s", "time to receive a request head")
+CONF_KEY(client_body_timeout, DURATION, 100, 3600000, "60s", "idle time allowed while receiving a body")
+CONF_KEY(keepalive_timeout, DURATION, 0, 3600000, "75s", "idle time of a keep-alive connection")
+CONF_KEY(send_timeout, DURATION, 100, 3600000, "60s", "idle time allowed while sending to a client")
+CONF_KEY(origin_connect_timeout, DURATION, 10, 600000, "5s", "time to connect to the origin (504 beyond)")
+CONF_KEY(origin_first_byte_timeout, DURATION, 10, 3600000, "30s", "time to the origin's response head (504 beyond)")
+CONF_KEY(origin_idle_timeout, DURATION, 10, 3600000, "30s", "idle time within an origin response")
+CONF_KEY(drain_timeout, DURATION, 0, 3600000, "30s", "on SIGTERM, how long in-flight responses may finish")
+/* clang-format on */

@@ -1,0 +1,546 @@
+/*
+ * The public request handler: forwards each client request to the origin
+ * and streams the response back (edge/edge_int.h).
+ *
+ * Threading: a struct proxy_txn lives on one worker, between on_request and
+ * on_log of its http_txn; on_log is the one place it is freed, because it
+ * is the one callback every transaction ends with (answered, aborted or
+ * refused).
+ *
+ * Flow control both ways: origin bytes are taken only while the client's
+ * output buffer is under HTTP_OUT_HIGH_WATER (else the curl transfer is
+ * paused until on_writable), and request body bytes are handed to curl
+ * only as the client sends them (else the upload is paused until on_body).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "edge/edge_int.h"
+
+#define MAX_CONN_TOKENS 16
+#define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
+
+struct proxy_txn {
+	uint32_t magic;
+#define PROXY_TXN_MAGIC 0x52e9c0a7u
+	struct edge_worker *w;
+	struct http_txn *txn; /* NULL once the txn has ended */
+	struct origin_fetch *fetch;
+	enum origin_err origin_err;
+	uint64_t origin_ms;
+	unsigned responded : 1;
+	unsigned used_origin : 1;
+};
+
+/* RFC 9110 §7.6.1: fields that apply to one connection only. */
+static int
+is_hop_by_hop(const char *name, size_t len)
+{
+	static const char *const hop[] = { "connection", "keep-alive", "te",
+		"trailer", "transfer-encoding", "upgrade", "proxy-connection",
+		"proxy-authorization", "proxy-authenticate" };
+
+	for (size_t i = 0; i < CDN_ARRAY_LEN(hop); i++)
+		if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+			return 1;
+	return 0;
+}
+
+/* The field names a Connection field lists are hop-by-hop too. */
+struct conn_tokens {
+	struct http_slice t[MAX_CONN_TOKENS];
+	unsigned n;
+};
+
+static void
+conn_tokens_add(struct conn_tokens *ct, const char *v, size_t len)
+{
+	size_t i = 0, start, end;
+
+	while (i < len && ct->n < MAX_CONN_TOKENS) {
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		start = i;
+		while (i < len && v[i] != ',')
+			i++;
+		end = i;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		if (end > start) {
+			ct->t[ct->n].p = v + start;
+			ct->t[ct->n].len = end - start;
+			ct->n++;
+		}
+	}
+}
+
+static int
+conn_tokens_has(const struct conn_tokens *ct, const char *name, size_t len)
+{
+	for (unsigned i = 0; i < ct->n; i++)
+		if (ct->t[i].len == len &&
+		    strncasecmp(ct->t[i].p, name, len) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+name_is(const struct http_slice *s, const char *name)
+{
+	return http_slice_eq_ci(*s, name);
+}
+
+/* ---- building the origin request ---- */
+
+struct strbuf {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void
+sb_add(struct strbuf *b, const char *s, size_t len)
+{
+	size_t cap;
+	char *n;
+
+	if (b->failed)
+		return;
+	if (b->len + len + 1 > b->cap) {
+		cap = b->cap ? b->cap * 2 : 1024;
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		if (cap > FIELDS_MAX || (n = realloc(b->p, cap)) == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = n;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_str(struct strbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/* Append "Name: value" and a NUL: the fields are split at NULs later. */
+static void
+sb_field(struct strbuf *b, const char *name, size_t nlen, const char *v,
+    size_t vlen)
+{
+	sb_add(b, name, nlen);
+	/* curl drops "Name:" lines; "Name;" is how it sends an empty value. */
+	if (vlen == 0) {
+		sb_add(b, ";", 2);
+		return;
+	}
+	sb_add(b, ": ", 2);
+	sb_add(b, v, vlen);
+	sb_add(b, "", 1);
+}
+
+static int
+method_forwarded(enum http_method m)
+{
+	switch (m) {
+	case HTTP_M_GET:
+	case HTTP_M_HEAD:
+	case HTTP_M_POST:
+	case HTTP_M_PUT:
+	case HTTP_M_DELETE:
+	case HTTP_M_PATCH:
+	case HTTP_M_OPTIONS:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void
+respond_error(struct http_txn *txn, int status)
+{
+	char body[96];
+	int n;
+
+	n = snprintf(body, sizeof(body), "%d %s\n", status,
+	    http_status_reason(status));
+	http_txn_simple(txn, status, "text/plain", body, (size_t)n);
+}
+
+static const struct origin_fetch_ops proxy_origin_ops;
+
+static void
+on_request(struct http_txn *txn, void *arg)
+{
+	struct edge_worker *w = arg;
+	struct edge *e = w->edge;
+	const struct conf *cf = e->conf;
+	const struct http_request *req = http_txn_request(txn);
+	struct conn_tokens ct = { .n = 0 };
+	struct strbuf url = { 0 }, fb = { 0 };
+	struct strbuf via = { 0 }, xff = { 0 };
+	struct origin_request oreq;
+	struct proxy_txn *pt;
+	const char **fields = NULL;
+	const char *host;
+	size_t hostlen, nfields = 0, i;
+	int has_accept = 0;
+	char method[32];
+
+	if (!method_forwarded(req->method)) {
+		respond_error(txn, 501);
+		return;
+	}
+	if (req->target_form == HTTP_TARGET_ASTERISK) {
+		static const char allow[] =
+		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n";
+
+		http_txn_respond(txn, 200, allow, sizeof(allow) - 1, 0);
+		http_txn_finish(txn);
+		return;
+	}
+
+	for (i = 0; i < req->n_headers; i++)
+		if (name_is(&req->headers[i].name, "connection"))
+			conn_tokens_add(&ct, req->headers[i].value.p,
+			    req->headers[i].value.len);
+
+	for (i = 0; i < req->n_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+
+		if (is_hop_by_hop(h->name.p, h->name.len) ||
+		    conn_tokens_has(&ct, h->name.p, h->name.len) ||
+		    name_is(&h->name, "content-length") ||
+		    name_is(&h->name, "expect") || name_is(&h->name, "host") ||
+		    name_is(&h->name, "x-forwarded-proto"))
+			continue;
+		if (name_is(&h->name, "via")) {
+			sb_add(&via, h->value.p, h->value.len);
+			sb_add(&via, ", ", 2);
+			continue;
+		}
+		if (name_is(&h->name, "x-forwarded-for")) {
+			sb_add(&xff, h->value.p, h->value.len);
+			sb_add(&xff, ", ", 2);
+			continue;
+		}
+		if (name_is(&h->name, "accept"))
+			has_accept = 1;
+		sb_field(&fb, h->name.p, h->name.len, h->value.p, h->value.len);
+	}
+	if (cf->origin_host[0] != '\0') {
+		host = cf->origin_host;
+		hostlen = strlen(host);
+	} else if (req->host.len > 0) {
+		host = req->host.p;
+		hostlen = req->host.len;
+	} else {
+		host = e->origin_authority;
+		hostlen = strlen(host);
+	}
+	sb_field(&fb, "Host", 4, host, hostlen);
+	sb_str(&via, "1.1 ");
+	sb_str(&via, cf->via);
+	sb_field(&fb, "Via", 3, via.p, via.len);
+	sb_str(&xff, http_txn_client_addr(txn));
+	sb_field(&fb, "X-Forwarded-For", 15, xff.p, xff.len);
+	sb_field(&fb, "X-Forwarded-Proto", 17, "http", 4);
+	if (!has_accept)
+		sb_add(&fb, "Accept:", 8); /* no curl default */
+
+	sb_str(&url, e->origin_base);
+	sb_add(&url, req->path.p, req->path.len);
+	if (req->has_query) {
+		sb_add(&url, "?", 1);
+		sb_add(&url, req->query.p, req->query.len);
+	}
+	if (fb.failed || url.failed || via.failed || xff.failed) {
+		respond_error(txn, 431);
+		goto out;
+	}
+
+	/* Split the NUL-separated fields into the array curl takes. */
+	for (i = 0; i < fb.len; i++)
+		if (fb.p[i] == '\0')
+			nfields++;
+	fields = cdn_xcalloc(nfields + 1, sizeof(*fields));
+	nfields = 0;
+	for (i = 0; i < fb.len; i += strlen(fb.p + i) + 1)
+		fields[nfields++] = fb.p + i;
+	fields[nfields] = NULL;
+
+	snprintf(method, sizeof(method), "%.*s", (int)req->method_str.len,
+	    req->method_str.p);
+	memset(&oreq, 0, sizeof(oreq));
+	oreq.method = method;
+	oreq.url = url.p;
+	oreq.fields = fields;
+	oreq.is_head = req->method == HTTP_M_HEAD;
+	/* An explicit "Content-Length: 0" is forwarded as such. */
+	oreq.has_body = http_txn_has_body(txn) || req->content_length == 0;
+	oreq.body_length = http_txn_body_length(txn);
+
+	pt = cdn_xcalloc(1, sizeof(*pt));
+	pt->magic = PROXY_TXN_MAGIC;
+	pt->w = w;
+	pt->txn = txn;
+	http_txn_set_data(txn, pt);
+	pt->used_origin = 1;
+	EDGE_COUNTER_INC(w, origin_fetches);
+	pt->fetch = origin_fetch_start(w->origin, &oreq, &e->origin_to,
+	    &proxy_origin_ops, pt);
+	if (pt->fetch == NULL) {
+		pt->origin_err = ORIGIN_EINTERNAL;
+		EDGE_COUNTER_INC(w, origin_errors);
+		respond_error(txn, 502);
+	}
+out:
+	free(fields);
+	free(fb.p);
+	free(url.p);
+	free(via.p);
+	free(xff.p);
+}
+
+/* ---- origin callbacks ---- */
+
+static void
+on_origin_head(struct origin_fetch *f, void *arg, int status,
+    const char *fields, size_t len, int64_t content_length)
+{
+	struct proxy_txn *pt = arg;
+	struct conn_tokens ct = { .n = 0 };
+	struct strbuf out = { 0 };
+	const char *p, *end = fields + len, *eol, *colon;
+	size_t nlen;
+	int has_via = 0, chunked = 0;
+	const char *via = pt->w->edge->conf->via;
+
+	(void)f;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	pt->origin_ms = origin_fetch_first_byte_ms(f);
+
+	/* First pass: what the Connection field lists. */
+	for (p = fields; p < end; p = eol + 2) {
+		eol = memchr(p, '\r', (size_t)(end - p));
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL)
+			continue;
+		if ((size_t)(colon - p) == 10 &&
+		    strncasecmp(p, "connection", 10) == 0)
+			conn_tokens_add(&ct, colon + 1, (size_t)(eol - colon - 1));
+	}
+	for (p = fields; p < end; p = eol + 2) {
+		eol = memchr(p, '\r', (size_t)(end - p));
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL)
+			continue;
+		nlen = (size_t)(colon - p);
+		if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0)
+			chunked = 1;
+		if (is_hop_by_hop(p, nlen) || conn_tokens_has(&ct, p, nlen) ||
+		    (nlen == 14 && strncasecmp(p, "content-length", 14) == 0))
+			continue;
+		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
+			/* RFC 9110 §7.6.3: append ourselves to the chain. */
+			sb_add(&out, p, (size_t)(eol - p));
+			sb_str(&out, ", 1.1 ");
+			sb_str(&out, via);
+			sb_add(&out, "\r\n", 2);
+			has_via = 1;
+			continue;
+		}
+		sb_add(&out, p, (size_t)(eol + 2 - p));
+	}
+	if (!has_via) {
+		sb_str(&out, "Via: 1.1 ");
+		sb_str(&out, via);
+		sb_add(&out, "\r\n", 2);
+	}
+	if (chunked)
+		content_length = -1; /* RFC 9112 §6.3: chunked wins */
+	if (out.failed) {
+		free(out.p);
+		return; /* on_done answers 502: nothing was sent */
+	}
+	pt->responded = 1;
+	http_txn_respond(pt->txn, status, out.p, out.len, content_length);
+	free(out.p);
+}
+
+static size_t
+on_origin_body(struct origin_fetch *f, void *arg, const char *data,
+    size_t len)
+{
+	struct proxy_txn *pt = arg;
+
+	(void)f;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	if (!pt->responded)
+		return 0; /* the head was refused: abort the transfer */
+	if (http_txn_out_pending(pt->txn) > HTTP_OUT_HIGH_WATER)
+		return ORIGIN_PAUSE;
+	http_txn_write(pt->txn, data, len);
+	return len;
+}
+
+static size_t
+on_origin_upload(struct origin_fetch *f, void *arg, char *buf, size_t max)
+{
+	struct proxy_txn *pt = arg;
+	long n;
+
+	(void)f;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	n = http_txn_body_read(pt->txn, buf, max);
+	if (n >= 0)
+		return (size_t)n;
+	/* CDN_AGAIN: on_body resumes us; CDN_EINVAL: on_abort follows. */
+	return ORIGIN_PAUSE;
+}
+
+static void
+on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
+{
+	struct proxy_txn *pt = arg;
+	struct edge_worker *w = pt->w;
+	struct http_txn *txn = pt->txn;
+
+	(void)f;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	pt->fetch = NULL;
+	pt->origin_err = err;
+	if (err != ORIGIN_OK) {
+		EDGE_COUNTER_INC(w, origin_errors);
+		if (err == ORIGIN_ETIMEOUT_CONNECT ||
+		    err == ORIGIN_ETIMEOUT_FIRST_BYTE ||
+		    err == ORIGIN_ETIMEOUT_IDLE)
+			EDGE_COUNTER_INC(w, origin_timeouts);
+	}
+	/* pt dies in on_log, inside finish/abort/respond_error below. */
+	if (err == ORIGIN_OK && pt->responded)
+		http_txn_finish(txn);
+	else if (pt->responded)
+		http_txn_abort(txn); /* truncated: never a complete-looking body */
+	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
+	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
+		respond_error(txn, 504);
+	else
+		respond_error(txn, 502);
+}
+
+static const struct origin_fetch_ops proxy_origin_ops = {
+	.on_head = on_origin_head,
+	.on_body = on_origin_body,
+	.on_upload = on_origin_upload,
+	.on_done = on_origin_done,
+};
+
+/* ---- client callbacks ---- */
+
+static void
+on_body(struct http_txn *txn, void *arg)
+{
+	struct proxy_txn *pt = http_txn_data(txn);
+
+	(void)arg;
+	if (pt != NULL && pt->fetch != NULL)
+		origin_fetch_resume_upload(pt->fetch);
+}
+
+static void
+on_writable(struct http_txn *txn, void *arg)
+{
+	struct proxy_txn *pt = http_txn_data(txn);
+
+	(void)arg;
+	if (pt != NULL && pt->fetch != NULL)
+		origin_fetch_resume_body(pt->fetch);
+}
+
+static void
+on_abort(struct http_txn *txn, void *arg)
+{
+	struct proxy_txn *pt = http_txn_data(txn);
+
+	(void)arg;
+	if (pt == NULL)
+		return;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	origin_fetch_cancel(&pt->fetch);
+}
+
+static int
+status_class(int status)
+{
+	if (status < 100 || status > 599)
+		return 0;
+	return status / 100;
+}
+
+static void
+on_log(struct http_txn *txn, void *arg)
+{
+	struct edge_worker *w = arg;
+	struct proxy_txn *pt = http_txn_data(txn);
+	const struct http_request *req = http_txn_request(txn);
+	uint64_t dur_ms = (cdn_now_ns() - http_txn_start_ns(txn)) / 1000000u;
+	int status = http_txn_status(txn);
+	char ts[40], origin[64];
+	const char *err = http_txn_error(txn);
+
+	EDGE_COUNTER_INC(w, requests);
+	EDGE_COUNTER_INC(w, status[status_class(status)]);
+	EDGE_COUNTER_ADD(w, bytes_sent, http_txn_bytes_sent(txn));
+	if (http_txn_aborted(txn))
+		EDGE_COUNTER_INC(w, client_aborts);
+	if (err != NULL && pt == NULL)
+		EDGE_COUNTER_INC(w, bad_requests);
+
+	if (w->alog != NULL) {
+		cdn_log_timestamp(ts, sizeof(ts));
+		if (pt != NULL && pt->used_origin)
+			snprintf(origin, sizeof(origin), "%llu %s",
+			    (unsigned long long)pt->origin_ms,
+			    origin_err_name(pt->origin_err));
+		else
+			snprintf(origin, sizeof(origin), "- -");
+		/* time client "request" status bytes ms origin_ms origin_result
+		 * cache_status aborted "error" */
+		cdn_alog_printf(w->alog,
+		    "%s %s \"%.*s %.*s HTTP/1.%d\" %d %llu %llu %s - %s \"%s\"",
+		    ts, http_txn_client_addr(txn),
+		    (int)(req->method_str.len < 32 ? req->method_str.len : 32),
+		    req->method_str.p,
+		    (int)(req->target.len < 2048 ? req->target.len : 2048),
+		    req->target.p, req->version_minor, status,
+		    (unsigned long long)http_txn_bytes_sent(txn),
+		    (unsigned long long)dur_ms, origin,
+		    http_txn_aborted(txn) ? "aborted" : "-",
+		    err != NULL ? err : "-");
+	}
+	if (pt != NULL) {
+		MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+		CDN_ASSERT(pt->fetch == NULL);
+		MAGIC_WIPE(pt);
+		free(pt);
+		http_txn_set_data(txn, NULL);
+	}
+}
+
+const struct http_handler edge_proxy_handler = {
+	.on_request = on_request,
+	.on_body = on_body,
+	.on_writable = on_writable,
+	.on_abort = on_abort,
+	.on_log = on_log,
+};

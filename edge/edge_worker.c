@@ -1,0 +1,499 @@
+/*
+ * edged's threads: start-up, worker loops, signals and graceful drain.
+ *
+ * The main thread binds every listening socket before any worker starts
+ * (one socket per worker and address, SO_REUSEPORT, so the kernel spreads
+ * connections and no accept lock is needed), then runs its own loop for
+ * signals and the admin listener.  Each worker runs one event_base with its
+ * listeners, HTTP connections and curl multi handle.
+ *
+ * Drain (SIGTERM/SIGINT): the main thread activates each worker's drain_ev
+ * (libevent is built thread-aware by evthread_use_pthreads(), so that is
+ * safe across threads).  A worker then closes its listeners, lets in-flight
+ * responses finish, closes idle connections and exits its loop when it has
+ * none left or when drain_timeout passes.  The main thread polls
+ * workers_done and exits its loop when all are done.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/thread.h>
+
+#include "edge/edge.h"
+#include "edge/edge_int.h"
+
+#define ALOG_FLUSH_MS 200
+#define LISTEN_BACKLOG 1024
+
+static void
+ms_tv(uint64_t ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+/*
+ * Open a listening socket on "HOST:PORT".  Returns the fd, or -1 after
+ * logging why.
+ */
+static int
+listen_socket(const char *hostport)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256], port[8];
+	const char *why;
+	uint16_t portnum;
+	int fd = -1, one = 1, rc;
+
+	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum,
+		&why) != CDN_OK) {
+		CDN_LOG(CDN_LOG_ERR, "edge", "listen %s: %s", hostport, why);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)portnum);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		CDN_LOG(CDN_LOG_ERR, "edge", "listen %s: %s", hostport,
+		    gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
+	/* [::]:80 must not also take 0.0.0.0:80: that is its own listen. */
+	if (res->ai_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, LISTEN_BACKLOG) == -1)
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+
+fail:
+	CDN_LOG(CDN_LOG_ERR, "edge", "listen %s: %s", hostport,
+	    strerror(errno));
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
+}
+
+static void
+on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct edge_worker *w = arg;
+
+	(void)l;
+	EDGE_COUNTER_INC(w, conns_accepted);
+	http_server_adopt(w->http, fd, sa, salen);
+}
+
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)l;
+	(void)arg;
+	/* EMFILE and friends: keep listening, the next accept may work. */
+	CDN_LOG(CDN_LOG_WARN, "edge", "accept: %s",
+	    evutil_socket_error_to_string(err));
+}
+
+static void
+on_flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct edge_worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	cdn_alog_buf_flush(w->alog);
+}
+
+static void
+on_worker_empty(void *arg)
+{
+	struct edge_worker *w = arg;
+
+	event_base_loopexit(w->base, NULL);
+}
+
+static void
+on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct edge_worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	CDN_LOG(CDN_LOG_WARN, "edge",
+	    "worker %u: drain timeout, closing %u connection(s)", w->id,
+	    http_server_conn_count(w->http));
+	http_server_close_all(w->http);
+	event_base_loopexit(w->base, NULL);
+}
+
+static void
+on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct edge_worker *w = arg;
+	struct timeval tv;
+
+	(void)fd;
+	(void)what;
+	for (unsigned i = 0; i < w->nlisteners; i++)
+		evconnlistener_free(w->listeners[i]);
+	w->nlisteners = 0;
+	ms_tv(w->edge->conf->drain_timeout, &tv);
+	evtimer_add(w->drain_timer, &tv);
+	http_server_drain(w->http, on_worker_empty, w);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct edge_worker *w = arg;
+
+	event_base_dispatch(w->base);
+	/* Connections first: their txns may hold origin fetches. */
+	http_server_free(&w->http);
+	origin_multi_free(&w->origin);
+	cdn_alog_buf_free(&w->alog);
+	atomic_fetch_add(&w->edge->workers_done, 1);
+	return NULL;
+}
+
+static struct http_server_limits
+server_limits(const struct conf *c)
+{
+	struct http_server_limits lim;
+
+	memset(&lim, 0, sizeof(lim));
+	lim.parse.max_request_line = c->max_request_line;
+	lim.parse.max_header_bytes = c->max_header_size;
+	lim.parse.max_headers = c->max_headers;
+	lim.max_body_size = c->max_body_size;
+	lim.header_timeout_ms = c->client_header_timeout;
+	lim.keepalive_timeout_ms = c->keepalive_timeout;
+	lim.body_timeout_ms = c->client_body_timeout;
+	lim.send_timeout_ms = c->send_timeout;
+	lim.max_connections = c->max_connections;
+	return lim;
+}
+
+static int
+worker_init(struct edge *e, struct edge_worker *w, unsigned id)
+{
+	const struct conf *c = e->conf;
+	struct http_server_limits lim = server_limits(c);
+	struct timeval tv;
+	int fd;
+
+	w->magic = EDGE_WORKER_MAGIC;
+	w->edge = e;
+	w->id = id;
+	w->base = event_base_new();
+	if (w->base == NULL)
+		return CDN_ENOMEM;
+	w->http = http_server_new(w->base, &lim, &edge_proxy_handler, w);
+	w->origin = origin_multi_new(w->base);
+	w->alog = cdn_alog_buf_new(e->alog);
+	w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
+	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+	w->flush_timer = event_new(w->base, -1, EV_PERSIST, on_flush_timer, w);
+	ms_tv(ALOG_FLUSH_MS, &tv);
+	if (w->alog != NULL)
+		event_add(w->flush_timer, &tv);
+	w->listeners = cdn_xcalloc(c->listen.n, sizeof(*w->listeners));
+	for (unsigned i = 0; i < c->listen.n; i++) {
+		fd = listen_socket(c->listen.v[i]);
+		if (fd == -1)
+			return CDN_EIO;
+		w->listeners[i] = evconnlistener_new(w->base, on_accept, w,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+		if (w->listeners[i] == NULL) {
+			close(fd);
+			return CDN_EIO;
+		}
+		evconnlistener_set_error_cb(w->listeners[i], on_accept_error);
+		w->nlisteners++;
+	}
+	return CDN_OK;
+}
+
+static void
+worker_fini(struct edge_worker *w)
+{
+	if (w->magic != EDGE_WORKER_MAGIC)
+		return; /* never initialised */
+	for (unsigned i = 0; i < w->nlisteners; i++)
+		evconnlistener_free(w->listeners[i]);
+	free(w->listeners);
+	http_server_free(&w->http);
+	origin_multi_free(&w->origin);
+	cdn_alog_buf_free(&w->alog);
+	if (w->drain_ev != NULL)
+		event_free(w->drain_ev);
+	if (w->drain_timer != NULL)
+		event_free(w->drain_timer);
+	if (w->flush_timer != NULL)
+		event_free(w->flush_timer);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	MAGIC_WIPE(w);
+}
+
+/* ---- main thread: signals, admin, start and stop ---- */
+
+static void
+on_join_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct edge *e = arg;
+
+	(void)fd;
+	(void)what;
+	if (atomic_load(&e->workers_done) < e->nworkers)
+		return;
+	if (e->admin_http != NULL)
+		http_server_close_all(e->admin_http);
+	event_base_loopexit(e->main_base, NULL);
+}
+
+static void
+start_drain(struct edge *e, const char *why)
+{
+	struct timeval tv;
+
+	if (atomic_exchange(&e->draining, 1))
+		return;
+	CDN_LOG(CDN_LOG_INFO, "edge", "%s: draining (up to %llu ms)", why,
+	    (unsigned long long)e->conf->drain_timeout);
+	for (unsigned i = 0; i < e->nworkers; i++)
+		event_active(e->workers[i].drain_ev, 0, 0);
+	if (e->admin != NULL) {
+		evconnlistener_free(e->admin);
+		e->admin = NULL;
+	}
+	ms_tv(20, &tv);
+	evtimer_add(e->join_timer, &tv);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct edge *e = arg;
+
+	(void)what;
+	if (sig == SIGHUP) {
+		CDN_LOG(CDN_LOG_INFO, "edge", "SIGHUP: reopening log files");
+		cdn_log_reopen();
+		cdn_alog_reopen(e->alog);
+		return;
+	}
+	start_drain(e, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+on_admin_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct edge *e = arg;
+
+	(void)l;
+	http_server_adopt(e->admin_http, fd, sa, salen);
+}
+
+/*
+ * Split conf->origin into the base URL requests are appended to (a path
+ * prefix is kept, trailing slashes are not: the client's path brings one)
+ * and the authority, the Host for clients that sent none.
+ */
+static void
+origin_parse(struct edge *e)
+{
+	const char *u = e->conf->origin, *auth;
+	size_t authlen, len;
+
+	auth = strstr(u, "://");
+	CDN_ASSERT(auth != NULL); /* conf validated the URL */
+	auth += 3;
+	authlen = strcspn(auth, "/");
+	len = strlen(u);
+	while (len > (size_t)(auth - u) + authlen && u[len - 1] == '/')
+		len--;
+	e->origin_base = cdn_xstrndup(u, len);
+	e->origin_authority = cdn_xstrndup(auth, authlen);
+}
+
+static int
+write_ready_file(const char *path)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s", tmp,
+		    strerror(errno));
+		return CDN_EIO;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) != 0 || rename(tmp, path) == -1) {
+		CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s", path,
+		    strerror(errno));
+		return CDN_EIO;
+	}
+	return CDN_OK;
+}
+
+struct edge *
+edge_new(struct conf *conf)
+{
+	struct edge *e;
+	struct http_server_limits lim;
+	int fd;
+
+	evthread_use_pthreads();
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		CDN_LOG(CDN_LOG_ERR, "edge", "curl_global_init failed");
+		return NULL;
+	}
+	e = cdn_xcalloc(1, sizeof(*e));
+	e->magic = EDGE_MAGIC;
+	e->conf = conf_ref(conf);
+	e->start_ms = cdn_now_ms();
+	origin_parse(e);
+	e->origin_to.connect_ms = conf->origin_connect_timeout;
+	e->origin_to.first_byte_ms = conf->origin_first_byte_timeout;
+	e->origin_to.idle_ms = conf->origin_idle_timeout;
+	e->nworkers = conf->threads;
+	if (e->nworkers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		e->nworkers = n > 0 ? (unsigned)n : 1;
+	}
+	if (conf->access_log[0] != '\0') {
+		e->alog = cdn_alog_new(conf->access_log);
+		if (e->alog == NULL)
+			goto fail;
+	}
+	e->main_base = event_base_new();
+	e->workers = cdn_xcalloc(e->nworkers, sizeof(*e->workers));
+	for (unsigned i = 0; i < e->nworkers; i++)
+		if (worker_init(e, &e->workers[i], i) != CDN_OK)
+			goto fail;
+	if (conf->admin_listen[0] != '\0') {
+		fd = listen_socket(conf->admin_listen);
+		if (fd == -1)
+			goto fail;
+		lim = server_limits(conf);
+		lim.max_connections = 64;
+		e->admin_http = http_server_new(e->main_base, &lim,
+		    &edge_admin_handler, e);
+		e->admin = evconnlistener_new(e->main_base, on_admin_accept, e,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+		if (e->admin == NULL) {
+			close(fd);
+			goto fail;
+		}
+	}
+	e->sig_term = evsignal_new(e->main_base, SIGTERM, on_signal, e);
+	e->sig_int = evsignal_new(e->main_base, SIGINT, on_signal, e);
+	e->sig_hup = evsignal_new(e->main_base, SIGHUP, on_signal, e);
+	event_add(e->sig_term, NULL);
+	event_add(e->sig_int, NULL);
+	event_add(e->sig_hup, NULL);
+	e->join_timer = event_new(e->main_base, -1, EV_PERSIST, on_join_timer,
+	    e);
+	return e;
+
+fail:
+	edge_free(&e);
+	return NULL;
+}
+
+int
+edge_run(struct edge *e)
+{
+	unsigned started = 0;
+
+	MAGIC_CHECK(e, EDGE_MAGIC);
+	signal(SIGPIPE, SIG_IGN);
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		if (pthread_create(&e->workers[i].thread, NULL, worker_main,
+			&e->workers[i]) != 0) {
+			CDN_LOG(CDN_LOG_ERR, "edge", "pthread_create failed");
+			break;
+		}
+		started++;
+	}
+	if (started == e->nworkers) {
+		CDN_LOG(CDN_LOG_INFO, "edge",
+		    "serving on %u address(es) with %u worker(s), origin %s",
+		    e->conf->listen.n, e->nworkers, e->conf->origin);
+		if (e->conf->ready_file[0] != '\0' &&
+		    write_ready_file(e->conf->ready_file) != CDN_OK)
+			start_drain(e, "ready file");
+	} else {
+		start_drain(e, "start-up failure");
+	}
+	event_base_dispatch(e->main_base);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(e->workers[i].thread, NULL);
+	CDN_LOG(CDN_LOG_INFO, "edge", "stopped");
+	return started == e->nworkers ? 0 : 1;
+}
+
+void
+edge_free(struct edge **ep)
+{
+	struct edge *e = *ep;
+
+	*ep = NULL;
+	if (e == NULL)
+		return;
+	MAGIC_CHECK(e, EDGE_MAGIC);
+	for (unsigned i = 0; e->workers != NULL && i < e->nworkers; i++)
+		worker_fini(&e->workers[i]);
+	free(e->workers);
+	if (e->admin != NULL)
+		evconnlistener_free(e->admin);
+	http_server_free(&e->admin_http);
+	if (e->sig_term != NULL) {
+		event_free(e->sig_term);
+		event_free(e->sig_int);
+		event_free(e->sig_hup);
+		event_free(e->join_timer);
+	}
+	if (e->main_base != NULL)
+		event_base_free(e->main_base);
+	cdn_alog_free(&e->alog);
+	free(e->origin_base);
+	free(e->origin_authority);
+	conf_unref(&e->conf);
+	MAGIC_WIPE(e);
+	free(e);
+	curl_global_cleanup();
+	libevent_global_shutdown();
+}

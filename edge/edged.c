@@ -1,0 +1,59 @@
+/*
+ * edged: the edge caching node's entry point.  Configuration errors exit 2,
+ * start-up failures 1, a drained shutdown 0.
+ */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "common/cdn_log.h"
+#include "conf/conf.h"
+#include "edge/edge.h"
+
+int
+main(int argc, char **argv)
+{
+	struct conf *conf = NULL;
+	enum conf_action action;
+	struct edge *e;
+	int rc;
+
+	if (conf_from_argv(argc, argv, stderr, &conf, &action) != CDN_OK)
+		return 2;
+	switch (action) {
+	case CONF_ACT_HELP:
+		conf_print_help(stdout, "edged");
+		conf_unref(&conf);
+		return 0;
+	case CONF_ACT_VERSION:
+		printf("edged %s\n", PACKAGE_VERSION);
+		conf_unref(&conf);
+		return 0;
+	case CONF_ACT_DUMP:
+		conf_dump(stdout, conf);
+		conf_unref(&conf);
+		return 0;
+	case CONF_ACT_TEST:
+		fprintf(stderr, "edged: configuration %s is ok\n",
+		    conf->config != NULL ? conf->config : "(flags only)");
+		conf_unref(&conf);
+		return 0;
+	case CONF_ACT_RUN:
+		break;
+	}
+	cdn_log_level_now = (int)conf->log_level;
+	if (cdn_log_open(conf->error_log) != CDN_OK) {
+		conf_unref(&conf);
+		return 1;
+	}
+	e = edge_new(conf);
+	conf_unref(&conf);
+	if (e == NULL) {
+		cdn_log_close();
+		return 1;
+	}
+	rc = edge_run(e);
+	edge_free(&e);
+	cdn_log_close();
+	return rc;
+}

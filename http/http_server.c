@@ -1,0 +1,952 @@
+/*
+ * HTTP/1.1 server connections (http/http_server.h).
+ *
+ * Threading: a struct http_server and all its connections belong to the one
+ * thread running its event_base; nothing here is shared or locked.
+ *
+ * Connection life: IDLE (waiting for a request head; the conn timer holds
+ * the keep-alive or header deadline) -> ACTIVE (a txn is owned by the
+ * handler) -> IDLE again for keep-alive, or CLOSING (flush the output) ->
+ * LINGER (write side shut, input discarded for a moment so that a pending
+ * RST cannot destroy the response before the client read it) -> freed.
+ *
+ * Pipelining: the next request is parsed only when the current response is
+ * complete.  dispatch() loops over what is buffered rather than recursing,
+ * so a thousand pipelined requests answered synchronously cost no stack.
+ *
+ * Backpressure: the input buffer has a high watermark, so a client sending a
+ * body faster than the handler consumes it is simply not read; the handler
+ * stops producing output above HTTP_OUT_HIGH_WATER and is called back
+ * (on_writable) below the low-water mark.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "common/cdn_log.h"
+#include "http/http_server.h"
+
+#define OUT_LOW_WATER (64 * 1024)
+#define BODY_BUF_MAX (64 * 1024)    /* decoded chunked body kept ahead */
+#define CHUNK_WINDOW (16 * 1024)    /* bytes handed to the chunk decoder */
+#define CHUNK_MAX_LINE 4096
+#define CHUNK_MAX_TRAILER 8192
+#define LINGER_MS 2000
+
+enum conn_state {
+	CONN_IDLE = 0,
+	CONN_ACTIVE,
+	CONN_CLOSING,
+	CONN_LINGER,
+};
+
+struct http_txn {
+	uint32_t magic;
+#define HTTP_TXN_MAGIC 0x27d3b19eu
+	struct http_conn *conn;
+	struct http_request req;
+	void *data;
+	uint64_t start_ns;
+	const char *error; /* static: why the server refused the request */
+
+	/* request body */
+	unsigned has_body : 1;
+	unsigned body_done : 1;
+	unsigned want_body : 1; /* handler got CDN_AGAIN: call on_body */
+	uint64_t body_left;	/* Content-Length bodies */
+	uint64_t body_seen;	/* chunked bodies, for max_body_size */
+	struct http_chunked chunked;
+	struct evbuffer *body_buf; /* decoded chunked data not yet read */
+
+	/* response */
+	int status;
+	unsigned responded : 1;
+	unsigned no_body : 1;	  /* HEAD, 1xx, 204, 304 */
+	unsigned chunked_out : 1; /* we frame with chunked coding */
+	unsigned want_write : 1;  /* call on_writable on drain */
+	unsigned aborted : 1;	  /* ended without a complete response */
+	int body_error;		  /* 400/413 found while reading the body */
+	uint64_t bytes_sent;
+};
+
+struct http_conn {
+	uint32_t magic;
+#define HTTP_CONN_MAGIC 0x91c06e4bu
+	struct http_server *srv;
+	struct http_conn *next, *prev;
+	struct bufferevent *bev;
+	struct event *timer;
+	enum conn_state state;
+	unsigned keep_alive : 1;
+	unsigned head_started : 1; /* bytes of a head seen: header timeout */
+	unsigned in_dispatch : 1;
+	unsigned client_eof : 1; /* client half-closed after its request */
+	unsigned nreq;
+	char peer[INET6_ADDRSTRLEN];
+	char *head;		 /* copy of the current request head */
+	size_t head_cap;
+	struct http_header *fields; /* max_headers entries */
+	struct http_txn txn;
+};
+
+struct http_server {
+	uint32_t magic;
+#define HTTP_SERVER_MAGIC 0x4e8a53d1u
+	struct event_base *base;
+	struct http_server_limits lim;
+	struct http_handler h;
+	void *arg;
+	struct http_conn *conns;
+	unsigned nconns;
+	unsigned draining : 1;
+	void (*on_empty)(void *arg);
+	void *on_empty_arg;
+};
+
+static void conn_free(struct http_conn *c);
+static void conn_dispatch(struct http_conn *c);
+static void conn_close_after_flush(struct http_conn *c);
+
+/* ---- Date cache ---- */
+
+static __thread time_t date_sec;
+static __thread char date_field[64];
+
+const char *
+http_date_field(void)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != date_sec) {
+		gmtime_r(&now, &tm);
+		strftime(date_field, sizeof(date_field),
+		    "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		date_sec = now;
+	}
+	return date_field;
+}
+
+/* ---- helpers ---- */
+
+static void
+ms_to_tv(uint64_t ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+static void
+conn_arm_timer(struct http_conn *c, uint64_t ms)
+{
+	struct timeval tv;
+
+	ms_to_tv(ms, &tv);
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+rebase(struct http_slice *s, const char *from, size_t len, char *to)
+{
+	if (s->p >= from && s->p < from + len)
+		s->p = to + (s->p - from);
+}
+
+/* Point every slice of <req> at the copy of the head in <to>. */
+static void
+request_rebase(struct http_request *req, const char *from, char *to)
+{
+	size_t len = req->head_len;
+
+	rebase(&req->method_str, from, len, to);
+	rebase(&req->target, from, len, to);
+	rebase(&req->scheme, from, len, to);
+	rebase(&req->authority, from, len, to);
+	rebase(&req->path, from, len, to);
+	rebase(&req->query, from, len, to);
+	rebase(&req->host, from, len, to);
+	for (unsigned i = 0; i < req->n_headers; i++) {
+		rebase(&req->headers[i].name, from, len, to);
+		rebase(&req->headers[i].value, from, len, to);
+	}
+}
+
+static void
+out_add(struct http_txn *txn, const void *p, size_t len)
+{
+	evbuffer_add(bufferevent_get_output(txn->conn->bev), p, len);
+	txn->bytes_sent += len;
+}
+
+/* ---- transaction end ---- */
+
+static void
+txn_reset(struct http_txn *txn)
+{
+	struct evbuffer *keep = txn->body_buf;
+
+	if (keep != NULL)
+		evbuffer_drain(keep, evbuffer_get_length(keep));
+	memset(txn, 0, sizeof(*txn));
+	txn->body_buf = keep;
+}
+
+/* The txn is over (answered, or the client is gone): log it, reset it. */
+static void
+txn_end(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+	struct http_txn *txn = &c->txn;
+
+	if (s->h.on_log != NULL)
+		s->h.on_log(txn, s->arg);
+	if (!txn->body_done)
+		c->keep_alive = 0; /* unread body bytes: framing is lost */
+	txn_reset(txn);
+	c->nreq++;
+}
+
+static void
+txn_after_response(struct http_conn *c)
+{
+	txn_end(c);
+	if (!c->keep_alive || c->srv->draining || c->client_eof) {
+		conn_close_after_flush(c);
+		return;
+	}
+	c->state = CONN_IDLE;
+	c->head_started = 0;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	conn_arm_timer(c, c->srv->lim.keepalive_timeout_ms);
+	if (!c->in_dispatch)
+		conn_dispatch(c);
+}
+
+/* ---- server-made responses ---- */
+
+void
+http_txn_simple(struct http_txn *txn, int status, const char *content_type,
+    const char *body, size_t body_len)
+{
+	char fields[256];
+	int n;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	n = snprintf(fields, sizeof(fields), "Content-Type: %s\r\n",
+	    content_type != NULL ? content_type : "text/plain");
+	http_txn_respond(txn, status, fields, (size_t)n, (int64_t)body_len);
+	http_txn_write(txn, body, body_len);
+	http_txn_finish(txn);
+}
+
+/* Answer an error the server found itself and close the connection. */
+static void
+conn_error(struct http_conn *c, int status, const char *why)
+{
+	struct http_txn *txn = &c->txn;
+	char body[128];
+	int n;
+
+	CDN_LOG(CDN_LOG_INFO, "http", "client %s: %d %s", c->peer, status,
+	    why);
+	txn->magic = HTTP_TXN_MAGIC;
+	txn->conn = c;
+	if (txn->start_ns == 0)
+		txn->start_ns = cdn_now_ns();
+	txn->error = why;
+	c->keep_alive = 0;
+	c->state = CONN_ACTIVE;
+	n = snprintf(body, sizeof(body), "%d %s\n", status,
+	    http_status_reason(status));
+	http_txn_simple(txn, status, "text/plain", body, (size_t)n);
+}
+
+/* ---- request body ---- */
+
+int
+http_txn_has_body(const struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	return txn->has_body;
+}
+
+int64_t
+http_txn_body_length(const struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	return txn->req.is_chunked ? -1 : txn->req.content_length;
+}
+
+/* Move decoded chunked data from the input into txn->body_buf. */
+static int
+chunked_fill(struct http_txn *txn, struct evbuffer *in)
+{
+	const struct http_server_limits *lim = &txn->conn->srv->lim;
+	size_t avail, win, framing, data;
+	const char *why = NULL;
+	unsigned char *p;
+	int rc;
+
+	while (!txn->body_done &&
+	    evbuffer_get_length(txn->body_buf) < BODY_BUF_MAX) {
+		avail = evbuffer_get_length(in);
+		if (avail == 0)
+			break;
+		win = avail < CHUNK_WINDOW ? avail : CHUNK_WINDOW;
+		p = evbuffer_pullup(in, (ev_ssize_t)win);
+		rc = http_chunked_step(&txn->chunked, (const char *)p, win,
+		    &framing, &data, &why);
+		if (rc == CDN_EINVAL)
+			return 400;
+		evbuffer_drain(in, framing);
+		if (data > 0) {
+			txn->body_seen += data;
+			if (txn->body_seen > lim->max_body_size)
+				return 413;
+			evbuffer_remove_buffer(in, txn->body_buf, data);
+		}
+		if (rc == CDN_OK)
+			txn->body_done = 1;
+		else if (framing + data == 0)
+			break;
+	}
+	return 0;
+}
+
+long
+http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
+{
+	struct http_conn *c;
+	struct evbuffer *in;
+	size_t n;
+	int status;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	c = txn->conn;
+	in = bufferevent_get_input(c->bev);
+	if (!txn->has_body)
+		return 0;
+	if (!txn->req.is_chunked) {
+		n = evbuffer_get_length(in);
+		if (n > txn->body_left)
+			n = (size_t)txn->body_left;
+		if (n > max)
+			n = max;
+		if (n == 0) {
+			if (txn->body_left == 0)
+				return 0;
+			txn->want_body = 1;
+			return CDN_AGAIN;
+		}
+		evbuffer_remove(in, dst, n);
+		txn->body_left -= n;
+		if (txn->body_left == 0)
+			txn->body_done = 1;
+		return (long)n;
+	}
+	status = chunked_fill(txn, in);
+	if (status != 0) {
+		txn->error = status == 413 ? "request body too large" :
+					     "bad chunked body";
+		txn->want_body = 0;
+		/* The handler learns through on_abort, from the event loop. */
+		c->keep_alive = 0;
+		event_active(c->timer, EV_TIMEOUT, 0);
+		txn->body_error = status;
+		return CDN_EINVAL;
+	}
+	n = evbuffer_remove(txn->body_buf, dst, max);
+	if (n > 0)
+		return (long)n;
+	if (txn->body_done)
+		return 0;
+	txn->want_body = 1;
+	return CDN_AGAIN;
+}
+
+/* ---- response ---- */
+
+static int
+fields_have_date(const char *f, size_t len)
+{
+	const char *end = f + len;
+
+	while (f < end) {
+		if ((size_t)(end - f) >= 5 && strncasecmp(f, "Date:", 5) == 0)
+			return 1;
+		f = memchr(f, '\n', (size_t)(end - f));
+		if (f == NULL)
+			return 0;
+		f++;
+	}
+	return 0;
+}
+
+void
+http_txn_respond(struct http_txn *txn, int status, const char *fields,
+    size_t fields_len, int64_t content_length)
+{
+	struct http_conn *c;
+	char line[160];
+	int n;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	c = txn->conn;
+	CDN_ASSERT(!txn->responded);
+	txn->responded = 1;
+	txn->status = status;
+	if (c->srv->draining)
+		c->keep_alive = 0;
+	if (status < 200 || status == 204 || status == 304)
+		txn->no_body = 1;
+	if (txn->req.method == HTTP_M_HEAD)
+		txn->no_body = 1;
+
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+	    http_status_reason(status));
+	out_add(txn, line, (size_t)n);
+	if (fields_len > 0)
+		out_add(txn, fields, fields_len);
+	if (!fields_have_date(fields, fields_len))
+		out_add(txn, http_date_field(), strlen(http_date_field()));
+
+	if (status < 200 || status == 204 || status == 304) {
+		/* RFC 9110 §8.6: no Content-Length on 1xx and 204 */
+	} else if (content_length >= 0) {
+		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
+		    (long long)content_length);
+		out_add(txn, line, (size_t)n);
+	} else if (txn->no_body) {
+		/* HEAD with an unknown length: nothing to frame */
+	} else if (txn->req.version_minor >= 1) {
+		out_add(txn, "Transfer-Encoding: chunked\r\n", 28);
+		txn->chunked_out = 1;
+	} else {
+		c->keep_alive = 0; /* HTTP/1.0: the close ends the body */
+	}
+	if (!c->keep_alive)
+		out_add(txn, "Connection: close\r\n\r\n", 21);
+	else if (txn->req.version_minor == 0)
+		out_add(txn, "Connection: keep-alive\r\n\r\n", 26);
+	else
+		out_add(txn, "\r\n", 2);
+}
+
+void
+http_txn_write(struct http_txn *txn, const void *data, size_t len)
+{
+	char hex[24];
+	int n;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	CDN_ASSERT(txn->responded);
+	if (txn->no_body || len == 0)
+		return;
+	if (txn->chunked_out) {
+		n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
+		out_add(txn, hex, (size_t)n);
+		out_add(txn, data, len);
+		out_add(txn, "\r\n", 2);
+		return;
+	}
+	out_add(txn, data, len);
+}
+
+size_t
+http_txn_out_pending(const struct http_txn *txn)
+{
+	size_t n;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	n = evbuffer_get_length(bufferevent_get_output(txn->conn->bev));
+	if (n > HTTP_OUT_HIGH_WATER)
+		((struct http_txn *)(uintptr_t)txn)->want_write = 1;
+	return n;
+}
+
+void
+http_txn_finish(struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	CDN_ASSERT(txn->responded);
+	if (txn->chunked_out)
+		out_add(txn, "0\r\n\r\n", 5);
+	txn_after_response(txn->conn);
+}
+
+void
+http_txn_abort(struct http_txn *txn)
+{
+	struct http_conn *c;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	c = txn->conn;
+	c->keep_alive = 0;
+	txn->aborted = 1;
+	txn_end(c);
+	conn_close_after_flush(c);
+}
+
+/* ---- accessors ---- */
+
+const struct http_request *
+http_txn_request(const struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	return &txn->req;
+}
+
+const char *
+http_txn_client_addr(const struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	return txn->conn->peer;
+}
+
+void
+http_txn_set_data(struct http_txn *txn, void *data)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	txn->data = data;
+}
+
+void *
+http_txn_data(const struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	return txn->data;
+}
+
+int
+http_txn_status(const struct http_txn *txn)
+{
+	return txn->status;
+}
+
+int
+http_txn_aborted(const struct http_txn *txn)
+{
+	return txn->aborted;
+}
+
+uint64_t
+http_txn_bytes_sent(const struct http_txn *txn)
+{
+	return txn->bytes_sent;
+}
+
+uint64_t
+http_txn_start_ns(const struct http_txn *txn)
+{
+	return txn->start_ns;
+}
+
+const char *
+http_txn_error(const struct http_txn *txn)
+{
+	return txn->error;
+}
+
+/* ---- connection ---- */
+
+/* Start the transaction for the parsed head in c->head. */
+static void
+txn_start(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+	struct http_txn *txn = &c->txn;
+	struct http_request *req = &txn->req;
+	struct timeval tv;
+
+	txn->magic = HTTP_TXN_MAGIC;
+	txn->conn = c;
+	c->state = CONN_ACTIVE;
+	c->keep_alive = req->keep_alive;
+	evtimer_del(c->timer);
+
+	if (req->is_chunked) {
+		txn->has_body = 1;
+		http_chunked_init(&txn->chunked, CHUNK_MAX_LINE,
+		    CHUNK_MAX_TRAILER);
+		if (txn->body_buf == NULL)
+			txn->body_buf = evbuffer_new();
+	} else if (req->content_length > 0) {
+		if ((uint64_t)req->content_length > s->lim.max_body_size) {
+			conn_error(c, 413, "request body too large");
+			return;
+		}
+		txn->has_body = 1;
+		txn->body_left = (uint64_t)req->content_length;
+	}
+	txn->body_done = !txn->has_body;
+	if (txn->has_body) {
+		ms_to_tv(s->lim.body_timeout_ms, &tv);
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+		if (req->expect_continue && req->version_minor >= 1)
+			evbuffer_add(bufferevent_get_output(c->bev),
+			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	}
+	s->h.on_request(txn, s->arg);
+}
+
+/* Parse and start as many buffered requests as complete synchronously. */
+static void
+conn_dispatch(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct http_request *req;
+	const char *why = NULL;
+	unsigned char *p;
+	size_t len;
+	int rc, status = 0;
+
+	c->in_dispatch = 1;
+	while (c->state == CONN_IDLE && !s->draining) {
+		len = evbuffer_get_length(in);
+		if (len == 0)
+			break;
+		if (!c->head_started) {
+			c->head_started = 1;
+			conn_arm_timer(c, s->lim.header_timeout_ms);
+		}
+		if (len > s->lim.parse.max_header_bytes + 1)
+			len = s->lim.parse.max_header_bytes + 1;
+		p = evbuffer_pullup(in, (ev_ssize_t)len);
+		req = &c->txn.req;
+		req->headers = c->fields;
+		rc = http_parse_request((const char *)p, len, &s->lim.parse,
+		    req, &status, &why);
+		if (rc == CDN_AGAIN)
+			break;
+		c->txn.start_ns = cdn_now_ns();
+		if (rc != CDN_OK) {
+			conn_error(c, status, why);
+			break;
+		}
+		if (req->head_len > c->head_cap) {
+			free(c->head);
+			c->head_cap = req->head_len;
+			c->head = cdn_xmalloc(c->head_cap);
+		}
+		memcpy(c->head, p, req->head_len);
+		request_rebase(req, (const char *)p, c->head);
+		evbuffer_drain(in, req->head_len);
+		txn_start(c);
+	}
+	c->in_dispatch = 0;
+	if (c->state == CONN_IDLE && s->draining)
+		conn_close_after_flush(c);
+}
+
+static void
+conn_unlink_and_free(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	bufferevent_free(c->bev);
+	event_free(c->timer);
+	if (c->txn.body_buf != NULL)
+		evbuffer_free(c->txn.body_buf);
+	free(c->head);
+	free(c->fields);
+	MAGIC_WIPE(c);
+	free(c);
+	if (s->nconns == 0 && s->draining && s->on_empty != NULL) {
+		void (*cb)(void *) = s->on_empty;
+
+		s->on_empty = NULL;
+		cb(s->on_empty_arg);
+	}
+}
+
+/* Free now; an active txn is aborted first (the handler lets go). */
+static void
+conn_free(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->state == CONN_ACTIVE) {
+		c->state = CONN_CLOSING;
+		c->keep_alive = 0;
+		if (s->h.on_abort != NULL)
+			s->h.on_abort(&c->txn, s->arg);
+		c->txn.aborted = 1;
+		txn_end(c);
+	}
+	conn_unlink_and_free(c);
+}
+
+static void
+conn_close_after_flush(struct http_conn *c)
+{
+	c->state = CONN_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		event_active(c->timer, EV_TIMEOUT, 0);
+}
+
+static void
+conn_linger(struct http_conn *c)
+{
+	c->state = CONN_LINGER;
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	conn_arm_timer(c, LINGER_MS);
+}
+
+static void
+on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	struct http_txn *txn = &c->txn;
+	int status;
+
+	(void)fd;
+	(void)what;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	switch (c->state) {
+	case CONN_IDLE:
+		if (c->head_started && evbuffer_get_length(
+					   bufferevent_get_input(c->bev)) > 0) {
+			conn_error(c, 408, "request head timeout");
+			return;
+		}
+		conn_free(c);
+		return;
+	case CONN_ACTIVE:
+		/* A body error found inside http_txn_body_read. */
+		status = txn->body_error;
+		if (c->srv->h.on_abort != NULL)
+			c->srv->h.on_abort(txn, c->srv->arg);
+		if (!txn->responded && status >= 400) {
+			txn->body_done = 1;
+			conn_error(c, status, txn->error);
+		} else {
+			http_txn_abort(txn);
+		}
+		return;
+	case CONN_CLOSING:
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_linger(c);
+		return;
+	case CONN_LINGER:
+		conn_free(c);
+		return;
+	}
+}
+
+static void
+on_conn_read(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	struct http_txn *txn = &c->txn;
+
+	(void)bev;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	switch (c->state) {
+	case CONN_IDLE:
+		conn_dispatch(c);
+		return;
+	case CONN_ACTIVE:
+		if (txn->want_body) {
+			txn->want_body = 0;
+			c->srv->h.on_body(txn, c->srv->arg);
+		}
+		return;
+	case CONN_CLOSING:
+		return;
+	case CONN_LINGER:
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+}
+
+static void
+on_conn_write(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	struct http_txn *txn = &c->txn;
+
+	(void)bev;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->state == CONN_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_linger(c);
+		return;
+	}
+	if (c->state == CONN_ACTIVE && txn->want_write) {
+		txn->want_write = 0;
+		if (c->srv->h.on_writable != NULL)
+			c->srv->h.on_writable(txn, c->srv->arg);
+	}
+}
+
+static void
+on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	struct http_txn *txn = &c->txn;
+
+	(void)bev;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->state == CONN_LINGER || c->state == CONN_CLOSING) {
+		conn_free(c);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && c->state == CONN_ACTIVE &&
+	    txn->body_done && !(what & BEV_EVENT_ERROR)) {
+		/* Half-close after a complete request: answer, then close. */
+		c->client_eof = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		txn->error = (what & BEV_EVENT_READING) ?
+		    "client body timeout" : "client send timeout";
+	conn_free(c);
+}
+
+void
+http_server_adopt(struct http_server *s, int fd, const struct sockaddr *peer,
+    int peerlen)
+{
+	struct http_conn *c;
+	struct timeval wtv;
+	int one = 1;
+
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	(void)peerlen;
+	if (s->nconns >= s->lim.max_connections || s->draining) {
+		CDN_LOG(CDN_LOG_WARN, "http", "connection limit %u reached",
+		    s->lim.max_connections);
+		close(fd);
+		return;
+	}
+	c = cdn_xcalloc(1, sizeof(*c));
+	c->magic = HTTP_CONN_MAGIC;
+	c->srv = s;
+	c->keep_alive = 1;
+	if (peer->sa_family == AF_INET)
+		inet_ntop(AF_INET,
+		    &((const struct sockaddr_in *)(const void *)peer)->sin_addr,
+		    c->peer, sizeof(c->peer));
+	else if (peer->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)(const void *)peer)
+			 ->sin6_addr,
+		    c->peer, sizeof(c->peer));
+	else
+		strcpy(c->peer, "-");
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(s->base, on_conn_timer, c);
+	c->fields = cdn_xcalloc(s->lim.parse.max_headers,
+	    sizeof(*c->fields));
+	bufferevent_setcb(c->bev, on_conn_read, on_conn_write, on_conn_event,
+	    c);
+	/* Reading stops when this much is buffered: body backpressure. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	    s->lim.parse.max_header_bytes + 64 * 1024);
+	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
+	ms_to_tv(s->lim.send_timeout_ms, &wtv);
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	conn_arm_timer(c, s->lim.header_timeout_ms);
+}
+
+struct http_server *
+http_server_new(struct event_base *base, const struct http_server_limits *lim,
+    const struct http_handler *h, void *arg)
+{
+	struct http_server *s = cdn_xcalloc(1, sizeof(*s));
+
+	CDN_ASSERT(h->on_request != NULL);
+	s->magic = HTTP_SERVER_MAGIC;
+	s->base = base;
+	s->lim = *lim;
+	s->h = *h;
+	s->arg = arg;
+	return s;
+}
+
+void
+http_server_close_all(struct http_server *s)
+{
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	while (s->conns != NULL)
+		conn_free(s->conns);
+}
+
+void
+http_server_drain(struct http_server *s, void (*on_empty)(void *arg),
+    void *arg)
+{
+	struct http_conn *c, *next;
+
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	s->draining = 1;
+	s->on_empty = on_empty;
+	s->on_empty_arg = arg;
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == CONN_IDLE)
+			conn_close_after_flush(c);
+	}
+	if (s->nconns == 0 && s->on_empty != NULL) {
+		s->on_empty = NULL;
+		on_empty(arg);
+	}
+}
+
+unsigned
+http_server_conn_count(const struct http_server *s)
+{
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	return s->nconns;
+}
+
+void
+http_server_free(struct http_server **sp)
+{
+	struct http_server *s = *sp;
+
+	*sp = NULL;
+	if (s == NULL)
+		return;
+	s->on_empty = NULL;
+	http_server_close_all(s);
+	MAGIC_WIPE(s);
+	free(s);
+}

@@ -1,0 +1,619 @@
+/*
+ * libcurl multi on libevent (origin/origin.h).
+ *
+ * Threading: a struct origin_multi, its curl multi handle, its sockets'
+ * events and every fetch on it belong to the worker thread that created it.
+ *
+ * curl tells us which sockets to watch (on_curl_socket) and when to wake it
+ * (on_curl_timer); libevent calls back into curl_multi_socket_action(), and
+ * finished transfers are collected in check_done().  Our own per-fetch timer
+ * enforces the first-byte and idle timeouts that curl has no option for;
+ * the idle clock stops while the consumer has paused the transfer, so a
+ * slow client is never mistaken for a stalled origin.
+ *
+ * A fetch is only freed outside curl callbacks (from check_done, our timer
+ * or origin_fetch_cancel), as curl_multi_remove_handle() must not run
+ * inside them.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "common/cdn_log.h"
+#include "origin/origin.h"
+
+#define HEAD_MAX (64 * 1024) /* largest origin response head we take */
+
+struct origin_multi {
+	uint32_t magic;
+#define ORIGIN_MULTI_MAGIC 0x1f7be2c5u
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	struct origin_fetch *fetches;
+	unsigned nfetches;
+};
+
+struct origin_sock {
+	struct event *ev;
+	struct origin_multi *m;
+};
+
+struct origin_fetch {
+	uint32_t magic;
+#define ORIGIN_FETCH_MAGIC 0x8d2a64f1u
+	struct origin_multi *m;
+	struct origin_fetch *next, *prev;
+	CURL *easy;
+	struct curl_slist *fields;
+	struct origin_fetch_ops ops;
+	void *arg;
+	struct origin_timeouts to;
+	struct event *timer;
+	uint64_t start_ns;
+	uint64_t head_ns;
+
+	int status;
+	int64_t content_length;
+	char *head;
+	size_t head_len, head_cap;
+	unsigned head_done : 1;
+	unsigned recv_paused : 1;
+	unsigned send_paused : 1;
+	unsigned in_callback : 1;
+	enum origin_err timer_err; /* set when our timer ended the fetch */
+};
+
+static const char *const err_names[] = {
+	[ORIGIN_OK] = "ok",
+	[ORIGIN_ECONNECT] = "connect",
+	[ORIGIN_ETIMEOUT_CONNECT] = "connect_timeout",
+	[ORIGIN_ETIMEOUT_FIRST_BYTE] = "first_byte_timeout",
+	[ORIGIN_ETIMEOUT_IDLE] = "idle_timeout",
+	[ORIGIN_ERESET] = "reset",
+	[ORIGIN_EPROTO] = "protocol",
+	[ORIGIN_EINTERNAL] = "internal",
+};
+
+const char *
+origin_err_name(enum origin_err e)
+{
+	CDN_ASSERT((unsigned)e < CDN_ARRAY_LEN(err_names));
+	return err_names[e];
+}
+
+static void check_done(struct origin_multi *m);
+
+/* ---- curl <-> libevent plumbing ---- */
+
+static void
+on_sock_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct origin_sock *os = arg;
+	struct origin_multi *m = os->m; /* os may die inside socket_action */
+	int flags = 0, running;
+
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(m->multi, fd, flags, &running);
+	check_done(m);
+}
+
+static int
+on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
+    void *socketp)
+{
+	struct origin_multi *m = userp;
+	struct origin_sock *os = socketp;
+	short kind = EV_PERSIST;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (os != NULL) {
+			event_free(os->ev);
+			free(os);
+			curl_multi_assign(m->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (os == NULL) {
+		os = cdn_xmalloc(sizeof(*os));
+		os->m = m;
+		os->ev = event_new(m->base, fd, kind, on_sock_event, os);
+		curl_multi_assign(m->multi, fd, os);
+	} else {
+		event_del(os->ev);
+		event_assign(os->ev, m->base, fd, kind, on_sock_event, os);
+	}
+	event_add(os->ev, NULL);
+	return 0;
+}
+
+static void
+on_multi_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct origin_multi *m = arg;
+	int running;
+
+	(void)fd;
+	(void)what;
+	curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(m);
+}
+
+static int
+on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct origin_multi *m = userp;
+	struct timeval tv;
+
+	(void)multi;
+	if (timeout_ms < 0) {
+		evtimer_del(m->timer);
+		return 0;
+	}
+	/* Never call socket_action from here: curl forbids the recursion. */
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(m->timer, &tv);
+	return 0;
+}
+
+struct origin_multi *
+origin_multi_new(struct event_base *base)
+{
+	struct origin_multi *m = cdn_xcalloc(1, sizeof(*m));
+
+	m->magic = ORIGIN_MULTI_MAGIC;
+	m->base = base;
+	m->multi = curl_multi_init();
+	CDN_ASSERT(m->multi != NULL);
+	m->timer = evtimer_new(base, on_multi_timer, m);
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+	/* Idle keep-alive connections kept per worker. */
+	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 256L);
+	return m;
+}
+
+unsigned
+origin_multi_active(const struct origin_multi *m)
+{
+	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
+	return m->nfetches;
+}
+
+/* ---- fetch ---- */
+
+static void
+fetch_arm_timer(struct origin_fetch *f, uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(f->timer, &tv);
+}
+
+/* Detach from curl and free; no callback is called. */
+static void
+fetch_free(struct origin_fetch *f)
+{
+	struct origin_multi *m = f->m;
+
+	CDN_ASSERT(!f->in_callback);
+	curl_multi_remove_handle(m->multi, f->easy);
+	curl_easy_cleanup(f->easy);
+	curl_slist_free_all(f->fields);
+	event_free(f->timer);
+	free(f->head);
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else
+		m->fetches = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	m->nfetches--;
+	MAGIC_WIPE(f);
+	free(f);
+}
+
+static void
+fetch_end(struct origin_fetch *f, enum origin_err e)
+{
+	curl_multi_remove_handle(f->m->multi, f->easy);
+	evtimer_del(f->timer);
+	f->ops.on_done(f, f->arg, e);
+	fetch_free(f);
+}
+
+static int
+connect_done(struct origin_fetch *f)
+{
+	curl_off_t t = 0;
+
+	curl_easy_getinfo(f->easy, CURLINFO_CONNECT_TIME_T, &t);
+	return t > 0;
+}
+
+static enum origin_err
+map_curl_error(struct origin_fetch *f, CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return ORIGIN_OK;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return ORIGIN_ECONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		if (!connect_done(f))
+			return ORIGIN_ETIMEOUT_CONNECT;
+		return f->head_done ? ORIGIN_ETIMEOUT_IDLE :
+				      ORIGIN_ETIMEOUT_FIRST_BYTE;
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_BAD_CONTENT_ENCODING:
+	case CURLE_TOO_MANY_REDIRECTS:
+		return ORIGIN_EPROTO;
+	case CURLE_WRITE_ERROR:
+	case CURLE_READ_ERROR:
+	case CURLE_ABORTED_BY_CALLBACK:
+	case CURLE_OUT_OF_MEMORY:
+		return f->head_done ? ORIGIN_EINTERNAL : ORIGIN_EPROTO;
+	default:
+		return ORIGIN_ERESET;
+	}
+}
+
+static void
+check_done(struct origin_multi *m)
+{
+	struct origin_fetch *f;
+	CURLMsg *msg;
+	int left;
+	enum origin_err e;
+
+	while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		/* msg dies at curl_multi_remove_handle: read it first. */
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &f);
+		MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+		e = map_curl_error(f, msg->data.result);
+		if (e != ORIGIN_OK)
+			CDN_LOG(CDN_LOG_INFO, "origin", "fetch failed: %s (%s)",
+			    curl_easy_strerror(msg->data.result),
+			    origin_err_name(e));
+		fetch_end(f, e);
+	}
+}
+
+static void
+on_fetch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct origin_fetch *f = arg;
+	enum origin_err e;
+
+	(void)fd;
+	(void)what;
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (f->head_done)
+		e = ORIGIN_ETIMEOUT_IDLE;
+	else if (!connect_done(f))
+		e = ORIGIN_ETIMEOUT_CONNECT;
+	else
+		e = ORIGIN_ETIMEOUT_FIRST_BYTE;
+	CDN_LOG(CDN_LOG_INFO, "origin", "fetch timed out: %s",
+	    origin_err_name(e));
+	fetch_end(f, e);
+}
+
+static int
+head_append(struct origin_fetch *f, const char *p, size_t len)
+{
+	size_t cap;
+	char *n;
+
+	if (f->head_len + len > HEAD_MAX)
+		return -1;
+	if (f->head_len + len > f->head_cap) {
+		cap = f->head_cap ? f->head_cap * 2 : 2048;
+		while (cap < f->head_len + len)
+			cap *= 2;
+		n = realloc(f->head, cap);
+		if (n == NULL)
+			return -1;
+		f->head = n;
+		f->head_cap = cap;
+	}
+	memcpy(f->head + f->head_len, p, len);
+	f->head_len += len;
+	return 0;
+}
+
+static int64_t
+parse_content_length(const char *v, size_t len)
+{
+	int64_t n = 0;
+	size_t i = 0;
+
+	while (i < len && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	if (i == len)
+		return -1;
+	for (; i < len && v[i] >= '0' && v[i] <= '9'; i++) {
+		if (n > (INT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (v[i] - '0');
+	}
+	while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' ||
+			      v[i] == '\n'))
+		i++;
+	return i == len ? n : -1;
+}
+
+/* One line of the origin's response head, the status line included. */
+static size_t
+on_curl_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct origin_fetch *f = arg;
+	size_t len = size * n, body;
+
+	if (f->head_done)
+		return len; /* trailer fields of a chunked body: dropped */
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		const char *sp = memchr(p, ' ', len);
+
+		f->head_len = 0;
+		f->content_length = -1;
+		f->status = -1;
+		if (sp != NULL && (size_t)(p + len - sp) >= 4 &&
+		    sp[1] >= '1' && sp[1] <= '5' && sp[2] >= '0' &&
+		    sp[2] <= '9' && sp[3] >= '0' && sp[3] <= '9')
+			f->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 +
+			    (sp[3] - '0');
+		return f->status == -1 ? 0 : len;
+	}
+	if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
+		if (f->status < 200)
+			return len; /* interim response: wait for the final */
+		f->head_done = 1;
+		f->head_ns = cdn_now_ns();
+		evtimer_del(f->timer);
+		fetch_arm_timer(f, f->to.idle_ms);
+		f->in_callback = 1;
+		f->ops.on_head(f, f->arg, f->status, f->head, f->head_len,
+		    f->content_length);
+		f->in_callback = 0;
+		return len;
+	}
+	/* Store each line with a CRLF ending, whatever the origin sent. */
+	body = len;
+	while (body > 0 && (p[body - 1] == '\r' || p[body - 1] == '\n'))
+		body--;
+	if (body == 0 || head_append(f, p, body) != 0 ||
+	    head_append(f, "\r\n", 2) != 0)
+		return 0;
+	if (body > 15 && strncasecmp(p, "Content-Length:", 15) == 0)
+		f->content_length = parse_content_length(p + 15, body - 15);
+	return len;
+}
+
+static size_t
+on_curl_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct origin_fetch *f = arg;
+	size_t len = size * n, took;
+
+	if (!f->head_done)
+		return 0;
+	f->in_callback = 1;
+	took = f->ops.on_body(f, f->arg, p, len);
+	f->in_callback = 0;
+	if (took == ORIGIN_PAUSE) {
+		f->recv_paused = 1;
+		evtimer_del(f->timer); /* the client is slow, not the origin */
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	fetch_arm_timer(f, f->to.idle_ms);
+	return took;
+}
+
+static size_t
+on_curl_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct origin_fetch *f = arg;
+	size_t got;
+
+	f->in_callback = 1;
+	got = f->ops.on_upload(f, f->arg, buf, size * n);
+	f->in_callback = 0;
+	if (got == ORIGIN_PAUSE) {
+		f->send_paused = 1;
+		return CURL_READFUNC_PAUSE;
+	}
+	if (got == 0) /* request sent: the first-byte clock starts now */
+		fetch_arm_timer(f, f->to.first_byte_ms);
+	return got;
+}
+
+static void
+fetch_repause(struct origin_fetch *f)
+{
+	int bits = 0;
+
+	if (f->recv_paused)
+		bits |= CURLPAUSE_RECV;
+	if (f->send_paused)
+		bits |= CURLPAUSE_SEND;
+	curl_easy_pause(f->easy, bits);
+}
+
+void
+origin_fetch_resume_body(struct origin_fetch *f)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (!f->recv_paused)
+		return;
+	f->recv_paused = 0;
+	fetch_arm_timer(f, f->to.idle_ms);
+	fetch_repause(f);
+}
+
+void
+origin_fetch_resume_upload(struct origin_fetch *f)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (!f->send_paused)
+		return;
+	f->send_paused = 0;
+	fetch_repause(f);
+}
+
+uint64_t
+origin_fetch_first_byte_ms(const struct origin_fetch *f)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (!f->head_done)
+		return 0;
+	return (f->head_ns - f->start_ns) / 1000000u;
+}
+
+struct origin_fetch *
+origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
+    const struct origin_timeouts *to, const struct origin_fetch_ops *ops,
+    void *arg)
+{
+	struct origin_fetch *f;
+	struct curl_slist *l;
+	CURL *e;
+	CURLMcode mrc;
+
+	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
+	e = curl_easy_init();
+	if (e == NULL) {
+		CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
+		return NULL;
+	}
+	f = cdn_xcalloc(1, sizeof(*f));
+	f->magic = ORIGIN_FETCH_MAGIC;
+	f->m = m;
+	f->easy = e;
+	f->ops = *ops;
+	f->arg = arg;
+	f->to = *to;
+	f->status = -1;
+	f->content_length = -1;
+	f->start_ns = cdn_now_ns();
+	f->timer = evtimer_new(m->base, on_fetch_timer, f);
+
+	for (size_t i = 0; req->fields[i] != NULL; i++) {
+		l = curl_slist_append(f->fields, req->fields[i]);
+		if (l == NULL)
+			goto fail;
+		f->fields = l;
+	}
+	/* We forward the client's own Expect handling; curl must not wait. */
+	l = curl_slist_append(f->fields, "Expect:");
+	if (l == NULL)
+		goto fail;
+	f->fields = l;
+
+	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	/* The client's path goes out byte for byte: no dot-segment folding. */
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)to->connect_ms);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (req->is_head) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (req->has_body) {
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_curl_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, f);
+		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
+		    (curl_off_t)req->body_length);
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+	} else if (strcmp(req->method, "GET") == 0) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+	}
+
+	f->next = m->fetches;
+	if (m->fetches != NULL)
+		m->fetches->prev = f;
+	m->fetches = f;
+	m->nfetches++;
+	mrc = curl_multi_add_handle(m->multi, e);
+	if (mrc != CURLM_OK) {
+		CDN_LOG(CDN_LOG_ERR, "origin", "curl_multi_add_handle: %s",
+		    curl_multi_strerror(mrc));
+		fetch_free(f);
+		return NULL;
+	}
+	fetch_arm_timer(f, to->first_byte_ms);
+	return f;
+
+fail:
+	CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
+	curl_slist_free_all(f->fields);
+	curl_easy_cleanup(e);
+	event_free(f->timer);
+	MAGIC_WIPE(f);
+	free(f);
+	return NULL;
+}
+
+void
+origin_fetch_cancel(struct origin_fetch **fp)
+{
+	struct origin_fetch *f = *fp;
+
+	*fp = NULL;
+	if (f == NULL)
+		return;
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	fetch_free(f);
+}
+
+void
+origin_multi_free(struct origin_multi **mp)
+{
+	struct origin_multi *m = *mp;
+
+	*mp = NULL;
+	if (m == NULL)
+		return;
+	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
+	while (m->fetches != NULL)
+		fetch_free(m->fetches);
+	/* Closing cached connections calls on_curl_socket(REMOVE). */
+	curl_multi_cleanup(m->multi);
+	event_free(m->timer);
+	MAGIC_WIPE(m);
+	free(m);
+}
