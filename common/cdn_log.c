@@ -6,8 +6,9 @@
  * within a line (O_APPEND).
  *
  * Access log: workers own their struct cdn_alog_buf.  The writer thread owns
- * the file descriptor.  al->mtx covers al->pending, al->reopen and al->stop;
- * al->cond wakes the writer.
+ * the file descriptor.  al->mtx covers al->pending and al->stop; al->cond
+ * wakes the writer.  A reopen request is a marker chunk in al->pending, so
+ * lines handed over before it go to the old file and lines after to the new.
  */
 #include "config.h"
 
@@ -146,6 +147,7 @@ cdn_log_close(void)
 
 struct alog_chunk {
 	struct alog_chunk *next;
+	int is_reopen; /* a marker: reopen the file here (len is 0) */
 	size_t len;
 	char data[];
 };
@@ -159,7 +161,7 @@ struct cdn_alog {
 	pthread_mutex_t mtx;
 	pthread_cond_t cond;
 	struct alog_chunk *pending, **pending_tail; /* under mtx */
-	int reopen, stop;			    /* under mtx */
+	int stop;                                   /* under mtx */
 };
 
 struct cdn_alog_buf {
@@ -194,28 +196,27 @@ alog_thread(void *arg)
 {
 	struct cdn_alog *al = arg;
 	struct alog_chunk *list, *c;
-	int reopen, stop;
+	int stop, fd;
 
 	for (;;) {
 		pthread_mutex_lock(&al->mtx);
-		while (al->pending == NULL && !al->reopen && !al->stop)
+		while (al->pending == NULL && !al->stop)
 			pthread_cond_wait(&al->cond, &al->mtx);
 		list = al->pending;
 		al->pending = NULL;
 		al->pending_tail = &al->pending;
-		reopen = al->reopen;
-		al->reopen = 0;
 		stop = al->stop;
 		pthread_mutex_unlock(&al->mtx);
 
 		while ((c = list) != NULL) {
 			list = c->next;
-			alog_write_all(al, c->data, c->len);
+			if (!c->is_reopen) {
+				alog_write_all(al, c->data, c->len);
+				free(c);
+				continue;
+			}
 			free(c);
-		}
-		if (reopen) {
-			int fd = open_append(al->path);
-
+			fd = open_append(al->path);
 			if (fd == -1) {
 				CDN_LOG(CDN_LOG_ERR, "log",
 				    "reopen %s: %s (keeping the old file)",
@@ -287,11 +288,18 @@ cdn_alog_free(struct cdn_alog **alp)
 void
 cdn_alog_reopen(struct cdn_alog *al)
 {
+	struct alog_chunk *c;
+
 	if (al == NULL)
 		return;
 	MAGIC_CHECK(al, CDN_ALOG_MAGIC);
+	c = cdn_xmalloc(sizeof(*c));
+	c->next = NULL;
+	c->is_reopen = 1;
+	c->len = 0;
 	pthread_mutex_lock(&al->mtx);
-	al->reopen = 1;
+	*al->pending_tail = c;
+	al->pending_tail = &c->next;
 	pthread_cond_signal(&al->cond);
 	pthread_mutex_unlock(&al->mtx);
 }
@@ -326,6 +334,7 @@ cdn_alog_buf_flush(struct cdn_alog_buf *b)
 		return;
 	}
 	c->next = NULL;
+	c->is_reopen = 0;
 	c->len = b->len;
 	memcpy(c->data, b->data, b->len);
 	b->len = 0;

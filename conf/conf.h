@@ -30,6 +30,12 @@ struct conf {
 
 	char *config; /* the file this was loaded from, or NULL */
 
+	/*
+	 * The directives.  String fields (STR, ADDR, URL) are never NULL: ""
+	 * means unset.  Every ADDR/ADDRLIST value passed conf_parse_hostport()
+	 * and every URL conf_parse_url() when it was set.
+	 */
+
 #define CONF_FIELD_STR(name) char *name;
 #define CONF_FIELD_STRLIST(name) struct conf_strlist name;
 #define CONF_FIELD_ADDR(name) char *name;

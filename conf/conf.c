@@ -1,0 +1,1731 @@
+/*
+ * edged's configuration loader (conf/conf.h).
+ *
+ * Every directive is one row of conf/conf_keys.h.  This file expands the rows
+ * into a table of descriptors (name, type, bounds, default, doc, and the
+ * offsetof its struct conf field) and drives everything from that table:
+ * the defaults, the config-file parser, the command-line flags, --help and
+ * --dump-config.  Nothing else here knows a directive by name, except the
+ * short aliases -l, -o and -p.
+ *
+ * Layers, lowest first: defaults, the file, the flags.  A scalar is
+ * overwritten by a higher layer.  A list (STRLIST, ADDRLIST) is replaced by
+ * the first occurrence in a higher layer and appended to by the later ones.
+ * Defaults go through the same value parser as the file, so a bad default in
+ * conf_keys.h is caught (and aborts) the first time a conf is built.
+ *
+ * Errors never stop a parse: each is printed to the caller's stream as it is
+ * found, GNU style, and counted; the load returns CDN_EINVAL at the end, so
+ * the user sees every mistake at once.  A flood (a binary file given as the
+ * config) stops after CONF_MAX_ERRORS.
+ *
+ * Threads: a struct conf is built by one thread and immutable once it is
+ * published; afterwards only its reference count changes (atomically).
+ * This file has no global mutable state.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf.h"
+
+/* Errors printed for one source before giving up on it. */
+#define CONF_MAX_ERRORS 100
+/* Longest directive name worth printing back in an error. */
+#define NAME_SHOWN_MAX 64
+
+enum conf_type {
+	CONF_T_STR,
+	CONF_T_STRLIST,
+	CONF_T_ADDR,
+	CONF_T_ADDRLIST,
+	CONF_T_URL,
+	CONF_T_SIZE,
+	CONF_T_UINT,
+	CONF_T_DURATION,
+	CONF_T_LOGLEVEL,
+};
+
+/*
+ * One directive.  min and max bound SIZE (bytes), UINT and DURATION (ms)
+ * values; both 0 means unbounded.
+ */
+struct conf_desc {
+	const char *name;
+	enum conf_type type;
+	uint64_t min, max;
+	const char *def;
+	const char *doc;
+	size_t off;
+};
+
+enum {
+#define CONF_KEY(name, type, min, max, def, doc) CONF_IDX_##name,
+#include "conf/conf_keys.h"
+#undef CONF_KEY
+	CONF_NKEYS
+};
+
+static const struct conf_desc descs[CONF_NKEYS] = {
+#define CONF_KEY(name, type, min, max, def, doc)                               \
+	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
+	    offsetof(struct conf, name)},
+#include "conf/conf_keys.h"
+#undef CONF_KEY
+};
+
+/* Where errors go, and how many there were. */
+struct errsink {
+	FILE *err;        /* may be NULL: count only */
+	const char *name; /* file name, or "edged" for flags */
+	unsigned nerr;
+	int gave_up;
+};
+
+static void errsink_vprint(struct errsink *es, unsigned line, unsigned col,
+    const char *directive, size_t dlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+static void errsink_at(struct errsink *es, unsigned line, unsigned col,
+    const char *directive, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void errsink_flag(struct errsink *es, const char *flag, size_t flen,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- small helpers ---- */
+
+static int
+is_ctl(unsigned char ch)
+{
+	return ch < 0x20 || ch == 0x7f;
+}
+
+static int
+is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+static int
+is_alnum(char ch)
+{
+	return is_digit(ch) || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= 'A' && ch <= 'Z');
+}
+
+static char
+ascii_lower(char ch)
+{
+	return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+static void *
+xrealloc(void *p, size_t len)
+{
+	void *q = realloc(p, len);
+
+	if (q == NULL) {
+		fprintf(stderr, "out of memory allocating %zu bytes\n", len);
+		abort();
+	}
+	return q;
+}
+
+static void
+strlist_push(struct conf_strlist *l, const char *s)
+{
+	unsigned n = l->n;
+
+	/* Capacity is implied by n: grow at 0 and at every power of two. */
+	if ((n & (n - 1)) == 0) {
+		CDN_ASSERT(n < UINT32_MAX / 2);
+		l->v = xrealloc(l->v, sizeof(*l->v) * (n < 4 ? 4 : 2 * n));
+	}
+	l->v[n] = cdn_xstrdup(s);
+	l->n = n + 1;
+}
+
+static void
+strlist_clear(struct conf_strlist *l)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static void *
+field(struct conf *c, const struct conf_desc *d)
+{
+	return (char *)c + d->off;
+}
+
+static const void *
+cfield(const struct conf *c, const struct conf_desc *d)
+{
+	return (const char *)c + d->off;
+}
+
+static int
+is_list(const struct conf_desc *d)
+{
+	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST;
+}
+
+static const struct conf_desc *
+find_desc(const char *name, size_t len)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		if (strlen(descs[i].name) == len &&
+		    memcmp(descs[i].name, name, len) == 0)
+			return &descs[i];
+	}
+	return NULL;
+}
+
+/* The flag of a directive: "--" and the name with '_' written '-'. */
+static void
+flag_name(const struct conf_desc *d, char *buf, size_t len)
+{
+	size_t i;
+
+	CDN_ASSERT(strlen(d->name) + 3 <= len);
+	buf[0] = '-';
+	buf[1] = '-';
+	for (i = 0; d->name[i] != '\0'; i++)
+		buf[i + 2] = d->name[i] == '_' ? '-' : d->name[i];
+	buf[i + 2] = '\0';
+}
+
+/*
+ * Levenshtein distance between a[0..la) and b[0..lb), or a large number when
+ * the lengths alone put it over 2 (so a 4 KiB junk name costs nothing).
+ */
+static unsigned
+edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	unsigned row[NAME_SHOWN_MAX + 1];
+	unsigned diag, up;
+
+	if ((la > lb ? la - lb : lb - la) > 2 || la > NAME_SHOWN_MAX ||
+	    lb > NAME_SHOWN_MAX)
+		return 1000;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* The directive nearest to name[0..len), if within distance 2, or NULL. */
+static const char *
+suggest_directive(const char *name, size_t len)
+{
+	const char *best = NULL;
+	unsigned bestd = 3, dist;
+
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		dist = edit_distance(
+		    name, len, descs[i].name, strlen(descs[i].name));
+		if (dist < bestd) {
+			bestd = dist;
+			best = descs[i].name;
+		}
+	}
+	return best;
+}
+
+static void
+errsink_vprint(struct errsink *es, unsigned line, unsigned col,
+    const char *directive, size_t dlen, const char *fmt, va_list ap)
+{
+	es->nerr++;
+	if (es->gave_up)
+		return;
+	if (es->nerr > CONF_MAX_ERRORS) {
+		es->gave_up = 1;
+		if (es->err != NULL)
+			fprintf(es->err,
+			    "%s: error: too many errors, giving up\n",
+			    es->name);
+		return;
+	}
+	if (es->err == NULL)
+		return;
+	if (line > 0)
+		fprintf(es->err, "%s:%u:%u: error: ", es->name, line, col);
+	else
+		fprintf(es->err, "%s: error: ", es->name);
+	if (directive != NULL) {
+		if (dlen > NAME_SHOWN_MAX)
+			fprintf(
+			    es->err, "%.*s...: ", NAME_SHOWN_MAX, directive);
+		else
+			fprintf(es->err, "%.*s: ", (int)dlen, directive);
+	}
+	vfprintf(es->err, fmt, ap);
+	fputc('\n', es->err);
+}
+
+/* "NAME:LINE:COL: error: DIRECTIVE: ..." (line 0: "NAME: error: ..."). */
+static void
+errsink_at(struct errsink *es, unsigned line, unsigned col,
+    const char *directive, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	errsink_vprint(es, line, col, directive,
+	    directive != NULL ? strlen(directive) : 0, fmt, ap);
+	va_end(ap);
+}
+
+/* "edged: error: FLAG: ..." (flag NULL: "edged: error: ..."). */
+static void
+errsink_flag(
+    struct errsink *es, const char *flag, size_t flen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	errsink_vprint(es, 0, 0, flag, flen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- value formatting ---- */
+
+/* <v> bytes in the largest unit that divides it exactly: "1G", "1536". */
+static void
+format_size(char *buf, size_t len, uint64_t v)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (v != 0 && u < 3 && v % 1024 == 0) {
+		v /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%" PRIu64, v);
+	else
+		snprintf(buf, len, "%" PRIu64 "%c", v, units[u]);
+}
+
+static const struct {
+	const char *name;
+	uint64_t ms;
+} dur_units[] = {
+    {"d", 86400000},
+    {"h", 3600000},
+    {"m", 60000},
+    {"s", 1000},
+    {"ms", 1},
+};
+
+/* <ms> in the largest unit that divides it exactly: "30s", "1500ms", "0". */
+static void
+format_duration(char *buf, size_t len, uint64_t ms)
+{
+	if (ms == 0) {
+		snprintf(buf, len, "0");
+		return;
+	}
+	for (size_t i = 0; i < CDN_ARRAY_LEN(dur_units); i++) {
+		if (ms % dur_units[i].ms == 0) {
+			snprintf(buf, len, "%" PRIu64 "%s",
+			    ms / dur_units[i].ms, dur_units[i].name);
+			return;
+		}
+	}
+	CDN_ASSERT(0); /* "ms" divides everything */
+}
+
+/* A number the way its directive's type is written in a file. */
+static void
+format_number(const struct conf_desc *d, char *buf, size_t len, uint64_t v)
+{
+	if (d->type == CONF_T_SIZE)
+		format_size(buf, len, v);
+	else if (d->type == CONF_T_DURATION)
+		format_duration(buf, len, v);
+	else
+		snprintf(buf, len, "%" PRIu64, v);
+}
+
+/* ---- value parsers ---- */
+
+/* Leading decimal digits of *sp into *out; CDN_EINVAL on none or overflow. */
+static int
+parse_u64(const char **sp, uint64_t *out, const char **why)
+{
+	const char *p = *sp;
+	uint64_t v = 0;
+
+	if (!is_digit(*p)) {
+		*why = "not a number";
+		return CDN_EINVAL;
+	}
+	for (; is_digit(*p); p++) {
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) {
+			*why = "too large";
+			return CDN_EINVAL;
+		}
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*sp = p;
+	*out = v;
+	return CDN_OK;
+}
+
+int
+conf_parse_size(const char *s, uint64_t *out, const char **why)
+{
+	const char *p = s;
+	uint64_t v;
+	unsigned shift = 0;
+
+	CDN_ASSERT(s != NULL && out != NULL && why != NULL);
+	if (*p == '\0') {
+		*why = "empty value";
+		return CDN_EINVAL;
+	}
+	if (!is_digit(*p)) {
+		*why = "not a size (a number with an optional K, M, G or T "
+		       "suffix)";
+		return CDN_EINVAL;
+	}
+	if (parse_u64(&p, &v, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (*p == '.' || *p == ',') {
+		*why = "fractions are not supported (write 1536K, not 1.5M)";
+		return CDN_EINVAL;
+	}
+	switch (ascii_lower(*p)) {
+	case 'k':
+		shift = 10;
+		break;
+	case 'm':
+		shift = 20;
+		break;
+	case 'g':
+		shift = 30;
+		break;
+	case 't':
+		shift = 40;
+		break;
+	default:
+		break;
+	}
+	if (shift != 0)
+		p++;
+	if (shift != 0 && ascii_lower(p[0]) == 'i' && ascii_lower(p[1]) == 'b')
+		p += 2;
+	else if (ascii_lower(*p) == 'b')
+		p++;
+	if (*p != '\0') {
+		*why = "unknown unit (K, M, G or T, optionally followed by B "
+		       "or iB)";
+		return CDN_EINVAL;
+	}
+	if (shift != 0 && v > (UINT64_MAX >> shift)) {
+		*why = "too large";
+		return CDN_EINVAL;
+	}
+	*out = v << shift;
+	return CDN_OK;
+}
+
+int
+conf_parse_duration_ms(const char *s, uint64_t *out, const char **why)
+{
+	const char *p = s;
+	uint64_t v;
+
+	CDN_ASSERT(s != NULL && out != NULL && why != NULL);
+	if (*p == '\0') {
+		*why = "empty value";
+		return CDN_EINVAL;
+	}
+	if (!is_digit(*p)) {
+		*why = "not a duration (a number and a unit: ms, s, m, h or d)";
+		return CDN_EINVAL;
+	}
+	if (parse_u64(&p, &v, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (*p == '.' || *p == ',') {
+		*why = "fractions are not supported (write 1500ms, not 1.5s)";
+		return CDN_EINVAL;
+	}
+	if (*p == '\0') {
+		if (v == 0) { /* zero is zero in any unit */
+			*out = 0;
+			return CDN_OK;
+		}
+		*why = "missing unit (ms, s, m, h or d)";
+		return CDN_EINVAL;
+	}
+	for (size_t i = 0; i < CDN_ARRAY_LEN(dur_units); i++) {
+		if (strcmp(p, dur_units[i].name) != 0)
+			continue;
+		if (v > UINT64_MAX / dur_units[i].ms) {
+			*why = "too large";
+			return CDN_EINVAL;
+		}
+		*out = v * dur_units[i].ms;
+		return CDN_OK;
+	}
+	*why = "unknown unit (ms, s, m, h or d)";
+	return CDN_EINVAL;
+}
+
+static int
+parse_uint(const char *s, uint64_t *out, const char **why)
+{
+	const char *p = s;
+	uint64_t v;
+
+	if (*p == '\0') {
+		*why = "empty value";
+		return CDN_EINVAL;
+	}
+	if (!is_digit(*p)) {
+		*why = "not a number";
+		return CDN_EINVAL;
+	}
+	if (parse_u64(&p, &v, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (*p != '\0') {
+		*why = "not a number (no unit or sign)";
+		return CDN_EINVAL;
+	}
+	if (v > UINT32_MAX) {
+		*why = "too large";
+		return CDN_EINVAL;
+	}
+	*out = v;
+	return CDN_OK;
+}
+
+/* Port s[0..len): 1..65535, digits only. */
+static int
+parse_port(const char *s, size_t len, uint16_t *port, const char **why)
+{
+	unsigned v = 0;
+
+	if (len == 0) {
+		*why = "missing port (HOST:PORT)";
+		return CDN_EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!is_digit(s[i]) || v > 65535) {
+			*why = "invalid port (a number from 1 to 65535)";
+			return CDN_EINVAL;
+		}
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v < 1 || v > 65535) {
+		*why = "invalid port (a number from 1 to 65535)";
+		return CDN_EINVAL;
+	}
+	*port = (uint16_t)v;
+	return CDN_OK;
+}
+
+/*
+ * An unbracketed host: a dotted IPv4 address, or a DNS name of labels made
+ * of letters, digits, '-' and '_' (one trailing dot allowed).
+ */
+static int
+check_host(const char *h, const char **why)
+{
+	struct in_addr a4;
+	size_t len = strlen(h), label = 0;
+	int only_num = 1;
+
+	for (size_t i = 0; i < len; i++) {
+		if (!is_digit(h[i]) && h[i] != '.')
+			only_num = 0;
+	}
+	if (only_num) {
+		if (inet_pton(AF_INET, h, &a4) != 1) {
+			*why = "invalid IPv4 address";
+			return CDN_EINVAL;
+		}
+		return CDN_OK;
+	}
+	if (len > 253) {
+		*why = "host name too long";
+		return CDN_EINVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (h[i] == '.') {
+			if (label == 0) {
+				*why = "invalid host name (empty label)";
+				return CDN_EINVAL;
+			}
+			label = 0;
+			continue;
+		}
+		if (!is_alnum(h[i]) && h[i] != '-' && h[i] != '_') {
+			*why = "invalid host name";
+			return CDN_EINVAL;
+		}
+		if (++label > 63) {
+			*why = "invalid host name (label longer than 63)";
+			return CDN_EINVAL;
+		}
+	}
+	return CDN_OK;
+}
+
+/* A bracketed IPv6 literal's inside, h[0..len). */
+static int
+check_ipv6(
+    const char *h, size_t len, char *out, size_t outlen, const char **why)
+{
+	struct in6_addr a6;
+
+	if (len == 0 || len >= outlen) {
+		*why = "invalid IPv6 address";
+		return CDN_EINVAL;
+	}
+	memcpy(out, h, len);
+	out[len] = '\0';
+	if (inet_pton(AF_INET6, out, &a6) != 1) {
+		*why = "invalid IPv6 address";
+		return CDN_EINVAL;
+	}
+	return CDN_OK;
+}
+
+/*
+ * Split the authority a[0..len) into host (into h, 256 bytes) and the port
+ * part after the colon.  *portp is NULL when there is no colon.
+ */
+static int
+split_authority(const char *a, size_t len, char *h, const char **portp,
+    size_t *portlen, const char **why)
+{
+	const char *colon, *end = a + len;
+	size_t hlen;
+
+	*portp = NULL;
+	*portlen = 0;
+	if (len > 0 && a[0] == '[') {
+		const char *rb = memchr(a, ']', len);
+
+		if (rb == NULL) {
+			*why = "missing ']' after an IPv6 address";
+			return CDN_EINVAL;
+		}
+		if (check_ipv6(a + 1, (size_t)(rb - a - 1), h, 256, why) !=
+		    CDN_OK)
+			return CDN_EINVAL;
+		if (rb + 1 == end)
+			return CDN_OK;
+		if (rb[1] != ':') {
+			*why = "expected ':' and a port after ']'";
+			return CDN_EINVAL;
+		}
+		*portp = rb + 2;
+		*portlen = (size_t)(end - rb - 2);
+		return CDN_OK;
+	}
+	colon = memchr(a, ':', len);
+	if (colon != NULL &&
+	    memchr(colon + 1, ':', (size_t)(end - colon - 1))) {
+		*why = "an IPv6 address must be in brackets ([::1]:8080)";
+		return CDN_EINVAL;
+	}
+	hlen = colon != NULL ? (size_t)(colon - a) : len;
+	if (hlen == 0) {
+		*why = "missing host";
+		return CDN_EINVAL;
+	}
+	if (hlen > 253) {
+		*why = "host name too long";
+		return CDN_EINVAL;
+	}
+	memcpy(h, a, hlen);
+	h[hlen] = '\0';
+	if (colon != NULL) {
+		*portp = colon + 1;
+		*portlen = (size_t)(end - colon - 1);
+	}
+	return CDN_OK;
+}
+
+int
+conf_parse_hostport(
+    const char *s, char *host, size_t hostlen, uint16_t *port, const char **why)
+{
+	char h[256];
+	const char *portp;
+	size_t portlen;
+	uint16_t pv;
+
+	CDN_ASSERT(s != NULL && host != NULL && port != NULL && why != NULL);
+	if (*s == '\0') {
+		*why = "empty address (HOST:PORT)";
+		return CDN_EINVAL;
+	}
+	if (split_authority(s, strlen(s), h, &portp, &portlen, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (portp == NULL) {
+		*why = "missing port (HOST:PORT)";
+		return CDN_EINVAL;
+	}
+	if (s[0] != '[') {
+		if (strcmp(h, "*") == 0)
+			snprintf(h, sizeof(h), "0.0.0.0");
+		else if (check_host(h, why) != CDN_OK)
+			return CDN_EINVAL;
+	}
+	if (parse_port(portp, portlen, &pv, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (strlen(h) >= hostlen) {
+		*why = "host name too long";
+		return CDN_EINVAL;
+	}
+	memcpy(host, h, strlen(h) + 1);
+	*port = pv;
+	return CDN_OK;
+}
+
+int
+conf_parse_url(const char *s, const char **why)
+{
+	char h[256];
+	const char *p, *auth_end, *portp;
+	size_t portlen;
+	uint16_t pv;
+
+	CDN_ASSERT(s != NULL && why != NULL);
+	if (strncasecmp(s, "http://", 7) == 0) {
+		p = s + 7;
+	} else if (strncasecmp(s, "https://", 8) == 0) {
+		p = s + 8;
+	} else {
+		*why = "must start with http:// or https://";
+		return CDN_EINVAL;
+	}
+	for (const char *q = s; *q != '\0'; q++) {
+		if (*q == ' ' || is_ctl((unsigned char)*q)) {
+			*why = "spaces and control characters are not allowed "
+			       "in a URL";
+			return CDN_EINVAL;
+		}
+	}
+	auth_end = p + strcspn(p, "/?#");
+	if (memchr(p, '@', (size_t)(auth_end - p)) != NULL) {
+		*why = "credentials in the origin URL are not supported";
+		return CDN_EINVAL;
+	}
+	if (auth_end == p) {
+		*why = "missing host";
+		return CDN_EINVAL;
+	}
+	if (split_authority(
+	        p, (size_t)(auth_end - p), h, &portp, &portlen, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (p[0] != '[' && check_host(h, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (portp != NULL && parse_port(portp, portlen, &pv, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (strchr(auth_end, '?') != NULL) {
+		*why = "a query string in the origin URL is not supported";
+		return CDN_EINVAL;
+	}
+	if (strchr(auth_end, '#') != NULL) {
+		*why = "a fragment in the origin URL is not supported";
+		return CDN_EINVAL;
+	}
+	return CDN_OK;
+}
+
+/* ---- setting one directive ---- */
+
+static int
+check_text(const char *s, const char **why)
+{
+	for (; *s != '\0'; s++) {
+		if (is_ctl((unsigned char)*s)) {
+			*why = "control characters are not allowed";
+			return CDN_EINVAL;
+		}
+	}
+	return CDN_OK;
+}
+
+static void
+set_str(char **sp, const char *val)
+{
+	char *old = *sp;
+
+	*sp = cdn_xstrdup(val); /* val may point into the old value */
+	free(old);
+}
+
+/*
+ * Parse <val> for <d> and store it in <c> (a list gets it appended).  On
+ * error <c> is untouched and *why points to a static string or into msg.
+ */
+static int
+set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
+    size_t msglen, const char **why)
+{
+	void *f = field(c, d);
+	char host[256], lo[32], hi[32];
+	uint16_t port;
+	uint64_t v;
+	enum cdn_log_level level;
+	int rc;
+
+	if (check_text(val, why) != CDN_OK)
+		return CDN_EINVAL;
+	switch (d->type) {
+	case CONF_T_STR:
+		set_str(f, val);
+		return CDN_OK;
+	case CONF_T_STRLIST:
+		strlist_push(f, val);
+		return CDN_OK;
+	case CONF_T_ADDR:
+		/* "" means unset, as in the defaults and in a dump. */
+		if (*val != '\0' &&
+		    conf_parse_hostport(val, host, sizeof(host), &port, why) !=
+		        CDN_OK)
+			return CDN_EINVAL;
+		set_str(f, val);
+		return CDN_OK;
+	case CONF_T_ADDRLIST:
+		if (conf_parse_hostport(val, host, sizeof(host), &port, why) !=
+		    CDN_OK)
+			return CDN_EINVAL;
+		strlist_push(f, val);
+		return CDN_OK;
+	case CONF_T_URL:
+		if (*val != '\0' && conf_parse_url(val, why) != CDN_OK)
+			return CDN_EINVAL;
+		set_str(f, val);
+		return CDN_OK;
+	case CONF_T_LOGLEVEL:
+		if (cdn_log_level_parse(val, &level) != CDN_OK) {
+			*why = "unknown level (err, warn, info or debug)";
+			return CDN_EINVAL;
+		}
+		*(enum cdn_log_level *)f = level;
+		return CDN_OK;
+	case CONF_T_SIZE:
+		rc = conf_parse_size(val, &v, why);
+		break;
+	case CONF_T_DURATION:
+		rc = conf_parse_duration_ms(val, &v, why);
+		break;
+	case CONF_T_UINT:
+		rc = parse_uint(val, &v, why);
+		break;
+	default:
+		CDN_ASSERT(0);
+		return CDN_EINVAL;
+	}
+	if (rc != CDN_OK)
+		return CDN_EINVAL;
+	if ((d->min != 0 || d->max != 0) && (v < d->min || v > d->max)) {
+		format_number(d, lo, sizeof(lo), d->min);
+		format_number(d, hi, sizeof(hi), d->max);
+		snprintf(msg, msglen, "must be between %s and %s", lo, hi);
+		*why = msg;
+		return CDN_EINVAL;
+	}
+	if (d->type == CONF_T_UINT)
+		*(unsigned *)f = (unsigned)v;
+	else
+		*(uint64_t *)f = v;
+	return CDN_OK;
+}
+
+/* The table's own consistency: names, bounds, and that every default parses. */
+static void
+check_table(void)
+{
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_desc *d = &descs[i];
+
+		CDN_ASSERT(strlen(d->name) + 3 <= NAME_SHOWN_MAX);
+		CDN_ASSERT(strcmp(d->name, "config") != 0);
+		CDN_ASSERT(d->min <= d->max);
+		CDN_ASSERT(d->type != CONF_T_UINT || d->max <= UINT32_MAX);
+		for (size_t j = 0; j < i; j++)
+			CDN_ASSERT(strcmp(d->name, descs[j].name) != 0);
+		for (const char *p = d->name; *p != '\0'; p++)
+			CDN_ASSERT((*p >= 'a' && *p <= 'z') || is_digit(*p) ||
+			    *p == '_');
+	}
+}
+
+struct conf *
+conf_new_defaults(void)
+{
+	struct conf *c;
+	char msg[128];
+	const char *why;
+
+	check_table();
+	c = cdn_xcalloc(1, sizeof(*c));
+	c->magic = CONF_MAGIC;
+	atomic_init(&c->refcnt, 1);
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_desc *d = &descs[i];
+
+		if (is_list(d) && d->def[0] == '\0')
+			continue; /* an empty list */
+		if (set_value(c, d, d->def, msg, sizeof(msg), &why) != CDN_OK) {
+			fprintf(stderr,
+			    "conf_keys.h: default \"%s\" of %s: %s\n", d->def,
+			    d->name, why);
+			CDN_ASSERT(!"invalid default in conf/conf_keys.h");
+		}
+	}
+	return c;
+}
+
+int
+conf_set(struct conf *c, const char *name, const char *value, FILE *err)
+{
+	struct errsink es = {.err = err, .name = "edged"};
+	const struct conf_desc *d;
+	char msg[128];
+	const char *why;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	CDN_ASSERT(name != NULL && value != NULL);
+	d = find_desc(name, strlen(name));
+	if (d == NULL) {
+		errsink_at(&es, 0, 0, name, "unknown directive");
+		return CDN_EINVAL;
+	}
+	if (set_value(c, d, value, msg, sizeof(msg), &why) != CDN_OK) {
+		errsink_at(&es, 0, 0, name, "%s", why);
+		return CDN_EINVAL;
+	}
+	return CDN_OK;
+}
+
+struct conf *
+conf_ref(struct conf *c)
+{
+	unsigned prev;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	prev = atomic_fetch_add_explicit(&c->refcnt, 1, memory_order_relaxed);
+	CDN_ASSERT(prev > 0);
+	return c;
+}
+
+void
+conf_unref(struct conf **cp)
+{
+	struct conf *c;
+	unsigned prev;
+
+	CDN_ASSERT(cp != NULL);
+	c = *cp;
+	*cp = NULL;
+	if (c == NULL)
+		return;
+	MAGIC_CHECK(c, CONF_MAGIC);
+	prev = atomic_fetch_sub_explicit(&c->refcnt, 1, memory_order_acq_rel);
+	CDN_ASSERT(prev > 0);
+	if (prev > 1)
+		return;
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_desc *d = &descs[i];
+
+		switch (d->type) {
+		case CONF_T_STR:
+		case CONF_T_ADDR:
+		case CONF_T_URL:
+			free(*(char **)field(c, d));
+			break;
+		case CONF_T_STRLIST:
+		case CONF_T_ADDRLIST:
+			strlist_clear(field(c, d));
+			break;
+		default:
+			break;
+		}
+	}
+	free(c->config);
+	MAGIC_WIPE(c);
+	free(c);
+}
+
+/* ---- the config file ---- */
+
+struct tok {
+	const char *s;   /* unescaped, NUL-terminated */
+	unsigned col;    /* 1-based column of its first byte */
+	unsigned endcol; /* column just past its last byte */
+};
+
+#define LINE_TOKS 3 /* name, value, and the first extra one */
+
+/*
+ * Split a line into tokens: bare words, or "quoted values" with \" and \\.
+ * A '#' outside quotes ends the line.  Unescaped tokens go to buf, which
+ * needs len + 1 bytes.  *ntok counts every token up to the end or the error;
+ * the first LINE_TOKS are stored.  On error, *ecol and *why say where and why.
+ */
+static int
+lex_line(const char *line, size_t len, char *buf, struct tok *toks,
+    unsigned *ntok, unsigned *ecol, const char **why)
+{
+	size_t i = 0, o = 0, start, tokstart;
+	unsigned n = 0;
+	char ch;
+
+	for (;;) {
+		while (i < len && (line[i] == ' ' || line[i] == '\t'))
+			i++;
+		if (i == len || line[i] == '#')
+			break;
+		start = i;
+		tokstart = o;
+		if (line[i] == '"') {
+			for (i++;; i++) {
+				if (i == len) {
+					*ecol = (unsigned)start + 1;
+					*why = "unterminated quoted value";
+					goto fail;
+				}
+				ch = line[i];
+				if (ch == '"')
+					break;
+				if (ch == '\\') {
+					if (i + 1 < len &&
+					    (line[i + 1] == '"' ||
+					        line[i + 1] == '\\')) {
+						buf[o++] = line[++i];
+						continue;
+					}
+					*ecol = (unsigned)i + 1;
+					*why = "invalid escape (only \\\" and "
+					       "\\\\ are allowed)";
+					goto fail;
+				}
+				if (is_ctl((unsigned char)ch)) {
+					*ecol = (unsigned)i + 1;
+					*why = "control character in a quoted "
+					       "value";
+					goto fail;
+				}
+				buf[o++] = ch;
+			}
+			i++; /* the closing quote */
+			if (i < len && line[i] != ' ' && line[i] != '\t' &&
+			    line[i] != '#') {
+				*ecol = (unsigned)i + 1;
+				*why = "unexpected text after a closing quote";
+				goto fail;
+			}
+		} else {
+			for (; i < len && line[i] != ' ' && line[i] != '\t' &&
+			     line[i] != '#';
+			     i++) {
+				ch = line[i];
+				if (ch == '{' || ch == '}') {
+					*ecol = (unsigned)i + 1;
+					*why = "blocks are not supported yet";
+					goto fail;
+				}
+				if (ch == '"') {
+					*ecol = (unsigned)i + 1;
+					*why =
+					    "unexpected quote inside a value "
+					    "(quote the whole value)";
+					goto fail;
+				}
+				if (is_ctl((unsigned char)ch)) {
+					*ecol = (unsigned)i + 1;
+					*why = "control character";
+					goto fail;
+				}
+				buf[o++] = ch;
+			}
+		}
+		buf[o++] = '\0';
+		if (n < LINE_TOKS) {
+			toks[n].s = buf + tokstart;
+			toks[n].col = (unsigned)start + 1;
+			toks[n].endcol = (unsigned)i + 1;
+		}
+		n++;
+	}
+	*ntok = n;
+	return CDN_OK;
+fail:
+	*ntok = n;
+	return CDN_EINVAL;
+}
+
+struct fileparse {
+	struct errsink es;
+	unsigned first_line[CONF_NKEYS]; /* 0: not seen in this file */
+};
+
+static void
+parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
+    const char *line, size_t len)
+{
+	char buf[CONF_MAX_LINE + 1], msg[128];
+	struct tok toks[LINE_TOKS];
+	const struct conf_desc *d;
+	const char *why, *name, *sugg;
+	unsigned ntok, ecol, idx;
+
+	CDN_ASSERT(len <= CONF_MAX_LINE);
+	if (lex_line(line, len, buf, toks, &ntok, &ecol, &why) != CDN_OK) {
+		/* Name the directive when the error is past it. */
+		errsink_at(&fp->es, lineno, ecol, ntok > 0 ? toks[0].s : NULL,
+		    "%s", why);
+		return;
+	}
+	if (ntok == 0)
+		return;
+	name = toks[0].s;
+	d = find_desc(name, strlen(name));
+	if (d == NULL) {
+		if (strcmp(name, "config") == 0) {
+			errsink_at(&fp->es, lineno, toks[0].col, name,
+			    "cannot be set in a config file (use -c FILE)");
+			return;
+		}
+		sugg = suggest_directive(name, strlen(name));
+		if (sugg != NULL)
+			errsink_at(&fp->es, lineno, toks[0].col, name,
+			    "unknown directive (did you mean %s?)", sugg);
+		else
+			errsink_at(&fp->es, lineno, toks[0].col, name,
+			    "unknown directive");
+		return;
+	}
+	if (ntok == 1) {
+		errsink_at(
+		    &fp->es, lineno, toks[0].endcol, d->name, "missing value");
+		return;
+	}
+	if (ntok > 2) {
+		errsink_at(&fp->es, lineno, toks[2].col, d->name,
+		    "more than one value (quote a value that contains "
+		    "spaces)");
+		return;
+	}
+	idx = (unsigned)(d - descs);
+	if (fp->first_line[idx] == 0) {
+		fp->first_line[idx] = lineno;
+		if (is_list(d)) /* the file's list replaces the one below */
+			strlist_clear(field(c, d));
+	} else if (!is_list(d)) {
+		errsink_at(&fp->es, lineno, toks[0].col, d->name,
+		    "set twice (first at line %u)", fp->first_line[idx]);
+		return;
+	}
+	if (set_value(c, d, toks[1].s, msg, sizeof(msg), &why) != CDN_OK)
+		errsink_at(&fp->es, lineno, toks[1].col, d->name, "%s", why);
+}
+
+int
+conf_load_buf(
+    struct conf *c, const char *name, const char *buf, size_t len, FILE *err)
+{
+	struct fileparse *fp;
+	const char *nl;
+	size_t pos = 0, end, ll;
+	unsigned lineno = 0;
+	int rc;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	CDN_ASSERT(name != NULL && (buf != NULL || len == 0));
+	fp = cdn_xcalloc(1, sizeof(*fp));
+	fp->es.err = err;
+	fp->es.name = name;
+	if (len > CONF_MAX_FILE) {
+		errsink_at(&fp->es, 0, 0, NULL,
+		    "file too large (more than %u KiB)", CONF_MAX_FILE / 1024);
+		goto out;
+	}
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		pos = 3; /* a UTF-8 byte order mark, from some editors */
+	while (pos < len && !fp->es.gave_up) {
+		nl = memchr(buf + pos, '\n', len - pos);
+		end = nl != NULL ? (size_t)(nl - buf) : len;
+		ll = end - pos;
+		lineno++;
+		if (ll > 0 && buf[pos + ll - 1] == '\r')
+			ll--; /* CRLF */
+		if (ll > CONF_MAX_LINE)
+			errsink_at(&fp->es, lineno, CONF_MAX_LINE + 1, NULL,
+			    "line too long (more than %u bytes)",
+			    CONF_MAX_LINE);
+		else
+			parse_line(c, fp, lineno, buf + pos, ll);
+		pos = end + 1;
+	}
+out:
+	rc = fp->es.nerr > 0 ? CDN_EINVAL : CDN_OK;
+	free(fp);
+	return rc;
+}
+
+int
+conf_load_file(struct conf *c, const char *path, FILE *err)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t len;
+	int rc, saved;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	CDN_ASSERT(path != NULL);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		saved = errno;
+		if (err != NULL)
+			fprintf(err, "%s: error: cannot open: %s\n", path,
+			    strerror(saved));
+		return CDN_EINVAL;
+	}
+	buf = malloc(CONF_MAX_FILE + 1);
+	if (buf == NULL) {
+		if (err != NULL)
+			fprintf(err, "%s: error: out of memory\n", path);
+		rc = CDN_EINVAL;
+		goto out;
+	}
+	len = fread(buf, 1, CONF_MAX_FILE + 1, f);
+	if (ferror(f)) {
+		saved = errno;
+		if (err != NULL)
+			fprintf(err, "%s: error: cannot read: %s\n", path,
+			    strerror(saved));
+		rc = CDN_EINVAL;
+		goto out;
+	}
+	set_str(&c->config, path);
+	rc = conf_load_buf(c, path, buf, len, err);
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+/* ---- validation ---- */
+
+int
+conf_validate(const struct conf *c, FILE *err)
+{
+	struct errsink es = {.err = err, .name = "edged"};
+	char h1[256], h2[256], ha[256], lo[32], hi[32];
+	uint16_t p1, p2, pa = 0;
+	const char *why;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	if (c->listen.n == 0)
+		errsink_at(&es, 0, 0, NULL,
+		    "no listen address: set listen in the config or --listen");
+	if (c->origin == NULL || c->origin[0] == '\0')
+		errsink_at(&es, 0, 0, NULL,
+		    "no origin: set origin in the config or --origin");
+	/*
+	 * Values set through the parsers are valid already; these checks
+	 * also cover a conf whose fields were filled in by hand.
+	 */
+	if (c->origin != NULL && c->origin[0] != '\0' &&
+	    conf_parse_url(c->origin, &why) != CDN_OK)
+		errsink_at(&es, 0, 0, "origin", "%s", why);
+	if (c->admin_listen != NULL && c->admin_listen[0] != '\0' &&
+	    conf_parse_hostport(c->admin_listen, ha, sizeof(ha), &pa, &why) !=
+	        CDN_OK) {
+		errsink_at(&es, 0, 0, "admin_listen", "%s", why);
+		pa = 0;
+	}
+	for (unsigned i = 0; i < c->listen.n; i++) {
+		if (conf_parse_hostport(
+		        c->listen.v[i], h1, sizeof(h1), &p1, &why) != CDN_OK) {
+			errsink_at(&es, 0, 0, "listen", "%s", why);
+			continue;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (conf_parse_hostport(c->listen.v[j], h2, sizeof(h2),
+			        &p2, &why) == CDN_OK &&
+			    p1 == p2 && strcmp(h1, h2) == 0) {
+				errsink_at(&es, 0, 0, "listen",
+				    "%s given twice", c->listen.v[i]);
+				break;
+			}
+		}
+		if (pa != 0 && p1 == pa && strcmp(h1, ha) == 0)
+			errsink_at(&es, 0, 0, "admin_listen",
+			    "%s is also a listen address", c->admin_listen);
+	}
+	if (c->max_request_line > c->max_header_size) {
+		format_size(lo, sizeof(lo), c->max_request_line);
+		format_size(hi, sizeof(hi), c->max_header_size);
+		errsink_at(&es, 0, 0, "max_request_line",
+		    "%s is larger than max_header_size (%s)", lo, hi);
+	}
+	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
+}
+
+/* ---- the command line ---- */
+
+/* One directive given as a flag, applied after the file. */
+struct flagval {
+	const struct conf_desc *d;
+	const char *flag; /* as written, for errors: flag[0..flen) */
+	size_t flen;
+	const char *val;
+	int is_port; /* -p PORT */
+};
+
+static const char *const long_opts[] = {
+    "config", "dump-config", "help", "version"};
+
+/* The long option nearest to name[0..len), if within distance 2. */
+static const char *
+suggest_flag(const char *name, size_t len, char *buf, size_t buflen)
+{
+	char f[NAME_SHOWN_MAX];
+	const char *best = NULL;
+	unsigned bestd = 3, dist;
+
+	for (size_t i = 0; i < CDN_ARRAY_LEN(long_opts); i++) {
+		dist = edit_distance(
+		    name, len, long_opts[i], strlen(long_opts[i]));
+		if (dist < bestd) {
+			bestd = dist;
+			best = long_opts[i];
+		}
+	}
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		flag_name(&descs[i], f, sizeof(f));
+		dist = edit_distance(name, len, f + 2, strlen(f + 2));
+		if (dist < bestd) {
+			bestd = dist;
+			snprintf(buf, buflen, "%s", f + 2);
+			best = buf;
+		}
+	}
+	return best;
+}
+
+static const struct conf_desc *
+find_flag(const char *name, size_t len)
+{
+	char f[NAME_SHOWN_MAX];
+
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		flag_name(&descs[i], f, sizeof(f));
+		if (strlen(f + 2) == len && memcmp(f + 2, name, len) == 0)
+			return &descs[i];
+	}
+	return NULL;
+}
+
+static void
+set_action(enum conf_action *act, enum conf_action want)
+{
+	/* --help wins over --version, which wins over --dump-config (which
+	 * checks as -t does), which wins over -t. */
+	static const int rank[] = {[CONF_ACT_RUN] = 0,
+	    [CONF_ACT_TEST] = 1,
+	    [CONF_ACT_DUMP] = 2,
+	    [CONF_ACT_VERSION] = 3,
+	    [CONF_ACT_HELP] = 4};
+
+	if (rank[want] > rank[*act])
+		*act = want;
+}
+
+/* "unknown option --NAME", with the nearest long option if there is one. */
+static void
+unknown_long(struct errsink *es, const char *name, size_t nlen)
+{
+	char buf[NAME_SHOWN_MAX];
+	const char *sugg = suggest_flag(name, nlen, buf, sizeof(buf));
+	int shown = nlen > NAME_SHOWN_MAX ? NAME_SHOWN_MAX : (int)nlen;
+
+	if (sugg != NULL)
+		errsink_flag(es, NULL, 0,
+		    "unknown option --%.*s (did you mean --%s?)", shown, name,
+		    sugg);
+	else
+		errsink_flag(es, NULL, 0, "unknown option --%.*s", shown, name);
+}
+
+static enum conf_action
+short_action(char opt)
+{
+	switch (opt) {
+	case 'h':
+		return CONF_ACT_HELP;
+	case 'V':
+		return CONF_ACT_VERSION;
+	default:
+		CDN_ASSERT(opt == 't');
+		return CONF_ACT_TEST;
+	}
+}
+
+int
+conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
+    enum conf_action *action)
+{
+	struct errsink es = {.err = err, .name = "edged"};
+	struct flagval *fv;
+	struct conf *c = NULL;
+	const char *cfg = NULL, *cfgflag = NULL, *arg, *name, *eq, *val;
+	const struct conf_desc *d;
+	enum conf_action act = CONF_ACT_RUN;
+	unsigned nfv = 0, seen[CONF_NKEYS] = {0};
+	char addr[32], msg[128];
+	const char *why;
+	size_t nlen;
+	int i, opts_done = 0, rc;
+
+	CDN_ASSERT(argc >= 0 && (argc == 0 || argv != NULL));
+	CDN_ASSERT(out != NULL && action != NULL);
+	fv = cdn_xcalloc((size_t)argc + 1, sizeof(*fv));
+
+	for (i = 1; i < argc; i++) {
+		arg = argv[i];
+		if (!opts_done && strcmp(arg, "--") == 0) {
+			opts_done = 1;
+			continue;
+		}
+		if (opts_done || arg[0] != '-' || arg[1] == '\0') {
+			errsink_flag(
+			    &es, NULL, 0, "unexpected argument \"%s\"", arg);
+			continue;
+		}
+		d = NULL;
+		val = NULL;
+		if (arg[1] == '-') {
+			name = arg + 2;
+			eq = strchr(name, '=');
+			nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+#define IS(s) (nlen == strlen(s) && memcmp(name, s, nlen) == 0)
+			if (IS("help") || IS("version") || IS("dump-config")) {
+				if (eq != NULL) {
+					errsink_flag(&es, arg, nlen + 2,
+					    "takes no value");
+					continue;
+				}
+				set_action(&act,
+				    IS("help")          ? CONF_ACT_HELP
+				        : IS("version") ? CONF_ACT_VERSION
+				                        : CONF_ACT_DUMP);
+				continue;
+			}
+			if (!IS("config")) {
+				d = find_flag(name, nlen);
+				if (d == NULL) {
+					unknown_long(&es, name, nlen);
+					/* Directive flags take a value: "--typo
+					 * value" is one mistake, not two. */
+					if (eq == NULL && i + 1 < argc &&
+					    argv[i + 1][0] != '-')
+						i++;
+					continue;
+				}
+			}
+#undef IS
+			nlen += 2; /* the flag as written, with its "--" */
+			if (eq != NULL)
+				val = eq + 1;
+		} else {
+			nlen = 2;
+			if (arg[2] == '\0' && strchr("hVt", arg[1]) != NULL) {
+				set_action(&act, short_action(arg[1]));
+				continue;
+			}
+			if (strchr("lpocf", arg[1]) == NULL) {
+				errsink_flag(&es, NULL, 0,
+				    "unknown option %.*s", NAME_SHOWN_MAX, arg);
+				continue;
+			}
+			if (arg[1] == 'l' || arg[1] == 'p')
+				d = &descs[CONF_IDX_listen];
+			else if (arg[1] == 'o')
+				d = &descs[CONF_IDX_origin];
+			if (arg[2] != '\0')
+				val = arg + 2; /* -p8080 */
+		}
+		if (val == NULL) {
+			if (i + 1 >= argc) {
+				errsink_flag(&es, arg, nlen, "missing value");
+				continue;
+			}
+			val = argv[++i];
+		}
+		if (d == NULL) { /* -c, -f, --config */
+			if (val[0] == '\0') {
+				errsink_flag(&es, arg, nlen, "empty file name");
+				continue;
+			}
+			if (cfg != NULL) {
+				errsink_flag(&es, arg, nlen,
+				    "config file given twice (first %s)",
+				    cfgflag);
+				continue;
+			}
+			cfg = val;
+			cfgflag = arg[1] == '-' ? "--config"
+			    : arg[1] == 'c'     ? "-c"
+			                        : "-f";
+			continue;
+		}
+		fv[nfv].d = d;
+		fv[nfv].flag = arg;
+		fv[nfv].flen = nlen;
+		fv[nfv].val = val;
+		fv[nfv].is_port = arg[1] == 'p';
+		nfv++;
+	}
+
+	c = conf_new_defaults();
+	/* Help and version must work whatever state the config file is in. */
+	if (cfg != NULL && act != CONF_ACT_HELP && act != CONF_ACT_VERSION) {
+		if (conf_load_file(c, cfg, err) != CDN_OK)
+			es.nerr++;
+	}
+	for (unsigned k = 0; k < nfv; k++) {
+		unsigned idx = (unsigned)(fv[k].d - descs);
+
+		val = fv[k].val;
+		if (fv[k].is_port) {
+			if (strlen(val) > 5 || val[0] == '\0' ||
+			    strspn(val, "0123456789") != strlen(val)) {
+				errsink_flag(&es, fv[k].flag, fv[k].flen,
+				    "invalid port (a number from 1 to 65535)");
+				continue;
+			}
+			snprintf(addr, sizeof(addr), "127.0.0.1:%s", val);
+			val = addr;
+		}
+		if (!seen[idx]++ && is_list(fv[k].d))
+			strlist_clear(field(c, fv[k].d)); /* flags replace */
+		if (set_value(c, fv[k].d, val, msg, sizeof(msg), &why) !=
+		    CDN_OK)
+			errsink_flag(&es, fv[k].flag, fv[k].flen, "%s", why);
+	}
+	if (es.nerr == 0 && act != CONF_ACT_HELP && act != CONF_ACT_VERSION &&
+	    conf_validate(c, err) != CDN_OK)
+		es.nerr++;
+
+	if (es.nerr > 0) {
+		conf_unref(&c);
+		rc = CDN_EINVAL;
+	} else {
+		*out = c;
+		*action = act;
+		rc = CDN_OK;
+	}
+	free(fv);
+	return rc;
+}
+
+/* ---- --help and --dump-config ---- */
+
+static const char *
+metavar(const struct conf_desc *d)
+{
+	switch (d->type) {
+	case CONF_T_STR:
+	case CONF_T_STRLIST:
+		return "STRING";
+	case CONF_T_ADDR:
+	case CONF_T_ADDRLIST:
+		return "HOST:PORT";
+	case CONF_T_URL:
+		return "URL";
+	case CONF_T_SIZE:
+		return "SIZE";
+	case CONF_T_UINT:
+		return "N";
+	case CONF_T_DURATION:
+		return "DURATION";
+	case CONF_T_LOGLEVEL:
+		return "LEVEL";
+	}
+	return "VALUE";
+}
+
+static const char *
+short_alias(const struct conf_desc *d)
+{
+	if (d == &descs[CONF_IDX_listen])
+		return "-l, ";
+	if (d == &descs[CONF_IDX_origin])
+		return "-o, ";
+	return "    ";
+}
+
+static const struct {
+	const char *left, *doc;
+} help_opts[] = {
+    {"-c, --config FILE", "read directives from FILE (-f FILE too)"},
+    {"-t", "check the configuration and exit"},
+    {"    --dump-config", "print the effective configuration and exit"},
+    {"-h, --help", "print this help and exit"},
+    {"-V, --version", "print the version and exit"},
+};
+
+void
+conf_print_help(FILE *out, const char *progname)
+{
+	char left[128], fl[NAME_SHOWN_MAX];
+	int width = 0, n;
+
+	if (progname == NULL || *progname == '\0')
+		progname = "edged";
+	for (size_t i = 0; i < CDN_ARRAY_LEN(help_opts); i++) {
+		n = (int)strlen(help_opts[i].left);
+		width = n > width ? n : width;
+	}
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		flag_name(&descs[i], fl, sizeof(fl));
+		n = snprintf(left, sizeof(left), "%s%s %s",
+		    short_alias(&descs[i]), fl, metavar(&descs[i]));
+		width = n > width ? n : width;
+	}
+	width += 2;
+
+	fprintf(out,
+	    "Usage: %s [-t | --dump-config] [-c FILE] [--DIRECTIVE VALUE]...\n"
+	    "       %s -h | -V\n"
+	    "\n"
+	    "Options:\n",
+	    progname, progname);
+	for (size_t i = 0; i < CDN_ARRAY_LEN(help_opts); i++)
+		fprintf(out, "  %-*s%s\n", width, help_opts[i].left,
+		    help_opts[i].doc);
+	fprintf(out,
+	    "\nDirectives (in a config file: DIRECTIVE VALUE, one per line; "
+	    "flags override\nthe file, and a repeated flag replaces the "
+	    "file's list):\n");
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_desc *d = &descs[i];
+
+		flag_name(d, fl, sizeof(fl));
+		snprintf(left, sizeof(left), "%s%s %s", short_alias(d), fl,
+		    metavar(d));
+		fprintf(out, "  %-*s%s", width, left, d->doc);
+		if (d->def[0] != '\0')
+			fprintf(out, " (default %s)", d->def);
+		fputc('\n', out);
+		if (i == CONF_IDX_listen)
+			fprintf(out, "  %-*s%s\n", width, "-p PORT",
+			    "the same as --listen 127.0.0.1:PORT");
+	}
+	fprintf(out,
+	    "\nSIZE is bytes, with an optional K, M, G or T (powers of "
+	    "1024): 64M, 1G.\n"
+	    "DURATION needs a unit: ms, s, m, h or d (500ms, 30s, 5m).\n");
+}
+
+/* Print <s> as one config-file value: bare if it can be, quoted if not. */
+static void
+print_value(FILE *out, const char *s)
+{
+	if (s[0] != '\0' && strpbrk(s, " \t#\"{}") == NULL) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+void
+conf_dump(FILE *out, const struct conf *c)
+{
+	char num[32];
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	fprintf(out,
+	    "# edged configuration: every directive and its "
+	    "effective value\n");
+	if (c->config != NULL) {
+		/* A comment line: a newline in the path must not end it. */
+		fprintf(out, "# (defaults, then ");
+		for (const char *p = c->config; *p != '\0'; p++)
+			fputc(is_ctl((unsigned char)*p) ? '?' : *p, out);
+		fprintf(out, ", then the command line)\n");
+	}
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_desc *d = &descs[i];
+		const void *f = cfield(c, d);
+		const struct conf_strlist *l;
+
+		fprintf(out, "\n# %s\n", d->doc);
+		switch (d->type) {
+		case CONF_T_STR:
+		case CONF_T_ADDR:
+		case CONF_T_URL:
+			fprintf(out, "%s ", d->name);
+			print_value(out, *(char *const *)f);
+			fputc('\n', out);
+			break;
+		case CONF_T_STRLIST:
+		case CONF_T_ADDRLIST:
+			l = f;
+			if (l->n == 0)
+				fprintf(out, "# %s: none\n", d->name);
+			for (unsigned j = 0; j < l->n; j++) {
+				fprintf(out, "%s ", d->name);
+				print_value(out, l->v[j]);
+				fputc('\n', out);
+			}
+			break;
+		case CONF_T_SIZE:
+		case CONF_T_DURATION:
+			format_number(
+			    d, num, sizeof(num), *(const uint64_t *)f);
+			fprintf(out, "%s %s\n", d->name, num);
+			break;
+		case CONF_T_UINT:
+			fprintf(out, "%s %u\n", d->name, *(const unsigned *)f);
+			break;
+		case CONF_T_LOGLEVEL:
+			fprintf(out, "%s %s\n", d->name,
+			    cdn_log_level_name(*(const enum cdn_log_level *)f));
+			break;
+		}
+	}
+}
