@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install what building and testing edged needs on Debian 12, skipping
+# what is already there.  Runs apt-get as root (or through sudo).
+#   tools/deps.sh          build dependencies
+#   tools/deps.sh --test   build and test dependencies
+set -eu
+pkgs="build-essential autoconf automake pkg-config libevent-dev
+libcurl4-openssl-dev libssl-dev liblmdb-dev zlib1g-dev libbrotli-dev
+libjansson-dev curl python3 ca-certificates"
+if [ "${1:-}" = "--test" ]; then
+	# varnishtest runs the integration stories; brotli checks variants.
+	pkgs="$pkgs varnish brotli procps"
+fi
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+else
+	SUDO=sudo
+fi
+echo "installing:$missing"
+$SUDO apt-get update -qq
+# Installing varnish (for varnishtest) must not start a varnishd service.
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	policy=/usr/sbin/policy-rc.d
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null
+	$SUDO chmod +x $policy
+fi
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+	--no-install-recommends $missing >/dev/null
+[ -n "$policy" ] && $SUDO rm -f "$policy"
+exit 0

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Every test: unit tests, varnishtest stories and Python stories against the
+# real edged, built twice: with ASan/UBSan, then a normal -Werror build (left
+# in place).  Installs what it needs.  Last line: "N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+tools/deps.sh --test || exit 1
+[ -x configure ] || ./autogen.sh || exit 1
+
+total_pass=0
+total_fail=0
+jobs=$(nproc)
+
+# count_results: add the :test-result: lines of every .trs file.
+count_results() {
+	p=$(find tests -name '*.trs' -exec grep -h '^:test-result: PASS' {} + | wc -l)
+	f=$(find tests -name '*.trs' -exec grep -h -E '^:test-result: (FAIL|ERROR|XPASS)' {} + | wc -l)
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	echo "$1: $p passed, $f failed"
+}
+
+run_build() {
+	name=$1
+	shift
+	echo "=== $name build: ./configure $*"
+	[ -f Makefile ] && make -s distclean >/dev/null 2>&1
+	if ! ./configure -q "$@" || ! make -s -j"$jobs"; then
+		echo "$name: build failed"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	make -s -j"$jobs" check >"check-$name.log" 2>&1
+	status=$?
+	grep -E '^(FAIL|ERROR|XPASS|# )' "check-$name.log" || true
+	if [ $status -ne 0 ]; then
+		for f in $(grep -l -E '^:test-result: (FAIL|ERROR)' $(find tests -name '*.trs')); do
+			echo "--- ${f%.trs}.log (tail)"
+			tail -40 "${f%.trs}.log"
+		done
+	fi
+	count_results "$name"
+	# A failure outside the test list (e.g. the layering check) counts too.
+	if [ $status -ne 0 ] && ! grep -q -E '^(FAIL|ERROR)' "check-$name.log"; then
+		tail -20 "check-$name.log"
+		total_fail=$((total_fail + 1))
+	fi
+}
+
+run_build sanitizers --enable-werror --enable-sanitizers
+run_build normal --enable-werror
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
