@@ -197,6 +197,8 @@ on_request(struct http_txn *txn, void *arg)
 	char method[32];
 
 	if (!method_forwarded(req->method)) {
+		/* We do not know what the method means for what follows it. */
+		http_txn_set_close(txn);
 		respond_error(txn, 501);
 		return;
 	}
@@ -240,6 +242,10 @@ on_request(struct http_txn *txn, void *arg)
 	if (cf->origin_host[0] != '\0') {
 		host = cf->origin_host;
 		hostlen = strlen(host);
+	} else if (req->target_form == HTTP_TARGET_ABSOLUTE) {
+		/* RFC 9112 §3.2.2: the target's authority replaces Host. */
+		host = req->authority.p;
+		hostlen = req->authority.len;
 	} else if (req->host.len > 0) {
 		host = req->host.p;
 		hostlen = req->host.len;
@@ -503,7 +509,8 @@ on_log(struct http_txn *txn, void *arg)
 	EDGE_COUNTER_ADD(w, bytes_sent, http_txn_bytes_sent(txn));
 	if (http_txn_aborted(txn))
 		EDGE_COUNTER_INC(w, client_aborts);
-	if (err != NULL && pt == NULL)
+	/* Refused by the HTTP layer (parse, limits, body framing). */
+	if (err != NULL && !http_txn_aborted(txn) && status >= 400)
 		EDGE_COUNTER_INC(w, bad_requests);
 
 	if (w->alog != NULL) {
@@ -520,9 +527,10 @@ on_log(struct http_txn *txn, void *arg)
 		    "%s %s \"%.*s %.*s HTTP/1.%d\" %d %llu %llu %s - %s \"%s\"",
 		    ts, http_txn_client_addr(txn),
 		    (int)(req->method_str.len < 32 ? req->method_str.len : 32),
-		    req->method_str.p,
+		    req->method_str.p != NULL ? req->method_str.p : "",
 		    (int)(req->target.len < 2048 ? req->target.len : 2048),
-		    req->target.p, req->version_minor, status,
+		    req->target.p != NULL ? req->target.p : "",
+		    req->version_minor, status,
 		    (unsigned long long)http_txn_bytes_sent(txn),
 		    (unsigned long long)dur_ms, origin,
 		    http_txn_aborted(txn) ? "aborted" : "-",

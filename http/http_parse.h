@@ -66,7 +66,12 @@ struct http_request {
 	/* absolute-form: scheme and authority; empty otherwise */
 	struct http_slice scheme;
 	struct http_slice authority;
-	struct http_slice path;	 /* from '/' up to '?' (or "*"); never empty */
+	/*
+	 * From '/' up to '?' (or "*"); never empty.  When the absolute-form
+	 * has no path, and for the authority-form, it is a static "/" that
+	 * lies outside the caller's buffer.
+	 */
+	struct http_slice path;
 	struct http_slice query; /* after '?', without it; may be empty */
 	unsigned has_query : 1;	 /* a '?' was present, even if empty */
 	int version_minor;	 /* HTTP/1.<minor>: 0 or 1 */
@@ -75,7 +80,11 @@ struct http_request {
 	unsigned n_headers;
 
 	/* Derived from the fields while parsing. */
-	struct http_slice host;	      /* Host field value; empty if none */
+	/*
+	 * Host field value; empty if none.  For the absolute-form, RFC 9112
+	 * §3.2.2 makes the target's authority, not this, the host to use.
+	 */
+	struct http_slice host;
 	int64_t content_length;	      /* -1: no Content-Length field */
 	unsigned is_chunked : 1;      /* Transfer-Encoding: chunked */
 	unsigned keep_alive : 1;      /* persistence per version + Connection */
@@ -126,6 +135,11 @@ struct http_chunked {
 	size_t max_trailer;	 /* whole trailer section; longer: error */
 };
 
+/*
+ * Start a body.  <max_line> counts a size line with its extensions and its
+ * CRLF; <max_trailer> counts the trailer field lines with their CRLFs, not
+ * the empty line that ends the section (0: no trailer fields allowed).
+ */
 void http_chunked_init(struct http_chunked *c, size_t max_line,
     size_t max_trailer);
 

@@ -447,6 +447,14 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 }
 
 void
+http_txn_set_close(struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	CDN_ASSERT(!txn->responded);
+	txn->conn->keep_alive = 0;
+}
+
+void
 http_txn_write(struct http_txn *txn, const void *data, size_t len)
 {
 	char hex[24];

@@ -123,6 +123,8 @@ void http_txn_finish(struct http_txn *txn);
 /* The response cannot be completed: close the connection once what was
  * written is flushed (the client sees a truncated transfer).  As finish. */
 void http_txn_abort(struct http_txn *txn);
+/* Close the connection after this response (before http_txn_respond). */
+void http_txn_set_close(struct http_txn *txn);
 /* Send a whole short response (errors, admin pages) and finish. */
 void http_txn_simple(struct http_txn *txn, int status,
     const char *content_type, const char *body, size_t body_len);

@@ -6,7 +6,7 @@
 set -eu
 pkgs="build-essential autoconf automake pkg-config libevent-dev
 libcurl4-openssl-dev libssl-dev liblmdb-dev zlib1g-dev libbrotli-dev
-libjansson-dev curl python3 ca-certificates"
+libjansson-dev libxxhash-dev curl python3 ca-certificates"
 if [ "${1:-}" = "--test" ]; then
 	# varnishtest runs the integration stories; brotli checks variants.
 	pkgs="$pkgs varnish brotli procps"
