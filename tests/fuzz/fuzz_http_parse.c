@@ -27,14 +27,6 @@
 #include "common/cdn.h"
 #include "http/http_parse.h"
 
-/*
- * The parser is compiled into this target rather than taken from libedge.a,
- * which is built without -fsanitize=fuzzer: libFuzzer needs its coverage
- * instrumentation in the code under test to steer.  The archive member is
- * then never pulled in, so there is no clash.
- */
-#include "http/http_parse.c"
-
 #define FZ_MAX_HEADERS 64
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
