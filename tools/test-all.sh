@@ -47,7 +47,31 @@ run_build() {
 	fi
 }
 
+# A short run of every fuzz target, where clang has libFuzzer.
+run_fuzz() {
+	echo "=== fuzz smoke: CC=clang ./configure --enable-fuzz"
+	[ -f Makefile ] && make -s distclean >/dev/null 2>&1
+	if ! command -v clang >/dev/null ||
+	    ! CC=clang ./configure -q --enable-fuzz >/dev/null 2>&1; then
+		echo "fuzz: skipped (no clang with libFuzzer)"
+		return
+	fi
+	for t in $(sed -n 's/^noinst_PROGRAMS = //p' Makefile.am); do
+		if make -s -j"$jobs" "$t" >/dev/null 2>&1 &&
+		    "./$t" -max_total_time="${FUZZ_SECONDS:-20}" \
+			-rss_limit_mb=2048 >"$t.log" 2>&1; then
+			echo "PASS: $t ($(grep -o 'Done [0-9]* runs' "$t.log"))"
+			total_pass=$((total_pass + 1))
+		else
+			echo "FAIL: $t"
+			tail -30 "$t.log"
+			total_fail=$((total_fail + 1))
+		fi
+	done
+}
+
 run_build sanitizers --enable-werror --enable-sanitizers
+run_fuzz
 run_build normal --enable-werror
 
 echo "$total_pass passed, $total_fail failed"
