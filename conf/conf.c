@@ -1289,6 +1289,14 @@ conf_validate(const struct conf *c, FILE *err)
 			errsink_at(&es, 0, 0, "admin_listen",
 			    "%s is also a listen address", c->admin_listen);
 	}
+	if (strcmp(c->cache_query, "keep") != 0 &&
+	    strcmp(c->cache_query, "sort") != 0 &&
+	    strcmp(c->cache_query, "drop") != 0)
+		errsink_at(&es, 0, 0, "cache_query",
+		    "\"%s\": must be keep, sort or drop", c->cache_query);
+	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
+		errsink_at(&es, 0, 0, "cache_query_keep",
+		    "cannot be used with cache_query_drop");
 	if (c->max_request_line > c->max_header_size) {
 		format_size(lo, sizeof(lo), c->max_request_line);
 		format_size(hi, sizeof(hi), c->max_header_size);

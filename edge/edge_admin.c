@@ -35,8 +35,49 @@ sum_counters(struct edge *e, struct edge_counters *sum)
 		SUM(origin_timeouts);
 		SUM(bytes_sent);
 		SUM(conns_accepted);
+		SUM(cache_hits_memory);
+		SUM(cache_hits_disk);
+		SUM(cache_misses);
+		SUM(cache_revalidations);
+		SUM(cache_not_modified);
+		SUM(cache_stores);
+		SUM(cache_invalidations);
+		SUM(cache_bypass);
 	}
 #undef SUM
+}
+
+#define JINT(v) json_integer((json_int_t)(v))
+
+static json_t *
+cache_json(struct edge *e, const struct edge_counters *s)
+{
+	struct cache_store_stats st;
+	json_t *c = json_object();
+
+	json_object_set_new(c, "enabled", json_boolean(e->store != NULL));
+	json_object_set_new(c, "hits_memory", JINT(s->cache_hits_memory));
+	json_object_set_new(c, "hits_disk", JINT(s->cache_hits_disk));
+	json_object_set_new(c, "misses", JINT(s->cache_misses));
+	json_object_set_new(c, "revalidations", JINT(s->cache_revalidations));
+	json_object_set_new(c, "not_modified", JINT(s->cache_not_modified));
+	json_object_set_new(c, "stores", JINT(s->cache_stores));
+	json_object_set_new(c, "invalidations", JINT(s->cache_invalidations));
+	json_object_set_new(c, "bypass", JINT(s->cache_bypass));
+	if (e->store == NULL)
+		return c;
+	cache_store_stats(e->store, &st);
+	json_object_set_new(c, "objects", JINT(st.objects));
+	json_object_set_new(c, "bytes", JINT(st.bytes));
+	json_object_set_new(c, "memory_objects", JINT(st.mem_objects));
+	json_object_set_new(c, "memory_bytes", JINT(st.mem_bytes));
+	json_object_set_new(c, "puts", JINT(st.puts));
+	json_object_set_new(c, "put_drops", JINT(st.put_drops));
+	json_object_set_new(c, "evictions", JINT(st.evictions));
+	json_object_set_new(c, "memory_evictions", JINT(st.mem_evictions));
+	json_object_set_new(c, "map_full", JINT(st.map_full));
+	json_object_set_new(c, "corrupt", JINT(st.corrupt));
+	return c;
 }
 
 static json_t *
@@ -75,6 +116,7 @@ stats_json(struct edge *e)
 	    json_integer((json_int_t)s.bytes_sent));
 	json_object_set_new(root, "connections_accepted",
 	    json_integer((json_int_t)s.conns_accepted));
+	json_object_set_new(root, "cache", cache_json(e, &s));
 	return root;
 }
 

@@ -18,7 +18,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "cache/cache.h"
 #include "common/cdn_log.h"
+#include "common/cdn_strbuf.h"
 #include "conf/conf.h"
 #include "http/http_server.h"
 #include "origin/origin.h"
@@ -41,6 +43,14 @@ struct edge_counters {
 	_Atomic uint64_t origin_timeouts;
 	_Atomic uint64_t bytes_sent;
 	_Atomic uint64_t conns_accepted;
+	_Atomic uint64_t cache_hits_memory; /* fresh hits by tier */
+	_Atomic uint64_t cache_hits_disk;
+	_Atomic uint64_t cache_misses;	  /* uri-miss and vary-miss */
+	_Atomic uint64_t cache_revalidations; /* stale: asked the origin */
+	_Atomic uint64_t cache_not_modified;  /* ... and it said 304 */
+	_Atomic uint64_t cache_stores;	  /* responses handed to the store */
+	_Atomic uint64_t cache_invalidations; /* after unsafe methods */
+	_Atomic uint64_t cache_bypass;	  /* method, bypass prefix, no key */
 };
 
 struct edge;
@@ -82,7 +92,72 @@ struct edge {
 	char *origin_base;
 	char *origin_authority; /* "host:port": Host when the client sent none */
 	struct origin_timeouts origin_to;
+	/* The cache; NULL without cache_dir. */
+	struct cache_store *store;
+	struct cache_policy_conf policy;
+	struct cache_key_rules key_rules; /* params borrowed from conf */
 };
+
+/*
+ * One client transaction of the proxy, from on_request to on_log (the one
+ * place it is freed, as every transaction ends there).
+ */
+struct proxy_txn {
+	uint32_t magic;
+#define PROXY_TXN_MAGIC 0x52e9c0a7u
+	struct edge_worker *w;
+	struct http_txn *txn;
+	struct origin_fetch *fetch;
+	enum origin_err origin_err;
+	uint64_t origin_ms;
+	unsigned responded : 1;	  /* the client has its response head */
+	unsigned used_origin : 1;
+	/* cache (edge_cache.c) */
+	unsigned has_key : 1;	  /* key and key_url are set */
+	unsigned cache_on : 1;	  /* may be answered from / stored in cache */
+	unsigned head_as_get : 1; /* a HEAD fetched as GET to fill the cache */
+	unsigned served : 1;	  /* answered from the stored copy (304) */
+	unsigned pragma_no_cache : 1;
+	uint8_t key[CACHE_HASH_LEN];
+	char *key_url;
+	size_t key_url_len;
+	int64_t content_length; /* the origin's, -1 if unknown */
+	struct cache_exchange x; /* request side, then the response's */
+	struct cache_obj *stale; /* stored response being revalidated */
+	struct cache_obj *fill;	 /* response being stored */
+	char cache_status[96];	 /* Cache-Status after "name; " */
+};
+
+/* edge_cache.c */
+/*
+ * Look the request up.  Returns 1 when the cache answered it (the txn is
+ * finished and <pt> is gone), 0 to go to the origin; pt->stale is then set
+ * when a stored response is to be revalidated.
+ */
+int edge_cache_request(struct proxy_txn *pt, struct http_txn *txn);
+/* Whether a client request field is left out of a cache-filling fetch. */
+int edge_cache_drops_field(const struct proxy_txn *pt, const char *name,
+    size_t len);
+/* Fields added to the origin request (validators of pt->stale). */
+void edge_cache_origin_fields(const struct proxy_txn *pt,
+    struct cdn_strbuf *fb);
+/*
+ * The origin's response head: decide what to store, and append the
+ * Cache-Status field to <out> (the client's fields).  Returns 1 when the
+ * response was answered from the stored copy (a 304 to a revalidation);
+ * the caller then sends nothing itself.
+ */
+int edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
+    size_t len, struct cdn_strbuf *out);
+void edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len);
+void edge_cache_on_done(struct proxy_txn *pt, enum origin_err e);
+/* The Cache-Status of an error the proxy answers itself. */
+void edge_cache_error_field(struct proxy_txn *pt, struct cdn_strbuf *out);
+void edge_cache_txn_free(struct proxy_txn *pt);
+/* Open the store and build the policy from the config; CDN_EIO if the
+ * cache directory cannot be opened. */
+int edge_cache_init(struct edge *e) CDN_WUR;
+void edge_cache_fini(struct edge *e);
 
 /* edge_proxy.c */
 extern const struct http_handler edge_proxy_handler;

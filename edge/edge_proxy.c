@@ -24,18 +24,6 @@
 #define MAX_CONN_TOKENS 16
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
 
-struct proxy_txn {
-	uint32_t magic;
-#define PROXY_TXN_MAGIC 0x52e9c0a7u
-	struct edge_worker *w;
-	struct http_txn *txn; /* NULL once the txn has ended */
-	struct origin_fetch *fetch;
-	enum origin_err origin_err;
-	uint64_t origin_ms;
-	unsigned responded : 1;
-	unsigned used_origin : 1;
-};
-
 /* RFC 9110 §7.6.1: fields that apply to one connection only. */
 static int
 is_hop_by_hop(const char *name, size_t len)
@@ -96,56 +84,20 @@ name_is(const struct http_slice *s, const char *name)
 
 /* ---- building the origin request ---- */
 
-struct strbuf {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
-static void
-sb_add(struct strbuf *b, const char *s, size_t len)
-{
-	size_t cap;
-	char *n;
-
-	if (b->failed)
-		return;
-	if (b->len + len + 1 > b->cap) {
-		cap = b->cap ? b->cap * 2 : 1024;
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		if (cap > FIELDS_MAX || (n = realloc(b->p, cap)) == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = n;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, len);
-	b->len += len;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(struct strbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
 /* Append "Name: value" and a NUL: the fields are split at NULs later. */
 static void
-sb_field(struct strbuf *b, const char *name, size_t nlen, const char *v,
+sb_field(struct cdn_strbuf *b, const char *name, size_t nlen, const char *v,
     size_t vlen)
 {
-	sb_add(b, name, nlen);
+	cdn_sb_add(b, name, nlen);
 	/* curl drops "Name:" lines; "Name;" is how it sends an empty value. */
 	if (vlen == 0) {
-		sb_add(b, ";", 2);
+		cdn_sb_add(b, ";", 2);
 		return;
 	}
-	sb_add(b, ": ", 2);
-	sb_add(b, v, vlen);
-	sb_add(b, "", 1);
+	cdn_sb_add(b, ": ", 2);
+	cdn_sb_add(b, v, vlen);
+	cdn_sb_add(b, "", 1);
 }
 
 static int
@@ -165,18 +117,60 @@ method_forwarded(enum http_method m)
 	}
 }
 
+/* An error the proxy answers itself (502, 504, ...). */
 static void
-respond_error(struct http_txn *txn, int status)
+respond_error(struct proxy_txn *pt, struct http_txn *txn, int status)
 {
+	struct cdn_strbuf f = { 0 };
 	char body[96];
 	int n;
 
 	n = snprintf(body, sizeof(body), "%d %s\n", status,
 	    http_status_reason(status));
-	http_txn_simple(txn, status, "text/plain", body, (size_t)n);
+	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
+	if (pt != NULL)
+		edge_cache_error_field(pt, &f);
+	http_txn_respond(txn, status, f.p, f.failed ? 0 : f.len, n);
+	http_txn_write(txn, body, (size_t)n);
+	cdn_sb_free(&f);
+	http_txn_finish(txn);
 }
 
 static const struct origin_fetch_ops proxy_origin_ops;
+
+static struct proxy_txn *
+proxy_txn_new(struct edge_worker *w, struct http_txn *txn)
+{
+	struct proxy_txn *pt = cdn_xcalloc(1, sizeof(*pt));
+
+	pt->magic = PROXY_TXN_MAGIC;
+	pt->w = w;
+	pt->txn = txn;
+	pt->content_length = -1;
+	http_txn_set_data(txn, pt);
+	return pt;
+}
+
+/* The Host the origin sees. */
+static void
+origin_host(const struct edge *e, const struct http_request *req,
+    const char **host, size_t *len)
+{
+	if (e->conf->origin_host[0] != '\0') {
+		*host = e->conf->origin_host;
+		*len = strlen(*host);
+	} else if (req->target_form == HTTP_TARGET_ABSOLUTE) {
+		/* RFC 9112 §3.2.2: the target's authority replaces Host. */
+		*host = req->authority.p;
+		*len = req->authority.len;
+	} else if (req->host.len > 0) {
+		*host = req->host.p;
+		*len = req->host.len;
+	} else {
+		*host = e->origin_authority;
+		*len = strlen(*host);
+	}
+}
 
 static void
 on_request(struct http_txn *txn, void *arg)
@@ -186,8 +180,8 @@ on_request(struct http_txn *txn, void *arg)
 	const struct conf *cf = e->conf;
 	const struct http_request *req = http_txn_request(txn);
 	struct conn_tokens ct = { .n = 0 };
-	struct strbuf url = { 0 }, fb = { 0 };
-	struct strbuf via = { 0 }, xff = { 0 };
+	struct cdn_strbuf url = { .max = FIELDS_MAX }, fb = { .max = FIELDS_MAX };
+	struct cdn_strbuf via = { .max = FIELDS_MAX }, xff = { .max = FIELDS_MAX };
 	struct origin_request oreq;
 	struct proxy_txn *pt;
 	const char **fields = NULL;
@@ -199,7 +193,7 @@ on_request(struct http_txn *txn, void *arg)
 	if (!method_forwarded(req->method)) {
 		/* We do not know what the method means for what follows it. */
 		http_txn_set_close(txn);
-		respond_error(txn, 501);
+		respond_error(NULL, txn, 501);
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ASTERISK) {
@@ -210,6 +204,9 @@ on_request(struct http_txn *txn, void *arg)
 		http_txn_finish(txn);
 		return;
 	}
+	pt = proxy_txn_new(w, txn);
+	if (edge_cache_request(pt, txn))
+		return; /* answered from cache: pt is gone */
 
 	for (i = 0; i < req->n_headers; i++)
 		if (name_is(&req->headers[i].name, "connection"))
@@ -223,54 +220,43 @@ on_request(struct http_txn *txn, void *arg)
 		    conn_tokens_has(&ct, h->name.p, h->name.len) ||
 		    name_is(&h->name, "content-length") ||
 		    name_is(&h->name, "expect") || name_is(&h->name, "host") ||
-		    name_is(&h->name, "x-forwarded-proto"))
+		    name_is(&h->name, "x-forwarded-proto") ||
+		    edge_cache_drops_field(pt, h->name.p, h->name.len))
 			continue;
 		if (name_is(&h->name, "via")) {
-			sb_add(&via, h->value.p, h->value.len);
-			sb_add(&via, ", ", 2);
+			cdn_sb_add(&via, h->value.p, h->value.len);
+			cdn_sb_add(&via, ", ", 2);
 			continue;
 		}
 		if (name_is(&h->name, "x-forwarded-for")) {
-			sb_add(&xff, h->value.p, h->value.len);
-			sb_add(&xff, ", ", 2);
+			cdn_sb_add(&xff, h->value.p, h->value.len);
+			cdn_sb_add(&xff, ", ", 2);
 			continue;
 		}
 		if (name_is(&h->name, "accept"))
 			has_accept = 1;
 		sb_field(&fb, h->name.p, h->name.len, h->value.p, h->value.len);
 	}
-	if (cf->origin_host[0] != '\0') {
-		host = cf->origin_host;
-		hostlen = strlen(host);
-	} else if (req->target_form == HTTP_TARGET_ABSOLUTE) {
-		/* RFC 9112 §3.2.2: the target's authority replaces Host. */
-		host = req->authority.p;
-		hostlen = req->authority.len;
-	} else if (req->host.len > 0) {
-		host = req->host.p;
-		hostlen = req->host.len;
-	} else {
-		host = e->origin_authority;
-		hostlen = strlen(host);
-	}
+	origin_host(e, req, &host, &hostlen);
 	sb_field(&fb, "Host", 4, host, hostlen);
-	sb_str(&via, "1.1 ");
-	sb_str(&via, cf->via);
+	cdn_sb_str(&via, "1.1 ");
+	cdn_sb_str(&via, cf->via);
 	sb_field(&fb, "Via", 3, via.p, via.len);
-	sb_str(&xff, http_txn_client_addr(txn));
+	cdn_sb_str(&xff, http_txn_client_addr(txn));
 	sb_field(&fb, "X-Forwarded-For", 15, xff.p, xff.len);
 	sb_field(&fb, "X-Forwarded-Proto", 17, "http", 4);
 	if (!has_accept)
-		sb_add(&fb, "Accept:", 8); /* no curl default */
+		cdn_sb_add(&fb, "Accept:", 8); /* no curl default */
+	edge_cache_origin_fields(pt, &fb);
 
-	sb_str(&url, e->origin_base);
-	sb_add(&url, req->path.p, req->path.len);
+	cdn_sb_str(&url, e->origin_base);
+	cdn_sb_add(&url, req->path.p, req->path.len);
 	if (req->has_query) {
-		sb_add(&url, "?", 1);
-		sb_add(&url, req->query.p, req->query.len);
+		cdn_sb_add(&url, "?", 1);
+		cdn_sb_add(&url, req->query.p, req->query.len);
 	}
 	if (fb.failed || url.failed || via.failed || xff.failed) {
-		respond_error(txn, 431);
+		respond_error(pt, txn, 431);
 		goto out;
 	}
 
@@ -284,22 +270,20 @@ on_request(struct http_txn *txn, void *arg)
 		fields[nfields++] = fb.p + i;
 	fields[nfields] = NULL;
 
-	snprintf(method, sizeof(method), "%.*s", (int)req->method_str.len,
-	    req->method_str.p);
+	if (pt->head_as_get)
+		snprintf(method, sizeof(method), "GET");
+	else
+		snprintf(method, sizeof(method), "%.*s",
+		    (int)req->method_str.len, req->method_str.p);
 	memset(&oreq, 0, sizeof(oreq));
 	oreq.method = method;
 	oreq.url = url.p;
 	oreq.fields = fields;
-	oreq.is_head = req->method == HTTP_M_HEAD;
+	oreq.is_head = req->method == HTTP_M_HEAD && !pt->head_as_get;
 	/* An explicit "Content-Length: 0" is forwarded as such. */
 	oreq.has_body = http_txn_has_body(txn) || req->content_length == 0;
 	oreq.body_length = http_txn_body_length(txn);
 
-	pt = cdn_xcalloc(1, sizeof(*pt));
-	pt->magic = PROXY_TXN_MAGIC;
-	pt->w = w;
-	pt->txn = txn;
-	http_txn_set_data(txn, pt);
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
 	pt->fetch = origin_fetch_start(w->origin, &oreq, &e->origin_to,
@@ -307,14 +291,14 @@ on_request(struct http_txn *txn, void *arg)
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
-		respond_error(txn, 502);
+		respond_error(pt, txn, 502);
 	}
 out:
 	free(fields);
-	free(fb.p);
-	free(url.p);
-	free(via.p);
-	free(xff.p);
+	cdn_sb_free(&fb);
+	cdn_sb_free(&url);
+	cdn_sb_free(&via);
+	cdn_sb_free(&xff);
 }
 
 /* ---- origin callbacks ---- */
@@ -324,14 +308,14 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
     const char *fields, size_t len, int64_t content_length)
 {
 	struct proxy_txn *pt = arg;
+	struct edge *e = pt->w->edge;
 	struct conn_tokens ct = { .n = 0 };
-	struct strbuf out = { 0 };
+	struct cdn_strbuf out = { .max = FIELDS_MAX };
 	const char *p, *end = fields + len, *eol, *colon;
 	size_t nlen;
 	int has_via = 0, chunked = 0;
-	const char *via = pt->w->edge->conf->via;
+	const char *via = e->conf->via;
 
-	(void)f;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
 
@@ -356,31 +340,46 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 		if (is_hop_by_hop(p, nlen) || conn_tokens_has(&ct, p, nlen) ||
 		    (nlen == 14 && strncasecmp(p, "content-length", 14) == 0))
 			continue;
+		/* RFC 9213: targeted fields are for this node, not clients. */
+		if (e->conf->cache_targeted &&
+		    ((nlen == 17 && strncasecmp(p, "cdn-cache-control", 17) == 0) ||
+			(nlen == 17 &&
+			    strncasecmp(p, "surrogate-control", 17) == 0)))
+			continue;
 		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
 			/* RFC 9110 §7.6.3: append ourselves to the chain. */
-			sb_add(&out, p, (size_t)(eol - p));
-			sb_str(&out, ", 1.1 ");
-			sb_str(&out, via);
-			sb_add(&out, "\r\n", 2);
+			cdn_sb_add(&out, p, (size_t)(eol - p));
+			cdn_sb_str(&out, ", 1.1 ");
+			cdn_sb_str(&out, via);
+			cdn_sb_add(&out, "\r\n", 2);
 			has_via = 1;
 			continue;
 		}
-		sb_add(&out, p, (size_t)(eol + 2 - p));
+		cdn_sb_add(&out, p, (size_t)(eol + 2 - p));
 	}
 	if (!has_via) {
-		sb_str(&out, "Via: 1.1 ");
-		sb_str(&out, via);
-		sb_add(&out, "\r\n", 2);
+		cdn_sb_str(&out, "Via: 1.1 ");
+		cdn_sb_str(&out, via);
+		cdn_sb_add(&out, "\r\n", 2);
 	}
 	if (chunked)
 		content_length = -1; /* RFC 9112 §6.3: chunked wins */
+	pt->content_length = content_length;
 	if (out.failed) {
-		free(out.p);
+		cdn_sb_free(&out);
 		return; /* on_done answers 502: nothing was sent */
+	}
+	if (edge_cache_on_head(pt, status, fields, len, &out)) {
+		cdn_sb_free(&out);
+		return; /* answered from the stored copy */
+	}
+	if (out.failed) {
+		cdn_sb_free(&out);
+		return;
 	}
 	pt->responded = 1;
 	http_txn_respond(pt->txn, status, out.p, out.len, content_length);
-	free(out.p);
+	cdn_sb_free(&out);
 }
 
 static size_t
@@ -391,10 +390,13 @@ on_origin_body(struct origin_fetch *f, void *arg, const char *data,
 
 	(void)f;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	if (pt->served)
+		return len; /* a 304's body, if any: not the client's */
 	if (!pt->responded)
 		return 0; /* the head was refused: abort the transfer */
 	if (http_txn_out_pending(pt->txn) > HTTP_OUT_HIGH_WATER)
 		return ORIGIN_PAUSE;
+	edge_cache_on_body(pt, data, len);
 	http_txn_write(pt->txn, data, len);
 	return len;
 }
@@ -432,16 +434,19 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 		    err == ORIGIN_ETIMEOUT_IDLE)
 			EDGE_COUNTER_INC(w, origin_timeouts);
 	}
+	edge_cache_on_done(pt, err);
 	/* pt dies in on_log, inside finish/abort/respond_error below. */
-	if (err == ORIGIN_OK && pt->responded)
+	if (pt->served)
+		http_txn_finish(txn); /* the stored copy was complete */
+	else if (err == ORIGIN_OK && pt->responded)
 		http_txn_finish(txn);
 	else if (pt->responded)
 		http_txn_abort(txn); /* truncated: never a complete-looking body */
 	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
-		respond_error(txn, 504);
+		respond_error(pt, txn, 504);
 	else
-		respond_error(txn, 502);
+		respond_error(pt, txn, 502);
 }
 
 static const struct origin_fetch_ops proxy_origin_ops = {
@@ -522,9 +527,9 @@ on_log(struct http_txn *txn, void *arg)
 		else
 			snprintf(origin, sizeof(origin), "- -");
 		/* time client "request" status bytes ms origin_ms origin_result
-		 * cache_status aborted "error" */
+		 * "cache_status" aborted "error" */
 		cdn_alog_printf(w->alog,
-		    "%s %s \"%.*s %.*s HTTP/1.%d\" %d %llu %llu %s - %s \"%s\"",
+		    "%s %s \"%.*s %.*s HTTP/1.%d\" %d %llu %llu %s \"%s\" %s \"%s\"",
 		    ts, http_txn_client_addr(txn),
 		    (int)(req->method_str.len < 32 ? req->method_str.len : 32),
 		    req->method_str.p != NULL ? req->method_str.p : "",
@@ -533,12 +538,15 @@ on_log(struct http_txn *txn, void *arg)
 		    req->version_minor, status,
 		    (unsigned long long)http_txn_bytes_sent(txn),
 		    (unsigned long long)dur_ms, origin,
+		    pt != NULL && pt->cache_status[0] != '\0' ? pt->cache_status :
+								  "-",
 		    http_txn_aborted(txn) ? "aborted" : "-",
 		    err != NULL ? err : "-");
 	}
 	if (pt != NULL) {
 		MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 		CDN_ASSERT(pt->fetch == NULL);
+		edge_cache_txn_free(pt);
 		MAGIC_WIPE(pt);
 		free(pt);
 		http_txn_set_data(txn, NULL);

@@ -393,6 +393,8 @@ edge_new(struct conf *conf)
 
 		e->nworkers = n > 0 ? (unsigned)n : 1;
 	}
+	if (edge_cache_init(e) != CDN_OK)
+		goto fail;
 	if (conf->access_log[0] != '\0') {
 		e->alog = cdn_alog_new(conf->access_log);
 		if (e->alog == NULL)
@@ -489,6 +491,8 @@ edge_free(struct edge **ep)
 	if (e->main_base != NULL)
 		event_base_free(e->main_base);
 	cdn_alog_free(&e->alog);
+	/* After the workers: their transactions held cache objects. */
+	edge_cache_fini(e);
 	free(e->origin_base);
 	free(e->origin_authority);
 	conf_unref(&e->conf);

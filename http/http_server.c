@@ -474,6 +474,35 @@ http_txn_write(struct http_txn *txn, const void *data, size_t len)
 	out_add(txn, data, len);
 }
 
+void
+http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
+    void (*done)(const void *data, size_t len, void *arg), void *arg)
+{
+	struct evbuffer *out;
+	char hex[24];
+	int n;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	CDN_ASSERT(txn->responded);
+	if (txn->no_body || len == 0) {
+		done(data, len, arg);
+		return;
+	}
+	out = bufferevent_get_output(txn->conn->bev);
+	if (txn->chunked_out) {
+		n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
+		out_add(txn, hex, (size_t)n);
+	}
+	if (evbuffer_add_reference(out, data, len, done, arg) != 0) {
+		out_add(txn, data, len); /* no memory for the reference: copy */
+		done(data, len, arg);
+	} else {
+		txn->bytes_sent += len;
+	}
+	if (txn->chunked_out)
+		out_add(txn, "\r\n", 2);
+}
+
 size_t
 http_txn_out_pending(const struct http_txn *txn)
 {

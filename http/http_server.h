@@ -115,6 +115,12 @@ void http_txn_respond(struct http_txn *txn, int status, const char *fields,
     size_t fields_len, int64_t content_length);
 /* Append body bytes (framed as needed; dropped for HEAD). */
 void http_txn_write(struct http_txn *txn, const void *data, size_t len);
+/*
+ * Append body bytes without copying them: <done>(data, len, arg) is called
+ * once the bytes are sent or dropped (at once for HEAD), from this thread.
+ */
+void http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
+    void (*done)(const void *data, size_t len, void *arg), void *arg);
 /* Bytes waiting in the output buffer: stop producing above ~256 KiB. */
 size_t http_txn_out_pending(const struct http_txn *txn);
 #define HTTP_OUT_HIGH_WATER (256 * 1024)

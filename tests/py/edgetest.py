@@ -20,7 +20,7 @@ path is printed) and EDGETEST_VERBOSE=1 makes the origin log each request.
 Writing a test file
 -------------------
 One story per file, named tests/py/test_<story>.py; the module docstring
-tells the story.  Makefile.am picks every test_*.py up by wildcard.
+tells the story.  List a new file in PY_TESTS in Makefile.am.
 
     import sys
 

@@ -1,0 +1,361 @@
+/*
+ * The cache: keys, RFC 9111 policy, cached objects, the memory tier and the
+ * persistent LMDB tier with its writer thread.
+ *
+ * Pure logic (cache_key.c, cache_policy.c) takes and returns plain values
+ * and may be called from any thread.  The store (cache_store.c) is shared by
+ * every worker: reads run on the caller's thread (LMDB read transactions,
+ * never kept across a return to the event loop), writes go to one writer
+ * thread through a queue, so no event loop waits for a disk write.
+ */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/cdn.h"
+
+/* ================= keys (cache_key.c) ================= */
+
+#define CACHE_HASH_LEN 16 /* bytes of a key hash (XXH3 128-bit) */
+/* Most query parameters cache_key_build() sorts (more: CDN_ELIMIT). */
+#define CACHE_KEY_MAX_PARAMS 256
+/* Most distinct field names in a Vary value (more: CDN_EINVAL). */
+#define CACHE_VARY_MAX_FIELDS 64
+
+/* How the query string takes part in the key (per site). */
+enum cache_query_mode {
+	CACHE_QUERY_KEEP = 0, /* as sent */
+	CACHE_QUERY_SORT,     /* parameters sorted by name, then value */
+	CACHE_QUERY_DROP,     /* no query in the key at all */
+	CACHE_QUERY_DROP_LISTED, /* drop the listed parameters, keep order */
+	CACHE_QUERY_KEEP_LISTED, /* keep only the listed parameters */
+};
+
+struct cache_key_rules {
+	enum cache_query_mode query_mode;
+	/* Parameter names for *_LISTED; a trailing '*' matches a prefix
+	 * ("utm_*").  Borrowed: lives as long as the config. */
+	const char *const *params;
+	unsigned nparams;
+	int sort_after_filter; /* *_LISTED modes: also sort what is kept */
+	int include_scheme;    /* "https://h/p" and "http://h/p" differ */
+};
+
+/*
+ * Build the primary cache key of a request as a normalised URL:
+ * [scheme "://"] host path ["?" query], with
+ *   - host lower-cased, a default port (:80 for http, :443 for https)
+ *     dropped, a trailing dot dropped;
+ *   - path: percent-encodings of unreserved characters decoded (%41 -> A),
+ *     other percent-encodings upper-cased (%2f -> %2F), dot segments
+ *     removed (RFC 3986 §5.2.4), an empty path made "/";
+ *   - query per <rules>; an empty query after filtering drops the '?'.
+ * Writes at most <cap> bytes to <out> (not NUL-terminated) and the length
+ * to *outlen.  Returns CDN_OK, CDN_ELIMIT if <cap> is too small (it must
+ * also hold the path before dot segments are removed) or a sorted query
+ * has more than CACHE_KEY_MAX_PARAMS parameters, or CDN_EINVAL for a
+ * malformed percent-encoding, host or port, or a path not starting with
+ * '/' (the caller then bypasses the cache).  On error *outlen is untouched
+ * and <out> holds garbage.  A NULL <scheme> means "http".
+ */
+int cache_key_build(const struct cache_key_rules *rules, const char *scheme,
+    const char *host, size_t hostlen, const char *path, size_t pathlen,
+    const char *query, size_t querylen, int has_query, char *out,
+    size_t cap, size_t *outlen) CDN_WUR;
+
+/* 128-bit hash of a key string. */
+void cache_key_hash(const char *s, size_t len, uint8_t out[CACHE_HASH_LEN]);
+
+/* A request header field as the Vary logic sees it. */
+struct cache_field {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
+/*
+ * The secondary key of a request under a response's Vary value
+ * (RFC 9111 §4.1): for each field name listed in <vary> (case-insensitive,
+ * in sorted order, duplicates once), the request's values of that field
+ * (all lines joined with ",", OWS around commas removed, absent distinct
+ * from empty), hashed to 64 bits.  Returns CDN_OK, or CDN_EINVAL if <vary>
+ * contains "*" (such a response never matches: RFC 9111 §4.1) or is
+ * malformed (a member that is not a token, or more than
+ * CACHE_VARY_MAX_FIELDS distinct names).  An empty <vary> gives *out == 0;
+ * a non-empty one never does.
+ */
+int cache_vary_key(const char *vary, size_t vary_len,
+    const struct cache_field *fields, unsigned nfields,
+    uint64_t *out) CDN_WUR;
+
+/* ================= policy (cache_policy.c) ================= */
+
+/* Cache-Control style directives (RFC 9111 §5.2), of one field kind. */
+struct cache_cc {
+	unsigned is_set : 1; /* at least one directive was seen */
+	unsigned no_store : 1;
+	unsigned no_cache : 1;	       /* unqualified no-cache */
+	unsigned no_cache_fields : 1;  /* no-cache="f1, f2": store, strip */
+	unsigned is_private : 1;       /* unqualified private */
+	unsigned private_fields : 1;   /* private="f": store, strip */
+	unsigned is_public : 1;
+	unsigned must_revalidate : 1;
+	unsigned proxy_revalidate : 1;
+	unsigned must_understand : 1;
+	unsigned no_transform : 1;
+	unsigned immutable : 1;
+	unsigned only_if_cached : 1; /* request */
+	/* -1: directive absent.  Values in seconds, clamped to 2^31 - 1. */
+	int64_t max_age;
+	int64_t s_maxage;
+	int64_t max_stale; /* request; INT64_MAX for a bare max-stale */
+	int64_t min_fresh; /* request */
+	int64_t stale_while_revalidate;
+	int64_t stale_if_error;
+};
+
+/* Reset to "nothing seen" (every number -1). */
+void cache_cc_init(struct cache_cc *cc);
+/*
+ * Add the directives of one field value (several fields of the same name
+ * are parsed in turn).  Unknown directives are ignored; a malformed one is
+ * ignored too, except that a malformed max-age / s-maxage counts as 0
+ * ("stale") as RFC 9111 §4.2.1 advises, and that the restrictive ones
+ * (no-store, unqualified no-cache and private, must-revalidate, ...) are
+ * honoured even when malformed.  A repeated directive keeps its most
+ * restrictive value.
+ */
+void cache_cc_parse(struct cache_cc *cc, const char *value, size_t len);
+
+/* Parse an HTTP-date (IMF-fixdate, RFC 850, asctime).  -1 if invalid. */
+int64_t cache_http_date_parse(const char *s, size_t len);
+/* Format IMF-fixdate into buf (>= 30 bytes). */
+void cache_http_date_format(int64_t t, char *buf, size_t len);
+
+/* The per-site policy the operator configures. */
+struct cache_policy_conf {
+	int64_t default_ttl_s;	/* for cacheable responses without any
+				 * freshness information; 0: use heuristics */
+	int64_t min_ttl_s;	/* floor on explicit lifetimes */
+	int64_t max_ttl_s;	/* ceiling on every lifetime */
+	unsigned heuristic_percent; /* of (Date - Last-Modified), RFC 9111
+				     * §4.2.2; 10 by default */
+	int64_t heuristic_max_s;    /* cap on heuristic lifetimes */
+	int share_set_cookie;	    /* store responses with Set-Cookie */
+	int honor_targeted;	    /* CDN-Cache-Control / Surrogate-Control */
+};
+
+/* What the policy needs to know of one exchange. */
+struct cache_exchange {
+	/* request */
+	int method_get_or_head; /* GET or HEAD */
+	int has_authorization;
+	struct cache_cc req_cc;
+	int req_pragma_no_cache; /* Pragma: no-cache without Cache-Control */
+	/* response */
+	int status;
+	struct cache_cc cc;	/* Cache-Control */
+	struct cache_cc cdn_cc; /* CDN-Cache-Control, then Surrogate-Control */
+	int64_t date;		/* -1 if absent or invalid */
+	int64_t expires;	/* -1 absent; an invalid Expires is a past time */
+	int has_expires;
+	int64_t last_modified; /* -1 if absent */
+	int64_t age;	       /* Age header in seconds, -1 if absent */
+	int has_set_cookie;
+	int vary_star;	       /* Vary: * */
+	/* clock, in seconds since the epoch (RFC 9111 §4.2.3) */
+	int64_t request_time;
+	int64_t response_time;
+};
+
+/*
+ * Fill the response-side fields of <x> from an origin response head:
+ * <fields> is "Name: value\r\n" lines (no status line).
+ */
+void cache_exchange_parse_response(struct cache_exchange *x,
+    const char *fields, size_t len);
+
+/* The result of deciding whether and how long to store a response. */
+struct cache_decision {
+	int storable;
+	const char *reason;	  /* static; why not storable, or how fresh */
+	int64_t freshness_s;	  /* freshness lifetime (RFC 9111 §4.2.1) */
+	int64_t initial_age_s;	  /* corrected_initial_age (§4.2.3) */
+	int64_t swr_s;		  /* stale-while-revalidate allowance */
+	int64_t sie_s;		  /* stale-if-error allowance */
+	unsigned must_revalidate : 1; /* no stale ever (incl. s-maxage) */
+	unsigned no_cache : 1;	  /* store, but validate before each use */
+	unsigned heuristic : 1;	  /* lifetime came from Last-Modified */
+};
+
+/*
+ * RFC 9111 §3 and §4.2: may a shared cache store this response, and for
+ * how long is it fresh?  Never fails.
+ */
+void cache_policy_decide(const struct cache_policy_conf *pc,
+    const struct cache_exchange *x, struct cache_decision *d);
+
+/* The current age of a stored response (RFC 9111 §4.2.3). */
+int64_t cache_current_age(int64_t initial_age_s, int64_t response_time,
+    int64_t now);
+
+/* What to do with a stored response for a new request. */
+enum cache_use {
+	CACHE_USE_FRESH = 0,	/* serve it */
+	CACHE_USE_STALE_OK,	/* serve it stale (max-stale allows) */
+	CACHE_USE_STALE_REVALIDATE, /* serve it, revalidate in background
+				     * (stale-while-revalidate) */
+	CACHE_USE_REVALIDATE,	/* validate with the origin first */
+	CACHE_USE_MISS,		/* ignore it (request no-store etc.) */
+};
+
+/*
+ * RFC 9111 §4 and §5.2.1 at lookup: given the stored decision fields, the
+ * current age and the request's directives, how may it be used?
+ */
+enum cache_use cache_policy_use(const struct cache_decision *stored,
+    int64_t current_age_s, const struct cache_cc *req_cc,
+    int req_pragma_no_cache);
+
+/* ================= objects (cache_obj.c) ================= */
+
+#define CACHE_CHUNK_SIZE (256 * 1024) /* body bytes per chunk */
+
+/*
+ * A cached response, immutable once built, shared by reference between
+ * workers, the memory tier and the writer thread.  The body is held as
+ * chunks of CACHE_CHUNK_SIZE bytes (the last may be shorter), so a large
+ * object needs no large contiguous allocation and a range reads only the
+ * chunks it needs.
+ */
+struct cache_obj {
+	uint32_t magic;
+#define CACHE_OBJ_MAGIC 0x3a91c4e7u
+	atomic_uint refcnt;
+	uint8_t key[CACHE_HASH_LEN]; /* primary key hash */
+	uint64_t variant;	     /* Vary secondary key; 0 if none */
+	int status;
+	struct cache_decision d; /* what the policy decided at store time */
+	int64_t response_time;	 /* RFC 9111 §4.2.3, seconds */
+	int64_t stored_at;	 /* seconds */
+	uint64_t purge_gen;	 /* purge generation at fill start */
+	char *url;		 /* the normalised key string */
+	size_t url_len;
+	char *fields; /* response head to replay: "Name: value\r\n" lines,
+		       * hop-by-hop fields and Age already removed */
+	size_t fields_len;
+	char *vary; /* the response's Vary value ("" if none) */
+	size_t vary_len;
+	uint64_t body_len;
+	uint32_t nchunks;
+	unsigned char **chunks; /* nchunks pointers; NULL if body not loaded */
+	/* Private to cache/ (cache_obj.c, cache_store.c): */
+	uint32_t chunks_cap;   /* slots allocated in chunks[] */
+	size_t last_chunk_cap; /* bytes allocated for chunks[nchunks - 1] */
+	/* The one mutable field of a shared object: the LRU bucket (minutes
+	 * since the epoch) of the last access recorded in LMDB, so that
+	 * cache_store_touch() enqueues at most once per object and bucket. */
+	atomic_uint lru_bucket;
+};
+
+/*
+ * A new object with one reference; copies <url>, <fields>, <vary>.  The
+ * body is appended with cache_obj_append() before the object is shared.
+ * Returns NULL if memory runs out (a response simply is not stored).
+ */
+struct cache_obj *cache_obj_new(const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, int status, const struct cache_decision *d,
+    int64_t response_time, const char *url, size_t url_len,
+    const char *fields, size_t fields_len, const char *vary,
+    size_t vary_len);
+/* Append body bytes (before sharing).  CDN_ENOMEM if memory runs out. */
+int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
+struct cache_obj *cache_obj_ref(struct cache_obj *o);
+void cache_obj_unref(struct cache_obj **op);
+/* Bytes of memory the object holds (for the memory tier's budget). */
+size_t cache_obj_footprint(const struct cache_obj *o);
+
+/* ================= the store (cache_store.c, cache_mem.c) ============ */
+
+struct cache_store;
+
+struct cache_store_conf {
+	const char *dir;	 /* the LMDB environment's directory */
+	uint64_t disk_bytes;	 /* map size: the disk budget */
+	uint64_t memory_bytes;	 /* memory tier budget */
+	uint64_t max_object_bytes; /* larger responses are not stored */
+	unsigned high_water_pct; /* evict above this share of disk_bytes */
+	unsigned low_water_pct;	 /* down to this */
+};
+
+/*
+ * Open (creating if needed) the store in conf->dir and start its writer
+ * thread.  Start-up never scans the objects.  Returns NULL after logging
+ * if the directory or the environment cannot be opened.
+ */
+struct cache_store *cache_store_open(const struct cache_store_conf *conf);
+/* Flush queued writes, stop the writer thread, close. */
+void cache_store_close(struct cache_store **sp);
+
+/*
+ * Find the object for (key, variant): the memory tier first, then LMDB
+ * (loading the metadata and every chunk; an object found on disk is
+ * promoted to the memory tier if it fits).  On CDN_OK, *objp holds one new
+ * reference.  Returns CDN_NOTFOUND on a miss, CDN_ECORRUPT for a record
+ * that fails its checks (it is then deleted), CDN_EIO / CDN_ENOMEM.
+ * *from_memory tells which tier answered.
+ */
+int cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **objp, int *from_memory) CDN_WUR;
+
+/*
+ * The Vary rule stored for a primary key: copies the Vary value into
+ * buf (up to cap) and its length to *len.  CDN_NOTFOUND if no response
+ * for that key has a Vary (then variant 0 is the one to look up);
+ * CDN_ELIMIT if the value is longer than <cap> (treat it as a miss: never
+ * fall back to variant 0); CDN_EIO.
+ */
+int cache_store_get_vary(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap,
+    size_t *len) CDN_WUR;
+
+/*
+ * Store <o> (the caller keeps its own reference): it enters the memory
+ * tier at once and is written to LMDB by the writer thread in a batched
+ * transaction.  Never blocks on disk; if the queue is full or the map is
+ * full, the object is simply not persisted (counted).
+ */
+void cache_store_put(struct cache_store *s, struct cache_obj *o);
+
+/* Remove every variant of a primary key from both tiers (queued for LMDB,
+ * immediate in memory). */
+void cache_store_remove(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN]);
+
+/* Note a hit for eviction order (cheap: batched, coarse buckets). */
+void cache_store_touch(struct cache_store *s, const struct cache_obj *o);
+
+/* Wait until every write queued before this call has committed (tests,
+ * shutdown, and callers that need durability now).  Not on event loops. */
+void cache_store_sync(struct cache_store *s);
+
+struct cache_store_stats {
+	uint64_t objects;	  /* in LMDB */
+	uint64_t bytes;		  /* accounted bytes in LMDB */
+	uint64_t mem_objects;
+	uint64_t mem_bytes;
+	uint64_t puts, put_drops; /* stored / not stored (queue, map full) */
+	uint64_t evictions;	  /* objects evicted from LMDB */
+	uint64_t mem_evictions;
+	uint64_t map_full;	  /* MDB_MAP_FULL seen */
+	uint64_t corrupt;	  /* records that failed their checks */
+	uint64_t io_errors;	  /* other LMDB failures (logged) */
+};
+void cache_store_stats(struct cache_store *s, struct cache_store_stats *st);
+
+#endif /* CACHE_H */

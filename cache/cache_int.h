@@ -1,0 +1,161 @@
+/*
+ * Private to the files of cache/: the memory tier's interface (cache_mem.c),
+ * the on-disk layout of the LMDB store (cache_store.c) and test hooks.
+ * Nothing outside cache/ and its unit tests includes this header.
+ */
+#ifndef CACHE_INT_H
+#define CACHE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+
+/* ================= cache_obj.c ================= */
+
+/* Smallest allocation for a chunk that is being appended to. */
+#define CACHE_OBJ_MIN_CHUNK 256
+
+/* ================= the memory tier (cache_mem.c) ================= */
+
+/*
+ * A byte-bounded, sharded S3-FIFO cache of cache_obj references and of
+ * the Vary rules of primary keys, plus "tombstones" for primary keys whose
+ * removal is queued for LMDB but not yet committed (so that no tier serves
+ * them in between).  Every function may be called from any thread.
+ */
+struct cache_mem;
+
+#define CACHE_MEM_SHARDS 16 /* what the store uses; a power of two */
+
+/*
+ * A memory tier of <budget_bytes> over <nshards> (a power of two) shards,
+ * each with budget_bytes / nshards.  Never fails (small fixed allocations).
+ */
+struct cache_mem *cache_mem_new(uint64_t budget_bytes, unsigned nshards);
+/* Drops every reference held.  NULLs *mp. */
+void cache_mem_free(struct cache_mem **mp);
+
+/*
+ * Look up (key, variant).  CDN_OK: *objp holds one new reference (a hit;
+ * the entry's frequency is bumped).  CDN_NOTFOUND: not in memory; then
+ * *is_removed tells that a removal of the key is pending (LMDB must not be
+ * asked), and *genp is the shard's generation to pass to
+ * cache_mem_promote() after reading LMDB.
+ */
+int cache_mem_get(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **objp, int *is_removed,
+    uint64_t *genp) CDN_WUR;
+
+/*
+ * Insert a newly stored object (takes its own reference), replacing any
+ * entry for the same (key, variant); an object too large to be admitted
+ * still removes the old entry.  Updates the key's Vary rule to o->vary.
+ */
+void cache_mem_put(struct cache_mem *m, struct cache_obj *o);
+
+/*
+ * Insert an object read from LMDB, unless the shard changed since
+ * cache_mem_get() returned <gen> (a put or a removal raced with the read)
+ * or the key is already present.  Takes its own reference.
+ */
+void cache_mem_promote(struct cache_mem *m, struct cache_obj *o, uint64_t gen);
+
+/*
+ * The Vary rule of a primary key as far as memory knows.  CDN_OK: copied
+ * (CDN_ELIMIT if longer than <cap>; *len is the full length either way).
+ * CDN_NOTFOUND: known to have no Vary (or a removal is pending).
+ * CDN_AGAIN: unknown, ask LMDB, then cache_mem_set_vary() with *genp.
+ */
+int cache_mem_get_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
+    char *buf, size_t cap, size_t *len, uint64_t *genp) CDN_WUR;
+/* Remember the Vary rule read from LMDB (vary == NULL: none), if the shard
+ * has not changed since <gen>. */
+void cache_mem_set_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
+    const char *vary, size_t vary_len, uint64_t gen);
+
+/*
+ * Drop every variant and the Vary rule of <key> and leave a tombstone
+ * tagged <seq> (the writer queue's sequence number of the removal) until
+ * cache_mem_unmark() reports the removal committed.
+ */
+void cache_mem_remove(
+    struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN], uint64_t seq);
+/* The removal tagged <seq> has committed: drop the tombstone unless a later
+ * removal of the same key re-tagged it. */
+void cache_mem_unmark(
+    struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN], uint64_t seq);
+
+struct cache_mem_stats {
+	uint64_t objects;   /* object entries */
+	uint64_t bytes;     /* footprint: entries, objects, tables */
+	uint64_t evictions; /* object entries evicted for space */
+	uint64_t budget;    /* bytes */
+};
+void cache_mem_stats(struct cache_mem *m, struct cache_mem_stats *st);
+
+/* Test hooks: which S3-FIFO queue holds (key, variant): 'S', 'M' or 0. */
+int cache_mem_test_queue(
+    struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
+
+/* ================= the LMDB store (cache_store.c) ================= */
+
+/*
+ * Named databases of the environment.  Integers in keys are big-endian so
+ * that LMDB's byte order is numeric order; integers in values are
+ * little-endian.
+ *   objects  hash(16) variant(8)           -> object record (below)
+ *   bodies   hash(16) variant(8) chunk(4)  -> up to CACHE_CHUNK_SIZE bytes
+ *   vary     hash(16)                      -> Vary value of the latest store
+ *   lru      bucket(4) seq(8)              -> hash(16) variant(8)
+ *   lru_pos  hash(16) variant(8)           -> bucket(4) seq(8)
+ *   meta     "format"                      -> format record
+ *            "usage"                       -> usage record
+ * bucket: minutes since the epoch of the last recorded access; seq: a
+ * store-wide counter, so that one bucket is in write order.
+ */
+#define CACHE_DB_OBJECTS "objects"
+#define CACHE_DB_BODIES  "bodies"
+#define CACHE_DB_VARY    "vary"
+#define CACHE_DB_LRU     "lru"
+#define CACHE_DB_LRU_POS "lru_pos"
+#define CACHE_DB_META    "meta"
+
+#define CACHE_OBJKEY_LEN   (CACHE_HASH_LEN + 8)
+#define CACHE_CHUNKKEY_LEN (CACHE_OBJKEY_LEN + 4)
+#define CACHE_LRUKEY_LEN   12
+#define CACHE_LRU_BUCKET_S 60 /* seconds per access-time bucket */
+
+/*
+ * The object record (version 1), little-endian:
+ *    0 u32 magic CACHE_REC_MAGIC     4 u16 version     6 u16 flags
+ *    8 u64 XXH3-64 of bytes [16, end), seeded with XXH3-64 of the key
+ *          XOR bytes [0, 8) as a little-endian u64
+ *   16 i32 status                   20 u32 nchunks
+ *   24 i64 freshness_s  32 i64 initial_age_s  40 i64 swr_s  48 i64 sie_s
+ *   56 i64 response_time  64 i64 stored_at  72 u64 purge_gen
+ *   80 u64 body_len  88 u32 url_len  92 u32 fields_len  96 u32 vary_len
+ *  100 u32 zero
+ *  104 url, fields, vary, then nchunks u64 XXH3-64 of each chunk.
+ * flags: bit 0 storable, 1 must_revalidate, 2 no_cache, 3 heuristic.
+ */
+#define CACHE_REC_MAGIC     0x4f42c3e5u
+#define CACHE_REC_VERSION   1
+#define CACHE_REC_HDR_LEN   104
+#define CACHE_REC_CSUM_AT   8
+#define CACHE_REC_CSUM_FROM 16
+
+/* Key of the objects db for (key, variant). */
+void cache_store_objkey(uint8_t out[CACHE_OBJKEY_LEN],
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
+/* Key of the bodies db for chunk <i> of (key, variant). */
+void cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i);
+
+/*
+ * Test hook: shift the store's wall clock by <skew_s> seconds (LRU
+ * buckets only), so that tests can make accesses look minutes apart.
+ */
+void cache_store_test_set_clock_skew(struct cache_store *s, int64_t skew_s);
+
+#endif /* CACHE_INT_H */

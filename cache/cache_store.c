@@ -1,0 +1,1825 @@
+/*
+ * The store (cache/cache.h "the store"): the memory tier (cache_mem.c) in
+ * front of one LMDB environment, written by one writer thread.
+ *
+ * Threads and locks.
+ *  - Workers call cache_store_get/get_vary (reads), put/remove/touch
+ *    (enqueue only) and stats, concurrently.  A read takes s->map_lock
+ *    shared, opens an MDB_RDONLY transaction, copies what it needs and ends
+ *    the transaction before returning: no read transaction outlives a call.
+ *    Read transactions use LMDB's default thread-local reader slots (no
+ *    MDB_NOTLS), so after a thread's first read no read takes LMDB's
+ *    reader-table mutex; a thread never holds two transactions.
+ *  - The writer thread (writer_main) is the only one that writes.  It
+ *    owns s->lru_seq, s->used_bytes, s->dirty, s->last_env_sync_ms.
+ *  - s->qmtx covers the queue (qhead, qtail, qcount, qbytes), the sequence
+ *    numbers (enq_seq, done_seq) and the sync handshake (sync_req,
+ *    sync_seq, sync_done) and s->stop.  s->qcond wakes the writer,
+ *    s->dcond wakes cache_store_sync callers.  cache_store_remove holds
+ *    qmtx while it plants the memory tier's tombstone (lock order: qmtx,
+ *    then a memory shard's lock; never the reverse).
+ *  - s->map_lock (rwlock, writer-preferring) is held shared for the whole
+ *    life of every transaction of this process, and exclusively only to
+ *    adopt a map that another process (purged) grew: LMDB returns
+ *    MDB_MAP_RESIZED and mdb_env_set_mapsize(env, 0) must run with no
+ *    transaction active.  No thread takes it twice.
+ *  - Counters are relaxed atomics.
+ *
+ * Durability.  The environment is opened with MDB_NOSYNC: a commit writes
+ * its pages and meta page with pwrite(2) into the page cache but does not
+ * fsync.  A committed transaction therefore survives a crash of the
+ * process (kill -9), which is the guarantee tests check, while a power
+ * loss may lose the last few seconds of commits (and, as LMDB documents
+ * for MDB_NOSYNC, could leave the file inconsistent if the filesystem
+ * reorders writes; such a cache directory should then be wiped).  The
+ * writer calls mdb_env_sync(env, 1) every W_SYNC_INTERVAL_MS when it has
+ * committed anything, on close, and for cache_store_sync(), which returns
+ * once every message queued before the call is committed and synced.
+ * Nothing half-written is visible: an object's chunks, record, LRU entries
+ * and Vary rule are written in one transaction.
+ *
+ * Accounting and eviction.  "Used bytes" are the pages that hold data:
+ * the sum of branch, leaf and overflow pages of every database (ours, the
+ * main db and LMDB's freelist db) times the page size, read with
+ * mdb_stat() inside the writer's transaction.  This is exact (it includes
+ * LMDB's per-record and per-page overhead, overflow page rounding and
+ * half-full pages), costs O(1) and needs no scan at start-up; it leaves
+ * out only pages that are free or not yet reusable, which the space above
+ * the high-water mark absorbs.  Before each batch the writer evicts, in a
+ * transaction of its own (so that the freed pages are reusable by the
+ * batch), the objects of the oldest lru entries until used + the batch's
+ * estimated bytes fits under high_water_pct of disk_bytes, down to
+ * low_water_pct.  A batch carries at most (high - low) / 2 bytes of
+ * objects (clamped to 256 KiB .. 64 MiB) and W_BATCH_MSGS messages: with
+ * random keys each commit rewrites many leaf pages, so larger batches
+ * write less per object (1024 gave 1.5x the puts/s of 256 here).  If
+ * LMDB still reports MDB_MAP_FULL (or MDB_TXN_FULL), the transaction is
+ * aborted, the object being written is dropped (counted in map_full and
+ * put_drops), the writer evicts a further SQUEEZE_PCT of the map and
+ * retries the rest of the batch: a full map is never an error for a
+ * caller.  Objects larger than 1/8 of disk_bytes are kept in memory only.
+ *
+ * LRU.  lru is keyed by (minute bucket, sequence) and lru_pos maps an
+ * object to its lru key, so one bucket is evicted in write order.
+ * cache_store_touch() enqueues only when the object's recorded bucket
+ * (cache_obj.lru_bucket, an atomic hint, claimed by compare-and-swap so
+ * that one hit per object and minute enqueues) is older than the current
+ * minute; the writer moves the lru entry, in the eviction transaction when
+ * there is one, so that an object just used is not the one evicted.
+ *
+ * Removal.  cache_store_remove drops the key from memory at once and
+ * leaves a tombstone there until the writer has committed the removal, so
+ * that a read in between cannot fetch the old object back from LMDB; and
+ * an object read from LMDB is promoted to memory only if no put or
+ * removal touched its memory shard during the read (cache_mem.c).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "common/cdn_log.h"
+
+#define CACHE_STORE_MAGIC 0x71c0d5b2u
+
+#define STORE_FORMAT_MAGIC   0x46534543u /* "CESF" */
+#define STORE_FORMAT_VERSION 1
+#define STORE_USAGE_MAGIC    0x55534543u /* "CESU" */
+#define STORE_USAGE_LEN      40
+#define STORE_MAXREADERS     1024
+#define STORE_MAXDBS         8
+
+#define WQ_MAX_MSGS        10000                /* pending messages */
+#define WQ_MAX_BYTES       (UINT64_C(64) << 20) /* pending object bytes */
+#define W_BATCH_MSGS       1024                 /* messages per transaction */
+#define W_BATCH_BYTES_MAX  (UINT64_C(64) << 20)
+#define W_BATCH_BYTES_MIN  (UINT64_C(256) << 10)
+#define W_LINGER_MS        20   /* wait this long to fill a batch */
+#define W_SYNC_INTERVAL_MS 5000 /* mdb_env_sync after commits */
+#define W_IDLE_MS          1000
+#define W_RETRIES          8    /* transaction attempts per batch */
+#define W_MSG_TRIES        2    /* attempts of one removal or touch */
+#define EVICT_TXN_MAX      1024 /* objects deleted per eviction txn */
+#define SQUEEZE_PCT        10   /* extra eviction after MAP_FULL */
+#define DISK_OBJECT_DIV    8    /* largest persisted: disk_bytes / 8 */
+#define MSG_OVERHEAD       256  /* queue bytes charged per object */
+
+enum wmsg_kind {
+	W_PUT = 1,
+	W_REMOVE,
+	W_TOUCH,
+	W_DELETE,
+};
+
+/* One queued write.  Owned by the queue, then by the writer. */
+struct wmsg {
+	struct wmsg *next;
+	int kind;
+	int attempts;
+	int is_dropped; /* given up: not applied */
+	int is_applied; /* committed */
+	uint8_t key[CACHE_HASH_LEN];
+	uint64_t variant; /* W_TOUCH, W_DELETE */
+	uint32_t bucket;  /* W_PUT, W_TOUCH */
+	uint64_t seq;
+	uint64_t enq_ms;
+	uint64_t bytes;        /* charged to s->qbytes */
+	struct cache_obj *obj; /* W_PUT: one reference */
+};
+
+struct cache_store {
+	uint32_t magic;
+	char *dir;
+	uint64_t disk_bytes;
+	uint64_t max_object_bytes;
+	uint64_t max_disk_object;
+	uint64_t high_bytes, low_bytes;
+	uint64_t batch_bytes;
+	uint64_t squeeze_bytes;
+
+	MDB_env *env;
+	MDB_dbi db_obj, db_body, db_vary, db_lru, db_lru_pos, db_meta;
+	size_t psize;
+	pthread_rwlock_t map_lock;
+
+	struct cache_mem *mem;
+
+	pthread_mutex_t qmtx;
+	pthread_cond_t qcond;
+	pthread_cond_t dcond;
+	struct wmsg *qhead, **qtail;
+	size_t qcount;
+	uint64_t qbytes;
+	uint64_t enq_seq;
+	uint64_t done_seq;
+	uint64_t sync_req, sync_done, sync_seq;
+	int stop;
+	pthread_t writer;
+
+	/* writer thread only */
+	uint64_t lru_seq;
+	uint64_t used_bytes;
+	int dirty;
+	uint64_t last_env_sync_ms;
+
+	_Atomic uint64_t st_objects, st_bytes, st_puts, st_put_drops,
+	    st_evictions, st_map_full, st_corrupt, st_io;
+	_Atomic int64_t clock_skew_s;
+};
+
+/* ---------------- byte helpers ---------------- */
+
+static void
+put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t
+get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t
+get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint32_t
+get_be32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* An MDB_val over borrowed bytes (LMDB does not write through it). */
+static MDB_val
+mval(const void *p, size_t len)
+{
+	MDB_val v;
+
+	v.mv_size = len;
+	v.mv_data = (void *)(uintptr_t)p;
+	return v;
+}
+
+void
+cache_store_objkey(uint8_t out[CACHE_OBJKEY_LEN],
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
+{
+	memcpy(out, key, CACHE_HASH_LEN);
+	put_be64(out + CACHE_HASH_LEN, variant);
+}
+
+void
+cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i)
+{
+	cache_store_objkey(out, key, variant);
+	put_be32(out + CACHE_OBJKEY_LEN, i);
+}
+
+/* Checksums are seeded with the key, so a record or chunk found under the
+ * wrong key fails its check too. */
+static uint64_t
+rec_seed(const uint8_t hv[CACHE_OBJKEY_LEN])
+{
+	return XXH3_64bits(hv, CACHE_OBJKEY_LEN);
+}
+
+/* The record's checksum covers bytes [0, 8) through the seed. */
+static uint64_t
+rec_sum(const uint8_t *p, size_t len, const uint8_t hv[CACHE_OBJKEY_LEN])
+{
+	return XXH3_64bits_withSeed(p + CACHE_REC_CSUM_FROM,
+	    len - CACHE_REC_CSUM_FROM, rec_seed(hv) ^ get_le64(p));
+}
+
+static uint64_t
+chunk_sum(uint64_t seed, uint32_t i, const void *p, size_t len)
+{
+	return XXH3_64bits_withSeed(p, len, seed + i + 1);
+}
+
+/* ---------------- the object record ---------------- */
+
+_Static_assert(CACHE_REC_HDR_LEN == 104, "record header layout");
+_Static_assert(
+    CACHE_OBJKEY_LEN == 24 && CACHE_CHUNKKEY_LEN == 28, "key layout");
+
+#define REC_F_STORABLE   0x1u
+#define REC_F_MUST_REVAL 0x2u
+#define REC_F_NO_CACHE   0x4u
+#define REC_F_HEURISTIC  0x8u
+#define REC_F_ALL        0xfu
+
+struct rec_view {
+	unsigned flags;
+	int status;
+	uint32_t nchunks;
+	int64_t freshness_s, initial_age_s, swr_s, sie_s;
+	int64_t response_time, stored_at;
+	uint64_t purge_gen;
+	uint64_t body_len;
+	const char *url, *fields, *vary;
+	uint32_t url_len, fields_len, vary_len;
+	const uint8_t *sums; /* nchunks little-endian u64 */
+};
+
+static size_t
+rec_len(const struct cache_obj *o)
+{
+	return CACHE_REC_HDR_LEN + o->url_len + o->fields_len + o->vary_len +
+	    (size_t)o->nchunks * 8;
+}
+
+/* Encode <o> into p[0..rec_len(o)), with the chunk checksums <sums>. */
+static void
+rec_encode(uint8_t *p, const struct cache_obj *o,
+    const uint8_t hv[CACHE_OBJKEY_LEN], const uint64_t *sums)
+{
+	size_t len, off;
+	unsigned flags = 0;
+
+	len = rec_len(o);
+	if (o->d.storable)
+		flags |= REC_F_STORABLE;
+	if (o->d.must_revalidate)
+		flags |= REC_F_MUST_REVAL;
+	if (o->d.no_cache)
+		flags |= REC_F_NO_CACHE;
+	if (o->d.heuristic)
+		flags |= REC_F_HEURISTIC;
+	put_le32(p + 0, CACHE_REC_MAGIC);
+	put_le16(p + 4, CACHE_REC_VERSION);
+	put_le16(p + 6, (uint16_t)flags);
+	put_le32(p + 16, (uint32_t)o->status);
+	put_le32(p + 20, o->nchunks);
+	put_le64(p + 24, (uint64_t)o->d.freshness_s);
+	put_le64(p + 32, (uint64_t)o->d.initial_age_s);
+	put_le64(p + 40, (uint64_t)o->d.swr_s);
+	put_le64(p + 48, (uint64_t)o->d.sie_s);
+	put_le64(p + 56, (uint64_t)o->response_time);
+	put_le64(p + 64, (uint64_t)o->stored_at);
+	put_le64(p + 72, o->purge_gen);
+	put_le64(p + 80, o->body_len);
+	put_le32(p + 88, (uint32_t)o->url_len);
+	put_le32(p + 92, (uint32_t)o->fields_len);
+	put_le32(p + 96, (uint32_t)o->vary_len);
+	put_le32(p + 100, 0);
+	off = CACHE_REC_HDR_LEN;
+	memcpy(p + off, o->url, o->url_len);
+	off += o->url_len;
+	memcpy(p + off, o->fields, o->fields_len);
+	off += o->fields_len;
+	memcpy(p + off, o->vary, o->vary_len);
+	off += o->vary_len;
+	for (uint32_t i = 0; i < o->nchunks; i++, off += 8)
+		put_le64(p + off, sums[i]);
+	CDN_ASSERT(off == len);
+	put_le64(p + CACHE_REC_CSUM_AT, rec_sum(p, len, hv));
+}
+
+/* Check and parse a record.  CDN_OK or CDN_ECORRUPT; *v borrows <p>. */
+static int
+rec_decode(const uint8_t *p, size_t len, const uint8_t hv[CACHE_OBJKEY_LEN],
+    struct rec_view *v)
+{
+	uint64_t want, nch;
+
+	if (len < CACHE_REC_HDR_LEN || get_le32(p) != CACHE_REC_MAGIC ||
+	    get_le16(p + 4) != CACHE_REC_VERSION)
+		return CDN_ECORRUPT;
+	if (get_le64(p + CACHE_REC_CSUM_AT) != rec_sum(p, len, hv))
+		return CDN_ECORRUPT;
+	v->flags = get_le16(p + 6);
+	v->status = (int)get_le32(p + 16);
+	v->nchunks = get_le32(p + 20);
+	v->freshness_s = (int64_t)get_le64(p + 24);
+	v->initial_age_s = (int64_t)get_le64(p + 32);
+	v->swr_s = (int64_t)get_le64(p + 40);
+	v->sie_s = (int64_t)get_le64(p + 48);
+	v->response_time = (int64_t)get_le64(p + 56);
+	v->stored_at = (int64_t)get_le64(p + 64);
+	v->purge_gen = get_le64(p + 72);
+	v->body_len = get_le64(p + 80);
+	v->url_len = get_le32(p + 88);
+	v->fields_len = get_le32(p + 92);
+	v->vary_len = get_le32(p + 96);
+	/* The checksum matched, so these fail only for a writer bug. */
+	if ((v->flags & ~REC_F_ALL) != 0 || get_le32(p + 100) != 0)
+		return CDN_ECORRUPT;
+	want = (uint64_t)CACHE_REC_HDR_LEN + v->url_len + v->fields_len +
+	    v->vary_len + (uint64_t)v->nchunks * 8;
+	nch = v->body_len / CACHE_CHUNK_SIZE +
+	    (v->body_len % CACHE_CHUNK_SIZE != 0);
+	if (want != len || nch != v->nchunks)
+		return CDN_ECORRUPT;
+	v->url = (const char *)p + CACHE_REC_HDR_LEN;
+	v->fields = v->url + v->url_len;
+	v->vary = v->fields + v->fields_len;
+	v->sums = (const uint8_t *)v->vary + v->vary_len;
+	return CDN_OK;
+}
+
+/* ---------------- transactions ---------------- */
+
+static uint32_t
+now_bucket(struct cache_store *s)
+{
+	int64_t t;
+
+	t = (int64_t)time(NULL) +
+	    atomic_load_explicit(&s->clock_skew_s, memory_order_relaxed);
+	return t > 0 ? (uint32_t)(t / CACHE_LRU_BUCKET_S) : 0;
+}
+
+/* Convert an LMDB failure (already logged by the caller or here). */
+static int
+mdb_to_cdn(int rc)
+{
+	switch (rc) {
+	case 0:
+		return CDN_OK;
+	case MDB_NOTFOUND:
+		return CDN_NOTFOUND;
+	case ENOMEM:
+		return CDN_ENOMEM;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+		return CDN_ECORRUPT;
+	}
+	return CDN_EIO;
+}
+
+/*
+ * Begin a transaction with s->map_lock held shared (released by txn_end
+ * or txn_commit).  Adopts a map grown by another process.  Returns 0 or
+ * an LMDB code, logged.
+ */
+static int
+txn_begin(struct cache_store *s, unsigned flags, MDB_txn **txnp)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&s->map_lock);
+	rc = mdb_txn_begin(s->env, NULL, flags, txnp);
+	if (rc == MDB_MAP_RESIZED) {
+		pthread_rwlock_unlock(&s->map_lock);
+		pthread_rwlock_wrlock(&s->map_lock);
+		rc = mdb_env_set_mapsize(s->env, 0);
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "map grown by another process: adopted (%s)",
+		    mdb_strerror(rc));
+		pthread_rwlock_unlock(&s->map_lock);
+		pthread_rwlock_rdlock(&s->map_lock);
+		rc = mdb_txn_begin(s->env, NULL, flags, txnp);
+	}
+	if (rc != 0) {
+		pthread_rwlock_unlock(&s->map_lock);
+		*txnp = NULL;
+		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_txn_begin: %s",
+		    mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	}
+	return rc;
+}
+
+static void
+txn_abort(struct cache_store *s, MDB_txn **txnp)
+{
+	if (*txnp == NULL)
+		return;
+	mdb_txn_abort(*txnp);
+	*txnp = NULL;
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
+static int
+txn_commit(struct cache_store *s, MDB_txn **txnp)
+{
+	int rc;
+
+	rc = mdb_txn_commit(*txnp); /* frees the txn even on failure */
+	*txnp = NULL;
+	pthread_rwlock_unlock(&s->map_lock);
+	return rc;
+}
+
+/* Pages holding data, in bytes (see the header comment). */
+static uint64_t
+used_bytes(struct cache_store *s, MDB_txn *txn)
+{
+	MDB_dbi dbs[8];
+	MDB_stat st;
+	uint64_t pages = 2; /* the two meta pages */
+
+	dbs[0] = 0; /* FREE_DBI */
+	dbs[1] = 1; /* MAIN_DBI */
+	dbs[2] = s->db_obj;
+	dbs[3] = s->db_body;
+	dbs[4] = s->db_vary;
+	dbs[5] = s->db_lru;
+	dbs[6] = s->db_lru_pos;
+	dbs[7] = s->db_meta;
+	for (size_t i = 0; i < CDN_ARRAY_LEN(dbs); i++) {
+		if (mdb_stat(txn, dbs[i], &st) != 0)
+			continue;
+		pages += st.ms_branch_pages + st.ms_leaf_pages +
+		    st.ms_overflow_pages;
+	}
+	return pages * s->psize;
+}
+
+static uint64_t
+object_count(struct cache_store *s, MDB_txn *txn)
+{
+	MDB_stat st;
+
+	if (mdb_stat(txn, s->db_obj, &st) != 0)
+		return 0;
+	return st.ms_entries;
+}
+
+/* ---------------- writer-side operations (in a write txn) ---------------- */
+
+/* Add an lru entry for <hv> in <bucket>; returns 0 or an LMDB code. */
+static int
+lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
+    uint32_t bucket)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN];
+	MDB_val k, v;
+	int rc;
+
+	do {
+		put_be32(lk, bucket);
+		put_be64(lk + 4, ++s->lru_seq);
+		k = mval(lk, sizeof(lk));
+		v = mval(hv, CACHE_OBJKEY_LEN);
+		rc = mdb_put(txn, s->db_lru, &k, &v, MDB_NOOVERWRITE);
+	} while (rc == MDB_KEYEXIST); /* lru_seq was lost: skip ahead */
+	if (rc != 0)
+		return rc;
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	v = mval(lk, sizeof(lk));
+	return mdb_put(txn, s->db_lru_pos, &k, &v, 0);
+}
+
+/* Does any variant of primary key <key> remain? */
+static int
+key_has_objects(struct cache_store *s, MDB_txn *txn,
+    const uint8_t key[CACHE_HASH_LEN], int *has)
+{
+	uint8_t start[CACHE_OBJKEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		return rc;
+	cache_store_objkey(start, key, 0);
+	k = mval(start, sizeof(start));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	*has = rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
+	    memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Delete the object <hv>: record, chunks (whatever is stored under its
+ * prefix), lru and lru_pos entries; with <clean_vary>, also the Vary rule
+ * if no variant of the key remains.  *existed tells whether a record was
+ * there.  Returns 0 or an LMDB code.
+ */
+static int
+obj_delete(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, int *existed)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc, has;
+
+	*existed = 0;
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
+	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
+		memcpy(lk, v.mv_data, sizeof(lk));
+		k = mval(lk, sizeof(lk));
+		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			goto out;
+		k = mval(hv, CACHE_OBJKEY_LEN);
+		rc = mdb_del(txn, s->db_lru_pos, &k, NULL);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_del(txn, s->db_obj, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	*existed = rc == 0;
+
+	rc = mdb_cursor_open(txn, s->db_body, &cur);
+	if (rc != 0)
+		goto out;
+	memcpy(ck, hv, CACHE_OBJKEY_LEN);
+	put_be32(ck + CACHE_OBJKEY_LEN, 0);
+	for (;;) {
+		k = mval(ck, sizeof(ck));
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 &&
+		        (k.mv_size != CACHE_CHUNKKEY_LEN ||
+		            memcmp(k.mv_data, hv, CACHE_OBJKEY_LEN) != 0))) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0)
+			goto out;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc != 0)
+			goto out;
+	}
+	if (clean_vary) {
+		rc = key_has_objects(s, txn, hv, &has);
+		if (rc != 0)
+			goto out;
+		if (!has) {
+			k = mval(hv, CACHE_HASH_LEN);
+			rc = mdb_del(txn, s->db_vary, &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		}
+	}
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	return rc;
+}
+
+/* Write <o> with its chunks, lru entries and Vary rule. */
+static int
+obj_write(
+    struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket)
+{
+	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	uint64_t stack_sums[16], *sums, seed, left;
+	MDB_val k, v;
+	size_t clen;
+	int rc, existed;
+
+	cache_store_objkey(hv, o->key, o->variant);
+	sums = stack_sums;
+	if (o->nchunks > CDN_ARRAY_LEN(stack_sums)) {
+		sums = malloc((size_t)o->nchunks * sizeof(*sums));
+		if (sums == NULL)
+			return ENOMEM;
+	}
+	rc = obj_delete(s, txn, hv, 0, &existed);
+	if (rc != 0)
+		goto out;
+	seed = rec_seed(hv);
+	left = o->body_len;
+	for (uint32_t i = 0; i < o->nchunks; i++) {
+		clen =
+		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+		left -= clen;
+		sums[i] = chunk_sum(seed, i, o->chunks[i], clen);
+		cache_store_chunkkey(ck, o->key, o->variant, i);
+		k = mval(ck, sizeof(ck));
+		v = mval(o->chunks[i], clen);
+		rc = mdb_put(txn, s->db_body, &k, &v, 0);
+		if (rc != 0)
+			goto out;
+	}
+	k = mval(hv, sizeof(hv));
+	v.mv_size = rec_len(o);
+	v.mv_data = NULL;
+	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
+	if (rc != 0)
+		goto out;
+	/* v.mv_data is valid until the next write in this txn. */
+	rec_encode(v.mv_data, o, hv, sums);
+	rc = lru_add(s, txn, hv, bucket);
+	if (rc != 0)
+		goto out;
+	k = mval(o->key, CACHE_HASH_LEN);
+	if (o->vary_len > 0) {
+		v = mval(o->vary, o->vary_len);
+		rc = mdb_put(txn, s->db_vary, &k, &v, 0);
+	} else {
+		rc = mdb_del(txn, s->db_vary, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+out:
+	if (sums != stack_sums)
+		free(sums);
+	return rc;
+}
+
+/* Delete every variant and the Vary rule of a primary key. */
+static int
+key_remove(
+    struct cache_store *s, MDB_txn *txn, const uint8_t key[CACHE_HASH_LEN])
+{
+	uint8_t start[CACHE_OBJKEY_LEN], hv[CACHE_OBJKEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, existed;
+
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		return rc;
+	cache_store_objkey(start, key, 0);
+	for (;;) {
+		k = mval(start, sizeof(start));
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 &&
+		        (k.mv_size != CACHE_OBJKEY_LEN ||
+		            memcmp(k.mv_data, key, CACHE_HASH_LEN) != 0))) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0)
+			break;
+		memcpy(hv, k.mv_data, sizeof(hv));
+		rc = obj_delete(s, txn, hv, 0, &existed);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0)
+		return rc;
+	k = mval(key, CACHE_HASH_LEN);
+	rc = mdb_del(txn, s->db_vary, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Move the lru entry of <hv> to <bucket> if it is older. */
+static int
+obj_touch(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t bucket)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN];
+	MDB_val k, v;
+	int rc;
+
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
+	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
+		if (get_be32(v.mv_data) >= bucket)
+			return 0;
+		memcpy(lk, v.mv_data, sizeof(lk));
+		k = mval(lk, sizeof(lk));
+		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	} else if (rc == 0 || rc == MDB_NOTFOUND) {
+		/* No position: only an existing object gets one. */
+		k = mval(hv, CACHE_OBJKEY_LEN);
+		rc = mdb_get(txn, s->db_obj, &k, &v);
+		if (rc != 0)
+			return rc == MDB_NOTFOUND ? 0 : rc;
+	} else {
+		return rc;
+	}
+	return lru_add(s, txn, hv, bucket);
+}
+
+/* Write the usage record; returns 0 or an LMDB code. */
+static int
+usage_write(
+    struct cache_store *s, MDB_txn *txn, uint64_t objects, uint64_t used)
+{
+	uint8_t rec[STORE_USAGE_LEN];
+	MDB_val k, v;
+
+	put_le32(rec, STORE_USAGE_MAGIC);
+	put_le32(rec + 4, STORE_FORMAT_VERSION);
+	put_le64(rec + 8, objects);
+	put_le64(rec + 16, used);
+	put_le64(rec + 24, s->lru_seq);
+	put_le64(rec + 32, XXH3_64bits(rec, 32));
+	k = mval("usage", 5);
+	v = mval(rec, sizeof(rec));
+	return mdb_put(txn, s->db_meta, &k, &v, 0);
+}
+
+/* Commit with the usage record; publishes counters.  0 or LMDB code. */
+static int
+writer_commit(struct cache_store *s, MDB_txn **txnp)
+{
+	uint64_t objects, used;
+	int rc;
+
+	objects = object_count(s, *txnp);
+	used = used_bytes(s, *txnp);
+	rc = usage_write(s, *txnp, objects, used);
+	if (rc != 0) {
+		txn_abort(s, txnp);
+		return rc;
+	}
+	rc = txn_commit(s, txnp);
+	if (rc != 0)
+		return rc;
+	s->used_bytes = used;
+	s->dirty = 1;
+	atomic_store_explicit(&s->st_objects, objects, memory_order_relaxed);
+	atomic_store_explicit(&s->st_bytes, used, memory_order_relaxed);
+	return 0;
+}
+
+static int
+is_full(int rc)
+{
+	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;
+}
+
+/*
+ * Evict the oldest objects until used bytes are <= target, in
+ * transactions of at most EVICT_TXN_MAX objects.
+ */
+static void
+evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
+    size_t ntouches)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN], hv[CACHE_OBJKEY_LEN];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t used, n;
+	int rc = 0, existed, is_empty = 0;
+
+	used = s->used_bytes;
+	while (used > target && !is_empty) {
+		if (txn_begin(s, 0, &txn) != 0)
+			return;
+		/* Touches first, so that what was just used is not what
+		 * goes; they are hints, lost if this txn fails. */
+		for (size_t i = 0; i < ntouches && rc == 0; i++) {
+			cache_store_objkey(
+			    hv, touches[i]->key, touches[i]->variant);
+			rc = obj_touch(s, txn, hv, touches[i]->bucket);
+			touches[i]->is_applied = 1;
+		}
+		ntouches = 0;
+		if (rc != 0)
+			goto fail;
+		rc = mdb_cursor_open(txn, s->db_lru, &cur);
+		if (rc != 0)
+			goto fail;
+		for (n = 0; n < EVICT_TXN_MAX && used > target;) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+			if (rc == MDB_NOTFOUND) {
+				is_empty = 1;
+				rc = 0;
+				break;
+			}
+			if (rc != 0)
+				break;
+			if (k.mv_size != CACHE_LRUKEY_LEN ||
+			    v.mv_size != CACHE_OBJKEY_LEN) {
+				rc = mdb_cursor_del(cur, 0); /* junk */
+				if (rc != 0)
+					break;
+				continue;
+			}
+			memcpy(lk, k.mv_data, sizeof(lk));
+			memcpy(hv, v.mv_data, sizeof(hv));
+			rc = obj_delete(s, txn, hv, 1, &existed);
+			if (rc != 0)
+				break;
+			k = mval(lk, sizeof(lk));
+			rc = mdb_del(txn, s->db_lru, &k, NULL);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				break;
+			rc = 0;
+			if (existed)
+				n++;
+			used = used_bytes(s, txn);
+		}
+		mdb_cursor_close(cur);
+		if (rc != 0)
+			goto fail;
+		rc = writer_commit(s, &txn);
+		if (rc != 0)
+			goto fail;
+		atomic_fetch_add_explicit(
+		    &s->st_evictions, n, memory_order_relaxed);
+		used = s->used_bytes;
+	}
+	return;
+fail:
+	CDN_LOG(CDN_LOG_ERR, "cache", "eviction: %s", mdb_strerror(rc));
+	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	txn_abort(s, &txn);
+}
+
+/* Bytes a put will add, roughly: body, strings, a page per chunk. */
+static uint64_t
+put_estimate(const struct cache_store *s, const struct cache_obj *o)
+{
+	return o->body_len + o->url_len + o->fields_len + o->vary_len +
+	    CACHE_REC_HDR_LEN + ((uint64_t)o->nchunks + 2) * s->psize;
+}
+
+/*
+ * Evict before the batch v[0..n) that needs <need> bytes (see the
+ * header).  The batch's touches are applied first, in the eviction txn.
+ */
+static void
+make_room(struct cache_store *s, uint64_t need, int squeeze, struct wmsg **v,
+    size_t n)
+{
+	struct wmsg *touches[W_BATCH_MSGS];
+	uint64_t target;
+	size_t nt = 0;
+
+	if (!squeeze && s->used_bytes + need <= s->high_bytes)
+		return;
+	target = s->low_bytes;
+	if (target + need > s->high_bytes)
+		target = s->high_bytes > need ? s->high_bytes - need : 0;
+	if (squeeze)
+		target =
+		    target > s->squeeze_bytes ? target - s->squeeze_bytes : 0;
+	for (size_t i = 0; i < n && nt < CDN_ARRAY_LEN(touches); i++) {
+		if (v[i]->kind == W_TOUCH && !v[i]->is_dropped &&
+		    !v[i]->is_applied)
+			touches[nt++] = v[i];
+	}
+	evict_to(s, target, touches, nt);
+}
+
+static int
+msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
+{
+	uint8_t hv[CACHE_OBJKEY_LEN];
+	int existed;
+
+	switch (m->kind) {
+	case W_PUT:
+		return obj_write(s, txn, m->obj, m->bucket);
+	case W_REMOVE:
+		return key_remove(s, txn, m->key);
+	case W_TOUCH:
+		cache_store_objkey(hv, m->key, m->variant);
+		return obj_touch(s, txn, hv, m->bucket);
+	case W_DELETE:
+		cache_store_objkey(hv, m->key, m->variant);
+		return obj_delete(s, txn, hv, 1, &existed);
+	}
+	CDN_ASSERT(!"unknown writer message");
+	return EINVAL;
+}
+
+/*
+ * Give up on <m>.  A dropped removal keeps its memory tombstone (it is
+ * never unmarked), so memory never serves the key again in this process
+ * while LMDB may still hold it: the error is logged.
+ */
+static void
+msg_drop(struct cache_store *s, struct wmsg *m, int rc)
+{
+	m->is_dropped = 1;
+	if (m->kind == W_PUT) {
+		atomic_fetch_add_explicit(
+		    &s->st_put_drops, 1, memory_order_relaxed);
+	} else if (m->kind == W_REMOVE || m->kind == W_DELETE) {
+		CDN_LOG(CDN_LOG_ERR, "cache", "removal not persisted: %s",
+		    mdb_strerror(rc));
+	}
+}
+
+/*
+ * Apply the batch v[0..n) in one transaction.  On failure, the message
+ * that failed is dropped (a put) or retried once (others), everything
+ * else is retried after evicting harder; after W_RETRIES attempts the
+ * rest is dropped.
+ */
+static void
+writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
+{
+	MDB_txn *txn = NULL;
+	uint64_t need;
+	size_t k, fail;
+	int rc, squeeze = 0, tries, commit_fails = 0;
+
+	for (tries = 0; tries < W_RETRIES; tries++) {
+		need = 0;
+		for (k = 0; k < n; k++) {
+			if (v[k]->kind == W_PUT && !v[k]->is_dropped)
+				need += put_estimate(s, v[k]->obj);
+		}
+		make_room(s, need, squeeze, v, n);
+		rc = txn_begin(s, 0, &txn);
+		if (rc != 0)
+			break;
+		fail = n;
+		for (k = 0; k < n; k++) {
+			if (v[k]->is_dropped || v[k]->is_applied)
+				continue;
+			rc = msg_apply(s, txn, v[k]);
+			if (rc != 0) {
+				fail = k;
+				break;
+			}
+		}
+		if (rc == 0) {
+			rc = writer_commit(s, &txn);
+			if (rc == 0) {
+				for (k = 0; k < n; k++) {
+					if (!v[k]->is_dropped)
+						v[k]->is_applied = 1;
+					if (v[k]->is_applied &&
+					    v[k]->kind == W_PUT)
+						atomic_fetch_add_explicit(
+						    &s->st_puts, 1,
+						    memory_order_relaxed);
+				}
+				return;
+			}
+			commit_fails++;
+		} else {
+			txn_abort(s, &txn);
+		}
+		if (rc == MDB_MAP_FULL)
+			atomic_fetch_add_explicit(
+			    &s->st_map_full, 1, memory_order_relaxed);
+		if (is_full(rc)) {
+			squeeze = 1;
+		} else {
+			CDN_LOG(CDN_LOG_ERR, "cache", "write: %s",
+			    mdb_strerror(rc));
+			atomic_fetch_add_explicit(
+			    &s->st_io, 1, memory_order_relaxed);
+		}
+		if (fail < n) {
+			if (v[fail]->kind == W_PUT ||
+			    ++v[fail]->attempts >= W_MSG_TRIES)
+				msg_drop(s, v[fail], rc);
+		} else if (commit_fails >= 2) {
+			/* The commit itself keeps failing: keep only the
+			 * removals for the last attempts. */
+			for (k = 0; k < n; k++) {
+				if (!v[k]->is_dropped &&
+				    (v[k]->kind == W_PUT ||
+				        v[k]->kind == W_TOUCH))
+					msg_drop(s, v[k], rc);
+			}
+		}
+	}
+	for (k = 0; k < n; k++) {
+		if (!v[k]->is_dropped && !v[k]->is_applied)
+			msg_drop(s, v[k], rc);
+	}
+}
+
+static void
+msg_free(struct wmsg **mp)
+{
+	struct wmsg *m = *mp;
+
+	*mp = NULL;
+	if (m->obj != NULL)
+		cache_obj_unref(&m->obj);
+	free(m);
+}
+
+static void
+cond_wait_until_ms(pthread_cond_t *c, pthread_mutex_t *mtx, uint64_t ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	(void)pthread_cond_timedwait(c, mtx, &ts);
+}
+
+/* Is there a reason for the writer to act now?  Under s->qmtx. */
+static int
+writer_has_work(struct cache_store *s, uint64_t now, uint64_t *deadline)
+{
+	int sync_wanted;
+
+	sync_wanted = s->sync_req > s->sync_done;
+	if (s->qhead != NULL) {
+		*deadline = s->qhead->enq_ms + W_LINGER_MS;
+		return s->stop || sync_wanted || s->qcount >= W_BATCH_MSGS ||
+		    s->qbytes >= s->batch_bytes || now >= *deadline;
+	}
+	if (s->stop || sync_wanted)
+		return 1;
+	if (s->dirty) {
+		*deadline = s->last_env_sync_ms + W_SYNC_INTERVAL_MS;
+		return now >= *deadline;
+	}
+	*deadline = now + W_IDLE_MS;
+	return 0;
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct cache_store *s = arg;
+	struct wmsg *batch[W_BATCH_MSGS];
+	uint64_t now, deadline, bytes, last_seq, gen;
+	size_t n;
+	int rc;
+
+	pthread_mutex_lock(&s->qmtx);
+	for (;;) {
+		now = cdn_now_ms();
+		while (!writer_has_work(s, now, &deadline)) {
+			cond_wait_until_ms(&s->qcond, &s->qmtx, deadline);
+			now = cdn_now_ms();
+		}
+		n = 0;
+		bytes = 0;
+		last_seq = 0;
+		while (s->qhead != NULL && n < W_BATCH_MSGS &&
+		    (n == 0 || bytes + s->qhead->bytes <= s->batch_bytes)) {
+			batch[n] = s->qhead;
+			s->qhead = batch[n]->next;
+			if (s->qhead == NULL)
+				s->qtail = &s->qhead;
+			s->qcount--;
+			s->qbytes -= batch[n]->bytes;
+			bytes += batch[n]->bytes;
+			last_seq = batch[n]->seq;
+			n++;
+		}
+		pthread_mutex_unlock(&s->qmtx);
+
+		if (n > 0) {
+			writer_apply(s, batch, n);
+			for (size_t k = 0; k < n; k++) {
+				if (batch[k]->kind == W_REMOVE &&
+				    batch[k]->is_applied)
+					cache_mem_unmark(s->mem, batch[k]->key,
+					    batch[k]->seq);
+				msg_free(&batch[k]);
+			}
+		}
+
+		pthread_mutex_lock(&s->qmtx);
+		if (n > 0)
+			s->done_seq = last_seq;
+		now = cdn_now_ms();
+		if ((s->sync_req > s->sync_done &&
+		        s->done_seq >= s->sync_seq) ||
+		    (s->dirty &&
+		        (now >= s->last_env_sync_ms + W_SYNC_INTERVAL_MS ||
+		            (s->stop && s->qhead == NULL)))) {
+			gen = s->done_seq >= s->sync_seq ? s->sync_req
+			                                 : s->sync_done;
+			s->dirty = 0;
+			pthread_mutex_unlock(&s->qmtx);
+			rc = mdb_env_sync(s->env, 1);
+			if (rc != 0) {
+				CDN_LOG(CDN_LOG_ERR, "cache",
+				    "mdb_env_sync: %s", mdb_strerror(rc));
+				atomic_fetch_add_explicit(
+				    &s->st_io, 1, memory_order_relaxed);
+			}
+			pthread_mutex_lock(&s->qmtx);
+			s->last_env_sync_ms = cdn_now_ms();
+			if (gen > s->sync_done)
+				s->sync_done = gen;
+			pthread_cond_broadcast(&s->dcond);
+		}
+		if (s->stop && s->qhead == NULL && !s->dirty &&
+		    s->sync_req == s->sync_done)
+			break;
+	}
+	pthread_mutex_unlock(&s->qmtx);
+	return NULL;
+}
+
+/*
+ * Queue <m>.  A put or touch is refused (returns 0) when the queue is
+ * full; removals are always queued.  With <tomb>, plants the memory
+ * tier's tombstone under the queue lock, before the writer can see the
+ * message.
+ */
+static int
+enqueue(struct cache_store *s, struct wmsg *m, int tomb)
+{
+	int was_empty;
+
+	pthread_mutex_lock(&s->qmtx);
+	if ((m->kind == W_PUT &&
+	        (s->qcount >= WQ_MAX_MSGS ||
+	            s->qbytes + m->bytes > WQ_MAX_BYTES)) ||
+	    (m->kind == W_TOUCH && s->qcount >= WQ_MAX_MSGS) || s->stop) {
+		pthread_mutex_unlock(&s->qmtx);
+		return 0;
+	}
+	m->seq = ++s->enq_seq;
+	m->enq_ms = cdn_now_ms();
+	if (tomb)
+		cache_mem_remove(s->mem, m->key, m->seq);
+	was_empty = s->qhead == NULL;
+	m->next = NULL;
+	*s->qtail = m;
+	s->qtail = &m->next;
+	s->qcount++;
+	s->qbytes += m->bytes;
+	if (was_empty || s->qcount >= W_BATCH_MSGS ||
+	    s->qbytes >= s->batch_bytes)
+		pthread_cond_signal(&s->qcond);
+	pthread_mutex_unlock(&s->qmtx);
+	return 1;
+}
+
+static struct wmsg *
+msg_new(int kind, const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
+{
+	struct wmsg *m;
+
+	m = cdn_xcalloc(1, sizeof(*m));
+	m->kind = kind;
+	memcpy(m->key, key, CACHE_HASH_LEN);
+	m->variant = variant;
+	return m;
+}
+
+/* ---------------- open / close ---------------- */
+
+/* Open the databases and check the format, in the opening txn. */
+static int
+open_dbs(struct cache_store *s, MDB_txn *txn)
+{
+	static const char *const names[] = {CACHE_DB_OBJECTS, CACHE_DB_BODIES,
+	    CACHE_DB_VARY, CACHE_DB_LRU, CACHE_DB_LRU_POS, CACHE_DB_META};
+	MDB_dbi *dbis[CDN_ARRAY_LEN(names)];
+	uint8_t fmt[8];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, is_current;
+
+	dbis[0] = &s->db_obj;
+	dbis[1] = &s->db_body;
+	dbis[2] = &s->db_vary;
+	dbis[3] = &s->db_lru;
+	dbis[4] = &s->db_lru_pos;
+	dbis[5] = &s->db_meta;
+	for (size_t i = 0; i < CDN_ARRAY_LEN(names); i++) {
+		rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]);
+		if (rc != 0) {
+			CDN_LOG(CDN_LOG_ERR, "cache", "mdb_dbi_open %s: %s",
+			    names[i], mdb_strerror(rc));
+			return rc;
+		}
+	}
+
+	k = mval("format", 6);
+	rc = mdb_get(txn, s->db_meta, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	is_current = rc == 0 && v.mv_size == sizeof(fmt) &&
+	    get_le32(v.mv_data) == STORE_FORMAT_MAGIC &&
+	    get_le32((const uint8_t *)v.mv_data + 4) == STORE_FORMAT_VERSION;
+	if (!is_current) {
+		if (object_count(s, txn) > 0 || rc == 0)
+			CDN_LOG(CDN_LOG_WARN, "cache",
+			    "%s: unknown store format, emptying it", s->dir);
+		for (size_t i = 0; i < CDN_ARRAY_LEN(names); i++) {
+			rc = mdb_drop(txn, *dbis[i], 0);
+			if (rc != 0)
+				return rc;
+		}
+		put_le32(fmt, STORE_FORMAT_MAGIC);
+		put_le32(fmt + 4, STORE_FORMAT_VERSION);
+		v = mval(fmt, sizeof(fmt));
+		rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+		if (rc != 0)
+			return rc;
+	}
+
+	/* lru_seq: the usage record, or past the newest lru key. */
+	k = mval("usage", 5);
+	rc = mdb_get(txn, s->db_meta, &k, &v);
+	if (rc == 0 && v.mv_size == STORE_USAGE_LEN &&
+	    get_le64((const uint8_t *)v.mv_data + 32) ==
+	        XXH3_64bits(v.mv_data, 32))
+		s->lru_seq = get_le64((const uint8_t *)v.mv_data + 24);
+	rc = mdb_cursor_open(txn, s->db_lru, &cur);
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size == CACHE_LRUKEY_LEN &&
+	    get_be64((const uint8_t *)k.mv_data + 4) > s->lru_seq)
+		s->lru_seq = get_be64((const uint8_t *)k.mv_data + 4);
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int
+conf_ok(const struct cache_store_conf *conf)
+{
+	return conf->dir != NULL && conf->dir[0] != '\0' &&
+	    conf->disk_bytes >= (UINT64_C(1) << 20) &&
+	    conf->high_water_pct > 0 && conf->high_water_pct <= 100 &&
+	    conf->low_water_pct < conf->high_water_pct;
+}
+
+/*
+ * Open (creating if needed) the store in conf->dir and start its writer
+ * thread.  Reads only the databases' roots and the meta records: no scan.
+ * Returns NULL after logging if the configuration is invalid or the
+ * directory or the environment cannot be opened.
+ */
+struct cache_store *
+cache_store_open(const struct cache_store_conf *conf)
+{
+	struct cache_store *s;
+	pthread_rwlockattr_t rwa;
+	pthread_condattr_t ca;
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	long pg;
+	uint64_t mapsize;
+	int rc, dead;
+
+	CDN_ASSERT(conf != NULL);
+	if (!conf_ok(conf)) {
+		CDN_LOG(CDN_LOG_ERR, "cache",
+		    "store: invalid configuration (dir, disk >= 1 MiB, "
+		    "0 <= low < high <= 100)");
+		return NULL;
+	}
+	if (mkdir(conf->dir, 0755) == -1 && errno != EEXIST) {
+		CDN_LOG(CDN_LOG_ERR, "cache", "mkdir %s: %s", conf->dir,
+		    strerror(errno));
+		return NULL;
+	}
+
+	s = cdn_xcalloc(1, sizeof(*s));
+	s->magic = CACHE_STORE_MAGIC;
+	s->dir = cdn_xstrdup(conf->dir);
+	s->disk_bytes = conf->disk_bytes;
+	s->max_object_bytes = conf->max_object_bytes;
+	s->max_disk_object = conf->disk_bytes / DISK_OBJECT_DIV;
+	s->high_bytes = conf->disk_bytes / 100 * conf->high_water_pct;
+	s->low_bytes = conf->disk_bytes / 100 * conf->low_water_pct;
+	s->squeeze_bytes = conf->disk_bytes / 100 * SQUEEZE_PCT;
+	s->batch_bytes = (s->high_bytes - s->low_bytes) / 2;
+	if (s->batch_bytes > W_BATCH_BYTES_MAX)
+		s->batch_bytes = W_BATCH_BYTES_MAX;
+	if (s->batch_bytes < W_BATCH_BYTES_MIN)
+		s->batch_bytes = W_BATCH_BYTES_MIN;
+	s->qtail = &s->qhead;
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(
+	    &rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	CDN_ASSERT(pthread_rwlock_init(&s->map_lock, &rwa) == 0);
+	pthread_rwlockattr_destroy(&rwa);
+	CDN_ASSERT(pthread_mutex_init(&s->qmtx, NULL) == 0);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	CDN_ASSERT(pthread_cond_init(&s->qcond, &ca) == 0);
+	CDN_ASSERT(pthread_cond_init(&s->dcond, &ca) == 0);
+	pthread_condattr_destroy(&ca);
+
+	pg = sysconf(_SC_PAGESIZE);
+	mapsize = conf->disk_bytes;
+	if (pg > 0 && mapsize % (uint64_t)pg != 0)
+		mapsize += (uint64_t)pg - mapsize % (uint64_t)pg;
+	rc = mdb_env_create(&s->env);
+	if (rc != 0)
+		goto fail;
+	if ((rc = mdb_env_set_mapsize(s->env, (size_t)mapsize)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS)) != 0)
+		goto fail;
+	rc = mdb_env_open(s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
+	if (rc != 0)
+		goto fail;
+	/* Free the reader slots of dead processes (a crashed edged). */
+	(void)mdb_reader_check(s->env, &dead);
+	rc = mdb_env_stat(s->env, &st);
+	if (rc != 0)
+		goto fail;
+	s->psize = st.ms_psize;
+
+	rc = txn_begin(s, 0, &txn);
+	if (rc != 0)
+		goto fail;
+	rc = open_dbs(s, txn);
+	if (rc != 0)
+		goto fail;
+	rc = writer_commit(s, &txn);
+	if (rc != 0)
+		goto fail;
+	s->dirty = 0;
+	s->last_env_sync_ms = cdn_now_ms();
+
+	s->mem = cache_mem_new(conf->memory_bytes, CACHE_MEM_SHARDS);
+	rc = pthread_create(&s->writer, NULL, writer_main, s);
+	if (rc != 0) {
+		CDN_LOG(
+		    CDN_LOG_ERR, "cache", "pthread_create: %s", strerror(rc));
+		cache_mem_free(&s->mem);
+		rc = 0;
+		goto fail;
+	}
+	CDN_LOG(CDN_LOG_INFO, "cache",
+	    "store %s: %" PRIu64 " objects, %" PRIu64 " bytes used of %" PRIu64,
+	    s->dir, atomic_load(&s->st_objects), atomic_load(&s->st_bytes),
+	    s->disk_bytes);
+	return s;
+
+fail:
+	if (rc != 0)
+		CDN_LOG(CDN_LOG_ERR, "cache", "store %s: %s", conf->dir,
+		    mdb_strerror(rc));
+	txn_abort(s, &txn);
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	pthread_cond_destroy(&s->qcond);
+	pthread_cond_destroy(&s->dcond);
+	pthread_mutex_destroy(&s->qmtx);
+	pthread_rwlock_destroy(&s->map_lock);
+	free(s->dir);
+	MAGIC_WIPE(s);
+	free(s);
+	return NULL;
+}
+
+/* Commit and sync everything queued, stop the writer, close; NULLs *sp. */
+void
+cache_store_close(struct cache_store **sp)
+{
+	struct cache_store *s;
+
+	CDN_ASSERT(sp != NULL);
+	s = *sp;
+	*sp = NULL;
+	if (s == NULL)
+		return;
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	pthread_mutex_lock(&s->qmtx);
+	s->stop = 1;
+	pthread_cond_signal(&s->qcond);
+	pthread_mutex_unlock(&s->qmtx);
+	CDN_ASSERT(pthread_join(s->writer, NULL) == 0);
+	CDN_ASSERT(s->qhead == NULL);
+	mdb_env_close(s->env);
+	cache_mem_free(&s->mem);
+	pthread_cond_destroy(&s->qcond);
+	pthread_cond_destroy(&s->dcond);
+	pthread_mutex_destroy(&s->qmtx);
+	pthread_rwlock_destroy(&s->map_lock);
+	free(s->dir);
+	MAGIC_WIPE(s);
+	free(s);
+}
+
+/* ---------------- reads ---------------- */
+
+/* Load (key, variant) from LMDB into a new object (see cache_store_get). */
+static int
+disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **objp)
+{
+	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	struct cache_decision d;
+	struct cache_obj *o = NULL;
+	struct rec_view rv;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint64_t seed, left;
+	size_t clen;
+	int rc;
+
+	cache_store_objkey(hv, key, variant);
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return CDN_EIO;
+	k = mval(hv, sizeof(hv));
+	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc != 0)
+		goto lmdb_fail;
+	/* v borrows the map until the txn ends: everything is copied. */
+	rc = rec_decode(v.mv_data, v.mv_size, hv, &rv);
+	if (rc != CDN_OK)
+		goto out;
+	memset(&d, 0, sizeof(d));
+	d.storable = (rv.flags & REC_F_STORABLE) != 0;
+	d.reason = "stored";
+	d.freshness_s = rv.freshness_s;
+	d.initial_age_s = rv.initial_age_s;
+	d.swr_s = rv.swr_s;
+	d.sie_s = rv.sie_s;
+	d.must_revalidate = (rv.flags & REC_F_MUST_REVAL) != 0;
+	d.no_cache = (rv.flags & REC_F_NO_CACHE) != 0;
+	d.heuristic = (rv.flags & REC_F_HEURISTIC) != 0;
+	o = cache_obj_new(key, variant, rv.status, &d, rv.response_time, rv.url,
+	    rv.url_len, rv.fields, rv.fields_len, rv.vary, rv.vary_len);
+	if (o == NULL) {
+		rc = CDN_ENOMEM;
+		goto out;
+	}
+	o->stored_at = rv.stored_at;
+	o->purge_gen = rv.purge_gen;
+
+	seed = rec_seed(hv);
+	left = rv.body_len;
+	for (uint32_t i = 0; i < rv.nchunks; i++) {
+		clen =
+		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+		left -= clen;
+		cache_store_chunkkey(ck, key, variant, i);
+		k = mval(ck, sizeof(ck));
+		rc = mdb_get(txn, s->db_body, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			rc = CDN_ECORRUPT;
+			goto out;
+		}
+		if (rc != 0)
+			goto lmdb_fail;
+		if (v.mv_size != clen ||
+		    chunk_sum(seed, i, v.mv_data, clen) !=
+		        get_le64(rv.sums + 8 * (size_t)i)) {
+			rc = CDN_ECORRUPT;
+			goto out;
+		}
+		if (cache_obj_append(o, v.mv_data, clen) != CDN_OK) {
+			rc = CDN_ENOMEM;
+			goto out;
+		}
+	}
+
+	k = mval(hv, sizeof(hv));
+	if (mdb_get(txn, s->db_lru_pos, &k, &v) == 0 &&
+	    v.mv_size == CACHE_LRUKEY_LEN)
+		atomic_store_explicit(
+		    &o->lru_bucket, get_be32(v.mv_data), memory_order_relaxed);
+	*objp = o;
+	o = NULL;
+	rc = CDN_OK;
+	goto out;
+
+lmdb_fail:
+	if (rc != MDB_NOTFOUND) {
+		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	}
+	rc = mdb_to_cdn(rc);
+out:
+	txn_abort(s, &txn);
+	if (o != NULL)
+		cache_obj_unref(&o);
+	return rc;
+}
+
+/*
+ * Find the object for (key, variant): memory first, then LMDB; an object
+ * found on disk is promoted to memory if it fits.  On CDN_OK, *objp holds
+ * one new reference and *from_memory (if not NULL) tells the tier.
+ * Returns CDN_NOTFOUND on a miss, CDN_ECORRUPT for a record or chunk that
+ * fails its checks (counted; its deletion is queued), CDN_EIO or
+ * CDN_ENOMEM.  *objp is untouched unless CDN_OK.
+ */
+int
+cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **objp, int *from_memory)
+{
+	struct cache_obj *o = NULL;
+	struct wmsg *m;
+	uint64_t gen = 0;
+	int rc, is_removed = 0;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(key != NULL && objp != NULL);
+	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
+	if (rc == CDN_OK) {
+		*objp = o;
+		if (from_memory != NULL)
+			*from_memory = 1;
+		return CDN_OK;
+	}
+	if (is_removed)
+		return CDN_NOTFOUND;
+	rc = disk_get(s, key, variant, &o);
+	if (rc == CDN_OK) {
+		cache_mem_promote(s->mem, o, gen);
+		*objp = o;
+		if (from_memory != NULL)
+			*from_memory = 0;
+	} else if (rc == CDN_ECORRUPT) {
+		atomic_fetch_add_explicit(
+		    &s->st_corrupt, 1, memory_order_relaxed);
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "corrupt object record, deleting it");
+		m = msg_new(W_DELETE, key, variant);
+		if (!enqueue(s, m, 0))
+			free(m);
+	}
+	return rc;
+}
+
+/*
+ * The Vary rule of the latest stored response for <key>: copies it into
+ * buf and its length into *len.  Returns CDN_OK, CDN_NOTFOUND if that
+ * response had no Vary (look up variant 0), CDN_ELIMIT if it is longer
+ * than <cap> (*len set, buf unspecified), or CDN_EIO.  Answered from
+ * memory when the rule is known there.
+ */
+int
+cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    char *buf, size_t cap, size_t *len)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint64_t gen = 0;
+	size_t n = 0;
+	int rc;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(key != NULL && len != NULL && (buf != NULL || cap == 0));
+	rc = cache_mem_get_vary(s->mem, key, buf, cap, len, &gen);
+	if (rc != CDN_AGAIN)
+		return rc;
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return CDN_EIO;
+	k = mval(key, CACHE_HASH_LEN);
+	rc = mdb_get(txn, s->db_vary, &k, &v);
+	if (rc == 0) {
+		n = v.mv_size;
+		if (n <= cap && n > 0)
+			memcpy(buf, v.mv_data, n);
+		rc = n <= cap ? CDN_OK : CDN_ELIMIT;
+	} else if (rc == MDB_NOTFOUND) {
+		rc = CDN_NOTFOUND;
+	} else {
+		CDN_LOG(
+		    CDN_LOG_ERR, "cache", "mdb_get vary: %s", mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+		rc = CDN_EIO;
+	}
+	txn_abort(s, &txn);
+	if (rc == CDN_OK || rc == CDN_ELIMIT)
+		*len = n;
+	if (rc == CDN_OK)
+		cache_mem_set_vary(s->mem, key, buf, n, gen);
+	else if (rc == CDN_NOTFOUND)
+		cache_mem_set_vary(s->mem, key, NULL, 0, gen);
+	return rc;
+}
+
+/* ---------------- writes (queued) ---------------- */
+
+/*
+ * Store <o>: into memory now, into LMDB through the writer.  The caller
+ * keeps its reference; the store takes its own.  Objects larger than
+ * max_object_bytes are not stored at all; larger than 1/8 of the disk
+ * budget, or arriving while the queue is full, they stay in memory only.
+ * Every such refusal counts in put_drops.
+ */
+void
+cache_store_put(struct cache_store *s, struct cache_obj *o)
+{
+	struct wmsg *m;
+	uint32_t bucket;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	if (o->body_len > s->max_object_bytes) {
+		atomic_fetch_add_explicit(
+		    &s->st_put_drops, 1, memory_order_relaxed);
+		return;
+	}
+	bucket = now_bucket(s);
+	atomic_store_explicit(&o->lru_bucket, bucket, memory_order_relaxed);
+	cache_mem_put(s->mem, o);
+	if (o->body_len > s->max_disk_object) {
+		atomic_fetch_add_explicit(
+		    &s->st_put_drops, 1, memory_order_relaxed);
+		return;
+	}
+	m = msg_new(W_PUT, o->key, o->variant);
+	m->bucket = bucket;
+	m->bytes = o->body_len + o->url_len + o->fields_len + o->vary_len +
+	    MSG_OVERHEAD;
+	m->obj = cache_obj_ref(o);
+	if (!enqueue(s, m, 0)) {
+		msg_free(&m);
+		atomic_fetch_add_explicit(
+		    &s->st_put_drops, 1, memory_order_relaxed);
+	}
+}
+
+/* Remove every variant of <key>: from memory now (with a tombstone until
+ * LMDB has committed), from LMDB through the writer. */
+void
+cache_store_remove(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct wmsg *m;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(key != NULL);
+	m = msg_new(W_REMOVE, key, 0);
+	if (!enqueue(s, m, 1)) {
+		/* Only while closing. */
+		free(m);
+		cache_mem_remove(s->mem, key, UINT64_MAX);
+	}
+}
+
+/*
+ * Note a hit on <o>.  Enqueues at most once per object and minute: only
+ * the caller whose compare-and-swap moves o->lru_bucket forward does.
+ */
+void
+cache_store_touch(struct cache_store *s, const struct cache_obj *o)
+{
+	struct cache_obj *mo;
+	struct wmsg *m;
+	unsigned cur, now;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	/* lru_bucket is the one field that is written after sharing. */
+	mo = (struct cache_obj *)(uintptr_t)o;
+	now = now_bucket(s);
+	cur = atomic_load_explicit(&mo->lru_bucket, memory_order_relaxed);
+	if (cur >= now)
+		return;
+	if (!atomic_compare_exchange_strong_explicit(&mo->lru_bucket, &cur, now,
+	        memory_order_relaxed, memory_order_relaxed))
+		return;
+	m = msg_new(W_TOUCH, o->key, o->variant);
+	m->bucket = now;
+	if (!enqueue(s, m, 0))
+		free(m);
+}
+
+/*
+ * Wait until every message queued before this call is committed and the
+ * environment is synced to disk.  Blocks: not for event loops.
+ */
+void
+cache_store_sync(struct cache_store *s)
+{
+	uint64_t my;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	pthread_mutex_lock(&s->qmtx);
+	my = ++s->sync_req;
+	if (s->enq_seq > s->sync_seq)
+		s->sync_seq = s->enq_seq;
+	pthread_cond_signal(&s->qcond);
+	while (s->sync_done < my)
+		pthread_cond_wait(&s->dcond, &s->qmtx);
+	pthread_mutex_unlock(&s->qmtx);
+}
+
+void
+cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
+{
+	struct cache_mem_stats ms;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(st != NULL);
+	cache_mem_stats(s->mem, &ms);
+	memset(st, 0, sizeof(*st));
+	st->objects =
+	    atomic_load_explicit(&s->st_objects, memory_order_relaxed);
+	st->bytes = atomic_load_explicit(&s->st_bytes, memory_order_relaxed);
+	st->mem_objects = ms.objects;
+	st->mem_bytes = ms.bytes;
+	st->mem_evictions = ms.evictions;
+	st->puts = atomic_load_explicit(&s->st_puts, memory_order_relaxed);
+	st->put_drops =
+	    atomic_load_explicit(&s->st_put_drops, memory_order_relaxed);
+	st->evictions =
+	    atomic_load_explicit(&s->st_evictions, memory_order_relaxed);
+	st->map_full =
+	    atomic_load_explicit(&s->st_map_full, memory_order_relaxed);
+	st->corrupt =
+	    atomic_load_explicit(&s->st_corrupt, memory_order_relaxed);
+	st->io_errors = atomic_load_explicit(&s->st_io, memory_order_relaxed);
+}
+
+void
+cache_store_test_set_clock_skew(struct cache_store *s, int64_t skew_s)
+{
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	atomic_store_explicit(&s->clock_skew_s, skew_s, memory_order_relaxed);
+}

@@ -1,0 +1,32 @@
+/*
+ * A growable byte string for building header blocks and URLs.  Bounded:
+ * growing past <max> (or out of memory) sets the failed flag instead, and
+ * every later call is a no-op, so a caller checks once at the end.
+ */
+#ifndef CDN_STRBUF_H
+#define CDN_STRBUF_H
+
+#include <stddef.h>
+
+struct cdn_strbuf {
+	char *p; /* NUL-terminated once anything was added */
+	size_t len, cap;
+	size_t max; /* 0: 1 MiB */
+	int failed;
+};
+
+void cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len);
+void cdn_sb_str(struct cdn_strbuf *b, const char *s);
+void cdn_sb_printf(struct cdn_strbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cdn_sb_free(struct cdn_strbuf *b);
+
+/*
+ * Find field <name> in a header block of "Name: value\r\n" lines.  Returns
+ * the value (OWS trimmed) and its length in *len, or NULL.  The value
+ * points into <fields>.
+ */
+const char *cdn_fields_get(const char *fields, size_t fields_len,
+    const char *name, size_t *len);
+
+#endif /* CDN_STRBUF_H */
