@@ -1005,7 +1005,7 @@ test_help(void)
 	h = cap_text(&cap);
 	ok(strncmp(h, "Usage: edged ", 13) == 0, "help starts with usage");
 	ok(strstr(h, "  --cache-size SIZE") != NULL, "--cache-size SIZE");
-	ok(strstr(h, "disk cache budget (not used yet) (default 1G)\n") != NULL,
+	ok(strstr(h, "disk cache budget (the LMDB map size) (default 1G)\n") != NULL,
 	    "doc and default");
 	ok(strstr(h, "-l, --listen HOST:PORT") != NULL, "-l alias shown");
 	ok(strstr(h, "-o, --origin URL") != NULL, "-o alias shown");
@@ -1059,7 +1059,7 @@ test_dump(void)
 	ok(strstr(d, "\norigin_host \"\"\n") != NULL, "the empty string: \"\"");
 	ok(strstr(d, "\nadmin_listen \"\"\n") != NULL, "an unset address");
 	ok(strstr(d, "\n# listen: none\n") != NULL, "an empty list");
-	ok(strstr(d, "\n# disk cache budget (not used yet)\ncache_size") !=
+	ok(strstr(d, "\n# disk cache budget (the LMDB map size)\ncache_size") !=
 	        NULL,
 	    "the doc line comes first");
 
