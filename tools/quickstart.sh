@@ -32,6 +32,7 @@ rm -f "$run/ready"
 ./edged --config conf/edged.conf --listen 127.0.0.1:8080 \
 	--origin http://127.0.0.1:8090 --admin-listen 127.0.0.1:8081 \
 	--access-log "$run/access.log" --error-log "$run/error.log" \
+	--cache-dir "$run/cache" \
 	--ready-file "$run/ready" &
 echo $! >"$run/edged.pid"
 i=0
@@ -47,7 +48,9 @@ curl -s http://127.0.0.1:8080/ | sed -n '1,12p'
 cat <<MSG
 
 edged is serving on http://127.0.0.1:8080/ in front of the demo origin.
-  curl -i http://127.0.0.1:8080/obj/demo?size=2048   a 2 KiB object
+  curl -i 'http://127.0.0.1:8080/obj/demo?size=2048&ttl=60'
+                                            a 2 KiB object, cached for 60 s:
+                                            run it twice, see Cache-Status
   curl -s http://127.0.0.1:8081/stats                counters
   logs: $run/access.log $run/error.log
   stop: tools/quickstart.sh --stop
