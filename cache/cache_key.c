@@ -47,6 +47,7 @@
 #define K_HEX    0x10 /* HEXDIG */
 #define K_TCHAR  0x20 /* RFC 9110 §5.6.2 tchar */
 #define K_SCHEME 0x40 /* RFC 3986 §3.1 ALPHA / DIGIT / "+" / "-" / "." */
+#define K_PFAST  0x80 /* K_PATH but '.', and '/': put_path()'s fast path */
 
 /* clang-format off */
 static const uint8_t ktab[256] = {
@@ -54,18 +55,39 @@ static const uint8_t ktab[256] = {
 	/* 08 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 10 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 18 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	/* 20 */ 0x00, 0x2e, 0x00, 0x20, 0x2e, 0x28, 0x2e, 0x2e,
-	/* 28 */ 0x0e, 0x0e, 0x2e, 0x6e, 0x0e, 0x6f, 0x6f, 0x04,
-	/* 30 */ 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f,
-	/* 38 */ 0x7f, 0x7f, 0x06, 0x0e, 0x00, 0x0e, 0x00, 0x04,
-	/* 40 */ 0x06, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x6f,
-	/* 48 */ 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f,
-	/* 50 */ 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f,
-	/* 58 */ 0x6f, 0x6f, 0x6f, 0x00, 0x00, 0x00, 0x20, 0x2f,
-	/* 60 */ 0x20, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x6f,
-	/* 68 */ 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f,
-	/* 70 */ 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f, 0x6f,
-	/* 78 */ 0x6f, 0x6f, 0x6f, 0x00, 0x20, 0x00, 0x2f, 0x00,
+	/* 20 */ 0x00, 0xae, 0x00, 0x20, 0xae, 0x28, 0xae, 0xae,
+	/* 28 */ 0x8e, 0x8e, 0xae, 0xee, 0x8e, 0xef, 0x6f, 0x84,
+	/* 30 */ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	/* 38 */ 0xff, 0xff, 0x86, 0x8e, 0x00, 0x8e, 0x00, 0x04,
+	/* 40 */ 0x86, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xef,
+	/* 48 */ 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef,
+	/* 50 */ 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef,
+	/* 58 */ 0xef, 0xef, 0xef, 0x00, 0x00, 0x00, 0x20, 0xaf,
+	/* 60 */ 0x20, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xef,
+	/* 68 */ 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef,
+	/* 70 */ 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef, 0xef,
+	/* 78 */ 0xef, 0xef, 0xef, 0x00, 0x20, 0x00, 0xaf, 0x00,
+	/* 80-ff: none */
+};
+
+/* reg-name bytes (K_HOST) lower-cased; 0 for every other byte. */
+static const uint8_t hostmap[256] = {
+	/* 00 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	/* 08 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	/* 10 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	/* 18 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	/* 20 */ 0x00, 0x21, 0x00, 0x00, 0x24, 0x25, 0x26, 0x27,
+	/* 28 */ 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x00,
+	/* 30 */ 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37,
+	/* 38 */ 0x38, 0x39, 0x00, 0x3b, 0x00, 0x3d, 0x00, 0x00,
+	/* 40 */ 0x00, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+	/* 48 */ 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f,
+	/* 50 */ 0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77,
+	/* 58 */ 0x78, 0x79, 0x7a, 0x00, 0x00, 0x00, 0x00, 0x5f,
+	/* 60 */ 0x00, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+	/* 68 */ 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f,
+	/* 70 */ 0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77,
+	/* 78 */ 0x78, 0x79, 0x7a, 0x00, 0x00, 0x00, 0x7e, 0x00,
 	/* 80-ff: none */
 };
 /* clang-format on */
@@ -245,8 +267,9 @@ nit_next(struct nit *it)
 static int
 put_host(struct kbuf *b, const char *h, size_t len, long defport)
 {
-	size_t i, nlen, plen;
+	size_t i, nlen, plen, avail;
 	const char *port;
+	char *o;
 	unsigned char c;
 	long pv;
 	char digits[8];
@@ -254,6 +277,8 @@ put_host(struct kbuf *b, const char *h, size_t len, long defport)
 
 	if (len == 0)
 		return CDN_EINVAL; /* RFC 9110 §4.2.1: no empty host */
+	o = b->p + b->len;
+	avail = b->cap - b->len;
 	port = NULL;
 	plen = 0;
 	if (h[0] == '[') {
@@ -272,15 +297,25 @@ put_host(struct kbuf *b, const char *h, size_t len, long defport)
 			port = h + nlen + 1;
 			plen = len - nlen - 1;
 		}
+		for (i = 0; i < nlen && i < avail; i++)
+			o[i] = (char)lower((unsigned char)h[i]);
 	} else {
-		for (i = 0; i < len && h[i] != ':'; i++)
-			if (!(ktab[(unsigned char)h[i]] & K_HOST))
-				return CDN_EINVAL;
+		/* One pass: check, lower-case and copy (what fits). */
+		for (i = 0; i < len; i++) {
+			c = hostmap[(unsigned char)h[i]];
+			if (c == 0)
+				break;
+			if (i < avail)
+				o[i] = (char)c;
+		}
+		if (i < len && h[i] != ':')
+			return CDN_EINVAL;
 		nlen = i;
 		if (i < len) {
 			port = h + i + 1;
 			plen = len - i - 1;
 		}
+		/* RFC 1034 §3.1: "example.com." is the same absolute name */
 		if (nlen > 0 && h[nlen - 1] == '.')
 			nlen--;
 		/* "a.." has an empty label: invalid, and keys must be
@@ -296,10 +331,8 @@ put_host(struct kbuf *b, const char *h, size_t len, long defport)
 		if (pv > 65535)
 			return CDN_EINVAL;
 	}
-	if (nlen > b->cap - b->len)
+	if (nlen > avail)
 		return CDN_ELIMIT;
-	for (i = 0; i < nlen; i++)
-		b->p[b->len + i] = (char)lower((unsigned char)h[i]);
 	b->len += nlen;
 	if (plen == 0 || pv == defport)
 		return CDN_OK;
@@ -349,7 +382,6 @@ static int
 put_path(struct kbuf *b, const char *path, size_t len)
 {
 	size_t base, i, j;
-	unsigned char c;
 	int dots, rc;
 
 	if (len == 0)
@@ -358,15 +390,16 @@ put_path(struct kbuf *b, const char *path, size_t len)
 		return CDN_EINVAL; /* not origin-form ("*", relative) */
 	/* Most paths need nothing: no '%', nothing to encode, no segment
 	 * starting with '.'.  Those are copied as they are. */
-	for (j = 1; j < len; j++) {
-		c = (unsigned char)path[j];
-		if (!(ktab[c] & K_PATH) && c != '/')
+	j = 1;
+	for (;;) {
+		while (j < len && (ktab[(unsigned char)path[j]] & K_PFAST))
+			j++;
+		if (j == len)
+			return kb_put(b, path, len);
+		if (path[j] != '.' || path[j - 1] == '/')
 			break;
-		if (c == '.' && path[j - 1] == '/')
-			break;
+		j++;
 	}
-	if (j == len)
-		return kb_put(b, path, len);
 	base = b->len;
 	i = 1;
 	for (;;) {
@@ -592,17 +625,19 @@ put_query(
 
 /* ---- the key ---- */
 
-static int
-scheme_is(const char *s, size_t len, const char *want)
+/* RFC 9110 §4.2.1, §4.2.2: the port a scheme implies, or -1. */
+static long
+default_port(const char *s, size_t len)
 {
-	size_t i;
-
-	if (strlen(want) != len)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (lower((unsigned char)s[i]) != (unsigned char)want[i])
-			return 0;
-	return 1;
+	/* c | 0x20 equals a lower-case letter only for that letter's two
+	 * cases */
+	if ((len != 4 && len != 5) || (s[0] | 0x20) != 'h' ||
+	    (s[1] | 0x20) != 't' || (s[2] | 0x20) != 't' ||
+	    (s[3] | 0x20) != 'p')
+		return -1;
+	if (len == 4)
+		return 80;
+	return (s[4] | 0x20) == 's' ? 443 : -1;
 }
 
 int
@@ -631,12 +666,7 @@ cache_key_build(const struct cache_key_rules *rules, const char *scheme,
 	for (i = 1; i < slen; i++)
 		if ((ktab[(unsigned char)scheme[i]] & K_SCHEME) == 0)
 			return CDN_EINVAL;
-	if (scheme_is(scheme, slen, "http"))
-		defport = 80;
-	else if (scheme_is(scheme, slen, "https"))
-		defport = 443;
-	else
-		defport = -1;
+	defport = default_port(scheme, slen);
 
 	b.p = out;
 	b.len = 0;
@@ -702,6 +732,14 @@ ci_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return (alen > blen) - (alen < blen);
 }
 
+/* Equal field names (RFC 9110 §5.1: case-insensitive); usually they are
+ * spelt alike, and memcmp() says so at once. */
+static inline int
+name_eq(const char *a, const char *b, size_t n)
+{
+	return memcmp(a, b, n) == 0 || ci_cmp(a, n, b, n) == 0;
+}
+
 /*
  * Where the Vary serialisation goes: a buffer on the stack, hashed in one
  * call when it is complete (the common case: a few short fields), or, once
@@ -752,7 +790,7 @@ static uint64_t
 vary_value(const struct cache_field *f, unsigned nf, const char *name,
     size_t nlen, struct vsink *vs, int *present)
 {
-	const char *v;
+	const char *v, *comma;
 	size_t vl, i, j, e;
 	uint64_t len;
 	unsigned k;
@@ -760,8 +798,7 @@ vary_value(const struct cache_field *f, unsigned nf, const char *name,
 	len = 0;
 	*present = 0;
 	for (k = 0; k < nf; k++) {
-		if (f[k].name_len != nlen ||
-		    ci_cmp(f[k].name, nlen, name, nlen) != 0)
+		if (f[k].name_len != nlen || !name_eq(f[k].name, name, nlen))
 			continue;
 		if (*present) {
 			if (vs != NULL)
@@ -786,8 +823,8 @@ vary_value(const struct cache_field *f, unsigned nf, const char *name,
 					;
 				continue;
 			}
-			for (j = i; j < vl && v[j] != ','; j++)
-				;
+			comma = memchr(v + i, ',', vl - i);
+			j = comma != NULL ? (size_t)(comma - v) : vl;
 			for (e = j; e > i && is_ows(v[e - 1]); e--)
 				;
 			if (vs != NULL)

@@ -73,7 +73,7 @@
 
 /* RFC 9110 §5.6.2 tchar */
 /* clang-format off */
-static const uint8_t tchar[128] = {
+static const uint8_t tchar[256] = {
 	/* 00 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	/* 10 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 	/* 20 */ 0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
@@ -82,13 +82,14 @@ static const uint8_t tchar[128] = {
 	/* 50 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
 	/* 60 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 	/* 70 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+	/* 80-ff: none */
 };
 /* clang-format on */
 
 static inline int
 is_tchar(char c)
 {
-	return (unsigned char)c < 128 && tchar[(unsigned char)c];
+	return tchar[(unsigned char)c];
 }
 
 /* RFC 5234 WSP (SP / HTAB): what OWS is made of. */
