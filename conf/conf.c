@@ -53,6 +53,7 @@ enum conf_type {
 	CONF_T_UINT,
 	CONF_T_DURATION,
 	CONF_T_LOGLEVEL,
+	CONF_T_SNICERT,
 };
 
 /*
@@ -178,7 +179,8 @@ cfield(const struct conf *c, const struct conf_desc *d)
 static int
 is_list(const struct conf_desc *d)
 {
-	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST;
+	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST ||
+	    d->type == CONF_T_SNICERT;
 }
 
 static const struct conf_desc *
@@ -763,6 +765,80 @@ conf_parse_url(const char *s, const char **why)
 	return CDN_OK;
 }
 
+int
+conf_parse_sni_cert(const char *s, char *buf, size_t buflen,
+    struct conf_sni_cert *out, const char **why)
+{
+	char *f[5], *p, *name;
+	size_t len = strlen(s), nlen;
+	unsigned n = 0;
+	int dots = 0;
+
+	CDN_ASSERT(buf != NULL && out != NULL && why != NULL);
+	CDN_ASSERT(buflen > len);
+	memcpy(buf, s, len + 1);
+	for (p = buf; *p != '\0' && n < CDN_ARRAY_LEN(f);) {
+		while (*p == ' ' || *p == '\t')
+			*p++ = '\0';
+		if (*p == '\0')
+			break;
+		f[n++] = p;
+		while (*p != '\0' && *p != ' ' && *p != '\t')
+			p++;
+	}
+	if (n < 3) {
+		*why = "expected \"NAME CERTFILE KEYFILE [OCSPFILE]\"";
+		return CDN_EINVAL;
+	}
+	if (n > 4) {
+		*why = "more than four fields (NAME CERTFILE KEYFILE "
+		       "[OCSPFILE]; file names cannot contain blanks)";
+		return CDN_EINVAL;
+	}
+	name = f[0];
+	for (p = name; *p != '\0'; p++)
+		*p = ascii_lower(*p);
+	nlen = strlen(name);
+	if (nlen > 1 && name[nlen - 1] == '.')
+		name[--nlen] = '\0';
+	p = name;
+	if (p[0] == '*') {
+		if (p[1] != '.') {
+			*why = "a wildcard must be a whole first label "
+			       "(*.example.com)";
+			return CDN_EINVAL;
+		}
+		p += 2;
+		for (const char *q = p; *q != '\0'; q++)
+			dots += *q == '.';
+		if (dots == 0) {
+			*why = "a wildcard needs at least two labels after "
+			       "\"*.\" (*.example.com)";
+			return CDN_EINVAL;
+		}
+	}
+	if (strchr(p, '*') != NULL) {
+		*why = "'*' is only allowed as the whole first label";
+		return CDN_EINVAL;
+	}
+	if (*p == '\0') {
+		*why = "empty name";
+		return CDN_EINVAL;
+	}
+	if (strspn(p, "0123456789.") == strlen(p) || strchr(p, ':') != NULL) {
+		*why = "an IP address is not a server name (SNI carries names "
+		       "only)";
+		return CDN_EINVAL;
+	}
+	if (check_host(p, why) != CDN_OK)
+		return CDN_EINVAL;
+	out->name = name;
+	out->cert = f[1];
+	out->key = f[2];
+	out->ocsp = n == 4 ? f[3] : NULL;
+	return CDN_OK;
+}
+
 /* ---- setting one directive ---- */
 
 static int
@@ -799,11 +875,21 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 	uint16_t port;
 	uint64_t v;
 	enum cdn_log_level level;
+	struct conf_sni_cert sni;
+	char *tmp;
 	int rc;
 
 	if (check_text(val, why) != CDN_OK)
 		return CDN_EINVAL;
 	switch (d->type) {
+	case CONF_T_SNICERT:
+		tmp = cdn_xmalloc(strlen(val) + 1);
+		rc = conf_parse_sni_cert(val, tmp, strlen(val) + 1, &sni, why);
+		free(tmp);
+		if (rc != CDN_OK)
+			return CDN_EINVAL;
+		strlist_push(f, val);
+		return CDN_OK;
 	case CONF_T_STR:
 		set_str(f, val);
 		return CDN_OK;
@@ -970,6 +1056,7 @@ conf_unref(struct conf **cp)
 			break;
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
+		case CONF_T_SNICERT:
 			strlist_clear(field(c, d));
 			break;
 		default:
@@ -1242,16 +1329,83 @@ out:
 
 /* ---- validation ---- */
 
+/*
+ * The listen and listen_tls addresses in one numbering (listen first):
+ * the directive, value and parsed address at index i.
+ */
+static int
+listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
+    uint16_t *port, const char **name, const char **val, const char **why)
+{
+	if (i < c->listen.n) {
+		*name = "listen";
+		*val = c->listen.v[i];
+	} else {
+		*name = "listen_tls";
+		*val = c->listen_tls.v[i - c->listen.n];
+	}
+	return conf_parse_hostport(*val, host, hostlen, port, why);
+}
+
+/* tls_* cross-checks: a default certificate, no SNI name twice. */
+static void
+validate_tls(const struct conf *c, struct errsink *es)
+{
+	struct conf_sni_cert a, b;
+	char *ba, *bb;
+	const char *why;
+
+	if (c->listen_tls.n > 0 && c->tls_cert[0] == '\0')
+		errsink_at(es, 0, 0, "listen_tls",
+		    "needs tls_cert, the certificate served when SNI is "
+		    "absent or unknown");
+	if (c->tls_cert[0] == '\0' &&
+	    (c->tls_key[0] != '\0' || c->tls_ocsp_file[0] != '\0'))
+		errsink_at(es, 0, 0, c->tls_key[0] != '\0' ? "tls_key" :
+							     "tls_ocsp_file",
+		    "set without tls_cert");
+	if (c->tls_ticket_rotate > 0 && c->tls_ticket_rotate < 1000)
+		errsink_at(es, 0, 0, "tls_ticket_rotate",
+		    "must be 0 (no tickets) or at least 1s");
+	if (c->origin_client_key[0] != '\0' &&
+	    c->origin_client_cert[0] == '\0')
+		errsink_at(es, 0, 0, "origin_client_key",
+		    "set without origin_client_cert");
+	for (unsigned i = 0; i < c->tls_sni_cert.n; i++) {
+		ba = cdn_xstrdup(c->tls_sni_cert.v[i]);
+		if (conf_parse_sni_cert(c->tls_sni_cert.v[i], ba,
+			strlen(ba) + 1, &a, &why) != CDN_OK) {
+			errsink_at(es, 0, 0, "tls_sni_cert", "%s", why);
+			free(ba);
+			continue;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			bb = cdn_xstrdup(c->tls_sni_cert.v[j]);
+			if (conf_parse_sni_cert(c->tls_sni_cert.v[j], bb,
+				strlen(bb) + 1, &b, &why) == CDN_OK &&
+			    strcmp(a.name, b.name) == 0) {
+				errsink_at(es, 0, 0, "tls_sni_cert",
+				    "%s given twice", a.name);
+				free(bb);
+				break;
+			}
+			free(bb);
+		}
+		free(ba);
+	}
+}
+
 int
 conf_validate(const struct conf *c, FILE *err)
 {
 	struct errsink es = {.err = err, .name = "edged"};
 	char h1[256], h2[256], ha[256], lo[32], hi[32];
 	uint16_t p1, p2, pa = 0;
-	const char *why;
+	const char *why, *n1, *n2, *v1, *v2;
+	unsigned nl;
 
 	MAGIC_CHECK(c, CONF_MAGIC);
-	if (c->listen.n == 0)
+	if (c->listen.n == 0 && c->listen_tls.n == 0)
 		errsink_at(&es, 0, 0, NULL,
 		    "no listen address: set listen in the config or --listen");
 	if (c->origin == NULL || c->origin[0] == '\0')
@@ -1270,18 +1424,23 @@ conf_validate(const struct conf *c, FILE *err)
 		errsink_at(&es, 0, 0, "admin_listen", "%s", why);
 		pa = 0;
 	}
-	for (unsigned i = 0; i < c->listen.n; i++) {
-		if (conf_parse_hostport(
-		        c->listen.v[i], h1, sizeof(h1), &p1, &why) != CDN_OK) {
-			errsink_at(&es, 0, 0, "listen", "%s", why);
+	nl = c->listen.n + c->listen_tls.n;
+	for (unsigned i = 0; i < nl; i++) {
+		if (listen_at(c, i, h1, sizeof(h1), &p1, &n1, &v1, &why) !=
+		    CDN_OK) {
+			errsink_at(&es, 0, 0, n1, "%s", why);
 			continue;
 		}
 		for (unsigned j = 0; j < i; j++) {
-			if (conf_parse_hostport(c->listen.v[j], h2, sizeof(h2),
-			        &p2, &why) == CDN_OK &&
+			if (listen_at(c, j, h2, sizeof(h2), &p2, &n2, &v2,
+				&why) == CDN_OK &&
 			    p1 == p2 && strcmp(h1, h2) == 0) {
-				errsink_at(&es, 0, 0, "listen",
-				    "%s given twice", c->listen.v[i]);
+				if (strcmp(n1, n2) == 0)
+					errsink_at(&es, 0, 0, n1,
+					    "%s given twice", v1);
+				else
+					errsink_at(&es, 0, 0, n1,
+					    "%s is also a %s address", v1, n2);
 				break;
 			}
 		}
@@ -1297,6 +1456,7 @@ conf_validate(const struct conf *c, FILE *err)
 	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
 		errsink_at(&es, 0, 0, "cache_query_keep",
 		    "cannot be used with cache_query_drop");
+	validate_tls(c, &es);
 	if (c->max_request_line > c->max_header_size) {
 		format_size(lo, sizeof(lo), c->max_request_line);
 		format_size(hi, sizeof(hi), c->max_header_size);
@@ -1586,6 +1746,8 @@ metavar(const struct conf_desc *d)
 		return "DURATION";
 	case CONF_T_LOGLEVEL:
 		return "LEVEL";
+	case CONF_T_SNICERT:
+		return "SPEC";
 	}
 	return "VALUE";
 }
@@ -1712,6 +1874,7 @@ conf_dump(FILE *out, const struct conf *c)
 			break;
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
+		case CONF_T_SNICERT:
 			l = f;
 			if (l->n == 0)
 				fprintf(out, "# %s: none\n", d->name);

@@ -45,6 +45,7 @@ struct conf {
 #define CONF_FIELD_UINT(name) unsigned name;
 #define CONF_FIELD_DURATION(name) uint64_t name;
 #define CONF_FIELD_LOGLEVEL(name) enum cdn_log_level name;
+#define CONF_FIELD_SNICERT(name) struct conf_strlist name;
 #define CONF_KEY(name, type, min, max, def, doc) CONF_FIELD_##type(name)
 #include "conf/conf_keys.h"
 #undef CONF_KEY
@@ -133,5 +134,26 @@ int conf_parse_hostport(const char *s, char *host, size_t hostlen,
  * optional port 1..65535 and path; no userinfo, query or fragment.
  */
 int conf_parse_url(const char *s, const char **why) CDN_WUR;
+
+/* One tls_sni_cert value, split; the pointers point into the caller's buf. */
+struct conf_sni_cert {
+	const char *name; /* lower case: "www.example.com" or "*.example.com" */
+	const char *cert; /* certificate chain file (PEM) */
+	const char *key;  /* private key file (PEM) */
+	const char *ocsp; /* OCSP response file (DER), or NULL */
+};
+
+/*
+ * Split a tls_sni_cert value, "NAME CERTFILE KEYFILE [OCSPFILE]" (fields
+ * separated by blanks, so file names cannot contain any), into <out>.  NAME
+ * is a DNS name, or "*." and a name of at least two labels (a wildcard
+ * matches exactly one more label: *.example.com covers www.example.com,
+ * not example.com nor a.b.example.com); it is stored in lower case, without
+ * a trailing dot.  IP addresses are refused: SNI never carries them
+ * (RFC 6066 §3).  <buf> needs strlen(s) + 1 bytes.  Returns CDN_OK, or
+ * CDN_EINVAL with *why a static message (<out> untouched).
+ */
+int conf_parse_sni_cert(const char *s, char *buf, size_t buflen,
+    struct conf_sni_cert *out, const char **why) CDN_WUR;
 
 #endif /* CONF_H */

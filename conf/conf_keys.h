@@ -6,7 +6,9 @@
  * type     STR, STRLIST (repeatable), ADDR (HOST:PORT), ADDRLIST (repeatable
  *          HOST:PORT), URL (http:// or https://), SIZE (bytes; K, M, G, T
  *          suffixes of 1024), UINT, DURATION (stored in ms; units ms, s, m,
- *          h, d required), LOGLEVEL (err, warn, info, debug)
+ *          h, d required), LOGLEVEL (err, warn, info, debug), SNICERT
+ *          (repeatable "NAME CERTFILE KEYFILE [OCSPFILE]", see
+ *          conf_parse_sni_cert())
  * min/max  bounds for SIZE, UINT and DURATION in bytes, units or ms
  * default  a string parsed by the same code as a file value ("" for none)
  * doc      one line for --help and --dump-config
@@ -15,10 +17,22 @@
  */
 /* clang-format off */
 CONF_KEY(listen, ADDRLIST, 0, 0, "", "address to serve HTTP on, HOST:PORT (repeatable)")
+CONF_KEY(listen_tls, ADDRLIST, 0, 0, "", "address to serve HTTPS on, HOST:PORT (repeatable; needs tls_cert)")
 CONF_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port]")
 CONF_KEY(origin_host, STR, 0, 0, "", "Host header sent to the origin (empty: the client's)")
+CONF_KEY(origin_ca_file, STR, 0, 0, "", "CA certificates (PEM) that verify an https origin (empty: the system store)")
+CONF_KEY(origin_client_cert, STR, 0, 0, "", "client certificate (PEM) shown to an https origin (empty: none)")
+CONF_KEY(origin_client_key, STR, 0, 0, "", "private key of origin_client_cert, PEM (empty: in that file)")
+CONF_KEY(tls_cert, STR, 0, 0, "", "default certificate chain of listen_tls, PEM, leaf first")
+CONF_KEY(tls_key, STR, 0, 0, "", "private key of tls_cert, PEM (empty: in the tls_cert file)")
+CONF_KEY(tls_ocsp_file, STR, 0, 0, "", "OCSP response (DER) stapled to tls_cert (empty: none)")
+CONF_KEY(tls_sni_cert, SNICERT, 0, 0, "", "\"NAME CERTFILE KEYFILE [OCSPFILE]\": the certificate for SNI NAME, exact or *.wildcard (repeatable)")
+CONF_KEY(tls_ticket_rotate, DURATION, 0, 604800000, "1h", "session ticket key lifetime; a ticket is accepted for up to two (0: no tickets)")
+CONF_KEY(tls_session_cache, UINT, 0, 10000000, "20480", "TLS sessions kept for resumption by session ID (0: none)")
 CONF_KEY(threads, UINT, 0, 256, "0", "worker threads (0: one per core)")
-CONF_KEY(admin_listen, ADDR, 0, 0, "", "address of the admin listener (/healthz, /stats)")
+CONF_KEY(admin_listen, ADDR, 0, 0, "", "address of the admin listener (/healthz, /stats, /metrics, /dashboard)")
+CONF_KEY(admin_allow, STRLIST, 0, 0, "loopback", "clients allowed on the admin listener: ADDRESS[/PREFIX] or loopback (repeatable)")
+CONF_KEY(admin_token_file, STR, 0, 0, "", "file holding the Bearer token the admin listener requires (empty: none)")
 CONF_KEY(cache_dir, STR, 0, 0, "", "cache directory, an LMDB environment (empty: no cache)")
 CONF_KEY(cache_size, SIZE, 1048576, UINT64_C(1) << 44, "1G", "disk cache budget (the LMDB map size)")
 CONF_KEY(memory_size, SIZE, 0, UINT64_C(1) << 40, "256M", "memory tier budget")
@@ -33,6 +47,7 @@ CONF_KEY(cache_query_drop, STRLIST, 0, 0, "", "query parameter left out of the k
 CONF_KEY(cache_query_keep, STRLIST, 0, 0, "", "if given, only these query parameters are in the key (repeatable)")
 CONF_KEY(cache_bypass, STRLIST, 0, 0, "", "path prefix never cached (repeatable)")
 CONF_KEY(cache_share_set_cookie, UINT, 0, 1, "0", "1: store responses that carry Set-Cookie")
+CONF_KEY(cache_key_scheme, UINT, 0, 1, "0", "1: http and https requests have separate cache entries")
 CONF_KEY(cache_targeted, UINT, 0, 1, "1", "1: obey CDN-Cache-Control and Surrogate-Control, and strip them")
 CONF_KEY(log_level, LOGLEVEL, 0, 0, "info", "diagnostic log level: err, warn, info or debug")
 CONF_KEY(error_log, STR, 0, 0, "", "diagnostic log file (empty: stderr)")

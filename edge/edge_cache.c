@@ -53,15 +53,25 @@ key_host(const struct edge *e, const struct http_request *req,
 	}
 }
 
+/* "http" always unless cache_key_scheme 1: one entry for both schemes. */
+static const char *
+key_scheme(const struct proxy_txn *pt)
+{
+	if (pt->w->edge->key_rules.include_scheme && http_txn_is_tls(pt->txn))
+		return "https";
+	return "http";
+}
+
 static int
-key_for(const struct edge *e, const char *host, size_t hostlen,
-    const char *path, size_t pathlen, const char *query, size_t querylen,
-    int has_query, uint8_t key[CACHE_HASH_LEN], char **url, size_t *url_len)
+key_for(const struct edge *e, const char *scheme, const char *host,
+    size_t hostlen, const char *path, size_t pathlen, const char *query,
+    size_t querylen, int has_query, uint8_t key[CACHE_HASH_LEN], char **url,
+    size_t *url_len)
 {
 	char buf[KEY_MAX];
 	size_t len;
 
-	if (cache_key_build(&e->key_rules, "http", host, hostlen, path,
+	if (cache_key_build(&e->key_rules, scheme, host, hostlen, path,
 		pathlen, query, querylen, has_query, buf, sizeof(buf),
 		&len) != CDN_OK)
 		return CDN_EINVAL;
@@ -243,6 +253,34 @@ edge_cache_drops_field(const struct proxy_txn *pt, const char *name,
 }
 
 void
+edge_cache_origin_path(const struct proxy_txn *pt,
+    const struct http_request *req, struct cdn_strbuf *url)
+{
+	const char *p, *end, *q;
+
+	/*
+	 * The origin gets the path the key was built from: were it to see
+	 * "/a/../b" raw and answer differently than for "/b", that answer
+	 * would be stored under "/b"'s key.  key_url is
+	 * "[scheme://]host/path[?query]".
+	 */
+	if (pt->has_key) {
+		end = pt->key_url + pt->key_url_len;
+		p = pt->key_url;
+		if (pt->w->edge->key_rules.include_scheme &&
+		    (q = memmem(p, pt->key_url_len, "://", 3)) != NULL)
+			p = q + 3; /* "https://host/path": skip the scheme */
+		p = memchr(p, '/', (size_t)(end - p));
+		if (p != NULL) {
+			q = memchr(p, '?', (size_t)(end - p));
+			cdn_sb_add(url, p, (size_t)((q != NULL ? q : end) - p));
+			return;
+		}
+	}
+	cdn_sb_add(url, req->path.p, req->path.len);
+}
+
+void
 edge_cache_origin_fields(const struct proxy_txn *pt, struct cdn_strbuf *fb)
 {
 	const char *v;
@@ -327,12 +365,13 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	if (e->store == NULL) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "fwd=bypass; detail=no-cache");
+		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
 	key_host(e, req, &host, &hostlen);
-	if (key_for(e, host, hostlen, req->path.p, req->path.len,
-		req->query.p, req->query.len, req->has_query, pt->key,
-		&pt->key_url, &pt->key_url_len) == CDN_OK)
+	if (key_for(e, key_scheme(pt), host, hostlen, req->path.p,
+		req->path.len, req->query.p, req->query.len, req->has_query,
+		pt->key, &pt->key_url, &pt->key_url_len) == CDN_OK)
 		pt->has_key = 1;
 	if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
@@ -450,7 +489,7 @@ invalidate_location(struct proxy_txn *pt, const char *v, size_t len)
 	}
 	pathlen = (size_t)(v + len - path);
 	q = memchr(path, '?', pathlen);
-	if (key_for(e, host, hostlen, path,
+	if (key_for(e, key_scheme(pt), host, hostlen, path,
 		q != NULL ? (size_t)(q - path) : pathlen, q != NULL ? q + 1 : "",
 		q != NULL ? (size_t)(path + pathlen - q - 1) : 0, q != NULL,
 		key, NULL, NULL) == CDN_OK)
@@ -710,6 +749,7 @@ edge_cache_init(struct edge *e)
 	e->policy.heuristic_max_s = (int64_t)(c->cache_heuristic_max / 1000);
 	e->policy.share_set_cookie = (int)c->cache_share_set_cookie;
 	e->policy.honor_targeted = (int)c->cache_targeted;
+	e->key_rules.include_scheme = (int)c->cache_key_scheme;
 
 	if (strcmp(c->cache_query, "sort") == 0)
 		e->key_rules.query_mode = CACHE_QUERY_SORT;

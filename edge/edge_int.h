@@ -25,6 +25,30 @@
 #include "http/http_server.h"
 #include "origin/origin.h"
 
+/* Method classes of edge_requests_total (edge_method_class()). */
+enum edge_method_class {
+	EDGE_MC_GET = 0,
+	EDGE_MC_HEAD,
+	EDGE_MC_POST,
+	EDGE_MC_PUT,
+	EDGE_MC_DELETE,
+	EDGE_MC_PATCH,
+	EDGE_MC_OPTIONS,
+	EDGE_MC_OTHER,
+	EDGE_MC_COUNT
+};
+
+/* Where the bytes of a response came from (edge_response_bytes_total). */
+enum edge_from {
+	EDGE_FROM_CACHE = 0, /* a hit, or the stored copy after a 304 */
+	EDGE_FROM_ORIGIN,    /* the origin's response, streamed through */
+	EDGE_FROM_EDGE,	     /* written by the node: its errors, 501, 504 */
+	EDGE_FROM_COUNT
+};
+
+/* Buckets of the origin latency histogram; the last one is +Inf. */
+#define EDGE_ORIGIN_BUCKETS 18
+
 /* Single-writer counters: a plain load+store, no locked instruction. */
 #define EDGE_COUNTER_ADD(w, field, n)                                     \
 	atomic_store_explicit(&(w)->ctr.field,                            \
@@ -51,9 +75,46 @@ struct edge_counters {
 	_Atomic uint64_t cache_stores;	  /* responses handed to the store */
 	_Atomic uint64_t cache_invalidations; /* after unsafe methods */
 	_Atomic uint64_t cache_bypass;	  /* method, bypass prefix, no key */
+	_Atomic uint64_t tls_handshakes;	 /* full TLS handshakes */
+	_Atomic uint64_t tls_resumed;		 /* ticket or session cache */
+	_Atomic uint64_t tls_handshake_errors;	 /* garbage, old protocol */
+	_Atomic uint64_t tls_handshake_timeouts; /* stalled handshakes */
+	_Atomic uint64_t tls_handshake_aborts;	 /* closed mid-handshake */
+	/* For /metrics and /stats (edge_admin.c). */
+	_Atomic uint64_t req_class[EDGE_MC_COUNT][6]; /* x status[] index */
+	_Atomic uint64_t bytes_from[EDGE_FROM_COUNT]; /* head + body */
+	_Atomic uint64_t origin_err_kind[ORIGIN_ERR_KINDS]; /* [0] unused */
+	/* Time to the origin's response head (edge_stats_origin_head()). */
+	_Atomic uint64_t origin_hist[EDGE_ORIGIN_BUCKETS];
+	_Atomic uint64_t origin_hist_sum_us;
+	atomic_uint conns_open; /* kept by the worker's http_server */
 };
 
+static inline enum edge_method_class
+edge_method_class(enum http_method m)
+{
+	switch (m) {
+	case HTTP_M_GET:
+		return EDGE_MC_GET;
+	case HTTP_M_HEAD:
+		return EDGE_MC_HEAD;
+	case HTTP_M_POST:
+		return EDGE_MC_POST;
+	case HTTP_M_PUT:
+		return EDGE_MC_PUT;
+	case HTTP_M_DELETE:
+		return EDGE_MC_DELETE;
+	case HTTP_M_PATCH:
+		return EDGE_MC_PATCH;
+	case HTTP_M_OPTIONS:
+		return EDGE_MC_OPTIONS;
+	default:
+		return EDGE_MC_OTHER;
+	}
+}
+
 struct edge;
+struct edge_tls;
 
 struct edge_worker {
 	uint32_t magic;
@@ -70,7 +131,14 @@ struct edge_worker {
 	struct event *flush_timer; /* hands the access log over */
 	struct event *drain_ev;	   /* activated by the main thread */
 	struct event *drain_timer; /* drain deadline */
+	/*
+	 * Written on every request by this worker only.  The pads keep other
+	 * fields (and the next worker's, read on its every request) off the
+	 * counters' cache lines: the array of workers is only 16-byte aligned.
+	 */
+	char ctr_pad_before[64];
 	struct edge_counters ctr;
+	char ctr_pad_after[64];
 };
 
 struct edge {
@@ -87,6 +155,7 @@ struct edge {
 	struct http_server *admin_http;
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *join_timer;
+	struct edge_admin_ctx *admin_ctx; /* edge_admin.c; NULL without admin */
 	uint64_t start_ms;
 	/* From conf->origin: "http://host:port", no trailing slash. */
 	char *origin_base;
@@ -96,6 +165,7 @@ struct edge {
 	struct cache_store *store;
 	struct cache_policy_conf policy;
 	struct cache_key_rules key_rules; /* params borrowed from conf */
+	struct edge_tls *tls; /* NULL without listen_tls */
 };
 
 /*
@@ -138,6 +208,9 @@ int edge_cache_request(struct proxy_txn *pt, struct http_txn *txn);
 /* Whether a client request field is left out of a cache-filling fetch. */
 int edge_cache_drops_field(const struct proxy_txn *pt, const char *name,
     size_t len);
+/* The path sent to the origin: the normalised one the key was built from. */
+void edge_cache_origin_path(const struct proxy_txn *pt,
+    const struct http_request *req, struct cdn_strbuf *url);
 /* Fields added to the origin request (validators of pt->stale). */
 void edge_cache_origin_fields(const struct proxy_txn *pt,
     struct cdn_strbuf *fb);
@@ -164,5 +237,15 @@ extern const struct http_handler edge_proxy_handler;
 
 /* edge_admin.c */
 extern const struct http_handler edge_admin_handler;
+/*
+ * The admin listener's state, on the main thread: the address ACL, the
+ * token and the ring of per-second snapshots behind /stats' windows (a
+ * timer on e->main_base).  CDN_EINVAL after logging why if admin_allow or
+ * admin_token_file is unusable.
+ */
+int edge_admin_init(struct edge *e) CDN_WUR;
+void edge_admin_fini(struct edge *e);
+/* The origin's response head came <us> after the request (worker thread). */
+void edge_stats_origin_head(struct edge_worker *w, uint64_t us);
 
 #endif /* EDGE_INT_H */

@@ -244,13 +244,15 @@ on_request(struct http_txn *txn, void *arg)
 	sb_field(&fb, "Via", 3, via.p, via.len);
 	cdn_sb_str(&xff, http_txn_client_addr(txn));
 	sb_field(&fb, "X-Forwarded-For", 15, xff.p, xff.len);
-	sb_field(&fb, "X-Forwarded-Proto", 17, "http", 4);
+	sb_field(&fb, "X-Forwarded-Proto", 17,
+	    http_txn_is_tls(txn) ? "https" : "http",
+	    http_txn_is_tls(txn) ? 5 : 4);
 	if (!has_accept)
 		cdn_sb_add(&fb, "Accept:", 8); /* no curl default */
 	edge_cache_origin_fields(pt, &fb);
 
 	cdn_sb_str(&url, e->origin_base);
-	cdn_sb_add(&url, req->path.p, req->path.len);
+	edge_cache_origin_path(pt, req, &url);
 	if (req->has_query) {
 		cdn_sb_add(&url, "?", 1);
 		cdn_sb_add(&url, req->query.p, req->query.len);
@@ -291,6 +293,7 @@ on_request(struct http_txn *txn, void *arg)
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
+		EDGE_COUNTER_INC(w, origin_err_kind[ORIGIN_EINTERNAL]);
 		respond_error(pt, txn, 502);
 	}
 out:
@@ -318,6 +321,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
+	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
 
 	/* First pass: what the Connection field lists. */
 	for (p = fields; p < end; p = eol + 2) {
@@ -429,6 +433,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	pt->origin_err = err;
 	if (err != ORIGIN_OK) {
 		EDGE_COUNTER_INC(w, origin_errors);
+		EDGE_COUNTER_INC(w, origin_err_kind[err]);
 		if (err == ORIGIN_ETIMEOUT_CONNECT ||
 		    err == ORIGIN_ETIMEOUT_FIRST_BYTE ||
 		    err == ORIGIN_ETIMEOUT_IDLE)
@@ -498,6 +503,16 @@ status_class(int status)
 	return status / 100;
 }
 
+static enum edge_from
+response_from(const struct proxy_txn *pt)
+{
+	if (pt == NULL || !pt->responded)
+		return EDGE_FROM_EDGE; /* the node's own answer, or none */
+	if (pt->served || !pt->used_origin)
+		return EDGE_FROM_CACHE;
+	return EDGE_FROM_ORIGIN;
+}
+
 static void
 on_log(struct http_txn *txn, void *arg)
 {
@@ -512,6 +527,10 @@ on_log(struct http_txn *txn, void *arg)
 	EDGE_COUNTER_INC(w, requests);
 	EDGE_COUNTER_INC(w, status[status_class(status)]);
 	EDGE_COUNTER_ADD(w, bytes_sent, http_txn_bytes_sent(txn));
+	EDGE_COUNTER_INC(w, req_class[edge_method_class(req->method)]
+				     [status_class(status)]);
+	EDGE_COUNTER_ADD(w, bytes_from[response_from(pt)],
+	    http_txn_bytes_sent(txn));
 	if (http_txn_aborted(txn))
 		EDGE_COUNTER_INC(w, client_aborts);
 	/* Refused by the HTTP layer (parse, limits, body framing). */

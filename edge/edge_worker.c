@@ -13,6 +13,11 @@
  * responses finish, closes idle connections and exits its loop when it has
  * none left or when drain_timeout passes.  The main thread polls
  * workers_done and exits its loop when all are done.
+ *
+ * TLS (edge_tls.c): listen_tls sockets are listeners like the others whose
+ * accepted sockets get an SSL from the worker's slot.  SIGHUP rebuilds the
+ * certificates on the main thread and publishes them to the slots; a
+ * broken file leaves the old ones in use.
  */
 #include "config.h"
 
@@ -32,6 +37,7 @@
 
 #include "edge/edge.h"
 #include "edge/edge_int.h"
+#include "edge/edge_tls.h"
 
 #define ALOG_FLUSH_MS 200
 #define LISTEN_BACKLOG 1024
@@ -107,6 +113,47 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)l;
 	EDGE_COUNTER_INC(w, conns_accepted);
 	http_server_adopt(w->http, fd, sa, salen);
+}
+
+static void
+on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct edge_worker *w = arg;
+	SSL *ssl;
+
+	(void)l;
+	EDGE_COUNTER_INC(w, conns_accepted);
+	ssl = edge_tls_ssl_new(w->edge->tls, w->id);
+	if (ssl == NULL) {
+		close(fd);
+		return;
+	}
+	http_server_adopt_tls(w->http, fd, sa, salen, ssl);
+}
+
+static void
+on_tls_handshake(enum http_tls_result r, void *arg)
+{
+	struct edge_worker *w = arg;
+
+	switch (r) {
+	case HTTP_TLS_FULL:
+		EDGE_COUNTER_INC(w, tls_handshakes);
+		break;
+	case HTTP_TLS_RESUMED:
+		EDGE_COUNTER_INC(w, tls_resumed);
+		break;
+	case HTTP_TLS_FAILED:
+		EDGE_COUNTER_INC(w, tls_handshake_errors);
+		break;
+	case HTTP_TLS_TIMEOUT:
+		EDGE_COUNTER_INC(w, tls_handshake_timeouts);
+		break;
+	case HTTP_TLS_CLOSED:
+		EDGE_COUNTER_INC(w, tls_handshake_aborts);
+		break;
+	}
 }
 
 static void
@@ -201,13 +248,35 @@ server_limits(const struct conf *c)
 	return lim;
 }
 
+/* Bind one listener of worker <w>: plain or TLS by <cb>. */
+static int
+worker_listen(struct edge_worker *w, const char *addr, evconnlistener_cb cb)
+{
+	struct evconnlistener *l;
+	int fd;
+
+	fd = listen_socket(addr);
+	if (fd == -1)
+		return CDN_EIO;
+	l = evconnlistener_new(w->base, cb, w,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l == NULL) {
+		close(fd);
+		return CDN_EIO;
+	}
+	evconnlistener_set_error_cb(l, on_accept_error);
+	w->listeners[w->nlisteners++] = l;
+	return CDN_OK;
+}
+
 static int
 worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 {
 	const struct conf *c = e->conf;
 	struct http_server_limits lim = server_limits(c);
+	struct http_handler h = edge_proxy_handler;
+	struct origin_tls_conf otls;
 	struct timeval tv;
-	int fd;
 
 	w->magic = EDGE_WORKER_MAGIC;
 	w->edge = e;
@@ -215,8 +284,14 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	w->base = event_base_new();
 	if (w->base == NULL)
 		return CDN_ENOMEM;
-	w->http = http_server_new(w->base, &lim, &edge_proxy_handler, w);
+	h.on_tls_handshake = on_tls_handshake;
+	w->http = http_server_new(w->base, &lim, &h, w);
+	http_server_set_conn_gauge(w->http, &w->ctr.conns_open);
 	w->origin = origin_multi_new(w->base);
+	otls.ca_file = c->origin_ca_file;
+	otls.client_cert = c->origin_client_cert;
+	otls.client_key = c->origin_client_key;
+	origin_multi_set_tls(w->origin, &otls);
 	w->alog = cdn_alog_buf_new(e->alog);
 	w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
 	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
@@ -224,20 +299,15 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	ms_tv(ALOG_FLUSH_MS, &tv);
 	if (w->alog != NULL)
 		event_add(w->flush_timer, &tv);
-	w->listeners = cdn_xcalloc(c->listen.n, sizeof(*w->listeners));
-	for (unsigned i = 0; i < c->listen.n; i++) {
-		fd = listen_socket(c->listen.v[i]);
-		if (fd == -1)
+	w->listeners = cdn_xcalloc(c->listen.n + c->listen_tls.n,
+	    sizeof(*w->listeners));
+	for (unsigned i = 0; i < c->listen.n; i++)
+		if (worker_listen(w, c->listen.v[i], on_accept) != CDN_OK)
 			return CDN_EIO;
-		w->listeners[i] = evconnlistener_new(w->base, on_accept, w,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-		if (w->listeners[i] == NULL) {
-			close(fd);
+	for (unsigned i = 0; i < c->listen_tls.n; i++)
+		if (worker_listen(w, c->listen_tls.v[i], on_accept_tls) !=
+		    CDN_OK)
 			return CDN_EIO;
-		}
-		evconnlistener_set_error_cb(w->listeners[i], on_accept_error);
-		w->nlisteners++;
-	}
 	return CDN_OK;
 }
 
@@ -305,9 +375,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		CDN_LOG(CDN_LOG_INFO, "edge", "SIGHUP: reopening log files");
+		CDN_LOG(CDN_LOG_INFO, "edge", "SIGHUP: reopening log files%s",
+		    e->tls != NULL ? ", reloading certificates" : "");
 		cdn_log_reopen();
 		cdn_alog_reopen(e->alog);
+		/* A refusal is logged; the old certificates stay. */
+		if (e->tls != NULL)
+			edge_tls_reload(e->tls);
 		return;
 	}
 	start_drain(e, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -395,17 +469,23 @@ edge_new(struct conf *conf)
 	}
 	if (edge_cache_init(e) != CDN_OK)
 		goto fail;
+	if (edge_tls_new(conf, e->nworkers, &e->tls) != CDN_OK)
+		goto fail;
 	if (conf->access_log[0] != '\0') {
 		e->alog = cdn_alog_new(conf->access_log);
 		if (e->alog == NULL)
 			goto fail;
 	}
 	e->main_base = event_base_new();
+	if (e->tls != NULL)
+		edge_tls_start(e->tls, e->main_base);
 	e->workers = cdn_xcalloc(e->nworkers, sizeof(*e->workers));
 	for (unsigned i = 0; i < e->nworkers; i++)
 		if (worker_init(e, &e->workers[i], i) != CDN_OK)
 			goto fail;
 	if (conf->admin_listen[0] != '\0') {
+		if (edge_admin_init(e) != CDN_OK)
+			goto fail;
 		fd = listen_socket(conf->admin_listen);
 		if (fd == -1)
 			goto fail;
@@ -452,8 +532,10 @@ edge_run(struct edge *e)
 	}
 	if (started == e->nworkers) {
 		CDN_LOG(CDN_LOG_INFO, "edge",
-		    "serving on %u address(es) with %u worker(s), origin %s",
-		    e->conf->listen.n, e->nworkers, e->conf->origin);
+		    "serving on %u address(es) (%u TLS) with %u worker(s), "
+		    "origin %s",
+		    e->conf->listen.n + e->conf->listen_tls.n,
+		    e->conf->listen_tls.n, e->nworkers, e->conf->origin);
 		if (e->conf->ready_file[0] != '\0' &&
 		    write_ready_file(e->conf->ready_file) != CDN_OK)
 			start_drain(e, "ready file");
@@ -482,12 +564,16 @@ edge_free(struct edge **ep)
 	if (e->admin != NULL)
 		evconnlistener_free(e->admin);
 	http_server_free(&e->admin_http);
+	edge_admin_fini(e);
 	if (e->sig_term != NULL) {
 		event_free(e->sig_term);
 		event_free(e->sig_int);
 		event_free(e->sig_hup);
 		event_free(e->join_timer);
 	}
+	/* After the workers (their connections held SSLs), before the base
+	 * its rotation timer is on. */
+	edge_tls_free(&e->tls);
 	if (e->main_base != NULL)
 		event_base_free(e->main_base);
 	cdn_alog_free(&e->alog);

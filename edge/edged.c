@@ -1,6 +1,7 @@
 /*
  * edged: the edge caching node's entry point.  Configuration errors exit 2,
- * start-up failures 1, a drained shutdown 0.
+ * start-up failures 1, a drained shutdown 0.  -t also loads the TLS
+ * certificates, keys and OCSP responses, as start-up would.
  */
 #include "config.h"
 
@@ -9,12 +10,14 @@
 #include "common/cdn_log.h"
 #include "conf/conf.h"
 #include "edge/edge.h"
+#include "edge/edge_tls.h"
 
 int
 main(int argc, char **argv)
 {
 	struct conf *conf = NULL;
 	enum conf_action action;
+	struct edge_tls *tls = NULL;
 	struct edge *e;
 	int rc;
 
@@ -34,6 +37,12 @@ main(int argc, char **argv)
 		conf_unref(&conf);
 		return 0;
 	case CONF_ACT_TEST:
+		cdn_log_level_now = (int)conf->log_level;
+		if (edge_tls_new(conf, 0, &tls) != CDN_OK) {
+			conf_unref(&conf);
+			return 2;
+		}
+		edge_tls_free(&tls);
 		fprintf(stderr, "edged: configuration %s is ok\n",
 		    conf->config != NULL ? conf->config : "(flags only)");
 		conf_unref(&conf);

@@ -18,6 +18,17 @@
  * body faster than the handler consumes it is simply not read; the handler
  * stops producing output above HTTP_OUT_HIGH_WATER and is called back
  * (on_writable) below the low-water mark.
+ *
+ * TLS: a TLS connection differs only in its bufferevent (libevent's
+ * bufferevent_openssl, which runs the handshake and the records) and in
+ * how it starts and ends.  While it handshakes it is IDLE with
+ * tls_handshaking set: the header timer armed at adoption bounds the
+ * handshake and the request head together, so a client that stalls
+ * mid-handshake costs one timer; a failed handshake (garbage, TLS 1.1)
+ * frees the connection at once.  On the way out a close_notify is sent
+ * when the output is flushed.  Two libevent 2.1 habits are worked around
+ * (conn_tls_coalesce, conn_tls_want_input).  The plain path pays a flag
+ * test per response and per connection event: no call, no allocation.
  */
 #include "config.h"
 
@@ -35,7 +46,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h> /* ev_read: see conn_tls_want_input */
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/cdn_log.h"
 #include "http/http_server.h"
@@ -95,6 +110,9 @@ struct http_conn {
 	unsigned head_started : 1; /* bytes of a head seen: header timeout */
 	unsigned in_dispatch : 1;
 	unsigned client_eof : 1; /* client half-closed after its request */
+	unsigned is_tls : 1;
+	unsigned tls_handshaking : 1;
+	unsigned tls_done : 1; /* failed, or close_notify sent: no more TLS */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN];
 	char *head;		 /* copy of the current request head */
@@ -112,6 +130,7 @@ struct http_server {
 	void *arg;
 	struct http_conn *conns;
 	unsigned nconns;
+	atomic_uint *conn_gauge; /* mirrors nconns for other threads */
 	unsigned draining : 1;
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
@@ -275,6 +294,28 @@ conn_error(struct http_conn *c, int status, const char *why)
 	http_txn_simple(txn, status, "text/plain", body, (size_t)n);
 }
 
+/*
+ * The connection waits for more input.  libevent 2.1's bufferevent_openssl
+ * stops reading at the input high-watermark even when OpenSSL still holds
+ * decrypted bytes of a record, and resumes only when the socket turns
+ * readable again: a client that has sent its whole body would then wait
+ * for the body timeout.  Run its read event once by hand when OpenSSL has
+ * bytes pending (no public call does this; struct bufferevent is
+ * libevent's documented but discouraged layout).
+ */
+static void
+conn_tls_want_input(struct http_conn *c)
+{
+	SSL *ssl;
+
+	if (!c->is_tls || c->tls_handshaking ||
+	    !(bufferevent_get_enabled(c->bev) & EV_READ))
+		return;
+	ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (ssl != NULL && SSL_pending(ssl) > 0)
+		event_active(&c->bev->ev_read, EV_READ, 1);
+}
+
 /* ---- request body ---- */
 
 int
@@ -350,6 +391,7 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 			if (txn->body_left == 0)
 				return 0;
 			txn->want_body = 1;
+			conn_tls_want_input(c);
 			return CDN_AGAIN;
 		}
 		evbuffer_remove(in, dst, n);
@@ -375,6 +417,7 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 	if (txn->body_done)
 		return 0;
 	txn->want_body = 1;
+	conn_tls_want_input(c);
 	return CDN_AGAIN;
 }
 
@@ -515,6 +558,26 @@ http_txn_out_pending(const struct http_txn *txn)
 	return n;
 }
 
+/*
+ * libevent 2.1 hands each evbuffer chain to its own SSL_write(), so a
+ * response whose head and body sit in separate chains (a referenced cached
+ * body always does) costs two TLS records and two write(2)s.  A response
+ * that fits one record is made contiguous first: copying 16 KiB is cheaper
+ * than the extra record and system call.
+ */
+#define TLS_COALESCE_MAX 16384
+
+static void
+conn_tls_coalesce(struct http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t n = evbuffer_get_length(out);
+
+	if (n > 0 && n <= TLS_COALESCE_MAX &&
+	    evbuffer_get_contiguous_space(out) < n)
+		evbuffer_pullup(out, (ev_ssize_t)n);
+}
+
 void
 http_txn_finish(struct http_txn *txn)
 {
@@ -522,6 +585,8 @@ http_txn_finish(struct http_txn *txn)
 	CDN_ASSERT(txn->responded);
 	if (txn->chunked_out)
 		out_add(txn, "0\r\n\r\n", 5);
+	if (txn->conn->is_tls)
+		conn_tls_coalesce(txn->conn);
 	txn_after_response(txn->conn);
 }
 
@@ -552,6 +617,13 @@ http_txn_client_addr(const struct http_txn *txn)
 {
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
 	return txn->conn->peer;
+}
+
+int
+http_txn_is_tls(const struct http_txn *txn)
+{
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	return txn->conn->is_tls;
 }
 
 void
@@ -668,8 +740,10 @@ conn_dispatch(struct http_conn *c)
 		req->headers = c->fields;
 		rc = http_parse_request((const char *)p, len, &s->lim.parse,
 		    req, &status, &why);
-		if (rc == CDN_AGAIN)
+		if (rc == CDN_AGAIN) {
+			conn_tls_want_input(c);
 			break;
+		}
 		c->txn.start_ns = cdn_now_ns();
 		if (rc != CDN_OK) {
 			conn_error(c, status, why);
@@ -690,6 +764,26 @@ conn_dispatch(struct http_conn *c)
 		conn_close_after_flush(c);
 }
 
+/*
+ * Send close_notify once, when nothing else is queued (a record libevent
+ * is still retrying would otherwise be interleaved).  SSL_shutdown writes
+ * to the non-blocking socket directly; if that fails, the peer sees a
+ * plain close, which is what it would get anyway.
+ */
+static void
+conn_tls_close_notify(struct http_conn *c)
+{
+	SSL *ssl;
+
+	if (!c->is_tls || c->tls_handshaking || c->tls_done ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return;
+	c->tls_done = 1;
+	ssl = bufferevent_openssl_get_ssl(c->bev);
+	if (ssl != NULL && SSL_shutdown(ssl) < 0)
+		ERR_clear_error(); /* leave nothing for the next connection */
+}
+
 static void
 conn_unlink_and_free(struct http_conn *c)
 {
@@ -702,6 +796,11 @@ conn_unlink_and_free(struct http_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
+	if (s->conn_gauge != NULL)
+		atomic_store_explicit(s->conn_gauge, s->nconns,
+		    memory_order_relaxed);
+	if (c->is_tls)
+		conn_tls_close_notify(c);
 	bufferevent_free(c->bev);
 	event_free(c->timer);
 	if (c->txn.body_buf != NULL)
@@ -749,10 +848,62 @@ static void
 conn_linger(struct http_conn *c)
 {
 	c->state = CONN_LINGER;
+	if (c->is_tls)
+		conn_tls_close_notify(c);
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_enable(c->bev, EV_READ);
 	conn_arm_timer(c, LINGER_MS);
+}
+
+static void
+conn_tls_report(struct http_conn *c, enum http_tls_result r)
+{
+	if (c->srv->h.on_tls_handshake != NULL)
+		c->srv->h.on_tls_handshake(r, c->srv->arg);
+}
+
+/*
+ * The handshake ended: BEV_EVENT_CONNECTED, or an error, EOF or timeout.
+ * libevent has moved OpenSSL's error queue into the bufferevent.
+ */
+static void
+conn_tls_handshake_end(struct http_conn *c, short what)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	unsigned long err, first = 0;
+	char why[256];
+	int serr = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		c->tls_handshaking = 0;
+		conn_tls_report(c,
+		    ssl != NULL && SSL_session_reused(ssl) ? HTTP_TLS_RESUMED :
+							     HTTP_TLS_FULL);
+		return;
+	}
+	c->tls_done = 1;
+	while ((err = bufferevent_get_openssl_error(c->bev)) != 0)
+		if (first == 0)
+			first = err;
+	ERR_clear_error();
+	if (first != 0) {
+		ERR_error_string_n(first, why, sizeof(why));
+		CDN_LOG(CDN_LOG_INFO, "http",
+		    "client %s: TLS handshake failed: %s", c->peer, why);
+		conn_tls_report(c, HTTP_TLS_FAILED);
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		CDN_LOG(CDN_LOG_INFO, "http",
+		    "client %s: TLS handshake timeout", c->peer);
+		conn_tls_report(c, HTTP_TLS_TIMEOUT);
+	} else {
+		CDN_LOG(CDN_LOG_DEBUG, "http",
+		    "client %s: closed during the TLS handshake (%s)", c->peer,
+		    (what & BEV_EVENT_EOF) ? "EOF" :
+					     evutil_socket_error_to_string(serr));
+		conn_tls_report(c, HTTP_TLS_CLOSED);
+	}
+	conn_free(c);
 }
 
 static void
@@ -767,6 +918,13 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
 	switch (c->state) {
 	case CONN_IDLE:
+		if (c->tls_handshaking) {
+			CDN_LOG(CDN_LOG_INFO, "http",
+			    "client %s: TLS handshake timeout", c->peer);
+			conn_tls_report(c, HTTP_TLS_TIMEOUT);
+			conn_free(c);
+			return;
+		}
 		if (c->head_started && evbuffer_get_length(
 					   bufferevent_get_input(c->bev)) > 0) {
 			conn_error(c, 408, "request head timeout");
@@ -851,6 +1009,12 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_handshaking) {
+		conn_tls_handshake_end(c, what);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		c->tls_done = 1; /* no close_notify on a broken connection */
 	if (c->state == CONN_LINGER || c->state == CONN_CLOSING) {
 		conn_free(c);
 		return;
@@ -868,22 +1032,25 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-void
-http_server_adopt(struct http_server *s, int fd, const struct sockaddr *peer,
-    int peerlen)
+/* Whether a new connection may be adopted (logs why not). */
+static int
+server_admits(struct http_server *s)
 {
-	struct http_conn *c;
-	struct timeval wtv;
-	int one = 1;
-
-	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
-	(void)peerlen;
 	if (s->nconns >= s->lim.max_connections || s->draining) {
 		CDN_LOG(CDN_LOG_WARN, "http", "connection limit %u reached",
 		    s->lim.max_connections);
-		close(fd);
-		return;
+		return 0;
 	}
+	return 1;
+}
+
+/* A new connection for <fd>, before its bufferevent exists. */
+static struct http_conn *
+conn_new(struct http_server *s, int fd, const struct sockaddr *peer)
+{
+	struct http_conn *c;
+	int one = 1;
+
 	c = cdn_xcalloc(1, sizeof(*c));
 	c->magic = HTTP_CONN_MAGIC;
 	c->srv = s;
@@ -901,7 +1068,15 @@ http_server_adopt(struct http_server *s, int fd, const struct sockaddr *peer,
 		strcpy(c->peer, "-");
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	return c;
+}
+
+/* Set up c->bev, link the connection and start its header timer. */
+static void
+conn_start(struct http_server *s, struct http_conn *c)
+{
+	struct timeval wtv;
+
 	c->timer = evtimer_new(s->base, on_conn_timer, c);
 	c->fields = cdn_xcalloc(s->lim.parse.max_headers,
 	    sizeof(*c->fields));
@@ -924,7 +1099,63 @@ http_server_adopt(struct http_server *s, int fd, const struct sockaddr *peer,
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	if (s->conn_gauge != NULL)
+		atomic_store_explicit(s->conn_gauge, s->nconns,
+		    memory_order_relaxed);
 	conn_arm_timer(c, s->lim.header_timeout_ms);
+}
+
+void
+http_server_adopt(struct http_server *s, int fd, const struct sockaddr *peer,
+    int peerlen)
+{
+	struct http_conn *c;
+
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	(void)peerlen;
+	if (!server_admits(s)) {
+		close(fd);
+		return;
+	}
+	c = conn_new(s, fd, peer);
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	conn_start(s, c);
+}
+
+void
+http_server_adopt_tls(struct http_server *s, int fd,
+    const struct sockaddr *peer, int peerlen, SSL *ssl)
+{
+	struct http_conn *c;
+
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	CDN_ASSERT(ssl != NULL);
+	(void)peerlen;
+	if (!server_admits(s)) {
+		SSL_free(ssl);
+		close(fd);
+		return;
+	}
+	c = conn_new(s, fd, peer);
+	/* On success the bufferevent owns ssl and fd (CLOSE_ON_FREE). */
+	c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		/* libevent 2.1 has freed ssl (CLOSE_ON_FREE) but not the fd,
+		 * which ssl's BIO did not own. */
+		CDN_LOG(CDN_LOG_ERR, "http", "client %s: cannot set up TLS",
+		    c->peer);
+		close(fd);
+		MAGIC_WIPE(c);
+		free(c);
+		return;
+	}
+	/* A client that closes without close_notify ends the connection as
+	 * a plain FIN does; framing, not the alert, tells a whole response. */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	c->is_tls = 1;
+	c->tls_handshaking = 1;
+	conn_start(s, c);
 }
 
 struct http_server *
@@ -976,6 +1207,15 @@ http_server_conn_count(const struct http_server *s)
 {
 	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
 	return s->nconns;
+}
+
+void
+http_server_set_conn_gauge(struct http_server *s, atomic_uint *gauge)
+{
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	s->conn_gauge = gauge;
+	if (gauge != NULL)
+		atomic_store_explicit(gauge, s->nconns, memory_order_relaxed);
 }
 
 void

@@ -16,6 +16,7 @@
 #ifndef HTTP_SERVER_H
 #define HTTP_SERVER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -27,6 +28,7 @@
 struct http_conn;
 struct http_txn;
 struct evbuffer;
+struct ssl_st; /* OpenSSL's SSL */
 
 /* What the server needs to know; copied at http_server_new(). */
 struct http_server_limits {
@@ -37,6 +39,15 @@ struct http_server_limits {
 	uint64_t body_timeout_ms;   /* idle while reading a body */
 	uint64_t send_timeout_ms;   /* idle while sending */
 	unsigned max_connections;
+};
+
+/* How the TLS handshake of an adopted connection ended. */
+enum http_tls_result {
+	HTTP_TLS_FULL = 0, /* a full handshake */
+	HTTP_TLS_RESUMED,  /* an abbreviated one: ticket or session cache */
+	HTTP_TLS_FAILED,   /* a protocol error: garbage, no common version */
+	HTTP_TLS_CLOSED,   /* the client closed or reset mid-handshake */
+	HTTP_TLS_TIMEOUT,  /* not done within header_timeout_ms */
 };
 
 struct http_handler {
@@ -52,6 +63,8 @@ struct http_handler {
 	/* A transaction ended (also for errors the server answered itself):
 	 * the place for the access log and counters. */
 	void (*on_log)(struct http_txn *txn, void *arg);
+	/* Optional: how a TLS connection's handshake ended (counters). */
+	void (*on_tls_handshake)(enum http_tls_result r, void *arg);
 };
 
 struct http_server;
@@ -69,6 +82,16 @@ void http_server_free(struct http_server **sp);
 /* Adopt an accepted socket.  Closes it if over max_connections. */
 void http_server_adopt(struct http_server *s, int fd,
     const struct sockaddr *peer, int peerlen);
+/*
+ * Adopt an accepted socket that speaks TLS, as the server side of <ssl>
+ * (fresh from SSL_new(); this call owns it and the fd from now on, and
+ * frees both if over max_connections).  The handshake runs on the event
+ * loop and must end, with the request head, within header_timeout_ms;
+ * on_tls_handshake tells how it ended.  Requests then run as on a plain
+ * connection, with http_txn_is_tls() true.
+ */
+void http_server_adopt_tls(struct http_server *s, int fd,
+    const struct sockaddr *peer, int peerlen, struct ssl_st *ssl);
 
 /*
  * Stop taking new requests: idle connections close now, busy ones after
@@ -80,6 +103,13 @@ void http_server_drain(struct http_server *s, void (*on_empty)(void *arg),
 /* Close every connection now (the drain deadline passed). */
 void http_server_close_all(struct http_server *s);
 unsigned http_server_conn_count(const struct http_server *s);
+/*
+ * Keep *gauge equal to the connection count, with relaxed stores from the
+ * server's thread, so that other threads may read it (a stats reader);
+ * http_server_conn_count() itself is for the server's own thread.  The
+ * gauge must outlive the server.  NULL stops it.
+ */
+void http_server_set_conn_gauge(struct http_server *s, atomic_uint *gauge);
 
 /* ---- transaction: request side ---- */
 
@@ -87,6 +117,8 @@ unsigned http_server_conn_count(const struct http_server *s);
 const struct http_request *http_txn_request(const struct http_txn *txn);
 /* The client's address as text ("127.0.0.1", "::1"). */
 const char *http_txn_client_addr(const struct http_txn *txn);
+/* Whether the request came over TLS (for X-Forwarded-Proto, the key). */
+int http_txn_is_tls(const struct http_txn *txn);
 /* Whether the request has a body (Content-Length > 0 or chunked). */
 int http_txn_has_body(const struct http_txn *txn);
 /* Request body length if known (Content-Length), else -1. */

@@ -30,7 +30,10 @@ enum origin_err {
 	ORIGIN_ERESET,		   /* closed or reset: 502 or truncation */
 	ORIGIN_EPROTO,		   /* malformed response: 502 */
 	ORIGIN_EINTERNAL,	   /* our side (memory, curl setup): 502 */
+	ORIGIN_ETLS,		   /* TLS handshake or certificate: 502 */
 };
+/* How many there are (for per-kind counters): keep after the last one. */
+#define ORIGIN_ERR_KINDS (ORIGIN_ETLS + 1)
 
 const char *origin_err_name(enum origin_err e);
 
@@ -65,6 +68,23 @@ struct origin_timeouts {
 };
 
 struct origin_multi *origin_multi_new(struct event_base *base);
+
+/*
+ * How https origins are checked and what we show them.  Every field may be
+ * NULL or "" for the default: the system CA store, no client certificate,
+ * the key in the client_cert file.  The peer's certificate is always
+ * verified, against the URL's host name (curl also sends it as SNI).
+ */
+struct origin_tls_conf {
+	const char *ca_file;	 /* PEM CA certificates */
+	const char *client_cert; /* PEM, for origins that ask (mTLS) */
+	const char *client_key;
+};
+
+/* Use <tls> (copied) for the https fetches started on <m> from now on. */
+void origin_multi_set_tls(struct origin_multi *m,
+    const struct origin_tls_conf *tls);
+
 /* Cancels every fetch still running (their on_done is not called). */
 void origin_multi_free(struct origin_multi **mp);
 unsigned origin_multi_active(const struct origin_multi *m);
@@ -94,5 +114,7 @@ void origin_fetch_resume_body(struct origin_fetch *f);
 void origin_fetch_resume_upload(struct origin_fetch *f);
 /* Milliseconds from start to the response head (0 if none yet). */
 uint64_t origin_fetch_first_byte_ms(const struct origin_fetch *f);
+/* The same in microseconds, for latency histograms. */
+uint64_t origin_fetch_first_byte_us(const struct origin_fetch *f);
 
 #endif /* ORIGIN_H */

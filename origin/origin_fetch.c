@@ -14,6 +14,13 @@
  * A fetch is only freed outside curl callbacks (from check_done, our timer
  * or origin_fetch_cancel), as curl_multi_remove_handle() must not run
  * inside them.
+ *
+ * https origins: curl verifies the certificate chain (system store or
+ * origin_ca_file) and the host name, and sends SNI.  Each multi has a
+ * share handle for TLS sessions, so a new connection to an origin resumes
+ * the last one's session instead of a full handshake; it is used by one
+ * thread only, so it needs no lock callbacks.  Plain http fetches set none
+ * of these options.
  */
 #include "config.h"
 
@@ -37,6 +44,8 @@ struct origin_multi {
 	struct event *timer;
 	struct origin_fetch *fetches;
 	unsigned nfetches;
+	CURLSH *share; /* TLS sessions of this worker's origin connections */
+	char *ca_file, *client_cert, *client_key; /* NULL: default */
 };
 
 struct origin_sock {
@@ -67,6 +76,7 @@ struct origin_fetch {
 	unsigned send_paused : 1;
 	unsigned in_callback : 1;
 	enum origin_err timer_err; /* set when our timer ended the fetch */
+	char errbuf[CURL_ERROR_SIZE]; /* curl's detail of a failure */
 };
 
 static const char *const err_names[] = {
@@ -78,7 +88,10 @@ static const char *const err_names[] = {
 	[ORIGIN_ERESET] = "reset",
 	[ORIGIN_EPROTO] = "protocol",
 	[ORIGIN_EINTERNAL] = "internal",
+	[ORIGIN_ETLS] = "tls",
 };
+_Static_assert(CDN_ARRAY_LEN(err_names) == ORIGIN_ERR_KINDS,
+    "a name for every origin_err");
 
 const char *
 origin_err_name(enum origin_err e)
@@ -186,7 +199,32 @@ origin_multi_new(struct event_base *base)
 	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
 	/* Idle keep-alive connections kept per worker. */
 	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 256L);
+	m->share = curl_share_init();
+	if (m->share != NULL &&
+	    curl_share_setopt(m->share, CURLSHOPT_SHARE,
+		CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+		curl_share_cleanup(m->share);
+		m->share = NULL; /* no resumption: every connection is full */
+	}
 	return m;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? cdn_xstrdup(s) : NULL;
+}
+
+void
+origin_multi_set_tls(struct origin_multi *m, const struct origin_tls_conf *tls)
+{
+	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
+	free(m->ca_file);
+	free(m->client_cert);
+	free(m->client_key);
+	m->ca_file = dup_or_null(tls->ca_file);
+	m->client_cert = dup_or_null(tls->client_cert);
+	m->client_key = dup_or_null(tls->client_key);
 }
 
 unsigned
@@ -269,6 +307,16 @@ map_curl_error(struct origin_fetch *f, CURLcode rc)
 	case CURLE_BAD_CONTENT_ENCODING:
 	case CURLE_TOO_MANY_REDIRECTS:
 		return ORIGIN_EPROTO;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+		return ORIGIN_ETLS;
 	case CURLE_WRITE_ERROR:
 	case CURLE_READ_ERROR:
 	case CURLE_ABORTED_BY_CALLBACK:
@@ -295,9 +343,11 @@ check_done(struct origin_multi *m)
 		MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
 		e = map_curl_error(f, msg->data.result);
 		if (e != ORIGIN_OK)
-			CDN_LOG(CDN_LOG_INFO, "origin", "fetch failed: %s (%s)",
+			CDN_LOG(CDN_LOG_INFO, "origin",
+			    "fetch failed: %s (%s)%s%s",
 			    curl_easy_strerror(msg->data.result),
-			    origin_err_name(e));
+			    origin_err_name(e),
+			    f->errbuf[0] != '\0' ? ": " : "", f->errbuf);
 		fetch_end(f, e);
 	}
 }
@@ -493,6 +543,35 @@ origin_fetch_first_byte_ms(const struct origin_fetch *f)
 	return (f->head_ns - f->start_ns) / 1000000u;
 }
 
+uint64_t
+origin_fetch_first_byte_us(const struct origin_fetch *f)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (!f->head_done)
+		return 0;
+	return (f->head_ns - f->start_ns) / 1000u;
+}
+
+/* TLS options of an https fetch (curl verifies peer and host by default). */
+static void
+fetch_set_tls(struct origin_multi *m, CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (m->share != NULL)
+		curl_easy_setopt(e, CURLOPT_SHARE, m->share);
+	if (m->ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, m->ca_file);
+	if (m->client_cert != NULL) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, m->client_cert);
+		curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(e, CURLOPT_SSLKEY,
+		    m->client_key != NULL ? m->client_key : m->client_cert);
+		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+}
+
 struct origin_fetch *
 origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
     const struct origin_timeouts *to, const struct origin_fetch_ops *ops,
@@ -548,6 +627,9 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
+	if (strncasecmp(req->url, "https:", 6) == 0)
+		fetch_set_tls(m, e);
 	if (req->is_head) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else if (req->has_body) {
@@ -613,6 +695,12 @@ origin_multi_free(struct origin_multi **mp)
 		fetch_free(m->fetches);
 	/* Closing cached connections calls on_curl_socket(REMOVE). */
 	curl_multi_cleanup(m->multi);
+	/* After the easy handles that used it are gone. */
+	if (m->share != NULL)
+		curl_share_cleanup(m->share);
+	free(m->ca_file);
+	free(m->client_cert);
+	free(m->client_key);
 	event_free(m->timer);
 	MAGIC_WIPE(m);
 	free(m);

@@ -8,8 +8,9 @@ pkgs="build-essential autoconf automake pkg-config libevent-dev
 libcurl4-openssl-dev libssl-dev liblmdb-dev zlib1g-dev libbrotli-dev
 libjansson-dev libxxhash-dev curl python3 ca-certificates"
 if [ "${1:-}" = "--test" ]; then
-	# varnishtest runs the integration stories; brotli checks variants.
-	pkgs="$pkgs varnish brotli procps"
+	# varnishtest runs the integration stories; brotli checks variants;
+	# chromium loads the dashboard; openssl makes the TLS tests' CA.
+	pkgs="$pkgs varnish brotli procps chromium fonts-liberation openssl"
 fi
 missing=""
 for p in $pkgs; do

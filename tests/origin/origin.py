@@ -3,11 +3,17 @@
 
     python3 tests/origin/origin.py --listen 127.0.0.1:9000
     python3 tests/origin/origin.py --listen 127.0.0.1:0 --port-file /tmp/port
+    python3 tests/origin/origin.py --tls-cert c.pem --tls-key k.pem ...  # https
 
 Standard library only.  One thread per connection, HTTP/1.1 keep-alive (and
 HTTP/1.0 keep-alive when asked for), request bodies read with Content-Length
 or chunked framing, "Expect: 100-continue" answered with 100 Continue.
 Nothing is logged on stdout unless --verbose is given.
+
+With --tls-cert and --tls-key it speaks HTTPS instead (TLS 1.2 and 1.3, the
+handshake in the connection's thread); with --tls-client-ca too it requires
+a client certificate signed by that CA.  /echo then also reports "tls":
+{"version", "sni", "client_cert_cn"}.
 
 Paths
 -----
@@ -81,6 +87,7 @@ import http
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import termios
@@ -482,6 +489,13 @@ class Conn:
             "conn": self.id,
             "seq": self.seq,
         }
+        if isinstance(self.sock, ssl.SSLSocket):
+            cert = self.sock.getpeercert() or {}
+            cn = [v for rdn in cert.get("subject", ()) for k, v in rdn
+                  if k == "commonName"]
+            desc["tls"] = {"version": self.sock.version(),
+                           "sni": getattr(self.sock, "edgetest_sni", None),
+                           "client_cert_cn": cn[0] if cn else None}
         extra = [("X-Echo-Method", req.method),
                  ("Cache-Control", "no-store")] + extra_headers(q)
         self.send_simple(req, status, json.dumps(desc) + "\n",
@@ -662,8 +676,9 @@ DEMO_PAGE = """<!DOCTYPE html>
 
 
 class Server:
-    def __init__(self, addrs, verbose=False):
+    def __init__(self, addrs, verbose=False, tls=None):
         self.verbose = verbose
+        self.tls = tls          # an ssl.SSLContext, or None for plain HTTP
         self.counters = Counters()
         self.stopping = False
         self.socks = []
@@ -698,9 +713,21 @@ class Server:
                 time.sleep(0.05)  # EMFILE and the like: do not spin
                 continue
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Conn(self, c, peer)
-            t = threading.Thread(target=conn.serve, daemon=True)
+            t = threading.Thread(target=self.serve_conn, args=(c, peer),
+                                 daemon=True)
             t.start()
+
+    def serve_conn(self, c, peer):
+        if self.tls is not None:
+            try:
+                c.settimeout(10)
+                c = self.tls.wrap_socket(c, server_side=True)
+                c.settimeout(None)
+            except (ssl.SSLError, OSError) as e:
+                self.log("TLS handshake with %s failed: %s" % (peer[0], e))
+                c.close()
+                return
+        Conn(self, c, peer).serve()
 
     def run(self, lifetime_s):
         threads = [threading.Thread(target=self.accept_loop, args=(s,),
@@ -738,10 +765,27 @@ def main(argv=None):
                     help="exit after this many seconds (0: run until killed)")
     ap.add_argument("--verbose", action="store_true",
                     help="log each request on stdout")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate "
+                    "chain (PEM)")
+    ap.add_argument("--tls-key", help="the private key of --tls-cert")
+    ap.add_argument("--tls-client-ca", help="require a client certificate "
+                    "signed by this CA (PEM)")
     args = ap.parse_args(argv)
     addrs = args.listen or [("127.0.0.1", 9000)]
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+
+        def on_sni(sock, name, ctx):
+            sock.edgetest_sni = name
+        tls.sni_callback = on_sni
+        if args.tls_client_ca:
+            tls.verify_mode = ssl.CERT_REQUIRED
+            tls.load_verify_locations(args.tls_client_ca)
     try:
-        srv = Server(addrs, args.verbose)
+        srv = Server(addrs, args.verbose, tls)
     except OSError as e:
         sys.stderr.write("origin: cannot listen: %s\n" % e)
         return 1

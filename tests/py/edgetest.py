@@ -52,10 +52,12 @@ connection it closed until the client closes too, and stop() waits for it.
 
 What is here
 ------------
-Origin(host="127.0.0.1", port=0)
+Origin(host="127.0.0.1", port=0, tls=None)
                      tests/origin/origin.py (its docstring documents every
                      path and parameter): .url, .port, .count(path=None,
                      complete=False), .connections(), .reset(), .get_json().
+                     tls=(cert, key) or (cert, key, client_ca) serves HTTPS;
+                     .url is then https://localhost:PORT.
 pattern(offset, length), check_pattern(data, size=None, offset=0), BLOCK,
 pattern_block(k)     the origin's body pattern, byte i =
                      (i * 7 + (i >> 8) + (i >> 16) * 13) & 0xff.
@@ -331,8 +333,9 @@ class Origin:
     """tests/origin/origin.py on <port> (0: a free one), as a context
     manager.  Start it from the main thread (see _pdeathsig)."""
 
-    def __init__(self, host="127.0.0.1", port=0, lifetime_s=600):
+    def __init__(self, host="127.0.0.1", port=0, lifetime_s=600, tls=None):
         self.host = host
+        self.tls = tls
         self.tmpdir = mktemp("origin")
         self.port_file = os.path.join(self.tmpdir, "port")
         self.log_path = os.path.join(self.tmpdir, "origin.log")
@@ -342,6 +345,10 @@ class Origin:
                 "--max-lifetime", str(lifetime_s)]
         if VERBOSE:
             argv.append("--verbose")
+        if tls:
+            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+            if len(tls) > 2:
+                argv += ["--tls-client-ca", tls[2]]
         self._log = open(self.log_path, "wb")
         self.proc = _spawn(argv, self._log, subprocess.STDOUT)
         _wait_file(self.port_file, self.proc, 10, "origin.py",
@@ -349,7 +356,10 @@ class Origin:
         with open(self.port_file) as f:
             self.port = int(f.read().strip())
         hostpart = "[%s]" % host if ":" in host else host
-        self.url = "http://%s:%d" % (hostpart, self.port)
+        if tls:
+            self.url = "https://localhost:%d" % self.port
+        else:
+            self.url = "http://%s:%d" % (hostpart, self.port)
         wait_for(self._accepts, 5, what="origin to accept")
 
     def _accepts(self):
@@ -361,7 +371,16 @@ class Origin:
 
     def get_json(self, target):
         """GET <target> straight from the origin (no proxy) as JSON."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+        if self.tls:
+            import ssl
+            ctx = ssl._create_unverified_context()
+            if len(self.tls) > 2:   # it wants a client certificate
+                ctx.load_cert_chain(self.tls[0], self.tls[1])
+            conn = http.client.HTTPSConnection(self.host, self.port,
+                                               timeout=5, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port,
+                                              timeout=5)
         try:
             conn.request("GET", target)
             r = conn.getresponse()

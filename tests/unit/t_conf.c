@@ -160,6 +160,7 @@ conf_cmp(const struct conf *a, const struct conf *b, int each, const char *what,
 #define CMP_UINT(n)     same = a->n == b->n;
 #define CMP_DURATION(n) same = a->n == b->n;
 #define CMP_LOGLEVEL(n) same = a->n == b->n;
+#define CMP_SNICERT(n)  same = list_eq(&a->n, &b->n);
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	if (!str_eq(#name, skip1) && !str_eq(#name, skip2)) {                  \
 		CMP_##type(name) if (each) ok(same, "%s: %s", what, #name);    \
@@ -993,6 +994,119 @@ test_validate(void)
 
 /* ---- --help, --dump-config ---- */
 
+/* tls_sni_cert syntax (with file:line:col), TLS cross-checks. */
+static void
+test_tls(void)
+{
+	static const struct {
+		const char *in, *name, *cert, *key, *ocsp;
+	} good[] = {
+	    {"www.example.com a.pem a.key", "www.example.com", "a.pem",
+		"a.key", NULL},
+	    {"  WWW.Example.COM.\ta.pem  a.key o.der ", "www.example.com",
+		"a.pem", "a.key", "o.der"},
+	    {"*.example.com w.pem w.key", "*.example.com", "w.pem", "w.key",
+		NULL},
+	    {"a-b_c.test /x y", "a-b_c.test", "/x", "y", NULL},
+	};
+	static const struct {
+		const char *in, *why;
+	} bad[] = {
+	    {"", "expected \"NAME CERTFILE KEYFILE [OCSPFILE]\""},
+	    {"www.a.test a.pem", "expected \"NAME CERTFILE KEYFILE "
+				 "[OCSPFILE]\""},
+	    {"a b c d e",
+		"more than four fields (NAME CERTFILE KEYFILE [OCSPFILE]; "
+		"file names cannot contain blanks)"},
+	    {"*.com a b",
+		"a wildcard needs at least two labels after \"*.\" "
+		"(*.example.com)"},
+	    {"*a.example.com a b",
+		"a wildcard must be a whole first label (*.example.com)"},
+	    {"a.*.example.com a b",
+		"'*' is only allowed as the whole first label"},
+	    {"10.0.0.1 a b",
+		"an IP address is not a server name (SNI carries names only)"},
+	    {"[::1] a b",
+		"an IP address is not a server name (SNI carries names only)"},
+	    {"a/b.test a b", "invalid host name"},
+	    {"a..b a b", "invalid host name (empty label)"},
+	};
+	struct capture cap = {0};
+	struct conf_sni_cert sc;
+	struct conf *c;
+	const char *why;
+	char buf[128];
+
+	for (size_t i = 0; i < CDN_ARRAY_LEN(good); i++) {
+		memset(&sc, 0, sizeof(sc));
+		is_int(conf_parse_sni_cert(good[i].in, buf, sizeof(buf), &sc,
+			   &why),
+		    CDN_OK, "sni cert \"%s\"", good[i].in);
+		is_str(sc.name, good[i].name, "  name");
+		is_str(sc.cert, good[i].cert, "  cert");
+		is_str(sc.key, good[i].key, "  key");
+		ok(str_eq(sc.ocsp, good[i].ocsp), "  ocsp");
+	}
+	for (size_t i = 0; i < CDN_ARRAY_LEN(bad); i++) {
+		why = NULL;
+		is_int(conf_parse_sni_cert(bad[i].in, buf, sizeof(buf), &sc,
+			   &why),
+		    CDN_EINVAL, "bad sni cert \"%s\"", bad[i].in);
+		is_str(why, bad[i].why, "  why");
+	}
+
+	/* In a file: file:line:col of the value, every error at once. */
+	is_int(load_text("tls.conf",
+		   "listen_tls *:443\n"
+		   "tls_sni_cert \"www.a.test a.pem a.key\"\n"
+		   "tls_sni_cert \"*.test a b\"\n"
+		   "tls_sni_cert   www.b.test\n",
+		   &c, &cap),
+	    CDN_EINVAL, "a file with bad tls_sni_cert lines");
+	is_str(cap.buf,
+	    "tls.conf:3:14: error: tls_sni_cert: a wildcard needs at least "
+	    "two labels after \"*.\" (*.example.com)\n"
+	    "tls.conf:4:16: error: tls_sni_cert: expected \"NAME CERTFILE "
+	    "KEYFILE [OCSPFILE]\"\n",
+	    "the errors");
+	is_int((int)c->tls_sni_cert.n, 1, "the good line is kept");
+	conf_unref(&c);
+
+	/* Cross-checks. */
+	c = conf_new_defaults();
+	is_int(conf_set(c, "origin", "http://o", NULL), CDN_OK, "origin");
+	is_int(conf_set(c, "listen_tls", "*:443", NULL), CDN_OK, "listen_tls");
+	is_int(conf_set(c, "listen", "0.0.0.0:443", NULL), CDN_OK, "listen");
+	is_int(conf_set(c, "tls_sni_cert", "A.test a b", NULL), CDN_OK, "sni");
+	is_int(conf_set(c, "tls_sni_cert", "a.test. c d", NULL), CDN_OK, "dup");
+	is_int(conf_set(c, "tls_ticket_rotate", "500ms", NULL), CDN_OK, "ms");
+	is_int(conf_set(c, "origin_client_key", "k", NULL), CDN_OK, "key");
+	is_int(conf_validate(c, cap_open(&cap)), CDN_EINVAL, "invalid");
+	is_str(cap_text(&cap),
+	    "edged: error: listen_tls: *:443 is also a listen address\n"
+	    "edged: error: listen_tls: needs tls_cert, the certificate served "
+	    "when SNI is absent or unknown\n"
+	    "edged: error: tls_ticket_rotate: must be 0 (no tickets) or at "
+	    "least 1s\n"
+	    "edged: error: origin_client_key: set without origin_client_cert\n"
+	    "edged: error: tls_sni_cert: a.test given twice\n",
+	    "every TLS mistake");
+	conf_unref(&c);
+
+	c = conf_new_defaults();
+	is_int(conf_set(c, "origin", "http://o", NULL), CDN_OK, "origin");
+	is_int(conf_set(c, "listen_tls", "*:443", NULL), CDN_OK, "listen_tls");
+	is_int(conf_set(c, "tls_cert", "c.pem", NULL), CDN_OK, "tls_cert");
+	is_int(conf_validate(c, NULL), CDN_OK,
+	    "listen_tls and tls_cert suffice (no plain listen)");
+	is_int(conf_set(c, "cache_key_scheme", "2", cap_open(&cap)),
+	    CDN_EINVAL, "cache_key_scheme is 0 or 1");
+	cap_text(&cap);
+	conf_unref(&c);
+	free(cap.buf);
+}
+
 static void
 test_help(void)
 {
@@ -1251,6 +1365,7 @@ main(void)
 	test_file_errors();
 	test_argv();
 	test_validate();
+	test_tls();
 	test_help();
 	test_dump();
 	test_dump_config_name();

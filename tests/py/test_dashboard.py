@@ -1,0 +1,249 @@
+"""An operator opens /dashboard on a node that is serving traffic: the page
+is the one in the source tree, loads nothing from elsewhere, and in headless
+Chromium (Debian's chromium, run here) it draws every chart with data.  A
+screenshot is kept as the test's artefact: in the test's temporary
+directory and as test_dashboard.png in $ARTIFACT_DIR (default: tests/py/
+under the current directory when it has one, as in the build tree, else the
+current directory).  With admin_token_file set, the page asks for the token.
+
+Skipped when chromium is not installed (apt-get install chromium)."""
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+sys.dont_write_bytecode = True
+import edgetest as et  # noqa: E402
+
+CHARTS = ("c-ratio", "c-req", "c-bytes", "c-lat", "c-origin")
+WIDTH, HEIGHT = 1400, 1000
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise et.Skip("chromium not installed (apt-get install chromium)")
+
+
+def run_chromium(url, mode, out=None, budget_ms=5000):
+    """Run headless Chromium on <url>: mode "dom" returns the DOM after
+    <budget_ms> of virtual time, mode "shot" writes a PNG to <out>."""
+    profile = et.mktemp("chromium")
+    argv = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--user-data-dir=" + profile,
+            "--virtual-time-budget=%d" % budget_ms,
+            "--window-size=%d,%d" % (WIDTH, HEIGHT)]
+    argv += ["--dump-dom"] if mode == "dom" else ["--screenshot=" + out]
+    p = subprocess.run(argv + [url], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=90)
+    if p.returncode != 0:
+        raise AssertionError("chromium exited %d: %s" % (
+            p.returncode, p.stderr.decode("utf-8", "replace")[-2000:]))
+    return p.stdout.decode("utf-8", "replace")
+
+
+def png_pixels(path):
+    """(width, height, rows of RGB tuples) of an 8-bit RGB/RGBA PNG."""
+    with open(path, "rb") as f:
+        data = f.read()
+    et.eq(data[:8], b"\x89PNG\r\n\x1a\n", "PNG signature")
+    pos, idat, w = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB",
+                                                                body)
+            et.ok(depth == 8 and ctype in (2, 6) and interlace == 0,
+                  "an 8-bit RGB(A) PNG: %r" % ((depth, ctype, interlace),))
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    bpp = 4 if ctype == 6 else 3
+    raw, stride, rows, prev = zlib.decompress(idat), w * bpp, [], None
+    for y in range(h):
+        ft = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        up = prev or bytearray(stride)
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = up[i], up[i - bpp] if i >= bpp else 0
+            if ft == 1:
+                line[i] = (line[i] + a) & 0xff
+            elif ft == 2:
+                line[i] = (line[i] + b) & 0xff
+            elif ft == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xff
+            elif ft == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pr = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[i] = (line[i] + pr) & 0xff
+        rows.append(line)
+        prev = line
+    return w, h, [[tuple(r[i:i + 3]) for i in range(0, stride, bpp)]
+                  for r in rows]
+
+
+def count_near(rows, rgb, tol=12):
+    return sum(1 for row in rows for p in row
+               if all(abs(p[k] - rgb[k]) <= tol for k in range(3)))
+
+
+def artifact_path(name):
+    d = os.environ.get("ARTIFACT_DIR")
+    if not d:
+        here = os.path.join(os.getcwd(), "tests", "py")
+        d = here if os.path.isdir(here) else os.getcwd()
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, name)
+
+
+def traffic(port, seconds, stop):
+    """Hits, misses, slow misses, 404s and origin failures from 3 clients."""
+    def run(k):
+        n = 0
+        end = time.monotonic() + seconds
+        c = et.Client(port)
+        try:
+            while time.monotonic() < end and not stop.is_set():
+                r = n % 20
+                if r < 13:
+                    t = "/obj/hot%d?size=%d&ttl=300" % (n % 25, 2000 + 500 * (n % 7))
+                elif r < 16:
+                    t = "/obj/m%d-%d?size=30000&delay_ms=%d" % (k, n, 2 * (n % 9))
+                elif r < 18:
+                    t = "/obj/nf%d-%d?status=404" % (k, n)
+                else:
+                    t = "/obj/bad?reset=1"
+                resp = c.request("GET", t)
+                if resp.header("connection") == "close":
+                    c.close()
+                    c = et.Client(port)
+                n += 1
+                time.sleep(0.004)
+        finally:
+            c.close()
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for t in ts:
+        t.start()
+    return ts
+
+
+def source_page():
+    path = os.path.join(et.TESTS_SRCDIR, "..", "edge", "dashboard.html")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_page_is_the_source_and_self_contained():
+    with et.Origin() as o:
+        port = et.free_port()
+        with et.Edge(o.url, "--admin-listen", "127.0.0.1:%d" % port):
+            with et.Client(port) as c:
+                r = c.request("GET", "/dashboard")
+            et.eq(r.status, 200, "status")
+            et.eq(r.header("content-type"), "text/html; charset=utf-8", "type")
+            et.ok("default-src 'none'" in (r.header(
+                "content-security-policy") or ""), "a CSP that forbids "
+                "everything but what the page needs")
+            et.ok(r.body == source_page(), "the served page is "
+                  "edge/dashboard.html byte for byte (regenerate "
+                  "edge/edge_dashboard.h: see its rule in Makefile.am)")
+            text = r.body.decode("utf-8")
+            for pat in (r"""(src|href)\s*=\s*["']?(https?:)?//""",
+                        r"@import", r"url\(", r"<link\b",
+                        r"<script[^>]*\bsrc="):
+                et.ok(not re.search(pat, text, re.I),
+                      "nothing loaded from elsewhere: %s" % pat)
+
+
+@et.timeout(180)
+def test_charts_have_data_in_headless_chromium():
+    chromium()
+    with et.Origin() as o:
+        port = et.free_port()
+        cdir = os.path.join(et.mktemp("cache"), "c")
+        with et.Edge(o.url, "--admin-listen", "127.0.0.1:%d" % port,
+                     "--cache-dir", cdir) as e:
+            stop = threading.Event()
+            ts = traffic(e.port, 12, stop)
+            try:
+                time.sleep(8)  # history for the page's first request
+                url = "http://127.0.0.1:%d/dashboard" % port
+                dom = run_chromium(url, "dom")
+                tmp = et.mktemp("dashboard")
+                shot = os.path.join(tmp, "dashboard.png")
+                run_chromium(url, "shot", shot)
+            finally:
+                stop.set()
+                for t in ts:
+                    t.join()
+            art = artifact_path("test_dashboard.png")
+            shutil.copyfile(shot, art)
+            sys.stdout.write("# screenshot: %s\n" % art)
+
+            et.ok('data-state="live"' in dom, "the page is live: %s" %
+                  re.findall(r'<body[^>]*>', dom))
+            rects = {}
+            for cid in CHARTS:
+                tag = re.search(r'<canvas id="%s"[^>]*>' % cid, dom)
+                et.ok(tag is not None, "canvas %s in the DOM" % cid)
+                pts = re.search(r'data-points="(\d+)"', tag.group(0))
+                box = re.search(r'data-rect="(\d+),(\d+),(\d+),(\d+)"',
+                                tag.group(0))
+                et.ok(pts and box, "%s: %s" % (cid, tag.group(0)))
+                et.ok(int(pts.group(1)) >= 3, "%s charted %s points"
+                      % (cid, pts.group(1)))
+                rects[cid] = tuple(int(box.group(k)) for k in range(1, 5))
+            for tid in ("t-rps", "t-hr", "t-hb", "t-bw", "t-lat"):
+                m = re.search(r'id="%s">([^<]*)' % tid, dom)
+                et.ok(m and re.search(r"\d", m.group(1)),
+                      "tile %s shows a figure: %r" % (tid, m and m.group(1)))
+            et.ok(re.search(r"<td>default</td><td>\d", dom),
+                  "the sites table has the default site")
+
+            w, h, rows = png_pixels(shot)
+            et.eq((w, h), (WIDTH, HEIGHT), "screenshot size")
+            # Each chart drew its series (pixels of the series' colour
+            # inside the canvas: the legends are outside).
+            for cid, name, rgb in (("c-ratio", "hit ratio", (0x3f, 0xb9, 0x50)),
+                                   ("c-req", "hits", (0x3f, 0xb9, 0x50)),
+                                   ("c-bytes", "from origin", (0x58, 0xa6, 0xff)),
+                                   ("c-lat", "p99", (0xf0, 0x88, 0x3e)),
+                                   ("c-origin", "errors", (0xf8, 0x51, 0x49))):
+                x, y, cw, ch = rects[cid]
+                box = [row[x:x + cw] for row in rows[y:y + ch]]
+                n = count_near(box, rgb)
+                et.ok(n > 40, "%s: %d pixels of the %s colour" % (cid, n, name))
+
+
+@et.timeout(120)
+def test_page_asks_for_the_token():
+    chromium()
+    d = et.mktemp("token")
+    path = os.path.join(d, "token")
+    with open(path, "w") as f:
+        f.write("dashboard-token\n")
+    os.chmod(path, 0o600)
+    with et.Origin() as o:
+        port = et.free_port()
+        with et.Edge(o.url, "--admin-listen", "127.0.0.1:%d" % port,
+                     "--admin-token-file", path):
+            dom = run_chromium("http://127.0.0.1:%d/dashboard" % port, "dom",
+                               budget_ms=2000)
+            et.ok('data-state="login"' in dom, "the page asks for a token: %s"
+                  % re.findall(r'<body[^>]*>', dom))
+
+
+if __name__ == "__main__":
+    et.main()

@@ -1,0 +1,722 @@
+#!/usr/bin/env python3
+"""Story: edged terminates TLS, and speaks TLS to https origins.
+
+A test CA and its certificates are made with the openssl command at the
+start (default.test is the default certificate, www.example.com and
+*.example.org are chosen by SNI).  curl, `openssl s_client` and Python's ssl
+module handshake with TLS 1.2 and 1.3; TLS 1.0 and 1.1 are refused.  SNI
+picks the certificate (exact, wildcard of one label, else the default).
+Sessions resume from tickets (whose keys rotate) and from the session
+cache.  SIGHUP reloads the certificates while a keep-alive connection stays
+open and usable; a broken new certificate is refused and the old one stays.
+A client that stalls in the handshake is dropped after
+client_header_timeout, garbage on the TLS port is dropped, and edged keeps
+serving.  The origin hears X-Forwarded-Proto: https, and HTTP and HTTPS
+share cached objects.  An https origin is verified against origin_ca_file
+(a certificate from elsewhere gets 502), can ask for a client certificate,
+and an OCSP response is stapled when configured.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import warnings
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import edgetest as et  # noqa: E402
+
+OPENSSL = shutil.which("openssl")
+CURL = shutil.which("curl")
+PKI = None  # the directory of the test CA, made once
+
+
+def run(argv, input=None, timeout=15):
+    p = subprocess.run(argv, input=input, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+def must(argv):
+    rc, out = run(argv)
+    if rc != 0:
+        raise AssertionError("%s failed (%d):\n%s" % (" ".join(argv), rc,
+                                                       out))
+    return out
+
+
+def pki():
+    """The test CA and certificates, in a temp dir (made on first use)."""
+    global PKI
+    if OPENSSL is None:
+        raise et.Skip("no openssl command (apt-get install openssl)")
+    if PKI is not None:
+        return PKI
+    # Not under et.mktemp(): the files must outlive every test of the run.
+    d = tempfile.mkdtemp(prefix="edged-tls-pki-")
+    atexit.register(shutil.rmtree, d, True)
+
+    def p(name):
+        return os.path.join(d, name)
+
+    must([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+          "ec_paramgen_curve:P-256", "-nodes", "-keyout", p("ca.key"),
+          "-out", p("ca.crt"), "-days", "2", "-subj", "/CN=edged test CA"])
+    # A second, unrelated CA: its certificates are not trusted.
+    must([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+          "ec_paramgen_curve:P-256", "-nodes", "-keyout", p("rogue.key"),
+          "-out", p("rogue.crt"), "-days", "2", "-subj", "/CN=rogue CA"])
+    PKI = d
+    for name, cn, san in [
+            ("default", "default.test", "DNS:default.test"),
+            ("www", "www.example.com", "DNS:www.example.com"),
+            ("wild", "*.example.org", "DNS:*.example.org"),
+            ("origin", "localhost", "DNS:localhost,IP:127.0.0.1"),
+            ("client", "edge-client", "DNS:edge-client"),
+            ("default2", "default.test", "DNS:default.test")]:
+        make_cert(name, cn, san)
+    make_cert("badorigin", "localhost", "DNS:localhost,IP:127.0.0.1",
+              ca="rogue")
+    return d
+
+
+def make_cert(name, cn, san, ca="ca", rsa=False):
+    """<name>.crt and <name>.key signed by <ca>; <name>-chain.crt adds the
+    CA certificate."""
+    d = PKI
+
+    def p(n):
+        return os.path.join(d, n)
+
+    newkey = ["rsa:2048"] if rsa else ["ec", "-pkeyopt",
+                                       "ec_paramgen_curve:P-256"]
+    must([OPENSSL, "req", "-newkey"] + newkey + [
+        "-nodes", "-keyout", p(name + ".key"), "-out", p(name + ".csr"),
+        "-subj", "/CN=" + cn])
+    with open(p(name + ".ext"), "w") as f:
+        f.write("subjectAltName=%s\n" % san)
+    must([OPENSSL, "x509", "-req", "-in", p(name + ".csr"), "-CA",
+          p(ca + ".crt"), "-CAkey", p(ca + ".key"), "-CAcreateserial",
+          "-out", p(name + ".crt"), "-days", "2", "-extfile",
+          p(name + ".ext")])
+    with open(p(name + "-chain.crt"), "w") as out:
+        for n in (name + ".crt", ca + ".crt"):
+            with open(p(n)) as f:
+                out.write(f.read())
+
+
+def pk(name):
+    return os.path.join(pki(), name)
+
+
+def serial_of(path):
+    out = must([OPENSSL, "x509", "-in", path, "-noout", "-serial"])
+    return out.strip().split("=", 1)[1].upper()
+
+
+def tls_edge(origin_url, *extra, certs="default", sni=True, admin=True,
+             threads=2):
+    """edged with a TLS listener (e.tls_port) and the default certificate
+    <certs> (its key is the one before any "-": default-chain is
+    default-chain.crt with default.key), copied into its temp dir (e.cert_path, e.key_path) so that a
+    test may replace them; with the two SNI certificates unless sni=False,
+    and an admin listener (e.admin_port)."""
+    tls_port = et.free_port()
+    args = ["--listen-tls", "127.0.0.1:%d" % tls_port]
+    d = et.mktemp("certs")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    shutil.copy(pk(certs + ".crt"), cert)
+    shutil.copy(pk(certs.split("-")[0] + ".key"), key)
+    args += ["--tls-cert", cert, "--tls-key", key]
+    if sni:
+        args += ["--tls-sni-cert", "www.example.com %s %s"
+                 % (pk("www.crt"), pk("www.key")),
+                 "--tls-sni-cert", "*.example.org %s %s"
+                 % (pk("wild.crt"), pk("wild.key"))]
+    admin_port = None
+    if admin:
+        admin_port = et.free_port()
+        args += ["--admin-listen", "127.0.0.1:%d" % admin_port]
+    e = et.Edge(origin_url, *(args + list(extra)), threads=threads)
+    e.tls_port, e.admin_port = tls_port, admin_port
+    e.cert_path, e.key_path, e.certdir = cert, key, d
+    return e
+
+
+def stats(e):
+    with urllib.request.urlopen("http://127.0.0.1:%d/stats" % e.admin_port,
+                                timeout=5) as r:
+        return json.load(r)
+
+
+def client_ctx(version=None):
+    ctx = ssl.create_default_context(cafile=pk("ca.crt"))
+    ctx.check_hostname = False  # the tests look at the certificate
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+class TLSClient(et.Client):
+    """et.Client over TLS: .cert is the server certificate (a dict),
+    .version the protocol."""
+
+    def __init__(self, port, sni=None, ctx=None, timeout=10.0):
+        raw = socket.create_connection(("127.0.0.1", port), timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ctx = ctx or client_ctx()
+        self.sock = ctx.wrap_socket(raw, server_hostname=sni)
+        self.cert = self.sock.getpeercert()
+        self.version = self.sock.version()
+        self.reader = et.Reader(self.sock)
+
+
+def cn(cert):
+    return [v for rdn in cert["subject"] for k, v in rdn
+            if k == "commonName"][0]
+
+
+def s_client(port, *args, data=b"", timeout=15):
+    """openssl s_client against <port>; returns its output."""
+    rc, out = run([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % port,
+                   "-CAfile", pk("ca.crt")] + list(args), input=data,
+                  timeout=timeout)
+    return out
+
+
+def s_client_get(port, *args):
+    """s_client sending one request and reading until the server closes:
+    a TLS 1.3 ticket arrives after the handshake, so a client that quits
+    at once may not have one to save."""
+    req = (b"GET /obj/s?size=10 HTTP/1.1\r\nHost: default.test\r\n"
+           b"Connection: close\r\n\r\n")
+    return s_client(port, "-ign_eof", *args, data=req)
+
+
+def curl(url, *args):
+    if CURL is None:
+        raise et.Skip("no curl command")
+    rc, out = run([CURL, "-sS", "-v", "--max-time", "10", "--cacert",
+                   pk("ca.crt")] + list(args) + [url])
+    return rc, out
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_handshakes_tls12_and_tls13():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        for flag, want in (("--tlsv1.2", "TLSv1.2"), ("--tlsv1.3",
+                                                      "TLSv1.3")):
+            rc, out = curl("https://default.test:%d/obj/c?size=100"
+                           % e.tls_port, flag, "--tls-max",
+                           want[-3:], "--resolve",
+                           "default.test:%d:127.0.0.1" % e.tls_port)
+            et.eq(rc, 0, "curl %s exit status\n%s" % (flag, out))
+            et.ok("SSL connection using %s" % want in out,
+                  "curl negotiated %s:\n%s" % (want, out))
+            et.ok("ALPN: server accepted http/1.1" in out, "ALPN http/1.1")
+            et.ok("< HTTP/1.1 200" in out, "a 200 over TLS")
+        for flag, want in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+            req = (b"GET /obj/s?size=10 HTTP/1.1\r\nHost: default.test\r\n"
+                   b"Connection: close\r\n\r\n")
+            out = s_client(e.tls_port, flag, "-servername", "default.test",
+                           "-verify_hostname", "default.test", "-ign_eof",
+                           "-alpn", "h2,http/1.1", data=req)
+            et.ok("Protocol  : %s" % want in out or
+                  "New, %s" % want in out, "s_client %s:\n%s" % (flag, out))
+            et.ok("Verify return code: 0 (ok)" in out, "verified: " + out)
+            et.ok("ALPN protocol: http/1.1" in out, "ALPN: " + out)
+            et.ok("HTTP/1.1 200 OK" in out, "the response: " + out)
+        with TLSClient(e.tls_port, "default.test") as c:
+            for i in range(3):   # keep-alive over TLS
+                r = c.request("GET", "/obj/k%d?size=5000" % i)
+                et.eq(r.status, 200, "status")
+                et.check_pattern(r.body, 5000)
+        et.ok(stats(e)["tls"]["handshakes"] >= 5, "handshakes counted")
+
+
+def test_bodies_over_tls():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        with TLSClient(e.tls_port, "www.example.com") as c:
+            body = et.pattern(0, 1 << 20)
+            r = c.request("POST", "/echo", body=body)
+            j = r.json()
+            et.eq(j["body_length"], len(body), "a 1 MiB upload")
+            et.eq(j["body_sha256"], et.sha256(body), "intact")
+            chunked = et.chunk_encode(body[:300000], sizes=(7000, 16384))
+            r = c.request("POST", "/echo", headers=[
+                ("Transfer-Encoding", "chunked")], body=chunked)
+            et.eq(r.json()["body_sha256"], et.sha256(body[:300000]),
+                  "a chunked upload, intact")
+            r = c.request("GET", "/obj/big?size=%d" % (3 << 20))
+            et.check_pattern(r.body, 3 << 20)
+            # A slow reader: backpressure over TLS, then the whole body.
+            c.send(et.build_request("GET", "/obj/slow?size=%d" % (2 << 20)))
+            r = c.read_response(read_body=False)
+            got = bytearray()
+            while len(got) < 2 << 20:
+                got += c.reader.read_exact(min(65536, (2 << 20) - len(got)))
+                if len(got) < 512 * 1024:
+                    time.sleep(0.01)
+            et.check_pattern(bytes(got), 2 << 20)
+            et.eq(c.request("GET", "/obj/after?size=5").status, 200,
+                  "the connection is still in step")
+
+
+def test_sigterm_closes_tls_connections():
+    with et.Origin() as o:
+        e = tls_edge(o.url, "--drain-timeout", "5s")
+        with e, TLSClient(e.tls_port, "default.test") as idle:
+            et.eq(idle.request("GET", "/obj/i?size=5").status, 200, "status")
+            t0 = time.monotonic()
+            e.send_signal(signal.SIGTERM)
+            idle.sock.settimeout(3)
+            try:
+                data = idle.sock.recv(100)
+            except ssl.SSLEOFError:
+                raise AssertionError("closed without close_notify")
+            et.eq(data, b"", "a clean TLS close (close_notify)")
+            t = time.monotonic() - t0
+            et.ok(t < 1, "an idle TLS connection is closed at once (%s)" % t)
+            idle.close()  # else edged lingers for the client's close
+            et.ok(e.wait_exit(3) is not None, "and edged exits")
+            et.ok(time.monotonic() - t0 < 2, "without waiting for the "
+                  "drain timeout")
+
+
+def test_tls10_and_tls11_refused():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        for flag in ("-tls1", "-tls1_1"):
+            out = s_client(e.tls_port, flag, "-cipher", "DEFAULT:@SECLEVEL=0")
+            et.ok("alert protocol version" in out or
+                  "unsupported protocol" in out or
+                  "no protocols available" in out,
+                  "s_client %s refused:\n%s" % (flag, out))
+            et.ok("Cipher is (NONE)" in out or "Cipher    : 0000" in out or
+                  "no peer certificate available" in out,
+                  "no session with %s:\n%s" % (flag, out))
+        ctx = client_ctx()
+        with warnings.catch_warnings():   # TLS 1.1 is deprecated: the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        try:
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        except ssl.SSLError:
+            pass
+        try:
+            TLSClient(e.tls_port, "default.test", ctx).close()
+            raise AssertionError("a TLS 1.1 handshake succeeded")
+        except (ssl.SSLError, OSError):
+            pass
+        st = et.wait_for(lambda: (lambda s: s if s["tls"][
+            "handshake_errors"] >= 2 else None)(stats(e)), 3,
+            what="the refusals to be counted")
+        et.eq(st["tls"]["handshakes"], 0, "no handshake completed")
+        # edged serves on.
+        with TLSClient(e.tls_port, "default.test") as c:
+            et.eq(c.request("GET", "/obj/x?size=1").status, 200, "status")
+
+
+def test_sni_picks_the_certificate():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        cases = [("www.example.com", "www.example.com"),
+                 ("WWW.Example.COM", "www.example.com"),
+                 ("a.example.org", "*.example.org"),
+                 ("zz-9.example.org", "*.example.org"),
+                 ("a.b.example.org", "default.test"),   # one label only
+                 ("example.org", "default.test"),
+                 ("unknown.test", "default.test"),
+                 (None, "default.test")]                # no SNI at all
+        for sni, want in cases:
+            with TLSClient(e.tls_port, sni) as c:
+                et.eq(cn(c.cert), want, "certificate for SNI %r" % sni)
+                r = c.request("GET", "/obj/n?size=3")
+                et.eq(r.status, 200, "a request over it")
+        out = s_client(e.tls_port, "-servername", "www.example.com",
+                       "-verify_hostname", "www.example.com")
+        et.ok("Verify return code: 0 (ok)" in out,
+              "s_client verifies www.example.com:\n" + out)
+
+
+def test_resumption_tickets_and_cache():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        sess = os.path.join(e.tmpdir, "sess")
+        for args in (["-tls1_3"], ["-tls1_2"], ["-tls1_2", "-no_ticket"]):
+            out = s_client_get(e.tls_port, "-sess_out", sess, *args)
+            et.ok("New, TLS" in out, "first handshake is full (%s):\n%s"
+                  % (args, out))
+            out = s_client_get(e.tls_port, "-sess_in", sess, *args)
+            et.ok("Reused, TLS" in out, "resumed with %s:\n%s" % (args, out))
+        st = stats(e)["tls"]
+        et.ok(st["resumed"] >= 3, "resumptions counted: %r" % st)
+
+
+@et.timeout(40)
+def test_ticket_keys_rotate():
+    rotate = 3.0
+    with et.Origin() as o:
+        e = tls_edge(o.url, "--tls-ticket-rotate", "3s",
+                     "--tls-session-cache", "0")
+        with e:
+            t_ready = time.monotonic()
+            sess = os.path.join(e.tmpdir, "sess")
+            out = s_client_get(e.tls_port, "-sess_out", sess)
+            et.ok("New, TLSv1.3" in out, "full handshake: " + out)
+            # After one rotation the ticket's key is the previous one:
+            # still accepted.
+            time.sleep(max(0.0, t_ready + rotate + 0.7 - time.monotonic()))
+            out = s_client_get(e.tls_port, "-sess_in", sess)
+            et.ok("Reused, TLSv1.3" in out, "resumed after one rotation:\n"
+                  + out)
+            # After two, its key is gone: a full handshake.
+            time.sleep(max(0.0, t_ready + 2 * rotate + 1.0 -
+                           time.monotonic()))
+            out = s_client_get(e.tls_port, "-sess_in", sess)
+            et.ok("New, TLSv1.3" in out, "not resumed after two rotations:\n"
+                  + out)
+
+
+def test_reload_under_an_open_connection():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        old = serial_of(pk("default.crt"))
+        new = serial_of(pk("default2.crt"))
+        with TLSClient(e.tls_port, "default.test") as c:
+            et.eq(c.cert["serialNumber"], old, "serial before")
+            et.eq(c.request("GET", "/obj/r1?size=10").status, 200, "status")
+            shutil.copy(pk("default2.crt"), e.cert_path)
+            shutil.copy(pk("default2.key"), e.key_path)
+            e.send_signal(signal.SIGHUP)
+            et.wait_for(lambda: "certificates reloaded" in e.stderr_text(),
+                        5, what="the reload to be logged")
+            # The open connection still works...
+            r = c.request("GET", "/obj/r2?size=10")
+            et.eq(r.status, 200, "the old connection after the reload")
+            et.check_pattern(r.body, 10)
+            # ... and new ones see the new certificate, on every worker.
+            for _ in range(6):
+                with TLSClient(e.tls_port, "default.test") as n:
+                    et.eq(n.cert["serialNumber"], new, "serial after")
+                    et.eq(n.request("GET", "/obj/r3?size=1").status, 200,
+                          "a request on a new connection")
+            r = c.request("GET", "/obj/r4?size=10")
+            et.eq(r.status, 200, "the old connection is still usable")
+        # SNI certificates come through the reload too.
+        with TLSClient(e.tls_port, "www.example.com") as n:
+            et.eq(cn(n.cert), "www.example.com", "SNI after the reload")
+
+
+def test_broken_certificate_refused_on_reload():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        old = serial_of(pk("default.crt"))
+        with TLSClient(e.tls_port, "default.test") as c:
+            et.eq(c.request("GET", "/obj/b1?size=10").status, 200, "status")
+            # A new certificate whose key does not match.
+            shutil.copy(pk("default2.crt"), e.cert_path)
+            e.send_signal(signal.SIGHUP)
+            et.wait_for(lambda: "reload refused" in e.stderr_text(), 5,
+                        what="the refusal to be logged")
+            err = e.stderr_text()
+            et.ok("key values mismatch" in err or "does not match" in err,
+                  "the log says why:\n" + err[-2000:])
+            et.ok(e.key_path in err, "and names the file")
+            for _ in range(4):
+                with TLSClient(e.tls_port, "default.test") as n:
+                    et.eq(n.cert["serialNumber"], old, "the old one stays")
+            et.eq(c.request("GET", "/obj/b2?size=10").status, 200,
+                  "the open connection is untouched")
+            # Garbage in place of the certificate: refused as well.
+            with open(e.cert_path, "w") as f:
+                f.write("not a certificate\n")
+            e.send_signal(signal.SIGHUP)
+            et.wait_for(lambda: e.stderr_text().count("reload refused") >= 2,
+                        5, what="the second refusal")
+            et.ok("no start line" in e.stderr_text() or
+                  "cannot load the certificate" in e.stderr_text(),
+                  "why: " + e.stderr_text()[-1000:])
+            with TLSClient(e.tls_port, "default.test") as n:
+                et.eq(n.cert["serialNumber"], old, "still the old one")
+            # Fixed files load.
+            shutil.copy(pk("default2.key"), e.key_path)
+            shutil.copy(pk("default2.crt"), e.cert_path)
+            e.send_signal(signal.SIGHUP)
+            et.wait_for(lambda: "certificates reloaded" in e.stderr_text(),
+                        5, what="the good reload")
+            with TLSClient(e.tls_port, "default.test") as n:
+                et.eq(n.cert["serialNumber"], serial_of(pk("default2.crt")),
+                      "the fixed certificate is served")
+
+
+def client_hello():
+    """The first bytes a TLS client sends (a whole ClientHello)."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ctx().wrap_bio(inc, out, server_hostname="default.test")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def closed_within(sock, limit):
+    """Seconds until the peer closes <sock> (or None after <limit>)."""
+    t0 = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        while True:
+            d = sock.recv(4096)
+            if not d:
+                break
+    except socket.timeout:
+        return None
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    return time.monotonic() - t0
+
+
+def test_stalled_handshake_times_out():
+    with et.Origin() as o, tls_edge(o.url, "--client-header-timeout",
+                                    "1s") as e:
+        hello = client_hello()
+        et.ok(len(hello) > 100, "a ClientHello of %d bytes" % len(hello))
+        silent = socket.create_connection(("127.0.0.1", e.tls_port), 5)
+        half = socket.create_connection(("127.0.0.1", e.tls_port), 5)
+        half.sendall(hello[:len(hello) // 2])
+        # Meanwhile other clients are served.
+        with TLSClient(e.tls_port, "default.test") as c:
+            et.eq(c.request("GET", "/obj/t?size=10").status, 200, "status")
+        for s, what in ((silent, "a client that sends nothing"),
+                        (half, "half a ClientHello")):
+            t = closed_within(s, 5)
+            et.ok(t is not None, "%s is dropped" % what)
+            et.ok(t < 3, "%s is dropped after the 1 s timeout (%.2f s)"
+                  % (what, t))
+            s.close()
+        st = et.wait_for(lambda: (lambda s: s if s["tls"][
+            "handshake_timeouts"] >= 2 else None)(stats(e)), 3,
+            what="the timeouts to be counted")
+        et.eq(st["tls"]["handshake_timeouts"], 2, "two handshake timeouts")
+        et.ok("TLS handshake timeout" in e.stderr_text(), "logged")
+
+
+def test_garbage_is_dropped():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        junk = [et.build_request("GET", "/obj/g?size=1"),   # plain HTTP
+                bytes(range(256)) * 4,
+                b"\x16\x03\x01\x00\x05hello",             # a bad record
+                b"\x16\x03\x01\xff\xff" + b"\x00" * 100]   # too long
+        for data in junk:
+            res = et.raw_request(e.tls_port, data, timeout=3)
+            et.ok(res.closed, "closed: %r" % res)
+            et.ok(res.elapsed < 2, "at once: %r" % res)
+            et.ok(b"HTTP/" not in res.data, "no HTTP answer: %r" % res)
+        # A client that connects and leaves.
+        socket.create_connection(("127.0.0.1", e.tls_port), 5).close()
+        st = et.wait_for(lambda: (lambda s: s if s["tls"][
+            "handshake_errors"] >= 4 else None)(stats(e)), 3,
+            what="the errors to be counted")
+        et.eq(st["tls"]["handshakes"], 0, "no handshake completed")
+        et.ok("TLS handshake failed" in e.stderr_text(), "logged at info")
+        with TLSClient(e.tls_port, "default.test") as c:
+            et.eq(c.request("GET", "/obj/g?size=7").status, 200,
+                  "edged keeps serving")
+        r = e.request("GET", "/obj/g?size=7")
+        et.eq(r.status, 200, "plain HTTP too")
+
+
+def test_x_forwarded_proto():
+    with et.Origin() as o, tls_edge(o.url) as e:
+        with TLSClient(e.tls_port, "www.example.com") as c:
+            r = c.request("GET", "/echo", headers=[("X-Forwarded-Proto",
+                                                     "http")])
+            h = dict((k.lower(), v) for k, v in r.json()["headers"])
+            et.eq(h.get("x-forwarded-proto"), "https", "over TLS")
+        r = e.request("GET", "/echo", headers=[("X-Forwarded-Proto",
+                                                 "https")])
+        h = dict((k.lower(), v) for k, v in r.json()["headers"])
+        et.eq(h.get("x-forwarded-proto"), "http", "over plain HTTP")
+
+
+def test_http_and_https_share_the_cache():
+    with et.Origin() as o:
+        cache = os.path.join(et.mktemp("cache"), "c")
+        with tls_edge(o.url, "--cache-dir", cache) as e:
+            r = e.request("GET", "/obj/shared?size=2000&ttl=60")
+            et.eq(r.status, 200, "status over HTTP")
+            et.wait_for(lambda: stats(e)["cache"]["objects"] >= 1,
+                        what="the object to be stored")
+            with TLSClient(e.tls_port, "edge.test") as c:
+                r = c.request("GET", "/obj/shared?size=2000&ttl=60")
+                et.check_pattern(r.body, 2000)
+                et.ok("hit" in (r.header("Cache-Status") or ""),
+                      "an HTTPS request hits what HTTP stored: %r"
+                      % r.header("Cache-Status"))
+            et.eq(o.count("/obj/shared"), 1, "one origin fetch")
+        o.reset()
+        cache = os.path.join(et.mktemp("cache"), "c")
+        with tls_edge(o.url, "--cache-dir", cache, "--cache-key-scheme",
+                      "1") as e:
+            e.request("GET", "/obj/apart?size=100&ttl=60")
+            et.wait_for(lambda: stats(e)["cache"]["objects"] >= 1,
+                        what="the object to be stored")
+            with TLSClient(e.tls_port, "edge.test") as c:
+                r = c.request("GET", "/obj/apart?size=100&ttl=60")
+                et.ok("hit" not in (r.header("Cache-Status") or ""),
+                      "cache_key_scheme 1: HTTPS has its own entry")
+                et.wait_for(lambda: stats(e)["cache"]["objects"] >= 2,
+                            what="the second object to be stored")
+                r = c.request("GET", "/obj/apart?size=100&ttl=60")
+                et.ok("hit" in (r.header("Cache-Status") or ""),
+                      "which hits next time")
+            et.eq(o.count("/obj/apart"), 2, "two origin fetches")
+
+
+def test_https_origin_verified_with_ca_file():
+    with et.Origin(tls=(pk("origin.crt"), pk("origin.key"))) as o:
+        with et.Edge(o.url, "--origin-ca-file", pk("ca.crt")) as e:
+            r = e.request("GET", "/echo")
+            et.eq(r.status, 200, "status through an https origin")
+            tls = r.json()["tls"]
+            et.eq(tls["sni"], "localhost", "SNI sent to the origin")
+            et.ok(tls["version"] in ("TLSv1.2", "TLSv1.3"), "version")
+            r = e.request("GET", "/obj/o?size=70000")
+            et.check_pattern(r.body, 70000)
+        # Without the CA file, the system store does not know our CA.
+        with et.Edge(o.url) as e:
+            r = e.request("GET", "/obj/o?size=10")
+            et.eq(r.status, 502, "an unknown CA is refused")
+            line = e.wait_access_log(lambda l: "/obj/o" in l)
+            et.ok(" tls " in line, "access log says tls: " + line)
+
+
+def test_https_origin_bad_certificate():
+    with et.Origin(tls=(pk("badorigin.crt"), pk("badorigin.key"))) as o:
+        with et.Edge(o.url, "--origin-ca-file", pk("ca.crt")) as e:
+            r = e.request("GET", "/obj/bad?size=10")
+            et.eq(r.status, 502, "a certificate from another CA: 502")
+            et.eq(o.count(), 0, "no request reached the origin")
+            et.ok("certificate" in e.stderr_text(),
+                  "the log says why: " + e.stderr_text()[-500:])
+    # The right CA but the wrong name.
+    with et.Origin(tls=(pk("www.crt"), pk("www.key"))) as o:
+        with et.Edge(o.url, "--origin-ca-file", pk("ca.crt")) as e:
+            et.eq(e.request("GET", "/obj/n?size=1").status, 502,
+                  "a certificate for another name: 502")
+
+
+def test_https_origin_client_certificate():
+    tls = (pk("origin.crt"), pk("origin.key"), pk("ca.crt"))
+    with et.Origin(tls=tls) as o:
+        with et.Edge(o.url, "--origin-ca-file", pk("ca.crt")) as e:
+            et.eq(e.request("GET", "/obj/m?size=1").status, 502,
+                  "no client certificate: refused")
+        with et.Edge(o.url, "--origin-ca-file", pk("ca.crt"),
+                     "--origin-client-cert", pk("client.crt"),
+                     "--origin-client-key", pk("client.key")) as e:
+            r = e.request("GET", "/echo")
+            et.eq(r.status, 200, "with one: served")
+            et.eq(r.json()["tls"]["client_cert_cn"], "edge-client",
+                  "the origin saw our certificate")
+
+
+def ocsp_response(cert, out):
+    """A 'good' OCSP response for <cert>, signed by the test CA."""
+    d = pki()
+    serial = serial_of(cert)
+    index = os.path.join(d, "index.txt")
+    with open(index, "w") as f:
+        f.write("V\t301231000000Z\t\t%s\tunknown\t/CN=x\n" % serial)
+    req = out + ".req"
+    must([OPENSSL, "ocsp", "-issuer", pk("ca.crt"), "-cert", cert,
+          "-reqout", req, "-no_nonce"])
+    must([OPENSSL, "ocsp", "-index", index, "-rsigner", pk("ca.crt"),
+          "-rkey", pk("ca.key"), "-CA", pk("ca.crt"), "-reqin", req,
+          "-respout", out, "-ndays", "1"])
+
+
+def test_ocsp_stapling():
+    d = et.mktemp("ocsp")
+    resp = os.path.join(d, "resp.der")
+    ocsp_response(pk("default.crt"), resp)
+    with et.Origin() as o, tls_edge(o.url, "--tls-ocsp-file", resp,
+                                    certs="default-chain") as e:
+        out = s_client(e.tls_port, "-status", "-servername", "default.test")
+        et.ok("OCSP Response Status: successful" in out, "stapled:\n" + out)
+        et.ok("Cert Status: good" in out, "good")
+        out = s_client(e.tls_port, "-status", "-servername",
+                       "www.example.com")
+        et.ok("OCSP response: no response sent" in out,
+              "not for the SNI certificate without one:\n" + out)
+    # An SNI certificate with its own response (the fourth field).
+    www_resp = os.path.join(d, "www.der")
+    ocsp_response(pk("www.crt"), www_resp)
+    with et.Origin() as o, tls_edge(o.url, "--tls-sni-cert",
+                                    "www.example.com %s %s %s"
+                                    % (pk("www-chain.crt"), pk("www.key"),
+                                       www_resp), sni=False) as e:
+        out = s_client(e.tls_port, "-status", "-servername",
+                       "www.example.com")
+        et.ok("Cert Status: good" in out and "www.example.com" in out,
+              "the SNI certificate's own response:\n" + out)
+        out = s_client(e.tls_port, "-status", "-servername", "default.test")
+        et.ok("OCSP response: no response sent" in out,
+              "none for the default certificate here:\n" + out)
+    # A response about another certificate stops start-up.
+    with et.Origin() as o:
+        try:
+            tls_edge(o.url, "--tls-ocsp-file", resp, certs="www-chain",
+                     sni=False).stop()
+            raise AssertionError("edged started with a foreign response")
+        except AssertionError as ex:
+            et.ok("not about this certificate" in str(ex), str(ex)[-600:])
+
+
+def test_config_is_checked():
+    d = et.mktemp("conf")
+    conf = os.path.join(d, "tls.conf")
+    with open(conf, "w") as f:
+        f.write("listen 127.0.0.1:1\norigin http://127.0.0.1:2\n"
+                "listen_tls 127.0.0.1:3\n"
+                'tls_sni_cert "*.com %s %s"\n'
+                'tls_sni_cert "www.a.test onlyonefile"\n'
+                % (pk("www.crt"), pk("www.key")))
+    rc, out = run([et.EDGED, "-t", "-c", conf])
+    et.eq(rc, 2, "exit status")
+    et.ok("tls.conf:4:14: error: tls_sni_cert: a wildcard needs at least "
+          "two labels" in out, out)
+    et.ok("tls.conf:5:14: error: tls_sni_cert: expected" in out, out)
+    # Semantics: a TLS listener needs a default certificate.
+    rc, out = run([et.EDGED, "-t", "--listen-tls", "127.0.0.1:3",
+                   "--origin", "http://127.0.0.1:2"])
+    et.eq(rc, 2, "no tls_cert: exit status")
+    et.ok("listen_tls: needs tls_cert" in out, out)
+    # -t loads the files as start-up would.
+    rc, out = run([et.EDGED, "-t", "--listen-tls", "127.0.0.1:3",
+                   "--origin", "http://127.0.0.1:2", "--tls-cert",
+                   pk("www.crt"), "--tls-key", pk("default.key")])
+    et.eq(rc, 2, "a key for another certificate: exit status")
+    et.ok("cannot load the private key" in out, out)
+    rc, out = run([et.EDGED, "-t", "--listen-tls", "127.0.0.1:3",
+                   "--origin", "http://127.0.0.1:2", "--tls-cert",
+                   pk("www.crt"), "--tls-key", pk("www.key"),
+                   "--tls-sni-cert", "x.test /nonexistent.pem %s"
+                   % pk("www.key")])
+    et.eq(rc, 2, "a missing file: exit status")
+    et.ok("/nonexistent.pem" in out and "x.test" in out, out)
+    rc, out = run([et.EDGED, "-t", "--listen-tls", "127.0.0.1:3",
+                   "--origin", "http://127.0.0.1:2", "--tls-cert",
+                   pk("www.crt"), "--tls-key", pk("www.key")])
+    et.eq(rc, 0, "a good configuration: " + out)
+
+
+if __name__ == "__main__":
+    et.main()
