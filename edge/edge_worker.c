@@ -344,6 +344,10 @@ on_join_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (atomic_load(&e->workers_done) < e->nworkers)
 		return;
+	if (e->admin != NULL) {
+		evconnlistener_free(e->admin);
+		e->admin = NULL;
+	}
 	if (e->admin_http != NULL)
 		http_server_close_all(e->admin_http);
 	event_base_loopexit(e->main_base, NULL);
@@ -360,10 +364,8 @@ start_drain(struct edge *e, const char *why)
 	    (unsigned long long)e->conf->drain_timeout);
 	for (unsigned i = 0; i < e->nworkers; i++)
 		event_active(e->workers[i].drain_ev, 0, 0);
-	if (e->admin != NULL) {
-		evconnlistener_free(e->admin);
-		e->admin = NULL;
-	}
+	/* The admin listener stays up until the workers are done, so load
+	 * balancers probing /healthz see 503 rather than a refused connection. */
 	ms_tv(20, &tv);
 	evtimer_add(e->join_timer, &tv);
 }

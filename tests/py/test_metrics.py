@@ -699,6 +699,11 @@ def test_healthz_and_draining():
                             what="draining")
                 r = adm.request("GET", "/healthz")
                 et.eq((r.status, r.body), (503, b"draining\n"), "draining")
+                # A new probe (a load balancer's) gets 503 too, not a
+                # refused connection.
+                with et.Client(port) as probe:
+                    r = probe.request("GET", "/healthz")
+                    et.eq(r.status, 503, "a new connection while draining")
                 m = parse_exposition(adm.request("GET", "/metrics")
                                      .body.decode())
                 et.eq(value_of(m, "edge_draining"), 1, "edge_draining")
