@@ -956,6 +956,14 @@ cache_policy_decide(const struct cache_policy_conf *pc,
 		d->reason = "private"; /* §5.2.2.7: we are a shared cache */
 		return;
 	}
+	/*
+	 * §5.2.2.7: a shared cache must not store the fields private="..."
+	 * names.  The names are not kept, so the response is not stored.
+	 */
+	if (e.private_fields) {
+		d->reason = "private-fields";
+		return;
+	}
 	if (x->has_authorization &&
 	    !(e.is_public || e.s_maxage >= 0 || e.must_revalidate)) {
 		d->reason = "authorization"; /* §3.5 */
@@ -1019,6 +1027,10 @@ cache_policy_decide(const struct cache_policy_conf *pc,
 
 	/* RFC 5861 §3, §4; RFC 9111 §4.2.4: no stale when the origin said
 	 * revalidate. */
+	/* §5.2.2.4: no-cache="f" may be treated as unqualified: validate
+	 * before each reuse rather than strip fields we did not record. */
+	if (e.no_cache_fields)
+		e.no_cache = 1;
 	if (!must_reval && !e.no_cache) {
 		d->swr_s = clamp_delta(e.stale_while_revalidate);
 		d->sie_s = clamp_delta(e.stale_if_error);
