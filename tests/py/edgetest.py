@@ -252,16 +252,24 @@ def mktemp(prefix):
     return d
 
 
+_given_ports = set()
+
+
 def free_port(host="127.0.0.1"):
     """A port that is free to bind now.  Drawn at random below the kernel's
     ephemeral range, so that outgoing connections do not take it meanwhile;
-    the kernel picks one if none of the tries is free."""
+    the kernel picks one if none of the tries is free.  Never the same port
+    twice in one test process: two draws before either is bound would
+    otherwise collide now and then."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50):
         port = random.randint(20000, 32000)
+        if port in _given_ports:
+            continue
         s = socket.socket(fam, socket.SOCK_STREAM)
         try:
             s.bind((host, port))
+            _given_ports.add(port)
             return port
         except OSError:
             continue
