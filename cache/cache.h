@@ -28,9 +28,9 @@
 
 /* How the query string takes part in the key (per site). */
 enum cache_query_mode {
-	CACHE_QUERY_KEEP = 0, /* as sent */
-	CACHE_QUERY_SORT,     /* parameters sorted by name, then value */
-	CACHE_QUERY_DROP,     /* no query in the key at all */
+	CACHE_QUERY_KEEP = 0,    /* as sent */
+	CACHE_QUERY_SORT,        /* parameters sorted by name, then value */
+	CACHE_QUERY_DROP,        /* no query in the key at all */
 	CACHE_QUERY_DROP_LISTED, /* drop the listed parameters, keep order */
 	CACHE_QUERY_KEEP_LISTED, /* keep only the listed parameters */
 };
@@ -64,8 +64,8 @@ struct cache_key_rules {
  */
 int cache_key_build(const struct cache_key_rules *rules, const char *scheme,
     const char *host, size_t hostlen, const char *path, size_t pathlen,
-    const char *query, size_t querylen, int has_query, char *out,
-    size_t cap, size_t *outlen) CDN_WUR;
+    const char *query, size_t querylen, int has_query, char *out, size_t cap,
+    size_t *outlen) CDN_WUR;
 
 /* 128-bit hash of a key string. */
 void cache_key_hash(const char *s, size_t len, uint8_t out[CACHE_HASH_LEN]);
@@ -90,8 +90,7 @@ struct cache_field {
  * a non-empty one never does.
  */
 int cache_vary_key(const char *vary, size_t vary_len,
-    const struct cache_field *fields, unsigned nfields,
-    uint64_t *out) CDN_WUR;
+    const struct cache_field *fields, unsigned nfields, uint64_t *out) CDN_WUR;
 
 /* ================= policy (cache_policy.c) ================= */
 
@@ -99,10 +98,10 @@ int cache_vary_key(const char *vary, size_t vary_len,
 struct cache_cc {
 	unsigned is_set : 1; /* at least one directive was seen */
 	unsigned no_store : 1;
-	unsigned no_cache : 1;	       /* unqualified no-cache */
-	unsigned no_cache_fields : 1;  /* no-cache="f1, f2": store, strip */
-	unsigned is_private : 1;       /* unqualified private */
-	unsigned private_fields : 1;   /* private="f": store, strip */
+	unsigned no_cache : 1;        /* unqualified no-cache */
+	unsigned no_cache_fields : 1; /* no-cache="f1, f2": store, strip */
+	unsigned is_private : 1;      /* unqualified private */
+	unsigned private_fields : 1;  /* private="f": store, strip */
 	unsigned is_public : 1;
 	unsigned must_revalidate : 1;
 	unsigned proxy_revalidate : 1;
@@ -139,15 +138,15 @@ void cache_http_date_format(int64_t t, char *buf, size_t len);
 
 /* The per-site policy the operator configures. */
 struct cache_policy_conf {
-	int64_t default_ttl_s;	/* for cacheable responses without any
-				 * freshness information; 0: use heuristics */
-	int64_t min_ttl_s;	/* floor on explicit lifetimes */
-	int64_t max_ttl_s;	/* ceiling on every lifetime */
+	int64_t default_ttl_s;      /* for cacheable responses without any
+	                             * freshness information; 0: use heuristics */
+	int64_t min_ttl_s;          /* floor on explicit lifetimes */
+	int64_t max_ttl_s;          /* ceiling on every lifetime */
 	unsigned heuristic_percent; /* of (Date - Last-Modified), RFC 9111
-				     * §4.2.2; 10 by default */
+	                             * §4.2.2; 10 by default */
 	int64_t heuristic_max_s;    /* cap on heuristic lifetimes */
-	int share_set_cookie;	    /* store responses with Set-Cookie */
-	int honor_targeted;	    /* CDN-Cache-Control / Surrogate-Control */
+	int share_set_cookie;       /* store responses with Set-Cookie */
+	int honor_targeted;         /* CDN-Cache-Control / Surrogate-Control */
 };
 
 /* What the policy needs to know of one exchange. */
@@ -159,15 +158,15 @@ struct cache_exchange {
 	int req_pragma_no_cache; /* Pragma: no-cache without Cache-Control */
 	/* response */
 	int status;
-	struct cache_cc cc;	/* Cache-Control */
+	struct cache_cc cc;     /* Cache-Control */
 	struct cache_cc cdn_cc; /* CDN-Cache-Control, then Surrogate-Control */
-	int64_t date;		/* -1 if absent or invalid */
-	int64_t expires;	/* -1 absent; an invalid Expires is a past time */
+	int64_t date;           /* -1 if absent or invalid */
+	int64_t expires; /* -1 absent; an invalid Expires is a past time */
 	int has_expires;
 	int64_t last_modified; /* -1 if absent */
-	int64_t age;	       /* Age header in seconds, -1 if absent */
+	int64_t age;           /* Age header in seconds, -1 if absent */
 	int has_set_cookie;
-	int vary_star;	       /* Vary: * */
+	int vary_star; /* Vary: * */
 	/* clock, in seconds since the epoch (RFC 9111 §4.2.3) */
 	int64_t request_time;
 	int64_t response_time;
@@ -177,20 +176,20 @@ struct cache_exchange {
  * Fill the response-side fields of <x> from an origin response head:
  * <fields> is "Name: value\r\n" lines (no status line).
  */
-void cache_exchange_parse_response(struct cache_exchange *x,
-    const char *fields, size_t len);
+void cache_exchange_parse_response(
+    struct cache_exchange *x, const char *fields, size_t len);
 
 /* The result of deciding whether and how long to store a response. */
 struct cache_decision {
 	int storable;
-	const char *reason;	  /* static; why not storable, or how fresh */
-	int64_t freshness_s;	  /* freshness lifetime (RFC 9111 §4.2.1) */
-	int64_t initial_age_s;	  /* corrected_initial_age (§4.2.3) */
-	int64_t swr_s;		  /* stale-while-revalidate allowance */
-	int64_t sie_s;		  /* stale-if-error allowance */
+	const char *reason;    /* static; why not storable, or how fresh */
+	int64_t freshness_s;   /* freshness lifetime (RFC 9111 §4.2.1) */
+	int64_t initial_age_s; /* corrected_initial_age (§4.2.3) */
+	int64_t swr_s;         /* stale-while-revalidate allowance */
+	int64_t sie_s;         /* stale-if-error allowance */
 	unsigned must_revalidate : 1; /* no stale ever (incl. s-maxage) */
-	unsigned no_cache : 1;	  /* store, but validate before each use */
-	unsigned heuristic : 1;	  /* lifetime came from Last-Modified */
+	unsigned no_cache : 1;        /* store, but validate before each use */
+	unsigned heuristic : 1;       /* lifetime came from Last-Modified */
 };
 
 /*
@@ -201,17 +200,17 @@ void cache_policy_decide(const struct cache_policy_conf *pc,
     const struct cache_exchange *x, struct cache_decision *d);
 
 /* The current age of a stored response (RFC 9111 §4.2.3). */
-int64_t cache_current_age(int64_t initial_age_s, int64_t response_time,
-    int64_t now);
+int64_t cache_current_age(
+    int64_t initial_age_s, int64_t response_time, int64_t now);
 
 /* What to do with a stored response for a new request. */
 enum cache_use {
-	CACHE_USE_FRESH = 0,	/* serve it */
-	CACHE_USE_STALE_OK,	/* serve it stale (max-stale allows) */
+	CACHE_USE_FRESH = 0,        /* serve it */
+	CACHE_USE_STALE_OK,         /* serve it stale (max-stale allows) */
 	CACHE_USE_STALE_REVALIDATE, /* serve it, revalidate in background
-				     * (stale-while-revalidate) */
-	CACHE_USE_REVALIDATE,	/* validate with the origin first */
-	CACHE_USE_MISS,		/* ignore it (request no-store etc.) */
+	                             * (stale-while-revalidate) */
+	CACHE_USE_REVALIDATE,       /* validate with the origin first */
+	CACHE_USE_MISS,             /* ignore it (request no-store etc.) */
 };
 
 /*
@@ -238,16 +237,16 @@ struct cache_obj {
 #define CACHE_OBJ_MAGIC 0x3a91c4e7u
 	atomic_uint refcnt;
 	uint8_t key[CACHE_HASH_LEN]; /* primary key hash */
-	uint64_t variant;	     /* Vary secondary key; 0 if none */
+	uint64_t variant;            /* Vary secondary key; 0 if none */
 	int status;
 	struct cache_decision d; /* what the policy decided at store time */
-	int64_t response_time;	 /* RFC 9111 §4.2.3, seconds */
-	int64_t stored_at;	 /* seconds */
-	uint64_t purge_gen;	 /* purge generation at fill start */
-	char *url;		 /* the normalised key string */
+	int64_t response_time;   /* RFC 9111 §4.2.3, seconds */
+	int64_t stored_at;       /* seconds */
+	uint64_t purge_gen;      /* purge generation at fill start */
+	char *url;               /* the normalised key string */
 	size_t url_len;
 	char *fields; /* response head to replay: "Name: value\r\n" lines,
-		       * hop-by-hop fields and Age already removed */
+	               * hop-by-hop fields and Age already removed */
 	size_t fields_len;
 	char *vary; /* the response's Vary value ("" if none) */
 	size_t vary_len;
@@ -270,9 +269,8 @@ struct cache_obj {
  */
 struct cache_obj *cache_obj_new(const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, int status, const struct cache_decision *d,
-    int64_t response_time, const char *url, size_t url_len,
-    const char *fields, size_t fields_len, const char *vary,
-    size_t vary_len);
+    int64_t response_time, const char *url, size_t url_len, const char *fields,
+    size_t fields_len, const char *vary, size_t vary_len);
 /* Append body bytes (before sharing).  CDN_ENOMEM if memory runs out. */
 int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
@@ -285,12 +283,12 @@ size_t cache_obj_footprint(const struct cache_obj *o);
 struct cache_store;
 
 struct cache_store_conf {
-	const char *dir;	 /* the LMDB environment's directory */
-	uint64_t disk_bytes;	 /* map size: the disk budget */
-	uint64_t memory_bytes;	 /* memory tier budget */
+	const char *dir;           /* the LMDB environment's directory */
+	uint64_t disk_bytes;       /* map size: the disk budget */
+	uint64_t memory_bytes;     /* memory tier budget */
 	uint64_t max_object_bytes; /* larger responses are not stored */
-	unsigned high_water_pct; /* evict above this share of disk_bytes */
-	unsigned low_water_pct;	 /* down to this */
+	unsigned high_water_pct;   /* evict above this share of disk_bytes */
+	unsigned low_water_pct;    /* down to this */
 };
 
 /*
@@ -334,8 +332,8 @@ void cache_store_put(struct cache_store *s, struct cache_obj *o);
 
 /* Remove every variant of a primary key from both tiers (queued for LMDB,
  * immediate in memory). */
-void cache_store_remove(struct cache_store *s,
-    const uint8_t key[CACHE_HASH_LEN]);
+void cache_store_remove(
+    struct cache_store *s, const uint8_t key[CACHE_HASH_LEN]);
 
 /* Note a hit for eviction order (cheap: batched, coarse buckets). */
 void cache_store_touch(struct cache_store *s, const struct cache_obj *o);
@@ -345,16 +343,16 @@ void cache_store_touch(struct cache_store *s, const struct cache_obj *o);
 void cache_store_sync(struct cache_store *s);
 
 struct cache_store_stats {
-	uint64_t objects;	  /* in LMDB */
-	uint64_t bytes;		  /* accounted bytes in LMDB */
+	uint64_t objects; /* in LMDB */
+	uint64_t bytes;   /* accounted bytes in LMDB */
 	uint64_t mem_objects;
 	uint64_t mem_bytes;
 	uint64_t puts, put_drops; /* stored / not stored (queue, map full) */
-	uint64_t evictions;	  /* objects evicted from LMDB */
+	uint64_t evictions;       /* objects evicted from LMDB */
 	uint64_t mem_evictions;
-	uint64_t map_full;	  /* MDB_MAP_FULL seen */
-	uint64_t corrupt;	  /* records that failed their checks */
-	uint64_t io_errors;	  /* other LMDB failures (logged) */
+	uint64_t map_full;  /* MDB_MAP_FULL seen */
+	uint64_t corrupt;   /* records that failed their checks */
+	uint64_t io_errors; /* other LMDB failures (logged) */
 };
 void cache_store_stats(struct cache_store *s, struct cache_store_stats *st);
 

@@ -12,7 +12,7 @@
 /* Fallible functions return 0 or one of these (never a library's own code). */
 enum cdn_rc {
 	CDN_OK = 0,
-	CDN_AGAIN = -1,	   /* outcome: not yet, call again with more input */
+	CDN_AGAIN = -1,    /* outcome: not yet, call again with more input */
 	CDN_NOTFOUND = -2, /* outcome: nothing there, not an error */
 	CDN_EINVAL = -3,
 	CDN_ENOMEM = -4,
@@ -21,22 +21,22 @@ enum cdn_rc {
 	CDN_ELIMIT = -7, /* a configured limit was exceeded */
 };
 
-#define CDN_WUR __attribute__((warn_unused_result))
-#define CDN_UNUSED __attribute__((unused))
-#define CDN_NORETURN __attribute__((noreturn))
+#define CDN_WUR          __attribute__((warn_unused_result))
+#define CDN_UNUSED       __attribute__((unused))
+#define CDN_NORETURN     __attribute__((noreturn))
 #define CDN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Static name of a cdn_rc ("CDN_EIO"), for logs. */
 const char *cdn_strerror(int rc);
 
-CDN_NORETURN void cdn_assert_fail(const char *file, int line,
-    const char *func, const char *expr);
+CDN_NORETURN void cdn_assert_fail(
+    const char *file, int line, const char *func, const char *expr);
 
 /* Always compiled in: release builds are where a crash must name its cause. */
-#define CDN_ASSERT(e)                                                   \
-	do {                                                            \
-		if (__builtin_expect(!(e), 0))                          \
-			cdn_assert_fail(__FILE__, __LINE__, __func__, #e); \
+#define CDN_ASSERT(e)                                                          \
+	do {                                                                   \
+		if (__builtin_expect(!(e), 0))                                 \
+			cdn_assert_fail(__FILE__, __LINE__, __func__, #e);     \
 	} while (0)
 
 /* Expensive checks (walking a list) only exist with --enable-debug. */
@@ -46,10 +46,10 @@ CDN_NORETURN void cdn_assert_fail(const char *file, int line,
 #define CDN_DASSERT(e) ((void)0)
 #endif
 
-#define MAGIC_CHECK(ptr, want)                      \
-	do {                                        \
-		CDN_ASSERT((ptr) != NULL);          \
-		CDN_ASSERT((ptr)->magic == (want)); \
+#define MAGIC_CHECK(ptr, want)                                                 \
+	do {                                                                   \
+		CDN_ASSERT((ptr) != NULL);                                     \
+		CDN_ASSERT((ptr)->magic == (want));                            \
 	} while (0)
 
 /* Call just before free(): a stale pointer then fails MAGIC_CHECK. */

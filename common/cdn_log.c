@@ -30,7 +30,7 @@ volatile int cdn_log_level_now = CDN_LOG_INFO;
 static atomic_int diag_fd = STDERR_FILENO;
 static char *diag_path;
 
-static const char *const level_names[] = { "err", "warn", "info", "debug" };
+static const char *const level_names[] = {"err", "warn", "info", "debug"};
 
 int
 cdn_log_level_parse(const char *s, enum cdn_log_level *out)
@@ -65,8 +65,7 @@ cdn_log_timestamp(char *buf, size_t len)
 }
 
 void
-cdn_log_emit(enum cdn_log_level level, const char *subsys, const char *fmt,
-    ...)
+cdn_log_emit(enum cdn_log_level level, const char *subsys, const char *fmt, ...)
 {
 	char line[2048];
 	size_t n;
@@ -75,8 +74,8 @@ cdn_log_emit(enum cdn_log_level level, const char *subsys, const char *fmt,
 
 	cdn_log_timestamp(line, 32);
 	n = strlen(line);
-	m = snprintf(line + n, sizeof(line) - n, " %s %s: ",
-	    cdn_log_level_name(level), subsys);
+	m = snprintf(line + n, sizeof(line) - n,
+	    " %s %s: ", cdn_log_level_name(level), subsys);
 	if (m > 0)
 		n += (size_t)m;
 	va_start(ap, fmt);
@@ -105,8 +104,8 @@ cdn_log_open(const char *path)
 		return CDN_OK;
 	fd = open_append(path);
 	if (fd == -1) {
-		CDN_LOG(CDN_LOG_ERR, "log", "open %s: %s", path,
-		    strerror(errno));
+		CDN_LOG(
+		    CDN_LOG_ERR, "log", "open %s: %s", path, strerror(errno));
 		return CDN_EIO;
 	}
 	old = atomic_exchange(&diag_fd, fd);
@@ -374,7 +373,8 @@ cdn_alog_printf(struct cdn_alog_buf *b, const char *fmt, ...)
 	if (n < 0)
 		return;
 	if ((size_t)n + 1 >= room) {
-		/* Too long for what is left: flush and retry once, truncating. */
+		/* Too long for what is left: flush and retry once, truncating.
+		 */
 		cdn_alog_buf_flush(b);
 		room = sizeof(b->data);
 		va_start(ap, fmt);

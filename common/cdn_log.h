@@ -28,14 +28,14 @@ enum cdn_log_level {
 /* Read without a lock on every CDN_LOG: set once at start-up or reload. */
 extern volatile int cdn_log_level_now;
 
-#define CDN_LOG(level, subsys, ...)                               \
-	do {                                                      \
-		if ((int)(level) <= cdn_log_level_now)            \
-			cdn_log_emit((level), (subsys), __VA_ARGS__); \
+#define CDN_LOG(level, subsys, ...)                                            \
+	do {                                                                   \
+		if ((int)(level) <= cdn_log_level_now)                         \
+			cdn_log_emit((level), (subsys), __VA_ARGS__);          \
 	} while (0)
 
-void cdn_log_emit(enum cdn_log_level level, const char *subsys,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cdn_log_emit(enum cdn_log_level level, const char *subsys, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 
 /* Parse "err", "warn", "info" or "debug".  Returns CDN_EINVAL if unknown. */
 int cdn_log_level_parse(const char *s, enum cdn_log_level *out) CDN_WUR;

@@ -78,8 +78,8 @@ cdn_sb_free(struct cdn_strbuf *b)
 }
 
 const char *
-cdn_fields_get(const char *fields, size_t fields_len, const char *name,
-    size_t *len)
+cdn_fields_get(
+    const char *fields, size_t fields_len, const char *name, size_t *len)
 {
 	const char *p = fields, *end = fields + fields_len, *eol, *v;
 	size_t nlen = strlen(name);
@@ -94,8 +94,9 @@ cdn_fields_get(const char *fields, size_t fields_len, const char *name,
 			while (v < eol && (*v == ' ' || *v == '\t'))
 				v++;
 			*len = (size_t)(eol - v);
-			while (*len > 0 && (v[*len - 1] == '\r' ||
-			    v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+			while (*len > 0 &&
+			    (v[*len - 1] == '\r' || v[*len - 1] == ' ' ||
+			        v[*len - 1] == '\t'))
 				(*len)--;
 			return v;
 		}

@@ -26,7 +26,7 @@ void cdn_sb_free(struct cdn_strbuf *b);
  * the value (OWS trimmed) and its length in *len, or NULL.  The value
  * points into <fields>.
  */
-const char *cdn_fields_get(const char *fields, size_t fields_len,
-    const char *name, size_t *len);
+const char *cdn_fields_get(
+    const char *fields, size_t fields_len, const char *name, size_t *len);
 
 #endif /* CDN_STRBUF_H */

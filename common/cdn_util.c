@@ -57,8 +57,8 @@ oom(size_t len)
 	char buf[96];
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "out of memory allocating %zu bytes\n",
-	    len);
+	n = snprintf(
+	    buf, sizeof(buf), "out of memory allocating %zu bytes\n", len);
 	if (n > 0)
 		(void)!write(STDERR_FILENO, buf, (size_t)n);
 	abort();

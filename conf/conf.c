@@ -1361,20 +1361,19 @@ validate_tls(const struct conf *c, struct errsink *es)
 		    "absent or unknown");
 	if (c->tls_cert[0] == '\0' &&
 	    (c->tls_key[0] != '\0' || c->tls_ocsp_file[0] != '\0'))
-		errsink_at(es, 0, 0, c->tls_key[0] != '\0' ? "tls_key" :
-							     "tls_ocsp_file",
+		errsink_at(es, 0, 0,
+		    c->tls_key[0] != '\0' ? "tls_key" : "tls_ocsp_file",
 		    "set without tls_cert");
 	if (c->tls_ticket_rotate > 0 && c->tls_ticket_rotate < 1000)
 		errsink_at(es, 0, 0, "tls_ticket_rotate",
 		    "must be 0 (no tickets) or at least 1s");
-	if (c->origin_client_key[0] != '\0' &&
-	    c->origin_client_cert[0] == '\0')
+	if (c->origin_client_key[0] != '\0' && c->origin_client_cert[0] == '\0')
 		errsink_at(es, 0, 0, "origin_client_key",
 		    "set without origin_client_cert");
 	for (unsigned i = 0; i < c->tls_sni_cert.n; i++) {
 		ba = cdn_xstrdup(c->tls_sni_cert.v[i]);
 		if (conf_parse_sni_cert(c->tls_sni_cert.v[i], ba,
-			strlen(ba) + 1, &a, &why) != CDN_OK) {
+		        strlen(ba) + 1, &a, &why) != CDN_OK) {
 			errsink_at(es, 0, 0, "tls_sni_cert", "%s", why);
 			free(ba);
 			continue;
@@ -1382,7 +1381,7 @@ validate_tls(const struct conf *c, struct errsink *es)
 		for (unsigned j = 0; j < i; j++) {
 			bb = cdn_xstrdup(c->tls_sni_cert.v[j]);
 			if (conf_parse_sni_cert(c->tls_sni_cert.v[j], bb,
-				strlen(bb) + 1, &b, &why) == CDN_OK &&
+			        strlen(bb) + 1, &b, &why) == CDN_OK &&
 			    strcmp(a.name, b.name) == 0) {
 				errsink_at(es, 0, 0, "tls_sni_cert",
 				    "%s given twice", a.name);
@@ -1433,7 +1432,7 @@ conf_validate(const struct conf *c, FILE *err)
 		}
 		for (unsigned j = 0; j < i; j++) {
 			if (listen_at(c, j, h2, sizeof(h2), &p2, &n2, &v2,
-				&why) == CDN_OK &&
+			        &why) == CDN_OK &&
 			    p1 == p2 && strcmp(h1, h2) == 0) {
 				if (strcmp(n1, n2) == 0)
 					errsink_at(&es, 0, 0, n1,

@@ -36,16 +36,16 @@ struct conf {
 	 * and every URL conf_parse_url() when it was set.
 	 */
 
-#define CONF_FIELD_STR(name) char *name;
-#define CONF_FIELD_STRLIST(name) struct conf_strlist name;
-#define CONF_FIELD_ADDR(name) char *name;
-#define CONF_FIELD_ADDRLIST(name) struct conf_strlist name;
-#define CONF_FIELD_URL(name) char *name;
-#define CONF_FIELD_SIZE(name) uint64_t name;
-#define CONF_FIELD_UINT(name) unsigned name;
-#define CONF_FIELD_DURATION(name) uint64_t name;
-#define CONF_FIELD_LOGLEVEL(name) enum cdn_log_level name;
-#define CONF_FIELD_SNICERT(name) struct conf_strlist name;
+#define CONF_FIELD_STR(name)                     char *name;
+#define CONF_FIELD_STRLIST(name)                 struct conf_strlist name;
+#define CONF_FIELD_ADDR(name)                    char *name;
+#define CONF_FIELD_ADDRLIST(name)                struct conf_strlist name;
+#define CONF_FIELD_URL(name)                     char *name;
+#define CONF_FIELD_SIZE(name)                    uint64_t name;
+#define CONF_FIELD_UINT(name)                    unsigned name;
+#define CONF_FIELD_DURATION(name)                uint64_t name;
+#define CONF_FIELD_LOGLEVEL(name)                enum cdn_log_level name;
+#define CONF_FIELD_SNICERT(name)                 struct conf_strlist name;
 #define CONF_KEY(name, type, min, max, def, doc) CONF_FIELD_##type(name)
 #include "conf/conf_keys.h"
 #undef CONF_KEY
@@ -54,10 +54,10 @@ struct conf {
 /* What the command line asked for besides running. */
 enum conf_action {
 	CONF_ACT_RUN = 0,
-	CONF_ACT_HELP,	  /* --help / -h */
+	CONF_ACT_HELP,    /* --help / -h */
 	CONF_ACT_VERSION, /* --version / -V */
-	CONF_ACT_TEST,	  /* -t: check the config and exit */
-	CONF_ACT_DUMP,	  /* --dump-config: print the effective config */
+	CONF_ACT_TEST,    /* -t: check the config and exit */
+	CONF_ACT_DUMP,    /* --dump-config: print the effective config */
 };
 
 /*
@@ -83,7 +83,7 @@ struct conf *conf_new_defaults(void);
 int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
 
 /* Limits of a config file. */
-#define CONF_MAX_LINE 4096	  /* bytes per line, without the newline */
+#define CONF_MAX_LINE 4096       /* bytes per line, without the newline */
 #define CONF_MAX_FILE (1u << 20) /* bytes per file */
 
 /*
@@ -91,16 +91,16 @@ int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
  * NUL); <name> is what errors call it.  Does not set c->config.  <err> may
  * be NULL here and in conf_load_file: errors are then only counted.
  */
-int conf_load_buf(struct conf *c, const char *name, const char *buf,
-    size_t len, FILE *err) CDN_WUR;
+int conf_load_buf(struct conf *c, const char *name, const char *buf, size_t len,
+    FILE *err) CDN_WUR;
 
 /*
  * Set one directive as a file line "name value" would (a list gets the
  * value appended), for building a conf by hand.  An error goes to <err> as
  * "edged: error: name: why"; returns CDN_OK or CDN_EINVAL (<c> untouched).
  */
-int conf_set(struct conf *c, const char *name, const char *value,
-    FILE *err) CDN_WUR;
+int conf_set(
+    struct conf *c, const char *name, const char *value, FILE *err) CDN_WUR;
 
 /*
  * Cross-directive checks that need the whole config (at least one listen,
@@ -120,8 +120,8 @@ void conf_unref(struct conf **cp);
  * Each returns CDN_OK or CDN_EINVAL with *why a static message.
  */
 int conf_parse_size(const char *s, uint64_t *out, const char **why) CDN_WUR;
-int conf_parse_duration_ms(const char *s, uint64_t *out,
-    const char **why) CDN_WUR;
+int conf_parse_duration_ms(
+    const char *s, uint64_t *out, const char **why) CDN_WUR;
 /*
  * Split "HOST:PORT" ("127.0.0.1:80", "[::1]:80", "*:80", "localhost:80")
  * into host (brackets removed; "*" becomes "0.0.0.0") and port 1..65535.

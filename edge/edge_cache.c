@@ -18,9 +18,9 @@
 
 #include "edge/edge_int.h"
 
-#define KEY_MAX 8192	  /* longest cache key; longer URLs bypass */
-#define VARY_MAX 1024	  /* longest stored Vary value */
-#define VARY_FIELDS 128	  /* request fields the Vary logic looks at */
+#define KEY_MAX     8192 /* longest cache key; longer URLs bypass */
+#define VARY_MAX    1024 /* longest stored Vary value */
+#define VARY_FIELDS 128  /* request fields the Vary logic looks at */
 
 /* ---- helpers ---- */
 
@@ -71,9 +71,8 @@ key_for(const struct edge *e, const char *scheme, const char *host,
 	char buf[KEY_MAX];
 	size_t len;
 
-	if (cache_key_build(&e->key_rules, scheme, host, hostlen, path,
-		pathlen, query, querylen, has_query, buf, sizeof(buf),
-		&len) != CDN_OK)
+	if (cache_key_build(&e->key_rules, scheme, host, hostlen, path, pathlen,
+	        query, querylen, has_query, buf, sizeof(buf), &len) != CDN_OK)
 		return CDN_EINVAL;
 	cache_key_hash(buf, len, key);
 	if (url != NULL) {
@@ -85,8 +84,8 @@ key_for(const struct edge *e, const char *scheme, const char *host,
 
 /* The request's fields as the Vary logic takes them.  -1 if too many. */
 static int
-request_fields(const struct http_request *req, struct cache_field *f,
-    unsigned cap)
+request_fields(
+    const struct http_request *req, struct cache_field *f, unsigned cap)
 {
 	if (req->n_headers > cap)
 		return -1;
@@ -134,8 +133,7 @@ inm_matches(const char *list, size_t len, const char *etag, size_t elen)
 
 /* RFC 9110 §13.1.1-2: may the client's conditional get a 304? */
 static int
-client_not_modified(const struct http_request *req,
-    const struct cache_obj *o)
+client_not_modified(const struct http_request *req, const struct cache_obj *o)
 {
 	const struct http_header *inm, *ims;
 	const char *etag, *lm;
@@ -147,8 +145,8 @@ client_not_modified(const struct http_request *req,
 	inm = http_request_find(req, "if-none-match");
 	if (inm != NULL) {
 		etag = cdn_fields_get(o->fields, o->fields_len, "etag", &elen);
-		return etag != NULL && inm_matches(inm->value.p,
-					   inm->value.len, etag, elen);
+		return etag != NULL &&
+		    inm_matches(inm->value.p, inm->value.len, etag, elen);
 	}
 	ims = http_request_find(req, "if-modified-since");
 	if (ims == NULL)
@@ -165,9 +163,8 @@ client_not_modified(const struct http_request *req,
 static int
 is_304_field(const char *name, size_t len)
 {
-	static const char *const keep[] = { "cache-control",
-		"content-location", "date", "etag", "expires", "vary", "via",
-		"last-modified" };
+	static const char *const keep[] = {"cache-control", "content-location",
+	    "date", "etag", "expires", "vary", "via", "last-modified"};
 
 	for (size_t i = 0; i < CDN_ARRAY_LEN(keep); i++)
 		if (slice_is(name, len, keep[i]))
@@ -195,7 +192,7 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
     int64_t age, const char *status_text)
 {
 	const struct http_request *req = http_txn_request(txn);
-	struct cdn_strbuf f = { .max = 256 * 1024 };
+	struct cdn_strbuf f = {.max = 256 * 1024};
 	const char *p, *end, *eol, *colon;
 	int not_modified = client_not_modified(req, o);
 	uint64_t off = 0, n;
@@ -205,15 +202,16 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 		for (p = o->fields; p < end; p = eol + 1) {
 			eol = memchr(p, '\n', (size_t)(end - p));
 			colon = memchr(p, ':', (size_t)(eol - p));
-			if (colon != NULL && is_304_field(p, (size_t)(colon - p)))
+			if (colon != NULL &&
+			    is_304_field(p, (size_t)(colon - p)))
 				cdn_sb_add(&f, p, (size_t)(eol + 1 - p));
 		}
 	} else {
 		cdn_sb_add(&f, o->fields, o->fields_len);
 	}
 	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
-	cdn_sb_printf(&f, "Cache-Status: %s; %s\r\n", cache_name(pt),
-	    status_text);
+	cdn_sb_printf(
+	    &f, "Cache-Status: %s; %s\r\n", cache_name(pt), status_text);
 	if (f.failed) {
 		/* Only a pathological stored head gets here: send it bare. */
 		cdn_sb_free(&f);
@@ -238,8 +236,7 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 /* ---- request side ---- */
 
 int
-edge_cache_drops_field(const struct proxy_txn *pt, const char *name,
-    size_t len)
+edge_cache_drops_field(const struct proxy_txn *pt, const char *name, size_t len)
 {
 	/*
 	 * A fetch that may fill the cache must get the whole response: the
@@ -289,15 +286,15 @@ edge_cache_origin_fields(const struct proxy_txn *pt, struct cdn_strbuf *fb)
 	if (pt->stale == NULL)
 		return;
 	/* RFC 9111 §4.3.1: validate with what the stored response has. */
-	v = cdn_fields_get(pt->stale->fields, pt->stale->fields_len, "etag",
-	    &len);
+	v = cdn_fields_get(
+	    pt->stale->fields, pt->stale->fields_len, "etag", &len);
 	if (v != NULL) {
 		cdn_sb_str(fb, "If-None-Match: ");
 		cdn_sb_add(fb, v, len);
 		cdn_sb_add(fb, "", 1);
 	}
-	v = cdn_fields_get(pt->stale->fields, pt->stale->fields_len,
-	    "last-modified", &len);
+	v = cdn_fields_get(
+	    pt->stale->fields, pt->stale->fields_len, "last-modified", &len);
 	if (v != NULL) {
 		cdn_sb_str(fb, "If-Modified-Since: ");
 		cdn_sb_add(fb, v, len);
@@ -325,8 +322,8 @@ parse_request_directives(struct proxy_txn *pt, const struct http_request *req)
 	if (!has_cc) {
 		const struct http_header *pr = http_request_find(req, "pragma");
 
-		if (pr != NULL && memmem(pr->value.p, pr->value.len,
-				      "no-cache", 8) != NULL)
+		if (pr != NULL &&
+		    memmem(pr->value.p, pr->value.len, "no-cache", 8) != NULL)
 			pt->pragma_no_cache = 1;
 	}
 	pt->x.req_pragma_no_cache = pt->pragma_no_cache;
@@ -370,18 +367,18 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	key_host(e, req, &host, &hostlen);
 	if (key_for(e, key_scheme(pt), host, hostlen, req->path.p,
-		req->path.len, req->query.p, req->query.len, req->has_query,
-		pt->key, &pt->key_url, &pt->key_url_len) == CDN_OK)
+	        req->path.len, req->query.p, req->query.len, req->has_query,
+	        pt->key, &pt->key_url, &pt->key_url_len) == CDN_OK)
 		pt->has_key = 1;
 	if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD) {
-		snprintf(pt->cache_status, sizeof(pt->cache_status),
-		    "fwd=method");
+		snprintf(
+		    pt->cache_status, sizeof(pt->cache_status), "fwd=method");
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
 	if (!pt->has_key || bypassed(e->conf, req)) {
-		snprintf(pt->cache_status, sizeof(pt->cache_status),
-		    "fwd=bypass");
+		snprintf(
+		    pt->cache_status, sizeof(pt->cache_status), "fwd=bypass");
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
@@ -393,10 +390,10 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		pt->head_as_get = 1;
 
 	nf = request_fields(req, fields, VARY_FIELDS);
-	rc = cache_store_get_vary(e->store, pt->key, vary, sizeof(vary),
-	    &vlen);
+	rc = cache_store_get_vary(e->store, pt->key, vary, sizeof(vary), &vlen);
 	if (rc != CDN_OK && rc != CDN_NOTFOUND) {
-		/* A Vary rule we cannot read (too long): never guess a variant. */
+		/* A Vary rule we cannot read (too long): never guess a variant.
+		 */
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "fwd=vary-miss");
 		goto miss;
@@ -404,8 +401,8 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	if (rc == CDN_OK) {
 		has_vary = 1;
 		if (nf < 0 ||
-		    cache_vary_key(vary, vlen, fields, (unsigned)nf,
-			&variant) != CDN_OK) {
+		    cache_vary_key(
+		        vary, vlen, fields, (unsigned)nf, &variant) != CDN_OK) {
 			snprintf(pt->cache_status, sizeof(pt->cache_status),
 			    "fwd=vary-miss");
 			goto miss;
@@ -422,7 +419,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	use = cache_policy_use(&o->d, age, &pt->x.req_cc, pt->pragma_no_cache);
 	if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
 	    (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS &&
-		!o->d.must_revalidate && !o->d.no_cache)) {
+	        !o->d.must_revalidate && !o->d.no_cache)) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; ttl=%lld", (long long)(o->d.freshness_s - age));
 		if (from_memory)
@@ -437,15 +434,15 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	if (use == CACHE_USE_MISS) {
 		cache_obj_unref(&o);
-		snprintf(pt->cache_status, sizeof(pt->cache_status),
-		    "fwd=request");
+		snprintf(
+		    pt->cache_status, sizeof(pt->cache_status), "fwd=request");
 		goto miss;
 	}
 	/* Stale, or the request asked for validation: ask the origin. */
 	pt->stale = o;
 	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
-	    (pt->x.req_cc.no_cache || pt->pragma_no_cache) ? "fwd=request" :
-							     "fwd=stale");
+	    (pt->x.req_cc.no_cache || pt->pragma_no_cache) ? "fwd=request"
+	                                                   : "fwd=stale");
 	EDGE_COUNTER_INC(w, cache_revalidations);
 	if (!pt->x.req_cc.only_if_cached)
 		return 0;
@@ -454,8 +451,8 @@ miss:
 	EDGE_COUNTER_INC(w, cache_misses);
 	if (pt->x.req_cc.only_if_cached) {
 		/* RFC 9111 §5.2.1.7: nothing usable stored: 504. */
-		http_txn_simple(txn, 504, "text/plain", "504 Gateway Timeout\n",
-		    20);
+		http_txn_simple(
+		    txn, 504, "text/plain", "504 Gateway Timeout\n", 20);
 		return 1;
 	}
 	return 0;
@@ -490,9 +487,10 @@ invalidate_location(struct proxy_txn *pt, const char *v, size_t len)
 	pathlen = (size_t)(v + len - path);
 	q = memchr(path, '?', pathlen);
 	if (key_for(e, key_scheme(pt), host, hostlen, path,
-		q != NULL ? (size_t)(q - path) : pathlen, q != NULL ? q + 1 : "",
-		q != NULL ? (size_t)(path + pathlen - q - 1) : 0, q != NULL,
-		key, NULL, NULL) == CDN_OK)
+	        q != NULL ? (size_t)(q - path) : pathlen,
+	        q != NULL ? q + 1 : "",
+	        q != NULL ? (size_t)(path + pathlen - q - 1) : 0, q != NULL,
+	        key, NULL, NULL) == CDN_OK)
 		cache_store_remove(e->store, key);
 }
 
@@ -527,9 +525,9 @@ stored_fields(const char *fields, size_t len, struct cdn_strbuf *st)
 		if (eol == NULL)
 			break;
 		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon != NULL && (slice_is(p, (size_t)(colon - p), "age") ||
-					 slice_is(p, (size_t)(colon - p),
-					     "cache-status")))
+		if (colon != NULL &&
+		    (slice_is(p, (size_t)(colon - p), "age") ||
+		        slice_is(p, (size_t)(colon - p), "cache-status")))
 			continue;
 		cdn_sb_add(st, p, (size_t)(eol + 1 - p));
 	}
@@ -563,7 +561,7 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
 	struct cache_obj *old = pt->stale, *o;
-	struct cdn_strbuf merged = { .max = 256 * 1024 };
+	struct cdn_strbuf merged = {.max = 256 * 1024};
 	const char *p, *end = old->fields + old->fields_len, *eol, *colon;
 	struct cache_exchange x;
 	struct cache_decision d;
@@ -604,16 +602,15 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 		return 0; /* no memory: the origin's 304 goes to the client */
 	snprintf(status_text, sizeof(status_text),
 	    "fwd=stale; fwd-status=304%s", d.storable ? "; stored" : "");
-	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
-	    status_text);
+	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s", status_text);
 	if (d.storable && !pt->x.req_cc.no_store) {
 		cache_store_put(e->store, o);
 		EDGE_COUNTER_INC(w, cache_stores);
 	}
 	pt->served = 1;
 	send_stored(pt, pt->txn, o,
-	    cache_current_age(d.initial_age_s, x.response_time,
-		x.response_time),
+	    cache_current_age(
+	        d.initial_age_s, x.response_time, x.response_time),
 	    status_text);
 	cache_obj_unref(&o);
 	cache_obj_unref(&pt->stale);
@@ -629,7 +626,7 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	const struct http_request *req = http_txn_request(pt->txn);
 	struct cache_field rf[VARY_FIELDS];
 	struct cache_decision d;
-	struct cdn_strbuf st = { .max = 256 * 1024 };
+	struct cdn_strbuf st = {.max = 256 * 1024};
 	const char *vary;
 	size_t vlen = 0;
 	uint64_t variant = 0;
@@ -653,13 +650,13 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	cache_policy_decide(&e->policy, &pt->x, &d);
 	store = d.storable && !pt->x.req_cc.no_store && status != 206 &&
 	    (pt->content_length < 0 ||
-		(uint64_t)pt->content_length <= e->conf->max_object_size);
+	        (uint64_t)pt->content_length <= e->conf->max_object_size);
 	vary = cdn_fields_get(fields, len, "vary", &vlen);
 	if (store && vary != NULL) {
 		nf = request_fields(req, rf, VARY_FIELDS);
 		if (nf < 0 || vlen > VARY_MAX ||
 		    cache_vary_key(vary, vlen, rf, (unsigned)nf, &variant) !=
-			CDN_OK)
+		        CDN_OK)
 			store = 0;
 	}
 	if (store) {
@@ -675,7 +672,8 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 		strcat(pt->cache_status, "; stored");
 	else if (!store && d.reason != NULL &&
 	    strlen(pt->cache_status) + strlen(d.reason) + 10 <
-		sizeof(pt->cache_status) && !d.storable) {
+	        sizeof(pt->cache_status) &&
+	    !d.storable) {
 		strcat(pt->cache_status, "; detail=");
 		strcat(pt->cache_status, d.reason);
 	}
@@ -705,9 +703,9 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 	if (pt->fill == NULL)
 		return;
 	/* Only a complete body is stored: never a truncated one. */
-	if (e == ORIGIN_OK && (pt->content_length < 0 ||
-				  pt->fill->body_len ==
-				      (uint64_t)pt->content_length)) {
+	if (e == ORIGIN_OK &&
+	    (pt->content_length < 0 ||
+	        pt->fill->body_len == (uint64_t)pt->content_length)) {
 		cache_store_put(w->edge->store, pt->fill);
 		EDGE_COUNTER_INC(w, cache_stores);
 	}

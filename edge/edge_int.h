@@ -42,7 +42,7 @@ enum edge_method_class {
 enum edge_from {
 	EDGE_FROM_CACHE = 0, /* a hit, or the stored copy after a 304 */
 	EDGE_FROM_ORIGIN,    /* the origin's response, streamed through */
-	EDGE_FROM_EDGE,	     /* written by the node: its errors, 501, 504 */
+	EDGE_FROM_EDGE,      /* written by the node: its errors, 501, 504 */
 	EDGE_FROM_COUNT
 };
 
@@ -50,18 +50,17 @@ enum edge_from {
 #define EDGE_ORIGIN_BUCKETS 18
 
 /* Single-writer counters: a plain load+store, no locked instruction. */
-#define EDGE_COUNTER_ADD(w, field, n)                                     \
-	atomic_store_explicit(&(w)->ctr.field,                            \
-	    atomic_load_explicit(&(w)->ctr.field, memory_order_relaxed) + \
-		(n),                                                      \
+#define EDGE_COUNTER_ADD(w, field, n)                                          \
+	atomic_store_explicit(&(w)->ctr.field,                                 \
+	    atomic_load_explicit(&(w)->ctr.field, memory_order_relaxed) + (n), \
 	    memory_order_relaxed)
 #define EDGE_COUNTER_INC(w, field) EDGE_COUNTER_ADD(w, field, 1)
 
 struct edge_counters {
-	_Atomic uint64_t requests;	 /* client requests ended */
-	_Atomic uint64_t status[6];	 /* by class: [1]=1xx..[5]=5xx, [0] none */
-	_Atomic uint64_t client_aborts;	 /* client gone before the end */
-	_Atomic uint64_t bad_requests;	 /* refused by the parser/limits */
+	_Atomic uint64_t requests;  /* client requests ended */
+	_Atomic uint64_t status[6]; /* by class: [1]=1xx..[5]=5xx, [0] none */
+	_Atomic uint64_t client_aborts; /* client gone before the end */
+	_Atomic uint64_t bad_requests;  /* refused by the parser/limits */
 	_Atomic uint64_t origin_fetches;
 	_Atomic uint64_t origin_errors;
 	_Atomic uint64_t origin_timeouts;
@@ -69,17 +68,17 @@ struct edge_counters {
 	_Atomic uint64_t conns_accepted;
 	_Atomic uint64_t cache_hits_memory; /* fresh hits by tier */
 	_Atomic uint64_t cache_hits_disk;
-	_Atomic uint64_t cache_misses;	  /* uri-miss and vary-miss */
+	_Atomic uint64_t cache_misses;        /* uri-miss and vary-miss */
 	_Atomic uint64_t cache_revalidations; /* stale: asked the origin */
 	_Atomic uint64_t cache_not_modified;  /* ... and it said 304 */
-	_Atomic uint64_t cache_stores;	  /* responses handed to the store */
+	_Atomic uint64_t cache_stores; /* responses handed to the store */
 	_Atomic uint64_t cache_invalidations; /* after unsafe methods */
-	_Atomic uint64_t cache_bypass;	  /* method, bypass prefix, no key */
-	_Atomic uint64_t tls_handshakes;	 /* full TLS handshakes */
-	_Atomic uint64_t tls_resumed;		 /* ticket or session cache */
-	_Atomic uint64_t tls_handshake_errors;	 /* garbage, old protocol */
+	_Atomic uint64_t cache_bypass;   /* method, bypass prefix, no key */
+	_Atomic uint64_t tls_handshakes; /* full TLS handshakes */
+	_Atomic uint64_t tls_resumed;    /* ticket or session cache */
+	_Atomic uint64_t tls_handshake_errors;   /* garbage, old protocol */
 	_Atomic uint64_t tls_handshake_timeouts; /* stalled handshakes */
-	_Atomic uint64_t tls_handshake_aborts;	 /* closed mid-handshake */
+	_Atomic uint64_t tls_handshake_aborts;   /* closed mid-handshake */
 	/* For /metrics and /stats (edge_admin.c). */
 	_Atomic uint64_t req_class[EDGE_MC_COUNT][6]; /* x status[] index */
 	_Atomic uint64_t bytes_from[EDGE_FROM_COUNT]; /* head + body */
@@ -129,7 +128,7 @@ struct edge_worker {
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
 	struct event *flush_timer; /* hands the access log over */
-	struct event *drain_ev;	   /* activated by the main thread */
+	struct event *drain_ev;    /* activated by the main thread */
 	struct event *drain_timer; /* drain deadline */
 	/*
 	 * Written on every request by this worker only.  The pads keep other
@@ -159,13 +158,14 @@ struct edge {
 	uint64_t start_ms;
 	/* From conf->origin: "http://host:port", no trailing slash. */
 	char *origin_base;
-	char *origin_authority; /* "host:port": Host when the client sent none */
+	char
+	    *origin_authority; /* "host:port": Host when the client sent none */
 	struct origin_timeouts origin_to;
 	/* The cache; NULL without cache_dir. */
 	struct cache_store *store;
 	struct cache_policy_conf policy;
 	struct cache_key_rules key_rules; /* params borrowed from conf */
-	struct edge_tls *tls; /* NULL without listen_tls */
+	struct edge_tls *tls;             /* NULL without listen_tls */
 };
 
 /*
@@ -180,22 +180,22 @@ struct proxy_txn {
 	struct origin_fetch *fetch;
 	enum origin_err origin_err;
 	uint64_t origin_ms;
-	unsigned responded : 1;	  /* the client has its response head */
+	unsigned responded : 1; /* the client has its response head */
 	unsigned used_origin : 1;
 	/* cache (edge_cache.c) */
-	unsigned has_key : 1;	  /* key and key_url are set */
-	unsigned cache_on : 1;	  /* may be answered from / stored in cache */
+	unsigned has_key : 1;     /* key and key_url are set */
+	unsigned cache_on : 1;    /* may be answered from / stored in cache */
 	unsigned head_as_get : 1; /* a HEAD fetched as GET to fill the cache */
-	unsigned served : 1;	  /* answered from the stored copy (304) */
+	unsigned served : 1;      /* answered from the stored copy (304) */
 	unsigned pragma_no_cache : 1;
 	uint8_t key[CACHE_HASH_LEN];
 	char *key_url;
 	size_t key_url_len;
-	int64_t content_length; /* the origin's, -1 if unknown */
+	int64_t content_length;  /* the origin's, -1 if unknown */
 	struct cache_exchange x; /* request side, then the response's */
 	struct cache_obj *stale; /* stored response being revalidated */
-	struct cache_obj *fill;	 /* response being stored */
-	char cache_status[96];	 /* Cache-Status after "name; " */
+	struct cache_obj *fill;  /* response being stored */
+	char cache_status[96];   /* Cache-Status after "name; " */
 };
 
 /* edge_cache.c */
@@ -206,14 +206,14 @@ struct proxy_txn {
  */
 int edge_cache_request(struct proxy_txn *pt, struct http_txn *txn);
 /* Whether a client request field is left out of a cache-filling fetch. */
-int edge_cache_drops_field(const struct proxy_txn *pt, const char *name,
-    size_t len);
+int edge_cache_drops_field(
+    const struct proxy_txn *pt, const char *name, size_t len);
 /* The path sent to the origin: the normalised one the key was built from. */
 void edge_cache_origin_path(const struct proxy_txn *pt,
     const struct http_request *req, struct cdn_strbuf *url);
 /* Fields added to the origin request (validators of pt->stale). */
-void edge_cache_origin_fields(const struct proxy_txn *pt,
-    struct cdn_strbuf *fb);
+void edge_cache_origin_fields(
+    const struct proxy_txn *pt, struct cdn_strbuf *fb);
 /*
  * The origin's response head: decide what to store, and append the
  * Cache-Status field to <out> (the client's fields).  Returns 1 when the

@@ -22,18 +22,19 @@
 #include "edge/edge_int.h"
 
 #define MAX_CONN_TOKENS 16
-#define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
+#define FIELDS_MAX      (128 * 1024) /* forwarded head size cap */
 
 /* RFC 9110 §7.6.1: fields that apply to one connection only. */
 static int
 is_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const hop[] = { "connection", "keep-alive", "te",
-		"trailer", "transfer-encoding", "upgrade", "proxy-connection",
-		"proxy-authorization", "proxy-authenticate" };
+	static const char *const hop[] = {"connection", "keep-alive", "te",
+	    "trailer", "transfer-encoding", "upgrade", "proxy-connection",
+	    "proxy-authorization", "proxy-authenticate"};
 
 	for (size_t i = 0; i < CDN_ARRAY_LEN(hop); i++)
-		if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+		if (strlen(hop[i]) == len &&
+		    strncasecmp(name, hop[i], len) == 0)
 			return 1;
 	return 0;
 }
@@ -121,12 +122,12 @@ method_forwarded(enum http_method m)
 static void
 respond_error(struct proxy_txn *pt, struct http_txn *txn, int status)
 {
-	struct cdn_strbuf f = { 0 };
+	struct cdn_strbuf f = {0};
 	char body[96];
 	int n;
 
-	n = snprintf(body, sizeof(body), "%d %s\n", status,
-	    http_status_reason(status));
+	n = snprintf(
+	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
 	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
 	if (pt != NULL)
 		edge_cache_error_field(pt, &f);
@@ -179,9 +180,9 @@ on_request(struct http_txn *txn, void *arg)
 	struct edge *e = w->edge;
 	const struct conf *cf = e->conf;
 	const struct http_request *req = http_txn_request(txn);
-	struct conn_tokens ct = { .n = 0 };
-	struct cdn_strbuf url = { .max = FIELDS_MAX }, fb = { .max = FIELDS_MAX };
-	struct cdn_strbuf via = { .max = FIELDS_MAX }, xff = { .max = FIELDS_MAX };
+	struct conn_tokens ct = {.n = 0};
+	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
+	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
 	struct origin_request oreq;
 	struct proxy_txn *pt;
 	const char **fields = NULL;
@@ -288,8 +289,8 @@ on_request(struct http_txn *txn, void *arg)
 
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
-	pt->fetch = origin_fetch_start(w->origin, &oreq, &e->origin_to,
-	    &proxy_origin_ops, pt);
+	pt->fetch = origin_fetch_start(
+	    w->origin, &oreq, &e->origin_to, &proxy_origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
@@ -312,8 +313,8 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 {
 	struct proxy_txn *pt = arg;
 	struct edge *e = pt->w->edge;
-	struct conn_tokens ct = { .n = 0 };
-	struct cdn_strbuf out = { .max = FIELDS_MAX };
+	struct conn_tokens ct = {.n = 0};
+	struct cdn_strbuf out = {.max = FIELDS_MAX};
 	const char *p, *end = fields + len, *eol, *colon;
 	size_t nlen;
 	int has_via = 0, chunked = 0;
@@ -331,7 +332,8 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 			continue;
 		if ((size_t)(colon - p) == 10 &&
 		    strncasecmp(p, "connection", 10) == 0)
-			conn_tokens_add(&ct, colon + 1, (size_t)(eol - colon - 1));
+			conn_tokens_add(
+			    &ct, colon + 1, (size_t)(eol - colon - 1));
 	}
 	for (p = fields; p < end; p = eol + 2) {
 		eol = memchr(p, '\r', (size_t)(end - p));
@@ -346,9 +348,10 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 			continue;
 		/* RFC 9213: targeted fields are for this node, not clients. */
 		if (e->conf->cache_targeted &&
-		    ((nlen == 17 && strncasecmp(p, "cdn-cache-control", 17) == 0) ||
-			(nlen == 17 &&
-			    strncasecmp(p, "surrogate-control", 17) == 0)))
+		    ((nlen == 17 &&
+		         strncasecmp(p, "cdn-cache-control", 17) == 0) ||
+		        (nlen == 17 &&
+		            strncasecmp(p, "surrogate-control", 17) == 0)))
 			continue;
 		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
 			/* RFC 9110 §7.6.3: append ourselves to the chain. */
@@ -387,8 +390,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 }
 
 static size_t
-on_origin_body(struct origin_fetch *f, void *arg, const char *data,
-    size_t len)
+on_origin_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
 {
 	struct proxy_txn *pt = arg;
 
@@ -446,7 +448,8 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	else if (err == ORIGIN_OK && pt->responded)
 		http_txn_finish(txn);
 	else if (pt->responded)
-		http_txn_abort(txn); /* truncated: never a complete-looking body */
+		http_txn_abort(
+		    txn); /* truncated: never a complete-looking body */
 	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
 		respond_error(pt, txn, 504);
@@ -455,10 +458,10 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 }
 
 static const struct origin_fetch_ops proxy_origin_ops = {
-	.on_head = on_origin_head,
-	.on_body = on_origin_body,
-	.on_upload = on_origin_upload,
-	.on_done = on_origin_done,
+    .on_head = on_origin_head,
+    .on_body = on_origin_body,
+    .on_upload = on_origin_upload,
+    .on_done = on_origin_done,
 };
 
 /* ---- client callbacks ---- */
@@ -527,10 +530,10 @@ on_log(struct http_txn *txn, void *arg)
 	EDGE_COUNTER_INC(w, requests);
 	EDGE_COUNTER_INC(w, status[status_class(status)]);
 	EDGE_COUNTER_ADD(w, bytes_sent, http_txn_bytes_sent(txn));
-	EDGE_COUNTER_INC(w, req_class[edge_method_class(req->method)]
-				     [status_class(status)]);
-	EDGE_COUNTER_ADD(w, bytes_from[response_from(pt)],
-	    http_txn_bytes_sent(txn));
+	EDGE_COUNTER_INC(
+	    w, req_class[edge_method_class(req->method)][status_class(status)]);
+	EDGE_COUNTER_ADD(
+	    w, bytes_from[response_from(pt)], http_txn_bytes_sent(txn));
 	if (http_txn_aborted(txn))
 		EDGE_COUNTER_INC(w, client_aborts);
 	/* Refused by the HTTP layer (parse, limits, body framing). */
@@ -548,7 +551,8 @@ on_log(struct http_txn *txn, void *arg)
 		/* time client "request" status bytes ms origin_ms origin_result
 		 * "cache_status" aborted "error" */
 		cdn_alog_printf(w->alog,
-		    "%s %s \"%.*s %.*s HTTP/1.%d\" %d %llu %llu %s \"%s\" %s \"%s\"",
+		    "%s %s \"%.*s %.*s HTTP/1.%d\" %d %llu %llu %s \"%s\" %s "
+		    "\"%s\"",
 		    ts, http_txn_client_addr(txn),
 		    (int)(req->method_str.len < 32 ? req->method_str.len : 32),
 		    req->method_str.p != NULL ? req->method_str.p : "",
@@ -557,8 +561,8 @@ on_log(struct http_txn *txn, void *arg)
 		    req->version_minor, status,
 		    (unsigned long long)http_txn_bytes_sent(txn),
 		    (unsigned long long)dur_ms, origin,
-		    pt != NULL && pt->cache_status[0] != '\0' ? pt->cache_status :
-								  "-",
+		    pt != NULL && pt->cache_status[0] != '\0' ? pt->cache_status
+		                                              : "-",
 		    http_txn_aborted(txn) ? "aborted" : "-",
 		    err != NULL ? err : "-");
 	}
@@ -573,9 +577,9 @@ on_log(struct http_txn *txn, void *arg)
 }
 
 const struct http_handler edge_proxy_handler = {
-	.on_request = on_request,
-	.on_body = on_body,
-	.on_writable = on_writable,
-	.on_abort = on_abort,
-	.on_log = on_log,
+    .on_request = on_request,
+    .on_body = on_body,
+    .on_writable = on_writable,
+    .on_abort = on_abort,
+    .on_log = on_log,
 };

@@ -39,7 +39,7 @@
 #include "edge/edge_int.h"
 #include "edge/edge_tls.h"
 
-#define ALOG_FLUSH_MS 200
+#define ALOG_FLUSH_MS  200
 #define LISTEN_BACKLOG 1024
 
 static void
@@ -62,8 +62,8 @@ listen_socket(const char *hostport)
 	uint16_t portnum;
 	int fd = -1, one = 1, rc;
 
-	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum,
-		&why) != CDN_OK) {
+	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum, &why) !=
+	    CDN_OK) {
 		CDN_LOG(CDN_LOG_ERR, "edge", "listen %s: %s", hostport, why);
 		return -1;
 	}
@@ -78,8 +78,8 @@ listen_socket(const char *hostport)
 		    gai_strerror(rc));
 		return -1;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
+	fd = socket(
+	    res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
@@ -96,8 +96,8 @@ listen_socket(const char *hostport)
 	return fd;
 
 fail:
-	CDN_LOG(CDN_LOG_ERR, "edge", "listen %s: %s", hostport,
-	    strerror(errno));
+	CDN_LOG(
+	    CDN_LOG_ERR, "edge", "listen %s: %s", hostport, strerror(errno));
 	if (fd != -1)
 		close(fd);
 	freeaddrinfo(res);
@@ -116,8 +116,8 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 static void
-on_accept_tls(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
 {
 	struct edge_worker *w = arg;
 	SSL *ssl;
@@ -299,8 +299,8 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	ms_tv(ALOG_FLUSH_MS, &tv);
 	if (w->alog != NULL)
 		event_add(w->flush_timer, &tv);
-	w->listeners = cdn_xcalloc(c->listen.n + c->listen_tls.n,
-	    sizeof(*w->listeners));
+	w->listeners =
+	    cdn_xcalloc(c->listen.n + c->listen_tls.n, sizeof(*w->listeners));
 	for (unsigned i = 0; i < c->listen.n; i++)
 		if (worker_listen(w, c->listen.v[i], on_accept) != CDN_OK)
 			return CDN_EIO;
@@ -365,7 +365,8 @@ start_drain(struct edge *e, const char *why)
 	for (unsigned i = 0; i < e->nworkers; i++)
 		event_active(e->workers[i].drain_ev, 0, 0);
 	/* The admin listener stays up until the workers are done, so load
-	 * balancers probing /healthz see 503 rather than a refused connection. */
+	 * balancers probing /healthz see 503 rather than a refused connection.
+	 */
 	ms_tv(20, &tv);
 	evtimer_add(e->join_timer, &tv);
 }
@@ -493,8 +494,8 @@ edge_new(struct conf *conf)
 			goto fail;
 		lim = server_limits(conf);
 		lim.max_connections = 64;
-		e->admin_http = http_server_new(e->main_base, &lim,
-		    &edge_admin_handler, e);
+		e->admin_http =
+		    http_server_new(e->main_base, &lim, &edge_admin_handler, e);
 		e->admin = evconnlistener_new(e->main_base, on_admin_accept, e,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (e->admin == NULL) {
@@ -508,8 +509,8 @@ edge_new(struct conf *conf)
 	event_add(e->sig_term, NULL);
 	event_add(e->sig_int, NULL);
 	event_add(e->sig_hup, NULL);
-	e->join_timer = event_new(e->main_base, -1, EV_PERSIST, on_join_timer,
-	    e);
+	e->join_timer =
+	    event_new(e->main_base, -1, EV_PERSIST, on_join_timer, e);
 	return e;
 
 fail:
@@ -526,7 +527,7 @@ edge_run(struct edge *e)
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned i = 0; i < e->nworkers; i++) {
 		if (pthread_create(&e->workers[i].thread, NULL, worker_main,
-			&e->workers[i]) != 0) {
+		        &e->workers[i]) != 0) {
 			CDN_LOG(CDN_LOG_ERR, "edge", "pthread_create failed");
 			break;
 		}

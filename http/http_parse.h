@@ -26,7 +26,7 @@ struct http_slice {
 };
 
 struct http_header {
-	struct http_slice name;	 /* as sent: compare case-insensitively */
+	struct http_slice name;  /* as sent: compare case-insensitively */
 	struct http_slice value; /* leading and trailing SP/HTAB removed */
 };
 
@@ -47,15 +47,16 @@ enum http_method {
 /* RFC 9112 §3.2 request-target forms. */
 enum http_target_form {
 	HTTP_TARGET_ORIGIN = 0, /* "/path?query" */
-	HTTP_TARGET_ABSOLUTE,	/* "http://host:port/path?query" */
-	HTTP_TARGET_AUTHORITY,	/* "host:port" (CONNECT only) */
-	HTTP_TARGET_ASTERISK,	/* "*" (OPTIONS only) */
+	HTTP_TARGET_ABSOLUTE,   /* "http://host:port/path?query" */
+	HTTP_TARGET_AUTHORITY,  /* "host:port" (CONNECT only) */
+	HTTP_TARGET_ASTERISK,   /* "*" (OPTIONS only) */
 };
 
 struct http_limits {
 	size_t max_request_line; /* bytes incl. CRLF; longer: 414 */
-	size_t max_header_bytes; /* whole head incl. request line; longer: 431 */
-	unsigned max_headers;	 /* header fields; more: 431 */
+	size_t
+	    max_header_bytes; /* whole head incl. request line; longer: 431 */
+	unsigned max_headers; /* header fields; more: 431 */
 };
 
 struct http_request {
@@ -73,8 +74,8 @@ struct http_request {
 	 */
 	struct http_slice path;
 	struct http_slice query; /* after '?', without it; may be empty */
-	unsigned has_query : 1;	 /* a '?' was present, even if empty */
-	int version_minor;	 /* HTTP/1.<minor>: 0 or 1 */
+	unsigned has_query : 1;  /* a '?' was present, even if empty */
+	int version_minor;       /* HTTP/1.<minor>: 0 or 1 */
 
 	struct http_header *headers; /* caller's array, max_headers long */
 	unsigned n_headers;
@@ -85,7 +86,7 @@ struct http_request {
 	 * §3.2.2 makes the target's authority, not this, the host to use.
 	 */
 	struct http_slice host;
-	int64_t content_length;	      /* -1: no Content-Length field */
+	int64_t content_length;       /* -1: no Content-Length field */
 	unsigned is_chunked : 1;      /* Transfer-Encoding: chunked */
 	unsigned keep_alive : 1;      /* persistence per version + Connection */
 	unsigned expect_continue : 1; /* Expect: 100-continue */
@@ -115,8 +116,8 @@ int http_parse_request(const char *buf, size_t len,
     const char **why) CDN_WUR;
 
 /* The value of the first field named <name> (case-insensitive), or NULL. */
-const struct http_header *http_request_find(const struct http_request *req,
-    const char *name);
+const struct http_header *http_request_find(
+    const struct http_request *req, const char *name);
 
 /* Case-insensitive compare of a slice with a NUL-terminated string. */
 int http_slice_eq_ci(struct http_slice s, const char *str);
@@ -127,12 +128,12 @@ int http_slice_eq_ci(struct http_slice s, const char *str);
  * and dropped; data bytes are handed back to the caller.
  */
 struct http_chunked {
-	int state;		 /* private */
-	uint64_t remaining;	 /* private: data left in this chunk */
-	size_t line_len;	 /* private: bytes of the current line */
-	size_t trailer_len;	 /* private: bytes of trailer section */
-	size_t max_line;	 /* size line + extensions; longer: error */
-	size_t max_trailer;	 /* whole trailer section; longer: error */
+	int state;          /* private */
+	uint64_t remaining; /* private: data left in this chunk */
+	size_t line_len;    /* private: bytes of the current line */
+	size_t trailer_len; /* private: bytes of trailer section */
+	size_t max_line;    /* size line + extensions; longer: error */
+	size_t max_trailer; /* whole trailer section; longer: error */
 };
 
 /*
@@ -140,8 +141,8 @@ struct http_chunked {
  * CRLF; <max_trailer> counts the trailer field lines with their CRLFs, not
  * the empty line that ends the section (0: no trailer fields allowed).
  */
-void http_chunked_init(struct http_chunked *c, size_t max_line,
-    size_t max_trailer);
+void http_chunked_init(
+    struct http_chunked *c, size_t max_line, size_t max_trailer);
 
 /*
  * Consume from buf[0..len).  On return:

@@ -55,12 +55,12 @@
 #include "common/cdn_log.h"
 #include "http/http_server.h"
 
-#define OUT_LOW_WATER (64 * 1024)
-#define BODY_BUF_MAX (64 * 1024)    /* decoded chunked body kept ahead */
-#define CHUNK_WINDOW (16 * 1024)    /* bytes handed to the chunk decoder */
-#define CHUNK_MAX_LINE 4096
+#define OUT_LOW_WATER     (64 * 1024)
+#define BODY_BUF_MAX      (64 * 1024) /* decoded chunked body kept ahead */
+#define CHUNK_WINDOW      (16 * 1024) /* bytes handed to the chunk decoder */
+#define CHUNK_MAX_LINE    4096
 #define CHUNK_MAX_TRAILER 8192
-#define LINGER_MS 2000
+#define LINGER_MS         2000
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -82,19 +82,19 @@ struct http_txn {
 	unsigned has_body : 1;
 	unsigned body_done : 1;
 	unsigned want_body : 1; /* handler got CDN_AGAIN: call on_body */
-	uint64_t body_left;	/* Content-Length bodies */
-	uint64_t body_seen;	/* chunked bodies, for max_body_size */
+	uint64_t body_left;     /* Content-Length bodies */
+	uint64_t body_seen;     /* chunked bodies, for max_body_size */
 	struct http_chunked chunked;
 	struct evbuffer *body_buf; /* decoded chunked data not yet read */
 
 	/* response */
 	int status;
 	unsigned responded : 1;
-	unsigned no_body : 1;	  /* HEAD, 1xx, 204, 304 */
+	unsigned no_body : 1;     /* HEAD, 1xx, 204, 304 */
 	unsigned chunked_out : 1; /* we frame with chunked coding */
 	unsigned want_write : 1;  /* call on_writable on drain */
-	unsigned aborted : 1;	  /* ended without a complete response */
-	int body_error;		  /* 400/413 found while reading the body */
+	unsigned aborted : 1;     /* ended without a complete response */
+	int body_error;           /* 400/413 found while reading the body */
 	uint64_t bytes_sent;
 };
 
@@ -115,7 +115,7 @@ struct http_conn {
 	unsigned tls_done : 1; /* failed, or close_notify sent: no more TLS */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN];
-	char *head;		 /* copy of the current request head */
+	char *head; /* copy of the current request head */
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries */
 	struct http_txn txn;
@@ -280,8 +280,7 @@ conn_error(struct http_conn *c, int status, const char *why)
 	char body[128];
 	int n;
 
-	CDN_LOG(CDN_LOG_INFO, "http", "client %s: %d %s", c->peer, status,
-	    why);
+	CDN_LOG(CDN_LOG_INFO, "http", "client %s: %d %s", c->peer, status, why);
 	txn->magic = HTTP_TXN_MAGIC;
 	txn->conn = c;
 	if (txn->start_ns == 0)
@@ -289,8 +288,8 @@ conn_error(struct http_conn *c, int status, const char *why)
 	txn->error = why;
 	c->keep_alive = 0;
 	c->state = CONN_ACTIVE;
-	n = snprintf(body, sizeof(body), "%d %s\n", status,
-	    http_status_reason(status));
+	n = snprintf(
+	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
 	http_txn_simple(txn, status, "text/plain", body, (size_t)n);
 }
 
@@ -349,8 +348,8 @@ chunked_fill(struct http_txn *txn, struct evbuffer *in)
 			break;
 		win = avail < CHUNK_WINDOW ? avail : CHUNK_WINDOW;
 		p = evbuffer_pullup(in, (ev_ssize_t)win);
-		rc = http_chunked_step(&txn->chunked, (const char *)p, win,
-		    &framing, &data, &why);
+		rc = http_chunked_step(
+		    &txn->chunked, (const char *)p, win, &framing, &data, &why);
 		if (rc == CDN_EINVAL)
 			return 400;
 		evbuffer_drain(in, framing);
@@ -402,8 +401,8 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 	}
 	status = chunked_fill(txn, in);
 	if (status != 0) {
-		txn->error = status == 413 ? "request body too large" :
-					     "bad chunked body";
+		txn->error = status == 413 ? "request body too large"
+		                           : "bad chunked body";
 		txn->want_body = 0;
 		/* The handler learns through on_abort, from the event loop. */
 		c->keep_alive = 0;
@@ -689,8 +688,8 @@ txn_start(struct http_conn *c)
 
 	if (req->is_chunked) {
 		txn->has_body = 1;
-		http_chunked_init(&txn->chunked, CHUNK_MAX_LINE,
-		    CHUNK_MAX_TRAILER);
+		http_chunked_init(
+		    &txn->chunked, CHUNK_MAX_LINE, CHUNK_MAX_TRAILER);
 		if (txn->body_buf == NULL)
 			txn->body_buf = evbuffer_new();
 	} else if (req->content_length > 0) {
@@ -738,8 +737,8 @@ conn_dispatch(struct http_conn *c)
 		p = evbuffer_pullup(in, (ev_ssize_t)len);
 		req = &c->txn.req;
 		req->headers = c->fields;
-		rc = http_parse_request((const char *)p, len, &s->lim.parse,
-		    req, &status, &why);
+		rc = http_parse_request(
+		    (const char *)p, len, &s->lim.parse, req, &status, &why);
 		if (rc == CDN_AGAIN) {
 			conn_tls_want_input(c);
 			break;
@@ -797,8 +796,8 @@ conn_unlink_and_free(struct http_conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	if (s->conn_gauge != NULL)
-		atomic_store_explicit(s->conn_gauge, s->nconns,
-		    memory_order_relaxed);
+		atomic_store_explicit(
+		    s->conn_gauge, s->nconns, memory_order_relaxed);
 	if (c->is_tls)
 		conn_tls_close_notify(c);
 	bufferevent_free(c->bev);
@@ -878,8 +877,8 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 	if (what & BEV_EVENT_CONNECTED) {
 		c->tls_handshaking = 0;
 		conn_tls_report(c,
-		    ssl != NULL && SSL_session_reused(ssl) ? HTTP_TLS_RESUMED :
-							     HTTP_TLS_FULL);
+		    ssl != NULL && SSL_session_reused(ssl) ? HTTP_TLS_RESUMED
+		                                           : HTTP_TLS_FULL);
 		return;
 	}
 	c->tls_done = 1;
@@ -899,8 +898,9 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 	} else {
 		CDN_LOG(CDN_LOG_DEBUG, "http",
 		    "client %s: closed during the TLS handshake (%s)", c->peer,
-		    (what & BEV_EVENT_EOF) ? "EOF" :
-					     evutil_socket_error_to_string(serr));
+		    (what & BEV_EVENT_EOF)
+		        ? "EOF"
+		        : evutil_socket_error_to_string(serr));
 		conn_tls_report(c, HTTP_TLS_CLOSED);
 	}
 	conn_free(c);
@@ -925,8 +925,8 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 			return;
 		}
-		if (c->head_started && evbuffer_get_length(
-					   bufferevent_get_input(c->bev)) > 0) {
+		if (c->head_started &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
 			conn_error(c, 408, "request head timeout");
 			return;
 		}
@@ -1027,8 +1027,8 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
-		txn->error = (what & BEV_EVENT_READING) ?
-		    "client body timeout" : "client send timeout";
+		txn->error = (what & BEV_EVENT_READING) ? "client body timeout"
+		                                        : "client send timeout";
 	conn_free(c);
 }
 
@@ -1062,7 +1062,7 @@ conn_new(struct http_server *s, int fd, const struct sockaddr *peer)
 	else if (peer->sa_family == AF_INET6)
 		inet_ntop(AF_INET6,
 		    &((const struct sockaddr_in6 *)(const void *)peer)
-			 ->sin6_addr,
+		         ->sin6_addr,
 		    c->peer, sizeof(c->peer));
 	else
 		strcpy(c->peer, "-");
@@ -1078,13 +1078,12 @@ conn_start(struct http_server *s, struct http_conn *c)
 	struct timeval wtv;
 
 	c->timer = evtimer_new(s->base, on_conn_timer, c);
-	c->fields = cdn_xcalloc(s->lim.parse.max_headers,
-	    sizeof(*c->fields));
-	bufferevent_setcb(c->bev, on_conn_read, on_conn_write, on_conn_event,
-	    c);
+	c->fields = cdn_xcalloc(s->lim.parse.max_headers, sizeof(*c->fields));
+	bufferevent_setcb(
+	    c->bev, on_conn_read, on_conn_write, on_conn_event, c);
 	/* Reading stops when this much is buffered: body backpressure. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0,
-	    s->lim.parse.max_header_bytes + 64 * 1024);
+	bufferevent_setwatermark(
+	    c->bev, EV_READ, 0, s->lim.parse.max_header_bytes + 64 * 1024);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
 	/* libevent writes 16 KiB per loop turn by default: a 100 KiB hit
 	 * would take seven turns instead of one writev. */
@@ -1100,14 +1099,14 @@ conn_start(struct http_server *s, struct http_conn *c)
 	s->conns = c;
 	s->nconns++;
 	if (s->conn_gauge != NULL)
-		atomic_store_explicit(s->conn_gauge, s->nconns,
-		    memory_order_relaxed);
+		atomic_store_explicit(
+		    s->conn_gauge, s->nconns, memory_order_relaxed);
 	conn_arm_timer(c, s->lim.header_timeout_ms);
 }
 
 void
-http_server_adopt(struct http_server *s, int fd, const struct sockaddr *peer,
-    int peerlen)
+http_server_adopt(
+    struct http_server *s, int fd, const struct sockaddr *peer, int peerlen)
 {
 	struct http_conn *c;
 
@@ -1138,8 +1137,8 @@ http_server_adopt_tls(struct http_server *s, int fd,
 	}
 	c = conn_new(s, fd, peer);
 	/* On success the bufferevent owns ssl and fd (CLOSE_ON_FREE). */
-	c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_openssl_socket_new(
+	    s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		/* libevent 2.1 has freed ssl (CLOSE_ON_FREE) but not the fd,
 		 * which ssl's BIO did not own. */
@@ -1182,8 +1181,7 @@ http_server_close_all(struct http_server *s)
 }
 
 void
-http_server_drain(struct http_server *s, void (*on_empty)(void *arg),
-    void *arg)
+http_server_drain(struct http_server *s, void (*on_empty)(void *arg), void *arg)
 {
 	struct http_conn *c, *next;
 

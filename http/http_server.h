@@ -33,11 +33,11 @@ struct ssl_st; /* OpenSSL's SSL */
 /* What the server needs to know; copied at http_server_new(). */
 struct http_server_limits {
 	struct http_limits parse;
-	uint64_t max_body_size;	    /* bytes; larger bodies get 413 */
+	uint64_t max_body_size;     /* bytes; larger bodies get 413 */
 	uint64_t header_timeout_ms; /* first byte to complete head */
 	uint64_t keepalive_timeout_ms;
-	uint64_t body_timeout_ms;   /* idle while reading a body */
-	uint64_t send_timeout_ms;   /* idle while sending */
+	uint64_t body_timeout_ms; /* idle while reading a body */
+	uint64_t send_timeout_ms; /* idle while sending */
 	unsigned max_connections;
 };
 
@@ -80,8 +80,8 @@ struct http_server *http_server_new(struct event_base *base,
 void http_server_free(struct http_server **sp);
 
 /* Adopt an accepted socket.  Closes it if over max_connections. */
-void http_server_adopt(struct http_server *s, int fd,
-    const struct sockaddr *peer, int peerlen);
+void http_server_adopt(
+    struct http_server *s, int fd, const struct sockaddr *peer, int peerlen);
 /*
  * Adopt an accepted socket that speaks TLS, as the server side of <ssl>
  * (fresh from SSL_new(); this call owns it and the fd from now on, and
@@ -98,8 +98,8 @@ void http_server_adopt_tls(struct http_server *s, int fd,
  * their current response.  <on_empty> is called (once) when the last
  * connection is gone, possibly from inside this call.
  */
-void http_server_drain(struct http_server *s, void (*on_empty)(void *arg),
-    void *arg);
+void http_server_drain(
+    struct http_server *s, void (*on_empty)(void *arg), void *arg);
 /* Close every connection now (the drain deadline passed). */
 void http_server_close_all(struct http_server *s);
 unsigned http_server_conn_count(const struct http_server *s);
@@ -164,15 +164,15 @@ void http_txn_abort(struct http_txn *txn);
 /* Close the connection after this response (before http_txn_respond). */
 void http_txn_set_close(struct http_txn *txn);
 /* Send a whole short response (errors, admin pages) and finish. */
-void http_txn_simple(struct http_txn *txn, int status,
-    const char *content_type, const char *body, size_t body_len);
+void http_txn_simple(struct http_txn *txn, int status, const char *content_type,
+    const char *body, size_t body_len);
 
 /* Handler's per-txn pointer (NULL at on_request). */
 void http_txn_set_data(struct http_txn *txn, void *data);
 void *http_txn_data(const struct http_txn *txn);
 
 /* ---- for on_log ---- */
-int http_txn_status(const struct http_txn *txn);       /* 0 if none sent */
+int http_txn_status(const struct http_txn *txn); /* 0 if none sent */
 /* Whether the txn ended without a complete response (client gone, abort). */
 int http_txn_aborted(const struct http_txn *txn);
 uint64_t http_txn_bytes_sent(const struct http_txn *txn); /* incl. head */

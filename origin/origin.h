@@ -23,14 +23,14 @@ struct origin_fetch;
 /* Why a fetch failed: decides 502 vs 504, or a truncated client response. */
 enum origin_err {
 	ORIGIN_OK = 0,
-	ORIGIN_ECONNECT,	   /* refused, unreachable, DNS: 502 */
-	ORIGIN_ETIMEOUT_CONNECT,   /* 504 */
+	ORIGIN_ECONNECT,            /* refused, unreachable, DNS: 502 */
+	ORIGIN_ETIMEOUT_CONNECT,    /* 504 */
 	ORIGIN_ETIMEOUT_FIRST_BYTE, /* 504 */
-	ORIGIN_ETIMEOUT_IDLE,	   /* stalled inside the body */
-	ORIGIN_ERESET,		   /* closed or reset: 502 or truncation */
-	ORIGIN_EPROTO,		   /* malformed response: 502 */
-	ORIGIN_EINTERNAL,	   /* our side (memory, curl setup): 502 */
-	ORIGIN_ETLS,		   /* TLS handshake or certificate: 502 */
+	ORIGIN_ETIMEOUT_IDLE,       /* stalled inside the body */
+	ORIGIN_ERESET,              /* closed or reset: 502 or truncation */
+	ORIGIN_EPROTO,              /* malformed response: 502 */
+	ORIGIN_EINTERNAL,           /* our side (memory, curl setup): 502 */
+	ORIGIN_ETLS,                /* TLS handshake or certificate: 502 */
 };
 /* How many there are (for per-kind counters): keep after the last one. */
 #define ORIGIN_ERR_KINDS (ORIGIN_ETLS + 1)
@@ -51,12 +51,12 @@ struct origin_fetch_ops {
 	    const char *fields, size_t fields_len, int64_t content_length);
 	/* Body bytes; return len to take them or ORIGIN_PAUSE to be called
 	 * again with the same bytes after origin_fetch_resume_body(). */
-	size_t (*on_body)(struct origin_fetch *f, void *arg, const char *data,
-	    size_t len);
+	size_t (*on_body)(
+	    struct origin_fetch *f, void *arg, const char *data, size_t len);
 	/* Fill <buf> with request body bytes: return the count, 0 at the
 	 * end, or ORIGIN_PAUSE until origin_fetch_resume_upload(). */
-	size_t (*on_upload)(struct origin_fetch *f, void *arg, char *buf,
-	    size_t max);
+	size_t (*on_upload)(
+	    struct origin_fetch *f, void *arg, char *buf, size_t max);
 	/* The fetch is over; <f> is freed when this returns. */
 	void (*on_done)(struct origin_fetch *f, void *arg, enum origin_err e);
 };
@@ -64,7 +64,7 @@ struct origin_fetch_ops {
 struct origin_timeouts {
 	uint64_t connect_ms;
 	uint64_t first_byte_ms; /* request sent to response head */
-	uint64_t idle_ms;	/* between body bytes (not while paused) */
+	uint64_t idle_ms;       /* between body bytes (not while paused) */
 };
 
 struct origin_multi *origin_multi_new(struct event_base *base);
@@ -76,14 +76,14 @@ struct origin_multi *origin_multi_new(struct event_base *base);
  * verified, against the URL's host name (curl also sends it as SNI).
  */
 struct origin_tls_conf {
-	const char *ca_file;	 /* PEM CA certificates */
+	const char *ca_file;     /* PEM CA certificates */
 	const char *client_cert; /* PEM, for origins that ask (mTLS) */
 	const char *client_key;
 };
 
 /* Use <tls> (copied) for the https fetches started on <m> from now on. */
-void origin_multi_set_tls(struct origin_multi *m,
-    const struct origin_tls_conf *tls);
+void origin_multi_set_tls(
+    struct origin_multi *m, const struct origin_tls_conf *tls);
 
 /* Cancels every fetch still running (their on_done is not called). */
 void origin_multi_free(struct origin_multi **mp);
@@ -91,8 +91,8 @@ unsigned origin_multi_active(const struct origin_multi *m);
 
 /* One origin request, described before origin_fetch_start(). */
 struct origin_request {
-	const char *method;	/* "GET" */
-	const char *url;	/* absolute URL, path and query as sent */
+	const char *method;        /* "GET" */
+	const char *url;           /* absolute URL, path and query as sent */
 	const char *const *fields; /* "Name: value" lines, NULL-terminated */
 	int has_body;
 	int64_t body_length; /* -1: unknown (sent chunked) */

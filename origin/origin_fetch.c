@@ -75,20 +75,20 @@ struct origin_fetch {
 	unsigned recv_paused : 1;
 	unsigned send_paused : 1;
 	unsigned in_callback : 1;
-	enum origin_err timer_err; /* set when our timer ended the fetch */
+	enum origin_err timer_err;    /* set when our timer ended the fetch */
 	char errbuf[CURL_ERROR_SIZE]; /* curl's detail of a failure */
 };
 
 static const char *const err_names[] = {
-	[ORIGIN_OK] = "ok",
-	[ORIGIN_ECONNECT] = "connect",
-	[ORIGIN_ETIMEOUT_CONNECT] = "connect_timeout",
-	[ORIGIN_ETIMEOUT_FIRST_BYTE] = "first_byte_timeout",
-	[ORIGIN_ETIMEOUT_IDLE] = "idle_timeout",
-	[ORIGIN_ERESET] = "reset",
-	[ORIGIN_EPROTO] = "protocol",
-	[ORIGIN_EINTERNAL] = "internal",
-	[ORIGIN_ETLS] = "tls",
+    [ORIGIN_OK] = "ok",
+    [ORIGIN_ECONNECT] = "connect",
+    [ORIGIN_ETIMEOUT_CONNECT] = "connect_timeout",
+    [ORIGIN_ETIMEOUT_FIRST_BYTE] = "first_byte_timeout",
+    [ORIGIN_ETIMEOUT_IDLE] = "idle_timeout",
+    [ORIGIN_ERESET] = "reset",
+    [ORIGIN_EPROTO] = "protocol",
+    [ORIGIN_EINTERNAL] = "internal",
+    [ORIGIN_ETLS] = "tls",
 };
 _Static_assert(CDN_ARRAY_LEN(err_names) == ORIGIN_ERR_KINDS,
     "a name for every origin_err");
@@ -120,8 +120,8 @@ on_sock_event(evutil_socket_t fd, short what, void *arg)
 }
 
 static int
-on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
-    void *socketp)
+on_curl_socket(
+    CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	struct origin_multi *m = userp;
 	struct origin_sock *os = socketp;
@@ -202,7 +202,7 @@ origin_multi_new(struct event_base *base)
 	m->share = curl_share_init();
 	if (m->share != NULL &&
 	    curl_share_setopt(m->share, CURLSHOPT_SHARE,
-		CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+	        CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
 		curl_share_cleanup(m->share);
 		m->share = NULL; /* no resumption: every connection is full */
 	}
@@ -300,8 +300,8 @@ map_curl_error(struct origin_fetch *f, CURLcode rc)
 	case CURLE_OPERATION_TIMEDOUT:
 		if (!connect_done(f))
 			return ORIGIN_ETIMEOUT_CONNECT;
-		return f->head_done ? ORIGIN_ETIMEOUT_IDLE :
-				      ORIGIN_ETIMEOUT_FIRST_BYTE;
+		return f->head_done ? ORIGIN_ETIMEOUT_IDLE
+		                    : ORIGIN_ETIMEOUT_FIRST_BYTE;
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_BAD_CONTENT_ENCODING:
@@ -367,8 +367,8 @@ on_fetch_timer(evutil_socket_t fd, short what, void *arg)
 		e = ORIGIN_ETIMEOUT_CONNECT;
 	else
 		e = ORIGIN_ETIMEOUT_FIRST_BYTE;
-	CDN_LOG(CDN_LOG_INFO, "origin", "fetch timed out: %s",
-	    origin_err_name(e));
+	CDN_LOG(
+	    CDN_LOG_INFO, "origin", "fetch timed out: %s", origin_err_name(e));
 	fetch_end(f, e);
 }
 
@@ -410,8 +410,8 @@ parse_content_length(const char *v, size_t len)
 			return -1;
 		n = n * 10 + (v[i] - '0');
 	}
-	while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' ||
-			      v[i] == '\n'))
+	while (i < len &&
+	    (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
 		i++;
 	return i == len ? n : -1;
 }
@@ -431,9 +431,9 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 		f->head_len = 0;
 		f->content_length = -1;
 		f->status = -1;
-		if (sp != NULL && (size_t)(p + len - sp) >= 4 &&
-		    sp[1] >= '1' && sp[1] <= '5' && sp[2] >= '0' &&
-		    sp[2] <= '9' && sp[3] >= '0' && sp[3] <= '9')
+		if (sp != NULL && (size_t)(p + len - sp) >= 4 && sp[1] >= '1' &&
+		    sp[1] <= '5' && sp[2] >= '0' && sp[2] <= '9' &&
+		    sp[3] >= '0' && sp[3] <= '9')
 			f->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 +
 			    (sp[3] - '0');
 		return f->status == -1 ? 0 : len;
@@ -636,8 +636,8 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_curl_read);
 		curl_easy_setopt(e, CURLOPT_READDATA, f);
-		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
-		    (curl_off_t)req->body_length);
+		curl_easy_setopt(
+		    e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_length);
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 	} else if (strcmp(req->method, "GET") == 0) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);

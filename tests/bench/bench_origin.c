@@ -23,14 +23,15 @@ static void
 on_request(struct http_txn *txn, void *arg)
 {
 	const struct http_request *req = http_txn_request(txn);
-	static const char fields[] = "Content-Type: application/octet-stream\r\n"
-				     "Cache-Control: public, max-age=3600\r\n";
+	static const char fields[] =
+	    "Content-Type: application/octet-stream\r\n"
+	    "Cache-Control: public, max-age=3600\r\n";
 	size_t size = 1024;
 	const char *q;
 
 	(void)arg;
-	if (req->has_query && (q = memmem(req->query.p, req->query.len,
-				   "size=", 5)) != NULL)
+	if (req->has_query &&
+	    (q = memmem(req->query.p, req->query.len, "size=", 5)) != NULL)
 		size = strtoul(q + 5, NULL, 10);
 	if (size > sizeof(body))
 		size = sizeof(body);
@@ -50,15 +51,15 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 int
 main(int argc, char **argv)
 {
-	static const struct http_handler h = { .on_request = on_request };
+	static const struct http_handler h = {.on_request = on_request};
 	struct http_server_limits lim = {
-		.parse = { 8192, 65536, 100 },
-		.max_body_size = 1 << 20,
-		.header_timeout_ms = 10000,
-		.keepalive_timeout_ms = 60000,
-		.body_timeout_ms = 10000,
-		.send_timeout_ms = 10000,
-		.max_connections = 10000,
+	    .parse = {8192, 65536, 100},
+	    .max_body_size = 1 << 20,
+	    .header_timeout_ms = 10000,
+	    .keepalive_timeout_ms = 60000,
+	    .body_timeout_ms = 10000,
+	    .send_timeout_ms = 10000,
+	    .max_connections = 10000,
 	};
 	struct sockaddr_in sin;
 	struct event_base *base;

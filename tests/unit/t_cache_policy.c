@@ -432,8 +432,8 @@ static const struct dcase {
         "private", 0, 0, 0, 0, 0},
     /* The field names are not kept, so a shared cache cannot strip them. */
     {"private=\"f\" is not stored", C_STD, GET, 0, NULL, 200,
-        CC("private=\"x-user\", max-age=60"), 0, "private-fields", 0, 0, 0,
-        0, 0},
+        CC("private=\"x-user\", max-age=60"), 0, "private-fields", 0, 0, 0, 0,
+        0},
     {"no-cache: store, always revalidate", C_STD, GET, 0, NULL, 200,
         CC("no-cache, max-age=60, stale-while-revalidate=30"), 1,
         "fresh:max-age", 60, 0, 1, 0, 0},

@@ -1001,34 +1001,35 @@ test_tls(void)
 	static const struct {
 		const char *in, *name, *cert, *key, *ocsp;
 	} good[] = {
-	    {"www.example.com a.pem a.key", "www.example.com", "a.pem",
-		"a.key", NULL},
+	    {"www.example.com a.pem a.key", "www.example.com", "a.pem", "a.key",
+	        NULL},
 	    {"  WWW.Example.COM.\ta.pem  a.key o.der ", "www.example.com",
-		"a.pem", "a.key", "o.der"},
+	        "a.pem", "a.key", "o.der"},
 	    {"*.example.com w.pem w.key", "*.example.com", "w.pem", "w.key",
-		NULL},
+	        NULL},
 	    {"a-b_c.test /x y", "a-b_c.test", "/x", "y", NULL},
 	};
 	static const struct {
 		const char *in, *why;
 	} bad[] = {
 	    {"", "expected \"NAME CERTFILE KEYFILE [OCSPFILE]\""},
-	    {"www.a.test a.pem", "expected \"NAME CERTFILE KEYFILE "
-				 "[OCSPFILE]\""},
+	    {"www.a.test a.pem",
+	        "expected \"NAME CERTFILE KEYFILE "
+	        "[OCSPFILE]\""},
 	    {"a b c d e",
-		"more than four fields (NAME CERTFILE KEYFILE [OCSPFILE]; "
-		"file names cannot contain blanks)"},
+	        "more than four fields (NAME CERTFILE KEYFILE [OCSPFILE]; "
+	        "file names cannot contain blanks)"},
 	    {"*.com a b",
-		"a wildcard needs at least two labels after \"*.\" "
-		"(*.example.com)"},
+	        "a wildcard needs at least two labels after \"*.\" "
+	        "(*.example.com)"},
 	    {"*a.example.com a b",
-		"a wildcard must be a whole first label (*.example.com)"},
+	        "a wildcard must be a whole first label (*.example.com)"},
 	    {"a.*.example.com a b",
-		"'*' is only allowed as the whole first label"},
+	        "'*' is only allowed as the whole first label"},
 	    {"10.0.0.1 a b",
-		"an IP address is not a server name (SNI carries names only)"},
+	        "an IP address is not a server name (SNI carries names only)"},
 	    {"[::1] a b",
-		"an IP address is not a server name (SNI carries names only)"},
+	        "an IP address is not a server name (SNI carries names only)"},
 	    {"a/b.test a b", "invalid host name"},
 	    {"a..b a b", "invalid host name (empty label)"},
 	};
@@ -1040,8 +1041,8 @@ test_tls(void)
 
 	for (size_t i = 0; i < CDN_ARRAY_LEN(good); i++) {
 		memset(&sc, 0, sizeof(sc));
-		is_int(conf_parse_sni_cert(good[i].in, buf, sizeof(buf), &sc,
-			   &why),
+		is_int(conf_parse_sni_cert(
+		           good[i].in, buf, sizeof(buf), &sc, &why),
 		    CDN_OK, "sni cert \"%s\"", good[i].in);
 		is_str(sc.name, good[i].name, "  name");
 		is_str(sc.cert, good[i].cert, "  cert");
@@ -1050,19 +1051,19 @@ test_tls(void)
 	}
 	for (size_t i = 0; i < CDN_ARRAY_LEN(bad); i++) {
 		why = NULL;
-		is_int(conf_parse_sni_cert(bad[i].in, buf, sizeof(buf), &sc,
-			   &why),
+		is_int(
+		    conf_parse_sni_cert(bad[i].in, buf, sizeof(buf), &sc, &why),
 		    CDN_EINVAL, "bad sni cert \"%s\"", bad[i].in);
 		is_str(why, bad[i].why, "  why");
 	}
 
 	/* In a file: file:line:col of the value, every error at once. */
 	is_int(load_text("tls.conf",
-		   "listen_tls *:443\n"
-		   "tls_sni_cert \"www.a.test a.pem a.key\"\n"
-		   "tls_sni_cert \"*.test a b\"\n"
-		   "tls_sni_cert   www.b.test\n",
-		   &c, &cap),
+	           "listen_tls *:443\n"
+	           "tls_sni_cert \"www.a.test a.pem a.key\"\n"
+	           "tls_sni_cert \"*.test a b\"\n"
+	           "tls_sni_cert   www.b.test\n",
+	           &c, &cap),
 	    CDN_EINVAL, "a file with bad tls_sni_cert lines");
 	is_str(cap.buf,
 	    "tls.conf:3:14: error: tls_sni_cert: a wildcard needs at least "
@@ -1100,8 +1101,8 @@ test_tls(void)
 	is_int(conf_set(c, "tls_cert", "c.pem", NULL), CDN_OK, "tls_cert");
 	is_int(conf_validate(c, NULL), CDN_OK,
 	    "listen_tls and tls_cert suffice (no plain listen)");
-	is_int(conf_set(c, "cache_key_scheme", "2", cap_open(&cap)),
-	    CDN_EINVAL, "cache_key_scheme is 0 or 1");
+	is_int(conf_set(c, "cache_key_scheme", "2", cap_open(&cap)), CDN_EINVAL,
+	    "cache_key_scheme is 0 or 1");
 	cap_text(&cap);
 	conf_unref(&c);
 	free(cap.buf);
@@ -1119,7 +1120,8 @@ test_help(void)
 	h = cap_text(&cap);
 	ok(strncmp(h, "Usage: edged ", 13) == 0, "help starts with usage");
 	ok(strstr(h, "  --cache-size SIZE") != NULL, "--cache-size SIZE");
-	ok(strstr(h, "disk cache budget (the LMDB map size) (default 1G)\n") != NULL,
+	ok(strstr(h, "disk cache budget (the LMDB map size) (default 1G)\n") !=
+	        NULL,
 	    "doc and default");
 	ok(strstr(h, "-l, --listen HOST:PORT") != NULL, "-l alias shown");
 	ok(strstr(h, "-o, --origin URL") != NULL, "-o alias shown");

@@ -34,22 +34,24 @@ ok(int cond, const char *fmt, ...)
 	return cond;
 }
 
-#define is_int(got, want, ...)                                           \
-	do {                                                             \
-		long long tap_g_ = (long long)(got), tap_w_ = (long long)(want); \
-		if (!ok(tap_g_ == tap_w_, __VA_ARGS__))                  \
-			printf("#   got %lld, want %lld\n", tap_g_, tap_w_); \
+#define is_int(got, want, ...)                                                 \
+	do {                                                                   \
+		long long tap_g_ = (long long)(got),                           \
+		          tap_w_ = (long long)(want);                          \
+		if (!ok(tap_g_ == tap_w_, __VA_ARGS__))                        \
+			printf("#   got %lld, want %lld\n", tap_g_, tap_w_);   \
 	} while (0)
 
-#define is_str(got, want, ...)                                               \
-	do {                                                                 \
-		const char *tap_g_ = (got), *tap_w_ = (want);                \
-		int tap_same_ = (tap_g_ == NULL && tap_w_ == NULL) ||        \
-		    (tap_g_ != NULL && tap_w_ != NULL &&                     \
-			strcmp(tap_g_, tap_w_) == 0);                        \
-		if (!ok(tap_same_, __VA_ARGS__))                             \
-			printf("#   got \"%s\", want \"%s\"\n",              \
-			    tap_g_ ? tap_g_ : "(null)", tap_w_ ? tap_w_ : "(null)"); \
+#define is_str(got, want, ...)                                                 \
+	do {                                                                   \
+		const char *tap_g_ = (got), *tap_w_ = (want);                  \
+		int tap_same_ = (tap_g_ == NULL && tap_w_ == NULL) ||          \
+		    (tap_g_ != NULL && tap_w_ != NULL &&                       \
+		        strcmp(tap_g_, tap_w_) == 0);                          \
+		if (!ok(tap_same_, __VA_ARGS__))                               \
+			printf("#   got \"%s\", want \"%s\"\n",                \
+			    tap_g_ ? tap_g_ : "(null)",                        \
+			    tap_w_ ? tap_w_ : "(null)");                       \
 	} while (0)
 
 static int
