@@ -1,7 +1,9 @@
 #!/bin/sh
 # make bench: edged's request rate and cost, measured with wrk.
 #   1. the HTTP/1.1 layer alone (admin /healthz: parse, route, write),
-#   2. the proxy path (every request fetched from a fast local origin),
+#   2. hits: one cached 1 KiB object, from the memory tier,
+#   3. misses: a new key every request (tests/bench/miss.lua), each fetched
+#      from a fast local origin and stored,
 # each with wrk -t1 -c64 for 5 s, edged with 2 threads.  Where nginx is
 # installed, a static nginx "return 200" with 2 workers runs beside it as a
 # reference.  Reports req/s and requests per CPU-second of the server.
@@ -29,13 +31,15 @@ cpu_ticks() { # utime+stime of processes (threads included), in clock ticks
 	done
 	echo $t
 }
-measure() { # measure NAME "PIDS" URL
-	t0=$(cpu_ticks "$2")
-	out=$(wrk -t1 -c64 -d"${DUR}s" "$3")
-	t1=$(cpu_ticks "$2")
+measure() { # measure NAME "PIDS" URL [wrk args]
+	name=$1 pids=$2 url=$3
+	shift 3
+	t0=$(cpu_ticks "$pids")
+	out=$(wrk -t1 -c64 -d"${DUR}s" "$@" "$url")
+	t1=$(cpu_ticks "$pids")
 	rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	hz=$(getconf CLK_TCK)
-	awk -v n="$1" -v r="$rps" -v c="$((t1 - t0))" -v hz="$hz" -v d="$DUR" \
+	awk -v n="$name" -v r="$rps" -v c="$((t1 - t0))" -v hz="$hz" -v d="$DUR" \
 	    'BEGIN { cs = c / hz; printf "%-28s %10.0f req/s  %5.0f%% CPU  %8.0f req/CPU-s\n", n, r, 100 * cs / d, (cs > 0 ? r * d / cs : 0) }'
 }
 
@@ -43,6 +47,7 @@ op=$(port); ep=$(port); ap=$(port)
 "$ORIGIN" "$op" & pids="$pids $!"
 "$EDGED" --listen "127.0.0.1:$ep" --admin-listen "127.0.0.1:$ap" \
     --origin "http://127.0.0.1:$op" --threads 2 --log-level warn \
+    --cache-dir "$dir/cache" \
     --ready-file "$dir/ready" & epid=$!; pids="$pids $epid"
 i=0; until [ -s "$dir/ready" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
 
@@ -71,4 +76,7 @@ NGX
 	    "http://127.0.0.1:$np/healthz"
 fi
 measure "edged HTTP layer (/healthz)" "$epid" "http://127.0.0.1:$ap/healthz"
-measure "edged proxy, 1 KiB (miss)" "$epid" "http://127.0.0.1:$ep/obj?size=1024"
+curl -s -o /dev/null "http://127.0.0.1:$ep/obj/hot?size=1024"
+measure "edged hit, 1 KiB (memory)" "$epid" "http://127.0.0.1:$ep/obj/hot?size=1024"
+measure "edged miss, 1 KiB (stored)" "$epid" "http://127.0.0.1:$ep/" \
+    -s "$(dirname "$0")/miss.lua"
