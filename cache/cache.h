@@ -273,6 +273,14 @@ struct cache_obj *cache_obj_new(const uint8_t key[CACHE_HASH_LEN],
     size_t fields_len, const char *vary, size_t vary_len);
 /* Append body bytes (before sharing).  CDN_ENOMEM if memory runs out. */
 int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
+/*
+ * Append a chunk the caller malloc'd with <cap> bytes, of which <len> are
+ * body; the object owns it from now on (no copy).  Every chunk but the
+ * last must hold CACHE_CHUNK_SIZE bytes.  CDN_ENOMEM if memory runs out
+ * (the chunk then still belongs to the caller).
+ */
+int cache_obj_adopt_chunk(
+    struct cache_obj *o, unsigned char *chunk, size_t len, size_t cap) CDN_WUR;
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_unref(struct cache_obj **op);
 /* Bytes of memory the object holds (for the memory tier's budget). */

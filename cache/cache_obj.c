@@ -176,6 +176,22 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 	return CDN_OK;
 }
 
+int
+cache_obj_adopt_chunk(
+    struct cache_obj *o, unsigned char *chunk, size_t len, size_t cap)
+{
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(len > 0 && len <= cap && cap <= CACHE_CHUNK_SIZE);
+	CDN_ASSERT(o->body_len == (uint64_t)o->nchunks * CACHE_CHUNK_SIZE);
+	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
+	if (grow_chunk_array(o) != CDN_OK)
+		return CDN_ENOMEM;
+	o->chunks[o->nchunks++] = chunk;
+	o->last_chunk_cap = cap;
+	o->body_len += len;
+	return CDN_OK;
+}
+
 /* One more reference to <o>; the caller gives it back with unref. */
 struct cache_obj *
 cache_obj_ref(struct cache_obj *o)

@@ -71,6 +71,8 @@ struct edge_totals {
 	uint64_t bytes_sent, conns_accepted, conns_open;
 	uint64_t hits_memory, hits_disk, misses, revalidations, not_modified;
 	uint64_t stores, invalidations, bypass;
+	uint64_t collapsed, collapse_released, hit_for_miss, hit_for_miss_used;
+	uint64_t stale_swr, stale_sie;
 	uint64_t req_class[EDGE_MC_COUNT][6];
 	uint64_t bytes_from[EDGE_FROM_COUNT];
 	uint64_t origin_err_kind[ORIGIN_ERR_KINDS];
@@ -151,6 +153,12 @@ totals_read(const struct edge *e, struct edge_totals *t)
 		t->stores += LD(c->cache_stores);
 		t->invalidations += LD(c->cache_invalidations);
 		t->bypass += LD(c->cache_bypass);
+		t->collapsed += LD(c->cache_collapsed);
+		t->collapse_released += LD(c->cache_collapse_released);
+		t->hit_for_miss += LD(c->cache_hit_for_miss);
+		t->hit_for_miss_used += LD(c->cache_hit_for_miss_used);
+		t->stale_swr += LD(c->cache_stale_while_revalidate);
+		t->stale_sie += LD(c->cache_stale_if_error);
 		for (unsigned m = 0; m < EDGE_MC_COUNT; m++)
 			for (unsigned k = 0; k < 6; k++)
 				t->req_class[m][k] += LD(c->req_class[m][k]);
@@ -428,8 +436,15 @@ cache_json(struct edge *e, const struct edge_totals *t)
 	json_object_set_new(c, "invalidations", JINT(t->invalidations));
 	json_object_set_new(c, "bypass", JINT(t->bypass));
 	json_object_set_new(stale, "revalidate", JINT(t->revalidations));
+	json_object_set_new(
+	    stale, "stale_while_revalidate", JINT(t->stale_swr));
+	json_object_set_new(stale, "stale_if_error", JINT(t->stale_sie));
 	json_object_set_new(c, "stale", stale);
-	json_object_set_new(c, "coalesced", JINT(0));
+	json_object_set_new(c, "coalesced", JINT(t->collapsed));
+	json_object_set_new(c, "coalesce_released", JINT(t->collapse_released));
+	json_object_set_new(c, "hit_for_miss", JINT(t->hit_for_miss));
+	json_object_set_new(
+	    c, "hit_for_miss_misses", JINT(t->hit_for_miss_used));
 	json_object_set_new(pu, "hard", JINT(0));
 	json_object_set_new(pu, "soft", JINT(0));
 	json_object_set_new(c, "purges", pu);
@@ -664,10 +679,17 @@ metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 	    "variant not stored, or the request refused the stored one).",
 	    t->misses);
 	prom_family(b, "edge_cache_stale_total", "counter",
-	    "Requests that found a stored response they could not use as it "
-	    "was, by what was done: revalidate (asked the origin first).");
+	    "Requests that found a stored response past its lifetime, by what "
+	    "was done: revalidate (asked the origin first), "
+	    "stale_while_revalidate (served it, refreshed behind), "
+	    "stale_if_error (served it as the origin failed).");
 	prom_sample(b, "edge_cache_stale_total",
 	    u64s(n, sizeof(n), t->revalidations), "reason", "revalidate", NULL);
+	prom_sample(b, "edge_cache_stale_total",
+	    u64s(n, sizeof(n), t->stale_swr), "reason",
+	    "stale_while_revalidate", NULL);
+	prom_sample(b, "edge_cache_stale_total",
+	    u64s(n, sizeof(n), t->stale_sie), "reason", "stale_if_error", NULL);
 	prom_one(b, "edge_cache_not_modified_total", "counter",
 	    "Revalidations the origin answered with 304 (the stored body was "
 	    "sent).",
@@ -682,9 +704,21 @@ metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 	    "Stored URLs invalidated by successful unsafe requests.",
 	    t->invalidations);
 	prom_one(b, "edge_coalesced_total", "counter",
-	    "Requests that waited for another request's origin fetch instead "
-	    "of making their own (always 0: coalescing is not built yet).",
-	    0);
+	    "Misses that waited on another request's origin fetch instead of "
+	    "making their own.",
+	    t->collapsed);
+	prom_one(b, "edge_coalesce_released_total", "counter",
+	    "Waiting misses sent to fetch on their own (the response could "
+	    "not be shared, or had a Vary they did not match).",
+	    t->collapse_released);
+	prom_one(b, "edge_hit_for_miss_total", "counter",
+	    "Shared fetches whose response could not be stored: the URL "
+	    "became hit-for-miss for cache_hit_for_miss.",
+	    t->hit_for_miss);
+	prom_one(b, "edge_hit_for_miss_misses_total", "counter",
+	    "Misses that went to the origin on their own because their URL "
+	    "was hit-for-miss.",
+	    t->hit_for_miss_used);
 	prom_one(b, "edge_cache_objects", "gauge",
 	    "Objects in the disk store (LMDB).", st.objects);
 	prom_one(b, "edge_cache_bytes", "gauge",

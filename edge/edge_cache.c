@@ -233,6 +233,94 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 	}
 }
 
+void
+edge_cache_send_stored(struct proxy_txn *pt, struct cache_obj *o)
+{
+	int64_t age = cache_current_age(
+	    o->d.initial_age_s, o->response_time, (int64_t)time(NULL));
+
+	send_stored(pt, pt->txn, o, age, pt->cache_status);
+}
+
+void
+edge_cache_status_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
+{
+	cdn_sb_printf(out, "Cache-Status: %s; %s\r\n", cache_name(pt),
+	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=bypass");
+}
+
+/* The operator's grace and stale-if-error apply where the origin allows. */
+static struct cache_decision
+effective_decision(const struct edge *e, const struct cache_obj *o)
+{
+	struct cache_decision d = o->d;
+	int64_t grace = (int64_t)(e->conf->cache_grace / 1000);
+	int64_t sie = (int64_t)(e->conf->cache_stale_if_error / 1000);
+
+	if (!d.must_revalidate && !d.no_cache) {
+		if (grace > d.swr_s)
+			d.swr_s = grace;
+		if (sie > d.sie_s)
+			d.sie_s = sie;
+	}
+	return d;
+}
+
+int
+edge_cache_stale_if_error_ok(const struct edge *e, const struct cache_obj *o,
+    const struct cache_cc *req_cc, int req_pragma_no_cache)
+{
+	struct cache_decision d = effective_decision(e, o);
+	int64_t age, staleness, allow = d.sie_s;
+
+	/* RFC 9111 §4.2.4: never against must-revalidate, no-cache,
+	 * s-maxage, or a client that asked for validation. */
+	if (d.must_revalidate || d.no_cache || req_cc->no_cache ||
+	    (req_pragma_no_cache && !req_cc->is_set))
+		return 0;
+	/* RFC 5861 §4: the request may allow (more) stale on error too. */
+	if (req_cc->stale_if_error > allow)
+		allow = req_cc->stale_if_error;
+	age = cache_current_age(
+	    o->d.initial_age_s, o->response_time, (int64_t)time(NULL));
+	staleness = age - o->d.freshness_s;
+	return staleness <= allow;
+}
+
+int
+edge_cache_serve_stale_on_error(
+    struct proxy_txn *pt, int err_status, const char *why, int finish)
+{
+	struct edge_worker *w = pt->w;
+
+	if (pt->stale == NULL ||
+	    !edge_cache_stale_if_error_ok(
+	        w->edge, pt->stale, &pt->x.req_cc, pt->pragma_no_cache))
+		return 0;
+	if (err_status != 0)
+		snprintf(pt->cache_status, sizeof(pt->cache_status),
+		    "fwd=stale; fwd-status=%d; detail=stale-if-error",
+		    err_status);
+	else
+		snprintf(pt->cache_status, sizeof(pt->cache_status),
+		    "fwd=stale; detail=\"stale-if-error: origin %s\"", why);
+	EDGE_COUNTER_INC(w, cache_stale_if_error);
+	pt->served = 1;
+	edge_cache_send_stored(pt, pt->stale);
+	if (finish)
+		http_txn_finish(pt->txn); /* pt dies here */
+	return 1;
+}
+
+void
+edge_cache_serve_swr(struct proxy_txn *pt)
+{
+	EDGE_COUNTER_INC(pt->w, cache_stale_while_revalidate);
+	pt->served = 1;
+	edge_cache_send_stored(pt, pt->stale);
+	http_txn_finish(pt->txn); /* pt dies here */
+}
+
 /* ---- request side ---- */
 
 int
@@ -357,6 +445,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	int64_t now, age;
 	int rc, from_memory = 0, has_vary = 0, nf;
 	enum cache_use use;
+	struct cache_decision d;
 
 	pt->x.request_time = time(NULL);
 	if (e->store == NULL) {
@@ -416,7 +505,8 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	now = time(NULL);
 	age = cache_current_age(o->d.initial_age_s, o->response_time, now);
-	use = cache_policy_use(&o->d, age, &pt->x.req_cc, pt->pragma_no_cache);
+	d = effective_decision(e, o);
+	use = cache_policy_use(&d, age, &pt->x.req_cc, pt->pragma_no_cache);
 	if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
 	    (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS &&
 	        !o->d.must_revalidate && !o->d.no_cache)) {
@@ -431,6 +521,19 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		cache_obj_unref(&o);
 		http_txn_finish(txn); /* pt dies here */
 		return 1;
+	}
+	if (use == CACHE_USE_STALE_REVALIDATE && !pt->x.req_cc.only_if_cached) {
+		/* RFC 5861 §3: answer stale now, refresh once behind it. */
+		snprintf(pt->cache_status, sizeof(pt->cache_status),
+		    "hit; ttl=%lld; fwd=stale; detail=stale-while-revalidate",
+		    (long long)(o->d.freshness_s - age));
+		if (from_memory)
+			EDGE_COUNTER_INC(w, cache_hits_memory);
+		else
+			EDGE_COUNTER_INC(w, cache_hits_disk);
+		pt->stale = o;
+		pt->swr = 1;
+		return 0;
 	}
 	if (use == CACHE_USE_MISS) {
 		cache_obj_unref(&o);
@@ -550,43 +653,37 @@ has_field(const char *fields, size_t len, const char *name, size_t nlen)
 	return 0;
 }
 
-/*
- * RFC 9111 §4.3.4: a 304 to our revalidation.  The stored fields are
- * updated with the 304's, the object is stored again with its new
- * freshness, and the client is answered from it.
- */
-static int
-revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
+struct cache_obj *
+edge_cache_merge_304(struct edge *e, const struct cache_exchange *req_x,
+    const struct cache_obj *old, const char *fields, size_t len,
+    struct cache_decision *d)
 {
-	struct edge_worker *w = pt->w;
-	struct edge *e = w->edge;
-	struct cache_obj *old = pt->stale, *o;
 	struct cdn_strbuf merged = {.max = 256 * 1024};
 	const char *p, *end = old->fields + old->fields_len, *eol, *colon;
 	struct cache_exchange x;
-	struct cache_decision d;
+	struct cache_obj *o;
 	uint64_t off = 0, n;
-	char status_text[96];
 
 	for (p = old->fields; p < end; p = eol + 1) {
 		eol = memchr(p, '\n', (size_t)(end - p));
 		colon = memchr(p, ':', (size_t)(eol - p));
 		if (colon != NULL &&
-		    has_field(out->p, out->len, p, (size_t)(colon - p)))
+		    has_field(fields, len, p, (size_t)(colon - p)))
 			continue; /* the 304's value replaces it */
 		cdn_sb_add(&merged, p, (size_t)(eol + 1 - p));
 	}
-	stored_fields(out->p, out->len, &merged);
+	stored_fields(fields, len, &merged);
 	if (merged.failed) {
 		cdn_sb_free(&merged);
-		return 0;
+		return NULL;
 	}
-	x = pt->x;
+	x = *req_x;
 	cache_exchange_parse_response(&x, merged.p, merged.len);
 	x.status = old->status;
-	cache_policy_decide(&e->policy, &x, &d);
-	EDGE_COUNTER_INC(w, cache_not_modified);
-	o = cache_obj_new(old->key, old->variant, old->status, &d,
+	cache_policy_decide(&e->policy, &x, d);
+	if (req_x->req_cc.no_store)
+		d->storable = 0;
+	o = cache_obj_new(old->key, old->variant, old->status, d,
 	    x.response_time, old->url, old->url_len, merged.p, merged.len,
 	    old->vary, old->vary_len);
 	for (uint32_t i = 0; o != NULL && i < old->nchunks; i++) {
@@ -598,23 +695,54 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 		off += n;
 	}
 	cdn_sb_free(&merged);
+	return o;
+}
+
+/*
+ * RFC 9111 §4.3.4: a 304 to our revalidation.  The stored fields are
+ * updated with the 304's, the object is stored again with its new
+ * freshness, and the client is answered from it.
+ */
+static int
+revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
+{
+	struct edge_worker *w = pt->w;
+	struct edge *e = w->edge;
+	struct cache_decision d;
+	struct cache_obj *o;
+
+	o = edge_cache_merge_304(e, &pt->x, pt->stale, out->p, out->len, &d);
 	if (o == NULL)
 		return 0; /* no memory: the origin's 304 goes to the client */
-	snprintf(status_text, sizeof(status_text),
+	EDGE_COUNTER_INC(w, cache_not_modified);
+	snprintf(pt->cache_status, sizeof(pt->cache_status),
 	    "fwd=stale; fwd-status=304%s", d.storable ? "; stored" : "");
-	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s", status_text);
-	if (d.storable && !pt->x.req_cc.no_store) {
+	if (d.storable) {
 		cache_store_put(e->store, o);
 		EDGE_COUNTER_INC(w, cache_stores);
 	}
 	pt->served = 1;
-	send_stored(pt, pt->txn, o,
-	    cache_current_age(
-	        d.initial_age_s, x.response_time, x.response_time),
-	    status_text);
+	edge_cache_send_stored(pt, o);
 	cache_obj_unref(&o);
 	cache_obj_unref(&pt->stale);
 	return 1;
+}
+
+struct cache_obj *
+edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
+    int status, const struct cache_decision *d, int64_t response_time,
+    const char *url, size_t url_len, const char *client_fields,
+    size_t fields_len, const char *vary, size_t vary_len)
+{
+	struct cdn_strbuf st = {.max = 256 * 1024};
+	struct cache_obj *o = NULL;
+
+	stored_fields(client_fields, fields_len, &st);
+	if (!st.failed)
+		o = cache_obj_new(key, variant, status, d, response_time, url,
+		    url_len, st.p, st.len, vary, vary_len);
+	cdn_sb_free(&st);
+	return o;
 }
 
 int
@@ -626,7 +754,6 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	const struct http_request *req = http_txn_request(pt->txn);
 	struct cache_field rf[VARY_FIELDS];
 	struct cache_decision d;
-	struct cdn_strbuf st = {.max = 256 * 1024};
 	const char *vary;
 	size_t vlen = 0;
 	uint64_t variant = 0;
@@ -643,6 +770,14 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	pt->x.response_time = time(NULL);
 	if (pt->stale != NULL && status == 304 && revalidated(pt, out))
 		return 1;
+	if (pt->stale != NULL && status >= 500) {
+		char why[16];
+
+		snprintf(why, sizeof(why), "%d", status);
+		/* The origin's body is discarded; on_done finishes. */
+		if (edge_cache_serve_stale_on_error(pt, status, why, 0))
+			return 1;
+	}
 	if (pt->stale != NULL)
 		cache_obj_unref(&pt->stale); /* a full response replaces it */
 	pt->x.status = status;
@@ -660,12 +795,9 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 			store = 0;
 	}
 	if (store) {
-		stored_fields(out->p, out->len, &st);
-		if (!st.failed)
-			pt->fill = cache_obj_new(pt->key, variant, status, &d,
-			    pt->x.response_time, pt->key_url, pt->key_url_len,
-			    st.p, st.len, vary != NULL ? vary : "", vlen);
-		cdn_sb_free(&st);
+		pt->fill = edge_cache_new_obj(pt->key, variant, status, &d,
+		    pt->x.response_time, pt->key_url, pt->key_url_len, out->p,
+		    out->len, vary != NULL ? vary : "", vlen);
 		store = pt->fill != NULL;
 	}
 	if (store && strlen(pt->cache_status) + 8 < sizeof(pt->cache_status))
@@ -708,6 +840,8 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 	        pt->fill->body_len == (uint64_t)pt->content_length)) {
 		cache_store_put(w->edge->store, pt->fill);
 		EDGE_COUNTER_INC(w, cache_stores);
+		/* Cacheable again: the next misses may share a fetch. */
+		edge_inflight_clear_hfm(w->edge, pt->key);
 	}
 	cache_obj_unref(&pt->fill);
 }
@@ -770,6 +904,7 @@ edge_cache_init(struct edge *e)
 		e->key_rules.params = (const char *const *)params->v;
 		e->key_rules.nparams = params->n;
 	}
+	e->inflight = edge_inflight_new();
 	if (c->cache_dir[0] == '\0')
 		return CDN_OK;
 	memset(&sc, 0, sizeof(sc));
@@ -787,4 +922,5 @@ void
 edge_cache_fini(struct edge *e)
 {
 	cache_store_close(&e->store);
+	edge_inflight_free(&e->inflight);
 }

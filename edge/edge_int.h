@@ -73,9 +73,15 @@ struct edge_counters {
 	_Atomic uint64_t cache_not_modified;  /* ... and it said 304 */
 	_Atomic uint64_t cache_stores; /* responses handed to the store */
 	_Atomic uint64_t cache_invalidations; /* after unsafe methods */
-	_Atomic uint64_t cache_bypass;   /* method, bypass prefix, no key */
-	_Atomic uint64_t tls_handshakes; /* full TLS handshakes */
-	_Atomic uint64_t tls_resumed;    /* ticket or session cache */
+	_Atomic uint64_t cache_bypass;    /* method, bypass prefix, no key */
+	_Atomic uint64_t cache_collapsed; /* misses that joined a fetch */
+	_Atomic uint64_t cache_collapse_released; /* ... and had to leave */
+	_Atomic uint64_t cache_hit_for_miss;      /* keys marked uncacheable */
+	_Atomic uint64_t cache_hit_for_miss_used; /* misses that went alone */
+	_Atomic uint64_t cache_stale_while_revalidate; /* stale + refresh */
+	_Atomic uint64_t cache_stale_if_error;   /* stale as origin failed */
+	_Atomic uint64_t tls_handshakes;         /* full TLS handshakes */
+	_Atomic uint64_t tls_resumed;            /* ticket or session cache */
 	_Atomic uint64_t tls_handshake_errors;   /* garbage, old protocol */
 	_Atomic uint64_t tls_handshake_timeouts; /* stalled handshakes */
 	_Atomic uint64_t tls_handshake_aborts;   /* closed mid-handshake */
@@ -114,6 +120,9 @@ edge_method_class(enum http_method m)
 
 struct edge;
 struct edge_tls;
+struct edge_fill;
+struct edge_inflight;
+struct fill_waiter;
 
 struct edge_worker {
 	uint32_t magic;
@@ -130,6 +139,7 @@ struct edge_worker {
 	struct event *flush_timer; /* hands the access log over */
 	struct event *drain_ev;    /* activated by the main thread */
 	struct event *drain_timer; /* drain deadline */
+	struct edge_fill *fills;   /* shared fetches this worker runs */
 	/*
 	 * Written on every request by this worker only.  The pads keep other
 	 * fields (and the next worker's, read on its every request) off the
@@ -166,6 +176,7 @@ struct edge {
 	struct cache_policy_conf policy;
 	struct cache_key_rules key_rules; /* params borrowed from conf */
 	struct edge_tls *tls;             /* NULL without listen_tls */
+	struct edge_inflight *inflight;   /* shared fetches by key */
 };
 
 /*
@@ -188,6 +199,8 @@ struct proxy_txn {
 	unsigned head_as_get : 1; /* a HEAD fetched as GET to fill the cache */
 	unsigned served : 1;      /* answered from the stored copy (304) */
 	unsigned pragma_no_cache : 1;
+	unsigned swr : 1; /* answer pt->stale, refresh in the background */
+	struct fill_waiter *waiter; /* waiting on a shared fetch */
 	uint8_t key[CACHE_HASH_LEN];
 	char *key_url;
 	size_t key_url_len;
@@ -232,8 +245,71 @@ void edge_cache_txn_free(struct proxy_txn *pt);
 int edge_cache_init(struct edge *e) CDN_WUR;
 void edge_cache_fini(struct edge *e);
 
+/* The stored object <o> as the answer, with pt->cache_status (not
+ * finished). */
+void edge_cache_send_stored(struct proxy_txn *pt, struct cache_obj *o);
+/* Append "Cache-Status: <name>; <pt->cache_status>". */
+void edge_cache_status_field(
+    const struct proxy_txn *pt, struct cdn_strbuf *out);
+/* RFC 9111 §4.3.4: <old> refreshed by a 304's <fields>; NULL if out of
+ * memory.  *d is the new storing decision. */
+struct cache_obj *edge_cache_merge_304(struct edge *e,
+    const struct cache_exchange *req_x, const struct cache_obj *old,
+    const char *fields, size_t len, struct cache_decision *d);
+/* A new object to fill, from the client's copy of the response head. */
+struct cache_obj *edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, int status, const struct cache_decision *d,
+    int64_t response_time, const char *url, size_t url_len,
+    const char *client_fields, size_t fields_len, const char *vary,
+    size_t vary_len);
+/* May <o> be served stale because the origin failed (RFC 5861 §4 and the
+ * operator's cache_stale_if_error)? */
+int edge_cache_stale_if_error_ok(const struct edge *e,
+    const struct cache_obj *o, const struct cache_cc *req_cc,
+    int req_pragma_no_cache);
+/*
+ * The origin failed (<err_status> 5xx, or 0 and <why> names the error):
+ * answer pt->stale if allowed and return 1 (with <finish>, the txn is
+ * finished and pt gone); else 0.
+ */
+int edge_cache_serve_stale_on_error(
+    struct proxy_txn *pt, int err_status, const char *why, int finish);
+/* stale-while-revalidate: answer pt->stale now; pt dies. */
+void edge_cache_serve_swr(struct proxy_txn *pt);
+
+/* edge_fill.c: collapsed forwarding */
+struct edge_inflight *edge_inflight_new(void);
+void edge_inflight_free(struct edge_inflight **tp);
+/* The key is cacheable again: drop its hit-for-miss marker. */
+void edge_inflight_clear_hfm(struct edge *e, const uint8_t key[CACHE_HASH_LEN]);
+/*
+ * Share a cache-filling fetch: join the one in flight for pt->key, or
+ * start it with <oreq> (on this worker) and wait on it; with pt->swr,
+ * make sure a background refresh runs and answer stale.  Returns 1 when
+ * the fill has the txn, 0 when the request must fetch alone (not
+ * shareable, or the key is hit-for-miss).
+ */
+int edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq);
+/* The client can take more / is gone (no-ops unless pt waits). */
+void edge_fill_writable(struct proxy_txn *pt);
+void edge_fill_detach(struct proxy_txn *pt);
+/* Cancel this worker's fills (its loop has stopped). */
+void edge_fill_worker_stop(struct edge_worker *w);
+
 /* edge_proxy.c */
 extern const struct http_handler edge_proxy_handler;
+extern const struct origin_fetch_ops edge_proxy_origin_ops;
+/* Build the origin request for pt and start it (sharing it if
+ * <may_coalesce>), or answer an error. */
+void edge_proxy_forward(struct proxy_txn *pt, int may_coalesce);
+/* Count a failed origin fetch (no-op for ORIGIN_OK). */
+void edge_count_origin_error(struct edge_worker *w, enum origin_err err);
+void edge_proxy_respond_error(
+    struct proxy_txn *pt, struct http_txn *txn, int status);
+/* The client's copy of an origin response head: hop-by-hop fields out,
+ * Via appended; *content_length -1 if chunked.  CDN_ENOMEM if too big. */
+int edge_proxy_client_fields(const struct edge *e, const char *fields,
+    size_t len, struct cdn_strbuf *out, int64_t *content_length);
 
 /* edge_admin.c */
 extern const struct http_handler edge_admin_handler;

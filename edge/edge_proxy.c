@@ -119,8 +119,8 @@ method_forwarded(enum http_method m)
 }
 
 /* An error the proxy answers itself (502, 504, ...). */
-static void
-respond_error(struct proxy_txn *pt, struct http_txn *txn, int status)
+void
+edge_proxy_respond_error(struct proxy_txn *pt, struct http_txn *txn, int status)
 {
 	struct cdn_strbuf f = {0};
 	char body[96];
@@ -136,8 +136,6 @@ respond_error(struct proxy_txn *pt, struct http_txn *txn, int status)
 	cdn_sb_free(&f);
 	http_txn_finish(txn);
 }
-
-static const struct origin_fetch_ops proxy_origin_ops;
 
 static struct proxy_txn *
 proxy_txn_new(struct edge_worker *w, struct http_txn *txn)
@@ -177,24 +175,13 @@ static void
 on_request(struct http_txn *txn, void *arg)
 {
 	struct edge_worker *w = arg;
-	struct edge *e = w->edge;
-	const struct conf *cf = e->conf;
 	const struct http_request *req = http_txn_request(txn);
-	struct conn_tokens ct = {.n = 0};
-	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
-	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
-	struct origin_request oreq;
 	struct proxy_txn *pt;
-	const char **fields = NULL;
-	const char *host;
-	size_t hostlen, nfields = 0, i;
-	int has_accept = 0;
-	char method[32];
 
 	if (!method_forwarded(req->method)) {
 		/* We do not know what the method means for what follows it. */
 		http_txn_set_close(txn);
-		respond_error(NULL, txn, 501);
+		edge_proxy_respond_error(NULL, txn, 501);
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ASTERISK) {
@@ -208,6 +195,26 @@ on_request(struct http_txn *txn, void *arg)
 	pt = proxy_txn_new(w, txn);
 	if (edge_cache_request(pt, txn))
 		return; /* answered from cache: pt is gone */
+	edge_proxy_forward(pt, 1);
+}
+
+void
+edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
+{
+	struct edge_worker *w = pt->w;
+	struct edge *e = w->edge;
+	const struct conf *cf = e->conf;
+	struct http_txn *txn = pt->txn;
+	const struct http_request *req = http_txn_request(txn);
+	struct conn_tokens ct = {.n = 0};
+	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
+	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
+	struct origin_request oreq;
+	const char **fields = NULL;
+	const char *host;
+	size_t hostlen, nfields = 0, i;
+	int has_accept = 0;
+	char method[32];
 
 	for (i = 0; i < req->n_headers; i++)
 		if (name_is(&req->headers[i].name, "connection"))
@@ -259,7 +266,7 @@ on_request(struct http_txn *txn, void *arg)
 		cdn_sb_add(&url, req->query.p, req->query.len);
 	}
 	if (fb.failed || url.failed || via.failed || xff.failed) {
-		respond_error(pt, txn, 431);
+		edge_proxy_respond_error(pt, txn, 431);
 		goto out;
 	}
 
@@ -287,15 +294,17 @@ on_request(struct http_txn *txn, void *arg)
 	oreq.has_body = http_txn_has_body(txn) || req->content_length == 0;
 	oreq.body_length = http_txn_body_length(txn);
 
+	if (may_coalesce && edge_fill_begin(pt, &oreq))
+		goto out; /* one shared fetch, or a stale answer */
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
 	pt->fetch = origin_fetch_start(
-	    w->origin, &oreq, &e->origin_to, &proxy_origin_ops, pt);
+	    w->origin, &oreq, &e->origin_to, &edge_proxy_origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
 		EDGE_COUNTER_INC(w, origin_err_kind[ORIGIN_EINTERNAL]);
-		respond_error(pt, txn, 502);
+		edge_proxy_respond_error(pt, txn, 502);
 	}
 out:
 	free(fields);
@@ -307,22 +316,27 @@ out:
 
 /* ---- origin callbacks ---- */
 
-static void
-on_origin_head(struct origin_fetch *f, void *arg, int status,
-    const char *fields, size_t len, int64_t content_length)
+void
+edge_count_origin_error(struct edge_worker *w, enum origin_err err)
 {
-	struct proxy_txn *pt = arg;
-	struct edge *e = pt->w->edge;
+	if (err == ORIGIN_OK)
+		return;
+	EDGE_COUNTER_INC(w, origin_errors);
+	EDGE_COUNTER_INC(w, origin_err_kind[err]);
+	if (err == ORIGIN_ETIMEOUT_CONNECT ||
+	    err == ORIGIN_ETIMEOUT_FIRST_BYTE || err == ORIGIN_ETIMEOUT_IDLE)
+		EDGE_COUNTER_INC(w, origin_timeouts);
+}
+
+int
+edge_proxy_client_fields(const struct edge *e, const char *fields, size_t len,
+    struct cdn_strbuf *out, int64_t *content_length)
+{
 	struct conn_tokens ct = {.n = 0};
-	struct cdn_strbuf out = {.max = FIELDS_MAX};
 	const char *p, *end = fields + len, *eol, *colon;
 	size_t nlen;
 	int has_via = 0, chunked = 0;
 	const char *via = e->conf->via;
-
-	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
-	pt->origin_ms = origin_fetch_first_byte_ms(f);
-	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
 
 	/* First pass: what the Connection field lists. */
 	for (p = fields; p < end; p = eol + 2) {
@@ -355,22 +369,37 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 			continue;
 		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
 			/* RFC 9110 §7.6.3: append ourselves to the chain. */
-			cdn_sb_add(&out, p, (size_t)(eol - p));
-			cdn_sb_str(&out, ", 1.1 ");
-			cdn_sb_str(&out, via);
-			cdn_sb_add(&out, "\r\n", 2);
+			cdn_sb_add(out, p, (size_t)(eol - p));
+			cdn_sb_str(out, ", 1.1 ");
+			cdn_sb_str(out, via);
+			cdn_sb_add(out, "\r\n", 2);
 			has_via = 1;
 			continue;
 		}
-		cdn_sb_add(&out, p, (size_t)(eol + 2 - p));
+		cdn_sb_add(out, p, (size_t)(eol + 2 - p));
 	}
 	if (!has_via) {
-		cdn_sb_str(&out, "Via: 1.1 ");
-		cdn_sb_str(&out, via);
-		cdn_sb_add(&out, "\r\n", 2);
+		cdn_sb_str(out, "Via: 1.1 ");
+		cdn_sb_str(out, via);
+		cdn_sb_add(out, "\r\n", 2);
 	}
 	if (chunked)
-		content_length = -1; /* RFC 9112 §6.3: chunked wins */
+		*content_length = -1; /* RFC 9112 §6.3: chunked wins */
+	return out->failed ? CDN_ENOMEM : CDN_OK;
+}
+
+static void
+on_origin_head(struct origin_fetch *f, void *arg, int status,
+    const char *fields, size_t len, int64_t content_length)
+{
+	struct proxy_txn *pt = arg;
+	struct cdn_strbuf out = {.max = FIELDS_MAX};
+
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	pt->origin_ms = origin_fetch_first_byte_ms(f);
+	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
+	edge_proxy_client_fields(
+	    pt->w->edge, fields, len, &out, &content_length);
 	pt->content_length = content_length;
 	if (out.failed) {
 		cdn_sb_free(&out);
@@ -433,14 +462,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	pt->fetch = NULL;
 	pt->origin_err = err;
-	if (err != ORIGIN_OK) {
-		EDGE_COUNTER_INC(w, origin_errors);
-		EDGE_COUNTER_INC(w, origin_err_kind[err]);
-		if (err == ORIGIN_ETIMEOUT_CONNECT ||
-		    err == ORIGIN_ETIMEOUT_FIRST_BYTE ||
-		    err == ORIGIN_ETIMEOUT_IDLE)
-			EDGE_COUNTER_INC(w, origin_timeouts);
-	}
+	edge_count_origin_error(w, err);
 	edge_cache_on_done(pt, err);
 	/* pt dies in on_log, inside finish/abort/respond_error below. */
 	if (pt->served)
@@ -450,14 +472,17 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	else if (pt->responded)
 		http_txn_abort(
 		    txn); /* truncated: never a complete-looking body */
+	else if (edge_cache_serve_stale_on_error(
+	             pt, 0, origin_err_name(err), 1))
+		return; /* stale-if-error: pt is gone */
 	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
-		respond_error(pt, txn, 504);
+		edge_proxy_respond_error(pt, txn, 504);
 	else
-		respond_error(pt, txn, 502);
+		edge_proxy_respond_error(pt, txn, 502);
 }
 
-static const struct origin_fetch_ops proxy_origin_ops = {
+const struct origin_fetch_ops edge_proxy_origin_ops = {
     .on_head = on_origin_head,
     .on_body = on_origin_body,
     .on_upload = on_origin_upload,
@@ -482,8 +507,12 @@ on_writable(struct http_txn *txn, void *arg)
 	struct proxy_txn *pt = http_txn_data(txn);
 
 	(void)arg;
-	if (pt != NULL && pt->fetch != NULL)
+	if (pt == NULL)
+		return;
+	if (pt->fetch != NULL)
 		origin_fetch_resume_body(pt->fetch);
+	else if (pt->waiter != NULL)
+		edge_fill_writable(pt); /* more of a shared fetch's body */
 }
 
 static void
@@ -496,6 +525,7 @@ on_abort(struct http_txn *txn, void *arg)
 		return;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	origin_fetch_cancel(&pt->fetch);
+	edge_fill_detach(pt); /* a shared fetch goes on for the others */
 }
 
 static int
@@ -569,6 +599,7 @@ on_log(struct http_txn *txn, void *arg)
 	if (pt != NULL) {
 		MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 		CDN_ASSERT(pt->fetch == NULL);
+		edge_fill_detach(pt);
 		edge_cache_txn_free(pt);
 		MAGIC_WIPE(pt);
 		free(pt);

@@ -224,6 +224,7 @@ worker_main(void *arg)
 	event_base_dispatch(w->base);
 	/* Connections first: their txns may hold origin fetches. */
 	http_server_free(&w->http);
+	edge_fill_worker_stop(w);
 	origin_multi_free(&w->origin);
 	cdn_alog_buf_free(&w->alog);
 	atomic_fetch_add(&w->edge->workers_done, 1);
@@ -320,6 +321,7 @@ worker_fini(struct edge_worker *w)
 		evconnlistener_free(w->listeners[i]);
 	free(w->listeners);
 	http_server_free(&w->http);
+	edge_fill_worker_stop(w);
 	origin_multi_free(&w->origin);
 	cdn_alog_buf_free(&w->alog);
 	if (w->drain_ev != NULL)

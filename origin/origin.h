@@ -107,6 +107,10 @@ struct origin_fetch *origin_fetch_start(struct origin_multi *m,
     const struct origin_request *req, const struct origin_timeouts *to,
     const struct origin_fetch_ops *ops, void *arg);
 
+/* Send the rest of the fetch's events to <ops>/<arg> (a consumer taking
+ * over a running fetch, from inside one of its callbacks or not). */
+void origin_fetch_set_consumer(
+    struct origin_fetch *f, const struct origin_fetch_ops *ops, void *arg);
 /* Stop a fetch now without calling on_done, and free it. */
 void origin_fetch_cancel(struct origin_fetch **fp);
 /* The consumer has room again / more request body arrived. */

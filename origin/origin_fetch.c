@@ -34,8 +34,8 @@
 #include "common/cdn_log.h"
 #include "origin/origin.h"
 
-#define HEAD_MAX (64 * 1024) /* largest origin response head we take */
-#define ORIGIN_IDLE_EASY 64  /* easy handles kept for reuse per worker */
+#define HEAD_MAX         (64 * 1024) /* largest origin response head we take */
+#define ORIGIN_IDLE_EASY 64 /* easy handles kept for reuse per worker */
 
 struct origin_multi {
 	uint32_t magic;
@@ -694,6 +694,15 @@ fail:
 	MAGIC_WIPE(f);
 	free(f);
 	return NULL;
+}
+
+void
+origin_fetch_set_consumer(
+    struct origin_fetch *f, const struct origin_fetch_ops *ops, void *arg)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	f->ops = *ops;
+	f->arg = arg;
 }
 
 void

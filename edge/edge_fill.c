@@ -1,0 +1,1108 @@
+/*
+ * Collapsed forwarding (edge/edge_int.h): concurrent misses of one cache
+ * key, on any worker, share one origin fetch, and every client waiting on
+ * it receives the body as it arrives.
+ *
+ * A struct edge_fill is one shared origin fetch.  It runs on the worker
+ * that started it (its owner): curl delivers the response there, and the
+ * body goes into a chain of CACHE_CHUNK_SIZE blocks that only grows.  Each
+ * waiting client (a struct fill_waiter, on its own worker) reads the chain
+ * at its own pace and hands the bytes to its connection by reference;
+ * finished blocks become the stored object's chunks without a copy.  So a
+ * slow client never slows the fill or the other clients, and the first
+ * client leaving does not stop the fill.
+ *
+ * Threads: the owner alone writes the chain (a block's length is published
+ * with a release store, a new block with a release store of ->next), so
+ * readers need no lock to stream.  fill->mu guards the state and the waiter
+ * list; the owner wakes a waiter by activating its event on the waiter's
+ * own event_base (libevent is thread-aware here).  Lock order: the in-flight
+ * table's shard lock, then fill->mu, then (inside libevent) an event_base.
+ *
+ * A response that may not be shared (not storable, too large, or a Vary
+ * that some waiter does not match) releases the waiters: each fetches on its
+ * own, and the key is remembered as hit-for-miss for cache_hit_for_miss, so
+ * one uncacheable URL never makes its clients queue behind each other.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "edge/edge_int.h"
+
+#define INFLIGHT_SHARDS   64
+#define INFLIGHT_BUCKETS  256  /* per shard */
+#define HFM_MAX_PER_SHARD 4096 /* hit-for-miss markers kept per shard */
+#define FILL_FIELDS_MAX   (256 * 1024)
+#define VARY_FIELDS       128
+
+enum fill_state {
+	FILL_HEAD_WAIT = 0, /* fetch started, no response head yet */
+	FILL_STREAM,        /* a shared response: its body is arriving */
+	FILL_DONE,          /* complete (a body, or a revalidated object) */
+	FILL_FAILED,        /* the origin failed: end waiters, or stale */
+	FILL_RELEASED,      /* not shareable: every waiter fetches itself */
+};
+
+struct fill_block {
+	_Atomic(struct fill_block *) next;
+	atomic_size_t len; /* bytes of data[] written; published last */
+	size_t cap;        /* CACHE_CHUNK_SIZE, or what Content-Length left */
+	unsigned char *data;
+	int adopted; /* data now belongs to fill->obj */
+};
+
+struct fill_waiter {
+	struct fill_waiter *prev, *next; /* fill->waiters (fill->mu) */
+	struct edge_fill *fill;
+	struct proxy_txn *pt;
+	struct event *wake; /* on pt's worker */
+	struct fill_block *blk;
+	size_t off; /* next byte of blk to send */
+	uint64_t sent;
+	unsigned responded : 1;
+	unsigned leader : 1;
+};
+
+struct edge_fill {
+	uint32_t magic;
+#define EDGE_FILL_MAGIC 0x6b1f2d93u
+	atomic_uint refcnt;
+	pthread_mutex_t mu;
+	struct edge *edge;
+	struct edge_worker *owner;
+	struct origin_fetch *fetch; /* owner thread */
+	uint8_t key[CACHE_HASH_LEN];
+	char *key_url;
+	size_t key_url_len;
+	/* The leading request, for the storing decision and its Vary key. */
+	struct cache_exchange x;
+	struct cdn_strbuf req_buf; /* "name\0value\0" pairs */
+	struct cache_field rf[VARY_FIELDS];
+	int nrf;                 /* -1: too many fields to compute a Vary key */
+	struct cache_obj *stale; /* being revalidated */
+	/* (mu) */
+	enum fill_state state;
+	struct fill_waiter *waiters;
+	/* Set before the state leaves FILL_HEAD_WAIT, read-only after. */
+	int status;
+	char *fields; /* the client's head, without Cache-Status */
+	size_t fields_len;
+	int64_t content_length;
+	int has_vary;
+	char *vary;
+	size_t vary_len;
+	uint64_t variant;
+	char note[96];            /* appended to each waiter's Cache-Status */
+	struct cache_obj *result; /* FILL_DONE after a 304: serve this */
+	enum origin_err err;      /* FILL_FAILED */
+	int err_status;           /* FILL_FAILED by a 5xx head, else 0 */
+	uint64_t total;           /* FILL_DONE: body length */
+	/* Owner thread only. */
+	struct fill_block *first, *tail;
+	uint64_t body_len;
+	struct cache_obj *obj; /* the object to store, if storable */
+	unsigned discard : 1;  /* nobody wants the body: end the fetch */
+	unsigned in_table : 1;
+	struct edge_fill *own_prev, *own_next; /* owner's list */
+};
+
+/* ---- the in-flight table ---- */
+
+struct inflight_entry {
+	struct inflight_entry *next;
+	uint8_t key[CACHE_HASH_LEN];
+	struct edge_fill *fill; /* NULL: a hit-for-miss marker */
+	uint64_t hfm_until_ms;
+};
+
+struct inflight_shard {
+	pthread_mutex_t mu;
+	struct inflight_entry *b[INFLIGHT_BUCKETS];
+	unsigned nhfm;
+	char pad[64];
+};
+
+struct edge_inflight {
+	struct inflight_shard shard[INFLIGHT_SHARDS];
+};
+
+static uint64_t
+now_ms(void)
+{
+	return cdn_now_ns() / 1000000u;
+}
+
+static struct inflight_shard *
+shard_of(struct edge_inflight *t, const uint8_t key[CACHE_HASH_LEN])
+{
+	return &t->shard[key[0] % INFLIGHT_SHARDS];
+}
+
+static struct inflight_entry **
+bucket_of(struct inflight_shard *s, const uint8_t key[CACHE_HASH_LEN])
+{
+	return &s->b[((unsigned)key[1] << 8 | key[2]) % INFLIGHT_BUCKETS];
+}
+
+/* The entry for <key> in a locked shard, dropping expired markers. */
+static struct inflight_entry *
+entry_find(struct inflight_shard *s, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct inflight_entry **pp = bucket_of(s, key), *en;
+
+	while ((en = *pp) != NULL) {
+		if (memcmp(en->key, key, CACHE_HASH_LEN) == 0) {
+			if (en->fill == NULL && en->hfm_until_ms <= now_ms()) {
+				*pp = en->next;
+				s->nhfm--;
+				free(en);
+				return NULL;
+			}
+			return en;
+		}
+		pp = &en->next;
+	}
+	return NULL;
+}
+
+static void
+entry_unlink(struct inflight_shard *s, struct inflight_entry *victim)
+{
+	struct inflight_entry **pp = bucket_of(s, victim->key);
+
+	while (*pp != victim)
+		pp = &(*pp)->next;
+	*pp = victim->next;
+	if (victim->fill == NULL)
+		s->nhfm--;
+	free(victim);
+}
+
+static void
+sweep_expired(struct inflight_shard *s)
+{
+	uint64_t now = now_ms();
+
+	for (unsigned i = 0; i < INFLIGHT_BUCKETS; i++) {
+		struct inflight_entry **pp = &s->b[i], *en;
+
+		while ((en = *pp) != NULL) {
+			if (en->fill == NULL && en->hfm_until_ms <= now) {
+				*pp = en->next;
+				s->nhfm--;
+				free(en);
+			} else {
+				pp = &en->next;
+			}
+		}
+	}
+}
+
+struct edge_inflight *
+edge_inflight_new(void)
+{
+	struct edge_inflight *t = cdn_xcalloc(1, sizeof(*t));
+
+	for (unsigned i = 0; i < INFLIGHT_SHARDS; i++)
+		pthread_mutex_init(&t->shard[i].mu, NULL);
+	return t;
+}
+
+void
+edge_inflight_free(struct edge_inflight **tp)
+{
+	struct edge_inflight *t = *tp;
+
+	*tp = NULL;
+	if (t == NULL)
+		return;
+	for (unsigned i = 0; i < INFLIGHT_SHARDS; i++) {
+		struct inflight_shard *s = &t->shard[i];
+
+		for (unsigned j = 0; j < INFLIGHT_BUCKETS; j++)
+			while (s->b[j] != NULL) {
+				/* Fills are gone with their workers. */
+				CDN_ASSERT(s->b[j]->fill == NULL);
+				entry_unlink(s, s->b[j]);
+			}
+		pthread_mutex_destroy(&s->mu);
+	}
+	free(t);
+}
+
+/* Remember <key> as uncacheable for a while (a locked shard). */
+static void
+mark_hit_for_miss(struct edge *e, struct inflight_shard *s,
+    struct inflight_entry *en, const uint8_t key[CACHE_HASH_LEN])
+{
+	uint64_t ttl = e->conf->cache_hit_for_miss;
+
+	if (ttl == 0) {
+		if (en != NULL)
+			entry_unlink(s, en);
+		return;
+	}
+	if (en == NULL) {
+		if (s->nhfm >= HFM_MAX_PER_SHARD)
+			sweep_expired(s);
+		if (s->nhfm >= HFM_MAX_PER_SHARD)
+			return; /* bounded: a flood of such URLs just queues */
+		en = cdn_xcalloc(1, sizeof(*en));
+		memcpy(en->key, key, CACHE_HASH_LEN);
+		en->next = *bucket_of(s, key);
+		*bucket_of(s, key) = en;
+	}
+	en->fill = NULL;
+	en->hfm_until_ms = now_ms() + ttl;
+	s->nhfm++;
+}
+
+void
+edge_inflight_clear_hfm(struct edge *e, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct inflight_shard *s = shard_of(e->inflight, key);
+	struct inflight_entry *en;
+
+	pthread_mutex_lock(&s->mu);
+	en = entry_find(s, key);
+	if (en != NULL && en->fill == NULL)
+		entry_unlink(s, en);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Take the fill out of the table (new requests then go to the cache, which
+ * holds the object by now, or start a new fill).  <hfm>: leave a
+ * hit-for-miss marker in its place.
+ */
+static void
+fill_unpublish(struct edge_fill *f, int hfm)
+{
+	struct inflight_shard *s = shard_of(f->edge->inflight, f->key);
+	struct inflight_entry *en;
+
+	if (!f->in_table)
+		return;
+	pthread_mutex_lock(&s->mu);
+	en = entry_find(s, f->key);
+	CDN_ASSERT(en != NULL && en->fill == f);
+	f->in_table = 0;
+	if (hfm) {
+		mark_hit_for_miss(f->edge, s, en, f->key);
+	} else {
+		entry_unlink(s, en);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- fill lifetime ---- */
+
+static struct edge_fill *
+fill_ref(struct edge_fill *f)
+{
+	atomic_fetch_add_explicit(&f->refcnt, 1, memory_order_relaxed);
+	return f;
+}
+
+static void
+fill_unref(struct edge_fill *f)
+{
+	struct fill_block *b, *next;
+
+	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	if (atomic_fetch_sub_explicit(&f->refcnt, 1, memory_order_acq_rel) > 1)
+		return;
+	CDN_ASSERT(f->waiters == NULL && f->fetch == NULL && !f->in_table);
+	for (b = f->first; b != NULL; b = next) {
+		next = atomic_load_explicit(&b->next, memory_order_relaxed);
+		if (!b->adopted)
+			free(b->data);
+		free(b);
+	}
+	if (f->obj != NULL)
+		cache_obj_unref(&f->obj);
+	if (f->result != NULL)
+		cache_obj_unref(&f->result);
+	if (f->stale != NULL)
+		cache_obj_unref(&f->stale);
+	free(f->fields);
+	free(f->vary);
+	free(f->key_url);
+	cdn_sb_free(&f->req_buf);
+	pthread_mutex_destroy(&f->mu);
+	MAGIC_WIPE(f);
+	free(f);
+}
+
+static void
+wake_all_locked(struct edge_fill *f)
+{
+	for (struct fill_waiter *fw = f->waiters; fw != NULL; fw = fw->next)
+		event_active(fw->wake, EV_READ, 0);
+}
+
+static void
+set_state(struct edge_fill *f, enum fill_state st)
+{
+	pthread_mutex_lock(&f->mu);
+	f->state = st;
+	wake_all_locked(f);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* The owner is done with the fetch: out of its list, one ref less. */
+static void
+fill_end(struct edge_fill *f)
+{
+	struct edge_worker *w = f->owner;
+
+	if (f->own_prev != NULL)
+		f->own_prev->own_next = f->own_next;
+	else
+		w->fills = f->own_next;
+	if (f->own_next != NULL)
+		f->own_next->own_prev = f->own_prev;
+	f->own_prev = f->own_next = NULL;
+	fill_unref(f);
+}
+
+/* ---- waiters ---- */
+
+static void waiter_run(struct fill_waiter *fw);
+
+static void
+on_waiter_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	waiter_run(arg);
+}
+
+static struct fill_waiter *
+waiter_attach_locked(struct edge_fill *f, struct proxy_txn *pt, int leader)
+{
+	struct fill_waiter *fw = cdn_xcalloc(1, sizeof(*fw));
+
+	fw->fill = fill_ref(f);
+	fw->pt = pt;
+	fw->leader = (unsigned)leader;
+	fw->wake = event_new(pt->w->base, -1, 0, on_waiter_wake, fw);
+	CDN_ASSERT(fw->wake != NULL);
+	fw->next = f->waiters;
+	if (f->waiters != NULL)
+		f->waiters->prev = fw;
+	f->waiters = fw;
+	pt->waiter = fw;
+	/* Catch up with whatever happened before we attached. */
+	event_active(fw->wake, EV_READ, 0);
+	return fw;
+}
+
+/* Leave the fill (the waiter's own thread).  pt->waiter is cleared. */
+static void
+waiter_detach(struct fill_waiter *fw)
+{
+	struct edge_fill *f = fw->fill;
+
+	pthread_mutex_lock(&f->mu);
+	if (fw->prev != NULL)
+		fw->prev->next = fw->next;
+	else
+		f->waiters = fw->next;
+	if (fw->next != NULL)
+		fw->next->prev = fw->prev;
+	pthread_mutex_unlock(&f->mu);
+	event_free(fw->wake);
+	fw->pt->waiter = NULL;
+	free(fw);
+	fill_unref(f);
+}
+
+void
+edge_fill_detach(struct proxy_txn *pt)
+{
+	if (pt->waiter != NULL)
+		waiter_detach(pt->waiter);
+}
+
+static void
+on_block_sent(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	fill_unref(arg);
+}
+
+/* Cache-Status of a waiter: its own lookup result plus the fill's note. */
+static void
+waiter_status(struct fill_waiter *fw, const char *extra)
+{
+	struct proxy_txn *pt = fw->pt;
+	size_t n = strlen(pt->cache_status);
+
+	snprintf(pt->cache_status + n, sizeof(pt->cache_status) - n, "%s%s",
+	    fw->leader ? "" : "; collapsed", extra);
+}
+
+/* Does the waiter's request select the variant the fill carries? */
+static int
+waiter_matches_vary(
+    struct fill_waiter *fw, const char *vary, size_t vlen, uint64_t variant)
+{
+	const struct http_request *req = http_txn_request(fw->pt->txn);
+	struct cache_field rf[VARY_FIELDS];
+	uint64_t mine;
+
+	if (vlen == 0)
+		return 1;
+	if (req->n_headers > VARY_FIELDS)
+		return 0;
+	for (unsigned i = 0; i < req->n_headers; i++) {
+		rf[i].name = req->headers[i].name.p;
+		rf[i].name_len = req->headers[i].name.len;
+		rf[i].value = req->headers[i].value.p;
+		rf[i].value_len = req->headers[i].value.len;
+	}
+	return cache_vary_key(vary, vlen, rf, req->n_headers, &mine) ==
+	    CDN_OK &&
+	    mine == variant;
+}
+
+/* Hand the waiter back to the proxy: it fetches on its own. */
+static void
+waiter_release(struct fill_waiter *fw)
+{
+	struct proxy_txn *pt = fw->pt;
+
+	waiter_detach(fw);
+	EDGE_COUNTER_INC(pt->w, cache_collapse_released);
+	edge_proxy_forward(pt, 0);
+}
+
+/* The origin failed before this waiter had a head: stale or an error. */
+static void
+waiter_failed(struct fill_waiter *fw, enum origin_err err, int err_status)
+{
+	struct proxy_txn *pt = fw->pt;
+	char why[64];
+
+	waiter_detach(fw);
+	if (err_status != 0)
+		snprintf(why, sizeof(why), "%d", err_status);
+	else
+		snprintf(why, sizeof(why), "%s", origin_err_name(err));
+	if (edge_cache_serve_stale_on_error(pt, err_status, why, 1))
+		return;
+	pt->origin_err = err;
+	if (err_status != 0)
+		edge_proxy_respond_error(pt, pt->txn, err_status);
+	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
+	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
+		edge_proxy_respond_error(pt, pt->txn, 504);
+	else
+		edge_proxy_respond_error(pt, pt->txn, 502);
+}
+
+static void
+waiter_send_head(struct fill_waiter *fw)
+{
+	struct edge_fill *f = fw->fill;
+	struct proxy_txn *pt = fw->pt;
+	struct cdn_strbuf out = {.max = FILL_FIELDS_MAX};
+
+	waiter_status(fw, f->note);
+	cdn_sb_add(&out, f->fields, f->fields_len);
+	edge_cache_status_field(pt, &out);
+	pt->responded = 1;
+	fw->responded = 1;
+	http_txn_respond(pt->txn, f->status, out.p, out.failed ? 0 : out.len,
+	    f->content_length);
+	cdn_sb_free(&out);
+}
+
+/* Send what has arrived, as far as the client's buffer allows. */
+static void
+waiter_stream(struct fill_waiter *fw)
+{
+	struct proxy_txn *pt = fw->pt;
+	struct fill_block *next;
+	size_t len;
+
+	while (fw->blk != NULL &&
+	    http_txn_out_pending(pt->txn) <= HTTP_OUT_HIGH_WATER) {
+		len = atomic_load_explicit(&fw->blk->len, memory_order_acquire);
+		if (fw->off < len) {
+			http_txn_write_ref(pt->txn, fw->blk->data + fw->off,
+			    len - fw->off, on_block_sent, fill_ref(fw->fill));
+			fw->sent += len - fw->off;
+			fw->off = len;
+		}
+		if (fw->off < fw->blk->cap)
+			return; /* the block is still filling */
+		next =
+		    atomic_load_explicit(&fw->blk->next, memory_order_acquire);
+		if (next == NULL)
+			return;
+		fw->blk = next;
+		fw->off = 0;
+	}
+}
+
+static void
+waiter_run(struct fill_waiter *fw)
+{
+	struct edge_fill *f = fw->fill;
+	struct proxy_txn *pt = fw->pt;
+	const struct http_request *req = http_txn_request(pt->txn);
+	enum fill_state st;
+	struct cache_obj *o;
+
+	pthread_mutex_lock(&f->mu);
+	st = f->state;
+	pthread_mutex_unlock(&f->mu);
+
+	switch (st) {
+	case FILL_HEAD_WAIT:
+		return;
+	case FILL_RELEASED:
+		waiter_release(fw);
+		return;
+	case FILL_FAILED:
+		if (!fw->responded) {
+			waiter_failed(fw, f->err, f->err_status);
+			return;
+		}
+		break;
+	case FILL_STREAM:
+	case FILL_DONE:
+		break;
+	}
+	if (!fw->responded && f->result != NULL) {
+		/* A revalidation that ended in 304: the refreshed object. */
+		o = cache_obj_ref(f->result);
+		if (!fw->leader &&
+		    !waiter_matches_vary(
+		        fw, o->vary, o->vary_len, o->variant)) {
+			cache_obj_unref(&o);
+			waiter_release(fw);
+			return;
+		}
+		waiter_status(fw, f->note);
+		waiter_detach(fw);
+		pt->served = 1;
+		edge_cache_send_stored(pt, o);
+		cache_obj_unref(&o);
+		http_txn_finish(pt->txn);
+		return;
+	}
+	if (!fw->responded) {
+		if (!fw->leader &&
+		    !waiter_matches_vary(
+		        fw, f->vary, f->vary_len, f->variant)) {
+			waiter_release(fw);
+			return;
+		}
+		waiter_send_head(fw);
+		if (req->method == HTTP_M_HEAD) {
+			waiter_detach(fw);
+			http_txn_finish(pt->txn);
+			return;
+		}
+		fw->blk = f->first;
+		fw->off = 0;
+	}
+	waiter_stream(fw);
+	if (st == FILL_FAILED) {
+		/* Truncated: the client must not mistake it for complete. */
+		waiter_detach(fw);
+		http_txn_abort(pt->txn);
+		return;
+	}
+	if (st == FILL_DONE && fw->sent == f->total) {
+		waiter_detach(fw);
+		http_txn_finish(pt->txn);
+	}
+}
+
+void
+edge_fill_writable(struct proxy_txn *pt)
+{
+	if (pt->waiter != NULL)
+		waiter_run(pt->waiter);
+}
+
+/* ---- the fetch (owner thread) ---- */
+
+/* A block sized for what is still to come, when the origin said. */
+static struct fill_block *
+block_new(const struct edge_fill *f)
+{
+	struct fill_block *b = cdn_xcalloc(1, sizeof(*b));
+	uint64_t left;
+
+	b->cap = CACHE_CHUNK_SIZE;
+	if (f->content_length >= 0) {
+		left = (uint64_t)f->content_length - f->body_len;
+		if (f->body_len < (uint64_t)f->content_length &&
+		    left < CACHE_CHUNK_SIZE)
+			b->cap = (size_t)left;
+	}
+	b->data = cdn_xmalloc(b->cap);
+	return b;
+}
+
+static void
+fill_fail(struct edge_fill *f, enum origin_err err, int err_status)
+{
+	f->err = err;
+	f->err_status = err_status;
+	fill_unpublish(f, 0);
+	set_state(f, FILL_FAILED);
+}
+
+/* Hand the fetch to the leading client alone (not shareable). */
+static int
+hand_to_leader(struct edge_fill *f, struct origin_fetch *of, int status,
+    const char *fields, size_t len, int64_t content_length)
+{
+	struct fill_waiter *fw, *leader = NULL;
+	struct proxy_txn *pt;
+
+	pthread_mutex_lock(&f->mu);
+	for (fw = f->waiters; fw != NULL; fw = fw->next)
+		if (fw->leader)
+			leader = fw;
+	pthread_mutex_unlock(&f->mu);
+	if (leader == NULL)
+		return 0;
+	pt = leader->pt;
+	CDN_ASSERT(pt->w == f->owner);
+	waiter_detach(leader);
+	f->fetch = NULL;
+	pt->fetch = of;
+	origin_fetch_set_consumer(of, &edge_proxy_origin_ops, pt);
+	edge_proxy_origin_ops.on_head(
+	    of, pt, status, fields, len, content_length);
+	return 1;
+}
+
+/*
+ * A body without Content-Length outgrew max_object_size: it will not be
+ * stored.  A leader alone gets what has arrived and then the fetch itself,
+ * with the proxy's flow control, so memory stops growing; with other
+ * waiters the fill keeps streaming to all of them.
+ */
+static struct proxy_txn *
+hand_over_midway(struct edge_fill *f, struct origin_fetch *of)
+{
+	struct fill_waiter *fw;
+	struct proxy_txn *pt;
+	size_t len;
+
+	pthread_mutex_lock(&f->mu);
+	fw = f->waiters;
+	if (fw == NULL || fw->next != NULL || !fw->leader || !fw->responded) {
+		pthread_mutex_unlock(&f->mu);
+		return NULL;
+	}
+	pthread_mutex_unlock(&f->mu);
+	pt = fw->pt;
+	/* Everything that arrived so far, by reference, in order. */
+	for (; fw->blk != NULL;) {
+		len = atomic_load_explicit(&fw->blk->len, memory_order_relaxed);
+		if (fw->off < len)
+			http_txn_write_ref(pt->txn, fw->blk->data + fw->off,
+			    len - fw->off, on_block_sent, fill_ref(f));
+		fw->off = len;
+		fw->blk =
+		    atomic_load_explicit(&fw->blk->next, memory_order_relaxed);
+	}
+	waiter_detach(fw);
+	f->fetch = NULL;
+	pt->fetch = of;
+	origin_fetch_set_consumer(of, &edge_proxy_origin_ops, pt);
+	return pt;
+}
+
+/* The origin's head came: count its latency once, here or in the proxy. */
+static void
+count_head(struct edge_fill *f, struct origin_fetch *of)
+{
+	edge_stats_origin_head(f->owner, origin_fetch_first_byte_us(of));
+}
+
+static void
+fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
+    size_t len, int64_t content_length)
+{
+	struct edge_fill *f = arg;
+	struct edge *e = f->edge;
+	struct edge_worker *w = f->owner;
+	struct cdn_strbuf out = {.max = FILL_FIELDS_MAX};
+	struct cache_decision d;
+	struct cache_obj *merged;
+	const char *vary;
+	size_t vlen = 0;
+	int store;
+
+	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	f->x.response_time = time(NULL);
+	if (edge_proxy_client_fields(e, fields, len, &out, &content_length) !=
+	    CDN_OK) {
+		cdn_sb_free(&out);
+		count_head(f, of);
+		f->discard = 1; /* on_done answers 502 */
+		return;
+	}
+	if (f->stale != NULL && status == 304) {
+		count_head(f, of);
+		merged = edge_cache_merge_304(
+		    e, &f->x, f->stale, out.p, out.len, &d);
+		cdn_sb_free(&out);
+		if (merged == NULL) {
+			f->discard = 1;
+			return;
+		}
+		EDGE_COUNTER_INC(w, cache_not_modified);
+		snprintf(f->note, sizeof(f->note), "; fwd-status=304%s",
+		    d.storable ? "; stored" : "");
+		if (d.storable) {
+			cache_store_put(e->store, merged);
+			EDGE_COUNTER_INC(w, cache_stores);
+		}
+		f->result = merged;
+		f->total = 0;
+		fill_unpublish(f, 0);
+		set_state(f, FILL_DONE);
+		return;
+	}
+	if (status >= 500 && f->stale != NULL &&
+	    edge_cache_stale_if_error_ok(
+	        e, f->stale, &f->x.req_cc, f->x.req_pragma_no_cache)) {
+		/* stale-if-error: waiters answer from their stored copies. */
+		cdn_sb_free(&out);
+		count_head(f, of);
+		fill_fail(f, ORIGIN_OK, status);
+		return;
+	}
+	f->x.status = status;
+	cache_exchange_parse_response(&f->x, fields, len);
+	cache_policy_decide(&e->policy, &f->x, &d);
+	store = d.storable && status != 206 &&
+	    (content_length < 0 ||
+	        (uint64_t)content_length <= e->conf->max_object_size);
+	vary = cdn_fields_get(fields, len, "vary", &vlen);
+	if (store && vary != NULL &&
+	    (f->nrf < 0 || vlen > 1024 ||
+	        cache_vary_key(vary, vlen, f->rf, (unsigned)f->nrf,
+	            &f->variant) != CDN_OK))
+		store = 0;
+	if (store) {
+		f->obj = edge_cache_new_obj(f->key, f->variant, status, &d,
+		    f->x.response_time, f->key_url, f->key_url_len, out.p,
+		    out.len, vary != NULL ? vary : "", vlen);
+		store = f->obj != NULL;
+	}
+	if (!store) {
+		/* Not for sharing: the leader takes the fetch, the others
+		 * fetch on their own, and the key is hit-for-miss. */
+		if (!d.storable || status == 206)
+			EDGE_COUNTER_INC(w, cache_hit_for_miss);
+		fill_unpublish(f, 1);
+		cdn_sb_free(&out);
+		if (hand_to_leader(
+		        f, of, status, fields, len, content_length)) {
+			set_state(f, FILL_RELEASED);
+			fill_end(f); /* the fetch is the leader's now */
+			return;
+		}
+		count_head(f, of);
+		f->discard = 1;
+		set_state(f, FILL_RELEASED);
+		return;
+	}
+	count_head(f, of);
+	f->status = status;
+	f->fields = cdn_xstrndup(out.p, out.len);
+	f->fields_len = out.len;
+	f->content_length = content_length;
+	if (vary != NULL) {
+		f->has_vary = 1;
+		f->vary = cdn_xstrndup(vary, vlen);
+		f->vary_len = vlen;
+	}
+	snprintf(f->note, sizeof(f->note), "; stored");
+	cdn_sb_free(&out);
+	f->first = f->tail = block_new(f);
+	set_state(f, FILL_STREAM);
+}
+
+static size_t
+fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
+{
+	struct edge_fill *f = arg;
+	struct fill_block *b;
+	struct proxy_txn *pt;
+	size_t used, n, left = len;
+
+	(void)of;
+	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	if (f->discard)
+		return 0; /* ends the transfer */
+	if (f->result != NULL || f->err_status != 0)
+		return len; /* a 304's or a 5xx's body: nobody's */
+	if (f->obj != NULL &&
+	    f->body_len + len > f->edge->conf->max_object_size) {
+		cache_obj_unref(&f->obj); /* will not be stored */
+		fill_unpublish(f, 1);
+		pt = hand_over_midway(f, of);
+		if (pt != NULL) {
+			fill_end(f);
+			return edge_proxy_origin_ops.on_body(of, pt, data, len);
+		}
+	}
+	while (left > 0) {
+		b = f->tail;
+		used = atomic_load_explicit(&b->len, memory_order_relaxed);
+		if (used == b->cap) {
+			b = block_new(f);
+			atomic_store_explicit(
+			    &f->tail->next, b, memory_order_release);
+			f->tail = b;
+			used = 0;
+		}
+		n = b->cap - used;
+		if (n > left)
+			n = left;
+		memcpy(b->data + used, data, n);
+		atomic_store_explicit(&b->len, used + n, memory_order_release);
+		data += n;
+		left -= n;
+	}
+	f->body_len += len;
+	pthread_mutex_lock(&f->mu);
+	if (f->waiters == NULL && f->obj == NULL)
+		f->discard = 1; /* nobody to stream to, nothing to store */
+	wake_all_locked(f);
+	pthread_mutex_unlock(&f->mu);
+	return len;
+}
+
+/* The finished body becomes the object's chunks (no copy). */
+static int
+adopt_body(struct edge_fill *f)
+{
+	for (struct fill_block *b = f->first; b != NULL;
+	     b = atomic_load_explicit(&b->next, memory_order_relaxed)) {
+		size_t len =
+		    atomic_load_explicit(&b->len, memory_order_relaxed);
+
+		unsigned char *copy;
+
+		if (len == 0)
+			break;
+		if (len == b->cap) {
+			if (cache_obj_adopt_chunk(f->obj, b->data, len, len) !=
+			    CDN_OK)
+				return CDN_ENOMEM;
+			b->adopted = 1;
+			continue;
+		}
+		/* A short last block of a body of unknown length: store a
+		 * right-sized copy, not the whole block. */
+		copy = malloc(len);
+		if (copy == NULL)
+			return CDN_ENOMEM;
+		memcpy(copy, b->data, len);
+		if (cache_obj_adopt_chunk(f->obj, copy, len, len) != CDN_OK) {
+			free(copy);
+			return CDN_ENOMEM;
+		}
+	}
+	return CDN_OK;
+}
+
+static void
+fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
+{
+	struct edge_fill *f = arg;
+	struct edge_worker *w = f->owner;
+	enum fill_state st;
+
+	(void)of;
+	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	f->fetch = NULL;
+	edge_count_origin_error(w, err);
+	pthread_mutex_lock(&f->mu);
+	st = f->state;
+	pthread_mutex_unlock(&f->mu);
+	if (st == FILL_HEAD_WAIT) {
+		fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_EPROTO, 0);
+	} else if (st == FILL_STREAM) {
+		if (err == ORIGIN_OK && f->obj == NULL) {
+			/* Streamed through, too large to store. */
+			f->total = f->body_len;
+			set_state(f, FILL_DONE);
+		} else if (err == ORIGIN_OK && !f->discard &&
+		    (f->content_length < 0 ||
+		        f->body_len == (uint64_t)f->content_length) &&
+		    adopt_body(f) == CDN_OK) {
+			cache_store_put(f->edge->store, f->obj);
+			EDGE_COUNTER_INC(w, cache_stores);
+			f->total = f->body_len;
+			fill_unpublish(f, 0);
+			set_state(f, FILL_DONE);
+		} else {
+			/* Only a complete body is stored or ends cleanly. */
+			fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_ERESET, 0);
+		}
+	}
+	fill_end(f);
+}
+
+static const struct origin_fetch_ops fill_origin_ops = {
+    .on_head = fill_on_head,
+    .on_body = fill_on_body,
+    .on_upload = NULL,
+    .on_done = fill_on_done,
+};
+
+/* ---- starting and joining ---- */
+
+static int
+coalescable(const struct proxy_txn *pt)
+{
+	const struct http_request *req = http_txn_request(pt->txn);
+
+	return pt->cache_on && pt->w->edge->store != NULL &&
+	    !pt->x.req_cc.no_store && !pt->x.req_cc.only_if_cached &&
+	    !http_txn_has_body(pt->txn) &&
+	    (req->method == HTTP_M_GET || pt->head_as_get);
+}
+
+static struct edge_fill *
+fill_new(struct proxy_txn *pt)
+{
+	const struct http_request *req = http_txn_request(pt->txn);
+	struct edge_fill *f = cdn_xcalloc(1, sizeof(*f));
+
+	f->magic = EDGE_FILL_MAGIC;
+	atomic_init(&f->refcnt, 1); /* the owner's, until the fetch ends */
+	pthread_mutex_init(&f->mu, NULL);
+	f->edge = pt->w->edge;
+	f->owner = pt->w;
+	memcpy(f->key, pt->key, CACHE_HASH_LEN);
+	f->key_url = cdn_xstrndup(pt->key_url, pt->key_url_len);
+	f->key_url_len = pt->key_url_len;
+	f->x = pt->x;
+	f->content_length = -1;
+	if (pt->stale != NULL)
+		f->stale = cache_obj_ref(pt->stale);
+	/* The leader's request fields, for the Vary key at head time. */
+	f->req_buf.max = FILL_FIELDS_MAX;
+	f->nrf = req->n_headers <= VARY_FIELDS ? (int)req->n_headers : -1;
+	for (unsigned i = 0; f->nrf >= 0 && i < req->n_headers; i++) {
+		cdn_sb_add(&f->req_buf, req->headers[i].name.p,
+		    req->headers[i].name.len);
+		cdn_sb_add(&f->req_buf, req->headers[i].value.p,
+		    req->headers[i].value.len);
+	}
+	if (f->req_buf.failed)
+		f->nrf = -1;
+	for (size_t i = 0, off = 0; f->nrf > 0 && i < (size_t)f->nrf; i++) {
+		f->rf[i].name = f->req_buf.p + off;
+		f->rf[i].name_len = req->headers[i].name.len;
+		off += f->rf[i].name_len;
+		f->rf[i].value = f->req_buf.p + off;
+		f->rf[i].value_len = req->headers[i].value.len;
+		off += f->rf[i].value_len;
+	}
+	return f;
+}
+
+int
+edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq)
+{
+	struct edge_worker *w = pt->w;
+	struct edge *e = w->edge;
+	struct inflight_shard *s;
+	struct inflight_entry *en;
+	struct edge_fill *f;
+	int background = pt->swr;
+
+	if (!coalescable(pt))
+		return 0;
+	s = shard_of(e->inflight, pt->key);
+	pthread_mutex_lock(&s->mu);
+	en = entry_find(s, pt->key);
+	if (en != NULL && en->fill == NULL && !background) {
+		pthread_mutex_unlock(&s->mu);
+		EDGE_COUNTER_INC(w, cache_hit_for_miss_used);
+		return 0; /* hit-for-miss: fetch alone */
+	}
+	if (en != NULL && en->fill != NULL) {
+		f = en->fill;
+		if (!background) {
+			pthread_mutex_lock(&f->mu);
+			waiter_attach_locked(f, pt, 0);
+			pthread_mutex_unlock(&f->mu);
+			EDGE_COUNTER_INC(w, cache_collapsed);
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (background)
+			edge_cache_serve_swr(pt);
+		return 1;
+	}
+	f = fill_new(pt);
+	if (en == NULL) {
+		en = cdn_xcalloc(1, sizeof(*en));
+		memcpy(en->key, pt->key, CACHE_HASH_LEN);
+		en->next = *bucket_of(s, pt->key);
+		*bucket_of(s, pt->key) = en;
+	} else {
+		s->nhfm--; /* a background refresh replaces the marker */
+	}
+	en->fill = f;
+	f->in_table = 1;
+	if (!background) {
+		pthread_mutex_lock(&f->mu);
+		waiter_attach_locked(f, pt, 1);
+		pthread_mutex_unlock(&f->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+
+	f->own_next = w->fills;
+	if (w->fills != NULL)
+		w->fills->own_prev = f;
+	w->fills = f;
+	EDGE_COUNTER_INC(w, origin_fetches);
+	if (!background)
+		pt->used_origin = 1;
+	f->fetch = origin_fetch_start(
+	    w->origin, oreq, &e->origin_to, &fill_origin_ops, f);
+	if (f->fetch == NULL) {
+		edge_count_origin_error(w, ORIGIN_EINTERNAL);
+		fill_fail(f, ORIGIN_EINTERNAL, 0);
+		fill_end(f);
+	}
+	if (background)
+		edge_cache_serve_swr(pt);
+	return 1;
+}
+
+void
+edge_fill_worker_stop(struct edge_worker *w)
+{
+	struct edge_fill *f;
+
+	while ((f = w->fills) != NULL) {
+		origin_fetch_cancel(&f->fetch);
+		fill_fail(f, ORIGIN_EINTERNAL, 0);
+		fill_end(f);
+	}
+}
