@@ -54,8 +54,17 @@ def get(e, target, headers=None, timeout=20.0):
     return e.request("GET", target, headers=headers, timeout=timeout)
 
 
+def stats(port):
+    r = et.raw_request(port, b"GET /stats HTTP/1.1\r\nHost: a\r\n"
+                       b"Connection: close\r\n\r\n").response()
+    et.eq(r.status, 200, "/stats")
+    return r.json()
+
+
 def test_200_clients_one_origin_request():
+    aport = et.free_port()
     with et.Origin() as o, et.Edge(o.url, *cache_args(et.mktemp("c")),
+                                   "--admin-listen", "127.0.0.1:%d" % aport,
                                    threads=2) as e:
         target = "/obj/herd?size=300000&ttl=60&delay_ms=500"
         rs = parallel(200, lambda i: get(e, target))
@@ -70,6 +79,9 @@ def test_200_clients_one_origin_request():
                        "edged; hit"))
         et.eq(1 + collapsed + hits, 200,
               "one leader; the rest waited on it or hit its object")
+        c = stats(aport)["cache"]
+        et.eq(c["coalesced"], collapsed, "/stats counts the waiters")
+        et.eq(c["coalesce_released"], 0, "none was sent away")
         r = get(e, target)
         et.ok(r.header("Cache-Status").startswith("edged; hit"),
               "stored: %s" % r.header("Cache-Status"))
@@ -127,6 +139,30 @@ def test_first_client_leaving_does_not_stop_the_fill():
         et.ok(r.header("Cache-Status").startswith("edged; hit"),
               "and it was stored: %s" % r.header("Cache-Status"))
         et.eq(o.count("/obj/leave"), 1, "one origin request")
+
+
+def test_a_waiter_leaving_is_dropped():
+    with et.Origin() as o, et.Edge(o.url, *cache_args(et.mktemp("c")),
+                                   threads=2) as e:
+        target = ("/obj/drop?size=600000&ttl=60&pause_after=100000"
+                  "&pause_ms=800")
+        clients = [e.connect(timeout=20) for _ in range(4)]
+        for c in clients:
+            c.send(et.build_request("GET", target))
+            time.sleep(0.02)
+        for c in clients:
+            et.eq(read_head(c).status, 200, "head")
+        clients[2].reader.read_exact(1000)
+        clients[2].close()   # a waiter goes away mid-body
+        for i, c in enumerate(clients):
+            if i == 2:
+                continue
+            et.check_pattern(c.reader.read_exact(600000), 600000)
+            c.close()
+        et.eq(o.count("/obj/drop"), 1, "one origin request")
+        r = get(e, target)
+        et.ok(r.header("Cache-Status").startswith("edged; hit"),
+              "stored: %s" % r.header("Cache-Status"))
 
 
 def test_fill_failing_mid_body_truncates_everyone():
