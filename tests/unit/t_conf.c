@@ -151,16 +151,17 @@ conf_cmp(const struct conf *a, const struct conf *b, int each, const char *what,
 {
 	int bad = 0, same;
 
-#define CMP_STR(n)      same = str_eq(a->n, b->n);
-#define CMP_ADDR(n)     same = str_eq(a->n, b->n);
-#define CMP_URL(n)      same = str_eq(a->n, b->n);
-#define CMP_STRLIST(n)  same = list_eq(&a->n, &b->n);
-#define CMP_ADDRLIST(n) same = list_eq(&a->n, &b->n);
-#define CMP_SIZE(n)     same = a->n == b->n;
-#define CMP_UINT(n)     same = a->n == b->n;
-#define CMP_DURATION(n) same = a->n == b->n;
-#define CMP_LOGLEVEL(n) same = a->n == b->n;
-#define CMP_SNICERT(n)  same = list_eq(&a->n, &b->n);
+#define CMP_STR(n)       same = str_eq(a->n, b->n);
+#define CMP_ADDR(n)      same = str_eq(a->n, b->n);
+#define CMP_URL(n)       same = str_eq(a->n, b->n);
+#define CMP_STRLIST(n)   same = list_eq(&a->n, &b->n);
+#define CMP_ADDRLIST(n)  same = list_eq(&a->n, &b->n);
+#define CMP_SIZE(n)      same = a->n == b->n;
+#define CMP_UINT(n)      same = a->n == b->n;
+#define CMP_DURATION(n)  same = a->n == b->n;
+#define CMP_LOGLEVEL(n)  same = a->n == b->n;
+#define CMP_SNICERT(n)   same = list_eq(&a->n, &b->n);
+#define CMP_ORIGINSRV(n) same = list_eq(&a->n, &b->n);
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	if (!str_eq(#name, skip1) && !str_eq(#name, skip2)) {                  \
 		CMP_##type(name) if (each) ok(same, "%s: %s", what, #name);    \
@@ -656,10 +657,13 @@ test_file_errors(void)
 	        "e.conf:1:10: error: via: more than one value (quote a "
 	        "value that contains spaces)\n"},
 	    {"site example {\n",
-	        "e.conf:1:14: error: site: blocks are not supported yet\n"},
-	    {"}\n", "e.conf:1:1: error: blocks are not supported yet\n"},
+	        "e.conf:1:1: error: site: block not closed (missing '}')\n"},
+	    {"}\n",
+	        "e.conf:1:1: error: unexpected '}' (a block starts with "
+	        "\"site NAME... {\")\n"},
 	    {"via a{b\n",
-	        "e.conf:1:6: error: via: blocks are not supported yet\n"},
+	        "e.conf:1:6: error: via: a brace must stand alone "
+	        "(put blanks around it)\n"},
 	    {"via \"{ok}\"\n", NULL},
 	    {"via \"abc\n",
 	        "e.conf:1:5: error: via: unterminated quoted value\n"},
