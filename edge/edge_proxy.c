@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <xxhash.h>
+
 #include "edge/edge_int.h"
 
 #define MAX_CONN_TOKENS 16
@@ -154,11 +156,11 @@ proxy_txn_new(struct edge_worker *w, struct http_txn *txn)
 
 /* The Host the origin sees. */
 static void
-origin_host(const struct edge *e, const struct http_request *req,
+origin_host(const struct edge_site *site, const struct http_request *req,
     const char **host, size_t *len)
 {
-	if (e->conf->origin_host[0] != '\0') {
-		*host = e->conf->origin_host;
+	if (site->conf->origin_host[0] != '\0') {
+		*host = site->conf->origin_host;
 		*len = strlen(*host);
 	} else if (req->target_form == HTTP_TARGET_ABSOLUTE) {
 		/* RFC 9112 §3.2.2: the target's authority replaces Host. */
@@ -168,9 +170,54 @@ origin_host(const struct edge *e, const struct http_request *req,
 		*host = req->host.p;
 		*len = req->host.len;
 	} else {
-		*host = e->origin_authority;
+		*host = site->origin_authority;
 		*len = strlen(*host);
 	}
+}
+
+/*
+ * The site for the request's Host (the target's authority in absolute
+ * form, RFC 9112 §3.2.2).  NULL after answering 421 when no site has the
+ * name and there is no default site: RFC 9110 §15.5.20 says this node
+ * cannot answer for that origin, which tells a client or a load balancer
+ * that the request came to the wrong place (a 404 would read as "this site
+ * has no such page", and be cached as such).
+ */
+static const struct edge_site *
+route(struct edge_worker *w, struct http_txn *txn)
+{
+	static const char body[] = "421 Misdirected Request: this node "
+	                           "serves no site of that name\n";
+	const struct http_request *req = http_txn_request(txn);
+	const struct edge_site *site;
+	struct http_slice h;
+
+	h = req->target_form == HTTP_TARGET_ABSOLUTE ? req->authority
+	                                             : req->host;
+	site = edge_sites_lookup(w->edge->sites, h.p, h.len);
+	if (site != NULL) {
+		EDGE_SITE_COUNTER_INC(w, site, requests);
+		return site;
+	}
+	EDGE_COUNTER_INC(w, unknown_host);
+	http_txn_respond(txn, 421, "Content-Type: text/plain\r\n", 26,
+	    (int64_t)sizeof(body) - 1);
+	http_txn_write(txn, body, sizeof(body) - 1);
+	http_txn_finish(txn);
+	return NULL;
+}
+
+/* What consistent hashing spreads by: the cache key, else the target. */
+static uint64_t
+request_hash(const struct proxy_txn *pt, const char *target, size_t len)
+{
+	uint64_t h = 0;
+
+	if (!pt->has_key)
+		return XXH3_64bits(target, len);
+	memcpy(&h, pt->key,
+	    sizeof(h) < sizeof(pt->key) ? sizeof(h) : sizeof(pt->key));
+	return h;
 }
 
 static void
@@ -185,6 +232,7 @@ on_request(struct http_txn *txn, void *arg)
 	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
 	struct origin_request oreq;
 	struct proxy_txn *pt;
+	const struct edge_site *site;
 	const char **fields = NULL;
 	const char *host;
 	size_t hostlen, nfields = 0, i;
@@ -205,7 +253,11 @@ on_request(struct http_txn *txn, void *arg)
 		http_txn_finish(txn);
 		return;
 	}
+	site = route(w, txn);
+	if (site == NULL)
+		return; /* answered */
 	pt = proxy_txn_new(w, txn);
+	pt->site = site;
 	if (edge_cache_request(pt, txn))
 		return; /* answered from cache: pt is gone */
 
@@ -238,7 +290,7 @@ on_request(struct http_txn *txn, void *arg)
 			has_accept = 1;
 		sb_field(&fb, h->name.p, h->name.len, h->value.p, h->value.len);
 	}
-	origin_host(e, req, &host, &hostlen);
+	origin_host(pt->site, req, &host, &hostlen);
 	sb_field(&fb, "Host", 4, host, hostlen);
 	cdn_sb_str(&via, "1.1 ");
 	cdn_sb_str(&via, cf->via);
@@ -252,7 +304,7 @@ on_request(struct http_txn *txn, void *arg)
 		cdn_sb_add(&fb, "Accept:", 8); /* no curl default */
 	edge_cache_origin_fields(pt, &fb);
 
-	cdn_sb_str(&url, e->origin_base);
+	/* The target: the pool puts a server's base URL in front. */
 	edge_cache_origin_path(pt, req, &url);
 	if (req->has_query) {
 		cdn_sb_add(&url, "?", 1);
@@ -280,7 +332,9 @@ on_request(struct http_txn *txn, void *arg)
 		    (int)req->method_str.len, req->method_str.p);
 	memset(&oreq, 0, sizeof(oreq));
 	oreq.method = method;
-	oreq.url = url.p;
+	oreq.pool = pt->site->pool;
+	oreq.target = url.p;
+	oreq.hash_key = request_hash(pt, url.p, url.len);
 	oreq.fields = fields;
 	oreq.is_head = req->method == HTTP_M_HEAD && !pt->head_as_get;
 	/* An explicit "Content-Length: 0" is forwarded as such. */
@@ -290,7 +344,7 @@ on_request(struct http_txn *txn, void *arg)
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
 	pt->fetch = origin_fetch_start(
-	    w->origin, &oreq, &e->origin_to, &proxy_origin_ops, pt);
+	    w->origin, &oreq, &pt->site->to, &proxy_origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
@@ -347,7 +401,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 		    (nlen == 14 && strncasecmp(p, "content-length", 14) == 0))
 			continue;
 		/* RFC 9213: targeted fields are for this node, not clients. */
-		if (e->conf->cache_targeted &&
+		if (pt->site->conf->cache_targeted &&
 		    ((nlen == 17 &&
 		         strncasecmp(p, "cdn-cache-control", 17) == 0) ||
 		        (nlen == 17 &&
@@ -453,6 +507,8 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
 		respond_error(pt, txn, 504);
+	else if (err == ORIGIN_ENOHEALTHY)
+		respond_error(pt, txn, 503); /* nothing to send it to */
 	else
 		respond_error(pt, txn, 502);
 }
