@@ -1473,17 +1473,17 @@ site_open(struct conf *c, struct fileparse *fp, unsigned lineno,
 		    "expected '{' at the end of the line");
 		return;
 	}
-	if (ntok < 3) {
+	/* Even with an error, the block opens: its lines are still checked
+	 * and its '}' is not reported as stray. */
+	if (ntok < 3)
 		errsink_at(&fp->es, lineno, toks[last].col, "site",
 		    "missing host name");
-		return;
-	}
 	s = cdn_xcalloc(1, sizeof(*s));
 	s->magic = CONF_SITE_MAGIC;
 	s->file = cdn_xstrdup(fp->es.name);
 	s->line = lineno;
 	s->col = toks[0].col;
-	s->names = cdn_xcalloc(ntok - 2, sizeof(*s->names));
+	s->names = cdn_xcalloc(ntok > 2 ? ntok - 2 : 1, sizeof(*s->names));
 	for (unsigned i = 1; i < last; i++) {
 		if (site_name(toks[i].s, name, sizeof(name), &why) != CDN_OK) {
 			errsink_at(&fp->es, lineno, toks[i].col, "site",
@@ -1559,12 +1559,12 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		return;
 	}
 	if (strcmp(name, "}") == 0 || strcmp(name, "{") == 0) {
-		if (name[0] == '}' && fp->site != NULL && ntok == 1)
+		if (name[0] == '}' && fp->site != NULL) {
 			fp->site = NULL;
-		else if (name[0] == '}' && fp->site != NULL)
-			errsink_at(&fp->es, lineno, toks[1].col, NULL,
-			    "unexpected text after '}'");
-		else
+			if (ntok > 1)
+				errsink_at(&fp->es, lineno, toks[1].col, NULL,
+				    "unexpected text after '}'");
+		} else
 			errsink_at(&fp->es, lineno, toks[0].col, NULL,
 			    "unexpected '%s' (a block starts with \"site "
 			    "NAME... {\")",
