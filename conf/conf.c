@@ -1126,6 +1126,10 @@ conf_resolve_sites(struct conf *c)
 			CDN_ASSERT(set_value(s->conf, d, s->sets[j].val, msg,
 			               sizeof(msg), &why) == CDN_OK);
 		}
+		/* A block that names its own single origin means it, even if
+		 * the top level has a pool (origin_server would win). */
+		if (seen[CONF_IDX_origin] && !seen[CONF_IDX_origin_server])
+			strlist_clear(&s->conf->origin_server);
 	}
 }
 

@@ -691,7 +691,7 @@ metrics_origin(
 	prom_family(b, "edge_origin_errors_total", "counter",
 	    "Origin fetches that failed, by pool, server and kind (connect, "
 	    "connect_timeout, first_byte_timeout, idle_timeout, reset, "
-	    "protocol, internal, tls).");
+	    "protocol, internal, tls, no_healthy_server).");
 	for (unsigned k = 1; k < ORIGIN_ERR_KINDS; k++)
 		prom_sample(b, "edge_origin_errors_total",
 		    u64s(n, sizeof(n), t->origin_err_kind[k]), "pool",

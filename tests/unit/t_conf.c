@@ -1402,6 +1402,20 @@ test_sites(void)
 	free(cap.buf);
 	memset(&cap, 0, sizeof(cap));
 
+	is_int(load_text("o.conf",
+	           "origin_server http://pool-a\n"
+	           "site a.test {\n\torigin http://single\n}\n"
+	           "site b.test {\n}\n",
+	           &c, &cap),
+	    CDN_OK, "a top-level pool");
+	is_int(c->sites[0]->conf->origin_server.n, 0,
+	    "a block's own origin replaces the inherited pool");
+	is_int(c->sites[1]->conf->origin_server.n, 1,
+	    "a block without one inherits the pool");
+	conf_unref(&c);
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+
 	/* Flags change the top level, hence what sites inherit, not what a
 	 * block sets itself. */
 	write_file("sf.conf",
