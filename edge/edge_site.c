@@ -297,8 +297,10 @@ edge_sites_lookup(const struct edge_sites *t, const char *host, size_t len)
 	int i;
 
 	MAGIC_CHECK(t, EDGE_SITES_MAGIC);
+	if (len == 0)
+		goto deflt; /* no Host (HTTP/1.0): host may be NULL */
 	/* The port goes; an IPv6 literal keeps its brackets. */
-	if (len > 0 && host[0] == '[') {
+	if (host[0] == '[') {
 		const char *rb = memchr(host, ']', len);
 
 		if (rb != NULL)
