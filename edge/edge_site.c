@@ -33,6 +33,7 @@ struct edge_sites {
 	unsigned n;
 	struct site_slot *slots;
 	unsigned nslots; /* a power of two, at least twice the names */
+	unsigned nnames; /* 0: no site blocks, every Host is the default */
 	int def;         /* default site, or -1 */
 };
 
@@ -220,6 +221,7 @@ edge_sites_new(const struct conf *c)
 				goto fail;
 		}
 	}
+	t->nnames = names;
 	t->nslots = 8;
 	while (t->nslots < names * 2)
 		t->nslots *= 2;
@@ -297,8 +299,9 @@ edge_sites_lookup(const struct edge_sites *t, const char *host, size_t len)
 	int i;
 
 	MAGIC_CHECK(t, EDGE_SITES_MAGIC);
-	if (len == 0)
-		goto deflt; /* no Host (HTTP/1.0): host may be NULL */
+	/* No Host (HTTP/1.0: host may be NULL), or no names to compare. */
+	if (len == 0 || t->nnames == 0)
+		goto deflt;
 	/* The port goes; an IPv6 literal keeps its brackets. */
 	if (host[0] == '[') {
 		const char *rb = memchr(host, ']', len);
