@@ -431,6 +431,11 @@ origin_pool_report(struct origin_pool *p, unsigned i, int failed)
 		return;
 	}
 	atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
+	/* A lone server is never taken out by failures (as in nginx): with
+	 * nothing to fail over to, a few bad requests would turn into every
+	 * request failing for the whole cool-down. */
+	if (p->nsrv == 1)
+		return;
 	n = atomic_fetch_add_explicit(&s->fails, 1, memory_order_relaxed) + 1;
 	if (p->max_fails == 0 || n < p->max_fails)
 		return;

@@ -249,6 +249,17 @@ test_passive_and_exclude(void)
 	origin_pool_report(p, 1, 1);
 	is_int(origin_pool_pick(p, 0, -1), -1, "no server up: -1");
 	origin_pool_free(&p);
+
+	/* One server: nothing to fail over to, so failures never take it
+	 * out (a single origin behaves as it did before pools). */
+	p = pool_of(ORIGIN_BAL_ROUND_ROBIN, urls, NULL, 1);
+	for (unsigned k = 0; k < 10; k++)
+		origin_pool_report(p, 0, 1);
+	origin_pool_server_state(p, 0, &st);
+	ok(st.up && !st.cooling, "a lone server stays up after 10 failures");
+	is_int(st.failures, 10, "its failures are still counted");
+	is_int(origin_pool_pick(p, 0, -1), 0, "and picked");
+	origin_pool_free(&p);
 }
 
 static void
