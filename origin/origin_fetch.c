@@ -700,15 +700,22 @@ fetch_set_server(struct origin_fetch *f)
 {
 	struct curl_slist *ct = NULL;
 	const char *base, *to;
-	char url[8192];
+	size_t blen, tlen;
+	char *url;
 
 	CDN_ASSERT(f->pool != NULL && f->srv >= 0);
 	base = origin_pool_server_base(f->pool, (unsigned)f->srv);
 	to = origin_pool_connect_to(f->pool, (unsigned)f->srv);
-	snprintf(url, sizeof(url), "%s%s", base, f->target);
+	/* As long as the target is (max_request_line): never cut. */
+	blen = strlen(base);
+	tlen = strlen(f->target);
+	url = cdn_xmalloc(blen + tlen + 1);
+	memcpy(url, base, blen);
+	memcpy(url + blen, f->target, tlen + 1);
 	/* curl copies the URL string; the list is kept until the easy
 	 * handle is reset, so it lives in the fetch. */
 	curl_easy_setopt(f->easy, CURLOPT_URL, url);
+	free(url);
 	curl_slist_free_all(f->connect_to);
 	f->connect_to = NULL;
 	if (to != NULL)

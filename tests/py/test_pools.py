@@ -61,6 +61,20 @@ def test_round_robin_spreads_evenly():
               "20 uncached requests, 10 on each server")
 
 
+def test_long_target_through_a_pool():
+    """The server's base and the target are joined at any length."""
+    with et.Origin() as o1, et.Origin() as o2, \
+            et.Edge(None, "--origin-server", o1.url + "/",
+                    "--origin-server", o2.url,
+                    "--max-request-line", "64K",
+                    "--max-header-size", "128K") as e:
+        for i in range(2):
+            target = "/echo?q=" + "x" * 20000 + str(i)
+            r = get(e, target)
+            et.eq(r.status, 200, "a 20000-byte query")
+            et.eq(r.json()["target"], target, "sent whole to the server")
+
+
 def test_weighted_spread():
     with et.Origin() as o1, et.Origin() as o2, \
             et.Edge(None, "--origin-server", o1.url + " weight=3",
@@ -105,7 +119,7 @@ def test_failover_and_recovery():
                      "--health-check-fall", "2",
                      "--origin-max-fails", "0") as e:
             et.wait_for(lambda: all(s["up"] for s in servers(admin).values()),
-                        what="both servers up")
+                        15, what="both servers up")
             for i in range(10):
                 et.eq(get(e, "/obj/a%d" % i).status, 200, "before the kill")
             et.ok(o2.count() > 0, "the second server had traffic")
@@ -117,7 +131,7 @@ def test_failover_and_recovery():
                 r = get(e, "/obj/b%d?size=500" % i)
                 et.eq(r.status, 200, "request %d after the kill" % i)
                 et.check_pattern(r.body, 500)
-            et.wait_for(lambda: not servers(admin)[o2.url]["up"], 5,
+            et.wait_for(lambda: not servers(admin)[o2.url]["up"], 15,
                         what="the health checks to take o2 out")
             et.eq(up_metric(admin, o2.url), 0, "/metrics: o2 is down")
             et.eq(up_metric(admin, o1.url), 1, "/metrics: o1 is up")
@@ -127,7 +141,7 @@ def test_failover_and_recovery():
 
             # Back on the same port: the checks bring it back.
             o2 = et.Origin(port=port2)
-            et.wait_for(lambda: servers(admin)[o2.url]["up"], 5,
+            et.wait_for(lambda: servers(admin)[o2.url]["up"], 15,
                         what="the health checks to bring o2 back")
             et.eq(up_metric(admin, o2.url), 1, "/metrics: o2 is up again")
             o2.reset()
@@ -174,14 +188,14 @@ def test_no_server_up_answers_503_at_once():
     u2 = "http://127.0.0.1:%d" % s2.getsockname()[1]
     try:
         with et.Edge(None, "--origin-server", u1, "--origin-server", u2,
-                     "--origin-first-byte-timeout", "10s",
+                     "--origin-first-byte-timeout", "60s",
                      "--admin-listen", "127.0.0.1:%d" % admin,
                      "--health-check-path", "/health",
                      "--health-check-interval", "200ms",
                      "--health-check-timeout", "200ms",
                      "--health-check-fall", "1") as e:
             et.wait_for(lambda: not any(s["up"] for s in
-                                        servers(admin).values()), 5,
+                                        servers(admin).values()), 15,
                         what="both servers out")
             worst = 0.0
             for i in range(20):
@@ -191,8 +205,9 @@ def test_no_server_up_answers_503_at_once():
                 worst = max(worst, dt)
                 et.eq(r.status, 503, "request %d: 503" % i)
             sys.stdout.write("# slowest of 20 503s: %.1f ms\n" % (worst * 1e3))
-            # The origin would have taken 10 s (its first-byte timeout).
-            et.ok(worst < 1.0, "503 without waiting on the origin "
+            # Waiting on the origin would take 60 s (its first-byte
+            # timeout); the bound is loose only for a loaded machine.
+            et.ok(worst < 5.0, "503 without waiting on the origin "
                   "(slowest %.3f s)" % worst)
             line = e.wait_access_log(lambda l: "/obj/x0" in l)
             et.ok("no_healthy_server" in line,
