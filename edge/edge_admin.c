@@ -483,6 +483,8 @@ pools_json(const struct edge *e)
 		    p, "balance", json_string(site->conf->origin_balance));
 		json_object_set_new(p, "health_checks",
 		    json_boolean(origin_pool_has_checks(site->pool)));
+		json_object_set_new(
+		    p, "retries", JINT(origin_pool_retries(site->pool)));
 		servers = json_array();
 		for (unsigned k = 0; k < origin_pool_nservers(site->pool);
 		     k++) {
@@ -830,6 +832,16 @@ metrics_sites(
 			origin_pool_server_state(s->pool, k, &st);             \
 			body                                                   \
 		}                                                              \
+	}
+	prom_family(b, "edge_origin_retries_total", "counter",
+	    "Fetches sent to a second server of the pool after a connect "
+	    "failure.");
+	for (unsigned i = 0; i < ns; i++) {
+		const struct edge_site *s = edge_sites_at(e->sites, i);
+
+		prom_sample(b, "edge_origin_retries_total",
+		    u64s(n, sizeof(n), origin_pool_retries(s->pool)), "pool",
+		    s->name, NULL);
 	}
 	prom_family(b, "edge_origin_server_up", "gauge",
 	    "1 if the server gets new requests: its health checks pass and "

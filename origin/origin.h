@@ -210,6 +210,8 @@ struct origin_server_state {
 	uint64_t fetches, failures; /* since start */
 };
 unsigned origin_pool_nservers(const struct origin_pool *p);
+/* Fetches sent to a second server after a connect failure. */
+uint64_t origin_pool_retries(const struct origin_pool *p);
 const char *origin_pool_name(const struct origin_pool *p);
 int origin_pool_has_checks(const struct origin_pool *p);
 void origin_pool_server_state(

@@ -376,6 +376,7 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 	CDN_LOG(CDN_LOG_INFO, "origin", "retrying on %s after %s",
 	    origin_pool_server_base(f->pool, (unsigned)next),
 	    origin_err_name(e));
+	origin_pool_count_retry(f->pool);
 	curl_multi_remove_handle(f->m->multi, f->easy);
 	evtimer_del(f->timer);
 	origin_pool_conn_end(f->pool, (unsigned)f->srv);

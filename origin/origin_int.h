@@ -22,5 +22,7 @@ void origin_pool_conn_end(struct origin_pool *p, unsigned i);
  * response head); a response of any status counts as an answer.
  */
 void origin_pool_report(struct origin_pool *p, unsigned i, int failed);
+/* A fetch goes to a second server (origin_pool_retries()). */
+void origin_pool_count_retry(struct origin_pool *p);
 
 #endif /* ORIGIN_INT_H */

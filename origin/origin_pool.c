@@ -67,6 +67,7 @@ struct origin_pool {
 	unsigned *seq; /* weighted: server index per slot */
 	unsigned nseq;
 	atomic_uint rr;
+	_Atomic uint64_t retries;
 	unsigned max_fails;
 	uint64_t fail_timeout_ms;
 	char *hc_path, *hc_host;
@@ -241,6 +242,7 @@ origin_pool_new(const struct origin_pool_conf *pc, const char **why)
 	if (p->balance == ORIGIN_BAL_WEIGHTED)
 		build_sequence(p);
 	atomic_init(&p->rr, 0);
+	atomic_init(&p->retries, 0);
 	p->max_fails = pc->max_fails;
 	p->fail_timeout_ms = pc->fail_timeout_ms;
 	p->hc_path = cdn_xstrdup(pc->hc_path != NULL ? pc->hc_path : "");
@@ -306,6 +308,20 @@ unit_interval(uint64_t h)
 	return ((double)(h >> 11) + 0.5) / 9007199254740992.0;
 }
 
+/*
+ * The shared round-robin position.  A retry (exclude >= 0) reads it
+ * without moving it: were it to take a turn, the next request would land
+ * on the failed server's slot again, and with two servers every request
+ * would try the dead one first.
+ */
+static unsigned
+rr_next(struct origin_pool *p, int exclude)
+{
+	if (exclude >= 0)
+		return atomic_load_explicit(&p->rr, memory_order_relaxed);
+	return atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed);
+}
+
 static int
 pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
     uint64_t now_ms)
@@ -319,8 +335,7 @@ pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
 	case ORIGIN_BAL_ROUND_ROBIN:
 	case ORIGIN_BAL_WEIGHTED:
 		n = p->balance == ORIGIN_BAL_WEIGHTED ? p->nseq : p->nsrv;
-		start =
-		    atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed);
+		start = rr_next(p, exclude);
 		for (i = 0; i < n; i++) {
 			idx = (start + i) % n;
 			if (p->balance == ORIGIN_BAL_WEIGHTED)
@@ -331,8 +346,7 @@ pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
 		return -1;
 	case ORIGIN_BAL_LEAST_CONN:
 		/* Ties go round-robin, or an idle pool sends all to one. */
-		start =
-		    atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed);
+		start = rr_next(p, exclude);
 		for (i = 0; i < p->nsrv; i++) {
 			idx = (start + i) % p->nsrv;
 			if (!eligible(p, idx, exclude, backups, now_ms))
@@ -447,6 +461,20 @@ origin_pool_report(struct origin_pool *p, unsigned i, int failed)
 	CDN_LOG(CDN_LOG_WARN, "origin",
 	    "pool %s: %s failed %u times in a row: out for %llu ms", p->name,
 	    s->url, n, (unsigned long long)p->fail_timeout_ms);
+}
+
+void
+origin_pool_count_retry(struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	atomic_fetch_add_explicit(&p->retries, 1, memory_order_relaxed);
+}
+
+uint64_t
+origin_pool_retries(const struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	return atomic_load_explicit(&p->retries, memory_order_relaxed);
 }
 
 unsigned

@@ -158,14 +158,20 @@ def test_retry_without_health_checks():
     """A dead server in the pool costs no client an error: every request
     that drew it is sent to the other one (passive checks off)."""
     dead = et.free_port()
+    admin = et.free_port()
     with et.Origin() as o1, \
             et.Edge(None, "--origin-server", "http://127.0.0.1:%d" % dead,
                     "--origin-server", o1.url,
+                    "--admin-listen", "127.0.0.1:%d" % admin,
                     "--origin-max-fails", "0") as e:
         for i in range(10):
             r = get(e, "/obj/r%d" % i)
             et.eq(r.status, 200, "request %d" % i)
         et.eq(o1.count(), 10, "the live server answered every request")
+        with et.Client(admin) as c:
+            st = json.loads(c.request("GET", "/stats").body)
+        et.eq(st["pools"][0]["retries"], 5,
+              "round-robin drew the dead server for 5 of them: 5 retries")
         # POST is not idempotent: it is not sent twice.
         statuses = [e.request("POST", "/echo", body=b"x").status
                     for _ in range(4)]

@@ -76,6 +76,15 @@ test_round_robin(void)
 	ok(alternates, "round-robin: never the same server twice in a row");
 	origin_pool_free(&p);
 	ok(p == NULL, "free clears the pointer");
+
+	/* A retry does not take a turn: with two servers and one of them
+	 * failing, only every other request meets it. */
+	p = pool_of(ORIGIN_BAL_ROUND_ROBIN, urls, NULL, 2);
+	is_int(origin_pool_pick(p, 0, -1), 0, "first turn: server 0");
+	is_int(origin_pool_pick(p, 0, 0), 1, "its retry: server 1");
+	is_int(origin_pool_pick(p, 0, -1), 1, "the next turn is still 1's");
+	is_int(origin_pool_pick(p, 0, -1), 0, "then 0's");
+	origin_pool_free(&p);
 }
 
 static void
