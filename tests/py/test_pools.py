@@ -154,6 +154,38 @@ def test_failover_and_recovery():
         o2.stop()
 
 
+def test_health_check_expects_a_status():
+    """A server that answers its health check with the wrong status is
+    out although it accepts connections; one that answers right is up."""
+    admin = et.free_port()
+    with et.Origin() as o1, et.Origin() as o2, \
+            et.Edge(None, "--origin-server", o1.url,
+                    "--origin-server", o2.url,
+                    "--admin-listen", "127.0.0.1:%d" % admin,
+                    # origin.py answers /obj/... with the status asked for.
+                    "--health-check-path", "/obj/hc?status=204",
+                    "--health-check-status", "204",
+                    "--health-check-interval", "200ms",
+                    "--health-check-fall", "1") as e:
+        et.wait_for(lambda: o1.count("/obj/hc") >= 3 and
+                    o2.count("/obj/hc") >= 3, 15, what="three checks each")
+        et.ok(all(s["up"] and s["healthy"] for s in
+                  servers(admin).values()), "204 as expected: both up")
+    with et.Origin() as o1, et.Origin() as o2, \
+            et.Edge(None, "--origin-server", o1.url,
+                    "--origin-server", o2.url,
+                    "--admin-listen", "127.0.0.1:%d" % admin,
+                    "--health-check-path", "/obj/hc?status=503",
+                    "--health-check-interval", "200ms",
+                    "--health-check-fall", "1") as e:
+        et.wait_for(lambda: not any(s["up"] for s in
+                                    servers(admin).values()), 15,
+                    what="a 503 answer takes both out")
+        et.ok(all(not s["healthy"] for s in servers(admin).values()),
+              "by the health checks")
+        et.eq(get(e, "/obj/q").status, 503, "no server up: 503")
+
+
 def test_retry_without_health_checks():
     """A dead server in the pool costs no client an error: every request
     that drew it is sent to the other one (passive checks off)."""
