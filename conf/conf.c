@@ -54,6 +54,7 @@ enum conf_type {
 	CONF_T_DURATION,
 	CONF_T_LOGLEVEL,
 	CONF_T_SNICERT,
+	CONF_T_ORIGINSRV,
 };
 
 /*
@@ -67,6 +68,7 @@ struct conf_desc {
 	const char *def;
 	const char *doc;
 	size_t off;
+	int site; /* a site block may set it (CONF_SITE_KEY) */
 };
 
 enum {
@@ -79,10 +81,23 @@ enum {
 static const struct conf_desc descs[CONF_NKEYS] = {
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
-	    offsetof(struct conf, name)},
+	    offsetof(struct conf, name), 0},
+#define CONF_SITE_KEY(name, type, min, max, def, doc)                          \
+	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
+	    offsetof(struct conf, name), 1},
 #include "conf/conf_keys.h"
+#undef CONF_SITE_KEY
 #undef CONF_KEY
 };
+
+/* One line of a site block, replayed over the top level (conf_site). */
+struct conf_site_set {
+	unsigned idx; /* into descs */
+	char *val;
+};
+
+/* Site host names stored per block, at most. */
+#define SITE_NAMES_MAX 32
 
 /* Where errors go, and how many there were. */
 struct errsink {
@@ -180,7 +195,7 @@ static int
 is_list(const struct conf_desc *d)
 {
 	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST ||
-	    d->type == CONF_T_SNICERT;
+	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV;
 }
 
 static const struct conf_desc *
@@ -890,6 +905,14 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 			return CDN_EINVAL;
 		strlist_push(f, val);
 		return CDN_OK;
+	case CONF_T_ORIGINSRV: {
+		struct conf_origin_server os;
+
+		if (conf_parse_origin_server(val, &os, why) != CDN_OK)
+			return CDN_EINVAL;
+		strlist_push(f, val);
+		return CDN_OK;
+	}
 	case CONF_T_STR:
 		set_str(f, val);
 		return CDN_OK;
@@ -1018,6 +1041,193 @@ conf_set(struct conf *c, const char *name, const char *value, FILE *err)
 	return CDN_OK;
 }
 
+static void
+site_free(struct conf_site *s)
+{
+	MAGIC_CHECK(s, CONF_SITE_MAGIC);
+	for (unsigned i = 0; i < s->nnames; i++)
+		free(s->names[i]);
+	free(s->names);
+	for (unsigned i = 0; i < s->nsets; i++)
+		free(s->sets[i].val);
+	free(s->sets);
+	free(s->file);
+	conf_unref(&s->conf);
+	MAGIC_WIPE(s);
+	free(s);
+}
+
+/* The directives of <c> in a new conf; no sites, no file name. */
+static struct conf *
+conf_clone(const struct conf *c)
+{
+	struct conf *n = cdn_xcalloc(1, sizeof(*n));
+
+	n->magic = CONF_MAGIC;
+	atomic_init(&n->refcnt, 1);
+	for (size_t i = 0; i < CONF_NKEYS; i++) {
+		const struct conf_desc *d = &descs[i];
+		const struct conf_strlist *l;
+
+		switch (d->type) {
+		case CONF_T_STR:
+		case CONF_T_ADDR:
+		case CONF_T_URL:
+			*(char **)field(n, d) =
+			    cdn_xstrdup(*(char *const *)cfield(c, d));
+			break;
+		case CONF_T_STRLIST:
+		case CONF_T_ADDRLIST:
+		case CONF_T_SNICERT:
+		case CONF_T_ORIGINSRV:
+			l = cfield(c, d);
+			for (unsigned j = 0; j < l->n; j++)
+				strlist_push(field(n, d), l->v[j]);
+			break;
+		case CONF_T_SIZE:
+		case CONF_T_DURATION:
+			*(uint64_t *)field(n, d) =
+			    *(const uint64_t *)cfield(c, d);
+			break;
+		case CONF_T_UINT:
+			*(unsigned *)field(n, d) =
+			    *(const unsigned *)cfield(c, d);
+			break;
+		case CONF_T_LOGLEVEL:
+			*(enum cdn_log_level *)field(n, d) =
+			    *(const enum cdn_log_level *)cfield(c, d);
+			break;
+		}
+	}
+	return n;
+}
+
+void
+conf_resolve_sites(struct conf *c)
+{
+	char msg[128];
+	const char *why;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	for (unsigned i = 0; i < c->nsites; i++) {
+		struct conf_site *s = c->sites[i];
+		unsigned char seen[CONF_NKEYS] = {0};
+
+		conf_unref(&s->conf);
+		s->conf = conf_clone(c);
+		for (unsigned j = 0; j < s->nsets; j++) {
+			const struct conf_desc *d = &descs[s->sets[j].idx];
+
+			/* As a file over the defaults: the block's list
+			 * replaces the inherited one. */
+			if (!seen[s->sets[j].idx]++ && is_list(d))
+				strlist_clear(field(s->conf, d));
+			/* Checked when the block was read. */
+			CDN_ASSERT(set_value(s->conf, d, s->sets[j].val, msg,
+			               sizeof(msg), &why) == CDN_OK);
+		}
+		/* A block that names its own single origin means it, even if
+		 * the top level has a pool (origin_server would win). */
+		if (seen[CONF_IDX_origin] && !seen[CONF_IDX_origin_server])
+			strlist_clear(&s->conf->origin_server);
+	}
+}
+
+/* Whether <pat> ("name" or "*.domain") covers <host>. */
+static int
+site_name_matches(const char *pat, const char *host)
+{
+	const char *dot;
+
+	if (pat[0] != '*')
+		return strcmp(pat, host) == 0;
+	dot = strchr(host, '.');
+	return dot != NULL && dot != host && strcmp(pat + 1, dot) == 0;
+}
+
+const struct conf_site *
+conf_site_find(const struct conf *c, const char *host)
+{
+	MAGIC_CHECK(c, CONF_MAGIC);
+	for (int wild = 0; wild < 2; wild++)
+		for (unsigned i = 0; i < c->nsites; i++)
+			for (unsigned j = 0; j < c->sites[i]->nnames; j++) {
+				const char *n = c->sites[i]->names[j];
+
+				if ((n[0] == '*') == wild &&
+				    site_name_matches(n, host))
+					return c->sites[i];
+			}
+	return NULL;
+}
+
+int
+conf_parse_origin_server(
+    const char *s, struct conf_origin_server *out, const char **why)
+{
+	struct conf_origin_server o = {.weight = 1};
+	const char *p = s, *end;
+	char word[1100];
+	uint64_t v;
+	size_t len;
+	int first = 1;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		end = p + strcspn(p, " \t");
+		len = (size_t)(end - p);
+		if (len >= sizeof(word)) {
+			*why =
+			    first ? "server URL too long" : "option too long";
+			return CDN_EINVAL;
+		}
+		memcpy(word, p, len);
+		word[len] = '\0';
+		p = end;
+		if (first) {
+			if (conf_parse_url(word, why) != CDN_OK)
+				return CDN_EINVAL;
+			if (len >= sizeof(o.url)) {
+				*why = "server URL too long";
+				return CDN_EINVAL;
+			}
+			memcpy(o.url, word, len + 1);
+			first = 0;
+		} else if (strcmp(word, "backup") == 0) {
+			o.backup = 1;
+		} else if (strncmp(word, "weight=", 7) == 0) {
+			if (parse_uint(word + 7, &v, why) != CDN_OK)
+				return CDN_EINVAL;
+			if (v < 1 || v > 256) {
+				*why = "weight must be between 1 and 256";
+				return CDN_EINVAL;
+			}
+			o.weight = (unsigned)v;
+		} else if (strncmp(word, "max_conns=", 10) == 0) {
+			if (parse_uint(word + 10, &v, why) != CDN_OK)
+				return CDN_EINVAL;
+			if (v > 1000000) {
+				*why = "max_conns must be at most 1000000";
+				return CDN_EINVAL;
+			}
+			o.max_conns = (unsigned)v;
+		} else {
+			*why = "unknown server option (weight=N, max_conns=N "
+			       "or backup)";
+			return CDN_EINVAL;
+		}
+	}
+	if (first) {
+		*why = "missing server URL";
+		return CDN_EINVAL;
+	}
+	*out = o;
+	return CDN_OK;
+}
+
 struct conf *
 conf_ref(struct conf *c)
 {
@@ -1057,12 +1267,16 @@ conf_unref(struct conf **cp)
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
+		case CONF_T_ORIGINSRV:
 			strlist_clear(field(c, d));
 			break;
 		default:
 			break;
 		}
 	}
+	for (unsigned i = 0; i < c->nsites; i++)
+		site_free(c->sites[i]);
+	free(c->sites);
 	free(c->config);
 	MAGIC_WIPE(c);
 	free(c);
@@ -1076,7 +1290,8 @@ struct tok {
 	unsigned endcol; /* column just past its last byte */
 };
 
-#define LINE_TOKS 3 /* name, value, and the first extra one */
+/* Tokens stored per line: "site", its names and "{" (the rest are counted). */
+#define LINE_TOKS (SITE_NAMES_MAX + 3)
 
 /*
  * Split a line into tokens: bare words, or "quoted values" with \" and \\.
@@ -1141,9 +1356,18 @@ lex_line(const char *line, size_t len, char *buf, struct tok *toks,
 			     line[i] != '#';
 			     i++) {
 				ch = line[i];
+				if ((ch == '{' || ch == '}') && i == start &&
+				    (i + 1 == len || line[i + 1] == ' ' ||
+				        line[i + 1] == '\t' ||
+				        line[i + 1] == '#')) {
+					buf[o++] = ch; /* a brace on its own */
+					i++;
+					break;
+				}
 				if (ch == '{' || ch == '}') {
 					*ecol = (unsigned)i + 1;
-					*why = "blocks are not supported yet";
+					*why = "a brace must stand alone "
+					       "(put blanks around it)";
 					goto fail;
 				}
 				if (ch == '"') {
@@ -1179,13 +1403,146 @@ fail:
 struct fileparse {
 	struct errsink es;
 	unsigned first_line[CONF_NKEYS]; /* 0: not seen in this file */
+	/* Inside a site block: the site, and first lines within it. */
+	struct conf_site *site;
+	unsigned site_first_line[CONF_NKEYS];
+	struct conf *scratch; /* where block values are checked */
 };
+
+/*
+ * A site name: a host name or "*." and a domain of two labels or more,
+ * stored lower case without a trailing dot.  No port: a site is the same
+ * on every listener.
+ */
+static int
+site_name(const char *s, char *out, size_t outlen, const char **why)
+{
+	size_t len = strlen(s);
+	const char *h = s;
+
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len >= outlen) {
+		*why = "invalid site name";
+		return CDN_EINVAL;
+	}
+	for (size_t i = 0; i < len; i++)
+		out[i] = ascii_lower(s[i]);
+	out[len] = '\0';
+	if (strchr(out, ':') != NULL || strchr(out, '[') != NULL) {
+		*why = "a site name has no port (and IPv6 literals are not "
+		       "supported)";
+		return CDN_EINVAL;
+	}
+	h = out;
+	if (out[0] == '*') {
+		if (out[1] != '.' || strchr(out + 2, '.') == NULL) {
+			*why = "a wildcard is \"*.\" and a domain of two "
+			       "labels or more (*.example.com)";
+			return CDN_EINVAL;
+		}
+		h = out + 2;
+	}
+	if (strchr(h, '*') != NULL) {
+		*why = "'*' is allowed only as the first label";
+		return CDN_EINVAL;
+	}
+	return check_host(h, why);
+}
+
+/* "site NAME... {": open a block. */
+static void
+site_open(struct conf *c, struct fileparse *fp, unsigned lineno,
+    const struct tok *toks, unsigned ntok)
+{
+	struct conf_site *s;
+	char name[256];
+	const char *why;
+	unsigned last = ntok - 1;
+
+	if (fp->site != NULL) {
+		errsink_at(&fp->es, lineno, toks[0].col, "site",
+		    "sites cannot be nested (the block at line %u is not "
+		    "closed)",
+		    fp->site->line);
+		return;
+	}
+	if (ntok > LINE_TOKS) {
+		errsink_at(&fp->es, lineno, toks[0].col, "site",
+		    "too many names (at most %d per block)", SITE_NAMES_MAX);
+		return;
+	}
+	if (strcmp(toks[last].s, "{") != 0) {
+		errsink_at(&fp->es, lineno, toks[last].endcol, "site",
+		    "expected '{' at the end of the line");
+		return;
+	}
+	/* Even with an error, the block opens: its lines are still checked
+	 * and its '}' is not reported as stray. */
+	if (ntok < 3)
+		errsink_at(&fp->es, lineno, toks[last].col, "site",
+		    "missing host name");
+	s = cdn_xcalloc(1, sizeof(*s));
+	s->magic = CONF_SITE_MAGIC;
+	s->file = cdn_xstrdup(fp->es.name);
+	s->line = lineno;
+	s->col = toks[0].col;
+	s->names = cdn_xcalloc(ntok > 2 ? ntok - 2 : 1, sizeof(*s->names));
+	for (unsigned i = 1; i < last; i++) {
+		if (site_name(toks[i].s, name, sizeof(name), &why) != CDN_OK) {
+			errsink_at(&fp->es, lineno, toks[i].col, "site",
+			    "\"%s\": %s", toks[i].s, why);
+			continue;
+		}
+		s->names[s->nnames++] = cdn_xstrdup(name);
+	}
+	c->sites = xrealloc(c->sites, sizeof(*c->sites) * (c->nsites + 1));
+	c->sites[c->nsites++] = s;
+	fp->site = s;
+	memset(fp->site_first_line, 0, sizeof(fp->site_first_line));
+	if (fp->scratch == NULL)
+		fp->scratch = conf_new_defaults();
+}
+
+/* A directive inside a block: check it now, apply it at resolve time. */
+static void
+site_set(struct fileparse *fp, unsigned lineno, const struct conf_desc *d,
+    const struct tok *name, const struct tok *val)
+{
+	struct conf_site *s = fp->site;
+	unsigned idx = (unsigned)(d - descs);
+	char msg[128];
+	const char *why;
+
+	if (!d->site) {
+		errsink_at(&fp->es, lineno, name->col, d->name,
+		    "cannot be set in a site block (only at the top level)");
+		return;
+	}
+	if (fp->site_first_line[idx] == 0) {
+		fp->site_first_line[idx] = lineno;
+	} else if (!is_list(d)) {
+		errsink_at(&fp->es, lineno, name->col, d->name,
+		    "set twice in this site (first at line %u)",
+		    fp->site_first_line[idx]);
+		return;
+	}
+	if (set_value(fp->scratch, d, val->s, msg, sizeof(msg), &why) !=
+	    CDN_OK) {
+		errsink_at(&fp->es, lineno, val->col, d->name, "%s", why);
+		return;
+	}
+	s->sets = xrealloc(s->sets, sizeof(*s->sets) * (s->nsets + 1));
+	s->sets[s->nsets].idx = idx;
+	s->sets[s->nsets].val = cdn_xstrdup(val->s);
+	s->nsets++;
+}
 
 static void
 parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
     const char *line, size_t len)
 {
-	char buf[CONF_MAX_LINE + 1], msg[128];
+	char buf[CONF_MAX_LINE + 1], msg[128], joined[CONF_MAX_LINE + 1];
 	struct tok toks[LINE_TOKS];
 	const struct conf_desc *d;
 	const char *why, *name, *sugg;
@@ -1201,6 +1558,23 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 	if (ntok == 0)
 		return;
 	name = toks[0].s;
+	if (strcmp(name, "site") == 0) {
+		site_open(c, fp, lineno, toks, ntok);
+		return;
+	}
+	if (strcmp(name, "}") == 0 || strcmp(name, "{") == 0) {
+		if (name[0] == '}' && fp->site != NULL) {
+			fp->site = NULL;
+			if (ntok > 1)
+				errsink_at(&fp->es, lineno, toks[1].col, NULL,
+				    "unexpected text after '}'");
+		} else
+			errsink_at(&fp->es, lineno, toks[0].col, NULL,
+			    "unexpected '%s' (a block starts with \"site "
+			    "NAME... {\")",
+			    name);
+		return;
+	}
 	d = find_desc(name, strlen(name));
 	if (d == NULL) {
 		if (strcmp(name, "config") == 0) {
@@ -1222,10 +1596,30 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		    &fp->es, lineno, toks[0].endcol, d->name, "missing value");
 		return;
 	}
+	if (ntok > 2 && d->type == CONF_T_ORIGINSRV) {
+		/* "URL weight=3 backup": the rest of the line is one value. */
+		if (ntok > LINE_TOKS) {
+			errsink_at(&fp->es, lineno, toks[1].col, d->name,
+			    "too many options");
+			return;
+		}
+		joined[0] = '\0';
+		for (unsigned k = 1; k < ntok; k++) {
+			if (k > 1)
+				strcat(joined, " ");
+			strcat(joined, toks[k].s);
+		}
+		toks[1].s = joined;
+		ntok = 2;
+	}
 	if (ntok > 2) {
 		errsink_at(&fp->es, lineno, toks[2].col, d->name,
 		    "more than one value (quote a value that contains "
 		    "spaces)");
+		return;
+	}
+	if (fp->site != NULL) {
+		site_set(fp, lineno, d, &toks[0], &toks[1]);
 		return;
 	}
 	idx = (unsigned)(d - descs);
@@ -1279,8 +1673,13 @@ conf_load_buf(
 			parse_line(c, fp, lineno, buf + pos, ll);
 		pos = end + 1;
 	}
+	if (fp->site != NULL)
+		errsink_at(&fp->es, fp->site->line, fp->site->col, "site",
+		    "block not closed (missing '}')");
+	conf_resolve_sites(c);
 out:
 	rc = fp->es.nerr > 0 ? CDN_EINVAL : CDN_OK;
+	conf_unref(&fp->scratch);
 	free(fp);
 	return rc;
 }
@@ -1394,6 +1793,95 @@ validate_tls(const struct conf *c, struct errsink *es)
 	}
 }
 
+static int
+balance_known(const char *b)
+{
+	return strcmp(b, "round-robin") == 0 || strcmp(b, "weighted") == 0 ||
+	    strcmp(b, "least-conn") == 0 || strcmp(b, "consistent-hash") == 0;
+}
+
+/*
+ * The site-scoped values that must agree with each other, of the top level
+ * (line 0) or of one site's effective conf (errors at its block's line).
+ */
+static void
+validate_scoped(const struct conf *c, struct errsink *es, unsigned line,
+    unsigned col, int need_origin)
+{
+	if (need_origin && c->origin[0] == '\0' && c->origin_server.n == 0)
+		errsink_at(es, line, col, line > 0 ? "site" : NULL,
+		    line > 0
+		        ? "no origin: set origin or origin_server in the "
+		          "block or at the top level"
+		        : "no origin: set origin in the config or --origin");
+	if (strcmp(c->cache_query, "keep") != 0 &&
+	    strcmp(c->cache_query, "sort") != 0 &&
+	    strcmp(c->cache_query, "drop") != 0)
+		errsink_at(es, line, col, "cache_query",
+		    "\"%s\": must be keep, sort or drop", c->cache_query);
+	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
+		errsink_at(es, line, col, "cache_query_keep",
+		    "cannot be used with cache_query_drop");
+	if (!balance_known(c->origin_balance))
+		errsink_at(es, line, col, "origin_balance",
+		    "\"%s\": must be round-robin, weighted, least-conn or "
+		    "consistent-hash",
+		    c->origin_balance);
+	if (c->origin_server.n > 64)
+		errsink_at(es, line, col, "origin_server",
+		    "more than 64 servers in one pool");
+	if (c->health_check_path[0] != '\0' && c->health_check_path[0] != '/')
+		errsink_at(
+		    es, line, col, "health_check_path", "must start with '/'");
+	if (c->health_check_status != 0 && c->health_check_status < 100)
+		errsink_at(es, line, col, "health_check_status",
+		    "must be 0 (any 2xx or 3xx) or a status from 100 to 599");
+}
+
+/* Sites: each complete, no host name twice, default_site known. */
+static void
+validate_sites(const struct conf *c, struct errsink *es)
+{
+	struct errsink ses;
+	int found = c->default_site[0] == '\0';
+
+	for (unsigned i = 0; i < c->nsites; i++) {
+		const struct conf_site *s = c->sites[i];
+
+		ses = (struct errsink){.err = es->err, .name = s->file};
+		CDN_ASSERT(s->conf != NULL); /* conf_resolve_sites() ran */
+		validate_scoped(s->conf, &ses, s->line, s->col, 1);
+		for (unsigned j = 0; j < s->nnames; j++) {
+			if (strcasecmp(s->names[j], c->default_site) == 0)
+				found = 1;
+			for (unsigned k = 0; k <= i; k++) {
+				const struct conf_site *o = c->sites[k];
+				unsigned lim = k == i ? j : o->nnames;
+				unsigned m;
+
+				for (m = 0; m < lim; m++)
+					if (strcmp(o->names[m], s->names[j]) ==
+					    0)
+						break;
+				if (m < lim) {
+					errsink_at(&ses, s->line, s->col,
+					    "site",
+					    "%s is also named by the site at "
+					    "%s:%u",
+					    s->names[j], o->file, o->line);
+					break;
+				}
+			}
+		}
+		es->nerr += ses.nerr;
+	}
+	if (!found)
+		errsink_at(es, 0, 0, "default_site",
+		    "\"%s\" is not a name of any site block", c->default_site);
+	if (c->nsites == 0 && c->default_site[0] != '\0')
+		errsink_at(es, 0, 0, "default_site", "set without site blocks");
+}
+
 int
 conf_validate(const struct conf *c, FILE *err)
 {
@@ -1407,7 +1895,9 @@ conf_validate(const struct conf *c, FILE *err)
 	if (c->listen.n == 0 && c->listen_tls.n == 0)
 		errsink_at(&es, 0, 0, NULL,
 		    "no listen address: set listen in the config or --listen");
-	if (c->origin == NULL || c->origin[0] == '\0')
+	/* With sites, each needs an origin; the top level may have none. */
+	if (c->nsites == 0 && (c->origin == NULL || c->origin[0] == '\0') &&
+	    c->origin_server.n == 0)
 		errsink_at(&es, 0, 0, NULL,
 		    "no origin: set origin in the config or --origin");
 	/*
@@ -1447,14 +1937,8 @@ conf_validate(const struct conf *c, FILE *err)
 			errsink_at(&es, 0, 0, "admin_listen",
 			    "%s is also a listen address", c->admin_listen);
 	}
-	if (strcmp(c->cache_query, "keep") != 0 &&
-	    strcmp(c->cache_query, "sort") != 0 &&
-	    strcmp(c->cache_query, "drop") != 0)
-		errsink_at(&es, 0, 0, "cache_query",
-		    "\"%s\": must be keep, sort or drop", c->cache_query);
-	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
-		errsink_at(&es, 0, 0, "cache_query_keep",
-		    "cannot be used with cache_query_drop");
+	validate_scoped(c, &es, 0, 0, 0);
+	validate_sites(c, &es);
 	validate_tls(c, &es);
 	if (c->max_request_line > c->max_header_size) {
 		format_size(lo, sizeof(lo), c->max_request_line);
@@ -1707,6 +2191,8 @@ conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
 		    CDN_OK)
 			errsink_flag(&es, fv[k].flag, fv[k].flen, "%s", why);
 	}
+	/* Sites inherit the top level as the flags left it. */
+	conf_resolve_sites(c);
 	if (es.nerr == 0 && act != CONF_ACT_HELP && act != CONF_ACT_VERSION &&
 	    conf_validate(c, err) != CDN_OK)
 		es.nerr++;
@@ -1746,6 +2232,7 @@ metavar(const struct conf_desc *d)
 	case CONF_T_LOGLEVEL:
 		return "LEVEL";
 	case CONF_T_SNICERT:
+	case CONF_T_ORIGINSRV:
 		return "SPEC";
 	}
 	return "VALUE";
@@ -1841,6 +2328,26 @@ print_value(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* The site blocks as written (their own lines only). */
+static void
+dump_sites(FILE *out, const struct conf *c)
+{
+	for (unsigned i = 0; i < c->nsites; i++) {
+		const struct conf_site *s = c->sites[i];
+
+		fprintf(out, "\nsite");
+		for (unsigned j = 0; j < s->nnames; j++)
+			fprintf(out, " %s", s->names[j]);
+		fprintf(out, " {\n");
+		for (unsigned j = 0; j < s->nsets; j++) {
+			fprintf(out, "\t%s ", descs[s->sets[j].idx].name);
+			print_value(out, s->sets[j].val);
+			fputc('\n', out);
+		}
+		fprintf(out, "}\n");
+	}
+}
+
 void
 conf_dump(FILE *out, const struct conf *c)
 {
@@ -1874,6 +2381,7 @@ conf_dump(FILE *out, const struct conf *c)
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
+		case CONF_T_ORIGINSRV:
 			l = f;
 			if (l->n == 0)
 				fprintf(out, "# %s: none\n", d->name);
@@ -1898,4 +2406,5 @@ conf_dump(FILE *out, const struct conf *c)
 			break;
 		}
 	}
+	dump_sites(out, c);
 }

@@ -46,10 +46,72 @@ struct conf {
 #define CONF_FIELD_DURATION(name)                uint64_t name;
 #define CONF_FIELD_LOGLEVEL(name)                enum cdn_log_level name;
 #define CONF_FIELD_SNICERT(name)                 struct conf_strlist name;
+#define CONF_FIELD_ORIGINSRV(name)               struct conf_strlist name;
 #define CONF_KEY(name, type, min, max, def, doc) CONF_FIELD_##type(name)
 #include "conf/conf_keys.h"
 #undef CONF_KEY
+
+	/* The site blocks, in file order (none: one implicit site, this). */
+	struct conf_site **sites;
+	unsigned nsites;
 };
+
+/*
+ * A site block of the config file:
+ *
+ *     site example.com *.example.com {
+ *         origin_server http://10.0.0.1:8080 weight=3
+ *         cache_default_ttl 60s
+ *     }
+ *
+ * names a set of Host names (exact, or "*." and a domain for exactly one
+ * more label) and sets site-scoped directives (CONF_SITE_KEY rows of
+ * conf_keys.h).  Every other site-scoped value is the top level's, so
+ * <conf> is the top level with the block applied on top; command-line
+ * flags change the top level, hence what sites inherit, but never a value
+ * a block sets itself.
+ */
+struct conf_site {
+	uint32_t magic;
+#define CONF_SITE_MAGIC 0x47d2a6b9u
+	char **names; /* lower case, no trailing dot */
+	unsigned nnames;
+	char *file; /* where the block is, for errors */
+	unsigned line, col;
+	struct conf *conf;          /* effective values; its nsites is 0 */
+	struct conf_site_set *sets; /* the block's own lines (conf.c) */
+	unsigned nsets;
+};
+
+/*
+ * Rebuild every site's effective conf from the top level of <c> (after the
+ * flags were applied).  conf_load_buf() and conf_from_argv() call it; a
+ * caller that changes <c> with conf_set() afterwards calls it again.
+ */
+void conf_resolve_sites(struct conf *c);
+
+/*
+ * The site whose names cover <host> (lower case, no port): an exact name
+ * first, else a wildcard; NULL if none.  For tests and -t; the edge keeps
+ * its own hash table.
+ */
+const struct conf_site *conf_site_find(const struct conf *c, const char *host);
+
+/* One origin_server value, split. */
+struct conf_origin_server {
+	char url[1024];
+	unsigned weight;    /* 1..256, default 1 */
+	unsigned max_conns; /* 0: no limit */
+	int backup;
+};
+
+/*
+ * Parse "URL [weight=N] [max_conns=N] [backup]" (blank-separated; the URL
+ * as for origin).  Returns CDN_OK, or CDN_EINVAL with *why a static
+ * message.
+ */
+int conf_parse_origin_server(
+    const char *s, struct conf_origin_server *out, const char **why) CDN_WUR;
 
 /* What the command line asked for besides running. */
 enum conf_action {

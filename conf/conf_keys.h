@@ -14,15 +14,37 @@
  * doc      one line for --help and --dump-config
  * Directives that later parts of the node will use are accepted now; their
  * doc says so until they work.
+ *
+ * CONF_SITE_KEY (same columns) marks a directive that a site block may set
+ * too (conf.h, struct conf_site): its top-level value is the default every
+ * site inherits.  Marking a row is all it takes; includers that do not care
+ * about scope define only CONF_KEY and get every row from it.
  */
+#ifndef CONF_SITE_KEY
+#define CONF_SITE_KEY(name, type, min, max, def, doc) CONF_KEY(name, type, min, max, def, doc)
+#define CONF_SITE_KEY_IS_CONF_KEY
+#endif
 /* clang-format off */
 CONF_KEY(listen, ADDRLIST, 0, 0, "", "address to serve HTTP on, HOST:PORT (repeatable)")
 CONF_KEY(listen_tls, ADDRLIST, 0, 0, "", "address to serve HTTPS on, HOST:PORT (repeatable; needs tls_cert)")
-CONF_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port]")
-CONF_KEY(origin_host, STR, 0, 0, "", "Host header sent to the origin (empty: the client's)")
+CONF_SITE_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port] (one server; see origin_server for a pool)")
+CONF_SITE_KEY(origin_server, ORIGINSRV, 0, 0, "", "\"URL [weight=N] [max_conns=N] [backup]\": one server of the origin pool; when given, origin is not used (repeatable)")
+CONF_SITE_KEY(origin_balance, STR, 0, 0, "round-robin", "how the pool picks a server: round-robin, weighted, least-conn or consistent-hash (by cache key)")
+CONF_SITE_KEY(origin_tls_name, STR, 0, 0, "", "name https servers are verified against and sent as SNI, while connecting to their address (empty: the URL's host)")
+CONF_SITE_KEY(origin_max_fails, UINT, 0, 1000, "3", "failures in a row (connect, timeout, reset) that take a server out for origin_fail_timeout (0: never)")
+CONF_SITE_KEY(origin_fail_timeout, DURATION, 100, 3600000, "10s", "how long a failing server is left out")
+CONF_SITE_KEY(origin_host, STR, 0, 0, "", "Host header sent to the origin (empty: the client's)")
 CONF_KEY(origin_ca_file, STR, 0, 0, "", "CA certificates (PEM) that verify an https origin (empty: the system store)")
 CONF_KEY(origin_client_cert, STR, 0, 0, "", "client certificate (PEM) shown to an https origin (empty: none)")
 CONF_KEY(origin_client_key, STR, 0, 0, "", "private key of origin_client_cert, PEM (empty: in that file)")
+CONF_SITE_KEY(origin_total_timeout, DURATION, 0, 86400000, "0", "time for a whole origin transfer, per attempt (0: none)")
+CONF_SITE_KEY(health_check_path, STR, 0, 0, "", "path each pool server is asked for by active health checks (empty: no active checks)")
+CONF_SITE_KEY(health_check_interval, DURATION, 100, 3600000, "5s", "time between two health checks of a server")
+CONF_SITE_KEY(health_check_timeout, DURATION, 10, 600000, "2s", "time a health check may take")
+CONF_SITE_KEY(health_check_rise, UINT, 1, 100, "2", "successful checks in a row that bring a server back")
+CONF_SITE_KEY(health_check_fall, UINT, 1, 100, "3", "failed checks in a row that take a server out")
+CONF_SITE_KEY(health_check_status, UINT, 0, 599, "0", "status a healthy server answers (0: any 2xx or 3xx)")
+CONF_KEY(default_site, STR, 0, 0, "", "host name of the site that answers requests no site names (empty: those get 421)")
 CONF_KEY(tls_cert, STR, 0, 0, "", "default certificate chain of listen_tls, PEM, leaf first")
 CONF_KEY(tls_key, STR, 0, 0, "", "private key of tls_cert, PEM (empty: in the tls_cert file)")
 CONF_KEY(tls_ocsp_file, STR, 0, 0, "", "OCSP response (DER) stapled to tls_cert (empty: none)")
@@ -37,21 +59,21 @@ CONF_KEY(cache_dir, STR, 0, 0, "", "cache directory, an LMDB environment (empty:
 CONF_KEY(cache_size, SIZE, 1048576, UINT64_C(1) << 44, "1G", "disk cache budget (the LMDB map size)")
 CONF_KEY(memory_size, SIZE, 0, UINT64_C(1) << 40, "256M", "memory tier budget")
 CONF_KEY(max_object_size, SIZE, 0, UINT64_C(1) << 40, "64M", "larger responses stream through uncached")
-CONF_KEY(cache_default_ttl, DURATION, 0, UINT64_C(315360000000), "0", "lifetime of cacheable responses with no freshness information and no Last-Modified (0: not stored)")
-CONF_KEY(cache_min_ttl, DURATION, 0, UINT64_C(315360000000), "0", "floor on explicit lifetimes")
-CONF_KEY(cache_max_ttl, DURATION, 0, UINT64_C(315360000000), "365d", "ceiling on every lifetime (0: none)")
-CONF_KEY(cache_heuristic_percent, UINT, 0, 100, "10", "heuristic lifetime, % of the time since Last-Modified")
-CONF_KEY(cache_heuristic_max, DURATION, 0, UINT64_C(315360000000), "1d", "cap on heuristic lifetimes")
-CONF_KEY(cache_query, STR, 0, 0, "keep", "query string in the cache key: keep, sort or drop")
-CONF_KEY(cache_query_drop, STRLIST, 0, 0, "", "query parameter left out of the key, prefix* globs (repeatable)")
-CONF_KEY(cache_query_keep, STRLIST, 0, 0, "", "if given, only these query parameters are in the key (repeatable)")
-CONF_KEY(cache_bypass, STRLIST, 0, 0, "", "path prefix never cached (repeatable)")
-CONF_KEY(cache_share_set_cookie, UINT, 0, 1, "0", "1: store responses that carry Set-Cookie")
-CONF_KEY(cache_key_scheme, UINT, 0, 1, "0", "1: http and https requests have separate cache entries")
-CONF_KEY(cache_grace, DURATION, 0, UINT64_C(315360000000), "0", "how long past its lifetime a response is served while one background request refreshes it (stale-while-revalidate for every response; never against must-revalidate or no-cache)")
-CONF_KEY(cache_stale_if_error, DURATION, 0, UINT64_C(315360000000), "0", "how long past its lifetime a response is served when the origin fails (refused, timeout, 5xx); never against must-revalidate or no-cache")
-CONF_KEY(cache_hit_for_miss, DURATION, 0, 86400000, "30s", "how long a key whose response could not be stored sends its misses to the origin one by one instead of queueing them behind one fetch (0: never)")
-CONF_KEY(cache_targeted, UINT, 0, 1, "1", "1: obey CDN-Cache-Control and Surrogate-Control, and strip them")
+CONF_SITE_KEY(cache_default_ttl, DURATION, 0, UINT64_C(315360000000), "0", "lifetime of cacheable responses with no freshness information and no Last-Modified (0: not stored)")
+CONF_SITE_KEY(cache_min_ttl, DURATION, 0, UINT64_C(315360000000), "0", "floor on explicit lifetimes")
+CONF_SITE_KEY(cache_max_ttl, DURATION, 0, UINT64_C(315360000000), "365d", "ceiling on every lifetime (0: none)")
+CONF_SITE_KEY(cache_heuristic_percent, UINT, 0, 100, "10", "heuristic lifetime, % of the time since Last-Modified")
+CONF_SITE_KEY(cache_heuristic_max, DURATION, 0, UINT64_C(315360000000), "1d", "cap on heuristic lifetimes")
+CONF_SITE_KEY(cache_query, STR, 0, 0, "keep", "query string in the cache key: keep, sort or drop")
+CONF_SITE_KEY(cache_query_drop, STRLIST, 0, 0, "", "query parameter left out of the key, prefix* globs (repeatable)")
+CONF_SITE_KEY(cache_query_keep, STRLIST, 0, 0, "", "if given, only these query parameters are in the key (repeatable)")
+CONF_SITE_KEY(cache_bypass, STRLIST, 0, 0, "", "path prefix never cached (repeatable)")
+CONF_SITE_KEY(cache_share_set_cookie, UINT, 0, 1, "0", "1: store responses that carry Set-Cookie")
+CONF_SITE_KEY(cache_key_scheme, UINT, 0, 1, "0", "1: http and https requests have separate cache entries")
+CONF_SITE_KEY(cache_grace, DURATION, 0, UINT64_C(315360000000), "0", "how long past its lifetime a response is served while one background request refreshes it (stale-while-revalidate for every response; never against must-revalidate or no-cache)")
+CONF_SITE_KEY(cache_stale_if_error, DURATION, 0, UINT64_C(315360000000), "0", "how long past its lifetime a response is served when the origin fails (refused, timeout, 5xx); never against must-revalidate or no-cache")
+CONF_SITE_KEY(cache_hit_for_miss, DURATION, 0, 86400000, "30s", "how long a key whose response could not be stored sends its misses to the origin one by one instead of queueing them behind one fetch (0: never)")
+CONF_SITE_KEY(cache_targeted, UINT, 0, 1, "1", "1: obey CDN-Cache-Control and Surrogate-Control, and strip them")
 CONF_KEY(log_level, LOGLEVEL, 0, 0, "info", "diagnostic log level: err, warn, info or debug")
 CONF_KEY(error_log, STR, 0, 0, "", "diagnostic log file (empty: stderr)")
 CONF_KEY(access_log, STR, 0, 0, "", "access log file (empty: none)")
@@ -66,8 +88,12 @@ CONF_KEY(client_header_timeout, DURATION, 100, 3600000, "10s", "time to receive 
 CONF_KEY(client_body_timeout, DURATION, 100, 3600000, "60s", "idle time allowed while receiving a body")
 CONF_KEY(keepalive_timeout, DURATION, 0, 3600000, "75s", "idle time of a keep-alive connection")
 CONF_KEY(send_timeout, DURATION, 100, 3600000, "60s", "idle time allowed while sending to a client")
-CONF_KEY(origin_connect_timeout, DURATION, 10, 600000, "5s", "time to connect to the origin (504 beyond)")
-CONF_KEY(origin_first_byte_timeout, DURATION, 10, 3600000, "30s", "time to the origin's response head (504 beyond)")
-CONF_KEY(origin_idle_timeout, DURATION, 10, 3600000, "30s", "idle time within an origin response")
+CONF_SITE_KEY(origin_connect_timeout, DURATION, 10, 600000, "5s", "time to connect to the origin (504 beyond)")
+CONF_SITE_KEY(origin_first_byte_timeout, DURATION, 10, 3600000, "30s", "time to the origin's response head (504 beyond)")
+CONF_SITE_KEY(origin_idle_timeout, DURATION, 10, 3600000, "30s", "idle time within an origin response")
 CONF_KEY(drain_timeout, DURATION, 0, 3600000, "30s", "on SIGTERM, how long in-flight responses may finish")
 /* clang-format on */
+#ifdef CONF_SITE_KEY_IS_CONF_KEY
+#undef CONF_SITE_KEY
+#undef CONF_SITE_KEY_IS_CONF_KEY
+#endif

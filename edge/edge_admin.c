@@ -66,7 +66,7 @@ static const char *const from_names[EDGE_FROM_COUNT] = {
 
 /* Every worker's counters, summed. */
 struct edge_totals {
-	uint64_t requests, status[6], client_aborts, bad_requests;
+	uint64_t requests, status[6], client_aborts, bad_requests, unknown_host;
 	uint64_t origin_fetches, origin_errors, origin_timeouts;
 	uint64_t bytes_sent, conns_accepted, conns_open;
 	uint64_t hits_memory, hits_disk, misses, revalidations, not_modified;
@@ -139,6 +139,7 @@ totals_read(const struct edge *e, struct edge_totals *t)
 			t->status[k] += LD(c->status[k]);
 		t->client_aborts += LD(c->client_aborts);
 		t->bad_requests += LD(c->bad_requests);
+		t->unknown_host += LD(c->unknown_host);
 		t->origin_fetches += LD(c->origin_fetches);
 		t->origin_errors += LD(c->origin_errors);
 		t->origin_timeouts += LD(c->origin_timeouts);
@@ -481,6 +482,78 @@ tls_json(const struct edge_totals *t)
 	return j;
 }
 
+/* Each site's pool and its servers' health, as the workers see it now. */
+static json_t *
+pools_json(const struct edge *e)
+{
+	json_t *arr = json_array(), *p, *servers, *o;
+	struct origin_server_state st;
+
+	for (unsigned i = 0; i < edge_sites_count(e->sites); i++) {
+		const struct edge_site *site = edge_sites_at(e->sites, i);
+
+		p = json_object();
+		json_object_set_new(p, "site", json_string(site->name));
+		json_object_set_new(
+		    p, "balance", json_string(site->conf->origin_balance));
+		json_object_set_new(p, "health_checks",
+		    json_boolean(origin_pool_has_checks(site->pool)));
+		json_object_set_new(
+		    p, "retries", JINT(origin_pool_retries(site->pool)));
+		servers = json_array();
+		for (unsigned k = 0; k < origin_pool_nservers(site->pool);
+		     k++) {
+			origin_pool_server_state(site->pool, k, &st);
+			o = json_object();
+			json_object_set_new(o, "url", json_string(st.url));
+			json_object_set_new(o, "up", json_boolean(st.up));
+			json_object_set_new(
+			    o, "healthy", json_boolean(st.hc_healthy));
+			json_object_set_new(
+			    o, "cooling_down", json_boolean(st.cooling));
+			json_object_set_new(o, "active", JINT(st.active));
+			json_object_set_new(o, "fetches", JINT(st.fetches));
+			json_object_set_new(o, "failures", JINT(st.failures));
+			json_array_append_new(servers, o);
+		}
+		json_object_set_new(p, "servers", servers);
+		json_array_append_new(arr, p);
+	}
+	return arr;
+}
+
+/* Requests and fresh hits of one site, summed over the workers. */
+static void
+site_sums(const struct edge *e, unsigned idx, uint64_t *req, uint64_t *hits)
+{
+	*req = 0;
+	*hits = 0;
+	for (unsigned w = 0; w < e->nworkers; w++) {
+		const struct edge_site_counters *c =
+		    &e->workers[w].site_ctr[idx];
+
+		*req +=
+		    atomic_load_explicit(&c->requests, memory_order_relaxed);
+		*hits += atomic_load_explicit(&c->hits, memory_order_relaxed);
+	}
+}
+
+static json_t *
+site_counters_json(const struct edge *e)
+{
+	json_t *obj = json_object(), *o;
+	uint64_t req, hits;
+
+	for (unsigned i = 0; i < edge_sites_count(e->sites); i++) {
+		site_sums(e, i, &req, &hits);
+		o = json_object();
+		json_object_set_new(o, "requests", JINT(req));
+		json_object_set_new(o, "hits", JINT(hits));
+		json_object_set_new(obj, edge_sites_at(e->sites, i)->name, o);
+	}
+	return obj;
+}
+
 static json_t *
 stats_json(struct edge *e, unsigned history)
 {
@@ -532,7 +605,8 @@ stats_json(struct edge *e, unsigned history)
 	origins = json_array();
 	o = json_object();
 	json_object_set_new(o, "pool", json_string(POOL_DEFAULT));
-	json_object_set_new(o, "server", json_string(e->origin_authority));
+	json_object_set_new(o, "server",
+	    json_string(edge_sites_at(e->sites, 0)->origin_authority));
 	json_object_set_new(o, "requests", JINT(t.origin_fetches));
 	json_object_set_new(o, "errors", origin_errors_json(&t));
 	json_object_set_new(
@@ -544,6 +618,9 @@ stats_json(struct edge *e, unsigned history)
 	json_object_set_new(
 	    sites, SITE_DEFAULT, site_json(a, &t, &now, history));
 	json_object_set_new(root, "sites", sites);
+	json_object_set_new(root, "pools", pools_json(e));
+	json_object_set_new(root, "site_counters", site_counters_json(e));
+	json_object_set_new(root, "unknown_host", JINT(t.unknown_host));
 	return root;
 }
 
@@ -619,7 +696,7 @@ static void
 metrics_origin(
     struct cdn_strbuf *b, const struct edge *e, const struct edge_totals *t)
 {
-	const char *srv = e->origin_authority;
+	const char *srv = edge_sites_at(e->sites, 0)->origin_authority;
 	char n[24], le[32];
 	uint64_t cum = 0;
 
@@ -631,7 +708,7 @@ metrics_origin(
 	prom_family(b, "edge_origin_errors_total", "counter",
 	    "Origin fetches that failed, by pool, server and kind (connect, "
 	    "connect_timeout, first_byte_timeout, idle_timeout, reset, "
-	    "protocol, internal, tls).");
+	    "protocol, internal, tls, no_healthy_server).");
 	for (unsigned k = 1; k < ORIGIN_ERR_KINDS; k++)
 		prom_sample(b, "edge_origin_errors_total",
 		    u64s(n, sizeof(n), t->origin_err_kind[k]), "pool",
@@ -753,6 +830,82 @@ metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 	prom_sample(b, "edge_purges_total", "0", "type", "soft", NULL);
 }
 
+/* Sites and their pools' servers. */
+static void
+metrics_sites(
+    struct cdn_strbuf *b, const struct edge *e, const struct edge_totals *t)
+{
+	struct origin_server_state st;
+	uint64_t req, hits;
+	char n[24];
+	unsigned ns = edge_sites_count(e->sites);
+
+	prom_one(b, "edge_unknown_host_total", "counter",
+	    "Requests answered 421: no site for their Host and no default.",
+	    t->unknown_host);
+	prom_family(b, "edge_site_requests_total", "counter",
+	    "Client requests routed to each site by Host.");
+	for (unsigned i = 0; i < ns; i++) {
+		site_sums(e, i, &req, &hits);
+		prom_sample(b, "edge_site_requests_total",
+		    u64s(n, sizeof(n), req), "site",
+		    edge_sites_at(e->sites, i)->name, NULL);
+	}
+	prom_family(b, "edge_site_cache_hits_total", "counter",
+	    "Fresh cache hits of each site.");
+	for (unsigned i = 0; i < ns; i++) {
+		site_sums(e, i, &req, &hits);
+		prom_sample(b, "edge_site_cache_hits_total",
+		    u64s(n, sizeof(n), hits), "site",
+		    edge_sites_at(e->sites, i)->name, NULL);
+	}
+#define EACH_SERVER(body)                                                      \
+	for (unsigned i = 0; i < ns; i++) {                                    \
+		const struct edge_site *s = edge_sites_at(e->sites, i);        \
+		for (unsigned k = 0; k < origin_pool_nservers(s->pool); k++) { \
+			origin_pool_server_state(s->pool, k, &st);             \
+			body                                                   \
+		}                                                              \
+	}
+	prom_family(b, "edge_origin_retries_total", "counter",
+	    "Fetches sent to a second server of the pool after a connect "
+	    "failure.");
+	for (unsigned i = 0; i < ns; i++) {
+		const struct edge_site *s = edge_sites_at(e->sites, i);
+
+		prom_sample(b, "edge_origin_retries_total",
+		    u64s(n, sizeof(n), origin_pool_retries(s->pool)), "pool",
+		    s->name, NULL);
+	}
+	prom_family(b, "edge_origin_server_up", "gauge",
+	    "1 if the server gets new requests: its health checks pass and "
+	    "it is not cooling down after failures.");
+	EACH_SERVER(prom_sample(b, "edge_origin_server_up", st.up ? "1" : "0",
+	    "pool", s->name, "server", st.url, NULL);)
+	prom_family(b, "edge_origin_server_healthy", "gauge",
+	    "The active health checks' verdict (1 without checks).");
+	EACH_SERVER(prom_sample(b, "edge_origin_server_healthy",
+	    st.hc_healthy ? "1" : "0", "pool", s->name, "server", st.url,
+	    NULL);)
+	prom_family(b, "edge_origin_server_active", "gauge",
+	    "Fetches in flight to the server, over all workers.");
+	EACH_SERVER(prom_sample(b, "edge_origin_server_active",
+	    u64s(n, sizeof(n), st.active), "pool", s->name, "server", st.url,
+	    NULL);)
+	prom_family(b, "edge_origin_server_fetches_total", "counter",
+	    "Attempts sent to the server (a retry counts on both servers).");
+	EACH_SERVER(prom_sample(b, "edge_origin_server_fetches_total",
+	    u64s(n, sizeof(n), st.fetches), "pool", s->name, "server", st.url,
+	    NULL);)
+	prom_family(b, "edge_origin_server_failures_total", "counter",
+	    "Attempts the server did not answer (connect, timeout, reset "
+	    "before the head).");
+	EACH_SERVER(prom_sample(b, "edge_origin_server_failures_total",
+	    u64s(n, sizeof(n), st.failures), "pool", s->name, "server", st.url,
+	    NULL);)
+#undef EACH_SERVER
+}
+
 static char *
 metrics_text(struct edge *e, size_t *len)
 {
@@ -818,6 +971,7 @@ metrics_text(struct edge *e, size_t *len)
 	    NULL);
 	metrics_cache(&b, e, &t);
 	metrics_origin(&b, e, &t);
+	metrics_sites(&b, e, &t);
 	if (b.failed) {
 		cdn_sb_free(&b);
 		return NULL;

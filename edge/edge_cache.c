@@ -38,7 +38,7 @@ cache_name(const struct proxy_txn *pt)
 
 /* Host part of the key: the same choice the origin request makes. */
 static void
-key_host(const struct edge *e, const struct http_request *req,
+key_host(const struct edge_site *site, const struct http_request *req,
     const char **host, size_t *len)
 {
 	if (req->target_form == HTTP_TARGET_ABSOLUTE) {
@@ -48,7 +48,7 @@ key_host(const struct edge *e, const struct http_request *req,
 		*host = req->host.p;
 		*len = req->host.len;
 	} else {
-		*host = e->origin_authority;
+		*host = site->origin_authority;
 		*len = strlen(*host);
 	}
 }
@@ -57,13 +57,13 @@ key_host(const struct edge *e, const struct http_request *req,
 static const char *
 key_scheme(const struct proxy_txn *pt)
 {
-	if (pt->w->edge->key_rules.include_scheme && http_txn_is_tls(pt->txn))
+	if (pt->site->key_rules.include_scheme && http_txn_is_tls(pt->txn))
 		return "https";
 	return "http";
 }
 
 static int
-key_for(const struct edge *e, const char *scheme, const char *host,
+key_for(const struct edge_site *site, const char *scheme, const char *host,
     size_t hostlen, const char *path, size_t pathlen, const char *query,
     size_t querylen, int has_query, uint8_t key[CACHE_HASH_LEN], char **url,
     size_t *url_len)
@@ -71,8 +71,9 @@ key_for(const struct edge *e, const char *scheme, const char *host,
 	char buf[KEY_MAX];
 	size_t len;
 
-	if (cache_key_build(&e->key_rules, scheme, host, hostlen, path, pathlen,
-	        query, querylen, has_query, buf, sizeof(buf), &len) != CDN_OK)
+	if (cache_key_build(&site->key_rules, scheme, host, hostlen, path,
+	        pathlen, query, querylen, has_query, buf, sizeof(buf),
+	        &len) != CDN_OK)
 		return CDN_EINVAL;
 	cache_key_hash(buf, len, key);
 	if (url != NULL) {
@@ -251,11 +252,11 @@ edge_cache_status_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 
 /* The operator's grace and stale-if-error apply where the origin allows. */
 static struct cache_decision
-effective_decision(const struct edge *e, const struct cache_obj *o)
+effective_decision(const struct edge_site *site, const struct cache_obj *o)
 {
 	struct cache_decision d = o->d;
-	int64_t grace = (int64_t)(e->conf->cache_grace / 1000);
-	int64_t sie = (int64_t)(e->conf->cache_stale_if_error / 1000);
+	int64_t grace = (int64_t)(site->conf->cache_grace / 1000);
+	int64_t sie = (int64_t)(site->conf->cache_stale_if_error / 1000);
 
 	if (!d.must_revalidate && !d.no_cache) {
 		if (grace > d.swr_s)
@@ -267,10 +268,11 @@ effective_decision(const struct edge *e, const struct cache_obj *o)
 }
 
 int
-edge_cache_stale_if_error_ok(const struct edge *e, const struct cache_obj *o,
-    const struct cache_cc *req_cc, int req_pragma_no_cache)
+edge_cache_stale_if_error_ok(const struct edge_site *site,
+    const struct cache_obj *o, const struct cache_cc *req_cc,
+    int req_pragma_no_cache)
 {
-	struct cache_decision d = effective_decision(e, o);
+	struct cache_decision d = effective_decision(site, o);
 	int64_t age, staleness, allow = d.sie_s;
 
 	/* RFC 9111 §4.2.4: never against must-revalidate, no-cache,
@@ -295,7 +297,7 @@ edge_cache_serve_stale_on_error(
 
 	if (pt->stale == NULL ||
 	    !edge_cache_stale_if_error_ok(
-	        w->edge, pt->stale, &pt->x.req_cc, pt->pragma_no_cache))
+	        pt->site, pt->stale, &pt->x.req_cc, pt->pragma_no_cache))
 		return 0;
 	if (err_status != 0)
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
@@ -352,7 +354,7 @@ edge_cache_origin_path(const struct proxy_txn *pt,
 	if (pt->has_key) {
 		end = pt->key_url + pt->key_url_len;
 		p = pt->key_url;
-		if (pt->w->edge->key_rules.include_scheme &&
+		if (pt->site->key_rules.include_scheme &&
 		    (q = memmem(p, pt->key_url_len, "://", 3)) != NULL)
 			p = q + 3; /* "https://host/path": skip the scheme */
 		p = memchr(p, '/', (size_t)(end - p));
@@ -454,8 +456,8 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
-	key_host(e, req, &host, &hostlen);
-	if (key_for(e, key_scheme(pt), host, hostlen, req->path.p,
+	key_host(pt->site, req, &host, &hostlen);
+	if (key_for(pt->site, key_scheme(pt), host, hostlen, req->path.p,
 	        req->path.len, req->query.p, req->query.len, req->has_query,
 	        pt->key, &pt->key_url, &pt->key_url_len) == CDN_OK)
 		pt->has_key = 1;
@@ -465,7 +467,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
-	if (!pt->has_key || bypassed(e->conf, req)) {
+	if (!pt->has_key || bypassed(pt->site->conf, req)) {
 		snprintf(
 		    pt->cache_status, sizeof(pt->cache_status), "fwd=bypass");
 		EDGE_COUNTER_INC(w, cache_bypass);
@@ -505,7 +507,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	now = time(NULL);
 	age = cache_current_age(o->d.initial_age_s, o->response_time, now);
-	d = effective_decision(e, o);
+	d = effective_decision(pt->site, o);
 	use = cache_policy_use(&d, age, &pt->x.req_cc, pt->pragma_no_cache);
 	if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
 	    (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS &&
@@ -516,6 +518,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 			EDGE_COUNTER_INC(w, cache_hits_memory);
 		else
 			EDGE_COUNTER_INC(w, cache_hits_disk);
+		EDGE_SITE_COUNTER_INC(w, pt->site, hits);
 		cache_store_touch(e->store, o);
 		send_stored(pt, txn, o, age, pt->cache_status);
 		cache_obj_unref(&o);
@@ -573,7 +576,7 @@ invalidate_location(struct proxy_txn *pt, const char *v, size_t len)
 	size_t hostlen, pathlen;
 	uint8_t key[CACHE_HASH_LEN];
 
-	key_host(e, req, &host, &hostlen);
+	key_host(pt->site, req, &host, &hostlen);
 	if (len > 7 && strncasecmp(v, "http://", 7) == 0) {
 		/* RFC 9111 §4.4: only on the same host. */
 		path = memchr(v + 7, '/', len - 7);
@@ -589,7 +592,7 @@ invalidate_location(struct proxy_txn *pt, const char *v, size_t len)
 	}
 	pathlen = (size_t)(v + len - path);
 	q = memchr(path, '?', pathlen);
-	if (key_for(e, key_scheme(pt), host, hostlen, path,
+	if (key_for(pt->site, key_scheme(pt), host, hostlen, path,
 	        q != NULL ? (size_t)(q - path) : pathlen,
 	        q != NULL ? q + 1 : "",
 	        q != NULL ? (size_t)(path + pathlen - q - 1) : 0, q != NULL,
@@ -654,9 +657,9 @@ has_field(const char *fields, size_t len, const char *name, size_t nlen)
 }
 
 struct cache_obj *
-edge_cache_merge_304(struct edge *e, const struct cache_exchange *req_x,
-    const struct cache_obj *old, const char *fields, size_t len,
-    struct cache_decision *d)
+edge_cache_merge_304(const struct cache_policy_conf *policy,
+    const struct cache_exchange *req_x, const struct cache_obj *old,
+    const char *fields, size_t len, struct cache_decision *d)
 {
 	struct cdn_strbuf merged = {.max = 256 * 1024};
 	const char *p, *end = old->fields + old->fields_len, *eol, *colon;
@@ -680,7 +683,7 @@ edge_cache_merge_304(struct edge *e, const struct cache_exchange *req_x,
 	x = *req_x;
 	cache_exchange_parse_response(&x, merged.p, merged.len);
 	x.status = old->status;
-	cache_policy_decide(&e->policy, &x, d);
+	cache_policy_decide(policy, &x, d);
 	if (req_x->req_cc.no_store)
 		d->storable = 0;
 	o = cache_obj_new(old->key, old->variant, old->status, d,
@@ -711,7 +714,8 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 	struct cache_decision d;
 	struct cache_obj *o;
 
-	o = edge_cache_merge_304(e, &pt->x, pt->stale, out->p, out->len, &d);
+	o = edge_cache_merge_304(
+	    &pt->site->policy, &pt->x, pt->stale, out->p, out->len, &d);
 	if (o == NULL)
 		return 0; /* no memory: the origin's 304 goes to the client */
 	EDGE_COUNTER_INC(w, cache_not_modified);
@@ -782,7 +786,7 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 		cache_obj_unref(&pt->stale); /* a full response replaces it */
 	pt->x.status = status;
 	cache_exchange_parse_response(&pt->x, fields, len);
-	cache_policy_decide(&e->policy, &pt->x, &d);
+	cache_policy_decide(&pt->site->policy, &pt->x, &d);
 	store = d.storable && !pt->x.req_cc.no_store && status != 206 &&
 	    (pt->content_length < 0 ||
 	        (uint64_t)pt->content_length <= e->conf->max_object_size);
@@ -872,38 +876,7 @@ edge_cache_init(struct edge *e)
 {
 	const struct conf *c = e->conf;
 	struct cache_store_conf sc;
-	const struct conf_strlist *params = NULL;
 
-	e->policy.default_ttl_s = (int64_t)(c->cache_default_ttl / 1000);
-	e->policy.min_ttl_s = (int64_t)(c->cache_min_ttl / 1000);
-	e->policy.max_ttl_s = (int64_t)(c->cache_max_ttl / 1000);
-	e->policy.heuristic_percent = c->cache_heuristic_percent;
-	e->policy.heuristic_max_s = (int64_t)(c->cache_heuristic_max / 1000);
-	e->policy.share_set_cookie = (int)c->cache_share_set_cookie;
-	e->policy.honor_targeted = (int)c->cache_targeted;
-	e->key_rules.include_scheme = (int)c->cache_key_scheme;
-
-	if (strcmp(c->cache_query, "sort") == 0)
-		e->key_rules.query_mode = CACHE_QUERY_SORT;
-	else if (strcmp(c->cache_query, "drop") == 0)
-		e->key_rules.query_mode = CACHE_QUERY_DROP;
-	else
-		e->key_rules.query_mode = CACHE_QUERY_KEEP;
-	if (c->cache_query_drop.n > 0) {
-		e->key_rules.sort_after_filter =
-		    e->key_rules.query_mode == CACHE_QUERY_SORT;
-		e->key_rules.query_mode = CACHE_QUERY_DROP_LISTED;
-		params = &c->cache_query_drop;
-	} else if (c->cache_query_keep.n > 0) {
-		e->key_rules.sort_after_filter =
-		    e->key_rules.query_mode == CACHE_QUERY_SORT;
-		e->key_rules.query_mode = CACHE_QUERY_KEEP_LISTED;
-		params = &c->cache_query_keep;
-	}
-	if (params != NULL) {
-		e->key_rules.params = (const char *const *)params->v;
-		e->key_rules.nparams = params->n;
-	}
 	e->inflight = edge_inflight_new();
 	if (c->cache_dir[0] == '\0')
 		return CDN_OK;

@@ -74,6 +74,7 @@ struct edge_fill {
 	atomic_uint refcnt;
 	pthread_mutex_t mu;
 	struct edge *edge;
+	const struct edge_site *site; /* of the leading request */
 	struct edge_worker *owner;
 	struct origin_fetch *fetch; /* owner thread */
 	uint8_t key[CACHE_HASH_LEN];
@@ -237,10 +238,10 @@ edge_inflight_free(struct edge_inflight **tp)
 
 /* Remember <key> as uncacheable for a while (a locked shard). */
 static void
-mark_hit_for_miss(struct edge *e, struct inflight_shard *s,
+mark_hit_for_miss(const struct edge_site *site, struct inflight_shard *s,
     struct inflight_entry *en, const uint8_t key[CACHE_HASH_LEN])
 {
-	uint64_t ttl = e->conf->cache_hit_for_miss;
+	uint64_t ttl = site->conf->cache_hit_for_miss;
 
 	if (ttl == 0) {
 		if (en != NULL)
@@ -293,7 +294,7 @@ fill_unpublish(struct edge_fill *f, int hfm)
 	CDN_ASSERT(en != NULL && en->fill == f);
 	f->in_table = 0;
 	if (hfm) {
-		mark_hit_for_miss(f->edge, s, en, f->key);
+		mark_hit_for_miss(f->site, s, en, f->key);
 	} else {
 		entry_unlink(s, en);
 	}
@@ -504,6 +505,8 @@ waiter_failed(struct fill_waiter *fw, enum origin_err err, int err_status)
 	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
 		edge_proxy_respond_error(pt, pt->txn, 504);
+	else if (err == ORIGIN_ENOHEALTHY)
+		edge_proxy_respond_error(pt, pt->txn, 503);
 	else
 		edge_proxy_respond_error(pt, pt->txn, 502);
 }
@@ -752,8 +755,8 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
 	f->x.response_time = time(NULL);
-	if (edge_proxy_client_fields(e, fields, len, &out, &content_length) !=
-	    CDN_OK) {
+	if (edge_proxy_client_fields(
+	        f->site, fields, len, &out, &content_length) != CDN_OK) {
 		cdn_sb_free(&out);
 		count_head(f, of);
 		f->discard = 1; /* on_done answers 502 */
@@ -762,7 +765,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	if (f->stale != NULL && status == 304) {
 		count_head(f, of);
 		merged = edge_cache_merge_304(
-		    e, &f->x, f->stale, out.p, out.len, &d);
+		    &f->site->policy, &f->x, f->stale, out.p, out.len, &d);
 		cdn_sb_free(&out);
 		if (merged == NULL) {
 			f->discard = 1;
@@ -783,7 +786,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	}
 	if (status >= 500 && f->stale != NULL &&
 	    edge_cache_stale_if_error_ok(
-	        e, f->stale, &f->x.req_cc, f->x.req_pragma_no_cache)) {
+	        f->site, f->stale, &f->x.req_cc, f->x.req_pragma_no_cache)) {
 		/* stale-if-error: waiters answer from their stored copies. */
 		cdn_sb_free(&out);
 		count_head(f, of);
@@ -792,7 +795,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	}
 	f->x.status = status;
 	cache_exchange_parse_response(&f->x, fields, len);
-	cache_policy_decide(&e->policy, &f->x, &d);
+	cache_policy_decide(&f->site->policy, &f->x, &d);
 	store = d.storable && status != 206 &&
 	    (content_length < 0 ||
 	        (uint64_t)content_length <= e->conf->max_object_size);
@@ -842,66 +845,18 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	set_state(f, FILL_STREAM);
 }
 
-static size_t
-fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
-{
-	struct edge_fill *f = arg;
-	struct fill_block *b;
-	struct proxy_txn *pt;
-	size_t used, n, left = len;
-
-	(void)of;
-	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
-	if (f->discard)
-		return 0; /* ends the transfer */
-	if (f->result != NULL || f->err_status != 0)
-		return len; /* a 304's or a 5xx's body: nobody's */
-	if (f->obj != NULL &&
-	    f->body_len + len > f->edge->conf->max_object_size) {
-		cache_obj_unref(&f->obj); /* will not be stored */
-		fill_unpublish(f, 1);
-		pt = hand_over_midway(f, of);
-		if (pt != NULL) {
-			fill_end(f);
-			return edge_proxy_origin_ops.on_body(of, pt, data, len);
-		}
-	}
-	while (left > 0) {
-		b = f->tail;
-		used = atomic_load_explicit(&b->len, memory_order_relaxed);
-		if (used == b->cap) {
-			b = block_new(f);
-			atomic_store_explicit(
-			    &f->tail->next, b, memory_order_release);
-			f->tail = b;
-			used = 0;
-		}
-		n = b->cap - used;
-		if (n > left)
-			n = left;
-		memcpy(b->data + used, data, n);
-		atomic_store_explicit(&b->len, used + n, memory_order_release);
-		data += n;
-		left -= n;
-	}
-	f->body_len += len;
-	pthread_mutex_lock(&f->mu);
-	if (f->waiters == NULL && f->obj == NULL)
-		f->discard = 1; /* nobody to stream to, nothing to store */
-	wake_all_locked(f);
-	pthread_mutex_unlock(&f->mu);
-	return len;
-}
-
-/* The finished body becomes the object's chunks (no copy). */
+/*
+ * The finished body becomes the object's chunks (no copy).  <last> is the
+ * block whose final length <last_len> is not published yet.
+ */
 static int
-adopt_body(struct edge_fill *f)
+adopt_body(struct edge_fill *f, struct fill_block *last, size_t last_len)
 {
 	for (struct fill_block *b = f->first; b != NULL;
 	     b = atomic_load_explicit(&b->next, memory_order_relaxed)) {
-		size_t len =
-		    atomic_load_explicit(&b->len, memory_order_relaxed);
-
+		size_t len = b == last
+		    ? last_len
+		    : atomic_load_explicit(&b->len, memory_order_relaxed);
 		unsigned char *copy;
 
 		if (len == 0)
@@ -927,40 +882,113 @@ adopt_body(struct edge_fill *f)
 	return CDN_OK;
 }
 
+/*
+ * The whole body is here: store it, then let the waiters have its last
+ * bytes.  In that order, so that a client that has the whole body and asks
+ * again finds the object in the cache rather than a new miss.
+ */
+static void
+fill_complete(struct edge_fill *f, struct fill_block *last, size_t last_len)
+{
+	struct edge_worker *w = f->owner;
+
+	if (f->obj != NULL && adopt_body(f, last, last_len) == CDN_OK) {
+		cache_store_put(f->edge->store, f->obj);
+		EDGE_COUNTER_INC(w, cache_stores);
+	}
+	if (last != NULL)
+		atomic_store_explicit(&last->len, last_len, memory_order_release);
+	f->total = f->body_len;
+	fill_unpublish(f, 0);
+	set_state(f, FILL_DONE);
+}
+
+static size_t
+fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
+{
+	struct edge_fill *f = arg;
+	struct fill_block *b, *last = NULL;
+	struct proxy_txn *pt;
+	size_t used, n, left = len, last_len = 0;
+	int completes;
+
+	(void)of;
+	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	if (f->discard)
+		return 0; /* ends the transfer */
+	if (f->result != NULL || f->err_status != 0)
+		return len; /* a 304's or a 5xx's body: nobody's */
+	if (f->obj != NULL &&
+	    f->body_len + len > f->edge->conf->max_object_size) {
+		cache_obj_unref(&f->obj); /* will not be stored */
+		fill_unpublish(f, 1);
+		pt = hand_over_midway(f, of);
+		if (pt != NULL) {
+			fill_end(f);
+			return edge_proxy_origin_ops.on_body(of, pt, data, len);
+		}
+	}
+	completes = f->content_length >= 0 &&
+	    f->body_len + len == (uint64_t)f->content_length;
+	while (left > 0) {
+		b = f->tail;
+		used = atomic_load_explicit(&b->len, memory_order_relaxed);
+		if (used == b->cap) {
+			b = block_new(f);
+			atomic_store_explicit(
+			    &f->tail->next, b, memory_order_release);
+			f->tail = b;
+			used = 0;
+		}
+		n = b->cap - used;
+		if (n > left)
+			n = left;
+		memcpy(b->data + used, data, n);
+		data += n;
+		left -= n;
+		if (completes && left == 0) {
+			last = b; /* published by fill_complete() */
+			last_len = used + n;
+		} else {
+			atomic_store_explicit(
+			    &b->len, used + n, memory_order_release);
+		}
+	}
+	f->body_len += len;
+	if (completes) {
+		fill_complete(f, last, last_len);
+		return len;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (f->waiters == NULL && f->obj == NULL)
+		f->discard = 1; /* nobody to stream to, nothing to store */
+	wake_all_locked(f);
+	pthread_mutex_unlock(&f->mu);
+	return len;
+}
+
 static void
 fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 {
 	struct edge_fill *f = arg;
-	struct edge_worker *w = f->owner;
 	enum fill_state st;
 
 	(void)of;
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
 	f->fetch = NULL;
-	edge_count_origin_error(w, err);
+	edge_count_origin_error(f->owner, err);
 	pthread_mutex_lock(&f->mu);
 	st = f->state;
 	pthread_mutex_unlock(&f->mu);
 	if (st == FILL_HEAD_WAIT) {
 		fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_EPROTO, 0);
 	} else if (st == FILL_STREAM) {
-		if (err == ORIGIN_OK && f->obj == NULL) {
-			/* Streamed through, too large to store. */
-			f->total = f->body_len;
-			set_state(f, FILL_DONE);
-		} else if (err == ORIGIN_OK && !f->discard &&
-		    (f->content_length < 0 ||
-		        f->body_len == (uint64_t)f->content_length) &&
-		    adopt_body(f) == CDN_OK) {
-			cache_store_put(f->edge->store, f->obj);
-			EDGE_COUNTER_INC(w, cache_stores);
-			f->total = f->body_len;
-			fill_unpublish(f, 0);
-			set_state(f, FILL_DONE);
-		} else {
-			/* Only a complete body is stored or ends cleanly. */
+		/* Only a complete body is stored or ends cleanly; a body of
+		 * known length completed in fill_on_body(). */
+		if (err == ORIGIN_OK && !f->discard && f->content_length < 0)
+			fill_complete(f, NULL, 0);
+		else
 			fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_ERESET, 0);
-		}
 	}
 	fill_end(f);
 }
@@ -995,6 +1023,7 @@ fill_new(struct proxy_txn *pt)
 	atomic_init(&f->refcnt, 1); /* the owner's, until the fetch ends */
 	pthread_mutex_init(&f->mu, NULL);
 	f->edge = pt->w->edge;
+	f->site = pt->site;
 	f->owner = pt->w;
 	memcpy(f->key, pt->key, CACHE_HASH_LEN);
 	f->key_url = cdn_xstrndup(pt->key_url, pt->key_url_len);
@@ -1084,7 +1113,7 @@ edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq)
 	if (!background)
 		pt->used_origin = 1;
 	f->fetch = origin_fetch_start(
-	    w->origin, oreq, &e->origin_to, &fill_origin_ops, f);
+	    w->origin, oreq, &pt->site->to, &fill_origin_ops, f);
 	if (f->fetch == NULL) {
 		edge_count_origin_error(w, ORIGIN_EINTERNAL);
 		fill_fail(f, ORIGIN_EINTERNAL, 0);

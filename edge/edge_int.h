@@ -22,6 +22,7 @@
 #include "common/cdn_log.h"
 #include "common/cdn_strbuf.h"
 #include "conf/conf.h"
+#include "edge/edge_site.h"
 #include "http/http_server.h"
 #include "origin/origin.h"
 
@@ -55,12 +56,20 @@ enum edge_from {
 	    atomic_load_explicit(&(w)->ctr.field, memory_order_relaxed) + (n), \
 	    memory_order_relaxed)
 #define EDGE_COUNTER_INC(w, field) EDGE_COUNTER_ADD(w, field, 1)
+/* The same for the worker's counters of one site (edge_site.h). */
+#define EDGE_SITE_COUNTER_INC(w, site, field)                                  \
+	atomic_store_explicit(&(w)->site_ctr[(site)->idx].field,               \
+	    atomic_load_explicit(                                              \
+	        &(w)->site_ctr[(site)->idx].field, memory_order_relaxed) +     \
+	        1,                                                             \
+	    memory_order_relaxed)
 
 struct edge_counters {
 	_Atomic uint64_t requests;  /* client requests ended */
 	_Atomic uint64_t status[6]; /* by class: [1]=1xx..[5]=5xx, [0] none */
 	_Atomic uint64_t client_aborts; /* client gone before the end */
 	_Atomic uint64_t bad_requests;  /* refused by the parser/limits */
+	_Atomic uint64_t unknown_host;  /* 421: no site for the Host */
 	_Atomic uint64_t origin_fetches;
 	_Atomic uint64_t origin_errors;
 	_Atomic uint64_t origin_timeouts;
@@ -136,10 +145,11 @@ struct edge_worker {
 	struct http_server *http;
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
-	struct event *flush_timer; /* hands the access log over */
-	struct event *drain_ev;    /* activated by the main thread */
-	struct event *drain_timer; /* drain deadline */
-	struct edge_fill *fills;   /* shared fetches this worker runs */
+	struct event *flush_timer;           /* hands the access log over */
+	struct event *drain_ev;              /* activated by the main thread */
+	struct event *drain_timer;           /* drain deadline */
+	struct edge_site_counters *site_ctr; /* one per site (edge_site.h) */
+	struct edge_fill *fills;             /* shared fetches it runs */
 	/*
 	 * Written on every request by this worker only.  The pads keep other
 	 * fields (and the next worker's, read on its every request) off the
@@ -166,17 +176,14 @@ struct edge {
 	struct event *join_timer;
 	struct edge_admin_ctx *admin_ctx; /* edge_admin.c; NULL without admin */
 	uint64_t start_ms;
-	/* From conf->origin: "http://host:port", no trailing slash. */
-	char *origin_base;
-	char
-	    *origin_authority; /* "host:port": Host when the client sent none */
-	struct origin_timeouts origin_to;
+	/* Sites by Host, each with its origin pool, cache policy and key
+	 * rules; the pools' active health checks run on main_base. */
+	struct edge_sites *sites;
+	struct origin_health *health;
 	/* The cache; NULL without cache_dir. */
 	struct cache_store *store;
-	struct cache_policy_conf policy;
-	struct cache_key_rules key_rules; /* params borrowed from conf */
-	struct edge_tls *tls;             /* NULL without listen_tls */
-	struct edge_inflight *inflight;   /* shared fetches by key */
+	struct edge_tls *tls;           /* NULL without listen_tls */
+	struct edge_inflight *inflight; /* shared fetches by key */
 };
 
 /*
@@ -188,6 +195,7 @@ struct proxy_txn {
 #define PROXY_TXN_MAGIC 0x52e9c0a7u
 	struct edge_worker *w;
 	struct http_txn *txn;
+	const struct edge_site *site; /* chosen by Host in on_request */
 	struct origin_fetch *fetch;
 	enum origin_err origin_err;
 	uint64_t origin_ms;
@@ -253,7 +261,7 @@ void edge_cache_status_field(
     const struct proxy_txn *pt, struct cdn_strbuf *out);
 /* RFC 9111 §4.3.4: <old> refreshed by a 304's <fields>; NULL if out of
  * memory.  *d is the new storing decision. */
-struct cache_obj *edge_cache_merge_304(struct edge *e,
+struct cache_obj *edge_cache_merge_304(const struct cache_policy_conf *policy,
     const struct cache_exchange *req_x, const struct cache_obj *old,
     const char *fields, size_t len, struct cache_decision *d);
 /* A new object to fill, from the client's copy of the response head. */
@@ -264,7 +272,7 @@ struct cache_obj *edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN],
     size_t vary_len);
 /* May <o> be served stale because the origin failed (RFC 5861 §4 and the
  * operator's cache_stale_if_error)? */
-int edge_cache_stale_if_error_ok(const struct edge *e,
+int edge_cache_stale_if_error_ok(const struct edge_site *site,
     const struct cache_obj *o, const struct cache_cc *req_cc,
     int req_pragma_no_cache);
 /*
@@ -308,7 +316,7 @@ void edge_proxy_respond_error(
     struct proxy_txn *pt, struct http_txn *txn, int status);
 /* The client's copy of an origin response head: hop-by-hop fields out,
  * Via appended; *content_length -1 if chunked.  CDN_ENOMEM if too big. */
-int edge_proxy_client_fields(const struct edge *e, const char *fields,
+int edge_proxy_client_fields(const struct edge_site *site, const char *fields,
     size_t len, struct cdn_strbuf *out, int64_t *content_length);
 
 /* edge_admin.c */

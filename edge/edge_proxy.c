@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <xxhash.h>
+
 #include "edge/edge_int.h"
 
 #define MAX_CONN_TOKENS 16
@@ -152,11 +154,11 @@ proxy_txn_new(struct edge_worker *w, struct http_txn *txn)
 
 /* The Host the origin sees. */
 static void
-origin_host(const struct edge *e, const struct http_request *req,
+origin_host(const struct edge_site *site, const struct http_request *req,
     const char **host, size_t *len)
 {
-	if (e->conf->origin_host[0] != '\0') {
-		*host = e->conf->origin_host;
+	if (site->conf->origin_host[0] != '\0') {
+		*host = site->conf->origin_host;
 		*len = strlen(*host);
 	} else if (req->target_form == HTTP_TARGET_ABSOLUTE) {
 		/* RFC 9112 §3.2.2: the target's authority replaces Host. */
@@ -166,9 +168,54 @@ origin_host(const struct edge *e, const struct http_request *req,
 		*host = req->host.p;
 		*len = req->host.len;
 	} else {
-		*host = e->origin_authority;
+		*host = site->origin_authority;
 		*len = strlen(*host);
 	}
+}
+
+/*
+ * The site for the request's Host (the target's authority in absolute
+ * form, RFC 9112 §3.2.2).  NULL after answering 421 when no site has the
+ * name and there is no default site: RFC 9110 §15.5.20 says this node
+ * cannot answer for that origin, which tells a client or a load balancer
+ * that the request came to the wrong place (a 404 would read as "this site
+ * has no such page", and be cached as such).
+ */
+static const struct edge_site *
+route(struct edge_worker *w, struct http_txn *txn)
+{
+	static const char body[] = "421 Misdirected Request: this node "
+	                           "serves no site of that name\n";
+	const struct http_request *req = http_txn_request(txn);
+	const struct edge_site *site;
+	struct http_slice h;
+
+	h = req->target_form == HTTP_TARGET_ABSOLUTE ? req->authority
+	                                             : req->host;
+	site = edge_sites_lookup(w->edge->sites, h.p, h.len);
+	if (site != NULL) {
+		EDGE_SITE_COUNTER_INC(w, site, requests);
+		return site;
+	}
+	EDGE_COUNTER_INC(w, unknown_host);
+	http_txn_respond(txn, 421, "Content-Type: text/plain\r\n", 26,
+	    (int64_t)sizeof(body) - 1);
+	http_txn_write(txn, body, sizeof(body) - 1);
+	http_txn_finish(txn);
+	return NULL;
+}
+
+/* What consistent hashing spreads by: the cache key, else the target. */
+static uint64_t
+request_hash(const struct proxy_txn *pt, const char *target, size_t len)
+{
+	uint64_t h = 0;
+
+	if (!pt->has_key)
+		return XXH3_64bits(target, len);
+	memcpy(&h, pt->key,
+	    sizeof(h) < sizeof(pt->key) ? sizeof(h) : sizeof(pt->key));
+	return h;
 }
 
 static void
@@ -177,6 +224,7 @@ on_request(struct http_txn *txn, void *arg)
 	struct edge_worker *w = arg;
 	const struct http_request *req = http_txn_request(txn);
 	struct proxy_txn *pt;
+	const struct edge_site *site;
 
 	if (!method_forwarded(req->method)) {
 		/* We do not know what the method means for what follows it. */
@@ -192,7 +240,11 @@ on_request(struct http_txn *txn, void *arg)
 		http_txn_finish(txn);
 		return;
 	}
+	site = route(w, txn);
+	if (site == NULL)
+		return; /* answered */
 	pt = proxy_txn_new(w, txn);
+	pt->site = site;
 	if (edge_cache_request(pt, txn))
 		return; /* answered from cache: pt is gone */
 	edge_proxy_forward(pt, 1);
@@ -245,7 +297,7 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 			has_accept = 1;
 		sb_field(&fb, h->name.p, h->name.len, h->value.p, h->value.len);
 	}
-	origin_host(e, req, &host, &hostlen);
+	origin_host(pt->site, req, &host, &hostlen);
 	sb_field(&fb, "Host", 4, host, hostlen);
 	cdn_sb_str(&via, "1.1 ");
 	cdn_sb_str(&via, cf->via);
@@ -259,7 +311,7 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 		cdn_sb_add(&fb, "Accept:", 8); /* no curl default */
 	edge_cache_origin_fields(pt, &fb);
 
-	cdn_sb_str(&url, e->origin_base);
+	/* The target: the pool puts a server's base URL in front. */
 	edge_cache_origin_path(pt, req, &url);
 	if (req->has_query) {
 		cdn_sb_add(&url, "?", 1);
@@ -287,7 +339,9 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 		    (int)req->method_str.len, req->method_str.p);
 	memset(&oreq, 0, sizeof(oreq));
 	oreq.method = method;
-	oreq.url = url.p;
+	oreq.pool = pt->site->pool;
+	oreq.target = url.p;
+	oreq.hash_key = request_hash(pt, url.p, url.len);
 	oreq.fields = fields;
 	oreq.is_head = req->method == HTTP_M_HEAD && !pt->head_as_get;
 	/* An explicit "Content-Length: 0" is forwarded as such. */
@@ -299,7 +353,7 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
 	pt->fetch = origin_fetch_start(
-	    w->origin, &oreq, &e->origin_to, &edge_proxy_origin_ops, pt);
+	    w->origin, &oreq, &pt->site->to, &edge_proxy_origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
@@ -329,14 +383,14 @@ edge_count_origin_error(struct edge_worker *w, enum origin_err err)
 }
 
 int
-edge_proxy_client_fields(const struct edge *e, const char *fields, size_t len,
-    struct cdn_strbuf *out, int64_t *content_length)
+edge_proxy_client_fields(const struct edge_site *site, const char *fields,
+    size_t len, struct cdn_strbuf *out, int64_t *content_length)
 {
 	struct conn_tokens ct = {.n = 0};
 	const char *p, *end = fields + len, *eol, *colon;
 	size_t nlen;
 	int has_via = 0, chunked = 0;
-	const char *via = e->conf->via;
+	const char *via = site->conf->via;
 
 	/* First pass: what the Connection field lists. */
 	for (p = fields; p < end; p = eol + 2) {
@@ -361,7 +415,7 @@ edge_proxy_client_fields(const struct edge *e, const char *fields, size_t len,
 		    (nlen == 14 && strncasecmp(p, "content-length", 14) == 0))
 			continue;
 		/* RFC 9213: targeted fields are for this node, not clients. */
-		if (e->conf->cache_targeted &&
+		if (site->conf->cache_targeted &&
 		    ((nlen == 17 &&
 		         strncasecmp(p, "cdn-cache-control", 17) == 0) ||
 		        (nlen == 17 &&
@@ -398,8 +452,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
 	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
-	edge_proxy_client_fields(
-	    pt->w->edge, fields, len, &out, &content_length);
+	edge_proxy_client_fields(pt->site, fields, len, &out, &content_length);
 	pt->content_length = content_length;
 	if (out.failed) {
 		cdn_sb_free(&out);
@@ -478,6 +531,8 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
 		edge_proxy_respond_error(pt, txn, 504);
+	else if (err == ORIGIN_ENOHEALTHY)
+		edge_proxy_respond_error(pt, txn, 503); /* nothing to send to */
 	else
 		edge_proxy_respond_error(pt, txn, 502);
 }

@@ -282,6 +282,8 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	w->magic = EDGE_WORKER_MAGIC;
 	w->edge = e;
 	w->id = id;
+	w->site_ctr =
+	    cdn_xcalloc(edge_sites_count(e->sites), sizeof(*w->site_ctr));
 	w->base = event_base_new();
 	if (w->base == NULL)
 		return CDN_ENOMEM;
@@ -332,6 +334,7 @@ worker_fini(struct edge_worker *w)
 		event_free(w->flush_timer);
 	if (w->base != NULL)
 		event_base_free(w->base);
+	free(w->site_ctr);
 	MAGIC_WIPE(w);
 }
 
@@ -402,26 +405,22 @@ on_admin_accept(struct evconnlistener *l, evutil_socket_t fd,
 	http_server_adopt(e->admin_http, fd, sa, salen);
 }
 
-/*
- * Split conf->origin into the base URL requests are appended to (a path
- * prefix is kept, trailing slashes are not: the client's path brings one)
- * and the authority, the Host for clients that sent none.
- */
+/* The pools' active health checks, on the main loop. */
 static void
-origin_parse(struct edge *e)
+health_start(struct edge *e)
 {
-	const char *u = e->conf->origin, *auth;
-	size_t authlen, len;
+	const struct conf *c = e->conf;
+	struct origin_tls_conf otls;
+	struct origin_pool **pools;
+	unsigned n = edge_sites_count(e->sites);
 
-	auth = strstr(u, "://");
-	CDN_ASSERT(auth != NULL); /* conf validated the URL */
-	auth += 3;
-	authlen = strcspn(auth, "/");
-	len = strlen(u);
-	while (len > (size_t)(auth - u) + authlen && u[len - 1] == '/')
-		len--;
-	e->origin_base = cdn_xstrndup(u, len);
-	e->origin_authority = cdn_xstrndup(auth, authlen);
+	pools = cdn_xcalloc(n, sizeof(*pools));
+	edge_sites_pools(e->sites, pools);
+	otls.ca_file = c->origin_ca_file;
+	otls.client_cert = c->origin_client_cert;
+	otls.client_key = c->origin_client_key;
+	e->health = origin_health_new(e->main_base, pools, n, &otls);
+	free(pools);
 }
 
 static int
@@ -462,10 +461,9 @@ edge_new(struct conf *conf)
 	e->magic = EDGE_MAGIC;
 	e->conf = conf_ref(conf);
 	e->start_ms = cdn_now_ms();
-	origin_parse(e);
-	e->origin_to.connect_ms = conf->origin_connect_timeout;
-	e->origin_to.first_byte_ms = conf->origin_first_byte_timeout;
-	e->origin_to.idle_ms = conf->origin_idle_timeout;
+	e->sites = edge_sites_new(conf);
+	if (e->sites == NULL)
+		goto fail;
 	e->nworkers = conf->threads;
 	if (e->nworkers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -482,6 +480,7 @@ edge_new(struct conf *conf)
 			goto fail;
 	}
 	e->main_base = event_base_new();
+	health_start(e);
 	if (e->tls != NULL)
 		edge_tls_start(e->tls, e->main_base);
 	e->workers = cdn_xcalloc(e->nworkers, sizeof(*e->workers));
@@ -538,9 +537,10 @@ edge_run(struct edge *e)
 	if (started == e->nworkers) {
 		CDN_LOG(CDN_LOG_INFO, "edge",
 		    "serving on %u address(es) (%u TLS) with %u worker(s), "
-		    "origin %s",
+		    "%u site(s)",
 		    e->conf->listen.n + e->conf->listen_tls.n,
-		    e->conf->listen_tls.n, e->nworkers, e->conf->origin);
+		    e->conf->listen_tls.n, e->nworkers,
+		    edge_sites_count(e->sites));
 		if (e->conf->ready_file[0] != '\0' &&
 		    write_ready_file(e->conf->ready_file) != CDN_OK)
 			start_drain(e, "ready file");
@@ -579,13 +579,15 @@ edge_free(struct edge **ep)
 	/* After the workers (their connections held SSLs), before the base
 	 * its rotation timer is on. */
 	edge_tls_free(&e->tls);
+	/* Its curl handle and timers are on main_base. */
+	origin_health_free(&e->health);
 	if (e->main_base != NULL)
 		event_base_free(e->main_base);
 	cdn_alog_free(&e->alog);
 	/* After the workers: their transactions held cache objects. */
 	edge_cache_fini(e);
-	free(e->origin_base);
-	free(e->origin_authority);
+	/* After the workers and the checker: both used the pools. */
+	edge_sites_free(&e->sites);
 	conf_unref(&e->conf);
 	MAGIC_WIPE(e);
 	free(e);

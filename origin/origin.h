@@ -31,9 +31,13 @@ enum origin_err {
 	ORIGIN_EPROTO,              /* malformed response: 502 */
 	ORIGIN_EINTERNAL,           /* our side (memory, curl setup): 502 */
 	ORIGIN_ETLS,                /* TLS handshake or certificate: 502 */
+	/* The request's pool has no server up (health checks, cool-downs,
+	 * max_conns): reported at once, without a connection attempt.  The
+	 * edge answers 503, or stale content where that is allowed. */
+	ORIGIN_ENOHEALTHY,
 };
 /* How many there are (for per-kind counters): keep after the last one. */
-#define ORIGIN_ERR_KINDS (ORIGIN_ETLS + 1)
+#define ORIGIN_ERR_KINDS (ORIGIN_ENOHEALTHY + 1)
 
 const char *origin_err_name(enum origin_err e);
 
@@ -65,6 +69,7 @@ struct origin_timeouts {
 	uint64_t connect_ms;
 	uint64_t first_byte_ms; /* request sent to response head */
 	uint64_t idle_ms;       /* between body bytes (not while paused) */
+	uint64_t total_ms;      /* whole transfer, per attempt (0: none) */
 };
 
 struct origin_multi *origin_multi_new(struct event_base *base);
@@ -89,7 +94,17 @@ void origin_multi_set_tls(
 void origin_multi_free(struct origin_multi **mp);
 unsigned origin_multi_active(const struct origin_multi *m);
 
-/* One origin request, described before origin_fetch_start(). */
+struct origin_pool;
+
+/*
+ * One origin request, described before origin_fetch_start().
+ *
+ * Two ways to name the server: with <pool> set, the fetch picks one of the
+ * pool's servers (by <hash_key> for consistent hashing) and sends <target>
+ * to it, retrying once on another server when an idempotent request could
+ * not connect; <url> is then unused.  Without a pool, <url> is fetched as
+ * is (health checks, and callers that know their server).
+ */
 struct origin_request {
 	const char *method;        /* "GET" */
 	const char *url;           /* absolute URL, path and query as sent */
@@ -97,6 +112,12 @@ struct origin_request {
 	int has_body;
 	int64_t body_length; /* -1: unknown (sent chunked) */
 	int is_head;
+	struct origin_pool *pool; /* NULL: fetch <url> */
+	const char *target;       /* with a pool: "/path?query" as sent */
+	uint64_t hash_key;        /* with a pool: the cache key's hash */
+	/* Without a pool: NULL, or a CURLOPT_CONNECT_TO entry
+	 * "HOST:PORT:ADDR:PORT" (reach ADDR while the URL names HOST). */
+	const char *connect_to;
 };
 
 /*
@@ -120,5 +141,95 @@ void origin_fetch_resume_upload(struct origin_fetch *f);
 uint64_t origin_fetch_first_byte_ms(const struct origin_fetch *f);
 /* The same in microseconds, for latency histograms. */
 uint64_t origin_fetch_first_byte_us(const struct origin_fetch *f);
+
+/* ---- origin pools (origin_pool.c) ---- */
+
+/*
+ * A pool is the set of servers behind one site.  It is built once from the
+ * config, shared by every worker (its health state is atomics) and freed
+ * after the workers have stopped.
+ */
+enum origin_balance {
+	ORIGIN_BAL_ROUND_ROBIN = 0, /* each server in turn, weights ignored */
+	ORIGIN_BAL_WEIGHTED,        /* smooth weighted round-robin */
+	ORIGIN_BAL_LEAST_CONN,      /* fewest fetches in flight per weight */
+	ORIGIN_BAL_HASH, /* rendezvous hashing of the key: stable on change */
+};
+
+/* "round-robin", "weighted", "least-conn", "consistent-hash". */
+int origin_balance_parse(const char *s, enum origin_balance *out) CDN_WUR;
+const char *origin_balance_name(enum origin_balance b);
+
+struct origin_server_conf {
+	const char *url;    /* http[s]://host[:port][/prefix], validated */
+	unsigned weight;    /* 1.. */
+	unsigned max_conns; /* fetches in flight over all workers (0: any) */
+	int backup;         /* used only while no other server is up */
+};
+
+struct origin_pool_conf {
+	const char *name; /* for logs and metrics (the site) */
+	enum origin_balance balance;
+	const struct origin_server_conf *servers;
+	unsigned nservers; /* 1..ORIGIN_POOL_MAX */
+	/* If set, https servers are verified against this name and it is
+	 * sent as SNI; the connection still goes to the server's address. */
+	const char *tls_name;
+	/* Passive checks: <max_fails> failures in a row (connect, timeout,
+	 * reset before the head) take a server out for <fail_timeout_ms>;
+	 * max_fails 0 turns them off. */
+	unsigned max_fails;
+	uint64_t fail_timeout_ms;
+	/* Active checks (origin_health_new()): GET <hc_path> every
+	 * <hc_interval_ms>; <hc_fall> failures in a row take the server out,
+	 * <hc_rise> successes bring it back.  hc_path "" turns them off. */
+	const char *hc_path;
+	const char *hc_host; /* Host of the checks ("" : the server's) */
+	uint64_t hc_interval_ms, hc_timeout_ms;
+	unsigned hc_rise, hc_fall;
+	int hc_status; /* expected status; 0: any 2xx or 3xx */
+};
+
+#define ORIGIN_POOL_MAX 64 /* servers per pool */
+
+/* Build a pool (copies everything).  NULL with *why on a bad config. */
+struct origin_pool *origin_pool_new(
+    const struct origin_pool_conf *pc, const char **why);
+void origin_pool_free(struct origin_pool **pp);
+
+/*
+ * The server a new fetch goes to: its index, or -1 when none is up.
+ * <exclude> (a server that just failed this request, or -1) is never
+ * chosen: a retry must go elsewhere.  Thread-safe.
+ */
+int origin_pool_pick(struct origin_pool *p, uint64_t hash_key, int exclude);
+
+/* What /stats and /metrics show of one server. */
+struct origin_server_state {
+	const char *url;
+	int up;         /* chosen for new fetches now */
+	int hc_healthy; /* the active checks' verdict (1 without checks) */
+	int cooling;    /* out after passive failures, for a while */
+	unsigned active;
+	uint64_t fetches, failures; /* since start */
+};
+unsigned origin_pool_nservers(const struct origin_pool *p);
+/* Fetches sent to a second server after a connect failure. */
+uint64_t origin_pool_retries(const struct origin_pool *p);
+const char *origin_pool_name(const struct origin_pool *p);
+int origin_pool_has_checks(const struct origin_pool *p);
+void origin_pool_server_state(
+    const struct origin_pool *p, unsigned i, struct origin_server_state *st);
+
+/*
+ * Active health checks of <pools> on <base> (the main thread's loop, off
+ * the workers' hot path), with their own curl multi handle and <tls>.
+ * The pools must outlive the checker.
+ */
+struct origin_health;
+struct origin_health *origin_health_new(struct event_base *base,
+    struct origin_pool *const *pools, unsigned npools,
+    const struct origin_tls_conf *tls);
+void origin_health_free(struct origin_health **hp);
 
 #endif /* ORIGIN_H */

@@ -15,6 +15,15 @@
  * or origin_fetch_cancel), as curl_multi_remove_handle() must not run
  * inside them.
  *
+ * Pools (origin_pool.c): a fetch with a pool picks a server when it
+ * starts.  When an idempotent request without a body could not connect,
+ * it is sent once more to another server, still inside this file: the
+ * consumer has seen nothing yet, so it sees one fetch either way.  Every
+ * attempt's outcome feeds the pool's passive health checks.  A pool with
+ * no server up ends the fetch with ORIGIN_ENOHEALTHY from a zero timer,
+ * never inside origin_fetch_start(): the caller gets its fetch pointer
+ * first, as with every other failure.
+ *
  * https origins: curl verifies the certificate chain (system store or
  * origin_ca_file) and the host name, and sends SNI.  Each multi has a
  * share handle for TLS sessions, so a new connection to an origin resumes
@@ -32,7 +41,7 @@
 #include <event2/event.h>
 
 #include "common/cdn_log.h"
-#include "origin/origin.h"
+#include "origin/origin_int.h"
 
 #define HEAD_MAX         (64 * 1024) /* largest origin response head we take */
 #define ORIGIN_IDLE_EASY 64 /* easy handles kept for reuse per worker */
@@ -86,6 +95,7 @@ struct origin_fetch {
 	struct origin_fetch *next, *prev;
 	CURL *easy;
 	struct curl_slist *fields;
+	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO, or NULL */
 	struct origin_fetch_ops ops;
 	void *arg;
 	struct origin_timeouts to;
@@ -101,6 +111,13 @@ struct origin_fetch {
 	unsigned recv_paused : 1;
 	unsigned send_paused : 1;
 	unsigned in_callback : 1;
+	unsigned retryable : 1; /* idempotent, no body: may go elsewhere */
+	unsigned retried : 1;
+	unsigned counted : 1; /* origin_pool_conn_begin() was called */
+	struct origin_pool *pool;
+	int srv;      /* the pool's server of this attempt, or -1 */
+	char *target; /* with a pool: what follows the server's base */
+	uint64_t hash_key;
 	enum origin_err timer_err;    /* set when our timer ended the fetch */
 	char errbuf[CURL_ERROR_SIZE]; /* curl's detail of a failure */
 };
@@ -115,6 +132,7 @@ static const char *const err_names[] = {
     [ORIGIN_EPROTO] = "protocol",
     [ORIGIN_EINTERNAL] = "internal",
     [ORIGIN_ETLS] = "tls",
+    [ORIGIN_ENOHEALTHY] = "no_healthy_server",
 };
 _Static_assert(CDN_ARRAY_LEN(err_names) == ORIGIN_ERR_KINDS,
     "a name for every origin_err");
@@ -279,9 +297,13 @@ fetch_free(struct origin_fetch *f)
 	struct origin_multi *m = f->m;
 
 	CDN_ASSERT(!f->in_callback);
+	if (f->counted)
+		origin_pool_conn_end(f->pool, (unsigned)f->srv);
+	free(f->target);
 	curl_multi_remove_handle(m->multi, f->easy);
 	easy_put(m, f->easy);
 	curl_slist_free_all(f->fields);
+	curl_slist_free_all(f->connect_to);
 	event_free(f->timer);
 	free(f->head);
 	if (f->prev != NULL)
@@ -302,6 +324,74 @@ fetch_end(struct origin_fetch *f, enum origin_err e)
 	evtimer_del(f->timer);
 	f->ops.on_done(f, f->arg, e);
 	fetch_free(f);
+}
+
+/* Whether <e> means the server did not answer (passive health). */
+static int
+server_failed(const struct origin_fetch *f, enum origin_err e)
+{
+	switch (e) {
+	case ORIGIN_ECONNECT:
+	case ORIGIN_ETIMEOUT_CONNECT:
+	case ORIGIN_ETIMEOUT_FIRST_BYTE:
+	case ORIGIN_ETLS:
+		return 1;
+	case ORIGIN_ERESET:
+	case ORIGIN_EPROTO:
+		return !f->head_done;
+	default:
+		return 0;
+	}
+}
+
+static void fetch_set_server(struct origin_fetch *f);
+
+/*
+ * The attempt ended with <e>: tell the pool, and either send the request
+ * to another server (a connect failure of a retryable fetch, once) or end
+ * the fetch.  Not inside curl callbacks.
+ */
+static void
+fetch_finish(struct origin_fetch *f, enum origin_err e)
+{
+	int next;
+
+	if (f->pool == NULL || f->srv < 0) {
+		fetch_end(f, e);
+		return;
+	}
+	if (e == ORIGIN_OK || f->head_done || server_failed(f, e))
+		origin_pool_report(f->pool, (unsigned)f->srv,
+		    e != ORIGIN_OK && server_failed(f, e));
+	if ((e != ORIGIN_ECONNECT && e != ORIGIN_ETIMEOUT_CONNECT) ||
+	    !f->retryable || f->retried || f->head_done) {
+		fetch_end(f, e);
+		return;
+	}
+	next = origin_pool_pick(f->pool, f->hash_key, f->srv);
+	if (next < 0) {
+		fetch_end(f, e);
+		return;
+	}
+	CDN_LOG(CDN_LOG_INFO, "origin", "retrying on %s after %s",
+	    origin_pool_server_base(f->pool, (unsigned)next),
+	    origin_err_name(e));
+	origin_pool_count_retry(f->pool);
+	curl_multi_remove_handle(f->m->multi, f->easy);
+	evtimer_del(f->timer);
+	origin_pool_conn_end(f->pool, (unsigned)f->srv);
+	f->counted = 0;
+	f->retried = 1;
+	f->srv = next;
+	f->errbuf[0] = '\0';
+	f->status = -1;
+	f->head_len = 0;
+	fetch_set_server(f);
+	if (curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
+		fetch_end(f, e);
+		return;
+	}
+	fetch_arm_timer(f, f->to.first_byte_ms);
 }
 
 static int
@@ -374,7 +464,7 @@ check_done(struct origin_multi *m)
 			    curl_easy_strerror(msg->data.result),
 			    origin_err_name(e),
 			    f->errbuf[0] != '\0' ? ": " : "", f->errbuf);
-		fetch_end(f, e);
+		fetch_finish(f, e);
 	}
 }
 
@@ -387,6 +477,10 @@ on_fetch_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (f->timer_err != ORIGIN_OK) {
+		fetch_end(f, f->timer_err); /* decided at the start */
+		return;
+	}
 	if (f->head_done)
 		e = ORIGIN_ETIMEOUT_IDLE;
 	else if (!connect_done(f))
@@ -395,7 +489,7 @@ on_fetch_timer(evutil_socket_t fd, short what, void *arg)
 		e = ORIGIN_ETIMEOUT_FIRST_BYTE;
 	CDN_LOG(
 	    CDN_LOG_INFO, "origin", "fetch timed out: %s", origin_err_name(e));
-	fetch_end(f, e);
+	fetch_finish(f, e);
 }
 
 static int
@@ -598,6 +692,52 @@ fetch_set_tls(struct origin_multi *m, CURL *e)
 	}
 }
 
+/*
+ * Point the easy handle at server f->srv of the pool: the URL, and the
+ * address to connect to when the URL carries the TLS name instead.
+ */
+static void
+fetch_set_server(struct origin_fetch *f)
+{
+	struct curl_slist *ct = NULL;
+	const char *base, *to;
+	size_t blen, tlen;
+	char *url;
+
+	CDN_ASSERT(f->pool != NULL && f->srv >= 0);
+	base = origin_pool_server_base(f->pool, (unsigned)f->srv);
+	to = origin_pool_connect_to(f->pool, (unsigned)f->srv);
+	/* As long as the target is (max_request_line): never cut. */
+	blen = strlen(base);
+	tlen = strlen(f->target);
+	url = cdn_xmalloc(blen + tlen + 1);
+	memcpy(url, base, blen);
+	memcpy(url + blen, f->target, tlen + 1);
+	/* curl copies the URL string; the list is kept until the easy
+	 * handle is reset, so it lives in the fetch. */
+	curl_easy_setopt(f->easy, CURLOPT_URL, url);
+	free(url);
+	curl_slist_free_all(f->connect_to);
+	f->connect_to = NULL;
+	if (to != NULL)
+		ct = curl_slist_append(NULL, to);
+	f->connect_to = ct;
+	curl_easy_setopt(f->easy, CURLOPT_CONNECT_TO, ct);
+	if (strncasecmp(base, "https:", 6) == 0)
+		fetch_set_tls(f->m, f->easy);
+	origin_pool_conn_begin(f->pool, (unsigned)f->srv);
+	f->counted = 1;
+}
+
+static int
+method_idempotent(const char *m)
+{
+	/* RFC 9110 §9.2.2. */
+	return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 ||
+	    strcmp(m, "OPTIONS") == 0 || strcmp(m, "DELETE") == 0 ||
+	    strcmp(m, "PUT") == 0;
+}
+
 struct origin_fetch *
 origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
     const struct origin_timeouts *to, const struct origin_fetch_ops *ops,
@@ -638,7 +778,6 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		goto fail;
 	f->fields = l;
 
-	curl_easy_setopt(e, CURLOPT_URL, req->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
@@ -654,8 +793,28 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-	if (strncasecmp(req->url, "https:", 6) == 0)
-		fetch_set_tls(m, e);
+	if (to->total_ms > 0)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
+	f->srv = -1;
+	if (req->pool != NULL) {
+		f->pool = req->pool;
+		f->target =
+		    cdn_xstrdup(req->target != NULL ? req->target : "/");
+		f->hash_key = req->hash_key;
+		f->retryable = !req->has_body && method_idempotent(req->method);
+		f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
+		if (f->srv >= 0)
+			fetch_set_server(f);
+	} else {
+		curl_easy_setopt(e, CURLOPT_URL, req->url);
+		if (req->connect_to != NULL) {
+			f->connect_to =
+			    curl_slist_append(NULL, req->connect_to);
+			curl_easy_setopt(e, CURLOPT_CONNECT_TO, f->connect_to);
+		}
+		if (strncasecmp(req->url, "https:", 6) == 0)
+			fetch_set_tls(m, e);
+	}
 	if (req->is_head) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else if (req->has_body) {
@@ -676,6 +835,12 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		m->fetches->prev = f;
 	m->fetches = f;
 	m->nfetches++;
+	if (f->pool != NULL && f->srv < 0) {
+		/* Nothing to connect to: fail fast, from the loop. */
+		f->timer_err = ORIGIN_ENOHEALTHY;
+		fetch_arm_timer(f, 0);
+		return f;
+	}
 	mrc = curl_multi_add_handle(m->multi, e);
 	if (mrc != CURLM_OK) {
 		CDN_LOG(CDN_LOG_ERR, "origin", "curl_multi_add_handle: %s",

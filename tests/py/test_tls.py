@@ -718,5 +718,23 @@ def test_config_is_checked():
     et.eq(rc, 0, "a good configuration: " + out)
 
 
+
+def test_https_pool_server_by_address_with_tls_name():
+    """origin_tls_name: connect to the address, verify and send SNI for
+    the name (the URL alone names an address no certificate covers)."""
+    with et.Origin(tls=(pk("www.crt"), pk("www.key"))) as o:
+        url = "https://127.0.0.1:%d" % o.port
+        with et.Edge(None, "--origin-server", url,
+                     "--origin-tls-name", "www.example.com",
+                     "--origin-ca-file", pk("ca.crt")) as e:
+            r = e.request("GET", "/echo")
+            et.eq(r.status, 200, "verified against the TLS name")
+            et.eq(r.json()["tls"]["sni"], "www.example.com",
+                  "the TLS name is the SNI")
+        with et.Edge(None, "--origin-server", url,
+                     "--origin-ca-file", pk("ca.crt")) as e:
+            et.eq(e.request("GET", "/echo").status, 502,
+                  "without it, 127.0.0.1 does not match the certificate")
+
 if __name__ == "__main__":
     et.main()

@@ -151,16 +151,17 @@ conf_cmp(const struct conf *a, const struct conf *b, int each, const char *what,
 {
 	int bad = 0, same;
 
-#define CMP_STR(n)      same = str_eq(a->n, b->n);
-#define CMP_ADDR(n)     same = str_eq(a->n, b->n);
-#define CMP_URL(n)      same = str_eq(a->n, b->n);
-#define CMP_STRLIST(n)  same = list_eq(&a->n, &b->n);
-#define CMP_ADDRLIST(n) same = list_eq(&a->n, &b->n);
-#define CMP_SIZE(n)     same = a->n == b->n;
-#define CMP_UINT(n)     same = a->n == b->n;
-#define CMP_DURATION(n) same = a->n == b->n;
-#define CMP_LOGLEVEL(n) same = a->n == b->n;
-#define CMP_SNICERT(n)  same = list_eq(&a->n, &b->n);
+#define CMP_STR(n)       same = str_eq(a->n, b->n);
+#define CMP_ADDR(n)      same = str_eq(a->n, b->n);
+#define CMP_URL(n)       same = str_eq(a->n, b->n);
+#define CMP_STRLIST(n)   same = list_eq(&a->n, &b->n);
+#define CMP_ADDRLIST(n)  same = list_eq(&a->n, &b->n);
+#define CMP_SIZE(n)      same = a->n == b->n;
+#define CMP_UINT(n)      same = a->n == b->n;
+#define CMP_DURATION(n)  same = a->n == b->n;
+#define CMP_LOGLEVEL(n)  same = a->n == b->n;
+#define CMP_SNICERT(n)   same = list_eq(&a->n, &b->n);
+#define CMP_ORIGINSRV(n) same = list_eq(&a->n, &b->n);
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	if (!str_eq(#name, skip1) && !str_eq(#name, skip2)) {                  \
 		CMP_##type(name) if (each) ok(same, "%s: %s", what, #name);    \
@@ -656,10 +657,13 @@ test_file_errors(void)
 	        "e.conf:1:10: error: via: more than one value (quote a "
 	        "value that contains spaces)\n"},
 	    {"site example {\n",
-	        "e.conf:1:14: error: site: blocks are not supported yet\n"},
-	    {"}\n", "e.conf:1:1: error: blocks are not supported yet\n"},
+	        "e.conf:1:1: error: site: block not closed (missing '}')\n"},
+	    {"}\n",
+	        "e.conf:1:1: error: unexpected '}' (a block starts with "
+	        "\"site NAME... {\")\n"},
 	    {"via a{b\n",
-	        "e.conf:1:6: error: via: blocks are not supported yet\n"},
+	        "e.conf:1:6: error: via: a brace must stand alone "
+	        "(put blanks around it)\n"},
 	    {"via \"{ok}\"\n", NULL},
 	    {"via \"abc\n",
 	        "e.conf:1:5: error: via: unterminated quoted value\n"},
@@ -1301,6 +1305,268 @@ test_refcount(void)
 	ok(1, "unref of NULL is a no-op");
 }
 
+/* ---- site blocks ---- */
+
+static void
+test_sites(void)
+{
+	struct capture cap = {0};
+	struct conf *c = NULL, *back;
+	const struct conf_site *a, *b;
+	struct conf_origin_server os;
+	enum conf_action act;
+	const char *why;
+	char *dump = NULL;
+	size_t dlen = 0;
+	FILE *f;
+
+	is_int(load_text("s.conf",
+	           "cache_default_ttl 10s\n"
+	           "cache_bypass /a\n"
+	           "site Example.COM. *.example.com {\n"
+	           "\torigin_server http://10.0.0.1:8080 weight=3 max_conns=9\n"
+	           "\torigin_server \"http://10.0.0.2:8080 backup\"\n"
+	           "\tcache_default_ttl 60s\n"
+	           "\tcache_bypass /b\n"
+	           "\tcache_bypass /c\n"
+	           "}\n"
+	           "site other.org { # a comment\n"
+	           "}\n"
+	           "origin http://top.example\n"
+	           "cache_min_ttl 1s\n",
+	           &c, &cap),
+	    CDN_OK, "two site blocks load");
+	is_str(cap.buf, "", "quietly");
+	is_int(c->nsites, 2, "two sites");
+	a = c->sites[0];
+	b = c->sites[1];
+	is_int(a->nnames, 2, "the first has two names");
+	is_str(a->names[0], "example.com", "lower case, no trailing dot");
+	is_str(a->names[1], "*.example.com", "a wildcard");
+	is_int(a->line, 3, "the block's line");
+	is_int(a->conf->cache_default_ttl, 60000, "the block's own value");
+	is_int(b->conf->cache_default_ttl, 10000, "the other inherits the top");
+	is_int(a->conf->cache_min_ttl, 1000,
+	    "a top-level line after the blocks is inherited too");
+	is_str(b->conf->origin, "http://top.example", "origin inherited");
+	ok(a->conf->cache_bypass.n == 2 &&
+	        strcmp(a->conf->cache_bypass.v[0], "/b") == 0 &&
+	        strcmp(a->conf->cache_bypass.v[1], "/c") == 0,
+	    "a block's list replaces the inherited one");
+	ok(b->conf->cache_bypass.n == 1 &&
+	        strcmp(b->conf->cache_bypass.v[0], "/a") == 0,
+	    "and the other keeps the top's");
+	is_int(c->cache_default_ttl, 10000, "the top level is untouched");
+	is_int(a->conf->origin_server.n, 2, "two servers");
+	is_str(a->conf->origin_server.v[0],
+	    "http://10.0.0.1:8080 weight=3 max_conns=9",
+	    "the rest of the line is the value");
+	ok(conf_parse_origin_server(a->conf->origin_server.v[0], &os, &why) ==
+	            CDN_OK &&
+	        os.weight == 3 && os.max_conns == 9 && !os.backup &&
+	        strcmp(os.url, "http://10.0.0.1:8080") == 0,
+	    "server options parsed");
+	ok(conf_parse_origin_server(a->conf->origin_server.v[1], &os, &why) ==
+	            CDN_OK &&
+	        os.weight == 1 && os.backup,
+	    "a quoted value works too; backup");
+	is_int(conf_set(c, "listen", "127.0.0.1:1", NULL), CDN_OK, "listen");
+	is_int(conf_validate(c, NULL), CDN_OK, "validates (with a top origin)");
+	ok(conf_site_find(c, "example.com") == a, "find: exact");
+	ok(conf_site_find(c, "www.example.com") == a, "find: wildcard");
+	ok(conf_site_find(c, "a.b.example.com") == NULL,
+	    "a wildcard covers one label only");
+	ok(conf_site_find(c, "other.org") == b, "find: the second site");
+	ok(conf_site_find(c, "nowhere") == NULL, "find: none");
+
+	/* The dump writes the blocks back, and they load the same. */
+	f = open_memstream(&dump, &dlen);
+	conf_dump(f, c);
+	fclose(f);
+	ok(strstr(dump,
+	       "\nsite example.com *.example.com {\n\tcache_default_"
+	       "ttl 60s\n") == NULL &&
+	        strstr(dump, "\nsite example.com *.example.com {\n") != NULL,
+	    "the dump has the block");
+	back = conf_new_defaults();
+	is_int(conf_load_buf(back, "dump", dump, dlen, NULL), CDN_OK,
+	    "the dump loads back");
+	ok(back->nsites == 2 &&
+	        back->sites[0]->conf->cache_default_ttl == 60000 &&
+	        back->sites[0]->conf->origin_server.n == 2 &&
+	        back->sites[1]->conf->cache_default_ttl == 10000,
+	    "with the same sites");
+	conf_unref(&back);
+	free(dump);
+	conf_unref(&c);
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+
+	is_int(load_text("o.conf",
+	           "origin_server http://pool-a\n"
+	           "site a.test {\n\torigin http://single\n}\n"
+	           "site b.test {\n}\n",
+	           &c, &cap),
+	    CDN_OK, "a top-level pool");
+	is_int(c->sites[0]->conf->origin_server.n, 0,
+	    "a block's own origin replaces the inherited pool");
+	is_int(c->sites[1]->conf->origin_server.n, 1,
+	    "a block without one inherits the pool");
+	conf_unref(&c);
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+
+	/* Flags change the top level, hence what sites inherit, not what a
+	 * block sets itself. */
+	write_file("sf.conf",
+	    "listen 127.0.0.1:1\n"
+	    "site a.test {\n\torigin http://a\n\tcache_default_ttl 1m\n}\n"
+	    "site b.test {\n\torigin http://b\n}\n",
+	    strlen("listen 127.0.0.1:1\n"
+	           "site a.test {\n\torigin http://a\n\tcache_default_ttl 1m\n}"
+	           "\n"
+	           "site b.test {\n\torigin http://b\n}\n"));
+	is_int(run_argv(&c, &act, &cap, "-c", "sf.conf", "--cache-default-ttl",
+	           "5s", NULL),
+	    CDN_OK, "sites without a top-level origin");
+	is_str(cap.buf, "", "quietly");
+	if (c != NULL) {
+		is_int(c->sites[1]->conf->cache_default_ttl, 5000,
+		    "a flag reaches a site that does not set the directive");
+		is_int(c->sites[0]->conf->cache_default_ttl, 60000,
+		    "but not one that does");
+		conf_unref(&c);
+	}
+	free(cap.buf);
+	memset(&cap, 0, sizeof(cap));
+}
+
+static void
+test_site_errors(void)
+{
+	static const struct {
+		const char *text, *err;
+	} cases[] = {
+	    {"site a.test {\n\tlisten 127.0.0.1:80\n}\n",
+	        "e.conf:2:2: error: listen: cannot be set in a site block "
+	        "(only at the top level)\n"},
+	    {"site a.test {\n\tvia x\n}\n",
+	        "e.conf:2:2: error: via: cannot be set in a site block (only "
+	        "at the top level)\n"},
+	    {"site a.test {\n\tcache_min_ttl 1s\n\tcache_min_ttl 2s\n}\n",
+	        "e.conf:3:2: error: cache_min_ttl: set twice in this site "
+	        "(first at line 2)\n"},
+	    {"site a.test {\n\tcache_min_ttl 1x\n}\n",
+	        "e.conf:2:16: error: cache_min_ttl: unknown unit (ms, s, m, h "
+	        "or d)\n"},
+	    {"site a.test {\nsite b.test {\n}\n}\n",
+	        "e.conf:2:1: error: site: sites cannot be nested (the block at "
+	        "line 1 is not closed)\n"
+	        "e.conf:4:1: error: unexpected '}' (a block starts with \"site "
+	        "NAME... {\")\n"},
+	    {"site {\n\tvia x\n}\n",
+	        "e.conf:1:6: error: site: missing host name\n"
+	        "e.conf:2:2: error: via: cannot be set in a site block (only "
+	        "at the top level)\n"},
+	    {"site a.test\n",
+	        "e.conf:1:12: error: site: expected '{' at the "
+	        "end of the line\n"},
+	    {"site a.test{\n}\n",
+	        "e.conf:1:12: error: site: a brace must stand "
+	        "alone (put blanks around it)\n"
+	        "e.conf:2:1: error: unexpected '}' (a block "
+	        "starts with \"site NAME... {\")\n"},
+	    {"site a.test:80 {\n}\n",
+	        "e.conf:1:6: error: site: \"a.test:80\": a site name has no "
+	        "port "
+	        "(and IPv6 literals are not supported)\n"},
+	    {"site *.test {\n}\n",
+	        "e.conf:1:6: error: site: \"*.test\": a wildcard is \"*.\" and "
+	        "a "
+	        "domain of two labels or more (*.example.com)\n"},
+	    {"site a.*.test {\n}\n",
+	        "e.conf:1:6: error: site: \"a.*.test\": '*' is allowed only as "
+	        "the first label\n"},
+	    {"site a..test {\n}\n",
+	        "e.conf:1:6: error: site: \"a..test\": "
+	        "invalid host name (empty label)\n"},
+	    {"site a.test {\n} x\n",
+	        "e.conf:2:3: error: unexpected text after '}'\n"},
+	    {"site a.test {\n\torigin_server http://a weight=0\n}\n",
+	        "e.conf:2:16: error: origin_server: weight must be between 1 "
+	        "and 256\n"},
+	    {"origin_server http://a speed=9\n",
+	        "e.conf:1:15: error: origin_server: unknown server option "
+	        "(weight=N, max_conns=N or backup)\n"},
+	    {"origin_server ftp://a\n",
+	        "e.conf:1:15: error: origin_server: must start with http:// or "
+	        "https://\n"},
+	    {"site a.test {\n\tcache_min_ttl 1s\n",
+	        "e.conf:1:1: error: site: block not closed (missing '}')\n"},
+	};
+	struct capture cap = {0};
+
+	for (size_t i = 0; i < CDN_ARRAY_LEN(cases); i++) {
+		is_int(load_text("e.conf", cases[i].text, NULL, &cap),
+		    CDN_EINVAL, "site case %zu: rc", i);
+		is_str(cap.buf, cases[i].err, "site case %zu: message", i);
+		free(cap.buf);
+		memset(&cap, 0, sizeof(cap));
+	}
+}
+
+static void
+test_site_validate(void)
+{
+	static const struct {
+		const char *text, *err;
+	} cases[] = {
+	    {"listen 127.0.0.1:1\nsite a.test {\n}\n",
+	        "v.conf:2:1: error: site: no origin: set origin or "
+	        "origin_server in the block or at the top level\n"},
+	    {"listen 127.0.0.1:1\norigin http://o\nsite a.test {\n}\n"
+	     "site b.test A.test {\n}\n",
+	        "v.conf:5:1: error: site: a.test is also named by the site at "
+	        "v.conf:3\n"},
+	    {"listen 127.0.0.1:1\norigin http://o\nsite a.test {\n"
+	     "\torigin_balance random\n}\n",
+	        "v.conf:3:1: error: origin_balance: \"random\": must be "
+	        "round-robin, weighted, least-conn or consistent-hash\n"},
+	    {"listen 127.0.0.1:1\norigin http://o\nsite a.test {\n"
+	     "\thealth_check_path healthz\n}\n",
+	        "v.conf:3:1: error: health_check_path: must start with '/'\n"},
+	    {"listen 127.0.0.1:1\norigin http://o\nsite a.test {\n}\n"
+	     "default_site b.test\n",
+	        "edged: error: default_site: \"b.test\" is not a name of any "
+	        "site block\n"},
+	    {"listen 127.0.0.1:1\norigin http://o\ndefault_site b.test\n",
+	        "edged: error: default_site: \"b.test\" is not a name of any "
+	        "site block\n"
+	        "edged: error: default_site: set without site blocks\n"},
+	    {"listen 127.0.0.1:1\norigin_server http://o\n", NULL},
+	    {"listen 127.0.0.1:1\nsite a.test {\n\torigin http://a\n}\n"
+	     "default_site A.TEST\n",
+	        NULL},
+	};
+	struct capture cap = {0};
+	struct conf *c;
+
+	for (size_t i = 0; i < CDN_ARRAY_LEN(cases); i++) {
+		is_int(load_text("v.conf", cases[i].text, &c, &cap), CDN_OK,
+		    "validate case %zu: loads", i);
+		free(cap.buf);
+		memset(&cap, 0, sizeof(cap));
+		is_int(conf_validate(c, cap_open(&cap)),
+		    cases[i].err != NULL ? CDN_EINVAL : CDN_OK,
+		    "validate case %zu: rc", i);
+		is_str(cap_text(&cap), cases[i].err != NULL ? cases[i].err : "",
+		    "validate case %zu: message", i);
+		free(cap.buf);
+		memset(&cap, 0, sizeof(cap));
+		conf_unref(&c);
+	}
+}
+
 /* The example config in the source tree loads and documents the defaults. */
 static void
 test_example(const char *path)
@@ -1372,6 +1638,9 @@ main(void)
 	test_dump();
 	test_dump_config_name();
 	test_refcount();
+	test_sites();
+	test_site_errors();
+	test_site_validate();
 	test_example(example);
 
 	free(example);

@@ -1,0 +1,70 @@
+/*
+ * Sites: which configuration answers a request, chosen by its Host.
+ *
+ * The table is built once from the config (edge_sites_new(), main thread,
+ * before the workers start) and immutable afterwards: workers look sites
+ * up without a lock.  Each site owns its origin pool; the pool's health
+ * state is the only thing in a site that changes (origin_pool.c).
+ *
+ * Without site blocks the table holds one implicit site, the top level of
+ * the config, which answers every Host: the single-origin setup.
+ */
+#ifndef EDGE_SITE_H
+#define EDGE_SITE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "conf/conf.h"
+#include "origin/origin.h"
+
+struct edge_site {
+	uint32_t magic;
+#define EDGE_SITE_MAGIC 0x91c4d72eu
+	unsigned idx;            /* in the table, for per-worker counters */
+	const char *name;        /* first host name, or "default" */
+	const struct conf *conf; /* the site's values (borrowed) */
+	struct cache_policy_conf policy;
+	struct cache_key_rules key_rules; /* params borrowed from conf */
+	struct origin_pool *pool;
+	struct origin_timeouts to;
+	/* Host sent to the origin when the client sent none (and the
+	 * health checks' Host without origin_host): the first server's
+	 * "host:port". */
+	char *origin_authority;
+};
+
+/* Per worker and site; single writer (the worker), like edge_counters. */
+struct edge_site_counters {
+	_Atomic uint64_t requests;
+	_Atomic uint64_t hits; /* fresh hits, any tier */
+};
+
+struct edge_sites;
+
+/*
+ * Build the sites of <c> (borrowed; must outlive the table).  NULL after
+ * logging why when a pool cannot be built.
+ */
+struct edge_sites *edge_sites_new(const struct conf *c);
+void edge_sites_free(struct edge_sites **tp);
+unsigned edge_sites_count(const struct edge_sites *t);
+const struct edge_site *edge_sites_at(const struct edge_sites *t, unsigned i);
+/* Every pool, for the health checker: <out> has room for count ones. */
+void edge_sites_pools(const struct edge_sites *t, struct origin_pool **out);
+
+/*
+ * The site for Host <host> (host[:port], any case, a trailing dot
+ * allowed): an exact name, else "*." and the host without its first
+ * label, else the default site; NULL when none (the caller answers 421).
+ * <host> may be empty (an HTTP/1.0 request without Host): the default.
+ */
+const struct edge_site *edge_sites_lookup(
+    const struct edge_sites *t, const char *host, size_t len);
+
+/* Fill <pol> and <kr> from the cache_* values of <c> (kr borrows). */
+void edge_site_cache_rules(const struct conf *c, struct cache_policy_conf *pol,
+    struct cache_key_rules *kr);
+
+#endif /* EDGE_SITE_H */

@@ -1,0 +1,733 @@
+/*
+ * Origin pools: server selection, passive and active health (origin.h).
+ *
+ * Threads: a pool is built before the workers start and freed after they
+ * stop; in between its configuration is immutable and every worker picks
+ * servers from it concurrently.  The mutable state is per server and all
+ * atomics, each written without a lock:
+ *   active        fetches in flight (every worker, relaxed add/sub)
+ *   fails         passive failures in a row (every worker)
+ *   down_until_ms end of a passive cool-down (every worker)
+ *   hc_healthy    the active checks' verdict (the main thread only)
+ * A pick reads them relaxed: a worker that sees a server's state a moment
+ * late sends it one more request, which the retry covers.
+ *
+ * Selection:
+ *   round-robin  one shared counter; each server in turn.
+ *   weighted     smooth weighted round-robin (nginx's), precomputed once
+ *                into a sequence of sum(weights) slots walked by the same
+ *                counter, so a pick is lock-free and the spread is even
+ *                within every cycle (weights 5,1,1 give a a b a c a a).
+ *   least-conn   the fewest fetches in flight per unit of weight.
+ *   consistent-hash  rendezvous (highest random weight) hashing: each
+ *                server scores the key and the highest wins, with
+ *                weight w scaled as -w / ln(u).  A server that goes away
+ *                only loses its own keys; every other key keeps its server,
+ *                which a hash ring gets only approximately.
+ * Backup servers are considered only when no other server is up.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <xxhash.h>
+
+#include "common/cdn_log.h"
+#include "origin/origin_int.h"
+
+/* The sequence of the weighted mode has sum(weights) slots at most. */
+#define WRR_MAX_SLOTS (ORIGIN_POOL_MAX * 256)
+
+struct pool_server {
+	char *url;        /* as configured */
+	char *base;       /* what the target is appended to */
+	char *connect_to; /* NULL or "name:port:addr:port" */
+	unsigned weight, max_conns;
+	int backup;
+	uint64_t seed; /* rendezvous: the server's identity, from its URL */
+	atomic_uint active;
+	atomic_uint fails;
+	_Atomic uint64_t down_until_ms;
+	atomic_int hc_healthy;
+	_Atomic uint64_t fetches, failures;
+};
+
+struct origin_pool {
+	uint32_t magic;
+#define ORIGIN_POOL_MAGIC 0x5b1e07d3u
+	char *name;
+	enum origin_balance balance;
+	struct pool_server *srv;
+	unsigned nsrv;
+	unsigned *seq; /* weighted: server index per slot */
+	unsigned nseq;
+	atomic_uint rr;
+	_Atomic uint64_t retries;
+	unsigned max_fails;
+	uint64_t fail_timeout_ms;
+	char *hc_path, *hc_host;
+	uint64_t hc_interval_ms, hc_timeout_ms;
+	unsigned hc_rise, hc_fall;
+	int hc_status;
+};
+
+static const char *const bal_names[] = {
+    [ORIGIN_BAL_ROUND_ROBIN] = "round-robin",
+    [ORIGIN_BAL_WEIGHTED] = "weighted",
+    [ORIGIN_BAL_LEAST_CONN] = "least-conn",
+    [ORIGIN_BAL_HASH] = "consistent-hash",
+};
+
+int
+origin_balance_parse(const char *s, enum origin_balance *out)
+{
+	for (size_t i = 0; i < CDN_ARRAY_LEN(bal_names); i++) {
+		if (strcmp(s, bal_names[i]) == 0) {
+			*out = (enum origin_balance)i;
+			return CDN_OK;
+		}
+	}
+	return CDN_EINVAL;
+}
+
+const char *
+origin_balance_name(enum origin_balance b)
+{
+	CDN_ASSERT((unsigned)b < CDN_ARRAY_LEN(bal_names));
+	return bal_names[b];
+}
+
+/*
+ * Split a validated server URL and build what fetches use.  With
+ * <tls_name>, an https URL names tls_name (verification and SNI) and
+ * CONNECT_TO sends the connection to the configured address.
+ */
+static int
+server_init(struct pool_server *s, const struct origin_server_conf *sc,
+    const char *tls_name, const char **why)
+{
+	const char *u = sc->url, *auth, *path, *colon, *hostend;
+	char buf[1024];
+	size_t authlen, pathlen, hostlen;
+	int https, n;
+	unsigned port;
+
+	https = strncasecmp(u, "https://", 8) == 0;
+	if (!https && strncasecmp(u, "http://", 7) != 0) {
+		*why = "a server URL must start with http:// or https://";
+		return CDN_EINVAL;
+	}
+	auth = u + (https ? 8 : 7);
+	authlen = strcspn(auth, "/");
+	if (authlen == 0) {
+		*why = "a server URL needs a host";
+		return CDN_EINVAL;
+	}
+	path = auth + authlen;
+	pathlen = strlen(path);
+	while (pathlen > 0 && path[pathlen - 1] == '/')
+		pathlen--;
+	/* The host ends at ']' for IPv6, else at the port's colon. */
+	hostend = auth[0] == '[' ? memchr(auth, ']', authlen) : NULL;
+	hostend = hostend != NULL ? hostend + 1 : auth;
+	colon = memchr(hostend, ':', (size_t)(auth + authlen - hostend));
+	hostlen = colon != NULL ? (size_t)(colon - auth) : authlen;
+	port = colon != NULL ? (unsigned)strtoul(colon + 1, NULL, 10)
+	                     : (https ? 443u : 80u);
+
+	s->url = cdn_xstrdup(u);
+	if (https && tls_name != NULL && tls_name[0] != '\0') {
+		n = snprintf(buf, sizeof(buf), "https://%s:%u%.*s", tls_name,
+		    port, (int)pathlen, path);
+		if (n < 0 || (size_t)n >= sizeof(buf))
+			goto toolong;
+		s->base = cdn_xstrdup(buf);
+		n = snprintf(buf, sizeof(buf), "%s:%u:%.*s:%u", tls_name, port,
+		    (int)hostlen, auth, port);
+		if (n < 0 || (size_t)n >= sizeof(buf))
+			goto toolong;
+		s->connect_to = cdn_xstrdup(buf);
+	} else {
+		s->base = cdn_xstrndup(u, (size_t)(path - u) + pathlen);
+	}
+	s->weight = sc->weight > 0 ? sc->weight : 1;
+	s->max_conns = sc->max_conns;
+	s->backup = sc->backup;
+	s->seed = XXH3_64bits(u, strlen(u));
+	atomic_init(&s->active, 0);
+	atomic_init(&s->fails, 0);
+	atomic_init(&s->down_until_ms, 0);
+	atomic_init(&s->hc_healthy, 1);
+	atomic_init(&s->fetches, 0);
+	atomic_init(&s->failures, 0);
+	return CDN_OK;
+toolong:
+	*why = "server URL too long";
+	return CDN_EINVAL;
+}
+
+/* nginx's smooth weighted round-robin, run once over a whole cycle. */
+static void
+build_sequence(struct origin_pool *p)
+{
+	long cur[ORIGIN_POOL_MAX] = {0};
+	long total = 0;
+	unsigned best;
+
+	for (unsigned i = 0; i < p->nsrv; i++)
+		total += p->srv[i].weight;
+	CDN_ASSERT(total > 0 && total <= WRR_MAX_SLOTS);
+	p->nseq = (unsigned)total;
+	p->seq = cdn_xcalloc(p->nseq, sizeof(*p->seq));
+	for (unsigned k = 0; k < p->nseq; k++) {
+		best = 0;
+		for (unsigned i = 0; i < p->nsrv; i++) {
+			cur[i] += p->srv[i].weight;
+			if (cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= total;
+		p->seq[k] = best;
+	}
+}
+
+static void
+pool_free_servers(struct origin_pool *p)
+{
+	for (unsigned i = 0; i < p->nsrv; i++) {
+		free(p->srv[i].url);
+		free(p->srv[i].base);
+		free(p->srv[i].connect_to);
+	}
+	free(p->srv);
+}
+
+struct origin_pool *
+origin_pool_new(const struct origin_pool_conf *pc, const char **why)
+{
+	struct origin_pool *p;
+
+	CDN_ASSERT(pc != NULL && why != NULL);
+	if (pc->nservers == 0 || pc->nservers > ORIGIN_POOL_MAX) {
+		*why = "a pool needs 1 to 64 servers";
+		return NULL;
+	}
+	for (unsigned i = 0; i < pc->nservers; i++) {
+		if (pc->servers[i].weight > 256) {
+			*why = "weight must be between 1 and 256";
+			return NULL;
+		}
+	}
+	p = cdn_xcalloc(1, sizeof(*p));
+	p->magic = ORIGIN_POOL_MAGIC;
+	p->name = cdn_xstrdup(pc->name != NULL ? pc->name : "");
+	p->balance = pc->balance;
+	p->srv = cdn_xcalloc(pc->nservers, sizeof(*p->srv));
+	for (unsigned i = 0; i < pc->nservers; i++) {
+		p->nsrv = i + 1;
+		if (server_init(&p->srv[i], &pc->servers[i], pc->tls_name,
+		        why) != CDN_OK) {
+			pool_free_servers(p);
+			free(p->name);
+			MAGIC_WIPE(p);
+			free(p);
+			return NULL;
+		}
+	}
+	if (p->balance == ORIGIN_BAL_WEIGHTED)
+		build_sequence(p);
+	atomic_init(&p->rr, 0);
+	atomic_init(&p->retries, 0);
+	p->max_fails = pc->max_fails;
+	p->fail_timeout_ms = pc->fail_timeout_ms;
+	p->hc_path = cdn_xstrdup(pc->hc_path != NULL ? pc->hc_path : "");
+	p->hc_host = cdn_xstrdup(pc->hc_host != NULL ? pc->hc_host : "");
+	p->hc_interval_ms = pc->hc_interval_ms > 0 ? pc->hc_interval_ms : 5000;
+	p->hc_timeout_ms = pc->hc_timeout_ms > 0 ? pc->hc_timeout_ms : 2000;
+	p->hc_rise = pc->hc_rise > 0 ? pc->hc_rise : 1;
+	p->hc_fall = pc->hc_fall > 0 ? pc->hc_fall : 1;
+	p->hc_status = pc->hc_status;
+	return p;
+}
+
+void
+origin_pool_free(struct origin_pool **pp)
+{
+	struct origin_pool *p = *pp;
+
+	*pp = NULL;
+	if (p == NULL)
+		return;
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	pool_free_servers(p);
+	free(p->seq);
+	free(p->name);
+	free(p->hc_path);
+	free(p->hc_host);
+	MAGIC_WIPE(p);
+	free(p);
+}
+
+/* ---- selection ---- */
+
+static int
+server_up(struct pool_server *s, uint64_t now_ms)
+{
+	if (!atomic_load_explicit(&s->hc_healthy, memory_order_relaxed))
+		return 0;
+	if (atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) >
+	    now_ms)
+		return 0;
+	if (s->max_conns > 0 &&
+	    atomic_load_explicit(&s->active, memory_order_relaxed) >=
+	        s->max_conns)
+		return 0;
+	return 1;
+}
+
+/* Whether server i may take this fetch in this pass (0: primaries). */
+static int
+eligible(struct origin_pool *p, unsigned i, int exclude, int backups,
+    uint64_t now_ms)
+{
+	struct pool_server *s = &p->srv[i];
+
+	return (int)i != exclude && s->backup == backups &&
+	    server_up(s, now_ms);
+}
+
+/* A uniform double in (0, 1) from 53 bits of h. */
+static double
+unit_interval(uint64_t h)
+{
+	return ((double)(h >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/*
+ * The shared round-robin position.  A retry (exclude >= 0) reads it
+ * without moving it: were it to take a turn, the next request would land
+ * on the failed server's slot again, and with two servers every request
+ * would try the dead one first.
+ */
+static unsigned
+rr_next(struct origin_pool *p, int exclude)
+{
+	if (exclude >= 0)
+		return atomic_load_explicit(&p->rr, memory_order_relaxed);
+	return atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed);
+}
+
+static int
+pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
+    uint64_t now_ms)
+{
+	unsigned start, i, idx, n;
+	int best = -1;
+	double score, best_score = 0.0;
+	uint64_t h, kb;
+
+	switch (p->balance) {
+	case ORIGIN_BAL_ROUND_ROBIN:
+	case ORIGIN_BAL_WEIGHTED:
+		n = p->balance == ORIGIN_BAL_WEIGHTED ? p->nseq : p->nsrv;
+		start = rr_next(p, exclude);
+		for (i = 0; i < n; i++) {
+			idx = (start + i) % n;
+			if (p->balance == ORIGIN_BAL_WEIGHTED)
+				idx = p->seq[idx];
+			if (eligible(p, idx, exclude, backups, now_ms))
+				return (int)idx;
+		}
+		return -1;
+	case ORIGIN_BAL_LEAST_CONN:
+		/* Ties go round-robin, or an idle pool sends all to one. */
+		start = rr_next(p, exclude);
+		for (i = 0; i < p->nsrv; i++) {
+			idx = (start + i) % p->nsrv;
+			if (!eligible(p, idx, exclude, backups, now_ms))
+				continue;
+			score = (double)atomic_load_explicit(
+			            &p->srv[idx].active, memory_order_relaxed) /
+			    p->srv[idx].weight;
+			if (best == -1 || score < best_score) {
+				best = (int)idx;
+				best_score = score;
+			}
+		}
+		return best;
+	case ORIGIN_BAL_HASH:
+		kb = key;
+		for (i = 0; i < p->nsrv; i++) {
+			if (!eligible(p, i, exclude, backups, now_ms))
+				continue;
+			h = XXH3_64bits_withSeed(
+			    &kb, sizeof(kb), p->srv[i].seed);
+			score =
+			    -(double)p->srv[i].weight / log(unit_interval(h));
+			if (best == -1 || score > best_score) {
+				best = (int)i;
+				best_score = score;
+			}
+		}
+		return best;
+	}
+	return -1;
+}
+
+int
+origin_pool_pick(struct origin_pool *p, uint64_t hash_key, int exclude)
+{
+	uint64_t now = cdn_now_ms();
+	int i;
+
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	i = pick_pass(p, hash_key, exclude, 0, now);
+	if (i == -1)
+		i = pick_pass(p, hash_key, exclude, 1, now);
+	return i;
+}
+
+/* ---- what fetches report ---- */
+
+const char *
+origin_pool_server_base(const struct origin_pool *p, unsigned i)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < p->nsrv);
+	return p->srv[i].base;
+}
+
+const char *
+origin_pool_connect_to(const struct origin_pool *p, unsigned i)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < p->nsrv);
+	return p->srv[i].connect_to;
+}
+
+void
+origin_pool_conn_begin(struct origin_pool *p, unsigned i)
+{
+	CDN_ASSERT(i < p->nsrv);
+	atomic_fetch_add_explicit(&p->srv[i].active, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->srv[i].fetches, 1, memory_order_relaxed);
+}
+
+void
+origin_pool_conn_end(struct origin_pool *p, unsigned i)
+{
+	unsigned prev;
+
+	CDN_ASSERT(i < p->nsrv);
+	prev = atomic_fetch_sub_explicit(
+	    &p->srv[i].active, 1, memory_order_relaxed);
+	CDN_ASSERT(prev > 0);
+}
+
+void
+origin_pool_report(struct origin_pool *p, unsigned i, int failed)
+{
+	struct pool_server *s;
+	unsigned n;
+
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < p->nsrv);
+	s = &p->srv[i];
+	if (!failed) {
+		if (atomic_load_explicit(&s->fails, memory_order_relaxed) != 0)
+			atomic_store_explicit(
+			    &s->fails, 0, memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
+	/* A lone server is never taken out by failures (as in nginx): with
+	 * nothing to fail over to, a few bad requests would turn into every
+	 * request failing for the whole cool-down. */
+	if (p->nsrv == 1)
+		return;
+	n = atomic_fetch_add_explicit(&s->fails, 1, memory_order_relaxed) + 1;
+	if (p->max_fails == 0 || n < p->max_fails)
+		return;
+	/* Out for a while; the count restarts, so after the cool-down one
+	 * more failure is not enough to take it out again at once. */
+	atomic_store_explicit(&s->fails, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->down_until_ms,
+	    cdn_now_ms() + p->fail_timeout_ms, memory_order_relaxed);
+	CDN_LOG(CDN_LOG_WARN, "origin",
+	    "pool %s: %s failed %u times in a row: out for %llu ms", p->name,
+	    s->url, n, (unsigned long long)p->fail_timeout_ms);
+}
+
+void
+origin_pool_count_retry(struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	atomic_fetch_add_explicit(&p->retries, 1, memory_order_relaxed);
+}
+
+uint64_t
+origin_pool_retries(const struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	return atomic_load_explicit(&p->retries, memory_order_relaxed);
+}
+
+unsigned
+origin_pool_nservers(const struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	return p->nsrv;
+}
+
+const char *
+origin_pool_name(const struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	return p->name;
+}
+
+int
+origin_pool_has_checks(const struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	return p->hc_path[0] != '\0';
+}
+
+void
+origin_pool_server_state(
+    const struct origin_pool *p, unsigned i, struct origin_server_state *st)
+{
+	struct pool_server *s;
+	uint64_t now = cdn_now_ms();
+
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < p->nsrv);
+	s = &p->srv[i];
+	st->url = s->url;
+	st->hc_healthy =
+	    atomic_load_explicit(&s->hc_healthy, memory_order_relaxed);
+	st->cooling =
+	    atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) > now;
+	st->up = st->hc_healthy && !st->cooling;
+	st->active = atomic_load_explicit(&s->active, memory_order_relaxed);
+	st->fetches = atomic_load_explicit(&s->fetches, memory_order_relaxed);
+	st->failures = atomic_load_explicit(&s->failures, memory_order_relaxed);
+}
+
+/* ---- active health checks (main thread) ---- */
+
+struct hc_probe {
+	struct origin_health *h;
+	struct origin_pool *p;
+	unsigned i;
+	struct event *timer;
+	struct origin_fetch *f;
+	int status;
+	unsigned rise, fall; /* successes / failures in a row */
+	char *url;
+	char *host_field; /* "Host: ..." or NULL */
+	const char *fields[2];
+};
+
+struct origin_health {
+	uint32_t magic;
+#define ORIGIN_HEALTH_MAGIC 0x2e6c91b4u
+	struct event_base *base;
+	struct origin_multi *m;
+	struct hc_probe *probes;
+	unsigned nprobes;
+};
+
+static void
+hc_arm(struct hc_probe *pr, uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(pr->timer, &tv);
+}
+
+static void
+hc_on_head(struct origin_fetch *f, void *arg, int status, const char *fields,
+    size_t len, int64_t content_length)
+{
+	struct hc_probe *pr = arg;
+
+	(void)f;
+	(void)fields;
+	(void)len;
+	(void)content_length;
+	pr->status = status;
+}
+
+static size_t
+hc_on_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
+{
+	(void)f;
+	(void)arg;
+	(void)data;
+	return len; /* the body says nothing we check */
+}
+
+static size_t
+hc_on_upload(struct origin_fetch *f, void *arg, char *buf, size_t max)
+{
+	(void)f;
+	(void)arg;
+	(void)buf;
+	(void)max;
+	return 0;
+}
+
+static void
+hc_on_done(struct origin_fetch *f, void *arg, enum origin_err e)
+{
+	struct hc_probe *pr = arg;
+	struct origin_pool *p = pr->p;
+	struct pool_server *s = &p->srv[pr->i];
+	int ok, was;
+
+	(void)f;
+	pr->f = NULL;
+	if (p->hc_status != 0)
+		ok = e == ORIGIN_OK && pr->status == p->hc_status;
+	else
+		ok = e == ORIGIN_OK && pr->status >= 200 && pr->status < 400;
+	was = atomic_load_explicit(&s->hc_healthy, memory_order_relaxed);
+	if (ok) {
+		pr->fall = 0;
+		pr->rise++;
+		if (!was && pr->rise >= p->hc_rise) {
+			/* Back: forget the passive record too, or a cool-down
+			 * would keep a server out that answers again. */
+			atomic_store_explicit(
+			    &s->fails, 0, memory_order_relaxed);
+			atomic_store_explicit(
+			    &s->down_until_ms, 0, memory_order_relaxed);
+			atomic_store_explicit(
+			    &s->hc_healthy, 1, memory_order_relaxed);
+			CDN_LOG(CDN_LOG_WARN, "origin",
+			    "pool %s: %s is healthy again", p->name, s->url);
+		}
+	} else {
+		pr->rise = 0;
+		pr->fall++;
+		if (was && pr->fall >= p->hc_fall) {
+			atomic_store_explicit(
+			    &s->hc_healthy, 0, memory_order_relaxed);
+			CDN_LOG(CDN_LOG_WARN, "origin",
+			    "pool %s: %s failed its health check (%s, status "
+			    "%d): out",
+			    p->name, s->url, origin_err_name(e), pr->status);
+		}
+	}
+	hc_arm(pr, p->hc_interval_ms);
+}
+
+static const struct origin_fetch_ops hc_ops = {
+    .on_head = hc_on_head,
+    .on_body = hc_on_body,
+    .on_upload = hc_on_upload,
+    .on_done = hc_on_done,
+};
+
+static void
+hc_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct hc_probe *pr = arg;
+	struct origin_timeouts to;
+	struct origin_request req;
+
+	(void)fd;
+	(void)what;
+	MAGIC_CHECK(pr->h, ORIGIN_HEALTH_MAGIC);
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.url = pr->url;
+	req.fields = pr->fields;
+	req.connect_to = pr->p->srv[pr->i].connect_to;
+	to.connect_ms = pr->p->hc_timeout_ms;
+	to.first_byte_ms = pr->p->hc_timeout_ms;
+	to.idle_ms = pr->p->hc_timeout_ms;
+	to.total_ms = pr->p->hc_timeout_ms;
+	pr->status = -1;
+	pr->f = origin_fetch_start(pr->h->m, &req, &to, &hc_ops, pr);
+	if (pr->f == NULL)
+		hc_arm(pr, pr->p->hc_interval_ms); /* logged; try later */
+}
+
+struct origin_health *
+origin_health_new(struct event_base *base, struct origin_pool *const *pools,
+    unsigned npools, const struct origin_tls_conf *tls)
+{
+	struct origin_health *h = cdn_xcalloc(1, sizeof(*h));
+	struct hc_probe *pr;
+	unsigned n = 0;
+	size_t len;
+
+	h->magic = ORIGIN_HEALTH_MAGIC;
+	h->base = base;
+	h->m = origin_multi_new(base);
+	if (tls != NULL)
+		origin_multi_set_tls(h->m, tls);
+	for (unsigned k = 0; k < npools; k++)
+		if (origin_pool_has_checks(pools[k]))
+			n += pools[k]->nsrv;
+	h->probes = cdn_xcalloc(n > 0 ? n : 1, sizeof(*h->probes));
+	for (unsigned k = 0; k < npools; k++) {
+		struct origin_pool *p = pools[k];
+
+		if (!origin_pool_has_checks(p))
+			continue;
+		for (unsigned i = 0; i < p->nsrv; i++) {
+			pr = &h->probes[h->nprobes++];
+			pr->h = h;
+			pr->p = p;
+			pr->i = i;
+			len = strlen(p->srv[i].base) + strlen(p->hc_path) + 2;
+			pr->url = cdn_xmalloc(len);
+			snprintf(pr->url, len, "%s%s%s", p->srv[i].base,
+			    p->hc_path[0] == '/' ? "" : "/", p->hc_path);
+			if (p->hc_host[0] != '\0') {
+				len = strlen(p->hc_host) + 7;
+				pr->host_field = cdn_xmalloc(len);
+				snprintf(pr->host_field, len, "Host: %s",
+				    p->hc_host);
+			}
+			pr->fields[0] = pr->host_field;
+			pr->fields[1] = NULL;
+			pr->timer = evtimer_new(base, hc_on_timer, pr);
+			/* The first round at once: a server that is down at
+			 * start-up should not get traffic for an interval. */
+			hc_arm(pr, 0);
+		}
+	}
+	return h;
+}
+
+void
+origin_health_free(struct origin_health **hp)
+{
+	struct origin_health *h = *hp;
+
+	*hp = NULL;
+	if (h == NULL)
+		return;
+	MAGIC_CHECK(h, ORIGIN_HEALTH_MAGIC);
+	for (unsigned i = 0; i < h->nprobes; i++) {
+		origin_fetch_cancel(&h->probes[i].f);
+		event_free(h->probes[i].timer);
+		free(h->probes[i].url);
+		free(h->probes[i].host_field);
+	}
+	free(h->probes);
+	origin_multi_free(&h->m);
+	MAGIC_WIPE(h);
+	free(h);
+}
