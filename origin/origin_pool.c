@@ -22,8 +22,9 @@
  *   consistent-hash  rendezvous (highest random weight) hashing: each
  *                server scores the key and the highest wins, with
  *                weight w scaled as -w / ln(u).  A server that goes away
- *                only loses its own keys; every other key keeps its server,
- *                which a hash ring gets only approximately.
+ *                only loses its own keys, which spread over the others in
+ *                proportion to their weights: what a hash ring does with
+ *                many virtual nodes per server, with no ring to build.
  * Backup servers are considered only when no other server is up.
  */
 #include "config.h"
