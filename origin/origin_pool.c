@@ -22,8 +22,9 @@
  *   consistent-hash  rendezvous (highest random weight) hashing: each
  *                server scores the key and the highest wins, with
  *                weight w scaled as -w / ln(u).  A server that goes away
- *                only loses its own keys; every other key keeps its server,
- *                which a hash ring gets only approximately.
+ *                only loses its own keys, which spread over the others in
+ *                proportion to their weights: what a hash ring does with
+ *                many virtual nodes per server, with no ring to build.
  * Backup servers are considered only when no other server is up.
  */
 #include "config.h"
@@ -68,6 +69,7 @@ struct origin_pool {
 	unsigned nseq;
 	atomic_uint rr;
 	_Atomic uint64_t retries;
+	int same_weights; /* consistent-hash may skip the weighting */
 	unsigned max_fails;
 	uint64_t fail_timeout_ms;
 	char *hc_path, *hc_host;
@@ -241,6 +243,10 @@ origin_pool_new(const struct origin_pool_conf *pc, const char **why)
 	}
 	if (p->balance == ORIGIN_BAL_WEIGHTED)
 		build_sequence(p);
+	p->same_weights = 1;
+	for (unsigned i = 1; i < p->nsrv; i++)
+		if (p->srv[i].weight != p->srv[0].weight)
+			p->same_weights = 0;
 	atomic_init(&p->rr, 0);
 	atomic_init(&p->retries, 0);
 	p->max_fails = pc->max_fails;
@@ -329,7 +335,7 @@ pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
 	unsigned start, i, idx, n;
 	int best = -1;
 	double score, best_score = 0.0;
-	uint64_t h, kb;
+	uint64_t h, kb, best_h = 0;
 
 	switch (p->balance) {
 	case ORIGIN_BAL_ROUND_ROBIN:
@@ -367,6 +373,15 @@ pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
 				continue;
 			h = XXH3_64bits_withSeed(
 			    &kb, sizeof(kb), p->srv[i].seed);
+			/* Equal weights: -w/ln(u) grows with u, so the
+			 * largest hash wins and log() is not needed. */
+			if (p->same_weights) {
+				if (best == -1 || h > best_h) {
+					best = (int)i;
+					best_h = h;
+				}
+				continue;
+			}
 			score =
 			    -(double)p->srv[i].weight / log(unit_interval(h));
 			if (best == -1 || score > best_score) {

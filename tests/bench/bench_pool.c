@@ -22,7 +22,8 @@ ns_per(uint64_t t0, unsigned long n)
 }
 
 static void
-bench_pick(enum origin_balance bal, unsigned nsrv, unsigned long n)
+bench_pick(
+    enum origin_balance bal, unsigned nsrv, int weighted, unsigned long n)
 {
 	struct origin_server_conf sc[16];
 	struct origin_pool_conf pc;
@@ -37,7 +38,7 @@ bench_pick(enum origin_balance bal, unsigned nsrv, unsigned long n)
 		snprintf(
 		    urls[i], sizeof(urls[i]), "http://10.0.0.%u:80", i + 1);
 		sc[i].url = urls[i];
-		sc[i].weight = i + 1;
+		sc[i].weight = weighted ? i + 1 : 1;
 	}
 	pc.balance = bal;
 	pc.servers = sc;
@@ -47,9 +48,9 @@ bench_pick(enum origin_balance bal, unsigned nsrv, unsigned long n)
 	t0 = cdn_now_ns();
 	for (unsigned long k = 0; k < n; k++)
 		sink += (uint64_t)origin_pool_pick(p, XXH3_64bits(&k, 8), -1);
-	printf("pick %-16s %2u servers: %6.1f ns (%llu)\n",
-	    origin_balance_name(bal), nsrv, ns_per(t0, n),
-	    (unsigned long long)(sink & 1));
+	printf("pick %-16s %2u servers, %s weights: %6.1f ns (%llu)\n",
+	    origin_balance_name(bal), nsrv, weighted ? "mixed" : "equal",
+	    ns_per(t0, n), (unsigned long long)(sink & 1));
 	origin_pool_free(&p);
 }
 
@@ -89,11 +90,13 @@ main(int argc, char **argv)
 {
 	unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 2000000;
 
-	bench_pick(ORIGIN_BAL_ROUND_ROBIN, 4, n);
-	bench_pick(ORIGIN_BAL_WEIGHTED, 4, n);
-	bench_pick(ORIGIN_BAL_LEAST_CONN, 4, n);
-	bench_pick(ORIGIN_BAL_HASH, 4, n);
-	bench_pick(ORIGIN_BAL_HASH, 16, n);
+	bench_pick(ORIGIN_BAL_ROUND_ROBIN, 4, 0, n);
+	bench_pick(ORIGIN_BAL_WEIGHTED, 4, 1, n);
+	bench_pick(ORIGIN_BAL_LEAST_CONN, 4, 1, n);
+	bench_pick(ORIGIN_BAL_HASH, 4, 0, n);
+	bench_pick(ORIGIN_BAL_HASH, 4, 1, n);
+	bench_pick(ORIGIN_BAL_HASH, 16, 0, n);
+	bench_pick(ORIGIN_BAL_HASH, 16, 1, n);
 	bench_lookup(n);
 	return 0;
 }
