@@ -52,7 +52,11 @@ int cache_mem_get(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
  * entry for the same (key, variant); an object too large to be admitted
  * still removes the old entry.  Updates the key's Vary rule to o->vary.
  */
-void cache_mem_put(struct cache_mem *m, struct cache_obj *o);
+void cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin);
+/* With <pin>, an object too large to admit is kept anyway (never evicted)
+ * until cache_mem_unpin(): the writer thread calls it once it has written
+ * (or dropped) the object, which LMDB then serves. */
+void cache_mem_unpin(struct cache_mem *m, const struct cache_obj *o);
 
 /*
  * Insert an object read from LMDB, unless the shard changed since

@@ -26,8 +26,12 @@
  * Budget: sh->bytes counts entry footprints (cache_obj_footprint plus the
  * entry), the hash table and the ghost table, and is kept <= sh->budget
  * after every insertion.  An object larger than 1/8 of a shard's budget is
- * not admitted.  Tombstones (pending removals) are counted but never
- * evicted: they are few and short-lived.
+ * not admitted, except as a pinned entry while the writer thread has it
+ * queued (cache_mem_put() with <pin>, until cache_mem_unpin()), so that an
+ * object just stored is found at once whatever its size.  Tombstones
+ * (pending removals) and pinned objects are never evicted: they are
+ * short-lived; pinned ones are charged only their entry, as the writer's
+ * queue holds and bounds their bytes.
  *
  * Generations: sh->gen changes on every put and removal in the shard.  A
  * reader that missed memory and read LMDB passes the generation it saw to
@@ -79,6 +83,7 @@ struct mem_entry {
 	uint8_t queue;         /* enum mem_q */
 	uint8_t freq;          /* 0..MEM_FREQ_MAX */
 	uint8_t has_vary;      /* MEM_VARY: 0 means "known: no Vary" */
+	uint8_t pinned;        /* MEM_OBJ: kept until the writer commits */
 	size_t footprint;      /* bytes charged to the shard */
 	struct cache_obj *obj; /* MEM_OBJ: one reference */
 	uint64_t tomb_seq;     /* MEM_TOMB */
@@ -380,7 +385,7 @@ entry_insert(
 	e->qprev = e->qnext = NULL;
 	if (e->kind == MEM_OBJ)
 		sh->nobjs++;
-	if (e->kind == MEM_TOMB) {
+	if (e->kind == MEM_TOMB || e->pinned) {
 		e->queue = Q_NONE;
 	} else if (ghost_take(sh, fingerprint(e->key, e->variant, e->kind))) {
 		e->queue = Q_MAIN;
@@ -568,7 +573,7 @@ vary_set_locked(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
 }
 
 void
-cache_mem_put(struct cache_mem *m, struct cache_obj *o)
+cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 {
 	struct mem_shard *sh;
 	struct mem_entry *e, *grave = NULL;
@@ -589,6 +594,15 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o)
 		e->variant = o->variant;
 		e->kind = MEM_OBJ;
 		e->footprint = fp;
+		e->obj = cache_obj_ref(o);
+		entry_insert(sh, e, &grave);
+	} else if (pin) {
+		e = cdn_xcalloc(1, sizeof(*e));
+		memcpy(e->key, o->key, CACHE_HASH_LEN);
+		e->variant = o->variant;
+		e->kind = MEM_OBJ;
+		e->pinned = 1;
+		e->footprint = sizeof(*e) + MEM_MALLOC_OVERHEAD;
 		e->obj = cache_obj_ref(o);
 		entry_insert(sh, e, &grave);
 	}
@@ -708,6 +722,22 @@ cache_mem_remove(
 		tomb->footprint = sizeof(*tomb) + MEM_MALLOC_OVERHEAD;
 		entry_insert(sh, tomb, &grave);
 	}
+	pthread_mutex_unlock(&sh->mtx);
+	graveyard_free(grave);
+}
+
+void
+cache_mem_unpin(struct cache_mem *m, const struct cache_obj *o)
+{
+	struct mem_shard *sh;
+	struct mem_entry *e, *grave = NULL;
+
+	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
+	sh = shard_of(m, o->key);
+	pthread_mutex_lock(&sh->mtx);
+	e = entry_find(sh, o->key, MEM_OBJ, o->variant);
+	if (e != NULL && e->pinned && e->obj == o)
+		entry_kill(sh, e, &grave);
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 }

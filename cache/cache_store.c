@@ -1173,6 +1173,8 @@ writer_main(void *arg)
 				    batch[k]->is_applied)
 					cache_mem_unmark(s->mem, batch[k]->key,
 					    batch[k]->seq);
+				if (batch[k]->kind == W_PUT)
+					cache_mem_unpin(s->mem, batch[k]->obj);
 				msg_free(&batch[k]);
 			}
 		}
@@ -1707,12 +1709,15 @@ cache_store_put(struct cache_store *s, struct cache_obj *o)
 	}
 	bucket = now_bucket(s);
 	atomic_store_explicit(&o->lru_bucket, bucket, memory_order_relaxed);
-	cache_mem_put(s->mem, o);
 	if (o->body_len > s->max_disk_object) {
+		cache_mem_put(s->mem, o, 0);
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
 		return;
 	}
+	/* Pinned while queued, so that the next request finds it even when
+	 * it is too large for the memory tier (the writer unpins it). */
+	cache_mem_put(s->mem, o, 1);
 	m = msg_new(W_PUT, o->key, o->variant);
 	m->bucket = bucket;
 	m->bytes = o->body_len + o->url_len + o->fields_len + o->vary_len +
@@ -1720,6 +1725,7 @@ cache_store_put(struct cache_store *s, struct cache_obj *o)
 	m->obj = cache_obj_ref(o);
 	if (!enqueue(s, m, 0)) {
 		msg_free(&m);
+		cache_mem_unpin(s->mem, o);
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
 	}

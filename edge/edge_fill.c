@@ -897,7 +897,8 @@ fill_complete(struct edge_fill *f, struct fill_block *last, size_t last_len)
 		EDGE_COUNTER_INC(w, cache_stores);
 	}
 	if (last != NULL)
-		atomic_store_explicit(&last->len, last_len, memory_order_release);
+		atomic_store_explicit(
+		    &last->len, last_len, memory_order_release);
 	f->total = f->body_len;
 	fill_unpublish(f, 0);
 	set_state(f, FILL_DONE);

@@ -773,8 +773,36 @@ mem_put(struct cache_mem *m, unsigned id, size_t len)
 	struct cache_obj *o;
 
 	o = make_obj(id, 1, 0, len, NULL);
-	cache_mem_put(m, o);
+	cache_mem_put(m, o, 0);
 	cache_obj_unref(&o);
+}
+
+/* An object too large for the tier is kept while pinned, and only then. */
+static void
+test_mem_pin(void)
+{
+	struct cache_mem_stats st;
+	struct cache_mem *m;
+	struct cache_obj *big;
+
+	m = cache_mem_new(1 * MIB, 1); /* admits up to 128 KiB */
+	big = make_obj(900, 1, 0, 600 * 1024, NULL);
+	cache_mem_put(m, big, 0);
+	ok(!mem_has(m, 900), "too large: not admitted without a pin");
+	cache_mem_put(m, big, 1);
+	ok(mem_has(m, 900), "pinned: found");
+	for (unsigned i = 0; i < 400; i++)
+		mem_put(m, 901 + i, 4000);
+	ok(mem_has(m, 900), "a pinned object is never evicted");
+	cache_mem_stats(m, &st);
+	ok(st.bytes <= st.budget, "and its body is not charged to the budget");
+	cache_mem_unpin(m, big);
+	ok(!mem_has(m, 900), "unpinned: gone (LMDB serves it)");
+	cache_mem_put(m, big, 1);
+	cache_mem_remove(m, big->key, UINT64_MAX);
+	ok(!mem_has(m, 900), "a removal drops a pinned object too");
+	cache_obj_unref(&big);
+	cache_mem_free(&m);
 }
 
 static void
@@ -1035,6 +1063,7 @@ main(void)
 	test_limits();
 	test_mem_bound();
 	test_s3fifo();
+	test_mem_pin();
 	test_concurrent();
 	test_crash();
 
