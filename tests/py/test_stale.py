@@ -119,6 +119,39 @@ def test_stale_if_error_origin_down():
         et.eq(r.status, 502, "past the allowance the error comes through")
 
 
+def test_no_healthy_server_serves_stale_at_once():
+    # Health checks take the pool's only server out; a stale response is
+    # then served without trying the origin, a URL never stored gets 503.
+    o = et.Origin()
+    try:
+        with et.Edge(None, "--origin-server", o.url, *edge_args(
+                "--cache-stale-if-error", "1h",
+                "--health-check-path", "/obj/hc?size=1",
+                "--health-check-interval", "200ms",
+                "--health-check-timeout", "500ms",
+                "--health-check-rise", "1",
+                "--health-check-fall", "1",
+                "--origin-first-byte-timeout", "30s")) as e:
+            q = "/obj/pool?size=3000&ttl=1"
+            et.eq(e.request("GET", q).status, 200, "filled")
+            o.stop()
+            time.sleep(2.2)
+            t0 = time.monotonic()
+            r = e.request("GET", q)
+            dt = time.monotonic() - t0
+            et.eq(r.status, 200, "stale while no server is up")
+            et.check_pattern(r.body, 3000)
+            et.ok("stale-if-error" in status_of(r), status_of(r))
+            et.ok(dt < 1.0, "at once (%.2f s)" % dt)
+            et.wait_for(lambda: e.request("GET", "/obj/never").status == 503,
+                        5, what="the checks to take the server out")
+            r = e.request("GET", q)
+            et.ok("no_healthy_server" in status_of(r),
+                  "why, once the pool is down: %s" % status_of(r))
+    finally:
+        o.stop()
+
+
 def test_stale_if_error_on_5xx_from_the_config():
     with et.Origin() as o, et.Edge(o.url, *edge_args(
             "--cache-stale-if-error", "1h")) as e:
