@@ -320,7 +320,8 @@ _Static_assert(
 #define REC_F_MUST_REVAL 0x2u
 #define REC_F_NO_CACHE   0x4u
 #define REC_F_HEURISTIC  0x8u
-#define REC_F_ALL        0xfu
+#define REC_F_DERIVED    0x10u /* a coding made here (cache_decision) */
+#define REC_F_ALL        0x1fu
 
 struct rec_view {
 	unsigned flags;
@@ -359,6 +360,8 @@ rec_encode(uint8_t *p, const struct cache_obj *o,
 		flags |= REC_F_NO_CACHE;
 	if (o->d.heuristic)
 		flags |= REC_F_HEURISTIC;
+	if (o->d.derived)
+		flags |= REC_F_DERIVED;
 	put_le32(p + 0, CACHE_REC_MAGIC);
 	put_le16(p + 4, CACHE_REC_VERSION);
 	put_le16(p + 6, (uint16_t)flags);
@@ -1529,6 +1532,7 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	d.must_revalidate = (rv.flags & REC_F_MUST_REVAL) != 0;
 	d.no_cache = (rv.flags & REC_F_NO_CACHE) != 0;
 	d.heuristic = (rv.flags & REC_F_HEURISTIC) != 0;
+	d.derived = (rv.flags & REC_F_DERIVED) != 0;
 	o = cache_obj_new(key, variant, rv.status, &d, rv.response_time, rv.url,
 	    rv.url_len, rv.fields, rv.fields_len, rv.vary, rv.vary_len);
 	if (o == NULL) {

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "edge/edge_int.h"
+#include "edge/edge_variant.h"
 
 #define KEY_MAX     8192 /* longest cache key; longer URLs bypass */
 #define VARY_MAX    1024 /* longest stored Vary value */
@@ -82,20 +83,29 @@ key_for(const struct edge *e, const char *scheme, const char *host,
 	return CDN_OK;
 }
 
-/* The request's fields as the Vary logic takes them.  -1 if too many. */
+/*
+ * The request's fields as the Vary logic takes them.  -1 if too many.
+ * Accept-Encoding is left out: the node negotiates the coding itself
+ * among the stored ones (edge_variant_get), whose variant ids carry it.
+ */
 static int
 request_fields(
     const struct http_request *req, struct cache_field *f, unsigned cap)
 {
-	if (req->n_headers > cap)
-		return -1;
+	unsigned n = 0;
+
 	for (unsigned i = 0; i < req->n_headers; i++) {
-		f[i].name = req->headers[i].name.p;
-		f[i].name_len = req->headers[i].name.len;
-		f[i].value = req->headers[i].value.p;
-		f[i].value_len = req->headers[i].value.len;
+		if (http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
+			continue;
+		if (n == cap)
+			return -1;
+		f[n].name = req->headers[i].name.p;
+		f[n].name_len = req->headers[i].name.len;
+		f[n].value = req->headers[i].value.p;
+		f[n].value_len = req->headers[i].value.len;
+		n++;
 	}
-	return (int)req->n_headers;
+	return (int)n;
 }
 
 /* RFC 9110 §13.1.2: does the If-None-Match list match <etag> (weakly)? */
@@ -172,16 +182,6 @@ is_304_field(const char *name, size_t len)
 	return 0;
 }
 
-static void
-on_chunk_sent(const void *data, size_t len, void *arg)
-{
-	struct cache_obj *o = arg;
-
-	(void)data;
-	(void)len;
-	cache_obj_unref(&o);
-}
-
 /*
  * Answer from <o>: its stored fields plus Age and Cache-Status, its body by
  * reference, or a 304 when the client's conditional matches.  Does not
@@ -195,8 +195,9 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 	struct cdn_strbuf f = {.max = 256 * 1024};
 	const char *p, *end, *eol, *colon;
 	int not_modified = client_not_modified(req, o);
-	uint64_t off = 0, n;
+	struct edge_range_plan plan;
 
+	edge_range_plan_for(&plan, req, o, not_modified);
 	if (not_modified) {
 		end = o->fields + o->fields_len;
 		for (p = o->fields; p < end; p = eol + 1) {
@@ -207,7 +208,7 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 				cdn_sb_add(&f, p, (size_t)(eol + 1 - p));
 		}
 	} else {
-		cdn_sb_add(&f, o->fields, o->fields_len);
+		edge_range_fields(&plan, o, &f);
 	}
 	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
 	cdn_sb_printf(
@@ -218,19 +219,15 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 		cdn_sb_add(&f, o->fields, o->fields_len);
 	}
 	pt->responded = 1;
-	http_txn_respond(txn, not_modified ? 304 : o->status, f.p, f.len,
-	    (int64_t)o->body_len);
+	http_txn_respond(txn,
+	    not_modified             ? 304
+	        : plan.status != 200 ? plan.status
+	                             : o->status,
+	    f.p, f.len, (int64_t)plan.content_length);
 	cdn_sb_free(&f);
-	if (not_modified)
-		return;
-	for (uint32_t i = 0; i < o->nchunks; i++) {
-		n = o->body_len - off;
-		if (n > CACHE_CHUNK_SIZE)
-			n = CACHE_CHUNK_SIZE;
-		http_txn_write_ref(txn, o->chunks[i], (size_t)n, on_chunk_sent,
-		    cache_obj_ref(o));
-		off += n;
-	}
+	if (!not_modified)
+		edge_range_send_obj(txn, &plan, o);
+	edge_range_plan_fini(&plan);
 }
 
 /* ---- request side ---- */
@@ -243,6 +240,10 @@ edge_cache_drops_field(const struct proxy_txn *pt, const char *name, size_t len)
 	 * client's own validators and ranges are answered here, from it.
 	 */
 	if (!pt->cache_on)
+		return 0;
+	/* Ranges of what cannot be stored are the origin's to answer. */
+	if ((slice_is(name, len, "if-range") || slice_is(name, len, "range")) &&
+	    edge_variant_is_large(pt->w->edge, pt->key))
 		return 0;
 	return slice_is(name, len, "if-none-match") ||
 	    slice_is(name, len, "if-modified-since") ||
@@ -408,7 +409,15 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 			goto miss;
 		}
 	}
-	rc = cache_store_get(e->store, pt->key, variant, &o, &from_memory);
+	rc = edge_variant_get(e, req, pt->key, variant, &o, &from_memory);
+	if (rc == CDN_ELIMIT) {
+		/* RFC 9110 §12.5.3: no stored coding is acceptable. */
+		snprintf(pt->cache_status, sizeof(pt->cache_status),
+		    "hit; detail=not-acceptable");
+		http_txn_simple(
+		    txn, 406, "text/plain", "406 Not Acceptable\n", 19);
+		return 1;
+	}
 	if (rc != CDN_OK) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
 		    has_vary ? "fwd=vary-miss" : "fwd=uri-miss");
@@ -605,6 +614,7 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s", status_text);
 	if (d.storable && !pt->x.req_cc.no_store) {
 		cache_store_put(e->store, o);
+		edge_variant_stored(e, o);
 		EDGE_COUNTER_INC(w, cache_stores);
 	}
 	pt->served = 1;
@@ -615,6 +625,24 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 	cache_obj_unref(&o);
 	cache_obj_unref(&pt->stale);
 	return 1;
+}
+
+/* Responses with codings vary on Accept-Encoding: say so downstream and
+ * in the stored head. */
+static void
+merge_vary_ae(struct cdn_strbuf *out)
+{
+	struct cdn_strbuf m = {.max = out->max};
+
+	if (out->failed)
+		return;
+	cache_vary_merge_ae(out->p, out->len, &m);
+	if (m.failed) {
+		cdn_sb_free(&m);
+		return;
+	}
+	cdn_sb_free(out);
+	*out = m;
 }
 
 int
@@ -630,7 +658,7 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	const char *vary;
 	size_t vlen = 0;
 	uint64_t variant = 0;
-	int nf, store;
+	int nf, store, coding;
 
 	if (e->store != NULL && !pt->cache_on) {
 		if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD &&
@@ -651,6 +679,16 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	store = d.storable && !pt->x.req_cc.no_store && status != 206 &&
 	    (pt->content_length < 0 ||
 	        (uint64_t)pt->content_length <= e->conf->max_object_size);
+	if (pt->content_length >= 0 &&
+	    (uint64_t)pt->content_length > e->conf->max_object_size)
+		edge_variant_note_large(e, pt->key);
+	/* The coding is part of the variant id; others are not stored. */
+	coding = edge_variant_coding(fields, len);
+	if (coding < 0)
+		store = 0;
+	else if (coding != CACHE_ENC_IDENTITY ||
+	    edge_variant_compressible(e, fields, len, pt->content_length))
+		merge_vary_ae(out);
 	vary = cdn_fields_get(fields, len, "vary", &vlen);
 	if (store && vary != NULL) {
 		nf = request_fields(req, rf, VARY_FIELDS);
@@ -659,6 +697,8 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 		        CDN_OK)
 			store = 0;
 	}
+	if (store)
+		variant = cache_variant_id(variant, (enum cache_enc)coding);
 	if (store) {
 		stored_fields(out->p, out->len, &st);
 		if (!st.failed)
@@ -690,9 +730,12 @@ edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len)
 
 	if (pt->fill == NULL)
 		return;
-	if (pt->fill->body_len + len > max ||
-	    cache_obj_append(pt->fill, data, len) != CDN_OK)
+	if (pt->fill->body_len + len > max) {
+		edge_variant_note_large(pt->w->edge, pt->key);
 		cache_obj_unref(&pt->fill); /* streams on, uncached */
+	} else if (cache_obj_append(pt->fill, data, len) != CDN_OK) {
+		cache_obj_unref(&pt->fill);
+	}
 }
 
 void
@@ -707,6 +750,7 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 	    (pt->content_length < 0 ||
 	        pt->fill->body_len == (uint64_t)pt->content_length)) {
 		cache_store_put(w->edge->store, pt->fill);
+		edge_variant_stored(w->edge, pt->fill);
 		EDGE_COUNTER_INC(w, cache_stores);
 	}
 	cache_obj_unref(&pt->fill);
@@ -771,7 +815,7 @@ edge_cache_init(struct edge *e)
 		e->key_rules.nparams = params->n;
 	}
 	if (c->cache_dir[0] == '\0')
-		return CDN_OK;
+		return edge_variant_init(e);
 	memset(&sc, 0, sizeof(sc));
 	sc.dir = c->cache_dir;
 	sc.disk_bytes = c->cache_size;
@@ -780,11 +824,12 @@ edge_cache_init(struct edge *e)
 	sc.high_water_pct = 90;
 	sc.low_water_pct = 80;
 	e->store = cache_store_open(&sc);
-	return e->store != NULL ? CDN_OK : CDN_EIO;
+	return e->store != NULL ? edge_variant_init(e) : CDN_EIO;
 }
 
 void
 edge_cache_fini(struct edge *e)
 {
+	edge_variant_fini(e); /* its pool stores into the store */
 	cache_store_close(&e->store);
 }

@@ -165,6 +165,7 @@ struct edge {
 	struct cache_store *store;
 	struct cache_policy_conf policy;
 	struct cache_key_rules key_rules; /* params borrowed from conf */
+	struct edge_variant_ctx *variant; /* codings (edge_variant.c) */
 	struct edge_tls *tls;             /* NULL without listen_tls */
 };
 
