@@ -199,6 +199,9 @@ br_encode(int level, const void *const *segs, const size_t *lens, unsigned nseg,
 	if (total_in < (UINT64_C(1) << 30))
 		BrotliEncoderSetParameter(
 		    st, BROTLI_PARAM_SIZE_HINT, (uint32_t)total_in);
+	/* Qualities 0 and 1 compress each call's input on its own: the
+	 * 256 KiB chunks of an object are large enough for that not to
+	 * matter, tiny segments would (tests/unit/t_cache_encode.c). */
 	for (unsigned i = 0; i <= nseg && rc == CDN_OK; i++) {
 		const uint8_t *in = i < nseg ? segs[i] : NULL;
 		size_t avail_in = i < nseg ? lens[i] : 0;
