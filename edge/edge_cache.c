@@ -243,7 +243,7 @@ edge_cache_drops_field(const struct proxy_txn *pt, const char *name, size_t len)
 		return 0;
 	/* Ranges of what cannot be stored are the origin's to answer. */
 	if ((slice_is(name, len, "if-range") || slice_is(name, len, "range")) &&
-	    edge_variant_is_large(pt->w->edge, pt->key))
+	    pt->range_upstream)
 		return 0;
 	return slice_is(name, len, "if-none-match") ||
 	    slice_is(name, len, "if-modified-since") ||
@@ -386,6 +386,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	parse_request_directives(pt, req);
 	pt->x.method_get_or_head = 1;
 	pt->cache_on = 1;
+	pt->range_upstream = edge_variant_is_large(e, pt->key);
 	/* Fill the cache from a HEAD miss too: fetch GET, send the head. */
 	if (req->method == HTTP_M_HEAD && !pt->x.req_cc.no_store)
 		pt->head_as_get = 1;
@@ -738,6 +739,41 @@ edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len)
 	}
 }
 
+static void
+client_write_out(void *arg, const void *p, size_t n)
+{
+	struct proxy_txn *pt = arg;
+
+	http_txn_write(pt->txn, p, n);
+}
+
+void
+edge_cache_client_write(struct proxy_txn *pt, const char *data, size_t len)
+{
+	if (pt->range == NULL) {
+		http_txn_write(pt->txn, data, len);
+		return;
+	}
+	edge_range_stream_feed(pt->range, data, len, client_write_out, pt);
+}
+
+void
+edge_cache_range_head(struct proxy_txn *pt, int *status, const char *fields,
+    size_t len, struct cdn_strbuf *out, int64_t *content_length)
+{
+	/* Only where the Range was kept from the origin: the response is
+	 * then the whole representation. */
+	if (!pt->cache_on || pt->range_upstream || pt->head_as_get ||
+	    *status != 200 || *content_length < 0)
+		return;
+	pt->range = edge_range_stream_new(http_txn_request(pt->txn), fields,
+	    len, (uint64_t)*content_length, out);
+	if (pt->range == NULL)
+		return;
+	*status = edge_range_stream_status(pt->range);
+	*content_length = (int64_t)edge_range_stream_length(pt->range);
+}
+
 void
 edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 {
@@ -771,6 +807,7 @@ edge_cache_txn_free(struct proxy_txn *pt)
 		cache_obj_unref(&pt->stale);
 	if (pt->fill != NULL)
 		cache_obj_unref(&pt->fill);
+	edge_range_stream_free(&pt->range);
 	free(pt->key_url);
 	pt->key_url = NULL;
 }

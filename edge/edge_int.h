@@ -189,14 +189,17 @@ struct proxy_txn {
 	unsigned head_as_get : 1; /* a HEAD fetched as GET to fill the cache */
 	unsigned served : 1;      /* answered from the stored copy (304) */
 	unsigned pragma_no_cache : 1;
+	unsigned range_upstream : 1; /* Range goes to the origin (too large) */
 	uint8_t key[CACHE_HASH_LEN];
 	char *key_url;
 	size_t key_url_len;
-	int64_t content_length;  /* the origin's, -1 if unknown */
-	struct cache_exchange x; /* request side, then the response's */
-	struct cache_obj *stale; /* stored response being revalidated */
-	struct cache_obj *fill;  /* response being stored */
-	char cache_status[96];   /* Cache-Status after "name; " */
+	int64_t content_length;          /* the origin's, -1 if unknown */
+	struct cache_exchange x;         /* request side, then the response's */
+	struct cache_obj *stale;         /* stored response being revalidated */
+	struct cache_obj *fill;          /* response being stored */
+	struct edge_range_stream *range; /* the client's Range, answered from
+	                                  * the whole response (edge_range.c) */
+	char cache_status[96];           /* Cache-Status after "name; " */
 };
 
 /* edge_cache.c */
@@ -224,6 +227,18 @@ void edge_cache_origin_fields(
 int edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
     size_t len, struct cdn_strbuf *out);
 void edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len);
+/*
+ * A miss for a Range request fetches the whole response (to store it):
+ * turn the client's response into the 206/416 the Range asks for.  May
+ * change *status, <out> and *content_length; then the body goes through
+ * edge_cache_client_write().
+ */
+void edge_cache_range_head(struct proxy_txn *pt, int *status,
+    const char *fields, size_t len, struct cdn_strbuf *out,
+    int64_t *content_length);
+/* Body bytes of the origin's response for the client (ranged or not). */
+void edge_cache_client_write(
+    struct proxy_txn *pt, const char *data, size_t len);
 void edge_cache_on_done(struct proxy_txn *pt, enum origin_err e);
 /* The Cache-Status of an error the proxy answers itself. */
 void edge_cache_error_field(struct proxy_txn *pt, struct cdn_strbuf *out);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -307,4 +308,107 @@ edge_range_fields(const struct edge_range_plan *p, const struct cache_obj *o,
 	    cdn_fields_get(o->fields, o->fields_len, "accept-ranges", &n) ==
 	        NULL)
 		cdn_sb_str(f, "Accept-Ranges: bytes\r\n");
+}
+
+/* ---------------- ranges of a response arriving ---------------- */
+
+struct edge_range_stream {
+	uint32_t magic;
+#define EDGE_RANGE_STREAM_MAGIC 0x0e4c7a95u
+	struct edge_range_plan plan;
+	struct edge_range_cursor cur;
+	uint64_t fed; /* representation bytes seen */
+};
+
+struct edge_range_stream *
+edge_range_stream_new(const struct http_request *req, const char *fields,
+    size_t len, uint64_t total, struct cdn_strbuf *out)
+{
+	struct edge_range_stream *rs;
+	const struct http_header *rh, *ifr;
+	struct cdn_strbuf f = {.max = out->max};
+	const char *ct, *q, *end, *eol, *colon;
+	size_t ctlen = 0;
+	int coding;
+
+	if (req->method != HTTP_M_GET)
+		return NULL;
+	rh = http_request_find(req, "range");
+	if (rh == NULL)
+		return NULL;
+	ifr = http_request_find(req, "if-range");
+	if (ifr != NULL &&
+	    !edge_if_range_ok(ifr->value.p, ifr->value.len, fields, len))
+		return NULL;
+	coding = edge_variant_coding(fields, len);
+	ct = cdn_fields_get(fields, len, "content-type", &ctlen);
+	rs = cdn_xcalloc(1, sizeof(*rs));
+	rs->magic = EDGE_RANGE_STREAM_MAGIC;
+	edge_range_plan_init(&rs->plan, rh->value.p, rh->value.len, total, ct,
+	    ctlen, coding == CACHE_ENC_IDENTITY);
+	if (rs->plan.status == 200) {
+		edge_range_stream_free(&rs);
+		return NULL;
+	}
+	/* The client's head: the multipart type replaces the stored one. */
+	end = out->p + out->len;
+	for (q = out->p; q < end; q = eol + 1) {
+		eol = memchr(q, '\n', (size_t)(end - q));
+		if (eol == NULL)
+			break;
+		colon = memchr(q, ':', (size_t)(eol - q));
+		if (rs->plan.multipart && colon != NULL &&
+		    (size_t)(colon - q) == 12 &&
+		    strncasecmp(q, "content-type", 12) == 0)
+			continue;
+		cdn_sb_add(&f, q, (size_t)(eol + 1 - q));
+	}
+	cdn_sb_add(&f, rs->plan.fields.p, rs->plan.fields.len);
+	if (cdn_fields_get(fields, len, "accept-ranges", &ctlen) == NULL)
+		cdn_sb_str(&f, "Accept-Ranges: bytes\r\n");
+	if (f.failed) {
+		cdn_sb_free(&f);
+		edge_range_stream_free(&rs);
+		return NULL; /* the whole response then */
+	}
+	cdn_sb_free(out);
+	*out = f;
+	return rs;
+}
+
+int
+edge_range_stream_status(const struct edge_range_stream *rs)
+{
+	MAGIC_CHECK(rs, EDGE_RANGE_STREAM_MAGIC);
+	return rs->plan.status;
+}
+
+uint64_t
+edge_range_stream_length(const struct edge_range_stream *rs)
+{
+	MAGIC_CHECK(rs, EDGE_RANGE_STREAM_MAGIC);
+	return rs->plan.content_length;
+}
+
+void
+edge_range_stream_feed(struct edge_range_stream *rs, const void *data,
+    size_t len, void (*out)(void *arg, const void *p, size_t n), void *arg)
+{
+	MAGIC_CHECK(rs, EDGE_RANGE_STREAM_MAGIC);
+	edge_range_feed(&rs->plan, &rs->cur, rs->fed, data, len, out, arg);
+	rs->fed += len;
+}
+
+void
+edge_range_stream_free(struct edge_range_stream **rsp)
+{
+	struct edge_range_stream *rs = *rsp;
+
+	*rsp = NULL;
+	if (rs == NULL)
+		return;
+	MAGIC_CHECK(rs, EDGE_RANGE_STREAM_MAGIC);
+	edge_range_plan_fini(&rs->plan);
+	MAGIC_WIPE(rs);
+	free(rs);
 }

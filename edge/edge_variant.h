@@ -109,6 +109,23 @@ void edge_range_feed(const struct edge_range_plan *p,
 void edge_range_send_obj(
     struct http_txn *txn, const struct edge_range_plan *p, struct cache_obj *o);
 
+/*
+ * A Range request answered from a whole response arriving from the origin
+ * (a miss fetches all of it, to store it).  NULL when the request has no
+ * Range (or a HEAD), If-Range does not match the response head <fields>,
+ * or the plan is a plain 200; otherwise <out> (the client's head) has been
+ * adjusted to the plan.
+ */
+struct edge_range_stream;
+struct edge_range_stream *edge_range_stream_new(const struct http_request *req,
+    const char *fields, size_t len, uint64_t total, struct cdn_strbuf *out);
+int edge_range_stream_status(const struct edge_range_stream *rs);
+uint64_t edge_range_stream_length(const struct edge_range_stream *rs);
+/* The next <len> bytes of the representation (the plan's feed). */
+void edge_range_stream_feed(struct edge_range_stream *rs, const void *data,
+    size_t len, void (*out)(void *arg, const void *p, size_t n), void *arg);
+void edge_range_stream_free(struct edge_range_stream **rsp);
+
 /* ---------------- codings (edge_variant.c) ---------------- */
 
 struct edge_variant_ctx;

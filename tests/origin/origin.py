@@ -60,7 +60,8 @@ GET / and /index.html
     inflates to N zero bytes (default 256 MiB): a compression bomb.
 
 /obj/... with ranges=1 answers a single-range "Range: bytes=a-b" request
-    with 206 and Content-Range, as an origin that serves ranges does.
+    with 206 and Content-Range, as an origin that serves ranges does, and
+    X-Origin-Range: <the Range field it received>.
 
 /echo (any method)
     200 with a JSON description of the request exactly as received:
@@ -596,6 +597,7 @@ class Conn:
             headers.append(("Content-Range",
                             "bytes %d-%d/%d" % (first, last, size)))
             headers.append(("Content-Length", str(last - first + 1)))
+            headers.append(("X-Origin-Range", req.header("range")))
             if "ttl" in q:
                 headers.append(("Cache-Control",
                                 "public, max-age=%d" % num("ttl", "0")))
