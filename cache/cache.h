@@ -493,6 +493,26 @@ int cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory) CDN_WUR;
 
 /*
+ * As cache_store_get, but an object that only LMDB holds comes back with
+ * its metadata alone: o->chunks NULL, nchunks and body_len set, not
+ * promoted to memory.  The caller then reads the chunks a range needs with
+ * cache_store_load_chunks(), instead of the whole body of a large object.
+ * Such an object (o->chunks NULL or partly NULL) is the caller's alone:
+ * never store or share it.
+ */
+int cache_store_get_meta(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
+    struct cache_obj **objp, int *from_memory) CDN_WUR;
+/*
+ * Read chunks [first, last] of an object from cache_store_get_meta() into
+ * it, each checked against its stored checksum.  CDN_OK, CDN_NOTFOUND when
+ * the stored object changed since (replaced, removed), CDN_ECORRUPT,
+ * CDN_EIO, CDN_ENOMEM.
+ */
+int cache_store_load_chunks(struct cache_store *s, struct cache_obj *o,
+    uint32_t first, uint32_t last) CDN_WUR;
+
+/*
  * The Vary rule stored for a primary key: copies the Vary value into
  * buf (up to cap) and its length to *len.  CDN_NOTFOUND if no response
  * for that key has a Vary (then variant 0 is the one to look up);

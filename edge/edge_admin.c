@@ -426,6 +426,7 @@ variants_json(const struct edge *e)
 	json_object_set_new(j, "decoded", JINT(vc.decoded));
 	json_object_set_new(j, "bombs", JINT(vc.bombs));
 	json_object_set_new(j, "not_acceptable", JINT(vc.not_acceptable));
+	json_object_set_new(j, "partial_reads", JINT(vc.partial_reads));
 	json_object_set_new(j, "in_bytes", JINT(vc.in_bytes));
 	json_object_set_new(j, "out_bytes", JINT(vc.out_bytes));
 	json_object_set_new(j, "busy_ms", JINT(vc.busy_ns / 1000000));

@@ -432,6 +432,11 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	        !o->d.must_revalidate && !o->d.no_cache)) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; ttl=%lld", (long long)(o->d.freshness_s - age));
+		if (edge_variant_load_body(e, req, &o, 0) != CDN_OK) {
+			snprintf(pt->cache_status, sizeof(pt->cache_status),
+			    "fwd=uri-miss");
+			goto miss;
+		}
 		if (from_memory)
 			EDGE_COUNTER_INC(w, cache_hits_memory);
 		else
@@ -449,6 +454,11 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		goto miss;
 	}
 	/* Stale, or the request asked for validation: ask the origin. */
+	if (edge_variant_load_body(e, req, &o, 1) != CDN_OK) {
+		snprintf(
+		    pt->cache_status, sizeof(pt->cache_status), "fwd=uri-miss");
+		goto miss;
+	}
 	pt->stale = o;
 	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
 	    (pt->x.req_cc.no_cache || pt->pragma_no_cache) ? "fwd=request"

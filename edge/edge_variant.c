@@ -40,7 +40,7 @@ struct edge_variant_ctx {
 	uint64_t min_size;
 	int compress_on; /* a level is set */
 	struct cache_decode_limits lim;
-	_Atomic uint64_t decoded, bombs, not_acceptable;
+	_Atomic uint64_t decoded, bombs, not_acceptable, partial_reads;
 	/* First 8 bytes of the hashes of keys found larger than
 	 * max_object_size: their ranges go to the origin. */
 	_Atomic uint64_t pass[PASS_SLOTS];
@@ -254,7 +254,7 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	int acceptable[CACHE_ENC_COUNT] = {0};
 	int64_t now = time(NULL);
 	unsigned n;
-	int rc, stored_other = 0;
+	int rc, stored_other = 0, meta_only;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	cache_accept_enc_init(&ae);
@@ -263,10 +263,20 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 			cache_accept_enc_parse(&ae, req->headers[i].value.p,
 			    req->headers[i].value.len);
 	n = cache_accept_enc_order(&ae, order);
+	/* A range of a large object on disk reads only its chunks
+	 * (edge_variant_load_body). */
+	meta_only = req->method == HTTP_M_GET &&
+	    http_request_find(req, "range") != NULL;
 	for (unsigned i = 0; i < n; i++) {
 		acceptable[order[i]] = 1;
-		rc = cache_store_get(e->store, key,
-		    cache_variant_id(vary_key, order[i]), &o, from_memory);
+		if (meta_only)
+			rc = cache_store_get_meta(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory);
+		else
+			rc = cache_store_get(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory);
 		if (rc != CDN_OK)
 			continue;
 		if (o->d.derived && !is_fresh(o, now)) {
@@ -321,6 +331,49 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	return CDN_NOTFOUND;
 }
 
+int
+edge_variant_load_body(struct edge *e, const struct http_request *req,
+    struct cache_obj **op, int need_all)
+{
+	struct edge_variant_ctx *v = e->variant;
+	struct cache_obj *o = *op, *full = NULL;
+	struct edge_range_plan plan;
+	int rc = CDN_OK;
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	if (o->chunks != NULL || o->nchunks == 0)
+		return CDN_OK; /* the whole body is there */
+	if (!need_all) {
+		edge_range_plan_for(&plan, req, o, 0);
+		for (unsigned k = 0; rc == CDN_OK && k < plan.nsegs; k++) {
+			const struct edge_range_seg *sg = &plan.segs[k];
+
+			if (sg->is_lit || sg->len == 0)
+				continue;
+			rc = cache_store_load_chunks(e->store, o,
+			    (uint32_t)(sg->off / CACHE_CHUNK_SIZE),
+			    (uint32_t)((sg->off + sg->len - 1) /
+			        CACHE_CHUNK_SIZE));
+		}
+		if (plan.status == 200 && plan.nsegs > 0)
+			rc =
+			    CDN_ELIMIT; /* the whole: the tier path is better */
+		edge_range_plan_fini(&plan);
+		if (rc == CDN_OK) {
+			atomic_fetch_add_explicit(
+			    &v->partial_reads, 1, memory_order_relaxed);
+			return CDN_OK;
+		}
+	}
+	/* The whole body after all (or the object changed): read it all. */
+	rc = cache_store_get(e->store, o->key, o->variant, &full, NULL);
+	cache_obj_unref(op);
+	if (rc == CDN_OK)
+		*op = full;
+	return rc;
+}
+
 /* ---------------- the "too large to store" memo ---------------- */
 
 static uint64_t
@@ -368,6 +421,8 @@ edge_variant_counters(const struct edge *e, struct edge_variant_counters *c)
 	c->bombs = atomic_load_explicit(&v->bombs, memory_order_relaxed);
 	c->not_acceptable =
 	    atomic_load_explicit(&v->not_acceptable, memory_order_relaxed);
+	c->partial_reads =
+	    atomic_load_explicit(&v->partial_reads, memory_order_relaxed);
 	if (v->pool != NULL) {
 		cache_variants_stats(v->pool, &st);
 		c->made = st.made;

@@ -150,6 +150,16 @@ int edge_variant_get(struct edge *e, const struct http_request *req,
     struct cache_obj **objp, int *from_memory) CDN_WUR;
 
 /*
+ * Make sure <*op> (from edge_variant_get) holds the body bytes the request
+ * will be sent: an object read from disk for a Range request holds only
+ * its metadata, and then only the chunks the range covers are read (all
+ * of them with <need_all>, for a revalidation).  If that fails the whole
+ * object is read again.  On failure *op is NULL (treat as a miss).
+ */
+int edge_variant_load_body(struct edge *e, const struct http_request *req,
+    struct cache_obj **op, int need_all) CDN_WUR;
+
+/*
  * Would a response with head <fields> (the origin's, "Name: v\r\n"
  * lines) be given compressed variants?  Its type is in compress_types,
  * it is not content-coded, has no "Cache-Control: no-transform", and
@@ -180,12 +190,13 @@ int edge_variant_is_large(
 
 /* Process-wide counters, for /stats and /metrics. */
 struct edge_variant_counters {
-	uint64_t made;                /* gzip / br variants stored */
-	uint64_t not_smaller;         /* variants not kept: not smaller */
-	uint64_t dropped;             /* compression jobs refused: queue full */
-	uint64_t decoded;             /* identity copies decoded on demand */
-	uint64_t bombs;               /* decodes stopped at the caps */
-	uint64_t not_acceptable;      /* 406 answers */
+	uint64_t made;           /* gzip / br variants stored */
+	uint64_t not_smaller;    /* variants not kept: not smaller */
+	uint64_t dropped;        /* compression jobs refused: queue full */
+	uint64_t decoded;        /* identity copies decoded on demand */
+	uint64_t bombs;          /* decodes stopped at the caps */
+	uint64_t not_acceptable; /* 406 answers */
+	uint64_t partial_reads;  /* ranges served reading only their chunks */
 	uint64_t in_bytes, out_bytes; /* of the variants made */
 	uint64_t busy_ns;             /* compression time */
 };

@@ -57,7 +57,8 @@ GET / and /index.html
 
 /bomb?size=N
     A gzip body (Content-Encoding: gzip, text/plain, max-age=60) that
-    inflates to N zero bytes (default 256 MiB): a compression bomb.
+    inflates to N zero bytes (default 256 MiB): a compression bomb, made of
+    16 MiB gzip members back to back.
 
 /obj/... with ranges=1 answers a single-range "Range: bytes=a-b" request
     with 206 and Content-Range, as an origin that serves ranges does, and
@@ -696,18 +697,23 @@ _BOMBS = {}
 
 
 def bomb_body(size):
-    """A gzip member that inflates to <size> zero bytes (cached)."""
+    """A gzip body that inflates to <size> zero bytes (cached): members of
+    16 MiB of zeros back to back (RFC 1952 2.2), cheap to make at any size."""
     if size not in _BOMBS:
-        c = zlib.compressobj(9, zlib.DEFLATED, 31)
-        zero = bytes(1 << 20)
-        parts = []
-        left = size
-        while left > 0:
-            n = min(left, len(zero))
-            parts.append(c.compress(zero[:n]))
-            left -= n
-        parts.append(c.flush())
-        _BOMBS[size] = b"".join(parts)
+        def member(n):
+            c = zlib.compressobj(9, zlib.DEFLATED, 31)
+            zero = bytes(1 << 20)
+            parts = []
+            while n > 0:
+                parts.append(c.compress(zero[:min(n, len(zero))]))
+                n -= min(n, len(zero))
+            parts.append(c.flush())
+            return b"".join(parts)
+        unit = 16 << 20
+        body = member(unit) * (size // unit)
+        if size % unit or size == 0:
+            body += member(size % unit)
+        _BOMBS[size] = body
     return _BOMBS[size]
 
 
