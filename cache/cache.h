@@ -453,6 +453,7 @@ struct cache_variant_stats {
 	uint64_t queued, dropped;     /* submitted / refused (queue full) */
 	uint64_t made, not_smaller;   /* variants stored / not kept */
 	uint64_t failed;              /* out of memory */
+	uint64_t superseded;          /* source removed or replaced meanwhile */
 	uint64_t in_bytes, out_bytes; /* of the variants made */
 	uint64_t busy_ns;             /* time spent compressing */
 };
@@ -511,6 +512,16 @@ int cache_store_get_meta(struct cache_store *s,
  */
 int cache_store_load_chunks(struct cache_store *s, struct cache_obj *o,
     uint32_t first, uint32_t last) CDN_WUR;
+
+/*
+ * Is <o>, once given to cache_store_put(), still the stored response for
+ * its (key, variant)?  1 yes, 0 no (replaced, or its key removed), or
+ * CDN_AGAIN when neither tier nor the writer queue knows it (a write or a
+ * removal being committed): compare cache_store_removals() then.
+ */
+int cache_store_is_current(struct cache_store *s, const struct cache_obj *o);
+/* How many cache_store_remove() calls this store has had. */
+uint64_t cache_store_removals(struct cache_store *s);
 
 /*
  * The Vary rule stored for a primary key: copies the Vary value into

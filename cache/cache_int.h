@@ -162,4 +162,9 @@ void cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
  */
 void cache_store_test_set_clock_skew(struct cache_store *s, int64_t skew_s);
 
+/* ================= cache_variant.c ================= */
+
+/* Test hook: hold the compression pool's jobs (1) or let them run (0). */
+void cache_variants_test_pause(struct cache_variants *v, int paused);
+
 #endif /* CACHE_INT_H */

@@ -176,6 +176,7 @@ struct cache_store {
 	_Atomic uint64_t st_objects, st_bytes, st_puts, st_put_drops,
 	    st_evictions, st_map_full, st_corrupt, st_io;
 	_Atomic int64_t clock_skew_s;
+	_Atomic uint64_t removals; /* cache_store_remove() calls */
 };
 
 /* ---------------- byte helpers ---------------- */
@@ -1687,6 +1688,62 @@ cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	return rc;
 }
 
+uint64_t
+cache_store_removals(struct cache_store *s)
+{
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	return atomic_load_explicit(&s->removals, memory_order_relaxed);
+}
+
+/*
+ * Is <o> (stored with cache_store_put) still the response stored for its
+ * (key, variant)?  Looks, in order, at the memory tier (the same object,
+ * or a pending removal), the writer queue (a later put or a removal of
+ * the key) and the LMDB record (the same stored_at, response_time, size
+ * and purge generation).  Found nowhere (a batch being committed, or a
+ * removal already committed): CDN_AGAIN, for the caller to decide.
+ * Returns 1, 0 or CDN_AGAIN.
+ */
+int
+cache_store_is_current(struct cache_store *s, const struct cache_obj *o)
+{
+	struct cache_obj *cur = NULL;
+	struct wmsg *m;
+	uint64_t gen = 0;
+	int rc, is_removed = 0, state = CDN_AGAIN;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	rc = cache_mem_get(s->mem, o->key, o->variant, &cur, &is_removed, &gen);
+	if (rc == CDN_OK) {
+		rc = cur == o;
+		cache_obj_unref(&cur);
+		return rc;
+	}
+	if (is_removed)
+		return 0;
+	pthread_mutex_lock(&s->qmtx);
+	for (m = s->qhead; m != NULL; m = m->next) {
+		if (memcmp(m->key, o->key, CACHE_HASH_LEN) != 0)
+			continue;
+		if (m->kind == W_REMOVE)
+			state = 0;
+		else if (m->kind == W_PUT && m->obj->variant == o->variant)
+			state = m->obj == o;
+	}
+	pthread_mutex_unlock(&s->qmtx);
+	if (state != CDN_AGAIN)
+		return state;
+	rc = disk_get(s, o->key, o->variant, 0, &cur);
+	if (rc != CDN_OK)
+		return CDN_AGAIN;
+	state = cur->stored_at == o->stored_at &&
+	    cur->response_time == o->response_time &&
+	    cur->body_len == o->body_len && cur->purge_gen == o->purge_gen;
+	cache_obj_unref(&cur);
+	return state;
+}
+
 /*
  * Read chunks [first, last] of an object from cache_store_get_meta() into
  * it (chunks already there are kept), each checked against its checksum,
@@ -1877,6 +1934,7 @@ cache_store_remove(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL);
+	atomic_fetch_add_explicit(&s->removals, 1, memory_order_relaxed);
 	m = msg_new(W_REMOVE, key, 0);
 	if (!enqueue(s, m, 1)) {
 		/* Only while closing. */

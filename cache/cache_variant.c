@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "cache/cache.h"
+#include "cache/cache_int.h"
 #include "common/cdn_log.h"
 #include "common/cdn_strbuf.h"
 
@@ -251,6 +252,7 @@ out:
 struct vjob {
 	struct vjob *next;
 	struct cache_obj *obj;
+	uint64_t removals; /* cache_store_removals() when queued */
 };
 
 struct cache_variants {
@@ -263,23 +265,56 @@ struct cache_variants {
 	unsigned njobs;
 	uint64_t qbytes;
 	int stop;
+	int paused; /* test hook: jobs wait */
 	unsigned nthreads;
 	pthread_t threads[POOL_MAX_THREADS];
 	_Atomic uint64_t st_queued, st_dropped, st_made, st_not_smaller,
-	    st_failed, st_in, st_out, st_busy_ns;
+	    st_failed, st_superseded, st_in, st_out, st_busy_ns;
 };
 
+/*
+ * Is <src> still the stored response for its key?  A removal (an unsafe
+ * method, a purge) or a newer response may have replaced it while it was
+ * being compressed, and a variant of the old one must not come back after
+ * that.  Where the store cannot tell (the source is being committed), any
+ * removal since the job was queued counts as one of this key: at worst a
+ * variant is not made.
+ */
+static int
+still_current(struct cache_variants *v, const struct vjob *j)
+{
+	int rc = cache_store_is_current(v->store, j->obj);
+
+	if (rc == CDN_AGAIN)
+		return cache_store_removals(v->store) == j->removals;
+	return rc;
+}
+
 static void
-make_one(struct cache_variants *v, struct cache_obj *src, enum cache_enc enc,
+make_one(struct cache_variants *v, const struct vjob *j, enum cache_enc enc,
     unsigned level)
 {
+	struct cache_obj *src = j->obj;
 	struct cache_obj *o = NULL;
 	uint64_t t0 = cdn_now_ns();
 	int rc;
 
+	if (!still_current(v, j)) {
+		atomic_fetch_add_explicit(
+		    &v->st_superseded, 1, memory_order_relaxed);
+		return;
+	}
 	rc = cache_variant_make(src, enc, (int)level, NULL, &o);
 	atomic_fetch_add_explicit(
 	    &v->st_busy_ns, cdn_now_ns() - t0, memory_order_relaxed);
+	/* The window between this check and the put is a few
+	 * instructions, not a compression. */
+	if (rc == CDN_OK && !still_current(v, j)) {
+		atomic_fetch_add_explicit(
+		    &v->st_superseded, 1, memory_order_relaxed);
+		cache_obj_unref(&o);
+		return;
+	}
 	if (rc == CDN_OK) {
 		cache_store_put(v->store, o);
 		atomic_fetch_add_explicit(&v->st_made, 1, memory_order_relaxed);
@@ -309,7 +344,7 @@ pool_main(void *arg)
 
 	pthread_mutex_lock(&v->mtx);
 	for (;;) {
-		while (v->head == NULL && !v->stop)
+		while ((v->head == NULL || v->paused) && !v->stop)
 			pthread_cond_wait(&v->cond, &v->mtx);
 		if (v->stop)
 			break;
@@ -322,9 +357,9 @@ pool_main(void *arg)
 		pthread_mutex_unlock(&v->mtx);
 		/* Brotli first: it is the coding most clients prefer. */
 		if (v->conf.brotli_level > 0)
-			make_one(v, j->obj, CACHE_ENC_BR, v->conf.brotli_level);
+			make_one(v, j, CACHE_ENC_BR, v->conf.brotli_level);
 		if (v->conf.gzip_level > 0)
-			make_one(v, j->obj, CACHE_ENC_GZIP, v->conf.gzip_level);
+			make_one(v, j, CACHE_ENC_GZIP, v->conf.gzip_level);
 		cache_obj_unref(&j->obj);
 		free(j);
 		pthread_mutex_lock(&v->mtx);
@@ -407,6 +442,7 @@ cache_variants_submit(struct cache_variants *v, struct cache_obj *o)
 	j = cdn_xmalloc(sizeof(*j));
 	j->next = NULL;
 	j->obj = NULL;
+	j->removals = cache_store_removals(v->store);
 	pthread_mutex_lock(&v->mtx);
 	ok = v->nthreads > 0 && !v->stop && v->njobs < POOL_MAX_JOBS &&
 	    v->qbytes + o->body_len <= v->conf.queue_bytes;
@@ -430,6 +466,16 @@ cache_variants_submit(struct cache_variants *v, struct cache_obj *o)
 }
 
 void
+cache_variants_test_pause(struct cache_variants *v, int paused)
+{
+	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
+	pthread_mutex_lock(&v->mtx);
+	v->paused = paused;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->mtx);
+}
+
+void
 cache_variants_stats(struct cache_variants *v, struct cache_variant_stats *st)
 {
 	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
@@ -441,6 +487,8 @@ cache_variants_stats(struct cache_variants *v, struct cache_variant_stats *st)
 	st->not_smaller =
 	    atomic_load_explicit(&v->st_not_smaller, memory_order_relaxed);
 	st->failed = atomic_load_explicit(&v->st_failed, memory_order_relaxed);
+	st->superseded =
+	    atomic_load_explicit(&v->st_superseded, memory_order_relaxed);
 	st->in_bytes = atomic_load_explicit(&v->st_in, memory_order_relaxed);
 	st->out_bytes = atomic_load_explicit(&v->st_out, memory_order_relaxed);
 	st->busy_ns =

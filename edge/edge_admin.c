@@ -423,6 +423,7 @@ variants_json(const struct edge *e)
 	json_object_set_new(j, "made", JINT(vc.made));
 	json_object_set_new(j, "not_smaller", JINT(vc.not_smaller));
 	json_object_set_new(j, "dropped", JINT(vc.dropped));
+	json_object_set_new(j, "superseded", JINT(vc.superseded));
 	json_object_set_new(j, "decoded", JINT(vc.decoded));
 	json_object_set_new(j, "bombs", JINT(vc.bombs));
 	json_object_set_new(j, "not_acceptable", JINT(vc.not_acceptable));

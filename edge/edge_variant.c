@@ -428,6 +428,7 @@ edge_variant_counters(const struct edge *e, struct edge_variant_counters *c)
 		c->made = st.made;
 		c->not_smaller = st.not_smaller;
 		c->dropped = st.dropped;
+		c->superseded = st.superseded;
 		c->in_bytes = st.in_bytes;
 		c->out_bytes = st.out_bytes;
 		c->busy_ns = st.busy_ns;

@@ -190,11 +190,12 @@ int edge_variant_is_large(
 
 /* Process-wide counters, for /stats and /metrics. */
 struct edge_variant_counters {
-	uint64_t made;           /* gzip / br variants stored */
-	uint64_t not_smaller;    /* variants not kept: not smaller */
-	uint64_t dropped;        /* compression jobs refused: queue full */
-	uint64_t decoded;        /* identity copies decoded on demand */
-	uint64_t bombs;          /* decodes stopped at the caps */
+	uint64_t made;        /* gzip / br variants stored */
+	uint64_t not_smaller; /* variants not kept: not smaller */
+	uint64_t dropped;     /* compression jobs refused: queue full */
+	uint64_t superseded;  /* source removed or replaced while compressing */
+	uint64_t decoded;     /* identity copies decoded on demand */
+	uint64_t bombs;       /* decodes stopped at the caps */
 	uint64_t not_acceptable; /* 406 answers */
 	uint64_t partial_reads;  /* ranges served reading only their chunks */
 	uint64_t in_bytes, out_bytes; /* of the variants made */

@@ -4,16 +4,22 @@
  * segments at awkward places, the "not smaller" stop, compression bomb
  * caps on size and ratio, corrupt and truncated input, several gzip
  * members, the Accept-Encoding negotiation table, the per-coding head
- * (ETag, Content-Encoding, Vary) and cache_variant_make on real objects.
+ * (ETag, Content-Encoding, Vary), cache_variant_make on real objects, and
+ * the compression pool against a real store (variants stored under the
+ * source's key; none made for a source removed or replaced meanwhile).
  */
 #include "config.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "cache/cache.h"
+#include "cache/cache_int.h"
 #include "common/cdn_strbuf.h"
 #include "tests/unit/tap.h"
 
@@ -484,6 +490,113 @@ test_make(void)
 	free(text);
 }
 
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+wait_stats(struct cache_variants *v, struct cache_variant_stats *st,
+    uint64_t made, uint64_t superseded)
+{
+	struct timespec ts = {0, 10 * 1000 * 1000};
+
+	/* Bounded: 10 s. */
+	for (int i = 0; i < 1000; i++) {
+		cache_variants_stats(v, st);
+		if (st->made >= made && st->superseded >= superseded &&
+		    st->queued ==
+		        st->made + st->not_smaller + st->failed +
+		            st->superseded)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+test_pool(void)
+{
+	char dir[] = "/tmp/t_cache_encode.XXXXXX";
+	uint8_t key[CACHE_HASH_LEN] = {9, 8, 7};
+	struct cache_decision d = {.storable = 1, .freshness_s = 60};
+	const char *f = "Content-Type: text/plain\r\n";
+	unsigned char *text = make_text(300000);
+	struct cache_store_conf sc = {.disk_bytes = 64u << 20,
+	    .memory_bytes = 16u << 20,
+	    .max_object_bytes = 8u << 20,
+	    .high_water_pct = 90,
+	    .low_water_pct = 80};
+	struct cache_variant_conf vc = {.gzip_level = 6,
+	    .brotli_level = 5,
+	    .threads = 2,
+	    .queue_bytes = 64u << 20};
+	struct cache_decode_limits lim = {.max_size = 1u << 30};
+	struct cache_variant_stats st;
+	struct cache_store *s;
+	struct cache_variants *v;
+	struct cache_obj *src, *other, *gz = NULL, *id = NULL;
+	int rc;
+
+	ok(mkdtemp(dir) != NULL, "temporary store directory");
+	sc.dir = dir;
+	s = cache_store_open(&sc);
+	ok(s != NULL, "store opened");
+	v = cache_variants_new(s, &vc);
+	src =
+	    cache_obj_new(key, 0, 200, &d, 1000, "h/p", 3, f, strlen(f), "", 0);
+	ok(cache_obj_append(src, text, 300000) == CDN_OK, "source body");
+	cache_store_put(s, src);
+	ok(cache_variants_submit(v, src), "submitted");
+	wait_stats(v, &st, 2, 0);
+	is_int(st.made, 2, "gzip and br made");
+	is_int(st.superseded, 0, "none superseded");
+	ok(st.out_bytes < st.in_bytes / 4, "they are smaller (%llu of %llu)",
+	    (unsigned long long)st.out_bytes, (unsigned long long)st.in_bytes);
+	rc = cache_store_get(
+	    s, key, cache_variant_id(0, CACHE_ENC_GZIP), &gz, NULL);
+	is_int(rc, CDN_OK, "the gzip variant is stored under the same key");
+	if (rc == CDN_OK) {
+		gz->d.derived = 0; /* decode it as if the origin had sent it */
+		rc = cache_variant_make(gz, CACHE_ENC_IDENTITY, 0, &lim, &id);
+		ok(rc == CDN_OK && id->body_len == 300000,
+		    "and decodes to the source length");
+		cache_obj_unref(&gz);
+		if (id != NULL)
+			cache_obj_unref(&id);
+	}
+
+	/* A source that is not (or no longer) the stored one. */
+	other =
+	    cache_obj_new(key, 0, 200, &d, 1001, "h/p", 3, f, strlen(f), "", 0);
+	ok(cache_obj_append(other, text, 300000) == CDN_OK, "another body");
+	ok(cache_variants_submit(v, other), "submitted");
+	wait_stats(v, &st, 2, 2);
+	is_int(st.superseded, 2, "a replaced source makes no variant");
+	/* Removed while its job waits. */
+	cache_variants_test_pause(v, 1);
+	ok(cache_variants_submit(v, src), "submitted, pool held");
+	cache_store_remove(s, key);
+	cache_store_sync(s); /* committed: no tombstone, nothing queued */
+	cache_variants_test_pause(v, 0);
+	wait_stats(v, &st, 2, 4);
+	is_int(st.superseded, 4, "a removed source makes no variant");
+	is_int(st.made, 2, "still two made");
+	rc = cache_store_get(
+	    s, key, cache_variant_id(0, CACHE_ENC_BR), &gz, NULL);
+	is_int(rc, CDN_NOTFOUND, "removal took the variants too");
+
+	cache_variants_free(&v);
+	cache_store_close(&s);
+	cache_obj_unref(&src);
+	cache_obj_unref(&other);
+	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -495,5 +608,6 @@ main(void)
 	test_negotiation();
 	test_fields();
 	test_make();
+	test_pool();
 	return done_testing();
 }
