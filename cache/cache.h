@@ -424,10 +424,11 @@ int cache_variant_make(const struct cache_obj *src, enum cache_enc enc,
 struct cache_store;
 
 struct cache_variant_conf {
-	unsigned gzip_level;   /* 1-9; 0: no gzip variants */
-	unsigned brotli_level; /* 1-11; 0: no brotli variants */
-	unsigned threads;      /* compression threads (>= 1) */
-	uint64_t queue_bytes;  /* body bytes waiting, at most */
+	unsigned gzip_level;               /* 1-9; 0: no gzip variants */
+	unsigned brotli_level;             /* 1-11; 0: no brotli variants */
+	unsigned threads;                  /* compression threads (>= 1) */
+	uint64_t queue_bytes;              /* body bytes waiting, at most */
+	struct cache_decode_limits decode; /* of decode jobs */
 };
 
 /*
@@ -449,11 +450,32 @@ void cache_variants_free(struct cache_variants **vp);
  */
 int cache_variants_submit(struct cache_variants *v, struct cache_obj *o);
 
+/* Where the decoding of a coded response to identity stands. */
+enum cache_decode_state {
+	CACHE_DECODE_NONE = 0, /* not queued (or done: look it up) */
+	CACHE_DECODE_PENDING,  /* queued or running */
+	CACHE_DECODE_FAILED,   /* a bomb or a corrupt body: not tried again */
+};
+/*
+ * Queue the decoding of <o> (a stored gzip or br response) to an identity
+ * copy, stored when made; a bomb (cache_variant_conf.decode) or a corrupt
+ * body is logged, counted and remembered as failed.  Each response is
+ * queued once: returns 0 if it is pending or failed already, or the queue
+ * is full.
+ */
+int cache_variants_submit_decode(struct cache_variants *v, struct cache_obj *o);
+int cache_variants_decode_state(
+    struct cache_variants *v, const struct cache_obj *o);
+/* Remember that <o> cannot be decoded within the caps (found inline). */
+void cache_variants_decode_failed(
+    struct cache_variants *v, const struct cache_obj *o);
+
 struct cache_variant_stats {
-	uint64_t queued, dropped;     /* submitted / refused (queue full) */
-	uint64_t made, not_smaller;   /* variants stored / not kept */
-	uint64_t failed;              /* out of memory */
-	uint64_t superseded;          /* source removed or replaced meanwhile */
+	uint64_t queued, dropped;   /* submitted / refused (queue full) */
+	uint64_t made, not_smaller; /* variants stored / not kept */
+	uint64_t failed;            /* out of memory */
+	uint64_t superseded;        /* source removed or replaced meanwhile */
+	uint64_t decoded, bombs;    /* decode jobs: stored / stopped at caps */
 	uint64_t in_bytes, out_bytes; /* of the variants made */
 	uint64_t busy_ns;             /* time spent compressing */
 };

@@ -26,6 +26,7 @@
 #define CACHE_VARIANTS_MAGIC 0x2d7b91e4u
 #define POOL_MAX_THREADS     64
 #define POOL_MAX_JOBS        4096
+#define DECODE_MEMO_SLOTS    1024 /* a power of two */
 
 static int
 name_is(const char *p, size_t len, const char *name)
@@ -253,6 +254,7 @@ struct vjob {
 	struct vjob *next;
 	struct cache_obj *obj;
 	uint64_t removals; /* cache_store_removals() when queued */
+	int decode;        /* decode obj to identity, not compress it */
 };
 
 struct cache_variants {
@@ -265,11 +267,17 @@ struct cache_variants {
 	unsigned njobs;
 	uint64_t qbytes;
 	int stop;
-	int paused; /* test hook: jobs wait */
+	int paused;                     /* test hook: jobs wait */
+	struct cache_decode_limits lim; /* of decode jobs */
+	/* Decodes queued or failed, by decode_tag(): each coded response is
+	 * decoded once, and a bomb is not tried again. */
+	uint64_t memo_tag[DECODE_MEMO_SLOTS];
+	uint8_t memo_state[DECODE_MEMO_SLOTS];
 	unsigned nthreads;
 	pthread_t threads[POOL_MAX_THREADS];
 	_Atomic uint64_t st_queued, st_dropped, st_made, st_not_smaller,
-	    st_failed, st_superseded, st_in, st_out, st_busy_ns;
+	    st_failed, st_superseded, st_in, st_out, st_busy_ns, st_decoded,
+	    st_bombs;
 };
 
 /*
@@ -336,6 +344,86 @@ make_one(struct cache_variants *v, const struct vjob *j, enum cache_enc enc,
 	}
 }
 
+/* Which coded response a memo slot is about: key, variant and length
+ * (a refetch of the same bomb has a new stored_at, not a new length). */
+static uint64_t
+decode_tag(const struct cache_obj *o)
+{
+	uint64_t t;
+
+	memcpy(&t, o->key, sizeof(t));
+	t ^= o->variant * UINT64_C(0x9e3779b97f4a7c15);
+	t ^= (o->body_len + 1) * UINT64_C(0xc2b2ae3d27d4eb4f);
+	return t | 1; /* 0: empty slot */
+}
+
+/* v->mtx held. */
+static int
+memo_get(struct cache_variants *v, uint64_t tag)
+{
+	unsigned i = (unsigned)(tag % DECODE_MEMO_SLOTS);
+
+	return v->memo_tag[i] == tag ? v->memo_state[i] : CACHE_DECODE_NONE;
+}
+
+static void
+memo_set(struct cache_variants *v, uint64_t tag, int state)
+{
+	unsigned i = (unsigned)(tag % DECODE_MEMO_SLOTS);
+
+	pthread_mutex_lock(&v->mtx);
+	if (state == CACHE_DECODE_NONE) {
+		if (v->memo_tag[i] == tag)
+			v->memo_tag[i] = 0;
+	} else {
+		v->memo_tag[i] = tag;
+		v->memo_state[i] = (uint8_t)state;
+	}
+	pthread_mutex_unlock(&v->mtx);
+}
+
+static void
+decode_one(struct cache_variants *v, const struct vjob *j)
+{
+	struct cache_obj *src = j->obj, *o = NULL;
+	uint64_t t0 = cdn_now_ns();
+	int rc;
+
+	rc = cache_variant_make(src, CACHE_ENC_IDENTITY, 0, &v->lim, &o);
+	atomic_fetch_add_explicit(
+	    &v->st_busy_ns, cdn_now_ns() - t0, memory_order_relaxed);
+	if (rc == CDN_OK) {
+		if (still_current(v, j)) {
+			cache_store_put(v->store, o);
+			atomic_fetch_add_explicit(
+			    &v->st_decoded, 1, memory_order_relaxed);
+		} else {
+			atomic_fetch_add_explicit(
+			    &v->st_superseded, 1, memory_order_relaxed);
+		}
+		cache_obj_unref(&o);
+		memo_set(v, decode_tag(src), CACHE_DECODE_NONE);
+		return;
+	}
+	if (rc == CDN_ELIMIT) {
+		atomic_fetch_add_explicit(
+		    &v->st_bombs, 1, memory_order_relaxed);
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "compression bomb: %s body of %.*s (%llu bytes) inflates "
+		    "past decompress_max_size or decompress_max_ratio",
+		    cache_enc_name(cache_variant_enc(src->variant)),
+		    (int)(src->url_len > 200 ? 200 : src->url_len), src->url,
+		    (unsigned long long)src->body_len);
+	} else {
+		atomic_fetch_add_explicit(
+		    &v->st_failed, 1, memory_order_relaxed);
+		CDN_LOG(CDN_LOG_WARN, "cache", "decoding %.*s: %s",
+		    (int)(src->url_len > 200 ? 200 : src->url_len), src->url,
+		    cdn_strerror(rc));
+	}
+	memo_set(v, decode_tag(src), CACHE_DECODE_FAILED);
+}
+
 static void *
 pool_main(void *arg)
 {
@@ -355,11 +443,17 @@ pool_main(void *arg)
 		v->njobs--;
 		v->qbytes -= j->obj->body_len;
 		pthread_mutex_unlock(&v->mtx);
-		/* Brotli first: it is the coding most clients prefer. */
-		if (v->conf.brotli_level > 0)
-			make_one(v, j, CACHE_ENC_BR, v->conf.brotli_level);
-		if (v->conf.gzip_level > 0)
-			make_one(v, j, CACHE_ENC_GZIP, v->conf.gzip_level);
+		if (j->decode) {
+			decode_one(v, j);
+		} else {
+			/* Brotli first: the coding most clients prefer. */
+			if (v->conf.brotli_level > 0)
+				make_one(
+				    v, j, CACHE_ENC_BR, v->conf.brotli_level);
+			if (v->conf.gzip_level > 0)
+				make_one(
+				    v, j, CACHE_ENC_GZIP, v->conf.gzip_level);
+		}
 		cache_obj_unref(&j->obj);
 		free(j);
 		pthread_mutex_lock(&v->mtx);
@@ -380,6 +474,7 @@ cache_variants_new(struct cache_store *s, const struct cache_variant_conf *c)
 	v->magic = CACHE_VARIANTS_MAGIC;
 	v->store = s;
 	v->conf = *c;
+	v->lim = c->decode;
 	v->tail = &v->head;
 	CDN_ASSERT(pthread_mutex_init(&v->mtx, NULL) == 0);
 	CDN_ASSERT(pthread_cond_init(&v->cond, NULL) == 0);
@@ -428,25 +523,32 @@ cache_variants_free(struct cache_variants **vp)
 	free(v);
 }
 
-int
-cache_variants_submit(struct cache_variants *v, struct cache_obj *o)
+/* Queue a job for <o>; 0 if the queue is full (counted). */
+static int
+enqueue_job(struct cache_variants *v, struct cache_obj *o, int decode)
 {
 	struct vjob *j;
-	int ok;
+	int ok, dup = 0;
 
-	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
-	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
-	CDN_ASSERT(cache_variant_enc(o->variant) == CACHE_ENC_IDENTITY);
-	if (v->conf.gzip_level == 0 && v->conf.brotli_level == 0)
-		return 1;
 	j = cdn_xmalloc(sizeof(*j));
 	j->next = NULL;
 	j->obj = NULL;
+	j->decode = decode;
 	j->removals = cache_store_removals(v->store);
 	pthread_mutex_lock(&v->mtx);
 	ok = v->nthreads > 0 && !v->stop && v->njobs < POOL_MAX_JOBS &&
 	    v->qbytes + o->body_len <= v->conf.queue_bytes;
-	if (ok) {
+	if (ok && decode) {
+		dup = memo_get(v, decode_tag(o)) != CACHE_DECODE_NONE;
+		if (!dup) {
+			unsigned i =
+			    (unsigned)(decode_tag(o) % DECODE_MEMO_SLOTS);
+
+			v->memo_tag[i] = decode_tag(o);
+			v->memo_state[i] = CACHE_DECODE_PENDING;
+		}
+	}
+	if (ok && !dup) {
 		j->obj = cache_obj_ref(o);
 		*v->tail = j;
 		v->tail = &j->next;
@@ -455,6 +557,10 @@ cache_variants_submit(struct cache_variants *v, struct cache_obj *o)
 		pthread_cond_signal(&v->cond);
 	}
 	pthread_mutex_unlock(&v->mtx);
+	if (dup) {
+		free(j); /* queued or failed before: once is enough */
+		return 0;
+	}
 	if (!ok) {
 		free(j);
 		atomic_fetch_add_explicit(
@@ -463,6 +569,48 @@ cache_variants_submit(struct cache_variants *v, struct cache_obj *o)
 	}
 	atomic_fetch_add_explicit(&v->st_queued, 1, memory_order_relaxed);
 	return 1;
+}
+
+int
+cache_variants_submit(struct cache_variants *v, struct cache_obj *o)
+{
+	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(cache_variant_enc(o->variant) == CACHE_ENC_IDENTITY);
+	if (v->conf.gzip_level == 0 && v->conf.brotli_level == 0)
+		return 1;
+	return enqueue_job(v, o, 0);
+}
+
+int
+cache_variants_decode_state(struct cache_variants *v, const struct cache_obj *o)
+{
+	int st;
+
+	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	pthread_mutex_lock(&v->mtx);
+	st = memo_get(v, decode_tag(o));
+	pthread_mutex_unlock(&v->mtx);
+	return st;
+}
+
+int
+cache_variants_submit_decode(struct cache_variants *v, struct cache_obj *o)
+{
+	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(cache_variant_enc(o->variant) != CACHE_ENC_IDENTITY);
+	return enqueue_job(v, o, 1);
+}
+
+void
+cache_variants_decode_failed(
+    struct cache_variants *v, const struct cache_obj *o)
+{
+	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	memo_set(v, decode_tag(o), CACHE_DECODE_FAILED);
 }
 
 void
@@ -489,6 +637,9 @@ cache_variants_stats(struct cache_variants *v, struct cache_variant_stats *st)
 	st->failed = atomic_load_explicit(&v->st_failed, memory_order_relaxed);
 	st->superseded =
 	    atomic_load_explicit(&v->st_superseded, memory_order_relaxed);
+	st->decoded =
+	    atomic_load_explicit(&v->st_decoded, memory_order_relaxed);
+	st->bombs = atomic_load_explicit(&v->st_bombs, memory_order_relaxed);
 	st->in_bytes = atomic_load_explicit(&v->st_in, memory_order_relaxed);
 	st->out_bytes = atomic_load_explicit(&v->st_out, memory_order_relaxed);
 	st->busy_ns =

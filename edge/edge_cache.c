@@ -420,6 +420,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		return 1;
 	}
 	if (rc != CDN_OK) {
+		pt->decoding = rc == CDN_AGAIN;
 		snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
 		    has_vary ? "fwd=vary-miss" : "fwd=uri-miss");
 		goto miss;
@@ -695,7 +696,7 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 		edge_variant_note_large(e, pt->key);
 	/* The coding is part of the variant id; others are not stored. */
 	coding = edge_variant_coding(fields, len);
-	if (coding < 0)
+	if (coding < 0 || (coding != CACHE_ENC_IDENTITY && pt->decoding))
 		store = 0;
 	else if (coding != CACHE_ENC_IDENTITY ||
 	    edge_variant_compressible(e, fields, len, pt->content_length))

@@ -190,6 +190,8 @@ struct proxy_txn {
 	unsigned served : 1;      /* answered from the stored copy (304) */
 	unsigned pragma_no_cache : 1;
 	unsigned range_upstream : 1; /* Range goes to the origin (too large) */
+	unsigned decoding : 1; /* the identity copy is being decoded: do not
+	                        * replace the coded response with another */
 	uint8_t key[CACHE_HASH_LEN];
 	char *key_url;
 	size_t key_url_len;

@@ -23,6 +23,8 @@
 #define EDGE_VARIANT_MAGIC 0x61f0b2d9u
 #define QUEUE_BYTES        (UINT64_C(256) << 20)
 #define PASS_SLOTS         4096 /* a power of two */
+/* Most output of a decoding on an event loop: ~1-5 ms of inflate. */
+#define INLINE_DECODE_MAX (UINT64_C(1) << 20)
 
 /* Used when compress_types is not set. */
 static const char *const default_types[] = {"text/*", "application/javascript",
@@ -116,6 +118,7 @@ edge_variant_init(struct edge *e)
 		vc.brotli_level = c->brotli_level;
 		vc.threads = c->compress_threads;
 		vc.queue_bytes = QUEUE_BYTES;
+		vc.decode = v->lim;
 		v->pool = cache_variants_new(e->store, &vc);
 	}
 	e->variant = v;
@@ -211,35 +214,56 @@ is_fresh(const struct cache_obj *o, int64_t now)
 	    o->d.freshness_s;
 }
 
-/* Decode the coded object <src> to identity and store the copy. */
+/*
+ * An identity copy of the coded object <src>.  Small bodies are decoded
+ * here (at most INLINE_DECODE_MAX bytes of output, a few milliseconds);
+ * larger ones go to the compression pool and this request to the origin,
+ * and later requests find the copy stored.  A bomb is remembered, so that
+ * it costs its decoding once.  CDN_OK (*objp: the copy), CDN_AGAIN (being
+ * decoded: go to the origin), CDN_NOTFOUND (go to the origin) or
+ * CDN_ELIMIT (cannot be decoded within the caps: 406).
+ */
 static int
 decode_now(struct edge *e, struct cache_obj *src, struct cache_obj **objp)
 {
 	struct edge_variant_ctx *v = e->variant;
+	struct cache_decode_limits lim = v->lim;
 	struct cache_obj *o = NULL;
 	int rc;
 
-	rc = cache_variant_make(src, CACHE_ENC_IDENTITY, 0, &v->lim, &o);
+	rc = cache_variants_decode_state(v->pool, src);
+	if (rc == CACHE_DECODE_FAILED)
+		return CDN_ELIMIT;
+	if (rc == CACHE_DECODE_PENDING)
+		return CDN_AGAIN;
+	if (lim.max_size > INLINE_DECODE_MAX)
+		lim.max_size = INLINE_DECODE_MAX;
+	rc = cache_variant_make(src, CACHE_ENC_IDENTITY, 0, &lim, &o);
+	if (rc == CDN_OK) {
+		atomic_fetch_add_explicit(&v->decoded, 1, memory_order_relaxed);
+		cache_store_put(e->store, o);
+		*objp = o;
+		return CDN_OK;
+	}
+	if (rc == CDN_ELIMIT && lim.max_size < v->lim.max_size) {
+		(void)cache_variants_submit_decode(v->pool, src);
+		return CDN_AGAIN;
+	}
+	cache_variants_decode_failed(v->pool, src);
 	if (rc == CDN_ELIMIT) {
 		atomic_fetch_add_explicit(&v->bombs, 1, memory_order_relaxed);
 		CDN_LOG(CDN_LOG_WARN, "edge",
 		    "compression bomb: %s body of %.*s (%llu bytes) inflates "
-		    "past decompress_max_size or decompress_max_ratio",
+		    "past decompress_max_size",
 		    cache_enc_name(cache_variant_enc(src->variant)),
 		    (int)(src->url_len > 200 ? 200 : src->url_len), src->url,
 		    (unsigned long long)src->body_len);
 		return CDN_ELIMIT;
 	}
-	if (rc != CDN_OK) {
-		CDN_LOG(CDN_LOG_WARN, "edge", "decoding %.*s: %s",
-		    (int)(src->url_len > 200 ? 200 : src->url_len), src->url,
-		    cdn_strerror(rc));
-		return rc;
-	}
-	atomic_fetch_add_explicit(&v->decoded, 1, memory_order_relaxed);
-	cache_store_put(e->store, o);
-	*objp = o;
-	return CDN_OK;
+	CDN_LOG(CDN_LOG_WARN, "edge", "decoding %.*s: %s",
+	    (int)(src->url_len > 200 ? 200 : src->url_len), src->url,
+	    cdn_strerror(rc));
+	return CDN_NOTFOUND;
 }
 
 int
@@ -319,7 +343,7 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 			}
 			if (rc == CDN_ELIMIT)
 				break; /* a bomb: 406, not a refetch of it */
-			return CDN_NOTFOUND;
+			return rc;
 		}
 		cache_obj_unref(&o);
 	}
@@ -432,5 +456,7 @@ edge_variant_counters(const struct edge *e, struct edge_variant_counters *c)
 		c->in_bytes = st.in_bytes;
 		c->out_bytes = st.out_bytes;
 		c->busy_ns = st.busy_ns;
+		c->decoded += st.decoded;
+		c->bombs += st.bombs;
 	}
 }

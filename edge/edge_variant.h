@@ -141,9 +141,13 @@ void edge_variant_fini(struct edge *e);
  * is passed over (its source is the one to revalidate).  When the client
  * takes identity and only a gzip or br copy is stored, an identity copy
  * is decoded now (capped by decompress_max_size and decompress_max_ratio;
- * a bomb is logged and the request goes to the origin) and stored.
- * Returns CDN_OK (*objp: one reference), CDN_NOTFOUND, or CDN_ELIMIT when
- * codings are stored but none is acceptable (the caller answers 406).
+ * a bomb is logged and remembered) and stored; a body that decodes to
+ * more than 1 MiB is decoded by the compression pool meanwhile.
+ * Returns CDN_OK (*objp: one reference), CDN_NOTFOUND, CDN_AGAIN (a miss
+ * while the identity copy is being decoded: the origin's response must
+ * not replace the coded one if it is coded too, or the copy would never
+ * be kept), or CDN_ELIMIT when codings are stored but none is acceptable
+ * (the caller answers 406).
  */
 int edge_variant_get(struct edge *e, const struct http_request *req,
     const uint8_t key[CACHE_HASH_LEN], uint64_t vary_key,
