@@ -303,7 +303,8 @@ edge_range_fields(const struct edge_range_plan *p, const struct cache_obj *o,
 			cdn_sb_add(f, q, (size_t)(eol + 1 - q));
 		}
 	}
-	cdn_sb_add(f, p->fields.p, p->fields.len);
+	if (p->fields.len > 0)
+		cdn_sb_add(f, p->fields.p, p->fields.len);
 	if (o->status == 200 &&
 	    cdn_fields_get(o->fields, o->fields_len, "accept-ranges", &n) ==
 	        NULL)
@@ -363,7 +364,8 @@ edge_range_stream_new(const struct http_request *req, const char *fields,
 			continue;
 		cdn_sb_add(&f, q, (size_t)(eol + 1 - q));
 	}
-	cdn_sb_add(&f, rs->plan.fields.p, rs->plan.fields.len);
+	if (rs->plan.fields.len > 0)
+		cdn_sb_add(&f, rs->plan.fields.p, rs->plan.fields.len);
 	if (cdn_fields_get(fields, len, "accept-ranges", &ctlen) == NULL)
 		cdn_sb_str(&f, "Accept-Ranges: bytes\r\n");
 	if (f.failed) {
