@@ -214,9 +214,15 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 	cdn_sb_printf(
 	    &f, "Cache-Status: %s; %s\r\n", cache_name(pt), status_text);
 	if (f.failed) {
-		/* Only a pathological stored head gets here: send it bare. */
+		/* Only a pathological stored head gets here: send it bare,
+		 * and whole (its head has no room for a Content-Range). */
 		cdn_sb_free(&f);
 		cdn_sb_add(&f, o->fields, o->fields_len);
+		if (plan.status != 200 && !not_modified) {
+			edge_range_plan_fini(&plan);
+			edge_range_plan_init(
+			    &plan, NULL, 0, o->body_len, NULL, 0, 1);
+		}
 	}
 	pt->responded = 1;
 	http_txn_respond(txn,

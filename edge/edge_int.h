@@ -195,13 +195,14 @@ struct proxy_txn {
 	uint8_t key[CACHE_HASH_LEN];
 	char *key_url;
 	size_t key_url_len;
-	int64_t content_length;          /* the origin's, -1 if unknown */
-	struct cache_exchange x;         /* request side, then the response's */
-	struct cache_obj *stale;         /* stored response being revalidated */
-	struct cache_obj *fill;          /* response being stored */
-	struct edge_range_stream *range; /* the client's Range, answered from
-	                                  * the whole response (edge_range.c) */
-	char cache_status[96];           /* Cache-Status after "name; " */
+	int64_t content_length;  /* the origin's, -1 if unknown */
+	struct cache_exchange x; /* request side, then the response's */
+	struct cache_obj *stale; /* stored response being revalidated */
+	struct cache_obj *fill;  /* response being stored */
+	char cache_status[96];   /* Cache-Status after "name; " */
+
+	/* The client's Range answered from the whole response (edge_range.c) */
+	struct edge_range_stream *range;
 };
 
 /* edge_cache.c */
