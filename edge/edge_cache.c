@@ -418,11 +418,22 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	rc = edge_variant_get(e, req, pt->key, variant, &o, &from_memory);
 	if (rc == CDN_ELIMIT) {
-		/* RFC 9110 §12.5.3: no stored coding is acceptable. */
+		/* RFC 9110 §12.5.3: no stored coding is acceptable.  The
+		 * answer varies on Accept-Encoding like the codings do. */
+		static const char body[] = "406 Not Acceptable\n";
+		struct cdn_strbuf f = {.max = 1024};
+
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; detail=not-acceptable");
-		http_txn_simple(
-		    txn, 406, "text/plain", "406 Not Acceptable\n", 19);
+		cdn_sb_printf(&f,
+		    "Content-Type: text/plain\r\nVary: Accept-Encoding\r\n"
+		    "Cache-Status: %s; %s\r\n",
+		    cache_name(pt), pt->cache_status);
+		pt->responded = 1;
+		http_txn_respond(txn, 406, f.p, f.len, sizeof(body) - 1);
+		http_txn_write(txn, body, sizeof(body) - 1);
+		cdn_sb_free(&f);
+		http_txn_finish(txn); /* pt dies here */
 		return 1;
 	}
 	if (rc != CDN_OK) {

@@ -129,7 +129,11 @@ def test_negotiation_table():
                 r = get(e, TEXT, ae)
                 what = "Accept-Encoding: %r" % ae
                 et.eq(r.status, status, what + " status")
+                et.ok("accept-encoding" in r.tokens("vary"),
+                      what + " Vary: %r" % r.header("vary"))
                 if status != 200:
+                    et.ok("not-acceptable" in r.header("cache-status"),
+                          what + " Cache-Status")
                     continue
                 et.eq(r.header("content-encoding"), enc, what + " coding")
                 if enc is None:
