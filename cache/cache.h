@@ -190,6 +190,8 @@ struct cache_decision {
 	unsigned must_revalidate : 1; /* no stale ever (incl. s-maxage) */
 	unsigned no_cache : 1;        /* store, but validate before each use */
 	unsigned heuristic : 1;       /* lifetime came from Last-Modified */
+	unsigned derived : 1; /* a coding made here from another variant:
+	                       * fresh as its source, never revalidated */
 };
 
 /*
@@ -286,6 +288,208 @@ void cache_obj_unref(struct cache_obj **op);
 /* Bytes of memory the object holds (for the memory tier's budget). */
 size_t cache_obj_footprint(const struct cache_obj *o);
 
+/* ================= encodings (cache_encode.c, cache_negotiate.c) ======== */
+
+/*
+ * The content codings the node stores and serves.  The value is the
+ * encoding id kept in the top byte of a stored object's variant id (see
+ * cache_variant_id), so it is part of the on-disk key: never renumber.
+ */
+enum cache_enc {
+	CACHE_ENC_IDENTITY = 0,
+	CACHE_ENC_GZIP = 1,
+	CACHE_ENC_BR = 2,
+};
+#define CACHE_ENC_COUNT 3
+
+/* "identity", "gzip" or "br". */
+const char *cache_enc_name(enum cache_enc enc);
+/* The coding named by a Content-Encoding value: CACHE_ENC_* or -1 when it
+ * is one we do not serve (deflate, compress, a list of several codings).
+ * An empty value or "identity" is CACHE_ENC_IDENTITY; "x-gzip" is gzip. */
+int cache_enc_parse(const char *value, size_t len);
+
+/*
+ * The variant id of a stored object: the Vary secondary key (cache_vary_key)
+ * with its top byte replaced by the encoding id, so that the gzip, br and
+ * identity variants of one response share its primary key hash and its
+ * Vary key, and sort together in LMDB.  Without Vary and for identity it
+ * is 0, as before variants existed.
+ */
+#define CACHE_VARIANT_ENC_SHIFT 56
+#define CACHE_VARIANT_VARY_MASK ((UINT64_C(1) << CACHE_VARIANT_ENC_SHIFT) - 1)
+static inline uint64_t
+cache_variant_id(uint64_t vary_key, enum cache_enc enc)
+{
+	return (vary_key & CACHE_VARIANT_VARY_MASK) |
+	    ((uint64_t)enc << CACHE_VARIANT_ENC_SHIFT);
+}
+static inline enum cache_enc
+cache_variant_enc(uint64_t variant)
+{
+	return (enum cache_enc)(variant >> CACHE_VARIANT_ENC_SHIFT);
+}
+
+/*
+ * Accept-Encoding (RFC 9110 §12.5.3), accumulated over every field line of
+ * a request.  q-values are kept in thousandths.
+ */
+struct cache_accept_enc {
+	unsigned seen : 1;      /* at least one Accept-Encoding line */
+	int q[CACHE_ENC_COUNT]; /* -1: not named */
+	int q_star;             /* -1: no "*" */
+};
+void cache_accept_enc_init(struct cache_accept_enc *ae);
+/* Add one field value.  Malformed members (a bad q-value) are skipped. */
+void cache_accept_enc_parse(
+    struct cache_accept_enc *ae, const char *value, size_t len);
+/*
+ * The acceptable codings, best first, into <order>; returns how many (0:
+ * nothing is acceptable, not even identity).  Higher q wins; on equal q
+ * the server prefers br, then gzip, then identity.  Identity is acceptable
+ * unless "identity;q=0", or "*;q=0" without an identity member, excludes
+ * it.  Without any Accept-Encoding field only identity is offered: RFC
+ * 9110 allows any coding then, but clients that send none are the ones
+ * least likely to decode one.
+ */
+unsigned cache_accept_enc_order(
+    const struct cache_accept_enc *ae, enum cache_enc order[CACHE_ENC_COUNT]);
+
+/*
+ * Output of the coders: called with each piece of encoded or decoded
+ * output, in order.  Returns CDN_OK to go on, anything else to stop (the
+ * coder then returns that code).
+ */
+typedef int (*cache_sink_fn)(void *arg, const void *p, size_t len);
+
+/* Limits of a decompression: a compression bomb stops at them. */
+struct cache_decode_limits {
+	uint64_t max_size;  /* most output bytes */
+	unsigned max_ratio; /* most output / input, once output passes
+	                     * CACHE_DECODE_RATIO_FLOOR (0: no ratio cap) */
+};
+#define CACHE_DECODE_RATIO_FLOOR (UINT64_C(1) << 20)
+
+/*
+ * Encode <nseg> input segments (one logical body) with <enc> (gzip or br)
+ * at <level> (zlib 1-9, brotli 0-11) into <sink>.  Stops with CDN_ELIMIT
+ * as soon as the output would exceed <max_out> bytes (pass the input
+ * length: a variant that is not smaller is not wanted).  Returns CDN_OK,
+ * CDN_ELIMIT, CDN_ENOMEM, or the sink's code.
+ */
+int cache_encode(enum cache_enc enc, int level, const void *const *segs,
+    const size_t *lens, unsigned nseg, uint64_t max_out, cache_sink_fn sink,
+    void *arg) CDN_WUR;
+/*
+ * Decode <nseg> input segments coded with <enc> (gzip, including several
+ * concatenated members, or br) into <sink>.  Returns CDN_OK, CDN_ELIMIT
+ * when the output passes lim->max_size or lim->max_ratio times the input
+ * (a compression bomb: the caller logs it), CDN_EINVAL for malformed or
+ * truncated input, CDN_ENOMEM, or the sink's code.  Memory use is bounded
+ * by the coders' state and one 64 KiB buffer, whatever the input.
+ */
+int cache_decode(enum cache_enc enc, const void *const *segs,
+    const size_t *lens, unsigned nseg, const struct cache_decode_limits *lim,
+    cache_sink_fn sink, void *arg) CDN_WUR;
+
+/* ================= variants (cache_variant.c) ================= */
+
+struct cdn_strbuf;
+
+/*
+ * The stored head of a coding of a response, from the head <fields> of
+ * another coding of it: Content-Encoding set to <enc> (removed for
+ * identity), the ETag made per coding by suffixing its opaque part with
+ * "-" and the coding's name ("abc" -> "abc-gzip", W/"abc" -> W/"abc-gzip":
+ * strong stays strong, so If-Range keeps working per coding, and no two
+ * codings share a validator), Accept-Encoding merged into Vary, and the
+ * fields a recoding falsifies (Content-Length, Content-MD5, Repr-Digest)
+ * dropped.  Appends to <out>.
+ */
+void cache_variant_fields(
+    const char *fields, size_t len, enum cache_enc enc, struct cdn_strbuf *out);
+/*
+ * Append Accept-Encoding to the Vary of <fields> (lines "Name: v\r\n")
+ * unless it is listed already or Vary is "*"; add "Vary: Accept-Encoding"
+ * if there is none.  Appends the result to <out>.
+ */
+void cache_vary_merge_ae(
+    const char *fields, size_t len, struct cdn_strbuf *out);
+
+/*
+ * A new object holding <src>'s body recoded to <enc> (exactly one of the
+ * two is identity), with the fields of cache_variant_fields(), the same
+ * freshness, and d.derived set.  Encoding at <level> stops with
+ * CDN_ELIMIT if the result is not smaller than <src>'s body; decoding
+ * stops with CDN_ELIMIT at <lim> (a compression bomb).  On CDN_OK *outp
+ * holds one reference.  Returns CDN_OK, CDN_ELIMIT, CDN_EINVAL (corrupt
+ * coded body) or CDN_ENOMEM.  Runs on the calling thread.
+ */
+int cache_variant_make(const struct cache_obj *src, enum cache_enc enc,
+    int level, const struct cache_decode_limits *lim,
+    struct cache_obj **outp) CDN_WUR;
+
+struct cache_store;
+
+struct cache_variant_conf {
+	unsigned gzip_level;               /* 1-9; 0: no gzip variants */
+	unsigned brotli_level;             /* 1-11; 0: no brotli variants */
+	unsigned threads;                  /* compression threads (>= 1) */
+	uint64_t queue_bytes;              /* body bytes waiting, at most */
+	struct cache_decode_limits decode; /* of decode jobs */
+};
+
+/*
+ * The compression pool: threads that make the gzip and brotli variants of
+ * stored identity responses off the event loops and store those that are
+ * smaller.  Shared by every worker; submit may be called from any thread.
+ */
+struct cache_variants;
+
+struct cache_variants *cache_variants_new(
+    struct cache_store *s, const struct cache_variant_conf *c);
+/* Finish the job in hand, drop the queued ones, stop, free.  Before
+ * cache_store_close().  NULLs *vp. */
+void cache_variants_free(struct cache_variants **vp);
+/*
+ * Queue the making of <o>'s compressed variants (a stored identity
+ * response; the pool takes its own reference).  Returns 0 if the queue is
+ * full (the response is then served uncompressed; counted).
+ */
+int cache_variants_submit(struct cache_variants *v, struct cache_obj *o);
+
+/* Where the decoding of a coded response to identity stands. */
+enum cache_decode_state {
+	CACHE_DECODE_NONE = 0, /* not queued (or done: look it up) */
+	CACHE_DECODE_PENDING,  /* queued or running */
+	CACHE_DECODE_FAILED,   /* a bomb or a corrupt body: not tried again */
+};
+/*
+ * Queue the decoding of <o> (a stored gzip or br response) to an identity
+ * copy, stored when made; a bomb (cache_variant_conf.decode) or a corrupt
+ * body is logged, counted and remembered as failed.  Each response is
+ * queued once: returns 0 if it is pending or failed already, or the queue
+ * is full.
+ */
+int cache_variants_submit_decode(struct cache_variants *v, struct cache_obj *o);
+int cache_variants_decode_state(
+    struct cache_variants *v, const struct cache_obj *o);
+/* Remember that <o> cannot be decoded within the caps (found inline). */
+void cache_variants_decode_failed(
+    struct cache_variants *v, const struct cache_obj *o);
+
+struct cache_variant_stats {
+	uint64_t queued, dropped;   /* submitted / refused (queue full) */
+	uint64_t made, not_smaller; /* variants stored / not kept */
+	uint64_t failed;            /* out of memory */
+	uint64_t superseded;        /* source removed or replaced meanwhile */
+	uint64_t decoded, bombs;    /* decode jobs: stored / stopped at caps */
+	uint64_t in_bytes, out_bytes; /* of the variants made */
+	uint64_t busy_ns;             /* time spent compressing */
+};
+void cache_variants_stats(
+    struct cache_variants *v, struct cache_variant_stats *st);
+
 /* ================= the store (cache_store.c, cache_mem.c) ============ */
 
 struct cache_store;
@@ -318,6 +522,36 @@ void cache_store_close(struct cache_store **sp);
  */
 int cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory) CDN_WUR;
+
+/*
+ * As cache_store_get, but an object that only LMDB holds comes back with
+ * its metadata alone: o->chunks NULL, nchunks and body_len set, not
+ * promoted to memory.  The caller then reads the chunks a range needs with
+ * cache_store_load_chunks(), instead of the whole body of a large object.
+ * Such an object (o->chunks NULL or partly NULL) is the caller's alone:
+ * never store or share it.
+ */
+int cache_store_get_meta(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
+    struct cache_obj **objp, int *from_memory) CDN_WUR;
+/*
+ * Read chunks [first, last] of an object from cache_store_get_meta() into
+ * it, each checked against its stored checksum.  CDN_OK, CDN_NOTFOUND when
+ * the stored object changed since (replaced, removed), CDN_ECORRUPT,
+ * CDN_EIO, CDN_ENOMEM.
+ */
+int cache_store_load_chunks(struct cache_store *s, struct cache_obj *o,
+    uint32_t first, uint32_t last) CDN_WUR;
+
+/*
+ * Is <o>, once given to cache_store_put(), still the stored response for
+ * its (key, variant)?  1 yes, 0 no (replaced, or its key removed), or
+ * CDN_AGAIN when neither tier nor the writer queue knows it (a write or a
+ * removal being committed): compare cache_store_removals() then.
+ */
+int cache_store_is_current(struct cache_store *s, const struct cache_obj *o);
+/* How many cache_store_remove() calls this store has had. */
+uint64_t cache_store_removals(struct cache_store *s);
 
 /*
  * The Vary rule stored for a primary key: copies the Vary value into

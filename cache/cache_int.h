@@ -109,6 +109,9 @@ int cache_mem_test_queue(
  * that LMDB's byte order is numeric order; integers in values are
  * little-endian.
  *   objects  hash(16) variant(8)           -> object record (below)
+ * variant: the top byte is the content coding (enum cache_enc), the other
+ * 56 bits the Vary secondary key (cache_variant_id), so every coding and
+ * Vary variant of one URL lies under its hash(16) prefix.
  *   bodies   hash(16) variant(8) chunk(4)  -> up to CACHE_CHUNK_SIZE bytes
  *   vary     hash(16)                      -> Vary value of the latest store
  *   lru      bucket(4) seq(8)              -> hash(16) variant(8)
@@ -141,7 +144,8 @@ int cache_mem_test_queue(
  *   80 u64 body_len  88 u32 url_len  92 u32 fields_len  96 u32 vary_len
  *  100 u32 zero
  *  104 url, fields, vary, then nchunks u64 XXH3-64 of each chunk.
- * flags: bit 0 storable, 1 must_revalidate, 2 no_cache, 3 heuristic.
+ * flags: bit 0 storable, 1 must_revalidate, 2 no_cache, 3 heuristic,
+ *        4 derived (a coding this node made from another variant).
  */
 #define CACHE_REC_MAGIC     0x4f42c3e5u
 #define CACHE_REC_VERSION   1
@@ -161,5 +165,10 @@ void cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
  * buckets only), so that tests can make accesses look minutes apart.
  */
 void cache_store_test_set_clock_skew(struct cache_store *s, int64_t skew_s);
+
+/* ================= cache_variant.c ================= */
+
+/* Test hook: hold the compression pool's jobs (1) or let them run (0). */
+void cache_variants_test_pause(struct cache_variants *v, int paused);
 
 #endif /* CACHE_INT_H */

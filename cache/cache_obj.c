@@ -219,7 +219,9 @@ cache_obj_unref(struct cache_obj **op)
 	CDN_ASSERT(prev > 0);
 	if (prev > 1)
 		return;
-	for (uint32_t i = 0; i < o->nchunks; i++)
+	/* A body read in part (cache_store_get_meta) has NULL chunks, or no
+	 * chunk array at all. */
+	for (uint32_t i = 0; o->chunks != NULL && i < o->nchunks; i++)
 		free(o->chunks[i]);
 	free(o->chunks);
 	free(o->url);

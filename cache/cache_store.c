@@ -176,6 +176,7 @@ struct cache_store {
 	_Atomic uint64_t st_objects, st_bytes, st_puts, st_put_drops,
 	    st_evictions, st_map_full, st_corrupt, st_io;
 	_Atomic int64_t clock_skew_s;
+	_Atomic uint64_t removals; /* cache_store_remove() calls */
 };
 
 /* ---------------- byte helpers ---------------- */
@@ -320,7 +321,8 @@ _Static_assert(
 #define REC_F_MUST_REVAL 0x2u
 #define REC_F_NO_CACHE   0x4u
 #define REC_F_HEURISTIC  0x8u
-#define REC_F_ALL        0xfu
+#define REC_F_DERIVED    0x10u /* a coding made here (cache_decision) */
+#define REC_F_ALL        0x1fu
 
 struct rec_view {
 	unsigned flags;
@@ -359,6 +361,8 @@ rec_encode(uint8_t *p, const struct cache_obj *o,
 		flags |= REC_F_NO_CACHE;
 	if (o->d.heuristic)
 		flags |= REC_F_HEURISTIC;
+	if (o->d.derived)
+		flags |= REC_F_DERIVED;
 	put_le32(p + 0, CACHE_REC_MAGIC);
 	put_le16(p + 4, CACHE_REC_VERSION);
 	put_le16(p + 6, (uint16_t)flags);
@@ -1225,9 +1229,12 @@ enqueue(struct cache_store *s, struct wmsg *m, int tomb)
 	int was_empty;
 
 	pthread_mutex_lock(&s->qmtx);
+	/* One object above WQ_MAX_BYTES (up to max_object_bytes, a large
+	 * download) is still taken when it would be the only one waiting:
+	 * its memory is the memory tier's anyway. */
 	if ((m->kind == W_PUT &&
 	        (s->qcount >= WQ_MAX_MSGS ||
-	            s->qbytes + m->bytes > WQ_MAX_BYTES)) ||
+	            (s->qbytes + m->bytes > WQ_MAX_BYTES && s->qbytes > 0))) ||
 	    (m->kind == W_TOUCH && s->qcount >= WQ_MAX_MSGS) || s->stop) {
 		pthread_mutex_unlock(&s->qmtx);
 		return 0;
@@ -1495,10 +1502,13 @@ cache_store_close(struct cache_store **sp)
 
 /* ---------------- reads ---------------- */
 
-/* Load (key, variant) from LMDB into a new object (see cache_store_get). */
+/*
+ * Load (key, variant) from LMDB into a new object (see cache_store_get);
+ * without <with_body>, only its metadata (cache_store_get_meta).
+ */
 static int
 disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
-    uint64_t variant, struct cache_obj **objp)
+    uint64_t variant, int with_body, struct cache_obj **objp)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	struct cache_decision d;
@@ -1531,6 +1541,7 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	d.must_revalidate = (rv.flags & REC_F_MUST_REVAL) != 0;
 	d.no_cache = (rv.flags & REC_F_NO_CACHE) != 0;
 	d.heuristic = (rv.flags & REC_F_HEURISTIC) != 0;
+	d.derived = (rv.flags & REC_F_DERIVED) != 0;
 	o = cache_obj_new(key, variant, rv.status, &d, rv.response_time, rv.url,
 	    rv.url_len, rv.fields, rv.fields_len, rv.vary, rv.vary_len);
 	if (o == NULL) {
@@ -1539,10 +1550,15 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	}
 	o->stored_at = rv.stored_at;
 	o->purge_gen = rv.purge_gen;
+	if (!with_body) {
+		/* Chunks come later, as needed (cache_store_load_chunks). */
+		o->body_len = rv.body_len;
+		o->nchunks = rv.nchunks;
+	}
 
 	seed = rec_seed(hv);
 	left = rv.body_len;
-	for (uint32_t i = 0; i < rv.nchunks; i++) {
+	for (uint32_t i = 0; with_body && i < rv.nchunks; i++) {
 		clen =
 		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 		left -= clen;
@@ -1618,7 +1634,7 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	}
 	if (is_removed)
 		return CDN_NOTFOUND;
-	rc = disk_get(s, key, variant, &o);
+	rc = disk_get(s, key, variant, 1, &o);
 	if (rc == CDN_OK) {
 		cache_mem_promote(s->mem, o, gen);
 		*objp = o;
@@ -1633,6 +1649,190 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		if (!enqueue(s, m, 0))
 			free(m);
 	}
+	return rc;
+}
+
+/*
+ * As cache_store_get, but an object found only in LMDB comes back with its
+ * metadata alone (o->chunks NULL, nchunks and body_len set) and is not
+ * promoted to memory: for a range, whose chunks the caller then reads
+ * with cache_store_load_chunks().  The object is the caller's alone until
+ * its chunks are loaded (never share it, never store it).
+ */
+int
+cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **objp, int *from_memory)
+{
+	struct cache_obj *o = NULL;
+	uint64_t gen = 0;
+	int rc, is_removed = 0;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(key != NULL && objp != NULL);
+	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
+	if (rc == CDN_OK) {
+		*objp = o;
+		if (from_memory != NULL)
+			*from_memory = 1;
+		return CDN_OK;
+	}
+	if (is_removed)
+		return CDN_NOTFOUND;
+	rc = disk_get(s, key, variant, 0, &o);
+	if (rc == CDN_OK) {
+		*objp = o;
+		if (from_memory != NULL)
+			*from_memory = 0;
+	} else if (rc == CDN_ECORRUPT) {
+		atomic_fetch_add_explicit(
+		    &s->st_corrupt, 1, memory_order_relaxed);
+	}
+	return rc;
+}
+
+uint64_t
+cache_store_removals(struct cache_store *s)
+{
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	return atomic_load_explicit(&s->removals, memory_order_relaxed);
+}
+
+/*
+ * Is <o> (stored with cache_store_put) still the response stored for its
+ * (key, variant)?  Looks, in order, at the memory tier (the same object,
+ * or a pending removal), the writer queue (a later put or a removal of
+ * the key) and the LMDB record (the same stored_at, response_time, size
+ * and purge generation).  Found nowhere (a batch being committed, or a
+ * removal already committed): CDN_AGAIN, for the caller to decide.
+ * Returns 1, 0 or CDN_AGAIN.
+ */
+int
+cache_store_is_current(struct cache_store *s, const struct cache_obj *o)
+{
+	struct cache_obj *cur = NULL;
+	struct wmsg *m;
+	uint64_t gen = 0;
+	int rc, is_removed = 0, state = CDN_AGAIN;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	rc = cache_mem_get(s->mem, o->key, o->variant, &cur, &is_removed, &gen);
+	if (rc == CDN_OK) {
+		rc = cur == o;
+		cache_obj_unref(&cur);
+		return rc;
+	}
+	if (is_removed)
+		return 0;
+	pthread_mutex_lock(&s->qmtx);
+	for (m = s->qhead; m != NULL; m = m->next) {
+		if (memcmp(m->key, o->key, CACHE_HASH_LEN) != 0)
+			continue;
+		if (m->kind == W_REMOVE)
+			state = 0;
+		else if (m->kind == W_PUT && m->obj->variant == o->variant)
+			state = m->obj == o;
+	}
+	pthread_mutex_unlock(&s->qmtx);
+	if (state != CDN_AGAIN)
+		return state;
+	rc = disk_get(s, o->key, o->variant, 0, &cur);
+	if (rc != CDN_OK)
+		return CDN_AGAIN;
+	state = cur->stored_at == o->stored_at &&
+	    cur->response_time == o->response_time &&
+	    cur->body_len == o->body_len && cur->purge_gen == o->purge_gen;
+	cache_obj_unref(&cur);
+	return state;
+}
+
+/*
+ * Read chunks [first, last] of an object from cache_store_get_meta() into
+ * it (chunks already there are kept), each checked against its checksum,
+ * in one read transaction.  CDN_NOTFOUND if the stored object is no longer
+ * the one <o> describes (replaced or removed meanwhile), CDN_ECORRUPT,
+ * CDN_EIO, CDN_ENOMEM; the chunks read so far stay on failure.
+ */
+int
+cache_store_load_chunks(
+    struct cache_store *s, struct cache_obj *o, uint32_t first, uint32_t last)
+{
+	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	struct rec_view rv;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint64_t seed, clen;
+	int rc;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(first <= last && last < o->nchunks);
+	CDN_ASSERT(atomic_load(&o->refcnt) == 1); /* never shared */
+	if (o->chunks == NULL) {
+		o->chunks = calloc(o->nchunks, sizeof(*o->chunks));
+		if (o->chunks == NULL)
+			return CDN_ENOMEM;
+		o->chunks_cap = o->nchunks;
+	}
+	cache_store_objkey(hv, o->key, o->variant);
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return CDN_EIO;
+	k = mval(hv, sizeof(hv));
+	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc != 0)
+		goto lmdb_fail;
+	rc = rec_decode(v.mv_data, v.mv_size, hv, &rv);
+	if (rc != CDN_OK)
+		goto out;
+	if (rv.stored_at != o->stored_at || rv.body_len != o->body_len ||
+	    rv.nchunks != o->nchunks || rv.purge_gen != o->purge_gen) {
+		rc = CDN_NOTFOUND;
+		goto out;
+	}
+	seed = rec_seed(hv);
+	for (uint32_t i = first; i <= last; i++) {
+		if (o->chunks[i] != NULL)
+			continue;
+		clen = o->body_len - (uint64_t)i * CACHE_CHUNK_SIZE;
+		if (clen > CACHE_CHUNK_SIZE)
+			clen = CACHE_CHUNK_SIZE;
+		cache_store_chunkkey(ck, o->key, o->variant, i);
+		k = mval(ck, sizeof(ck));
+		rc = mdb_get(txn, s->db_body, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			rc = CDN_ECORRUPT;
+			goto out;
+		}
+		if (rc != 0)
+			goto lmdb_fail;
+		if (v.mv_size != clen ||
+		    chunk_sum(seed, i, v.mv_data, (size_t)clen) !=
+		        get_le64(rv.sums + 8 * (size_t)i)) {
+			rc = CDN_ECORRUPT;
+			goto out;
+		}
+		/* v borrows the map until the txn ends: copied. */
+		o->chunks[i] = malloc((size_t)clen);
+		if (o->chunks[i] == NULL) {
+			rc = CDN_ENOMEM;
+			goto out;
+		}
+		memcpy(o->chunks[i], v.mv_data, (size_t)clen);
+	}
+	rc = CDN_OK;
+	goto out;
+
+lmdb_fail:
+	if (rc != MDB_NOTFOUND) {
+		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	}
+	rc = mdb_to_cdn(rc);
+out:
+	if (rc == CDN_ECORRUPT)
+		atomic_fetch_add_explicit(
+		    &s->st_corrupt, 1, memory_order_relaxed);
+	txn_abort(s, &txn);
 	return rc;
 }
 
@@ -1740,6 +1940,7 @@ cache_store_remove(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL);
+	atomic_fetch_add_explicit(&s->removals, 1, memory_order_relaxed);
 	m = msg_new(W_REMOVE, key, 0);
 	if (!enqueue(s, m, 1)) {
 		/* Only while closing. */

@@ -1940,6 +1940,20 @@ conf_validate(const struct conf *c, FILE *err)
 	validate_scoped(c, &es, 0, 0, 0);
 	validate_sites(c, &es);
 	validate_tls(c, &es);
+	for (unsigned i = 0; i < c->compress_types.n; i++) {
+		const char *t = c->compress_types.v[i];
+		const char *slash = strchr(t, '/'), *star = strchr(t, '*');
+
+		/* type/subtype; one star at most, in the subtype, as in
+		 * "text/" + star or "application/" + star + "+json". */
+		if (slash == NULL || slash == t || slash[1] == '\0' ||
+		    (star != NULL &&
+		        (star < slash || strchr(star + 1, '*') != NULL)))
+			errsink_at(&es, 0, 0, "compress_types",
+			    "\"%s\": not type/subtype with at most one * in "
+			    "the subtype",
+			    t);
+	}
 	if (c->max_request_line > c->max_header_size) {
 		format_size(lo, sizeof(lo), c->max_request_line);
 		format_size(hi, sizeof(hi), c->max_header_size);

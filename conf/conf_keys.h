@@ -92,6 +92,14 @@ CONF_SITE_KEY(origin_connect_timeout, DURATION, 10, 600000, "5s", "time to conne
 CONF_SITE_KEY(origin_first_byte_timeout, DURATION, 10, 3600000, "30s", "time to the origin's response head (504 beyond)")
 CONF_SITE_KEY(origin_idle_timeout, DURATION, 10, 3600000, "30s", "idle time within an origin response")
 CONF_KEY(drain_timeout, DURATION, 0, 3600000, "30s", "on SIGTERM, how long in-flight responses may finish")
+/* Compression variants and decoding limits (edge_variant.c, cache_variant.c). */
+CONF_KEY(compress_types, STRLIST, 0, 0, "", "media type given gzip/brotli variants, type/* and type/*+suffix globs (repeatable; unset: text/*, JavaScript, JSON, XML, SVG, wasm, fonts)")
+CONF_KEY(compress_min_size, SIZE, 0, UINT64_C(1) << 40, "1K", "smaller responses get no compressed variants")
+CONF_KEY(gzip_level, UINT, 0, 9, "6", "zlib level of gzip variants (0: none)")
+CONF_KEY(brotli_level, UINT, 0, 11, "5", "brotli quality of br variants (0: none)")
+CONF_KEY(compress_threads, UINT, 1, 64, "1", "threads that compress variants off the event loops")
+CONF_KEY(decompress_max_size, SIZE, 1024, UINT64_C(1) << 40, "64M", "largest identity copy decoded from a gzip/br response (a compression bomb stops here)")
+CONF_KEY(decompress_max_ratio, UINT, 0, 1000000, "200", "most output/input of a decoding above 1 MiB of output (0: no ratio cap)")
 /* clang-format on */
 #ifdef CONF_SITE_KEY_IS_CONF_KEY
 #undef CONF_SITE_KEY

@@ -40,6 +40,7 @@
 
 #include "edge/edge_dashboard.h"
 #include "edge/edge_int.h"
+#include "edge/edge_variant.h"
 
 #define RING_SLOTS       (15 * 60 + 8) /* one snapshot a second */
 #define SNAP_INTERVAL_MS 1000
@@ -422,6 +423,27 @@ site_json(const struct edge_admin_ctx *a, const struct edge_totals *t,
 }
 
 static json_t *
+variants_json(const struct edge *e)
+{
+	struct edge_variant_counters vc;
+	json_t *j = json_object();
+
+	edge_variant_counters(e, &vc);
+	json_object_set_new(j, "made", JINT(vc.made));
+	json_object_set_new(j, "not_smaller", JINT(vc.not_smaller));
+	json_object_set_new(j, "dropped", JINT(vc.dropped));
+	json_object_set_new(j, "superseded", JINT(vc.superseded));
+	json_object_set_new(j, "decoded", JINT(vc.decoded));
+	json_object_set_new(j, "bombs", JINT(vc.bombs));
+	json_object_set_new(j, "not_acceptable", JINT(vc.not_acceptable));
+	json_object_set_new(j, "partial_reads", JINT(vc.partial_reads));
+	json_object_set_new(j, "in_bytes", JINT(vc.in_bytes));
+	json_object_set_new(j, "out_bytes", JINT(vc.out_bytes));
+	json_object_set_new(j, "busy_ms", JINT(vc.busy_ns / 1000000));
+	return j;
+}
+
+static json_t *
 cache_json(struct edge *e, const struct edge_totals *t)
 {
 	struct cache_store_stats st;
@@ -449,6 +471,7 @@ cache_json(struct edge *e, const struct edge_totals *t)
 	json_object_set_new(pu, "hard", JINT(0));
 	json_object_set_new(pu, "soft", JINT(0));
 	json_object_set_new(c, "purges", pu);
+	json_object_set_new(c, "variants", variants_json(e));
 	if (e->store == NULL)
 		return c;
 	cache_store_stats(e->store, &st);
@@ -736,6 +759,33 @@ metrics_origin(
 }
 
 static void
+metrics_variants(struct cdn_strbuf *b, const struct edge *e)
+{
+	struct edge_variant_counters vc;
+	char n[24];
+
+	edge_variant_counters(e, &vc);
+	prom_family(b, "edge_cache_variants_total", "counter",
+	    "Content-coding variants: made (gzip/br stored), not_smaller (not "
+	    "kept), dropped (compression queue full), decoded (identity copies "
+	    "of origin-coded responses), bomb (decodes stopped at the caps), "
+	    "not_acceptable (406).");
+	prom_sample(b, "edge_cache_variants_total", u64s(n, sizeof(n), vc.made),
+	    "result", "made", NULL);
+	prom_sample(b, "edge_cache_variants_total",
+	    u64s(n, sizeof(n), vc.not_smaller), "result", "not_smaller", NULL);
+	prom_sample(b, "edge_cache_variants_total",
+	    u64s(n, sizeof(n), vc.dropped), "result", "dropped", NULL);
+	prom_sample(b, "edge_cache_variants_total",
+	    u64s(n, sizeof(n), vc.decoded), "result", "decoded", NULL);
+	prom_sample(b, "edge_cache_variants_total",
+	    u64s(n, sizeof(n), vc.bombs), "result", "bomb", NULL);
+	prom_sample(b, "edge_cache_variants_total",
+	    u64s(n, sizeof(n), vc.not_acceptable), "result", "not_acceptable",
+	    NULL);
+}
+
+static void
 metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 {
 	struct cache_store_stats st;
@@ -818,6 +868,7 @@ metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 	    "result", "stored", NULL);
 	prom_sample(b, "edge_cache_writes_total",
 	    u64s(n, sizeof(n), st.put_drops), "result", "dropped", NULL);
+	metrics_variants(b, e);
 	prom_one(b, "edge_cache_corrupt_total", "counter",
 	    "Stored records that failed their checks (treated as misses).",
 	    st.corrupt);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "edge/edge_int.h"
+#include "edge/edge_variant.h"
 
 #define KEY_MAX     8192 /* longest cache key; longer URLs bypass */
 #define VARY_MAX    1024 /* longest stored Vary value */
@@ -83,20 +84,29 @@ key_for(const struct edge_site *site, const char *scheme, const char *host,
 	return CDN_OK;
 }
 
-/* The request's fields as the Vary logic takes them.  -1 if too many. */
-static int
-request_fields(
+/*
+ * The request's fields as the Vary logic takes them.  -1 if too many.
+ * Accept-Encoding is left out: the node negotiates the coding itself
+ * among the stored ones (edge_variant_get), whose variant ids carry it.
+ */
+int
+edge_cache_request_fields(
     const struct http_request *req, struct cache_field *f, unsigned cap)
 {
-	if (req->n_headers > cap)
-		return -1;
+	unsigned n = 0;
+
 	for (unsigned i = 0; i < req->n_headers; i++) {
-		f[i].name = req->headers[i].name.p;
-		f[i].name_len = req->headers[i].name.len;
-		f[i].value = req->headers[i].value.p;
-		f[i].value_len = req->headers[i].value.len;
+		if (http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
+			continue;
+		if (n == cap)
+			return -1;
+		f[n].name = req->headers[i].name.p;
+		f[n].name_len = req->headers[i].name.len;
+		f[n].value = req->headers[i].value.p;
+		f[n].value_len = req->headers[i].value.len;
+		n++;
 	}
-	return (int)req->n_headers;
+	return (int)n;
 }
 
 /* RFC 9110 §13.1.2: does the If-None-Match list match <etag> (weakly)? */
@@ -173,16 +183,6 @@ is_304_field(const char *name, size_t len)
 	return 0;
 }
 
-static void
-on_chunk_sent(const void *data, size_t len, void *arg)
-{
-	struct cache_obj *o = arg;
-
-	(void)data;
-	(void)len;
-	cache_obj_unref(&o);
-}
-
 /*
  * Answer from <o>: its stored fields plus Age and Cache-Status, its body by
  * reference, or a 304 when the client's conditional matches.  Does not
@@ -196,8 +196,9 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 	struct cdn_strbuf f = {.max = 256 * 1024};
 	const char *p, *end, *eol, *colon;
 	int not_modified = client_not_modified(req, o);
-	uint64_t off = 0, n;
+	struct edge_range_plan plan;
 
+	edge_range_plan_for(&plan, req, o, not_modified);
 	if (not_modified) {
 		end = o->fields + o->fields_len;
 		for (p = o->fields; p < end; p = eol + 1) {
@@ -208,30 +209,32 @@ send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
 				cdn_sb_add(&f, p, (size_t)(eol + 1 - p));
 		}
 	} else {
-		cdn_sb_add(&f, o->fields, o->fields_len);
+		edge_range_fields(&plan, o, &f);
 	}
 	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
 	cdn_sb_printf(
 	    &f, "Cache-Status: %s; %s\r\n", cache_name(pt), status_text);
 	if (f.failed) {
-		/* Only a pathological stored head gets here: send it bare. */
+		/* Only a pathological stored head gets here: send it bare,
+		 * and whole (its head has no room for a Content-Range). */
 		cdn_sb_free(&f);
 		cdn_sb_add(&f, o->fields, o->fields_len);
+		if (plan.status != 200 && !not_modified) {
+			edge_range_plan_fini(&plan);
+			edge_range_plan_init(
+			    &plan, NULL, 0, o->body_len, NULL, 0, 1);
+		}
 	}
 	pt->responded = 1;
-	http_txn_respond(txn, not_modified ? 304 : o->status, f.p, f.len,
-	    (int64_t)o->body_len);
+	http_txn_respond(txn,
+	    not_modified             ? 304
+	        : plan.status != 200 ? plan.status
+	                             : o->status,
+	    f.p, f.len, (int64_t)plan.content_length);
 	cdn_sb_free(&f);
-	if (not_modified)
-		return;
-	for (uint32_t i = 0; i < o->nchunks; i++) {
-		n = o->body_len - off;
-		if (n > CACHE_CHUNK_SIZE)
-			n = CACHE_CHUNK_SIZE;
-		http_txn_write_ref(txn, o->chunks[i], (size_t)n, on_chunk_sent,
-		    cache_obj_ref(o));
-		off += n;
-	}
+	if (!not_modified)
+		edge_range_send_obj(txn, &plan, o);
+	edge_range_plan_fini(&plan);
 }
 
 void
@@ -333,6 +336,10 @@ edge_cache_drops_field(const struct proxy_txn *pt, const char *name, size_t len)
 	 * client's own validators and ranges are answered here, from it.
 	 */
 	if (!pt->cache_on)
+		return 0;
+	/* Ranges of what cannot be stored are the origin's to answer. */
+	if ((slice_is(name, len, "if-range") || slice_is(name, len, "range")) &&
+	    pt->range_upstream)
 		return 0;
 	return slice_is(name, len, "if-none-match") ||
 	    slice_is(name, len, "if-modified-since") ||
@@ -476,11 +483,12 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	parse_request_directives(pt, req);
 	pt->x.method_get_or_head = 1;
 	pt->cache_on = 1;
+	pt->range_upstream = edge_variant_is_large(e, pt->key);
 	/* Fill the cache from a HEAD miss too: fetch GET, send the head. */
 	if (req->method == HTTP_M_HEAD && !pt->x.req_cc.no_store)
 		pt->head_as_get = 1;
 
-	nf = request_fields(req, fields, VARY_FIELDS);
+	nf = edge_cache_request_fields(req, fields, VARY_FIELDS);
 	rc = cache_store_get_vary(e->store, pt->key, vary, sizeof(vary), &vlen);
 	if (rc != CDN_OK && rc != CDN_NOTFOUND) {
 		/* A Vary rule we cannot read (too long): never guess a variant.
@@ -499,8 +507,28 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 			goto miss;
 		}
 	}
-	rc = cache_store_get(e->store, pt->key, variant, &o, &from_memory);
+	rc = edge_variant_get(e, req, pt->key, variant, &o, &from_memory);
+	if (rc == CDN_ELIMIT) {
+		/* RFC 9110 §12.5.3: no stored coding is acceptable.  The
+		 * answer varies on Accept-Encoding like the codings do. */
+		static const char body[] = "406 Not Acceptable\n";
+		struct cdn_strbuf f = {.max = 1024};
+
+		snprintf(pt->cache_status, sizeof(pt->cache_status),
+		    "hit; detail=not-acceptable");
+		cdn_sb_printf(&f,
+		    "Content-Type: text/plain\r\nVary: Accept-Encoding\r\n"
+		    "Cache-Status: %s; %s\r\n",
+		    cache_name(pt), pt->cache_status);
+		pt->responded = 1;
+		http_txn_respond(txn, 406, f.p, f.len, sizeof(body) - 1);
+		http_txn_write(txn, body, sizeof(body) - 1);
+		cdn_sb_free(&f);
+		http_txn_finish(txn); /* pt dies here */
+		return 1;
+	}
 	if (rc != CDN_OK) {
+		pt->decoding = rc == CDN_AGAIN;
 		snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
 		    has_vary ? "fwd=vary-miss" : "fwd=uri-miss");
 		goto miss;
@@ -514,6 +542,11 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	        !o->d.must_revalidate && !o->d.no_cache)) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; ttl=%lld", (long long)(o->d.freshness_s - age));
+		if (edge_variant_load_body(e, req, &o, 0) != CDN_OK) {
+			snprintf(pt->cache_status, sizeof(pt->cache_status),
+			    "fwd=uri-miss");
+			goto miss;
+		}
 		if (from_memory)
 			EDGE_COUNTER_INC(w, cache_hits_memory);
 		else
@@ -545,6 +578,11 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		goto miss;
 	}
 	/* Stale, or the request asked for validation: ask the origin. */
+	if (edge_variant_load_body(e, req, &o, 1) != CDN_OK) {
+		snprintf(
+		    pt->cache_status, sizeof(pt->cache_status), "fwd=uri-miss");
+		goto miss;
+	}
 	pt->stale = o;
 	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
 	    (pt->x.req_cc.no_cache || pt->pragma_no_cache) ? "fwd=request"
@@ -723,6 +761,7 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 	    "fwd=stale; fwd-status=304%s", d.storable ? "; stored" : "");
 	if (d.storable) {
 		cache_store_put(e->store, o);
+		edge_variant_stored(e, o);
 		EDGE_COUNTER_INC(w, cache_stores);
 	}
 	pt->served = 1;
@@ -749,6 +788,75 @@ edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
 	return o;
 }
 
+/* Responses with codings vary on Accept-Encoding: say so downstream and
+ * in the stored head. */
+static void
+merge_vary_ae(struct cdn_strbuf *out)
+{
+	struct cdn_strbuf m = {.max = out->max};
+
+	if (out->failed)
+		return;
+	cache_vary_merge_ae(out->p, out->len, &m);
+	if (m.failed) {
+		cdn_sb_free(&m);
+		return;
+	}
+	cdn_sb_free(out);
+	*out = m;
+}
+
+/*
+ * What of an origin response is stored, by either path (a lone fetch or a
+ * shared one): decides with the site's policy and the request <x> (its
+ * response fields are filled here), merges Vary: Accept-Encoding into
+ * <out> (the client's head) where codings apply, and returns a new object
+ * to fill, or NULL when nothing is stored (*d says why if not storable).
+ * <rf>/<nrf>: the request's fields for the Vary key (-1: too many);
+ * <decoding>: an identity copy of a coded response is being made.
+ */
+struct cache_obj *
+edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
+    struct cache_exchange *x, const uint8_t key[CACHE_HASH_LEN],
+    const char *key_url, size_t key_url_len, const struct cache_field *rf,
+    int nrf, int decoding, int status, const char *fields, size_t len,
+    int64_t content_length, struct cdn_strbuf *out, struct cache_decision *d)
+{
+	const char *vary;
+	size_t vlen = 0;
+	uint64_t variant = 0;
+	int store, coding;
+
+	x->status = status;
+	cache_exchange_parse_response(x, fields, len);
+	cache_policy_decide(&site->policy, x, d);
+	store = d->storable && !x->req_cc.no_store && status != 206 &&
+	    (content_length < 0 ||
+	        (uint64_t)content_length <= e->conf->max_object_size);
+	if (content_length >= 0 &&
+	    (uint64_t)content_length > e->conf->max_object_size)
+		edge_variant_note_large(e, key);
+	/* The coding is part of the variant id; others are not stored. */
+	coding = edge_variant_coding(fields, len);
+	if (coding < 0 || (coding != CACHE_ENC_IDENTITY && decoding))
+		store = 0;
+	else if (coding != CACHE_ENC_IDENTITY ||
+	    edge_variant_compressible(e, fields, len, content_length))
+		merge_vary_ae(out);
+	vary = cdn_fields_get(fields, len, "vary", &vlen);
+	if (store && vary != NULL &&
+	    (nrf < 0 || vlen > VARY_MAX ||
+	        cache_vary_key(vary, vlen, rf, (unsigned)nrf, &variant) !=
+	            CDN_OK))
+		store = 0;
+	if (!store)
+		return NULL;
+	variant = cache_variant_id(variant, (enum cache_enc)coding);
+	return edge_cache_new_obj(key, variant, status, d, x->response_time,
+	    key_url, key_url_len, out->p, out->len, vary != NULL ? vary : "",
+	    vlen);
+}
+
 int
 edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
     size_t len, struct cdn_strbuf *out)
@@ -758,9 +866,6 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	const struct http_request *req = http_txn_request(pt->txn);
 	struct cache_field rf[VARY_FIELDS];
 	struct cache_decision d;
-	const char *vary;
-	size_t vlen = 0;
-	uint64_t variant = 0;
 	int nf, store;
 
 	if (e->store != NULL && !pt->cache_on) {
@@ -784,26 +889,11 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	}
 	if (pt->stale != NULL)
 		cache_obj_unref(&pt->stale); /* a full response replaces it */
-	pt->x.status = status;
-	cache_exchange_parse_response(&pt->x, fields, len);
-	cache_policy_decide(&pt->site->policy, &pt->x, &d);
-	store = d.storable && !pt->x.req_cc.no_store && status != 206 &&
-	    (pt->content_length < 0 ||
-	        (uint64_t)pt->content_length <= e->conf->max_object_size);
-	vary = cdn_fields_get(fields, len, "vary", &vlen);
-	if (store && vary != NULL) {
-		nf = request_fields(req, rf, VARY_FIELDS);
-		if (nf < 0 || vlen > VARY_MAX ||
-		    cache_vary_key(vary, vlen, rf, (unsigned)nf, &variant) !=
-		        CDN_OK)
-			store = 0;
-	}
-	if (store) {
-		pt->fill = edge_cache_new_obj(pt->key, variant, status, &d,
-		    pt->x.response_time, pt->key_url, pt->key_url_len, out->p,
-		    out->len, vary != NULL ? vary : "", vlen);
-		store = pt->fill != NULL;
-	}
+	nf = edge_cache_request_fields(req, rf, VARY_FIELDS);
+	pt->fill = edge_cache_fill_obj(pt->w->edge, pt->site, &pt->x, pt->key,
+	    pt->key_url, pt->key_url_len, rf, nf, pt->decoding, status, fields,
+	    len, pt->content_length, out, &d);
+	store = pt->fill != NULL;
 	if (store && strlen(pt->cache_status) + 8 < sizeof(pt->cache_status))
 		strcat(pt->cache_status, "; stored");
 	else if (!store && d.reason != NULL &&
@@ -826,9 +916,47 @@ edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len)
 
 	if (pt->fill == NULL)
 		return;
-	if (pt->fill->body_len + len > max ||
-	    cache_obj_append(pt->fill, data, len) != CDN_OK)
+	if (pt->fill->body_len + len > max) {
+		edge_variant_note_large(pt->w->edge, pt->key);
 		cache_obj_unref(&pt->fill); /* streams on, uncached */
+	} else if (cache_obj_append(pt->fill, data, len) != CDN_OK) {
+		cache_obj_unref(&pt->fill);
+	}
+}
+
+static void
+client_write_out(void *arg, const void *p, size_t n)
+{
+	struct proxy_txn *pt = arg;
+
+	http_txn_write(pt->txn, p, n);
+}
+
+void
+edge_cache_client_write(struct proxy_txn *pt, const char *data, size_t len)
+{
+	if (pt->range == NULL) {
+		http_txn_write(pt->txn, data, len);
+		return;
+	}
+	edge_range_stream_feed(pt->range, data, len, client_write_out, pt);
+}
+
+void
+edge_cache_range_head(struct proxy_txn *pt, int *status, const char *fields,
+    size_t len, struct cdn_strbuf *out, int64_t *content_length)
+{
+	/* Only where the Range was kept from the origin: the response is
+	 * then the whole representation. */
+	if (!pt->cache_on || pt->range_upstream || pt->head_as_get ||
+	    *status != 200 || *content_length < 0)
+		return;
+	pt->range = edge_range_stream_new(http_txn_request(pt->txn), fields,
+	    len, (uint64_t)*content_length, out);
+	if (pt->range == NULL)
+		return;
+	*status = edge_range_stream_status(pt->range);
+	*content_length = (int64_t)edge_range_stream_length(pt->range);
 }
 
 void
@@ -843,6 +971,7 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 	    (pt->content_length < 0 ||
 	        pt->fill->body_len == (uint64_t)pt->content_length)) {
 		cache_store_put(w->edge->store, pt->fill);
+		edge_variant_stored(w->edge, pt->fill);
 		EDGE_COUNTER_INC(w, cache_stores);
 		/* Cacheable again: the next misses may share a fetch. */
 		edge_inflight_clear_hfm(w->edge, pt->key);
@@ -865,6 +994,7 @@ edge_cache_txn_free(struct proxy_txn *pt)
 		cache_obj_unref(&pt->stale);
 	if (pt->fill != NULL)
 		cache_obj_unref(&pt->fill);
+	edge_range_stream_free(&pt->range);
 	free(pt->key_url);
 	pt->key_url = NULL;
 }
@@ -879,7 +1009,7 @@ edge_cache_init(struct edge *e)
 
 	e->inflight = edge_inflight_new();
 	if (c->cache_dir[0] == '\0')
-		return CDN_OK;
+		return edge_variant_init(e);
 	memset(&sc, 0, sizeof(sc));
 	sc.dir = c->cache_dir;
 	sc.disk_bytes = c->cache_size;
@@ -888,12 +1018,13 @@ edge_cache_init(struct edge *e)
 	sc.high_water_pct = 90;
 	sc.low_water_pct = 80;
 	e->store = cache_store_open(&sc);
-	return e->store != NULL ? CDN_OK : CDN_EIO;
+	return e->store != NULL ? edge_variant_init(e) : CDN_EIO;
 }
 
 void
 edge_cache_fini(struct edge *e)
 {
+	edge_variant_fini(e); /* its pool stores into the store */
 	cache_store_close(&e->store);
 	edge_inflight_free(&e->inflight);
 }

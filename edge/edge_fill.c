@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "edge/edge_int.h"
+#include "edge/edge_variant.h"
 
 #define INFLIGHT_SHARDS   64
 #define INFLIGHT_BUCKETS  256  /* per shard */
@@ -94,7 +95,6 @@ struct edge_fill {
 	char *fields; /* the client's head, without Cache-Status */
 	size_t fields_len;
 	int64_t content_length;
-	int has_vary;
 	char *vary;
 	size_t vary_len;
 	uint64_t variant;
@@ -450,28 +450,40 @@ waiter_status(struct fill_waiter *fw, const char *extra)
 	    fw->leader ? "" : "; collapsed", extra);
 }
 
-/* Does the waiter's request select the variant the fill carries? */
+/*
+ * May the waiter have the response the fill carries?  Its request must
+ * select the same Vary variant, and take the response's content coding.
+ */
 static int
-waiter_matches_vary(
+waiter_matches(
     struct fill_waiter *fw, const char *vary, size_t vlen, uint64_t variant)
 {
 	const struct http_request *req = http_txn_request(fw->pt->txn);
 	struct cache_field rf[VARY_FIELDS];
+	struct cache_accept_enc ae;
+	enum cache_enc enc = cache_variant_enc(variant);
+	enum cache_enc order[CACHE_ENC_COUNT];
 	uint64_t mine;
+	unsigned n;
+	int nf, ok = 0;
 
+	cache_accept_enc_init(&ae);
+	for (unsigned i = 0; i < req->n_headers; i++)
+		if (http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
+			cache_accept_enc_parse(&ae, req->headers[i].value.p,
+			    req->headers[i].value.len);
+	n = cache_accept_enc_order(&ae, order);
+	for (unsigned i = 0; i < n; i++)
+		if (order[i] == enc)
+			ok = 1;
+	if (!ok)
+		return 0;
 	if (vlen == 0)
 		return 1;
-	if (req->n_headers > VARY_FIELDS)
-		return 0;
-	for (unsigned i = 0; i < req->n_headers; i++) {
-		rf[i].name = req->headers[i].name.p;
-		rf[i].name_len = req->headers[i].name.len;
-		rf[i].value = req->headers[i].value.p;
-		rf[i].value_len = req->headers[i].value.len;
-	}
-	return cache_vary_key(vary, vlen, rf, req->n_headers, &mine) ==
-	    CDN_OK &&
-	    mine == variant;
+	nf = edge_cache_request_fields(req, rf, VARY_FIELDS);
+	return nf >= 0 &&
+	    cache_vary_key(vary, vlen, rf, (unsigned)nf, &mine) == CDN_OK &&
+	    cache_variant_id(mine, enc) == variant;
 }
 
 /* Hand the waiter back to the proxy: it fetches on its own. */
@@ -518,13 +530,19 @@ waiter_send_head(struct fill_waiter *fw)
 	struct proxy_txn *pt = fw->pt;
 	struct cdn_strbuf out = {.max = FILL_FIELDS_MAX};
 
+	int status = f->status;
+	int64_t content_length = f->content_length;
+
 	waiter_status(fw, f->note);
 	cdn_sb_add(&out, f->fields, f->fields_len);
+	/* The waiter's own Range, answered from the bytes as they come. */
+	edge_cache_range_head(
+	    pt, &status, f->fields, f->fields_len, &out, &content_length);
 	edge_cache_status_field(pt, &out);
 	pt->responded = 1;
 	fw->responded = 1;
-	http_txn_respond(pt->txn, f->status, out.p, out.failed ? 0 : out.len,
-	    f->content_length);
+	http_txn_respond(
+	    pt->txn, status, out.p, out.failed ? 0 : out.len, content_length);
 	cdn_sb_free(&out);
 }
 
@@ -539,9 +557,16 @@ waiter_stream(struct fill_waiter *fw)
 	while (fw->blk != NULL &&
 	    http_txn_out_pending(pt->txn) <= HTTP_OUT_HIGH_WATER) {
 		len = atomic_load_explicit(&fw->blk->len, memory_order_acquire);
-		if (fw->off < len) {
+		if (fw->off < len && pt->range != NULL) {
+			/* Copies only the ranges' bytes. */
+			edge_cache_client_write(pt,
+			    (const char *)fw->blk->data + fw->off,
+			    len - fw->off);
+		} else if (fw->off < len) {
 			http_txn_write_ref(pt->txn, fw->blk->data + fw->off,
 			    len - fw->off, on_block_sent, fill_ref(fw->fill));
+		}
+		if (fw->off < len) {
 			fw->sent += len - fw->off;
 			fw->off = len;
 		}
@@ -589,8 +614,7 @@ waiter_run(struct fill_waiter *fw)
 		/* A revalidation that ended in 304: the refreshed object. */
 		o = cache_obj_ref(f->result);
 		if (!fw->leader &&
-		    !waiter_matches_vary(
-		        fw, o->vary, o->vary_len, o->variant)) {
+		    !waiter_matches(fw, o->vary, o->vary_len, o->variant)) {
 			cache_obj_unref(&o);
 			waiter_release(fw);
 			return;
@@ -605,8 +629,7 @@ waiter_run(struct fill_waiter *fw)
 	}
 	if (!fw->responded) {
 		if (!fw->leader &&
-		    !waiter_matches_vary(
-		        fw, f->vary, f->vary_len, f->variant)) {
+		    !waiter_matches(fw, f->vary, f->vary_len, f->variant)) {
 			waiter_release(fw);
 			return;
 		}
@@ -718,7 +741,11 @@ hand_over_midway(struct edge_fill *f, struct origin_fetch *of)
 	/* Everything that arrived so far, by reference, in order. */
 	for (; fw->blk != NULL;) {
 		len = atomic_load_explicit(&fw->blk->len, memory_order_relaxed);
-		if (fw->off < len)
+		if (fw->off < len && pt->range != NULL)
+			edge_cache_client_write(pt,
+			    (const char *)fw->blk->data + fw->off,
+			    len - fw->off);
+		else if (fw->off < len)
 			http_txn_write_ref(pt->txn, fw->blk->data + fw->off,
 			    len - fw->off, on_block_sent, fill_ref(f));
 		fw->off = len;
@@ -749,9 +776,6 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	struct cdn_strbuf out = {.max = FILL_FIELDS_MAX};
 	struct cache_decision d;
 	struct cache_obj *merged;
-	const char *vary;
-	size_t vlen = 0;
-	int store;
 
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
 	f->x.response_time = time(NULL);
@@ -776,6 +800,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 		    d.storable ? "; stored" : "");
 		if (d.storable) {
 			cache_store_put(e->store, merged);
+			edge_variant_stored(e, merged);
 			EDGE_COUNTER_INC(w, cache_stores);
 		}
 		f->result = merged;
@@ -793,25 +818,10 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 		fill_fail(f, ORIGIN_OK, status);
 		return;
 	}
-	f->x.status = status;
-	cache_exchange_parse_response(&f->x, fields, len);
-	cache_policy_decide(&f->site->policy, &f->x, &d);
-	store = d.storable && status != 206 &&
-	    (content_length < 0 ||
-	        (uint64_t)content_length <= e->conf->max_object_size);
-	vary = cdn_fields_get(fields, len, "vary", &vlen);
-	if (store && vary != NULL &&
-	    (f->nrf < 0 || vlen > 1024 ||
-	        cache_vary_key(vary, vlen, f->rf, (unsigned)f->nrf,
-	            &f->variant) != CDN_OK))
-		store = 0;
-	if (store) {
-		f->obj = edge_cache_new_obj(f->key, f->variant, status, &d,
-		    f->x.response_time, f->key_url, f->key_url_len, out.p,
-		    out.len, vary != NULL ? vary : "", vlen);
-		store = f->obj != NULL;
-	}
-	if (!store) {
+	f->obj = edge_cache_fill_obj(e, f->site, &f->x, f->key, f->key_url,
+	    f->key_url_len, f->rf, f->nrf, 0, status, fields, len,
+	    content_length, &out, &d);
+	if (f->obj == NULL) {
 		/* Not for sharing: the leader takes the fetch, the others
 		 * fetch on their own, and the key is hit-for-miss. */
 		if (!d.storable || status == 206)
@@ -834,11 +844,9 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	f->fields = cdn_xstrndup(out.p, out.len);
 	f->fields_len = out.len;
 	f->content_length = content_length;
-	if (vary != NULL) {
-		f->has_vary = 1;
-		f->vary = cdn_xstrndup(vary, vlen);
-		f->vary_len = vlen;
-	}
+	f->vary = cdn_xstrndup(f->obj->vary, f->obj->vary_len);
+	f->vary_len = f->obj->vary_len;
+	f->variant = f->obj->variant;
 	snprintf(f->note, sizeof(f->note), "; stored");
 	cdn_sb_free(&out);
 	f->first = f->tail = block_new(f);
@@ -894,6 +902,7 @@ fill_complete(struct edge_fill *f, struct fill_block *last, size_t last_len)
 
 	if (f->obj != NULL && adopt_body(f, last, last_len) == CDN_OK) {
 		cache_store_put(f->edge->store, f->obj);
+		edge_variant_stored(f->edge, f->obj);
 		EDGE_COUNTER_INC(w, cache_stores);
 	}
 	if (last != NULL)
@@ -1010,6 +1019,7 @@ coalescable(const struct proxy_txn *pt)
 
 	return pt->cache_on && pt->w->edge->store != NULL &&
 	    !pt->x.req_cc.no_store && !pt->x.req_cc.only_if_cached &&
+	    !pt->decoding && !pt->range_upstream &&
 	    !http_txn_has_body(pt->txn) &&
 	    (req->method == HTTP_M_GET || pt->head_as_get);
 }
@@ -1019,6 +1029,8 @@ fill_new(struct proxy_txn *pt)
 {
 	const struct http_request *req = http_txn_request(pt->txn);
 	struct edge_fill *f = cdn_xcalloc(1, sizeof(*f));
+	struct cache_field rf[VARY_FIELDS];
+	size_t off = 0;
 
 	f->magic = EDGE_FILL_MAGIC;
 	atomic_init(&f->refcnt, 1); /* the owner's, until the fetch ends */
@@ -1033,24 +1045,23 @@ fill_new(struct proxy_txn *pt)
 	f->content_length = -1;
 	if (pt->stale != NULL)
 		f->stale = cache_obj_ref(pt->stale);
-	/* The leader's request fields, for the Vary key at head time. */
+	/* The leader's request fields, copied, for the Vary key at head
+	 * time (the leader may be gone by then). */
 	f->req_buf.max = FILL_FIELDS_MAX;
-	f->nrf = req->n_headers <= VARY_FIELDS ? (int)req->n_headers : -1;
-	for (unsigned i = 0; f->nrf >= 0 && i < req->n_headers; i++) {
-		cdn_sb_add(&f->req_buf, req->headers[i].name.p,
-		    req->headers[i].name.len);
-		cdn_sb_add(&f->req_buf, req->headers[i].value.p,
-		    req->headers[i].value.len);
+	f->nrf = edge_cache_request_fields(req, rf, VARY_FIELDS);
+	for (int i = 0; i < f->nrf; i++) {
+		cdn_sb_add(&f->req_buf, rf[i].name, rf[i].name_len);
+		cdn_sb_add(&f->req_buf, rf[i].value, rf[i].value_len);
 	}
 	if (f->req_buf.failed)
 		f->nrf = -1;
-	for (size_t i = 0, off = 0; f->nrf > 0 && i < (size_t)f->nrf; i++) {
+	for (int i = 0; f->nrf > 0 && i < f->nrf; i++) {
 		f->rf[i].name = f->req_buf.p + off;
-		f->rf[i].name_len = req->headers[i].name.len;
-		off += f->rf[i].name_len;
+		f->rf[i].name_len = rf[i].name_len;
+		off += rf[i].name_len;
 		f->rf[i].value = f->req_buf.p + off;
-		f->rf[i].value_len = req->headers[i].value.len;
-		off += f->rf[i].value_len;
+		f->rf[i].value_len = rf[i].value_len;
+		off += rf[i].value_len;
 	}
 	return f;
 }

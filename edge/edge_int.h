@@ -182,8 +182,9 @@ struct edge {
 	struct origin_health *health;
 	/* The cache; NULL without cache_dir. */
 	struct cache_store *store;
-	struct edge_tls *tls;           /* NULL without listen_tls */
-	struct edge_inflight *inflight; /* shared fetches by key */
+	struct edge_variant_ctx *variant; /* codings (edge_variant.c) */
+	struct edge_tls *tls;             /* NULL without listen_tls */
+	struct edge_inflight *inflight;   /* shared fetches by key */
 };
 
 /*
@@ -208,7 +209,10 @@ struct proxy_txn {
 	unsigned served : 1;      /* answered from the stored copy (304) */
 	unsigned pragma_no_cache : 1;
 	unsigned swr : 1; /* answer pt->stale, refresh in the background */
-	struct fill_waiter *waiter; /* waiting on a shared fetch */
+	struct fill_waiter *waiter;  /* waiting on a shared fetch */
+	unsigned range_upstream : 1; /* Range goes to the origin (too large) */
+	unsigned decoding : 1; /* the identity copy is being decoded: do not
+	                        * replace the coded response with another */
 	uint8_t key[CACHE_HASH_LEN];
 	char *key_url;
 	size_t key_url_len;
@@ -217,6 +221,9 @@ struct proxy_txn {
 	struct cache_obj *stale; /* stored response being revalidated */
 	struct cache_obj *fill;  /* response being stored */
 	char cache_status[96];   /* Cache-Status after "name; " */
+
+	/* The client's Range answered from the whole response (edge_range.c) */
+	struct edge_range_stream *range;
 };
 
 /* edge_cache.c */
@@ -244,6 +251,18 @@ void edge_cache_origin_fields(
 int edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
     size_t len, struct cdn_strbuf *out);
 void edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len);
+/*
+ * A miss for a Range request fetches the whole response (to store it):
+ * turn the client's response into the 206/416 the Range asks for.  May
+ * change *status, <out> and *content_length; then the body goes through
+ * edge_cache_client_write().
+ */
+void edge_cache_range_head(struct proxy_txn *pt, int *status,
+    const char *fields, size_t len, struct cdn_strbuf *out,
+    int64_t *content_length);
+/* Body bytes of the origin's response for the client (ranged or not). */
+void edge_cache_client_write(
+    struct proxy_txn *pt, const char *data, size_t len);
 void edge_cache_on_done(struct proxy_txn *pt, enum origin_err e);
 /* The Cache-Status of an error the proxy answers itself. */
 void edge_cache_error_field(struct proxy_txn *pt, struct cdn_strbuf *out);
@@ -264,6 +283,16 @@ void edge_cache_status_field(
 struct cache_obj *edge_cache_merge_304(const struct cache_policy_conf *policy,
     const struct cache_exchange *req_x, const struct cache_obj *old,
     const char *fields, size_t len, struct cache_decision *d);
+/* The request's fields as the Vary logic takes them (Accept-Encoding is
+ * the codings' business); -1 if more than <cap>. */
+int edge_cache_request_fields(
+    const struct http_request *req, struct cache_field *f, unsigned cap);
+struct cache_obj *edge_cache_fill_obj(struct edge *e,
+    const struct edge_site *site, struct cache_exchange *x,
+    const uint8_t key[CACHE_HASH_LEN], const char *key_url, size_t key_url_len,
+    const struct cache_field *rf, int nrf, int decoding, int status,
+    const char *fields, size_t len, int64_t content_length,
+    struct cdn_strbuf *out, struct cache_decision *d);
 /* A new object to fill, from the client's copy of the response head. */
 struct cache_obj *edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, int status, const struct cache_decision *d,

@@ -466,6 +466,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 		cdn_sb_free(&out);
 		return;
 	}
+	edge_cache_range_head(pt, &status, fields, len, &out, &content_length);
 	pt->responded = 1;
 	http_txn_respond(pt->txn, status, out.p, out.len, content_length);
 	cdn_sb_free(&out);
@@ -485,7 +486,7 @@ on_origin_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
 	if (http_txn_out_pending(pt->txn) > HTTP_OUT_HIGH_WATER)
 		return ORIGIN_PAUSE;
 	edge_cache_on_body(pt, data, len);
-	http_txn_write(pt->txn, data, len);
+	edge_cache_client_write(pt, data, len);
 	return len;
 }
 

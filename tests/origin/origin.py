@@ -46,6 +46,24 @@ GET / and /index.html
     Every response carries X-Origin-Conn: <connection number> and
     X-Origin-Seq: <request number on that connection> (from 1).
 
+/text/<anything>?<parameters>
+    A compressible text body: text_body(size) (lines of words, deterministic
+    from the length).  Parameters size=, ttl=, hdr= and delay_ms= as for
+    /obj, and:
+      ctype=T          Content-Type (default text/plain; charset=utf-8)
+      enc=gzip|br      send the body coded so (Content-Encoding), made with
+                       Python's gzip module or the system brotli tool
+    Counts like /obj.
+
+/bomb?size=N
+    A gzip body (Content-Encoding: gzip, text/plain, max-age=60) that
+    inflates to N zero bytes (default 256 MiB): a compression bomb, made of
+    16 MiB gzip members back to back.
+
+/obj/... with ranges=1 answers a single-range "Range: bytes=a-b" request
+    with 206 and Content-Range, as an origin that serves ranges does, and
+    X-Origin-Range: <the Range field it received>.
+
 /echo (any method)
     200 with a JSON description of the request exactly as received:
     {"method", "target", "version", "headers": [[name, value], ...] in order,
@@ -81,6 +99,7 @@ block and a body streams at memory speed whatever its size.
 
 import argparse
 import fcntl
+import gzip
 import hashlib
 import html
 import http
@@ -89,11 +108,13 @@ import os
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import termios
 import threading
 import time
 import urllib.parse
+import zlib
 
 BLOCK = 65536
 _BASE = bytes(((i * 7) + (i >> 8)) & 0xFF for i in range(BLOCK))
@@ -452,6 +473,10 @@ class Conn:
         close = req.wants_close()
         if path.startswith("/obj/"):
             return self.do_obj(req, q, close)
+        if path.startswith("/text/"):
+            return self.do_text(req, q, close)
+        if path == "/bomb":
+            return self.do_bomb(req, q, close)
         if path == "/echo":
             return self.do_echo(req, q, close)
         if path in ("/", "/index.html"):
@@ -502,6 +527,44 @@ class Conn:
                          "application/json", extra, close)
         return not close
 
+    def do_text(self, req, q, close):
+        def num(name, default):
+            try:
+                return int(q.get(name, [default])[0])
+            except ValueError:
+                return int(default)
+
+        delay_ms = num("delay_ms", "0")
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000.0)
+        body = text_body(num("size", "4096"))
+        extra = []
+        enc = q.get("enc", [""])[0]
+        if enc == "gzip":
+            body = gzip.compress(body, 6, mtime=0)
+            extra.append(("Content-Encoding", "gzip"))
+        elif enc == "br":
+            body = subprocess.run(["brotli", "-c", "-q", "5"], input=body,
+                                  stdout=subprocess.PIPE, check=True).stdout
+            extra.append(("Content-Encoding", "br"))
+        if "ttl" in q:
+            extra.append(("Cache-Control",
+                          "public, max-age=%d" % num("ttl", "0")))
+        ctype = q.get("ctype", ["text/plain; charset=utf-8"])[0]
+        self.send_simple(req, 200, body, ctype, extra + extra_headers(q),
+                         close)
+        return not close
+
+    def do_bomb(self, req, q, close):
+        try:
+            size = int(q.get("size", [str(256 << 20)])[0])
+        except ValueError:
+            size = 256 << 20
+        self.send_simple(req, 200, bomb_body(size), "text/plain",
+                         [("Content-Encoding", "gzip"),
+                          ("Cache-Control", "public, max-age=60")], close)
+        return not close
+
     def do_obj(self, req, q, close):
         def num(name, default):
             try:
@@ -527,6 +590,23 @@ class Conn:
             self.sock.shutdown(socket.SHUT_RDWR)
             return False
         headers = [("Content-Type", "application/octet-stream")]
+        rng = parse_single_range(req.header("range"), size) \
+            if num("ranges", "0") and status == 200 else None
+        if rng is not None:
+            first, last = rng
+            status = 206
+            headers.append(("Content-Range",
+                            "bytes %d-%d/%d" % (first, last, size)))
+            headers.append(("Content-Length", str(last - first + 1)))
+            headers.append(("X-Origin-Range", req.header("range")))
+            if "ttl" in q:
+                headers.append(("Cache-Control",
+                                "public, max-age=%d" % num("ttl", "0")))
+            headers += extra_headers(q)
+            self.send_head(status, headers, req, close)
+            if req.method != "HEAD":
+                self.sock.sendall(pattern(first, last - first + 1))
+            return not close
         if status == 204 or 100 <= status < 200:
             pass  # RFC 9110 §8.6: no framing fields at all
         elif chunked:
@@ -598,6 +678,61 @@ class Conn:
                 bufs.pop(0)
             if bufs and n:
                 bufs[0] = bufs[0][n:]
+
+
+def text_body(size):
+    """<size> bytes of compressible text, a function of <size> alone."""
+    words = [b"edge", b"cache", b"origin", b"variant", b"range", b"brotli",
+             b"gzip", b"header", b"request", b"response", b"node", b"byte"]
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += words[(i * 7 + i // 13) % len(words)]
+        out += b"\n" if i % 11 == 10 else b" "
+        i += 1
+    return bytes(out[:size])
+
+
+_BOMBS = {}
+
+
+def bomb_body(size):
+    """A gzip body that inflates to <size> zero bytes (cached): members of
+    16 MiB of zeros back to back (RFC 1952 2.2), cheap to make at any size."""
+    if size not in _BOMBS:
+        def member(n):
+            c = zlib.compressobj(9, zlib.DEFLATED, 31)
+            zero = bytes(1 << 20)
+            parts = []
+            while n > 0:
+                parts.append(c.compress(zero[:min(n, len(zero))]))
+                n -= min(n, len(zero))
+            parts.append(c.flush())
+            return b"".join(parts)
+        unit = 16 << 20
+        body = member(unit) * (size // unit)
+        if size % unit or size == 0:
+            body += member(size % unit)
+        _BOMBS[size] = body
+    return _BOMBS[size]
+
+
+def parse_single_range(value, size):
+    """(first, last) of a satisfiable single "bytes=a-b" / "a-" / "-n"."""
+    if not value or not value.startswith("bytes=") or "," in value:
+        return None
+    a, _, b = value[6:].strip().partition("-")
+    try:
+        if a == "":
+            n = int(b)
+            return (max(0, size - n), size - 1) if 0 < n and size else None
+        first = int(a)
+        last = int(b) if b else size - 1
+    except ValueError:
+        return None
+    if first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
 
 
 def body_allowed(status):

@@ -239,6 +239,62 @@ def test_vary_mismatch_fetches_alone():
                   "variant %s stored: %s" % (lang, r.header("Cache-Status")))
 
 
+def test_waiters_with_ranges_share_the_fetch():
+    with et.Origin() as o, et.Edge(o.url, *cache_args(et.mktemp("c")),
+                                   threads=2) as e:
+        target = "/obj/rng?size=700000&ttl=60&delay_ms=400"
+        ranges = [None, "bytes=0-99", "bytes=650000-", "bytes=-10",
+                  "bytes=300000-300009,500000-500009"]
+
+        def one(i):
+            time.sleep(0.0 if i == 0 else 0.1)
+            h = [("Range", ranges[i])] if ranges[i] else None
+            return get(e, target, headers=h)
+
+        rs = parallel(len(ranges), one)
+        et.eq(rs[0].status, 200, "the leader asked for all of it")
+        et.check_pattern(rs[0].body, 700000)
+        et.eq((rs[1].status, rs[1].body), (206, et.pattern(0, 100)),
+              "first bytes")
+        et.eq(rs[1].header("Content-Range"), "bytes 0-99/700000", "range")
+        et.eq((rs[2].status, rs[2].body),
+              (206, et.pattern(650000, 50000)), "open range")
+        et.eq((rs[3].status, rs[3].body), (206, et.pattern(699990, 10)),
+              "suffix range")
+        et.eq(rs[4].status, 206, "two ranges")
+        et.ok(rs[4].header("Content-Type").startswith(
+            "multipart/byteranges"), "as multipart")
+        for r in rs[1:]:
+            et.ok("collapsed" in r.header("Cache-Status"),
+                  "waited on the fetch: %s" % r.header("Cache-Status"))
+        et.eq(o.count("/obj/rng"), 1, "one origin request for all")
+
+
+def test_waiter_that_cannot_take_the_coding_fetches_alone():
+    # The origin answers the leader's Accept-Encoding: gzip with a gzip
+    # body; a waiter that takes only identity must not get that body: it
+    # asks the origin itself (this test origin sends gzip anyway).
+    with et.Origin() as o, et.Edge(o.url, *cache_args(et.mktemp("c")),
+                                   threads=2) as e:
+        target = "/text/enc?size=20000&ttl=60&enc=gzip&delay_ms=400"
+
+        def one(i):
+            time.sleep(0.0 if i == 0 else 0.1)
+            h = [("Accept-Encoding", "gzip")] if i < 2 else \
+                [("Accept-Encoding", "identity")]
+            return get(e, target, headers=h)
+
+        rs = parallel(3, one)
+        et.eq(rs[0].header("Content-Encoding"), "gzip", "the leader: gzip")
+        et.eq(rs[1].header("Content-Encoding"), "gzip", "a gzip waiter too")
+        et.ok("collapsed" in rs[1].header("Cache-Status"),
+              rs[1].header("Cache-Status"))
+        et.eq(rs[2].status, 200, "the identity-only client is answered")
+        et.ok("collapsed" not in rs[2].header("Cache-Status"),
+              "not from the gzip fetch: %s" % rs[2].header("Cache-Status"))
+        et.eq(o.count("/text/enc"), 2, "it asked the origin itself")
+
+
 def test_revalidations_are_coalesced():
     tmp = et.mktemp("c")
     with et.Origin() as o, et.Edge(o.url, *cache_args(tmp),

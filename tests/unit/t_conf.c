@@ -985,10 +985,16 @@ test_validate(void)
 	is_int(conf_set(c, "admin_listen", "[::1]:90", NULL), CDN_OK, "admin");
 	is_int(conf_set(c, "listen", "[::1]:90", NULL), CDN_OK, "clash");
 	is_int(conf_set(c, "max_request_line", "64K", NULL), CDN_OK, "64K");
+	is_int(conf_set(c, "compress_types", "text/*", NULL), CDN_OK, "type");
+	is_int(conf_set(c, "compress_types", "*/json", NULL), CDN_OK, "type");
+	is_int(conf_set(c, "compress_types", "application/*+json", NULL),
+	    CDN_OK, "type");
 	is_int(conf_validate(c, cap_open(&cap)), CDN_EINVAL, "invalid");
 	is_str(cap_text(&cap),
 	    "edged: error: listen: 0.0.0.0:80 given twice\n"
 	    "edged: error: admin_listen: [::1]:90 is also a listen address\n"
+	    "edged: error: compress_types: \"*/json\": not type/subtype with "
+	    "at most one * in the subtype\n"
 	    "edged: error: max_request_line: 64K is larger than "
 	    "max_header_size (32K)\n",
 	    "cross-directive checks");

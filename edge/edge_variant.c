@@ -1,0 +1,462 @@
+/*
+ * Content codings of stored responses (edge/edge_variant.h "codings"):
+ * which stored coding a request gets, which responses get gzip and brotli
+ * variants, and the decoded identity copy of a response the origin sent
+ * coded.
+ *
+ * The context is built once at start-up and read by every worker; its
+ * only mutable parts are relaxed atomic counters and the "too large"
+ * memo (relaxed atomic slots: a lost update only costs one more whole
+ * fetch).
+ */
+#include "config.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "edge/edge_int.h"
+#include "edge/edge_variant.h"
+
+#define EDGE_VARIANT_MAGIC 0x61f0b2d9u
+#define QUEUE_BYTES        (UINT64_C(256) << 20)
+#define PASS_SLOTS         4096 /* a power of two */
+/* Most output of a decoding on an event loop: ~1-5 ms of inflate. */
+#define INLINE_DECODE_MAX (UINT64_C(1) << 20)
+
+/* Used when compress_types is not set. */
+static const char *const default_types[] = {"text/*", "application/javascript",
+    "application/x-javascript", "application/ecmascript", "application/json",
+    "application/*+json", "application/xml", "application/*+xml",
+    "image/svg+xml", "application/wasm", "application/manifest+json",
+    "application/vnd.ms-fontobject", "font/ttf", "font/otf", "image/x-icon",
+    "image/bmp"};
+
+struct edge_variant_ctx {
+	uint32_t magic;
+	struct cache_variants *pool; /* NULL without a store */
+	const char *const *types;    /* borrowed: conf or default_types */
+	unsigned ntypes;
+	uint64_t min_size;
+	int compress_on; /* a level is set */
+	struct cache_decode_limits lim;
+	_Atomic uint64_t decoded, bombs, not_acceptable, partial_reads;
+	/* First 8 bytes of the hashes of keys found larger than
+	 * max_object_size: their ranges go to the origin. */
+	_Atomic uint64_t pass[PASS_SLOTS];
+};
+
+static int
+name_is(const char *p, size_t len, const char *name)
+{
+	return strlen(name) == len && strncasecmp(p, name, len) == 0;
+}
+
+/* "type/subtype" against an exact name, or a pattern with one star in
+ * the subtype: "text/" then anything, or "application/" ... "+json". */
+static int
+type_matches(const char *t, size_t len, const char *pat)
+{
+	const char *star = strchr(pat, '*');
+	size_t pre, suf;
+
+	if (star == NULL)
+		return name_is(t, len, pat);
+	pre = (size_t)(star - pat);
+	suf = strlen(star + 1);
+	return len >= pre + suf && strncasecmp(t, pat, pre) == 0 &&
+	    strncasecmp(t + len - suf, star + 1, suf) == 0;
+}
+
+/* Does every pattern have the form type/subtype with at most one '*'? */
+static const char *
+type_pattern_error(const char *pat)
+{
+	const char *slash = strchr(pat, '/'), *star = strchr(pat, '*');
+
+	if (slash == NULL || slash == pat || slash[1] == '\0')
+		return "not a media type (type/subtype)";
+	if (star != NULL && (star < slash || strchr(star + 1, '*') != NULL))
+		return "'*' may appear once, in the subtype";
+	return NULL;
+}
+
+int
+edge_variant_init(struct edge *e)
+{
+	const struct conf *c = e->conf;
+	struct edge_variant_ctx *v;
+	struct cache_variant_conf vc;
+	const char *why;
+
+	for (unsigned i = 0; i < c->compress_types.n; i++) {
+		why = type_pattern_error(c->compress_types.v[i]);
+		if (why != NULL) {
+			CDN_LOG(CDN_LOG_ERR, "edge", "compress_types %s: %s",
+			    c->compress_types.v[i], why);
+			return CDN_EINVAL;
+		}
+	}
+	v = cdn_xcalloc(1, sizeof(*v));
+	v->magic = EDGE_VARIANT_MAGIC;
+	if (c->compress_types.n > 0) {
+		v->types = (const char *const *)c->compress_types.v;
+		v->ntypes = c->compress_types.n;
+	} else {
+		v->types = default_types;
+		v->ntypes = CDN_ARRAY_LEN(default_types);
+	}
+	v->min_size = c->compress_min_size;
+	v->compress_on = c->gzip_level > 0 || c->brotli_level > 0;
+	v->lim.max_size = c->decompress_max_size;
+	v->lim.max_ratio = c->decompress_max_ratio;
+	if (e->store != NULL) {
+		memset(&vc, 0, sizeof(vc));
+		vc.gzip_level = c->gzip_level;
+		vc.brotli_level = c->brotli_level;
+		vc.threads = c->compress_threads;
+		vc.queue_bytes = QUEUE_BYTES;
+		vc.decode = v->lim;
+		v->pool = cache_variants_new(e->store, &vc);
+	}
+	e->variant = v;
+	return CDN_OK;
+}
+
+void
+edge_variant_fini(struct edge *e)
+{
+	struct edge_variant_ctx *v = e->variant;
+
+	e->variant = NULL;
+	if (v == NULL)
+		return;
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	if (v->pool != NULL)
+		cache_variants_free(&v->pool);
+	MAGIC_WIPE(v);
+	free(v);
+}
+
+int
+edge_variant_coding(const char *fields, size_t len)
+{
+	const char *ce;
+	size_t celen;
+
+	ce = cdn_fields_get(fields, len, "content-encoding", &celen);
+	return ce == NULL ? CACHE_ENC_IDENTITY : cache_enc_parse(ce, celen);
+}
+
+int
+edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
+    int64_t content_length)
+{
+	const struct edge_variant_ctx *v = e->variant;
+	struct cache_cc cc;
+	const char *ct, *p, *end = fields + len, *eol, *colon;
+	size_t ctlen;
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	if (!v->compress_on || v->pool == NULL ||
+	    (content_length >= 0 && (uint64_t)content_length < v->min_size))
+		return 0;
+	if (cdn_fields_get(fields, len, "content-encoding", &ctlen) != NULL)
+		return 0;
+	ct = cdn_fields_get(fields, len, "content-type", &ctlen);
+	if (ct == NULL)
+		return 0;
+	for (size_t i = 0; i < ctlen; i++)
+		if (ct[i] == ';' || ct[i] == ' ' || ct[i] == '\t') {
+			ctlen = i;
+			break;
+		}
+	/* RFC 9111 §5.2.2.6: no-transform forbids recoding. */
+	cache_cc_init(&cc);
+	for (p = fields; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL)
+			break;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon != NULL &&
+		    name_is(p, (size_t)(colon - p), "cache-control"))
+			cache_cc_parse(
+			    &cc, colon + 1, (size_t)(eol - colon - 1));
+	}
+	if (cc.no_transform)
+		return 0;
+	for (unsigned i = 0; i < v->ntypes; i++)
+		if (type_matches(ct, ctlen, v->types[i]))
+			return 1;
+	return 0;
+}
+
+void
+edge_variant_stored(struct edge *e, struct cache_obj *o)
+{
+	struct edge_variant_ctx *v = e->variant;
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	if (o->status != 200 || o->d.derived ||
+	    cache_variant_enc(o->variant) != CACHE_ENC_IDENTITY ||
+	    !edge_variant_compressible(
+	        e, o->fields, o->fields_len, (int64_t)o->body_len))
+		return;
+	(void)cache_variants_submit(v->pool, o);
+}
+
+static int
+is_fresh(const struct cache_obj *o, int64_t now)
+{
+	return cache_current_age(o->d.initial_age_s, o->response_time, now) <
+	    o->d.freshness_s;
+}
+
+/*
+ * An identity copy of the coded object <src>.  Small bodies are decoded
+ * here (at most INLINE_DECODE_MAX bytes of output, a few milliseconds);
+ * larger ones go to the compression pool and this request to the origin,
+ * and later requests find the copy stored.  A bomb is remembered, so that
+ * it costs its decoding once.  CDN_OK (*objp: the copy), CDN_AGAIN (being
+ * decoded: go to the origin), CDN_NOTFOUND (go to the origin) or
+ * CDN_ELIMIT (cannot be decoded within the caps: 406).
+ */
+static int
+decode_now(struct edge *e, struct cache_obj *src, struct cache_obj **objp)
+{
+	struct edge_variant_ctx *v = e->variant;
+	struct cache_decode_limits lim = v->lim;
+	struct cache_obj *o = NULL;
+	int rc;
+
+	rc = cache_variants_decode_state(v->pool, src);
+	if (rc == CACHE_DECODE_FAILED)
+		return CDN_ELIMIT;
+	if (rc == CACHE_DECODE_PENDING)
+		return CDN_AGAIN;
+	if (lim.max_size > INLINE_DECODE_MAX)
+		lim.max_size = INLINE_DECODE_MAX;
+	rc = cache_variant_make(src, CACHE_ENC_IDENTITY, 0, &lim, &o);
+	if (rc == CDN_OK) {
+		atomic_fetch_add_explicit(&v->decoded, 1, memory_order_relaxed);
+		cache_store_put(e->store, o);
+		*objp = o;
+		return CDN_OK;
+	}
+	if (rc == CDN_ELIMIT && lim.max_size < v->lim.max_size) {
+		(void)cache_variants_submit_decode(v->pool, src);
+		return CDN_AGAIN;
+	}
+	cache_variants_decode_failed(v->pool, src);
+	if (rc == CDN_ELIMIT) {
+		atomic_fetch_add_explicit(&v->bombs, 1, memory_order_relaxed);
+		CDN_LOG(CDN_LOG_WARN, "edge",
+		    "compression bomb: %s body of %.*s (%llu bytes) inflates "
+		    "past decompress_max_size",
+		    cache_enc_name(cache_variant_enc(src->variant)),
+		    (int)(src->url_len > 200 ? 200 : src->url_len), src->url,
+		    (unsigned long long)src->body_len);
+		return CDN_ELIMIT;
+	}
+	CDN_LOG(CDN_LOG_WARN, "edge", "decoding %.*s: %s",
+	    (int)(src->url_len > 200 ? 200 : src->url_len), src->url,
+	    cdn_strerror(rc));
+	return CDN_NOTFOUND;
+}
+
+int
+edge_variant_get(struct edge *e, const struct http_request *req,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t vary_key,
+    struct cache_obj **objp, int *from_memory)
+{
+	struct edge_variant_ctx *v = e->variant;
+	struct cache_accept_enc ae;
+	enum cache_enc order[CACHE_ENC_COUNT];
+	struct cache_obj *o = NULL;
+	int acceptable[CACHE_ENC_COUNT] = {0};
+	int64_t now = time(NULL);
+	unsigned n;
+	int rc, stored_other = 0, meta_only;
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	cache_accept_enc_init(&ae);
+	for (unsigned i = 0; i < req->n_headers; i++)
+		if (http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
+			cache_accept_enc_parse(&ae, req->headers[i].value.p,
+			    req->headers[i].value.len);
+	n = cache_accept_enc_order(&ae, order);
+	/* A range of a large object on disk reads only its chunks
+	 * (edge_variant_load_body). */
+	meta_only = req->method == HTTP_M_GET &&
+	    http_request_find(req, "range") != NULL;
+	for (unsigned i = 0; i < n; i++) {
+		acceptable[order[i]] = 1;
+		if (meta_only)
+			rc = cache_store_get_meta(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory);
+		else
+			rc = cache_store_get(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory);
+		if (rc != CDN_OK)
+			continue;
+		if (o->d.derived && !is_fresh(o, now)) {
+			/* Its source is revalidated instead; a new copy is
+			 * made from the revalidated one. */
+			cache_obj_unref(&o);
+			continue;
+		}
+		*objp = o;
+		return CDN_OK;
+	}
+	/* Nothing acceptable is stored: a coding the client does not take
+	 * may be (the origin sent it coded). */
+	for (unsigned enc = 0; enc < CACHE_ENC_COUNT; enc++) {
+		if (acceptable[enc])
+			continue;
+		rc = cache_store_get(e->store, key,
+		    cache_variant_id(vary_key, (enum cache_enc)enc), &o,
+		    from_memory);
+		if (rc != CDN_OK)
+			continue;
+		if (o->d.derived) {
+			cache_obj_unref(&o);
+			continue;
+		}
+		stored_other = 1;
+		if (enc != CACHE_ENC_IDENTITY &&
+		    acceptable[CACHE_ENC_IDENTITY]) {
+			if (o->status != 200 || !is_fresh(o, now)) {
+				/* A new response from the origin, rather than
+				 * a decoded copy of an old one. */
+				cache_obj_unref(&o);
+				return CDN_NOTFOUND;
+			}
+			rc = decode_now(e, o, objp);
+			cache_obj_unref(&o);
+			if (rc == CDN_OK) {
+				*from_memory = 1;
+				return CDN_OK;
+			}
+			if (rc == CDN_ELIMIT)
+				break; /* a bomb: 406, not a refetch of it */
+			return rc;
+		}
+		cache_obj_unref(&o);
+	}
+	if (stored_other) {
+		atomic_fetch_add_explicit(
+		    &v->not_acceptable, 1, memory_order_relaxed);
+		return CDN_ELIMIT;
+	}
+	return CDN_NOTFOUND;
+}
+
+int
+edge_variant_load_body(struct edge *e, const struct http_request *req,
+    struct cache_obj **op, int need_all)
+{
+	struct edge_variant_ctx *v = e->variant;
+	struct cache_obj *o = *op, *full = NULL;
+	struct edge_range_plan plan;
+	int rc = CDN_OK;
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	if (o->chunks != NULL || o->nchunks == 0)
+		return CDN_OK; /* the whole body is there */
+	if (!need_all) {
+		edge_range_plan_for(&plan, req, o, 0);
+		for (unsigned k = 0; rc == CDN_OK && k < plan.nsegs; k++) {
+			const struct edge_range_seg *sg = &plan.segs[k];
+
+			if (sg->is_lit || sg->len == 0)
+				continue;
+			rc = cache_store_load_chunks(e->store, o,
+			    (uint32_t)(sg->off / CACHE_CHUNK_SIZE),
+			    (uint32_t)((sg->off + sg->len - 1) /
+			        CACHE_CHUNK_SIZE));
+		}
+		if (plan.status == 200 && plan.nsegs > 0)
+			rc =
+			    CDN_ELIMIT; /* the whole: the tier path is better */
+		edge_range_plan_fini(&plan);
+		if (rc == CDN_OK) {
+			atomic_fetch_add_explicit(
+			    &v->partial_reads, 1, memory_order_relaxed);
+			return CDN_OK;
+		}
+	}
+	/* The whole body after all (or the object changed): read it all. */
+	rc = cache_store_get(e->store, o->key, o->variant, &full, NULL);
+	cache_obj_unref(op);
+	if (rc == CDN_OK)
+		*op = full;
+	return rc;
+}
+
+/* ---------------- the "too large to store" memo ---------------- */
+
+static uint64_t
+pass_tag(const uint8_t key[CACHE_HASH_LEN])
+{
+	uint64_t t = 0;
+
+	memcpy(&t, key, sizeof(t));
+	return t | 1; /* 0 marks an empty slot */
+}
+
+void
+edge_variant_note_large(struct edge *e, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct edge_variant_ctx *v = e->variant;
+	uint64_t t = pass_tag(key);
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	atomic_store_explicit(
+	    &v->pass[t % PASS_SLOTS], t, memory_order_relaxed);
+}
+
+int
+edge_variant_is_large(const struct edge *e, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct edge_variant_ctx *v = e->variant;
+	uint64_t t = pass_tag(key);
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	return atomic_load_explicit(
+	           &v->pass[t % PASS_SLOTS], memory_order_relaxed) == t;
+}
+
+void
+edge_variant_counters(const struct edge *e, struct edge_variant_counters *c)
+{
+	const struct edge_variant_ctx *v = e->variant;
+	struct cache_variant_stats st;
+
+	memset(c, 0, sizeof(*c));
+	if (v == NULL)
+		return;
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	c->decoded = atomic_load_explicit(&v->decoded, memory_order_relaxed);
+	c->bombs = atomic_load_explicit(&v->bombs, memory_order_relaxed);
+	c->not_acceptable =
+	    atomic_load_explicit(&v->not_acceptable, memory_order_relaxed);
+	c->partial_reads =
+	    atomic_load_explicit(&v->partial_reads, memory_order_relaxed);
+	if (v->pool != NULL) {
+		cache_variants_stats(v->pool, &st);
+		c->made = st.made;
+		c->not_smaller = st.not_smaller;
+		c->dropped = st.dropped;
+		c->superseded = st.superseded;
+		c->in_bytes = st.in_bytes;
+		c->out_bytes = st.out_bytes;
+		c->busy_ns = st.busy_ns;
+		c->decoded += st.decoded;
+		c->bombs += st.bombs;
+	}
+}
