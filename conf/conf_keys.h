@@ -67,4 +67,11 @@ CONF_KEY(origin_connect_timeout, DURATION, 10, 600000, "5s", "time to connect to
 CONF_KEY(origin_first_byte_timeout, DURATION, 10, 3600000, "30s", "time to the origin's response head (504 beyond)")
 CONF_KEY(origin_idle_timeout, DURATION, 10, 3600000, "30s", "idle time within an origin response")
 CONF_KEY(drain_timeout, DURATION, 0, 3600000, "30s", "on SIGTERM, how long in-flight responses may finish")
+/* Purges (purged, edge_purged.c) and tags. */
+CONF_KEY(purge_listen, ADDR, 0, 0, "", "address of the purge API: edged runs purged there as a child (empty: none)")
+CONF_KEY(purge_token_file, STR, 0, 0, "", "file holding the Bearer token every purge request needs (required with purge_listen)")
+CONF_KEY(purge_allow, STRLIST, 0, 0, "loopback", "clients allowed to purge: ADDRESS[/PREFIX] or loopback (repeatable)")
+CONF_KEY(purge_audit_log, STR, 0, 0, "", "purge audit log, one line per purge (empty: purge_audit.log in cache_dir)")
+CONF_KEY(cache_tag_fields, STR, 0, 0, "Surrogate-Key Cache-Tag", "origin response fields whose values tag stored objects for purges")
+CONF_KEY(surrogate_key_pass, UINT, 0, 1, "0", "1: pass Surrogate-Key on to clients (0: it is for this node only)")
 /* clang-format on */

@@ -365,6 +365,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
+	pt->purge_gen = cache_store_purge_seq(e->store);
 	key_host(e, req, &host, &hostlen);
 	if (key_for(e, key_scheme(pt), host, hostlen, req->path.p,
 	        req->path.len, req->query.p, req->query.len, req->has_query,
@@ -416,6 +417,8 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	now = time(NULL);
 	age = cache_current_age(o->d.initial_age_s, o->response_time, now);
+	if (cache_obj_soft_purged(o) && age < o->d.freshness_s)
+		age = o->d.freshness_s; /* soft purge: stale from now on */
 	use = cache_policy_use(&o->d, age, &pt->x.req_cc, pt->pragma_no_cache);
 	if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
 	    (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS &&
@@ -598,6 +601,12 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 		off += n;
 	}
 	cdn_sb_free(&merged);
+	if (o != NULL) {
+		o->purge_gen = pt->purge_gen;
+		if (old->tags_len > 0 &&
+		    cache_obj_set_tags(o, old->tags, old->tags_len) != CDN_OK)
+			cache_obj_unref(&o);
+	}
 	if (o == NULL)
 		return 0; /* no memory: the origin's 304 goes to the client */
 	snprintf(status_text, sizeof(status_text),
@@ -666,6 +675,10 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 			    pt->x.response_time, pt->key_url, pt->key_url_len,
 			    st.p, st.len, vary != NULL ? vary : "", vlen);
 		cdn_sb_free(&st);
+		if (pt->fill != NULL &&
+		    edge_purge_on_fill(e, pt->fill, fields, len, pt->purge_gen) !=
+		        CDN_OK)
+			cache_obj_unref(&pt->fill);
 		store = pt->fill != NULL;
 	}
 	if (store && strlen(pt->cache_status) + 8 < sizeof(pt->cache_status))

@@ -165,6 +165,7 @@ struct edge {
 	struct cache_store *store;
 	struct cache_policy_conf policy;
 	struct cache_key_rules key_rules; /* params borrowed from conf */
+	struct edge_purged *purged;       /* edge_purged.c */
 	struct edge_tls *tls;             /* NULL without listen_tls */
 };
 
@@ -195,6 +196,7 @@ struct proxy_txn {
 	struct cache_exchange x; /* request side, then the response's */
 	struct cache_obj *stale; /* stored response being revalidated */
 	struct cache_obj *fill;  /* response being stored */
+	uint64_t purge_gen;      /* purge seq when the request began */
 	char cache_status[96];   /* Cache-Status after "name; " */
 };
 
@@ -245,6 +247,21 @@ extern const struct http_handler edge_admin_handler;
  */
 int edge_admin_init(struct edge *e) CDN_WUR;
 void edge_admin_fini(struct edge *e);
+/* edge_purged.c */
+/*
+ * Tags (cache_tag_fields) and, with purge_listen, purged as a child of the
+ * main thread's event_base, restarted if it dies.  CDN_EINVAL after
+ * logging why if the settings are unusable.
+ */
+int edge_purged_init(struct edge *e) CDN_WUR;
+/* Stops the child (SIGTERM, then SIGKILL) and frees. */
+void edge_purged_fini(struct edge *e);
+/* A fill starts: record the purge generation <purge_gen> and the tags of
+ * the origin's <fields> in <o>.  CDN_ENOMEM: do not store it. */
+int edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,
+    size_t len, uint64_t purge_gen) CDN_WUR;
+/* Whether a response field is kept from clients (Surrogate-Key). */
+int edge_purge_hides_field(const struct edge *e, const char *name, size_t len);
 /* The origin's response head came <us> after the request (worker thread). */
 void edge_stats_origin_head(struct edge_worker *w, uint64_t us);
 

@@ -353,6 +353,8 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 		        (nlen == 17 &&
 		            strncasecmp(p, "surrogate-control", 17) == 0)))
 			continue;
+		if (edge_purge_hides_field(e, p, nlen))
+			continue;
 		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
 			/* RFC 9110 §7.6.3: append ourselves to the chain. */
 			cdn_sb_add(&out, p, (size_t)(eol - p));
