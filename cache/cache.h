@@ -245,7 +245,7 @@ struct cache_obj {
 	uint64_t purge_gen;      /* purge generation at fill start */
 	char *tags; /* Surrogate-Key / Cache-Tag tags, space-separated */
 	size_t tags_len;
-	char *url;               /* the normalised key string */
+	char *url; /* the normalised key string */
 	size_t url_len;
 	char *fields; /* response head to replay: "Name: value\r\n" lines,
 	               * hop-by-hop fields and Age already removed */
@@ -279,7 +279,8 @@ struct cache_obj *cache_obj_new(const uint8_t key[CACHE_HASH_LEN],
     int64_t response_time, const char *url, size_t url_len, const char *fields,
     size_t fields_len, const char *vary, size_t vary_len);
 /* Set the tags (before sharing; see cache_tags_parse).  CDN_ENOMEM. */
-int cache_obj_set_tags(struct cache_obj *o, const char *tags, size_t len) CDN_WUR;
+int cache_obj_set_tags(
+    struct cache_obj *o, const char *tags, size_t len) CDN_WUR;
 /* Append body bytes (before sharing).  CDN_ENOMEM if memory runs out. */
 int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
@@ -361,9 +362,9 @@ struct cache_store_stats {
 	uint64_t puts, put_drops; /* stored / not stored (queue, map full) */
 	uint64_t evictions;       /* objects evicted from LMDB */
 	uint64_t mem_evictions;
-	uint64_t map_full;  /* MDB_MAP_FULL seen */
-	uint64_t corrupt;   /* records that failed their checks */
-	uint64_t io_errors; /* other LMDB failures (logged) */
+	uint64_t map_full;    /* MDB_MAP_FULL seen */
+	uint64_t corrupt;     /* records that failed their checks */
+	uint64_t io_errors;   /* other LMDB failures (logged) */
 	uint64_t purged_hard; /* lookups that found a hard-purged object */
 	uint64_t purge_seq;   /* newest purge seen */
 };
@@ -371,8 +372,8 @@ void cache_store_stats(struct cache_store *s, struct cache_store_stats *st);
 
 /* ================= tags and purges (cache_purge.c) ================= */
 
-#define CACHE_TAG_MAX_LEN 256 /* longer tags are ignored */
-#define CACHE_TAGS_MAX    128 /* tags kept per object */
+#define CACHE_TAG_MAX_LEN 256  /* longer tags are ignored */
+#define CACHE_TAGS_MAX    128  /* tags kept per object */
 #define CACHE_TAGS_CAP    4096 /* bytes of an object's tag list */
 
 /*
@@ -426,6 +427,16 @@ int cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
  * purge_gen when it starts.  Cheap (one load from a shared page).
  */
 uint64_t cache_store_purge_seq(struct cache_store *s);
+
+/*
+ * Every stored variant of <key>, metadata only (body_len set, nchunks 0,
+ * no chunks), for inspection: up to <cap> new references in v[] and their
+ * count in *n, each with cache_obj.purge_state computed.  CDN_OK (also
+ * for none), CDN_EIO, CDN_ENOMEM (v[0..*n) still the caller's).
+ */
+int cache_store_variants(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], struct cache_obj **v, unsigned cap,
+    unsigned *n) CDN_WUR;
 
 /* Whether <o>, as returned by cache_store_get, was soft-purged: the
  * caller must treat it as stale (it may still serve it stale where

@@ -130,14 +130,14 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
  * bucket: minutes since the epoch of the last recorded access; seq: a
  * store-wide counter, so that one bucket is in write order.
  */
-#define CACHE_DB_OBJECTS "objects"
-#define CACHE_DB_BODIES  "bodies"
-#define CACHE_DB_VARY    "vary"
-#define CACHE_DB_LRU     "lru"
-#define CACHE_DB_LRU_POS "lru_pos"
-#define CACHE_DB_META    "meta"
-#define CACHE_DB_PRULES  "purge_rules"
-#define CACHE_DB_PLOG    "purge_log"
+#define CACHE_DB_OBJECTS     "objects"
+#define CACHE_DB_BODIES      "bodies"
+#define CACHE_DB_VARY        "vary"
+#define CACHE_DB_LRU         "lru"
+#define CACHE_DB_LRU_POS     "lru_pos"
+#define CACHE_DB_META        "meta"
+#define CACHE_DB_PRULES      "purge_rules"
+#define CACHE_DB_PLOG        "purge_log"
 #define CACHE_PURGE_SEQ_FILE "purge.seq"
 
 #define CACHE_OBJKEY_LEN   (CACHE_HASH_LEN + 8)

@@ -197,7 +197,8 @@ rule_slot(const struct cache_rules *r, uint64_t h, const char *kn, size_t len)
 		struct rule *e = &r->slots[i];
 
 		if (e->h == 0 ||
-		    (e->h == h && e->len == len && memcmp(e->name, kn, len) == 0))
+		    (e->h == h && e->len == len &&
+		        memcmp(e->name, kn, len) == 0))
 			return e;
 		i = (i + 1) & (r->cap - 1);
 	}
@@ -259,9 +260,8 @@ cache_rules_add(struct cache_rules *r, int kind, const void *name, size_t len,
 		r->n++;
 		if (kind == CACHE_PURGE_PREFIX) {
 			if (r->nprefix == r->prefix_cap) {
-				r->prefix_cap = r->prefix_cap == 0
-				    ? 16
-				    : r->prefix_cap * 2;
+				r->prefix_cap =
+				    r->prefix_cap == 0 ? 16 : r->prefix_cap * 2;
 				r->prefixes = realloc(r->prefixes,
 				    r->prefix_cap * sizeof(*r->prefixes));
 				CDN_ASSERT(r->prefixes != NULL);
@@ -336,8 +336,8 @@ cache_rules_match(const struct cache_rules *r, const struct cache_obj *o)
 		sp = memchr(p, ' ', (size_t)(end - p));
 		if (sp == NULL)
 			sp = end;
-		rule_apply(r, CACHE_PURGE_TAG, p, (size_t)(sp - p), &hard,
-		    &soft);
+		rule_apply(
+		    r, CACHE_PURGE_TAG, p, (size_t)(sp - p), &hard, &soft);
 		p = sp + 1;
 	}
 	for (size_t i = 0; i < r->nprefix; i++) {

@@ -1346,8 +1346,8 @@ purge_page_open(struct cache_store *s)
 	p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_SHARED,
 	    s->purge_fd, 0);
 	if (p == MAP_FAILED) {
-		CDN_LOG(CDN_LOG_ERR, "cache", "mmap %s: %s", path,
-		    strerror(errno));
+		CDN_LOG(
+		    CDN_LOG_ERR, "cache", "mmap %s: %s", path, strerror(errno));
 		return CDN_EIO;
 	}
 	s->purge_page = p;
@@ -1402,7 +1402,7 @@ rules_load_all(struct cache_store *s, MDB_txn *txn)
 		return rc;
 	pthread_rwlock_wrlock(&s->rules_lock);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kp = k.mv_data;
 
 		if (k.mv_size < 2 || v.mv_size != 16 ||
@@ -1441,7 +1441,7 @@ rules_load_log(struct cache_store *s)
 	k = mval(start, sizeof(start));
 	pthread_rwlock_wrlock(&s->rules_lock);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *vp = v.mv_data;
 		uint64_t at;
 
@@ -1450,15 +1450,16 @@ rules_load_log(struct cache_store *s)
 		at = get_be64(k.mv_data);
 		if (at > seq)
 			break;
-		cache_rules_add(s->rules, vp[0], vp + 2, v.mv_size - 2,
-		    vp[1] ? 0 : at, at);
+		cache_rules_add(
+		    s->rules, vp[0], vp + 2, v.mv_size - 2, vp[1] ? 0 : at, at);
 	}
 	pthread_rwlock_unlock(&s->rules_lock);
 	if (rc == 0 || rc == MDB_NOTFOUND)
 		atomic_store_explicit(&s->rules_seq, seq, memory_order_release);
 out:
 	if (rc != 0 && rc != MDB_NOTFOUND) {
-		CDN_LOG(CDN_LOG_ERR, "cache", "purge log: %s", mdb_strerror(rc));
+		CDN_LOG(
+		    CDN_LOG_ERR, "cache", "purge log: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	}
 	if (cur != NULL)
@@ -1492,7 +1493,8 @@ purge_verdict(struct cache_store *s, struct cache_obj *o)
 	if (o->purge_gen >= seq)
 		return 0;
 	if (atomic_load_explicit(&o->purge_seen, memory_order_acquire) == seq)
-		return atomic_load_explicit(&o->purge_state, memory_order_relaxed);
+		return atomic_load_explicit(
+		    &o->purge_state, memory_order_relaxed);
 	pthread_rwlock_rdlock(&s->rules_lock);
 	v = cache_rules_match(s->rules, o);
 	pthread_rwlock_unlock(&s->rules_lock);
@@ -1529,9 +1531,9 @@ key_count(struct cache_store *s, MDB_txn *txn,
 	cache_store_objkey(start, key, 0);
 	k = mval(start, sizeof(start));
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	    rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
-	    memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+	     rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
+	     memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
 		(*n)++;
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
@@ -1744,7 +1746,8 @@ static int
 conf_ok(const struct cache_store_conf *conf)
 {
 	return conf->dir != NULL && conf->dir[0] != '\0' &&
-	    (conf->disk_bytes == 0 || conf->disk_bytes >= (UINT64_C(1) << 20)) &&
+	    (conf->disk_bytes == 0 ||
+	        conf->disk_bytes >= (UINT64_C(1) << 20)) &&
 	    conf->high_water_pct > 0 && conf->high_water_pct <= 100 &&
 	    conf->low_water_pct < conf->high_water_pct;
 }
@@ -1917,13 +1920,46 @@ cache_store_close(struct cache_store **sp)
 
 /* ---------------- reads ---------------- */
 
+/* A new object (without its body) from a decoded record. */
+static int
+rec_to_obj(const struct rec_view *rv, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **op)
+{
+	struct cache_decision d;
+	struct cache_obj *o;
+
+	memset(&d, 0, sizeof(d));
+	d.storable = (rv->flags & REC_F_STORABLE) != 0;
+	d.reason = "stored";
+	d.freshness_s = rv->freshness_s;
+	d.initial_age_s = rv->initial_age_s;
+	d.swr_s = rv->swr_s;
+	d.sie_s = rv->sie_s;
+	d.must_revalidate = (rv->flags & REC_F_MUST_REVAL) != 0;
+	d.no_cache = (rv->flags & REC_F_NO_CACHE) != 0;
+	d.heuristic = (rv->flags & REC_F_HEURISTIC) != 0;
+	o = cache_obj_new(key, variant, rv->status, &d, rv->response_time,
+	    rv->url, rv->url_len, rv->fields, rv->fields_len, rv->vary,
+	    rv->vary_len);
+	if (o == NULL)
+		return CDN_ENOMEM;
+	o->stored_at = rv->stored_at;
+	o->purge_gen = rv->purge_gen;
+	if (rv->tags_len > 0 &&
+	    cache_obj_set_tags(o, rv->tags, rv->tags_len) != CDN_OK) {
+		cache_obj_unref(&o);
+		return CDN_ENOMEM;
+	}
+	*op = o;
+	return CDN_OK;
+}
+
 /* Load (key, variant) from LMDB into a new object (see cache_store_get). */
 static int
 disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
-	struct cache_decision d;
 	struct cache_obj *o = NULL;
 	struct rec_view rv;
 	MDB_txn *txn = NULL;
@@ -1943,29 +1979,9 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	rc = rec_decode(v.mv_data, v.mv_size, hv, &rv);
 	if (rc != CDN_OK)
 		goto out;
-	memset(&d, 0, sizeof(d));
-	d.storable = (rv.flags & REC_F_STORABLE) != 0;
-	d.reason = "stored";
-	d.freshness_s = rv.freshness_s;
-	d.initial_age_s = rv.initial_age_s;
-	d.swr_s = rv.swr_s;
-	d.sie_s = rv.sie_s;
-	d.must_revalidate = (rv.flags & REC_F_MUST_REVAL) != 0;
-	d.no_cache = (rv.flags & REC_F_NO_CACHE) != 0;
-	d.heuristic = (rv.flags & REC_F_HEURISTIC) != 0;
-	o = cache_obj_new(key, variant, rv.status, &d, rv.response_time, rv.url,
-	    rv.url_len, rv.fields, rv.fields_len, rv.vary, rv.vary_len);
-	if (o == NULL) {
-		rc = CDN_ENOMEM;
+	rc = rec_to_obj(&rv, key, variant, &o);
+	if (rc != CDN_OK)
 		goto out;
-	}
-	o->stored_at = rv.stored_at;
-	o->purge_gen = rv.purge_gen;
-	if (rv.tags_len > 0 &&
-	    cache_obj_set_tags(o, rv.tags, rv.tags_len) != CDN_OK) {
-		rc = CDN_ENOMEM;
-		goto out;
-	}
 
 	seed = rec_seed(hv);
 	left = rv.body_len;
@@ -2085,6 +2101,58 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 			free(m);
 	}
 	return rc;
+}
+
+/*
+ * Every stored variant of <key>, without bodies (body_len is set, nchunks
+ * is 0), for inspection: up to <cap> new references in v[], the count in
+ * *n, each with its purge verdict (cache_obj.purge_state) computed.
+ * CDN_OK (also for none), CDN_EIO, CDN_ENOMEM.
+ */
+int
+cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    struct cache_obj **v, unsigned cap, unsigned *n)
+{
+	uint8_t start[CACHE_OBJKEY_LEN];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, val;
+	struct rec_view rv;
+	int rc;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	*n = 0;
+	purge_refresh(s);
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return CDN_EIO;
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0) {
+		txn_abort(s, &txn);
+		return CDN_EIO;
+	}
+	cache_store_objkey(start, key, 0);
+	k = mval(start, sizeof(start));
+	for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
+	     rc == 0 && *n < cap && k.mv_size == CACHE_OBJKEY_LEN &&
+	     memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	     rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+		uint64_t variant = get_be64((const uint8_t *)k.mv_data + 16);
+		struct cache_obj *o = NULL;
+
+		if (rec_decode(val.mv_data, val.mv_size, k.mv_data, &rv) !=
+		    CDN_OK)
+			continue;
+		if (rec_to_obj(&rv, key, variant, &o) != CDN_OK) {
+			rc = ENOMEM;
+			break;
+		}
+		o->body_len = rv.body_len;
+		(void)purge_verdict(s, o);
+		v[(*n)++] = o;
+	}
+	mdb_cursor_close(cur);
+	txn_abort(s, &txn);
+	return rc == ENOMEM ? CDN_ENOMEM : CDN_OK;
 }
 
 /*

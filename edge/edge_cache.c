@@ -676,8 +676,8 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 			    st.p, st.len, vary != NULL ? vary : "", vlen);
 		cdn_sb_free(&st);
 		if (pt->fill != NULL &&
-		    edge_purge_on_fill(e, pt->fill, fields, len, pt->purge_gen) !=
-		        CDN_OK)
+		    edge_purge_on_fill(
+		        e, pt->fill, fields, len, pt->purge_gen) != CDN_OK)
 			cache_obj_unref(&pt->fill);
 		store = pt->fill != NULL;
 	}

@@ -33,12 +33,12 @@
 #include "conf/conf.h"
 #include "edge/edge_int.h"
 
-#define TAG_FIELDS_MAX     8
-#define RESTART_MIN_MS     100
-#define RESTART_MAX_MS     10000
-#define RESTART_STABLE_MS  10000
-#define STOP_WAIT_MS       3000
-#define PURGED_MAX_ARGS    64
+#define TAG_FIELDS_MAX    8
+#define RESTART_MIN_MS    100
+#define RESTART_MAX_MS    10000
+#define RESTART_STABLE_MS 10000
+#define STOP_WAIT_MS      3000
+#define PURGED_MAX_ARGS   64
 
 struct edge_purged {
 	uint32_t magic;
@@ -70,8 +70,8 @@ edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,
 	o->purge_gen = purge_gen;
 	if (p == NULL || p->nfields == 0)
 		return CDN_OK;
-	n = cache_tags_parse(fields, len, p->fields, p->nfields, tags,
-	    sizeof(tags));
+	n = cache_tags_parse(
+	    fields, len, p->fields, p->nfields, tags, sizeof(tags));
 	if (n == 0)
 		return CDN_OK;
 	return cache_obj_set_tags(o, tags, n);
@@ -113,7 +113,7 @@ spawn(struct edge *e)
 	add_arg(argv, &argc, "--token-file");
 	add_arg(argv, &argc, c->purge_token_file);
 	for (unsigned i = 0; i < c->purge_allow.n && argc + 4 < PURGED_MAX_ARGS;
-	    i++) {
+	     i++) {
 		add_arg(argv, &argc, "--allow");
 		add_arg(argv, &argc, c->purge_allow.v[i]);
 	}
@@ -136,12 +136,12 @@ spawn(struct edge *e)
 	if (c->cache_key_scheme)
 		add_arg(argv, &argc, "--cache-key-scheme");
 	for (unsigned i = 0;
-	    i < c->cache_query_drop.n && argc + 4 < PURGED_MAX_ARGS; i++) {
+	     i < c->cache_query_drop.n && argc + 4 < PURGED_MAX_ARGS; i++) {
 		add_arg(argv, &argc, "--cache-query-drop");
 		add_arg(argv, &argc, c->cache_query_drop.v[i]);
 	}
 	for (unsigned i = 0;
-	    i < c->cache_query_keep.n && argc + 4 < PURGED_MAX_ARGS; i++) {
+	     i < c->cache_query_keep.n && argc + 4 < PURGED_MAX_ARGS; i++) {
 		add_arg(argv, &argc, "--cache-query-keep");
 		add_arg(argv, &argc, c->cache_query_keep.v[i]);
 	}
@@ -247,7 +247,7 @@ edge_purged_init(struct edge *e)
 	p->pass_surrogate_key = (int)c->surrogate_key_pass;
 	p->fields_buf = cdn_xstrdup(c->cache_tag_fields);
 	for (tok = strtok_r(p->fields_buf, " ,", &save); tok != NULL;
-	    tok = strtok_r(NULL, " ,", &save)) {
+	     tok = strtok_r(NULL, " ,", &save)) {
 		if (p->nfields == TAG_FIELDS_MAX) {
 			CDN_LOG(CDN_LOG_ERR, "purge",
 			    "cache_tag_fields: at most %d fields",
@@ -265,7 +265,8 @@ edge_purged_init(struct edge *e)
 	}
 	p->exe = purged_path();
 	if (p->exe == NULL || access(p->exe, X_OK) != 0) {
-		CDN_LOG(CDN_LOG_ERR, "purge", "no purged binary beside edged (%s)",
+		CDN_LOG(CDN_LOG_ERR, "purge",
+		    "no purged binary beside edged (%s)",
 		    p->exe != NULL ? p->exe : "/proc/self/exe unreadable");
 		return CDN_EINVAL;
 	}

@@ -1,0 +1,40 @@
+/*
+ * purged: the purge API of one edge node (docs/purge.md).  A program of
+ * its own on the shared HTTP/1.1 server layer, one libevent loop, opening
+ * the same LMDB environment as edged.
+ *
+ * purge_api.c serves the API: authentication (address ACL, Bearer
+ * tokens), PURGE and POST /purge, GET /inspect, the audit log.  purged.c
+ * is the program: flags, the listener, signals.
+ */
+#ifndef PURGE_H
+#define PURGE_H
+
+#include <stdio.h>
+
+#include "cache/cache.h"
+#include "http/http_access.h"
+#include "http/http_server.h"
+
+#define PURGE_MAX_BODY  (1024 * 1024) /* POST /purge bodies: 413 beyond */
+#define PURGE_MAX_ITEMS 10000         /* URLs, tags and prefixes per purge */
+
+struct purge_api {
+	uint32_t magic;
+#define PURGE_API_MAGIC 0x6ad03e17u
+	struct cache_store *store;
+	struct cache_key_rules key_rules; /* as edged builds keys */
+	struct http_acl acl;
+	struct http_tokens tokens;
+	FILE *audit; /* line-buffered; NULL: none */
+	char *audit_path;
+	uint64_t purges, refused;
+};
+
+/* The handler of purged's listener; its arg is the struct purge_api. */
+extern const struct http_handler purge_api_handler;
+
+/* Open (append) or reopen (SIGHUP) the audit log.  CDN_EIO, logged. */
+int purge_audit_open(struct purge_api *a) CDN_WUR;
+
+#endif /* PURGE_H */
