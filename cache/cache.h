@@ -366,6 +366,7 @@ struct cache_store_stats {
 	uint64_t corrupt;     /* records that failed their checks */
 	uint64_t io_errors;   /* other LMDB failures (logged) */
 	uint64_t purged_hard; /* lookups that found a hard-purged object */
+	uint64_t purged_soft; /* lookups that found a soft-purged one */
 	uint64_t purge_seq;   /* newest purge seen */
 };
 void cache_store_stats(struct cache_store *s, struct cache_store_stats *st);

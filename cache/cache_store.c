@@ -2070,10 +2070,14 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	purge_refresh(s);
 	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
 	if (rc == CDN_OK) {
-		if (purge_verdict(s, o) == CACHE_PURGED_HARD) {
+		rc = purge_verdict(s, o);
+		if (rc == CACHE_PURGED_HARD) {
 			purged_hard(s, &o);
 			return CDN_NOTFOUND;
 		}
+		if (rc == CACHE_PURGED_SOFT)
+			atomic_fetch_add_explicit(
+			    &s->st_purged_soft, 1, memory_order_relaxed);
 		*objp = o;
 		if (from_memory != NULL)
 			*from_memory = 1;
@@ -2082,9 +2086,16 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	if (is_removed)
 		return CDN_NOTFOUND;
 	rc = disk_get(s, key, variant, &o);
-	if (rc == CDN_OK && purge_verdict(s, o) == CACHE_PURGED_HARD) {
-		purged_hard(s, &o);
-		return CDN_NOTFOUND;
+	if (rc == CDN_OK) {
+		switch (purge_verdict(s, o)) {
+		case CACHE_PURGED_HARD:
+			purged_hard(s, &o);
+			return CDN_NOTFOUND;
+		case CACHE_PURGED_SOFT:
+			atomic_fetch_add_explicit(
+			    &s->st_purged_soft, 1, memory_order_relaxed);
+			break;
+		}
 	}
 	if (rc == CDN_OK) {
 		cache_mem_promote(s->mem, o, gen);
@@ -2338,6 +2349,8 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->io_errors = atomic_load_explicit(&s->st_io, memory_order_relaxed);
 	st->purged_hard =
 	    atomic_load_explicit(&s->st_purged_hard, memory_order_relaxed);
+	st->purged_soft =
+	    atomic_load_explicit(&s->st_purged_soft, memory_order_relaxed);
 	st->purge_seq = cache_store_purge_seq(s);
 }
 

@@ -421,12 +421,16 @@ cache_json(struct edge *e, const struct edge_totals *t)
 	json_object_set_new(stale, "revalidate", JINT(t->revalidations));
 	json_object_set_new(c, "stale", stale);
 	json_object_set_new(c, "coalesced", JINT(0));
-	json_object_set_new(pu, "hard", JINT(0));
-	json_object_set_new(pu, "soft", JINT(0));
 	json_object_set_new(c, "purges", pu);
-	if (e->store == NULL)
+	if (e->store == NULL) {
+		json_object_set_new(pu, "hard", JINT(0));
+		json_object_set_new(pu, "soft", JINT(0));
 		return c;
+	}
 	cache_store_stats(e->store, &st);
+	json_object_set_new(pu, "hard", JINT(st.purged_hard));
+	json_object_set_new(pu, "soft", JINT(st.purged_soft));
+	json_object_set_new(pu, "seq", JINT(st.purge_seq));
 	json_object_set_new(c, "objects", JINT(st.objects));
 	json_object_set_new(c, "bytes", JINT(st.bytes));
 	json_object_set_new(c, "memory_objects", JINT(st.mem_objects));
@@ -705,9 +709,11 @@ metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 	    "LMDB failures other than a full map (each is logged).",
 	    st.io_errors);
 	prom_family(b, "edge_purges_total", "counter",
-	    "Purges applied, by type (always 0: purges are not built yet).");
-	prom_sample(b, "edge_purges_total", "0", "type", "hard", NULL);
-	prom_sample(b, "edge_purges_total", "0", "type", "soft", NULL);
+	    "Lookups that found an object purged, by type of purge.");
+	prom_sample(b, "edge_purges_total", u64s(n, sizeof(n), st.purged_hard),
+	    "type", "hard", NULL);
+	prom_sample(b, "edge_purges_total", u64s(n, sizeof(n), st.purged_soft),
+	    "type", "soft", NULL);
 }
 
 static char *
