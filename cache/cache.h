@@ -430,6 +430,18 @@ int cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
 uint64_t cache_store_purge_seq(struct cache_store *s);
 
 /*
+ * Reclaim the space of hard-purged objects (purged runs it in the
+ * background after tag and prefix purges): scan up to <max_scan> records
+ * from the position *pos (CACHE_HASH_LEN + 8 bytes, all zero to start;
+ * advanced), delete those a hard purge covers in one write transaction,
+ * add them to *deleted, and set *done at the end of the store.  Blocks on
+ * LMDB's write lock: not for edged's event loops.  CDN_OK, CDN_EIO,
+ * CDN_ENOMEM.
+ */
+int cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_HASH_LEN + 8],
+    unsigned max_scan, uint64_t *deleted, int *done) CDN_WUR;
+
+/*
  * Every stored variant of <key>, metadata only (body_len set, nchunks 0,
  * no chunks), for inspection: up to <cap> new references in v[] and their
  * count in *n, each with cache_obj.purge_state computed.  CDN_OK (also

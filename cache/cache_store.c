@@ -1651,6 +1651,100 @@ fail:
 	return CDN_EIO;
 }
 
+/*
+ * Reclaim space after tag and prefix purges: scan up to <max_scan> object
+ * records from *pos (a CACHE_OBJKEY_LEN key; all zero to start) and
+ * delete, in one write transaction, those a hard purge covers.  *pos
+ * moves on; *done is set once the scan reached the end; *deleted counts.
+ * A batch that deleted anything is synced, not for its own sake (a
+ * reclaim lost in a crash is redone, and lookups never serve what it
+ * deletes) but so that the next purge's fsync does not write its pages.
+ * CDN_OK or CDN_EIO.
+ */
+int
+cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_OBJKEY_LEN],
+    unsigned max_scan, uint64_t *deleted, int *done)
+{
+	uint8_t(*dead)[CACHE_OBJKEY_LEN] = NULL;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	struct rec_view rv;
+	struct cache_obj view;
+	uint64_t seq;
+	unsigned ndead = 0, n = 0;
+	int rc, existed;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	*done = 0;
+	purge_refresh(s);
+	seq = atomic_load_explicit(&s->rules_seq, memory_order_acquire);
+	dead = calloc(max_scan, sizeof(*dead));
+	if (dead == NULL)
+		return CDN_ENOMEM;
+	rc = txn_begin(s, 0, &txn);
+	if (rc != 0) {
+		free(dead);
+		return CDN_EIO;
+	}
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		goto out;
+	k = mval(pos, CACHE_OBJKEY_LEN);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && n < max_scan;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
+		if (k.mv_size != CACHE_OBJKEY_LEN ||
+		    rec_decode(v.mv_data, v.mv_size, k.mv_data, &rv) !=
+		        CDN_OK ||
+		    rv.purge_gen >= seq)
+			continue;
+		/* A view borrowing the map, for the rule check only. */
+		memset(&view, 0, sizeof(view));
+		view.magic = CACHE_OBJ_MAGIC;
+		memcpy(view.key, k.mv_data, CACHE_HASH_LEN);
+		view.purge_gen = rv.purge_gen;
+		view.url = (char *)(uintptr_t)rv.url;
+		view.url_len = rv.url_len;
+		view.tags = (char *)(uintptr_t)rv.tags;
+		view.tags_len = rv.tags_len;
+		pthread_rwlock_rdlock(&s->rules_lock);
+		if (cache_rules_match(s->rules, &view) == CACHE_PURGED_HARD)
+			memcpy(dead[ndead++], k.mv_data, CACHE_OBJKEY_LEN);
+		pthread_rwlock_unlock(&s->rules_lock);
+	}
+	if (rc == 0 && k.mv_size == CACHE_OBJKEY_LEN)
+		memcpy(pos, k.mv_data, CACHE_OBJKEY_LEN); /* the next one */
+	else if (rc == MDB_NOTFOUND)
+		*done = 1;
+	else if (rc == 0)
+		*done = 1; /* a key of the wrong size: stop the scan */
+	else
+		goto out;
+	mdb_cursor_close(cur);
+	cur = NULL;
+	rc = 0;
+	for (unsigned i = 0; i < ndead && rc == 0; i++) {
+		rc = obj_delete(s, txn, dead[i], 1, &existed);
+		*deleted += existed ? 1 : 0;
+	}
+	if (rc == 0)
+		rc = txn_commit(s, &txn);
+	if (rc == 0 && ndead > 0)
+		rc = mdb_env_sync(s->env, 1);
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	txn_abort(s, &txn);
+	free(dead);
+	if (rc != 0) {
+		CDN_LOG(CDN_LOG_ERR, "cache", "reclaim: %s", mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+		return CDN_EIO;
+	}
+	return CDN_OK;
+}
+
 /* The budget-derived sizes, once the map size is known. */
 static void
 store_set_budget(

@@ -29,10 +29,24 @@ struct purge_api {
 	FILE *audit; /* line-buffered; NULL: none */
 	char *audit_path;
 	uint64_t purges, refused;
+	/* Background reclaim of hard-purged objects (purge_reclaim_start). */
+	struct event_base *base;
+	struct event *reclaim_ev;
+	uint8_t reclaim_pos[CACHE_HASH_LEN + 8];
+	int reclaim_running, reclaim_again;
+	uint64_t reclaimed, reclaim_start_ms;
 };
 
 /* The handler of purged's listener; its arg is the struct purge_api. */
 extern const struct http_handler purge_api_handler;
+
+/*
+ * Scan the store for objects a hard tag or prefix purge covers and delete
+ * them, a batch per turn of the loop so that purges keep being answered
+ * at once.  A call while a scan runs makes it start over when it ends.
+ */
+void purge_reclaim_start(struct purge_api *a);
+void purge_reclaim_stop(struct purge_api *a);
 
 /* Open (append) or reopen (SIGHUP) the audit log.  CDN_EIO, logged. */
 int purge_audit_open(struct purge_api *a) CDN_WUR;

@@ -30,6 +30,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "common/cdn_log.h"
@@ -261,6 +262,68 @@ send_error(struct http_txn *txn, int status, const char *why)
 	send_json(txn, status, json_pack("{s:s}", "error", why));
 }
 
+/* ---- reclaiming space ---- */
+
+/* Records per write transaction.  Each batch is synced: a purge's own
+ * fsync then has only its own pages to write, so a reclaim running
+ * behind it does not make it slow. */
+#define RECLAIM_SCAN 1000
+
+static void
+on_reclaim(evutil_socket_t fd, short what, void *arg)
+{
+	struct purge_api *a = arg;
+	struct timeval tv = {0, 1000};
+	int done = 0;
+
+	(void)fd;
+	(void)what;
+	if (cache_store_reclaim(a->store, a->reclaim_pos, RECLAIM_SCAN,
+	        &a->reclaimed, &done) != CDN_OK) {
+		tv.tv_sec = 1; /* logged; try again later */
+		tv.tv_usec = 0;
+	} else if (done && a->reclaim_again) {
+		a->reclaim_again = 0;
+		memset(a->reclaim_pos, 0, sizeof(a->reclaim_pos));
+	} else if (done) {
+		a->reclaim_running = 0;
+		CDN_LOG(CDN_LOG_INFO, "purge",
+		    "reclaim: %" PRIu64 " purged objects deleted in %" PRIu64
+		    " ms",
+		    a->reclaimed, cdn_now_ms() - a->reclaim_start_ms);
+		return;
+	}
+	evtimer_add(a->reclaim_ev, &tv);
+}
+
+void
+purge_reclaim_start(struct purge_api *a)
+{
+	struct timeval tv = {0, 1000};
+
+	MAGIC_CHECK(a, PURGE_API_MAGIC);
+	if (a->reclaim_running) {
+		a->reclaim_again = 1;
+		return;
+	}
+	if (a->reclaim_ev == NULL)
+		a->reclaim_ev = evtimer_new(a->base, on_reclaim, a);
+	memset(a->reclaim_pos, 0, sizeof(a->reclaim_pos));
+	a->reclaim_running = 1;
+	a->reclaimed = 0;
+	a->reclaim_start_ms = cdn_now_ms();
+	evtimer_add(a->reclaim_ev, &tv);
+}
+
+void
+purge_reclaim_stop(struct purge_api *a)
+{
+	if (a->reclaim_ev != NULL)
+		event_free(a->reclaim_ev);
+	a->reclaim_ev = NULL;
+	a->reclaim_running = 0;
+}
+
 /* ---- purging ---- */
 
 /* Apply the purge, answer, audit. */
@@ -308,6 +371,12 @@ run_purge(struct purge_api *a, struct http_txn *txn,
 	}
 	if (!dry)
 		a->purges++;
+	for (unsigned i = 0; !dry && !soft && i < l->n; i++) {
+		if (l->v[i].kind != CACHE_PURGE_URL) {
+			purge_reclaim_start(a);
+			break;
+		}
+	}
 	audit(a,
 	    "client=%s token=%s seq=%" PRIu64
 	    " mode=%s dry=%d items=%u matched=%" PRIu64 " ms=%.3f what=%s%s",

@@ -332,6 +332,7 @@ main(int argc, char **argv)
 	lim.body_timeout_ms = 30000;
 	lim.send_timeout_ms = 30000;
 	lim.max_connections = 256;
+	d.api.base = d.base;
 	d.http = http_server_new(d.base, &lim, &purge_api_handler, &d.api);
 	d.lis = evconnlistener_new(d.base, on_accept, &d,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
@@ -353,6 +354,9 @@ main(int argc, char **argv)
 		    strerror(errno));
 		goto out_sig;
 	}
+	/* A reclaim cut short by a restart is redone. */
+	if (cache_store_purge_seq(d.api.store) > 0)
+		purge_reclaim_start(&d.api);
 	event_base_dispatch(d.base);
 	rc = 0;
 
@@ -362,6 +366,7 @@ out_sig:
 	event_free(d.sig_hup);
 	evconnlistener_free(d.lis);
 out_http:
+	purge_reclaim_stop(&d.api);
 	http_server_free(&d.http);
 out_base:
 	event_base_free(d.base);

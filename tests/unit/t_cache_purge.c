@@ -340,6 +340,41 @@ test_store(void)
 	is_int(lookup(s, "h/dir/a", 0, &soft), CDN_OK, "soft purge too");
 	ok(soft, "still soft-purged");
 	is_int(lookup(s, "h/other", 0, NULL), CDN_OK, "others still there");
+
+	/* Reclaim: the one object a hard tag purge covers (h/tagged) goes,
+	 * in scans of 2 records at a time. */
+	{
+		uint8_t pos[CACHE_HASH_LEN + 8], key[CACHE_HASH_LEN];
+		struct cache_obj *v[4];
+		uint64_t deleted = 0;
+		unsigned nv = 9, rounds = 0;
+		int done = 0;
+
+		memset(pos, 0, sizeof(pos));
+		while (!done && rounds++ < 100)
+			ok(cache_store_reclaim(s, pos, 2, &deleted, &done) ==
+			        CDN_OK,
+			    "reclaim round %u", rounds);
+		ok(done, "reclaim reached the end");
+		is_int(deleted, 1, "reclaim deleted the hard-purged object");
+		cache_key_hash("h/tagged", 8, key);
+		ok(cache_store_variants(s, key, v, 4, &nv) == CDN_OK,
+		    "variants read");
+		is_int(nv, 0, "h/tagged is gone from disk");
+		cache_key_hash("h/dir/a", 7, key);
+		ok(cache_store_variants(s, key, v, 4, &nv) == CDN_OK,
+		    "variants read");
+		is_int(nv, 1, "a soft-purged object is kept");
+		is_str(nv == 1 &&
+		            atomic_load(&v[0]->purge_state) == CACHE_PURGED_SOFT
+		        ? "soft"
+		        : "no",
+		    "soft", "inspection shows the soft purge");
+		for (unsigned i = 0; i < nv; i++)
+			cache_obj_unref(&v[i]);
+		is_int(lookup(s, "h/other", 0, NULL), CDN_OK,
+		    "others survive the reclaim");
+	}
 	cache_store_close(&s);
 }
 
