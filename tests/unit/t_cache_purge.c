@@ -116,6 +116,7 @@ test_rules(void)
 	struct cache_obj *a = obj("h/a/1", "t1 t2", 0);
 	struct cache_obj *b = obj("h/b/1", "t3", 0);
 	struct cache_obj *late = obj("h/a/2", "t1", 5);
+	struct cache_obj *short_url, *many;
 
 	is_int(cache_rules_match(r, a), 0, "no rules: not purged");
 	cache_rules_add(r, CACHE_PURGE_TAG, "t2", 2, 3, 3);
@@ -135,7 +136,8 @@ test_rules(void)
 	cache_rules_add(r, CACHE_PURGE_URL, late->key, CACHE_HASH_LEN, 9, 9);
 	is_int(cache_rules_match(r, late), CACHE_PURGED_HARD, "URL purge");
 	cache_rules_add(r, CACHE_PURGE_PREFIX, "h/c", 3, 9, 9);
-	is_int(cache_rules_match(r, obj("h/", "", 0)), 0,
+	short_url = obj("h/", "", 0);
+	is_int(cache_rules_match(r, short_url), 0,
 	    "a prefix longer than the URL does not match");
 	for (int i = 0; i < 5000; i++) {
 		char t[32];
@@ -145,11 +147,14 @@ test_rules(void)
 	}
 	is_int(cache_rules_count(r), 5000 + 5, "the table grows");
 	cache_rules_add(r, CACHE_PURGE_TAG, "t3", 2, 1, 1);
-	is_int(cache_rules_match(r, obj("h/x", "many4999", 9)),
-	    CACHE_PURGED_HARD, "found after growing");
+	many = obj("h/x", "many4999", 9);
+	is_int(cache_rules_match(r, many), CACHE_PURGED_HARD,
+	    "found after growing");
 	cache_obj_unref(&a);
 	cache_obj_unref(&b);
 	cache_obj_unref(&late);
+	cache_obj_unref(&short_url);
+	cache_obj_unref(&many);
 	cache_rules_free(&r);
 }
 
