@@ -195,8 +195,37 @@ struct cache_store {
 	_Atomic uint64_t st_purged_hard, st_purged_soft;
 };
 
-static void purge_refresh(struct cache_store *s);
-static int purge_verdict(struct cache_store *s, struct cache_obj *o);
+static void purge_reload(struct cache_store *s);
+static int purge_verdict_slow(
+    struct cache_store *s, struct cache_obj *o, uint64_t seq);
+
+/*
+ * The two purge checks of every lookup, inline because they are on the
+ * hit path: without a purge since the object's fill began they cost two
+ * loads and two compares.  See "Purges" below.
+ */
+
+/* If a purge was published since the rules were loaded, load it. */
+static inline void
+purge_refresh(struct cache_store *s)
+{
+	if (atomic_load_explicit(s->purge_page, memory_order_acquire) >
+	    atomic_load_explicit(&s->rules_seq, memory_order_acquire))
+		purge_reload(s);
+}
+
+/* The purge verdict for <o> (CACHE_PURGED_* or 0), cached in <o>. */
+static inline int
+purge_verdict(struct cache_store *s, struct cache_obj *o)
+{
+	uint64_t seq =
+	    atomic_load_explicit(&s->rules_seq, memory_order_acquire);
+
+	/* No purge since the fill began: the usual case. */
+	if (o->purge_gen >= seq)
+		return 0;
+	return purge_verdict_slow(s, o, seq);
+}
 
 /* ---------------- byte helpers ---------------- */
 
@@ -1467,13 +1496,10 @@ out:
 	txn_abort(s, &txn);
 }
 
-/* If a purge was published since the rules were loaded, load it. */
+/* Load what purge_refresh() saw published, unless another thread did. */
 static void
-purge_refresh(struct cache_store *s)
+purge_reload(struct cache_store *s)
 {
-	if (purge_page_load(s) <=
-	    atomic_load_explicit(&s->rules_seq, memory_order_acquire))
-		return;
 	pthread_mutex_lock(&s->reload_mtx);
 	if (purge_page_load(s) >
 	    atomic_load_explicit(&s->rules_seq, memory_order_acquire))
@@ -1481,17 +1507,12 @@ purge_refresh(struct cache_store *s)
 	pthread_mutex_unlock(&s->reload_mtx);
 }
 
-/* The purge verdict for <o> (CACHE_PURGED_* or 0), cached in <o>. */
+/* purge_verdict() for an object filled before purge <seq>. */
 static int
-purge_verdict(struct cache_store *s, struct cache_obj *o)
+purge_verdict_slow(struct cache_store *s, struct cache_obj *o, uint64_t seq)
 {
-	uint64_t seq;
 	int v;
 
-	seq = atomic_load_explicit(&s->rules_seq, memory_order_acquire);
-	/* No purge since the fill began: the usual case, and free. */
-	if (o->purge_gen >= seq)
-		return 0;
 	if (atomic_load_explicit(&o->purge_seen, memory_order_acquire) == seq)
 		return atomic_load_explicit(
 		    &o->purge_state, memory_order_relaxed);
