@@ -1969,6 +1969,10 @@ cache_store_open(const struct cache_store_conf *conf)
 		goto fail;
 	s->dirty = 0;
 	s->last_env_sync_ms = cdn_now_ms();
+	/* A purge committed by a process that died before it published it
+	 * (its client got no OK) is published now. */
+	purge_page_publish(
+	    s, atomic_load_explicit(&s->rules_seq, memory_order_relaxed));
 
 	s->mem = cache_mem_new(conf->memory_bytes, CACHE_MEM_SHARDS);
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
