@@ -32,6 +32,7 @@
 #include "common/cdn_log.h"
 #include "conf/conf.h"
 #include "edge/edge_int.h"
+#include "http/http_access.h"
 
 #define TAG_FIELDS_MAX    8
 #define RESTART_MIN_MS    100
@@ -233,6 +234,39 @@ purged_path(void)
 	return cdn_xstrdup(buf);
 }
 
+/*
+ * What purged would refuse at start-up, refused here, so that a bad
+ * token file or ACL stops edged with the reason instead of making it
+ * restart purged every 10 s.
+ */
+static int
+check_access(const struct conf *c)
+{
+	struct http_tokens t;
+	struct http_acl acl;
+	const char *why;
+	int rc = CDN_OK;
+
+	memset(&acl, 0, sizeof(acl));
+	for (unsigned i = 0; i < c->purge_allow.n && rc == CDN_OK; i++) {
+		if (http_acl_add(&acl, c->purge_allow.v[i], &why) != CDN_OK) {
+			CDN_LOG(CDN_LOG_ERR, "purge",
+			    "purge_allow \"%s\": %s (write ADDRESS[/PREFIX] "
+			    "or loopback)",
+			    c->purge_allow.v[i], why);
+			rc = CDN_EINVAL;
+		}
+	}
+	http_acl_free(&acl);
+	if (rc == CDN_OK &&
+	    http_tokens_load(&t, c->purge_token_file, 0, "purge",
+	        "purge_token_file") != CDN_OK)
+		rc = CDN_EINVAL;
+	else if (rc == CDN_OK)
+		http_tokens_free(&t);
+	return rc;
+}
+
 int
 edge_purged_init(struct edge *e)
 {
@@ -263,6 +297,8 @@ edge_purged_init(struct edge *e)
 		    "purge_listen needs cache_dir and purge_token_file");
 		return CDN_EINVAL;
 	}
+	if (check_access(c) != CDN_OK)
+		return CDN_EINVAL;
 	p->exe = purged_path();
 	if (p->exe == NULL || access(p->exe, X_OK) != 0) {
 		CDN_LOG(CDN_LOG_ERR, "purge",

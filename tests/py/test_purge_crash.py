@@ -7,6 +7,7 @@ purge and ends after it is not served as fresh afterwards.  SIGTERM to
 edged stops purged too."""
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -88,6 +89,30 @@ def test_sigterm_stops_purged():
         et.ok(pid is not None, "purged is running")
         n.stop()
         et.wait_for(lambda: not alive(pid), 5, 0.05, "purged stopped")
+
+
+def test_bad_purge_settings_stop_edged():
+    d = et.mktemp("badtok")
+    cases = [
+        (["--purge-token-file", os.path.join(d, "missing")],
+         "purge_token_file"),
+        (["--purge-token-file", pn.token_file(et.mktemp("badtok"),
+                                              ["two words here"])],
+         "each line must be TOKEN"),
+        (["--purge-token-file", pn.token_file(et.mktemp("goodtok")),
+          "--purge-allow", "10.0.0.0/33"], "prefix length"),
+        ([], "needs cache_dir and purge_token_file"),
+    ]
+    for args, want in cases:
+        port = et.free_port()
+        argv = [et.EDGED, "--listen", "127.0.0.1:%d" % et.free_port(),
+                "--origin", "http://127.0.0.1:9", "--purge-listen",
+                "127.0.0.1:%d" % port] + (
+                    ["--cache-dir", os.path.join(d, "c")] if args else []
+                ) + args
+        r = subprocess.run(argv, capture_output=True, timeout=20)
+        et.ok(r.returncode != 0, "edged refuses %s" % args)
+        et.ok(want.encode() in r.stderr, "says %r: %s" % (want, r.stderr))
 
 
 def slow_fill_story(o, n, path, purge_kw):
