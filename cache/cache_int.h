@@ -127,6 +127,8 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
  *            "purge_seq"                   -> u64 last purge sequence no.
  *   purge_rules kind(1) name               -> u64 hard seq, u64 soft seq
  *   purge_log   seq(8) item(4)             -> kind(1) soft(1) name
+ *   tags     tag (MDB_DUPSORT)             -> hash(16) variant(8), one per
+ *                                             object stored with the tag
  * bucket: minutes since the epoch of the last recorded access; seq: a
  * store-wide counter, so that one bucket is in write order.
  */
@@ -138,6 +140,7 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 #define CACHE_DB_META        "meta"
 #define CACHE_DB_PRULES      "purge_rules"
 #define CACHE_DB_PLOG        "purge_log"
+#define CACHE_DB_TAGS        "tags"
 #define CACHE_PURGE_SEQ_FILE "purge.seq"
 
 #define CACHE_OBJKEY_LEN   (CACHE_HASH_LEN + 8)

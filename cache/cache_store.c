@@ -153,7 +153,7 @@ struct cache_store {
 
 	MDB_env *env;
 	MDB_dbi db_obj, db_body, db_vary, db_lru, db_lru_pos, db_meta;
-	MDB_dbi db_prules, db_plog;
+	MDB_dbi db_prules, db_plog, db_tags;
 	size_t psize;
 	pthread_rwlock_t map_lock;
 
@@ -573,7 +573,7 @@ txn_commit(struct cache_store *s, MDB_txn **txnp)
 static uint64_t
 used_bytes(struct cache_store *s, MDB_txn *txn)
 {
-	MDB_dbi dbs[10];
+	MDB_dbi dbs[11];
 	MDB_stat st;
 	uint64_t pages = 2; /* the two meta pages */
 
@@ -587,6 +587,7 @@ used_bytes(struct cache_store *s, MDB_txn *txn)
 	dbs[7] = s->db_meta;
 	dbs[8] = s->db_prules;
 	dbs[9] = s->db_plog;
+	dbs[10] = s->db_tags;
 	for (size_t i = 0; i < CDN_ARRAY_LEN(dbs); i++) {
 		if (mdb_stat(txn, dbs[i], &st) != 0)
 			continue;
@@ -654,6 +655,91 @@ key_has_objects(struct cache_store *s, MDB_txn *txn,
 }
 
 /*
+ * Add (<add>) or remove the tag index entries tag -> <hv> for the
+ * space-separated tags[0..len).  Returns 0 or an LMDB code.
+ */
+static int
+tags_index(struct cache_store *s, MDB_txn *txn, const char *tags, size_t len,
+    const uint8_t hv[CACHE_OBJKEY_LEN], int add)
+{
+	const char *p = tags, *end = tags + len, *sp;
+	MDB_val k, v;
+	int rc;
+
+	while (p < end) {
+		sp = memchr(p, ' ', (size_t)(end - p));
+		if (sp == NULL)
+			sp = end;
+		if (sp > p && (size_t)(sp - p) <= CACHE_TAG_MAX_LEN) {
+			k = mval(p, (size_t)(sp - p));
+			v = mval(hv, CACHE_OBJKEY_LEN);
+			rc = add
+			    ? mdb_put(txn, s->db_tags, &k, &v, MDB_NODUPDATA)
+			    : mdb_del(txn, s->db_tags, &k, &v);
+			if (rc != 0 && rc != MDB_KEYEXIST && rc != MDB_NOTFOUND)
+				return rc;
+		}
+		p = sp + 1;
+	}
+	return 0;
+}
+
+/* Remove the tag index entries of the stored record <hv>, if any.  The
+ * record is not checksummed here: it is about to go, and a bad length
+ * only means no entry is found. */
+static int
+tags_unindex(
+    struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN])
+{
+	char tags[CACHE_TAGS_CAP];
+	const uint8_t *p;
+	uint64_t off, tlen;
+	MDB_val k, v;
+	int rc;
+
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	p = v.mv_data;
+	if (v.mv_size < CACHE_REC_HDR_LEN)
+		return 0;
+	tlen = get_le32(p + 100);
+	off = (uint64_t)CACHE_REC_HDR_LEN + get_le32(p + 88) +
+	    get_le32(p + 92) + get_le32(p + 96);
+	if (tlen == 0 || tlen > sizeof(tags) || off + tlen > v.mv_size)
+		return 0;
+	/* Copied: the deletes below may move the map's pages. */
+	memcpy(tags, p + off, (size_t)tlen);
+	return tags_index(s, txn, tags, (size_t)tlen, hv, 0);
+}
+
+/* Objects stored with <tag>, from the tag index. */
+static int
+tag_count(struct cache_store *s, MDB_txn *txn, const char *tag, size_t len,
+    uint64_t *n)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t count = 0;
+	int rc;
+
+	*n = 0;
+	if (len == 0 || len > CACHE_TAG_MAX_LEN)
+		return 0;
+	rc = mdb_cursor_open(txn, s->db_tags, &cur);
+	if (rc != 0)
+		return rc;
+	k = mval(tag, len);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_count(cur, &count);
+	mdb_cursor_close(cur);
+	*n = count;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
  * Delete the object <hv>: record, chunks (whatever is stored under its
  * prefix), lru and lru_pos entries; with <clean_vary>, also the Vary rule
  * if no variant of the key remains.  *existed tells whether a record was
@@ -669,6 +755,9 @@ obj_delete(struct cache_store *s, MDB_txn *txn,
 	int rc, has;
 
 	*existed = 0;
+	rc = tags_unindex(s, txn, hv);
+	if (rc != 0)
+		return rc;
 	k = mval(hv, CACHE_OBJKEY_LEN);
 	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
 	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
@@ -770,6 +859,9 @@ obj_write(
 	/* v.mv_data is valid until the next write in this txn. */
 	rec_encode(v.mv_data, o, hv, sums);
 	rc = lru_add(s, txn, hv, bucket);
+	if (rc != 0)
+		goto out;
+	rc = tags_index(s, txn, o->tags, o->tags_len, hv, 1);
 	if (rc != 0)
 		goto out;
 	k = mval(o->key, CACHE_HASH_LEN);
@@ -1634,7 +1726,11 @@ cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
 		struct cache_purge_item *it = &items[i];
 
 		it->matched = CACHE_MATCHED_UNKNOWN;
-		if (it->kind == CACHE_PURGE_URL) {
+		if (it->kind == CACHE_PURGE_TAG) {
+			rc = tag_count(s, txn, it->name, it->len, &it->matched);
+			if (rc != 0)
+				goto fail;
+		} else if (it->kind == CACHE_PURGE_URL) {
 			rc = key_count(s, txn, it->key, &it->matched);
 			if (rc == 0 && !dry && !soft && it->matched > 0)
 				rc = key_remove(s, txn, it->key);
@@ -1791,7 +1887,7 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 {
 	static const char *const names[] = {CACHE_DB_OBJECTS, CACHE_DB_BODIES,
 	    CACHE_DB_VARY, CACHE_DB_LRU, CACHE_DB_LRU_POS, CACHE_DB_META,
-	    CACHE_DB_PRULES, CACHE_DB_PLOG};
+	    CACHE_DB_PRULES, CACHE_DB_PLOG, CACHE_DB_TAGS};
 	MDB_dbi *dbis[CDN_ARRAY_LEN(names)];
 	uint8_t fmt[8];
 	MDB_cursor *cur;
@@ -1806,8 +1902,11 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 	dbis[5] = &s->db_meta;
 	dbis[6] = &s->db_prules;
 	dbis[7] = &s->db_plog;
+	dbis[8] = &s->db_tags;
 	for (size_t i = 0; i < CDN_ARRAY_LEN(names); i++) {
-		rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]);
+		rc = mdb_dbi_open(txn, names[i],
+		    MDB_CREATE | (dbis[i] == &s->db_tags ? MDB_DUPSORT : 0),
+		    dbis[i]);
 		if (rc != 0) {
 			CDN_LOG(CDN_LOG_ERR, "cache", "mdb_dbi_open %s: %s",
 			    names[i], mdb_strerror(rc));

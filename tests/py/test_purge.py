@@ -75,8 +75,10 @@ def test_tag_purge():
     with et.Origin() as o, pn.Node(o) as n:
         for p in (a, b, c, d):
             fill(n, p)
+        pn.wait_disk(n, 4)
         j = n.purge_ok(headers=[("Surrogate-Key", "sport")])
         et.eq(j["items"][0]["type"], "tag", "a tag purge")
+        et.eq(j["items"][0]["matched"], 2, "two objects carry sport")
         for p in (a, b):
             et.ok(not pn.cached(n.get(p)), "%s (tagged sport) purged" % p)
         for p in (c, d):

@@ -44,6 +44,7 @@ def test_tag_purge_100k():
             et.ok(pn.cached(n.get("/obj/%d" % i)), "object %d is a hit "
                   "before the purge" % i)
         j = n.purge_ok(headers=[("Surrogate-Key", "mod10-3")])
+        et.eq(j["matched"], N // 10, "objects tagged mod10-3")
         sys.stdout.write("# tag purge over %d objects: %.3f ms\n"
                          % (N // 10, j["ms"]))
         for i in sample:

@@ -294,7 +294,8 @@ test_store(void)
 	item(&it[1], CACHE_PURGE_PREFIX, "h/dir/");
 	ok(purge_child(dir, it, 2, 1, 0, &seq) == CDN_OK,
 	    "soft tag+prefix purge");
-	ok(it[0].matched == CACHE_MATCHED_UNKNOWN, "tag count is not known");
+	is_int(it[0].matched, 1, "tag count from the tag index");
+	ok(it[1].matched == CACHE_MATCHED_UNKNOWN, "prefix count not known");
 	is_int(lookup(s, "h/tagged", 0, &soft), CDN_OK, "soft: still there");
 	ok(soft, "soft: marked soft-purged");
 	soft = 0;
@@ -362,6 +363,10 @@ test_store(void)
 			    "reclaim round %u", rounds);
 		ok(done, "reclaim reached the end");
 		is_int(deleted, 1, "reclaim deleted the hard-purged object");
+		item(&it[0], CACHE_PURGE_TAG, "sport");
+		ok(purge_child(dir, it, 1, 0, 1, &seq) == CDN_OK &&
+		        it[0].matched == 0,
+		    "the tag index lost the reclaimed object");
 		cache_key_hash("h/tagged", 8, key);
 		ok(cache_store_variants(s, key, v, 4, &nv) == CDN_OK,
 		    "variants read");
