@@ -401,6 +401,8 @@ enum cache_purge_kind {
 #define CACHE_PURGED_HARD 2 /* gone */
 
 #define CACHE_MATCHED_UNKNOWN UINT64_MAX
+/* Longest prefix (as a key string): rules are LMDB keys (511 bytes). */
+#define CACHE_PREFIX_MAX_LEN 500
 
 struct cache_purge_item {
 	enum cache_purge_kind kind;

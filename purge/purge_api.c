@@ -594,6 +594,14 @@ json_items(struct purge_api *a, json_t *root, struct plist *l, int *soft,
 				    host, hostlen, path, pathlen, query,
 				    querylen, has_query, s, len);
 			}
+			if (rc == CDN_OK && kind == CACHE_PURGE_PREFIX &&
+			    l->v[l->n - 1].len > CACHE_PREFIX_MAX_LEN) {
+				snprintf(why, whylen,
+				    "\"prefixes\"[%zu]: longer than %d bytes "
+				    "as a key",
+				    i, CACHE_PREFIX_MAX_LEN);
+				return why;
+			}
 			if (rc == CDN_ELIMIT)
 				return "too many items (at most 10000)";
 			if (rc != CDN_OK) {
@@ -827,6 +835,8 @@ on_body(struct http_txn *txn, void *arg)
 	long n;
 
 	(void)arg;
+	if (pr == NULL)
+		return; /* answered without the body: the server drops it */
 	MAGIC_CHECK(pr, PREQ_MAGIC);
 	for (;;) {
 		n = http_txn_body_read(txn, buf, sizeof(buf));

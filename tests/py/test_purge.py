@@ -200,6 +200,20 @@ def test_bad_input():
         et.eq(r.status, 400, "soft must be a boolean")
         r = n.purge(method="POST", target="/purge", body={})
         et.eq(r.status, 400, "nothing to purge")
+        r = n.purge(method="POST", target="/purge", body={
+            "prefixes": ["http://h/" + "p" * 600]})
+        et.eq(r.status, 400, "prefix too long")
+        et.ok("longer than 500" in r.body.decode(), "says so: %s" % r.body)
+        # A body where none is read is answered (the server then closes:
+        # the unread body leaves the framing unknown).
+        h = [("Authorization", "Bearer " + pn.TOKEN)]
+        r = n.purge(target="/obj/none", body=b"x" * 5000)
+        et.eq(r.status, 200, "PURGE with a body")
+        r = n.purge(method="GET", target="/inspect?url=http://h/",
+                    body=b"y" * 100)
+        et.eq(r.status, 200, "inspect with a body")
+        et.eq(n.purge(method="GET", target="/healthz").status, 200,
+              "purged still serves")
         r = n.purge(method="POST", target="/purge",
                     body=b"[" + b" " * (2 << 20) + b"]")
         et.eq(r.status, 413, "too large")
