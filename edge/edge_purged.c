@@ -198,6 +198,12 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 	pid = waitpid(p->pid, &status, WNOHANG);
 	if (pid != p->pid)
 		return;
+	p->pid = 0;
+	if (atomic_load(&e->draining)) {
+		CDN_LOG(
+		    CDN_LOG_INFO, "purge", "purged (pid %d) stopped", (int)pid);
+		return;
+	}
 	if (cdn_now_ms() - p->started_ms >= RESTART_STABLE_MS)
 		p->backoff_ms = RESTART_MIN_MS;
 	CDN_LOG(CDN_LOG_WARN, "purge",
@@ -205,7 +211,6 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 	    WIFSIGNALED(status) ? "killed by signal" : "exited with",
 	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
 	    (unsigned long long)p->backoff_ms);
-	p->pid = 0;
 	p->restarts++;
 	tv.tv_sec = (time_t)(p->backoff_ms / 1000);
 	tv.tv_usec = (suseconds_t)(p->backoff_ms % 1000) * 1000;
