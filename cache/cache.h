@@ -245,7 +245,9 @@ struct cache_obj {
 	int64_t response_time;   /* RFC 9111 §4.2.3, seconds */
 	int64_t stored_at;       /* seconds */
 	uint64_t purge_gen;      /* purge generation at fill start */
-	char *url;               /* the normalised key string */
+	char *tags; /* Surrogate-Key / Cache-Tag tags, space-separated */
+	size_t tags_len;
+	char *url; /* the normalised key string */
 	size_t url_len;
 	char *fields; /* response head to replay: "Name: value\r\n" lines,
 	               * hop-by-hop fields and Age already removed */
@@ -262,6 +264,11 @@ struct cache_obj {
 	 * since the epoch) of the last access recorded in LMDB, so that
 	 * cache_store_touch() enqueues at most once per object and bucket. */
 	atomic_uint lru_bucket;
+	/* The purge verdict (CACHE_PURGED_*) as of purge seq purge_seen, so
+	 * that a hit re-checks the rules only after a purge: written by
+	 * whichever thread checks first (same result for the same seq). */
+	_Atomic uint64_t purge_seen;
+	atomic_int purge_state;
 };
 
 /*
@@ -273,6 +280,9 @@ struct cache_obj *cache_obj_new(const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, int status, const struct cache_decision *d,
     int64_t response_time, const char *url, size_t url_len, const char *fields,
     size_t fields_len, const char *vary, size_t vary_len);
+/* Set the tags (before sharing; see cache_tags_parse).  CDN_ENOMEM. */
+int cache_obj_set_tags(
+    struct cache_obj *o, const char *tags, size_t len) CDN_WUR;
 /* Append body bytes (before sharing).  CDN_ENOMEM if memory runs out. */
 int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
 /*
@@ -518,7 +528,9 @@ void cache_store_close(struct cache_store **sp);
  * promoted to the memory tier if it fits).  On CDN_OK, *objp holds one new
  * reference.  Returns CDN_NOTFOUND on a miss, CDN_ECORRUPT for a record
  * that fails its checks (it is then deleted), CDN_EIO / CDN_ENOMEM.
- * *from_memory tells which tier answered.
+ * *from_memory tells which tier answered.  An object that a hard purge
+ * published before this call covers is a miss (and is removed); one that
+ * only a soft purge covers is returned with cache_obj_soft_purged() true.
  */
 int cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory) CDN_WUR;
@@ -592,10 +604,100 @@ struct cache_store_stats {
 	uint64_t puts, put_drops; /* stored / not stored (queue, map full) */
 	uint64_t evictions;       /* objects evicted from LMDB */
 	uint64_t mem_evictions;
-	uint64_t map_full;  /* MDB_MAP_FULL seen */
-	uint64_t corrupt;   /* records that failed their checks */
-	uint64_t io_errors; /* other LMDB failures (logged) */
+	uint64_t map_full;    /* MDB_MAP_FULL seen */
+	uint64_t corrupt;     /* records that failed their checks */
+	uint64_t io_errors;   /* other LMDB failures (logged) */
+	uint64_t purged_hard; /* lookups that found a hard-purged object */
+	uint64_t purged_soft; /* lookups that found a soft-purged one */
+	uint64_t purge_seq;   /* newest purge seen */
 };
 void cache_store_stats(struct cache_store *s, struct cache_store_stats *st);
+
+/* ================= tags and purges (cache_purge.c) ================= */
+
+#define CACHE_TAG_MAX_LEN 256  /* longer tags are ignored */
+#define CACHE_TAGS_MAX    128  /* tags kept per object */
+#define CACHE_TAGS_CAP    4096 /* bytes of an object's tag list */
+
+/*
+ * The tags of an origin response head (<fields>: "Name: value\r\n"
+ * lines): the values of every field named in names[0..nnames) (for
+ * example "Surrogate-Key" and "Cache-Tag"), split on spaces, tabs and
+ * commas, duplicates once.  Writes them space-separated to out (at most
+ * <cap> bytes, not NUL-terminated) and returns the length.  Past
+ * CACHE_TAGS_MAX tags or <cap> bytes the rest is left out; a tag longer
+ * than CACHE_TAG_MAX_LEN is skipped.  Never fails.
+ */
+size_t cache_tags_parse(const char *fields, size_t len,
+    const char *const *names, unsigned nnames, char *out, size_t cap);
+
+/* What a purge names. */
+enum cache_purge_kind {
+	CACHE_PURGE_URL = 'u',    /* a primary key hash: every variant */
+	CACHE_PURGE_TAG = 't',    /* every object with the tag */
+	CACHE_PURGE_PREFIX = 'p', /* every object whose key URL starts so */
+};
+
+/* Verdicts of cache_store_get's purge check (cache_obj.purge_state). */
+#define CACHE_PURGED_SOFT 1 /* serve only as stale */
+#define CACHE_PURGED_HARD 2 /* gone */
+
+#define CACHE_MATCHED_UNKNOWN UINT64_MAX
+/* Longest prefix (as a key string): rules are LMDB keys (511 bytes). */
+#define CACHE_PREFIX_MAX_LEN 500
+
+struct cache_purge_item {
+	enum cache_purge_kind kind;
+	const char *name; /* URL: the normalised key string; tag; prefix */
+	size_t len;
+	uint8_t key[CACHE_HASH_LEN]; /* URL: hash of name */
+	uint64_t matched; /* out: objects matched, or CACHE_MATCHED_UNKNOWN */
+};
+
+/*
+ * Apply a purge of items[0..n) (soft or hard) in one write transaction,
+ * synced to disk before returning, then publish its sequence number to
+ * every process of the environment (see cache_store.c "Purges").  A hard
+ * URL purge deletes every variant at once; tags and prefixes become rules
+ * checked at lookup.  With <dry>, only counts.  Blocks on the transaction
+ * and fsync: for purged, not for edged's event loops.  *seqp gets the
+ * purge's sequence number (the current one for a dry run).  CDN_OK,
+ * CDN_EIO.
+ */
+int cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
+    unsigned n, int soft, int dry, uint64_t *seqp) CDN_WUR;
+
+/*
+ * The current purge sequence number: what a fill records as its
+ * purge_gen when it starts.  Cheap (one load from a shared page).
+ */
+uint64_t cache_store_purge_seq(struct cache_store *s);
+
+/*
+ * Reclaim the space of hard-purged objects (purged runs it in the
+ * background after tag and prefix purges): scan up to <max_scan> records
+ * from the position *pos (CACHE_HASH_LEN + 8 bytes, all zero to start;
+ * advanced), delete those a hard purge covers in one write transaction,
+ * add them to *deleted, and set *done at the end of the store.  Blocks on
+ * LMDB's write lock: not for edged's event loops.  CDN_OK, CDN_EIO,
+ * CDN_ENOMEM.
+ */
+int cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_HASH_LEN + 8],
+    unsigned max_scan, uint64_t *deleted, int *done) CDN_WUR;
+
+/*
+ * Every stored variant of <key>, metadata only (body_len set, nchunks 0,
+ * no chunks), for inspection: up to <cap> new references in v[] and their
+ * count in *n, each with cache_obj.purge_state computed.  CDN_OK (also
+ * for none), CDN_EIO, CDN_ENOMEM (v[0..*n) still the caller's).
+ */
+int cache_store_variants(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], struct cache_obj **v, unsigned cap,
+    unsigned *n) CDN_WUR;
+
+/* Whether <o>, as returned by cache_store_get, was soft-purged: the
+ * caller must treat it as stale (it may still serve it stale where
+ * stale-while-revalidate or stale-if-error allow). */
+int cache_obj_soft_purged(const struct cache_obj *o);
 
 #endif /* CACHE_H */

@@ -102,6 +102,19 @@ void cache_mem_stats(struct cache_mem *m, struct cache_mem_stats *st);
 int cache_mem_test_queue(
     struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
 
+/* ================= purge rules (cache_purge.c) ================= */
+
+/* The purge rules known to one process: a hash table of (kind, name) ->
+ * (hard seq, soft seq).  Not locked: cache_store.c locks around it. */
+struct cache_rules;
+struct cache_rules *cache_rules_new(void);
+void cache_rules_free(struct cache_rules **rp);
+void cache_rules_add(struct cache_rules *r, int kind, const void *name,
+    size_t len, uint64_t hard, uint64_t soft);
+size_t cache_rules_count(const struct cache_rules *r);
+/* CACHE_PURGED_HARD, CACHE_PURGED_SOFT or 0 for <o>. */
+int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
+
 /* ================= the LMDB store (cache_store.c) ================= */
 
 /*
@@ -118,15 +131,24 @@ int cache_mem_test_queue(
  *   lru_pos  hash(16) variant(8)           -> bucket(4) seq(8)
  *   meta     "format"                      -> format record
  *            "usage"                       -> usage record
+ *            "purge_seq"                   -> u64 last purge sequence no.
+ *   purge_rules kind(1) name               -> u64 hard seq, u64 soft seq
+ *   purge_log   seq(8) item(4)             -> kind(1) soft(1) name
+ *   tags     tag (MDB_DUPSORT)             -> hash(16) variant(8), one per
+ *                                             object stored with the tag
  * bucket: minutes since the epoch of the last recorded access; seq: a
  * store-wide counter, so that one bucket is in write order.
  */
-#define CACHE_DB_OBJECTS "objects"
-#define CACHE_DB_BODIES  "bodies"
-#define CACHE_DB_VARY    "vary"
-#define CACHE_DB_LRU     "lru"
-#define CACHE_DB_LRU_POS "lru_pos"
-#define CACHE_DB_META    "meta"
+#define CACHE_DB_OBJECTS     "objects"
+#define CACHE_DB_BODIES      "bodies"
+#define CACHE_DB_VARY        "vary"
+#define CACHE_DB_LRU         "lru"
+#define CACHE_DB_LRU_POS     "lru_pos"
+#define CACHE_DB_META        "meta"
+#define CACHE_DB_PRULES      "purge_rules"
+#define CACHE_DB_PLOG        "purge_log"
+#define CACHE_DB_TAGS        "tags"
+#define CACHE_PURGE_SEQ_FILE "purge.seq"
 
 #define CACHE_OBJKEY_LEN   (CACHE_HASH_LEN + 8)
 #define CACHE_CHUNKKEY_LEN (CACHE_OBJKEY_LEN + 4)
@@ -142,8 +164,8 @@ int cache_mem_test_queue(
  *   24 i64 freshness_s  32 i64 initial_age_s  40 i64 swr_s  48 i64 sie_s
  *   56 i64 response_time  64 i64 stored_at  72 u64 purge_gen
  *   80 u64 body_len  88 u32 url_len  92 u32 fields_len  96 u32 vary_len
- *  100 u32 zero
- *  104 url, fields, vary, then nchunks u64 XXH3-64 of each chunk.
+ *  100 u32 tags_len (0 in records written before tags existed)
+ *  104 url, fields, vary, tags, then nchunks u64 XXH3-64 of each chunk.
  * flags: bit 0 storable, 1 must_revalidate, 2 no_cache, 3 heuristic,
  *        4 derived (a coding this node made from another variant).
  */

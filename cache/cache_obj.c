@@ -92,7 +92,36 @@ cache_obj_new(const uint8_t key[CACHE_HASH_LEN], uint64_t variant, int status,
 	o->chunks_cap = 0;
 	o->last_chunk_cap = 0;
 	atomic_init(&o->lru_bucket, 0);
+	atomic_init(&o->purge_seen, 0);
+	atomic_init(&o->purge_state, 0);
+	o->tags = NULL;
+	o->tags_len = 0;
 	return o;
+}
+
+/* Copy the tag list into <o> (before it is shared). */
+int
+cache_obj_set_tags(struct cache_obj *o, const char *tags, size_t len)
+{
+	char *t;
+
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(tags != NULL || len == 0);
+	t = dup_bytes(tags, len);
+	if (t == NULL)
+		return CDN_ENOMEM;
+	free(o->tags);
+	o->tags = t;
+	o->tags_len = len;
+	return CDN_OK;
+}
+
+int
+cache_obj_soft_purged(const struct cache_obj *o)
+{
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	return atomic_load_explicit(&o->purge_state, memory_order_acquire) ==
+	    CACHE_PURGED_SOFT;
 }
 
 /* Make room for one more chunk pointer.  CDN_ENOMEM if memory runs out. */
@@ -227,6 +256,7 @@ cache_obj_unref(struct cache_obj **op)
 	free(o->url);
 	free(o->fields);
 	free(o->vary);
+	free(o->tags);
 	MAGIC_WIPE(o);
 	free(o);
 }
@@ -243,6 +273,8 @@ cache_obj_footprint(const struct cache_obj *o)
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	n = sizeof(*o) + o->url_len + 1 + o->fields_len + 1 + o->vary_len + 1 +
 	    4 * OBJ_MALLOC_OVERHEAD;
+	if (o->tags != NULL)
+		n += o->tags_len + 1 + OBJ_MALLOC_OVERHEAD;
 	if (o->chunks_cap > 0)
 		n += (size_t)o->chunks_cap * sizeof(*o->chunks) +
 		    OBJ_MALLOC_OVERHEAD;

@@ -80,8 +80,11 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,7 +101,7 @@
 #define STORE_USAGE_MAGIC    0x55534543u /* "CESU" */
 #define STORE_USAGE_LEN      40
 #define STORE_MAXREADERS     1024
-#define STORE_MAXDBS         8
+#define STORE_MAXDBS         12
 
 #define WQ_MAX_MSGS        10000                /* pending messages */
 #define WQ_MAX_BYTES       (UINT64_C(64) << 20) /* pending object bytes */
@@ -150,6 +153,7 @@ struct cache_store {
 
 	MDB_env *env;
 	MDB_dbi db_obj, db_body, db_vary, db_lru, db_lru_pos, db_meta;
+	MDB_dbi db_prules, db_plog, db_tags;
 	size_t psize;
 	pthread_rwlock_t map_lock;
 
@@ -177,7 +181,52 @@ struct cache_store {
 	    st_evictions, st_map_full, st_corrupt, st_io;
 	_Atomic int64_t clock_skew_s;
 	_Atomic uint64_t removals; /* cache_store_remove() calls */
+
+	/* Purges (see "Purges" above).  purge_page maps the shared
+	 * CACHE_PURGE_SEQ_FILE: its first u64 is the newest purge seq any
+	 * process committed and synced.  rules_lock covers rules;
+	 * reload_mtx serialises reloads (lock order: reload_mtx, map_lock,
+	 * rules_lock). */
+	_Atomic uint64_t *purge_page;
+	int purge_fd;
+	_Atomic uint64_t rules_seq; /* purge seq the rules are loaded up to */
+	struct cache_rules *rules;
+	pthread_rwlock_t rules_lock;
+	pthread_mutex_t reload_mtx;
+	_Atomic uint64_t st_purged_hard, st_purged_soft;
 };
+
+static void purge_reload(struct cache_store *s);
+static int purge_verdict_slow(
+    struct cache_store *s, struct cache_obj *o, uint64_t seq);
+
+/*
+ * The two purge checks of every lookup, inline because they are on the
+ * hit path: without a purge since the object's fill began they cost two
+ * loads and two compares.  See "Purges" below.
+ */
+
+/* If a purge was published since the rules were loaded, load it. */
+static inline void
+purge_refresh(struct cache_store *s)
+{
+	if (atomic_load_explicit(s->purge_page, memory_order_acquire) >
+	    atomic_load_explicit(&s->rules_seq, memory_order_acquire))
+		purge_reload(s);
+}
+
+/* The purge verdict for <o> (CACHE_PURGED_* or 0), cached in <o>. */
+static inline int
+purge_verdict(struct cache_store *s, struct cache_obj *o)
+{
+	uint64_t seq =
+	    atomic_load_explicit(&s->rules_seq, memory_order_acquire);
+
+	/* No purge since the fill began: the usual case. */
+	if (o->purge_gen >= seq)
+		return 0;
+	return purge_verdict_slow(s, o, seq);
+}
 
 /* ---------------- byte helpers ---------------- */
 
@@ -332,8 +381,8 @@ struct rec_view {
 	int64_t response_time, stored_at;
 	uint64_t purge_gen;
 	uint64_t body_len;
-	const char *url, *fields, *vary;
-	uint32_t url_len, fields_len, vary_len;
+	const char *url, *fields, *vary, *tags;
+	uint32_t url_len, fields_len, vary_len, tags_len;
 	const uint8_t *sums; /* nchunks little-endian u64 */
 };
 
@@ -341,7 +390,7 @@ static size_t
 rec_len(const struct cache_obj *o)
 {
 	return CACHE_REC_HDR_LEN + o->url_len + o->fields_len + o->vary_len +
-	    (size_t)o->nchunks * 8;
+	    o->tags_len + (size_t)o->nchunks * 8;
 }
 
 /* Encode <o> into p[0..rec_len(o)), with the chunk checksums <sums>. */
@@ -379,7 +428,7 @@ rec_encode(uint8_t *p, const struct cache_obj *o,
 	put_le32(p + 88, (uint32_t)o->url_len);
 	put_le32(p + 92, (uint32_t)o->fields_len);
 	put_le32(p + 96, (uint32_t)o->vary_len);
-	put_le32(p + 100, 0);
+	put_le32(p + 100, (uint32_t)o->tags_len);
 	off = CACHE_REC_HDR_LEN;
 	memcpy(p + off, o->url, o->url_len);
 	off += o->url_len;
@@ -387,6 +436,9 @@ rec_encode(uint8_t *p, const struct cache_obj *o,
 	off += o->fields_len;
 	memcpy(p + off, o->vary, o->vary_len);
 	off += o->vary_len;
+	if (o->tags_len > 0)
+		memcpy(p + off, o->tags, o->tags_len);
+	off += o->tags_len;
 	for (uint32_t i = 0; i < o->nchunks; i++, off += 8)
 		put_le64(p + off, sums[i]);
 	CDN_ASSERT(off == len);
@@ -419,11 +471,12 @@ rec_decode(const uint8_t *p, size_t len, const uint8_t hv[CACHE_OBJKEY_LEN],
 	v->url_len = get_le32(p + 88);
 	v->fields_len = get_le32(p + 92);
 	v->vary_len = get_le32(p + 96);
+	v->tags_len = get_le32(p + 100);
 	/* The checksum matched, so these fail only for a writer bug. */
-	if ((v->flags & ~REC_F_ALL) != 0 || get_le32(p + 100) != 0)
+	if ((v->flags & ~REC_F_ALL) != 0 || v->tags_len > CACHE_TAGS_CAP)
 		return CDN_ECORRUPT;
 	want = (uint64_t)CACHE_REC_HDR_LEN + v->url_len + v->fields_len +
-	    v->vary_len + (uint64_t)v->nchunks * 8;
+	    v->vary_len + v->tags_len + (uint64_t)v->nchunks * 8;
 	nch = v->body_len / CACHE_CHUNK_SIZE +
 	    (v->body_len % CACHE_CHUNK_SIZE != 0);
 	if (want != len || nch != v->nchunks)
@@ -431,7 +484,8 @@ rec_decode(const uint8_t *p, size_t len, const uint8_t hv[CACHE_OBJKEY_LEN],
 	v->url = (const char *)p + CACHE_REC_HDR_LEN;
 	v->fields = v->url + v->url_len;
 	v->vary = v->fields + v->fields_len;
-	v->sums = (const uint8_t *)v->vary + v->vary_len;
+	v->tags = v->vary + v->vary_len;
+	v->sums = (const uint8_t *)v->tags + v->tags_len;
 	return CDN_OK;
 }
 
@@ -523,7 +577,7 @@ txn_commit(struct cache_store *s, MDB_txn **txnp)
 static uint64_t
 used_bytes(struct cache_store *s, MDB_txn *txn)
 {
-	MDB_dbi dbs[8];
+	MDB_dbi dbs[11];
 	MDB_stat st;
 	uint64_t pages = 2; /* the two meta pages */
 
@@ -535,6 +589,9 @@ used_bytes(struct cache_store *s, MDB_txn *txn)
 	dbs[5] = s->db_lru;
 	dbs[6] = s->db_lru_pos;
 	dbs[7] = s->db_meta;
+	dbs[8] = s->db_prules;
+	dbs[9] = s->db_plog;
+	dbs[10] = s->db_tags;
 	for (size_t i = 0; i < CDN_ARRAY_LEN(dbs); i++) {
 		if (mdb_stat(txn, dbs[i], &st) != 0)
 			continue;
@@ -602,6 +659,91 @@ key_has_objects(struct cache_store *s, MDB_txn *txn,
 }
 
 /*
+ * Add (<add>) or remove the tag index entries tag -> <hv> for the
+ * space-separated tags[0..len).  Returns 0 or an LMDB code.
+ */
+static int
+tags_index(struct cache_store *s, MDB_txn *txn, const char *tags, size_t len,
+    const uint8_t hv[CACHE_OBJKEY_LEN], int add)
+{
+	const char *p = tags, *end = tags + len, *sp;
+	MDB_val k, v;
+	int rc;
+
+	while (p < end) {
+		sp = memchr(p, ' ', (size_t)(end - p));
+		if (sp == NULL)
+			sp = end;
+		if (sp > p && (size_t)(sp - p) <= CACHE_TAG_MAX_LEN) {
+			k = mval(p, (size_t)(sp - p));
+			v = mval(hv, CACHE_OBJKEY_LEN);
+			rc = add
+			    ? mdb_put(txn, s->db_tags, &k, &v, MDB_NODUPDATA)
+			    : mdb_del(txn, s->db_tags, &k, &v);
+			if (rc != 0 && rc != MDB_KEYEXIST && rc != MDB_NOTFOUND)
+				return rc;
+		}
+		p = sp + 1;
+	}
+	return 0;
+}
+
+/* Remove the tag index entries of the stored record <hv>, if any.  The
+ * record is not checksummed here: it is about to go, and a bad length
+ * only means no entry is found. */
+static int
+tags_unindex(
+    struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN])
+{
+	char tags[CACHE_TAGS_CAP];
+	const uint8_t *p;
+	uint64_t off, tlen;
+	MDB_val k, v;
+	int rc;
+
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	p = v.mv_data;
+	if (v.mv_size < CACHE_REC_HDR_LEN)
+		return 0;
+	tlen = get_le32(p + 100);
+	off = (uint64_t)CACHE_REC_HDR_LEN + get_le32(p + 88) +
+	    get_le32(p + 92) + get_le32(p + 96);
+	if (tlen == 0 || tlen > sizeof(tags) || off + tlen > v.mv_size)
+		return 0;
+	/* Copied: the deletes below may move the map's pages. */
+	memcpy(tags, p + off, (size_t)tlen);
+	return tags_index(s, txn, tags, (size_t)tlen, hv, 0);
+}
+
+/* Objects stored with <tag>, from the tag index. */
+static int
+tag_count(struct cache_store *s, MDB_txn *txn, const char *tag, size_t len,
+    uint64_t *n)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t count = 0;
+	int rc;
+
+	*n = 0;
+	if (len == 0 || len > CACHE_TAG_MAX_LEN)
+		return 0;
+	rc = mdb_cursor_open(txn, s->db_tags, &cur);
+	if (rc != 0)
+		return rc;
+	k = mval(tag, len);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_count(cur, &count);
+	mdb_cursor_close(cur);
+	*n = count;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
  * Delete the object <hv>: record, chunks (whatever is stored under its
  * prefix), lru and lru_pos entries; with <clean_vary>, also the Vary rule
  * if no variant of the key remains.  *existed tells whether a record was
@@ -617,6 +759,9 @@ obj_delete(struct cache_store *s, MDB_txn *txn,
 	int rc, has;
 
 	*existed = 0;
+	rc = tags_unindex(s, txn, hv);
+	if (rc != 0)
+		return rc;
 	k = mval(hv, CACHE_OBJKEY_LEN);
 	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
 	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
@@ -718,6 +863,9 @@ obj_write(
 	/* v.mv_data is valid until the next write in this txn. */
 	rec_encode(v.mv_data, o, hv, sums);
 	rc = lru_add(s, txn, hv, bucket);
+	if (rc != 0)
+		goto out;
+	rc = tags_index(s, txn, o->tags, o->tags_len, hv, 1);
 	if (rc != 0)
 		goto out;
 	k = mval(o->key, CACHE_HASH_LEN);
@@ -978,6 +1126,10 @@ msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 
 	switch (m->kind) {
 	case W_PUT:
+		/* A fill that began before a hard purge of it is not
+		 * stored (lookups would not serve it anyway). */
+		if (purge_verdict(s, m->obj) == CACHE_PURGED_HARD)
+			return 0;
 		return obj_write(s, txn, m->obj, m->bucket);
 	case W_REMOVE:
 		return key_remove(s, txn, m->key);
@@ -1031,6 +1183,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 				need += put_estimate(s, v[k]->obj);
 		}
 		make_room(s, need, squeeze, v, n);
+		purge_refresh(s);
 		rc = txn_begin(s, 0, &txn);
 		if (rc != 0)
 			break;
@@ -1268,6 +1421,473 @@ msg_new(int kind, const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
 	return m;
 }
 
+/* ---------------- purges ---------------- */
+
+/*
+ * Purges.  purged (another process on the same environment) applies a
+ * purge in one write transaction: the next sequence number goes to
+ * meta "purge_seq", each item to purge_log (seq, item) and to
+ * purge_rules (kind, name) -> (hard seq, soft seq), and a hard URL purge
+ * deletes the URL's objects.  It syncs, then publishes the seq in the
+ * shared page (CACHE_PURGE_SEQ_FILE, mapped by every process), then
+ * answers.  A lookup compares the page with s->rules_seq (one relaxed
+ * load: nothing else while no purge happens) and, when it moved, one
+ * thread reads the new log entries into s->rules.  An object is purged if
+ * a rule's seq exceeds its purge_gen (the published seq when its fill
+ * began); the verdict is cached in the object for the current seq.  The
+ * page is only a doorbell: LMDB is the truth, and at open the rules are
+ * loaded from purge_rules, so a page lost or reset costs nothing.
+ */
+
+/* The seq published in the shared page. */
+static uint64_t
+purge_page_load(struct cache_store *s)
+{
+	return atomic_load_explicit(s->purge_page, memory_order_acquire);
+}
+
+/* Raise the shared page to <seq> (never lower it). */
+static void
+purge_page_publish(struct cache_store *s, uint64_t seq)
+{
+	uint64_t cur = purge_page_load(s);
+
+	while (cur < seq &&
+	    !atomic_compare_exchange_weak_explicit(s->purge_page, &cur, seq,
+	        memory_order_release, memory_order_acquire))
+		;
+}
+
+static int
+purge_page_open(struct cache_store *s)
+{
+	char path[4096];
+	struct stat st;
+	long pg = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, CACHE_PURGE_SEQ_FILE);
+	s->purge_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->purge_fd == -1 || fstat(s->purge_fd, &st) == -1 ||
+	    (st.st_size < pg && ftruncate(s->purge_fd, pg) == -1)) {
+		CDN_LOG(CDN_LOG_ERR, "cache", "%s: %s", path, strerror(errno));
+		return CDN_EIO;
+	}
+	p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_SHARED,
+	    s->purge_fd, 0);
+	if (p == MAP_FAILED) {
+		CDN_LOG(
+		    CDN_LOG_ERR, "cache", "mmap %s: %s", path, strerror(errno));
+		return CDN_EIO;
+	}
+	s->purge_page = p;
+	return CDN_OK;
+}
+
+static void
+purge_fini(struct cache_store *s)
+{
+	if (s->purge_page != NULL)
+		munmap((void *)(uintptr_t)s->purge_page,
+		    (size_t)sysconf(_SC_PAGESIZE));
+	s->purge_page = NULL;
+	if (s->purge_fd != -1)
+		close(s->purge_fd);
+	s->purge_fd = -1;
+	cache_rules_free(&s->rules);
+	pthread_rwlock_destroy(&s->rules_lock);
+	pthread_mutex_destroy(&s->reload_mtx);
+}
+
+static int
+purge_seq_get(struct cache_store *s, MDB_txn *txn, uint64_t *seq)
+{
+	MDB_val k, v;
+	int rc;
+
+	k = mval("purge_seq", 9);
+	rc = mdb_get(txn, s->db_meta, &k, &v);
+	*seq = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0 && v.mv_size == 8)
+		*seq = get_le64(v.mv_data);
+	return rc;
+}
+
+/* At open: every rule, and the seq they are current to. */
+static int
+rules_load_all(struct cache_store *s, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t seq;
+	int rc;
+
+	rc = purge_seq_get(s, txn, &seq);
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_open(txn, s->db_prules, &cur);
+	if (rc != 0)
+		return rc;
+	pthread_rwlock_wrlock(&s->rules_lock);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *kp = k.mv_data;
+
+		if (k.mv_size < 2 || v.mv_size != 16 ||
+		    k.mv_size - 1 > CACHE_TAGS_CAP)
+			continue;
+		cache_rules_add(s->rules, kp[0], kp + 1, k.mv_size - 1,
+		    get_le64(v.mv_data), get_le64((uint8_t *)v.mv_data + 8));
+	}
+	pthread_rwlock_unlock(&s->rules_lock);
+	mdb_cursor_close(cur);
+	atomic_store_explicit(&s->rules_seq, seq, memory_order_release);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Read the purge log past s->rules_seq into s->rules.  Under reload_mtx. */
+static void
+rules_load_log(struct cache_store *s)
+{
+	uint8_t start[12];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint64_t seq, from;
+	int rc;
+
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return;
+	rc = purge_seq_get(s, txn, &seq);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, s->db_plog, &cur);
+	if (rc != 0)
+		goto out;
+	from = atomic_load_explicit(&s->rules_seq, memory_order_relaxed);
+	put_be64(start, from + 1);
+	put_be32(start + 8, 0);
+	k = mval(start, sizeof(start));
+	pthread_rwlock_wrlock(&s->rules_lock);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *vp = v.mv_data;
+		uint64_t at;
+
+		if (k.mv_size != 12 || v.mv_size < 3)
+			continue;
+		at = get_be64(k.mv_data);
+		if (at > seq)
+			break;
+		cache_rules_add(
+		    s->rules, vp[0], vp + 2, v.mv_size - 2, vp[1] ? 0 : at, at);
+	}
+	pthread_rwlock_unlock(&s->rules_lock);
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		atomic_store_explicit(&s->rules_seq, seq, memory_order_release);
+out:
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		CDN_LOG(
+		    CDN_LOG_ERR, "cache", "purge log: %s", mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	}
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	txn_abort(s, &txn);
+}
+
+/* Load what purge_refresh() saw published, unless another thread did. */
+static void
+purge_reload(struct cache_store *s)
+{
+	pthread_mutex_lock(&s->reload_mtx);
+	if (purge_page_load(s) >
+	    atomic_load_explicit(&s->rules_seq, memory_order_acquire))
+		rules_load_log(s);
+	pthread_mutex_unlock(&s->reload_mtx);
+}
+
+/* purge_verdict() for an object filled before purge <seq>. */
+static int
+purge_verdict_slow(struct cache_store *s, struct cache_obj *o, uint64_t seq)
+{
+	int v;
+
+	if (atomic_load_explicit(&o->purge_seen, memory_order_acquire) == seq)
+		return atomic_load_explicit(
+		    &o->purge_state, memory_order_relaxed);
+	pthread_rwlock_rdlock(&s->rules_lock);
+	v = cache_rules_match(s->rules, o);
+	pthread_rwlock_unlock(&s->rules_lock);
+	atomic_store_explicit(&o->purge_state, v, memory_order_relaxed);
+	atomic_store_explicit(&o->purge_seen, seq, memory_order_release);
+	return v;
+}
+
+uint64_t
+cache_store_purge_seq(struct cache_store *s)
+{
+	uint64_t a, b;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	a = purge_page_load(s);
+	b = atomic_load_explicit(&s->rules_seq, memory_order_acquire);
+	return a > b ? a : b;
+}
+
+/* Count the variants of primary key <key>. */
+static int
+key_count(struct cache_store *s, MDB_txn *txn,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t *n)
+{
+	uint8_t start[CACHE_OBJKEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	*n = 0;
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		return rc;
+	cache_store_objkey(start, key, 0);
+	k = mval(start, sizeof(start));
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
+	     memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		(*n)++;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+/* Raise the rule of one item to <seq> and log it. */
+static int
+purge_record(struct cache_store *s, MDB_txn *txn,
+    const struct cache_purge_item *it, unsigned idx, uint64_t seq, int soft)
+{
+	uint8_t kbuf[1 + CACHE_TAGS_CAP], val[16], lk[12];
+	uint8_t *lv;
+	const void *name = it->kind == CACHE_PURGE_URL ? (const void *)it->key
+	                                               : (const void *)it->name;
+	size_t len = it->kind == CACHE_PURGE_URL ? CACHE_HASH_LEN : it->len;
+	uint64_t hard = 0, sft = 0;
+	MDB_val k, v;
+	int rc;
+
+	if (len == 0 || len > CACHE_TAGS_CAP)
+		return EINVAL;
+	kbuf[0] = (uint8_t)it->kind;
+	memcpy(kbuf + 1, name, len);
+	k = mval(kbuf, len + 1);
+	rc = mdb_get(txn, s->db_prules, &k, &v);
+	if (rc == 0 && v.mv_size == 16) {
+		hard = get_le64(v.mv_data);
+		sft = get_le64((uint8_t *)v.mv_data + 8);
+	} else if (rc != 0 && rc != MDB_NOTFOUND) {
+		return rc;
+	}
+	if (!soft)
+		hard = seq;
+	sft = seq;
+	put_le64(val, hard);
+	put_le64(val + 8, sft);
+	v = mval(val, sizeof(val));
+	rc = mdb_put(txn, s->db_prules, &k, &v, 0);
+	if (rc != 0)
+		return rc;
+	put_be64(lk, seq);
+	put_be32(lk + 8, idx);
+	k = mval(lk, sizeof(lk));
+	v.mv_size = len + 2;
+	v.mv_data = NULL;
+	rc = mdb_put(txn, s->db_plog, &k, &v, MDB_RESERVE);
+	if (rc != 0)
+		return rc;
+	lv = v.mv_data;
+	lv[0] = (uint8_t)it->kind;
+	lv[1] = soft ? 1 : 0;
+	memcpy(lv + 2, name, len);
+	return 0;
+}
+
+int
+cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
+    unsigned n, int soft, int dry, uint64_t *seqp)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint8_t sb[8];
+	uint64_t seq;
+	int rc;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(items != NULL || n == 0);
+	rc = txn_begin(s, dry ? MDB_RDONLY : 0, &txn);
+	if (rc != 0)
+		return CDN_EIO;
+	rc = purge_seq_get(s, txn, &seq);
+	if (rc != 0)
+		goto fail;
+	if (!dry)
+		seq++;
+	for (unsigned i = 0; i < n; i++) {
+		struct cache_purge_item *it = &items[i];
+
+		it->matched = CACHE_MATCHED_UNKNOWN;
+		if (it->kind == CACHE_PURGE_TAG) {
+			rc = tag_count(s, txn, it->name, it->len, &it->matched);
+			if (rc != 0)
+				goto fail;
+		} else if (it->kind == CACHE_PURGE_URL) {
+			rc = key_count(s, txn, it->key, &it->matched);
+			if (rc == 0 && !dry && !soft && it->matched > 0)
+				rc = key_remove(s, txn, it->key);
+			if (rc != 0)
+				goto fail;
+		}
+		if (!dry && (rc = purge_record(s, txn, it, i, seq, soft)) != 0)
+			goto fail;
+	}
+	if (dry) {
+		txn_abort(s, &txn);
+		*seqp = seq;
+		return CDN_OK;
+	}
+	put_le64(sb, seq);
+	k = mval("purge_seq", 9);
+	v = mval(sb, sizeof(sb));
+	rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+	if (rc != 0)
+		goto fail;
+	rc = txn_commit(s, &txn);
+	if (rc != 0)
+		goto fail;
+	/* Durable before anyone is told: the OK must survive a crash. */
+	rc = mdb_env_sync(s->env, 1);
+	if (rc != 0)
+		goto fail;
+	purge_page_publish(s, seq);
+	*seqp = seq;
+	return CDN_OK;
+fail:
+	CDN_LOG(CDN_LOG_ERR, "cache", "purge: %s", mdb_strerror(rc));
+	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	txn_abort(s, &txn);
+	return CDN_EIO;
+}
+
+/*
+ * Reclaim space after tag and prefix purges: scan up to <max_scan> object
+ * records from *pos (a CACHE_OBJKEY_LEN key; all zero to start) and
+ * delete, in one write transaction, those a hard purge covers.  *pos
+ * moves on; *done is set once the scan reached the end; *deleted counts.
+ * A batch that deleted anything is synced, not for its own sake (a
+ * reclaim lost in a crash is redone, and lookups never serve what it
+ * deletes) but so that the next purge's fsync does not write its pages.
+ * CDN_OK or CDN_EIO.
+ */
+int
+cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_OBJKEY_LEN],
+    unsigned max_scan, uint64_t *deleted, int *done)
+{
+	uint8_t(*dead)[CACHE_OBJKEY_LEN] = NULL;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	struct rec_view rv;
+	struct cache_obj view;
+	uint64_t seq;
+	unsigned ndead = 0, n = 0;
+	int rc, existed;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	*done = 0;
+	purge_refresh(s);
+	seq = atomic_load_explicit(&s->rules_seq, memory_order_acquire);
+	dead = calloc(max_scan, sizeof(*dead));
+	if (dead == NULL)
+		return CDN_ENOMEM;
+	rc = txn_begin(s, 0, &txn);
+	if (rc != 0) {
+		free(dead);
+		return CDN_EIO;
+	}
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		goto out;
+	k = mval(pos, CACHE_OBJKEY_LEN);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && n < max_scan;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
+		if (k.mv_size != CACHE_OBJKEY_LEN ||
+		    rec_decode(v.mv_data, v.mv_size, k.mv_data, &rv) !=
+		        CDN_OK ||
+		    rv.purge_gen >= seq)
+			continue;
+		/* A view borrowing the map, for the rule check only. */
+		memset(&view, 0, sizeof(view));
+		view.magic = CACHE_OBJ_MAGIC;
+		memcpy(view.key, k.mv_data, CACHE_HASH_LEN);
+		view.purge_gen = rv.purge_gen;
+		view.url = (char *)(uintptr_t)rv.url;
+		view.url_len = rv.url_len;
+		view.tags = (char *)(uintptr_t)rv.tags;
+		view.tags_len = rv.tags_len;
+		pthread_rwlock_rdlock(&s->rules_lock);
+		if (cache_rules_match(s->rules, &view) == CACHE_PURGED_HARD)
+			memcpy(dead[ndead++], k.mv_data, CACHE_OBJKEY_LEN);
+		pthread_rwlock_unlock(&s->rules_lock);
+	}
+	if (rc == 0 && k.mv_size == CACHE_OBJKEY_LEN)
+		memcpy(pos, k.mv_data, CACHE_OBJKEY_LEN); /* the next one */
+	else if (rc == MDB_NOTFOUND)
+		*done = 1;
+	else if (rc == 0)
+		*done = 1; /* a key of the wrong size: stop the scan */
+	else
+		goto out;
+	mdb_cursor_close(cur);
+	cur = NULL;
+	rc = 0;
+	for (unsigned i = 0; i < ndead && rc == 0; i++) {
+		rc = obj_delete(s, txn, dead[i], 1, &existed);
+		*deleted += existed ? 1 : 0;
+	}
+	if (rc == 0)
+		rc = txn_commit(s, &txn);
+	if (rc == 0 && ndead > 0)
+		rc = mdb_env_sync(s->env, 1);
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	txn_abort(s, &txn);
+	free(dead);
+	if (rc != 0) {
+		CDN_LOG(CDN_LOG_ERR, "cache", "reclaim: %s", mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+		return CDN_EIO;
+	}
+	return CDN_OK;
+}
+
+/* The budget-derived sizes, once the map size is known. */
+static void
+store_set_budget(
+    struct cache_store *s, uint64_t disk, const struct cache_store_conf *conf)
+{
+	s->disk_bytes = disk;
+	s->max_disk_object = disk / DISK_OBJECT_DIV;
+	s->high_bytes = disk / 100 * conf->high_water_pct;
+	s->low_bytes = disk / 100 * conf->low_water_pct;
+	s->squeeze_bytes = disk / 100 * SQUEEZE_PCT;
+	s->batch_bytes = (s->high_bytes - s->low_bytes) / 2;
+	if (s->batch_bytes > W_BATCH_BYTES_MAX)
+		s->batch_bytes = W_BATCH_BYTES_MAX;
+	if (s->batch_bytes < W_BATCH_BYTES_MIN)
+		s->batch_bytes = W_BATCH_BYTES_MIN;
+}
+
 /* ---------------- open / close ---------------- */
 
 /* Open the databases and check the format, in the opening txn. */
@@ -1275,7 +1895,8 @@ static int
 open_dbs(struct cache_store *s, MDB_txn *txn)
 {
 	static const char *const names[] = {CACHE_DB_OBJECTS, CACHE_DB_BODIES,
-	    CACHE_DB_VARY, CACHE_DB_LRU, CACHE_DB_LRU_POS, CACHE_DB_META};
+	    CACHE_DB_VARY, CACHE_DB_LRU, CACHE_DB_LRU_POS, CACHE_DB_META,
+	    CACHE_DB_PRULES, CACHE_DB_PLOG, CACHE_DB_TAGS};
 	MDB_dbi *dbis[CDN_ARRAY_LEN(names)];
 	uint8_t fmt[8];
 	MDB_cursor *cur;
@@ -1288,8 +1909,13 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 	dbis[3] = &s->db_lru;
 	dbis[4] = &s->db_lru_pos;
 	dbis[5] = &s->db_meta;
+	dbis[6] = &s->db_prules;
+	dbis[7] = &s->db_plog;
+	dbis[8] = &s->db_tags;
 	for (size_t i = 0; i < CDN_ARRAY_LEN(names); i++) {
-		rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]);
+		rc = mdb_dbi_open(txn, names[i],
+		    MDB_CREATE | (dbis[i] == &s->db_tags ? MDB_DUPSORT : 0),
+		    dbis[i]);
 		if (rc != 0) {
 			CDN_LOG(CDN_LOG_ERR, "cache", "mdb_dbi_open %s: %s",
 			    names[i], mdb_strerror(rc));
@@ -1343,7 +1969,8 @@ static int
 conf_ok(const struct cache_store_conf *conf)
 {
 	return conf->dir != NULL && conf->dir[0] != '\0' &&
-	    conf->disk_bytes >= (UINT64_C(1) << 20) &&
+	    (conf->disk_bytes == 0 ||
+	        conf->disk_bytes >= (UINT64_C(1) << 20)) &&
 	    conf->high_water_pct > 0 && conf->high_water_pct <= 100 &&
 	    conf->low_water_pct < conf->high_water_pct;
 }
@@ -1382,17 +2009,11 @@ cache_store_open(const struct cache_store_conf *conf)
 	s = cdn_xcalloc(1, sizeof(*s));
 	s->magic = CACHE_STORE_MAGIC;
 	s->dir = cdn_xstrdup(conf->dir);
-	s->disk_bytes = conf->disk_bytes;
 	s->max_object_bytes = conf->max_object_bytes;
-	s->max_disk_object = conf->disk_bytes / DISK_OBJECT_DIV;
-	s->high_bytes = conf->disk_bytes / 100 * conf->high_water_pct;
-	s->low_bytes = conf->disk_bytes / 100 * conf->low_water_pct;
-	s->squeeze_bytes = conf->disk_bytes / 100 * SQUEEZE_PCT;
-	s->batch_bytes = (s->high_bytes - s->low_bytes) / 2;
-	if (s->batch_bytes > W_BATCH_BYTES_MAX)
-		s->batch_bytes = W_BATCH_BYTES_MAX;
-	if (s->batch_bytes < W_BATCH_BYTES_MIN)
-		s->batch_bytes = W_BATCH_BYTES_MIN;
+	s->purge_fd = -1;
+	s->rules = cache_rules_new();
+	CDN_ASSERT(pthread_rwlock_init(&s->rules_lock, NULL) == 0);
+	CDN_ASSERT(pthread_mutex_init(&s->reload_mtx, NULL) == 0);
 	s->qtail = &s->qhead;
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(
@@ -1413,7 +2034,9 @@ cache_store_open(const struct cache_store_conf *conf)
 	rc = mdb_env_create(&s->env);
 	if (rc != 0)
 		goto fail;
-	if ((rc = mdb_env_set_mapsize(s->env, (size_t)mapsize)) != 0 ||
+	/* disk_bytes 0 (purged): adopt the map size the environment has. */
+	if ((mapsize > 0 &&
+	        (rc = mdb_env_set_mapsize(s->env, (size_t)mapsize)) != 0) ||
 	    (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS)) != 0)
 		goto fail;
@@ -1426,6 +2049,19 @@ cache_store_open(const struct cache_store_conf *conf)
 	if (rc != 0)
 		goto fail;
 	s->psize = st.ms_psize;
+	if (mapsize == 0) {
+		MDB_envinfo ei;
+
+		rc = mdb_env_info(s->env, &ei);
+		if (rc != 0)
+			goto fail;
+		mapsize = ei.me_mapsize;
+	}
+	store_set_budget(s, mapsize, conf);
+	if (purge_page_open(s) != CDN_OK) {
+		rc = 0;
+		goto fail;
+	}
 
 	rc = txn_begin(s, 0, &txn);
 	if (rc != 0)
@@ -1433,11 +2069,18 @@ cache_store_open(const struct cache_store_conf *conf)
 	rc = open_dbs(s, txn);
 	if (rc != 0)
 		goto fail;
+	rc = rules_load_all(s, txn);
+	if (rc != 0)
+		goto fail;
 	rc = writer_commit(s, &txn);
 	if (rc != 0)
 		goto fail;
 	s->dirty = 0;
 	s->last_env_sync_ms = cdn_now_ms();
+	/* A purge committed by a process that died before it published it
+	 * (its client got no OK) is published now. */
+	purge_page_publish(
+	    s, atomic_load_explicit(&s->rules_seq, memory_order_relaxed));
 
 	s->mem = cache_mem_new(conf->memory_bytes, CACHE_MEM_SHARDS);
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
@@ -1461,6 +2104,7 @@ fail:
 	txn_abort(s, &txn);
 	if (s->env != NULL)
 		mdb_env_close(s->env);
+	purge_fini(s);
 	pthread_cond_destroy(&s->qcond);
 	pthread_cond_destroy(&s->dcond);
 	pthread_mutex_destroy(&s->qmtx);
@@ -1491,6 +2135,7 @@ cache_store_close(struct cache_store **sp)
 	CDN_ASSERT(s->qhead == NULL);
 	mdb_env_close(s->env);
 	cache_mem_free(&s->mem);
+	purge_fini(s);
 	pthread_cond_destroy(&s->qcond);
 	pthread_cond_destroy(&s->dcond);
 	pthread_mutex_destroy(&s->qmtx);
@@ -1502,6 +2147,41 @@ cache_store_close(struct cache_store **sp)
 
 /* ---------------- reads ---------------- */
 
+/* A new object (without its body) from a decoded record. */
+static int
+rec_to_obj(const struct rec_view *rv, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **op)
+{
+	struct cache_decision d;
+	struct cache_obj *o;
+
+	memset(&d, 0, sizeof(d));
+	d.storable = (rv->flags & REC_F_STORABLE) != 0;
+	d.reason = "stored";
+	d.freshness_s = rv->freshness_s;
+	d.initial_age_s = rv->initial_age_s;
+	d.swr_s = rv->swr_s;
+	d.sie_s = rv->sie_s;
+	d.must_revalidate = (rv->flags & REC_F_MUST_REVAL) != 0;
+	d.no_cache = (rv->flags & REC_F_NO_CACHE) != 0;
+	d.heuristic = (rv->flags & REC_F_HEURISTIC) != 0;
+	d.derived = (rv->flags & REC_F_DERIVED) != 0;
+	o = cache_obj_new(key, variant, rv->status, &d, rv->response_time,
+	    rv->url, rv->url_len, rv->fields, rv->fields_len, rv->vary,
+	    rv->vary_len);
+	if (o == NULL)
+		return CDN_ENOMEM;
+	o->stored_at = rv->stored_at;
+	o->purge_gen = rv->purge_gen;
+	if (rv->tags_len > 0 &&
+	    cache_obj_set_tags(o, rv->tags, rv->tags_len) != CDN_OK) {
+		cache_obj_unref(&o);
+		return CDN_ENOMEM;
+	}
+	*op = o;
+	return CDN_OK;
+}
+
 /*
  * Load (key, variant) from LMDB into a new object (see cache_store_get);
  * without <with_body>, only its metadata (cache_store_get_meta).
@@ -1511,7 +2191,6 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, int with_body, struct cache_obj **objp)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
-	struct cache_decision d;
 	struct cache_obj *o = NULL;
 	struct rec_view rv;
 	MDB_txn *txn = NULL;
@@ -1531,25 +2210,9 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	rc = rec_decode(v.mv_data, v.mv_size, hv, &rv);
 	if (rc != CDN_OK)
 		goto out;
-	memset(&d, 0, sizeof(d));
-	d.storable = (rv.flags & REC_F_STORABLE) != 0;
-	d.reason = "stored";
-	d.freshness_s = rv.freshness_s;
-	d.initial_age_s = rv.initial_age_s;
-	d.swr_s = rv.swr_s;
-	d.sie_s = rv.sie_s;
-	d.must_revalidate = (rv.flags & REC_F_MUST_REVAL) != 0;
-	d.no_cache = (rv.flags & REC_F_NO_CACHE) != 0;
-	d.heuristic = (rv.flags & REC_F_HEURISTIC) != 0;
-	d.derived = (rv.flags & REC_F_DERIVED) != 0;
-	o = cache_obj_new(key, variant, rv.status, &d, rv.response_time, rv.url,
-	    rv.url_len, rv.fields, rv.fields_len, rv.vary, rv.vary_len);
-	if (o == NULL) {
-		rc = CDN_ENOMEM;
+	rc = rec_to_obj(&rv, key, variant, &o);
+	if (rc != CDN_OK)
 		goto out;
-	}
-	o->stored_at = rv.stored_at;
-	o->purge_gen = rv.purge_gen;
 	if (!with_body) {
 		/* Chunks come later, as needed (cache_store_load_chunks). */
 		o->body_len = rv.body_len;
@@ -1607,6 +2270,38 @@ out:
 }
 
 /*
+ * <o> is hard-purged: drop every variant of its key from both tiers (the
+ * variants of one URL share its purges) and our reference.
+ */
+static void
+purged_hard(struct cache_store *s, struct cache_obj **op)
+{
+	uint8_t key[CACHE_HASH_LEN];
+
+	memcpy(key, (*op)->key, sizeof(key));
+	cache_obj_unref(op);
+	atomic_fetch_add_explicit(&s->st_purged_hard, 1, memory_order_relaxed);
+	cache_store_remove(s, key);
+}
+
+/* Apply the purge verdict to a found object: a hard-purged one is dropped
+ * from both tiers (CDN_NOTFOUND), a soft-purged one is counted and kept. */
+static int
+purge_filter(struct cache_store *s, struct cache_obj **op)
+{
+	switch (purge_verdict(s, *op)) {
+	case CACHE_PURGED_HARD:
+		purged_hard(s, op);
+		return CDN_NOTFOUND;
+	case CACHE_PURGED_SOFT:
+		atomic_fetch_add_explicit(
+		    &s->st_purged_soft, 1, memory_order_relaxed);
+		break;
+	}
+	return CDN_OK;
+}
+
+/*
  * Find the object for (key, variant): memory first, then LMDB; an object
  * found on disk is promoted to memory if it fits.  On CDN_OK, *objp holds
  * one new reference and *from_memory (if not NULL) tells the tier.
@@ -1625,8 +2320,11 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && objp != NULL);
+	purge_refresh(s);
 	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
 	if (rc == CDN_OK) {
+		if (purge_filter(s, &o) != CDN_OK)
+			return CDN_NOTFOUND;
 		*objp = o;
 		if (from_memory != NULL)
 			*from_memory = 1;
@@ -1635,6 +2333,8 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	if (is_removed)
 		return CDN_NOTFOUND;
 	rc = disk_get(s, key, variant, 1, &o);
+	if (rc == CDN_OK && purge_filter(s, &o) != CDN_OK)
+		return CDN_NOTFOUND;
 	if (rc == CDN_OK) {
 		cache_mem_promote(s->mem, o, gen);
 		*objp = o;
@@ -1669,8 +2369,11 @@ cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && objp != NULL);
+	purge_refresh(s);
 	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
 	if (rc == CDN_OK) {
+		if (purge_filter(s, &o) != CDN_OK)
+			return CDN_NOTFOUND;
 		*objp = o;
 		if (from_memory != NULL)
 			*from_memory = 1;
@@ -1679,6 +2382,8 @@ cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	if (is_removed)
 		return CDN_NOTFOUND;
 	rc = disk_get(s, key, variant, 0, &o);
+	if (rc == CDN_OK && purge_filter(s, &o) != CDN_OK)
+		return CDN_NOTFOUND;
 	if (rc == CDN_OK) {
 		*objp = o;
 		if (from_memory != NULL)
@@ -1834,6 +2539,58 @@ out:
 		    &s->st_corrupt, 1, memory_order_relaxed);
 	txn_abort(s, &txn);
 	return rc;
+}
+
+/*
+ * Every stored variant of <key>, without bodies (body_len is set, nchunks
+ * is 0), for inspection: up to <cap> new references in v[], the count in
+ * *n, each with its purge verdict (cache_obj.purge_state) computed.
+ * CDN_OK (also for none), CDN_EIO, CDN_ENOMEM.
+ */
+int
+cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    struct cache_obj **v, unsigned cap, unsigned *n)
+{
+	uint8_t start[CACHE_OBJKEY_LEN];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, val;
+	struct rec_view rv;
+	int rc;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	*n = 0;
+	purge_refresh(s);
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return CDN_EIO;
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0) {
+		txn_abort(s, &txn);
+		return CDN_EIO;
+	}
+	cache_store_objkey(start, key, 0);
+	k = mval(start, sizeof(start));
+	for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
+	     rc == 0 && *n < cap && k.mv_size == CACHE_OBJKEY_LEN &&
+	     memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	     rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT)) {
+		uint64_t variant = get_be64((const uint8_t *)k.mv_data + 16);
+		struct cache_obj *o = NULL;
+
+		if (rec_decode(val.mv_data, val.mv_size, k.mv_data, &rv) !=
+		    CDN_OK)
+			continue;
+		if (rec_to_obj(&rv, key, variant, &o) != CDN_OK) {
+			rc = ENOMEM;
+			break;
+		}
+		o->body_len = rv.body_len;
+		(void)purge_verdict(s, o);
+		v[(*n)++] = o;
+	}
+	mdb_cursor_close(cur);
+	txn_abort(s, &txn);
+	return rc == ENOMEM ? CDN_ENOMEM : CDN_OK;
 }
 
 /*
@@ -2022,6 +2779,11 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->corrupt =
 	    atomic_load_explicit(&s->st_corrupt, memory_order_relaxed);
 	st->io_errors = atomic_load_explicit(&s->st_io, memory_order_relaxed);
+	st->purged_hard =
+	    atomic_load_explicit(&s->st_purged_hard, memory_order_relaxed);
+	st->purged_soft =
+	    atomic_load_explicit(&s->st_purged_soft, memory_order_relaxed);
+	st->purge_seq = cache_store_purge_seq(s);
 }
 
 void

@@ -100,6 +100,13 @@ CONF_KEY(brotli_level, UINT, 0, 11, "5", "brotli quality of br variants (0: none
 CONF_KEY(compress_threads, UINT, 1, 64, "1", "threads that compress variants off the event loops")
 CONF_KEY(decompress_max_size, SIZE, 1024, UINT64_C(1) << 40, "64M", "largest identity copy decoded from a gzip/br response (a compression bomb stops here)")
 CONF_KEY(decompress_max_ratio, UINT, 0, 1000000, "200", "most output/input of a decoding above 1 MiB of output (0: no ratio cap)")
+/* Purges (purged, edge_purged.c) and tags. */
+CONF_KEY(purge_listen, ADDR, 0, 0, "", "address of the purge API: edged runs purged there as a child (empty: none)")
+CONF_KEY(purge_token_file, STR, 0, 0, "", "file holding the Bearer token every purge request needs (required with purge_listen)")
+CONF_KEY(purge_allow, STRLIST, 0, 0, "loopback", "clients allowed to purge: ADDRESS[/PREFIX] or loopback (repeatable)")
+CONF_KEY(purge_audit_log, STR, 0, 0, "", "purge audit log, one line per purge (empty: purge_audit.log in cache_dir)")
+CONF_KEY(cache_tag_fields, STR, 0, 0, "Surrogate-Key Cache-Tag", "origin response fields whose values tag stored objects for purges")
+CONF_KEY(surrogate_key_pass, UINT, 0, 1, "0", "1: pass Surrogate-Key on to clients (0: it is for this node only)")
 /* clang-format on */
 #ifdef CONF_SITE_KEY_IS_CONF_KEY
 #undef CONF_SITE_KEY

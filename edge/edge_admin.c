@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "edge/edge_dashboard.h"
+#include "http/http_access.h"
 #include "edge/edge_int.h"
 #include "edge/edge_variant.h"
 
@@ -46,7 +47,6 @@
 #define SNAP_INTERVAL_MS 1000
 #define HISTORY_MAX      900 /* rows /stats?history=N gives at most */
 #define METRICS_MAX      (4u << 20)
-#define TOKEN_MAX        4096
 #define LOG_BURST        10 /* refusals logged per second */
 
 /* Upper bounds of the origin latency buckets, in µs; one more is +Inf. */
@@ -92,23 +92,14 @@ struct edge_snap {
 	uint64_t origin_hist[EDGE_ORIGIN_BUCKETS];
 };
 
-/* One admin_allow network. */
-struct admin_net {
-	int family; /* AF_INET or AF_INET6 */
-	unsigned prefix;
-	uint8_t addr[16];
-};
-
 struct edge_admin_ctx {
 	struct event *snap_timer;
 	struct edge_snap *ring; /* RING_SLOTS */
 	unsigned ring_head;     /* next slot to write */
 	unsigned ring_len;
-	struct admin_net *nets;
-	unsigned nnets;
-	char *token; /* NULL: none required */
-	size_t token_len;
-	uint64_t log_sec; /* the log throttle's second and its count */
+	struct http_acl acl;
+	struct http_tokens tokens; /* none: no token required */
+	uint64_t log_sec;          /* the log throttle's second and its count */
 	unsigned log_n;
 	uint64_t log_dropped;
 };
@@ -468,13 +459,17 @@ cache_json(struct edge *e, const struct edge_totals *t)
 	json_object_set_new(c, "hit_for_miss", JINT(t->hit_for_miss));
 	json_object_set_new(
 	    c, "hit_for_miss_misses", JINT(t->hit_for_miss_used));
-	json_object_set_new(pu, "hard", JINT(0));
-	json_object_set_new(pu, "soft", JINT(0));
 	json_object_set_new(c, "purges", pu);
 	json_object_set_new(c, "variants", variants_json(e));
-	if (e->store == NULL)
+	if (e->store == NULL) {
+		json_object_set_new(pu, "hard", JINT(0));
+		json_object_set_new(pu, "soft", JINT(0));
 		return c;
+	}
 	cache_store_stats(e->store, &st);
+	json_object_set_new(pu, "hard", JINT(st.purged_hard));
+	json_object_set_new(pu, "soft", JINT(st.purged_soft));
+	json_object_set_new(pu, "seq", JINT(st.purge_seq));
 	json_object_set_new(c, "objects", JINT(st.objects));
 	json_object_set_new(c, "bytes", JINT(st.bytes));
 	json_object_set_new(c, "memory_objects", JINT(st.mem_objects));
@@ -876,9 +871,11 @@ metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 	    "LMDB failures other than a full map (each is logged).",
 	    st.io_errors);
 	prom_family(b, "edge_purges_total", "counter",
-	    "Purges applied, by type (always 0: purges are not built yet).");
-	prom_sample(b, "edge_purges_total", "0", "type", "hard", NULL);
-	prom_sample(b, "edge_purges_total", "0", "type", "soft", NULL);
+	    "Lookups that found an object purged, by type of purge.");
+	prom_sample(b, "edge_purges_total", u64s(n, sizeof(n), st.purged_hard),
+	    "type", "hard", NULL);
+	prom_sample(b, "edge_purges_total", u64s(n, sizeof(n), st.purged_soft),
+	    "type", "soft", NULL);
 }
 
 /* Sites and their pools' servers. */
@@ -1034,114 +1031,20 @@ metrics_text(struct edge *e, size_t *len)
 /* ---- access control ---- */
 
 static int
-net_parse(const char *s, struct admin_net *n, const char **why)
-{
-	char addr[INET6_ADDRSTRLEN + 1], *end;
-	const char *slash = strchr(s, '/');
-	size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
-	unsigned long prefix;
-	unsigned max, bits;
-
-	memset(n, 0, sizeof(*n));
-	if (alen == 0 || alen >= sizeof(addr)) {
-		*why = "not an address";
-		return CDN_EINVAL;
-	}
-	memcpy(addr, s, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, n->addr) == 1) {
-		n->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, addr, n->addr) == 1) {
-		n->family = AF_INET6;
-		max = 128;
-	} else {
-		*why = "not an IPv4 or IPv6 address";
-		return CDN_EINVAL;
-	}
-	n->prefix = max;
-	if (slash != NULL) {
-		errno = 0;
-		prefix = strtoul(slash + 1, &end, 10);
-		if (slash[1] < '0' || slash[1] > '9' || *end != '\0' ||
-		    errno != 0 || prefix > max) {
-			*why = n->family == AF_INET
-			    ? "prefix length must be 0 to 32"
-			    : "prefix length must be 0 to 128";
-			return CDN_EINVAL;
-		}
-		n->prefix = (unsigned)prefix;
-	}
-	for (bits = n->prefix; bits < max; bits++) {
-		if (n->addr[bits / 8] & (0x80u >> (bits % 8))) {
-			*why = "address bits set beyond the prefix length";
-			return CDN_EINVAL;
-		}
-	}
-	return CDN_OK;
-}
-
-static int
-net_match(const struct admin_net *n, int family, const uint8_t *addr)
-{
-	unsigned full = n->prefix / 8, rest = n->prefix % 8;
-
-	if (n->family != family)
-		return 0;
-	if (memcmp(n->addr, addr, full) != 0)
-		return 0;
-	return rest == 0 ||
-	    ((n->addr[full] ^ addr[full]) & (0xffu << (8 - rest)) & 0xffu) == 0;
-}
-
-static int
-client_allowed(const struct edge_admin_ctx *a, const char *client)
-{
-	uint8_t addr[16];
-	int family;
-
-	if (inet_pton(AF_INET, client, addr) == 1) {
-		family = AF_INET;
-	} else if (inet_pton(AF_INET6, client, addr) == 1) {
-		family = AF_INET6;
-		/* ::ffff:a.b.c.d is an IPv4 client. */
-		if (memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
-			memmove(addr, addr + 12, 4);
-			family = AF_INET;
-		}
-	} else {
-		return 0;
-	}
-	for (unsigned i = 0; i < a->nnets; i++)
-		if (net_match(&a->nets[i], family, addr))
-			return 1;
-	return 0;
-}
-
-static int
 acl_init(struct edge_admin_ctx *a, const struct conf *c)
 {
 	const char *why;
 
-	a->nets =
-	    cdn_xcalloc(2 * (size_t)c->admin_allow.n + 1, sizeof(*a->nets));
 	for (unsigned i = 0; i < c->admin_allow.n; i++) {
 		const char *v = c->admin_allow.v[i];
 
-		if (strcmp(v, "loopback") == 0) {
-			(void)net_parse(
-			    "127.0.0.0/8", &a->nets[a->nnets++], &why);
-			(void)net_parse("::1", &a->nets[a->nnets++], &why);
-			continue;
-		}
-		if (net_parse(v, &a->nets[a->nnets], &why) != CDN_OK) {
+		if (http_acl_add(&a->acl, v, &why) != CDN_OK) {
 			CDN_LOG(CDN_LOG_ERR, "admin",
 			    "admin_allow \"%s\": %s (write ADDRESS[/PREFIX] "
 			    "or loopback)",
 			    v, why);
 			return CDN_EINVAL;
 		}
-		a->nnets++;
 	}
 	return CDN_OK;
 }
@@ -1149,70 +1052,10 @@ acl_init(struct edge_admin_ctx *a, const struct conf *c)
 static int
 token_init(struct edge_admin_ctx *a, const char *path)
 {
-	char buf[TOKEN_MAX + 2];
-	struct stat stb;
-	size_t n;
-	FILE *f;
-
 	if (path[0] == '\0')
 		return CDN_OK;
-	f = fopen(path, "r");
-	if (f == NULL) {
-		CDN_LOG(CDN_LOG_ERR, "admin", "admin_token_file %s: %s", path,
-		    strerror(errno));
-		return CDN_EINVAL;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	if (fstat(fileno(f), &stb) == 0 && (stb.st_mode & 0077) != 0)
-		CDN_LOG(CDN_LOG_WARN, "admin",
-		    "admin_token_file %s is readable by other users", path);
-	fclose(f);
-	buf[n] = '\0';
-	while (n > 0 &&
-	    (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-	        buf[n - 1] == '\t'))
-		buf[--n] = '\0';
-	if (n == 0 || n > TOKEN_MAX) {
-		CDN_LOG(CDN_LOG_ERR, "admin", "admin_token_file %s: %s", path,
-		    n == 0 ? "empty" : "token longer than 4096 bytes");
-		return CDN_EINVAL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (buf[i] <= ' ' || buf[i] > '~') {
-			CDN_LOG(CDN_LOG_ERR, "admin",
-			    "admin_token_file %s: the token must be one line "
-			    "of visible ASCII characters",
-			    path);
-			return CDN_EINVAL;
-		}
-	}
-	a->token = cdn_xstrndup(buf, n);
-	a->token_len = n;
-	explicit_bzero(buf, sizeof(buf));
-	return CDN_OK;
-}
-
-/* Does the request carry "Authorization: Bearer <our token>"? */
-static int
-token_ok(const struct edge_admin_ctx *a, const struct http_request *req)
-{
-	const struct http_header *h = http_request_find(req, "authorization");
-	const char *v, *end;
-	unsigned char diff = 0;
-
-	if (h == NULL || h->value.len < 7 ||
-	    strncasecmp(h->value.p, "bearer ", 7) != 0)
-		return 0;
-	v = h->value.p + 7;
-	end = h->value.p + h->value.len;
-	while (v < end && *v == ' ')
-		v++;
-	if ((size_t)(end - v) != a->token_len)
-		return 0;
-	/* In constant time: the length is all a timing attack learns. */
-	for (size_t i = 0; i < a->token_len; i++)
-		diff |= (unsigned char)(v[i] ^ a->token[i]);
-	return diff == 0;
+	return http_tokens_load(
+	    &a->tokens, path, 1, "admin", "admin_token_file");
 }
 
 /* A refusal, logged with the client's address, LOG_BURST a second. */
@@ -1356,13 +1199,14 @@ on_admin_request(struct http_txn *txn, void *arg)
 	int healthz = http_slice_eq_ci(req->path, "/healthz");
 	int dashboard = http_slice_eq_ci(req->path, "/dashboard");
 
-	if (!client_allowed(a, http_txn_client_addr(txn))) {
+	if (!http_acl_allows(&a->acl, http_txn_client_addr(txn))) {
 		log_refusal(a, txn, 403, "not in admin_allow");
 		http_txn_simple(txn, 403, "text/plain", "403 Forbidden\n", 14);
 		return;
 	}
 	/* The page holds no data: it asks for the token to read /stats. */
-	if (a->token != NULL && !healthz && !dashboard && !token_ok(a, req)) {
+	if (a->tokens.n > 0 && !healthz && !dashboard &&
+	    http_tokens_check(&a->tokens, req) == NULL) {
 		log_refusal(a, txn, 401, "missing or wrong bearer token");
 		admin_send(txn, 401, "text/plain",
 		    "WWW-Authenticate: Bearer realm=\"edged admin\"\r\n",
@@ -1434,9 +1278,7 @@ edge_admin_fini(struct edge *e)
 	if (a->snap_timer != NULL)
 		event_free(a->snap_timer);
 	free(a->ring);
-	free(a->nets);
-	if (a->token != NULL)
-		explicit_bzero(a->token, a->token_len);
-	free(a->token);
+	http_acl_free(&a->acl);
+	http_tokens_free(&a->tokens);
 	free(a);
 }

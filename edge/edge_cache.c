@@ -463,6 +463,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
+	pt->purge_gen = cache_store_purge_seq(e->store);
 	key_host(pt->site, req, &host, &hostlen);
 	if (key_for(pt->site, key_scheme(pt), host, hostlen, req->path.p,
 	        req->path.len, req->query.p, req->query.len, req->has_query,
@@ -535,6 +536,8 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	now = time(NULL);
 	age = cache_current_age(o->d.initial_age_s, o->response_time, now);
+	if (cache_obj_soft_purged(o) && age < o->d.freshness_s)
+		age = o->d.freshness_s; /* soft purge: stale from now on */
 	d = effective_decision(pt->site, o);
 	use = cache_policy_use(&d, age, &pt->x.req_cc, pt->pragma_no_cache);
 	if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
@@ -696,8 +699,9 @@ has_field(const char *fields, size_t len, const char *name, size_t nlen)
 
 struct cache_obj *
 edge_cache_merge_304(const struct cache_policy_conf *policy,
-    const struct cache_exchange *req_x, const struct cache_obj *old,
-    const char *fields, size_t len, struct cache_decision *d)
+    const struct cache_exchange *req_x, uint64_t purge_gen,
+    const struct cache_obj *old, const char *fields, size_t len,
+    struct cache_decision *d)
 {
 	struct cdn_strbuf merged = {.max = 256 * 1024};
 	const char *p, *end = old->fields + old->fields_len, *eol, *colon;
@@ -736,6 +740,14 @@ edge_cache_merge_304(const struct cache_policy_conf *policy,
 		off += n;
 	}
 	cdn_sb_free(&merged);
+	if (o != NULL) {
+		/* Validated now: purges before this request no longer apply
+		 * to it; its tags are the stored response's. */
+		o->purge_gen = purge_gen;
+		if (old->tags_len > 0 &&
+		    cache_obj_set_tags(o, old->tags, old->tags_len) != CDN_OK)
+			cache_obj_unref(&o);
+	}
 	return o;
 }
 
@@ -752,8 +764,8 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 	struct cache_decision d;
 	struct cache_obj *o;
 
-	o = edge_cache_merge_304(
-	    &pt->site->policy, &pt->x, pt->stale, out->p, out->len, &d);
+	o = edge_cache_merge_304(&pt->site->policy, &pt->x, pt->purge_gen,
+	    pt->stale, out->p, out->len, &d);
 	if (o == NULL)
 		return 0; /* no memory: the origin's 304 goes to the client */
 	EDGE_COUNTER_INC(w, cache_not_modified);
@@ -819,9 +831,11 @@ struct cache_obj *
 edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
     struct cache_exchange *x, const uint8_t key[CACHE_HASH_LEN],
     const char *key_url, size_t key_url_len, const struct cache_field *rf,
-    int nrf, int decoding, int status, const char *fields, size_t len,
-    int64_t content_length, struct cdn_strbuf *out, struct cache_decision *d)
+    int nrf, int decoding, uint64_t purge_gen, int status, const char *fields,
+    size_t len, int64_t content_length, struct cdn_strbuf *out,
+    struct cache_decision *d)
 {
+	struct cache_obj *o;
 	const char *vary;
 	size_t vlen = 0;
 	uint64_t variant = 0;
@@ -852,9 +866,15 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 	if (!store)
 		return NULL;
 	variant = cache_variant_id(variant, (enum cache_enc)coding);
-	return edge_cache_new_obj(key, variant, status, d, x->response_time,
+	o = edge_cache_new_obj(key, variant, status, d, x->response_time,
 	    key_url, key_url_len, out->p, out->len, vary != NULL ? vary : "",
 	    vlen);
+	/* Tags for purges, and the purge seq when the request began: a
+	 * purge during the fetch outranks what it stores. */
+	if (o != NULL &&
+	    edge_purge_on_fill(e, o, fields, len, purge_gen) != CDN_OK)
+		cache_obj_unref(&o);
+	return o;
 }
 
 int
@@ -891,8 +911,8 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 		cache_obj_unref(&pt->stale); /* a full response replaces it */
 	nf = edge_cache_request_fields(req, rf, VARY_FIELDS);
 	pt->fill = edge_cache_fill_obj(pt->w->edge, pt->site, &pt->x, pt->key,
-	    pt->key_url, pt->key_url_len, rf, nf, pt->decoding, status, fields,
-	    len, pt->content_length, out, &d);
+	    pt->key_url, pt->key_url_len, rf, nf, pt->decoding, pt->purge_gen,
+	    status, fields, len, pt->content_length, out, &d);
 	store = pt->fill != NULL;
 	if (store && strlen(pt->cache_status) + 8 < sizeof(pt->cache_status))
 		strcat(pt->cache_status, "; stored");

@@ -83,6 +83,7 @@ struct edge_fill {
 	size_t key_url_len;
 	/* The leading request, for the storing decision and its Vary key. */
 	struct cache_exchange x;
+	uint64_t purge_gen; /* the leader's: purges after it outrank us */
 	struct cdn_strbuf req_buf; /* "name\0value\0" pairs */
 	struct cache_field rf[VARY_FIELDS];
 	int nrf;                 /* -1: too many fields to compute a Vary key */
@@ -108,7 +109,8 @@ struct edge_fill {
 	uint64_t body_len;
 	struct cache_obj *obj; /* the object to store, if storable */
 	unsigned discard : 1;  /* nobody wants the body: end the fetch */
-	unsigned in_table : 1;
+	int in_table; /* (the table shard's lock; not a bit field: others write
+	                 it) */
 	struct edge_fill *own_prev, *own_next; /* owner's list */
 };
 
@@ -287,9 +289,12 @@ fill_unpublish(struct edge_fill *f, int hfm)
 	struct inflight_shard *s = shard_of(f->edge->inflight, f->key);
 	struct inflight_entry *en;
 
-	if (!f->in_table)
-		return;
 	pthread_mutex_lock(&s->mu);
+	if (!f->in_table) {
+		/* Never published, or replaced after a purge. */
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
 	en = entry_find(s, f->key);
 	CDN_ASSERT(en != NULL && en->fill == f);
 	f->in_table = 0;
@@ -779,8 +784,8 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
 	f->x.response_time = time(NULL);
-	if (edge_proxy_client_fields(
-	        f->site, fields, len, &out, &content_length) != CDN_OK) {
+	if (edge_proxy_client_fields(f->edge, f->site, fields, len, &out,
+	        &content_length) != CDN_OK) {
 		cdn_sb_free(&out);
 		count_head(f, of);
 		f->discard = 1; /* on_done answers 502 */
@@ -788,8 +793,8 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	}
 	if (f->stale != NULL && status == 304) {
 		count_head(f, of);
-		merged = edge_cache_merge_304(
-		    &f->site->policy, &f->x, f->stale, out.p, out.len, &d);
+		merged = edge_cache_merge_304(&f->site->policy, &f->x,
+		    f->purge_gen, f->stale, out.p, out.len, &d);
 		cdn_sb_free(&out);
 		if (merged == NULL) {
 			f->discard = 1;
@@ -819,7 +824,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 		return;
 	}
 	f->obj = edge_cache_fill_obj(e, f->site, &f->x, f->key, f->key_url,
-	    f->key_url_len, f->rf, f->nrf, 0, status, fields, len,
+	    f->key_url_len, f->rf, f->nrf, 0, f->purge_gen, status, fields, len,
 	    content_length, &out, &d);
 	if (f->obj == NULL) {
 		/* Not for sharing: the leader takes the fetch, the others
@@ -1042,6 +1047,7 @@ fill_new(struct proxy_txn *pt)
 	f->key_url = cdn_xstrndup(pt->key_url, pt->key_url_len);
 	f->key_url_len = pt->key_url_len;
 	f->x = pt->x;
+	f->purge_gen = pt->purge_gen;
 	f->content_length = -1;
 	if (pt->stale != NULL)
 		f->stale = cache_obj_ref(pt->stale);
@@ -1085,6 +1091,15 @@ edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq)
 		pthread_mutex_unlock(&s->mu);
 		EDGE_COUNTER_INC(w, cache_hit_for_miss_used);
 		return 0; /* hit-for-miss: fetch alone */
+	}
+	if (en != NULL && en->fill != NULL &&
+	    en->fill->purge_gen < pt->purge_gen) {
+		/* A purge came after that fetch began: what it brings may be
+		 * the purged content.  It goes on for its own waiters, and
+		 * this request starts a fresh one in its place. */
+		en->fill->in_table = 0;
+		en->fill = NULL;
+		s->nhfm++; /* as a marker, until replaced just below */
 	}
 	if (en != NULL && en->fill != NULL) {
 		f = en->fill;

@@ -183,6 +183,7 @@ struct edge {
 	/* The cache; NULL without cache_dir. */
 	struct cache_store *store;
 	struct edge_variant_ctx *variant; /* codings (edge_variant.c) */
+	struct edge_purged *purged;       /* edge_purged.c */
 	struct edge_tls *tls;             /* NULL without listen_tls */
 	struct edge_inflight *inflight;   /* shared fetches by key */
 };
@@ -220,6 +221,7 @@ struct proxy_txn {
 	struct cache_exchange x; /* request side, then the response's */
 	struct cache_obj *stale; /* stored response being revalidated */
 	struct cache_obj *fill;  /* response being stored */
+	uint64_t purge_gen;      /* purge seq when the request began */
 	char cache_status[96];   /* Cache-Status after "name; " */
 
 	/* The client's Range answered from the whole response (edge_range.c) */
@@ -281,8 +283,9 @@ void edge_cache_status_field(
 /* RFC 9111 §4.3.4: <old> refreshed by a 304's <fields>; NULL if out of
  * memory.  *d is the new storing decision. */
 struct cache_obj *edge_cache_merge_304(const struct cache_policy_conf *policy,
-    const struct cache_exchange *req_x, const struct cache_obj *old,
-    const char *fields, size_t len, struct cache_decision *d);
+    const struct cache_exchange *req_x, uint64_t purge_gen,
+    const struct cache_obj *old, const char *fields, size_t len,
+    struct cache_decision *d);
 /* The request's fields as the Vary logic takes them (Accept-Encoding is
  * the codings' business); -1 if more than <cap>. */
 int edge_cache_request_fields(
@@ -290,8 +293,8 @@ int edge_cache_request_fields(
 struct cache_obj *edge_cache_fill_obj(struct edge *e,
     const struct edge_site *site, struct cache_exchange *x,
     const uint8_t key[CACHE_HASH_LEN], const char *key_url, size_t key_url_len,
-    const struct cache_field *rf, int nrf, int decoding, int status,
-    const char *fields, size_t len, int64_t content_length,
+    const struct cache_field *rf, int nrf, int decoding, uint64_t purge_gen,
+    int status, const char *fields, size_t len, int64_t content_length,
     struct cdn_strbuf *out, struct cache_decision *d);
 /* A new object to fill, from the client's copy of the response head. */
 struct cache_obj *edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN],
@@ -345,8 +348,9 @@ void edge_proxy_respond_error(
     struct proxy_txn *pt, struct http_txn *txn, int status);
 /* The client's copy of an origin response head: hop-by-hop fields out,
  * Via appended; *content_length -1 if chunked.  CDN_ENOMEM if too big. */
-int edge_proxy_client_fields(const struct edge_site *site, const char *fields,
-    size_t len, struct cdn_strbuf *out, int64_t *content_length);
+int edge_proxy_client_fields(const struct edge *e, const struct edge_site *site,
+    const char *fields, size_t len, struct cdn_strbuf *out,
+    int64_t *content_length);
 
 /* edge_admin.c */
 extern const struct http_handler edge_admin_handler;
@@ -358,6 +362,21 @@ extern const struct http_handler edge_admin_handler;
  */
 int edge_admin_init(struct edge *e) CDN_WUR;
 void edge_admin_fini(struct edge *e);
+/* edge_purged.c */
+/*
+ * Tags (cache_tag_fields) and, with purge_listen, purged as a child of the
+ * main thread's event_base, restarted if it dies.  CDN_EINVAL after
+ * logging why if the settings are unusable.
+ */
+int edge_purged_init(struct edge *e) CDN_WUR;
+/* Stops the child (SIGTERM, then SIGKILL) and frees. */
+void edge_purged_fini(struct edge *e);
+/* A fill starts: record the purge generation <purge_gen> and the tags of
+ * the origin's <fields> in <o>.  CDN_ENOMEM: do not store it. */
+int edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,
+    size_t len, uint64_t purge_gen) CDN_WUR;
+/* Whether a response field is kept from clients (Surrogate-Key). */
+int edge_purge_hides_field(const struct edge *e, const char *name, size_t len);
 /* The origin's response head came <us> after the request (worker thread). */
 void edge_stats_origin_head(struct edge_worker *w, uint64_t us);
 

@@ -383,8 +383,9 @@ edge_count_origin_error(struct edge_worker *w, enum origin_err err)
 }
 
 int
-edge_proxy_client_fields(const struct edge_site *site, const char *fields,
-    size_t len, struct cdn_strbuf *out, int64_t *content_length)
+edge_proxy_client_fields(const struct edge *e, const struct edge_site *site,
+    const char *fields, size_t len, struct cdn_strbuf *out,
+    int64_t *content_length)
 {
 	struct conn_tokens ct = {.n = 0};
 	const char *p, *end = fields + len, *eol, *colon;
@@ -421,6 +422,8 @@ edge_proxy_client_fields(const struct edge_site *site, const char *fields,
 		        (nlen == 17 &&
 		            strncasecmp(p, "surrogate-control", 17) == 0)))
 			continue;
+		if (edge_purge_hides_field(e, p, nlen))
+			continue;
 		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
 			/* RFC 9110 §7.6.3: append ourselves to the chain. */
 			cdn_sb_add(out, p, (size_t)(eol - p));
@@ -452,7 +455,8 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
 	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
-	edge_proxy_client_fields(pt->site, fields, len, &out, &content_length);
+	edge_proxy_client_fields(
+	    pt->w->edge, pt->site, fields, len, &out, &content_length);
 	pt->content_length = content_length;
 	if (out.failed) {
 		cdn_sb_free(&out);

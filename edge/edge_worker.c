@@ -504,6 +504,8 @@ edge_new(struct conf *conf)
 			goto fail;
 		}
 	}
+	if (edge_purged_init(e) != CDN_OK)
+		goto fail;
 	e->sig_term = evsignal_new(e->main_base, SIGTERM, on_signal, e);
 	e->sig_int = evsignal_new(e->main_base, SIGINT, on_signal, e);
 	e->sig_hup = evsignal_new(e->main_base, SIGHUP, on_signal, e);
@@ -570,6 +572,7 @@ edge_free(struct edge **ep)
 		evconnlistener_free(e->admin);
 	http_server_free(&e->admin_http);
 	edge_admin_fini(e);
+	edge_purged_fini(e);
 	if (e->sig_term != NULL) {
 		event_free(e->sig_term);
 		event_free(e->sig_int);

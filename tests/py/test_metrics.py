@@ -483,7 +483,7 @@ def test_counters_match_a_scripted_sequence():
                    c["stores"], c["objects"], c["stale"]["revalidate"],
                    c["coalesced"], c["purges"]),
                   (hits, 0, misses, 1, len(urls), len(urls), 0, 0,
-                   {"hard": 0, "soft": 0}), "cache figures")
+                   {"hard": 0, "soft": 0, "seq": 0}), "cache figures")
             et.eq(s["response_bytes"], by, "response bytes")
             et.eq(s["bytes_sent"], sum(by.values()), "bytes sent")
             et.eq((s["origin_fetches"], s["origin_errors"]), (ofetch, 1),

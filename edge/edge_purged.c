@@ -1,0 +1,363 @@
+/*
+ * edged's side of purges: the tags a fill records, the Surrogate-Key field
+ * kept from clients, and purged run as a child process.
+ *
+ * The child.  With purge_listen set, edged fork+execs the purged binary
+ * found beside its own (/proc/self/exe), with the same cache_dir, key
+ * rules and purge settings, so that one command runs a whole node.  It
+ * runs on the main thread's event_base: SIGCHLD reaps it and a timer
+ * restarts it, after 100 ms doubling to 10 s while it keeps dying within
+ * 10 s of its start (a bad token file must not make edged spin).  The
+ * child gets SIGTERM if edged dies (PR_SET_PDEATHSIG), so that a restarted
+ * edged finds the purge address free; edge_purged_fini() stops it on
+ * shutdown.  purged shares nothing with edged but the LMDB environment.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cache/cache.h"
+#include "common/cdn_log.h"
+#include "conf/conf.h"
+#include "edge/edge_int.h"
+#include "http/http_access.h"
+
+#define TAG_FIELDS_MAX    8
+#define RESTART_MIN_MS    100
+#define RESTART_MAX_MS    10000
+#define RESTART_STABLE_MS 10000
+#define STOP_WAIT_MS      3000
+#define PURGED_MAX_ARGS   64
+
+struct edge_purged {
+	uint32_t magic;
+#define EDGE_PURGED_MAGIC 0x2b7d51c6u
+	char *fields_buf; /* cache_tag_fields, split in place */
+	const char *fields[TAG_FIELDS_MAX];
+	unsigned nfields;
+	int pass_surrogate_key;
+	/* the child, main thread only */
+	char *exe;
+	pid_t pid;
+	uint64_t started_ms;
+	uint64_t backoff_ms;
+	struct event *sigchld;
+	struct event *restart;
+	unsigned restarts;
+};
+
+/* ---- tags, from worker threads (read-only after init) ---- */
+
+int
+edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,
+    size_t len, uint64_t purge_gen)
+{
+	struct edge_purged *p = e->purged;
+	char tags[CACHE_TAGS_CAP];
+	size_t n;
+
+	o->purge_gen = purge_gen;
+	if (p == NULL || p->nfields == 0)
+		return CDN_OK;
+	n = cache_tags_parse(
+	    fields, len, p->fields, p->nfields, tags, sizeof(tags));
+	if (n == 0)
+		return CDN_OK;
+	return cache_obj_set_tags(o, tags, n);
+}
+
+int
+edge_purge_hides_field(const struct edge *e, const char *name, size_t len)
+{
+	const struct edge_purged *p = e->purged;
+
+	return p != NULL && !p->pass_surrogate_key && len == 13 &&
+	    strncasecmp(name, "surrogate-key", 13) == 0;
+}
+
+/* ---- the child ---- */
+
+static void
+add_arg(char **argv, unsigned *argc, const char *a)
+{
+	CDN_ASSERT(*argc + 2 < PURGED_MAX_ARGS);
+	argv[(*argc)++] = (char *)(uintptr_t)a;
+	argv[*argc] = NULL;
+}
+
+static void
+spawn(struct edge *e)
+{
+	struct edge_purged *p = e->purged;
+	const struct conf *c = e->conf;
+	char *argv[PURGED_MAX_ARGS], level[16], qm[16];
+	unsigned argc = 0;
+	pid_t pid;
+
+	add_arg(argv, &argc, p->exe);
+	add_arg(argv, &argc, "--cache-dir");
+	add_arg(argv, &argc, c->cache_dir);
+	add_arg(argv, &argc, "--listen");
+	add_arg(argv, &argc, c->purge_listen);
+	add_arg(argv, &argc, "--token-file");
+	add_arg(argv, &argc, c->purge_token_file);
+	for (unsigned i = 0; i < c->purge_allow.n && argc + 4 < PURGED_MAX_ARGS;
+	     i++) {
+		add_arg(argv, &argc, "--allow");
+		add_arg(argv, &argc, c->purge_allow.v[i]);
+	}
+	if (c->purge_audit_log[0] != '\0') {
+		add_arg(argv, &argc, "--audit-log");
+		add_arg(argv, &argc, c->purge_audit_log);
+	}
+	if (c->error_log[0] != '\0') {
+		add_arg(argv, &argc, "--error-log");
+		add_arg(argv, &argc, c->error_log);
+	}
+	snprintf(level, sizeof(level), "%s",
+	    cdn_log_level_name((enum cdn_log_level)c->log_level));
+	add_arg(argv, &argc, "--log-level");
+	add_arg(argv, &argc, level);
+	/* purged must build the same keys as the workers. */
+	snprintf(qm, sizeof(qm), "%s", c->cache_query);
+	add_arg(argv, &argc, "--cache-query");
+	add_arg(argv, &argc, qm);
+	if (c->cache_key_scheme)
+		add_arg(argv, &argc, "--cache-key-scheme");
+	for (unsigned i = 0;
+	     i < c->cache_query_drop.n && argc + 4 < PURGED_MAX_ARGS; i++) {
+		add_arg(argv, &argc, "--cache-query-drop");
+		add_arg(argv, &argc, c->cache_query_drop.v[i]);
+	}
+	for (unsigned i = 0;
+	     i < c->cache_query_keep.n && argc + 4 < PURGED_MAX_ARGS; i++) {
+		add_arg(argv, &argc, "--cache-query-keep");
+		add_arg(argv, &argc, c->cache_query_keep.v[i]);
+	}
+
+	pid = fork();
+	if (pid == -1) {
+		CDN_LOG(CDN_LOG_ERR, "purge", "fork: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		sigset_t all;
+
+		/* Only async-signal-safe calls until exec. */
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(1); /* edged died before the prctl */
+		execv(p->exe, argv);
+		_exit(127);
+	}
+	p->pid = pid;
+	p->started_ms = cdn_now_ms();
+	CDN_LOG(CDN_LOG_INFO, "purge", "started purged (pid %d) on %s",
+	    (int)pid, c->purge_listen);
+}
+
+static void
+on_restart(evutil_socket_t fd, short what, void *arg)
+{
+	struct edge *e = arg;
+
+	(void)fd;
+	(void)what;
+	if (e->purged->pid == 0 && !atomic_load(&e->draining))
+		spawn(e);
+}
+
+static void
+on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	struct edge *e = arg;
+	struct edge_purged *p = e->purged;
+	struct timeval tv;
+	pid_t pid;
+	int status;
+
+	(void)sig;
+	(void)what;
+	/* Only our own child: other children (none today) keep theirs. */
+	if (p->pid == 0)
+		return;
+	pid = waitpid(p->pid, &status, WNOHANG);
+	if (pid != p->pid)
+		return;
+	p->pid = 0;
+	if (atomic_load(&e->draining)) {
+		CDN_LOG(
+		    CDN_LOG_INFO, "purge", "purged (pid %d) stopped", (int)pid);
+		return;
+	}
+	if (cdn_now_ms() - p->started_ms >= RESTART_STABLE_MS)
+		p->backoff_ms = RESTART_MIN_MS;
+	CDN_LOG(CDN_LOG_WARN, "purge",
+	    "purged (pid %d) %s %d: restarting in %llu ms", (int)pid,
+	    WIFSIGNALED(status) ? "killed by signal" : "exited with",
+	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+	    (unsigned long long)p->backoff_ms);
+	p->restarts++;
+	tv.tv_sec = (time_t)(p->backoff_ms / 1000);
+	tv.tv_usec = (suseconds_t)(p->backoff_ms % 1000) * 1000;
+	evtimer_add(p->restart, &tv);
+	p->backoff_ms *= 2;
+	if (p->backoff_ms > RESTART_MAX_MS)
+		p->backoff_ms = RESTART_MAX_MS;
+}
+
+/* The purged binary beside ours. */
+static char *
+purged_path(void)
+{
+	char buf[PATH_MAX];
+	ssize_t n;
+	char *slash;
+
+	n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash == NULL || (size_t)(slash - buf) + 8 >= sizeof(buf))
+		return NULL;
+	strcpy(slash + 1, "purged");
+	return cdn_xstrdup(buf);
+}
+
+/*
+ * What purged would refuse at start-up, refused here, so that a bad
+ * token file or ACL stops edged with the reason instead of making it
+ * restart purged every 10 s.
+ */
+static int
+check_access(const struct conf *c)
+{
+	struct http_tokens t;
+	struct http_acl acl;
+	const char *why;
+	int rc = CDN_OK;
+
+	memset(&acl, 0, sizeof(acl));
+	for (unsigned i = 0; i < c->purge_allow.n && rc == CDN_OK; i++) {
+		if (http_acl_add(&acl, c->purge_allow.v[i], &why) != CDN_OK) {
+			CDN_LOG(CDN_LOG_ERR, "purge",
+			    "purge_allow \"%s\": %s (write ADDRESS[/PREFIX] "
+			    "or loopback)",
+			    c->purge_allow.v[i], why);
+			rc = CDN_EINVAL;
+		}
+	}
+	http_acl_free(&acl);
+	if (rc == CDN_OK &&
+	    http_tokens_load(&t, c->purge_token_file, 0, "purge",
+	        "purge_token_file") != CDN_OK)
+		rc = CDN_EINVAL;
+	else if (rc == CDN_OK)
+		http_tokens_free(&t);
+	return rc;
+}
+
+int
+edge_purged_init(struct edge *e)
+{
+	const struct conf *c = e->conf;
+	struct edge_purged *p;
+	char *save = NULL, *tok;
+
+	CDN_ASSERT(e->purged == NULL && e->main_base != NULL);
+	p = cdn_xcalloc(1, sizeof(*p));
+	p->magic = EDGE_PURGED_MAGIC;
+	e->purged = p;
+	p->pass_surrogate_key = (int)c->surrogate_key_pass;
+	p->fields_buf = cdn_xstrdup(c->cache_tag_fields);
+	for (tok = strtok_r(p->fields_buf, " ,", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ,", &save)) {
+		if (p->nfields == TAG_FIELDS_MAX) {
+			CDN_LOG(CDN_LOG_ERR, "purge",
+			    "cache_tag_fields: at most %d fields",
+			    TAG_FIELDS_MAX);
+			return CDN_EINVAL;
+		}
+		p->fields[p->nfields++] = tok;
+	}
+	if (c->purge_listen[0] == '\0')
+		return CDN_OK;
+	if (c->cache_dir[0] == '\0' || c->purge_token_file[0] == '\0') {
+		CDN_LOG(CDN_LOG_ERR, "purge",
+		    "purge_listen needs cache_dir and purge_token_file");
+		return CDN_EINVAL;
+	}
+	if (check_access(c) != CDN_OK)
+		return CDN_EINVAL;
+	p->exe = purged_path();
+	if (p->exe == NULL || access(p->exe, X_OK) != 0) {
+		CDN_LOG(CDN_LOG_ERR, "purge",
+		    "no purged binary beside edged (%s)",
+		    p->exe != NULL ? p->exe : "/proc/self/exe unreadable");
+		return CDN_EINVAL;
+	}
+	p->backoff_ms = RESTART_MIN_MS;
+	p->sigchld = evsignal_new(e->main_base, SIGCHLD, on_sigchld, e);
+	p->restart = evtimer_new(e->main_base, on_restart, e);
+	event_add(p->sigchld, NULL);
+	spawn(e);
+	return p->pid != 0 ? CDN_OK : CDN_EIO;
+}
+
+/* Stop the child: SIGTERM, then SIGKILL after STOP_WAIT_MS. */
+static void
+stop_child(struct edge_purged *p)
+{
+	uint64_t until;
+	struct timespec ts = {0, 10 * 1000000L};
+	int status;
+
+	if (p->pid == 0)
+		return;
+	kill(p->pid, SIGTERM);
+	until = cdn_now_ms() + STOP_WAIT_MS;
+	while (waitpid(p->pid, &status, WNOHANG) == 0) {
+		if (cdn_now_ms() >= until) {
+			kill(p->pid, SIGKILL);
+			(void)waitpid(p->pid, &status, 0);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	p->pid = 0;
+}
+
+void
+edge_purged_fini(struct edge *e)
+{
+	struct edge_purged *p = e->purged;
+
+	if (p == NULL)
+		return;
+	MAGIC_CHECK(p, EDGE_PURGED_MAGIC);
+	e->purged = NULL;
+	stop_child(p);
+	if (p->sigchld != NULL)
+		event_free(p->sigchld);
+	if (p->restart != NULL)
+		event_free(p->restart);
+	free(p->exe);
+	free(p->fields_buf);
+	MAGIC_WIPE(p);
+	free(p);
+}

@@ -1,0 +1,480 @@
+/*
+ * edgectl: the operator's command line for one edge node.
+ *
+ *   edgectl [--json] purge (--url U | --tag T | --prefix P)... [--soft]
+ *           [--dry-run]                      through purged's POST /purge
+ *   edgectl [--json] stats                   edged's admin /stats
+ *   edgectl [--json] inspect URL             purged's GET /inspect
+ *
+ * Where: --purge-api URL (default $EDGECTL_PURGE_API or
+ * http://127.0.0.1:8082), --admin URL (default $EDGECTL_ADMIN or
+ * http://127.0.0.1:8081), --token-file F (default $EDGECTL_TOKEN_FILE),
+ * --admin-token-file F (default $EDGECTL_ADMIN_TOKEN_FILE).  Exit status:
+ * 0 done, 1 the request failed or was refused, 2 bad usage.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "common/cdn.h"
+#include "common/cdn_strbuf.h"
+
+#define TOKEN_MAX 4096
+#define MAX_ITEMS 1000
+#define REPLY_MAX (64u << 20)
+#define TIMEOUT_S 30L
+
+struct ctl {
+	const char *purge_api, *admin, *token_file, *admin_token_file;
+	int json;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: edgectl [options] purge (--url U | --tag T | --prefix "
+	    "P)... "
+	    "[--soft] [--dry-run]\n"
+	    "       edgectl [options] stats\n"
+	    "       edgectl [options] inspect URL\n"
+	    "options: --json  --purge-api URL  --admin URL  --token-file F  "
+	    "--admin-token-file F\n");
+}
+
+static size_t
+on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct cdn_strbuf *b = arg;
+
+	cdn_sb_add(b, p, size * n);
+	return b->failed ? 0 : size * n;
+}
+
+/* The first token of a token file ("TOKEN" or "ID TOKEN" lines). */
+static int
+read_token(const char *path, char *out, size_t cap)
+{
+	char line[TOKEN_MAX + 64], *p, *sp;
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "edgectl: %s: ", path);
+		perror(NULL);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		n = strcspn(line, "\r\n");
+		line[n] = '\0';
+		while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+			line[--n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		sp = strchr(line, ' ');
+		p = sp != NULL ? sp + 1 : line;
+		n = strlen(p);
+		if (n >= cap)
+			n = cap - 1;
+		memcpy(out, p, n);
+		out[n] = '\0';
+		explicit_bzero(line, sizeof(line));
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	fprintf(stderr, "edgectl: %s: no token\n", path);
+	return -1;
+}
+
+/*
+ * One request; the reply body is parsed as JSON into *out (NULL if it is
+ * not JSON).  Returns the HTTP status, or -1 if there was no answer.
+ */
+static long
+call(const char *method, const char *url, const char *token_file,
+    const char *body, json_t **out)
+{
+	struct cdn_strbuf reply = {.max = REPLY_MAX};
+	struct curl_slist *h = NULL;
+	char token[TOKEN_MAX + 1], auth[TOKEN_MAX + 32];
+	long status = -1;
+	CURL *c;
+	CURLcode rc;
+
+	*out = NULL;
+	c = curl_easy_init();
+	if (c == NULL)
+		return -1;
+	if (token_file != NULL && token_file[0] != '\0') {
+		if (read_token(token_file, token, sizeof(token)) != 0) {
+			curl_easy_cleanup(c);
+			return -1;
+		}
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		h = curl_slist_append(h, auth);
+		explicit_bzero(token, sizeof(token));
+		explicit_bzero(auth, sizeof(auth));
+	}
+	if (body != NULL) {
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, TIMEOUT_S);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "edgectl: %s %s: %s\n", method, url,
+		    curl_easy_strerror(rc));
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (reply.len > 0)
+			*out = json_loadb(reply.p, reply.len, 0, NULL);
+		if (*out == NULL && status != 200)
+			fprintf(stderr, "edgectl: %s %s: status %ld\n", method,
+			    url, status);
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	cdn_sb_free(&reply);
+	return status;
+}
+
+static void
+print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+
+	if (s != NULL)
+		printf("%s\n", s);
+	free(s);
+}
+
+/* A refusal or error answer: say what purged or edged said. */
+static int
+failed(long status, json_t *j)
+{
+	const char *why = json_string_value(json_object_get(j, "error"));
+
+	if (status > 0)
+		fprintf(stderr, "edgectl: refused: %ld %s\n", status,
+		    why != NULL ? why : "");
+	return 1;
+}
+
+static int
+cmd_purge(const struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"url", required_argument, NULL, 'u'},
+	    {"tag", required_argument, NULL, 't'},
+	    {"prefix", required_argument, NULL, 'p'},
+	    {"soft", no_argument, NULL, 's'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
+	};
+	json_t *req, *urls, *tags, *prefixes, *reply = NULL, *it;
+	char url[4096], *body;
+	int opt, soft = 0, dry = 0, nitems = 0, rc;
+	long status;
+	size_t i;
+
+	req = json_object();
+	urls = json_array();
+	tags = json_array();
+	prefixes = json_array();
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			json_array_append_new(urls, json_string(optarg));
+			break;
+		case 't':
+			json_array_append_new(tags, json_string(optarg));
+			break;
+		case 'p':
+			json_array_append_new(prefixes, json_string(optarg));
+			break;
+		case 's':
+			soft = 1;
+			continue;
+		case 'n':
+			dry = 1;
+			continue;
+		default:
+			goto usage_fail;
+		}
+		if (++nitems > MAX_ITEMS)
+			goto usage_fail;
+	}
+	if (optind != argc || nitems == 0)
+		goto usage_fail;
+	json_object_set_new(req, "urls", urls);
+	json_object_set_new(req, "tags", tags);
+	json_object_set_new(req, "prefixes", prefixes);
+	json_object_set_new(req, "soft", json_boolean(soft));
+	json_object_set_new(req, "dry_run", json_boolean(dry));
+	body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (body == NULL)
+		return 1;
+	snprintf(url, sizeof(url), "%s/purge", ctl->purge_api);
+	status = call("POST", url, ctl->token_file, body, &reply);
+	free(body);
+	if (status != 200) {
+		rc = failed(status, reply);
+		json_decref(reply);
+		return rc;
+	}
+	if (ctl->json) {
+		print_json(reply);
+	} else {
+		printf("purge %" JSON_INTEGER_FORMAT
+		       "%s%s: %" JSON_INTEGER_FORMAT
+		       " object(s) matched by URL, %.3f ms\n",
+		    json_integer_value(json_object_get(reply, "seq")),
+		    soft ? " (soft)" : "", dry ? " (dry run)" : "",
+		    json_integer_value(json_object_get(reply, "matched")),
+		    json_real_value(json_object_get(reply, "ms")));
+		json_array_foreach(json_object_get(reply, "items"), i, it)
+		{
+			json_t *m = json_object_get(it, "matched");
+
+			if (json_is_integer(m))
+				printf("  %s %s: %" JSON_INTEGER_FORMAT
+				       " matched\n",
+				    json_string_value(
+				        json_object_get(it, "type")),
+				    json_string_value(
+				        json_object_get(it, "value")),
+				    json_integer_value(m));
+			else
+				printf("  %s %s: purged by generation\n",
+				    json_string_value(
+				        json_object_get(it, "type")),
+				    json_string_value(
+				        json_object_get(it, "value")));
+		}
+	}
+	json_decref(reply);
+	return 0;
+
+usage_fail:
+	json_decref(req);
+	json_decref(urls);
+	json_decref(tags);
+	json_decref(prefixes);
+	usage(stderr);
+	return 2;
+}
+
+static void
+print_flat(const char *prefix, json_t *j)
+{
+	const char *k;
+	json_t *v;
+	char name[256];
+
+	json_object_foreach(j, k, v)
+	{
+		snprintf(name, sizeof(name), "%s%s%s", prefix,
+		    prefix[0] != '\0' ? "." : "", k);
+		if (json_is_object(v)) {
+			print_flat(name, v);
+		} else if (json_is_integer(v)) {
+			printf("%s %" JSON_INTEGER_FORMAT "\n", name,
+			    json_integer_value(v));
+		} else if (json_is_real(v)) {
+			printf("%s %g\n", name, json_real_value(v));
+		} else if (json_is_string(v)) {
+			printf("%s %s\n", name, json_string_value(v));
+		} else if (json_is_boolean(v)) {
+			printf("%s %s\n", name,
+			    json_is_true(v) ? "true" : "false");
+		}
+	}
+}
+
+static int
+cmd_stats(const struct ctl *ctl)
+{
+	char url[4096];
+	json_t *reply = NULL;
+	long status;
+	int rc = 0;
+
+	snprintf(url, sizeof(url), "%s/stats", ctl->admin);
+	status = call("GET", url, ctl->admin_token_file, NULL, &reply);
+	if (status != 200 || reply == NULL)
+		rc = failed(status, reply);
+	else if (ctl->json)
+		print_json(reply);
+	else
+		print_flat("", reply);
+	json_decref(reply);
+	return rc;
+}
+
+static void
+print_variant(json_t *v)
+{
+	json_t *tags = json_object_get(v, "tags"), *t;
+	const char *hp = json_string_value(json_object_get(v, "headers"));
+	size_t i, l;
+
+	printf("  variant %s: status %" JSON_INTEGER_FORMAT
+	       ", %" JSON_INTEGER_FORMAT " bytes, age %" JSON_INTEGER_FORMAT
+	       " s, ttl left %" JSON_INTEGER_FORMAT " s, purged %s\n",
+	    json_string_value(json_object_get(v, "variant")),
+	    json_integer_value(json_object_get(v, "status")),
+	    json_integer_value(json_object_get(v, "size")),
+	    json_integer_value(json_object_get(v, "age")),
+	    json_integer_value(json_object_get(v, "ttl_left")),
+	    json_string_value(json_object_get(v, "purged")));
+	printf("    tags:");
+	json_array_foreach(tags, i, t)
+	{
+		printf(" %s", json_string_value(t));
+	}
+	printf("\n    vary: %s\n    headers:\n",
+	    json_string_value(json_object_get(v, "vary")));
+	while (hp != NULL && *hp != '\0') {
+		l = strcspn(hp, "\r\n");
+		if (l > 0)
+			printf("      %.*s\n", (int)l, hp);
+		hp += l;
+		hp += strspn(hp, "\r\n");
+	}
+}
+
+static int
+cmd_inspect(const struct ctl *ctl, const char *target)
+{
+	struct cdn_strbuf url = {.max = 65536};
+	json_t *reply = NULL, *k, *v, *vars;
+	CURL *c = curl_easy_init();
+	char *esc;
+	long status;
+	size_t i, n;
+	int rc = 0;
+
+	if (c == NULL)
+		return 1;
+	esc = curl_easy_escape(c, target, 0);
+	curl_easy_cleanup(c);
+	if (esc == NULL)
+		return 1;
+	cdn_sb_printf(&url, "%s/inspect?url=%s", ctl->purge_api, esc);
+	curl_free(esc);
+	if (url.failed) {
+		cdn_sb_free(&url);
+		return 2;
+	}
+	status = call("GET", url.p, ctl->token_file, NULL, &reply);
+	cdn_sb_free(&url);
+	if (status != 200 || reply == NULL) {
+		rc = failed(status, reply);
+	} else if (ctl->json) {
+		print_json(reply);
+	} else {
+		json_array_foreach(json_object_get(reply, "keys"), i, k)
+		{
+			printf("key %s (hash %s)\n",
+			    json_string_value(json_object_get(k, "key")),
+			    json_string_value(json_object_get(k, "hash")));
+			vars = json_object_get(k, "variants");
+			if (json_array_size(vars) == 0)
+				printf("  not stored\n");
+			json_array_foreach(vars, n, v)
+			{
+				print_variant(v);
+			}
+		}
+	}
+	json_decref(reply);
+	return rc;
+}
+
+static const char *
+env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && v[0] != '\0' ? v : dflt;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"purge-api", required_argument, NULL, 'P'},
+	    {"admin", required_argument, NULL, 'A'},
+	    {"token-file", required_argument, NULL, 'T'},
+	    {"admin-token-file", required_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ctl ctl;
+	int opt, rc;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.purge_api = env_or("EDGECTL_PURGE_API", "http://127.0.0.1:8082");
+	ctl.admin = env_or("EDGECTL_ADMIN", "http://127.0.0.1:8081");
+	ctl.token_file = env_or("EDGECTL_TOKEN_FILE", NULL);
+	ctl.admin_token_file = env_or("EDGECTL_ADMIN_TOKEN_FILE", NULL);
+	/* Options before the command ("+": stop at the first word). */
+	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			ctl.json = 1;
+			break;
+		case 'P':
+			ctl.purge_api = optarg;
+			break;
+		case 'A':
+			ctl.admin = optarg;
+			break;
+		case 'T':
+			ctl.token_file = optarg;
+			break;
+		case 'a':
+			ctl.admin_token_file = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (strcmp(argv[optind], "purge") == 0) {
+		rc = cmd_purge(&ctl, argc - optind, argv + optind);
+	} else if (strcmp(argv[optind], "stats") == 0 && optind + 1 == argc) {
+		rc = cmd_stats(&ctl);
+	} else if (strcmp(argv[optind], "inspect") == 0 && optind + 2 == argc) {
+		rc = cmd_inspect(&ctl, argv[optind + 1]);
+	} else {
+		usage(stderr);
+		rc = 2;
+	}
+	curl_global_cleanup();
+	return rc;
+}
