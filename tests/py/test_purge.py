@@ -308,5 +308,62 @@ def test_edgectl():
         et.ok(b"401" in r.stderr, "says 401: %s" % r.stderr)
 
 
+def test_soft_purge_keeps_stale_protection():
+    # With a grace period, a soft-purged object is answered at once while
+    # one background request refreshes it; with the origin failing, it is
+    # served as stale-if-error.  A hard-purged one has neither.
+    with et.Origin() as o, pn.Node(o, "--cache-grace", "60s",
+                                   "--cache-stale-if-error", "1h",
+                                   "--cache-query-drop", "status") as n:
+        p = "/obj/sp?%s" % TTL
+        fill(n, p)
+        n.purge_ok(target=p, headers=[("Purge-Mode", "soft")])
+        before = o.count()
+        r = n.get(p)
+        et.ok("stale-while-revalidate" in r.header("Cache-Status"),
+              "answered stale, refreshed behind: %s"
+              % r.header("Cache-Status"))
+        et.wait_for(lambda: o.count() - before == 1, 5,
+                    what="one background refresh")
+        et.wait_for(lambda: n.get(p).header("Cache-Status").startswith(
+            "edged; hit; ttl="), 5, what="the refreshed object")
+    with et.Origin() as o, pn.Node(o, "--cache-stale-if-error", "1h",
+                                   "--cache-query-drop", "status") as n:
+        q = "/obj/sq?%s" % TTL
+        fill(n, q)
+        n.purge_ok(target=q, headers=[("Purge-Mode", "soft")])
+        r = n.get(q + "&status=503")
+        et.eq(r.status, 200, "origin 503: the soft-purged copy instead")
+        et.ok("stale-if-error" in r.header("Cache-Status"),
+              r.header("Cache-Status"))
+        n.purge_ok(target=q)
+        r = n.get(q + "&status=503")
+        et.eq(r.status, 503, "after a hard purge the error comes through")
+
+
+def test_request_after_a_purge_never_joins_an_older_fetch():
+    with et.Origin() as o, pn.Node(o, "--cache-query-drop", "delay_ms") as n:
+        p = "/obj/race?%s" % TTL
+        out = {}
+
+        def first():
+            out["a"] = n.get(p + "&delay_ms=1200")
+
+        import threading
+        t = threading.Thread(target=first)
+        t.start()
+        et.wait_for(lambda: o.count("/obj/race") == 1, 5,
+                    what="the first fetch to reach the origin")
+        n.purge_ok(target=p)
+        r = n.get(p + "&delay_ms=200")
+        t.join(10)
+        et.eq(r.status, 200, "answered")
+        et.ok("collapsed" not in r.header("Cache-Status"),
+              "did not wait on the fetch from before the purge: %s"
+              % r.header("Cache-Status"))
+        et.eq(o.count("/obj/race"), 2, "a fetch of its own")
+        et.eq(out["a"].status, 200, "the first client got its answer")
+
+
 if __name__ == "__main__":
     et.main()
