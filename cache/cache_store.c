@@ -2302,16 +2302,14 @@ purge_filter(struct cache_store *s, struct cache_obj **op)
 }
 
 /*
- * Find the object for (key, variant): memory first, then LMDB; an object
- * found on disk is promoted to memory if it fits.  On CDN_OK, *objp holds
- * one new reference and *from_memory (if not NULL) tells the tier.
- * Returns CDN_NOTFOUND on a miss, CDN_ECORRUPT for a record or chunk that
- * fails its checks (counted; its deletion is queued), CDN_EIO or
- * CDN_ENOMEM.  *objp is untouched unless CDN_OK.
+ * The lookup behind cache_store_get (with_body) and cache_store_get_meta:
+ * memory first, then LMDB, each answer filtered by the purge rules.  A
+ * whole object read from disk is promoted to memory; a corrupt record's
+ * deletion is queued.
  */
-int
-cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
-    uint64_t variant, struct cache_obj **objp, int *from_memory)
+static int
+store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, int with_body, struct cache_obj **objp, int *from_memory)
 {
 	struct cache_obj *o = NULL;
 	struct wmsg *m;
@@ -2332,11 +2330,12 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	}
 	if (is_removed)
 		return CDN_NOTFOUND;
-	rc = disk_get(s, key, variant, 1, &o);
+	rc = disk_get(s, key, variant, with_body, &o);
 	if (rc == CDN_OK && purge_filter(s, &o) != CDN_OK)
 		return CDN_NOTFOUND;
 	if (rc == CDN_OK) {
-		cache_mem_promote(s->mem, o, gen);
+		if (with_body)
+			cache_mem_promote(s->mem, o, gen);
 		*objp = o;
 		if (from_memory != NULL)
 			*from_memory = 0;
@@ -2353,6 +2352,21 @@ cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 }
 
 /*
+ * Find the object for (key, variant): memory first, then LMDB; an object
+ * found on disk is promoted to memory if it fits.  On CDN_OK, *objp holds
+ * one new reference and *from_memory (if not NULL) tells the tier.
+ * Returns CDN_NOTFOUND on a miss, CDN_ECORRUPT for a record or chunk that
+ * fails its checks (counted; its deletion is queued), CDN_EIO or
+ * CDN_ENOMEM.  *objp is untouched unless CDN_OK.
+ */
+int
+cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct cache_obj **objp, int *from_memory)
+{
+	return store_lookup(s, key, variant, 1, objp, from_memory);
+}
+
+/*
  * As cache_store_get, but an object found only in LMDB comes back with its
  * metadata alone (o->chunks NULL, nchunks and body_len set) and is not
  * promoted to memory: for a range, whose chunks the caller then reads
@@ -2363,36 +2377,7 @@ int
 cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory)
 {
-	struct cache_obj *o = NULL;
-	uint64_t gen = 0;
-	int rc, is_removed = 0;
-
-	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
-	CDN_ASSERT(key != NULL && objp != NULL);
-	purge_refresh(s);
-	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
-	if (rc == CDN_OK) {
-		if (purge_filter(s, &o) != CDN_OK)
-			return CDN_NOTFOUND;
-		*objp = o;
-		if (from_memory != NULL)
-			*from_memory = 1;
-		return CDN_OK;
-	}
-	if (is_removed)
-		return CDN_NOTFOUND;
-	rc = disk_get(s, key, variant, 0, &o);
-	if (rc == CDN_OK && purge_filter(s, &o) != CDN_OK)
-		return CDN_NOTFOUND;
-	if (rc == CDN_OK) {
-		*objp = o;
-		if (from_memory != NULL)
-			*from_memory = 0;
-	} else if (rc == CDN_ECORRUPT) {
-		atomic_fetch_add_explicit(
-		    &s->st_corrupt, 1, memory_order_relaxed);
-	}
-	return rc;
+	return store_lookup(s, key, variant, 0, objp, from_memory);
 }
 
 uint64_t

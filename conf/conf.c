@@ -28,6 +28,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -35,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 
@@ -2421,4 +2425,57 @@ conf_dump(FILE *out, const struct conf *c)
 		}
 	}
 	dump_sites(out, c);
+}
+
+int
+conf_listen_socket(
+    const char *hostport, int reuseport, int backlog, const char *who)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256], port[8];
+	const char *why;
+	uint16_t portnum;
+	int fd = -1, one = 1, rc;
+
+	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum, &why) !=
+	    CDN_OK) {
+		CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport, why);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned)portnum);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport,
+		    gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(
+	    res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    (reuseport &&
+	        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ==
+	            -1))
+		goto fail;
+	/* [::]:80 must not also take 0.0.0.0:80: that is its own listen. */
+	if (res->ai_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, backlog) == -1)
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+
+fail:
+	CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
 }

@@ -189,6 +189,14 @@ int conf_parse_duration_ms(
  * into host (brackets removed; "*" becomes "0.0.0.0") and port 1..65535.
  * host must have room for 256 bytes.
  */
+/*
+ * Open a listening socket (non-blocking, close-on-exec, SO_REUSEADDR; with
+ * <reuseport> SO_REUSEPORT too, so that several threads can each listen)
+ * on the "HOST:PORT" a directive names.  An IPv6 socket takes IPv6 only.
+ * Returns the fd, or -1 after logging why under <who>.
+ */
+int conf_listen_socket(
+    const char *hostport, int reuseport, int backlog, const char *who);
 int conf_parse_hostport(const char *s, char *host, size_t hostlen,
     uint16_t *port, const char **why) CDN_WUR;
 /*

@@ -465,19 +465,13 @@ waiter_matches(
 {
 	const struct http_request *req = http_txn_request(fw->pt->txn);
 	struct cache_field rf[VARY_FIELDS];
-	struct cache_accept_enc ae;
 	enum cache_enc enc = cache_variant_enc(variant);
 	enum cache_enc order[CACHE_ENC_COUNT];
 	uint64_t mine;
 	unsigned n;
 	int nf, ok = 0;
 
-	cache_accept_enc_init(&ae);
-	for (unsigned i = 0; i < req->n_headers; i++)
-		if (http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
-			cache_accept_enc_parse(&ae, req->headers[i].value.p,
-			    req->headers[i].value.len);
-	n = cache_accept_enc_order(&ae, order);
+	n = edge_variant_accepted(req, order);
 	for (unsigned i = 0; i < n; i++)
 		if (order[i] == enc)
 			ok = 1;

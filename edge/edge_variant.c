@@ -266,13 +266,26 @@ decode_now(struct edge *e, struct cache_obj *src, struct cache_obj **objp)
 	return CDN_NOTFOUND;
 }
 
+unsigned
+edge_variant_accepted(
+    const struct http_request *req, enum cache_enc order[CACHE_ENC_COUNT])
+{
+	struct cache_accept_enc ae;
+
+	cache_accept_enc_init(&ae);
+	for (unsigned i = 0; i < req->n_headers; i++)
+		if (http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
+			cache_accept_enc_parse(&ae, req->headers[i].value.p,
+			    req->headers[i].value.len);
+	return cache_accept_enc_order(&ae, order);
+}
+
 int
 edge_variant_get(struct edge *e, const struct http_request *req,
     const uint8_t key[CACHE_HASH_LEN], uint64_t vary_key,
     struct cache_obj **objp, int *from_memory)
 {
 	struct edge_variant_ctx *v = e->variant;
-	struct cache_accept_enc ae;
 	enum cache_enc order[CACHE_ENC_COUNT];
 	struct cache_obj *o = NULL;
 	int acceptable[CACHE_ENC_COUNT] = {0};
@@ -281,12 +294,7 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	int rc, stored_other = 0, meta_only;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
-	cache_accept_enc_init(&ae);
-	for (unsigned i = 0; i < req->n_headers; i++)
-		if (http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
-			cache_accept_enc_parse(&ae, req->headers[i].value.p,
-			    req->headers[i].value.len);
-	n = cache_accept_enc_order(&ae, order);
+	n = edge_variant_accepted(req, order);
 	/* A range of a large object on disk reads only its chunks
 	 * (edge_variant_load_body). */
 	meta_only = req->method == HTTP_M_GET &&

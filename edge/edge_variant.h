@@ -135,6 +135,11 @@ struct edge_variant_ctx;
 int edge_variant_init(struct edge *e) CDN_WUR;
 void edge_variant_fini(struct edge *e);
 
+/* The codings the request's Accept-Encoding takes, best first, into
+ * <order>; returns how many (cache_accept_enc_order()). */
+unsigned edge_variant_accepted(
+    const struct http_request *req, enum cache_enc order[CACHE_ENC_COUNT]);
+
 /*
  * Find the stored coding of (key, vary_key) that suits the request's
  * Accept-Encoding best.  A coding this node made that is no longer fresh

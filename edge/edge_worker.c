@@ -49,61 +49,6 @@ ms_tv(uint64_t ms, struct timeval *tv)
 	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
 }
 
-/*
- * Open a listening socket on "HOST:PORT".  Returns the fd, or -1 after
- * logging why.
- */
-static int
-listen_socket(const char *hostport)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[256], port[8];
-	const char *why;
-	uint16_t portnum;
-	int fd = -1, one = 1, rc;
-
-	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum, &why) !=
-	    CDN_OK) {
-		CDN_LOG(CDN_LOG_ERR, "edge", "listen %s: %s", hostport, why);
-		return -1;
-	}
-	snprintf(port, sizeof(port), "%u", (unsigned)portnum);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		CDN_LOG(CDN_LOG_ERR, "edge", "listen %s: %s", hostport,
-		    gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(
-	    res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
-		goto fail;
-	/* [::]:80 must not also take 0.0.0.0:80: that is its own listen. */
-	if (res->ai_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		goto fail;
-	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, LISTEN_BACKLOG) == -1)
-		goto fail;
-	freeaddrinfo(res);
-	return fd;
-
-fail:
-	CDN_LOG(
-	    CDN_LOG_ERR, "edge", "listen %s: %s", hostport, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	freeaddrinfo(res);
-	return -1;
-}
-
 static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -256,7 +201,7 @@ worker_listen(struct edge_worker *w, const char *addr, evconnlistener_cb cb)
 	struct evconnlistener *l;
 	int fd;
 
-	fd = listen_socket(addr);
+	fd = conf_listen_socket(addr, 1, LISTEN_BACKLOG, "edge");
 	if (fd == -1)
 		return CDN_EIO;
 	l = evconnlistener_new(w->base, cb, w,
@@ -490,7 +435,8 @@ edge_new(struct conf *conf)
 	if (conf->admin_listen[0] != '\0') {
 		if (edge_admin_init(e) != CDN_OK)
 			goto fail;
-		fd = listen_socket(conf->admin_listen);
+		fd = conf_listen_socket(
+		    conf->admin_listen, 1, LISTEN_BACKLOG, "edge");
 		if (fd == -1)
 			goto fail;
 		lim = server_limits(conf);

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,47 +51,6 @@ usage(FILE *f)
 	    "              [--ready-file F] [--cache-query keep|sort|drop]\n"
 	    "              [--cache-key-scheme] [--cache-query-drop P]... "
 	    "[--cache-query-keep P]...\n");
-}
-
-static int
-listen_socket(const char *hostport)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[256], port[8];
-	const char *why;
-	uint16_t portnum;
-	int fd = -1, one = 1, rc;
-
-	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum, &why) !=
-	    CDN_OK) {
-		CDN_LOG(CDN_LOG_ERR, "purge", "listen %s: %s", hostport, why);
-		return -1;
-	}
-	snprintf(port, sizeof(port), "%u", (unsigned)portnum);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		CDN_LOG(CDN_LOG_ERR, "purge", "listen %s: %s", hostport,
-		    gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(
-	    res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, 128) == -1) {
-		CDN_LOG(CDN_LOG_ERR, "purge", "listen %s: %s", hostport,
-		    strerror(errno));
-		if (fd != -1)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
 }
 
 static void
@@ -319,7 +277,7 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
-	fd = listen_socket(listen_at);
+	fd = conf_listen_socket(listen_at, 0, 128, "purge");
 	if (fd == -1)
 		goto out_base;
 	memset(&lim, 0, sizeof(lim));
