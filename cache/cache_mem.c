@@ -572,6 +572,22 @@ vary_set_locked(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
 		entry_insert(sh, e, gravep);
 }
 
+/* Insert an entry holding a reference to <o>, charged <footprint>. */
+static void
+obj_entry_insert(struct mem_shard *sh, struct cache_obj *o, size_t footprint,
+    int pinned, struct mem_entry **gravep)
+{
+	struct mem_entry *e = cdn_xcalloc(1, sizeof(*e));
+
+	memcpy(e->key, o->key, CACHE_HASH_LEN);
+	e->variant = o->variant;
+	e->kind = MEM_OBJ;
+	e->pinned = (uint8_t)pinned;
+	e->footprint = footprint;
+	e->obj = cache_obj_ref(o);
+	entry_insert(sh, e, gravep);
+}
+
 void
 cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 {
@@ -588,24 +604,11 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 	e = entry_find(sh, o->key, MEM_OBJ, o->variant);
 	if (e != NULL)
 		entry_kill(sh, e, &grave);
-	if (fp <= sh->admit_max) {
-		e = cdn_xcalloc(1, sizeof(*e));
-		memcpy(e->key, o->key, CACHE_HASH_LEN);
-		e->variant = o->variant;
-		e->kind = MEM_OBJ;
-		e->footprint = fp;
-		e->obj = cache_obj_ref(o);
-		entry_insert(sh, e, &grave);
-	} else if (pin) {
-		e = cdn_xcalloc(1, sizeof(*e));
-		memcpy(e->key, o->key, CACHE_HASH_LEN);
-		e->variant = o->variant;
-		e->kind = MEM_OBJ;
-		e->pinned = 1;
-		e->footprint = sizeof(*e) + MEM_MALLOC_OVERHEAD;
-		e->obj = cache_obj_ref(o);
-		entry_insert(sh, e, &grave);
-	}
+	if (fp <= sh->admit_max)
+		obj_entry_insert(sh, o, fp, 0, &grave);
+	else if (pin)
+		obj_entry_insert(
+		    sh, o, sizeof(*e) + MEM_MALLOC_OVERHEAD, 1, &grave);
 	vary_set_locked(
 	    sh, o->key, o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
 	pthread_mutex_unlock(&sh->mtx);
@@ -628,15 +631,8 @@ cache_mem_promote(struct cache_mem *m, struct cache_obj *o, uint64_t gen)
 	pthread_mutex_lock(&sh->mtx);
 	if (sh->gen == gen &&
 	    entry_find(sh, o->key, MEM_OBJ, o->variant) == NULL &&
-	    entry_find(sh, o->key, MEM_TOMB, 0) == NULL) {
-		e = cdn_xcalloc(1, sizeof(*e));
-		memcpy(e->key, o->key, CACHE_HASH_LEN);
-		e->variant = o->variant;
-		e->kind = MEM_OBJ;
-		e->footprint = fp;
-		e->obj = cache_obj_ref(o);
-		entry_insert(sh, e, &grave);
-	}
+	    entry_find(sh, o->key, MEM_TOMB, 0) == NULL)
+		obj_entry_insert(sh, o, fp, 0, &grave);
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 }

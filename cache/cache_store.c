@@ -636,32 +636,31 @@ lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
 	return mdb_put(txn, s->db_lru_pos, &k, &v, 0);
 }
 
-/* Does any variant of primary key <key> remain? */
+/* Count the variants of primary key <key>. */
 static int
-key_has_objects(struct cache_store *s, MDB_txn *txn,
-    const uint8_t key[CACHE_HASH_LEN], int *has)
+key_count(struct cache_store *s, MDB_txn *txn,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t *n)
 {
 	uint8_t start[CACHE_OBJKEY_LEN];
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
+	*n = 0;
 	rc = mdb_cursor_open(txn, s->db_obj, &cur);
 	if (rc != 0)
 		return rc;
 	cache_store_objkey(start, key, 0);
 	k = mval(start, sizeof(start));
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	*has = rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
-	    memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
+	     memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		(*n)++;
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
-/*
- * Add (<add>) or remove the tag index entries tag -> <hv> for the
- * space-separated tags[0..len).  Returns 0 or an LMDB code.
- */
 static int
 tags_index(struct cache_store *s, MDB_txn *txn, const char *tags, size_t len,
     const uint8_t hv[CACHE_OBJKEY_LEN], int add)
@@ -756,7 +755,8 @@ obj_delete(struct cache_store *s, MDB_txn *txn,
 	uint8_t lk[CACHE_LRUKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	int rc, has;
+	uint64_t left;
+	int rc;
 
 	*existed = 0;
 	rc = tags_unindex(s, txn, hv);
@@ -803,10 +803,10 @@ obj_delete(struct cache_store *s, MDB_txn *txn,
 			goto out;
 	}
 	if (clean_vary) {
-		rc = key_has_objects(s, txn, hv, &has);
+		rc = key_count(s, txn, hv, &left);
 		if (rc != 0)
 			goto out;
-		if (!has) {
+		if (left == 0) {
 			k = mval(hv, CACHE_HASH_LEN);
 			rc = mdb_del(txn, s->db_vary, &k, NULL);
 			if (rc == MDB_NOTFOUND)
@@ -1634,31 +1634,6 @@ cache_store_purge_seq(struct cache_store *s)
 	a = purge_page_load(s);
 	b = atomic_load_explicit(&s->rules_seq, memory_order_acquire);
 	return a > b ? a : b;
-}
-
-/* Count the variants of primary key <key>. */
-static int
-key_count(struct cache_store *s, MDB_txn *txn,
-    const uint8_t key[CACHE_HASH_LEN], uint64_t *n)
-{
-	uint8_t start[CACHE_OBJKEY_LEN];
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	*n = 0;
-	rc = mdb_cursor_open(txn, s->db_obj, &cur);
-	if (rc != 0)
-		return rc;
-	cache_store_objkey(start, key, 0);
-	k = mval(start, sizeof(start));
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	     rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
-	     memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-		(*n)++;
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
 /* Raise the rule of one item to <seq> and log it. */
