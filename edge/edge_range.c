@@ -212,6 +212,64 @@ edge_range_feed(const struct edge_range_plan *p, struct edge_range_cursor *c,
 	}
 }
 
+void
+edge_range_obj_pieces(const struct edge_range_plan *p,
+    const struct cache_obj *o,
+    void (*out)(void *arg, const unsigned char *p, size_t n, int in_obj),
+    void *arg)
+{
+	MAGIC_CHECK(p, EDGE_RANGE_PLAN_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	for (unsigned k = 0; k < p->nsegs; k++) {
+		const struct edge_range_seg *s = &p->segs[k];
+		uint64_t a = s->off, b = s->off + s->len;
+
+		if (s->is_lit) {
+			out(arg, (const unsigned char *)p->lit.p + s->lit_off,
+			    (size_t)s->len, 0);
+			continue;
+		}
+		CDN_ASSERT(b <= o->body_len);
+		/* Only the chunks the range covers; those alone were read
+		 * from disk (edge_range_load_chunks). */
+		while (a < b) {
+			uint64_t i = a / CACHE_CHUNK_SIZE;
+			uint64_t in = a % CACHE_CHUNK_SIZE;
+			uint64_t n = CACHE_CHUNK_SIZE - in;
+
+			CDN_ASSERT(o->chunks != NULL && o->chunks[i] != NULL);
+			if (n > b - a)
+				n = b - a;
+			out(arg, o->chunks[i] + in, (size_t)n, 1);
+			a += n;
+		}
+	}
+}
+
+int
+edge_range_load_chunks(
+    struct cache_store *s, const struct edge_range_plan *p, struct cache_obj *o)
+{
+	int rc = CDN_OK;
+
+	MAGIC_CHECK(p, EDGE_RANGE_PLAN_MAGIC);
+	for (unsigned k = 0; rc == CDN_OK && k < p->nsegs; k++) {
+		const struct edge_range_seg *sg = &p->segs[k];
+
+		if (sg->is_lit || sg->len == 0)
+			continue;
+		rc = cache_store_load_chunks(s, o,
+		    (uint32_t)(sg->off / CACHE_CHUNK_SIZE),
+		    (uint32_t)((sg->off + sg->len - 1) / CACHE_CHUNK_SIZE));
+	}
+	return rc;
+}
+
+struct send_ctx {
+	struct http_txn *txn;
+	struct cache_obj *o;
+};
+
 static void
 on_piece_sent(const void *data, size_t len, void *arg)
 {
@@ -222,36 +280,25 @@ on_piece_sent(const void *data, size_t len, void *arg)
 	cache_obj_unref(&o);
 }
 
+static void
+send_piece(void *arg, const unsigned char *p, size_t n, int in_obj)
+{
+	struct send_ctx *c = arg;
+
+	if (in_obj)
+		http_txn_write_ref(
+		    c->txn, p, n, on_piece_sent, cache_obj_ref(c->o));
+	else
+		http_txn_write(c->txn, p, n);
+}
+
 void
 edge_range_send_obj(
     struct http_txn *txn, const struct edge_range_plan *p, struct cache_obj *o)
 {
-	MAGIC_CHECK(p, EDGE_RANGE_PLAN_MAGIC);
-	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
-	CDN_ASSERT(o->chunks != NULL || o->nchunks == 0);
-	for (unsigned k = 0; k < p->nsegs; k++) {
-		const struct edge_range_seg *s = &p->segs[k];
-		uint64_t a = s->off, b = s->off + s->len;
+	struct send_ctx c = {txn, o};
 
-		if (s->is_lit) {
-			http_txn_write(
-			    txn, p->lit.p + s->lit_off, (size_t)s->len);
-			continue;
-		}
-		CDN_ASSERT(b <= o->body_len);
-		/* Only the chunks the range covers. */
-		while (a < b) {
-			uint64_t i = a / CACHE_CHUNK_SIZE;
-			uint64_t in = a % CACHE_CHUNK_SIZE;
-			uint64_t n = CACHE_CHUNK_SIZE - in;
-
-			if (n > b - a)
-				n = b - a;
-			http_txn_write_ref(txn, o->chunks[i] + in, (size_t)n,
-			    on_piece_sent, cache_obj_ref(o));
-			a += n;
-		}
-	}
+	edge_range_obj_pieces(p, o, send_piece, &c);
 }
 
 void

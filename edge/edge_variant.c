@@ -378,16 +378,7 @@ edge_variant_load_body(struct edge *e, const struct http_request *req,
 		return CDN_OK; /* the whole body is there */
 	if (!need_all) {
 		edge_range_plan_for(&plan, req, o, 0);
-		for (unsigned k = 0; rc == CDN_OK && k < plan.nsegs; k++) {
-			const struct edge_range_seg *sg = &plan.segs[k];
-
-			if (sg->is_lit || sg->len == 0)
-				continue;
-			rc = cache_store_load_chunks(e->store, o,
-			    (uint32_t)(sg->off / CACHE_CHUNK_SIZE),
-			    (uint32_t)((sg->off + sg->len - 1) /
-			        CACHE_CHUNK_SIZE));
-		}
+		rc = edge_range_load_chunks(e->store, &plan, o);
 		if (plan.status == 200 && plan.nsegs > 0)
 			rc =
 			    CDN_ELIMIT; /* the whole: the tier path is better */

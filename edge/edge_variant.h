@@ -17,6 +17,7 @@
 #include "http/http_parse.h"
 #include "http/http_range.h"
 
+struct cache_store;
 struct edge;
 struct http_txn;
 
@@ -104,8 +105,29 @@ void edge_range_feed(const struct edge_range_plan *p,
     struct edge_range_cursor *c, uint64_t off, const void *data, size_t len,
     void (*out)(void *arg, const void *p, size_t n), void *arg);
 
-/* Send the whole planned body from a complete object: chunks by
- * reference (one object reference per piece), part heads copied. */
+/*
+ * Hand the planned body of <o> to <out> in order: part heads and the
+ * closing delimiter (in_obj 0, the plan's bytes), and representation bytes
+ * (in_obj 1, pointers into <o>'s chunks, valid while <o> lives).  Every
+ * chunk the plan covers must be loaded: a whole object, or one from
+ * cache_store_get_meta() after edge_range_load_chunks() with this plan.
+ */
+void edge_range_obj_pieces(const struct edge_range_plan *p,
+    const struct cache_obj *o,
+    void (*out)(void *arg, const unsigned char *p, size_t n, int in_obj),
+    void *arg);
+
+/*
+ * Read from <s> the chunks of <o> (from cache_store_get_meta()) that plan
+ * <p> sends, and no others: none for a 416 or an empty body.  Returns
+ * cache_store_load_chunks()'s codes; the chunks read stay on failure.
+ */
+int edge_range_load_chunks(struct cache_store *s,
+    const struct edge_range_plan *p, struct cache_obj *o);
+
+/* Send the planned body of <o> (as edge_range_obj_pieces() requires):
+ * chunks by reference (one object reference per piece), part heads
+ * copied. */
 void edge_range_send_obj(
     struct http_txn *txn, const struct edge_range_plan *p, struct cache_obj *o);
 

@@ -12,14 +12,21 @@
  *     at most HTTP_RANGE_MAX;
  *   - a plan's body, fed in any piece size, is exactly content_length
  *     bytes, and a 206 single range is exactly the bytes asked for;
+ *   - the same holds for objects read back from an LMDB store (no memory
+ *     tier): the metadata alone, then only the chunks the plan covers, as
+ *     a range of an object on disk is answered (every size class: empty,
+ *     small, one chunk, several);
  *   - the negotiated order holds no coding twice and no q=0 coding;
  *   - decoding never produces more than its cap.
  */
 #include "config.h"
 
+#include <ftw.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/cache.h"
 #include "edge/edge_variant.h"
@@ -51,6 +58,145 @@ count_sink(void *arg, const void *p, size_t n)
 	(void)p;
 	decoded += n;
 	return CDN_OK;
+}
+
+/* ---- objects read back from disk ---- */
+
+static const uint64_t disk_sizes[] = {
+    0, 1, 2000, CACHE_CHUNK_SIZE, 2 * CACHE_CHUNK_SIZE + 77};
+static struct cache_store *store;
+static char store_dir[] = "/tmp/fuzz_range.XXXXXX";
+
+static unsigned char
+disk_byte(uint64_t i)
+{
+	return (unsigned char)(i * 7 + (i >> 8) + (i >> 16) * 13);
+}
+
+static void
+disk_key(unsigned k, uint8_t key[CACHE_HASH_LEN])
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "fuzz/%u", k);
+	cache_key_hash(name, strlen(name), key);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+store_close(void)
+{
+	cache_store_close(&store);
+	nftw(store_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Store one object of every size once, in a directory of this run's. */
+static void
+store_open(void)
+{
+	struct cache_store_conf c = {.disk_bytes = 64 << 20,
+	    .max_object_bytes = 16 << 20,
+	    .high_water_pct = 90,
+	    .low_water_pct = 80};
+	struct cache_decision d = {.storable = 1, .freshness_s = 3600};
+	static const char fields[] = "Content-Type: text/plain\r\n";
+	static unsigned char buf[4096];
+
+	if (mkdtemp(store_dir) == NULL)
+		abort();
+	c.dir = store_dir;
+	store = cache_store_open(&c);
+	if (store == NULL)
+		abort();
+	atexit(store_close);
+	for (unsigned k = 0; k < CDN_ARRAY_LEN(disk_sizes); k++) {
+		uint8_t key[CACHE_HASH_LEN];
+		struct cache_obj *o;
+
+		disk_key(k, key);
+		o = cache_obj_new(key, 0, 200, &d, 1700000000, "u", 1, fields,
+		    sizeof(fields) - 1, "", 0);
+		if (o == NULL)
+			abort();
+		for (uint64_t off = 0; off < disk_sizes[k];) {
+			size_t n = sizeof(buf);
+
+			if (n > disk_sizes[k] - off)
+				n = (size_t)(disk_sizes[k] - off);
+			for (size_t i = 0; i < n; i++)
+				buf[i] = disk_byte(off + i);
+			if (cache_obj_append(o, buf, n) != CDN_OK)
+				abort();
+			off += n;
+		}
+		cache_store_put(store, o);
+		cache_obj_unref(&o);
+	}
+	cache_store_sync(store);
+}
+
+struct piece_check {
+	uint64_t n;    /* response body bytes so far */
+	uint64_t next; /* single range: the representation offset expected */
+	int single;
+};
+
+static void
+check_piece(void *arg, const unsigned char *p, size_t n, int in_obj)
+{
+	struct piece_check *c = arg;
+
+	if (c->single) {
+		if (!in_obj)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			if (p[i] != disk_byte(c->next + i))
+				abort();
+		c->next += n;
+	}
+	c->n += n;
+}
+
+/* Answer <range> from each stored object as a range of an object on disk
+ * is answered: its metadata, then the chunks the plan covers. */
+static void
+ranges_from_disk(const char *range, size_t rlen, int allow_multi)
+{
+	if (store == NULL)
+		store_open();
+	for (unsigned k = 0; k < CDN_ARRAY_LEN(disk_sizes); k++) {
+		uint8_t key[CACHE_HASH_LEN];
+		struct cache_obj *o = NULL;
+		struct edge_range_plan p;
+		struct piece_check c = {0, 0, 0};
+		int from_memory = -1;
+
+		disk_key(k, key);
+		if (cache_store_get_meta(store, key, 0, &o, &from_memory) !=
+		        CDN_OK ||
+		    from_memory || o->body_len != disk_sizes[k])
+			abort();
+		edge_range_plan_init(&p, range, rlen, o->body_len, "text/plain",
+		    10, allow_multi);
+		if (edge_range_load_chunks(store, &p, o) != CDN_OK)
+			abort();
+		c.single = p.status == 206 && !p.multipart;
+		if (c.single)
+			c.next = p.segs[0].off;
+		edge_range_obj_pieces(&p, o, check_piece, &c);
+		if (c.n != p.content_length)
+			abort();
+		edge_range_plan_fini(&p);
+		cache_obj_unref(&o);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -121,6 +267,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    fields, sizeof(fields) - 1);
 		}
 		edge_range_plan_fini(&p);
+		ranges_from_disk((const char *)part[0], plen[0], plen[2] % 2);
 	}
 	if (part[3] != NULL) {
 		struct cache_accept_enc ae;

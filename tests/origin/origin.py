@@ -48,7 +48,8 @@ GET / and /index.html
 
 /text/<anything>?<parameters>
     A compressible text body: text_body(size) (lines of words, deterministic
-    from the length).  Parameters size=, ttl=, hdr= and delay_ms= as for
+    from the length).  Parameters size=, ttl=, hdr=, delay_ms=,
+    pause_after= and pause_ms= (over the bytes sent, coded or not) as for
     /obj, and:
       ctype=T          Content-Type (default text/plain; charset=utf-8)
       enc=gzip|br      send the body coded so (Content-Encoding), made with
@@ -551,8 +552,18 @@ class Conn:
             extra.append(("Cache-Control",
                           "public, max-age=%d" % num("ttl", "0")))
         ctype = q.get("ctype", ["text/plain; charset=utf-8"])[0]
-        self.send_simple(req, 200, body, ctype, extra + extra_headers(q),
-                         close)
+        pause_after = num("pause_after", "-1")
+        if pause_after < 0:
+            self.send_simple(req, 200, body, ctype,
+                             extra + extra_headers(q), close)
+            return not close
+        self.send_head(200, [("Content-Type", ctype),
+                             ("Content-Length", str(len(body)))] +
+                       extra + extra_headers(q), req, close)
+        if req.method != "HEAD":
+            self.sock.sendall(body[:pause_after])
+            time.sleep(num("pause_ms", "3000") / 1000.0)
+            self.sock.sendall(body[pause_after:])
         return not close
 
     def do_bomb(self, req, q, close):

@@ -61,6 +61,8 @@ Origin(host="127.0.0.1", port=0, tls=None)
 pattern(offset, length), check_pattern(data, size=None, offset=0), BLOCK,
 pattern_block(k)     the origin's body pattern, byte i =
                      (i * 7 + (i >> 8) + (i >> 16) * 13) & 0xff.
+parse_multipart(r)   the (fields, data) parts of a multipart/byteranges
+                     response, its framing checked.
 Edge(origin_url, *extra_args, threads=2, listen=None, env=None)
                      edged with --listen 127.0.0.1:<free> (or each of
                      <listen>) --origin <url> --threads N --ready-file
@@ -100,6 +102,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -146,6 +149,29 @@ def check_pattern(data, size=None, offset=0):
             "body differs from the pattern at byte %d (offset %d): "
             "got %r, expected %r" % (i, offset + i, bytes(data[i:i + 16]),
                                      want[i:i + 16]))
+
+
+def parse_multipart(r):
+    """The parts of a multipart/byteranges response <r>: a list of
+    (fields, data), field names in lower case; checks the framing."""
+    m = re.match(r"multipart/byteranges; boundary=(\S+)$",
+                 r.header("content-type") or "")
+    ok(m is not None, "multipart type: %r" % r.header("content-type"))
+    b = m.group(1).encode()
+    body = r.body
+    eq(int(r.header("content-length")), len(body), "Content-Length")
+    ok(body.endswith(b"\r\n--" + b + b"--\r\n"), "closing delimiter")
+    parts = []
+    for chunk in body.split(b"--" + b)[1:-1]:
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        fields = {}
+        for line in head.strip().split(b"\r\n"):
+            n, _, v = line.decode().partition(":")
+            fields[n.strip().lower()] = v.strip()
+        parts.append((fields, data))
+    return parts
 
 
 def sha256(data):

@@ -4,7 +4,6 @@ ETag or a date, 416, ranges of a compressed variant over its own bytes,
 ranges of a 100 MiB object, a miss answered from the whole fetch, and
 objects too large to store passed to the origin with their Range."""
 import json
-import re
 import sys
 
 sys.dont_write_bytecode = True
@@ -47,27 +46,6 @@ def check_206(r, first, last, total, what):
           what + " Content-Length")
     et.check_pattern(r.body, None, first)
     et.eq(len(r.body), last - first + 1, what + " length")
-
-
-def parse_multipart(r):
-    m = re.match(r"multipart/byteranges; boundary=(\S+)$",
-                 r.header("content-type") or "")
-    et.ok(m is not None, "multipart type: %r" % r.header("content-type"))
-    b = m.group(1).encode()
-    body = r.body
-    et.eq(int(r.header("content-length")), len(body), "Content-Length")
-    et.ok(body.endswith(b"\r\n--" + b + b"--\r\n"), "closing delimiter")
-    parts = []
-    for chunk in body.split(b"--" + b)[1:-1]:
-        head, _, data = chunk.partition(b"\r\n\r\n")
-        if data.endswith(b"\r\n"):
-            data = data[:-2]
-        fields = {}
-        for line in head.strip().split(b"\r\n"):
-            n, _, v = line.decode().partition(":")
-            fields[n.strip().lower()] = v.strip()
-        parts.append((fields, data))
-    return parts
 
 
 def test_single_suffix_open_ranges_from_cache():
@@ -116,7 +94,7 @@ def test_multiple_ranges_are_multipart():
             r = rget(e, OBJ, "bytes=0-9, 50000-50009, -5")
             et.eq(r.status, 206, "status")
             et.eq(r.header("content-range"), None, "no top Content-Range")
-            parts = parse_multipart(r)
+            parts = et.parse_multipart(r)
             want = [(0, 9), (50000, 50009), (99995, 99999)]
             et.eq(len(parts), 3, "three parts")
             for (f, data), (a, b) in zip(parts, want):
@@ -218,7 +196,7 @@ def test_a_range_miss_is_answered_from_the_whole_fetch():
             et.eq(r.status, 200, "then the whole")
             et.check_pattern(r.body, 500000)
             r = rget(e, "/obj/miss2?size=5000&ttl=300", "bytes=0-1,10-11")
-            parts = parse_multipart(r)
+            parts = et.parse_multipart(r)
             et.eq([p[1] for p in parts], [et.pattern(0, 2), et.pattern(10, 2)],
                   "multipart on a miss")
             r = rget(e, "/obj/miss3?size=5000&ttl=300", "bytes=9000-")
@@ -253,7 +231,7 @@ def test_ranges_on_a_100_mib_object():
                 et.ok(r.header("cache-status").startswith("edged; hit"),
                       "a hit")
             r = rget(e, path, "bytes=-10,50000000-50000009")
-            parts = parse_multipart(r)
+            parts = et.parse_multipart(r)
             et.eq(len(parts), 2, "two parts")
             et.check_pattern(parts[0][1], None, 50000000)
             et.check_pattern(parts[1][1], None, size - 10)
