@@ -575,6 +575,11 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 	body = len;
 	while (body > 0 && (p[body - 1] == '\r' || p[body - 1] == '\n'))
 		body--;
+	/* RFC 9110 §5.5: CR, LF or NUL inside a field is invalid.  Passed on,
+	 * a bare CR would end the line early for some clients. */
+	if (memchr(p, '\r', body) != NULL || memchr(p, '\n', body) != NULL ||
+	    memchr(p, '\0', body) != NULL)
+		return 0; /* a protocol error: 502 */
 	if (body == 0 || head_append(f, p, body) != 0 ||
 	    head_append(f, "\r\n", 2) != 0)
 		return 0;
