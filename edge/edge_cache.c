@@ -78,7 +78,12 @@ key_for(const struct edge_site *site, const char *scheme, const char *host,
 		return CDN_EINVAL;
 	cache_key_hash(buf, len, key);
 	if (url != NULL) {
-		*url = cdn_xstrndup(buf, len);
+		/* As long as the client's target: fail, never abort. */
+		*url = malloc(len + 1);
+		if (*url == NULL)
+			return CDN_ENOMEM;
+		memcpy(*url, buf, len);
+		(*url)[len] = '\0';
 		*url_len = len;
 	}
 	return CDN_OK;
@@ -465,9 +470,15 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	}
 	pt->purge_gen = cache_store_purge_seq(e->store);
 	key_host(pt->site, req, &host, &hostlen);
-	if (key_for(pt->site, key_scheme(pt), host, hostlen, req->path.p,
-	        req->path.len, req->query.p, req->query.len, req->has_query,
-	        pt->key, &pt->key_url, &pt->key_url_len) == CDN_OK)
+	rc = key_for(pt->site, key_scheme(pt), host, hostlen, req->path.p,
+	    req->path.len, req->query.p, req->query.len, req->has_query,
+	    pt->key, &pt->key_url, &pt->key_url_len);
+	if (rc == CDN_ENOMEM) {
+		/* Not a bypass: an unsafe method must still invalidate. */
+		edge_proxy_respond_error(pt, txn, 503);
+		return 1;
+	}
+	if (rc == CDN_OK)
 		pt->has_key = 1;
 	if (req->method != HTTP_M_GET && req->method != HTTP_M_HEAD) {
 		snprintf(

@@ -663,13 +663,18 @@ edge_fill_writable(struct proxy_txn *pt)
 
 /* ---- the fetch (owner thread) ---- */
 
-/* A block sized for what is still to come, when the origin said. */
+/*
+ * A block sized for what is still to come, when the origin said.  NULL
+ * when memory runs out: the origin sizes the body, so the fill fails.
+ */
 static struct fill_block *
 block_new(const struct edge_fill *f)
 {
-	struct fill_block *b = cdn_xcalloc(1, sizeof(*b));
+	struct fill_block *b = calloc(1, sizeof(*b));
 	uint64_t left;
 
+	if (b == NULL)
+		return NULL;
 	b->cap = CACHE_CHUNK_SIZE;
 	if (f->content_length >= 0) {
 		left = (uint64_t)f->content_length - f->body_len;
@@ -677,8 +682,25 @@ block_new(const struct edge_fill *f)
 		    left < CACHE_CHUNK_SIZE)
 			b->cap = (size_t)left;
 	}
-	b->data = cdn_xmalloc(b->cap);
+	b->data = malloc(b->cap);
+	if (b->data == NULL) {
+		free(b);
+		return NULL;
+	}
 	return b;
+}
+
+/* A copy of bytes a peer sized, or NULL: never abort on their size. */
+static char *
+dup_bytes(const char *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (s != NULL) {
+		memcpy(s, p, len);
+		s[len] = '\0';
+	}
+	return s;
 }
 
 static void
@@ -840,15 +862,19 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	}
 	count_head(f, of);
 	f->status = status;
-	f->fields = cdn_xstrndup(out.p, out.len);
+	f->fields = dup_bytes(out.p, out.len);
 	f->fields_len = out.len;
 	f->content_length = content_length;
-	f->vary = cdn_xstrndup(f->obj->vary, f->obj->vary_len);
+	f->vary = dup_bytes(f->obj->vary, f->obj->vary_len);
 	f->vary_len = f->obj->vary_len;
 	f->variant = f->obj->variant;
 	snprintf(f->note, sizeof(f->note), "; stored");
 	cdn_sb_free(&out);
 	f->first = f->tail = block_new(f);
+	if (f->fields == NULL || f->vary == NULL || f->first == NULL) {
+		f->discard = 1; /* out of memory: on_done answers 502 */
+		return;
+	}
 	set_state(f, FILL_STREAM);
 }
 
@@ -944,6 +970,11 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 		used = atomic_load_explicit(&b->len, memory_order_relaxed);
 		if (used == b->cap) {
 			b = block_new(f);
+			if (b == NULL) {
+				/* No memory: fail the fill, not the node. */
+				f->discard = 1;
+				return 0;
+			}
 			atomic_store_explicit(
 			    &f->tail->next, b, memory_order_release);
 			f->tail = b;
@@ -1027,10 +1058,16 @@ static struct edge_fill *
 fill_new(struct proxy_txn *pt)
 {
 	const struct http_request *req = http_txn_request(pt->txn);
-	struct edge_fill *f = cdn_xcalloc(1, sizeof(*f));
+	struct edge_fill *f;
 	struct cache_field rf[VARY_FIELDS];
 	size_t off = 0;
+	char *key_url;
 
+	/* As long as the client's target: share nothing rather than abort. */
+	key_url = dup_bytes(pt->key_url, pt->key_url_len);
+	if (key_url == NULL)
+		return NULL;
+	f = cdn_xcalloc(1, sizeof(*f));
 	f->magic = EDGE_FILL_MAGIC;
 	atomic_init(&f->refcnt, 1); /* the owner's, until the fetch ends */
 	pthread_mutex_init(&f->mu, NULL);
@@ -1038,7 +1075,7 @@ fill_new(struct proxy_txn *pt)
 	f->site = pt->site;
 	f->owner = pt->w;
 	memcpy(f->key, pt->key, CACHE_HASH_LEN);
-	f->key_url = cdn_xstrndup(pt->key_url, pt->key_url_len);
+	f->key_url = key_url;
 	f->key_url_len = pt->key_url_len;
 	f->x = pt->x;
 	f->purge_gen = pt->purge_gen;
@@ -1109,6 +1146,10 @@ edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq)
 		return 1;
 	}
 	f = fill_new(pt);
+	if (f == NULL) {
+		pthread_mutex_unlock(&s->mu);
+		return 0; /* out of memory: this request fetches alone */
+	}
 	if (en == NULL) {
 		en = cdn_xcalloc(1, sizeof(*en));
 		memcpy(en->key, pt->key, CACHE_HASH_LEN);

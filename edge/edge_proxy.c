@@ -326,7 +326,12 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 	for (i = 0; i < fb.len; i++)
 		if (fb.p[i] == '\0')
 			nfields++;
-	fields = cdn_xcalloc(nfields + 1, sizeof(*fields));
+	/* As many as the client sent: fail the request, never abort. */
+	fields = calloc(nfields + 1, sizeof(*fields));
+	if (fields == NULL) {
+		edge_proxy_respond_error(pt, txn, 503);
+		goto out;
+	}
 	nfields = 0;
 	for (i = 0; i < fb.len; i += strlen(fb.p + i) + 1)
 		fields[nfields++] = fb.p + i;

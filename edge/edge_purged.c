@@ -39,7 +39,7 @@
 #define RESTART_MAX_MS    10000
 #define RESTART_STABLE_MS 10000
 #define STOP_WAIT_MS      3000
-#define PURGED_MAX_ARGS   64
+#define PURGED_FIXED_ARGS 20 /* argv besides the repeatable lists, NULL too */
 
 struct edge_purged {
 	uint32_t magic;
@@ -89,10 +89,11 @@ edge_purge_hides_field(const struct edge *e, const char *name, size_t len)
 
 /* ---- the child ---- */
 
+/* <cap> is what spawn() sized argv for: the config cannot outgrow it. */
 static void
-add_arg(char **argv, unsigned *argc, const char *a)
+add_arg(char **argv, unsigned *argc, size_t cap, const char *a)
 {
-	CDN_ASSERT(*argc + 2 < PURGED_MAX_ARGS);
+	CDN_ASSERT(*argc + 1 < cap);
 	argv[(*argc)++] = (char *)(uintptr_t)a;
 	argv[*argc] = NULL;
 }
@@ -102,54 +103,65 @@ spawn(struct edge *e)
 {
 	struct edge_purged *p = e->purged;
 	const struct conf *c = e->conf;
-	char *argv[PURGED_MAX_ARGS], level[16], qm[16];
+	char **argv, level[16], qm[16];
 	unsigned argc = 0;
+	size_t cap;
 	pid_t pid;
 
-	add_arg(argv, &argc, p->exe);
-	add_arg(argv, &argc, "--cache-dir");
-	add_arg(argv, &argc, c->cache_dir);
-	add_arg(argv, &argc, "--listen");
-	add_arg(argv, &argc, c->purge_listen);
-	add_arg(argv, &argc, "--token-file");
-	add_arg(argv, &argc, c->purge_token_file);
-	for (unsigned i = 0; i < c->purge_allow.n && argc + 4 < PURGED_MAX_ARGS;
-	     i++) {
-		add_arg(argv, &argc, "--allow");
-		add_arg(argv, &argc, c->purge_allow.v[i]);
+	/* Every list goes over whole: a cut purge_allow would refuse an
+	 * allowed client, a cut query list would make purged build other
+	 * keys than the workers. */
+	cap = PURGED_FIXED_ARGS +
+	    2 *
+	        ((size_t)c->purge_allow.n + c->cache_query_drop.n +
+	            c->cache_query_keep.n);
+	argv = calloc(cap, sizeof(*argv));
+	if (argv == NULL) {
+		CDN_LOG(CDN_LOG_ERR, "purge", "out of memory starting purged");
+		return;
+	}
+	add_arg(argv, &argc, cap, p->exe);
+	add_arg(argv, &argc, cap, "--cache-dir");
+	add_arg(argv, &argc, cap, c->cache_dir);
+	add_arg(argv, &argc, cap, "--listen");
+	add_arg(argv, &argc, cap, c->purge_listen);
+	add_arg(argv, &argc, cap, "--token-file");
+	add_arg(argv, &argc, cap, c->purge_token_file);
+	for (unsigned i = 0; i < c->purge_allow.n; i++) {
+		add_arg(argv, &argc, cap, "--allow");
+		add_arg(argv, &argc, cap, c->purge_allow.v[i]);
 	}
 	if (c->purge_audit_log[0] != '\0') {
-		add_arg(argv, &argc, "--audit-log");
-		add_arg(argv, &argc, c->purge_audit_log);
+		add_arg(argv, &argc, cap, "--audit-log");
+		add_arg(argv, &argc, cap, c->purge_audit_log);
 	}
 	if (c->error_log[0] != '\0') {
-		add_arg(argv, &argc, "--error-log");
-		add_arg(argv, &argc, c->error_log);
+		add_arg(argv, &argc, cap, "--error-log");
+		add_arg(argv, &argc, cap, c->error_log);
 	}
 	snprintf(level, sizeof(level), "%s",
 	    cdn_log_level_name((enum cdn_log_level)c->log_level));
-	add_arg(argv, &argc, "--log-level");
-	add_arg(argv, &argc, level);
+	add_arg(argv, &argc, cap, "--log-level");
+	add_arg(argv, &argc, cap, level);
 	/* purged must build the same keys as the workers. */
 	snprintf(qm, sizeof(qm), "%s", c->cache_query);
-	add_arg(argv, &argc, "--cache-query");
-	add_arg(argv, &argc, qm);
+	add_arg(argv, &argc, cap, "--cache-query");
+	add_arg(argv, &argc, cap, qm);
 	if (c->cache_key_scheme)
-		add_arg(argv, &argc, "--cache-key-scheme");
-	for (unsigned i = 0;
-	     i < c->cache_query_drop.n && argc + 4 < PURGED_MAX_ARGS; i++) {
-		add_arg(argv, &argc, "--cache-query-drop");
-		add_arg(argv, &argc, c->cache_query_drop.v[i]);
+		add_arg(argv, &argc, cap, "--cache-key-scheme");
+	for (unsigned i = 0; i < c->cache_query_drop.n; i++) {
+		add_arg(argv, &argc, cap, "--cache-query-drop");
+		add_arg(argv, &argc, cap, c->cache_query_drop.v[i]);
 	}
-	for (unsigned i = 0;
-	     i < c->cache_query_keep.n && argc + 4 < PURGED_MAX_ARGS; i++) {
-		add_arg(argv, &argc, "--cache-query-keep");
-		add_arg(argv, &argc, c->cache_query_keep.v[i]);
+	for (unsigned i = 0; i < c->cache_query_keep.n; i++) {
+		add_arg(argv, &argc, cap, "--cache-query-keep");
+		add_arg(argv, &argc, cap, c->cache_query_keep.v[i]);
 	}
 
 	pid = fork();
 	if (pid == -1) {
 		CDN_LOG(CDN_LOG_ERR, "purge", "fork: %s", strerror(errno));
+		free(argv);
 		return;
 	}
 	if (pid == 0) {
@@ -164,6 +176,7 @@ spawn(struct edge *e)
 		execv(p->exe, argv);
 		_exit(127);
 	}
+	free(argv); /* the child has its own copy */
 	p->pid = pid;
 	p->started_ms = cdn_now_ms();
 	CDN_LOG(CDN_LOG_INFO, "purge", "started purged (pid %d) on %s",

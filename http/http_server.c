@@ -720,6 +720,7 @@ conn_dispatch(struct http_conn *c)
 	struct http_request *req;
 	const char *why = NULL;
 	unsigned char *p;
+	char *head;
 	size_t len;
 	int rc, status = 0;
 
@@ -749,9 +750,15 @@ conn_dispatch(struct http_conn *c)
 			break;
 		}
 		if (req->head_len > c->head_cap) {
+			/* The client sized the head: refuse it, never abort. */
+			head = malloc(req->head_len);
+			if (head == NULL) {
+				conn_error(c, 503, "out of memory");
+				break;
+			}
 			free(c->head);
+			c->head = head;
 			c->head_cap = req->head_len;
-			c->head = cdn_xmalloc(c->head_cap);
 		}
 		memcpy(c->head, p, req->head_len);
 		request_rebase(req, (const char *)p, c->head);

@@ -122,7 +122,9 @@ struct origin_request {
 
 /*
  * Start a fetch on <m>.  Returns NULL (and logs) if curl refused the
- * request; otherwise the fetch runs until on_done or origin_fetch_cancel().
+ * request or memory for it ran out (its target is the client's: the caller
+ * answers an error); otherwise the fetch runs until on_done or
+ * origin_fetch_cancel().
  */
 struct origin_fetch *origin_fetch_start(struct origin_multi *m,
     const struct origin_request *req, const struct origin_timeouts *to,

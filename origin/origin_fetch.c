@@ -344,7 +344,7 @@ server_failed(const struct origin_fetch *f, enum origin_err e)
 	}
 }
 
-static void fetch_set_server(struct origin_fetch *f);
+static int fetch_set_server(struct origin_fetch *f);
 
 /*
  * The attempt ended with <e>: tell the pool, and either send the request
@@ -386,8 +386,8 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 	f->errbuf[0] = '\0';
 	f->status = -1;
 	f->head_len = 0;
-	fetch_set_server(f);
-	if (curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
+	if (fetch_set_server(f) != CDN_OK ||
+	    curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
 		fetch_end(f, e);
 		return;
 	}
@@ -575,6 +575,11 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 	body = len;
 	while (body > 0 && (p[body - 1] == '\r' || p[body - 1] == '\n'))
 		body--;
+	/* RFC 9110 §5.5: CR, LF or NUL inside a field is invalid.  Passed on,
+	 * a bare CR would end the line early for some clients. */
+	if (memchr(p, '\r', body) != NULL || memchr(p, '\n', body) != NULL ||
+	    memchr(p, '\0', body) != NULL)
+		return 0; /* a protocol error: 502 */
 	if (body == 0 || head_append(f, p, body) != 0 ||
 	    head_append(f, "\r\n", 2) != 0)
 		return 0;
@@ -695,8 +700,9 @@ fetch_set_tls(struct origin_multi *m, CURL *e)
 /*
  * Point the easy handle at server f->srv of the pool: the URL, and the
  * address to connect to when the URL carries the TLS name instead.
+ * CDN_ENOMEM (the client sized the target) leaves the server uncounted.
  */
-static void
+static int
 fetch_set_server(struct origin_fetch *f)
 {
 	struct curl_slist *ct = NULL;
@@ -710,7 +716,9 @@ fetch_set_server(struct origin_fetch *f)
 	/* As long as the target is (max_request_line): never cut. */
 	blen = strlen(base);
 	tlen = strlen(f->target);
-	url = cdn_xmalloc(blen + tlen + 1);
+	url = malloc(blen + tlen + 1);
+	if (url == NULL)
+		return CDN_ENOMEM;
 	memcpy(url, base, blen);
 	memcpy(url + blen, f->target, tlen + 1);
 	/* curl copies the URL string; the list is kept until the easy
@@ -727,6 +735,7 @@ fetch_set_server(struct origin_fetch *f)
 		fetch_set_tls(f->m, f->easy);
 	origin_pool_conn_begin(f->pool, (unsigned)f->srv);
 	f->counted = 1;
+	return CDN_OK;
 }
 
 static int
@@ -745,6 +754,7 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 {
 	struct origin_fetch *f;
 	struct curl_slist *l;
+	const char *target;
 	CURL *e;
 	CURLMcode mrc;
 
@@ -798,13 +808,16 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	f->srv = -1;
 	if (req->pool != NULL) {
 		f->pool = req->pool;
-		f->target =
-		    cdn_xstrdup(req->target != NULL ? req->target : "/");
+		target = req->target != NULL ? req->target : "/";
+		f->target = malloc(strlen(target) + 1);
+		if (f->target == NULL)
+			goto fail;
+		strcpy(f->target, target);
 		f->hash_key = req->hash_key;
 		f->retryable = !req->has_body && method_idempotent(req->method);
 		f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
-		if (f->srv >= 0)
-			fetch_set_server(f);
+		if (f->srv >= 0 && fetch_set_server(f) != CDN_OK)
+			goto fail;
 	} else {
 		curl_easy_setopt(e, CURLOPT_URL, req->url);
 		if (req->connect_to != NULL) {
@@ -853,6 +866,7 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 
 fail:
 	CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
+	free(f->target);
 	curl_slist_free_all(f->fields);
 	curl_easy_cleanup(e);
 	event_free(f->timer);

@@ -74,30 +74,59 @@ plist_free(struct plist *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* Add an item; name is copied.  CDN_ELIMIT past PURGE_MAX_ITEMS. */
+/* Room for twice the items.  CDN_ENOMEM leaves the items as they were. */
+static int
+plist_grow(struct plist *l)
+{
+	unsigned cap = l->cap == 0 ? 8 : l->cap * 2;
+	void *p;
+
+	/* Each array keeps what it got: only cap says what all have. */
+	p = realloc(l->v, cap * sizeof(*l->v));
+	if (p == NULL)
+		return CDN_ENOMEM;
+	l->v = p;
+	p = realloc(l->owned, cap * sizeof(*l->owned));
+	if (p == NULL)
+		return CDN_ENOMEM;
+	l->owned = p;
+	p = realloc(l->shown, cap * sizeof(*l->shown));
+	if (p == NULL)
+		return CDN_ENOMEM;
+	l->shown = p;
+	p = realloc(l->shown_len, cap * sizeof(*l->shown_len));
+	if (p == NULL)
+		return CDN_ENOMEM;
+	l->shown_len = p;
+	l->cap = cap;
+	return CDN_OK;
+}
+
+/*
+ * Add an item; name is copied.  CDN_ELIMIT past PURGE_MAX_ITEMS,
+ * CDN_ENOMEM when memory runs out (the client sized the list: answer 503).
+ */
 static int
 plist_add(struct plist *l, enum cache_purge_kind kind, const char *name,
     size_t len, const char *shown, size_t shown_len)
 {
 	struct cache_purge_item *it;
+	char *copy;
 
 	if (l->n == PURGE_MAX_ITEMS)
 		return CDN_ELIMIT;
-	if (l->n == l->cap) {
-		l->cap = l->cap == 0 ? 8 : l->cap * 2;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		l->owned = realloc(l->owned, l->cap * sizeof(*l->owned));
-		l->shown = realloc(l->shown, l->cap * sizeof(*l->shown));
-		l->shown_len =
-		    realloc(l->shown_len, l->cap * sizeof(*l->shown_len));
-		CDN_ASSERT(l->v != NULL && l->owned != NULL &&
-		    l->shown != NULL && l->shown_len != NULL);
-	}
+	if (l->n == l->cap && plist_grow(l) != CDN_OK)
+		return CDN_ENOMEM;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return CDN_ENOMEM;
+	memcpy(copy, name, len);
+	copy[len] = '\0';
 	it = &l->v[l->n];
 	memset(it, 0, sizeof(*it));
 	it->kind = kind;
-	l->owned[l->n] = cdn_xstrndup(name, len);
-	it->name = l->owned[l->n];
+	l->owned[l->n] = copy;
+	it->name = copy;
 	it->len = len;
 	if (kind == CACHE_PURGE_URL)
 		cache_key_hash(name, len, it->key);
@@ -151,6 +180,7 @@ url_split(const char *u, size_t len, const char **scheme, const char **host,
 /*
  * The key string(s) edged uses for a URL: one, or with cache_key_scheme
  * and no scheme given (<scheme> NULL), the http and the https one.
+ * CDN_EINVAL if the URL makes no key; else as plist_add().
  */
 static int
 add_url(struct purge_api *a, struct plist *l, enum cache_purge_kind kind,
@@ -260,6 +290,16 @@ static void
 send_error(struct http_txn *txn, int status, const char *why)
 {
 	send_json(txn, status, json_pack("{s:s}", "error", why));
+}
+
+/* Out of memory is ours to answer (503), the rest the client's (400). */
+static void
+send_item_error(struct http_txn *txn, int rc, const char *why)
+{
+	if (rc == CDN_ENOMEM)
+		send_error(txn, 503, "out of memory: try again later");
+	else
+		send_error(txn, 400, why);
 }
 
 /* ---- reclaiming space ---- */
@@ -470,7 +510,7 @@ purge_method(struct purge_api *a, struct http_txn *txn,
 		if (rc == CDN_OK)
 			run_purge(a, txn, tok, &l, soft, dry, start_ns);
 		else
-			send_error(txn, 400, "too many tags");
+			send_item_error(txn, rc, "too many tags");
 		/* shown[] borrowed tags[]: answered before it goes. */
 		plist_free(&l);
 		return;
@@ -510,19 +550,23 @@ purge_method(struct purge_api *a, struct http_txn *txn,
 	if (rc == CDN_OK)
 		run_purge(a, txn, tok, &l, soft, dry, start_ns);
 	else
-		send_error(txn, 400, "the URL cannot be made a cache key");
+		send_item_error(txn, rc, "the URL cannot be made a cache key");
 	plist_free(&l);
 	free(q);
 }
 
-/* Members of a POST /purge body, into l.  NULL or a static reason. */
+/*
+ * Members of a POST /purge body, into l.  NULL, or the reason (static or
+ * in <why>) with *rcp CDN_ENOMEM when memory ran out, else CDN_EINVAL.
+ */
 static const char *
 json_items(struct purge_api *a, json_t *root, struct plist *l, int *soft,
-    int *dry, char *why, size_t whylen)
+    int *dry, char *why, size_t whylen, int *rcp)
 {
 	const char *name;
 	json_t *v;
 
+	*rcp = CDN_EINVAL;
 	if (!json_is_object(root))
 		return "the body must be a JSON object";
 	json_object_foreach(root, name, v)
@@ -604,6 +648,10 @@ json_items(struct purge_api *a, json_t *root, struct plist *l, int *soft,
 			}
 			if (rc == CDN_ELIMIT)
 				return "too many items (at most 10000)";
+			if (rc == CDN_ENOMEM) {
+				*rcp = rc;
+				return "out of memory";
+			}
 			if (rc != CDN_OK) {
 				snprintf(why, whylen,
 				    "\"%s\"[%zu]: the URL cannot be made a "
@@ -627,7 +675,7 @@ purge_json(struct preq *pr, struct http_txn *txn)
 	const char *bad;
 	struct plist l;
 	json_t *root;
-	int soft = 0, dry = 0;
+	int soft = 0, dry = 0, rc;
 
 	memset(&l, 0, sizeof(l));
 	root = json_loadb(pr->body.p != NULL ? pr->body.p : "", pr->body.len,
@@ -638,9 +686,9 @@ purge_json(struct preq *pr, struct http_txn *txn)
 		send_error(txn, 400, msg);
 		return;
 	}
-	bad = json_items(a, root, &l, &soft, &dry, why, sizeof(why));
+	bad = json_items(a, root, &l, &soft, &dry, why, sizeof(why), &rc);
 	if (bad != NULL)
-		send_error(txn, 400, bad);
+		send_item_error(txn, rc, bad);
 	else
 		run_purge(a, txn, pr->tok, &l, soft, dry, pr->start_ns);
 	/* shown[] borrowed strings of root: answered before it goes. */
@@ -741,7 +789,7 @@ inspect(struct purge_api *a, struct http_txn *txn)
 	char url[KEY_MAX], hex[2 * CACHE_HASH_LEN + 1];
 	const char *scheme, *host, *path, *query;
 	size_t ulen, hostlen, pathlen, querylen;
-	int has_query;
+	int has_query, rc;
 	unsigned n = 0;
 	json_t *keys;
 	int64_t now = (int64_t)time(NULL);
@@ -753,11 +801,12 @@ inspect(struct purge_api *a, struct http_txn *txn)
 		send_error(txn, 400, "give url=<absolute http(s) URL>");
 		return;
 	}
-	if (add_url(a, &l, CACHE_PURGE_URL,
-	        a->key_rules.include_scheme ? scheme : NULL, host, hostlen,
-	        path, pathlen, query, querylen, has_query, url,
-	        ulen) != CDN_OK) {
-		send_error(txn, 400, "the URL cannot be made a cache key");
+	rc = add_url(a, &l, CACHE_PURGE_URL,
+	    a->key_rules.include_scheme ? scheme : NULL, host, hostlen, path,
+	    pathlen, query, querylen, has_query, url, ulen);
+	if (rc != CDN_OK) {
+		send_item_error(txn, rc, "the URL cannot be made a cache key");
+		plist_free(&l);
 		return;
 	}
 	keys = json_array();

@@ -3,8 +3,8 @@
 
 An origin that is down gives 502 at once; one that cannot be connected to
 in time, or is slow to send its head, gives 504 after the configured
-timeout; one that resets, hangs up or talks nonsense before its head gives
-502.  An origin that resets or stalls in the middle of a body makes edged
+timeout; one that resets, hangs up or talks nonsense before its head (a
+bare CR or a NUL inside a field included) gives 502.  An origin that resets or stalls in the middle of a body makes edged
 close the client connection, so the client sees a truncated transfer and
 never a complete-looking body.  After every failure edged still serves.
 """
@@ -95,6 +95,22 @@ def test_failures_before_head_502():
             et.eq(r.status, 502, "origin %s before the head" % q)
             et.ok(dt < 2.0, "answered quickly (%.2f s)" % dt)
             good(e, q)
+
+
+def test_bad_bytes_in_origin_field_502():
+    # RFC 9110 §5.5: a bare CR or a NUL inside a field is invalid.  Passed
+    # on, a bare CR ends the line early for some clients (the next field
+    # was glued to it).
+    with et.Origin() as o, et.Edge(o.url) as e:
+        for name, v in (("CR", "a%0Db"), ("NUL", "a%00b")):
+            r = et.raw_request(e.port, b"GET /obj/cr?size=10&hdr=X-A:" +
+                               v.encode() + b"&hdr=X-B:c HTTP/1.1\r\n"
+                               b"Host: x\r\nConnection: close\r\n\r\n", 5)
+            et.ok(r.data.startswith(b"HTTP/1.1 502 "),
+                  "%s in an origin field: 502 (%r)" % (name, r.data[:80]))
+            et.ok(b"\rb" not in r.data and b"\0" not in r.data,
+                  "%s: nothing of the field reached the client" % name)
+            good(e, name)
 
 
 def test_client_gives_up_on_slow_origin():
