@@ -63,6 +63,9 @@ void *cdn_xmalloc(size_t len);
 void *cdn_xcalloc(size_t n, size_t len);
 char *cdn_xstrdup(const char *s);
 char *cdn_xstrndup(const char *s, size_t len);
+/* A NUL-terminated copy of <len> bytes a peer sized, or NULL when memory
+ * runs out (the caller fails that request, never the node). */
+char *cdn_strndup(const char *s, size_t len);
 
 /* Monotonic clock in milliseconds and nanoseconds. */
 uint64_t cdn_now_ms(void);

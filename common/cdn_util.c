@@ -100,6 +100,18 @@ cdn_xstrndup(const char *s, size_t len)
 	return p;
 }
 
+char *
+cdn_strndup(const char *s, size_t len)
+{
+	char *p = malloc(len + 1);
+
+	if (p != NULL) {
+		memcpy(p, s, len);
+		p[len] = '\0';
+	}
+	return p;
+}
+
 uint64_t
 cdn_now_ns(void)
 {

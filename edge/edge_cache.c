@@ -79,11 +79,9 @@ key_for(const struct edge_site *site, const char *scheme, const char *host,
 	cache_key_hash(buf, len, key);
 	if (url != NULL) {
 		/* As long as the client's target: fail, never abort. */
-		*url = malloc(len + 1);
+		*url = cdn_strndup(buf, len);
 		if (*url == NULL)
 			return CDN_ENOMEM;
-		memcpy(*url, buf, len);
-		(*url)[len] = '\0';
 		*url_len = len;
 	}
 	return CDN_OK;

@@ -690,19 +690,6 @@ block_new(const struct edge_fill *f)
 	return b;
 }
 
-/* A copy of bytes a peer sized, or NULL: never abort on their size. */
-static char *
-dup_bytes(const char *p, size_t len)
-{
-	char *s = malloc(len + 1);
-
-	if (s != NULL) {
-		memcpy(s, p, len);
-		s[len] = '\0';
-	}
-	return s;
-}
-
 static void
 fill_fail(struct edge_fill *f, enum origin_err err, int err_status)
 {
@@ -862,10 +849,10 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	}
 	count_head(f, of);
 	f->status = status;
-	f->fields = dup_bytes(out.p, out.len);
+	f->fields = cdn_strndup(out.p, out.len);
 	f->fields_len = out.len;
 	f->content_length = content_length;
-	f->vary = dup_bytes(f->obj->vary, f->obj->vary_len);
+	f->vary = cdn_strndup(f->obj->vary, f->obj->vary_len);
 	f->vary_len = f->obj->vary_len;
 	f->variant = f->obj->variant;
 	snprintf(f->note, sizeof(f->note), "; stored");
@@ -1064,7 +1051,7 @@ fill_new(struct proxy_txn *pt)
 	char *key_url;
 
 	/* As long as the client's target: share nothing rather than abort. */
-	key_url = dup_bytes(pt->key_url, pt->key_url_len);
+	key_url = cdn_strndup(pt->key_url, pt->key_url_len);
 	if (key_url == NULL)
 		return NULL;
 	f = cdn_xcalloc(1, sizeof(*f));

@@ -809,10 +809,9 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	if (req->pool != NULL) {
 		f->pool = req->pool;
 		target = req->target != NULL ? req->target : "/";
-		f->target = malloc(strlen(target) + 1);
+		f->target = cdn_strndup(target, strlen(target));
 		if (f->target == NULL)
 			goto fail;
-		strcpy(f->target, target);
 		f->hash_key = req->hash_key;
 		f->retryable = !req->has_body && method_idempotent(req->method);
 		f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
