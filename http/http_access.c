@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,15 +268,12 @@ http_tokens_check(const struct http_tokens *t, const struct http_request *req)
 		v++;
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct http_token *tk = &t->v[i];
-		unsigned char diff = 0;
 
 		if ((size_t)(end - v) != tk->len)
 			continue;
-		/* In constant time: the length is all a timing attack
-		 * learns. */
-		for (size_t k = 0; k < tk->len; k++)
-			diff |= (unsigned char)(v[k] ^ tk->secret[k]);
-		if (diff == 0)
+		/* In constant time, by a comparison no compiler shortens:
+		 * the length is all a timing attack learns. */
+		if (CRYPTO_memcmp(v, tk->secret, tk->len) == 0)
 			found = tk;
 	}
 	return found;
