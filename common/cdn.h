@@ -67,6 +67,13 @@ char *cdn_xstrndup(const char *s, size_t len);
  * runs out (the caller fails that request, never the node). */
 char *cdn_strndup(const char *s, size_t len);
 
+/*
+ * Write our pid to <path> through <path>.tmp and a rename, so a reader
+ * never sees a partial file: tests and supervisors wait for it.  CDN_EIO
+ * with errno set on failure.
+ */
+int cdn_ready_file_write(const char *path);
+
 /* Monotonic clock in milliseconds and nanoseconds. */
 uint64_t cdn_now_ms(void);
 uint64_t cdn_now_ns(void);

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,25 @@ cdn_strndup(const char *s, size_t len)
 		p[len] = '\0';
 	}
 	return p;
+}
+
+int
+cdn_ready_file_write(const char *path)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return CDN_EIO;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return CDN_EIO;
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) != 0 || rename(tmp, path) == -1)
+		return CDN_EIO;
+	return CDN_OK;
 }
 
 uint64_t

@@ -368,28 +368,6 @@ health_start(struct edge *e)
 	free(pools);
 }
 
-static int
-write_ready_file(const char *path)
-{
-	char tmp[4096];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (f == NULL) {
-		CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s", tmp,
-		    strerror(errno));
-		return CDN_EIO;
-	}
-	fprintf(f, "%ld\n", (long)getpid());
-	if (fclose(f) != 0 || rename(tmp, path) == -1) {
-		CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s", path,
-		    strerror(errno));
-		return CDN_EIO;
-	}
-	return CDN_OK;
-}
-
 struct edge *
 edge_new(struct conf *conf)
 {
@@ -490,8 +468,11 @@ edge_run(struct edge *e)
 		    e->conf->listen_tls.n, e->nworkers,
 		    edge_sites_count(e->sites));
 		if (e->conf->ready_file[0] != '\0' &&
-		    write_ready_file(e->conf->ready_file) != CDN_OK)
+		    cdn_ready_file_write(e->conf->ready_file) != CDN_OK) {
+			CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s",
+			    e->conf->ready_file, strerror(errno));
 			start_drain(e, "ready file");
+		}
 	} else {
 		start_drain(e, "start-up failure");
 	}

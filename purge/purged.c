@@ -81,22 +81,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(d->base, NULL);
 }
 
-static int
-write_ready_file(const char *path)
-{
-	char tmp[4096];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (f == NULL)
-		return CDN_EIO;
-	fprintf(f, "%ld\n", (long)getpid());
-	if (fclose(f) != 0 || rename(tmp, path) == -1)
-		return CDN_EIO;
-	return CDN_OK;
-}
-
 enum {
 	OPT_CACHE_DIR = 1,
 	OPT_LISTEN,
@@ -307,7 +291,7 @@ main(int argc, char **argv)
 	CDN_LOG(CDN_LOG_INFO, "purge", "purged on %s, cache %s, purge seq %llu",
 	    listen_at, dir,
 	    (unsigned long long)cache_store_purge_seq(d.api.store));
-	if (ready != NULL && write_ready_file(ready) != CDN_OK) {
+	if (ready != NULL && cdn_ready_file_write(ready) != CDN_OK) {
 		CDN_LOG(CDN_LOG_ERR, "purge", "ready file %s: %s", ready,
 		    strerror(errno));
 		goto out_sig;
