@@ -210,19 +210,6 @@ add_url(struct purge_api *a, struct plist *l, enum cache_purge_kind kind,
 	return CDN_OK;
 }
 
-static void
-iso_now(char *buf, size_t len)
-{
-	struct timeval tv;
-	struct tm tm;
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, (int)(tv.tv_usec / 1000));
-}
-
 /* One audit line.  Values are printed with %.*s and never contain a
  * newline: request fields cannot, key strings and tags neither. */
 static void audit(struct purge_api *a, const char *fmt, ...)
@@ -236,7 +223,7 @@ audit(struct purge_api *a, const char *fmt, ...)
 
 	if (a->audit == NULL)
 		return;
-	iso_now(when, sizeof(when));
+	cdn_log_timestamp(when, sizeof(when));
 	fprintf(a->audit, "%s ", when);
 	va_start(ap, fmt);
 	vfprintf(a->audit, fmt, ap);
