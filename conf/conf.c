@@ -1137,34 +1137,6 @@ conf_resolve_sites(struct conf *c)
 	}
 }
 
-/* Whether <pat> ("name" or "*.domain") covers <host>. */
-static int
-site_name_matches(const char *pat, const char *host)
-{
-	const char *dot;
-
-	if (pat[0] != '*')
-		return strcmp(pat, host) == 0;
-	dot = strchr(host, '.');
-	return dot != NULL && dot != host && strcmp(pat + 1, dot) == 0;
-}
-
-const struct conf_site *
-conf_site_find(const struct conf *c, const char *host)
-{
-	MAGIC_CHECK(c, CONF_MAGIC);
-	for (int wild = 0; wild < 2; wild++)
-		for (unsigned i = 0; i < c->nsites; i++)
-			for (unsigned j = 0; j < c->sites[i]->nnames; j++) {
-				const char *n = c->sites[i]->names[j];
-
-				if ((n[0] == '*') == wild &&
-				    site_name_matches(n, host))
-					return c->sites[i];
-			}
-	return NULL;
-}
-
 int
 conf_parse_origin_server(
     const char *s, struct conf_origin_server *out, const char **why)

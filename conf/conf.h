@@ -90,13 +90,6 @@ struct conf_site {
  */
 void conf_resolve_sites(struct conf *c);
 
-/*
- * The site whose names cover <host> (lower case, no port): an exact name
- * first, else a wildcard; NULL if none.  For tests and -t; the edge keeps
- * its own hash table.
- */
-const struct conf_site *conf_site_find(const struct conf *c, const char *host);
-
 /* One origin_server value, split. */
 struct conf_origin_server {
 	char url[1024];

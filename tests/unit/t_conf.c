@@ -1378,12 +1378,6 @@ test_sites(void)
 	    "a quoted value works too; backup");
 	is_int(conf_set(c, "listen", "127.0.0.1:1", NULL), CDN_OK, "listen");
 	is_int(conf_validate(c, NULL), CDN_OK, "validates (with a top origin)");
-	ok(conf_site_find(c, "example.com") == a, "find: exact");
-	ok(conf_site_find(c, "www.example.com") == a, "find: wildcard");
-	ok(conf_site_find(c, "a.b.example.com") == NULL,
-	    "a wildcard covers one label only");
-	ok(conf_site_find(c, "other.org") == b, "find: the second site");
-	ok(conf_site_find(c, "nowhere") == NULL, "find: none");
 
 	/* The dump writes the blocks back, and they load the same. */
 	f = open_memstream(&dump, &dlen);
