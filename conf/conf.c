@@ -25,11 +25,8 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -37,10 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "conf/conf.h"
+#include "http/http_authority.h"
+#include "http/http_listen.h"
 
 /* Errors printed for one source before giving up on it. */
 #define CONF_MAX_ERRORS 100
@@ -132,13 +129,6 @@ static int
 is_digit(char ch)
 {
 	return ch >= '0' && ch <= '9';
-}
-
-static int
-is_alnum(char ch)
-{
-	return is_digit(ch) || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= 'A' && ch <= 'Z');
 }
 
 static char
@@ -547,196 +537,10 @@ parse_uint(const char *s, uint64_t *out, const char **why)
 	return CDN_OK;
 }
 
-/* Port s[0..len): 1..65535, digits only. */
-static int
-parse_port(const char *s, size_t len, uint16_t *port, const char **why)
-{
-	unsigned v = 0;
-
-	if (len == 0) {
-		*why = "missing port (HOST:PORT)";
-		return CDN_EINVAL;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (!is_digit(s[i]) || v > 65535) {
-			*why = "invalid port (a number from 1 to 65535)";
-			return CDN_EINVAL;
-		}
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v < 1 || v > 65535) {
-		*why = "invalid port (a number from 1 to 65535)";
-		return CDN_EINVAL;
-	}
-	*port = (uint16_t)v;
-	return CDN_OK;
-}
-
-/*
- * An unbracketed host: a dotted IPv4 address, or a DNS name of labels made
- * of letters, digits, '-' and '_' (one trailing dot allowed).
- */
-static int
-check_host(const char *h, const char **why)
-{
-	struct in_addr a4;
-	size_t len = strlen(h), label = 0;
-	int only_num = 1;
-
-	for (size_t i = 0; i < len; i++) {
-		if (!is_digit(h[i]) && h[i] != '.')
-			only_num = 0;
-	}
-	if (only_num) {
-		if (inet_pton(AF_INET, h, &a4) != 1) {
-			*why = "invalid IPv4 address";
-			return CDN_EINVAL;
-		}
-		return CDN_OK;
-	}
-	if (len > 253) {
-		*why = "host name too long";
-		return CDN_EINVAL;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (h[i] == '.') {
-			if (label == 0) {
-				*why = "invalid host name (empty label)";
-				return CDN_EINVAL;
-			}
-			label = 0;
-			continue;
-		}
-		if (!is_alnum(h[i]) && h[i] != '-' && h[i] != '_') {
-			*why = "invalid host name";
-			return CDN_EINVAL;
-		}
-		if (++label > 63) {
-			*why = "invalid host name (label longer than 63)";
-			return CDN_EINVAL;
-		}
-	}
-	return CDN_OK;
-}
-
-/* A bracketed IPv6 literal's inside, h[0..len). */
-static int
-check_ipv6(
-    const char *h, size_t len, char *out, size_t outlen, const char **why)
-{
-	struct in6_addr a6;
-
-	if (len == 0 || len >= outlen) {
-		*why = "invalid IPv6 address";
-		return CDN_EINVAL;
-	}
-	memcpy(out, h, len);
-	out[len] = '\0';
-	if (inet_pton(AF_INET6, out, &a6) != 1) {
-		*why = "invalid IPv6 address";
-		return CDN_EINVAL;
-	}
-	return CDN_OK;
-}
-
-/*
- * Split the authority a[0..len) into host (into h, 256 bytes) and the port
- * part after the colon.  *portp is NULL when there is no colon.
- */
-static int
-split_authority(const char *a, size_t len, char *h, const char **portp,
-    size_t *portlen, const char **why)
-{
-	const char *colon, *end = a + len;
-	size_t hlen;
-
-	*portp = NULL;
-	*portlen = 0;
-	if (len > 0 && a[0] == '[') {
-		const char *rb = memchr(a, ']', len);
-
-		if (rb == NULL) {
-			*why = "missing ']' after an IPv6 address";
-			return CDN_EINVAL;
-		}
-		if (check_ipv6(a + 1, (size_t)(rb - a - 1), h, 256, why) !=
-		    CDN_OK)
-			return CDN_EINVAL;
-		if (rb + 1 == end)
-			return CDN_OK;
-		if (rb[1] != ':') {
-			*why = "expected ':' and a port after ']'";
-			return CDN_EINVAL;
-		}
-		*portp = rb + 2;
-		*portlen = (size_t)(end - rb - 2);
-		return CDN_OK;
-	}
-	colon = memchr(a, ':', len);
-	if (colon != NULL &&
-	    memchr(colon + 1, ':', (size_t)(end - colon - 1))) {
-		*why = "an IPv6 address must be in brackets ([::1]:8080)";
-		return CDN_EINVAL;
-	}
-	hlen = colon != NULL ? (size_t)(colon - a) : len;
-	if (hlen == 0) {
-		*why = "missing host";
-		return CDN_EINVAL;
-	}
-	if (hlen > 253) {
-		*why = "host name too long";
-		return CDN_EINVAL;
-	}
-	memcpy(h, a, hlen);
-	h[hlen] = '\0';
-	if (colon != NULL) {
-		*portp = colon + 1;
-		*portlen = (size_t)(end - colon - 1);
-	}
-	return CDN_OK;
-}
-
-int
-conf_parse_hostport(
-    const char *s, char *host, size_t hostlen, uint16_t *port, const char **why)
-{
-	char h[256];
-	const char *portp;
-	size_t portlen;
-	uint16_t pv;
-
-	CDN_ASSERT(s != NULL && host != NULL && port != NULL && why != NULL);
-	if (*s == '\0') {
-		*why = "empty address (HOST:PORT)";
-		return CDN_EINVAL;
-	}
-	if (split_authority(s, strlen(s), h, &portp, &portlen, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (portp == NULL) {
-		*why = "missing port (HOST:PORT)";
-		return CDN_EINVAL;
-	}
-	if (s[0] != '[') {
-		if (strcmp(h, "*") == 0)
-			snprintf(h, sizeof(h), "0.0.0.0");
-		else if (check_host(h, why) != CDN_OK)
-			return CDN_EINVAL;
-	}
-	if (parse_port(portp, portlen, &pv, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (strlen(h) >= hostlen) {
-		*why = "host name too long";
-		return CDN_EINVAL;
-	}
-	memcpy(host, h, strlen(h) + 1);
-	*port = pv;
-	return CDN_OK;
-}
-
 int
 conf_parse_url(const char *s, const char **why)
 {
-	char h[256];
+	char h[HTTP_AUTHORITY_HOST_MAX];
 	const char *p, *auth_end, *portp;
 	size_t portlen;
 	uint16_t pv;
@@ -766,12 +570,13 @@ conf_parse_url(const char *s, const char **why)
 		*why = "missing host";
 		return CDN_EINVAL;
 	}
-	if (split_authority(
+	if (http_authority_split(
 	        p, (size_t)(auth_end - p), h, &portp, &portlen, why) != CDN_OK)
 		return CDN_EINVAL;
-	if (p[0] != '[' && check_host(h, why) != CDN_OK)
+	if (p[0] != '[' && http_authority_check_host(h, why) != CDN_OK)
 		return CDN_EINVAL;
-	if (portp != NULL && parse_port(portp, portlen, &pv, why) != CDN_OK)
+	if (portp != NULL &&
+	    http_authority_parse_port(portp, portlen, &pv, why) != CDN_OK)
 		return CDN_EINVAL;
 	if (strchr(auth_end, '?') != NULL) {
 		*why = "a query string in the origin URL is not supported";
@@ -849,7 +654,7 @@ conf_parse_sni_cert(const char *s, char *buf, size_t buflen,
 		       "only)";
 		return CDN_EINVAL;
 	}
-	if (check_host(p, why) != CDN_OK)
+	if (http_authority_check_host(p, why) != CDN_OK)
 		return CDN_EINVAL;
 	out->name = name;
 	out->cert = f[1];
@@ -890,7 +695,7 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
     size_t msglen, const char **why)
 {
 	void *f = field(c, d);
-	char host[256], lo[32], hi[32];
+	char host[HTTP_AUTHORITY_HOST_MAX], lo[32], hi[32];
 	uint16_t port;
 	uint64_t v;
 	enum cdn_log_level level;
@@ -926,13 +731,13 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 	case CONF_T_ADDR:
 		/* "" means unset, as in the defaults and in a dump. */
 		if (*val != '\0' &&
-		    conf_parse_hostport(val, host, sizeof(host), &port, why) !=
+		    http_listen_parse(val, host, sizeof(host), &port, why) !=
 		        CDN_OK)
 			return CDN_EINVAL;
 		set_str(f, val);
 		return CDN_OK;
 	case CONF_T_ADDRLIST:
-		if (conf_parse_hostport(val, host, sizeof(host), &port, why) !=
+		if (http_listen_parse(val, host, sizeof(host), &port, why) !=
 		    CDN_OK)
 			return CDN_EINVAL;
 		strlist_push(f, val);
@@ -1423,7 +1228,7 @@ site_name(const char *s, char *out, size_t outlen, const char **why)
 		*why = "'*' is allowed only as the first label";
 		return CDN_EINVAL;
 	}
-	return check_host(h, why);
+	return http_authority_check_host(h, why);
 }
 
 /* "site NAME... {": open a block. */
@@ -1719,7 +1524,7 @@ listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
 		*name = "listen_tls";
 		*val = c->listen_tls.v[i - c->listen.n];
 	}
-	return conf_parse_hostport(*val, host, hostlen, port, why);
+	return http_listen_parse(*val, host, hostlen, port, why);
 }
 
 /* tls_* cross-checks: a default certificate, no SNI name twice. */
@@ -1862,7 +1667,8 @@ int
 conf_validate(const struct conf *c, FILE *err)
 {
 	struct errsink es = {.err = err, .name = "edged"};
-	char h1[256], h2[256], ha[256], lo[32], hi[32];
+	char h1[HTTP_AUTHORITY_HOST_MAX], h2[HTTP_AUTHORITY_HOST_MAX];
+	char ha[HTTP_AUTHORITY_HOST_MAX], lo[32], hi[32];
 	uint16_t p1, p2, pa = 0;
 	const char *why, *n1, *n2, *v1, *v2;
 	unsigned nl;
@@ -1884,7 +1690,7 @@ conf_validate(const struct conf *c, FILE *err)
 	    conf_parse_url(c->origin, &why) != CDN_OK)
 		errsink_at(&es, 0, 0, "origin", "%s", why);
 	if (c->admin_listen != NULL && c->admin_listen[0] != '\0' &&
-	    conf_parse_hostport(c->admin_listen, ha, sizeof(ha), &pa, &why) !=
+	    http_listen_parse(c->admin_listen, ha, sizeof(ha), &pa, &why) !=
 	        CDN_OK) {
 		errsink_at(&es, 0, 0, "admin_listen", "%s", why);
 		pa = 0;
@@ -2397,57 +2203,4 @@ conf_dump(FILE *out, const struct conf *c)
 		}
 	}
 	dump_sites(out, c);
-}
-
-int
-conf_listen_socket(
-    const char *hostport, int reuseport, int backlog, const char *who)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[256], port[8];
-	const char *why;
-	uint16_t portnum;
-	int fd = -1, one = 1, rc;
-
-	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum, &why) !=
-	    CDN_OK) {
-		CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport, why);
-		return -1;
-	}
-	snprintf(port, sizeof(port), "%u", (unsigned)portnum);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport,
-		    gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(
-	    res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    (reuseport &&
-	        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ==
-	            -1))
-		goto fail;
-	/* [::]:80 must not also take 0.0.0.0:80: that is its own listen. */
-	if (res->ai_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		goto fail;
-	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, backlog) == -1)
-		goto fail;
-	freeaddrinfo(res);
-	return fd;
-
-fail:
-	CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	freeaddrinfo(res);
-	return -1;
 }

@@ -32,7 +32,7 @@ struct conf {
 
 	/*
 	 * The directives.  String fields (STR, ADDR, URL) are never NULL: ""
-	 * means unset.  Every ADDR/ADDRLIST value passed conf_parse_hostport()
+	 * means unset.  Every ADDR/ADDRLIST value passed http_listen_parse()
 	 * and every URL conf_parse_url() when it was set.
 	 */
 
@@ -177,21 +177,6 @@ void conf_unref(struct conf **cp);
 int conf_parse_size(const char *s, uint64_t *out, const char **why) CDN_WUR;
 int conf_parse_duration_ms(
     const char *s, uint64_t *out, const char **why) CDN_WUR;
-/*
- * Split "HOST:PORT" ("127.0.0.1:80", "[::1]:80", "*:80", "localhost:80")
- * into host (brackets removed; "*" becomes "0.0.0.0") and port 1..65535.
- * host must have room for 256 bytes.
- */
-/*
- * Open a listening socket (non-blocking, close-on-exec, SO_REUSEADDR; with
- * <reuseport> SO_REUSEPORT too, so that several threads can each listen)
- * on the "HOST:PORT" a directive names.  An IPv6 socket takes IPv6 only.
- * Returns the fd, or -1 after logging why under <who>.
- */
-int conf_listen_socket(
-    const char *hostport, int reuseport, int backlog, const char *who);
-int conf_parse_hostport(const char *s, char *host, size_t hostlen,
-    uint16_t *port, const char **why) CDN_WUR;
 /*
  * Check an origin URL: http:// or https://, a host (IPv6 in brackets), an
  * optional port 1..65535 and path; no userinfo, query or fragment.

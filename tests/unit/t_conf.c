@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "http/http_listen.h"
 #include "tests/unit/tap.h"
 
 static char tmpdir[64];
@@ -470,7 +471,7 @@ test_hostport(void)
 	for (size_t i = 0; i < CDN_ARRAY_LEN(good); i++) {
 		host[0] = '\0';
 		port = 0;
-		is_int(conf_parse_hostport(
+		is_int(http_listen_parse(
 		           good[i].in, host, sizeof(host), &port, &why),
 		    CDN_OK, "hostport \"%s\" parses", good[i].in);
 		is_str(host, good[i].host, "hostport \"%s\": host", good[i].in);
@@ -480,17 +481,17 @@ test_hostport(void)
 		snprintf(host, sizeof(host), "untouched");
 		port = 7;
 		why = NULL;
-		is_int(conf_parse_hostport(
+		is_int(http_listen_parse(
 		           bad[i].in, host, sizeof(host), &port, &why),
 		    CDN_EINVAL, "hostport \"%s\" is refused", bad[i].in);
 		is_str(why, bad[i].why, "hostport \"%s\": why", bad[i].in);
 		ok(strcmp(host, "untouched") == 0 && port == 7,
 		    "hostport \"%s\": outputs untouched", bad[i].in);
 	}
-	is_int(conf_parse_hostport("localhost:80", host, 9, &port, &why),
+	is_int(http_listen_parse("localhost:80", host, 9, &port, &why),
 	    CDN_EINVAL, "a host longer than hostlen is refused");
-	is_int(conf_parse_hostport("localhost:80", host, 10, &port, &why),
-	    CDN_OK, "a host that just fits");
+	is_int(http_listen_parse("localhost:80", host, 10, &port, &why), CDN_OK,
+	    "a host that just fits");
 }
 
 static void
