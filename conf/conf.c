@@ -30,56 +30,20 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "conf/conf.h"
+#include "conf/conf_int.h"
 #include "http/http_authority.h"
 #include "http/http_listen.h"
 
 /* Errors printed for one source before giving up on it. */
 #define CONF_MAX_ERRORS 100
-/* Longest directive name worth printing back in an error. */
-#define NAME_SHOWN_MAX 64
 
-enum conf_type {
-	CONF_T_STR,
-	CONF_T_STRLIST,
-	CONF_T_ADDR,
-	CONF_T_ADDRLIST,
-	CONF_T_URL,
-	CONF_T_SIZE,
-	CONF_T_UINT,
-	CONF_T_DURATION,
-	CONF_T_LOGLEVEL,
-	CONF_T_SNICERT,
-	CONF_T_ORIGINSRV,
-};
-
-/*
- * One directive.  min and max bound SIZE (bytes), UINT and DURATION (ms)
- * values; both 0 means unbounded.
- */
-struct conf_desc {
-	const char *name;
-	enum conf_type type;
-	uint64_t min, max;
-	const char *def;
-	const char *doc;
-	size_t off;
-	int site; /* a site block may set it (CONF_SITE_KEY) */
-};
-
-enum {
-#define CONF_KEY(name, type, min, max, def, doc) CONF_IDX_##name,
-#include "conf/conf_keys.h"
-#undef CONF_KEY
-	CONF_NKEYS
-};
-
-static const struct conf_desc descs[CONF_NKEYS] = {
+const struct conf_desc conf_descs[CONF_NKEYS] = {
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
 	    offsetof(struct conf, name), 0},
@@ -91,54 +55,10 @@ static const struct conf_desc descs[CONF_NKEYS] = {
 #undef CONF_KEY
 };
 
-/* One line of a site block, replayed over the top level (conf_site). */
-struct conf_site_set {
-	unsigned idx; /* into descs */
-	char *val;
-};
-
-/* Site host names stored per block, at most. */
-#define SITE_NAMES_MAX 32
-
-/* Where errors go, and how many there were. */
-struct errsink {
-	FILE *err;        /* may be NULL: count only */
-	const char *name; /* file name, or "edged" for flags */
-	unsigned nerr;
-	int gave_up;
-};
-
-static void errsink_vprint(struct errsink *es, unsigned line, unsigned col,
-    const char *directive, size_t dlen, const char *fmt, va_list ap)
-    __attribute__((format(printf, 6, 0)));
-static void errsink_at(struct errsink *es, unsigned line, unsigned col,
-    const char *directive, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void errsink_flag(struct errsink *es, const char *flag, size_t flen,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
 /* ---- small helpers ---- */
 
-static int
-is_ctl(unsigned char ch)
-{
-	return ch < 0x20 || ch == 0x7f;
-}
-
-static int
-is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
-static char
-ascii_lower(char ch)
-{
-	return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-}
-
-static void *
-xrealloc(void *p, size_t len)
+void *
+conf_xrealloc(void *p, size_t len)
 {
 	void *q = realloc(p, len);
 
@@ -149,22 +69,22 @@ xrealloc(void *p, size_t len)
 	return q;
 }
 
-static void
-strlist_push(struct conf_strlist *l, const char *s)
+void
+conf_strlist_push(struct conf_strlist *l, const char *s)
 {
 	unsigned n = l->n;
 
 	/* Capacity is implied by n: grow at 0 and at every power of two. */
 	if ((n & (n - 1)) == 0) {
 		CDN_ASSERT(n < UINT32_MAX / 2);
-		l->v = xrealloc(l->v, sizeof(*l->v) * (n < 4 ? 4 : 2 * n));
+		l->v = conf_xrealloc(l->v, sizeof(*l->v) * (n < 4 ? 4 : 2 * n));
 	}
 	l->v[n] = cdn_xstrdup(s);
 	l->n = n + 1;
 }
 
-static void
-strlist_clear(struct conf_strlist *l)
+void
+conf_strlist_clear(struct conf_strlist *l)
 {
 	for (unsigned i = 0; i < l->n; i++)
 		free(l->v[i]);
@@ -173,35 +93,19 @@ strlist_clear(struct conf_strlist *l)
 	l->n = 0;
 }
 
-static void *
-field(struct conf *c, const struct conf_desc *d)
-{
-	return (char *)c + d->off;
-}
-
-static const void *
-cfield(const struct conf *c, const struct conf_desc *d)
-{
-	return (const char *)c + d->off;
-}
-
-static int
-is_list(const struct conf_desc *d)
-{
-	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST ||
-	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV;
-}
-
-static const struct conf_desc *
-find_desc(const char *name, size_t len)
+const struct conf_desc *
+conf_desc_find(const char *name, size_t len)
 {
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		if (strlen(descs[i].name) == len &&
-		    memcmp(descs[i].name, name, len) == 0)
-			return &descs[i];
+		if (strlen(conf_descs[i].name) == len &&
+		    memcmp(conf_descs[i].name, name, len) == 0)
+			return &conf_descs[i];
 	}
 	return NULL;
 }
+
+static const char *const long_opts[] = {
+    "config", "dump-config", "help", "version"};
 
 /* The flag of a directive: "--" and the name with '_' written '-'. */
 static void
@@ -217,18 +121,18 @@ flag_name(const struct conf_desc *d, char *buf, size_t len)
 	buf[i + 2] = '\0';
 }
 
-/*
- * Levenshtein distance between a[0..la) and b[0..lb), or a large number when
- * the lengths alone put it over 2 (so a 4 KiB junk name costs nothing).
- */
-static unsigned
-edit_distance(const char *a, size_t la, const char *b, size_t lb)
+static void err_vprint(struct conf_err *es, unsigned line, unsigned col,
+    const char *directive, size_t dlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
+unsigned
+conf_err_edit_distance(const char *a, size_t la, const char *b, size_t lb)
 {
-	unsigned row[NAME_SHOWN_MAX + 1];
+	unsigned row[CONF_NAME_SHOWN_MAX + 1];
 	unsigned diag, up;
 
-	if ((la > lb ? la - lb : lb - la) > 2 || la > NAME_SHOWN_MAX ||
-	    lb > NAME_SHOWN_MAX)
+	if ((la > lb ? la - lb : lb - la) > 2 || la > CONF_NAME_SHOWN_MAX ||
+	    lb > CONF_NAME_SHOWN_MAX)
 		return 1000;
 	for (size_t j = 0; j <= lb; j++)
 		row[j] = (unsigned)j;
@@ -256,18 +160,18 @@ suggest_directive(const char *name, size_t len)
 	unsigned bestd = 3, dist;
 
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		dist = edit_distance(
-		    name, len, descs[i].name, strlen(descs[i].name));
+		dist = conf_err_edit_distance(
+		    name, len, conf_descs[i].name, strlen(conf_descs[i].name));
 		if (dist < bestd) {
 			bestd = dist;
-			best = descs[i].name;
+			best = conf_descs[i].name;
 		}
 	}
 	return best;
 }
 
 static void
-errsink_vprint(struct errsink *es, unsigned line, unsigned col,
+err_vprint(struct conf_err *es, unsigned line, unsigned col,
     const char *directive, size_t dlen, const char *fmt, va_list ap)
 {
 	es->nerr++;
@@ -288,9 +192,9 @@ errsink_vprint(struct errsink *es, unsigned line, unsigned col,
 	else
 		fprintf(es->err, "%s: error: ", es->name);
 	if (directive != NULL) {
-		if (dlen > NAME_SHOWN_MAX)
-			fprintf(
-			    es->err, "%.*s...: ", NAME_SHOWN_MAX, directive);
+		if (dlen > CONF_NAME_SHOWN_MAX)
+			fprintf(es->err, "%.*s...: ", CONF_NAME_SHOWN_MAX,
+			    directive);
 		else
 			fprintf(es->err, "%.*s: ", (int)dlen, directive);
 	}
@@ -298,36 +202,33 @@ errsink_vprint(struct errsink *es, unsigned line, unsigned col,
 	fputc('\n', es->err);
 }
 
-/* "NAME:LINE:COL: error: DIRECTIVE: ..." (line 0: "NAME: error: ..."). */
-static void
-errsink_at(struct errsink *es, unsigned line, unsigned col,
+void
+conf_err_at(struct conf_err *es, unsigned line, unsigned col,
     const char *directive, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	errsink_vprint(es, line, col, directive,
+	err_vprint(es, line, col, directive,
 	    directive != NULL ? strlen(directive) : 0, fmt, ap);
 	va_end(ap);
 }
 
-/* "edged: error: FLAG: ..." (flag NULL: "edged: error: ..."). */
-static void
-errsink_flag(
-    struct errsink *es, const char *flag, size_t flen, const char *fmt, ...)
+void
+conf_err_flag(
+    struct conf_err *es, const char *flag, size_t flen, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	errsink_vprint(es, 0, 0, flag, flen, fmt, ap);
+	err_vprint(es, 0, 0, flag, flen, fmt, ap);
 	va_end(ap);
 }
 
 /* ---- value formatting ---- */
 
-/* <v> bytes in the largest unit that divides it exactly: "1G", "1536". */
-static void
-format_size(char *buf, size_t len, uint64_t v)
+void
+conf_format_size(char *buf, size_t len, uint64_t v)
 {
 	static const char units[] = "KMGT";
 	int u = -1;
@@ -342,10 +243,7 @@ format_size(char *buf, size_t len, uint64_t v)
 		snprintf(buf, len, "%" PRIu64 "%c", v, units[u]);
 }
 
-static const struct {
-	const char *name;
-	uint64_t ms;
-} dur_units[] = {
+const struct conf_dur_unit conf_parse_dur_units[CONF_NDUR_UNITS] = {
     {"d", 86400000},
     {"h", 3600000},
     {"m", 60000},
@@ -361,22 +259,22 @@ format_duration(char *buf, size_t len, uint64_t ms)
 		snprintf(buf, len, "0");
 		return;
 	}
-	for (size_t i = 0; i < CDN_ARRAY_LEN(dur_units); i++) {
-		if (ms % dur_units[i].ms == 0) {
+	for (size_t i = 0; i < CDN_ARRAY_LEN(conf_parse_dur_units); i++) {
+		if (ms % conf_parse_dur_units[i].ms == 0) {
 			snprintf(buf, len, "%" PRIu64 "%s",
-			    ms / dur_units[i].ms, dur_units[i].name);
+			    ms / conf_parse_dur_units[i].ms,
+			    conf_parse_dur_units[i].name);
 			return;
 		}
 	}
 	CDN_ASSERT(0); /* "ms" divides everything */
 }
 
-/* A number the way its directive's type is written in a file. */
-static void
-format_number(const struct conf_desc *d, char *buf, size_t len, uint64_t v)
+void
+conf_format_number(const struct conf_desc *d, char *buf, size_t len, uint64_t v)
 {
 	if (d->type == CONF_T_SIZE)
-		format_size(buf, len, v);
+		conf_format_size(buf, len, v);
 	else if (d->type == CONF_T_DURATION)
 		format_duration(buf, len, v);
 	else
@@ -392,11 +290,11 @@ parse_u64(const char **sp, uint64_t *out, const char **why)
 	const char *p = *sp;
 	uint64_t v = 0;
 
-	if (!is_digit(*p)) {
+	if (!conf_is_digit(*p)) {
 		*why = "not a number";
 		return CDN_EINVAL;
 	}
-	for (; is_digit(*p); p++) {
+	for (; conf_is_digit(*p); p++) {
 		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) {
 			*why = "too large";
 			return CDN_EINVAL;
@@ -420,7 +318,7 @@ conf_parse_size(const char *s, uint64_t *out, const char **why)
 		*why = "empty value";
 		return CDN_EINVAL;
 	}
-	if (!is_digit(*p)) {
+	if (!conf_is_digit(*p)) {
 		*why = "not a size (a number with an optional K, M, G or T "
 		       "suffix)";
 		return CDN_EINVAL;
@@ -431,7 +329,7 @@ conf_parse_size(const char *s, uint64_t *out, const char **why)
 		*why = "fractions are not supported (write 1536K, not 1.5M)";
 		return CDN_EINVAL;
 	}
-	switch (ascii_lower(*p)) {
+	switch (conf_ascii_lower(*p)) {
 	case 'k':
 		shift = 10;
 		break;
@@ -449,9 +347,10 @@ conf_parse_size(const char *s, uint64_t *out, const char **why)
 	}
 	if (shift != 0)
 		p++;
-	if (shift != 0 && ascii_lower(p[0]) == 'i' && ascii_lower(p[1]) == 'b')
+	if (shift != 0 && conf_ascii_lower(p[0]) == 'i' &&
+	    conf_ascii_lower(p[1]) == 'b')
 		p += 2;
-	else if (ascii_lower(*p) == 'b')
+	else if (conf_ascii_lower(*p) == 'b')
 		p++;
 	if (*p != '\0') {
 		*why = "unknown unit (K, M, G or T, optionally followed by B "
@@ -477,7 +376,7 @@ conf_parse_duration_ms(const char *s, uint64_t *out, const char **why)
 		*why = "empty value";
 		return CDN_EINVAL;
 	}
-	if (!is_digit(*p)) {
+	if (!conf_is_digit(*p)) {
 		*why = "not a duration (a number and a unit: ms, s, m, h or d)";
 		return CDN_EINVAL;
 	}
@@ -495,22 +394,22 @@ conf_parse_duration_ms(const char *s, uint64_t *out, const char **why)
 		*why = "missing unit (ms, s, m, h or d)";
 		return CDN_EINVAL;
 	}
-	for (size_t i = 0; i < CDN_ARRAY_LEN(dur_units); i++) {
-		if (strcmp(p, dur_units[i].name) != 0)
+	for (size_t i = 0; i < CDN_ARRAY_LEN(conf_parse_dur_units); i++) {
+		if (strcmp(p, conf_parse_dur_units[i].name) != 0)
 			continue;
-		if (v > UINT64_MAX / dur_units[i].ms) {
+		if (v > UINT64_MAX / conf_parse_dur_units[i].ms) {
 			*why = "too large";
 			return CDN_EINVAL;
 		}
-		*out = v * dur_units[i].ms;
+		*out = v * conf_parse_dur_units[i].ms;
 		return CDN_OK;
 	}
 	*why = "unknown unit (ms, s, m, h or d)";
 	return CDN_EINVAL;
 }
 
-static int
-parse_uint(const char *s, uint64_t *out, const char **why)
+int
+conf_parse_uint(const char *s, uint64_t *out, const char **why)
 {
 	const char *p = s;
 	uint64_t v;
@@ -519,7 +418,7 @@ parse_uint(const char *s, uint64_t *out, const char **why)
 		*why = "empty value";
 		return CDN_EINVAL;
 	}
-	if (!is_digit(*p)) {
+	if (!conf_is_digit(*p)) {
 		*why = "not a number";
 		return CDN_EINVAL;
 	}
@@ -555,7 +454,7 @@ conf_parse_url(const char *s, const char **why)
 		return CDN_EINVAL;
 	}
 	for (const char *q = s; *q != '\0'; q++) {
-		if (*q == ' ' || is_ctl((unsigned char)*q)) {
+		if (*q == ' ' || conf_is_ctl((unsigned char)*q)) {
 			*why = "spaces and control characters are not allowed "
 			       "in a URL";
 			return CDN_EINVAL;
@@ -621,7 +520,7 @@ conf_parse_sni_cert(const char *s, char *buf, size_t buflen,
 	}
 	name = f[0];
 	for (p = name; *p != '\0'; p++)
-		*p = ascii_lower(*p);
+		*p = conf_ascii_lower(*p);
 	nlen = strlen(name);
 	if (nlen > 1 && name[nlen - 1] == '.')
 		name[--nlen] = '\0';
@@ -669,7 +568,7 @@ static int
 check_text(const char *s, const char **why)
 {
 	for (; *s != '\0'; s++) {
-		if (is_ctl((unsigned char)*s)) {
+		if (conf_is_ctl((unsigned char)*s)) {
 			*why = "control characters are not allowed";
 			return CDN_EINVAL;
 		}
@@ -677,8 +576,8 @@ check_text(const char *s, const char **why)
 	return CDN_OK;
 }
 
-static void
-set_str(char **sp, const char *val)
+void
+conf_set_str(char **sp, const char *val)
 {
 	char *old = *sp;
 
@@ -686,15 +585,11 @@ set_str(char **sp, const char *val)
 	free(old);
 }
 
-/*
- * Parse <val> for <d> and store it in <c> (a list gets it appended).  On
- * error <c> is untouched and *why points to a static string or into msg.
- */
-static int
-set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
-    size_t msglen, const char **why)
+int
+conf_set_value(struct conf *c, const struct conf_desc *d, const char *val,
+    char *msg, size_t msglen, const char **why)
 {
-	void *f = field(c, d);
+	void *f = conf_field(c, d);
 	char host[HTTP_AUTHORITY_HOST_MAX], lo[32], hi[32];
 	uint16_t port;
 	uint64_t v;
@@ -712,21 +607,21 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 		free(tmp);
 		if (rc != CDN_OK)
 			return CDN_EINVAL;
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	case CONF_T_ORIGINSRV: {
 		struct conf_origin_server os;
 
 		if (conf_parse_origin_server(val, &os, why) != CDN_OK)
 			return CDN_EINVAL;
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	}
 	case CONF_T_STR:
-		set_str(f, val);
+		conf_set_str(f, val);
 		return CDN_OK;
 	case CONF_T_STRLIST:
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	case CONF_T_ADDR:
 		/* "" means unset, as in the defaults and in a dump. */
@@ -734,18 +629,18 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 		    http_listen_parse(val, host, sizeof(host), &port, why) !=
 		        CDN_OK)
 			return CDN_EINVAL;
-		set_str(f, val);
+		conf_set_str(f, val);
 		return CDN_OK;
 	case CONF_T_ADDRLIST:
 		if (http_listen_parse(val, host, sizeof(host), &port, why) !=
 		    CDN_OK)
 			return CDN_EINVAL;
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	case CONF_T_URL:
 		if (*val != '\0' && conf_parse_url(val, why) != CDN_OK)
 			return CDN_EINVAL;
-		set_str(f, val);
+		conf_set_str(f, val);
 		return CDN_OK;
 	case CONF_T_LOGLEVEL:
 		if (cdn_log_level_parse(val, &level) != CDN_OK) {
@@ -761,7 +656,7 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 		rc = conf_parse_duration_ms(val, &v, why);
 		break;
 	case CONF_T_UINT:
-		rc = parse_uint(val, &v, why);
+		rc = conf_parse_uint(val, &v, why);
 		break;
 	default:
 		CDN_ASSERT(0);
@@ -770,8 +665,8 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 	if (rc != CDN_OK)
 		return CDN_EINVAL;
 	if ((d->min != 0 || d->max != 0) && (v < d->min || v > d->max)) {
-		format_number(d, lo, sizeof(lo), d->min);
-		format_number(d, hi, sizeof(hi), d->max);
+		conf_format_number(d, lo, sizeof(lo), d->min);
+		conf_format_number(d, hi, sizeof(hi), d->max);
 		snprintf(msg, msglen, "must be between %s and %s", lo, hi);
 		*why = msg;
 		return CDN_EINVAL;
@@ -788,17 +683,17 @@ static void
 check_table(void)
 {
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 
-		CDN_ASSERT(strlen(d->name) + 3 <= NAME_SHOWN_MAX);
+		CDN_ASSERT(strlen(d->name) + 3 <= CONF_NAME_SHOWN_MAX);
 		CDN_ASSERT(strcmp(d->name, "config") != 0);
 		CDN_ASSERT(d->min <= d->max);
 		CDN_ASSERT(d->type != CONF_T_UINT || d->max <= UINT32_MAX);
 		for (size_t j = 0; j < i; j++)
-			CDN_ASSERT(strcmp(d->name, descs[j].name) != 0);
+			CDN_ASSERT(strcmp(d->name, conf_descs[j].name) != 0);
 		for (const char *p = d->name; *p != '\0'; p++)
-			CDN_ASSERT((*p >= 'a' && *p <= 'z') || is_digit(*p) ||
-			    *p == '_');
+			CDN_ASSERT((*p >= 'a' && *p <= 'z') ||
+			    conf_is_digit(*p) || *p == '_');
 	}
 }
 
@@ -814,11 +709,12 @@ conf_new_defaults(void)
 	c->magic = CONF_MAGIC;
 	atomic_init(&c->refcnt, 1);
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 
-		if (is_list(d) && d->def[0] == '\0')
+		if (conf_desc_is_list(d) && d->def[0] == '\0')
 			continue; /* an empty list */
-		if (set_value(c, d, d->def, msg, sizeof(msg), &why) != CDN_OK) {
+		if (conf_set_value(c, d, d->def, msg, sizeof(msg), &why) !=
+		    CDN_OK) {
 			fprintf(stderr,
 			    "conf_keys.h: default \"%s\" of %s: %s\n", d->def,
 			    d->name, why);
@@ -831,20 +727,20 @@ conf_new_defaults(void)
 int
 conf_set(struct conf *c, const char *name, const char *value, FILE *err)
 {
-	struct errsink es = {.err = err, .name = "edged"};
+	struct conf_err es = {.err = err, .name = "edged"};
 	const struct conf_desc *d;
 	char msg[128];
 	const char *why;
 
 	MAGIC_CHECK(c, CONF_MAGIC);
 	CDN_ASSERT(name != NULL && value != NULL);
-	d = find_desc(name, strlen(name));
+	d = conf_desc_find(name, strlen(name));
 	if (d == NULL) {
-		errsink_at(&es, 0, 0, name, "unknown directive");
+		conf_err_at(&es, 0, 0, name, "unknown directive");
 		return CDN_EINVAL;
 	}
-	if (set_value(c, d, value, msg, sizeof(msg), &why) != CDN_OK) {
-		errsink_at(&es, 0, 0, name, "%s", why);
+	if (conf_set_value(c, d, value, msg, sizeof(msg), &why) != CDN_OK) {
+		conf_err_at(&es, 0, 0, name, "%s", why);
 		return CDN_EINVAL;
 	}
 	return CDN_OK;
@@ -875,36 +771,36 @@ conf_clone(const struct conf *c)
 	n->magic = CONF_MAGIC;
 	atomic_init(&n->refcnt, 1);
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 		const struct conf_strlist *l;
 
 		switch (d->type) {
 		case CONF_T_STR:
 		case CONF_T_ADDR:
 		case CONF_T_URL:
-			*(char **)field(n, d) =
-			    cdn_xstrdup(*(char *const *)cfield(c, d));
+			*(char **)conf_field(n, d) =
+			    cdn_xstrdup(*(char *const *)conf_cfield(c, d));
 			break;
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
-			l = cfield(c, d);
+			l = conf_cfield(c, d);
 			for (unsigned j = 0; j < l->n; j++)
-				strlist_push(field(n, d), l->v[j]);
+				conf_strlist_push(conf_field(n, d), l->v[j]);
 			break;
 		case CONF_T_SIZE:
 		case CONF_T_DURATION:
-			*(uint64_t *)field(n, d) =
-			    *(const uint64_t *)cfield(c, d);
+			*(uint64_t *)conf_field(n, d) =
+			    *(const uint64_t *)conf_cfield(c, d);
 			break;
 		case CONF_T_UINT:
-			*(unsigned *)field(n, d) =
-			    *(const unsigned *)cfield(c, d);
+			*(unsigned *)conf_field(n, d) =
+			    *(const unsigned *)conf_cfield(c, d);
 			break;
 		case CONF_T_LOGLEVEL:
-			*(enum cdn_log_level *)field(n, d) =
-			    *(const enum cdn_log_level *)cfield(c, d);
+			*(enum cdn_log_level *)conf_field(n, d) =
+			    *(const enum cdn_log_level *)conf_cfield(c, d);
 			break;
 		}
 	}
@@ -925,20 +821,20 @@ conf_resolve_sites(struct conf *c)
 		conf_unref(&s->conf);
 		s->conf = conf_clone(c);
 		for (unsigned j = 0; j < s->nsets; j++) {
-			const struct conf_desc *d = &descs[s->sets[j].idx];
+			const struct conf_desc *d = &conf_descs[s->sets[j].idx];
 
 			/* As a file over the defaults: the block's list
 			 * replaces the inherited one. */
-			if (!seen[s->sets[j].idx]++ && is_list(d))
-				strlist_clear(field(s->conf, d));
+			if (!seen[s->sets[j].idx]++ && conf_desc_is_list(d))
+				conf_strlist_clear(conf_field(s->conf, d));
 			/* Checked when the block was read. */
-			CDN_ASSERT(set_value(s->conf, d, s->sets[j].val, msg,
-			               sizeof(msg), &why) == CDN_OK);
+			CDN_ASSERT(conf_set_value(s->conf, d, s->sets[j].val,
+			               msg, sizeof(msg), &why) == CDN_OK);
 		}
 		/* A block that names its own single origin means it, even if
 		 * the top level has a pool (origin_server would win). */
 		if (seen[CONF_IDX_origin] && !seen[CONF_IDX_origin_server])
-			strlist_clear(&s->conf->origin_server);
+			conf_strlist_clear(&s->conf->origin_server);
 	}
 }
 
@@ -980,7 +876,7 @@ conf_parse_origin_server(
 		} else if (strcmp(word, "backup") == 0) {
 			o.backup = 1;
 		} else if (strncmp(word, "weight=", 7) == 0) {
-			if (parse_uint(word + 7, &v, why) != CDN_OK)
+			if (conf_parse_uint(word + 7, &v, why) != CDN_OK)
 				return CDN_EINVAL;
 			if (v < 1 || v > 256) {
 				*why = "weight must be between 1 and 256";
@@ -988,7 +884,7 @@ conf_parse_origin_server(
 			}
 			o.weight = (unsigned)v;
 		} else if (strncmp(word, "max_conns=", 10) == 0) {
-			if (parse_uint(word + 10, &v, why) != CDN_OK)
+			if (conf_parse_uint(word + 10, &v, why) != CDN_OK)
 				return CDN_EINVAL;
 			if (v > 1000000) {
 				*why = "max_conns must be at most 1000000";
@@ -1037,19 +933,19 @@ conf_unref(struct conf **cp)
 	if (prev > 1)
 		return;
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 
 		switch (d->type) {
 		case CONF_T_STR:
 		case CONF_T_ADDR:
 		case CONF_T_URL:
-			free(*(char **)field(c, d));
+			free(*(char **)conf_field(c, d));
 			break;
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
-			strlist_clear(field(c, d));
+			conf_strlist_clear(conf_field(c, d));
 			break;
 		default:
 			break;
@@ -1065,23 +961,8 @@ conf_unref(struct conf **cp)
 
 /* ---- the config file ---- */
 
-struct tok {
-	const char *s;   /* unescaped, NUL-terminated */
-	unsigned col;    /* 1-based column of its first byte */
-	unsigned endcol; /* column just past its last byte */
-};
-
-/* Tokens stored per line: "site", its names and "{" (the rest are counted). */
-#define LINE_TOKS (SITE_NAMES_MAX + 3)
-
-/*
- * Split a line into tokens: bare words, or "quoted values" with \" and \\.
- * A '#' outside quotes ends the line.  Unescaped tokens go to buf, which
- * needs len + 1 bytes.  *ntok counts every token up to the end or the error;
- * the first LINE_TOKS are stored.  On error, *ecol and *why say where and why.
- */
-static int
-lex_line(const char *line, size_t len, char *buf, struct tok *toks,
+int
+conf_lex_line(const char *line, size_t len, char *buf, struct conf_tok *toks,
     unsigned *ntok, unsigned *ecol, const char **why)
 {
 	size_t i = 0, o = 0, start, tokstart;
@@ -1117,7 +998,7 @@ lex_line(const char *line, size_t len, char *buf, struct tok *toks,
 					       "\\\\ are allowed)";
 					goto fail;
 				}
-				if (is_ctl((unsigned char)ch)) {
+				if (conf_is_ctl((unsigned char)ch)) {
 					*ecol = (unsigned)i + 1;
 					*why = "control character in a quoted "
 					       "value";
@@ -1158,7 +1039,7 @@ lex_line(const char *line, size_t len, char *buf, struct tok *toks,
 					    "(quote the whole value)";
 					goto fail;
 				}
-				if (is_ctl((unsigned char)ch)) {
+				if (conf_is_ctl((unsigned char)ch)) {
 					*ecol = (unsigned)i + 1;
 					*why = "control character";
 					goto fail;
@@ -1167,7 +1048,7 @@ lex_line(const char *line, size_t len, char *buf, struct tok *toks,
 			}
 		}
 		buf[o++] = '\0';
-		if (n < LINE_TOKS) {
+		if (n < CONF_LEX_TOKS) {
 			toks[n].s = buf + tokstart;
 			toks[n].col = (unsigned)start + 1;
 			toks[n].endcol = (unsigned)i + 1;
@@ -1182,7 +1063,7 @@ fail:
 }
 
 struct fileparse {
-	struct errsink es;
+	struct conf_err es;
 	unsigned first_line[CONF_NKEYS]; /* 0: not seen in this file */
 	/* Inside a site block: the site, and first lines within it. */
 	struct conf_site *site;
@@ -1208,7 +1089,7 @@ site_name(const char *s, char *out, size_t outlen, const char **why)
 		return CDN_EINVAL;
 	}
 	for (size_t i = 0; i < len; i++)
-		out[i] = ascii_lower(s[i]);
+		out[i] = conf_ascii_lower(s[i]);
 	out[len] = '\0';
 	if (strchr(out, ':') != NULL || strchr(out, '[') != NULL) {
 		*why = "a site name has no port (and IPv6 literals are not "
@@ -1234,7 +1115,7 @@ site_name(const char *s, char *out, size_t outlen, const char **why)
 /* "site NAME... {": open a block. */
 static void
 site_open(struct conf *c, struct fileparse *fp, unsigned lineno,
-    const struct tok *toks, unsigned ntok)
+    const struct conf_tok *toks, unsigned ntok)
 {
 	struct conf_site *s;
 	char name[256];
@@ -1242,26 +1123,27 @@ site_open(struct conf *c, struct fileparse *fp, unsigned lineno,
 	unsigned last = ntok - 1;
 
 	if (fp->site != NULL) {
-		errsink_at(&fp->es, lineno, toks[0].col, "site",
+		conf_err_at(&fp->es, lineno, toks[0].col, "site",
 		    "sites cannot be nested (the block at line %u is not "
 		    "closed)",
 		    fp->site->line);
 		return;
 	}
-	if (ntok > LINE_TOKS) {
-		errsink_at(&fp->es, lineno, toks[0].col, "site",
-		    "too many names (at most %d per block)", SITE_NAMES_MAX);
+	if (ntok > CONF_LEX_TOKS) {
+		conf_err_at(&fp->es, lineno, toks[0].col, "site",
+		    "too many names (at most %d per block)",
+		    CONF_SITE_NAMES_MAX);
 		return;
 	}
 	if (strcmp(toks[last].s, "{") != 0) {
-		errsink_at(&fp->es, lineno, toks[last].endcol, "site",
+		conf_err_at(&fp->es, lineno, toks[last].endcol, "site",
 		    "expected '{' at the end of the line");
 		return;
 	}
 	/* Even with an error, the block opens: its lines are still checked
 	 * and its '}' is not reported as stray. */
 	if (ntok < 3)
-		errsink_at(&fp->es, lineno, toks[last].col, "site",
+		conf_err_at(&fp->es, lineno, toks[last].col, "site",
 		    "missing host name");
 	s = cdn_xcalloc(1, sizeof(*s));
 	s->magic = CONF_SITE_MAGIC;
@@ -1271,13 +1153,13 @@ site_open(struct conf *c, struct fileparse *fp, unsigned lineno,
 	s->names = cdn_xcalloc(ntok > 2 ? ntok - 2 : 1, sizeof(*s->names));
 	for (unsigned i = 1; i < last; i++) {
 		if (site_name(toks[i].s, name, sizeof(name), &why) != CDN_OK) {
-			errsink_at(&fp->es, lineno, toks[i].col, "site",
+			conf_err_at(&fp->es, lineno, toks[i].col, "site",
 			    "\"%s\": %s", toks[i].s, why);
 			continue;
 		}
 		s->names[s->nnames++] = cdn_xstrdup(name);
 	}
-	c->sites = xrealloc(c->sites, sizeof(*c->sites) * (c->nsites + 1));
+	c->sites = conf_xrealloc(c->sites, sizeof(*c->sites) * (c->nsites + 1));
 	c->sites[c->nsites++] = s;
 	fp->site = s;
 	memset(fp->site_first_line, 0, sizeof(fp->site_first_line));
@@ -1288,32 +1170,32 @@ site_open(struct conf *c, struct fileparse *fp, unsigned lineno,
 /* A directive inside a block: check it now, apply it at resolve time. */
 static void
 site_set(struct fileparse *fp, unsigned lineno, const struct conf_desc *d,
-    const struct tok *name, const struct tok *val)
+    const struct conf_tok *name, const struct conf_tok *val)
 {
 	struct conf_site *s = fp->site;
-	unsigned idx = (unsigned)(d - descs);
+	unsigned idx = (unsigned)(d - conf_descs);
 	char msg[128];
 	const char *why;
 
 	if (!d->site) {
-		errsink_at(&fp->es, lineno, name->col, d->name,
+		conf_err_at(&fp->es, lineno, name->col, d->name,
 		    "cannot be set in a site block (only at the top level)");
 		return;
 	}
 	if (fp->site_first_line[idx] == 0) {
 		fp->site_first_line[idx] = lineno;
-	} else if (!is_list(d)) {
-		errsink_at(&fp->es, lineno, name->col, d->name,
+	} else if (!conf_desc_is_list(d)) {
+		conf_err_at(&fp->es, lineno, name->col, d->name,
 		    "set twice in this site (first at line %u)",
 		    fp->site_first_line[idx]);
 		return;
 	}
-	if (set_value(fp->scratch, d, val->s, msg, sizeof(msg), &why) !=
+	if (conf_set_value(fp->scratch, d, val->s, msg, sizeof(msg), &why) !=
 	    CDN_OK) {
-		errsink_at(&fp->es, lineno, val->col, d->name, "%s", why);
+		conf_err_at(&fp->es, lineno, val->col, d->name, "%s", why);
 		return;
 	}
-	s->sets = xrealloc(s->sets, sizeof(*s->sets) * (s->nsets + 1));
+	s->sets = conf_xrealloc(s->sets, sizeof(*s->sets) * (s->nsets + 1));
 	s->sets[s->nsets].idx = idx;
 	s->sets[s->nsets].val = cdn_xstrdup(val->s);
 	s->nsets++;
@@ -1324,15 +1206,15 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
     const char *line, size_t len)
 {
 	char buf[CONF_MAX_LINE + 1], msg[128], joined[CONF_MAX_LINE + 1];
-	struct tok toks[LINE_TOKS];
+	struct conf_tok toks[CONF_LEX_TOKS];
 	const struct conf_desc *d;
 	const char *why, *name, *sugg;
 	unsigned ntok, ecol, idx;
 
 	CDN_ASSERT(len <= CONF_MAX_LINE);
-	if (lex_line(line, len, buf, toks, &ntok, &ecol, &why) != CDN_OK) {
+	if (conf_lex_line(line, len, buf, toks, &ntok, &ecol, &why) != CDN_OK) {
 		/* Name the directive when the error is past it. */
-		errsink_at(&fp->es, lineno, ecol, ntok > 0 ? toks[0].s : NULL,
+		conf_err_at(&fp->es, lineno, ecol, ntok > 0 ? toks[0].s : NULL,
 		    "%s", why);
 		return;
 	}
@@ -1347,40 +1229,40 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		if (name[0] == '}' && fp->site != NULL) {
 			fp->site = NULL;
 			if (ntok > 1)
-				errsink_at(&fp->es, lineno, toks[1].col, NULL,
+				conf_err_at(&fp->es, lineno, toks[1].col, NULL,
 				    "unexpected text after '}'");
 		} else
-			errsink_at(&fp->es, lineno, toks[0].col, NULL,
+			conf_err_at(&fp->es, lineno, toks[0].col, NULL,
 			    "unexpected '%s' (a block starts with \"site "
 			    "NAME... {\")",
 			    name);
 		return;
 	}
-	d = find_desc(name, strlen(name));
+	d = conf_desc_find(name, strlen(name));
 	if (d == NULL) {
 		if (strcmp(name, "config") == 0) {
-			errsink_at(&fp->es, lineno, toks[0].col, name,
+			conf_err_at(&fp->es, lineno, toks[0].col, name,
 			    "cannot be set in a config file (use -c FILE)");
 			return;
 		}
 		sugg = suggest_directive(name, strlen(name));
 		if (sugg != NULL)
-			errsink_at(&fp->es, lineno, toks[0].col, name,
+			conf_err_at(&fp->es, lineno, toks[0].col, name,
 			    "unknown directive (did you mean %s?)", sugg);
 		else
-			errsink_at(&fp->es, lineno, toks[0].col, name,
+			conf_err_at(&fp->es, lineno, toks[0].col, name,
 			    "unknown directive");
 		return;
 	}
 	if (ntok == 1) {
-		errsink_at(
+		conf_err_at(
 		    &fp->es, lineno, toks[0].endcol, d->name, "missing value");
 		return;
 	}
 	if (ntok > 2 && d->type == CONF_T_ORIGINSRV) {
 		/* "URL weight=3 backup": the rest of the line is one value. */
-		if (ntok > LINE_TOKS) {
-			errsink_at(&fp->es, lineno, toks[1].col, d->name,
+		if (ntok > CONF_LEX_TOKS) {
+			conf_err_at(&fp->es, lineno, toks[1].col, d->name,
 			    "too many options");
 			return;
 		}
@@ -1394,7 +1276,7 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		ntok = 2;
 	}
 	if (ntok > 2) {
-		errsink_at(&fp->es, lineno, toks[2].col, d->name,
+		conf_err_at(&fp->es, lineno, toks[2].col, d->name,
 		    "more than one value (quote a value that contains "
 		    "spaces)");
 		return;
@@ -1403,18 +1285,19 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		site_set(fp, lineno, d, &toks[0], &toks[1]);
 		return;
 	}
-	idx = (unsigned)(d - descs);
+	idx = (unsigned)(d - conf_descs);
 	if (fp->first_line[idx] == 0) {
 		fp->first_line[idx] = lineno;
-		if (is_list(d)) /* the file's list replaces the one below */
-			strlist_clear(field(c, d));
-	} else if (!is_list(d)) {
-		errsink_at(&fp->es, lineno, toks[0].col, d->name,
+		if (conf_desc_is_list(
+		        d)) /* the file's list replaces the one below */
+			conf_strlist_clear(conf_field(c, d));
+	} else if (!conf_desc_is_list(d)) {
+		conf_err_at(&fp->es, lineno, toks[0].col, d->name,
 		    "set twice (first at line %u)", fp->first_line[idx]);
 		return;
 	}
-	if (set_value(c, d, toks[1].s, msg, sizeof(msg), &why) != CDN_OK)
-		errsink_at(&fp->es, lineno, toks[1].col, d->name, "%s", why);
+	if (conf_set_value(c, d, toks[1].s, msg, sizeof(msg), &why) != CDN_OK)
+		conf_err_at(&fp->es, lineno, toks[1].col, d->name, "%s", why);
 }
 
 int
@@ -1433,7 +1316,7 @@ conf_load_buf(
 	fp->es.err = err;
 	fp->es.name = name;
 	if (len > CONF_MAX_FILE) {
-		errsink_at(&fp->es, 0, 0, NULL,
+		conf_err_at(&fp->es, 0, 0, NULL,
 		    "file too large (more than %u KiB)", CONF_MAX_FILE / 1024);
 		goto out;
 	}
@@ -1447,7 +1330,7 @@ conf_load_buf(
 		if (ll > 0 && buf[pos + ll - 1] == '\r')
 			ll--; /* CRLF */
 		if (ll > CONF_MAX_LINE)
-			errsink_at(&fp->es, lineno, CONF_MAX_LINE + 1, NULL,
+			conf_err_at(&fp->es, lineno, CONF_MAX_LINE + 1, NULL,
 			    "line too long (more than %u bytes)",
 			    CONF_MAX_LINE);
 		else
@@ -1455,7 +1338,7 @@ conf_load_buf(
 		pos = end + 1;
 	}
 	if (fp->site != NULL)
-		errsink_at(&fp->es, fp->site->line, fp->site->col, "site",
+		conf_err_at(&fp->es, fp->site->line, fp->site->col, "site",
 		    "block not closed (missing '}')");
 	conf_resolve_sites(c);
 out:
@@ -1499,7 +1382,7 @@ conf_load_file(struct conf *c, const char *path, FILE *err)
 		rc = CDN_EINVAL;
 		goto out;
 	}
-	set_str(&c->config, path);
+	conf_set_str(&c->config, path);
 	rc = conf_load_buf(c, path, buf, len, err);
 out:
 	free(buf);
@@ -1529,32 +1412,32 @@ listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
 
 /* tls_* cross-checks: a default certificate, no SNI name twice. */
 static void
-validate_tls(const struct conf *c, struct errsink *es)
+validate_tls(const struct conf *c, struct conf_err *es)
 {
 	struct conf_sni_cert a, b;
 	char *ba, *bb;
 	const char *why;
 
 	if (c->listen_tls.n > 0 && c->tls_cert[0] == '\0')
-		errsink_at(es, 0, 0, "listen_tls",
+		conf_err_at(es, 0, 0, "listen_tls",
 		    "needs tls_cert, the certificate served when SNI is "
 		    "absent or unknown");
 	if (c->tls_cert[0] == '\0' &&
 	    (c->tls_key[0] != '\0' || c->tls_ocsp_file[0] != '\0'))
-		errsink_at(es, 0, 0,
+		conf_err_at(es, 0, 0,
 		    c->tls_key[0] != '\0' ? "tls_key" : "tls_ocsp_file",
 		    "set without tls_cert");
 	if (c->tls_ticket_rotate > 0 && c->tls_ticket_rotate < 1000)
-		errsink_at(es, 0, 0, "tls_ticket_rotate",
+		conf_err_at(es, 0, 0, "tls_ticket_rotate",
 		    "must be 0 (no tickets) or at least 1s");
 	if (c->origin_client_key[0] != '\0' && c->origin_client_cert[0] == '\0')
-		errsink_at(es, 0, 0, "origin_client_key",
+		conf_err_at(es, 0, 0, "origin_client_key",
 		    "set without origin_client_cert");
 	for (unsigned i = 0; i < c->tls_sni_cert.n; i++) {
 		ba = cdn_xstrdup(c->tls_sni_cert.v[i]);
 		if (conf_parse_sni_cert(c->tls_sni_cert.v[i], ba,
 		        strlen(ba) + 1, &a, &why) != CDN_OK) {
-			errsink_at(es, 0, 0, "tls_sni_cert", "%s", why);
+			conf_err_at(es, 0, 0, "tls_sni_cert", "%s", why);
 			free(ba);
 			continue;
 		}
@@ -1563,7 +1446,7 @@ validate_tls(const struct conf *c, struct errsink *es)
 			if (conf_parse_sni_cert(c->tls_sni_cert.v[j], bb,
 			        strlen(bb) + 1, &b, &why) == CDN_OK &&
 			    strcmp(a.name, b.name) == 0) {
-				errsink_at(es, 0, 0, "tls_sni_cert",
+				conf_err_at(es, 0, 0, "tls_sni_cert",
 				    "%s given twice", a.name);
 				free(bb);
 				break;
@@ -1586,11 +1469,11 @@ balance_known(const char *b)
  * (line 0) or of one site's effective conf (errors at its block's line).
  */
 static void
-validate_scoped(const struct conf *c, struct errsink *es, unsigned line,
+validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
     unsigned col, int need_origin)
 {
 	if (need_origin && c->origin[0] == '\0' && c->origin_server.n == 0)
-		errsink_at(es, line, col, line > 0 ? "site" : NULL,
+		conf_err_at(es, line, col, line > 0 ? "site" : NULL,
 		    line > 0
 		        ? "no origin: set origin or origin_server in the "
 		          "block or at the top level"
@@ -1598,38 +1481,38 @@ validate_scoped(const struct conf *c, struct errsink *es, unsigned line,
 	if (strcmp(c->cache_query, "keep") != 0 &&
 	    strcmp(c->cache_query, "sort") != 0 &&
 	    strcmp(c->cache_query, "drop") != 0)
-		errsink_at(es, line, col, "cache_query",
+		conf_err_at(es, line, col, "cache_query",
 		    "\"%s\": must be keep, sort or drop", c->cache_query);
 	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
-		errsink_at(es, line, col, "cache_query_keep",
+		conf_err_at(es, line, col, "cache_query_keep",
 		    "cannot be used with cache_query_drop");
 	if (!balance_known(c->origin_balance))
-		errsink_at(es, line, col, "origin_balance",
+		conf_err_at(es, line, col, "origin_balance",
 		    "\"%s\": must be round-robin, weighted, least-conn or "
 		    "consistent-hash",
 		    c->origin_balance);
 	if (c->origin_server.n > 64)
-		errsink_at(es, line, col, "origin_server",
+		conf_err_at(es, line, col, "origin_server",
 		    "more than 64 servers in one pool");
 	if (c->health_check_path[0] != '\0' && c->health_check_path[0] != '/')
-		errsink_at(
+		conf_err_at(
 		    es, line, col, "health_check_path", "must start with '/'");
 	if (c->health_check_status != 0 && c->health_check_status < 100)
-		errsink_at(es, line, col, "health_check_status",
+		conf_err_at(es, line, col, "health_check_status",
 		    "must be 0 (any 2xx or 3xx) or a status from 100 to 599");
 }
 
 /* Sites: each complete, no host name twice, default_site known. */
 static void
-validate_sites(const struct conf *c, struct errsink *es)
+validate_sites(const struct conf *c, struct conf_err *es)
 {
-	struct errsink ses;
+	struct conf_err ses;
 	int found = c->default_site[0] == '\0';
 
 	for (unsigned i = 0; i < c->nsites; i++) {
 		const struct conf_site *s = c->sites[i];
 
-		ses = (struct errsink){.err = es->err, .name = s->file};
+		ses = (struct conf_err){.err = es->err, .name = s->file};
 		CDN_ASSERT(s->conf != NULL); /* conf_resolve_sites() ran */
 		validate_scoped(s->conf, &ses, s->line, s->col, 1);
 		for (unsigned j = 0; j < s->nnames; j++) {
@@ -1645,7 +1528,7 @@ validate_sites(const struct conf *c, struct errsink *es)
 					    0)
 						break;
 				if (m < lim) {
-					errsink_at(&ses, s->line, s->col,
+					conf_err_at(&ses, s->line, s->col,
 					    "site",
 					    "%s is also named by the site at "
 					    "%s:%u",
@@ -1657,16 +1540,17 @@ validate_sites(const struct conf *c, struct errsink *es)
 		es->nerr += ses.nerr;
 	}
 	if (!found)
-		errsink_at(es, 0, 0, "default_site",
+		conf_err_at(es, 0, 0, "default_site",
 		    "\"%s\" is not a name of any site block", c->default_site);
 	if (c->nsites == 0 && c->default_site[0] != '\0')
-		errsink_at(es, 0, 0, "default_site", "set without site blocks");
+		conf_err_at(
+		    es, 0, 0, "default_site", "set without site blocks");
 }
 
 int
 conf_validate(const struct conf *c, FILE *err)
 {
-	struct errsink es = {.err = err, .name = "edged"};
+	struct conf_err es = {.err = err, .name = "edged"};
 	char h1[HTTP_AUTHORITY_HOST_MAX], h2[HTTP_AUTHORITY_HOST_MAX];
 	char ha[HTTP_AUTHORITY_HOST_MAX], lo[32], hi[32];
 	uint16_t p1, p2, pa = 0;
@@ -1675,12 +1559,12 @@ conf_validate(const struct conf *c, FILE *err)
 
 	MAGIC_CHECK(c, CONF_MAGIC);
 	if (c->listen.n == 0 && c->listen_tls.n == 0)
-		errsink_at(&es, 0, 0, NULL,
+		conf_err_at(&es, 0, 0, NULL,
 		    "no listen address: set listen in the config or --listen");
 	/* With sites, each needs an origin; the top level may have none. */
 	if (c->nsites == 0 && (c->origin == NULL || c->origin[0] == '\0') &&
 	    c->origin_server.n == 0)
-		errsink_at(&es, 0, 0, NULL,
+		conf_err_at(&es, 0, 0, NULL,
 		    "no origin: set origin in the config or --origin");
 	/*
 	 * Values set through the parsers are valid already; these checks
@@ -1688,18 +1572,18 @@ conf_validate(const struct conf *c, FILE *err)
 	 */
 	if (c->origin != NULL && c->origin[0] != '\0' &&
 	    conf_parse_url(c->origin, &why) != CDN_OK)
-		errsink_at(&es, 0, 0, "origin", "%s", why);
+		conf_err_at(&es, 0, 0, "origin", "%s", why);
 	if (c->admin_listen != NULL && c->admin_listen[0] != '\0' &&
 	    http_listen_parse(c->admin_listen, ha, sizeof(ha), &pa, &why) !=
 	        CDN_OK) {
-		errsink_at(&es, 0, 0, "admin_listen", "%s", why);
+		conf_err_at(&es, 0, 0, "admin_listen", "%s", why);
 		pa = 0;
 	}
 	nl = c->listen.n + c->listen_tls.n;
 	for (unsigned i = 0; i < nl; i++) {
 		if (listen_at(c, i, h1, sizeof(h1), &p1, &n1, &v1, &why) !=
 		    CDN_OK) {
-			errsink_at(&es, 0, 0, n1, "%s", why);
+			conf_err_at(&es, 0, 0, n1, "%s", why);
 			continue;
 		}
 		for (unsigned j = 0; j < i; j++) {
@@ -1707,16 +1591,16 @@ conf_validate(const struct conf *c, FILE *err)
 			        &why) == CDN_OK &&
 			    p1 == p2 && strcmp(h1, h2) == 0) {
 				if (strcmp(n1, n2) == 0)
-					errsink_at(&es, 0, 0, n1,
+					conf_err_at(&es, 0, 0, n1,
 					    "%s given twice", v1);
 				else
-					errsink_at(&es, 0, 0, n1,
+					conf_err_at(&es, 0, 0, n1,
 					    "%s is also a %s address", v1, n2);
 				break;
 			}
 		}
 		if (pa != 0 && p1 == pa && strcmp(h1, ha) == 0)
-			errsink_at(&es, 0, 0, "admin_listen",
+			conf_err_at(&es, 0, 0, "admin_listen",
 			    "%s is also a listen address", c->admin_listen);
 	}
 	validate_scoped(c, &es, 0, 0, 0);
@@ -1731,15 +1615,15 @@ conf_validate(const struct conf *c, FILE *err)
 		if (slash == NULL || slash == t || slash[1] == '\0' ||
 		    (star != NULL &&
 		        (star < slash || strchr(star + 1, '*') != NULL)))
-			errsink_at(&es, 0, 0, "compress_types",
+			conf_err_at(&es, 0, 0, "compress_types",
 			    "\"%s\": not type/subtype with at most one * in "
 			    "the subtype",
 			    t);
 	}
 	if (c->max_request_line > c->max_header_size) {
-		format_size(lo, sizeof(lo), c->max_request_line);
-		format_size(hi, sizeof(hi), c->max_header_size);
-		errsink_at(&es, 0, 0, "max_request_line",
+		conf_format_size(lo, sizeof(lo), c->max_request_line);
+		conf_format_size(hi, sizeof(hi), c->max_header_size);
+		conf_err_at(&es, 0, 0, "max_request_line",
 		    "%s is larger than max_header_size (%s)", lo, hi);
 	}
 	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
@@ -1756,19 +1640,16 @@ struct flagval {
 	int is_port; /* -p PORT */
 };
 
-static const char *const long_opts[] = {
-    "config", "dump-config", "help", "version"};
-
 /* The long option nearest to name[0..len), if within distance 2. */
 static const char *
 suggest_flag(const char *name, size_t len, char *buf, size_t buflen)
 {
-	char f[NAME_SHOWN_MAX];
+	char f[CONF_NAME_SHOWN_MAX];
 	const char *best = NULL;
 	unsigned bestd = 3, dist;
 
 	for (size_t i = 0; i < CDN_ARRAY_LEN(long_opts); i++) {
-		dist = edit_distance(
+		dist = conf_err_edit_distance(
 		    name, len, long_opts[i], strlen(long_opts[i]));
 		if (dist < bestd) {
 			bestd = dist;
@@ -1776,8 +1657,8 @@ suggest_flag(const char *name, size_t len, char *buf, size_t buflen)
 		}
 	}
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		flag_name(&descs[i], f, sizeof(f));
-		dist = edit_distance(name, len, f + 2, strlen(f + 2));
+		flag_name(&conf_descs[i], f, sizeof(f));
+		dist = conf_err_edit_distance(name, len, f + 2, strlen(f + 2));
 		if (dist < bestd) {
 			bestd = dist;
 			snprintf(buf, buflen, "%s", f + 2);
@@ -1790,12 +1671,12 @@ suggest_flag(const char *name, size_t len, char *buf, size_t buflen)
 static const struct conf_desc *
 find_flag(const char *name, size_t len)
 {
-	char f[NAME_SHOWN_MAX];
+	char f[CONF_NAME_SHOWN_MAX];
 
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		flag_name(&descs[i], f, sizeof(f));
+		flag_name(&conf_descs[i], f, sizeof(f));
 		if (strlen(f + 2) == len && memcmp(f + 2, name, len) == 0)
-			return &descs[i];
+			return &conf_descs[i];
 	}
 	return NULL;
 }
@@ -1817,18 +1698,20 @@ set_action(enum conf_action *act, enum conf_action want)
 
 /* "unknown option --NAME", with the nearest long option if there is one. */
 static void
-unknown_long(struct errsink *es, const char *name, size_t nlen)
+unknown_long(struct conf_err *es, const char *name, size_t nlen)
 {
-	char buf[NAME_SHOWN_MAX];
+	char buf[CONF_NAME_SHOWN_MAX];
 	const char *sugg = suggest_flag(name, nlen, buf, sizeof(buf));
-	int shown = nlen > NAME_SHOWN_MAX ? NAME_SHOWN_MAX : (int)nlen;
+	int shown =
+	    nlen > CONF_NAME_SHOWN_MAX ? CONF_NAME_SHOWN_MAX : (int)nlen;
 
 	if (sugg != NULL)
-		errsink_flag(es, NULL, 0,
+		conf_err_flag(es, NULL, 0,
 		    "unknown option --%.*s (did you mean --%s?)", shown, name,
 		    sugg);
 	else
-		errsink_flag(es, NULL, 0, "unknown option --%.*s", shown, name);
+		conf_err_flag(
+		    es, NULL, 0, "unknown option --%.*s", shown, name);
 }
 
 static enum conf_action
@@ -1846,10 +1729,10 @@ short_action(char opt)
 }
 
 int
-conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
+conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
     enum conf_action *action)
 {
-	struct errsink es = {.err = err, .name = "edged"};
+	struct conf_err es = {.err = err, .name = "edged"};
 	struct flagval *fv;
 	struct conf *c = NULL;
 	const char *cfg = NULL, *cfgflag = NULL, *arg, *name, *eq, *val;
@@ -1872,7 +1755,7 @@ conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
 			continue;
 		}
 		if (opts_done || arg[0] != '-' || arg[1] == '\0') {
-			errsink_flag(
+			conf_err_flag(
 			    &es, NULL, 0, "unexpected argument \"%s\"", arg);
 			continue;
 		}
@@ -1885,7 +1768,7 @@ conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
 #define IS(s) (nlen == strlen(s) && memcmp(name, s, nlen) == 0)
 			if (IS("help") || IS("version") || IS("dump-config")) {
 				if (eq != NULL) {
-					errsink_flag(&es, arg, nlen + 2,
+					conf_err_flag(&es, arg, nlen + 2,
 					    "takes no value");
 					continue;
 				}
@@ -1918,31 +1801,33 @@ conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
 				continue;
 			}
 			if (strchr("lpocf", arg[1]) == NULL) {
-				errsink_flag(&es, NULL, 0,
-				    "unknown option %.*s", NAME_SHOWN_MAX, arg);
+				conf_err_flag(&es, NULL, 0,
+				    "unknown option %.*s", CONF_NAME_SHOWN_MAX,
+				    arg);
 				continue;
 			}
 			if (arg[1] == 'l' || arg[1] == 'p')
-				d = &descs[CONF_IDX_listen];
+				d = &conf_descs[CONF_IDX_listen];
 			else if (arg[1] == 'o')
-				d = &descs[CONF_IDX_origin];
+				d = &conf_descs[CONF_IDX_origin];
 			if (arg[2] != '\0')
 				val = arg + 2; /* -p8080 */
 		}
 		if (val == NULL) {
 			if (i + 1 >= argc) {
-				errsink_flag(&es, arg, nlen, "missing value");
+				conf_err_flag(&es, arg, nlen, "missing value");
 				continue;
 			}
 			val = argv[++i];
 		}
 		if (d == NULL) { /* -c, -f, --config */
 			if (val[0] == '\0') {
-				errsink_flag(&es, arg, nlen, "empty file name");
+				conf_err_flag(
+				    &es, arg, nlen, "empty file name");
 				continue;
 			}
 			if (cfg != NULL) {
-				errsink_flag(&es, arg, nlen,
+				conf_err_flag(&es, arg, nlen,
 				    "config file given twice (first %s)",
 				    cfgflag);
 				continue;
@@ -1968,24 +1853,25 @@ conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
 			es.nerr++;
 	}
 	for (unsigned k = 0; k < nfv; k++) {
-		unsigned idx = (unsigned)(fv[k].d - descs);
+		unsigned idx = (unsigned)(fv[k].d - conf_descs);
 
 		val = fv[k].val;
 		if (fv[k].is_port) {
 			if (strlen(val) > 5 || val[0] == '\0' ||
 			    strspn(val, "0123456789") != strlen(val)) {
-				errsink_flag(&es, fv[k].flag, fv[k].flen,
+				conf_err_flag(&es, fv[k].flag, fv[k].flen,
 				    "invalid port (a number from 1 to 65535)");
 				continue;
 			}
 			snprintf(addr, sizeof(addr), "127.0.0.1:%s", val);
 			val = addr;
 		}
-		if (!seen[idx]++ && is_list(fv[k].d))
-			strlist_clear(field(c, fv[k].d)); /* flags replace */
-		if (set_value(c, fv[k].d, val, msg, sizeof(msg), &why) !=
+		if (!seen[idx]++ && conf_desc_is_list(fv[k].d))
+			conf_strlist_clear(
+			    conf_field(c, fv[k].d)); /* flags replace */
+		if (conf_set_value(c, fv[k].d, val, msg, sizeof(msg), &why) !=
 		    CDN_OK)
-			errsink_flag(&es, fv[k].flag, fv[k].flen, "%s", why);
+			conf_err_flag(&es, fv[k].flag, fv[k].flen, "%s", why);
 	}
 	/* Sites inherit the top level as the flags left it. */
 	conf_resolve_sites(c);
@@ -2037,9 +1923,9 @@ metavar(const struct conf_desc *d)
 static const char *
 short_alias(const struct conf_desc *d)
 {
-	if (d == &descs[CONF_IDX_listen])
+	if (d == &conf_descs[CONF_IDX_listen])
 		return "-l, ";
-	if (d == &descs[CONF_IDX_origin])
+	if (d == &conf_descs[CONF_IDX_origin])
 		return "-o, ";
 	return "    ";
 }
@@ -2055,9 +1941,9 @@ static const struct {
 };
 
 void
-conf_print_help(FILE *out, const char *progname)
+conf_argv_print_help(FILE *out, const char *progname)
 {
-	char left[128], fl[NAME_SHOWN_MAX];
+	char left[128], fl[CONF_NAME_SHOWN_MAX];
 	int width = 0, n;
 
 	if (progname == NULL || *progname == '\0')
@@ -2067,9 +1953,9 @@ conf_print_help(FILE *out, const char *progname)
 		width = n > width ? n : width;
 	}
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		flag_name(&descs[i], fl, sizeof(fl));
+		flag_name(&conf_descs[i], fl, sizeof(fl));
 		n = snprintf(left, sizeof(left), "%s%s %s",
-		    short_alias(&descs[i]), fl, metavar(&descs[i]));
+		    short_alias(&conf_descs[i]), fl, metavar(&conf_descs[i]));
 		width = n > width ? n : width;
 	}
 	width += 2;
@@ -2088,7 +1974,7 @@ conf_print_help(FILE *out, const char *progname)
 	    "flags override\nthe file, and a repeated flag replaces the "
 	    "file's list):\n");
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 
 		flag_name(d, fl, sizeof(fl));
 		snprintf(left, sizeof(left), "%s%s %s", short_alias(d), fl,
@@ -2136,7 +2022,7 @@ dump_sites(FILE *out, const struct conf *c)
 			fprintf(out, " %s", s->names[j]);
 		fprintf(out, " {\n");
 		for (unsigned j = 0; j < s->nsets; j++) {
-			fprintf(out, "\t%s ", descs[s->sets[j].idx].name);
+			fprintf(out, "\t%s ", conf_descs[s->sets[j].idx].name);
 			print_value(out, s->sets[j].val);
 			fputc('\n', out);
 		}
@@ -2157,12 +2043,12 @@ conf_dump(FILE *out, const struct conf *c)
 		/* A comment line: a newline in the path must not end it. */
 		fprintf(out, "# (defaults, then ");
 		for (const char *p = c->config; *p != '\0'; p++)
-			fputc(is_ctl((unsigned char)*p) ? '?' : *p, out);
+			fputc(conf_is_ctl((unsigned char)*p) ? '?' : *p, out);
 		fprintf(out, ", then the command line)\n");
 	}
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
-		const void *f = cfield(c, d);
+		const struct conf_desc *d = &conf_descs[i];
+		const void *f = conf_cfield(c, d);
 		const struct conf_strlist *l;
 
 		fprintf(out, "\n# %s\n", d->doc);
@@ -2189,7 +2075,7 @@ conf_dump(FILE *out, const struct conf *c)
 			break;
 		case CONF_T_SIZE:
 		case CONF_T_DURATION:
-			format_number(
+			conf_format_number(
 			    d, num, sizeof(num), *(const uint64_t *)f);
 			fprintf(out, "%s %s\n", d->name, num);
 			break;

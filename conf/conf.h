@@ -79,16 +79,9 @@ struct conf_site {
 	char *file; /* where the block is, for errors */
 	unsigned line, col;
 	struct conf *conf;          /* effective values; its nsites is 0 */
-	struct conf_site_set *sets; /* the block's own lines (conf.c) */
+	struct conf_site_set *sets; /* the block's own lines (conf_int.h) */
 	unsigned nsets;
 };
-
-/*
- * Rebuild every site's effective conf from the top level of <c> (after the
- * flags were applied).  conf_load_buf() and conf_from_argv() call it; a
- * caller that changes <c> with conf_set() afterwards calls it again.
- */
-void conf_resolve_sites(struct conf *c);
 
 /* One origin_server value, split. */
 struct conf_origin_server {
@@ -124,7 +117,7 @@ enum conf_action {
  * "edged: error: --flag: why"), and then CDN_EINVAL is returned with *out
  * untouched.  On CDN_OK, *out holds one reference and *action what to do.
  */
-int conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
+int conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
     enum conf_action *action) CDN_WUR;
 
 /* Defaults only (for tests and for building a conf by hand). */
@@ -163,7 +156,7 @@ int conf_set(
  */
 int conf_validate(const struct conf *c, FILE *err) CDN_WUR;
 
-void conf_print_help(FILE *out, const char *progname);
+void conf_argv_print_help(FILE *out, const char *progname);
 /* Every directive with its effective value, in config-file syntax. */
 void conf_dump(FILE *out, const struct conf *c);
 

@@ -101,7 +101,7 @@ load_text(
 	return rc;
 }
 
-/* conf_from_argv() on a NULL-terminated list of arguments after "edged". */
+/* conf_argv_parse() on a NULL-terminated list of arguments after "edged". */
 static int
 run_argv(struct conf **cp, enum conf_action *act, struct capture *cap, ...)
 {
@@ -116,7 +116,7 @@ run_argv(struct conf **cp, enum conf_action *act, struct capture *cap, ...)
 		argv[argc++] = strdup(a);
 	va_end(ap);
 	argv[argc] = NULL;
-	rc = conf_from_argv(argc, argv, cap_open(cap), cp, act);
+	rc = conf_argv_parse(argc, argv, cap_open(cap), cp, act);
 	cap_text(cap);
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);
@@ -1127,7 +1127,7 @@ test_help(void)
 	char want[128];
 	int all = 1;
 
-	conf_print_help(cap_open(&cap), "edged");
+	conf_argv_print_help(cap_open(&cap), "edged");
 	h = cap_text(&cap);
 	ok(strncmp(h, "Usage: edged ", 13) == 0, "help starts with usage");
 	ok(strstr(h, "  --cache-size SIZE") != NULL, "--cache-size SIZE");
