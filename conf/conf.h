@@ -83,21 +83,23 @@ struct conf_site {
 	unsigned nsets;
 };
 
-/* One origin_server value, split. */
-struct conf_origin_server {
-	char url[1024];
-	unsigned weight;    /* 1..256, default 1 */
-	unsigned max_conns; /* 0: no limit */
-	int backup;
-};
+/* conf.c */
+
+/* Defaults only (for tests and for building a conf by hand). */
+struct conf *conf_new_defaults(void);
 
 /*
- * Parse "URL [weight=N] [max_conns=N] [backup]" (blank-separated; the URL
- * as for origin).  Returns CDN_OK, or CDN_EINVAL with *why a static
- * message.
+ * Set one directive as a file line "name value" would (a list gets the
+ * value appended), for building a conf by hand.  An error goes to <err> as
+ * "edged: error: name: why"; returns CDN_OK or CDN_EINVAL (<c> untouched).
  */
-int conf_parse_origin_server(
-    const char *s, struct conf_origin_server *out, const char **why) CDN_WUR;
+int conf_set(
+    struct conf *c, const char *name, const char *value, FILE *err) CDN_WUR;
+
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf **cp);
+
+/* conf_argv.c */
 
 /* What the command line asked for besides running. */
 enum conf_action {
@@ -120,8 +122,14 @@ enum conf_action {
 int conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
     enum conf_action *action) CDN_WUR;
 
-/* Defaults only (for tests and for building a conf by hand). */
-struct conf *conf_new_defaults(void);
+/* The --help text, options and every directive flag, to <out>. */
+void conf_argv_print_help(FILE *out, const char *progname);
+
+/* conf_load.c */
+
+/* Limits of a config file. */
+#define CONF_MAX_LINE 4096       /* bytes per line, without the newline */
+#define CONF_MAX_FILE (1u << 20) /* bytes per file */
 
 /*
  * Apply the file at <path> on top of <c>.  Errors go to <err> as above and
@@ -129,10 +137,6 @@ struct conf *conf_new_defaults(void);
  * error and must then be discarded.
  */
 int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
-
-/* Limits of a config file. */
-#define CONF_MAX_LINE 4096       /* bytes per line, without the newline */
-#define CONF_MAX_FILE (1u << 20) /* bytes per file */
 
 /*
  * The same, for a file already in memory (buf[0..len), need not end in a
@@ -142,13 +146,7 @@ int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
 int conf_load_buf(struct conf *c, const char *name, const char *buf, size_t len,
     FILE *err) CDN_WUR;
 
-/*
- * Set one directive as a file line "name value" would (a list gets the
- * value appended), for building a conf by hand.  An error goes to <err> as
- * "edged: error: name: why"; returns CDN_OK or CDN_EINVAL (<c> untouched).
- */
-int conf_set(
-    struct conf *c, const char *name, const char *value, FILE *err) CDN_WUR;
+/* conf_validate.c */
 
 /*
  * Cross-directive checks that need the whole config (at least one listen,
@@ -156,17 +154,16 @@ int conf_set(
  */
 int conf_validate(const struct conf *c, FILE *err) CDN_WUR;
 
-void conf_argv_print_help(FILE *out, const char *progname);
+/* conf_dump.c */
+
 /* Every directive with its effective value, in config-file syntax. */
 void conf_dump(FILE *out, const struct conf *c);
 
-struct conf *conf_ref(struct conf *c);
-void conf_unref(struct conf **cp);
-
 /*
- * Value parsers, shared with anything that reads sizes or durations.
- * Each returns CDN_OK or CDN_EINVAL with *why a static message.
+ * conf_parse.c: value parsers, shared with anything that reads these
+ * values.  Each returns CDN_OK or CDN_EINVAL with *why a static message.
  */
+
 int conf_parse_size(const char *s, uint64_t *out, const char **why) CDN_WUR;
 int conf_parse_duration_ms(
     const char *s, uint64_t *out, const char **why) CDN_WUR;
@@ -175,6 +172,21 @@ int conf_parse_duration_ms(
  * optional port 1..65535 and path; no userinfo, query or fragment.
  */
 int conf_parse_url(const char *s, const char **why) CDN_WUR;
+
+/* One origin_server value, split. */
+struct conf_origin_server {
+	char url[1024];
+	unsigned weight;    /* 1..256, default 1 */
+	unsigned max_conns; /* 0: no limit */
+	int backup;
+};
+
+/*
+ * Parse "URL [weight=N] [max_conns=N] [backup]" (blank-separated; the URL
+ * as for origin).
+ */
+int conf_parse_origin_server(
+    const char *s, struct conf_origin_server *out, const char **why) CDN_WUR;
 
 /* One tls_sni_cert value, split; the pointers point into the caller's buf. */
 struct conf_sni_cert {
@@ -191,8 +203,8 @@ struct conf_sni_cert {
  * matches exactly one more label: *.example.com covers www.example.com,
  * not example.com nor a.b.example.com); it is stored in lower case, without
  * a trailing dot.  IP addresses are refused: SNI never carries them
- * (RFC 6066 §3).  <buf> needs strlen(s) + 1 bytes.  Returns CDN_OK, or
- * CDN_EINVAL with *why a static message (<out> untouched).
+ * (RFC 6066 §3).  <buf> needs strlen(s) + 1 bytes.  <out> is untouched on
+ * error.
  */
 int conf_parse_sni_cert(const char *s, char *buf, size_t buflen,
     struct conf_sni_cert *out, const char **why) CDN_WUR;

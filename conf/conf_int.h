@@ -3,6 +3,19 @@
  * table (one struct conf_desc per row of conf/conf_keys.h), the error sink,
  * the line lexer, and the helpers that set a directive.  Everything outside
  * conf/ uses conf/conf.h.
+ *
+ * Which file does what:
+ *   conf.c          the directive table, defaults, setting one directive,
+ *                   sites (clone and resolve), reference counts
+ *   conf_parse.c    value parsers: sizes, durations, numbers, URLs,
+ *                   origin_server and tls_sni_cert values
+ *   conf_format.c   values written back the way a file writes them
+ *   conf_err.c      "FILE:LINE:COL: error: ..." messages, counted
+ *   conf_lex.c      one config-file line into tokens
+ *   conf_load.c     a config file: directives, site blocks
+ *   conf_validate.c cross-directive checks of a whole conf
+ *   conf_argv.c     the command line and --help
+ *   conf_dump.c     --dump-config
  */
 #ifndef CONF_INT_H
 #define CONF_INT_H
@@ -99,6 +112,8 @@ conf_desc_is_list(const struct conf_desc *d)
 	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV;
 }
 
+/* conf.c */
+
 /* Every directive, in conf_keys.h order (index: CONF_IDX_name). */
 extern const struct conf_desc conf_descs[CONF_NKEYS];
 
@@ -121,6 +136,8 @@ int conf_set_value(struct conf *c, const struct conf_desc *d, const char *val,
  * file and the flags have set it (conf_load_buf, conf_argv_parse).
  */
 void conf_resolve_sites(struct conf *c);
+
+/* conf_err.c */
 
 /* Where errors go, and how many there were. */
 struct conf_err {
@@ -145,6 +162,8 @@ void conf_err_flag(struct conf_err *es, const char *flag, size_t flen,
 unsigned conf_err_edit_distance(
     const char *a, size_t la, const char *b, size_t lb);
 
+/* conf_lex.c */
+
 struct conf_tok {
 	const char *s;   /* unescaped, NUL-terminated */
 	unsigned col;    /* 1-based column of its first byte */
@@ -165,6 +184,8 @@ int conf_lex_line(const char *line, size_t len, char *buf,
     struct conf_tok *toks, unsigned *ntok, unsigned *ecol,
     const char **why) CDN_WUR;
 
+/* conf_parse.c */
+
 /* A DURATION unit, largest first; "ms" last, and it divides everything. */
 struct conf_dur_unit {
 	const char *name;
@@ -175,6 +196,8 @@ extern const struct conf_dur_unit conf_parse_dur_units[CONF_NDUR_UNITS];
 
 /* A UINT value: digits only, at most UINT32_MAX. */
 int conf_parse_uint(const char *s, uint64_t *out, const char **why) CDN_WUR;
+
+/* conf_format.c */
 
 /* <v> bytes in the largest unit that divides it exactly: "1G", "1536". */
 void conf_format_size(char *buf, size_t len, uint64_t v);

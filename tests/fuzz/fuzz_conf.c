@@ -1,5 +1,6 @@
 /*
- * libFuzzer target for the config loader (conf/conf.c).
+ * libFuzzer target for the config loader (conf/conf_load.c) and the command
+ * line (conf/conf_argv.c).
  *
  * 1. The input is a config file: conf_load_buf() must not crash or leak,
  *    whatever it holds, and its errors are printed (to /dev/null) so the

@@ -1,5 +1,5 @@
 /*
- * Unit tests of conf/conf.c: the value parsers, the config-file parser and
+ * Unit tests of conf/: the value parsers, the config-file parser and
  * its error messages, the command line, --help, --dump-config (and that a
  * dump loads back to the same conf), and the example conf/edged.conf.
  *
