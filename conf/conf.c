@@ -1,12 +1,14 @@
 /*
- * edged's configuration loader (conf/conf.h).
+ * edged's configuration core (conf/conf.h): the directive table, defaults,
+ * setting one directive, site blocks and reference counts.  The other files
+ * of conf/ are listed in conf/conf_int.h.
  *
  * Every directive is one row of conf/conf_keys.h.  This file expands the rows
  * into a table of descriptors (name, type, bounds, default, doc, and the
- * offsetof its struct conf field) and drives everything from that table:
+ * offsetof its struct conf field), and everything is driven from that table:
  * the defaults, the config-file parser, the command-line flags, --help and
- * --dump-config.  Nothing else here knows a directive by name, except the
- * short aliases -l, -o and -p.
+ * --dump-config.  Nothing in conf/ knows a directive by name, except the
+ * short aliases -l, -o and -p and the cross-directive checks.
  *
  * Layers, lowest first: defaults, the file, the flags.  A scalar is
  * overwritten by a higher layer.  A list (STRLIST, ADDRLIST) is replaced by
@@ -14,75 +16,22 @@
  * Defaults go through the same value parser as the file, so a bad default in
  * conf_keys.h is caught (and aborts) the first time a conf is built.
  *
- * Errors never stop a parse: each is printed to the caller's stream as it is
- * found, GNU style, and counted; the load returns CDN_EINVAL at the end, so
- * the user sees every mistake at once.  A flood (a binary file given as the
- * config) stops after CONF_MAX_ERRORS.
- *
  * Threads: a struct conf is built by one thread and immutable once it is
  * published; afterwards only its reference count changes (atomically).
- * This file has no global mutable state.
+ * conf/ has no global mutable state.
  */
 #include "config.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "conf/conf.h"
+#include "conf/conf_int.h"
+#include "http/http_listen.h"
 
-/* Errors printed for one source before giving up on it. */
-#define CONF_MAX_ERRORS 100
-/* Longest directive name worth printing back in an error. */
-#define NAME_SHOWN_MAX 64
-
-enum conf_type {
-	CONF_T_STR,
-	CONF_T_STRLIST,
-	CONF_T_ADDR,
-	CONF_T_ADDRLIST,
-	CONF_T_URL,
-	CONF_T_SIZE,
-	CONF_T_UINT,
-	CONF_T_DURATION,
-	CONF_T_LOGLEVEL,
-	CONF_T_SNICERT,
-	CONF_T_ORIGINSRV,
-};
-
-/*
- * One directive.  min and max bound SIZE (bytes), UINT and DURATION (ms)
- * values; both 0 means unbounded.
- */
-struct conf_desc {
-	const char *name;
-	enum conf_type type;
-	uint64_t min, max;
-	const char *def;
-	const char *doc;
-	size_t off;
-	int site; /* a site block may set it (CONF_SITE_KEY) */
-};
-
-enum {
-#define CONF_KEY(name, type, min, max, def, doc) CONF_IDX_##name,
-#include "conf/conf_keys.h"
-#undef CONF_KEY
-	CONF_NKEYS
-};
-
-static const struct conf_desc descs[CONF_NKEYS] = {
+const struct conf_desc conf_descs[CONF_NKEYS] = {
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
 	    offsetof(struct conf, name), 0},
@@ -94,61 +43,8 @@ static const struct conf_desc descs[CONF_NKEYS] = {
 #undef CONF_KEY
 };
 
-/* One line of a site block, replayed over the top level (conf_site). */
-struct conf_site_set {
-	unsigned idx; /* into descs */
-	char *val;
-};
-
-/* Site host names stored per block, at most. */
-#define SITE_NAMES_MAX 32
-
-/* Where errors go, and how many there were. */
-struct errsink {
-	FILE *err;        /* may be NULL: count only */
-	const char *name; /* file name, or "edged" for flags */
-	unsigned nerr;
-	int gave_up;
-};
-
-static void errsink_vprint(struct errsink *es, unsigned line, unsigned col,
-    const char *directive, size_t dlen, const char *fmt, va_list ap)
-    __attribute__((format(printf, 6, 0)));
-static void errsink_at(struct errsink *es, unsigned line, unsigned col,
-    const char *directive, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void errsink_flag(struct errsink *es, const char *flag, size_t flen,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* ---- small helpers ---- */
-
-static int
-is_ctl(unsigned char ch)
-{
-	return ch < 0x20 || ch == 0x7f;
-}
-
-static int
-is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
-static int
-is_alnum(char ch)
-{
-	return is_digit(ch) || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= 'A' && ch <= 'Z');
-}
-
-static char
-ascii_lower(char ch)
-{
-	return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
-}
-
-static void *
-xrealloc(void *p, size_t len)
+void *
+conf_xrealloc(void *p, size_t len)
 {
 	void *q = realloc(p, len);
 
@@ -159,22 +55,22 @@ xrealloc(void *p, size_t len)
 	return q;
 }
 
-static void
-strlist_push(struct conf_strlist *l, const char *s)
+void
+conf_strlist_push(struct conf_strlist *l, const char *s)
 {
 	unsigned n = l->n;
 
 	/* Capacity is implied by n: grow at 0 and at every power of two. */
 	if ((n & (n - 1)) == 0) {
 		CDN_ASSERT(n < UINT32_MAX / 2);
-		l->v = xrealloc(l->v, sizeof(*l->v) * (n < 4 ? 4 : 2 * n));
+		l->v = conf_xrealloc(l->v, sizeof(*l->v) * (n < 4 ? 4 : 2 * n));
 	}
 	l->v[n] = cdn_xstrdup(s);
 	l->n = n + 1;
 }
 
-static void
-strlist_clear(struct conf_strlist *l)
+void
+conf_strlist_clear(struct conf_strlist *l)
 {
 	for (unsigned i = 0; i < l->n; i++)
 		free(l->v[i]);
@@ -183,688 +79,22 @@ strlist_clear(struct conf_strlist *l)
 	l->n = 0;
 }
 
-static void *
-field(struct conf *c, const struct conf_desc *d)
-{
-	return (char *)c + d->off;
-}
-
-static const void *
-cfield(const struct conf *c, const struct conf_desc *d)
-{
-	return (const char *)c + d->off;
-}
-
-static int
-is_list(const struct conf_desc *d)
-{
-	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST ||
-	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV;
-}
-
-static const struct conf_desc *
-find_desc(const char *name, size_t len)
+const struct conf_desc *
+conf_desc_find(const char *name, size_t len)
 {
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		if (strlen(descs[i].name) == len &&
-		    memcmp(descs[i].name, name, len) == 0)
-			return &descs[i];
+		if (strlen(conf_descs[i].name) == len &&
+		    memcmp(conf_descs[i].name, name, len) == 0)
+			return &conf_descs[i];
 	}
 	return NULL;
 }
-
-/* The flag of a directive: "--" and the name with '_' written '-'. */
-static void
-flag_name(const struct conf_desc *d, char *buf, size_t len)
-{
-	size_t i;
-
-	CDN_ASSERT(strlen(d->name) + 3 <= len);
-	buf[0] = '-';
-	buf[1] = '-';
-	for (i = 0; d->name[i] != '\0'; i++)
-		buf[i + 2] = d->name[i] == '_' ? '-' : d->name[i];
-	buf[i + 2] = '\0';
-}
-
-/*
- * Levenshtein distance between a[0..la) and b[0..lb), or a large number when
- * the lengths alone put it over 2 (so a 4 KiB junk name costs nothing).
- */
-static unsigned
-edit_distance(const char *a, size_t la, const char *b, size_t lb)
-{
-	unsigned row[NAME_SHOWN_MAX + 1];
-	unsigned diag, up;
-
-	if ((la > lb ? la - lb : lb - la) > 2 || la > NAME_SHOWN_MAX ||
-	    lb > NAME_SHOWN_MAX)
-		return 1000;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = (unsigned)j;
-	for (size_t i = 1; i <= la; i++) {
-		diag = row[0];
-		row[0] = (unsigned)i;
-		for (size_t j = 1; j <= lb; j++) {
-			up = row[j];
-			row[j] = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-			if (up + 1 < row[j])
-				row[j] = up + 1;
-			if (row[j - 1] + 1 < row[j])
-				row[j] = row[j - 1] + 1;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
-/* The directive nearest to name[0..len), if within distance 2, or NULL. */
-static const char *
-suggest_directive(const char *name, size_t len)
-{
-	const char *best = NULL;
-	unsigned bestd = 3, dist;
-
-	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		dist = edit_distance(
-		    name, len, descs[i].name, strlen(descs[i].name));
-		if (dist < bestd) {
-			bestd = dist;
-			best = descs[i].name;
-		}
-	}
-	return best;
-}
-
-static void
-errsink_vprint(struct errsink *es, unsigned line, unsigned col,
-    const char *directive, size_t dlen, const char *fmt, va_list ap)
-{
-	es->nerr++;
-	if (es->gave_up)
-		return;
-	if (es->nerr > CONF_MAX_ERRORS) {
-		es->gave_up = 1;
-		if (es->err != NULL)
-			fprintf(es->err,
-			    "%s: error: too many errors, giving up\n",
-			    es->name);
-		return;
-	}
-	if (es->err == NULL)
-		return;
-	if (line > 0)
-		fprintf(es->err, "%s:%u:%u: error: ", es->name, line, col);
-	else
-		fprintf(es->err, "%s: error: ", es->name);
-	if (directive != NULL) {
-		if (dlen > NAME_SHOWN_MAX)
-			fprintf(
-			    es->err, "%.*s...: ", NAME_SHOWN_MAX, directive);
-		else
-			fprintf(es->err, "%.*s: ", (int)dlen, directive);
-	}
-	vfprintf(es->err, fmt, ap);
-	fputc('\n', es->err);
-}
-
-/* "NAME:LINE:COL: error: DIRECTIVE: ..." (line 0: "NAME: error: ..."). */
-static void
-errsink_at(struct errsink *es, unsigned line, unsigned col,
-    const char *directive, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	errsink_vprint(es, line, col, directive,
-	    directive != NULL ? strlen(directive) : 0, fmt, ap);
-	va_end(ap);
-}
-
-/* "edged: error: FLAG: ..." (flag NULL: "edged: error: ..."). */
-static void
-errsink_flag(
-    struct errsink *es, const char *flag, size_t flen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	errsink_vprint(es, 0, 0, flag, flen, fmt, ap);
-	va_end(ap);
-}
-
-/* ---- value formatting ---- */
-
-/* <v> bytes in the largest unit that divides it exactly: "1G", "1536". */
-static void
-format_size(char *buf, size_t len, uint64_t v)
-{
-	static const char units[] = "KMGT";
-	int u = -1;
-
-	while (v != 0 && u < 3 && v % 1024 == 0) {
-		v /= 1024;
-		u++;
-	}
-	if (u < 0)
-		snprintf(buf, len, "%" PRIu64, v);
-	else
-		snprintf(buf, len, "%" PRIu64 "%c", v, units[u]);
-}
-
-static const struct {
-	const char *name;
-	uint64_t ms;
-} dur_units[] = {
-    {"d", 86400000},
-    {"h", 3600000},
-    {"m", 60000},
-    {"s", 1000},
-    {"ms", 1},
-};
-
-/* <ms> in the largest unit that divides it exactly: "30s", "1500ms", "0". */
-static void
-format_duration(char *buf, size_t len, uint64_t ms)
-{
-	if (ms == 0) {
-		snprintf(buf, len, "0");
-		return;
-	}
-	for (size_t i = 0; i < CDN_ARRAY_LEN(dur_units); i++) {
-		if (ms % dur_units[i].ms == 0) {
-			snprintf(buf, len, "%" PRIu64 "%s",
-			    ms / dur_units[i].ms, dur_units[i].name);
-			return;
-		}
-	}
-	CDN_ASSERT(0); /* "ms" divides everything */
-}
-
-/* A number the way its directive's type is written in a file. */
-static void
-format_number(const struct conf_desc *d, char *buf, size_t len, uint64_t v)
-{
-	if (d->type == CONF_T_SIZE)
-		format_size(buf, len, v);
-	else if (d->type == CONF_T_DURATION)
-		format_duration(buf, len, v);
-	else
-		snprintf(buf, len, "%" PRIu64, v);
-}
-
-/* ---- value parsers ---- */
-
-/* Leading decimal digits of *sp into *out; CDN_EINVAL on none or overflow. */
-static int
-parse_u64(const char **sp, uint64_t *out, const char **why)
-{
-	const char *p = *sp;
-	uint64_t v = 0;
-
-	if (!is_digit(*p)) {
-		*why = "not a number";
-		return CDN_EINVAL;
-	}
-	for (; is_digit(*p); p++) {
-		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) {
-			*why = "too large";
-			return CDN_EINVAL;
-		}
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	*sp = p;
-	*out = v;
-	return CDN_OK;
-}
-
-int
-conf_parse_size(const char *s, uint64_t *out, const char **why)
-{
-	const char *p = s;
-	uint64_t v;
-	unsigned shift = 0;
-
-	CDN_ASSERT(s != NULL && out != NULL && why != NULL);
-	if (*p == '\0') {
-		*why = "empty value";
-		return CDN_EINVAL;
-	}
-	if (!is_digit(*p)) {
-		*why = "not a size (a number with an optional K, M, G or T "
-		       "suffix)";
-		return CDN_EINVAL;
-	}
-	if (parse_u64(&p, &v, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (*p == '.' || *p == ',') {
-		*why = "fractions are not supported (write 1536K, not 1.5M)";
-		return CDN_EINVAL;
-	}
-	switch (ascii_lower(*p)) {
-	case 'k':
-		shift = 10;
-		break;
-	case 'm':
-		shift = 20;
-		break;
-	case 'g':
-		shift = 30;
-		break;
-	case 't':
-		shift = 40;
-		break;
-	default:
-		break;
-	}
-	if (shift != 0)
-		p++;
-	if (shift != 0 && ascii_lower(p[0]) == 'i' && ascii_lower(p[1]) == 'b')
-		p += 2;
-	else if (ascii_lower(*p) == 'b')
-		p++;
-	if (*p != '\0') {
-		*why = "unknown unit (K, M, G or T, optionally followed by B "
-		       "or iB)";
-		return CDN_EINVAL;
-	}
-	if (shift != 0 && v > (UINT64_MAX >> shift)) {
-		*why = "too large";
-		return CDN_EINVAL;
-	}
-	*out = v << shift;
-	return CDN_OK;
-}
-
-int
-conf_parse_duration_ms(const char *s, uint64_t *out, const char **why)
-{
-	const char *p = s;
-	uint64_t v;
-
-	CDN_ASSERT(s != NULL && out != NULL && why != NULL);
-	if (*p == '\0') {
-		*why = "empty value";
-		return CDN_EINVAL;
-	}
-	if (!is_digit(*p)) {
-		*why = "not a duration (a number and a unit: ms, s, m, h or d)";
-		return CDN_EINVAL;
-	}
-	if (parse_u64(&p, &v, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (*p == '.' || *p == ',') {
-		*why = "fractions are not supported (write 1500ms, not 1.5s)";
-		return CDN_EINVAL;
-	}
-	if (*p == '\0') {
-		if (v == 0) { /* zero is zero in any unit */
-			*out = 0;
-			return CDN_OK;
-		}
-		*why = "missing unit (ms, s, m, h or d)";
-		return CDN_EINVAL;
-	}
-	for (size_t i = 0; i < CDN_ARRAY_LEN(dur_units); i++) {
-		if (strcmp(p, dur_units[i].name) != 0)
-			continue;
-		if (v > UINT64_MAX / dur_units[i].ms) {
-			*why = "too large";
-			return CDN_EINVAL;
-		}
-		*out = v * dur_units[i].ms;
-		return CDN_OK;
-	}
-	*why = "unknown unit (ms, s, m, h or d)";
-	return CDN_EINVAL;
-}
-
-static int
-parse_uint(const char *s, uint64_t *out, const char **why)
-{
-	const char *p = s;
-	uint64_t v;
-
-	if (*p == '\0') {
-		*why = "empty value";
-		return CDN_EINVAL;
-	}
-	if (!is_digit(*p)) {
-		*why = "not a number";
-		return CDN_EINVAL;
-	}
-	if (parse_u64(&p, &v, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (*p != '\0') {
-		*why = "not a number (no unit or sign)";
-		return CDN_EINVAL;
-	}
-	if (v > UINT32_MAX) {
-		*why = "too large";
-		return CDN_EINVAL;
-	}
-	*out = v;
-	return CDN_OK;
-}
-
-/* Port s[0..len): 1..65535, digits only. */
-static int
-parse_port(const char *s, size_t len, uint16_t *port, const char **why)
-{
-	unsigned v = 0;
-
-	if (len == 0) {
-		*why = "missing port (HOST:PORT)";
-		return CDN_EINVAL;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (!is_digit(s[i]) || v > 65535) {
-			*why = "invalid port (a number from 1 to 65535)";
-			return CDN_EINVAL;
-		}
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v < 1 || v > 65535) {
-		*why = "invalid port (a number from 1 to 65535)";
-		return CDN_EINVAL;
-	}
-	*port = (uint16_t)v;
-	return CDN_OK;
-}
-
-/*
- * An unbracketed host: a dotted IPv4 address, or a DNS name of labels made
- * of letters, digits, '-' and '_' (one trailing dot allowed).
- */
-static int
-check_host(const char *h, const char **why)
-{
-	struct in_addr a4;
-	size_t len = strlen(h), label = 0;
-	int only_num = 1;
-
-	for (size_t i = 0; i < len; i++) {
-		if (!is_digit(h[i]) && h[i] != '.')
-			only_num = 0;
-	}
-	if (only_num) {
-		if (inet_pton(AF_INET, h, &a4) != 1) {
-			*why = "invalid IPv4 address";
-			return CDN_EINVAL;
-		}
-		return CDN_OK;
-	}
-	if (len > 253) {
-		*why = "host name too long";
-		return CDN_EINVAL;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (h[i] == '.') {
-			if (label == 0) {
-				*why = "invalid host name (empty label)";
-				return CDN_EINVAL;
-			}
-			label = 0;
-			continue;
-		}
-		if (!is_alnum(h[i]) && h[i] != '-' && h[i] != '_') {
-			*why = "invalid host name";
-			return CDN_EINVAL;
-		}
-		if (++label > 63) {
-			*why = "invalid host name (label longer than 63)";
-			return CDN_EINVAL;
-		}
-	}
-	return CDN_OK;
-}
-
-/* A bracketed IPv6 literal's inside, h[0..len). */
-static int
-check_ipv6(
-    const char *h, size_t len, char *out, size_t outlen, const char **why)
-{
-	struct in6_addr a6;
-
-	if (len == 0 || len >= outlen) {
-		*why = "invalid IPv6 address";
-		return CDN_EINVAL;
-	}
-	memcpy(out, h, len);
-	out[len] = '\0';
-	if (inet_pton(AF_INET6, out, &a6) != 1) {
-		*why = "invalid IPv6 address";
-		return CDN_EINVAL;
-	}
-	return CDN_OK;
-}
-
-/*
- * Split the authority a[0..len) into host (into h, 256 bytes) and the port
- * part after the colon.  *portp is NULL when there is no colon.
- */
-static int
-split_authority(const char *a, size_t len, char *h, const char **portp,
-    size_t *portlen, const char **why)
-{
-	const char *colon, *end = a + len;
-	size_t hlen;
-
-	*portp = NULL;
-	*portlen = 0;
-	if (len > 0 && a[0] == '[') {
-		const char *rb = memchr(a, ']', len);
-
-		if (rb == NULL) {
-			*why = "missing ']' after an IPv6 address";
-			return CDN_EINVAL;
-		}
-		if (check_ipv6(a + 1, (size_t)(rb - a - 1), h, 256, why) !=
-		    CDN_OK)
-			return CDN_EINVAL;
-		if (rb + 1 == end)
-			return CDN_OK;
-		if (rb[1] != ':') {
-			*why = "expected ':' and a port after ']'";
-			return CDN_EINVAL;
-		}
-		*portp = rb + 2;
-		*portlen = (size_t)(end - rb - 2);
-		return CDN_OK;
-	}
-	colon = memchr(a, ':', len);
-	if (colon != NULL &&
-	    memchr(colon + 1, ':', (size_t)(end - colon - 1))) {
-		*why = "an IPv6 address must be in brackets ([::1]:8080)";
-		return CDN_EINVAL;
-	}
-	hlen = colon != NULL ? (size_t)(colon - a) : len;
-	if (hlen == 0) {
-		*why = "missing host";
-		return CDN_EINVAL;
-	}
-	if (hlen > 253) {
-		*why = "host name too long";
-		return CDN_EINVAL;
-	}
-	memcpy(h, a, hlen);
-	h[hlen] = '\0';
-	if (colon != NULL) {
-		*portp = colon + 1;
-		*portlen = (size_t)(end - colon - 1);
-	}
-	return CDN_OK;
-}
-
-int
-conf_parse_hostport(
-    const char *s, char *host, size_t hostlen, uint16_t *port, const char **why)
-{
-	char h[256];
-	const char *portp;
-	size_t portlen;
-	uint16_t pv;
-
-	CDN_ASSERT(s != NULL && host != NULL && port != NULL && why != NULL);
-	if (*s == '\0') {
-		*why = "empty address (HOST:PORT)";
-		return CDN_EINVAL;
-	}
-	if (split_authority(s, strlen(s), h, &portp, &portlen, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (portp == NULL) {
-		*why = "missing port (HOST:PORT)";
-		return CDN_EINVAL;
-	}
-	if (s[0] != '[') {
-		if (strcmp(h, "*") == 0)
-			snprintf(h, sizeof(h), "0.0.0.0");
-		else if (check_host(h, why) != CDN_OK)
-			return CDN_EINVAL;
-	}
-	if (parse_port(portp, portlen, &pv, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (strlen(h) >= hostlen) {
-		*why = "host name too long";
-		return CDN_EINVAL;
-	}
-	memcpy(host, h, strlen(h) + 1);
-	*port = pv;
-	return CDN_OK;
-}
-
-int
-conf_parse_url(const char *s, const char **why)
-{
-	char h[256];
-	const char *p, *auth_end, *portp;
-	size_t portlen;
-	uint16_t pv;
-
-	CDN_ASSERT(s != NULL && why != NULL);
-	if (strncasecmp(s, "http://", 7) == 0) {
-		p = s + 7;
-	} else if (strncasecmp(s, "https://", 8) == 0) {
-		p = s + 8;
-	} else {
-		*why = "must start with http:// or https://";
-		return CDN_EINVAL;
-	}
-	for (const char *q = s; *q != '\0'; q++) {
-		if (*q == ' ' || is_ctl((unsigned char)*q)) {
-			*why = "spaces and control characters are not allowed "
-			       "in a URL";
-			return CDN_EINVAL;
-		}
-	}
-	auth_end = p + strcspn(p, "/?#");
-	if (memchr(p, '@', (size_t)(auth_end - p)) != NULL) {
-		*why = "credentials in the origin URL are not supported";
-		return CDN_EINVAL;
-	}
-	if (auth_end == p) {
-		*why = "missing host";
-		return CDN_EINVAL;
-	}
-	if (split_authority(
-	        p, (size_t)(auth_end - p), h, &portp, &portlen, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (p[0] != '[' && check_host(h, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (portp != NULL && parse_port(portp, portlen, &pv, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (strchr(auth_end, '?') != NULL) {
-		*why = "a query string in the origin URL is not supported";
-		return CDN_EINVAL;
-	}
-	if (strchr(auth_end, '#') != NULL) {
-		*why = "a fragment in the origin URL is not supported";
-		return CDN_EINVAL;
-	}
-	return CDN_OK;
-}
-
-int
-conf_parse_sni_cert(const char *s, char *buf, size_t buflen,
-    struct conf_sni_cert *out, const char **why)
-{
-	char *f[5], *p, *name;
-	size_t len = strlen(s), nlen;
-	unsigned n = 0;
-	int dots = 0;
-
-	CDN_ASSERT(buf != NULL && out != NULL && why != NULL);
-	CDN_ASSERT(buflen > len);
-	memcpy(buf, s, len + 1);
-	for (p = buf; *p != '\0' && n < CDN_ARRAY_LEN(f);) {
-		while (*p == ' ' || *p == '\t')
-			*p++ = '\0';
-		if (*p == '\0')
-			break;
-		f[n++] = p;
-		while (*p != '\0' && *p != ' ' && *p != '\t')
-			p++;
-	}
-	if (n < 3) {
-		*why = "expected \"NAME CERTFILE KEYFILE [OCSPFILE]\"";
-		return CDN_EINVAL;
-	}
-	if (n > 4) {
-		*why = "more than four fields (NAME CERTFILE KEYFILE "
-		       "[OCSPFILE]; file names cannot contain blanks)";
-		return CDN_EINVAL;
-	}
-	name = f[0];
-	for (p = name; *p != '\0'; p++)
-		*p = ascii_lower(*p);
-	nlen = strlen(name);
-	if (nlen > 1 && name[nlen - 1] == '.')
-		name[--nlen] = '\0';
-	p = name;
-	if (p[0] == '*') {
-		if (p[1] != '.') {
-			*why = "a wildcard must be a whole first label "
-			       "(*.example.com)";
-			return CDN_EINVAL;
-		}
-		p += 2;
-		for (const char *q = p; *q != '\0'; q++)
-			dots += *q == '.';
-		if (dots == 0) {
-			*why = "a wildcard needs at least two labels after "
-			       "\"*.\" (*.example.com)";
-			return CDN_EINVAL;
-		}
-	}
-	if (strchr(p, '*') != NULL) {
-		*why = "'*' is only allowed as the whole first label";
-		return CDN_EINVAL;
-	}
-	if (*p == '\0') {
-		*why = "empty name";
-		return CDN_EINVAL;
-	}
-	if (strspn(p, "0123456789.") == strlen(p) || strchr(p, ':') != NULL) {
-		*why = "an IP address is not a server name (SNI carries names "
-		       "only)";
-		return CDN_EINVAL;
-	}
-	if (check_host(p, why) != CDN_OK)
-		return CDN_EINVAL;
-	out->name = name;
-	out->cert = f[1];
-	out->key = f[2];
-	out->ocsp = n == 4 ? f[3] : NULL;
-	return CDN_OK;
-}
-
-/* ---- setting one directive ---- */
 
 static int
 check_text(const char *s, const char **why)
 {
 	for (; *s != '\0'; s++) {
-		if (is_ctl((unsigned char)*s)) {
+		if (conf_is_ctl((unsigned char)*s)) {
 			*why = "control characters are not allowed";
 			return CDN_EINVAL;
 		}
@@ -872,8 +102,8 @@ check_text(const char *s, const char **why)
 	return CDN_OK;
 }
 
-static void
-set_str(char **sp, const char *val)
+void
+conf_set_str(char **sp, const char *val)
 {
 	char *old = *sp;
 
@@ -881,16 +111,12 @@ set_str(char **sp, const char *val)
 	free(old);
 }
 
-/*
- * Parse <val> for <d> and store it in <c> (a list gets it appended).  On
- * error <c> is untouched and *why points to a static string or into msg.
- */
-static int
-set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
-    size_t msglen, const char **why)
+int
+conf_set_value(struct conf *c, const struct conf_desc *d, const char *val,
+    char *msg, size_t msglen, const char **why)
 {
-	void *f = field(c, d);
-	char host[256], lo[32], hi[32];
+	void *f = conf_field(c, d);
+	char host[HTTP_AUTHORITY_HOST_MAX], lo[32], hi[32];
 	uint16_t port;
 	uint64_t v;
 	enum cdn_log_level level;
@@ -907,40 +133,40 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 		free(tmp);
 		if (rc != CDN_OK)
 			return CDN_EINVAL;
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	case CONF_T_ORIGINSRV: {
 		struct conf_origin_server os;
 
 		if (conf_parse_origin_server(val, &os, why) != CDN_OK)
 			return CDN_EINVAL;
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	}
 	case CONF_T_STR:
-		set_str(f, val);
+		conf_set_str(f, val);
 		return CDN_OK;
 	case CONF_T_STRLIST:
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	case CONF_T_ADDR:
 		/* "" means unset, as in the defaults and in a dump. */
 		if (*val != '\0' &&
-		    conf_parse_hostport(val, host, sizeof(host), &port, why) !=
+		    http_listen_parse(val, host, sizeof(host), &port, why) !=
 		        CDN_OK)
 			return CDN_EINVAL;
-		set_str(f, val);
+		conf_set_str(f, val);
 		return CDN_OK;
 	case CONF_T_ADDRLIST:
-		if (conf_parse_hostport(val, host, sizeof(host), &port, why) !=
+		if (http_listen_parse(val, host, sizeof(host), &port, why) !=
 		    CDN_OK)
 			return CDN_EINVAL;
-		strlist_push(f, val);
+		conf_strlist_push(f, val);
 		return CDN_OK;
 	case CONF_T_URL:
 		if (*val != '\0' && conf_parse_url(val, why) != CDN_OK)
 			return CDN_EINVAL;
-		set_str(f, val);
+		conf_set_str(f, val);
 		return CDN_OK;
 	case CONF_T_LOGLEVEL:
 		if (cdn_log_level_parse(val, &level) != CDN_OK) {
@@ -956,7 +182,7 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 		rc = conf_parse_duration_ms(val, &v, why);
 		break;
 	case CONF_T_UINT:
-		rc = parse_uint(val, &v, why);
+		rc = conf_parse_uint(val, &v, why);
 		break;
 	default:
 		CDN_ASSERT(0);
@@ -965,8 +191,8 @@ set_value(struct conf *c, const struct conf_desc *d, const char *val, char *msg,
 	if (rc != CDN_OK)
 		return CDN_EINVAL;
 	if ((d->min != 0 || d->max != 0) && (v < d->min || v > d->max)) {
-		format_number(d, lo, sizeof(lo), d->min);
-		format_number(d, hi, sizeof(hi), d->max);
+		conf_format_number(d, lo, sizeof(lo), d->min);
+		conf_format_number(d, hi, sizeof(hi), d->max);
 		snprintf(msg, msglen, "must be between %s and %s", lo, hi);
 		*why = msg;
 		return CDN_EINVAL;
@@ -983,17 +209,17 @@ static void
 check_table(void)
 {
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 
-		CDN_ASSERT(strlen(d->name) + 3 <= NAME_SHOWN_MAX);
+		CDN_ASSERT(strlen(d->name) + 3 <= CONF_NAME_SHOWN_MAX);
 		CDN_ASSERT(strcmp(d->name, "config") != 0);
 		CDN_ASSERT(d->min <= d->max);
 		CDN_ASSERT(d->type != CONF_T_UINT || d->max <= UINT32_MAX);
 		for (size_t j = 0; j < i; j++)
-			CDN_ASSERT(strcmp(d->name, descs[j].name) != 0);
+			CDN_ASSERT(strcmp(d->name, conf_descs[j].name) != 0);
 		for (const char *p = d->name; *p != '\0'; p++)
-			CDN_ASSERT((*p >= 'a' && *p <= 'z') || is_digit(*p) ||
-			    *p == '_');
+			CDN_ASSERT((*p >= 'a' && *p <= 'z') ||
+			    conf_is_digit(*p) || *p == '_');
 	}
 }
 
@@ -1009,11 +235,12 @@ conf_new_defaults(void)
 	c->magic = CONF_MAGIC;
 	atomic_init(&c->refcnt, 1);
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 
-		if (is_list(d) && d->def[0] == '\0')
+		if (conf_desc_is_list(d) && d->def[0] == '\0')
 			continue; /* an empty list */
-		if (set_value(c, d, d->def, msg, sizeof(msg), &why) != CDN_OK) {
+		if (conf_set_value(c, d, d->def, msg, sizeof(msg), &why) !=
+		    CDN_OK) {
 			fprintf(stderr,
 			    "conf_keys.h: default \"%s\" of %s: %s\n", d->def,
 			    d->name, why);
@@ -1026,20 +253,20 @@ conf_new_defaults(void)
 int
 conf_set(struct conf *c, const char *name, const char *value, FILE *err)
 {
-	struct errsink es = {.err = err, .name = "edged"};
+	struct conf_err es = {.err = err, .name = "edged"};
 	const struct conf_desc *d;
 	char msg[128];
 	const char *why;
 
 	MAGIC_CHECK(c, CONF_MAGIC);
 	CDN_ASSERT(name != NULL && value != NULL);
-	d = find_desc(name, strlen(name));
+	d = conf_desc_find(name, strlen(name));
 	if (d == NULL) {
-		errsink_at(&es, 0, 0, name, "unknown directive");
+		conf_err_at(&es, 0, 0, name, "unknown directive");
 		return CDN_EINVAL;
 	}
-	if (set_value(c, d, value, msg, sizeof(msg), &why) != CDN_OK) {
-		errsink_at(&es, 0, 0, name, "%s", why);
+	if (conf_set_value(c, d, value, msg, sizeof(msg), &why) != CDN_OK) {
+		conf_err_at(&es, 0, 0, name, "%s", why);
 		return CDN_EINVAL;
 	}
 	return CDN_OK;
@@ -1070,36 +297,36 @@ conf_clone(const struct conf *c)
 	n->magic = CONF_MAGIC;
 	atomic_init(&n->refcnt, 1);
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 		const struct conf_strlist *l;
 
 		switch (d->type) {
 		case CONF_T_STR:
 		case CONF_T_ADDR:
 		case CONF_T_URL:
-			*(char **)field(n, d) =
-			    cdn_xstrdup(*(char *const *)cfield(c, d));
+			*(char **)conf_field(n, d) =
+			    cdn_xstrdup(*(char *const *)conf_cfield(c, d));
 			break;
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
-			l = cfield(c, d);
+			l = conf_cfield(c, d);
 			for (unsigned j = 0; j < l->n; j++)
-				strlist_push(field(n, d), l->v[j]);
+				conf_strlist_push(conf_field(n, d), l->v[j]);
 			break;
 		case CONF_T_SIZE:
 		case CONF_T_DURATION:
-			*(uint64_t *)field(n, d) =
-			    *(const uint64_t *)cfield(c, d);
+			*(uint64_t *)conf_field(n, d) =
+			    *(const uint64_t *)conf_cfield(c, d);
 			break;
 		case CONF_T_UINT:
-			*(unsigned *)field(n, d) =
-			    *(const unsigned *)cfield(c, d);
+			*(unsigned *)conf_field(n, d) =
+			    *(const unsigned *)conf_cfield(c, d);
 			break;
 		case CONF_T_LOGLEVEL:
-			*(enum cdn_log_level *)field(n, d) =
-			    *(const enum cdn_log_level *)cfield(c, d);
+			*(enum cdn_log_level *)conf_field(n, d) =
+			    *(const enum cdn_log_level *)conf_cfield(c, d);
 			break;
 		}
 	}
@@ -1120,116 +347,21 @@ conf_resolve_sites(struct conf *c)
 		conf_unref(&s->conf);
 		s->conf = conf_clone(c);
 		for (unsigned j = 0; j < s->nsets; j++) {
-			const struct conf_desc *d = &descs[s->sets[j].idx];
+			const struct conf_desc *d = &conf_descs[s->sets[j].idx];
 
 			/* As a file over the defaults: the block's list
 			 * replaces the inherited one. */
-			if (!seen[s->sets[j].idx]++ && is_list(d))
-				strlist_clear(field(s->conf, d));
+			if (!seen[s->sets[j].idx]++ && conf_desc_is_list(d))
+				conf_strlist_clear(conf_field(s->conf, d));
 			/* Checked when the block was read. */
-			CDN_ASSERT(set_value(s->conf, d, s->sets[j].val, msg,
-			               sizeof(msg), &why) == CDN_OK);
+			CDN_ASSERT(conf_set_value(s->conf, d, s->sets[j].val,
+			               msg, sizeof(msg), &why) == CDN_OK);
 		}
 		/* A block that names its own single origin means it, even if
 		 * the top level has a pool (origin_server would win). */
 		if (seen[CONF_IDX_origin] && !seen[CONF_IDX_origin_server])
-			strlist_clear(&s->conf->origin_server);
+			conf_strlist_clear(&s->conf->origin_server);
 	}
-}
-
-/* Whether <pat> ("name" or "*.domain") covers <host>. */
-static int
-site_name_matches(const char *pat, const char *host)
-{
-	const char *dot;
-
-	if (pat[0] != '*')
-		return strcmp(pat, host) == 0;
-	dot = strchr(host, '.');
-	return dot != NULL && dot != host && strcmp(pat + 1, dot) == 0;
-}
-
-const struct conf_site *
-conf_site_find(const struct conf *c, const char *host)
-{
-	MAGIC_CHECK(c, CONF_MAGIC);
-	for (int wild = 0; wild < 2; wild++)
-		for (unsigned i = 0; i < c->nsites; i++)
-			for (unsigned j = 0; j < c->sites[i]->nnames; j++) {
-				const char *n = c->sites[i]->names[j];
-
-				if ((n[0] == '*') == wild &&
-				    site_name_matches(n, host))
-					return c->sites[i];
-			}
-	return NULL;
-}
-
-int
-conf_parse_origin_server(
-    const char *s, struct conf_origin_server *out, const char **why)
-{
-	struct conf_origin_server o = {.weight = 1};
-	const char *p = s, *end;
-	char word[1100];
-	uint64_t v;
-	size_t len;
-	int first = 1;
-
-	for (;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		end = p + strcspn(p, " \t");
-		len = (size_t)(end - p);
-		if (len >= sizeof(word)) {
-			*why =
-			    first ? "server URL too long" : "option too long";
-			return CDN_EINVAL;
-		}
-		memcpy(word, p, len);
-		word[len] = '\0';
-		p = end;
-		if (first) {
-			if (conf_parse_url(word, why) != CDN_OK)
-				return CDN_EINVAL;
-			if (len >= sizeof(o.url)) {
-				*why = "server URL too long";
-				return CDN_EINVAL;
-			}
-			memcpy(o.url, word, len + 1);
-			first = 0;
-		} else if (strcmp(word, "backup") == 0) {
-			o.backup = 1;
-		} else if (strncmp(word, "weight=", 7) == 0) {
-			if (parse_uint(word + 7, &v, why) != CDN_OK)
-				return CDN_EINVAL;
-			if (v < 1 || v > 256) {
-				*why = "weight must be between 1 and 256";
-				return CDN_EINVAL;
-			}
-			o.weight = (unsigned)v;
-		} else if (strncmp(word, "max_conns=", 10) == 0) {
-			if (parse_uint(word + 10, &v, why) != CDN_OK)
-				return CDN_EINVAL;
-			if (v > 1000000) {
-				*why = "max_conns must be at most 1000000";
-				return CDN_EINVAL;
-			}
-			o.max_conns = (unsigned)v;
-		} else {
-			*why = "unknown server option (weight=N, max_conns=N "
-			       "or backup)";
-			return CDN_EINVAL;
-		}
-	}
-	if (first) {
-		*why = "missing server URL";
-		return CDN_EINVAL;
-	}
-	*out = o;
-	return CDN_OK;
 }
 
 struct conf *
@@ -1260,19 +392,19 @@ conf_unref(struct conf **cp)
 	if (prev > 1)
 		return;
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
+		const struct conf_desc *d = &conf_descs[i];
 
 		switch (d->type) {
 		case CONF_T_STR:
 		case CONF_T_ADDR:
 		case CONF_T_URL:
-			free(*(char **)field(c, d));
+			free(*(char **)conf_field(c, d));
 			break;
 		case CONF_T_STRLIST:
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
-			strlist_clear(field(c, d));
+			conf_strlist_clear(conf_field(c, d));
 			break;
 		default:
 			break;
@@ -1284,1198 +416,4 @@ conf_unref(struct conf **cp)
 	free(c->config);
 	MAGIC_WIPE(c);
 	free(c);
-}
-
-/* ---- the config file ---- */
-
-struct tok {
-	const char *s;   /* unescaped, NUL-terminated */
-	unsigned col;    /* 1-based column of its first byte */
-	unsigned endcol; /* column just past its last byte */
-};
-
-/* Tokens stored per line: "site", its names and "{" (the rest are counted). */
-#define LINE_TOKS (SITE_NAMES_MAX + 3)
-
-/*
- * Split a line into tokens: bare words, or "quoted values" with \" and \\.
- * A '#' outside quotes ends the line.  Unescaped tokens go to buf, which
- * needs len + 1 bytes.  *ntok counts every token up to the end or the error;
- * the first LINE_TOKS are stored.  On error, *ecol and *why say where and why.
- */
-static int
-lex_line(const char *line, size_t len, char *buf, struct tok *toks,
-    unsigned *ntok, unsigned *ecol, const char **why)
-{
-	size_t i = 0, o = 0, start, tokstart;
-	unsigned n = 0;
-	char ch;
-
-	for (;;) {
-		while (i < len && (line[i] == ' ' || line[i] == '\t'))
-			i++;
-		if (i == len || line[i] == '#')
-			break;
-		start = i;
-		tokstart = o;
-		if (line[i] == '"') {
-			for (i++;; i++) {
-				if (i == len) {
-					*ecol = (unsigned)start + 1;
-					*why = "unterminated quoted value";
-					goto fail;
-				}
-				ch = line[i];
-				if (ch == '"')
-					break;
-				if (ch == '\\') {
-					if (i + 1 < len &&
-					    (line[i + 1] == '"' ||
-					        line[i + 1] == '\\')) {
-						buf[o++] = line[++i];
-						continue;
-					}
-					*ecol = (unsigned)i + 1;
-					*why = "invalid escape (only \\\" and "
-					       "\\\\ are allowed)";
-					goto fail;
-				}
-				if (is_ctl((unsigned char)ch)) {
-					*ecol = (unsigned)i + 1;
-					*why = "control character in a quoted "
-					       "value";
-					goto fail;
-				}
-				buf[o++] = ch;
-			}
-			i++; /* the closing quote */
-			if (i < len && line[i] != ' ' && line[i] != '\t' &&
-			    line[i] != '#') {
-				*ecol = (unsigned)i + 1;
-				*why = "unexpected text after a closing quote";
-				goto fail;
-			}
-		} else {
-			for (; i < len && line[i] != ' ' && line[i] != '\t' &&
-			     line[i] != '#';
-			     i++) {
-				ch = line[i];
-				if ((ch == '{' || ch == '}') && i == start &&
-				    (i + 1 == len || line[i + 1] == ' ' ||
-				        line[i + 1] == '\t' ||
-				        line[i + 1] == '#')) {
-					buf[o++] = ch; /* a brace on its own */
-					i++;
-					break;
-				}
-				if (ch == '{' || ch == '}') {
-					*ecol = (unsigned)i + 1;
-					*why = "a brace must stand alone "
-					       "(put blanks around it)";
-					goto fail;
-				}
-				if (ch == '"') {
-					*ecol = (unsigned)i + 1;
-					*why =
-					    "unexpected quote inside a value "
-					    "(quote the whole value)";
-					goto fail;
-				}
-				if (is_ctl((unsigned char)ch)) {
-					*ecol = (unsigned)i + 1;
-					*why = "control character";
-					goto fail;
-				}
-				buf[o++] = ch;
-			}
-		}
-		buf[o++] = '\0';
-		if (n < LINE_TOKS) {
-			toks[n].s = buf + tokstart;
-			toks[n].col = (unsigned)start + 1;
-			toks[n].endcol = (unsigned)i + 1;
-		}
-		n++;
-	}
-	*ntok = n;
-	return CDN_OK;
-fail:
-	*ntok = n;
-	return CDN_EINVAL;
-}
-
-struct fileparse {
-	struct errsink es;
-	unsigned first_line[CONF_NKEYS]; /* 0: not seen in this file */
-	/* Inside a site block: the site, and first lines within it. */
-	struct conf_site *site;
-	unsigned site_first_line[CONF_NKEYS];
-	struct conf *scratch; /* where block values are checked */
-};
-
-/*
- * A site name: a host name or "*." and a domain of two labels or more,
- * stored lower case without a trailing dot.  No port: a site is the same
- * on every listener.
- */
-static int
-site_name(const char *s, char *out, size_t outlen, const char **why)
-{
-	size_t len = strlen(s);
-	const char *h = s;
-
-	if (len > 0 && s[len - 1] == '.')
-		len--;
-	if (len == 0 || len >= outlen) {
-		*why = "invalid site name";
-		return CDN_EINVAL;
-	}
-	for (size_t i = 0; i < len; i++)
-		out[i] = ascii_lower(s[i]);
-	out[len] = '\0';
-	if (strchr(out, ':') != NULL || strchr(out, '[') != NULL) {
-		*why = "a site name has no port (and IPv6 literals are not "
-		       "supported)";
-		return CDN_EINVAL;
-	}
-	h = out;
-	if (out[0] == '*') {
-		if (out[1] != '.' || strchr(out + 2, '.') == NULL) {
-			*why = "a wildcard is \"*.\" and a domain of two "
-			       "labels or more (*.example.com)";
-			return CDN_EINVAL;
-		}
-		h = out + 2;
-	}
-	if (strchr(h, '*') != NULL) {
-		*why = "'*' is allowed only as the first label";
-		return CDN_EINVAL;
-	}
-	return check_host(h, why);
-}
-
-/* "site NAME... {": open a block. */
-static void
-site_open(struct conf *c, struct fileparse *fp, unsigned lineno,
-    const struct tok *toks, unsigned ntok)
-{
-	struct conf_site *s;
-	char name[256];
-	const char *why;
-	unsigned last = ntok - 1;
-
-	if (fp->site != NULL) {
-		errsink_at(&fp->es, lineno, toks[0].col, "site",
-		    "sites cannot be nested (the block at line %u is not "
-		    "closed)",
-		    fp->site->line);
-		return;
-	}
-	if (ntok > LINE_TOKS) {
-		errsink_at(&fp->es, lineno, toks[0].col, "site",
-		    "too many names (at most %d per block)", SITE_NAMES_MAX);
-		return;
-	}
-	if (strcmp(toks[last].s, "{") != 0) {
-		errsink_at(&fp->es, lineno, toks[last].endcol, "site",
-		    "expected '{' at the end of the line");
-		return;
-	}
-	/* Even with an error, the block opens: its lines are still checked
-	 * and its '}' is not reported as stray. */
-	if (ntok < 3)
-		errsink_at(&fp->es, lineno, toks[last].col, "site",
-		    "missing host name");
-	s = cdn_xcalloc(1, sizeof(*s));
-	s->magic = CONF_SITE_MAGIC;
-	s->file = cdn_xstrdup(fp->es.name);
-	s->line = lineno;
-	s->col = toks[0].col;
-	s->names = cdn_xcalloc(ntok > 2 ? ntok - 2 : 1, sizeof(*s->names));
-	for (unsigned i = 1; i < last; i++) {
-		if (site_name(toks[i].s, name, sizeof(name), &why) != CDN_OK) {
-			errsink_at(&fp->es, lineno, toks[i].col, "site",
-			    "\"%s\": %s", toks[i].s, why);
-			continue;
-		}
-		s->names[s->nnames++] = cdn_xstrdup(name);
-	}
-	c->sites = xrealloc(c->sites, sizeof(*c->sites) * (c->nsites + 1));
-	c->sites[c->nsites++] = s;
-	fp->site = s;
-	memset(fp->site_first_line, 0, sizeof(fp->site_first_line));
-	if (fp->scratch == NULL)
-		fp->scratch = conf_new_defaults();
-}
-
-/* A directive inside a block: check it now, apply it at resolve time. */
-static void
-site_set(struct fileparse *fp, unsigned lineno, const struct conf_desc *d,
-    const struct tok *name, const struct tok *val)
-{
-	struct conf_site *s = fp->site;
-	unsigned idx = (unsigned)(d - descs);
-	char msg[128];
-	const char *why;
-
-	if (!d->site) {
-		errsink_at(&fp->es, lineno, name->col, d->name,
-		    "cannot be set in a site block (only at the top level)");
-		return;
-	}
-	if (fp->site_first_line[idx] == 0) {
-		fp->site_first_line[idx] = lineno;
-	} else if (!is_list(d)) {
-		errsink_at(&fp->es, lineno, name->col, d->name,
-		    "set twice in this site (first at line %u)",
-		    fp->site_first_line[idx]);
-		return;
-	}
-	if (set_value(fp->scratch, d, val->s, msg, sizeof(msg), &why) !=
-	    CDN_OK) {
-		errsink_at(&fp->es, lineno, val->col, d->name, "%s", why);
-		return;
-	}
-	s->sets = xrealloc(s->sets, sizeof(*s->sets) * (s->nsets + 1));
-	s->sets[s->nsets].idx = idx;
-	s->sets[s->nsets].val = cdn_xstrdup(val->s);
-	s->nsets++;
-}
-
-static void
-parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
-    const char *line, size_t len)
-{
-	char buf[CONF_MAX_LINE + 1], msg[128], joined[CONF_MAX_LINE + 1];
-	struct tok toks[LINE_TOKS];
-	const struct conf_desc *d;
-	const char *why, *name, *sugg;
-	unsigned ntok, ecol, idx;
-
-	CDN_ASSERT(len <= CONF_MAX_LINE);
-	if (lex_line(line, len, buf, toks, &ntok, &ecol, &why) != CDN_OK) {
-		/* Name the directive when the error is past it. */
-		errsink_at(&fp->es, lineno, ecol, ntok > 0 ? toks[0].s : NULL,
-		    "%s", why);
-		return;
-	}
-	if (ntok == 0)
-		return;
-	name = toks[0].s;
-	if (strcmp(name, "site") == 0) {
-		site_open(c, fp, lineno, toks, ntok);
-		return;
-	}
-	if (strcmp(name, "}") == 0 || strcmp(name, "{") == 0) {
-		if (name[0] == '}' && fp->site != NULL) {
-			fp->site = NULL;
-			if (ntok > 1)
-				errsink_at(&fp->es, lineno, toks[1].col, NULL,
-				    "unexpected text after '}'");
-		} else
-			errsink_at(&fp->es, lineno, toks[0].col, NULL,
-			    "unexpected '%s' (a block starts with \"site "
-			    "NAME... {\")",
-			    name);
-		return;
-	}
-	d = find_desc(name, strlen(name));
-	if (d == NULL) {
-		if (strcmp(name, "config") == 0) {
-			errsink_at(&fp->es, lineno, toks[0].col, name,
-			    "cannot be set in a config file (use -c FILE)");
-			return;
-		}
-		sugg = suggest_directive(name, strlen(name));
-		if (sugg != NULL)
-			errsink_at(&fp->es, lineno, toks[0].col, name,
-			    "unknown directive (did you mean %s?)", sugg);
-		else
-			errsink_at(&fp->es, lineno, toks[0].col, name,
-			    "unknown directive");
-		return;
-	}
-	if (ntok == 1) {
-		errsink_at(
-		    &fp->es, lineno, toks[0].endcol, d->name, "missing value");
-		return;
-	}
-	if (ntok > 2 && d->type == CONF_T_ORIGINSRV) {
-		/* "URL weight=3 backup": the rest of the line is one value. */
-		if (ntok > LINE_TOKS) {
-			errsink_at(&fp->es, lineno, toks[1].col, d->name,
-			    "too many options");
-			return;
-		}
-		joined[0] = '\0';
-		for (unsigned k = 1; k < ntok; k++) {
-			if (k > 1)
-				strcat(joined, " ");
-			strcat(joined, toks[k].s);
-		}
-		toks[1].s = joined;
-		ntok = 2;
-	}
-	if (ntok > 2) {
-		errsink_at(&fp->es, lineno, toks[2].col, d->name,
-		    "more than one value (quote a value that contains "
-		    "spaces)");
-		return;
-	}
-	if (fp->site != NULL) {
-		site_set(fp, lineno, d, &toks[0], &toks[1]);
-		return;
-	}
-	idx = (unsigned)(d - descs);
-	if (fp->first_line[idx] == 0) {
-		fp->first_line[idx] = lineno;
-		if (is_list(d)) /* the file's list replaces the one below */
-			strlist_clear(field(c, d));
-	} else if (!is_list(d)) {
-		errsink_at(&fp->es, lineno, toks[0].col, d->name,
-		    "set twice (first at line %u)", fp->first_line[idx]);
-		return;
-	}
-	if (set_value(c, d, toks[1].s, msg, sizeof(msg), &why) != CDN_OK)
-		errsink_at(&fp->es, lineno, toks[1].col, d->name, "%s", why);
-}
-
-int
-conf_load_buf(
-    struct conf *c, const char *name, const char *buf, size_t len, FILE *err)
-{
-	struct fileparse *fp;
-	const char *nl;
-	size_t pos = 0, end, ll;
-	unsigned lineno = 0;
-	int rc;
-
-	MAGIC_CHECK(c, CONF_MAGIC);
-	CDN_ASSERT(name != NULL && (buf != NULL || len == 0));
-	fp = cdn_xcalloc(1, sizeof(*fp));
-	fp->es.err = err;
-	fp->es.name = name;
-	if (len > CONF_MAX_FILE) {
-		errsink_at(&fp->es, 0, 0, NULL,
-		    "file too large (more than %u KiB)", CONF_MAX_FILE / 1024);
-		goto out;
-	}
-	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-		pos = 3; /* a UTF-8 byte order mark, from some editors */
-	while (pos < len && !fp->es.gave_up) {
-		nl = memchr(buf + pos, '\n', len - pos);
-		end = nl != NULL ? (size_t)(nl - buf) : len;
-		ll = end - pos;
-		lineno++;
-		if (ll > 0 && buf[pos + ll - 1] == '\r')
-			ll--; /* CRLF */
-		if (ll > CONF_MAX_LINE)
-			errsink_at(&fp->es, lineno, CONF_MAX_LINE + 1, NULL,
-			    "line too long (more than %u bytes)",
-			    CONF_MAX_LINE);
-		else
-			parse_line(c, fp, lineno, buf + pos, ll);
-		pos = end + 1;
-	}
-	if (fp->site != NULL)
-		errsink_at(&fp->es, fp->site->line, fp->site->col, "site",
-		    "block not closed (missing '}')");
-	conf_resolve_sites(c);
-out:
-	rc = fp->es.nerr > 0 ? CDN_EINVAL : CDN_OK;
-	conf_unref(&fp->scratch);
-	free(fp);
-	return rc;
-}
-
-int
-conf_load_file(struct conf *c, const char *path, FILE *err)
-{
-	FILE *f;
-	char *buf = NULL;
-	size_t len;
-	int rc, saved;
-
-	MAGIC_CHECK(c, CONF_MAGIC);
-	CDN_ASSERT(path != NULL);
-	f = fopen(path, "r");
-	if (f == NULL) {
-		saved = errno;
-		if (err != NULL)
-			fprintf(err, "%s: error: cannot open: %s\n", path,
-			    strerror(saved));
-		return CDN_EINVAL;
-	}
-	buf = malloc(CONF_MAX_FILE + 1);
-	if (buf == NULL) {
-		if (err != NULL)
-			fprintf(err, "%s: error: out of memory\n", path);
-		rc = CDN_EINVAL;
-		goto out;
-	}
-	len = fread(buf, 1, CONF_MAX_FILE + 1, f);
-	if (ferror(f)) {
-		saved = errno;
-		if (err != NULL)
-			fprintf(err, "%s: error: cannot read: %s\n", path,
-			    strerror(saved));
-		rc = CDN_EINVAL;
-		goto out;
-	}
-	set_str(&c->config, path);
-	rc = conf_load_buf(c, path, buf, len, err);
-out:
-	free(buf);
-	fclose(f);
-	return rc;
-}
-
-/* ---- validation ---- */
-
-/*
- * The listen and listen_tls addresses in one numbering (listen first):
- * the directive, value and parsed address at index i.
- */
-static int
-listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
-    uint16_t *port, const char **name, const char **val, const char **why)
-{
-	if (i < c->listen.n) {
-		*name = "listen";
-		*val = c->listen.v[i];
-	} else {
-		*name = "listen_tls";
-		*val = c->listen_tls.v[i - c->listen.n];
-	}
-	return conf_parse_hostport(*val, host, hostlen, port, why);
-}
-
-/* tls_* cross-checks: a default certificate, no SNI name twice. */
-static void
-validate_tls(const struct conf *c, struct errsink *es)
-{
-	struct conf_sni_cert a, b;
-	char *ba, *bb;
-	const char *why;
-
-	if (c->listen_tls.n > 0 && c->tls_cert[0] == '\0')
-		errsink_at(es, 0, 0, "listen_tls",
-		    "needs tls_cert, the certificate served when SNI is "
-		    "absent or unknown");
-	if (c->tls_cert[0] == '\0' &&
-	    (c->tls_key[0] != '\0' || c->tls_ocsp_file[0] != '\0'))
-		errsink_at(es, 0, 0,
-		    c->tls_key[0] != '\0' ? "tls_key" : "tls_ocsp_file",
-		    "set without tls_cert");
-	if (c->tls_ticket_rotate > 0 && c->tls_ticket_rotate < 1000)
-		errsink_at(es, 0, 0, "tls_ticket_rotate",
-		    "must be 0 (no tickets) or at least 1s");
-	if (c->origin_client_key[0] != '\0' && c->origin_client_cert[0] == '\0')
-		errsink_at(es, 0, 0, "origin_client_key",
-		    "set without origin_client_cert");
-	for (unsigned i = 0; i < c->tls_sni_cert.n; i++) {
-		ba = cdn_xstrdup(c->tls_sni_cert.v[i]);
-		if (conf_parse_sni_cert(c->tls_sni_cert.v[i], ba,
-		        strlen(ba) + 1, &a, &why) != CDN_OK) {
-			errsink_at(es, 0, 0, "tls_sni_cert", "%s", why);
-			free(ba);
-			continue;
-		}
-		for (unsigned j = 0; j < i; j++) {
-			bb = cdn_xstrdup(c->tls_sni_cert.v[j]);
-			if (conf_parse_sni_cert(c->tls_sni_cert.v[j], bb,
-			        strlen(bb) + 1, &b, &why) == CDN_OK &&
-			    strcmp(a.name, b.name) == 0) {
-				errsink_at(es, 0, 0, "tls_sni_cert",
-				    "%s given twice", a.name);
-				free(bb);
-				break;
-			}
-			free(bb);
-		}
-		free(ba);
-	}
-}
-
-static int
-balance_known(const char *b)
-{
-	return strcmp(b, "round-robin") == 0 || strcmp(b, "weighted") == 0 ||
-	    strcmp(b, "least-conn") == 0 || strcmp(b, "consistent-hash") == 0;
-}
-
-/*
- * The site-scoped values that must agree with each other, of the top level
- * (line 0) or of one site's effective conf (errors at its block's line).
- */
-static void
-validate_scoped(const struct conf *c, struct errsink *es, unsigned line,
-    unsigned col, int need_origin)
-{
-	if (need_origin && c->origin[0] == '\0' && c->origin_server.n == 0)
-		errsink_at(es, line, col, line > 0 ? "site" : NULL,
-		    line > 0
-		        ? "no origin: set origin or origin_server in the "
-		          "block or at the top level"
-		        : "no origin: set origin in the config or --origin");
-	if (strcmp(c->cache_query, "keep") != 0 &&
-	    strcmp(c->cache_query, "sort") != 0 &&
-	    strcmp(c->cache_query, "drop") != 0)
-		errsink_at(es, line, col, "cache_query",
-		    "\"%s\": must be keep, sort or drop", c->cache_query);
-	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
-		errsink_at(es, line, col, "cache_query_keep",
-		    "cannot be used with cache_query_drop");
-	if (!balance_known(c->origin_balance))
-		errsink_at(es, line, col, "origin_balance",
-		    "\"%s\": must be round-robin, weighted, least-conn or "
-		    "consistent-hash",
-		    c->origin_balance);
-	if (c->origin_server.n > 64)
-		errsink_at(es, line, col, "origin_server",
-		    "more than 64 servers in one pool");
-	if (c->health_check_path[0] != '\0' && c->health_check_path[0] != '/')
-		errsink_at(
-		    es, line, col, "health_check_path", "must start with '/'");
-	if (c->health_check_status != 0 && c->health_check_status < 100)
-		errsink_at(es, line, col, "health_check_status",
-		    "must be 0 (any 2xx or 3xx) or a status from 100 to 599");
-}
-
-/* Sites: each complete, no host name twice, default_site known. */
-static void
-validate_sites(const struct conf *c, struct errsink *es)
-{
-	struct errsink ses;
-	int found = c->default_site[0] == '\0';
-
-	for (unsigned i = 0; i < c->nsites; i++) {
-		const struct conf_site *s = c->sites[i];
-
-		ses = (struct errsink){.err = es->err, .name = s->file};
-		CDN_ASSERT(s->conf != NULL); /* conf_resolve_sites() ran */
-		validate_scoped(s->conf, &ses, s->line, s->col, 1);
-		for (unsigned j = 0; j < s->nnames; j++) {
-			if (strcasecmp(s->names[j], c->default_site) == 0)
-				found = 1;
-			for (unsigned k = 0; k <= i; k++) {
-				const struct conf_site *o = c->sites[k];
-				unsigned lim = k == i ? j : o->nnames;
-				unsigned m;
-
-				for (m = 0; m < lim; m++)
-					if (strcmp(o->names[m], s->names[j]) ==
-					    0)
-						break;
-				if (m < lim) {
-					errsink_at(&ses, s->line, s->col,
-					    "site",
-					    "%s is also named by the site at "
-					    "%s:%u",
-					    s->names[j], o->file, o->line);
-					break;
-				}
-			}
-		}
-		es->nerr += ses.nerr;
-	}
-	if (!found)
-		errsink_at(es, 0, 0, "default_site",
-		    "\"%s\" is not a name of any site block", c->default_site);
-	if (c->nsites == 0 && c->default_site[0] != '\0')
-		errsink_at(es, 0, 0, "default_site", "set without site blocks");
-}
-
-int
-conf_validate(const struct conf *c, FILE *err)
-{
-	struct errsink es = {.err = err, .name = "edged"};
-	char h1[256], h2[256], ha[256], lo[32], hi[32];
-	uint16_t p1, p2, pa = 0;
-	const char *why, *n1, *n2, *v1, *v2;
-	unsigned nl;
-
-	MAGIC_CHECK(c, CONF_MAGIC);
-	if (c->listen.n == 0 && c->listen_tls.n == 0)
-		errsink_at(&es, 0, 0, NULL,
-		    "no listen address: set listen in the config or --listen");
-	/* With sites, each needs an origin; the top level may have none. */
-	if (c->nsites == 0 && (c->origin == NULL || c->origin[0] == '\0') &&
-	    c->origin_server.n == 0)
-		errsink_at(&es, 0, 0, NULL,
-		    "no origin: set origin in the config or --origin");
-	/*
-	 * Values set through the parsers are valid already; these checks
-	 * also cover a conf whose fields were filled in by hand.
-	 */
-	if (c->origin != NULL && c->origin[0] != '\0' &&
-	    conf_parse_url(c->origin, &why) != CDN_OK)
-		errsink_at(&es, 0, 0, "origin", "%s", why);
-	if (c->admin_listen != NULL && c->admin_listen[0] != '\0' &&
-	    conf_parse_hostport(c->admin_listen, ha, sizeof(ha), &pa, &why) !=
-	        CDN_OK) {
-		errsink_at(&es, 0, 0, "admin_listen", "%s", why);
-		pa = 0;
-	}
-	nl = c->listen.n + c->listen_tls.n;
-	for (unsigned i = 0; i < nl; i++) {
-		if (listen_at(c, i, h1, sizeof(h1), &p1, &n1, &v1, &why) !=
-		    CDN_OK) {
-			errsink_at(&es, 0, 0, n1, "%s", why);
-			continue;
-		}
-		for (unsigned j = 0; j < i; j++) {
-			if (listen_at(c, j, h2, sizeof(h2), &p2, &n2, &v2,
-			        &why) == CDN_OK &&
-			    p1 == p2 && strcmp(h1, h2) == 0) {
-				if (strcmp(n1, n2) == 0)
-					errsink_at(&es, 0, 0, n1,
-					    "%s given twice", v1);
-				else
-					errsink_at(&es, 0, 0, n1,
-					    "%s is also a %s address", v1, n2);
-				break;
-			}
-		}
-		if (pa != 0 && p1 == pa && strcmp(h1, ha) == 0)
-			errsink_at(&es, 0, 0, "admin_listen",
-			    "%s is also a listen address", c->admin_listen);
-	}
-	validate_scoped(c, &es, 0, 0, 0);
-	validate_sites(c, &es);
-	validate_tls(c, &es);
-	for (unsigned i = 0; i < c->compress_types.n; i++) {
-		const char *t = c->compress_types.v[i];
-		const char *slash = strchr(t, '/'), *star = strchr(t, '*');
-
-		/* type/subtype; one star at most, in the subtype, as in
-		 * "text/" + star or "application/" + star + "+json". */
-		if (slash == NULL || slash == t || slash[1] == '\0' ||
-		    (star != NULL &&
-		        (star < slash || strchr(star + 1, '*') != NULL)))
-			errsink_at(&es, 0, 0, "compress_types",
-			    "\"%s\": not type/subtype with at most one * in "
-			    "the subtype",
-			    t);
-	}
-	if (c->max_request_line > c->max_header_size) {
-		format_size(lo, sizeof(lo), c->max_request_line);
-		format_size(hi, sizeof(hi), c->max_header_size);
-		errsink_at(&es, 0, 0, "max_request_line",
-		    "%s is larger than max_header_size (%s)", lo, hi);
-	}
-	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
-}
-
-/* ---- the command line ---- */
-
-/* One directive given as a flag, applied after the file. */
-struct flagval {
-	const struct conf_desc *d;
-	const char *flag; /* as written, for errors: flag[0..flen) */
-	size_t flen;
-	const char *val;
-	int is_port; /* -p PORT */
-};
-
-static const char *const long_opts[] = {
-    "config", "dump-config", "help", "version"};
-
-/* The long option nearest to name[0..len), if within distance 2. */
-static const char *
-suggest_flag(const char *name, size_t len, char *buf, size_t buflen)
-{
-	char f[NAME_SHOWN_MAX];
-	const char *best = NULL;
-	unsigned bestd = 3, dist;
-
-	for (size_t i = 0; i < CDN_ARRAY_LEN(long_opts); i++) {
-		dist = edit_distance(
-		    name, len, long_opts[i], strlen(long_opts[i]));
-		if (dist < bestd) {
-			bestd = dist;
-			best = long_opts[i];
-		}
-	}
-	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		flag_name(&descs[i], f, sizeof(f));
-		dist = edit_distance(name, len, f + 2, strlen(f + 2));
-		if (dist < bestd) {
-			bestd = dist;
-			snprintf(buf, buflen, "%s", f + 2);
-			best = buf;
-		}
-	}
-	return best;
-}
-
-static const struct conf_desc *
-find_flag(const char *name, size_t len)
-{
-	char f[NAME_SHOWN_MAX];
-
-	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		flag_name(&descs[i], f, sizeof(f));
-		if (strlen(f + 2) == len && memcmp(f + 2, name, len) == 0)
-			return &descs[i];
-	}
-	return NULL;
-}
-
-static void
-set_action(enum conf_action *act, enum conf_action want)
-{
-	/* --help wins over --version, which wins over --dump-config (which
-	 * checks as -t does), which wins over -t. */
-	static const int rank[] = {[CONF_ACT_RUN] = 0,
-	    [CONF_ACT_TEST] = 1,
-	    [CONF_ACT_DUMP] = 2,
-	    [CONF_ACT_VERSION] = 3,
-	    [CONF_ACT_HELP] = 4};
-
-	if (rank[want] > rank[*act])
-		*act = want;
-}
-
-/* "unknown option --NAME", with the nearest long option if there is one. */
-static void
-unknown_long(struct errsink *es, const char *name, size_t nlen)
-{
-	char buf[NAME_SHOWN_MAX];
-	const char *sugg = suggest_flag(name, nlen, buf, sizeof(buf));
-	int shown = nlen > NAME_SHOWN_MAX ? NAME_SHOWN_MAX : (int)nlen;
-
-	if (sugg != NULL)
-		errsink_flag(es, NULL, 0,
-		    "unknown option --%.*s (did you mean --%s?)", shown, name,
-		    sugg);
-	else
-		errsink_flag(es, NULL, 0, "unknown option --%.*s", shown, name);
-}
-
-static enum conf_action
-short_action(char opt)
-{
-	switch (opt) {
-	case 'h':
-		return CONF_ACT_HELP;
-	case 'V':
-		return CONF_ACT_VERSION;
-	default:
-		CDN_ASSERT(opt == 't');
-		return CONF_ACT_TEST;
-	}
-}
-
-int
-conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
-    enum conf_action *action)
-{
-	struct errsink es = {.err = err, .name = "edged"};
-	struct flagval *fv;
-	struct conf *c = NULL;
-	const char *cfg = NULL, *cfgflag = NULL, *arg, *name, *eq, *val;
-	const struct conf_desc *d;
-	enum conf_action act = CONF_ACT_RUN;
-	unsigned nfv = 0, seen[CONF_NKEYS] = {0};
-	char addr[32], msg[128];
-	const char *why;
-	size_t nlen;
-	int i, opts_done = 0, rc;
-
-	CDN_ASSERT(argc >= 0 && (argc == 0 || argv != NULL));
-	CDN_ASSERT(out != NULL && action != NULL);
-	fv = cdn_xcalloc((size_t)argc + 1, sizeof(*fv));
-
-	for (i = 1; i < argc; i++) {
-		arg = argv[i];
-		if (!opts_done && strcmp(arg, "--") == 0) {
-			opts_done = 1;
-			continue;
-		}
-		if (opts_done || arg[0] != '-' || arg[1] == '\0') {
-			errsink_flag(
-			    &es, NULL, 0, "unexpected argument \"%s\"", arg);
-			continue;
-		}
-		d = NULL;
-		val = NULL;
-		if (arg[1] == '-') {
-			name = arg + 2;
-			eq = strchr(name, '=');
-			nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-#define IS(s) (nlen == strlen(s) && memcmp(name, s, nlen) == 0)
-			if (IS("help") || IS("version") || IS("dump-config")) {
-				if (eq != NULL) {
-					errsink_flag(&es, arg, nlen + 2,
-					    "takes no value");
-					continue;
-				}
-				set_action(&act,
-				    IS("help")          ? CONF_ACT_HELP
-				        : IS("version") ? CONF_ACT_VERSION
-				                        : CONF_ACT_DUMP);
-				continue;
-			}
-			if (!IS("config")) {
-				d = find_flag(name, nlen);
-				if (d == NULL) {
-					unknown_long(&es, name, nlen);
-					/* Directive flags take a value: "--typo
-					 * value" is one mistake, not two. */
-					if (eq == NULL && i + 1 < argc &&
-					    argv[i + 1][0] != '-')
-						i++;
-					continue;
-				}
-			}
-#undef IS
-			nlen += 2; /* the flag as written, with its "--" */
-			if (eq != NULL)
-				val = eq + 1;
-		} else {
-			nlen = 2;
-			if (arg[2] == '\0' && strchr("hVt", arg[1]) != NULL) {
-				set_action(&act, short_action(arg[1]));
-				continue;
-			}
-			if (strchr("lpocf", arg[1]) == NULL) {
-				errsink_flag(&es, NULL, 0,
-				    "unknown option %.*s", NAME_SHOWN_MAX, arg);
-				continue;
-			}
-			if (arg[1] == 'l' || arg[1] == 'p')
-				d = &descs[CONF_IDX_listen];
-			else if (arg[1] == 'o')
-				d = &descs[CONF_IDX_origin];
-			if (arg[2] != '\0')
-				val = arg + 2; /* -p8080 */
-		}
-		if (val == NULL) {
-			if (i + 1 >= argc) {
-				errsink_flag(&es, arg, nlen, "missing value");
-				continue;
-			}
-			val = argv[++i];
-		}
-		if (d == NULL) { /* -c, -f, --config */
-			if (val[0] == '\0') {
-				errsink_flag(&es, arg, nlen, "empty file name");
-				continue;
-			}
-			if (cfg != NULL) {
-				errsink_flag(&es, arg, nlen,
-				    "config file given twice (first %s)",
-				    cfgflag);
-				continue;
-			}
-			cfg = val;
-			cfgflag = arg[1] == '-' ? "--config"
-			    : arg[1] == 'c'     ? "-c"
-			                        : "-f";
-			continue;
-		}
-		fv[nfv].d = d;
-		fv[nfv].flag = arg;
-		fv[nfv].flen = nlen;
-		fv[nfv].val = val;
-		fv[nfv].is_port = arg[1] == 'p';
-		nfv++;
-	}
-
-	c = conf_new_defaults();
-	/* Help and version must work whatever state the config file is in. */
-	if (cfg != NULL && act != CONF_ACT_HELP && act != CONF_ACT_VERSION) {
-		if (conf_load_file(c, cfg, err) != CDN_OK)
-			es.nerr++;
-	}
-	for (unsigned k = 0; k < nfv; k++) {
-		unsigned idx = (unsigned)(fv[k].d - descs);
-
-		val = fv[k].val;
-		if (fv[k].is_port) {
-			if (strlen(val) > 5 || val[0] == '\0' ||
-			    strspn(val, "0123456789") != strlen(val)) {
-				errsink_flag(&es, fv[k].flag, fv[k].flen,
-				    "invalid port (a number from 1 to 65535)");
-				continue;
-			}
-			snprintf(addr, sizeof(addr), "127.0.0.1:%s", val);
-			val = addr;
-		}
-		if (!seen[idx]++ && is_list(fv[k].d))
-			strlist_clear(field(c, fv[k].d)); /* flags replace */
-		if (set_value(c, fv[k].d, val, msg, sizeof(msg), &why) !=
-		    CDN_OK)
-			errsink_flag(&es, fv[k].flag, fv[k].flen, "%s", why);
-	}
-	/* Sites inherit the top level as the flags left it. */
-	conf_resolve_sites(c);
-	if (es.nerr == 0 && act != CONF_ACT_HELP && act != CONF_ACT_VERSION &&
-	    conf_validate(c, err) != CDN_OK)
-		es.nerr++;
-
-	if (es.nerr > 0) {
-		conf_unref(&c);
-		rc = CDN_EINVAL;
-	} else {
-		*out = c;
-		*action = act;
-		rc = CDN_OK;
-	}
-	free(fv);
-	return rc;
-}
-
-/* ---- --help and --dump-config ---- */
-
-static const char *
-metavar(const struct conf_desc *d)
-{
-	switch (d->type) {
-	case CONF_T_STR:
-	case CONF_T_STRLIST:
-		return "STRING";
-	case CONF_T_ADDR:
-	case CONF_T_ADDRLIST:
-		return "HOST:PORT";
-	case CONF_T_URL:
-		return "URL";
-	case CONF_T_SIZE:
-		return "SIZE";
-	case CONF_T_UINT:
-		return "N";
-	case CONF_T_DURATION:
-		return "DURATION";
-	case CONF_T_LOGLEVEL:
-		return "LEVEL";
-	case CONF_T_SNICERT:
-	case CONF_T_ORIGINSRV:
-		return "SPEC";
-	}
-	return "VALUE";
-}
-
-static const char *
-short_alias(const struct conf_desc *d)
-{
-	if (d == &descs[CONF_IDX_listen])
-		return "-l, ";
-	if (d == &descs[CONF_IDX_origin])
-		return "-o, ";
-	return "    ";
-}
-
-static const struct {
-	const char *left, *doc;
-} help_opts[] = {
-    {"-c, --config FILE", "read directives from FILE (-f FILE too)"},
-    {"-t", "check the configuration and exit"},
-    {"    --dump-config", "print the effective configuration and exit"},
-    {"-h, --help", "print this help and exit"},
-    {"-V, --version", "print the version and exit"},
-};
-
-void
-conf_print_help(FILE *out, const char *progname)
-{
-	char left[128], fl[NAME_SHOWN_MAX];
-	int width = 0, n;
-
-	if (progname == NULL || *progname == '\0')
-		progname = "edged";
-	for (size_t i = 0; i < CDN_ARRAY_LEN(help_opts); i++) {
-		n = (int)strlen(help_opts[i].left);
-		width = n > width ? n : width;
-	}
-	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		flag_name(&descs[i], fl, sizeof(fl));
-		n = snprintf(left, sizeof(left), "%s%s %s",
-		    short_alias(&descs[i]), fl, metavar(&descs[i]));
-		width = n > width ? n : width;
-	}
-	width += 2;
-
-	fprintf(out,
-	    "Usage: %s [-t | --dump-config] [-c FILE] [--DIRECTIVE VALUE]...\n"
-	    "       %s -h | -V\n"
-	    "\n"
-	    "Options:\n",
-	    progname, progname);
-	for (size_t i = 0; i < CDN_ARRAY_LEN(help_opts); i++)
-		fprintf(out, "  %-*s%s\n", width, help_opts[i].left,
-		    help_opts[i].doc);
-	fprintf(out,
-	    "\nDirectives (in a config file: DIRECTIVE VALUE, one per line; "
-	    "flags override\nthe file, and a repeated flag replaces the "
-	    "file's list):\n");
-	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
-
-		flag_name(d, fl, sizeof(fl));
-		snprintf(left, sizeof(left), "%s%s %s", short_alias(d), fl,
-		    metavar(d));
-		fprintf(out, "  %-*s%s", width, left, d->doc);
-		if (d->def[0] != '\0')
-			fprintf(out, " (default %s)", d->def);
-		fputc('\n', out);
-		if (i == CONF_IDX_listen)
-			fprintf(out, "  %-*s%s\n", width, "-p PORT",
-			    "the same as --listen 127.0.0.1:PORT");
-	}
-	fprintf(out,
-	    "\nSIZE is bytes, with an optional K, M, G or T (powers of "
-	    "1024): 64M, 1G.\n"
-	    "DURATION needs a unit: ms, s, m, h or d (500ms, 30s, 5m).\n");
-}
-
-/* Print <s> as one config-file value: bare if it can be, quoted if not. */
-static void
-print_value(FILE *out, const char *s)
-{
-	if (s[0] != '\0' && strpbrk(s, " \t#\"{}") == NULL) {
-		fputs(s, out);
-		return;
-	}
-	fputc('"', out);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', out);
-		fputc(*s, out);
-	}
-	fputc('"', out);
-}
-
-/* The site blocks as written (their own lines only). */
-static void
-dump_sites(FILE *out, const struct conf *c)
-{
-	for (unsigned i = 0; i < c->nsites; i++) {
-		const struct conf_site *s = c->sites[i];
-
-		fprintf(out, "\nsite");
-		for (unsigned j = 0; j < s->nnames; j++)
-			fprintf(out, " %s", s->names[j]);
-		fprintf(out, " {\n");
-		for (unsigned j = 0; j < s->nsets; j++) {
-			fprintf(out, "\t%s ", descs[s->sets[j].idx].name);
-			print_value(out, s->sets[j].val);
-			fputc('\n', out);
-		}
-		fprintf(out, "}\n");
-	}
-}
-
-void
-conf_dump(FILE *out, const struct conf *c)
-{
-	char num[32];
-
-	MAGIC_CHECK(c, CONF_MAGIC);
-	fprintf(out,
-	    "# edged configuration: every directive and its "
-	    "effective value\n");
-	if (c->config != NULL) {
-		/* A comment line: a newline in the path must not end it. */
-		fprintf(out, "# (defaults, then ");
-		for (const char *p = c->config; *p != '\0'; p++)
-			fputc(is_ctl((unsigned char)*p) ? '?' : *p, out);
-		fprintf(out, ", then the command line)\n");
-	}
-	for (size_t i = 0; i < CONF_NKEYS; i++) {
-		const struct conf_desc *d = &descs[i];
-		const void *f = cfield(c, d);
-		const struct conf_strlist *l;
-
-		fprintf(out, "\n# %s\n", d->doc);
-		switch (d->type) {
-		case CONF_T_STR:
-		case CONF_T_ADDR:
-		case CONF_T_URL:
-			fprintf(out, "%s ", d->name);
-			print_value(out, *(char *const *)f);
-			fputc('\n', out);
-			break;
-		case CONF_T_STRLIST:
-		case CONF_T_ADDRLIST:
-		case CONF_T_SNICERT:
-		case CONF_T_ORIGINSRV:
-			l = f;
-			if (l->n == 0)
-				fprintf(out, "# %s: none\n", d->name);
-			for (unsigned j = 0; j < l->n; j++) {
-				fprintf(out, "%s ", d->name);
-				print_value(out, l->v[j]);
-				fputc('\n', out);
-			}
-			break;
-		case CONF_T_SIZE:
-		case CONF_T_DURATION:
-			format_number(
-			    d, num, sizeof(num), *(const uint64_t *)f);
-			fprintf(out, "%s %s\n", d->name, num);
-			break;
-		case CONF_T_UINT:
-			fprintf(out, "%s %u\n", d->name, *(const unsigned *)f);
-			break;
-		case CONF_T_LOGLEVEL:
-			fprintf(out, "%s %s\n", d->name,
-			    cdn_log_level_name(*(const enum cdn_log_level *)f));
-			break;
-		}
-	}
-	dump_sites(out, c);
-}
-
-int
-conf_listen_socket(
-    const char *hostport, int reuseport, int backlog, const char *who)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[256], port[8];
-	const char *why;
-	uint16_t portnum;
-	int fd = -1, one = 1, rc;
-
-	if (conf_parse_hostport(hostport, host, sizeof(host), &portnum, &why) !=
-	    CDN_OK) {
-		CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport, why);
-		return -1;
-	}
-	snprintf(port, sizeof(port), "%u", (unsigned)portnum);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport,
-		    gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(
-	    res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    (reuseport &&
-	        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ==
-	            -1))
-		goto fail;
-	/* [::]:80 must not also take 0.0.0.0:80: that is its own listen. */
-	if (res->ai_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		goto fail;
-	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(fd, backlog) == -1)
-		goto fail;
-	freeaddrinfo(res);
-	return fd;
-
-fail:
-	CDN_LOG(CDN_LOG_ERR, who, "listen %s: %s", hostport, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	freeaddrinfo(res);
-	return -1;
 }

@@ -32,7 +32,7 @@ struct conf {
 
 	/*
 	 * The directives.  String fields (STR, ADDR, URL) are never NULL: ""
-	 * means unset.  Every ADDR/ADDRLIST value passed conf_parse_hostport()
+	 * means unset.  Every ADDR/ADDRLIST value passed http_listen_parse()
 	 * and every URL conf_parse_url() when it was set.
 	 */
 
@@ -79,39 +79,27 @@ struct conf_site {
 	char *file; /* where the block is, for errors */
 	unsigned line, col;
 	struct conf *conf;          /* effective values; its nsites is 0 */
-	struct conf_site_set *sets; /* the block's own lines (conf.c) */
+	struct conf_site_set *sets; /* the block's own lines (conf_int.h) */
 	unsigned nsets;
 };
 
-/*
- * Rebuild every site's effective conf from the top level of <c> (after the
- * flags were applied).  conf_load_buf() and conf_from_argv() call it; a
- * caller that changes <c> with conf_set() afterwards calls it again.
- */
-void conf_resolve_sites(struct conf *c);
+/* conf.c */
+
+/* Defaults only (for tests and for building a conf by hand). */
+struct conf *conf_new_defaults(void);
 
 /*
- * The site whose names cover <host> (lower case, no port): an exact name
- * first, else a wildcard; NULL if none.  For tests and -t; the edge keeps
- * its own hash table.
+ * Set one directive as a file line "name value" would (a list gets the
+ * value appended), for building a conf by hand.  An error goes to <err> as
+ * "edged: error: name: why"; returns CDN_OK or CDN_EINVAL (<c> untouched).
  */
-const struct conf_site *conf_site_find(const struct conf *c, const char *host);
+int conf_set(
+    struct conf *c, const char *name, const char *value, FILE *err) CDN_WUR;
 
-/* One origin_server value, split. */
-struct conf_origin_server {
-	char url[1024];
-	unsigned weight;    /* 1..256, default 1 */
-	unsigned max_conns; /* 0: no limit */
-	int backup;
-};
+struct conf *conf_ref(struct conf *c);
+void conf_unref(struct conf **cp);
 
-/*
- * Parse "URL [weight=N] [max_conns=N] [backup]" (blank-separated; the URL
- * as for origin).  Returns CDN_OK, or CDN_EINVAL with *why a static
- * message.
- */
-int conf_parse_origin_server(
-    const char *s, struct conf_origin_server *out, const char **why) CDN_WUR;
+/* conf_argv.c */
 
 /* What the command line asked for besides running. */
 enum conf_action {
@@ -131,11 +119,17 @@ enum conf_action {
  * "edged: error: --flag: why"), and then CDN_EINVAL is returned with *out
  * untouched.  On CDN_OK, *out holds one reference and *action what to do.
  */
-int conf_from_argv(int argc, char **argv, FILE *err, struct conf **out,
+int conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
     enum conf_action *action) CDN_WUR;
 
-/* Defaults only (for tests and for building a conf by hand). */
-struct conf *conf_new_defaults(void);
+/* The --help text, options and every directive flag, to <out>. */
+void conf_argv_print_help(FILE *out, const char *progname);
+
+/* conf_load.c */
+
+/* Limits of a config file. */
+#define CONF_MAX_LINE 4096       /* bytes per line, without the newline */
+#define CONF_MAX_FILE (1u << 20) /* bytes per file */
 
 /*
  * Apply the file at <path> on top of <c>.  Errors go to <err> as above and
@@ -143,10 +137,6 @@ struct conf *conf_new_defaults(void);
  * error and must then be discarded.
  */
 int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
-
-/* Limits of a config file. */
-#define CONF_MAX_LINE 4096       /* bytes per line, without the newline */
-#define CONF_MAX_FILE (1u << 20) /* bytes per file */
 
 /*
  * The same, for a file already in memory (buf[0..len), need not end in a
@@ -156,13 +146,7 @@ int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
 int conf_load_buf(struct conf *c, const char *name, const char *buf, size_t len,
     FILE *err) CDN_WUR;
 
-/*
- * Set one directive as a file line "name value" would (a list gets the
- * value appended), for building a conf by hand.  An error goes to <err> as
- * "edged: error: name: why"; returns CDN_OK or CDN_EINVAL (<c> untouched).
- */
-int conf_set(
-    struct conf *c, const char *name, const char *value, FILE *err) CDN_WUR;
+/* conf_validate.c */
 
 /*
  * Cross-directive checks that need the whole config (at least one listen,
@@ -170,40 +154,39 @@ int conf_set(
  */
 int conf_validate(const struct conf *c, FILE *err) CDN_WUR;
 
-void conf_print_help(FILE *out, const char *progname);
+/* conf_dump.c */
+
 /* Every directive with its effective value, in config-file syntax. */
 void conf_dump(FILE *out, const struct conf *c);
 
-struct conf *conf_ref(struct conf *c);
-void conf_unref(struct conf **cp);
-
 /*
- * Value parsers, shared with anything that reads sizes or durations.
- * Each returns CDN_OK or CDN_EINVAL with *why a static message.
+ * conf_parse.c: value parsers, shared with anything that reads these
+ * values.  Each returns CDN_OK or CDN_EINVAL with *why a static message.
  */
+
 int conf_parse_size(const char *s, uint64_t *out, const char **why) CDN_WUR;
 int conf_parse_duration_ms(
     const char *s, uint64_t *out, const char **why) CDN_WUR;
-/*
- * Split "HOST:PORT" ("127.0.0.1:80", "[::1]:80", "*:80", "localhost:80")
- * into host (brackets removed; "*" becomes "0.0.0.0") and port 1..65535.
- * host must have room for 256 bytes.
- */
-/*
- * Open a listening socket (non-blocking, close-on-exec, SO_REUSEADDR; with
- * <reuseport> SO_REUSEPORT too, so that several threads can each listen)
- * on the "HOST:PORT" a directive names.  An IPv6 socket takes IPv6 only.
- * Returns the fd, or -1 after logging why under <who>.
- */
-int conf_listen_socket(
-    const char *hostport, int reuseport, int backlog, const char *who);
-int conf_parse_hostport(const char *s, char *host, size_t hostlen,
-    uint16_t *port, const char **why) CDN_WUR;
 /*
  * Check an origin URL: http:// or https://, a host (IPv6 in brackets), an
  * optional port 1..65535 and path; no userinfo, query or fragment.
  */
 int conf_parse_url(const char *s, const char **why) CDN_WUR;
+
+/* One origin_server value, split. */
+struct conf_origin_server {
+	char url[1024];
+	unsigned weight;    /* 1..256, default 1 */
+	unsigned max_conns; /* 0: no limit */
+	int backup;
+};
+
+/*
+ * Parse "URL [weight=N] [max_conns=N] [backup]" (blank-separated; the URL
+ * as for origin).
+ */
+int conf_parse_origin_server(
+    const char *s, struct conf_origin_server *out, const char **why) CDN_WUR;
 
 /* One tls_sni_cert value, split; the pointers point into the caller's buf. */
 struct conf_sni_cert {
@@ -220,8 +203,8 @@ struct conf_sni_cert {
  * matches exactly one more label: *.example.com covers www.example.com,
  * not example.com nor a.b.example.com); it is stored in lower case, without
  * a trailing dot.  IP addresses are refused: SNI never carries them
- * (RFC 6066 §3).  <buf> needs strlen(s) + 1 bytes.  Returns CDN_OK, or
- * CDN_EINVAL with *why a static message (<out> untouched).
+ * (RFC 6066 §3).  <buf> needs strlen(s) + 1 bytes.  <out> is untouched on
+ * error.
  */
 int conf_parse_sni_cert(const char *s, char *buf, size_t buflen,
     struct conf_sni_cert *out, const char **why) CDN_WUR;

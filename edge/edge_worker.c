@@ -38,6 +38,7 @@
 #include "edge/edge.h"
 #include "edge/edge_int.h"
 #include "edge/edge_tls.h"
+#include "http/http_listen.h"
 
 #define ALOG_FLUSH_MS  200
 #define LISTEN_BACKLOG 1024
@@ -201,7 +202,7 @@ worker_listen(struct edge_worker *w, const char *addr, evconnlistener_cb cb)
 	struct evconnlistener *l;
 	int fd;
 
-	fd = conf_listen_socket(addr, 1, LISTEN_BACKLOG, "edge");
+	fd = http_listen_socket(addr, 1, LISTEN_BACKLOG, "edge");
 	if (fd == -1)
 		return CDN_EIO;
 	l = evconnlistener_new(w->base, cb, w,
@@ -413,7 +414,7 @@ edge_new(struct conf *conf)
 	if (conf->admin_listen[0] != '\0') {
 		if (edge_admin_init(e) != CDN_OK)
 			goto fail;
-		fd = conf_listen_socket(
+		fd = http_listen_socket(
 		    conf->admin_listen, 1, LISTEN_BACKLOG, "edge");
 		if (fd == -1)
 			goto fail;

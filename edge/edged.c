@@ -21,11 +21,11 @@ main(int argc, char **argv)
 	struct edge *e;
 	int rc;
 
-	if (conf_from_argv(argc, argv, stderr, &conf, &action) != CDN_OK)
+	if (conf_argv_parse(argc, argv, stderr, &conf, &action) != CDN_OK)
 		return 2;
 	switch (action) {
 	case CONF_ACT_HELP:
-		conf_print_help(stdout, "edged");
+		conf_argv_print_help(stdout, "edged");
 		conf_unref(&conf);
 		return 0;
 	case CONF_ACT_VERSION:

@@ -27,7 +27,7 @@
 #include <event2/listener.h>
 
 #include "common/cdn_log.h"
-#include "conf/conf.h"
+#include "http/http_listen.h"
 #include "purge/purge.h"
 
 #define MAX_PARAMS 64
@@ -261,7 +261,7 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
-	fd = conf_listen_socket(listen_at, 0, 128, "purge");
+	fd = http_listen_socket(listen_at, 0, 128, "purge");
 	if (fd == -1)
 		goto out_base;
 	memset(&lim, 0, sizeof(lim));

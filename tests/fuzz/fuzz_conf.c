@@ -1,11 +1,12 @@
 /*
- * libFuzzer target for the config loader (conf/conf.c).
+ * libFuzzer target for the config loader (conf/conf_load.c) and the command
+ * line (conf/conf_argv.c).
  *
  * 1. The input is a config file: conf_load_buf() must not crash or leak,
  *    whatever it holds, and its errors are printed (to /dev/null) so the
  *    message formatting runs too.  When it loads, --dump-config output must
  *    load back, and dump to the same text again (the dump is a fixed point).
- * 2. The input, split at newlines, is a command line for conf_from_argv()
+ * 2. The input, split at newlines, is a command line for conf_argv_parse()
  *    (without -c/-f/--config, so that nothing reads the fuzzing machine's
  *    files).
  */
@@ -87,7 +88,7 @@ fuzz_argv(const char *text, size_t size)
 			break;
 	}
 	argv[argc] = NULL;
-	if (conf_from_argv(argc, argv, devnull, &c, &act) == CDN_OK) {
+	if (conf_argv_parse(argc, argv, devnull, &c, &act) == CDN_OK) {
 		if (c == NULL)
 			abort();
 		conf_unref(&c);

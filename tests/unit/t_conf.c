@@ -1,5 +1,5 @@
 /*
- * Unit tests of conf/conf.c: the value parsers, the config-file parser and
+ * Unit tests of conf/: the value parsers, the config-file parser and
  * its error messages, the command line, --help, --dump-config (and that a
  * dump loads back to the same conf), and the example conf/edged.conf.
  *
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "http/http_listen.h"
 #include "tests/unit/tap.h"
 
 static char tmpdir[64];
@@ -100,7 +101,7 @@ load_text(
 	return rc;
 }
 
-/* conf_from_argv() on a NULL-terminated list of arguments after "edged". */
+/* conf_argv_parse() on a NULL-terminated list of arguments after "edged". */
 static int
 run_argv(struct conf **cp, enum conf_action *act, struct capture *cap, ...)
 {
@@ -115,7 +116,7 @@ run_argv(struct conf **cp, enum conf_action *act, struct capture *cap, ...)
 		argv[argc++] = strdup(a);
 	va_end(ap);
 	argv[argc] = NULL;
-	rc = conf_from_argv(argc, argv, cap_open(cap), cp, act);
+	rc = conf_argv_parse(argc, argv, cap_open(cap), cp, act);
 	cap_text(cap);
 	for (int i = 0; i < argc; i++)
 		free(argv[i]);
@@ -470,7 +471,7 @@ test_hostport(void)
 	for (size_t i = 0; i < CDN_ARRAY_LEN(good); i++) {
 		host[0] = '\0';
 		port = 0;
-		is_int(conf_parse_hostport(
+		is_int(http_listen_parse(
 		           good[i].in, host, sizeof(host), &port, &why),
 		    CDN_OK, "hostport \"%s\" parses", good[i].in);
 		is_str(host, good[i].host, "hostport \"%s\": host", good[i].in);
@@ -480,17 +481,17 @@ test_hostport(void)
 		snprintf(host, sizeof(host), "untouched");
 		port = 7;
 		why = NULL;
-		is_int(conf_parse_hostport(
+		is_int(http_listen_parse(
 		           bad[i].in, host, sizeof(host), &port, &why),
 		    CDN_EINVAL, "hostport \"%s\" is refused", bad[i].in);
 		is_str(why, bad[i].why, "hostport \"%s\": why", bad[i].in);
 		ok(strcmp(host, "untouched") == 0 && port == 7,
 		    "hostport \"%s\": outputs untouched", bad[i].in);
 	}
-	is_int(conf_parse_hostport("localhost:80", host, 9, &port, &why),
+	is_int(http_listen_parse("localhost:80", host, 9, &port, &why),
 	    CDN_EINVAL, "a host longer than hostlen is refused");
-	is_int(conf_parse_hostport("localhost:80", host, 10, &port, &why),
-	    CDN_OK, "a host that just fits");
+	is_int(http_listen_parse("localhost:80", host, 10, &port, &why), CDN_OK,
+	    "a host that just fits");
 }
 
 static void
@@ -1126,7 +1127,7 @@ test_help(void)
 	char want[128];
 	int all = 1;
 
-	conf_print_help(cap_open(&cap), "edged");
+	conf_argv_print_help(cap_open(&cap), "edged");
 	h = cap_text(&cap);
 	ok(strncmp(h, "Usage: edged ", 13) == 0, "help starts with usage");
 	ok(strstr(h, "  --cache-size SIZE") != NULL, "--cache-size SIZE");
@@ -1378,12 +1379,6 @@ test_sites(void)
 	    "a quoted value works too; backup");
 	is_int(conf_set(c, "listen", "127.0.0.1:1", NULL), CDN_OK, "listen");
 	is_int(conf_validate(c, NULL), CDN_OK, "validates (with a top origin)");
-	ok(conf_site_find(c, "example.com") == a, "find: exact");
-	ok(conf_site_find(c, "www.example.com") == a, "find: wildcard");
-	ok(conf_site_find(c, "a.b.example.com") == NULL,
-	    "a wildcard covers one label only");
-	ok(conf_site_find(c, "other.org") == b, "find: the second site");
-	ok(conf_site_find(c, "nowhere") == NULL, "find: none");
 
 	/* The dump writes the blocks back, and they load the same. */
 	f = open_memstream(&dump, &dlen);

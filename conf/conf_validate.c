@@ -1,0 +1,256 @@
+/*
+ * Cross-directive checks of a whole conf (conf/conf.h: conf_validate): what
+ * no single value can tell, such as at least one listener and an origin, no
+ * address twice, TLS files that go together, and site blocks that are
+ * complete and name each host once.  Values set through the parsers are
+ * valid already; these checks also cover a conf filled in by hand.  No
+ * state.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf_int.h"
+#include "http/http_authority.h"
+#include "http/http_listen.h"
+
+/*
+ * The listen and listen_tls addresses in one numbering (listen first):
+ * the directive, value and parsed address at index i.
+ */
+static int
+listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
+    uint16_t *port, const char **name, const char **val, const char **why)
+{
+	if (i < c->listen.n) {
+		*name = "listen";
+		*val = c->listen.v[i];
+	} else {
+		*name = "listen_tls";
+		*val = c->listen_tls.v[i - c->listen.n];
+	}
+	return http_listen_parse(*val, host, hostlen, port, why);
+}
+
+/* tls_* cross-checks: a default certificate, no SNI name twice. */
+static void
+validate_tls(const struct conf *c, struct conf_err *es)
+{
+	struct conf_sni_cert a, b;
+	char *ba, *bb;
+	const char *why;
+
+	if (c->listen_tls.n > 0 && c->tls_cert[0] == '\0')
+		conf_err_at(es, 0, 0, "listen_tls",
+		    "needs tls_cert, the certificate served when SNI is "
+		    "absent or unknown");
+	if (c->tls_cert[0] == '\0' &&
+	    (c->tls_key[0] != '\0' || c->tls_ocsp_file[0] != '\0'))
+		conf_err_at(es, 0, 0,
+		    c->tls_key[0] != '\0' ? "tls_key" : "tls_ocsp_file",
+		    "set without tls_cert");
+	if (c->tls_ticket_rotate > 0 && c->tls_ticket_rotate < 1000)
+		conf_err_at(es, 0, 0, "tls_ticket_rotate",
+		    "must be 0 (no tickets) or at least 1s");
+	if (c->origin_client_key[0] != '\0' && c->origin_client_cert[0] == '\0')
+		conf_err_at(es, 0, 0, "origin_client_key",
+		    "set without origin_client_cert");
+	for (unsigned i = 0; i < c->tls_sni_cert.n; i++) {
+		ba = cdn_xstrdup(c->tls_sni_cert.v[i]);
+		if (conf_parse_sni_cert(c->tls_sni_cert.v[i], ba,
+		        strlen(ba) + 1, &a, &why) != CDN_OK) {
+			conf_err_at(es, 0, 0, "tls_sni_cert", "%s", why);
+			free(ba);
+			continue;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			bb = cdn_xstrdup(c->tls_sni_cert.v[j]);
+			if (conf_parse_sni_cert(c->tls_sni_cert.v[j], bb,
+			        strlen(bb) + 1, &b, &why) == CDN_OK &&
+			    strcmp(a.name, b.name) == 0) {
+				conf_err_at(es, 0, 0, "tls_sni_cert",
+				    "%s given twice", a.name);
+				free(bb);
+				break;
+			}
+			free(bb);
+		}
+		free(ba);
+	}
+}
+
+static int
+balance_known(const char *b)
+{
+	return strcmp(b, "round-robin") == 0 || strcmp(b, "weighted") == 0 ||
+	    strcmp(b, "least-conn") == 0 || strcmp(b, "consistent-hash") == 0;
+}
+
+/*
+ * The site-scoped values that must agree with each other, of the top level
+ * (line 0) or of one site's effective conf (errors at its block's line).
+ */
+static void
+validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
+    unsigned col, int need_origin)
+{
+	if (need_origin && c->origin[0] == '\0' && c->origin_server.n == 0)
+		conf_err_at(es, line, col, line > 0 ? "site" : NULL,
+		    line > 0
+		        ? "no origin: set origin or origin_server in the "
+		          "block or at the top level"
+		        : "no origin: set origin in the config or --origin");
+	if (strcmp(c->cache_query, "keep") != 0 &&
+	    strcmp(c->cache_query, "sort") != 0 &&
+	    strcmp(c->cache_query, "drop") != 0)
+		conf_err_at(es, line, col, "cache_query",
+		    "\"%s\": must be keep, sort or drop", c->cache_query);
+	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
+		conf_err_at(es, line, col, "cache_query_keep",
+		    "cannot be used with cache_query_drop");
+	if (!balance_known(c->origin_balance))
+		conf_err_at(es, line, col, "origin_balance",
+		    "\"%s\": must be round-robin, weighted, least-conn or "
+		    "consistent-hash",
+		    c->origin_balance);
+	if (c->origin_server.n > 64)
+		conf_err_at(es, line, col, "origin_server",
+		    "more than 64 servers in one pool");
+	if (c->health_check_path[0] != '\0' && c->health_check_path[0] != '/')
+		conf_err_at(
+		    es, line, col, "health_check_path", "must start with '/'");
+	if (c->health_check_status != 0 && c->health_check_status < 100)
+		conf_err_at(es, line, col, "health_check_status",
+		    "must be 0 (any 2xx or 3xx) or a status from 100 to 599");
+}
+
+/* Sites: each complete, no host name twice, default_site known. */
+static void
+validate_sites(const struct conf *c, struct conf_err *es)
+{
+	struct conf_err ses;
+	int found = c->default_site[0] == '\0';
+
+	for (unsigned i = 0; i < c->nsites; i++) {
+		const struct conf_site *s = c->sites[i];
+
+		ses = (struct conf_err){.err = es->err, .name = s->file};
+		CDN_ASSERT(s->conf != NULL); /* conf_resolve_sites() ran */
+		validate_scoped(s->conf, &ses, s->line, s->col, 1);
+		for (unsigned j = 0; j < s->nnames; j++) {
+			if (strcasecmp(s->names[j], c->default_site) == 0)
+				found = 1;
+			for (unsigned k = 0; k <= i; k++) {
+				const struct conf_site *o = c->sites[k];
+				unsigned lim = k == i ? j : o->nnames;
+				unsigned m;
+
+				for (m = 0; m < lim; m++)
+					if (strcmp(o->names[m], s->names[j]) ==
+					    0)
+						break;
+				if (m < lim) {
+					conf_err_at(&ses, s->line, s->col,
+					    "site",
+					    "%s is also named by the site at "
+					    "%s:%u",
+					    s->names[j], o->file, o->line);
+					break;
+				}
+			}
+		}
+		es->nerr += ses.nerr;
+	}
+	if (!found)
+		conf_err_at(es, 0, 0, "default_site",
+		    "\"%s\" is not a name of any site block", c->default_site);
+	if (c->nsites == 0 && c->default_site[0] != '\0')
+		conf_err_at(
+		    es, 0, 0, "default_site", "set without site blocks");
+}
+
+int
+conf_validate(const struct conf *c, FILE *err)
+{
+	struct conf_err es = {.err = err, .name = "edged"};
+	char h1[HTTP_AUTHORITY_HOST_MAX], h2[HTTP_AUTHORITY_HOST_MAX];
+	char ha[HTTP_AUTHORITY_HOST_MAX], lo[32], hi[32];
+	uint16_t p1, p2, pa = 0;
+	const char *why, *n1, *n2, *v1, *v2;
+	unsigned nl;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	if (c->listen.n == 0 && c->listen_tls.n == 0)
+		conf_err_at(&es, 0, 0, NULL,
+		    "no listen address: set listen in the config or --listen");
+	/* With sites, each needs an origin; the top level may have none. */
+	if (c->nsites == 0 && (c->origin == NULL || c->origin[0] == '\0') &&
+	    c->origin_server.n == 0)
+		conf_err_at(&es, 0, 0, NULL,
+		    "no origin: set origin in the config or --origin");
+	/*
+	 * Values set through the parsers are valid already; these checks
+	 * also cover a conf whose fields were filled in by hand.
+	 */
+	if (c->origin != NULL && c->origin[0] != '\0' &&
+	    conf_parse_url(c->origin, &why) != CDN_OK)
+		conf_err_at(&es, 0, 0, "origin", "%s", why);
+	if (c->admin_listen != NULL && c->admin_listen[0] != '\0' &&
+	    http_listen_parse(c->admin_listen, ha, sizeof(ha), &pa, &why) !=
+	        CDN_OK) {
+		conf_err_at(&es, 0, 0, "admin_listen", "%s", why);
+		pa = 0;
+	}
+	nl = c->listen.n + c->listen_tls.n;
+	for (unsigned i = 0; i < nl; i++) {
+		if (listen_at(c, i, h1, sizeof(h1), &p1, &n1, &v1, &why) !=
+		    CDN_OK) {
+			conf_err_at(&es, 0, 0, n1, "%s", why);
+			continue;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (listen_at(c, j, h2, sizeof(h2), &p2, &n2, &v2,
+			        &why) == CDN_OK &&
+			    p1 == p2 && strcmp(h1, h2) == 0) {
+				if (strcmp(n1, n2) == 0)
+					conf_err_at(&es, 0, 0, n1,
+					    "%s given twice", v1);
+				else
+					conf_err_at(&es, 0, 0, n1,
+					    "%s is also a %s address", v1, n2);
+				break;
+			}
+		}
+		if (pa != 0 && p1 == pa && strcmp(h1, ha) == 0)
+			conf_err_at(&es, 0, 0, "admin_listen",
+			    "%s is also a listen address", c->admin_listen);
+	}
+	validate_scoped(c, &es, 0, 0, 0);
+	validate_sites(c, &es);
+	validate_tls(c, &es);
+	for (unsigned i = 0; i < c->compress_types.n; i++) {
+		const char *t = c->compress_types.v[i];
+		const char *slash = strchr(t, '/'), *star = strchr(t, '*');
+
+		/* type/subtype; one star at most, in the subtype, as in
+		 * "text/" + star or "application/" + star + "+json". */
+		if (slash == NULL || slash == t || slash[1] == '\0' ||
+		    (star != NULL &&
+		        (star < slash || strchr(star + 1, '*') != NULL)))
+			conf_err_at(&es, 0, 0, "compress_types",
+			    "\"%s\": not type/subtype with at most one * in "
+			    "the subtype",
+			    t);
+	}
+	if (c->max_request_line > c->max_header_size) {
+		conf_format_size(lo, sizeof(lo), c->max_request_line);
+		conf_format_size(hi, sizeof(hi), c->max_header_size);
+		conf_err_at(&es, 0, 0, "max_request_line",
+		    "%s is larger than max_header_size (%s)", lo, hi);
+	}
+	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
+}

@@ -1,0 +1,32 @@
+/*
+ * Listening sockets on "HOST:PORT" addresses, shared by edged and purged.
+ */
+#ifndef HTTP_LISTEN_H
+#define HTTP_LISTEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cdn.h"
+#include "http/http_authority.h"
+
+/*
+ * Split "HOST:PORT" ("127.0.0.1:80", "[::1]:80", "*:80", "localhost:80")
+ * into host (brackets removed; "*" becomes "0.0.0.0") and port 1..65535.
+ * host[0..hostlen) gets the host and its NUL; HTTP_AUTHORITY_HOST_MAX bytes
+ * always suffice.  Returns CDN_OK, or CDN_EINVAL with *why a static message
+ * (a host too long for hostlen too).
+ */
+int http_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port,
+    const char **why) CDN_WUR;
+
+/*
+ * Open a listening socket (non-blocking, close-on-exec, SO_REUSEADDR; with
+ * <reuseport> SO_REUSEPORT too, so that several threads can each listen)
+ * on "HOST:PORT" as http_listen_parse() reads it.  An IPv6 socket takes
+ * IPv6 only.  Returns the fd, or -1 after logging why under <who>.
+ */
+int http_listen_socket(
+    const char *hostport, int reuseport, int backlog, const char *who);
+
+#endif /* HTTP_LISTEN_H */
