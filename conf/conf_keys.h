@@ -20,11 +20,11 @@
  * site inherits.  Marking a row is all it takes; includers that do not care
  * about scope define only CONF_KEY and get every row from it.
  */
+/* clang-format off */
 #ifndef CONF_SITE_KEY
 #define CONF_SITE_KEY(name, type, min, max, def, doc) CONF_KEY(name, type, min, max, def, doc)
 #define CONF_SITE_KEY_IS_CONF_KEY
 #endif
-/* clang-format off */
 CONF_KEY(listen, ADDRLIST, 0, 0, "", "address to serve HTTP on, HOST:PORT (repeatable)")
 CONF_KEY(listen_tls, ADDRLIST, 0, 0, "", "address to serve HTTPS on, HOST:PORT (repeatable; needs tls_cert)")
 CONF_SITE_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port] (one server; see origin_server for a pool)")
