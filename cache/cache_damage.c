@@ -127,11 +127,14 @@ on_fatal(int sig, siginfo_t *si, void *uc)
 		n = put_str(line, n, sizeof(line), " inside the store, pid ");
 		n = put_uint(line, n, sizeof(line), (unsigned long)getpid());
 		line[n++] = '\n';
+		/* The first cause stays (a sanitizer's abort may follow). */
 		fd = openat(dirfd, CACHE_DAMAGE_FILE,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		if (fd != -1) {
 			ok = sig_write(fd, line, n);
 			close(fd);
+		} else {
+			ok = errno == EEXIST;
 		}
 		/* The one word this death gets in the log (stderr). */
 		(void)sig_write(STDERR_FILENO, ok ? MARKED_MSG : UNMARKED_MSG,
@@ -187,7 +190,9 @@ cache_damage_mark(int dirfd, const char *why)
 	int fd;
 
 	fd = openat(dirfd, CACHE_DAMAGE_FILE,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd == -1 && errno == EEXIST)
+		return; /* the first cause stays */
 	if (fd == -1 || (f = fdopen(fd, "w")) == NULL) {
 		CDN_LOG(CDN_LOG_ERR, "cache", "%s: %s", CACHE_DAMAGE_FILE,
 		    strerror(errno));

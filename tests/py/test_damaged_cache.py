@@ -238,7 +238,7 @@ def test_corrupted_leaf_page_crashes_once_then_is_moved_aside():
         # The next start does not crash on the same page again.
         port, extra = admin_args()
         with et.Edge(o.url, "--cache-dir", d, *extra) as e:
-            check_moved_aside(e, d, "inside the store")
+            check_moved_aside(e, d, "SIGBUS inside the store")
             serves_fresh(e, port, o)
 
 
