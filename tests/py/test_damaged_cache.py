@@ -15,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -404,6 +405,55 @@ def test_purged_refuses_a_damaged_cache_and_edged_moves_it():
             get(n.edge, 0)
             r = n.purge("PURGE", url(0))
             et.eq(r.status, 200, "purged answers on the new cache")
+
+
+
+@et.timeout(90)
+def test_edged_waits_for_purged_to_close_the_store_before_moving_it():
+    purged = os.path.join(os.path.dirname(et.EDGED), "purged")
+    if not os.access(purged, os.X_OK):
+        raise et.Skip("no purged beside edged")
+    with et.Origin() as o:
+        d = filled_cache(o)
+        tmp = et.mktemp("purged")
+        pport = et.free_port()
+        p = subprocess.Popen(
+            [purged, "--cache-dir", d, "--listen", "127.0.0.1:%d" % pport,
+             "--token-file", pn.token_file(tmp), "--audit-log",
+             os.path.join(tmp, "audit")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            et.wait_for(lambda: not et.connection_refused(pport), 10,
+                        what="purged listening")
+            # What a crash inside the store leaves, while this purged
+            # (of a dead edged, say) still has the files open.
+            with open(os.path.join(d, "damaged"), "w") as f:
+                f.write("SIGSEGV inside the store, pid 1\n")
+            stopped = []
+
+            def stop_purged():
+                stopped.append(time.monotonic())
+                p.send_signal(signal.SIGTERM)
+            t = threading.Timer(1.5, stop_purged)
+            t.start()
+            port, extra = admin_args()
+            try:
+                e = et.Edge(o.url, "--cache-dir", d, *extra,
+                            ready_timeout=20)
+                ready = time.monotonic()
+            finally:
+                t.join()
+            with e:
+                et.eq(p.wait(10), 0, "purged's exit status")
+                et.ok(ready > stopped[0], "edged was ready only after "
+                      "purged was told to stop (it waited to move)")
+                check_moved_aside(e, d, "SIGSEGV inside the store, pid 1")
+                serves_fresh(e, port, o)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
 
 
 if __name__ == "__main__":
