@@ -519,6 +519,41 @@ struct cache_store_conf {
  * if the directory or the environment cannot be opened.
  */
 struct cache_store *cache_store_open(const struct cache_store_conf *conf);
+
+/* Why cache_store_open_diag() returned NULL. */
+enum cache_open_fail {
+	CACHE_OPEN_FAILED = 1, /* not usable here: a read-only file system,
+	                        * no permission, not a directory, ... */
+	CACHE_OPEN_DAMAGED,    /* damaged (docs/cache-damage.md): move it
+	                        * aside (cache_store_move_aside), then retry */
+};
+#define CACHE_WHY_LEN 160
+struct cache_open_err {
+	enum cache_open_fail kind;
+	char why[CACHE_WHY_LEN]; /* short cause: "read-only file system" */
+};
+
+/*
+ * As cache_store_open, and on failure fills *err.  Before LMDB reads a
+ * data page it checks what it can without one: the marker a crash inside
+ * the store left (cache_damage.c), LMDB's meta pages, and the size of
+ * data.mdb against the last page its meta page names.  The store holds a
+ * shared lock on the directory for its life (see cache_store_move_aside).
+ */
+struct cache_store *cache_store_open_diag(
+    const struct cache_store_conf *conf, struct cache_open_err *err);
+
+/*
+ * Move the LMDB files of the damaged cache in <dir> into a new
+ * subdirectory "damaged-<UTC time>" (kept for inspection), so that the
+ * next cache_store_open starts empty.  Waits up to <wait_ms> for every
+ * other process that has the store open (purged) to close it, so that no
+ * process keeps writing to the files moved away.  On CDN_OK, <aside>
+ * holds the new directory's path; otherwise <why> says what failed
+ * (CDN_EIO: cannot write, CDN_AGAIN: still in use).
+ */
+int cache_store_move_aside(const char *dir, unsigned wait_ms, char *aside,
+    size_t aside_cap, char *why, size_t why_cap) CDN_WUR;
 /* Flush queued writes, stop the writer thread, close. */
 void cache_store_close(struct cache_store **sp);
 
@@ -610,6 +645,8 @@ struct cache_store_stats {
 	uint64_t purged_hard; /* lookups that found a hard-purged object */
 	uint64_t purged_soft; /* lookups that found a soft-purged one */
 	uint64_t purge_seq;   /* newest purge seen */
+	int damaged; /* LMDB found its file damaged: neither tier is used
+	              * until the next start moves the files aside */
 };
 void cache_store_stats(struct cache_store *s, struct cache_store_stats *st);
 

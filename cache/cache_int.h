@@ -182,6 +182,59 @@ void cache_store_objkey(uint8_t out[CACHE_OBJKEY_LEN],
 void cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i);
 
+/* ================= damage (cache_damage.c) ================= */
+
+#define CACHE_DAMAGE_FILE "damaged"    /* the marker: why, one line */
+#define CACHE_LOCK_FILE   "store.lock" /* flock: shared while open */
+
+/*
+ * How deep the calling thread is inside the store's LMDB work (a
+ * transaction, the environment's opening): a fatal signal raised there
+ * marks the cache damaged.  Thread-local, so the hit path pays one
+ * increment and one decrement of a thread's own word.
+ */
+extern _Thread_local unsigned cache_lmdb_depth;
+
+static inline void
+cache_lmdb_enter(void)
+{
+	cache_lmdb_depth++;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void
+cache_lmdb_leave(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	cache_lmdb_depth--;
+}
+
+/*
+ * Arm the fatal-signal handler (SIGSEGV, SIGBUS, SIGABRT; installed once
+ * per process, chaining to what was there) for the cache directory open
+ * as <dirfd>: a fault raised while cache_lmdb_depth > 0 leaves
+ * CACHE_DAMAGE_FILE in it before the process dies.  One directory per
+ * process is armed at a time: the last one.  disarm forgets <dirfd> if it
+ * is the armed one (before the caller closes it).
+ */
+void cache_damage_arm(int dirfd);
+void cache_damage_disarm(int dirfd);
+/* Leave the marker with <why> in <dirfd> (not from a signal handler). */
+void cache_damage_mark(int dirfd, const char *why);
+/* 1 and its line in <why> if <dirfd> holds the marker, 0 if not. */
+int cache_damage_marked(int dirfd, char *why, size_t cap);
+/*
+ * Open <dir>'s CACHE_LOCK_FILE and hold a shared lock on it, checking
+ * that the directory was not moved aside meanwhile.  CDN_OK and the fd
+ * in *fdp; CDN_EIO with errno set.
+ */
+int cache_damage_lock_shared(const char *dir, int *fdp);
+/*
+ * Is data.mdb in <dirfd> at least <need> bytes long?  CDN_OK, or
+ * CDN_ECORRUPT with the sizes in <why>.
+ */
+int cache_damage_check_size(int dirfd, uint64_t need, char *why, size_t cap);
+
 /*
  * Test hook: shift the store's wall clock by <skew_s> seconds (LRU
  * buckets only), so that tests can make accesses look minutes apart.

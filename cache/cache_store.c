@@ -67,6 +67,15 @@
  * minute; the writer moves the lru entry, in the eviction transaction when
  * there is one, so that an object just used is not the one evicted.
  *
+ * Damage (cache_damage.c, docs/cache-damage.md).  Every LMDB transaction
+ * runs between cache_lmdb_enter() and cache_lmdb_leave() (txn_begin to
+ * txn_abort / txn_commit), so that a fault inside one marks the directory
+ * damaged.  Opening checks what it can before a data page is read.  An
+ * LMDB code that only a damaged file gives (lmdb_check) sets s->damaged:
+ * from then on neither tier is read or written (a purge could no longer
+ * reach what memory holds), the writer discards its queue, and the next
+ * start moves the files aside.
+ *
  * Removal.  cache_store_remove drops the key from memory at once and
  * leaves a tombstone there until the writer has committed the removal, so
  * that a read in between cannot fetch the old object back from LMDB; and
@@ -156,6 +165,9 @@ struct cache_store {
 	MDB_dbi db_prules, db_plog, db_tags;
 	size_t psize;
 	pthread_rwlock_t map_lock;
+	int dirfd;   /* the directory, for the damage marker */
+	int lock_fd; /* CACHE_LOCK_FILE, flock shared while open */
+	atomic_int damaged;
 
 	struct cache_mem *mem;
 
@@ -519,6 +531,41 @@ mdb_to_cdn(int rc)
 	return CDN_EIO;
 }
 
+/* Codes LMDB gives only for a file that is not what it wrote. */
+static int
+is_damage(int rc)
+{
+	return rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+	    rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+	    rc == MDB_CURSOR_FULL || rc == MDB_PAGE_FULL;
+}
+
+/*
+ * After a failed LMDB call: if <rc> says the file is damaged, stop using
+ * the store (see "Damage" above) and leave the marker.  Returns <rc>.
+ */
+static int
+lmdb_check(struct cache_store *s, int rc)
+{
+	int was = 0;
+
+	if (!is_damage(rc) ||
+	    !atomic_compare_exchange_strong(&s->damaged, &was, 1))
+		return rc;
+	CDN_LOG(CDN_LOG_ERR, "cache",
+	    "store %s is damaged (%s): no longer used; the next start moves "
+	    "it aside",
+	    s->dir, mdb_strerror(rc));
+	cache_damage_mark(s->dirfd, mdb_strerror(rc));
+	return rc;
+}
+
+static int
+store_is_damaged(struct cache_store *s)
+{
+	return atomic_load_explicit(&s->damaged, memory_order_relaxed);
+}
+
 /*
  * Begin a transaction with s->map_lock held shared (released by txn_end
  * or txn_commit).  Adopts a map grown by another process.  Returns 0 or
@@ -529,6 +576,11 @@ txn_begin(struct cache_store *s, unsigned flags, MDB_txn **txnp)
 {
 	int rc;
 
+	if (atomic_load_explicit(&s->damaged, memory_order_relaxed)) {
+		*txnp = NULL;
+		return MDB_CORRUPTED;
+	}
+	cache_lmdb_enter();
 	pthread_rwlock_rdlock(&s->map_lock);
 	rc = mdb_txn_begin(s->env, NULL, flags, txnp);
 	if (rc == MDB_MAP_RESIZED) {
@@ -544,6 +596,7 @@ txn_begin(struct cache_store *s, unsigned flags, MDB_txn **txnp)
 	}
 	if (rc != 0) {
 		pthread_rwlock_unlock(&s->map_lock);
+		cache_lmdb_leave();
 		*txnp = NULL;
 		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_txn_begin: %s",
 		    mdb_strerror(rc));
@@ -560,6 +613,7 @@ txn_abort(struct cache_store *s, MDB_txn **txnp)
 	mdb_txn_abort(*txnp);
 	*txnp = NULL;
 	pthread_rwlock_unlock(&s->map_lock);
+	cache_lmdb_leave();
 }
 
 static int
@@ -570,6 +624,7 @@ txn_commit(struct cache_store *s, MDB_txn **txnp)
 	rc = mdb_txn_commit(*txnp); /* frees the txn even on failure */
 	*txnp = NULL;
 	pthread_rwlock_unlock(&s->map_lock);
+	cache_lmdb_leave();
 	return rc;
 }
 
@@ -1077,6 +1132,7 @@ evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
 	}
 	return;
 fail:
+	lmdb_check(s, rc);
 	CDN_LOG(CDN_LOG_ERR, "cache", "eviction: %s", mdb_strerror(rc));
 	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	txn_abort(s, &txn);
@@ -1191,7 +1247,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 		for (k = 0; k < n; k++) {
 			if (v[k]->is_dropped || v[k]->is_applied)
 				continue;
-			rc = msg_apply(s, txn, v[k]);
+			rc = lmdb_check(s, msg_apply(s, txn, v[k]));
 			if (rc != 0) {
 				fail = k;
 				break;
@@ -1244,6 +1300,18 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 	for (k = 0; k < n; k++) {
 		if (!v[k]->is_dropped && !v[k]->is_applied)
 			msg_drop(s, v[k], rc);
+	}
+}
+
+/* A damaged store: drop the batch without touching LMDB. */
+static void
+writer_discard(struct cache_store *s, struct wmsg **v, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		v[k]->is_dropped = 1;
+		if (v[k]->kind == W_PUT)
+			atomic_fetch_add_explicit(
+			    &s->st_put_drops, 1, memory_order_relaxed);
 	}
 }
 
@@ -1324,7 +1392,10 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&s->qmtx);
 
 		if (n > 0) {
-			writer_apply(s, batch, n);
+			if (store_is_damaged(s))
+				writer_discard(s, batch, n);
+			else
+				writer_apply(s, batch, n);
 			for (size_t k = 0; k < n; k++) {
 				if (batch[k]->kind == W_REMOVE &&
 				    batch[k]->is_applied)
@@ -1588,6 +1659,7 @@ rules_load_log(struct cache_store *s)
 		atomic_store_explicit(&s->rules_seq, seq, memory_order_release);
 out:
 	if (rc != 0 && rc != MDB_NOTFOUND) {
+		lmdb_check(s, rc);
 		CDN_LOG(
 		    CDN_LOG_ERR, "cache", "purge log: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
@@ -1940,6 +2012,20 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The directory's fd and lock; the marker is no longer armed for it. */
+static void
+store_close_files(struct cache_store *s)
+{
+	if (s->dirfd != -1) {
+		cache_damage_disarm(s->dirfd);
+		close(s->dirfd);
+		s->dirfd = -1;
+	}
+	if (s->lock_fd != -1)
+		close(s->lock_fd); /* releases the flock */
+	s->lock_fd = -1;
+}
+
 static int
 conf_ok(const struct cache_store_conf *conf)
 {
@@ -1950,35 +2036,117 @@ conf_ok(const struct cache_store_conf *conf)
 	    conf->low_water_pct < conf->high_water_pct;
 }
 
+/* The short cause of an LMDB or errno failure, in *e. */
+static void
+open_why(struct cache_open_err *e, int rc)
+{
+	e->kind = is_damage(rc) ? CACHE_OPEN_DAMAGED : CACHE_OPEN_FAILED;
+	snprintf(e->why, sizeof(e->why), "%s", mdb_strerror(rc));
+	/* strerror's "Read-only file system" reads better mid-sentence. */
+	if (rc > 0 && e->why[0] >= 'A' && e->why[0] <= 'Z')
+		e->why[0] = (char)(e->why[0] - 'A' + 'a');
+}
+
 /*
- * Open (creating if needed) the store in conf->dir and start its writer
- * thread.  Reads only the databases' roots and the meta records: no scan.
- * Returns NULL after logging if the configuration is invalid or the
- * directory or the environment cannot be opened.
+ * Open the environment and check, before any data page is read, that
+ * data.mdb is as long as its meta page says (LMDB would fault past its
+ * end).  Inside the store: a fault here marks the cache damaged.
  */
+static int
+open_env(struct cache_store *s, const struct cache_store_conf *conf,
+    uint64_t *mapsize, struct cache_open_err *e)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	int rc, dead;
+
+	cache_lmdb_enter();
+	rc = mdb_env_open(s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
+	if (rc == 0) {
+		/* Free the reader slots of dead processes (a crashed edged). */
+		(void)mdb_reader_check(s->env, &dead);
+		rc = mdb_env_stat(s->env, &st);
+	}
+	if (rc == 0)
+		rc = mdb_env_info(s->env, &ei);
+	cache_lmdb_leave();
+	if (rc != 0) {
+		open_why(e, rc);
+		return CDN_EIO;
+	}
+	s->psize = st.ms_psize;
+	/* disk_bytes 0 (purged): adopt the map size the environment has. */
+	if (*mapsize == 0)
+		*mapsize = ei.me_mapsize;
+	if (cache_damage_check_size(s->dirfd,
+	        ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize, e->why,
+	        sizeof(e->why)) != CDN_OK) {
+		e->kind = CACHE_OPEN_DAMAGED;
+		return CDN_ECORRUPT;
+	}
+	return CDN_OK;
+}
+
+/*
+ * Take the directory's shared lock, open it for the damage marker, and
+ * refuse it if a crash left the marker.  Fills *e on failure.
+ */
+static int
+open_dir(struct cache_store *s, const char *dir, struct cache_open_err *e)
+{
+	if (cache_damage_lock_shared(dir, &s->lock_fd) != CDN_OK ||
+	    (s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		open_why(e, errno);
+		return CDN_EIO;
+	}
+	if (cache_damage_marked(s->dirfd, e->why, sizeof(e->why))) {
+		e->kind = CACHE_OPEN_DAMAGED;
+		return CDN_ECORRUPT;
+	}
+	cache_damage_arm(s->dirfd);
+	return CDN_OK;
+}
+
 struct cache_store *
 cache_store_open(const struct cache_store_conf *conf)
 {
+	return cache_store_open_diag(conf, NULL);
+}
+
+/*
+ * Open (creating if needed) the store in conf->dir and start its writer
+ * thread.  Reads only the databases' roots and the meta records: no scan.
+ * Returns NULL after logging, and with *err filled when not NULL, if the
+ * configuration is invalid or the directory or the environment cannot be
+ * opened or is damaged.
+ */
+struct cache_store *
+cache_store_open_diag(
+    const struct cache_store_conf *conf, struct cache_open_err *err)
+{
 	struct cache_store *s;
+	struct cache_open_err e;
 	pthread_rwlockattr_t rwa;
 	pthread_condattr_t ca;
 	MDB_txn *txn = NULL;
-	MDB_stat st;
 	long pg;
 	uint64_t mapsize;
-	int rc, dead;
+	int rc;
 
 	CDN_ASSERT(conf != NULL);
+	memset(&e, 0, sizeof(e));
 	if (!conf_ok(conf)) {
 		CDN_LOG(CDN_LOG_ERR, "cache",
 		    "store: invalid configuration (dir, disk >= 1 MiB, "
 		    "0 <= low < high <= 100)");
-		return NULL;
+		e.kind = CACHE_OPEN_FAILED;
+		snprintf(e.why, sizeof(e.why), "invalid configuration");
+		goto out_err;
 	}
 	if (mkdir(conf->dir, 0755) == -1 && errno != EEXIST) {
-		CDN_LOG(CDN_LOG_ERR, "cache", "mkdir %s: %s", conf->dir,
-		    strerror(errno));
-		return NULL;
+		open_why(&e, errno);
+		CDN_LOG(CDN_LOG_ERR, "cache", "mkdir %s: %s", conf->dir, e.why);
+		goto out_err;
 	}
 
 	s = cdn_xcalloc(1, sizeof(*s));
@@ -1986,6 +2154,8 @@ cache_store_open(const struct cache_store_conf *conf)
 	s->dir = cdn_xstrdup(conf->dir);
 	s->max_object_bytes = conf->max_object_bytes;
 	s->purge_fd = -1;
+	s->dirfd = -1;
+	s->lock_fd = -1;
 	s->rules = cache_rules_new();
 	CDN_ASSERT(pthread_rwlock_init(&s->rules_lock, NULL) == 0);
 	CDN_ASSERT(pthread_mutex_init(&s->reload_mtx, NULL) == 0);
@@ -2001,55 +2171,45 @@ cache_store_open(const struct cache_store_conf *conf)
 	CDN_ASSERT(pthread_cond_init(&s->qcond, &ca) == 0);
 	CDN_ASSERT(pthread_cond_init(&s->dcond, &ca) == 0);
 	pthread_condattr_destroy(&ca);
+	if (open_dir(s, conf->dir, &e) != CDN_OK)
+		goto fail;
 
 	pg = sysconf(_SC_PAGESIZE);
 	mapsize = conf->disk_bytes;
 	if (pg > 0 && mapsize % (uint64_t)pg != 0)
 		mapsize += (uint64_t)pg - mapsize % (uint64_t)pg;
 	rc = mdb_env_create(&s->env);
-	if (rc != 0)
+	if (rc == 0 && mapsize > 0)
+		rc = mdb_env_set_mapsize(s->env, (size_t)mapsize);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS);
+	if (rc != 0) {
+		open_why(&e, rc);
 		goto fail;
-	/* disk_bytes 0 (purged): adopt the map size the environment has. */
-	if ((mapsize > 0 &&
-	        (rc = mdb_env_set_mapsize(s->env, (size_t)mapsize)) != 0) ||
-	    (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS)) != 0)
-		goto fail;
-	rc = mdb_env_open(s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
-	if (rc != 0)
-		goto fail;
-	/* Free the reader slots of dead processes (a crashed edged). */
-	(void)mdb_reader_check(s->env, &dead);
-	rc = mdb_env_stat(s->env, &st);
-	if (rc != 0)
-		goto fail;
-	s->psize = st.ms_psize;
-	if (mapsize == 0) {
-		MDB_envinfo ei;
-
-		rc = mdb_env_info(s->env, &ei);
-		if (rc != 0)
-			goto fail;
-		mapsize = ei.me_mapsize;
 	}
+	if (open_env(s, conf, &mapsize, &e) != CDN_OK)
+		goto fail;
 	store_set_budget(s, mapsize, conf);
 	if (purge_page_open(s) != CDN_OK) {
-		rc = 0;
+		e.kind = CACHE_OPEN_FAILED;
+		snprintf(e.why, sizeof(e.why), "cannot map %s",
+		    CACHE_PURGE_SEQ_FILE);
 		goto fail;
 	}
 
 	rc = txn_begin(s, 0, &txn);
-	if (rc != 0)
+	if (rc == 0)
+		rc = open_dbs(s, txn);
+	if (rc == 0)
+		rc = rules_load_all(s, txn);
+	if (rc == 0)
+		rc = writer_commit(s, &txn);
+	if (rc != 0) {
+		open_why(&e, rc);
 		goto fail;
-	rc = open_dbs(s, txn);
-	if (rc != 0)
-		goto fail;
-	rc = rules_load_all(s, txn);
-	if (rc != 0)
-		goto fail;
-	rc = writer_commit(s, &txn);
-	if (rc != 0)
-		goto fail;
+	}
 	s->dirty = 0;
 	s->last_env_sync_ms = cdn_now_ms();
 	/* A purge committed by a process that died before it published it
@@ -2063,7 +2223,7 @@ cache_store_open(const struct cache_store_conf *conf)
 		CDN_LOG(
 		    CDN_LOG_ERR, "cache", "pthread_create: %s", strerror(rc));
 		cache_mem_free(&s->mem);
-		rc = 0;
+		open_why(&e, rc);
 		goto fail;
 	}
 	CDN_LOG(CDN_LOG_INFO, "cache",
@@ -2073,12 +2233,12 @@ cache_store_open(const struct cache_store_conf *conf)
 	return s;
 
 fail:
-	if (rc != 0)
-		CDN_LOG(CDN_LOG_ERR, "cache", "store %s: %s", conf->dir,
-		    mdb_strerror(rc));
+	CDN_LOG(CDN_LOG_ERR, "cache", "store %s: %s%s", conf->dir,
+	    e.kind == CACHE_OPEN_DAMAGED ? "damaged: " : "", e.why);
 	txn_abort(s, &txn);
 	if (s->env != NULL)
 		mdb_env_close(s->env);
+	store_close_files(s);
 	purge_fini(s);
 	pthread_cond_destroy(&s->qcond);
 	pthread_cond_destroy(&s->dcond);
@@ -2087,6 +2247,9 @@ fail:
 	free(s->dir);
 	MAGIC_WIPE(s);
 	free(s);
+out_err:
+	if (err != NULL)
+		*err = e;
 	return NULL;
 }
 
@@ -2109,6 +2272,7 @@ cache_store_close(struct cache_store **sp)
 	CDN_ASSERT(pthread_join(s->writer, NULL) == 0);
 	CDN_ASSERT(s->qhead == NULL);
 	mdb_env_close(s->env);
+	store_close_files(s);
 	cache_mem_free(&s->mem);
 	purge_fini(s);
 	pthread_cond_destroy(&s->qcond);
@@ -2236,7 +2400,7 @@ lmdb_fail:
 		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	}
-	rc = mdb_to_cdn(rc);
+	rc = mdb_to_cdn(lmdb_check(s, rc));
 out:
 	txn_abort(s, &txn);
 	if (o != NULL)
@@ -2293,6 +2457,8 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && objp != NULL);
+	if (store_is_damaged(s))
+		return CDN_NOTFOUND;
 	purge_refresh(s);
 	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
 	if (rc == CDN_OK) {
@@ -2492,7 +2658,7 @@ lmdb_fail:
 		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	}
-	rc = mdb_to_cdn(rc);
+	rc = mdb_to_cdn(lmdb_check(s, rc));
 out:
 	if (rc == CDN_ECORRUPT)
 		atomic_fetch_add_explicit(
@@ -2572,6 +2738,8 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && len != NULL && (buf != NULL || cap == 0));
+	if (store_is_damaged(s))
+		return CDN_NOTFOUND;
 	rc = cache_mem_get_vary(s->mem, key, buf, cap, len, &gen);
 	if (rc != CDN_AGAIN)
 		return rc;
@@ -2587,6 +2755,7 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	} else if (rc == MDB_NOTFOUND) {
 		rc = CDN_NOTFOUND;
 	} else {
+		lmdb_check(s, rc);
 		CDN_LOG(
 		    CDN_LOG_ERR, "cache", "mdb_get vary: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
@@ -2619,7 +2788,7 @@ cache_store_put(struct cache_store *s, struct cache_obj *o)
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
-	if (o->body_len > s->max_object_bytes) {
+	if (o->body_len > s->max_object_bytes || store_is_damaged(s)) {
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
 		return;
@@ -2744,6 +2913,7 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->purged_soft =
 	    atomic_load_explicit(&s->st_purged_soft, memory_order_relaxed);
 	st->purge_seq = cache_store_purge_seq(s);
+	st->damaged = store_is_damaged(s);
 }
 
 void

@@ -440,7 +440,12 @@ cache_json(struct edge *e, const struct edge_totals *t)
 	struct cache_store_stats st;
 	json_t *c = json_object(), *stale = json_object(), *pu = json_object();
 
-	json_object_set_new(c, "enabled", json_boolean(e->store != NULL));
+	char state[sizeof(e->cache_off) + 16];
+
+	edge_cache_state(e, state, sizeof(state));
+	json_object_set_new(
+	    c, "enabled", json_boolean(strcmp(state, "ok") == 0));
+	json_object_set_new(c, "state", json_string(state));
 	json_object_set_new(c, "hits_memory", JINT(t->hits_memory));
 	json_object_set_new(c, "hits_disk", JINT(t->hits_disk));
 	json_object_set_new(c, "misses", JINT(t->misses));
@@ -784,11 +789,16 @@ static void
 metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 {
 	struct cache_store_stats st;
-	char n[24];
+	char n[24], state[sizeof(e->cache_off) + 16];
 
 	memset(&st, 0, sizeof(st));
 	if (e->store != NULL)
 		cache_store_stats(e->store, &st);
+	edge_cache_state(e, state, sizeof(state));
+	prom_one(b, "edge_cache_disabled", "gauge",
+	    "1 when cache_dir is set but the node runs proxy-only (the cache "
+	    "could not be opened, or was found damaged; /healthz says why).",
+	    (uint64_t)(strncmp(state, "disabled", 8) == 0));
 	prom_family(b, "edge_cache_hits_total", "counter",
 	    "Requests answered from a fresh stored response, by the tier it "
 	    "came from.");
@@ -1190,6 +1200,28 @@ serve_dashboard(struct http_txn *txn)
 	    edge_dashboard_html, sizeof(edge_dashboard_html) - 1, 1);
 }
 
+/* 200 while serving, also proxy-only (a line says why the cache is not
+ * used: the node still answers); 503 while draining. */
+static void
+serve_healthz(struct edge *e, struct http_txn *txn)
+{
+	char state[sizeof(e->cache_off) + 16], body[sizeof(state) + 16];
+	int n;
+
+	if (atomic_load(&e->draining)) {
+		http_txn_simple(txn, 503, "text/plain", "draining\n", 9);
+		return;
+	}
+	edge_cache_state(e, state, sizeof(state));
+	if (strcmp(state, "ok") == 0 || strcmp(state, "off") == 0) {
+		http_txn_simple(txn, 200, "text/plain", "ok\n", 3);
+		return;
+	}
+	n = snprintf(body, sizeof(body), "ok\ncache: %s\n", state);
+	http_txn_simple(txn, 200, "text/plain", body,
+	    n > 0 && (size_t)n < sizeof(body) ? (size_t)n : strlen(body));
+}
+
 static void
 on_admin_request(struct http_txn *txn, void *arg)
 {
@@ -1219,11 +1251,7 @@ on_admin_request(struct http_txn *txn, void *arg)
 		return;
 	}
 	if (healthz) {
-		if (atomic_load(&e->draining))
-			http_txn_simple(
-			    txn, 503, "text/plain", "draining\n", 9);
-		else
-			http_txn_simple(txn, 200, "text/plain", "ok\n", 3);
+		serve_healthz(e, txn);
 	} else if (http_slice_eq_ci(req->path, "/stats")) {
 		serve_stats(e, txn);
 	} else if (http_slice_eq_ci(req->path, "/metrics")) {

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@
 #define KEY_MAX     8192 /* longest cache key; longer URLs bypass */
 #define VARY_MAX    1024 /* longest stored Vary value */
 #define VARY_FIELDS 128  /* request fields the Vary logic looks at */
+
+/* How long start-up waits for a purged still closing a damaged store. */
+#define MOVE_ASIDE_WAIT_MS 10000
 
 /* ---- helpers ---- */
 
@@ -1030,6 +1034,44 @@ edge_cache_txn_free(struct proxy_txn *pt)
 
 /* ---- set-up ---- */
 
+/*
+ * Open the store; a damaged one is moved aside and a fresh one opened.
+ * A cache that cannot be opened at all (a read-only file system, no
+ * permission, the move failing) leaves the node proxy-only, with the
+ * reason in e->cache_off: a bad disk never stops the node.
+ */
+static void
+store_open(struct edge *e, const struct cache_store_conf *sc)
+{
+	struct cache_open_err err;
+	char aside[CACHE_WHY_LEN + PATH_MAX], why[CACHE_WHY_LEN];
+
+	e->store = cache_store_open_diag(sc, &err);
+	if (e->store == NULL && err.kind == CACHE_OPEN_DAMAGED) {
+		if (cache_store_move_aside(sc->dir, MOVE_ASIDE_WAIT_MS, aside,
+		        sizeof(aside), why, sizeof(why)) != CDN_OK) {
+			CDN_LOG(CDN_LOG_ERR, "cache",
+			    "damaged cache %s not moved aside: %s", sc->dir,
+			    why);
+			snprintf(e->cache_off, sizeof(e->cache_off),
+			    "damaged, not moved aside: %s", why);
+			return;
+		}
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "damaged cache (%s) moved aside to %s, kept for "
+		    "inspection; starting with an empty cache",
+		    err.why, aside);
+		e->store = cache_store_open_diag(sc, &err);
+	}
+	if (e->store != NULL)
+		return;
+	snprintf(e->cache_off, sizeof(e->cache_off), "%s", err.why);
+	CDN_LOG(CDN_LOG_ERR, "cache",
+	    "cache %s disabled (%s): running proxy-only, every request goes "
+	    "to the origin",
+	    sc->dir, err.why);
+}
+
 int
 edge_cache_init(struct edge *e)
 {
@@ -1046,8 +1088,27 @@ edge_cache_init(struct edge *e)
 	sc.max_object_bytes = c->max_object_size;
 	sc.high_water_pct = 90;
 	sc.low_water_pct = 80;
-	e->store = cache_store_open(&sc);
-	return e->store != NULL ? edge_variant_init(e) : CDN_EIO;
+	store_open(e, &sc);
+	return edge_variant_init(e);
+}
+
+void
+edge_cache_state(struct edge *e, char *buf, size_t cap)
+{
+	struct cache_store_stats st;
+
+	if (e->cache_off[0] != '\0') {
+		snprintf(buf, cap, "disabled (%s)", e->cache_off);
+		return;
+	}
+	if (e->store == NULL) {
+		snprintf(buf, cap, "off");
+		return;
+	}
+	cache_store_stats(e->store, &st);
+	snprintf(buf, cap, "%s",
+	    st.damaged ? "disabled (damaged: moved aside at the next start)"
+	               : "ok");
 }
 
 void

@@ -180,8 +180,10 @@ struct edge {
 	 * rules; the pools' active health checks run on main_base. */
 	struct edge_sites *sites;
 	struct origin_health *health;
-	/* The cache; NULL without cache_dir. */
+	/* The cache; NULL without cache_dir, or when it could not be opened
+	 * (cache_off then says why: the node runs proxy-only). */
 	struct cache_store *store;
+	char cache_off[CACHE_WHY_LEN + 64];
 	struct edge_variant_ctx *variant; /* codings (edge_variant.c) */
 	struct edge_purged *purged;       /* edge_purged.c */
 	struct edge_tls *tls;             /* NULL without listen_tls */
@@ -269,9 +271,16 @@ void edge_cache_on_done(struct proxy_txn *pt, enum origin_err e);
 /* The Cache-Status of an error the proxy answers itself. */
 void edge_cache_error_field(struct proxy_txn *pt, struct cdn_strbuf *out);
 void edge_cache_txn_free(struct proxy_txn *pt);
-/* Open the store and build the policy from the config; CDN_EIO if the
- * cache directory cannot be opened. */
+/* Open the store (moving a damaged one aside) and build the policy from
+ * the config.  A cache that cannot be opened is no failure: the node runs
+ * proxy-only (edge_cache_state). */
 int edge_cache_init(struct edge *e) CDN_WUR;
+/*
+ * The cache's state for /healthz, /stats and the dashboard: "ok", "off"
+ * (no cache_dir) or "disabled (<why>)" (proxy-only: not opened, or found
+ * damaged while running).  Writes a NUL-terminated string to <buf>.
+ */
+void edge_cache_state(struct edge *e, char *buf, size_t cap);
 void edge_cache_fini(struct edge *e);
 
 /* The stored object <o> as the answer, with pt->cache_status (not

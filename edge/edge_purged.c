@@ -317,6 +317,14 @@ edge_purged_init(struct edge *e)
 	}
 	if (check_access(c) != CDN_OK)
 		return CDN_EINVAL;
+	/* Purges would be acknowledged against files no one serves, which a
+	 * later start could serve again: refuse them (connection refused). */
+	if (e->store == NULL) {
+		CDN_LOG(CDN_LOG_ERR, "purge",
+		    "purge API not started: the cache is disabled (%s)",
+		    e->cache_off);
+		return CDN_OK;
+	}
 	p->exe = purged_path();
 	if (p->exe == NULL || access(p->exe, X_OK) != 0) {
 		CDN_LOG(CDN_LOG_ERR, "purge",

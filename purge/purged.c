@@ -126,6 +126,7 @@ main(int argc, char **argv)
 	unsigned ndrop = 0, nkeep = 0, nallow = 0;
 	struct http_server_limits lim;
 	struct cache_store_conf sc;
+	struct cache_open_err oerr;
 	struct purged d;
 	enum cdn_log_level level = CDN_LOG_INFO;
 	char audit_default[4096];
@@ -255,9 +256,20 @@ main(int argc, char **argv)
 	sc.max_object_bytes = 0;
 	sc.high_water_pct = 90;
 	sc.low_water_pct = 80;
-	d.api.store = cache_store_open(&sc);
-	if (d.api.store == NULL)
+	d.api.store = cache_store_open_diag(&sc, &oerr);
+	if (d.api.store == NULL) {
+		/* edged moves a damaged cache aside when it starts (it waits
+		 * for this process to close it): never two movers. */
+		CDN_LOG(CDN_LOG_ERR, "purge",
+		    "cache %s %s (%s): not starting%s", dir,
+		    oerr.kind == CACHE_OPEN_DAMAGED ? "is damaged"
+		                                    : "cannot be opened",
+		    oerr.why,
+		    oerr.kind == CACHE_OPEN_DAMAGED
+		        ? "; edged moves it aside at its next start"
+		        : "");
 		goto out_audit;
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
