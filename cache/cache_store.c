@@ -1586,7 +1586,16 @@ purge_seq_get(struct cache_store *s, MDB_txn *txn, uint64_t *seq)
 	return rc;
 }
 
-/* At open: every rule, and the seq they are current to. */
+/* A purge record's kind byte, read from disk: one cache_rules_add takes. */
+static int
+purge_kind_known(uint8_t k)
+{
+	return k == CACHE_PURGE_URL || k == CACHE_PURGE_TAG ||
+	    k == CACHE_PURGE_PREFIX;
+}
+
+/* At open: every rule, and the seq they are current to.  MDB_CORRUPTED
+ * for a rule it cannot read (the store is then damaged). */
 static int
 rules_load_all(struct cache_store *s, MDB_txn *txn)
 {
@@ -1609,6 +1618,10 @@ rules_load_all(struct cache_store *s, MDB_txn *txn)
 		if (k.mv_size < 2 || v.mv_size != 16 ||
 		    k.mv_size - 1 > CACHE_TAGS_CAP)
 			continue;
+		if (!purge_kind_known(kp[0])) {
+			rc = MDB_CORRUPTED; /* a purge we cannot read */
+			break;
+		}
 		cache_rules_add(s->rules, kp[0], kp + 1, k.mv_size - 1,
 		    get_le64(v.mv_data), get_le64((uint8_t *)v.mv_data + 8));
 	}
@@ -1618,7 +1631,9 @@ rules_load_all(struct cache_store *s, MDB_txn *txn)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Read the purge log past s->rules_seq into s->rules.  Under reload_mtx. */
+/* Read the purge log past s->rules_seq into s->rules.  Under reload_mtx.
+ * A record it cannot read marks the store damaged: skipping it would
+ * serve what that purge removed. */
 static void
 rules_load_log(struct cache_store *s)
 {
@@ -1651,6 +1666,10 @@ rules_load_log(struct cache_store *s)
 		at = get_be64(k.mv_data);
 		if (at > seq)
 			break;
+		if (!purge_kind_known(vp[0])) {
+			rc = MDB_CORRUPTED; /* a purge we cannot read */
+			break;
+		}
 		cache_rules_add(
 		    s->rules, vp[0], vp + 2, v.mv_size - 2, vp[1] ? 0 : at, at);
 	}

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,99 @@ test_store(void)
 	cache_store_close(&s);
 }
 
+/*
+ * In a child (LMDB allows one environment handle per process), rewrite
+ * the kind byte of the first record of database <db> in the store in
+ * <dir>: the first byte of the key (<in_key>) or of the value.  1 if done.
+ */
+static int
+scribble_kind(const char *dir, const char *db, int in_key)
+{
+	int status;
+	pid_t pid = fork();
+
+	CDN_ASSERT(pid != -1);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_cursor *cur;
+		MDB_dbi dbi;
+		MDB_val k, v;
+		unsigned char kb[512], vb[512];
+
+		if (mdb_env_create(&env) != 0 ||
+		    mdb_env_set_maxdbs(env, 16) != 0 ||
+		    mdb_env_set_mapsize(env, 64u << 20) != 0 ||
+		    mdb_env_open(env, dir, 0, 0644) != 0 ||
+		    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, db, 0, &dbi) != 0 ||
+		    mdb_cursor_open(txn, dbi, &cur) != 0)
+			_exit(1);
+		if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) != 0 ||
+		    k.mv_size > sizeof(kb) || v.mv_size > sizeof(vb))
+			_exit(1);
+		memcpy(kb, k.mv_data, k.mv_size);
+		memcpy(vb, v.mv_data, v.mv_size);
+		(in_key ? kb : vb)[0] = 'x';
+		k.mv_data = kb;
+		v.mv_data = vb;
+		if (mdb_cursor_del(cur, 0) != 0 ||
+		    mdb_put(txn, dbi, &k, &v, 0) != 0)
+			_exit(1);
+		_exit(mdb_txn_commit(txn) == 0 ? 0 : 1);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A purge record whose kind byte is damaged never aborts the node: at
+ * open the store is damaged (moved aside by edged), and one read while
+ * running stops the store's use, so what the purge removed is never
+ * served. */
+static void
+test_unreadable_purge_records(void)
+{
+	struct cache_store_conf c;
+	struct cache_open_err err;
+	struct cache_store_stats st;
+	struct cache_purge_item it;
+	struct cache_store *s;
+	char dir[128];
+	uint64_t seq = 0;
+
+	snprintf(dir, sizeof(dir), "%s/badrule", root);
+	s = open_store(dir, 64u << 20);
+	item(&it, CACHE_PURGE_TAG, "sport");
+	ok(s != NULL && cache_store_purge(s, &it, 1, 0, 0, &seq) == CDN_OK,
+	    "a tag purge makes a rule");
+	cache_store_close(&s);
+	ok(scribble_kind(dir, CACHE_DB_PRULES, 1), "its kind byte damaged");
+	memset(&c, 0, sizeof(c));
+	c.dir = dir;
+	c.disk_bytes = 64u << 20;
+	c.high_water_pct = 90;
+	c.low_water_pct = 80;
+	memset(&err, 0, sizeof(err));
+	s = cache_store_open_diag(&c, &err);
+	ok(s == NULL, "the store does not open on a rule it cannot read");
+	is_int(err.kind, CACHE_OPEN_DAMAGED, "as damaged, to be moved aside");
+	cache_store_close(&s);
+
+	snprintf(dir, sizeof(dir), "%s/badlog", root);
+	s = open_store(dir, 64u << 20);
+	ok(s != NULL, "another store");
+	item(&it, CACHE_PURGE_TAG, "news");
+	ok(purge_child(dir, &it, 1, 0, 0, &seq) == CDN_OK,
+	    "another process purges a tag");
+	ok(scribble_kind(dir, CACHE_DB_PLOG, 0),
+	    "its purge log record damaged before we read it");
+	ok(lookup(s, "h/any", 0, NULL) != CDN_OK,
+	    "a lookup reads the log and serves nothing");
+	cache_store_stats(s, &st);
+	ok(st.damaged, "the store is damaged, not used");
+	cache_store_close(&s);
+}
+
 int
 main(void)
 {
@@ -403,6 +497,7 @@ main(void)
 	test_tags();
 	test_rules();
 	test_store();
+	test_unreadable_purge_records();
 	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return done_testing();
 }
