@@ -636,6 +636,8 @@ on_log(struct http_txn *txn, void *arg)
 		EDGE_COUNTER_INC(w, bad_requests);
 
 	if (w->alog != NULL) {
+		if (pt != NULL)
+			edge_cache_log_status(pt);
 		cdn_log_timestamp(ts, sizeof(ts));
 		if (pt != NULL && pt->used_origin)
 			snprintf(origin, sizeof(origin), "%llu %s",
