@@ -515,7 +515,7 @@ waiter_failed(struct fill_waiter *fw, enum origin_err err, int err_status)
 	pt->origin_err = err;
 	if (err_status != 0)
 		edge_proxy_respond_error(pt, pt->txn, err_status);
-	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
+	else if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
 		edge_proxy_respond_error(pt, pt->txn, 504);
 	else if (err == ORIGIN_ENOHEALTHY)
