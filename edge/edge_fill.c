@@ -638,6 +638,7 @@ waiter_run(struct fill_waiter *fw)
 		}
 		waiter_send_head(fw);
 		if (req->method == HTTP_M_HEAD) {
+			pt->not_stored = "pending"; /* the fetch goes on */
 			waiter_detach(fw);
 			http_txn_finish(pt->txn);
 			return;

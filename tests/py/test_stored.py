@@ -10,7 +10,9 @@ why in a detail (docs/metrics.md "What stored means").
 
 An origin that resets in the middle of a body: the client's head said
 stored, the log does not, and the next request is a miss again, for a
-shared fetch and for one a client makes alone.  A disk whose writes fail
+shared fetch and for one a client makes alone.  A HEAD miss, answered
+from a shared fetch when its head comes, logs "pending": the GETs after
+it find the object stored.  A disk whose writes fail
 (here: a file-size limit on edged, so LMDB's writes come back short): once
 the writer has seen the failure, neither the head nor the log says stored,
 the failure is logged once with what it means and then summed up at most
@@ -126,6 +128,25 @@ def test_complete_response_is_logged_stored():
         r = e.request("GET", path)
         et.ok(r.header("cache-status").startswith("edged; hit"),
               "and it was: %s" % r.header("cache-status"))
+
+
+def test_head_miss_says_pending():
+    # A HEAD miss fills the cache through a shared GET; its own line is
+    # written when its head is sent, before the body has arrived.
+    with et.Origin() as o, \
+            et.Edge(o.url, "--cache-dir",
+                    os.path.join(et.mktemp("cache"), "c")) as e:
+        path = "/obj/head?size=300000&ttl=300"
+        r = e.request("HEAD", path)
+        et.ok(r.header("cache-status").endswith("; stored"),
+              r.header("cache-status"))
+        line = et.wait_for(lambda: [l for l in e.access_log_lines()
+                                    if '"HEAD %s ' % path in l], 5.0)[0]
+        et.ok('"fwd=uri-miss; detail=pending"' in line,
+              "the outcome is not known yet: %r" % line)
+        et.wait_for(lambda: e.request("GET", path).header("cache-status")
+                    .startswith("edged; hit"), 5.0, 0.1, "then a hit")
+        et.eq(o.count(path.split("?")[0]), 1, "one origin request")
 
 
 def store_lines(e):
