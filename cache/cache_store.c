@@ -212,9 +212,10 @@ struct cache_store {
 	uint64_t used_bytes;
 	int dirty;
 	uint64_t last_env_sync_ms;
-	struct cdn_ratelog wfail; /* the episode of failing writes */
-	int sync_failed;          /* the last mdb_env_sync failed */
-	int batch_failed;         /* a write failed for the current batch */
+	struct cdn_ratelog wfail;  /* the episode of failing writes */
+	struct cdn_ratelog rmlost; /* ... and of removals it dropped */
+	int sync_failed;           /* the last mdb_env_sync failed */
+	int batch_failed;          /* a write failed for the current batch */
 
 	_Atomic int w_fault; /* enum store_fault; any thread reads it */
 
@@ -1145,6 +1146,11 @@ write_ok(struct cache_store *s, int synced)
 		    "disk writes succeed again, after %" PRIu64
 		    " failed writes in %" PRIu64 " s",
 		    r.count, r.elapsed_ms / 1000);
+	if (cdn_ratelog_clear(&s->rmlost, cdn_now_ms(), &r) == CDN_RATELOG_END)
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "%" PRIu64 " removals were not persisted while writes "
+		    "failed: those keys may be served again after a restart",
+		    r.count);
 }
 
 /*
@@ -1291,18 +1297,38 @@ msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 /*
  * Give up on <m>.  A dropped removal keeps its memory tombstone (it is
  * never unmarked), so memory never serves the key again in this process
- * while LMDB may still hold it: the error is logged.
+ * while LMDB may still hold it: the error is logged, the first at once and
+ * then a count at most every W_FAULT_LOG_MS (each removal of a failing
+ * episode is dropped).
  */
 static void
 msg_drop(struct cache_store *s, struct wmsg *m, int rc)
 {
+	struct cdn_ratelog_report r;
+
 	m->is_dropped = 1;
 	if (m->kind == W_PUT) {
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
-	} else if (m->kind == W_REMOVE || m->kind == W_DELETE) {
+		return;
+	}
+	if (m->kind != W_REMOVE && m->kind != W_DELETE)
+		return;
+	switch (
+	    cdn_ratelog_hit(&s->rmlost, 1, cdn_now_ms(), W_FAULT_LOG_MS, &r)) {
+	case CDN_RATELOG_BEGIN:
 		CDN_LOG(CDN_LOG_ERR, "cache", "removal not persisted: %s",
 		    mdb_strerror(rc));
+		break;
+	case CDN_RATELOG_REPEAT:
+		CDN_LOG(CDN_LOG_ERR, "cache",
+		    "removals not persisted: %" PRIu64
+		    " since it began %" PRIu64 " s ago (%" PRIu64
+		    " since the last line)",
+		    r.count, r.elapsed_ms / 1000, r.repeats);
+		break;
+	default:
+		break;
 	}
 }
 
