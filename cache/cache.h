@@ -614,10 +614,22 @@ int cache_store_get_vary(struct cache_store *s,
 /*
  * Store <o> (the caller keeps its own reference): it enters the memory
  * tier at once and is written to LMDB by the writer thread in a batched
- * transaction.  Never blocks on disk; if the queue is full or the map is
- * full, the object is simply not persisted (counted).
+ * transaction.  Never blocks on disk.  Returns CDN_OK when the store took
+ * it: queued for LMDB (the writer may still drop it if the map stays full,
+ * counted in put_drops), or held in memory when too large for the disk;
+ * CDN_ELIMIT when it did not (too large, queue full, closing: counted, and
+ * at most a memory copy remains); CDN_EIO when it was queued but the disk
+ * writes are failing (cache_store_failing()), so it lives in memory only
+ * until they succeed again, if at all.
  */
-void cache_store_put(struct cache_store *s, struct cache_obj *o);
+int cache_store_put(struct cache_store *s, struct cache_obj *o);
+/*
+ * Why the store's disk writes fail ("disk full", "read-only file system",
+ * "I/O error"...: a static string), or NULL while they succeed.  Set by
+ * the writer thread at a failed write, cleared by the next batch it
+ * commits and syncs cleanly.  Any thread; one relaxed load.
+ */
+const char *cache_store_failing(struct cache_store *s);
 
 /* Remove every variant of a primary key from both tiers (queued for LMDB,
  * immediate in memory). */

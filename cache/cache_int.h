@@ -51,8 +51,9 @@ int cache_mem_get(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
  * Insert a newly stored object (takes its own reference), replacing any
  * entry for the same (key, variant); an object too large to be admitted
  * still removes the old entry.  Updates the key's Vary rule to o->vary.
+ * Returns 1 if the tier now holds <o> (admitted, or pinned), else 0.
  */
-void cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin);
+int cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin);
 /* With <pin>, an object too large to admit is kept anyway (never evicted)
  * until cache_mem_unpin(): the writer thread calls it once it has written
  * (or dropped) the object, which LMDB then serves. */

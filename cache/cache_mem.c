@@ -588,12 +588,13 @@ obj_entry_insert(struct mem_shard *sh, struct cache_obj *o, size_t footprint,
 	entry_insert(sh, e, gravep);
 }
 
-void
+int
 cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 {
 	struct mem_shard *sh;
 	struct mem_entry *e, *grave = NULL;
 	size_t fp;
+	int held = 1;
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
@@ -609,10 +610,13 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 	else if (pin)
 		obj_entry_insert(
 		    sh, o, sizeof(*e) + MEM_MALLOC_OVERHEAD, 1, &grave);
+	else
+		held = 0;
 	vary_set_locked(
 	    sh, o->key, o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
+	return held;
 }
 
 void

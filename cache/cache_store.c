@@ -94,7 +94,9 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -102,6 +104,7 @@
 #include "cache/cache.h"
 #include "cache/cache_int.h"
 #include "common/cdn_log.h"
+#include "common/cdn_ratelog.h"
 
 #define CACHE_STORE_MAGIC 0x71c0d5b2u
 
@@ -126,6 +129,39 @@
 #define SQUEEZE_PCT        10   /* extra eviction after MAP_FULL */
 #define DISK_OBJECT_DIV    8    /* largest persisted: disk_bytes / 8 */
 #define MSG_OVERHEAD       256  /* queue bytes charged per object */
+#define W_FAULT_LOG_MS     5000 /* between two lines of one failing episode */
+#define FAULT_FREE_SLACK   (UINT64_C(1) << 20) /* see fault_of() */
+
+/*
+ * Why the writer's disk writes fail, as the log and cache_store_failing()
+ * say it.  The writer sets s->w_fault at a failed write and clears it at
+ * the next batch that commits (and syncs).
+ */
+enum store_fault {
+	FAULT_NONE = 0,
+	FAULT_DISK_FULL,
+	FAULT_READ_ONLY,
+	FAULT_FILE_LIMIT,
+	FAULT_QUOTA,
+	FAULT_NOMEM,
+	FAULT_MAP_FULL,
+	FAULT_IO,
+	FAULT_OTHER,
+};
+
+static const char *const fault_meaning[] = {
+    [FAULT_NONE] = NULL,
+    [FAULT_DISK_FULL] = "disk full",
+    [FAULT_READ_ONLY] = "read-only file system",
+    [FAULT_FILE_LIMIT] = "file size limit (RLIMIT_FSIZE) reached",
+    [FAULT_QUOTA] = "disk quota exceeded",
+    [FAULT_NOMEM] = "out of memory",
+    [FAULT_MAP_FULL] = "cache_size reached and eviction failed",
+    [FAULT_IO] = "I/O error",
+    [FAULT_OTHER] = "write error",
+};
+_Static_assert(CDN_ARRAY_LEN(fault_meaning) == FAULT_OTHER + 1,
+    "a meaning for every store_fault");
 
 enum wmsg_kind {
 	W_PUT = 1,
@@ -188,6 +224,12 @@ struct cache_store {
 	uint64_t used_bytes;
 	int dirty;
 	uint64_t last_env_sync_ms;
+	struct cdn_ratelog wfail;  /* the episode of failing writes */
+	struct cdn_ratelog rmlost; /* ... and of removals it dropped */
+	int sync_failed;           /* the last mdb_env_sync failed */
+	int batch_failed;          /* a write failed for the current batch */
+
+	_Atomic int w_fault; /* enum store_fault; any thread reads it */
 
 	_Atomic uint64_t st_objects, st_bytes, st_puts, st_put_drops,
 	    st_evictions, st_map_full, st_corrupt, st_io;
@@ -1058,6 +1100,116 @@ is_full(int rc)
 }
 
 /*
+ * What the failed write <rc> means.  LMDB reports a short write (what a
+ * full disk or a file-size limit gives) as EIO, so the file system and the
+ * limit are asked too: a failed write with less than <need> bytes plus
+ * FAULT_FREE_SLACK free is a full disk.
+ */
+static enum store_fault
+fault_of(struct cache_store *s, int rc, uint64_t need)
+{
+	struct statvfs sv;
+	struct rlimit lim;
+	struct stat st;
+	uint64_t avail;
+	int fd;
+
+	switch (rc) {
+	case ENOSPC:
+		return FAULT_DISK_FULL;
+	case EROFS:
+		return FAULT_READ_ONLY;
+	case EFBIG:
+		return FAULT_FILE_LIMIT;
+	case EDQUOT:
+		return FAULT_QUOTA;
+	case ENOMEM:
+		return FAULT_NOMEM;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return FAULT_MAP_FULL;
+	}
+	if (statvfs(s->dir, &sv) == 0) {
+		if (sv.f_flag & ST_RDONLY)
+			return FAULT_READ_ONLY;
+		/* root may write into the blocks reserved for it */
+		avail = (uint64_t)(geteuid() == 0 ? sv.f_bfree : sv.f_bavail) *
+		    sv.f_frsize;
+		if (avail < need + FAULT_FREE_SLACK)
+			return FAULT_DISK_FULL;
+	}
+	if (getrlimit(RLIMIT_FSIZE, &lim) == 0 &&
+	    lim.rlim_cur != RLIM_INFINITY && mdb_env_get_fd(s->env, &fd) == 0 &&
+	    fstat(fd, &st) == 0 &&
+	    (uint64_t)st.st_size + need + s->psize > (uint64_t)lim.rlim_cur)
+		return FAULT_FILE_LIMIT;
+	return rc == EIO ? FAULT_IO : FAULT_OTHER;
+}
+
+/*
+ * A write of the writer failed with <rc> (<need>: bytes it was writing, if
+ * known).  From now on cache_store_failing() says why, and the log says it
+ * once, then at most every W_FAULT_LOG_MS how often since, not once per
+ * batch (a full disk fails every batch until space is freed).
+ */
+static void
+write_failed(struct cache_store *s, const char *what, int rc, uint64_t need)
+{
+	struct cdn_ratelog_report r;
+	enum store_fault f = fault_of(s, rc, need);
+
+	lmdb_check(s, rc); /* a damaged file: the store stops being used */
+	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	atomic_store_explicit(&s->w_fault, (int)f, memory_order_relaxed);
+	s->batch_failed = 1;
+	switch (cdn_ratelog_hit(
+	    &s->wfail, (int)f, cdn_now_ms(), W_FAULT_LOG_MS, &r)) {
+	case CDN_RATELOG_BEGIN:
+		CDN_LOG(CDN_LOG_ERR, "cache",
+		    "disk writes failing: %s (%s: %s); responses are not "
+		    "stored on disk until writes succeed again",
+		    fault_meaning[f], what, mdb_strerror(rc));
+		break;
+	case CDN_RATELOG_REPEAT:
+		CDN_LOG(CDN_LOG_ERR, "cache",
+		    "disk writes still failing: %s: %" PRIu64
+		    " failed writes since it began %" PRIu64 " s ago (%" PRIu64
+		    " since the last line)",
+		    fault_meaning[f], r.count, r.elapsed_ms / 1000, r.repeats);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * The writer committed a batch, or <synced> its commits: writes work again
+ * unless a write failed on the way (even the eviction before the batch:
+ * one success between failures is no recovery) or the last sync did.
+ */
+static void
+write_ok(struct cache_store *s, int synced)
+{
+	struct cdn_ratelog_report r;
+
+	if (synced)
+		s->sync_failed = 0;
+	if (s->sync_failed || s->batch_failed)
+		return; /* not on the disk yet, or the last batch failed */
+	atomic_store_explicit(&s->w_fault, FAULT_NONE, memory_order_relaxed);
+	if (cdn_ratelog_clear(&s->wfail, cdn_now_ms(), &r) == CDN_RATELOG_END)
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "disk writes succeed again, after %" PRIu64
+		    " failed writes in %" PRIu64 " s",
+		    r.count, r.elapsed_ms / 1000);
+	if (cdn_ratelog_clear(&s->rmlost, cdn_now_ms(), &r) == CDN_RATELOG_END)
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "%" PRIu64 " removals were not persisted while writes "
+		    "failed: those keys may be served again after a restart",
+		    r.count);
+}
+
+/*
  * Evict the oldest objects until used bytes are <= target, in
  * transactions of at most EVICT_TXN_MAX objects.
  */
@@ -1132,9 +1284,7 @@ evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
 	}
 	return;
 fail:
-	lmdb_check(s, rc);
-	CDN_LOG(CDN_LOG_ERR, "cache", "eviction: %s", mdb_strerror(rc));
-	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	write_failed(s, "eviction", rc, 0);
 	txn_abort(s, &txn);
 }
 
@@ -1203,18 +1353,38 @@ msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 /*
  * Give up on <m>.  A dropped removal keeps its memory tombstone (it is
  * never unmarked), so memory never serves the key again in this process
- * while LMDB may still hold it: the error is logged.
+ * while LMDB may still hold it: the error is logged, the first at once and
+ * then a count at most every W_FAULT_LOG_MS (each removal of a failing
+ * episode is dropped).
  */
 static void
 msg_drop(struct cache_store *s, struct wmsg *m, int rc)
 {
+	struct cdn_ratelog_report r;
+
 	m->is_dropped = 1;
 	if (m->kind == W_PUT) {
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
-	} else if (m->kind == W_REMOVE || m->kind == W_DELETE) {
+		return;
+	}
+	if (m->kind != W_REMOVE && m->kind != W_DELETE)
+		return;
+	switch (
+	    cdn_ratelog_hit(&s->rmlost, 1, cdn_now_ms(), W_FAULT_LOG_MS, &r)) {
+	case CDN_RATELOG_BEGIN:
 		CDN_LOG(CDN_LOG_ERR, "cache", "removal not persisted: %s",
 		    mdb_strerror(rc));
+		break;
+	case CDN_RATELOG_REPEAT:
+		CDN_LOG(CDN_LOG_ERR, "cache",
+		    "removals not persisted: %" PRIu64
+		    " since it began %" PRIu64 " s ago (%" PRIu64
+		    " since the last line)",
+		    r.count, r.elapsed_ms / 1000, r.repeats);
+		break;
+	default:
+		break;
 	}
 }
 
@@ -1232,6 +1402,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 	size_t k, fail;
 	int rc, squeeze = 0, tries, commit_fails = 0;
 
+	s->batch_failed = 0;
 	for (tries = 0; tries < W_RETRIES; tries++) {
 		need = 0;
 		for (k = 0; k < n; k++) {
@@ -1241,8 +1412,12 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 		make_room(s, need, squeeze, v, n);
 		purge_refresh(s);
 		rc = txn_begin(s, 0, &txn);
-		if (rc != 0)
+		if (rc != 0) {
+			/* Logged and counted by txn_begin. */
+			atomic_store_explicit(&s->w_fault,
+			    (int)fault_of(s, rc, need), memory_order_relaxed);
 			break;
+		}
 		fail = n;
 		for (k = 0; k < n; k++) {
 			if (v[k]->is_dropped || v[k]->is_applied)
@@ -1265,6 +1440,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 						    &s->st_puts, 1,
 						    memory_order_relaxed);
 				}
+				write_ok(s, 0);
 				return;
 			}
 			commit_fails++;
@@ -1274,14 +1450,11 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 		if (rc == MDB_MAP_FULL)
 			atomic_fetch_add_explicit(
 			    &s->st_map_full, 1, memory_order_relaxed);
-		if (is_full(rc)) {
+		if (is_full(rc))
 			squeeze = 1;
-		} else {
-			CDN_LOG(CDN_LOG_ERR, "cache", "write: %s",
-			    mdb_strerror(rc));
-			atomic_fetch_add_explicit(
-			    &s->st_io, 1, memory_order_relaxed);
-		}
+		else
+			write_failed(
+			    s, fail < n ? "write" : "commit", rc, need);
 		if (fail < n) {
 			if (v[fail]->kind == W_PUT ||
 			    ++v[fail]->attempts >= W_MSG_TRIES)
@@ -1422,10 +1595,10 @@ writer_main(void *arg)
 			pthread_mutex_unlock(&s->qmtx);
 			rc = mdb_env_sync(s->env, 1);
 			if (rc != 0) {
-				CDN_LOG(CDN_LOG_ERR, "cache",
-				    "mdb_env_sync: %s", mdb_strerror(rc));
-				atomic_fetch_add_explicit(
-				    &s->st_io, 1, memory_order_relaxed);
+				s->sync_failed = 1;
+				write_failed(s, "mdb_env_sync", rc, 0);
+			} else {
+				write_ok(s, 1);
 			}
 			pthread_mutex_lock(&s->qmtx);
 			s->last_env_sync_ms = cdn_now_ms();
@@ -2796,10 +2969,11 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
  * Store <o>: into memory now, into LMDB through the writer.  The caller
  * keeps its reference; the store takes its own.  Objects larger than
  * max_object_bytes are not stored at all; larger than 1/8 of the disk
- * budget, or arriving while the queue is full, they stay in memory only.
- * Every such refusal counts in put_drops.
+ * budget, or arriving while the queue is full, they stay in memory only
+ * (if the memory tier admits them).  Every such refusal counts in
+ * put_drops.
  */
-void
+int
 cache_store_put(struct cache_store *s, struct cache_obj *o)
 {
 	struct wmsg *m;
@@ -2810,15 +2984,14 @@ cache_store_put(struct cache_store *s, struct cache_obj *o)
 	if (o->body_len > s->max_object_bytes || store_is_damaged(s)) {
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
-		return;
+		return CDN_ELIMIT;
 	}
 	bucket = now_bucket(s);
 	atomic_store_explicit(&o->lru_bucket, bucket, memory_order_relaxed);
 	if (o->body_len > s->max_disk_object) {
-		cache_mem_put(s->mem, o, 0);
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
-		return;
+		return cache_mem_put(s->mem, o, 0) ? CDN_OK : CDN_ELIMIT;
 	}
 	/* Pinned while queued, so that the next request finds it even when
 	 * it is too large for the memory tier (the writer unpins it). */
@@ -2833,7 +3006,17 @@ cache_store_put(struct cache_store *s, struct cache_obj *o)
 		cache_mem_unpin(s->mem, o);
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
+		return CDN_ELIMIT;
 	}
+	return cache_store_failing(s) != NULL ? CDN_EIO : CDN_OK;
+}
+
+const char *
+cache_store_failing(struct cache_store *s)
+{
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	return fault_meaning[atomic_load_explicit(
+	    &s->w_fault, memory_order_relaxed)];
 }
 
 /* Remove every variant of <key>: from memory now (with a tombstone until

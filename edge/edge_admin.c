@@ -730,8 +730,8 @@ metrics_origin(
 	    "server", srv, NULL);
 	prom_family(b, "edge_origin_errors_total", "counter",
 	    "Origin fetches that failed, by pool, server and kind (connect, "
-	    "connect_timeout, first_byte_timeout, idle_timeout, reset, "
-	    "protocol, internal, tls, no_healthy_server).");
+	    "connect_timeout, tls_timeout, first_byte_timeout, idle_timeout, "
+	    "reset, protocol, internal, tls, no_healthy_server).");
 	for (unsigned k = 1; k < ORIGIN_ERR_KINDS; k++)
 		prom_sample(b, "edge_origin_errors_total",
 		    u64s(n, sizeof(n), t->origin_err_kind[k]), "pool",
@@ -878,7 +878,7 @@ metrics_cache(struct cdn_strbuf *b, struct edge *e, const struct edge_totals *t)
 	    "Stored records that failed their checks (treated as misses).",
 	    st.corrupt);
 	prom_one(b, "edge_cache_io_errors_total", "counter",
-	    "LMDB failures other than a full map (each is logged).",
+	    "LMDB failures other than a full map (logged once per episode).",
 	    st.io_errors);
 	prom_family(b, "edge_purges_total", "counter",
 	    "Lookups that found an object purged, by type of purge.");

@@ -41,6 +41,16 @@ cache_name(const struct proxy_txn *pt)
 	return pt->w->edge->conf->via;
 }
 
+/* Append <s> to pt->cache_status if it fits whole. */
+static void
+cache_status_add(struct proxy_txn *pt, const char *s)
+{
+	size_t n = strlen(pt->cache_status), len = strlen(s);
+
+	if (n + len < sizeof(pt->cache_status))
+		memcpy(pt->cache_status + n, s, len + 1);
+}
+
 /* Host part of the key: the same choice the origin request makes. */
 static void
 key_host(const struct edge_site *site, const struct http_request *req,
@@ -783,11 +793,11 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 		return 0; /* no memory: the origin's 304 goes to the client */
 	EDGE_COUNTER_INC(w, cache_not_modified);
 	snprintf(pt->cache_status, sizeof(pt->cache_status),
-	    "fwd=stale; fwd-status=304%s", d.storable ? "; stored" : "");
+	    "fwd=stale; fwd-status=304%s",
+	    d.storable ? edge_cache_store_note(e) : "");
 	if (d.storable) {
-		cache_store_put(e->store, o);
-		edge_variant_stored(e, o);
-		EDGE_COUNTER_INC(w, cache_stores);
+		pt->not_stored = edge_cache_store(w, o);
+		pt->stored = pt->not_stored == NULL;
 	}
 	pt->served = 1;
 	edge_cache_send_stored(pt, o);
@@ -927,8 +937,8 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	    pt->key_url, pt->key_url_len, rf, nf, pt->decoding, pt->purge_gen,
 	    status, fields, len, pt->content_length, out, &d);
 	store = pt->fill != NULL;
-	if (store && strlen(pt->cache_status) + 8 < sizeof(pt->cache_status))
-		strcat(pt->cache_status, "; stored");
+	if (store)
+		cache_status_add(pt, edge_cache_store_note(e));
 	else if (!store && d.reason != NULL &&
 	    strlen(pt->cache_status) + strlen(d.reason) + 10 <
 	        sizeof(pt->cache_status) &&
@@ -952,8 +962,10 @@ edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len)
 	if (pt->fill->body_len + len > max) {
 		edge_variant_note_large(pt->w->edge, pt->key);
 		cache_obj_unref(&pt->fill); /* streams on, uncached */
+		pt->not_stored = "too-large";
 	} else if (cache_obj_append(pt->fill, data, len) != CDN_OK) {
 		cache_obj_unref(&pt->fill);
+		pt->not_stored = "no-memory";
 	}
 }
 
@@ -1003,13 +1015,47 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 	if (e == ORIGIN_OK &&
 	    (pt->content_length < 0 ||
 	        pt->fill->body_len == (uint64_t)pt->content_length)) {
-		cache_store_put(w->edge->store, pt->fill);
-		edge_variant_stored(w->edge, pt->fill);
-		EDGE_COUNTER_INC(w, cache_stores);
+		pt->not_stored = edge_cache_store(w, pt->fill);
+		pt->stored = pt->not_stored == NULL;
 		/* Cacheable again: the next misses may share a fetch. */
 		edge_inflight_clear_hfm(w->edge, pt->key);
 	}
 	cache_obj_unref(&pt->fill);
+}
+
+const char *
+edge_cache_store(struct edge_worker *w, struct cache_obj *o)
+{
+	int rc;
+
+	rc = cache_store_put(w->edge->store, o);
+	edge_variant_stored(w->edge, o);
+	EDGE_COUNTER_INC(w, cache_stores);
+	if (rc == CDN_OK)
+		return NULL;
+	return rc == CDN_EIO ? "store-failing" : "store-refused";
+}
+
+const char *
+edge_cache_store_note(struct edge *e)
+{
+	return cache_store_failing(e->store) != NULL ? "; detail=store-failing"
+	                                             : "; stored";
+}
+
+void
+edge_cache_log_status(struct proxy_txn *pt)
+{
+	char *p = strstr(pt->cache_status, "; stored");
+	char detail[48];
+
+	if (p == NULL || pt->stored)
+		return;
+	/* The head promised what the end did not keep: take it back. */
+	memmove(p, p + 8, strlen(p + 8) + 1);
+	snprintf(detail, sizeof(detail), "; detail=%s",
+	    pt->not_stored != NULL ? pt->not_stored : "incomplete");
+	cache_status_add(pt, detail);
 }
 
 void

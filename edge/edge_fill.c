@@ -104,6 +104,8 @@ struct edge_fill {
 	enum origin_err err;      /* FILL_FAILED */
 	int err_status;           /* FILL_FAILED by a 5xx head, else 0 */
 	uint64_t total;           /* FILL_DONE: body length */
+	int stored;               /* FILL_DONE: the store took it, healthy */
+	const char *not_stored;   /* why not (edge_cache_log_status) */
 	/* Owner thread only. */
 	struct fill_block *first, *tail;
 	uint64_t body_len;
@@ -513,7 +515,7 @@ waiter_failed(struct fill_waiter *fw, enum origin_err err, int err_status)
 	pt->origin_err = err;
 	if (err_status != 0)
 		edge_proxy_respond_error(pt, pt->txn, err_status);
-	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
+	else if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
 		edge_proxy_respond_error(pt, pt->txn, 504);
 	else if (err == ORIGIN_ENOHEALTHY)
@@ -619,6 +621,8 @@ waiter_run(struct fill_waiter *fw)
 			return;
 		}
 		waiter_status(fw, f->note);
+		pt->stored = (unsigned)f->stored;
+		pt->not_stored = f->not_stored;
 		waiter_detach(fw);
 		pt->served = 1;
 		edge_cache_send_stored(pt, o);
@@ -634,6 +638,7 @@ waiter_run(struct fill_waiter *fw)
 		}
 		waiter_send_head(fw);
 		if (req->method == HTTP_M_HEAD) {
+			pt->not_stored = "pending"; /* the fetch goes on */
 			waiter_detach(fw);
 			http_txn_finish(pt->txn);
 			return;
@@ -649,6 +654,8 @@ waiter_run(struct fill_waiter *fw)
 		return;
 	}
 	if (st == FILL_DONE && fw->sent == f->total) {
+		pt->stored = (unsigned)f->stored;
+		pt->not_stored = f->not_stored;
 		waiter_detach(fw);
 		http_txn_finish(pt->txn);
 	}
@@ -805,11 +812,10 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 		}
 		EDGE_COUNTER_INC(w, cache_not_modified);
 		snprintf(f->note, sizeof(f->note), "; fwd-status=304%s",
-		    d.storable ? "; stored" : "");
+		    d.storable ? edge_cache_store_note(e) : "");
 		if (d.storable) {
-			cache_store_put(e->store, merged);
-			edge_variant_stored(e, merged);
-			EDGE_COUNTER_INC(w, cache_stores);
+			f->not_stored = edge_cache_store(w, merged);
+			f->stored = f->not_stored == NULL;
 		}
 		f->result = merged;
 		f->total = 0;
@@ -855,7 +861,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	f->vary = cdn_strndup(f->obj->vary, f->obj->vary_len);
 	f->vary_len = f->obj->vary_len;
 	f->variant = f->obj->variant;
-	snprintf(f->note, sizeof(f->note), "; stored");
+	snprintf(f->note, sizeof(f->note), "%s", edge_cache_store_note(e));
 	cdn_sb_free(&out);
 	f->first = f->tail = block_new(f);
 	if (f->fields == NULL || f->vary == NULL || f->first == NULL) {
@@ -913,9 +919,10 @@ fill_complete(struct edge_fill *f, struct fill_block *last, size_t last_len)
 	struct edge_worker *w = f->owner;
 
 	if (f->obj != NULL && adopt_body(f, last, last_len) == CDN_OK) {
-		cache_store_put(f->edge->store, f->obj);
-		edge_variant_stored(f->edge, f->obj);
-		EDGE_COUNTER_INC(w, cache_stores);
+		f->not_stored = edge_cache_store(w, f->obj);
+		f->stored = f->not_stored == NULL;
+	} else if (f->obj != NULL) {
+		f->not_stored = "no-memory";
 	}
 	if (last != NULL)
 		atomic_store_explicit(
@@ -943,9 +950,11 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 	if (f->obj != NULL &&
 	    f->body_len + len > f->edge->conf->max_object_size) {
 		cache_obj_unref(&f->obj); /* will not be stored */
+		f->not_stored = "too-large";
 		fill_unpublish(f, 1);
 		pt = hand_over_midway(f, of);
 		if (pt != NULL) {
+			pt->not_stored = f->not_stored;
 			fill_end(f);
 			return edge_proxy_origin_ops.on_body(of, pt, data, len);
 		}

@@ -214,8 +214,11 @@ struct proxy_txn {
 	unsigned swr : 1; /* answer pt->stale, refresh in the background */
 	struct fill_waiter *waiter;  /* waiting on a shared fetch */
 	unsigned range_upstream : 1; /* Range goes to the origin (too large) */
-	unsigned decoding : 1; /* the identity copy is being decoded: do not
-	                        * replace the coded response with another */
+	unsigned decoding : 1;  /* the identity copy is being decoded: do not
+	                         * replace the coded response with another */
+	unsigned stored : 1;    /* the whole response went to a healthy store */
+	const char *not_stored; /* why not, if the head said "stored" (static,
+	                         * an access log detail; NULL: incomplete) */
 	uint8_t key[CACHE_HASH_LEN];
 	char *key_url;
 	size_t key_url_len;
@@ -268,6 +271,25 @@ void edge_cache_range_head(struct proxy_txn *pt, int *status,
 void edge_cache_client_write(
     struct proxy_txn *pt, const char *data, size_t len);
 void edge_cache_on_done(struct proxy_txn *pt, enum origin_err e);
+/*
+ * Hand the complete response <o> to the store (and its codings to the
+ * variant pool).  NULL if it was stored: the store took it and its disk
+ * writes are not failing; else why not, as a Cache-Status detail
+ * ("store-failing", "store-refused").
+ */
+const char *edge_cache_store(struct edge_worker *w, struct cache_obj *o);
+/*
+ * What a response head that is going to be stored says of it: "; stored",
+ * or "; detail=store-failing" while the store's disk writes fail.
+ */
+const char *edge_cache_store_note(struct edge *e);
+/*
+ * Before the access log line: the head's "stored" stands only if the
+ * response was (pt->stored); otherwise it is replaced by a detail saying
+ * why not (pt->not_stored, or "incomplete": the body had not all arrived
+ * when the transaction ended).
+ */
+void edge_cache_log_status(struct proxy_txn *pt);
 /* The Cache-Status of an error the proxy answers itself. */
 void edge_cache_error_field(struct proxy_txn *pt, struct cdn_strbuf *out);
 void edge_cache_txn_free(struct proxy_txn *pt);

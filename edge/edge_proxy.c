@@ -382,7 +382,7 @@ edge_count_origin_error(struct edge_worker *w, enum origin_err err)
 		return;
 	EDGE_COUNTER_INC(w, origin_errors);
 	EDGE_COUNTER_INC(w, origin_err_kind[err]);
-	if (err == ORIGIN_ETIMEOUT_CONNECT ||
+	if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE || err == ORIGIN_ETIMEOUT_IDLE)
 		EDGE_COUNTER_INC(w, origin_timeouts);
 }
@@ -538,7 +538,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	else if (edge_cache_serve_stale_on_error(
 	             pt, 0, origin_err_name(err), 1))
 		return; /* stale-if-error: pt is gone */
-	else if (err == ORIGIN_ETIMEOUT_CONNECT ||
+	else if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
 	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
 		edge_proxy_respond_error(pt, txn, 504);
 	else if (err == ORIGIN_ENOHEALTHY)
@@ -636,6 +636,8 @@ on_log(struct http_txn *txn, void *arg)
 		EDGE_COUNTER_INC(w, bad_requests);
 
 	if (w->alog != NULL) {
+		if (pt != NULL)
+			edge_cache_log_status(pt);
 		cdn_log_timestamp(ts, sizeof(ts));
 		if (pt != NULL && pt->used_origin)
 			snprintf(origin, sizeof(origin), "%llu %s",

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "common/cdn_log.h"
@@ -51,6 +52,9 @@ main(int argc, char **argv)
 		break;
 	}
 	cdn_log_level_now = (int)conf->log_level;
+	/* A file-size limit (ulimit -f) must fail the write that reaches it
+	 * (EFBIG: the store stops storing and says so), not kill the node. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (cdn_log_open(conf->error_log) != CDN_OK) {
 		conf_unref(&conf);
 		return 1;

@@ -20,13 +20,19 @@
 struct origin_multi;
 struct origin_fetch;
 
-/* Why a fetch failed: decides 502 vs 504, or a truncated client response. */
+/*
+ * Why a fetch failed: decides 502 vs 504, or a truncated client response.
+ * A timeout is named by the phase it hit, whichever clock ran out (the
+ * connect, first-byte, idle or total timeout), on a new connection or a
+ * reused one.
+ */
 enum origin_err {
 	ORIGIN_OK = 0,
 	ORIGIN_ECONNECT,            /* refused, unreachable, DNS: 502 */
-	ORIGIN_ETIMEOUT_CONNECT,    /* 504 */
-	ORIGIN_ETIMEOUT_FIRST_BYTE, /* 504 */
-	ORIGIN_ETIMEOUT_IDLE,       /* stalled inside the body */
+	ORIGIN_ETIMEOUT_CONNECT,    /* TCP connect: 504 */
+	ORIGIN_ETIMEOUT_TLS,        /* TLS handshake: 504 */
+	ORIGIN_ETIMEOUT_FIRST_BYTE, /* request sent, no response head: 504 */
+	ORIGIN_ETIMEOUT_IDLE,       /* inside the body (stalled, or total) */
 	ORIGIN_ERESET,              /* closed or reset: 502 or truncation */
 	ORIGIN_EPROTO,              /* malformed response: 502 */
 	ORIGIN_EINTERNAL,           /* our side (memory, curl setup): 502 */

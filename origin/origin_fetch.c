@@ -114,6 +114,7 @@ struct origin_fetch {
 	unsigned retryable : 1; /* idempotent, no body: may go elsewhere */
 	unsigned retried : 1;
 	unsigned counted : 1; /* origin_pool_conn_begin() was called */
+	unsigned is_tls : 1;  /* an https URL: a TLS handshake comes first */
 	struct origin_pool *pool;
 	int srv;      /* the pool's server of this attempt, or -1 */
 	char *target; /* with a pool: what follows the server's base */
@@ -126,6 +127,7 @@ static const char *const err_names[] = {
     [ORIGIN_OK] = "ok",
     [ORIGIN_ECONNECT] = "connect",
     [ORIGIN_ETIMEOUT_CONNECT] = "connect_timeout",
+    [ORIGIN_ETIMEOUT_TLS] = "tls_timeout",
     [ORIGIN_ETIMEOUT_FIRST_BYTE] = "first_byte_timeout",
     [ORIGIN_ETIMEOUT_IDLE] = "idle_timeout",
     [ORIGIN_ERESET] = "reset",
@@ -333,6 +335,7 @@ server_failed(const struct origin_fetch *f, enum origin_err e)
 	switch (e) {
 	case ORIGIN_ECONNECT:
 	case ORIGIN_ETIMEOUT_CONNECT:
+	case ORIGIN_ETIMEOUT_TLS:
 	case ORIGIN_ETIMEOUT_FIRST_BYTE:
 	case ORIGIN_ETLS:
 		return 1;
@@ -363,7 +366,9 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 	if (e == ORIGIN_OK || f->head_done || server_failed(f, e))
 		origin_pool_report(f->pool, (unsigned)f->srv,
 		    e != ORIGIN_OK && server_failed(f, e));
-	if ((e != ORIGIN_ECONNECT && e != ORIGIN_ETIMEOUT_CONNECT) ||
+	/* Before the request went out: safe to send elsewhere. */
+	if ((e != ORIGIN_ECONNECT && e != ORIGIN_ETIMEOUT_CONNECT &&
+	        e != ORIGIN_ETIMEOUT_TLS) ||
 	    !f->retryable || f->retried || f->head_done) {
 		fetch_end(f, e);
 		return;
@@ -394,13 +399,33 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 	fetch_arm_timer(f, f->to.first_byte_ms);
 }
 
-static int
-connect_done(struct origin_fetch *f)
+/*
+ * The phase a timeout hit.  curl says CURLE_OPERATION_TIMEDOUT for every
+ * phase, so its timings of the attempt tell: PRETRANSFER is set once the
+ * request goes out, on a new connection or a reused one, whereas a reused
+ * connection reads 0 for CONNECT, APPCONNECT and NUM_CONNECTS, as one
+ * still connecting does.  curl 7.88 also reads CONNECT 0 until the TLS
+ * handshake is over, but NUM_CONNECTS 1 from the TCP connect on.
+ */
+static enum origin_err
+timeout_phase(struct origin_fetch *f)
 {
-	curl_off_t t = 0;
+	curl_off_t pre = 0, conn = 0, app = 0;
+	long nconn = 0;
 
-	curl_easy_getinfo(f->easy, CURLINFO_CONNECT_TIME_T, &t);
-	return t > 0;
+	if (f->head_done)
+		return ORIGIN_ETIMEOUT_IDLE;
+	curl_easy_getinfo(f->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+	if (pre > 0)
+		return ORIGIN_ETIMEOUT_FIRST_BYTE;
+	curl_easy_getinfo(f->easy, CURLINFO_CONNECT_TIME_T, &conn);
+	curl_easy_getinfo(f->easy, CURLINFO_NUM_CONNECTS, &nconn);
+	if (conn == 0 && nconn == 0)
+		return ORIGIN_ETIMEOUT_CONNECT;
+	curl_easy_getinfo(f->easy, CURLINFO_APPCONNECT_TIME_T, &app);
+	if (f->is_tls && app == 0)
+		return ORIGIN_ETIMEOUT_TLS;
+	return ORIGIN_ETIMEOUT_FIRST_BYTE;
 }
 
 static enum origin_err
@@ -414,10 +439,7 @@ map_curl_error(struct origin_fetch *f, CURLcode rc)
 	case CURLE_COULDNT_RESOLVE_PROXY:
 		return ORIGIN_ECONNECT;
 	case CURLE_OPERATION_TIMEDOUT:
-		if (!connect_done(f))
-			return ORIGIN_ETIMEOUT_CONNECT;
-		return f->head_done ? ORIGIN_ETIMEOUT_IDLE
-		                    : ORIGIN_ETIMEOUT_FIRST_BYTE;
+		return timeout_phase(f);
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_BAD_CONTENT_ENCODING:
@@ -481,12 +503,7 @@ on_fetch_timer(evutil_socket_t fd, short what, void *arg)
 		fetch_end(f, f->timer_err); /* decided at the start */
 		return;
 	}
-	if (f->head_done)
-		e = ORIGIN_ETIMEOUT_IDLE;
-	else if (!connect_done(f))
-		e = ORIGIN_ETIMEOUT_CONNECT;
-	else
-		e = ORIGIN_ETIMEOUT_FIRST_BYTE;
+	e = timeout_phase(f);
 	CDN_LOG(
 	    CDN_LOG_INFO, "origin", "fetch timed out: %s", origin_err_name(e));
 	fetch_finish(f, e);
@@ -731,7 +748,8 @@ fetch_set_server(struct origin_fetch *f)
 		ct = curl_slist_append(NULL, to);
 	f->connect_to = ct;
 	curl_easy_setopt(f->easy, CURLOPT_CONNECT_TO, ct);
-	if (strncasecmp(base, "https:", 6) == 0)
+	f->is_tls = strncasecmp(base, "https:", 6) == 0;
+	if (f->is_tls)
 		fetch_set_tls(f->m, f->easy);
 	origin_pool_conn_begin(f->pool, (unsigned)f->srv);
 	f->counted = 1;
@@ -824,7 +842,8 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 			    curl_slist_append(NULL, req->connect_to);
 			curl_easy_setopt(e, CURLOPT_CONNECT_TO, f->connect_to);
 		}
-		if (strncasecmp(req->url, "https:", 6) == 0)
+		f->is_tls = strncasecmp(req->url, "https:", 6) == 0;
+		if (f->is_tls)
 			fetch_set_tls(m, e);
 	}
 	if (req->is_head) {
