@@ -14,32 +14,41 @@
 
 #define SB_DEFAULT_MAX (1024 * 1024)
 
-void
-cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len)
+/* Room for <extra> more bytes and the terminator, or the failed flag. */
+static int
+sb_reserve(struct cdn_strbuf *b, size_t extra)
 {
 	size_t cap, max = b->max != 0 ? b->max : SB_DEFAULT_MAX;
 	char *n;
 
 	if (b->failed)
-		return;
-	if (b->len + len + 1 > b->cap) {
-		if (b->len + len + 1 > max) {
-			b->failed = 1;
-			return;
-		}
-		cap = b->cap != 0 ? b->cap * 2 : 512;
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		if (cap > max)
-			cap = max;
-		n = realloc(b->p, cap);
-		if (n == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = n;
-		b->cap = cap;
+		return -1;
+	if (b->len + extra + 1 <= b->cap)
+		return 0;
+	if (b->len + extra + 1 > max) {
+		b->failed = 1;
+		return -1;
 	}
+	cap = b->cap != 0 ? b->cap * 2 : 512;
+	while (cap < b->len + extra + 1)
+		cap *= 2;
+	if (cap > max)
+		cap = max;
+	n = realloc(b->p, cap);
+	if (n == NULL) {
+		b->failed = 1;
+		return -1;
+	}
+	b->p = n;
+	b->cap = cap;
+	return 0;
+}
+
+void
+cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len)
+{
+	if (sb_reserve(b, len) != 0)
+		return;
 	memcpy(b->p + b->len, s, len);
 	b->len += len;
 	b->p[b->len] = '\0';
@@ -54,18 +63,29 @@ cdn_sb_str(struct cdn_strbuf *b, const char *s)
 void
 cdn_sb_printf(struct cdn_strbuf *b, const char *fmt, ...)
 {
-	char tmp[512];
+	size_t room;
 	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		b->failed = 1;
+	if (b->failed)
 		return;
+	/* Straight into the spare room; if it is too small, grow to the
+	 * length this told us and format again. */
+	room = b->p != NULL ? b->cap - b->len : 0;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p != NULL ? b->p + b->len : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n >= room && sb_reserve(b, (size_t)n) == 0) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
 	}
-	cdn_sb_add(b, tmp, (size_t)n);
+	if (n < 0)
+		b->failed = 1;
+	if (!b->failed)
+		b->len += (size_t)n;
+	if (b->p != NULL)
+		b->p[b->len] = '\0'; /* a failed piece leaves nothing */
 }
 
 void

@@ -17,6 +17,7 @@ struct cdn_strbuf {
 
 void cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len);
 void cdn_sb_str(struct cdn_strbuf *b, const char *s);
+/* Formatted: any length up to <max>, as cdn_sb_add. */
 void cdn_sb_printf(struct cdn_strbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cdn_sb_free(struct cdn_strbuf *b);
