@@ -642,8 +642,7 @@ uint64_t cache_store_stream_min(struct cache_store *s);
  * (too large, not larger than cache_store_stream_min, or closing).
  */
 struct cache_stream *cache_store_stream_begin(struct cache_store *s,
-    struct cache_obj *o, uint64_t body_len, void (*wake)(void *arg),
-    void *arg);
+    struct cache_obj *o, uint64_t body_len, void (*wake)(void *arg), void *arg);
 /* Replace the wake callback (NULL: none); once this returns, the old one
  * is not running and will not be called again. */
 void cache_stream_set_wake(
@@ -671,8 +670,8 @@ int cache_stream_state(struct cache_stream *st);
  * with.  CDN_OK, CDN_NOTFOUND (deleted or replaced since), CDN_EIO,
  * CDN_ENOMEM.
  */
-int cache_stream_read(struct cache_stream *st, uint32_t i,
-    unsigned char **outp, size_t *lenp) CDN_WUR;
+int cache_stream_read(struct cache_stream *st, uint32_t i, unsigned char **outp,
+    size_t *lenp) CDN_WUR;
 /* Give up a stream whose last chunk was not queued: its chunks are
  * deleted.  Nothing once the last chunk is queued. */
 void cache_stream_abort(struct cache_stream *st);

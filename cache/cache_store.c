@@ -117,9 +117,6 @@
 #define W_BATCH_MSGS       1024                 /* messages per transaction */
 #define W_BATCH_BYTES_MAX  (UINT64_C(64) << 20)
 #define W_BATCH_BYTES_MIN  (UINT64_C(256) << 10)
-/* Streamed chunks per transaction, at most: LMDB holds a transaction's
- * dirty pages in memory, and streaming is there to keep bodies out of it. */
-#define W_BATCH_CHUNK_BYTES (UINT64_C(2) << 20)
 #define W_LINGER_MS        20   /* wait this long to fill a batch */
 #define W_SYNC_INTERVAL_MS 5000 /* mdb_env_sync after commits */
 #define W_IDLE_MS          1000
@@ -129,6 +126,10 @@
 #define SQUEEZE_PCT        10   /* extra eviction after MAP_FULL */
 #define DISK_OBJECT_DIV    8    /* largest persisted: disk_bytes / 8 */
 #define MSG_OVERHEAD       256  /* queue bytes charged per object */
+
+/* Streamed chunks per transaction, at most: LMDB holds a transaction's
+ * dirty pages in memory, and streaming is there to keep bodies out of it. */
+#define W_BATCH_CHUNK_BYTES (UINT64_C(2) << 20)
 
 enum wmsg_kind {
 	W_PUT = 1,
@@ -197,7 +198,7 @@ struct wmsg {
 	size_t len;
 	void (*release)(void *arg);
 	void *rel_arg;
-	unsigned last : 1;      /* the record goes with this chunk */
+	unsigned last : 1;        /* the record goes with this chunk */
 	unsigned end_dropped : 1; /* the record was not written */
 };
 
@@ -1326,7 +1327,7 @@ msg_estimate(const struct cache_store *s, const struct wmsg *m)
 	o = m->st->obj;
 	return m->len + s->psize +
 	    (m->last ? o->url_len + o->fields_len + o->vary_len +
-	                  CACHE_REC_HDR_LEN + 2 * s->psize
+	                CACHE_REC_HDR_LEN + 2 * s->psize
 	             : 0);
 }
 
@@ -1349,7 +1350,8 @@ stream_committed(struct wmsg *m)
 	if (atomic_load_explicit(&st->state, memory_order_relaxed) !=
 	    STREAM_OPEN)
 		return;
-	atomic_store_explicit(&st->committed, m->chunk + 1, memory_order_release);
+	atomic_store_explicit(
+	    &st->committed, m->chunk + 1, memory_order_release);
 	if (m->last)
 		atomic_store_explicit(&st->state,
 		    m->end_dropped ? STREAM_FAILED : STREAM_STORED,
@@ -1514,7 +1516,8 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 			    &s->st_io, 1, memory_order_relaxed);
 		}
 		if (fail < n) {
-			if (v[fail]->kind == W_PUT || v[fail]->kind == W_CHUNK ||
+			if (v[fail]->kind == W_PUT ||
+			    v[fail]->kind == W_CHUNK ||
 			    ++v[fail]->attempts >= W_MSG_TRIES)
 				msg_drop(s, v[fail], rc);
 		} else if (commit_fails >= 2) {
@@ -1659,7 +1662,8 @@ writer_main(void *arg)
 				        batch[k]->kind == W_STREAM_ABORT ||
 				        atomic_load_explicit(
 				            &batch[k]->st->state,
-				            memory_order_relaxed) != STREAM_OPEN))
+				            memory_order_relaxed) !=
+				            STREAM_OPEN))
 					stream_unlist(s, batch[k]->st);
 				msg_free(&batch[k]);
 			}
@@ -3268,7 +3272,8 @@ cache_stream_chunk(struct cache_stream *st, const void *data, size_t len,
 	o = st->obj;
 	i = st->queued;
 	if (st->ended || i >= st->nchunks ||
-	    len != chunk_len(st->body_len, i) || (last != 0) != (i + 1 == st->nchunks) ||
+	    len != chunk_len(st->body_len, i) ||
+	    (last != 0) != (i + 1 == st->nchunks) ||
 	    atomic_load_explicit(&st->state, memory_order_relaxed) !=
 	        STREAM_OPEN) {
 		release(arg);
@@ -3320,8 +3325,8 @@ cache_stream_state(struct cache_stream *st)
 }
 
 int
-cache_stream_read(struct cache_stream *st, uint32_t i, unsigned char **outp,
-    size_t *lenp)
+cache_stream_read(
+    struct cache_stream *st, uint32_t i, unsigned char **outp, size_t *lenp)
 {
 	struct cache_store *s;
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];

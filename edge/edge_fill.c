@@ -64,7 +64,7 @@ struct fill_block {
 	size_t cap;        /* CACHE_CHUNK_SIZE, or what Content-Length left */
 	unsigned char *data;
 	atomic_uint refs;
-	uint32_t idx;          /* chunk number in the body */
+	uint32_t idx;           /* chunk number in the body */
 	struct edge_fill *fill; /* not a reference: each piece holds one */
 	int adopted;            /* data now belongs to fill->obj */
 };
@@ -73,7 +73,7 @@ struct fill_waiter {
 	struct fill_waiter *prev, *next; /* fill->waiters (fill->mu) */
 	struct edge_fill *fill;
 	struct proxy_txn *pt;
-	struct event *wake; /* on pt's worker */
+	struct event *wake;     /* on pt's worker */
 	struct fill_block *blk; /* a reference, or NULL between blocks */
 	uint32_t idx;           /* of blk, or the block to read next */
 	size_t off;             /* next byte of blk to send */
@@ -899,7 +899,8 @@ static int
 stream_backlog(struct edge_fill *f)
 {
 	return cache_stream_state(f->stream) == 0 &&
-	    f->pushed - cache_stream_committed(f->stream) >= FILL_STREAM_PENDING;
+	    f->pushed - cache_stream_committed(f->stream) >=
+	    FILL_STREAM_PENDING;
 }
 
 /*
@@ -953,8 +954,8 @@ stream_begin(struct edge_fill *f)
 		return;
 	f->stream_ev = event_new(f->owner->base, -1, 0, on_stream_ev, f);
 	CDN_ASSERT(f->stream_ev != NULL);
-	f->stream = cache_store_stream_begin(store, f->obj,
-	    (uint64_t)f->content_length, stream_wake, f);
+	f->stream = cache_store_stream_begin(
+	    store, f->obj, (uint64_t)f->content_length, stream_wake, f);
 	if (f->stream == NULL) {
 		event_free(f->stream_ev);
 		f->stream_ev = NULL;
