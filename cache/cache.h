@@ -631,6 +631,64 @@ int cache_store_put(struct cache_store *s, struct cache_obj *o);
  */
 const char *cache_store_failing(struct cache_store *s);
 
+/*
+ * A body written to LMDB as it arrives (a shared fill of a large object),
+ * so that nobody has to keep it whole in memory.  Its chunks go to the
+ * writer thread one by one; the object's record is written with the last
+ * one, so nothing is visible before the whole body is on disk (a previous
+ * object of the same key and variant is deleted with the first chunk).
+ * Until then the chunks committed so far can be read back through the
+ * stream.  The stream is refcounted: the caller holds one reference, the
+ * writer one per queued chunk.
+ */
+struct cache_stream;
+
+/* Smallest body worth streaming: anything smaller the memory tier would
+ * keep whole anyway. */
+uint64_t cache_store_stream_min(struct cache_store *s);
+/*
+ * Start streaming the body of <o> (not shared yet; its metadata only),
+ * <body_len> bytes long.  <wake>(arg) is called from the writer thread
+ * each time chunks commit or the stream ends (see cache_stream_set_wake).
+ * Returns one reference, or NULL if the object may not be stored on disk
+ * (too large, not larger than cache_store_stream_min, or closing).
+ */
+struct cache_stream *cache_store_stream_begin(struct cache_store *s,
+    struct cache_obj *o, uint64_t body_len, void (*wake)(void *arg), void *arg);
+/* Replace the wake callback (NULL: none); once this returns, the old one
+ * is not running and will not be called again. */
+void cache_stream_set_wake(
+    struct cache_stream *st, void (*wake)(void *arg), void *arg);
+/*
+ * Queue the next chunk: <len> bytes at <data>, CACHE_CHUNK_SIZE but for
+ * the last.  <data> stays the caller's and must live until <release>(arg)
+ * is called (from the writer thread, once written or dropped).  With
+ * <last>, the object's record follows in the same transaction: then <o>,
+ * the object given to begin, gets body_len and nchunks (its chunks stay
+ * NULL), and its memory-tier entry and Vary rule are replaced now.
+ * Returns CDN_OK, or CDN_EINVAL when the stream has failed or ended
+ * (<release> is then called at once).
+ */
+int cache_stream_chunk(struct cache_stream *st, const void *data, size_t len,
+    int last, void (*release)(void *arg), void *arg) CDN_WUR;
+/* Chunks [0, n) are committed: readable with cache_stream_read. */
+uint32_t cache_stream_committed(struct cache_stream *st);
+/* 0 while chunks are still going in, 1 once the object's record has
+ * committed, -1 if the stream failed or its object was not stored. */
+int cache_stream_state(struct cache_stream *st);
+/*
+ * A copy of committed chunk <i> (malloc'd, the caller frees it) in *outp
+ * and its length in *lenp, checked against the checksum it was written
+ * with.  CDN_OK, CDN_NOTFOUND (deleted or replaced since), CDN_EIO,
+ * CDN_ENOMEM.
+ */
+int cache_stream_read(struct cache_stream *st, uint32_t i, unsigned char **outp,
+    size_t *lenp) CDN_WUR;
+/* Give up a stream whose last chunk was not queued: its chunks are
+ * deleted.  Nothing once the last chunk is queued. */
+void cache_stream_abort(struct cache_stream *st);
+void cache_stream_unref(struct cache_stream **stp);
+
 /* Remove every variant of a primary key from both tiers (queued for LMDB,
  * immediate in memory). */
 void cache_store_remove(

@@ -35,6 +35,8 @@ struct cache_mem;
 struct cache_mem *cache_mem_new(uint64_t budget_bytes, unsigned nshards);
 /* Drops every reference held.  NULLs *mp. */
 void cache_mem_free(struct cache_mem **mp);
+/* Footprint of the largest object a shard admits. */
+uint64_t cache_mem_admit_max(struct cache_mem *m);
 
 /*
  * Look up (key, variant).  CDN_OK: *objp holds one new reference (a hit;
@@ -58,6 +60,11 @@ int cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin);
  * until cache_mem_unpin(): the writer thread calls it once it has written
  * (or dropped) the object, which LMDB then serves. */
 void cache_mem_unpin(struct cache_mem *m, const struct cache_obj *o);
+
+/* <o>, stored in LMDB alone (its body is not in memory), replaces the
+ * entry for its (key, variant): drop that entry, set the key's Vary rule
+ * to o->vary.  <o> itself is not kept. */
+void cache_mem_forget(struct cache_mem *m, const struct cache_obj *o);
 
 /*
  * Insert an object read from LMDB, unless the shard changed since

@@ -471,6 +471,14 @@ cache_mem_new(uint64_t budget_bytes, unsigned nshards)
 	return m;
 }
 
+/* Every shard has the same budget, so the same admission limit. */
+uint64_t
+cache_mem_admit_max(struct cache_mem *m)
+{
+	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
+	return m->shards[0].admit_max;
+}
+
 /* Drop every entry and reference, free the tier, NULL *mp. */
 void
 cache_mem_free(struct cache_mem **mp)
@@ -617,6 +625,26 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 	return held;
+}
+
+void
+cache_mem_forget(struct cache_mem *m, const struct cache_obj *o)
+{
+	struct mem_shard *sh;
+	struct mem_entry *e, *grave = NULL;
+
+	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	sh = shard_of(m, o->key);
+	pthread_mutex_lock(&sh->mtx);
+	sh->gen++;
+	e = entry_find(sh, o->key, MEM_OBJ, o->variant);
+	if (e != NULL)
+		entry_kill(sh, e, &grave);
+	vary_set_locked(
+	    sh, o->key, o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
+	pthread_mutex_unlock(&sh->mtx);
+	graveyard_free(grave);
 }
 
 void

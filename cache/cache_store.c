@@ -163,11 +163,54 @@ static const char *const fault_meaning[] = {
 _Static_assert(CDN_ARRAY_LEN(fault_meaning) == FAULT_OTHER + 1,
     "a meaning for every store_fault");
 
+/* Streamed chunks per transaction, at most: LMDB holds a transaction's
+ * dirty pages in memory, and streaming is there to keep bodies out of it. */
+#define W_BATCH_CHUNK_BYTES (UINT64_C(2) << 20)
+
 enum wmsg_kind {
 	W_PUT = 1,
 	W_REMOVE,
 	W_TOUCH,
 	W_DELETE,
+	W_CHUNK,        /* a chunk of a streamed body (and its record) */
+	W_STREAM_ABORT, /* delete a streamed body that did not end */
+};
+
+enum stream_state {
+	STREAM_OPEN = 0,
+	STREAM_STORED = 1,
+	STREAM_FAILED = -1,
+};
+
+/*
+ * A body streamed to LMDB (cache/cache.h).  The caller's thread queues its
+ * chunks (queued, ended); the writer thread writes them, fills in sums[i]
+ * and then publishes committed past i with a release store, so a reader
+ * that sees committed > i may read sums[i].  mu serialises the wake
+ * callback with cache_stream_set_wake().
+ */
+struct cache_stream {
+	uint32_t magic;
+#define CACHE_STREAM_MAGIC 0x5e3a81c7u
+	atomic_uint refcnt;
+	struct cache_store *s;
+	struct cache_obj *obj; /* the object's metadata: one reference */
+	uint64_t body_len;
+	uint32_t nchunks;
+	uint64_t *sums; /* nchunks: the writer's */
+	_Atomic uint32_t committed;
+	atomic_int state; /* enum stream_state */
+	pthread_mutex_t mu;
+	void (*wake)(void *arg); /* (mu) */
+	void *wake_arg;
+	uint32_t queued; /* the caller's thread */
+	int ended;       /* the caller's thread */
+	/* The writer's: on s->streams from its first chunk on, holding a
+	 * reference; clobbered once anything else deleted or wrote its key
+	 * and variant (its chunks may be gone or someone else's). */
+	struct cache_stream *wnext;
+	unsigned listed : 1;
+	unsigned clobbered : 1;
 };
 
 /* One queued write.  Owned by the queue, then by the writer. */
@@ -184,6 +227,15 @@ struct wmsg {
 	uint64_t enq_ms;
 	uint64_t bytes;        /* charged to s->qbytes */
 	struct cache_obj *obj; /* W_PUT: one reference */
+	/* W_CHUNK, W_STREAM_ABORT */
+	struct cache_stream *st; /* one reference */
+	uint32_t chunk;
+	const void *data; /* borrowed until release(rel_arg) */
+	size_t len;
+	void (*release)(void *arg);
+	void *rel_arg;
+	unsigned last : 1;        /* the record goes with this chunk */
+	unsigned end_dropped : 1; /* the record was not written */
 };
 
 struct cache_store {
@@ -213,6 +265,8 @@ struct cache_store {
 	struct wmsg *qhead, **qtail;
 	size_t qcount;
 	uint64_t qbytes;
+	uint64_t qchunk_bytes; /* of W_CHUNK messages */
+	size_t qlasts;         /* W_CHUNK messages with a record */
 	uint64_t enq_seq;
 	uint64_t done_seq;
 	uint64_t sync_req, sync_done, sync_seq;
@@ -220,6 +274,7 @@ struct cache_store {
 	pthread_t writer;
 
 	/* writer thread only */
+	struct cache_stream *streams; /* bodies being streamed */
 	uint64_t lru_seq;
 	uint64_t used_bytes;
 	int dirty;
@@ -856,6 +911,10 @@ obj_delete(struct cache_store *s, MDB_txn *txn,
 	int rc;
 
 	*existed = 0;
+	for (struct cache_stream *st = s->streams; st != NULL; st = st->wnext)
+		if (memcmp(st->obj->key, hv, CACHE_HASH_LEN) == 0 &&
+		    st->obj->variant == get_be64(hv + CACHE_HASH_LEN))
+			st->clobbered = 1;
 	rc = tags_unindex(s, txn, hv);
 	if (rc != 0)
 		return rc;
@@ -916,6 +975,38 @@ out:
 	return rc;
 }
 
+/* Write the record of <o> (whose chunks are written, with checksums
+ * <sums>), its lru entries, tags and Vary rule. */
+static int
+rec_write(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
+    const uint8_t hv[CACHE_OBJKEY_LEN], const uint64_t *sums, uint32_t bucket)
+{
+	MDB_val k, v;
+	int rc;
+
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	v.mv_size = rec_len(o);
+	v.mv_data = NULL;
+	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
+	if (rc != 0)
+		return rc;
+	/* v.mv_data is valid until the next write in this txn. */
+	rec_encode(v.mv_data, o, hv, sums);
+	rc = lru_add(s, txn, hv, bucket);
+	if (rc != 0)
+		return rc;
+	rc = tags_index(s, txn, o->tags, o->tags_len, hv, 1);
+	if (rc != 0)
+		return rc;
+	k = mval(o->key, CACHE_HASH_LEN);
+	if (o->vary_len > 0) {
+		v = mval(o->vary, o->vary_len);
+		return mdb_put(txn, s->db_vary, &k, &v, 0);
+	}
+	rc = mdb_del(txn, s->db_vary, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Write <o> with its chunks, lru entries and Vary rule. */
 static int
 obj_write(
@@ -951,33 +1042,110 @@ obj_write(
 		if (rc != 0)
 			goto out;
 	}
-	k = mval(hv, sizeof(hv));
-	v.mv_size = rec_len(o);
-	v.mv_data = NULL;
-	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
-	if (rc != 0)
-		goto out;
-	/* v.mv_data is valid until the next write in this txn. */
-	rec_encode(v.mv_data, o, hv, sums);
-	rc = lru_add(s, txn, hv, bucket);
-	if (rc != 0)
-		goto out;
-	rc = tags_index(s, txn, o->tags, o->tags_len, hv, 1);
-	if (rc != 0)
-		goto out;
-	k = mval(o->key, CACHE_HASH_LEN);
-	if (o->vary_len > 0) {
-		v = mval(o->vary, o->vary_len);
-		rc = mdb_put(txn, s->db_vary, &k, &v, 0);
-	} else {
-		rc = mdb_del(txn, s->db_vary, &k, NULL);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
-	}
+	rc = rec_write(s, txn, o, hv, sums, bucket);
 out:
 	if (sums != stack_sums)
 		free(sums);
 	return rc;
+}
+
+/* Bytes of chunk <i> of a body of <body_len> bytes. */
+static size_t
+chunk_len(uint64_t body_len, uint32_t i)
+{
+	uint64_t left = body_len - (uint64_t)i * CACHE_CHUNK_SIZE;
+
+	return left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+}
+
+/* Put <st> on the writer's list of streams, or take it off. */
+static void
+stream_list(struct cache_store *s, struct cache_stream *st)
+{
+	if (st->listed)
+		return;
+	atomic_fetch_add_explicit(&st->refcnt, 1, memory_order_relaxed);
+	st->listed = 1;
+	st->wnext = s->streams;
+	s->streams = st;
+}
+
+static void
+stream_unlist(struct cache_store *s, struct cache_stream *st)
+{
+	struct cache_stream **pp;
+
+	if (!st->listed)
+		return;
+	for (pp = &s->streams; *pp != st; pp = &(*pp)->wnext)
+		;
+	*pp = st->wnext;
+	st->listed = 0;
+	cache_stream_unref(&st);
+}
+
+/* Delete the chunks <st> wrote, unless its key was written since. */
+static int
+stream_delete(struct cache_store *s, MDB_txn *txn, struct cache_stream *st)
+{
+	uint8_t ck[CACHE_CHUNKKEY_LEN];
+	MDB_val k;
+	int rc;
+
+	if (st->clobbered)
+		return 0; /* the chunks under its key are someone else's */
+	for (uint32_t i = 0; i < st->nchunks; i++) {
+		cache_store_chunkkey(ck, st->obj->key, st->obj->variant, i);
+		k = mval(ck, sizeof(ck));
+		rc = mdb_del(txn, s->db_body, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * One chunk of a streamed body.  The first deletes whatever object was
+ * stored under the key and variant (its chunks would be overwritten); the
+ * last writes the record, unless something else deleted or wrote the key
+ * and variant meanwhile or a hard purge came after the fill began
+ * (m->end_dropped: its chunks are deleted instead).  No chunk is read
+ * back: that would map the whole body into this process.
+ */
+static int
+stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
+{
+	struct cache_stream *st = m->st;
+	struct cache_obj *o = st->obj;
+	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	MDB_val k, v;
+	int rc, existed;
+
+	m->end_dropped = 0;
+	if (atomic_load_explicit(&st->state, memory_order_relaxed) !=
+	    STREAM_OPEN)
+		return 0;
+	cache_store_objkey(hv, o->key, o->variant);
+	if (m->chunk == 0) {
+		/* Again after a retry: this delete is not a clobber. */
+		stream_unlist(s, st);
+		st->clobbered = 0;
+		rc = obj_delete(s, txn, hv, 0, &existed);
+		if (rc != 0)
+			return rc;
+		stream_list(s, st);
+	}
+	st->sums[m->chunk] = chunk_sum(rec_seed(hv), m->chunk, m->data, m->len);
+	cache_store_chunkkey(ck, o->key, o->variant, m->chunk);
+	k = mval(ck, sizeof(ck));
+	v = mval(m->data, m->len);
+	rc = mdb_put(txn, s->db_body, &k, &v, 0);
+	if (rc != 0 || !m->last)
+		return rc;
+	if (!st->clobbered && purge_verdict(s, o) != CACHE_PURGED_HARD)
+		return rec_write(s, txn, o, hv, st->sums, m->bucket);
+	m->end_dropped = 1;
+	return stream_delete(s, txn, st);
 }
 
 /* Delete every variant and the Vary rule of a primary key. */
@@ -1296,6 +1464,51 @@ put_estimate(const struct cache_store *s, const struct cache_obj *o)
 	    CACHE_REC_HDR_LEN + ((uint64_t)o->nchunks + 2) * s->psize;
 }
 
+/* The same for a message of a batch. */
+static uint64_t
+msg_estimate(const struct cache_store *s, const struct wmsg *m)
+{
+	const struct cache_obj *o;
+
+	if (m->kind == W_PUT)
+		return put_estimate(s, m->obj);
+	if (m->kind != W_CHUNK)
+		return 0;
+	o = m->st->obj;
+	return m->len + s->psize +
+	    (m->last ? o->url_len + o->fields_len + o->vary_len +
+	                CACHE_REC_HDR_LEN + 2 * s->psize
+	             : 0);
+}
+
+/* Tell the stream's owner that it moved (the writer thread). */
+static void
+stream_wake(struct cache_stream *st)
+{
+	pthread_mutex_lock(&st->mu);
+	if (st->wake != NULL)
+		st->wake(st->wake_arg);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* <m> committed: publish its chunk (and the stream's end). */
+static void
+stream_committed(struct wmsg *m)
+{
+	struct cache_stream *st = m->st;
+
+	if (atomic_load_explicit(&st->state, memory_order_relaxed) !=
+	    STREAM_OPEN)
+		return;
+	atomic_store_explicit(
+	    &st->committed, m->chunk + 1, memory_order_release);
+	if (m->last)
+		atomic_store_explicit(&st->state,
+		    m->end_dropped ? STREAM_FAILED : STREAM_STORED,
+		    memory_order_release);
+	stream_wake(st);
+}
+
 /*
  * Evict before the batch v[0..n) that needs <need> bytes (see the
  * header).  The batch's touches are applied first, in the eviction txn.
@@ -1345,6 +1558,13 @@ msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 	case W_DELETE:
 		cache_store_objkey(hv, m->key, m->variant);
 		return obj_delete(s, txn, hv, 1, &existed);
+	case W_CHUNK:
+		return stream_apply(s, txn, m);
+	case W_STREAM_ABORT:
+		if (atomic_load_explicit(&m->st->state, memory_order_relaxed) ==
+		    STREAM_STORED)
+			return 0;
+		return stream_delete(s, txn, m->st);
 	}
 	CDN_ASSERT(!"unknown writer message");
 	return EINVAL;
@@ -1363,7 +1583,14 @@ msg_drop(struct cache_store *s, struct wmsg *m, int rc)
 	struct cdn_ratelog_report r;
 
 	m->is_dropped = 1;
-	if (m->kind == W_PUT) {
+	if (m->kind == W_CHUNK) {
+		/* The body is no longer whole: the rest is not written. */
+		if (atomic_exchange_explicit(&m->st->state, STREAM_FAILED,
+		        memory_order_acq_rel) == STREAM_OPEN)
+			atomic_fetch_add_explicit(
+			    &s->st_put_drops, 1, memory_order_relaxed);
+		stream_wake(m->st);
+	} else if (m->kind == W_PUT) {
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
 		return;
@@ -1406,8 +1633,8 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 	for (tries = 0; tries < W_RETRIES; tries++) {
 		need = 0;
 		for (k = 0; k < n; k++) {
-			if (v[k]->kind == W_PUT && !v[k]->is_dropped)
-				need += put_estimate(s, v[k]->obj);
+			if (!v[k]->is_dropped)
+				need += msg_estimate(s, v[k]);
 		}
 		make_room(s, need, squeeze, v, n);
 		purge_refresh(s);
@@ -1435,7 +1662,13 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 					if (!v[k]->is_dropped)
 						v[k]->is_applied = 1;
 					if (v[k]->is_applied &&
-					    v[k]->kind == W_PUT)
+					    v[k]->kind == W_CHUNK)
+						stream_committed(v[k]);
+					if (v[k]->is_applied &&
+					    (v[k]->kind == W_PUT ||
+					        (v[k]->kind == W_CHUNK &&
+					            v[k]->last &&
+					            !v[k]->end_dropped)))
 						atomic_fetch_add_explicit(
 						    &s->st_puts, 1,
 						    memory_order_relaxed);
@@ -1457,6 +1690,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 			    s, fail < n ? "write" : "commit", rc, need);
 		if (fail < n) {
 			if (v[fail]->kind == W_PUT ||
+			    v[fail]->kind == W_CHUNK ||
 			    ++v[fail]->attempts >= W_MSG_TRIES)
 				msg_drop(s, v[fail], rc);
 		} else if (commit_fails >= 2) {
@@ -1465,6 +1699,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 			for (k = 0; k < n; k++) {
 				if (!v[k]->is_dropped &&
 				    (v[k]->kind == W_PUT ||
+				        v[k]->kind == W_CHUNK ||
 				        v[k]->kind == W_TOUCH))
 					msg_drop(s, v[k], rc);
 			}
@@ -1496,6 +1731,10 @@ msg_free(struct wmsg **mp)
 	*mp = NULL;
 	if (m->obj != NULL)
 		cache_obj_unref(&m->obj);
+	if (m->release != NULL)
+		m->release(m->rel_arg);
+	if (m->st != NULL)
+		cache_stream_unref(&m->st);
 	free(m);
 }
 
@@ -1518,8 +1757,12 @@ writer_has_work(struct cache_store *s, uint64_t now, uint64_t *deadline)
 	sync_wanted = s->sync_req > s->sync_done;
 	if (s->qhead != NULL) {
 		*deadline = s->qhead->enq_ms + W_LINGER_MS;
+		/* A full transaction of streamed chunks, or a body's last
+		 * chunk, goes at once: its fill is waiting for it. */
 		return s->stop || sync_wanted || s->qcount >= W_BATCH_MSGS ||
-		    s->qbytes >= s->batch_bytes || now >= *deadline;
+		    s->qbytes >= s->batch_bytes ||
+		    s->qchunk_bytes >= W_BATCH_CHUNK_BYTES || s->qlasts > 0 ||
+		    now >= *deadline;
 	}
 	if (s->stop || sync_wanted)
 		return 1;
@@ -1536,7 +1779,7 @@ writer_main(void *arg)
 {
 	struct cache_store *s = arg;
 	struct wmsg *batch[W_BATCH_MSGS];
-	uint64_t now, deadline, bytes, last_seq, gen;
+	uint64_t now, deadline, bytes, chunk_bytes, last_seq, gen;
 	size_t n;
 	int rc;
 
@@ -1549,15 +1792,26 @@ writer_main(void *arg)
 		}
 		n = 0;
 		bytes = 0;
+		chunk_bytes = 0;
 		last_seq = 0;
 		while (s->qhead != NULL && n < W_BATCH_MSGS &&
-		    (n == 0 || bytes + s->qhead->bytes <= s->batch_bytes)) {
+		    (n == 0 ||
+		        (bytes + s->qhead->bytes <= s->batch_bytes &&
+		            (s->qhead->kind != W_CHUNK ||
+		                chunk_bytes + s->qhead->bytes <=
+		                    W_BATCH_CHUNK_BYTES)))) {
+			if (s->qhead->kind == W_CHUNK)
+				chunk_bytes += s->qhead->bytes;
 			batch[n] = s->qhead;
 			s->qhead = batch[n]->next;
 			if (s->qhead == NULL)
 				s->qtail = &s->qhead;
 			s->qcount--;
 			s->qbytes -= batch[n]->bytes;
+			if (batch[n]->kind == W_CHUNK)
+				s->qchunk_bytes -= batch[n]->bytes;
+			if (batch[n]->kind == W_CHUNK && batch[n]->last)
+				s->qlasts--;
 			bytes += batch[n]->bytes;
 			last_seq = batch[n]->seq;
 			n++;
@@ -1576,6 +1830,14 @@ writer_main(void *arg)
 					    batch[k]->seq);
 				if (batch[k]->kind == W_PUT)
 					cache_mem_unpin(s->mem, batch[k]->obj);
+				if (batch[k]->st != NULL &&
+				    (batch[k]->last ||
+				        batch[k]->kind == W_STREAM_ABORT ||
+				        atomic_load_explicit(
+				            &batch[k]->st->state,
+				            memory_order_relaxed) !=
+				            STREAM_OPEN))
+					stream_unlist(s, batch[k]->st);
 				msg_free(&batch[k]);
 			}
 		}
@@ -1611,6 +1873,9 @@ writer_main(void *arg)
 			break;
 	}
 	pthread_mutex_unlock(&s->qmtx);
+	/* Streams whose end never came: their chunks stay, unreferenced. */
+	while (s->streams != NULL)
+		stream_unlist(s, s->streams);
 	return NULL;
 }
 
@@ -1628,7 +1893,8 @@ enqueue(struct cache_store *s, struct wmsg *m, int tomb)
 	pthread_mutex_lock(&s->qmtx);
 	/* One object above WQ_MAX_BYTES (up to max_object_bytes, a large
 	 * download) is still taken when it would be the only one waiting:
-	 * its memory is the memory tier's anyway. */
+	 * its memory is the memory tier's anyway.  Streamed chunks are always
+	 * taken: their owner bounds how many it has waiting. */
 	if ((m->kind == W_PUT &&
 	        (s->qcount >= WQ_MAX_MSGS ||
 	            (s->qbytes + m->bytes > WQ_MAX_BYTES && s->qbytes > 0))) ||
@@ -1646,8 +1912,14 @@ enqueue(struct cache_store *s, struct wmsg *m, int tomb)
 	s->qtail = &m->next;
 	s->qcount++;
 	s->qbytes += m->bytes;
+	if (m->kind == W_CHUNK)
+		s->qchunk_bytes += m->bytes;
+	if (m->kind == W_CHUNK && m->last)
+		s->qlasts++;
 	if (was_empty || s->qcount >= W_BATCH_MSGS ||
-	    s->qbytes >= s->batch_bytes)
+	    s->qbytes >= s->batch_bytes ||
+	    (m->kind == W_CHUNK &&
+	        (m->last || s->qchunk_bytes >= W_BATCH_CHUNK_BYTES)))
 		pthread_cond_signal(&s->qcond);
 	pthread_mutex_unlock(&s->qmtx);
 	return 1;
@@ -3123,4 +3395,220 @@ cache_store_test_set_clock_skew(struct cache_store *s, int64_t skew_s)
 {
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	atomic_store_explicit(&s->clock_skew_s, skew_s, memory_order_relaxed);
+}
+
+/* ---------------- streamed bodies ---------------- */
+
+uint64_t
+cache_store_stream_min(struct cache_store *s)
+{
+	uint64_t admit;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	admit = cache_mem_admit_max(s->mem);
+	return admit > CACHE_CHUNK_SIZE ? admit : CACHE_CHUNK_SIZE;
+}
+
+struct cache_stream *
+cache_store_stream_begin(struct cache_store *s, struct cache_obj *o,
+    uint64_t body_len, void (*wake)(void *arg), void *arg)
+{
+	struct cache_stream *st;
+	uint64_t n;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(o->nchunks == 0 && o->chunks == NULL);
+	/* Larger than the memory tier takes: so the memory tier never holds
+	 * it, whose body is not in memory. */
+	if (body_len <= cache_store_stream_min(s) ||
+	    body_len > s->max_object_bytes || body_len > s->max_disk_object)
+		return NULL;
+	n = (body_len + CACHE_CHUNK_SIZE - 1) / CACHE_CHUNK_SIZE;
+	if (n > UINT32_MAX)
+		return NULL;
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NULL;
+	st->sums = calloc((size_t)n, sizeof(*st->sums));
+	if (st->sums == NULL) {
+		free(st);
+		return NULL;
+	}
+	st->magic = CACHE_STREAM_MAGIC;
+	atomic_init(&st->refcnt, 1);
+	st->s = s;
+	st->obj = cache_obj_ref(o);
+	st->body_len = body_len;
+	st->nchunks = (uint32_t)n;
+	atomic_init(&st->committed, 0);
+	atomic_init(&st->state, STREAM_OPEN);
+	pthread_mutex_init(&st->mu, NULL);
+	st->wake = wake;
+	st->wake_arg = arg;
+	return st;
+}
+
+void
+cache_stream_set_wake(
+    struct cache_stream *st, void (*wake)(void *arg), void *arg)
+{
+	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
+	pthread_mutex_lock(&st->mu);
+	st->wake = wake;
+	st->wake_arg = arg;
+	pthread_mutex_unlock(&st->mu);
+}
+
+int
+cache_stream_chunk(struct cache_stream *st, const void *data, size_t len,
+    int last, void (*release)(void *arg), void *arg)
+{
+	struct cache_store *s;
+	struct cache_obj *o;
+	struct wmsg *m;
+	uint32_t i;
+
+	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
+	s = st->s;
+	o = st->obj;
+	i = st->queued;
+	if (st->ended || i >= st->nchunks ||
+	    len != chunk_len(st->body_len, i) ||
+	    (last != 0) != (i + 1 == st->nchunks) ||
+	    atomic_load_explicit(&st->state, memory_order_relaxed) !=
+	        STREAM_OPEN) {
+		release(arg);
+		return CDN_EINVAL;
+	}
+	m = msg_new(W_CHUNK, o->key, o->variant);
+	m->st = st;
+	atomic_fetch_add_explicit(&st->refcnt, 1, memory_order_relaxed);
+	m->chunk = i;
+	m->data = data;
+	m->len = len;
+	m->release = release;
+	m->rel_arg = arg;
+	m->last = last != 0;
+	m->bytes = len;
+	if (last) {
+		/* The caller's reference is the only other one: the object
+		 * is not shared yet, and becomes whole on disk only. */
+		o->body_len = st->body_len;
+		o->nchunks = st->nchunks;
+		m->bucket = now_bucket(s);
+		atomic_store_explicit(
+		    &o->lru_bucket, m->bucket, memory_order_relaxed);
+		cache_mem_forget(s->mem, o);
+		st->ended = 1;
+	}
+	if (!enqueue(s, m, 0)) {
+		msg_free(&m); /* releases the data */
+		atomic_store_explicit(
+		    &st->state, STREAM_FAILED, memory_order_relaxed);
+		return CDN_EINVAL;
+	}
+	st->queued++;
+	return CDN_OK;
+}
+
+uint32_t
+cache_stream_committed(struct cache_stream *st)
+{
+	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
+	return atomic_load_explicit(&st->committed, memory_order_acquire);
+}
+
+int
+cache_stream_state(struct cache_stream *st)
+{
+	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
+	return atomic_load_explicit(&st->state, memory_order_acquire);
+}
+
+int
+cache_stream_read(
+    struct cache_stream *st, uint32_t i, unsigned char **outp, size_t *lenp)
+{
+	struct cache_store *s;
+	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	unsigned char *p;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	size_t len;
+	int rc;
+
+	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
+	CDN_ASSERT(i < cache_stream_committed(st));
+	s = st->s;
+	len = chunk_len(st->body_len, i);
+	cache_store_objkey(hv, st->obj->key, st->obj->variant);
+	cache_store_chunkkey(ck, st->obj->key, st->obj->variant, i);
+	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return CDN_EIO;
+	k = mval(ck, sizeof(ck));
+	rc = mdb_get(txn, s->db_body, &k, &v);
+	if (rc == MDB_NOTFOUND ||
+	    (rc == 0 &&
+	        (v.mv_size != len ||
+	            chunk_sum(rec_seed(hv), i, v.mv_data, len) !=
+	                st->sums[i]))) {
+		rc = CDN_NOTFOUND; /* replaced or deleted since */
+		goto out;
+	}
+	if (rc != 0) {
+		lmdb_check(s, rc);
+		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
+		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+		rc = CDN_EIO;
+		goto out;
+	}
+	/* v borrows the map until the txn ends: copied. */
+	p = malloc(len);
+	if (p == NULL) {
+		rc = CDN_ENOMEM;
+		goto out;
+	}
+	memcpy(p, v.mv_data, len);
+	*outp = p;
+	*lenp = len;
+	rc = CDN_OK;
+out:
+	txn_abort(s, &txn);
+	return rc;
+}
+
+void
+cache_stream_abort(struct cache_stream *st)
+{
+	struct wmsg *m;
+
+	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
+	if (st->ended)
+		return; /* its last chunk went: the writer decides */
+	st->ended = 1;
+	/* No record can follow now; later chunks are skipped. */
+	atomic_store_explicit(&st->state, STREAM_FAILED, memory_order_release);
+	m = msg_new(W_STREAM_ABORT, st->obj->key, st->obj->variant);
+	m->st = st;
+	atomic_fetch_add_explicit(&st->refcnt, 1, memory_order_relaxed);
+	/* Refused only while closing: the chunks stay, unreferenced. */
+	if (!enqueue(st->s, m, 0))
+		msg_free(&m);
+}
+
+void
+cache_stream_unref(struct cache_stream **stp)
+{
+	struct cache_stream *st = *stp;
+
+	*stp = NULL;
+	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
+	if (atomic_fetch_sub_explicit(&st->refcnt, 1, memory_order_acq_rel) > 1)
+		return;
+	cache_obj_unref(&st->obj);
+	free(st->sums);
+	pthread_mutex_destroy(&st->mu);
+	MAGIC_WIPE(st);
+	free(st);
 }

@@ -40,6 +40,9 @@
 #define HFM_MAX_PER_SHARD 4096 /* hit-for-miss markers kept per shard */
 #define FILL_FIELDS_MAX   (256 * 1024)
 #define VARY_FIELDS       128
+/* Chunks a streamed fill may have queued for the store and not yet
+ * committed; past this the origin transfer waits for the store. */
+#define FILL_STREAM_PENDING 8
 
 enum fill_state {
 	FILL_HEAD_WAIT = 0, /* fetch started, no response head yet */
@@ -49,24 +52,35 @@ enum fill_state {
 	FILL_RELEASED,      /* not shareable: every waiter fetches itself */
 };
 
+/*
+ * One chunk of the body.  Held by the chain until the store has committed
+ * it (a streamed fill) or the fill ends, by the waiter reading it, by each
+ * piece of it in a client's output buffer and by the writer thread while
+ * it writes it; freed with the last reference, on any thread.
+ */
 struct fill_block {
 	_Atomic(struct fill_block *) next;
 	atomic_size_t len; /* bytes of data[] written; published last */
 	size_t cap;        /* CACHE_CHUNK_SIZE, or what Content-Length left */
 	unsigned char *data;
-	int adopted; /* data now belongs to fill->obj */
+	atomic_uint refs;
+	uint32_t idx;           /* chunk number in the body */
+	struct edge_fill *fill; /* not a reference: each piece holds one */
+	int adopted;            /* data now belongs to fill->obj */
 };
 
 struct fill_waiter {
 	struct fill_waiter *prev, *next; /* fill->waiters (fill->mu) */
 	struct edge_fill *fill;
 	struct proxy_txn *pt;
-	struct event *wake; /* on pt's worker */
-	struct fill_block *blk;
-	size_t off; /* next byte of blk to send */
+	struct event *wake;     /* on pt's worker */
+	struct fill_block *blk; /* a reference, or NULL between blocks */
+	uint32_t idx;           /* of blk, or the block to read next */
+	size_t off;             /* next byte of blk to send */
 	uint64_t sent;
 	unsigned responded : 1;
 	unsigned leader : 1;
+	unsigned broken : 1; /* a chunk could not be read back */
 };
 
 struct edge_fill {
@@ -106,8 +120,20 @@ struct edge_fill {
 	uint64_t total;           /* FILL_DONE: body length */
 	int stored;               /* FILL_DONE: the store took it, healthy */
 	const char *not_stored;   /* why not (edge_cache_log_status) */
-	/* Owner thread only. */
+	/* The chain: written by the owner; first under mu (the owner drops
+	 * committed blocks from its head), tail the owner's alone. */
 	struct fill_block *first, *tail;
+	/* A large body goes to the store as it arrives (set before the state
+	 * leaves FILL_HEAD_WAIT): its committed chunks leave the chain, and a
+	 * waiter behind them reads them back from the store. */
+	struct cache_stream *stream;
+	/* Owner thread only. */
+	struct event *stream_ev; /* the writer moved the stream */
+	uint32_t pushed;         /* blocks queued for the store */
+	unsigned paused : 1;     /* origin transfer waits for the store */
+	unsigned storing : 1;    /* body complete, record not committed */
+	struct fill_block *held; /* storing: the last block, its length */
+	size_t held_len;         /* not published to the waiters yet */
 	uint64_t body_len;
 	struct cache_obj *obj; /* the object to store, if storable */
 	unsigned discard : 1;  /* nobody wants the body: end the fetch */
@@ -310,6 +336,35 @@ fill_unpublish(struct edge_fill *f, int hfm)
 
 /* ---- fill lifetime ---- */
 
+static struct fill_block *
+block_ref(struct fill_block *b)
+{
+	atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+	return b;
+}
+
+static void
+block_unref(struct fill_block **bp)
+{
+	struct fill_block *b = *bp;
+
+	*bp = NULL;
+	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) > 1)
+		return;
+	if (!b->adopted)
+		free(b->data);
+	free(b);
+}
+
+/* The writer thread is done with a block it was given. */
+static void
+block_release(void *arg)
+{
+	struct fill_block *b = arg;
+
+	block_unref(&b);
+}
+
 static struct edge_fill *
 fill_ref(struct edge_fill *f)
 {
@@ -326,11 +381,14 @@ fill_unref(struct edge_fill *f)
 	if (atomic_fetch_sub_explicit(&f->refcnt, 1, memory_order_acq_rel) > 1)
 		return;
 	CDN_ASSERT(f->waiters == NULL && f->fetch == NULL && !f->in_table);
+	CDN_ASSERT(f->stream_ev == NULL);
 	for (b = f->first; b != NULL; b = next) {
 		next = atomic_load_explicit(&b->next, memory_order_relaxed);
-		if (!b->adopted)
-			free(b->data);
-		free(b);
+		block_unref(&b);
+	}
+	if (f->stream != NULL) {
+		cache_stream_abort(f->stream); /* unless it ended */
+		cache_stream_unref(&f->stream);
 	}
 	if (f->obj != NULL)
 		cache_obj_unref(&f->obj);
@@ -363,11 +421,19 @@ set_state(struct edge_fill *f, enum fill_state st)
 	pthread_mutex_unlock(&f->mu);
 }
 
-/* The owner is done with the fetch: out of its list, one ref less. */
+/* The owner is done with the fetch (and the stream): out of its list, one
+ * ref less. */
 static void
 fill_end(struct edge_fill *f)
 {
 	struct edge_worker *w = f->owner;
+
+	if (f->stream_ev != NULL) {
+		/* No wake reaches the event once set_wake returns. */
+		cache_stream_set_wake(f->stream, NULL, NULL);
+		event_free(f->stream_ev);
+		f->stream_ev = NULL;
+	}
 
 	if (f->own_prev != NULL)
 		f->own_prev->own_next = f->own_next;
@@ -426,6 +492,8 @@ waiter_detach(struct fill_waiter *fw)
 		fw->next->prev = fw->prev;
 	pthread_mutex_unlock(&f->mu);
 	event_free(fw->wake);
+	if (fw->blk != NULL)
+		block_unref(&fw->blk);
 	fw->pt->waiter = NULL;
 	free(fw);
 	fill_unref(f);
@@ -441,9 +509,74 @@ edge_fill_detach(struct proxy_txn *pt)
 static void
 on_block_sent(const void *data, size_t len, void *arg)
 {
+	struct fill_block *b = arg;
+	struct edge_fill *f = b->fill;
+
 	(void)data;
 	(void)len;
-	fill_unref(arg);
+	block_unref(&b);
+	fill_unref(f);
+}
+
+/* Hand bytes of <b> to the client by reference: the piece holds the block
+ * and the fill (whose object may own the block's data). */
+static void
+piece_write(struct proxy_txn *pt, struct fill_block *b, size_t off, size_t len)
+{
+	fill_ref(b->fill);
+	http_txn_write_ref(
+	    pt->txn, b->data + off, len, on_block_sent, block_ref(b));
+}
+
+/*
+ * Give the waiter block fw->idx: from the chain, or read back from the
+ * store once the chain has let it go.  1: fw->blk is set; 0: not here
+ * yet; -1: it cannot be read back (deleted or replaced meanwhile).
+ */
+static int
+waiter_block(struct fill_waiter *fw)
+{
+	struct edge_fill *f = fw->fill;
+	struct fill_block *b;
+	uint32_t committed = 0;
+	unsigned char *data;
+	size_t len;
+
+	pthread_mutex_lock(&f->mu);
+	for (b = f->first; b != NULL && b->idx < fw->idx;
+	     b = atomic_load_explicit(&b->next, memory_order_acquire))
+		;
+	if (b != NULL && b->idx == fw->idx) {
+		fw->blk = block_ref(b);
+		pthread_mutex_unlock(&f->mu);
+		return 1;
+	}
+	/* Only committed blocks leave the chain. */
+	if (f->stream != NULL && (f->first == NULL || f->first->idx > fw->idx))
+		committed = cache_stream_committed(f->stream);
+	pthread_mutex_unlock(&f->mu);
+	if (fw->idx >= committed)
+		return 0;
+	/* Failing (out of memory too) cuts this client short, no other. */
+	if (cache_stream_read(f->stream, fw->idx, &data, &len) != CDN_OK) {
+		CDN_LOG(CDN_LOG_WARN, "fill",
+		    "chunk %u of a stored body is gone: a client is cut short",
+		    (unsigned)fw->idx);
+		return -1;
+	}
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		free(data);
+		return -1;
+	}
+	b->data = data;
+	b->cap = len;
+	atomic_init(&b->len, len);
+	atomic_init(&b->refs, 1);
+	b->idx = fw->idx;
+	b->fill = f;
+	fw->blk = b;
+	return 1;
 }
 
 /* Cache-Status of a waiter: its own lookup result plus the fill's note. */
@@ -552,11 +685,17 @@ static void
 waiter_stream(struct fill_waiter *fw)
 {
 	struct proxy_txn *pt = fw->pt;
-	struct fill_block *next;
 	size_t len;
+	int rc;
 
-	while (fw->blk != NULL &&
-	    http_txn_out_pending(pt->txn) <= HTTP_OUT_HIGH_WATER) {
+	while (http_txn_out_pending(pt->txn) <= HTTP_OUT_HIGH_WATER) {
+		if (fw->blk == NULL) {
+			rc = waiter_block(fw);
+			if (rc < 0)
+				fw->broken = 1;
+			if (rc <= 0)
+				return;
+		}
 		len = atomic_load_explicit(&fw->blk->len, memory_order_acquire);
 		if (fw->off < len && pt->range != NULL) {
 			/* Copies only the ranges' bytes. */
@@ -564,8 +703,7 @@ waiter_stream(struct fill_waiter *fw)
 			    (const char *)fw->blk->data + fw->off,
 			    len - fw->off);
 		} else if (fw->off < len) {
-			http_txn_write_ref(pt->txn, fw->blk->data + fw->off,
-			    len - fw->off, on_block_sent, fill_ref(fw->fill));
+			piece_write(pt, fw->blk, fw->off, len - fw->off);
 		}
 		if (fw->off < len) {
 			fw->sent += len - fw->off;
@@ -573,11 +711,8 @@ waiter_stream(struct fill_waiter *fw)
 		}
 		if (fw->off < fw->blk->cap)
 			return; /* the block is still filling */
-		next =
-		    atomic_load_explicit(&fw->blk->next, memory_order_acquire);
-		if (next == NULL)
-			return;
-		fw->blk = next;
+		block_unref(&fw->blk);
+		fw->idx++;
 		fw->off = 0;
 	}
 }
@@ -643,11 +778,11 @@ waiter_run(struct fill_waiter *fw)
 			http_txn_finish(pt->txn);
 			return;
 		}
-		fw->blk = f->first;
+		fw->idx = 0;
 		fw->off = 0;
 	}
 	waiter_stream(fw);
-	if (st == FILL_FAILED) {
+	if (st == FILL_FAILED || fw->broken) {
 		/* Truncated: the client must not mistake it for complete. */
 		waiter_detach(fw);
 		http_txn_abort(pt->txn);
@@ -678,15 +813,18 @@ static struct fill_block *
 block_new(const struct edge_fill *f)
 {
 	struct fill_block *b = calloc(1, sizeof(*b));
-	uint64_t left;
+	uint64_t at, left;
 
 	if (b == NULL)
 		return NULL;
+	b->idx = f->tail != NULL ? f->tail->idx + 1 : 0;
+	/* Every block before this one is full (f->body_len lags within
+	 * one on_body call). */
+	at = (uint64_t)b->idx * CACHE_CHUNK_SIZE;
 	b->cap = CACHE_CHUNK_SIZE;
 	if (f->content_length >= 0) {
-		left = (uint64_t)f->content_length - f->body_len;
-		if (f->body_len < (uint64_t)f->content_length &&
-		    left < CACHE_CHUNK_SIZE)
+		left = (uint64_t)f->content_length - at;
+		if (at < (uint64_t)f->content_length && left < CACHE_CHUNK_SIZE)
 			b->cap = (size_t)left;
 	}
 	b->data = malloc(b->cap);
@@ -694,12 +832,160 @@ block_new(const struct edge_fill *f)
 		free(b);
 		return NULL;
 	}
+	atomic_init(&b->refs, 1); /* the chain's */
+	b->fill = (struct edge_fill *)(uintptr_t)f;
 	return b;
+}
+
+/* ---- the stream to the store (owner thread) ---- */
+
+/* The writer thread committed chunks: go on on the owner's loop. */
+static void
+stream_wake(void *arg)
+{
+	struct edge_fill *f = arg;
+
+	event_active(f->stream_ev, EV_READ, 0);
+}
+
+/*
+ * Queue the full blocks not queued yet; <last>, the body's final block,
+ * goes with the object's record.  A stream the store refused stops here:
+ * the fill then keeps its blocks, as one that never streamed.
+ */
+static void
+stream_push(struct edge_fill *f, const struct fill_block *last)
+{
+	struct fill_block *b;
+	int is_last;
+
+	/* The owner alone changes the chain: no lock to read it. */
+	for (b = f->first; b != NULL && b->idx < f->pushed;
+	     b = atomic_load_explicit(&b->next, memory_order_relaxed))
+		;
+	for (; b != NULL && cache_stream_state(f->stream) == 0 &&
+	     (b == last ||
+	         atomic_load_explicit(&b->len, memory_order_relaxed) == b->cap);
+	     b = atomic_load_explicit(&b->next, memory_order_relaxed)) {
+		is_last = b == last;
+		if (cache_stream_chunk(f->stream, b->data, b->cap, is_last,
+		        block_release, block_ref(b)) != CDN_OK)
+			return;
+		f->pushed++;
+		if (is_last)
+			return;
+	}
+}
+
+/* Let committed blocks go: a waiter still behind reads them back. */
+static void
+stream_drop_committed(struct edge_fill *f)
+{
+	struct fill_block *gone = NULL, *b;
+	uint32_t committed = cache_stream_committed(f->stream);
+	int complete = f->body_len == (uint64_t)f->content_length;
+
+	pthread_mutex_lock(&f->mu);
+	/* The tail stays while the body grows: on_body appends to it. */
+	while ((b = f->first) != NULL && b->idx < committed &&
+	    (b != f->tail || complete)) {
+		f->first = atomic_load_explicit(&b->next, memory_order_relaxed);
+		if (f->tail == b)
+			f->tail = NULL;
+		atomic_store_explicit(&b->next, gone, memory_order_relaxed);
+		gone = b;
+	}
+	pthread_mutex_unlock(&f->mu);
+	while ((b = gone) != NULL) {
+		gone = atomic_load_explicit(&b->next, memory_order_relaxed);
+		block_unref(&b);
+	}
+}
+
+static int
+stream_backlog(struct edge_fill *f)
+{
+	return cache_stream_state(f->stream) == 0 &&
+	    f->pushed - cache_stream_committed(f->stream) >=
+	    FILL_STREAM_PENDING;
+}
+
+/*
+ * The stream of a complete body ended (or the worker stops): the waiters
+ * get its last bytes only now, so that a client that has the whole body
+ * and asks again finds it stored rather than missing.
+ */
+/* Why a streamed body was not stored (the access log's detail). */
+static const char *
+stream_refused(const struct edge_fill *f)
+{
+	return cache_store_failing(f->edge->store) != NULL ? "store-failing"
+	                                                   : "store-refused";
+}
+
+static void
+fill_stored(struct edge_fill *f)
+{
+	f->storing = 0;
+	f->stored = cache_stream_state(f->stream) > 0;
+	if (!f->stored)
+		f->not_stored = stream_refused(f);
+	atomic_store_explicit(&f->held->len, f->held_len, memory_order_release);
+	f->held = NULL;
+	fill_unpublish(f, 0);
+	set_state(f, FILL_DONE);
+}
+
+static void
+on_stream_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct edge_fill *f = arg;
+
+	(void)fd;
+	(void)what;
+	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	if (f->storing && cache_stream_state(f->stream) != 0) {
+		/* The record committed (or failed): new requests find the
+		 * object in the store now, and the waiters get the end. */
+		fill_stored(f);
+		if (f->fetch == NULL) {
+			stream_drop_committed(f);
+			fill_end(f);
+			return;
+		}
+	}
+	stream_drop_committed(f);
+	if (f->paused && !stream_backlog(f) && f->fetch != NULL) {
+		f->paused = 0;
+		origin_fetch_resume_body(f->fetch);
+	}
+}
+
+/* Stream a storable body of known, large length to the store. */
+static void
+stream_begin(struct edge_fill *f)
+{
+	struct cache_store *store = f->edge->store;
+
+	if (f->obj == NULL || f->content_length <= 0 ||
+	    (uint64_t)f->content_length <= cache_store_stream_min(store))
+		return;
+	f->stream_ev = event_new(f->owner->base, -1, 0, on_stream_ev, f);
+	CDN_ASSERT(f->stream_ev != NULL);
+	f->stream = cache_store_stream_begin(
+	    store, f->obj, (uint64_t)f->content_length, stream_wake, f);
+	if (f->stream == NULL) {
+		event_free(f->stream_ev);
+		f->stream_ev = NULL;
+		return;
+	}
 }
 
 static void
 fill_fail(struct edge_fill *f, enum origin_err err, int err_status)
 {
+	if (f->stream != NULL)
+		cache_stream_abort(f->stream); /* unless it ended */
 	f->err = err;
 	f->err_status = err_status;
 	fill_unpublish(f, 0);
@@ -753,19 +1039,22 @@ hand_over_midway(struct edge_fill *f, struct origin_fetch *of)
 	}
 	pthread_mutex_unlock(&f->mu);
 	pt = fw->pt;
-	/* Everything that arrived so far, by reference, in order. */
-	for (; fw->blk != NULL;) {
+	/* Everything that arrived so far, by reference, in order (all in
+	 * the chain: a body of unknown length is not streamed). */
+	while (fw->blk != NULL || waiter_block(fw) == 1) {
 		len = atomic_load_explicit(&fw->blk->len, memory_order_relaxed);
 		if (fw->off < len && pt->range != NULL)
 			edge_cache_client_write(pt,
 			    (const char *)fw->blk->data + fw->off,
 			    len - fw->off);
 		else if (fw->off < len)
-			http_txn_write_ref(pt->txn, fw->blk->data + fw->off,
-			    len - fw->off, on_block_sent, fill_ref(f));
+			piece_write(pt, fw->blk, fw->off, len - fw->off);
 		fw->off = len;
-		fw->blk =
-		    atomic_load_explicit(&fw->blk->next, memory_order_relaxed);
+		if (len < fw->blk->cap)
+			break;
+		block_unref(&fw->blk);
+		fw->idx++;
+		fw->off = 0;
 	}
 	waiter_detach(fw);
 	f->fetch = NULL;
@@ -868,6 +1157,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 		f->discard = 1; /* out of memory: on_done answers 502 */
 		return;
 	}
+	stream_begin(f);
 	set_state(f, FILL_STREAM);
 }
 
@@ -918,7 +1208,23 @@ fill_complete(struct edge_fill *f, struct fill_block *last, size_t last_len)
 {
 	struct edge_worker *w = f->owner;
 
-	if (f->obj != NULL && adopt_body(f, last, last_len) == CDN_OK) {
+	if (f->stream != NULL) {
+		/* The last chunk takes the record along.  Until it commits
+		 * the fill stays in the table, so that a client asking again
+		 * joins it rather than missing. */
+		CDN_ASSERT(last != NULL && last_len == last->cap);
+		stream_push(f, last);
+		if (cache_stream_state(f->stream) == 0 &&
+		    f->pushed == last->idx + 1) {
+			f->storing = 1;
+			f->held = last;
+			f->held_len = last_len;
+			f->total = f->body_len;
+			EDGE_COUNTER_INC(w, cache_stores);
+			return; /* fill_stored() goes on */
+		}
+		f->not_stored = stream_refused(f);
+	} else if (f->obj != NULL && adopt_body(f, last, last_len) == CDN_OK) {
 		f->not_stored = edge_cache_store(w, f->obj);
 		f->stored = f->not_stored == NULL;
 	} else if (f->obj != NULL) {
@@ -947,6 +1253,11 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 		return 0; /* ends the transfer */
 	if (f->result != NULL || f->err_status != 0)
 		return len; /* a 304's or a 5xx's body: nobody's */
+	if (f->stream != NULL && stream_backlog(f)) {
+		/* The store is behind: wait for it (on_stream_ev). */
+		f->paused = 1;
+		return ORIGIN_PAUSE;
+	}
 	if (f->obj != NULL &&
 	    f->body_len + len > f->edge->conf->max_object_size) {
 		cache_obj_unref(&f->obj); /* will not be stored */
@@ -995,6 +1306,8 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 		fill_complete(f, last, last_len);
 		return len;
 	}
+	if (f->stream != NULL)
+		stream_push(f, NULL);
 	pthread_mutex_lock(&f->mu);
 	if (f->waiters == NULL && f->obj == NULL)
 		f->discard = 1; /* nobody to stream to, nothing to store */
@@ -1018,7 +1331,7 @@ fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 	pthread_mutex_unlock(&f->mu);
 	if (st == FILL_HEAD_WAIT) {
 		fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_EPROTO, 0);
-	} else if (st == FILL_STREAM) {
+	} else if (st == FILL_STREAM && !f->storing) {
 		/* Only a complete body is stored or ends cleanly; a body of
 		 * known length completed in fill_on_body(). */
 		if (err == ORIGIN_OK && !f->discard && f->content_length < 0)
@@ -1026,6 +1339,8 @@ fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 		else
 			fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_ERESET, 0);
 	}
+	if (f->storing)
+		return; /* on_stream_ev ends it */
 	fill_end(f);
 }
 
@@ -1189,7 +1504,13 @@ edge_fill_worker_stop(struct edge_worker *w)
 
 	while ((f = w->fills) != NULL) {
 		origin_fetch_cancel(&f->fetch);
-		fill_fail(f, ORIGIN_EINTERNAL, 0);
+		if (f->storing) {
+			/* Complete: its waiters may finish; the writer
+			 * commits the record without us. */
+			fill_stored(f);
+		} else {
+			fill_fail(f, ORIGIN_EINTERNAL, 0);
+		}
 		fill_end(f);
 	}
 }
