@@ -131,11 +131,6 @@ void cache_cc_init(struct cache_cc *cc);
  */
 void cache_cc_parse(struct cache_cc *cc, const char *value, size_t len);
 
-/* Parse an HTTP-date (IMF-fixdate, RFC 850, asctime).  -1 if invalid. */
-int64_t cache_http_date_parse(const char *s, size_t len);
-/* Format IMF-fixdate into buf (>= 30 bytes). */
-void cache_http_date_format(int64_t t, char *buf, size_t len);
-
 /* The per-site policy the operator configures. */
 struct cache_policy_conf {
 	int64_t default_ttl_s;      /* for cacheable responses without any

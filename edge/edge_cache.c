@@ -19,6 +19,7 @@
 
 #include "edge/edge_int.h"
 #include "edge/edge_variant.h"
+#include "http/http_date.h"
 
 #define KEY_MAX     8192 /* longest cache key; longer URLs bypass */
 #define VARY_MAX    1024 /* longest stored Vary value */
@@ -182,8 +183,8 @@ client_not_modified(const struct http_request *req, const struct cache_obj *o)
 	lm = cdn_fields_get(o->fields, o->fields_len, "last-modified", &lmlen);
 	if (lm == NULL)
 		return 0;
-	t_ims = cache_http_date_parse(ims->value.p, ims->value.len);
-	t_lm = cache_http_date_parse(lm, lmlen);
+	t_ims = http_date_parse(ims->value.p, ims->value.len);
+	t_lm = http_date_parse(lm, lmlen);
 	return t_ims >= 0 && t_lm >= 0 && t_lm <= t_ims;
 }
 

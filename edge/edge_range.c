@@ -13,6 +13,7 @@
 
 #include "edge/edge_int.h"
 #include "edge/edge_variant.h"
+#include "http/http_date.h"
 
 #define PLAN_FIELDS_MAX 1024
 #define PLAN_LIT_MAX    (HTTP_RANGE_MAX * 512 + 256)
@@ -163,11 +164,11 @@ edge_if_range_ok(
 		return etag != NULL && elen == len && etag[0] == '"' &&
 		    memcmp(etag, v, len) == 0;
 	}
-	t = cache_http_date_parse(v, len);
+	t = http_date_parse(v, len);
 	lm = cdn_fields_get(fields, fields_len, "last-modified", &lmlen);
 	if (t < 0 || lm == NULL)
 		return 0;
-	t_lm = cache_http_date_parse(lm, lmlen);
+	t_lm = http_date_parse(lm, lmlen);
 	return t_lm >= 0 && t_lm == t;
 }
 

@@ -53,6 +53,7 @@
 #include <openssl/ssl.h>
 
 #include "common/cdn_log.h"
+#include "http/http_date.h"
 #include "http/http_server.h"
 
 #define OUT_LOW_WATER     (64 * 1024)
@@ -149,12 +150,11 @@ const char *
 http_date_field(void)
 {
 	time_t now = time(NULL);
-	struct tm tm;
 
 	if (now != date_sec) {
-		gmtime_r(&now, &tm);
-		strftime(date_field, sizeof(date_field),
-		    "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		memcpy(date_field, "Date: ", 6);
+		http_date_format((int64_t)now, date_field + 6, 32);
+		memcpy(date_field + 35, "\r\n", 3);
 		date_sec = now;
 	}
 	return date_field;

@@ -30,6 +30,7 @@
 
 #include "cache/cache.h"
 #include "common/cdn.h"
+#include "http/http_date.h"
 
 /*
  * The code under test is compiled into this target so that libFuzzer's
@@ -111,13 +112,13 @@ fuzz_date(const struct part *v)
 	char buf[32];
 	int64_t t;
 
-	t = cache_http_date_parse(v->p, v->len);
+	t = http_date_parse(v->p, v->len);
 	CDN_ASSERT(t >= -1 && t <= DATE_MAX);
 	if (t < 0)
 		return;
-	cache_http_date_format(t, buf, sizeof(buf));
+	http_date_format(t, buf, sizeof(buf));
 	CDN_ASSERT(strlen(buf) == 29);
-	CDN_ASSERT(cache_http_date_parse(buf, 29) == t);
+	CDN_ASSERT(http_date_parse(buf, 29) == t);
 }
 
 static void

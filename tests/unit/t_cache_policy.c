@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
+#include "http/http_date.h"
 #include "tests/unit/tap.h"
 
 #define T0       INT64_C(1700000000) /* Tue, 14 Nov 2023 22:13:20 GMT */
@@ -254,18 +255,18 @@ test_dates(void)
 	int64_t t;
 
 	for (i = 0; i < CDN_ARRAY_LEN(dc); i++)
-		is_int(cache_http_date_parse(dc[i].s, strlen(dc[i].s)),
-		    dc[i].want, "date \"%s\"", dc[i].s);
-	is_int(cache_http_date_parse(NULL, 0), -1, "NULL date");
+		is_int(http_date_parse(dc[i].s, strlen(dc[i].s)), dc[i].want,
+		    "date \"%s\"", dc[i].s);
+	is_int(http_date_parse(NULL, 0), -1, "NULL date");
 	for (i = 0; i < CDN_ARRAY_LEN(fc); i++) {
 		memset(buf, 'x', sizeof(buf));
-		cache_http_date_format(fc[i].t, buf, 30);
+		http_date_format(fc[i].t, buf, 30);
 		is_str(buf, fc[i].want, "format %lld", (long long)fc[i].t);
 	}
 	/* every format parses back, across leap years and centuries */
 	for (t = 0; t < INT64_C(7258118400); t += 86400 * 7 + 3607) {
-		cache_http_date_format(t, buf, sizeof(buf));
-		if (cache_http_date_parse(buf, strlen(buf)) != t)
+		http_date_format(t, buf, sizeof(buf));
+		if (http_date_parse(buf, strlen(buf)) != t)
 			break;
 	}
 	ok(t >= INT64_C(7258118400), "format/parse round trip to 2200 (%s)",
