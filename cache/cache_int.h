@@ -119,7 +119,6 @@ struct cache_rules *cache_rules_new(void);
 void cache_rules_free(struct cache_rules **rp);
 void cache_rules_add(struct cache_rules *r, int kind, const void *name,
     size_t len, uint64_t hard, uint64_t soft);
-size_t cache_rules_count(const struct cache_rules *r);
 /* CACHE_PURGED_HARD, CACHE_PURGED_SOFT or 0 for <o>. */
 int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 

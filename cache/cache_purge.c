@@ -289,13 +289,6 @@ cache_rules_add(struct cache_rules *r, int kind, const void *name, size_t len,
 	}
 }
 
-size_t
-cache_rules_count(const struct cache_rules *r)
-{
-	MAGIC_CHECK(r, CACHE_RULES_MAGIC);
-	return r->n;
-}
-
 static void
 rule_apply(const struct cache_rules *r, int kind, const void *name, size_t len,
     uint64_t *hard, uint64_t *soft)

@@ -98,7 +98,6 @@ void origin_multi_set_tls(
 
 /* Cancels every fetch still running (their on_done is not called). */
 void origin_multi_free(struct origin_multi **mp);
-unsigned origin_multi_active(const struct origin_multi *m);
 
 struct origin_pool;
 
@@ -224,7 +223,6 @@ struct origin_server_state {
 unsigned origin_pool_nservers(const struct origin_pool *p);
 /* Fetches sent to a second server after a connect failure. */
 uint64_t origin_pool_retries(const struct origin_pool *p);
-const char *origin_pool_name(const struct origin_pool *p);
 int origin_pool_has_checks(const struct origin_pool *p);
 void origin_pool_server_state(
     const struct origin_pool *p, unsigned i, struct origin_server_state *st);

@@ -53,7 +53,6 @@ struct origin_multi {
 	CURLM *multi;
 	struct event *timer;
 	struct origin_fetch *fetches;
-	unsigned nfetches;
 	CURLSH *share; /* TLS sessions of this worker's origin connections */
 	/* Easy handles of finished fetches, reset and reused: creating one
 	 * per request was a measurable part of a miss. */
@@ -273,13 +272,6 @@ origin_multi_set_tls(struct origin_multi *m, const struct origin_tls_conf *tls)
 	m->client_key = dup_or_null(tls->client_key);
 }
 
-unsigned
-origin_multi_active(const struct origin_multi *m)
-{
-	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
-	return m->nfetches;
-}
-
 /* ---- fetch ---- */
 
 static void
@@ -314,7 +306,6 @@ fetch_free(struct origin_fetch *f)
 		m->fetches = f->next;
 	if (f->next != NULL)
 		f->next->prev = f->prev;
-	m->nfetches--;
 	MAGIC_WIPE(f);
 	free(f);
 }
@@ -865,7 +856,6 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	if (m->fetches != NULL)
 		m->fetches->prev = f;
 	m->fetches = f;
-	m->nfetches++;
 	if (f->pool != NULL && f->srv < 0) {
 		/* Nothing to connect to: fail fast, from the loop. */
 		f->timer_err = ORIGIN_ENOHEALTHY;

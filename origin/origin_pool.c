@@ -499,13 +499,6 @@ origin_pool_nservers(const struct origin_pool *p)
 	return p->nsrv;
 }
 
-const char *
-origin_pool_name(const struct origin_pool *p)
-{
-	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
-	return p->name;
-}
-
 int
 origin_pool_has_checks(const struct origin_pool *p)
 {

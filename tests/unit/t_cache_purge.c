@@ -146,7 +146,16 @@ test_rules(void)
 		snprintf(t, sizeof(t), "many%d", i);
 		cache_rules_add(r, CACHE_PURGE_TAG, t, strlen(t), 10, 10);
 	}
-	is_int(cache_rules_count(r), 5000 + 5, "the table grows");
+	for (int i = 0; i < 5000; i += 499) {
+		char t[32];
+		struct cache_obj *o;
+
+		snprintf(t, sizeof(t), "many%d", i);
+		o = obj("h/y", t, 9);
+		is_int(cache_rules_match(r, o), CACHE_PURGED_HARD,
+		    "the table grows: rule %d of 5000 still found", i);
+		cache_obj_unref(&o);
+	}
 	cache_rules_add(r, CACHE_PURGE_TAG, "t3", 2, 1, 1);
 	many = obj("h/x", "many4999", 9);
 	is_int(cache_rules_match(r, many), CACHE_PURGED_HARD,
