@@ -292,6 +292,12 @@ struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_unref(struct cache_obj **op);
 /* Bytes of memory the object holds (for the memory tier's budget). */
 size_t cache_obj_footprint(const struct cache_obj *o);
+/*
+ * Whether <o> is consistent: a live reference, a chunk count that
+ * matches the body length (or no body: metadata read for a listing), a
+ * head of whole lines.  O(1); for CDN_DASSERT at the store's entry points.
+ */
+int cache_obj_valid(const struct cache_obj *o);
 
 /* ================= encodings (cache_encode.c, cache_negotiate.c) ======== */
 

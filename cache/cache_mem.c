@@ -606,6 +606,7 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_DASSERT(cache_obj_valid(o));
 	fp = cache_obj_footprint(o) + sizeof(*e) + MEM_MALLOC_OVERHEAD;
 	sh = shard_of(m, o->key);
 	pthread_mutex_lock(&sh->mtx);

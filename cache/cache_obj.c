@@ -284,3 +284,21 @@ cache_obj_footprint(const struct cache_obj *o)
 		    o->last_chunk_cap + OBJ_MALLOC_OVERHEAD;
 	return n;
 }
+
+int
+cache_obj_valid(const struct cache_obj *o)
+{
+	uint64_t want;
+
+	if (o == NULL || o->magic != CACHE_OBJ_MAGIC ||
+	    atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 0)
+		return 0;
+	want = (o->body_len + CACHE_CHUNK_SIZE - 1) / CACHE_CHUNK_SIZE;
+	if (o->nchunks != want && !(o->chunks == NULL && o->nchunks == 0))
+		return 0;
+	if (o->chunks != NULL && o->chunks_cap < o->nchunks)
+		return 0;
+	return o->fields_len == 0 ||
+	    (o->fields != NULL && o->fields_len >= 2 &&
+	        memcmp(o->fields + o->fields_len - 2, "\r\n", 2) == 0);
+}

@@ -726,6 +726,7 @@ waiter_run(struct fill_waiter *fw)
 	enum fill_state st;
 	struct cache_obj *o;
 
+	CDN_DASSERT(edge_worker_current() == pt->w); /* the waiter's own */
 	pthread_mutex_lock(&f->mu);
 	st = f->state;
 	pthread_mutex_unlock(&f->mu);
@@ -1082,6 +1083,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	struct cache_obj *merged;
 
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	CDN_DASSERT(edge_worker_current() == f->owner);
 	f->x.response_time = time(NULL);
 	if (edge_proxy_client_fields(f->edge, f->site, fields, len, &out,
 	        &content_length) != CDN_OK) {
@@ -1249,6 +1251,7 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 
 	(void)of;
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	CDN_DASSERT(edge_worker_current() == f->owner);
 	if (f->discard)
 		return 0; /* ends the transfer */
 	if (f->result != NULL || f->err_status != 0)
@@ -1324,6 +1327,7 @@ fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 
 	(void)of;
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	CDN_DASSERT(edge_worker_current() == f->owner);
 	f->fetch = NULL;
 	edge_count_origin_error(f->owner, err);
 	pthread_mutex_lock(&f->mu);

@@ -233,6 +233,14 @@ struct proxy_txn {
 	struct edge_range_stream *range;
 };
 
+/* edge_worker.c */
+/*
+ * The worker whose thread calls, NULL on any other thread.  Per-worker
+ * objects (a proxy_txn, a fill's fetch side) check their owner with
+ * CDN_DASSERT(edge_worker_current() == owner) at their entry points.
+ */
+struct edge_worker *edge_worker_current(void);
+
 /* edge_cache.c */
 /*
  * Look the request up.  Returns 1 when the cache answered it (the txn is

@@ -458,6 +458,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	struct cdn_strbuf out = {.max = FIELDS_MAX};
 
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	CDN_DASSERT(edge_worker_current() == pt->w);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
 	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
 	edge_proxy_client_fields(
@@ -488,6 +489,7 @@ on_origin_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
 
 	(void)f;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	CDN_DASSERT(edge_worker_current() == pt->w);
 	if (pt->served)
 		return len; /* a 304's body, if any: not the client's */
 	if (!pt->responded)
@@ -507,6 +509,7 @@ on_origin_upload(struct origin_fetch *f, void *arg, char *buf, size_t max)
 
 	(void)f;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	CDN_DASSERT(edge_worker_current() == pt->w);
 	n = http_txn_body_read(pt->txn, buf, max);
 	if (n >= 0)
 		return (size_t)n;
@@ -523,6 +526,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 
 	(void)f;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	CDN_DASSERT(edge_worker_current() == pt->w);
 	pt->fetch = NULL;
 	pt->origin_err = err;
 	edge_count_origin_error(w, err);

@@ -162,11 +162,21 @@ on_drain(evutil_socket_t fd, short what, void *arg)
 	http_server_drain(w->http, on_worker_empty, w);
 }
 
+/* The worker this thread runs, for owner-thread checks. */
+static __thread struct edge_worker *current_worker;
+
+struct edge_worker *
+edge_worker_current(void)
+{
+	return current_worker;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct edge_worker *w = arg;
 
+	current_worker = w;
 	event_base_dispatch(w->base);
 	/* Connections first: their txns may hold origin fetches. */
 	http_server_free(&w->http);

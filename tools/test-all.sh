@@ -1,7 +1,7 @@
 #!/bin/sh
 # Every test: unit tests, varnishtest stories and Python stories against the
-# real edged, built twice: with ASan/UBSan, then a normal -Werror build (left
-# in place).  Installs what it needs.  Last line: "N passed, M failed".
+# real edged, built twice: with ASan/UBSan and the --enable-debug checks,
+# then a normal -Werror build (left in place).  Installs what it needs.  Last line: "N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 tools/deps.sh --test || exit 1
@@ -71,7 +71,7 @@ run_fuzz() {
 	done
 }
 
-run_build sanitizers --enable-werror --enable-sanitizers
+run_build sanitizers --enable-werror --enable-sanitizers --enable-debug
 run_fuzz
 run_build normal --enable-werror
 
