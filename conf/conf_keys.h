@@ -12,8 +12,6 @@
  * min/max  bounds for SIZE, UINT and DURATION in bytes, units or ms
  * default  a string parsed by the same code as a file value ("" for none)
  * doc      one line for --help and --dump-config
- * Directives that later parts of the node will use are accepted now; their
- * doc says so until they work.
  *
  * CONF_SITE_KEY (same columns) marks a directive that a site block may set
  * too (conf.h, struct conf_site): its top-level value is the default every
