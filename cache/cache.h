@@ -808,4 +808,57 @@ int cache_store_variants(struct cache_store *s,
  * stale-while-revalidate or stale-if-error allow). */
 int cache_obj_soft_purged(const struct cache_obj *o);
 
+/* ================= sites (cache_site.c) ================= */
+
+struct conf;
+
+/* What the cache does for one site: how it keys, what it stores. */
+struct cache_site_rules {
+	struct cache_policy_conf policy;
+	struct cache_key_rules key; /* params borrowed from the conf */
+};
+
+/*
+ * Fill <r> from the cache_* values of <c>: a site's effective conf, or the
+ * top level.  r->key borrows <c>'s parameter lists.  <c> passed
+ * conf_validate_keys() (or conf_validate()).
+ */
+void cache_site_rules_init(const struct conf *c, struct cache_site_rules *r);
+
+/*
+ * The sites of a config, with their rules, found by Host: one per site
+ * block in file order, or, without blocks, one implicit site (the top
+ * level) that every Host names.  Immutable once built; any thread reads it.
+ */
+struct cache_sites;
+
+/*
+ * Build the table of <c> (borrowed: must outlive the table, which borrows
+ * its names and lists).  <c> passed conf_validate_keys() (or
+ * conf_validate()).  Aborts only when out of memory.
+ */
+struct cache_sites *cache_sites_new(const struct conf *c);
+void cache_sites_free(struct cache_sites **tp);
+unsigned cache_sites_count(const struct cache_sites *t);
+/* Site <i> (< count): the rules of c->sites[i], or of the implicit site. */
+const struct cache_site_rules *cache_sites_at(
+    const struct cache_sites *t, unsigned i);
+
+/*
+ * The index of the site for Host <host> (host[:port], any case, a trailing
+ * dot allowed): an exact name, else "*." and the host without its first
+ * label, else default_site; -1 when none (edged answers 421 and stores
+ * nothing).  <host> may be empty (an HTTP/1.0 request without Host): the
+ * default.  This is how edged routes every request.
+ */
+int cache_sites_find(const struct cache_sites *t, const char *host, size_t len);
+
+/*
+ * The rules a key for Host <host> is built with: its site's, as
+ * cache_sites_find() picks it, else the top level's (no site answers that
+ * Host, so no key of it was ever stored).  Never NULL.
+ */
+const struct cache_site_rules *cache_sites_rules_for(
+    const struct cache_sites *t, const char *host, size_t len);
+
 #endif /* CACHE_H */

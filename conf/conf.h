@@ -122,6 +122,24 @@ enum conf_action {
 int conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
     enum conf_action *action) CDN_WUR;
 
+/* One directive given on another program's command line (purged's). */
+struct conf_flag {
+	const char *flag;      /* as written, for errors: "--allow" */
+	const char *directive; /* a name in conf_keys.h: "purge_allow" */
+	const char *value;
+};
+
+/*
+ * Apply <n> flags over <c> (defaults and a file, already loaded) the way
+ * conf_argv_parse() applies edged's: a scalar is overwritten, a list is
+ * replaced by its first flag and appended to by later ones; then every
+ * site inherits the top level as the flags left it.  Every error goes to
+ * <err> as "PROG: error: FLAG: why"; returns CDN_OK, or CDN_EINVAL and <c>
+ * must be discarded.
+ */
+int conf_apply_flags(struct conf *c, const char *prog,
+    const struct conf_flag *v, unsigned n, FILE *err) CDN_WUR;
+
 /* The --help text, options and every directive flag, to <out>. */
 void conf_argv_print_help(FILE *out, const char *progname);
 
@@ -146,6 +164,12 @@ int conf_load_file(struct conf *c, const char *path, FILE *err) CDN_WUR;
 int conf_load_buf(struct conf *c, const char *name, const char *buf, size_t len,
     FILE *err) CDN_WUR;
 
+/*
+ * The same, for the config file open on <fd>, read from where it stands to
+ * its end (a file or a pipe; not closed).  <name> is what errors call it.
+ */
+int conf_load_fd(struct conf *c, int fd, const char *name, FILE *err) CDN_WUR;
+
 /* conf_validate.c */
 
 /*
@@ -154,10 +178,30 @@ int conf_load_buf(struct conf *c, const char *name, const char *buf, size_t len,
  */
 int conf_validate(const struct conf *c, FILE *err) CDN_WUR;
 
+/*
+ * Only what building cache keys needs, for a program that serves no
+ * requests of its own (purged): the cache_query settings of the top level
+ * and of every site, site names given once, default_site known.  Errors go
+ * to <err> as conf_validate()'s do, under <prog>'s name.
+ */
+int conf_validate_keys(
+    const struct conf *c, const char *prog, FILE *err) CDN_WUR;
+
 /* conf_dump.c */
 
 /* Every directive with its effective value, in config-file syntax. */
 void conf_dump(FILE *out, const struct conf *c);
+
+/*
+ * conf_dump() into a buffer, checked to load back (conf_load_buf() over
+ * the defaults) to a conf whose own dump is the very same bytes: the form
+ * in which edged hands purged its effective configuration.  On CDN_OK,
+ * *out (malloc'd, NUL-terminated) holds *len bytes.  CDN_EINVAL when the
+ * dump does not load back as it was (the loader's errors go to <err>),
+ * CDN_ENOMEM; *out untouched then.
+ */
+int conf_dump_buf(
+    const struct conf *c, char **out, size_t *len, FILE *err) CDN_WUR;
 
 /*
  * conf_parse.c: value parsers, shared with anything that reads these

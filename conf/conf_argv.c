@@ -130,6 +130,45 @@ short_action(char opt)
 	}
 }
 
+/*
+ * Set <d> to <val> over the file: a list's first flag (*seen 0) replaces
+ * the file's list, later ones append.  An error names flag[0..flen).
+ */
+static void
+apply_flag(struct conf *c, struct conf_err *es, unsigned *seen,
+    const struct conf_desc *d, const char *flag, size_t flen, const char *val)
+{
+	char msg[128];
+	const char *why;
+
+	if (!(*seen)++ && conf_desc_is_list(d))
+		conf_strlist_clear(conf_field(c, d));
+	if (conf_set_value(c, d, val, msg, sizeof(msg), &why) != CDN_OK)
+		conf_err_flag(es, flag, flen, "%s", why);
+}
+
+int
+conf_apply_flags(struct conf *c, const char *prog, const struct conf_flag *v,
+    unsigned n, FILE *err)
+{
+	struct conf_err es = {.err = err, .name = prog};
+	unsigned seen[CONF_NKEYS] = {0};
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	CDN_ASSERT(prog != NULL && (v != NULL || n == 0));
+	for (unsigned k = 0; k < n; k++) {
+		const struct conf_desc *d =
+		    conf_desc_find(v[k].directive, strlen(v[k].directive));
+
+		CDN_ASSERT(d != NULL); /* the caller's own table */
+		apply_flag(c, &es, &seen[d - conf_descs], d, v[k].flag,
+		    strlen(v[k].flag), v[k].value);
+	}
+	/* Sites inherit the top level as the flags left it. */
+	conf_resolve_sites(c);
+	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
+}
+
 int
 conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
     enum conf_action *action)
@@ -141,8 +180,7 @@ conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
 	const struct conf_desc *d;
 	enum conf_action act = CONF_ACT_RUN;
 	unsigned nfv = 0, seen[CONF_NKEYS] = {0};
-	char addr[32], msg[128];
-	const char *why;
+	char addr[32];
 	size_t nlen;
 	int i, opts_done = 0, rc;
 
@@ -268,12 +306,8 @@ conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
 			snprintf(addr, sizeof(addr), "127.0.0.1:%s", val);
 			val = addr;
 		}
-		if (!seen[idx]++ && conf_desc_is_list(fv[k].d))
-			conf_strlist_clear(
-			    conf_field(c, fv[k].d)); /* flags replace */
-		if (conf_set_value(c, fv[k].d, val, msg, sizeof(msg), &why) !=
-		    CDN_OK)
-			conf_err_flag(&es, fv[k].flag, fv[k].flen, "%s", why);
+		apply_flag(
+		    c, &es, &seen[idx], fv[k].d, fv[k].flag, fv[k].flen, val);
 	}
 	/* Sites inherit the top level as the flags left it. */
 	conf_resolve_sites(c);

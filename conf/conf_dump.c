@@ -1,11 +1,13 @@
 /*
  * --dump-config (conf/conf.h: conf_dump): every directive with its doc line
  * and effective value, then the site blocks as written, in config-file
- * syntax that loads back to the same conf.  No state.
+ * syntax that loads back to the same conf.  conf_dump_buf() checks that it
+ * does, for the dump edged hands purged.  No state.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf_int.h"
@@ -106,4 +108,61 @@ conf_dump(FILE *out, const struct conf *c)
 		}
 	}
 	dump_sites(out, c);
+}
+
+/* conf_dump() of <c> into a malloc'd buffer; CDN_ENOMEM. */
+static int
+dump_mem(const struct conf *c, char **out, size_t *len)
+{
+	FILE *f = open_memstream(out, len);
+
+	if (f == NULL)
+		return CDN_ENOMEM;
+	conf_dump(f, c);
+	/* A stream that ran out of memory fails its flush. */
+	if (fclose(f) != 0) {
+		free(*out);
+		*out = NULL;
+		return CDN_ENOMEM;
+	}
+	return CDN_OK;
+}
+
+int
+conf_dump_buf(const struct conf *c, char **out, size_t *len, FILE *err)
+{
+	struct conf *back;
+	char *d = NULL, *d2 = NULL;
+	size_t dlen = 0, d2len = 0;
+	int rc;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	if (dump_mem(c, &d, &dlen) != CDN_OK)
+		return CDN_ENOMEM;
+	back = conf_new_defaults();
+	rc = conf_load_buf(back, "the effective configuration", d, dlen, err);
+	if (rc != CDN_OK)
+		goto out;
+	/* The file name is a comment of the dump, not a directive. */
+	if (c->config != NULL)
+		conf_set_str(&back->config, c->config);
+	rc = dump_mem(back, &d2, &d2len);
+	if (rc != CDN_OK)
+		goto out;
+	if (d2len != dlen || memcmp(d, d2, dlen) != 0) {
+		if (err != NULL)
+			fprintf(err,
+			    "the effective configuration: error: does not "
+			    "load back to the same values\n");
+		rc = CDN_EINVAL;
+		goto out;
+	}
+	*out = d;
+	*len = dlen;
+	d = NULL;
+out:
+	free(d);
+	free(d2);
+	conf_unref(&back);
+	return rc;
 }

@@ -1,9 +1,10 @@
 /*
- * The config file (conf/conf.h: conf_load_file, conf_load_buf): lines of
- * "DIRECTIVE VALUE" and "site NAME... { ... }" blocks, applied over the
- * conf the caller passes (its defaults).  Each line is lexed by conf_lex.c
- * and each value set through conf_set_value(); a block's lines are checked
- * when read and replayed over the top level by conf_resolve_sites().
+ * The config file (conf/conf.h: conf_load_file, conf_load_fd,
+ * conf_load_buf): lines of "DIRECTIVE VALUE" and "site NAME... { ... }"
+ * blocks, applied over the conf the caller passes (its defaults).  Each
+ * line is lexed by conf_lex.c and each value set through conf_set_value();
+ * a block's lines are checked when read and replayed over the top level by
+ * conf_resolve_sites().
  *
  * Within one file a scalar may be set once; a list's first line replaces
  * the list below and later lines append.  Every error is reported at
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/conf_int.h"
 #include "http/http_authority.h"
@@ -363,5 +365,45 @@ conf_load_file(struct conf *c, const char *path, FILE *err)
 out:
 	free(buf);
 	fclose(f);
+	return rc;
+}
+
+int
+conf_load_fd(struct conf *c, int fd, const char *name, FILE *err)
+{
+	char *buf;
+	size_t len = 0;
+	ssize_t n;
+	int rc, saved;
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	CDN_ASSERT(fd >= 0 && name != NULL);
+	buf = malloc(CONF_MAX_FILE + 1);
+	if (buf == NULL) {
+		if (err != NULL)
+			fprintf(err, "%s: error: out of memory\n", name);
+		return CDN_EINVAL;
+	}
+	/* One byte more than allowed, so that conf_load_buf() says "too
+	 * large" rather than parsing a cut file. */
+	while (len < CONF_MAX_FILE + 1) {
+		n = read(fd, buf + len, CONF_MAX_FILE + 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			saved = errno;
+			if (err != NULL)
+				fprintf(err, "%s: error: cannot read: %s\n",
+				    name, strerror(saved));
+			rc = CDN_EINVAL;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	rc = conf_load_buf(c, name, buf, len, err);
+out:
+	free(buf);
 	return rc;
 }

@@ -94,6 +94,21 @@ balance_known(const char *b)
  * The site-scoped values that must agree with each other, of the top level
  * (line 0) or of one site's effective conf (errors at its block's line).
  */
+/* The key rules of the top level (line 0) or of one site. */
+static void
+validate_keys(
+    const struct conf *c, struct conf_err *es, unsigned line, unsigned col)
+{
+	if (strcmp(c->cache_query, "keep") != 0 &&
+	    strcmp(c->cache_query, "sort") != 0 &&
+	    strcmp(c->cache_query, "drop") != 0)
+		conf_err_at(es, line, col, "cache_query",
+		    "\"%s\": must be keep, sort or drop", c->cache_query);
+	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
+		conf_err_at(es, line, col, "cache_query_keep",
+		    "cannot be used with cache_query_drop");
+}
+
 static void
 validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
     unsigned col, int need_origin)
@@ -104,14 +119,7 @@ validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
 		        ? "no origin: set origin or origin_server in the "
 		          "block or at the top level"
 		        : "no origin: set origin in the config or --origin");
-	if (strcmp(c->cache_query, "keep") != 0 &&
-	    strcmp(c->cache_query, "sort") != 0 &&
-	    strcmp(c->cache_query, "drop") != 0)
-		conf_err_at(es, line, col, "cache_query",
-		    "\"%s\": must be keep, sort or drop", c->cache_query);
-	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
-		conf_err_at(es, line, col, "cache_query_keep",
-		    "cannot be used with cache_query_drop");
+	validate_keys(c, es, line, col);
 	if (!balance_known(c->origin_balance))
 		conf_err_at(es, line, col, "origin_balance",
 		    "\"%s\": must be round-robin, weighted, least-conn or "
@@ -128,9 +136,12 @@ validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
 		    "must be 0 (any 2xx or 3xx) or a status from 100 to 599");
 }
 
-/* Sites: each complete, no host name twice, default_site known. */
+/*
+ * Sites: each complete (<keys_only>: its key rules valid), no host name
+ * twice, default_site known.
+ */
 static void
-validate_sites(const struct conf *c, struct conf_err *es)
+validate_sites(const struct conf *c, struct conf_err *es, int keys_only)
 {
 	struct conf_err ses;
 	int found = c->default_site[0] == '\0';
@@ -140,7 +151,10 @@ validate_sites(const struct conf *c, struct conf_err *es)
 
 		ses = (struct conf_err){.err = es->err, .name = s->file};
 		CDN_ASSERT(s->conf != NULL); /* conf_resolve_sites() ran */
-		validate_scoped(s->conf, &ses, s->line, s->col, 1);
+		if (keys_only)
+			validate_keys(s->conf, &ses, s->line, s->col);
+		else
+			validate_scoped(s->conf, &ses, s->line, s->col, 1);
 		for (unsigned j = 0; j < s->nnames; j++) {
 			if (strcasecmp(s->names[j], c->default_site) == 0)
 				found = 1;
@@ -230,7 +244,7 @@ conf_validate(const struct conf *c, FILE *err)
 			    "%s is also a listen address", c->admin_listen);
 	}
 	validate_scoped(c, &es, 0, 0, 0);
-	validate_sites(c, &es);
+	validate_sites(c, &es, 0);
 	validate_tls(c, &es);
 	for (unsigned i = 0; i < c->compress_types.n; i++) {
 		const char *t = c->compress_types.v[i];
@@ -252,5 +266,16 @@ conf_validate(const struct conf *c, FILE *err)
 		conf_err_at(&es, 0, 0, "max_request_line",
 		    "%s is larger than max_header_size (%s)", lo, hi);
 	}
+	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
+}
+
+int
+conf_validate_keys(const struct conf *c, const char *prog, FILE *err)
+{
+	struct conf_err es = {.err = err, .name = prog};
+
+	MAGIC_CHECK(c, CONF_MAGIC);
+	validate_keys(c, &es, 0, 0);
+	validate_sites(c, &es, 1);
 	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
 }

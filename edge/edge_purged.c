@@ -3,24 +3,35 @@
  * kept from clients, and purged run as a child process.
  *
  * The child.  With purge_listen set, edged fork+execs the purged binary
- * found beside its own (/proc/self/exe), with the same cache_dir, key
- * rules and purge settings, so that one command runs a whole node.  It
- * runs on the main thread's event_base: SIGCHLD reaps it and a timer
- * restarts it, after 100 ms doubling to 10 s while it keeps dying within
- * 10 s of its start (a bad token file must not make edged spin).  The
- * child gets SIGTERM if edged dies (PR_SET_PDEATHSIG), so that a restarted
- * edged finds the purge address free; edge_purged_fini() stops it on
- * shutdown.  purged shares nothing with edged but the LMDB environment.
+ * found beside its own (/proc/self/exe), so that one command runs a whole
+ * node.  It runs on the main thread's event_base: SIGCHLD reaps it and a
+ * timer restarts it, after 100 ms doubling to 10 s while it keeps dying
+ * within 10 s of its start (a bad token file must not make edged spin).
+ * The child gets SIGTERM if edged dies (PR_SET_PDEATHSIG), so that a
+ * restarted edged finds the purge address free; edge_purged_fini() stops
+ * it on shutdown.  purged shares nothing with edged but the LMDB
+ * environment.
+ *
+ * Its configuration.  purged gets edged's whole effective configuration
+ * (defaults, the file, the flags), not a list of flags: it needs the sites
+ * and their key rules to build the keys edged stores under, and edged may
+ * run from flags alone.  It goes as the --dump-config text, checked to load
+ * back to the same values (conf_dump_buf()), in a sealed memfd that the
+ * child inherits (--config-fd): no file to place, protect or remove after
+ * a crash, nothing the child can change, no limit but the loader's, and
+ * one copy serves every restart (edged never reloads its configuration).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,7 +50,6 @@
 #define RESTART_MAX_MS    10000
 #define RESTART_STABLE_MS 10000
 #define STOP_WAIT_MS      3000
-#define PURGED_FIXED_ARGS 20 /* argv besides the repeatable lists, NULL too */
 
 struct edge_purged {
 	uint32_t magic;
@@ -50,6 +60,7 @@ struct edge_purged {
 	int pass_surrogate_key;
 	/* the child, main thread only */
 	char *exe;
+	int config_fd; /* the sealed memfd of the configuration, or -1 */
 	pid_t pid;
 	uint64_t started_ms;
 	uint64_t backoff_ms;
@@ -89,79 +100,23 @@ edge_purge_hides_field(const struct edge *e, const char *name, size_t len)
 
 /* ---- the child ---- */
 
-/* <cap> is what spawn() sized argv for: the config cannot outgrow it. */
-static void
-add_arg(char **argv, unsigned *argc, size_t cap, const char *a)
-{
-	CDN_ASSERT(*argc + 1 < cap);
-	argv[(*argc)++] = (char *)(uintptr_t)a;
-	argv[*argc] = NULL;
-}
-
 static void
 spawn(struct edge *e)
 {
 	struct edge_purged *p = e->purged;
-	const struct conf *c = e->conf;
-	char **argv, level[16], qm[16];
-	unsigned argc = 0;
-	size_t cap;
+	char fdarg[16];
+	char *argv[4];
 	pid_t pid;
 
-	/* Every list goes over whole: a cut purge_allow would refuse an
-	 * allowed client, a cut query list would make purged build other
-	 * keys than the workers. */
-	cap = PURGED_FIXED_ARGS +
-	    2 *
-	        ((size_t)c->purge_allow.n + c->cache_query_drop.n +
-	            c->cache_query_keep.n);
-	argv = calloc(cap, sizeof(*argv));
-	if (argv == NULL) {
-		CDN_LOG(CDN_LOG_ERR, "purge", "out of memory starting purged");
-		return;
-	}
-	add_arg(argv, &argc, cap, p->exe);
-	add_arg(argv, &argc, cap, "--cache-dir");
-	add_arg(argv, &argc, cap, c->cache_dir);
-	add_arg(argv, &argc, cap, "--listen");
-	add_arg(argv, &argc, cap, c->purge_listen);
-	add_arg(argv, &argc, cap, "--token-file");
-	add_arg(argv, &argc, cap, c->purge_token_file);
-	for (unsigned i = 0; i < c->purge_allow.n; i++) {
-		add_arg(argv, &argc, cap, "--allow");
-		add_arg(argv, &argc, cap, c->purge_allow.v[i]);
-	}
-	if (c->purge_audit_log[0] != '\0') {
-		add_arg(argv, &argc, cap, "--audit-log");
-		add_arg(argv, &argc, cap, c->purge_audit_log);
-	}
-	if (c->error_log[0] != '\0') {
-		add_arg(argv, &argc, cap, "--error-log");
-		add_arg(argv, &argc, cap, c->error_log);
-	}
-	snprintf(level, sizeof(level), "%s",
-	    cdn_log_level_name((enum cdn_log_level)c->log_level));
-	add_arg(argv, &argc, cap, "--log-level");
-	add_arg(argv, &argc, cap, level);
-	/* purged must build the same keys as the workers. */
-	snprintf(qm, sizeof(qm), "%s", c->cache_query);
-	add_arg(argv, &argc, cap, "--cache-query");
-	add_arg(argv, &argc, cap, qm);
-	if (c->cache_key_scheme)
-		add_arg(argv, &argc, cap, "--cache-key-scheme");
-	for (unsigned i = 0; i < c->cache_query_drop.n; i++) {
-		add_arg(argv, &argc, cap, "--cache-query-drop");
-		add_arg(argv, &argc, cap, c->cache_query_drop.v[i]);
-	}
-	for (unsigned i = 0; i < c->cache_query_keep.n; i++) {
-		add_arg(argv, &argc, cap, "--cache-query-keep");
-		add_arg(argv, &argc, cap, c->cache_query_keep.v[i]);
-	}
+	snprintf(fdarg, sizeof(fdarg), "%d", p->config_fd);
+	argv[0] = p->exe;
+	argv[1] = (char *)(uintptr_t) "--config-fd";
+	argv[2] = fdarg;
+	argv[3] = NULL;
 
 	pid = fork();
 	if (pid == -1) {
 		CDN_LOG(CDN_LOG_ERR, "purge", "fork: %s", strerror(errno));
-		free(argv);
 		return;
 	}
 	if (pid == 0) {
@@ -173,14 +128,18 @@ spawn(struct edge *e)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)
 			_exit(1); /* edged died before the prctl */
+		/* The one descriptor purged inherits, from its start: the
+		 * offset is shared with edged and earlier children. */
+		if (fcntl(p->config_fd, F_SETFD, 0) == -1 ||
+		    lseek(p->config_fd, 0, SEEK_SET) == -1)
+			_exit(127);
 		execv(p->exe, argv);
 		_exit(127);
 	}
-	free(argv); /* the child has its own copy */
 	p->pid = pid;
 	p->started_ms = cdn_now_ms();
 	CDN_LOG(CDN_LOG_INFO, "purge", "started purged (pid %d) on %s",
-	    (int)pid, c->purge_listen);
+	    (int)pid, e->conf->purge_listen);
 }
 
 static void
@@ -285,6 +244,60 @@ check_access(const struct conf *c)
 	return rc;
 }
 
+/*
+ * The sealed memfd that hands purged the configuration (see the top of
+ * this file); -1 after logging why.
+ */
+static int
+config_fd_new(const struct conf *c)
+{
+	char *buf;
+	size_t len, off = 0;
+	ssize_t n;
+	int fd, rc;
+
+	rc = conf_dump_buf(c, &buf, &len, stderr);
+	if (rc != CDN_OK) {
+		CDN_LOG(CDN_LOG_ERR, "purge",
+		    "the configuration cannot be handed to purged: %s",
+		    rc == CDN_ENOMEM ? "out of memory"
+		                     : "its dump does not load back as it is");
+		return -1;
+	}
+	fd = memfd_create("edged-config", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd == -1) {
+		CDN_LOG(
+		    CDN_LOG_ERR, "purge", "memfd_create: %s", strerror(errno));
+		goto fail;
+	}
+	while (off < len) {
+		n = write(fd, buf + off, len - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			CDN_LOG(CDN_LOG_ERR, "purge",
+			    "writing the configuration for purged: %s",
+			    strerror(errno));
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS,
+	        F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) ==
+	    -1) {
+		CDN_LOG(CDN_LOG_ERR, "purge", "sealing the configuration: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	free(buf);
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	free(buf);
+	return -1;
+}
+
 int
 edge_purged_init(struct edge *e)
 {
@@ -295,6 +308,7 @@ edge_purged_init(struct edge *e)
 	CDN_ASSERT(e->purged == NULL && e->main_base != NULL);
 	p = cdn_xcalloc(1, sizeof(*p));
 	p->magic = EDGE_PURGED_MAGIC;
+	p->config_fd = -1;
 	e->purged = p;
 	p->pass_surrogate_key = (int)c->surrogate_key_pass;
 	p->fields_buf = cdn_xstrdup(c->cache_tag_fields);
@@ -332,6 +346,9 @@ edge_purged_init(struct edge *e)
 		    p->exe != NULL ? p->exe : "/proc/self/exe unreadable");
 		return CDN_EINVAL;
 	}
+	p->config_fd = config_fd_new(c);
+	if (p->config_fd == -1)
+		return CDN_EINVAL;
 	p->backoff_ms = RESTART_MIN_MS;
 	p->sigchld = evsignal_new(e->main_base, SIGCHLD, on_sigchld, e);
 	p->restart = evtimer_new(e->main_base, on_restart, e);
@@ -377,6 +394,8 @@ edge_purged_fini(struct edge *e)
 		event_free(p->sigchld);
 	if (p->restart != NULL)
 		event_free(p->restart);
+	if (p->config_fd != -1)
+		close(p->config_fd);
 	free(p->exe);
 	free(p->fields_buf);
 	MAGIC_WIPE(p);

@@ -25,6 +25,7 @@ struct edge_site {
 	unsigned idx;            /* in the table, for per-worker counters */
 	const char *name;        /* first host name, or "default" */
 	const struct conf *conf; /* the site's values (borrowed) */
+	/* From cache_sites_at(), as purged builds them (cache_site.c). */
 	struct cache_policy_conf policy;
 	struct cache_key_rules key_rules; /* params borrowed from conf */
 	struct origin_pool *pool;
@@ -55,16 +56,11 @@ const struct edge_site *edge_sites_at(const struct edge_sites *t, unsigned i);
 void edge_sites_pools(const struct edge_sites *t, struct origin_pool **out);
 
 /*
- * The site for Host <host> (host[:port], any case, a trailing dot
- * allowed): an exact name, else "*." and the host without its first
- * label, else the default site; NULL when none (the caller answers 421).
- * <host> may be empty (an HTTP/1.0 request without Host): the default.
+ * The site for Host <host>, as cache_sites_find() (cache/cache.h) picks
+ * it: an exact name, else a wildcard, else the default site; NULL when
+ * none (the caller answers 421).
  */
 const struct edge_site *edge_sites_lookup(
     const struct edge_sites *t, const char *host, size_t len);
-
-/* Fill <pol> and <kr> from the cache_* values of <c> (kr borrows). */
-void edge_site_cache_rules(const struct conf *c, struct cache_policy_conf *pol,
-    struct cache_key_rules *kr);
 
 #endif /* EDGE_SITE_H */

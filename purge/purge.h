@@ -23,7 +23,8 @@ struct purge_api {
 	uint32_t magic;
 #define PURGE_API_MAGIC 0x6ad03e17u
 	struct cache_store *store;
-	struct cache_key_rules key_rules; /* as edged builds keys */
+	/* Each site's key rules, found by host as edged finds them. */
+	const struct cache_sites *sites;
 	struct http_acl acl;
 	struct http_tokens tokens;
 	FILE *audit; /* line-buffered; NULL: none */

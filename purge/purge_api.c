@@ -178,9 +178,12 @@ url_split(const char *u, size_t len, const char **scheme, const char **host,
 }
 
 /*
- * The key string(s) edged uses for a URL: one, or with cache_key_scheme
- * and no scheme given (<scheme> NULL), the http and the https one.
- * CDN_EINVAL if the URL makes no key; else as plist_add().
+ * The key string(s) edged uses for a URL, with the rules of the site its
+ * host names (cache_sites_rules_for(), the lookup edged routes by).  Without
+ * cache_key_scheme, edged keys every request as "http" (edge_cache.c
+ * key_scheme()); with it, the scheme given, or when none is (<scheme> NULL:
+ * PURGE with a Host) both the http and the https key.  CDN_EINVAL if the
+ * URL makes no key; else as plist_add().
  */
 static int
 add_url(struct purge_api *a, struct plist *l, enum cache_purge_kind kind,
@@ -189,18 +192,22 @@ add_url(struct purge_api *a, struct plist *l, enum cache_purge_kind kind,
     const char *shown, size_t shown_len)
 {
 	static const char *const both[] = {"http", "https"};
+	const struct cache_key_rules *kr =
+	    &cache_sites_rules_for(a->sites, host, hostlen)->key;
 	char key[KEY_MAX];
 	size_t klen;
 	unsigned nsch = 1;
 	int rc;
 
-	if (scheme == NULL && a->key_rules.include_scheme)
+	if (!kr->include_scheme)
+		scheme = "http";
+	else if (scheme == NULL)
 		nsch = 2;
 	for (unsigned i = 0; i < nsch; i++) {
 		const char *sch = scheme != NULL ? scheme : both[i];
 
-		if (cache_key_build(&a->key_rules, sch, host, hostlen, path,
-		        pathlen, query, querylen, has_query, key, sizeof(key),
+		if (cache_key_build(kr, sch, host, hostlen, path, pathlen,
+		        query, querylen, has_query, key, sizeof(key),
 		        &klen) != CDN_OK)
 			return CDN_EINVAL;
 		rc = plist_add(l, kind, key, klen, shown, shown_len);
@@ -620,10 +627,9 @@ json_items(struct purge_api *a, json_t *root, struct plist *l, int *soft,
 				    name, i);
 				return why;
 			} else {
-				rc = add_url(a, l, kind,
-				    a->key_rules.include_scheme ? scheme : NULL,
-				    host, hostlen, path, pathlen, query,
-				    querylen, has_query, s, len);
+				rc = add_url(a, l, kind, scheme, host, hostlen,
+				    path, pathlen, query, querylen, has_query,
+				    s, len);
 			}
 			if (rc == CDN_OK && kind == CACHE_PURGE_PREFIX &&
 			    l->v[l->n - 1].len > CACHE_PREFIX_MAX_LEN) {
@@ -788,8 +794,7 @@ inspect(struct purge_api *a, struct http_txn *txn)
 		send_error(txn, 400, "give url=<absolute http(s) URL>");
 		return;
 	}
-	rc = add_url(a, &l, CACHE_PURGE_URL,
-	    a->key_rules.include_scheme ? scheme : NULL, host, hostlen, path,
+	rc = add_url(a, &l, CACHE_PURGE_URL, scheme, host, hostlen, path,
 	    pathlen, query, querylen, has_query, url, ulen);
 	if (rc != CDN_OK) {
 		send_item_error(txn, rc, "the URL cannot be made a cache key");

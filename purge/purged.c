@@ -1,21 +1,29 @@
 /*
  * purged: the purge API daemon (purge/purge.h, docs/purge.md).
  *
- *   purged --cache-dir DIR --listen HOST:PORT --token-file F
- *          [--allow CIDR|loopback]... [--audit-log F] [--error-log F]
- *          [--log-level L] [--ready-file F] [--cache-query keep|sort|drop]
- *          [--cache-key-scheme] [--cache-query-drop P]...
- *          [--cache-query-keep P]...
+ *   purged [-c FILE | --config-fd N] [--cache-dir DIR] [--listen HOST:PORT]
+ *          [--token-file F] [--allow CIDR|loopback]... [--audit-log F]
+ *          [--error-log F] [--log-level L] [--ready-file F]
+ *          [--cache-query keep|sort|drop] [--cache-key-scheme 0|1]
+ *          [--cache-query-drop P]... [--cache-query-keep P]...
  *
- * edged starts it as a child when purge_listen is set, passing its own
- * settings; it can also run under a service manager of its own.  The key
- * flags must match edged's, or URL purges would name other keys.  Exit
- * status: 2 for bad flags, 1 for start-up failures, 0 after SIGTERM.
+ * It reads edged's configuration file (-c), or one handed over on an open
+ * descriptor (--config-fd: edged starts it so as a child when purge_listen
+ * is set, edge_purged.c), and uses of it the purge settings, cache_dir,
+ * the log settings, and the sites with their key rules: a URL purge builds
+ * its keys with the rules of the site the URL's host names, exactly as
+ * edged stores them (cache_sites_*, cache/cache_site.c).  Each flag sets
+ * one directive over the file (--listen is purge_listen, --token-file
+ * purge_token_file, --allow purge_allow, --audit-log purge_audit_log, the
+ * others their namesakes), as edged's flags do.  The config's ready_file
+ * is edged's; purged writes only --ready-file.  Exit status: 2 for bad
+ * flags or configuration, 1 for start-up failures, 0 after SIGTERM.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +35,9 @@
 #include <event2/listener.h>
 
 #include "common/cdn_log.h"
+#include "conf/conf.h"
 #include "http/http_listen.h"
 #include "purge/purge.h"
-
-#define MAX_PARAMS 64
 
 struct purged {
 	struct event_base *base;
@@ -44,13 +51,17 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: purged --cache-dir DIR --listen HOST:PORT --token-file F\n"
-	    "              [--allow ADDRESS[/PREFIX]|loopback]... "
-	    "[--audit-log F]\n"
-	    "              [--error-log F] [--log-level err|warn|info|debug]\n"
+	    "usage: purged [-c FILE | --config-fd N] [--cache-dir DIR] "
+	    "[--listen HOST:PORT]\n"
+	    "              [--token-file F] [--allow ADDRESS[/PREFIX]|"
+	    "loopback]...\n"
+	    "              [--audit-log F] [--error-log F] "
+	    "[--log-level err|warn|info|debug]\n"
 	    "              [--ready-file F] [--cache-query keep|sort|drop]\n"
-	    "              [--cache-key-scheme] [--cache-query-drop P]... "
-	    "[--cache-query-keep P]...\n");
+	    "              [--cache-key-scheme 0|1] [--cache-query-drop P]... "
+	    "[--cache-query-keep P]...\n"
+	    "cache_dir, purge_listen and purge_token_file are required, from "
+	    "the file or\nthe flags.\n");
 }
 
 static void
@@ -82,165 +93,211 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 enum {
-	OPT_CACHE_DIR = 1,
-	OPT_LISTEN,
-	OPT_TOKEN_FILE,
-	OPT_ALLOW,
-	OPT_AUDIT_LOG,
-	OPT_ERROR_LOG,
-	OPT_LOG_LEVEL,
+	OPT_CONFIG_FD = 1,
 	OPT_READY_FILE,
-	OPT_QUERY,
-	OPT_KEY_SCHEME,
-	OPT_QUERY_DROP,
-	OPT_QUERY_KEEP,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_DIRECTIVE, /* + the index in directive_opts[] */
 };
 
-static const struct option long_opts[] = {
-    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-    {"listen", required_argument, NULL, OPT_LISTEN},
-    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-    {"allow", required_argument, NULL, OPT_ALLOW},
-    {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
-    {"error-log", required_argument, NULL, OPT_ERROR_LOG},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+/* The flags that set a directive, and which (as edged's flags do). */
+static const struct {
+	const char *flag, *directive;
+} directive_opts[] = {
+    {"--cache-dir", "cache_dir"},
+    {"--listen", "purge_listen"},
+    {"--token-file", "purge_token_file"},
+    {"--allow", "purge_allow"},
+    {"--audit-log", "purge_audit_log"},
+    {"--error-log", "error_log"},
+    {"--log-level", "log_level"},
+    {"--cache-query", "cache_query"},
+    {"--cache-key-scheme", "cache_key_scheme"},
+    {"--cache-query-drop", "cache_query_drop"},
+    {"--cache-query-keep", "cache_query_keep"},
+};
+
+#define NDIRECTIVE_OPTS (sizeof(directive_opts) / sizeof(directive_opts[0]))
+
+static const struct option own_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"config-fd", required_argument, NULL, OPT_CONFIG_FD},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
-    {"cache-query", required_argument, NULL, OPT_QUERY},
-    {"cache-key-scheme", no_argument, NULL, OPT_KEY_SCHEME},
-    {"cache-query-drop", required_argument, NULL, OPT_QUERY_DROP},
-    {"cache-query-keep", required_argument, NULL, OPT_QUERY_KEEP},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
-    {NULL, 0, NULL, 0},
 };
+
+#define NOWN_OPTS (sizeof(own_opts) / sizeof(own_opts[0]))
+
+/* getopt_long()'s table: ours, then directive_opts, then the end. */
+static void
+long_opts_fill(struct option *o)
+{
+	memcpy(o, own_opts, sizeof(own_opts));
+	for (size_t i = 0; i < NDIRECTIVE_OPTS; i++) {
+		o[NOWN_OPTS + i].name = directive_opts[i].flag + 2;
+		o[NOWN_OPTS + i].has_arg = required_argument;
+		o[NOWN_OPTS + i].flag = NULL;
+		o[NOWN_OPTS + i].val = OPT_DIRECTIVE + (int)i;
+	}
+	memset(&o[NOWN_OPTS + NDIRECTIVE_OPTS], 0, sizeof(*o));
+}
+
+/* A descriptor number as --config-fd takes it; -1 if it is none. */
+static int
+parse_fd(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > INT_MAX)
+		return -1;
+	return (int)v;
+}
+
+/*
+ * The configuration: defaults, the file (-c) or descriptor (--config-fd),
+ * then the flags.  NULL after printing why.
+ */
+static struct conf *
+load_conf(
+    const char *file, int fd, const struct conf_flag *flags, unsigned nflags)
+{
+	struct conf *c = conf_new_defaults();
+	char name[64];
+	int rc = CDN_OK;
+
+	if (file != NULL) {
+		rc = conf_load_file(c, file, stderr);
+	} else if (fd >= 0) {
+		snprintf(name, sizeof(name), "config-fd %d", fd);
+		rc = conf_load_fd(c, fd, name, stderr);
+		close(fd); /* read once; nothing else of ours uses it */
+	}
+	if (rc == CDN_OK)
+		rc = conf_apply_flags(c, "purged", flags, nflags, stderr);
+	if (rc == CDN_OK)
+		rc = conf_validate_keys(c, "purged", stderr);
+	if (rc == CDN_OK &&
+	    (c->cache_dir[0] == '\0' || c->purge_listen[0] == '\0' ||
+	        c->purge_token_file[0] == '\0')) {
+		fprintf(stderr,
+		    "purged: error: cache_dir, purge_listen and "
+		    "purge_token_file are required (in the file, or "
+		    "--cache-dir, --listen and --token-file)\n");
+		rc = CDN_EINVAL;
+	}
+	if (rc != CDN_OK)
+		conf_unref(&c);
+	return c;
+}
+
+/* The ACL of purge_allow.  CDN_EINVAL after printing why. */
+static int
+load_acl(const struct conf *c, struct http_acl *acl)
+{
+	const char *why;
+
+	for (unsigned i = 0; i < c->purge_allow.n; i++) {
+		if (http_acl_add(acl, c->purge_allow.v[i], &why) != CDN_OK) {
+			fprintf(stderr,
+			    "purged: error: purge_allow \"%s\": %s (write "
+			    "ADDRESS[/PREFIX] or loopback)\n",
+			    c->purge_allow.v[i], why);
+			return CDN_EINVAL;
+		}
+	}
+	return CDN_OK;
+}
 
 int
 main(int argc, char **argv)
 {
-	const char *dir = NULL, *listen_at = NULL, *token_file = NULL;
-	const char *audit_log = NULL, *error_log = "", *ready = NULL;
-	const char *query = "keep", *why;
-	const char *drop[MAX_PARAMS], *keep[MAX_PARAMS];
-	unsigned ndrop = 0, nkeep = 0, nallow = 0;
+	const char *file = NULL, *ready = NULL, *audit_log, *dir;
+	struct option long_opts[NOWN_OPTS + NDIRECTIVE_OPTS + 1];
+	struct conf_flag *flags;
 	struct http_server_limits lim;
 	struct cache_store_conf sc;
 	struct cache_open_err oerr;
+	struct cache_sites *sites = NULL;
+	struct conf *c = NULL;
 	struct purged d;
-	enum cdn_log_level level = CDN_LOG_INFO;
+	unsigned nflags = 0;
 	char audit_default[4096];
-	int opt, fd, rc = 1;
+	int opt, fd, cfd = -1, rc = 1;
 
 	memset(&d, 0, sizeof(d));
 	d.api.magic = PURGE_API_MAGIC;
-	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+	long_opts_fill(long_opts);
+	flags = cdn_xcalloc((size_t)argc + 1, sizeof(*flags));
+	while ((opt = getopt_long(argc, argv, "c:", long_opts, NULL)) != -1) {
 		switch (opt) {
-		case OPT_CACHE_DIR:
-			dir = optarg;
+		case 'c':
+			file = optarg;
 			break;
-		case OPT_LISTEN:
-			listen_at = optarg;
-			break;
-		case OPT_TOKEN_FILE:
-			token_file = optarg;
-			break;
-		case OPT_ALLOW:
-			if (http_acl_add(&d.api.acl, optarg, &why) != CDN_OK) {
+		case OPT_CONFIG_FD:
+			cfd = parse_fd(optarg);
+			if (cfd == -1) {
 				fprintf(stderr,
-				    "purged: --allow %s: %s (write "
-				    "ADDRESS[/PREFIX] or loopback)\n",
-				    optarg, why);
-				goto usage_fail;
-			}
-			nallow++;
-			break;
-		case OPT_AUDIT_LOG:
-			audit_log = optarg;
-			break;
-		case OPT_ERROR_LOG:
-			error_log = optarg;
-			break;
-		case OPT_LOG_LEVEL:
-			if (cdn_log_level_parse(optarg, &level) != CDN_OK) {
-				fprintf(stderr,
-				    "purged: --log-level: err, warn, info or "
-				    "debug\n");
+				    "purged: error: --config-fd: not a "
+				    "descriptor number\n");
 				goto usage_fail;
 			}
 			break;
 		case OPT_READY_FILE:
 			ready = optarg;
 			break;
-		case OPT_QUERY:
-			query = optarg;
-			break;
-		case OPT_KEY_SCHEME:
-			d.api.key_rules.include_scheme = 1;
-			break;
-		case OPT_QUERY_DROP:
-		case OPT_QUERY_KEEP:
-			if ((opt == OPT_QUERY_DROP ? ndrop : nkeep) ==
-			    MAX_PARAMS) {
-				fprintf(
-				    stderr, "purged: too many parameters\n");
-				goto usage_fail;
-			}
-			if (opt == OPT_QUERY_DROP)
-				drop[ndrop++] = optarg;
-			else
-				keep[nkeep++] = optarg;
-			break;
 		case OPT_HELP:
 			usage(stdout);
-			http_acl_free(&d.api.acl);
+			free(flags);
 			return 0;
 		case OPT_VERSION:
 			printf("purged %s\n", PACKAGE_VERSION);
-			http_acl_free(&d.api.acl);
+			free(flags);
 			return 0;
 		default:
-			goto usage_fail;
+			if (opt < OPT_DIRECTIVE ||
+			    opt >= OPT_DIRECTIVE + (int)NDIRECTIVE_OPTS)
+				goto usage_fail;
+			flags[nflags].flag =
+			    directive_opts[opt - OPT_DIRECTIVE].flag;
+			flags[nflags].directive =
+			    directive_opts[opt - OPT_DIRECTIVE].directive;
+			flags[nflags].value = optarg;
+			nflags++;
+			break;
 		}
 	}
-	if (optind != argc || dir == NULL || listen_at == NULL ||
-	    token_file == NULL) {
+	if (optind != argc) {
+		fprintf(stderr, "purged: error: unexpected argument \"%s\"\n",
+		    argv[optind]);
+		goto usage_fail;
+	}
+	if (file != NULL && cfd >= 0) {
 		fprintf(stderr,
-		    "purged: --cache-dir, --listen and --token-file are "
-		    "required\n");
+		    "purged: error: -c and --config-fd: one configuration "
+		    "only\n");
 		goto usage_fail;
 	}
-	/* The same key rules as edge_cache_init() builds from edged's. */
-	if (strcmp(query, "sort") == 0)
-		d.api.key_rules.query_mode = CACHE_QUERY_SORT;
-	else if (strcmp(query, "drop") == 0)
-		d.api.key_rules.query_mode = CACHE_QUERY_DROP;
-	else if (strcmp(query, "keep") == 0)
-		d.api.key_rules.query_mode = CACHE_QUERY_KEEP;
-	else {
-		fprintf(stderr, "purged: --cache-query: keep, sort or drop\n");
+	c = load_conf(file, cfd, flags, nflags);
+	free(flags);
+	flags = NULL;
+	if (c == NULL || load_acl(c, &d.api.acl) != CDN_OK)
 		goto usage_fail;
-	}
-	if (ndrop > 0 || nkeep > 0) {
-		d.api.key_rules.sort_after_filter =
-		    d.api.key_rules.query_mode == CACHE_QUERY_SORT;
-		d.api.key_rules.query_mode = ndrop > 0
-		    ? CACHE_QUERY_DROP_LISTED
-		    : CACHE_QUERY_KEEP_LISTED;
-		d.api.key_rules.params = ndrop > 0 ? drop : keep;
-		d.api.key_rules.nparams = ndrop > 0 ? ndrop : nkeep;
-	}
-	if (nallow == 0)
-		CDN_ASSERT(
-		    http_acl_add(&d.api.acl, "loopback", &why) == CDN_OK);
+	dir = c->cache_dir;
+	sites = cache_sites_new(c);
+	d.api.sites = sites;
 
-	cdn_log_level_now = (int)level;
-	if (cdn_log_open(error_log) != CDN_OK)
+	cdn_log_level_now = (int)c->log_level;
+	if (cdn_log_open(c->error_log) != CDN_OK)
 		goto out_acl;
-	if (http_tokens_load(&d.api.tokens, token_file, 0, "purge",
-	        "--token-file") != CDN_OK)
+	if (http_tokens_load(&d.api.tokens, c->purge_token_file, 0, "purge",
+	        "purge_token_file") != CDN_OK)
 		goto out_log;
-	if (audit_log == NULL) {
+	audit_log = c->purge_audit_log;
+	if (audit_log[0] == '\0') {
 		snprintf(audit_default, sizeof(audit_default),
 		    "%s/purge_audit.log", dir);
 		audit_log = audit_default;
@@ -273,7 +330,7 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
-	fd = http_listen_socket(listen_at, 0, 128, "purge");
+	fd = http_listen_socket(c->purge_listen, 0, 128, "purge");
 	if (fd == -1)
 		goto out_base;
 	memset(&lim, 0, sizeof(lim));
@@ -301,7 +358,7 @@ main(int argc, char **argv)
 	event_add(d.sig_int, NULL);
 	event_add(d.sig_hup, NULL);
 	CDN_LOG(CDN_LOG_INFO, "purge", "purged on %s, cache %s, purge seq %llu",
-	    listen_at, dir,
+	    c->purge_listen, dir,
 	    (unsigned long long)cache_store_purge_seq(d.api.store));
 	if (ready != NULL && cdn_ready_file_write(ready) != CDN_OK) {
 		CDN_LOG(CDN_LOG_ERR, "purge", "ready file %s: %s", ready,
@@ -335,11 +392,15 @@ out_log:
 	cdn_log_close();
 out_acl:
 	http_acl_free(&d.api.acl);
+	cache_sites_free(&sites);
+	conf_unref(&c);
 	libevent_global_shutdown();
 	return rc;
 
 usage_fail:
 	usage(stderr);
+	free(flags);
 	http_acl_free(&d.api.acl);
+	conf_unref(&c);
 	return 2;
 }

@@ -2,7 +2,8 @@
  * Unit tests for cache/cache_key.c: primary keys (host, port, scheme, path
  * normalisation and dot segments, every query mode with globs and sorting,
  * capacity limits), idempotence of every key in the table, the key hash,
- * and the Vary secondary key.
+ * the Vary secondary key, and the site table (cache/cache_site.c) that
+ * edged and purged both build keys with.
  */
 #include "config.h"
 
@@ -13,6 +14,7 @@
 #include <xxhash.h>
 
 #include "cache/cache.h"
+#include "conf/conf.h"
 #include "tests/unit/tap.h"
 
 #define NOQ NULL /* no '?' in the request at all */
@@ -585,6 +587,102 @@ test_vary(void)
 	    "%d names are too many", CACHE_VARY_MAX_FIELDS + 1);
 }
 
+/* The key of http://<host><target> under the rules of <host>'s site. */
+static const char *
+site_key(const struct cache_sites *t, const char *host, const char *path,
+    const char *query)
+{
+	static char buf[512];
+	const struct cache_site_rules *r =
+	    cache_sites_rules_for(t, host, strlen(host));
+	size_t len = 0;
+
+	if (cache_key_build(&r->key, "http", host, strlen(host), path,
+	        strlen(path), query, strlen(query), 1, buf, sizeof(buf) - 1,
+	        &len) != CDN_OK)
+		return "(no key)";
+	buf[len] = '\0';
+	return buf;
+}
+
+static void
+test_sites(void)
+{
+#define SITES_TEXT                                                             \
+	"cache_query sort\n"                                                   \
+	"site drop.test {\n\tcache_query drop\n}\n"                            \
+	"site *.utm.test other.test {\n\tcache_query_drop utm_*\n"             \
+	"\tcache_query sort\n}\n"                                              \
+	"site scheme.test {\n\tcache_key_scheme 1\n"                           \
+	"\tcache_default_ttl 60s\n}\n"
+	static const char text[] = SITES_TEXT "default_site SCHEME.test\n";
+	static const char nodef[] = SITES_TEXT;
+	struct conf *c = conf_new_defaults(), *one = conf_new_defaults();
+	struct cache_sites *t;
+	const struct cache_site_rules *r;
+
+	if (conf_load_buf(c, "t.conf", text, strlen(text), stdout) != CDN_OK ||
+	    conf_validate_keys(c, "t", stdout) != CDN_OK) {
+		ok(0, "sites: the config loads");
+		conf_unref(&c);
+		conf_unref(&one);
+		return;
+	}
+	t = cache_sites_new(c);
+	is_int(cache_sites_count(t), 3, "sites: one per block");
+	is_int(cache_sites_find(t, "drop.test", 9), 0, "exact name");
+	is_int(cache_sites_find(t, "DROP.test.:8080", 15), 0,
+	    "any case, a port, a trailing dot");
+	is_int(cache_sites_find(t, "www.utm.test", 12), 1, "a wildcard");
+	is_int(cache_sites_find(t, "Other.test", 10), 1, "a second name");
+	is_int(cache_sites_find(t, "a.b.utm.test", 12), 2,
+	    "no wildcard for two more labels: the default site");
+	is_int(cache_sites_find(t, "utm.test", 8), 2,
+	    "nor for the bare domain: the default site");
+	is_int(cache_sites_find(t, "", 0), 2, "no Host: the default site");
+
+	r = cache_sites_at(t, 2);
+	ok(r->key.include_scheme && r->policy.default_ttl_s == 60,
+	    "a block's own key and policy values");
+	is_int(cache_sites_at(t, 0)->key.query_mode, CACHE_QUERY_DROP,
+	    "cache_query drop");
+	is_str(site_key(t, "drop.test", "/a", "x=1&top=2"), "drop.test/a",
+	    "drop.test: no query in the key");
+	is_str(site_key(t, "www.utm.test", "/a", "utm_a=1&b=2&a=3"),
+	    "www.utm.test/a?a=3&b=2", "*.utm.test: utm_* dropped, sorted");
+	is_str(site_key(t, "scheme.test", "/a", "top=1&b=2"),
+	    "http://scheme.test/a?b=2&top=1",
+	    "scheme.test: the scheme, and the inherited sort");
+	conf_unref(&c);
+	cache_sites_free(&t);
+	ok(t == NULL, "free NULLs the holder");
+
+	/* Without site blocks every Host is the top level. */
+	t = cache_sites_new(one);
+	is_int(cache_sites_count(t), 1, "no blocks: one implicit site");
+	is_int(cache_sites_find(t, "any.where", 9), 0, "answers every Host");
+	cache_sites_free(&t);
+
+	/* With blocks and no default_site, an unknown Host has no site; its
+	 * keys are built with the top level's rules (none was stored). */
+	c = conf_new_defaults();
+	if (conf_load_buf(c, "u.conf", nodef, strlen(nodef), stdout) ==
+	    CDN_OK) {
+		t = cache_sites_new(c);
+		is_int(cache_sites_find(t, "nowhere.test", 12), -1,
+		    "unknown Host: no site");
+		is_str(site_key(t, "nowhere.test", "/a", "top=1&b=2"),
+		    "nowhere.test/a?b=2&top=1",
+		    "keyed with the top level's rules");
+		cache_sites_free(&t);
+	} else {
+		ok(0, "sites: the config without default_site loads");
+	}
+	conf_unref(&c);
+	conf_unref(&one);
+#undef SITES_TEXT
+}
+
 int
 main(void)
 {
@@ -593,5 +691,6 @@ main(void)
 	test_key_misc();
 	test_hash();
 	test_vary();
+	test_sites();
 	return done_testing();
 }

@@ -1,7 +1,9 @@
 /*
  * Unit tests of conf/: the value parsers, the config-file parser and
  * its error messages, the command line, --help, --dump-config (and that a
- * dump loads back to the same conf), and the example conf/edged.conf.
+ * dump loads back to the same conf), what purged uses (flags over a file,
+ * a file on a descriptor, the checked dump edged hands it, the key checks),
+ * and the example conf/edged.conf.
  *
  * Files are written under a mkdtemp() directory, which is also the working
  * directory while they are loaded, so error messages carry short relative
@@ -1568,6 +1570,139 @@ test_site_validate(void)
 	}
 }
 
+/*
+ * What purged builds its conf with: the file, on a descriptor too, its
+ * flags over it, the key checks; and the checked dump edged hands it.
+ */
+static void
+test_purged_conf(void)
+{
+	static const char text[] =
+	    "cache_dir /var/cache/edge\n"
+	    "purge_allow 10.0.0.0/8\n"
+	    "purge_allow 10.1.0.0/16\n"
+	    "cache_query_drop a\n"
+	    "site own.test {\n\tcache_query_drop b\n\tcache_query keep\n}\n"
+	    "site inherits.test {\n}\n";
+	const struct conf_flag flags[] = {
+	    {"--allow", "purge_allow", "loopback"},
+	    {"--cache-query", "cache_query", "sort"},
+	    {"--cache-query-drop", "cache_query_drop", "x"},
+	    {"--cache-query-drop", "cache_query_drop", "y"},
+	    {"--cache-key-scheme", "cache_key_scheme", "1"},
+	};
+	const struct conf_flag bad[] = {
+	    {"--cache-key-scheme", "cache_key_scheme", "2"},
+	    {"--log-level", "log_level", "loud"},
+	};
+	struct capture cap = {0};
+	struct conf *c = conf_new_defaults(), *back;
+	char *d = NULL, big[CONF_MAX_LINE + 16];
+	size_t dlen = 0;
+	int pfd[2];
+
+	/* A file on a pipe, as --config-fd reads it. */
+	if (pipe(pfd) != 0 ||
+	    write(pfd[1], text, strlen(text)) != (ssize_t)strlen(text)) {
+		ok(0, "pipe: %s", strerror(errno));
+		conf_unref(&c);
+		return;
+	}
+	close(pfd[1]);
+	is_int(conf_load_fd(c, pfd[0], "fd", cap_open(&cap)), CDN_OK,
+	    "a config on a pipe loads");
+	is_str(cap_text(&cap), "", "quietly");
+	close(pfd[0]);
+	is_int(c->nsites, 2, "with its sites");
+	is_int(conf_apply_flags(
+	           c, "purged", flags, CDN_ARRAY_LEN(flags), cap_open(&cap)),
+	    CDN_OK, "flags apply");
+	is_str(cap_text(&cap), "", "quietly");
+	ok(c->purge_allow.n == 1 &&
+	        strcmp(c->purge_allow.v[0], "loopback") == 0,
+	    "a list flag replaces the file's list");
+	ok(c->cache_query_drop.n == 2 &&
+	        strcmp(c->cache_query_drop.v[1], "y") == 0,
+	    "and a repeated one appends");
+	is_str(c->cache_dir, "/var/cache/edge", "the file's other values stay");
+	is_str(c->sites[1]->conf->cache_query, "sort",
+	    "a site inherits the top level as the flags left it");
+	ok(c->sites[1]->conf->cache_key_scheme == 1 &&
+	        c->sites[1]->conf->cache_query_drop.n == 2,
+	    "every inherited key value");
+	ok(strcmp(c->sites[0]->conf->cache_query, "keep") == 0 &&
+	        c->sites[0]->conf->cache_query_drop.n == 1 &&
+	        strcmp(c->sites[0]->conf->cache_query_drop.v[0], "b") == 0,
+	    "but not what a block sets itself");
+	is_int(conf_validate_keys(c, "purged", cap_open(&cap)), CDN_OK,
+	    "the key checks need no listen nor origin");
+	is_str(cap_text(&cap), "", "quietly");
+
+	/* edged's hand-over: the dump loads back to the same values. */
+	is_int(conf_dump_buf(c, &d, &dlen, cap_open(&cap)), CDN_OK,
+	    "the dump round-trips");
+	is_str(cap_text(&cap), "", "quietly");
+	back = conf_new_defaults();
+	if (d != NULL &&
+	    conf_load_buf(back, "dump", d, dlen, stdout) == CDN_OK) {
+		is_int(conf_cmp(c, back, 0, "", NULL, NULL), 0,
+		    "every top-level value survives");
+		ok(back->nsites == 2 &&
+		        strcmp(back->sites[0]->conf->cache_query, "keep") ==
+		            0 &&
+		        strcmp(back->sites[1]->conf->cache_query, "sort") ==
+		            0 &&
+		        back->sites[1]->conf->cache_key_scheme == 1,
+		    "and every site's");
+	} else {
+		ok(0, "the dump loads");
+	}
+	conf_unref(&back);
+	free(d);
+	d = NULL;
+
+	/* A flag value longer than a file line cannot go over as a file. */
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	is_int(conf_set(c, "cache_query_drop", big, NULL), CDN_OK,
+	    "a long flag value");
+	is_int(conf_dump_buf(c, &d, &dlen, cap_open(&cap)), CDN_EINVAL,
+	    "a dump that does not load back is refused");
+	ok(strstr(cap_text(&cap), "line too long") != NULL, "saying why: %s",
+	    cap.buf);
+	ok(d == NULL, "nothing returned");
+	conf_unref(&c);
+
+	c = conf_new_defaults();
+	is_int(conf_apply_flags(
+	           c, "purged", bad, CDN_ARRAY_LEN(bad), cap_open(&cap)),
+	    CDN_EINVAL, "bad flag values");
+	is_str(cap_text(&cap),
+	    "purged: error: --cache-key-scheme: must be between 0 and 1\n"
+	    "purged: error: --log-level: unknown level (err, warn, info or "
+	    "debug)\n",
+	    "every one named by its flag");
+	conf_unref(&c);
+
+	is_int(load_text("k.conf",
+	           "cache_query_drop a\ncache_query_keep b\n"
+	           "site a.test {\n\tcache_query nope\n}\n",
+	           &c, &cap),
+	    CDN_OK, "loads");
+	is_int(conf_validate_keys(c, "purged", cap_open(&cap)), CDN_EINVAL,
+	    "bad key rules");
+	is_str(cap_text(&cap),
+	    "purged: error: cache_query_keep: cannot be used with "
+	    "cache_query_drop\n"
+	    "k.conf:3:1: error: cache_query: \"nope\": must be keep, sort or "
+	    "drop\n"
+	    "k.conf:3:1: error: cache_query_keep: cannot be used with "
+	    "cache_query_drop\n",
+	    "at the top level and in a block (which inherits both lists)");
+	conf_unref(&c);
+	free(cap.buf);
+}
+
 /* The example config in the source tree loads and documents the defaults. */
 static void
 test_example(const char *path)
@@ -1642,6 +1777,7 @@ main(void)
 	test_sites();
 	test_site_errors();
 	test_site_validate();
+	test_purged_conf();
 	test_example(example);
 
 	free(example);
