@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "edge/edge_inflight.h"
 #include "edge/edge_int.h"
 #include "edge/edge_variant.h"
 #include "http/http_date.h"
@@ -1019,7 +1020,7 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 		pt->not_stored = edge_cache_store(w, pt->fill);
 		pt->stored = pt->not_stored == NULL;
 		/* Cacheable again: the next misses may share a fetch. */
-		edge_inflight_clear_hfm(w->edge, pt->key);
+		edge_inflight_clear_hfm(w->edge->inflight, pt->key);
 	}
 	cache_obj_unref(&pt->fill);
 }
@@ -1125,7 +1126,6 @@ edge_cache_init(struct edge *e)
 	const struct conf *c = e->conf;
 	struct cache_store_conf sc;
 
-	e->inflight = edge_inflight_new();
 	if (c->cache_dir[0] == '\0')
 		return edge_variant_init(e);
 	memset(&sc, 0, sizeof(sc));
@@ -1163,5 +1163,4 @@ edge_cache_fini(struct edge *e)
 {
 	edge_variant_fini(e); /* its pool stores into the store */
 	cache_store_close(&e->store);
-	edge_inflight_free(&e->inflight);
 }

@@ -356,11 +356,7 @@ int edge_cache_serve_stale_on_error(
 /* stale-while-revalidate: answer pt->stale now; pt dies. */
 void edge_cache_serve_swr(struct proxy_txn *pt);
 
-/* edge_fill.c: collapsed forwarding */
-struct edge_inflight *edge_inflight_new(void);
-void edge_inflight_free(struct edge_inflight **tp);
-/* The key is cacheable again: drop its hit-for-miss marker. */
-void edge_inflight_clear_hfm(struct edge *e, const uint8_t key[CACHE_HASH_LEN]);
+/* edge_fill.c: collapsed forwarding (the table: edge_inflight.h) */
 /*
  * Share a cache-filling fetch: join the one in flight for pt->key, or
  * start it with <oreq> (on this worker) and wait on it; with pt->swr,

@@ -36,6 +36,7 @@
 #include <event2/thread.h>
 
 #include "edge/edge.h"
+#include "edge/edge_inflight.h"
 #include "edge/edge_int.h"
 #include "edge/edge_tls.h"
 #include "http/http_listen.h"
@@ -406,6 +407,7 @@ edge_new(struct conf *conf)
 	}
 	if (edge_cache_init(e) != CDN_OK)
 		goto fail;
+	e->inflight = edge_inflight_new();
 	if (edge_tls_new(conf, e->nworkers, &e->tls) != CDN_OK)
 		goto fail;
 	if (conf->access_log[0] != '\0') {
@@ -525,7 +527,9 @@ edge_free(struct edge **ep)
 	if (e->main_base != NULL)
 		event_base_free(e->main_base);
 	cdn_alog_free(&e->alog);
-	/* After the workers: their transactions held cache objects. */
+	/* After the workers: their fills were in it, their transactions
+	 * held cache objects. */
+	edge_inflight_free(&e->inflight);
 	edge_cache_fini(e);
 	/* After the workers and the checker: both used the pools. */
 	edge_sites_free(&e->sites);
