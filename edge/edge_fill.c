@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "edge/edge_inflight.h"
+#include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
 #include "edge/edge_variant.h"
 
@@ -87,7 +88,8 @@ struct edge_fill {
 	atomic_uint refcnt;
 	pthread_mutex_t mu;
 	struct edge *edge;
-	const struct edge_site *site; /* of the leading request */
+	const struct edge_site *site;        /* of the leading request */
+	const struct edge_fill_hooks *hooks; /* its caller's (static) */
 	struct edge_worker *owner;
 	struct origin_fetch *fetch; /* owner thread */
 	uint8_t key[CACHE_HASH_LEN];
@@ -451,10 +453,11 @@ static void
 waiter_release(struct fill_waiter *fw)
 {
 	struct proxy_txn *pt = fw->pt;
+	const struct edge_fill_hooks *hooks = fw->fill->hooks;
 
-	waiter_detach(fw);
+	waiter_detach(fw); /* frees fw */
 	EDGE_COUNTER_INC(pt->w, cache_collapse_released);
-	edge_proxy_forward(pt, 0);
+	hooks->fetch_alone(pt);
 }
 
 /* The origin failed before this waiter had a head: stale or an error. */
@@ -472,15 +475,8 @@ waiter_failed(struct fill_waiter *fw, enum origin_err err, int err_status)
 	if (edge_cache_serve_stale_on_error(pt, err_status, why, 1))
 		return;
 	pt->origin_err = err;
-	if (err_status != 0)
-		edge_proxy_respond_error(pt, pt->txn, err_status);
-	else if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
-	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
-		edge_proxy_respond_error(pt, pt->txn, 504);
-	else if (err == ORIGIN_ENOHEALTHY)
-		edge_proxy_respond_error(pt, pt->txn, 503);
-	else
-		edge_proxy_respond_error(pt, pt->txn, 502);
+	edge_deliver_error(
+	    pt, pt->txn, err_status != 0 ? err_status : origin_err_status(err));
 }
 
 static void
@@ -496,9 +492,9 @@ waiter_send_head(struct fill_waiter *fw)
 	waiter_status(fw, f->note);
 	cdn_sb_add(&out, f->fields, f->fields_len);
 	/* The waiter's own Range, answered from the bytes as they come. */
-	edge_cache_range_head(
+	edge_deliver_range_head(
 	    pt, &status, f->fields, f->fields_len, &out, &content_length);
-	edge_cache_status_field(pt, &out);
+	edge_deliver_status_field(pt, &out);
 	pt->responded = 1;
 	fw->responded = 1;
 	http_txn_respond(
@@ -525,7 +521,7 @@ waiter_stream(struct fill_waiter *fw)
 		len = atomic_load_explicit(&fw->blk->len, memory_order_acquire);
 		if (fw->off < len && pt->range != NULL) {
 			/* Copies only the ranges' bytes. */
-			edge_cache_client_write(pt,
+			edge_deliver_body(pt,
 			    (const char *)fw->blk->data + fw->off,
 			    len - fw->off);
 		} else if (fw->off < len) {
@@ -587,7 +583,7 @@ waiter_run(struct fill_waiter *fw)
 		pt->not_stored = f->not_stored;
 		waiter_detach(fw);
 		pt->served = 1;
-		edge_cache_send_stored(pt, o);
+		edge_deliver_stored(pt, o);
 		cache_obj_unref(&o);
 		http_txn_finish(pt->txn);
 		return;
@@ -839,8 +835,8 @@ hand_to_leader(struct edge_fill *f, struct origin_fetch *of, int status,
 	waiter_detach(leader);
 	f->fetch = NULL;
 	pt->fetch = of;
-	origin_fetch_set_consumer(of, &edge_proxy_origin_ops, pt);
-	edge_proxy_origin_ops.on_head(
+	origin_fetch_set_consumer(of, f->hooks->client_ops, pt);
+	f->hooks->client_ops->on_head(
 	    of, pt, status, fields, len, content_length);
 	return 1;
 }
@@ -871,7 +867,7 @@ hand_over_midway(struct edge_fill *f, struct origin_fetch *of)
 	while (fw->blk != NULL || waiter_block(fw) == 1) {
 		len = atomic_load_explicit(&fw->blk->len, memory_order_relaxed);
 		if (fw->off < len && pt->range != NULL)
-			edge_cache_client_write(pt,
+			edge_deliver_body(pt,
 			    (const char *)fw->blk->data + fw->off,
 			    len - fw->off);
 		else if (fw->off < len)
@@ -886,7 +882,7 @@ hand_over_midway(struct edge_fill *f, struct origin_fetch *of)
 	waiter_detach(fw);
 	f->fetch = NULL;
 	pt->fetch = of;
-	origin_fetch_set_consumer(of, &edge_proxy_origin_ops, pt);
+	origin_fetch_set_consumer(of, f->hooks->client_ops, pt);
 	return pt;
 }
 
@@ -911,7 +907,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
 	CDN_DASSERT(edge_worker_current() == f->owner);
 	f->x.response_time = time(NULL);
-	if (edge_proxy_client_fields(f->edge, f->site, fields, len, &out,
+	if (edge_deliver_client_fields(f->edge, f->site, fields, len, &out,
 	        &content_length) != CDN_OK) {
 		cdn_sb_free(&out);
 		count_head(f, of);
@@ -1096,7 +1092,7 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 		if (pt != NULL) {
 			pt->not_stored = f->not_stored;
 			fill_end(f);
-			return edge_proxy_origin_ops.on_body(of, pt, data, len);
+			return f->hooks->client_ops->on_body(of, pt, data, len);
 		}
 	}
 	completes = f->content_length >= 0 &&
@@ -1196,7 +1192,7 @@ coalescable(const struct proxy_txn *pt)
 }
 
 static struct edge_fill *
-fill_new(struct proxy_txn *pt)
+fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 {
 	const struct http_request *req = http_txn_request(pt->txn);
 	struct edge_fill *f;
@@ -1214,6 +1210,7 @@ fill_new(struct proxy_txn *pt)
 	pthread_mutex_init(&f->mu, NULL);
 	f->edge = pt->w->edge;
 	f->site = pt->site;
+	f->hooks = hooks;
 	f->owner = pt->w;
 	memcpy(f->key, pt->key, CACHE_HASH_LEN);
 	f->key_url = key_url;
@@ -1245,7 +1242,8 @@ fill_new(struct proxy_txn *pt)
 }
 
 int
-edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq)
+edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq,
+    const struct edge_fill_hooks *hooks)
 {
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
@@ -1281,7 +1279,7 @@ edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq)
 			edge_cache_serve_swr(pt);
 		return 1;
 	}
-	f = fill_new(pt);
+	f = fill_new(pt, hooks);
 	if (f == NULL) {
 		edge_inflight_unlock(&sl);
 		return 0; /* out of memory: this request fetches alone */

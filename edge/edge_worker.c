@@ -163,6 +163,18 @@ on_drain(evutil_socket_t fd, short what, void *arg)
 	http_server_drain(w->http, on_worker_empty, w);
 }
 
+void
+edge_count_origin_error(struct edge_worker *w, enum origin_err err)
+{
+	if (err == ORIGIN_OK)
+		return;
+	EDGE_COUNTER_INC(w, origin_errors);
+	EDGE_COUNTER_INC(w, origin_err_kind[err]);
+	if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
+	    err == ORIGIN_ETIMEOUT_FIRST_BYTE || err == ORIGIN_ETIMEOUT_IDLE)
+		EDGE_COUNTER_INC(w, origin_timeouts);
+}
+
 /* The worker this thread runs, for owner-thread checks. */
 static __thread struct edge_worker *current_worker;
 
