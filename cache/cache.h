@@ -319,6 +319,9 @@ const char *cache_enc_name(enum cache_enc enc);
  * is one we do not serve (deflate, compress, a list of several codings).
  * An empty value or "identity" is CACHE_ENC_IDENTITY; "x-gzip" is gzip. */
 int cache_enc_parse(const char *value, size_t len);
+/* The same for a response head ("Name: value\r\n" lines): its
+ * Content-Encoding's coding, CACHE_ENC_IDENTITY when it has none. */
+int cache_enc_of_fields(const char *fields, size_t len);
 
 /*
  * The variant id of a stored object: the Vary secondary key (cache_vary_key)

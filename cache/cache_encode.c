@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "cache/cache.h"
+#include "common/cdn_strbuf.h"
 
 #define CODER_BUF (64 * 1024)
 /* zlib takes uInt lengths: feed segments in slices no larger than this. */
@@ -50,6 +51,16 @@ cache_enc_parse(const char *value, size_t len)
 	if (len == 2 && strncasecmp(value, "br", 2) == 0)
 		return CACHE_ENC_BR;
 	return -1;
+}
+
+int
+cache_enc_of_fields(const char *fields, size_t len)
+{
+	const char *ce;
+	size_t celen;
+
+	ce = cdn_fields_get(fields, len, "content-encoding", &celen);
+	return ce == NULL ? CACHE_ENC_IDENTITY : cache_enc_parse(ce, celen);
 }
 
 /* Output accounting shared by both directions. */

@@ -17,7 +17,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "edge/edge_inflight.h"
+#include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
+#include "edge/edge_range.h"
 #include "edge/edge_variant.h"
 #include "http/http_date.h"
 
@@ -34,12 +37,6 @@ static int
 slice_is(const char *p, size_t len, const char *name)
 {
 	return strlen(name) == len && strncasecmp(p, name, len) == 0;
-}
-
-static const char *
-cache_name(const struct proxy_txn *pt)
-{
-	return pt->w->edge->conf->via;
 }
 
 /* Append <s> to pt->cache_status if it fits whole. */
@@ -127,150 +124,6 @@ edge_cache_request_fields(
 	return (int)n;
 }
 
-/* RFC 9110 §13.1.2: does the If-None-Match list match <etag> (weakly)? */
-static int
-inm_matches(const char *list, size_t len, const char *etag, size_t elen)
-{
-	const char *p = list, *end = list + len, *q;
-	size_t n;
-
-	if (elen > 2 && etag[0] == 'W' && etag[1] == '/') {
-		etag += 2;
-		elen -= 2;
-	}
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		if (p < end && *p == '*')
-			return 1;
-		q = p;
-		while (q < end && *q != ',')
-			q++;
-		n = (size_t)(q - p);
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		if (n > 2 && p[0] == 'W' && p[1] == '/') {
-			p += 2;
-			n -= 2;
-		}
-		if (n == elen && memcmp(p, etag, n) == 0)
-			return 1;
-		p = q;
-	}
-	return 0;
-}
-
-/* RFC 9110 §13.1.1-2: may the client's conditional get a 304? */
-static int
-client_not_modified(const struct http_request *req, const struct cache_obj *o)
-{
-	const struct http_header *inm, *ims;
-	const char *etag, *lm;
-	size_t elen, lmlen;
-	int64_t t_ims, t_lm;
-
-	if (o->status != 200)
-		return 0;
-	inm = http_request_find(req, "if-none-match");
-	if (inm != NULL) {
-		etag = cdn_fields_get(o->fields, o->fields_len, "etag", &elen);
-		return etag != NULL &&
-		    inm_matches(inm->value.p, inm->value.len, etag, elen);
-	}
-	ims = http_request_find(req, "if-modified-since");
-	if (ims == NULL)
-		return 0;
-	lm = cdn_fields_get(o->fields, o->fields_len, "last-modified", &lmlen);
-	if (lm == NULL)
-		return 0;
-	t_ims = http_date_parse(ims->value.p, ims->value.len);
-	t_lm = http_date_parse(lm, lmlen);
-	return t_ims >= 0 && t_lm >= 0 && t_lm <= t_ims;
-}
-
-/* RFC 9110 §15.4.5: the fields a 304 carries. */
-static int
-is_304_field(const char *name, size_t len)
-{
-	static const char *const keep[] = {"cache-control", "content-location",
-	    "date", "etag", "expires", "vary", "via", "last-modified"};
-
-	for (size_t i = 0; i < CDN_ARRAY_LEN(keep); i++)
-		if (slice_is(name, len, keep[i]))
-			return 1;
-	return 0;
-}
-
-/*
- * Answer from <o>: its stored fields plus Age and Cache-Status, its body by
- * reference, or a 304 when the client's conditional matches.  Does not
- * finish the txn.
- */
-static void
-send_stored(struct proxy_txn *pt, struct http_txn *txn, struct cache_obj *o,
-    int64_t age, const char *status_text)
-{
-	const struct http_request *req = http_txn_request(txn);
-	struct cdn_strbuf f = {.max = 256 * 1024};
-	const char *p, *end, *eol, *colon;
-	int not_modified = client_not_modified(req, o);
-	struct edge_range_plan plan;
-
-	edge_range_plan_for(&plan, req, o, not_modified);
-	if (not_modified) {
-		end = o->fields + o->fields_len;
-		for (p = o->fields; p < end; p = eol + 1) {
-			eol = memchr(p, '\n', (size_t)(end - p));
-			colon = memchr(p, ':', (size_t)(eol - p));
-			if (colon != NULL &&
-			    is_304_field(p, (size_t)(colon - p)))
-				cdn_sb_add(&f, p, (size_t)(eol + 1 - p));
-		}
-	} else {
-		edge_range_fields(&plan, o, &f);
-	}
-	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
-	cdn_sb_printf(
-	    &f, "Cache-Status: %s; %s\r\n", cache_name(pt), status_text);
-	if (f.failed) {
-		/* Only a pathological stored head gets here: send it bare,
-		 * and whole (its head has no room for a Content-Range). */
-		cdn_sb_free(&f);
-		cdn_sb_add(&f, o->fields, o->fields_len);
-		if (plan.status != 200 && !not_modified) {
-			edge_range_plan_fini(&plan);
-			edge_range_plan_init(
-			    &plan, NULL, 0, o->body_len, NULL, 0, 1);
-		}
-	}
-	pt->responded = 1;
-	http_txn_respond(txn,
-	    not_modified             ? 304
-	        : plan.status != 200 ? plan.status
-	                             : o->status,
-	    f.p, f.len, (int64_t)plan.content_length);
-	cdn_sb_free(&f);
-	if (!not_modified)
-		edge_range_send_obj(txn, &plan, o);
-	edge_range_plan_fini(&plan);
-}
-
-void
-edge_cache_send_stored(struct proxy_txn *pt, struct cache_obj *o)
-{
-	int64_t age = cache_current_age(
-	    o->d.initial_age_s, o->response_time, (int64_t)time(NULL));
-
-	send_stored(pt, pt->txn, o, age, pt->cache_status);
-}
-
-void
-edge_cache_status_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
-{
-	cdn_sb_printf(out, "Cache-Status: %s; %s\r\n", cache_name(pt),
-	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=bypass");
-}
-
 /* The operator's grace and stale-if-error apply where the origin allows. */
 static struct cache_decision
 effective_decision(const struct edge_site *site, const struct cache_obj *o)
@@ -329,7 +182,7 @@ edge_cache_serve_stale_on_error(
 		    "fwd=stale; detail=\"stale-if-error: origin %s\"", why);
 	EDGE_COUNTER_INC(w, cache_stale_if_error);
 	pt->served = 1;
-	edge_cache_send_stored(pt, pt->stale);
+	edge_deliver_stored(pt, pt->stale);
 	if (finish)
 		http_txn_finish(pt->txn); /* pt dies here */
 	return 1;
@@ -340,7 +193,7 @@ edge_cache_serve_swr(struct proxy_txn *pt)
 {
 	EDGE_COUNTER_INC(pt->w, cache_stale_while_revalidate);
 	pt->served = 1;
-	edge_cache_send_stored(pt, pt->stale);
+	edge_deliver_stored(pt, pt->stale);
 	http_txn_finish(pt->txn); /* pt dies here */
 }
 
@@ -488,7 +341,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	    pt->key, &pt->key_url, &pt->key_url_len);
 	if (rc == CDN_ENOMEM) {
 		/* Not a bypass: an unsafe method must still invalidate. */
-		edge_proxy_respond_error(pt, txn, 503);
+		edge_deliver_error(pt, txn, 503);
 		return 1;
 	}
 	if (rc == CDN_OK)
@@ -541,10 +394,9 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; detail=not-acceptable");
-		cdn_sb_printf(&f,
-		    "Content-Type: text/plain\r\nVary: Accept-Encoding\r\n"
-		    "Cache-Status: %s; %s\r\n",
-		    cache_name(pt), pt->cache_status);
+		cdn_sb_str(&f,
+		    "Content-Type: text/plain\r\nVary: Accept-Encoding\r\n");
+		edge_deliver_cache_status(pt, pt->cache_status, &f);
 		pt->responded = 1;
 		http_txn_respond(txn, 406, f.p, f.len, sizeof(body) - 1);
 		http_txn_write(txn, body, sizeof(body) - 1);
@@ -580,7 +432,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 			EDGE_COUNTER_INC(w, cache_hits_disk);
 		EDGE_SITE_COUNTER_INC(w, pt->site, hits);
 		cache_store_touch(e->store, o);
-		send_stored(pt, txn, o, age, pt->cache_status);
+		edge_deliver_stored_at_age(pt, o, age);
 		cache_obj_unref(&o);
 		http_txn_finish(txn); /* pt dies here */
 		return 1;
@@ -801,7 +653,7 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 		pt->stored = pt->not_stored == NULL;
 	}
 	pt->served = 1;
-	edge_cache_send_stored(pt, o);
+	edge_deliver_stored(pt, o);
 	cache_obj_unref(&o);
 	cache_obj_unref(&pt->stale);
 	return 1;
@@ -875,7 +727,7 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 	    (uint64_t)content_length > e->conf->max_object_size)
 		edge_variant_note_large(e, key);
 	/* The coding is part of the variant id; others are not stored. */
-	coding = edge_variant_coding(fields, len);
+	coding = cache_enc_of_fields(fields, len);
 	if (coding < 0 || (coding != CACHE_ENC_IDENTITY && decoding))
 		store = 0;
 	else if (coding != CACHE_ENC_IDENTITY ||
@@ -948,8 +800,7 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 		strcat(pt->cache_status, d.reason);
 	}
 field:
-	cdn_sb_printf(out, "Cache-Status: %s; %s\r\n", cache_name(pt),
-	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=bypass");
+	edge_deliver_status_field(pt, out);
 	return 0;
 }
 
@@ -970,41 +821,6 @@ edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len)
 	}
 }
 
-static void
-client_write_out(void *arg, const void *p, size_t n)
-{
-	struct proxy_txn *pt = arg;
-
-	http_txn_write(pt->txn, p, n);
-}
-
-void
-edge_cache_client_write(struct proxy_txn *pt, const char *data, size_t len)
-{
-	if (pt->range == NULL) {
-		http_txn_write(pt->txn, data, len);
-		return;
-	}
-	edge_range_stream_feed(pt->range, data, len, client_write_out, pt);
-}
-
-void
-edge_cache_range_head(struct proxy_txn *pt, int *status, const char *fields,
-    size_t len, struct cdn_strbuf *out, int64_t *content_length)
-{
-	/* Only where the Range was kept from the origin: the response is
-	 * then the whole representation. */
-	if (!pt->cache_on || pt->range_upstream || pt->head_as_get ||
-	    *status != 200 || *content_length < 0)
-		return;
-	pt->range = edge_range_stream_new(http_txn_request(pt->txn), fields,
-	    len, (uint64_t)*content_length, out);
-	if (pt->range == NULL)
-		return;
-	*status = edge_range_stream_status(pt->range);
-	*content_length = (int64_t)edge_range_stream_length(pt->range);
-}
-
 void
 edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 {
@@ -1019,7 +835,7 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 		pt->not_stored = edge_cache_store(w, pt->fill);
 		pt->stored = pt->not_stored == NULL;
 		/* Cacheable again: the next misses may share a fetch. */
-		edge_inflight_clear_hfm(w->edge, pt->key);
+		edge_inflight_clear_hfm(w->edge->inflight, pt->key);
 	}
 	cache_obj_unref(&pt->fill);
 }
@@ -1057,14 +873,6 @@ edge_cache_log_status(struct proxy_txn *pt)
 	snprintf(detail, sizeof(detail), "; detail=%s",
 	    pt->not_stored != NULL ? pt->not_stored : "incomplete");
 	cache_status_add(pt, detail);
-}
-
-void
-edge_cache_error_field(struct proxy_txn *pt, struct cdn_strbuf *out)
-{
-	cdn_sb_printf(out, "Cache-Status: %s; %s; detail=origin-error\r\n",
-	    cache_name(pt),
-	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=miss");
 }
 
 void
@@ -1125,7 +933,6 @@ edge_cache_init(struct edge *e)
 	const struct conf *c = e->conf;
 	struct cache_store_conf sc;
 
-	e->inflight = edge_inflight_new();
 	if (c->cache_dir[0] == '\0')
 		return edge_variant_init(e);
 	memset(&sc, 0, sizeof(sc));
@@ -1163,5 +970,4 @@ edge_cache_fini(struct edge *e)
 {
 	edge_variant_fini(e); /* its pool stores into the store */
 	cache_store_close(&e->store);
-	edge_inflight_free(&e->inflight);
 }

@@ -32,14 +32,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "edge/edge_inflight.h"
+#include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
 #include "edge/edge_variant.h"
 
-#define INFLIGHT_SHARDS   64
-#define INFLIGHT_BUCKETS  256  /* per shard */
-#define HFM_MAX_PER_SHARD 4096 /* hit-for-miss markers kept per shard */
-#define FILL_FIELDS_MAX   (256 * 1024)
-#define VARY_FIELDS       128
+#define FILL_FIELDS_MAX (256 * 1024)
+#define VARY_FIELDS     128
 /* Chunks a streamed fill may have queued for the store and not yet
  * committed; past this the origin transfer waits for the store. */
 #define FILL_STREAM_PENDING 8
@@ -89,7 +88,8 @@ struct edge_fill {
 	atomic_uint refcnt;
 	pthread_mutex_t mu;
 	struct edge *edge;
-	const struct edge_site *site; /* of the leading request */
+	const struct edge_site *site;        /* of the leading request */
+	const struct edge_fill_hooks *hooks; /* its caller's (static) */
 	struct edge_worker *owner;
 	struct origin_fetch *fetch; /* owner thread */
 	uint8_t key[CACHE_HASH_LEN];
@@ -137,174 +137,10 @@ struct edge_fill {
 	uint64_t body_len;
 	struct cache_obj *obj; /* the object to store, if storable */
 	unsigned discard : 1;  /* nobody wants the body: end the fetch */
-	int in_table; /* (the table shard's lock; not a bit field: others write
-	                 it) */
+	int in_table; /* published in the in-flight table (its shard's lock;
+	               * not a bit field: other workers write it) */
 	struct edge_fill *own_prev, *own_next; /* owner's list */
 };
-
-/* ---- the in-flight table ---- */
-
-struct inflight_entry {
-	struct inflight_entry *next;
-	uint8_t key[CACHE_HASH_LEN];
-	struct edge_fill *fill; /* NULL: a hit-for-miss marker */
-	uint64_t hfm_until_ms;
-};
-
-struct inflight_shard {
-	pthread_mutex_t mu;
-	struct inflight_entry *b[INFLIGHT_BUCKETS];
-	unsigned nhfm;
-	char pad[64];
-};
-
-struct edge_inflight {
-	struct inflight_shard shard[INFLIGHT_SHARDS];
-};
-
-static uint64_t
-now_ms(void)
-{
-	return cdn_now_ns() / 1000000u;
-}
-
-static struct inflight_shard *
-shard_of(struct edge_inflight *t, const uint8_t key[CACHE_HASH_LEN])
-{
-	return &t->shard[key[0] % INFLIGHT_SHARDS];
-}
-
-static struct inflight_entry **
-bucket_of(struct inflight_shard *s, const uint8_t key[CACHE_HASH_LEN])
-{
-	return &s->b[((unsigned)key[1] << 8 | key[2]) % INFLIGHT_BUCKETS];
-}
-
-/* The entry for <key> in a locked shard, dropping expired markers. */
-static struct inflight_entry *
-entry_find(struct inflight_shard *s, const uint8_t key[CACHE_HASH_LEN])
-{
-	struct inflight_entry **pp = bucket_of(s, key), *en;
-
-	while ((en = *pp) != NULL) {
-		if (memcmp(en->key, key, CACHE_HASH_LEN) == 0) {
-			if (en->fill == NULL && en->hfm_until_ms <= now_ms()) {
-				*pp = en->next;
-				s->nhfm--;
-				free(en);
-				return NULL;
-			}
-			return en;
-		}
-		pp = &en->next;
-	}
-	return NULL;
-}
-
-static void
-entry_unlink(struct inflight_shard *s, struct inflight_entry *victim)
-{
-	struct inflight_entry **pp = bucket_of(s, victim->key);
-
-	while (*pp != victim)
-		pp = &(*pp)->next;
-	*pp = victim->next;
-	if (victim->fill == NULL)
-		s->nhfm--;
-	free(victim);
-}
-
-static void
-sweep_expired(struct inflight_shard *s)
-{
-	uint64_t now = now_ms();
-
-	for (unsigned i = 0; i < INFLIGHT_BUCKETS; i++) {
-		struct inflight_entry **pp = &s->b[i], *en;
-
-		while ((en = *pp) != NULL) {
-			if (en->fill == NULL && en->hfm_until_ms <= now) {
-				*pp = en->next;
-				s->nhfm--;
-				free(en);
-			} else {
-				pp = &en->next;
-			}
-		}
-	}
-}
-
-struct edge_inflight *
-edge_inflight_new(void)
-{
-	struct edge_inflight *t = cdn_xcalloc(1, sizeof(*t));
-
-	for (unsigned i = 0; i < INFLIGHT_SHARDS; i++)
-		pthread_mutex_init(&t->shard[i].mu, NULL);
-	return t;
-}
-
-void
-edge_inflight_free(struct edge_inflight **tp)
-{
-	struct edge_inflight *t = *tp;
-
-	*tp = NULL;
-	if (t == NULL)
-		return;
-	for (unsigned i = 0; i < INFLIGHT_SHARDS; i++) {
-		struct inflight_shard *s = &t->shard[i];
-
-		for (unsigned j = 0; j < INFLIGHT_BUCKETS; j++)
-			while (s->b[j] != NULL) {
-				/* Fills are gone with their workers. */
-				CDN_ASSERT(s->b[j]->fill == NULL);
-				entry_unlink(s, s->b[j]);
-			}
-		pthread_mutex_destroy(&s->mu);
-	}
-	free(t);
-}
-
-/* Remember <key> as uncacheable for a while (a locked shard). */
-static void
-mark_hit_for_miss(const struct edge_site *site, struct inflight_shard *s,
-    struct inflight_entry *en, const uint8_t key[CACHE_HASH_LEN])
-{
-	uint64_t ttl = site->conf->cache_hit_for_miss;
-
-	if (ttl == 0) {
-		if (en != NULL)
-			entry_unlink(s, en);
-		return;
-	}
-	if (en == NULL) {
-		if (s->nhfm >= HFM_MAX_PER_SHARD)
-			sweep_expired(s);
-		if (s->nhfm >= HFM_MAX_PER_SHARD)
-			return; /* bounded: a flood of such URLs just queues */
-		en = cdn_xcalloc(1, sizeof(*en));
-		memcpy(en->key, key, CACHE_HASH_LEN);
-		en->next = *bucket_of(s, key);
-		*bucket_of(s, key) = en;
-	}
-	en->fill = NULL;
-	en->hfm_until_ms = now_ms() + ttl;
-	s->nhfm++;
-}
-
-void
-edge_inflight_clear_hfm(struct edge *e, const uint8_t key[CACHE_HASH_LEN])
-{
-	struct inflight_shard *s = shard_of(e->inflight, key);
-	struct inflight_entry *en;
-
-	pthread_mutex_lock(&s->mu);
-	en = entry_find(s, key);
-	if (en != NULL && en->fill == NULL)
-		entry_unlink(s, en);
-	pthread_mutex_unlock(&s->mu);
-}
 
 /*
  * Take the fill out of the table (new requests then go to the cache, which
@@ -314,24 +150,16 @@ edge_inflight_clear_hfm(struct edge *e, const uint8_t key[CACHE_HASH_LEN])
 static void
 fill_unpublish(struct edge_fill *f, int hfm)
 {
-	struct inflight_shard *s = shard_of(f->edge->inflight, f->key);
-	struct inflight_entry *en;
+	struct edge_inflight_slot sl;
 
-	pthread_mutex_lock(&s->mu);
-	if (!f->in_table) {
-		/* Never published, or replaced after a purge. */
-		pthread_mutex_unlock(&s->mu);
-		return;
-	}
-	en = entry_find(s, f->key);
-	CDN_ASSERT(en != NULL && en->fill == f);
-	f->in_table = 0;
-	if (hfm) {
-		mark_hit_for_miss(f->site, s, en, f->key);
-	} else {
-		entry_unlink(s, en);
-	}
-	pthread_mutex_unlock(&s->mu);
+	edge_inflight_lock(f->edge->inflight, f->key, &sl);
+	if (f->in_table) {
+		CDN_ASSERT(edge_inflight_fill(&sl) == f);
+		f->in_table = 0;
+		edge_inflight_end_fill(
+		    &sl, hfm ? f->site->conf->cache_hit_for_miss : 0);
+	} /* else never published, or replaced after a purge */
+	edge_inflight_unlock(&sl);
 }
 
 /* ---- fill lifetime ---- */
@@ -625,10 +453,11 @@ static void
 waiter_release(struct fill_waiter *fw)
 {
 	struct proxy_txn *pt = fw->pt;
+	const struct edge_fill_hooks *hooks = fw->fill->hooks;
 
-	waiter_detach(fw);
+	waiter_detach(fw); /* frees fw */
 	EDGE_COUNTER_INC(pt->w, cache_collapse_released);
-	edge_proxy_forward(pt, 0);
+	hooks->fetch_alone(pt);
 }
 
 /* The origin failed before this waiter had a head: stale or an error. */
@@ -646,15 +475,8 @@ waiter_failed(struct fill_waiter *fw, enum origin_err err, int err_status)
 	if (edge_cache_serve_stale_on_error(pt, err_status, why, 1))
 		return;
 	pt->origin_err = err;
-	if (err_status != 0)
-		edge_proxy_respond_error(pt, pt->txn, err_status);
-	else if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
-	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
-		edge_proxy_respond_error(pt, pt->txn, 504);
-	else if (err == ORIGIN_ENOHEALTHY)
-		edge_proxy_respond_error(pt, pt->txn, 503);
-	else
-		edge_proxy_respond_error(pt, pt->txn, 502);
+	edge_deliver_error(
+	    pt, pt->txn, err_status != 0 ? err_status : origin_err_status(err));
 }
 
 static void
@@ -670,9 +492,9 @@ waiter_send_head(struct fill_waiter *fw)
 	waiter_status(fw, f->note);
 	cdn_sb_add(&out, f->fields, f->fields_len);
 	/* The waiter's own Range, answered from the bytes as they come. */
-	edge_cache_range_head(
+	edge_deliver_range_head(
 	    pt, &status, f->fields, f->fields_len, &out, &content_length);
-	edge_cache_status_field(pt, &out);
+	edge_deliver_status_field(pt, &out);
 	pt->responded = 1;
 	fw->responded = 1;
 	http_txn_respond(
@@ -699,7 +521,7 @@ waiter_stream(struct fill_waiter *fw)
 		len = atomic_load_explicit(&fw->blk->len, memory_order_acquire);
 		if (fw->off < len && pt->range != NULL) {
 			/* Copies only the ranges' bytes. */
-			edge_cache_client_write(pt,
+			edge_deliver_body(pt,
 			    (const char *)fw->blk->data + fw->off,
 			    len - fw->off);
 		} else if (fw->off < len) {
@@ -761,7 +583,7 @@ waiter_run(struct fill_waiter *fw)
 		pt->not_stored = f->not_stored;
 		waiter_detach(fw);
 		pt->served = 1;
-		edge_cache_send_stored(pt, o);
+		edge_deliver_stored(pt, o);
 		cache_obj_unref(&o);
 		http_txn_finish(pt->txn);
 		return;
@@ -1013,8 +835,8 @@ hand_to_leader(struct edge_fill *f, struct origin_fetch *of, int status,
 	waiter_detach(leader);
 	f->fetch = NULL;
 	pt->fetch = of;
-	origin_fetch_set_consumer(of, &edge_proxy_origin_ops, pt);
-	edge_proxy_origin_ops.on_head(
+	origin_fetch_set_consumer(of, f->hooks->client_ops, pt);
+	f->hooks->client_ops->on_head(
 	    of, pt, status, fields, len, content_length);
 	return 1;
 }
@@ -1045,7 +867,7 @@ hand_over_midway(struct edge_fill *f, struct origin_fetch *of)
 	while (fw->blk != NULL || waiter_block(fw) == 1) {
 		len = atomic_load_explicit(&fw->blk->len, memory_order_relaxed);
 		if (fw->off < len && pt->range != NULL)
-			edge_cache_client_write(pt,
+			edge_deliver_body(pt,
 			    (const char *)fw->blk->data + fw->off,
 			    len - fw->off);
 		else if (fw->off < len)
@@ -1060,7 +882,7 @@ hand_over_midway(struct edge_fill *f, struct origin_fetch *of)
 	waiter_detach(fw);
 	f->fetch = NULL;
 	pt->fetch = of;
-	origin_fetch_set_consumer(of, &edge_proxy_origin_ops, pt);
+	origin_fetch_set_consumer(of, f->hooks->client_ops, pt);
 	return pt;
 }
 
@@ -1085,7 +907,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
 	CDN_DASSERT(edge_worker_current() == f->owner);
 	f->x.response_time = time(NULL);
-	if (edge_proxy_client_fields(f->edge, f->site, fields, len, &out,
+	if (edge_deliver_client_fields(f->edge, f->site, fields, len, &out,
 	        &content_length) != CDN_OK) {
 		cdn_sb_free(&out);
 		count_head(f, of);
@@ -1270,7 +1092,7 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 		if (pt != NULL) {
 			pt->not_stored = f->not_stored;
 			fill_end(f);
-			return edge_proxy_origin_ops.on_body(of, pt, data, len);
+			return f->hooks->client_ops->on_body(of, pt, data, len);
 		}
 	}
 	completes = f->content_length >= 0 &&
@@ -1370,7 +1192,7 @@ coalescable(const struct proxy_txn *pt)
 }
 
 static struct edge_fill *
-fill_new(struct proxy_txn *pt)
+fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 {
 	const struct http_request *req = http_txn_request(pt->txn);
 	struct edge_fill *f;
@@ -1388,6 +1210,7 @@ fill_new(struct proxy_txn *pt)
 	pthread_mutex_init(&f->mu, NULL);
 	f->edge = pt->w->edge;
 	f->site = pt->site;
+	f->hooks = hooks;
 	f->owner = pt->w;
 	memcpy(f->key, pt->key, CACHE_HASH_LEN);
 	f->key_url = key_url;
@@ -1419,68 +1242,57 @@ fill_new(struct proxy_txn *pt)
 }
 
 int
-edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq)
+edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq,
+    const struct edge_fill_hooks *hooks)
 {
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
-	struct inflight_shard *s;
-	struct inflight_entry *en;
+	struct edge_inflight_slot sl;
 	struct edge_fill *f;
 	int background = pt->swr;
 
 	if (!coalescable(pt))
 		return 0;
-	s = shard_of(e->inflight, pt->key);
-	pthread_mutex_lock(&s->mu);
-	en = entry_find(s, pt->key);
-	if (en != NULL && en->fill == NULL && !background) {
-		pthread_mutex_unlock(&s->mu);
+	edge_inflight_lock(e->inflight, pt->key, &sl);
+	if (edge_inflight_is_hfm(&sl) && !background) {
+		edge_inflight_unlock(&sl);
 		EDGE_COUNTER_INC(w, cache_hit_for_miss_used);
 		return 0; /* hit-for-miss: fetch alone */
 	}
-	if (en != NULL && en->fill != NULL &&
-	    en->fill->purge_gen < pt->purge_gen) {
+	f = edge_inflight_fill(&sl);
+	if (f != NULL && f->purge_gen < pt->purge_gen) {
 		/* A purge came after that fetch began: what it brings may be
 		 * the purged content.  It goes on for its own waiters, and
 		 * this request starts a fresh one in its place. */
-		en->fill->in_table = 0;
-		en->fill = NULL;
-		s->nhfm++; /* as a marker, until replaced just below */
+		f->in_table = 0;
+		f = NULL;
 	}
-	if (en != NULL && en->fill != NULL) {
-		f = en->fill;
+	if (f != NULL) {
 		if (!background) {
 			pthread_mutex_lock(&f->mu);
 			waiter_attach_locked(f, pt, 0);
 			pthread_mutex_unlock(&f->mu);
 			EDGE_COUNTER_INC(w, cache_collapsed);
 		}
-		pthread_mutex_unlock(&s->mu);
+		edge_inflight_unlock(&sl);
 		if (background)
 			edge_cache_serve_swr(pt);
 		return 1;
 	}
-	f = fill_new(pt);
+	f = fill_new(pt, hooks);
 	if (f == NULL) {
-		pthread_mutex_unlock(&s->mu);
+		edge_inflight_unlock(&sl);
 		return 0; /* out of memory: this request fetches alone */
 	}
-	if (en == NULL) {
-		en = cdn_xcalloc(1, sizeof(*en));
-		memcpy(en->key, pt->key, CACHE_HASH_LEN);
-		en->next = *bucket_of(s, pt->key);
-		*bucket_of(s, pt->key) = en;
-	} else {
-		s->nhfm--; /* a background refresh replaces the marker */
-	}
-	en->fill = f;
+	edge_inflight_set_fill(&sl, f); /* a background refresh: the marker
+	                                   goes */
 	f->in_table = 1;
 	if (!background) {
 		pthread_mutex_lock(&f->mu);
 		waiter_attach_locked(f, pt, 1);
 		pthread_mutex_unlock(&f->mu);
 	}
-	pthread_mutex_unlock(&s->mu);
+	edge_inflight_unlock(&sl);
 
 	f->own_next = w->fills;
 	if (w->fills != NULL)

@@ -240,6 +240,8 @@ struct proxy_txn {
  * CDN_DASSERT(edge_worker_current() == owner) at their entry points.
  */
 struct edge_worker *edge_worker_current(void);
+/* Count a failed origin fetch (no-op for ORIGIN_OK). */
+void edge_count_origin_error(struct edge_worker *w, enum origin_err err);
 
 /* edge_cache.c */
 /*
@@ -266,18 +268,6 @@ void edge_cache_origin_fields(
 int edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
     size_t len, struct cdn_strbuf *out);
 void edge_cache_on_body(struct proxy_txn *pt, const char *data, size_t len);
-/*
- * A miss for a Range request fetches the whole response (to store it):
- * turn the client's response into the 206/416 the Range asks for.  May
- * change *status, <out> and *content_length; then the body goes through
- * edge_cache_client_write().
- */
-void edge_cache_range_head(struct proxy_txn *pt, int *status,
-    const char *fields, size_t len, struct cdn_strbuf *out,
-    int64_t *content_length);
-/* Body bytes of the origin's response for the client (ranged or not). */
-void edge_cache_client_write(
-    struct proxy_txn *pt, const char *data, size_t len);
 void edge_cache_on_done(struct proxy_txn *pt, enum origin_err e);
 /*
  * Hand the complete response <o> to the store (and its codings to the
@@ -298,8 +288,6 @@ const char *edge_cache_store_note(struct edge *e);
  * when the transaction ended).
  */
 void edge_cache_log_status(struct proxy_txn *pt);
-/* The Cache-Status of an error the proxy answers itself. */
-void edge_cache_error_field(struct proxy_txn *pt, struct cdn_strbuf *out);
 void edge_cache_txn_free(struct proxy_txn *pt);
 /* Open the store (moving a damaged one aside) and build the policy from
  * the config.  A cache that cannot be opened is no failure: the node runs
@@ -313,12 +301,6 @@ int edge_cache_init(struct edge *e) CDN_WUR;
 void edge_cache_state(struct edge *e, char *buf, size_t cap);
 void edge_cache_fini(struct edge *e);
 
-/* The stored object <o> as the answer, with pt->cache_status (not
- * finished). */
-void edge_cache_send_stored(struct proxy_txn *pt, struct cache_obj *o);
-/* Append "Cache-Status: <name>; <pt->cache_status>". */
-void edge_cache_status_field(
-    const struct proxy_txn *pt, struct cdn_strbuf *out);
 /* RFC 9111 §4.3.4: <old> refreshed by a 304's <fields>; NULL if out of
  * memory.  *d is the new storing decision. */
 struct cache_obj *edge_cache_merge_304(const struct cache_policy_conf *policy,
@@ -356,11 +338,20 @@ int edge_cache_serve_stale_on_error(
 /* stale-while-revalidate: answer pt->stale now; pt dies. */
 void edge_cache_serve_swr(struct proxy_txn *pt);
 
-/* edge_fill.c: collapsed forwarding */
-struct edge_inflight *edge_inflight_new(void);
-void edge_inflight_free(struct edge_inflight **tp);
-/* The key is cacheable again: drop its hit-for-miss marker. */
-void edge_inflight_clear_hfm(struct edge *e, const uint8_t key[CACHE_HASH_LEN]);
+/* edge_fill.c: collapsed forwarding (the table: edge_inflight.h) */
+/*
+ * What a fill needs from the caller that started it (the proxy), so that
+ * it calls nothing above itself.
+ */
+struct edge_fill_hooks {
+	/* <pt> cannot share the fill (another Vary, a coding it does not
+	 * take, a response not shareable): it fetches on its own. */
+	void (*fetch_alone)(struct proxy_txn *pt);
+	/* The origin callbacks of a fetch of one client: a fill whose
+	 * response may not be shared hands its fetch to the leading client
+	 * with these (and calls on_head or on_body for what already came). */
+	const struct origin_fetch_ops *client_ops;
+};
 /*
  * Share a cache-filling fetch: join the one in flight for pt->key, or
  * start it with <oreq> (on this worker) and wait on it; with pt->swr,
@@ -368,7 +359,8 @@ void edge_inflight_clear_hfm(struct edge *e, const uint8_t key[CACHE_HASH_LEN]);
  * the fill has the txn, 0 when the request must fetch alone (not
  * shareable, or the key is hit-for-miss).
  */
-int edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq);
+int edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq,
+    const struct edge_fill_hooks *hooks);
 /* The client can take more / is gone (no-ops unless pt waits). */
 void edge_fill_writable(struct proxy_txn *pt);
 void edge_fill_detach(struct proxy_txn *pt);
@@ -377,19 +369,6 @@ void edge_fill_worker_stop(struct edge_worker *w);
 
 /* edge_proxy.c */
 extern const struct http_handler edge_proxy_handler;
-extern const struct origin_fetch_ops edge_proxy_origin_ops;
-/* Build the origin request for pt and start it (sharing it if
- * <may_coalesce>), or answer an error. */
-void edge_proxy_forward(struct proxy_txn *pt, int may_coalesce);
-/* Count a failed origin fetch (no-op for ORIGIN_OK). */
-void edge_count_origin_error(struct edge_worker *w, enum origin_err err);
-void edge_proxy_respond_error(
-    struct proxy_txn *pt, struct http_txn *txn, int status);
-/* The client's copy of an origin response head: hop-by-hop fields out,
- * Via appended; *content_length -1 if chunked.  CDN_ENOMEM if too big. */
-int edge_proxy_client_fields(const struct edge *e, const struct edge_site *site,
-    const char *fields, size_t len, struct cdn_strbuf *out,
-    int64_t *content_length);
 
 /* edge_admin.c */
 extern const struct http_handler edge_admin_handler;

@@ -21,63 +21,14 @@
 
 #include <xxhash.h>
 
+#include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
+#include "http/http_fields.h"
 
-#define MAX_CONN_TOKENS 16
-#define FIELDS_MAX      (128 * 1024) /* forwarded head size cap */
+#define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
 
-/* RFC 9110 §7.6.1: fields that apply to one connection only. */
-static int
-is_hop_by_hop(const char *name, size_t len)
-{
-	static const char *const hop[] = {"connection", "keep-alive", "te",
-	    "trailer", "transfer-encoding", "upgrade", "proxy-connection",
-	    "proxy-authorization", "proxy-authenticate"};
-
-	for (size_t i = 0; i < CDN_ARRAY_LEN(hop); i++)
-		if (strlen(hop[i]) == len &&
-		    strncasecmp(name, hop[i], len) == 0)
-			return 1;
-	return 0;
-}
-
-/* The field names a Connection field lists are hop-by-hop too. */
-struct conn_tokens {
-	struct http_slice t[MAX_CONN_TOKENS];
-	unsigned n;
-};
-
-static void
-conn_tokens_add(struct conn_tokens *ct, const char *v, size_t len)
-{
-	size_t i = 0, start, end;
-
-	while (i < len && ct->n < MAX_CONN_TOKENS) {
-		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		start = i;
-		while (i < len && v[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-			end--;
-		if (end > start) {
-			ct->t[ct->n].p = v + start;
-			ct->t[ct->n].len = end - start;
-			ct->n++;
-		}
-	}
-}
-
-static int
-conn_tokens_has(const struct conn_tokens *ct, const char *name, size_t len)
-{
-	for (unsigned i = 0; i < ct->n; i++)
-		if (ct->t[i].len == len &&
-		    strncasecmp(ct->t[i].p, name, len) == 0)
-			return 1;
-	return 0;
-}
+static void forward(struct proxy_txn *pt, int may_coalesce);
+static const struct origin_fetch_ops origin_ops;
 
 static int
 name_is(const struct http_slice *s, const char *name)
@@ -118,25 +69,6 @@ method_forwarded(enum http_method m)
 	default:
 		return 0;
 	}
-}
-
-/* An error the proxy answers itself (502, 504, ...). */
-void
-edge_proxy_respond_error(struct proxy_txn *pt, struct http_txn *txn, int status)
-{
-	struct cdn_strbuf f = {0};
-	char body[96];
-	int n;
-
-	n = snprintf(
-	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
-	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
-	if (pt != NULL)
-		edge_cache_error_field(pt, &f);
-	http_txn_respond(txn, status, f.p, f.failed ? 0 : f.len, n);
-	http_txn_write(txn, body, (size_t)n);
-	cdn_sb_free(&f);
-	http_txn_finish(txn);
 }
 
 static struct proxy_txn *
@@ -229,7 +161,7 @@ on_request(struct http_txn *txn, void *arg)
 	if (!method_forwarded(req->method)) {
 		/* We do not know what the method means for what follows it. */
 		http_txn_set_close(txn);
-		edge_proxy_respond_error(NULL, txn, 501);
+		edge_deliver_error(NULL, txn, 501);
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ASTERISK) {
@@ -247,18 +179,32 @@ on_request(struct http_txn *txn, void *arg)
 	pt->site = site;
 	if (edge_cache_request(pt, txn))
 		return; /* answered from cache: pt is gone */
-	edge_proxy_forward(pt, 1);
+	forward(pt, 1);
 }
 
-void
-edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
+/* A client a shared fill cannot keep fetches alone, never shared again. */
+static void
+fetch_alone(struct proxy_txn *pt)
+{
+	forward(pt, 0);
+}
+
+static const struct edge_fill_hooks fill_hooks = {
+    .fetch_alone = fetch_alone,
+    .client_ops = &origin_ops,
+};
+
+/* Build the origin request for <pt> and start it (sharing it if
+ * <may_coalesce>), or answer an error. */
+static void
+forward(struct proxy_txn *pt, int may_coalesce)
 {
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
 	const struct conf *cf = e->conf;
 	struct http_txn *txn = pt->txn;
 	const struct http_request *req = http_txn_request(txn);
-	struct conn_tokens ct = {.n = 0};
+	struct http_conn_tokens ct = {.n = 0};
 	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
 	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
 	struct origin_request oreq;
@@ -270,14 +216,14 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 
 	for (i = 0; i < req->n_headers; i++)
 		if (name_is(&req->headers[i].name, "connection"))
-			conn_tokens_add(&ct, req->headers[i].value.p,
+			http_conn_tokens_add(&ct, req->headers[i].value.p,
 			    req->headers[i].value.len);
 
 	for (i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (is_hop_by_hop(h->name.p, h->name.len) ||
-		    conn_tokens_has(&ct, h->name.p, h->name.len) ||
+		if (http_field_is_hop_by_hop(h->name.p, h->name.len) ||
+		    http_conn_tokens_has(&ct, h->name.p, h->name.len) ||
 		    name_is(&h->name, "content-length") ||
 		    name_is(&h->name, "expect") || name_is(&h->name, "host") ||
 		    name_is(&h->name, "x-forwarded-proto") ||
@@ -318,7 +264,7 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 		cdn_sb_add(&url, req->query.p, req->query.len);
 	}
 	if (fb.failed || url.failed || via.failed || xff.failed) {
-		edge_proxy_respond_error(pt, txn, 431);
+		edge_deliver_error(pt, txn, 431);
 		goto out;
 	}
 
@@ -329,7 +275,7 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 	/* As many as the client sent: fail the request, never abort. */
 	fields = calloc(nfields + 1, sizeof(*fields));
 	if (fields == NULL) {
-		edge_proxy_respond_error(pt, txn, 503);
+		edge_deliver_error(pt, txn, 503);
 		goto out;
 	}
 	nfields = 0;
@@ -353,17 +299,17 @@ edge_proxy_forward(struct proxy_txn *pt, int may_coalesce)
 	oreq.has_body = http_txn_has_body(txn) || req->content_length == 0;
 	oreq.body_length = http_txn_body_length(txn);
 
-	if (may_coalesce && edge_fill_begin(pt, &oreq))
+	if (may_coalesce && edge_fill_begin(pt, &oreq, &fill_hooks))
 		goto out; /* one shared fetch, or a stale answer */
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
 	pt->fetch = origin_fetch_start(
-	    w->origin, &oreq, &pt->site->to, &edge_proxy_origin_ops, pt);
+	    w->origin, &oreq, &pt->site->to, &origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
 		EDGE_COUNTER_INC(w, origin_err_kind[ORIGIN_EINTERNAL]);
-		edge_proxy_respond_error(pt, txn, 502);
+		edge_deliver_error(pt, txn, 502);
 	}
 out:
 	free(fields);
@@ -374,81 +320,6 @@ out:
 }
 
 /* ---- origin callbacks ---- */
-
-void
-edge_count_origin_error(struct edge_worker *w, enum origin_err err)
-{
-	if (err == ORIGIN_OK)
-		return;
-	EDGE_COUNTER_INC(w, origin_errors);
-	EDGE_COUNTER_INC(w, origin_err_kind[err]);
-	if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
-	    err == ORIGIN_ETIMEOUT_FIRST_BYTE || err == ORIGIN_ETIMEOUT_IDLE)
-		EDGE_COUNTER_INC(w, origin_timeouts);
-}
-
-int
-edge_proxy_client_fields(const struct edge *e, const struct edge_site *site,
-    const char *fields, size_t len, struct cdn_strbuf *out,
-    int64_t *content_length)
-{
-	struct conn_tokens ct = {.n = 0};
-	const char *p, *end = fields + len, *eol, *colon;
-	size_t nlen;
-	int has_via = 0, chunked = 0;
-	const char *via = site->conf->via;
-
-	/* First pass: what the Connection field lists. */
-	for (p = fields; p < end; p = eol + 2) {
-		eol = memchr(p, '\r', (size_t)(end - p));
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon == NULL)
-			continue;
-		if ((size_t)(colon - p) == 10 &&
-		    strncasecmp(p, "connection", 10) == 0)
-			conn_tokens_add(
-			    &ct, colon + 1, (size_t)(eol - colon - 1));
-	}
-	for (p = fields; p < end; p = eol + 2) {
-		eol = memchr(p, '\r', (size_t)(end - p));
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon == NULL)
-			continue;
-		nlen = (size_t)(colon - p);
-		if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0)
-			chunked = 1;
-		if (is_hop_by_hop(p, nlen) || conn_tokens_has(&ct, p, nlen) ||
-		    (nlen == 14 && strncasecmp(p, "content-length", 14) == 0))
-			continue;
-		/* RFC 9213: targeted fields are for this node, not clients. */
-		if (site->conf->cache_targeted &&
-		    ((nlen == 17 &&
-		         strncasecmp(p, "cdn-cache-control", 17) == 0) ||
-		        (nlen == 17 &&
-		            strncasecmp(p, "surrogate-control", 17) == 0)))
-			continue;
-		if (edge_purge_hides_field(e, p, nlen))
-			continue;
-		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
-			/* RFC 9110 §7.6.3: append ourselves to the chain. */
-			cdn_sb_add(out, p, (size_t)(eol - p));
-			cdn_sb_str(out, ", 1.1 ");
-			cdn_sb_str(out, via);
-			cdn_sb_add(out, "\r\n", 2);
-			has_via = 1;
-			continue;
-		}
-		cdn_sb_add(out, p, (size_t)(eol + 2 - p));
-	}
-	if (!has_via) {
-		cdn_sb_str(out, "Via: 1.1 ");
-		cdn_sb_str(out, via);
-		cdn_sb_add(out, "\r\n", 2);
-	}
-	if (chunked)
-		*content_length = -1; /* RFC 9112 §6.3: chunked wins */
-	return out->failed ? CDN_ENOMEM : CDN_OK;
-}
 
 static void
 on_origin_head(struct origin_fetch *f, void *arg, int status,
@@ -461,7 +332,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	CDN_DASSERT(edge_worker_current() == pt->w);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
 	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
-	edge_proxy_client_fields(
+	edge_deliver_client_fields(
 	    pt->w->edge, pt->site, fields, len, &out, &content_length);
 	pt->content_length = content_length;
 	if (out.failed) {
@@ -476,7 +347,8 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 		cdn_sb_free(&out);
 		return;
 	}
-	edge_cache_range_head(pt, &status, fields, len, &out, &content_length);
+	edge_deliver_range_head(
+	    pt, &status, fields, len, &out, &content_length);
 	pt->responded = 1;
 	http_txn_respond(pt->txn, status, out.p, out.len, content_length);
 	cdn_sb_free(&out);
@@ -497,7 +369,7 @@ on_origin_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
 	if (http_txn_out_pending(pt->txn) > HTTP_OUT_HIGH_WATER)
 		return ORIGIN_PAUSE;
 	edge_cache_on_body(pt, data, len);
-	edge_cache_client_write(pt, data, len);
+	edge_deliver_body(pt, data, len);
 	return len;
 }
 
@@ -542,16 +414,11 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	else if (edge_cache_serve_stale_on_error(
 	             pt, 0, origin_err_name(err), 1))
 		return; /* stale-if-error: pt is gone */
-	else if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
-	    err == ORIGIN_ETIMEOUT_FIRST_BYTE)
-		edge_proxy_respond_error(pt, txn, 504);
-	else if (err == ORIGIN_ENOHEALTHY)
-		edge_proxy_respond_error(pt, txn, 503); /* nothing to send to */
 	else
-		edge_proxy_respond_error(pt, txn, 502);
+		edge_deliver_error(pt, txn, origin_err_status(err));
 }
 
-const struct origin_fetch_ops edge_proxy_origin_ops = {
+static const struct origin_fetch_ops origin_ops = {
     .on_head = on_origin_head,
     .on_body = on_origin_body,
     .on_upload = on_origin_upload,

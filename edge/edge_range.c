@@ -1,5 +1,5 @@
 /*
- * Range responses from stored objects (edge/edge_variant.h "ranges"):
+ * Range responses from stored objects (edge/edge_range.h):
  * RFC 9110 §14 (206, multipart/byteranges, 416) and §13.1.5 (If-Range).
  */
 #include "config.h"
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "edge/edge_int.h"
-#include "edge/edge_variant.h"
+#include "edge/edge_range.h"
+#include "http/http_server.h"
 #include "http/http_date.h"
 
 #define PLAN_FIELDS_MAX 1024
@@ -389,7 +389,7 @@ edge_range_stream_new(const struct http_request *req, const char *fields,
 	if (ifr != NULL &&
 	    !edge_if_range_ok(ifr->value.p, ifr->value.len, fields, len))
 		return NULL;
-	coding = edge_variant_coding(fields, len);
+	coding = cache_enc_of_fields(fields, len);
 	ct = cdn_fields_get(fields, len, "content-type", &ctlen);
 	rs = cdn_xcalloc(1, sizeof(*rs));
 	rs->magic = EDGE_RANGE_STREAM_MAGIC;

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "edge/edge_int.h"
+#include "edge/edge_range.h"
 #include "edge/edge_variant.h"
 
 #define EDGE_VARIANT_MAGIC 0x61f0b2d9u
@@ -138,16 +139,6 @@ edge_variant_fini(struct edge *e)
 		cache_variants_free(&v->pool);
 	MAGIC_WIPE(v);
 	free(v);
-}
-
-int
-edge_variant_coding(const char *fields, size_t len)
-{
-	const char *ce;
-	size_t celen;
-
-	ce = cdn_fields_get(fields, len, "content-encoding", &celen);
-	return ce == NULL ? CACHE_ENC_IDENTITY : cache_enc_parse(ce, celen);
 }
 
 int

@@ -36,6 +36,7 @@
 #include <event2/thread.h>
 
 #include "edge/edge.h"
+#include "edge/edge_inflight.h"
 #include "edge/edge_int.h"
 #include "edge/edge_tls.h"
 #include "http/http_listen.h"
@@ -160,6 +161,18 @@ on_drain(evutil_socket_t fd, short what, void *arg)
 	ms_tv(w->edge->conf->drain_timeout, &tv);
 	evtimer_add(w->drain_timer, &tv);
 	http_server_drain(w->http, on_worker_empty, w);
+}
+
+void
+edge_count_origin_error(struct edge_worker *w, enum origin_err err)
+{
+	if (err == ORIGIN_OK)
+		return;
+	EDGE_COUNTER_INC(w, origin_errors);
+	EDGE_COUNTER_INC(w, origin_err_kind[err]);
+	if (err == ORIGIN_ETIMEOUT_CONNECT || err == ORIGIN_ETIMEOUT_TLS ||
+	    err == ORIGIN_ETIMEOUT_FIRST_BYTE || err == ORIGIN_ETIMEOUT_IDLE)
+		EDGE_COUNTER_INC(w, origin_timeouts);
 }
 
 /* The worker this thread runs, for owner-thread checks. */
@@ -406,6 +419,7 @@ edge_new(struct conf *conf)
 	}
 	if (edge_cache_init(e) != CDN_OK)
 		goto fail;
+	e->inflight = edge_inflight_new();
 	if (edge_tls_new(conf, e->nworkers, &e->tls) != CDN_OK)
 		goto fail;
 	if (conf->access_log[0] != '\0') {
@@ -525,7 +539,9 @@ edge_free(struct edge **ep)
 	if (e->main_base != NULL)
 		event_base_free(e->main_base);
 	cdn_alog_free(&e->alog);
-	/* After the workers: their transactions held cache objects. */
+	/* After the workers: their fills were in it, their transactions
+	 * held cache objects. */
+	edge_inflight_free(&e->inflight);
 	edge_cache_fini(e);
 	/* After the workers and the checker: both used the pools. */
 	edge_sites_free(&e->sites);

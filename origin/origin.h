@@ -46,6 +46,12 @@ enum origin_err {
 #define ORIGIN_ERR_KINDS (ORIGIN_ENOHEALTHY + 1)
 
 const char *origin_err_name(enum origin_err e);
+/*
+ * The status a client gets for a fetch that failed before any response
+ * head: 504 for a timeout before the head, 503 when the pool had no server
+ * to try, else 502 (RFC 9110 §15.6.3-5).
+ */
+int origin_err_status(enum origin_err e);
 
 /* Returned by on_body / on_upload to pause that direction. */
 #define ORIGIN_PAUSE ((size_t)-1)

@@ -145,6 +145,21 @@ origin_err_name(enum origin_err e)
 	return err_names[e];
 }
 
+int
+origin_err_status(enum origin_err e)
+{
+	switch (e) {
+	case ORIGIN_ETIMEOUT_CONNECT:
+	case ORIGIN_ETIMEOUT_TLS:
+	case ORIGIN_ETIMEOUT_FIRST_BYTE:
+		return 504;
+	case ORIGIN_ENOHEALTHY:
+		return 503; /* nothing to send to */
+	default:
+		return 502;
+	}
+}
+
 static void check_done(struct origin_multi *m);
 
 /* ---- curl <-> libevent plumbing ---- */

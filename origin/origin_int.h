@@ -1,8 +1,11 @@
 /*
- * What origin_fetch.c needs of origin_pool.c; private to origin/.
+ * What origin_fetch.c and origin_health.c need of origin_pool.c; private
+ * to origin/.  Calls run one way: fetch -> pool, health -> fetch and pool.
  */
 #ifndef ORIGIN_INT_H
 #define ORIGIN_INT_H
+
+#include <stdint.h>
 
 #include "origin/origin.h"
 
@@ -24,5 +27,26 @@ void origin_pool_conn_end(struct origin_pool *p, unsigned i);
 void origin_pool_report(struct origin_pool *p, unsigned i, int failed);
 /* A fetch goes to a second server (origin_pool_retries()). */
 void origin_pool_count_retry(struct origin_pool *p);
+
+/* ---- for the active health checks (origin_health.c) ---- */
+
+struct origin_pool_hc {
+	const char *path; /* "" when the pool has no active checks */
+	const char *host; /* Host of the probes; "" for the server's */
+	uint64_t interval_ms, timeout_ms;
+	unsigned rise, fall; /* results in a row that change the verdict */
+	int status;          /* the status that passes; 0: any 2xx/3xx */
+};
+
+/* The pool's check settings, and its name and servers' URLs for logs. */
+const struct origin_pool_hc *origin_pool_hc(const struct origin_pool *p);
+const char *origin_pool_name(const struct origin_pool *p);
+const char *origin_pool_server_url(const struct origin_pool *p, unsigned i);
+/*
+ * The checks' verdict on server <i>.  Returns 1 if it changed the
+ * server's state (a server back in also loses its passive cool-down).
+ * Main thread only (the one writer of the verdict).
+ */
+int origin_pool_hc_verdict(struct origin_pool *p, unsigned i, int healthy);
 
 #endif /* ORIGIN_INT_H */

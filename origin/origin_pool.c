@@ -1,5 +1,6 @@
 /*
- * Origin pools: server selection, passive and active health (origin.h).
+ * Origin pools: server selection and passive health (origin.h); the active
+ * checks (origin_health.c) report their verdicts here.
  *
  * Threads: a pool is built before the workers start and freed after they
  * stop; in between its configuration is immutable and every worker picks
@@ -31,6 +32,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,10 +74,7 @@ struct origin_pool {
 	int same_weights; /* consistent-hash may skip the weighting */
 	unsigned max_fails;
 	uint64_t fail_timeout_ms;
-	char *hc_path, *hc_host;
-	uint64_t hc_interval_ms, hc_timeout_ms;
-	unsigned hc_rise, hc_fall;
-	int hc_status;
+	struct origin_pool_hc hc; /* its path and host are ours (freed) */
 };
 
 static const char *const bal_names[] = {
@@ -251,13 +250,13 @@ origin_pool_new(const struct origin_pool_conf *pc, const char **why)
 	atomic_init(&p->retries, 0);
 	p->max_fails = pc->max_fails;
 	p->fail_timeout_ms = pc->fail_timeout_ms;
-	p->hc_path = cdn_xstrdup(pc->hc_path != NULL ? pc->hc_path : "");
-	p->hc_host = cdn_xstrdup(pc->hc_host != NULL ? pc->hc_host : "");
-	p->hc_interval_ms = pc->hc_interval_ms > 0 ? pc->hc_interval_ms : 5000;
-	p->hc_timeout_ms = pc->hc_timeout_ms > 0 ? pc->hc_timeout_ms : 2000;
-	p->hc_rise = pc->hc_rise > 0 ? pc->hc_rise : 1;
-	p->hc_fall = pc->hc_fall > 0 ? pc->hc_fall : 1;
-	p->hc_status = pc->hc_status;
+	p->hc.path = cdn_xstrdup(pc->hc_path != NULL ? pc->hc_path : "");
+	p->hc.host = cdn_xstrdup(pc->hc_host != NULL ? pc->hc_host : "");
+	p->hc.interval_ms = pc->hc_interval_ms > 0 ? pc->hc_interval_ms : 5000;
+	p->hc.timeout_ms = pc->hc_timeout_ms > 0 ? pc->hc_timeout_ms : 2000;
+	p->hc.rise = pc->hc_rise > 0 ? pc->hc_rise : 1;
+	p->hc.fall = pc->hc_fall > 0 ? pc->hc_fall : 1;
+	p->hc.status = pc->hc_status;
 	return p;
 }
 
@@ -273,8 +272,8 @@ origin_pool_free(struct origin_pool **pp)
 	pool_free_servers(p);
 	free(p->seq);
 	free(p->name);
-	free(p->hc_path);
-	free(p->hc_host);
+	free((char *)(uintptr_t)p->hc.path);
+	free((char *)(uintptr_t)p->hc.host);
 	MAGIC_WIPE(p);
 	free(p);
 }
@@ -503,7 +502,7 @@ int
 origin_pool_has_checks(const struct origin_pool *p)
 {
 	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
-	return p->hc_path[0] != '\0';
+	return p->hc.path[0] != '\0';
 }
 
 void
@@ -527,215 +526,46 @@ origin_pool_server_state(
 	st->failures = atomic_load_explicit(&s->failures, memory_order_relaxed);
 }
 
-/* ---- active health checks (main thread) ---- */
-
-struct hc_probe {
-	struct origin_health *h;
-	struct origin_pool *p;
-	unsigned i;
-	struct event *timer;
-	struct origin_fetch *f;
-	int status;
-	unsigned rise, fall; /* successes / failures in a row */
-	char *url;
-	char *host_field; /* "Host: ..." or NULL */
-	const char *fields[2];
-};
-
-struct origin_health {
-	uint32_t magic;
-#define ORIGIN_HEALTH_MAGIC 0x2e6c91b4u
-	struct event_base *base;
-	struct origin_multi *m;
-	struct hc_probe *probes;
-	unsigned nprobes;
-};
-
-static void
-hc_arm(struct hc_probe *pr, uint64_t ms)
+const struct origin_pool_hc *
+origin_pool_hc(const struct origin_pool *p)
 {
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-	evtimer_add(pr->timer, &tv);
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	return &p->hc;
 }
 
-static void
-hc_on_head(struct origin_fetch *f, void *arg, int status, const char *fields,
-    size_t len, int64_t content_length)
+const char *
+origin_pool_server_url(const struct origin_pool *p, unsigned i)
 {
-	struct hc_probe *pr = arg;
-
-	(void)f;
-	(void)fields;
-	(void)len;
-	(void)content_length;
-	pr->status = status;
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < p->nsrv);
+	return p->srv[i].url;
 }
 
-static size_t
-hc_on_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
+int
+origin_pool_hc_verdict(struct origin_pool *p, unsigned i, int healthy)
 {
-	(void)f;
-	(void)arg;
-	(void)data;
-	return len; /* the body says nothing we check */
-}
+	struct pool_server *s;
 
-static size_t
-hc_on_upload(struct origin_fetch *f, void *arg, char *buf, size_t max)
-{
-	(void)f;
-	(void)arg;
-	(void)buf;
-	(void)max;
-	return 0;
-}
-
-static void
-hc_on_done(struct origin_fetch *f, void *arg, enum origin_err e)
-{
-	struct hc_probe *pr = arg;
-	struct origin_pool *p = pr->p;
-	struct pool_server *s = &p->srv[pr->i];
-	int ok, was;
-
-	(void)f;
-	pr->f = NULL;
-	if (p->hc_status != 0)
-		ok = e == ORIGIN_OK && pr->status == p->hc_status;
-	else
-		ok = e == ORIGIN_OK && pr->status >= 200 && pr->status < 400;
-	was = atomic_load_explicit(&s->hc_healthy, memory_order_relaxed);
-	if (ok) {
-		pr->fall = 0;
-		pr->rise++;
-		if (!was && pr->rise >= p->hc_rise) {
-			/* Back: forget the passive record too, or a cool-down
-			 * would keep a server out that answers again. */
-			atomic_store_explicit(
-			    &s->fails, 0, memory_order_relaxed);
-			atomic_store_explicit(
-			    &s->down_until_ms, 0, memory_order_relaxed);
-			atomic_store_explicit(
-			    &s->hc_healthy, 1, memory_order_relaxed);
-			CDN_LOG(CDN_LOG_WARN, "origin",
-			    "pool %s: %s is healthy again", p->name, s->url);
-		}
-	} else {
-		pr->rise = 0;
-		pr->fall++;
-		if (was && pr->fall >= p->hc_fall) {
-			atomic_store_explicit(
-			    &s->hc_healthy, 0, memory_order_relaxed);
-			CDN_LOG(CDN_LOG_WARN, "origin",
-			    "pool %s: %s failed its health check (%s, status "
-			    "%d): out",
-			    p->name, s->url, origin_err_name(e), pr->status);
-		}
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < p->nsrv);
+	s = &p->srv[i];
+	if (atomic_load_explicit(&s->hc_healthy, memory_order_relaxed) ==
+	    healthy)
+		return 0;
+	if (healthy) {
+		/* Back: forget the passive record too, or a cool-down would
+		 * keep a server out that answers again. */
+		atomic_store_explicit(&s->fails, 0, memory_order_relaxed);
+		atomic_store_explicit(
+		    &s->down_until_ms, 0, memory_order_relaxed);
 	}
-	hc_arm(pr, p->hc_interval_ms);
+	atomic_store_explicit(&s->hc_healthy, healthy, memory_order_relaxed);
+	return 1;
 }
 
-static const struct origin_fetch_ops hc_ops = {
-    .on_head = hc_on_head,
-    .on_body = hc_on_body,
-    .on_upload = hc_on_upload,
-    .on_done = hc_on_done,
-};
-
-static void
-hc_on_timer(evutil_socket_t fd, short what, void *arg)
+const char *
+origin_pool_name(const struct origin_pool *p)
 {
-	struct hc_probe *pr = arg;
-	struct origin_timeouts to;
-	struct origin_request req;
-
-	(void)fd;
-	(void)what;
-	MAGIC_CHECK(pr->h, ORIGIN_HEALTH_MAGIC);
-	memset(&req, 0, sizeof(req));
-	req.method = "GET";
-	req.url = pr->url;
-	req.fields = pr->fields;
-	req.connect_to = pr->p->srv[pr->i].connect_to;
-	to.connect_ms = pr->p->hc_timeout_ms;
-	to.first_byte_ms = pr->p->hc_timeout_ms;
-	to.idle_ms = pr->p->hc_timeout_ms;
-	to.total_ms = pr->p->hc_timeout_ms;
-	pr->status = -1;
-	pr->f = origin_fetch_start(pr->h->m, &req, &to, &hc_ops, pr);
-	if (pr->f == NULL)
-		hc_arm(pr, pr->p->hc_interval_ms); /* logged; try later */
-}
-
-struct origin_health *
-origin_health_new(struct event_base *base, struct origin_pool *const *pools,
-    unsigned npools, const struct origin_tls_conf *tls)
-{
-	struct origin_health *h = cdn_xcalloc(1, sizeof(*h));
-	struct hc_probe *pr;
-	unsigned n = 0;
-	size_t len;
-
-	h->magic = ORIGIN_HEALTH_MAGIC;
-	h->base = base;
-	h->m = origin_multi_new(base);
-	if (tls != NULL)
-		origin_multi_set_tls(h->m, tls);
-	for (unsigned k = 0; k < npools; k++)
-		if (origin_pool_has_checks(pools[k]))
-			n += pools[k]->nsrv;
-	h->probes = cdn_xcalloc(n > 0 ? n : 1, sizeof(*h->probes));
-	for (unsigned k = 0; k < npools; k++) {
-		struct origin_pool *p = pools[k];
-
-		if (!origin_pool_has_checks(p))
-			continue;
-		for (unsigned i = 0; i < p->nsrv; i++) {
-			pr = &h->probes[h->nprobes++];
-			pr->h = h;
-			pr->p = p;
-			pr->i = i;
-			len = strlen(p->srv[i].base) + strlen(p->hc_path) + 2;
-			pr->url = cdn_xmalloc(len);
-			snprintf(pr->url, len, "%s%s%s", p->srv[i].base,
-			    p->hc_path[0] == '/' ? "" : "/", p->hc_path);
-			if (p->hc_host[0] != '\0') {
-				len = strlen(p->hc_host) + 7;
-				pr->host_field = cdn_xmalloc(len);
-				snprintf(pr->host_field, len, "Host: %s",
-				    p->hc_host);
-			}
-			pr->fields[0] = pr->host_field;
-			pr->fields[1] = NULL;
-			pr->timer = evtimer_new(base, hc_on_timer, pr);
-			/* The first round at once: a server that is down at
-			 * start-up should not get traffic for an interval. */
-			hc_arm(pr, 0);
-		}
-	}
-	return h;
-}
-
-void
-origin_health_free(struct origin_health **hp)
-{
-	struct origin_health *h = *hp;
-
-	*hp = NULL;
-	if (h == NULL)
-		return;
-	MAGIC_CHECK(h, ORIGIN_HEALTH_MAGIC);
-	for (unsigned i = 0; i < h->nprobes; i++) {
-		origin_fetch_cancel(&h->probes[i].f);
-		event_free(h->probes[i].timer);
-		free(h->probes[i].url);
-		free(h->probes[i].host_field);
-	}
-	free(h->probes);
-	origin_multi_free(&h->m);
-	MAGIC_WIPE(h);
-	free(h);
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	return p->name;
 }

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
-#include "edge/edge_variant.h"
+#include "edge/edge_range.h"
 #include "http/http_range.h"
 
 struct feed_out {

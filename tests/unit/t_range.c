@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/edge_variant.h"
+#include "edge/edge_range.h"
 #include "http/http_range.h"
 #include "tests/unit/tap.h"
 

@@ -1,0 +1,301 @@
+/*
+ * Delivery (edge/edge_deliver.h): what the client receives, whoever decided
+ * it.  Beneath the proxy, the shared fill and the cache, so that calls run
+ * one way: proxy -> fill -> cache -> delivery.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "edge/edge_deliver.h"
+#include "edge/edge_int.h"
+#include "edge/edge_range.h"
+#include "edge/edge_variant.h"
+#include "http/http_date.h"
+#include "http/http_fields.h"
+
+/* ---- Cache-Status (RFC 9211) ---- */
+
+void
+edge_deliver_cache_status(
+    const struct proxy_txn *pt, const char *text, struct cdn_strbuf *out)
+{
+	cdn_sb_printf(
+	    out, "Cache-Status: %s; %s\r\n", pt->w->edge->conf->via, text);
+}
+
+void
+edge_deliver_status_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
+{
+	edge_deliver_cache_status(pt,
+	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=bypass", out);
+}
+
+void
+edge_deliver_error_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
+{
+	cdn_sb_printf(out, "Cache-Status: %s; %s; detail=origin-error\r\n",
+	    pt->w->edge->conf->via,
+	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=miss");
+}
+
+/* ---- answers the node writes itself ---- */
+
+/* An error the proxy answers itself (502, 504, ...). */
+void
+edge_deliver_error(struct proxy_txn *pt, struct http_txn *txn, int status)
+{
+	struct cdn_strbuf f = {0};
+	char body[96];
+	int n;
+
+	n = snprintf(
+	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
+	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
+	if (pt != NULL)
+		edge_deliver_error_field(pt, &f);
+	http_txn_respond(txn, status, f.p, f.failed ? 0 : f.len, n);
+	http_txn_write(txn, body, (size_t)n);
+	cdn_sb_free(&f);
+	http_txn_finish(txn);
+}
+
+/* ---- a response from the origin ---- */
+
+int
+edge_deliver_client_fields(const struct edge *e, const struct edge_site *site,
+    const char *fields, size_t len, struct cdn_strbuf *out,
+    int64_t *content_length)
+{
+	struct http_conn_tokens ct = {.n = 0};
+	const char *p, *end = fields + len, *eol, *colon;
+	size_t nlen;
+	int has_via = 0, chunked = 0;
+	const char *via = site->conf->via;
+
+	/* First pass: what the Connection field lists. */
+	for (p = fields; p < end; p = eol + 2) {
+		eol = memchr(p, '\r', (size_t)(end - p));
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL)
+			continue;
+		if ((size_t)(colon - p) == 10 &&
+		    strncasecmp(p, "connection", 10) == 0)
+			http_conn_tokens_add(
+			    &ct, colon + 1, (size_t)(eol - colon - 1));
+	}
+	for (p = fields; p < end; p = eol + 2) {
+		eol = memchr(p, '\r', (size_t)(end - p));
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL)
+			continue;
+		nlen = (size_t)(colon - p);
+		if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0)
+			chunked = 1;
+		if (http_field_is_hop_by_hop(p, nlen) ||
+		    http_conn_tokens_has(&ct, p, nlen) ||
+		    (nlen == 14 && strncasecmp(p, "content-length", 14) == 0))
+			continue;
+		/* RFC 9213: targeted fields are for this node, not clients. */
+		if (site->conf->cache_targeted &&
+		    ((nlen == 17 &&
+		         strncasecmp(p, "cdn-cache-control", 17) == 0) ||
+		        (nlen == 17 &&
+		            strncasecmp(p, "surrogate-control", 17) == 0)))
+			continue;
+		if (edge_purge_hides_field(e, p, nlen))
+			continue;
+		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
+			/* RFC 9110 §7.6.3: append ourselves to the chain. */
+			cdn_sb_add(out, p, (size_t)(eol - p));
+			cdn_sb_str(out, ", 1.1 ");
+			cdn_sb_str(out, via);
+			cdn_sb_add(out, "\r\n", 2);
+			has_via = 1;
+			continue;
+		}
+		cdn_sb_add(out, p, (size_t)(eol + 2 - p));
+	}
+	if (!has_via) {
+		cdn_sb_str(out, "Via: 1.1 ");
+		cdn_sb_str(out, via);
+		cdn_sb_add(out, "\r\n", 2);
+	}
+	if (chunked)
+		*content_length = -1; /* RFC 9112 §6.3: chunked wins */
+	return out->failed ? CDN_ENOMEM : CDN_OK;
+}
+
+void
+edge_deliver_range_head(struct proxy_txn *pt, int *status, const char *fields,
+    size_t len, struct cdn_strbuf *out, int64_t *content_length)
+{
+	/* Only where the Range was kept from the origin: the response is
+	 * then the whole representation. */
+	if (!pt->cache_on || pt->range_upstream || pt->head_as_get ||
+	    *status != 200 || *content_length < 0)
+		return;
+	pt->range = edge_range_stream_new(http_txn_request(pt->txn), fields,
+	    len, (uint64_t)*content_length, out);
+	if (pt->range == NULL)
+		return;
+	*status = edge_range_stream_status(pt->range);
+	*content_length = (int64_t)edge_range_stream_length(pt->range);
+}
+
+static void
+client_write_out(void *arg, const void *p, size_t n)
+{
+	struct proxy_txn *pt = arg;
+
+	http_txn_write(pt->txn, p, n);
+}
+
+void
+edge_deliver_body(struct proxy_txn *pt, const char *data, size_t len)
+{
+	if (pt->range == NULL) {
+		http_txn_write(pt->txn, data, len);
+		return;
+	}
+	edge_range_stream_feed(pt->range, data, len, client_write_out, pt);
+}
+
+/* ---- a stored response ---- */
+
+/* RFC 9110 §13.1.2: does the If-None-Match list match <etag> (weakly)? */
+static int
+inm_matches(const char *list, size_t len, const char *etag, size_t elen)
+{
+	const char *p = list, *end = list + len, *q;
+	size_t n;
+
+	if (elen > 2 && etag[0] == 'W' && etag[1] == '/') {
+		etag += 2;
+		elen -= 2;
+	}
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p < end && *p == '*')
+			return 1;
+		q = p;
+		while (q < end && *q != ',')
+			q++;
+		n = (size_t)(q - p);
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n > 2 && p[0] == 'W' && p[1] == '/') {
+			p += 2;
+			n -= 2;
+		}
+		if (n == elen && memcmp(p, etag, n) == 0)
+			return 1;
+		p = q;
+	}
+	return 0;
+}
+
+/* RFC 9110 §13.1.1-2: may the client's conditional get a 304? */
+static int
+client_not_modified(const struct http_request *req, const struct cache_obj *o)
+{
+	const struct http_header *inm, *ims;
+	const char *etag, *lm;
+	size_t elen, lmlen;
+	int64_t t_ims, t_lm;
+
+	if (o->status != 200)
+		return 0;
+	inm = http_request_find(req, "if-none-match");
+	if (inm != NULL) {
+		etag = cdn_fields_get(o->fields, o->fields_len, "etag", &elen);
+		return etag != NULL &&
+		    inm_matches(inm->value.p, inm->value.len, etag, elen);
+	}
+	ims = http_request_find(req, "if-modified-since");
+	if (ims == NULL)
+		return 0;
+	lm = cdn_fields_get(o->fields, o->fields_len, "last-modified", &lmlen);
+	if (lm == NULL)
+		return 0;
+	t_ims = http_date_parse(ims->value.p, ims->value.len);
+	t_lm = http_date_parse(lm, lmlen);
+	return t_ims >= 0 && t_lm >= 0 && t_lm <= t_ims;
+}
+
+/* RFC 9110 §15.4.5: the fields a 304 carries. */
+static int
+is_304_field(const char *name, size_t len)
+{
+	static const char *const keep[] = {"cache-control", "content-location",
+	    "date", "etag", "expires", "vary", "via", "last-modified"};
+
+	for (size_t i = 0; i < CDN_ARRAY_LEN(keep); i++)
+		if (strlen(keep[i]) == len &&
+		    strncasecmp(name, keep[i], len) == 0)
+			return 1;
+	return 0;
+}
+
+void
+edge_deliver_stored_at_age(
+    struct proxy_txn *pt, struct cache_obj *o, int64_t age)
+{
+	struct http_txn *txn = pt->txn;
+	const struct http_request *req = http_txn_request(txn);
+	struct cdn_strbuf f = {.max = 256 * 1024};
+	const char *p, *end, *eol, *colon;
+	int not_modified = client_not_modified(req, o);
+	struct edge_range_plan plan;
+
+	edge_range_plan_for(&plan, req, o, not_modified);
+	if (not_modified) {
+		end = o->fields + o->fields_len;
+		for (p = o->fields; p < end; p = eol + 1) {
+			eol = memchr(p, '\n', (size_t)(end - p));
+			colon = memchr(p, ':', (size_t)(eol - p));
+			if (colon != NULL &&
+			    is_304_field(p, (size_t)(colon - p)))
+				cdn_sb_add(&f, p, (size_t)(eol + 1 - p));
+		}
+	} else {
+		edge_range_fields(&plan, o, &f);
+	}
+	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
+	edge_deliver_cache_status(pt, pt->cache_status, &f);
+	if (f.failed) {
+		/* Only a pathological stored head gets here: send it bare,
+		 * and whole (its head has no room for a Content-Range). */
+		cdn_sb_free(&f);
+		cdn_sb_add(&f, o->fields, o->fields_len);
+		if (plan.status != 200 && !not_modified) {
+			edge_range_plan_fini(&plan);
+			edge_range_plan_init(
+			    &plan, NULL, 0, o->body_len, NULL, 0, 1);
+		}
+	}
+	pt->responded = 1;
+	http_txn_respond(txn,
+	    not_modified             ? 304
+	        : plan.status != 200 ? plan.status
+	                             : o->status,
+	    f.p, f.len, (int64_t)plan.content_length);
+	cdn_sb_free(&f);
+	if (!not_modified)
+		edge_range_send_obj(txn, &plan, o);
+	edge_range_plan_fini(&plan);
+}
+
+void
+edge_deliver_stored(struct proxy_txn *pt, struct cache_obj *o)
+{
+	int64_t age = cache_current_age(
+	    o->d.initial_age_s, o->response_time, (int64_t)time(NULL));
+
+	edge_deliver_stored_at_age(pt, o, age);
+}

@@ -1,0 +1,72 @@
+/*
+ * Delivery: the responses edged writes to a client, whoever decided them.
+ * The proxy (edge_proxy.c), the shared fill (edge_fill.c) and the cache
+ * (edge_cache.c) decide what to answer; this writes it: stored objects
+ * (with Age, 304s and ranges), the client's copy of an origin head, ranged
+ * bodies cut from a response arriving, the node's own errors, and the
+ * Cache-Status field (RFC 9211) of each.  It calls none of the three.
+ * Everything runs on the transaction's worker.
+ */
+#ifndef EDGE_DELIVER_H
+#define EDGE_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "common/cdn_strbuf.h"
+
+struct edge;
+struct edge_site;
+struct http_txn;
+struct proxy_txn;
+
+/* Append "Cache-Status: <node>; <text>". */
+void edge_deliver_cache_status(
+    const struct proxy_txn *pt, const char *text, struct cdn_strbuf *out);
+/* Append the transaction's Cache-Status (pt->cache_status; "fwd=bypass"
+ * when the cache had no say). */
+void edge_deliver_status_field(
+    const struct proxy_txn *pt, struct cdn_strbuf *out);
+/* The Cache-Status of an error the node answers itself. */
+void edge_deliver_error_field(
+    const struct proxy_txn *pt, struct cdn_strbuf *out);
+
+/*
+ * Answer <status> with a short text body, and finish <txn> (<pt> may be
+ * NULL before the request has one; it dies in the finish).
+ */
+void edge_deliver_error(struct proxy_txn *pt, struct http_txn *txn, int status);
+
+/*
+ * The client's copy of an origin response head: hop-by-hop fields out, Via
+ * appended, targeted and purge fields hidden; *content_length -1 if
+ * chunked.  CDN_ENOMEM if too big.
+ */
+int edge_deliver_client_fields(const struct edge *e,
+    const struct edge_site *site, const char *fields, size_t len,
+    struct cdn_strbuf *out, int64_t *content_length);
+/*
+ * A miss for a Range request fetches the whole response (to store it):
+ * turn the client's response into the 206/416 the Range asks for.  May
+ * change *status, <out> and *content_length; then the body goes through
+ * edge_deliver_body().
+ */
+void edge_deliver_range_head(struct proxy_txn *pt, int *status,
+    const char *fields, size_t len, struct cdn_strbuf *out,
+    int64_t *content_length);
+/* Body bytes of the origin's response for the client (ranged or not). */
+void edge_deliver_body(struct proxy_txn *pt, const char *data, size_t len);
+
+/*
+ * Answer from the stored <o> (pt->cache_status as its Cache-Status): its
+ * fields plus Age, its body by reference, a 304 when the client's
+ * conditional matches, or the range the client asked for.  Does not
+ * finish the txn.  <age> is the Age to send (a soft-purged object is
+ * stale from the purge on); edge_deliver_stored computes it from <o>.
+ */
+void edge_deliver_stored_at_age(
+    struct proxy_txn *pt, struct cache_obj *o, int64_t age);
+void edge_deliver_stored(struct proxy_txn *pt, struct cache_obj *o);
+
+#endif /* EDGE_DELIVER_H */
