@@ -48,7 +48,7 @@ enum edge_from {
 };
 
 /* Buckets of the origin latency histogram; the last one is +Inf. */
-#define EDGE_ORIGIN_BUCKETS 18
+#define EDGE_ORIGIN_BUCKETS ORIGIN_LAT_BUCKETS
 
 /* Single-writer counters: a plain load+store, no locked instruction. */
 #define EDGE_COUNTER_ADD(w, field, n)                                          \
@@ -64,44 +64,26 @@ enum edge_from {
 	        1,                                                             \
 	    memory_order_relaxed)
 
+/* The sizes of the counter arrays' dimensions (edge_counters.h). */
+enum edge_dim_size {
+#define EDGE_DIM(id, label, count) EDGE_DIMN_##id = (count),
+#include "edge/edge_counters.h"
+};
+
+/* The C type of a counter (edge_counters.h): a GAUGE is kept by another
+ * layer through an atomic_uint pointer. */
+#define EDGE_CTYPE_COUNTER _Atomic uint64_t
+#define EDGE_CTYPE_GAUGE   atomic_uint
+
+/* Every per-worker counter: the rows of edge/edge_counters.h. */
 struct edge_counters {
-	_Atomic uint64_t requests;  /* client requests ended */
-	_Atomic uint64_t status[6]; /* by class: [1]=1xx..[5]=5xx, [0] none */
-	_Atomic uint64_t client_aborts; /* client gone before the end */
-	_Atomic uint64_t bad_requests;  /* refused by the parser/limits */
-	_Atomic uint64_t unknown_host;  /* 421: no site for the Host */
-	_Atomic uint64_t origin_fetches;
-	_Atomic uint64_t origin_errors;
-	_Atomic uint64_t origin_timeouts;
-	_Atomic uint64_t bytes_sent;
-	_Atomic uint64_t conns_accepted;
-	_Atomic uint64_t cache_hits_memory; /* fresh hits by tier */
-	_Atomic uint64_t cache_hits_disk;
-	_Atomic uint64_t cache_misses;        /* uri-miss and vary-miss */
-	_Atomic uint64_t cache_revalidations; /* stale: asked the origin */
-	_Atomic uint64_t cache_not_modified;  /* ... and it said 304 */
-	_Atomic uint64_t cache_stores; /* responses handed to the store */
-	_Atomic uint64_t cache_invalidations; /* after unsafe methods */
-	_Atomic uint64_t cache_bypass;    /* method, bypass prefix, no key */
-	_Atomic uint64_t cache_collapsed; /* misses that joined a fetch */
-	_Atomic uint64_t cache_collapse_released; /* ... and had to leave */
-	_Atomic uint64_t cache_hit_for_miss;      /* keys marked uncacheable */
-	_Atomic uint64_t cache_hit_for_miss_used; /* misses that went alone */
-	_Atomic uint64_t cache_stale_while_revalidate; /* stale + refresh */
-	_Atomic uint64_t cache_stale_if_error;   /* stale as origin failed */
-	_Atomic uint64_t tls_handshakes;         /* full TLS handshakes */
-	_Atomic uint64_t tls_resumed;            /* ticket or session cache */
-	_Atomic uint64_t tls_handshake_errors;   /* garbage, old protocol */
-	_Atomic uint64_t tls_handshake_timeouts; /* stalled handshakes */
-	_Atomic uint64_t tls_handshake_aborts;   /* closed mid-handshake */
-	/* For /metrics and /stats (edge_admin.c). */
-	_Atomic uint64_t req_class[EDGE_MC_COUNT][6]; /* x status[] index */
-	_Atomic uint64_t bytes_from[EDGE_FROM_COUNT]; /* head + body */
-	_Atomic uint64_t origin_err_kind[ORIGIN_ERR_KINDS]; /* [0] unused */
-	/* Time to the origin's response head (edge_stats_origin_head()). */
-	_Atomic uint64_t origin_hist[EDGE_ORIGIN_BUCKETS];
-	_Atomic uint64_t origin_hist_sum_us;
-	atomic_uint conns_open; /* kept by the worker's http_server */
+#define EDGE_D1(a)                         [EDGE_DIMN_##a]
+#define EDGE_D2(a, b)                      [EDGE_DIMN_##a][EDGE_DIMN_##b]
+#define EDGE_COUNTER(field, kind, ...)     EDGE_CTYPE_##kind field;
+#define EDGE_COUNTER_VEC(field, dims, ...) _Atomic uint64_t field dims;
+#include "edge/edge_counters.h"
+#undef EDGE_D1
+#undef EDGE_D2
 };
 
 static inline enum edge_method_class
@@ -175,6 +157,7 @@ struct edge {
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *join_timer;
 	struct edge_admin_ctx *admin_ctx; /* edge_admin.c; NULL without admin */
+	struct edge_stats *stats;         /* edge_stats.c; NULL without admin */
 	uint64_t start_ms;
 	/* Sites by Host, each with its origin pool, cache policy and key
 	 * rules; the pools' active health checks run on main_base. */
@@ -374,12 +357,27 @@ extern const struct http_handler edge_proxy_handler;
 extern const struct http_handler edge_admin_handler;
 /*
  * The admin listener's state, on the main thread: the address ACL, the
- * token and the ring of per-second snapshots behind /stats' windows (a
- * timer on e->main_base).  CDN_EINVAL after logging why if admin_allow or
- * admin_token_file is unusable.
+ * token and the figures (edge_stats_init()).  CDN_EINVAL after logging why
+ * if admin_allow or admin_token_file is unusable.
  */
 int edge_admin_init(struct edge *e) CDN_WUR;
 void edge_admin_fini(struct edge *e);
+/* edge_stats.c */
+/*
+ * The ring of per-second snapshots behind /stats' windows, filled by a
+ * timer on e->main_base.  CDN_ENOMEM if the timer cannot be made.
+ */
+int edge_stats_init(struct edge *e) CDN_WUR;
+void edge_stats_fini(struct edge *e);
+/*
+ * /stats as JSON text, with the last <history> snapshots (0: none; then
+ * indented); NULL if out of memory.  The caller frees it.  Needs
+ * edge_stats_init().
+ */
+char *edge_stats_json(struct edge *e, unsigned history);
+/* /metrics as text of *len bytes, or NULL if over its size cap or out of
+ * memory.  The caller frees it. */
+char *edge_metrics_text(struct edge *e, size_t *len);
 /* edge_purged.c */
 /*
  * Tags (cache_tag_fields) and, with purge_listen, purged as a child of the

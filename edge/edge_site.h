@@ -36,10 +36,11 @@ struct edge_site {
 	char *origin_authority;
 };
 
-/* Per worker and site; single writer (the worker), like edge_counters. */
+/* Per worker and site; single writer (the worker), like edge_counters:
+ * the EDGE_SITE_COUNTER rows of edge/edge_counters.h. */
 struct edge_site_counters {
-	_Atomic uint64_t requests;
-	_Atomic uint64_t hits; /* fresh hits, any tier */
+#define EDGE_SITE_COUNTER(field, ...) _Atomic uint64_t field;
+#include "edge/edge_counters.h"
 };
 
 struct edge_sites;

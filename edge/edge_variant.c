@@ -445,7 +445,7 @@ edge_variant_counters(const struct edge *e, struct edge_variant_counters *c)
 		c->superseded = st.superseded;
 		c->in_bytes = st.in_bytes;
 		c->out_bytes = st.out_bytes;
-		c->busy_ns = st.busy_ns;
+		c->busy_ms = st.busy_ns / 1000000;
 		c->decoded += st.decoded;
 		c->bombs += st.bombs;
 	}

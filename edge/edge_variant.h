@@ -92,7 +92,7 @@ struct edge_variant_counters {
 	uint64_t not_acceptable; /* 406 answers */
 	uint64_t partial_reads;  /* ranges served reading only their chunks */
 	uint64_t in_bytes, out_bytes; /* of the variants made */
-	uint64_t busy_ns;             /* compression time */
+	uint64_t busy_ms;             /* compression time */
 };
 void edge_variant_counters(
     const struct edge *e, struct edge_variant_counters *c);

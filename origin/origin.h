@@ -217,14 +217,36 @@ void origin_pool_free(struct origin_pool **pp);
  */
 int origin_pool_pick(struct origin_pool *p, uint64_t hash_key, int exclude);
 
+/* Buckets of the latency histograms of origin fetches (request sent to
+ * response head); the last one is +Inf. */
+#define ORIGIN_LAT_BUCKETS 18
+/* Upper bounds of the buckets but the last, in µs, ascending. */
+extern const uint64_t origin_lat_le_us[ORIGIN_LAT_BUCKETS - 1];
+/* The bucket of a latency of <us>. */
+unsigned origin_lat_bucket(uint64_t us);
+
+/*
+ * What fetches did, since start.  A fetch counts once, on the server of
+ * its last attempt (a retry after a connect failure moves it), when it
+ * ends or is cancelled; its latency when its response head comes.
+ */
+struct origin_fetch_stats {
+	uint64_t requests;
+	uint64_t errors[ORIGIN_ERR_KINDS];    /* by kind; [ORIGIN_OK] unused */
+	uint64_t head_us[ORIGIN_LAT_BUCKETS]; /* not cumulative */
+	uint64_t head_us_sum;
+};
+
 /* What /stats and /metrics show of one server. */
 struct origin_server_state {
-	const char *url;
-	int up;         /* chosen for new fetches now */
+	const char *url;       /* as configured */
+	const char *authority; /* the URL's host:port */
+	int up;                /* chosen for new fetches now */
 	int hc_healthy; /* the active checks' verdict (1 without checks) */
 	int cooling;    /* out after passive failures, for a while */
 	unsigned active;
-	uint64_t fetches, failures; /* since start */
+	uint64_t fetches, failures; /* attempts, since start */
+	struct origin_fetch_stats fs;
 };
 unsigned origin_pool_nservers(const struct origin_pool *p);
 /* Fetches sent to a second server after a connect failure. */
@@ -232,6 +254,10 @@ uint64_t origin_pool_retries(const struct origin_pool *p);
 int origin_pool_has_checks(const struct origin_pool *p);
 void origin_pool_server_state(
     const struct origin_pool *p, unsigned i, struct origin_server_state *st);
+/* The fetches of the pool that found no server up (ORIGIN_ENOHEALTHY), or
+ * failed to start before one was picked. */
+void origin_pool_unserved(
+    const struct origin_pool *p, struct origin_fetch_stats *fs);
 
 /*
  * Active health checks of <pools> on <base> (the main thread's loop, off

@@ -328,6 +328,8 @@ fetch_free(struct origin_fetch *f)
 static void
 fetch_end(struct origin_fetch *f, enum origin_err e)
 {
+	if (f->pool != NULL)
+		origin_pool_count_end(f->pool, f->srv, e);
 	curl_multi_remove_handle(f->m->multi, f->easy);
 	evtimer_del(f->timer);
 	f->ops.on_done(f, f->arg, e);
@@ -586,6 +588,9 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 			return len; /* interim response: wait for the final */
 		f->head_done = 1;
 		f->head_ns = cdn_now_ns();
+		if (f->pool != NULL)
+			origin_pool_count_head(f->pool, f->srv,
+			    (f->head_ns - f->start_ns) / 1000u);
 		evtimer_del(f->timer);
 		fetch_arm_timer(f, f->to.idle_ms);
 		f->in_callback = 1;
@@ -786,6 +791,8 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	e = easy_get(m);
 	if (e == NULL) {
 		CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
+		if (req->pool != NULL)
+			origin_pool_count_end(req->pool, -1, ORIGIN_EINTERNAL);
 		return NULL;
 	}
 	f = cdn_xcalloc(1, sizeof(*f));
@@ -881,6 +888,9 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	if (mrc != CURLM_OK) {
 		CDN_LOG(CDN_LOG_ERR, "origin", "curl_multi_add_handle: %s",
 		    curl_multi_strerror(mrc));
+		if (f->pool != NULL)
+			origin_pool_count_end(
+			    f->pool, f->srv, ORIGIN_EINTERNAL);
 		fetch_free(f);
 		return NULL;
 	}
@@ -889,6 +899,9 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 
 fail:
 	CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
+	if (req->pool != NULL)
+		origin_pool_count_end(
+		    req->pool, f->pool != NULL ? f->srv : -1, ORIGIN_EINTERNAL);
 	free(f->target);
 	curl_slist_free_all(f->fields);
 	curl_easy_cleanup(e);
@@ -916,6 +929,8 @@ origin_fetch_cancel(struct origin_fetch **fp)
 	if (f == NULL)
 		return;
 	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (f->pool != NULL)
+		origin_pool_count_end(f->pool, f->srv, ORIGIN_OK);
 	fetch_free(f);
 }
 

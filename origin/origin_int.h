@@ -27,6 +27,13 @@ void origin_pool_conn_end(struct origin_pool *p, unsigned i);
 void origin_pool_report(struct origin_pool *p, unsigned i, int failed);
 /* A fetch goes to a second server (origin_pool_retries()). */
 void origin_pool_count_retry(struct origin_pool *p);
+/*
+ * For origin_fetch_stats: a fetch whose last attempt went to server <i>
+ * (-1: none was up) got its response head after <us> / is over, with error
+ * <e> (ORIGIN_OK also when it was cancelled).  Thread-safe.
+ */
+void origin_pool_count_head(struct origin_pool *p, int i, uint64_t us);
+void origin_pool_count_end(struct origin_pool *p, int i, enum origin_err e);
 
 /* ---- for the active health checks (origin_health.c) ---- */
 

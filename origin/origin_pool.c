@@ -12,6 +12,10 @@
  *   hc_healthy    the active checks' verdict (the main thread only)
  * A pick reads them relaxed: a worker that sees a server's state a moment
  * late sends it one more request, which the retry covers.
+ *   stats         origin_fetch_stats (every worker, relaxed adds): only
+ *                 fetches know which server they ended on, and a miss
+ *                 that costs an origin round trip can afford the few
+ *                 shared adds, as it already pays for active and fetches
  *
  * Selection:
  *   round-robin  one shared counter; each server in turn.
@@ -46,8 +50,17 @@
 /* The sequence of the weighted mode has sum(weights) slots at most. */
 #define WRR_MAX_SLOTS (ORIGIN_POOL_MAX * 256)
 
+/* struct origin_fetch_stats, written by every worker. */
+struct pool_stats {
+	_Atomic uint64_t requests;
+	_Atomic uint64_t errors[ORIGIN_ERR_KINDS];
+	_Atomic uint64_t head_us[ORIGIN_LAT_BUCKETS];
+	_Atomic uint64_t head_us_sum;
+};
+
 struct pool_server {
 	char *url;        /* as configured */
+	char *authority;  /* its host:port */
 	char *base;       /* what the target is appended to */
 	char *connect_to; /* NULL or "name:port:addr:port" */
 	unsigned weight, max_conns;
@@ -58,6 +71,7 @@ struct pool_server {
 	_Atomic uint64_t down_until_ms;
 	atomic_int hc_healthy;
 	_Atomic uint64_t fetches, failures;
+	struct pool_stats stats; /* zero from calloc, like a static */
 };
 
 struct origin_pool {
@@ -71,7 +85,8 @@ struct origin_pool {
 	unsigned nseq;
 	atomic_uint rr;
 	_Atomic uint64_t retries;
-	int same_weights; /* consistent-hash may skip the weighting */
+	struct pool_stats unserved; /* fetches that found no server */
+	int same_weights;           /* consistent-hash may skip the weighting */
 	unsigned max_fails;
 	uint64_t fail_timeout_ms;
 	struct origin_pool_hc hc; /* its path and host are ours (freed) */
@@ -142,6 +157,7 @@ server_init(struct pool_server *s, const struct origin_server_conf *sc,
 	                     : (https ? 443u : 80u);
 
 	s->url = cdn_xstrdup(u);
+	s->authority = cdn_xstrndup(auth, authlen);
 	if (https && tls_name != NULL && tls_name[0] != '\0') {
 		n = snprintf(buf, sizeof(buf), "https://%s:%u%.*s", tls_name,
 		    port, (int)pathlen, path);
@@ -202,6 +218,7 @@ pool_free_servers(struct origin_pool *p)
 {
 	for (unsigned i = 0; i < p->nsrv; i++) {
 		free(p->srv[i].url);
+		free(p->srv[i].authority);
 		free(p->srv[i].base);
 		free(p->srv[i].connect_to);
 	}
@@ -484,6 +501,73 @@ origin_pool_count_retry(struct origin_pool *p)
 	atomic_fetch_add_explicit(&p->retries, 1, memory_order_relaxed);
 }
 
+/* Bounds of 0.1 ms to 30 s, as Prometheus clients' defaults go finer. */
+const uint64_t origin_lat_le_us[ORIGIN_LAT_BUCKETS - 1] = {100, 250, 500, 1000,
+    2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
+    5000000, 10000000, 30000000};
+
+unsigned
+origin_lat_bucket(uint64_t us)
+{
+	unsigned b = 0;
+
+	while (b < ORIGIN_LAT_BUCKETS - 1 && us > origin_lat_le_us[b])
+		b++;
+	return b;
+}
+
+static struct pool_stats *
+pool_stats_of(struct origin_pool *p, int i)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < (int)p->nsrv);
+	return i >= 0 ? &p->srv[i].stats : &p->unserved;
+}
+
+void
+origin_pool_count_head(struct origin_pool *p, int i, uint64_t us)
+{
+	struct pool_stats *ps = pool_stats_of(p, i);
+
+	atomic_fetch_add_explicit(
+	    &ps->head_us[origin_lat_bucket(us)], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ps->head_us_sum, us, memory_order_relaxed);
+}
+
+void
+origin_pool_count_end(struct origin_pool *p, int i, enum origin_err e)
+{
+	struct pool_stats *ps = pool_stats_of(p, i);
+
+	CDN_ASSERT((unsigned)e < ORIGIN_ERR_KINDS);
+	atomic_fetch_add_explicit(&ps->requests, 1, memory_order_relaxed);
+	if (e != ORIGIN_OK)
+		atomic_fetch_add_explicit(
+		    &ps->errors[e], 1, memory_order_relaxed);
+}
+
+static void
+pool_stats_read(const struct pool_stats *ps, struct origin_fetch_stats *fs)
+{
+	fs->requests =
+	    atomic_load_explicit(&ps->requests, memory_order_relaxed);
+	for (unsigned k = 0; k < ORIGIN_ERR_KINDS; k++)
+		fs->errors[k] =
+		    atomic_load_explicit(&ps->errors[k], memory_order_relaxed);
+	for (unsigned b = 0; b < ORIGIN_LAT_BUCKETS; b++)
+		fs->head_us[b] =
+		    atomic_load_explicit(&ps->head_us[b], memory_order_relaxed);
+	fs->head_us_sum =
+	    atomic_load_explicit(&ps->head_us_sum, memory_order_relaxed);
+}
+
+void
+origin_pool_unserved(const struct origin_pool *p, struct origin_fetch_stats *fs)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	pool_stats_read(&p->unserved, fs);
+}
+
 uint64_t
 origin_pool_retries(const struct origin_pool *p)
 {
@@ -516,6 +600,7 @@ origin_pool_server_state(
 	CDN_ASSERT(i < p->nsrv);
 	s = &p->srv[i];
 	st->url = s->url;
+	st->authority = s->authority;
 	st->hc_healthy =
 	    atomic_load_explicit(&s->hc_healthy, memory_order_relaxed);
 	st->cooling =
@@ -524,6 +609,7 @@ origin_pool_server_state(
 	st->active = atomic_load_explicit(&s->active, memory_order_relaxed);
 	st->fetches = atomic_load_explicit(&s->fetches, memory_order_relaxed);
 	st->failures = atomic_load_explicit(&s->failures, memory_order_relaxed);
+	pool_stats_read(&s->stats, &st->fs);
 }
 
 const struct origin_pool_hc *
