@@ -20,6 +20,7 @@
 #include "edge/edge_inflight.h"
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
+#include "edge/edge_stream.h"
 #include "edge/edge_range.h"
 #include "edge/edge_variant.h"
 #include "http/http_date.h"
@@ -70,7 +71,7 @@ key_host(const struct edge_site *site, const struct http_request *req,
 static const char *
 key_scheme(const struct proxy_txn *pt)
 {
-	if (pt->site->key_rules.include_scheme && http_txn_is_tls(pt->txn))
+	if (pt->site->key_rules.include_scheme && edge_stream_is_tls(&pt->cs))
 		return "https";
 	return "http";
 }
@@ -184,7 +185,7 @@ edge_cache_serve_stale_on_error(
 	pt->served = 1;
 	edge_deliver_stored(pt, pt->stale);
 	if (finish)
-		http_txn_finish(pt->txn); /* pt dies here */
+		edge_stream_finish(&pt->cs); /* pt dies here */
 	return 1;
 }
 
@@ -194,7 +195,7 @@ edge_cache_serve_swr(struct proxy_txn *pt)
 	EDGE_COUNTER_INC(pt->w, cache_stale_while_revalidate);
 	pt->served = 1;
 	edge_deliver_stored(pt, pt->stale);
-	http_txn_finish(pt->txn); /* pt dies here */
+	edge_stream_finish(&pt->cs); /* pt dies here */
 }
 
 /* ---- request side ---- */
@@ -311,11 +312,12 @@ bypassed(const struct conf *cf, const struct http_request *req)
 }
 
 int
-edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
+edge_cache_request(struct proxy_txn *pt)
 {
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
-	const struct http_request *req = http_txn_request(txn);
+	const struct edge_stream *cs = &pt->cs;
+	const struct http_request *req = edge_stream_request(cs);
 	struct cache_field fields[VARY_FIELDS];
 	struct cache_obj *o = NULL;
 	char vary[VARY_MAX];
@@ -341,7 +343,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 	    pt->key, &pt->key_url, &pt->key_url_len);
 	if (rc == CDN_ENOMEM) {
 		/* Not a bypass: an unsafe method must still invalidate. */
-		edge_deliver_error(pt, txn, 503);
+		edge_deliver_error(pt, cs, 503);
 		return 1;
 	}
 	if (rc == CDN_OK)
@@ -398,10 +400,10 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		    "Content-Type: text/plain\r\nVary: Accept-Encoding\r\n");
 		edge_deliver_cache_status(pt, pt->cache_status, &f);
 		pt->responded = 1;
-		http_txn_respond(txn, 406, f.p, f.len, sizeof(body) - 1);
-		http_txn_write(txn, body, sizeof(body) - 1);
+		edge_stream_respond(cs, 406, f.p, f.len, sizeof(body) - 1);
+		edge_stream_write(cs, body, sizeof(body) - 1);
 		cdn_sb_free(&f);
-		http_txn_finish(txn); /* pt dies here */
+		edge_stream_finish(cs); /* pt dies here */
 		return 1;
 	}
 	if (rc != CDN_OK) {
@@ -434,7 +436,7 @@ edge_cache_request(struct proxy_txn *pt, struct http_txn *txn)
 		cache_store_touch(e->store, o);
 		edge_deliver_stored_at_age(pt, o, age);
 		cache_obj_unref(&o);
-		http_txn_finish(txn); /* pt dies here */
+		edge_stream_finish(cs); /* pt dies here */
 		return 1;
 	}
 	if (use == CACHE_USE_STALE_REVALIDATE && !pt->x.req_cc.only_if_cached) {
@@ -474,8 +476,12 @@ miss:
 	EDGE_COUNTER_INC(w, cache_misses);
 	if (pt->x.req_cc.only_if_cached) {
 		/* RFC 9111 §5.2.1.7: nothing usable stored: 504. */
-		http_txn_simple(
-		    txn, 504, "text/plain", "504 Gateway Timeout\n", 20);
+		static const char body[] = "504 Gateway Timeout\n";
+
+		edge_stream_respond(cs, 504, "Content-Type: text/plain\r\n", 26,
+		    sizeof(body) - 1);
+		edge_stream_write(cs, body, sizeof(body) - 1);
+		edge_stream_finish(cs); /* pt dies here */
 		return 1;
 	}
 	return 0;
@@ -488,7 +494,7 @@ static void
 invalidate_location(struct proxy_txn *pt, const char *v, size_t len)
 {
 	struct edge *e = pt->w->edge;
-	const struct http_request *req = http_txn_request(pt->txn);
+	const struct http_request *req = edge_stream_request(&pt->cs);
 	const char *host, *path, *q;
 	size_t hostlen, pathlen;
 	uint8_t key[CACHE_HASH_LEN];
@@ -759,7 +765,7 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 {
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
-	const struct http_request *req = http_txn_request(pt->txn);
+	const struct http_request *req = edge_stream_request(&pt->cs);
 	struct cache_field rf[VARY_FIELDS];
 	struct cache_decision d;
 	int nf, store;

@@ -14,6 +14,7 @@
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
 #include "edge/edge_range.h"
+#include "edge/edge_stream.h"
 #include "edge/edge_variant.h"
 #include "http/http_date.h"
 #include "http/http_fields.h"
@@ -47,7 +48,8 @@ edge_deliver_error_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 
 /* An error the proxy answers itself (502, 504, ...). */
 void
-edge_deliver_error(struct proxy_txn *pt, struct http_txn *txn, int status)
+edge_deliver_error(
+    struct proxy_txn *pt, const struct edge_stream *cs, int status)
 {
 	struct cdn_strbuf f = {0};
 	char body[96];
@@ -58,10 +60,10 @@ edge_deliver_error(struct proxy_txn *pt, struct http_txn *txn, int status)
 	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
 	if (pt != NULL)
 		edge_deliver_error_field(pt, &f);
-	http_txn_respond(txn, status, f.p, f.failed ? 0 : f.len, n);
-	http_txn_write(txn, body, (size_t)n);
+	edge_stream_respond(cs, status, f.p, f.failed ? 0 : f.len, n);
+	edge_stream_write(cs, body, (size_t)n);
 	cdn_sb_free(&f);
-	http_txn_finish(txn);
+	edge_stream_finish(cs);
 }
 
 /* ---- a response from the origin ---- */
@@ -139,7 +141,7 @@ edge_deliver_range_head(struct proxy_txn *pt, int *status, const char *fields,
 	if (!pt->cache_on || pt->range_upstream || pt->head_as_get ||
 	    *status != 200 || *content_length < 0)
 		return;
-	pt->range = edge_range_stream_new(http_txn_request(pt->txn), fields,
+	pt->range = edge_range_stream_new(edge_stream_request(&pt->cs), fields,
 	    len, (uint64_t)*content_length, out);
 	if (pt->range == NULL)
 		return;
@@ -152,14 +154,14 @@ client_write_out(void *arg, const void *p, size_t n)
 {
 	struct proxy_txn *pt = arg;
 
-	http_txn_write(pt->txn, p, n);
+	edge_stream_write(&pt->cs, p, n);
 }
 
 void
 edge_deliver_body(struct proxy_txn *pt, const char *data, size_t len)
 {
 	if (pt->range == NULL) {
-		http_txn_write(pt->txn, data, len);
+		edge_stream_write(&pt->cs, data, len);
 		return;
 	}
 	edge_range_stream_feed(pt->range, data, len, client_write_out, pt);
@@ -246,8 +248,7 @@ void
 edge_deliver_stored_at_age(
     struct proxy_txn *pt, struct cache_obj *o, int64_t age)
 {
-	struct http_txn *txn = pt->txn;
-	const struct http_request *req = http_txn_request(txn);
+	const struct http_request *req = edge_stream_request(&pt->cs);
 	struct cdn_strbuf f = {.max = 256 * 1024};
 	const char *p, *end, *eol, *colon;
 	int not_modified = client_not_modified(req, o);
@@ -280,14 +281,14 @@ edge_deliver_stored_at_age(
 		}
 	}
 	pt->responded = 1;
-	http_txn_respond(txn,
+	edge_stream_respond(&pt->cs,
 	    not_modified             ? 304
 	        : plan.status != 200 ? plan.status
 	                             : o->status,
 	    f.p, f.len, (int64_t)plan.content_length);
 	cdn_sb_free(&f);
 	if (!not_modified)
-		edge_range_send_obj(txn, &plan, o);
+		edge_range_send_obj(&pt->cs, &plan, o);
 	edge_range_plan_fini(&plan);
 }
 

@@ -18,7 +18,7 @@
 
 struct edge;
 struct edge_site;
-struct http_txn;
+struct edge_stream;
 struct proxy_txn;
 
 /* Append "Cache-Status: <node>; <text>". */
@@ -33,10 +33,12 @@ void edge_deliver_error_field(
     const struct proxy_txn *pt, struct cdn_strbuf *out);
 
 /*
- * Answer <status> with a short text body, and finish <txn> (<pt> may be
- * NULL before the request has one; it dies in the finish).
+ * Answer <status> with a short text body, and finish the stream <cs>
+ * (<pt>, whose stream it is, may be NULL before the request has one; it
+ * dies in the finish).
  */
-void edge_deliver_error(struct proxy_txn *pt, struct http_txn *txn, int status);
+void edge_deliver_error(
+    struct proxy_txn *pt, const struct edge_stream *cs, int status);
 
 /*
  * The client's copy of an origin response head: hop-by-hop fields out, Via
@@ -62,7 +64,7 @@ void edge_deliver_body(struct proxy_txn *pt, const char *data, size_t len);
  * Answer from the stored <o> (pt->cache_status as its Cache-Status): its
  * fields plus Age, its body by reference, a 304 when the client's
  * conditional matches, or the range the client asked for.  Does not
- * finish the txn.  <age> is the Age to send (a soft-purged object is
+ * finish the stream.  <age> is the Age to send (a soft-purged object is
  * stale from the purge on); edge_deliver_stored computes it from <o>.
  */
 void edge_deliver_stored_at_age(

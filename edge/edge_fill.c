@@ -35,6 +35,7 @@
 #include "edge/edge_inflight.h"
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
+#include "edge/edge_stream.h"
 #include "edge/edge_variant.h"
 
 #define FILL_FIELDS_MAX (256 * 1024)
@@ -352,8 +353,8 @@ static void
 piece_write(struct proxy_txn *pt, struct fill_block *b, size_t off, size_t len)
 {
 	fill_ref(b->fill);
-	http_txn_write_ref(
-	    pt->txn, b->data + off, len, on_block_sent, block_ref(b));
+	edge_stream_write_ref(
+	    &pt->cs, b->data + off, len, on_block_sent, block_ref(b));
 }
 
 /*
@@ -426,7 +427,7 @@ static int
 waiter_matches(
     struct fill_waiter *fw, const char *vary, size_t vlen, uint64_t variant)
 {
-	const struct http_request *req = http_txn_request(fw->pt->txn);
+	const struct http_request *req = edge_stream_request(&fw->pt->cs);
 	struct cache_field rf[VARY_FIELDS];
 	enum cache_enc enc = cache_variant_enc(variant);
 	enum cache_enc order[CACHE_ENC_COUNT];
@@ -476,7 +477,7 @@ waiter_failed(struct fill_waiter *fw, enum origin_err err, int err_status)
 		return;
 	pt->origin_err = err;
 	edge_deliver_error(
-	    pt, pt->txn, err_status != 0 ? err_status : origin_err_status(err));
+	    pt, &pt->cs, err_status != 0 ? err_status : origin_err_status(err));
 }
 
 static void
@@ -497,8 +498,8 @@ waiter_send_head(struct fill_waiter *fw)
 	edge_deliver_status_field(pt, &out);
 	pt->responded = 1;
 	fw->responded = 1;
-	http_txn_respond(
-	    pt->txn, status, out.p, out.failed ? 0 : out.len, content_length);
+	edge_stream_respond(
+	    &pt->cs, status, out.p, out.failed ? 0 : out.len, content_length);
 	cdn_sb_free(&out);
 }
 
@@ -510,7 +511,7 @@ waiter_stream(struct fill_waiter *fw)
 	size_t len;
 	int rc;
 
-	while (http_txn_out_pending(pt->txn) <= HTTP_OUT_HIGH_WATER) {
+	while (!edge_stream_congested(&pt->cs)) {
 		if (fw->blk == NULL) {
 			rc = waiter_block(fw);
 			if (rc < 0)
@@ -544,7 +545,7 @@ waiter_run(struct fill_waiter *fw)
 {
 	struct edge_fill *f = fw->fill;
 	struct proxy_txn *pt = fw->pt;
-	const struct http_request *req = http_txn_request(pt->txn);
+	const struct http_request *req = edge_stream_request(&pt->cs);
 	enum fill_state st;
 	struct cache_obj *o;
 
@@ -585,7 +586,7 @@ waiter_run(struct fill_waiter *fw)
 		pt->served = 1;
 		edge_deliver_stored(pt, o);
 		cache_obj_unref(&o);
-		http_txn_finish(pt->txn);
+		edge_stream_finish(&pt->cs);
 		return;
 	}
 	if (!fw->responded) {
@@ -598,7 +599,7 @@ waiter_run(struct fill_waiter *fw)
 		if (req->method == HTTP_M_HEAD) {
 			pt->not_stored = "pending"; /* the fetch goes on */
 			waiter_detach(fw);
-			http_txn_finish(pt->txn);
+			edge_stream_finish(&pt->cs);
 			return;
 		}
 		fw->idx = 0;
@@ -608,14 +609,14 @@ waiter_run(struct fill_waiter *fw)
 	if (st == FILL_FAILED || fw->broken) {
 		/* Truncated: the client must not mistake it for complete. */
 		waiter_detach(fw);
-		http_txn_abort(pt->txn);
+		edge_stream_abort(&pt->cs);
 		return;
 	}
 	if (st == FILL_DONE && fw->sent == f->total) {
 		pt->stored = (unsigned)f->stored;
 		pt->not_stored = f->not_stored;
 		waiter_detach(fw);
-		http_txn_finish(pt->txn);
+		edge_stream_finish(&pt->cs);
 	}
 }
 
@@ -1182,19 +1183,19 @@ static const struct origin_fetch_ops fill_origin_ops = {
 static int
 coalescable(const struct proxy_txn *pt)
 {
-	const struct http_request *req = http_txn_request(pt->txn);
+	const struct http_request *req = edge_stream_request(&pt->cs);
 
 	return pt->cache_on && pt->w->edge->store != NULL &&
 	    !pt->x.req_cc.no_store && !pt->x.req_cc.only_if_cached &&
 	    !pt->decoding && !pt->range_upstream &&
-	    !http_txn_has_body(pt->txn) &&
+	    !edge_stream_has_body(&pt->cs) &&
 	    (req->method == HTTP_M_GET || pt->head_as_get);
 }
 
 static struct edge_fill *
 fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 {
-	const struct http_request *req = http_txn_request(pt->txn);
+	const struct http_request *req = edge_stream_request(&pt->cs);
 	struct edge_fill *f;
 	struct cache_field rf[VARY_FIELDS];
 	size_t off = 0;

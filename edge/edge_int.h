@@ -23,6 +23,7 @@
 #include "common/cdn_strbuf.h"
 #include "conf/conf.h"
 #include "edge/edge_site.h"
+#include "edge/edge_stream.h"
 #include "http/http_server.h"
 #include "origin/origin.h"
 
@@ -181,7 +182,7 @@ struct proxy_txn {
 	uint32_t magic;
 #define PROXY_TXN_MAGIC 0x52e9c0a7u
 	struct edge_worker *w;
-	struct http_txn *txn;
+	struct edge_stream cs;        /* the client's (edge_stream.h) */
 	const struct edge_site *site; /* chosen by Host in on_request */
 	struct origin_fetch *fetch;
 	enum origin_err origin_err;
@@ -228,11 +229,11 @@ void edge_count_origin_error(struct edge_worker *w, enum origin_err err);
 
 /* edge_cache.c */
 /*
- * Look the request up.  Returns 1 when the cache answered it (the txn is
+ * Look the request up.  Returns 1 when the cache answered it (the stream is
  * finished and <pt> is gone), 0 to go to the origin; pt->stale is then set
  * when a stored response is to be revalidated.
  */
-int edge_cache_request(struct proxy_txn *pt, struct http_txn *txn);
+int edge_cache_request(struct proxy_txn *pt);
 /* Whether a client request field is left out of a cache-filling fetch. */
 int edge_cache_drops_field(
     const struct proxy_txn *pt, const char *name, size_t len);
@@ -313,7 +314,7 @@ int edge_cache_stale_if_error_ok(const struct edge_site *site,
     int req_pragma_no_cache);
 /*
  * The origin failed (<err_status> 5xx, or 0 and <why> names the error):
- * answer pt->stale if allowed and return 1 (with <finish>, the txn is
+ * answer pt->stale if allowed and return 1 (with <finish>, the stream is
  * finished and pt gone); else 0.
  */
 int edge_cache_serve_stale_on_error(
@@ -339,7 +340,7 @@ struct edge_fill_hooks {
  * Share a cache-filling fetch: join the one in flight for pt->key, or
  * start it with <oreq> (on this worker) and wait on it; with pt->swr,
  * make sure a background refresh runs and answer stale.  Returns 1 when
- * the fill has the txn, 0 when the request must fetch alone (not
+ * the fill has the stream, 0 when the request must fetch alone (not
  * shareable, or the key is hit-for-miss).
  */
 int edge_fill_begin(struct proxy_txn *pt, const struct origin_request *oreq,
@@ -350,8 +351,8 @@ void edge_fill_detach(struct proxy_txn *pt);
 /* Cancel this worker's fills (its loop has stopped). */
 void edge_fill_worker_stop(struct edge_worker *w);
 
-/* edge_proxy.c */
-extern const struct http_handler edge_proxy_handler;
+/* edge_h1.c: HTTP/1.1 clients, a client stream over each http_txn */
+extern const struct http_handler edge_h1_handler;
 
 /* edge_admin.c */
 extern const struct http_handler edge_admin_handler;

@@ -1,16 +1,19 @@
 /*
- * The public request handler: forwards each client request to the origin
- * and streams the response back (edge/edge_int.h).
+ * The request path's entry (edge/edge_stream.h): each client request is
+ * routed to its site, answered from the cache (edge_cache.c), or forwarded
+ * to the origin, alone or through a shared fill (edge_fill.c), and the
+ * response streams back (edge_deliver.c).
  *
- * Threading: a struct proxy_txn lives on one worker, between on_request and
- * on_log of its http_txn; on_log is the one place it is freed, because it
- * is the one callback every transaction ends with (answered, aborted or
- * refused).
+ * Threading: a struct proxy_txn lives on one worker, between
+ * edge_stream_begin and edge_stream_end of its client stream; the end is
+ * the one place it is freed, because it is the one call every stream ends
+ * with (answered, aborted or refused).
  *
  * Flow control both ways: origin bytes are taken only while the client's
- * output buffer is under HTTP_OUT_HIGH_WATER (else the curl transfer is
- * paused until on_writable), and request body bytes are handed to curl
- * only as the client sends them (else the upload is paused until on_body).
+ * stream is not congested (else the curl transfer is paused until
+ * edge_stream_writable), and request body bytes are handed to curl only
+ * as the client sends them (else the upload is paused until
+ * edge_stream_body).
  */
 #include "config.h"
 
@@ -23,6 +26,7 @@
 
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
+#include "edge/edge_stream.h"
 #include "http/http_fields.h"
 
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
@@ -72,15 +76,15 @@ method_forwarded(enum http_method m)
 }
 
 static struct proxy_txn *
-proxy_txn_new(struct edge_worker *w, struct http_txn *txn)
+proxy_txn_new(struct edge_worker *w, const struct edge_stream *cs)
 {
 	struct proxy_txn *pt = cdn_xcalloc(1, sizeof(*pt));
 
 	pt->magic = PROXY_TXN_MAGIC;
 	pt->w = w;
-	pt->txn = txn;
+	pt->cs = *cs;
 	pt->content_length = -1;
-	http_txn_set_data(txn, pt);
+	cs->ops->set_txn(cs->s, pt);
 	return pt;
 }
 
@@ -114,11 +118,11 @@ origin_host(const struct edge_site *site, const struct http_request *req,
  * has no such page", and be cached as such).
  */
 static const struct edge_site *
-route(struct edge_worker *w, struct http_txn *txn)
+route(struct edge_worker *w, const struct edge_stream *cs)
 {
 	static const char body[] = "421 Misdirected Request: this node "
 	                           "serves no site of that name\n";
-	const struct http_request *req = http_txn_request(txn);
+	const struct http_request *req = edge_stream_request(cs);
 	const struct edge_site *site;
 	struct http_slice h;
 
@@ -130,10 +134,10 @@ route(struct edge_worker *w, struct http_txn *txn)
 		return site;
 	}
 	EDGE_COUNTER_INC(w, unknown_host);
-	http_txn_respond(txn, 421, "Content-Type: text/plain\r\n", 26,
+	edge_stream_respond(cs, 421, "Content-Type: text/plain\r\n", 26,
 	    (int64_t)sizeof(body) - 1);
-	http_txn_write(txn, body, sizeof(body) - 1);
-	http_txn_finish(txn);
+	edge_stream_write(cs, body, sizeof(body) - 1);
+	edge_stream_finish(cs);
 	return NULL;
 }
 
@@ -150,34 +154,33 @@ request_hash(const struct proxy_txn *pt, const char *target, size_t len)
 	return h;
 }
 
-static void
-on_request(struct http_txn *txn, void *arg)
+void
+edge_stream_begin(struct edge_worker *w, const struct edge_stream *cs)
 {
-	struct edge_worker *w = arg;
-	const struct http_request *req = http_txn_request(txn);
+	const struct http_request *req = edge_stream_request(cs);
 	struct proxy_txn *pt;
 	const struct edge_site *site;
 
 	if (!method_forwarded(req->method)) {
 		/* We do not know what the method means for what follows it. */
-		http_txn_set_close(txn);
-		edge_deliver_error(NULL, txn, 501);
+		edge_stream_set_close(cs);
+		edge_deliver_error(NULL, cs, 501);
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ASTERISK) {
 		static const char allow[] =
 		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n";
 
-		http_txn_respond(txn, 200, allow, sizeof(allow) - 1, 0);
-		http_txn_finish(txn);
+		edge_stream_respond(cs, 200, allow, sizeof(allow) - 1, 0);
+		edge_stream_finish(cs);
 		return;
 	}
-	site = route(w, txn);
+	site = route(w, cs);
 	if (site == NULL)
 		return; /* answered */
-	pt = proxy_txn_new(w, txn);
+	pt = proxy_txn_new(w, cs);
 	pt->site = site;
-	if (edge_cache_request(pt, txn))
+	if (edge_cache_request(pt))
 		return; /* answered from cache: pt is gone */
 	forward(pt, 1);
 }
@@ -202,8 +205,8 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
 	const struct conf *cf = e->conf;
-	struct http_txn *txn = pt->txn;
-	const struct http_request *req = http_txn_request(txn);
+	const struct edge_stream *cs = &pt->cs;
+	const struct http_request *req = edge_stream_request(cs);
 	struct http_conn_tokens ct = {.n = 0};
 	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
 	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
@@ -248,11 +251,11 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	cdn_sb_str(&via, "1.1 ");
 	cdn_sb_str(&via, cf->via);
 	sb_field(&fb, "Via", 3, via.p, via.len);
-	cdn_sb_str(&xff, http_txn_client_addr(txn));
+	cdn_sb_str(&xff, edge_stream_client_addr(cs));
 	sb_field(&fb, "X-Forwarded-For", 15, xff.p, xff.len);
 	sb_field(&fb, "X-Forwarded-Proto", 17,
-	    http_txn_is_tls(txn) ? "https" : "http",
-	    http_txn_is_tls(txn) ? 5 : 4);
+	    edge_stream_is_tls(cs) ? "https" : "http",
+	    edge_stream_is_tls(cs) ? 5 : 4);
 	if (!has_accept)
 		cdn_sb_add(&fb, "Accept:", 8); /* no curl default */
 	edge_cache_origin_fields(pt, &fb);
@@ -264,7 +267,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		cdn_sb_add(&url, req->query.p, req->query.len);
 	}
 	if (fb.failed || url.failed || via.failed || xff.failed) {
-		edge_deliver_error(pt, txn, 431);
+		edge_deliver_error(pt, cs, 431);
 		goto out;
 	}
 
@@ -275,7 +278,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	/* As many as the client sent: fail the request, never abort. */
 	fields = calloc(nfields + 1, sizeof(*fields));
 	if (fields == NULL) {
-		edge_deliver_error(pt, txn, 503);
+		edge_deliver_error(pt, cs, 503);
 		goto out;
 	}
 	nfields = 0;
@@ -296,8 +299,8 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	oreq.fields = fields;
 	oreq.is_head = req->method == HTTP_M_HEAD && !pt->head_as_get;
 	/* An explicit "Content-Length: 0" is forwarded as such. */
-	oreq.has_body = http_txn_has_body(txn) || req->content_length == 0;
-	oreq.body_length = http_txn_body_length(txn);
+	oreq.has_body = edge_stream_has_body(cs) || req->content_length == 0;
+	oreq.body_length = edge_stream_body_length(cs);
 
 	if (may_coalesce && edge_fill_begin(pt, &oreq, &fill_hooks))
 		goto out; /* one shared fetch, or a stale answer */
@@ -309,7 +312,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
 		EDGE_COUNTER_INC(w, origin_err_kind[ORIGIN_EINTERNAL]);
-		edge_deliver_error(pt, txn, 502);
+		edge_deliver_error(pt, cs, 502);
 	}
 out:
 	free(fields);
@@ -350,7 +353,7 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	edge_deliver_range_head(
 	    pt, &status, fields, len, &out, &content_length);
 	pt->responded = 1;
-	http_txn_respond(pt->txn, status, out.p, out.len, content_length);
+	edge_stream_respond(&pt->cs, status, out.p, out.len, content_length);
 	cdn_sb_free(&out);
 }
 
@@ -366,7 +369,7 @@ on_origin_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
 		return len; /* a 304's body, if any: not the client's */
 	if (!pt->responded)
 		return 0; /* the head was refused: abort the transfer */
-	if (http_txn_out_pending(pt->txn) > HTTP_OUT_HIGH_WATER)
+	if (edge_stream_congested(&pt->cs))
 		return ORIGIN_PAUSE;
 	edge_cache_on_body(pt, data, len);
 	edge_deliver_body(pt, data, len);
@@ -382,7 +385,7 @@ on_origin_upload(struct origin_fetch *f, void *arg, char *buf, size_t max)
 	(void)f;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	CDN_DASSERT(edge_worker_current() == pt->w);
-	n = http_txn_body_read(pt->txn, buf, max);
+	n = edge_stream_body_read(&pt->cs, buf, max);
 	if (n >= 0)
 		return (size_t)n;
 	/* CDN_AGAIN: on_body resumes us; CDN_EINVAL: on_abort follows. */
@@ -394,7 +397,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 {
 	struct proxy_txn *pt = arg;
 	struct edge_worker *w = pt->w;
-	struct http_txn *txn = pt->txn;
+	const struct edge_stream *cs = &pt->cs;
 
 	(void)f;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
@@ -403,19 +406,18 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	pt->origin_err = err;
 	edge_count_origin_error(w, err);
 	edge_cache_on_done(pt, err);
-	/* pt dies in on_log, inside finish/abort/respond_error below. */
+	/* pt dies in edge_stream_end, inside finish/abort/error below. */
 	if (pt->served)
-		http_txn_finish(txn); /* the stored copy was complete */
+		edge_stream_finish(cs); /* the stored copy was complete */
 	else if (err == ORIGIN_OK && pt->responded)
-		http_txn_finish(txn);
+		edge_stream_finish(cs);
 	else if (pt->responded)
-		http_txn_abort(
-		    txn); /* truncated: never a complete-looking body */
+		edge_stream_abort(cs); /* truncated: never complete-looking */
 	else if (edge_cache_serve_stale_on_error(
 	             pt, 0, origin_err_name(err), 1))
 		return; /* stale-if-error: pt is gone */
 	else
-		edge_deliver_error(pt, txn, origin_err_status(err));
+		edge_deliver_error(pt, cs, origin_err_status(err));
 }
 
 static const struct origin_fetch_ops origin_ops = {
@@ -425,40 +427,29 @@ static const struct origin_fetch_ops origin_ops = {
     .on_done = on_origin_done,
 };
 
-/* ---- client callbacks ---- */
+/* ---- the client stream (edge_stream.h) ---- */
 
-static void
-on_body(struct http_txn *txn, void *arg)
+void
+edge_stream_body(struct proxy_txn *pt)
 {
-	struct proxy_txn *pt = http_txn_data(txn);
-
-	(void)arg;
-	if (pt != NULL && pt->fetch != NULL)
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	if (pt->fetch != NULL)
 		origin_fetch_resume_upload(pt->fetch);
 }
 
-static void
-on_writable(struct http_txn *txn, void *arg)
+void
+edge_stream_writable(struct proxy_txn *pt)
 {
-	struct proxy_txn *pt = http_txn_data(txn);
-
-	(void)arg;
-	if (pt == NULL)
-		return;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	if (pt->fetch != NULL)
 		origin_fetch_resume_body(pt->fetch);
 	else if (pt->waiter != NULL)
 		edge_fill_writable(pt); /* more of a shared fetch's body */
 }
 
-static void
-on_abort(struct http_txn *txn, void *arg)
+void
+edge_stream_aborted(struct proxy_txn *pt)
 {
-	struct proxy_txn *pt = http_txn_data(txn);
-
-	(void)arg;
-	if (pt == NULL)
-		return;
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	origin_fetch_cancel(&pt->fetch);
 	edge_fill_detach(pt); /* a shared fetch goes on for the others */
@@ -482,28 +473,25 @@ response_from(const struct proxy_txn *pt)
 	return EDGE_FROM_ORIGIN;
 }
 
-static void
-on_log(struct http_txn *txn, void *arg)
+void
+edge_stream_end(struct edge_worker *w, const struct edge_stream *cs,
+    struct proxy_txn *pt, const struct edge_stream_end *end)
 {
-	struct edge_worker *w = arg;
-	struct proxy_txn *pt = http_txn_data(txn);
-	const struct http_request *req = http_txn_request(txn);
-	uint64_t dur_ms = (cdn_now_ns() - http_txn_start_ns(txn)) / 1000000u;
-	int status = http_txn_status(txn);
+	const struct http_request *req = edge_stream_request(cs);
+	uint64_t dur_ms = (cdn_now_ns() - end->start_ns) / 1000000u;
+	int status = end->status;
 	char ts[40], origin[64];
-	const char *err = http_txn_error(txn);
 
 	EDGE_COUNTER_INC(w, requests);
 	EDGE_COUNTER_INC(w, status[status_class(status)]);
-	EDGE_COUNTER_ADD(w, bytes_sent, http_txn_bytes_sent(txn));
+	EDGE_COUNTER_ADD(w, bytes_sent, end->bytes_sent);
 	EDGE_COUNTER_INC(
 	    w, req_class[edge_method_class(req->method)][status_class(status)]);
-	EDGE_COUNTER_ADD(
-	    w, bytes_from[response_from(pt)], http_txn_bytes_sent(txn));
-	if (http_txn_aborted(txn))
+	EDGE_COUNTER_ADD(w, bytes_from[response_from(pt)], end->bytes_sent);
+	if (end->aborted)
 		EDGE_COUNTER_INC(w, client_aborts);
-	/* Refused by the HTTP layer (parse, limits, body framing). */
-	if (err != NULL && !http_txn_aborted(txn) && status >= 400)
+	/* Refused by the protocol layer (parse, limits, body framing). */
+	if (end->error != NULL && !end->aborted && status >= 400)
 		EDGE_COUNTER_INC(w, bad_requests);
 
 	if (w->alog != NULL) {
@@ -519,20 +507,18 @@ on_log(struct http_txn *txn, void *arg)
 		/* time client "request" status bytes ms origin_ms origin_result
 		 * "cache_status" aborted "error" */
 		cdn_alog_printf(w->alog,
-		    "%s %s \"%.*s %.*s HTTP/1.%d\" %d %llu %llu %s \"%s\" %s "
-		    "\"%s\"",
-		    ts, http_txn_client_addr(txn),
+		    "%s %s \"%.*s %.*s %s\" %d %llu %llu %s \"%s\" %s \"%s\"",
+		    ts, edge_stream_client_addr(cs),
 		    (int)(req->method_str.len < 32 ? req->method_str.len : 32),
 		    req->method_str.p != NULL ? req->method_str.p : "",
 		    (int)(req->target.len < 2048 ? req->target.len : 2048),
-		    req->target.p != NULL ? req->target.p : "",
-		    req->version_minor, status,
-		    (unsigned long long)http_txn_bytes_sent(txn),
+		    req->target.p != NULL ? req->target.p : "", end->protocol,
+		    status, (unsigned long long)end->bytes_sent,
 		    (unsigned long long)dur_ms, origin,
 		    pt != NULL && pt->cache_status[0] != '\0' ? pt->cache_status
 		                                              : "-",
-		    http_txn_aborted(txn) ? "aborted" : "-",
-		    err != NULL ? err : "-");
+		    end->aborted ? "aborted" : "-",
+		    end->error != NULL ? end->error : "-");
 	}
 	if (pt != NULL) {
 		MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
@@ -541,14 +527,5 @@ on_log(struct http_txn *txn, void *arg)
 		edge_cache_txn_free(pt);
 		MAGIC_WIPE(pt);
 		free(pt);
-		http_txn_set_data(txn, NULL);
 	}
 }
-
-const struct http_handler edge_proxy_handler = {
-    .on_request = on_request,
-    .on_body = on_body,
-    .on_writable = on_writable,
-    .on_abort = on_abort,
-    .on_log = on_log,
-};

@@ -12,7 +12,7 @@
 #include <strings.h>
 
 #include "edge/edge_range.h"
-#include "http/http_server.h"
+#include "edge/edge_stream.h"
 #include "http/http_date.h"
 
 #define PLAN_FIELDS_MAX 1024
@@ -267,7 +267,7 @@ edge_range_load_chunks(
 }
 
 struct send_ctx {
-	struct http_txn *txn;
+	const struct edge_stream *cs;
 	struct cache_obj *o;
 };
 
@@ -287,17 +287,17 @@ send_piece(void *arg, const unsigned char *p, size_t n, int in_obj)
 	struct send_ctx *c = arg;
 
 	if (in_obj)
-		http_txn_write_ref(
-		    c->txn, p, n, on_piece_sent, cache_obj_ref(c->o));
+		edge_stream_write_ref(
+		    c->cs, p, n, on_piece_sent, cache_obj_ref(c->o));
 	else
-		http_txn_write(c->txn, p, n);
+		edge_stream_write(c->cs, p, n);
 }
 
 void
-edge_range_send_obj(
-    struct http_txn *txn, const struct edge_range_plan *p, struct cache_obj *o)
+edge_range_send_obj(const struct edge_stream *cs,
+    const struct edge_range_plan *p, struct cache_obj *o)
 {
-	struct send_ctx c = {txn, o};
+	struct send_ctx c = {cs, o};
 
 	edge_range_obj_pieces(p, o, send_piece, &c);
 }

@@ -16,7 +16,7 @@
 #include "http/http_range.h"
 
 struct cache_store;
-struct http_txn;
+struct edge_stream;
 
 /* One piece of a range response body: literal bytes of the plan (part
  * heads, the closing boundary) or representation bytes [off, off + len). */
@@ -123,8 +123,8 @@ int edge_range_load_chunks(struct cache_store *s,
 /* Send the planned body of <o> (as edge_range_obj_pieces() requires):
  * chunks by reference (one object reference per piece), part heads
  * copied. */
-void edge_range_send_obj(
-    struct http_txn *txn, const struct edge_range_plan *p, struct cache_obj *o);
+void edge_range_send_obj(const struct edge_stream *cs,
+    const struct edge_range_plan *p, struct cache_obj *o);
 
 /*
  * A Range request answered from a whole response arriving from the origin

@@ -244,7 +244,7 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 {
 	const struct conf *c = e->conf;
 	struct http_server_limits lim = server_limits(c);
-	struct http_handler h = edge_proxy_handler;
+	struct http_handler h = edge_h1_handler;
 	struct origin_tls_conf otls;
 	struct timeval tv;
 
