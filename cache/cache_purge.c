@@ -21,6 +21,7 @@
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
+#include "common/cdn_strbuf.h"
 
 /* ---------------- tags ---------------- */
 
@@ -92,35 +93,25 @@ size_t
 cache_tags_parse(const char *fields, size_t len, const char *const *names,
     unsigned nnames, char *out, size_t cap)
 {
-	const char *p = fields, *end = fields + len, *eol, *colon, *v, *ve;
+	const char *p = fields, *end = fields + len;
+	struct cdn_field f;
 	size_t n = 0;
 	unsigned count = 0;
 
 	CDN_ASSERT(fields != NULL || len == 0);
 	CDN_ASSERT(out != NULL || cap == 0);
-	while (p < end) {
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL)
-			eol = end;
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon != NULL) {
-			for (unsigned i = 0; i < nnames; i++) {
-				size_t nl = strlen(names[i]);
+	while (cdn_fields_next(&p, end, &f)) {
+		for (unsigned i = 0; i < nnames; i++) {
+			size_t nl = strlen(names[i]);
 
-				if ((size_t)(colon - p) != nl ||
-				    strncasecmp(p, names[i], nl) != 0)
-					continue;
-				v = colon + 1;
-				ve = eol;
-				if (ve > v && ve[-1] == '\r')
-					ve--;
-				if (tags_add(v, (size_t)(ve - v), out, cap, &n,
-				        &count) != 0)
-					return n;
-				break;
-			}
+			if (f.name_len != nl ||
+			    strncasecmp(f.name, names[i], nl) != 0)
+				continue;
+			if (tags_add(f.value, f.value_len, out, cap, &n,
+			        &count) != 0)
+				return n;
+			break;
 		}
-		p = eol + 1;
 	}
 	return n;
 }

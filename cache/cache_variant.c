@@ -57,59 +57,19 @@ list_has(const char *v, size_t len, const char *tok)
 	return 0;
 }
 
-/* Walk the "Name: value\r\n" lines of <fields>. */
-struct field_line {
-	const char *line, *name, *value;
-	size_t line_len, name_len, value_len;
-};
-
-static int
-next_line(const char **pp, const char *end, struct field_line *fl)
-{
-	const char *p = *pp, *eol, *colon, *v, *ve;
-
-	for (;;) {
-		if (p >= end)
-			return 0;
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL)
-			return 0;
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon != NULL)
-			break;
-		p = eol + 1;
-	}
-	v = colon + 1;
-	ve = eol;
-	if (ve > v && ve[-1] == '\r')
-		ve--;
-	while (v < ve && (*v == ' ' || *v == '\t'))
-		v++;
-	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-		ve--;
-	fl->line = p;
-	fl->line_len = (size_t)(eol + 1 - p);
-	fl->name = p;
-	fl->name_len = (size_t)(colon - p);
-	fl->value = v;
-	fl->value_len = (size_t)(ve - v);
-	*pp = eol + 1;
-	return 1;
-}
-
 void
 cache_vary_merge_ae(const char *fields, size_t len, struct cdn_strbuf *out)
 {
 	const char *p = fields, *end = fields + len;
-	struct field_line fl;
+	struct cdn_field fl;
 	int has = 0, seen = 0;
 
-	while (next_line(&p, end, &fl))
+	while (cdn_fields_next(&p, end, &fl))
 		if (name_is(fl.name, fl.name_len, "vary") &&
 		    list_has(fl.value, fl.value_len, "accept-encoding"))
 			has = 1;
 	p = fields;
-	while (next_line(&p, end, &fl)) {
+	while (cdn_fields_next(&p, end, &fl)) {
 		if (!has && !seen && name_is(fl.name, fl.name_len, "vary")) {
 			seen = 1;
 			cdn_sb_add(out, fl.name, fl.name_len);
@@ -151,10 +111,10 @@ cache_variant_fields(
 {
 	struct cdn_strbuf tmp = {.max = 256 * 1024};
 	const char *p = fields, *end = fields + len;
-	struct field_line fl;
+	struct cdn_field fl;
 
 	CDN_ASSERT((unsigned)enc < CACHE_ENC_COUNT);
-	while (next_line(&p, end, &fl)) {
+	while (cdn_fields_next(&p, end, &fl)) {
 		if (name_is(fl.name, fl.name_len, "content-encoding") ||
 		    name_is(fl.name, fl.name_len, "content-length") ||
 		    name_is(fl.name, fl.name_len, "content-md5") ||

@@ -30,4 +30,21 @@ void cdn_sb_free(struct cdn_strbuf *b);
 const char *cdn_fields_get(
     const char *fields, size_t fields_len, const char *name, size_t *len);
 
+/* One "Name: value\r\n" line of a header block. */
+struct cdn_field {
+	const char *line, *name, *value; /* into the block */
+	size_t line_len;                 /* with its line end */
+	size_t name_len, value_len;      /* the value without OWS */
+};
+
+/*
+ * The header-block walk every "Name: value" loop uses: the next line at
+ * *pos (before <end>) that has a colon, in *f, and *pos moved past it
+ * (lines without a colon are skipped; the last may lack its line end).
+ * Returns 0 at the end.
+ *
+ *	for (p = fields; cdn_fields_next(&p, fields + len, &f);)
+ */
+int cdn_fields_next(const char **pos, const char *end, struct cdn_field *f);
+
 #endif /* CDN_STRBUF_H */

@@ -74,53 +74,50 @@ edge_deliver_client_fields(const struct edge *e, const struct edge_site *site,
     int64_t *content_length)
 {
 	struct http_conn_tokens ct = {.n = 0};
-	const char *p, *end = fields + len, *eol, *colon;
+	const char *p, *end = fields + len;
+	struct cdn_field fl;
 	size_t nlen;
 	int has_via = 0, chunked = 0;
 	const char *via = site->conf->via;
 
 	/* First pass: what the Connection field lists. */
-	for (p = fields; p < end; p = eol + 2) {
-		eol = memchr(p, '\r', (size_t)(end - p));
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon == NULL)
-			continue;
-		if ((size_t)(colon - p) == 10 &&
-		    strncasecmp(p, "connection", 10) == 0)
-			http_conn_tokens_add(
-			    &ct, colon + 1, (size_t)(eol - colon - 1));
-	}
-	for (p = fields; p < end; p = eol + 2) {
-		eol = memchr(p, '\r', (size_t)(end - p));
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon == NULL)
-			continue;
-		nlen = (size_t)(colon - p);
-		if (nlen == 17 && strncasecmp(p, "transfer-encoding", 17) == 0)
+	for (p = fields; cdn_fields_next(&p, end, &fl);)
+		if (fl.name_len == 10 &&
+		    strncasecmp(fl.name, "connection", 10) == 0)
+			http_conn_tokens_add(&ct, fl.value, fl.value_len);
+	for (p = fields; cdn_fields_next(&p, end, &fl);) {
+		const char *name = fl.name;
+
+		nlen = fl.name_len;
+		if (nlen == 17 &&
+		    strncasecmp(name, "transfer-encoding", 17) == 0)
 			chunked = 1;
-		if (http_field_is_hop_by_hop(p, nlen) ||
-		    http_conn_tokens_has(&ct, p, nlen) ||
-		    (nlen == 14 && strncasecmp(p, "content-length", 14) == 0))
+		if (http_field_is_hop_by_hop(name, nlen) ||
+		    http_conn_tokens_has(&ct, name, nlen) ||
+		    (nlen == 14 &&
+		        strncasecmp(name, "content-length", 14) == 0))
 			continue;
 		/* RFC 9213: targeted fields are for this node, not clients. */
 		if (site->conf->cache_targeted &&
 		    ((nlen == 17 &&
-		         strncasecmp(p, "cdn-cache-control", 17) == 0) ||
+		         strncasecmp(name, "cdn-cache-control", 17) == 0) ||
 		        (nlen == 17 &&
-		            strncasecmp(p, "surrogate-control", 17) == 0)))
+		            strncasecmp(name, "surrogate-control", 17) == 0)))
 			continue;
-		if (edge_purge_hides_field(e, p, nlen))
+		if (edge_purge_hides_field(e, name, nlen))
 			continue;
-		if (nlen == 3 && strncasecmp(p, "via", 3) == 0) {
+		if (nlen == 3 && strncasecmp(name, "via", 3) == 0) {
 			/* RFC 9110 §7.6.3: append ourselves to the chain. */
-			cdn_sb_add(out, p, (size_t)(eol - p));
+			cdn_sb_add(out, name, nlen);
+			cdn_sb_add(out, ": ", 2);
+			cdn_sb_add(out, fl.value, fl.value_len);
 			cdn_sb_str(out, ", 1.1 ");
 			cdn_sb_str(out, via);
 			cdn_sb_add(out, "\r\n", 2);
 			has_via = 1;
 			continue;
 		}
-		cdn_sb_add(out, p, (size_t)(eol + 2 - p));
+		cdn_sb_add(out, fl.line, fl.line_len);
 	}
 	if (!has_via) {
 		cdn_sb_str(out, "Via: 1.1 ");
@@ -250,20 +247,17 @@ edge_deliver_stored_at_age(
 {
 	const struct http_request *req = edge_stream_request(&pt->cs);
 	struct cdn_strbuf f = {.max = 256 * 1024};
-	const char *p, *end, *eol, *colon;
+	const char *p, *end;
+	struct cdn_field fl;
 	int not_modified = client_not_modified(req, o);
 	struct edge_range_plan plan;
 
 	edge_range_plan_for(&plan, req, o, not_modified);
 	if (not_modified) {
 		end = o->fields + o->fields_len;
-		for (p = o->fields; p < end; p = eol + 1) {
-			eol = memchr(p, '\n', (size_t)(end - p));
-			colon = memchr(p, ':', (size_t)(eol - p));
-			if (colon != NULL &&
-			    is_304_field(p, (size_t)(colon - p)))
-				cdn_sb_add(&f, p, (size_t)(eol + 1 - p));
-		}
+		for (p = o->fields; cdn_fields_next(&p, end, &fl);)
+			if (is_304_field(fl.name, fl.name_len))
+				cdn_sb_add(&f, fl.line, fl.line_len);
 	} else {
 		edge_range_fields(&plan, o, &f);
 	}

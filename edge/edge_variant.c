@@ -147,7 +147,8 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 {
 	const struct edge_variant_ctx *v = e->variant;
 	struct cache_cc cc;
-	const char *ct, *p, *end = fields + len, *eol, *colon;
+	const char *ct, *p, *end = fields + len;
+	struct cdn_field fl;
 	size_t ctlen;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
@@ -166,16 +167,9 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 		}
 	/* RFC 9111 §5.2.2.6: no-transform forbids recoding. */
 	cache_cc_init(&cc);
-	for (p = fields; p < end; p = eol + 1) {
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL)
-			break;
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon != NULL &&
-		    name_is(p, (size_t)(colon - p), "cache-control"))
-			cache_cc_parse(
-			    &cc, colon + 1, (size_t)(eol - colon - 1));
-	}
+	for (p = fields; cdn_fields_next(&p, end, &fl);)
+		if (name_is(fl.name, fl.name_len, "cache-control"))
+			cache_cc_parse(&cc, fl.value, fl.value_len);
 	if (cc.no_transform)
 		return 0;
 	for (unsigned i = 0; i < v->ntypes; i++)
