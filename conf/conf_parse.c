@@ -15,6 +15,7 @@
 
 #include "conf/conf_int.h"
 #include "http/http_authority.h"
+#include "http/http_url.h"
 
 const struct conf_dur_unit conf_parse_dur_units[CONF_NDUR_UNITS] = {
     {"d", 86400000},
@@ -180,20 +181,9 @@ conf_parse_uint(const char *s, uint64_t *out, const char **why)
 int
 conf_parse_url(const char *s, const char **why)
 {
-	char h[HTTP_AUTHORITY_HOST_MAX];
-	const char *p, *auth_end, *portp;
-	size_t portlen;
-	uint16_t pv;
+	struct http_url u;
 
 	CDN_ASSERT(s != NULL && why != NULL);
-	if (strncasecmp(s, "http://", 7) == 0) {
-		p = s + 7;
-	} else if (strncasecmp(s, "https://", 8) == 0) {
-		p = s + 8;
-	} else {
-		*why = "must start with http:// or https://";
-		return CDN_EINVAL;
-	}
 	for (const char *q = s; *q != '\0'; q++) {
 		if (*q == ' ' || conf_is_ctl((unsigned char)*q)) {
 			*why = "spaces and control characters are not allowed "
@@ -201,28 +191,17 @@ conf_parse_url(const char *s, const char **why)
 			return CDN_EINVAL;
 		}
 	}
-	auth_end = p + strcspn(p, "/?#");
-	if (memchr(p, '@', (size_t)(auth_end - p)) != NULL) {
+	if (http_url_parse(s, strlen(s), &u, why) != CDN_OK)
+		return CDN_EINVAL;
+	if (u.has_userinfo) {
 		*why = "credentials in the origin URL are not supported";
 		return CDN_EINVAL;
 	}
-	if (auth_end == p) {
-		*why = "missing host";
-		return CDN_EINVAL;
-	}
-	if (http_authority_split(
-	        p, (size_t)(auth_end - p), h, &portp, &portlen, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (p[0] != '[' && http_authority_check_host(h, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (portp != NULL &&
-	    http_authority_parse_port(portp, portlen, &pv, why) != CDN_OK)
-		return CDN_EINVAL;
-	if (strchr(auth_end, '?') != NULL) {
+	if (u.has_query) {
 		*why = "a query string in the origin URL is not supported";
 		return CDN_EINVAL;
 	}
-	if (strchr(auth_end, '#') != NULL) {
+	if (u.has_fragment) {
 		*why = "a fragment in the origin URL is not supported";
 		return CDN_EINVAL;
 	}

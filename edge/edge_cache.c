@@ -17,13 +17,14 @@
 #include <strings.h>
 #include <time.h>
 
-#include "edge/edge_inflight.h"
 #include "edge/edge_deliver.h"
+#include "edge/edge_inflight.h"
 #include "edge/edge_int.h"
-#include "edge/edge_stream.h"
 #include "edge/edge_range.h"
+#include "edge/edge_stream.h"
 #include "edge/edge_variant.h"
 #include "http/http_date.h"
+#include "http/http_url.h"
 
 #define KEY_MAX     8192 /* longest cache key; longer URLs bypass */
 #define VARY_MAX    1024 /* longest stored Vary value */
@@ -495,25 +496,25 @@ invalidate_location(struct proxy_txn *pt, const char *v, size_t len)
 {
 	struct edge *e = pt->w->edge;
 	const struct http_request *req = edge_stream_request(&pt->cs);
-	const char *host, *path, *q;
+	const char *host, *path, *q, *why;
 	size_t hostlen, pathlen;
+	struct http_url u;
 	uint8_t key[CACHE_HASH_LEN];
 
 	key_host(pt->site, req, &host, &hostlen);
-	if (len > 7 && strncasecmp(v, "http://", 7) == 0) {
+	if (http_url_parse(v, len, &u, &why) == CDN_OK) {
 		/* RFC 9111 §4.4: only on the same host. */
-		path = memchr(v + 7, '/', len - 7);
-		if (path == NULL)
-			path = v + len;
-		if ((size_t)(path - (v + 7)) != hostlen ||
-		    strncasecmp(v + 7, host, hostlen) != 0)
+		if (u.authority.len != hostlen ||
+		    strncasecmp(u.authority.p, host, hostlen) != 0)
 			return;
+		path = u.path.p;
+		pathlen = (size_t)(v + len - path);
 	} else if (len > 0 && v[0] == '/') {
 		path = v;
+		pathlen = len;
 	} else {
 		return;
 	}
-	pathlen = (size_t)(v + len - path);
 	q = memchr(path, '?', pathlen);
 	if (key_for(pt->site, key_scheme(pt), host, hostlen, path,
 	        q != NULL ? (size_t)(q - path) : pathlen,

@@ -14,6 +14,7 @@
 
 #include "common/cdn_log.h"
 #include "edge/edge_site.h"
+#include "http/http_url.h"
 
 struct edge_sites {
 	uint32_t magic;
@@ -27,11 +28,12 @@ struct edge_sites {
 static char *
 url_authority(const char *u)
 {
-	const char *a = strstr(u, "://");
+	struct http_url pu;
+	const char *why;
+	int rc = http_url_parse(u, strlen(u), &pu, &why);
 
-	CDN_ASSERT(a != NULL);
-	a += 3;
-	return cdn_xstrndup(a, strcspn(a, "/"));
+	CDN_ASSERT(rc == CDN_OK); /* conf_parse_url checked it */
+	return cdn_xstrndup(pu.authority.p, pu.authority.len);
 }
 
 static int

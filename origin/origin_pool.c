@@ -45,6 +45,7 @@
 #include <xxhash.h>
 
 #include "common/cdn_log.h"
+#include "http/http_url.h"
 #include "origin/origin_int.h"
 
 /* The sequence of the weighted mode has sum(weights) slots at most. */
@@ -127,34 +128,24 @@ static int
 server_init(struct pool_server *s, const struct origin_server_conf *sc,
     const char *tls_name, const char **why)
 {
-	const char *u = sc->url, *auth, *path, *colon, *hostend;
+	const char *u = sc->url, *auth, *path;
+	struct http_url pu;
 	char buf[1024];
 	size_t authlen, pathlen, hostlen;
 	int https, n;
 	unsigned port;
 
-	https = strncasecmp(u, "https://", 8) == 0;
-	if (!https && strncasecmp(u, "http://", 7) != 0) {
-		*why = "a server URL must start with http:// or https://";
+	if (http_url_parse(u, strlen(u), &pu, why) != CDN_OK)
 		return CDN_EINVAL;
-	}
-	auth = u + (https ? 8 : 7);
-	authlen = strcspn(auth, "/");
-	if (authlen == 0) {
-		*why = "a server URL needs a host";
-		return CDN_EINVAL;
-	}
-	path = auth + authlen;
-	pathlen = strlen(path);
+	https = pu.https;
+	auth = pu.authority.p;
+	authlen = pu.authority.len;
+	path = pu.path.p;
+	pathlen = pu.path.len;
 	while (pathlen > 0 && path[pathlen - 1] == '/')
 		pathlen--;
-	/* The host ends at ']' for IPv6, else at the port's colon. */
-	hostend = auth[0] == '[' ? memchr(auth, ']', authlen) : NULL;
-	hostend = hostend != NULL ? hostend + 1 : auth;
-	colon = memchr(hostend, ':', (size_t)(auth + authlen - hostend));
-	hostlen = colon != NULL ? (size_t)(colon - auth) : authlen;
-	port = colon != NULL ? (unsigned)strtoul(colon + 1, NULL, 10)
-	                     : (https ? 443u : 80u);
+	hostlen = pu.host.len;
+	port = pu.port;
 
 	s->url = cdn_xstrdup(u);
 	s->authority = cdn_xstrndup(auth, authlen);

@@ -35,6 +35,7 @@
 
 #include "common/cdn_log.h"
 #include "common/cdn_strbuf.h"
+#include "http/http_url.h"
 #include "purge/purge.h"
 
 #define KEY_MAX   8192 /* longest key string, as edged's */
@@ -136,44 +137,26 @@ plist_add(struct plist *l, enum cache_purge_kind kind, const char *name,
 	return CDN_OK;
 }
 
-/* Split an absolute http(s) URL.  CDN_EINVAL if it is not one. */
+/* Split an absolute http(s) URL (its host with the port, a path of "/"
+ * when it has none).  CDN_EINVAL if it is not one. */
 static int
 url_split(const char *u, size_t len, const char **scheme, const char **host,
     size_t *hostlen, const char **path, size_t *pathlen, const char **query,
     size_t *querylen, int *has_query)
 {
-	const char *p, *end = u + len, *q;
+	struct http_url pu;
+	const char *why;
 
-	if (len > 7 && strncasecmp(u, "http://", 7) == 0) {
-		*scheme = "http";
-		p = u + 7;
-	} else if (len > 8 && strncasecmp(u, "https://", 8) == 0) {
-		*scheme = "https";
-		p = u + 8;
-	} else {
+	if (http_url_parse(u, len, &pu, &why) != CDN_OK || pu.has_userinfo)
 		return CDN_EINVAL;
-	}
-	*host = p;
-	while (p < end && *p != '/' && *p != '?' && *p != '#')
-		p++;
-	*hostlen = (size_t)(p - *host);
-	if (*hostlen == 0)
-		return CDN_EINVAL;
-	q = memchr(p, '#', (size_t)(end - p));
-	if (q != NULL)
-		end = q;
-	if (p < end && *p == '/') {
-		*path = p;
-		while (p < end && *p != '?')
-			p++;
-		*pathlen = (size_t)(p - *path);
-	} else {
-		*path = "/";
-		*pathlen = 1;
-	}
-	*has_query = p < end && *p == '?';
-	*query = *has_query ? p + 1 : "";
-	*querylen = *has_query ? (size_t)(end - p - 1) : 0;
+	*scheme = pu.https ? "https" : "http";
+	*host = pu.authority.p;
+	*hostlen = pu.authority.len;
+	*path = pu.path.len > 0 ? pu.path.p : "/";
+	*pathlen = pu.path.len > 0 ? pu.path.len : 1;
+	*has_query = pu.has_query;
+	*query = pu.has_query ? pu.query.p : "";
+	*querylen = pu.query.len;
 	return CDN_OK;
 }
 
