@@ -124,38 +124,3 @@ cdn_fields_get(
 	}
 	return NULL;
 }
-
-int
-cdn_fields_next(const char **pp, const char *end, struct cdn_field *fl)
-{
-	const char *p = *pp, *eol, *next, *colon, *v, *ve;
-
-	for (;;) {
-		if (p >= end)
-			return 0;
-		eol = memchr(p, '\n', (size_t)(end - p));
-		next = eol != NULL ? eol + 1 : end;
-		if (eol == NULL)
-			eol = end; /* a last line without its line end */
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (colon != NULL)
-			break;
-		p = next;
-	}
-	v = colon + 1;
-	ve = eol;
-	if (ve > v && ve[-1] == '\r')
-		ve--;
-	while (v < ve && (*v == ' ' || *v == '\t'))
-		v++;
-	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-		ve--;
-	fl->line = p;
-	fl->line_len = (size_t)(next - p);
-	fl->name = p;
-	fl->name_len = (size_t)(colon - p);
-	fl->value = v;
-	fl->value_len = (size_t)(ve - v);
-	*pp = next;
-	return 1;
-}

@@ -7,6 +7,7 @@
 #define CDN_STRBUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct cdn_strbuf {
 	char *p; /* NUL-terminated once anything was added */
@@ -45,6 +46,40 @@ struct cdn_field {
  *
  *	for (p = fields; cdn_fields_next(&p, fields + len, &f);)
  */
-int cdn_fields_next(const char **pos, const char *end, struct cdn_field *f);
+/* Inline: it runs for every field of every response the node forwards. */
+static inline int
+cdn_fields_next(const char **pp, const char *end, struct cdn_field *fl)
+{
+	const char *p = *pp, *eol, *next, *colon, *v, *ve;
+
+	for (;;) {
+		if (p >= end)
+			return 0;
+		eol = memchr(p, '\n', (size_t)(end - p));
+		next = eol != NULL ? eol + 1 : end;
+		if (eol == NULL)
+			eol = end; /* a last line without its line end */
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon != NULL)
+			break;
+		p = next;
+	}
+	v = colon + 1;
+	ve = eol;
+	if (ve > v && ve[-1] == '\r')
+		ve--;
+	while (v < ve && (*v == ' ' || *v == '\t'))
+		v++;
+	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+		ve--;
+	fl->line = p;
+	fl->line_len = (size_t)(next - p);
+	fl->name = p;
+	fl->name_len = (size_t)(colon - p);
+	fl->value = v;
+	fl->value_len = (size_t)(ve - v);
+	*pp = next;
+	return 1;
+}
 
 #endif /* CDN_STRBUF_H */

@@ -12,13 +12,23 @@
 int
 http_field_is_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "te",
-	    "trailer", "transfer-encoding", "upgrade", "proxy-connection",
-	    "proxy-authorization", "proxy-authenticate"};
+#define HOP(s)                                                                 \
+	{                                                                      \
+		s, sizeof(s) - 1                                               \
+	}
+	static const struct {
+		const char *name;
+		size_t len;
+	} hop[] = {HOP("connection"), HOP("keep-alive"), HOP("te"),
+	    HOP("trailer"), HOP("transfer-encoding"), HOP("upgrade"),
+	    HOP("proxy-connection"), HOP("proxy-authorization"),
+	    HOP("proxy-authenticate")};
+#undef HOP
 
+	/* Every field of every response passes here: lengths first. */
 	for (size_t i = 0; i < CDN_ARRAY_LEN(hop); i++)
-		if (strlen(hop[i]) == len &&
-		    strncasecmp(name, hop[i], len) == 0)
+		if (hop[i].len == len &&
+		    strncasecmp(name, hop[i].name, len) == 0)
 			return 1;
 	return 0;
 }
