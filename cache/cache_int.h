@@ -183,10 +183,10 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 #define CACHE_REC_CSUM_FROM 16
 
 /* Key of the objects db for (key, variant). */
-void cache_store_objkey(uint8_t out[CACHE_OBJKEY_LEN],
+void cache_record_objkey(uint8_t out[CACHE_OBJKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
 /* Key of the bodies db for chunk <i> of (key, variant). */
-void cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
+void cache_record_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i);
 
 /* ================= damage (cache_damage.c) ================= */

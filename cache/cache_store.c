@@ -10,7 +10,7 @@
  *    Read transactions use LMDB's default thread-local reader slots (no
  *    MDB_NOTLS), so after a thread's first read no read takes LMDB's
  *    reader-table mutex; a thread never holds two transactions.
- *  - The writer thread (writer_main) is the only one that writes.  It
+ *  - The writer thread (cache_writer_main) is the only one that writes.  It
  *    owns s->lru_seq, s->used_bytes, s->dirty, s->last_env_sync_ms.
  *  - s->qmtx covers the queue (qhead, qtail, qcount, qbytes), the sequence
  *    numbers (enq_seq, done_seq) and the sync handshake (sync_req,
@@ -68,13 +68,14 @@
  * there is one, so that an object just used is not the one evicted.
  *
  * Damage (cache_damage.c, docs/cache-damage.md).  Every LMDB transaction
- * runs between cache_lmdb_enter() and cache_lmdb_leave() (txn_begin to
- * txn_abort / txn_commit), so that a fault inside one marks the directory
- * damaged.  Opening checks what it can before a data page is read.  An
- * LMDB code that only a damaged file gives (lmdb_check) sets s->damaged:
- * from then on neither tier is read or written (a purge could no longer
- * reach what memory holds), the writer discards its queue, and the next
- * start moves the files aside.
+ * runs between cache_lmdb_enter() and cache_lmdb_leave()
+ * (cache_store_txn_begin to cache_store_txn_abort / cache_store_txn_commit),
+ * so that a fault inside one marks the directory damaged.  Opening checks
+ * what it can before a data page is read.  An LMDB code that only a
+ * damaged file gives (cache_store_lmdb_check) sets s->damaged: from then
+ * on neither tier is read or written (a purge could no longer reach what
+ * memory holds), the writer discards its queue, and the next start moves
+ * the files aside.
  *
  * Removal.  cache_store_remove drops the key from memory at once and
  * leaves a tombstone there until the writer has committed the removal, so
@@ -103,21 +104,15 @@
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
+#include "cache/cache_store_int.h"
 #include "common/cdn_log.h"
 #include "common/cdn_ratelog.h"
 
-#define CACHE_STORE_MAGIC 0x71c0d5b2u
-
-#define STORE_FORMAT_MAGIC   0x46534543u /* "CESF" */
-#define STORE_FORMAT_VERSION 1
-#define STORE_USAGE_MAGIC    0x55534543u /* "CESU" */
-#define STORE_USAGE_LEN      40
-#define STORE_MAXREADERS     1024
-#define STORE_MAXDBS         12
+#define STORE_MAXREADERS 1024
+#define STORE_MAXDBS     12
 
 #define WQ_MAX_MSGS        10000                /* pending messages */
 #define WQ_MAX_BYTES       (UINT64_C(64) << 20) /* pending object bytes */
-#define W_BATCH_MSGS       1024                 /* messages per transaction */
 #define W_BATCH_BYTES_MAX  (UINT64_C(64) << 20)
 #define W_BATCH_BYTES_MIN  (UINT64_C(256) << 10)
 #define W_LINGER_MS        20   /* wait this long to fill a batch */
@@ -149,7 +144,7 @@ enum store_fault {
 	FAULT_OTHER,
 };
 
-static const char *const fault_meaning[] = {
+const char *const cache_writer_fault_meaning[] = {
     [FAULT_NONE] = NULL,
     [FAULT_DISK_FULL] = "disk full",
     [FAULT_READ_ONLY] = "read-only file system",
@@ -160,279 +155,17 @@ static const char *const fault_meaning[] = {
     [FAULT_IO] = "I/O error",
     [FAULT_OTHER] = "write error",
 };
-_Static_assert(CDN_ARRAY_LEN(fault_meaning) == FAULT_OTHER + 1,
+_Static_assert(CDN_ARRAY_LEN(cache_writer_fault_meaning) == FAULT_OTHER + 1,
     "a meaning for every store_fault");
 
 /* Streamed chunks per transaction, at most: LMDB holds a transaction's
  * dirty pages in memory, and streaming is there to keep bodies out of it. */
 #define W_BATCH_CHUNK_BYTES (UINT64_C(2) << 20)
 
-enum wmsg_kind {
-	W_PUT = 1,
-	W_REMOVE,
-	W_TOUCH,
-	W_DELETE,
-	W_CHUNK,        /* a chunk of a streamed body (and its record) */
-	W_STREAM_ABORT, /* delete a streamed body that did not end */
-};
-
-enum stream_state {
-	STREAM_OPEN = 0,
-	STREAM_STORED = 1,
-	STREAM_FAILED = -1,
-};
-
-/*
- * A body streamed to LMDB (cache/cache.h).  The caller's thread queues its
- * chunks (queued, ended); the writer thread writes them, fills in sums[i]
- * and then publishes committed past i with a release store, so a reader
- * that sees committed > i may read sums[i].  mu serialises the wake
- * callback with cache_stream_set_wake().
- */
-struct cache_stream {
-	uint32_t magic;
-#define CACHE_STREAM_MAGIC 0x5e3a81c7u
-	atomic_uint refcnt;
-	struct cache_store *s;
-	struct cache_obj *obj; /* the object's metadata: one reference */
-	uint64_t body_len;
-	uint32_t nchunks;
-	uint64_t *sums; /* nchunks: the writer's */
-	_Atomic uint32_t committed;
-	atomic_int state; /* enum stream_state */
-	pthread_mutex_t mu;
-	void (*wake)(void *arg); /* (mu) */
-	void *wake_arg;
-	uint32_t queued; /* the caller's thread */
-	int ended;       /* the caller's thread */
-	/* The writer's: on s->streams from its first chunk on, holding a
-	 * reference; clobbered once anything else deleted or wrote its key
-	 * and variant (its chunks may be gone or someone else's). */
-	struct cache_stream *wnext;
-	unsigned listed : 1;
-	unsigned clobbered : 1;
-};
-
-/* One queued write.  Owned by the queue, then by the writer. */
-struct wmsg {
-	struct wmsg *next;
-	int kind;
-	int attempts;
-	int is_dropped; /* given up: not applied */
-	int is_applied; /* committed */
-	uint8_t key[CACHE_HASH_LEN];
-	uint64_t variant; /* W_TOUCH, W_DELETE */
-	uint32_t bucket;  /* W_PUT, W_TOUCH */
-	uint64_t seq;
-	uint64_t enq_ms;
-	uint64_t bytes;        /* charged to s->qbytes */
-	struct cache_obj *obj; /* W_PUT: one reference */
-	/* W_CHUNK, W_STREAM_ABORT */
-	struct cache_stream *st; /* one reference */
-	uint32_t chunk;
-	const void *data; /* borrowed until release(rel_arg) */
-	size_t len;
-	void (*release)(void *arg);
-	void *rel_arg;
-	unsigned last : 1;        /* the record goes with this chunk */
-	unsigned end_dropped : 1; /* the record was not written */
-};
-
-struct cache_store {
-	uint32_t magic;
-	char *dir;
-	uint64_t disk_bytes;
-	uint64_t max_object_bytes;
-	uint64_t max_disk_object;
-	uint64_t high_bytes, low_bytes;
-	uint64_t batch_bytes;
-	uint64_t squeeze_bytes;
-
-	MDB_env *env;
-	MDB_dbi db_obj, db_body, db_vary, db_lru, db_lru_pos, db_meta;
-	MDB_dbi db_prules, db_plog, db_tags;
-	size_t psize;
-	pthread_rwlock_t map_lock;
-	int dirfd;   /* the directory, for the damage marker */
-	int lock_fd; /* CACHE_LOCK_FILE, flock shared while open */
-	atomic_int damaged;
-
-	struct cache_mem *mem;
-
-	pthread_mutex_t qmtx;
-	pthread_cond_t qcond;
-	pthread_cond_t dcond;
-	struct wmsg *qhead, **qtail;
-	size_t qcount;
-	uint64_t qbytes;
-	uint64_t qchunk_bytes; /* of W_CHUNK messages */
-	size_t qlasts;         /* W_CHUNK messages with a record */
-	uint64_t enq_seq;
-	uint64_t done_seq;
-	uint64_t sync_req, sync_done, sync_seq;
-	int stop;
-	pthread_t writer;
-
-	/* writer thread only */
-	struct cache_stream *streams; /* bodies being streamed */
-	uint64_t lru_seq;
-	uint64_t used_bytes;
-	int dirty;
-	uint64_t last_env_sync_ms;
-	struct cdn_ratelog wfail;  /* the episode of failing writes */
-	struct cdn_ratelog rmlost; /* ... and of removals it dropped */
-	int sync_failed;           /* the last mdb_env_sync failed */
-	int batch_failed;          /* a write failed for the current batch */
-
-	_Atomic int w_fault; /* enum store_fault; any thread reads it */
-
-	_Atomic uint64_t st_objects, st_bytes, st_puts, st_put_drops,
-	    st_evictions, st_map_full, st_corrupt, st_io;
-	_Atomic int64_t clock_skew_s;
-	_Atomic uint64_t removals; /* cache_store_remove() calls */
-
-	/* Purges (see "Purges" above).  purge_page maps the shared
-	 * CACHE_PURGE_SEQ_FILE: its first u64 is the newest purge seq any
-	 * process committed and synced.  rules_lock covers rules;
-	 * reload_mtx serialises reloads (lock order: reload_mtx, map_lock,
-	 * rules_lock). */
-	_Atomic uint64_t *purge_page;
-	int purge_fd;
-	_Atomic uint64_t rules_seq; /* purge seq the rules are loaded up to */
-	struct cache_rules *rules;
-	pthread_rwlock_t rules_lock;
-	pthread_mutex_t reload_mtx;
-	_Atomic uint64_t st_purged_hard, st_purged_soft;
-};
-
-static void purge_reload(struct cache_store *s);
-static int purge_verdict_slow(
-    struct cache_store *s, struct cache_obj *o, uint64_t seq);
-
-/*
- * The two purge checks of every lookup, inline because they are on the
- * hit path: without a purge since the object's fill began they cost two
- * loads and two compares.  See "Purges" below.
- */
-
-/* If a purge was published since the rules were loaded, load it. */
-static inline void
-purge_refresh(struct cache_store *s)
-{
-	if (atomic_load_explicit(s->purge_page, memory_order_acquire) >
-	    atomic_load_explicit(&s->rules_seq, memory_order_acquire))
-		purge_reload(s);
-}
-
-/* The purge verdict for <o> (CACHE_PURGED_* or 0), cached in <o>. */
-static inline int
-purge_verdict(struct cache_store *s, struct cache_obj *o)
-{
-	uint64_t seq =
-	    atomic_load_explicit(&s->rules_seq, memory_order_acquire);
-
-	/* No purge since the fill began: the usual case. */
-	if (o->purge_gen >= seq)
-		return 0;
-	return purge_verdict_slow(s, o, seq);
-}
-
-/* ---------------- byte helpers ---------------- */
-
-static void
-put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void
-put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t
-get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t
-get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t
-get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static void
-put_be32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint32_t
-get_be32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < 4; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* An MDB_val over borrowed bytes (LMDB does not write through it). */
-static MDB_val
-mval(const void *p, size_t len)
-{
-	MDB_val v;
-
-	v.mv_size = len;
-	v.mv_data = (void *)(uintptr_t)p;
-	return v;
-}
+/* ---------------- keys and checksums ---------------- */
 
 void
-cache_store_objkey(uint8_t out[CACHE_OBJKEY_LEN],
+cache_record_objkey(uint8_t out[CACHE_OBJKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
 {
 	memcpy(out, key, CACHE_HASH_LEN);
@@ -440,17 +173,17 @@ cache_store_objkey(uint8_t out[CACHE_OBJKEY_LEN],
 }
 
 void
-cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
+cache_record_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i)
 {
-	cache_store_objkey(out, key, variant);
+	cache_record_objkey(out, key, variant);
 	put_be32(out + CACHE_OBJKEY_LEN, i);
 }
 
 /* Checksums are seeded with the key, so a record or chunk found under the
  * wrong key fails its check too. */
-static uint64_t
-rec_seed(const uint8_t hv[CACHE_OBJKEY_LEN])
+uint64_t
+cache_record_seed(const uint8_t hv[CACHE_OBJKEY_LEN])
 {
 	return XXH3_64bits(hv, CACHE_OBJKEY_LEN);
 }
@@ -460,11 +193,11 @@ static uint64_t
 rec_sum(const uint8_t *p, size_t len, const uint8_t hv[CACHE_OBJKEY_LEN])
 {
 	return XXH3_64bits_withSeed(p + CACHE_REC_CSUM_FROM,
-	    len - CACHE_REC_CSUM_FROM, rec_seed(hv) ^ get_le64(p));
+	    len - CACHE_REC_CSUM_FROM, cache_record_seed(hv) ^ get_le64(p));
 }
 
-static uint64_t
-chunk_sum(uint64_t seed, uint32_t i, const void *p, size_t len)
+uint64_t
+cache_record_chunk_sum(uint64_t seed, uint32_t i, const void *p, size_t len)
 {
 	return XXH3_64bits_withSeed(p, len, seed + i + 1);
 }
@@ -482,35 +215,22 @@ _Static_assert(
 #define REC_F_DERIVED    0x10u /* a coding made here (cache_decision) */
 #define REC_F_ALL        0x1fu
 
-struct rec_view {
-	unsigned flags;
-	int status;
-	uint32_t nchunks;
-	int64_t freshness_s, initial_age_s, swr_s, sie_s;
-	int64_t response_time, stored_at;
-	uint64_t purge_gen;
-	uint64_t body_len;
-	const char *url, *fields, *vary, *tags;
-	uint32_t url_len, fields_len, vary_len, tags_len;
-	const uint8_t *sums; /* nchunks little-endian u64 */
-};
-
-static size_t
-rec_len(const struct cache_obj *o)
+size_t
+cache_record_len(const struct cache_obj *o)
 {
 	return CACHE_REC_HDR_LEN + o->url_len + o->fields_len + o->vary_len +
 	    o->tags_len + (size_t)o->nchunks * 8;
 }
 
 /* Encode <o> into p[0..rec_len(o)), with the chunk checksums <sums>. */
-static void
-rec_encode(uint8_t *p, const struct cache_obj *o,
+void
+cache_record_encode(uint8_t *p, const struct cache_obj *o,
     const uint8_t hv[CACHE_OBJKEY_LEN], const uint64_t *sums)
 {
 	size_t len, off;
 	unsigned flags = 0;
 
-	len = rec_len(o);
+	len = cache_record_len(o);
 	if (o->d.storable)
 		flags |= REC_F_STORABLE;
 	if (o->d.must_revalidate)
@@ -555,9 +275,9 @@ rec_encode(uint8_t *p, const struct cache_obj *o,
 }
 
 /* Check and parse a record.  CDN_OK or CDN_ECORRUPT; *v borrows <p>. */
-static int
-rec_decode(const uint8_t *p, size_t len, const uint8_t hv[CACHE_OBJKEY_LEN],
-    struct rec_view *v)
+int
+cache_record_decode(const uint8_t *p, size_t len,
+    const uint8_t hv[CACHE_OBJKEY_LEN], struct cache_record_view *v)
 {
 	uint64_t want, nch;
 
@@ -600,8 +320,8 @@ rec_decode(const uint8_t *p, size_t len, const uint8_t hv[CACHE_OBJKEY_LEN],
 
 /* ---------------- transactions ---------------- */
 
-static uint32_t
-now_bucket(struct cache_store *s)
+uint32_t
+cache_store_now_bucket(struct cache_store *s)
 {
 	int64_t t;
 
@@ -641,8 +361,8 @@ is_damage(int rc)
  * After a failed LMDB call: if <rc> says the file is damaged, stop using
  * the store (see "Damage" above) and leave the marker.  Returns <rc>.
  */
-static int
-lmdb_check(struct cache_store *s, int rc)
+int
+cache_store_lmdb_check(struct cache_store *s, int rc)
 {
 	int was = 0;
 
@@ -657,19 +377,13 @@ lmdb_check(struct cache_store *s, int rc)
 	return rc;
 }
 
-static int
-store_is_damaged(struct cache_store *s)
-{
-	return atomic_load_explicit(&s->damaged, memory_order_relaxed);
-}
-
 /*
- * Begin a transaction with s->map_lock held shared (released by txn_end
- * or txn_commit).  Adopts a map grown by another process.  Returns 0 or
- * an LMDB code, logged.
+ * Begin a transaction with s->map_lock held shared (released by
+ * cache_store_txn_abort or cache_store_txn_commit).  Adopts a map grown by
+ * another process.  Returns 0 or an LMDB code, logged.
  */
-static int
-txn_begin(struct cache_store *s, unsigned flags, MDB_txn **txnp)
+int
+cache_store_txn_begin(struct cache_store *s, unsigned flags, MDB_txn **txnp)
 {
 	int rc;
 
@@ -702,8 +416,8 @@ txn_begin(struct cache_store *s, unsigned flags, MDB_txn **txnp)
 	return rc;
 }
 
-static void
-txn_abort(struct cache_store *s, MDB_txn **txnp)
+void
+cache_store_txn_abort(struct cache_store *s, MDB_txn **txnp)
 {
 	if (*txnp == NULL)
 		return;
@@ -713,8 +427,8 @@ txn_abort(struct cache_store *s, MDB_txn **txnp)
 	cache_lmdb_leave();
 }
 
-static int
-txn_commit(struct cache_store *s, MDB_txn **txnp)
+int
+cache_store_txn_commit(struct cache_store *s, MDB_txn **txnp)
 {
 	int rc;
 
@@ -726,8 +440,8 @@ txn_commit(struct cache_store *s, MDB_txn **txnp)
 }
 
 /* Pages holding data, in bytes (see the header comment). */
-static uint64_t
-used_bytes(struct cache_store *s, MDB_txn *txn)
+uint64_t
+cache_store_used_bytes(struct cache_store *s, MDB_txn *txn)
 {
 	MDB_dbi dbs[11];
 	MDB_stat st;
@@ -753,8 +467,8 @@ used_bytes(struct cache_store *s, MDB_txn *txn)
 	return pages * s->psize;
 }
 
-static uint64_t
-object_count(struct cache_store *s, MDB_txn *txn)
+uint64_t
+cache_store_object_count(struct cache_store *s, MDB_txn *txn)
 {
 	MDB_stat st;
 
@@ -789,8 +503,8 @@ lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
 }
 
 /* Count the variants of primary key <key>. */
-static int
-key_count(struct cache_store *s, MDB_txn *txn,
+int
+cache_objdb_key_count(struct cache_store *s, MDB_txn *txn,
     const uint8_t key[CACHE_HASH_LEN], uint64_t *n)
 {
 	uint8_t start[CACHE_OBJKEY_LEN];
@@ -802,7 +516,7 @@ key_count(struct cache_store *s, MDB_txn *txn,
 	rc = mdb_cursor_open(txn, s->db_obj, &cur);
 	if (rc != 0)
 		return rc;
-	cache_store_objkey(start, key, 0);
+	cache_record_objkey(start, key, 0);
 	k = mval(start, sizeof(start));
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	     rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
@@ -870,9 +584,9 @@ tags_unindex(
 }
 
 /* Objects stored with <tag>, from the tag index. */
-static int
-tag_count(struct cache_store *s, MDB_txn *txn, const char *tag, size_t len,
-    uint64_t *n)
+int
+cache_objdb_tag_count(struct cache_store *s, MDB_txn *txn, const char *tag,
+    size_t len, uint64_t *n)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -900,8 +614,8 @@ tag_count(struct cache_store *s, MDB_txn *txn, const char *tag, size_t len,
  * if no variant of the key remains.  *existed tells whether a record was
  * there.  Returns 0 or an LMDB code.
  */
-static int
-obj_delete(struct cache_store *s, MDB_txn *txn,
+int
+cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
     const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, int *existed)
 {
 	uint8_t lk[CACHE_LRUKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
@@ -959,7 +673,7 @@ obj_delete(struct cache_store *s, MDB_txn *txn,
 			goto out;
 	}
 	if (clean_vary) {
-		rc = key_count(s, txn, hv, &left);
+		rc = cache_objdb_key_count(s, txn, hv, &left);
 		if (rc != 0)
 			goto out;
 		if (left == 0) {
@@ -977,21 +691,22 @@ out:
 
 /* Write the record of <o> (whose chunks are written, with checksums
  * <sums>), its lru entries, tags and Vary rule. */
-static int
-rec_write(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
-    const uint8_t hv[CACHE_OBJKEY_LEN], const uint64_t *sums, uint32_t bucket)
+int
+cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
+    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
+    const uint64_t *sums, uint32_t bucket)
 {
 	MDB_val k, v;
 	int rc;
 
 	k = mval(hv, CACHE_OBJKEY_LEN);
-	v.mv_size = rec_len(o);
+	v.mv_size = cache_record_len(o);
 	v.mv_data = NULL;
 	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return rc;
 	/* v.mv_data is valid until the next write in this txn. */
-	rec_encode(v.mv_data, o, hv, sums);
+	cache_record_encode(v.mv_data, o, hv, sums);
 	rc = lru_add(s, txn, hv, bucket);
 	if (rc != 0)
 		return rc;
@@ -1008,8 +723,8 @@ rec_write(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
 }
 
 /* Write <o> with its chunks, lru entries and Vary rule. */
-static int
-obj_write(
+int
+cache_objdb_write(
     struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
@@ -1018,31 +733,31 @@ obj_write(
 	size_t clen;
 	int rc, existed;
 
-	cache_store_objkey(hv, o->key, o->variant);
+	cache_record_objkey(hv, o->key, o->variant);
 	sums = stack_sums;
 	if (o->nchunks > CDN_ARRAY_LEN(stack_sums)) {
 		sums = malloc((size_t)o->nchunks * sizeof(*sums));
 		if (sums == NULL)
 			return ENOMEM;
 	}
-	rc = obj_delete(s, txn, hv, 0, &existed);
+	rc = cache_objdb_delete(s, txn, hv, 0, &existed);
 	if (rc != 0)
 		goto out;
-	seed = rec_seed(hv);
+	seed = cache_record_seed(hv);
 	left = o->body_len;
 	for (uint32_t i = 0; i < o->nchunks; i++) {
 		clen =
 		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 		left -= clen;
-		sums[i] = chunk_sum(seed, i, o->chunks[i], clen);
-		cache_store_chunkkey(ck, o->key, o->variant, i);
+		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], clen);
+		cache_record_chunkkey(ck, o->key, o->variant, i);
 		k = mval(ck, sizeof(ck));
 		v = mval(o->chunks[i], clen);
 		rc = mdb_put(txn, s->db_body, &k, &v, 0);
 		if (rc != 0)
 			goto out;
 	}
-	rc = rec_write(s, txn, o, hv, sums, bucket);
+	rc = cache_objdb_write_record(s, txn, o, hv, sums, bucket);
 out:
 	if (sums != stack_sums)
 		free(sums);
@@ -1070,8 +785,8 @@ stream_list(struct cache_store *s, struct cache_stream *st)
 	s->streams = st;
 }
 
-static void
-stream_unlist(struct cache_store *s, struct cache_stream *st)
+void
+cache_stream_unlist(struct cache_store *s, struct cache_stream *st)
 {
 	struct cache_stream **pp;
 
@@ -1085,8 +800,9 @@ stream_unlist(struct cache_store *s, struct cache_stream *st)
 }
 
 /* Delete the chunks <st> wrote, unless its key was written since. */
-static int
-stream_delete(struct cache_store *s, MDB_txn *txn, struct cache_stream *st)
+int
+cache_stream_delete(
+    struct cache_store *s, MDB_txn *txn, struct cache_stream *st)
 {
 	uint8_t ck[CACHE_CHUNKKEY_LEN];
 	MDB_val k;
@@ -1095,7 +811,7 @@ stream_delete(struct cache_store *s, MDB_txn *txn, struct cache_stream *st)
 	if (st->clobbered)
 		return 0; /* the chunks under its key are someone else's */
 	for (uint32_t i = 0; i < st->nchunks; i++) {
-		cache_store_chunkkey(ck, st->obj->key, st->obj->variant, i);
+		cache_record_chunkkey(ck, st->obj->key, st->obj->variant, i);
 		k = mval(ck, sizeof(ck));
 		rc = mdb_del(txn, s->db_body, &k, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
@@ -1112,8 +828,8 @@ stream_delete(struct cache_store *s, MDB_txn *txn, struct cache_stream *st)
  * (m->end_dropped: its chunks are deleted instead).  No chunk is read
  * back: that would map the whole body into this process.
  */
-static int
-stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
+int
+cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 {
 	struct cache_stream *st = m->st;
 	struct cache_obj *o = st->obj;
@@ -1125,32 +841,35 @@ stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 	if (atomic_load_explicit(&st->state, memory_order_relaxed) !=
 	    STREAM_OPEN)
 		return 0;
-	cache_store_objkey(hv, o->key, o->variant);
+	cache_record_objkey(hv, o->key, o->variant);
 	if (m->chunk == 0) {
 		/* Again after a retry: this delete is not a clobber. */
-		stream_unlist(s, st);
+		cache_stream_unlist(s, st);
 		st->clobbered = 0;
-		rc = obj_delete(s, txn, hv, 0, &existed);
+		rc = cache_objdb_delete(s, txn, hv, 0, &existed);
 		if (rc != 0)
 			return rc;
 		stream_list(s, st);
 	}
-	st->sums[m->chunk] = chunk_sum(rec_seed(hv), m->chunk, m->data, m->len);
-	cache_store_chunkkey(ck, o->key, o->variant, m->chunk);
+	st->sums[m->chunk] = cache_record_chunk_sum(
+	    cache_record_seed(hv), m->chunk, m->data, m->len);
+	cache_record_chunkkey(ck, o->key, o->variant, m->chunk);
 	k = mval(ck, sizeof(ck));
 	v = mval(m->data, m->len);
 	rc = mdb_put(txn, s->db_body, &k, &v, 0);
 	if (rc != 0 || !m->last)
 		return rc;
-	if (!st->clobbered && purge_verdict(s, o) != CACHE_PURGED_HARD)
-		return rec_write(s, txn, o, hv, st->sums, m->bucket);
+	if (!st->clobbered &&
+	    cache_store_purge_verdict(s, o) != CACHE_PURGED_HARD)
+		return cache_objdb_write_record(
+		    s, txn, o, hv, st->sums, m->bucket);
 	m->end_dropped = 1;
-	return stream_delete(s, txn, st);
+	return cache_stream_delete(s, txn, st);
 }
 
 /* Delete every variant and the Vary rule of a primary key. */
-static int
-key_remove(
+int
+cache_objdb_remove_key(
     struct cache_store *s, MDB_txn *txn, const uint8_t key[CACHE_HASH_LEN])
 {
 	uint8_t start[CACHE_OBJKEY_LEN], hv[CACHE_OBJKEY_LEN];
@@ -1161,7 +880,7 @@ key_remove(
 	rc = mdb_cursor_open(txn, s->db_obj, &cur);
 	if (rc != 0)
 		return rc;
-	cache_store_objkey(start, key, 0);
+	cache_record_objkey(start, key, 0);
 	for (;;) {
 		k = mval(start, sizeof(start));
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -1175,7 +894,7 @@ key_remove(
 		if (rc != 0)
 			break;
 		memcpy(hv, k.mv_data, sizeof(hv));
-		rc = obj_delete(s, txn, hv, 0, &existed);
+		rc = cache_objdb_delete(s, txn, hv, 0, &existed);
 		if (rc != 0)
 			break;
 	}
@@ -1188,8 +907,8 @@ key_remove(
 }
 
 /* Move the lru entry of <hv> to <bucket> if it is older. */
-static int
-obj_touch(struct cache_store *s, MDB_txn *txn,
+int
+cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
     const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t bucket)
 {
 	uint8_t lk[CACHE_LRUKEY_LEN];
@@ -1238,20 +957,20 @@ usage_write(
 }
 
 /* Commit with the usage record; publishes counters.  0 or LMDB code. */
-static int
-writer_commit(struct cache_store *s, MDB_txn **txnp)
+int
+cache_writer_commit(struct cache_store *s, MDB_txn **txnp)
 {
 	uint64_t objects, used;
 	int rc;
 
-	objects = object_count(s, *txnp);
-	used = used_bytes(s, *txnp);
+	objects = cache_store_object_count(s, *txnp);
+	used = cache_store_used_bytes(s, *txnp);
 	rc = usage_write(s, *txnp, objects, used);
 	if (rc != 0) {
-		txn_abort(s, txnp);
+		cache_store_txn_abort(s, txnp);
 		return rc;
 	}
-	rc = txn_commit(s, txnp);
+	rc = cache_store_txn_commit(s, txnp);
 	if (rc != 0)
 		return rc;
 	s->used_bytes = used;
@@ -1320,13 +1039,15 @@ fault_of(struct cache_store *s, int rc, uint64_t need)
  * once, then at most every W_FAULT_LOG_MS how often since, not once per
  * batch (a full disk fails every batch until space is freed).
  */
-static void
-write_failed(struct cache_store *s, const char *what, int rc, uint64_t need)
+void
+cache_writer_failed(
+    struct cache_store *s, const char *what, int rc, uint64_t need)
 {
 	struct cdn_ratelog_report r;
 	enum store_fault f = fault_of(s, rc, need);
 
-	lmdb_check(s, rc); /* a damaged file: the store stops being used */
+	/* A damaged file: the store stops being used. */
+	cache_store_lmdb_check(s, rc);
 	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	atomic_store_explicit(&s->w_fault, (int)f, memory_order_relaxed);
 	s->batch_failed = 1;
@@ -1336,14 +1057,15 @@ write_failed(struct cache_store *s, const char *what, int rc, uint64_t need)
 		CDN_LOG(CDN_LOG_ERR, "cache",
 		    "disk writes failing: %s (%s: %s); responses are not "
 		    "stored on disk until writes succeed again",
-		    fault_meaning[f], what, mdb_strerror(rc));
+		    cache_writer_fault_meaning[f], what, mdb_strerror(rc));
 		break;
 	case CDN_RATELOG_REPEAT:
 		CDN_LOG(CDN_LOG_ERR, "cache",
 		    "disk writes still failing: %s: %" PRIu64
 		    " failed writes since it began %" PRIu64 " s ago (%" PRIu64
 		    " since the last line)",
-		    fault_meaning[f], r.count, r.elapsed_ms / 1000, r.repeats);
+		    cache_writer_fault_meaning[f], r.count, r.elapsed_ms / 1000,
+		    r.repeats);
 		break;
 	default:
 		break;
@@ -1394,14 +1116,14 @@ evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
 
 	used = s->used_bytes;
 	while (used > target && !is_empty) {
-		if (txn_begin(s, 0, &txn) != 0)
+		if (cache_store_txn_begin(s, 0, &txn) != 0)
 			return;
 		/* Touches first, so that what was just used is not what
 		 * goes; they are hints, lost if this txn fails. */
 		for (size_t i = 0; i < ntouches && rc == 0; i++) {
-			cache_store_objkey(
+			cache_record_objkey(
 			    hv, touches[i]->key, touches[i]->variant);
-			rc = obj_touch(s, txn, hv, touches[i]->bucket);
+			rc = cache_objdb_touch(s, txn, hv, touches[i]->bucket);
 			touches[i]->is_applied = 1;
 		}
 		ntouches = 0;
@@ -1428,7 +1150,7 @@ evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
 			}
 			memcpy(lk, k.mv_data, sizeof(lk));
 			memcpy(hv, v.mv_data, sizeof(hv));
-			rc = obj_delete(s, txn, hv, 1, &existed);
+			rc = cache_objdb_delete(s, txn, hv, 1, &existed);
 			if (rc != 0)
 				break;
 			k = mval(lk, sizeof(lk));
@@ -1438,12 +1160,12 @@ evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
 			rc = 0;
 			if (existed)
 				n++;
-			used = used_bytes(s, txn);
+			used = cache_store_used_bytes(s, txn);
 		}
 		mdb_cursor_close(cur);
 		if (rc != 0)
 			goto fail;
-		rc = writer_commit(s, &txn);
+		rc = cache_writer_commit(s, &txn);
 		if (rc != 0)
 			goto fail;
 		atomic_fetch_add_explicit(
@@ -1452,8 +1174,8 @@ evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
 	}
 	return;
 fail:
-	write_failed(s, "eviction", rc, 0);
-	txn_abort(s, &txn);
+	cache_writer_failed(s, "eviction", rc, 0);
+	cache_store_txn_abort(s, &txn);
 }
 
 /* Bytes a put will add, roughly: body, strings, a page per chunk. */
@@ -1482,8 +1204,8 @@ msg_estimate(const struct cache_store *s, const struct wmsg *m)
 }
 
 /* Tell the stream's owner that it moved (the writer thread). */
-static void
-stream_wake(struct cache_stream *st)
+void
+cache_stream_wake(struct cache_stream *st)
 {
 	pthread_mutex_lock(&st->mu);
 	if (st->wake != NULL)
@@ -1492,8 +1214,8 @@ stream_wake(struct cache_stream *st)
 }
 
 /* <m> committed: publish its chunk (and the stream's end). */
-static void
-stream_committed(struct wmsg *m)
+void
+cache_stream_publish(struct wmsg *m)
 {
 	struct cache_stream *st = m->st;
 
@@ -1506,16 +1228,16 @@ stream_committed(struct wmsg *m)
 		atomic_store_explicit(&st->state,
 		    m->end_dropped ? STREAM_FAILED : STREAM_STORED,
 		    memory_order_release);
-	stream_wake(st);
+	cache_stream_wake(st);
 }
 
 /*
  * Evict before the batch v[0..n) that needs <need> bytes (see the
  * header).  The batch's touches are applied first, in the eviction txn.
  */
-static void
-make_room(struct cache_store *s, uint64_t need, int squeeze, struct wmsg **v,
-    size_t n)
+void
+cache_evict_make_room(struct cache_store *s, uint64_t need, int squeeze,
+    struct wmsg **v, size_t n)
 {
 	struct wmsg *touches[W_BATCH_MSGS];
 	uint64_t target;
@@ -1547,24 +1269,24 @@ msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 	case W_PUT:
 		/* A fill that began before a hard purge of it is not
 		 * stored (lookups would not serve it anyway). */
-		if (purge_verdict(s, m->obj) == CACHE_PURGED_HARD)
+		if (cache_store_purge_verdict(s, m->obj) == CACHE_PURGED_HARD)
 			return 0;
-		return obj_write(s, txn, m->obj, m->bucket);
+		return cache_objdb_write(s, txn, m->obj, m->bucket);
 	case W_REMOVE:
-		return key_remove(s, txn, m->key);
+		return cache_objdb_remove_key(s, txn, m->key);
 	case W_TOUCH:
-		cache_store_objkey(hv, m->key, m->variant);
-		return obj_touch(s, txn, hv, m->bucket);
+		cache_record_objkey(hv, m->key, m->variant);
+		return cache_objdb_touch(s, txn, hv, m->bucket);
 	case W_DELETE:
-		cache_store_objkey(hv, m->key, m->variant);
-		return obj_delete(s, txn, hv, 1, &existed);
+		cache_record_objkey(hv, m->key, m->variant);
+		return cache_objdb_delete(s, txn, hv, 1, &existed);
 	case W_CHUNK:
-		return stream_apply(s, txn, m);
+		return cache_stream_apply(s, txn, m);
 	case W_STREAM_ABORT:
 		if (atomic_load_explicit(&m->st->state, memory_order_relaxed) ==
 		    STREAM_STORED)
 			return 0;
-		return stream_delete(s, txn, m->st);
+		return cache_stream_delete(s, txn, m->st);
 	}
 	CDN_ASSERT(!"unknown writer message");
 	return EINVAL;
@@ -1589,7 +1311,7 @@ msg_drop(struct cache_store *s, struct wmsg *m, int rc)
 		        memory_order_acq_rel) == STREAM_OPEN)
 			atomic_fetch_add_explicit(
 			    &s->st_put_drops, 1, memory_order_relaxed);
-		stream_wake(m->st);
+		cache_stream_wake(m->st);
 	} else if (m->kind == W_PUT) {
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
@@ -1636,11 +1358,11 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 			if (!v[k]->is_dropped)
 				need += msg_estimate(s, v[k]);
 		}
-		make_room(s, need, squeeze, v, n);
-		purge_refresh(s);
-		rc = txn_begin(s, 0, &txn);
+		cache_evict_make_room(s, need, squeeze, v, n);
+		cache_store_purge_refresh(s);
+		rc = cache_store_txn_begin(s, 0, &txn);
 		if (rc != 0) {
-			/* Logged and counted by txn_begin. */
+			/* Logged and counted by cache_store_txn_begin. */
 			atomic_store_explicit(&s->w_fault,
 			    (int)fault_of(s, rc, need), memory_order_relaxed);
 			break;
@@ -1649,21 +1371,21 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 		for (k = 0; k < n; k++) {
 			if (v[k]->is_dropped || v[k]->is_applied)
 				continue;
-			rc = lmdb_check(s, msg_apply(s, txn, v[k]));
+			rc = cache_store_lmdb_check(s, msg_apply(s, txn, v[k]));
 			if (rc != 0) {
 				fail = k;
 				break;
 			}
 		}
 		if (rc == 0) {
-			rc = writer_commit(s, &txn);
+			rc = cache_writer_commit(s, &txn);
 			if (rc == 0) {
 				for (k = 0; k < n; k++) {
 					if (!v[k]->is_dropped)
 						v[k]->is_applied = 1;
 					if (v[k]->is_applied &&
 					    v[k]->kind == W_CHUNK)
-						stream_committed(v[k]);
+						cache_stream_publish(v[k]);
 					if (v[k]->is_applied &&
 					    (v[k]->kind == W_PUT ||
 					        (v[k]->kind == W_CHUNK &&
@@ -1678,7 +1400,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 			}
 			commit_fails++;
 		} else {
-			txn_abort(s, &txn);
+			cache_store_txn_abort(s, &txn);
 		}
 		if (rc == MDB_MAP_FULL)
 			atomic_fetch_add_explicit(
@@ -1686,7 +1408,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 		if (is_full(rc))
 			squeeze = 1;
 		else
-			write_failed(
+			cache_writer_failed(
 			    s, fail < n ? "write" : "commit", rc, need);
 		if (fail < n) {
 			if (v[fail]->kind == W_PUT ||
@@ -1723,8 +1445,8 @@ writer_discard(struct cache_store *s, struct wmsg **v, size_t n)
 	}
 }
 
-static void
-msg_free(struct wmsg **mp)
+void
+cache_writer_msg_free(struct wmsg **mp)
 {
 	struct wmsg *m = *mp;
 
@@ -1774,8 +1496,8 @@ writer_has_work(struct cache_store *s, uint64_t now, uint64_t *deadline)
 	return 0;
 }
 
-static void *
-writer_main(void *arg)
+void *
+cache_writer_main(void *arg)
 {
 	struct cache_store *s = arg;
 	struct wmsg *batch[W_BATCH_MSGS];
@@ -1819,7 +1541,7 @@ writer_main(void *arg)
 		pthread_mutex_unlock(&s->qmtx);
 
 		if (n > 0) {
-			if (store_is_damaged(s))
+			if (cache_store_is_damaged(s))
 				writer_discard(s, batch, n);
 			else
 				writer_apply(s, batch, n);
@@ -1837,8 +1559,8 @@ writer_main(void *arg)
 				            &batch[k]->st->state,
 				            memory_order_relaxed) !=
 				            STREAM_OPEN))
-					stream_unlist(s, batch[k]->st);
-				msg_free(&batch[k]);
+					cache_stream_unlist(s, batch[k]->st);
+				cache_writer_msg_free(&batch[k]);
 			}
 		}
 
@@ -1858,7 +1580,7 @@ writer_main(void *arg)
 			rc = mdb_env_sync(s->env, 1);
 			if (rc != 0) {
 				s->sync_failed = 1;
-				write_failed(s, "mdb_env_sync", rc, 0);
+				cache_writer_failed(s, "mdb_env_sync", rc, 0);
 			} else {
 				write_ok(s, 1);
 			}
@@ -1875,7 +1597,7 @@ writer_main(void *arg)
 	pthread_mutex_unlock(&s->qmtx);
 	/* Streams whose end never came: their chunks stay, unreferenced. */
 	while (s->streams != NULL)
-		stream_unlist(s, s->streams);
+		cache_stream_unlist(s, s->streams);
 	return NULL;
 }
 
@@ -1885,8 +1607,8 @@ writer_main(void *arg)
  * tier's tombstone under the queue lock, before the writer can see the
  * message.
  */
-static int
-enqueue(struct cache_store *s, struct wmsg *m, int tomb)
+int
+cache_writer_enqueue(struct cache_store *s, struct wmsg *m, int tomb)
 {
 	int was_empty;
 
@@ -1925,8 +1647,9 @@ enqueue(struct cache_store *s, struct wmsg *m, int tomb)
 	return 1;
 }
 
-static struct wmsg *
-msg_new(int kind, const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
+struct wmsg *
+cache_writer_msg_new(
+    int kind, const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
 {
 	struct wmsg *m;
 
@@ -1963,8 +1686,8 @@ purge_page_load(struct cache_store *s)
 }
 
 /* Raise the shared page to <seq> (never lower it). */
-static void
-purge_page_publish(struct cache_store *s, uint64_t seq)
+void
+cache_store_purge_publish(struct cache_store *s, uint64_t seq)
 {
 	uint64_t cur = purge_page_load(s);
 
@@ -2041,8 +1764,8 @@ purge_kind_known(uint8_t k)
 
 /* At open: every rule, and the seq they are current to.  MDB_CORRUPTED
  * for a rule it cannot read (the store is then damaged). */
-static int
-rules_load_all(struct cache_store *s, MDB_txn *txn)
+int
+cache_store_purge_load_rules(struct cache_store *s, MDB_txn *txn)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -2089,7 +1812,7 @@ rules_load_log(struct cache_store *s)
 	uint64_t seq, from;
 	int rc;
 
-	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
 		return;
 	rc = purge_seq_get(s, txn, &seq);
 	if (rc == 0)
@@ -2123,19 +1846,20 @@ rules_load_log(struct cache_store *s)
 		atomic_store_explicit(&s->rules_seq, seq, memory_order_release);
 out:
 	if (rc != 0 && rc != MDB_NOTFOUND) {
-		lmdb_check(s, rc);
+		cache_store_lmdb_check(s, rc);
 		CDN_LOG(
 		    CDN_LOG_ERR, "cache", "purge log: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	}
 	if (cur != NULL)
 		mdb_cursor_close(cur);
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 }
 
-/* Load what purge_refresh() saw published, unless another thread did. */
-static void
-purge_reload(struct cache_store *s)
+/* Load what cache_store_purge_refresh() saw published, unless another
+ * thread did. */
+void
+cache_store_purge_reload(struct cache_store *s)
 {
 	pthread_mutex_lock(&s->reload_mtx);
 	if (purge_page_load(s) >
@@ -2144,9 +1868,10 @@ purge_reload(struct cache_store *s)
 	pthread_mutex_unlock(&s->reload_mtx);
 }
 
-/* purge_verdict() for an object filled before purge <seq>. */
-static int
-purge_verdict_slow(struct cache_store *s, struct cache_obj *o, uint64_t seq)
+/* cache_store_purge_verdict() for an object filled before purge <seq>. */
+int
+cache_store_purge_verdict_slow(
+    struct cache_store *s, struct cache_obj *o, uint64_t seq)
 {
 	int v;
 
@@ -2234,7 +1959,7 @@ cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(items != NULL || n == 0);
-	rc = txn_begin(s, dry ? MDB_RDONLY : 0, &txn);
+	rc = cache_store_txn_begin(s, dry ? MDB_RDONLY : 0, &txn);
 	if (rc != 0)
 		return CDN_EIO;
 	rc = purge_seq_get(s, txn, &seq);
@@ -2247,13 +1972,15 @@ cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
 
 		it->matched = CACHE_MATCHED_UNKNOWN;
 		if (it->kind == CACHE_PURGE_TAG) {
-			rc = tag_count(s, txn, it->name, it->len, &it->matched);
+			rc = cache_objdb_tag_count(
+			    s, txn, it->name, it->len, &it->matched);
 			if (rc != 0)
 				goto fail;
 		} else if (it->kind == CACHE_PURGE_URL) {
-			rc = key_count(s, txn, it->key, &it->matched);
+			rc = cache_objdb_key_count(
+			    s, txn, it->key, &it->matched);
 			if (rc == 0 && !dry && !soft && it->matched > 0)
-				rc = key_remove(s, txn, it->key);
+				rc = cache_objdb_remove_key(s, txn, it->key);
 			if (rc != 0)
 				goto fail;
 		}
@@ -2261,7 +1988,7 @@ cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
 			goto fail;
 	}
 	if (dry) {
-		txn_abort(s, &txn);
+		cache_store_txn_abort(s, &txn);
 		*seqp = seq;
 		return CDN_OK;
 	}
@@ -2271,20 +1998,20 @@ cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
 	rc = mdb_put(txn, s->db_meta, &k, &v, 0);
 	if (rc != 0)
 		goto fail;
-	rc = txn_commit(s, &txn);
+	rc = cache_store_txn_commit(s, &txn);
 	if (rc != 0)
 		goto fail;
 	/* Durable before anyone is told: the OK must survive a crash. */
 	rc = mdb_env_sync(s->env, 1);
 	if (rc != 0)
 		goto fail;
-	purge_page_publish(s, seq);
+	cache_store_purge_publish(s, seq);
 	*seqp = seq;
 	return CDN_OK;
 fail:
 	CDN_LOG(CDN_LOG_ERR, "cache", "purge: %s", mdb_strerror(rc));
 	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	return CDN_EIO;
 }
 
@@ -2306,7 +2033,7 @@ cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_OBJKEY_LEN],
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	struct rec_view rv;
+	struct cache_record_view rv;
 	struct cache_obj view;
 	uint64_t seq;
 	unsigned ndead = 0, n = 0;
@@ -2314,12 +2041,12 @@ cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_OBJKEY_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	*done = 0;
-	purge_refresh(s);
+	cache_store_purge_refresh(s);
 	seq = atomic_load_explicit(&s->rules_seq, memory_order_acquire);
 	dead = calloc(max_scan, sizeof(*dead));
 	if (dead == NULL)
 		return CDN_ENOMEM;
-	rc = txn_begin(s, 0, &txn);
+	rc = cache_store_txn_begin(s, 0, &txn);
 	if (rc != 0) {
 		free(dead);
 		return CDN_EIO;
@@ -2332,7 +2059,7 @@ cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_OBJKEY_LEN],
 	     rc == 0 && n < max_scan;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), n++) {
 		if (k.mv_size != CACHE_OBJKEY_LEN ||
-		    rec_decode(v.mv_data, v.mv_size, k.mv_data, &rv) !=
+		    cache_record_decode(v.mv_data, v.mv_size, k.mv_data, &rv) !=
 		        CDN_OK ||
 		    rv.purge_gen >= seq)
 			continue;
@@ -2362,17 +2089,17 @@ cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_OBJKEY_LEN],
 	cur = NULL;
 	rc = 0;
 	for (unsigned i = 0; i < ndead && rc == 0; i++) {
-		rc = obj_delete(s, txn, dead[i], 1, &existed);
+		rc = cache_objdb_delete(s, txn, dead[i], 1, &existed);
 		*deleted += existed ? 1 : 0;
 	}
 	if (rc == 0)
-		rc = txn_commit(s, &txn);
+		rc = cache_store_txn_commit(s, &txn);
 	if (rc == 0 && ndead > 0)
 		rc = mdb_env_sync(s->env, 1);
 out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	free(dead);
 	if (rc != 0) {
 		CDN_LOG(CDN_LOG_ERR, "cache", "reclaim: %s", mdb_strerror(rc));
@@ -2442,7 +2169,7 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 	    get_le32(v.mv_data) == STORE_FORMAT_MAGIC &&
 	    get_le32((const uint8_t *)v.mv_data + 4) == STORE_FORMAT_VERSION;
 	if (!is_current) {
-		if (object_count(s, txn) > 0 || rc == 0)
+		if (cache_store_object_count(s, txn) > 0 || rc == 0)
 			CDN_LOG(CDN_LOG_WARN, "cache",
 			    "%s: unknown store format, emptying it", s->dir);
 		for (size_t i = 0; i < CDN_ARRAY_LEN(names); i++) {
@@ -2663,13 +2390,13 @@ cache_store_open_diag(
 		goto fail;
 	}
 
-	rc = txn_begin(s, 0, &txn);
+	rc = cache_store_txn_begin(s, 0, &txn);
 	if (rc == 0)
 		rc = open_dbs(s, txn);
 	if (rc == 0)
-		rc = rules_load_all(s, txn);
+		rc = cache_store_purge_load_rules(s, txn);
 	if (rc == 0)
-		rc = writer_commit(s, &txn);
+		rc = cache_writer_commit(s, &txn);
 	if (rc != 0) {
 		open_why(&e, rc);
 		goto fail;
@@ -2678,11 +2405,11 @@ cache_store_open_diag(
 	s->last_env_sync_ms = cdn_now_ms();
 	/* A purge committed by a process that died before it published it
 	 * (its client got no OK) is published now. */
-	purge_page_publish(
+	cache_store_purge_publish(
 	    s, atomic_load_explicit(&s->rules_seq, memory_order_relaxed));
 
 	s->mem = cache_mem_new(conf->memory_bytes, CACHE_MEM_SHARDS);
-	rc = pthread_create(&s->writer, NULL, writer_main, s);
+	rc = pthread_create(&s->writer, NULL, cache_writer_main, s);
 	if (rc != 0) {
 		CDN_LOG(
 		    CDN_LOG_ERR, "cache", "pthread_create: %s", strerror(rc));
@@ -2699,7 +2426,7 @@ cache_store_open_diag(
 fail:
 	CDN_LOG(CDN_LOG_ERR, "cache", "store %s: %s%s", conf->dir,
 	    e.kind == CACHE_OPEN_DAMAGED ? "damaged: " : "", e.why);
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	if (s->env != NULL)
 		mdb_env_close(s->env);
 	store_close_files(s);
@@ -2751,9 +2478,9 @@ cache_store_close(struct cache_store **sp)
 /* ---------------- reads ---------------- */
 
 /* A new object (without its body) from a decoded record. */
-static int
-rec_to_obj(const struct rec_view *rv, const uint8_t key[CACHE_HASH_LEN],
-    uint64_t variant, struct cache_obj **op)
+int
+cache_record_to_obj(const struct cache_record_view *rv,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant, struct cache_obj **op)
 {
 	struct cache_decision d;
 	struct cache_obj *o;
@@ -2795,25 +2522,25 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	struct cache_obj *o = NULL;
-	struct rec_view rv;
+	struct cache_record_view rv;
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	uint64_t seed, left;
 	size_t clen;
 	int rc;
 
-	cache_store_objkey(hv, key, variant);
-	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+	cache_record_objkey(hv, key, variant);
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
 		return CDN_EIO;
 	k = mval(hv, sizeof(hv));
 	rc = mdb_get(txn, s->db_obj, &k, &v);
 	if (rc != 0)
 		goto lmdb_fail;
 	/* v borrows the map until the txn ends: everything is copied. */
-	rc = rec_decode(v.mv_data, v.mv_size, hv, &rv);
+	rc = cache_record_decode(v.mv_data, v.mv_size, hv, &rv);
 	if (rc != CDN_OK)
 		goto out;
-	rc = rec_to_obj(&rv, key, variant, &o);
+	rc = cache_record_to_obj(&rv, key, variant, &o);
 	if (rc != CDN_OK)
 		goto out;
 	if (!with_body) {
@@ -2822,13 +2549,13 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		o->nchunks = rv.nchunks;
 	}
 
-	seed = rec_seed(hv);
+	seed = cache_record_seed(hv);
 	left = rv.body_len;
 	for (uint32_t i = 0; with_body && i < rv.nchunks; i++) {
 		clen =
 		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 		left -= clen;
-		cache_store_chunkkey(ck, key, variant, i);
+		cache_record_chunkkey(ck, key, variant, i);
 		k = mval(ck, sizeof(ck));
 		rc = mdb_get(txn, s->db_body, &k, &v);
 		if (rc == MDB_NOTFOUND) {
@@ -2838,7 +2565,7 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		if (rc != 0)
 			goto lmdb_fail;
 		if (v.mv_size != clen ||
-		    chunk_sum(seed, i, v.mv_data, clen) !=
+		    cache_record_chunk_sum(seed, i, v.mv_data, clen) !=
 		        get_le64(rv.sums + 8 * (size_t)i)) {
 			rc = CDN_ECORRUPT;
 			goto out;
@@ -2864,9 +2591,9 @@ lmdb_fail:
 		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	}
-	rc = mdb_to_cdn(lmdb_check(s, rc));
+	rc = mdb_to_cdn(cache_store_lmdb_check(s, rc));
 out:
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	if (o != NULL)
 		cache_obj_unref(&o);
 	return rc;
@@ -2892,7 +2619,7 @@ purged_hard(struct cache_store *s, struct cache_obj **op)
 static int
 purge_filter(struct cache_store *s, struct cache_obj **op)
 {
-	switch (purge_verdict(s, *op)) {
+	switch (cache_store_purge_verdict(s, *op)) {
 	case CACHE_PURGED_HARD:
 		purged_hard(s, op);
 		return CDN_NOTFOUND;
@@ -2921,9 +2648,9 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && objp != NULL);
-	if (store_is_damaged(s))
+	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
-	purge_refresh(s);
+	cache_store_purge_refresh(s);
 	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
 	if (rc == CDN_OK) {
 		if (purge_filter(s, &o) != CDN_OK)
@@ -2949,8 +2676,8 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		    &s->st_corrupt, 1, memory_order_relaxed);
 		CDN_LOG(CDN_LOG_WARN, "cache",
 		    "corrupt object record, deleting it");
-		m = msg_new(W_DELETE, key, variant);
-		if (!enqueue(s, m, 0))
+		m = cache_writer_msg_new(W_DELETE, key, variant);
+		if (!cache_writer_enqueue(s, m, 0))
 			free(m);
 	}
 	return rc;
@@ -3053,7 +2780,7 @@ cache_store_load_chunks(
     struct cache_store *s, struct cache_obj *o, uint32_t first, uint32_t last)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
-	struct rec_view rv;
+	struct cache_record_view rv;
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	uint64_t seed, clen;
@@ -3069,14 +2796,14 @@ cache_store_load_chunks(
 			return CDN_ENOMEM;
 		o->chunks_cap = o->nchunks;
 	}
-	cache_store_objkey(hv, o->key, o->variant);
-	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+	cache_record_objkey(hv, o->key, o->variant);
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
 		return CDN_EIO;
 	k = mval(hv, sizeof(hv));
 	rc = mdb_get(txn, s->db_obj, &k, &v);
 	if (rc != 0)
 		goto lmdb_fail;
-	rc = rec_decode(v.mv_data, v.mv_size, hv, &rv);
+	rc = cache_record_decode(v.mv_data, v.mv_size, hv, &rv);
 	if (rc != CDN_OK)
 		goto out;
 	if (rv.stored_at != o->stored_at || rv.body_len != o->body_len ||
@@ -3084,14 +2811,14 @@ cache_store_load_chunks(
 		rc = CDN_NOTFOUND;
 		goto out;
 	}
-	seed = rec_seed(hv);
+	seed = cache_record_seed(hv);
 	for (uint32_t i = first; i <= last; i++) {
 		if (o->chunks[i] != NULL)
 			continue;
 		clen = o->body_len - (uint64_t)i * CACHE_CHUNK_SIZE;
 		if (clen > CACHE_CHUNK_SIZE)
 			clen = CACHE_CHUNK_SIZE;
-		cache_store_chunkkey(ck, o->key, o->variant, i);
+		cache_record_chunkkey(ck, o->key, o->variant, i);
 		k = mval(ck, sizeof(ck));
 		rc = mdb_get(txn, s->db_body, &k, &v);
 		if (rc == MDB_NOTFOUND) {
@@ -3101,7 +2828,7 @@ cache_store_load_chunks(
 		if (rc != 0)
 			goto lmdb_fail;
 		if (v.mv_size != clen ||
-		    chunk_sum(seed, i, v.mv_data, (size_t)clen) !=
+		    cache_record_chunk_sum(seed, i, v.mv_data, (size_t)clen) !=
 		        get_le64(rv.sums + 8 * (size_t)i)) {
 			rc = CDN_ECORRUPT;
 			goto out;
@@ -3122,12 +2849,12 @@ lmdb_fail:
 		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 	}
-	rc = mdb_to_cdn(lmdb_check(s, rc));
+	rc = mdb_to_cdn(cache_store_lmdb_check(s, rc));
 out:
 	if (rc == CDN_ECORRUPT)
 		atomic_fetch_add_explicit(
 		    &s->st_corrupt, 1, memory_order_relaxed);
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	return rc;
 }
 
@@ -3145,20 +2872,20 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, val;
-	struct rec_view rv;
+	struct cache_record_view rv;
 	int rc;
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	*n = 0;
-	purge_refresh(s);
-	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+	cache_store_purge_refresh(s);
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
 		return CDN_EIO;
 	rc = mdb_cursor_open(txn, s->db_obj, &cur);
 	if (rc != 0) {
-		txn_abort(s, &txn);
+		cache_store_txn_abort(s, &txn);
 		return CDN_EIO;
 	}
-	cache_store_objkey(start, key, 0);
+	cache_record_objkey(start, key, 0);
 	k = mval(start, sizeof(start));
 	for (rc = mdb_cursor_get(cur, &k, &val, MDB_SET_RANGE);
 	     rc == 0 && *n < cap && k.mv_size == CACHE_OBJKEY_LEN &&
@@ -3167,19 +2894,19 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		uint64_t variant = get_be64((const uint8_t *)k.mv_data + 16);
 		struct cache_obj *o = NULL;
 
-		if (rec_decode(val.mv_data, val.mv_size, k.mv_data, &rv) !=
-		    CDN_OK)
+		if (cache_record_decode(
+		        val.mv_data, val.mv_size, k.mv_data, &rv) != CDN_OK)
 			continue;
-		if (rec_to_obj(&rv, key, variant, &o) != CDN_OK) {
+		if (cache_record_to_obj(&rv, key, variant, &o) != CDN_OK) {
 			rc = ENOMEM;
 			break;
 		}
 		o->body_len = rv.body_len;
-		(void)purge_verdict(s, o);
+		(void)cache_store_purge_verdict(s, o);
 		v[(*n)++] = o;
 	}
 	mdb_cursor_close(cur);
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	return rc == ENOMEM ? CDN_ENOMEM : CDN_OK;
 }
 
@@ -3202,12 +2929,12 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && len != NULL && (buf != NULL || cap == 0));
-	if (store_is_damaged(s))
+	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
 	rc = cache_mem_get_vary(s->mem, key, buf, cap, len, &gen);
 	if (rc != CDN_AGAIN)
 		return rc;
-	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
 		return CDN_EIO;
 	k = mval(key, CACHE_HASH_LEN);
 	rc = mdb_get(txn, s->db_vary, &k, &v);
@@ -3219,13 +2946,13 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	} else if (rc == MDB_NOTFOUND) {
 		rc = CDN_NOTFOUND;
 	} else {
-		lmdb_check(s, rc);
+		cache_store_lmdb_check(s, rc);
 		CDN_LOG(
 		    CDN_LOG_ERR, "cache", "mdb_get vary: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 		rc = CDN_EIO;
 	}
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	if (rc == CDN_OK || rc == CDN_ELIMIT)
 		*len = n;
 	if (rc == CDN_OK)
@@ -3253,12 +2980,12 @@ cache_store_put(struct cache_store *s, struct cache_obj *o)
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
-	if (o->body_len > s->max_object_bytes || store_is_damaged(s)) {
+	if (o->body_len > s->max_object_bytes || cache_store_is_damaged(s)) {
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
 		return CDN_ELIMIT;
 	}
-	bucket = now_bucket(s);
+	bucket = cache_store_now_bucket(s);
 	atomic_store_explicit(&o->lru_bucket, bucket, memory_order_relaxed);
 	if (o->body_len > s->max_disk_object) {
 		atomic_fetch_add_explicit(
@@ -3268,13 +2995,13 @@ cache_store_put(struct cache_store *s, struct cache_obj *o)
 	/* Pinned while queued, so that the next request finds it even when
 	 * it is too large for the memory tier (the writer unpins it). */
 	cache_mem_put(s->mem, o, 1);
-	m = msg_new(W_PUT, o->key, o->variant);
+	m = cache_writer_msg_new(W_PUT, o->key, o->variant);
 	m->bucket = bucket;
 	m->bytes = o->body_len + o->url_len + o->fields_len + o->vary_len +
 	    MSG_OVERHEAD;
 	m->obj = cache_obj_ref(o);
-	if (!enqueue(s, m, 0)) {
-		msg_free(&m);
+	if (!cache_writer_enqueue(s, m, 0)) {
+		cache_writer_msg_free(&m);
 		cache_mem_unpin(s->mem, o);
 		atomic_fetch_add_explicit(
 		    &s->st_put_drops, 1, memory_order_relaxed);
@@ -3287,7 +3014,7 @@ const char *
 cache_store_failing(struct cache_store *s)
 {
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
-	return fault_meaning[atomic_load_explicit(
+	return cache_writer_fault_meaning[atomic_load_explicit(
 	    &s->w_fault, memory_order_relaxed)];
 }
 
@@ -3301,8 +3028,8 @@ cache_store_remove(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL);
 	atomic_fetch_add_explicit(&s->removals, 1, memory_order_relaxed);
-	m = msg_new(W_REMOVE, key, 0);
-	if (!enqueue(s, m, 1)) {
+	m = cache_writer_msg_new(W_REMOVE, key, 0);
+	if (!cache_writer_enqueue(s, m, 1)) {
 		/* Only while closing. */
 		free(m);
 		cache_mem_remove(s->mem, key, UINT64_MAX);
@@ -3324,16 +3051,16 @@ cache_store_touch(struct cache_store *s, const struct cache_obj *o)
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	/* lru_bucket is the one field that is written after sharing. */
 	mo = (struct cache_obj *)(uintptr_t)o;
-	now = now_bucket(s);
+	now = cache_store_now_bucket(s);
 	cur = atomic_load_explicit(&mo->lru_bucket, memory_order_relaxed);
 	if (cur >= now)
 		return;
 	if (!atomic_compare_exchange_strong_explicit(&mo->lru_bucket, &cur, now,
 	        memory_order_relaxed, memory_order_relaxed))
 		return;
-	m = msg_new(W_TOUCH, o->key, o->variant);
+	m = cache_writer_msg_new(W_TOUCH, o->key, o->variant);
 	m->bucket = now;
-	if (!enqueue(s, m, 0))
+	if (!cache_writer_enqueue(s, m, 0))
 		free(m);
 }
 
@@ -3387,7 +3114,7 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->purged_soft =
 	    atomic_load_explicit(&s->st_purged_soft, memory_order_relaxed);
 	st->purge_seq = cache_store_purge_seq(s);
-	st->damaged = store_is_damaged(s);
+	st->damaged = cache_store_is_damaged(s);
 }
 
 void
@@ -3481,7 +3208,7 @@ cache_stream_chunk(struct cache_stream *st, const void *data, size_t len,
 		release(arg);
 		return CDN_EINVAL;
 	}
-	m = msg_new(W_CHUNK, o->key, o->variant);
+	m = cache_writer_msg_new(W_CHUNK, o->key, o->variant);
 	m->st = st;
 	atomic_fetch_add_explicit(&st->refcnt, 1, memory_order_relaxed);
 	m->chunk = i;
@@ -3496,14 +3223,14 @@ cache_stream_chunk(struct cache_stream *st, const void *data, size_t len,
 		 * is not shared yet, and becomes whole on disk only. */
 		o->body_len = st->body_len;
 		o->nchunks = st->nchunks;
-		m->bucket = now_bucket(s);
+		m->bucket = cache_store_now_bucket(s);
 		atomic_store_explicit(
 		    &o->lru_bucket, m->bucket, memory_order_relaxed);
 		cache_mem_forget(s->mem, o);
 		st->ended = 1;
 	}
-	if (!enqueue(s, m, 0)) {
-		msg_free(&m); /* releases the data */
+	if (!cache_writer_enqueue(s, m, 0)) {
+		cache_writer_msg_free(&m); /* releases the data */
 		atomic_store_explicit(
 		    &st->state, STREAM_FAILED, memory_order_relaxed);
 		return CDN_EINVAL;
@@ -3542,22 +3269,22 @@ cache_stream_read(
 	CDN_ASSERT(i < cache_stream_committed(st));
 	s = st->s;
 	len = chunk_len(st->body_len, i);
-	cache_store_objkey(hv, st->obj->key, st->obj->variant);
-	cache_store_chunkkey(ck, st->obj->key, st->obj->variant, i);
-	if (txn_begin(s, MDB_RDONLY, &txn) != 0)
+	cache_record_objkey(hv, st->obj->key, st->obj->variant);
+	cache_record_chunkkey(ck, st->obj->key, st->obj->variant, i);
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
 		return CDN_EIO;
 	k = mval(ck, sizeof(ck));
 	rc = mdb_get(txn, s->db_body, &k, &v);
 	if (rc == MDB_NOTFOUND ||
 	    (rc == 0 &&
 	        (v.mv_size != len ||
-	            chunk_sum(rec_seed(hv), i, v.mv_data, len) !=
-	                st->sums[i]))) {
+	            cache_record_chunk_sum(cache_record_seed(hv), i, v.mv_data,
+	                len) != st->sums[i]))) {
 		rc = CDN_NOTFOUND; /* replaced or deleted since */
 		goto out;
 	}
 	if (rc != 0) {
-		lmdb_check(s, rc);
+		cache_store_lmdb_check(s, rc);
 		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 		rc = CDN_EIO;
@@ -3574,7 +3301,7 @@ cache_stream_read(
 	*lenp = len;
 	rc = CDN_OK;
 out:
-	txn_abort(s, &txn);
+	cache_store_txn_abort(s, &txn);
 	return rc;
 }
 
@@ -3589,12 +3316,13 @@ cache_stream_abort(struct cache_stream *st)
 	st->ended = 1;
 	/* No record can follow now; later chunks are skipped. */
 	atomic_store_explicit(&st->state, STREAM_FAILED, memory_order_release);
-	m = msg_new(W_STREAM_ABORT, st->obj->key, st->obj->variant);
+	m = cache_writer_msg_new(
+	    W_STREAM_ABORT, st->obj->key, st->obj->variant);
 	m->st = st;
 	atomic_fetch_add_explicit(&st->refcnt, 1, memory_order_relaxed);
 	/* Refused only while closing: the chunks stay, unreferenced. */
-	if (!enqueue(st->s, m, 0))
-		msg_free(&m);
+	if (!cache_writer_enqueue(st->s, m, 0))
+		cache_writer_msg_free(&m);
 }
 
 void
