@@ -1,6 +1,7 @@
 /*
  * Private to the files of cache/: the memory tier's interface (cache_mem.c),
- * the on-disk layout of the LMDB store (cache_store.c) and test hooks.
+ * the on-disk layout of the LMDB store (cache_store.c, cache_record.c) and
+ * test hooks.
  * Nothing outside cache/ and its unit tests includes this header.
  */
 #ifndef CACHE_INT_H
@@ -113,7 +114,7 @@ int cache_mem_test_queue(
 /* ================= purge rules (cache_purge.c) ================= */
 
 /* The purge rules known to one process: a hash table of (kind, name) ->
- * (hard seq, soft seq).  Not locked: cache_store.c locks around it. */
+ * (hard seq, soft seq).  Not locked: cache_store_purge.c locks around it. */
 struct cache_rules;
 struct cache_rules *cache_rules_new(void);
 void cache_rules_free(struct cache_rules **rp);
@@ -122,7 +123,7 @@ void cache_rules_add(struct cache_rules *r, int kind, const void *name,
 /* CACHE_PURGED_HARD, CACHE_PURGED_SOFT or 0 for <o>. */
 int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 
-/* ================= the LMDB store (cache_store.c) ================= */
+/* ========== the LMDB store (cache_store.c, cache_record.c) ========== */
 
 /*
  * Named databases of the environment.  Integers in keys are big-endian so

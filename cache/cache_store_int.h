@@ -1,8 +1,9 @@
 /*
- * Private to the LMDB store (cache_store.c): the struct cache_store that
- * its parts share, the writer queue's messages, the streams, and the
- * functions one part calls in another.  The store's design is in
- * cache_store.c; the on-disk layout in cache_int.h.
+ * Private to the files of the LMDB store (listed in cache_store.c): the
+ * struct cache_store that they share, the writer queue's messages, the
+ * streams, and the functions one of them calls in another, grouped by the
+ * file that defines them.  The store's design is in cache_store.c; the
+ * on-disk layout in cache_int.h.
  */
 #ifndef CACHE_STORE_INT_H
 #define CACHE_STORE_INT_H
@@ -150,7 +151,7 @@ struct cache_store {
 	_Atomic int64_t clock_skew_s;
 	_Atomic uint64_t removals; /* cache_store_remove() calls */
 
-	/* Purges (see "Purges" in cache_store.c).  purge_page maps the shared
+	/* Purges (see cache_store_purge.c).  purge_page maps the shared
 	 * CACHE_PURGE_SEQ_FILE: its first u64 is the newest purge seq any
 	 * process committed and synced.  rules_lock covers rules;
 	 * reload_mtx serialises reloads (lock order: reload_mtx, map_lock,
@@ -258,7 +259,7 @@ mval(const void *p, size_t len)
 	return v;
 }
 
-/* ================= the store ================= */
+/* ================= cache_store.c ================= */
 
 static inline int
 cache_store_is_damaged(struct cache_store *s)
@@ -276,7 +277,7 @@ uint64_t cache_store_object_count(struct cache_store *s, MDB_txn *txn);
 /* The LRU bucket (CACHE_LRU_BUCKET_S) of now, with the test clock skew. */
 uint32_t cache_store_now_bucket(struct cache_store *s);
 
-/* ================= the object record ================= */
+/* ================= cache_record.c ================= */
 
 /* A decoded object record (cache_int.h); borrows the record's bytes. */
 struct cache_record_view {
@@ -304,7 +305,7 @@ int cache_record_to_obj(const struct cache_record_view *rv,
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
     struct cache_obj **op) CDN_WUR;
 
-/* ================= objects in a write transaction ================= */
+/* ================= cache_objdb.c ================= */
 
 /* Each returns 0 or an LMDB code, as their callers hand it on. */
 int cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
@@ -323,7 +324,7 @@ int cache_objdb_key_count(struct cache_store *s, MDB_txn *txn,
 int cache_objdb_tag_count(struct cache_store *s, MDB_txn *txn, const char *tag,
     size_t len, uint64_t *n);
 
-/* ================= the writer ================= */
+/* ================= cache_writer.c ================= */
 
 /* What cache_store_failing() says, by enum store_fault. */
 extern const char *const cache_writer_fault_meaning[];
@@ -336,12 +337,12 @@ int cache_writer_commit(struct cache_store *s, MDB_txn **txnp);
 void cache_writer_failed(
     struct cache_store *s, const char *what, int rc, uint64_t need);
 
-/* ================= eviction ================= */
+/* ================= cache_evict.c ================= */
 
 void cache_evict_make_room(struct cache_store *s, uint64_t need, int squeeze,
     struct wmsg **v, size_t n);
 
-/* ================= purges ================= */
+/* ================= cache_store_purge.c ================= */
 
 void cache_store_purge_reload(struct cache_store *s);
 int cache_store_purge_verdict_slow(
@@ -352,7 +353,7 @@ void cache_store_purge_publish(struct cache_store *s, uint64_t seq);
 /*
  * The two purge checks of every lookup, inline because they are on the
  * hit path: without a purge since the object's fill began they cost two
- * loads and two compares.  See "Purges" in cache_store.c.
+ * loads and two compares.  See cache_store_purge.c.
  */
 
 /* If a purge was published since the rules were loaded, load it. */
@@ -377,7 +378,7 @@ cache_store_purge_verdict(struct cache_store *s, struct cache_obj *o)
 	return cache_store_purge_verdict_slow(s, o, seq);
 }
 
-/* ================= streamed bodies (writer side) ================= */
+/* ================= cache_stream.c (the writer's side) ================= */
 
 int cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m);
 int cache_stream_delete(
