@@ -252,7 +252,7 @@ struct cache_obj {
 	uint64_t body_len;
 	uint32_t nchunks;
 	unsigned char **chunks; /* nchunks pointers; NULL if body not loaded */
-	/* Private to cache/ (cache_obj.c, cache_store.c): */
+	/* Private to cache/ (cache_obj.c, cache_store_read.c): */
 	uint32_t chunks_cap;   /* slots allocated in chunks[] */
 	size_t last_chunk_cap; /* bytes allocated for chunks[nchunks - 1] */
 	/* The one mutable field of a shared object: the LRU bucket (minutes
@@ -504,7 +504,7 @@ struct cache_variant_stats {
 void cache_variants_stats(
     struct cache_variants *v, struct cache_variant_stats *st);
 
-/* ================= the store (cache_store.c, cache_mem.c) ============ */
+/* ========== the store (cache_store*.c, cache_stream.c, cache_mem.c) ===== */
 
 struct cache_store;
 
@@ -768,7 +768,7 @@ struct cache_purge_item {
 /*
  * Apply a purge of items[0..n) (soft or hard) in one write transaction,
  * synced to disk before returning, then publish its sequence number to
- * every process of the environment (see cache_store.c "Purges").  A hard
+ * every process of the environment (see cache_store_purge.c).  A hard
  * URL purge deletes every variant at once; tags and prefixes become rules
  * checked at lookup.  With <dry>, only counts.  Blocks on the transaction
  * and fsync: for purged, not for edged's event loops.  *seqp gets the

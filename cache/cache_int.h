@@ -1,6 +1,7 @@
 /*
  * Private to the files of cache/: the memory tier's interface (cache_mem.c),
- * the on-disk layout of the LMDB store (cache_store.c) and test hooks.
+ * the on-disk layout of the LMDB store (cache_store.c, cache_record.c) and
+ * test hooks.
  * Nothing outside cache/ and its unit tests includes this header.
  */
 #ifndef CACHE_INT_H
@@ -113,7 +114,7 @@ int cache_mem_test_queue(
 /* ================= purge rules (cache_purge.c) ================= */
 
 /* The purge rules known to one process: a hash table of (kind, name) ->
- * (hard seq, soft seq).  Not locked: cache_store.c locks around it. */
+ * (hard seq, soft seq).  Not locked: cache_store_purge.c locks around it. */
 struct cache_rules;
 struct cache_rules *cache_rules_new(void);
 void cache_rules_free(struct cache_rules **rp);
@@ -122,7 +123,7 @@ void cache_rules_add(struct cache_rules *r, int kind, const void *name,
 /* CACHE_PURGED_HARD, CACHE_PURGED_SOFT or 0 for <o>. */
 int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 
-/* ================= the LMDB store (cache_store.c) ================= */
+/* ========== the LMDB store (cache_store.c, cache_record.c) ========== */
 
 /*
  * Named databases of the environment.  Integers in keys are big-endian so
@@ -183,10 +184,10 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 #define CACHE_REC_CSUM_FROM 16
 
 /* Key of the objects db for (key, variant). */
-void cache_store_objkey(uint8_t out[CACHE_OBJKEY_LEN],
+void cache_record_objkey(uint8_t out[CACHE_OBJKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
 /* Key of the bodies db for chunk <i> of (key, variant). */
-void cache_store_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
+void cache_record_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i);
 
 /* ================= damage (cache_damage.c) ================= */

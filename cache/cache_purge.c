@@ -8,9 +8,9 @@
  * object whose fill began at purge generation g (cache_obj.purge_gen) is
  * purged by a rule whose seq > g.  A purge therefore costs one rule
  * whatever the number of objects it covers; objects are checked when they
- * are looked up (cache_store.c), not deleted inside the purge.
+ * are looked up (cache_store_read.c), not deleted inside the purge.
  *
- * The table is not locked here: cache_store.c holds its rwlock around
+ * The table is not locked here: cache_store_purge.c holds its rwlock around
  * every call.
  */
 #include "config.h"

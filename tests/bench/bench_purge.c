@@ -1,5 +1,5 @@
 /*
- * Purges at scale (cache/cache_store.c "Purges").
+ * Purges at scale (cache/cache_store_purge.c).
  *
  *   bench_purge [N]
  *       Benchmark: fill a store under a mkdtemp directory with N objects

@@ -506,27 +506,27 @@ test_corrupt(void)
 	cache_store_close(&s);
 
 	key_of(30, key);
-	cache_store_objkey(ok_key, key, 0);
+	cache_record_objkey(ok_key, key, 0);
 	is_int(corrupt_value(dir, CACHE_DB_OBJECTS, ok_key, sizeof(ok_key),
 	           CACHE_REC_HDR_LEN + 3, 0x20, 0),
 	    0, "corrupt: flipped a bit of a record's url");
 	key_of(31, key);
-	cache_store_objkey(ok_key, key, 0);
+	cache_record_objkey(ok_key, key, 0);
 	is_int(corrupt_value(
 	           dir, CACHE_DB_OBJECTS, ok_key, sizeof(ok_key), 1, 0x20, 0),
 	    0, "corrupt: flipped a bit of a record's magic");
 	key_of(32, key);
-	cache_store_objkey(ok_key, key, 0);
+	cache_record_objkey(ok_key, key, 0);
 	is_int(corrupt_value(dir, CACHE_DB_OBJECTS, ok_key, sizeof(ok_key),
 	           (size_t)-1, 0, 50),
 	    0, "corrupt: truncated a record");
 	key_of(33, key);
-	cache_store_chunkkey(ck, key, 0, 1);
+	cache_record_chunkkey(ck, key, 0, 1);
 	is_int(
 	    corrupt_value(dir, CACHE_DB_BODIES, ck, sizeof(ck), 1000, 0x20, 0),
 	    0, "corrupt: flipped a bit of a chunk");
 	key_of(35, key);
-	cache_store_objkey(ok_key, key, 0);
+	cache_record_objkey(ok_key, key, 0);
 	is_int(corrupt_value(
 	           dir, CACHE_DB_OBJECTS, ok_key, sizeof(ok_key), 6, 0x02, 0),
 	    0, "corrupt: flipped the must_revalidate flag bit");

@@ -1,0 +1,152 @@
+/*
+ * Eviction from LMDB, on the writer thread (cache_writer.c) before each
+ * batch, and the LRU it follows.
+ *
+ * Accounting and eviction.  "Used bytes" are the pages that hold data:
+ * the sum of branch, leaf and overflow pages of every database (ours, the
+ * main db and LMDB's freelist db) times the page size, read with
+ * mdb_stat() inside the writer's transaction.  This is exact (it includes
+ * LMDB's per-record and per-page overhead, overflow page rounding and
+ * half-full pages), costs O(1) and needs no scan at start-up; it leaves
+ * out only pages that are free or not yet reusable, which the space above
+ * the high-water mark absorbs.  Before each batch the writer evicts, in a
+ * transaction of its own (so that the freed pages are reusable by the
+ * batch), the objects of the oldest lru entries until used + the batch's
+ * estimated bytes fits under high_water_pct of disk_bytes, down to
+ * low_water_pct.  A batch carries at most (high - low) / 2 bytes of
+ * objects (clamped to 256 KiB .. 64 MiB) and W_BATCH_MSGS messages: with
+ * random keys each commit rewrites many leaf pages, so larger batches
+ * write less per object (1024 gave 1.5x the puts/s of 256 here).  If
+ * LMDB still reports MDB_MAP_FULL (or MDB_TXN_FULL), the transaction is
+ * aborted, the object being written is dropped (counted in map_full and
+ * put_drops), the writer evicts a further SQUEEZE_PCT of the map and
+ * retries the rest of the batch: a full map is never an error for a
+ * caller.  Objects larger than 1/8 of disk_bytes are kept in memory only.
+ *
+ * LRU.  lru is keyed by (minute bucket, sequence) and lru_pos maps an
+ * object to its lru key, so one bucket is evicted in write order.
+ * cache_store_touch() enqueues only when the object's recorded bucket
+ * (cache_obj.lru_bucket, an atomic hint, claimed by compare-and-swap so
+ * that one hit per object and minute enqueues) is older than the current
+ * minute; the writer moves the lru entry, in the eviction transaction when
+ * there is one, so that an object just used is not the one evicted.
+ */
+#include "config.h"
+
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "cache/cache_store_int.h"
+
+#define EVICT_TXN_MAX 1024 /* objects deleted per eviction txn */
+
+/*
+ * Evict the oldest objects until used bytes are <= target, in
+ * transactions of at most EVICT_TXN_MAX objects.
+ */
+static void
+evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
+    size_t ntouches)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN], hv[CACHE_OBJKEY_LEN];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t used, n;
+	int rc = 0, existed, is_empty = 0;
+
+	used = s->used_bytes;
+	while (used > target && !is_empty) {
+		if (cache_store_txn_begin(s, 0, &txn) != 0)
+			return;
+		/* Touches first, so that what was just used is not what
+		 * goes; they are hints, lost if this txn fails. */
+		for (size_t i = 0; i < ntouches && rc == 0; i++) {
+			cache_record_objkey(
+			    hv, touches[i]->key, touches[i]->variant);
+			rc = cache_objdb_touch(s, txn, hv, touches[i]->bucket);
+			touches[i]->is_applied = 1;
+		}
+		ntouches = 0;
+		if (rc != 0)
+			goto fail;
+		rc = mdb_cursor_open(txn, s->db_lru, &cur);
+		if (rc != 0)
+			goto fail;
+		for (n = 0; n < EVICT_TXN_MAX && used > target;) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+			if (rc == MDB_NOTFOUND) {
+				is_empty = 1;
+				rc = 0;
+				break;
+			}
+			if (rc != 0)
+				break;
+			if (k.mv_size != CACHE_LRUKEY_LEN ||
+			    v.mv_size != CACHE_OBJKEY_LEN) {
+				rc = mdb_cursor_del(cur, 0); /* junk */
+				if (rc != 0)
+					break;
+				continue;
+			}
+			memcpy(lk, k.mv_data, sizeof(lk));
+			memcpy(hv, v.mv_data, sizeof(hv));
+			rc = cache_objdb_delete(s, txn, hv, 1, &existed);
+			if (rc != 0)
+				break;
+			k = mval(lk, sizeof(lk));
+			rc = mdb_del(txn, s->db_lru, &k, NULL);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				break;
+			rc = 0;
+			if (existed)
+				n++;
+			used = cache_store_used_bytes(s, txn);
+		}
+		mdb_cursor_close(cur);
+		if (rc != 0)
+			goto fail;
+		rc = cache_writer_commit(s, &txn);
+		if (rc != 0)
+			goto fail;
+		atomic_fetch_add_explicit(
+		    &s->st_evictions, n, memory_order_relaxed);
+		used = s->used_bytes;
+	}
+	return;
+fail:
+	cache_writer_failed(s, "eviction", rc, 0);
+	cache_store_txn_abort(s, &txn);
+}
+
+/*
+ * Evict before the batch v[0..n) that needs <need> bytes (see the
+ * header).  The batch's touches are applied first, in the eviction txn.
+ */
+void
+cache_evict_make_room(struct cache_store *s, uint64_t need, int squeeze,
+    struct wmsg **v, size_t n)
+{
+	struct wmsg *touches[W_BATCH_MSGS];
+	uint64_t target;
+	size_t nt = 0;
+
+	if (!squeeze && s->used_bytes + need <= s->high_bytes)
+		return;
+	target = s->low_bytes;
+	if (target + need > s->high_bytes)
+		target = s->high_bytes > need ? s->high_bytes - need : 0;
+	if (squeeze)
+		target =
+		    target > s->squeeze_bytes ? target - s->squeeze_bytes : 0;
+	for (size_t i = 0; i < n && nt < CDN_ARRAY_LEN(touches); i++) {
+		if (v[i]->kind == W_TOUCH && !v[i]->is_dropped &&
+		    !v[i]->is_applied)
+			touches[nt++] = v[i];
+	}
+	evict_to(s, target, touches, nt);
+}

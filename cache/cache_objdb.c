@@ -1,0 +1,376 @@
+/*
+ * An object's entries in the store's databases (cache_int.h), inside a
+ * write transaction that the caller holds: writing an object (its chunks,
+ * record, lru and lru_pos entries, tag index entries and Vary rule),
+ * deleting one variant or every variant of a key, moving an lru entry,
+ * and counting the variants of a key or the objects of a tag.  Callers
+ * are the writer thread (cache_writer.c, cache_evict.c, cache_stream.c)
+ * and purges (cache_store_purge.c).  Each returns 0 or an LMDB code, and
+ * the caller aborts the transaction on an error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "cache/cache_store_int.h"
+
+/* Add an lru entry for <hv> in <bucket>; returns 0 or an LMDB code. */
+static int
+lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
+    uint32_t bucket)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN];
+	MDB_val k, v;
+	int rc;
+
+	do {
+		put_be32(lk, bucket);
+		put_be64(lk + 4, ++s->lru_seq);
+		k = mval(lk, sizeof(lk));
+		v = mval(hv, CACHE_OBJKEY_LEN);
+		rc = mdb_put(txn, s->db_lru, &k, &v, MDB_NOOVERWRITE);
+	} while (rc == MDB_KEYEXIST); /* lru_seq was lost: skip ahead */
+	if (rc != 0)
+		return rc;
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	v = mval(lk, sizeof(lk));
+	return mdb_put(txn, s->db_lru_pos, &k, &v, 0);
+}
+
+/* Count the variants of primary key <key>. */
+int
+cache_objdb_key_count(struct cache_store *s, MDB_txn *txn,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t *n)
+{
+	uint8_t start[CACHE_OBJKEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	*n = 0;
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		return rc;
+	cache_record_objkey(start, key, 0);
+	k = mval(start, sizeof(start));
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
+	     memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		(*n)++;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+static int
+tags_index(struct cache_store *s, MDB_txn *txn, const char *tags, size_t len,
+    const uint8_t hv[CACHE_OBJKEY_LEN], int add)
+{
+	const char *p = tags, *end = tags + len, *sp;
+	MDB_val k, v;
+	int rc;
+
+	while (p < end) {
+		sp = memchr(p, ' ', (size_t)(end - p));
+		if (sp == NULL)
+			sp = end;
+		if (sp > p && (size_t)(sp - p) <= CACHE_TAG_MAX_LEN) {
+			k = mval(p, (size_t)(sp - p));
+			v = mval(hv, CACHE_OBJKEY_LEN);
+			rc = add
+			    ? mdb_put(txn, s->db_tags, &k, &v, MDB_NODUPDATA)
+			    : mdb_del(txn, s->db_tags, &k, &v);
+			if (rc != 0 && rc != MDB_KEYEXIST && rc != MDB_NOTFOUND)
+				return rc;
+		}
+		p = sp + 1;
+	}
+	return 0;
+}
+
+/* Remove the tag index entries of the stored record <hv>, if any.  The
+ * record is not checksummed here: it is about to go, and a bad length
+ * only means no entry is found. */
+static int
+tags_unindex(
+    struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN])
+{
+	char tags[CACHE_TAGS_CAP];
+	const uint8_t *p;
+	uint64_t off, tlen;
+	MDB_val k, v;
+	int rc;
+
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	p = v.mv_data;
+	if (v.mv_size < CACHE_REC_HDR_LEN)
+		return 0;
+	tlen = get_le32(p + 100);
+	off = (uint64_t)CACHE_REC_HDR_LEN + get_le32(p + 88) +
+	    get_le32(p + 92) + get_le32(p + 96);
+	if (tlen == 0 || tlen > sizeof(tags) || off + tlen > v.mv_size)
+		return 0;
+	/* Copied: the deletes below may move the map's pages. */
+	memcpy(tags, p + off, (size_t)tlen);
+	return tags_index(s, txn, tags, (size_t)tlen, hv, 0);
+}
+
+/* Objects stored with <tag>, from the tag index. */
+int
+cache_objdb_tag_count(struct cache_store *s, MDB_txn *txn, const char *tag,
+    size_t len, uint64_t *n)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t count = 0;
+	int rc;
+
+	*n = 0;
+	if (len == 0 || len > CACHE_TAG_MAX_LEN)
+		return 0;
+	rc = mdb_cursor_open(txn, s->db_tags, &cur);
+	if (rc != 0)
+		return rc;
+	k = mval(tag, len);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_count(cur, &count);
+	mdb_cursor_close(cur);
+	*n = count;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Delete the object <hv>: record, chunks (whatever is stored under its
+ * prefix), lru and lru_pos entries; with <clean_vary>, also the Vary rule
+ * if no variant of the key remains.  *existed tells whether a record was
+ * there.  Returns 0 or an LMDB code.
+ */
+int
+cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, int *existed)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint64_t left;
+	int rc;
+
+	*existed = 0;
+	for (struct cache_stream *st = s->streams; st != NULL; st = st->wnext)
+		if (memcmp(st->obj->key, hv, CACHE_HASH_LEN) == 0 &&
+		    st->obj->variant == get_be64(hv + CACHE_HASH_LEN))
+			st->clobbered = 1;
+	rc = tags_unindex(s, txn, hv);
+	if (rc != 0)
+		return rc;
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
+	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
+		memcpy(lk, v.mv_data, sizeof(lk));
+		k = mval(lk, sizeof(lk));
+		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			goto out;
+		k = mval(hv, CACHE_OBJKEY_LEN);
+		rc = mdb_del(txn, s->db_lru_pos, &k, NULL);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_del(txn, s->db_obj, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	*existed = rc == 0;
+
+	rc = mdb_cursor_open(txn, s->db_body, &cur);
+	if (rc != 0)
+		goto out;
+	memcpy(ck, hv, CACHE_OBJKEY_LEN);
+	put_be32(ck + CACHE_OBJKEY_LEN, 0);
+	for (;;) {
+		k = mval(ck, sizeof(ck));
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 &&
+		        (k.mv_size != CACHE_CHUNKKEY_LEN ||
+		            memcmp(k.mv_data, hv, CACHE_OBJKEY_LEN) != 0))) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0)
+			goto out;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc != 0)
+			goto out;
+	}
+	if (clean_vary) {
+		rc = cache_objdb_key_count(s, txn, hv, &left);
+		if (rc != 0)
+			goto out;
+		if (left == 0) {
+			k = mval(hv, CACHE_HASH_LEN);
+			rc = mdb_del(txn, s->db_vary, &k, NULL);
+			if (rc == MDB_NOTFOUND)
+				rc = 0;
+		}
+	}
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	return rc;
+}
+
+/* Write the record of <o> (whose chunks are written, with checksums
+ * <sums>), its lru entries, tags and Vary rule. */
+int
+cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
+    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
+    const uint64_t *sums, uint32_t bucket)
+{
+	MDB_val k, v;
+	int rc;
+
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	v.mv_size = cache_record_len(o);
+	v.mv_data = NULL;
+	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
+	if (rc != 0)
+		return rc;
+	/* v.mv_data is valid until the next write in this txn. */
+	cache_record_encode(v.mv_data, o, hv, sums);
+	rc = lru_add(s, txn, hv, bucket);
+	if (rc != 0)
+		return rc;
+	rc = tags_index(s, txn, o->tags, o->tags_len, hv, 1);
+	if (rc != 0)
+		return rc;
+	k = mval(o->key, CACHE_HASH_LEN);
+	if (o->vary_len > 0) {
+		v = mval(o->vary, o->vary_len);
+		return mdb_put(txn, s->db_vary, &k, &v, 0);
+	}
+	rc = mdb_del(txn, s->db_vary, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Write <o> with its chunks, lru entries and Vary rule. */
+int
+cache_objdb_write(
+    struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket)
+{
+	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	uint64_t stack_sums[16], *sums, seed, left;
+	MDB_val k, v;
+	size_t clen;
+	int rc, existed;
+
+	cache_record_objkey(hv, o->key, o->variant);
+	sums = stack_sums;
+	if (o->nchunks > CDN_ARRAY_LEN(stack_sums)) {
+		sums = malloc((size_t)o->nchunks * sizeof(*sums));
+		if (sums == NULL)
+			return ENOMEM;
+	}
+	rc = cache_objdb_delete(s, txn, hv, 0, &existed);
+	if (rc != 0)
+		goto out;
+	seed = cache_record_seed(hv);
+	left = o->body_len;
+	for (uint32_t i = 0; i < o->nchunks; i++) {
+		clen =
+		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+		left -= clen;
+		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], clen);
+		cache_record_chunkkey(ck, o->key, o->variant, i);
+		k = mval(ck, sizeof(ck));
+		v = mval(o->chunks[i], clen);
+		rc = mdb_put(txn, s->db_body, &k, &v, 0);
+		if (rc != 0)
+			goto out;
+	}
+	rc = cache_objdb_write_record(s, txn, o, hv, sums, bucket);
+out:
+	if (sums != stack_sums)
+		free(sums);
+	return rc;
+}
+
+/* Delete every variant and the Vary rule of a primary key. */
+int
+cache_objdb_remove_key(
+    struct cache_store *s, MDB_txn *txn, const uint8_t key[CACHE_HASH_LEN])
+{
+	uint8_t start[CACHE_OBJKEY_LEN], hv[CACHE_OBJKEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, existed;
+
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		return rc;
+	cache_record_objkey(start, key, 0);
+	for (;;) {
+		k = mval(start, sizeof(start));
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND ||
+		    (rc == 0 &&
+		        (k.mv_size != CACHE_OBJKEY_LEN ||
+		            memcmp(k.mv_data, key, CACHE_HASH_LEN) != 0))) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0)
+			break;
+		memcpy(hv, k.mv_data, sizeof(hv));
+		rc = cache_objdb_delete(s, txn, hv, 0, &existed);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0)
+		return rc;
+	k = mval(key, CACHE_HASH_LEN);
+	rc = mdb_del(txn, s->db_vary, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Move the lru entry of <hv> to <bucket> if it is older. */
+int
+cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t bucket)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN];
+	MDB_val k, v;
+	int rc;
+
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
+	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
+		if (get_be32(v.mv_data) >= bucket)
+			return 0;
+		memcpy(lk, v.mv_data, sizeof(lk));
+		k = mval(lk, sizeof(lk));
+		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	} else if (rc == 0 || rc == MDB_NOTFOUND) {
+		/* No position: only an existing object gets one. */
+		k = mval(hv, CACHE_OBJKEY_LEN);
+		rc = mdb_get(txn, s->db_obj, &k, &v);
+		if (rc != 0)
+			return rc == MDB_NOTFOUND ? 0 : rc;
+	} else {
+		return rc;
+	}
+	return lru_add(s, txn, hv, bucket);
+}

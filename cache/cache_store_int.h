@@ -1,0 +1,390 @@
+/*
+ * Private to the files of the LMDB store (listed in cache_store.c): the
+ * struct cache_store that they share, the writer queue's messages, the
+ * streams, and the functions one of them calls in another, grouped by the
+ * file that defines them.  The store's design is in cache_store.c; the
+ * on-disk layout in cache_int.h.
+ */
+#ifndef CACHE_STORE_INT_H
+#define CACHE_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "common/cdn_ratelog.h"
+
+#define CACHE_STORE_MAGIC 0x71c0d5b2u
+
+/* The meta records "format" and "usage" (cache_int.h). */
+#define STORE_FORMAT_MAGIC   0x46534543u /* "CESF" */
+#define STORE_FORMAT_VERSION 1
+#define STORE_USAGE_MAGIC    0x55534543u /* "CESU" */
+#define STORE_USAGE_LEN      40
+
+#define W_BATCH_MSGS 1024 /* writer messages per transaction */
+
+enum wmsg_kind {
+	W_PUT = 1,
+	W_REMOVE,
+	W_TOUCH,
+	W_DELETE,
+	W_CHUNK,        /* a chunk of a streamed body (and its record) */
+	W_STREAM_ABORT, /* delete a streamed body that did not end */
+};
+
+enum stream_state {
+	STREAM_OPEN = 0,
+	STREAM_STORED = 1,
+	STREAM_FAILED = -1,
+};
+
+/*
+ * A body streamed to LMDB (cache/cache.h).  The caller's thread queues its
+ * chunks (queued, ended); the writer thread writes them, fills in sums[i]
+ * and then publishes committed past i with a release store, so a reader
+ * that sees committed > i may read sums[i].  mu serialises the wake
+ * callback with cache_stream_set_wake().
+ */
+struct cache_stream {
+	uint32_t magic;
+#define CACHE_STREAM_MAGIC 0x5e3a81c7u
+	atomic_uint refcnt;
+	struct cache_store *s;
+	struct cache_obj *obj; /* the object's metadata: one reference */
+	uint64_t body_len;
+	uint32_t nchunks;
+	uint64_t *sums; /* nchunks: the writer's */
+	_Atomic uint32_t committed;
+	atomic_int state; /* enum stream_state */
+	pthread_mutex_t mu;
+	void (*wake)(void *arg); /* (mu) */
+	void *wake_arg;
+	uint32_t queued; /* the caller's thread */
+	int ended;       /* the caller's thread */
+	/* The writer's: on s->streams from its first chunk on, holding a
+	 * reference; clobbered once anything else deleted or wrote its key
+	 * and variant (its chunks may be gone or someone else's). */
+	struct cache_stream *wnext;
+	unsigned listed : 1;
+	unsigned clobbered : 1;
+};
+
+/* One queued write.  Owned by the queue, then by the writer. */
+struct wmsg {
+	struct wmsg *next;
+	int kind;
+	int attempts;
+	int is_dropped; /* given up: not applied */
+	int is_applied; /* committed */
+	uint8_t key[CACHE_HASH_LEN];
+	uint64_t variant; /* W_TOUCH, W_DELETE */
+	uint32_t bucket;  /* W_PUT, W_TOUCH */
+	uint64_t seq;
+	uint64_t enq_ms;
+	uint64_t bytes;        /* charged to s->qbytes */
+	struct cache_obj *obj; /* W_PUT: one reference */
+	/* W_CHUNK, W_STREAM_ABORT */
+	struct cache_stream *st; /* one reference */
+	uint32_t chunk;
+	const void *data; /* borrowed until release(rel_arg) */
+	size_t len;
+	void (*release)(void *arg);
+	void *rel_arg;
+	unsigned last : 1;        /* the record goes with this chunk */
+	unsigned end_dropped : 1; /* the record was not written */
+};
+
+struct cache_store {
+	uint32_t magic;
+	char *dir;
+	uint64_t disk_bytes;
+	uint64_t max_object_bytes;
+	uint64_t max_disk_object;
+	uint64_t high_bytes, low_bytes;
+	uint64_t batch_bytes;
+	uint64_t squeeze_bytes;
+
+	MDB_env *env;
+	MDB_dbi db_obj, db_body, db_vary, db_lru, db_lru_pos, db_meta;
+	MDB_dbi db_prules, db_plog, db_tags;
+	size_t psize;
+	pthread_rwlock_t map_lock;
+	int dirfd;   /* the directory, for the damage marker */
+	int lock_fd; /* CACHE_LOCK_FILE, flock shared while open */
+	atomic_int damaged;
+
+	struct cache_mem *mem;
+
+	pthread_mutex_t qmtx;
+	pthread_cond_t qcond;
+	pthread_cond_t dcond;
+	struct wmsg *qhead, **qtail;
+	size_t qcount;
+	uint64_t qbytes;
+	uint64_t qchunk_bytes; /* of W_CHUNK messages */
+	size_t qlasts;         /* W_CHUNK messages with a record */
+	uint64_t enq_seq;
+	uint64_t done_seq;
+	uint64_t sync_req, sync_done, sync_seq;
+	int stop;
+	pthread_t writer;
+
+	/* writer thread only */
+	struct cache_stream *streams; /* bodies being streamed */
+	uint64_t lru_seq;
+	uint64_t used_bytes;
+	int dirty;
+	uint64_t last_env_sync_ms;
+	struct cdn_ratelog wfail;  /* the episode of failing writes */
+	struct cdn_ratelog rmlost; /* ... and of removals it dropped */
+	int sync_failed;           /* the last mdb_env_sync failed */
+	int batch_failed;          /* a write failed for the current batch */
+
+	_Atomic int w_fault; /* enum store_fault; any thread reads it */
+
+	_Atomic uint64_t st_objects, st_bytes, st_puts, st_put_drops,
+	    st_evictions, st_map_full, st_corrupt, st_io;
+	_Atomic int64_t clock_skew_s;
+	_Atomic uint64_t removals; /* cache_store_remove() calls */
+
+	/* Purges (see cache_store_purge.c).  purge_page maps the shared
+	 * CACHE_PURGE_SEQ_FILE: its first u64 is the newest purge seq any
+	 * process committed and synced.  rules_lock covers rules;
+	 * reload_mtx serialises reloads (lock order: reload_mtx, map_lock,
+	 * rules_lock). */
+	_Atomic uint64_t *purge_page;
+	int purge_fd;
+	_Atomic uint64_t rules_seq; /* purge seq the rules are loaded up to */
+	struct cache_rules *rules;
+	pthread_rwlock_t rules_lock;
+	pthread_mutex_t reload_mtx;
+	_Atomic uint64_t st_purged_hard, st_purged_soft;
+};
+
+/* ================= byte helpers ================= */
+
+static inline void
+put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void
+put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void
+put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t
+get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t
+get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t
+get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void
+put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static inline void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint32_t
+get_be32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < 4; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* An MDB_val over borrowed bytes (LMDB does not write through it). */
+static inline MDB_val
+mval(const void *p, size_t len)
+{
+	MDB_val v;
+
+	v.mv_size = len;
+	v.mv_data = (void *)(uintptr_t)p;
+	return v;
+}
+
+/* ================= cache_store.c ================= */
+
+static inline int
+cache_store_is_damaged(struct cache_store *s)
+{
+	return atomic_load_explicit(&s->damaged, memory_order_relaxed);
+}
+
+int cache_store_txn_begin(
+    struct cache_store *s, unsigned flags, MDB_txn **txnp) CDN_WUR;
+void cache_store_txn_abort(struct cache_store *s, MDB_txn **txnp);
+int cache_store_txn_commit(struct cache_store *s, MDB_txn **txnp);
+int cache_store_lmdb_check(struct cache_store *s, int rc);
+uint64_t cache_store_used_bytes(struct cache_store *s, MDB_txn *txn);
+uint64_t cache_store_object_count(struct cache_store *s, MDB_txn *txn);
+/* The LRU bucket (CACHE_LRU_BUCKET_S) of now, with the test clock skew. */
+uint32_t cache_store_now_bucket(struct cache_store *s);
+
+/* ================= cache_record.c ================= */
+
+/* A decoded object record (cache_int.h); borrows the record's bytes. */
+struct cache_record_view {
+	unsigned flags;
+	int status;
+	uint32_t nchunks;
+	int64_t freshness_s, initial_age_s, swr_s, sie_s;
+	int64_t response_time, stored_at;
+	uint64_t purge_gen;
+	uint64_t body_len;
+	const char *url, *fields, *vary, *tags;
+	uint32_t url_len, fields_len, vary_len, tags_len;
+	const uint8_t *sums; /* nchunks little-endian u64 */
+};
+
+uint64_t cache_record_seed(const uint8_t hv[CACHE_OBJKEY_LEN]);
+uint64_t cache_record_chunk_sum(
+    uint64_t seed, uint32_t i, const void *p, size_t len);
+size_t cache_record_len(const struct cache_obj *o);
+void cache_record_encode(uint8_t *p, const struct cache_obj *o,
+    const uint8_t hv[CACHE_OBJKEY_LEN], const uint64_t *sums);
+int cache_record_decode(const uint8_t *p, size_t len,
+    const uint8_t hv[CACHE_OBJKEY_LEN], struct cache_record_view *v) CDN_WUR;
+int cache_record_to_obj(const struct cache_record_view *rv,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
+    struct cache_obj **op) CDN_WUR;
+
+/* ================= cache_objdb.c ================= */
+
+/* Each returns 0 or an LMDB code, as their callers hand it on. */
+int cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, int *existed);
+int cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
+    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
+    const uint64_t *sums, uint32_t bucket);
+int cache_objdb_write(
+    struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket);
+int cache_objdb_remove_key(
+    struct cache_store *s, MDB_txn *txn, const uint8_t key[CACHE_HASH_LEN]);
+int cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t bucket);
+int cache_objdb_key_count(struct cache_store *s, MDB_txn *txn,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t *n);
+int cache_objdb_tag_count(struct cache_store *s, MDB_txn *txn, const char *tag,
+    size_t len, uint64_t *n);
+
+/* ================= cache_writer.c ================= */
+
+/* What cache_store_failing() says, by enum store_fault. */
+extern const char *const cache_writer_fault_meaning[];
+void *cache_writer_main(void *arg);
+struct wmsg *cache_writer_msg_new(
+    int kind, const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
+void cache_writer_msg_free(struct wmsg **mp);
+int cache_writer_enqueue(struct cache_store *s, struct wmsg *m, int tomb);
+int cache_writer_commit(struct cache_store *s, MDB_txn **txnp);
+void cache_writer_failed(
+    struct cache_store *s, const char *what, int rc, uint64_t need);
+
+/* ================= cache_evict.c ================= */
+
+void cache_evict_make_room(struct cache_store *s, uint64_t need, int squeeze,
+    struct wmsg **v, size_t n);
+
+/* ================= cache_store_purge.c ================= */
+
+void cache_store_purge_reload(struct cache_store *s);
+int cache_store_purge_verdict_slow(
+    struct cache_store *s, struct cache_obj *o, uint64_t seq);
+int cache_store_purge_load_rules(struct cache_store *s, MDB_txn *txn);
+void cache_store_purge_publish(struct cache_store *s, uint64_t seq);
+
+/*
+ * The two purge checks of every lookup, inline because they are on the
+ * hit path: without a purge since the object's fill began they cost two
+ * loads and two compares.  See cache_store_purge.c.
+ */
+
+/* If a purge was published since the rules were loaded, load it. */
+static inline void
+cache_store_purge_refresh(struct cache_store *s)
+{
+	if (atomic_load_explicit(s->purge_page, memory_order_acquire) >
+	    atomic_load_explicit(&s->rules_seq, memory_order_acquire))
+		cache_store_purge_reload(s);
+}
+
+/* The purge verdict for <o> (CACHE_PURGED_* or 0), cached in <o>. */
+static inline int
+cache_store_purge_verdict(struct cache_store *s, struct cache_obj *o)
+{
+	uint64_t seq =
+	    atomic_load_explicit(&s->rules_seq, memory_order_acquire);
+
+	/* No purge since the fill began: the usual case. */
+	if (o->purge_gen >= seq)
+		return 0;
+	return cache_store_purge_verdict_slow(s, o, seq);
+}
+
+/* ================= cache_stream.c (the writer's side) ================= */
+
+int cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m);
+int cache_stream_delete(
+    struct cache_store *s, MDB_txn *txn, struct cache_stream *st);
+void cache_stream_unlist(struct cache_store *s, struct cache_stream *st);
+void cache_stream_wake(struct cache_stream *st);
+void cache_stream_publish(struct wmsg *m);
+
+#endif /* CACHE_STORE_INT_H */
