@@ -21,6 +21,14 @@
 #define PLAN_FIELDS_MAX 1024
 #define PLAN_LIT_MAX    (HTTP_RANGE_MAX * 512 + 256)
 #define CTYPE_MAX       256
+/*
+ * A piece of a chunk read from disk shorter than this is copied into the
+ * output buffer rather than referenced: many small ranges in many chunks
+ * must not pin a whole chunk each while the client does not read.  So the
+ * output buffer (at most its high-water mark, 256 KiB for HTTP/1.1, plus
+ * one chunk) pins at most four chunks, and the sender holds one more.
+ */
+#define DISK_REF_MIN (CACHE_CHUNK_SIZE / 2)
 
 /* Boundaries need only be unique within one response (RFC 2046 §5.1.1),
  * but a counter keeps them from ever repeating in a process. */
@@ -459,9 +467,13 @@ edge_range_disk_send(struct edge_range_disk *rd, const struct edge_stream *cs)
 		n = rd->chunk->len - in;
 		if (n > s->len - c->sent)
 			n = s->len - c->sent;
-		rd->chunk->refs++;
-		edge_stream_write_ref(cs, rd->chunk->data + in, (size_t)n,
-		    on_disk_piece_sent, rd->chunk);
+		if (n < DISK_REF_MIN) {
+			edge_stream_write(cs, rd->chunk->data + in, (size_t)n);
+		} else {
+			rd->chunk->refs++;
+			edge_stream_write_ref(cs, rd->chunk->data + in,
+			    (size_t)n, on_disk_piece_sent, rd->chunk);
+		}
 		c->sent += n;
 		if (c->sent == s->len) {
 			c->seg++;
