@@ -288,6 +288,14 @@ int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
  */
 int cache_obj_adopt_chunk(
     struct cache_obj *o, unsigned char *chunk, size_t len, size_t cap) CDN_WUR;
+/*
+ * Take loaded chunk <i> out of <o>, an object the caller alone holds (from
+ * cache_store_get_meta(), the chunk read with cache_store_load_chunks()):
+ * its bytes are the caller's from now on (free() them) and o->chunks[i] is
+ * NULL again, so a large body can pass through one chunk at a time.  NULL
+ * if that chunk is not loaded.
+ */
+unsigned char *cache_obj_take_chunk(struct cache_obj *o, uint32_t i);
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_unref(struct cache_obj **op);
 /* Bytes of memory the object holds (for the memory tier's budget). */

@@ -6,7 +6,9 @@
  * Threading: everything here runs on the worker that owns the proxy_txn.
  * Cached objects are immutable and refcounted: a hit hands each body chunk
  * to the client's output buffer by reference (no copy), holding one object
- * reference per chunk until libevent has sent it.
+ * reference per chunk until libevent has sent it.  A hit on an object too
+ * large for the memory tier reads its chunks from disk one at a time as
+ * the client drains (pt->disk, edge_range_disk), never the whole body.
  */
 #include "config.h"
 
@@ -199,6 +201,104 @@ edge_cache_serve_swr(struct proxy_txn *pt)
 	edge_stream_finish(&pt->cs); /* pt dies here */
 }
 
+/* ---- hits on large objects read from disk as they are sent ---- */
+
+/* A chunk of pt's object failed its checksum: remove the object, so that
+ * the next request fetches it again rather than meeting the same chunk. */
+static void
+drop_corrupt(struct proxy_txn *pt, const char *outcome)
+{
+	CDN_LOG(CDN_LOG_WARN, "cache",
+	    "a stored body chunk of %.*s fails its checksum: removed, %s",
+	    (int)(pt->key_url_len > 200 ? 200 : pt->key_url_len), pt->key_url,
+	    outcome);
+	cache_store_remove(pt->w->edge->store, pt->key);
+}
+
+/*
+ * The sender of a fresh hit on <*op>, a large object of which only the
+ * metadata was read (the reference is taken).  The first chunk the answer
+ * needs is read now, before anything is sent: when it cannot be, NULL,
+ * and the request is a miss (the origin answers it; a record that failed
+ * its checksum is removed so that the response replaces it).
+ */
+static struct edge_range_disk *
+disk_open(
+    struct proxy_txn *pt, const struct http_request *req, struct cache_obj **op)
+{
+	struct edge_range_disk *rd;
+	int rc = CDN_OK;
+
+	rd = edge_range_disk_new(
+	    pt->w->edge->store, req, op, edge_deliver_not_modified(req, *op));
+	if (req->method != HTTP_M_HEAD)
+		rc = edge_range_disk_prime(rd);
+	if (rc == CDN_OK)
+		return rd;
+	if (rc == CDN_ECORRUPT)
+		drop_corrupt(pt, "fetched again");
+	edge_range_disk_free(&rd);
+	return NULL;
+}
+
+/*
+ * Send what the client can take now.  A chunk that cannot be read once the
+ * head is out (the object replaced or purged meanwhile, a chunk failing its
+ * checksum, the disk failing) ends the transfer short, as a failed fill
+ * does: the client sees a truncated response, never wrong bytes.
+ */
+static void
+disk_run(struct proxy_txn *pt)
+{
+	int rc;
+
+	rc = edge_range_disk_send(pt->disk, &pt->cs);
+	if (rc == CDN_AGAIN)
+		return;
+	edge_range_disk_free(&pt->disk);
+	if (rc == CDN_OK) {
+		edge_stream_finish(&pt->cs); /* pt dies here */
+		return;
+	}
+	EDGE_COUNTER_INC(pt->w, cache_disk_cuts);
+	cache_status_add(pt,
+	    rc == CDN_NOTFOUND       ? "; detail=cut-replaced"
+	        : rc == CDN_ECORRUPT ? "; detail=cut-corrupt"
+	                             : "; detail=cut-read-error");
+	if (rc == CDN_ECORRUPT)
+		drop_corrupt(pt, "the client is cut short");
+	edge_stream_abort(&pt->cs); /* pt dies here */
+}
+
+/* The fresh hit on a large object on disk, with the sender disk_open made:
+ * the head, then the body as the client drains (pt->disk). */
+static void
+send_from_disk(struct proxy_txn *pt, struct edge_range_disk *rd, int64_t age)
+{
+	const struct http_request *req = edge_stream_request(&pt->cs);
+	const struct cache_obj *o = edge_range_disk_obj(rd);
+	int not_modified = edge_deliver_not_modified(req, o);
+
+	edge_deliver_stored_head(
+	    pt, o, age, not_modified, edge_range_disk_plan(rd));
+	if (not_modified || req->method == HTTP_M_HEAD ||
+	    edge_range_disk_plan(rd)->content_length == 0) {
+		edge_range_disk_free(&rd);
+		edge_stream_finish(&pt->cs); /* pt dies here */
+		return;
+	}
+	EDGE_COUNTER_INC(pt->w, cache_disk_streams);
+	pt->disk = rd;
+	disk_run(pt);
+}
+
+void
+edge_cache_writable(struct proxy_txn *pt)
+{
+	if (pt->disk != NULL)
+		disk_run(pt);
+}
+
 /* ---- request side ---- */
 
 int
@@ -321,6 +421,7 @@ edge_cache_request(struct proxy_txn *pt)
 	const struct http_request *req = edge_stream_request(cs);
 	struct cache_field fields[VARY_FIELDS];
 	struct cache_obj *o = NULL;
+	struct edge_range_disk *rd = NULL;
 	char vary[VARY_MAX];
 	const char *host;
 	size_t hostlen, vlen;
@@ -424,17 +525,23 @@ edge_cache_request(struct proxy_txn *pt)
 	        !o->d.must_revalidate && !o->d.no_cache)) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; ttl=%lld", (long long)(o->d.freshness_s - age));
-		if (edge_variant_load_body(e, req, &o, 0) != CDN_OK) {
-			snprintf(pt->cache_status, sizeof(pt->cache_status),
-			    "fwd=uri-miss");
-			goto miss;
-		}
+		/* A large object on disk stays metadata here: its body is
+		 * read as the client takes it (disk_open). */
+		if (edge_variant_load_body(e, req, &o, 0) != CDN_OK)
+			goto unreadable;
+		cache_store_touch(e->store, o);
+		if (o->chunks == NULL && o->nchunks > 0 &&
+		    (rd = disk_open(pt, req, &o)) == NULL)
+			goto unreadable;
 		if (from_memory)
 			EDGE_COUNTER_INC(w, cache_hits_memory);
 		else
 			EDGE_COUNTER_INC(w, cache_hits_disk);
 		EDGE_SITE_COUNTER_INC(w, pt->site, hits);
-		cache_store_touch(e->store, o);
+		if (rd != NULL) {
+			send_from_disk(pt, rd, age);
+			return 1;
+		}
 		edge_deliver_stored_at_age(pt, o, age);
 		cache_obj_unref(&o);
 		edge_stream_finish(cs); /* pt dies here */
@@ -445,6 +552,10 @@ edge_cache_request(struct proxy_txn *pt)
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; ttl=%lld; fwd=stale; detail=stale-while-revalidate",
 		    (long long)(o->d.freshness_s - age));
+		/* The refresh may end in a 304, whose merged object is made
+		 * from this one's body: all of it. */
+		if (edge_variant_load_body(e, req, &o, 1) != CDN_OK)
+			goto unreadable;
 		if (from_memory)
 			EDGE_COUNTER_INC(w, cache_hits_memory);
 		else
@@ -460,11 +571,8 @@ edge_cache_request(struct proxy_txn *pt)
 		goto miss;
 	}
 	/* Stale, or the request asked for validation: ask the origin. */
-	if (edge_variant_load_body(e, req, &o, 1) != CDN_OK) {
-		snprintf(
-		    pt->cache_status, sizeof(pt->cache_status), "fwd=uri-miss");
-		goto miss;
-	}
+	if (edge_variant_load_body(e, req, &o, 1) != CDN_OK)
+		goto unreadable;
 	pt->stale = o;
 	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
 	    (pt->x.req_cc.no_cache || pt->pragma_no_cache) ? "fwd=request"
@@ -473,6 +581,11 @@ edge_cache_request(struct proxy_txn *pt)
 	if (!pt->x.req_cc.only_if_cached)
 		return 0;
 	cache_obj_unref(&pt->stale);
+	goto miss;
+unreadable:
+	/* Found but not readable (replaced meanwhile, a bad chunk, the disk
+	 * failing): a miss, which the origin answers. */
+	snprintf(pt->cache_status, sizeof(pt->cache_status), "fwd=uri-miss");
 miss:
 	EDGE_COUNTER_INC(w, cache_misses);
 	if (pt->x.req_cc.only_if_cached) {
@@ -890,6 +1003,7 @@ edge_cache_txn_free(struct proxy_txn *pt)
 	if (pt->fill != NULL)
 		cache_obj_unref(&pt->fill);
 	edge_range_stream_free(&pt->range);
+	edge_range_disk_free(&pt->disk);
 	free(pt->key_url);
 	pt->key_url = NULL;
 }

@@ -199,9 +199,9 @@ inm_matches(const char *list, size_t len, const char *etag, size_t elen)
 	return 0;
 }
 
-/* RFC 9110 §13.1.1-2: may the client's conditional get a 304? */
-static int
-client_not_modified(const struct http_request *req, const struct cache_obj *o)
+int
+edge_deliver_not_modified(
+    const struct http_request *req, const struct cache_obj *o)
 {
 	const struct http_header *inm, *ims;
 	const char *etag, *lm;
@@ -242,24 +242,20 @@ is_304_field(const char *name, size_t len)
 }
 
 void
-edge_deliver_stored_at_age(
-    struct proxy_txn *pt, struct cache_obj *o, int64_t age)
+edge_deliver_stored_head(struct proxy_txn *pt, const struct cache_obj *o,
+    int64_t age, int not_modified, struct edge_range_plan *plan)
 {
-	const struct http_request *req = edge_stream_request(&pt->cs);
 	struct cdn_strbuf f = {.max = 256 * 1024};
 	const char *p, *end;
 	struct cdn_field fl;
-	int not_modified = client_not_modified(req, o);
-	struct edge_range_plan plan;
 
-	edge_range_plan_for(&plan, req, o, not_modified);
 	if (not_modified) {
 		end = o->fields + o->fields_len;
 		for (p = o->fields; cdn_fields_next(&p, end, &fl);)
 			if (is_304_field(fl.name, fl.name_len))
 				cdn_sb_add(&f, fl.line, fl.line_len);
 	} else {
-		edge_range_fields(&plan, o, &f);
+		edge_range_fields(plan, o, &f);
 	}
 	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
 	edge_deliver_cache_status(pt, pt->cache_status, &f);
@@ -268,19 +264,31 @@ edge_deliver_stored_at_age(
 		 * and whole (its head has no room for a Content-Range). */
 		cdn_sb_free(&f);
 		cdn_sb_add(&f, o->fields, o->fields_len);
-		if (plan.status != 200 && !not_modified) {
-			edge_range_plan_fini(&plan);
+		if (plan->status != 200 && !not_modified) {
+			edge_range_plan_fini(plan);
 			edge_range_plan_init(
-			    &plan, NULL, 0, o->body_len, NULL, 0, 1);
+			    plan, NULL, 0, o->body_len, NULL, 0, 1);
 		}
 	}
 	pt->responded = 1;
 	edge_stream_respond(&pt->cs,
-	    not_modified             ? 304
-	        : plan.status != 200 ? plan.status
-	                             : o->status,
-	    f.p, f.len, (int64_t)plan.content_length);
+	    not_modified              ? 304
+	        : plan->status != 200 ? plan->status
+	                              : o->status,
+	    f.p, f.len, (int64_t)plan->content_length);
 	cdn_sb_free(&f);
+}
+
+void
+edge_deliver_stored_at_age(
+    struct proxy_txn *pt, struct cache_obj *o, int64_t age)
+{
+	const struct http_request *req = edge_stream_request(&pt->cs);
+	int not_modified = edge_deliver_not_modified(req, o);
+	struct edge_range_plan plan;
+
+	edge_range_plan_for(&plan, req, o, not_modified);
+	edge_deliver_stored_head(pt, o, age, not_modified, &plan);
 	if (!not_modified)
 		edge_range_send_obj(&pt->cs, &plan, o);
 	edge_range_plan_fini(&plan);

@@ -18,7 +18,9 @@
 
 struct edge;
 struct edge_site;
+struct edge_range_plan;
 struct edge_stream;
+struct http_request;
 struct proxy_txn;
 
 /* Append "Cache-Status: <node>; <text>". */
@@ -70,5 +72,16 @@ void edge_deliver_body(struct proxy_txn *pt, const char *data, size_t len);
 void edge_deliver_stored_at_age(
     struct proxy_txn *pt, struct cache_obj *o, int64_t age);
 void edge_deliver_stored(struct proxy_txn *pt, struct cache_obj *o);
+/* RFC 9110 §13.1.1-2: may the client's conditional get a 304 from <o>? */
+int edge_deliver_not_modified(
+    const struct http_request *req, const struct cache_obj *o);
+/*
+ * The head alone of the answer from <o> under <plan> (from
+ * edge_range_plan_for() with <not_modified>): for a body the caller sends
+ * itself (edge_range_disk).  A head too large for the stored fields makes
+ * <plan> the whole body.
+ */
+void edge_deliver_stored_head(struct proxy_txn *pt, const struct cache_obj *o,
+    int64_t age, int not_modified, struct edge_range_plan *plan);
 
 #endif /* EDGE_DELIVER_H */

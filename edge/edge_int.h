@@ -115,6 +115,7 @@ struct edge_tls;
 struct edge_fill;
 struct edge_inflight;
 struct fill_waiter;
+struct edge_range_disk;
 
 struct edge_worker {
 	uint32_t magic;
@@ -215,6 +216,8 @@ struct proxy_txn {
 
 	/* The client's Range answered from the whole response (edge_range.c) */
 	struct edge_range_stream *range;
+	/* A hit's body being read from disk as the client takes it */
+	struct edge_range_disk *disk;
 };
 
 /* edge_worker.c */
@@ -229,11 +232,16 @@ void edge_count_origin_error(struct edge_worker *w, enum origin_err err);
 
 /* edge_cache.c */
 /*
- * Look the request up.  Returns 1 when the cache answered it (the stream is
- * finished and <pt> is gone), 0 to go to the origin; pt->stale is then set
- * when a stored response is to be revalidated.
+ * Look the request up.  Returns 1 when the cache answered it: the stream
+ * is finished and <pt> is gone, or pt->disk sends the rest of the body as
+ * the stream becomes writable (edge_cache_writable) and finishes it.  0 to
+ * go to the origin; pt->stale is then set when a stored response is to be
+ * revalidated.
  */
 int edge_cache_request(struct proxy_txn *pt);
+/* The client can take more of a body read from disk (no-op without
+ * pt->disk); may finish the stream (<pt> is then gone). */
+void edge_cache_writable(struct proxy_txn *pt);
 /* Whether a client request field is left out of a cache-filling fetch. */
 int edge_cache_drops_field(
     const struct proxy_txn *pt, const char *name, size_t len);

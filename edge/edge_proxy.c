@@ -445,6 +445,8 @@ edge_stream_writable(struct proxy_txn *pt)
 		origin_fetch_resume_body(pt->fetch);
 	else if (pt->waiter != NULL)
 		edge_fill_writable(pt); /* more of a shared fetch's body */
+	else if (pt->disk != NULL)
+		edge_cache_writable(pt); /* more of a stored body on disk */
 }
 
 void

@@ -1,6 +1,9 @@
 /*
  * Range responses from stored objects (edge/edge_range.h):
  * RFC 9110 §14 (206, multipart/byteranges, 416) and §13.1.5 (If-Range).
+ * A plan also drives the sending of a large object's body from disk, one
+ * chunk at a time as the client drains (struct edge_range_disk), whether
+ * the plan is the whole body, one range or many.
  */
 #include "config.h"
 
@@ -18,6 +21,14 @@
 #define PLAN_FIELDS_MAX 1024
 #define PLAN_LIT_MAX    (HTTP_RANGE_MAX * 512 + 256)
 #define CTYPE_MAX       256
+/*
+ * A piece of a chunk read from disk shorter than this is copied into the
+ * output buffer rather than referenced: many small ranges in many chunks
+ * must not pin a whole chunk each while the client does not read.  So the
+ * output buffer (at most its high-water mark, 256 KiB for HTTP/1.1, plus
+ * one chunk) pins at most four chunks, and the sender holds one more.
+ */
+#define DISK_REF_MIN (CACHE_CHUNK_SIZE / 2)
 
 /* Boundaries need only be unique within one response (RFC 2046 §5.1.1),
  * but a counter keeps them from ever repeating in a process. */
@@ -300,6 +311,193 @@ edge_range_send_obj(const struct edge_stream *cs,
 	struct send_ctx c = {cs, o};
 
 	edge_range_obj_pieces(p, o, send_piece, &c);
+}
+
+/* ------------- a planned body read from disk as it is sent ------------- */
+
+/*
+ * One chunk read from disk: held by the sender while it sends from it and
+ * by each piece of it in the client's output buffer.  The sender and the
+ * pieces live on the connection's worker (edge_stream_write_ref calls back
+ * on it), so the count needs no atomics.
+ */
+struct disk_chunk {
+	unsigned refs;
+	uint32_t idx;
+	size_t len;
+	unsigned char *data;
+};
+
+struct edge_range_disk {
+	uint32_t magic;
+#define EDGE_RANGE_DISK_MAGIC 0x2d7f51b6u
+	struct cache_store *store;
+	struct cache_obj *o; /* metadata; each chunk passes through it */
+	struct edge_range_plan plan;
+	struct edge_range_cursor cur;
+	struct disk_chunk *chunk; /* the last read, or NULL */
+};
+
+static void
+disk_chunk_unref(struct disk_chunk **cp)
+{
+	struct disk_chunk *c = *cp;
+
+	*cp = NULL;
+	CDN_ASSERT(c != NULL && c->refs > 0);
+	if (--c->refs > 0)
+		return;
+	free(c->data);
+	free(c);
+}
+
+static void
+on_disk_piece_sent(const void *data, size_t len, void *arg)
+{
+	struct disk_chunk *c = arg;
+
+	(void)data;
+	(void)len;
+	disk_chunk_unref(&c);
+}
+
+/* Make chunk <i> the sender's: the one it holds, or read now. */
+static int
+disk_chunk_get(struct edge_range_disk *rd, uint32_t i)
+{
+	struct disk_chunk *c;
+	uint64_t at = (uint64_t)i * CACHE_CHUNK_SIZE;
+	int rc;
+
+	if (rd->chunk != NULL && rd->chunk->idx == i)
+		return CDN_OK;
+	if (rd->chunk != NULL)
+		disk_chunk_unref(&rd->chunk); /* pieces in flight keep theirs */
+	rc = cache_store_load_chunks(rd->store, rd->o, i, i);
+	if (rc != CDN_OK)
+		return rc;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		free(cache_obj_take_chunk(rd->o, i));
+		return CDN_ENOMEM;
+	}
+	c->refs = 1;
+	c->idx = i;
+	c->len = rd->o->body_len - at < CACHE_CHUNK_SIZE
+	    ? (size_t)(rd->o->body_len - at)
+	    : CACHE_CHUNK_SIZE;
+	c->data = cache_obj_take_chunk(rd->o, i);
+	CDN_ASSERT(c->data != NULL);
+	rd->chunk = c;
+	return CDN_OK;
+}
+
+struct edge_range_disk *
+edge_range_disk_new(struct cache_store *s, const struct http_request *req,
+    struct cache_obj **op, int not_modified)
+{
+	struct edge_range_disk *rd = cdn_xcalloc(1, sizeof(*rd));
+
+	MAGIC_CHECK(*op, CACHE_OBJ_MAGIC);
+	CDN_ASSERT((*op)->chunks == NULL);
+	rd->magic = EDGE_RANGE_DISK_MAGIC;
+	rd->store = s;
+	rd->o = *op;
+	*op = NULL;
+	edge_range_plan_for(&rd->plan, req, rd->o, not_modified);
+	return rd;
+}
+
+struct edge_range_plan *
+edge_range_disk_plan(struct edge_range_disk *rd)
+{
+	MAGIC_CHECK(rd, EDGE_RANGE_DISK_MAGIC);
+	return &rd->plan;
+}
+
+const struct cache_obj *
+edge_range_disk_obj(const struct edge_range_disk *rd)
+{
+	MAGIC_CHECK(rd, EDGE_RANGE_DISK_MAGIC);
+	return rd->o;
+}
+
+int
+edge_range_disk_prime(struct edge_range_disk *rd)
+{
+	MAGIC_CHECK(rd, EDGE_RANGE_DISK_MAGIC);
+	for (unsigned k = 0; k < rd->plan.nsegs; k++) {
+		const struct edge_range_seg *sg = &rd->plan.segs[k];
+
+		if (!sg->is_lit && sg->len > 0)
+			return disk_chunk_get(
+			    rd, (uint32_t)(sg->off / CACHE_CHUNK_SIZE));
+	}
+	return CDN_OK;
+}
+
+int
+edge_range_disk_send(struct edge_range_disk *rd, const struct edge_stream *cs)
+{
+	const struct edge_range_plan *p = &rd->plan;
+	struct edge_range_cursor *c = &rd->cur;
+	uint64_t a, in, n;
+	int rc;
+
+	MAGIC_CHECK(rd, EDGE_RANGE_DISK_MAGIC);
+	while (c->seg < p->nsegs) {
+		const struct edge_range_seg *s = &p->segs[c->seg];
+
+		/* At most one chunk more than the stream's high-water mark is
+		 * queued: it calls back once it has drained. */
+		if (edge_stream_congested(cs))
+			return CDN_AGAIN;
+		if (s->is_lit) {
+			edge_stream_write(
+			    cs, p->lit.p + s->lit_off, (size_t)s->len);
+			c->seg++;
+			continue;
+		}
+		a = s->off + c->sent;
+		CDN_ASSERT(a < rd->o->body_len);
+		rc = disk_chunk_get(rd, (uint32_t)(a / CACHE_CHUNK_SIZE));
+		if (rc != CDN_OK)
+			return rc;
+		in = a % CACHE_CHUNK_SIZE;
+		n = rd->chunk->len - in;
+		if (n > s->len - c->sent)
+			n = s->len - c->sent;
+		if (n < DISK_REF_MIN) {
+			edge_stream_write(cs, rd->chunk->data + in, (size_t)n);
+		} else {
+			rd->chunk->refs++;
+			edge_stream_write_ref(cs, rd->chunk->data + in,
+			    (size_t)n, on_disk_piece_sent, rd->chunk);
+		}
+		c->sent += n;
+		if (c->sent == s->len) {
+			c->seg++;
+			c->sent = 0;
+		}
+	}
+	return CDN_OK;
+}
+
+void
+edge_range_disk_free(struct edge_range_disk **rdp)
+{
+	struct edge_range_disk *rd = *rdp;
+
+	*rdp = NULL;
+	if (rd == NULL)
+		return;
+	MAGIC_CHECK(rd, EDGE_RANGE_DISK_MAGIC);
+	if (rd->chunk != NULL)
+		disk_chunk_unref(&rd->chunk);
+	edge_range_plan_fini(&rd->plan);
+	cache_obj_unref(&rd->o);
+	MAGIC_WIPE(rd);
+	free(rd);
 }
 
 void

@@ -127,6 +127,44 @@ void edge_range_send_obj(const struct edge_stream *cs,
     const struct edge_range_plan *p, struct cache_obj *o);
 
 /*
+ * The planned body of a large object on disk, read one chunk at a time as
+ * the client takes it: a bounded number of chunks is in memory per client
+ * whatever the object's size, for a whole body, one range or many.  Each
+ * chunk is read with cache_store_load_chunks() (its checksum checked:
+ * bytes that fail it are never sent) and handed to the stream by
+ * reference.  Worker thread only.
+ */
+struct edge_range_disk;
+/*
+ * A sender of <*op> (from cache_store_get_meta(), body not loaded; the
+ * reference is taken and *op NULLed) planned for <req>, as
+ * edge_range_plan_for() plans it.  Reads nothing yet.  Never fails.
+ */
+struct edge_range_disk *edge_range_disk_new(struct cache_store *s,
+    const struct http_request *req, struct cache_obj **op, int not_modified);
+/* Its plan (the response's status, length and fields) and its object,
+ * borrowed for the sender's life. */
+struct edge_range_plan *edge_range_disk_plan(struct edge_range_disk *rd);
+const struct cache_obj *edge_range_disk_obj(const struct edge_range_disk *rd);
+/*
+ * Read the first chunk the plan sends, before the response head goes out,
+ * so that an object that cannot be read is still a miss.  CDN_OK (also
+ * when the plan sends no stored bytes), or cache_store_load_chunks()'s
+ * codes: CDN_NOTFOUND (replaced or removed since), CDN_ECORRUPT, CDN_EIO,
+ * CDN_ENOMEM.
+ */
+int edge_range_disk_prime(struct edge_range_disk *rd) CDN_WUR;
+/*
+ * Send more of the body to <cs> (whose head is out) while the stream is
+ * not congested.  CDN_OK: all sent; CDN_AGAIN: call again when the stream
+ * is writable; otherwise a chunk could not be read (codes as for prime):
+ * what was sent is correct, the rest is not.
+ */
+int edge_range_disk_send(
+    struct edge_range_disk *rd, const struct edge_stream *cs);
+void edge_range_disk_free(struct edge_range_disk **rdp);
+
+/*
  * A Range request answered from a whole response arriving from the origin
  * (a miss fetches all of it, to store it).  NULL when the request has no
  * Range (or a HEAD), If-Range does not match the response head <fields>,

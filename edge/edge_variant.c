@@ -276,24 +276,16 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	int acceptable[CACHE_ENC_COUNT] = {0};
 	int64_t now = time(NULL);
 	unsigned n;
-	int rc, stored_other = 0, meta_only;
+	int rc, stored_other = 0;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	n = edge_variant_accepted(req, order);
-	/* A range of a large object on disk reads only its chunks
-	 * (edge_variant_load_body). */
-	meta_only = req->method == HTTP_M_GET &&
-	    http_request_find(req, "range") != NULL;
+	/* An object on disk comes as metadata: the body is read as the
+	 * answer needs it (edge_variant_load_body). */
 	for (unsigned i = 0; i < n; i++) {
 		acceptable[order[i]] = 1;
-		if (meta_only)
-			rc = cache_store_get_meta(e->store, key,
-			    cache_variant_id(vary_key, order[i]), &o,
-			    from_memory);
-		else
-			rc = cache_store_get(e->store, key,
-			    cache_variant_id(vary_key, order[i]), &o,
-			    from_memory);
+		rc = cache_store_get_meta(e->store, key,
+		    cache_variant_id(vary_key, order[i]), &o, from_memory);
 		if (rc != CDN_OK)
 			continue;
 		if (o->d.derived && !is_fresh(o, now)) {
@@ -363,6 +355,15 @@ edge_variant_load_body(struct edge *e, const struct http_request *req,
 		return CDN_OK; /* the whole body is there */
 	if (!need_all) {
 		edge_range_plan_for(&plan, req, o, 0);
+		if (o->body_len > cache_store_stream_min(e->store)) {
+			/* Too large for the memory tier: read as it is sent
+			 * (edge_range_disk), only the chunks the plan needs. */
+			if (plan.status != 200)
+				atomic_fetch_add_explicit(
+				    &v->partial_reads, 1, memory_order_relaxed);
+			edge_range_plan_fini(&plan);
+			return CDN_OK;
+		}
 		rc = edge_range_load_chunks(e->store, &plan, o);
 		if (plan.status == 200 && plan.nsegs > 0)
 			rc =

@@ -50,10 +50,14 @@ int edge_variant_get(struct edge *e, const struct http_request *req,
 
 /*
  * Make sure <*op> (from edge_variant_get) holds the body bytes the request
- * will be sent: an object read from disk for a Range request holds only
- * its metadata, and then only the chunks the range covers are read (all
- * of them with <need_all>, for a revalidation).  If that fails the whole
- * object is read again.  On failure *op is NULL (treat as a miss).
+ * will be sent.  An object read from disk holds only its metadata: with
+ * <need_all> (a revalidation, stale-while-revalidate) its whole body is
+ * read; otherwise one larger than the memory tier keeps (see
+ * cache_store_stream_min) is left so, for edge_range_disk to read as it
+ * sends, and of a smaller one only the chunks a range covers are read, or
+ * the whole body (which the memory tier then keeps).  If reading a range's
+ * chunks fails the whole object is read again.  On failure *op is NULL
+ * (treat as a miss).
  */
 int edge_variant_load_body(struct edge *e, const struct http_request *req,
     struct cache_obj **op, int need_all) CDN_WUR;
