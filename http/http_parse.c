@@ -947,7 +947,7 @@ enum chunk_state {
 	CH_EXT_VAL_WS,  /* BWS after a value: ';' must follow */
 	CH_SIZE_LF,     /* CR ending the size line seen: LF must follow */
 	CH_DATA,        /* chunk-data, <remaining> bytes to go */
-	CH_DATA_END,    /* CRLF (or LF) after chunk-data */
+	CH_DATA_END,    /* CRLF after chunk-data */
 	CH_DATA_LF,     /* its CR seen: LF must follow */
 	CH_TRAILER,     /* start of a trailer field line or the final one */
 	CH_TR_NAME,     /* in a trailer field name */
@@ -1049,10 +1049,9 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 				st = CH_SIZE_WS;
 			else if (ch == '\r')
 				st = CH_SIZE_LF;
-			else if (ch == '\n')
-				st = chunk_line_done(c);
 			else {
-				msg = "invalid chunk size";
+				msg = ch == '\n' ? "bare LF in chunk size line"
+				                 : "invalid chunk size";
 				goto fail;
 			}
 			break;
@@ -1136,10 +1135,9 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 				st = CH_EXT_VAL_WS;
 			else if (ch == '\r')
 				st = CH_SIZE_LF;
-			else if (ch == '\n')
-				st = chunk_line_done(c);
 			else {
-				msg = "invalid chunk extension";
+				msg = ch == '\n' ? "bare LF in chunk size line"
+				                 : "invalid chunk extension";
 				goto fail;
 			}
 			break;
@@ -1151,14 +1149,13 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 			st = chunk_line_done(c);
 			break;
 		case CH_DATA_END:
-			if (ch == '\r')
-				st = CH_DATA_LF;
-			else if (ch == '\n')
-				st = CH_SIZE0;
-			else {
-				msg = "missing CRLF after chunk data";
+			if (ch != '\r') {
+				msg = ch == '\n'
+				    ? "bare LF after chunk data"
+				    : "missing CRLF after chunk data";
 				goto fail;
 			}
+			st = CH_DATA_LF;
 			break;
 		case CH_DATA_LF:
 			if (ch != '\n') {
@@ -1170,12 +1167,11 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		case CH_TRAILER:
 			if (ch == '\r')
 				st = CH_END_LF;
-			else if (ch == '\n')
-				goto done;
 			else if (cc_class[ch] & CC_TCHAR)
 				st = CH_TR_NAME;
 			else {
-				msg = is_ws((char)ch) ? "obs-fold in trailer"
+				msg = ch == '\n' ? "bare LF in trailer section"
+				    : is_ws((char)ch) ? "obs-fold in trailer"
 				                      : "invalid trailer field";
 				goto fail;
 			}
@@ -1191,10 +1187,10 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		case CH_TR_VALUE:
 			if (ch == '\r')
 				st = CH_TR_LF;
-			else if (ch == '\n')
-				st = CH_TRAILER;
 			else if (!(cc_class[ch] & CC_FIELD)) {
-				msg = "invalid trailer field value";
+				msg = ch == '\n'
+				    ? "bare LF in trailer section"
+				    : "invalid trailer field value";
 				goto fail;
 			}
 			break;

@@ -10,7 +10,8 @@
  *
  * What enables request smuggling is refused: Content-Length together with
  * Transfer-Encoding, duplicate or malformed Content-Length, obs-fold, bare CR,
- * whitespace before the colon, control characters, bad chunk sizes.
+ * whitespace before the colon, control characters, bad chunk sizes, and a
+ * chunked body's framing lines ending in a bare LF.
  */
 #ifndef HTTP_PARSE_H
 #define HTTP_PARSE_H
@@ -125,7 +126,10 @@ int http_slice_eq_ci(struct http_slice s, const char *str);
 /*
  * Incremental decoder of a chunked body (RFC 9112 §7.1).  Framing (size
  * lines, extensions, CRLFs, the last chunk and trailer fields) is consumed
- * and dropped; data bytes are handed back to the caller.
+ * and dropped; data bytes are handed back to the caller.  Every framing
+ * line must end in CRLF: unlike the head, where RFC 9112 §2.2 lets a
+ * recipient take a bare LF, a body whose lines two parsers could split
+ * differently is refused (the chunk line terminator desyncs).
  */
 struct http_chunked {
 	int state;          /* private */
