@@ -37,7 +37,7 @@
 /* Byte classes, bits of cc_class[]. */
 #define CC_TCHAR  0x01 /* RFC 9110 §5.6.2 tchar */
 #define CC_FIELD  0x02 /* RFC 9110 §5.5 field-vchar, obs-text, SP, HTAB */
-#define CC_TARGET 0x04 /* request-target: anything but CTL, SP and DEL */
+#define CC_TARGET 0x04 /* request-target: anything but CTL, SP, DEL, '#' */
 #define CC_HEX    0x08 /* HEXDIG */
 #define CC_HOST   0x10 /* RFC 3986 §3.2.2 reg-name/IPv4address (no ':') */
 #define CC_QDTEXT 0x20 /* RFC 9110 §5.6.4 qdtext */
@@ -49,7 +49,7 @@ static const uint8_t cc_class[256] = {
 	/* 08 */ 0x00, 0x62, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 10 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 18 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	/* 20 */ 0x62, 0x37, 0x06, 0x27, 0x37, 0x37, 0x37, 0x37,
+	/* 20 */ 0x62, 0x37, 0x06, 0x23, 0x37, 0x37, 0x37, 0x37,
 	/* 28 */ 0x36, 0x36, 0x37, 0x37, 0x36, 0x37, 0x37, 0x26,
 	/* 30 */ 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f,
 	/* 38 */ 0x3f, 0x3f, 0x26, 0x36, 0x26, 0x36, 0x26, 0x26,
@@ -215,14 +215,19 @@ swar_first(uint64_t m)
 #define SWAR_LE 0
 #endif
 
-/* The first byte in [p, end) that cannot be in a request-target, or end. */
+/*
+ * The first byte in [p, end) that cannot be in a request-target, or end.
+ * '#' stops it too: RFC 9112 §3.2 has no fragment in a request-target.
+ */
 static const char *
 scan_target(const char *p, const char *end)
 {
-	uint64_t m;
+	uint64_t v, h, m;
 
 	while (end - p >= 8) {
-		m = swar_stop(swar_load(p), 0x21);
+		v = swar_load(p);
+		h = v ^ (SWAR_ONES * '#'); /* a zero byte where a '#' is */
+		m = swar_stop(v, 0x21) | ((h - SWAR_ONES) & ~h & SWAR_HIGH);
 		if (m != 0) {
 #if SWAR_LE
 			return p + swar_first(m);
@@ -642,6 +647,20 @@ version_parse(
 }
 
 /*
+ * RFC 9113 §3.4: the first line of the HTTP/2 connection preface.  This is
+ * an HTTP/1.1 port: the preface is a bad request, not a version to refuse
+ * with 505 as a request line that merely says HTTP/2.0 is.
+ */
+static int
+is_h2_preface(const struct http_request *req, const char *ver, size_t len)
+{
+	return req->method_str.len == 3 &&
+	    memcmp(req->method_str.p, "PRI", 3) == 0 && req->target.len == 1 &&
+	    req->target.p[0] == '*' && len == 8 &&
+	    memcmp(ver, "HTTP/2.0", 8) == 0;
+}
+
+/*
  * RFC 9112 §6.1, §6.3: decide the framing once every field is known; sets
  * *chunked.
  */
@@ -770,11 +789,15 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 		goto short_line;
 	if (q == p)
 		return hp_error(status, why, 400, "empty request-target");
-	if (*q == '\r' || *q == '\n')
-		return hp_error(status, why, 400, "missing HTTP version");
-	if (*q != ' ')
-		return hp_error(
-		    status, why, 400, "invalid byte in request-target");
+	if (*q != ' ') {
+		/* Tell why only off the path of a good request. */
+		if (*q == '\r' || *q == '\n')
+			return hp_error(
+			    status, why, 400, "missing HTTP version");
+		return hp_error(status, why, 400,
+		    *q == '#' ? "fragment in request-target"
+		              : "invalid byte in request-target");
+	}
 	req->target.p = p;
 	req->target.len = (size_t)(q - p);
 	p = q + 1;
@@ -792,6 +815,9 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 		if (*q != '\r' && *q != '\n')
 			return hp_error(
 			    status, why, 400, "invalid byte in HTTP version");
+		if (is_h2_preface(req, p, (size_t)(q - p)))
+			return hp_error(
+			    status, why, 400, "HTTP/2 connection preface");
 		rc = version_parse(
 		    p, (size_t)(q - p), &req->version_minor, status, why);
 		if (rc != CDN_OK)

@@ -102,7 +102,8 @@ struct http_request {
  * were used), CDN_AGAIN when the head is incomplete and no limit is exceeded
  * yet, or CDN_EINVAL with *status set to the status to answer before closing:
  *   400  malformed (syntax, smuggling risks, missing/duplicate Host in 1.1,
- *        Transfer-Encoding in an HTTP/1.0 request)
+ *        Transfer-Encoding in an HTTP/1.0 request, a fragment in the
+ *        request-target, the HTTP/2 connection preface "PRI * HTTP/2.0")
  *   414  request line longer than lim->max_request_line
  *   431  head longer than lim->max_header_bytes, or too many fields
  *   501  a transfer coding other than a final "chunked"

@@ -729,8 +729,9 @@ ref_parse(const char *b, size_t len, unsigned max_headers, struct ref_req *r)
 		return;
 	r->method_str = ref_slice(l, (size_t)(sp1 - l));
 	r->target = ref_slice(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+	/* RFC 9112 §3.2: no CTL, SP, DEL, and no fragment. */
 	for (n = (size_t)(l + n - sp2 - 1), l = sp1 + 1; l < sp2; l++)
-		if ((uint8_t)*l <= 0x20 || *l == 0x7f)
+		if ((uint8_t)*l <= 0x20 || *l == 0x7f || *l == '#')
 			return;
 	for (l = r->method_str.p; l < sp1; l++)
 		if (!ref_tchar((uint8_t)*l))

@@ -179,6 +179,22 @@ static const struct tcase cases[] = {
     {"bare scheme", "GET http:// HTTP/1.1\r\nHost: a\r\n\r\n", 0, BAD, 400},
     {"userinfo", "GET http://u@a.b/ HTTP/1.1\r\nHost: a\r\n\r\n", 0, BAD, 400},
     {"relative target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 0, BAD, 400},
+    {"fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 0, BAD, 400},
+    {"empty fragment", "GET /a# HTTP/1.1\r\nHost: a\r\n\r\n", 0, BAD, 400},
+    {"fragment after query", "GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n", 0, BAD,
+        400},
+    {"fragment in absolute-form",
+        "GET http://a/b#c HTTP/1.1\r\nHost: a\r\n\r\n", 0, BAD, 400},
+    {"fragment in long target",
+        "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa#b HTTP/1.1\r\n"
+        "Host: a\r\n\r\n",
+        0, BAD, 400},
+    {"fragment early, head incomplete", "GET /a#", 0, BAD, 400},
+    {"encoded # is fine", "GET /a%23b HTTP/1.1\r\nHost: a\r\n\r\n", 0, OK, 0},
+    {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, BAD, 400},
+    {"HTTP/2 preface, first line only", "PRI * HTTP/2.0\r\n", 0, BAD, 400},
+    {"HTTP/2 preface, bare LF", "PRI * HTTP/2.0\n", 0, BAD, 400},
+    {"PRI with another target", "PRI / HTTP/2.0\r\n\r\n", 0, BAD, 505},
 
     /* fields */
     {"missing Host 1.1", "GET / HTTP/1.1\r\n\r\n", 0, BAD, 400},
@@ -379,6 +395,10 @@ test_why(void)
 	        "unsupported transfer coding"},
 	    {"GET / HTTP/1.1\r\n\r\n", 400, "missing Host"},
 	    {"GET / HTTP/3.0\r\n\r\n", 505, "unsupported HTTP version"},
+	    {"GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+	        "fragment in request-target"},
+	    {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400,
+	        "HTTP/2 connection preface"},
 	};
 	struct http_request req;
 	const char *why;
@@ -805,9 +825,9 @@ test_bad_byte_positions(void)
 	char buf[256];
 	const char *why;
 	size_t i, b, len;
-	int rc, status, fine_v, fine_t, fine_ok;
+	int rc, status, fine_v, fine_t, fine_ok, fine_f;
 
-	fine_v = fine_t = fine_ok = 1;
+	fine_v = fine_t = fine_ok = fine_f = 1;
 	for (i = 0; i < 40; i++) {
 		for (b = 0; b < sizeof(bad); b++) {
 			len = (size_t)snprintf(buf, sizeof(buf),
@@ -826,6 +846,14 @@ test_bad_byte_positions(void)
 			if (rc != CDN_EINVAL || status != 400)
 				fine_t = 0;
 		}
+		/* RFC 9112 §3.2: a request-target has no fragment. */
+		len = (size_t)snprintf(buf, sizeof(buf),
+		    "GET /%040d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+		buf[5 + i] = '#';
+		rc = parse_lim(buf, len, &deflim, &req, &status, &why);
+		if (rc != CDN_EINVAL || status != 400 ||
+		    strcmp(why, "fragment in request-target") != 0)
+			fine_f = 0;
 		/* HTAB and obs-text are fine in values. */
 		len = (size_t)snprintf(buf, sizeof(buf),
 		    "GET / HTTP/1.1\r\nHost: h\r\nX: %040d\r\n\r\n", 0);
@@ -836,6 +864,7 @@ test_bad_byte_positions(void)
 	}
 	ok(fine_v, "bad byte at each of 40 value positions -> 400");
 	ok(fine_t, "bad byte at each of 40 target positions -> 400");
+	ok(fine_f, "'#' at each of 40 target positions -> 400");
 	ok(fine_ok, "HTAB/obs-text at each value position is fine");
 
 	/* Trailing HTAB/SP runs longer than a word are trimmed. */
