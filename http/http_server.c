@@ -331,13 +331,15 @@ http_txn_body_length(const struct http_txn *txn)
 	return txn->req.is_chunked ? -1 : txn->req.content_length;
 }
 
-/* Move decoded chunked data from the input into txn->body_buf. */
+/*
+ * Move decoded chunked data from the input into txn->body_buf.  Returns 0,
+ * or 400 (with *why) or 413 for a body to refuse.
+ */
 static int
-chunked_fill(struct http_txn *txn, struct evbuffer *in)
+chunked_fill(struct http_txn *txn, struct evbuffer *in, const char **why)
 {
 	const struct http_server_limits *lim = &txn->conn->srv->lim;
 	size_t avail, win, framing, data;
-	const char *why = NULL;
 	unsigned char *p;
 	int rc;
 
@@ -349,7 +351,7 @@ chunked_fill(struct http_txn *txn, struct evbuffer *in)
 		win = avail < CHUNK_WINDOW ? avail : CHUNK_WINDOW;
 		p = evbuffer_pullup(in, (ev_ssize_t)win);
 		rc = http_chunked_step(
-		    &txn->chunked, (const char *)p, win, &framing, &data, &why);
+		    &txn->chunked, (const char *)p, win, &framing, &data, why);
 		if (rc == CDN_EINVAL)
 			return 400;
 		evbuffer_drain(in, framing);
@@ -372,6 +374,7 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 {
 	struct http_conn *c;
 	struct evbuffer *in;
+	const char *why = "bad chunked body";
 	size_t n;
 	int status;
 
@@ -399,10 +402,9 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 			txn->body_done = 1;
 		return (long)n;
 	}
-	status = chunked_fill(txn, in);
+	status = chunked_fill(txn, in, &why);
 	if (status != 0) {
-		txn->error = status == 413 ? "request body too large"
-		                           : "bad chunked body";
+		txn->error = status == 413 ? "request body too large" : why;
 		txn->want_body = 0;
 		/* The handler learns through on_abort, from the event loop. */
 		c->keep_alive = 0;
