@@ -33,6 +33,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -53,6 +54,7 @@
 #include <openssl/ssl.h>
 
 #include "common/cdn_log.h"
+#include "common/cdn_strbuf.h"
 #include "http/http_date.h"
 #include "http/http_server.h"
 
@@ -133,6 +135,7 @@ struct http_server {
 	unsigned nconns;
 	atomic_uint *conn_gauge; /* mirrors nconns for other threads */
 	unsigned draining : 1;
+	char *cache_status_node; /* NULL: no Cache-Status on own errors */
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
 };
@@ -272,11 +275,30 @@ http_txn_simple(struct http_txn *txn, int status, const char *content_type,
 	http_txn_finish(txn);
 }
 
+/* Append the Cache-Status of an answer the server made itself. */
+static void
+own_cache_status(const struct http_server *s, int status, struct cdn_strbuf *f)
+{
+	const char *r = http_status_reason(status);
+	char detail[64];
+	size_t i;
+
+	if (s->cache_status_node == NULL)
+		return;
+	/* An sf-token: "URI Too Long" -> "uri-too-long". */
+	for (i = 0; r[i] != '\0' && i < sizeof(detail) - 1; i++)
+		detail[i] = r[i] == ' ' ? '-' : (char)tolower((uint8_t)r[i]);
+	detail[i] = '\0';
+	cdn_sb_printf(f, "Cache-Status: %s; fwd=bypass; detail=%s\r\n",
+	    s->cache_status_node, detail);
+}
+
 /* Answer an error the server found itself and close the connection. */
 static void
 conn_error(struct http_conn *c, int status, const char *why)
 {
 	struct http_txn *txn = &c->txn;
+	struct cdn_strbuf f = {0};
 	char body[128];
 	int n;
 
@@ -290,7 +312,14 @@ conn_error(struct http_conn *c, int status, const char *why)
 	c->state = CONN_ACTIVE;
 	n = snprintf(
 	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
-	http_txn_simple(txn, status, "text/plain", body, (size_t)n);
+	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
+	own_cache_status(c->srv, status, &f);
+	/* Out of memory: the bare answer still goes out. */
+	http_txn_respond(
+	    txn, status, f.failed ? "" : f.p, f.failed ? 0 : f.len, (int64_t)n);
+	cdn_sb_free(&f);
+	http_txn_write(txn, body, (size_t)n);
+	http_txn_finish(txn);
 }
 
 /*
@@ -1182,6 +1211,14 @@ http_server_new(struct event_base *base, const struct http_server_limits *lim,
 }
 
 void
+http_server_set_cache_status(struct http_server *s, const char *node)
+{
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	free(s->cache_status_node);
+	s->cache_status_node = node != NULL ? cdn_xstrdup(node) : NULL;
+}
+
+void
 http_server_close_all(struct http_server *s)
 {
 	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
@@ -1235,6 +1272,7 @@ http_server_free(struct http_server **sp)
 		return;
 	s->on_empty = NULL;
 	http_server_close_all(s);
+	free(s->cache_status_node);
 	MAGIC_WIPE(s);
 	free(s);
 }
