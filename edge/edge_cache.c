@@ -462,6 +462,19 @@ edge_cache_request(struct proxy_txn *pt)
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
+	/*
+	 * RFC 9110 §9.3.1: a GET body has no defined meaning, but an origin
+	 * may answer by it, and the key ignores it: storing that answer, or
+	 * serving a stored one, would let one client's body decide what
+	 * others get.  It goes to the origin with its body, and no further
+	 * (README, "What the proxy does").
+	 */
+	if (edge_stream_has_body(cs)) {
+		snprintf(pt->cache_status, sizeof(pt->cache_status),
+		    "fwd=bypass; detail=request-body");
+		EDGE_COUNTER_INC(w, cache_bypass);
+		return 0;
+	}
 	parse_request_directives(pt, req);
 	pt->x.method_get_or_head = 1;
 	pt->cache_on = 1;

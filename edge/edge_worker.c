@@ -258,6 +258,7 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 		return CDN_ENOMEM;
 	h.on_tls_handshake = on_tls_handshake;
 	w->http = http_server_new(w->base, &lim, &h, w);
+	http_server_set_cache_status(w->http, c->via);
 	http_server_set_conn_gauge(w->http, &w->ctr.conns_open);
 	w->origin = origin_multi_new(w->base);
 	otls.ca_file = c->origin_ca_file;

@@ -37,7 +37,7 @@
 /* Byte classes, bits of cc_class[]. */
 #define CC_TCHAR  0x01 /* RFC 9110 §5.6.2 tchar */
 #define CC_FIELD  0x02 /* RFC 9110 §5.5 field-vchar, obs-text, SP, HTAB */
-#define CC_TARGET 0x04 /* request-target: anything but CTL, SP and DEL */
+#define CC_TARGET 0x04 /* request-target: anything but CTL, SP, DEL, '#' */
 #define CC_HEX    0x08 /* HEXDIG */
 #define CC_HOST   0x10 /* RFC 3986 §3.2.2 reg-name/IPv4address (no ':') */
 #define CC_QDTEXT 0x20 /* RFC 9110 §5.6.4 qdtext */
@@ -49,7 +49,7 @@ static const uint8_t cc_class[256] = {
 	/* 08 */ 0x00, 0x62, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 10 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 18 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	/* 20 */ 0x62, 0x37, 0x06, 0x27, 0x37, 0x37, 0x37, 0x37,
+	/* 20 */ 0x62, 0x37, 0x06, 0x23, 0x37, 0x37, 0x37, 0x37,
 	/* 28 */ 0x36, 0x36, 0x37, 0x37, 0x36, 0x37, 0x37, 0x26,
 	/* 30 */ 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f,
 	/* 38 */ 0x3f, 0x3f, 0x26, 0x36, 0x26, 0x36, 0x26, 0x26,
@@ -215,14 +215,19 @@ swar_first(uint64_t m)
 #define SWAR_LE 0
 #endif
 
-/* The first byte in [p, end) that cannot be in a request-target, or end. */
+/*
+ * The first byte in [p, end) that cannot be in a request-target, or end.
+ * '#' stops it too: RFC 9112 §3.2 has no fragment in a request-target.
+ */
 static const char *
 scan_target(const char *p, const char *end)
 {
-	uint64_t m;
+	uint64_t v, h, m;
 
 	while (end - p >= 8) {
-		m = swar_stop(swar_load(p), 0x21);
+		v = swar_load(p);
+		h = v ^ (SWAR_ONES * '#'); /* a zero byte where a '#' is */
+		m = swar_stop(v, 0x21) | ((h - SWAR_ONES) & ~h & SWAR_HIGH);
 		if (m != 0) {
 #if SWAR_LE
 			return p + swar_first(m);
@@ -642,6 +647,20 @@ version_parse(
 }
 
 /*
+ * RFC 9113 §3.4: the first line of the HTTP/2 connection preface.  This is
+ * an HTTP/1.1 port: the preface is a bad request, not a version to refuse
+ * with 505 as a request line that merely says HTTP/2.0 is.
+ */
+static int
+is_h2_preface(const struct http_request *req, const char *ver, size_t len)
+{
+	return req->method_str.len == 3 &&
+	    memcmp(req->method_str.p, "PRI", 3) == 0 && req->target.len == 1 &&
+	    req->target.p[0] == '*' && len == 8 &&
+	    memcmp(ver, "HTTP/2.0", 8) == 0;
+}
+
+/*
  * RFC 9112 §6.1, §6.3: decide the framing once every field is known; sets
  * *chunked.
  */
@@ -770,11 +789,15 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 		goto short_line;
 	if (q == p)
 		return hp_error(status, why, 400, "empty request-target");
-	if (*q == '\r' || *q == '\n')
-		return hp_error(status, why, 400, "missing HTTP version");
-	if (*q != ' ')
-		return hp_error(
-		    status, why, 400, "invalid byte in request-target");
+	if (*q != ' ') {
+		/* Tell why only off the path of a good request. */
+		if (*q == '\r' || *q == '\n')
+			return hp_error(
+			    status, why, 400, "missing HTTP version");
+		return hp_error(status, why, 400,
+		    *q == '#' ? "fragment in request-target"
+		              : "invalid byte in request-target");
+	}
 	req->target.p = p;
 	req->target.len = (size_t)(q - p);
 	p = q + 1;
@@ -792,6 +815,9 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 		if (*q != '\r' && *q != '\n')
 			return hp_error(
 			    status, why, 400, "invalid byte in HTTP version");
+		if (is_h2_preface(req, p, (size_t)(q - p)))
+			return hp_error(
+			    status, why, 400, "HTTP/2 connection preface");
 		rc = version_parse(
 		    p, (size_t)(q - p), &req->version_minor, status, why);
 		if (rc != CDN_OK)
@@ -947,7 +973,7 @@ enum chunk_state {
 	CH_EXT_VAL_WS,  /* BWS after a value: ';' must follow */
 	CH_SIZE_LF,     /* CR ending the size line seen: LF must follow */
 	CH_DATA,        /* chunk-data, <remaining> bytes to go */
-	CH_DATA_END,    /* CRLF (or LF) after chunk-data */
+	CH_DATA_END,    /* CRLF after chunk-data */
 	CH_DATA_LF,     /* its CR seen: LF must follow */
 	CH_TRAILER,     /* start of a trailer field line or the final one */
 	CH_TR_NAME,     /* in a trailer field name */
@@ -1049,10 +1075,9 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 				st = CH_SIZE_WS;
 			else if (ch == '\r')
 				st = CH_SIZE_LF;
-			else if (ch == '\n')
-				st = chunk_line_done(c);
 			else {
-				msg = "invalid chunk size";
+				msg = ch == '\n' ? "bare LF in chunk size line"
+				                 : "invalid chunk size";
 				goto fail;
 			}
 			break;
@@ -1136,10 +1161,9 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 				st = CH_EXT_VAL_WS;
 			else if (ch == '\r')
 				st = CH_SIZE_LF;
-			else if (ch == '\n')
-				st = chunk_line_done(c);
 			else {
-				msg = "invalid chunk extension";
+				msg = ch == '\n' ? "bare LF in chunk size line"
+				                 : "invalid chunk extension";
 				goto fail;
 			}
 			break;
@@ -1151,14 +1175,13 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 			st = chunk_line_done(c);
 			break;
 		case CH_DATA_END:
-			if (ch == '\r')
-				st = CH_DATA_LF;
-			else if (ch == '\n')
-				st = CH_SIZE0;
-			else {
-				msg = "missing CRLF after chunk data";
+			if (ch != '\r') {
+				msg = ch == '\n'
+				    ? "bare LF after chunk data"
+				    : "missing CRLF after chunk data";
 				goto fail;
 			}
+			st = CH_DATA_LF;
 			break;
 		case CH_DATA_LF:
 			if (ch != '\n') {
@@ -1170,12 +1193,11 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		case CH_TRAILER:
 			if (ch == '\r')
 				st = CH_END_LF;
-			else if (ch == '\n')
-				goto done;
 			else if (cc_class[ch] & CC_TCHAR)
 				st = CH_TR_NAME;
 			else {
-				msg = is_ws((char)ch) ? "obs-fold in trailer"
+				msg = ch == '\n' ? "bare LF in trailer section"
+				    : is_ws((char)ch) ? "obs-fold in trailer"
 				                      : "invalid trailer field";
 				goto fail;
 			}
@@ -1191,10 +1213,10 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		case CH_TR_VALUE:
 			if (ch == '\r')
 				st = CH_TR_LF;
-			else if (ch == '\n')
-				st = CH_TRAILER;
 			else if (!(cc_class[ch] & CC_FIELD)) {
-				msg = "invalid trailer field value";
+				msg = ch == '\n'
+				    ? "bare LF in trailer section"
+				    : "invalid trailer field value";
 				goto fail;
 			}
 			break;

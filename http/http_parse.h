@@ -10,7 +10,8 @@
  *
  * What enables request smuggling is refused: Content-Length together with
  * Transfer-Encoding, duplicate or malformed Content-Length, obs-fold, bare CR,
- * whitespace before the colon, control characters, bad chunk sizes.
+ * whitespace before the colon, control characters, bad chunk sizes, and a
+ * chunked body's framing lines ending in a bare LF.
  */
 #ifndef HTTP_PARSE_H
 #define HTTP_PARSE_H
@@ -101,7 +102,8 @@ struct http_request {
  * were used), CDN_AGAIN when the head is incomplete and no limit is exceeded
  * yet, or CDN_EINVAL with *status set to the status to answer before closing:
  *   400  malformed (syntax, smuggling risks, missing/duplicate Host in 1.1,
- *        Transfer-Encoding in an HTTP/1.0 request)
+ *        Transfer-Encoding in an HTTP/1.0 request, a fragment in the
+ *        request-target, the HTTP/2 connection preface "PRI * HTTP/2.0")
  *   414  request line longer than lim->max_request_line
  *   431  head longer than lim->max_header_bytes, or too many fields
  *   501  a transfer coding other than a final "chunked"
@@ -125,7 +127,10 @@ int http_slice_eq_ci(struct http_slice s, const char *str);
 /*
  * Incremental decoder of a chunked body (RFC 9112 §7.1).  Framing (size
  * lines, extensions, CRLFs, the last chunk and trailer fields) is consumed
- * and dropped; data bytes are handed back to the caller.
+ * and dropped; data bytes are handed back to the caller.  Every framing
+ * line must end in CRLF: unlike the head, where RFC 9112 §2.2 lets a
+ * recipient take a bare LF, a body whose lines two parsers could split
+ * differently is refused (the chunk line terminator desyncs).
  */
 struct http_chunked {
 	int state;          /* private */

@@ -33,6 +33,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -53,6 +54,7 @@
 #include <openssl/ssl.h>
 
 #include "common/cdn_log.h"
+#include "common/cdn_strbuf.h"
 #include "http/http_date.h"
 #include "http/http_server.h"
 
@@ -133,6 +135,7 @@ struct http_server {
 	unsigned nconns;
 	atomic_uint *conn_gauge; /* mirrors nconns for other threads */
 	unsigned draining : 1;
+	char *cache_status_node; /* NULL: no Cache-Status on own errors */
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
 };
@@ -272,11 +275,30 @@ http_txn_simple(struct http_txn *txn, int status, const char *content_type,
 	http_txn_finish(txn);
 }
 
+/* Append the Cache-Status of an answer the server made itself. */
+static void
+own_cache_status(const struct http_server *s, int status, struct cdn_strbuf *f)
+{
+	const char *r = http_status_reason(status);
+	char detail[64];
+	size_t i;
+
+	if (s->cache_status_node == NULL)
+		return;
+	/* An sf-token: "URI Too Long" -> "uri-too-long". */
+	for (i = 0; r[i] != '\0' && i < sizeof(detail) - 1; i++)
+		detail[i] = r[i] == ' ' ? '-' : (char)tolower((uint8_t)r[i]);
+	detail[i] = '\0';
+	cdn_sb_printf(f, "Cache-Status: %s; fwd=bypass; detail=%s\r\n",
+	    s->cache_status_node, detail);
+}
+
 /* Answer an error the server found itself and close the connection. */
 static void
 conn_error(struct http_conn *c, int status, const char *why)
 {
 	struct http_txn *txn = &c->txn;
+	struct cdn_strbuf f = {0};
 	char body[128];
 	int n;
 
@@ -290,7 +312,14 @@ conn_error(struct http_conn *c, int status, const char *why)
 	c->state = CONN_ACTIVE;
 	n = snprintf(
 	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
-	http_txn_simple(txn, status, "text/plain", body, (size_t)n);
+	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
+	own_cache_status(c->srv, status, &f);
+	/* Out of memory: the bare answer still goes out. */
+	http_txn_respond(
+	    txn, status, f.failed ? "" : f.p, f.failed ? 0 : f.len, (int64_t)n);
+	cdn_sb_free(&f);
+	http_txn_write(txn, body, (size_t)n);
+	http_txn_finish(txn);
 }
 
 /*
@@ -331,13 +360,15 @@ http_txn_body_length(const struct http_txn *txn)
 	return txn->req.is_chunked ? -1 : txn->req.content_length;
 }
 
-/* Move decoded chunked data from the input into txn->body_buf. */
+/*
+ * Move decoded chunked data from the input into txn->body_buf.  Returns 0,
+ * or 400 (with *why) or 413 for a body to refuse.
+ */
 static int
-chunked_fill(struct http_txn *txn, struct evbuffer *in)
+chunked_fill(struct http_txn *txn, struct evbuffer *in, const char **why)
 {
 	const struct http_server_limits *lim = &txn->conn->srv->lim;
 	size_t avail, win, framing, data;
-	const char *why = NULL;
 	unsigned char *p;
 	int rc;
 
@@ -349,7 +380,7 @@ chunked_fill(struct http_txn *txn, struct evbuffer *in)
 		win = avail < CHUNK_WINDOW ? avail : CHUNK_WINDOW;
 		p = evbuffer_pullup(in, (ev_ssize_t)win);
 		rc = http_chunked_step(
-		    &txn->chunked, (const char *)p, win, &framing, &data, &why);
+		    &txn->chunked, (const char *)p, win, &framing, &data, why);
 		if (rc == CDN_EINVAL)
 			return 400;
 		evbuffer_drain(in, framing);
@@ -372,6 +403,7 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 {
 	struct http_conn *c;
 	struct evbuffer *in;
+	const char *why = "bad chunked body";
 	size_t n;
 	int status;
 
@@ -399,10 +431,9 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 			txn->body_done = 1;
 		return (long)n;
 	}
-	status = chunked_fill(txn, in);
+	status = chunked_fill(txn, in, &why);
 	if (status != 0) {
-		txn->error = status == 413 ? "request body too large"
-		                           : "bad chunked body";
+		txn->error = status == 413 ? "request body too large" : why;
 		txn->want_body = 0;
 		/* The handler learns through on_abort, from the event loop. */
 		c->keep_alive = 0;
@@ -1180,6 +1211,14 @@ http_server_new(struct event_base *base, const struct http_server_limits *lim,
 }
 
 void
+http_server_set_cache_status(struct http_server *s, const char *node)
+{
+	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
+	free(s->cache_status_node);
+	s->cache_status_node = node != NULL ? cdn_xstrdup(node) : NULL;
+}
+
+void
 http_server_close_all(struct http_server *s)
 {
 	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
@@ -1233,6 +1272,7 @@ http_server_free(struct http_server **sp)
 		return;
 	s->on_empty = NULL;
 	http_server_close_all(s);
+	free(s->cache_status_node);
 	MAGIC_WIPE(s);
 	free(s);
 }

@@ -79,6 +79,15 @@ struct http_server *http_server_new(struct event_base *base,
 /* Closes every connection (aborting active txns), then frees. */
 void http_server_free(struct http_server **sp);
 
+/*
+ * Name the node in the answers the server makes itself (400, 408, 413,
+ * 414, 431, 501, 505, 503): they then carry "Cache-Status: <node>;
+ * fwd=bypass; detail=<reason>" (RFC 9211), as a cache's other answers do,
+ * <reason> being the status's reason phrase in lower case with dashes
+ * ("bad-request").  <node> is copied; NULL, the default, adds no field.
+ */
+void http_server_set_cache_status(struct http_server *s, const char *node);
+
 /* Adopt an accepted socket.  Closes it if over max_connections. */
 void http_server_adopt(
     struct http_server *s, int fd, const struct sockaddr *peer, int peerlen);

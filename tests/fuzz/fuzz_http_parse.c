@@ -307,9 +307,14 @@ ref_size_line(const uint8_t *l, size_t n, uint64_t *size)
 	return CDN_OK;
 }
 
-/* Find a line at buf[pos..len): its content length without CR LF. */
+/*
+ * Find a line at buf[pos..len): its content length without CR LF.  A head
+ * line may end in a bare LF (RFC 9112 §2.2); with <crlf>, as the lines of
+ * a chunked body must, it may not.
+ */
 static int
-ref_line(const uint8_t *buf, size_t len, size_t pos, size_t *n, size_t *next)
+ref_line(const uint8_t *buf, size_t len, size_t pos, int crlf, size_t *n,
+    size_t *next)
 {
 	const uint8_t *lf;
 
@@ -320,6 +325,8 @@ ref_line(const uint8_t *buf, size_t len, size_t pos, size_t *n, size_t *next)
 	*n = (size_t)(lf - buf) - pos;
 	if (*n > 0 && buf[pos + *n - 1] == '\r')
 		(*n)--;
+	else if (crlf)
+		return CDN_EINVAL; /* a bare LF */
 	if (memchr(buf + pos, '\r', *n) != NULL)
 		return CDN_EINVAL; /* a bare CR */
 	return CDN_OK;
@@ -336,7 +343,7 @@ ref_decode(const uint8_t *buf, size_t len, size_t max_line, size_t max_trailer)
 	r.hash = 2166136261u;
 	pos = 0;
 	for (;;) {
-		r.rc = ref_line(buf, len, pos, &n, &next);
+		r.rc = ref_line(buf, len, pos, 1, &n, &next);
 		if (r.rc == REF_MORE && len - pos > max_line)
 			r.rc = CDN_EINVAL;
 		if (r.rc != CDN_OK)
@@ -356,11 +363,11 @@ ref_decode(const uint8_t *buf, size_t len, size_t max_line, size_t max_trailer)
 			r.rc = CDN_AGAIN;
 			return r;
 		}
-		if (buf[pos] == '\r') {
-			if (++pos == len) {
-				r.rc = CDN_AGAIN;
-				return r;
-			}
+		if (buf[pos] != '\r')
+			return r.rc = CDN_EINVAL, r;
+		if (++pos == len) {
+			r.rc = CDN_AGAIN;
+			return r;
 		}
 		if (buf[pos] != '\n')
 			return r.rc = CDN_EINVAL, r;
@@ -369,7 +376,7 @@ ref_decode(const uint8_t *buf, size_t len, size_t max_line, size_t max_trailer)
 	/* trailer-section = *( field-line CRLF ), then CRLF */
 	trailers = 0;
 	for (;;) {
-		r.rc = ref_line(buf, len, pos, &n, &next);
+		r.rc = ref_line(buf, len, pos, 1, &n, &next);
 		if (r.rc == REF_MORE && len - pos > 0 &&
 		    trailers + (len - pos) > max_trailer &&
 		    !(len - pos == 1 && buf[pos] == '\r'))
@@ -701,7 +708,7 @@ ref_parse(const char *b, size_t len, unsigned max_headers, struct ref_req *r)
 	r->content_length = -1;
 	pos = 0;
 	for (nempty = 0;; nempty++) {
-		r->rc = ref_line((const uint8_t *)b, len, pos, &n, &next);
+		r->rc = ref_line((const uint8_t *)b, len, pos, 0, &n, &next);
 		if (r->rc != CDN_OK)
 			return;
 		if (n > 0)
@@ -722,8 +729,9 @@ ref_parse(const char *b, size_t len, unsigned max_headers, struct ref_req *r)
 		return;
 	r->method_str = ref_slice(l, (size_t)(sp1 - l));
 	r->target = ref_slice(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+	/* RFC 9112 §3.2: no CTL, SP, DEL, and no fragment. */
 	for (n = (size_t)(l + n - sp2 - 1), l = sp1 + 1; l < sp2; l++)
-		if ((uint8_t)*l <= 0x20 || *l == 0x7f)
+		if ((uint8_t)*l <= 0x20 || *l == 0x7f || *l == '#')
 			return;
 	for (l = r->method_str.p; l < sp1; l++)
 		if (!ref_tchar((uint8_t)*l))
@@ -739,7 +747,7 @@ ref_parse(const char *b, size_t len, unsigned max_headers, struct ref_req *r)
 	n_host = n_cl = 0;
 	pos = next;
 	for (;;) {
-		r->rc = ref_line((const uint8_t *)b, len, pos, &n, &next);
+		r->rc = ref_line((const uint8_t *)b, len, pos, 0, &n, &next);
 		if (r->rc != CDN_OK)
 			return;
 		if (n == 0)
