@@ -45,7 +45,8 @@
  *   - Repeated directives and fields keep the most restrictive value
  *     (RFC 9111 §4.2.1 allows the first or "stale"): the smallest max-age,
  *     s-maxage, max-stale and stale-*, the largest min-fresh, the earliest
- *     Expires, the largest Age.  Date and Last-Modified: the first.
+ *     Expires.  Date and Last-Modified: the first.  Age: the first member
+ *     of the first line, as RFC 9111 §5.1 says (age_first_member()).
  *
  *   - Flag directives that carry an argument they should not have are
  *     honoured if they restrict (no-store=1) and ignored if they permit
@@ -457,6 +458,33 @@ vary_has_star(const char *v, size_t len)
 	return 0;
 }
 
+/*
+ * RFC 9111 §5.1: Age is a singleton, but "a cache encountering a message
+ * with a list-based Age field value SHOULD use the first member of the
+ * field value, discarding subsequent ones", and ignore the field if that
+ * member is not delta-seconds.  Several lines are one list in order (RFC
+ * 9110 §5.3), so the first member of the first line decides; empty
+ * members are not members (RFC 9110 §5.6.1).  Sets x->age (-1: invalid)
+ * and returns 1 once a member was found, 0 for a line with none.
+ */
+static int
+age_first_member(struct cache_exchange *x, const char *v, size_t len)
+{
+	size_t i, s, e;
+
+	for (i = 0; i < len; i++) {
+		if (v[i] == ',' || is_wsp(v[i]))
+			continue;
+		for (s = i; i < len && v[i] != ','; i++)
+			;
+		for (e = i; e > s && is_wsp(v[e - 1]); e--)
+			;
+		x->age = parse_delta(v + s, e - s);
+		return 1;
+	}
+	return 0;
+}
+
 void
 cache_exchange_parse_response(
     struct cache_exchange *x, const char *f, size_t len)
@@ -465,7 +493,7 @@ cache_exchange_parse_response(
 	const char *name, *val, *colon;
 	size_t i, ls, le, nlen, vlen, k;
 	int64_t t;
-	int date_seen, lm_seen;
+	int date_seen, lm_seen, age_seen;
 
 	CDN_ASSERT(x != NULL);
 	CDN_ASSERT(f != NULL || len == 0);
@@ -480,7 +508,7 @@ cache_exchange_parse_response(
 	x->age = -1;
 	x->has_set_cookie = 0;
 	x->vary_star = 0;
-	date_seen = lm_seen = 0;
+	date_seen = lm_seen = age_seen = 0;
 
 	for (i = 0; i < len; i = le + 1) {
 		ls = i;
@@ -530,11 +558,8 @@ cache_exchange_parse_response(
 				x->last_modified = http_date_parse(val, vlen);
 			lm_seen = 1;
 		} else if (EQ_CI(name, nlen, "age")) {
-			/* §5.1: Age = delta-seconds; anything else is
-			 * ignored */
-			t = parse_delta(val, vlen);
-			if (t > x->age)
-				x->age = t;
+			if (!age_seen)
+				age_seen = age_first_member(x, val, vlen);
 		} else if (EQ_CI(name, nlen, "set-cookie")) {
 			x->has_set_cookie = 1;
 		} else if (EQ_CI(name, nlen, "vary")) {

@@ -275,6 +275,40 @@ test_dates(void)
 
 /* ---- response head ---- */
 
+/* RFC 9111 §5.1: the first member of a list-based Age, else ignored. */
+static void
+test_age_members(struct cache_exchange *x)
+{
+	static const struct {
+		const char *head;
+		int64_t age;
+	} ac[] = {
+	    /* the head's lines; the TAP name shows only the index */
+	    {"Age: 7200, 0\r\n", 7200},
+	    {"Age: 0, 7200\r\n", 0},
+	    {"Age: 100\r\nAge: 7200\r\n", 100},
+	    {"Age: 7200\r\nAge: 100\r\n", 7200},
+	    {"Age:  5 ,\t9\r\n", 5},
+	    {"Age: , 5\r\n", 5},
+	    {"Age:\r\nAge: 8\r\n", 8},
+	    {"Age: ,\r\nAge: 8, 1\r\n", 8},
+	    {"Age: abc, 5\r\n", -1},
+	    {"Age: abc\r\nAge: 5\r\n", -1},
+	    {"Age: -5, 5\r\n", -1},
+	    {"Age: 1 2\r\n", -1},
+	    {"Age: \"5\"\r\n", -1},
+	    {"Age: 5;x=1\r\n", -1},
+	    {"Age: 99999999999, 1\r\n", 2147483647},
+	    {"Age:\r\n", -1},
+	};
+	size_t i;
+
+	for (i = 0; i < CDN_ARRAY_LEN(ac); i++) {
+		cache_exchange_parse_response(x, ac[i].head, strlen(ac[i].head));
+		is_int(x->age, ac[i].age, "list-based Age, case %zu", i);
+	}
+}
+
 static void
 test_parse_response(void)
 {
@@ -302,7 +336,7 @@ test_parse_response(void)
 	is_int(x.date, T0, "the first Date");
 	ok(x.has_expires && x.expires == 784111777, "the earliest Expires");
 	is_int(x.last_modified, 784111777, "Last-Modified, no OWS");
-	is_int(x.age, 20, "the largest Age");
+	is_int(x.age, 10, "three Age lines: the first (RFC 9111 §5.1)");
 	ok(x.has_set_cookie && !x.vary_star, "Set-Cookie, Vary");
 
 	h = "Expires: Sun, 06 Nov 1994 08:49:37 GMT\r\n" E_P3600;
@@ -323,7 +357,8 @@ test_parse_response(void)
 	ok(x.age == 2147483647 && x.vary_star, "Age clamps; no final CRLF");
 	h = "Age: 1, 2\r\nVary: a*, *b\r\n";
 	cache_exchange_parse_response(&x, h, strlen(h));
-	ok(x.age == -1 && !x.vary_star, "Age list ignored; '*b' is no star");
+	ok(x.age == 1 && !x.vary_star, "Age list: the first; '*b' is no star");
+	test_age_members(&x);
 
 	h = "Cache-Control: max-age=5\r\n\r\nCache-Control: no-store\r\n";
 	cache_exchange_parse_response(&x, h, strlen(h));
@@ -702,6 +737,13 @@ test_age(void)
 	    {"no Date", T0 - 3, T0, "Age: 7\r\n", 10},
 	    {"invalid Age ignored", T0, T0, D_T0 "Age: x\r\n", 0},
 	    {"clock stepped back", T0 + 5, T0, D_T0, 0},
+	    {"list-based Age: the first member", T0, T0,
+	        D_T0 "Age: 7200, 0\r\n", 7200},
+	    {"two Age lines: the first", T0, T0,
+	        D_T0 "Age: 30\r\nAge: 7200\r\n", 30},
+	    {"invalid first Age member ignored", T0, T0,
+	        D_T0 "Age: x, 7200\r\n", 0},
+	    /* last: the non-storable check below reuses it */
 	    {"huge Age clamps", T0, T0, "Age: 99999999999\r\n", 2147483647},
 	};
 	struct cache_exchange x;
