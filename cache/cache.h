@@ -374,17 +374,25 @@ enum cache_enc {
 	CACHE_ENC_IDENTITY = 0,
 	CACHE_ENC_GZIP = 1,
 	CACHE_ENC_BR = 2,
+	/* Any other Content-Encoding (zstd, deflate, a list of codings): the
+	 * bytes are opaque, stored and served as they came, never recoded;
+	 * who may have them is read from the stored field itself
+	 * (cache_accept_enc_takes). */
+	CACHE_ENC_OTHER = 3,
 };
+/* The codings the node negotiates, decodes and makes: the first three. */
 #define CACHE_ENC_COUNT 3
 
-/* "identity", "gzip" or "br". */
+/* "identity", "gzip" or "br" (not CACHE_ENC_OTHER). */
 const char *cache_enc_name(enum cache_enc enc);
-/* The coding named by a Content-Encoding value: CACHE_ENC_* or -1 when it
- * is one we do not serve (deflate, compress, a list of several codings).
- * An empty value or "identity" is CACHE_ENC_IDENTITY; "x-gzip" is gzip. */
+/* The coding named by a Content-Encoding value: CACHE_ENC_IDENTITY, _GZIP
+ * or _BR, or -1 when it is one we do not know (deflate, compress, a list
+ * of several codings).  An empty value or "identity" is
+ * CACHE_ENC_IDENTITY; "x-gzip" is gzip. */
 int cache_enc_parse(const char *value, size_t len);
-/* The same for a response head ("Name: value\r\n" lines): its
- * Content-Encoding's coding, CACHE_ENC_IDENTITY when it has none. */
+/* The coding of a response head ("Name: value\r\n" lines): as
+ * cache_enc_parse of its Content-Encoding, CACHE_ENC_IDENTITY when it has
+ * none, and CACHE_ENC_OTHER for a coding we do not know (never -1). */
 int cache_enc_of_fields(const char *fields, size_t len);
 
 /*
@@ -432,6 +440,17 @@ void cache_accept_enc_parse(
  */
 unsigned cache_accept_enc_order(
     const struct cache_accept_enc *ae, enum cache_enc order[CACHE_ENC_COUNT]);
+/*
+ * Does a client take a response whose Content-Encoding is <ce> (codings
+ * we do not know, served as they came)?  <ae>[0..n) are the values of its
+ * Accept-Encoding lines (n == 0: it sent none).  RFC 9110 §12.5.3: with
+ * no Accept-Encoding any coding is acceptable; otherwise each coding <ce>
+ * lists must be named with q > 0, or, not named, be covered by "*" with
+ * q > 0 (names compare without case; x-gzip is gzip).  A member with a
+ * malformed q-value is skipped, as cache_accept_enc_parse does.
+ */
+int cache_accept_enc_takes(
+    const struct cache_field *ae, unsigned n, const char *ce, size_t celen);
 
 /*
  * Output of the coders: called with each piece of encoded or decoded
