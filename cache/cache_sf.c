@@ -42,28 +42,28 @@ sf_peek(const struct sf_in *in)
 }
 
 static int
-is_digit(int c)
+sf_digit(int c)
 {
 	return c >= '0' && c <= '9';
 }
 
 static int
-is_lcalpha(int c)
+sf_lcalpha(int c)
 {
 	return c >= 'a' && c <= 'z';
 }
 
 static int
-is_alpha(int c)
+sf_alpha(int c)
 {
-	return is_lcalpha(c) || (c >= 'A' && c <= 'Z');
+	return sf_lcalpha(c) || (c >= 'A' && c <= 'Z');
 }
 
 /* RFC 9110 §5.6.2 tchar. */
 static int
-is_tchar(int c)
+sf_tchar(int c)
 {
-	return is_alpha(c) || is_digit(c) ||
+	return sf_alpha(c) || sf_digit(c) ||
 	    (c > 0 && c < 0x7f && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
@@ -91,11 +91,11 @@ parse_key(struct sf_in *in, const char **key, size_t *len)
 	const char *s = in->p;
 	int c = sf_peek(in);
 
-	if (!is_lcalpha(c) && c != '*')
+	if (!sf_lcalpha(c) && c != '*')
 		return CDN_EINVAL;
 	for (in->p++; !sf_empty(in); in->p++) {
 		c = sf_peek(in);
-		if (!is_lcalpha(c) && !is_digit(c) && c != '_' && c != '-' &&
+		if (!sf_lcalpha(c) && !sf_digit(c) && c != '_' && c != '-' &&
 		    c != '.' && c != '*')
 			break;
 	}
@@ -116,11 +116,11 @@ parse_number(struct sf_in *in, struct cache_sf_member *m)
 		in->p++;
 		sign = -1;
 	}
-	if (!is_digit(sf_peek(in)))
+	if (!sf_digit(sf_peek(in)))
 		return CDN_EINVAL;
 	while (!sf_empty(in)) {
 		c = sf_peek(in);
-		if (is_digit(c)) {
+		if (sf_digit(c)) {
 			v = v * 10 + (c - '0');
 			ndig++;
 			nfrac += is_dec;
@@ -191,7 +191,7 @@ parse_token(struct sf_in *in, struct cache_sf_member *m)
 
 	for (in->p++; !sf_empty(in); in->p++) {
 		c = sf_peek(in);
-		if (!is_tchar(c) && c != ':' && c != '/')
+		if (!sf_tchar(c) && c != ':' && c != '/')
 			break;
 	}
 	m->type = CACHE_SF_TOKEN;
@@ -226,7 +226,7 @@ parse_bytes(struct sf_in *in, struct cache_sf_member *m)
 			if (++pad > 2)
 				return CDN_EINVAL;
 		} else if (pad > 0 ||
-		    !(is_alpha(c) || is_digit(c) || c == '+' || c == '/')) {
+		    !(sf_alpha(c) || sf_digit(c) || c == '+' || c == '/')) {
 			return CDN_EINVAL;
 		}
 	}
@@ -246,11 +246,11 @@ parse_bare_item(struct sf_in *in, struct cache_sf_member *m)
 {
 	int c = sf_peek(in);
 
-	if (c == '-' || is_digit(c))
+	if (c == '-' || sf_digit(c))
 		return parse_number(in, m);
 	if (c == '"')
 		return parse_string(in, m);
-	if (c == '*' || is_alpha(c))
+	if (c == '*' || sf_alpha(c))
 		return parse_token(in, m);
 	if (c == ':')
 		return parse_bytes(in, m);
