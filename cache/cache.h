@@ -2,11 +2,12 @@
  * The cache: keys, RFC 9111 policy, cached objects, the memory tier and the
  * persistent LMDB tier with its writer thread.
  *
- * Pure logic (cache_key.c, cache_policy.c) takes and returns plain values
- * and may be called from any thread.  The store (cache_store.c) is shared by
- * every worker: reads run on the caller's thread (LMDB read transactions,
- * never kept across a return to the event loop), writes go to one writer
- * thread through a queue, so no event loop waits for a disk write.
+ * Pure logic (cache_key.c, cache_policy.c, cache_sf.c) takes and returns
+ * plain values and may be called from any thread.  The store (cache_store.c)
+ * is shared by every worker: reads run on the caller's thread (LMDB read
+ * transactions, never kept across a return to the event loop), writes go to
+ * one writer thread through a queue, so no event loop waits for a disk
+ * write.
  */
 #ifndef CACHE_H
 #define CACHE_H
@@ -131,6 +132,24 @@ void cache_cc_init(struct cache_cc *cc);
  */
 void cache_cc_parse(struct cache_cc *cc, const char *value, size_t len);
 
+/*
+ * A CDN-Cache-Control value (RFC 9213), an RFC 8941 Dictionary whose
+ * members are the response directives of Cache-Control, typed: max-age,
+ * s-maxage, stale-while-revalidate and stale-if-error are non-negative
+ * Integers; no-store, must-revalidate, proxy-revalidate, public,
+ * immutable, must-understand and no-transform are Boolean true; no-cache
+ * and private are Boolean true or a String of field names.  Other members
+ * (any type) are ignored, and so are parameters.  Several field lines are
+ * one value joined by commas (the caller joins them).  Fills a fresh
+ * <cc> (cache_cc_init) and returns CDN_OK with cc->is_set when the
+ * dictionary has at least one member; CDN_EINVAL when the value is not a
+ * valid Dictionary or a directive has a value of another type (RFC 9213
+ * §2.1: not consumed): <cc> is then reset, and the field is to be treated
+ * as absent.  A repeated key takes its last value (RFC 8941 §4.2.2).
+ */
+int cache_cdn_cc_parse(
+    struct cache_cc *cc, const char *value, size_t len) CDN_WUR;
+
 /* The per-site policy the operator configures. */
 struct cache_policy_conf {
 	int64_t default_ttl_s;      /* for cacheable responses without any
@@ -217,6 +236,51 @@ enum cache_use {
 enum cache_use cache_policy_use(const struct cache_decision *stored,
     int64_t current_age_s, const struct cache_cc *req_cc,
     int req_pragma_no_cache);
+
+/* ================= structured fields (cache_sf.c) ================= */
+
+/* What a Dictionary member holds (RFC 8941 §3.2): an Item or an Inner
+ * List. */
+enum cache_sf_type {
+	CACHE_SF_INTEGER = 1,
+	CACHE_SF_DECIMAL,
+	CACHE_SF_STRING,
+	CACHE_SF_TOKEN,
+	CACHE_SF_BYTES,
+	CACHE_SF_BOOLEAN,
+	CACHE_SF_INNER_LIST,
+};
+
+/* One member as parsed; its parameters were checked and dropped.  Every
+ * pointer borrows the value being parsed. */
+struct cache_sf_member {
+	const char *key;
+	size_t key_len;
+	enum cache_sf_type type;
+	int64_t num;     /* INTEGER; DECIMAL in thousandths; BOOLEAN 0 or 1 */
+	const char *str; /* STRING: inside the quotes, escapes kept; TOKEN;
+	                  * BYTES: the base64 text */
+	size_t str_len;
+};
+
+/* Called per member, in order; anything but CDN_OK stops the parse. */
+typedef int (*cache_sf_member_fn)(void *arg, const struct cache_sf_member *m);
+
+/*
+ * Parse <value> as an RFC 8941 Dictionary (§4.2.2), strictly: lower-case
+ * keys, SP (not HTAB) around the value and after ";", OWS around commas,
+ * no trailing comma, Integers of at most 15 digits, Decimals of at most
+ * 12.3, Strings of printable ASCII with only \" and \\ escapes, Tokens,
+ * Byte Sequences, Booleans ?0 / ?1, Inner Lists, parameters on everything
+ * (checked, then dropped).  <fn> sees each member as it is parsed; a key
+ * may come again, and then its last member is the dictionary's (the
+ * consumer keeps the last).  An empty value is an empty dictionary.
+ * Returns CDN_OK, CDN_EINVAL at the first error (RFC 8941 §4.2: the whole
+ * field is then ignored, so the consumer drops what <fn> saw), or what
+ * <fn> returned to stop.
+ */
+int cache_sf_dict_parse(
+    const char *value, size_t len, cache_sf_member_fn fn, void *arg) CDN_WUR;
 
 /* ================= objects (cache_obj.c) ================= */
 
@@ -318,17 +382,25 @@ enum cache_enc {
 	CACHE_ENC_IDENTITY = 0,
 	CACHE_ENC_GZIP = 1,
 	CACHE_ENC_BR = 2,
+	/* Any other Content-Encoding (zstd, deflate, a list of codings): the
+	 * bytes are opaque, stored and served as they came, never recoded;
+	 * who may have them is read from the stored field itself
+	 * (cache_accept_enc_takes). */
+	CACHE_ENC_OTHER = 3,
 };
+/* The codings the node negotiates, decodes and makes: the first three. */
 #define CACHE_ENC_COUNT 3
 
-/* "identity", "gzip" or "br". */
+/* "identity", "gzip" or "br" (not CACHE_ENC_OTHER). */
 const char *cache_enc_name(enum cache_enc enc);
-/* The coding named by a Content-Encoding value: CACHE_ENC_* or -1 when it
- * is one we do not serve (deflate, compress, a list of several codings).
- * An empty value or "identity" is CACHE_ENC_IDENTITY; "x-gzip" is gzip. */
+/* The coding named by a Content-Encoding value: CACHE_ENC_IDENTITY, _GZIP
+ * or _BR, or -1 when it is one we do not know (deflate, compress, a list
+ * of several codings).  An empty value or "identity" is
+ * CACHE_ENC_IDENTITY; "x-gzip" is gzip. */
 int cache_enc_parse(const char *value, size_t len);
-/* The same for a response head ("Name: value\r\n" lines): its
- * Content-Encoding's coding, CACHE_ENC_IDENTITY when it has none. */
+/* The coding of a response head ("Name: value\r\n" lines): as
+ * cache_enc_parse of its Content-Encoding, CACHE_ENC_IDENTITY when it has
+ * none, and CACHE_ENC_OTHER for a coding we do not know (never -1). */
 int cache_enc_of_fields(const char *fields, size_t len);
 
 /*
@@ -376,6 +448,17 @@ void cache_accept_enc_parse(
  */
 unsigned cache_accept_enc_order(
     const struct cache_accept_enc *ae, enum cache_enc order[CACHE_ENC_COUNT]);
+/*
+ * Does a client take a response whose Content-Encoding is <ce> (codings
+ * we do not know, served as they came)?  <ae>[0..n) are the values of its
+ * Accept-Encoding lines (n == 0: it sent none).  RFC 9110 §12.5.3: with
+ * no Accept-Encoding any coding is acceptable; otherwise each coding <ce>
+ * lists must be named with q > 0, or, not named, be covered by "*" with
+ * q > 0 (names compare without case; x-gzip is gzip).  A member with a
+ * malformed q-value is skipped, as cache_accept_enc_parse does.
+ */
+int cache_accept_enc_takes(
+    const struct cache_field *ae, unsigned n, const char *ce, size_t celen);
 
 /*
  * Output of the coders: called with each piece of encoded or decoded

@@ -56,11 +56,19 @@ cache_enc_parse(const char *value, size_t len)
 int
 cache_enc_of_fields(const char *fields, size_t len)
 {
-	const char *ce;
-	size_t celen;
+	const char *p, *end = fields + len;
+	struct cdn_field f;
+	int enc = CACHE_ENC_IDENTITY, lines = 0;
 
-	ce = cdn_fields_get(fields, len, "content-encoding", &celen);
-	return ce == NULL ? CACHE_ENC_IDENTITY : cache_enc_parse(ce, celen);
+	for (p = fields; cdn_fields_next(&p, end, &f);) {
+		if (f.name_len != 16 ||
+		    strncasecmp(f.name, "content-encoding", 16) != 0 ||
+		    f.value_len == 0)
+			continue;
+		/* Two lines are a list of two codings (RFC 9110 §5.3). */
+		enc = lines++ == 0 ? cache_enc_parse(f.value, f.value_len) : -1;
+	}
+	return enc < 0 ? CACHE_ENC_OTHER : enc;
 }
 
 /* Output accounting shared by both directions. */

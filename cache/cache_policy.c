@@ -15,7 +15,13 @@
  *     Cache-Control and Expires for this cache: the RFC says the cache
  *     "MUST ignore" them, and that is what lets an origin send
  *     "Cache-Control: no-store" to browsers and "CDN-Cache-Control:
- *     max-age=600" to us.  Of the targeted field we honour max-age,
+ *     max-age=600" to us.  CDN-Cache-Control is an RFC 8941 Dictionary,
+ *     parsed strictly (cache_sf.c): a syntax error, or a directive whose
+ *     value has another type than RFC 9213 §2.1 infers (max-age="600",
+ *     no-store=?0), makes the whole field be ignored, and so does a value
+ *     of more than CDN_CC_JOIN_MAX bytes spread over several lines.
+ *     Surrogate-Control, older and not a structured field, is read as
+ *     Cache-Control is.  Of the targeted field we honour max-age,
  *     s-maxage, no-store, private, no-cache, must-revalidate,
  *     proxy-revalidate and stale-*; public, immutable and must-understand
  *     are not taken from it.  There is no fall-back to Cache-Control's
@@ -45,7 +51,8 @@
  *   - Repeated directives and fields keep the most restrictive value
  *     (RFC 9111 §4.2.1 allows the first or "stale"): the smallest max-age,
  *     s-maxage, max-stale and stale-*, the largest min-fresh, the earliest
- *     Expires, the largest Age.  Date and Last-Modified: the first.
+ *     Expires.  Date and Last-Modified: the first.  Age: the first member
+ *     of the first line, as RFC 9111 §5.1 says (age_first_member()).
  *
  *   - Flag directives that carry an argument they should not have are
  *     honoured if they restrict (no-store=1) and ignored if they permit
@@ -69,6 +76,8 @@
 #include "http/http_date.h"
 
 #define CC_DELTA_MAX INT64_C(2147483647) /* RFC 9111 §1.2.2 */
+/* Longest CDN-Cache-Control value joined from several lines. */
+#define CDN_CC_JOIN_MAX 4096
 
 /* RFC 9110 §5.6.2 tchar */
 /* clang-format off */
@@ -204,6 +213,7 @@ enum cc_dir {
 	CCD_SIE,
 	CCD_IMMUTABLE,
 };
+#define CCD_COUNT (CCD_IMMUTABLE + 1)
 
 /* clang-format off */
 #define D(s, d) { s, sizeof(s) - 1, d }
@@ -433,6 +443,105 @@ cache_cc_parse(struct cache_cc *cc, const char *v, size_t len)
 	}
 }
 
+/* ---- CDN-Cache-Control (RFC 9213) ---- */
+
+/* The last member of each directive we know, and how many members. */
+struct cdn_cc_seen {
+	struct cache_sf_member last[CCD_COUNT]; /* type 0: absent */
+	unsigned members;
+};
+
+static int
+cdn_cc_member(void *arg, const struct cache_sf_member *m)
+{
+	struct cdn_cc_seen *seen = arg;
+
+	seen->members++;
+	seen->last[cc_lookup(m->key, m->key_len)] = *m;
+	return CDN_OK;
+}
+
+/* RFC 9213 §2.1: delta-seconds become non-negative Integers. */
+static int
+cdn_cc_delta(const struct cache_sf_member *m, int64_t *slot)
+{
+	if (m->type == 0)
+		return CDN_OK;
+	if (m->type != CACHE_SF_INTEGER || m->num < 0)
+		return CDN_EINVAL;
+	*slot = clamp_delta(m->num);
+	return CDN_OK;
+}
+
+/* A directive without an argument is Boolean true; 1 if present. */
+static int
+cdn_cc_flag(const struct cache_sf_member *m, int *bad)
+{
+	if (m->type == 0)
+		return 0;
+	if (m->type != CACHE_SF_BOOLEAN || m->num != 1)
+		*bad = 1;
+	return 1;
+}
+
+/* no-cache and private: Boolean true, or a String of field names.
+ * Returns 0 absent, 1 unqualified, 2 qualified. */
+static int
+cdn_cc_qualified(const struct cache_sf_member *m, int *bad)
+{
+	if (m->type == 0)
+		return 0;
+	if (m->type == CACHE_SF_STRING)
+		return lists_a_name(m->str, m->str_len) ? 2 : 1;
+	if (m->type != CACHE_SF_BOOLEAN || m->num != 1)
+		*bad = 1;
+	return 1;
+}
+
+int
+cache_cdn_cc_parse(struct cache_cc *cc, const char *v, size_t len)
+{
+	struct cdn_cc_seen seen;
+	const struct cache_sf_member *l = seen.last;
+	int bad = 0, q;
+
+	CDN_ASSERT(cc != NULL);
+	CDN_ASSERT(v != NULL || len == 0);
+	cache_cc_init(cc);
+	memset(&seen, 0, sizeof(seen));
+	if (cache_sf_dict_parse(v, len, cdn_cc_member, &seen) != CDN_OK)
+		return CDN_EINVAL;
+	if (cdn_cc_delta(&l[CCD_MAX_AGE], &cc->max_age) != CDN_OK ||
+	    cdn_cc_delta(&l[CCD_S_MAXAGE], &cc->s_maxage) != CDN_OK ||
+	    cdn_cc_delta(&l[CCD_SWR], &cc->stale_while_revalidate) != CDN_OK ||
+	    cdn_cc_delta(&l[CCD_SIE], &cc->stale_if_error) != CDN_OK)
+		bad = 1;
+	cc->no_store = (unsigned)cdn_cc_flag(&l[CCD_NO_STORE], &bad);
+	cc->must_revalidate =
+	    (unsigned)cdn_cc_flag(&l[CCD_MUST_REVALIDATE], &bad);
+	cc->proxy_revalidate =
+	    (unsigned)cdn_cc_flag(&l[CCD_PROXY_REVALIDATE], &bad);
+	cc->is_public = (unsigned)cdn_cc_flag(&l[CCD_PUBLIC], &bad);
+	cc->immutable = (unsigned)cdn_cc_flag(&l[CCD_IMMUTABLE], &bad);
+	cc->must_understand =
+	    (unsigned)cdn_cc_flag(&l[CCD_MUST_UNDERSTAND], &bad);
+	cc->no_transform = (unsigned)cdn_cc_flag(&l[CCD_NO_TRANSFORM], &bad);
+	q = cdn_cc_qualified(&l[CCD_NO_CACHE], &bad);
+	cc->no_cache = q == 1;
+	cc->no_cache_fields = q == 2;
+	q = cdn_cc_qualified(&l[CCD_PRIVATE], &bad);
+	cc->is_private = q == 1;
+	cc->private_fields = q == 2;
+	/* max-stale, min-fresh and only-if-cached are request directives:
+	 * in a response they are extensions we ignore, like unknown ones. */
+	if (bad) {
+		cache_cc_init(cc);
+		return CDN_EINVAL;
+	}
+	cc->is_set = seen.members > 0;
+	return CDN_OK;
+}
+
 /* ---- response head ---- */
 
 /* Does a Vary value list "*" (RFC 9110 §12.5.5)? */
@@ -457,22 +566,92 @@ vary_has_star(const char *v, size_t len)
 	return 0;
 }
 
+/*
+ * The lines of one field joined into one value (RFC 9110 §5.3), without
+ * copying when there is one.  Empty lines add no member.
+ */
+struct joined {
+	const char *p;
+	size_t len;
+	unsigned lines;
+	int too_long; /* over CDN_CC_JOIN_MAX over several lines */
+	char buf[CDN_CC_JOIN_MAX];
+};
+
+static void
+join_line(struct joined *j, const char *v, size_t len)
+{
+	if (len == 0 || j->too_long)
+		return;
+	if (j->lines++ == 0) {
+		j->p = v;
+		j->len = len;
+		return;
+	}
+	if (j->p != j->buf) {
+		if (j->len > sizeof(j->buf)) {
+			j->too_long = 1;
+			return;
+		}
+		memcpy(j->buf, j->p, j->len);
+		j->p = j->buf;
+	}
+	if (len + 2 > sizeof(j->buf) - j->len) {
+		j->too_long = 1;
+		return;
+	}
+	memcpy(j->buf + j->len, ", ", 2);
+	memcpy(j->buf + j->len + 2, v, len);
+	j->len += len + 2;
+}
+
+/*
+ * RFC 9111 §5.1: Age is a singleton, but "a cache encountering a message
+ * with a list-based Age field value SHOULD use the first member of the
+ * field value, discarding subsequent ones", and ignore the field if that
+ * member is not delta-seconds.  Several lines are one list in order (RFC
+ * 9110 §5.3), so the first member of the first line decides; empty
+ * members are not members (RFC 9110 §5.6.1).  Sets x->age (-1: invalid)
+ * and returns 1 once a member was found, 0 for a line with none.
+ */
+static int
+age_first_member(struct cache_exchange *x, const char *v, size_t len)
+{
+	size_t i, s, e;
+
+	for (i = 0; i < len; i++) {
+		if (v[i] == ',' || is_wsp(v[i]))
+			continue;
+		for (s = i; i < len && v[i] != ','; i++)
+			;
+		for (e = i; e > s && is_wsp(v[e - 1]); e--)
+			;
+		x->age = parse_delta(v + s, e - s);
+		return 1;
+	}
+	return 0;
+}
+
 void
 cache_exchange_parse_response(
     struct cache_exchange *x, const char *f, size_t len)
 {
 	struct cache_cc cdn, sur;
+	struct joined cdn_v;
 	const char *name, *val, *colon;
 	size_t i, ls, le, nlen, vlen, k;
 	int64_t t;
-	int date_seen, lm_seen;
+	int date_seen, lm_seen, age_seen;
 
 	CDN_ASSERT(x != NULL);
 	CDN_ASSERT(f != NULL || len == 0);
 	cache_cc_init(&x->cc);
 	cache_cc_init(&x->cdn_cc);
-	cache_cc_init(&cdn);
 	cache_cc_init(&sur);
+	cdn_v.p = NULL;
+	cdn_v.len = 0;
+	cdn_v.lines = 0;
+	cdn_v.too_long = 0;
 	x->date = -1;
 	x->expires = -1;
 	x->has_expires = 0;
@@ -480,7 +659,7 @@ cache_exchange_parse_response(
 	x->age = -1;
 	x->has_set_cookie = 0;
 	x->vary_star = 0;
-	date_seen = lm_seen = 0;
+	date_seen = lm_seen = age_seen = 0;
 
 	for (i = 0; i < len; i = le + 1) {
 		ls = i;
@@ -510,7 +689,7 @@ cache_exchange_parse_response(
 		if (EQ_CI(name, nlen, "cache-control")) {
 			cache_cc_parse(&x->cc, val, vlen);
 		} else if (EQ_CI(name, nlen, "cdn-cache-control")) {
-			cache_cc_parse(&cdn, val, vlen); /* RFC 9213 §3 */
+			join_line(&cdn_v, val, vlen); /* RFC 9213 §3 */
 		} else if (EQ_CI(name, nlen, "surrogate-control")) {
 			cache_cc_parse(&sur, val, vlen);
 		} else if (EQ_CI(name, nlen, "date")) {
@@ -530,11 +709,8 @@ cache_exchange_parse_response(
 				x->last_modified = http_date_parse(val, vlen);
 			lm_seen = 1;
 		} else if (EQ_CI(name, nlen, "age")) {
-			/* §5.1: Age = delta-seconds; anything else is
-			 * ignored */
-			t = parse_delta(val, vlen);
-			if (t > x->age)
-				x->age = t;
+			if (!age_seen)
+				age_seen = age_first_member(x, val, vlen);
 		} else if (EQ_CI(name, nlen, "set-cookie")) {
 			x->has_set_cookie = 1;
 		} else if (EQ_CI(name, nlen, "vary")) {
@@ -544,7 +720,9 @@ cache_exchange_parse_response(
 	}
 	/* RFC 9213 §2.2: the first field of the target list with a valid,
 	 * non-empty value. */
-	if (cdn.is_set)
+	if (cdn_v.lines > 0 && !cdn_v.too_long &&
+	    cache_cdn_cc_parse(&cdn, cdn_v.p, cdn_v.len) == CDN_OK &&
+	    cdn.is_set)
 		x->cdn_cc = cdn;
 	else if (sur.is_set)
 		x->cdn_cc = sur;

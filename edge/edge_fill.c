@@ -420,26 +420,21 @@ waiter_status(struct fill_waiter *fw, const char *extra)
 }
 
 /*
- * May the waiter have the response the fill carries?  Its request must
- * select the same Vary variant, and take the response's content coding.
+ * May the waiter have the response the fill carries (head <fields>)?  Its
+ * request must select the same Vary variant, and take the response's
+ * content coding.
  */
 static int
-waiter_matches(
-    struct fill_waiter *fw, const char *vary, size_t vlen, uint64_t variant)
+waiter_matches(struct fill_waiter *fw, const char *vary, size_t vlen,
+    uint64_t variant, const char *fields, size_t flen)
 {
 	const struct http_request *req = edge_stream_request(&fw->pt->cs);
 	struct cache_field rf[VARY_FIELDS];
 	enum cache_enc enc = cache_variant_enc(variant);
-	enum cache_enc order[CACHE_ENC_COUNT];
 	uint64_t mine;
-	unsigned n;
-	int nf, ok = 0;
+	int nf;
 
-	n = edge_variant_accepted(req, order);
-	for (unsigned i = 0; i < n; i++)
-		if (order[i] == enc)
-			ok = 1;
-	if (!ok)
+	if (!edge_variant_takes(req, enc, fields, flen))
 		return 0;
 	if (vlen == 0)
 		return 1;
@@ -574,7 +569,8 @@ waiter_run(struct fill_waiter *fw)
 		/* A revalidation that ended in 304: the refreshed object. */
 		o = cache_obj_ref(f->result);
 		if (!fw->leader &&
-		    !waiter_matches(fw, o->vary, o->vary_len, o->variant)) {
+		    !waiter_matches(fw, o->vary, o->vary_len, o->variant,
+		        o->fields, o->fields_len)) {
 			cache_obj_unref(&o);
 			waiter_release(fw);
 			return;
@@ -591,7 +587,8 @@ waiter_run(struct fill_waiter *fw)
 	}
 	if (!fw->responded) {
 		if (!fw->leader &&
-		    !waiter_matches(fw, f->vary, f->vary_len, f->variant)) {
+		    !waiter_matches(fw, f->vary, f->vary_len, f->variant,
+		        f->fields, f->fields_len)) {
 			waiter_release(fw);
 			return;
 		}

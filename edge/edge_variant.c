@@ -26,6 +26,9 @@
 #define PASS_SLOTS         4096 /* a power of two */
 /* Most output of a decoding on an event loop: ~1-5 ms of inflate. */
 #define INLINE_DECODE_MAX (UINT64_C(1) << 20)
+/* Accept-Encoding lines read for a coding we do not know; more: not
+ * taken (the origin answers such a client). */
+#define AE_LINES_MAX 16
 
 /* Used when compress_types is not set. */
 static const char *const default_types[] = {"text/*", "application/javascript",
@@ -266,6 +269,41 @@ edge_variant_accepted(
 }
 
 int
+edge_variant_takes(const struct http_request *req, enum cache_enc enc,
+    const char *fields, size_t len)
+{
+	enum cache_enc order[CACHE_ENC_COUNT];
+	struct cache_field ae[AE_LINES_MAX];
+	const char *p, *end = fields + len;
+	struct cdn_field fl;
+	unsigned n, nae = 0;
+
+	if (enc != CACHE_ENC_OTHER) {
+		n = edge_variant_accepted(req, order);
+		for (unsigned i = 0; i < n; i++)
+			if (order[i] == enc)
+				return 1;
+		return 0;
+	}
+	for (unsigned i = 0; i < req->n_headers; i++) {
+		if (!http_slice_eq_ci(req->headers[i].name, "accept-encoding"))
+			continue;
+		if (nae == AE_LINES_MAX)
+			return 0;
+		ae[nae].name = req->headers[i].name.p;
+		ae[nae].name_len = req->headers[i].name.len;
+		ae[nae].value = req->headers[i].value.p;
+		ae[nae].value_len = req->headers[i].value.len;
+		nae++;
+	}
+	for (p = fields; cdn_fields_next(&p, end, &fl);)
+		if (name_is(fl.name, fl.name_len, "content-encoding") &&
+		    !cache_accept_enc_takes(ae, nae, fl.value, fl.value_len))
+			return 0;
+	return 1;
+}
+
+int
 edge_variant_get(struct edge *e, const struct http_request *req,
     const uint8_t key[CACHE_HASH_LEN], uint64_t vary_key,
     struct cache_obj **objp, int *from_memory)
@@ -275,6 +313,7 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	struct cache_obj *o = NULL;
 	int acceptable[CACHE_ENC_COUNT] = {0};
 	int64_t now = time(NULL);
+	uint64_t variant;
 	unsigned n;
 	int rc, stored_other = 0;
 
@@ -296,6 +335,20 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 		}
 		*objp = o;
 		return CDN_OK;
+	}
+	/* A coding we do not know, stored as it came, for a client that
+	 * takes it. */
+	variant = cache_variant_id(vary_key, CACHE_ENC_OTHER);
+	rc = meta_only
+	    ? cache_store_get_meta(e->store, key, variant, &o, from_memory)
+	    : cache_store_get(e->store, key, variant, &o, from_memory);
+	if (rc == CDN_OK) {
+		if (edge_variant_takes(
+		        req, CACHE_ENC_OTHER, o->fields, o->fields_len)) {
+			*objp = o;
+			return CDN_OK;
+		}
+		cache_obj_unref(&o);
 	}
 	/* Nothing acceptable is stored: a coding the client does not take
 	 * may be (the origin sent it coded). */

@@ -31,8 +31,20 @@ unsigned edge_variant_accepted(
     const struct http_request *req, enum cache_enc order[CACHE_ENC_COUNT]);
 
 /*
+ * Does the request take a response of coding <enc> whose head is <fields>
+ * ("Name: v\r\n" lines)?  For the codings the node knows, whether <enc> is
+ * among edge_variant_accepted(); for CACHE_ENC_OTHER, whether its
+ * Accept-Encoding accepts every coding the Content-Encoding of <fields>
+ * lists (cache_accept_enc_takes).
+ */
+int edge_variant_takes(const struct http_request *req, enum cache_enc enc,
+    const char *fields, size_t len);
+
+/*
  * Find the stored coding of (key, vary_key) that suits the request's
- * Accept-Encoding best.  A coding this node made that is no longer fresh
+ * Accept-Encoding best; failing those, a response in a coding the node
+ * does not know (CACHE_ENC_OTHER), stored as it came, if the request
+ * takes it.  A coding this node made that is no longer fresh
  * is passed over (its source is the one to revalidate).  When the client
  * takes identity and only a gzip or br copy is stored, an identity copy
  * is decoded now (capped by decompress_max_size and decompress_max_ratio;

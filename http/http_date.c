@@ -11,9 +11,6 @@
 #include "common/cdn.h"
 #include "http/http_date.h"
 
-/* 9999-12-31T23:59:59Z, the last second an HTTP-date can express. */
-#define DATE_MAX INT64_C(253402300799)
-
 /* RFC 5234 WSP (SP / HTAB): what OWS is made of. */
 static int
 is_wsp(char c)
@@ -234,8 +231,8 @@ http_date_format(int64_t t, char *buf, size_t len)
 	CDN_ASSERT(buf != NULL && len >= 30);
 	if (t < 0)
 		t = 0;
-	if (t > DATE_MAX)
-		t = DATE_MAX;
+	if (t > HTTP_DATE_MAX)
+		t = HTTP_DATE_MAX;
 	days = t / 86400;
 	secs = (unsigned)(t % 86400);
 	civil_from_days(days, &y, &m, &d);

@@ -7,8 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 9999-12-31T23:59:59Z, the last second an HTTP-date can express. */
+#define HTTP_DATE_MAX INT64_C(253402300799)
+
 /* Parse an HTTP-date (IMF-fixdate, RFC 850, asctime): seconds since the
- * epoch, or -1 if invalid. */
+ * epoch, in [0, HTTP_DATE_MAX], or -1 if invalid. */
 int64_t http_date_parse(const char *s, size_t len);
 /* Format <t> as IMF-fixdate into buf (>= 30 bytes, NUL-terminated); times
  * outside what an HTTP-date expresses are clamped to 1970..9999. */

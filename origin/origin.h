@@ -60,7 +60,8 @@ struct origin_fetch_ops {
 	/*
 	 * The final response head (1xx interim responses are skipped).
 	 * <fields> holds every header line as received ("Name: value\r\n"),
-	 * without the status line; valid during the call only.
+	 * without the status line; valid during the call only, never NULL
+	 * ("" when the origin sent no fields).
 	 * <content_length> is -1 when the origin sent none.
 	 */
 	void (*on_head)(struct origin_fetch *f, void *arg, int status,

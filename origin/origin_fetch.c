@@ -594,7 +594,10 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 		evtimer_del(f->timer);
 		fetch_arm_timer(f, f->to.idle_ms);
 		f->in_callback = 1;
-		f->ops.on_head(f, f->arg, f->status, f->head, f->head_len,
+		/* A head of no fields is "", not NULL: readers do
+		 * fields + len. */
+		f->ops.on_head(f, f->arg, f->status,
+		    f->head != NULL ? f->head : "", f->head_len,
 		    f->content_length);
 		f->in_callback = 0;
 		return len;

@@ -47,7 +47,9 @@ run_build() {
 	fi
 }
 
-# A short run of every fuzz target, where clang has libFuzzer.
+# A short run of every fuzz target, where clang has libFuzzer, from its
+# committed corpus (tests/fuzz/corpus/<target>, only read), stopping at
+# the first UBSan report as at a crash (but tests/fuzz/ubsan.supp's).
 run_fuzz() {
 	echo "=== fuzz smoke: CC=clang ./configure --enable-fuzz"
 	[ -f Makefile ] && make -s distclean >/dev/null 2>&1
@@ -58,9 +60,13 @@ run_fuzz() {
 	fi
 	for src in tests/fuzz/fuzz_*.c; do
 		t=${src%.c}
+		corpus=tests/fuzz/corpus/${t##*/}
+		[ -d "$corpus" ] || corpus=
+		work=$(mktemp -d)
 		if make -s -j"$jobs" "$t" >/dev/null 2>&1 &&
+		    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=tests/fuzz/ubsan.supp \
 		    "./$t" -max_total_time="${FUZZ_SECONDS:-20}" \
-			-rss_limit_mb=2048 >"$t.log" 2>&1; then
+			-rss_limit_mb=2048 "$work" $corpus >"$t.log" 2>&1; then
 			echo "PASS: $t ($(grep -o 'Done [0-9]* runs' "$t.log"))"
 			total_pass=$((total_pass + 1))
 		else
@@ -68,6 +74,7 @@ run_fuzz() {
 			tail -30 "$t.log"
 			total_fail=$((total_fail + 1))
 		fi
+		rm -rf "$work"
 	done
 }
 

@@ -113,7 +113,7 @@ fuzz_date(const struct part *v)
 	int64_t t;
 
 	t = http_date_parse(v->p, v->len);
-	CDN_ASSERT(t >= -1 && t <= DATE_MAX);
+	CDN_ASSERT(t >= -1 && t <= HTTP_DATE_MAX);
 	if (t < 0)
 		return;
 	http_date_format(t, buf, sizeof(buf));
@@ -153,10 +153,10 @@ fuzz_policy(const struct part *head, const struct cache_cc *req, uint8_t f)
 	cache_exchange_parse_response(&x, head->p, head->len);
 	check_cc(&x.cc);
 	check_cc(&x.cdn_cc);
-	CDN_ASSERT(x.date >= -1 && x.date <= DATE_MAX);
-	CDN_ASSERT(x.last_modified >= -1 && x.last_modified <= DATE_MAX);
+	CDN_ASSERT(x.date >= -1 && x.date <= HTTP_DATE_MAX);
+	CDN_ASSERT(x.last_modified >= -1 && x.last_modified <= HTTP_DATE_MAX);
 	CDN_ASSERT(x.age >= -1 && x.age <= CC_DELTA_MAX);
-	CDN_ASSERT(x.has_expires ? x.expires >= 0 && x.expires <= DATE_MAX
+	CDN_ASSERT(x.has_expires ? x.expires >= 0 && x.expires <= HTTP_DATE_MAX
 	                         : x.expires == -1);
 
 	for (i = 0; i < CDN_ARRAY_LEN(confs); i++) {

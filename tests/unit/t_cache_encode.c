@@ -390,7 +390,7 @@ test_negotiation(void)
 	is_int(cache_enc_parse(" br ", 4), CACHE_ENC_BR, "br");
 	is_int(cache_enc_parse("", 0), CACHE_ENC_IDENTITY, "empty: identity");
 	is_int(cache_enc_parse("gzip, br", 8), -1, "two codings: not stored");
-	is_int(cache_enc_parse("deflate", 7), -1, "deflate: not stored");
+	is_int(cache_enc_parse("deflate", 7), -1, "deflate: not known");
 	ok(cache_variant_id(0, CACHE_ENC_IDENTITY) == 0,
 	    "identity without Vary is variant 0");
 	ok(cache_variant_enc(cache_variant_id(UINT64_MAX, CACHE_ENC_BR)) ==
@@ -399,6 +399,77 @@ test_negotiation(void)
 	ok((cache_variant_id(0x1234, CACHE_ENC_GZIP) &
 	       CACHE_VARIANT_VARY_MASK) == 0x1234,
 	    "the Vary key keeps its low 56 bits");
+}
+
+/* Codings the node does not know: stored as they came (CACHE_ENC_OTHER),
+ * served to whom RFC 9110 §12.5.3 says takes them. */
+static void
+test_unknown_codings(void)
+{
+	static const struct {
+		const char *head;
+		int enc;
+	} hc[] = {
+	    {"Content-Type: a/b\r\n", CACHE_ENC_IDENTITY},
+	    {"Content-Encoding: \r\n", CACHE_ENC_IDENTITY},
+	    {"content-encoding: GZIP\r\n", CACHE_ENC_GZIP},
+	    {"Content-Encoding: zstd\r\n", CACHE_ENC_OTHER},
+	    {"Content-Encoding: deflate\r\n", CACHE_ENC_OTHER},
+	    {"Content-Encoding: gzip, br\r\n", CACHE_ENC_OTHER},
+	    {"Content-Encoding: gzip\r\nContent-Encoding: br\r\n",
+	        CACHE_ENC_OTHER},
+	    {"Content-Encoding: gzip\r\nContent-Encoding:\r\n", CACHE_ENC_GZIP},
+	};
+	static const struct {
+		const char *ae[2]; /* NULL: fewer lines */
+		const char *ce;
+		int takes;
+	} tc[] = {
+	    {{NULL, NULL}, "zstd", 1}, /* no Accept-Encoding: any coding */
+	    {{"zstd", NULL}, "zstd", 1},
+	    {{"ZStd;q=0.001", NULL}, "zstd", 1},
+	    {{"zstd;q=0", NULL}, "zstd", 0},
+	    {{"zstd;Q=0.000", NULL}, "zstd", 0},
+	    {{"gzip, br", NULL}, "zstd", 0}, /* not named, no "*" */
+	    {{"", NULL}, "zstd", 0},         /* an empty field: none */
+	    {{"*", NULL}, "zstd", 1},
+	    {{"*;q=0", NULL}, "zstd", 0},
+	    {{"*, zstd;q=0", NULL}, "zstd", 0},
+	    {{"zstd;q=0, *", NULL}, "zstd", 0},
+	    {{"*;q=0, zstd", NULL}, "zstd", 1},
+	    {{"zstd;q=0", "zstd"}, "zstd", 1}, /* lines in order: the last */
+	    {{"zstd;q=2", NULL}, "zstd", 0},   /* malformed q: skipped */
+	    {{"zstd;v=1", NULL}, "zstd", 0},   /* unknown parameter: skipped */
+	    {{"gzip, zstd", NULL}, "gzip, zstd", 1},
+	    {{"zstd", NULL}, "gzip, zstd", 0},
+	    {{"x-gzip, deflate", NULL}, "gzip ,deflate", 1},
+	    {{"gzip", "deflate;q=0.5"}, "gzip, deflate", 1},
+	    {{"deflate", NULL}, "identity, deflate", 1},
+	    {{"deflate, identity;q=0", NULL}, "identity, deflate", 0},
+	    {{"gzip", NULL}, " , ", 1},
+	};
+	struct cache_field f[2];
+	size_t i;
+	unsigned n;
+
+	for (i = 0; i < CDN_ARRAY_LEN(hc); i++)
+		is_int(cache_enc_of_fields(hc[i].head, strlen(hc[i].head)),
+		    hc[i].enc, "coding of head %zu", i);
+	for (i = 0; i < CDN_ARRAY_LEN(tc); i++) {
+		for (n = 0; n < 2 && tc[i].ae[n] != NULL; n++) {
+			f[n].name = "Accept-Encoding";
+			f[n].name_len = 15;
+			f[n].value = tc[i].ae[n];
+			f[n].value_len = strlen(tc[i].ae[n]);
+		}
+		is_int(cache_accept_enc_takes(f, n, tc[i].ce, strlen(tc[i].ce)),
+		    tc[i].takes, "Accept-Encoding [%s|%s] takes [%s]",
+		    tc[i].ae[0] != NULL ? tc[i].ae[0] : "-",
+		    tc[i].ae[1] != NULL ? tc[i].ae[1] : "-", tc[i].ce);
+	}
+	ok(cache_variant_enc(cache_variant_id(UINT64_MAX, CACHE_ENC_OTHER)) ==
+	        CACHE_ENC_OTHER,
+	    "an unknown coding has a variant id of its own");
 }
 
 static void
@@ -606,6 +677,7 @@ main(void)
 	test_bombs();
 	test_corrupt();
 	test_negotiation();
+	test_unknown_codings();
 	test_fields();
 	test_make();
 	test_pool();

@@ -178,6 +178,96 @@ test_cc_parse(void)
 	is_int(c.max_age, 0, "max-age=5;q=1 malformed");
 }
 
+/* ---- CDN-Cache-Control (RFC 9213 §2.1) ---- */
+
+static int
+cdn(struct cache_cc *c, const char *v)
+{
+	return cache_cdn_cc_parse(c, v, strlen(v));
+}
+
+static void
+test_cdn_cc_parse(void)
+{
+	static const char *const invalid[] = {
+	    "max-age=\"10000\"", /* a String where an Integer belongs */
+	    "&&&",
+	    "max-age=60;FOO",           /* a parameter key in upper case */
+	    "max-age=60;",              /* a parameter without its key */
+	    "max-age=-1",               /* delta-seconds are not negative */
+	    "max-age=1.5",              /* nor decimals */
+	    "max-age=1000000000000000", /* 16 digits */
+	    "max-age=abc",              /* a Token */
+	    "MAX-AGE=5",
+	    "max-age=5,",
+	    "max-age = 5",
+	    "\tmax-age=5",
+	    "no-store=?0", /* no-store is always true */
+	    "no-store=1",
+	    "must-revalidate=\"yes\"",
+	    "public=(1)",
+	    "no-cache=set-cookie", /* a Token: only true or a String */
+	    "private=?0",
+	    "s-maxage=:YQ==:",
+	    "stale-if-error=?1",
+	    "stale-while-revalidate=(1 2)",
+	    "max-age=5, no-store, &",
+	};
+	struct cache_cc c;
+	size_t i;
+
+	for (i = 0; i < CDN_ARRAY_LEN(invalid); i++) {
+		c.max_age = 42;
+		ok(cdn(&c, invalid[i]) == CDN_EINVAL && !c.is_set &&
+		        c.max_age == -1 && !c.no_store,
+		    "CDN-Cache-Control invalid and reset: %s", invalid[i]);
+	}
+
+	ok(cdn(&c, "max-age=60") == CDN_OK && c.is_set && c.max_age == 60,
+	    "CDN max-age=60");
+	ok(cdn(&c, "") == CDN_OK && !c.is_set, "CDN empty: valid, not set");
+	ok(cdn(&c, "   ") == CDN_OK && !c.is_set, "CDN spaces: empty");
+	ok(cdn(&c, "max-age=10, max-age=20") == CDN_OK && c.max_age == 20,
+	    "CDN repeated max-age: the last (RFC 8941), not the smallest");
+	ok(cdn(&c, "max-age=\"x\", max-age=5") == CDN_OK && c.max_age == 5,
+	    "CDN a wrong type overwritten by a valid one");
+	ok(cdn(&c, "max-age=5, max-age=\"x\"") == CDN_EINVAL,
+	    "CDN a valid value overwritten by a wrong type");
+	ok(cdn(&c, "max-age=99999999999") == CDN_OK && c.max_age == 2147483647,
+	    "CDN max-age clamps to 2^31-1");
+	ok(cdn(&c, "s-maxage=0, stale-while-revalidate=5, stale-if-error=6") ==
+	            CDN_OK &&
+	        c.s_maxage == 0 && c.stale_while_revalidate == 5 &&
+	        c.stale_if_error == 6,
+	    "CDN integers");
+	ok(cdn(&c,
+	       "no-store, must-revalidate=?1, proxy-revalidate, public, "
+	       "immutable, must-understand, no-transform") == CDN_OK &&
+	        c.no_store && c.must_revalidate && c.proxy_revalidate &&
+	        c.is_public && c.immutable && c.must_understand &&
+	        c.no_transform,
+	    "CDN booleans");
+	ok(cdn(&c, "no-cache=\"set-cookie\", private=\"a, b\"") == CDN_OK &&
+	        c.no_cache_fields && !c.no_cache && c.private_fields &&
+	        !c.is_private,
+	    "CDN qualified no-cache and private");
+	ok(cdn(&c, "no-cache=\"\", private") == CDN_OK && c.no_cache &&
+	        !c.no_cache_fields && c.is_private,
+	    "CDN no-cache with an empty list: unqualified");
+	ok(cdn(&c,
+	       "max-age=60;a=1;b, foo=(1 2);c=?0, bar=:YQ==:, baz=1.5, "
+	       "qux=tok, *x") == CDN_OK &&
+	        c.is_set && c.max_age == 60,
+	    "CDN extensions of every type and parameters ignored");
+	ok(cdn(&c, "max-stale=abc, min-fresh=\"x\", only-if-cached=?0") ==
+	            CDN_OK &&
+	        c.is_set && c.max_stale == -1 && !c.only_if_cached,
+	    "CDN request directives are extensions here");
+	ok(cdn(&c, "max-age=5 ,\tno-store") == CDN_OK && c.max_age == 5 &&
+	        c.no_store,
+	    "CDN OWS around commas");
+}
+
 /* ---- HTTP-date ---- */
 
 static void
@@ -275,6 +365,72 @@ test_dates(void)
 
 /* ---- response head ---- */
 
+/* CDN-Cache-Control over several lines is joined into a bounded buffer;
+ * one long line is read in place. */
+static void
+test_cdn_long_lines(struct cache_exchange *x)
+{
+	static char h[3 * 4096];
+	const char *line = "CDN-Cache-Control: max-age=60, ";
+	size_t n, ll = strlen(line);
+
+	/* One line of 5000 bytes: "max-age=60, a, a, ..., a" */
+	memcpy(h, line, ll);
+	for (n = ll; n < ll + 5000; n += 3)
+		memcpy(h + n, "a, ", 3);
+	memcpy(h + n, "a\r\n", 3);
+	n += 3;
+	cache_exchange_parse_response(x, h, n);
+	ok(x->cdn_cc.is_set && x->cdn_cc.max_age == 60,
+	    "one long CDN-Cache-Control line");
+	/* The same then a second line: past CDN_CC_JOIN_MAX, ignored. */
+	ll = strlen(CDN("no-store"));
+	memcpy(h + n, CDN("no-store"), ll);
+	cache_exchange_parse_response(x, h, n + ll);
+	ok(!x->cdn_cc.is_set, "lines joined past 4 KiB: ignored");
+	/* Two short lines well within it. */
+	n = (size_t)snprintf(h, sizeof(h), "%s%s",
+	    "CDN-Cache-Control: max-age=60\r\n",
+	    "CDN-Cache-Control: no-store\r\n");
+	cache_exchange_parse_response(x, h, n);
+	ok(x->cdn_cc.max_age == 60 && x->cdn_cc.no_store, "two short lines");
+}
+
+/* RFC 9111 §5.1: the first member of a list-based Age, else ignored. */
+static void
+test_age_members(struct cache_exchange *x)
+{
+	static const struct {
+		const char *head;
+		int64_t age;
+	} ac[] = {
+	    /* the head's lines; the TAP name shows only the index */
+	    {"Age: 7200, 0\r\n", 7200},
+	    {"Age: 0, 7200\r\n", 0},
+	    {"Age: 100\r\nAge: 7200\r\n", 100},
+	    {"Age: 7200\r\nAge: 100\r\n", 7200},
+	    {"Age:  5 ,\t9\r\n", 5},
+	    {"Age: , 5\r\n", 5},
+	    {"Age:\r\nAge: 8\r\n", 8},
+	    {"Age: ,\r\nAge: 8, 1\r\n", 8},
+	    {"Age: abc, 5\r\n", -1},
+	    {"Age: abc\r\nAge: 5\r\n", -1},
+	    {"Age: -5, 5\r\n", -1},
+	    {"Age: 1 2\r\n", -1},
+	    {"Age: \"5\"\r\n", -1},
+	    {"Age: 5;x=1\r\n", -1},
+	    {"Age: 99999999999, 1\r\n", 2147483647},
+	    {"Age:\r\n", -1},
+	};
+	size_t i;
+
+	for (i = 0; i < CDN_ARRAY_LEN(ac); i++) {
+		cache_exchange_parse_response(
+		    x, ac[i].head, strlen(ac[i].head));
+		is_int(x->age, ac[i].age, "list-based Age, case %zu", i);
+	}
+}
+
 static void
 test_parse_response(void)
 {
@@ -302,7 +458,7 @@ test_parse_response(void)
 	is_int(x.date, T0, "the first Date");
 	ok(x.has_expires && x.expires == 784111777, "the earliest Expires");
 	is_int(x.last_modified, 784111777, "Last-Modified, no OWS");
-	is_int(x.age, 20, "the largest Age");
+	is_int(x.age, 10, "three Age lines: the first (RFC 9111 §5.1)");
 	ok(x.has_set_cookie && !x.vary_star, "Set-Cookie, Vary");
 
 	h = "Expires: Sun, 06 Nov 1994 08:49:37 GMT\r\n" E_P3600;
@@ -323,7 +479,8 @@ test_parse_response(void)
 	ok(x.age == 2147483647 && x.vary_star, "Age clamps; no final CRLF");
 	h = "Age: 1, 2\r\nVary: a*, *b\r\n";
 	cache_exchange_parse_response(&x, h, strlen(h));
-	ok(x.age == -1 && !x.vary_star, "Age list ignored; '*b' is no star");
+	ok(x.age == 1 && !x.vary_star, "Age list: the first; '*b' is no star");
+	test_age_members(&x);
 
 	h = "Cache-Control: max-age=5\r\n\r\nCache-Control: no-store\r\n";
 	cache_exchange_parse_response(&x, h, strlen(h));
@@ -346,6 +503,24 @@ test_parse_response(void)
 	h = SUR("no-store");
 	cache_exchange_parse_response(&x, h, strlen(h));
 	ok(x.cdn_cc.no_store && !x.cc.is_set, "Surrogate-Control alone");
+	h = SUR("max-age=5;q") CDN("max-age=\"1\"");
+	cache_exchange_parse_response(&x, h, strlen(h));
+	is_int(x.cdn_cc.max_age, 0,
+	    "invalid CDN-Cache-Control: Surrogate-Control, read as CC is");
+	h = CDN("max-age=100") "X: y\r\n" CDN("no-store");
+	cache_exchange_parse_response(&x, h, strlen(h));
+	ok(x.cdn_cc.max_age == 100 && x.cdn_cc.no_store,
+	    "CDN-Cache-Control lines joined");
+	h = CDN("a=\"x") CDN("y\", max-age=7");
+	cache_exchange_parse_response(&x, h, strlen(h));
+	is_int(x.cdn_cc.max_age, 7, "a String spanning two lines (joined)");
+	h = CDN("max-age=100") CDN("") CDN("max-age=9");
+	cache_exchange_parse_response(&x, h, strlen(h));
+	is_int(x.cdn_cc.max_age, 9, "an empty line adds no member");
+	h = CDN("max-age=100,") CDN("no-store");
+	cache_exchange_parse_response(&x, h, strlen(h));
+	ok(!x.cdn_cc.is_set, "a trailing comma on a line: invalid joined");
+	test_cdn_long_lines(&x);
 
 	cache_exchange_parse_response(&x, NULL, 0);
 	ok(x.date == -1 && x.expires == -1 && !x.has_expires && x.age == -1 &&
@@ -634,6 +809,30 @@ static const struct dcase {
         CDN("") SUR(" ") CC("max-age=10"), 1, "fresh:max-age", 10, 0, 0, 0, 0},
     {"min ttl raises targeted max-age", C_MIN, GET, 0, NULL, 200,
         CDN("max-age=1"), 1, "fresh:cdn-max-age", 600, 0, 0, 0, 0},
+    /* CDN-Cache-Control is a Dictionary: an invalid one is ignored whole */
+    {"CDN-Cache-Control max-age as a String: CC rules", C_STD, GET, 0, NULL,
+        200, CC("max-age=10") CDN("max-age=\"10000\""), 1, "fresh:max-age", 10,
+        0, 0, 0, 0},
+    {"CDN-Cache-Control junk: its no-store ignored too", C_STD, GET, 0, NULL,
+        200, CC("max-age=10") CDN("no-store, &&&"), 1, "fresh:max-age", 10, 0,
+        0, 0, 0},
+    {"CDN-Cache-Control parameter error", C_STD, GET, 0, NULL, 200,
+        CC("max-age=10") CDN("max-age=600;A=1"), 1, "fresh:max-age", 10, 0, 0,
+        0, 0},
+    {"CDN-Cache-Control upper-case key", C_STD, GET, 0, NULL, 200,
+        CC("max-age=10") CDN("Max-Age=600"), 1, "fresh:max-age", 10, 0, 0, 0,
+        0},
+    {"invalid CDN-Cache-Control falls to Surrogate", C_STD, GET, 0, NULL, 200,
+        CDN("max-age=1.5") SUR("max-age=300") CC("max-age=10"), 1,
+        "fresh:cdn-max-age", 300, 0, 0, 0, 0},
+    {"CDN-Cache-Control parameters ignored", C_STD, GET, 0, NULL, 200,
+        CC("max-age=10") CDN("max-age=600;foo=bar, no-cache;x"), 1,
+        "fresh:cdn-max-age", 600, 0, 1, 0, 0},
+    {"CDN-Cache-Control repeated key: the last", C_STD, GET, 0, NULL, 200,
+        CDN("max-age=600, max-age=60"), 1, "fresh:cdn-max-age", 60, 0, 0, 0, 0},
+    {"CDN-Cache-Control over two lines, one invalid", C_STD, GET, 0, NULL, 200,
+        CC("max-age=10") CDN("max-age=600") CDN("no-store=?0"), 1,
+        "fresh:max-age", 10, 0, 0, 0, 0},
 };
 
 static void
@@ -702,6 +901,13 @@ test_age(void)
 	    {"no Date", T0 - 3, T0, "Age: 7\r\n", 10},
 	    {"invalid Age ignored", T0, T0, D_T0 "Age: x\r\n", 0},
 	    {"clock stepped back", T0 + 5, T0, D_T0, 0},
+	    {"list-based Age: the first member", T0, T0,
+	        D_T0 "Age: 7200, 0\r\n", 7200},
+	    {"two Age lines: the first", T0, T0,
+	        D_T0 "Age: 30\r\nAge: 7200\r\n", 30},
+	    {"invalid first Age member ignored", T0, T0,
+	        D_T0 "Age: x, 7200\r\n", 0},
+	    /* last: the non-storable check below reuses it */
 	    {"huge Age clamps", T0, T0, "Age: 99999999999\r\n", 2147483647},
 	};
 	struct cache_exchange x;
@@ -894,6 +1100,7 @@ main(void)
 	plan_no_plan();
 	test_cc_parse();
 	test_dates();
+	test_cdn_cc_parse();
 	test_parse_response();
 	test_decide_table();
 	test_age();
