@@ -339,9 +339,7 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	/* A coding we do not know, stored as it came, for a client that
 	 * takes it. */
 	variant = cache_variant_id(vary_key, CACHE_ENC_OTHER);
-	rc = meta_only
-	    ? cache_store_get_meta(e->store, key, variant, &o, from_memory)
-	    : cache_store_get(e->store, key, variant, &o, from_memory);
+	rc = cache_store_get_meta(e->store, key, variant, &o, from_memory);
 	if (rc == CDN_OK) {
 		if (edge_variant_takes(
 		        req, CACHE_ENC_OTHER, o->fields, o->fields_len)) {
