@@ -72,10 +72,13 @@ static int
 tags_index(struct cache_store *s, MDB_txn *txn, const char *tags, size_t len,
     const uint8_t hv[CACHE_OBJKEY_LEN], int add)
 {
-	const char *p = tags, *end = tags + len, *sp;
+	const char *p = tags, *end, *sp;
 	MDB_val k, v;
 	int rc;
 
+	if (len == 0)
+		return 0; /* an object without tags may have no string at all */
+	end = tags + len;
 	while (p < end) {
 		sp = memchr(p, ' ', (size_t)(end - p));
 		if (sp == NULL)
