@@ -1045,7 +1045,10 @@ fill_complete(struct edge_fill *f, struct fill_block *last, size_t last_len)
 			EDGE_COUNTER_INC(w, cache_stores);
 			return; /* fill_stored() goes on */
 		}
-		f->not_stored = stream_refused(f);
+		/* The record committed already, or the stream failed. */
+		f->stored = cache_stream_state(f->stream) > 0;
+		if (!f->stored)
+			f->not_stored = stream_refused(f);
 	} else if (f->obj != NULL && adopt_body(f, last, last_len) == CDN_OK) {
 		f->not_stored = edge_cache_store(w, f->obj);
 		f->stored = f->not_stored == NULL;
