@@ -666,12 +666,13 @@ int cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory) CDN_WUR;
 
 /*
- * As cache_store_get, but an object that only LMDB holds comes back with
- * its metadata alone: o->chunks NULL, nchunks and body_len set, not
- * promoted to memory.  The caller then reads the chunks a range needs with
- * cache_store_load_chunks(), instead of the whole body of a large object.
- * Such an object (o->chunks NULL or partly NULL) is the caller's alone:
- * never store or share it.
+ * As cache_store_get, but an object that only LMDB holds and that is too
+ * large for the memory tier (cache_store_stream_min) comes back with its
+ * metadata alone: o->chunks NULL, nchunks and body_len set, not promoted.
+ * The caller then reads the chunks it sends with cache_store_load_chunks()
+ * as it sends them.  Such an object (o->chunks NULL or partly NULL) is the
+ * caller's alone: never store or share it.  A smaller one comes whole, in
+ * the same read transaction, and is promoted as cache_store_get's are.
  */
 int cache_store_get_meta(struct cache_store *s,
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant,

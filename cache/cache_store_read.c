@@ -39,12 +39,13 @@ mdb_to_cdn(int rc)
 }
 
 /*
- * Load (key, variant) from LMDB into a new object (see cache_store_get);
- * without <with_body>, only its metadata (cache_store_get_meta).
+ * Load (key, variant) from LMDB into a new object (see cache_store_get):
+ * its body too if it has at most <body_max> bytes, else its metadata
+ * alone (cache_store_get_meta).  One read transaction either way.
  */
 static int
 disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
-    uint64_t variant, int with_body, struct cache_obj **objp)
+    uint64_t variant, uint64_t body_max, struct cache_obj **objp)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	struct cache_obj *o = NULL;
@@ -53,7 +54,7 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	MDB_val k, v;
 	uint64_t seed, left;
 	size_t clen;
-	int rc;
+	int rc, with_body;
 
 	cache_record_objkey(hv, key, variant);
 	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
@@ -69,6 +70,7 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	rc = cache_record_to_obj(&rv, key, variant, &o);
 	if (rc != CDN_OK)
 		goto out;
+	with_body = rv.body_len <= body_max;
 	if (!with_body) {
 		/* Chunks come later, as needed (cache_store_load_chunks). */
 		o->body_len = rv.body_len;
@@ -158,14 +160,15 @@ purge_filter(struct cache_store *s, struct cache_obj **op)
 }
 
 /*
- * The lookup behind cache_store_get (with_body) and cache_store_get_meta:
- * memory first, then LMDB, each answer filtered by the purge rules.  A
- * whole object read from disk is promoted to memory; a corrupt record's
- * deletion is queued.
+ * The lookup behind cache_store_get and cache_store_get_meta: memory
+ * first, then LMDB (a body of at most <body_max> bytes read with its
+ * record), each answer filtered by the purge rules.  A whole object read
+ * from disk is promoted to memory; a corrupt record's deletion is queued.
  */
 static int
 store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
-    uint64_t variant, int with_body, struct cache_obj **objp, int *from_memory)
+    uint64_t variant, uint64_t body_max, struct cache_obj **objp,
+    int *from_memory)
 {
 	struct cache_obj *o = NULL;
 	struct wmsg *m;
@@ -188,11 +191,11 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	}
 	if (is_removed)
 		return CDN_NOTFOUND;
-	rc = disk_get(s, key, variant, with_body, &o);
+	rc = disk_get(s, key, variant, body_max, &o);
 	if (rc == CDN_OK && purge_filter(s, &o) != CDN_OK)
 		return CDN_NOTFOUND;
 	if (rc == CDN_OK) {
-		if (with_body)
+		if (o->body_len <= body_max)
 			cache_mem_promote(s->mem, o, gen);
 		*objp = o;
 		if (from_memory != NULL)
@@ -221,21 +224,15 @@ int
 cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory)
 {
-	return store_lookup(s, key, variant, 1, objp, from_memory);
+	return store_lookup(s, key, variant, UINT64_MAX, objp, from_memory);
 }
 
-/*
- * As cache_store_get, but an object found only in LMDB comes back with its
- * metadata alone (o->chunks NULL, nchunks and body_len set) and is not
- * promoted to memory: for a range, whose chunks the caller then reads
- * with cache_store_load_chunks().  The object is the caller's alone until
- * its chunks are loaded (never share it, never store it).
- */
 int
 cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory)
 {
-	return store_lookup(s, key, variant, 0, objp, from_memory);
+	return store_lookup(s, key, variant, cache_store_stream_min(s), objp,
+	    from_memory);
 }
 
 uint64_t
