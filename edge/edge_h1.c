@@ -123,7 +123,7 @@ on_request(struct http_txn *txn, void *arg)
 {
 	struct edge_stream cs = {&h1_ops, txn};
 
-	edge_stream_begin(arg, &cs);
+	edge_proxy_begin(arg, &cs);
 }
 
 static void
@@ -133,7 +133,7 @@ on_body(struct http_txn *txn, void *arg)
 
 	(void)arg;
 	if (pt != NULL)
-		edge_stream_body(pt);
+		edge_proxy_body(pt);
 }
 
 static void
@@ -143,7 +143,7 @@ on_writable(struct http_txn *txn, void *arg)
 
 	(void)arg;
 	if (pt != NULL)
-		edge_stream_writable(pt);
+		edge_proxy_writable(pt);
 }
 
 static void
@@ -153,7 +153,7 @@ on_abort(struct http_txn *txn, void *arg)
 
 	(void)arg;
 	if (pt != NULL)
-		edge_stream_aborted(pt);
+		edge_proxy_aborted(pt);
 }
 
 static void
@@ -170,7 +170,7 @@ on_log(struct http_txn *txn, void *arg)
 	                                                          : "HTTP/1.1",
 	};
 
-	edge_stream_end(arg, &cs, http_txn_data(txn), &end);
+	edge_proxy_end(arg, &cs, http_txn_data(txn), &end);
 	http_txn_set_data(txn, NULL);
 }
 

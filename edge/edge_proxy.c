@@ -5,15 +5,15 @@
  * response streams back (edge_deliver.c).
  *
  * Threading: a struct proxy_txn lives on one worker, between
- * edge_stream_begin and edge_stream_end of its client stream; the end is
+ * edge_proxy_begin and edge_proxy_end of its client stream; the end is
  * the one place it is freed, because it is the one call every stream ends
  * with (answered, aborted or refused).
  *
  * Flow control both ways: origin bytes are taken only while the client's
  * stream is not congested (else the curl transfer is paused until
- * edge_stream_writable), and request body bytes are handed to curl only
+ * edge_proxy_writable), and request body bytes are handed to curl only
  * as the client sends them (else the upload is paused until
- * edge_stream_body).
+ * edge_proxy_body).
  */
 #include "config.h"
 
@@ -155,7 +155,7 @@ request_hash(const struct proxy_txn *pt, const char *target, size_t len)
 }
 
 void
-edge_stream_begin(struct edge_worker *w, const struct edge_stream *cs)
+edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 {
 	const struct http_request *req = edge_stream_request(cs);
 	struct proxy_txn *pt;
@@ -406,7 +406,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 	pt->origin_err = err;
 	edge_count_origin_error(w, err);
 	edge_cache_on_done(pt, err);
-	/* pt dies in edge_stream_end, inside finish/abort/error below. */
+	/* pt dies in edge_proxy_end, inside finish/abort/error below. */
 	if (pt->served)
 		edge_stream_finish(cs); /* the stored copy was complete */
 	else if (err == ORIGIN_OK && pt->responded)
@@ -430,7 +430,7 @@ static const struct origin_fetch_ops origin_ops = {
 /* ---- the client stream (edge_stream.h) ---- */
 
 void
-edge_stream_body(struct proxy_txn *pt)
+edge_proxy_body(struct proxy_txn *pt)
 {
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	if (pt->fetch != NULL)
@@ -438,7 +438,7 @@ edge_stream_body(struct proxy_txn *pt)
 }
 
 void
-edge_stream_writable(struct proxy_txn *pt)
+edge_proxy_writable(struct proxy_txn *pt)
 {
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	if (pt->fetch != NULL)
@@ -450,7 +450,7 @@ edge_stream_writable(struct proxy_txn *pt)
 }
 
 void
-edge_stream_aborted(struct proxy_txn *pt)
+edge_proxy_aborted(struct proxy_txn *pt)
 {
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	origin_fetch_cancel(&pt->fetch);
@@ -476,7 +476,7 @@ response_from(const struct proxy_txn *pt)
 }
 
 void
-edge_stream_end(struct edge_worker *w, const struct edge_stream *cs,
+edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
     struct proxy_txn *pt, const struct edge_stream_end *end)
 {
 	const struct http_request *req = edge_stream_request(cs);

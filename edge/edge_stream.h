@@ -7,22 +7,22 @@
  *
  * Ownership and lifetime:
  * - The protocol owns the stream.  It hands it to the edge with
- *   edge_stream_begin() once a request head is complete; the edge keeps a
+ *   edge_proxy_begin() once a request head is complete; the edge keeps a
  *   copy of this small handle (ops and the protocol's object) until the
- *   protocol calls edge_stream_end(): the one call every stream ends with
+ *   protocol calls edge_proxy_end(): the one call every stream ends with
  *   (answered, aborted or refused).  After it, neither side touches the
  *   other's state.
  * - The edge answers once: respond(), body bytes, then finish() (complete)
  *   or abort() (cut short: the client never sees a complete-looking body).
- *   finish() and abort() may call edge_stream_end() before they return,
+ *   finish() and abort() may call edge_proxy_end() before they return,
  *   so the caller's transaction may be gone after either.
  * - write() copies; write_ref() borrows the bytes until <done> is called,
  *   from the worker's loop, or at once if the stream is already gone or
  *   the response has no body (HEAD).
  * - Backpressure: while congested() says so, the edge produces no body
- *   bytes; the protocol calls edge_stream_writable() when it can take
+ *   bytes; the protocol calls edge_proxy_writable() when it can take
  *   more.  The request body is read with body_read() as it arrives, after
- *   edge_stream_body() says there is some.
+ *   edge_proxy_body() says there is some.
  * - Everything runs on the worker thread that owns the client's
  *   connection.
  */
@@ -44,7 +44,7 @@ struct edge_stream_ops {
 	int (*has_body)(void *s);
 	int64_t (*body_length)(void *s);
 	/* Up to <max> request body bytes: a count (0 at its end), CDN_AGAIN
-	 * (none yet: edge_stream_body() follows) or CDN_EINVAL. */
+	 * (none yet: edge_proxy_body() follows) or CDN_EINVAL. */
 	long (*body_read)(void *s, char *dst, size_t max);
 	/* The response head: fields "Name: value\r\n" without framing
 	 * fields or Date (the protocol adds them); <content_length> -1 if
@@ -85,18 +85,19 @@ struct edge_stream_end {
 	const char *protocol; /* "HTTP/1.1", "HTTP/2" */
 };
 
-/* ---- the protocol calls these (edge_proxy.c) ---- */
+/* ---- the protocol calls these: the request path's entry (edge_proxy.c) ----
+ */
 
 /* A complete request head on worker <w>. */
-void edge_stream_begin(struct edge_worker *w, const struct edge_stream *cs);
+void edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs);
 /* More request body (or its end) for <pt>'s stream. */
-void edge_stream_body(struct proxy_txn *pt);
+void edge_proxy_body(struct proxy_txn *pt);
 /* <pt>'s stream can take more body bytes. */
-void edge_stream_writable(struct proxy_txn *pt);
+void edge_proxy_writable(struct proxy_txn *pt);
 /* <pt>'s client is gone: stop producing (end follows). */
-void edge_stream_aborted(struct proxy_txn *pt);
+void edge_proxy_aborted(struct proxy_txn *pt);
 /* The stream ended; <pt> (NULL if the edge kept none) is freed here. */
-void edge_stream_end(struct edge_worker *w, const struct edge_stream *cs,
+void edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
     struct proxy_txn *pt, const struct edge_stream_end *end);
 
 /* ---- the edge calls the protocol through these ---- */
