@@ -107,10 +107,6 @@ struct cache_mem_stats {
 };
 void cache_mem_stats(struct cache_mem *m, struct cache_mem_stats *st);
 
-/* Test hooks: which S3-FIFO queue holds (key, variant): 'S', 'M' or 0. */
-int cache_mem_test_queue(
-    struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
-
 /* ================= purge rules (cache_purge.c) ================= */
 
 /* The purge rules known to one process: a hash table of (kind, name) ->
@@ -242,16 +238,5 @@ int cache_damage_lock_shared(const char *dir, int *fdp);
  * CDN_ECORRUPT with the sizes in <why>.
  */
 int cache_damage_check_size(int dirfd, uint64_t need, char *why, size_t cap);
-
-/*
- * Test hook: shift the store's wall clock by <skew_s> seconds (LRU
- * buckets only), so that tests can make accesses look minutes apart.
- */
-void cache_store_test_set_clock_skew(struct cache_store *s, int64_t skew_s);
-
-/* ================= cache_variant.c ================= */
-
-/* Test hook: hold the compression pool's jobs (1) or let them run (0). */
-void cache_variants_test_pause(struct cache_variants *v, int paused);
 
 #endif /* CACHE_INT_H */

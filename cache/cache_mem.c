@@ -805,21 +805,3 @@ cache_mem_stats(struct cache_mem *m, struct cache_mem_stats *st)
 		pthread_mutex_unlock(&sh->mtx);
 	}
 }
-
-int
-cache_mem_test_queue(
-    struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
-{
-	struct mem_shard *sh;
-	struct mem_entry *e;
-	int q = 0;
-
-	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
-	sh = shard_of(m, key);
-	pthread_mutex_lock(&sh->mtx);
-	e = entry_find(sh, key, MEM_OBJ, variant);
-	if (e != NULL)
-		q = e->queue == Q_MAIN ? 'M' : 'S';
-	pthread_mutex_unlock(&sh->mtx);
-	return q;
-}

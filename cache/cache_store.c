@@ -679,10 +679,3 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->purge_seq = cache_store_purge_seq(s);
 	st->damaged = cache_store_is_damaged(s);
 }
-
-void
-cache_store_test_set_clock_skew(struct cache_store *s, int64_t skew_s)
-{
-	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
-	atomic_store_explicit(&s->clock_skew_s, skew_s, memory_order_relaxed);
-}

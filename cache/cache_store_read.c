@@ -231,8 +231,8 @@ int
 cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory)
 {
-	return store_lookup(s, key, variant, cache_store_stream_min(s), objp,
-	    from_memory);
+	return store_lookup(
+	    s, key, variant, cache_store_stream_min(s), objp, from_memory);
 }
 
 uint64_t

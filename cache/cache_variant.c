@@ -227,7 +227,7 @@ struct cache_variants {
 	unsigned njobs;
 	uint64_t qbytes;
 	int stop;
-	int paused;                     /* test hook: jobs wait */
+	int paused; /* jobs wait (tests hold the pool with it) */
 	struct cache_decode_limits lim; /* of decode jobs */
 	/* Decodes queued or failed, by decode_tag(): each coded response is
 	 * decoded once, and a bomb is not tried again. */
@@ -571,16 +571,6 @@ cache_variants_decode_failed(
 	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	memo_set(v, decode_tag(o), CACHE_DECODE_FAILED);
-}
-
-void
-cache_variants_test_pause(struct cache_variants *v, int paused)
-{
-	MAGIC_CHECK(v, CACHE_VARIANTS_MAGIC);
-	pthread_mutex_lock(&v->mtx);
-	v->paused = paused;
-	pthread_cond_broadcast(&v->cond);
-	pthread_mutex_unlock(&v->mtx);
 }
 
 void

@@ -26,6 +26,9 @@
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
+#include "cache/cache_store_int.h"
+/* The memory tier's statics: which S3-FIFO queue holds an entry. */
+#include "cache/cache_mem.c"
 #include "common/cdn_log.h"
 #include "tests/unit/tap.h"
 
@@ -612,7 +615,7 @@ test_eviction(void)
 	    (long long)fst.st_size);
 
 	/* Two minutes later, touch the oldest: it moves to the back. */
-	cache_store_test_set_clock_skew(s, 2 * CACHE_LRU_BUCKET_S);
+	atomic_store(&s->clock_skew_s, 2 * CACHE_LRU_BUCKET_S);
 	key_of(100 + first, key);
 	if (cache_store_get(s, key, 0, &o, NULL) == CDN_OK) {
 		cache_store_touch(s, o);
@@ -758,13 +761,32 @@ mem_has(struct cache_mem *m, unsigned id)
 	return rc == CDN_OK;
 }
 
+/* Which S3-FIFO queue holds (key, variant): 'S', 'M' or 0. */
+static int
+mem_queue_of(
+    struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
+{
+	struct mem_shard *sh;
+	struct mem_entry *e;
+	int q = 0;
+
+	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
+	sh = shard_of(m, key);
+	pthread_mutex_lock(&sh->mtx);
+	e = entry_find(sh, key, MEM_OBJ, variant);
+	if (e != NULL)
+		q = e->queue == Q_MAIN ? 'M' : 'S';
+	pthread_mutex_unlock(&sh->mtx);
+	return q;
+}
+
 static int
 mem_queue(struct cache_mem *m, unsigned id)
 {
 	uint8_t key[CACHE_HASH_LEN];
 
 	key_of(id, key);
-	return cache_mem_test_queue(m, key, 0);
+	return mem_queue_of(m, key, 0);
 }
 
 static void
