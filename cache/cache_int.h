@@ -1,8 +1,8 @@
 /*
  * Private to the files of cache/: the memory tier's interface (cache_mem.c),
- * the on-disk layout of the LMDB store (cache_store.c, cache_record.c) and
- * test hooks.
- * Nothing outside cache/ and its unit tests includes this header.
+ * and the on-disk layout of the LMDB store (cache_store.c,
+ * cache_record.c).  Nothing outside cache/ and its unit tests includes
+ * this header.
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H

@@ -645,7 +645,7 @@ cache_store_close(struct cache_store **sp)
 	free(s);
 }
 
-/* ---------------- counters and test hooks ---------------- */
+/* ---------------- counters ---------------- */
 
 void
 cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
