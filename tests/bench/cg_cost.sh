@@ -1,0 +1,71 @@
+#!/bin/sh
+# Instructions per request, counted by callgrind (exact where this shared
+# machine's timings are not): edged with one worker serves a warm-up hit,
+# then N requests over one keep-alive connection, twice (N1 and N2); the
+# difference divided by N2 - N1 leaves out start-up and shut-down.
+#   tests/bench/cg_cost.sh [EDGED] [hit|miss] [N1] [N2]
+# hit: one cached 1 KiB object; miss: a new 1 KiB key each request, fetched
+# from tests/bench/bench_origin and stored.  Loopback only; stops by itself.
+set -eu
+EDGED=${1:-./edged}
+KIND=${2:-hit}
+N1=${3:-500}
+N2=${4:-2500}
+ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
+command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 1; }
+
+port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# client PORT N KIND TAG: N GETs on one connection, each response read whole.
+client() {
+	python3 - "$@" <<'PY'
+import socket, sys
+port, n, kind, tag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = socket.create_connection(("127.0.0.1", port), timeout=60)
+buf = b""
+for i in range(n):
+    path = "/obj/hot?size=1024" if kind == "hit" else "/obj/m%d-%s?size=1024" % (i, tag)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path).encode())
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    cl = [int(l.split(b":")[1]) for l in head.split(b"\r\n")[1:]
+          if l.lower().startswith(b"content-length:")][0]
+    while len(rest) < cl:
+        rest += s.recv(65536)
+    buf = rest[cl:]
+PY
+}
+
+# run N: total instructions of edged serving a warm-up and N requests.
+run() {
+	d=$(mktemp -d)
+	op=$(port)
+	ep=$(port)
+	"$ORIGIN" "$op" &
+	opid=$!
+	valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$EDGED" \
+	    --listen "127.0.0.1:$ep" --origin "http://127.0.0.1:$op" \
+	    --threads 1 --log-level warn --cache-dir "$d/cache" \
+	    --ready-file "$d/ready" >"$d/log" 2>&1 &
+	epid=$!
+	i=0
+	until [ -s "$d/ready" ]; do
+		i=$((i + 1))
+		[ $i -gt 300 ] && { kill $epid $opid; exit 1; }
+		sleep 0.1
+	done
+	client "$ep" 1 hit warm
+	client "$ep" "$1" "$KIND" "$$.$1"
+	kill -TERM $epid
+	wait $epid || true
+	kill $opid
+	awk '/^(summary|totals):/ {print $2; exit}' "$d/cg.out"
+	rm -rf "$d"
+}
+
+a=$(run "$N1")
+b=$(run "$N2")
+echo "$KIND: $(( (b - a) / (N2 - N1) )) instructions per request ($EDGED)"
