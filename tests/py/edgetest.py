@@ -63,6 +63,9 @@ pattern_block(k)     the origin's body pattern, byte i =
                      (i * 7 + (i >> 8) + (i >> 16) * 13) & 0xff.
 parse_multipart(r)   the (fields, data) parts of a multipart/byteranges
                      response, its framing checked.
+SlowReader(edge, target, size, rate=100000)
+                     a thread reading one GET slowly: .start(), .stop.set(),
+                     .finish() (the rest at full speed), .body, .error.
 Edge(origin_url, *extra_args, threads=2, listen=None, env=None)
                      edged with --listen 127.0.0.1:<free> (or each of
                      <listen>) --origin <url> --threads N --ready-file
@@ -109,6 +112,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
@@ -1024,6 +1028,56 @@ class RawResult:
             len(self.data), "reset" if self.reset else
             "closed" if self.closed else "open", self.elapsed,
             self.data[:120])
+
+
+
+class SlowReader(threading.Thread):
+    """Reads one GET's body at about <rate> bytes/s until .stop is set,
+    keeping what it read; .finish() then reads the rest at full speed.
+    For stories that hold a large response open slowly.  Errors in the
+    thread are kept in .error for the test thread to report."""
+
+    def __init__(self, edge, target, size, rate=100 * 1000):
+        super().__init__(daemon=True)
+        self.size = size
+        self.rate = rate
+        self.c = edge.connect(timeout=30)
+        self.c.send(build_request("GET", target))
+        self.stop = threading.Event()
+        self.body = bytearray()
+        self.head = None
+        self.error = None
+
+    def run(self):
+        try:
+            r = self.c.read_response(read_body=False)
+            self.head = r
+            eq((r.status, r.header("Content-Length")),
+               (200, str(self.size)), "head")
+            self.body += self.c.reader.buf
+            self.c.reader.buf.clear()
+            t0 = time.monotonic()
+            while not self.stop.is_set():
+                d = self.c.sock.recv(4096)
+                if not d:
+                    raise AssertionError("EOF after %d bytes"
+                                         % len(self.body))
+                self.body += d
+                ahead = len(self.body) / self.rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        except Exception as ex:  # reported by the test thread
+            self.error = ex
+
+    def finish(self):
+        """Read the rest as fast as possible, until the end or EOF."""
+        self.c.settimeout(30)
+        while len(self.body) < self.size:
+            d = self.c.sock.recv(1 << 20)
+            if not d:
+                break
+            self.body += d
+        return bytes(self.body)
 
 
 def raw_request(port, data, timeout=5.0, host="127.0.0.1",

@@ -23,7 +23,6 @@ stale-while-revalidate window is answered from disk too.
 import json
 import os
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -110,52 +109,6 @@ def fill(o, cache, targets, *extra):
                     what="every object committed")
 
 
-class SlowReader(threading.Thread):
-    """Reads one response's body at about RATE bytes/s until told to stop;
-    keeps what it read for the pattern check."""
-
-    def __init__(self, e, target, size=SIZE):
-        super().__init__(daemon=True)
-        self.size = size
-        self.c = e.connect(timeout=30)
-        self.c.send(et.build_request("GET", target))
-        self.stop = threading.Event()
-        self.body = bytearray()
-        self.head = None
-        self.error = None
-
-    def run(self):
-        try:
-            r = self.c.read_response(read_body=False)
-            self.head = r
-            et.eq((r.status, r.header("Content-Length")),
-                  (200, str(self.size)), "head")
-            self.body += self.c.reader.buf
-            self.c.reader.buf.clear()
-            t0 = time.monotonic()
-            while not self.stop.is_set():
-                d = self.c.sock.recv(4096)
-                if not d:
-                    raise AssertionError("EOF after %d bytes"
-                                         % len(self.body))
-                self.body += d
-                ahead = len(self.body) / RATE - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-        except Exception as ex:  # reported by the test thread
-            self.error = ex
-
-    def finish(self):
-        """Read the rest as fast as possible, until the end or EOF."""
-        self.c.settimeout(30)
-        while len(self.body) < self.size:
-            d = self.c.sock.recv(1 << 20)
-            if not d:
-                break
-            self.body += d
-        return bytes(self.body)
-
-
 @et.timeout(180)
 def test_five_slow_readers_of_disk_hits():
     cache = et.mktemp("cache") + "/c"
@@ -168,7 +121,8 @@ def test_five_slow_readers_of_disk_hits():
             time.sleep(0.5)
             base, anon = e.rss_kib(), rss_anon_kib(e.pid)
             peak, peak_anon = base, anon
-            readers = [SlowReader(e, path(i)) for i in range(READERS)]
+            readers = [et.SlowReader(e, path(i), SIZE, RATE)
+                       for i in range(READERS)]
             for r in readers:
                 r.start()
             until = time.monotonic() + 6
@@ -300,7 +254,7 @@ def test_replaced_while_streaming_ends_the_transfer():
     with et.Origin() as o:
         fill(o, cache, [(t, SIZE)])
         with Node(o, cache) as n:
-            r = SlowReader(n.e, t)
+            r = et.SlowReader(n.e, t, SIZE, RATE)
             r.start()
             et.wait_for(lambda: len(r.body) > 300 * 1000, timeout=20,
                         what="the slow reader under way")

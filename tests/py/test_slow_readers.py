@@ -15,7 +15,6 @@ the object is stored: a second request is a hit with the same body.
 import os
 import sys
 import tempfile
-import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -37,47 +36,6 @@ def path(i):
     return "/obj/slow%d?size=%d&ttl=300" % (i, SIZE)
 
 
-class SlowReader(threading.Thread):
-    """Reads one response's body at about RATE bytes/s until told to stop;
-    keeps what it read for the pattern check."""
-
-    def __init__(self, e, i):
-        super().__init__(daemon=True)
-        self.c = e.connect(timeout=30)
-        self.c.send(et.build_request("GET", path(i)))
-        self.stop = threading.Event()
-        self.body = bytearray()
-        self.error = None
-
-    def run(self):
-        try:
-            r = self.c.read_response(read_body=False)
-            et.eq((r.status, r.header("Content-Length")), (200, str(SIZE)),
-                  "head")
-            self.body += self.c.reader.buf
-            self.c.reader.buf.clear()
-            t0 = time.monotonic()
-            while not self.stop.is_set():
-                d = self.c.sock.recv(4096)
-                if not d:
-                    raise AssertionError("EOF after %d bytes"
-                                         % len(self.body))
-                self.body += d
-                ahead = len(self.body) / RATE - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
-        except Exception as ex:  # reported by the test thread
-            self.error = ex
-
-    def finish(self):
-        """Read the rest as fast as possible."""
-        while len(self.body) < SIZE:
-            d = self.c.sock.recv(1 << 20)
-            et.ok(d, "EOF after %d bytes" % len(self.body))
-            self.body += d
-        return bytes(self.body)
-
-
 @et.timeout(90)
 def test_five_slow_readers():
     with tempfile.TemporaryDirectory() as tmp, et.Origin() as o, \
@@ -88,7 +46,8 @@ def test_five_slow_readers():
         time.sleep(0.5)
         base = e.rss_kib()
         peak = base
-        readers = [SlowReader(e, i) for i in range(READERS)]
+        readers = [et.SlowReader(e, path(i), SIZE, RATE)
+                   for i in range(READERS)]
         for r in readers:
             r.start()
         # Every fill gets its whole body from the origin within seconds.
