@@ -917,6 +917,12 @@ on_request(struct http_txn *txn, void *arg)
 	if (req->method == HTTP_M_PURGE) {
 		purge_method(a, txn, tok, start_ns);
 	} else if (req->method == HTTP_M_POST &&
+	    http_slice_eq_ci(req->path, "/purge") && req->has_query) {
+		/* Never a real purge for what was meant as a dry run. */
+		send_error(txn, 400,
+		    "POST /purge takes no query: its options (dry_run, soft) "
+		    "are members of the JSON body");
+	} else if (req->method == HTTP_M_POST &&
 	    http_slice_eq_ci(req->path, "/purge")) {
 		pr = cdn_xcalloc(1, sizeof(*pr));
 		pr->magic = PREQ_MAGIC;

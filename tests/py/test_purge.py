@@ -74,6 +74,12 @@ def test_absolute_url_and_dry_run():
                              "dry_run": True})
         et.eq(j["matched"], 1, "JSON dry run counts too")
         et.ok(pn.cached(n.get(path)), "still cached")
+        # A query on POST /purge was ignored: ?dry=1 purged for real.
+        r = n.purge(method="POST", target="/purge?dry=1",
+                    body={"urls": ["http://%s%s" % (pn.HOST, path)]})
+        et.eq(r.status, 400, "POST /purge with a query: 400 (%s)" % r.body)
+        et.ok(b"dry_run" in r.body, "saying where the options go")
+        et.ok(pn.cached(n.get(path)), "and nothing purged")
         j = n.purge_ok(target="http://%s%s" % (pn.HOST, path))
         et.eq(j["matched"], 1, "absolute-form target")
         et.ok(not pn.cached(n.get(path)), "purged")
