@@ -604,10 +604,14 @@ miss:
 	if (pt->x.req_cc.only_if_cached) {
 		/* RFC 9111 §5.2.1.7: nothing usable stored: 504. */
 		static const char body[] = "504 Gateway Timeout\n";
+		struct cdn_strbuf f = {.max = 1024};
 
-		edge_stream_respond(cs, 504, "Content-Type: text/plain\r\n", 26,
-		    sizeof(body) - 1);
+		cdn_sb_str(&f, "Content-Type: text/plain\r\n");
+		edge_deliver_cache_status(
+		    pt, "fwd=miss; detail=only-if-cached", &f);
+		edge_stream_respond(cs, 504, f.p, f.len, sizeof(body) - 1);
 		edge_stream_write(cs, body, sizeof(body) - 1);
+		cdn_sb_free(&f);
 		edge_stream_finish(cs); /* pt dies here */
 		return 1;
 	}

@@ -46,6 +46,24 @@ edge_deliver_error_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 
 /* ---- answers the node writes itself ---- */
 
+void
+edge_deliver_node_answer(const struct edge *e, const struct edge_stream *cs,
+    int status, const char *fields, const char *body, const char *cache_status)
+{
+	struct cdn_strbuf f = {0};
+	size_t blen = strlen(body);
+
+	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
+	cdn_sb_str(&f, fields);
+	cdn_sb_printf(
+	    &f, "Cache-Status: %s; %s\r\n", e->conf->via, cache_status);
+	edge_stream_respond(
+	    cs, status, f.p, f.failed ? 0 : f.len, (int64_t)blen);
+	edge_stream_write(cs, body, blen);
+	cdn_sb_free(&f);
+	edge_stream_finish(cs);
+}
+
 /* An error the proxy answers itself (502, 504, ...). */
 void
 edge_deliver_error(

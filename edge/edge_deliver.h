@@ -35,6 +35,17 @@ void edge_deliver_error_field(
     const struct proxy_txn *pt, struct cdn_strbuf *out);
 
 /*
+ * An answer the node gives before the request has a transaction (an
+ * unknown method, no site for the Host, OPTIONS *): <status>, <fields>
+ * (whole lines, "" for none), a text <body>, and "Cache-Status: <node>;
+ * <cache_status>" (RFC 9211: every answer says what the cache did); the
+ * stream is finished.
+ */
+void edge_deliver_node_answer(const struct edge *e,
+    const struct edge_stream *cs, int status, const char *fields,
+    const char *body, const char *cache_status);
+
+/*
  * Answer <status> with a short text body, and finish the stream <cs>
  * (<pt>, whose stream it is, may be NULL before the request has one; it
  * dies in the finish).

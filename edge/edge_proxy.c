@@ -120,8 +120,6 @@ origin_host(const struct edge_site *site, const struct http_request *req,
 static const struct edge_site *
 route(struct edge_worker *w, const struct edge_stream *cs)
 {
-	static const char body[] = "421 Misdirected Request: this node "
-	                           "serves no site of that name\n";
 	const struct http_request *req = edge_stream_request(cs);
 	const struct edge_site *site;
 	struct http_slice h;
@@ -134,10 +132,9 @@ route(struct edge_worker *w, const struct edge_stream *cs)
 		return site;
 	}
 	EDGE_COUNTER_INC(w, unknown_host);
-	edge_stream_respond(cs, 421, "Content-Type: text/plain\r\n", 26,
-	    (int64_t)sizeof(body) - 1);
-	edge_stream_write(cs, body, sizeof(body) - 1);
-	edge_stream_finish(cs);
+	edge_deliver_node_answer(w->edge, cs, 421, "",
+	    "421 Misdirected Request: this node serves no site of that name\n",
+	    "fwd=bypass; detail=unknown-host");
 	return NULL;
 }
 
@@ -164,15 +161,14 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	if (!method_forwarded(req->method)) {
 		/* We do not know what the method means for what follows it. */
 		edge_stream_set_close(cs);
-		edge_deliver_error(NULL, cs, 501);
+		edge_deliver_node_answer(w->edge, cs, 501, "",
+		    "501 Not Implemented\n", "fwd=bypass; detail=method");
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ASTERISK) {
-		static const char allow[] =
-		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n";
-
-		edge_stream_respond(cs, 200, allow, sizeof(allow) - 1, 0);
-		edge_stream_finish(cs);
+		edge_deliver_node_answer(w->edge, cs, 200,
+		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n",
+		    "", "fwd=bypass");
 		return;
 	}
 	site = route(w, cs);

@@ -135,6 +135,9 @@ def send_bad(e, name, data, codes, smuggle=True):
     et.ok(r.status in codes, "%s: status %d, expected %s (%r)"
           % (name, r.status, sorted(codes), res))
     et.ok(len(r.body) > 0, "%s: a short text body" % name)
+    et.ok((r.header("Cache-Status") or "").startswith("edged; fwd=bypass"),
+          "%s: Cache-Status says the cache was bypassed (%r)"
+          % (name, r.header("Cache-Status")))
     if r.status in (400, 414, 431, 501, 505):
         et.ok("close" in r.tokens("Connection"),
               "%s: Connection: close (got %r)"
@@ -194,6 +197,23 @@ def test_malformed_requests_400():
 
 def test_not_implemented_501():
     run_cases(NOT_IMPLEMENTED)
+
+
+def test_the_nodes_own_answers_carry_cache_status():
+    """RFC 9211: every answer says what the cache did, also those the
+    node gives before any lookup."""
+    cache = et.mktemp("cache") + "/c"
+    with et.Origin() as o, et.Edge(o.url, "--cache-dir", cache) as e, \
+            e.connect() as c:
+        r = c.request("OPTIONS", "*")
+        et.eq(r.status, 200, "OPTIONS *")
+        et.eq(r.header("Cache-Status"), "edged; fwd=bypass", "OPTIONS *")
+        r = c.request("GET", "/obj/none?size=10",
+                      [("Cache-Control", "only-if-cached")])
+        et.eq(r.status, 504, "only-if-cached, nothing stored")
+        et.eq(r.header("Cache-Status"),
+              "edged; fwd=miss; detail=only-if-cached", "its Cache-Status")
+        et.eq(o.count(), 0, "nothing asked of the origin")
 
 
 def test_limits_414_431():

@@ -67,6 +67,9 @@ def test_routed_by_host():
                 et.eq(r.status, 421, "unknown Host %s: 421" % host)
                 et.ok(b"serves no site" in r.body,
                       "with a clear body: %r" % r.body)
+                et.eq(r.header("Cache-Status"),
+                      "edged; fwd=bypass; detail=unknown-host",
+                      "and a Cache-Status")
             et.eq(o1.count() + o2.count(), 6, "unknown hosts reach no origin")
             r = e.request("GET", "/obj/n", version="HTTP/1.0")
             et.eq(r.status, 421, "no Host and no default site: 421")
