@@ -76,8 +76,7 @@ edge_deliver_error(
 	n = snprintf(
 	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
 	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
-	if (pt != NULL)
-		edge_deliver_error_field(pt, &f);
+	edge_deliver_error_field(pt, &f);
 	edge_stream_respond(cs, status, f.p, f.failed ? 0 : f.len, n);
 	edge_stream_write(cs, body, (size_t)n);
 	cdn_sb_free(&f);

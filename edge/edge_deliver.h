@@ -46,9 +46,8 @@ void edge_deliver_node_answer(const struct edge *e,
     const char *body, const char *cache_status);
 
 /*
- * Answer <status> with a short text body, and finish the stream <cs>
- * (<pt>, whose stream it is, may be NULL before the request has one; it
- * dies in the finish).
+ * Answer <status> with a short text body and pt's Cache-Status, and
+ * finish the stream <cs>, pt's own (pt dies in the finish).
  */
 void edge_deliver_error(
     struct proxy_txn *pt, const struct edge_stream *cs, int status);
