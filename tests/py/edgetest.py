@@ -63,6 +63,7 @@ pattern_block(k)     the origin's body pattern, byte i =
                      (i * 7 + (i >> 8) + (i >> 16) * 13) & 0xff.
 parse_multipart(r)   the (fields, data) parts of a multipart/byteranges
                      response, its framing checked.
+SilentListener()      a port whose connects hang (a full accept queue): .port.
 SlowReader(edge, target, size, rate=100000)
                      a thread reading one GET slowly: .start(), .stop.set(),
                      .finish() (the rest at full speed), .body, .error.
@@ -1029,6 +1030,36 @@ class RawResult:
             "closed" if self.closed else "open", self.elapsed,
             self.data[:120])
 
+
+
+class SilentListener:
+    """A loopback port whose accept queue is full, so the kernel drops
+    further SYNs and a connect hangs until its timeout: .port, used as a
+    with-block (the sockets close at its end)."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.fill = []
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(0)
+        self.port = self.lsock.getsockname()[1]
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self.fill.append(s)
+        time.sleep(0.1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for s in self.fill:
+            s.close()
+        self.lsock.close()
 
 
 class SlowReader(threading.Thread):

@@ -25,12 +25,8 @@ import edgetest as et  # noqa: E402
 
 def origin_result(e, path):
     """The origin_result field of the one access log line of <path>."""
-    def find():
-        for l in e.access_log_lines():
-            if ('"GET %s ' % path) in l:
-                return l
-        return None
-    line = et.wait_for(find, 5.0, 0.05, "the access log line of " + path)
+    line = e.wait_access_log(lambda l: ('"GET %s ' % path) in l, 5.0,
+                             what="the access log line of " + path)
     m = re.search(r'" \d{3} \d+ \d+ (\S+) (\S+) "', line)
     et.ok(m is not None, "origin fields in %r" % line)
     return m.group(2)
@@ -62,32 +58,14 @@ def warm(e, o):
 
 def test_connect_timeout():
     # A listener whose accept queue is full: the kernel drops further SYNs.
-    lsock = socket.socket()
-    fill = []
-    try:
-        lsock.bind(("127.0.0.1", 0))
-        lsock.listen(0)
-        port = lsock.getsockname()[1]
-        for _ in range(3):
-            s = socket.socket()
-            s.setblocking(False)
-            try:
-                s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
-            fill.append(s)
-        time.sleep(0.1)
-        with et.Edge("http://127.0.0.1:%d" % port,
+    with et.SilentListener() as sl:
+        with et.Edge("http://127.0.0.1:%d" % sl.port,
                      "--origin-connect-timeout", "1s",
                      "--origin-first-byte-timeout", "10s") as e:
             r = get(e, "/obj/c?size=10")
             et.eq(r.status, 504, "connect timeout")
             et.eq(origin_result(e, "/obj/c?size=10"), "connect_timeout",
                   "named so")
-    finally:
-        for s in fill:
-            s.close()
-        lsock.close()
 
 
 def test_tls_handshake_timeout():

@@ -47,12 +47,8 @@ def stats(port):
 
 def log_status(e, path):
     """The quoted cache-status field of the one access log line of <path>."""
-    def find():
-        for l in e.access_log_lines():
-            if ('"GET %s ' % path) in l:
-                return l
-        return None
-    line = et.wait_for(find, 5.0, 0.05, "the access log line of " + path)
+    line = e.wait_access_log(lambda l: ('"GET %s ' % path) in l, 5.0,
+                             what="the access log line of " + path)
     m = re.search(r'" \d{3} \d+ \d+ \S+ \S+ "([^"]*)"', line)
     et.ok(m is not None, "a cache-status field in %r" % line)
     return m.group(1)
