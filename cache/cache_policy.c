@@ -74,31 +74,12 @@
 
 #include "cache/cache.h"
 #include "http/http_date.h"
+#include "http/http_parse.h"
 
 #define CC_DELTA_MAX INT64_C(2147483647) /* RFC 9111 §1.2.2 */
 /* Longest CDN-Cache-Control value joined from several lines. */
 #define CDN_CC_JOIN_MAX 4096
 
-/* RFC 9110 §5.6.2 tchar */
-/* clang-format off */
-static const uint8_t tchar[256] = {
-	/* 00 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	/* 10 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	/* 20 */ 0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
-	/* 30 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-	/* 40 */ 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	/* 50 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
-	/* 60 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	/* 70 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
-	/* 80-ff: none */
-};
-/* clang-format on */
-
-static inline int
-is_tchar(char c)
-{
-	return tchar[(unsigned char)c];
-}
 
 /* RFC 5234 WSP (SP / HTAB): what OWS is made of. */
 static inline int
@@ -284,7 +265,7 @@ lists_a_name(const char *a, size_t alen)
 	size_t i;
 
 	for (i = 0; i < alen; i++)
-		if (is_tchar(a[i]))
+		if (http_is_tchar((unsigned char)a[i]))
 			return 1;
 	return 0;
 }
@@ -393,7 +374,7 @@ cache_cc_parse(struct cache_cc *cc, const char *v, size_t len)
 			continue;
 		}
 		ns = i;
-		while (i < len && is_tchar(v[i]))
+		while (i < len && http_is_tchar((unsigned char)v[i]))
 			i++;
 		ne = i;
 		if (ne == ns) {
@@ -425,7 +406,7 @@ cache_cc_parse(struct cache_cc *cc, const char *v, size_t len)
 					bad = 1; /* unterminated */
 			} else {
 				as = i;
-				while (i < len && is_tchar(v[i]))
+				while (i < len && http_is_tchar((unsigned char)v[i]))
 					i++;
 				ae = i;
 				if (ae == as)

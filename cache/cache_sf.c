@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
+#include "http/http_parse.h"
 
 #define SF_INT_DIGITS   15 /* RFC 8941 §3.3.1 */
 #define SF_DEC_INT_MAX  12 /* §3.3.2: integer digits of a Decimal */
@@ -57,14 +58,6 @@ static int
 sf_alpha(int c)
 {
 	return sf_lcalpha(c) || (c >= 'A' && c <= 'Z');
-}
-
-/* RFC 9110 §5.6.2 tchar. */
-static int
-sf_tchar(int c)
-{
-	return sf_alpha(c) || sf_digit(c) ||
-	    (c > 0 && c < 0x7f && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* §4.2: only SP, not HTAB, around the whole value and after ";". */
@@ -191,7 +184,7 @@ parse_token(struct sf_in *in, struct cache_sf_member *m)
 
 	for (in->p++; !sf_empty(in); in->p++) {
 		c = sf_peek(in);
-		if (!sf_tchar(c) && c != ':' && c != '/')
+		if (!http_is_tchar(c) && c != ':' && c != '/')
 			break;
 	}
 	m->type = CACHE_SF_TOKEN;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/conf_int.h"
 #include "http/http_listen.h"
@@ -416,4 +417,19 @@ conf_unref(struct conf **cp)
 	free(c->config);
 	MAGIC_WIPE(c);
 	free(c);
+}
+
+void
+conf_node_name(const struct conf *c, char out[CONF_NODE_NAME_MAX])
+{
+	MAGIC_CHECK(c, CONF_MAGIC);
+	if (c->node_name[0] != '\0') {
+		snprintf(out, CONF_NODE_NAME_MAX, "%s", c->node_name);
+		return;
+	}
+	/* A host name longer than the buffer is cut: still unique enough
+	 * for a fleet, and conf_validate bounds a configured one. */
+	if (gethostname(out, CONF_NODE_NAME_MAX) != 0 || out[0] == '\0')
+		snprintf(out, CONF_NODE_NAME_MAX, "edged");
+	out[CONF_NODE_NAME_MAX - 1] = '\0';
 }

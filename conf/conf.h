@@ -203,6 +203,15 @@ void conf_dump(FILE *out, const struct conf *c);
 int conf_dump_buf(
     const struct conf *c, char **out, size_t *len, FILE *err) CDN_WUR;
 
+/* Longest node_name, NUL included. */
+#define CONF_NODE_NAME_MAX 64
+
+/*
+ * This node's name in a fleet into out[CONF_NODE_NAME_MAX]: node_name, or
+ * the host name when that is empty (or "edged" if even that is unknown).
+ */
+void conf_node_name(const struct conf *c, char out[CONF_NODE_NAME_MAX]);
+
 /*
  * conf_parse.c: value parsers, shared with anything that reads these
  * values.  Each returns CDN_OK or CDN_EINVAL with *why a static message.

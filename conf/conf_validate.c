@@ -17,6 +17,7 @@
 #include "conf/conf_int.h"
 #include "http/http_authority.h"
 #include "http/http_listen.h"
+#include "http/http_parse.h"
 
 /*
  * The listen and listen_tls addresses in one numbering (listen first):
@@ -107,6 +108,26 @@ validate_keys(
 	if (c->cache_query_drop.n > 0 && c->cache_query_keep.n > 0)
 		conf_err_at(es, line, col, "cache_query_keep",
 		    "cannot be used with cache_query_drop");
+}
+
+/* node_name names this node in CDN-Loop (an RFC 8586 pseudonym, a
+ * token) and in the purge bus's node list. */
+static void
+validate_node(const struct conf *c, struct conf_err *es)
+{
+	size_t n = strlen(c->node_name);
+
+	if (n >= CONF_NODE_NAME_MAX)
+		conf_err_at(es, 0, 0, "node_name", "longer than %d bytes",
+		    CONF_NODE_NAME_MAX - 1);
+	for (size_t i = 0; i < n; i++)
+		if (!http_is_tchar((unsigned char)c->node_name[i])) {
+			conf_err_at(es, 0, 0, "node_name",
+			    "\"%s\": not a token (letters, digits and "
+			    "!#$%%&'*+-.^_`|~)",
+			    c->node_name);
+			break;
+		}
 }
 
 static void
@@ -244,6 +265,7 @@ conf_validate(const struct conf *c, FILE *err)
 			    "%s is also a listen address", c->admin_listen);
 	}
 	validate_scoped(c, &es, 0, 0, 0);
+	validate_node(c, &es);
 	validate_sites(c, &es, 0);
 	validate_tls(c, &es);
 	for (unsigned i = 0; i < c->compress_types.n; i++) {
@@ -276,6 +298,7 @@ conf_validate_keys(const struct conf *c, const char *prog, FILE *err)
 
 	MAGIC_CHECK(c, CONF_MAGIC);
 	validate_keys(c, &es, 0, 0);
+	validate_node(c, &es);
 	validate_sites(c, &es, 1);
 	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
 }

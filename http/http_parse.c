@@ -114,6 +114,12 @@ static const uint8_t cc_lower[256] = {
 };
 /* clang-format on */
 
+int
+http_is_tchar(int c)
+{
+	return c >= 0 && c < 256 && (cc_class[c] & CC_TCHAR);
+}
+
 /* The path of an absolute-form without one, and of the authority-form. */
 static const char slash[] = "/";
 

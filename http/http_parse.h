@@ -167,4 +167,7 @@ int http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 /* The reason phrase for a status code ("Not Found"), "Unknown" if none. */
 const char *http_status_reason(int status);
 
+/* Whether byte <c> is an RFC 9110 §5.6.2 tchar (the bytes of a token). */
+int http_is_tchar(int c);
+
 #endif /* HTTP_PARSE_H */

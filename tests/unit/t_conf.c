@@ -1005,6 +1005,44 @@ test_validate(void)
 	free(cap.buf);
 }
 
+/* node_name: a token, bounded; empty means the host name. */
+static void
+test_node_name(void)
+{
+	struct capture cap = {0};
+	struct conf *c = conf_new_defaults();
+	char name[CONF_NODE_NAME_MAX], host[CONF_NODE_NAME_MAX] = "";
+
+	is_int(conf_set(c, "listen", "*:80", NULL), CDN_OK, "listen");
+	is_int(conf_set(c, "origin", "http://o", NULL), CDN_OK, "origin");
+	conf_node_name(c, name);
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "edged");
+	host[sizeof(host) - 1] = '\0';
+	is_str(name, host, "unset: the host name");
+	is_int(conf_set(c, "node_name", "edge-1.fra", NULL), CDN_OK, "set");
+	is_int(conf_validate(c, NULL), CDN_OK, "a token is valid");
+	conf_node_name(c, name);
+	is_str(name, "edge-1.fra", "set: as given");
+	is_int(conf_set(c, "node_name", "edge 1", NULL), CDN_OK, "set");
+	is_int(conf_validate(c, cap_open(&cap)), CDN_EINVAL, "space");
+	is_str(cap_text(&cap),
+	    "edged: error: node_name: \"edge 1\": not a token (letters, "
+	    "digits and !#$%&'*+-.^_`|~)\n",
+	    "not a token");
+	is_int(conf_set(c, "node_name",
+	           "n123456789012345678901234567890123456789012345678901234567"
+	           "890123",
+	           NULL),
+	    CDN_OK, "set");
+	is_int(conf_validate_keys(c, "purged", cap_open(&cap)), CDN_EINVAL,
+	    "too long, for purged too");
+	is_str(cap_text(&cap),
+	    "purged: error: node_name: longer than 63 bytes\n", "too long");
+	conf_unref(&c);
+	free(cap.buf);
+}
+
 /* ---- --help, --dump-config ---- */
 
 /* tls_sni_cert syntax (with file:line:col), TLS cross-checks. */
@@ -1769,6 +1807,7 @@ main(void)
 	test_file_errors();
 	test_argv();
 	test_validate();
+	test_node_name();
 	test_tls();
 	test_help();
 	test_dump();
