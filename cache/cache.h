@@ -876,6 +876,14 @@ int cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
  */
 uint64_t cache_store_purge_seq(struct cache_store *s);
 
+struct cache_bus_page;
+
+/*
+ * The purge bus's shared state (cache/cache_bus.h), in the same shared
+ * page as the purge seq: valid while <s> is open.
+ */
+struct cache_bus_page *cache_store_bus_page(struct cache_store *s);
+
 /*
  * Reclaim the space of hard-purged objects (purged runs it in the
  * background after tag and prefix purges): scan up to <max_scan> records

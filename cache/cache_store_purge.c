@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "cache/cache.h"
+#include "cache/cache_bus.h"
 #include "cache/cache_int.h"
 #include "cache/cache_store_int.h"
 #include "common/cdn_log.h"
@@ -49,6 +50,21 @@ cache_store_purge_publish(struct cache_store *s, uint64_t seq)
 	    !atomic_compare_exchange_weak_explicit(s->purge_page, &cur, seq,
 	        memory_order_release, memory_order_acquire))
 		;
+}
+
+/* The bus state sits a cache line after the seq, in the same page. */
+#define BUS_PAGE_OFFSET 64
+
+_Static_assert(BUS_PAGE_OFFSET + sizeof(struct cache_bus_page) <= 4096,
+    "the bus state fits the smallest page");
+
+struct cache_bus_page *
+cache_store_bus_page(struct cache_store *s)
+{
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	return (
+	    struct cache_bus_page *)(void *)((char *)(uintptr_t)s->purge_page +
+	    BUS_PAGE_OFFSET);
 }
 
 static int
