@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/conf_int.h"
 
@@ -286,6 +287,10 @@ conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
 		nfv++;
 	}
 
+	/* An installed node reads its file unasked; a build that was never
+	 * installed runs on its flags alone. */
+	if (cfg == NULL && access(CONF_DEFAULT_FILE, F_OK) == 0)
+		cfg = CONF_DEFAULT_FILE;
 	c = conf_new_defaults();
 	/* Help and version must work whatever state the config file is in. */
 	if (cfg != NULL && act != CONF_ACT_HELP && act != CONF_ACT_VERSION) {
@@ -329,8 +334,8 @@ conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
 
 /* ---- --help ---- */
 
-static const char *
-metavar(const struct conf_desc *d)
+const char *
+conf_desc_metavar(const struct conf_desc *d)
 {
 	switch (d->type) {
 	case CONF_T_STR:
@@ -369,7 +374,9 @@ short_alias(const struct conf_desc *d)
 static const struct {
 	const char *left, *doc;
 } help_opts[] = {
-    {"-c, --config FILE", "read directives from FILE (-f FILE too)"},
+    {"-c, --config FILE",
+        "read directives from FILE (-f FILE too; default " CONF_DEFAULT_FILE
+        " if it exists)"},
     {"-t", "check the configuration and exit"},
     {"    --dump-config", "print the effective configuration and exit"},
     {"-h, --help", "print this help and exit"},
@@ -391,7 +398,7 @@ conf_argv_print_help(FILE *out, const char *progname)
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
 		flag_name(&conf_descs[i], fl, sizeof(fl));
 		n = snprintf(left, sizeof(left), "%s%s %s",
-		    short_alias(&conf_descs[i]), fl, metavar(&conf_descs[i]));
+		    short_alias(&conf_descs[i]), fl, conf_desc_metavar(&conf_descs[i]));
 		width = n > width ? n : width;
 	}
 	width += 2;
@@ -414,7 +421,7 @@ conf_argv_print_help(FILE *out, const char *progname)
 
 		flag_name(d, fl, sizeof(fl));
 		snprintf(left, sizeof(left), "%s%s %s", short_alias(d), fl,
-		    metavar(d));
+		    conf_desc_metavar(d));
 		fprintf(out, "  %-*s%s", width, left, d->doc);
 		if (d->def[0] != '\0')
 			fprintf(out, " (default %s)", d->def);

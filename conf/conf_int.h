@@ -197,6 +197,9 @@ extern const struct conf_dur_unit conf_parse_dur_units[CONF_NDUR_UNITS];
 /* A UINT value: digits only, at most UINT32_MAX. */
 int conf_parse_uint(const char *s, uint64_t *out, const char **why) CDN_WUR;
 
+/* conf_argv.c: how --help and edged.conf(5) name a directive's value. */
+const char *conf_desc_metavar(const struct conf_desc *d);
+
 /* conf_format.c */
 
 /* <v> bytes in the largest unit that divides it exactly: "1G", "1536". */

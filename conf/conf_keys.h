@@ -75,6 +75,7 @@ CONF_SITE_KEY(cache_targeted, UINT, 0, 1, "1", "1: obey CDN-Cache-Control and Su
 CONF_KEY(log_level, LOGLEVEL, 0, 0, "info", "diagnostic log level: err, warn, info or debug")
 CONF_KEY(error_log, STR, 0, 0, "", "diagnostic log file (empty: stderr)")
 CONF_KEY(access_log, STR, 0, 0, "", "access log file (empty: none)")
+CONF_KEY(user, STR, 0, 0, "", "user to run as when started as root: the cache, logs and certificates are opened as this user, the listeners bound before its last privilege goes (empty: stay as started)")
 CONF_KEY(ready_file, STR, 0, 0, "", "file written once every listener is bound")
 CONF_KEY(via, STR, 0, 0, "edged", "pseudonym in the Via header")
 CONF_KEY(node_name, STR, 0, 0, "", "this node's name in a fleet, a token unique among its nodes (empty: the host name)")

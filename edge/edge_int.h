@@ -156,7 +156,7 @@ struct edge {
 	struct cdn_alog *alog;
 	struct evconnlistener *admin;
 	struct http_server *admin_http;
-	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
 	struct event *join_timer;
 	struct edge_admin_ctx *admin_ctx; /* edge_admin.c; NULL without admin */
 	struct edge_stats *stats;         /* edge_stats.c; NULL without admin */
@@ -396,6 +396,8 @@ char *edge_metrics_text(struct edge *e, size_t *len);
 int edge_purged_init(struct edge *e) CDN_WUR;
 /* Stops the child (SIGTERM, then SIGKILL) and frees. */
 void edge_purged_fini(struct edge *e);
+/* Ask the purged child, if one runs, to reopen its logs (SIGUSR1). */
+void edge_purged_reopen_logs(struct edge *e);
 /* A fill starts: record the purge generation <purge_gen> and the tags of
  * the origin's <fields> in <o>.  CDN_ENOMEM: do not store it. */
 int edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,

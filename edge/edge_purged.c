@@ -357,6 +357,16 @@ edge_purged_init(struct edge *e)
 	return p->pid != 0 ? CDN_OK : CDN_EIO;
 }
 
+void
+edge_purged_reopen_logs(struct edge *e)
+{
+	struct edge_purged *p = e->purged;
+
+	if (p != NULL && p->pid != 0 && kill(p->pid, SIGUSR1) != 0)
+		CDN_LOG(CDN_LOG_WARN, "purge", "SIGUSR1 to purged (pid %d): %s",
+		    (int)p->pid, strerror(errno));
+}
+
 /* Stop the child: SIGTERM, then SIGKILL after STOP_WAIT_MS. */
 static void
 stop_child(struct edge_purged *p)

@@ -35,6 +35,7 @@
 #include <curl/curl.h>
 #include <event2/thread.h>
 
+#include "common/cdn_notify.h"
 #include "edge/edge.h"
 #include "edge/edge_inflight.h"
 #include "edge/edge_int.h"
@@ -335,6 +336,7 @@ start_drain(struct edge *e, const char *why)
 
 	if (atomic_exchange(&e->draining, 1))
 		return;
+	cdn_notify("STOPPING=1");
 	CDN_LOG(CDN_LOG_INFO, "edge", "%s: draining (up to %llu ms)", why,
 	    (unsigned long long)e->conf->drain_timeout);
 	for (unsigned i = 0; i < e->nworkers; i++)
@@ -360,6 +362,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		/* A refusal is logged; the old certificates stay. */
 		if (e->tls != NULL)
 			edge_tls_reload(e->tls);
+		return;
+	}
+	if (sig == SIGUSR1) {
+		/* After logrotate renamed them, as nginx's USR1. */
+		CDN_LOG(CDN_LOG_INFO, "edge", "SIGUSR1: reopening log files");
+		cdn_log_reopen();
+		cdn_alog_reopen(e->alog);
+		edge_purged_reopen_logs(e);
 		return;
 	}
 	start_drain(e, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -459,9 +469,11 @@ edge_new(struct conf *conf)
 	e->sig_term = evsignal_new(e->main_base, SIGTERM, on_signal, e);
 	e->sig_int = evsignal_new(e->main_base, SIGINT, on_signal, e);
 	e->sig_hup = evsignal_new(e->main_base, SIGHUP, on_signal, e);
+	e->sig_usr1 = evsignal_new(e->main_base, SIGUSR1, on_signal, e);
 	event_add(e->sig_term, NULL);
 	event_add(e->sig_int, NULL);
 	event_add(e->sig_hup, NULL);
+	event_add(e->sig_usr1, NULL);
 	e->join_timer =
 	    event_new(e->main_base, -1, EV_PERSIST, on_join_timer, e);
 	return e;
@@ -498,6 +510,8 @@ edge_run(struct edge *e)
 			CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s",
 			    e->conf->ready_file, strerror(errno));
 			start_drain(e, "ready file");
+		} else {
+			cdn_notify("READY=1");
 		}
 	} else {
 		start_drain(e, "start-up failure");
@@ -530,6 +544,7 @@ edge_free(struct edge **ep)
 		event_free(e->sig_term);
 		event_free(e->sig_int);
 		event_free(e->sig_hup);
+		event_free(e->sig_usr1);
 		event_free(e->join_timer);
 	}
 	/* After the workers (their connections held SSLs), before the base

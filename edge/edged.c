@@ -7,8 +7,10 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "common/cdn_log.h"
+#include "common/cdn_priv.h"
 #include "conf/conf.h"
 #include "edge/edge.h"
 #include "edge/edge_tls.h"
@@ -55,13 +57,24 @@ main(int argc, char **argv)
 	/* A file-size limit (ulimit -f) must fail the write that reaches it
 	 * (EFBIG: the store stops storing and says so), not kill the node. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* Before anything is opened: what edged creates, its user owns. */
+	if (cdn_priv_become(conf->user) != CDN_OK) {
+		conf_unref(&conf);
+		return 1;
+	}
+	if (geteuid() == 0 && conf->user[0] == '\0')
+		CDN_LOG(CDN_LOG_WARN, "priv",
+		    "running as root: set user (--user) to run as another");
 	if (cdn_log_open(conf->error_log) != CDN_OK) {
 		conf_unref(&conf);
 		return 1;
 	}
 	e = edge_new(conf);
 	conf_unref(&conf);
-	if (e == NULL) {
+	/* Every listener is bound and purged started: the last privilege
+	 * goes before the first request is read. */
+	if (e == NULL || cdn_priv_finish() != CDN_OK) {
+		edge_free(&e);
 		cdn_log_close();
 		return 1;
 	}

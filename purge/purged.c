@@ -43,7 +43,7 @@ struct purged {
 	struct event_base *base;
 	struct http_server *http;
 	struct evconnlistener *lis;
-	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
 	struct purge_api api;
 };
 
@@ -80,8 +80,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct purged *d = arg;
 
 	(void)what;
-	if (sig == SIGHUP) {
+	/* SIGUSR1 from edged (or logrotate) after a rotation; SIGHUP too. */
+	if (sig == SIGHUP || sig == SIGUSR1) {
 		cdn_log_reopen();
+		CDN_LOG(CDN_LOG_INFO, "purge", "%s: logs reopened",
+		    sig == SIGHUP ? "SIGHUP" : "SIGUSR1");
 		if (purge_audit_open(&d->api) != CDN_OK)
 			CDN_LOG(CDN_LOG_WARN, "purge",
 			    "audit log not reopened: still the old file");
@@ -354,9 +357,11 @@ main(int argc, char **argv)
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
+	d.sig_usr1 = evsignal_new(d.base, SIGUSR1, on_signal, &d);
 	event_add(d.sig_term, NULL);
 	event_add(d.sig_int, NULL);
 	event_add(d.sig_hup, NULL);
+	event_add(d.sig_usr1, NULL);
 	CDN_LOG(CDN_LOG_INFO, "purge", "purged on %s, cache %s, purge seq %llu",
 	    c->purge_listen, dir,
 	    (unsigned long long)cache_store_purge_seq(d.api.store));
@@ -375,6 +380,7 @@ out_sig:
 	event_free(d.sig_term);
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
+	event_free(d.sig_usr1);
 	evconnlistener_free(d.lis);
 out_http:
 	purge_reclaim_stop(&d.api);

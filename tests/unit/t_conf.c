@@ -1757,6 +1757,11 @@ test_example(const char *path)
 	is_str(cap_text(&cap), "", "with no errors");
 	is_int(conf_validate(c, stdout), CDN_OK, "and validates");
 	def = conf_new_defaults();
+	/* Set so that the file runs a node as it is (its header says so). */
+	ok(conf_set(def, "admin_listen", "127.0.0.1:8081", stdout) == CDN_OK &&
+	        conf_set(def, "cache_dir", "/var/cache/edged", stdout) ==
+	            CDN_OK,
+	    "the example's own values are valid");
 	if (!ok(conf_cmp(c, def, 0, "", "listen", "origin") == 0,
 	        "every other value in edged.conf is the default"))
 		conf_cmp(
