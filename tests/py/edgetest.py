@@ -67,11 +67,13 @@ SilentListener()      a port whose connects hang (a full accept queue): .port.
 SlowReader(edge, target, size, rate=100000)
                      a thread reading one GET slowly: .start(), .stop.set(),
                      .finish() (the rest at full speed), .body, .error.
-Edge(origin_url, *extra_args, threads=2, listen=None, env=None)
+Edge(origin_url, *extra_args, threads=2, listen=None, env=None, user=None)
                      edged with --listen 127.0.0.1:<free> (or each of
                      <listen>) --origin <url> --threads N --ready-file
                      --access-log in a temporary directory, then the extra
-                     arguments; stdout and stderr go to files there.  Waits
+                     arguments; stdout and stderr go to files there.
+                     user="nobody" adds --user nobody and gives that user
+                     the temporary directory (run as root).  Waits
                      up to 10 s for the ready file.  .port, .pid, .proc,
                      .tmpdir, .access_log, .rss_kib(), .stderr_text(),
                      .access_log_lines(), .wait_access_log(pred),
@@ -105,6 +107,7 @@ import http.client
 import importlib.util
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -477,10 +480,14 @@ class Edge:
     block is left by an exception."""
 
     def __init__(self, origin_url, *extra_args, threads=2, listen=None,
-                 ready_timeout=10.0, access_log=True, env=None):
+                 ready_timeout=10.0, access_log=True, env=None, user=None):
         if not os.access(EDGED, os.X_OK):
             raise Skip("edged not found at %s (set EDGED)" % EDGED)
         self.tmpdir = mktemp("edge")
+        if user is not None:
+            # edged writes its ready file and logs there as <user>.
+            pw = pwd.getpwnam(user)
+            os.chown(self.tmpdir, pw.pw_uid, pw.pw_gid)
         self.ready_file = os.path.join(self.tmpdir, "ready")
         self.access_log = os.path.join(self.tmpdir, "access.log")
         self.stderr_path = os.path.join(self.tmpdir, "stderr")
@@ -503,6 +510,8 @@ class Edge:
         argv += ["--threads", str(threads), "--ready-file", self.ready_file]
         if access_log:
             argv += ["--access-log", self.access_log]
+        if user is not None:
+            argv += ["--user", user]
         argv += [str(a) for a in extra_args]
         self.argv = argv
         e = dict(os.environ)
