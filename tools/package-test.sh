@@ -76,6 +76,14 @@ EPORT=$1 OPORT=$2 APORT=$3
 EOF
 cat >>"$work/shared/check.sh" <<'EOF'
 cd /root/shared
+# waitfor CMD...: up to 10 s for CMD to succeed.
+waitfor() {
+	i=0
+	until "$@"; do
+		i=$((i + 1)); [ $i -lt 100 ] || return 1
+		sleep 0.1
+	done
+}
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends ./edged.deb python3 \
@@ -106,11 +114,7 @@ setpriv --reuid=edged --regid=edged --init-groups \
 	--access-log /var/log/edged/access.log \
 	--ready-file /var/cache/edged/ready >/tmp/edged.err 2>&1 &
 EPID=$!
-i=0
-while [ ! -s /var/cache/edged/ready ]; do
-	i=$((i + 1)); [ $i -lt 100 ] || { cat /tmp/edged.err; exit 1; }
-	sleep 0.1
-done
+waitfor test -s /var/cache/edged/ready || { cat /tmp/edged.err; exit 1; }
 grep -q "Uid:.*$(id -u edged)" /proc/$EPID/status
 grep -q 'CapEff:.*0000000000000000' /proc/$EPID/status
 U="http://127.0.0.1:$EPORT/obj/pkg?size=100000&ttl=60"
@@ -123,20 +127,13 @@ test "$(stat -c %U /var/cache/edged/data.mdb)" = edged
 curl -fsS "http://127.0.0.1:$APORT/healthz"
 
 # The shipped logrotate snippet: rename, then SIGUSR1 through pkill.
-grep -q '/obj/pkg' /var/log/edged/access.log
+# The access log is written every 200 ms.
+waitfor grep -q '/obj/pkg' /var/log/edged/access.log
 logrotate -f /etc/logrotate.d/edged
 test -f /var/log/edged/access.log.1
-i=0
-while [ ! -f /var/log/edged/access.log ]; do
-	i=$((i + 1)); [ $i -lt 50 ] || exit 1
-	sleep 0.1
-done
+waitfor test -f /var/log/edged/access.log
 curl -fsS -o /dev/null "http://127.0.0.1:$EPORT/obj/after-rotate?size=10"
-i=0
-until grep -q after-rotate /var/log/edged/access.log; do
-	i=$((i + 1)); [ $i -lt 50 ] || exit 1
-	sleep 0.1
-done
+waitfor grep -q after-rotate /var/log/edged/access.log
 ! grep -q after-rotate /var/log/edged/access.log.1
 kill -TERM $EPID
 wait $EPID
@@ -147,11 +144,7 @@ rm -f /var/cache/edged/ready
 	--origin "http://127.0.0.1:$OPORT" \
 	--ready-file /var/cache/edged/ready >/tmp/edged2.err 2>&1 &
 EPID=$!
-i=0
-while [ ! -s /var/cache/edged/ready ]; do
-	i=$((i + 1)); [ $i -lt 100 ] || { cat /tmp/edged2.err; exit 1; }
-	sleep 0.1
-done
+waitfor test -s /var/cache/edged/ready || { cat /tmp/edged2.err; exit 1; }
 grep -q "Uid:.*$(id -u edged)" /proc/$EPID/status
 curl -fsS -D /tmp/h3 -o /dev/null "$U"
 grep -i '^cache-status:.*hit' /tmp/h3
