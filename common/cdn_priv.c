@@ -63,8 +63,8 @@ cdn_priv_become(const char *user)
 		return CDN_EINVAL;
 	}
 	if (pw->pw_uid == 0) {
-		CDN_LOG(CDN_LOG_ERR, "priv", "user %s is root: name another",
-		    user);
+		CDN_LOG(
+		    CDN_LOG_ERR, "priv", "user %s is root: name another", user);
 		return CDN_EINVAL;
 	}
 	if (initgroups(user, pw->pw_gid) != 0 ||
@@ -98,9 +98,10 @@ cdn_priv_finish(void)
 		CDN_LOG(CDN_LOG_ERR, "priv", "setresuid: %s", strerror(errno));
 		return CDN_EIO;
 	}
-	if (e != 0 && (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0,
-	                   0) != 0 ||
-	                  caps_set(0) != 0)) {
+	if (e == 0)
+		return CDN_OK; /* root by choice: it keeps its capabilities */
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 ||
+	    caps_set(0) != 0) {
 		CDN_LOG(CDN_LOG_ERR, "priv", "dropping capabilities: %s",
 		    strerror(errno));
 		return CDN_EIO;

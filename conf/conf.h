@@ -113,9 +113,9 @@ enum conf_action {
 /*
  * Build a conf from defaults, the file named by --config/-f (without one,
  * CONF_DEFAULT_FILE, the installed sysconfdir's edged/edged.conf, if that
- * exists) and the other flags, in that order of precedence (lowest first); a flag for a
- * repeatable directive replaces the file's values rather than adding to them.
- * Every error found is printed to <err> (file errors as
+ * exists) and the other flags, in that order of precedence (lowest first); a
+ * flag for a repeatable directive replaces the file's values rather than adding
+ * to them. Every error found is printed to <err> (file errors as
  * "FILE:LINE:COL: error: DIRECTIVE: why", flag errors as
  * "edged: error: --flag: why"), and then CDN_EINVAL is returned with *out
  * untouched.  On CDN_OK, *out holds one reference and *action what to do.

@@ -398,7 +398,8 @@ conf_argv_print_help(FILE *out, const char *progname)
 	for (size_t i = 0; i < CONF_NKEYS; i++) {
 		flag_name(&conf_descs[i], fl, sizeof(fl));
 		n = snprintf(left, sizeof(left), "%s%s %s",
-		    short_alias(&conf_descs[i]), fl, conf_desc_metavar(&conf_descs[i]));
+		    short_alias(&conf_descs[i]), fl,
+		    conf_desc_metavar(&conf_descs[i]));
 		width = n > width ? n : width;
 	}
 	width += 2;

@@ -3,14 +3,20 @@
 # what is already there.  Runs apt-get as root (or through sudo).
 #   tools/deps.sh          build dependencies
 #   tools/deps.sh --test   build and test dependencies
+#   tools/deps.sh --package   build and Debian packaging dependencies
+#                          (dpkg-buildpackage, lintian, and debootstrap for
+#                          tools/package-test.sh)
 set -eu
 pkgs="build-essential autoconf automake pkg-config libevent-dev
 libcurl4-openssl-dev libssl-dev liblmdb-dev zlib1g-dev libbrotli-dev
-libjansson-dev libxxhash-dev curl python3 ca-certificates"
+libjansson-dev libxxhash-dev libsystemd-dev curl python3 ca-certificates"
 if [ "${1:-}" = "--test" ]; then
 	# varnishtest runs the integration stories; brotli checks variants;
 	# chromium loads the dashboard; openssl makes the TLS tests' CA.
 	pkgs="$pkgs varnish brotli procps chromium fonts-liberation openssl"
+fi
+if [ "${1:-}" = "--package" ]; then
+	pkgs="$pkgs debhelper dpkg-dev fakeroot lintian debootstrap systemd"
 fi
 missing=""
 for p in $pkgs; do
