@@ -58,6 +58,69 @@ sb_field(struct cdn_strbuf *b, const char *name, size_t nlen, const char *v,
 	cdn_sb_add(b, "", 1);
 }
 
+/* What forward() does with a request field (edge_origin_fields.h). */
+enum origin_field_action {
+	OF_PASS = 0,
+	OF_UNKEYED,
+	OF_SET,
+	OF_APPEND,
+	OF_FRAMING,
+};
+
+static const struct {
+	const char *name;
+	size_t len;
+	enum origin_field_action action;
+} origin_fields[] = {
+#define ORIGIN_FIELD(name, action, doc) {name, sizeof(name) - 1, OF_##action},
+#include "edge/edge_origin_fields.h"
+#undef ORIGIN_FIELD
+};
+
+static enum origin_field_action
+origin_field_action(const struct http_slice *name)
+{
+	for (size_t i = 0; i < CDN_ARRAY_LEN(origin_fields); i++)
+		if (name->len == origin_fields[i].len &&
+		    strncasecmp(name->p, origin_fields[i].name, name->len) == 0)
+			return origin_fields[i].action;
+	return OF_PASS;
+}
+
+/* Whether origin_drop_fields / origin_pass_fields <l> names <name>. */
+static int
+names_field(const struct conf_strlist *l, const struct http_slice *name)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		if (http_slice_eq_ci(*name, l->v[i]))
+			return 1;
+	return 0;
+}
+
+/* Whether the request field <h> stays out of the origin request, or is
+ * written by forward() itself. */
+static int
+field_held_back(const struct proxy_txn *pt, const struct http_conn_tokens *ct,
+    const struct http_header *h)
+{
+	const struct conf *sc = pt->site->conf;
+
+	if (http_field_is_hop_by_hop(h->name.p, h->name.len) ||
+	    http_conn_tokens_has(ct, h->name.p, h->name.len) ||
+	    edge_cache_drops_field(pt, h->name.p, h->name.len) ||
+	    names_field(&sc->origin_drop_fields, &h->name))
+		return 1;
+	switch (origin_field_action(&h->name)) {
+	case OF_UNKEYED:
+		return !names_field(&sc->origin_pass_fields, &h->name);
+	case OF_SET:
+	case OF_FRAMING:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int
 method_forwarded(enum http_method m)
 {
@@ -221,12 +284,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	for (i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (http_field_is_hop_by_hop(h->name.p, h->name.len) ||
-		    http_conn_tokens_has(&ct, h->name.p, h->name.len) ||
-		    name_is(&h->name, "content-length") ||
-		    name_is(&h->name, "expect") || name_is(&h->name, "host") ||
-		    name_is(&h->name, "x-forwarded-proto") ||
-		    edge_cache_drops_field(pt, h->name.p, h->name.len))
+		if (field_held_back(pt, &ct, h))
 			continue;
 		if (name_is(&h->name, "via")) {
 			cdn_sb_add(&via, h->value.p, h->value.len);
