@@ -113,8 +113,9 @@ conf_set_str(char **sp, const char *val)
 	free(old);
 }
 
-/* "Name Name, Name": each a field name (an RFC 9110 §5.6.2 token), pushed
- * on its own, so one line may name several.  Nothing is pushed on error. */
+/* "Name Name, Name": each an RFC 9110 §5.6.2 token (a field name, a
+ * method), pushed on its own, so one line may name several.  Nothing is
+ * pushed on error. */
 static int
 set_field_names(struct conf_strlist *l, const char *val, const char **why)
 {
@@ -126,7 +127,7 @@ set_field_names(struct conf_strlist *l, const char *val, const char **why)
 		p += strspn(p, " \t,");
 		for (n = 0; p[n] != '\0' && !strchr(" \t,", p[n]); n++)
 			if (!http_is_tchar((unsigned char)p[n])) {
-				*why = "not a field name";
+				*why = "not a token (a field name or a method)";
 				return CDN_EINVAL;
 			}
 	}
@@ -180,7 +181,7 @@ conf_set_value(struct conf *c, const struct conf_desc *d, const char *val,
 	case CONF_T_STRLIST:
 		conf_strlist_push(f, val);
 		return CDN_OK;
-	case CONF_T_FIELDS:
+	case CONF_T_TOKENS:
 		return set_field_names(f, val, why);
 	case CONF_T_ADDR:
 		/* "" means unset, as in the defaults and in a dump. */
@@ -344,7 +345,7 @@ conf_clone(const struct conf *c)
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
-		case CONF_T_FIELDS:
+		case CONF_T_TOKENS:
 			l = conf_cfield(c, d);
 			for (unsigned j = 0; j < l->n; j++)
 				conf_strlist_push(conf_field(n, d), l->v[j]);
@@ -438,7 +439,7 @@ conf_unref(struct conf **cp)
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
-		case CONF_T_FIELDS:
+		case CONF_T_TOKENS:
 			conf_strlist_clear(conf_field(c, d));
 			break;
 		default:

@@ -238,7 +238,7 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		return;
 	}
 	if (ntok > 2 &&
-	    (d->type == CONF_T_ORIGINSRV || d->type == CONF_T_FIELDS)) {
+	    (d->type == CONF_T_ORIGINSRV || d->type == CONF_T_TOKENS)) {
 		/* "URL weight=3 backup", "Name Name": the rest of the
 		 * line is one value. */
 		if (ntok > CONF_LEX_TOKS) {

@@ -30,6 +30,7 @@
 #include "http/http_fields.h"
 
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
+#define METHOD_MAX 32 /* longest method forwarded, NUL included */
 
 static void forward(struct proxy_txn *pt, int may_coalesce);
 static const struct origin_fetch_ops origin_ops;
@@ -121,21 +122,24 @@ field_held_back(const struct proxy_txn *pt, const struct http_conn_tokens *ct,
 	}
 }
 
+/*
+ * Whether the node answers <req>'s method itself (501) instead of
+ * forwarding it: refuse_methods names it (methods are case-sensitive,
+ * RFC 9110 §9.1), it is CONNECT, as the node tunnels nothing, or it is
+ * longer than any method in use.
+ */
 static int
-method_forwarded(enum http_method m)
+method_refused(const struct conf *cf, const struct http_request *req)
 {
-	switch (m) {
-	case HTTP_M_GET:
-	case HTTP_M_HEAD:
-	case HTTP_M_POST:
-	case HTTP_M_PUT:
-	case HTTP_M_DELETE:
-	case HTTP_M_PATCH:
-	case HTTP_M_OPTIONS:
+	if (req->method == HTTP_M_CONNECT ||
+	    req->method_str.len >= METHOD_MAX)
 		return 1;
-	default:
-		return 0;
-	}
+	for (unsigned i = 0; i < cf->refuse_methods.n; i++)
+		if (req->method_str.len == strlen(cf->refuse_methods.v[i]) &&
+		    memcmp(req->method_str.p, cf->refuse_methods.v[i],
+		        req->method_str.len) == 0)
+			return 1;
+	return 0;
 }
 
 static struct proxy_txn *
@@ -221,8 +225,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	struct proxy_txn *pt;
 	const struct edge_site *site;
 
-	if (!method_forwarded(req->method)) {
-		/* We do not know what the method means for what follows it. */
+	if (method_refused(w->edge->conf, req)) {
+		/* What follows CONNECT is a tunnel's bytes, not a request. */
 		edge_stream_set_close(cs);
 		edge_deliver_node_answer(w->edge, cs, 501, "",
 		    "501 Not Implemented\n", "fwd=bypass; detail=method");
@@ -274,7 +278,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	const char *host;
 	size_t hostlen, nfields = 0, i;
 	int has_accept = 0;
-	char method[32];
+	char method[METHOD_MAX];
 
 	for (i = 0; i < req->n_headers; i++)
 		if (name_is(&req->headers[i].name, "connection"))

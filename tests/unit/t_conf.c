@@ -165,7 +165,7 @@ conf_cmp(const struct conf *a, const struct conf *b, int each, const char *what,
 #define CMP_LOGLEVEL(n)  same = a->n == b->n;
 #define CMP_SNICERT(n)   same = list_eq(&a->n, &b->n);
 #define CMP_ORIGINSRV(n) same = list_eq(&a->n, &b->n);
-#define CMP_FIELDS(n)    same = list_eq(&a->n, &b->n);
+#define CMP_TOKENS(n)    same = list_eq(&a->n, &b->n);
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	if (!str_eq(#name, skip1) && !str_eq(#name, skip2)) {                  \
 		CMP_##type(name) if (each) ok(same, "%s: %s", what, #name);    \
@@ -1511,7 +1511,8 @@ test_site_errors(void)
 	        "e.conf:2:16: error: cache_min_ttl: unknown unit (ms, s, m, h "
 	        "or d)\n"},
 	    {"site a.test {\n\torigin_drop_fields X-A X(B)\n}\n",
-	        "e.conf:2:21: error: origin_drop_fields: not a field name\n"},
+	        "e.conf:2:21: error: origin_drop_fields: not a token (a field "
+	        "name or a method)\n"},
 	    {"site a.test {\nsite b.test {\n}\n}\n",
 	        "e.conf:2:1: error: site: sites cannot be nested (the block at "
 	        "line 1 is not closed)\n"
