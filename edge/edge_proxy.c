@@ -415,6 +415,45 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	cdn_sb_free(&out);
 }
 
+/*
+ * RFC 9110 §15.2: 102 and 103 from the origin go on to the client, with
+ * their fields but the hop-by-hop ones, and are never stored.  100 is not
+ * forwarded: the HTTP layer answers the client's Expect itself as the body
+ * is read, and the origin never sees that Expect.  101 never comes, as
+ * Upgrade is not forwarded.
+ */
+static void
+on_origin_interim(struct origin_fetch *f, void *arg, int status,
+    const char *fields, size_t len)
+{
+	struct proxy_txn *pt = arg;
+	struct cdn_strbuf out = {.max = FIELDS_MAX};
+	struct http_conn_tokens ct = {.n = 0};
+	const char *p, *end = fields + len, *nl, *colon;
+	size_t vlen;
+	const char *v;
+
+	(void)f;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	if (pt->responded || (status != 102 && status != 103))
+		return;
+	v = cdn_fields_get(fields, len, "connection", &vlen);
+	if (v != NULL)
+		http_conn_tokens_add(&ct, v, vlen);
+	/* The origin's lines are whole "Name: value\r\n" (origin_fetch.c). */
+	for (p = fields; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		colon = memchr(p, ':', (size_t)(nl - p));
+		if (http_field_is_hop_by_hop(p, (size_t)(colon - p)) ||
+		    http_conn_tokens_has(&ct, p, (size_t)(colon - p)))
+			continue;
+		cdn_sb_add(&out, p, (size_t)(nl + 1 - p));
+	}
+	if (!out.failed)
+		edge_stream_interim(&pt->cs, status, out.p, out.len);
+	cdn_sb_free(&out);
+}
+
 static size_t
 on_origin_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
 {
@@ -480,6 +519,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 
 static const struct origin_fetch_ops origin_ops = {
     .on_head = on_origin_head,
+    .on_interim = on_origin_interim,
     .on_body = on_origin_body,
     .on_upload = on_origin_upload,
     .on_done = on_origin_done,

@@ -737,8 +737,17 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 		return f->status == -1 ? 0 : len;
 	}
 	if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
-		if (f->status < 200)
-			return len; /* interim response: wait for the final */
+		if (f->status < 200) {
+			/* Interim: its fields end here, the final head's
+			 * start at the next status line. */
+			if (f->ops.on_interim != NULL) {
+				f->in_callback = 1;
+				f->ops.on_interim(f, f->arg, f->status,
+				    f->head != NULL ? f->head : "", f->head_len);
+				f->in_callback = 0;
+			}
+			return len;
+		}
 		why = head_framing_error(f);
 		if (why != NULL)
 			return head_refuse(f, why);

@@ -14,68 +14,10 @@ The origin here is a raw socket that answers each request with bytes the
 test gives, so every malformation reaches the node as written.
 """
 
-import socket
 import sys
-import threading
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
-
-
-class RawOrigin:
-    """A loopback origin answering every request with <response> bytes,
-    then closing the connection.  .requests counts request heads."""
-
-    def __init__(self, response):
-        self.response = response
-        self.requests = 0
-        self.lock = threading.Lock()
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.port = self.lsock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopping:
-            try:
-                c, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def _serve(self, c):
-        c.settimeout(5)
-        try:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(4096)
-                if not d:
-                    return
-                buf += d
-            with self.lock:
-                self.requests += 1
-            c.sendall(self.response)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        self.thread.join(2)
-        self.lsock.close()
-        return False
 
 
 HEAD = (b"HTTP/1.1 200 OK\r\nCache-Control: public, max-age=300\r\n"
@@ -88,7 +30,7 @@ def edge(o):
 
 
 def check_refused(fields, body, reason):
-    with RawOrigin(HEAD + fields + b"\r\n" + body) as o, edge(o) as e:
+    with et.RawOrigin(HEAD + fields + b"\r\n" + body) as o, edge(o) as e:
         for i in range(2):
             r = e.request("GET", "/f")
             et.eq(r.status, 502, "%s: 502 (try %d)" % (reason, i + 1))
@@ -139,7 +81,7 @@ def test_identical_content_lengths_served():
     # RFC 9110 §8.6: a list or repeat of one value may be taken as one.
     for fields in (b"Content-Length: 5\r\nContent-Length: 5\r\n",
                    b"Content-Length: 5, 5\r\n"):
-        with RawOrigin(HEAD + fields + b"\r\nhello") as o, edge(o) as e:
+        with et.RawOrigin(HEAD + fields + b"\r\nhello") as o, edge(o) as e:
             r = e.request("GET", "/f")
             et.eq(r.status, 200, "%r: served" % fields)
             et.eq(r.body, b"hello", "%r: the body" % fields)
@@ -150,7 +92,7 @@ def test_identical_content_lengths_served():
 
 
 def check_delivered(te, body, want):
-    with RawOrigin(HEAD + b"Transfer-Encoding: " + te + b"\r\n\r\n" +
+    with et.RawOrigin(HEAD + b"Transfer-Encoding: " + te + b"\r\n\r\n" +
                    body) as o, edge(o) as e:
         for i in range(2):
             r = e.request("GET", "/u")
