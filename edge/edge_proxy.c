@@ -30,7 +30,7 @@
 #include "http/http_fields.h"
 
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
-#define METHOD_MAX 32 /* longest method forwarded, NUL included */
+#define METHOD_MAX 32           /* longest method forwarded, NUL included */
 
 static void forward(struct proxy_txn *pt, int may_coalesce);
 static const struct origin_fetch_ops origin_ops;
@@ -131,8 +131,7 @@ field_held_back(const struct proxy_txn *pt, const struct http_conn_tokens *ct,
 static int
 method_refused(const struct conf *cf, const struct http_request *req)
 {
-	if (req->method == HTTP_M_CONNECT ||
-	    req->method_str.len >= METHOD_MAX)
+	if (req->method == HTTP_M_CONNECT || req->method_str.len >= METHOD_MAX)
 		return 1;
 	for (unsigned i = 0; i < cf->refuse_methods.n; i++)
 		if (req->method_str.len == strlen(cf->refuse_methods.v[i]) &&

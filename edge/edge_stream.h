@@ -139,8 +139,8 @@ edge_stream_respond(const struct edge_stream *cs, int status,
 }
 
 static inline void
-edge_stream_interim(const struct edge_stream *cs, int status,
-    const char *fields, size_t len)
+edge_stream_interim(
+    const struct edge_stream *cs, int status, const char *fields, size_t len)
 {
 	cs->ops->interim(cs->s, status, fields, len);
 }

@@ -106,8 +106,8 @@ struct origin_fetch {
 	int64_t content_length;
 	/* Framing of the head being read (RFC 9112 §6): reset per status
 	 * line, so an interim response's fields do not count. */
-	unsigned te_codings;      /* transfer codings named so far */
-	unsigned te_chunked;      /* how many of them are chunked */
+	unsigned te_codings; /* transfer codings named so far */
+	unsigned te_chunked; /* how many of them are chunked */
 	unsigned te_last_chunked : 1;
 	unsigned cl_seen : 1;
 	char *head;
@@ -743,7 +743,8 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 			if (f->ops.on_interim != NULL) {
 				f->in_callback = 1;
 				f->ops.on_interim(f, f->arg, f->status,
-				    f->head != NULL ? f->head : "", f->head_len);
+				    f->head != NULL ? f->head : "",
+				    f->head_len);
 				f->in_callback = 0;
 			}
 			return len;

@@ -835,8 +835,8 @@ static const struct dcase {
         "fresh:max-age", 10, 0, 0, 0, 0},
     /* RFC 9112 §6.3: a coding other than chunked is read until close */
     {"unknown transfer coding: never stored", C_STD, GET, 0, NULL, 200,
-        CC("max-age=60") "Transfer-Encoding: foo\r\n", 0, "transfer-coding",
-        0, 0, 0, 0, 0},
+        CC("max-age=60") "Transfer-Encoding: foo\r\n", 0, "transfer-coding", 0,
+        0, 0, 0, 0},
     {"a coding under chunked: never stored", C_STD, GET, 0, NULL, 200,
         CC("max-age=60") "Transfer-Encoding: gzip, chunked\r\n", 0,
         "transfer-coding", 0, 0, 0, 0, 0},

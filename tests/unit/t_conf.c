@@ -1403,7 +1403,8 @@ test_sites(void)
 	        strcmp(a->conf->origin_pass_fields.v[0], "Forwarded") == 0 &&
 	        strcmp(a->conf->origin_pass_fields.v[1], "X-Forwarded-Host") ==
 	            0 &&
-	        strcmp(a->conf->origin_pass_fields.v[2], "X-Rewrite-URL") == 0 &&
+	        strcmp(a->conf->origin_pass_fields.v[2], "X-Rewrite-URL") ==
+	            0 &&
 	        b->conf->origin_pass_fields.n == 0,
 	    "origin_pass_fields: several names to a line, repeatable");
 	ok(a->conf->cache_bypass.n == 2 &&

@@ -30,7 +30,8 @@ open_doc(void)
 	char path[LINE_MAX_LEN];
 
 	if (src != NULL) {
-		snprintf(path, sizeof(path), "%s/../docs/origin-request.md", src);
+		snprintf(
+		    path, sizeof(path), "%s/../docs/origin-request.md", src);
 		return fopen(path, "r");
 	}
 	return fopen("docs/origin-request.md", "r");
