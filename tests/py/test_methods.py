@@ -32,6 +32,21 @@ def test_extension_method_forwarded_not_stored():
             et.ok("stored" not in r.header("cache-status") and
                   "hit" not in r.header("cache-status"),
                   "never stored: %s" % r.header("cache-status"))
+        # A body that reads as a request is the body, never a second one.
+        smuggled = b"GET /obj/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        for framing in ({"Content-Length": str(len(smuggled))},
+                        {"Transfer-Encoding": "chunked"}):
+            body = smuggled if "Content-Length" in framing else (
+                b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled))
+            data = et.raw_request(e.port, b"FOO /echo?s HTTP/1.1\r\nHost: x"
+                                  b"\r\n" + b"".join(
+                                      b"%s: %s\r\n" % (k.encode(), v.encode())
+                                      for k, v in framing.items()) +
+                                  b"Connection: close\r\n\r\n" + body, 5).data
+            et.ok(data.startswith(b"HTTP/1.1 200") and
+                  b'"body_length": %d' % len(smuggled) in data,
+                  "FOO with %r: its body: %r" % (framing, data[:300]))
+        et.eq(o.count("/obj/smuggled"), 0, "no smuggled request")
         r = e.request("PROPFIND", "/obj/p?size=10&ttl=300")
         et.eq(r.status, 200, "PROPFIND too")
         r = e.request("PROPFIND", "/obj/p?size=10&ttl=300")
