@@ -39,9 +39,13 @@ edge_deliver_status_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 void
 edge_deliver_error_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 {
-	cdn_sb_printf(out, "Cache-Status: %s; %s; detail=origin-error\r\n",
+	/* An origin that broke HTTP (framing, an invalid field) is told
+	 * apart from one that failed to answer; the log names the reason. */
+	cdn_sb_printf(out, "Cache-Status: %s; %s; detail=%s\r\n",
 	    pt->w->edge->conf->via,
-	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=miss");
+	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=miss",
+	    pt->origin_err == ORIGIN_EPROTO ? "origin-protocol-error"
+	                                    : "origin-error");
 }
 
 /* ---- answers the node writes itself ---- */
