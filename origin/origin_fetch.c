@@ -41,6 +41,7 @@
 #include <event2/event.h>
 
 #include "common/cdn_log.h"
+#include "http/http_parse.h"
 #include "origin/origin_int.h"
 
 #define HEAD_MAX         (64 * 1024) /* largest origin response head we take */
@@ -690,10 +691,15 @@ field_line_error(struct origin_fetch *f, const char *p, size_t len)
 	if (colon == NULL)
 		return "a field line without a colon";
 	nlen = (size_t)(colon - p);
+	if (nlen == 0)
+		return "an empty field name";
 	/* RFC 9112 §5.1: a proxy must reject it, or some reader takes
 	 * "Content-Length " for another field than others do. */
 	if (is_wsp(colon[-1]))
 		return "white space between a field name and the colon";
+	for (size_t i = 0; i < nlen; i++)
+		if (!http_is_tchar((unsigned char)p[i]))
+			return "a field name that is not a token";
 	if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
 		int64_t cl = parse_content_length(colon + 1, len - nlen - 1);
 

@@ -77,6 +77,16 @@ def test_tab_before_colon_502():
                   "white space between a field name and the colon")
 
 
+def test_empty_field_name_502():
+    check_refused(b": smuggled\r\nX-After: 1\r\nContent-Length: 5\r\n",
+                  b"hello", "an empty field name")
+
+
+def test_field_name_not_a_token_502():
+    check_refused(b"X-A(b): smuggled\r\nX-After: 1\r\nContent-Length: 5\r\n",
+                  b"hello", "a field name that is not a token")
+
+
 def test_identical_content_lengths_served():
     # RFC 9110 §8.6: a list or repeat of one value may be taken as one.
     for fields in (b"Content-Length: 5\r\nContent-Length: 5\r\n",
