@@ -408,6 +408,7 @@ edge_new(struct conf *conf)
 	e = cdn_xcalloc(1, sizeof(*e));
 	e->magic = EDGE_MAGIC;
 	e->conf = conf_ref(conf);
+	conf_node_name(conf, e->node_name);
 	e->start_ms = cdn_now_ms();
 	e->sites = edge_sites_new(conf);
 	if (e->sites == NULL)
