@@ -391,8 +391,8 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		cdn_sb_add(&url, "?", 1);
 		cdn_sb_add(&url, req->query.p, req->query.len);
 	}
-	if (fb.failed || pb.failed || url.failed || via.failed ||
-	    xff.failed || loop.failed || ae.failed) {
+	if (fb.failed || pb.failed || url.failed || via.failed || xff.failed ||
+	    loop.failed || ae.failed) {
 		edge_deliver_error(pt, cs, 431);
 		goto out;
 	}
@@ -426,8 +426,8 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		goto out; /* one shared fetch, or a stale answer */
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
-	pt->fetch = origin_fetch_start(
-	    w->origin, &oreq, &site->to, &origin_ops, pt);
+	pt->fetch =
+	    origin_fetch_start(w->origin, &oreq, &site->to, &origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);

@@ -57,8 +57,8 @@ parents_new(const char *name, const struct conf *c, int named)
 		return NULL;
 	os = cdn_xcalloc(ORIGIN_POOL_MAX, sizeof(*os));
 	for (n = 0; n < c->parent_server.n && n < ORIGIN_POOL_MAX; n++) {
-		CDN_ASSERT(conf_parse_origin_server(c->parent_server.v[n],
-		               &os[n], &why) == CDN_OK);
+		CDN_ASSERT(conf_parse_origin_server(
+		               c->parent_server.v[n], &os[n], &why) == CDN_OK);
 		sc[n].url = os[n].url;
 		sc[n].weight = os[n].weight;
 		sc[n].max_conns = os[n].max_conns;

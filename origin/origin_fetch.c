@@ -119,14 +119,14 @@ struct origin_fetch {
 	unsigned in_callback : 1;
 	unsigned retryable : 1; /* idempotent, no body: may go elsewhere */
 	unsigned retried : 1;
-	unsigned counted : 1; /* origin_pool_conn_begin() was called */
-	unsigned is_tls : 1;  /* an https URL: a TLS handshake comes first */
-	unsigned on_parent : 1;   /* this attempt goes to a parent */
+	unsigned counted : 1;   /* origin_pool_conn_begin() was called */
+	unsigned is_tls : 1;    /* an https URL: a TLS handshake comes first */
+	unsigned on_parent : 1; /* this attempt goes to a parent */
 	unsigned parent_only : 1; /* never to origin_pool */
 	struct origin_pool *pool; /* of this attempt: parents or origin_pool */
 	struct origin_pool *parents, *origin_pool;
 	uint64_t parents_tried; /* bit i: parent i failed this fetch */
-	int srv;      /* the pool's server of this attempt, or -1 */
+	int srv;                /* the pool's server of this attempt, or -1 */
 	char *target; /* with a pool: what follows the server's base */
 	uint64_t hash_key;
 	enum origin_err timer_err;    /* set when our timer ended the fetch */
@@ -404,8 +404,8 @@ parent_failed(struct origin_fetch *f, enum origin_err e)
 	int next;
 
 	f->parents_tried |= UINT64_C(1) << f->srv;
-	next = origin_pool_pick_except(
-	    f->parents, f->hash_key, f->parents_tried);
+	next =
+	    origin_pool_pick_except(f->parents, f->hash_key, f->parents_tried);
 	if (next >= 0) {
 		origin_pool_count_retry(f->parents);
 		fetch_move(f, f->parents, next, e);
@@ -820,8 +820,8 @@ fetch_set_server(struct origin_fetch *f)
 	 * handle is reset, so it lives in the fetch. */
 	curl_easy_setopt(f->easy, CURLOPT_URL, url);
 	free(url);
-	curl_easy_setopt(f->easy, CURLOPT_HTTPHEADER,
-	    f->on_parent ? f->pfields : f->fields);
+	curl_easy_setopt(
+	    f->easy, CURLOPT_HTTPHEADER, f->on_parent ? f->pfields : f->fields);
 	curl_slist_free_all(f->connect_to);
 	f->connect_to = NULL;
 	if (to != NULL)
@@ -890,7 +890,8 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	if (req->parents != NULL) {
 		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
 		for (size_t i = 0; req->parent_fields[i] != NULL; i++) {
-			l = curl_slist_append(f->pfields, req->parent_fields[i]);
+			l = curl_slist_append(
+			    f->pfields, req->parent_fields[i]);
 			if (l == NULL)
 				goto fail;
 			f->pfields = l;
