@@ -158,6 +158,18 @@ def test_hrw_spread():
             et.ok(m[0][1].startswith("hit"), "a hit there")
         et.eq(o.count(), 40, "no second origin request")
 
+        # s1 dies: a new edge's misses for s1's keys go to the next parent
+        # in hash order, s2, not to the origin.
+        s1.kill()
+        on_s1 = [k for k in range(40) if home[k] == "s1"]
+        with node(o.url, "e3", *parent_args(s1, s2)) as e3:
+            for k in on_s1:
+                r = e3.request("GET", "/obj/k%d?ttl=60&size=100" % k)
+                et.eq(r.status, 200, "status with s1 dead")
+                et.eq([n for n, _ in members(r)], ["s2", "e3"],
+                      "key %d: through s2" % k)
+            et.eq(o.count(), 40 + len(on_s1), "s2 fetched s1's keys once")
+
 
 @et.timeout(90)
 def test_shield_killed_and_back():
