@@ -181,6 +181,9 @@ struct cache_exchange {
 	int64_t age;           /* Age header in seconds, -1 if absent */
 	int has_set_cookie;
 	int vary_star; /* Vary: * */
+	/* A transfer coding other than chunked: the body was read until the
+	 * origin closed, so its end is not proof of completeness. */
+	int transfer_coded;
 	/* clock, in seconds since the epoch (RFC 9111 §4.2.3) */
 	int64_t request_time;
 	int64_t response_time;

@@ -47,6 +47,7 @@ struct conf {
 #define CONF_FIELD_LOGLEVEL(name)                enum cdn_log_level name;
 #define CONF_FIELD_SNICERT(name)                 struct conf_strlist name;
 #define CONF_FIELD_ORIGINSRV(name)               struct conf_strlist name;
+#define CONF_FIELD_TOKENS(name)                  struct conf_strlist name;
 #define CONF_KEY(name, type, min, max, def, doc) CONF_FIELD_##type(name)
 #include "conf/conf_keys.h"
 #undef CONF_KEY

@@ -44,6 +44,7 @@ enum conf_type {
 	CONF_T_LOGLEVEL,
 	CONF_T_SNICERT,
 	CONF_T_ORIGINSRV,
+	CONF_T_TOKENS, /* tokens (field names, methods), several to a line */
 };
 
 /*
@@ -109,7 +110,8 @@ static inline int
 conf_desc_is_list(const struct conf_desc *d)
 {
 	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST ||
-	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV;
+	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV ||
+	    d->type == CONF_T_TOKENS;
 }
 
 /* conf.c */

@@ -32,6 +32,7 @@
 #include "http/http_fields.h"
 
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
+#define METHOD_MAX 32           /* longest method forwarded, NUL included */
 
 static void forward(struct proxy_txn *pt, int may_coalesce);
 static const struct origin_fetch_ops origin_ops;
@@ -60,21 +61,86 @@ sb_field(struct cdn_strbuf *b, const char *name, size_t nlen, const char *v,
 	cdn_sb_add(b, "", 1);
 }
 
-static int
-method_forwarded(enum http_method m)
+/* What forward() does with a request field (edge_origin_fields.h). */
+enum origin_field_action {
+	OF_PASS = 0,
+	OF_UNKEYED,
+	OF_SET,
+	OF_APPEND,
+	OF_FRAMING,
+};
+
+static const struct {
+	const char *name;
+	size_t len;
+	enum origin_field_action action;
+} origin_fields[] = {
+#define ORIGIN_FIELD(name, action, doc) {name, sizeof(name) - 1, OF_##action},
+#include "edge/edge_origin_fields.h"
+#undef ORIGIN_FIELD
+};
+
+static enum origin_field_action
+origin_field_action(const struct http_slice *name)
 {
-	switch (m) {
-	case HTTP_M_GET:
-	case HTTP_M_HEAD:
-	case HTTP_M_POST:
-	case HTTP_M_PUT:
-	case HTTP_M_DELETE:
-	case HTTP_M_PATCH:
-	case HTTP_M_OPTIONS:
+	for (size_t i = 0; i < CDN_ARRAY_LEN(origin_fields); i++)
+		if (name->len == origin_fields[i].len &&
+		    strncasecmp(name->p, origin_fields[i].name, name->len) == 0)
+			return origin_fields[i].action;
+	return OF_PASS;
+}
+
+/* Whether origin_drop_fields / origin_pass_fields <l> names <name>. */
+static int
+names_field(const struct conf_strlist *l, const struct http_slice *name)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		if (http_slice_eq_ci(*name, l->v[i]))
+			return 1;
+	return 0;
+}
+
+/* Whether the request field <h> stays out of the origin request, or is
+ * written by forward() itself. */
+static int
+field_held_back(const struct proxy_txn *pt, const struct http_conn_tokens *ct,
+    const struct http_header *h)
+{
+	const struct conf *sc = pt->site->conf;
+
+	if (http_field_is_hop_by_hop(h->name.p, h->name.len) ||
+	    http_conn_tokens_has(ct, h->name.p, h->name.len) ||
+	    edge_cache_drops_field(pt, h->name.p, h->name.len) ||
+	    names_field(&sc->origin_drop_fields, &h->name))
+		return 1;
+	switch (origin_field_action(&h->name)) {
+	case OF_UNKEYED:
+		return !names_field(&sc->origin_pass_fields, &h->name);
+	case OF_SET:
+	case OF_FRAMING:
 		return 1;
 	default:
 		return 0;
 	}
+}
+
+/*
+ * Whether the node answers <req>'s method itself (501) instead of
+ * forwarding it: refuse_methods names it (methods are case-sensitive,
+ * RFC 9110 §9.1), it is CONNECT, as the node tunnels nothing, or it is
+ * longer than any method in use.
+ */
+static int
+method_refused(const struct conf *cf, const struct http_request *req)
+{
+	if (req->method == HTTP_M_CONNECT || req->method_str.len >= METHOD_MAX)
+		return 1;
+	for (unsigned i = 0; i < cf->refuse_methods.n; i++)
+		if (req->method_str.len == strlen(cf->refuse_methods.v[i]) &&
+		    memcmp(req->method_str.p, cf->refuse_methods.v[i],
+		        req->method_str.len) == 0)
+			return 1;
+	return 0;
 }
 
 static struct proxy_txn *
@@ -205,8 +271,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	struct proxy_txn *pt;
 	const struct edge_site *site;
 
-	if (!method_forwarded(req->method)) {
-		/* We do not know what the method means for what follows it. */
+	if (method_refused(w->edge->conf, req)) {
+		/* What follows CONNECT is a tunnel's bytes, not a request. */
 		edge_stream_set_close(cs);
 		edge_deliver_node_answer(w->edge, cs, 501, "",
 		    "501 Not Implemented\n", "fwd=bypass; detail=method");
@@ -317,7 +383,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	const char *host;
 	size_t hostlen, i;
 	int has_accept = 0;
-	char method[32];
+	char method[METHOD_MAX];
 
 	for (i = 0; i < req->n_headers; i++)
 		if (name_is(&req->headers[i].name, "connection"))
@@ -327,15 +393,9 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	for (i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		/* Edge-Bus-Applied is between two fleet nodes: a client's
-		 * (or a node's below us) is never passed on. */
-		if (http_field_is_hop_by_hop(h->name.p, h->name.len) ||
-		    http_conn_tokens_has(&ct, h->name.p, h->name.len) ||
-		    name_is(&h->name, "content-length") ||
-		    name_is(&h->name, "expect") || name_is(&h->name, "host") ||
-		    name_is(&h->name, "x-forwarded-proto") ||
-		    name_is(&h->name, "edge-bus-applied") ||
-		    edge_cache_drops_field(pt, h->name.p, h->name.len))
+		/* Edge-Bus-Applied is SET (edge_origin_fields.h): between
+		 * two fleet nodes, a client's is never passed on. */
+		if (field_held_back(pt, &ct, h))
 			continue;
 		if (name_is(&h->name, "via")) {
 			cdn_sb_add(&via, h->value.p, h->value.len);
@@ -481,6 +541,45 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	cdn_sb_free(&out);
 }
 
+/*
+ * RFC 9110 §15.2: 102 and 103 from the origin go on to the client, with
+ * their fields but the hop-by-hop ones, and are never stored.  100 is not
+ * forwarded: the HTTP layer answers the client's Expect itself as the body
+ * is read, and the origin never sees that Expect.  101 never comes, as
+ * Upgrade is not forwarded.
+ */
+static void
+on_origin_interim(struct origin_fetch *f, void *arg, int status,
+    const char *fields, size_t len)
+{
+	struct proxy_txn *pt = arg;
+	struct cdn_strbuf out = {.max = FIELDS_MAX};
+	struct http_conn_tokens ct = {.n = 0};
+	const char *p, *end = fields + len, *nl, *colon;
+	size_t vlen;
+	const char *v;
+
+	(void)f;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	if (pt->responded || (status != 102 && status != 103))
+		return;
+	v = cdn_fields_get(fields, len, "connection", &vlen);
+	if (v != NULL)
+		http_conn_tokens_add(&ct, v, vlen);
+	/* The origin's lines are whole "Name: value\r\n" (origin_fetch.c). */
+	for (p = fields; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		colon = memchr(p, ':', (size_t)(nl - p));
+		if (http_field_is_hop_by_hop(p, (size_t)(colon - p)) ||
+		    http_conn_tokens_has(&ct, p, (size_t)(colon - p)))
+			continue;
+		cdn_sb_add(&out, p, (size_t)(nl + 1 - p));
+	}
+	if (!out.failed)
+		edge_stream_interim(&pt->cs, status, out.p, out.len);
+	cdn_sb_free(&out);
+}
+
 static size_t
 on_origin_body(struct origin_fetch *f, void *arg, const char *data, size_t len)
 {
@@ -546,6 +645,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 
 static const struct origin_fetch_ops origin_ops = {
     .on_head = on_origin_head,
+    .on_interim = on_origin_interim,
     .on_body = on_origin_body,
     .on_upload = on_origin_upload,
     .on_done = on_origin_done,

@@ -520,6 +520,26 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 }
 
 void
+http_txn_interim(
+    struct http_txn *txn, int status, const char *fields, size_t fields_len)
+{
+	char line[160];
+	int n;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	CDN_ASSERT(!txn->responded);
+	CDN_ASSERT(status >= 100 && status < 200);
+	if (txn->req.version_minor == 0)
+		return;
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+	    http_status_reason(status));
+	out_add(txn, line, (size_t)n);
+	if (fields_len > 0)
+		out_add(txn, fields, fields_len);
+	out_add(txn, "\r\n", 2);
+}
+
+void
 http_txn_set_close(struct http_txn *txn)
 {
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);

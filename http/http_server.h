@@ -154,6 +154,14 @@ long http_txn_body_read(struct http_txn *txn, char *dst, size_t max);
  */
 void http_txn_respond(struct http_txn *txn, int status, const char *fields,
     size_t fields_len, int64_t content_length);
+/*
+ * An interim response (1xx) before the final one: the status line, then
+ * <fields> ("Name: value\r\n" lines, copied) as given.  Nothing is sent to
+ * an HTTP/1.0 client, which cannot take one (RFC 9110 §15.2).  Only before
+ * http_txn_respond().
+ */
+void http_txn_interim(
+    struct http_txn *txn, int status, const char *fields, size_t fields_len);
 /* Append body bytes (framed as needed; dropped for HEAD). */
 void http_txn_write(struct http_txn *txn, const void *data, size_t len);
 /*

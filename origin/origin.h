@@ -58,7 +58,7 @@ int origin_err_status(enum origin_err e);
 
 struct origin_fetch_ops {
 	/*
-	 * The final response head (1xx interim responses are skipped).
+	 * The final response head (1xx interim responses go to on_interim).
 	 * <fields> holds every header line as received ("Name: value\r\n"),
 	 * without the status line; valid during the call only, never NULL
 	 * ("" when the origin sent no fields).
@@ -66,6 +66,12 @@ struct origin_fetch_ops {
 	 */
 	void (*on_head)(struct origin_fetch *f, void *arg, int status,
 	    const char *fields, size_t fields_len, int64_t content_length);
+	/*
+	 * An interim (1xx) response before the final head, and its fields
+	 * as on_head gives them; never part of the final head.  May be NULL.
+	 */
+	void (*on_interim)(struct origin_fetch *f, void *arg, int status,
+	    const char *fields, size_t fields_len);
 	/* Body bytes; return len to take them or ORIGIN_PAUSE to be called
 	 * again with the same bytes after origin_fetch_resume_body(). */
 	size_t (*on_body)(

@@ -111,6 +111,12 @@ struct origin_fetch {
 
 	int status;
 	int64_t content_length;
+	/* Framing of the head being read (RFC 9112 §6): reset per status
+	 * line, so an interim response's fields do not count. */
+	unsigned te_codings; /* transfer codings named so far */
+	unsigned te_chunked; /* how many of them are chunked */
+	unsigned te_last_chunked : 1;
+	unsigned cl_seen : 1;
 	char *head;
 	size_t head_len, head_cap;
 	unsigned head_done : 1;
@@ -597,25 +603,168 @@ head_append(struct origin_fetch *f, const char *p, size_t len)
 	return 0;
 }
 
+static int
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* One Content-Length value, digits only: its number, or -1. */
 static int64_t
-parse_content_length(const char *v, size_t len)
+parse_cl_value(const char *v, size_t len)
 {
 	int64_t n = 0;
-	size_t i = 0;
 
-	while (i < len && (v[i] == ' ' || v[i] == '\t'))
-		i++;
-	if (i == len)
+	if (len == 0)
 		return -1;
-	for (; i < len && v[i] >= '0' && v[i] <= '9'; i++) {
-		if (n > (INT64_MAX - 9) / 10)
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9' || n > (INT64_MAX - 9) / 10)
 			return -1;
 		n = n * 10 + (v[i] - '0');
 	}
-	while (i < len &&
-	    (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
-		i++;
-	return i == len ? n : -1;
+	return n;
+}
+
+/*
+ * A Content-Length field value: one number, or a list of one number
+ * repeated (RFC 9110 §8.6 lets a recipient take "5, 5" as 5).  Returns it,
+ * or -1 for anything else (differing numbers, a sign, an empty member).
+ */
+static int64_t
+parse_content_length(const char *v, size_t len)
+{
+	int64_t n = -1, m;
+	size_t i = 0, s, e;
+
+	for (;;) {
+		while (i < len && is_wsp(v[i]))
+			i++;
+		for (s = i; i < len && v[i] != ','; i++)
+			;
+		for (e = i; e > s && is_wsp(v[e - 1]); e--)
+			;
+		m = parse_cl_value(v + s, e - s);
+		if (m < 0 || (n >= 0 && m != n))
+			return -1;
+		n = m;
+		if (i == len)
+			return n;
+		i++; /* the comma */
+	}
+}
+
+/* Count the transfer codings of one Transfer-Encoding line. */
+static void
+note_transfer_codings(struct origin_fetch *f, const char *v, size_t len)
+{
+	size_t i = 0, s, e;
+
+	while (i < len) {
+		while (i < len && (is_wsp(v[i]) || v[i] == ','))
+			i++;
+		if (i == len)
+			break;
+		/* A coding ends at its parameters or the next member. */
+		for (s = i; i < len && v[i] != ',' && v[i] != ';'; i++)
+			;
+		for (e = i; e > s && is_wsp(v[e - 1]); e--)
+			;
+		while (i < len && v[i] != ',')
+			i++;
+		f->te_codings++;
+		f->te_last_chunked =
+		    e - s == 7 && strncasecmp(v + s, "chunked", 7) == 0;
+		f->te_chunked += f->te_last_chunked;
+	}
+}
+
+/* Which server this fetch talks to, for log lines. */
+static const char *
+fetch_server_name(const struct origin_fetch *f)
+{
+	char *url = NULL;
+
+	if (f->pool != NULL && f->srv >= 0)
+		return origin_pool_server_base(f->pool, (unsigned)f->srv);
+	if (f->easy != NULL &&
+	    curl_easy_getinfo(f->easy, CURLINFO_EFFECTIVE_URL, &url) ==
+	        CURLE_OK &&
+	    url != NULL)
+		return url;
+	return "(unknown server)";
+}
+
+/*
+ * Refuse the origin's response head: returning 0 from the header callback
+ * ends the transfer (CURLE_WRITE_ERROR, ORIGIN_EPROTO: a 502), before
+ * anything of it reached a client or the cache.
+ */
+static size_t
+head_refuse(struct origin_fetch *f, const char *why)
+{
+	CDN_LOG(CDN_LOG_WARN, "origin", "%s: invalid response head: %s",
+	    fetch_server_name(f), why);
+	return 0;
+}
+
+/*
+ * RFC 9112 §6.3 for the head now complete: a framing a downstream reader
+ * could take differently from curl is refused.  NULL if it is fine.
+ */
+static const char *
+head_framing_error(const struct origin_fetch *f)
+{
+	if (f->te_codings == 0)
+		return NULL;
+	/* §6.3 item 3: "ought to be handled as an error" (smuggling). */
+	if (f->cl_seen)
+		return "Transfer-Encoding with Content-Length";
+	/* §6.3 says read until close when chunked is not the final coding,
+	 * but libcurl decodes chunks wherever chunked is named; §6.1 forbids
+	 * chunked twice. */
+	if (f->te_chunked > 1 || (f->te_chunked == 1 && !f->te_last_chunked))
+		return "chunked is not the final transfer coding";
+	return NULL;
+}
+
+/* The checks of one field line <p>, <len> bytes without its line end. */
+static const char *
+field_line_error(struct origin_fetch *f, const char *p, size_t len)
+{
+	const char *colon;
+	size_t nlen;
+
+	/* RFC 9110 §5.5: CR, LF or NUL inside a field is invalid.  Passed
+	 * on, a bare CR would end the line early for some clients. */
+	if (memchr(p, '\r', len) != NULL || memchr(p, '\n', len) != NULL ||
+	    memchr(p, '\0', len) != NULL)
+		return "CR, LF or NUL inside a field";
+	/* RFC 9112 §5.2: a proxy must not forward obs-fold; refused rather
+	 * than unfolded, as a fold is mostly a smuggling attempt. */
+	if (is_wsp(p[0]))
+		return "obs-fold";
+	colon = memchr(p, ':', len);
+	if (colon == NULL)
+		return "a field line without a colon";
+	nlen = (size_t)(colon - p);
+	/* RFC 9112 §5.1: a proxy must reject it, or some reader takes
+	 * "Content-Length " for another field than others do. */
+	if (is_wsp(colon[-1]))
+		return "white space between a field name and the colon";
+	if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
+		int64_t cl = parse_content_length(colon + 1, len - nlen - 1);
+
+		/* §6.3 item 5: a proxy answers 502 to an invalid one. */
+		if (cl < 0)
+			return "an invalid Content-Length";
+		if (f->cl_seen && cl != f->content_length)
+			return "two different Content-Length values";
+		f->cl_seen = 1;
+		f->content_length = cl;
+	} else if (nlen == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
+		note_transfer_codings(f, colon + 1, len - nlen - 1);
+	}
+	return NULL;
 }
 
 /* One line of the origin's response head, the status line included. */
@@ -624,6 +773,7 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 {
 	struct origin_fetch *f = arg;
 	size_t len = size * n, body;
+	const char *why;
 
 	if (f->head_done)
 		return len; /* trailer fields of a chunked body: dropped */
@@ -632,6 +782,9 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 
 		f->head_len = 0;
 		f->content_length = -1;
+		f->cl_seen = 0;
+		f->te_codings = f->te_chunked = 0;
+		f->te_last_chunked = 0;
 		f->status = -1;
 		if (sp != NULL && (size_t)(p + len - sp) >= 4 && sp[1] >= '1' &&
 		    sp[1] <= '5' && sp[2] >= '0' && sp[2] <= '9' &&
@@ -641,8 +794,21 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 		return f->status == -1 ? 0 : len;
 	}
 	if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
-		if (f->status < 200)
-			return len; /* interim response: wait for the final */
+		if (f->status < 200) {
+			/* Interim: its fields end here, the final head's
+			 * start at the next status line. */
+			if (f->ops.on_interim != NULL) {
+				f->in_callback = 1;
+				f->ops.on_interim(f, f->arg, f->status,
+				    f->head != NULL ? f->head : "",
+				    f->head_len);
+				f->in_callback = 0;
+			}
+			return len;
+		}
+		why = head_framing_error(f);
+		if (why != NULL)
+			return head_refuse(f, why);
 		f->head_done = 1;
 		f->head_ns = cdn_now_ns();
 		if (f->pool != NULL)
@@ -663,16 +829,13 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 	body = len;
 	while (body > 0 && (p[body - 1] == '\r' || p[body - 1] == '\n'))
 		body--;
-	/* RFC 9110 §5.5: CR, LF or NUL inside a field is invalid.  Passed on,
-	 * a bare CR would end the line early for some clients. */
-	if (memchr(p, '\r', body) != NULL || memchr(p, '\n', body) != NULL ||
-	    memchr(p, '\0', body) != NULL)
-		return 0; /* a protocol error: 502 */
-	if (body == 0 || head_append(f, p, body) != 0 ||
-	    head_append(f, "\r\n", 2) != 0)
+	if (body == 0)
 		return 0;
-	if (body > 15 && strncasecmp(p, "Content-Length:", 15) == 0)
-		f->content_length = parse_content_length(p + 15, body - 15);
+	why = field_line_error(f, p, body);
+	if (why != NULL)
+		return head_refuse(f, why);
+	if (head_append(f, p, body) != 0 || head_append(f, "\r\n", 2) != 0)
+		return 0;
 	return len;
 }
 
@@ -917,6 +1080,12 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* RFC 9112 §6.3: a body in a transfer coding other than chunked is
+	 * read until the origin closes and passed on as it came.  curl would
+	 * stack a decoder for it (CURLE_BAD_CONTENT_ENCODING for one it does
+	 * not know); no Content-Encoding is decoded either, as no
+	 * CURLOPT_ACCEPT_ENCODING is set.  chunked is still removed. */
+	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
 	if (to->total_ms > 0)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);

@@ -78,7 +78,19 @@ run_fuzz() {
 	done
 }
 
+# A short soak on the sanitizer build, before the next build replaces it.
+run_soak() {
+	echo "=== soak: SOAK_SECONDS=${SOAK_SECONDS:-60} make soak"
+	if SOAK_SECONDS=${SOAK_SECONDS:-60} make -s soak >soak.log 2>&1; then
+		total_pass=$((total_pass + 1))
+	else
+		total_fail=$((total_fail + 1))
+	fi
+	grep '^soak:' soak.log || tail -20 soak.log
+}
+
 run_build sanitizers --enable-werror --enable-sanitizers --enable-debug
+run_soak
 run_fuzz
 run_build normal --enable-werror
 

@@ -1032,6 +1032,66 @@ class RawResult:
 
 
 
+class RawOrigin:
+    """A loopback origin answering every request with <response> bytes,
+    then closing the connection, for heads origin.py cannot send (obs-fold,
+    interim responses, odd framing).  .url, .port; .requests counts the
+    request heads received.  Used as a with-block."""
+
+    def __init__(self, response):
+        self.response = response
+        self.delay_s = 0  # before answering, once the head has come
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(5)
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(4096)
+                if not d:
+                    return
+                buf += d
+            with self.lock:
+                self.requests += 1
+            time.sleep(self.delay_s)
+            c.sendall(self.response)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.thread.join(2)
+        self.lsock.close()
+        return False
+
+
 class SilentListener:
     """A loopback port whose accept queue is full, so the kernel drops
     further SYNs and a connect hangs until its timeout: .port, used as a

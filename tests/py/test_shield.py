@@ -313,7 +313,11 @@ def test_range_through_shield():
         r = e2.request("GET", path)
         et.eq(r.status, 200, "the whole object from another edge")
         et.check_pattern(r.body, 100000)
-        et.ok(members(r)[0][1].startswith("hit"), "the shield had it all")
+        # The edge's 206 may be done before the shield has the rest of
+        # the body: then this request joins the shield's fill.
+        m = members(r)
+        et.ok(m[0][1].startswith("hit") or "collapsed" in m[0][1],
+              "the shield had it, or was still fetching it: %r" % (m,))
         r = e1.request("GET", path, headers=[("Range", "bytes=-10")])
         et.eq(r.status, 206, "and the first edge stored it whole")
         et.eq(r.body, et.pattern(99990, 10), "the last bytes")
