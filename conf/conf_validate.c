@@ -149,6 +149,13 @@ validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
 	if (c->origin_server.n > 64)
 		conf_err_at(es, line, col, "origin_server",
 		    "more than 64 servers in one pool");
+	if (c->parent_server.n > 64)
+		conf_err_at(es, line, col, "parent_server",
+		    "more than 64 parents in one pool");
+	if (c->parent_only && c->parent_server.n == 0)
+		conf_err_at(es, line, col, "parent_only",
+		    "needs parent_server: without parents every miss would "
+		    "fail");
 	if (c->health_check_path[0] != '\0' && c->health_check_path[0] != '/')
 		conf_err_at(
 		    es, line, col, "health_check_path", "must start with '/'");

@@ -127,6 +127,7 @@ EDGE_COUNTER_VEC(req_class, EDGE_D2(METHOD, STATUS), 0, ROOT, "requests_by_metho
 EDGE_COUNTER(client_aborts, COUNTER, ROOT, "client_aborts", "edge_client_aborts_total", NULL, NULL, "Requests whose client left (or whose response was cut) before the end.")
 EDGE_COUNTER(bad_requests, COUNTER, ROOT, "bad_requests", "edge_bad_requests_total", NULL, NULL, "Requests the HTTP layer refused (malformed, over a limit).")
 EDGE_COUNTER(unknown_host, COUNTER, ROOT, "unknown_host", "edge_unknown_host_total", NULL, NULL, "Requests answered 421: no site for their Host and no default.")
+EDGE_COUNTER(loop_detected, COUNTER, ROOT, "loop_detected", "edge_loop_detected_total", NULL, NULL, "Requests answered 508: their CDN-Loop already named this node.")
 EDGE_COUNTER(origin_fetches, COUNTER, ROOT, "origin_fetches", NULL, NULL, NULL, "")
 EDGE_COUNTER(origin_errors, COUNTER, ROOT, "origin_errors", NULL, NULL, NULL, "")
 EDGE_COUNTER(origin_timeouts, COUNTER, ROOT, "origin_timeouts", NULL, NULL, NULL, "")

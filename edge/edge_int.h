@@ -173,6 +173,8 @@ struct edge {
 	struct edge_purged *purged;       /* edge_purged.c */
 	struct edge_tls *tls;             /* NULL without listen_tls */
 	struct edge_inflight *inflight;   /* shared fetches by key */
+	/* node_name (conf_node_name): this node's CDN-Loop member. */
+	char node_name[CONF_NODE_NAME_MAX];
 };
 
 /*

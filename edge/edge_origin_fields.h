@@ -20,6 +20,8 @@ ORIGIN_FIELD("Host", SET, "the client's Host, or the authority of an absolute ta
 ORIGIN_FIELD("X-Forwarded-Proto", SET, "http or https, as the client came")
 ORIGIN_FIELD("Via", APPEND, "the client's list, then 1.1 and the node's via name")
 ORIGIN_FIELD("X-Forwarded-For", APPEND, "the client's list, then the client's address")
+ORIGIN_FIELD("CDN-Loop", APPEND, "the client's list, then the node's node_name (RFC 8586; docs/shield.md)")
+ORIGIN_FIELD("Edge-Bus-Applied", SET, "to a parent only: the purge bus ID the node has applied; never to an origin (docs/shield.md)")
 ORIGIN_FIELD("Content-Length", FRAMING, "written for the body forwarded")
 ORIGIN_FIELD("Expect", FRAMING, "the node answers 100-continue itself")
 ORIGIN_FIELD("X-Forwarded-Host", UNKEYED, "reflected into links and redirects by many frameworks")

@@ -24,9 +24,11 @@
 
 #include <xxhash.h>
 
+#include "cache/cache_bus.h"
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
 #include "edge/edge_stream.h"
+#include "http/http_cdn_loop.h"
 #include "http/http_fields.h"
 
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
@@ -154,6 +156,23 @@ proxy_txn_new(struct edge_worker *w, const struct edge_stream *cs)
 	return pt;
 }
 
+/* The Host a parent sees: the client's, so it routes to the same site. */
+static void
+parent_host(const struct edge_site *site, const struct http_request *req,
+    const char **host, size_t *len)
+{
+	if (req->target_form == HTTP_TARGET_ABSOLUTE) {
+		*host = req->authority.p;
+		*len = req->authority.len;
+	} else if (req->host.len > 0) {
+		*host = req->host.p;
+		*len = req->host.len;
+	} else {
+		*host = site->origin_authority;
+		*len = strlen(*host);
+	}
+}
+
 /* The Host the origin sees. */
 static void
 origin_host(const struct edge_site *site, const struct http_request *req,
@@ -204,6 +223,34 @@ route(struct edge_worker *w, const struct edge_stream *cs)
 	return NULL;
 }
 
+/*
+ * RFC 8586: a request whose CDN-Loop already names this node has been
+ * here before; answering 508 ends the circle at once instead of when some
+ * header grows past a limit.  Another node of the fleet (a shield) has
+ * another node_name, so it is not a loop.
+ */
+static int
+looped(struct edge_worker *w, const struct edge_stream *cs)
+{
+	const struct http_request *req = edge_stream_request(cs);
+
+	for (unsigned i = 0; i < req->n_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+
+		if (name_is(&h->name, "cdn-loop") &&
+		    http_cdn_loop_names(
+		        h->value.p, h->value.len, w->edge->node_name)) {
+			EDGE_COUNTER_INC(w, loop_detected);
+			edge_deliver_node_answer(w->edge, cs, 508, "",
+			    "508 Loop Detected: this request has been through "
+			    "this node already\n",
+			    "fwd=bypass; detail=loop");
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* What consistent hashing spreads by: the cache key, else the target. */
 static uint64_t
 request_hash(const struct proxy_txn *pt, const char *target, size_t len)
@@ -237,6 +284,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 		    "", "fwd=bypass");
 		return;
 	}
+	if (looped(w, cs))
+		return; /* answered */
 	site = route(w, cs);
 	if (site == NULL)
 		return; /* answered */
@@ -259,8 +308,62 @@ static const struct edge_fill_hooks fill_hooks = {
     .client_ops = &origin_ops,
 };
 
-/* Build the origin request for <pt> and start it (sharing it if
- * <may_coalesce>), or answer an error. */
+/* Split NUL-separated "Name: value" fields into the NULL-terminated array
+ * curl takes (pointing into <b>); NULL when memory ran out. */
+static const char **
+split_fields(const struct cdn_strbuf *b)
+{
+	const char **fields;
+	size_t n = 0, i;
+
+	for (i = 0; i < b->len; i++)
+		if (b->p[i] == '\0')
+			n++;
+	/* As many as the client sent: fail the request, never abort. */
+	fields = calloc(n + 1, sizeof(*fields));
+	if (fields == NULL)
+		return NULL;
+	n = 0;
+	for (i = 0; i < b->len; i += strlen(b->p + i) + 1)
+		fields[n++] = b->p + i;
+	fields[n] = NULL;
+	return fields;
+}
+
+/*
+ * What only a request to a parent carries (docs/shield.md): the client's
+ * Host, so the parent routes it to the same site; Accept-Encoding:
+ * identity, so the response is one this node can serve to every client
+ * (it makes its own gzip and br variants, and all waiters of a shared
+ * fill can take it); and with a purge bus, the bus ID this node has
+ * applied, so a parent that is behind does not hand back what this node
+ * has purged (the tier race).
+ */
+static void
+parent_fields(const struct proxy_txn *pt, const struct http_request *req,
+    struct cdn_strbuf *pb)
+{
+	struct edge *e = pt->w->edge;
+	char id[CACHE_BUS_ID_MAX];
+	const char *host;
+	size_t hostlen;
+
+	parent_host(pt->site, req, &host, &hostlen);
+	sb_field(pb, "Host", 4, host, hostlen);
+	cdn_sb_str(pb, "Accept-Encoding: identity");
+	cdn_sb_add(pb, "", 1);
+	if (e->conf->purge_bus[0] != '\0' && e->store != NULL) {
+		cache_bus_id_format(
+		    cache_bus_applied_get(cache_store_bus_page(e->store)), id);
+		cdn_sb_str(pb, "Edge-Bus-Applied: ");
+		cdn_sb_str(pb, id);
+		cdn_sb_add(pb, "", 1);
+	}
+}
+
+/* Build the origin request for <pt> (and, with parents, the parents'
+ * version of it) and start it (sharing it if <may_coalesce>), or answer
+ * an error. */
 static void
 forward(struct proxy_txn *pt, int may_coalesce)
 {
@@ -269,13 +372,16 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	const struct conf *cf = e->conf;
 	const struct edge_stream *cs = &pt->cs;
 	const struct http_request *req = edge_stream_request(cs);
+	const struct edge_site *site = pt->site;
 	struct http_conn_tokens ct = {.n = 0};
 	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
+	struct cdn_strbuf pb = {.max = FIELDS_MAX}, ae = {.max = FIELDS_MAX};
 	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
+	struct cdn_strbuf loop = {.max = FIELDS_MAX};
 	struct origin_request oreq;
-	const char **fields = NULL;
+	const char **fields = NULL, **pfields = NULL;
 	const char *host;
-	size_t hostlen, nfields = 0, i;
+	size_t hostlen, i;
 	int has_accept = 0;
 	char method[METHOD_MAX];
 
@@ -287,6 +393,8 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	for (i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
+		/* Edge-Bus-Applied is SET (edge_origin_fields.h): between
+		 * two fleet nodes, a client's is never passed on. */
 		if (field_held_back(pt, &ct, h))
 			continue;
 		if (name_is(&h->name, "via")) {
@@ -299,15 +407,26 @@ forward(struct proxy_txn *pt, int may_coalesce)
 			cdn_sb_add(&xff, ", ", 2);
 			continue;
 		}
+		/* RFC 8586 §2: kept, with our member appended. */
+		if (name_is(&h->name, "cdn-loop")) {
+			cdn_sb_add(&loop, h->value.p, h->value.len);
+			cdn_sb_add(&loop, ", ", 2);
+			continue;
+		}
+		if (name_is(&h->name, "accept-encoding")) {
+			sb_field(&ae, h->name.p, h->name.len, h->value.p,
+			    h->value.len);
+			continue;
+		}
 		if (name_is(&h->name, "accept"))
 			has_accept = 1;
 		sb_field(&fb, h->name.p, h->name.len, h->value.p, h->value.len);
 	}
-	origin_host(pt->site, req, &host, &hostlen);
-	sb_field(&fb, "Host", 4, host, hostlen);
 	cdn_sb_str(&via, "1.1 ");
 	cdn_sb_str(&via, cf->via);
 	sb_field(&fb, "Via", 3, via.p, via.len);
+	cdn_sb_str(&loop, e->node_name);
+	sb_field(&fb, "CDN-Loop", 8, loop.p, loop.len);
 	cdn_sb_str(&xff, edge_stream_client_addr(cs));
 	sb_field(&fb, "X-Forwarded-For", 15, xff.p, xff.len);
 	sb_field(&fb, "X-Forwarded-Proto", 17,
@@ -316,6 +435,15 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	if (!has_accept)
 		cdn_sb_add(&fb, "Accept:", 8); /* no curl default */
 	edge_cache_origin_fields(pt, &fb);
+	/* What the two tiers share; then each its own. */
+	if (site->parents != NULL) {
+		cdn_sb_add(&pb, fb.p, fb.len);
+		parent_fields(pt, req, &pb);
+	}
+	origin_host(site, req, &host, &hostlen);
+	sb_field(&fb, "Host", 4, host, hostlen);
+	if (ae.len > 0)
+		cdn_sb_add(&fb, ae.p, ae.len);
 
 	/* The target: the pool puts a server's base URL in front. */
 	edge_cache_origin_path(pt, req, &url);
@@ -323,25 +451,17 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		cdn_sb_add(&url, "?", 1);
 		cdn_sb_add(&url, req->query.p, req->query.len);
 	}
-	if (fb.failed || url.failed || via.failed || xff.failed) {
+	if (fb.failed || pb.failed || url.failed || via.failed || xff.failed ||
+	    loop.failed || ae.failed) {
 		edge_deliver_error(pt, cs, 431);
 		goto out;
 	}
-
-	/* Split the NUL-separated fields into the array curl takes. */
-	for (i = 0; i < fb.len; i++)
-		if (fb.p[i] == '\0')
-			nfields++;
-	/* As many as the client sent: fail the request, never abort. */
-	fields = calloc(nfields + 1, sizeof(*fields));
-	if (fields == NULL) {
+	fields = split_fields(&fb);
+	if (fields == NULL ||
+	    (site->parents != NULL && (pfields = split_fields(&pb)) == NULL)) {
 		edge_deliver_error(pt, cs, 503);
 		goto out;
 	}
-	nfields = 0;
-	for (i = 0; i < fb.len; i += strlen(fb.p + i) + 1)
-		fields[nfields++] = fb.p + i;
-	fields[nfields] = NULL;
 
 	if (pt->head_as_get)
 		snprintf(method, sizeof(method), "GET");
@@ -350,10 +470,13 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		    (int)req->method_str.len, req->method_str.p);
 	memset(&oreq, 0, sizeof(oreq));
 	oreq.method = method;
-	oreq.pool = pt->site->pool;
+	oreq.pool = site->pool;
 	oreq.target = url.p;
 	oreq.hash_key = request_hash(pt, url.p, url.len);
 	oreq.fields = fields;
+	oreq.parents = site->parents;
+	oreq.parent_fields = pfields;
+	oreq.parent_only = site->parent_only;
 	oreq.is_head = req->method == HTTP_M_HEAD && !pt->head_as_get;
 	/* An explicit "Content-Length: 0" is forwarded as such. */
 	oreq.has_body = edge_stream_has_body(cs) || req->content_length == 0;
@@ -363,8 +486,8 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		goto out; /* one shared fetch, or a stale answer */
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
-	pt->fetch = origin_fetch_start(
-	    w->origin, &oreq, &pt->site->to, &origin_ops, pt);
+	pt->fetch =
+	    origin_fetch_start(w->origin, &oreq, &site->to, &origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
@@ -373,10 +496,14 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	}
 out:
 	free(fields);
+	free(pfields);
 	cdn_sb_free(&fb);
+	cdn_sb_free(&pb);
+	cdn_sb_free(&ae);
 	cdn_sb_free(&url);
 	cdn_sb_free(&via);
 	cdn_sb_free(&xff);
+	cdn_sb_free(&loop);
 }
 
 /* ---- origin callbacks ---- */

@@ -384,8 +384,8 @@ health_start(struct edge *e)
 	struct origin_pool **pools;
 	unsigned n = edge_sites_count(e->sites);
 
-	pools = cdn_xcalloc(n, sizeof(*pools));
-	edge_sites_pools(e->sites, pools);
+	pools = cdn_xcalloc(2 * n, sizeof(*pools));
+	n = edge_sites_pools(e->sites, pools);
 	otls.ca_file = c->origin_ca_file;
 	otls.client_cert = c->origin_client_cert;
 	otls.client_key = c->origin_client_key;
@@ -408,6 +408,7 @@ edge_new(struct conf *conf)
 	e = cdn_xcalloc(1, sizeof(*e));
 	e->magic = EDGE_MAGIC;
 	e->conf = conf_ref(conf);
+	conf_node_name(conf, e->node_name);
 	e->start_ms = cdn_now_ms();
 	e->sites = edge_sites_new(conf);
 	if (e->sites == NULL)

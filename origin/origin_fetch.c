@@ -24,6 +24,12 @@
  * never inside origin_fetch_start(): the caller gets its fetch pointer
  * first, as with every other failure.
  *
+ * Parents (a shield tier, docs/shield.md) are a pool tried before the
+ * origin's, with their own request fields.  A parent that did not answer
+ * (server_failed) hands a retryable request to the next parent in hash
+ * order, then to the origin pool, unless parent_only; each move happens
+ * before the consumer saw a head, so it still sees one fetch.
+ *
  * https origins: curl verifies the certificate chain (system store or
  * origin_ca_file) and the host name, and sends SNI.  Each multi has a
  * share handle for TLS sessions, so a new connection to an origin resumes
@@ -95,6 +101,7 @@ struct origin_fetch {
 	struct origin_fetch *next, *prev;
 	CURL *easy;
 	struct curl_slist *fields;
+	struct curl_slist *pfields;    /* sent to parents instead of fields */
 	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO, or NULL */
 	struct origin_fetch_ops ops;
 	void *arg;
@@ -119,10 +126,14 @@ struct origin_fetch {
 	unsigned in_callback : 1;
 	unsigned retryable : 1; /* idempotent, no body: may go elsewhere */
 	unsigned retried : 1;
-	unsigned counted : 1; /* origin_pool_conn_begin() was called */
-	unsigned is_tls : 1;  /* an https URL: a TLS handshake comes first */
-	struct origin_pool *pool;
-	int srv;      /* the pool's server of this attempt, or -1 */
+	unsigned counted : 1;   /* origin_pool_conn_begin() was called */
+	unsigned is_tls : 1;    /* an https URL: a TLS handshake comes first */
+	unsigned on_parent : 1; /* this attempt goes to a parent */
+	unsigned parent_only : 1; /* never to origin_pool */
+	struct origin_pool *pool; /* of this attempt: parents or origin_pool */
+	struct origin_pool *parents, *origin_pool;
+	uint64_t parents_tried; /* bit i: parent i failed this fetch */
+	int srv;                /* the pool's server of this attempt, or -1 */
 	char *target; /* with a pool: what follows the server's base */
 	uint64_t hash_key;
 	enum origin_err timer_err;    /* set when our timer ended the fetch */
@@ -319,6 +330,7 @@ fetch_free(struct origin_fetch *f)
 	curl_multi_remove_handle(m->multi, f->easy);
 	easy_put(m, f->easy);
 	curl_slist_free_all(f->fields);
+	curl_slist_free_all(f->pfields);
 	curl_slist_free_all(f->connect_to);
 	event_free(f->timer);
 	free(f->head);
@@ -364,10 +376,64 @@ server_failed(const struct origin_fetch *f, enum origin_err e)
 
 static int fetch_set_server(struct origin_fetch *f);
 
+/* Send the request again, to server <next> of <pool>, after the attempt
+ * failed with <e> (the consumer has seen nothing). */
+static void
+fetch_move(struct origin_fetch *f, struct origin_pool *pool, int next,
+    enum origin_err e)
+{
+	CDN_LOG(CDN_LOG_INFO, "origin", "retrying on %s after %s",
+	    origin_pool_server_base(pool, (unsigned)next), origin_err_name(e));
+	curl_multi_remove_handle(f->m->multi, f->easy);
+	evtimer_del(f->timer);
+	origin_pool_conn_end(f->pool, (unsigned)f->srv);
+	f->counted = 0;
+	f->pool = pool;
+	f->srv = next;
+	f->errbuf[0] = '\0';
+	f->status = -1;
+	f->head_len = 0;
+	if (fetch_set_server(f) != CDN_OK ||
+	    curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
+		fetch_end(f, e);
+		return;
+	}
+	fetch_arm_timer(f, f->to.first_byte_ms);
+}
+
+/*
+ * A parent did not answer: the next parent in hash order, else the
+ * origin pool (whose own one retry is still to come), else the end.
+ */
+static void
+parent_failed(struct origin_fetch *f, enum origin_err e)
+{
+	int next;
+
+	f->parents_tried |= UINT64_C(1) << f->srv;
+	next =
+	    origin_pool_pick_except(f->parents, f->hash_key, f->parents_tried);
+	if (next >= 0) {
+		origin_pool_count_retry(f->parents);
+		fetch_move(f, f->parents, next, e);
+		return;
+	}
+	next = -1;
+	if (!f->parent_only)
+		next = origin_pool_pick(f->origin_pool, f->hash_key, -1);
+	if (next < 0) {
+		fetch_end(f, e);
+		return;
+	}
+	f->on_parent = 0;
+	fetch_move(f, f->origin_pool, next, e);
+}
+
 /*
  * The attempt ended with <e>: tell the pool, and either send the request
- * to another server (a connect failure of a retryable fetch, once) or end
- * the fetch.  Not inside curl callbacks.
+ * to another server (a connect failure of a retryable fetch, once; any
+ * failure to answer of a parent) or end the fetch.  Not inside curl
+ * callbacks.
  */
 static void
 fetch_finish(struct origin_fetch *f, enum origin_err e)
@@ -381,10 +447,17 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 	if (e == ORIGIN_OK || f->head_done || server_failed(f, e))
 		origin_pool_report(f->pool, (unsigned)f->srv,
 		    e != ORIGIN_OK && server_failed(f, e));
+	/* A parent is a cache: an idempotent request it did not answer may
+	 * go elsewhere even after it went out. */
+	if (f->on_parent && e != ORIGIN_OK && server_failed(f, e) &&
+	    f->retryable && !f->head_done) {
+		parent_failed(f, e);
+		return;
+	}
 	/* Before the request went out: safe to send elsewhere. */
 	if ((e != ORIGIN_ECONNECT && e != ORIGIN_ETIMEOUT_CONNECT &&
 	        e != ORIGIN_ETIMEOUT_TLS) ||
-	    !f->retryable || f->retried || f->head_done) {
+	    !f->retryable || f->retried || f->head_done || f->on_parent) {
 		fetch_end(f, e);
 		return;
 	}
@@ -393,25 +466,9 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 		fetch_end(f, e);
 		return;
 	}
-	CDN_LOG(CDN_LOG_INFO, "origin", "retrying on %s after %s",
-	    origin_pool_server_base(f->pool, (unsigned)next),
-	    origin_err_name(e));
 	origin_pool_count_retry(f->pool);
-	curl_multi_remove_handle(f->m->multi, f->easy);
-	evtimer_del(f->timer);
-	origin_pool_conn_end(f->pool, (unsigned)f->srv);
-	f->counted = 0;
 	f->retried = 1;
-	f->srv = next;
-	f->errbuf[0] = '\0';
-	f->status = -1;
-	f->head_len = 0;
-	if (fetch_set_server(f) != CDN_OK ||
-	    curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
-		fetch_end(f, e);
-		return;
-	}
-	fetch_arm_timer(f, f->to.first_byte_ms);
+	fetch_move(f, f->pool, next, e);
 }
 
 /*
@@ -859,6 +916,13 @@ origin_fetch_resume_upload(struct origin_fetch *f)
 	fetch_repause(f);
 }
 
+int
+origin_fetch_on_parent(const struct origin_fetch *f)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	return f->on_parent;
+}
+
 uint64_t
 origin_fetch_first_byte_ms(const struct origin_fetch *f)
 {
@@ -925,6 +989,8 @@ fetch_set_server(struct origin_fetch *f)
 	 * handle is reset, so it lives in the fetch. */
 	curl_easy_setopt(f->easy, CURLOPT_URL, url);
 	free(url);
+	curl_easy_setopt(
+	    f->easy, CURLOPT_HTTPHEADER, f->on_parent ? f->pfields : f->fields);
 	curl_slist_free_all(f->connect_to);
 	f->connect_to = NULL;
 	if (to != NULL)
@@ -990,8 +1056,23 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	if (l == NULL)
 		goto fail;
 	f->fields = l;
+	if (req->parents != NULL) {
+		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
+		for (size_t i = 0; req->parent_fields[i] != NULL; i++) {
+			l = curl_slist_append(
+			    f->pfields, req->parent_fields[i]);
+			if (l == NULL)
+				goto fail;
+			f->pfields = l;
+		}
+		l = curl_slist_append(f->pfields, "Expect:");
+		if (l == NULL)
+			goto fail;
+		f->pfields = l;
+	}
 
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+	/* fetch_set_server() picks the parents' list for a parent. */
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
@@ -1023,7 +1104,21 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 			goto fail;
 		f->hash_key = req->hash_key;
 		f->retryable = !req->has_body && method_idempotent(req->method);
-		f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
+		f->origin_pool = req->pool;
+		f->parents = req->parents;
+		f->parent_only = req->parent_only != 0 && f->parents != NULL;
+		f->srv = -1;
+		if (f->parents != NULL) {
+			f->pool = f->parents;
+			f->on_parent = 1;
+			f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
+		}
+		/* No parent up: the origin, as after their failures. */
+		if (f->srv < 0 && !f->parent_only) {
+			f->pool = f->origin_pool;
+			f->on_parent = 0;
+			f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
+		}
 		if (f->srv >= 0 && fetch_set_server(f) != CDN_OK)
 			goto fail;
 	} else {
@@ -1077,11 +1172,13 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 
 fail:
 	CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
-	if (req->pool != NULL)
-		origin_pool_count_end(
-		    req->pool, f->pool != NULL ? f->srv : -1, ORIGIN_EINTERNAL);
+	if (f->pool != NULL)
+		origin_pool_count_end(f->pool, f->srv, ORIGIN_EINTERNAL);
+	else if (req->pool != NULL)
+		origin_pool_count_end(req->pool, -1, ORIGIN_EINTERNAL);
 	free(f->target);
 	curl_slist_free_all(f->fields);
+	curl_slist_free_all(f->pfields);
 	curl_easy_cleanup(e);
 	event_free(f->timer);
 	MAGIC_WIPE(f);
