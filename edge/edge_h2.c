@@ -141,6 +141,7 @@ struct h2_stream {
 	unsigned head_done : 1; /* the request went to the edge (or 4xx) */
 	unsigned edge_done : 1; /* the edge called finish or abort */
 	unsigned closed : 1;    /* nghttp2 closed it: drop what comes */
+	unsigned counted : 1;   /* its refusal was counted */
 
 	/* response */
 	int status;
@@ -970,9 +971,13 @@ on_invalid_header(nghttp2_session *ss, const nghttp2_frame *frame,
 {
 	struct h2_conn *c = arg;
 
+	struct h2_stream *st = stream_of(ss, frame->hd.stream_id);
+
 	(void)name;
 	(void)value;
 	(void)flags;
+	if (st != NULL)
+		st->counted = 1;
 	EDGE_COUNTER_INC(c->h->w, h2_bad_header);
 	(void)nghttp2_submit_rst_stream(ss, NGHTTP2_FLAG_NONE,
 	    frame->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
@@ -1006,9 +1011,19 @@ request_complete(struct h2_conn *c, struct h2_stream *st, int end_stream)
 	const char *q;
 	struct http_header *f;
 
-	st->head_done = 1;
 	st->has_body = !end_stream;
 	st->body_done = end_stream;
+	/* RFC 9113 §8.3.1, whatever the library let through. */
+	if (r->method_str.len == 0 ||
+	    (r->target.len == 0 &&
+	        !http_slice_eq_ci(r->method_str, "CONNECT"))) {
+		st->counted = 1;
+		EDGE_COUNTER_INC(c->h->w, h2_bad_header);
+		(void)nghttp2_submit_rst_stream(c->ss, NGHTTP2_FLAG_NONE,
+		    st->id, NGHTTP2_PROTOCOL_ERROR);
+		return;
+	}
+	st->head_done = 1;
 	r->version_minor = 1;
 	r->keep_alive = 1;
 	r->method = http_method_lookup(r->method_str.p, r->method_str.len);
@@ -1149,14 +1164,22 @@ on_invalid_frame_recv(
 {
 	struct h2_conn *c = arg;
 	struct edge_worker *w = c->h->w;
+	struct h2_stream *st = stream_of(ss, frame->hd.stream_id);
 
-	(void)ss;
+	if (st != NULL)
+		st->counted = 1;
 	switch (err) {
 	case NGHTTP2_ERR_HTTP_HEADER:
 		EDGE_COUNTER_INC(w, h2_bad_header);
 		break;
 	case NGHTTP2_ERR_HTTP_MESSAGING:
-		EDGE_COUNTER_INC(w, h2_content_length);
+		/* A header section without what it needs (:path), or a body
+		 * that disagrees with its Content-Length. */
+		if (frame->hd.type == NGHTTP2_HEADERS && st != NULL &&
+		    !st->head_done)
+			EDGE_COUNTER_INC(w, h2_bad_header);
+		else
+			EDGE_COUNTER_INC(w, h2_content_length);
 		break;
 	case NGHTTP2_ERR_REFUSED_STREAM:
 		EDGE_COUNTER_INC(w, h2_concurrent_streams);
@@ -1241,6 +1264,21 @@ on_frame_send(nghttp2_session *ss, const nghttp2_frame *frame, void *arg)
 		if (st != NULL) {
 			st->bytes_sent += frame->hd.length;
 			st->progress_ms = now_ms();
+		}
+		return 0;
+	case NGHTTP2_RST_STREAM:
+		/* A reset the library chose and no callback explained: a
+		 * malformed request (RFC 9113 §8.1.1), before its head was
+		 * complete (pseudo-headers) or after (Content-Length against
+		 * DATA). */
+		st = stream_of(ss, frame->hd.stream_id);
+		if (st != NULL && !st->counted &&
+		    frame->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
+			st->counted = 1;
+			if (st->head_done)
+				EDGE_COUNTER_INC(w, h2_content_length);
+			else
+				EDGE_COUNTER_INC(w, h2_bad_header);
 		}
 		return 0;
 	case NGHTTP2_GOAWAY:
@@ -1622,7 +1660,6 @@ edge_h2_new(struct edge_worker *w)
 	struct edge_h2 *e = cdn_xcalloc(1, sizeof(*e));
 	struct h2_server *h = &e->s;
 	nghttp2_session_callbacks *cb;
-	uint32_t maxs = w->edge->conf->h2_max_concurrent_streams;
 
 	h->magic = H2_SERVER_MAGIC;
 	h->w = w;
@@ -1649,8 +1686,6 @@ edge_h2_new(struct edge_worker *w)
 	nghttp2_option_set_no_auto_window_update(h->opt, 1);
 	/* Our encoder's table, whatever size the client allows. */
 	nghttp2_option_set_max_deflate_dynamic_table_size(h->opt, HPACK_TABLE);
-	/* Before our SETTINGS are acknowledged, too. */
-	nghttp2_option_set_peer_max_concurrent_streams(h->opt, maxs);
 	/* Closed streams kept for the priority tree cost memory. */
 	nghttp2_option_set_no_closed_streams(h->opt, 1);
 	return e;
