@@ -26,6 +26,9 @@
 #endif
 CONF_KEY(listen, ADDRLIST, 0, 0, "", "address to serve HTTP on, HOST:PORT (repeatable)")
 CONF_KEY(listen_tls, ADDRLIST, 0, 0, "", "address to serve HTTPS on, HOST:PORT (repeatable; needs tls_cert)")
+CONF_KEY(listen_h2c, ADDRLIST, 0, 0, "", "address to serve HTTP/2 on without TLS, by prior knowledge (for a load balancer in front), HOST:PORT (repeatable)")
+CONF_KEY(tls_alpn, STR, 0, 0, "h2,http/1.1", "protocols listen_tls offers by ALPN, in the server's order: h2 and http/1.1, comma-separated")
+CONF_KEY(h2_max_concurrent_streams, UINT, 1, 10000, "100", "HTTP/2 streams a client may have open at once on one connection (more are refused)")
 CONF_SITE_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port] (one server; see origin_server for a pool)")
 CONF_SITE_KEY(origin_server, ORIGINSRV, 0, 0, "", "\"URL [weight=N] [max_conns=N] [backup]\": one server of the origin pool; when given, origin is not used (repeatable)")
 CONF_SITE_KEY(origin_balance, STR, 0, 0, "round-robin", "how the pool picks a server: round-robin, weighted, least-conn or consistent-hash (by cache key)")

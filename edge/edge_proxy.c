@@ -709,6 +709,10 @@ edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
 	char ts[40], origin[64];
 
 	EDGE_COUNTER_INC(w, requests);
+	if (strcmp(end->protocol, "HTTP/2") == 0)
+		EDGE_COUNTER_INC(w, requests_h2);
+	else
+		EDGE_COUNTER_INC(w, requests_h1);
 	EDGE_COUNTER_INC(w, status[status_class(status)]);
 	EDGE_COUNTER_ADD(w, bytes_sent, end->bytes_sent);
 	EDGE_COUNTER_INC(
