@@ -80,7 +80,6 @@
 /* Longest CDN-Cache-Control value joined from several lines. */
 #define CDN_CC_JOIN_MAX 4096
 
-
 /* RFC 5234 WSP (SP / HTAB): what OWS is made of. */
 static inline int
 is_wsp(char c)
@@ -406,7 +405,8 @@ cache_cc_parse(struct cache_cc *cc, const char *v, size_t len)
 					bad = 1; /* unterminated */
 			} else {
 				as = i;
-				while (i < len && http_is_tchar((unsigned char)v[i]))
+				while (i < len &&
+				    http_is_tchar((unsigned char)v[i]))
 					i++;
 				ae = i;
 				if (ae == as)

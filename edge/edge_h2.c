@@ -69,7 +69,7 @@
 #include "edge/edge_stream.h"
 #include "http/http_fields.h"
 
-#define OUT_HIGH_WATER    (64 * 1024)  /* connection output buffer */
+#define OUT_HIGH_WATER    (64 * 1024) /* connection output buffer */
 #define OUT_LOW_WATER     (16 * 1024)
 #define STREAM_HIGH_WATER (64 * 1024)  /* body queued per stream */
 #define CONN_HIGH_WATER   (512 * 1024) /* body queued per connection */
@@ -83,12 +83,12 @@
 /* Frames that do no work, per connection: a burst, then this many per
  * second.  A browser sends a few SETTINGS and PINGs and at most a
  * PRIORITY per stream; each new stream adds one more of the latter. */
-#define FLOOD_BURST       1000
-#define FLOOD_RATE        100
+#define FLOOD_BURST 1000
+#define FLOOD_RATE  100
 /* Streams the client resets before their answer: a burst of twice the
  * concurrent streams, then as many per second. */
-#define RESET_BURST_MULT  2
-#define RESET_RATE_MULT   1
+#define RESET_BURST_MULT 2
+#define RESET_RATE_MULT  1
 
 struct h2_server;
 
@@ -124,7 +124,7 @@ struct h2_stream {
 	unsigned cap;
 	nghttp2_rcbuf **rc; /* the bytes req and fields point into */
 	unsigned nrc, rccap;
-	char *cookie; /* RFC 9113 §8.2.3: the crumbs joined */
+	char *cookie;     /* RFC 9113 §8.2.3: the crumbs joined */
 	size_t list_size; /* RFC 9113 §6.5.2: names + values + 32 each */
 	uint64_t start_ns;
 	const char *error; /* what the node refused, for the access log */
@@ -172,13 +172,13 @@ struct h2_conn {
 	struct event *tick;
 	char peer[INET6_ADDRSTRLEN];
 	unsigned is_tls : 1;
-	unsigned closing : 1;   /* no more input: free once flushed */
-	unsigned goaway : 1;    /* a GOAWAY was submitted here */
-	unsigned counted : 1;   /* the GOAWAY's reason was counted */
+	unsigned closing : 1; /* no more input: free once flushed */
+	unsigned goaway : 1;  /* a GOAWAY was submitted here */
+	unsigned counted : 1; /* the GOAWAY's reason was counted */
 	unsigned had_request : 1;
 	struct h2_stream *streams;
 	unsigned nstreams;
-	size_t queued; /* body bytes in the streams' queues */
+	size_t queued;       /* body bytes in the streams' queues */
 	uint64_t idle_ms;    /* since when it has no stream */
 	uint64_t closing_ms; /* since when it is closing */
 	struct h2_budget resets, settings, pings, priorities, empty_data;
@@ -229,8 +229,9 @@ budget_take(struct h2_budget *b)
 
 	add = (now - b->last_ms) * b->rate / 1000u;
 	if (add > 0) {
-		b->tokens = add >= b->burst - b->tokens ? b->burst
-		                                        : b->tokens + (uint32_t)add;
+		b->tokens = add >= b->burst - b->tokens
+		    ? b->burst
+		    : b->tokens + (uint32_t)add;
 		b->last_ms = now;
 	}
 	if (b->tokens == 0)
@@ -537,13 +538,15 @@ build_head(struct h2_stream *st, int status, const char *fields, size_t len,
 			v = colon + 1;
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;
-			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' ||
-			                     ve[-1] == '\t'))
+			while (ve > v &&
+			    (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
 				ve--;
 			vl = (size_t)(ve - v);
 			if (!http_field_is_hop_by_hop(p, nl) &&
-			    !(nl == 16 && strncasecmp(p, "proxy-connection", nl) == 0) &&
-			    !(nl == 14 && strncasecmp(p, "content-length", nl) == 0) &&
+			    !(nl == 16 &&
+			        strncasecmp(p, "proxy-connection", nl) == 0) &&
+			    !(nl == 14 &&
+			        strncasecmp(p, "content-length", nl) == 0) &&
 			    used + nl + vl <= cap) {
 				if (nl == 4 && strncasecmp(p, "date", 4) == 0)
 					has_date = 1;
@@ -587,8 +590,8 @@ submit_head(struct h2_stream *st)
 	dp.source.ptr = st;
 	dp.read_callback = on_data_read;
 	st->submitted = 1;
-	rv = nghttp2_submit_response(st->c->ss, st->id, st->nv, st->nvlen,
-	    st->no_body ? NULL : &dp);
+	rv = nghttp2_submit_response(
+	    st->c->ss, st->id, st->nv, st->nvlen, st->no_body ? NULL : &dp);
 	if (rv != 0) {
 		CDN_LOG(CDN_LOG_DEBUG, "h2", "client %s: submit_response: %s",
 		    st->c->peer, nghttp2_strerror(rv));
@@ -709,8 +712,7 @@ h2_congested(void *s)
 	MAGIC_CHECK(st, H2_STREAM_MAGIC);
 	if (st->closed)
 		return 0; /* the edge learns of the end through aborted */
-	if (st->queued > STREAM_HIGH_WATER ||
-	    st->c->queued > CONN_HIGH_WATER) {
+	if (st->queued > STREAM_HIGH_WATER || st->c->queued > CONN_HIGH_WATER) {
 		st->want_write = 1;
 		return 1;
 	}
@@ -831,7 +833,8 @@ on_data_read(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
 		stream_take(st, buf, NULL, n);
 		last = st->queued == 0;
 	} else {
-		*flags |= NGHTTP2_DATA_FLAG_NO_COPY; /* on_send_data frames it */
+		*flags |=
+		    NGHTTP2_DATA_FLAG_NO_COPY; /* on_send_data frames it */
 		last = n == st->queued;
 	}
 	if (last && st->finished && !st->aborting)
@@ -864,8 +867,8 @@ on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
 }
 
 static ssize_t
-on_send(nghttp2_session *ss, const uint8_t *data, size_t len, int flags,
-    void *arg)
+on_send(
+    nghttp2_session *ss, const uint8_t *data, size_t len, int flags, void *arg)
 {
 	struct h2_conn *c = arg;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -1005,8 +1008,8 @@ on_invalid_header(nghttp2_session *ss, const nghttp2_frame *frame,
 	if (st != NULL)
 		st->counted = 1;
 	EDGE_COUNTER_INC(c->h->w, h2_bad_header);
-	(void)nghttp2_submit_rst_stream(ss, NGHTTP2_FLAG_NONE,
-	    frame->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
+	(void)nghttp2_submit_rst_stream(
+	    ss, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
 	return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
@@ -1021,8 +1024,8 @@ stream_refuse(struct h2_stream *st, int status, const char *why)
 	char cstat[96], body[96];
 
 	st->error = why;
-	snprintf(body, sizeof(body), "%d %s\n", status,
-	    http_status_reason(status));
+	snprintf(
+	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
 	snprintf(cstat, sizeof(cstat), "fwd=bypass; detail=%s",
 	    status == 431 ? "request-header-fields-too-large" : "bad-request");
 	edge_deliver_node_answer(e, &cs, status, "", body, cstat);
@@ -1045,8 +1048,8 @@ request_complete(struct h2_conn *c, struct h2_stream *st, int end_stream)
 	        !http_slice_eq_ci(r->method_str, "CONNECT"))) {
 		st->counted = 1;
 		EDGE_COUNTER_INC(c->h->w, h2_bad_header);
-		(void)nghttp2_submit_rst_stream(c->ss, NGHTTP2_FLAG_NONE,
-		    st->id, NGHTTP2_PROTOCOL_ERROR);
+		(void)nghttp2_submit_rst_stream(
+		    c->ss, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
 		return;
 	}
 	st->head_done = 1;
@@ -1094,8 +1097,8 @@ request_complete(struct h2_conn *c, struct h2_stream *st, int end_stream)
 		}
 		q = memchr(r->target.p, '?', r->target.len);
 		r->path.p = r->target.p;
-		r->path.len = q != NULL ? (size_t)(q - r->target.p)
-		                        : r->target.len;
+		r->path.len =
+		    q != NULL ? (size_t)(q - r->target.p) : r->target.len;
 		if (q != NULL) {
 			r->has_query = 1;
 			r->query.p = q + 1;
@@ -1518,15 +1521,15 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		    now - st->progress_ms >= cf->send_timeout) {
 			EDGE_COUNTER_INC(c->h->w, h2_slow_read);
 			st->error = "send timeout";
-			(void)nghttp2_submit_rst_stream(c->ss,
-			    NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+			(void)nghttp2_submit_rst_stream(
+			    c->ss, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
 			schedule_flush(c);
 		}
 	}
 	if (c->nstreams > 0)
 		return;
-	idle_max = c->had_request ? cf->keepalive_timeout
-	                          : cf->client_header_timeout;
+	idle_max =
+	    c->had_request ? cf->keepalive_timeout : cf->client_header_timeout;
 	if (now - c->idle_ms >= idle_max || c->h->draining) {
 		if (!c->goaway) {
 			c->goaway = 1;
@@ -1571,8 +1574,8 @@ conn_free(struct h2_conn *c)
 }
 
 static void
-conn_start(struct h2_server *h, struct bufferevent *bev, const char *peer,
-    int is_tls)
+conn_start(
+    struct h2_server *h, struct bufferevent *bev, const char *peer, int is_tls)
 {
 	struct edge_worker *w = h->w;
 	const struct conf *cf = w->edge->conf;
@@ -1601,7 +1604,8 @@ conn_start(struct h2_server *h, struct bufferevent *bev, const char *peer,
 	c->is_tls = is_tls != 0;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->idle_ms = now_ms();
-	budget_init(&c->resets, RESET_BURST_MULT * maxs, RESET_RATE_MULT * maxs);
+	budget_init(
+	    &c->resets, RESET_BURST_MULT * maxs, RESET_RATE_MULT * maxs);
 	budget_init(&c->settings, FLOOD_BURST, FLOOD_RATE);
 	budget_init(&c->pings, FLOOD_BURST, FLOOD_RATE);
 	budget_init(&c->priorities, FLOOD_BURST + maxs, FLOOD_RATE);

@@ -26,8 +26,8 @@ void edge_h2_free(struct edge_h2 **hp);
  * bufferevent past its handshake, callbacks unset), whose client is
  * <peer> (text).
  */
-void edge_h2_adopt_tls(struct edge_h2 *h, struct bufferevent *bev,
-    const char *peer);
+void edge_h2_adopt_tls(
+    struct edge_h2 *h, struct bufferevent *bev, const char *peer);
 /* Serve HTTP/2 with prior knowledge on the accepted socket <fd>. */
 void edge_h2_adopt_fd(struct edge_h2 *h, int fd, const struct sockaddr *peer);
 

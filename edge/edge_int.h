@@ -127,8 +127,8 @@ struct edge_worker {
 	struct evconnlistener **listeners;
 	unsigned nlisteners;
 	struct http_server *http;
-	struct edge_h2 *h2;  /* HTTP/2 connections (edge_h2.h) */
-	unsigned drained;    /* of http and h2: both empty ends the loop */
+	struct edge_h2 *h2; /* HTTP/2 connections (edge_h2.h) */
+	unsigned drained;   /* of http and h2: both empty ends the loop */
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
 	struct event *flush_timer;           /* hands the access log over */

@@ -37,7 +37,8 @@
  * renegotiation; ALPN from tls_alpn (h2 and http/1.1 by default, in
  * the server's order; http/1.0 for a client offering only that), and a
  * fatal no_application_protocol alert to a client offering none of them
- * (RFC 7301 §3.2).  An OCSP response from a file is stapled to clients that ask.
+ * (RFC 7301 §3.2).  An OCSP response from a file is stapled to clients that
+ * ask.
  */
 #include "config.h"
 
@@ -281,8 +282,8 @@ alpn_wire(struct edge_tls *t, const char *list)
 	while (*p != '\0') {
 		comma = strchr(p, ',');
 		n = comma != NULL ? (size_t)(comma - p) : strlen(p);
-		CDN_ASSERT(n > 0 && n < 255 &&
-		    t->alpn_len + 1 + n <= sizeof(t->alpn));
+		CDN_ASSERT(
+		    n > 0 && n < 255 && t->alpn_len + 1 + n <= sizeof(t->alpn));
 		t->alpn[t->alpn_len++] = (unsigned char)n;
 		memcpy(t->alpn + t->alpn_len, p, n);
 		t->alpn_len += (unsigned)n;

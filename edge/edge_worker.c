@@ -86,8 +86,8 @@ on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 /* listen_h2c: HTTP/2 by prior knowledge. */
 static void
-on_accept_h2c(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+on_accept_h2c(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
 {
 	struct edge_worker *w = arg;
 
@@ -306,9 +306,9 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	ms_tv(ALOG_FLUSH_MS, &tv);
 	if (w->alog != NULL)
 		event_add(w->flush_timer, &tv);
-	w->listeners = cdn_xcalloc(c->listen.n + c->listen_tls.n +
-	        c->listen_h2c.n,
-	    sizeof(*w->listeners));
+	w->listeners =
+	    cdn_xcalloc(c->listen.n + c->listen_tls.n + c->listen_h2c.n,
+	        sizeof(*w->listeners));
 	for (unsigned i = 0; i < c->listen.n; i++)
 		if (worker_listen(w, c->listen.v[i], on_accept) != CDN_OK)
 			return CDN_EIO;

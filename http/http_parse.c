@@ -372,8 +372,7 @@ http_method_lookup(const char *p, size_t len)
  * http URI with an empty host is invalid), no userinfo.  With <need_port>
  * (authority-form, RFC 9112 §3.2.3) the port must be there.
  */
-static int
-host_valid(const char *p, size_t len, int need_port);
+static int host_valid(const char *p, size_t len, int need_port);
 
 int
 http_host_valid(const char *p, size_t len)
