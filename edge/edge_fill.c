@@ -1183,8 +1183,11 @@ fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 		fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_EPROTO, 0);
 	} else if (st == FILL_STREAM && !f->storing) {
 		/* Only a complete body is stored or ends cleanly; a body of
-		 * known length completed in fill_on_body(). */
-		if (err == ORIGIN_OK && !f->discard && f->content_length < 0)
+		 * known length completed in fill_on_body(), unless it was
+		 * empty and no body callback came. */
+		if (err == ORIGIN_OK && !f->discard &&
+		    (f->content_length < 0 ||
+		        (uint64_t)f->content_length == f->body_len))
 			fill_complete(f, NULL, 0);
 		else
 			fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_ERESET, 0);
