@@ -104,6 +104,12 @@ CONF_KEY(purge_listen, ADDR, 0, 0, "", "address of the purge API: edged runs pur
 CONF_KEY(purge_token_file, STR, 0, 0, "", "file holding the Bearer token every purge request needs (required with purge_listen)")
 CONF_KEY(purge_allow, STRLIST, 0, 0, "loopback", "clients allowed to purge: ADDRESS[/PREFIX] or loopback (repeatable)")
 CONF_KEY(purge_audit_log, STR, 0, 0, "", "purge audit log, one line per purge (empty: purge_audit.log in cache_dir)")
+CONF_KEY(purge_bus, STR, 0, 0, "", "purge bus, redis://[USER@]HOST:PORT[/STREAM] (stream edged:purges by default; empty: none)")
+CONF_KEY(purge_bus_password_file, STR, 0, 0, "", "file holding the purge bus's Redis password (empty: none)")
+CONF_KEY(purge_bus_grace, DURATION, 0, 3600000, "10s", "how long the purge bus may be out of reach before purge_bus_offline applies")
+CONF_KEY(purge_bus_offline, STR, 0, 0, "revalidate", "cache hits while the node cannot prove it has every purge: revalidate or serve")
+CONF_KEY(purge_bus_retention, UINT, 1000, 1000000000, "1000000", "entries the purge stream keeps (XADD MAXLEN ~); a node away for longer soft-purges everything it stored")
+CONF_KEY(fleet_allow, STRLIST, 0, 0, "loopback", "clients whose Edge-Bus-Applied is honoured (other fleet nodes): ADDRESS[/PREFIX] or loopback (repeatable)")
 CONF_KEY(cache_tag_fields, STR, 0, 0, "Surrogate-Key Cache-Tag", "origin response fields whose values tag stored objects for purges")
 CONF_KEY(surrogate_key_pass, UINT, 0, 1, "0", "1: pass Surrogate-Key on to clients (0: it is for this node only)")
 /* clang-format on */

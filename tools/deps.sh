@@ -6,11 +6,13 @@
 set -eu
 pkgs="build-essential autoconf automake pkg-config libevent-dev
 libcurl4-openssl-dev libssl-dev liblmdb-dev zlib1g-dev libbrotli-dev
-libjansson-dev libxxhash-dev curl python3 ca-certificates"
+libjansson-dev libxxhash-dev libhiredis-dev curl python3 ca-certificates"
 if [ "${1:-}" = "--test" ]; then
 	# varnishtest runs the integration stories; brotli checks variants;
-	# chromium loads the dashboard; openssl makes the TLS tests' CA.
-	pkgs="$pkgs varnish brotli procps chromium fonts-liberation openssl"
+	# chromium loads the dashboard; openssl makes the TLS tests' CA;
+	# redis-server runs the purge bus stories (each its own, no service).
+	pkgs="$pkgs varnish brotli procps chromium fonts-liberation openssl
+	redis-server"
 fi
 missing=""
 for p in $pkgs; do
