@@ -230,6 +230,13 @@ int conf_bus_url_parse(
     const char *s, struct conf_bus_url *out, const char **why) CDN_WUR;
 
 /*
+ * The password of purge_bus_password_file: its first line, without the
+ * newline, in a new string (free() it after explicit_bzero()).  NULL
+ * after printing why to stderr, prefixed with <prog>.
+ */
+char *conf_bus_password_load(const char *path, const char *prog);
+
+/*
  * conf_parse.c: value parsers, shared with anything that reads these
  * values.  Each returns CDN_OK or CDN_EINVAL with *why a static message.
  */

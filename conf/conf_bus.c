@@ -120,3 +120,37 @@ conf_validate_bus(const struct conf *c, struct conf_err *es)
 		conf_err_at(es, 0, 0, "purge_bus",
 		    "needs cache_dir (the applied purges are stored there)");
 }
+
+char *
+conf_bus_password_load(const char *path, const char *what)
+{
+	char line[1024], *pw;
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		fprintf(stderr, "%s: error: purge_bus_password_file %s: %s\n",
+		    what, path, strerror(errno));
+		return NULL;
+	}
+	if (fgets(line, sizeof(line), f) == NULL) {
+		fclose(f);
+		fprintf(stderr,
+		    "%s: error: purge_bus_password_file %s: empty\n", what,
+		    path);
+		return NULL;
+	}
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n == 0) {
+		explicit_bzero(line, sizeof(line));
+		fprintf(stderr,
+		    "%s: error: purge_bus_password_file %s: empty first line\n",
+		    what, path);
+		return NULL;
+	}
+	pw = cdn_xstrdup(line);
+	explicit_bzero(line, sizeof(line));
+	return pw;
+}

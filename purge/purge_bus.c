@@ -1204,37 +1204,6 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- life ---- */
 
-char *
-purge_bus_password_load(const char *path, const char *what)
-{
-	char line[1024];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL) {
-		fprintf(stderr, "%s: error: purge_bus_password_file %s: %s\n",
-		    what, path, strerror(errno));
-		return NULL;
-	}
-	if (fgets(line, sizeof(line), f) == NULL) {
-		fclose(f);
-		fprintf(stderr,
-		    "%s: error: purge_bus_password_file %s: empty\n", what,
-		    path);
-		return NULL;
-	}
-	fclose(f);
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
-	if (n == 0) {
-		fprintf(stderr,
-		    "%s: error: purge_bus_password_file %s: empty first line\n",
-		    what, path);
-		return NULL;
-	}
-	return cdn_xstrdup(line);
-}
-
 /* The recorded position, if it is for this stream. */
 static int
 load_mark(struct purge_bus *b)

@@ -67,7 +67,8 @@ int purge_bus_entry_encode(const json_t *purge, char **out, size_t *len)
 
 /* A node whose heartbeat is older than this is down: it is not waited
  * for, and confirmation names it as down (docs/fleet.md). */
-#define PURGE_FLEET_LIVE_MS 5000
+#define PURGE_FLEET_LIVE_S  5
+#define PURGE_FLEET_LIVE_MS (PURGE_FLEET_LIVE_S * 1000)
 
 /* One node's record in the hash "<stream>:nodes", field = its name. */
 struct purge_fleet_node {
@@ -117,9 +118,5 @@ void purge_bus_abandon(void *data);
 
 /* GET /fleet: this node's bus state and every node of the registry. */
 void purge_bus_fleet(struct purge_bus *b, struct http_txn *txn);
-
-/* Read a password file: its first line, without the newline.  NULL after
- * printing why to stderr (named by <what>). */
-char *purge_bus_password_load(const char *path, const char *what);
 
 #endif /* PURGE_BUS_H */

@@ -314,7 +314,7 @@ main(int argc, char **argv)
 	        "purge_token_file") != CDN_OK)
 		goto out_log;
 	if (c->purge_bus_password_file[0] != '\0') {
-		bus_password = purge_bus_password_load(
+		bus_password = conf_bus_password_load(
 		    c->purge_bus_password_file, "purged");
 		if (bus_password == NULL)
 			goto out_tokens;
