@@ -346,6 +346,17 @@ stream_info_parse(const redisReply *r, struct stream_info *si)
 	return CDN_OK;
 }
 
+/* The greatest ID before <id> ({0, 0} for the first ones). */
+static struct cache_bus_id
+id_before(struct cache_bus_id id)
+{
+	if (id.seq > 0)
+		return (struct cache_bus_id){id.ms, id.seq - 1};
+	if (id.ms > 0)
+		return (struct cache_bus_id){id.ms - 1, UINT64_MAX};
+	return id;
+}
+
 /*
  * Why a node at <applied> cannot replay what it missed, or NULL: the
  * stream is gone, was reset below it, or lost entries after it.
@@ -365,6 +376,13 @@ gap_reason(const struct stream_info *si, struct cache_bus_id applied)
 		return "the stream is older than what was applied (Redis "
 		       "reset)";
 	if (cache_bus_id_cmp(si->max_deleted, applied) > 0)
+		return "entries after the last one applied were deleted";
+	/* Trimming (MAXLEN) moves no max-deleted-entry-id in Redis 7.0:
+	 * entries were removed, and the first one left is not the next
+	 * after ours.  IDs are not dense, so a node whose own last entry
+	 * was trimmed but none after it counts too: the safe side. */
+	if (si->entries_added > si->length &&
+	    cache_bus_id_cmp(applied, id_before(si->first)) < 0)
 		return "entries after the last one applied were trimmed "
 		       "(purge_bus_retention)";
 	return NULL;
@@ -694,12 +712,16 @@ on_reader_info(redisAsyncContext *ac, void *r, void *priv)
 		b->pos = from;
 		cache_bus_applied_set(b->page, from);
 	} else if ((why = gap_reason(&si, b->applied)) != NULL) {
-		/* Reset or gone: its first entry on; trimmed: after ours. */
+		/* Reset or gone: its first entry on; trimmed or deleted:
+		 * the first entry left on. */
 		struct cache_bus_id from = cache_bus_id_cmp(si.last,
 		                               b->applied) < 0 ||
 		        !si.exists
 		    ? (struct cache_bus_id){0, 0}
-		    : b->applied;
+		    : id_before(si.first);
+
+		if (cache_bus_id_cmp(from, b->applied) < 0)
+			from = b->applied; /* only deletions after ours */
 
 		if (apply_gap(b, why, from) != CDN_OK) {
 			conn_fail(&b->rd, "applying a gap", "the store failed");
