@@ -50,7 +50,8 @@
 #define READ_WATCHDOG_MS 6000          /* no XREAD answer: reconnect */
 #define BACKOFF_MIN_MS   100
 #define BACKOFF_MAX_MS   5000
-#define TICK_MS          100  /* pending answers, confirmation polls */
+#define TICK_MS          100  /* pending answers, the watchdog */
+#define CONFIRM_POLL_MS  2    /* the registry, while a ?wait is pending */
 #define HEARTBEAT_MS     1000 /* the page, the registry, the lag */
 #define APPLY_WAIT_MS    10000 /* a published purge not applied here: 504 */
 #define WAIT_MAX_MS      600000 /* ?wait= bound */
@@ -107,6 +108,7 @@ struct purge_bus {
 	uint64_t retention;
 	struct conn rd, ctl;
 	struct event *tick;
+	struct event *confirm; /* the next confirmation poll */
 	uint64_t last_heartbeat_ms;
 	int closing;
 	/* The reader's position. */
@@ -957,7 +959,12 @@ on_confirm(redisAsyncContext *ac, void *r, void *priv)
 		json_object_set_new(f, "confirmed", json_false());
 		answer_with_ms(p, 202, json_pack("{s:o}", "fleet", f));
 	} else {
+		/* Ask again soon: the others record their progress as soon
+		 * as they applied it. */
+		struct timeval tv = {0, CONFIRM_POLL_MS * 1000};
+
 		json_decref(f);
+		evtimer_add(p->bus->confirm, &tv);
 	}
 }
 
@@ -1197,6 +1204,28 @@ purge_bus_fleet(struct purge_bus *b, struct http_txn *txn)
 /* ---- the tick ---- */
 
 static void
+pendings_check(struct purge_bus *b)
+{
+	for (struct pending *p = b->pendings; p != NULL;) {
+		struct pending *next = p->next;
+
+		if (p->txn == NULL && p->inflight == 0)
+			pending_unlink_free(p);
+		else
+			pending_check(p);
+		p = next;
+	}
+}
+
+static void
+on_confirm_poll(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pendings_check(arg);
+}
+
+static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct purge_bus *b = arg;
@@ -1213,15 +1242,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 		conn_fail(&b->rd, "XREAD", "no answer: reconnecting");
 		redisAsyncDisconnect(b->rd.ac);
 	}
-	for (struct pending *p = b->pendings; p != NULL;) {
-		struct pending *next = p->next;
-
-		if (p->txn == NULL && p->inflight == 0)
-			pending_unlink_free(p);
-		else
-			pending_check(p);
-		p = next;
-	}
+	pendings_check(b);
 }
 
 /* ---- life ---- */
@@ -1299,6 +1320,7 @@ purge_bus_new(struct purge_api *a, const struct conf *c,
 	b->rd.retry = evtimer_new(base, on_retry, &b->rd);
 	b->ctl.retry = evtimer_new(base, on_retry, &b->ctl);
 	b->tick = event_new(base, -1, EV_PERSIST, on_tick, b);
+	b->confirm = evtimer_new(base, on_confirm_poll, b);
 	event_add(b->tick, &tv);
 	CDN_LOG(CDN_LOG_INFO, "bus", "purge bus %s as node %s, from %s",
 	    b->url_text, b->node,
@@ -1336,6 +1358,7 @@ purge_bus_free(struct purge_bus **bp)
 	event_free(b->rd.retry);
 	event_free(b->ctl.retry);
 	event_free(b->tick);
+	event_free(b->confirm);
 	set_state(b, CACHE_BUS_DISCONNECTED);
 	if (b->password != NULL) {
 		explicit_bzero(b->password, strlen(b->password));
