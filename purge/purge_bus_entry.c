@@ -52,8 +52,8 @@ shape_check(const json_t *p)
 	return NULL;
 }
 
-int
-purge_bus_entry_decode(const char *const *f, const size_t *flen, size_t nf,
+static int
+decode(const char *const *f, const size_t *flen, size_t nf,
     struct purge_bus_entry *e, const char **why)
 {
 	const char *purge = NULL;
@@ -129,6 +129,19 @@ purge_bus_entry_decode(const char *const *f, const size_t *flen, size_t nf,
 		return CDN_EINVAL;
 	}
 	return CDN_OK;
+}
+
+int
+purge_bus_entry_decode(const char *const *f, const size_t *flen, size_t nf,
+    struct purge_bus_entry *e, const char **why)
+{
+	int rc = decode(f, flen, nf, e, why);
+
+	/* decode() frees what it parsed before a refusal; the fields it
+	 * copied before the bad one go here. */
+	if (rc != CDN_OK)
+		memset(e, 0, sizeof(*e));
+	return rc;
 }
 
 void

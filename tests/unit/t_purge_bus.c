@@ -94,7 +94,8 @@ test_entry_decode(void)
 		why = NULL;
 		is_int(purge_bus_entry_decode(f, fl, n, &e, &why), CDN_EINVAL,
 		    "refused: %s", bad_entries[i].what);
-		ok(why != NULL && e.purge == NULL, "with a reason (%s)",
+		ok(why != NULL && e.purge == NULL && e.node[0] == '\0',
+		    "with a reason, the entry left empty (%s)",
 		    why != NULL ? why : "none");
 	}
 	{
