@@ -281,8 +281,7 @@ purge_record(struct cache_store *s, MDB_txn *txn,
 /* Apply one purge inside <txn> as purge seq+1 (with <dry>, only count). */
 static int
 purge_apply_txn(struct cache_store *s, MDB_txn *txn,
-    struct cache_purge_item *items, unsigned n, int soft, int dry,
-    uint64_t seq)
+    struct cache_purge_item *items, unsigned n, int soft, int dry, uint64_t seq)
 {
 	int rc;
 
@@ -413,8 +412,8 @@ cache_store_purge_batch(struct cache_store *s, struct cache_purge_op *ops,
 }
 
 int
-cache_store_purge_mark(struct cache_store *s, const char *mark, void *out,
-    size_t cap, size_t *len)
+cache_store_purge_mark(
+    struct cache_store *s, const char *mark, void *out, size_t cap, size_t *len)
 {
 	MDB_txn *txn = NULL;
 	MDB_val k, v;

@@ -37,8 +37,9 @@ conf_bus_url_parse(const char *s, struct conf_bus_url *out, const char **why)
 
 	memset(out, 0, sizeof(*out));
 	if (strncmp(s, "rediss://", 9) == 0) {
-		*why = "hiredis from Debian has no TLS: use redis:// to a Redis "
-		       "replica beside the nodes, see docs/fleet.md";
+		*why =
+		    "hiredis from Debian has no TLS: use redis:// to a Redis "
+		    "replica beside the nodes, see docs/fleet.md";
 		return CDN_EINVAL;
 	}
 	if (strncmp(s, "redis://", 8) != 0) {
@@ -68,7 +69,8 @@ conf_bus_url_parse(const char *s, struct conf_bus_url *out, const char **why)
 		if (*q == ':')
 			colon = q;
 	if (colon == NULL || colon == p || p[0] == '[') {
-		*why = "give HOST:PORT (a host name or IPv4 address and a port)";
+		*why =
+		    "give HOST:PORT (a host name or IPv4 address and a port)";
 		return CDN_EINVAL;
 	}
 	n = (size_t)(colon - p);
@@ -84,8 +86,8 @@ conf_bus_url_parse(const char *s, struct conf_bus_url *out, const char **why)
 	}
 	out->port = (int)port;
 	if (slash == NULL || slash[1] == '\0') {
-		snprintf(out->stream, sizeof(out->stream), "%s",
-		    BUS_DEFAULT_STREAM);
+		snprintf(
+		    out->stream, sizeof(out->stream), "%s", BUS_DEFAULT_STREAM);
 	} else if (!stream_name_ok(slash + 1)) {
 		*why = "the stream name must be 1 to 200 printable bytes "
 		       "without blanks";
@@ -110,12 +112,12 @@ conf_validate_bus(const struct conf *c, struct conf_err *es)
 	if (c->purge_bus[0] == '\0')
 		return;
 	if (conf_bus_url_parse(c->purge_bus, &u, &why) != CDN_OK)
-		conf_err_at(es, 0, 0, "purge_bus", "\"%s\": %s", c->purge_bus,
-		    why);
+		conf_err_at(
+		    es, 0, 0, "purge_bus", "\"%s\": %s", c->purge_bus, why);
 	if (c->purge_bus_password_file[0] != '\0' &&
 	    access(c->purge_bus_password_file, R_OK) != 0)
-		conf_err_at(es, 0, 0, "purge_bus_password_file",
-		    "%s: %s", c->purge_bus_password_file, strerror(errno));
+		conf_err_at(es, 0, 0, "purge_bus_password_file", "%s: %s",
+		    c->purge_bus_password_file, strerror(errno));
 	if (c->cache_dir[0] == '\0')
 		conf_err_at(es, 0, 0, "purge_bus",
 		    "needs cache_dir (the applied purges are stored there)");

@@ -4,10 +4,10 @@
  *
  * The child.  With purge_listen or purge_bus set, edged fork+execs the
  * purged binary found beside its own (/proc/self/exe), so that one
- * command runs a whole node.  It runs on the main thread's event_base: SIGCHLD reaps it and a
- * timer restarts it, after 100 ms doubling to 10 s while it keeps dying
- * within 10 s of its start (a bad token file must not make edged spin).
- * The child gets SIGTERM if edged dies (PR_SET_PDEATHSIG), so that a
+ * command runs a whole node.  It runs on the main thread's event_base: SIGCHLD
+ * reaps it and a timer restarts it, after 100 ms doubling to 10 s while it
+ * keeps dying within 10 s of its start (a bad token file must not make edged
+ * spin). The child gets SIGTERM if edged dies (PR_SET_PDEATHSIG), so that a
  * restarted edged finds the purge address free; edge_purged_fini() stops
  * it on shutdown.  purged shares nothing with edged but the LMDB
  * environment.
@@ -141,7 +141,7 @@ spawn(struct edge *e)
 	CDN_LOG(CDN_LOG_INFO, "purge", "started purged (pid %d) on %s",
 	    (int)pid,
 	    e->conf->purge_listen[0] != '\0' ? e->conf->purge_listen
-	                                      : "the purge bus only");
+	                                     : "the purge bus only");
 }
 
 static void

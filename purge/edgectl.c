@@ -31,10 +31,10 @@
 #include "purge/edgectl.h"
 #include "purge/purge_bus.h"
 
-#define TOKEN_MAX 4096
-#define MAX_ITEMS 1000
-#define REPLY_MAX (64u << 20)
-#define TIMEOUT_S 30L
+#define TOKEN_MAX    4096
+#define MAX_ITEMS    1000
+#define REPLY_MAX    (64u << 20)
+#define TIMEOUT_S    30L
 #define WAIT_DEFAULT "10s" /* --wait alone */
 #define WAIT_MAX_MS  600000
 
@@ -50,7 +50,8 @@ usage(FILE *f)
 	    "usage: edgectl [options] purge (--url U | --tag T | --prefix "
 	    "P)... "
 	    "[--soft] [--dry-run]\n"
-	    "               [--wait[=TIMEOUT]] [--bus redis://HOST:PORT[/STREAM] "
+	    "               [--wait[=TIMEOUT]] [--bus "
+	    "redis://HOST:PORT[/STREAM] "
 	    "[--bus-password-file F]]\n"
 	    "       edgectl [options] fleet\n"
 	    "       edgectl [options] stats\n"
@@ -518,7 +519,8 @@ cmd_fleet(const struct ctl *ctl)
 			       " %12" JSON_INTEGER_FORMAT "ms %s\n",
 			    json_string_value(json_object_get(n, "name")),
 			    json_string_value(json_object_get(n, "applied")),
-			    json_integer_value(json_object_get(n, "lag_entries")),
+			    json_integer_value(
+			        json_object_get(n, "lag_entries")),
 			    json_integer_value(json_object_get(n, "lag_ms")),
 			    json_integer_value(
 			        json_object_get(n, "heartbeat_age_ms")),

@@ -15,8 +15,8 @@
  * with <wait_ms> > 0, wait until every live node applied it.  The exit
  * status: 0 done (and confirmed), 1 failed or not confirmed, 2 bad usage.
  */
-int edgectl_bus_purge(const char *url, const char *password_file,
-    json_t *purge, uint64_t wait_ms, int json_out);
+int edgectl_bus_purge(const char *url, const char *password_file, json_t *purge,
+    uint64_t wait_ms, int json_out);
 
 void edgectl_print_json(json_t *j);
 

@@ -32,8 +32,8 @@ wall_ms(void)
 
 /* A connected, authenticated context, or NULL after saying why. */
 static redisContext *
-bus_connect(const struct conf_bus_url *u, const char *url,
-    const char *password_file)
+bus_connect(
+    const struct conf_bus_url *u, const char *url, const char *password_file)
 {
 	struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, 0};
 	redisContext *rc;
@@ -83,8 +83,8 @@ fail:
 /* Poll "<stream>:nodes" until every live node applied <id> or <wait_ms>
  * passed; print who had not and who is down.  0 when confirmed. */
 static int
-bus_wait(redisContext *rc, const struct conf_bus_url *u,
-    struct cache_bus_id id, uint64_t wait_ms, int json_out)
+bus_wait(redisContext *rc, const struct conf_bus_url *u, struct cache_bus_id id,
+    uint64_t wait_ms, int json_out)
 {
 	struct timespec pause = {0, POLL_MS * 1000000L};
 	uint64_t until = wall_ms() + wait_ms;
@@ -105,8 +105,8 @@ bus_wait(redisContext *rc, const struct conf_bus_url *u,
 			fprintf(stderr, "edgectl: purge bus: %s\n", rc->errstr);
 			break;
 		}
-		for (size_t i = 0; r->type == REDIS_REPLY_ARRAY &&
-		     i + 1 < r->elements;
+		for (size_t i = 0;
+		     r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements;
 		     i += 2) {
 			struct purge_fleet_node n;
 			const redisReply *k = r->element[i],
@@ -167,8 +167,9 @@ edgectl_bus_purge(const char *url, const char *password_file, json_t *purge,
 		return 2;
 	}
 	if (purge_bus_entry_encode(purge, &enc, &enclen) != CDN_OK) {
-		fprintf(stderr, "edgectl: the purge is too large for one "
-		                "entry\n");
+		fprintf(stderr,
+		    "edgectl: the purge is too large for one "
+		    "entry\n");
 		return 2;
 	}
 	rc = bus_connect(&u, url, password_file);
@@ -189,11 +190,11 @@ edgectl_bus_purge(const char *url, const char *password_file, json_t *purge,
 	free(enc);
 	if (r == NULL || r->type != REDIS_REPLY_STRING ||
 	    cache_bus_id_parse(r->str, r->len, &id) != CDN_OK) {
-		fprintf(stderr,
-		    "edgectl: purge bus %s: not published: %s\n", url,
-		    r == NULL ? rc->errstr
-		    : r->type == REDIS_REPLY_ERROR ? r->str
-		                                   : "an unexpected reply");
+		fprintf(stderr, "edgectl: purge bus %s: not published: %s\n",
+		    url,
+		    r == NULL                          ? rc->errstr
+		        : r->type == REDIS_REPLY_ERROR ? r->str
+		                                       : "an unexpected reply");
 		freeReplyObject(r);
 		redisFree(rc);
 		return 1;
@@ -202,8 +203,8 @@ edgectl_bus_purge(const char *url, const char *password_file, json_t *purge,
 		if (json_out)
 			printf("{\"bus_id\": \"%.*s\"}\n", (int)r->len, r->str);
 		else
-			printf("published %.*s to %s\n", (int)r->len, r->str,
-			    url);
+			printf(
+			    "published %.*s to %s\n", (int)r->len, r->str, url);
 	}
 	freeReplyObject(r);
 	ret = wait_ms > 0 ? bus_wait(rc, &u, id, wait_ms, json_out) : 0;

@@ -83,9 +83,9 @@ void purge_send_error(struct http_txn *txn, int status, const char *why);
  * After a purge was applied (l with seq, or a bus answer): audit and log
  * it; start the reclaim a hard tag or prefix purge needs.
  */
-void purge_note(struct purge_api *a, struct http_txn *txn,
-    const char *token_id, const struct purge_plist *l, int soft, int dry,
-    uint64_t seq, uint64_t matched, double ms, const char *bus_id);
+void purge_note(struct purge_api *a, struct http_txn *txn, const char *token_id,
+    const struct purge_plist *l, int soft, int dry, uint64_t seq,
+    uint64_t matched, double ms, const char *bus_id);
 
 /* ---- items (purge_items.c) ---- */
 

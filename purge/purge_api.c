@@ -226,8 +226,8 @@ purge_reclaim_stop(struct purge_api *a)
 /* ---- purging ---- */
 
 json_t *
-purge_result_json(const struct purge_plist *l, int soft, int dry,
-    uint64_t seq, uint64_t *total)
+purge_result_json(const struct purge_plist *l, int soft, int dry, uint64_t seq,
+    uint64_t *total)
 {
 	json_t *items, *j;
 
@@ -413,8 +413,8 @@ purge_method(struct purge_api *a, struct http_txn *txn,
 			sp = memchr(p, ' ', (size_t)(end - p));
 			if (sp == NULL)
 				sp = end;
-			rc = purge_plist_add(&l, CACHE_PURGE_TAG, p, (size_t)(sp - p),
-			    p, (size_t)(sp - p));
+			rc = purge_plist_add(&l, CACHE_PURGE_TAG, p,
+			    (size_t)(sp - p), p, (size_t)(sp - p));
 			p = sp + 1;
 		}
 		if (rc == CDN_OK && a->bus != NULL && !dry) {
@@ -424,8 +424,8 @@ purge_method(struct purge_api *a, struct http_txn *txn,
 				json_array_append_new(
 				    tl, json_stringn(l.v[i].name, l.v[i].len));
 			purge_bus_publish(a->bus, txn, tok->id,
-			    json_pack("{s:o, s:b}", "tags", tl, "soft", soft), 0,
-			    start_ns);
+			    json_pack("{s:o, s:b}", "tags", tl, "soft", soft),
+			    0, start_ns);
 		} else if (rc == CDN_OK) {
 			run_purge(a, txn, tok, &l, soft, dry, start_ns);
 		} else {
@@ -616,8 +616,8 @@ inspect(struct purge_api *a, struct http_txn *txn)
 
 	memset(&l, 0, sizeof(l));
 	if (query_param(req, "url", url, sizeof(url), &ulen) != CDN_OK ||
-	    purge_url_split(url, ulen, &scheme, &host, &hostlen, &path, &pathlen,
-	        &query, &querylen, &has_query) != CDN_OK) {
+	    purge_url_split(url, ulen, &scheme, &host, &hostlen, &path,
+	        &pathlen, &query, &querylen, &has_query) != CDN_OK) {
 		send_error(txn, 400, "give url=<absolute http(s) URL>");
 		return;
 	}
@@ -668,8 +668,8 @@ parse_wait(const struct http_request *req, uint64_t *ms)
 	    query_param(req, "wait", v, sizeof(v) - 1, &len) != CDN_OK)
 		return CDN_EINVAL;
 	v[len] = '\0';
-	snprintf(d, sizeof(d), "%s%s", v,
-	    strspn(v, "0123456789") == len ? "s" : "");
+	snprintf(
+	    d, sizeof(d), "%s%s", v, strspn(v, "0123456789") == len ? "s" : "");
 	if (conf_parse_duration_ms(d, ms, &why) != CDN_OK || *ms == 0 ||
 	    *ms > 600000)
 		return CDN_EINVAL;
@@ -793,7 +793,8 @@ on_request(struct http_txn *txn, void *arg)
 	    parse_wait(req, &wait_ms) != CDN_OK) {
 		/* Never a real purge for what was meant as a dry run. */
 		send_error(txn, 400,
-		    "POST /purge takes only wait=TIMEOUT (e.g. wait=10s) in its "
+		    "POST /purge takes only wait=TIMEOUT (e.g. wait=10s) in "
+		    "its "
 		    "query: its options (dry_run, soft) are members of the "
 		    "JSON body");
 	} else if (req->method == HTTP_M_POST &&

@@ -50,10 +50,10 @@
 #define READ_WATCHDOG_MS 6000          /* no XREAD answer: reconnect */
 #define BACKOFF_MIN_MS   100
 #define BACKOFF_MAX_MS   5000
-#define TICK_MS          100  /* pending answers, the watchdog */
-#define CONFIRM_POLL_MS  2    /* the registry, while a ?wait is pending */
-#define HEARTBEAT_MS     1000 /* the page, the registry, the lag */
-#define APPLY_WAIT_MS    10000 /* a published purge not applied here: 504 */
+#define TICK_MS          100    /* pending answers, the watchdog */
+#define CONFIRM_POLL_MS  2      /* the registry, while a ?wait is pending */
+#define HEARTBEAT_MS     1000   /* the page, the registry, the lag */
+#define APPLY_WAIT_MS    10000  /* a published purge not applied here: 504 */
 #define WAIT_MAX_MS      600000 /* ?wait= bound */
 #define MARK_MAX         (CONF_BUS_STREAM_MAX + CACHE_BUS_ID_MAX + 2)
 
@@ -84,13 +84,13 @@ struct pending {
 	const char *token_id;
 	char nonce[PURGE_BUS_NONCE_MAX];
 	struct cache_bus_id id;
-	int published;      /* XADD answered */
-	json_t *answer;     /* set when the reader applied it here */
-	unsigned inflight;  /* Redis commands holding this pointer */
+	int published;     /* XADD answered */
+	json_t *answer;    /* set when the reader applied it here */
+	unsigned inflight; /* Redis commands holding this pointer */
 	uint64_t start_ns;
-	uint64_t wait_ms;   /* confirmation asked for: its bound */
-	uint64_t since_ms;  /* monotonic: published */
-	int polling;        /* an HGETALL for confirmation in flight */
+	uint64_t wait_ms;  /* confirmation asked for: its bound */
+	uint64_t since_ms; /* monotonic: published */
+	int polling;       /* an HGETALL for confirmation in flight */
 };
 
 struct purge_bus {
@@ -138,8 +138,8 @@ set_state(struct purge_bus *b, enum cache_bus_state st)
 	if (old == (uint64_t)st)
 		return;
 	if (st == CACHE_BUS_DISCONNECTED)
-		atomic_store(&b->page->disconnected_ms,
-		    b->current_once ? wall_ms() : 0);
+		atomic_store(
+		    &b->page->disconnected_ms, b->current_once ? wall_ms() : 0);
 	if (st == CACHE_BUS_CURRENT)
 		b->current_once = 1;
 	atomic_store(&b->page->state, (uint64_t)st);
@@ -393,13 +393,12 @@ gap_reason(const struct stream_info *si, struct cache_bus_id applied)
 /* ---- applying ---- */
 
 static int
-mark_write(struct purge_bus *b, struct cache_bus_id id, char *out,
-    size_t cap)
+mark_write(struct purge_bus *b, struct cache_bus_id id, char *out, size_t cap)
 {
 	char ids[CACHE_BUS_ID_MAX];
 
-	return snprintf(out, cap, "%s %s", b->url.stream,
-	    cache_bus_id_format(id, ids));
+	return snprintf(
+	    out, cap, "%s %s", b->url.stream, cache_bus_id_format(id, ids));
 }
 
 static struct pending *
@@ -438,14 +437,14 @@ static void heartbeat(struct purge_bus *b);
 static int
 apply_gap(struct purge_bus *b, const char *why, struct cache_bus_id from)
 {
-	struct cache_purge_item every = {.kind = CACHE_PURGE_PREFIX,
-	    .name = "", .len = 0};
+	struct cache_purge_item every = {
+	    .kind = CACHE_PURGE_PREFIX, .name = "", .len = 0};
 	struct cache_purge_op op = {.items = &every, .n = 1, .soft = 1};
 	char mark[MARK_MAX], ids[CACHE_BUS_ID_MAX];
 	int n = mark_write(b, from, mark, sizeof(mark));
 
-	if (cache_store_purge_batch(b->store, &op, 1, BUS_MARK, mark,
-	        (size_t)n) != CDN_OK)
+	if (cache_store_purge_batch(
+	        b->store, &op, 1, BUS_MARK, mark, (size_t)n) != CDN_OK)
 		return CDN_EIO;
 	CDN_LOG(CDN_LOG_WARN, "bus",
 	    "purge bus %s: %s: everything stored before is now stale "
@@ -504,10 +503,10 @@ apply_entries(struct purge_bus *b, const redisReply *entries)
 				fsp = calloc(nf, sizeof(*fsp));
 				flp = calloc(nf, sizeof(*flp));
 			}
-			for (size_t k = 0; fsp != NULL && flp != NULL &&
-			     k < nf;
+			for (size_t k = 0; fsp != NULL && flp != NULL && k < nf;
 			     k++) {
-				if (fv->element[k]->type != REDIS_REPLY_STRING) {
+				if (fv->element[k]->type !=
+				    REDIS_REPLY_STRING) {
 					reason = "a field is not a string";
 					break;
 				}
@@ -565,8 +564,8 @@ apply_entries(struct purge_bus *b, const redisReply *entries)
 
 		if (ops[i].n == 0)
 			continue;
-		cache_bus_latency_observe(b->page,
-		    now > ids[i].ms ? (now - ids[i].ms) * 1000 : 0);
+		cache_bus_latency_observe(
+		    b->page, now > ids[i].ms ? (now - ids[i].ms) * 1000 : 0);
 		p = strcmp(es[i].node, b->node) == 0
 		    ? pending_by_nonce(b, es[i].nonce)
 		    : NULL;
@@ -648,7 +647,8 @@ on_read(redisAsyncContext *ac, void *r, void *priv)
 			return;
 		}
 	}
-	set_state(b, entries != NULL && entries->elements >= READ_COUNT
+	set_state(b,
+	    entries != NULL && entries->elements >= READ_COUNT
 	        ? CACHE_BUS_CATCHING_UP
 	        : CACHE_BUS_CURRENT);
 	if (atomic_load(&b->page->state) == CACHE_BUS_CURRENT) {
@@ -704,8 +704,9 @@ on_reader_info(redisAsyncContext *ac, void *r, void *priv)
 
 		if (cache_store_purge_batch(b->store, NULL, 0, BUS_MARK, mark,
 		        (size_t)n) != CDN_OK) {
-			conn_fail(&b->rd, "recording the start", "the store "
-			                                         "failed");
+			conn_fail(&b->rd, "recording the start",
+			    "the store "
+			    "failed");
 			redisAsyncDisconnect(b->rd.ac);
 			return;
 		}
@@ -716,9 +717,8 @@ on_reader_info(redisAsyncContext *ac, void *r, void *priv)
 	} else if ((why = gap_reason(&si, b->applied)) != NULL) {
 		/* Reset or gone: its first entry on; trimmed or deleted:
 		 * the first entry left on. */
-		struct cache_bus_id from = cache_bus_id_cmp(si.last,
-		                               b->applied) < 0 ||
-		        !si.exists
+		struct cache_bus_id from =
+		    cache_bus_id_cmp(si.last, b->applied) < 0 || !si.exists
 		    ? (struct cache_bus_id){0, 0}
 		    : id_before(si.first);
 
@@ -795,9 +795,8 @@ on_ctl_info(redisAsyncContext *ac, void *r, void *priv)
 		    atomic_load(&b->page->state) == CACHE_BUS_CURRENT
 		        ? 0
 		        : si.length);
-		atomic_store(&b->page->lag_ms, si.last.ms > applied.ms
-		        ? si.last.ms - applied.ms
-		        : 0);
+		atomic_store(&b->page->lag_ms,
+		    si.last.ms > applied.ms ? si.last.ms - applied.ms : 0);
 	}
 }
 
@@ -879,8 +878,8 @@ answer_with_ms(struct pending *p, int status, json_t *extra)
 	double ms = (double)((cdn_now_ns() - p->start_ns) / 1000) / 1000.0;
 
 	p->answer = NULL;
-	json_object_set_new(j, "bus_id",
-	    json_string(cache_bus_id_format(p->id, ids)));
+	json_object_set_new(
+	    j, "bus_id", json_string(cache_bus_id_format(p->id, ids)));
 	if (extra != NULL)
 		json_object_update_new(j, extra);
 	json_object_set_new(j, "ms", json_real(ms));
@@ -889,8 +888,8 @@ answer_with_ms(struct pending *p, int status, json_t *extra)
 
 /* The registry as JSON: every node, and the lists confirmation needs. */
 static json_t *
-fleet_json(const redisReply *hash,
-    struct cache_bus_id want, int *all_live_applied)
+fleet_json(
+    const redisReply *hash, struct cache_bus_id want, int *all_live_applied)
 {
 	json_t *nodes = json_array(), *behind = json_array(),
 	       *down = json_array();
@@ -899,7 +898,8 @@ fleet_json(const redisReply *hash,
 
 	*all_live_applied = 1;
 	for (size_t i = 0; i + 1 < hash->elements; i += 2) {
-		const redisReply *k = hash->element[i], *v = hash->element[i + 1];
+		const redisReply *k = hash->element[i],
+		                 *v = hash->element[i + 1];
 		struct purge_fleet_node n;
 		int live, done;
 
@@ -916,14 +916,15 @@ fleet_json(const redisReply *hash,
 		        (json_int_t)n.lag_entries, "lag_ms",
 		        (json_int_t)n.lag_ms, "heartbeat_ms",
 		        (json_int_t)n.heartbeat_ms, "heartbeat_age_ms",
-		        (json_int_t)(now > n.heartbeat_ms
-		                ? now - n.heartbeat_ms
-		                : 0),
+		        (json_int_t)(now > n.heartbeat_ms ? now - n.heartbeat_ms
+		                                          : 0),
 		        "live", live));
 		if (!live)
-			json_array_append_new(down, json_stringn(k->str, k->len));
+			json_array_append_new(
+			    down, json_stringn(k->str, k->len));
 		else if (!done) {
-			json_array_append_new(behind, json_stringn(k->str, k->len));
+			json_array_append_new(
+			    behind, json_stringn(k->str, k->len));
 			*all_live_applied = 0;
 		}
 	}
@@ -1019,8 +1020,9 @@ on_xadd(redisAsyncContext *ac, void *r, void *priv)
 		    "nor applied; try again",
 		    p->bus->url_text,
 		    reply == NULL ? "connection lost"
-		    : reply->type == REDIS_REPLY_ERROR ? reply->str
-		                                       : "an unexpected reply");
+		        : reply->type == REDIS_REPLY_ERROR
+		        ? reply->str
+		        : "an unexpected reply");
 	} else {
 		p->published = 1;
 		p->since_ms = cdn_now_ms();
@@ -1120,16 +1122,16 @@ purge_bus_abandon(void *data)
 static json_t *
 own_json(struct purge_bus *b)
 {
-	static const char *const states[] = {"none", "starting",
-	    "catching_up", "current", "disconnected"};
+	static const char *const states[] = {
+	    "none", "starting", "catching_up", "current", "disconnected"};
 	struct cache_bus_page *pg = b->page;
 	uint64_t st = atomic_load(&pg->state);
 	json_t *le = json_array();
 	char ids[CACHE_BUS_ID_MAX];
 
 	for (unsigned i = 0; i < CACHE_BUS_LATENCY_BUCKETS; i++)
-		json_array_append_new(
-		    le, json_integer((json_int_t)atomic_load(&pg->latency_le[i])));
+		json_array_append_new(le,
+		    json_integer((json_int_t)atomic_load(&pg->latency_le[i])));
 	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, "
 	                 "s:I, s:I, s:I, s:o, s:I, s:I}",
 	    "node", b->node, "bus", b->url_text, "state",
@@ -1300,8 +1302,7 @@ purge_bus_new(struct purge_api *a, const struct conf *c,
 	snprintf(b->url_text, sizeof(b->url_text), "redis://%s%s%s:%d/%s",
 	    b->url.user, b->url.user[0] != '\0' ? "@" : "", b->url.host,
 	    b->url.port, b->url.stream);
-	snprintf(b->nodes_key, sizeof(b->nodes_key), "%s:nodes",
-	    b->url.stream);
+	snprintf(b->nodes_key, sizeof(b->nodes_key), "%s:nodes", b->url.stream);
 	conf_node_name(c, b->node);
 	b->password = password != NULL ? cdn_xstrdup(password) : NULL;
 	cache_bus_page_init(b->page);
@@ -1313,10 +1314,14 @@ purge_bus_new(struct purge_api *a, const struct conf *c,
 	if (b->have_applied)
 		cache_bus_applied_set(b->page, b->applied);
 	atomic_store(&b->page->heartbeat_ms, wall_ms());
-	b->rd = (struct conn){.bus = b, .role = "reader",
-	    .backoff_ms = BACKOFF_MIN_MS, .on_ready = reader_ready};
-	b->ctl = (struct conn){.bus = b, .role = "control",
-	    .backoff_ms = BACKOFF_MIN_MS, .on_ready = ctl_ready};
+	b->rd = (struct conn){.bus = b,
+	    .role = "reader",
+	    .backoff_ms = BACKOFF_MIN_MS,
+	    .on_ready = reader_ready};
+	b->ctl = (struct conn){.bus = b,
+	    .role = "control",
+	    .backoff_ms = BACKOFF_MIN_MS,
+	    .on_ready = ctl_ready};
 	b->rd.retry = evtimer_new(base, on_retry, &b->rd);
 	b->ctl.retry = evtimer_new(base, on_retry, &b->ctl);
 	b->tick = event_new(base, -1, EV_PERSIST, on_tick, b);

@@ -51,8 +51,8 @@ struct purge_bus_entry {
  * CDN_EINVAL with *why a static reason and *e empty: a missing or bad
  * version, node, nonce or purge, more than PURGE_BUS_ENTRY_MAX bytes.
  */
-int purge_bus_entry_decode(const char *const *f, const size_t *flen,
-    size_t nf, struct purge_bus_entry *e, const char **why) CDN_WUR;
+int purge_bus_entry_decode(const char *const *f, const size_t *flen, size_t nf,
+    struct purge_bus_entry *e, const char **why) CDN_WUR;
 void purge_bus_entry_clear(struct purge_bus_entry *e);
 
 /*
@@ -60,8 +60,8 @@ void purge_bus_entry_clear(struct purge_bus_entry *e);
  * else is left out), NUL-terminated, in *out (free()).  CDN_OK, CDN_ELIMIT
  * (over PURGE_BUS_ENTRY_MAX), CDN_ENOMEM.
  */
-int purge_bus_entry_encode(const json_t *purge, char **out, size_t *len)
-    CDN_WUR;
+int purge_bus_entry_encode(
+    const json_t *purge, char **out, size_t *len) CDN_WUR;
 
 /* ---- the node registry (purge_fleet.c) ---- */
 

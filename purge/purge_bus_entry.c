@@ -116,8 +116,7 @@ decode(const char *const *f, const size_t *flen, size_t nf,
 		memset(e, 0, sizeof(*e));
 		return CDN_EINVAL;
 	}
-	e->purge = json_loadb(purge, purge_len,
-	    JSON_REJECT_DUPLICATES, &err);
+	e->purge = json_loadb(purge, purge_len, JSON_REJECT_DUPLICATES, &err);
 	if (e->purge == NULL) {
 		*why = "purge: not JSON";
 		memset(e, 0, sizeof(*e));

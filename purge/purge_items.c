@@ -62,8 +62,8 @@ plist_grow(struct purge_plist *l)
  * CDN_ENOMEM when memory runs out (the client sized the list: answer 503).
  */
 int
-purge_plist_add(struct purge_plist *l, enum cache_purge_kind kind, const char *name,
-    size_t len, const char *shown, size_t shown_len)
+purge_plist_add(struct purge_plist *l, enum cache_purge_kind kind,
+    const char *name, size_t len, const char *shown, size_t shown_len)
 {
 	struct cache_purge_item *it;
 	char *copy;
@@ -94,9 +94,9 @@ purge_plist_add(struct purge_plist *l, enum cache_purge_kind kind, const char *n
 /* Split an absolute http(s) URL (its host with the port, a path of "/"
  * when it has none).  CDN_EINVAL if it is not one. */
 int
-purge_url_split(const char *u, size_t len, const char **scheme, const char **host,
-    size_t *hostlen, const char **path, size_t *pathlen, const char **query,
-    size_t *querylen, int *has_query)
+purge_url_split(const char *u, size_t len, const char **scheme,
+    const char **host, size_t *hostlen, const char **path, size_t *pathlen,
+    const char **query, size_t *querylen, int *has_query)
 {
 	struct http_url pu;
 	const char *why;
@@ -123,10 +123,10 @@ purge_url_split(const char *u, size_t len, const char **scheme, const char **hos
  * URL makes no key; else as purge_plist_add().
  */
 int
-purge_add_url(struct purge_api *a, struct purge_plist *l, enum cache_purge_kind kind,
-    const char *scheme, const char *host, size_t hostlen, const char *path,
-    size_t pathlen, const char *query, size_t querylen, int has_query,
-    const char *shown, size_t shown_len)
+purge_add_url(struct purge_api *a, struct purge_plist *l,
+    enum cache_purge_kind kind, const char *scheme, const char *host,
+    size_t hostlen, const char *path, size_t pathlen, const char *query,
+    size_t querylen, int has_query, const char *shown, size_t shown_len)
 {
 	static const char *const both[] = {"http", "https"};
 	const struct cache_key_rules *kr =
@@ -247,7 +247,8 @@ purge_json_items(struct purge_api *a, json_t *root, struct purge_plist *l,
 					return why;
 				}
 				rc = purge_plist_add(l, kind, s, len, s, len);
-			} else if (bus && len > 2 && s[0] == '/' && s[1] == '/') {
+			} else if (bus && len > 2 && s[0] == '/' &&
+			    s[1] == '/') {
 				/* PURGE with a Host: no scheme, both keys. */
 				rc = bus_host_url(a, l, kind, s, len);
 				if (rc == CDN_EINVAL) {
@@ -256,18 +257,18 @@ purge_json_items(struct purge_api *a, json_t *root, struct purge_plist *l,
 					    name, i);
 					return why;
 				}
-			} else if (purge_url_split(s, len, &scheme, &host, &hostlen,
-			               &path, &pathlen, &query, &querylen,
-			               &has_query) != CDN_OK) {
+			} else if (purge_url_split(s, len, &scheme, &host,
+			               &hostlen, &path, &pathlen, &query,
+			               &querylen, &has_query) != CDN_OK) {
 				snprintf(why, whylen,
 				    "\"%s\"[%zu]: not an absolute http:// or "
 				    "https:// URL",
 				    name, i);
 				return why;
 			} else {
-				rc = purge_add_url(a, l, kind, scheme, host, hostlen,
-				    path, pathlen, query, querylen, has_query,
-				    s, len);
+				rc = purge_add_url(a, l, kind, scheme, host,
+				    hostlen, path, pathlen, query, querylen,
+				    has_query, s, len);
 			}
 			if (rc == CDN_OK && kind == CACHE_PURGE_PREFIX &&
 			    l->v[l->n - 1].len > CACHE_PREFIX_MAX_LEN) {
@@ -296,4 +297,3 @@ purge_json_items(struct purge_api *a, json_t *root, struct purge_plist *l,
 		return "nothing to purge: give urls, tags or prefixes";
 	return NULL;
 }
-

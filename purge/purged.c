@@ -20,8 +20,8 @@
  * others their namesakes), as edged's flags do.  The config's ready_file
  * is edged's; purged writes only --ready-file.  With purge_bus it also
  * reads and publishes the purge bus (purge_bus.c); purge_listen is then
- * optional: without it purged only applies what the bus brings.  Exit status: 2 for bad
- * flags or configuration, 1 for start-up failures, 0 after SIGTERM.
+ * optional: without it purged only applies what the bus brings.  Exit status: 2
+ * for bad flags or configuration, 1 for start-up failures, 0 after SIGTERM.
  */
 #include "config.h"
 

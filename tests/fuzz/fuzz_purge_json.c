@@ -1,9 +1,9 @@
 /*
  * libFuzzer target for the purge API's request parsing (purge/purge_api.c,
  * included for its static functions): the JSON body of POST /purge read
- * by jansson and turned into purge items (purge_json_items, purge_items.c), and the absolute
- * URLs and queries of PURGE (purge_url_split, strip_dry), with key rules from
- * sites of different kinds, as purged builds them.
+ * by jansson and turned into purge items (purge_json_items, purge_items.c), and
+ * the absolute URLs and queries of PURGE (purge_url_split, strip_dry), with key
+ * rules from sites of different kinds, as purged builds them.
  *
  * The whole input is the JSON body, and also a URL.  Beyond the
  * sanitizers' checks it asserts:
@@ -132,8 +132,8 @@ fz_url(const char *u, size_t len)
 	int has_query, dry = 0;
 	char *out;
 
-	if (purge_url_split(u, len, &scheme, &host, &hostlen, &path, &pathlen, &query,
-	        &querylen, &has_query) != CDN_OK)
+	if (purge_url_split(u, len, &scheme, &host, &hostlen, &path, &pathlen,
+	        &query, &querylen, &has_query) != CDN_OK)
 		return;
 	CDN_ASSERT(hostlen > 0 && host > u && host + hostlen <= u + len);
 	CDN_ASSERT(pathlen > 0 && path[0] == '/');

@@ -509,8 +509,8 @@ test_batch(void)
 	snprintf(dir, sizeof(dir), "%s/batch", root);
 	s = open_store(dir, 64u << 20);
 	ok(s != NULL, "a store");
-	is_int(cache_store_purge_mark(s, "bus_applied", mark, sizeof(mark),
-	           &len),
+	is_int(
+	    cache_store_purge_mark(s, "bus_applied", mark, sizeof(mark), &len),
 	    CDN_NOTFOUND, "no mark yet");
 	put(s, "h/b1", 0, "");
 	put(s, "h/b2", 0, "");
@@ -545,8 +545,8 @@ test_batch(void)
 	is_int(lookup(s, "h/b1", 0, NULL), CDN_NOTFOUND, "the URL is gone");
 	ok(lookup(s, "h/b2", 0, &soft) == CDN_OK && soft,
 	    "the empty prefix soft-purged everything stored before");
-	ok(cache_store_purge_mark(s, "bus_applied", mark, sizeof(mark),
-	       &len) == CDN_OK &&
+	ok(cache_store_purge_mark(s, "bus_applied", mark, sizeof(mark), &len) ==
+	            CDN_OK &&
 	        len == 9 && memcmp(mark, "fleet 5-1", 9) == 0,
 	    "the mark committed with them");
 	put(s, "h/b3", 0, "");

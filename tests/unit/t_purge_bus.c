@@ -44,16 +44,12 @@ static const struct {
     {"no purge", {"v", "1", "node", "n"}},
     {"purge not JSON", {"v", "1", "node", "n", "purge", "{"}},
     {"purge an array", {"v", "1", "node", "n", "purge", "[]"}},
-    {"urls not an array",
-        {"v", "1", "node", "n", "purge", "{\"urls\":\"x\"}"}},
-    {"a tag not a string",
-        {"v", "1", "node", "n", "purge", "{\"tags\":[1]}"}},
-    {"soft not a boolean",
-        {"v", "1", "node", "n", "purge", "{\"soft\":1}"}},
+    {"urls not an array", {"v", "1", "node", "n", "purge", "{\"urls\":\"x\"}"}},
+    {"a tag not a string", {"v", "1", "node", "n", "purge", "{\"tags\":[1]}"}},
+    {"soft not a boolean", {"v", "1", "node", "n", "purge", "{\"soft\":1}"}},
     {"an unknown member",
         {"v", "1", "node", "n", "purge", "{\"dry_run\":true}"}},
-    {"a nonce not hex",
-        {"v", "1", "node", "n", "nonce", "XYZ", "purge", "{}"}},
+    {"a nonce not hex", {"v", "1", "node", "n", "nonce", "XYZ", "purge", "{}"}},
     {"duplicate members",
         {"v", "1", "node", "n", "purge", "{\"soft\":true,\"soft\":false}"}},
 };
@@ -82,7 +78,8 @@ test_entry_decode(void)
 	    CDN_OK, "no nonce is fine (edgectl's need none)");
 	purge_bus_entry_clear(&e);
 
-	for (size_t i = 0; i < sizeof(bad_entries) / sizeof(bad_entries[0]); i++) {
+	for (size_t i = 0; i < sizeof(bad_entries) / sizeof(bad_entries[0]);
+	     i++) {
 		const char *f[10];
 		size_t fl[10], n = 0;
 
@@ -160,14 +157,14 @@ test_entry_encode(void)
 }
 
 static const char *const bad_records[] = {"", "v2 1-0 0 0 0", "v1 1-0 0 0",
-    "v1 x 0 0 0", "v1 1-0 -1 0 0", "v1 1-0 0 0 0 extra",
-    "v1 1-0 0 0 1-2", "v1  1-0 0 0 0"};
+    "v1 x 0 0 0", "v1 1-0 -1 0 0", "v1 1-0 0 0 0 extra", "v1 1-0 0 0 1-2",
+    "v1  1-0 0 0 0"};
 
 static void
 test_fleet(void)
 {
-	struct purge_fleet_node n = {{1733540000000u, 7}, 3, 250,
-	    1733540001000u};
+	struct purge_fleet_node n = {
+	    {1733540000000u, 7}, 3, 250, 1733540001000u};
 	struct purge_fleet_node m;
 	char rec[PURGE_FLEET_RECORD_MAX];
 
@@ -188,9 +185,9 @@ test_fleet(void)
 	ok(purge_fleet_live(20000, 10000), "a clock ahead is live");
 }
 
-static const char *const bad_urls[] = {"http://h:1", "redis://h",
-    "redis://h:0", "redis://h:65536", "redis://:1", "redis://h:1x",
-    "redis://h:1/a b", "redis://[::1]:1", ""};
+static const char *const bad_urls[] = {"http://h:1", "redis://h", "redis://h:0",
+    "redis://h:65536", "redis://:1", "redis://h:1x", "redis://h:1/a b",
+    "redis://[::1]:1", ""};
 
 static void
 test_url(void)
@@ -204,8 +201,8 @@ test_url(void)
 	is_int(u.port, 6379, "port");
 	is_str(u.stream, "edged:purges", "the default stream");
 	is_str(u.user, "", "no user");
-	is_int(conf_bus_url_parse("redis://edge@bus.example:7000/fleet:a", &u,
-	           &why),
+	is_int(conf_bus_url_parse(
+	           "redis://edge@bus.example:7000/fleet:a", &u, &why),
 	    CDN_OK, "user, host, port and stream");
 	is_str(u.user, "edge", "user");
 	is_str(u.host, "bus.example", "host");
@@ -215,8 +212,8 @@ test_url(void)
 	ok(why != NULL && strstr(why, "no TLS") != NULL &&
 	        strstr(why, "docs/fleet.md") != NULL,
 	    "saying why and where to read on");
-	is_int(conf_bus_url_parse("redis://u:secret@h:1", &u, &why),
-	    CDN_EINVAL, "a password in the URL is refused");
+	is_int(conf_bus_url_parse("redis://u:secret@h:1", &u, &why), CDN_EINVAL,
+	    "a password in the URL is refused");
 	ok(strstr(why, "secret") == NULL &&
 	        strstr(why, "purge_bus_password_file") != NULL,
 	    "pointing at the password file, not echoing the secret");
