@@ -281,8 +281,9 @@ purge_note(struct purge_api *a, struct http_txn *txn, const char *token_id,
 		    l->n, matched, ms, what.failed ? "" : what.p,
 		    what.failed ? "(too long)" : "");
 	cdn_sb_free(&what);
-	CDN_LOG(CDN_LOG_INFO, "purge",
-	    "seq %" PRIu64 "%s%s: %u item(s), %s%s, %.3f ms", seq,
+	/* The bus's entries from other nodes: its reader logs each batch. */
+	CDN_LOG(txn != NULL || bus_id == NULL ? CDN_LOG_INFO : CDN_LOG_DEBUG,
+	    "purge", "seq %" PRIu64 "%s%s: %u item(s), %s%s, %.3f ms", seq,
 	    bus_id != NULL ? ", bus " : "", bus_id != NULL ? bus_id : "", l->n,
 	    soft ? "soft" : "hard", dry ? ", dry run" : "", ms);
 }

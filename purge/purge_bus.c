@@ -557,6 +557,10 @@ apply_entries(struct purge_bus *b, const redisReply *entries)
 	heartbeat(b);
 	atomic_fetch_add(&b->page->applied, n - nbad);
 	atomic_fetch_add(&b->page->malformed, nbad);
+	CDN_LOG(CDN_LOG_INFO, "bus",
+	    "applied %zu entr%s up to %s (%u skipped), purge seq %" PRIu64, n,
+	    n == 1 ? "y" : "ies", cache_bus_id_format(last, idtext), nbad,
+	    cache_store_purge_seq(b->store));
 	now = wall_ms();
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p;
