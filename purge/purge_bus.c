@@ -117,7 +117,8 @@ struct purge_bus {
 	struct cache_bus_id pos;     /* XREAD from here */
 	int reading;                 /* an XREAD in flight */
 	uint64_t read_sent_ms;
-	int current_once; /* current since purged started */
+	int current_once;  /* current since purged started */
+	int reader_was_up; /* the reader was connected before */
 	struct pending *pendings;
 };
 
@@ -618,7 +619,6 @@ reader_lost(struct purge_bus *b)
 {
 	b->reading = 0;
 	set_state(b, CACHE_BUS_DISCONNECTED);
-	atomic_fetch_add(&b->page->reconnects, 1);
 }
 
 static void
@@ -748,6 +748,10 @@ reader_ready(struct conn *c)
 	struct purge_bus *b = c->bus;
 	const char *argv[] = {"XINFO", "STREAM", b->url.stream};
 
+	/* Counted when the bus is back, not per failed attempt. */
+	if (b->reader_was_up)
+		atomic_fetch_add(&b->page->reconnects, 1);
+	b->reader_was_up = 1;
 	redisAsyncCommandArgv(c->ac, on_reader_info, b, 3, argv, NULL);
 }
 
@@ -994,6 +998,13 @@ pending_check(struct pending *p)
 	}
 	if (p->wait_ms == 0) {
 		answer_with_ms(p, 200, NULL);
+		return;
+	}
+	if (!b->ctl.ready && cdn_now_ms() - p->since_ms >= p->wait_ms) {
+		/* Applied here; who else did cannot be known now. */
+		answer_with_ms(p, 202,
+		    json_pack("{s:{s:b, s:s}}", "fleet", "confirmed", 0,
+		        "error", "the node registry is unreachable"));
 		return;
 	}
 	if (!p->polling && b->ctl.ready) {

@@ -308,6 +308,7 @@ def test_redis_stopped_restarted_and_emptied():
                         "applied on b after the restart")
             et.eq(self_state(b)["gaps"], 0, "a restart that kept the "
                   "stream is no gap")
+            et.eq(self_state(b)["reconnects"], 1, "one reconnect counted")
             # Emptied: the stream is gone under the nodes.
             r.command("FLUSHALL")
             et.wait_for(lambda: self_state(b)["gaps"] == 1, 10, 0.1,
