@@ -156,6 +156,9 @@ void conf_err_at(struct conf_err *es, unsigned line, unsigned col,
 /* "edged: error: FLAG: ..." (flag NULL: "edged: error: ..."). */
 void conf_err_flag(struct conf_err *es, const char *flag, size_t flen,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The purge bus's directives (conf_bus.c), for conf_validate*(). */
+void conf_validate_bus(const struct conf *c, struct conf_err *es);
 /*
  * Levenshtein distance between a[0..la) and b[0..lb), or a large number when
  * the lengths alone put it over 2 (so a 4 KiB junk name costs nothing); for

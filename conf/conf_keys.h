@@ -118,6 +118,7 @@ CONF_KEY(purge_bus_password_file, STR, 0, 0, "", "file holding the purge bus's R
 CONF_KEY(purge_bus_grace, DURATION, 0, 3600000, "10s", "how long the purge bus may be out of reach before purge_bus_offline applies")
 CONF_KEY(purge_bus_offline, STR, 0, 0, "revalidate", "cache hits while the node cannot prove it has every purge: revalidate or serve")
 CONF_KEY(purge_bus_retention, UINT, 1000, 1000000000, "1000000", "entries the purge stream keeps (XADD MAXLEN ~); a node away for longer soft-purges everything it stored")
+CONF_KEY(fleet_allow, STRLIST, 0, 0, "loopback", "clients whose Edge-Bus-Applied is honoured (other fleet nodes): ADDRESS[/PREFIX] or loopback (repeatable)")
 CONF_KEY(cache_tag_fields, STR, 0, 0, "Surrogate-Key Cache-Tag", "origin response fields whose values tag stored objects for purges")
 CONF_KEY(surrogate_key_pass, UINT, 0, 1, "0", "1: pass Surrogate-Key on to clients (0: it is for this node only)")
 /* clang-format on */

@@ -290,6 +290,7 @@ conf_validate(const struct conf *c, FILE *err)
 	}
 	validate_scoped(c, &es, 0, 0, 0);
 	validate_node(c, &es);
+	conf_validate_bus(c, &es);
 	validate_sites(c, &es, 0);
 	validate_tls(c, &es);
 	for (unsigned i = 0; i < c->compress_types.n; i++) {
@@ -323,6 +324,7 @@ conf_validate_keys(const struct conf *c, const char *prog, FILE *err)
 	MAGIC_CHECK(c, CONF_MAGIC);
 	validate_keys(c, &es, 0, 0);
 	validate_node(c, &es);
+	conf_validate_bus(c, &es);
 	validate_sites(c, &es, 1);
 	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
 }
