@@ -181,6 +181,9 @@ struct cache_exchange {
 	int64_t age;           /* Age header in seconds, -1 if absent */
 	int has_set_cookie;
 	int vary_star; /* Vary: * */
+	/* A transfer coding other than chunked: the body was read until the
+	 * origin closed, so its end is not proof of completeness. */
+	int transfer_coded;
 	/* clock, in seconds since the epoch (RFC 9111 §4.2.3) */
 	int64_t request_time;
 	int64_t response_time;
@@ -869,6 +872,33 @@ struct cache_purge_item {
  */
 int cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
     unsigned n, int soft, int dry, uint64_t *seqp) CDN_WUR;
+
+/* One purge of a batch (cache_store_purge_batch). */
+struct cache_purge_op {
+	struct cache_purge_item *items; /* an empty CACHE_PURGE_PREFIX: every
+	                                 * key */
+	unsigned n;                     /* 0: nothing to apply */
+	int soft;
+	uint64_t seq; /* out: its sequence number (0 if n was 0) */
+};
+
+/*
+ * Apply ops[0..nops) in order, each as its own purge (its own sequence
+ * number, items' matched counted), and set the meta record <mark> to
+ * val[0..len) in the SAME write transaction, synced before returning: the
+ * purge bus records the last entry it applied so, and a crash either
+ * keeps all of it or none.  CDN_OK or CDN_EIO (nothing applied).
+ */
+int cache_store_purge_batch(struct cache_store *s, struct cache_purge_op *ops,
+    unsigned nops, const char *mark, const void *val, size_t len) CDN_WUR;
+
+/*
+ * The meta record <mark> (see cache_store_purge_batch) copied to
+ * out[0..cap), its length in *len.  CDN_OK, CDN_NOTFOUND (never set),
+ * CDN_EIO (also if longer than <cap>).
+ */
+int cache_store_purge_mark(struct cache_store *s, const char *mark, void *out,
+    size_t cap, size_t *len) CDN_WUR;
 
 /*
  * The current purge sequence number: what a fill records as its

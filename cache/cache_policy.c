@@ -80,7 +80,6 @@
 /* Longest CDN-Cache-Control value joined from several lines. */
 #define CDN_CC_JOIN_MAX 4096
 
-
 /* RFC 5234 WSP (SP / HTAB): what OWS is made of. */
 static inline int
 is_wsp(char c)
@@ -406,7 +405,8 @@ cache_cc_parse(struct cache_cc *cc, const char *v, size_t len)
 					bad = 1; /* unterminated */
 			} else {
 				as = i;
-				while (i < len && http_is_tchar((unsigned char)v[i]))
+				while (i < len &&
+				    http_is_tchar((unsigned char)v[i]))
 					i++;
 				ae = i;
 				if (ae == as)
@@ -613,6 +613,29 @@ age_first_member(struct cache_exchange *x, const char *v, size_t len)
 	return 0;
 }
 
+/* Whether a Transfer-Encoding value names chunked and nothing else. */
+static int
+only_chunked(const char *v, size_t len)
+{
+	size_t i = 0, s, e;
+	int n = 0;
+
+	while (i < len) {
+		while (i < len && (is_wsp(v[i]) || v[i] == ','))
+			i++;
+		if (i == len)
+			break;
+		for (s = i; i < len && v[i] != ','; i++)
+			;
+		for (e = i; e > s && is_wsp(v[e - 1]); e--)
+			;
+		if (!EQ_CI(v + s, e - s, "chunked"))
+			return 0;
+		n++;
+	}
+	return n > 0;
+}
+
 void
 cache_exchange_parse_response(
     struct cache_exchange *x, const char *f, size_t len)
@@ -640,6 +663,7 @@ cache_exchange_parse_response(
 	x->age = -1;
 	x->has_set_cookie = 0;
 	x->vary_star = 0;
+	x->transfer_coded = 0;
 	date_seen = lm_seen = age_seen = 0;
 
 	for (i = 0; i < len; i = le + 1) {
@@ -697,6 +721,9 @@ cache_exchange_parse_response(
 		} else if (EQ_CI(name, nlen, "vary")) {
 			if (vary_has_star(val, vlen))
 				x->vary_star = 1;
+		} else if (EQ_CI(name, nlen, "transfer-encoding")) {
+			if (!only_chunked(val, vlen))
+				x->transfer_coded = 1;
 		}
 	}
 	/* RFC 9213 §2.2: the first field of the target list with a valid,
@@ -859,6 +886,11 @@ cache_policy_decide(const struct cache_policy_conf *pc,
 	}
 	if (!cache_understands(x->status)) {
 		d->reason = "status";
+		return;
+	}
+	/* RFC 9112 §6.3: read until close, a cut body looks complete. */
+	if (x->transfer_coded) {
+		d->reason = "transfer-coding";
 		return;
 	}
 	if (x->req_cc.no_store) {

@@ -112,7 +112,7 @@ cache_store_purge_load_rules(struct cache_store *s, MDB_txn *txn)
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		const uint8_t *kp = k.mv_data;
 
-		if (k.mv_size < 2 || v.mv_size != 16 ||
+		if (k.mv_size < 1 || v.mv_size != 16 ||
 		    k.mv_size - 1 > CACHE_TAGS_CAP)
 			continue;
 		if (!purge_kind_known(kp[0])) {
@@ -158,7 +158,7 @@ rules_load_log(struct cache_store *s)
 		const uint8_t *vp = v.mv_data;
 		uint64_t at;
 
-		if (k.mv_size != 12 || v.mv_size < 3)
+		if (k.mv_size != 12 || v.mv_size < 2)
 			continue;
 		at = get_be64(k.mv_data);
 		if (at > seq)
@@ -240,7 +240,9 @@ purge_record(struct cache_store *s, MDB_txn *txn,
 	MDB_val k, v;
 	int rc;
 
-	if (len == 0 || len > CACHE_TAGS_CAP)
+	/* An empty prefix is the rule "every key" (a bus gap). */
+	if ((len == 0 && it->kind != CACHE_PURGE_PREFIX) ||
+	    len > CACHE_TAGS_CAP)
 		return EINVAL;
 	kbuf[0] = (uint8_t)it->kind;
 	memcpy(kbuf + 1, name, len);
@@ -276,13 +278,71 @@ purge_record(struct cache_store *s, MDB_txn *txn,
 	return 0;
 }
 
+/* Apply one purge inside <txn> as purge seq+1 (with <dry>, only count). */
+static int
+purge_apply_txn(struct cache_store *s, MDB_txn *txn,
+    struct cache_purge_item *items, unsigned n, int soft, int dry, uint64_t seq)
+{
+	int rc;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct cache_purge_item *it = &items[i];
+
+		it->matched = CACHE_MATCHED_UNKNOWN;
+		if (it->kind == CACHE_PURGE_TAG) {
+			rc = cache_objdb_tag_count(
+			    s, txn, it->name, it->len, &it->matched);
+			if (rc != 0)
+				return rc;
+		} else if (it->kind == CACHE_PURGE_URL) {
+			rc = cache_objdb_key_count(
+			    s, txn, it->key, &it->matched);
+			if (rc == 0 && !dry && !soft && it->matched > 0)
+				rc = cache_objdb_remove_key(s, txn, it->key);
+			if (rc != 0)
+				return rc;
+		}
+		if (!dry && (rc = purge_record(s, txn, it, i, seq, soft)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Commit, sync, publish <seq>: a purge is durable before anyone is told. */
+static int
+purge_commit(struct cache_store *s, MDB_txn **txnp, uint64_t seq)
+{
+	MDB_val k, v;
+	uint8_t sb[8];
+	int rc;
+
+	put_le64(sb, seq);
+	k = mval("purge_seq", 9);
+	v = mval(sb, sizeof(sb));
+	rc = mdb_put(*txnp, s->db_meta, &k, &v, 0);
+	if (rc == 0)
+		rc = cache_store_txn_commit(s, txnp);
+	if (rc == 0)
+		rc = mdb_env_sync(s->env, 1);
+	if (rc == 0)
+		cache_store_purge_publish(s, seq);
+	return rc;
+}
+
+static int
+purge_fail(struct cache_store *s, MDB_txn **txnp, int rc)
+{
+	CDN_LOG(CDN_LOG_ERR, "cache", "purge: %s", mdb_strerror(rc));
+	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	cache_store_txn_abort(s, txnp);
+	return CDN_EIO;
+}
+
 int
 cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
     unsigned n, int soft, int dry, uint64_t *seqp)
 {
 	MDB_txn *txn = NULL;
-	MDB_val k, v;
-	uint8_t sb[8];
 	uint64_t seq;
 	int rc;
 
@@ -293,55 +353,88 @@ cache_store_purge(struct cache_store *s, struct cache_purge_item *items,
 		return CDN_EIO;
 	rc = purge_seq_get(s, txn, &seq);
 	if (rc != 0)
-		goto fail;
+		return purge_fail(s, &txn, rc);
 	if (!dry)
 		seq++;
-	for (unsigned i = 0; i < n; i++) {
-		struct cache_purge_item *it = &items[i];
-
-		it->matched = CACHE_MATCHED_UNKNOWN;
-		if (it->kind == CACHE_PURGE_TAG) {
-			rc = cache_objdb_tag_count(
-			    s, txn, it->name, it->len, &it->matched);
-			if (rc != 0)
-				goto fail;
-		} else if (it->kind == CACHE_PURGE_URL) {
-			rc = cache_objdb_key_count(
-			    s, txn, it->key, &it->matched);
-			if (rc == 0 && !dry && !soft && it->matched > 0)
-				rc = cache_objdb_remove_key(s, txn, it->key);
-			if (rc != 0)
-				goto fail;
-		}
-		if (!dry && (rc = purge_record(s, txn, it, i, seq, soft)) != 0)
-			goto fail;
-	}
+	rc = purge_apply_txn(s, txn, items, n, soft, dry, seq);
+	if (rc != 0)
+		return purge_fail(s, &txn, rc);
 	if (dry) {
 		cache_store_txn_abort(s, &txn);
 		*seqp = seq;
 		return CDN_OK;
 	}
-	put_le64(sb, seq);
-	k = mval("purge_seq", 9);
-	v = mval(sb, sizeof(sb));
-	rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+	rc = purge_commit(s, &txn, seq);
 	if (rc != 0)
-		goto fail;
-	rc = cache_store_txn_commit(s, &txn);
-	if (rc != 0)
-		goto fail;
-	/* Durable before anyone is told: the OK must survive a crash. */
-	rc = mdb_env_sync(s->env, 1);
-	if (rc != 0)
-		goto fail;
-	cache_store_purge_publish(s, seq);
+		return purge_fail(s, &txn, rc);
 	*seqp = seq;
 	return CDN_OK;
-fail:
-	CDN_LOG(CDN_LOG_ERR, "cache", "purge: %s", mdb_strerror(rc));
-	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+}
+
+int
+cache_store_purge_batch(struct cache_store *s, struct cache_purge_op *ops,
+    unsigned nops, const char *mark, const void *val, size_t len)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint64_t seq;
+	int rc;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(ops != NULL || nops == 0);
+	CDN_ASSERT(mark != NULL && strlen(mark) > 0 && val != NULL);
+	rc = cache_store_txn_begin(s, 0, &txn);
+	if (rc != 0)
+		return CDN_EIO;
+	rc = purge_seq_get(s, txn, &seq);
+	if (rc != 0)
+		return purge_fail(s, &txn, rc);
+	for (unsigned i = 0; i < nops; i++) {
+		ops[i].seq = 0;
+		if (ops[i].n == 0)
+			continue; /* nothing to purge, but still marked */
+		seq++;
+		rc = purge_apply_txn(
+		    s, txn, ops[i].items, ops[i].n, ops[i].soft, 0, seq);
+		if (rc != 0)
+			return purge_fail(s, &txn, rc);
+		ops[i].seq = seq;
+	}
+	k = mval(mark, strlen(mark));
+	v = mval(val, len);
+	rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+	if (rc != 0)
+		return purge_fail(s, &txn, rc);
+	rc = purge_commit(s, &txn, seq);
+	if (rc != 0)
+		return purge_fail(s, &txn, rc);
+	return CDN_OK;
+}
+
+int
+cache_store_purge_mark(
+    struct cache_store *s, const char *mark, void *out, size_t cap, size_t *len)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	int rc;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
+		return CDN_EIO;
+	k = mval(mark, strlen(mark));
+	rc = mdb_get(txn, s->db_meta, &k, &v);
+	if (rc == 0 && v.mv_size <= cap) {
+		/* v points into the map: copied before the txn ends. */
+		memcpy(out, v.mv_data, v.mv_size);
+		*len = v.mv_size;
+	}
 	cache_store_txn_abort(s, &txn);
-	return CDN_EIO;
+	if (rc == MDB_NOTFOUND)
+		return CDN_NOTFOUND;
+	if (rc != 0 || v.mv_size > cap)
+		return CDN_EIO;
+	return CDN_OK;
 }
 
 /*

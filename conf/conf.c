@@ -31,6 +31,7 @@
 
 #include "conf/conf_int.h"
 #include "http/http_listen.h"
+#include "http/http_parse.h"
 
 const struct conf_desc conf_descs[CONF_NKEYS] = {
 #define CONF_KEY(name, type, min, max, def, doc)                               \
@@ -112,6 +113,36 @@ conf_set_str(char **sp, const char *val)
 	free(old);
 }
 
+/* "Name Name, Name": each an RFC 9110 §5.6.2 token (a field name, a
+ * method), pushed on its own, so one line may name several.  Nothing is
+ * pushed on error. */
+static int
+set_field_names(struct conf_strlist *l, const char *val, const char **why)
+{
+	const char *p;
+	char *one;
+	size_t n;
+
+	for (p = val; *p != '\0'; p += n) {
+		p += strspn(p, " \t,");
+		for (n = 0; p[n] != '\0' && !strchr(" \t,", p[n]); n++)
+			if (!http_is_tchar((unsigned char)p[n])) {
+				*why = "not a token (a field name or a method)";
+				return CDN_EINVAL;
+			}
+	}
+	for (p = val; *p != '\0'; p += n) {
+		p += strspn(p, " \t,");
+		n = strcspn(p, " \t,");
+		if (n == 0)
+			continue;
+		one = cdn_xstrndup(p, n);
+		conf_strlist_push(l, one);
+		free(one);
+	}
+	return CDN_OK;
+}
+
 int
 conf_set_value(struct conf *c, const struct conf_desc *d, const char *val,
     char *msg, size_t msglen, const char **why)
@@ -150,6 +181,8 @@ conf_set_value(struct conf *c, const struct conf_desc *d, const char *val,
 	case CONF_T_STRLIST:
 		conf_strlist_push(f, val);
 		return CDN_OK;
+	case CONF_T_TOKENS:
+		return set_field_names(f, val, why);
 	case CONF_T_ADDR:
 		/* "" means unset, as in the defaults and in a dump. */
 		if (*val != '\0' &&
@@ -312,6 +345,7 @@ conf_clone(const struct conf *c)
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
+		case CONF_T_TOKENS:
 			l = conf_cfield(c, d);
 			for (unsigned j = 0; j < l->n; j++)
 				conf_strlist_push(conf_field(n, d), l->v[j]);
@@ -405,6 +439,7 @@ conf_unref(struct conf **cp)
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
+		case CONF_T_TOKENS:
 			conf_strlist_clear(conf_field(c, d));
 			break;
 		default:

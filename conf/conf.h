@@ -47,6 +47,7 @@ struct conf {
 #define CONF_FIELD_LOGLEVEL(name)                enum cdn_log_level name;
 #define CONF_FIELD_SNICERT(name)                 struct conf_strlist name;
 #define CONF_FIELD_ORIGINSRV(name)               struct conf_strlist name;
+#define CONF_FIELD_TOKENS(name)                  struct conf_strlist name;
 #define CONF_KEY(name, type, min, max, def, doc) CONF_FIELD_##type(name)
 #include "conf/conf_keys.h"
 #undef CONF_KEY
@@ -212,6 +213,30 @@ int conf_dump_buf(
  * the host name when that is empty (or "edged" if even that is unknown).
  */
 void conf_node_name(const struct conf *c, char out[CONF_NODE_NAME_MAX]);
+
+/* purge_bus, split (conf_bus.c). */
+#define CONF_BUS_STREAM_MAX 201
+struct conf_bus_url {
+	char user[128]; /* empty: none (AUTH with the password alone) */
+	char host[256];
+	int port;
+	char stream[CONF_BUS_STREAM_MAX];
+};
+
+/*
+ * Parse "redis://[USER@]HOST:PORT[/STREAM]" (the stream edged:purges when
+ * none is given).  CDN_OK, or CDN_EINVAL with *why a static message
+ * (rediss:// and a password in the URL are refused with the reason).
+ */
+int conf_bus_url_parse(
+    const char *s, struct conf_bus_url *out, const char **why) CDN_WUR;
+
+/*
+ * The password of purge_bus_password_file: its first line, without the
+ * newline, in a new string (free() it after explicit_bzero()).  NULL
+ * after printing why to stderr, prefixed with <prog>.
+ */
+char *conf_bus_password_load(const char *path, const char *prog);
 
 /*
  * conf_parse.c: value parsers, shared with anything that reads these

@@ -341,6 +341,8 @@ conf_desc_metavar(const struct conf_desc *d)
 	case CONF_T_STR:
 	case CONF_T_STRLIST:
 		return "STRING";
+	case CONF_T_TOKENS:
+		return "TOKENS";
 	case CONF_T_ADDR:
 	case CONF_T_ADDRLIST:
 		return "HOST:PORT";

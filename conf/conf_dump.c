@@ -83,6 +83,7 @@ conf_dump(FILE *out, const struct conf *c)
 		case CONF_T_ADDRLIST:
 		case CONF_T_SNICERT:
 		case CONF_T_ORIGINSRV:
+		case CONF_T_TOKENS:
 			l = f;
 			if (l->n == 0)
 				fprintf(out, "# %s: none\n", d->name);

@@ -44,6 +44,7 @@ enum conf_type {
 	CONF_T_LOGLEVEL,
 	CONF_T_SNICERT,
 	CONF_T_ORIGINSRV,
+	CONF_T_TOKENS, /* tokens (field names, methods), several to a line */
 };
 
 /*
@@ -109,7 +110,8 @@ static inline int
 conf_desc_is_list(const struct conf_desc *d)
 {
 	return d->type == CONF_T_STRLIST || d->type == CONF_T_ADDRLIST ||
-	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV;
+	    d->type == CONF_T_SNICERT || d->type == CONF_T_ORIGINSRV ||
+	    d->type == CONF_T_TOKENS;
 }
 
 /* conf.c */
@@ -154,6 +156,9 @@ void conf_err_at(struct conf_err *es, unsigned line, unsigned col,
 /* "edged: error: FLAG: ..." (flag NULL: "edged: error: ..."). */
 void conf_err_flag(struct conf_err *es, const char *flag, size_t flen,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The purge bus's directives (conf_bus.c), for conf_validate*(). */
+void conf_validate_bus(const struct conf *c, struct conf_err *es);
 /*
  * Levenshtein distance between a[0..la) and b[0..lb), or a large number when
  * the lengths alone put it over 2 (so a 4 KiB junk name costs nothing); for

@@ -8,7 +8,8 @@
  *          suffixes of 1024), UINT, DURATION (stored in ms; units ms, s, m,
  *          h, d required), LOGLEVEL (err, warn, info, debug), SNICERT
  *          (repeatable "NAME CERTFILE KEYFILE [OCSPFILE]", see
- *          conf_parse_sni_cert())
+ *          conf_parse_sni_cert()), TOKENS (repeatable tokens, several to a
+ *          line: field names, methods)
  * min/max  bounds for SIZE, UINT and DURATION in bytes, units or ms
  * default  a string parsed by the same code as a file value ("" for none)
  * doc      one line for --help and --dump-config
@@ -25,13 +26,21 @@
 #endif
 CONF_KEY(listen, ADDRLIST, 0, 0, "", "address to serve HTTP on, HOST:PORT (repeatable)")
 CONF_KEY(listen_tls, ADDRLIST, 0, 0, "", "address to serve HTTPS on, HOST:PORT (repeatable; needs tls_cert)")
+CONF_KEY(listen_h2c, ADDRLIST, 0, 0, "", "address to serve HTTP/2 on without TLS, by prior knowledge (for a load balancer in front), HOST:PORT (repeatable)")
+CONF_KEY(tls_alpn, STR, 0, 0, "h2,http/1.1", "protocols listen_tls offers by ALPN, in the server's order: h2 and http/1.1, comma-separated")
+CONF_KEY(h2_max_concurrent_streams, UINT, 1, 10000, "100", "HTTP/2 streams a client may have open at once on one connection (more are refused)")
 CONF_SITE_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port] (one server; see origin_server for a pool)")
 CONF_SITE_KEY(origin_server, ORIGINSRV, 0, 0, "", "\"URL [weight=N] [max_conns=N] [backup]\": one server of the origin pool; when given, origin is not used (repeatable)")
 CONF_SITE_KEY(origin_balance, STR, 0, 0, "round-robin", "how the pool picks a server: round-robin, weighted, least-conn or consistent-hash (by cache key)")
 CONF_SITE_KEY(origin_tls_name, STR, 0, 0, "", "name https servers are verified against and sent as SNI, while connecting to their address (empty: the URL's host)")
 CONF_SITE_KEY(origin_max_fails, UINT, 0, 1000, "3", "failures in a row (connect, timeout, reset) that take a server out for origin_fail_timeout (0: never)")
 CONF_SITE_KEY(origin_fail_timeout, DURATION, 100, 3600000, "10s", "how long a failing server is left out")
+CONF_KEY(refuse_methods, TOKENS, 0, 0, "TRACE CONNECT PURGE", "methods answered 501 at the edge, never forwarded (repeatable, several to a line; CONNECT always is)")
+CONF_SITE_KEY(origin_drop_fields, TOKENS, 0, 0, "", "request fields never sent to the origin, besides those docs/origin-request.md lists (repeatable, several names to a line)")
+CONF_SITE_KEY(origin_pass_fields, TOKENS, 0, 0, "", "unkeyed request fields dropped by default (X-Forwarded-Host, Forwarded, ...) that this site's origin gets after all (repeatable, several names to a line)")
 CONF_SITE_KEY(origin_host, STR, 0, 0, "", "Host header sent to the origin (empty: the client's)")
+CONF_SITE_KEY(parent_server, ORIGINSRV, 0, 0, "", "\"URL [weight=N] [max_conns=N] [backup]\": a parent edged (shield) misses are filled from, picked by consistent hash of the cache key; the origin when none is up (repeatable)")
+CONF_SITE_KEY(parent_only, UINT, 0, 1, "0", "1: misses never go to the origin itself: 502, 503 or 504 when no parent answers")
 CONF_KEY(origin_ca_file, STR, 0, 0, "", "CA certificates (PEM) that verify an https origin (empty: the system store)")
 CONF_KEY(origin_client_cert, STR, 0, 0, "", "client certificate (PEM) shown to an https origin (empty: none)")
 CONF_KEY(origin_client_key, STR, 0, 0, "", "private key of origin_client_cert, PEM (empty: in that file)")
@@ -105,6 +114,12 @@ CONF_KEY(purge_listen, ADDR, 0, 0, "", "address of the purge API: edged runs pur
 CONF_KEY(purge_token_file, STR, 0, 0, "", "file holding the Bearer token every purge request needs (required with purge_listen)")
 CONF_KEY(purge_allow, STRLIST, 0, 0, "loopback", "clients allowed to purge: ADDRESS[/PREFIX] or loopback (repeatable)")
 CONF_KEY(purge_audit_log, STR, 0, 0, "", "purge audit log, one line per purge (empty: purge_audit.log in cache_dir)")
+CONF_KEY(purge_bus, STR, 0, 0, "", "purge bus, redis://[USER@]HOST:PORT[/STREAM] (stream edged:purges by default; empty: none)")
+CONF_KEY(purge_bus_password_file, STR, 0, 0, "", "file holding the purge bus's Redis password (empty: none)")
+CONF_KEY(purge_bus_grace, DURATION, 0, 3600000, "10s", "how long the purge bus may be out of reach before purge_bus_offline applies")
+CONF_KEY(purge_bus_offline, STR, 0, 0, "revalidate", "cache hits while the node cannot prove it has every purge: revalidate or serve")
+CONF_KEY(purge_bus_retention, UINT, 1000, 1000000000, "1000000", "entries the purge stream keeps (XADD MAXLEN ~); a node away for longer soft-purges everything it stored")
+CONF_KEY(fleet_allow, STRLIST, 0, 0, "loopback", "clients whose Edge-Bus-Applied is honoured (other fleet nodes): ADDRESS[/PREFIX] or loopback (repeatable)")
 CONF_KEY(cache_tag_fields, STR, 0, 0, "Surrogate-Key Cache-Tag", "origin response fields whose values tag stored objects for purges")
 CONF_KEY(surrogate_key_pass, UINT, 0, 1, "0", "1: pass Surrogate-Key on to clients (0: it is for this node only)")
 /* clang-format on */

@@ -237,8 +237,10 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		    &fp->es, lineno, toks[0].endcol, d->name, "missing value");
 		return;
 	}
-	if (ntok > 2 && d->type == CONF_T_ORIGINSRV) {
-		/* "URL weight=3 backup": the rest of the line is one value. */
+	if (ntok > 2 &&
+	    (d->type == CONF_T_ORIGINSRV || d->type == CONF_T_TOKENS)) {
+		/* "URL weight=3 backup", "Name Name": the rest of the
+		 * line is one value. */
 		if (ntok > CONF_LEX_TOKS) {
 			conf_err_at(&fp->es, lineno, toks[1].col, d->name,
 			    "too many options");

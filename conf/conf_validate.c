@@ -20,8 +20,8 @@
 #include "http/http_parse.h"
 
 /*
- * The listen and listen_tls addresses in one numbering (listen first):
- * the directive, value and parsed address at index i.
+ * The listen, listen_tls and listen_h2c addresses in one numbering (in
+ * that order): the directive, value and parsed address at index i.
  */
 static int
 listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
@@ -30,11 +30,25 @@ listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
 	if (i < c->listen.n) {
 		*name = "listen";
 		*val = c->listen.v[i];
-	} else {
+	} else if (i < c->listen.n + c->listen_tls.n) {
 		*name = "listen_tls";
 		*val = c->listen_tls.v[i - c->listen.n];
+	} else {
+		*name = "listen_h2c";
+		*val = c->listen_h2c.v[i - c->listen.n - c->listen_tls.n];
 	}
 	return http_listen_parse(*val, host, hostlen, port, why);
+}
+
+/* tls_alpn: "h2", "http/1.1" or both, in either order. */
+static int
+alpn_valid(const char *list)
+{
+	if (list == NULL)
+		return 0;
+	return strcmp(list, "h2") == 0 || strcmp(list, "http/1.1") == 0 ||
+	    strcmp(list, "h2,http/1.1") == 0 ||
+	    strcmp(list, "http/1.1,h2") == 0;
 }
 
 /* tls_* cross-checks: a default certificate, no SNI name twice. */
@@ -54,6 +68,9 @@ validate_tls(const struct conf *c, struct conf_err *es)
 		conf_err_at(es, 0, 0,
 		    c->tls_key[0] != '\0' ? "tls_key" : "tls_ocsp_file",
 		    "set without tls_cert");
+	if (!alpn_valid(c->tls_alpn))
+		conf_err_at(es, 0, 0, "tls_alpn",
+		    "must list h2 and/or http/1.1, comma-separated, each once");
 	if (c->tls_ticket_rotate > 0 && c->tls_ticket_rotate < 1000)
 		conf_err_at(es, 0, 0, "tls_ticket_rotate",
 		    "must be 0 (no tickets) or at least 1s");
@@ -149,6 +166,13 @@ validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
 	if (c->origin_server.n > 64)
 		conf_err_at(es, line, col, "origin_server",
 		    "more than 64 servers in one pool");
+	if (c->parent_server.n > 64)
+		conf_err_at(es, line, col, "parent_server",
+		    "more than 64 parents in one pool");
+	if (c->parent_only && c->parent_server.n == 0)
+		conf_err_at(es, line, col, "parent_only",
+		    "needs parent_server: without parents every miss would "
+		    "fail");
 	if (c->health_check_path[0] != '\0' && c->health_check_path[0] != '/')
 		conf_err_at(
 		    es, line, col, "health_check_path", "must start with '/'");
@@ -219,7 +243,7 @@ conf_validate(const struct conf *c, FILE *err)
 	unsigned nl;
 
 	MAGIC_CHECK(c, CONF_MAGIC);
-	if (c->listen.n == 0 && c->listen_tls.n == 0)
+	if (c->listen.n == 0 && c->listen_tls.n == 0 && c->listen_h2c.n == 0)
 		conf_err_at(&es, 0, 0, NULL,
 		    "no listen address: set listen in the config or --listen");
 	/* With sites, each needs an origin; the top level may have none. */
@@ -240,7 +264,7 @@ conf_validate(const struct conf *c, FILE *err)
 		conf_err_at(&es, 0, 0, "admin_listen", "%s", why);
 		pa = 0;
 	}
-	nl = c->listen.n + c->listen_tls.n;
+	nl = c->listen.n + c->listen_tls.n + c->listen_h2c.n;
 	for (unsigned i = 0; i < nl; i++) {
 		if (listen_at(c, i, h1, sizeof(h1), &p1, &n1, &v1, &why) !=
 		    CDN_OK) {
@@ -266,6 +290,7 @@ conf_validate(const struct conf *c, FILE *err)
 	}
 	validate_scoped(c, &es, 0, 0, 0);
 	validate_node(c, &es);
+	conf_validate_bus(c, &es);
 	validate_sites(c, &es, 0);
 	validate_tls(c, &es);
 	for (unsigned i = 0; i < c->compress_types.n; i++) {
@@ -299,6 +324,7 @@ conf_validate_keys(const struct conf *c, const char *prog, FILE *err)
 	MAGIC_CHECK(c, CONF_MAGIC);
 	validate_keys(c, &es, 0, 0);
 	validate_node(c, &es);
+	conf_validate_bus(c, &es);
 	validate_sites(c, &es, 1);
 	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
 }

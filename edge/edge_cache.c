@@ -22,6 +22,7 @@
 #include "edge/edge_deliver.h"
 #include "edge/edge_inflight.h"
 #include "edge/edge_int.h"
+#include "http/http_fields.h"
 #include "edge/edge_range.h"
 #include "edge/edge_stream.h"
 #include "edge/edge_variant.h"
@@ -375,8 +376,13 @@ edge_cache_origin_fields(const struct proxy_txn *pt, struct cdn_strbuf *fb)
 static void
 parse_request_directives(struct proxy_txn *pt, const struct http_request *req)
 {
+	struct http_conn_tokens ct = {.n = 0};
 	int has_cc = 0;
 
+	for (unsigned i = 0; i < req->n_headers; i++)
+		if (http_slice_eq_ci(req->headers[i].name, "connection"))
+			http_conn_tokens_add(&ct, req->headers[i].value.p,
+			    req->headers[i].value.len);
 	cache_cc_init(&pt->x.req_cc);
 	for (unsigned i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
@@ -384,7 +390,10 @@ parse_request_directives(struct proxy_txn *pt, const struct http_request *req)
 		if (http_slice_eq_ci(h->name, "cache-control")) {
 			cache_cc_parse(&pt->x.req_cc, h->value.p, h->value.len);
 			has_cc = 1;
-		} else if (http_slice_eq_ci(h->name, "authorization")) {
+		} else if (http_slice_eq_ci(h->name, "authorization") &&
+		    !http_conn_tokens_has(&ct, h->name.p, h->name.len)) {
+			/* RFC 9111 §3.5 is about the credentials the origin
+			 * sees: one Connection names is not forwarded. */
 			pt->x.has_authorization = 1;
 		}
 	}

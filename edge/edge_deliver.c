@@ -39,9 +39,23 @@ edge_deliver_status_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 void
 edge_deliver_error_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 {
-	cdn_sb_printf(out, "Cache-Status: %s; %s; detail=origin-error\r\n",
+	const char *detail;
+
+	/* An origin that broke HTTP (framing, an invalid field) is told
+	 * apart from one that failed to answer; the log names the reason.
+	 * Under parent_only the origin was never asked: say which tier
+	 * failed. */
+	if (pt->site != NULL && pt->site->parent_only)
+		detail = pt->origin_err == ORIGIN_ENOHEALTHY ? "no-parent-up"
+		                                             : "parent-error";
+	else if (pt->origin_err == ORIGIN_EPROTO)
+		detail = "origin-protocol-error";
+	else
+		detail = "origin-error";
+	cdn_sb_printf(out, "Cache-Status: %s; %s; detail=%s\r\n",
 	    pt->w->edge->conf->via,
-	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=miss");
+	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=miss",
+	    detail);
 }
 
 /* ---- answers the node writes itself ---- */

@@ -1142,6 +1142,29 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 	return len;
 }
 
+/*
+ * 1xx go to the request that started the fill, while it has no final
+ * head: it is on this worker and its client asked for this fetch.  Later
+ * waiters joined a fetch already under way and get none.
+ */
+static void
+fill_on_interim(struct origin_fetch *of, void *arg, int status,
+    const char *fields, size_t len)
+{
+	struct edge_fill *f = arg;
+	struct fill_waiter *fw, *leader = NULL;
+
+	MAGIC_CHECK(f, EDGE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mu);
+	for (fw = f->waiters; fw != NULL; fw = fw->next)
+		if (fw->leader && !fw->responded)
+			leader = fw;
+	pthread_mutex_unlock(&f->mu);
+	if (leader != NULL)
+		f->hooks->client_ops->on_interim(
+		    of, leader->pt, status, fields, len);
+}
+
 static void
 fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 {
@@ -1160,8 +1183,11 @@ fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 		fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_EPROTO, 0);
 	} else if (st == FILL_STREAM && !f->storing) {
 		/* Only a complete body is stored or ends cleanly; a body of
-		 * known length completed in fill_on_body(). */
-		if (err == ORIGIN_OK && !f->discard && f->content_length < 0)
+		 * known length completed in fill_on_body(), unless it was
+		 * empty and no body callback came. */
+		if (err == ORIGIN_OK && !f->discard &&
+		    (f->content_length < 0 ||
+		        (uint64_t)f->content_length == f->body_len))
 			fill_complete(f, NULL, 0);
 		else
 			fill_fail(f, err != ORIGIN_OK ? err : ORIGIN_ERESET, 0);
@@ -1173,6 +1199,7 @@ fill_on_done(struct origin_fetch *of, void *arg, enum origin_err err)
 
 static const struct origin_fetch_ops fill_origin_ops = {
     .on_head = fill_on_head,
+    .on_interim = fill_on_interim,
     .on_body = fill_on_body,
     .on_upload = NULL,
     .on_done = fill_on_done,

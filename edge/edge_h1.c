@@ -45,6 +45,12 @@ h1_respond(
 }
 
 static void
+h1_interim(void *s, int status, const char *fields, size_t len)
+{
+	http_txn_interim(s, status, fields, len);
+}
+
+static void
 h1_write(void *s, const void *p, size_t len)
 {
 	http_txn_write(s, p, len);
@@ -105,6 +111,7 @@ static const struct edge_stream_ops h1_ops = {
     .body_length = h1_body_length,
     .body_read = h1_body_read,
     .respond = h1_respond,
+    .interim = h1_interim,
     .write = h1_write,
     .write_ref = h1_write_ref,
     .congested = h1_congested,

@@ -127,6 +127,8 @@ struct edge_worker {
 	struct evconnlistener **listeners;
 	unsigned nlisteners;
 	struct http_server *http;
+	struct edge_h2 *h2; /* HTTP/2 connections (edge_h2.h) */
+	unsigned drained;   /* of http and h2: both empty ends the loop */
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
 	struct event *flush_timer;           /* hands the access log over */
@@ -173,6 +175,8 @@ struct edge {
 	struct edge_purged *purged;       /* edge_purged.c */
 	struct edge_tls *tls;             /* NULL without listen_tls */
 	struct edge_inflight *inflight;   /* shared fetches by key */
+	/* node_name (conf_node_name): this node's CDN-Loop member. */
+	char node_name[CONF_NODE_NAME_MAX];
 };
 
 /*

@@ -24,12 +24,15 @@
 
 #include <xxhash.h>
 
+#include "cache/cache_bus.h"
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
 #include "edge/edge_stream.h"
+#include "http/http_cdn_loop.h"
 #include "http/http_fields.h"
 
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
+#define METHOD_MAX 32           /* longest method forwarded, NUL included */
 
 static void forward(struct proxy_txn *pt, int may_coalesce);
 static const struct origin_fetch_ops origin_ops;
@@ -58,21 +61,86 @@ sb_field(struct cdn_strbuf *b, const char *name, size_t nlen, const char *v,
 	cdn_sb_add(b, "", 1);
 }
 
-static int
-method_forwarded(enum http_method m)
+/* What forward() does with a request field (edge_origin_fields.h). */
+enum origin_field_action {
+	OF_PASS = 0,
+	OF_UNKEYED,
+	OF_SET,
+	OF_APPEND,
+	OF_FRAMING,
+};
+
+static const struct {
+	const char *name;
+	size_t len;
+	enum origin_field_action action;
+} origin_fields[] = {
+#define ORIGIN_FIELD(name, action, doc) {name, sizeof(name) - 1, OF_##action},
+#include "edge/edge_origin_fields.h"
+#undef ORIGIN_FIELD
+};
+
+static enum origin_field_action
+origin_field_action(const struct http_slice *name)
 {
-	switch (m) {
-	case HTTP_M_GET:
-	case HTTP_M_HEAD:
-	case HTTP_M_POST:
-	case HTTP_M_PUT:
-	case HTTP_M_DELETE:
-	case HTTP_M_PATCH:
-	case HTTP_M_OPTIONS:
+	for (size_t i = 0; i < CDN_ARRAY_LEN(origin_fields); i++)
+		if (name->len == origin_fields[i].len &&
+		    strncasecmp(name->p, origin_fields[i].name, name->len) == 0)
+			return origin_fields[i].action;
+	return OF_PASS;
+}
+
+/* Whether origin_drop_fields / origin_pass_fields <l> names <name>. */
+static int
+names_field(const struct conf_strlist *l, const struct http_slice *name)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		if (http_slice_eq_ci(*name, l->v[i]))
+			return 1;
+	return 0;
+}
+
+/* Whether the request field <h> stays out of the origin request, or is
+ * written by forward() itself. */
+static int
+field_held_back(const struct proxy_txn *pt, const struct http_conn_tokens *ct,
+    const struct http_header *h)
+{
+	const struct conf *sc = pt->site->conf;
+
+	if (http_field_is_hop_by_hop(h->name.p, h->name.len) ||
+	    http_conn_tokens_has(ct, h->name.p, h->name.len) ||
+	    edge_cache_drops_field(pt, h->name.p, h->name.len) ||
+	    names_field(&sc->origin_drop_fields, &h->name))
+		return 1;
+	switch (origin_field_action(&h->name)) {
+	case OF_UNKEYED:
+		return !names_field(&sc->origin_pass_fields, &h->name);
+	case OF_SET:
+	case OF_FRAMING:
 		return 1;
 	default:
 		return 0;
 	}
+}
+
+/*
+ * Whether the node answers <req>'s method itself (501) instead of
+ * forwarding it: refuse_methods names it (methods are case-sensitive,
+ * RFC 9110 §9.1), it is CONNECT, as the node tunnels nothing, or it is
+ * longer than any method in use.
+ */
+static int
+method_refused(const struct conf *cf, const struct http_request *req)
+{
+	if (req->method == HTTP_M_CONNECT || req->method_str.len >= METHOD_MAX)
+		return 1;
+	for (unsigned i = 0; i < cf->refuse_methods.n; i++)
+		if (req->method_str.len == strlen(cf->refuse_methods.v[i]) &&
+		    memcmp(req->method_str.p, cf->refuse_methods.v[i],
+		        req->method_str.len) == 0)
+			return 1;
+	return 0;
 }
 
 static struct proxy_txn *
@@ -86,6 +154,23 @@ proxy_txn_new(struct edge_worker *w, const struct edge_stream *cs)
 	pt->content_length = -1;
 	cs->ops->set_txn(cs->s, pt);
 	return pt;
+}
+
+/* The Host a parent sees: the client's, so it routes to the same site. */
+static void
+parent_host(const struct edge_site *site, const struct http_request *req,
+    const char **host, size_t *len)
+{
+	if (req->target_form == HTTP_TARGET_ABSOLUTE) {
+		*host = req->authority.p;
+		*len = req->authority.len;
+	} else if (req->host.len > 0) {
+		*host = req->host.p;
+		*len = req->host.len;
+	} else {
+		*host = site->origin_authority;
+		*len = strlen(*host);
+	}
 }
 
 /* The Host the origin sees. */
@@ -138,6 +223,34 @@ route(struct edge_worker *w, const struct edge_stream *cs)
 	return NULL;
 }
 
+/*
+ * RFC 8586: a request whose CDN-Loop already names this node has been
+ * here before; answering 508 ends the circle at once instead of when some
+ * header grows past a limit.  Another node of the fleet (a shield) has
+ * another node_name, so it is not a loop.
+ */
+static int
+looped(struct edge_worker *w, const struct edge_stream *cs)
+{
+	const struct http_request *req = edge_stream_request(cs);
+
+	for (unsigned i = 0; i < req->n_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+
+		if (name_is(&h->name, "cdn-loop") &&
+		    http_cdn_loop_names(
+		        h->value.p, h->value.len, w->edge->node_name)) {
+			EDGE_COUNTER_INC(w, loop_detected);
+			edge_deliver_node_answer(w->edge, cs, 508, "",
+			    "508 Loop Detected: this request has been through "
+			    "this node already\n",
+			    "fwd=bypass; detail=loop");
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* What consistent hashing spreads by: the cache key, else the target. */
 static uint64_t
 request_hash(const struct proxy_txn *pt, const char *target, size_t len)
@@ -158,8 +271,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	struct proxy_txn *pt;
 	const struct edge_site *site;
 
-	if (!method_forwarded(req->method)) {
-		/* We do not know what the method means for what follows it. */
+	if (method_refused(w->edge->conf, req)) {
+		/* What follows CONNECT is a tunnel's bytes, not a request. */
 		edge_stream_set_close(cs);
 		edge_deliver_node_answer(w->edge, cs, 501, "",
 		    "501 Not Implemented\n", "fwd=bypass; detail=method");
@@ -171,6 +284,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 		    "", "fwd=bypass");
 		return;
 	}
+	if (looped(w, cs))
+		return; /* answered */
 	site = route(w, cs);
 	if (site == NULL)
 		return; /* answered */
@@ -193,8 +308,62 @@ static const struct edge_fill_hooks fill_hooks = {
     .client_ops = &origin_ops,
 };
 
-/* Build the origin request for <pt> and start it (sharing it if
- * <may_coalesce>), or answer an error. */
+/* Split NUL-separated "Name: value" fields into the NULL-terminated array
+ * curl takes (pointing into <b>); NULL when memory ran out. */
+static const char **
+split_fields(const struct cdn_strbuf *b)
+{
+	const char **fields;
+	size_t n = 0, i;
+
+	for (i = 0; i < b->len; i++)
+		if (b->p[i] == '\0')
+			n++;
+	/* As many as the client sent: fail the request, never abort. */
+	fields = calloc(n + 1, sizeof(*fields));
+	if (fields == NULL)
+		return NULL;
+	n = 0;
+	for (i = 0; i < b->len; i += strlen(b->p + i) + 1)
+		fields[n++] = b->p + i;
+	fields[n] = NULL;
+	return fields;
+}
+
+/*
+ * What only a request to a parent carries (docs/shield.md): the client's
+ * Host, so the parent routes it to the same site; Accept-Encoding:
+ * identity, so the response is one this node can serve to every client
+ * (it makes its own gzip and br variants, and all waiters of a shared
+ * fill can take it); and with a purge bus, the bus ID this node has
+ * applied, so a parent that is behind does not hand back what this node
+ * has purged (the tier race).
+ */
+static void
+parent_fields(const struct proxy_txn *pt, const struct http_request *req,
+    struct cdn_strbuf *pb)
+{
+	struct edge *e = pt->w->edge;
+	char id[CACHE_BUS_ID_MAX];
+	const char *host;
+	size_t hostlen;
+
+	parent_host(pt->site, req, &host, &hostlen);
+	sb_field(pb, "Host", 4, host, hostlen);
+	cdn_sb_str(pb, "Accept-Encoding: identity");
+	cdn_sb_add(pb, "", 1);
+	if (e->conf->purge_bus[0] != '\0' && e->store != NULL) {
+		cache_bus_id_format(
+		    cache_bus_applied_get(cache_store_bus_page(e->store)), id);
+		cdn_sb_str(pb, "Edge-Bus-Applied: ");
+		cdn_sb_str(pb, id);
+		cdn_sb_add(pb, "", 1);
+	}
+}
+
+/* Build the origin request for <pt> (and, with parents, the parents'
+ * version of it) and start it (sharing it if <may_coalesce>), or answer
+ * an error. */
 static void
 forward(struct proxy_txn *pt, int may_coalesce)
 {
@@ -203,15 +372,18 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	const struct conf *cf = e->conf;
 	const struct edge_stream *cs = &pt->cs;
 	const struct http_request *req = edge_stream_request(cs);
+	const struct edge_site *site = pt->site;
 	struct http_conn_tokens ct = {.n = 0};
 	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
+	struct cdn_strbuf pb = {.max = FIELDS_MAX}, ae = {.max = FIELDS_MAX};
 	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
+	struct cdn_strbuf loop = {.max = FIELDS_MAX};
 	struct origin_request oreq;
-	const char **fields = NULL;
+	const char **fields = NULL, **pfields = NULL;
 	const char *host;
-	size_t hostlen, nfields = 0, i;
+	size_t hostlen, i;
 	int has_accept = 0;
-	char method[32];
+	char method[METHOD_MAX];
 
 	for (i = 0; i < req->n_headers; i++)
 		if (name_is(&req->headers[i].name, "connection"))
@@ -221,12 +393,9 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	for (i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (http_field_is_hop_by_hop(h->name.p, h->name.len) ||
-		    http_conn_tokens_has(&ct, h->name.p, h->name.len) ||
-		    name_is(&h->name, "content-length") ||
-		    name_is(&h->name, "expect") || name_is(&h->name, "host") ||
-		    name_is(&h->name, "x-forwarded-proto") ||
-		    edge_cache_drops_field(pt, h->name.p, h->name.len))
+		/* Edge-Bus-Applied is SET (edge_origin_fields.h): between
+		 * two fleet nodes, a client's is never passed on. */
+		if (field_held_back(pt, &ct, h))
 			continue;
 		if (name_is(&h->name, "via")) {
 			cdn_sb_add(&via, h->value.p, h->value.len);
@@ -238,15 +407,26 @@ forward(struct proxy_txn *pt, int may_coalesce)
 			cdn_sb_add(&xff, ", ", 2);
 			continue;
 		}
+		/* RFC 8586 §2: kept, with our member appended. */
+		if (name_is(&h->name, "cdn-loop")) {
+			cdn_sb_add(&loop, h->value.p, h->value.len);
+			cdn_sb_add(&loop, ", ", 2);
+			continue;
+		}
+		if (name_is(&h->name, "accept-encoding")) {
+			sb_field(&ae, h->name.p, h->name.len, h->value.p,
+			    h->value.len);
+			continue;
+		}
 		if (name_is(&h->name, "accept"))
 			has_accept = 1;
 		sb_field(&fb, h->name.p, h->name.len, h->value.p, h->value.len);
 	}
-	origin_host(pt->site, req, &host, &hostlen);
-	sb_field(&fb, "Host", 4, host, hostlen);
 	cdn_sb_str(&via, "1.1 ");
 	cdn_sb_str(&via, cf->via);
 	sb_field(&fb, "Via", 3, via.p, via.len);
+	cdn_sb_str(&loop, e->node_name);
+	sb_field(&fb, "CDN-Loop", 8, loop.p, loop.len);
 	cdn_sb_str(&xff, edge_stream_client_addr(cs));
 	sb_field(&fb, "X-Forwarded-For", 15, xff.p, xff.len);
 	sb_field(&fb, "X-Forwarded-Proto", 17,
@@ -255,6 +435,15 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	if (!has_accept)
 		cdn_sb_add(&fb, "Accept:", 8); /* no curl default */
 	edge_cache_origin_fields(pt, &fb);
+	/* What the two tiers share; then each its own. */
+	if (site->parents != NULL) {
+		cdn_sb_add(&pb, fb.p, fb.len);
+		parent_fields(pt, req, &pb);
+	}
+	origin_host(site, req, &host, &hostlen);
+	sb_field(&fb, "Host", 4, host, hostlen);
+	if (ae.len > 0)
+		cdn_sb_add(&fb, ae.p, ae.len);
 
 	/* The target: the pool puts a server's base URL in front. */
 	edge_cache_origin_path(pt, req, &url);
@@ -262,25 +451,17 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		cdn_sb_add(&url, "?", 1);
 		cdn_sb_add(&url, req->query.p, req->query.len);
 	}
-	if (fb.failed || url.failed || via.failed || xff.failed) {
+	if (fb.failed || pb.failed || url.failed || via.failed || xff.failed ||
+	    loop.failed || ae.failed) {
 		edge_deliver_error(pt, cs, 431);
 		goto out;
 	}
-
-	/* Split the NUL-separated fields into the array curl takes. */
-	for (i = 0; i < fb.len; i++)
-		if (fb.p[i] == '\0')
-			nfields++;
-	/* As many as the client sent: fail the request, never abort. */
-	fields = calloc(nfields + 1, sizeof(*fields));
-	if (fields == NULL) {
+	fields = split_fields(&fb);
+	if (fields == NULL ||
+	    (site->parents != NULL && (pfields = split_fields(&pb)) == NULL)) {
 		edge_deliver_error(pt, cs, 503);
 		goto out;
 	}
-	nfields = 0;
-	for (i = 0; i < fb.len; i += strlen(fb.p + i) + 1)
-		fields[nfields++] = fb.p + i;
-	fields[nfields] = NULL;
 
 	if (pt->head_as_get)
 		snprintf(method, sizeof(method), "GET");
@@ -289,10 +470,13 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		    (int)req->method_str.len, req->method_str.p);
 	memset(&oreq, 0, sizeof(oreq));
 	oreq.method = method;
-	oreq.pool = pt->site->pool;
+	oreq.pool = site->pool;
 	oreq.target = url.p;
 	oreq.hash_key = request_hash(pt, url.p, url.len);
 	oreq.fields = fields;
+	oreq.parents = site->parents;
+	oreq.parent_fields = pfields;
+	oreq.parent_only = site->parent_only;
 	oreq.is_head = req->method == HTTP_M_HEAD && !pt->head_as_get;
 	/* An explicit "Content-Length: 0" is forwarded as such. */
 	oreq.has_body = edge_stream_has_body(cs) || req->content_length == 0;
@@ -302,8 +486,8 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		goto out; /* one shared fetch, or a stale answer */
 	pt->used_origin = 1;
 	EDGE_COUNTER_INC(w, origin_fetches);
-	pt->fetch = origin_fetch_start(
-	    w->origin, &oreq, &pt->site->to, &origin_ops, pt);
+	pt->fetch =
+	    origin_fetch_start(w->origin, &oreq, &site->to, &origin_ops, pt);
 	if (pt->fetch == NULL) {
 		pt->origin_err = ORIGIN_EINTERNAL;
 		EDGE_COUNTER_INC(w, origin_errors);
@@ -312,10 +496,14 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	}
 out:
 	free(fields);
+	free(pfields);
 	cdn_sb_free(&fb);
+	cdn_sb_free(&pb);
+	cdn_sb_free(&ae);
 	cdn_sb_free(&url);
 	cdn_sb_free(&via);
 	cdn_sb_free(&xff);
+	cdn_sb_free(&loop);
 }
 
 /* ---- origin callbacks ---- */
@@ -350,6 +538,45 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	    pt, &status, fields, len, &out, &content_length);
 	pt->responded = 1;
 	edge_stream_respond(&pt->cs, status, out.p, out.len, content_length);
+	cdn_sb_free(&out);
+}
+
+/*
+ * RFC 9110 §15.2: 102 and 103 from the origin go on to the client, with
+ * their fields but the hop-by-hop ones, and are never stored.  100 is not
+ * forwarded: the HTTP layer answers the client's Expect itself as the body
+ * is read, and the origin never sees that Expect.  101 never comes, as
+ * Upgrade is not forwarded.
+ */
+static void
+on_origin_interim(struct origin_fetch *f, void *arg, int status,
+    const char *fields, size_t len)
+{
+	struct proxy_txn *pt = arg;
+	struct cdn_strbuf out = {.max = FIELDS_MAX};
+	struct http_conn_tokens ct = {.n = 0};
+	const char *p, *end = fields + len, *nl, *colon;
+	size_t vlen;
+	const char *v;
+
+	(void)f;
+	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
+	if (pt->responded || (status != 102 && status != 103))
+		return;
+	v = cdn_fields_get(fields, len, "connection", &vlen);
+	if (v != NULL)
+		http_conn_tokens_add(&ct, v, vlen);
+	/* The origin's lines are whole "Name: value\r\n" (origin_fetch.c). */
+	for (p = fields; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		colon = memchr(p, ':', (size_t)(nl - p));
+		if (http_field_is_hop_by_hop(p, (size_t)(colon - p)) ||
+		    http_conn_tokens_has(&ct, p, (size_t)(colon - p)))
+			continue;
+		cdn_sb_add(&out, p, (size_t)(nl + 1 - p));
+	}
+	if (!out.failed)
+		edge_stream_interim(&pt->cs, status, out.p, out.len);
 	cdn_sb_free(&out);
 }
 
@@ -418,6 +645,7 @@ on_origin_done(struct origin_fetch *f, void *arg, enum origin_err err)
 
 static const struct origin_fetch_ops origin_ops = {
     .on_head = on_origin_head,
+    .on_interim = on_origin_interim,
     .on_body = on_origin_body,
     .on_upload = on_origin_upload,
     .on_done = on_origin_done,
@@ -481,6 +709,10 @@ edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
 	char ts[40], origin[64];
 
 	EDGE_COUNTER_INC(w, requests);
+	if (strcmp(end->protocol, "HTTP/2") == 0)
+		EDGE_COUNTER_INC(w, requests_h2);
+	else
+		EDGE_COUNTER_INC(w, requests_h1);
 	EDGE_COUNTER_INC(w, status[status_class(status)]);
 	EDGE_COUNTER_ADD(w, bytes_sent, end->bytes_sent);
 	EDGE_COUNTER_INC(

@@ -2,12 +2,12 @@
  * edged's side of purges: the tags a fill records, the Surrogate-Key field
  * kept from clients, and purged run as a child process.
  *
- * The child.  With purge_listen set, edged fork+execs the purged binary
- * found beside its own (/proc/self/exe), so that one command runs a whole
- * node.  It runs on the main thread's event_base: SIGCHLD reaps it and a
- * timer restarts it, after 100 ms doubling to 10 s while it keeps dying
- * within 10 s of its start (a bad token file must not make edged spin).
- * The child gets SIGTERM if edged dies (PR_SET_PDEATHSIG), so that a
+ * The child.  With purge_listen or purge_bus set, edged fork+execs the
+ * purged binary found beside its own (/proc/self/exe), so that one
+ * command runs a whole node.  It runs on the main thread's event_base: SIGCHLD
+ * reaps it and a timer restarts it, after 100 ms doubling to 10 s while it
+ * keeps dying within 10 s of its start (a bad token file must not make edged
+ * spin). The child gets SIGTERM if edged dies (PR_SET_PDEATHSIG), so that a
  * restarted edged finds the purge address free; edge_purged_fini() stops
  * it on shutdown.  purged shares nothing with edged but the LMDB
  * environment.
@@ -139,7 +139,9 @@ spawn(struct edge *e)
 	p->pid = pid;
 	p->started_ms = cdn_now_ms();
 	CDN_LOG(CDN_LOG_INFO, "purge", "started purged (pid %d) on %s",
-	    (int)pid, e->conf->purge_listen);
+	    (int)pid,
+	    e->conf->purge_listen[0] != '\0' ? e->conf->purge_listen
+	                                     : "the purge bus only");
 }
 
 static void
@@ -322,14 +324,16 @@ edge_purged_init(struct edge *e)
 		}
 		p->fields[p->nfields++] = tok;
 	}
-	if (c->purge_listen[0] == '\0')
+	/* The purge bus is read by purged: it runs for either. */
+	if (c->purge_listen[0] == '\0' && c->purge_bus[0] == '\0')
 		return CDN_OK;
-	if (c->cache_dir[0] == '\0' || c->purge_token_file[0] == '\0') {
+	if (c->purge_listen[0] != '\0' &&
+	    (c->cache_dir[0] == '\0' || c->purge_token_file[0] == '\0')) {
 		CDN_LOG(CDN_LOG_ERR, "purge",
 		    "purge_listen needs cache_dir and purge_token_file");
 		return CDN_EINVAL;
 	}
-	if (check_access(c) != CDN_OK)
+	if (c->purge_listen[0] != '\0' && check_access(c) != CDN_OK)
 		return CDN_EINVAL;
 	/* Purges would be acknowledged against files no one serves, which a
 	 * later start could serve again: refuse them (connection refused). */

@@ -4,7 +4,8 @@
  * Which site a Host names, and each site's key rules and storage policy,
  * come from the cache's site table (cache/cache_site.c), the one purged
  * builds its keys with too; this file adds what only edged has per site:
- * the origin pool and the timeouts.  Site i here is site i there.
+ * the origin pool, the parents' pool and the timeouts.  Site i here is
+ * site i there.
  */
 #include "config.h"
 
@@ -36,8 +37,57 @@ url_authority(const char *u)
 	return cdn_xstrndup(pu.authority.p, pu.authority.len);
 }
 
+/*
+ * The parents of a site (parent_server), or NULL without: a consistent-hash
+ * pool, so each key has one home among them, with the site's passive
+ * health settings.  Active checks, when the site has them, ask a parent
+ * with the site's own name as Host, so they pass through its routing.
+ */
+static struct origin_pool *
+parents_new(const char *name, const struct conf *c, int named)
+{
+	struct origin_server_conf sc[ORIGIN_POOL_MAX];
+	struct conf_origin_server *os;
+	struct origin_pool_conf pc;
+	struct origin_pool *p;
+	const char *why;
+	unsigned n;
+
+	if (c->parent_server.n == 0)
+		return NULL;
+	os = cdn_xcalloc(ORIGIN_POOL_MAX, sizeof(*os));
+	for (n = 0; n < c->parent_server.n && n < ORIGIN_POOL_MAX; n++) {
+		CDN_ASSERT(conf_parse_origin_server(
+		               c->parent_server.v[n], &os[n], &why) == CDN_OK);
+		sc[n].url = os[n].url;
+		sc[n].weight = os[n].weight;
+		sc[n].max_conns = os[n].max_conns;
+		sc[n].backup = os[n].backup;
+	}
+	memset(&pc, 0, sizeof(pc));
+	pc.name = name;
+	pc.balance = ORIGIN_BAL_HASH;
+	pc.servers = sc;
+	pc.nservers = n;
+	pc.max_fails = c->origin_max_fails;
+	pc.fail_timeout_ms = c->origin_fail_timeout;
+	pc.eject_lone = 1; /* the origin is there to fail over to */
+	pc.hc_path = c->health_check_path;
+	pc.hc_host = named && name[0] != '*' ? name : "";
+	pc.hc_interval_ms = c->health_check_interval;
+	pc.hc_timeout_ms = c->health_check_timeout;
+	pc.hc_rise = c->health_check_rise;
+	pc.hc_fall = c->health_check_fall;
+	pc.hc_status = (int)c->health_check_status;
+	p = origin_pool_new(&pc, &why);
+	if (p == NULL)
+		CDN_LOG(CDN_LOG_ERR, "edge", "site %s: parents: %s", name, why);
+	free(os);
+	return p;
+}
+
 static int
-site_init(struct edge_site *s, unsigned idx, const char *name,
+site_init(struct edge_site *s, unsigned idx, const char *name, int named,
     const struct conf *c, const struct cache_site_rules *r)
 {
 	struct origin_server_conf sc[ORIGIN_POOL_MAX];
@@ -104,6 +154,12 @@ site_init(struct edge_site *s, unsigned idx, const char *name,
 		rc = CDN_EINVAL;
 	}
 	free(os); /* the pool copied the URLs */
+	if (rc == CDN_OK && c->parent_server.n > 0) {
+		s->parents = parents_new(name, c, named);
+		if (s->parents == NULL)
+			rc = CDN_EINVAL;
+		s->parent_only = c->parent_only != 0;
+	}
 	return rc;
 }
 
@@ -124,7 +180,7 @@ edge_sites_new(const struct conf *c)
 		        cs == NULL           ? "default"
 		            : cs->nnames > 0 ? cs->names[0]
 		                             : "site",
-		        cs == NULL ? c : cs->conf,
+		        cs != NULL && cs->nnames > 0, cs == NULL ? c : cs->conf,
 		        cache_sites_at(t->rules, i)) != CDN_OK)
 			goto fail;
 	}
@@ -145,6 +201,7 @@ edge_sites_free(struct edge_sites **tp)
 	MAGIC_CHECK(t, EDGE_SITES_MAGIC);
 	for (unsigned i = 0; i < t->n; i++) {
 		origin_pool_free(&t->v[i].pool);
+		origin_pool_free(&t->v[i].parents);
 		free(t->v[i].origin_authority);
 		MAGIC_WIPE(&t->v[i]);
 	}
@@ -169,12 +226,18 @@ edge_sites_at(const struct edge_sites *t, unsigned i)
 	return &t->v[i];
 }
 
-void
+unsigned
 edge_sites_pools(const struct edge_sites *t, struct origin_pool **out)
 {
+	unsigned n = 0;
+
 	MAGIC_CHECK(t, EDGE_SITES_MAGIC);
-	for (unsigned i = 0; i < t->n; i++)
-		out[i] = t->v[i].pool;
+	for (unsigned i = 0; i < t->n; i++) {
+		out[n++] = t->v[i].pool;
+		if (t->v[i].parents != NULL)
+			out[n++] = t->v[i].parents;
+	}
+	return n;
 }
 
 const struct edge_site *

@@ -29,6 +29,9 @@ struct edge_site {
 	struct cache_policy_conf policy;
 	struct cache_key_rules key_rules; /* params borrowed from conf */
 	struct origin_pool *pool;
+	/* The shield tier (parent_server; docs/shield.md): NULL without. */
+	struct origin_pool *parents;
+	int parent_only;
 	struct origin_timeouts to;
 	/* Host sent to the origin when the client sent none (and the
 	 * health checks' Host without origin_host): the first server's
@@ -53,8 +56,9 @@ struct edge_sites *edge_sites_new(const struct conf *c);
 void edge_sites_free(struct edge_sites **tp);
 unsigned edge_sites_count(const struct edge_sites *t);
 const struct edge_site *edge_sites_at(const struct edge_sites *t, unsigned i);
-/* Every pool, for the health checker: <out> has room for count ones. */
-void edge_sites_pools(const struct edge_sites *t, struct origin_pool **out);
+/* Every pool, origins' and parents', for the health checker: <out> has
+ * room for twice the count; returns how many it filled. */
+unsigned edge_sites_pools(const struct edge_sites *t, struct origin_pool **out);
 
 /*
  * The site for Host <host>, as cache_sites_find() (cache/cache.h) picks

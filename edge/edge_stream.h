@@ -14,6 +14,7 @@
  *   other's state.
  * - The edge answers once: respond(), body bytes, then finish() (complete)
  *   or abort() (cut short: the client never sees a complete-looking body).
+ *   Interim (1xx) responses may come before respond(), through interim().
  *   finish() and abort() may call edge_proxy_end() before they return,
  *   so the caller's transaction may be gone after either.
  * - write() copies; write_ref() borrows the bytes until <done> is called,
@@ -51,6 +52,10 @@ struct edge_stream_ops {
 	 * unknown. */
 	void (*respond)(void *s, int status, const char *fields, size_t len,
 	    int64_t content_length);
+	/* An interim (1xx) response before respond(): fields "Name:
+	 * value\r\n" as the client gets them.  The protocol drops it for a
+	 * client that cannot take one (HTTP/1.0). */
+	void (*interim)(void *s, int status, const char *fields, size_t len);
 	void (*write)(void *s, const void *p, size_t len);
 	void (*write_ref)(void *s, const void *p, size_t len,
 	    void (*done)(const void *p, size_t len, void *arg), void *arg);
@@ -131,6 +136,13 @@ edge_stream_respond(const struct edge_stream *cs, int status,
     const char *fields, size_t len, int64_t content_length)
 {
 	cs->ops->respond(cs->s, status, fields, len, content_length);
+}
+
+static inline void
+edge_stream_interim(
+    const struct edge_stream *cs, int status, const char *fields, size_t len)
+{
+	cs->ops->interim(cs->s, status, fields, len);
 }
 
 static inline void

@@ -34,9 +34,11 @@
  * Protocol: TLS 1.2 and 1.3 only; ECDHE with AES-GCM or ChaCha20-Poly1305,
  * the server's order (ChaCha20 first for clients that put it first, which
  * lack AES hardware); X25519, P-256, P-384; no compression, no
- * renegotiation; ALPN http/1.1 (or http/1.0), and a fatal
- * no_application_protocol alert to a client offering neither (RFC 7301
- * §3.2).  An OCSP response from a file is stapled to clients that ask.
+ * renegotiation; ALPN from tls_alpn (h2 and http/1.1 by default, in
+ * the server's order; http/1.0 for a client offering only that), and a
+ * fatal no_application_protocol alert to a client offering none of them
+ * (RFC 7301 §3.2).  An OCSP response from a file is stapled to clients that
+ * ask.
  */
 #include "config.h"
 
@@ -94,6 +96,8 @@ struct edge_tls {
 	pthread_rwlock_t ring_lock; /* covers keys and nkeys */
 	struct ticket_key keys[2];  /* [0] current, [1] previous */
 	unsigned nkeys;
+	unsigned char alpn[32]; /* tls_alpn, length-prefixed (RFC 7301) */
+	unsigned alpn_len;
 };
 
 struct sni_entry {
@@ -242,26 +246,49 @@ on_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
-/* RFC 7301: http/1.1, else http/1.0, else no_application_protocol. */
+/*
+ * RFC 7301: the first of tls_alpn (in the server's order) the client
+ * offers, http/1.0 for a client that offers only that, else a fatal
+ * no_application_protocol alert.
+ */
 static int
 on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const unsigned char *in, unsigned int inlen, void *arg)
 {
-	static const char *const protos[] = {"http/1.1", "http/1.0"};
+	static const unsigned char h10[] = "\x08http/1.0";
+	struct edge_tls *t = arg;
+	unsigned char *sel;
 
 	(void)ssl;
-	(void)arg;
-	for (size_t k = 0; k < CDN_ARRAY_LEN(protos); k++) {
-		for (unsigned int i = 0; i < inlen; i += 1u + in[i]) {
-			if (in[i] == 8 && i + 9 <= inlen &&
-			    memcmp(in + i + 1, protos[k], 8) == 0) {
-				*out = in + i + 1;
-				*outlen = 8;
-				return SSL_TLSEXT_ERR_OK;
-			}
-		}
+	MAGIC_CHECK(t, EDGE_TLS_MAGIC);
+	if (SSL_select_next_proto(&sel, outlen, t->alpn, t->alpn_len, in,
+	        inlen) == OPENSSL_NPN_NEGOTIATED ||
+	    SSL_select_next_proto(&sel, outlen, h10, sizeof(h10) - 1, in,
+	        inlen) == OPENSSL_NPN_NEGOTIATED) {
+		*out = sel;
+		return SSL_TLSEXT_ERR_OK;
 	}
 	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* tls_alpn ("h2,http/1.1", checked by conf_validate) in wire format. */
+static void
+alpn_wire(struct edge_tls *t, const char *list)
+{
+	const char *p = list, *comma;
+	size_t n;
+
+	t->alpn_len = 0;
+	while (*p != '\0') {
+		comma = strchr(p, ',');
+		n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		CDN_ASSERT(
+		    n > 0 && n < 255 && t->alpn_len + 1 + n <= sizeof(t->alpn));
+		t->alpn[t->alpn_len++] = (unsigned char)n;
+		memcpy(t->alpn + t->alpn_len, p, n);
+		t->alpn_len += (unsigned)n;
+		p += n + (comma != NULL);
+	}
 }
 
 /* Staple the response (OpenSSL frees what it is given: a copy). */
@@ -591,7 +618,7 @@ ctx_new(struct edge_tls *t, const char *what, const char *sni_name,
 	        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	/* An idle keep-alive connection keeps no 34 KiB record buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, t);
 	SSL_CTX_set_default_passwd_cb(ctx, on_no_password);
 
 	/* Tickets: our key ring; without it OpenSSL's stateful tickets. */
@@ -726,6 +753,7 @@ edge_tls_new(const struct conf *c, unsigned nworkers, struct edge_tls **out)
 	t = cdn_xcalloc(1, sizeof(*t));
 	t->magic = EDGE_TLS_MAGIC;
 	t->conf = c;
+	alpn_wire(t, c->tls_alpn);
 	if (pthread_rwlock_init(&t->ring_lock, NULL) != 0)
 		CDN_ASSERT(!"pthread_rwlock_init failed"); /* no attributes */
 	t->aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);

@@ -14,6 +14,10 @@
  * none left or when drain_timeout passes.  The main thread polls
  * workers_done and exits its loop when all are done.
  *
+ * HTTP/2 (edge_h2.c): a TLS handshake that chose ALPN h2 hands its
+ * connection from the worker's HTTP/1.1 server to its edge_h2, and
+ * listen_h2c sockets feed edge_h2 directly; drain waits for both.
+ *
  * TLS (edge_tls.c): listen_tls sockets are listeners like the others whose
  * accepted sockets get an SSL from the worker's slot.  SIGHUP rebuilds the
  * certificates on the main thread and publishes them to the slots; a
@@ -37,6 +41,7 @@
 
 #include "common/cdn_notify.h"
 #include "edge/edge.h"
+#include "edge/edge_h2.h"
 #include "edge/edge_inflight.h"
 #include "edge/edge_int.h"
 #include "edge/edge_tls.h"
@@ -78,6 +83,28 @@ on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	http_server_adopt_tls(w->http, fd, sa, salen, ssl);
+}
+
+/* listen_h2c: HTTP/2 by prior knowledge. */
+static void
+on_accept_h2c(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct edge_worker *w = arg;
+
+	(void)l;
+	(void)salen;
+	EDGE_COUNTER_INC(w, conns_accepted);
+	edge_h2_adopt_fd(w->h2, fd, sa);
+}
+
+/* A TLS handshake chose h2 (ALPN): the connection moves over. */
+static void
+on_h2(struct bufferevent *bev, const char *peer, void *arg)
+{
+	struct edge_worker *w = arg;
+
+	edge_h2_adopt_tls(w->h2, bev, peer);
 }
 
 static void
@@ -126,12 +153,14 @@ on_flush_timer(evutil_socket_t fd, short what, void *arg)
 	cdn_alog_buf_flush(w->alog);
 }
 
+/* Called once by each of the HTTP/1.1 and HTTP/2 sides when empty. */
 static void
 on_worker_empty(void *arg)
 {
 	struct edge_worker *w = arg;
 
-	event_base_loopexit(w->base, NULL);
+	if (++w->drained == 2)
+		event_base_loopexit(w->base, NULL);
 }
 
 static void
@@ -143,8 +172,9 @@ on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	CDN_LOG(CDN_LOG_WARN, "edge",
 	    "worker %u: drain timeout, closing %u connection(s)", w->id,
-	    http_server_conn_count(w->http));
+	    http_server_conn_count(w->http) + edge_h2_conn_count(w->h2));
 	http_server_close_all(w->http);
+	edge_h2_close_all(w->h2);
 	event_base_loopexit(w->base, NULL);
 }
 
@@ -162,6 +192,7 @@ on_drain(evutil_socket_t fd, short what, void *arg)
 	ms_tv(w->edge->conf->drain_timeout, &tv);
 	evtimer_add(w->drain_timer, &tv);
 	http_server_drain(w->http, on_worker_empty, w);
+	edge_h2_drain(w->h2, on_worker_empty, w);
 }
 
 void
@@ -193,6 +224,7 @@ worker_main(void *arg)
 	current_worker = w;
 	event_base_dispatch(w->base);
 	/* Connections first: their txns may hold origin fetches. */
+	edge_h2_free(&w->h2);
 	http_server_free(&w->http);
 	edge_fill_worker_stop(w);
 	origin_multi_free(&w->origin);
@@ -258,7 +290,9 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	if (w->base == NULL)
 		return CDN_ENOMEM;
 	h.on_tls_handshake = on_tls_handshake;
+	h.on_h2 = on_h2;
 	w->http = http_server_new(w->base, &lim, &h, w);
+	w->h2 = edge_h2_new(w);
 	http_server_set_cache_status(w->http, c->via);
 	http_server_set_conn_gauge(w->http, &w->ctr.conns_open);
 	w->origin = origin_multi_new(w->base);
@@ -274,12 +308,17 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	if (w->alog != NULL)
 		event_add(w->flush_timer, &tv);
 	w->listeners =
-	    cdn_xcalloc(c->listen.n + c->listen_tls.n, sizeof(*w->listeners));
+	    cdn_xcalloc(c->listen.n + c->listen_tls.n + c->listen_h2c.n,
+	        sizeof(*w->listeners));
 	for (unsigned i = 0; i < c->listen.n; i++)
 		if (worker_listen(w, c->listen.v[i], on_accept) != CDN_OK)
 			return CDN_EIO;
 	for (unsigned i = 0; i < c->listen_tls.n; i++)
 		if (worker_listen(w, c->listen_tls.v[i], on_accept_tls) !=
+		    CDN_OK)
+			return CDN_EIO;
+	for (unsigned i = 0; i < c->listen_h2c.n; i++)
+		if (worker_listen(w, c->listen_h2c.v[i], on_accept_h2c) !=
 		    CDN_OK)
 			return CDN_EIO;
 	return CDN_OK;
@@ -293,6 +332,7 @@ worker_fini(struct edge_worker *w)
 	for (unsigned i = 0; i < w->nlisteners; i++)
 		evconnlistener_free(w->listeners[i]);
 	free(w->listeners);
+	edge_h2_free(&w->h2);
 	http_server_free(&w->http);
 	edge_fill_worker_stop(w);
 	origin_multi_free(&w->origin);
@@ -394,8 +434,8 @@ health_start(struct edge *e)
 	struct origin_pool **pools;
 	unsigned n = edge_sites_count(e->sites);
 
-	pools = cdn_xcalloc(n, sizeof(*pools));
-	edge_sites_pools(e->sites, pools);
+	pools = cdn_xcalloc(2 * n, sizeof(*pools));
+	n = edge_sites_pools(e->sites, pools);
 	otls.ca_file = c->origin_ca_file;
 	otls.client_cert = c->origin_client_cert;
 	otls.client_key = c->origin_client_key;
@@ -418,6 +458,7 @@ edge_new(struct conf *conf)
 	e = cdn_xcalloc(1, sizeof(*e));
 	e->magic = EDGE_MAGIC;
 	e->conf = conf_ref(conf);
+	conf_node_name(conf, e->node_name);
 	e->start_ms = cdn_now_ms();
 	e->sites = edge_sites_new(conf);
 	if (e->sites == NULL)
@@ -500,10 +541,11 @@ edge_run(struct edge *e)
 	}
 	if (started == e->nworkers) {
 		CDN_LOG(CDN_LOG_INFO, "edge",
-		    "serving on %u address(es) (%u TLS) with %u worker(s), "
-		    "%u site(s)",
-		    e->conf->listen.n + e->conf->listen_tls.n,
-		    e->conf->listen_tls.n, e->nworkers,
+		    "serving on %u address(es) (%u TLS, %u h2c) with %u "
+		    "worker(s), %u site(s)",
+		    e->conf->listen.n + e->conf->listen_tls.n +
+		        e->conf->listen_h2c.n,
+		    e->conf->listen_tls.n, e->conf->listen_h2c.n, e->nworkers,
 		    edge_sites_count(e->sites));
 		if (e->conf->ready_file[0] != '\0' &&
 		    cdn_ready_file_write(e->conf->ready_file) != CDN_OK) {

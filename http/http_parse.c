@@ -328,8 +328,8 @@ hp_error(int *status, const char **why, int code, const char *msg)
 }
 
 /* RFC 9110 §9.1: method names are case-sensitive. */
-static enum http_method
-method_lookup(const char *p, size_t len)
+enum http_method
+http_method_lookup(const char *p, size_t len)
 {
 	switch (len) {
 	case 3:
@@ -372,6 +372,14 @@ method_lookup(const char *p, size_t len)
  * http URI with an empty host is invalid), no userinfo.  With <need_port>
  * (authority-form, RFC 9112 §3.2.3) the port must be there.
  */
+static int host_valid(const char *p, size_t len, int need_port);
+
+int
+http_host_valid(const char *p, size_t len)
+{
+	return host_valid(p, len, 0);
+}
+
 static int
 host_valid(const char *p, size_t len, int need_port)
 {
@@ -784,7 +792,7 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 		if (*q != ' ')
 			return hp_error(
 			    status, why, 400, "invalid byte after method");
-		req->method = method_lookup(p, (size_t)(q - p));
+		req->method = http_method_lookup(p, (size_t)(q - p));
 	}
 	req->method_str.p = p;
 	req->method_str.len = (size_t)(q - p);

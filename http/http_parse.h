@@ -164,6 +164,13 @@ void http_chunked_init(
 int http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
     size_t *framing, size_t *data, const char **why) CDN_WUR;
 
+/* The method named by p[0..len) (RFC 9110 §9.1, case-sensitive). */
+enum http_method http_method_lookup(const char *p, size_t len);
+
+/* Whether p[0..len) is a valid Host value: uri-host [ ":" port ]
+ * (RFC 9110 §7.2), as the parser checks a Host field. */
+int http_host_valid(const char *p, size_t len);
+
 /* The reason phrase for a status code ("Not Found"), "Unknown" if none. */
 const char *http_status_reason(int status);
 

@@ -520,6 +520,26 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 }
 
 void
+http_txn_interim(
+    struct http_txn *txn, int status, const char *fields, size_t fields_len)
+{
+	char line[160];
+	int n;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	CDN_ASSERT(!txn->responded);
+	CDN_ASSERT(status >= 100 && status < 200);
+	if (txn->req.version_minor == 0)
+		return;
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+	    http_status_reason(status));
+	out_add(txn, line, (size_t)n);
+	if (fields_len > 0)
+		out_add(txn, fields, fields_len);
+	out_add(txn, "\r\n", 2);
+}
+
+void
 http_txn_set_close(struct http_txn *txn)
 {
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
@@ -836,9 +856,10 @@ conn_unlink_and_free(struct http_conn *c)
 	if (s->conn_gauge != NULL)
 		atomic_store_explicit(
 		    s->conn_gauge, s->nconns, memory_order_relaxed);
-	if (c->is_tls)
+	if (c->is_tls && c->bev != NULL)
 		conn_tls_close_notify(c);
-	bufferevent_free(c->bev);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
 	event_free(c->timer);
 	if (c->txn.body_buf != NULL)
 		evbuffer_free(c->txn.body_buf);
@@ -900,6 +921,41 @@ conn_tls_report(struct http_conn *c, enum http_tls_result r)
 		c->srv->h.on_tls_handshake(r, c->srv->arg);
 }
 
+/* Whether ALPN chose HTTP/2 (RFC 9113 §3.2: "h2"). */
+static int
+conn_tls_is_h2(SSL *ssl)
+{
+	const unsigned char *p;
+	unsigned int n;
+
+	SSL_get0_alpn_selected(ssl, &p, &n);
+	return n == 2 && memcmp(p, "h2", 2) == 0;
+}
+
+/*
+ * Give the connection to the handler's HTTP/2 side: its bufferevent (with
+ * the SSL and the socket) leaves this server, which forgets it.  A
+ * handler without one cannot have offered h2: close.
+ */
+static void
+conn_hand_over_h2(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+	struct bufferevent *bev = c->bev;
+	char peer[sizeof(c->peer)];
+
+	if (s->h.on_h2 == NULL) {
+		conn_free(c);
+		return;
+	}
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	memcpy(peer, c->peer, sizeof(peer));
+	c->bev = NULL;
+	conn_unlink_and_free(c);
+	s->h.on_h2(bev, peer, s->arg);
+}
+
 /*
  * The handshake ended: BEV_EVENT_CONNECTED, or an error, EOF or timeout.
  * libevent has moved OpenSSL's error queue into the bufferevent.
@@ -917,6 +973,8 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 		conn_tls_report(c,
 		    ssl != NULL && SSL_session_reused(ssl) ? HTTP_TLS_RESUMED
 		                                           : HTTP_TLS_FULL);
+		if (ssl != NULL && conn_tls_is_h2(ssl))
+			conn_hand_over_h2(c);
 		return;
 	}
 	c->tls_done = 1;

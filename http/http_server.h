@@ -28,6 +28,7 @@
 struct http_conn;
 struct http_txn;
 struct evbuffer;
+struct bufferevent;
 struct ssl_st; /* OpenSSL's SSL */
 
 /* What the server needs to know; copied at http_server_new(). */
@@ -65,6 +66,12 @@ struct http_handler {
 	void (*on_log)(struct http_txn *txn, void *arg);
 	/* Optional: how a TLS connection's handshake ended (counters). */
 	void (*on_tls_handshake)(enum http_tls_result r, void *arg);
+	/* Optional: a TLS handshake chose ALPN "h2".  The handler takes the
+	 * connection's bufferevent (it owns the SSL and the socket; no
+	 * callbacks, no timeouts set) with the client's address as text;
+	 * the server has forgotten it.  Without this, such a connection is
+	 * closed. */
+	void (*on_h2)(struct bufferevent *bev, const char *peer, void *arg);
 };
 
 struct http_server;
@@ -154,6 +161,14 @@ long http_txn_body_read(struct http_txn *txn, char *dst, size_t max);
  */
 void http_txn_respond(struct http_txn *txn, int status, const char *fields,
     size_t fields_len, int64_t content_length);
+/*
+ * An interim response (1xx) before the final one: the status line, then
+ * <fields> ("Name: value\r\n" lines, copied) as given.  Nothing is sent to
+ * an HTTP/1.0 client, which cannot take one (RFC 9110 §15.2).  Only before
+ * http_txn_respond().
+ */
+void http_txn_interim(
+    struct http_txn *txn, int status, const char *fields, size_t fields_len);
 /* Append body bytes (framed as needed; dropped for HEAD). */
 void http_txn_write(struct http_txn *txn, const void *data, size_t len);
 /*

@@ -58,7 +58,7 @@ int origin_err_status(enum origin_err e);
 
 struct origin_fetch_ops {
 	/*
-	 * The final response head (1xx interim responses are skipped).
+	 * The final response head (1xx interim responses go to on_interim).
 	 * <fields> holds every header line as received ("Name: value\r\n"),
 	 * without the status line; valid during the call only, never NULL
 	 * ("" when the origin sent no fields).
@@ -66,6 +66,12 @@ struct origin_fetch_ops {
 	 */
 	void (*on_head)(struct origin_fetch *f, void *arg, int status,
 	    const char *fields, size_t fields_len, int64_t content_length);
+	/*
+	 * An interim (1xx) response before the final head, and its fields
+	 * as on_head gives them; never part of the final head.  May be NULL.
+	 */
+	void (*on_interim)(struct origin_fetch *f, void *arg, int status,
+	    const char *fields, size_t fields_len);
 	/* Body bytes; return len to take them or ORIGIN_PAUSE to be called
 	 * again with the same bytes after origin_fetch_resume_body(). */
 	size_t (*on_body)(
@@ -130,6 +136,18 @@ struct origin_request {
 	/* Without a pool: NULL, or a CURLOPT_CONNECT_TO entry
 	 * "HOST:PORT:ADDR:PORT" (reach ADDR while the URL names HOST). */
 	const char *connect_to;
+	/*
+	 * A shield tier in front of <pool> (docs/shield.md): the fetch goes
+	 * to a parent first, picked by <hash_key> in <parents> (a
+	 * consistent-hash pool), with <parent_fields> instead of <fields>.
+	 * A parent that does not answer counts against its health and the
+	 * next one in hash order is tried (retryable requests only); when
+	 * none is left the fetch goes to <pool> with <fields>, unless
+	 * <parent_only>.  NULL: no parents.
+	 */
+	struct origin_pool *parents;
+	const char *const *parent_fields;
+	int parent_only;
 };
 
 /*
@@ -151,6 +169,9 @@ void origin_fetch_cancel(struct origin_fetch **fp);
 /* The consumer has room again / more request body arrived. */
 void origin_fetch_resume_body(struct origin_fetch *f);
 void origin_fetch_resume_upload(struct origin_fetch *f);
+/* Whether the fetch's current (at the end: last) attempt went to one of
+ * the request's parents rather than to its origin pool. */
+int origin_fetch_on_parent(const struct origin_fetch *f);
 /* Milliseconds from start to the response head (0 if none yet). */
 uint64_t origin_fetch_first_byte_ms(const struct origin_fetch *f);
 /* The same in microseconds, for latency histograms. */
@@ -202,6 +223,9 @@ struct origin_pool_conf {
 	uint64_t hc_interval_ms, hc_timeout_ms;
 	unsigned hc_rise, hc_fall;
 	int hc_status; /* expected status; 0: any 2xx or 3xx */
+	/* Passive failures take out even a lone server: set for pools that
+	 * have somewhere else to go (parents fall back to the origin). */
+	int eject_lone;
 };
 
 #define ORIGIN_POOL_MAX 64 /* servers per pool */
@@ -217,6 +241,13 @@ void origin_pool_free(struct origin_pool **pp);
  * chosen: a retry must go elsewhere.  Thread-safe.
  */
 int origin_pool_pick(struct origin_pool *p, uint64_t hash_key, int exclude);
+/*
+ * The same with every server whose bit is set in <excluded> (bit i:
+ * server i) left out: the next server in order after those that failed.
+ * Thread-safe.
+ */
+int origin_pool_pick_except(
+    struct origin_pool *p, uint64_t hash_key, uint64_t excluded);
 
 /* Buckets of the latency histograms of origin fetches (request sent to
  * response head); the last one is +Inf. */

@@ -24,6 +24,12 @@
  * never inside origin_fetch_start(): the caller gets its fetch pointer
  * first, as with every other failure.
  *
+ * Parents (a shield tier, docs/shield.md) are a pool tried before the
+ * origin's, with their own request fields.  A parent that did not answer
+ * (server_failed) hands a retryable request to the next parent in hash
+ * order, then to the origin pool, unless parent_only; each move happens
+ * before the consumer saw a head, so it still sees one fetch.
+ *
  * https origins: curl verifies the certificate chain (system store or
  * origin_ca_file) and the host name, and sends SNI.  Each multi has a
  * share handle for TLS sessions, so a new connection to an origin resumes
@@ -41,6 +47,7 @@
 #include <event2/event.h>
 
 #include "common/cdn_log.h"
+#include "http/http_parse.h"
 #include "origin/origin_int.h"
 
 #define HEAD_MAX         (64 * 1024) /* largest origin response head we take */
@@ -94,6 +101,7 @@ struct origin_fetch {
 	struct origin_fetch *next, *prev;
 	CURL *easy;
 	struct curl_slist *fields;
+	struct curl_slist *pfields;    /* sent to parents instead of fields */
 	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO, or NULL */
 	struct origin_fetch_ops ops;
 	void *arg;
@@ -104,6 +112,12 @@ struct origin_fetch {
 
 	int status;
 	int64_t content_length;
+	/* Framing of the head being read (RFC 9112 §6): reset per status
+	 * line, so an interim response's fields do not count. */
+	unsigned te_codings; /* transfer codings named so far */
+	unsigned te_chunked; /* how many of them are chunked */
+	unsigned te_last_chunked : 1;
+	unsigned cl_seen : 1;
 	char *head;
 	size_t head_len, head_cap;
 	unsigned head_done : 1;
@@ -112,10 +126,14 @@ struct origin_fetch {
 	unsigned in_callback : 1;
 	unsigned retryable : 1; /* idempotent, no body: may go elsewhere */
 	unsigned retried : 1;
-	unsigned counted : 1; /* origin_pool_conn_begin() was called */
-	unsigned is_tls : 1;  /* an https URL: a TLS handshake comes first */
-	struct origin_pool *pool;
-	int srv;      /* the pool's server of this attempt, or -1 */
+	unsigned counted : 1;   /* origin_pool_conn_begin() was called */
+	unsigned is_tls : 1;    /* an https URL: a TLS handshake comes first */
+	unsigned on_parent : 1; /* this attempt goes to a parent */
+	unsigned parent_only : 1; /* never to origin_pool */
+	struct origin_pool *pool; /* of this attempt: parents or origin_pool */
+	struct origin_pool *parents, *origin_pool;
+	uint64_t parents_tried; /* bit i: parent i failed this fetch */
+	int srv;                /* the pool's server of this attempt, or -1 */
 	char *target; /* with a pool: what follows the server's base */
 	uint64_t hash_key;
 	enum origin_err timer_err;    /* set when our timer ended the fetch */
@@ -312,6 +330,7 @@ fetch_free(struct origin_fetch *f)
 	curl_multi_remove_handle(m->multi, f->easy);
 	easy_put(m, f->easy);
 	curl_slist_free_all(f->fields);
+	curl_slist_free_all(f->pfields);
 	curl_slist_free_all(f->connect_to);
 	event_free(f->timer);
 	free(f->head);
@@ -357,10 +376,64 @@ server_failed(const struct origin_fetch *f, enum origin_err e)
 
 static int fetch_set_server(struct origin_fetch *f);
 
+/* Send the request again, to server <next> of <pool>, after the attempt
+ * failed with <e> (the consumer has seen nothing). */
+static void
+fetch_move(struct origin_fetch *f, struct origin_pool *pool, int next,
+    enum origin_err e)
+{
+	CDN_LOG(CDN_LOG_INFO, "origin", "retrying on %s after %s",
+	    origin_pool_server_base(pool, (unsigned)next), origin_err_name(e));
+	curl_multi_remove_handle(f->m->multi, f->easy);
+	evtimer_del(f->timer);
+	origin_pool_conn_end(f->pool, (unsigned)f->srv);
+	f->counted = 0;
+	f->pool = pool;
+	f->srv = next;
+	f->errbuf[0] = '\0';
+	f->status = -1;
+	f->head_len = 0;
+	if (fetch_set_server(f) != CDN_OK ||
+	    curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
+		fetch_end(f, e);
+		return;
+	}
+	fetch_arm_timer(f, f->to.first_byte_ms);
+}
+
+/*
+ * A parent did not answer: the next parent in hash order, else the
+ * origin pool (whose own one retry is still to come), else the end.
+ */
+static void
+parent_failed(struct origin_fetch *f, enum origin_err e)
+{
+	int next;
+
+	f->parents_tried |= UINT64_C(1) << f->srv;
+	next =
+	    origin_pool_pick_except(f->parents, f->hash_key, f->parents_tried);
+	if (next >= 0) {
+		origin_pool_count_retry(f->parents);
+		fetch_move(f, f->parents, next, e);
+		return;
+	}
+	next = -1;
+	if (!f->parent_only)
+		next = origin_pool_pick(f->origin_pool, f->hash_key, -1);
+	if (next < 0) {
+		fetch_end(f, e);
+		return;
+	}
+	f->on_parent = 0;
+	fetch_move(f, f->origin_pool, next, e);
+}
+
 /*
  * The attempt ended with <e>: tell the pool, and either send the request
- * to another server (a connect failure of a retryable fetch, once) or end
- * the fetch.  Not inside curl callbacks.
+ * to another server (a connect failure of a retryable fetch, once; any
+ * failure to answer of a parent) or end the fetch.  Not inside curl
+ * callbacks.
  */
 static void
 fetch_finish(struct origin_fetch *f, enum origin_err e)
@@ -374,10 +447,17 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 	if (e == ORIGIN_OK || f->head_done || server_failed(f, e))
 		origin_pool_report(f->pool, (unsigned)f->srv,
 		    e != ORIGIN_OK && server_failed(f, e));
+	/* A parent is a cache: an idempotent request it did not answer may
+	 * go elsewhere even after it went out. */
+	if (f->on_parent && e != ORIGIN_OK && server_failed(f, e) &&
+	    f->retryable && !f->head_done) {
+		parent_failed(f, e);
+		return;
+	}
 	/* Before the request went out: safe to send elsewhere. */
 	if ((e != ORIGIN_ECONNECT && e != ORIGIN_ETIMEOUT_CONNECT &&
 	        e != ORIGIN_ETIMEOUT_TLS) ||
-	    !f->retryable || f->retried || f->head_done) {
+	    !f->retryable || f->retried || f->head_done || f->on_parent) {
 		fetch_end(f, e);
 		return;
 	}
@@ -386,25 +466,9 @@ fetch_finish(struct origin_fetch *f, enum origin_err e)
 		fetch_end(f, e);
 		return;
 	}
-	CDN_LOG(CDN_LOG_INFO, "origin", "retrying on %s after %s",
-	    origin_pool_server_base(f->pool, (unsigned)next),
-	    origin_err_name(e));
 	origin_pool_count_retry(f->pool);
-	curl_multi_remove_handle(f->m->multi, f->easy);
-	evtimer_del(f->timer);
-	origin_pool_conn_end(f->pool, (unsigned)f->srv);
-	f->counted = 0;
 	f->retried = 1;
-	f->srv = next;
-	f->errbuf[0] = '\0';
-	f->status = -1;
-	f->head_len = 0;
-	if (fetch_set_server(f) != CDN_OK ||
-	    curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
-		fetch_end(f, e);
-		return;
-	}
-	fetch_arm_timer(f, f->to.first_byte_ms);
+	fetch_move(f, f->pool, next, e);
 }
 
 /*
@@ -540,25 +604,173 @@ head_append(struct origin_fetch *f, const char *p, size_t len)
 	return 0;
 }
 
+static int
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* One Content-Length value, digits only: its number, or -1. */
 static int64_t
-parse_content_length(const char *v, size_t len)
+parse_cl_value(const char *v, size_t len)
 {
 	int64_t n = 0;
-	size_t i = 0;
 
-	while (i < len && (v[i] == ' ' || v[i] == '\t'))
-		i++;
-	if (i == len)
+	if (len == 0)
 		return -1;
-	for (; i < len && v[i] >= '0' && v[i] <= '9'; i++) {
-		if (n > (INT64_MAX - 9) / 10)
+	for (size_t i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9' || n > (INT64_MAX - 9) / 10)
 			return -1;
 		n = n * 10 + (v[i] - '0');
 	}
-	while (i < len &&
-	    (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
-		i++;
-	return i == len ? n : -1;
+	return n;
+}
+
+/*
+ * A Content-Length field value: one number, or a list of one number
+ * repeated (RFC 9110 §8.6 lets a recipient take "5, 5" as 5).  Returns it,
+ * or -1 for anything else (differing numbers, a sign, an empty member).
+ */
+static int64_t
+parse_content_length(const char *v, size_t len)
+{
+	int64_t n = -1, m;
+	size_t i = 0, s, e;
+
+	for (;;) {
+		while (i < len && is_wsp(v[i]))
+			i++;
+		for (s = i; i < len && v[i] != ','; i++)
+			;
+		for (e = i; e > s && is_wsp(v[e - 1]); e--)
+			;
+		m = parse_cl_value(v + s, e - s);
+		if (m < 0 || (n >= 0 && m != n))
+			return -1;
+		n = m;
+		if (i == len)
+			return n;
+		i++; /* the comma */
+	}
+}
+
+/* Count the transfer codings of one Transfer-Encoding line. */
+static void
+note_transfer_codings(struct origin_fetch *f, const char *v, size_t len)
+{
+	size_t i = 0, s, e;
+
+	while (i < len) {
+		while (i < len && (is_wsp(v[i]) || v[i] == ','))
+			i++;
+		if (i == len)
+			break;
+		/* A coding ends at its parameters or the next member. */
+		for (s = i; i < len && v[i] != ',' && v[i] != ';'; i++)
+			;
+		for (e = i; e > s && is_wsp(v[e - 1]); e--)
+			;
+		while (i < len && v[i] != ',')
+			i++;
+		f->te_codings++;
+		f->te_last_chunked =
+		    e - s == 7 && strncasecmp(v + s, "chunked", 7) == 0;
+		f->te_chunked += f->te_last_chunked;
+	}
+}
+
+/* Which server this fetch talks to, for log lines. */
+static const char *
+fetch_server_name(const struct origin_fetch *f)
+{
+	char *url = NULL;
+
+	if (f->pool != NULL && f->srv >= 0)
+		return origin_pool_server_base(f->pool, (unsigned)f->srv);
+	if (f->easy != NULL &&
+	    curl_easy_getinfo(f->easy, CURLINFO_EFFECTIVE_URL, &url) ==
+	        CURLE_OK &&
+	    url != NULL)
+		return url;
+	return "(unknown server)";
+}
+
+/*
+ * Refuse the origin's response head: returning 0 from the header callback
+ * ends the transfer (CURLE_WRITE_ERROR, ORIGIN_EPROTO: a 502), before
+ * anything of it reached a client or the cache.
+ */
+static size_t
+head_refuse(struct origin_fetch *f, const char *why)
+{
+	CDN_LOG(CDN_LOG_WARN, "origin", "%s: invalid response head: %s",
+	    fetch_server_name(f), why);
+	return 0;
+}
+
+/*
+ * RFC 9112 §6.3 for the head now complete: a framing a downstream reader
+ * could take differently from curl is refused.  NULL if it is fine.
+ */
+static const char *
+head_framing_error(const struct origin_fetch *f)
+{
+	if (f->te_codings == 0)
+		return NULL;
+	/* §6.3 item 3: "ought to be handled as an error" (smuggling). */
+	if (f->cl_seen)
+		return "Transfer-Encoding with Content-Length";
+	/* §6.3 says read until close when chunked is not the final coding,
+	 * but libcurl decodes chunks wherever chunked is named; §6.1 forbids
+	 * chunked twice. */
+	if (f->te_chunked > 1 || (f->te_chunked == 1 && !f->te_last_chunked))
+		return "chunked is not the final transfer coding";
+	return NULL;
+}
+
+/* The checks of one field line <p>, <len> bytes without its line end. */
+static const char *
+field_line_error(struct origin_fetch *f, const char *p, size_t len)
+{
+	const char *colon;
+	size_t nlen;
+
+	/* RFC 9110 §5.5: CR, LF or NUL inside a field is invalid.  Passed
+	 * on, a bare CR would end the line early for some clients. */
+	if (memchr(p, '\r', len) != NULL || memchr(p, '\n', len) != NULL ||
+	    memchr(p, '\0', len) != NULL)
+		return "CR, LF or NUL inside a field";
+	/* RFC 9112 §5.2: a proxy must not forward obs-fold; refused rather
+	 * than unfolded, as a fold is mostly a smuggling attempt. */
+	if (is_wsp(p[0]))
+		return "obs-fold";
+	colon = memchr(p, ':', len);
+	if (colon == NULL)
+		return "a field line without a colon";
+	nlen = (size_t)(colon - p);
+	if (nlen == 0)
+		return "an empty field name";
+	/* RFC 9112 §5.1: a proxy must reject it, or some reader takes
+	 * "Content-Length " for another field than others do. */
+	if (is_wsp(colon[-1]))
+		return "white space between a field name and the colon";
+	for (size_t i = 0; i < nlen; i++)
+		if (!http_is_tchar((unsigned char)p[i]))
+			return "a field name that is not a token";
+	if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
+		int64_t cl = parse_content_length(colon + 1, len - nlen - 1);
+
+		/* §6.3 item 5: a proxy answers 502 to an invalid one. */
+		if (cl < 0)
+			return "an invalid Content-Length";
+		if (f->cl_seen && cl != f->content_length)
+			return "two different Content-Length values";
+		f->cl_seen = 1;
+		f->content_length = cl;
+	} else if (nlen == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
+		note_transfer_codings(f, colon + 1, len - nlen - 1);
+	}
+	return NULL;
 }
 
 /* One line of the origin's response head, the status line included. */
@@ -567,6 +779,7 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 {
 	struct origin_fetch *f = arg;
 	size_t len = size * n, body;
+	const char *why;
 
 	if (f->head_done)
 		return len; /* trailer fields of a chunked body: dropped */
@@ -575,6 +788,9 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 
 		f->head_len = 0;
 		f->content_length = -1;
+		f->cl_seen = 0;
+		f->te_codings = f->te_chunked = 0;
+		f->te_last_chunked = 0;
 		f->status = -1;
 		if (sp != NULL && (size_t)(p + len - sp) >= 4 && sp[1] >= '1' &&
 		    sp[1] <= '5' && sp[2] >= '0' && sp[2] <= '9' &&
@@ -584,8 +800,21 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 		return f->status == -1 ? 0 : len;
 	}
 	if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
-		if (f->status < 200)
-			return len; /* interim response: wait for the final */
+		if (f->status < 200) {
+			/* Interim: its fields end here, the final head's
+			 * start at the next status line. */
+			if (f->ops.on_interim != NULL) {
+				f->in_callback = 1;
+				f->ops.on_interim(f, f->arg, f->status,
+				    f->head != NULL ? f->head : "",
+				    f->head_len);
+				f->in_callback = 0;
+			}
+			return len;
+		}
+		why = head_framing_error(f);
+		if (why != NULL)
+			return head_refuse(f, why);
 		f->head_done = 1;
 		f->head_ns = cdn_now_ns();
 		if (f->pool != NULL)
@@ -606,16 +835,13 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 	body = len;
 	while (body > 0 && (p[body - 1] == '\r' || p[body - 1] == '\n'))
 		body--;
-	/* RFC 9110 §5.5: CR, LF or NUL inside a field is invalid.  Passed on,
-	 * a bare CR would end the line early for some clients. */
-	if (memchr(p, '\r', body) != NULL || memchr(p, '\n', body) != NULL ||
-	    memchr(p, '\0', body) != NULL)
-		return 0; /* a protocol error: 502 */
-	if (body == 0 || head_append(f, p, body) != 0 ||
-	    head_append(f, "\r\n", 2) != 0)
+	if (body == 0)
 		return 0;
-	if (body > 15 && strncasecmp(p, "Content-Length:", 15) == 0)
-		f->content_length = parse_content_length(p + 15, body - 15);
+	why = field_line_error(f, p, body);
+	if (why != NULL)
+		return head_refuse(f, why);
+	if (head_append(f, p, body) != 0 || head_append(f, "\r\n", 2) != 0)
+		return 0;
 	return len;
 }
 
@@ -690,6 +916,13 @@ origin_fetch_resume_upload(struct origin_fetch *f)
 	fetch_repause(f);
 }
 
+int
+origin_fetch_on_parent(const struct origin_fetch *f)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	return f->on_parent;
+}
+
 uint64_t
 origin_fetch_first_byte_ms(const struct origin_fetch *f)
 {
@@ -756,6 +989,8 @@ fetch_set_server(struct origin_fetch *f)
 	 * handle is reset, so it lives in the fetch. */
 	curl_easy_setopt(f->easy, CURLOPT_URL, url);
 	free(url);
+	curl_easy_setopt(
+	    f->easy, CURLOPT_HTTPHEADER, f->on_parent ? f->pfields : f->fields);
 	curl_slist_free_all(f->connect_to);
 	f->connect_to = NULL;
 	if (to != NULL)
@@ -821,8 +1056,23 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	if (l == NULL)
 		goto fail;
 	f->fields = l;
+	if (req->parents != NULL) {
+		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
+		for (size_t i = 0; req->parent_fields[i] != NULL; i++) {
+			l = curl_slist_append(
+			    f->pfields, req->parent_fields[i]);
+			if (l == NULL)
+				goto fail;
+			f->pfields = l;
+		}
+		l = curl_slist_append(f->pfields, "Expect:");
+		if (l == NULL)
+			goto fail;
+		f->pfields = l;
+	}
 
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+	/* fetch_set_server() picks the parents' list for a parent. */
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
@@ -836,6 +1086,12 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* RFC 9112 §6.3: a body in a transfer coding other than chunked is
+	 * read until the origin closes and passed on as it came.  curl would
+	 * stack a decoder for it (CURLE_BAD_CONTENT_ENCODING for one it does
+	 * not know); no Content-Encoding is decoded either, as no
+	 * CURLOPT_ACCEPT_ENCODING is set.  chunked is still removed. */
+	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
 	if (to->total_ms > 0)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
@@ -848,7 +1104,21 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 			goto fail;
 		f->hash_key = req->hash_key;
 		f->retryable = !req->has_body && method_idempotent(req->method);
-		f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
+		f->origin_pool = req->pool;
+		f->parents = req->parents;
+		f->parent_only = req->parent_only != 0 && f->parents != NULL;
+		f->srv = -1;
+		if (f->parents != NULL) {
+			f->pool = f->parents;
+			f->on_parent = 1;
+			f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
+		}
+		/* No parent up: the origin, as after their failures. */
+		if (f->srv < 0 && !f->parent_only) {
+			f->pool = f->origin_pool;
+			f->on_parent = 0;
+			f->srv = origin_pool_pick(f->pool, f->hash_key, -1);
+		}
 		if (f->srv >= 0 && fetch_set_server(f) != CDN_OK)
 			goto fail;
 	} else {
@@ -902,11 +1172,13 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 
 fail:
 	CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
-	if (req->pool != NULL)
-		origin_pool_count_end(
-		    req->pool, f->pool != NULL ? f->srv : -1, ORIGIN_EINTERNAL);
+	if (f->pool != NULL)
+		origin_pool_count_end(f->pool, f->srv, ORIGIN_EINTERNAL);
+	else if (req->pool != NULL)
+		origin_pool_count_end(req->pool, -1, ORIGIN_EINTERNAL);
 	free(f->target);
 	curl_slist_free_all(f->fields);
+	curl_slist_free_all(f->pfields);
 	curl_easy_cleanup(e);
 	event_free(f->timer);
 	MAGIC_WIPE(f);

@@ -31,6 +31,9 @@
  *                proportion to their weights: what a hash ring does with
  *                many virtual nodes per server, with no ring to build.
  * Backup servers are considered only when no other server is up.
+ * A pool of parents (a shield tier, docs/shield.md) is a consistent-hash
+ * pool like any other; only its lone server may be taken out too, as the
+ * fetch then has the origin to go to.
  */
 #include "config.h"
 
@@ -47,6 +50,9 @@
 #include "common/cdn_log.h"
 #include "http/http_url.h"
 #include "origin/origin_int.h"
+
+/* origin_pool_pick_except() names servers by the bits of a uint64_t. */
+_Static_assert(ORIGIN_POOL_MAX <= 64, "a pool's servers fit one mask");
 
 /* The sequence of the weighted mode has sum(weights) slots at most. */
 #define WRR_MAX_SLOTS (ORIGIN_POOL_MAX * 256)
@@ -88,6 +94,7 @@ struct origin_pool {
 	_Atomic uint64_t retries;
 	struct pool_stats unserved; /* fetches that found no server */
 	int same_weights;           /* consistent-hash may skip the weighting */
+	int eject_lone;
 	unsigned max_fails;
 	uint64_t fail_timeout_ms;
 	struct origin_pool_hc hc; /* its path and host are ours (freed) */
@@ -256,6 +263,7 @@ origin_pool_new(const struct origin_pool_conf *pc, const char **why)
 			p->same_weights = 0;
 	atomic_init(&p->rr, 0);
 	atomic_init(&p->retries, 0);
+	p->eject_lone = pc->eject_lone;
 	p->max_fails = pc->max_fails;
 	p->fail_timeout_ms = pc->fail_timeout_ms;
 	p->hc.path = cdn_xstrdup(pc->hc_path != NULL ? pc->hc_path : "");
@@ -305,12 +313,12 @@ server_up(struct pool_server *s, uint64_t now_ms)
 
 /* Whether server i may take this fetch in this pass (0: primaries). */
 static int
-eligible(struct origin_pool *p, unsigned i, int exclude, int backups,
+eligible(struct origin_pool *p, unsigned i, uint64_t excluded, int backups,
     uint64_t now_ms)
 {
 	struct pool_server *s = &p->srv[i];
 
-	return (int)i != exclude && s->backup == backups &&
+	return !(excluded & (UINT64_C(1) << i)) && s->backup == backups &&
 	    server_up(s, now_ms);
 }
 
@@ -328,15 +336,15 @@ unit_interval(uint64_t h)
  * would try the dead one first.
  */
 static unsigned
-rr_next(struct origin_pool *p, int exclude)
+rr_next(struct origin_pool *p, uint64_t excluded)
 {
-	if (exclude >= 0)
+	if (excluded != 0)
 		return atomic_load_explicit(&p->rr, memory_order_relaxed);
 	return atomic_fetch_add_explicit(&p->rr, 1, memory_order_relaxed);
 }
 
 static int
-pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
+pick_pass(struct origin_pool *p, uint64_t key, uint64_t exclude, int backups,
     uint64_t now_ms)
 {
 	unsigned start, i, idx, n;
@@ -402,16 +410,25 @@ pick_pass(struct origin_pool *p, uint64_t key, int exclude, int backups,
 }
 
 int
-origin_pool_pick(struct origin_pool *p, uint64_t hash_key, int exclude)
+origin_pool_pick_except(
+    struct origin_pool *p, uint64_t hash_key, uint64_t excluded)
 {
 	uint64_t now = cdn_now_ms();
 	int i;
 
 	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
-	i = pick_pass(p, hash_key, exclude, 0, now);
+	i = pick_pass(p, hash_key, excluded, 0, now);
 	if (i == -1)
-		i = pick_pass(p, hash_key, exclude, 1, now);
+		i = pick_pass(p, hash_key, excluded, 1, now);
 	return i;
+}
+
+int
+origin_pool_pick(struct origin_pool *p, uint64_t hash_key, int exclude)
+{
+	CDN_ASSERT(exclude < ORIGIN_POOL_MAX);
+	return origin_pool_pick_except(
+	    p, hash_key, exclude >= 0 ? UINT64_C(1) << exclude : 0);
 }
 
 /* ---- what fetches report ---- */
@@ -470,7 +487,7 @@ origin_pool_report(struct origin_pool *p, unsigned i, int failed)
 	/* A lone server is never taken out by failures (as in nginx): with
 	 * nothing to fail over to, a few bad requests would turn into every
 	 * request failing for the whole cool-down. */
-	if (p->nsrv == 1)
+	if (p->nsrv == 1 && !p->eject_lone)
 		return;
 	n = atomic_fetch_add_explicit(&s->fails, 1, memory_order_relaxed) + 1;
 	if (p->max_fails == 0 || n < p->max_fails)

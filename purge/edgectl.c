@@ -2,7 +2,9 @@
  * edgectl: the operator's command line for one edge node.
  *
  *   edgectl [--json] purge (--url U | --tag T | --prefix P)... [--soft]
- *           [--dry-run]                      through purged's POST /purge
+ *           [--dry-run] [--wait[=TIMEOUT]]   through purged's POST /purge
+ *           [--bus URL [--bus-password-file F]]   or straight to the bus
+ *   edgectl [--json] fleet                   purged's GET /fleet
  *   edgectl [--json] stats                   edged's admin /stats
  *   edgectl [--json] inspect URL             purged's GET /inspect
  *
@@ -15,6 +17,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +27,16 @@
 
 #include "common/cdn.h"
 #include "common/cdn_strbuf.h"
+#include "conf/conf.h"
+#include "purge/edgectl.h"
+#include "purge/purge_bus.h"
 
-#define TOKEN_MAX 4096
-#define MAX_ITEMS 1000
-#define REPLY_MAX (64u << 20)
-#define TIMEOUT_S 30L
+#define TOKEN_MAX    4096
+#define MAX_ITEMS    1000
+#define REPLY_MAX    (64u << 20)
+#define TIMEOUT_S    30L
+#define WAIT_DEFAULT "10s" /* --wait alone */
+#define WAIT_MAX_MS  600000
 
 struct ctl {
 	const char *purge_api, *admin, *token_file, *admin_token_file;
@@ -42,6 +50,10 @@ usage(FILE *f)
 	    "usage: edgectl [options] purge (--url U | --tag T | --prefix "
 	    "P)... "
 	    "[--soft] [--dry-run]\n"
+	    "               [--wait[=TIMEOUT]] [--bus "
+	    "redis://HOST:PORT[/STREAM] "
+	    "[--bus-password-file F]]\n"
+	    "       edgectl [options] fleet\n"
 	    "       edgectl [options] stats\n"
 	    "       edgectl [options] inspect URL\n"
 	    "options: --json  --purge-api URL  --admin URL  --token-file F  "
@@ -151,14 +163,33 @@ call(const char *method, const char *url, const char *token_file,
 	return status;
 }
 
-static void
-print_json(json_t *j)
+void
+edgectl_print_json(json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
 
 	if (s != NULL)
 		printf("%s\n", s);
 	free(s);
+}
+
+void
+edgectl_print_fleet(int confirmed, json_t *behind, json_t *down)
+{
+	json_t *n;
+	size_t i;
+
+	if (confirmed)
+		printf("applied by every live node\n");
+	json_array_foreach(behind, i, n)
+	{
+		printf("  not applied by %s (timeout)\n", json_string_value(n));
+	}
+	json_array_foreach(down, i, n)
+	{
+		printf("  node %s is down (no heartbeat for %d s)\n",
+		    json_string_value(n), PURGE_FLEET_LIVE_S);
+	}
 }
 
 /* A refusal or error answer: say what purged or edged said. */
@@ -182,10 +213,15 @@ cmd_purge(const struct ctl *ctl, int argc, char **argv)
 	    {"prefix", required_argument, NULL, 'p'},
 	    {"soft", no_argument, NULL, 's'},
 	    {"dry-run", no_argument, NULL, 'n'},
+	    {"wait", optional_argument, NULL, 'w'},
+	    {"bus", required_argument, NULL, 'b'},
+	    {"bus-password-file", required_argument, NULL, 'B'},
 	    {NULL, 0, NULL, 0},
 	};
 	json_t *req, *urls, *tags, *prefixes, *reply = NULL, *it;
 	char url[4096], *body;
+	const char *bus = NULL, *bus_pw = NULL, *wait = NULL, *why;
+	uint64_t wait_ms = 0;
 	int opt, soft = 0, dry = 0, nitems = 0, rc;
 	long status;
 	size_t i;
@@ -212,34 +248,80 @@ cmd_purge(const struct ctl *ctl, int argc, char **argv)
 		case 'n':
 			dry = 1;
 			continue;
+		case 'w':
+			wait = optarg != NULL ? optarg : WAIT_DEFAULT;
+			continue;
+		case 'b':
+			bus = optarg;
+			continue;
+		case 'B':
+			bus_pw = optarg;
+			continue;
 		default:
 			goto usage_fail;
 		}
 		if (++nitems > MAX_ITEMS)
 			goto usage_fail;
 	}
-	if (optind != argc || nitems == 0)
+	if (optind != argc || nitems == 0 || (bus != NULL && dry) ||
+	    (bus_pw != NULL && bus == NULL))
 		goto usage_fail;
+	if (wait != NULL) {
+		char d[64];
+
+		/* A bare number is seconds. */
+		snprintf(d, sizeof(d), "%s%s", wait,
+		    strspn(wait, "0123456789") == strlen(wait) ? "s" : "");
+		if (conf_parse_duration_ms(d, &wait_ms, &why) != CDN_OK ||
+		    wait_ms == 0 || wait_ms > WAIT_MAX_MS) {
+			fprintf(stderr,
+			    "edgectl: --wait=%s: a duration up to 10m "
+			    "(10s, 500ms)\n",
+			    wait);
+			goto usage_fail;
+		}
+	}
 	json_object_set_new(req, "urls", urls);
 	json_object_set_new(req, "tags", tags);
 	json_object_set_new(req, "prefixes", prefixes);
 	json_object_set_new(req, "soft", json_boolean(soft));
+	if (bus != NULL) {
+		rc = edgectl_bus_purge(bus, bus_pw, req, wait_ms, ctl->json);
+		json_decref(req);
+		return rc;
+	}
 	json_object_set_new(req, "dry_run", json_boolean(dry));
 	body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if (body == NULL)
 		return 1;
-	snprintf(url, sizeof(url), "%s/purge", ctl->purge_api);
+	if (wait_ms > 0)
+		snprintf(url, sizeof(url), "%s/purge?wait=%" PRIu64 "ms",
+		    ctl->purge_api, wait_ms);
+	else
+		snprintf(url, sizeof(url), "%s/purge", ctl->purge_api);
 	status = call("POST", url, ctl->token_file, body, &reply);
 	free(body);
-	if (status != 200) {
+	if (status != 200 && status != 202) {
 		rc = failed(status, reply);
 		json_decref(reply);
 		return rc;
 	}
+	/* 202: applied here, not confirmed by every live node in time. */
+	rc = status == 200 ? 0 : 1;
 	if (ctl->json) {
-		print_json(reply);
+		edgectl_print_json(reply);
 	} else {
+		json_t *fleet = json_object_get(reply, "fleet");
+		const char *bus_id =
+		    json_string_value(json_object_get(reply, "bus_id"));
+
+		if (bus_id != NULL)
+			printf("bus id %s\n", bus_id);
+		if (fleet != NULL)
+			edgectl_print_fleet(status == 200,
+			    json_object_get(fleet, "not_applied"),
+			    json_object_get(fleet, "down"));
 		printf("purge %" JSON_INTEGER_FORMAT
 		       "%s%s: %" JSON_INTEGER_FORMAT
 		       " object(s) matched by URL, %.3f ms\n",
@@ -268,7 +350,7 @@ cmd_purge(const struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	json_decref(reply);
-	return 0;
+	return rc;
 
 usage_fail:
 	json_decref(req);
@@ -319,7 +401,7 @@ cmd_stats(const struct ctl *ctl)
 	if (status != 200 || reply == NULL)
 		rc = failed(status, reply);
 	else if (ctl->json)
-		print_json(reply);
+		edgectl_print_json(reply);
 	else
 		print_flat("", reply);
 	json_decref(reply);
@@ -386,7 +468,7 @@ cmd_inspect(const struct ctl *ctl, const char *target)
 	if (status != 200 || reply == NULL) {
 		rc = failed(status, reply);
 	} else if (ctl->json) {
-		print_json(reply);
+		edgectl_print_json(reply);
 	} else {
 		json_array_foreach(json_object_get(reply, "keys"), i, k)
 		{
@@ -400,6 +482,50 @@ cmd_inspect(const struct ctl *ctl, const char *target)
 			{
 				print_variant(v);
 			}
+		}
+	}
+	json_decref(reply);
+	return rc;
+}
+
+static int
+cmd_fleet(const struct ctl *ctl)
+{
+	char url[4096];
+	json_t *reply = NULL, *n, *self;
+	long status;
+	size_t i;
+	int rc = 0;
+
+	snprintf(url, sizeof(url), "%s/fleet", ctl->purge_api);
+	status = call("GET", url, ctl->token_file, NULL, &reply);
+	if (status != 200 || reply == NULL) {
+		rc = failed(status, reply);
+	} else if (ctl->json) {
+		edgectl_print_json(reply);
+	} else {
+		self = json_object_get(reply, "self");
+		printf("this node: %s, bus %s, %s, applied %s\n",
+		    json_string_value(json_object_get(self, "node")),
+		    json_string_value(json_object_get(self, "bus")),
+		    json_string_value(json_object_get(self, "state")),
+		    json_string_value(json_object_get(self, "applied")));
+		printf("%-24s %-28s %12s %10s %14s %s\n", "node", "applied",
+		    "lag_entries", "lag_ms", "heartbeat_age", "state");
+		json_array_foreach(json_object_get(reply, "nodes"), i, n)
+		{
+			printf("%-24s %-28s %12" JSON_INTEGER_FORMAT
+			       " %10" JSON_INTEGER_FORMAT
+			       " %12" JSON_INTEGER_FORMAT "ms %s\n",
+			    json_string_value(json_object_get(n, "name")),
+			    json_string_value(json_object_get(n, "applied")),
+			    json_integer_value(
+			        json_object_get(n, "lag_entries")),
+			    json_integer_value(json_object_get(n, "lag_ms")),
+			    json_integer_value(
+			        json_object_get(n, "heartbeat_age_ms")),
+			    json_is_true(json_object_get(n, "live")) ? "live"
+			                                             : "down");
 		}
 	}
 	json_decref(reply);
@@ -467,6 +593,8 @@ main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (strcmp(argv[optind], "purge") == 0) {
 		rc = cmd_purge(&ctl, argc - optind, argv + optind);
+	} else if (strcmp(argv[optind], "fleet") == 0 && optind + 1 == argc) {
+		rc = cmd_fleet(&ctl);
 	} else if (strcmp(argv[optind], "stats") == 0 && optind + 1 == argc) {
 		rc = cmd_stats(&ctl);
 	} else if (strcmp(argv[optind], "inspect") == 0 && optind + 2 == argc) {

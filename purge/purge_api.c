@@ -7,12 +7,19 @@
  *       from the URL) or Purge-Dry-Run: 1 only counts.
  *   POST /purge {"urls": [...], "tags": [...], "prefixes": [...],
  *       "soft": false, "dry_run": false}: any mix in one transaction.
+ *   POST /purge?wait=TIMEOUT: with purge_bus, answer once every live
+ *       node applied it (docs/fleet.md).
  *   GET /inspect?url=URL: what the store holds for a URL.
+ *   GET /fleet: the purge bus's nodes (with purge_bus).
  *   GET /healthz: 200 (ACL only, no token).
  *
  * Every request must come from an address in the ACL (else 403) and carry
  * a Bearer token from the token file (else 401); refusals are logged with
  * the client and written to the audit log, as is every purge.
+ *
+ * With purge_bus set, a purge (not a dry run) is published to the bus
+ * instead of applied here (purge_bus.c): every node, this one included,
+ * applies it from there, and the answer waits for this node's.
  *
  * A purge blocks the loop for its LMDB transaction and fsync: the answer
  * must wait for both anyway, and purges are serialised by LMDB's write
@@ -36,7 +43,9 @@
 #include "common/cdn_log.h"
 #include "common/cdn_strbuf.h"
 #include "http/http_url.h"
+#include "conf/conf.h"
 #include "purge/purge.h"
+#include "purge/purge_bus.h"
 
 #define KEY_MAX   8192 /* longest key string, as edged's */
 #define WHAT_MAX  2000 /* bytes of an audit line's list of items */
@@ -50,155 +59,8 @@ struct preq {
 	const struct http_token *tok;
 	struct cdn_strbuf body;
 	uint64_t start_ns;
+	uint64_t wait_ms; /* ?wait=: confirmation by every live node */
 };
-
-/* The items of one purge, with the key strings they own. */
-struct plist {
-	struct cache_purge_item *v;
-	char **owned;       /* per item: its name, freed at the end */
-	const char **shown; /* per item: as the client wrote it (borrowed) */
-	size_t *shown_len;
-	unsigned n, cap;
-};
-
-/* ---- helpers ---- */
-
-static void
-plist_free(struct plist *l)
-{
-	for (unsigned i = 0; i < l->n; i++)
-		free(l->owned[i]);
-	free(l->v);
-	free(l->owned);
-	free(l->shown);
-	free(l->shown_len);
-	memset(l, 0, sizeof(*l));
-}
-
-/* Room for twice the items.  CDN_ENOMEM leaves the items as they were. */
-static int
-plist_grow(struct plist *l)
-{
-	unsigned cap = l->cap == 0 ? 8 : l->cap * 2;
-	void *p;
-
-	/* Each array keeps what it got: only cap says what all have. */
-	p = realloc(l->v, cap * sizeof(*l->v));
-	if (p == NULL)
-		return CDN_ENOMEM;
-	l->v = p;
-	p = realloc(l->owned, cap * sizeof(*l->owned));
-	if (p == NULL)
-		return CDN_ENOMEM;
-	l->owned = p;
-	p = realloc(l->shown, cap * sizeof(*l->shown));
-	if (p == NULL)
-		return CDN_ENOMEM;
-	l->shown = p;
-	p = realloc(l->shown_len, cap * sizeof(*l->shown_len));
-	if (p == NULL)
-		return CDN_ENOMEM;
-	l->shown_len = p;
-	l->cap = cap;
-	return CDN_OK;
-}
-
-/*
- * Add an item; name is copied.  CDN_ELIMIT past PURGE_MAX_ITEMS,
- * CDN_ENOMEM when memory runs out (the client sized the list: answer 503).
- */
-static int
-plist_add(struct plist *l, enum cache_purge_kind kind, const char *name,
-    size_t len, const char *shown, size_t shown_len)
-{
-	struct cache_purge_item *it;
-	char *copy;
-
-	if (l->n == PURGE_MAX_ITEMS)
-		return CDN_ELIMIT;
-	if (l->n == l->cap && plist_grow(l) != CDN_OK)
-		return CDN_ENOMEM;
-	copy = malloc(len + 1);
-	if (copy == NULL)
-		return CDN_ENOMEM;
-	memcpy(copy, name, len);
-	copy[len] = '\0';
-	it = &l->v[l->n];
-	memset(it, 0, sizeof(*it));
-	it->kind = kind;
-	l->owned[l->n] = copy;
-	it->name = copy;
-	it->len = len;
-	if (kind == CACHE_PURGE_URL)
-		cache_key_hash(name, len, it->key);
-	l->shown[l->n] = shown;
-	l->shown_len[l->n] = shown_len;
-	l->n++;
-	return CDN_OK;
-}
-
-/* Split an absolute http(s) URL (its host with the port, a path of "/"
- * when it has none).  CDN_EINVAL if it is not one. */
-static int
-url_split(const char *u, size_t len, const char **scheme, const char **host,
-    size_t *hostlen, const char **path, size_t *pathlen, const char **query,
-    size_t *querylen, int *has_query)
-{
-	struct http_url pu;
-	const char *why;
-
-	if (http_url_parse(u, len, &pu, &why) != CDN_OK || pu.has_userinfo)
-		return CDN_EINVAL;
-	*scheme = pu.https ? "https" : "http";
-	*host = pu.authority.p;
-	*hostlen = pu.authority.len;
-	*path = pu.path.len > 0 ? pu.path.p : "/";
-	*pathlen = pu.path.len > 0 ? pu.path.len : 1;
-	*has_query = pu.has_query;
-	*query = pu.has_query ? pu.query.p : "";
-	*querylen = pu.query.len;
-	return CDN_OK;
-}
-
-/*
- * The key string(s) edged uses for a URL, with the rules of the site its
- * host names (cache_sites_rules_for(), the lookup edged routes by).  Without
- * cache_key_scheme, edged keys every request as "http" (edge_cache.c
- * key_scheme()); with it, the scheme given, or when none is (<scheme> NULL:
- * PURGE with a Host) both the http and the https key.  CDN_EINVAL if the
- * URL makes no key; else as plist_add().
- */
-static int
-add_url(struct purge_api *a, struct plist *l, enum cache_purge_kind kind,
-    const char *scheme, const char *host, size_t hostlen, const char *path,
-    size_t pathlen, const char *query, size_t querylen, int has_query,
-    const char *shown, size_t shown_len)
-{
-	static const char *const both[] = {"http", "https"};
-	const struct cache_key_rules *kr =
-	    &cache_sites_rules_for(a->sites, host, hostlen)->key;
-	char key[KEY_MAX];
-	size_t klen;
-	unsigned nsch = 1;
-	int rc;
-
-	if (!kr->include_scheme)
-		scheme = "http";
-	else if (scheme == NULL)
-		nsch = 2;
-	for (unsigned i = 0; i < nsch; i++) {
-		const char *sch = scheme != NULL ? scheme : both[i];
-
-		if (cache_key_build(kr, sch, host, hostlen, path, pathlen,
-		        query, querylen, has_query, key, sizeof(key),
-		        &klen) != CDN_OK)
-			return CDN_EINVAL;
-		rc = plist_add(l, kind, key, klen, shown, shown_len);
-		if (rc != CDN_OK)
-			return rc;
-	}
-	return CDN_OK;
-}
 
 /* One audit line.  Values are printed with %.*s and never contain a
  * newline: request fields cannot, key strings and tags neither. */
@@ -267,6 +129,26 @@ static void
 send_error(struct http_txn *txn, int status, const char *why)
 {
 	send_json(txn, status, json_pack("{s:s}", "error", why));
+}
+
+void
+purge_send_json(struct http_txn *txn, int status, json_t *j)
+{
+	send_json(txn, status, j);
+}
+
+void
+purge_send_error(struct http_txn *txn, int status, const char *why)
+{
+	send_error(txn, status, why);
+}
+
+static const char *
+item_type(enum cache_purge_kind kind)
+{
+	return kind == CACHE_PURGE_URL ? "url"
+	    : kind == CACHE_PURGE_TAG  ? "tag"
+	                               : "prefix";
 }
 
 /* Out of memory is ours to answer (503), the rest the client's (400). */
@@ -343,14 +225,76 @@ purge_reclaim_stop(struct purge_api *a)
 
 /* ---- purging ---- */
 
-/* Apply the purge, answer, audit. */
-static void
-run_purge(struct purge_api *a, struct http_txn *txn,
-    const struct http_token *tok, struct plist *l, int soft, int dry,
-    uint64_t start_ns)
+json_t *
+purge_result_json(const struct purge_plist *l, int soft, int dry, uint64_t seq,
+    uint64_t *total)
+{
+	json_t *items, *j;
+
+	*total = 0;
+	items = json_array();
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct cache_purge_item *it = &l->v[i];
+
+		j = json_pack("{s:s, s:s#, s:s#}", "type", item_type(it->kind),
+		    "value", l->shown[i], (int)l->shown_len[i], "key", it->name,
+		    (int)it->len);
+		if (it->matched == CACHE_MATCHED_UNKNOWN) {
+			json_object_set_new(j, "matched", json_null());
+		} else {
+			json_object_set_new(j, "matched",
+			    json_integer((json_int_t)it->matched));
+			*total += it->matched;
+		}
+		json_array_append_new(items, j);
+	}
+	return json_pack("{s:s, s:I, s:b, s:b, s:I, s:o}", "status", "ok",
+	    "seq", (json_int_t)seq, "soft", soft, "dry_run", dry, "matched",
+	    (json_int_t)*total, "items", items);
+}
+
+void
+purge_note(struct purge_api *a, struct http_txn *txn, const char *token_id,
+    const struct purge_plist *l, int soft, int dry, uint64_t seq,
+    uint64_t matched, double ms, const char *bus_id)
 {
 	struct cdn_strbuf what = {.max = WHAT_MAX};
-	json_t *items, *j;
+
+	for (unsigned i = 0; i < l->n; i++)
+		cdn_sb_printf(&what, "%s%s:%.*s", i > 0 ? "," : "",
+		    item_type(l->v[i].kind), (int)l->v[i].len, l->v[i].name);
+	if (!dry)
+		a->purges++;
+	for (unsigned i = 0; !dry && !soft && i < l->n; i++) {
+		if (l->v[i].kind != CACHE_PURGE_URL) {
+			purge_reclaim_start(a);
+			break;
+		}
+	}
+	if (txn != NULL)
+		audit(a,
+		    "client=%s token=%s seq=%" PRIu64 "%s%s mode=%s dry=%d "
+		    "items=%u matched=%" PRIu64 " ms=%.3f what=%s%s",
+		    http_txn_client_addr(txn), token_id, seq,
+		    bus_id != NULL ? " bus_id=" : "",
+		    bus_id != NULL ? bus_id : "", soft ? "soft" : "hard", dry,
+		    l->n, matched, ms, what.failed ? "" : what.p,
+		    what.failed ? "(too long)" : "");
+	cdn_sb_free(&what);
+	/* The bus's entries from other nodes: its reader logs each batch. */
+	CDN_LOG(txn != NULL || bus_id == NULL ? CDN_LOG_INFO : CDN_LOG_DEBUG,
+	    "purge", "seq %" PRIu64 "%s%s: %u item(s), %s%s, %.3f ms", seq,
+	    bus_id != NULL ? ", bus " : "", bus_id != NULL ? bus_id : "", l->n,
+	    soft ? "soft" : "hard", dry ? ", dry run" : "", ms);
+}
+
+/* Apply the purge here (no bus, or a dry run), answer, audit. */
+static void
+run_purge(struct purge_api *a, struct http_txn *txn,
+    const struct http_token *tok, struct purge_plist *l, int soft, int dry,
+    uint64_t start_ns)
+{
+	json_t *j;
 	uint64_t seq = 0, total = 0;
 	double ms;
 	int rc;
@@ -365,49 +309,11 @@ run_purge(struct purge_api *a, struct http_txn *txn,
 		send_error(txn, 500, "the purge could not be committed");
 		return;
 	}
-	items = json_array();
-	for (unsigned i = 0; i < l->n; i++) {
-		const struct cache_purge_item *it = &l->v[i];
-		const char *type = it->kind == CACHE_PURGE_URL ? "url"
-		    : it->kind == CACHE_PURGE_TAG              ? "tag"
-		                                               : "prefix";
-
-		j = json_pack("{s:s, s:s#, s:s#}", "type", type, "value",
-		    l->shown[i], (int)l->shown_len[i], "key", it->name,
-		    (int)it->len);
-		if (it->matched == CACHE_MATCHED_UNKNOWN) {
-			json_object_set_new(j, "matched", json_null());
-		} else {
-			json_object_set_new(j, "matched",
-			    json_integer((json_int_t)it->matched));
-			total += it->matched;
-		}
-		json_array_append_new(items, j);
-		cdn_sb_printf(&what, "%s%s:%.*s", i > 0 ? "," : "", type,
-		    (int)it->len, it->name);
-	}
-	if (!dry)
-		a->purges++;
-	for (unsigned i = 0; !dry && !soft && i < l->n; i++) {
-		if (l->v[i].kind != CACHE_PURGE_URL) {
-			purge_reclaim_start(a);
-			break;
-		}
-	}
-	audit(a,
-	    "client=%s token=%s seq=%" PRIu64
-	    " mode=%s dry=%d items=%u matched=%" PRIu64 " ms=%.3f what=%s%s",
-	    http_txn_client_addr(txn), tok->id, seq, soft ? "soft" : "hard",
-	    dry, l->n, total, ms, what.failed ? "" : what.p,
-	    what.failed ? "(too long)" : "");
-	cdn_sb_free(&what);
-	CDN_LOG(CDN_LOG_INFO, "purge",
-	    "seq %" PRIu64 ": %u item(s), %s%s, %.3f ms", seq, l->n,
-	    soft ? "soft" : "hard", dry ? ", dry run" : "", ms);
-	send_json(txn, 200,
-	    json_pack("{s:s, s:I, s:b, s:b, s:I, s:o, s:f}", "status", "ok",
-	        "seq", (json_int_t)seq, "soft", soft, "dry_run", dry, "matched",
-	        (json_int_t)total, "items", items, "ms", ms));
+	j = purge_result_json(l, soft, dry, seq, &total);
+	purge_note(a, txn, tok->id, l, soft, dry, seq, total, ms, NULL);
+	if (j != NULL)
+		json_object_set_new(j, "ms", json_real(ms));
+	send_json(txn, 200, j);
 }
 
 /* Does the request have a field <name> with value <v> (case-insensitive)? */
@@ -444,6 +350,34 @@ strip_dry(const char *q, size_t len, char *out, int *dry)
 	return n;
 }
 
+/*
+ * Publish a PURGE of one URL to the bus: as the absolute URL, or
+ * "//HOST/PATH" when it named no scheme, so that every node makes its
+ * keys with its own site rules.
+ */
+static void
+publish_url(struct purge_api *a, struct http_txn *txn,
+    const struct http_token *tok, const char *scheme, const char *host,
+    size_t hostlen, const char *path, size_t pathlen, const char *query,
+    size_t querylen, int has_query, int soft, uint64_t start_ns)
+{
+	struct cdn_strbuf u = {.max = PURGE_MAX_BODY};
+
+	if (scheme != NULL)
+		cdn_sb_printf(&u, "%s:", scheme);
+	cdn_sb_printf(&u, "//%.*s%.*s%s%.*s", (int)hostlen, host, (int)pathlen,
+	    path, has_query ? "?" : "", (int)querylen, query);
+	if (u.failed) {
+		cdn_sb_free(&u);
+		send_error(txn, 503, "out of memory");
+		return;
+	}
+	purge_bus_publish(a->bus, txn, tok->id,
+	    json_pack("{s:[s#], s:b}", "urls", u.p, (int)u.len, "soft", soft),
+	    0, start_ns);
+	cdn_sb_free(&u);
+}
+
 /* PURGE: a URL, or the tags of Surrogate-Key / xkey fields. */
 static void
 purge_method(struct purge_api *a, struct http_txn *txn,
@@ -452,7 +386,7 @@ purge_method(struct purge_api *a, struct http_txn *txn,
 	static const char *const tag_fields[] = {"Surrogate-Key", "xkey"};
 	const struct http_request *req = http_txn_request(txn);
 	struct cdn_strbuf hb = {.max = 256 * 1024};
-	struct plist l;
+	struct purge_plist l;
 	char tags[CACHE_TAGS_CAP], *q = NULL;
 	const char *host, *scheme = NULL, *path, *query;
 	size_t hostlen, pathlen, querylen, n;
@@ -480,16 +414,26 @@ purge_method(struct purge_api *a, struct http_txn *txn,
 			sp = memchr(p, ' ', (size_t)(end - p));
 			if (sp == NULL)
 				sp = end;
-			rc = plist_add(&l, CACHE_PURGE_TAG, p, (size_t)(sp - p),
-			    p, (size_t)(sp - p));
+			rc = purge_plist_add(&l, CACHE_PURGE_TAG, p,
+			    (size_t)(sp - p), p, (size_t)(sp - p));
 			p = sp + 1;
 		}
-		if (rc == CDN_OK)
+		if (rc == CDN_OK && a->bus != NULL && !dry) {
+			json_t *tl = json_array();
+
+			for (unsigned i = 0; i < l.n; i++)
+				json_array_append_new(
+				    tl, json_stringn(l.v[i].name, l.v[i].len));
+			purge_bus_publish(a->bus, txn, tok->id,
+			    json_pack("{s:o, s:b}", "tags", tl, "soft", soft),
+			    0, start_ns);
+		} else if (rc == CDN_OK) {
 			run_purge(a, txn, tok, &l, soft, dry, start_ns);
-		else
+		} else {
 			send_item_error(txn, rc, "too many tags");
+		}
 		/* shown[] borrowed tags[]: answered before it goes. */
-		plist_free(&l);
+		purge_plist_free(&l);
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ABSOLUTE) {
@@ -521,125 +465,18 @@ purge_method(struct purge_api *a, struct http_txn *txn,
 		query = q;
 		has_query = querylen > 0;
 	}
-	rc = add_url(a, &l, CACHE_PURGE_URL, scheme, host, hostlen, path,
+	rc = purge_add_url(a, &l, CACHE_PURGE_URL, scheme, host, hostlen, path,
 	    pathlen, query, querylen, has_query, req->target.p,
 	    req->target.len);
-	if (rc == CDN_OK)
+	if (rc == CDN_OK && a->bus != NULL && !dry)
+		publish_url(a, txn, tok, scheme, host, hostlen, path, pathlen,
+		    query, querylen, has_query, soft, start_ns);
+	else if (rc == CDN_OK)
 		run_purge(a, txn, tok, &l, soft, dry, start_ns);
 	else
 		send_item_error(txn, rc, "the URL cannot be made a cache key");
-	plist_free(&l);
+	purge_plist_free(&l);
 	free(q);
-}
-
-/*
- * Members of a POST /purge body, into l.  NULL, or the reason (static or
- * in <why>) with *rcp CDN_ENOMEM when memory ran out, else CDN_EINVAL.
- */
-static const char *
-json_items(struct purge_api *a, json_t *root, struct plist *l, int *soft,
-    int *dry, char *why, size_t whylen, int *rcp)
-{
-	const char *name;
-	json_t *v;
-
-	*rcp = CDN_EINVAL;
-	if (!json_is_object(root))
-		return "the body must be a JSON object";
-	json_object_foreach(root, name, v)
-	{
-		enum cache_purge_kind kind;
-		size_t i;
-		json_t *e;
-
-		if (strcmp(name, "soft") == 0 || strcmp(name, "dry_run") == 0) {
-			if (!json_is_boolean(v)) {
-				snprintf(why, whylen,
-				    "\"%s\" must be true or false", name);
-				return why;
-			}
-			*(name[0] == 's' ? soft : dry) = json_is_true(v);
-			continue;
-		}
-		if (strcmp(name, "urls") == 0)
-			kind = CACHE_PURGE_URL;
-		else if (strcmp(name, "tags") == 0)
-			kind = CACHE_PURGE_TAG;
-		else if (strcmp(name, "prefixes") == 0)
-			kind = CACHE_PURGE_PREFIX;
-		else {
-			snprintf(why, whylen,
-			    "unknown member \"%.64s\" (urls, tags, prefixes, "
-			    "soft, dry_run)",
-			    name);
-			return why;
-		}
-		if (!json_is_array(v)) {
-			snprintf(why, whylen, "\"%s\" must be an array", name);
-			return why;
-		}
-		json_array_foreach(v, i, e)
-		{
-			const char *s = json_string_value(e), *scheme, *host,
-			           *path, *query;
-			size_t len, hostlen, pathlen, querylen;
-			int has_query, rc;
-
-			if (s == NULL) {
-				snprintf(why, whylen,
-				    "\"%s\"[%zu] must be a string", name, i);
-				return why;
-			}
-			len = json_string_length(e);
-			if (kind == CACHE_PURGE_TAG) {
-				if (len == 0 || len > CACHE_TAG_MAX_LEN ||
-				    strcspn(s, " \t,") != len) {
-					snprintf(why, whylen,
-					    "\"tags\"[%zu]: a tag is 1 to %d "
-					    "bytes without spaces or commas",
-					    i, CACHE_TAG_MAX_LEN);
-					return why;
-				}
-				rc = plist_add(l, kind, s, len, s, len);
-			} else if (url_split(s, len, &scheme, &host, &hostlen,
-			               &path, &pathlen, &query, &querylen,
-			               &has_query) != CDN_OK) {
-				snprintf(why, whylen,
-				    "\"%s\"[%zu]: not an absolute http:// or "
-				    "https:// URL",
-				    name, i);
-				return why;
-			} else {
-				rc = add_url(a, l, kind, scheme, host, hostlen,
-				    path, pathlen, query, querylen, has_query,
-				    s, len);
-			}
-			if (rc == CDN_OK && kind == CACHE_PURGE_PREFIX &&
-			    l->v[l->n - 1].len > CACHE_PREFIX_MAX_LEN) {
-				snprintf(why, whylen,
-				    "\"prefixes\"[%zu]: longer than %d bytes "
-				    "as a key",
-				    i, CACHE_PREFIX_MAX_LEN);
-				return why;
-			}
-			if (rc == CDN_ELIMIT)
-				return "too many items (at most 10000)";
-			if (rc == CDN_ENOMEM) {
-				*rcp = rc;
-				return "out of memory";
-			}
-			if (rc != CDN_OK) {
-				snprintf(why, whylen,
-				    "\"%s\"[%zu]: the URL cannot be made a "
-				    "cache key",
-				    name, i);
-				return why;
-			}
-		}
-	}
-	if (l->n == 0)
-		return "nothing to purge: give urls, tags or prefixes";
-	return NULL;
 }
 
 static void
@@ -649,7 +486,7 @@ purge_json(struct preq *pr, struct http_txn *txn)
 	char why[256], msg[400];
 	json_error_t err;
 	const char *bad;
-	struct plist l;
+	struct purge_plist l;
 	json_t *root;
 	int soft = 0, dry = 0, rc;
 
@@ -662,13 +499,21 @@ purge_json(struct preq *pr, struct http_txn *txn)
 		send_error(txn, 400, msg);
 		return;
 	}
-	bad = json_items(a, root, &l, &soft, &dry, why, sizeof(why), &rc);
+	bad = purge_json_items(
+	    a, root, &l, &soft, &dry, 0, why, sizeof(why), &rc);
 	if (bad != NULL)
 		send_item_error(txn, rc, bad);
+	else if (a->bus != NULL && !dry)
+		purge_bus_publish(a->bus, txn, pr->tok->id, json_incref(root),
+		    pr->wait_ms, pr->start_ns);
+	else if (pr->wait_ms > 0)
+		send_error(txn, 400,
+		    "wait asks the purge bus (purge_bus) to confirm, and a "
+		    "dry run is never published");
 	else
 		run_purge(a, txn, pr->tok, &l, soft, dry, pr->start_ns);
 	/* shown[] borrowed strings of root: answered before it goes. */
-	plist_free(&l);
+	purge_plist_free(&l);
 	json_decref(root);
 }
 
@@ -761,7 +606,7 @@ inspect(struct purge_api *a, struct http_txn *txn)
 {
 	const struct http_request *req = http_txn_request(txn);
 	struct cache_obj *v[64];
-	struct plist l;
+	struct purge_plist l;
 	char url[KEY_MAX], hex[2 * CACHE_HASH_LEN + 1];
 	const char *scheme, *host, *path, *query;
 	size_t ulen, hostlen, pathlen, querylen;
@@ -772,16 +617,16 @@ inspect(struct purge_api *a, struct http_txn *txn)
 
 	memset(&l, 0, sizeof(l));
 	if (query_param(req, "url", url, sizeof(url), &ulen) != CDN_OK ||
-	    url_split(url, ulen, &scheme, &host, &hostlen, &path, &pathlen,
-	        &query, &querylen, &has_query) != CDN_OK) {
+	    purge_url_split(url, ulen, &scheme, &host, &hostlen, &path,
+	        &pathlen, &query, &querylen, &has_query) != CDN_OK) {
 		send_error(txn, 400, "give url=<absolute http(s) URL>");
 		return;
 	}
-	rc = add_url(a, &l, CACHE_PURGE_URL, scheme, host, hostlen, path,
+	rc = purge_add_url(a, &l, CACHE_PURGE_URL, scheme, host, hostlen, path,
 	    pathlen, query, querylen, has_query, url, ulen);
 	if (rc != CDN_OK) {
 		send_item_error(txn, rc, "the URL cannot be made a cache key");
-		plist_free(&l);
+		purge_plist_free(&l);
 		return;
 	}
 	keys = json_array();
@@ -805,10 +650,32 @@ inspect(struct purge_api *a, struct http_txn *txn)
 	send_json(txn, 200,
 	    json_pack("{s:s#, s:I, s:o}", "url", url, (int)ulen, "purge_seq",
 	        (json_int_t)cache_store_purge_seq(a->store), "keys", keys));
-	plist_free(&l);
+	purge_plist_free(&l);
 }
 
 /* ---- the handler ---- */
+
+/* POST /purge's one query parameter, wait=TIMEOUT ("10s", "500ms"; a
+ * bare number is seconds).  CDN_EINVAL for anything else. */
+static int
+parse_wait(const struct http_request *req, uint64_t *ms)
+{
+	char v[32], d[40];
+	size_t len;
+	const char *why;
+
+	if (req->query.len < 6 || memcmp(req->query.p, "wait=", 5) != 0 ||
+	    memchr(req->query.p, '&', req->query.len) != NULL ||
+	    query_param(req, "wait", v, sizeof(v) - 1, &len) != CDN_OK)
+		return CDN_EINVAL;
+	v[len] = '\0';
+	snprintf(
+	    d, sizeof(d), "%s%s", v, strspn(v, "0123456789") == len ? "s" : "");
+	if (conf_parse_duration_ms(d, ms, &why) != CDN_OK || *ms == 0 ||
+	    *ms > 600000)
+		return CDN_EINVAL;
+	return CDN_OK;
+}
 
 static void
 refuse(struct purge_api *a, struct http_txn *txn, int status, const char *why)
@@ -883,10 +750,16 @@ on_body(struct http_txn *txn, void *arg)
 static void
 on_abort(struct http_txn *txn, void *arg)
 {
-	struct preq *pr = http_txn_data(txn);
+	void *data = http_txn_data(txn);
+	struct preq *pr;
 
 	(void)arg;
 	http_txn_set_data(txn, NULL);
+	if (purge_bus_owns(data)) {
+		purge_bus_abandon(data);
+		return;
+	}
+	pr = data;
 	preq_free(&pr);
 }
 
@@ -897,7 +770,7 @@ on_request(struct http_txn *txn, void *arg)
 	const struct http_request *req = http_txn_request(txn);
 	const struct http_token *tok;
 	struct preq *pr;
-	uint64_t start_ns = cdn_now_ns();
+	uint64_t start_ns = cdn_now_ns(), wait_ms = 0;
 	int is_get = req->method == HTTP_M_GET || req->method == HTTP_M_HEAD;
 
 	MAGIC_CHECK(a, PURGE_API_MAGIC);
@@ -917,11 +790,24 @@ on_request(struct http_txn *txn, void *arg)
 	if (req->method == HTTP_M_PURGE) {
 		purge_method(a, txn, tok, start_ns);
 	} else if (req->method == HTTP_M_POST &&
-	    http_slice_eq_ci(req->path, "/purge") && req->has_query) {
+	    http_slice_eq_ci(req->path, "/purge") && req->has_query &&
+	    parse_wait(req, &wait_ms) != CDN_OK) {
 		/* Never a real purge for what was meant as a dry run. */
 		send_error(txn, 400,
-		    "POST /purge takes no query: its options (dry_run, soft) "
-		    "are members of the JSON body");
+		    "POST /purge takes only wait=TIMEOUT (e.g. wait=10s) in "
+		    "its "
+		    "query: its options (dry_run, soft) are members of the "
+		    "JSON body");
+	} else if (req->method == HTTP_M_POST &&
+	    http_slice_eq_ci(req->path, "/purge") && wait_ms > 0 &&
+	    a->bus == NULL) {
+		send_error(txn, 400,
+		    "wait asks the purge bus to confirm: purge_bus is not set");
+	} else if (is_get && http_slice_eq_ci(req->path, "/fleet")) {
+		if (a->bus == NULL)
+			send_error(txn, 404, "no purge bus (purge_bus)");
+		else
+			purge_bus_fleet(a->bus, txn);
 	} else if (req->method == HTTP_M_POST &&
 	    http_slice_eq_ci(req->path, "/purge")) {
 		pr = cdn_xcalloc(1, sizeof(*pr));
@@ -930,6 +816,7 @@ on_request(struct http_txn *txn, void *arg)
 		pr->tok = tok;
 		pr->body.max = PURGE_MAX_BODY;
 		pr->start_ns = start_ns;
+		pr->wait_ms = wait_ms;
 		http_txn_set_data(txn, pr);
 		on_body(txn, a);
 	} else if (is_get && http_slice_eq_ci(req->path, "/inspect")) {

@@ -6,6 +6,8 @@
  *          [--error-log F] [--log-level L] [--ready-file F]
  *          [--cache-query keep|sort|drop] [--cache-key-scheme 0|1]
  *          [--cache-query-drop P]... [--cache-query-keep P]...
+ *          [--bus URL] [--bus-password-file F] [--bus-retention N]
+ *          [--node-name NAME]
  *
  * It reads edged's configuration file (-c), or one handed over on an open
  * descriptor (--config-fd: edged starts it so as a child when purge_listen
@@ -16,8 +18,10 @@
  * one directive over the file (--listen is purge_listen, --token-file
  * purge_token_file, --allow purge_allow, --audit-log purge_audit_log, the
  * others their namesakes), as edged's flags do.  The config's ready_file
- * is edged's; purged writes only --ready-file.  Exit status: 2 for bad
- * flags or configuration, 1 for start-up failures, 0 after SIGTERM.
+ * is edged's; purged writes only --ready-file.  With purge_bus it also
+ * reads and publishes the purge bus (purge_bus.c); purge_listen is then
+ * optional: without it purged only applies what the bus brings.  Exit status: 2
+ * for bad flags or configuration, 1 for start-up failures, 0 after SIGTERM.
  */
 #include "config.h"
 
@@ -38,6 +42,7 @@
 #include "conf/conf.h"
 #include "http/http_listen.h"
 #include "purge/purge.h"
+#include "purge/purge_bus.h"
 
 struct purged {
 	struct event_base *base;
@@ -60,8 +65,11 @@ usage(FILE *f)
 	    "              [--ready-file F] [--cache-query keep|sort|drop]\n"
 	    "              [--cache-key-scheme 0|1] [--cache-query-drop P]... "
 	    "[--cache-query-keep P]...\n"
-	    "cache_dir, purge_listen and purge_token_file are required, from "
-	    "the file or\nthe flags.\n");
+	    "              [--bus redis://[USER@]HOST:PORT[/STREAM]] "
+	    "[--bus-password-file F]\n"
+	    "              [--bus-retention N] [--node-name NAME]\n"
+	    "cache_dir, and purge_listen with purge_token_file or purge_bus, "
+	    "are required,\nfrom the file or the flags.\n");
 }
 
 static void
@@ -118,6 +126,10 @@ static const struct {
     {"--cache-key-scheme", "cache_key_scheme"},
     {"--cache-query-drop", "cache_query_drop"},
     {"--cache-query-keep", "cache_query_keep"},
+    {"--bus", "purge_bus"},
+    {"--bus-password-file", "purge_bus_password_file"},
+    {"--bus-retention", "purge_bus_retention"},
+    {"--node-name", "node_name"},
 };
 
 #define NDIRECTIVE_OPTS (sizeof(directive_opts) / sizeof(directive_opts[0]))
@@ -183,13 +195,17 @@ load_conf(
 		rc = conf_apply_flags(c, "purged", flags, nflags, stderr);
 	if (rc == CDN_OK)
 		rc = conf_validate_keys(c, "purged", stderr);
+	/* With purge_bus alone, purged only applies the bus (no API). */
 	if (rc == CDN_OK &&
-	    (c->cache_dir[0] == '\0' || c->purge_listen[0] == '\0' ||
-	        c->purge_token_file[0] == '\0')) {
+	    (c->cache_dir[0] == '\0' ||
+	        (c->purge_listen[0] == '\0' && c->purge_bus[0] == '\0') ||
+	        (c->purge_listen[0] != '\0' &&
+	            c->purge_token_file[0] == '\0'))) {
 		fprintf(stderr,
-		    "purged: error: cache_dir, purge_listen and "
-		    "purge_token_file are required (in the file, or "
-		    "--cache-dir, --listen and --token-file)\n");
+		    "purged: error: cache_dir, and purge_listen with "
+		    "purge_token_file or purge_bus, are required (in the "
+		    "file, or --cache-dir, --listen, --token-file and "
+		    "--bus)\n");
 		rc = CDN_EINVAL;
 	}
 	if (rc != CDN_OK)
@@ -228,7 +244,7 @@ main(int argc, char **argv)
 	struct conf *c = NULL;
 	struct purged d;
 	unsigned nflags = 0;
-	char audit_default[4096];
+	char audit_default[4096], *bus_password = NULL;
 	int opt, fd, cfd = -1, rc = 1;
 
 	memset(&d, 0, sizeof(d));
@@ -296,9 +312,16 @@ main(int argc, char **argv)
 	cdn_log_level_now = (int)c->log_level;
 	if (cdn_log_open(c->error_log) != CDN_OK)
 		goto out_acl;
-	if (http_tokens_load(&d.api.tokens, c->purge_token_file, 0, "purge",
+	if (c->purge_listen[0] != '\0' &&
+	    http_tokens_load(&d.api.tokens, c->purge_token_file, 0, "purge",
 	        "purge_token_file") != CDN_OK)
 		goto out_log;
+	if (c->purge_bus_password_file[0] != '\0') {
+		bus_password = conf_bus_password_load(
+		    c->purge_bus_password_file, "purged");
+		if (bus_password == NULL)
+			goto out_tokens;
+	}
 	audit_log = c->purge_audit_log;
 	if (audit_log[0] == '\0') {
 		snprintf(audit_default, sizeof(audit_default),
@@ -333,7 +356,15 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
-	fd = http_listen_socket(c->purge_listen, 0, 128, "purge");
+	d.api.base = d.base;
+	if (c->purge_bus[0] != '\0') {
+		d.api.bus = purge_bus_new(&d.api, c, d.base, bus_password);
+		if (d.api.bus == NULL)
+			goto out_base;
+	}
+	fd = c->purge_listen[0] == '\0'
+	    ? -2
+	    : http_listen_socket(c->purge_listen, 0, 128, "purge");
 	if (fd == -1)
 		goto out_base;
 	memset(&lim, 0, sizeof(lim));
@@ -346,13 +377,14 @@ main(int argc, char **argv)
 	lim.body_timeout_ms = 30000;
 	lim.send_timeout_ms = 30000;
 	lim.max_connections = 256;
-	d.api.base = d.base;
 	d.http = http_server_new(d.base, &lim, &purge_api_handler, &d.api);
-	d.lis = evconnlistener_new(d.base, on_accept, &d,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (d.lis == NULL) {
-		close(fd);
-		goto out_http;
+	if (fd >= 0) {
+		d.lis = evconnlistener_new(d.base, on_accept, &d,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+		if (d.lis == NULL) {
+			close(fd);
+			goto out_http;
+		}
 	}
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
@@ -363,7 +395,7 @@ main(int argc, char **argv)
 	event_add(d.sig_hup, NULL);
 	event_add(d.sig_usr1, NULL);
 	CDN_LOG(CDN_LOG_INFO, "purge", "purged on %s, cache %s, purge seq %llu",
-	    c->purge_listen, dir,
+	    c->purge_listen[0] != '\0' ? c->purge_listen : "(bus only)", dir,
 	    (unsigned long long)cache_store_purge_seq(d.api.store));
 	if (ready != NULL && cdn_ready_file_write(ready) != CDN_OK) {
 		CDN_LOG(CDN_LOG_ERR, "purge", "ready file %s: %s", ready,
@@ -381,11 +413,13 @@ out_sig:
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
 	event_free(d.sig_usr1);
-	evconnlistener_free(d.lis);
+	if (d.lis != NULL)
+		evconnlistener_free(d.lis);
 out_http:
 	purge_reclaim_stop(&d.api);
 	http_server_free(&d.http);
 out_base:
+	purge_bus_free(&d.api.bus);
 	event_base_free(d.base);
 	cache_store_close(&d.api.store);
 out_audit:
@@ -393,6 +427,10 @@ out_audit:
 		fclose(d.api.audit);
 	free(d.api.audit_path);
 out_tokens:
+	if (bus_password != NULL) {
+		explicit_bzero(bus_password, strlen(bus_password));
+		free(bus_password);
+	}
 	http_tokens_free(&d.api.tokens);
 out_log:
 	cdn_log_close();

@@ -9,11 +9,15 @@
 set -eu
 pkgs="build-essential autoconf automake pkg-config libevent-dev
 libcurl4-openssl-dev libssl-dev liblmdb-dev zlib1g-dev libbrotli-dev
-libjansson-dev libxxhash-dev libsystemd-dev curl python3 ca-certificates"
+libjansson-dev libxxhash-dev libnghttp2-dev libhiredis-dev libsystemd-dev
+curl python3 ca-certificates"
 if [ "${1:-}" = "--test" ]; then
 	# varnishtest runs the integration stories; brotli checks variants;
-	# chromium loads the dashboard; openssl makes the TLS tests' CA.
-	pkgs="$pkgs varnish brotli procps chromium fonts-liberation openssl"
+	# chromium loads the dashboard; openssl makes the TLS tests' CA;
+	# nghttp2-client (nghttp, h2load) and python3-h2 speak HTTP/2;
+	# redis-server runs the purge bus stories (each its own, no service).
+	pkgs="$pkgs varnish brotli procps chromium fonts-liberation openssl
+nghttp2-client python3-h2 redis-server"
 fi
 if [ "${1:-}" = "--package" ]; then
 	pkgs="$pkgs debhelper dpkg-dev fakeroot lintian debootstrap systemd"

@@ -11,8 +11,11 @@
  *   - the head is handed over at most once, for a final status
  *     (200..599), and only after the empty line;
  *   - it is whole "Name: value\r\n" lines, none empty, with no CR, LF or
- *     NUL inside, at most HEAD_MAX bytes; content_length is -1 or what a
- *     Content-Length line says;
+ *     NUL inside, none folded (starting with white space), each with a
+ *     colon and no white space before it, at most HEAD_MAX bytes;
+ *     content_length is -1 or what every Content-Length line says;
+ *   - no head with Transfer-Encoding and Content-Length, nor one whose
+ *     chunked is not the final transfer coding, is handed over;
  *   - a line the callback refuses stops the transfer, as curl does;
  *   - the cache's reading of the head stays in range (dates, Age,
  *     lifetimes), and a storable decision names its reason;
@@ -55,7 +58,7 @@ fz_timer(evutil_socket_t fd, short what, void *arg)
 static void
 fz_check_head(const char *h, size_t len)
 {
-	const char *p = h, *end = h + len, *nl;
+	const char *p = h, *end = h + len, *nl, *colon;
 
 	CDN_ASSERT(len <= HEAD_MAX);
 	while (p < end) {
@@ -63,6 +66,10 @@ fz_check_head(const char *h, size_t len)
 		CDN_ASSERT(nl != NULL && nl > p + 1 && nl[-1] == '\r');
 		CDN_ASSERT(memchr(p, '\r', (size_t)(nl - 1 - p)) == NULL);
 		CDN_ASSERT(memchr(p, '\0', (size_t)(nl - 1 - p)) == NULL);
+		CDN_ASSERT(p[0] != ' ' && p[0] != '\t');
+		colon = memchr(p, ':', (size_t)(nl - 1 - p));
+		CDN_ASSERT(colon != NULL && colon > p);
+		CDN_ASSERT(colon[-1] != ' ' && colon[-1] != '\t');
 		p = nl + 1;
 	}
 }
@@ -138,6 +145,7 @@ fz_on_head(struct origin_fetch *f, void *arg, int status, const char *fields,
 	seen->content_length = content_length;
 	fz_check_head(fields, len);
 	CDN_ASSERT(content_length == fz_content_length(fields, len));
+	CDN_ASSERT(head_framing_error(f) == NULL);
 	fz_check_cache(status, fields, len);
 }
 

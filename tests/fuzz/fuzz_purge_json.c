@@ -1,9 +1,9 @@
 /*
  * libFuzzer target for the purge API's request parsing (purge/purge_api.c,
  * included for its static functions): the JSON body of POST /purge read
- * by jansson and turned into purge items (json_items), and the absolute
- * URLs and queries of PURGE (url_split, strip_dry), with key rules from
- * sites of different kinds, as purged builds them.
+ * by jansson and turned into purge items (purge_json_items, purge_items.c), and
+ * the absolute URLs and queries of PURGE (purge_url_split, strip_dry), with key
+ * rules from sites of different kinds, as purged builds them.
  *
  * The whole input is the JSON body, and also a URL.  Beyond the
  * sanitizers' checks it asserts:
@@ -26,6 +26,8 @@
 #include "conf/conf.h"
 /* purged's API is not in libedge.a: this is its only copy here. */
 #include "purge/purge_api.c"
+#include "purge/purge_items.c"
+#include "purge/purge_bus.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -63,7 +65,7 @@ fz_init(void)
 }
 
 static void
-fz_check_items(const struct plist *l)
+fz_check_items(const struct purge_plist *l)
 {
 	uint8_t h[CACHE_HASH_LEN];
 
@@ -101,7 +103,7 @@ fz_json(const char *v, size_t len)
 	char why[256];
 	json_error_t err;
 	const char *bad;
-	struct plist l;
+	struct purge_plist l;
 	json_t *root;
 	int soft = -1, dry = -1, rc = 0;
 
@@ -109,7 +111,8 @@ fz_json(const char *v, size_t len)
 	root = json_loadb(v, len, JSON_REJECT_DUPLICATES, &err);
 	if (root == NULL)
 		return;
-	bad = json_items(&fz_api, root, &l, &soft, &dry, why, sizeof(why), &rc);
+	bad = purge_json_items(
+	    &fz_api, root, &l, &soft, &dry, 0, why, sizeof(why), &rc);
 	if (bad != NULL) {
 		CDN_ASSERT(rc == CDN_EINVAL && bad[0] != '\0');
 	} else {
@@ -117,7 +120,7 @@ fz_json(const char *v, size_t len)
 		CDN_ASSERT(soft == -1 || soft == 0 || soft == 1);
 		CDN_ASSERT(dry == -1 || dry == 0 || dry == 1);
 	}
-	plist_free(&l);
+	purge_plist_free(&l);
 	json_decref(root);
 }
 
@@ -129,8 +132,8 @@ fz_url(const char *u, size_t len)
 	int has_query, dry = 0;
 	char *out;
 
-	if (url_split(u, len, &scheme, &host, &hostlen, &path, &pathlen, &query,
-	        &querylen, &has_query) != CDN_OK)
+	if (purge_url_split(u, len, &scheme, &host, &hostlen, &path, &pathlen,
+	        &query, &querylen, &has_query) != CDN_OK)
 		return;
 	CDN_ASSERT(hostlen > 0 && host > u && host + hostlen <= u + len);
 	CDN_ASSERT(pathlen > 0 && path[0] == '/');

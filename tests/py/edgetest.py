@@ -468,6 +468,112 @@ class Origin:
         return False
 
 
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
+
+
+class Redis:
+    """A redis-server of its own on a free loopback port, in a temporary
+    directory (never a system service), with a small RESP client.  With
+    persist=True it keeps an append-only file, so that stop() and start()
+    bring back the same stream; password= sets requirepass.  Skips the
+    test when redis-server is not installed (tools/deps.sh --test)."""
+
+    def __init__(self, persist=False, password=None, port=None):
+        if not os.access(REDIS_SERVER, os.X_OK):
+            raise Skip("redis-server not found at %s" % REDIS_SERVER)
+        self.dir = mktemp("redis")
+        self.port = port or free_port()
+        self.persist = persist
+        self.password = password
+        self.proc = None
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.start()
+
+    def start(self):
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind",
+                "127.0.0.1", "--save", "", "--dir", self.dir,
+                "--appendonly", "yes" if self.persist else "no",
+                "--appendfsync", "always", "--daemonize", "no",
+                "--logfile", os.path.join(self.dir, "redis.log")]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self._log = open(os.path.join(self.dir, "stdout"), "ab")
+        self.proc = _spawn(argv, self._log, subprocess.STDOUT)
+
+        def up():
+            try:
+                return self.command("PING") in (b"PONG", "PONG")
+            except (OSError, RedisError) as e:
+                return "NOAUTH" in str(e) or "WRONGPASS" in str(e)
+        wait_for(up, 10, 0.05, "redis-server on %d" % self.port)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self._log.close()
+        self.proc = None
+
+    def command(self, *args, timeout=5.0):
+        """One command on a fresh connection; the decoded reply (bytes,
+        int, list or None).  An error reply raises RedisError."""
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout) as s:
+            r = Reader(s)
+            if self.password:
+                s.sendall(_resp_encode(["AUTH", self.password]))
+                _resp_read(r)
+            s.sendall(_resp_encode(args))
+            return _resp_read(r)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class RedisError(Exception):
+    pass
+
+
+def _resp_encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if not isinstance(a, bytes):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def _resp_read(r):
+    line = r.read_line()
+    t, rest = line[:1], line[1:].rstrip(b"\r\n")
+    if t == b"+":
+        return rest
+    if t == b"-":
+        raise RedisError(rest.decode("utf-8", "replace"))
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = r.read_exact(n + 2)
+        return data[:-2]
+    if t == b"*":
+        n = int(rest)
+        if n < 0:
+            return None
+        return [_resp_read(r) for _ in range(n)]
+    raise RedisError("bad RESP line %r" % line)
+
+
 class Edge:
     """The edged under test, as a context manager.
 
@@ -1039,6 +1145,66 @@ class RawResult:
             "closed" if self.closed else "open", self.elapsed,
             self.data[:120])
 
+
+
+class RawOrigin:
+    """A loopback origin answering every request with <response> bytes,
+    then closing the connection, for heads origin.py cannot send (obs-fold,
+    interim responses, odd framing).  .url, .port; .requests counts the
+    request heads received.  Used as a with-block."""
+
+    def __init__(self, response):
+        self.response = response
+        self.delay_s = 0  # before answering, once the head has come
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(5)
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(4096)
+                if not d:
+                    return
+                buf += d
+            with self.lock:
+                self.requests += 1
+            time.sleep(self.delay_s)
+            c.sendall(self.response)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping = True
+        self.thread.join(2)
+        self.lsock.close()
+        return False
 
 
 class SilentListener:

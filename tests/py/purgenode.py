@@ -26,7 +26,8 @@ def token_file(d, lines=None):
 class Node:
     """edged + purged on one cache dir; a context manager like et.Edge."""
 
-    def __init__(self, origin, *extra, cache=None, allow=None, threads=2):
+    def __init__(self, origin, *extra, cache=None, allow=None, threads=2,
+                 env=None):
         self.dir = et.mktemp("purge")
         self.cache = cache or os.path.join(self.dir, "cache")
         self.token_file = token_file(self.dir)
@@ -41,7 +42,7 @@ class Node:
         for a in allow or []:
             args += ["--purge-allow", a]
         self.edge = et.Edge(origin.url, *(args + list(extra)),
-                            threads=threads)
+                            threads=threads, env=env)
         self.wait_purged()
 
     def wait_purged(self, timeout=10.0):

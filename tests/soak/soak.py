@@ -304,6 +304,10 @@ def main():
             ", ".join("%s %d" % kv for kv in load.counts.items())))
         for e in load.errors:
             fails.append(e)
+        if samples:
+            step = max(1, len(samples) // 10)
+            print("soak: anonymous RSS over time (s: KiB): " + ", ".join(
+                "%.0f: %d" % sm for sm in samples[::step]))
         if alive and rss_warm is not None:
             late = [r for el, r in samples if el >= elapsed / 2]
             peak = max(late) if late else rss_warm

@@ -833,6 +833,16 @@ static const struct dcase {
     {"CDN-Cache-Control over two lines, one invalid", C_STD, GET, 0, NULL, 200,
         CC("max-age=10") CDN("max-age=600") CDN("no-store=?0"), 1,
         "fresh:max-age", 10, 0, 0, 0, 0},
+    /* RFC 9112 §6.3: a coding other than chunked is read until close */
+    {"unknown transfer coding: never stored", C_STD, GET, 0, NULL, 200,
+        CC("max-age=60") "Transfer-Encoding: foo\r\n", 0, "transfer-coding", 0,
+        0, 0, 0, 0},
+    {"a coding under chunked: never stored", C_STD, GET, 0, NULL, 200,
+        CC("max-age=60") "Transfer-Encoding: gzip, chunked\r\n", 0,
+        "transfer-coding", 0, 0, 0, 0, 0},
+    {"chunked alone is stored", C_STD, GET, 0, NULL, 200,
+        CC("max-age=60") "transfer-encoding: , Chunked \r\n", 1,
+        "fresh:max-age", 60, 0, 0, 0, 0},
 };
 
 static void

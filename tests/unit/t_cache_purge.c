@@ -491,6 +491,77 @@ test_unreadable_purge_records(void)
 	cache_store_close(&s);
 }
 
+/* A batch of the purge bus, applied by another process: each op its own
+ * seq, an op of nothing still marked, the mark in the same transaction,
+ * and the empty prefix ("every key", a bus gap) honoured by lookups, also
+ * after the rules are loaded again at open. */
+static void
+test_batch(void)
+{
+	struct cache_purge_item u, every;
+	struct cache_store *s;
+	char dir[128], mark[64];
+	size_t len = 0;
+	uint64_t seq0;
+	int soft = 0, status;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/batch", root);
+	s = open_store(dir, 64u << 20);
+	ok(s != NULL, "a store");
+	is_int(
+	    cache_store_purge_mark(s, "bus_applied", mark, sizeof(mark), &len),
+	    CDN_NOTFOUND, "no mark yet");
+	put(s, "h/b1", 0, "");
+	put(s, "h/b2", 0, "");
+	cache_store_sync(s);
+	seq0 = cache_store_purge_seq(s);
+	item(&u, CACHE_PURGE_URL, "h/b1");
+	memset(&every, 0, sizeof(every));
+	every.kind = CACHE_PURGE_PREFIX;
+	every.name = "";
+	pid = fork();
+	CDN_ASSERT(pid != -1);
+	if (pid == 0) {
+		struct cache_store *s2 = open_store(dir, 0);
+		struct cache_purge_op ops[3] = {
+		    {.items = &u, .n = 1, .soft = 0},
+		    {.items = NULL, .n = 0},
+		    {.items = &every, .n = 1, .soft = 1},
+		};
+
+		_exit(s2 != NULL &&
+		            cache_store_purge_batch(s2, ops, 3, "bus_applied",
+		                "fleet 5-1", 9) == CDN_OK &&
+		            ops[0].seq == seq0 + 1 && ops[1].seq == 0 &&
+		            ops[2].seq == seq0 + 2 && u.matched == 1
+		        ? 0
+		        : 1);
+	}
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "a batch of three: two purges, their seqs, one op of nothing");
+	is_int(cache_store_purge_seq(s), seq0 + 2, "published");
+	is_int(lookup(s, "h/b1", 0, NULL), CDN_NOTFOUND, "the URL is gone");
+	ok(lookup(s, "h/b2", 0, &soft) == CDN_OK && soft,
+	    "the empty prefix soft-purged everything stored before");
+	ok(cache_store_purge_mark(s, "bus_applied", mark, sizeof(mark), &len) ==
+	            CDN_OK &&
+	        len == 9 && memcmp(mark, "fleet 5-1", 9) == 0,
+	    "the mark committed with them");
+	put(s, "h/b3", 0, "");
+	ok(lookup(s, "h/b3", 0, &soft) == CDN_OK && !soft,
+	    "what is stored after is fresh");
+	cache_store_sync(s);
+	cache_store_close(&s);
+	s = open_store(dir, 64u << 20);
+	ok(lookup(s, "h/b2", 0, &soft) == CDN_OK && soft,
+	    "after a reopen the empty prefix still holds (rules reloaded)");
+	ok(lookup(s, "h/b3", 0, &soft) == CDN_OK && !soft,
+	    "and the later object is still fresh");
+	cache_store_close(&s);
+}
+
 int
 main(void)
 {
@@ -507,6 +578,7 @@ main(void)
 	test_rules();
 	test_store();
 	test_unreadable_purge_records();
+	test_batch();
 	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return done_testing();
 }

@@ -165,6 +165,7 @@ conf_cmp(const struct conf *a, const struct conf *b, int each, const char *what,
 #define CMP_LOGLEVEL(n)  same = a->n == b->n;
 #define CMP_SNICERT(n)   same = list_eq(&a->n, &b->n);
 #define CMP_ORIGINSRV(n) same = list_eq(&a->n, &b->n);
+#define CMP_TOKENS(n)    same = list_eq(&a->n, &b->n);
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	if (!str_eq(#name, skip1) && !str_eq(#name, skip2)) {                  \
 		CMP_##type(name) if (each) ok(same, "%s: %s", what, #name);    \
@@ -1376,6 +1377,8 @@ test_sites(void)
 	           "\tcache_default_ttl 60s\n"
 	           "\tcache_bypass /b\n"
 	           "\tcache_bypass /c\n"
+	           "\torigin_pass_fields Forwarded, X-Forwarded-Host\n"
+	           "\torigin_pass_fields X-Rewrite-URL\n"
 	           "}\n"
 	           "site other.org { # a comment\n"
 	           "}\n"
@@ -1396,6 +1399,14 @@ test_sites(void)
 	is_int(a->conf->cache_min_ttl, 1000,
 	    "a top-level line after the blocks is inherited too");
 	is_str(b->conf->origin, "http://top.example", "origin inherited");
+	ok(a->conf->origin_pass_fields.n == 3 &&
+	        strcmp(a->conf->origin_pass_fields.v[0], "Forwarded") == 0 &&
+	        strcmp(a->conf->origin_pass_fields.v[1], "X-Forwarded-Host") ==
+	            0 &&
+	        strcmp(a->conf->origin_pass_fields.v[2], "X-Rewrite-URL") ==
+	            0 &&
+	        b->conf->origin_pass_fields.n == 0,
+	    "origin_pass_fields: several names to a line, repeatable");
 	ok(a->conf->cache_bypass.n == 2 &&
 	        strcmp(a->conf->cache_bypass.v[0], "/b") == 0 &&
 	        strcmp(a->conf->cache_bypass.v[1], "/c") == 0,
@@ -1500,6 +1511,9 @@ test_site_errors(void)
 	    {"site a.test {\n\tcache_min_ttl 1x\n}\n",
 	        "e.conf:2:16: error: cache_min_ttl: unknown unit (ms, s, m, h "
 	        "or d)\n"},
+	    {"site a.test {\n\torigin_drop_fields X-A X(B)\n}\n",
+	        "e.conf:2:21: error: origin_drop_fields: not a token (a field "
+	        "name or a method)\n"},
 	    {"site a.test {\nsite b.test {\n}\n}\n",
 	        "e.conf:2:1: error: site: sites cannot be nested (the block at "
 	        "line 1 is not closed)\n"

@@ -5,8 +5,9 @@
  * --wrap=malloc,calloc,realloc, so that our code's allocations go through
  * the wrappers below, which fail the one chosen.  Covered:
  *   - the copy of a request head (http/http_server.c): 503 and a close;
- *   - a purge's item list and its key strings (purge/purge_api.c, included
- *     for its static functions): 503 from POST /purge;
+ *   - a purge's item list and its key strings (purge/purge_items.c and
+ *     purge/purge_api.c, included for its static functions): 503 from
+ *     POST /purge;
  *   - an origin fetch's target and URL (origin/origin_fetch.c): no fetch.
  */
 #include "config.h"
@@ -27,6 +28,8 @@
 #include "origin/origin.h"
 /* purged's API is not in libedge.a: this is its only copy here. */
 #include "purge/purge_api.c"
+#include "purge/purge_bus.c"
+#include "purge/purge_items.c"
 #include "tests/unit/tap.h"
 
 /* ---- failure injection ---- */
@@ -220,30 +223,30 @@ static void
 test_plist(void)
 {
 	char name[777];
-	struct plist l;
+	struct purge_plist l;
 	int rc;
 
 	memset(&l, 0, sizeof(l));
 	for (int i = 0; i < 8; i++)
-		plist_add(&l, CACHE_PURGE_TAG, "t", 1, "t", 1);
+		(void)!purge_plist_add(&l, CACHE_PURGE_TAG, "t", 1, "t", 1);
 	is_int(l.n, 8, "plist: 8 items fill the first allocation");
 	/* Growing reallocates four arrays: fail each in turn. */
 	for (unsigned k = 0; k < 4; k++) {
 		fail_next(FAIL_REALLOC, 0, k);
-		rc = plist_add(&l, CACHE_PURGE_TAG, "u", 1, "u", 1);
+		rc = purge_plist_add(&l, CACHE_PURGE_TAG, "u", 1, "u", 1);
 		is_int(rc, CDN_ENOMEM, "plist: realloc %u of 4 fails", k + 1);
 		is_int(l.n, 8, "plist: the items are as they were");
 	}
-	is_int(plist_add(&l, CACHE_PURGE_TAG, "u", 1, "u", 1), CDN_OK,
+	is_int(purge_plist_add(&l, CACHE_PURGE_TAG, "u", 1, "u", 1), CDN_OK,
 	    "plist: then it grows");
 	memset(name, 'n', sizeof(name));
 	fail_next(FAIL_MALLOC, sizeof(name) + 1, 0);
-	rc = plist_add(
+	rc = purge_plist_add(
 	    &l, CACHE_PURGE_TAG, name, sizeof(name), name, sizeof(name));
 	is_int(rc, CDN_ENOMEM, "plist: the name's copy fails");
 	is_int(l.n, 9, "plist: nothing added");
 	ok(strcmp(l.v[8].name, "u") == 0, "plist: the items are intact");
-	plist_free(&l);
+	purge_plist_free(&l);
 }
 
 /* POST /purge through the real handler: 503, not an abort. */

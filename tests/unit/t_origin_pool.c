@@ -3,7 +3,8 @@
  * smooth weighted round-robin's order, least-conn, rendezvous hashing's
  * stability when a server leaves (only its keys move) and its weighting,
  * backups, max_conns, passive failures and the cool-down, the exclusion a
- * retry uses, and the server URLs built with a TLS name.
+ * retry uses, and the server URLs built with a TLS name; for parents,
+ * the hash order that failures walk and a lone parent's ejection.
  */
 #include "config.h"
 
@@ -271,6 +272,77 @@ test_passive_and_exclude(void)
 	origin_pool_free(&p);
 }
 
+/*
+ * Parents (a shield tier): a key's next parent after failures is the one
+ * the pool without the failed ones would pick, so a key that leaves its
+ * home lands where every other node sends it too; and a lone parent does
+ * go out after failures, as the origin is there to take over.
+ */
+static void
+test_parents(void)
+{
+	static const char *a[NKEYS], *b[NKEYS];
+	const char *three[3] = {urls[0], urls[1], urls[3]};
+	const char *two[2] = {urls[0], urls[3]};
+	struct origin_pool *p5 = pool_of(ORIGIN_BAL_HASH, urls, NULL, 5);
+	struct origin_pool *p3 = pool_of(ORIGIN_BAL_HASH, three, NULL, 3);
+	struct origin_pool *p2 = pool_of(ORIGIN_BAL_HASH, two, NULL, 2);
+	struct origin_server_conf sc = {.url = urls[0], .weight = 1};
+	struct origin_pool_conf pc;
+	struct origin_server_state st;
+	unsigned wrong = 0, first;
+	const char *why;
+	int i;
+
+	for (unsigned k = 0; k < NKEYS; k++) {
+		/* In the pool of 5 without servers 2 and 4 (urls[2], urls[4]),
+		 * a key goes where the pool of 3 sends it. */
+		i = origin_pool_pick_except(p5, key(k), (1u << 2) | (1u << 4));
+		origin_pool_server_state(p5, (unsigned)i, &st);
+		a[k] = st.url;
+		i = origin_pool_pick(p3, key(k), -1);
+		origin_pool_server_state(p3, (unsigned)i, &st);
+		b[k] = st.url;
+		if (strcmp(a[k], b[k]) != 0)
+			wrong++;
+	}
+	is_int(wrong, 0, "excluding parents picks as the pool without them");
+	for (unsigned k = 0; k < NKEYS; k++) {
+		i = origin_pool_pick(p2, key(k), -1);
+		origin_pool_server_state(p2, (unsigned)i, &st);
+		first = (unsigned)origin_pool_pick(p3, key(k), -1);
+		/* Keys whose home (in the pool of 3) is urls[1]: the pool of 2
+		 * is that pool without it. */
+		if (first != 1)
+			continue;
+		i = origin_pool_pick_except(p3, key(k), 1u << 1);
+		if (strcmp(st.url, three[i]) != 0)
+			wrong++;
+	}
+	is_int(wrong, 0, "a failed home's keys go on in hash order");
+	is_int(origin_pool_pick_except(p2, key(1), 3), -1,
+	    "every parent excluded: none (the origin's turn)");
+
+	memset(&pc, 0, sizeof(pc));
+	pc.name = "parents";
+	pc.balance = ORIGIN_BAL_HASH;
+	pc.servers = &sc;
+	pc.nservers = 1;
+	pc.max_fails = 2;
+	pc.fail_timeout_ms = 60000;
+	pc.eject_lone = 1;
+	origin_pool_free(&p2);
+	p2 = origin_pool_new(&pc, &why);
+	origin_pool_report(p2, 0, 1);
+	origin_pool_report(p2, 0, 1);
+	origin_pool_server_state(p2, 0, &st);
+	ok(!st.up && st.cooling, "a lone parent is out after max_fails");
+	is_int(origin_pool_pick(p2, key(1), -1), -1, "and not picked");
+	origin_pool_free(&p2);
+	origin_pool_free(&p3);
+	origin_pool_free(&p5);
+}
+
 static void
 test_backup_and_max_conns(void)
 {
@@ -354,6 +426,7 @@ main(void)
 	test_hash_weights();
 	test_passive_and_exclude();
 	test_backup_and_max_conns();
+	test_parents();
 	test_urls();
 	return done_testing();
 }
