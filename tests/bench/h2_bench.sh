@@ -1,0 +1,132 @@
+#!/bin/sh
+# HTTP/2 hits over TLS: edged beside nginx, measured with h2load.
+#   EDGED=./edged BENCH_ORIGIN=./tests/bench/bench_origin sh tests/bench/h2_bench.sh
+# (make tests/bench/bench_origin first; needs nginx and h2load, Debian's
+# nginx-light and nghttp2-client).
+#
+# Both servers use one worker on CPU 0 (taskset), the same certificate
+# and TLS 1.3 cipher, and cache the same origin (bench_origin, CPU 1);
+# h2load runs on CPU 1 with 64 connections x 10 streams for BENCH_DURATION
+# seconds (default 5) per run, after a warm-up that stores the objects.
+# For each object size (1 KiB, 100 KiB) and protocol (h2, then HTTP/1.1
+# with h2load --h1 for comparison) it prints requests/s and requests per
+# CPU-second of the server, edged and nginx alternating, BENCH_REPS times
+# (default 3), then the median of each and edged's ratio to nginx.
+# Everything binds 127.0.0.1 and stops by itself.
+set -eu
+EDGED=${EDGED:-./edged}
+ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
+DUR=${BENCH_DURATION:-5}
+REPS=${BENCH_REPS:-3}
+CIPHER=TLS_AES_128_GCM_SHA256
+for t in nginx h2load openssl taskset; do
+	command -v $t >/dev/null || { echo "$t not found" >&2; exit 1; }
+done
+dir=$(mktemp -d)
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+tree() { # a process and its children
+	echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"
+}
+cpu_ticks() {
+	t=0
+	for p in $1; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo $t
+}
+# run NAME "PIDS" URL [h2load args]: "rps req_per_cpu_s" on stdout
+run() {
+	pids_=$2 url=$3
+	shift 3
+	t0=$(cpu_ticks "$pids_")
+	out=$(taskset -c 1 h2load -t1 -c64 -D "$DUR" \
+	    --tls13-ciphers=$CIPHER "$@" "$url" 2>&1)
+	t1=$(cpu_ticks "$pids_")
+	echo "$out" | awk -v c="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v d="$DUR" '
+	    /^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /req\/s/) r = $i; gsub(",", "", r) }
+	    /^requests:/ { if ($10 + 0 > 0 || $12 + 0 > 0) bad = 1 }
+	    END { cs = c / hz; printf "%.0f %.0f%s\n", r, (cs > 0 ? r * d / cs : 0), bad ? " errors" : "" }'
+}
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+op=$(port); ep=$(port); np=$(port)
+taskset -c 1 "$ORIGIN" "$op" & pids="$pids $!"
+taskset -c 0 "$EDGED" --listen-tls "127.0.0.1:$ep" --tls-cert "$dir/cert.pem" \
+    --tls-key "$dir/key.pem" --origin "http://127.0.0.1:$op" --threads 1 \
+    --log-level warn --cache-dir "$dir/cache" --memory-size 256M \
+    --ready-file "$dir/ready" & epid=$!; pids="$pids $epid"
+mkdir -p "$dir/nginx/cache"
+# As root, nginx's workers would become "nobody", who cannot write the
+# private cache directory: keep them the user who runs this.
+cat >"$dir/nginx.conf" <<NGX
+user $(id -un);
+worker_processes 1;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	keepalive_requests 1000000;
+	proxy_cache_path $dir/nginx/cache keys_zone=c:64m;
+	upstream o { server 127.0.0.1:$op; keepalive 32; }
+	server {
+		listen 127.0.0.1:$np ssl http2;
+		ssl_certificate $dir/cert.pem;
+		ssl_certificate_key $dir/key.pem;
+		ssl_protocols TLSv1.3;
+		location / {
+			proxy_pass http://o;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_cache c;
+			proxy_cache_lock on;
+		}
+	}
+}
+NGX
+taskset -c 0 nginx -p "$dir/nginx" -c "$dir/nginx.conf" -g 'daemon off;' &
+npid=$!; pids="$pids $npid"
+i=0; until [ -s "$dir/ready" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+sleep 0.5
+echo "edged $("$EDGED" --version | cut -d' ' -f2) and nginx $(nginx -v 2>&1 | cut -d/ -f2): one worker each on CPU 0, h2load -c64 on CPU 1, ${DUR} s x $REPS"
+printf '%-10s %-9s %-6s %10s %12s\n' size proto server "req/s" "req/CPU-s"
+for size in 1024 102400; do
+	path="/obj/h2bench?size=$size"
+	for p in $ep $np; do
+		curl -sk -o /dev/null "https://127.0.0.1:$p$path"
+		curl -sk -o /dev/null "https://127.0.0.1:$p$path"
+	done
+	for proto in h2 h1; do
+		args="-m10"
+		[ $proto = h1 ] && args="--h1 -m1"
+		: >"$dir/e"; : >"$dir/n"
+		r=0
+		while [ $r -lt "$REPS" ]; do
+			# shellcheck disable=SC2086
+			run edged "$(tree $epid)" "https://127.0.0.1:$ep$path" $args >>"$dir/e"
+			# shellcheck disable=SC2086
+			run nginx "$(tree $npid)" "https://127.0.0.1:$np$path" $args >>"$dir/n"
+			r=$((r + 1))
+		done
+		for s in e n; do
+			name=edged; [ $s = n ] && name=nginx
+			sort -n -k2 "$dir/$s" | awk -v sz=$size -v pr=$proto -v n=$name '
+			    { r[NR] = $1; c[NR] = $2; if ($3 != "") bad = 1 }
+			    END { m = int((NR + 1) / 2); printf "%-10s %-9s %-6s %10s %12s%s\n", sz, pr, n, r[m], c[m], bad ? "  (errors)" : "" }'
+		done | tee -a "$dir/medians"
+	done
+done
+awk '{ k = $1 " " $2; if ($3 == "edged") e[k] = $5; else n[k] = $5 }
+    END { for (k in e) if (n[k] > 0) printf "edged/nginx per CPU-s, %s: %.2f\n", k, e[k] / n[k] }' \
+    "$dir/medians" | sort
