@@ -64,6 +64,11 @@ pattern_block(k)     the origin's body pattern, byte i =
 parse_multipart(r)   the (fields, data) parts of a multipart/byteranges
                      response, its framing checked.
 SilentListener()      a port whose connects hang (a full accept queue): .port.
+BusPage(cache_dir)   writes the purge bus's state into cache_dir/purge.seq as
+                     purged's bus reader does (edged only reads it): .set(
+                     state=..., heartbeat_ms=...), .get(name), .applied(ms,
+                     seq), .init(), .close(); now_ms() is the wall clock.
+                     BUS_STATES names the states.
 SlowReader(edge, target, size, rate=100000)
                      a thread reading one GET slowly: .start(), .stop.set(),
                      .finish() (the rest at full speed), .body, .error.
@@ -106,6 +111,7 @@ import hashlib
 import http.client
 import importlib.util
 import json
+import mmap
 import os
 import pwd
 import random
@@ -113,6 +119,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -738,6 +745,78 @@ class Edge:
             return c.request(method, target, headers, body, version)
         finally:
             c.close()
+
+
+# ---------------------------------------------------------------- purge bus
+
+# The bus state in the shared page: this mirrors struct cache_bus_page of
+# cache/cache_bus.h (one u64 per field, in the struct's order) and its place
+# in the page (BUS_PAGE_OFFSET of cache/cache_store_purge.c).  Change the
+# three together.
+BUS_PAGE_OFFSET = 64
+BUS_LATENCY_BUCKETS = 12  # CACHE_BUS_LATENCY_BUCKETS
+BUS_FIELDS = (["magic", "state", "heartbeat_ms", "disconnected_ms",
+               "applied_lock", "applied_ms", "applied_seq", "lag_entries",
+               "lag_ms", "published", "applied", "gaps", "reconnects",
+               "malformed"]
+              + ["latency_le%d" % i for i in range(BUS_LATENCY_BUCKETS)]
+              + ["latency_count", "latency_sum_us"])
+BUS_OFFSETS = {name: BUS_PAGE_OFFSET + 8 * i
+               for i, name in enumerate(BUS_FIELDS)}
+BUS_PAGE_MAGIC = 0x6275737061676531  # "buspage1"
+BUS_STATES = {"none": 0, "starting": 1, "catching_up": 2, "current": 3,
+              "disconnected": 4}
+
+
+def now_ms():
+    """The wall clock in ms, as the page's times are."""
+    return int(time.time() * 1000)
+
+
+class BusPage:
+    """A stand-in for purged's bus reader: the writer of the bus state in
+    <cache_dir>/purge.seq.  The file is made (one page of zeros) if it is
+    not there yet, so a page can be written before edged starts."""
+
+    def __init__(self, cache_dir):
+        os.makedirs(cache_dir, exist_ok=True)
+        path = os.path.join(cache_dir, "purge.seq")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < mmap.PAGESIZE:
+                os.ftruncate(fd, mmap.PAGESIZE)
+            self.mm = mmap.mmap(fd, mmap.PAGESIZE)
+        finally:
+            os.close(fd)
+
+    def get(self, name):
+        return struct.unpack_from("=Q", self.mm, BUS_OFFSETS[name])[0]
+
+    def set(self, **fields):
+        """Write the named fields (a state by its name or number)."""
+        for name, v in fields.items():
+            if name == "state" and isinstance(v, str):
+                v = BUS_STATES[v]
+            struct.pack_into("=Q", self.mm, BUS_OFFSETS[name], v)
+
+    def init(self):
+        """As cache_bus_page_init: magic, starting, not yet current."""
+        self.set(magic=BUS_PAGE_MAGIC, disconnected_ms=0, state="starting")
+
+    def applied(self, ms, seq):
+        """The last applied ID, under the page's sequence lock."""
+        self.set(applied_lock=self.get("applied_lock") + 1)
+        self.set(applied_ms=ms, applied_seq=seq)
+        self.set(applied_lock=self.get("applied_lock") + 1)
+
+    def close(self):
+        self.mm.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ---------------------------------------------------------------- HTTP client
