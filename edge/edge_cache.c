@@ -576,9 +576,9 @@ edge_cache_request(struct proxy_txn *pt)
 	    (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS &&
 	        !o->d.must_revalidate && !o->d.no_cache)) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
-		    "hit; ttl=%lld%s", (long long)(o->d.freshness_s - age),
-		    bus == CACHE_BUS_SERVE_OFFLINE ? "; detail=bus-offline"
-		                                   : "");
+		    "hit; ttl=%lld", (long long)(o->d.freshness_s - age));
+		if (bus == CACHE_BUS_SERVE_OFFLINE)
+			cache_status_add(pt, "; detail=bus-offline");
 		/* A large object on disk stays metadata here: its body is
 		 * read as the client takes it (disk_open). */
 		if (edge_variant_load_body(e, req, &o, 0) != CDN_OK)
