@@ -152,6 +152,14 @@ def each_state(n, o, policy):
     off("a page of the wrong magic")
     n.state("current")
     expect_hit(n, o, "current again")
+    # only-if-cached may not be answered from what the bus cannot vouch
+    # for, and may not go to the origin either.
+    n.state("catching_up")
+    before = o.count("/echo")
+    r = n.e.request("GET", OBJ, [("Cache-Control", "only-if-cached")])
+    et.eq((r.status, o.count("/echo")), (504, before),
+          "catching up, only-if-cached: 504, the origin not asked")
+    n.state("current")
 
 
 def run_policy(policy):
@@ -165,7 +173,7 @@ def run_policy(policy):
             each_state(n, o, policy)
             lines = metric_lines(n.admin)
             offline_hits = 5 if policy == "serve" else 0
-            reval = 1 if policy == "serve" else 6
+            reval = 2 if policy == "serve" else 7  # with only-if-cached
             et.eq(sample(lines, 'edge_bus_hits_total{result="offline"}'),
                   offline_hits, "offline hits counted")
             et.eq(sample(lines,
