@@ -330,6 +330,44 @@ def test_tier_race_outside_fleet_allow():
             n.close()
 
 
+@et.timeout(40)
+def test_tier_race_edge_and_parent():
+    """An edge that applied a purge its parent has not gets no stored copy
+    from it, until the parent catches up."""
+    with et.Origin() as o:
+        parent = Node(o, "revalidate", ("--node-name", "parent",
+                                        "--via", "parent"))
+        edge = None
+        try:
+            edge = Node(o, "revalidate", (
+                "--node-name", "edge", "--via", "edge", "--parent-server",
+                "http://127.0.0.1:%d" % parent.e.port))
+            for n in (parent, edge):
+                n.state("current")
+            parent.page.applied(1000, 5)
+            edge.page.applied(1000, 6)
+            r = parent.e.request("GET", "/obj/t?size=100&ttl=600")
+            et.eq((r.status, o.count()), (200, 1), "the parent has it")
+            r = edge.e.request("GET", "/obj/t?size=100&ttl=600")
+            cs = ", ".join(r.header_list("Cache-Status"))
+            et.eq((r.status, o.count()), (200, 2),
+                  "the parent is behind the edge: the origin answers")
+            et.ok("parent; fwd=miss; detail=bus-behind" in cs,
+                  "the parent's member says why: %s" % cs)
+            parent.page.applied(1000, 6)
+            r = parent.e.request("GET", "/obj/u?size=100&ttl=600")
+            et.eq(o.count(), 3, "the parent has another")
+            r = edge.e.request("GET", "/obj/u?size=100&ttl=600")
+            cs = ", ".join(r.header_list("Cache-Status"))
+            et.eq((r.status, o.count()), (200, 3),
+                  "caught up: the parent's copy serves the edge")
+            et.ok("parent; hit" in cs, "a hit at the parent: %s" % cs)
+        finally:
+            if edge is not None:
+                edge.close()
+            parent.close()
+
+
 def test_bad_settings():
     with et.Origin() as o:
         for args, want in ((("--purge-bus-offline", "maybe"),
