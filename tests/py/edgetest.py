@@ -68,11 +68,14 @@ BusPage(cache_dir)   writes the purge bus's state into cache_dir/purge.seq as
                      purged's bus reader does (edged only reads it): .set(
                      state=..., heartbeat_ms=...), .get(name), .applied(ms,
                      seq), .init(), .close(); now_ms() is the wall clock.
-                     BUS_STATES names the states.
+                     BUS_STATES names the states.  bus_test_binary(): an
+                     edged whose purged (the page's real writer with
+                     purge_bus) only waits, for Edge(binary=...).
 SlowReader(edge, target, size, rate=100000)
                      a thread reading one GET slowly: .start(), .stop.set(),
                      .finish() (the rest at full speed), .body, .error.
-Edge(origin_url, *extra_args, threads=2, listen=None, env=None, user=None)
+Edge(origin_url, *extra_args, threads=2, listen=None, env=None, user=None,
+     binary=None)
                      edged with --listen 127.0.0.1:<free> (or each of
                      <listen>) --origin <url> --threads N --ready-file
                      --access-log in a temporary directory, then the extra
@@ -85,6 +88,7 @@ Edge(origin_url, *extra_args, threads=2, listen=None, env=None, user=None)
                      .send_signal(sig), .wait_exit(timeout), .connect(),
                      .request(...), .stop() (SIGTERM, bounded wait, then
                      exit status 0 and no sanitizer report are required).
+                     binary: another edged to run (bus_test_binary()).
 Client(port, host)   one client connection: .send(bytes), .request(method,
                      target, headers, body, version), .read_response(),
                      .assert_closed(timeout), .is_open(wait), .reader.
@@ -593,9 +597,11 @@ class Edge:
     block is left by an exception."""
 
     def __init__(self, origin_url, *extra_args, threads=2, listen=None,
-                 ready_timeout=10.0, access_log=True, env=None, user=None):
+                 ready_timeout=10.0, access_log=True, env=None, user=None,
+                 binary=None):
         if not os.access(EDGED, os.X_OK):
             raise Skip("edged not found at %s (set EDGED)" % EDGED)
+        binary = binary or EDGED
         self.tmpdir = mktemp("edge")
         if user is not None:
             # edged writes its ready file and logs there as <user>.
@@ -615,7 +621,7 @@ class Edge:
         h = listen[0].rpartition(":")[0]
         if h.startswith("["):
             self.host = h[1:-1]
-        argv = [EDGED]
+        argv = [binary]
         for a in listen:
             argv += ["--listen", a]
         if origin_url is not None:
@@ -771,6 +777,31 @@ BUS_STATES = {"none": 0, "starting": 1, "catching_up": 2, "current": 3,
 def now_ms():
     """The wall clock in ms, as the page's times are."""
     return int(time.time() * 1000)
+
+
+_bus_binary = None
+
+
+def bus_test_binary():
+    """A copy of edged beside a "purged" that only waits for SIGTERM.  With
+    purge_bus, edged runs the purged beside its binary, whose bus reader
+    would write the page every second; with this one the test is the
+    page's only writer.  Made once per test file."""
+    global _bus_binary
+    if _bus_binary is None:
+        d = mktemp("busbin")
+        exe = os.path.join(d, "edged")
+        shutil.copy2(EDGED, exe)
+        stub = os.path.join(d, "purged")
+        with open(stub, "w") as f:
+            f.write("#!/usr/bin/env python3\n"
+                    "# Stands in for purged: the test writes the bus page.\n"
+                    "import signal, sys\n"
+                    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+                    "signal.pause()\n")
+        os.chmod(stub, 0o755)
+        _bus_binary = exe
+    return _bus_binary
 
 
 class BusPage:

@@ -4,7 +4,8 @@ every purge, and a parent never hands a fleet node what it may have purged.
 
 edged reads the bus state that purged's reader keeps in the cache
 directory's shared page; here the test writes that page itself (BusPage),
-so each state is set exactly.  One object with a validator is filled; then
+so each state is set exactly, and the purged edged runs with purge_bus is
+one that only waits (bus_test_binary).  One object with a validator is filled; then
 for each state of the bus and each purge_bus_offline policy, the next
 request is either a hit the origin never sees, a conditional request to the
 origin first (Cache-Status fwd=stale; detail=bus-revalidate), or, with
@@ -27,7 +28,7 @@ import edgetest as et  # noqa: E402
 
 OBJ = "/echo?ttl=600&hdr=ETag:%22v1%22"
 GRACE_MS = 2500
-NO_REDIS = "redis://127.0.0.1:1"  # purged is not run: the test is the reader
+NO_REDIS = "redis://127.0.0.1:1"  # never dialled: the test is the reader
 
 
 def admin_get(port, path):
@@ -70,7 +71,7 @@ class Node:
                          "--purge-bus-grace", "%dms" % GRACE_MS,
                          "--purge-bus-offline", policy,
                          "--admin-listen", "127.0.0.1:%d" % self.admin,
-                         *extra)
+                         *extra, binary=et.bus_test_binary())
 
     def past_start_grace(self):
         left = self.started_ms + GRACE_MS + 200 - et.now_ms()
@@ -108,8 +109,9 @@ def cache_status(r):
 
 def expect_hit(n, o, what, offline=False):
     r, asked, _ = get(n, o)
-    et.ok(not asked, "%s: served from cache, the origin not asked" % what)
     cs = cache_status(r)
+    et.ok(not asked, "%s: served from cache, the origin not asked (%s)"
+          % (what, cs))
     et.ok("; hit" in cs, "%s: a hit (%s)" % (what, cs))
     et.eq("detail=bus-offline" in cs, offline,
           "%s: detail=bus-offline said iff served offline (%s)" % (what, cs))
@@ -366,6 +368,46 @@ def test_tier_race_edge_and_parent():
             if edge is not None:
                 edge.close()
             parent.close()
+
+
+def bus_stats(n):
+    return stats(n.admin)["bus"]
+
+
+@et.timeout(90)
+def test_offline_policy_with_a_real_bus():
+    """The same story with the real reader: purged on a redis-server of the
+    test's own, the server stopped past the grace and started again."""
+    with et.Origin() as o, et.Redis() as r:
+        for policy in ("revalidate", "serve"):
+            admin = et.free_port()
+            n = Node.__new__(Node)
+            n.admin = admin
+            n.e = et.Edge(o.url, "--cache-dir", et.mktemp("bus"),
+                          "--purge-bus", r.url,
+                          "--purge-bus-grace", "1s",
+                          "--purge-bus-offline", policy,
+                          "--admin-listen", "127.0.0.1:%d" % admin)
+            try:
+                # Current, and a heartbeat to prove it.
+                et.wait_for(lambda: bus_stats(n)["verdict"] == "serve", 15,
+                            0.1, "the reader current")
+                r0, asked, _ = get(n, o)
+                et.ok(asked, "the fill")
+                expect_hit(n, o, "%s: bus current" % policy)
+                r.stop()
+                et.wait_for(lambda: bus_stats(n)["verdict"] != "serve", 15,
+                            0.1, "the grace over")
+                if policy == "serve":
+                    expect_hit(n, o, "serve: the bus gone", offline=True)
+                else:
+                    expect_revalidated(n, o, "revalidate: the bus gone")
+                r.start()
+                et.wait_for(lambda: bus_stats(n)["verdict"] == "serve", 15,
+                            0.1, "the reader current again")
+                expect_hit(n, o, "%s: the bus back" % policy)
+            finally:
+                n.e.stop()
 
 
 def test_bad_settings():
