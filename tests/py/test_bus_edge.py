@@ -385,7 +385,8 @@ def test_offline_policy_with_a_real_bus():
             n.admin = admin
             n.e = et.Edge(o.url, "--cache-dir", et.mktemp("bus"),
                           "--purge-bus", r.url,
-                          "--purge-bus-grace", "1s",
+                          # Well above the reader's 1 s heartbeat.
+                          "--purge-bus-grace", "3s",
                           "--purge-bus-offline", policy,
                           "--admin-listen", "127.0.0.1:%d" % admin)
             try:
@@ -396,16 +397,24 @@ def test_offline_policy_with_a_real_bus():
                 et.ok(asked, "the fill")
                 expect_hit(n, o, "%s: bus current" % policy)
                 r.stop()
-                et.wait_for(lambda: bus_stats(n)["verdict"] != "serve", 15,
-                            0.1, "the grace over")
+                et.wait_for(lambda: (bus_stats(n)["state"], bus_stats(n)[
+                    "verdict"]) == ("disconnected", "serve_offline"
+                                    if policy == "serve" else "revalidate"),
+                    15, 0.1, "the grace over")
                 if policy == "serve":
                     expect_hit(n, o, "serve: the bus gone", offline=True)
                 else:
                     expect_revalidated(n, o, "revalidate: the bus gone")
                 r.start()
-                et.wait_for(lambda: bus_stats(n)["verdict"] == "serve", 15,
-                            0.1, "the reader current again")
-                expect_hit(n, o, "%s: the bus back" % policy)
+
+                # The reader reconnects, catches up (hits revalidated
+                # meanwhile), and is current: hits are served again.
+                def hit_again():
+                    r1, asked, _ = get(n, o)
+                    cs = cache_status(r1)
+                    return not asked and "; hit" in cs and "bus-" not in cs
+                et.wait_for(hit_again, 15, 0.2,
+                            "%s: hits served again, the bus back" % policy)
             finally:
                 n.e.stop()
 
