@@ -126,3 +126,66 @@ cache_bus_latency_observe(struct cache_bus_page *p, uint64_t us)
 	atomic_fetch_add_explicit(&p->latency_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->latency_sum_us, us, memory_order_relaxed);
 }
+
+/* Within <grace_ms> of <since_ms> at <now_ms>, a clock stepped back
+ * counting as within. */
+static int
+within(uint64_t now_ms, uint64_t since_ms, uint64_t grace_ms)
+{
+	return now_ms <= since_ms || now_ms - since_ms <= grace_ms;
+}
+
+enum cache_bus_verdict
+cache_bus_verdict(const struct cache_bus_page *p, uint64_t now_ms,
+    uint64_t start_ms, int configured, uint64_t grace_ms,
+    enum cache_bus_offline offline)
+{
+	uint64_t hb, dis;
+
+	if (!configured)
+		return CACHE_BUS_SERVE;
+	if (p != NULL &&
+	    atomic_load_explicit(&p->magic, memory_order_relaxed) ==
+	        CACHE_BUS_PAGE_MAGIC) {
+		hb = atomic_load_explicit(
+		    &p->heartbeat_ms, memory_order_relaxed);
+		/* A heartbeat from before edged started is a previous run's
+		 * (or a purged that hangs since): it proves nothing. */
+		if (hb >= start_ms && within(now_ms, hb, grace_ms)) {
+			switch (atomic_load_explicit(
+			    &p->state, memory_order_relaxed)) {
+			case CACHE_BUS_CURRENT:
+				return CACHE_BUS_SERVE;
+			case CACHE_BUS_CATCHING_UP:
+				return CACHE_BUS_REVALIDATE;
+			case CACHE_BUS_DISCONNECTED:
+				dis = atomic_load_explicit(
+				    &p->disconnected_ms, memory_order_relaxed);
+				if (dis != 0 && within(now_ms, dis, grace_ms))
+					return CACHE_BUS_SERVE;
+				goto offline;
+			default:
+				break; /* STARTING: nothing proven yet */
+			}
+		}
+	}
+	/* Just started: a node catches up before it serves what a missed
+	 * purge could cover. */
+	if (now_ms < start_ms + grace_ms)
+		return CACHE_BUS_REVALIDATE;
+offline:
+	return offline == CACHE_BUS_OFFLINE_SERVE ? CACHE_BUS_SERVE_OFFLINE
+	                                          : CACHE_BUS_REVALIDATE;
+}
+
+const char *
+cache_bus_state_name(uint64_t state)
+{
+	static const char *const names[] = {[CACHE_BUS_NONE] = "none",
+	    [CACHE_BUS_STARTING] = "starting",
+	    [CACHE_BUS_CATCHING_UP] = "catching_up",
+	    [CACHE_BUS_CURRENT] = "current",
+	    [CACHE_BUS_DISCONNECTED] = "disconnected"};
+
+	return state < CDN_ARRAY_LEN(names) ? names[state] : "unknown";
+}

@@ -104,4 +104,41 @@ struct cache_bus_id cache_bus_applied_get(const struct cache_bus_page *p);
  * (the single writer only). */
 void cache_bus_latency_observe(struct cache_bus_page *p, uint64_t us);
 
+/* What a cache hit may do, as far as the bus can tell (cache_bus_verdict). */
+enum cache_bus_verdict {
+	CACHE_BUS_SERVE = 0,     /* serve as usual */
+	CACHE_BUS_REVALIDATE,    /* treat as stale: ask the origin first */
+	CACHE_BUS_SERVE_OFFLINE, /* serve, and say the bus is out of reach */
+};
+
+/* What a node was told to do while it cannot prove it is current
+ * (purge_bus_offline). */
+enum cache_bus_offline {
+	CACHE_BUS_OFFLINE_REVALIDATE = 0,
+	CACHE_BUS_OFFLINE_SERVE,
+};
+
+/*
+ * Can this node prove it has every purge of the bus (docs/fleet.md, "On
+ * the edge")?  <p>: the shared page (NULL: none could be mapped); <now_ms>
+ * and <start_ms>: wall clock now and when edged started; <configured>:
+ * purge_bus is set (if not: always SERVE); <grace_ms>: purge_bus_grace;
+ * <offline>: purge_bus_offline.
+ *  - The page is believed when its magic is right and its heartbeat is
+ *    from since edged started and at most <grace_ms> old.
+ *  - Believed and CURRENT: SERVE.  CATCHING_UP: REVALIDATE.  DISCONNECTED
+ *    for at most <grace_ms> since disconnected_ms (0: never current, no
+ *    grace): SERVE.
+ *  - Not believed, or STARTING (not proven either way yet), while edged
+ *    started less than <grace_ms> ago: REVALIDATE (it catches up first).
+ *  - Anything else: <offline> (REVALIDATE, or SERVE_OFFLINE).
+ * A few loads from the page; no system call.
+ */
+enum cache_bus_verdict cache_bus_verdict(const struct cache_bus_page *p,
+    uint64_t now_ms, uint64_t start_ms, int configured, uint64_t grace_ms,
+    enum cache_bus_offline offline);
+
+/* The name of a page's state ("current"...; "unknown" past the enum). */
+const char *cache_bus_state_name(uint64_t state);
+
 #endif /* CACHE_BUS_H */

@@ -373,8 +373,11 @@ edge_cache_origin_fields(const struct proxy_txn *pt, struct cdn_strbuf *fb)
 	}
 }
 
+/* The request's Cache-Control, Pragma and Authorization; and its
+ * Edge-Bus-Applied fields: *nbus of them, the first in *bus. */
 static void
-parse_request_directives(struct proxy_txn *pt, const struct http_request *req)
+parse_request_directives(struct proxy_txn *pt, const struct http_request *req,
+    struct http_slice *bus, unsigned *nbus)
 {
 	struct http_conn_tokens ct = {.n = 0};
 	int has_cc = 0;
@@ -395,6 +398,9 @@ parse_request_directives(struct proxy_txn *pt, const struct http_request *req)
 			/* RFC 9111 §3.5 is about the credentials the origin
 			 * sees: one Connection names is not forwarded. */
 			pt->x.has_authorization = 1;
+		} else if (http_slice_eq_ci(h->name, "edge-bus-applied")) {
+			if ((*nbus)++ == 0)
+				*bus = h->value;
 		}
 	}
 	/* RFC 9111 §5.4: Pragma: no-cache only counts without Cache-Control. */
@@ -438,7 +444,10 @@ edge_cache_request(struct proxy_txn *pt)
 	int64_t now, age;
 	int rc, from_memory = 0, has_vary = 0, nf;
 	enum cache_use use;
+	enum cache_bus_verdict bus;
 	struct cache_decision d;
+	struct http_slice bus_field = {NULL, 0};
+	unsigned nbus = 0;
 
 	pt->x.request_time = time(NULL);
 	if (e->store == NULL) {
@@ -484,13 +493,21 @@ edge_cache_request(struct proxy_txn *pt)
 		EDGE_COUNTER_INC(w, cache_bypass);
 		return 0;
 	}
-	parse_request_directives(pt, req);
+	parse_request_directives(pt, req, &bus_field, &nbus);
 	pt->x.method_get_or_head = 1;
 	pt->cache_on = 1;
 	pt->range_upstream = edge_variant_is_large(e, pt->key);
 	/* Fill the cache from a HEAD miss too: fetch GET, send the head. */
 	if (req->method == HTTP_M_HEAD && !pt->x.req_cc.no_store)
 		pt->head_as_get = 1;
+	/* The tier race: a fleet node that applied a purge we have not may
+	 * not get what that purge covers from us.  The answer may be
+	 * stored: it is the origin's, newer than the purge. */
+	if (nbus > 0 && edge_bus_behind(w, cs, bus_field, nbus)) {
+		snprintf(pt->cache_status, sizeof(pt->cache_status),
+		    "fwd=miss; detail=bus-behind");
+		goto miss;
+	}
 
 	nf = edge_cache_request_fields(req, fields, VARY_FIELDS);
 	rc = cache_store_get_vary(e->store, pt->key, vary, sizeof(vary), &vlen);
@@ -542,11 +559,26 @@ edge_cache_request(struct proxy_txn *pt)
 		age = o->d.freshness_s; /* soft purge: stale from now on */
 	d = effective_decision(pt->site, o);
 	use = cache_policy_use(&d, age, &pt->x.req_cc, pt->pragma_no_cache);
-	if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
+	/* Only what would be served without asking the origin asks the
+	 * bus. */
+	bus = use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
+	        use == CACHE_USE_STALE_REVALIDATE ||
+	        (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS)
+	    ? edge_bus_hit(w)
+	    : CACHE_BUS_SERVE;
+	if (bus == CACHE_BUS_REVALIDATE) {
+		/* The node cannot prove it has every purge: as a soft-purged
+		 * object, but asked about before it is served (no stale-while-
+		 * revalidate, max-stale or only-if-cached answer from it). */
+		use = CACHE_USE_REVALIDATE;
+		EDGE_COUNTER_INC(w, bus_hits_revalidated);
+	} else if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
 	    (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS &&
 	        !o->d.must_revalidate && !o->d.no_cache)) {
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "hit; ttl=%lld", (long long)(o->d.freshness_s - age));
+		if (bus == CACHE_BUS_SERVE_OFFLINE)
+			cache_status_add(pt, "; detail=bus-offline");
 		/* A large object on disk stays metadata here: its body is
 		 * read as the client takes it (disk_open). */
 		if (edge_variant_load_body(e, req, &o, 0) != CDN_OK)
@@ -560,6 +592,8 @@ edge_cache_request(struct proxy_txn *pt)
 		else
 			EDGE_COUNTER_INC(w, cache_hits_disk);
 		EDGE_SITE_COUNTER_INC(w, pt->site, hits);
+		if (bus == CACHE_BUS_SERVE_OFFLINE)
+			EDGE_COUNTER_INC(w, bus_hits_offline);
 		if (rd != NULL) {
 			send_from_disk(pt, rd, age);
 			return 1;
@@ -598,7 +632,9 @@ edge_cache_request(struct proxy_txn *pt)
 	pt->stale = o;
 	snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
 	    (pt->x.req_cc.no_cache || pt->pragma_no_cache) ? "fwd=request"
-	                                                   : "fwd=stale");
+	        : bus == CACHE_BUS_REVALIDATE
+	        ? "fwd=stale; detail=bus-revalidate"
+	        : "fwd=stale");
 	EDGE_COUNTER_INC(w, cache_revalidations);
 	if (!pt->x.req_cc.only_if_cached)
 		return 0;

@@ -36,6 +36,12 @@
  *     in /stats only while a store is open, but the COUNTERs of group
  *     PURGES always (0 without a store)
  * EDGE_VARIANT_STAT(...)  struct edge_variant_counters (the same columns)
+ * EDGE_BUS_STAT(...)      struct edge_bus_stats (edge_int.h), read from the
+ *     purge bus's shared page (EDGE_COUNTER's columns; kind MS: a gauge in
+ *     ms, shown in seconds in /metrics); shown, like the COUNTERs of group
+ *     BUS, only when purge_bus is set
+ * EDGE_BUS_HIST(key, family, help)  the bus's publish-to-apply latency
+ *     histogram (group BUS; in ms on the page, shown in seconds)
  * EDGE_NODE_STAT(...)     struct edge_node_stats (edge_stats.c): the node's
  * EDGE_SITE_COUNTER(field, key, family, help)
  *     struct edge_site_counters: per worker and site, like edge_counters
@@ -81,6 +87,12 @@
 #ifndef EDGE_VARIANT_STAT
 #define EDGE_VARIANT_STAT(field, kind, group, key, family, label, value, help)
 #endif
+#ifndef EDGE_BUS_STAT
+#define EDGE_BUS_STAT(field, kind, group, key, family, label, value, help)
+#endif
+#ifndef EDGE_BUS_HIST
+#define EDGE_BUS_HIST(key, family, help)
+#endif
 #ifndef EDGE_NODE_STAT
 #define EDGE_NODE_STAT(field, kind, group, key, family, label, value, help)
 #endif
@@ -109,6 +121,7 @@ EDGE_JGROUP(TLS, ROOT, "tls")
 EDGE_JGROUP(PROTO, ROOT, "requests_by_protocol")
 EDGE_JGROUP(H2, ROOT, "http2")
 EDGE_JGROUP(H2_REFUSED, H2, "refused")
+EDGE_JGROUP(BUS, ROOT, "bus")
 
 EDGE_DIM(STATUS, "status", 6)
 EDGE_DIM(METHOD, "method", EDGE_MC_COUNT)
@@ -184,6 +197,11 @@ EDGE_COUNTER(cache_collapsed, COUNTER, CACHE, "coalesced", "edge_coalesced_total
 EDGE_COUNTER(cache_collapse_released, COUNTER, CACHE, "coalesce_released", "edge_coalesce_released_total", NULL, NULL, "Waiting misses sent to fetch on their own (the response could not be shared, or had a Vary they did not match).")
 EDGE_COUNTER(cache_hit_for_miss, COUNTER, CACHE, "hit_for_miss", "edge_hit_for_miss_total", NULL, NULL, "Shared fetches whose response could not be stored: the URL became hit-for-miss for cache_hit_for_miss.")
 EDGE_COUNTER(cache_hit_for_miss_used, COUNTER, CACHE, "hit_for_miss_misses", "edge_hit_for_miss_misses_total", NULL, NULL, "Misses that went to the origin on their own because their URL was hit-for-miss.")
+EDGE_COUNTER(bus_field_behind, COUNTER, CACHE, "bus_behind", "edge_bus_applied_field_total", "result", "behind", "Requests that carried Edge-Bus-Applied, by what was done: behind (from fleet_allow, after this node's applied bus entry: a miss, nothing stored served), current (honoured, not after ours), ignored (outside fleet_allow, unparsable or repeated).")
+EDGE_COUNTER(bus_field_current, COUNTER, CACHE, "bus_current", "edge_bus_applied_field_total", "result", "current", "")
+EDGE_COUNTER(bus_field_ignored, COUNTER, CACHE, "bus_ignored", "edge_bus_applied_field_total", "result", "ignored", "")
+EDGE_COUNTER(bus_hits_offline, COUNTER, BUS, "hits_offline", "edge_bus_hits_total", "result", "offline", "Cache hits the bus decided on: offline (served while the node could not prove it had every purge, purge_bus_offline serve), revalidated (asked the origin first instead).")
+EDGE_COUNTER(bus_hits_revalidated, COUNTER, BUS, "hits_revalidated", "edge_bus_hits_total", "result", "revalidated", "")
 
 EDGE_STORE_STAT(objects, GAUGE, CACHE, "objects", "edge_cache_objects", NULL, NULL, "Objects in the disk store (LMDB).")
 EDGE_STORE_STAT(bytes, GAUGE, CACHE, "bytes", "edge_cache_bytes", NULL, NULL, "Accounted bytes of the objects in the disk store.")
@@ -199,6 +217,18 @@ EDGE_STORE_STAT(io_errors, COUNTER, CACHE, "io_errors", "edge_cache_io_errors_to
 EDGE_STORE_STAT(purged_hard, COUNTER, PURGES, "hard", "edge_purges_total", "type", "hard", "Lookups that found an object purged, by type of purge.")
 EDGE_STORE_STAT(purged_soft, COUNTER, PURGES, "soft", "edge_purges_total", "type", "soft", "")
 EDGE_STORE_STAT(purge_seq, GAUGE, PURGES, "seq", NULL, NULL, NULL, "") /* newest purge seen */
+
+EDGE_BUS_STAT(state, GAUGE, NONE, NULL, "edge_bus_state", NULL, NULL, "The bus reader's state: 0 none, 1 starting, 2 catching up, 3 current, 4 disconnected.")
+EDGE_BUS_STAT(verdict, GAUGE, NONE, NULL, "edge_bus_verdict", NULL, NULL, "What cache hits do now: 0 serve, 1 revalidate, 2 serve offline.")
+EDGE_BUS_STAT(heartbeat_age_ms, MS, BUS, "heartbeat_age_ms", "edge_bus_heartbeat_age_seconds", NULL, NULL, "Seconds since the bus reader's last heartbeat.")
+EDGE_BUS_STAT(lag_entries, GAUGE, BUS, "lag_entries", "edge_bus_lag_entries", NULL, NULL, "Stream entries this node has not applied yet.")
+EDGE_BUS_STAT(lag_ms, MS, BUS, "lag_ms", "edge_bus_lag_seconds", NULL, NULL, "How far behind the stream's newest entry this node is, in seconds.")
+EDGE_BUS_STAT(applied, COUNTER, BUS, "applied", "edge_bus_applied_total", NULL, NULL, "Purges applied from the bus.")
+EDGE_BUS_STAT(published, COUNTER, BUS, "published", "edge_bus_published_total", NULL, NULL, "Purges this node published to the bus.")
+EDGE_BUS_STAT(gaps, COUNTER, BUS, "gaps", "edge_bus_gaps_total", NULL, NULL, "Trimmed stretches of the stream this node missed: everything stored before was soft-purged.")
+EDGE_BUS_STAT(reconnects, COUNTER, BUS, "reconnects", "edge_bus_reconnects_total", NULL, NULL, "Connections to the bus made again after one was lost.")
+EDGE_BUS_STAT(malformed, COUNTER, BUS, "malformed", "edge_bus_malformed_total", NULL, NULL, "Stream entries skipped as unreadable.")
+EDGE_BUS_HIST("apply_latency", "edge_bus_apply_latency_seconds", "Time from a purge's publication (its stream ID) to its application on this node.")
 
 EDGE_VARIANT_STAT(made, COUNTER, VARIANTS, "made", "edge_cache_variants_total", "result", "made", "Content-coding variants: made (gzip/br stored), not_smaller (not kept), dropped (compression queue full), decoded (identity copies of origin-coded responses), bomb (decodes stopped at the caps), not_acceptable (406).")
 EDGE_VARIANT_STAT(not_smaller, COUNTER, VARIANTS, "not_smaller", "edge_cache_variants_total", "result", "not_smaller", "")
@@ -246,6 +276,8 @@ EDGE_SNAP(origin_errors, t->origin_errors)
 #undef EDGE_COUNTER_ALIAS
 #undef EDGE_STORE_STAT
 #undef EDGE_VARIANT_STAT
+#undef EDGE_BUS_STAT
+#undef EDGE_BUS_HIST
 #undef EDGE_NODE_STAT
 #undef EDGE_SITE_COUNTER
 #undef EDGE_POOL_STAT

@@ -19,7 +19,9 @@
 #include <event2/listener.h>
 
 #include "cache/cache.h"
+#include "cache/cache_bus.h"
 #include "common/cdn_log.h"
+#include "common/cdn_ratelog.h"
 #include "common/cdn_strbuf.h"
 #include "conf/conf.h"
 #include "edge/edge_site.h"
@@ -136,6 +138,7 @@ struct edge_worker {
 	struct event *drain_timer;           /* drain deadline */
 	struct edge_site_counters *site_ctr; /* one per site (edge_site.h) */
 	struct edge_fill *fills;             /* shared fetches it runs */
+	struct cdn_ratelog bus_log; /* hits served offline (edge_bus.c) */
 	/*
 	 * Written on every request by this worker only.  The pads keep other
 	 * fields (and the next worker's, read on its every request) off the
@@ -177,6 +180,7 @@ struct edge {
 	struct edge_inflight *inflight;   /* shared fetches by key */
 	/* node_name (conf_node_name): this node's CDN-Loop member. */
 	char node_name[CONF_NODE_NAME_MAX];
+	struct edge_bus *bus;             /* edge_bus.c */
 };
 
 /*
@@ -391,6 +395,43 @@ char *edge_stats_json(struct edge *e, unsigned history);
 /* /metrics as text of *len bytes, or NULL if over its size cap or out of
  * memory.  The caller frees it. */
 char *edge_metrics_text(struct edge *e, size_t *len);
+/* edge_bus.c */
+/*
+ * The purge bus as edged sees it (purge_bus*, fleet_allow), after
+ * edge_cache_init (it reads the store's shared page).  CDN_EINVAL after
+ * logging why if fleet_allow is unusable.
+ */
+int edge_bus_init(struct edge *e) CDN_WUR;
+void edge_bus_fini(struct edge *e);
+/* Whether purge_bus is set. */
+int edge_bus_configured(const struct edge *e);
+/*
+ * What a cache hit on worker <w> may do now (cache_bus_verdict with the
+ * loop's cached clock); CACHE_BUS_SERVE at once without a bus.  Logs,
+ * rate-limited per worker, while hits are served offline.
+ */
+enum cache_bus_verdict edge_bus_hit(struct edge_worker *w);
+/*
+ * The tier race, parent side: the request of <cs> carried <nfields>
+ * Edge-Bus-Applied fields, the first with <value>.  1 if the client is in
+ * fleet_allow and has applied a bus entry this node has not (no stored
+ * object may answer it); 0 otherwise: the field is behind ours, or
+ * ignored (more than one, unparsable, or a client outside fleet_allow).
+ * Counts each outcome.
+ */
+int edge_bus_behind(struct edge_worker *w, const struct edge_stream *cs,
+    struct http_slice value, unsigned nfields);
+/* The bus figures of /stats and /metrics (edge_counters.h EDGE_BUS_STAT). */
+struct edge_bus_stats {
+#define EDGE_BUS_STAT(field, ...) uint64_t field;
+#include "edge/edge_counters.h"
+	struct cache_bus_id applied_id;
+	uint64_t latency_le[CACHE_BUS_LATENCY_BUCKETS]; /* not cumulative */
+	uint64_t latency_sum_us;
+};
+/* Read them from the shared page (main thread). */
+void edge_bus_stats(const struct edge *e, struct edge_bus_stats *st);
+
 /* edge_purged.c */
 /*
  * Tags (cache_tag_fields) and, with purge_listen, purged as a child of the

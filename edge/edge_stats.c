@@ -49,7 +49,8 @@ static const char *const from_names[EDGE_FROM_COUNT] = {
 
 /* ---- the rows ---- */
 
-enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_FLAG };
+/* KIND_MS: a gauge kept in ms, shown in seconds in /metrics. */
+enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS };
 
 enum jgroup {
 #define EDGE_JGROUP(id, parent, key) JG_##id,
@@ -174,6 +175,23 @@ static const struct metric_row variant_rows[] = {
 	ROW(kind, group, key, family, label, value, help),
 #include "edge/edge_counters.h"
 };
+
+static const struct metric_row bus_rows[] = {
+#define EDGE_BUS_STAT(field, kind, group, key, family, label, value, help)     \
+	ROW(kind, group, key, family, label, value, help),
+#include "edge/edge_counters.h"
+};
+
+static const uint64_t bus_bounds_ms[] = CACHE_BUS_LATENCY_BOUNDS;
+
+static void
+bus_values(const struct edge_bus_stats *bs, uint64_t *v)
+{
+	size_t n = 0;
+
+#define EDGE_BUS_STAT(field, ...) v[n++] = bs->field;
+#include "edge/edge_counters.h"
+}
 
 static void
 store_values(const struct cache_store_stats *st, uint64_t *v)
@@ -731,6 +749,10 @@ struct scalars {
 	uint64_t node[CDN_ARRAY_LEN(node_rows)];
 	uint64_t store[CDN_ARRAY_LEN(store_rows)];
 	uint64_t variant[CDN_ARRAY_LEN(variant_rows)];
+	/* The bus's figures, only when purge_bus is set (bus_shown). */
+	int bus_shown;
+	struct edge_bus_stats bs;
+	uint64_t bus[CDN_ARRAY_LEN(bus_rows)];
 };
 
 static void
@@ -748,6 +770,53 @@ scalars_read(struct edge *e, struct scalars *sc)
 	store_values(&st, sc->store);
 	edge_variant_counters(e, &vc);
 	variant_values(&vc, sc->variant);
+	sc->bus_shown = edge_bus_configured(e);
+	if (sc->bus_shown) {
+		edge_bus_stats(e, &sc->bs);
+		bus_values(&sc->bs, sc->bus);
+	}
+}
+
+/* A row that is about the bus, on a node without one: not shown. */
+static int
+row_hidden(const struct scalars *sc, const struct metric_row *r)
+{
+	return r->group == JG_BUS && !sc->bus_shown;
+}
+
+/* The bus's object of /stats, beyond its rows. */
+static void
+bus_json(json_t *g, const struct edge_bus_stats *bs)
+{
+	static const char *const verdicts[] = {[CACHE_BUS_SERVE] = "serve",
+	    [CACHE_BUS_REVALIDATE] = "revalidate",
+	    [CACHE_BUS_SERVE_OFFLINE] = "serve_offline"};
+	json_t *h = json_object(), *le = json_array(), *c = json_array();
+	char id[CACHE_BUS_ID_MAX];
+	uint64_t n = 0;
+
+	json_object_set_new(
+	    g, "state", json_string(cache_bus_state_name(bs->state)));
+	json_object_set_new(g, "verdict",
+	    json_string(bs->verdict < CDN_ARRAY_LEN(verdicts)
+	            ? verdicts[bs->verdict]
+	            : "unknown"));
+	json_object_set_new(g, "applied_id",
+	    json_string(cache_bus_id_format(bs->applied_id, id)));
+	for (size_t b = 0; b < CDN_ARRAY_LEN(bus_bounds_ms); b++)
+		json_array_append_new(
+		    le, json_real((double)bus_bounds_ms[b] / 1e3));
+	for (unsigned b = 0; b < CACHE_BUS_LATENCY_BUCKETS; b++) {
+		json_array_append_new(c, JINT(bs->latency_le[b]));
+		n += bs->latency_le[b];
+	}
+	json_object_set_new(h, "le_s", le);
+	json_object_set_new(h, "counts", c);
+	json_object_set_new(
+	    h, "sum_s", json_real((double)bs->latency_sum_us / 1e6));
+	json_object_set_new(h, "count", JINT(n));
+#define EDGE_BUS_HIST(key, family, help) json_object_set_new(g, key, h);
+#include "edge/edge_counters.h"
 }
 
 char *
@@ -775,7 +844,8 @@ edge_stats_json(struct edge *e, unsigned history)
 	json_object_set_new(g[JG_CACHE], "state", json_string(state));
 	counter_values(&t, cv);
 	for (size_t i = 0; i < CDN_ARRAY_LEN(counter_rows); i++)
-		row_json(g, &counter_rows[i], cv[i]);
+		if (!row_hidden(&sc, &counter_rows[i]))
+			row_json(g, &counter_rows[i], cv[i]);
 	for (size_t i = 0; i < CDN_ARRAY_LEN(aliases); i++)
 		json_object_set_new(g[aliases[i].group], aliases[i].key,
 		    JINT(*(const uint64_t *)(const void *)((const char *)&t +
@@ -789,8 +859,18 @@ edge_stats_json(struct edge *e, unsigned history)
 	}
 	for (size_t i = 0; i < CDN_ARRAY_LEN(variant_rows); i++)
 		row_json(g, &variant_rows[i], &sc.variant[i]);
-	for (size_t i = 1; i < JG_COUNT; i++)
-		json_object_set_new(g[jgroups[i].parent], jgroups[i].key, g[i]);
+	if (sc.bus_shown) {
+		for (size_t i = 0; i < CDN_ARRAY_LEN(bus_rows); i++)
+			row_json(g, &bus_rows[i], &sc.bus[i]);
+		bus_json(g[JG_BUS], &sc.bs);
+	}
+	for (size_t i = 1; i < JG_COUNT; i++) {
+		if (i == JG_BUS && !sc.bus_shown)
+			json_decref(g[i]); /* no bus: no "bus" */
+		else
+			json_object_set_new(
+			    g[jgroups[i].parent], jgroups[i].key, g[i]);
+	}
 
 	json_object_set_new(g[JG_ROOT], "origins", origins_json(e));
 	json_object_set_new(g[JG_ROOT], "windows", windows_json(a, &now));
@@ -808,8 +888,10 @@ edge_stats_json(struct edge *e, unsigned history)
 
 /* ---- /metrics ---- */
 
-static const char *const kind_types[] = {
-    [KIND_COUNTER] = "counter", [KIND_GAUGE] = "gauge", [KIND_FLAG] = "gauge"};
+static const char *const kind_types[] = {[KIND_COUNTER] = "counter",
+    [KIND_GAUGE] = "gauge",
+    [KIND_FLAG] = "gauge",
+    [KIND_MS] = "gauge"};
 
 static void
 prom_family(
@@ -904,8 +986,12 @@ row_prom(struct cdn_strbuf *b, const struct metric_row *r, const uint64_t *v,
 				lab_add(&l, dims[d0].label, dim_name(d0, i));
 			if (d1 != DIM_NONE)
 				lab_add(&l, dims[d1].label, dim_name(d1, k));
-			prom_sample(b, r->family, "", &l,
-			    u64s(n, sizeof(n), v[i * n1 + k]));
+			if (r->kind == KIND_MS)
+				snprintf(n, sizeof(n), "%.3f",
+				    (double)v[i * n1 + k] / 1e3);
+			else
+				u64s(n, sizeof(n), v[i * n1 + k]);
+			prom_sample(b, r->family, "", &l, n);
 		}
 	}
 }
@@ -933,6 +1019,35 @@ hist_prom(struct cdn_strbuf *b, const char *family, const uint64_t *h,
 	snprintf(le, sizeof(le), "%.6f", (double)sum_us / 1e6);
 	prom_sample(b, family, "_sum", base, le);
 	prom_sample(b, family, "_count", base, u64s(n, sizeof(n), cum));
+}
+
+/* The bus's publish-to-apply latency: cumulative buckets, sum, count. */
+static void
+metrics_bus_hist(struct cdn_strbuf *b, const struct edge_bus_stats *bs)
+{
+	const struct prom_labels none = {.n = 0};
+	struct prom_labels l;
+	char n[24], le[32];
+	uint64_t cum = 0;
+
+#define EDGE_BUS_HIST(key, family, help)                                       \
+	prom_family(b, family, "histogram", help);                             \
+	for (unsigned k = 0; k < CACHE_BUS_LATENCY_BUCKETS; k++) {             \
+		cum += bs->latency_le[k];                                      \
+		if (k < CDN_ARRAY_LEN(bus_bounds_ms))                          \
+			snprintf(le, sizeof(le), "%g",                         \
+			    (double)bus_bounds_ms[k] / 1e3);                   \
+		else                                                           \
+			snprintf(le, sizeof(le), "+Inf");                      \
+		l = none;                                                      \
+		lab_add(&l, "le", le);                                         \
+		prom_sample(                                                   \
+		    b, family, "_bucket", &l, u64s(n, sizeof(n), cum));        \
+	}                                                                      \
+	snprintf(le, sizeof(le), "%.6f", (double)bs->latency_sum_us / 1e6);    \
+	prom_sample(b, family, "_sum", &none, le);                             \
+	prom_sample(b, family, "_count", &none, u64s(n, sizeof(n), cum));
+#include "edge/edge_counters.h"
 }
 
 static void
@@ -1050,11 +1165,17 @@ edge_metrics_text(struct edge *e, size_t *len)
 		row_prom(&b, &node_rows[i], &sc.node[i], &none);
 	counter_values(&t, cv);
 	for (size_t i = 0; i < CDN_ARRAY_LEN(counter_rows); i++)
-		row_prom(&b, &counter_rows[i], cv[i], &none);
+		if (!row_hidden(&sc, &counter_rows[i]))
+			row_prom(&b, &counter_rows[i], cv[i], &none);
 	for (size_t i = 0; i < CDN_ARRAY_LEN(store_rows); i++)
 		row_prom(&b, &store_rows[i], &sc.store[i], &none);
 	for (size_t i = 0; i < CDN_ARRAY_LEN(variant_rows); i++)
 		row_prom(&b, &variant_rows[i], &sc.variant[i], &none);
+	if (sc.bus_shown) {
+		for (size_t i = 0; i < CDN_ARRAY_LEN(bus_rows); i++)
+			row_prom(&b, &bus_rows[i], &sc.bus[i], &none);
+		metrics_bus_hist(&b, &sc.bs);
+	}
 	metrics_origins(&b, e);
 	metrics_sites(&b, e);
 	if (b.failed) {

@@ -469,7 +469,7 @@ edge_new(struct conf *conf)
 
 		e->nworkers = n > 0 ? (unsigned)n : 1;
 	}
-	if (edge_cache_init(e) != CDN_OK)
+	if (edge_cache_init(e) != CDN_OK || edge_bus_init(e) != CDN_OK)
 		goto fail;
 	e->inflight = edge_inflight_new();
 	if (edge_tls_new(conf, e->nworkers, &e->tls) != CDN_OK)
@@ -600,6 +600,7 @@ edge_free(struct edge **ep)
 	/* After the workers: their fills were in it, their transactions
 	 * held cache objects. */
 	edge_inflight_free(&e->inflight);
+	edge_bus_fini(e); /* its page is the store's */
 	edge_cache_fini(e);
 	/* After the workers and the checker: both used the pools. */
 	edge_sites_free(&e->sites);

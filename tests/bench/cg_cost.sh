@@ -6,6 +6,8 @@
 #   tests/bench/cg_cost.sh [EDGED] [hit|miss] [N1] [N2]
 # hit: one cached 1 KiB object; miss: a new 1 KiB key each request, fetched
 # from tests/bench/bench_origin and stored.  Loopback only; stops by itself.
+# EDGED_ARGS: more edged arguments, word-split (e.g. "--purge-bus
+# redis://127.0.0.1:1" to price the purge bus's verdict on hits).
 set -eu
 EDGED=${1:-./edged}
 KIND=${2:-hit}
@@ -49,7 +51,7 @@ run() {
 	valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$EDGED" \
 	    --listen "127.0.0.1:$ep" --origin "http://127.0.0.1:$op" \
 	    --threads 1 --log-level warn --cache-dir "$d/cache" \
-	    --ready-file "$d/ready" >"$d/log" 2>&1 &
+	    --ready-file "$d/ready" ${EDGED_ARGS:-} >"$d/log" 2>&1 &
 	epid=$!
 	i=0
 	until [ -s "$d/ready" ]; do

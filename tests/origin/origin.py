@@ -71,7 +71,8 @@ GET / and /index.html
      "raw_head" (latin-1 text of the head), "body_length", "body_sha256",
      "body_chunked", "trailers", "chunk_extensions", "peer", "conn", "seq"}
     and the header X-Echo-Method: <method>.  Query parameters status= and
-    hdr= work as for /obj.
+    hdr= work as for /obj.  Cache-Control: no-store, or with ttl=S
+    "public, max-age=S" (a cached echo shows what a revalidation sent).
 
 /__count[?path=P]
     {"requests": N, "complete": K, "connections": C} counting every request
@@ -522,8 +523,10 @@ class Conn:
             desc["tls"] = {"version": self.sock.version(),
                            "sni": getattr(self.sock, "edgetest_sni", None),
                            "client_cert_cn": cn[0] if cn else None}
+        ttl = q.get("ttl", [""])[0]
+        cc = "public, max-age=%d" % int(ttl) if ttl.isdigit() else "no-store"
         extra = [("X-Echo-Method", req.method),
-                 ("Cache-Control", "no-store")] + extra_headers(q)
+                 ("Cache-Control", cc)] + extra_headers(q)
         self.send_simple(req, status, json.dumps(desc) + "\n",
                          "application/json", extra, close)
         return not close

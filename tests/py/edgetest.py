@@ -64,10 +64,18 @@ pattern_block(k)     the origin's body pattern, byte i =
 parse_multipart(r)   the (fields, data) parts of a multipart/byteranges
                      response, its framing checked.
 SilentListener()      a port whose connects hang (a full accept queue): .port.
+BusPage(cache_dir)   writes the purge bus's state into cache_dir/purge.seq as
+                     purged's bus reader does (edged only reads it): .set(
+                     state=..., heartbeat_ms=...), .get(name), .applied(ms,
+                     seq), .init(), .close(); now_ms() is the wall clock.
+                     BUS_STATES names the states.  bus_test_binary(): an
+                     edged whose purged (the page's real writer with
+                     purge_bus) only waits, for Edge(binary=...).
 SlowReader(edge, target, size, rate=100000)
                      a thread reading one GET slowly: .start(), .stop.set(),
                      .finish() (the rest at full speed), .body, .error.
-Edge(origin_url, *extra_args, threads=2, listen=None, env=None, user=None)
+Edge(origin_url, *extra_args, threads=2, listen=None, env=None, user=None,
+     binary=None)
                      edged with --listen 127.0.0.1:<free> (or each of
                      <listen>) --origin <url> --threads N --ready-file
                      --access-log in a temporary directory, then the extra
@@ -80,6 +88,7 @@ Edge(origin_url, *extra_args, threads=2, listen=None, env=None, user=None)
                      .send_signal(sig), .wait_exit(timeout), .connect(),
                      .request(...), .stop() (SIGTERM, bounded wait, then
                      exit status 0 and no sanitizer report are required).
+                     binary: another edged to run (bus_test_binary()).
 Client(port, host)   one client connection: .send(bytes), .request(method,
                      target, headers, body, version), .read_response(),
                      .assert_closed(timeout), .is_open(wait), .reader.
@@ -106,6 +115,7 @@ import hashlib
 import http.client
 import importlib.util
 import json
+import mmap
 import os
 import pwd
 import random
@@ -113,6 +123,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -586,9 +597,11 @@ class Edge:
     block is left by an exception."""
 
     def __init__(self, origin_url, *extra_args, threads=2, listen=None,
-                 ready_timeout=10.0, access_log=True, env=None, user=None):
+                 ready_timeout=10.0, access_log=True, env=None, user=None,
+                 binary=None):
         if not os.access(EDGED, os.X_OK):
             raise Skip("edged not found at %s (set EDGED)" % EDGED)
+        binary = binary or EDGED
         self.tmpdir = mktemp("edge")
         if user is not None:
             # edged writes its ready file and logs there as <user>.
@@ -608,7 +621,7 @@ class Edge:
         h = listen[0].rpartition(":")[0]
         if h.startswith("["):
             self.host = h[1:-1]
-        argv = [EDGED]
+        argv = [binary]
         for a in listen:
             argv += ["--listen", a]
         if origin_url is not None:
@@ -738,6 +751,103 @@ class Edge:
             return c.request(method, target, headers, body, version)
         finally:
             c.close()
+
+
+# ---------------------------------------------------------------- purge bus
+
+# The bus state in the shared page: this mirrors struct cache_bus_page of
+# cache/cache_bus.h (one u64 per field, in the struct's order) and its place
+# in the page (BUS_PAGE_OFFSET of cache/cache_store_purge.c).  Change the
+# three together.
+BUS_PAGE_OFFSET = 64
+BUS_LATENCY_BUCKETS = 12  # CACHE_BUS_LATENCY_BUCKETS
+BUS_FIELDS = (["magic", "state", "heartbeat_ms", "disconnected_ms",
+               "applied_lock", "applied_ms", "applied_seq", "lag_entries",
+               "lag_ms", "published", "applied", "gaps", "reconnects",
+               "malformed"]
+              + ["latency_le%d" % i for i in range(BUS_LATENCY_BUCKETS)]
+              + ["latency_count", "latency_sum_us"])
+BUS_OFFSETS = {name: BUS_PAGE_OFFSET + 8 * i
+               for i, name in enumerate(BUS_FIELDS)}
+BUS_PAGE_MAGIC = 0x6275737061676531  # "buspage1"
+BUS_STATES = {"none": 0, "starting": 1, "catching_up": 2, "current": 3,
+              "disconnected": 4}
+
+
+def now_ms():
+    """The wall clock in ms, as the page's times are."""
+    return int(time.time() * 1000)
+
+
+_bus_binary = None
+
+
+def bus_test_binary():
+    """A copy of edged beside a "purged" that only waits for SIGTERM.  With
+    purge_bus, edged runs the purged beside its binary, whose bus reader
+    would write the page every second; with this one the test is the
+    page's only writer.  Made once per test file."""
+    global _bus_binary
+    if _bus_binary is None:
+        d = mktemp("busbin")
+        exe = os.path.join(d, "edged")
+        shutil.copy2(EDGED, exe)
+        stub = os.path.join(d, "purged")
+        with open(stub, "w") as f:
+            f.write("#!/usr/bin/env python3\n"
+                    "# Stands in for purged: the test writes the bus page.\n"
+                    "import signal, sys\n"
+                    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+                    "signal.pause()\n")
+        os.chmod(stub, 0o755)
+        _bus_binary = exe
+    return _bus_binary
+
+
+class BusPage:
+    """A stand-in for purged's bus reader: the writer of the bus state in
+    <cache_dir>/purge.seq.  The file is made (one page of zeros) if it is
+    not there yet, so a page can be written before edged starts."""
+
+    def __init__(self, cache_dir):
+        os.makedirs(cache_dir, exist_ok=True)
+        path = os.path.join(cache_dir, "purge.seq")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < mmap.PAGESIZE:
+                os.ftruncate(fd, mmap.PAGESIZE)
+            self.mm = mmap.mmap(fd, mmap.PAGESIZE)
+        finally:
+            os.close(fd)
+
+    def get(self, name):
+        return struct.unpack_from("=Q", self.mm, BUS_OFFSETS[name])[0]
+
+    def set(self, **fields):
+        """Write the named fields (a state by its name or number)."""
+        for name, v in fields.items():
+            if name == "state" and isinstance(v, str):
+                v = BUS_STATES[v]
+            struct.pack_into("=Q", self.mm, BUS_OFFSETS[name], v)
+
+    def init(self):
+        """As cache_bus_page_init: magic, starting, not yet current."""
+        self.set(magic=BUS_PAGE_MAGIC, disconnected_ms=0, state="starting")
+
+    def applied(self, ms, seq):
+        """The last applied ID, under the page's sequence lock."""
+        self.set(applied_lock=self.get("applied_lock") + 1)
+        self.set(applied_ms=ms, applied_seq=seq)
+        self.set(applied_lock=self.get("applied_lock") + 1)
+
+    def close(self):
+        self.mm.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ---------------------------------------------------------------- HTTP client

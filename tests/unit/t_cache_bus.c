@@ -106,11 +106,119 @@ test_page(void)
 	    "count and sum");
 }
 
+/* A page as purged's reader would leave it. */
+static void
+page_set(struct cache_bus_page *p, uint64_t state, uint64_t hb, uint64_t dis)
+{
+	memset(p, 0, sizeof(*p));
+	p->magic = CACHE_BUS_PAGE_MAGIC;
+	p->state = state;
+	p->heartbeat_ms = hb;
+	p->disconnected_ms = dis;
+}
+
+#define START UINT64_C(1700000000000) /* edged's start, wall clock ms */
+#define GRACE UINT64_C(10000)
+
+static enum cache_bus_verdict
+verdict(const struct cache_bus_page *p, uint64_t now, enum cache_bus_offline o)
+{
+	return cache_bus_verdict(p, now, START, 1, GRACE, o);
+}
+
+static void
+test_verdict(void)
+{
+	static struct cache_bus_page page;
+	const enum cache_bus_offline R = CACHE_BUS_OFFLINE_REVALIDATE;
+	const enum cache_bus_offline S = CACHE_BUS_OFFLINE_SERVE;
+	uint64_t late = START + 60000; /* long after start-up */
+
+	page_set(&page, CACHE_BUS_DISCONNECTED, late - 1000, late - 50000);
+	is_int(cache_bus_verdict(&page, late, START, 0, GRACE, S),
+	    CACHE_BUS_SERVE, "no bus configured: serve, whatever the page");
+	is_int(cache_bus_verdict(NULL, late, START, 0, GRACE, S),
+	    CACHE_BUS_SERVE, "no bus, no page: serve");
+
+	page_set(&page, CACHE_BUS_CURRENT, late - 1000, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE, "current: serve");
+	page_set(&page, CACHE_BUS_CURRENT, START - 1000, 0);
+	is_int(verdict(&page, START + 1, S), CACHE_BUS_REVALIDATE,
+	    "current, but its heartbeat is older than edged: revalidate "
+	    "during the start grace");
+	page_set(&page, CACHE_BUS_CURRENT, START + 1, 0);
+	is_int(verdict(&page, START + 2, S), CACHE_BUS_SERVE,
+	    "current since edged started: serve at once");
+
+	page_set(&page, CACHE_BUS_CATCHING_UP, late - 1000, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_REVALIDATE,
+	    "catching up: revalidate even with offline serve");
+	is_int(verdict(&page, late, R), CACHE_BUS_REVALIDATE,
+	    "catching up: revalidate");
+
+	/* Disconnected: the grace counts from disconnected_ms. */
+	page_set(&page, CACHE_BUS_DISCONNECTED, late - 500, late - GRACE);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE,
+	    "disconnected exactly grace ago: still serve");
+	page_set(&page, CACHE_BUS_DISCONNECTED, late - 500, late - GRACE - 1);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE_OFFLINE,
+	    "disconnected 1 ms past grace, offline serve: serve offline");
+	is_int(verdict(&page, late, R), CACHE_BUS_REVALIDATE,
+	    "... offline revalidate: revalidate");
+	page_set(&page, CACHE_BUS_DISCONNECTED, late - 500, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE_OFFLINE,
+	    "disconnected, never current: no grace");
+	is_int(verdict(&page, START + 100, S), CACHE_BUS_SERVE_OFFLINE,
+	    "... not even during edged's start grace");
+
+	/* The page is believed while its heartbeat is at most grace old. */
+	page_set(&page, CACHE_BUS_CURRENT, late - GRACE, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE,
+	    "heartbeat exactly grace old: believed");
+	page_set(&page, CACHE_BUS_CURRENT, late - GRACE - 1, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE_OFFLINE,
+	    "heartbeat 1 ms older than grace: purged dead or hung, offline");
+	is_int(verdict(&page, late, R), CACHE_BUS_REVALIDATE,
+	    "... revalidate by default");
+
+	/* A previous run's page: heartbeat before edged started. */
+	page_set(&page, CACHE_BUS_CURRENT, START - 1, 0);
+	is_int(verdict(&page, START + GRACE - 1, S), CACHE_BUS_REVALIDATE,
+	    "previous run's page, within the start grace: revalidate");
+	is_int(verdict(&page, START + GRACE, S), CACHE_BUS_SERVE_OFFLINE,
+	    "... at the grace: offline");
+
+	page_set(&page, CACHE_BUS_STARTING, START + 5, 0);
+	is_int(verdict(&page, START + 10, S), CACHE_BUS_REVALIDATE,
+	    "purged starting, edged just started: revalidate");
+	page_set(&page, CACHE_BUS_STARTING, late - 10, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE_OFFLINE,
+	    "purged starting long after edged: offline");
+
+	page_set(&page, CACHE_BUS_CURRENT, late - 10, 0);
+	page.magic = 0;
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE_OFFLINE,
+	    "wrong magic: not believed");
+	is_int(verdict(NULL, START + 1, R), CACHE_BUS_REVALIDATE,
+	    "no page at start-up: revalidate");
+	page_set(&page, 99, late - 10, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE_OFFLINE,
+	    "an unknown state proves nothing");
+	page_set(&page, CACHE_BUS_CURRENT, late + 5000, 0);
+	is_int(verdict(&page, late, S), CACHE_BUS_SERVE,
+	    "a heartbeat ahead of our clock counts as recent");
+
+	is_str(cache_bus_state_name(CACHE_BUS_CATCHING_UP), "catching_up",
+	    "state names");
+	is_str(cache_bus_state_name(77), "unknown", "unknown state name");
+}
+
 int
 main(void)
 {
 	plan_no_plan();
 	test_ids();
 	test_page();
+	test_verdict();
 	return done_testing();
 }

@@ -28,8 +28,8 @@ static unsigned nfams;
 static int split_family; /* a family's rows were not consecutive */
 static int bad_help;     /* help on a continuation row, or none on a first */
 
-static const char *const kind_type[] = {"counter", "gauge", "gauge"};
-enum { KIND_COUNTER, KIND_GAUGE, KIND_FLAG };
+static const char *const kind_type[] = {"counter", "gauge", "gauge", "gauge"};
+enum { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS };
 
 static void
 label_add(struct family *f, const char *l)
@@ -113,6 +113,12 @@ collect(void)
 #include "edge/edge_counters.h"
 #define EDGE_VARIANT_STAT(field, kind, group, key, family, label, value, help) \
 	SCALAR(kind, family, label, help)
+#include "edge/edge_counters.h"
+#define EDGE_BUS_STAT(field, kind, group, key, family, label, value, help)     \
+	SCALAR(kind, family, label, help)
+#define EDGE_BUS_HIST(key, family, help)                                       \
+	if ((f = row(family, "histogram", help)) != NULL)                      \
+		label_add(f, NULL);
 #include "edge/edge_counters.h"
 #define ORIGIN_TYPE_COUNT "counter"
 #define ORIGIN_TYPE_KINDS "counter"
@@ -275,6 +281,8 @@ check_stats_keys(const char *text)
 #define EDGE_COUNTER_ALIAS(field, group, key)                 KEY(key)
 #define EDGE_STORE_STAT(field, kind, group, key, ...)         KEY(key)
 #define EDGE_VARIANT_STAT(field, kind, group, key, ...)       KEY(key)
+#define EDGE_BUS_STAT(field, kind, group, key, ...)           KEY(key)
+#define EDGE_BUS_HIST(key, ...)                               KEY(key)
 #define EDGE_SITE_COUNTER(field, key, ...)                    KEY(key)
 #define EDGE_POOL_STAT(field, kind, key, ...)                 KEY(key)
 #define EDGE_SERVER_STAT(field, kind, key, ...)               KEY(key)
