@@ -145,6 +145,12 @@ edge_bus_hit(struct edge_worker *w)
 }
 
 int
+edge_bus_in_fleet(const struct edge *e, const char *addr)
+{
+	return e->bus != NULL && http_acl_allows(&e->bus->fleet, addr);
+}
+
+int
 edge_bus_behind(struct edge_worker *w, const struct edge_stream *cs,
     struct http_slice value, unsigned nfields)
 {

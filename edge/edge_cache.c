@@ -983,6 +983,9 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	}
 field:
 	edge_deliver_status_field(pt, out);
+	if (pt->fill != NULL)
+		edge_deliver_tags_field(
+		    pt, pt->fill->tags, pt->fill->tags_len, out);
 	return 0;
 }
 

@@ -37,6 +37,18 @@ edge_deliver_status_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 }
 
 void
+edge_deliver_tags_field(const struct proxy_txn *pt, const char *tags,
+    size_t len, struct cdn_strbuf *out)
+{
+	if (!pt->fleet_cache || len == 0 ||
+	    !edge_purge_hides_field(pt->w->edge, "surrogate-key", 13))
+		return;
+	cdn_sb_add(out, "Surrogate-Key: ", 15);
+	cdn_sb_add(out, tags, len);
+	cdn_sb_add(out, "\r\n", 2);
+}
+
+void
 edge_deliver_error_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 {
 	const char *detail;
@@ -290,6 +302,7 @@ edge_deliver_stored_head(struct proxy_txn *pt, const struct cache_obj *o,
 	}
 	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
 	edge_deliver_cache_status(pt, pt->cache_status, &f);
+	edge_deliver_tags_field(pt, o->tags, o->tags_len, &f);
 	if (f.failed) {
 		/* Only a pathological stored head gets here: send it bare,
 		 * and whole (its head has no room for a Content-Range). */

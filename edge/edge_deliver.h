@@ -30,6 +30,14 @@ void edge_deliver_cache_status(
  * when the cache had no say). */
 void edge_deliver_status_field(
     const struct proxy_txn *pt, struct cdn_strbuf *out);
+/*
+ * Append "Surrogate-Key: <tags>" (space-separated, as stored) when the
+ * client is a cache of the fleet and end users do not get the field
+ * (surrogate_key_pass 0): the cache below stores the object too, and a
+ * tag purge must find it there.
+ */
+void edge_deliver_tags_field(const struct proxy_txn *pt, const char *tags,
+    size_t len, struct cdn_strbuf *out);
 /* The Cache-Status of an error the node answers itself. */
 void edge_deliver_error_field(
     const struct proxy_txn *pt, struct cdn_strbuf *out);

@@ -114,6 +114,8 @@ struct edge_fill {
 	char *vary;
 	size_t vary_len;
 	uint64_t variant;
+	char *tags; /* the object's, for fleet caches among the waiters */
+	size_t tags_len;
 	char note[96];            /* appended to each waiter's Cache-Status */
 	struct cache_obj *result; /* FILL_DONE after a 304: serve this */
 	enum origin_err err;      /* FILL_FAILED */
@@ -227,6 +229,7 @@ fill_unref(struct edge_fill *f)
 		cache_obj_unref(&f->stale);
 	free(f->fields);
 	free(f->vary);
+	free(f->tags);
 	free(f->key_url);
 	cdn_sb_free(&f->req_buf);
 	pthread_mutex_destroy(&f->mu);
@@ -491,6 +494,7 @@ waiter_send_head(struct fill_waiter *fw)
 	edge_deliver_range_head(
 	    pt, &status, f->fields, f->fields_len, &out, &content_length);
 	edge_deliver_status_field(pt, &out);
+	edge_deliver_tags_field(pt, f->tags, f->tags_len, &out);
 	pt->responded = 1;
 	fw->responded = 1;
 	edge_stream_respond(
@@ -972,6 +976,10 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	f->vary = cdn_strndup(f->obj->vary, f->obj->vary_len);
 	f->vary_len = f->obj->vary_len;
 	f->variant = f->obj->variant;
+	if (f->obj->tags_len > 0) {
+		f->tags = cdn_strndup(f->obj->tags, f->obj->tags_len);
+		f->tags_len = f->tags != NULL ? f->obj->tags_len : 0;
+	}
 	snprintf(f->note, sizeof(f->note), "%s", edge_cache_store_note(e));
 	cdn_sb_free(&out);
 	f->first = f->tail = block_new(f);

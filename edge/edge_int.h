@@ -198,6 +198,9 @@ struct proxy_txn {
 	uint64_t origin_ms;
 	unsigned responded : 1; /* the client has its response head */
 	unsigned used_origin : 1;
+	/* The client is a cache of the fleet (fleet_allow, with CDN-Loop):
+	 * it gets the stored objects' tags, to purge by them too. */
+	unsigned fleet_cache : 1;
 	/* cache (edge_cache.c) */
 	unsigned has_key : 1;     /* key and key_url are set */
 	unsigned cache_on : 1;    /* may be answered from / stored in cache */
@@ -411,6 +414,9 @@ int edge_bus_configured(const struct edge *e);
  * rate-limited per worker, while hits are served offline.
  */
 enum cache_bus_verdict edge_bus_hit(struct edge_worker *w);
+/* Whether the client at <addr> is a node of the fleet (fleet_allow). */
+int edge_bus_in_fleet(const struct edge *e, const char *addr);
+
 /*
  * The tier race, parent side: the request of <cs> carried <nfields>
  * Edge-Bus-Applied fields, the first with <value>.  1 if the client is in

@@ -227,18 +227,22 @@ route(struct edge_worker *w, const struct edge_stream *cs)
  * RFC 8586: a request whose CDN-Loop already names this node has been
  * here before; answering 508 ends the circle at once instead of when some
  * header grows past a limit.  Another node of the fleet (a shield) has
- * another node_name, so it is not a loop.
+ * another node_name, so it is not a loop.  *via_cdn: whether the request
+ * came through a CDN at all.
  */
 static int
-looped(struct edge_worker *w, const struct edge_stream *cs)
+looped(struct edge_worker *w, const struct edge_stream *cs, int *via_cdn)
 {
 	const struct http_request *req = edge_stream_request(cs);
 
+	*via_cdn = 0;
 	for (unsigned i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (name_is(&h->name, "cdn-loop") &&
-		    http_cdn_loop_names(
+		if (!name_is(&h->name, "cdn-loop"))
+			continue;
+		*via_cdn = 1;
+		if (http_cdn_loop_names(
 		        h->value.p, h->value.len, w->edge->node_name)) {
 			EDGE_COUNTER_INC(w, loop_detected);
 			edge_deliver_node_answer(w->edge, cs, 508, "",
@@ -270,6 +274,7 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	const struct http_request *req = edge_stream_request(cs);
 	struct proxy_txn *pt;
 	const struct edge_site *site;
+	int via_cdn;
 
 	if (method_refused(w->edge->conf, req)) {
 		/* What follows CONNECT is a tunnel's bytes, not a request. */
@@ -284,13 +289,15 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 		    "", "fwd=bypass");
 		return;
 	}
-	if (looped(w, cs))
+	if (looped(w, cs, &via_cdn))
 		return; /* answered */
 	site = route(w, cs);
 	if (site == NULL)
 		return; /* answered */
 	pt = proxy_txn_new(w, cs);
 	pt->site = site;
+	pt->fleet_cache = via_cdn &&
+	    edge_bus_in_fleet(w->edge, edge_stream_client_addr(cs));
 	if (edge_cache_request(pt))
 		return; /* answered from cache: pt is gone */
 	forward(pt, 1);
