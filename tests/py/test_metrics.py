@@ -398,10 +398,11 @@ def test_counters_match_a_scripted_sequence():
                 et.eq(r.status, 502, "origin reset")
                 by["edge"] += wire_bytes(r)
                 want[("get", "5xx")] += 1
-            # A method the node refuses (501) closes the connection.
+            # A method the node refuses (refuse_methods: 501) closes the
+            # connection.
             with e.connect() as c:
-                r = c.request("BREW", "/pot")
-                et.eq(r.status, 501, "unknown method")
+                r = c.request("TRACE", "/pot")
+                et.eq(r.status, 501, "refused method")
                 by["edge"] += wire_bytes(r)
                 want[("other", "5xx")] += 1
             nreq = sum(want.values())
