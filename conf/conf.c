@@ -36,11 +36,15 @@
 const struct conf_desc conf_descs[CONF_NKEYS] = {
 #define CONF_KEY(name, type, min, max, def, doc)                               \
 	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
-	    offsetof(struct conf, name), 0},
+	    offsetof(struct conf, name), 0, 0},
 #define CONF_SITE_KEY(name, type, min, max, def, doc)                          \
 	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
-	    offsetof(struct conf, name), 1},
+	    offsetof(struct conf, name), 1, 0},
+#define CONF_RESTART_KEY(name, type, min, max, def, doc)                       \
+	{#name, CONF_T_##type, (uint64_t)(min), (uint64_t)(max), def, doc,     \
+	    offsetof(struct conf, name), 0, 1},
 #include "conf/conf_keys.h"
+#undef CONF_RESTART_KEY
 #undef CONF_SITE_KEY
 #undef CONF_KEY
 };

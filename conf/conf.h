@@ -205,6 +205,20 @@ void conf_dump(FILE *out, const struct conf *c);
 int conf_dump_buf(
     const struct conf *c, char **out, size_t *len, FILE *err) CDN_WUR;
 
+/* conf_reload.c */
+
+/*
+ * The restart-only directives (CONF_RESTART_KEY in conf_keys.h) whose
+ * values differ between <old> and <nw>: their names (static strings) in
+ * table order into names[0..cap); returns how many differ, which may be
+ * more than <cap>.
+ */
+unsigned conf_restart_changed(const struct conf *old, const struct conf *nw,
+    const char **names, unsigned cap);
+/* 1 if the directive <name> takes effect only on restart, 0 if a reload
+ * applies it, -1 if there is no such directive. */
+int conf_key_is_restart(const char *name);
+
 /* Longest node_name, NUL included. */
 #define CONF_NODE_NAME_MAX 64
 

@@ -16,6 +16,7 @@
  *   conf_validate.c cross-directive checks of a whole conf
  *   conf_argv.c     the command line and --help
  *   conf_dump.c     --dump-config
+ *   conf_reload.c   what a reload may not change
  */
 #ifndef CONF_INT_H
 #define CONF_INT_H
@@ -58,7 +59,8 @@ struct conf_desc {
 	const char *def;
 	const char *doc;
 	size_t off;
-	int site; /* a site block may set it (CONF_SITE_KEY) */
+	int site;    /* a site block may set it (CONF_SITE_KEY) */
+	int restart; /* SIGHUP leaves it alone (CONF_RESTART_KEY) */
 };
 
 enum {

@@ -11,8 +11,12 @@
 
 struct edge;
 
-/* Returns NULL (after logging why) if a listener cannot be bound. */
-struct edge *edge_new(struct conf *conf);
+/*
+ * <conf> came from conf_argv_parse(<argc>, <argv>), which SIGHUP runs again
+ * (argv must outlive the edge).  Returns NULL (after logging why) if a
+ * listener cannot be bound.
+ */
+struct edge *edge_new(struct conf *conf, int argc, char **argv);
 /* Runs until drained; returns 0, or 1 if the node could not start. */
 int edge_run(struct edge *e);
 void edge_free(struct edge **ep);

@@ -122,6 +122,7 @@ EDGE_JGROUP(PROTO, ROOT, "requests_by_protocol")
 EDGE_JGROUP(H2, ROOT, "http2")
 EDGE_JGROUP(H2_REFUSED, H2, "refused")
 EDGE_JGROUP(BUS, ROOT, "bus")
+EDGE_JGROUP(CONFIG, ROOT, "config")
 
 EDGE_DIM(STATUS, "status", 6)
 EDGE_DIM(METHOD, "method", EDGE_MC_COUNT)
@@ -135,6 +136,10 @@ EDGE_NODE_STAT(uptime_ms, GAUGE, ROOT, "uptime_ms", NULL, NULL, NULL, "")
 EDGE_NODE_STAT(workers, GAUGE, ROOT, "workers", "edge_workers", NULL, NULL, "Worker threads.")
 EDGE_NODE_STAT(draining, FLAG, ROOT, "draining", "edge_draining", NULL, NULL, "1 while draining after SIGTERM (then /healthz answers 503).")
 EDGE_NODE_STAT(cache_enabled, FLAG, CACHE, "enabled", NULL, NULL, NULL, "")
+EDGE_NODE_STAT(config_generation, GAUGE, CONFIG, "generation", "edge_config_generation", NULL, NULL, "Configuration generation in force: 1 at start, +1 per accepted reload (SIGHUP).")
+EDGE_NODE_STAT(config_loaded, GAUGE, CONFIG, "loaded_unix", "edge_config_loaded_timestamp_seconds", NULL, NULL, "When the configuration in force was loaded, Unix time.")
+EDGE_NODE_STAT(config_reloads, COUNTER, CONFIG, "reloads", "edge_config_reloads_total", NULL, NULL, "Reloads (SIGHUP) accepted.")
+EDGE_NODE_STAT(config_reloads_failed, COUNTER, CONFIG, "reloads_failed", "edge_config_reloads_failed_total", NULL, NULL, "Reloads refused (errors in the configuration, a pool or a certificate): the previous configuration stayed in force.")
 EDGE_NODE_STAT(cache_disabled, FLAG, NONE, NULL, "edge_cache_disabled", NULL, NULL, "1 when cache_dir is set but the node runs proxy-only (the cache could not be opened, or was found damaged; /healthz says why).")
 
 EDGE_COUNTER(requests, COUNTER, ROOT, "requests", NULL, NULL, NULL, "") /* client requests ended */

@@ -26,7 +26,7 @@ edge_deliver_cache_status(
     const struct proxy_txn *pt, const char *text, struct cdn_strbuf *out)
 {
 	cdn_sb_printf(
-	    out, "Cache-Status: %s; %s\r\n", pt->w->edge->conf->via, text);
+	    out, "Cache-Status: %s; %s\r\n", pt->gen->conf->via, text);
 }
 
 void
@@ -65,7 +65,7 @@ edge_deliver_error_field(const struct proxy_txn *pt, struct cdn_strbuf *out)
 	else
 		detail = "origin-error";
 	cdn_sb_printf(out, "Cache-Status: %s; %s; detail=%s\r\n",
-	    pt->w->edge->conf->via,
+	    pt->gen->conf->via,
 	    pt->cache_status[0] != '\0' ? pt->cache_status : "fwd=miss",
 	    detail);
 }
@@ -76,13 +76,15 @@ void
 edge_deliver_node_answer(const struct edge *e, const struct edge_stream *cs,
     int status, const char *fields, const char *body, const char *cache_status)
 {
+	const struct edge_worker *w = edge_worker_current();
 	struct cdn_strbuf f = {0};
 	size_t blen = strlen(body);
 
 	cdn_sb_str(&f, "Content-Type: text/plain\r\n");
 	cdn_sb_str(&f, fields);
-	cdn_sb_printf(
-	    &f, "Cache-Status: %s; %s\r\n", e->conf->via, cache_status);
+	/* The worker's current generation: no transaction holds one yet. */
+	cdn_sb_printf(&f, "Cache-Status: %s; %s\r\n",
+	    w != NULL ? w->gen->conf->via : e->conf->via, cache_status);
 	edge_stream_respond(
 	    cs, status, f.p, f.failed ? 0 : f.len, (int64_t)blen);
 	edge_stream_write(cs, body, blen);

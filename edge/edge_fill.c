@@ -90,6 +90,7 @@ struct edge_fill {
 	pthread_mutex_t mu;
 	struct edge *edge;
 	const struct edge_site *site;        /* of the leading request */
+	struct edge_gen *gen;                /* held: <site> is in it */
 	const struct edge_fill_hooks *hooks; /* its caller's (static) */
 	struct edge_worker *owner;
 	struct origin_fetch *fetch; /* owner thread */
@@ -233,6 +234,7 @@ fill_unref(struct edge_fill *f)
 	free(f->key_url);
 	cdn_sb_free(&f->req_buf);
 	pthread_mutex_destroy(&f->mu);
+	edge_gen_fill_drop(f->gen);
 	MAGIC_WIPE(f);
 	free(f);
 }
@@ -1246,6 +1248,8 @@ fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 	pthread_mutex_init(&f->mu, NULL);
 	f->edge = pt->w->edge;
 	f->site = pt->site;
+	f->gen = pt->gen;
+	edge_gen_fill_hold(f->gen);
 	f->hooks = hooks;
 	f->owner = pt->w;
 	memcpy(f->key, pt->key, CACHE_HASH_LEN);

@@ -24,6 +24,7 @@
 #include "common/cdn_ratelog.h"
 #include "common/cdn_strbuf.h"
 #include "conf/conf.h"
+#include "edge/edge_gen.h"
 #include "edge/edge_site.h"
 #include "edge/edge_stream.h"
 #include "http/http_server.h"
@@ -61,9 +62,9 @@ enum edge_from {
 #define EDGE_COUNTER_INC(w, field) EDGE_COUNTER_ADD(w, field, 1)
 /* The same for the worker's counters of one site (edge_site.h). */
 #define EDGE_SITE_COUNTER_INC(w, site, field)                                  \
-	atomic_store_explicit(&(w)->site_ctr[(site)->idx].field,               \
+	atomic_store_explicit(&(site)->ctr[(w)->id].c.field,                   \
 	    atomic_load_explicit(                                              \
-	        &(w)->site_ctr[(site)->idx].field, memory_order_relaxed) +     \
+	        &(site)->ctr[(w)->id].c.field, memory_order_relaxed) +         \
 	        1,                                                             \
 	    memory_order_relaxed)
 
@@ -133,12 +134,19 @@ struct edge_worker {
 	unsigned drained;   /* of http and h2: both empty ends the loop */
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
-	struct event *flush_timer;           /* hands the access log over */
-	struct event *drain_ev;              /* activated by the main thread */
-	struct event *drain_timer;           /* drain deadline */
-	struct edge_site_counters *site_ctr; /* one per site (edge_site.h) */
-	struct edge_fill *fills;             /* shared fetches it runs */
+	struct event *flush_timer; /* hands the access log over */
+	struct event *drain_ev;    /* activated by the main thread */
+	struct event *drain_timer; /* drain deadline */
+	struct edge_fill *fills;   /* shared fetches it runs */
 	struct cdn_ratelog bus_log; /* hits served offline (edge_bus.c) */
+	/* Configuration generations (edge_gen.h): the one this worker gives
+	 * new requests (its thread only); the one the main thread published
+	 * for it, taken by gen_ev; the id of the newest it took (read by the
+	 * main thread). */
+	struct edge_gen *gen;
+	_Atomic(struct edge_gen *) gen_next;
+	_Atomic unsigned gen_seen;
+	struct event *gen_ev;
 	/*
 	 * Written on every request by this worker only.  The pads keep other
 	 * fields (and the next worker's, read on its every request) off the
@@ -166,10 +174,16 @@ struct edge {
 	struct edge_admin_ctx *admin_ctx; /* edge_admin.c; NULL without admin */
 	struct edge_stats *stats;         /* edge_stats.c; NULL without admin */
 	uint64_t start_ms;
-	/* Sites by Host, each with its origin pool, cache policy and key
-	 * rules; the pools' active health checks run on main_base. */
-	struct edge_sites *sites;
-	struct origin_health *health;
+	/* The configuration a reload replaces (edge_gen.h): the newest
+	 * generation, those retired but still held, and what wakes the main
+	 * thread to free them.  <conf> above is the start-up one, the only
+	 * source of restart-only directives. */
+	struct edge_gen *gen;
+	struct edge_gen *retired;
+	struct event *gen_wake;
+	unsigned reloads, reloads_failed;
+	int argc; /* the command line a reload parses again */
+	char **argv;
 	/* The cache; NULL without cache_dir, or when it could not be opened
 	 * (cache_off then says why: the node runs proxy-only). */
 	struct cache_store *store;
@@ -193,6 +207,7 @@ struct proxy_txn {
 	struct edge_worker *w;
 	struct edge_stream cs;        /* the client's (edge_stream.h) */
 	const struct edge_site *site; /* chosen by Host in on_request */
+	struct edge_gen *gen;         /* held: <site> points into it */
 	struct origin_fetch *fetch;
 	enum origin_err origin_err;
 	uint64_t origin_ms;
@@ -240,6 +255,18 @@ struct proxy_txn {
 struct edge_worker *edge_worker_current(void);
 /* Count a failed origin fetch (no-op for ORIGIN_OK). */
 void edge_count_origin_error(struct edge_worker *w, enum origin_err err);
+
+/* edge_reload.c */
+/*
+ * SIGHUP: parse the command line's config again and, if it is valid,
+ * publish it as a new generation (edge_gen.h) to every worker and restart
+ * purged on it; otherwise log why and keep the old one.  Main thread.
+ */
+void edge_reload(struct edge *e);
+/* Take the generation the main thread published for <w> (its thread). */
+void edge_reload_switch(struct edge_worker *w);
+/* Free the retired generations no one holds any more (main thread). */
+void edge_reload_collect(struct edge *e);
 
 /* edge_cache.c */
 /*
@@ -449,6 +476,13 @@ int edge_purged_init(struct edge *e) CDN_WUR;
 void edge_purged_fini(struct edge *e);
 /* Ask the purged child, if one runs, to reopen its logs (SIGUSR1). */
 void edge_purged_reopen_logs(struct edge *e);
+/*
+ * The configuration changed: hand <c> to a new purged, started once the
+ * old one has stopped (SIGTERM: it answers the purges it has and exits).
+ * A no-op without the child.  CDN_EINVAL (logged) if <c> cannot be handed
+ * over; the old purged then keeps running.
+ */
+int edge_purged_reload(struct edge *e, const struct conf *c) CDN_WUR;
 /* A fill starts: record the purge generation <purge_gen> and the tags of
  * the origin's <fields> in <o>.  CDN_ENOMEM: do not store it. */
 int edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,

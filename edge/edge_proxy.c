@@ -211,7 +211,7 @@ route(struct edge_worker *w, const struct edge_stream *cs)
 
 	h = req->target_form == HTTP_TARGET_ABSOLUTE ? req->authority
 	                                             : req->host;
-	site = edge_sites_lookup(w->edge->sites, h.p, h.len);
+	site = edge_sites_lookup(w->gen->sites, h.p, h.len);
 	if (site != NULL) {
 		EDGE_SITE_COUNTER_INC(w, site, requests);
 		return site;
@@ -276,7 +276,7 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	const struct edge_site *site;
 	int via_cdn;
 
-	if (method_refused(w->edge->conf, req)) {
+	if (method_refused(w->gen->conf, req)) {
 		/* What follows CONNECT is a tunnel's bytes, not a request. */
 		edge_stream_set_close(cs);
 		edge_deliver_node_answer(w->edge, cs, 501, "",
@@ -296,6 +296,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 		return; /* answered */
 	pt = proxy_txn_new(w, cs);
 	pt->site = site;
+	pt->gen = w->gen; /* route() took the site from it */
+	edge_gen_hold(pt->gen, w->id);
 	pt->fleet_cache = via_cdn &&
 	    edge_bus_in_fleet(w->edge, edge_stream_client_addr(cs));
 	if (edge_cache_request(pt))
@@ -376,7 +378,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 {
 	struct edge_worker *w = pt->w;
 	struct edge *e = w->edge;
-	const struct conf *cf = e->conf;
+	const struct conf *cf = pt->gen->conf;
 	const struct edge_stream *cs = &pt->cs;
 	const struct http_request *req = edge_stream_request(cs);
 	const struct edge_site *site = pt->site;
@@ -762,6 +764,8 @@ edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
 		CDN_ASSERT(pt->fetch == NULL);
 		edge_fill_detach(pt);
 		edge_cache_txn_free(pt);
+		if (pt->gen != NULL)
+			edge_gen_drop(pt->gen, w->id, w->gen);
 		MAGIC_WIPE(pt);
 		free(pt);
 	}

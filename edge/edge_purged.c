@@ -19,7 +19,10 @@
  * back to the same values (conf_dump_buf()), in a sealed memfd that the
  * child inherits (--config-fd): no file to place, protect or remove after
  * a crash, nothing the child can change, no limit but the loader's, and
- * one copy serves every restart (edged never reloads its configuration).
+ * one copy serves every restart.  A reload (SIGHUP) makes a new memfd and
+ * replaces the child: SIGTERM (purged answers the purges it has, then
+ * exits) and a new one on the new memfd once the old has exited, so that
+ * purges are keyed by the same rules as the node that stores.
  */
 #include "config.h"
 
@@ -67,6 +70,7 @@ struct edge_purged {
 	struct event *sigchld;
 	struct event *restart;
 	unsigned restarts;
+	int replacing; /* the child was told to stop for a new config */
 };
 
 /* ---- tags, from worker threads (read-only after init) ---- */
@@ -176,6 +180,15 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 	if (atomic_load(&e->draining)) {
 		CDN_LOG(
 		    CDN_LOG_INFO, "purge", "purged (pid %d) stopped", (int)pid);
+		return;
+	}
+	if (p->replacing) {
+		/* Its listener is closed: the new one can bind it now. */
+		p->replacing = 0;
+		CDN_LOG(CDN_LOG_INFO, "purge",
+		    "purged (pid %d) stopped for the new configuration",
+		    (int)pid);
+		spawn(e);
 		return;
 	}
 	if (cdn_now_ms() - p->started_ms >= RESTART_STABLE_MS)
@@ -359,6 +372,27 @@ edge_purged_init(struct edge *e)
 	event_add(p->sigchld, NULL);
 	spawn(e);
 	return p->pid != 0 ? CDN_OK : CDN_EIO;
+}
+
+int
+edge_purged_reload(struct edge *e, const struct conf *c)
+{
+	struct edge_purged *p = e->purged;
+	int fd;
+
+	if (p == NULL || p->config_fd == -1)
+		return CDN_OK; /* no child */
+	MAGIC_CHECK(p, EDGE_PURGED_MAGIC);
+	fd = config_fd_new(c);
+	if (fd == -1)
+		return CDN_EINVAL;
+	close(p->config_fd);
+	p->config_fd = fd;
+	if (p->pid == 0)
+		return CDN_OK; /* the restart timer spawns it on the new one */
+	p->replacing = 1;
+	kill(p->pid, SIGTERM);
+	return CDN_OK;
 }
 
 void

@@ -164,7 +164,7 @@ site_init(struct edge_site *s, unsigned idx, const char *name, int named,
 }
 
 struct edge_sites *
-edge_sites_new(const struct conf *c)
+edge_sites_new(const struct conf *c, unsigned nworkers)
 {
 	struct edge_sites *t = cdn_xcalloc(1, sizeof(*t));
 
@@ -175,6 +175,9 @@ edge_sites_new(const struct conf *c)
 	t->v = cdn_xcalloc(t->n, sizeof(*t->v));
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct conf_site *cs = c->nsites > 0 ? c->sites[i] : NULL;
+
+		t->v[i].ctr = cdn_xcalloc(
+		    nworkers > 0 ? nworkers : 1, sizeof(*t->v[i].ctr));
 
 		if (site_init(&t->v[i], i,
 		        cs == NULL           ? "default"
@@ -203,6 +206,7 @@ edge_sites_free(struct edge_sites **tp)
 		origin_pool_free(&t->v[i].pool);
 		origin_pool_free(&t->v[i].parents);
 		free(t->v[i].origin_authority);
+		free(t->v[i].ctr);
 		MAGIC_WIPE(&t->v[i]);
 	}
 	free(t->v);
@@ -248,4 +252,23 @@ edge_sites_lookup(const struct edge_sites *t, const char *host, size_t len)
 	MAGIC_CHECK(t, EDGE_SITES_MAGIC);
 	i = cache_sites_find(t->rules, host, len);
 	return i >= 0 ? &t->v[i] : NULL;
+}
+
+void
+edge_site_counters_read(
+    const struct edge_site *s, unsigned nworkers, uint64_t *v)
+{
+	size_t n;
+
+	MAGIC_CHECK(s, EDGE_SITE_MAGIC);
+	for (n = 0; n < EDGE_SITE_NCTR; n++)
+		v[n] = s->carry[n];
+	for (unsigned w = 0; w < nworkers; w++) {
+		const struct edge_site_counters *c = &s->ctr[w].c;
+
+		n = 0;
+#define EDGE_SITE_COUNTER(field, ...)                                          \
+	v[n++] += atomic_load_explicit(&c->field, memory_order_relaxed);
+#include "edge/edge_counters.h"
+	}
 }

@@ -1,10 +1,10 @@
 /*
  * Sites: which configuration answers a request, chosen by its Host.
  *
- * The table is built once from the config (edge_sites_new(), main thread,
- * before the workers start) and immutable afterwards: workers look sites
- * up without a lock.  Each site owns its origin pool; the pool's health
- * state is the only thing in a site that changes (origin_pool.c).
+ * A table is built from one config (edge_sites_new(), main thread) for a
+ * generation (edge_gen.h) and immutable afterwards: workers look sites up
+ * without a lock.  Each site owns its origin pool; the pool's health state
+ * and the site's counters are the only things in a site that change.
  *
  * Without site blocks the table holds one implicit site, the top level of
  * the config, which answers every Host: the single-origin setup.
@@ -18,6 +18,26 @@
 #include "cache/cache.h"
 #include "conf/conf.h"
 #include "origin/origin.h"
+
+/* Per worker and site; single writer (the worker), like edge_counters:
+ * the EDGE_SITE_COUNTER rows of edge/edge_counters.h. */
+struct edge_site_counters {
+#define EDGE_SITE_COUNTER(field, ...) _Atomic uint64_t field;
+#include "edge/edge_counters.h"
+};
+
+/* How many rows that is. */
+enum {
+#define EDGE_SITE_COUNTER(field, ...) EDGE_SITE_CTR_##field,
+#include "edge/edge_counters.h"
+	EDGE_SITE_NCTR
+};
+
+/* One worker's counters of a site, off the next worker's cache lines. */
+struct edge_site_slot {
+	struct edge_site_counters c;
+	char pad[64];
+};
 
 struct edge_site {
 	uint32_t magic;
@@ -37,22 +57,27 @@ struct edge_site {
 	 * health checks' Host without origin_host): the first server's
 	 * "host:port". */
 	char *origin_authority;
-};
-
-/* Per worker and site; single writer (the worker), like edge_counters:
- * the EDGE_SITE_COUNTER rows of edge/edge_counters.h. */
-struct edge_site_counters {
-#define EDGE_SITE_COUNTER(field, ...) _Atomic uint64_t field;
-#include "edge/edge_counters.h"
+	/* Counters: [worker id], each written by that worker alone. */
+	struct edge_site_slot *ctr;
+	/* Main thread only: what earlier generations of the site (same
+	 * name) counted, and, once retired, what it handed on at the swap
+	 * (edge_gen.h). */
+	uint64_t carry[EDGE_SITE_NCTR];
+	uint64_t handed[EDGE_SITE_NCTR];
 };
 
 struct edge_sites;
 
 /*
- * Build the sites of <c> (borrowed; must outlive the table).  NULL after
- * logging why when a pool cannot be built.
+ * Build the sites of <c> (borrowed; must outlive the table), with counters
+ * for <nworkers> workers.  NULL after logging why when a pool cannot be
+ * built.
  */
-struct edge_sites *edge_sites_new(const struct conf *c);
+struct edge_sites *edge_sites_new(const struct conf *c, unsigned nworkers);
+/* Site <s>'s counters, summed over <nworkers> workers, plus its carry,
+ * into v[EDGE_SITE_NCTR] (edge_counters.h order). */
+void edge_site_counters_read(
+    const struct edge_site *s, unsigned nworkers, uint64_t *v);
 void edge_sites_free(struct edge_sites **tp);
 unsigned edge_sites_count(const struct edge_sites *t);
 const struct edge_site *edge_sites_at(const struct edge_sites *t, unsigned i);

@@ -273,22 +273,13 @@ totals_read(const struct edge *e, struct edge_totals *t)
 	}
 }
 
-/* The counters of site <idx>, summed over the workers. */
+/* The counters of site <idx> of the current generation, summed over the
+ * workers, with what its earlier generations counted. */
 static void
 site_read(const struct edge *e, unsigned idx, uint64_t *v)
 {
-	size_t n = 0;
-
-#define EDGE_SITE_COUNTER(field, ...) v[n++] = 0;
-#include "edge/edge_counters.h"
-	for (unsigned w = 0; w < e->nworkers; w++) {
-		const struct edge_site_counters *c =
-		    &e->workers[w].site_ctr[idx];
-
-		n = 0;
-#define EDGE_SITE_COUNTER(field, ...) v[n++] += LD(c->field);
-#include "edge/edge_counters.h"
-	}
+	edge_site_counters_read(
+	    edge_sites_at(e->gen->sites, idx), e->nworkers, v);
 }
 
 #undef LD
@@ -306,6 +297,10 @@ node_read(struct edge *e, struct edge_node_stats *n)
 	n->workers = e->nworkers;
 	n->draining = (uint64_t)(atomic_load(&e->draining) != 0);
 	n->cache_enabled = strcmp(state, "ok") == 0;
+	n->config_generation = e->gen->id;
+	n->config_loaded = e->gen->load_ms / 1000;
+	n->config_reloads = e->reloads;
+	n->config_reloads_failed = e->reloads_failed;
 	n->cache_disabled = strncmp(state, "disabled", 8) == 0;
 }
 
@@ -588,17 +583,18 @@ struct origin_row {
 static size_t
 origin_rows(const struct edge *e, struct origin_row **rowsp)
 {
-	unsigned ns = edge_sites_count(e->sites), cap = 0;
+	unsigned ns = edge_sites_count(e->gen->sites), cap = 0;
 	struct origin_server_state st;
 	struct origin_row *rows;
 	size_t n = 0;
 
 	for (unsigned i = 0; i < ns; i++)
-		cap +=
-		    origin_pool_nservers(edge_sites_at(e->sites, i)->pool) + 1;
+		cap += origin_pool_nservers(
+		           edge_sites_at(e->gen->sites, i)->pool) +
+		    1;
 	rows = cdn_xcalloc(cap, sizeof(*rows));
 	for (unsigned i = 0; i < ns; i++) {
-		const struct edge_site *s = edge_sites_at(e->sites, i);
+		const struct edge_site *s = edge_sites_at(e->gen->sites, i);
 
 		for (unsigned k = 0; k < origin_pool_nservers(s->pool); k++) {
 			origin_pool_server_state(s->pool, k, &st);
@@ -694,8 +690,8 @@ pools_json(const struct edge *e)
 	struct origin_server_state st;
 	uint64_t pv[CDN_ARRAY_LEN(pool_rows)], sv[CDN_ARRAY_LEN(server_rows)];
 
-	for (unsigned i = 0; i < edge_sites_count(e->sites); i++) {
-		const struct edge_site *site = edge_sites_at(e->sites, i);
+	for (unsigned i = 0; i < edge_sites_count(e->gen->sites); i++) {
+		const struct edge_site *site = edge_sites_at(e->gen->sites, i);
 
 		p = json_object();
 		json_object_set_new(p, "site", json_string(site->name));
@@ -734,12 +730,13 @@ site_counters_json(const struct edge *e)
 	json_t *obj = json_object(), *o;
 	uint64_t v[CDN_ARRAY_LEN(site_keys)];
 
-	for (unsigned i = 0; i < edge_sites_count(e->sites); i++) {
+	for (unsigned i = 0; i < edge_sites_count(e->gen->sites); i++) {
 		site_read(e, i, v);
 		o = json_object();
 		for (size_t k = 0; k < CDN_ARRAY_LEN(site_keys); k++)
 			json_object_set_new(o, site_keys[k], JINT(v[k]));
-		json_object_set_new(obj, edge_sites_at(e->sites, i)->name, o);
+		json_object_set_new(
+		    obj, edge_sites_at(e->gen->sites, i)->name, o);
 	}
 	return obj;
 }
@@ -1102,7 +1099,7 @@ metrics_sites(struct cdn_strbuf *b, const struct edge *e)
 	};
 	struct origin_server_state st;
 	struct prom_labels l;
-	unsigned ns = edge_sites_count(e->sites);
+	unsigned ns = edge_sites_count(e->gen->sites);
 	uint64_t v[CDN_ARRAY_LEN(site_rows)], pv[CDN_ARRAY_LEN(pool_rows)];
 	uint64_t sv[CDN_ARRAY_LEN(server_rows)];
 	char n[24];
@@ -1112,7 +1109,8 @@ metrics_sites(struct cdn_strbuf *b, const struct edge *e)
 		for (unsigned i = 0; i < ns; i++) {
 			site_read(e, i, v);
 			l.n = 0;
-			lab_add(&l, "site", edge_sites_at(e->sites, i)->name);
+			lab_add(
+			    &l, "site", edge_sites_at(e->gen->sites, i)->name);
 			prom_sample(b, site_rows[r].family, "", &l,
 			    u64s(n, sizeof(n), v[r]));
 		}
@@ -1120,7 +1118,8 @@ metrics_sites(struct cdn_strbuf *b, const struct edge *e)
 	for (size_t r = 0; r < CDN_ARRAY_LEN(pool_rows); r++) {
 		row_family(b, &pool_rows[r]);
 		for (unsigned i = 0; i < ns; i++) {
-			const struct edge_site *s = edge_sites_at(e->sites, i);
+			const struct edge_site *s =
+			    edge_sites_at(e->gen->sites, i);
 
 			pool_read(s, pv);
 			l.n = 0;
@@ -1134,7 +1133,8 @@ metrics_sites(struct cdn_strbuf *b, const struct edge *e)
 			continue;
 		row_family(b, &server_rows[r]);
 		for (unsigned i = 0; i < ns; i++) {
-			const struct edge_site *s = edge_sites_at(e->sites, i);
+			const struct edge_site *s =
+			    edge_sites_at(e->gen->sites, i);
 
 			for (unsigned k = 0; k < origin_pool_nservers(s->pool);
 			     k++) {

@@ -86,8 +86,8 @@ struct tls_slot {
 struct edge_tls {
 	uint32_t magic;
 #define EDGE_TLS_MAGIC 0x5d1e7a39u
-	const struct conf *conf; /* borrowed: the edge's */
-	SSL_CTX *ctx;            /* newest generation (main thread's ref) */
+	struct conf *conf; /* one reference: the newest loaded */
+	SSL_CTX *ctx;      /* newest generation (main thread's ref) */
 	struct tls_slot *slots;
 	unsigned nslots;
 	unsigned reloads;
@@ -738,7 +738,7 @@ generation_new(struct edge_tls *t)
 /* ---- API ---- */
 
 int
-edge_tls_new(const struct conf *c, unsigned nworkers, struct edge_tls **out)
+edge_tls_new(struct conf *c, unsigned nworkers, struct edge_tls **out)
 {
 	struct edge_tls *t;
 	char err[256];
@@ -752,7 +752,7 @@ edge_tls_new(const struct conf *c, unsigned nworkers, struct edge_tls **out)
 	pthread_once(&ctx_data_once, ctx_data_init);
 	t = cdn_xcalloc(1, sizeof(*t));
 	t->magic = EDGE_TLS_MAGIC;
-	t->conf = c;
+	t->conf = conf_ref(c);
 	alpn_wire(t, c->tls_alpn);
 	if (pthread_rwlock_init(&t->ring_lock, NULL) != 0)
 		CDN_ASSERT(!"pthread_rwlock_init failed"); /* no attributes */
@@ -799,12 +799,15 @@ edge_tls_start(struct edge_tls *t, struct event_base *main_base)
 }
 
 int
-edge_tls_reload(struct edge_tls *t)
+edge_tls_reload(struct edge_tls *t, struct conf *c)
 {
+	struct conf *prev = t->conf;
 	SSL_CTX *ctx, *old;
 
 	MAGIC_CHECK(t, EDGE_TLS_MAGIC);
+	t->conf = c;
 	ctx = generation_new(t);
+	t->conf = prev;
 	if (ctx == NULL) {
 		CDN_LOG(CDN_LOG_ERR, "tls",
 		    "reload refused: the certificates above cannot be used; "
@@ -820,6 +823,8 @@ edge_tls_reload(struct edge_tls *t)
 	}
 	SSL_CTX_free(t->ctx);
 	t->ctx = ctx;
+	conf_unref(&t->conf);
+	t->conf = conf_ref(c);
 	t->reloads++;
 	CDN_LOG(CDN_LOG_INFO, "tls",
 	    "certificates reloaded (generation %u): new connections use them",
@@ -871,6 +876,7 @@ edge_tls_free(struct edge_tls **tp)
 	free(t->slots);
 	SSL_CTX_free(t->ctx);
 	EVP_CIPHER_free(t->aes);
+	conf_unref(&t->conf);
 	OPENSSL_cleanse(t->keys, sizeof(t->keys));
 	pthread_rwlock_destroy(&t->ring_lock);
 	MAGIC_WIPE(t);

@@ -19,25 +19,26 @@
 struct edge_tls;
 
 /*
- * Build the TLS state for the listen_tls listeners of <c> (which must stay
- * alive as long as the result), with one slot per worker: every
+ * Build the TLS state for the listen_tls listeners of <c> (one reference
+ * taken), with one slot per worker: every
  * certificate, key and OCSP file is read and checked now.  Returns CDN_OK
  * with *out set (NULL when <c> has no listen_tls and no tls_cert), or
  * CDN_EINVAL after logging every file that cannot be used (*out untouched).
  */
 int edge_tls_new(
-    const struct conf *c, unsigned nworkers, struct edge_tls **out) CDN_WUR;
+    struct conf *c, unsigned nworkers, struct edge_tls **out) CDN_WUR;
 
 /* Start rotating the session ticket keys on <main_base>. */
 void edge_tls_start(struct edge_tls *t, struct event_base *main_base);
 
 /*
- * Re-read every certificate, key and OCSP file (SIGHUP).  On success new
- * connections use them from the next accept on; connections already open,
- * handshakes in flight included, keep the ones they started with.  On
- * failure every cause is logged, CDN_EINVAL returned and nothing changes.
+ * Read every certificate, key and OCSP file that <c> names (SIGHUP; a
+ * reference to <c> is kept on success).  On success new connections use
+ * them from the next accept on; connections already open, handshakes in
+ * flight included, keep the ones they started with.  On failure every
+ * cause is logged, CDN_EINVAL returned and nothing changes.
  */
-int edge_tls_reload(struct edge_tls *t);
+int edge_tls_reload(struct edge_tls *t, struct conf *c);
 
 /*
  * A server SSL for a new connection of worker <id>, with the newest

@@ -19,9 +19,12 @@
  * listen_h2c sockets feed edge_h2 directly; drain waits for both.
  *
  * TLS (edge_tls.c): listen_tls sockets are listeners like the others whose
- * accepted sockets get an SSL from the worker's slot.  SIGHUP rebuilds the
- * certificates on the main thread and publishes them to the slots; a
- * broken file leaves the old ones in use.
+ * accepted sockets get an SSL from the worker's slot.
+ *
+ * SIGHUP (edge_reload.c) reloads the whole configuration: a new generation
+ * (edge_gen.h) published to each worker through its gen_ev, as drain does,
+ * and new certificates through the TLS slots; a broken file leaves the old
+ * ones in use.
  */
 #include "config.h"
 
@@ -178,6 +181,15 @@ on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
+/* The main thread published a new configuration generation. */
+static void
+on_gen(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	edge_reload_switch(arg);
+}
+
 static void
 on_drain(evutil_socket_t fd, short what, void *arg)
 {
@@ -284,8 +296,9 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	w->magic = EDGE_WORKER_MAGIC;
 	w->edge = e;
 	w->id = id;
-	w->site_ctr =
-	    cdn_xcalloc(edge_sites_count(e->sites), sizeof(*w->site_ctr));
+	w->gen = e->gen;
+	atomic_init(&w->gen_next, NULL);
+	atomic_init(&w->gen_seen, e->gen->id);
 	w->base = event_base_new();
 	if (w->base == NULL)
 		return CDN_ENOMEM;
@@ -303,6 +316,7 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	w->alog = cdn_alog_buf_new(e->alog);
 	w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
 	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+	w->gen_ev = event_new(w->base, -1, 0, on_gen, w);
 	w->flush_timer = event_new(w->base, -1, EV_PERSIST, on_flush_timer, w);
 	ms_tv(ALOG_FLUSH_MS, &tv);
 	if (w->alog != NULL)
@@ -341,11 +355,12 @@ worker_fini(struct edge_worker *w)
 		event_free(w->drain_ev);
 	if (w->drain_timer != NULL)
 		event_free(w->drain_timer);
+	if (w->gen_ev != NULL)
+		event_free(w->gen_ev);
 	if (w->flush_timer != NULL)
 		event_free(w->flush_timer);
 	if (w->base != NULL)
 		event_base_free(w->base);
-	free(w->site_ctr);
 	MAGIC_WIPE(w);
 }
 
@@ -395,13 +410,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		CDN_LOG(CDN_LOG_INFO, "edge", "SIGHUP: reopening log files%s",
-		    e->tls != NULL ? ", reloading certificates" : "");
+		CDN_LOG(CDN_LOG_INFO, "edge",
+		    "SIGHUP: reopening log files, reloading the configuration");
 		cdn_log_reopen();
 		cdn_alog_reopen(e->alog);
-		/* A refusal is logged; the old certificates stay. */
-		if (e->tls != NULL)
-			edge_tls_reload(e->tls);
+		edge_reload(e);
 		return;
 	}
 	if (sig == SIGUSR1) {
@@ -425,26 +438,18 @@ on_admin_accept(struct evconnlistener *l, evutil_socket_t fd,
 	http_server_adopt(e->admin_http, fd, sa, salen);
 }
 
-/* The pools' active health checks, on the main loop. */
+/* A holder dropped the last use of a retired generation, or a worker
+ * switched to the newest. */
 static void
-health_start(struct edge *e)
+on_gen_wake(evutil_socket_t fd, short what, void *arg)
 {
-	const struct conf *c = e->conf;
-	struct origin_tls_conf otls;
-	struct origin_pool **pools;
-	unsigned n = edge_sites_count(e->sites);
-
-	pools = cdn_xcalloc(2 * n, sizeof(*pools));
-	n = edge_sites_pools(e->sites, pools);
-	otls.ca_file = c->origin_ca_file;
-	otls.client_cert = c->origin_client_cert;
-	otls.client_key = c->origin_client_key;
-	e->health = origin_health_new(e->main_base, pools, n, &otls);
-	free(pools);
+	(void)fd;
+	(void)what;
+	edge_reload_collect(arg);
 }
 
 struct edge *
-edge_new(struct conf *conf)
+edge_new(struct conf *conf, int argc, char **argv)
 {
 	struct edge *e;
 	struct http_server_limits lim;
@@ -460,15 +465,19 @@ edge_new(struct conf *conf)
 	e->conf = conf_ref(conf);
 	conf_node_name(conf, e->node_name);
 	e->start_ms = cdn_now_ms();
-	e->sites = edge_sites_new(conf);
-	if (e->sites == NULL)
-		goto fail;
+	e->argc = argc;
+	e->argv = argv;
 	e->nworkers = conf->threads;
 	if (e->nworkers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 		e->nworkers = n > 0 ? (unsigned)n : 1;
 	}
+	e->main_base = event_base_new();
+	e->gen_wake = event_new(e->main_base, -1, 0, on_gen_wake, e);
+	e->gen = edge_gen_new(conf, 1, e->nworkers, e->gen_wake);
+	if (e->gen == NULL)
+		goto fail;
 	if (edge_cache_init(e) != CDN_OK || edge_bus_init(e) != CDN_OK)
 		goto fail;
 	e->inflight = edge_inflight_new();
@@ -479,8 +488,7 @@ edge_new(struct conf *conf)
 		if (e->alog == NULL)
 			goto fail;
 	}
-	e->main_base = event_base_new();
-	health_start(e);
+	edge_gen_health_start(e->gen, e->main_base, conf);
 	if (e->tls != NULL)
 		edge_tls_start(e->tls, e->main_base);
 	e->workers = cdn_xcalloc(e->nworkers, sizeof(*e->workers));
@@ -546,7 +554,7 @@ edge_run(struct edge *e)
 		    e->conf->listen.n + e->conf->listen_tls.n +
 		        e->conf->listen_h2c.n,
 		    e->conf->listen_tls.n, e->conf->listen_h2c.n, e->nworkers,
-		    edge_sites_count(e->sites));
+		    edge_sites_count(e->gen->sites));
 		if (e->conf->ready_file[0] != '\0' &&
 		    cdn_ready_file_write(e->conf->ready_file) != CDN_OK) {
 			CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s",
@@ -592,8 +600,17 @@ edge_free(struct edge **ep)
 	/* After the workers (their connections held SSLs), before the base
 	 * its rotation timer is on. */
 	edge_tls_free(&e->tls);
-	/* Its curl handle and timers are on main_base. */
-	origin_health_free(&e->health);
+	/* After the workers and before main_base: their transactions held
+	 * generations, whose health checks are on main_base. */
+	while (e->retired != NULL) {
+		struct edge_gen *g = e->retired;
+
+		e->retired = g->next;
+		edge_gen_free(&g);
+	}
+	edge_gen_free(&e->gen);
+	if (e->gen_wake != NULL)
+		event_free(e->gen_wake);
 	if (e->main_base != NULL)
 		event_base_free(e->main_base);
 	cdn_alog_free(&e->alog);
@@ -602,8 +619,6 @@ edge_free(struct edge **ep)
 	edge_inflight_free(&e->inflight);
 	edge_bus_fini(e); /* its page is the store's */
 	edge_cache_fini(e);
-	/* After the workers and the checker: both used the pools. */
-	edge_sites_free(&e->sites);
 	conf_unref(&e->conf);
 	MAGIC_WIPE(e);
 	free(e);

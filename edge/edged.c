@@ -69,7 +69,7 @@ main(int argc, char **argv)
 		conf_unref(&conf);
 		return 1;
 	}
-	e = edge_new(conf);
+	e = edge_new(conf, argc, argv);
 	conf_unref(&conf);
 	/* Every listener is bound and purged started: the last privilege
 	 * goes before the first request is read. */

@@ -230,9 +230,16 @@ struct origin_pool_conf {
 
 #define ORIGIN_POOL_MAX 64 /* servers per pool */
 
-/* Build a pool (copies everything).  NULL with *why on a bad config. */
+/*
+ * Build a pool (copies everything).  NULL with *why on a bad config.  The
+ * result holds one reference; every fetch using the pool holds one more,
+ * so that a pool a reload replaced outlives the fetches still on it.
+ */
 struct origin_pool *origin_pool_new(
     const struct origin_pool_conf *pc, const char **why);
+/* One more reference to <p> (any thread). */
+struct origin_pool *origin_pool_ref(struct origin_pool *p);
+/* Drop a reference (any thread); the last one frees the pool. */
 void origin_pool_free(struct origin_pool **pp);
 
 /*

@@ -326,6 +326,9 @@ fetch_free(struct origin_fetch *f)
 	CDN_ASSERT(!f->in_callback);
 	if (f->counted)
 		origin_pool_conn_end(f->pool, (unsigned)f->srv);
+	f->pool = NULL;
+	origin_pool_free(&f->parents);
+	origin_pool_free(&f->origin_pool);
 	free(f->target);
 	curl_multi_remove_handle(m->multi, f->easy);
 	easy_put(m, f->easy);
@@ -1104,8 +1107,11 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 			goto fail;
 		f->hash_key = req->hash_key;
 		f->retryable = !req->has_body && method_idempotent(req->method);
-		f->origin_pool = req->pool;
-		f->parents = req->parents;
+		/* Held until fetch_free(): the pool's counters are touched
+		 * after on_done, when the caller may have let go of it. */
+		f->origin_pool = origin_pool_ref(req->pool);
+		f->parents =
+		    req->parents != NULL ? origin_pool_ref(req->parents) : NULL;
 		f->parent_only = req->parent_only != 0 && f->parents != NULL;
 		f->srv = -1;
 		if (f->parents != NULL) {
@@ -1176,6 +1182,8 @@ fail:
 		origin_pool_count_end(f->pool, f->srv, ORIGIN_EINTERNAL);
 	else if (req->pool != NULL)
 		origin_pool_count_end(req->pool, -1, ORIGIN_EINTERNAL);
+	origin_pool_free(&f->parents);
+	origin_pool_free(&f->origin_pool);
 	free(f->target);
 	curl_slist_free_all(f->fields);
 	curl_slist_free_all(f->pfields);

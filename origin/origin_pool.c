@@ -84,6 +84,7 @@ struct pool_server {
 struct origin_pool {
 	uint32_t magic;
 #define ORIGIN_POOL_MAGIC 0x5b1e07d3u
+	atomic_uint refcnt; /* its site's, and one per fetch using it */
 	char *name;
 	enum origin_balance balance;
 	struct pool_server *srv;
@@ -241,6 +242,7 @@ origin_pool_new(const struct origin_pool_conf *pc, const char **why)
 	}
 	p = cdn_xcalloc(1, sizeof(*p));
 	p->magic = ORIGIN_POOL_MAGIC;
+	atomic_init(&p->refcnt, 1);
 	p->name = cdn_xstrdup(pc->name != NULL ? pc->name : "");
 	p->balance = pc->balance;
 	p->srv = cdn_xcalloc(pc->nservers, sizeof(*p->srv));
@@ -276,6 +278,14 @@ origin_pool_new(const struct origin_pool_conf *pc, const char **why)
 	return p;
 }
 
+struct origin_pool *
+origin_pool_ref(struct origin_pool *p)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	atomic_fetch_add_explicit(&p->refcnt, 1, memory_order_relaxed);
+	return p;
+}
+
 void
 origin_pool_free(struct origin_pool **pp)
 {
@@ -285,6 +295,8 @@ origin_pool_free(struct origin_pool **pp)
 	if (p == NULL)
 		return;
 	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	if (atomic_fetch_sub_explicit(&p->refcnt, 1, memory_order_acq_rel) > 1)
+		return;
 	pool_free_servers(p);
 	free(p->seq);
 	free(p->name);

@@ -44,11 +44,15 @@
 #include "purge/purge.h"
 #include "purge/purge_bus.h"
 
+/* On SIGTERM, how long purges already received may take to be answered. */
+#define STOP_DRAIN_MS 2000
+
 struct purged {
 	struct event_base *base;
 	struct http_server *http;
 	struct evconnlistener *lis;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
+	struct event *stop_timer;
 	struct purge_api api;
 };
 
@@ -83,6 +87,26 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 static void
+on_drained(void *arg)
+{
+	struct purged *d = arg;
+
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
+on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct purged *d = arg;
+
+	(void)fd;
+	(void)what;
+	CDN_LOG(CDN_LOG_WARN, "purge", "stop: closing the connections left");
+	http_server_close_all(d->http);
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct purged *d = arg;
@@ -100,6 +124,21 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	CDN_LOG(CDN_LOG_INFO, "purge", "%s: stopping",
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	/* edged replaces us on SIGTERM when its configuration is reloaded:
+	 * close the listener at once (the next purged binds it) and answer
+	 * every purge already received before exiting. */
+	if (d->lis != NULL) {
+		struct timeval tv = {
+		    STOP_DRAIN_MS / 1000, (STOP_DRAIN_MS % 1000) * 1000};
+
+		evconnlistener_free(d->lis);
+		d->lis = NULL;
+		d->stop_timer = evtimer_new(d->base, on_stop_timer, d);
+		if (d->stop_timer != NULL)
+			evtimer_add(d->stop_timer, &tv);
+		http_server_drain(d->http, on_drained, d);
+		return;
+	}
 	event_base_loopexit(d->base, NULL);
 }
 
@@ -413,6 +452,8 @@ out_sig:
 	event_free(d.sig_int);
 	event_free(d.sig_hup);
 	event_free(d.sig_usr1);
+	if (d.stop_timer != NULL)
+		event_free(d.stop_timer);
 	if (d.lis != NULL)
 		evconnlistener_free(d.lis);
 out_http:

@@ -1804,6 +1804,38 @@ find_example(void)
 	return realpath("../../conf/edged.conf", NULL);
 }
 
+/* Which directives a reload may not change, and that it names them. */
+static void
+test_restart_changed(void)
+{
+	struct conf *a = conf_new_defaults(), *b = conf_new_defaults();
+	const char *names[4];
+
+	is_int(conf_key_is_restart("listen"), 1, "listen needs a restart");
+	is_int(conf_key_is_restart("cache_dir"), 1, "cache_dir too");
+	is_int(conf_key_is_restart("origin"), 0, "origin is reloaded");
+	is_int(conf_key_is_restart("cache_default_ttl"), 0, "a TTL too");
+	is_int(conf_key_is_restart("via"), 0, "via too");
+	is_int(conf_key_is_restart("no_such"), -1, "unknown");
+	is_int((int)conf_restart_changed(a, b, names, 4), 0, "equal: none");
+	is_int(conf_set(b, "origin", "http://127.0.0.1:9", NULL), CDN_OK, "o");
+	is_int(conf_set(b, "cache_default_ttl", "1m", NULL), CDN_OK, "ttl");
+	is_int((int)conf_restart_changed(a, b, names, 4), 0,
+	    "reloadable changes are not named");
+	is_int(conf_set(b, "listen", "127.0.0.1:1", NULL), CDN_OK, "listen");
+	is_int(conf_set(b, "threads", "3", NULL), CDN_OK, "threads");
+	is_int(conf_set(b, "memory_size", "1M", NULL), CDN_OK, "memory");
+	is_int(conf_set(b, "node_name", "n2", NULL), CDN_OK, "node_name");
+	is_int(conf_set(b, "log_level", "debug", NULL), CDN_OK, "log_level");
+	is_int((int)conf_restart_changed(a, b, names, 2), 4,
+	    "four restart-only changes (a list, a number, a size, a string)");
+	ok(strcmp(names[0], "listen") == 0 && strcmp(names[1], "threads") == 0,
+	    "named in table order, up to the room given: %s %s", names[0],
+	    names[1]);
+	conf_unref(&a);
+	conf_unref(&b);
+}
+
 int
 main(void)
 {
@@ -1836,6 +1868,7 @@ main(void)
 	test_site_errors();
 	test_site_validate();
 	test_purged_conf();
+	test_restart_changed();
 	test_example(example);
 
 	free(example);

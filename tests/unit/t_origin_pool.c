@@ -415,6 +415,25 @@ test_urls(void)
 	    "balance names print");
 }
 
+/* A pool outlives its owner while a fetch still holds it (a reload). */
+static void
+test_refcount(void)
+{
+	struct origin_pool *p = pool_of(ORIGIN_BAL_ROUND_ROBIN, urls, NULL, 2);
+	struct origin_pool *held = origin_pool_ref(p);
+
+	ok(held == p, "ref returns the pool");
+	origin_pool_free(&p);
+	ok(p == NULL, "the owner's pointer is cleared");
+	/* Still usable through the fetch's reference (ASan would see a use
+	 * after free otherwise). */
+	origin_pool_conn_begin(held, 0);
+	origin_pool_conn_end(held, 0);
+	is_int(origin_pool_pick(held, 0, -1) >= 0, 1, "still picks a server");
+	origin_pool_free(&held);
+	ok(held == NULL, "the last reference frees it");
+}
+
 int
 main(void)
 {
@@ -428,5 +447,6 @@ main(void)
 	test_backup_and_max_conns();
 	test_parents();
 	test_urls();
+	test_refcount();
 	return done_testing();
 }
