@@ -64,6 +64,7 @@
 #define CHUNK_MAX_LINE    4096
 #define CHUNK_MAX_TRAILER 8192
 #define LINGER_MS         2000
+#define TLS_RECORD_MAX    16384 /* plaintext bytes of one TLS record */
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -567,11 +568,42 @@ http_txn_write(struct http_txn *txn, const void *data, size_t len)
 	out_add(txn, data, len);
 }
 
+/*
+ * libevent 2.1 hands each evbuffer chain to its own SSL_write(), and
+ * OpenSSL makes at least one record (and one write(2)) of each: a large
+ * body referenced behind its head would send the head, a few hundred
+ * bytes, as a record and a TCP segment of its own.  Copy the start of the
+ * body behind what is queued, into the same chain, up to one full record:
+ * the head travels in the first full record.  Returns how many bytes of
+ * <data> it took (0 when nothing small is queued).
+ */
+static size_t
+conn_tls_fill_record(struct http_conn *c, const void *data, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t queued = evbuffer_get_length(out);
+	size_t n;
+
+	if (queued == 0 || queued >= TLS_RECORD_MAX)
+		return 0;
+	n = TLS_RECORD_MAX - queued;
+	if (n > len)
+		n = len;
+	/* Room behind the queued bytes first, so the copy joins their chain. */
+	if (evbuffer_expand(out, n) != 0 || evbuffer_add(out, data, n) != 0)
+		return 0;
+	if (evbuffer_get_contiguous_space(out) < queued + n)
+		evbuffer_pullup(out, (ev_ssize_t)(queued + n));
+	return n;
+}
+
 void
 http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
     void (*done)(const void *data, size_t len, void *arg), void *arg)
 {
 	struct evbuffer *out;
+	const char *p = data;
+	size_t copied = 0;
 	char hex[24];
 	int n;
 
@@ -586,11 +618,18 @@ http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
 		n = snprintf(hex, sizeof(hex), "%zx\r\n", len);
 		out_add(txn, hex, (size_t)n);
 	}
-	if (evbuffer_add_reference(out, data, len, done, arg) != 0) {
-		out_add(txn, data, len); /* no memory for the reference: copy */
+	if (txn->conn->is_tls)
+		copied = conn_tls_fill_record(txn->conn, p, len);
+	txn->bytes_sent += copied;
+	if (copied == len) {
 		done(data, len, arg);
+	} else if (evbuffer_add_reference(
+	               out, p + copied, len - copied, done, arg) != 0) {
+		/* no memory for the reference: copy */
+		out_add(txn, p + copied, len - copied);
+		done(p + copied, len - copied, arg);
 	} else {
-		txn->bytes_sent += len;
+		txn->bytes_sent += len - copied;
 	}
 	if (txn->chunked_out)
 		out_add(txn, "\r\n", 2);
@@ -610,20 +649,18 @@ http_txn_out_pending(const struct http_txn *txn)
 
 /*
  * libevent 2.1 hands each evbuffer chain to its own SSL_write(), so a
- * response whose head and body sit in separate chains (a referenced cached
- * body always does) costs two TLS records and two write(2)s.  A response
- * that fits one record is made contiguous first: copying 16 KiB is cheaper
- * than the extra record and system call.
+ * response whose pieces sit in separate chains (copied and referenced
+ * writes, chunk framing) costs a TLS record and a write(2) per piece.  A
+ * response that fits one record is made contiguous first: copying 16 KiB
+ * is cheaper than the extra record and system call.
  */
-#define TLS_COALESCE_MAX 16384
-
 static void
 conn_tls_coalesce(struct http_conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t n = evbuffer_get_length(out);
 
-	if (n > 0 && n <= TLS_COALESCE_MAX &&
+	if (n > 0 && n <= TLS_RECORD_MAX &&
 	    evbuffer_get_contiguous_space(out) < n)
 		evbuffer_pullup(out, (ev_ssize_t)n);
 }

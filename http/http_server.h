@@ -172,8 +172,10 @@ void http_txn_interim(
 /* Append body bytes (framed as needed; dropped for HEAD). */
 void http_txn_write(struct http_txn *txn, const void *data, size_t len);
 /*
- * Append body bytes without copying them: <done>(data, len, arg) is called
- * once the bytes are sent or dropped (at once for HEAD), from this thread.
+ * Append body bytes without copying them: <done>(p, n, arg) is called once
+ * the bytes are sent or dropped (at once for HEAD), from this thread.  Over
+ * TLS the first bytes may be copied to fill the record of what is queued
+ * before them; <p, n> is then the rest, or the whole if all was copied.
  */
 void http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
     void (*done)(const void *data, size_t len, void *arg), void *arg);

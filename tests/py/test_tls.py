@@ -14,7 +14,9 @@ client_header_timeout, garbage on the TLS port is dropped, and edged keeps
 serving.  The origin hears X-Forwarded-Proto: https, and HTTP and HTTPS
 share cached objects.  An https origin is verified against origin_ca_file
 (a certificate from elsewhere gets 502), can ask for a client certificate,
-and an OCSP response is stapled when configured.
+and an OCSP response is stapled when configured.  A large hit's head
+shares the first full TLS record with its body, which follows in whole
+records.
 """
 
 import atexit
@@ -271,6 +273,78 @@ def test_bodies_over_tls():
             et.check_pattern(bytes(got), 2 << 20)
             et.eq(c.request("GET", "/obj/after?size=5").status, 200,
                   "the connection is still in step")
+
+
+def response_records(port, target, sni="www.example.com"):
+    """GET <target> over TLS 1.3 with a client that sees the records:
+    returns the plaintext length of each record that carries bytes of the
+    response (session tickets carry none), and the response bytes."""
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_ctx(ssl.TLSVersion.TLSv1_3).wrap_bio(inc, outg, False, sni)
+    with socket.create_connection(("127.0.0.1", port), 10) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outg.read())
+                got = sock.recv(65536)
+                if not got:
+                    raise AssertionError("closed in the handshake")
+                inc.write(got)
+        sock.sendall(outg.read())
+        tls.write(et.build_request("GET", target))
+        sock.sendall(outg.read())
+        raw, resp, sizes, want = b"", b"", [], None
+        while want is None or len(resp) < want:
+            got = sock.recv(65536)
+            if not got:
+                raise AssertionError("closed before the whole response")
+            raw += got
+            while len(raw) >= 5 and len(raw) >= 5 + int.from_bytes(
+                    raw[3:5], "big"):
+                n = 5 + int.from_bytes(raw[3:5], "big")
+                inc.write(raw[:n])
+                raw = raw[n:]
+                plain = b""
+                while True:
+                    try:
+                        plain += tls.read(65536)
+                    except ssl.SSLWantReadError:
+                        break
+                if plain:
+                    sizes.append(len(plain))
+                    resp += plain
+            end = resp.find(b"\r\n\r\n")
+            if want is None and end >= 0:
+                head = resp[:end].decode("latin-1").lower()
+                cl = head.split("content-length:")[1].split("\r\n")[0]
+                want = end + 4 + int(cl)
+    return sizes, resp
+
+
+def test_large_hits_fill_whole_records():
+    """Issue 16: a hit's head went as a TLS record (and a write) of its
+    own before the body's records; it now fills the first full record
+    with the start of the body, and the body follows in full records."""
+    record = 16384
+    cache = os.path.join(et.mktemp("cache"), "c")
+    with et.Origin() as o, tls_edge(o.url, "--cache-dir", cache,
+                                    threads=1) as e:
+        for i, size in enumerate((102400, 20000, 3000)):
+            target = "/obj/rec%d?size=%d&ttl=60" % (size, size)
+            response_records(e.tls_port, target)  # the miss stores it
+            et.wait_for(lambda: stats(e)["cache"]["objects"] > i,
+                        what="the object to be stored")
+            sizes, resp = response_records(e.tls_port, target)
+            end = resp.find(b"\r\n\r\n")
+            et.check_pattern(resp[end + 4:], size)
+            et.ok(b"hit" in resp[:end].lower(), "%d bytes: a hit" % size)
+            et.eq(sizes[0], min(record, len(resp)),
+                  "%d bytes: the head shares the first full record" % size)
+            et.eq(len(sizes), -(-len(resp) // record),
+                  "%d bytes: %r are whole records but the last"
+                  % (size, sizes))
 
 
 def test_sigterm_closes_tls_connections():
