@@ -116,7 +116,8 @@ struct http_conn {
 	unsigned client_eof : 1; /* client half-closed after its request */
 	unsigned is_tls : 1;
 	unsigned tls_handshaking : 1;
-	unsigned tls_done : 1; /* failed, or close_notify sent: no more TLS */
+	unsigned tls_done : 1;   /* failed, or close_notify sent: no more TLS */
+	unsigned tls_corked : 1; /* TCP_CORK set until the output drains */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN];
 	char *head; /* copy of the current request head */
@@ -548,6 +549,39 @@ http_txn_set_close(struct http_txn *txn)
 	txn->conn->keep_alive = 0;
 }
 
+/*
+ * OpenSSL writes each record with its own write(2), and with TCP_NODELAY
+ * each ends in a short segment: a 100 KiB body left as seven 16 KiB
+ * sends, each a segment (on loopback) or a run of full ones and a short
+ * one (on a network).  While more than one record is queued the socket is
+ * corked, so the records leave in full segments; on_conn_write uncorks
+ * once libevent has handed everything to the kernel, which then sends the
+ * rest at once.  A response of one record is sent as before.
+ */
+static void
+conn_tls_cork(struct http_conn *c)
+{
+	int one = 1;
+
+	if (c->tls_corked ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) <=
+	        TLS_RECORD_MAX)
+		return;
+	if (setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_CORK, &one,
+	        sizeof(one)) == 0)
+		c->tls_corked = 1;
+}
+
+static void
+conn_tls_uncork(struct http_conn *c)
+{
+	int zero = 0;
+
+	c->tls_corked = 0;
+	(void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_CORK,
+	    &zero, sizeof(zero));
+}
+
 void
 http_txn_write(struct http_txn *txn, const void *data, size_t len)
 {
@@ -563,9 +597,11 @@ http_txn_write(struct http_txn *txn, const void *data, size_t len)
 		out_add(txn, hex, (size_t)n);
 		out_add(txn, data, len);
 		out_add(txn, "\r\n", 2);
-		return;
+	} else {
+		out_add(txn, data, len);
 	}
-	out_add(txn, data, len);
+	if (txn->conn->is_tls)
+		conn_tls_cork(txn->conn);
 }
 
 /*
@@ -633,6 +669,8 @@ http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
 	}
 	if (txn->chunked_out)
 		out_add(txn, "\r\n", 2);
+	if (txn->conn->is_tls)
+		conn_tls_cork(txn->conn);
 }
 
 size_t
@@ -672,8 +710,10 @@ http_txn_finish(struct http_txn *txn)
 	CDN_ASSERT(txn->responded);
 	if (txn->chunked_out)
 		out_add(txn, "0\r\n\r\n", 5);
-	if (txn->conn->is_tls)
+	if (txn->conn->is_tls) {
 		conn_tls_coalesce(txn->conn);
+		conn_tls_cork(txn->conn);
+	}
 	txn_after_response(txn->conn);
 }
 
@@ -1122,6 +1162,9 @@ on_conn_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_corked &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_tls_uncork(c);
 	if (c->state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			conn_linger(c);

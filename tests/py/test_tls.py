@@ -345,6 +345,16 @@ def test_large_hits_fill_whole_records():
             et.eq(len(sizes), -(-len(resp) // record),
                   "%d bytes: %r are whole records but the last"
                   % (size, sizes))
+        # The socket is corked while records queue up and uncorked once
+        # they are written: a cork left on would hold each response's
+        # last segment for 200 ms.
+        with TLSClient(e.tls_port, "www.example.com") as c:
+            t0 = time.monotonic()
+            for _ in range(20):
+                r = c.request("GET", "/obj/rec102400?size=102400&ttl=60")
+                et.eq(len(r.body), 102400, "a whole hit")
+            et.ok(time.monotonic() - t0 < 3.0,
+                  "20 hits of 100 KiB in %.2f s" % (time.monotonic() - t0))
 
 
 def test_sigterm_closes_tls_connections():
