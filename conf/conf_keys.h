@@ -94,6 +94,7 @@ CONF_SITE_KEY(cache_targeted, UINT, 0, 1, "1", "1: obey CDN-Cache-Control and Su
 CONF_KEY(log_level, LOGLEVEL, 0, 0, "info", "diagnostic log level: err, warn, info or debug")
 CONF_RESTART_KEY(error_log, STR, 0, 0, "", "diagnostic log file (empty: stderr)")
 CONF_RESTART_KEY(access_log, STR, 0, 0, "", "access log file (empty: none)")
+CONF_RESTART_KEY(access_log_format, STR, 0, 0, "text", "access log lines: text (space-separated, quoted where a value may hold spaces) or json (one JSON object per line)")
 CONF_RESTART_KEY(user, STR, 0, 0, "", "user to run as when started as root: the cache, logs and certificates are opened as this user, the listeners bound before its last privilege goes (empty: stay as started)")
 CONF_RESTART_KEY(ready_file, STR, 0, 0, "", "file written once every listener is bound")
 CONF_KEY(via, STR, 0, 0, "edged", "pseudonym in the Via header")

@@ -375,6 +375,10 @@ conf_validate_after(const struct conf *c, FILE *err, int had_errors)
 	validate_acl(c, &es, "admin_allow", &c->admin_allow);
 	validate_acl(c, &es, "fleet_allow", &c->fleet_allow);
 	validate_purge(c, &es);
+	if (strcmp(c->access_log_format, "text") != 0 &&
+	    strcmp(c->access_log_format, "json") != 0)
+		conf_err_key(&es, c, "access_log_format", -1,
+		    "\"%s\": must be text or json", c->access_log_format);
 	for (unsigned i = 0; i < c->compress_types.n; i++) {
 		const char *t = c->compress_types.v[i];
 		const char *slash = strchr(t, '/'), *star = strchr(t, '*');

@@ -527,6 +527,8 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	CDN_DASSERT(edge_worker_current() == pt->w);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
+	snprintf(pt->upstream, sizeof(pt->upstream), "%s",
+	    origin_fetch_server(f) != NULL ? origin_fetch_server(f) : "");
 	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
 	edge_deliver_client_fields(
 	    pt->w->edge, pt->site, fields, len, &out, &content_length);
@@ -715,7 +717,6 @@ edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
 	const struct http_request *req = edge_stream_request(cs);
 	uint64_t dur_ms = (cdn_now_ns() - end->start_ns) / 1000000u;
 	int status = end->status;
-	char ts[40], origin[64];
 
 	EDGE_COUNTER_INC(w, requests);
 	if (strcmp(end->protocol, "HTTP/2") == 0)
@@ -736,28 +737,7 @@ edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
 	if (w->alog != NULL) {
 		if (pt != NULL)
 			edge_cache_log_status(pt);
-		cdn_log_timestamp(ts, sizeof(ts));
-		if (pt != NULL && pt->used_origin)
-			snprintf(origin, sizeof(origin), "%llu %s",
-			    (unsigned long long)pt->origin_ms,
-			    origin_err_name(pt->origin_err));
-		else
-			snprintf(origin, sizeof(origin), "- -");
-		/* time client "request" status bytes ms origin_ms origin_result
-		 * "cache_status" aborted "error" */
-		cdn_alog_printf(w->alog,
-		    "%s %s \"%.*s %.*s %s\" %d %llu %llu %s \"%s\" %s \"%s\"",
-		    ts, edge_stream_client_addr(cs),
-		    (int)(req->method_str.len < 32 ? req->method_str.len : 32),
-		    req->method_str.p != NULL ? req->method_str.p : "",
-		    (int)(req->target.len < 2048 ? req->target.len : 2048),
-		    req->target.p != NULL ? req->target.p : "", end->protocol,
-		    status, (unsigned long long)end->bytes_sent,
-		    (unsigned long long)dur_ms, origin,
-		    pt != NULL && pt->cache_status[0] != '\0' ? pt->cache_status
-		                                              : "-",
-		    end->aborted ? "aborted" : "-",
-		    end->error != NULL ? end->error : "-");
+		edge_access_log(w, cs, pt, end, dur_ms);
 	}
 	if (pt != NULL) {
 		MAGIC_CHECK(pt, PROXY_TXN_MAGIC);

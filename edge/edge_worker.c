@@ -331,6 +331,7 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	otls.client_key = c->origin_client_key;
 	origin_multi_set_tls(w->origin, &otls);
 	w->alog = cdn_alog_buf_new(e->alog);
+	w->alog_json = strcmp(c->access_log_format, "json") == 0;
 	w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
 	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
 	w->gen_ev = event_new(w->base, -1, 0, on_gen, w);
