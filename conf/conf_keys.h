@@ -45,7 +45,7 @@ CONF_SITE_KEY(origin_balance, STR, 0, 0, "round-robin", "how the pool picks a se
 CONF_SITE_KEY(origin_tls_name, STR, 0, 0, "", "name https servers are verified against and sent as SNI, while connecting to their address (empty: the URL's host)")
 CONF_SITE_KEY(origin_max_fails, UINT, 0, 1000, "3", "failures in a row (connect, timeout, reset) that take a server out for origin_fail_timeout (0: never)")
 CONF_SITE_KEY(origin_fail_timeout, DURATION, 100, 3600000, "10s", "how long a failing server is left out")
-CONF_KEY(refuse_methods, TOKENS, 0, 0, "TRACE CONNECT PURGE", "methods answered 501 at the edge, never forwarded (repeatable, several to a line; CONNECT always is)")
+CONF_KEY(refuse_methods, TOKENS, 0, 0, "TRACE CONNECT PURGE", "methods answered 501 at the edge, never forwarded (PURGE: 405, pointing at the purge listener; repeatable, several to a line; CONNECT always is)")
 CONF_SITE_KEY(origin_drop_fields, TOKENS, 0, 0, "", "request fields never sent to the origin, besides those docs/origin-request.md lists (repeatable, several names to a line)")
 CONF_SITE_KEY(origin_pass_fields, TOKENS, 0, 0, "", "unkeyed request fields dropped by default (X-Forwarded-Host, Forwarded, ...) that this site's origin gets after all (repeatable, several names to a line)")
 CONF_SITE_KEY(origin_host, STR, 0, 0, "", "Host header sent to the origin (empty: the client's)")

@@ -124,6 +124,9 @@ field_held_back(const struct proxy_txn *pt, const struct http_conn_tokens *ct,
 	}
 }
 
+/* The methods the node serves (OPTIONS *, and a refused PURGE's 405). */
+#define ALLOW_FIELD "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n"
+
 /*
  * Whether the node answers <req>'s method itself (501) instead of
  * forwarding it: refuse_methods names it (methods are case-sensitive,
@@ -276,6 +279,22 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	const struct edge_site *site;
 	int via_cdn;
 
+	if (method_refused(w->gen->conf, req) &&
+	    req->method == HTTP_M_PURGE) {
+		/*
+		 * A Varnish habit: PURGE sent to the cache's own port.  Not
+		 * "not implemented" but "not here": say where purges go, by
+		 * name only, as the purge listener's address is no business
+		 * of a public client.
+		 */
+		edge_deliver_node_answer(w->edge, cs, 405, ALLOW_FIELD,
+		    "405 Method Not Allowed\n"
+		    "PURGE is not served on this port: send purges to the "
+		    "node's purge listener (purge_listen), e.g. with "
+		    "\"edgectl purge\".\n",
+		    "fwd=bypass; detail=method");
+		return;
+	}
 	if (method_refused(w->gen->conf, req)) {
 		/* What follows CONNECT is a tunnel's bytes, not a request. */
 		edge_stream_set_close(cs);
@@ -284,9 +303,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ASTERISK) {
-		edge_deliver_node_answer(w->edge, cs, 200,
-		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n",
-		    "", "fwd=bypass");
+		edge_deliver_node_answer(
+		    w->edge, cs, 200, ALLOW_FIELD, "", "fwd=bypass");
 		return;
 	}
 	if (looped(w, cs, &via_cdn))
