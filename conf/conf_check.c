@@ -67,21 +67,20 @@ check_readable(const struct conf *c, struct conf_err *es, const char *name,
 		conf_err_key(es, c, name, -1, "%s: %s", path, strerror(errno));
 }
 
-/* cache_dir is made at start if missing, but never its parents. */
+/*
+ * cache_dir is made at start if missing, but never its parents: a missing
+ * parent is a typo in the config.  A cache_dir that exists but cannot be
+ * used is the world's doing, and the node runs proxy-only and says so.
+ */
 static void
 check_cache_dir(const struct conf *c, struct conf_err *es)
 {
 	struct stat st;
 	char *parent, *slash;
 
-	if (c->cache_dir[0] == '\0')
+	if (c->cache_dir[0] == '\0' || stat(c->cache_dir, &st) == 0 ||
+	    errno != ENOENT)
 		return;
-	if (stat(c->cache_dir, &st) == 0) {
-		if (!S_ISDIR(st.st_mode))
-			conf_err_key(es, c, "cache_dir", -1,
-			    "%s: not a directory", c->cache_dir);
-		return;
-	}
 	parent = cdn_xstrdup(c->cache_dir);
 	/* "a/b/" names b: drop trailing slashes before cutting. */
 	for (size_t n = strlen(parent); n > 1 && parent[n - 1] == '/'; n--)
@@ -93,15 +92,11 @@ check_cache_dir(const struct conf *c, struct conf_err *es)
 		slash[1] = '\0';
 	else
 		*slash = '\0';
-	if (stat(parent, &st) != 0)
+	if (stat(parent, &st) != 0 && errno == ENOENT)
 		conf_err_key(es, c, "cache_dir", -1,
-		    "%s: its parent %s: %s (edged makes the last directory "
-		    "only)",
-		    c->cache_dir, parent, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		conf_err_key(es, c, "cache_dir", -1,
-		    "%s: its parent %s is not a directory", c->cache_dir,
-		    parent);
+		    "%s: its parent %s does not exist (edged makes the last "
+		    "directory only)",
+		    c->cache_dir, parent);
 	free(parent);
 }
 

@@ -252,7 +252,8 @@ validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
  * twice, default_site known.
  */
 static void
-validate_sites(const struct conf *c, struct conf_err *es, int keys_only)
+validate_sites(const struct conf *c, struct conf_err *es, int keys_only,
+    int had_errors)
 {
 	struct conf_err ses;
 	int found = c->default_site[0] == '\0';
@@ -265,7 +266,8 @@ validate_sites(const struct conf *c, struct conf_err *es, int keys_only)
 		if (keys_only)
 			validate_keys(s->conf, &ses, s->line, s->col);
 		else
-			validate_scoped(s->conf, &ses, s->line, s->col, 1);
+			validate_scoped(s->conf, &ses, s->line, s->col,
+			    !had_errors);
 		for (unsigned j = 0; j < s->nnames; j++) {
 			if (strcasecmp(s->names[j], c->default_site) == 0)
 				found = 1;
@@ -370,7 +372,7 @@ conf_validate_after(const struct conf *c, FILE *err, int had_errors)
 	validate_scoped(c, &es, 0, 0, 0);
 	validate_node(c, &es);
 	conf_validate_bus(c, &es);
-	validate_sites(c, &es, 0);
+	validate_sites(c, &es, 0, had_errors);
 	validate_tls(c, &es);
 	validate_acl(c, &es, "admin_allow", &c->admin_allow);
 	validate_acl(c, &es, "fleet_allow", &c->fleet_allow);
@@ -411,6 +413,6 @@ conf_validate_keys(const struct conf *c, const char *prog, FILE *err)
 	validate_keys(c, &es, 0, 0);
 	validate_node(c, &es);
 	conf_validate_bus(c, &es);
-	validate_sites(c, &es, 1);
+	validate_sites(c, &es, 1, 0);
 	return es.nerr > 0 ? CDN_EINVAL : CDN_OK;
 }

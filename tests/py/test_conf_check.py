@@ -34,7 +34,7 @@ def test_t_refuses_what_start_refuses():
         "%s:6:6: error: user: no-such-user-edged: no such user" % conf,
         "%s:1:8: error: listen: no-such-host.invalid:8080: " % conf,
         "%s:3:11: error: cache_dir: %s/missing/cache: its parent "
-        "%s/missing: " % (conf, d, d),
+        "%s/missing does not exist" % (conf, d, d),
         "%s:5:18: error: purge_token_file: %s/no-tokens: " % (conf, d),
     ]
     for args in (["-t", "-c", conf], ["-c", conf]):
