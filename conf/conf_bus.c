@@ -112,8 +112,8 @@ conf_validate_bus(const struct conf *c, struct conf_err *es)
 	if (c->purge_bus[0] == '\0')
 		return;
 	if (conf_bus_url_parse(c->purge_bus, &u, &why) != CDN_OK)
-		conf_err_key(es, c, "purge_bus", -1, "\"%s\": %s",
-		    c->purge_bus, why);
+		conf_err_key(
+		    es, c, "purge_bus", -1, "\"%s\": %s", c->purge_bus, why);
 	if (c->purge_bus_password_file[0] != '\0' &&
 	    access(c->purge_bus_password_file, R_OK) != 0)
 		conf_err_key(es, c, "purge_bus_password_file", -1, "%s: %s",

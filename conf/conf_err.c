@@ -114,7 +114,8 @@ conf_err_key(struct conf_err *es, const struct conf *c, const char *directive,
 			return; /* its line's own error says it already */
 		if (elem >= 0) {
 			l = conf_cfield(c, d);
-			CDN_ASSERT(conf_desc_is_list(d) && (unsigned)elem < l->n);
+			CDN_ASSERT(
+			    conf_desc_is_list(d) && (unsigned)elem < l->n);
 			at = l->at[elem];
 		}
 	}

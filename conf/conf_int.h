@@ -70,7 +70,8 @@ enum {
 #undef CONF_KEY
 	CONF_NKEYS
 };
-_Static_assert((int)CONF_NKEYS == (int)CONF_NDIRECTIVES, "one table, one count");
+_Static_assert(
+    (int)CONF_NKEYS == (int)CONF_NDIRECTIVES, "one table, one count");
 
 /* One line of a site block, replayed over the top level (conf_site). */
 struct conf_site_set {

@@ -297,8 +297,7 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 	}
 	list = conf_desc_is_list(d) ? conf_field(c, d) : NULL;
 	n0 = list != NULL ? list->n : 0;
-	if (conf_set_value(c, d, toks[1].s, msg, sizeof(msg), &why) !=
-	    CDN_OK) {
+	if (conf_set_value(c, d, toks[1].s, msg, sizeof(msg), &why) != CDN_OK) {
 		conf_err_at(&fp->es, lineno, toks[1].col, d->name, "%s", why);
 		c->loc[idx].is_bad = 1;
 		return;
@@ -308,8 +307,8 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		c->loc[idx].col = toks[1].col;
 	}
 	for (unsigned k = n0; list != NULL && k < list->n; k++)
-		list->at[k] = (struct conf_loc){.line = lineno,
-		    .col = toks[1].col};
+		list->at[k] =
+		    (struct conf_loc){.line = lineno, .col = toks[1].col};
 }
 
 int

@@ -33,16 +33,16 @@ listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
 	if (i < c->listen.n) {
 		*name = "listen";
 		*elem = (int)i;
+		*val = c->listen.v[*elem];
 	} else if (i < c->listen.n + c->listen_tls.n) {
 		*name = "listen_tls";
 		*elem = (int)(i - c->listen.n);
+		*val = c->listen_tls.v[*elem];
 	} else {
 		*name = "listen_h2c";
 		*elem = (int)(i - c->listen.n - c->listen_tls.n);
+		*val = c->listen_h2c.v[*elem];
 	}
-	*val = (*name)[6] == '\0' ? c->listen.v[*elem]
-	    : (*name)[7] == 't'    ? c->listen_tls.v[*elem]
-	                           : c->listen_h2c.v[*elem];
 	return http_listen_parse(*val, host, hostlen, port, why);
 }
 
@@ -53,8 +53,8 @@ listen_at(const struct conf *c, unsigned i, char *host, size_t hostlen,
  * An error of a site block (at its line:col) or, with <line> 0, of the top
  * level (at the line that set <directive>).
  */
-static void scoped_err(struct conf_err *es, const struct conf *c,
-    unsigned line, unsigned col, const char *directive, const char *fmt, ...)
+static void scoped_err(struct conf_err *es, const struct conf *c, unsigned line,
+    unsigned col, const char *directive, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
 static void
@@ -240,8 +240,8 @@ validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
 		    "needs parent_server: without parents every miss would "
 		    "fail");
 	if (c->health_check_path[0] != '\0' && c->health_check_path[0] != '/')
-		scoped_err(
-		    es, c, line, col, "health_check_path", "must start with '/'");
+		scoped_err(es, c, line, col, "health_check_path",
+		    "must start with '/'");
 	if (c->health_check_status != 0 && c->health_check_status < 100)
 		scoped_err(es, c, line, col, "health_check_status",
 		    "must be 0 (any 2xx or 3xx) or a status from 100 to 599");
@@ -252,8 +252,8 @@ validate_scoped(const struct conf *c, struct conf_err *es, unsigned line,
  * twice, default_site known.
  */
 static void
-validate_sites(const struct conf *c, struct conf_err *es, int keys_only,
-    int had_errors)
+validate_sites(
+    const struct conf *c, struct conf_err *es, int keys_only, int had_errors)
 {
 	struct conf_err ses;
 	int found = c->default_site[0] == '\0';
@@ -266,8 +266,8 @@ validate_sites(const struct conf *c, struct conf_err *es, int keys_only,
 		if (keys_only)
 			validate_keys(s->conf, &ses, s->line, s->col);
 		else
-			validate_scoped(s->conf, &ses, s->line, s->col,
-			    !had_errors);
+			validate_scoped(
+			    s->conf, &ses, s->line, s->col, !had_errors);
 		for (unsigned j = 0; j < s->nnames; j++) {
 			if (strcasecmp(s->names[j], c->default_site) == 0)
 				found = 1;
@@ -327,7 +327,8 @@ conf_validate_after(const struct conf *c, FILE *err, int had_errors)
 		conf_err_key(&es, c, NULL, -1,
 		    "no listen address: set listen in the config or --listen");
 	/* With sites, each needs an origin; the top level may have none. */
-	if (!had_errors && c->nsites == 0 && (c->origin == NULL || c->origin[0] == '\0') &&
+	if (!had_errors && c->nsites == 0 &&
+	    (c->origin == NULL || c->origin[0] == '\0') &&
 	    c->origin_server.n == 0 && !c->loc[CONF_IDX_origin].is_bad &&
 	    !c->loc[CONF_IDX_origin_server].is_bad)
 		conf_err_key(&es, c, NULL, -1,
@@ -347,14 +348,14 @@ conf_validate_after(const struct conf *c, FILE *err, int had_errors)
 	}
 	nl = c->listen.n + c->listen_tls.n + c->listen_h2c.n;
 	for (unsigned i = 0; i < nl; i++) {
-		if (listen_at(c, i, h1, sizeof(h1), &p1, &n1, &e1, &v1,
-		        &why) != CDN_OK) {
+		if (listen_at(c, i, h1, sizeof(h1), &p1, &n1, &e1, &v1, &why) !=
+		    CDN_OK) {
 			conf_err_key(&es, c, n1, e1, "%s", why);
 			continue;
 		}
 		for (unsigned j = 0; j < i; j++) {
-			if (listen_at(c, j, h2, sizeof(h2), &p2, &n2, &e2,
-			        &v2, &why) == CDN_OK &&
+			if (listen_at(c, j, h2, sizeof(h2), &p2, &n2, &e2, &v2,
+			        &why) == CDN_OK &&
 			    p1 == p2 && strcmp(h1, h2) == 0) {
 				if (strcmp(n1, n2) == 0)
 					conf_err_key(&es, c, n1, e1,

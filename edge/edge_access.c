@@ -34,7 +34,7 @@
 /* The request target is kept longer: it is what a line is looked up by. */
 #define ACCESS_TARGET_MAX 2048
 /* An escaped byte takes at most four ("\xHH"). */
-#define ACCESS_ESC_LEN(n) ((n) * 4 + 1)
+#define ACCESS_ESC_LEN(n) ((n)*4 + 1)
 
 /*
  * p[0..len) (cut at <max> bytes) into out, escaped as the top of this file
@@ -74,7 +74,8 @@ field(const struct http_request *req, const char *name)
 	for (unsigned i = 0; i < req->n_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (h->name.len == nlen && strncasecmp(h->name.p, name, nlen) == 0)
+		if (h->name.len == nlen &&
+		    strncasecmp(h->name.p, name, nlen) == 0)
 			return &h->value;
 	}
 	return NULL;
@@ -116,8 +117,8 @@ write_text(struct cdn_alog_buf *b, const struct access_line *l)
 	    l->target, l->protocol, l->status, l->bytes, l->dur_ms, origin,
 	    l->cache_status != NULL ? l->cache_status : "-",
 	    l->aborted ? "aborted" : "-", l->error != NULL ? l->error : "-",
-	    l->upstream != NULL ? l->upstream : "-",
-	    l->has_ua ? l->ua : "-", l->has_referer ? l->referer : "-");
+	    l->upstream != NULL ? l->upstream : "-", l->has_ua ? l->ua : "-",
+	    l->has_referer ? l->referer : "-");
 }
 
 /* A string member, or null for NULL. */
@@ -138,7 +139,8 @@ write_json(struct cdn_alog_buf *b, const struct access_line *l)
 	json_object_set_new(o, "time", json_string(l->ts));
 	json_object_set_new(o, "client", json_string(l->client));
 	json_object_set_new(o, "method", json_string(l->method));
-	json_object_set_new(o, "host", jstr(l->host[0] != '\0' ? l->host : NULL));
+	json_object_set_new(
+	    o, "host", jstr(l->host[0] != '\0' ? l->host : NULL));
 	json_object_set_new(o, "uri", json_string(l->target));
 	json_object_set_new(o, "protocol", json_string(l->protocol));
 	json_object_set_new(o, "status", json_integer(l->status));
@@ -151,8 +153,7 @@ write_json(struct cdn_alog_buf *b, const struct access_line *l)
 	                             : json_null());
 	json_object_set_new(o, "origin_result", jstr(l->origin_result));
 	json_object_set_new(o, "upstream", jstr(l->upstream));
-	json_object_set_new(
-	    o, "user_agent", jstr(l->has_ua ? l->ua : NULL));
+	json_object_set_new(o, "user_agent", jstr(l->has_ua ? l->ua : NULL));
 	json_object_set_new(
 	    o, "referer", jstr(l->has_referer ? l->referer : NULL));
 	json_object_set_new(o, "aborted", json_boolean(l->aborted));

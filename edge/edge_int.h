@@ -134,11 +134,11 @@ struct edge_worker {
 	unsigned drained;   /* of http and h2: both empty ends the loop */
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
-	int alog_json; /* access_log_format json (edge_access.c) */
-	struct event *flush_timer; /* hands the access log over */
-	struct event *drain_ev;    /* activated by the main thread */
-	struct event *drain_timer; /* drain deadline */
-	struct edge_fill *fills;   /* shared fetches it runs */
+	int alog_json;              /* access_log_format json (edge_access.c) */
+	struct event *flush_timer;  /* hands the access log over */
+	struct event *drain_ev;     /* activated by the main thread */
+	struct event *drain_timer;  /* drain deadline */
+	struct edge_fill *fills;    /* shared fetches it runs */
 	struct cdn_ratelog bus_log; /* hits served offline (edge_bus.c) */
 	/* Configuration generations (edge_gen.h): the one this worker gives
 	 * new requests (its thread only); the one the main thread published
@@ -195,7 +195,7 @@ struct edge {
 	struct edge_inflight *inflight;   /* shared fetches by key */
 	/* node_name (conf_node_name): this node's CDN-Loop member. */
 	char node_name[CONF_NODE_NAME_MAX];
-	struct edge_bus *bus;             /* edge_bus.c */
+	struct edge_bus *bus; /* edge_bus.c */
 };
 
 /*

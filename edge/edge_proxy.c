@@ -279,8 +279,7 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	const struct edge_site *site;
 	int via_cdn;
 
-	if (method_refused(w->gen->conf, req) &&
-	    req->method == HTTP_M_PURGE) {
+	if (method_refused(w->gen->conf, req) && req->method == HTTP_M_PURGE) {
 		/*
 		 * A Varnish habit: PURGE sent to the cache's own port.  Not
 		 * "not implemented" but "not here": say where purges go, by
@@ -316,8 +315,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	pt->site = site;
 	pt->gen = w->gen; /* route() took the site from it */
 	edge_gen_hold(pt->gen, w->id);
-	pt->fleet_cache = via_cdn &&
-	    edge_bus_in_fleet(w->edge, edge_stream_client_addr(cs));
+	pt->fleet_cache =
+	    via_cdn && edge_bus_in_fleet(w->edge, edge_stream_client_addr(cs));
 	if (edge_cache_request(pt))
 		return; /* answered from cache: pt is gone */
 	forward(pt, 1);

@@ -215,8 +215,9 @@ need_token(const struct ctl *ctl)
 {
 	if (ctl->token_file != NULL && ctl->token_file[0] != '\0')
 		return 0;
-	fprintf(stderr, "edgectl: no token file: purged needs a token "
-	                "(--token-file F or EDGECTL_TOKEN_FILE)\n");
+	fprintf(stderr,
+	    "edgectl: no token file: purged needs a token "
+	    "(--token-file F or EDGECTL_TOKEN_FILE)\n");
 	return -1;
 }
 
@@ -568,8 +569,8 @@ take_common(struct ctl *ctl, int argc, char **argv)
 {
 	static const char *const names[] = {
 	    "--purge-api", "--admin", "--token-file", "--admin-token-file"};
-	const char **slots[] = {&ctl->purge_api, &ctl->admin,
-	    &ctl->token_file, &ctl->admin_token_file};
+	const char **slots[] = {&ctl->purge_api, &ctl->admin, &ctl->token_file,
+	    &ctl->admin_token_file};
 	const char *a, *eq;
 	size_t nlen, k;
 	int out = 1;

@@ -610,12 +610,11 @@ obj_json(const struct cache_obj *o, int64_t now)
 	j = json_pack("{s:s, s:s, s:i, s:s#, s:s#, s:I, s:I, s:I, s:I, s:I, "
 	              "s:o, s:s}",
 	    "variant", variant_name(o->variant), "variant_id", hex, "status",
-	    o->status, "vary", o->vary,
-	    (int)o->vary_len, "headers", o->fields, (int)o->fields_len, "age",
-	    (json_int_t)age, "ttl_left", (json_int_t)(o->d.freshness_s - age),
-	    "size", (json_int_t)o->body_len, "stored_at",
-	    (json_int_t)o->stored_at, "purge_gen", (json_int_t)o->purge_gen,
-	    "tags", tags, "purged",
+	    o->status, "vary", o->vary, (int)o->vary_len, "headers", o->fields,
+	    (int)o->fields_len, "age", (json_int_t)age, "ttl_left",
+	    (json_int_t)(o->d.freshness_s - age), "size",
+	    (json_int_t)o->body_len, "stored_at", (json_int_t)o->stored_at,
+	    "purge_gen", (json_int_t)o->purge_gen, "tags", tags, "purged",
 	    state == CACHE_PURGED_HARD       ? "hard"
 	        : state == CACHE_PURGED_SOFT ? "soft"
 	                                     : "no");

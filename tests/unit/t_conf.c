@@ -1806,14 +1806,14 @@ test_validate_places(void)
 	write_text("q.conf", "listen 127.0.0.1:1\norigin ftp://x\n");
 	rc = run_argv(&c, &act, &cap, "-c", "q.conf", NULL);
 	is_int(rc, CDN_EINVAL, "refused");
-	ok(cap.buf != NULL && strstr(cap.buf, "q.conf:2:8: error: origin: ") ==
-	        cap.buf && strstr(cap.buf, "no origin") == NULL,
+	ok(cap.buf != NULL &&
+	        strstr(cap.buf, "q.conf:2:8: error: origin: ") == cap.buf &&
+	        strstr(cap.buf, "no origin") == NULL,
 	    "the refused line only: %s", cap.buf != NULL ? cap.buf : "");
 
 	/* A flag's value has no line: the flag's name says where. */
-	rc = run_argv(&c, &act, &cap, "--origin",
-	    "http://127.0.0.1:1", "--listen", "127.0.0.1:2", "--listen",
-	    "127.0.0.1:2", NULL);
+	rc = run_argv(&c, &act, &cap, "--origin", "http://127.0.0.1:1",
+	    "--listen", "127.0.0.1:2", "--listen", "127.0.0.1:2", NULL);
 	is_str(cap.buf, "edged: error: listen: 127.0.0.1:2 given twice\n",
 	    "a flag's value is placed by name");
 
