@@ -8,10 +8,13 @@
 # and TLS 1.3 cipher, and cache the same origin (bench_origin, CPU 1);
 # h2load runs on CPU 1 with 64 connections x 10 streams for BENCH_DURATION
 # seconds (default 5) per run, after a warm-up that stores the objects.
-# For each object size (1 KiB, 100 KiB) and protocol (h2, then HTTP/1.1
-# with h2load --h1 for comparison) it prints requests/s and requests per
-# CPU-second of the server, edged and nginx alternating, BENCH_REPS times
-# (default 3), then the median of each and edged's ratio to nginx.
+# For each object size (1 KiB, 100 KiB) and protocol (h2; HTTP/1.1 with
+# h2load --h1 on kept-alive connections; and h1-resume, HTTP/1.1 with
+# "Connection: close", so that every request is a new TLS connection that
+# resumes the client's session from a ticket, BENCH_DURATION x 1000
+# requests) it prints requests/s and requests per CPU-second of the
+# server, edged and nginx alternating, BENCH_REPS times (default 3), then
+# the median of each and edged's ratio to nginx.
 # Everything binds 127.0.0.1 and stops by itself.
 set -eu
 EDGED=${EDGED:-./edged}
@@ -51,18 +54,19 @@ ticks_between() {
 	    $1 in t0 { d += $2 - t0[$1] }
 	    END { print d + 0 }'
 }
-# run NAME "PIDS" URL [h2load args]: "rps req_per_cpu_s" on stdout
+# run NAME "PIDS" URL [h2load args, with -D or -n]: "rps req_per_cpu_s"
+# on stdout (the requests that succeeded over the server's CPU-seconds)
 run() {
 	pids_=$2 url=$3
 	shift 3
 	t0=$(cpu_ticks "$pids_")
-	out=$(taskset -c 1 h2load -t1 -c64 -D "$DUR" \
+	out=$(timeout $((DUR * 10 + 30)) taskset -c 1 h2load -t1 -c64 \
 	    --tls13-ciphers=$CIPHER "$@" "$url" 2>&1)
 	t1=$(cpu_ticks "$pids_")
-	echo "$out" | awk -v c="$(ticks_between "$t0" "$t1")" -v hz="$(getconf CLK_TCK)" -v d="$DUR" '
+	echo "$out" | awk -v c="$(ticks_between "$t0" "$t1")" -v hz="$(getconf CLK_TCK)" '
 	    /^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /req\/s/) r = $i; gsub(",", "", r) }
-	    /^requests:/ { if ($10 + 0 > 0 || $12 + 0 > 0) bad = 1 }
-	    END { cs = c / hz; printf "%.0f %.0f%s\n", r, (cs > 0 ? r * d / cs : 0), bad ? " errors" : "" }'
+	    /^requests:/ { ok = $8; if ($10 + 0 > 0 || $12 + 0 > 0) bad = 1 }
+	    END { cs = c / hz; printf "%.0f %.0f%s\n", r, (cs > 0 ? ok / cs : 0), bad || r == "" ? " errors" : "" }'
 }
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -115,9 +119,14 @@ for size in 1024 102400; do
 		curl -sk -o /dev/null "https://127.0.0.1:$p$path"
 		curl -sk -o /dev/null "https://127.0.0.1:$p$path"
 	done
-	for proto in h2 h1; do
-		args="-m10"
-		[ $proto = h1 ] && args="--h1 -m1"
+	for proto in h2 h1 h1-resume; do
+		# h2load's -D never ends when the server closes connections:
+		# h1-resume runs a number of requests instead.
+		case $proto in
+		h2) args="-D $DUR -m10" ;;
+		h1) args="-D $DUR --h1 -m1" ;;
+		h1-resume) args="-n $((DUR * 1000)) --h1 -m1 -H connection:close" ;;
+		esac
 		: >"$dir/e"; : >"$dir/n"
 		r=0
 		while [ $r -lt "$REPS" ]; do
