@@ -49,8 +49,9 @@ static const char *const from_names[EDGE_FROM_COUNT] = {
 
 /* ---- the rows ---- */
 
-/* KIND_MS: a gauge kept in ms, shown in seconds in /metrics. */
-enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS };
+/* KIND_MS, KIND_MS_TOTAL: a gauge, a counter kept in ms, shown in seconds
+ * in /metrics. */
+enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS, KIND_MS_TOTAL };
 
 enum jgroup {
 #define EDGE_JGROUP(id, parent, key) JG_##id,
@@ -229,6 +230,21 @@ node_values(const struct edge_node_stats *ns, uint64_t *v)
 	size_t n = 0;
 
 #define EDGE_NODE_STAT(field, ...) v[n++] = ns->field;
+#include "edge/edge_counters.h"
+}
+
+static const struct metric_row process_rows[] = {
+#define EDGE_PROCESS_STAT(field, kind, family, help)                           \
+	ROW(kind, NONE, NULL, family, NULL, NULL, help),
+#include "edge/edge_counters.h"
+};
+
+static void
+process_values(const struct edge_process_stats *ps, uint64_t *v)
+{
+	size_t n = 0;
+
+#define EDGE_PROCESS_STAT(field, ...) v[n++] = ps->field;
 #include "edge/edge_counters.h"
 }
 
@@ -709,6 +725,8 @@ pools_json(const struct edge *e)
 			server_values(&st, sv);
 			o = json_object();
 			json_object_set_new(o, "url", json_string(st.url));
+			json_object_set_new(
+			    o, "server", json_string(st.authority));
 			for (size_t r = 0; r < CDN_ARRAY_LEN(server_rows); r++)
 				row_json_in(o, &server_rows[r], sv[r]);
 			json_array_append_new(servers, o);
@@ -888,7 +906,8 @@ edge_stats_json(struct edge *e, unsigned history)
 static const char *const kind_types[] = {[KIND_COUNTER] = "counter",
     [KIND_GAUGE] = "gauge",
     [KIND_FLAG] = "gauge",
-    [KIND_MS] = "gauge"};
+    [KIND_MS] = "gauge",
+    [KIND_MS_TOTAL] = "counter"};
 
 static void
 prom_family(
@@ -983,7 +1002,7 @@ row_prom(struct cdn_strbuf *b, const struct metric_row *r, const uint64_t *v,
 				lab_add(&l, dims[d0].label, dim_name(d0, i));
 			if (d1 != DIM_NONE)
 				lab_add(&l, dims[d1].label, dim_name(d1, k));
-			if (r->kind == KIND_MS)
+			if (r->kind == KIND_MS || r->kind == KIND_MS_TOTAL)
 				snprintf(n, sizeof(n), "%.3f",
 				    (double)v[i * n1 + k] / 1e3);
 			else
@@ -1142,12 +1161,27 @@ metrics_sites(struct cdn_strbuf *b, const struct edge *e)
 				server_values(&st, sv);
 				l.n = 0;
 				lab_add(&l, "pool", s->name);
-				lab_add(&l, "server", st.url);
+				lab_add(&l, "server", st.authority);
 				prom_sample(b, server_rows[r].family, "", &l,
 				    u64s(n, sizeof(n), sv[r]));
 			}
 		}
 	}
+}
+
+/* The process_* families, unless /proc could not be read. */
+static void
+metrics_process(struct cdn_strbuf *b)
+{
+	const struct prom_labels none = {.n = 0};
+	struct edge_process_stats ps;
+	uint64_t v[CDN_ARRAY_LEN(process_rows)];
+
+	if (edge_process_stats(&ps) != CDN_OK)
+		return;
+	process_values(&ps, v);
+	for (size_t i = 0; i < CDN_ARRAY_LEN(process_rows); i++)
+		row_prom(b, &process_rows[i], &v[i], &none);
 }
 
 char *
@@ -1178,6 +1212,7 @@ edge_metrics_text(struct edge *e, size_t *len)
 	}
 	metrics_origins(&b, e);
 	metrics_sites(&b, e);
+	metrics_process(&b);
 	if (b.failed) {
 		cdn_sb_free(&b);
 		return NULL;

@@ -28,8 +28,9 @@ static unsigned nfams;
 static int split_family; /* a family's rows were not consecutive */
 static int bad_help;     /* help on a continuation row, or none on a first */
 
-static const char *const kind_type[] = {"counter", "gauge", "gauge", "gauge"};
-enum { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS };
+static const char *const kind_type[] = {
+    "counter", "gauge", "gauge", "gauge", "counter"};
+enum { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS, KIND_MS_TOTAL };
 
 static void
 label_add(struct family *f, const char *l)
@@ -91,6 +92,9 @@ collect(void)
 		label_add(f, label);
 #define EDGE_NODE_STAT(field, kind, group, key, family, label, value, help)    \
 	SCALAR(kind, family, label, help)
+#include "edge/edge_counters.h"
+#define EDGE_PROCESS_STAT(field, kind, family, help)                           \
+	SCALAR(kind, family, NULL, help)
 #include "edge/edge_counters.h"
 #define EDGE_D1(a)    DIM_##a, DIM_NONE
 #define EDGE_D2(a, b) DIM_##a, DIM_##b
