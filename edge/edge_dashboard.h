@@ -501,7 +501,7 @@ static const char edge_dashboard_html[] =
 "		(st.pools || []).forEach(function (p) {\n"
 "			p.servers.forEach(function (s) {\n"
 "				var state = s.up \? 'up' : (!s.healthy \? 'down (health check)' : 'down (failures)');\n"
-"				srows.push('<tr><td>' + esc(p.site) + '</td><td>' + esc(s.url) + '</td><td>' + state + '</td><td>' +\n"
+"				srows.push('<tr><td>' + esc(p.site) + (p.role === 'parent' \? ' (parent)' : '') + '</td><td>' + esc(s.url) + '</td><td>' + state + '</td><td>' +\n"
 "					num(s.active) + '</td><td>' + num(s.fetches) + '</td><td>' + num(s.failures) + '</td></tr>');\n"
 "			});\n"
 "		});\n"

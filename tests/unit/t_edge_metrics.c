@@ -130,6 +130,7 @@ collect(void)
 #define EDGE_ORIGIN_STAT(field, shape, key, family, help)                      \
 	if ((f = row(family, ORIGIN_TYPE_##shape, help)) != NULL) {            \
 		label_add(f, "pool");                                          \
+		label_add(f, "role");                                          \
 		label_add(f, "server");                                        \
 		if (strcmp(#shape, "KINDS") == 0)                              \
 			label_add(f, dim_labels[DIM_KIND]);                    \
@@ -140,12 +141,15 @@ collect(void)
 		label_add(f, "site");
 #include "edge/edge_counters.h"
 #define EDGE_POOL_STAT(field, kind, key, family, help)                         \
-	if ((f = row(family, KIND(kind), help)) != NULL)                       \
-		label_add(f, "pool");
+	if ((f = row(family, KIND(kind), help)) != NULL) {                     \
+		label_add(f, "pool");                                          \
+		label_add(f, "role");                                          \
+	}
 #include "edge/edge_counters.h"
 #define EDGE_SERVER_STAT(field, kind, key, family, help)                       \
 	if ((f = row(family, KIND(kind), help)) != NULL) {                     \
 		label_add(f, "pool");                                          \
+		label_add(f, "role");                                          \
 		label_add(f, "server");                                        \
 	}
 #include "edge/edge_counters.h"
