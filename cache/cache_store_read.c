@@ -440,18 +440,55 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
  * than <cap> (*len set, buf unspecified), or CDN_EIO.  Answered from
  * memory when the rule is known there.
  */
+/*
+ * Is there an object record of any variant of <key> in <txn>?  Records
+ * are ordered by key, then variant: one cursor seek answers for all.
+ * 1, 0, or -1 on a read failure (counted and logged).
+ */
+static int
+disk_has_key(struct cache_store *s, MDB_txn *txn,
+    const uint8_t key[CACHE_HASH_LEN])
+{
+	uint8_t start[CACHE_OBJKEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		goto fail;
+	cache_record_objkey(start, key, 0);
+	k = mval(start, sizeof(start));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		goto fail;
+	return k.mv_size == CACHE_OBJKEY_LEN &&
+	    memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+
+fail:
+	cache_store_lmdb_check(s, rc);
+	CDN_LOG(CDN_LOG_ERR, "cache", "object probe: %s", mdb_strerror(rc));
+	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	return -1;
+}
+
 int
 cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
-    char *buf, size_t cap, size_t *len)
+    char *buf, size_t cap, size_t *len, int *none_stored)
 {
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	uint64_t gen = 0;
 	size_t n = 0;
-	int rc;
+	int rc, none = 0;
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && len != NULL && (buf != NULL || cap == 0));
+	if (none_stored != NULL)
+		*none_stored = 0;
 	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
 	rc = cache_mem_get_vary(s->mem, key, buf, cap, len, &gen);
@@ -468,6 +505,9 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		rc = n <= cap ? CDN_OK : CDN_ELIMIT;
 	} else if (rc == MDB_NOTFOUND) {
 		rc = CDN_NOTFOUND;
+		/* Memory is asked last: a put reaches it before LMDB. */
+		none = none_stored != NULL && disk_has_key(s, txn, key) == 0 &&
+		    !cache_mem_knows(s->mem, key);
 	} else {
 		cache_store_lmdb_check(s, rc);
 		CDN_LOG(
@@ -478,9 +518,14 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	cache_store_txn_abort(s, &txn);
 	if (rc == CDN_OK || rc == CDN_ELIMIT)
 		*len = n;
-	if (rc == CDN_OK)
+	if (none) {
+		/* A miss: no marker for a key that may never come back. */
+		*none_stored = 1;
+		cache_store_purge_refresh(s); /* as a variant lookup would */
+	} else if (rc == CDN_OK) {
 		cache_mem_set_vary(s->mem, key, buf, n, gen);
-	else if (rc == CDN_NOTFOUND)
+	} else if (rc == CDN_NOTFOUND) {
 		cache_mem_set_vary(s->mem, key, NULL, 0, gen);
+	}
 	return rc;
 }

@@ -345,7 +345,7 @@ vary_is(struct cache_store *s, unsigned id, const char *want)
 	int rc;
 
 	key_of(id, key);
-	rc = cache_store_get_vary(s, key, buf, sizeof(buf), &len);
+	rc = cache_store_get_vary(s, key, buf, sizeof(buf), &len, NULL);
 	if (want == NULL)
 		return rc == CDN_NOTFOUND;
 	return rc == CDN_OK && len == strlen(want) &&
@@ -370,7 +370,7 @@ test_vary(void)
 	put_new(s, 10, 2, 22, 700, ae);
 	ok(vary_is(s, 10, ae), "vary: rule known at once (memory)");
 	key_of(10, key);
-	is_int(cache_store_get_vary(s, key, small, sizeof(small), &len),
+	is_int(cache_store_get_vary(s, key, small, sizeof(small), &len, NULL),
 	    CDN_ELIMIT, "vary: too small a buffer");
 	is_int(len, strlen(ae), "vary: ... reports the length");
 	cache_store_close(&s);
@@ -397,6 +397,51 @@ test_vary(void)
 	cache_store_sync(s);
 	ok(vary_is(s, 12, "Accept-Language"),
 	    "vary: no memory tier: rule from LMDB");
+	cache_store_close(&s);
+}
+
+/* cache_store_get_vary(): does any tier hold any variant of the key?  A
+ * "none" answer lets a miss skip every variant lookup, so it must never
+ * be said of a key that has one. */
+static int
+none_stored(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
+{
+	char buf[256];
+	size_t len = 0;
+	int none = -1;
+
+	if (cache_store_get_vary(s, key, buf, sizeof(buf), &len, &none) !=
+	    CDN_NOTFOUND)
+		return -1;
+	return none;
+}
+
+static void
+test_none_stored(void)
+{
+	uint8_t key[CACHE_HASH_LEN], near[CACHE_HASH_LEN];
+	struct cache_store *s;
+
+	s = open_store("none", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
+	key_of(30, key);
+	is_int(none_stored(s, key), 1, "none stored: a key never stored");
+	/* Only a coded variant (not 0): found by the one seek. */
+	put_new(s, 30, 1, 0x77, 500, NULL);
+	is_int(none_stored(s, key), 0, "none stored: not once put (memory)");
+	cache_store_close(&s);
+
+	s = open_store("none", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
+	is_int(none_stored(s, key), 0,
+	    "none stored: not with a variant on disk alone");
+	is_int(get_is(s, 30, 1, 0x77, 500, NULL, NULL), CDN_OK,
+	    "none stored: ... and that variant is found");
+	/* Keys just below and above sort next to it: not taken for it. */
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]--;
+	is_int(none_stored(s, near), 1, "none stored: the key just below");
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]++;
+	is_int(none_stored(s, near), 1, "none stored: the key just above");
 	cache_store_close(&s);
 }
 
@@ -1078,6 +1123,7 @@ main(void)
 	test_obj();
 	test_roundtrip();
 	test_vary();
+	test_none_stored();
 	test_remove();
 	test_corrupt();
 	test_eviction();
