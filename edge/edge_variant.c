@@ -153,6 +153,7 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 	const char *ct, *p, *end = fields + len;
 	struct cdn_field fl;
 	size_t ctlen;
+	unsigned i;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	if (!v->compress_on || v->pool == NULL ||
@@ -163,22 +164,23 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 	ct = cdn_fields_get(fields, len, "content-type", &ctlen);
 	if (ct == NULL)
 		return 0;
-	for (size_t i = 0; i < ctlen; i++)
-		if (ct[i] == ';' || ct[i] == ' ' || ct[i] == '\t') {
-			ctlen = i;
+	for (size_t j = 0; j < ctlen; j++)
+		if (ct[j] == ';' || ct[j] == ' ' || ct[j] == '\t') {
+			ctlen = j;
 			break;
 		}
-	/* RFC 9111 §5.2.2.6: no-transform forbids recoding. */
+	for (i = 0; i < v->ntypes; i++)
+		if (type_matches(ct, ctlen, v->types[i]))
+			break;
+	if (i == v->ntypes)
+		return 0;
+	/* RFC 9111 §5.2.2.6: no-transform forbids recoding.  Parsed only
+	 * for a type that would be recoded. */
 	cache_cc_init(&cc);
 	for (p = fields; cdn_fields_next(&p, end, &fl);)
 		if (name_is(fl.name, fl.name_len, "cache-control"))
 			cache_cc_parse(&cc, fl.value, fl.value_len);
-	if (cc.no_transform)
-		return 0;
-	for (unsigned i = 0; i < v->ntypes; i++)
-		if (type_matches(ct, ctlen, v->types[i]))
-			return 1;
-	return 0;
+	return !cc.no_transform;
 }
 
 void
