@@ -372,8 +372,8 @@ fetch_free(struct origin_fetch *f)
 	free(f->target);
 	curl_multi_remove_handle(m->multi, f->easy);
 	easy_put(m, f->easy, f->easy_dirty);
-	curl_slist_free_all(f->fields);
-	curl_slist_free_all(f->pfields);
+	free(f->fields);
+	free(f->pfields);
 	curl_slist_free_all(f->connect_to);
 	event_free(f->timer);
 	free(f->head);
@@ -1050,6 +1050,39 @@ fetch_set_server(struct origin_fetch *f)
 	return CDN_OK;
 }
 
+/*
+ * The request's fields as a curl list, and "Expect:" last: we forward the
+ * client's own Expect handling, so curl must not wait.  One allocation
+ * holds the nodes and the strings (curl reads the list and never frees
+ * it), where curl_slist_append() made two per field; free() frees it.
+ * NULL when out of memory (the client sized the fields).
+ */
+static struct curl_slist *
+field_list(const char *const *fields)
+{
+	static const char expect[] = "Expect:";
+	struct curl_slist *l;
+	size_t n = 0, bytes = sizeof(expect);
+	char *p;
+
+	for (; fields[n] != NULL; n++)
+		bytes += strlen(fields[n]) + 1;
+	l = malloc((n + 1) * sizeof(*l) + bytes);
+	if (l == NULL)
+		return NULL;
+	p = (char *)(l + n + 1);
+	for (size_t i = 0; i <= n; i++) {
+		const char *src = i < n ? fields[i] : expect;
+		size_t len = strlen(src) + 1;
+
+		memcpy(p, src, len);
+		l[i].data = p;
+		l[i].next = i < n ? &l[i + 1] : NULL;
+		p += len;
+	}
+	return l;
+}
+
 static int
 method_idempotent(const char *m)
 {
@@ -1065,7 +1098,6 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
     void *arg)
 {
 	struct origin_fetch *f;
-	struct curl_slist *l;
 	const char *target;
 	CURL *e;
 	CURLMcode mrc;
@@ -1090,30 +1122,14 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	f->start_ns = cdn_now_ns();
 	f->timer = evtimer_new(m->base, on_fetch_timer, f);
 
-	for (size_t i = 0; req->fields[i] != NULL; i++) {
-		l = curl_slist_append(f->fields, req->fields[i]);
-		if (l == NULL)
-			goto fail;
-		f->fields = l;
-	}
-	/* We forward the client's own Expect handling; curl must not wait. */
-	l = curl_slist_append(f->fields, "Expect:");
-	if (l == NULL)
+	f->fields = field_list(req->fields);
+	if (f->fields == NULL)
 		goto fail;
-	f->fields = l;
 	if (req->parents != NULL) {
 		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
-		for (size_t i = 0; req->parent_fields[i] != NULL; i++) {
-			l = curl_slist_append(
-			    f->pfields, req->parent_fields[i]);
-			if (l == NULL)
-				goto fail;
-			f->pfields = l;
-		}
-		l = curl_slist_append(f->pfields, "Expect:");
-		if (l == NULL)
+		f->pfields = field_list(req->parent_fields);
+		if (f->pfields == NULL)
 			goto fail;
-		f->pfields = l;
 	}
 
 	/* The options set on every fetch (easy_get): the common ones are
@@ -1220,8 +1236,8 @@ fail:
 	origin_pool_free(&f->parents);
 	origin_pool_free(&f->origin_pool);
 	free(f->target);
-	curl_slist_free_all(f->fields);
-	curl_slist_free_all(f->pfields);
+	free(f->fields);
+	free(f->pfields);
 	curl_easy_cleanup(e);
 	event_free(f->timer);
 	MAGIC_WIPE(f);
