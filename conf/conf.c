@@ -70,8 +70,11 @@ conf_strlist_push(struct conf_strlist *l, const char *s)
 	if ((n & (n - 1)) == 0) {
 		CDN_ASSERT(n < UINT32_MAX / 2);
 		l->v = conf_xrealloc(l->v, sizeof(*l->v) * (n < 4 ? 4 : 2 * n));
+		l->at =
+		    conf_xrealloc(l->at, sizeof(*l->at) * (n < 4 ? 4 : 2 * n));
 	}
 	l->v[n] = cdn_xstrdup(s);
+	l->at[n] = (struct conf_loc){0};
 	l->n = n + 1;
 }
 
@@ -81,7 +84,9 @@ conf_strlist_clear(struct conf_strlist *l)
 	for (unsigned i = 0; i < l->n; i++)
 		free(l->v[i]);
 	free(l->v);
+	free(l->at);
 	l->v = NULL;
+	l->at = NULL;
 	l->n = 0;
 }
 

@@ -17,10 +17,28 @@
 #include "common/cdn.h"
 #include "common/cdn_log.h"
 
-/* A repeatable directive's values, in order. */
+/*
+ * Where the config file set a value, for errors found after the file is
+ * read (conf_validate); line 0: a default or a flag set it.
+ */
+struct conf_loc {
+	unsigned line, col; /* of the value */
+	int is_bad;         /* the file's value was refused (error printed) */
+};
+
+/* A repeatable directive's values, in order, each with its place. */
 struct conf_strlist {
 	char **v;
+	struct conf_loc *at; /* at[i]: where v[i] was set */
 	unsigned n;
+};
+
+/* How many directives conf/conf_keys.h declares. */
+enum {
+#define CONF_KEY(name, type, min, max, def, doc) CONF_KEYNO_##name,
+#include "conf/conf_keys.h"
+#undef CONF_KEY
+	CONF_NDIRECTIVES
 };
 
 struct conf {
@@ -51,6 +69,10 @@ struct conf {
 #define CONF_KEY(name, type, min, max, def, doc) CONF_FIELD_##type(name)
 #include "conf/conf_keys.h"
 #undef CONF_KEY
+
+	/* Where the file set each directive (a list: its first line), in
+	 * conf_keys.h order; errors about c->config's values point there. */
+	struct conf_loc loc[CONF_NDIRECTIVES];
 
 	/* The site blocks, in file order (none: one implicit site, this). */
 	struct conf_site **sites;
@@ -188,6 +210,16 @@ int conf_validate(const struct conf *c, FILE *err) CDN_WUR;
  */
 int conf_validate_keys(
     const struct conf *c, const char *prog, FILE *err) CDN_WUR;
+
+/* conf_check.c */
+
+/*
+ * The checks against this machine that start-up would otherwise fail on:
+ * the user exists, every listen address resolves, cache_dir or its parent
+ * exists, the token files the listeners need are readable.  Errors go to
+ * <err> as conf_validate()'s do; returns CDN_OK or CDN_EINVAL.
+ */
+int conf_check_host(const struct conf *c, FILE *err) CDN_WUR;
 
 /* conf_dump.c */
 

@@ -142,10 +142,16 @@ apply_flag(struct conf *c, struct conf_err *es, unsigned *seen,
 	char msg[128];
 	const char *why;
 
-	if (!(*seen)++ && conf_desc_is_list(d))
-		conf_strlist_clear(conf_field(c, d));
-	if (conf_set_value(c, d, val, msg, sizeof(msg), &why) != CDN_OK)
+	if (!(*seen)++) {
+		if (conf_desc_is_list(d))
+			conf_strlist_clear(conf_field(c, d));
+		/* The flag's value, not the file's: no line to point at. */
+		c->loc[d - conf_descs] = (struct conf_loc){0};
+	}
+	if (conf_set_value(c, d, val, msg, sizeof(msg), &why) != CDN_OK) {
 		conf_err_flag(es, flag, flen, "%s", why);
+		c->loc[d - conf_descs].is_bad = 1;
+	}
 }
 
 int
@@ -316,8 +322,11 @@ conf_argv_parse(int argc, char **argv, FILE *err, struct conf **out,
 	}
 	/* Sites inherit the top level as the flags left it. */
 	conf_resolve_sites(c);
-	if (es.nerr == 0 && act != CONF_ACT_HELP && act != CONF_ACT_VERSION &&
-	    conf_validate(c, err) != CDN_OK)
+	/* Even after errors (a refused line must not hide the others), but
+	 * not without the file: nothing of it was read. */
+	if (act != CONF_ACT_HELP && act != CONF_ACT_VERSION &&
+	    (cfg == NULL || c->config != NULL) &&
+	    conf_validate_after(c, err, es.nerr > 0) != CDN_OK)
 		es.nerr++;
 
 	if (es.nerr > 0) {

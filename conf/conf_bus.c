@@ -106,20 +106,20 @@ conf_validate_bus(const struct conf *c, struct conf_err *es)
 
 	if (strcmp(c->purge_bus_offline, "revalidate") != 0 &&
 	    strcmp(c->purge_bus_offline, "serve") != 0)
-		conf_err_at(es, 0, 0, "purge_bus_offline",
+		conf_err_key(es, c, "purge_bus_offline", -1,
 		    "\"%s\": must be revalidate or serve",
 		    c->purge_bus_offline);
 	if (c->purge_bus[0] == '\0')
 		return;
 	if (conf_bus_url_parse(c->purge_bus, &u, &why) != CDN_OK)
-		conf_err_at(
-		    es, 0, 0, "purge_bus", "\"%s\": %s", c->purge_bus, why);
+		conf_err_key(
+		    es, c, "purge_bus", -1, "\"%s\": %s", c->purge_bus, why);
 	if (c->purge_bus_password_file[0] != '\0' &&
 	    access(c->purge_bus_password_file, R_OK) != 0)
-		conf_err_at(es, 0, 0, "purge_bus_password_file", "%s: %s",
+		conf_err_key(es, c, "purge_bus_password_file", -1, "%s: %s",
 		    c->purge_bus_password_file, strerror(errno));
 	if (c->cache_dir[0] == '\0')
-		conf_err_at(es, 0, 0, "purge_bus",
+		conf_err_key(es, c, "purge_bus", -1,
 		    "needs cache_dir (the applied purges are stored there)");
 }
 

@@ -97,6 +97,44 @@ conf_err_at(struct conf_err *es, unsigned line, unsigned col,
 }
 
 void
+conf_err_key(struct conf_err *es, const struct conf *c, const char *directive,
+    int elem, const char *fmt, ...)
+{
+	const struct conf_desc *d = NULL;
+	const struct conf_strlist *l;
+	struct conf_loc at = {0};
+	struct conf_err fe;
+	va_list ap;
+
+	if (directive != NULL) {
+		d = conf_desc_find(directive, strlen(directive));
+		CDN_ASSERT(d != NULL); /* our own checks name real ones */
+		at = c->loc[d - conf_descs];
+		if (at.is_bad)
+			return; /* its line's own error says it already */
+		if (elem >= 0) {
+			l = conf_cfield(c, d);
+			CDN_ASSERT(
+			    conf_desc_is_list(d) && (unsigned)elem < l->n);
+			at = l->at[elem];
+		}
+	}
+	va_start(ap, fmt);
+	if (c->config != NULL && (at.line > 0 || directive == NULL)) {
+		fe = *es;
+		fe.name = c->config;
+		err_vprint(&fe, at.line, at.col, directive,
+		    directive != NULL ? strlen(directive) : 0, fmt, ap);
+		es->nerr = fe.nerr;
+		es->gave_up = fe.gave_up;
+	} else {
+		err_vprint(es, 0, 0, directive,
+		    directive != NULL ? strlen(directive) : 0, fmt, ap);
+	}
+	va_end(ap);
+}
+
+void
 conf_err_flag(
     struct conf_err *es, const char *flag, size_t flen, const char *fmt, ...)
 {

@@ -14,6 +14,7 @@
  *   conf_lex.c      one config-file line into tokens
  *   conf_load.c     a config file: directives, site blocks
  *   conf_validate.c cross-directive checks of a whole conf
+ *   conf_check.c    checks of a conf against this machine (files, names)
  *   conf_argv.c     the command line and --help
  *   conf_dump.c     --dump-config
  *   conf_reload.c   what a reload may not change
@@ -69,6 +70,8 @@ enum {
 #undef CONF_KEY
 	CONF_NKEYS
 };
+_Static_assert(
+    (int)CONF_NKEYS == (int)CONF_NDIRECTIVES, "one table, one count");
 
 /* One line of a site block, replayed over the top level (conf_site). */
 struct conf_site_set {
@@ -125,6 +128,7 @@ extern const struct conf_desc conf_descs[CONF_NKEYS];
 const struct conf_desc *conf_desc_find(const char *name, size_t len);
 /* realloc() that aborts: for the config's own small tables. */
 void *conf_xrealloc(void *p, size_t len);
+/* Append a copy of <s>, set at no line (a default or a flag). */
 void conf_strlist_push(struct conf_strlist *l, const char *s);
 void conf_strlist_clear(struct conf_strlist *l);
 /* Replace the string *sp with a copy of <val> (which may point into it). */
@@ -155,9 +159,28 @@ struct conf_err {
 void conf_err_at(struct conf_err *es, unsigned line, unsigned col,
     const char *directive, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/*
+ * An error about the value of <directive> in <c> (of its element <elem>, or
+ * -1 for the directive as a whole), placed where c->config set it:
+ * "FILE:LINE:COL: error: DIRECTIVE: ..."; a value no file line set (a
+ * default, a flag) gets "NAME: error: DIRECTIVE: ...".  <directive> NULL:
+ * about the whole conf ("FILE: error: ...").  Nothing is printed or counted
+ * when the file's own line for <directive> was refused: that error is
+ * printed already, and the value checked now is not the one written.
+ */
+void conf_err_key(struct conf_err *es, const struct conf *c,
+    const char *directive, int elem, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* "edged: error: FLAG: ..." (flag NULL: "edged: error: ..."). */
 void conf_err_flag(struct conf_err *es, const char *flag, size_t flen,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * conf_validate(), after <had_errors> errors in the file or the flags: what
+ * is missing is then not reported (it may be on a refused line).
+ */
+int conf_validate_after(
+    const struct conf *c, FILE *err, int had_errors) CDN_WUR;
 
 /* The purge bus's directives (conf_bus.c), for conf_validate*(). */
 void conf_validate_bus(const struct conf *c, struct conf_err *es);

@@ -179,6 +179,19 @@ suggest_directive(const char *name, size_t len)
 	return best;
 }
 
+/*
+ * The top-level line of directive <name> was refused: the checks of the
+ * whole conf then say nothing about it (its error is printed already).
+ */
+static void
+mark_bad(struct conf *c, const struct fileparse *fp, const char *name)
+{
+	const struct conf_desc *d = conf_desc_find(name, strlen(name));
+
+	if (d != NULL && fp->site == NULL)
+		c->loc[d - conf_descs].is_bad = 1;
+}
+
 static void
 parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
     const char *line, size_t len)
@@ -187,13 +200,16 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 	struct conf_tok toks[CONF_LEX_TOKS];
 	const struct conf_desc *d;
 	const char *why, *name, *sugg;
-	unsigned ntok, ecol, idx;
+	struct conf_strlist *list;
+	unsigned ntok, ecol, idx, n0;
 
 	CDN_ASSERT(len <= CONF_MAX_LINE);
 	if (conf_lex_line(line, len, buf, toks, &ntok, &ecol, &why) != CDN_OK) {
 		/* Name the directive when the error is past it. */
 		conf_err_at(&fp->es, lineno, ecol, ntok > 0 ? toks[0].s : NULL,
 		    "%s", why);
+		if (ntok > 0)
+			mark_bad(c, fp, toks[0].s);
 		return;
 	}
 	if (ntok == 0)
@@ -235,6 +251,7 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 	if (ntok == 1) {
 		conf_err_at(
 		    &fp->es, lineno, toks[0].endcol, d->name, "missing value");
+		mark_bad(c, fp, d->name);
 		return;
 	}
 	if (ntok > 2 &&
@@ -244,6 +261,7 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		if (ntok > CONF_LEX_TOKS) {
 			conf_err_at(&fp->es, lineno, toks[1].col, d->name,
 			    "too many options");
+			mark_bad(c, fp, d->name);
 			return;
 		}
 		joined[0] = '\0';
@@ -259,6 +277,7 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		conf_err_at(&fp->es, lineno, toks[2].col, d->name,
 		    "more than one value (quote a value that contains "
 		    "spaces)");
+		mark_bad(c, fp, d->name);
 		return;
 	}
 	if (fp->site != NULL) {
@@ -276,8 +295,20 @@ parse_line(struct conf *c, struct fileparse *fp, unsigned lineno,
 		    "set twice (first at line %u)", fp->first_line[idx]);
 		return;
 	}
-	if (conf_set_value(c, d, toks[1].s, msg, sizeof(msg), &why) != CDN_OK)
+	list = conf_desc_is_list(d) ? conf_field(c, d) : NULL;
+	n0 = list != NULL ? list->n : 0;
+	if (conf_set_value(c, d, toks[1].s, msg, sizeof(msg), &why) != CDN_OK) {
 		conf_err_at(&fp->es, lineno, toks[1].col, d->name, "%s", why);
+		c->loc[idx].is_bad = 1;
+		return;
+	}
+	if (c->loc[idx].line == 0) {
+		c->loc[idx].line = lineno;
+		c->loc[idx].col = toks[1].col;
+	}
+	for (unsigned k = n0; list != NULL && k < list->n; k++)
+		list->at[k] =
+		    (struct conf_loc){.line = lineno, .col = toks[1].col};
 }
 
 int

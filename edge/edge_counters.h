@@ -273,6 +273,8 @@ EDGE_SNAP(bytes_origin, t->bytes_from[EDGE_FROM_ORIGIN])
 EDGE_SNAP(bytes_edge, t->bytes_from[EDGE_FROM_EDGE])
 EDGE_SNAP(origin_requests, t->origin_fetches)
 EDGE_SNAP(origin_errors, t->origin_errors)
+EDGE_SNAP(requests_http1, t->requests_h1)
+EDGE_SNAP(requests_http2, t->requests_h2)
 
 #undef EDGE_JGROUP
 #undef EDGE_DIM

@@ -43,10 +43,10 @@
  * case), Content-Length disagreeing with DATA, HPACK errors, CONTINUATION
  * floods and unread SETTINGS/PING ACKs; those are counted here.  Added
  * here, as nginx and h2o do: a header-list size limit (431), budgets per
- * connection for streams the client resets before their answer (rapid
- * reset, CVE-2023-44487) and for SETTINGS, PING, PRIORITY and empty DATA
- * frames (GOAWAY ENHANCE_YOUR_CALM), a send stall limit per stream (slow
- * read) and idle timeouts.
+ * connection (edge_h2_limits.c) for streams the client resets before their
+ * answer (rapid reset, CVE-2023-44487) and for SETTINGS, PING, PRIORITY
+ * and empty DATA frames (GOAWAY ENHANCE_YOUR_CALM), a send stall limit per
+ * stream (slow read) and idle timeouts.
  */
 #include "config.h"
 
@@ -65,6 +65,7 @@
 
 #include "edge/edge_deliver.h"
 #include "edge/edge_h2.h"
+#include "edge/edge_h2_limits.h"
 #include "edge/edge_int.h"
 #include "edge/edge_stream.h"
 #include "http/http_fields.h"
@@ -80,25 +81,8 @@
 #define TICK_MS           1000
 #define LINGER_MS         2000
 #define READ_MAX          (64 * 1024) /* bytes per read event */
-/* Frames that do no work, per connection: a burst, then this many per
- * second.  A browser sends a few SETTINGS and PINGs and at most a
- * PRIORITY per stream; each new stream adds one more of the latter. */
-#define FLOOD_BURST 1000
-#define FLOOD_RATE  100
-/* Streams the client resets before their answer: a burst of twice the
- * concurrent streams, then as many per second. */
-#define RESET_BURST_MULT 2
-#define RESET_RATE_MULT  1
 
 struct h2_server;
-
-/* A token bucket: tokens refill at <rate> per second up to <burst>. */
-struct h2_budget {
-	uint64_t last_ms;
-	uint32_t tokens;
-	uint32_t burst;
-	uint32_t rate;
-};
 
 /* Body bytes waiting to be framed: borrowed (done != NULL) or owned. */
 struct h2_seg {
@@ -181,7 +165,7 @@ struct h2_conn {
 	size_t queued;       /* body bytes in the streams' queues */
 	uint64_t idle_ms;    /* since when it has no stream */
 	uint64_t closing_ms; /* since when it is closing */
-	struct h2_budget resets, settings, pings, priorities, empty_data;
+	struct h2_limits limits; /* attack budgets */
 };
 
 struct h2_server {
@@ -210,34 +194,6 @@ static uint64_t
 now_ms(void)
 {
 	return cdn_now_ns() / 1000000u;
-}
-
-static void
-budget_init(struct h2_budget *b, uint32_t burst, uint32_t rate)
-{
-	b->burst = burst;
-	b->tokens = burst;
-	b->rate = rate;
-	b->last_ms = now_ms();
-}
-
-/* Take one token: 0 if there was none (the budget is spent). */
-static int
-budget_take(struct h2_budget *b)
-{
-	uint64_t now = now_ms(), add;
-
-	add = (now - b->last_ms) * b->rate / 1000u;
-	if (add > 0) {
-		b->tokens = add >= b->burst - b->tokens
-		    ? b->burst
-		    : b->tokens + (uint32_t)add;
-		b->last_ms = now;
-	}
-	if (b->tokens == 0)
-		return 0;
-	b->tokens--;
-	return 1;
 }
 
 static void
@@ -1135,7 +1091,13 @@ on_frame_recv(nghttp2_session *ss, const nghttp2_frame *frame, void *arg)
 	struct edge_worker *w = c->h->w;
 	struct h2_stream *st;
 	int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+	enum h2_spent spent = h2_limits_frame(&c->limits, &frame->hd);
 
+	if (spent != H2_WITHIN) {
+		h2_limits_count(w, spent);
+		conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM);
+		return 0;
+	}
 	switch (frame->hd.type) {
 	case NGHTTP2_HEADERS:
 		st = stream_of(ss, frame->hd.stream_id);
@@ -1149,36 +1111,10 @@ on_frame_recv(nghttp2_session *ss, const nghttp2_frame *frame, void *arg)
 		}
 		return 0;
 	case NGHTTP2_DATA:
-		if (frame->hd.length == 0 && !end &&
-		    !budget_take(&c->empty_data)) {
-			EDGE_COUNTER_INC(w, h2_empty_data);
-			conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM);
-			return 0;
-		}
 		st = stream_of(ss, frame->hd.stream_id);
 		if (st != NULL && end) {
 			st->body_done = 1;
 			body_arrived(st);
-		}
-		return 0;
-	case NGHTTP2_SETTINGS:
-		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
-		    !budget_take(&c->settings)) {
-			EDGE_COUNTER_INC(w, h2_settings_flood);
-			conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM);
-		}
-		return 0;
-	case NGHTTP2_PING:
-		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
-		    !budget_take(&c->pings)) {
-			EDGE_COUNTER_INC(w, h2_ping_flood);
-			conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM);
-		}
-		return 0;
-	case NGHTTP2_PRIORITY:
-		if (!budget_take(&c->priorities)) {
-			EDGE_COUNTER_INC(w, h2_priority_flood);
-			conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM);
 		}
 		return 0;
 	default:
@@ -1271,8 +1207,8 @@ on_stream_close(nghttp2_session *ss, int32_t id, uint32_t code, void *arg)
 	(void)nghttp2_session_set_stream_user_data(ss, id, NULL);
 	/* Rapid reset: the client cancels what it just asked for. */
 	if (code != NGHTTP2_NO_ERROR && st->head_done && !st->edge_done &&
-	    !budget_take(&c->resets)) {
-		EDGE_COUNTER_INC(c->h->w, h2_rapid_reset);
+	    h2_limits_reset(&c->limits) != H2_WITHIN) {
+		h2_limits_count(c->h->w, H2_SPENT_RESET);
 		conn_goaway(c, NGHTTP2_ENHANCE_YOUR_CALM);
 	}
 	stream_end(st, code != NGHTTP2_NO_ERROR);
@@ -1604,12 +1540,7 @@ conn_start(
 	c->is_tls = is_tls != 0;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->idle_ms = now_ms();
-	budget_init(
-	    &c->resets, RESET_BURST_MULT * maxs, RESET_RATE_MULT * maxs);
-	budget_init(&c->settings, FLOOD_BURST, FLOOD_RATE);
-	budget_init(&c->pings, FLOOD_BURST, FLOOD_RATE);
-	budget_init(&c->priorities, FLOOD_BURST + maxs, FLOOD_RATE);
-	budget_init(&c->empty_data, FLOOD_BURST, FLOOD_RATE);
+	h2_limits_init(&c->limits, maxs);
 	if (nghttp2_session_server_new2(&c->ss, h->cbs, c, h->opt) != 0)
 		CDN_ASSERT(!"nghttp2_session_server_new2"); /* out of memory */
 	/* Request bodies: the connection's window is what we buffer. */

@@ -134,10 +134,11 @@ struct edge_worker {
 	unsigned drained;   /* of http and h2: both empty ends the loop */
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
-	struct event *flush_timer; /* hands the access log over */
-	struct event *drain_ev;    /* activated by the main thread */
-	struct event *drain_timer; /* drain deadline */
-	struct edge_fill *fills;   /* shared fetches it runs */
+	int alog_json;              /* access_log_format json (edge_access.c) */
+	struct event *flush_timer;  /* hands the access log over */
+	struct event *drain_ev;     /* activated by the main thread */
+	struct event *drain_timer;  /* drain deadline */
+	struct edge_fill *fills;    /* shared fetches it runs */
 	struct cdn_ratelog bus_log; /* hits served offline (edge_bus.c) */
 	/* Configuration generations (edge_gen.h): the one this worker gives
 	 * new requests (its thread only); the one the main thread published
@@ -194,7 +195,7 @@ struct edge {
 	struct edge_inflight *inflight;   /* shared fetches by key */
 	/* node_name (conf_node_name): this node's CDN-Loop member. */
 	char node_name[CONF_NODE_NAME_MAX];
-	struct edge_bus *bus;             /* edge_bus.c */
+	struct edge_bus *bus; /* edge_bus.c */
 };
 
 /*
@@ -239,6 +240,7 @@ struct proxy_txn {
 	struct cache_obj *fill;  /* response being stored */
 	uint64_t purge_gen;      /* purge seq when the request began */
 	char cache_status[96];   /* Cache-Status after "name; " */
+	char upstream[128];      /* the server that answered, for the log */
 
 	/* The client's Range answered from the whole response (edge_range.c) */
 	struct edge_range_stream *range;
@@ -255,6 +257,16 @@ struct proxy_txn {
 struct edge_worker *edge_worker_current(void);
 /* Count a failed origin fetch (no-op for ORIGIN_OK). */
 void edge_count_origin_error(struct edge_worker *w, enum origin_err err);
+
+/* edge_access.c */
+/*
+ * The access log line of the request that <end> ends (<pt>: the proxy's
+ * transaction, NULL if none), in w's access_log_format; <dur_ms> from the
+ * complete request head to the end.  No-op without an access log.
+ */
+void edge_access_log(struct edge_worker *w, const struct edge_stream *cs,
+    const struct proxy_txn *pt, const struct edge_stream_end *end,
+    uint64_t dur_ms);
 
 /* edge_reload.c */
 /*

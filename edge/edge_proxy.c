@@ -124,6 +124,9 @@ field_held_back(const struct proxy_txn *pt, const struct http_conn_tokens *ct,
 	}
 }
 
+/* The methods the node serves (OPTIONS *, and a refused PURGE's 405). */
+#define ALLOW_FIELD "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n"
+
 /*
  * Whether the node answers <req>'s method itself (501) instead of
  * forwarding it: refuse_methods names it (methods are case-sensitive,
@@ -276,6 +279,21 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	const struct edge_site *site;
 	int via_cdn;
 
+	if (method_refused(w->gen->conf, req) && req->method == HTTP_M_PURGE) {
+		/*
+		 * A Varnish habit: PURGE sent to the cache's own port.  Not
+		 * "not implemented" but "not here": say where purges go, by
+		 * name only, as the purge listener's address is no business
+		 * of a public client.
+		 */
+		edge_deliver_node_answer(w->edge, cs, 405, ALLOW_FIELD,
+		    "405 Method Not Allowed\n"
+		    "PURGE is not served on this port: send purges to the "
+		    "node's purge listener (purge_listen), e.g. with "
+		    "\"edgectl purge\".\n",
+		    "fwd=bypass; detail=method");
+		return;
+	}
 	if (method_refused(w->gen->conf, req)) {
 		/* What follows CONNECT is a tunnel's bytes, not a request. */
 		edge_stream_set_close(cs);
@@ -284,9 +302,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 		return;
 	}
 	if (req->target_form == HTTP_TARGET_ASTERISK) {
-		edge_deliver_node_answer(w->edge, cs, 200,
-		    "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS\r\n",
-		    "", "fwd=bypass");
+		edge_deliver_node_answer(
+		    w->edge, cs, 200, ALLOW_FIELD, "", "fwd=bypass");
 		return;
 	}
 	if (looped(w, cs, &via_cdn))
@@ -298,8 +315,8 @@ edge_proxy_begin(struct edge_worker *w, const struct edge_stream *cs)
 	pt->site = site;
 	pt->gen = w->gen; /* route() took the site from it */
 	edge_gen_hold(pt->gen, w->id);
-	pt->fleet_cache = via_cdn &&
-	    edge_bus_in_fleet(w->edge, edge_stream_client_addr(cs));
+	pt->fleet_cache =
+	    via_cdn && edge_bus_in_fleet(w->edge, edge_stream_client_addr(cs));
 	if (edge_cache_request(pt))
 		return; /* answered from cache: pt is gone */
 	forward(pt, 1);
@@ -527,6 +544,8 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	CDN_DASSERT(edge_worker_current() == pt->w);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
+	snprintf(pt->upstream, sizeof(pt->upstream), "%s",
+	    origin_fetch_server(f) != NULL ? origin_fetch_server(f) : "");
 	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
 	edge_deliver_client_fields(
 	    pt->w->edge, pt->site, fields, len, &out, &content_length);
@@ -715,7 +734,6 @@ edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
 	const struct http_request *req = edge_stream_request(cs);
 	uint64_t dur_ms = (cdn_now_ns() - end->start_ns) / 1000000u;
 	int status = end->status;
-	char ts[40], origin[64];
 
 	EDGE_COUNTER_INC(w, requests);
 	if (strcmp(end->protocol, "HTTP/2") == 0)
@@ -736,28 +754,7 @@ edge_proxy_end(struct edge_worker *w, const struct edge_stream *cs,
 	if (w->alog != NULL) {
 		if (pt != NULL)
 			edge_cache_log_status(pt);
-		cdn_log_timestamp(ts, sizeof(ts));
-		if (pt != NULL && pt->used_origin)
-			snprintf(origin, sizeof(origin), "%llu %s",
-			    (unsigned long long)pt->origin_ms,
-			    origin_err_name(pt->origin_err));
-		else
-			snprintf(origin, sizeof(origin), "- -");
-		/* time client "request" status bytes ms origin_ms origin_result
-		 * "cache_status" aborted "error" */
-		cdn_alog_printf(w->alog,
-		    "%s %s \"%.*s %.*s %s\" %d %llu %llu %s \"%s\" %s \"%s\"",
-		    ts, edge_stream_client_addr(cs),
-		    (int)(req->method_str.len < 32 ? req->method_str.len : 32),
-		    req->method_str.p != NULL ? req->method_str.p : "",
-		    (int)(req->target.len < 2048 ? req->target.len : 2048),
-		    req->target.p != NULL ? req->target.p : "", end->protocol,
-		    status, (unsigned long long)end->bytes_sent,
-		    (unsigned long long)dur_ms, origin,
-		    pt != NULL && pt->cache_status[0] != '\0' ? pt->cache_status
-		                                              : "-",
-		    end->aborted ? "aborted" : "-",
-		    end->error != NULL ? end->error : "-");
+		edge_access_log(w, cs, pt, end, dur_ms);
 	}
 	if (pt != NULL) {
 		MAGIC_CHECK(pt, PROXY_TXN_MAGIC);

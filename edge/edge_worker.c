@@ -263,6 +263,23 @@ server_limits(const struct conf *c)
 	return lim;
 }
 
+/* Every address this node will listen on is free (http_listen_probe). */
+static int
+listen_probe_all(const struct conf *c)
+{
+	const struct conf_strlist *lists[] = {
+	    &c->listen, &c->listen_tls, &c->listen_h2c};
+
+	for (size_t k = 0; k < CDN_ARRAY_LEN(lists); k++)
+		for (unsigned i = 0; i < lists[k]->n; i++)
+			if (http_listen_probe(lists[k]->v[i], "edge") != CDN_OK)
+				return CDN_EIO;
+	if (c->admin_listen[0] != '\0' &&
+	    http_listen_probe(c->admin_listen, "edge") != CDN_OK)
+		return CDN_EIO;
+	return CDN_OK;
+}
+
 /* Bind one listener of worker <w>: plain or TLS by <cb>. */
 static int
 worker_listen(struct edge_worker *w, const char *addr, evconnlistener_cb cb)
@@ -314,6 +331,7 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	otls.client_key = c->origin_client_key;
 	origin_multi_set_tls(w->origin, &otls);
 	w->alog = cdn_alog_buf_new(e->alog);
+	w->alog_json = strcmp(c->access_log_format, "json") == 0;
 	w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
 	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
 	w->gen_ev = event_new(w->base, -1, 0, on_gen, w);
@@ -477,6 +495,8 @@ edge_new(struct conf *conf, int argc, char **argv)
 	e->gen_wake = event_new(e->main_base, -1, 0, on_gen_wake, e);
 	e->gen = edge_gen_new(conf, 1, e->nworkers, e->gen_wake);
 	if (e->gen == NULL)
+		goto fail;
+	if (listen_probe_all(conf) != CDN_OK)
 		goto fail;
 	if (edge_cache_init(e) != CDN_OK || edge_bus_init(e) != CDN_OK)
 		goto fail;

@@ -26,6 +26,12 @@ main(int argc, char **argv)
 
 	if (conf_argv_parse(argc, argv, stderr, &conf, &action) != CDN_OK)
 		return 2;
+	/* -t refuses what start-up would, with the same messages. */
+	if ((action == CONF_ACT_TEST || action == CONF_ACT_RUN) &&
+	    conf_check_host(conf, stderr) != CDN_OK) {
+		conf_unref(&conf);
+		return 2;
+	}
 	switch (action) {
 	case CONF_ACT_HELP:
 		conf_argv_print_help(stdout, "edged");

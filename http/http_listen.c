@@ -109,3 +109,18 @@ fail:
 	freeaddrinfo(res);
 	return -1;
 }
+
+int
+http_listen_probe(const char *hostport, const char *who)
+{
+	int fd = http_listen_socket(hostport, 0, 1, who);
+
+	if (fd == -1) {
+		CDN_LOG(CDN_LOG_ERR, who,
+		    "listen %s: not free (is another edged running there?)",
+		    hostport);
+		return CDN_EIO;
+	}
+	close(fd);
+	return CDN_OK;
+}

@@ -29,4 +29,14 @@ int http_listen_parse(const char *s, char *host, size_t hostlen, uint16_t *port,
 int http_listen_socket(
     const char *hostport, int reuseport, int backlog, const char *who);
 
+/*
+ * Whether "HOST:PORT" is free: a socket without SO_REUSEPORT binds it and
+ * is closed again.  Sockets that all set SO_REUSEPORT share a port, so a
+ * second edged started by mistake would quietly take part of a running
+ * one's connections; probing first refuses it instead.  Call it before
+ * this process opens its own SO_REUSEPORT sockets there.  CDN_OK, or
+ * CDN_EIO after logging why under <who>.
+ */
+int http_listen_probe(const char *hostport, const char *who) CDN_WUR;
+
 #endif /* HTTP_LISTEN_H */

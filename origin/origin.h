@@ -172,6 +172,12 @@ void origin_fetch_resume_upload(struct origin_fetch *f);
 /* Whether the fetch's current (at the end: last) attempt went to one of
  * the request's parents rather than to its origin pool. */
 int origin_fetch_on_parent(const struct origin_fetch *f);
+/*
+ * The base URL of the server the current (at the end: last) attempt went
+ * to, or NULL when there was none (no server up).  Valid while the pool
+ * lives (the caller's site or generation holds it).
+ */
+const char *origin_fetch_server(const struct origin_fetch *f);
 /* Milliseconds from start to the response head (0 if none yet). */
 uint64_t origin_fetch_first_byte_ms(const struct origin_fetch *f);
 /* The same in microseconds, for latency histograms. */

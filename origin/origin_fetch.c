@@ -966,6 +966,15 @@ origin_fetch_on_parent(const struct origin_fetch *f)
 	return f->on_parent;
 }
 
+const char *
+origin_fetch_server(const struct origin_fetch *f)
+{
+	MAGIC_CHECK(f, ORIGIN_FETCH_MAGIC);
+	if (f->pool == NULL || f->srv < 0)
+		return NULL;
+	return origin_pool_server_base(f->pool, (unsigned)f->srv);
+}
+
 uint64_t
 origin_fetch_first_byte_ms(const struct origin_fetch *f)
 {

@@ -11,8 +11,9 @@
  * Where: --purge-api URL (default $EDGECTL_PURGE_API or
  * http://127.0.0.1:8082), --admin URL (default $EDGECTL_ADMIN or
  * http://127.0.0.1:8081), --token-file F (default $EDGECTL_TOKEN_FILE),
- * --admin-token-file F (default $EDGECTL_ADMIN_TOKEN_FILE).  Exit status:
- * 0 done, 1 the request failed or was refused, 2 bad usage.
+ * --admin-token-file F (default $EDGECTL_ADMIN_TOKEN_FILE); these and
+ * --json may also follow the command.  Exit status: 0 done, 1 the request
+ * failed or was refused, 2 bad usage (a missing token file included).
  */
 #include "config.h"
 
@@ -56,8 +57,9 @@ usage(FILE *f)
 	    "       edgectl [options] fleet\n"
 	    "       edgectl [options] stats\n"
 	    "       edgectl [options] inspect URL\n"
-	    "options: --json  --purge-api URL  --admin URL  --token-file F  "
-	    "--admin-token-file F\n");
+	    "options (before or after the command): --json  --purge-api URL  "
+	    "--admin URL\n"
+	    "  --token-file F  --admin-token-file F\n");
 }
 
 static size_t
@@ -204,6 +206,51 @@ failed(long status, json_t *j)
 	return 1;
 }
 
+/*
+ * purged answers nothing without a token: say that the file is missing
+ * rather than send a request bound to come back 401.
+ */
+static int
+need_token(const struct ctl *ctl)
+{
+	if (ctl->token_file != NULL && ctl->token_file[0] != '\0')
+		return 0;
+	fprintf(stderr,
+	    "edgectl: no token file: purged needs a token "
+	    "(--token-file F or EDGECTL_TOKEN_FILE)\n");
+	return -1;
+}
+
+/* The summary of a purge's answer, for a reader (--json: for programs). */
+static void
+print_purge(json_t *reply, int soft, int dry)
+{
+	json_t *it, *m;
+	size_t i;
+	int counted = json_is_true(json_object_get(reply, "counted"));
+
+	printf("purge %" JSON_INTEGER_FORMAT "%s%s: %" JSON_INTEGER_FORMAT
+	       " object(s) matched%s, %.3f ms\n",
+	    json_integer_value(json_object_get(reply, "seq")),
+	    soft ? " (soft)" : "", dry ? " (dry run)" : "",
+	    json_integer_value(json_object_get(reply, "matched")),
+	    counted ? "" : " (prefixes not counted)",
+	    json_real_value(json_object_get(reply, "ms")));
+	json_array_foreach(json_object_get(reply, "items"), i, it)
+	{
+		m = json_object_get(it, "matched");
+		if (json_is_integer(m))
+			printf("  %s %s: %" JSON_INTEGER_FORMAT " matched\n",
+			    json_string_value(json_object_get(it, "type")),
+			    json_string_value(json_object_get(it, "value")),
+			    json_integer_value(m));
+		else
+			printf("  %s %s: applied by generation, not counted\n",
+			    json_string_value(json_object_get(it, "type")),
+			    json_string_value(json_object_get(it, "value")));
+	}
+}
+
 static int
 cmd_purge(const struct ctl *ctl, int argc, char **argv)
 {
@@ -218,13 +265,12 @@ cmd_purge(const struct ctl *ctl, int argc, char **argv)
 	    {"bus-password-file", required_argument, NULL, 'B'},
 	    {NULL, 0, NULL, 0},
 	};
-	json_t *req, *urls, *tags, *prefixes, *reply = NULL, *it;
+	json_t *req, *urls, *tags, *prefixes, *reply = NULL;
 	char url[4096], *body;
 	const char *bus = NULL, *bus_pw = NULL, *wait = NULL, *why;
 	uint64_t wait_ms = 0;
 	int opt, soft = 0, dry = 0, nitems = 0, rc;
 	long status;
-	size_t i;
 
 	req = json_object();
 	urls = json_array();
@@ -290,6 +336,10 @@ cmd_purge(const struct ctl *ctl, int argc, char **argv)
 		json_decref(req);
 		return rc;
 	}
+	if (need_token(ctl) != 0) {
+		json_decref(req);
+		return 2;
+	}
 	json_object_set_new(req, "dry_run", json_boolean(dry));
 	body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
@@ -322,32 +372,7 @@ cmd_purge(const struct ctl *ctl, int argc, char **argv)
 			edgectl_print_fleet(status == 200,
 			    json_object_get(fleet, "not_applied"),
 			    json_object_get(fleet, "down"));
-		printf("purge %" JSON_INTEGER_FORMAT
-		       "%s%s: %" JSON_INTEGER_FORMAT
-		       " object(s) matched by URL, %.3f ms\n",
-		    json_integer_value(json_object_get(reply, "seq")),
-		    soft ? " (soft)" : "", dry ? " (dry run)" : "",
-		    json_integer_value(json_object_get(reply, "matched")),
-		    json_real_value(json_object_get(reply, "ms")));
-		json_array_foreach(json_object_get(reply, "items"), i, it)
-		{
-			json_t *m = json_object_get(it, "matched");
-
-			if (json_is_integer(m))
-				printf("  %s %s: %" JSON_INTEGER_FORMAT
-				       " matched\n",
-				    json_string_value(
-				        json_object_get(it, "type")),
-				    json_string_value(
-				        json_object_get(it, "value")),
-				    json_integer_value(m));
-			else
-				printf("  %s %s: purged by generation\n",
-				    json_string_value(
-				        json_object_get(it, "type")),
-				    json_string_value(
-				        json_object_get(it, "value")));
-		}
+		print_purge(reply, soft, dry);
 	}
 	json_decref(reply);
 	return rc;
@@ -532,6 +557,58 @@ cmd_fleet(const struct ctl *ctl)
 	return rc;
 }
 
+/*
+ * Take the options every command shares out of a command's words, wherever
+ * they stand ("purge --url U --json"), so that the command parses only
+ * its own: argv[0] is the command; returns the new argc (argv is
+ * compacted, NULL-terminated), or 0 after saying what is wrong.  "--" ends
+ * the search.
+ */
+static int
+take_common(struct ctl *ctl, int argc, char **argv)
+{
+	static const char *const names[] = {
+	    "--purge-api", "--admin", "--token-file", "--admin-token-file"};
+	const char **slots[] = {&ctl->purge_api, &ctl->admin, &ctl->token_file,
+	    &ctl->admin_token_file};
+	const char *a, *eq;
+	size_t nlen, k;
+	int out = 1;
+
+	for (int i = 1; i < argc; i++) {
+		a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (strcmp(a, "--json") == 0) {
+			ctl->json = 1;
+			continue;
+		}
+		eq = strchr(a, '=');
+		nlen = eq != NULL ? (size_t)(eq - a) : strlen(a);
+		for (k = 0; k < CDN_ARRAY_LEN(names); k++)
+			if (strlen(names[k]) == nlen &&
+			    strncmp(a, names[k], nlen) == 0)
+				break;
+		if (k == CDN_ARRAY_LEN(names)) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		if (eq != NULL) {
+			*slots[k] = eq + 1;
+		} else if (i + 1 < argc) {
+			*slots[k] = argv[++i];
+		} else {
+			fprintf(stderr, "edgectl: %s needs a value\n", a);
+			return 0;
+		}
+	}
+	argv[out] = NULL;
+	return out;
+}
+
 static const char *
 env_or(const char *name, const char *dflt)
 {
@@ -590,6 +667,15 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	argc = optind + take_common(&ctl, argc - optind, argv + optind);
+	if (argc <= optind) {
+		usage(stderr);
+		return 2;
+	}
+	if ((strcmp(argv[optind], "fleet") == 0 ||
+	        strcmp(argv[optind], "inspect") == 0) &&
+	    need_token(&ctl) != 0)
+		return 2;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (strcmp(argv[optind], "purge") == 0) {
 		rc = cmd_purge(&ctl, argc - optind, argv + optind);

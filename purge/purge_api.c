@@ -230,6 +230,7 @@ purge_result_json(const struct purge_plist *l, int soft, int dry, uint64_t seq,
     uint64_t *total)
 {
 	json_t *items, *j;
+	int counted = 1;
 
 	*total = 0;
 	items = json_array();
@@ -239,18 +240,26 @@ purge_result_json(const struct purge_plist *l, int soft, int dry, uint64_t seq,
 		j = json_pack("{s:s, s:s#, s:s#}", "type", item_type(it->kind),
 		    "value", l->shown[i], (int)l->shown_len[i], "key", it->name,
 		    (int)it->len);
+		/* A prefix is applied as a generation, in O(1): what it
+		 * made stale is never walked, so it is not counted, and
+		 * "counted" says so where a pipeline can test it. */
 		if (it->matched == CACHE_MATCHED_UNKNOWN) {
 			json_object_set_new(j, "matched", json_null());
+			counted = 0;
 		} else {
 			json_object_set_new(j, "matched",
 			    json_integer((json_int_t)it->matched));
 			*total += it->matched;
 		}
+		json_object_set_new(j, "counted",
+		    json_boolean(it->matched != CACHE_MATCHED_UNKNOWN));
 		json_array_append_new(items, j);
 	}
-	return json_pack("{s:s, s:I, s:b, s:b, s:I, s:o}", "status", "ok",
+	/* "matched" sums the counted items; "counted" is false when some
+	 * item (a prefix) could not be, so the sum is not the whole. */
+	return json_pack("{s:s, s:I, s:b, s:b, s:I, s:b, s:o}", "status", "ok",
 	    "seq", (json_int_t)seq, "soft", soft, "dry_run", dry, "matched",
-	    (json_int_t)*total, "items", items);
+	    (json_int_t)*total, "counted", counted, "items", items);
 }
 
 void
@@ -568,6 +577,15 @@ query_param(const struct http_request *req, const char *name, char *out,
 	return CDN_NOTFOUND;
 }
 
+/* The coding of a stored variant: identity, gzip, br, or "other". */
+static const char *
+variant_name(uint64_t variant)
+{
+	enum cache_enc enc = cache_variant_enc(variant);
+
+	return enc < CACHE_ENC_COUNT ? cache_enc_name(enc) : "other";
+}
+
 static json_t *
 obj_json(const struct cache_obj *o, int64_t now)
 {
@@ -587,14 +605,16 @@ obj_json(const struct cache_obj *o, int64_t now)
 		p = sp + 1;
 	}
 	snprintf(hex, sizeof(hex), "%016" PRIx64, o->variant);
-	j = json_pack("{s:s, s:i, s:s#, s:s#, s:I, s:I, s:I, s:I, s:I, s:o, "
-	              "s:s}",
-	    "variant", hex, "status", o->status, "vary", o->vary,
-	    (int)o->vary_len, "headers", o->fields, (int)o->fields_len, "age",
-	    (json_int_t)age, "ttl_left", (json_int_t)(o->d.freshness_s - age),
-	    "size", (json_int_t)o->body_len, "stored_at",
-	    (json_int_t)o->stored_at, "purge_gen", (json_int_t)o->purge_gen,
-	    "tags", tags, "purged",
+	/* "variant" names the coding (what an operator asks about); the id,
+	 * which also holds the Vary key, stays as "variant_id". */
+	j = json_pack("{s:s, s:s, s:i, s:s#, s:s#, s:I, s:I, s:I, s:I, s:I, "
+	              "s:o, s:s}",
+	    "variant", variant_name(o->variant), "variant_id", hex, "status",
+	    o->status, "vary", o->vary, (int)o->vary_len, "headers", o->fields,
+	    (int)o->fields_len, "age", (json_int_t)age, "ttl_left",
+	    (json_int_t)(o->d.freshness_s - age), "size",
+	    (json_int_t)o->body_len, "stored_at", (json_int_t)o->stored_at,
+	    "purge_gen", (json_int_t)o->purge_gen, "tags", tags, "purged",
 	    state == CACHE_PURGED_HARD       ? "hard"
 	        : state == CACHE_PURGED_SOFT ? "soft"
 	                                     : "no");

@@ -36,12 +36,20 @@ port() {
 tree() { # a process and its children
 	echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"
 }
+# "pid ticks" of each of the processes that still exists (nginx's cache
+# loader exits a minute after start, in the middle of a run)
 cpu_ticks() {
-	t=0
 	for p in $1; do
-		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+		awk -v p="$p" '{ print p, $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
 	done
-	echo $t
+}
+# CPU ticks between two cpu_ticks outputs, of the processes in both
+ticks_between() {
+	printf '%s\n--\n%s\n' "$1" "$2" | awk '
+	    $1 == "--" { second = 1; next }
+	    !second { t0[$1] = $2; next }
+	    $1 in t0 { d += $2 - t0[$1] }
+	    END { print d + 0 }'
 }
 # run NAME "PIDS" URL [h2load args]: "rps req_per_cpu_s" on stdout
 run() {
@@ -51,7 +59,7 @@ run() {
 	out=$(taskset -c 1 h2load -t1 -c64 -D "$DUR" \
 	    --tls13-ciphers=$CIPHER "$@" "$url" 2>&1)
 	t1=$(cpu_ticks "$pids_")
-	echo "$out" | awk -v c="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v d="$DUR" '
+	echo "$out" | awk -v c="$(ticks_between "$t0" "$t1")" -v hz="$(getconf CLK_TCK)" -v d="$DUR" '
 	    /^finished in/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /req\/s/) r = $i; gsub(",", "", r) }
 	    /^requests:/ { if ($10 + 0 > 0 || $12 + 0 > 0) bad = 1 }
 	    END { cs = c / hz; printf "%.0f %.0f%s\n", r, (cs > 0 ? r * d / cs : 0), bad ? " errors" : "" }'

@@ -61,6 +61,15 @@ GET / and /index.html
     inflates to N zero bytes (default 256 MiB): a compression bomb, made of
     16 MiB gzip members back to back.
 
+/page?n=N&size=S
+    An HTML page (Cache-Control: public, max-age=60) that loads N (default
+    8, at most 100) sub-resources from this origin's paths, as a browser
+    test needs: a stylesheet /text/page.css (ctype=text/css), then by its
+    inline script N-1 fetch()es of /obj/page-K?size=S&ttl=60 (default 20000
+    bytes) whose bodies it checks against the pattern below.  It ends with
+    <body data-done="N-1"> and <li id="r-K">K LENGTH ok|bad</li> per fetch
+    (or "K error TEXT").
+
 /obj/... with ranges=1 answers a single-range "Range: bytes=a-b" request
     with 206 and Content-Range, as an origin that serves ranges does, and
     X-Origin-Range: <the Range field it received>.
@@ -481,7 +490,11 @@ class Conn:
             return self.do_bomb(req, q, close)
         if path == "/echo":
             return self.do_echo(req, q, close)
-        if path in ("/", "/index.html"):
+        if path == "/page":
+            self.send_simple(req, 200, resource_page(q),
+                             "text/html; charset=utf-8",
+                             [("Cache-Control", "public, max-age=60")], close)
+        elif path in ("/", "/index.html"):
             self.send_simple(req, 200, demo_page(req, self.peer),
                              "text/html; charset=utf-8",
                              [("Cache-Control", "public, max-age=60")], close)
@@ -760,6 +773,42 @@ def extra_headers(q):
         if name:
             out.append((name.strip(), value.strip()))
     return out
+
+
+PAGE_MAX_RESOURCES = 100
+
+
+def resource_page(q):
+    """/page: an HTML page of sub-resources that checks what it gets."""
+    n = max(1, min(PAGE_MAX_RESOURCES, int(q.get("n", ["8"])[0])))
+    size = int(q.get("size", ["20000"])[0])
+    return """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>sub-resources</title>
+<link rel="stylesheet" href="/text/page.css?size=2000&ttl=60&ctype=text/css">
+</head><body data-done="0"><ol id="res"></ol>
+<script>
+(function () {
+	var n = %d, size = %d, done = 0, list = document.getElementById('res');
+	function pat(i) { return (i * 7 + (i >> 8) + (i >> 16) * 13) & 255; }
+	function show(k, text) {
+		var li = document.createElement('li');
+		li.id = 'r-' + k; li.textContent = k + ' ' + text;
+		list.appendChild(li);
+		document.body.setAttribute('data-done', String(++done));
+	}
+	for (var k = 1; k < n; k++) (function (k) {
+		fetch('/obj/page-' + k + '?size=' + size + '&ttl=60')
+			.then(function (r) { return r.arrayBuffer(); })
+			.then(function (b) {
+				var v = new Uint8Array(b), good = true;
+				for (var i = 0; i < v.length; i++) if (v[i] !== pat(i)) { good = false; break; }
+				show(k, v.length + ' ' + (good ? 'ok' : 'bad'));
+			})
+			.catch(function (e) { show(k, 'error ' + e); });
+	})(k);
+})();
+</script></body></html>
+""" % (n, size)
 
 
 def demo_page(req, peer):

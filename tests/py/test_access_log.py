@@ -7,7 +7,15 @@ method and URL, the status, the bytes sent, the timings and a cache-status
 field ("-" while there is no cache); nothing is logged twice, and nothing is
 lost when edged stops right after answering.  The field order is not pinned
 here: the checks look for the values, not their columns.
+
+A line also names the site asked for (Host) and the protocol spoken
+(HTTP/1.0, HTTP/1.1; HTTP/2 in test_h2.py), and with
+access_log_format json every line is one JSON object with the fields a
+log shipper expects, whatever bytes the client sent.
 """
+
+import json
+import os
 
 import re
 import sys
@@ -96,6 +104,93 @@ def test_nothing_lost_at_stop():
         e.stop()
         lines = e.access_log_lines()
         et.eq(len(lines), 50, "lines written by the time edged exited")
+
+
+def test_host_and_protocol():
+    with et.Origin() as o, et.Edge(o.url) as e:
+        with e.connect() as c:
+            c.request("GET", "/obj/h11?size=10",
+                      headers=[("Host", "www.example.test")])
+        with e.connect() as c:
+            c.request("GET", "/obj/h10?size=10", version="HTTP/1.0",
+                      headers=[("Host", "old.example.test")])
+        l11 = e.wait_access_log(lambda l: "/obj/h11" in l)
+        l10 = e.wait_access_log(lambda l: "/obj/h10" in l)
+        et.ok('"www.example.test"' in l11 and "HTTP/1.1\"" in l11,
+              "host and HTTP/1.1: %r" % l11)
+        et.ok('"old.example.test"' in l10 and "HTTP/1.0\"" in l10,
+              "host and HTTP/1.0: %r" % l10)
+
+
+def test_json_lines():
+    cache = os.path.join(et.mktemp("alog"), "cache")
+    with et.Origin() as o, et.Edge(o.url, "--access-log-format", "json",
+                                   "--cache-dir", cache) as e:
+        hdrs = [("Host", "json.example.test"),
+                ("User-Agent", 'probe/1.0 "quoted" \\ \xe9t\xe9'),
+                ("Referer", "http://ref.example.test/a?b=c")]
+        for _ in range(2):
+            with e.connect() as c:
+                r = c.request("GET", "/obj/j?size=500&ttl=60",
+                              headers=hdrs)
+                et.eq(r.status, 200, "status")
+        with e.connect() as c:
+            c.request("HEAD", "/obj/j2?size=5", version="HTTP/1.0")
+        with e.connect() as c:
+            c.request("POST", "/echo?post=1", body=b"x" * 10)
+        et.wait_for(lambda: len(e.access_log_lines()) >= 4, 3.0,
+                    what="four lines")
+        recs = [json.loads(l) for l in e.access_log_lines()]
+        want_keys = {"time", "client", "method", "host", "uri", "protocol",
+                     "status", "bytes", "duration_ms", "cache_status",
+                     "origin_ms", "origin_result", "upstream", "user_agent",
+                     "referer", "aborted", "error"}
+        for r in recs:
+            et.eq(set(r), want_keys, "the fields of %r" % r)
+        # Each worker buffers its own lines: the file's order is not the
+        # requests' order.
+        head = [r for r in recs if r["method"] == "HEAD"][0]
+        post = [r for r in recs if r["method"] == "POST"][0]
+        miss, hit = sorted((r for r in recs if r["method"] == "GET"),
+                           key=lambda r: r["origin_result"] is None)
+        et.eq((miss["method"], miss["uri"], miss["host"], miss["protocol"],
+               miss["status"]),
+              ("GET", "/obj/j?size=500&ttl=60", "json.example.test",
+               "HTTP/1.1", 200), "request and status")
+        et.ok(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", miss["time"]),
+              "ISO 8601 time: %r" % miss["time"])
+        et.eq(miss["client"], "127.0.0.1", "client")
+        et.ok(isinstance(miss["bytes"], int) and miss["bytes"] > 500,
+              "bytes, a number: %r" % miss["bytes"])
+        et.ok(isinstance(miss["duration_ms"], int), "duration, a number")
+        et.eq(miss["user_agent"],
+              "probe/1.0 \\x22quoted\\x22 \\x5c \\xe9t\\xe9",
+              "user agent, its quotes and bytes escaped")
+        et.eq(miss["referer"], "http://ref.example.test/a?b=c", "referer")
+        et.ok("miss" in miss["cache_status"], "a miss: %r"
+              % miss["cache_status"])
+        et.ok(isinstance(miss["origin_ms"], int), "origin time, a number")
+        et.eq(miss["origin_result"], "ok", "origin result")
+        et.eq(post["upstream"], o.url, "the server that answered a POST")
+        et.ok(hit["cache_status"].startswith("hit"), "then a hit: %r"
+              % hit["cache_status"])
+        et.eq((hit["origin_ms"], hit["origin_result"], hit["upstream"]),
+              (None, None, None), "no origin for the hit")
+        et.eq((head["method"], head["protocol"], head["host"],
+               head["user_agent"], head["referer"], head["aborted"],
+               head["error"]),
+              ("HEAD", "HTTP/1.0", None, None, None, False, None),
+              "absent values are null")
+
+
+def test_json_format_is_checked():
+    out = __import__("subprocess").run(
+        [et.EDGED, "-t", "--listen", "127.0.0.1:1", "--origin",
+         "http://127.0.0.1:2", "--access-log-format", "xml"],
+        capture_output=True, text=True, timeout=20)
+    et.eq((out.returncode, out.stderr),
+          (2, 'edged: error: access_log_format: "xml": must be text or '
+           'json\n'), "refused, saying why")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ under the current directory when it has one, as in the build tree, else the
 current directory).  With admin_token_file set, the page asks for the token.
 
 Skipped when chromium is not installed (apt-get install chromium)."""
+import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import edgetest as et  # noqa: E402
 
 CHARTS = ("c-ratio", "c-req", "c-bytes", "c-lat", "c-origin")
 WIDTH, HEIGHT = 1400, 1000
+TALL = 1400
 
 
 def chromium():
@@ -32,7 +35,7 @@ def chromium():
     raise et.Skip("chromium not installed (apt-get install chromium)")
 
 
-def run_chromium(url, mode, out=None, budget_ms=5000):
+def run_chromium(url, mode, out=None, budget_ms=5000, height=HEIGHT):
     """Run headless Chromium on <url>: mode "dom" returns the DOM after
     <budget_ms> of virtual time, mode "shot" writes a PNG to <out>."""
     profile = et.mktemp("chromium")
@@ -41,7 +44,7 @@ def run_chromium(url, mode, out=None, budget_ms=5000):
             "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--user-data-dir=" + profile,
             "--virtual-time-budget=%d" % budget_ms,
-            "--window-size=%d,%d" % (WIDTH, HEIGHT)]
+            "--window-size=%d,%d" % (WIDTH, height)]
     argv += ["--dump-dom"] if mode == "dom" else ["--screenshot=" + out]
     p = subprocess.run(argv + [url], stdin=subprocess.DEVNULL,
                        capture_output=True, timeout=90)
@@ -225,6 +228,121 @@ def test_charts_have_data_in_headless_chromium():
                 box = [row[x:x + cw] for row in rows[y:y + ch]]
                 n = count_near(box, rgb)
                 et.ok(n > 40, "%s: %d pixels of the %s colour" % (cid, n, name))
+
+
+def h2_bad_header(port):
+    """One HTTP/2 request whose field name is upper case (RFC 9113 §8.2.1),
+    which the node refuses with RST_STREAM (a bad_header refusal); its
+    header block is HPACK by hand: indexed :method GET, :scheme http and
+    :path /, then literals without indexing, so no HPACK library is needed."""
+    def lit(name, value):
+        return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+    block = b"\x82\x86\x84" + lit(b":authority", b"edge.test") + \
+        lit(b"X-Upper", b"1")
+    frames = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+              b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +     # SETTINGS
+              struct.pack(">I", len(block))[1:] +            # HEADERS,
+              b"\x01\x05\x00\x00\x00\x01" + block)           # END_STREAM|HEADERS
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(frames)
+        got, end = b"", time.monotonic() + 5
+        # Until the RST_STREAM (type 3) arrives or the node closes.
+        while b"\x03\x00\x00\x00\x00\x01" not in got and \
+                time.monotonic() < end:
+            data = s.recv(4096)
+            if not data:
+                break
+            got += data
+
+
+def h2_traffic(port, seconds, stop):
+    """Batches of HTTP/2 requests (hits and misses), each batch many
+    streams on one connection of curl --http2-prior-knowledge."""
+    curl = shutil.which("curl")
+    if curl is None:
+        raise et.Skip("no curl")
+
+    def run():
+        n, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end and not stop.is_set():
+            urls = ["http://127.0.0.1:%d/obj/h2-%d?size=1500&ttl=300"
+                    % (port, (n + k) % 30) for k in range(10)]
+            subprocess.run([curl, "-s", "--http2-prior-knowledge",
+                            "-o", "/dev/null"] + urls, timeout=20,
+                           stdin=subprocess.DEVNULL)
+            n += 10
+            time.sleep(0.05)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+@et.timeout(180)
+def test_protocols_panel_shows_http2():
+    """Requests over HTTP/1.1 and HTTP/2 at once: the protocol chart draws
+    both, and the HTTP/2 figures are the node's (/stats), refusals by
+    reason included."""
+    chromium()
+    with et.Origin() as o:
+        port, h2port = et.free_port(), et.free_port()
+        with et.Edge(o.url, "--admin-listen", "127.0.0.1:%d" % port,
+                     "--listen-h2c", "127.0.0.1:%d" % h2port,
+                     "--cache-dir", et.mktemp("cache")) as e:
+            h2_bad_header(h2port)
+            stop = threading.Event()
+            ts = traffic(e.port, 14, stop) + [h2_traffic(h2port, 14, stop)]
+            try:
+                time.sleep(8)  # history for the page's first request
+                url = "http://127.0.0.1:%d/dashboard" % port
+                # Tall enough for the fourth row of panels.
+                dom = run_chromium(url, "dom", height=TALL)
+                tmp = et.mktemp("dashboard")
+                shot = os.path.join(tmp, "protocols.png")
+                run_chromium(url, "shot", shot, height=TALL)
+            finally:
+                stop.set()
+                for t in ts:
+                    t.join()
+            with et.Client(port) as c:
+                st = json.loads(c.request("GET", "/stats").body)
+        tag = re.search(r'<canvas id="c-proto"[^>]*>', dom)
+        et.ok(tag is not None, "the protocol chart is on the page")
+        pts = re.search(r'data-points="(\d+)"', tag.group(0))
+        et.ok(pts and int(pts.group(1)) >= 3, "c-proto charted: %s"
+              % tag.group(0))
+        legend = re.search(r'id="l-proto">(.*?)</div>', dom)
+        et.ok(legend and "HTTP/1.1" in legend.group(1) and
+              "HTTP/2" in legend.group(1), "a series per protocol: %r"
+              % (legend and legend.group(1)))
+        kv = re.search(r'id="h2-kv">(.*?)</div></div>', dom)
+        et.ok(kv is not None, "the HTTP/2 figures are on the page")
+        fig = dict(re.findall(r"<span>([a-z_]+)</span>([^<]*)", kv.group(0)))
+        et.eq(fig.get("bad_header"), "1", "the refusal, by its reason: %r"
+              % fig)
+        et.eq(fig.get("refused"), "1", "refusals in all")
+        et.ok(int(fig.get("connections", "0")) >= 2, "h2 connections: %r"
+              % fig)
+        # The page's last poll came before the traffic ended: no more
+        # than /stats says now, and many streams on each connection.
+        et.ok(10 <= int(fig["streams"]) <= st["http2"]["streams"],
+              "streams %r against /stats %d" % (fig["streams"],
+                                                st["http2"]["streams"]))
+        et.ok(st["requests_by_protocol"]["http2"] >= 10 and
+              st["requests_by_protocol"]["http1"] >= 10,
+              "both protocols had traffic: %r" % st["requests_by_protocol"])
+        # Both series drew (the colours of HTTP/1.1 and HTTP/2 inside the
+        # chart's box).
+        box = tuple(int(x) for x in re.search(
+            r'data-rect="(\d+),(\d+),(\d+),(\d+)"', tag.group(0)).groups())
+        w, h, rows = png_pixels(shot)
+        x, y, cw, ch = box
+        et.ok(y + ch <= h, "the chart %r is in the screenshot (%d high)"
+              % (box, h))
+        area = [row[x:x + cw] for row in rows[y:y + ch]]
+        for name, rgb in (("HTTP/1.1", (0x58, 0xa6, 0xff)),
+                          ("HTTP/2", (0x3f, 0xb9, 0x50))):
+            n = count_near(area, rgb)
+            et.ok(n > 40, "%s: %d pixels of its colour" % (name, n))
 
 
 @et.timeout(120)

@@ -316,6 +316,72 @@ def test_edgectl():
         et.ok(b"401" in r.stderr, "says 401: %s" % r.stderr)
 
 
+def test_edgectl_rough_edges():
+    # Issue 18: what a new user tripped over.
+    ctl = pn.edgectl_path()
+    if not os.access(ctl, os.X_OK):
+        raise et.Skip("edgectl not built")
+    p = "/obj/rough?%s&hdr=Surrogate-Key:rough" % TTL
+    with et.Origin() as o, pn.Node(o) as n:
+        fill(n, p)
+        pn.wait_disk(n, 1)
+        env = dict(os.environ,
+                   EDGECTL_PURGE_API="http://127.0.0.1:%d" % n.pport,
+                   EDGECTL_ADMIN="http://127.0.0.1:%d" % n.aport,
+                   EDGECTL_TOKEN_FILE=n.token_file)
+
+        def run(*args, env=env):
+            return subprocess.run([ctl] + list(args), env=env,
+                                  capture_output=True, text=True,
+                                  timeout=20)
+
+        # --json after the command, and inspect names the variant.
+        r = run("inspect", "http://%s%s" % (pn.HOST, p), "--json")
+        et.eq(r.returncode, 0, "inspect ... --json: %s" % r.stderr)
+        v = json.loads(r.stdout)["keys"][0]["variants"][0]
+        et.eq(v["variant"], "identity", "the variant by its coding")
+        r = run("inspect", "http://%s%s" % (pn.HOST, p))
+        et.ok("variant identity:" in r.stdout, "text: %s" % r.stdout)
+
+        # A tag purge says what matched, not "by URL".
+        r = run("purge", "--tag", "rough", "--dry-run")
+        et.eq(r.returncode, 0, "tag purge: %s" % r.stderr)
+        et.ok("by URL" not in r.stdout and "tag rough: 1 matched"
+              in r.stdout and ": 1 object(s) matched," in r.stdout,
+              "tag purge output: %s" % r.stdout)
+
+        # A prefix purge says, checkably, that it does not count.
+        r = run("purge", "--prefix", "http://%s/obj/" % pn.HOST,
+                "--dry-run", "--json")
+        et.eq(r.returncode, 0, "prefix purge: %s" % r.stderr)
+        j = json.loads(r.stdout)
+        et.eq((j["counted"], j["items"][0]["counted"],
+               j["items"][0]["matched"]), (False, False, None),
+              "not counted, and says so: %s" % j)
+        r = run("purge", "--prefix", "http://%s/obj/" % pn.HOST,
+                "--dry-run")
+        et.ok("not counted" in r.stdout, "text: %s" % r.stdout)
+        r = run("purge", "--url", "http://%s%s" % (pn.HOST, p),
+                "--dry-run", "--json")
+        j = json.loads(r.stdout)
+        et.eq((j["matched"], j["counted"]), (1, True), "a URL counts")
+
+        # No token file: said so, before any request is made.
+        bare = {k: v for k, v in env.items() if k != "EDGECTL_TOKEN_FILE"}
+        for args in (["purge", "--tag", "x"], ["fleet"],
+                     ["inspect", "http://%s/x" % pn.HOST]):
+            r = run(*args, env=bare)
+            et.eq(r.returncode, 2, "%s without a token file" % args)
+            et.ok("no token file" in r.stderr and "401" not in r.stderr,
+                  "%s: %s" % (args, r.stderr))
+        missing = os.path.join(et.mktemp("tok"), "nope")
+        r = run("purge", "--tag", "x", "--token-file", missing, env=bare)
+        et.eq(r.returncode, 1, "a token file that is not there")
+        et.ok(missing in r.stderr and "No such file" in r.stderr and
+              "401" not in r.stderr, "named as missing: %s" % r.stderr)
+        et.ok(pn.cached(n.get(p)), "nothing was purged (dry runs only)")
+
+
 def test_soft_purge_keeps_stale_protection():
     # With a grace period, a soft-purged object is answered at once while
     # one background request refreshes it; with the origin failing, it is

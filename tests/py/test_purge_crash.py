@@ -101,7 +101,11 @@ def test_bad_purge_settings_stop_edged():
          "each line must be TOKEN"),
         (["--purge-token-file", pn.token_file(et.mktemp("goodtok")),
           "--purge-allow", "10.0.0.0/33"], "prefix length"),
-        ([], "needs cache_dir and purge_token_file"),
+        ([], "needs purge_token_file"),
+        ([], "needs cache_dir"),
+        # Issue 18: only what is missing is named.
+        (["--purge-token-file", pn.token_file(et.mktemp("goodtok")),
+          "--cache-dir", ""], "purge_listen: needs cache_dir (the store"),
     ]
     for args, want in cases:
         port = et.free_port()

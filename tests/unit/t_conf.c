@@ -1592,12 +1592,12 @@ test_site_validate(void)
 	        "v.conf:3:1: error: health_check_path: must start with '/'\n"},
 	    {"listen 127.0.0.1:1\norigin http://o\nsite a.test {\n}\n"
 	     "default_site b.test\n",
-	        "edged: error: default_site: \"b.test\" is not a name of any "
-	        "site block\n"},
+	        "v.conf:5:14: error: default_site: \"b.test\" is not a name of "
+	        "any site block\n"},
 	    {"listen 127.0.0.1:1\norigin http://o\ndefault_site b.test\n",
-	        "edged: error: default_site: \"b.test\" is not a name of any "
-	        "site block\n"
-	        "edged: error: default_site: set without site blocks\n"},
+	        "v.conf:3:14: error: default_site: \"b.test\" is not a name of "
+	        "any site block\n"
+	        "v.conf:3:14: error: default_site: set without site blocks\n"},
 	    {"listen 127.0.0.1:1\norigin_server http://o\n", NULL},
 	    {"listen 127.0.0.1:1\nsite a.test {\n\torigin http://a\n}\n"
 	     "default_site A.TEST\n",
@@ -1744,7 +1744,7 @@ test_purged_conf(void)
 	is_int(conf_validate_keys(c, "purged", cap_open(&cap)), CDN_EINVAL,
 	    "bad key rules");
 	is_str(cap_text(&cap),
-	    "purged: error: cache_query_keep: cannot be used with "
+	    "k.conf:2:18: error: cache_query_keep: cannot be used with "
 	    "cache_query_drop\n"
 	    "k.conf:3:1: error: cache_query: \"nope\": must be keep, sort or "
 	    "drop\n"
@@ -1753,6 +1753,80 @@ test_purged_conf(void)
 	    "at the top level and in a block (which inherits both lists)");
 	conf_unref(&c);
 	free(cap.buf);
+}
+
+static void
+write_text(const char *name, const char *text)
+{
+	write_file(name, text, strlen(text));
+}
+
+/*
+ * Issue 18: an error found once the whole conf is read points at the line
+ * that set the value (a list: its element's line), a refused line hides
+ * neither the value errors after it nor the cross checks, and a message
+ * names only what is missing.
+ */
+static void
+test_validate_places(void)
+{
+	struct capture cap = {0};
+	struct conf *c = NULL;
+	enum conf_action act;
+	int rc;
+
+	write_text("p.conf",
+	    "listen 127.0.0.1:8080\n"
+	    "origin http://127.0.0.1:9000\n"
+	    "bogus \"unterminated\n"
+	    "cache_default_ttl 5x\n"
+	    "listen 127.0.0.1:8081\n"
+	    "listen  127.0.0.1:8080\n"
+	    "admin_allow 10.0.0.300\n"
+	    "fleet_allow loopback\n"
+	    "fleet_allow zz\n"
+	    "purge_listen 127.0.0.1:8090\n"
+	    "cache_dir /var/cache/edged\n");
+	rc = run_argv(&c, &act, &cap, "-c", "p.conf", NULL);
+	is_int(rc, CDN_EINVAL, "refused");
+	is_str(cap.buf,
+	    "p.conf:3:7: error: bogus: unterminated quoted value\n"
+	    "p.conf:4:19: error: cache_default_ttl: unknown unit (ms, s, m, h "
+	    "or d)\n"
+	    "p.conf:6:9: error: listen: 127.0.0.1:8080 given twice\n"
+	    "p.conf:7:13: error: admin_allow: \"10.0.0.300\": not an IPv4 or "
+	    "IPv6 address (write ADDRESS[/PREFIX] or loopback)\n"
+	    "p.conf:9:13: error: fleet_allow: \"zz\": not an IPv4 or IPv6 "
+	    "address (write ADDRESS[/PREFIX] or loopback)\n"
+	    "p.conf:10:14: error: purge_listen: needs purge_token_file (the "
+	    "tokens a purge must carry)\n",
+	    "every error, each at its line and column");
+
+	/* A refused origin line is not also "no origin". */
+	write_text("q.conf", "listen 127.0.0.1:1\norigin ftp://x\n");
+	rc = run_argv(&c, &act, &cap, "-c", "q.conf", NULL);
+	is_int(rc, CDN_EINVAL, "refused");
+	ok(cap.buf != NULL &&
+	        strstr(cap.buf, "q.conf:2:8: error: origin: ") == cap.buf &&
+	        strstr(cap.buf, "no origin") == NULL,
+	    "the refused line only: %s", cap.buf != NULL ? cap.buf : "");
+
+	/* A flag's value has no line: the flag's name says where. */
+	rc = run_argv(&c, &act, &cap, "--origin", "http://127.0.0.1:1",
+	    "--listen", "127.0.0.1:2", "--listen", "127.0.0.1:2", NULL);
+	is_str(cap.buf, "edged: error: listen: 127.0.0.1:2 given twice\n",
+	    "a flag's value is placed by name");
+
+	write_text("r.conf",
+	    "listen 127.0.0.1:1\norigin http://127.0.0.1:2\n"
+	    "purge_listen 127.0.0.1:3\npurge_token_file /etc/edged/t\n");
+	rc = run_argv(&c, &act, &cap, "-c", "r.conf", NULL);
+	is_str(cap.buf,
+	    "r.conf:3:14: error: purge_listen: needs cache_dir (the store "
+	    "purges apply to)\n",
+	    "only what is missing is named");
+	free(cap.buf);
+	conf_unref(&c);
 }
 
 /* The example config in the source tree loads and documents the defaults. */
@@ -1867,6 +1941,7 @@ main(void)
 	test_sites();
 	test_site_errors();
 	test_site_validate();
+	test_validate_places();
 	test_purged_conf();
 	test_restart_changed();
 	test_example(example);
