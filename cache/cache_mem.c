@@ -713,8 +713,7 @@ cache_mem_knows(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN])
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	sh = shard_of(m, key);
 	pthread_mutex_lock(&sh->mtx);
-	for (e = sh->tab[bucket_of(sh, key)]; e != NULL && !found;
-	     e = e->hnext)
+	for (e = sh->tab[bucket_of(sh, key)]; e != NULL && !found; e = e->hnext)
 		found = memcmp(e->key, key, CACHE_HASH_LEN) == 0;
 	pthread_mutex_unlock(&sh->mtx);
 	return found;

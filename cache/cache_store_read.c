@@ -446,8 +446,8 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
  * 1, 0, or -1 on a read failure (counted and logged).
  */
 static int
-disk_has_key(struct cache_store *s, MDB_txn *txn,
-    const uint8_t key[CACHE_HASH_LEN])
+disk_has_key(
+    struct cache_store *s, MDB_txn *txn, const uint8_t key[CACHE_HASH_LEN])
 {
 	uint8_t start[CACHE_OBJKEY_LEN];
 	MDB_cursor *cur = NULL;

@@ -530,9 +530,9 @@ edge_cache_request(struct proxy_txn *pt)
 		}
 	}
 	/* Nothing of the key is stored: no variant to look for. */
-	rc = none_stored ? CDN_NOTFOUND
-	                 : edge_variant_get(
-	                       e, req, pt->key, variant, &o, &from_memory);
+	rc = none_stored
+	    ? CDN_NOTFOUND
+	    : edge_variant_get(e, req, pt->key, variant, &o, &from_memory);
 	if (rc == CDN_ELIMIT) {
 		/* RFC 9110 §12.5.3: no stored coding is acceptable.  The
 		 * answer varies on Accept-Encoding like the codings do. */
