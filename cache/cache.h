@@ -681,6 +681,16 @@ int cache_store_get_meta(struct cache_store *s,
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
     struct cache_obj **objp, int *from_memory) CDN_WUR;
 /*
+ * As cache_store_get_meta, and on CDN_NOTFOUND it also tells whether any
+ * other variant of <key> may be found: *none_stored is set to 1 when
+ * neither tier holds an object of any variant of the key (one cursor seek
+ * in the read transaction that missed), so that a miss need not look up
+ * every coding in turn; else to 0.
+ */
+int cache_store_get_meta_probe(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
+    struct cache_obj **objp, int *from_memory, int *none_stored) CDN_WUR;
+/*
  * Read chunks [first, last] of an object from cache_store_get_meta() into
  * it, each checked against its stored checksum.  CDN_OK, CDN_NOTFOUND when
  * the stored object changed since (replaced, removed), CDN_ECORRUPT,
@@ -704,14 +714,11 @@ uint64_t cache_store_removals(struct cache_store *s);
  * buf (up to cap) and its length to *len.  CDN_NOTFOUND if no response
  * for that key has a Vary (then variant 0 is the one to look up);
  * CDN_ELIMIT if the value is longer than <cap> (treat it as a miss: never
- * fall back to variant 0); CDN_EIO.  With CDN_NOTFOUND, *none_stored (if
- * not NULL) is set to 1 when neither tier holds any variant of the key,
- * so that no variant lookup can find one (a miss then costs one read
- * transaction, not one per variant), else to 0.
+ * fall back to variant 0); CDN_EIO.
  */
 int cache_store_get_vary(struct cache_store *s,
-    const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap, size_t *len,
-    int *none_stored) CDN_WUR;
+    const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap,
+    size_t *len) CDN_WUR;
 
 /*
  * Store <o> (the caller keeps its own reference): it enters the memory

@@ -704,7 +704,7 @@ cache_mem_get_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
 }
 
 int
-cache_mem_knows(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN])
+cache_mem_has_obj(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN])
 {
 	struct mem_shard *sh;
 	struct mem_entry *e;
@@ -714,7 +714,8 @@ cache_mem_knows(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN])
 	sh = shard_of(m, key);
 	pthread_mutex_lock(&sh->mtx);
 	for (e = sh->tab[bucket_of(sh, key)]; e != NULL && !found; e = e->hnext)
-		found = memcmp(e->key, key, CACHE_HASH_LEN) == 0;
+		found = e->kind == MEM_OBJ &&
+		    memcmp(e->key, key, CACHE_HASH_LEN) == 0;
 	pthread_mutex_unlock(&sh->mtx);
 	return found;
 }

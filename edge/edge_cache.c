@@ -442,7 +442,7 @@ edge_cache_request(struct proxy_txn *pt)
 	size_t hostlen, vlen;
 	uint64_t variant = 0;
 	int64_t now, age;
-	int rc, from_memory = 0, has_vary = 0, nf, none_stored = 0;
+	int rc, from_memory = 0, has_vary = 0, nf;
 	enum cache_use use;
 	enum cache_bus_verdict bus;
 	struct cache_decision d;
@@ -510,8 +510,7 @@ edge_cache_request(struct proxy_txn *pt)
 	}
 
 	nf = edge_cache_request_fields(req, fields, VARY_FIELDS);
-	rc = cache_store_get_vary(
-	    e->store, pt->key, vary, sizeof(vary), &vlen, &none_stored);
+	rc = cache_store_get_vary(e->store, pt->key, vary, sizeof(vary), &vlen);
 	if (rc != CDN_OK && rc != CDN_NOTFOUND) {
 		/* A Vary rule we cannot read (too long): never guess a variant.
 		 */
@@ -529,10 +528,7 @@ edge_cache_request(struct proxy_txn *pt)
 			goto miss;
 		}
 	}
-	/* Nothing of the key is stored: no variant to look for. */
-	rc = none_stored
-	    ? CDN_NOTFOUND
-	    : edge_variant_get(e, req, pt->key, variant, &o, &from_memory);
+	rc = edge_variant_get(e, req, pt->key, variant, &o, &from_memory);
 	if (rc == CDN_ELIMIT) {
 		/* RFC 9110 §12.5.3: no stored coding is acceptable.  The
 		 * answer varies on Accept-Encoding like the codings do. */

@@ -317,7 +317,7 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	int64_t now = time(NULL);
 	uint64_t variant;
 	unsigned n;
-	int rc, stored_other = 0;
+	int rc, stored_other = 0, none_stored = 0;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	n = edge_variant_accepted(req, order);
@@ -325,8 +325,18 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	 * answer needs it (edge_variant_load_body). */
 	for (unsigned i = 0; i < n; i++) {
 		acceptable[order[i]] = 1;
-		rc = cache_store_get_meta(e->store, key,
-		    cache_variant_id(vary_key, order[i]), &o, from_memory);
+		/* The first miss also tells whether the key has any variant
+		 * stored: a miss then costs one lookup, not one per coding. */
+		if (i == 0)
+			rc = cache_store_get_meta_probe(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory, &none_stored);
+		else
+			rc = cache_store_get_meta(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory);
+		if (none_stored)
+			return CDN_NOTFOUND;
 		if (rc != CDN_OK)
 			continue;
 		if (o->d.derived && !is_fresh(o, now)) {

@@ -345,7 +345,7 @@ vary_is(struct cache_store *s, unsigned id, const char *want)
 	int rc;
 
 	key_of(id, key);
-	rc = cache_store_get_vary(s, key, buf, sizeof(buf), &len, NULL);
+	rc = cache_store_get_vary(s, key, buf, sizeof(buf), &len);
 	if (want == NULL)
 		return rc == CDN_NOTFOUND;
 	return rc == CDN_OK && len == strlen(want) &&
@@ -370,7 +370,7 @@ test_vary(void)
 	put_new(s, 10, 2, 22, 700, ae);
 	ok(vary_is(s, 10, ae), "vary: rule known at once (memory)");
 	key_of(10, key);
-	is_int(cache_store_get_vary(s, key, small, sizeof(small), &len, NULL),
+	is_int(cache_store_get_vary(s, key, small, sizeof(small), &len),
 	    CDN_ELIMIT, "vary: too small a buffer");
 	is_int(len, strlen(ae), "vary: ... reports the length");
 	cache_store_close(&s);
@@ -400,20 +400,19 @@ test_vary(void)
 	cache_store_close(&s);
 }
 
-/* cache_store_get_vary(): does any tier hold any variant of the key?  A
- * "none" answer lets a miss skip every variant lookup, so it must never
- * be said of a key that has one. */
+/* cache_store_get_meta_probe() of variant 0: does any tier hold any
+ * variant of the key?  A "none" answer lets a miss skip every other
+ * variant lookup, so it must never be said of a key that has one. */
 static int
 none_stored(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
 {
-	char buf[256];
-	size_t len = 0;
-	int none = -1;
+	struct cache_obj *o = NULL;
+	int none = -1, rc;
 
-	if (cache_store_get_vary(s, key, buf, sizeof(buf), &len, &none) !=
-	    CDN_NOTFOUND)
-		return -1;
-	return none;
+	rc = cache_store_get_meta_probe(s, key, 0, &o, NULL, &none);
+	if (rc == CDN_OK)
+		cache_obj_unref(&o);
+	return rc == CDN_NOTFOUND ? none : -1;
 }
 
 static void
@@ -425,6 +424,9 @@ test_none_stored(void)
 	s = open_store("none", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
 	key_of(30, key);
 	is_int(none_stored(s, key), 1, "none stored: a key never stored");
+	/* A lookup leaves a "no Vary" rule in memory: not an object. */
+	ok(vary_is(s, 30, NULL), "none stored: no Vary rule either");
+	is_int(none_stored(s, key), 1, "none stored: ... still none after it");
 	/* Only a coded variant (not 0): found by the one seek. */
 	put_new(s, 30, 1, 0x77, 500, NULL);
 	is_int(none_stored(s, key), 0, "none stored: not once put (memory)");
