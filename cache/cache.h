@@ -824,6 +824,9 @@ struct cache_store_stats {
 	uint64_t purged_hard; /* lookups that found a hard-purged object */
 	uint64_t purged_soft; /* lookups that found a soft-purged one */
 	uint64_t purge_seq;   /* newest purge seen */
+	uint64_t disk_budget; /* the map size: cache_size, or the file's */
+	uint64_t disk_high;   /* eviction keeps bytes under this */
+	uint64_t mem_budget;  /* memory_size */
 	int damaged; /* LMDB found its file damaged: neither tier is used
 	              * until the next start moves the files aside */
 };

@@ -677,5 +677,8 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->purged_soft =
 	    atomic_load_explicit(&s->st_purged_soft, memory_order_relaxed);
 	st->purge_seq = cache_store_purge_seq(s);
+	st->disk_budget = s->disk_bytes; /* set at open, before any reader */
+	st->disk_high = s->high_bytes;
+	st->mem_budget = ms.budget;
 	st->damaged = cache_store_is_damaged(s);
 }

@@ -43,6 +43,12 @@
  * EDGE_BUS_HIST(key, family, help)  the bus's publish-to-apply latency
  *     histogram (group BUS; in ms on the page, shown in seconds)
  * EDGE_NODE_STAT(...)     struct edge_node_stats (edge_stats.c): the node's
+ *     own figures
+ * EDGE_PROCESS_STAT(field, kind, family, help)
+ *     struct edge_process_stats (edge_int.h), read from /proc by
+ *     edge_process.c: /metrics only, the process_* names every Prometheus
+ *     client library exports.  kind MS_TOTAL: a counter kept in ms, shown
+ *     in seconds
  * EDGE_SITE_COUNTER(field, key, family, help)
  *     struct edge_site_counters: per worker and site, like edge_counters
  *     (EDGE_SITE_COUNTER_INC); /stats site_counters.<site>.<key>,
@@ -96,6 +102,9 @@
 #ifndef EDGE_NODE_STAT
 #define EDGE_NODE_STAT(field, kind, group, key, family, label, value, help)
 #endif
+#ifndef EDGE_PROCESS_STAT
+#define EDGE_PROCESS_STAT(field, kind, family, help)
+#endif
 #ifndef EDGE_SITE_COUNTER
 #define EDGE_SITE_COUNTER(field, key, family, help)
 #endif
@@ -141,6 +150,13 @@ EDGE_NODE_STAT(config_loaded, GAUGE, CONFIG, "loaded_unix", "edge_config_loaded_
 EDGE_NODE_STAT(config_reloads, COUNTER, CONFIG, "reloads", "edge_config_reloads_total", NULL, NULL, "Reloads (SIGHUP) accepted.")
 EDGE_NODE_STAT(config_reloads_failed, COUNTER, CONFIG, "reloads_failed", "edge_config_reloads_failed_total", NULL, NULL, "Reloads refused (errors in the configuration, a pool or a certificate): the previous configuration stayed in force.")
 EDGE_NODE_STAT(cache_disabled, FLAG, NONE, NULL, "edge_cache_disabled", NULL, NULL, "1 when cache_dir is set but the node runs proxy-only (the cache could not be opened, or was found damaged; /healthz says why).")
+
+EDGE_PROCESS_STAT(cpu_ms, MS_TOTAL, "process_cpu_seconds_total", "User and system CPU time edged has used, in seconds.")
+EDGE_PROCESS_STAT(rss_bytes, GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.")
+EDGE_PROCESS_STAT(vm_bytes, GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes (the LMDB map counts in full).")
+EDGE_PROCESS_STAT(open_fds, GAUGE, "process_open_fds", "Open file descriptors.")
+EDGE_PROCESS_STAT(max_fds, GAUGE, "process_max_fds", "The limit on open file descriptors (RLIMIT_NOFILE, soft).")
+EDGE_PROCESS_STAT(start_ms, MS, "process_start_time_seconds", "When edged started, Unix time in seconds.")
 
 EDGE_COUNTER(requests, COUNTER, ROOT, "requests", NULL, NULL, NULL, "") /* client requests ended */
 EDGE_COUNTER_VEC(status, EDGE_D1(STATUS), 1, ROOT, "responses", NULL, NULL, NULL, "") /* [0]: none */
@@ -212,6 +228,9 @@ EDGE_STORE_STAT(objects, GAUGE, CACHE, "objects", "edge_cache_objects", NULL, NU
 EDGE_STORE_STAT(bytes, GAUGE, CACHE, "bytes", "edge_cache_bytes", NULL, NULL, "Accounted bytes of the objects in the disk store.")
 EDGE_STORE_STAT(mem_objects, GAUGE, CACHE, "memory_objects", "edge_cache_memory_objects", NULL, NULL, "Objects in the memory tier.")
 EDGE_STORE_STAT(mem_bytes, GAUGE, CACHE, "memory_bytes", "edge_cache_memory_bytes", NULL, NULL, "Bytes of the objects in the memory tier.")
+EDGE_STORE_STAT(disk_budget, GAUGE, CACHE, "budget_bytes", "edge_cache_budget_bytes", "tier", "disk", "The budget of each tier, in bytes: disk (cache_size, the LMDB map; eviction keeps edge_cache_bytes under its high-water mark, 90%), memory (memory_size).")
+EDGE_STORE_STAT(mem_budget, GAUGE, CACHE, "memory_budget_bytes", "edge_cache_budget_bytes", "tier", "memory", "")
+EDGE_STORE_STAT(disk_high, GAUGE, CACHE, "high_water_bytes", NULL, NULL, NULL, "")
 EDGE_STORE_STAT(evictions, COUNTER, CACHE, "evictions", "edge_cache_evictions_total", "tier", "disk", "Objects evicted to stay within budget, by tier (an object evicted from memory is still on disk).")
 EDGE_STORE_STAT(mem_evictions, COUNTER, CACHE, "memory_evictions", "edge_cache_evictions_total", "tier", "memory", "")
 EDGE_STORE_STAT(puts, COUNTER, CACHE, "puts", "edge_cache_writes_total", "result", "stored", "Objects the writer thread stored, or dropped (queue full, map full).")
@@ -219,8 +238,8 @@ EDGE_STORE_STAT(put_drops, COUNTER, CACHE, "put_drops", "edge_cache_writes_total
 EDGE_STORE_STAT(map_full, COUNTER, CACHE, "map_full", NULL, NULL, NULL, "")
 EDGE_STORE_STAT(corrupt, COUNTER, CACHE, "corrupt", "edge_cache_corrupt_total", NULL, NULL, "Stored records that failed their checks (treated as misses).")
 EDGE_STORE_STAT(io_errors, COUNTER, CACHE, "io_errors", "edge_cache_io_errors_total", NULL, NULL, "LMDB failures other than a full map (logged once per episode).")
-EDGE_STORE_STAT(purged_hard, COUNTER, PURGES, "hard", "edge_purges_total", "type", "hard", "Lookups that found an object purged, by type of purge.")
-EDGE_STORE_STAT(purged_soft, COUNTER, PURGES, "soft", "edge_purges_total", "type", "soft", "")
+EDGE_STORE_STAT(purged_hard, COUNTER, PURGES, "hard", "edge_cache_purged_lookups_total", "type", "hard", "Cache lookups that found their object purged, by type of purge: hard (a miss), soft (served only as stale). Not the purges received: purged answers those.")
+EDGE_STORE_STAT(purged_soft, COUNTER, PURGES, "soft", "edge_cache_purged_lookups_total", "type", "soft", "")
 EDGE_STORE_STAT(purge_seq, GAUGE, PURGES, "seq", NULL, NULL, NULL, "") /* newest purge seen */
 
 EDGE_BUS_STAT(state, GAUGE, NONE, NULL, "edge_bus_state", NULL, NULL, "The bus reader's state: 0 none, 1 starting, 2 catching up, 3 current, 4 disconnected.")
@@ -286,6 +305,7 @@ EDGE_SNAP(requests_http2, t->requests_h2)
 #undef EDGE_BUS_STAT
 #undef EDGE_BUS_HIST
 #undef EDGE_NODE_STAT
+#undef EDGE_PROCESS_STAT
 #undef EDGE_SITE_COUNTER
 #undef EDGE_POOL_STAT
 #undef EDGE_SERVER_STAT

@@ -477,6 +477,20 @@ struct edge_bus_stats {
 /* Read them from the shared page (main thread). */
 void edge_bus_stats(const struct edge *e, struct edge_bus_stats *st);
 
+/* edge_process.c */
+/* The process_* figures of /metrics (edge_counters.h EDGE_PROCESS_STAT). */
+struct edge_process_stats {
+#define EDGE_PROCESS_STAT(field, ...) uint64_t field;
+#include "edge/edge_counters.h"
+};
+/*
+ * Read this process's figures from /proc (Linux).  CDN_OK with every field
+ * of <ps> set, or CDN_EIO (logged once per process) when /proc cannot be
+ * read; <ps> is then undefined.  Main thread (the failure is logged once
+ * without a lock); a few reads of /proc files, so never on a worker.
+ */
+int edge_process_stats(struct edge_process_stats *ps) CDN_WUR;
+
 /* edge_purged.c */
 /*
  * Tags (cache_tag_fields) and, with purge_listen, purged as a child of the

@@ -49,8 +49,9 @@ static const char *const from_names[EDGE_FROM_COUNT] = {
 
 /* ---- the rows ---- */
 
-/* KIND_MS: a gauge kept in ms, shown in seconds in /metrics. */
-enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS };
+/* KIND_MS, KIND_MS_TOTAL: a gauge, a counter kept in ms, shown in seconds
+ * in /metrics. */
+enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS, KIND_MS_TOTAL };
 
 enum jgroup {
 #define EDGE_JGROUP(id, parent, key) JG_##id,
@@ -229,6 +230,21 @@ node_values(const struct edge_node_stats *ns, uint64_t *v)
 	size_t n = 0;
 
 #define EDGE_NODE_STAT(field, ...) v[n++] = ns->field;
+#include "edge/edge_counters.h"
+}
+
+static const struct metric_row process_rows[] = {
+#define EDGE_PROCESS_STAT(field, kind, family, help)                           \
+	ROW(kind, NONE, NULL, family, NULL, NULL, help),
+#include "edge/edge_counters.h"
+};
+
+static void
+process_values(const struct edge_process_stats *ps, uint64_t *v)
+{
+	size_t n = 0;
+
+#define EDGE_PROCESS_STAT(field, ...) v[n++] = ps->field;
 #include "edge/edge_counters.h"
 }
 
@@ -572,9 +588,20 @@ site_json(const struct edge_stats *a, const struct edge_totals *t,
 
 /* One server's fetches (or a pool's that found no server). */
 struct origin_row {
-	const char *pool, *server;
+	const char *pool, *role, *server;
 	struct origin_fetch_stats fs;
 };
+
+/* A site's pools: its origins, and its parents (parent_server, the shield
+ * tier; NULL without), told apart by the label role. */
+enum pool_role { ROLE_ORIGIN, ROLE_PARENT, ROLE_COUNT };
+static const char *const role_names[ROLE_COUNT] = {"origin", "parent"};
+
+static const struct origin_pool *
+site_pool(const struct edge_site *s, enum pool_role role)
+{
+	return role == ROLE_ORIGIN ? s->pool : s->parents;
+}
 
 /*
  * Every pool's servers, then the pool's fetches that found none if there
@@ -589,23 +616,35 @@ origin_rows(const struct edge *e, struct origin_row **rowsp)
 	size_t n = 0;
 
 	for (unsigned i = 0; i < ns; i++)
-		cap += origin_pool_nservers(
-		           edge_sites_at(e->gen->sites, i)->pool) +
-		    1;
+		for (unsigned r = 0; r < ROLE_COUNT; r++) {
+			const struct origin_pool *p =
+			    site_pool(edge_sites_at(e->gen->sites, i), r);
+
+			if (p != NULL)
+				cap += origin_pool_nservers(p) + 1;
+		}
 	rows = cdn_xcalloc(cap, sizeof(*rows));
 	for (unsigned i = 0; i < ns; i++) {
 		const struct edge_site *s = edge_sites_at(e->gen->sites, i);
 
-		for (unsigned k = 0; k < origin_pool_nservers(s->pool); k++) {
-			origin_pool_server_state(s->pool, k, &st);
-			rows[n].pool = s->name;
-			rows[n].server = st.authority;
-			rows[n++].fs = st.fs;
-		}
-		origin_pool_unserved(s->pool, &rows[n].fs);
-		if (rows[n].fs.requests > 0) {
-			rows[n].pool = s->name;
-			rows[n++].server = "";
+		for (unsigned r = 0; r < ROLE_COUNT; r++) {
+			const struct origin_pool *p = site_pool(s, r);
+
+			if (p == NULL)
+				continue;
+			for (unsigned k = 0; k < origin_pool_nservers(p); k++) {
+				origin_pool_server_state(p, k, &st);
+				rows[n].pool = s->name;
+				rows[n].role = role_names[r];
+				rows[n].server = st.authority;
+				rows[n++].fs = st.fs;
+			}
+			origin_pool_unserved(p, &rows[n].fs);
+			if (rows[n].fs.requests > 0) {
+				rows[n].pool = s->name;
+				rows[n].role = role_names[r];
+				rows[n++].server = "";
+			}
 		}
 	}
 	*rowsp = rows;
@@ -624,6 +663,7 @@ origins_json(const struct edge *e)
 
 		o = json_object();
 		json_object_set_new(o, "pool", json_string(rows[i].pool));
+		json_object_set_new(o, "role", json_string(rows[i].role));
 		json_object_set_new(o, "server", json_string(rows[i].server));
 #define ORIGIN_COUNT(field, key) json_object_set_new(o, key, JINT(fs->field));
 #define ORIGIN_KINDS(field, key)                                               \
@@ -664,12 +704,12 @@ server_values(const struct origin_server_state *st, uint64_t *v)
 }
 
 static void
-pool_read(const struct edge_site *s, uint64_t *v)
+pool_read(const struct origin_pool *p, uint64_t *v)
 {
 	struct edge_pool_stats ps;
 	size_t n = 0;
 
-	ps.retries = origin_pool_retries(s->pool);
+	ps.retries = origin_pool_retries(p);
 #define EDGE_POOL_STAT(field, ...) v[n++] = ps.field;
 #include "edge/edge_counters.h"
 }
@@ -682,39 +722,52 @@ row_json_in(json_t *o, const struct metric_row *r, uint64_t v)
 	    o, r->key, r->kind == KIND_FLAG ? json_boolean(v != 0) : JINT(v));
 }
 
-/* Each site's pool and its servers' health, as the workers see it now. */
+/* One pool of a site and its servers' health, as the workers see it now. */
+static json_t *
+pool_json(const struct edge_site *site, enum pool_role role,
+    const struct origin_pool *pool)
+{
+	json_t *p = json_object(), *servers = json_array(), *o;
+	struct origin_server_state st;
+	uint64_t pv[CDN_ARRAY_LEN(pool_rows)], sv[CDN_ARRAY_LEN(server_rows)];
+
+	json_object_set_new(p, "site", json_string(site->name));
+	json_object_set_new(p, "role", json_string(role_names[role]));
+	json_object_set_new(p, "balance",
+	    json_string(role == ROLE_ORIGIN ? site->conf->origin_balance
+	                                    : "consistent-hash"));
+	json_object_set_new(
+	    p, "health_checks", json_boolean(origin_pool_has_checks(pool)));
+	pool_read(pool, pv);
+	for (size_t r = 0; r < CDN_ARRAY_LEN(pool_rows); r++)
+		row_json_in(p, &pool_rows[r], pv[r]);
+	for (unsigned k = 0; k < origin_pool_nservers(pool); k++) {
+		origin_pool_server_state(pool, k, &st);
+		server_values(&st, sv);
+		o = json_object();
+		json_object_set_new(o, "url", json_string(st.url));
+		json_object_set_new(o, "server", json_string(st.authority));
+		for (size_t r = 0; r < CDN_ARRAY_LEN(server_rows); r++)
+			row_json_in(o, &server_rows[r], sv[r]);
+		json_array_append_new(servers, o);
+	}
+	json_object_set_new(p, "servers", servers);
+	return p;
+}
+
+/* Each site's pools: its origins', then its parents' if it has any. */
 static json_t *
 pools_json(const struct edge *e)
 {
-	json_t *arr = json_array(), *p, *servers, *o;
-	struct origin_server_state st;
-	uint64_t pv[CDN_ARRAY_LEN(pool_rows)], sv[CDN_ARRAY_LEN(server_rows)];
+	json_t *arr = json_array();
 
 	for (unsigned i = 0; i < edge_sites_count(e->gen->sites); i++) {
 		const struct edge_site *site = edge_sites_at(e->gen->sites, i);
 
-		p = json_object();
-		json_object_set_new(p, "site", json_string(site->name));
-		json_object_set_new(
-		    p, "balance", json_string(site->conf->origin_balance));
-		json_object_set_new(p, "health_checks",
-		    json_boolean(origin_pool_has_checks(site->pool)));
-		pool_read(site, pv);
-		for (size_t r = 0; r < CDN_ARRAY_LEN(pool_rows); r++)
-			row_json_in(p, &pool_rows[r], pv[r]);
-		servers = json_array();
-		for (unsigned k = 0; k < origin_pool_nservers(site->pool);
-		     k++) {
-			origin_pool_server_state(site->pool, k, &st);
-			server_values(&st, sv);
-			o = json_object();
-			json_object_set_new(o, "url", json_string(st.url));
-			for (size_t r = 0; r < CDN_ARRAY_LEN(server_rows); r++)
-				row_json_in(o, &server_rows[r], sv[r]);
-			json_array_append_new(servers, o);
-		}
-		json_object_set_new(p, "servers", servers);
-		json_array_append_new(arr, p);
+		for (unsigned r = 0; r < ROLE_COUNT; r++)
+			if (site_pool(site, r) != NULL)
+				json_array_append_new(arr,
+				    pool_json(site, r, site_pool(site, r)));
 	}
 	return arr;
 }
@@ -888,7 +941,8 @@ edge_stats_json(struct edge *e, unsigned history)
 static const char *const kind_types[] = {[KIND_COUNTER] = "counter",
     [KIND_GAUGE] = "gauge",
     [KIND_FLAG] = "gauge",
-    [KIND_MS] = "gauge"};
+    [KIND_MS] = "gauge",
+    [KIND_MS_TOTAL] = "counter"};
 
 static void
 prom_family(
@@ -983,7 +1037,7 @@ row_prom(struct cdn_strbuf *b, const struct metric_row *r, const uint64_t *v,
 				lab_add(&l, dims[d0].label, dim_name(d0, i));
 			if (d1 != DIM_NONE)
 				lab_add(&l, dims[d1].label, dim_name(d1, k));
-			if (r->kind == KIND_MS)
+			if (r->kind == KIND_MS || r->kind == KIND_MS_TOTAL)
 				snprintf(n, sizeof(n), "%.3f",
 				    (double)v[i * n1 + k] / 1e3);
 			else
@@ -1075,6 +1129,7 @@ metrics_origins(struct cdn_strbuf *b, const struct edge *e)
 		const struct origin_fetch_stats *fs = &rows[i].fs;             \
 		l.n = 0;                                                       \
 		lab_add(&l, "pool", rows[i].pool);                             \
+		lab_add(&l, "role", rows[i].role);                             \
 		lab_add(&l, "server", rows[i].server);                         \
 		ORIGIN_##shape(field, family)                                  \
 	}
@@ -1088,6 +1143,53 @@ metrics_origins(struct cdn_strbuf *b, const struct edge *e)
 	free(rows);
 }
 
+static void
+pool_labels(
+    struct prom_labels *l, const struct edge_site *s, enum pool_role role)
+{
+	l->n = 0;
+	lab_add(l, "pool", s->name);
+	lab_add(l, "role", role_names[role]);
+}
+
+/* Row <r> of pool_rows for one pool of <s>, if it has that pool. */
+static void
+pool_prom(struct cdn_strbuf *b, const struct edge_site *s,
+    enum pool_role role, size_t r)
+{
+	const struct origin_pool *p = site_pool(s, role);
+	uint64_t pv[CDN_ARRAY_LEN(pool_rows)];
+	struct prom_labels l;
+	char n[24];
+
+	if (p == NULL)
+		return;
+	pool_read(p, pv);
+	pool_labels(&l, s, role);
+	prom_sample(b, pool_rows[r].family, "", &l, u64s(n, sizeof(n), pv[r]));
+}
+
+/* Row <r> of server_rows for each server of one pool of <s>. */
+static void
+servers_prom(struct cdn_strbuf *b, const struct edge_site *s,
+    enum pool_role role, size_t r)
+{
+	const struct origin_pool *p = site_pool(s, role);
+	struct origin_server_state st;
+	uint64_t sv[CDN_ARRAY_LEN(server_rows)];
+	struct prom_labels l;
+	char n[24];
+
+	for (unsigned k = 0; p != NULL && k < origin_pool_nservers(p); k++) {
+		origin_pool_server_state(p, k, &st);
+		server_values(&st, sv);
+		pool_labels(&l, s, role);
+		lab_add(&l, "server", st.authority);
+		prom_sample(
+		    b, server_rows[r].family, "", &l, u64s(n, sizeof(n), sv[r]));
+	}
+}
+
 /* Sites, their pools and the pools' servers. */
 static void
 metrics_sites(struct cdn_strbuf *b, const struct edge *e)
@@ -1097,11 +1199,9 @@ metrics_sites(struct cdn_strbuf *b, const struct edge *e)
 	ROW(COUNTER, NONE, key, family, NULL, NULL, help),
 #include "edge/edge_counters.h"
 	};
-	struct origin_server_state st;
 	struct prom_labels l;
 	unsigned ns = edge_sites_count(e->gen->sites);
-	uint64_t v[CDN_ARRAY_LEN(site_rows)], pv[CDN_ARRAY_LEN(pool_rows)];
-	uint64_t sv[CDN_ARRAY_LEN(server_rows)];
+	uint64_t v[CDN_ARRAY_LEN(site_rows)];
 	char n[24];
 
 	for (size_t r = 0; r < CDN_ARRAY_LEN(site_rows); r++) {
@@ -1117,37 +1217,35 @@ metrics_sites(struct cdn_strbuf *b, const struct edge *e)
 	}
 	for (size_t r = 0; r < CDN_ARRAY_LEN(pool_rows); r++) {
 		row_family(b, &pool_rows[r]);
-		for (unsigned i = 0; i < ns; i++) {
-			const struct edge_site *s =
-			    edge_sites_at(e->gen->sites, i);
-
-			pool_read(s, pv);
-			l.n = 0;
-			lab_add(&l, "pool", s->name);
-			prom_sample(b, pool_rows[r].family, "", &l,
-			    u64s(n, sizeof(n), pv[r]));
-		}
+		for (unsigned i = 0; i < ns; i++)
+			for (unsigned role = 0; role < ROLE_COUNT; role++)
+				pool_prom(b, edge_sites_at(e->gen->sites, i),
+				    role, r);
 	}
 	for (size_t r = 0; r < CDN_ARRAY_LEN(server_rows); r++) {
 		if (server_rows[r].family == NULL)
 			continue;
 		row_family(b, &server_rows[r]);
-		for (unsigned i = 0; i < ns; i++) {
-			const struct edge_site *s =
-			    edge_sites_at(e->gen->sites, i);
-
-			for (unsigned k = 0; k < origin_pool_nservers(s->pool);
-			     k++) {
-				origin_pool_server_state(s->pool, k, &st);
-				server_values(&st, sv);
-				l.n = 0;
-				lab_add(&l, "pool", s->name);
-				lab_add(&l, "server", st.url);
-				prom_sample(b, server_rows[r].family, "", &l,
-				    u64s(n, sizeof(n), sv[r]));
-			}
-		}
+		for (unsigned i = 0; i < ns; i++)
+			for (unsigned role = 0; role < ROLE_COUNT; role++)
+				servers_prom(b, edge_sites_at(e->gen->sites, i),
+				    role, r);
 	}
+}
+
+/* The process_* families, unless /proc could not be read. */
+static void
+metrics_process(struct cdn_strbuf *b)
+{
+	const struct prom_labels none = {.n = 0};
+	struct edge_process_stats ps;
+	uint64_t v[CDN_ARRAY_LEN(process_rows)];
+
+	if (edge_process_stats(&ps) != CDN_OK)
+		return;
+	process_values(&ps, v);
+	for (size_t i = 0; i < CDN_ARRAY_LEN(process_rows); i++)
+		row_prom(b, &process_rows[i], &v[i], &none);
 }
 
 char *
@@ -1178,6 +1276,7 @@ edge_metrics_text(struct edge *e, size_t *len)
 	}
 	metrics_origins(&b, e);
 	metrics_sites(&b, e);
+	metrics_process(&b);
 	if (b.failed) {
 		cdn_sb_free(&b);
 		return NULL;

@@ -177,7 +177,8 @@ def test_charts_have_data_in_headless_chromium():
         port = et.free_port()
         cdir = os.path.join(et.mktemp("cache"), "c")
         with et.Edge(o.url, "--admin-listen", "127.0.0.1:%d" % port,
-                     "--cache-dir", cdir) as e:
+                     "--cache-dir", cdir, "--cache-size", "64M",
+                     "--memory-size", "8M") as e:
             stop = threading.Event()
             ts = traffic(e.port, 12, stop)
             try:
@@ -214,6 +215,20 @@ def test_charts_have_data_in_headless_chromium():
                       "tile %s shows a figure: %r" % (tid, m and m.group(1)))
             et.ok(re.search(r"<td>default</td><td>\d", dom),
                   "the sites table has the default site")
+            # The budgets, in the config's units (64M, not 67.1 MB), and
+            # how full each tier is.
+            for tier, budget in (("disk", "64M"), ("memory", "8M")):
+                m = re.search(r'<div class="meter" id="b-%s" data-pct="([\d.]+)">'
+                              r'.*?<b>(\S+) of (\S+) (?:&middot;|\u00b7) ([\d.]+)%%</b>'
+                              % tier, dom)
+                et.ok(m is not None, "a %s budget meter" % tier)
+                et.eq(m.group(3), budget, "%s budget" % tier)
+                et.ok(re.fullmatch(r"[\d.]+[BKMG]", m.group(2)),
+                      "%s used in K/M/G: %s" % (tier, m.group(2)))
+                et.ok(0 < float(m.group(1)) < 100, "%s is partly full: %s%%"
+                      % (tier, m.group(1)))
+            et.ok(re.search(r"<span>on disk</span>[\d.]+[BKMG]<", dom),
+                  "sizes in K/M/G of 1024")
 
             w, h, rows = png_pixels(shot)
             et.eq((w, h), (WIDTH, HEIGHT), "screenshot size")

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 sys.dont_write_bytecode = True
 import edgetest as et  # noqa: E402
@@ -439,7 +440,8 @@ def test_counters_match_a_scripted_sequence():
                   "evictions")
             et.eq(value_of(m, "edge_coalesced_total"), 0, "coalesced")
             for t in ("hard", "soft"):
-                et.eq(value_of(m, "edge_purges_total", type=t), 0, "purges")
+                et.eq(value_of(m, "edge_cache_purged_lookups_total", type=t),
+                      0, "lookups that found a purged object")
             srv = o.url.split("//")[1]
             et.eq(value_of(m, "edge_origin_requests_total", pool="default",
                            server=srv), ofetch, "origin requests")
@@ -523,6 +525,89 @@ def test_counters_match_a_scripted_sequence():
                       for a, b in zip(rows, rows[1:])),
                   "history ascends")
             et.ok(rows[-1][1] <= nreq, "history within the totals")
+
+
+def proc_figures(pid):
+    """What /proc says of process <pid>: (cpu s, rss, vsize, start s)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/stat") as f:
+        btime = next(int(line.split()[1]) for line in f
+                     if line.startswith("btime "))
+    # fields[0] is the state, field 3 of proc(5)
+    return ((int(fields[11]) + int(fields[12])) / tick,
+            int(fields[21]) * page, int(fields[20]),
+            btime + int(fields[19]) / tick)
+
+
+def test_build_process_and_budget_metrics():
+    """edge_build_info names the version; process_* agree with what /proc
+    says of the edged process; edge_cache_budget_bytes is the configured
+    cache_size and memory_size."""
+    with et.Origin() as o:
+        port, extra = admin_args()
+        cdir = os.path.join(et.mktemp("cache"), "c")
+        with et.Edge(o.url, "--cache-dir", cdir, "--cache-size", "64M",
+                     "--memory-size", "8M", *extra) as e:
+            with e.connect() as c:
+                for i in range(20):
+                    et.eq(c.request("GET", "/obj/p%d?size=5000" % i).status,
+                          200, "fill")
+            m = metrics(port)
+            s = stats(port)
+            cpu, rss, vsz, start = proc_figures(e.pid)
+            et.eq(value_of(m, "edge_build_info", version=s["version"]), 1,
+                  "edge_build_info{version}")
+            et.eq(value_of(m, "edge_cache_budget_bytes", tier="disk"),
+                  64 << 20, "disk budget: cache_size")
+            et.eq(value_of(m, "edge_cache_budget_bytes", tier="memory"),
+                  8 << 20, "memory budget: memory_size")
+            et.eq((s["cache"]["budget_bytes"],
+                   s["cache"]["memory_budget_bytes"]), (64 << 20, 8 << 20),
+                  "/stats budgets")
+            et.eq(m["process_cpu_seconds_total"]["type"], "counter",
+                  "cpu is a counter")
+            pcpu = value_of(m, "process_cpu_seconds_total")
+            et.ok(0 <= pcpu <= cpu, "cpu %r <= /proc's later %r" % (pcpu, cpu))
+            et.ok(abs(value_of(m, "process_start_time_seconds") - start)
+                  < 0.02, "start time as /proc says")
+            et.ok(abs(time.time() - start) < 120, "started just now")
+            et.eq(value_of(m, "process_virtual_memory_bytes"), vsz,
+                  "virtual memory")
+            prss = value_of(m, "process_resident_memory_bytes")
+            et.ok(0 < prss and abs(prss - rss) < 16 << 20,
+                  "resident %r near /proc's %r" % (prss, rss))
+            nfd = len(os.listdir("/proc/%d/fd" % e.pid))
+            et.ok(abs(value_of(m, "process_open_fds") - nfd) <= 4,
+                  "open fds near %d" % nfd)
+            with open("/proc/%d/limits" % e.pid) as f:
+                lim = next(line.split()[3] for line in f
+                           if line.startswith("Max open files"))
+            got = value_of(m, "process_max_fds")
+            et.ok(got == int(lim) if lim != "unlimited" else got >= 2 ** 63,
+                  "max fds %r, limits %r" % (got, lim))
+
+
+def test_one_server_label_spelling():
+    """Every family labelled server spells it host:port, as
+    edge_origin_requests_total does: one server's series join across
+    families."""
+    with et.Origin() as o:
+        port, extra = admin_args()
+        with et.Edge(o.url, *extra) as e:
+            et.eq(e.request("GET", "/obj/x?size=10").status, 200, "fetch")
+            m = metrics(port)
+            srv = o.url.split("//")[1]
+            fams = [f for f in m if any("server" in l for _, l, _ in
+                                        m[f]["samples"])]
+            et.ok(len(fams) >= 8, "families with a server label: %r" % fams)
+            for f in fams:
+                got = {l["server"] for _, l, _ in m[f]["samples"]} - {""}
+                et.eq(got, {srv}, "%s: server spelled host:port" % f)
+            et.eq(stats(port)["pools"][0]["servers"][0]["server"], srv,
+                  "/stats pools servers[].server")
 
 
 @et.timeout(120)

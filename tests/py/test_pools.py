@@ -38,8 +38,9 @@ def servers(port):
 
 def up_metric(port, url):
     r = admin_get(port, "/metrics")
-    m = re.search(r'^edge_origin_server_up\{pool="[^"]*",server="%s"\} (\d)$'
-                  % re.escape(url), r.body.decode(), re.M)
+    m = re.search(r'^edge_origin_server_up'
+                  r'\{pool="[^"]*",role="origin",server="%s"\} (\d)$'
+                  % re.escape(url.split("//")[1]), r.body.decode(), re.M)
     et.ok(m is not None, "edge_origin_server_up for %s in /metrics" % url)
     return int(m.group(1))
 

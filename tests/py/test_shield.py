@@ -90,6 +90,60 @@ def test_miss_through_shield():
         et.eq(o.count(), 1, "still one origin request")
 
 
+def metric_samples(port, family):
+    """{frozenset of label pairs: value} of <family> in /metrics."""
+    with et.Client(port) as c:
+        r = c.request("GET", "/metrics")
+    et.eq(r.status, 200, "/metrics")
+    out = {}
+    for line in r.body.decode().splitlines():
+        m = re.match(r"^%s\{([^}]*)\} (\S+)$" % re.escape(family), line)
+        if m:
+            out[frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(1)))] = \
+                float(m.group(2))
+    return out
+
+
+def test_parents_in_metrics_and_stats():
+    """An edge's parents are a pool of its site in /metrics and /stats,
+    role="parent" beside role="origin", named host:port as the origin
+    servers are: a miss filled by the shield counts on the shield's
+    series, none on the origin's."""
+    admin = et.free_port()
+    with et.Origin() as o, node(o.url, "shield") as s, \
+            node(o.url, "edge1", "--admin-listen", "127.0.0.1:%d" % admin,
+                 *parent_args(s)) as e1:
+        for i in range(3):
+            et.eq(e1.request("GET", "/obj/p%d?size=100&ttl=60" % i).status,
+                  200, "a miss through the shield")
+        osrv = o.url.split("//")[1]
+        psrv = "127.0.0.1:%d" % s.port
+
+        def lab(role, server):
+            return frozenset({("pool", "default"), ("role", role),
+                              ("server", server)})
+        req = metric_samples(admin, "edge_origin_requests_total")
+        et.eq(req, {lab("origin", osrv): 0, lab("parent", psrv): 3},
+              "origin requests by role")
+        up = metric_samples(admin, "edge_origin_server_up")
+        et.eq(up, {lab("origin", osrv): 1, lab("parent", psrv): 1},
+              "servers up by role")
+        retries = metric_samples(admin, "edge_origin_retries_total")
+        et.eq(set(retries), {frozenset({("pool", "default"),
+                                        ("role", r)})
+                             for r in ("origin", "parent")},
+              "a retries series per pool")
+        with et.Client(admin) as c:
+            st = json.loads(c.request("GET", "/stats").body)
+        et.eq([(p["role"], p["balance"], [v["server"] for v in p["servers"]])
+               for p in st["pools"]],
+              [("origin", "round-robin", [osrv]),
+               ("parent", "consistent-hash", [psrv])], "/stats pools")
+        et.eq({(r["role"], r["server"]): r["requests"]
+               for r in st["origins"]},
+              {("origin", osrv): 0, ("parent", psrv): 3}, "/stats origins")
+
+
 def test_fields_to_parent_and_origin():
     """The parent is the test origin itself: /echo shows what it got."""
     with et.Origin() as o, et.Origin() as p, \

@@ -28,8 +28,9 @@ static unsigned nfams;
 static int split_family; /* a family's rows were not consecutive */
 static int bad_help;     /* help on a continuation row, or none on a first */
 
-static const char *const kind_type[] = {"counter", "gauge", "gauge", "gauge"};
-enum { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS };
+static const char *const kind_type[] = {
+    "counter", "gauge", "gauge", "gauge", "counter"};
+enum { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS, KIND_MS_TOTAL };
 
 static void
 label_add(struct family *f, const char *l)
@@ -92,6 +93,9 @@ collect(void)
 #define EDGE_NODE_STAT(field, kind, group, key, family, label, value, help)    \
 	SCALAR(kind, family, label, help)
 #include "edge/edge_counters.h"
+#define EDGE_PROCESS_STAT(field, kind, family, help)                           \
+	SCALAR(kind, family, NULL, help)
+#include "edge/edge_counters.h"
 #define EDGE_D1(a)    DIM_##a, DIM_NONE
 #define EDGE_D2(a, b) DIM_##a, DIM_##b
 #define EDGE_COUNTER(field, kind, group, key, family, label, value, help)      \
@@ -126,6 +130,7 @@ collect(void)
 #define EDGE_ORIGIN_STAT(field, shape, key, family, help)                      \
 	if ((f = row(family, ORIGIN_TYPE_##shape, help)) != NULL) {            \
 		label_add(f, "pool");                                          \
+		label_add(f, "role");                                          \
 		label_add(f, "server");                                        \
 		if (strcmp(#shape, "KINDS") == 0)                              \
 			label_add(f, dim_labels[DIM_KIND]);                    \
@@ -136,12 +141,15 @@ collect(void)
 		label_add(f, "site");
 #include "edge/edge_counters.h"
 #define EDGE_POOL_STAT(field, kind, key, family, help)                         \
-	if ((f = row(family, KIND(kind), help)) != NULL)                       \
-		label_add(f, "pool");
+	if ((f = row(family, KIND(kind), help)) != NULL) {                     \
+		label_add(f, "pool");                                          \
+		label_add(f, "role");                                          \
+	}
 #include "edge/edge_counters.h"
 #define EDGE_SERVER_STAT(field, kind, key, family, help)                       \
 	if ((f = row(family, KIND(kind), help)) != NULL) {                     \
 		label_add(f, "pool");                                          \
+		label_add(f, "role");                                          \
 		label_add(f, "server");                                        \
 	}
 #include "edge/edge_counters.h"
