@@ -681,6 +681,16 @@ int cache_store_get_meta(struct cache_store *s,
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
     struct cache_obj **objp, int *from_memory) CDN_WUR;
 /*
+ * As cache_store_get_meta, and on CDN_NOTFOUND it also tells whether any
+ * other variant of <key> may be found: *none_stored is set to 1 when
+ * neither tier holds an object of any variant of the key (one cursor seek
+ * in the read transaction that missed), so that a miss need not look up
+ * every coding in turn; else to 0.
+ */
+int cache_store_get_meta_probe(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
+    struct cache_obj **objp, int *from_memory, int *none_stored) CDN_WUR;
+/*
  * Read chunks [first, last] of an object from cache_store_get_meta() into
  * it, each checked against its stored checksum.  CDN_OK, CDN_NOTFOUND when
  * the stored object changed since (replaced, removed), CDN_ECORRUPT,

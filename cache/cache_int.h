@@ -82,6 +82,9 @@ void cache_mem_promote(struct cache_mem *m, struct cache_obj *o, uint64_t gen);
  */
 int cache_mem_get_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
     char *buf, size_t cap, size_t *len, uint64_t *genp) CDN_WUR;
+/* Does memory hold an object of any variant of <key> (one that may not
+ * be in LMDB yet, or at all)?  Vary rules and removals do not count. */
+int cache_mem_has_obj(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN]);
 /* Remember the Vary rule read from LMDB (vary == NULL: none), if the shard
  * has not changed since <gen>. */
 void cache_mem_set_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],

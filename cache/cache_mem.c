@@ -703,6 +703,23 @@ cache_mem_get_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
 	return rc;
 }
 
+int
+cache_mem_has_obj(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct mem_shard *sh;
+	struct mem_entry *e;
+	int found = 0;
+
+	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
+	sh = shard_of(m, key);
+	pthread_mutex_lock(&sh->mtx);
+	for (e = sh->tab[bucket_of(sh, key)]; e != NULL && !found; e = e->hnext)
+		found = e->kind == MEM_OBJ &&
+		    memcmp(e->key, key, CACHE_HASH_LEN) == 0;
+	pthread_mutex_unlock(&sh->mtx);
+	return found;
+}
+
 void
 cache_mem_set_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
     const char *vary, size_t vary_len, uint64_t gen)

@@ -39,13 +39,51 @@ mdb_to_cdn(int rc)
 }
 
 /*
+ * Is there an object record of any variant of <key> in <txn>?  Records
+ * are ordered by key, then variant: one cursor seek answers for all.
+ * 1, 0, or -1 on a read failure (counted and logged).
+ */
+static int
+disk_has_key(
+    struct cache_store *s, MDB_txn *txn, const uint8_t key[CACHE_HASH_LEN])
+{
+	uint8_t start[CACHE_OBJKEY_LEN];
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		goto fail;
+	cache_record_objkey(start, key, 0);
+	k = mval(start, sizeof(start));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		goto fail;
+	return k.mv_size == CACHE_OBJKEY_LEN &&
+	    memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+
+fail:
+	cache_store_lmdb_check(s, rc);
+	CDN_LOG(CDN_LOG_ERR, "cache", "object probe: %s", mdb_strerror(rc));
+	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	return -1;
+}
+
+/*
  * Load (key, variant) from LMDB into a new object (see cache_store_get):
  * its body too if it has at most <body_max> bytes, else its metadata
- * alone (cache_store_get_meta).  One read transaction either way.
+ * alone (cache_store_get_meta).  One read transaction either way.  On
+ * CDN_NOTFOUND, *none_on_disk (if not NULL) says whether the key has no
+ * other variant on disk either.
  */
 static int
 disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
-    uint64_t variant, uint64_t body_max, struct cache_obj **objp)
+    uint64_t variant, uint64_t body_max, struct cache_obj **objp,
+    int *none_on_disk)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	struct cache_obj *o = NULL;
@@ -61,6 +99,8 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		return CDN_EIO;
 	k = mval(hv, sizeof(hv));
 	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc == MDB_NOTFOUND && none_on_disk != NULL)
+		*none_on_disk = disk_has_key(s, txn, key) == 0;
 	if (rc != 0)
 		goto lmdb_fail;
 	/* v borrows the map until the txn ends: everything is copied. */
@@ -168,15 +208,17 @@ purge_filter(struct cache_store *s, struct cache_obj **op)
 static int
 store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, uint64_t body_max, struct cache_obj **objp,
-    int *from_memory)
+    int *from_memory, int *none_stored)
 {
 	struct cache_obj *o = NULL;
 	struct wmsg *m;
 	uint64_t gen = 0;
-	int rc, is_removed = 0;
+	int rc, is_removed = 0, none = 0;
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && objp != NULL);
+	if (none_stored != NULL)
+		*none_stored = 0;
 	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
 	cache_store_purge_refresh(s);
@@ -191,7 +233,11 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	}
 	if (is_removed)
 		return CDN_NOTFOUND;
-	rc = disk_get(s, key, variant, body_max, &o);
+	rc = disk_get(
+	    s, key, variant, body_max, &o, none_stored != NULL ? &none : NULL);
+	/* Memory is asked after LMDB: a put reaches it first. */
+	if (rc == CDN_NOTFOUND && none && !cache_mem_has_obj(s->mem, key))
+		*none_stored = 1;
 	if (rc == CDN_OK && purge_filter(s, &o) != CDN_OK)
 		return CDN_NOTFOUND;
 	if (rc == CDN_OK) {
@@ -224,15 +270,26 @@ int
 cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory)
 {
-	return store_lookup(s, key, variant, UINT64_MAX, objp, from_memory);
+	return store_lookup(
+	    s, key, variant, UINT64_MAX, objp, from_memory, NULL);
 }
 
 int
 cache_store_get_meta(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *from_memory)
 {
-	return store_lookup(
-	    s, key, variant, cache_store_stream_min(s), objp, from_memory);
+	return store_lookup(s, key, variant, cache_store_stream_min(s), objp,
+	    from_memory, NULL);
+}
+
+int
+cache_store_get_meta_probe(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
+    struct cache_obj **objp, int *from_memory, int *none_stored)
+{
+	CDN_ASSERT(none_stored != NULL);
+	return store_lookup(s, key, variant, cache_store_stream_min(s), objp,
+	    from_memory, none_stored);
 }
 
 uint64_t
@@ -281,7 +338,7 @@ cache_store_is_current(struct cache_store *s, const struct cache_obj *o)
 	pthread_mutex_unlock(&s->qmtx);
 	if (state != CDN_AGAIN)
 		return state;
-	rc = disk_get(s, o->key, o->variant, 0, &cur);
+	rc = disk_get(s, o->key, o->variant, 0, &cur, NULL);
 	if (rc != CDN_OK)
 		return CDN_AGAIN;
 	state = cur->stored_at == o->stored_at &&

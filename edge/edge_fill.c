@@ -101,7 +101,6 @@ struct edge_fill {
 	struct cache_exchange x;
 	uint64_t purge_gen; /* the leader's: purges after it outrank us */
 	struct cdn_strbuf req_buf; /* "name\0value\0" pairs */
-	struct cache_field rf[VARY_FIELDS];
 	int nrf;                 /* -1: too many fields to compute a Vary key */
 	struct cache_obj *stale; /* being revalidated */
 	/* (mu) */
@@ -144,6 +143,9 @@ struct edge_fill {
 	int in_table; /* published in the in-flight table (its shard's lock;
 	               * not a bit field: other workers write it) */
 	struct edge_fill *own_prev, *own_next; /* owner's list */
+	/* nrf entries, into req_buf: sized to the request, as zeroing room
+	 * for VARY_FIELDS was a visible part of a miss. */
+	struct cache_field rf[];
 };
 
 /*
@@ -1237,12 +1239,15 @@ fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 	struct cache_field rf[VARY_FIELDS];
 	size_t off = 0;
 	char *key_url;
+	int nrf;
 
 	/* As long as the client's target: share nothing rather than abort. */
 	key_url = cdn_strndup(pt->key_url, pt->key_url_len);
 	if (key_url == NULL)
 		return NULL;
-	f = cdn_xcalloc(1, sizeof(*f));
+	nrf = edge_cache_request_fields(req, rf, VARY_FIELDS);
+	f = cdn_xcalloc(
+	    1, sizeof(*f) + (size_t)(nrf > 0 ? nrf : 0) * sizeof(rf[0]));
 	f->magic = EDGE_FILL_MAGIC;
 	atomic_init(&f->refcnt, 1); /* the owner's, until the fetch ends */
 	pthread_mutex_init(&f->mu, NULL);
@@ -1263,7 +1268,7 @@ fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 	/* The leader's request fields, copied, for the Vary key at head
 	 * time (the leader may be gone by then). */
 	f->req_buf.max = FILL_FIELDS_MAX;
-	f->nrf = edge_cache_request_fields(req, rf, VARY_FIELDS);
+	f->nrf = nrf;
 	for (int i = 0; i < f->nrf; i++) {
 		cdn_sb_add(&f->req_buf, rf[i].name, rf[i].name_len);
 		cdn_sb_add(&f->req_buf, rf[i].value, rf[i].value_len);

@@ -162,9 +162,9 @@ struct h2_conn {
 	unsigned had_request : 1;
 	struct h2_stream *streams;
 	unsigned nstreams;
-	size_t queued;       /* body bytes in the streams' queues */
-	uint64_t idle_ms;    /* since when it has no stream */
-	uint64_t closing_ms; /* since when it is closing */
+	size_t queued;           /* body bytes in the streams' queues */
+	uint64_t idle_ms;        /* since when it has no stream */
+	uint64_t closing_ms;     /* since when it is closing */
 	struct h2_limits limits; /* attack budgets */
 };
 

@@ -75,7 +75,8 @@ h2_limits_frame(struct h2_limits *l, const nghttp2_frame_hd *hd)
 			return H2_SPENT_EMPTY_DATA;
 		return H2_WITHIN;
 	case NGHTTP2_SETTINGS:
-		if (!(hd->flags & NGHTTP2_FLAG_ACK) && !budget_take(&l->settings))
+		if (!(hd->flags & NGHTTP2_FLAG_ACK) &&
+		    !budget_take(&l->settings))
 			return H2_SPENT_SETTINGS;
 		return H2_WITHIN;
 	case NGHTTP2_PING:

@@ -42,8 +42,7 @@ void h2_limits_init(struct h2_limits *l, uint32_t max_streams);
  * Charge a frame just received, by its header <hd>, to its budget.
  * Returns H2_WITHIN, or the budget it found spent.
  */
-enum h2_spent h2_limits_frame(
-    struct h2_limits *l, const nghttp2_frame_hd *hd);
+enum h2_spent h2_limits_frame(struct h2_limits *l, const nghttp2_frame_hd *hd);
 /* Charge a stream the client reset before its answer. */
 enum h2_spent h2_limits_reset(struct h2_limits *l);
 /* Count the refusal <why> (not H2_WITHIN) on worker <w>. */

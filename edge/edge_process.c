@@ -130,7 +130,6 @@ edge_process_stats(struct edge_process_stats *ps)
 	ps->rss_bytes = f[STAT_RSS] * (uint64_t)page;
 	ps->vm_bytes = f[STAT_VSIZE];
 	ps->max_fds = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
-	ps->start_ms =
-	    btime * 1000 + f[STAT_STARTTIME] * 1000 / (uint64_t)tick;
+	ps->start_ms = btime * 1000 + f[STAT_STARTTIME] * 1000 / (uint64_t)tick;
 	return CDN_OK;
 }

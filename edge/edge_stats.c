@@ -51,7 +51,13 @@ static const char *const from_names[EDGE_FROM_COUNT] = {
 
 /* KIND_MS, KIND_MS_TOTAL: a gauge, a counter kept in ms, shown in seconds
  * in /metrics. */
-enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_FLAG, KIND_MS, KIND_MS_TOTAL };
+enum metric_kind {
+	KIND_COUNTER,
+	KIND_GAUGE,
+	KIND_FLAG,
+	KIND_MS,
+	KIND_MS_TOTAL
+};
 
 enum jgroup {
 #define EDGE_JGROUP(id, parent, key) JG_##id,
@@ -1154,8 +1160,8 @@ pool_labels(
 
 /* Row <r> of pool_rows for one pool of <s>, if it has that pool. */
 static void
-pool_prom(struct cdn_strbuf *b, const struct edge_site *s,
-    enum pool_role role, size_t r)
+pool_prom(struct cdn_strbuf *b, const struct edge_site *s, enum pool_role role,
+    size_t r)
 {
 	const struct origin_pool *p = site_pool(s, role);
 	uint64_t pv[CDN_ARRAY_LEN(pool_rows)];
@@ -1185,8 +1191,8 @@ servers_prom(struct cdn_strbuf *b, const struct edge_site *s,
 		server_values(&st, sv);
 		pool_labels(&l, s, role);
 		lab_add(&l, "server", st.authority);
-		prom_sample(
-		    b, server_rows[r].family, "", &l, u64s(n, sizeof(n), sv[r]));
+		prom_sample(b, server_rows[r].family, "", &l,
+		    u64s(n, sizeof(n), sv[r]));
 	}
 }
 

@@ -153,6 +153,7 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 	const char *ct, *p, *end = fields + len;
 	struct cdn_field fl;
 	size_t ctlen;
+	unsigned i;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	if (!v->compress_on || v->pool == NULL ||
@@ -163,22 +164,23 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 	ct = cdn_fields_get(fields, len, "content-type", &ctlen);
 	if (ct == NULL)
 		return 0;
-	for (size_t i = 0; i < ctlen; i++)
-		if (ct[i] == ';' || ct[i] == ' ' || ct[i] == '\t') {
-			ctlen = i;
+	for (size_t j = 0; j < ctlen; j++)
+		if (ct[j] == ';' || ct[j] == ' ' || ct[j] == '\t') {
+			ctlen = j;
 			break;
 		}
-	/* RFC 9111 §5.2.2.6: no-transform forbids recoding. */
+	for (i = 0; i < v->ntypes; i++)
+		if (type_matches(ct, ctlen, v->types[i]))
+			break;
+	if (i == v->ntypes)
+		return 0;
+	/* RFC 9111 §5.2.2.6: no-transform forbids recoding.  Parsed only
+	 * for a type that would be recoded. */
 	cache_cc_init(&cc);
 	for (p = fields; cdn_fields_next(&p, end, &fl);)
 		if (name_is(fl.name, fl.name_len, "cache-control"))
 			cache_cc_parse(&cc, fl.value, fl.value_len);
-	if (cc.no_transform)
-		return 0;
-	for (unsigned i = 0; i < v->ntypes; i++)
-		if (type_matches(ct, ctlen, v->types[i]))
-			return 1;
-	return 0;
+	return !cc.no_transform;
 }
 
 void
@@ -315,7 +317,7 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	int64_t now = time(NULL);
 	uint64_t variant;
 	unsigned n;
-	int rc, stored_other = 0;
+	int rc, stored_other = 0, none_stored = 0;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	n = edge_variant_accepted(req, order);
@@ -323,8 +325,18 @@ edge_variant_get(struct edge *e, const struct http_request *req,
 	 * answer needs it (edge_variant_load_body). */
 	for (unsigned i = 0; i < n; i++) {
 		acceptable[order[i]] = 1;
-		rc = cache_store_get_meta(e->store, key,
-		    cache_variant_id(vary_key, order[i]), &o, from_memory);
+		/* The first miss also tells whether the key has any variant
+		 * stored: a miss then costs one lookup, not one per coding. */
+		if (i == 0)
+			rc = cache_store_get_meta_probe(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory, &none_stored);
+		else
+			rc = cache_store_get_meta(e->store, key,
+			    cache_variant_id(vary_key, order[i]), &o,
+			    from_memory);
+		if (none_stored)
+			return CDN_NOTFOUND;
 		if (rc != CDN_OK)
 			continue;
 		if (o->d.derived && !is_fresh(o, now)) {

@@ -61,32 +61,71 @@ struct origin_multi {
 	struct event *timer;
 	struct origin_fetch *fetches;
 	CURLSH *share; /* TLS sessions of this worker's origin connections */
-	/* Easy handles of finished fetches, reset and reused: creating one
-	 * per request was a measurable part of a miss. */
+	/* Easy handles of finished fetches, reused: creating one per
+	 * request was a measurable part of a miss, and so were resetting
+	 * it and setting every option again (easy_get). */
 	CURL *idle[ORIGIN_IDLE_EASY];
 	unsigned nidle;
 	char *ca_file, *client_cert, *client_key; /* NULL: default */
 };
 
+static size_t on_curl_header(char *p, size_t size, size_t n, void *arg);
+static size_t on_curl_write(char *p, size_t size, size_t n, void *arg);
+
+/* The options every fetch has alike, set once per easy handle. */
+static void
+easy_set_common(CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	/* The client's path goes out byte for byte: no dot-segment folding. */
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* RFC 9112 §6.3: a body in a transfer coding other than chunked is
+	 * read until the origin closes and passed on as it came.  curl would
+	 * stack a decoder for it (CURLE_BAD_CONTENT_ENCODING for one it does
+	 * not know); no Content-Encoding is decoded either, as no
+	 * CURLOPT_ACCEPT_ENCODING is set.  chunked is still removed. */
+	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+}
+
+/*
+ * An easy handle with the common options.  A reused one keeps the options
+ * of its last fetch: those that every fetch sets (origin_fetch_start,
+ * fetch_set_server) are simply set again, and a fetch that set any other
+ * (TLS, a request body, a method other than GET) left it <dirty>, to be
+ * reset first.
+ */
 static CURL *
 easy_get(struct origin_multi *m)
 {
 	CURL *e;
 
-	if (m->nidle == 0)
-		return curl_easy_init();
-	e = m->idle[--m->nidle];
-	curl_easy_reset(e); /* every option is set again by the caller */
-	return e;
+	if (m->nidle == 0) {
+		e = curl_easy_init();
+		if (e != NULL)
+			easy_set_common(e);
+		return e;
+	}
+	return m->idle[--m->nidle];
 }
 
 static void
-easy_put(struct origin_multi *m, CURL *e)
+easy_put(struct origin_multi *m, CURL *e, int dirty)
 {
-	if (m->nidle < ORIGIN_IDLE_EASY)
-		m->idle[m->nidle++] = e;
-	else
+	if (m->nidle == ORIGIN_IDLE_EASY) {
 		curl_easy_cleanup(e);
+		return;
+	}
+	if (dirty) {
+		curl_easy_reset(e);
+		easy_set_common(e);
+	}
+	m->idle[m->nidle++] = e;
 }
 
 struct origin_sock {
@@ -130,6 +169,7 @@ struct origin_fetch {
 	unsigned is_tls : 1;    /* an https URL: a TLS handshake comes first */
 	unsigned on_parent : 1; /* this attempt goes to a parent */
 	unsigned parent_only : 1; /* never to origin_pool */
+	unsigned easy_dirty : 1;  /* an option beyond the usual set: reset */
 	struct origin_pool *pool; /* of this attempt: parents or origin_pool */
 	struct origin_pool *parents, *origin_pool;
 	uint64_t parents_tried; /* bit i: parent i failed this fetch */
@@ -331,9 +371,9 @@ fetch_free(struct origin_fetch *f)
 	origin_pool_free(&f->origin_pool);
 	free(f->target);
 	curl_multi_remove_handle(m->multi, f->easy);
-	easy_put(m, f->easy);
-	curl_slist_free_all(f->fields);
-	curl_slist_free_all(f->pfields);
+	easy_put(m, f->easy, f->easy_dirty);
+	free(f->fields);
+	free(f->pfields);
 	curl_slist_free_all(f->connect_to);
 	event_free(f->timer);
 	free(f->head);
@@ -1010,11 +1050,46 @@ fetch_set_server(struct origin_fetch *f)
 	f->connect_to = ct;
 	curl_easy_setopt(f->easy, CURLOPT_CONNECT_TO, ct);
 	f->is_tls = strncasecmp(base, "https:", 6) == 0;
-	if (f->is_tls)
+	if (f->is_tls) {
+		f->easy_dirty = 1;
 		fetch_set_tls(f->m, f->easy);
+	}
 	origin_pool_conn_begin(f->pool, (unsigned)f->srv);
 	f->counted = 1;
 	return CDN_OK;
+}
+
+/*
+ * The request's fields as a curl list, and "Expect:" last: we forward the
+ * client's own Expect handling, so curl must not wait.  One allocation
+ * holds the nodes and the strings (curl reads the list and never frees
+ * it), where curl_slist_append() made two per field; free() frees it.
+ * NULL when out of memory (the client sized the fields).
+ */
+static struct curl_slist *
+field_list(const char *const *fields)
+{
+	static const char expect[] = "Expect:";
+	struct curl_slist *l;
+	size_t n = 0, bytes = sizeof(expect);
+	char *p;
+
+	for (; fields[n] != NULL; n++)
+		bytes += strlen(fields[n]) + 1;
+	l = malloc((n + 1) * sizeof(*l) + bytes);
+	if (l == NULL)
+		return NULL;
+	p = (char *)(l + n + 1);
+	for (size_t i = 0; i <= n; i++) {
+		const char *src = i < n ? fields[i] : expect;
+		size_t len = strlen(src) + 1;
+
+		memcpy(p, src, len);
+		l[i].data = p;
+		l[i].next = i < n ? &l[i + 1] : NULL;
+		p += len;
+	}
+	return l;
 }
 
 static int
@@ -1032,7 +1107,6 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
     void *arg)
 {
 	struct origin_fetch *f;
-	struct curl_slist *l;
 	const char *target;
 	CURL *e;
 	CURLMcode mrc;
@@ -1057,56 +1131,29 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	f->start_ns = cdn_now_ns();
 	f->timer = evtimer_new(m->base, on_fetch_timer, f);
 
-	for (size_t i = 0; req->fields[i] != NULL; i++) {
-		l = curl_slist_append(f->fields, req->fields[i]);
-		if (l == NULL)
-			goto fail;
-		f->fields = l;
-	}
-	/* We forward the client's own Expect handling; curl must not wait. */
-	l = curl_slist_append(f->fields, "Expect:");
-	if (l == NULL)
+	f->fields = field_list(req->fields);
+	if (f->fields == NULL)
 		goto fail;
-	f->fields = l;
 	if (req->parents != NULL) {
 		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
-		for (size_t i = 0; req->parent_fields[i] != NULL; i++) {
-			l = curl_slist_append(
-			    f->pfields, req->parent_fields[i]);
-			if (l == NULL)
-				goto fail;
-			f->pfields = l;
-		}
-		l = curl_slist_append(f->pfields, "Expect:");
-		if (l == NULL)
+		f->pfields = field_list(req->parent_fields);
+		if (f->pfields == NULL)
 			goto fail;
-		f->pfields = l;
 	}
 
+	/* The options set on every fetch (easy_get): the common ones are
+	 * set already. */
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
 	/* fetch_set_server() picks the parents' list for a parent. */
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	/* The client's path goes out byte for byte: no dot-segment folding. */
-	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)to->connect_ms);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* RFC 9112 §6.3: a body in a transfer coding other than chunked is
-	 * read until the origin closes and passed on as it came.  curl would
-	 * stack a decoder for it (CURLE_BAD_CONTENT_ENCODING for one it does
-	 * not know); no Content-Encoding is decoded either, as no
-	 * CURLOPT_ACCEPT_ENCODING is set.  chunked is still removed. */
-	curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-	if (to->total_ms > 0)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)to->total_ms);
+	/* 0: none, curl's default. */
+	curl_easy_setopt(
+	    e, CURLOPT_TIMEOUT_MS, to->total_ms > 0 ? (long)to->total_ms : 0L);
+	curl_easy_setopt(e, CURLOPT_CONNECT_TO, (struct curl_slist *)NULL);
 	f->srv = -1;
 	if (req->pool != NULL) {
 		f->pool = req->pool;
@@ -1144,9 +1191,13 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 			curl_easy_setopt(e, CURLOPT_CONNECT_TO, f->connect_to);
 		}
 		f->is_tls = strncasecmp(req->url, "https:", 6) == 0;
-		if (f->is_tls)
+		if (f->is_tls) {
+			f->easy_dirty = 1;
 			fetch_set_tls(m, e);
+		}
 	}
+	f->easy_dirty |=
+	    req->is_head || req->has_body || strcmp(req->method, "GET") != 0;
 	if (req->is_head) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else if (req->has_body) {
@@ -1194,8 +1245,8 @@ fail:
 	origin_pool_free(&f->parents);
 	origin_pool_free(&f->origin_pool);
 	free(f->target);
-	curl_slist_free_all(f->fields);
-	curl_slist_free_all(f->pfields);
+	free(f->fields);
+	free(f->pfields);
 	curl_easy_cleanup(e);
 	event_free(f->timer);
 	MAGIC_WIPE(f);

@@ -32,11 +32,12 @@ cpu_ticks() { # utime+stime of processes (threads included), in clock ticks
 	echo $t
 }
 measure() { # measure NAME "PIDS" URL [wrk args]
-	name=$1 pids=$2 url=$3
+	# Not "pids": that is the list cleanup() stops (sh has no locals).
+	name=$1 mpids=$2 url=$3
 	shift 3
-	t0=$(cpu_ticks "$pids")
+	t0=$(cpu_ticks "$mpids")
 	out=$(wrk -t1 -c64 -d"${DUR}s" "$@" "$url")
-	t1=$(cpu_ticks "$pids")
+	t1=$(cpu_ticks "$mpids")
 	rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 	hz=$(getconf CLK_TCK)
 	awk -v n="$name" -v r="$rps" -v c="$((t1 - t0))" -v hz="$hz" -v d="$DUR" \

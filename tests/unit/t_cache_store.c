@@ -400,6 +400,53 @@ test_vary(void)
 	cache_store_close(&s);
 }
 
+/* cache_store_get_meta_probe() of variant 0: does any tier hold any
+ * variant of the key?  A "none" answer lets a miss skip every other
+ * variant lookup, so it must never be said of a key that has one. */
+static int
+none_stored(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct cache_obj *o = NULL;
+	int none = -1, rc;
+
+	rc = cache_store_get_meta_probe(s, key, 0, &o, NULL, &none);
+	if (rc == CDN_OK)
+		cache_obj_unref(&o);
+	return rc == CDN_NOTFOUND ? none : -1;
+}
+
+static void
+test_none_stored(void)
+{
+	uint8_t key[CACHE_HASH_LEN], near[CACHE_HASH_LEN];
+	struct cache_store *s;
+
+	s = open_store("none", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
+	key_of(30, key);
+	is_int(none_stored(s, key), 1, "none stored: a key never stored");
+	/* A lookup leaves a "no Vary" rule in memory: not an object. */
+	ok(vary_is(s, 30, NULL), "none stored: no Vary rule either");
+	is_int(none_stored(s, key), 1, "none stored: ... still none after it");
+	/* Only a coded variant (not 0): found by the one seek. */
+	put_new(s, 30, 1, 0x77, 500, NULL);
+	is_int(none_stored(s, key), 0, "none stored: not once put (memory)");
+	cache_store_close(&s);
+
+	s = open_store("none", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
+	is_int(none_stored(s, key), 0,
+	    "none stored: not with a variant on disk alone");
+	is_int(get_is(s, 30, 1, 0x77, 500, NULL, NULL), CDN_OK,
+	    "none stored: ... and that variant is found");
+	/* Keys just below and above sort next to it: not taken for it. */
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]--;
+	is_int(none_stored(s, near), 1, "none stored: the key just below");
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]++;
+	is_int(none_stored(s, near), 1, "none stored: the key just above");
+	cache_store_close(&s);
+}
+
 static void
 test_remove(void)
 {
@@ -1078,6 +1125,7 @@ main(void)
 	test_obj();
 	test_roundtrip();
 	test_vary();
+	test_none_stored();
 	test_remove();
 	test_corrupt();
 	test_eviction();
