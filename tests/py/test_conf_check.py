@@ -1,4 +1,4 @@
-"""Config checks that tell the truth (issue 18).
+"""Config checks that tell the truth.
 
 An operator runs `edged -t` before a restart and trusts its answer: what
 start-up would refuse, -t refuses too, each error at the file:line:col of

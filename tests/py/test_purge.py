@@ -317,7 +317,7 @@ def test_edgectl():
 
 
 def test_edgectl_rough_edges():
-    # Issue 18: what a new user tripped over.
+    # What a new user tripped over.
     ctl = pn.edgectl_path()
     if not os.access(ctl, os.X_OK):
         raise et.Skip("edgectl not built")

@@ -103,7 +103,7 @@ def test_bad_purge_settings_stop_edged():
           "--purge-allow", "10.0.0.0/33"], "prefix length"),
         ([], "needs purge_token_file"),
         ([], "needs cache_dir"),
-        # Issue 18: only what is missing is named.
+        # Only what is missing is named.
         (["--purge-token-file", pn.token_file(et.mktemp("goodtok")),
           "--cache-dir", ""], "purge_listen: needs cache_dir (the store"),
     ]

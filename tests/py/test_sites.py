@@ -153,7 +153,7 @@ site c.example {
         "two labels or more (*.example.com)" % conf,
         "%s:7:16: error: origin_server: weight must be between 1 and 256"
         % conf,
-        # The cross checks run after those errors too (issue 18), but say
+        # The cross checks run after those errors too, but say
         # nothing of what is missing: it may be on a refused line.
         "%s:6:1: error: site: a.example is also named by the site at %s:2"
         % (conf, conf),

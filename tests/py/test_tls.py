@@ -324,7 +324,7 @@ def response_records(port, target, sni="www.example.com"):
 
 
 def test_large_hits_fill_whole_records():
-    """Issue 16: a hit's head went as a TLS record (and a write) of its
+    """A hit's head went as a TLS record (and a write) of its
     own before the body's records; it now fills the first full record
     with the start of the body, and the body follows in full records."""
     record = 16384

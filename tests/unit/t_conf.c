@@ -1762,7 +1762,7 @@ write_text(const char *name, const char *text)
 }
 
 /*
- * Issue 18: an error found once the whole conf is read points at the line
+ * An error found once the whole conf is read points at the line
  * that set the value (a list: its element's line), a refused line hides
  * neither the value errors after it nor the cross checks, and a message
  * names only what is missing.
