@@ -1300,6 +1300,16 @@ class RawOrigin:
                 buf += d
             with self.lock:
                 self.requests += 1
+            # Read the body too: closing with unread bytes would send a
+            # reset, which may reach the node before the response does.
+            head, _, body = buf.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            want = int(m.group(1)) if m else 0
+            while len(body) < want:
+                d = c.recv(65536)
+                if not d:
+                    break
+                body += d
             time.sleep(self.delay_s)
             c.sendall(self.response)
         except OSError:
