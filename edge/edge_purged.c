@@ -71,6 +71,7 @@ struct edge_purged {
 	struct event *restart;
 	unsigned restarts;
 	int replacing; /* the child was told to stop for a new config */
+	int deferred;  /* a takeover: edge_purged_start() spawns it */
 };
 
 /* ---- tags, from worker threads (read-only after init) ---- */
@@ -370,8 +371,26 @@ edge_purged_init(struct edge *e)
 	p->sigchld = evsignal_new(e->main_base, SIGCHLD, on_sigchld, e);
 	p->restart = evtimer_new(e->main_base, on_restart, e);
 	event_add(p->sigchld, NULL);
+	if (edge_takeover_pending(e)) {
+		/* The old edged's purged holds purge_listen until it stops. */
+		p->deferred = 1;
+		return CDN_OK;
+	}
 	spawn(e);
 	return p->pid != 0 ? CDN_OK : CDN_EIO;
+}
+
+void
+edge_purged_start(struct edge *e)
+{
+	struct edge_purged *p = e->purged;
+
+	if (p == NULL || !p->deferred)
+		return;
+	MAGIC_CHECK(p, EDGE_PURGED_MAGIC);
+	p->deferred = 0;
+	if (!atomic_load(&e->draining))
+		spawn(e);
 }
 
 int
@@ -426,6 +445,23 @@ stop_child(struct edge_purged *p)
 		nanosleep(&ts, NULL);
 	}
 	p->pid = 0;
+}
+
+void
+edge_purged_stop(struct edge *e)
+{
+	struct edge_purged *p = e->purged;
+
+	if (p == NULL)
+		return;
+	MAGIC_CHECK(p, EDGE_PURGED_MAGIC);
+	CDN_ASSERT(atomic_load(&e->draining)); /* or SIGCHLD restarts it */
+	if (p->pid != 0)
+		CDN_LOG(CDN_LOG_INFO, "purge", "stopping purged (pid %d)",
+		    (int)p->pid);
+	stop_child(p);
+	if (p->restart != NULL)
+		evtimer_del(p->restart);
 }
 
 void
