@@ -1,0 +1,305 @@
+"""Story: an upgrade under load drops nothing.
+
+An edged serves keep-alive clients, clients that open a connection per
+request, misses and slow responses.  A second edged (the same binary, as an
+upgrade would start the new one) is started with --takeover: it receives
+the running one's listening sockets, serves on them, and the old one drains
+and exits 0.  No connect is refused and no request fails; the slow
+responses that were in flight on the old edged complete byte for byte; the
+disk cache is the new edged's too (what the old one stored is a hit).  A
+keep-alive connection the old edged closes while idle is reopened by its
+client, as HTTP allows (RFC 9112 section 9.3.1): only a request that got
+no byte of its response is sent again, and the test counts those.  The new
+edged can be taken over in turn, and purged is handed over too (stopped by
+the old edged, started by the new one).  A takeover that fails leaves the
+old edged serving and says why."""
+import http.client
+import os
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+import edgetest as et  # noqa: E402
+import purgenode as pn  # noqa: E402
+
+TTL = "ttl=300"
+HOT = ["/obj/hot-%d?%s&size=%d" % (i, TTL, 1000 + 997 * i) for i in range(8)]
+SLOW_MS = 1500
+
+
+class Load:
+    """Client threads until stop: keep-alive ones (hits, misses, slow
+    responses) and one-request-per-connection ones.  Every failure is kept
+    with its reason."""
+
+    def __init__(self, port, keepalive=4, fresh=3):
+        self.port = port
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.failures = []
+        self.done = 0
+        self.retried = 0  # idle keep-alive connections closed by the old edged
+        self.seq = 0
+        self.threads = [threading.Thread(target=self.keepalive, args=(i,))
+                        for i in range(keepalive)]
+        self.threads += [threading.Thread(target=self.fresh, args=(i,))
+                         for i in range(fresh)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        et.ok(not any(t.is_alive() for t in self.threads), "clients ended")
+
+    def fail(self, what):
+        with self.lock:
+            self.failures.append(what)
+
+    def next_target(self, i):
+        with self.lock:
+            self.seq += 1
+            n = self.seq
+        kind = n % 10
+        if kind < 6:
+            return HOT[n % len(HOT)], None
+        if kind < 9:  # a miss of a new object, stored
+            size = 500 + n * 37 % 40000
+            return "/obj/miss-%d-%d?%s&size=%d" % (i, n, TTL, size), size
+        return "/obj/slowish-%d?delay_ms=150&size=3000" % n, 3000
+
+    @staticmethod
+    def check(r, body, target, size):
+        if r.status != 200:
+            return "%s: status %d" % (target, r.status)
+        want = size
+        if want is None:
+            want = int(target.rpartition("size=")[2])
+        if len(body) != want or body != et.pattern(0, want):
+            return "%s: body of %d bytes, not the %d expected" % (
+                target, len(body), want)
+        return None
+
+    def keepalive(self, i):
+        conn, used = None, False
+        while not self.stop.is_set():
+            target, size = self.next_target(i)
+            for attempt in (1, 2):
+                if conn is None:
+                    conn = http.client.HTTPConnection(
+                        "127.0.0.1", self.port, timeout=20)
+                    used = False
+                got_bytes = False
+                try:
+                    conn.request("GET", target, headers={"Host": pn.HOST})
+                    r = conn.getresponse()
+                    got_bytes = True
+                    body = r.read()
+                    err = self.check(r, body, target, size)
+                    if err is not None:
+                        self.fail("keep-alive " + err)
+                    if r.will_close:
+                        conn.close()
+                        conn = None
+                    used = True
+                    break
+                except (http.client.RemoteDisconnected, ConnectionError,
+                        http.client.BadStatusLine) as ex:
+                    conn.close()
+                    conn = None
+                    # A reused connection closed before any response byte:
+                    # resend once on a new one.  Anything else fails.
+                    if used and not got_bytes and attempt == 1:
+                        with self.lock:
+                            self.retried += 1
+                        continue
+                    self.fail("keep-alive %s: %r (attempt %d)" % (
+                        target, ex, attempt))
+                    break
+                except OSError as ex:
+                    self.fail("keep-alive %s: %r" % (target, ex))
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    break
+            with self.lock:
+                self.done += 1
+        if conn is not None:
+            conn.close()
+
+    def fresh(self, i):
+        while not self.stop.is_set():
+            target, size = self.next_target(100 + i)
+            conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                              timeout=20)
+            try:
+                conn.request("GET", target, headers={
+                    "Host": pn.HOST, "Connection": "close"})
+                r = conn.getresponse()
+                err = self.check(r, r.read(), target, size)
+                if err is not None:
+                    self.fail("new connection " + err)
+            except OSError as ex:  # refused, reset, timed out
+                self.fail("new connection %s: %r" % (target, ex))
+            except http.client.HTTPException as ex:
+                self.fail("new connection %s: %r" % (target, ex))
+            finally:
+                conn.close()
+            with self.lock:
+                self.done += 1
+
+
+def slow_get(port, path, size, out, idx):
+    """One slow response, head and body late: out[idx] = error or None."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", path, headers={"Host": pn.HOST})
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        if r.status != 200 or body != et.pattern(0, size):
+            out[idx] = "%s: status %d, %d bytes" % (path, r.status, len(body))
+        else:
+            out[idx] = None
+    except (OSError, http.client.HTTPException) as ex:
+        out[idx] = "%s: %r" % (path, ex)
+
+
+def takeover_args(node):
+    return ["--cache-dir", node.cache,
+            "--purge-listen", "127.0.0.1:%d" % node.pport,
+            "--purge-token-file", node.token_file,
+            "--purge-audit-log", node.audit,
+            "--admin-listen", "127.0.0.1:%d" % node.aport]
+
+
+def take_over(node, o, old, threads=2):
+    """Start edged --takeover on <old>'s listeners; wait for <old> to exit
+    0.  The new et.Edge."""
+    new = et.Edge(o.url, *(takeover_args(node) + ["--takeover"]),
+                  listen=old.listen, threads=threads)
+    rc = old.wait_exit(40)
+    et.ok(rc is not None, "the old edged exits after its drain")
+    old.stop()  # exit status 0, no sanitizer report
+    et.ok("takeover" in old.stderr_text(), "the old edged logs the takeover")
+    return new
+
+
+def admin_health(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/healthz")
+        return c.getresponse().status
+    finally:
+        c.close()
+
+
+@et.timeout(120)
+def test_takeover_under_load():
+    with et.Origin() as o:
+        node = pn.Node(o, threads=2)
+        first = node.edge
+        port = first.port
+        for p in HOT:
+            et.eq(first.request("GET", p).status, 200, "fill " + p)
+        for p in HOT:
+            pn.wait_stored(node, p)
+        fetched = o.count()
+
+        load = Load(port).start()
+        time.sleep(1.0)
+        # Slow responses in flight on the old edged during the handover.
+        slow = [None] * 6
+        slow_threads = []
+        for k in range(len(slow)):
+            path = "/obj/slow-%d?delay_ms=%d&body_delay_ms=300&size=%d" % (
+                k, SLOW_MS, 20000 + k)
+            t = threading.Thread(target=slow_get,
+                                 args=(port, path, 20000 + k, slow, k))
+            t.start()
+            slow_threads.append(t)
+        et.wait_for(lambda: o.count() >= fetched + len(slow), 5, 0.02,
+                    "the slow requests reached the origin")
+        second = take_over(node, o, first, threads=3)
+        node.edge = second
+        for t in slow_threads:
+            t.join(30)
+        et.eq([s for s in slow if s is not None], [],
+              "slow responses in flight at the takeover")
+        time.sleep(1.0)
+        # The new edged can be taken over in turn (it owns the socket path).
+        third = take_over(node, o, second, threads=2)
+        node.edge = third
+        time.sleep(1.0)
+        load.finish()
+        sys.stdout.write("# %d requests, %d resent after an idle keep-alive "
+                         "close\n" % (load.done, load.retried))
+        et.eq(load.failures[:5], [], "failed requests (of %d)" % load.done)
+        et.ok(load.done > 100, "the load ran (%d requests)" % load.done)
+
+        # The cache the first edged filled is the third's.
+        before = o.count()
+        for p in HOT:
+            r = third.request("GET", p)
+            et.eq(r.status, 200, p)
+            et.ok(pn.cached(r), "%s is a hit after two takeovers" % p)
+        et.eq(o.count(), before, "origin fetches for the stored objects")
+        et.eq(admin_health(node.aport), 200, "/healthz of the new edged")
+
+        # purged was handed over: the new edged's child purges.
+        node.wait_purged()
+        node.purge_ok(target=HOT[0])
+        et.ok(not pn.cached(third.request("GET", HOT[0])),
+              "a purge through the new purged")
+        third.stop()
+
+
+def test_failed_takeover_keeps_serving():
+    with et.Origin() as o:
+        node = pn.Node(o)
+        old = node.edge
+        et.eq(old.request("GET", HOT[0]).status, 200, "before")
+        # The new edged receives the listeners, then fails to open its
+        # access log: the old one must keep them.
+        bad = os.path.join(node.dir, "no-such-dir", "access.log")
+        argv = [et.EDGED, "--origin", o.url, "--listen", old.listen[0],
+                "--threads", "2", "--access-log", bad, "--takeover"]
+        argv += takeover_args(node)
+        with open(os.path.join(node.dir, "new.stderr"), "wb") as err:
+            p = et._spawn(argv, None, err)
+            rc = p.wait(20)
+        et.eq(rc, 1, "the failed new edged's exit status")
+        et.wait_for(lambda: "still serving" in old.stderr_text(), 5, 0.05,
+                    "the old edged says why it keeps serving")
+        et.ok("failed before it was ready" in old.stderr_text(),
+              "the cause is logged")
+        et.ok(old.proc.poll() is None, "the old edged runs")
+        for _ in range(20):
+            et.eq(old.request("GET", HOT[0]).status, 200, "after")
+        et.eq(admin_health(node.aport), 200, "/healthz")
+        node.wait_purged()
+        # A later takeover still works: the old edged listens again.
+        node.edge = take_over(node, o, old)
+        et.eq(node.edge.request("GET", HOT[0]).status, 200, "new edged")
+        node.edge.stop()
+
+
+def test_takeover_without_running_edged():
+    d = et.mktemp("tko")
+    r = et.subprocess.run(
+        [et.EDGED, "--origin", "http://127.0.0.1:9", "--listen",
+         "127.0.0.1:%d" % et.free_port(), "--cache-dir",
+         os.path.join(d, "cache"), "--takeover"],
+        capture_output=True, timeout=20)
+    et.eq(r.returncode, 1, "exit status")
+    et.ok(b"is an edged with this configuration running?" in r.stderr,
+          "says why: %r" % r.stderr[-300:])
+
+
+if __name__ == "__main__":
+    et.main()
