@@ -186,7 +186,7 @@ struct edge {
 	struct cdn_alog *alog;
 	struct evconnlistener *admin;
 	struct http_server *admin_http;
-	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *sig_usr2;
 	struct event *join_timer;
 	struct edge_admin_ctx *admin_ctx; /* edge_admin.c; NULL without admin */
 	struct edge_stats *stats;         /* edge_stats.c; NULL without admin */
@@ -541,9 +541,11 @@ int edge_purge_hides_field(const struct edge *e, const char *name, size_t len);
 /* The origin's response head came <us> after the request (worker thread). */
 void edge_stats_origin_head(struct edge_worker *w, uint64_t us);
 
-/* edge_worker.c: drain as on SIGTERM, <why> naming the cause in the log.
- * Main thread; a second call is a no-op. */
-void edge_start_drain(struct edge *e, const char *why);
+/* edge_worker.c: drain as on SIGTERM, <why> naming the cause in the log;
+ * with <stopping>, tell the service manager that the service stops (not
+ * so when a new edged took over).  Main thread; a second call is a no-op.
+ */
+void edge_start_drain(struct edge *e, const char *why, int stopping);
 
 /* edge_takeover.c (main thread only) */
 /*
@@ -582,6 +584,13 @@ const char *edge_takeover_kind_name(enum edge_listen_kind kind);
  * start purged.  A no-op without a takeover.
  */
 void edge_takeover_ready(struct edge *e);
+/*
+ * SIGUSR2: start the binary at the path edged was started from (after a
+ * package upgrade, the new one) with this edged's command line and
+ * --takeover, as a child: under systemd it stays in the service.  Its
+ * failure is logged; this edged serves on either way.
+ */
+void edge_takeover_spawn(struct edge *e);
 /* Close the socket (removing its path unless a new edged owns it now). */
 void edge_takeover_fini(struct edge *e);
 

@@ -21,6 +21,13 @@
  * A takeover that fails before "R" (the new edged exits: its connection
  * closes) or takes longer than READY_WAIT_MS leaves the old edged serving,
  * and it logs why.  Main thread only, on both sides.
+ *
+ * SIGUSR2 makes the running edged start the new one itself (nginx's way):
+ * the binary at the path it was started from, which a package upgrade
+ * replaced, with its own command line and --takeover.  Under systemd the
+ * new edged is then in the service's cgroup, and it tells systemd that it
+ * is the main process now (MAINPID=, accepted with NotifyAccess=all); the
+ * old one does not say STOPPING=1 for a takeover's drain.
  */
 #include "config.h"
 
@@ -29,14 +36,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "common/cdn_log.h"
+#include "common/cdn_notify.h"
 #include "edge/edge_int.h"
 
 #define MSG_MAX        512   /* "L KIND HOST:PORT"; the address is short */
@@ -61,6 +72,8 @@ struct edge_takeover {
 	pid_t peer;
 	struct event *reply_ev;
 	int handed; /* the listeners went to a new edged: path is its own */
+	pid_t child;           /* the edged SIGUSR2 started, until it exits */
+	struct event *sigchld; /* reaps it */
 	/* new side */
 	int from;             /* connection to the old edged, or -1 */
 	struct takeover_fd *fds;
@@ -243,7 +256,7 @@ on_reply(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_free(e->admin);
 		e->admin = NULL;
 	}
-	edge_start_drain(e, "takeover");
+	edge_start_drain(e, "takeover", 0);
 	edge_purged_stop(e);
 	if (send_msg(t->conn, "D", -1) != CDN_OK)
 		CDN_LOG(CDN_LOG_WARN, "takeover", "telling pid %d: %s",
@@ -359,6 +372,25 @@ bind_path(const char *path, int replace)
 	return fd;
 }
 
+/* The edged SIGUSR2 started exited: a failed takeover (on_reply said
+ * why), or one that was refused. */
+static void
+on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	struct edge_takeover *t = arg;
+	int status;
+
+	(void)sig;
+	(void)what;
+	if (t->child == 0 || waitpid(t->child, &status, WNOHANG) != t->child)
+		return;
+	CDN_LOG(t->handed ? CDN_LOG_INFO : CDN_LOG_WARN, "takeover",
+	    "pid %d %s %d", (int)t->child,
+	    WIFSIGNALED(status) ? "killed by signal" : "exited with",
+	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	t->child = 0;
+}
+
 int
 edge_takeover_listen(struct edge *e)
 {
@@ -393,6 +425,8 @@ edge_takeover_listen(struct edge *e)
 		close(fd);
 		return CDN_ENOMEM;
 	}
+	t->sigchld = evsignal_new(e->main_base, SIGCHLD, on_sigchld, t);
+	event_add(t->sigchld, NULL);
 	return CDN_OK;
 }
 
@@ -548,9 +582,14 @@ edge_takeover_ready(struct edge *e)
 	}
 	if (fd != -1)
 		close(fd);
-	if (n > 0 && strcmp(msg, "D") == 0)
+	if (n > 0 && strcmp(msg, "D") == 0) {
+		char state[32];
+
 		CDN_LOG(CDN_LOG_INFO, "takeover",
 		    "the old edged drains: serving alone");
+		snprintf(state, sizeof(state), "MAINPID=%d", (int)getpid());
+		cdn_notify(state);
+	}
 	else
 		CDN_LOG(CDN_LOG_WARN, "takeover",
 		    "no answer from the old edged (%s): serving anyway",
@@ -566,6 +605,61 @@ edge_takeover_ready(struct edge *e)
 }
 
 void
+edge_takeover_spawn(struct edge *e)
+{
+	static const char deleted[] = " (deleted)";
+	struct edge_takeover *t = e->takeover;
+	char exe[PATH_MAX], **argv;
+	size_t dl = sizeof(deleted) - 1;
+	ssize_t n;
+	pid_t pid;
+
+	if (t == NULL || t->listener == NULL || atomic_load(&e->draining) ||
+	    t->child != 0) {
+		CDN_LOG(CDN_LOG_WARN, "takeover", "SIGUSR2 ignored: %s",
+		    atomic_load(&e->draining) ? "draining"
+		    : t != NULL && t->child != 0
+		        ? "a new edged is starting already"
+		        : "no takeover socket (cache_dir or takeover_socket)");
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		CDN_LOG(CDN_LOG_ERR, "takeover", "SIGUSR2: /proc/self/exe: %s",
+		    strerror(errno));
+		return;
+	}
+	exe[n] = '\0';
+	/* A package upgrade replaced the file: the new one has its path. */
+	if ((size_t)n > dl && strcmp(exe + n - dl, deleted) == 0)
+		exe[n - dl] = '\0';
+	argv = cdn_xcalloc((size_t)e->argc + 2, sizeof(*argv));
+	argv[0] = exe;
+	for (int i = 1; i < e->argc; i++)
+		argv[i] = e->argv[i];
+	argv[e->argc > 0 ? e->argc : 1] = (char *)(uintptr_t) "--takeover";
+	pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+
+		/* Only async-signal-safe calls until exec. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(exe, argv);
+		_exit(127);
+	}
+	free(argv);
+	if (pid == -1) {
+		CDN_LOG(CDN_LOG_ERR, "takeover", "SIGUSR2: fork: %s",
+		    strerror(errno));
+		return;
+	}
+	t->child = pid;
+	CDN_LOG(CDN_LOG_INFO, "takeover", "SIGUSR2: started %s (pid %d)", exe,
+	    (int)pid);
+}
+
+void
 edge_takeover_fini(struct edge *e)
 {
 	struct edge_takeover *t = e->takeover;
@@ -575,6 +669,8 @@ edge_takeover_fini(struct edge *e)
 	MAGIC_CHECK(t, EDGE_TAKEOVER_MAGIC);
 	e->takeover = NULL;
 	conn_end(t);
+	if (t->sigchld != NULL)
+		event_free(t->sigchld);
 	if (t->listener != NULL) {
 		evconnlistener_free(t->listener);
 		/* After a handover the path is the new edged's. */

@@ -477,13 +477,14 @@ on_join_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-edge_start_drain(struct edge *e, const char *why)
+edge_start_drain(struct edge *e, const char *why, int stopping)
 {
 	struct timeval tv;
 
 	if (atomic_exchange(&e->draining, 1))
 		return;
-	cdn_notify("STOPPING=1");
+	if (stopping)
+		cdn_notify("STOPPING=1");
 	CDN_LOG(CDN_LOG_INFO, "edge", "%s: draining (up to %llu ms)", why,
 	    (unsigned long long)e->conf->drain_timeout);
 	for (unsigned i = 0; i < e->nworkers; i++)
@@ -509,6 +510,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		edge_reload(e);
 		return;
 	}
+	if (sig == SIGUSR2) {
+		/* An upgrade from inside the service, as nginx's USR2. */
+		edge_takeover_spawn(e);
+		return;
+	}
 	if (sig == SIGUSR1) {
 		/* After logrotate renamed them, as nginx's USR1. */
 		CDN_LOG(CDN_LOG_INFO, "edge", "SIGUSR1: reopening log files");
@@ -517,7 +523,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		edge_purged_reopen_logs(e);
 		return;
 	}
-	edge_start_drain(e, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	edge_start_drain(e, sig == SIGTERM ? "SIGTERM" : "SIGINT", 1);
 }
 
 static void
@@ -622,10 +628,12 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 	e->sig_int = evsignal_new(e->main_base, SIGINT, on_signal, e);
 	e->sig_hup = evsignal_new(e->main_base, SIGHUP, on_signal, e);
 	e->sig_usr1 = evsignal_new(e->main_base, SIGUSR1, on_signal, e);
+	e->sig_usr2 = evsignal_new(e->main_base, SIGUSR2, on_signal, e);
 	event_add(e->sig_term, NULL);
 	event_add(e->sig_int, NULL);
 	event_add(e->sig_hup, NULL);
 	event_add(e->sig_usr1, NULL);
+	event_add(e->sig_usr2, NULL);
 	e->join_timer =
 	    event_new(e->main_base, -1, EV_PERSIST, on_join_timer, e);
 	return e;
@@ -662,13 +670,13 @@ edge_run(struct edge *e)
 		    cdn_ready_file_write(e->conf->ready_file) != CDN_OK) {
 			CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s",
 			    e->conf->ready_file, strerror(errno));
-			edge_start_drain(e, "ready file");
+			edge_start_drain(e, "ready file", 1);
 		} else {
 			edge_takeover_ready(e);
 			cdn_notify("READY=1");
 		}
 	} else {
-		edge_start_drain(e, "start-up failure");
+		edge_start_drain(e, "start-up failure", 1);
 	}
 	event_base_dispatch(e->main_base);
 	for (unsigned i = 0; i < started; i++)
@@ -700,6 +708,7 @@ edge_free(struct edge **ep)
 		event_free(e->sig_int);
 		event_free(e->sig_hup);
 		event_free(e->sig_usr1);
+		event_free(e->sig_usr2);
 		event_free(e->join_timer);
 	}
 	/* After the workers (their connections held SSLs), before the base

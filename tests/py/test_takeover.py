@@ -11,8 +11,9 @@ keep-alive connection the old edged closes while idle is reopened by its
 client, as HTTP allows (RFC 9112 section 9.3.1): only a request that got
 no byte of its response is sent again, and the test counts those.  The new
 edged can be taken over in turn, and purged is handed over too (stopped by
-the old edged, started by the new one).  A takeover that fails leaves the
-old edged serving and says why."""
+the old edged, started by the new one).  SIGUSR2 makes the running edged
+start the new one itself, as nginx's USR2 does.  A takeover that fails
+leaves the old edged serving and says why."""
 import http.client
 import os
 import sys
@@ -257,6 +258,55 @@ def test_takeover_under_load():
         et.ok(not pn.cached(third.request("GET", HOT[0])),
               "a purge through the new purged")
         third.stop()
+
+
+def gone(pid):
+    """Whether <pid> has exited (a zombie no one reaps counts)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@et.timeout(90)
+def test_sigusr2_starts_the_new_edged_itself():
+    with et.Origin() as o:
+        node = pn.Node(o)
+        old = node.edge
+        for p in HOT[:3]:
+            et.eq(old.request("GET", p).status, 200, "fill " + p)
+            pn.wait_stored(node, p)
+        load = Load(old.port, keepalive=2, fresh=2).start()
+        time.sleep(0.5)
+        old.send_signal(et.signal.SIGUSR2)
+        rc = old.wait_exit(40)
+        new_pid = None
+        m = et.re.search(r"SIGUSR2: started \S+ \(pid (\d+)\)",
+                         old.stderr_text())
+        if m:
+            new_pid = int(m.group(1))
+        try:
+            et.ok(rc == 0, "the old edged drained and exited 0 (%s)" % rc)
+            et.ok(new_pid is not None and not gone(new_pid),
+                  "the new edged runs")
+            time.sleep(0.5)
+            load.finish()
+            et.eq(load.failures[:5], [], "failed requests (of %d)" %
+                  load.done)
+            for p in HOT[:3]:
+                et.ok(pn.cached(old.request("GET", p)), "%s is a hit" % p)
+            node.wait_purged()
+        finally:
+            load.stop.set()
+            if new_pid is not None and not gone(new_pid):
+                os.kill(new_pid, et.signal.SIGTERM)
+                et.wait_for(lambda: gone(new_pid), 15, 0.05,
+                            "the new edged stops")
+        # Both wrote to the one stderr: two clean stops, no report.
+        old.stop()
+        et.eq(old.stderr_text().count("info edge: stopped"), 2,
+              "both edged stopped")
 
 
 def test_failed_takeover_keeps_serving():
