@@ -77,8 +77,10 @@ def test_chromium_loads_a_page_over_h2():
         lines = []
 
         def logged():
+            # By the request line: every line's Referer names /page.
             lines[:] = [l for l in e.access_log_lines()
-                        if "/page" in l or "/obj/page-" in l]
+                        if '"GET /page?' in l or '"GET /text/page.css' in l
+                        or '"GET /obj/page-' in l]
             return len(lines) >= N + 1
         et.wait_for(logged, 5, what="an access log line per request")
         et.eq(len(lines), N + 1, "the page and each sub-resource once: %r"
