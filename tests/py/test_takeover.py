@@ -324,6 +324,11 @@ def test_failed_takeover_keeps_serving():
             p = et._spawn(argv, None, err)
             rc = p.wait(20)
         et.eq(rc, 1, "the failed new edged's exit status")
+        with open(os.path.join(node.dir, "new.stderr")) as f:
+            err = f.read()
+        et.ok("no-such-dir" in err, "the new edged says why: %r" % err[-300:])
+        et.ok(not any(m in err for m in et.SANITIZER_MARKS),
+              "no sanitizer report from the failed edged")
         et.wait_for(lambda: "still serving" in old.stderr_text(), 5, 0.05,
                     "the old edged says why it keeps serving")
         et.ok("failed before it was ready" in old.stderr_text(),
@@ -347,6 +352,8 @@ def test_takeover_without_running_edged():
          os.path.join(d, "cache"), "--takeover"],
         capture_output=True, timeout=20)
     et.eq(r.returncode, 1, "exit status")
+    et.ok(not any(m.encode() in r.stderr for m in et.SANITIZER_MARKS),
+          "no sanitizer report")
     et.ok(b"is an edged with this configuration running?" in r.stderr,
           "says why: %r" % r.stderr[-300:])
 
