@@ -211,7 +211,7 @@ struct edge {
 	struct edge_inflight *inflight;   /* shared fetches by key */
 	/* node_name (conf_node_name): this node's CDN-Loop member. */
 	char node_name[CONF_NODE_NAME_MAX];
-	struct edge_bus *bus; /* edge_bus.c */
+	struct edge_bus *bus;           /* edge_bus.c */
 	struct edge_takeover *takeover; /* edge_takeover.c */
 };
 

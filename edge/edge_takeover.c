@@ -71,11 +71,11 @@ struct edge_takeover {
 	int conn;                        /* the takeover under way, or -1 */
 	pid_t peer;
 	struct event *reply_ev;
-	int handed; /* the listeners went to a new edged: path is its own */
-	pid_t child;           /* the edged SIGUSR2 started, until it exits */
+	int handed;  /* the listeners went to a new edged: path is its own */
+	pid_t child; /* the edged SIGUSR2 started, until it exits */
 	struct event *sigchld; /* reaps it */
 	/* new side */
-	int from;             /* connection to the old edged, or -1 */
+	int from; /* connection to the old edged, or -1 */
 	struct takeover_fd *fds;
 	unsigned nfds;
 };
@@ -118,7 +118,8 @@ addr_un(struct sockaddr_un *sa, const char *path)
 static void
 set_io_timeout(int fd, uint64_t ms)
 {
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = {
+	    (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -240,9 +241,9 @@ on_reply(evutil_socket_t fd, short what, void *arg)
 		CDN_LOG(CDN_LOG_ERR, "takeover",
 		    "pid %d failed before it was ready (%s): still serving",
 		    (int)t->peer,
-		    n < 0    ? strerror(errno)
-		    : n == 0 ? "it closed the connection; see its log"
-		             : "unexpected message");
+		    n < 0        ? strerror(errno)
+		        : n == 0 ? "it closed the connection; see its log"
+		                 : "unexpected message");
 		conn_end(t);
 		return;
 	}
@@ -309,8 +310,8 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	memset(&cred, 0, sizeof(cred));
 	(void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen);
 	if (t->conn != -1 || atomic_load(&e->draining)) {
-		CDN_LOG(CDN_LOG_WARN, "takeover",
-		    "pid %d refused: %s", (int)cred.pid,
+		CDN_LOG(CDN_LOG_WARN, "takeover", "pid %d refused: %s",
+		    (int)cred.pid,
 		    t->conn != -1 ? "another takeover is under way"
 		                  : "this edged is draining");
 		close(fd);
@@ -363,8 +364,8 @@ bind_path(const char *path, int replace)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
 	    listen(fd, LISTEN_QUEUE) == -1) {
-		CDN_LOG(CDN_LOG_ERR, "takeover", "%s: %s", path,
-		    strerror(errno));
+		CDN_LOG(
+		    CDN_LOG_ERR, "takeover", "%s: %s", path, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		return -1;
@@ -489,9 +490,10 @@ edge_takeover_fetch(struct edge *e)
 		if (n <= 0 || parse_fd_msg(t, msg, fd) != CDN_OK) {
 			CDN_LOG(CDN_LOG_ERR, "takeover",
 			    "receiving the listeners from %s: %s", t->path,
-			    n < 0    ? strerror(errno)
-			    : n == 0 ? "the running edged refused (see its log)"
-			             : "malformed message");
+			    n < 0 ? strerror(errno)
+			        : n == 0
+			        ? "the running edged refused (see its log)"
+			        : "malformed message");
 			if (fd != -1)
 				close(fd);
 			return CDN_EIO;
@@ -509,8 +511,8 @@ edge_takeover_pending(const struct edge *e)
 }
 
 int
-edge_takeover_has(const struct edge *e, enum edge_listen_kind kind,
-    const char *addr)
+edge_takeover_has(
+    const struct edge *e, enum edge_listen_kind kind, const char *addr)
 {
 	const struct edge_takeover *t = e->takeover;
 
@@ -521,8 +523,7 @@ edge_takeover_has(const struct edge *e, enum edge_listen_kind kind,
 }
 
 int
-edge_takeover_take(struct edge *e, enum edge_listen_kind kind,
-    const char *addr)
+edge_takeover_take(struct edge *e, enum edge_listen_kind kind, const char *addr)
 {
 	struct edge_takeover *t = e->takeover;
 	int fd;
@@ -538,8 +539,8 @@ edge_takeover_take(struct edge *e, enum edge_listen_kind kind,
 }
 
 int
-edge_takeover_next(struct edge *e, enum edge_listen_kind *kind,
-    const char **addr)
+edge_takeover_next(
+    struct edge *e, enum edge_listen_kind *kind, const char **addr)
 {
 	struct edge_takeover *t = e->takeover;
 	int fd;
@@ -589,8 +590,7 @@ edge_takeover_ready(struct edge *e)
 		    "the old edged drains: serving alone");
 		snprintf(state, sizeof(state), "MAINPID=%d", (int)getpid());
 		cdn_notify(state);
-	}
-	else
+	} else
 		CDN_LOG(CDN_LOG_WARN, "takeover",
 		    "no answer from the old edged (%s): serving anyway",
 		    n < 0 ? strerror(errno) : "connection closed");
@@ -598,8 +598,8 @@ edge_takeover_ready(struct edge *e)
 	t->from = -1;
 	/* Our socket takes the path over: the next upgrade finds us. */
 	if (t->listener != NULL && rename(t->tmp, t->path) == -1)
-		CDN_LOG(CDN_LOG_ERR, "takeover", "rename %s to %s: %s",
-		    t->tmp, t->path, strerror(errno));
+		CDN_LOG(CDN_LOG_ERR, "takeover", "rename %s to %s: %s", t->tmp,
+		    t->path, strerror(errno));
 	t->tmp[0] = '\0';
 	edge_purged_start(e);
 }
@@ -618,7 +618,7 @@ edge_takeover_spawn(struct edge *e)
 	    t->child != 0) {
 		CDN_LOG(CDN_LOG_WARN, "takeover", "SIGUSR2 ignored: %s",
 		    atomic_load(&e->draining) ? "draining"
-		    : t != NULL && t->child != 0
+		        : t != NULL && t->child != 0
 		        ? "a new edged is starting already"
 		        : "no takeover socket (cache_dir or takeover_socket)");
 		return;

@@ -305,8 +305,8 @@ listen_probe_all(const struct edge *e)
 
 /* Serve listening socket <fd> (ours either way) on worker <w>. */
 static int
-worker_adopt(struct edge_worker *w, int fd, enum edge_listen_kind kind,
-    const char *addr)
+worker_adopt(
+    struct edge_worker *w, int fd, enum edge_listen_kind kind, const char *addr)
 {
 	static const evconnlistener_cb cbs[] = {[EDGE_LISTEN_PLAIN] = on_accept,
 	    [EDGE_LISTEN_TLS] = on_accept_tls,
@@ -323,7 +323,8 @@ worker_adopt(struct edge_worker *w, int fd, enum edge_listen_kind kind,
 	}
 	evconnlistener_set_error_cb(l, on_accept_error);
 	w->listeners = realloc(w->listeners, (n + 1) * sizeof(*w->listeners));
-	w->listen_ids = realloc(w->listen_ids, (n + 1) * sizeof(*w->listen_ids));
+	w->listen_ids =
+	    realloc(w->listen_ids, (n + 1) * sizeof(*w->listen_ids));
 	CDN_ASSERT(w->listeners != NULL && w->listen_ids != NULL);
 	w->listeners[n] = l;
 	w->listen_ids[n].kind = kind;
@@ -335,8 +336,8 @@ worker_adopt(struct edge_worker *w, int fd, enum edge_listen_kind kind,
 /* One listener of worker <w>: a socket a takeover handed over, or a new
  * one. */
 static int
-worker_listen(struct edge_worker *w, enum edge_listen_kind kind,
-    const char *addr)
+worker_listen(
+    struct edge_worker *w, enum edge_listen_kind kind, const char *addr)
 {
 	int fd;
 
