@@ -4,9 +4,11 @@
  *
  * The running edged listens on a unix socket (takeover_socket; by default
  * edged.takeover in cache_dir).  A new edged started with --takeover
- * connects to it before it binds anything and receives every listening
- * socket of the old one, one SOCK_SEQPACKET message per socket ("L KIND
- * ADDR", the descriptor as SCM_RIGHTS), then "E".  They are the same kernel
+ * connects to it before it binds anything, asks ("T": a connection that
+ * does not ask is only someone checking that the path is live) and
+ * receives every listening socket of the old one, one SOCK_SEQPACKET
+ * message per socket ("L KIND ADDR", the descriptor as SCM_RIGHTS), then
+ * "E".  They are the same kernel
  * sockets, so a connection queued on one is accepted by whichever process
  * accepts first and none is refused.  The new edged starts its workers on
  * them (an address the old one did not have is probed and bound as usual)
@@ -71,6 +73,7 @@ struct edge_takeover {
 	int conn;                        /* the takeover under way, or -1 */
 	pid_t peer;
 	struct event *reply_ev;
+	int asked;   /* the peer sent "T": it has the listeners */
 	int handed;  /* the listeners went to a new edged: path is its own */
 	pid_t child; /* the edged SIGUSR2 started, until it exits */
 	struct event *sigchld; /* reaps it */
@@ -218,6 +221,34 @@ conn_end(struct edge_takeover *t)
 	t->conn = -1;
 }
 
+/* Send every listening socket, then "E". */
+static int
+hand_over(struct edge *e, int sock)
+{
+	char msg[MSG_MAX];
+
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		struct edge_worker *w = &e->workers[i];
+
+		for (unsigned j = 0; j < w->nlisteners; j++) {
+			snprintf(msg, sizeof(msg), "L %d %s",
+			    (int)w->listen_ids[j].kind, w->listen_ids[j].addr);
+			if (send_msg(sock, msg,
+			        evconnlistener_get_fd(w->listeners[j])) !=
+			    CDN_OK)
+				return CDN_EIO;
+		}
+	}
+	if (e->admin != NULL) {
+		snprintf(msg, sizeof(msg), "L %d %s", (int)EDGE_LISTEN_ADMIN,
+		    e->conf->admin_listen);
+		if (send_msg(sock, msg, evconnlistener_get_fd(e->admin)) !=
+		    CDN_OK)
+			return CDN_EIO;
+	}
+	return send_msg(sock, "E", -1);
+}
+
 static void
 on_reply(evutil_socket_t fd, short what, void *arg)
 {
@@ -226,7 +257,34 @@ on_reply(evutil_socket_t fd, short what, void *arg)
 	char msg[MSG_MAX];
 	ssize_t n;
 	int got = -1;
+	struct timeval tv = {READY_WAIT_MS / 1000, 0};
 
+	if (!t->asked) {
+		n = (what & EV_TIMEOUT) != 0
+		    ? -1
+		    : recv_msg(fd, msg, sizeof(msg), &got);
+		if (got != -1)
+			close(got);
+		if (n <= 0 || strcmp(msg, "T") != 0) {
+			CDN_LOG(CDN_LOG_DEBUG, "takeover",
+			    "pid %d asked for nothing", (int)t->peer);
+			conn_end(t);
+			return;
+		}
+		t->asked = 1;
+		CDN_LOG(CDN_LOG_INFO, "takeover",
+		    "pid %d takes over the listeners", (int)t->peer);
+		if (hand_over(e, fd) != CDN_OK) {
+			CDN_LOG(CDN_LOG_ERR, "takeover",
+			    "handing the listeners to pid %d: %s: still "
+			    "serving",
+			    (int)t->peer, strerror(errno));
+			conn_end(t);
+			return;
+		}
+		event_add(t->reply_ev, &tv);
+		return;
+	}
 	if ((what & EV_TIMEOUT) != 0) {
 		CDN_LOG(CDN_LOG_ERR, "takeover",
 		    "pid %d not ready after %d ms: still serving", (int)t->peer,
@@ -265,34 +323,6 @@ on_reply(evutil_socket_t fd, short what, void *arg)
 	conn_end(t);
 }
 
-/* Send every listening socket, then "E". */
-static int
-hand_over(struct edge *e, int sock)
-{
-	char msg[MSG_MAX];
-
-	for (unsigned i = 0; i < e->nworkers; i++) {
-		struct edge_worker *w = &e->workers[i];
-
-		for (unsigned j = 0; j < w->nlisteners; j++) {
-			snprintf(msg, sizeof(msg), "L %d %s",
-			    (int)w->listen_ids[j].kind, w->listen_ids[j].addr);
-			if (send_msg(sock, msg,
-			        evconnlistener_get_fd(w->listeners[j])) !=
-			    CDN_OK)
-				return CDN_EIO;
-		}
-	}
-	if (e->admin != NULL) {
-		snprintf(msg, sizeof(msg), "L %d %s", (int)EDGE_LISTEN_ADMIN,
-		    e->conf->admin_listen);
-		if (send_msg(sock, msg, evconnlistener_get_fd(e->admin)) !=
-		    CDN_OK)
-			return CDN_EIO;
-	}
-	return send_msg(sock, "E", -1);
-}
-
 static void
 on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -301,7 +331,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct edge_takeover *t = e->takeover;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
-	struct timeval tv = {READY_WAIT_MS / 1000, 0};
+	struct timeval tv = {HANDOVER_IO_MS / 1000, 0};
 	int flags;
 
 	(void)l;
@@ -317,28 +347,21 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		close(fd);
 		return;
 	}
-	CDN_LOG(CDN_LOG_INFO, "takeover", "pid %d takes over the listeners",
-	    (int)cred.pid);
 	/* A few small messages: blocking, bounded by the timeouts. */
 	flags = fcntl(fd, F_GETFL);
 	if (flags != -1)
 		(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	set_io_timeout(fd, HANDOVER_IO_MS);
-	if (hand_over(e, fd) != CDN_OK) {
-		CDN_LOG(CDN_LOG_ERR, "takeover",
-		    "handing the listeners to pid %d: %s: still serving",
-		    (int)cred.pid, strerror(errno));
-		close(fd);
-		return;
-	}
 	t->conn = fd;
 	t->peer = cred.pid;
+	t->asked = 0;
 	t->reply_ev = event_new(e->main_base, fd, EV_READ, on_reply, e);
 	event_add(t->reply_ev, &tv);
 }
 
 /* Bind <path> afresh: a file left there by an edged that is gone is
- * removed; a live one refuses. */
+ * removed.  -2 if a live edged listens there (it keeps it), -1 after
+ * logging why. */
 static int
 bind_path(const char *path, int replace)
 {
@@ -351,11 +374,11 @@ bind_path(const char *path, int replace)
 		if (probe != -1 &&
 		    connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			close(probe);
-			CDN_LOG(CDN_LOG_ERR, "takeover",
-			    "%s: another edged listens there (edged --takeover "
-			    "replaces it)",
+			CDN_LOG(CDN_LOG_WARN, "takeover",
+			    "%s: another edged listens there: no takeover of "
+			    "this one (set takeover_socket)",
 			    path);
-			return -1;
+			return -2;
 		}
 		if (probe != -1)
 			close(probe);
@@ -418,6 +441,8 @@ edge_takeover_listen(struct edge *e)
 	} else {
 		fd = bind_path(t->path, 1);
 	}
+	if (fd == -2)
+		return CDN_OK;
 	if (fd == -1)
 		return CDN_EIO;
 	t->listener = evconnlistener_new(e->main_base, on_accept, e,
@@ -483,6 +508,11 @@ edge_takeover_fetch(struct edge *e)
 		return CDN_EIO;
 	}
 	set_io_timeout(t->from, HANDOVER_IO_MS);
+	if (send_msg(t->from, "T", -1) != CDN_OK) {
+		CDN_LOG(CDN_LOG_ERR, "takeover", "%s: %s", t->path,
+		    strerror(errno));
+		return CDN_EIO;
+	}
 	for (;;) {
 		n = recv_msg(t->from, msg, sizeof(msg), &fd);
 		if (n > 0 && strcmp(msg, "E") == 0 && fd == -1)

@@ -344,6 +344,23 @@ def test_failed_takeover_keeps_serving():
         node.edge.stop()
 
 
+def test_second_edged_on_the_cache_dir_leaves_the_socket():
+    """A second edged on the same cache_dir but other ports (a test setup,
+    say) starts without a takeover socket and does not disturb the first's.
+    """
+    with et.Origin() as o:
+        node = pn.Node(o)
+        with et.Edge(o.url, "--cache-dir", node.cache) as other:
+            et.eq(other.request("GET", HOT[1]).status, 200, "second edged")
+            et.ok("another edged listens there" in other.stderr_text(),
+                  "the second says it has no takeover socket")
+        et.ok("takeover" not in node.edge.stderr_text(),
+              "the first saw no takeover attempt")
+        node.edge = take_over(node, o, node.edge)
+        et.eq(node.edge.request("GET", HOT[1]).status, 200, "taken over")
+        node.edge.stop()
+
+
 def test_takeover_without_running_edged():
     d = et.mktemp("tko")
     r = et.subprocess.run(
