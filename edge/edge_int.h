@@ -127,6 +127,7 @@ enum edge_listen_kind {
 	EDGE_LISTEN_TLS,
 	EDGE_LISTEN_H2C,
 	EDGE_LISTEN_ADMIN,
+	EDGE_LISTEN_PURGE, /* purge_listen, which purged serves */
 	EDGE_LISTEN_KINDS
 };
 
@@ -517,6 +518,8 @@ int edge_process_stats(struct edge_process_stats *ps) CDN_WUR;
 int edge_purged_init(struct edge *e) CDN_WUR;
 /* Stops the child (SIGTERM, then SIGKILL) and frees. */
 void edge_purged_fini(struct edge *e);
+/* The purge_listen socket edged keeps for its purged children, or -1. */
+int edge_purged_listen_fd(const struct edge *e);
 /* Start the child edge_purged_init() left for later (a takeover: the old
  * edged's purged held purge_listen).  A no-op otherwise. */
 void edge_purged_start(struct edge *e);

@@ -87,7 +87,8 @@ static const char *const kind_names[EDGE_LISTEN_KINDS] = {
     [EDGE_LISTEN_PLAIN] = "listen",
     [EDGE_LISTEN_TLS] = "listen_tls",
     [EDGE_LISTEN_H2C] = "listen_h2c",
-    [EDGE_LISTEN_ADMIN] = "admin_listen"};
+    [EDGE_LISTEN_ADMIN] = "admin_listen",
+    [EDGE_LISTEN_PURGE] = "purge_listen"};
 
 /* The socket path of <c>, or "" when there is none.  CDN_EINVAL if it
  * does not fit a sockaddr_un. */
@@ -244,6 +245,12 @@ hand_over(struct edge *e, int sock)
 		    e->conf->admin_listen);
 		if (send_msg(sock, msg, evconnlistener_get_fd(e->admin)) !=
 		    CDN_OK)
+			return CDN_EIO;
+	}
+	if (edge_purged_listen_fd(e) != -1) {
+		snprintf(msg, sizeof(msg), "L %d %s", (int)EDGE_LISTEN_PURGE,
+		    e->conf->purge_listen);
+		if (send_msg(sock, msg, edge_purged_listen_fd(e)) != CDN_OK)
 			return CDN_EIO;
 	}
 	return send_msg(sock, "E", -1);

@@ -275,6 +275,7 @@ kind_list(const struct conf *c, enum edge_listen_kind kind)
 	case EDGE_LISTEN_H2C:
 		return &c->listen_h2c;
 	case EDGE_LISTEN_ADMIN:
+	case EDGE_LISTEN_PURGE:
 	case EDGE_LISTEN_KINDS:
 		break;
 	}
@@ -620,10 +621,10 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 			goto fail;
 		}
 	}
-	/* After the admin listener took its own. */
-	if (adopt_extra(e) != CDN_OK)
+	if (edge_purged_init(e) != CDN_OK)
 		goto fail;
-	if (edge_purged_init(e) != CDN_OK || edge_takeover_listen(e) != CDN_OK)
+	/* After the admin listener and purged took their own. */
+	if (adopt_extra(e) != CDN_OK || edge_takeover_listen(e) != CDN_OK)
 		goto fail;
 	e->sig_term = evsignal_new(e->main_base, SIGTERM, on_signal, e);
 	e->sig_int = evsignal_new(e->main_base, SIGINT, on_signal, e);

@@ -10,8 +10,9 @@ disk cache is the new edged's too (what the old one stored is a hit).  A
 keep-alive connection the old edged closes while idle is reopened by its
 client, as HTTP allows (RFC 9112 section 9.3.1): only a request that got
 no byte of its response is sent again, and the test counts those.  The new
-edged can be taken over in turn, and purged is handed over too (stopped by
-the old edged, started by the new one).  SIGUSR2 makes the running edged
+edged can be taken over in turn, and the purge API refuses nothing either:
+the purge listener is handed over too, and purges wait in its queue while
+the old edged's purged stops and the new one's starts.  SIGUSR2 makes the running edged
 start the new one itself, as nginx's USR2 does.  A takeover that fails
 leaves the old edged serving and says why."""
 import http.client
@@ -213,6 +214,21 @@ def test_takeover_under_load():
         fetched = o.count()
 
         load = Load(port).start()
+        purges = {"ok": 0, "failed": []}
+
+        def purge_loop():
+            while not load.stop.is_set():
+                try:
+                    r = node.purge(target="/obj/purged-often?" + TTL)
+                    if r.status == 200:
+                        purges["ok"] += 1
+                    else:
+                        purges["failed"].append(r.status)
+                except (OSError, et.ResponseError) as ex:
+                    purges["failed"].append(repr(ex))
+        purgers = [threading.Thread(target=purge_loop) for _ in range(3)]
+        for t in purgers:
+            t.start()
         time.sleep(1.0)
         # Slow responses in flight on the old edged during the handover.
         slow = [None] * 6
@@ -238,8 +254,14 @@ def test_takeover_under_load():
         node.edge = third
         time.sleep(1.0)
         load.finish()
+        for t in purgers:
+            t.join(30)
         sys.stdout.write("# %d requests, %d resent after an idle keep-alive "
-                         "close\n" % (load.done, load.retried))
+                         "close; %d purges\n" % (load.done, load.retried,
+                                                 purges["ok"]))
+        et.eq(purges["failed"][:5], [], "failed purges (of %d)" %
+              purges["ok"])
+        et.ok(purges["ok"] > 10, "purges ran")
         et.eq(load.failures[:5], [], "failed requests (of %d)" % load.done)
         et.ok(load.done > 100, "the load ran (%d requests)" % load.done)
 
@@ -307,6 +329,32 @@ def test_sigusr2_starts_the_new_edged_itself():
         old.stop()
         et.eq(old.stderr_text().count("info edge: stopped"), 2,
               "both edged stopped")
+
+
+def test_connection_accepted_before_the_drain_is_answered():
+    """A client that connected just before the drain began (its request
+    still on the way) gets its answer: the drain closes connections only
+    at a response boundary.  Keep-alive ones that have had a response are
+    closed when idle; the new one is answered with Connection: close."""
+    with et.Origin() as o:
+        e = et.Edge(o.url)
+        fresh = e.connect()
+        used = e.connect()
+        et.eq(used.request("GET", HOT[0]).status, 200, "a first response")
+        time.sleep(0.2)  # both accepted by a worker
+        e.send_signal(et.signal.SIGTERM)
+        et.wait_for(lambda: "draining" in e.stderr_text(), 5, 0.02,
+                    "the drain began")
+        time.sleep(0.2)
+        used.assert_closed(5, "the idle keep-alive connection")
+        r = fresh.request("GET", HOT[1])
+        et.eq(r.status, 200, "the request of the new connection")
+        et.ok("close" in r.tokens("Connection"), "Connection: close")
+        fresh.assert_closed(5, "the new connection after its response")
+        fresh.close()
+        used.close()
+        et.eq(e.wait_exit(10), 0, "edged drained and exited")
+        e.stop()
 
 
 def test_failed_takeover_keeps_serving():
