@@ -15,10 +15,11 @@
  * and sends "R".  The old one closes its admin listener (the new one
  * answers /healthz now), drains as on SIGTERM (listeners closed, in-flight
  * responses finished, idle keep-alive connections closed between
- * responses), stops its purged and answers "D".  Only then does the new
- * edged start its purged, which binds purge_listen afresh: purges are
- * refused between the two, and the new edged takes the unix socket's path
- * over (it bound a temporary name: rename() swaps them atomically).
+ * responses), stops its purged and answers "D".  The purge_listen socket
+ * (edge_purged.c) is handed over with the others: only then does the new
+ * edged start its purged on it, and purges sent meanwhile wait in its
+ * queue.  The new edged then takes the unix socket's path over (it bound
+ * a temporary name: rename() swaps them atomically).
  *
  * A takeover that fails before "R" (the new edged exits: its connection
  * closes) or takes longer than READY_WAIT_MS leaves the old edged serving,
