@@ -1,22 +1,26 @@
 """Story: an upgrade under load drops nothing.
 
 An edged serves keep-alive clients, clients that open a connection per
-request, misses and slow responses.  A second edged (the same binary, as an
-upgrade would start the new one) is started with --takeover: it receives
-the running one's listening sockets, serves on them, and the old one drains
-and exits 0.  No connect is refused and no request fails; the slow
-responses that were in flight on the old edged complete byte for byte; the
-disk cache is the new edged's too (what the old one stored is a hit).  A
-keep-alive connection the old edged closes while idle is reopened by its
-client, as HTTP allows (RFC 9112 section 9.3.1): only a request that got
-no byte of its response is sent again, and the test counts those.  The new
-edged can be taken over in turn, and the purge API refuses nothing either:
-the purge listener is handed over too, and purges wait in its queue while
-the old edged's purged stops and the new one's starts.  SIGUSR2 makes the running edged
-start the new one itself, as nginx's USR2 does.  A takeover that fails
+request, misses, slow responses and purges.  A second edged (the same
+binary, as an upgrade would start the new one) is started with --takeover:
+it receives the running one's listening sockets, serves on them, and the
+old one drains and exits 0.  No connect is refused and no request fails;
+the slow responses that were in flight on the old edged complete byte for
+byte; the disk cache is the new edged's too (what the old one stored is a
+hit).  A keep-alive connection the old edged closes while idle is reopened
+by its client, as HTTP allows (RFC 9112 section 9.3.1): only a request that
+got no byte of its response is sent again, and the test counts those.  A
+connection accepted just before the drain gets its first request answered.
+The new edged can be taken over in turn, and the purge API refuses nothing
+either: the purge listener is handed over too, and purges wait in its
+queue while the old edged's purged stops and the new one's starts.  SIGUSR2
+makes the running edged start the new one itself, as nginx's USR2 does, and
+TLS listeners are handed over like the others.  A takeover that fails
 leaves the old edged serving and says why."""
 import http.client
 import os
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -409,9 +413,52 @@ def test_second_edged_on_the_cache_dir_leaves_the_socket():
         node.edge.stop()
 
 
+def tls_get(port, path):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                    context=ctx)
+    try:
+        c.request("GET", path, headers={"Host": pn.HOST})
+        r = c.getresponse()
+        return r.status, r.getheader("Cache-Status") or "", r.read()
+    finally:
+        c.close()
+
+
+def test_tls_listener_is_handed_over():
+    d = et.mktemp("tkotls")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+         "-subj", "/CN=localhost", "-days", "1"], capture_output=True,
+        timeout=30)
+    if r.returncode != 0:
+        raise et.Skip("openssl cannot make a certificate: %r" % r.stderr)
+    tls_port = et.free_port()
+    args = ["--cache-dir", os.path.join(d, "cache"), "--listen-tls",
+            "127.0.0.1:%d" % tls_port, "--tls-cert", cert, "--tls-key", key]
+    with et.Origin() as o:
+        old = et.Edge(o.url, *args)
+        status, _, body = tls_get(tls_port, HOT[2])
+        et.eq(status, 200, "TLS before")
+        et.wait_for(lambda: "hit" in tls_get(tls_port, HOT[2])[1], 5, 0.05,
+                    "stored")
+        new = et.Edge(o.url, *(args + ["--takeover"]), listen=old.listen)
+        et.ok(old.wait_exit(30) is not None, "the old edged exits")
+        old.stop()
+        status, cs, body2 = tls_get(tls_port, HOT[2])
+        et.eq(status, 200, "TLS after")
+        et.ok("hit" in cs, "a hit through the new edged: %s" % cs)
+        et.eq(body2, body, "the same body")
+        new.stop()
+
+
 def test_takeover_without_running_edged():
     d = et.mktemp("tko")
-    r = et.subprocess.run(
+    r = subprocess.run(
         [et.EDGED, "--origin", "http://127.0.0.1:9", "--listen",
          "127.0.0.1:%d" % et.free_port(), "--cache-dir",
          os.path.join(d, "cache"), "--takeover"],
