@@ -8,9 +8,8 @@
  * does not ask is only someone checking that the path is live) and
  * receives every listening socket of the old one, one SOCK_SEQPACKET
  * message per socket ("L KIND ADDR", the descriptor as SCM_RIGHTS), then
- * "E".  They are the same kernel
- * sockets, so a connection queued on one is accepted by whichever process
- * accepts first and none is refused.  The new edged starts its workers on
+ * "E".  They are the same kernel sockets, so a connection queued on one is
+ * accepted by whichever process accepts first and none is refused.  The new edged starts its workers on
  * them (an address the old one did not have is probed and bound as usual)
  * and sends "R".  The old one closes its admin listener (the new one
  * answers /healthz now), drains as on SIGTERM (listeners closed, in-flight
@@ -36,11 +35,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
