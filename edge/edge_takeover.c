@@ -8,17 +8,18 @@
  * does not ask is only someone checking that the path is live) and
  * receives every listening socket of the old one, one SOCK_SEQPACKET
  * message per socket ("L KIND ADDR", the descriptor as SCM_RIGHTS), then
- * "E".  They are the same kernel sockets, so a connection queued on one is
- * accepted by whichever process accepts first and none is refused.  The new edged starts its workers on
- * them (an address the old one did not have is probed and bound as usual)
- * and sends "R".  The old one closes its admin listener (the new one
- * answers /healthz now), drains as on SIGTERM (listeners closed, in-flight
- * responses finished, idle keep-alive connections closed between
- * responses), stops its purged and answers "D".  The purge_listen socket
- * (edge_purged.c) is handed over with the others: only then does the new
- * edged start its purged on it, and purges sent meanwhile wait in its
- * queue.  The new edged then takes the unix socket's path over (it bound
- * a temporary name: rename() swaps them atomically).
+ * "E".  They are the same kernel sockets, so a connection queued on one
+ * is accepted by whichever process accepts first and none is refused.
+ * The new edged starts its workers on them (an address the old one did
+ * not have is probed and bound as usual) and sends "R".  The old one
+ * closes its admin listener (the new one answers /healthz now), drains as
+ * on SIGTERM (listeners closed, in-flight responses finished, idle
+ * keep-alive connections closed between responses), stops its purged and
+ * answers "D".  The purge_listen socket (edge_purged.c) is handed over
+ * with the others: only then does the new edged start its purged on it,
+ * and purges sent meanwhile wait in its queue.  The new edged then takes
+ * the unix socket's path over (it bound a temporary name: rename() swaps
+ * them atomically).
  *
  * A takeover that fails before "R" (the new edged exits: its connection
  * closes) or takes longer than READY_WAIT_MS leaves the old edged serving,
