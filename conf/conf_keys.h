@@ -112,6 +112,7 @@ CONF_SITE_KEY(origin_connect_timeout, DURATION, 10, 600000, "5s", "time to conne
 CONF_SITE_KEY(origin_first_byte_timeout, DURATION, 10, 3600000, "30s", "time to the origin's response head (504 beyond)")
 CONF_SITE_KEY(origin_idle_timeout, DURATION, 10, 3600000, "30s", "idle time within an origin response")
 CONF_RESTART_KEY(drain_timeout, DURATION, 0, 3600000, "30s", "on SIGTERM, how long in-flight responses may finish")
+CONF_RESTART_KEY(takeover_socket, STR, 0, 0, "", "unix socket through which edged --takeover receives this node's listeners (empty: edged.takeover in cache_dir; none without cache_dir)")
 /* Compression variants and decoding limits (edge_variant.c, cache_variant.c). */
 CONF_RESTART_KEY(compress_types, STRLIST, 0, 0, "", "media type given gzip/brotli variants, type/* and type/*+suffix globs (repeatable; unset: text/*, JavaScript, JSON, XML, SVG, wasm, fonts)")
 CONF_RESTART_KEY(compress_min_size, SIZE, 0, UINT64_C(1) << 40, "1K", "smaller responses get no compressed variants")

@@ -120,6 +120,22 @@ struct edge_inflight;
 struct fill_waiter;
 struct edge_range_disk;
 
+/* What a listening socket is for: how its connections are served, and
+ * which socket of a new edged it becomes on a takeover. */
+enum edge_listen_kind {
+	EDGE_LISTEN_PLAIN,
+	EDGE_LISTEN_TLS,
+	EDGE_LISTEN_H2C,
+	EDGE_LISTEN_ADMIN,
+	EDGE_LISTEN_PURGE, /* purge_listen, which purged serves */
+	EDGE_LISTEN_KINDS
+};
+
+struct edge_listen_id {
+	enum edge_listen_kind kind;
+	const char *addr; /* a string of edge->conf */
+};
+
 struct edge_worker {
 	uint32_t magic;
 #define EDGE_WORKER_MAGIC 0x3cb5e890u
@@ -128,6 +144,7 @@ struct edge_worker {
 	pthread_t thread;
 	struct event_base *base;
 	struct evconnlistener **listeners;
+	struct edge_listen_id *listen_ids; /* one per listener */
 	unsigned nlisteners;
 	struct http_server *http;
 	struct edge_h2 *h2; /* HTTP/2 connections (edge_h2.h) */
@@ -170,7 +187,7 @@ struct edge {
 	struct cdn_alog *alog;
 	struct evconnlistener *admin;
 	struct http_server *admin_http;
-	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_usr1, *sig_usr2;
 	struct event *join_timer;
 	struct edge_admin_ctx *admin_ctx; /* edge_admin.c; NULL without admin */
 	struct edge_stats *stats;         /* edge_stats.c; NULL without admin */
@@ -195,7 +212,8 @@ struct edge {
 	struct edge_inflight *inflight;   /* shared fetches by key */
 	/* node_name (conf_node_name): this node's CDN-Loop member. */
 	char node_name[CONF_NODE_NAME_MAX];
-	struct edge_bus *bus; /* edge_bus.c */
+	struct edge_bus *bus;           /* edge_bus.c */
+	struct edge_takeover *takeover; /* edge_takeover.c */
 };
 
 /*
@@ -500,6 +518,14 @@ int edge_process_stats(struct edge_process_stats *ps) CDN_WUR;
 int edge_purged_init(struct edge *e) CDN_WUR;
 /* Stops the child (SIGTERM, then SIGKILL) and frees. */
 void edge_purged_fini(struct edge *e);
+/* The purge_listen socket edged keeps for its purged children, or -1. */
+int edge_purged_listen_fd(const struct edge *e);
+/* Start the child edge_purged_init() left for later (a takeover: the old
+ * edged's purged held purge_listen).  A no-op otherwise. */
+void edge_purged_start(struct edge *e);
+/* Stop the child now (SIGTERM, then SIGKILL), not to restart it: a new
+ * edged starts its own. */
+void edge_purged_stop(struct edge *e);
 /* Ask the purged child, if one runs, to reopen its logs (SIGUSR1). */
 void edge_purged_reopen_logs(struct edge *e);
 /*
@@ -517,5 +543,58 @@ int edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,
 int edge_purge_hides_field(const struct edge *e, const char *name, size_t len);
 /* The origin's response head came <us> after the request (worker thread). */
 void edge_stats_origin_head(struct edge_worker *w, uint64_t us);
+
+/* edge_worker.c: drain as on SIGTERM, <why> naming the cause in the log;
+ * with <stopping>, tell the service manager that the service stops (not
+ * so when a new edged took over).  Main thread; a second call is a no-op.
+ */
+void edge_start_drain(struct edge *e, const char *why, int stopping);
+
+/* edge_takeover.c (main thread only) */
+/*
+ * The old side: listen on the takeover socket (takeover_socket, or
+ * edged.takeover in cache_dir; nothing without either) and hand every
+ * listener to an edged --takeover that connects, then drain once it
+ * serves.  After edge_takeover_fetch() the socket is bound under a
+ * temporary name that edge_takeover_ready() renames.  CDN_OK, or an error
+ * after logging why (another edged listens there: use --takeover).
+ */
+int edge_takeover_listen(struct edge *e) CDN_WUR;
+/*
+ * The new side, before any listener is bound: receive the running edged's
+ * listening sockets.  CDN_OK, or an error after logging why (no edged
+ * there, or it refused); the running edged keeps serving either way.
+ */
+int edge_takeover_fetch(struct edge *e) CDN_WUR;
+/* Whether this edged takes over from another and has not told it yet
+ * that it serves. */
+int edge_takeover_pending(const struct edge *e);
+/* Whether a socket of <kind> on <addr> was received (it needs no probe). */
+int edge_takeover_has(
+    const struct edge *e, enum edge_listen_kind kind, const char *addr);
+/* A received socket of <kind> on <addr>, now the caller's, or -1. */
+int edge_takeover_take(
+    struct edge *e, enum edge_listen_kind kind, const char *addr);
+/* Any received socket not taken yet, now the caller's, with its kind and
+ * address (valid until edge_takeover_fini()); -1 when none is left. */
+int edge_takeover_next(
+    struct edge *e, enum edge_listen_kind *kind, const char **addr);
+/* "listen", "listen_tls", ...: the directive a kind comes from. */
+const char *edge_takeover_kind_name(enum edge_listen_kind kind);
+/*
+ * The new side, once its workers serve: tell the old edged, wait (bounded)
+ * until it drains and its purged stopped, take the socket's path over and
+ * start purged.  A no-op without a takeover.
+ */
+void edge_takeover_ready(struct edge *e);
+/*
+ * SIGUSR2: start the binary at the path edged was started from (after a
+ * package upgrade, the new one) with this edged's command line and
+ * --takeover, as a child: under systemd it stays in the service.  Its
+ * failure is logged; this edged serves on either way.
+ */
+void edge_takeover_spawn(struct edge *e);
+/* Close the socket (removing its path unless a new edged owns it now). */
+void edge_takeover_fini(struct edge *e);
 
 #endif /* EDGE_INT_H */

@@ -23,6 +23,11 @@
  * replaces the child: SIGTERM (purged answers the purges it has, then
  * exits) and a new one on the new memfd once the old has exited, so that
  * purges are keyed by the same rules as the node that stores.
+ *
+ * Its listener.  edged binds purge_listen itself and keeps the socket;
+ * every child serves it (--listen-fd).  Purges sent while one child
+ * replaces another, or while a takeover hands the socket to a new edged
+ * (edge_takeover.c), wait in its accept queue instead of being refused.
  */
 #include "config.h"
 
@@ -47,12 +52,14 @@
 #include "conf/conf.h"
 #include "edge/edge_int.h"
 #include "http/http_access.h"
+#include "http/http_listen.h"
 
 #define TAG_FIELDS_MAX    8
 #define RESTART_MIN_MS    100
 #define RESTART_MAX_MS    10000
 #define RESTART_STABLE_MS 10000
 #define STOP_WAIT_MS      3000
+#define LISTEN_BACKLOG    128
 
 struct edge_purged {
 	uint32_t magic;
@@ -64,6 +71,7 @@ struct edge_purged {
 	/* the child, main thread only */
 	char *exe;
 	int config_fd; /* the sealed memfd of the configuration, or -1 */
+	int listen_fd; /* purge_listen, or -1 */
 	pid_t pid;
 	uint64_t started_ms;
 	uint64_t backoff_ms;
@@ -71,6 +79,7 @@ struct edge_purged {
 	struct event *restart;
 	unsigned restarts;
 	int replacing; /* the child was told to stop for a new config */
+	int deferred;  /* a takeover: edge_purged_start() spawns it */
 };
 
 /* ---- tags, from worker threads (read-only after init) ---- */
@@ -108,15 +117,18 @@ static void
 spawn(struct edge *e)
 {
 	struct edge_purged *p = e->purged;
-	char fdarg[16];
-	char *argv[4];
+	char fdarg[16], lfdarg[16];
+	char *argv[6];
 	pid_t pid;
 
 	snprintf(fdarg, sizeof(fdarg), "%d", p->config_fd);
+	snprintf(lfdarg, sizeof(lfdarg), "%d", p->listen_fd);
 	argv[0] = p->exe;
 	argv[1] = (char *)(uintptr_t) "--config-fd";
 	argv[2] = fdarg;
-	argv[3] = NULL;
+	argv[3] = p->listen_fd != -1 ? (char *)(uintptr_t) "--listen-fd" : NULL;
+	argv[4] = lfdarg;
+	argv[5] = NULL;
 
 	pid = fork();
 	if (pid == -1) {
@@ -135,7 +147,9 @@ spawn(struct edge *e)
 		/* The one descriptor purged inherits, from its start: the
 		 * offset is shared with edged and earlier children. */
 		if (fcntl(p->config_fd, F_SETFD, 0) == -1 ||
-		    lseek(p->config_fd, 0, SEEK_SET) == -1)
+		    lseek(p->config_fd, 0, SEEK_SET) == -1 ||
+		    (p->listen_fd != -1 &&
+		        fcntl(p->listen_fd, F_SETFD, 0) == -1))
 			_exit(127);
 		execv(p->exe, argv);
 		_exit(127);
@@ -324,6 +338,7 @@ edge_purged_init(struct edge *e)
 	p = cdn_xcalloc(1, sizeof(*p));
 	p->magic = EDGE_PURGED_MAGIC;
 	p->config_fd = -1;
+	p->listen_fd = -1;
 	e->purged = p;
 	p->pass_surrogate_key = (int)c->surrogate_key_pass;
 	p->fields_buf = cdn_xstrdup(c->cache_tag_fields);
@@ -366,12 +381,45 @@ edge_purged_init(struct edge *e)
 	p->config_fd = config_fd_new(c);
 	if (p->config_fd == -1)
 		return CDN_EINVAL;
+	if (c->purge_listen[0] != '\0') {
+		p->listen_fd =
+		    edge_takeover_take(e, EDGE_LISTEN_PURGE, c->purge_listen);
+		if (p->listen_fd == -1)
+			p->listen_fd = http_listen_socket(
+			    c->purge_listen, 0, LISTEN_BACKLOG, "purge");
+		if (p->listen_fd == -1)
+			return CDN_EIO;
+	}
 	p->backoff_ms = RESTART_MIN_MS;
 	p->sigchld = evsignal_new(e->main_base, SIGCHLD, on_sigchld, e);
 	p->restart = evtimer_new(e->main_base, on_restart, e);
 	event_add(p->sigchld, NULL);
+	if (edge_takeover_pending(e)) {
+		/* The old edged's purged holds purge_listen until it stops. */
+		p->deferred = 1;
+		return CDN_OK;
+	}
 	spawn(e);
 	return p->pid != 0 ? CDN_OK : CDN_EIO;
+}
+
+int
+edge_purged_listen_fd(const struct edge *e)
+{
+	return e->purged != NULL ? e->purged->listen_fd : -1;
+}
+
+void
+edge_purged_start(struct edge *e)
+{
+	struct edge_purged *p = e->purged;
+
+	if (p == NULL || !p->deferred)
+		return;
+	MAGIC_CHECK(p, EDGE_PURGED_MAGIC);
+	p->deferred = 0;
+	if (!atomic_load(&e->draining))
+		spawn(e);
 }
 
 int
@@ -429,6 +477,23 @@ stop_child(struct edge_purged *p)
 }
 
 void
+edge_purged_stop(struct edge *e)
+{
+	struct edge_purged *p = e->purged;
+
+	if (p == NULL)
+		return;
+	MAGIC_CHECK(p, EDGE_PURGED_MAGIC);
+	CDN_ASSERT(atomic_load(&e->draining)); /* or SIGCHLD restarts it */
+	if (p->pid != 0)
+		CDN_LOG(CDN_LOG_INFO, "purge", "stopping purged (pid %d)",
+		    (int)p->pid);
+	stop_child(p);
+	if (p->restart != NULL)
+		evtimer_del(p->restart);
+}
+
+void
 edge_purged_fini(struct edge *e)
 {
 	struct edge_purged *p = e->purged;
@@ -444,6 +509,8 @@ edge_purged_fini(struct edge *e)
 		event_free(p->restart);
 	if (p->config_fd != -1)
 		close(p->config_fd);
+	if (p->listen_fd != -1)
+		close(p->listen_fd);
 	free(p->exe);
 	free(p->fields_buf);
 	MAGIC_WIPE(p);

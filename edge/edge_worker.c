@@ -263,41 +263,123 @@ server_limits(const struct conf *c)
 	return lim;
 }
 
-/* Every address this node will listen on is free (http_listen_probe). */
-static int
-listen_probe_all(const struct conf *c)
+/* The addresses of each kind of worker listener in <c>. */
+static const struct conf_strlist *
+kind_list(const struct conf *c, enum edge_listen_kind kind)
 {
-	const struct conf_strlist *lists[] = {
-	    &c->listen, &c->listen_tls, &c->listen_h2c};
+	switch (kind) {
+	case EDGE_LISTEN_PLAIN:
+		return &c->listen;
+	case EDGE_LISTEN_TLS:
+		return &c->listen_tls;
+	case EDGE_LISTEN_H2C:
+		return &c->listen_h2c;
+	case EDGE_LISTEN_ADMIN:
+	case EDGE_LISTEN_PURGE:
+	case EDGE_LISTEN_KINDS:
+		break;
+	}
+	return NULL;
+}
 
-	for (size_t k = 0; k < CDN_ARRAY_LEN(lists); k++)
-		for (unsigned i = 0; i < lists[k]->n; i++)
-			if (http_listen_probe(lists[k]->v[i], "edge") != CDN_OK)
+/* Every address this node will listen on is free (http_listen_probe),
+ * but for those a takeover hands over: they are meant to be in use. */
+static int
+listen_probe_all(const struct edge *e)
+{
+	const struct conf *c = e->conf;
+
+	for (int k = EDGE_LISTEN_PLAIN; k <= EDGE_LISTEN_H2C; k++) {
+		const struct conf_strlist *l = kind_list(c, k);
+
+		for (unsigned i = 0; i < l->n; i++)
+			if (!edge_takeover_has(e, k, l->v[i]) &&
+			    http_listen_probe(l->v[i], "edge") != CDN_OK)
 				return CDN_EIO;
+	}
 	if (c->admin_listen[0] != '\0' &&
+	    !edge_takeover_has(e, EDGE_LISTEN_ADMIN, c->admin_listen) &&
 	    http_listen_probe(c->admin_listen, "edge") != CDN_OK)
 		return CDN_EIO;
 	return CDN_OK;
 }
 
-/* Bind one listener of worker <w>: plain or TLS by <cb>. */
+/* Serve listening socket <fd> (ours either way) on worker <w>. */
 static int
-worker_listen(struct edge_worker *w, const char *addr, evconnlistener_cb cb)
+worker_adopt(
+    struct edge_worker *w, int fd, enum edge_listen_kind kind, const char *addr)
 {
+	static const evconnlistener_cb cbs[] = {[EDGE_LISTEN_PLAIN] = on_accept,
+	    [EDGE_LISTEN_TLS] = on_accept_tls,
+	    [EDGE_LISTEN_H2C] = on_accept_h2c};
 	struct evconnlistener *l;
-	int fd;
+	unsigned n = w->nlisteners;
 
-	fd = http_listen_socket(addr, 1, LISTEN_BACKLOG, "edge");
-	if (fd == -1)
-		return CDN_EIO;
-	l = evconnlistener_new(w->base, cb, w,
+	CDN_ASSERT(kind <= EDGE_LISTEN_H2C);
+	l = evconnlistener_new(w->base, cbs[kind], w,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l == NULL) {
 		close(fd);
 		return CDN_EIO;
 	}
 	evconnlistener_set_error_cb(l, on_accept_error);
-	w->listeners[w->nlisteners++] = l;
+	w->listeners = realloc(w->listeners, (n + 1) * sizeof(*w->listeners));
+	w->listen_ids =
+	    realloc(w->listen_ids, (n + 1) * sizeof(*w->listen_ids));
+	CDN_ASSERT(w->listeners != NULL && w->listen_ids != NULL);
+	w->listeners[n] = l;
+	w->listen_ids[n].kind = kind;
+	w->listen_ids[n].addr = addr;
+	w->nlisteners = n + 1;
+	return CDN_OK;
+}
+
+/* One listener of worker <w>: a socket a takeover handed over, or a new
+ * one. */
+static int
+worker_listen(
+    struct edge_worker *w, enum edge_listen_kind kind, const char *addr)
+{
+	int fd;
+
+	fd = edge_takeover_take(w->edge, kind, addr);
+	if (fd == -1)
+		fd = http_listen_socket(addr, 1, LISTEN_BACKLOG, "edge");
+	if (fd == -1)
+		return CDN_EIO;
+	return worker_adopt(w, fd, kind, addr);
+}
+
+/* Sockets handed over beyond one per worker (the old edged ran more
+ * threads): each still holds a share of the connections, so each is
+ * served, round robin.  One whose address is no longer configured is
+ * closed, its queued connections with it. */
+static int
+adopt_extra(struct edge *e)
+{
+	enum edge_listen_kind kind;
+	const char *addr;
+	unsigned next = 0;
+	int fd;
+
+	while ((fd = edge_takeover_next(e, &kind, &addr)) != -1) {
+		const struct conf_strlist *l = kind_list(e->conf, kind);
+		const char *mine = NULL;
+
+		for (unsigned i = 0; l != NULL && i < l->n; i++)
+			if (strcmp(l->v[i], addr) == 0)
+				mine = l->v[i];
+		if (mine == NULL) {
+			CDN_LOG(CDN_LOG_WARN, "takeover",
+			    "%s %s is not in the configuration: closed",
+			    edge_takeover_kind_name(kind), addr);
+			close(fd);
+			continue;
+		}
+		if (worker_adopt(&e->workers[next++ % e->nworkers], fd, kind,
+		        mine) != CDN_OK)
+			return CDN_EIO;
+	}
 	return CDN_OK;
 }
 
@@ -339,20 +421,13 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	ms_tv(ALOG_FLUSH_MS, &tv);
 	if (w->alog != NULL)
 		event_add(w->flush_timer, &tv);
-	w->listeners =
-	    cdn_xcalloc(c->listen.n + c->listen_tls.n + c->listen_h2c.n,
-	        sizeof(*w->listeners));
-	for (unsigned i = 0; i < c->listen.n; i++)
-		if (worker_listen(w, c->listen.v[i], on_accept) != CDN_OK)
-			return CDN_EIO;
-	for (unsigned i = 0; i < c->listen_tls.n; i++)
-		if (worker_listen(w, c->listen_tls.v[i], on_accept_tls) !=
-		    CDN_OK)
-			return CDN_EIO;
-	for (unsigned i = 0; i < c->listen_h2c.n; i++)
-		if (worker_listen(w, c->listen_h2c.v[i], on_accept_h2c) !=
-		    CDN_OK)
-			return CDN_EIO;
+	for (int k = EDGE_LISTEN_PLAIN; k <= EDGE_LISTEN_H2C; k++) {
+		const struct conf_strlist *l = kind_list(c, k);
+
+		for (unsigned i = 0; i < l->n; i++)
+			if (worker_listen(w, k, l->v[i]) != CDN_OK)
+				return CDN_EIO;
+	}
 	return CDN_OK;
 }
 
@@ -364,6 +439,7 @@ worker_fini(struct edge_worker *w)
 	for (unsigned i = 0; i < w->nlisteners; i++)
 		evconnlistener_free(w->listeners[i]);
 	free(w->listeners);
+	free(w->listen_ids);
 	edge_h2_free(&w->h2);
 	http_server_free(&w->http);
 	edge_fill_worker_stop(w);
@@ -402,14 +478,15 @@ on_join_timer(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(e->main_base, NULL);
 }
 
-static void
-start_drain(struct edge *e, const char *why)
+void
+edge_start_drain(struct edge *e, const char *why, int stopping)
 {
 	struct timeval tv;
 
 	if (atomic_exchange(&e->draining, 1))
 		return;
-	cdn_notify("STOPPING=1");
+	if (stopping)
+		cdn_notify("STOPPING=1");
 	CDN_LOG(CDN_LOG_INFO, "edge", "%s: draining (up to %llu ms)", why,
 	    (unsigned long long)e->conf->drain_timeout);
 	for (unsigned i = 0; i < e->nworkers; i++)
@@ -435,6 +512,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		edge_reload(e);
 		return;
 	}
+	if (sig == SIGUSR2) {
+		/* An upgrade from inside the service, as nginx's USR2. */
+		edge_takeover_spawn(e);
+		return;
+	}
 	if (sig == SIGUSR1) {
 		/* After logrotate renamed them, as nginx's USR1. */
 		CDN_LOG(CDN_LOG_INFO, "edge", "SIGUSR1: reopening log files");
@@ -443,7 +525,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		edge_purged_reopen_logs(e);
 		return;
 	}
-	start_drain(e, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	edge_start_drain(e, sig == SIGTERM ? "SIGTERM" : "SIGINT", 1);
 }
 
 static void
@@ -467,7 +549,7 @@ on_gen_wake(evutil_socket_t fd, short what, void *arg)
 }
 
 struct edge *
-edge_new(struct conf *conf, int argc, char **argv)
+edge_new(struct conf *conf, int argc, char **argv, int takeover)
 {
 	struct edge *e;
 	struct http_server_limits lim;
@@ -496,7 +578,10 @@ edge_new(struct conf *conf, int argc, char **argv)
 	e->gen = edge_gen_new(conf, 1, e->nworkers, e->gen_wake);
 	if (e->gen == NULL)
 		goto fail;
-	if (listen_probe_all(conf) != CDN_OK)
+	/* Before the probe: the addresses handed over need none. */
+	if (takeover && edge_takeover_fetch(e) != CDN_OK)
+		goto fail;
+	if (listen_probe_all(e) != CDN_OK)
 		goto fail;
 	if (edge_cache_init(e) != CDN_OK || edge_bus_init(e) != CDN_OK)
 		goto fail;
@@ -518,8 +603,11 @@ edge_new(struct conf *conf, int argc, char **argv)
 	if (conf->admin_listen[0] != '\0') {
 		if (edge_admin_init(e) != CDN_OK)
 			goto fail;
-		fd = http_listen_socket(
-		    conf->admin_listen, 1, LISTEN_BACKLOG, "edge");
+		fd = edge_takeover_take(
+		    e, EDGE_LISTEN_ADMIN, conf->admin_listen);
+		if (fd == -1)
+			fd = http_listen_socket(
+			    conf->admin_listen, 1, LISTEN_BACKLOG, "edge");
 		if (fd == -1)
 			goto fail;
 		lim = server_limits(conf);
@@ -535,14 +623,19 @@ edge_new(struct conf *conf, int argc, char **argv)
 	}
 	if (edge_purged_init(e) != CDN_OK)
 		goto fail;
+	/* After the admin listener and purged took their own. */
+	if (adopt_extra(e) != CDN_OK || edge_takeover_listen(e) != CDN_OK)
+		goto fail;
 	e->sig_term = evsignal_new(e->main_base, SIGTERM, on_signal, e);
 	e->sig_int = evsignal_new(e->main_base, SIGINT, on_signal, e);
 	e->sig_hup = evsignal_new(e->main_base, SIGHUP, on_signal, e);
 	e->sig_usr1 = evsignal_new(e->main_base, SIGUSR1, on_signal, e);
+	e->sig_usr2 = evsignal_new(e->main_base, SIGUSR2, on_signal, e);
 	event_add(e->sig_term, NULL);
 	event_add(e->sig_int, NULL);
 	event_add(e->sig_hup, NULL);
 	event_add(e->sig_usr1, NULL);
+	event_add(e->sig_usr2, NULL);
 	e->join_timer =
 	    event_new(e->main_base, -1, EV_PERSIST, on_join_timer, e);
 	return e;
@@ -579,12 +672,13 @@ edge_run(struct edge *e)
 		    cdn_ready_file_write(e->conf->ready_file) != CDN_OK) {
 			CDN_LOG(CDN_LOG_ERR, "edge", "ready file %s: %s",
 			    e->conf->ready_file, strerror(errno));
-			start_drain(e, "ready file");
+			edge_start_drain(e, "ready file", 1);
 		} else {
+			edge_takeover_ready(e);
 			cdn_notify("READY=1");
 		}
 	} else {
-		start_drain(e, "start-up failure");
+		edge_start_drain(e, "start-up failure", 1);
 	}
 	event_base_dispatch(e->main_base);
 	for (unsigned i = 0; i < started; i++)
@@ -610,11 +704,13 @@ edge_free(struct edge **ep)
 	http_server_free(&e->admin_http);
 	edge_admin_fini(e);
 	edge_purged_fini(e);
+	edge_takeover_fini(e);
 	if (e->sig_term != NULL) {
 		event_free(e->sig_term);
 		event_free(e->sig_int);
 		event_free(e->sig_hup);
 		event_free(e->sig_usr1);
+		event_free(e->sig_usr2);
 		event_free(e->join_timer);
 	}
 	/* After the workers (their connections held SSLs), before the base

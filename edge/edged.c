@@ -1,12 +1,15 @@
 /*
  * edged: the edge caching node's entry point.  Configuration errors exit 2,
  * start-up failures 1, a drained shutdown 0.  -t also loads the TLS
- * certificates, keys and OCSP responses, as start-up would.
+ * certificates, keys and OCSP responses, as start-up would.  --takeover
+ * starts a new edged on the listeners of the running one (an upgrade,
+ * edge_takeover.c).
  */
 #include "config.h"
 
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/cdn_log.h"
@@ -15,6 +18,24 @@
 #include "edge/edge.h"
 #include "edge/edge_tls.h"
 
+/* Remove every <flag> from argv; whether there was one.  --takeover is
+ * edged's own, not a directive, and a reload parses argv again. */
+static int
+take_flag(int *argc, char **argv, const char *flag)
+{
+	int found = 0, j = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], flag) == 0)
+			found = 1;
+		else
+			argv[j++] = argv[i];
+	}
+	argv[j] = NULL;
+	*argc = j;
+	return found;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -22,8 +43,9 @@ main(int argc, char **argv)
 	enum conf_action action;
 	struct edge_tls *tls = NULL;
 	struct edge *e;
-	int rc;
+	int rc, takeover;
 
+	takeover = take_flag(&argc, argv, "--takeover");
 	if (conf_argv_parse(argc, argv, stderr, &conf, &action) != CDN_OK)
 		return 2;
 	/* -t refuses what start-up would, with the same messages. */
@@ -35,6 +57,9 @@ main(int argc, char **argv)
 	switch (action) {
 	case CONF_ACT_HELP:
 		conf_argv_print_help(stdout, "edged");
+		printf("\nUpgrade:\n  --takeover  take over the listeners of "
+		       "the edged running with this configuration, which "
+		       "then drains\n");
 		conf_unref(&conf);
 		return 0;
 	case CONF_ACT_VERSION:
@@ -75,7 +100,7 @@ main(int argc, char **argv)
 		conf_unref(&conf);
 		return 1;
 	}
-	e = edge_new(conf, argc, argv);
+	e = edge_new(conf, argc, argv, takeover);
 	conf_unref(&conf);
 	/* Every listener is bound and purged started: the last privilege
 	 * goes before the first request is read. */

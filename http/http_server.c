@@ -144,6 +144,20 @@ struct http_server {
 
 static void conn_free(struct http_conn *c);
 static void conn_dispatch(struct http_conn *c);
+
+/*
+ * Whether a drain closes idle connection <c> now.  Only at a response
+ * boundary: a connection that has had no request yet was just accepted
+ * (a client that connected as the drain began has its request on the
+ * way, and closing would fail it where no retry is safe), so its first
+ * request is read and answered, with Connection: close, within the
+ * header timeout.
+ */
+static int
+drain_closes(const struct http_conn *c)
+{
+	return c->srv->draining && c->nreq > 0;
+}
 static void conn_close_after_flush(struct http_conn *c);
 
 /* ---- Date cache ---- */
@@ -853,7 +867,7 @@ conn_dispatch(struct http_conn *c)
 	int rc, status = 0;
 
 	c->in_dispatch = 1;
-	while (c->state == CONN_IDLE && !s->draining) {
+	while (c->state == CONN_IDLE && !drain_closes(c)) {
 		len = evbuffer_get_length(in);
 		if (len == 0)
 			break;
@@ -894,7 +908,7 @@ conn_dispatch(struct http_conn *c)
 		txn_start(c);
 	}
 	c->in_dispatch = 0;
-	if (c->state == CONN_IDLE && s->draining)
+	if (c->state == CONN_IDLE && drain_closes(c))
 		conn_close_after_flush(c);
 }
 
@@ -1375,7 +1389,7 @@ http_server_drain(struct http_server *s, void (*on_empty)(void *arg), void *arg)
 	s->on_empty_arg = arg;
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->state == CONN_IDLE)
+		if (c->state == CONN_IDLE && drain_closes(c))
 			conn_close_after_flush(c);
 	}
 	if (s->nconns == 0 && s->on_empty != NULL) {

@@ -7,7 +7,7 @@
  *          [--cache-query keep|sort|drop] [--cache-key-scheme 0|1]
  *          [--cache-query-drop P]... [--cache-query-keep P]...
  *          [--bus URL] [--bus-password-file F] [--bus-retention N]
- *          [--node-name NAME]
+ *          [--node-name NAME] [--listen-fd N]
  *
  * It reads edged's configuration file (-c), or one handed over on an open
  * descriptor (--config-fd: edged starts it so as a child when purge_listen
@@ -20,12 +20,15 @@
  * others their namesakes), as edged's flags do.  The config's ready_file
  * is edged's; purged writes only --ready-file.  With purge_bus it also
  * reads and publishes the purge bus (purge_bus.c); purge_listen is then
- * optional: without it purged only applies what the bus brings.  Exit status: 2
+ * optional: without it purged only applies what the bus brings.
+ * --listen-fd serves purge_listen on a socket edged bound (and keeps, so
+ * that purges queue there while one purged replaces another).  Exit status: 2
  * for bad flags or configuration, 1 for start-up failures, 0 after SIGTERM.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -71,7 +74,8 @@ usage(FILE *f)
 	    "[--cache-query-keep P]...\n"
 	    "              [--bus redis://[USER@]HOST:PORT[/STREAM]] "
 	    "[--bus-password-file F]\n"
-	    "              [--bus-retention N] [--node-name NAME]\n"
+	    "              [--bus-retention N] [--node-name NAME] "
+	    "[--listen-fd N]\n"
 	    "cache_dir, and purge_listen with purge_token_file or purge_bus, "
 	    "are required,\nfrom the file or the flags.\n");
 }
@@ -145,6 +149,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 enum {
 	OPT_CONFIG_FD = 1,
 	OPT_READY_FILE,
+	OPT_LISTEN_FD,
 	OPT_HELP,
 	OPT_VERSION,
 	OPT_DIRECTIVE, /* + the index in directive_opts[] */
@@ -177,6 +182,7 @@ static const struct option own_opts[] = {
     {"config", required_argument, NULL, 'c'},
     {"config-fd", required_argument, NULL, OPT_CONFIG_FD},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"listen-fd", required_argument, NULL, OPT_LISTEN_FD},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
 };
@@ -195,6 +201,29 @@ long_opts_fill(struct option *o)
 		o[NOWN_OPTS + i].val = OPT_DIRECTIVE + (int)i;
 	}
 	memset(&o[NOWN_OPTS + NDIRECTIVE_OPTS], 0, sizeof(*o));
+}
+
+/* <fd> if it is a listening socket (made non-blocking), else -1 after
+ * logging why. */
+static int
+listen_fd_check(int fd)
+{
+	int on = 0, flags;
+	socklen_t len = sizeof(on);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 || !on) {
+		CDN_LOG(CDN_LOG_ERR, "purge",
+		    "--listen-fd %d: not a listening socket", fd);
+		return -1;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+		CDN_LOG(CDN_LOG_ERR, "purge", "--listen-fd %d: %s", fd,
+		    strerror(errno));
+		return -1;
+	}
+	return fd;
 }
 
 /* A descriptor number as --config-fd takes it; -1 if it is none. */
@@ -284,7 +313,7 @@ main(int argc, char **argv)
 	struct purged d;
 	unsigned nflags = 0;
 	char audit_default[4096], *bus_password = NULL;
-	int opt, fd, cfd = -1, rc = 1;
+	int opt, fd, cfd = -1, lfd = -1, rc = 1;
 
 	memset(&d, 0, sizeof(d));
 	d.api.magic = PURGE_API_MAGIC;
@@ -306,6 +335,15 @@ main(int argc, char **argv)
 			break;
 		case OPT_READY_FILE:
 			ready = optarg;
+			break;
+		case OPT_LISTEN_FD:
+			lfd = parse_fd(optarg);
+			if (lfd == -1) {
+				fprintf(stderr,
+				    "purged: error: --listen-fd: not a "
+				    "descriptor number\n");
+				goto usage_fail;
+			}
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -401,9 +439,9 @@ main(int argc, char **argv)
 		if (d.api.bus == NULL)
 			goto out_base;
 	}
-	fd = c->purge_listen[0] == '\0'
-	    ? -2
-	    : http_listen_socket(c->purge_listen, 0, 128, "purge");
+	fd = c->purge_listen[0] == '\0' ? -2
+	    : lfd >= 0                  ? listen_fd_check(lfd)
+	               : http_listen_socket(c->purge_listen, 0, 128, "purge");
 	if (fd == -1)
 		goto out_base;
 	memset(&lim, 0, sizeof(lim));
