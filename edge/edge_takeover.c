@@ -451,6 +451,15 @@ edge_takeover_listen(struct edge *e)
 	}
 	if (fd == -2)
 		return CDN_OK;
+	if (fd == -1 && e->conf->takeover_socket[0] == '\0') {
+		/* The default place is the cache directory, which may be
+		 * unusable (read-only, not a directory) while the node runs
+		 * proxy-only: serve without a takeover socket, not at all. */
+		CDN_LOG(CDN_LOG_WARN, "takeover",
+		    "no takeover socket: an upgrade needs a restart (set "
+		    "takeover_socket to a writable path)");
+		return CDN_OK;
+	}
 	if (fd == -1)
 		return CDN_EIO;
 	t->listener = evconnlistener_new(e->main_base, on_accept, e,
