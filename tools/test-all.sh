@@ -80,8 +80,8 @@ run_fuzz() {
 
 # A short soak on the sanitizer build, before the next build replaces it.
 run_soak() {
-	echo "=== soak: SOAK_SECONDS=${SOAK_SECONDS:-60} make soak"
-	if SOAK_SECONDS=${SOAK_SECONDS:-60} make -s soak >soak.log 2>&1; then
+	echo "=== soak: SOAK_SECONDS=${SOAK_SECONDS:-90} make soak"
+	if SOAK_SECONDS=${SOAK_SECONDS:-90} make -s soak >soak.log 2>&1; then
 		total_pass=$((total_pass + 1))
 	else
 		total_fail=$((total_fail + 1))
