@@ -19,6 +19,15 @@
  * stops producing output above HTTP_OUT_HIGH_WATER and is called back
  * (on_writable) below the low-water mark.
  *
+ * Writes (plain connections): a response is appended to the output buffer
+ * and written at once with one writev, at the end of the dispatch loop
+ * (every pipelined answer of one read together) or, for writes made from
+ * elsewhere (a fill feeding its waiters), from an event activated for the
+ * same loop turn: one writev per connection per turn, whatever the number
+ * of pieces.  The bufferevent's write event is enabled only when the
+ * socket did not take everything, and disabled again once the output has
+ * drained: a response that fits the socket buffer costs no epoll_ctl.
+ *
  * TLS: a TLS connection differs only in its bufferevent (libevent's
  * bufferevent_openssl, which runs the handshake and the records) and in
  * how it starts and ends.  While it handshakes it is IDLE with
@@ -50,6 +59,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h> /* ev_read: see conn_tls_want_input */
 #include <event2/event.h>
+#include <event2/event_struct.h> /* struct event embedded in http_conn */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -118,11 +128,13 @@ struct http_conn {
 	unsigned tls_handshaking : 1;
 	unsigned tls_done : 1;   /* failed, or close_notify sent: no more TLS */
 	unsigned tls_corked : 1; /* TCP_CORK set until the output drains */
+	unsigned flush_armed : 1; /* plain: output added, not yet written */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN];
 	char *head; /* copy of the current request head */
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries */
+	struct event flush_ev;      /* plain: write the output this turn */
 	struct http_txn txn;
 };
 
@@ -144,6 +156,7 @@ struct http_server {
 
 static void conn_free(struct http_conn *c);
 static void conn_dispatch(struct http_conn *c);
+static void conn_linger(struct http_conn *c);
 
 /*
  * Whether a drain closes idle connection <c> now.  Only at a response
@@ -223,11 +236,73 @@ request_rebase(struct http_request *req, const char *from, char *to)
 	}
 }
 
+/*
+ * Output was added to plain connection <c>: have it written this loop
+ * turn.  Inside the dispatch loop its end writes; elsewhere the flush
+ * event runs once the current callback returns.  While the write event is
+ * enabled, the bufferevent writes by itself.
+ */
+static void
+conn_out_added(struct http_conn *c)
+{
+	if (c->is_tls || c->flush_armed)
+		return;
+	c->flush_armed = 1;
+	if (!c->in_dispatch)
+		event_active(&c->flush_ev, EV_WRITE, 1);
+}
+
+/*
+ * Write the output of plain connection <c> straight to its socket.  What
+ * the socket does not take (or an error, which the bufferevent then meets
+ * and reports through on_conn_event) is left to the write event.  Returns
+ * 1 when everything went.
+ */
+static int
+conn_write_out(struct http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	c->flush_armed = 0;
+	if (bufferevent_get_enabled(c->bev) & EV_WRITE)
+		return 0; /* the bufferevent is writing already */
+	if (evbuffer_get_length(out) > 0) {
+		/* A socket bufferevent keeps its output's start frozen; it
+		 * thaws it the same way around its own writes. */
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+		evbuffer_freeze(out, 1);
+	}
+	if (evbuffer_get_length(out) == 0)
+		return 1;
+	bufferevent_enable(c->bev, EV_WRITE);
+	return 0;
+}
+
+static void on_conn_write(struct bufferevent *bev, void *arg);
+
+static void
+on_conn_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->flush_armed && !conn_write_out(c))
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return; /* the write event has it */
+	/* Drained: what libevent's write callback would do now. */
+	on_conn_write(c->bev, c);
+}
+
 static void
 out_add(struct http_txn *txn, const void *p, size_t len)
 {
 	evbuffer_add(bufferevent_get_output(txn->conn->bev), p, len);
 	txn->bytes_sent += len;
+	conn_out_added(txn->conn);
 }
 
 /* ---- transaction end ---- */
@@ -680,6 +755,7 @@ http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
 		done(p + copied, len - copied, arg);
 	} else {
 		txn->bytes_sent += len - copied;
+		conn_out_added(txn->conn);
 	}
 	if (txn->chunked_out)
 		out_add(txn, "\r\n", 2);
@@ -846,9 +922,11 @@ txn_start(struct http_conn *c)
 	if (txn->has_body) {
 		ms_to_tv(s->lim.body_timeout_ms, &tv);
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
-		if (req->expect_continue && req->version_minor >= 1)
+		if (req->expect_continue && req->version_minor >= 1) {
 			evbuffer_add(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			conn_out_added(c);
+		}
 	}
 	s->h.on_request(txn, s->arg);
 }
@@ -910,6 +988,14 @@ conn_dispatch(struct http_conn *c)
 	c->in_dispatch = 0;
 	if (c->state == CONN_IDLE && drain_closes(c))
 		conn_close_after_flush(c);
+	/* Every answer of this read in one writev.  Once drained, a handler
+	 * waiting for room hears of it from the loop, not from in here. */
+	if (c->flush_armed && conn_write_out(c)) {
+		if (c->state == CONN_CLOSING)
+			conn_linger(c);
+		else if (c->state == CONN_ACTIVE && c->txn.want_write)
+			event_active(&c->flush_ev, EV_WRITE, 1);
+	}
 }
 
 /*
@@ -951,6 +1037,7 @@ conn_unlink_and_free(struct http_conn *c)
 		conn_tls_close_notify(c);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
+	event_del(&c->flush_ev);
 	event_free(c->timer);
 	if (c->txn.body_buf != NULL)
 		evbuffer_free(c->txn.body_buf);
@@ -1179,6 +1266,10 @@ on_conn_write(struct bufferevent *bev, void *arg)
 	if (c->tls_corked &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_tls_uncork(c);
+	/* Plain: the next response is written directly again. */
+	if (!c->is_tls &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_disable(c->bev, EV_WRITE);
 	if (c->state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			conn_linger(c);
@@ -1268,6 +1359,7 @@ conn_start(struct http_server *s, struct http_conn *c)
 	struct timeval wtv;
 
 	c->timer = evtimer_new(s->base, on_conn_timer, c);
+	event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
 	c->fields = cdn_xcalloc(s->lim.parse.max_headers, sizeof(*c->fields));
 	bufferevent_setcb(
 	    c->bev, on_conn_read, on_conn_write, on_conn_event, c);
@@ -1281,7 +1373,14 @@ conn_start(struct http_server *s, struct http_conn *c)
 	bufferevent_set_max_single_read(c->bev, 64 * 1024);
 	ms_to_tv(s->lim.send_timeout_ms, &wtv);
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* Plain connections enable writing only when the socket is full
+	 * (a new bufferevent starts with EV_WRITE enabled). */
+	if (c->is_tls)
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	else {
+		bufferevent_disable(c->bev, EV_WRITE);
+		bufferevent_enable(c->bev, EV_READ);
+	}
 
 	c->next = s->conns;
 	if (s->conns != NULL)
