@@ -995,6 +995,9 @@ conn_dispatch(struct http_conn *c)
 			conn_linger(c);
 		else if (c->state == CONN_ACTIVE && c->txn.want_write)
 			event_active(&c->flush_ev, EV_WRITE, 1);
+	} else if (c->state == CONN_CLOSING) {
+		/* The socket is full: no more requests while it drains. */
+		bufferevent_disable(c->bev, EV_READ);
 	}
 }
 
@@ -1071,10 +1074,23 @@ conn_free(struct http_conn *c)
 	conn_unlink_and_free(c);
 }
 
+/*
+ * Close <c> once its output is out.  Reading stops meanwhile, except on a
+ * plain connection whose output is written now: it goes on to linger,
+ * which reads again, and stopping in between would cost two epoll_ctl.
+ */
 static void
 conn_close_after_flush(struct http_conn *c)
 {
 	c->state = CONN_CLOSING;
+	if (c->flush_armed) {
+		if (c->in_dispatch)
+			return; /* the dispatch loop's end writes */
+		if (conn_write_out(c)) {
+			conn_linger(c);
+			return;
+		}
+	}
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		event_active(c->timer, EV_TIMEOUT, 0);
@@ -1325,12 +1341,11 @@ server_admits(struct http_server *s)
 	return 1;
 }
 
-/* A new connection for <fd>, before its bufferevent exists. */
+/* A new connection from <peer>, before its bufferevent exists. */
 static struct http_conn *
-conn_new(struct http_server *s, int fd, const struct sockaddr *peer)
+conn_new(struct http_server *s, const struct sockaddr *peer)
 {
 	struct http_conn *c;
-	int one = 1;
 
 	c = cdn_xcalloc(1, sizeof(*c));
 	c->magic = HTTP_CONN_MAGIC;
@@ -1347,8 +1362,6 @@ conn_new(struct http_server *s, int fd, const struct sockaddr *peer)
 		    c->peer, sizeof(c->peer));
 	else
 		strcpy(c->peer, "-");
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	evutil_make_socket_nonblocking(fd);
 	return c;
 }
 
@@ -1405,7 +1418,7 @@ http_server_adopt(
 		close(fd);
 		return;
 	}
-	c = conn_new(s, fd, peer);
+	c = conn_new(s, peer);
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn_start(s, c);
 }
@@ -1424,7 +1437,7 @@ http_server_adopt_tls(struct http_server *s, int fd,
 		close(fd);
 		return;
 	}
-	c = conn_new(s, fd, peer);
+	c = conn_new(s, peer);
 	/* On success the bufferevent owns ssl and fd (CLOSE_ON_FREE). */
 	c->bev = bufferevent_openssl_socket_new(
 	    s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
