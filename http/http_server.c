@@ -75,6 +75,7 @@
 #define CHUNK_MAX_TRAILER 8192
 #define LINGER_MS         2000
 #define TLS_RECORD_MAX    16384 /* plaintext bytes of one TLS record */
+#define STATUS_LINE_MAX   160   /* a status line, and Content-Length's */
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -560,12 +561,33 @@ fields_have_date(const char *f, size_t len)
 	return 0;
 }
 
+/*
+ * "HTTP/1.1 <status> <reason>\r\n" into <line> (STATUS_LINE_MAX bytes);
+ * returns its length.  The reasons are short static strings.
+ */
+static size_t
+status_line(char *line, int status)
+{
+	const char *reason = http_status_reason(status);
+	size_t rlen = strlen(reason), n = 9;
+
+	memcpy(line, "HTTP/1.1 ", 9);
+	n += cdn_fmt_i64(line + n, status);
+	line[n++] = ' ';
+	if (rlen > STATUS_LINE_MAX - n - 2)
+		rlen = STATUS_LINE_MAX - n - 2;
+	memcpy(line + n, reason, rlen);
+	n += rlen;
+	memcpy(line + n, "\r\n", 2);
+	return n + 2;
+}
+
 void
 http_txn_respond(struct http_txn *txn, int status, const char *fields,
     size_t fields_len, int64_t content_length)
 {
 	struct http_conn *c;
-	char line[160];
+	char line[STATUS_LINE_MAX];
 	int n;
 
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
@@ -580,9 +602,7 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 	if (txn->req.method == HTTP_M_HEAD)
 		txn->no_body = 1;
 
-	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
-	    http_status_reason(status));
-	out_add(txn, line, (size_t)n);
+	out_add(txn, line, status_line(line, status));
 	if (fields_len > 0)
 		out_add(txn, fields, fields_len);
 	if (!fields_have_date(fields, fields_len))
@@ -591,9 +611,10 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 	if (status < 200 || status == 204 || status == 304) {
 		/* RFC 9110 §8.6: no Content-Length on 1xx and 204 */
 	} else if (content_length >= 0) {
-		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
-		    (long long)content_length);
-		out_add(txn, line, (size_t)n);
+		memcpy(line, "Content-Length: ", 16);
+		n = 16 + (int)cdn_fmt_i64(line + 16, content_length);
+		memcpy(line + n, "\r\n", 2);
+		out_add(txn, line, (size_t)n + 2);
 	} else if (txn->no_body) {
 		/* HEAD with an unknown length: nothing to frame */
 	} else if (txn->req.version_minor >= 1) {
