@@ -592,8 +592,12 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
     size_t fields_len, int64_t content_length)
 {
 	struct http_conn *c;
-	char line[STATUS_LINE_MAX];
-	int n;
+	struct evbuffer *out;
+	struct evbuffer_iovec v;
+	const char *date = "", *framing = "", *tail;
+	char cl[STATUS_LINE_MAX];
+	size_t date_len = 0, framing_len = 0, tail_len;
+	char *p;
 
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
 	c = txn->conn;
@@ -607,33 +611,63 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 	if (txn->req.method == HTTP_M_HEAD)
 		txn->no_body = 1;
 
-	out_add(txn, line, status_line(line, status));
-	if (fields_len > 0)
-		out_add(txn, fields, fields_len);
-	if (!fields_have_date(fields, fields_len))
-		out_add(txn, http_date_field(), strlen(http_date_field()));
-
+	if (!fields_have_date(fields, fields_len)) {
+		date = http_date_field();
+		date_len = strlen(date);
+	}
 	if (status < 200 || status == 204 || status == 304) {
 		/* RFC 9110 §8.6: no Content-Length on 1xx and 204 */
 	} else if (content_length >= 0) {
-		memcpy(line, "Content-Length: ", 16);
-		n = 16 + (int)cdn_fmt_i64(line + 16, content_length);
-		memcpy(line + n, "\r\n", 2);
-		out_add(txn, line, (size_t)n + 2);
+		memcpy(cl, "Content-Length: ", 16);
+		framing_len = 16 + cdn_fmt_i64(cl + 16, content_length);
+		memcpy(cl + framing_len, "\r\n", 2);
+		framing = cl;
+		framing_len += 2;
 	} else if (txn->no_body) {
 		/* HEAD with an unknown length: nothing to frame */
 	} else if (txn->req.version_minor >= 1) {
-		out_add(txn, "Transfer-Encoding: chunked\r\n", 28);
+		framing = "Transfer-Encoding: chunked\r\n";
+		framing_len = 28;
 		txn->chunked_out = 1;
 	} else {
 		c->keep_alive = 0; /* HTTP/1.0: the close ends the body */
 	}
 	if (!c->keep_alive)
-		out_add(txn, "Connection: close\r\n\r\n", 21);
+		tail = "Connection: close\r\n\r\n";
 	else if (txn->req.version_minor == 0)
-		out_add(txn, "Connection: keep-alive\r\n\r\n", 26);
+		tail = "Connection: keep-alive\r\n\r\n";
 	else
-		out_add(txn, "\r\n", 2);
+		tail = "\r\n";
+	tail_len = strlen(tail);
+
+	/* The head in one piece of the output: one copy, and one run of the
+	 * output buffer's callbacks instead of one per piece. */
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_reserve_space(out,
+	        (ev_ssize_t)(STATUS_LINE_MAX + fields_len + date_len +
+	            framing_len + tail_len),
+	        &v, 1) < 1) {
+		CDN_LOG(CDN_LOG_ERR, "http",
+		    "client %s: no memory for a response head", c->peer);
+		txn->no_body = 1; /* nothing goes out, and the close says so */
+		txn->chunked_out = 0;
+		c->keep_alive = 0;
+		return;
+	}
+	p = v.iov_base;
+	p += status_line(p, status);
+	memcpy(p, fields, fields_len);
+	p += fields_len;
+	memcpy(p, date, date_len);
+	p += date_len;
+	memcpy(p, framing, framing_len);
+	p += framing_len;
+	memcpy(p, tail, tail_len);
+	p += tail_len;
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	evbuffer_commit_space(out, &v, 1);
+	txn->bytes_sent += v.iov_len;
+	conn_out_added(c);
 }
 
 void
