@@ -123,6 +123,7 @@ struct http_conn {
 	enum conn_state state;
 	unsigned keep_alive : 1;
 	unsigned head_started : 1; /* bytes of a head seen: header timeout */
+	unsigned bev_timeouts : 1; /* the bufferevent has a timeout set */
 	unsigned in_dispatch : 1;
 	unsigned client_eof : 1; /* client half-closed after its request */
 	unsigned is_tls : 1;
@@ -348,7 +349,10 @@ txn_after_response(struct http_conn *c)
 	}
 	c->state = CONN_IDLE;
 	c->head_started = 0;
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (c->bev_timeouts) {
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		c->bev_timeouts = 0;
+	}
 	conn_arm_timer(c, c->srv->lim.keepalive_timeout_ms);
 	if (!c->in_dispatch)
 		conn_dispatch(c);
@@ -983,6 +987,7 @@ txn_start(struct http_conn *c)
 	if (txn->has_body) {
 		ms_to_tv(s->lim.body_timeout_ms, &tv);
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
+		c->bev_timeouts = 1;
 		if (req->expect_continue && req->version_minor >= 1) {
 			evbuffer_add(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1010,10 +1015,6 @@ conn_dispatch(struct http_conn *c)
 		len = evbuffer_get_length(in);
 		if (len == 0)
 			break;
-		if (!c->head_started) {
-			c->head_started = 1;
-			conn_arm_timer(c, s->lim.header_timeout_ms);
-		}
 		if (len > s->lim.parse.max_header_bytes + 1)
 			len = s->lim.parse.max_header_bytes + 1;
 		p = evbuffer_pullup(in, (ev_ssize_t)len);
@@ -1022,6 +1023,12 @@ conn_dispatch(struct http_conn *c)
 		rc = http_parse_request(
 		    (const char *)p, len, &s->lim.parse, req, &status, &why);
 		if (rc == CDN_AGAIN) {
+			/* The header timeout runs from the first bytes of a
+			 * head; one that arrives whole never arms it. */
+			if (!c->head_started) {
+				c->head_started = 1;
+				conn_arm_timer(c, s->lim.header_timeout_ms);
+			}
 			conn_tls_want_input(c);
 			break;
 		}
@@ -1190,6 +1197,7 @@ conn_linger(struct http_conn *c)
 		conn_tls_close_notify(c);
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	c->bev_timeouts = 0;
 	bufferevent_enable(c->bev, EV_READ);
 	conn_arm_timer(c, LINGER_MS);
 }
@@ -1472,6 +1480,7 @@ conn_start(struct http_server *s, struct http_conn *c)
 	bufferevent_set_max_single_read(c->bev, 64 * 1024);
 	ms_to_tv(s->lim.send_timeout_ms, &wtv);
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	c->bev_timeouts = 1;
 	/* Plain connections enable writing only when the socket is full
 	 * (a new bufferevent starts with EV_WRITE enabled). */
 	if (c->is_tls)
