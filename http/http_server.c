@@ -76,6 +76,7 @@
 #define LINGER_MS         2000
 #define TLS_RECORD_MAX    16384 /* plaintext bytes of one TLS record */
 #define STATUS_LINE_MAX   160   /* a status line, and Content-Length's */
+#define HEAD_INLINE       1024  /* request head bytes kept without malloc */
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -138,7 +139,9 @@ struct http_conn {
 	char *head; /* copy of the current request head */
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries */
-	struct event flush_ev;      /* plain: write the output this turn */
+	/* Behind the struct, in its allocation: the fields array, then
+	 * HEAD_INLINE bytes that c->head uses until a head needs more. */
+	struct event flush_ev; /* plain: write the output this turn */
 	struct http_txn txn;
 };
 
@@ -160,6 +163,13 @@ struct http_server {
 
 static void conn_free(struct http_conn *c);
 static void conn_dispatch(struct http_conn *c);
+
+/* The head buffer that comes with the connection (conn_new). */
+static char *
+conn_head_inline(struct http_conn *c)
+{
+	return (char *)(c->fields + c->srv->lim.parse.max_headers);
+}
 static void conn_linger(struct http_conn *c);
 
 /*
@@ -1044,7 +1054,8 @@ conn_dispatch(struct http_conn *c)
 				conn_error(c, 503, "out of memory");
 				break;
 			}
-			free(c->head);
+			if (c->head != conn_head_inline(c))
+				free(c->head);
 			c->head = head;
 			c->head_cap = req->head_len;
 		}
@@ -1112,8 +1123,8 @@ conn_unlink_and_free(struct http_conn *c)
 	event_free(c->timer);
 	if (c->txn.body_buf != NULL)
 		evbuffer_free(c->txn.body_buf);
-	free(c->head);
-	free(c->fields);
+	if (c->head != conn_head_inline(c))
+		free(c->head);
 	MAGIC_WIPE(c);
 	free(c);
 	if (s->nconns == 0 && s->draining && s->on_empty != NULL) {
@@ -1440,8 +1451,17 @@ static struct http_conn *
 conn_new(struct http_server *s, const struct sockaddr *peer)
 {
 	struct http_conn *c;
+	size_t fields_len = s->lim.parse.max_headers * sizeof(*c->fields);
 
-	c = cdn_xcalloc(1, sizeof(*c));
+	_Static_assert(sizeof(*c) % _Alignof(struct http_header) == 0,
+	    "the fields array can follow the connection");
+	/* One allocation, of which only the struct needs zeroing: the parser
+	 * fills the fields it reports, and the head is copied in. */
+	c = cdn_xmalloc(sizeof(*c) + fields_len + HEAD_INLINE);
+	memset(c, 0, sizeof(*c));
+	c->fields = (struct http_header *)(c + 1);
+	c->head = (char *)c->fields + fields_len;
+	c->head_cap = HEAD_INLINE;
 	c->magic = HTTP_CONN_MAGIC;
 	c->srv = s;
 	c->keep_alive = 1;
@@ -1467,7 +1487,6 @@ conn_start(struct http_server *s, struct http_conn *c)
 
 	c->timer = evtimer_new(s->base, on_conn_timer, c);
 	event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
-	c->fields = cdn_xcalloc(s->lim.parse.max_headers, sizeof(*c->fields));
 	bufferevent_setcb(
 	    c->bev, on_conn_read, on_conn_write, on_conn_event, c);
 	/* Reading stops when this much is buffered: body backpressure. */
