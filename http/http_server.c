@@ -138,11 +138,11 @@ struct http_conn {
 	char peer[INET6_ADDRSTRLEN];
 	char *head; /* copy of the current request head */
 	size_t head_cap;
-	struct http_header *fields; /* max_headers entries */
-	/* Behind the struct, in its allocation: the fields array, then
-	 * HEAD_INLINE bytes that c->head uses until a head needs more. */
-	struct event flush_ev; /* plain: write the output this turn */
+	struct http_header *fields; /* max_headers entries, behind the struct */
+	struct event flush_ev;      /* plain: write the output this turn */
 	struct http_txn txn;
+	/* Behind the struct, in its allocation (conn_new): the fields array,
+	 * then HEAD_INLINE bytes that c->head uses until a head needs more. */
 };
 
 struct http_server {
@@ -163,6 +163,7 @@ struct http_server {
 
 static void conn_free(struct http_conn *c);
 static void conn_dispatch(struct http_conn *c);
+static void conn_linger(struct http_conn *c);
 
 /* The head buffer that comes with the connection (conn_new). */
 static char *
@@ -170,7 +171,6 @@ conn_head_inline(struct http_conn *c)
 {
 	return (char *)(c->fields + c->srv->lim.parse.max_headers);
 }
-static void conn_linger(struct http_conn *c);
 
 /*
  * Whether a drain closes idle connection <c> now.  Only at a response
