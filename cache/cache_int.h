@@ -17,6 +17,13 @@
 /* Smallest allocation for a chunk that is being appended to. */
 #define CACHE_OBJ_MIN_CHUNK 256
 
+/* ================= cache_objfd.c ================= */
+
+/* Bytes a sealed body holds: whole pages of its file. */
+size_t cache_objfd_footprint(const struct cache_obj *o);
+/* Unmap and close the sealed body of <o>, which is being freed. */
+void cache_objfd_release(struct cache_obj *o);
+
 /* ================= the memory tier (cache_mem.c) ================= */
 
 /*

@@ -296,7 +296,18 @@ static void
 send_piece(void *arg, const unsigned char *p, size_t n, int in_obj)
 {
 	struct send_ctx *c = arg;
+	struct cache_obj *ref;
 
+	/* A sealed body goes from its file where the stream can send it so;
+	 * the file's bytes never change (cache_obj_seal). */
+	if (in_obj && c->o->body_fd >= 0) {
+		ref = cache_obj_ref(c->o);
+		if (edge_stream_write_file(c->cs, c->o->body_fd,
+		        (uint64_t)(p - c->o->chunks[0]), n, on_piece_sent,
+		        ref) == CDN_OK)
+			return;
+		cache_obj_unref(&ref);
+	}
 	if (in_obj)
 		edge_stream_write_ref(
 		    c->cs, p, n, on_piece_sent, cache_obj_ref(c->o));
