@@ -852,6 +852,10 @@ struct cache_store_stats {
 	uint64_t disk_budget; /* the map size: cache_size, or the file's */
 	uint64_t disk_high;   /* eviction keeps bytes under this */
 	uint64_t mem_budget;  /* memory_size */
+	/* Bodies in sealed files (cache_obj_seal), in the memory tier or
+	 * still being sent, and the pages they hold. */
+	uint64_t sealed_bodies;
+	uint64_t sealed_bytes;
 	int damaged; /* LMDB found its file damaged: neither tier is used
 	              * until the next start moves the files aside */
 };
