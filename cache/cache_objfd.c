@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +38,41 @@
 #include "cache/cache.h"
 #include "cache/cache_int.h"
 #include "common/cdn_log.h"
+#include "common/cdn_ratelog.h"
 
-#define SEAL_FD_SHARE_DIV 4 /* of RLIMIT_NOFILE, at most, for bodies */
+#define SEAL_FD_SHARE_DIV 4     /* of RLIMIT_NOFILE, at most, for bodies */
+#define SEAL_FAIL_LOG_MS  60000 /* between two lines about failing seals */
 
 static atomic_uint_fast64_t sealed_count;
 static atomic_uint_fast64_t sealed_bytes;
+/* Each thread that seals reports its own failures, at most once a
+ * minute: a kernel that refuses memfds refuses every one. */
+static _Thread_local struct cdn_ratelog seal_log;
+
+/* The kernel refused a sealed body (errno <err>, in <what>). */
+static void
+seal_failed(const char *what, int err)
+{
+	struct cdn_ratelog_report r;
+
+	switch (cdn_ratelog_hit(
+	    &seal_log, err, cdn_now_ms(), SEAL_FAIL_LOG_MS, &r)) {
+	case CDN_RATELOG_BEGIN:
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "sealed body: %s: %s; large bodies stay in memory chunks "
+		    "(sent with a copy)",
+		    what, strerror(err));
+		break;
+	case CDN_RATELOG_REPEAT:
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "sealed body: %s still failing: %" PRIu64
+		    " times in %" PRIu64 " s",
+		    what, r.count, r.elapsed_ms / 1000);
+		break;
+	default:
+		break;
+	}
+}
 
 static size_t
 page_round(uint64_t n)
@@ -134,18 +165,16 @@ cache_obj_seal(struct cache_obj *o)
 		return 0;
 	fd = body_file(o);
 	if (fd == -1) {
-		CDN_LOG(CDN_LOG_WARN, "cache",
-		    "sealed body: %s; kept in memory chunks", strerror(errno));
+		seal_failed("memfd", errno);
 		goto fail;
 	}
 	map = mmap(NULL, (size_t)o->body_len, PROT_READ, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
-		CDN_LOG(CDN_LOG_WARN, "cache",
-		    "sealed body: mmap: %s; kept in memory chunks",
-		    strerror(errno));
+		seal_failed("mmap", errno);
 		close(fd);
 		goto fail;
 	}
+	(void)cdn_ratelog_clear(&seal_log, cdn_now_ms(), NULL);
 	for (uint32_t i = 0; i < o->nchunks; i++) {
 		free(o->chunks[i]);
 		o->chunks[i] = map + (size_t)i * CACHE_CHUNK_SIZE;

@@ -175,6 +175,38 @@ test_descriptor_budget(void)
 	is_int(cache_obj_sealed_count(), 0, "all given back");
 }
 
+/* No descriptor left for the memfd: the body stays, intact, unsealed. */
+static void
+test_no_descriptor_left(void)
+{
+	struct rlimit old, rl;
+	struct cache_obj *o = obj_of(CACHE_OBJ_FD_MIN, CACHE_OBJ_FD_MIN);
+	int fds[64], n = 0, fd;
+
+	if (getrlimit(RLIMIT_NOFILE, &old) != 0)
+		return;
+	rl = old;
+	rl.rlim_cur = 40; /* room for 10 sealed bodies by the budget */
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		ok(1, "# SKIP cannot lower RLIMIT_NOFILE");
+		cache_obj_unref(&o);
+		return;
+	}
+	while (n < 64 && (fd = dup(0)) != -1)
+		fds[n++] = fd;
+	is_int(cache_obj_seal(o), 0, "EMFILE: not sealed");
+	is_int(o->body_fd, -1, "no file");
+	ok(body_ok(o), "the body is intact in its chunks");
+	is_int(
+	    cache_obj_sealed_count(), 0, "the budget's reservation given back");
+	while (n > 0)
+		close(fds[--n]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	is_int(cache_obj_seal(o), 1, "sealed once descriptors are free");
+	ok(body_ok(o), "and intact");
+	cache_obj_unref(&o);
+}
+
 int
 main(void)
 {
@@ -185,5 +217,6 @@ main(void)
 	/* Over several chunks, the last a short one. */
 	test_body_and_seals(2 * CACHE_CHUNK_SIZE + 12345, 65536);
 	test_descriptor_budget();
+	test_no_descriptor_left();
 	return done_testing();
 }
