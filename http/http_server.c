@@ -727,8 +727,8 @@ http_txn_write_file(struct http_txn *txn, int fd, uint64_t off, size_t len,
 	if (fdn == NULL)
 		return CDN_ENOMEM;
 	/* Only this connection's thread touches the segment: no lock. */
-	seg = evbuffer_file_segment_new(fd, (ev_off_t)off, (ev_off_t)len,
-	    EVBUF_FS_DISABLE_LOCKING);
+	seg = evbuffer_file_segment_new(
+	    fd, (ev_off_t)off, (ev_off_t)len, EVBUF_FS_DISABLE_LOCKING);
 	if (seg == NULL) {
 		free(fdn);
 		return CDN_ENOMEM;
