@@ -26,10 +26,13 @@
  * request each for keys/5 cold keys never seen before (about twice what
  * the tier holds); those requests are not counted, and the hit ratio of
  * the SCAN_WINDOW Zipf requests right after the scan is reported too.
+ * "churn" cases model new content: every CHURN_EPOCH requests, keys/
+ * CHURN_DIV keys that were the coldest become the most popular and every
+ * other key moves that many ranks down.
  *
  *   bench_mem_evict [-n requests] [-k keys] [-s seed] [-c case]
  * -c picks the cases whose name contains the string (e.g. "mixed",
- * "a1.0", "scan").  Pure computation: no files, no sockets, no clock.
+ * "a1.0", "scan", "churn").  Pure computation: no files, no sockets, no clock.
  */
 #include "config.h"
 
@@ -54,6 +57,8 @@
 #define KEYSPACE_FACTOR  10 /* key space bytes / tier budget */
 #define SCAN_DIV         5  /* scan of keys / 5 cold keys */
 #define SCAN_WINDOW      10000u
+#define CHURN_EPOCH      50000u
+#define CHURN_DIV        100 /* keys / 100 new popular keys per epoch */
 #define UNIFORM_SIZE     (4 * KIB)
 #define MIXED_MIN        KIB
 #define MIXED_MAX        MIB
@@ -81,6 +86,15 @@ struct space {
 	uint64_t entry_charge; /* the tier's charge for an entry (Vary rule) */
 	uint64_t budget;       /* of the whole tier */
 };
+
+enum case_kind {
+	CASE_ZIPF,
+	CASE_SCAN,
+	CASE_CHURN,
+	CASE_COUNT,
+};
+
+static const char *const case_suffix[CASE_COUNT] = {"", " scan", " churn"};
 
 struct result {
 	uint64_t reqs, hits, bytes, hit_bytes;
@@ -236,20 +250,21 @@ space_fini(struct space *sp)
 /* ---------------- the trace ---------------- */
 
 /*
- * <warm> + <counted> Zipf requests, plus (scan_at != SCAN_NONE) the scan
- * keys in order before the Zipf request number scan_at.  Ranks map to key
- * ids through a seeded permutation, so that popularity is independent of
- * size and shard.
+ * <warm> + <counted> Zipf requests, plus for CASE_SCAN the scan keys in
+ * order in the middle of the counted ones.  Ranks map to key ids through a
+ * seeded permutation, so that popularity is independent of size and
+ * shard; for CASE_CHURN the map turns by keys / CHURN_DIV every epoch.
  */
 static uint32_t *
 trace_new(const struct space *sp, double alpha, uint64_t seed, uint64_t warm,
-    uint64_t counted, uint64_t scan_at, uint64_t *lenp)
+    uint64_t counted, enum case_kind kind, uint64_t *lenp)
 {
 	struct bench_zipf z;
 	uint32_t *perm, *t, tmp, j;
-	uint64_t st = seed, n = 0, nscan;
+	uint64_t st = seed, n = 0, nscan, scan_at, shift = 0;
 
-	nscan = scan_at != SCAN_NONE ? sp->nall - sp->nkeys : 0;
+	nscan = kind == CASE_SCAN ? sp->nall - sp->nkeys : 0;
+	scan_at = warm + counted / 2;
 	perm = malloc(sp->nkeys * sizeof(*perm));
 	t = malloc((warm + counted + nscan) * sizeof(*t));
 	if (perm == NULL || t == NULL ||
@@ -264,11 +279,15 @@ trace_new(const struct space *sp, double alpha, uint64_t seed, uint64_t warm,
 		perm[j] = tmp;
 	}
 	for (uint64_t i = 0; i < warm + counted; i++) {
-		if (nscan > 0 && i == warm + scan_at) {
+		if (nscan > 0 && i == scan_at) {
 			for (uint32_t id = sp->nkeys; id < sp->nall; id++)
 				t[n++] = id;
 		}
-		t[n++] = perm[bench_zipf_next(&z, &st)];
+		if (kind == CASE_CHURN && i > 0 && i % CHURN_EPOCH == 0)
+			shift = (shift + sp->nkeys / CHURN_DIV) % sp->nkeys;
+		/* Rank 0 is the key that was rank nkeys - shift at shift 0. */
+		t[n++] = perm[(bench_zipf_next(&z, &st) + sp->nkeys - shift) %
+		    sp->nkeys];
 	}
 	bench_zipf_fini(&z);
 	free(perm);
@@ -502,8 +521,8 @@ print_row(
 }
 
 static void
-run_case(const struct space *sp, double alpha, int scan, uint64_t counted,
-    uint64_t seed)
+run_case(const struct space *sp, double alpha, enum case_kind kind,
+    uint64_t counted, uint64_t seed)
 {
 	struct result rt, rl;
 	struct tier tr;
@@ -513,9 +532,8 @@ run_case(const struct space *sp, double alpha, int scan, uint64_t counted,
 	char name[64];
 
 	snprintf(name, sizeof(name), "%s a%.1f%s", sp->name, alpha,
-	    scan ? " scan" : "");
-	t = trace_new(sp, alpha, seed, warm, counted,
-	    scan ? counted / 2 : SCAN_NONE, &len);
+	    case_suffix[kind]);
+	t = trace_new(sp, alpha, seed, warm, counted, kind, &len);
 	tr.m = cache_mem_new(sp->budget, CACHE_MEM_SHARDS);
 	tr.seen = calloc(sp->nall, 1);
 	if (tr.seen == NULL)
@@ -527,8 +545,8 @@ run_case(const struct space *sp, double alpha, int scan, uint64_t counted,
 	replay(sp, t, len, warm, lru_step, &l, &rl);
 	free(l.node);
 	free(t);
-	print_row(name, "S3-FIFO", &rt, scan);
-	print_row(name, "LRU", &rl, scan);
+	print_row(name, "S3-FIFO", &rt, kind == CASE_SCAN);
+	print_row(name, "LRU", &rl, kind == CASE_SCAN);
 	fflush(stdout);
 }
 
@@ -580,12 +598,13 @@ main(int argc, char **argv)
 		space_init(&sp, mixed ? "mixed" : "4KiB", mixed, nkeys, seed);
 		for (size_t a = 0; a < sizeof(alphas) / sizeof(alphas[0]);
 		     a++) {
-			for (int scan = 0; scan <= 1; scan++) {
+			for (int k = 0; k < CASE_COUNT; k++) {
 				snprintf(name, sizeof(name), "%s a%.1f%s",
-				    sp.name, alphas[a], scan ? " scan" : "");
+				    sp.name, alphas[a], case_suffix[k]);
 				if (only != NULL && strstr(name, only) == NULL)
 					continue;
-				run_case(&sp, alphas[a], scan, counted, seed);
+				run_case(&sp, alphas[a], (enum case_kind)k,
+				    counted, seed);
 			}
 		}
 		space_fini(&sp);
