@@ -2,7 +2,8 @@
  * Private to the files of cache/: the memory tier's interface (cache_mem.c),
  * and the on-disk layout of the LMDB store (cache_store.c,
  * cache_record.c).  Nothing outside cache/ and its unit tests includes
- * this header.
+ * this header, but for tests/bench/bench_mem_evict, which drives the
+ * memory tier as the store does.
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H
