@@ -39,6 +39,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -145,6 +146,7 @@ struct origin_fetch {
 	 * NULL when libcurl carries it. */
 	struct origin_h1_conn *h1;
 	char *method; /* a native-capable fetch's, for a late easy handle */
+	int64_t body_length; /* of the request body, if any; -1: unknown */
 	uint64_t deadline_ns; /* native: the attempt's total_ms runs out */
 	struct curl_slist *fields;
 	struct curl_slist *pfields;    /* sent to parents instead of fields */
@@ -174,7 +176,8 @@ struct origin_fetch {
 	unsigned on_parent : 1; /* this attempt goes to a parent */
 	unsigned parent_only : 1; /* never to origin_pool */
 	unsigned easy_dirty : 1;  /* an option beyond the usual set: reset */
-	unsigned native_ok : 1;   /* pooled, no body: the native client may */
+	unsigned native_ok : 1;   /* pooled: the native client may carry it */
+	unsigned has_body : 1;
 	unsigned native : 1;      /* this attempt is the native client's */
 	unsigned is_head : 1;
 	struct origin_pool *pool; /* of this attempt: parents or origin_pool */
@@ -858,6 +861,20 @@ h1_body(void *arg, const char *p, size_t len)
 	return fetch_body(arg, p, len);
 }
 
+static size_t
+h1_upload(void *arg, char *buf, size_t max)
+{
+	struct origin_fetch *f = arg;
+	size_t got;
+
+	f->in_callback = 1;
+	got = f->ops.on_upload(f, f->arg, buf, max);
+	f->in_callback = 0;
+	if (got == ORIGIN_PAUSE)
+		f->send_paused = 1;
+	return got;
+}
+
 static void
 h1_refused(void *arg, const char *why)
 {
@@ -880,6 +897,7 @@ static const struct origin_h1_ops h1_ops = {
     .sent = h1_sent,
     .interim = h1_interim,
     .head = h1_head,
+    .upload = h1_upload,
     .body = h1_body,
     .done = h1_done,
     .refused = h1_refused,
@@ -938,6 +956,11 @@ origin_fetch_resume_upload(struct origin_fetch *f)
 	if (!f->send_paused)
 		return;
 	f->send_paused = 0;
+	if (f->native) {
+		if (f->h1 != NULL)
+			origin_h1_resume_upload(f->h1);
+		return;
+	}
 	fetch_repause(f);
 }
 
@@ -1140,13 +1163,14 @@ easy_attach(struct origin_fetch *f)
 		CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
 		return CDN_ENOMEM;
 	}
-	easy_set_fetch(f, f->method, f->is_head, 0, 0);
+	easy_set_fetch(f, f->method, f->is_head, f->has_body, f->body_length);
 	return CDN_OK;
 }
 
 /*
- * The request as the native client sends it, in one buffer: request line,
- * the fields of this attempt, Host if they had none, the empty line.
+ * The request head as the native client sends it, in one buffer: request
+ * line, the fields of this attempt, Host if they had none, the body's
+ * framing, the empty line.
  * Fields follow curl's conventions, as the callers write them for it:
  * "Name:" with no value removes a field curl would add (none here), so it
  * is not sent; "Name;" sends the field empty.  NULL when out of memory.
@@ -1163,7 +1187,8 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 	const char *v;
 
 	n = mlen + 1 + srv->prefix_len + tlen + sizeof(version) - 1 +
-	    sizeof("Host: \r\n") - 1 + srv->authority_len + 2;
+	    sizeof("Host: \r\n") - 1 + srv->authority_len + 2 +
+	    sizeof("Transfer-Encoding: chunked\r\n") + 24;
 	for (l = list; l != NULL; l = l->next)
 		n += strlen(l->data) + 2;
 	buf = malloc(n);
@@ -1210,6 +1235,12 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 		memcpy(p, "\r\n", 2);
 		p += 2;
 	}
+	/* The body's framing is the client's to write (RFC 9112 §6). */
+	if (f->has_body && f->body_length >= 0)
+		p += sprintf(p, "Content-Length: %lld\r\n",
+		    (long long)f->body_length);
+	else if (f->has_body)
+		p += sprintf(p, "Transfer-Encoding: chunked\r\n");
 	memcpy(p, "\r\n", 2);
 	p += 2;
 	CDN_ASSERT((size_t)(p - buf) <= n);
@@ -1226,6 +1257,7 @@ static int
 attempt_start(struct origin_fetch *f)
 {
 	const struct origin_h1_server *srv;
+	struct origin_h1_req how;
 	CURLMcode mrc;
 	char *req;
 	size_t len;
@@ -1242,11 +1274,16 @@ attempt_start(struct origin_fetch *f)
 	}
 	srv = origin_pool_h1_server(f->pool, (unsigned)f->srv);
 	req = h1_request(f, srv, &len);
-	if (req == NULL)
+	if (req == NULL) {
+		CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
 		return CDN_ENOMEM;
+	}
 	f->deadline_ns = cdn_now_ns() + f->to.total_ms * 1000000u;
-	f->h1 = origin_h1_start(f->m->h1, srv, req, len, f->is_head,
-	    f->retryable, &h1_ops, f);
+	how.is_head = f->is_head;
+	how.retryable = f->retryable;
+	how.has_body = f->has_body;
+	how.body_length = f->body_length;
+	f->h1 = origin_h1_start(f->m->h1, srv, req, len, &how, &h1_ops, f);
 	/* Until the request is out, the connect timeout runs too. */
 	if (origin_h1_sent(f->h1) || f->to.connect_ms == 0 ||
 	    f->to.connect_ms > f->to.first_byte_ms)
@@ -1278,8 +1315,10 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	f->timer = evtimer_new(m->base, on_fetch_timer, f);
 	f->srv = -1;
 	f->is_head = req->is_head != 0;
-	/* Bodies and unpooled fetches (health checks) stay with libcurl. */
-	f->native_ok = req->pool != NULL && !req->has_body;
+	f->has_body = req->has_body != 0;
+	f->body_length = req->body_length;
+	/* Unpooled fetches (health checks) stay with libcurl. */
+	f->native_ok = req->pool != NULL;
 	if (f->native_ok) {
 		f->method = cdn_strndup(req->method, strlen(req->method));
 		if (f->method == NULL)

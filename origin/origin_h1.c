@@ -1,6 +1,6 @@
 /*
  * The native HTTP/1.1 origin client (origin_int.h): plain http servers
- * given by address, requests without a body.  libcurl stays for the rest;
+ * given by address.  libcurl stays for the rest;
  * for these it cost as much per miss as the rest of the node (URL parsed
  * and printed again, the request formatted a byte at a time, the head
  * parsed line by line), where one buffer out and one pass over the head in
@@ -27,6 +27,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,6 +47,8 @@
 #define H1_IDLE_MS         30000       /* an unused connection is closed */
 #define H1_IDLE_PER_SERVER 32
 #define H1_IDLE_TOTAL      256 /* per worker, as curl's connection cache */
+#define H1_UPLOAD_CHUNK    (16 * 1024) /* request body pulled per write */
+#define H1_CHUNK_HEAD      18 /* room for a chunk-size line: 16 hex, CRLF */
 
 /* The servers a worker has talked to, each with its idle connections. */
 struct h1_host {
@@ -86,8 +89,9 @@ struct origin_h1_conn {
 	int fd;
 	struct event *ev;
 	enum h1_state state;
-	char *req;
-	size_t reqlen, reqoff;
+	char *req; /* the request head, then staged body bytes */
+	size_t reqlen, reqoff, reqcap;
+	int64_t body_left; /* request body still to send; -1: chunked */
 	char *buf;
 	size_t cap, off, len; /* unread bytes: buf[off..len) */
 	size_t scan;          /* origin_head_parse()'s resume point */
@@ -101,6 +105,9 @@ struct origin_h1_conn {
 	enum origin_err deferred; /* a failure to report from the loop */
 	unsigned no_body : 1;
 	unsigned retryable : 1;
+	unsigned has_body : 1;  /* a request body follows the head */
+	unsigned body_sent : 1; /* ... and has been staged whole */
+	unsigned send_paused : 1;
 	unsigned reused : 1; /* this request went on a kept connection */
 	unsigned got_byte : 1;
 	unsigned paused : 1;
@@ -227,30 +234,97 @@ conn_connect(struct origin_h1_conn *c)
 	conn_defer(c, ORIGIN_ECONNECT);
 }
 
-/* Write what is left of the request.  0 while it goes, 1 when it is
- * all out, -1 on a failure of the connection. */
+/*
+ * Stage the next piece of the request body in c->req: its bytes, framed as
+ * a chunk when its length is unknown, or the last chunk.  0 when staged,
+ * 1 when the consumer paused the upload, -1 when the body does not match
+ * its length.
+ */
 static int
-conn_send(struct origin_h1_conn *c)
+stage_body(struct origin_h1_conn *c)
+{
+	size_t n, at = H1_CHUNK_HEAD;
+	char hex[H1_CHUNK_HEAD + 1];
+	int hl;
+
+	if (c->reqcap < H1_CHUNK_HEAD + H1_UPLOAD_CHUNK + 2) {
+		char *nb = realloc(c->req, H1_CHUNK_HEAD + H1_UPLOAD_CHUNK + 2);
+
+		if (nb == NULL)
+			return -1;
+		c->req = nb;
+		c->reqcap = H1_CHUNK_HEAD + H1_UPLOAD_CHUNK + 2;
+	}
+	n = c->ops->upload(c->arg, c->req + at, H1_UPLOAD_CHUNK);
+	if (n == ORIGIN_PAUSE) {
+		c->send_paused = 1;
+		event_del(c->ev);
+		return 1;
+	}
+	if (c->body_left >= 0) {
+		/* RFC 9112 §6.2: exactly Content-Length bytes. */
+		if ((n == 0 && c->body_left > 0) || (int64_t)n > c->body_left)
+			return -1;
+		c->body_left -= (int64_t)n;
+		c->body_sent = c->body_left == 0;
+		c->reqoff = at;
+		c->reqlen = at + n;
+		return 0;
+	}
+	if (n == 0) { /* RFC 9112 §7.1: the last chunk, no trailers */
+		memcpy(c->req, "0\r\n\r\n", 5);
+		c->reqoff = 0;
+		c->reqlen = 5;
+		c->body_sent = 1;
+		return 0;
+	}
+	hl = snprintf(hex, sizeof(hex), "%zx\r\n", n);
+	memcpy(c->req + at - (size_t)hl, hex, (size_t)hl);
+	memcpy(c->req + at + n, "\r\n", 2);
+	c->reqoff = at - (size_t)hl;
+	c->reqlen = at + n + 2;
+	return 0;
+}
+
+/*
+ * Write what is left of the request, pulling its body when <pull>.
+ * 0 while it goes (or the upload is paused), 1 when it is all out, -1 on
+ * a failure of the connection, -2 when the body did not match its length.
+ */
+static int
+conn_send(struct origin_h1_conn *c, int pull)
 {
 	ssize_t n;
+	int r;
 
-	while (c->reqoff < c->reqlen) {
-		n = send(c->fd, c->req + c->reqoff, c->reqlen - c->reqoff,
-		    MSG_NOSIGNAL);
-		if (n < 0) {
+	for (;;) {
+		while (c->reqoff < c->reqlen) {
+			n = send(c->fd, c->req + c->reqoff,
+			    c->reqlen - c->reqoff, MSG_NOSIGNAL);
+			if (n >= 0) {
+				c->reqoff += (size_t)n;
+				continue;
+			}
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (c->state != H1_SENDING) {
-					c->state = H1_SENDING;
-					conn_watch(c, EV_WRITE | EV_PERSIST,
-					    NULL);
-				}
-				return 0;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -1;
+			if (c->state != H1_SENDING || !pull) {
+				c->state = H1_SENDING;
+				conn_watch(c, EV_WRITE | EV_PERSIST, NULL);
 			}
-			return -1;
+			return 0;
 		}
-		c->reqoff += (size_t)n;
+		if (!c->has_body || c->body_sent)
+			break;
+		if (!pull) { /* the body is pulled from the loop */
+			c->state = H1_SENDING;
+			conn_watch(c, EV_WRITE | EV_PERSIST, NULL);
+			return 0;
+		}
+		r = stage_body(c);
+		if (r != 0)
+			return r > 0 ? 0 : -2;
 	}
 	c->state = H1_HEAD;
 	conn_watch(c, EV_READ | EV_PERSIST, NULL);
@@ -259,7 +333,7 @@ conn_send(struct origin_h1_conn *c)
 
 struct origin_h1_conn *
 origin_h1_start(struct origin_h1 *h, const struct origin_h1_server *srv,
-    char *req, size_t reqlen, int no_body, int retryable,
+    char *req, size_t reqlen, const struct origin_h1_req *how,
     const struct origin_h1_ops *ops, void *arg)
 {
 	struct h1_host *host;
@@ -280,12 +354,15 @@ origin_h1_start(struct origin_h1 *h, const struct origin_h1_server *srv,
 		c->ev = event_new(h->base, -1, 0, conn_cb, c);
 	}
 	c->req = req;
-	c->reqlen = reqlen;
+	c->reqlen = c->reqcap = reqlen;
 	c->reqoff = 0;
 	c->off = c->len = c->scan = 0;
-	c->no_body = no_body != 0;
-	c->retryable = retryable != 0;
+	c->no_body = how->is_head != 0;
+	c->retryable = how->retryable != 0;
+	c->has_body = how->has_body != 0;
+	c->body_left = how->body_length;
 	c->got_byte = c->paused = c->keep = 0;
+	c->body_sent = c->send_paused = 0;
 	c->deferred = ORIGIN_OK;
 	c->ops = ops;
 	c->arg = arg;
@@ -294,9 +371,19 @@ origin_h1_start(struct origin_h1 *h, const struct origin_h1_server *srv,
 		return c;
 	}
 	c->state = H1_SENDING;
-	if (conn_send(c) < 0)
+	if (conn_send(c, 0) < 0)
 		conn_defer(c, ORIGIN_ERESET); /* retried from the loop */
 	return c;
+}
+
+void
+origin_h1_resume_upload(struct origin_h1_conn *c)
+{
+	MAGIC_CHECK(c, ORIGIN_H1_CONN_MAGIC);
+	if (!c->send_paused)
+		return;
+	c->send_paused = 0;
+	conn_watch(c, EV_WRITE | EV_PERSIST, NULL);
 }
 
 int
@@ -345,6 +432,7 @@ conn_park(struct origin_h1_conn *c)
 	}
 	free(c->req);
 	c->req = NULL;
+	c->reqcap = 0;
 	if (c->cap > H1_BUF_INITIAL) { /* a large head: do not keep it */
 		free(c->buf);
 		c->buf = NULL;
@@ -682,9 +770,9 @@ on_connected(struct origin_h1_conn *c)
 		return;
 	}
 	c->state = H1_SENDING;
-	r = conn_send(c);
+	r = conn_send(c, 1);
 	if (r < 0)
-		conn_finish(c, ORIGIN_ERESET);
+		conn_finish(c, r == -2 ? ORIGIN_EINTERNAL : ORIGIN_ERESET);
 	else if (r > 0)
 		c->ops->sent(c->arg);
 }
@@ -718,8 +806,12 @@ conn_cb(evutil_socket_t fd, short what, void *arg)
 		on_connected(c);
 		return;
 	case H1_SENDING:
-		r = conn_send(c);
-		if (r < 0)
+		if (c->send_paused)
+			return;
+		r = conn_send(c, 1);
+		if (r == -2)
+			conn_finish(c, ORIGIN_EINTERNAL);
+		else if (r < 0)
 			conn_failed(c, ORIGIN_ERESET);
 		else if (r > 0)
 			c->ops->sent(c->arg);

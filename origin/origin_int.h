@@ -94,6 +94,9 @@ struct origin_h1_ops {
 	/* The final head, already checked. */
 	void (*head)(void *arg, const struct origin_head *h,
 	    const char *fields, size_t fields_len);
+	/* Request body bytes into buf: the count, 0 at the end, or
+	 * ORIGIN_PAUSE (origin_h1_resume_upload()). */
+	size_t (*upload)(void *arg, char *buf, size_t max);
 	/* Body bytes: len taken, or ORIGIN_PAUSE (origin_h1_resume()). */
 	size_t (*body)(void *arg, const char *p, size_t len);
 	/* The exchange is over; the connection is no longer the caller's
@@ -107,21 +110,31 @@ struct origin_h1 *origin_h1_new(struct event_base *base);
 /* Closes every connection; none may be carrying a request. */
 void origin_h1_free(struct origin_h1 **hp);
 
+/* What the connection needs to know of a request. */
+struct origin_h1_req {
+	int is_head;   /* its response has no body */
+	int retryable; /* idempotent, without a body */
+	int has_body;  /* pulled through upload() */
+	int64_t body_length; /* -1: sent chunked */
+};
+
 /*
- * Send <req> (<reqlen> bytes: request line, fields, empty line; the
- * connection takes the malloc'd buffer) to <srv>, on an idle connection
- * if there is one.  <no_body>: a HEAD request.  <retryable>: an idempotent
- * request, sent once more on a new connection when a reused one fails
- * before any response byte.  NULL (the buffer freed) when no socket could
- * be made; connect failures come later, through done().
+ * Send <req> (<reqlen> bytes: request line, fields with the body's framing,
+ * empty line; the connection takes the malloc'd buffer), then its body, to
+ * <srv>, on an idle connection if there is one.  A retryable request is
+ * sent once more on a new connection when a reused one fails before any
+ * response byte.  Failures, a connect's too, come later through done().
  */
 struct origin_h1_conn *origin_h1_start(struct origin_h1 *h,
     const struct origin_h1_server *srv, char *req, size_t reqlen,
-    int no_body, int retryable, const struct origin_h1_ops *ops, void *arg);
+    const struct origin_h1_req *how, const struct origin_h1_ops *ops,
+    void *arg);
 /* Whether the request has been written (a timeout is then first-byte). */
 int origin_h1_sent(const struct origin_h1_conn *c);
 /* The consumer has room again after returning ORIGIN_PAUSE. */
 void origin_h1_resume(struct origin_h1_conn *c);
+/* More request body is there after upload() returned ORIGIN_PAUSE. */
+void origin_h1_resume_upload(struct origin_h1_conn *c);
 /* Close the connection with its request unfinished; no callback. */
 void origin_h1_abort(struct origin_h1_conn **cp);
 
