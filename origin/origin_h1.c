@@ -331,6 +331,16 @@ conn_send(struct origin_h1_conn *c, int pull)
 	return 1;
 }
 
+/* Whether an idle connection is still open and quiet. */
+static int
+conn_alive(struct origin_h1_conn *c)
+{
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 struct origin_h1_conn *
 origin_h1_start(struct origin_h1 *h, const struct origin_h1_server *srv,
     char *req, size_t reqlen, const struct origin_h1_req *how,
@@ -341,11 +351,18 @@ origin_h1_start(struct origin_h1 *h, const struct origin_h1_server *srv,
 
 	MAGIC_CHECK(h, ORIGIN_H1_MAGIC);
 	host = host_get(h, srv);
-	c = host->idle;
-	if (c != NULL) {
+	while ((c = host->idle) != NULL) {
 		idle_unlink(c);
 		c->reused = 1;
-	} else {
+		/* One that cannot be sent again must not go out on a
+		 * connection the server has closed already, its FIN not
+		 * yet read (the idle event comes a turn later). */
+		if (how->retryable || conn_alive(c))
+			break;
+		c->state = H1_CONNECTING; /* not idle: no unlink */
+		conn_close(c);
+	}
+	if (c == NULL) {
 		c = cdn_xcalloc(1, sizeof(*c));
 		c->magic = ORIGIN_H1_CONN_MAGIC;
 		c->h = h;
@@ -362,7 +379,10 @@ origin_h1_start(struct origin_h1 *h, const struct origin_h1_server *srv,
 	c->has_body = how->has_body != 0;
 	c->body_left = how->body_length;
 	c->got_byte = c->paused = c->keep = 0;
-	c->body_sent = c->send_paused = 0;
+	/* "Content-Length: 0" is sent as such, with nothing to pull: the
+	 * consumer may have no upload() then, as libcurl never asked. */
+	c->body_sent = c->has_body && c->body_left == 0;
+	c->send_paused = 0;
 	c->deferred = ORIGIN_OK;
 	c->ops = ops;
 	c->arg = arg;
