@@ -1,5 +1,13 @@
 /*
- * libcurl multi on libevent (origin/origin.h).
+ * Origin fetches (origin/origin.h): libcurl multi on libevent, and the
+ * dispatch to the native client (origin_h1.c).
+ *
+ * A fetch with a pool whose server is a plain http address is carried by
+ * the native client (f->native, decided per attempt in fetch_set_server);
+ * its events come back through h1_ops into the same head, body and finish
+ * steps as curl's callbacks, so pools, retries, parents, timeouts and
+ * counters below are shared.  Such a fetch gets an easy handle only if an
+ * attempt goes to a server the native client cannot reach.
  *
  * Threading: a struct origin_multi, its curl multi handle, its sockets'
  * events and every fetch on it belong to the worker thread that created it.
@@ -48,7 +56,6 @@
 #include <event2/event.h>
 
 #include "common/cdn_log.h"
-#include "http/http_parse.h"
 #include "origin/origin_head.h"
 #include "origin/origin_int.h"
 
