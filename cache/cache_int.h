@@ -171,7 +171,7 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 #define CACHE_LRU_BUCKET_S 60 /* seconds per access-time bucket */
 
 /*
- * The object record (version 1), little-endian:
+ * The object record (version 2), little-endian:
  *    0 u32 magic CACHE_REC_MAGIC     4 u16 version     6 u16 flags
  *    8 u64 XXH3-64 of bytes [16, end), seeded with XXH3-64 of the key
  *          XOR bytes [0, 8) as a little-endian u64
@@ -180,12 +180,21 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
  *   56 i64 response_time  64 i64 stored_at  72 u64 purge_gen
  *   80 u64 body_len  88 u32 url_len  92 u32 fields_len  96 u32 vary_len
  *  100 u32 tags_len (0 in records written before tags existed)
- *  104 url, fields, vary, tags, then nchunks u64 XXH3-64 of each chunk.
+ *  104 url, fields, vary, tags, then nchunks u64 XXH3-64 of each chunk's
+ *      bodies value, nchunks u16 tail lengths, and the tails' bytes.
  * flags: bit 0 storable, 1 must_revalidate, 2 no_cache, 3 heuristic,
  *        4 derived (a coding this node made from another variant).
+ * Chunk i of a body is its bodies value (absent if empty) followed by
+ * its tail, kept in the record: the value's length is then a whole
+ * number of LMDB overflow pages less their 16-byte header, so no page is
+ * left part empty, and a body shorter than a page's payload is read with
+ * its record (cache_record_plan).  Version 1 (format 1 stores) has no
+ * tail lengths and no tails: every chunk is whole in its bodies value;
+ * such records are read as they are.
  */
 #define CACHE_REC_MAGIC     0x4f42c3e5u
-#define CACHE_REC_VERSION   1
+#define CACHE_REC_VERSION   2
+#define CACHE_REC_VERSION_1 1
 #define CACHE_REC_HDR_LEN   104
 #define CACHE_REC_CSUM_AT   8
 #define CACHE_REC_CSUM_FROM 16

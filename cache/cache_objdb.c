@@ -233,24 +233,29 @@ out:
 	return rc;
 }
 
-/* Write the record of <o> (whose chunks are written, with checksums
- * <sums>), its lru entries, tags and Vary rule. */
+/* Write the record of <o> (whose bodies values are written, with
+ * checksums <sums>; <tails> and <tailbuf> are what the record keeps of
+ * its <nchunks> chunks), its lru entries, tags and Vary rule. */
 int
 cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
     const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
-    const uint64_t *sums, uint32_t bucket)
+    uint32_t nchunks, const uint64_t *sums, const uint16_t *tails,
+    const uint8_t *tailbuf, uint32_t bucket)
 {
 	MDB_val k, v;
+	size_t total = 0;
 	int rc;
 
+	for (uint32_t i = 0; i < nchunks; i++)
+		total += tails[i];
 	k = mval(hv, CACHE_OBJKEY_LEN);
-	v.mv_size = cache_record_len(o);
+	v.mv_size = cache_record_len(o, nchunks, total);
 	v.mv_data = NULL;
 	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return rc;
 	/* v.mv_data is valid until the next write in this txn. */
-	cache_record_encode(v.mv_data, o, hv, sums);
+	cache_record_encode(v.mv_data, o, hv, nchunks, sums, tails, tailbuf);
 	rc = lru_add(s, txn, hv, bucket);
 	if (rc != 0)
 		return rc;
@@ -272,17 +277,24 @@ cache_objdb_write(
     struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
-	uint64_t stack_sums[16], *sums, seed, left;
+	uint64_t *sums, seed, left;
+	uint16_t *tails;
+	uint8_t *tailbuf;
 	MDB_val k, v;
-	size_t clen;
+	size_t clen, part, total, off = 0;
 	int rc, existed;
 
 	cache_record_objkey(hv, o->key, o->variant);
-	sums = stack_sums;
-	if (o->nchunks > CDN_ARRAY_LEN(stack_sums)) {
-		sums = malloc((size_t)o->nchunks * sizeof(*sums));
-		if (sums == NULL)
-			return ENOMEM;
+	sums = malloc((size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)) + 1);
+	if (sums == NULL)
+		return ENOMEM;
+	tails = (uint16_t *)(sums + o->nchunks);
+	total = cache_record_plan(o->body_len, o->nchunks,
+	    cache_record_len(o, o->nchunks, 0), s->psize, tails);
+	tailbuf = malloc(total + 1);
+	if (tailbuf == NULL) {
+		free(sums);
+		return ENOMEM;
 	}
 	rc = cache_objdb_delete(s, txn, hv, 0, &existed);
 	if (rc != 0)
@@ -293,18 +305,24 @@ cache_objdb_write(
 		clen =
 		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 		left -= clen;
-		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], clen);
+		part = clen - tails[i];
+		memcpy(tailbuf + off, o->chunks[i] + part, tails[i]);
+		off += tails[i];
+		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], part);
+		if (part == 0)
+			continue;
 		cache_record_chunkkey(ck, o->key, o->variant, i);
 		k = mval(ck, sizeof(ck));
-		v = mval(o->chunks[i], clen);
+		v = mval(o->chunks[i], part);
 		rc = mdb_put(txn, s->db_body, &k, &v, 0);
 		if (rc != 0)
 			goto out;
 	}
-	rc = cache_objdb_write_record(s, txn, o, hv, sums, bucket);
+	rc = cache_objdb_write_record(
+	    s, txn, o, hv, o->nchunks, sums, tails, tailbuf, bucket);
 out:
-	if (sums != stack_sums)
-		free(sums);
+	free(tailbuf);
+	free(sums);
 	return rc;
 }
 
