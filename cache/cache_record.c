@@ -94,6 +94,16 @@ tail_of(size_t len, size_t psize)
 	return pages == 0 ? len : len - (pages * psize - LMDB_PAGE_HDR);
 }
 
+/* Bytes a record of <len> bytes takes: in a leaf, about 3/2 of itself
+ * (leaves are two-thirds full with random keys), else whole pages. */
+static size_t
+rec_cost(size_t len, size_t psize, size_t leaf_max)
+{
+	if (len <= leaf_max)
+		return len + len / 2;
+	return (len + LMDB_PAGE_HDR + psize - 1) / psize * psize;
+}
+
 size_t
 cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
     size_t psize, uint16_t *tails)
@@ -109,12 +119,15 @@ cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
 	}
 	if (nchunks == 0)
 		return 0;
-	/* A record too large for a leaf takes pages of its own: then the
-	 * last chunk's tail goes with its value, which it rounds up to a
-	 * page, rather than push the record past a page. */
+	/* A record too large for a leaf takes overflow pages of its own:
+	 * then the last chunk's tail stays in it if that costs fewer bytes
+	 * than one more page for the chunk's value. */
 	leaf_max = ((psize - LMDB_PAGE_HDR) / 2 & ~(size_t)1) - 2 -
 	    LMDB_NODE_HDR - CACHE_OBJKEY_LEN;
-	if (base_len + total > leaf_max) {
+	if (base_len + total > leaf_max &&
+	    rec_cost(base_len + total, psize, leaf_max) >
+	        psize + rec_cost(base_len + total - tails[nchunks - 1],
+	                    psize, leaf_max)) {
 		total -= tails[nchunks - 1];
 		tails[nchunks - 1] = 0;
 	}

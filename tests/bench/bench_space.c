@@ -265,7 +265,7 @@ main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
 			keep = argv[++i];
-		else if (argv[i][0] >= '0' && argv[i][0] <= '9')
+		else if (argv[i][strspn(argv[i], "0123456789")] == '\0')
 			count = (unsigned)strtoul(argv[i], NULL, 10);
 		else
 			what = argv[i];
