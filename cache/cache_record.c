@@ -77,7 +77,7 @@ size_t
 cache_record_len(const struct cache_obj *o, uint32_t nchunks, size_t tails)
 {
 	return CACHE_REC_HDR_LEN + o->url_len + o->fields_len + o->vary_len +
-	    o->tags_len + (size_t)nchunks * (8 + 2) + tails;
+	    o->tags_len + (size_t)nchunks * (8 + 2) + tails + CACHE_LRUKEY_LEN;
 }
 
 /*
@@ -135,11 +135,13 @@ cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
 }
 
 /* Encode <o> into p[0..cache_record_len()), with the chunk checksums
- * <sums>, the tail lengths <tails> and their bytes <tailbuf>. */
+ * <sums>, the tail lengths <tails> and their bytes <tailbuf>, and its lru
+ * key <lk>. */
 void
 cache_record_encode(uint8_t *p, const struct cache_obj *o,
     const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks,
-    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf)
+    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t lk[CACHE_LRUKEY_LEN])
 {
 	size_t len, off, total = 0;
 	unsigned flags = 0;
@@ -191,8 +193,11 @@ cache_record_encode(uint8_t *p, const struct cache_obj *o,
 	if (total > 0)
 		memcpy(p + off, tailbuf, total);
 	off += total;
+	memcpy(p + off, lk, CACHE_LRUKEY_LEN);
+	off += CACHE_LRUKEY_LEN;
 	CDN_ASSERT(off == len);
-	put_le64(p + CACHE_REC_CSUM_AT, rec_sum(p, len, hv));
+	put_le64(p + CACHE_REC_CSUM_AT,
+	    rec_sum(p, len - CACHE_LRUKEY_LEN, hv));
 }
 
 /*
@@ -210,8 +215,16 @@ cache_record_decode(const uint8_t *p, size_t len,
 	if (len < CACHE_REC_HDR_LEN || get_le32(p) != CACHE_REC_MAGIC)
 		return CDN_ECORRUPT;
 	version = get_le16(p + 4);
-	if (version != CACHE_REC_VERSION && version != CACHE_REC_VERSION_1)
+	v->lru = NULL;
+	if (version == CACHE_REC_VERSION) {
+		/* The lru key, which moves, is left out of the checksum. */
+		if (len < CACHE_REC_HDR_LEN + CACHE_LRUKEY_LEN)
+			return CDN_ECORRUPT;
+		len -= CACHE_LRUKEY_LEN;
+		v->lru = p + len;
+	} else if (version != CACHE_REC_VERSION_1) {
 		return CDN_ECORRUPT;
+	}
 	if (get_le64(p + CACHE_REC_CSUM_AT) != rec_sum(p, len, hv))
 		return CDN_ECORRUPT;
 	v->flags = get_le16(p + 6);

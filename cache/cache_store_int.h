@@ -296,6 +296,7 @@ struct cache_record_view {
 	const uint8_t *sums;      /* nchunks little-endian u64 */
 	const uint8_t *tail_lens; /* nchunks little-endian u16; NULL: none */
 	const uint8_t *tails;     /* their bytes, in chunk order */
+	const uint8_t *lru;       /* its lru key; NULL: in lru_pos (v1) */
 };
 
 uint64_t cache_record_seed(const uint8_t hv[CACHE_OBJKEY_LEN]);
@@ -315,7 +316,8 @@ size_t cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
     size_t psize, uint16_t *tails);
 void cache_record_encode(uint8_t *p, const struct cache_obj *o,
     const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks,
-    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf);
+    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t lk[CACHE_LRUKEY_LEN]);
 int cache_record_decode(const uint8_t *p, size_t len,
     const uint8_t hv[CACHE_OBJKEY_LEN], struct cache_record_view *v) CDN_WUR;
 /* The tail of chunk <i> of a decoded record: its length, its bytes. */

@@ -174,7 +174,10 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	}
 
 	k = mval(hv, sizeof(hv));
-	if (mdb_get(txn, s->db_lru_pos, &k, &v) == 0 &&
+	if (rv.lru != NULL)
+		atomic_store_explicit(
+		    &o->lru_bucket, get_be32(rv.lru), memory_order_relaxed);
+	else if (mdb_get(txn, s->db_lru_pos, &k, &v) == 0 &&
 	    v.mv_size == CACHE_LRUKEY_LEN)
 		atomic_store_explicit(
 		    &o->lru_bucket, get_be32(v.mv_data), memory_order_relaxed);
