@@ -9,7 +9,9 @@ in a few pages, 4 KiB, three streamed chunks, ranges of them).  Objects
 it stores now (format 2) sit beside the old ones and both survive a
 restart.  purged and edgectl work on the old objects as on new ones: a
 URL purge, a tag purge (whose background reclaim deletes the old records
-and their chunks), a prefix purge and a soft purge.
+and their chunks), a prefix purge and a soft purge.  Under a small
+cache_size, new objects evict the old ones, least recently used first, and
+the store's accounting follows.
 
 The cache directory is tests/py/data/store-format1.tar.gz, made by
 tests/py/data/make_store_format1.py with edged from before format 2.
@@ -130,6 +132,36 @@ def test_purges_of_old_objects():
             et.eq(r.returncode, 0, "edgectl purge: %s" % r.stderr)
             et.ok(not pn.cached(n.get(t["/obj/f1/4k"])),
                   "purged through edgectl")
+
+
+@et.timeout(120)
+def test_old_objects_are_evicted():
+    cache = old_cache()
+    t = {p: tt for p, _, tt in targets()}
+    with et.Origin() as o, pn.Node(o, "--cache-size", "4M",
+                                   "--memory-size", "1M", cache=cache) as n:
+        # Used just now: the last of the old objects to go.
+        et.ok(pn.cached(n.get(t["/obj/f1/4k"])), "the 4 KiB object is a hit")
+        for i in range(120):
+            r = n.get("/obj/ev%d?size=65536&ttl=300" % i)
+            et.eq(r.status, 200, "new object %d" % i)
+        et.wait_for(lambda: n.stats()["cache"]["puts"] +
+                    n.stats()["cache"]["put_drops"] >= 120, 10.0, 0.05,
+                    "every store handled")
+        s = n.stats()["cache"]
+        et.ok(s["evictions"] > 0, "evictions: %r" % s)
+        et.ok(s["bytes"] <= 4 << 20, "accounted bytes within budget: %r" % s)
+        et.eq(s["corrupt"], 0, "nothing corrupt")
+        gone = [p for p in ("/obj/f1/big", "/obj/f1/mid", "/obj/f1/small")
+                if not pn.cached(n.get(t[p]))]
+        et.eq(len(gone), 3, "the old objects not used were evicted")
+    with et.Origin() as o, pn.Node(o, "--cache-size", "4M",
+                                   "--memory-size", "1M", cache=cache) as n:
+        s = n.stats()["cache"]
+        et.ok(0 < s["objects"] <= 120, "objects after a restart: %r" % s)
+        r = n.get("/obj/ev119?size=65536&ttl=300")
+        et.ok(pn.cached(r), "the newest object survived the restart")
+        et.check_pattern(r.body, 65536)
 
 
 if __name__ == "__main__":
