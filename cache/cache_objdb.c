@@ -301,7 +301,8 @@ cache_objdb_write(
 	int rc, existed;
 
 	cache_record_objkey(hv, o->key, o->variant);
-	sums = malloc((size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)) + 1);
+	sums =
+	    malloc((size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)) + 1);
 	if (sums == NULL)
 		return ENOMEM;
 	tails = (uint16_t *)(sums + o->nchunks);

@@ -112,7 +112,8 @@ cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
 	uint64_t left = body_len;
 
 	for (uint32_t i = 0; i < nchunks; i++) {
-		clen = left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+		clen =
+		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 		left -= clen;
 		tails[i] = (uint16_t)tail_of(clen, psize);
 		total += tails[i];
@@ -125,9 +126,9 @@ cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
 	leaf_max = ((psize - LMDB_PAGE_HDR) / 2 & ~(size_t)1) - 2 -
 	    LMDB_NODE_HDR - CACHE_OBJKEY_LEN;
 	if (base_len + total > leaf_max &&
-	    rec_cost(base_len + total, psize, leaf_max) >
-	        psize + rec_cost(base_len + total - tails[nchunks - 1],
-	                    psize, leaf_max)) {
+	    rec_cost(base_len + total, psize, leaf_max) > psize +
+	            rec_cost(base_len + total - tails[nchunks - 1], psize,
+	                leaf_max)) {
 		total -= tails[nchunks - 1];
 		tails[nchunks - 1] = 0;
 	}
@@ -139,8 +140,8 @@ cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
  * key <lk>. */
 void
 cache_record_encode(uint8_t *p, const struct cache_obj *o,
-    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks,
-    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks, const uint64_t *sums,
+    const uint16_t *tails, const uint8_t *tailbuf,
     const uint8_t lk[CACHE_LRUKEY_LEN])
 {
 	size_t len, off, total = 0;
@@ -196,8 +197,7 @@ cache_record_encode(uint8_t *p, const struct cache_obj *o,
 	memcpy(p + off, lk, CACHE_LRUKEY_LEN);
 	off += CACHE_LRUKEY_LEN;
 	CDN_ASSERT(off == len);
-	put_le64(p + CACHE_REC_CSUM_AT,
-	    rec_sum(p, len - CACHE_LRUKEY_LEN, hv));
+	put_le64(p + CACHE_REC_CSUM_AT, rec_sum(p, len - CACHE_LRUKEY_LEN, hv));
 }
 
 /*
@@ -265,7 +265,8 @@ cache_record_decode(const uint8_t *p, size_t len,
 		v->tail_lens = v->sums + (size_t)v->nchunks * 8;
 		left = v->body_len;
 		for (uint32_t i = 0; i < v->nchunks; i++) {
-			clen = left < CACHE_CHUNK_SIZE ? left : CACHE_CHUNK_SIZE;
+			clen =
+			    left < CACHE_CHUNK_SIZE ? left : CACHE_CHUNK_SIZE;
 			left -= clen;
 			if (get_le16(v->tail_lens + 2 * (size_t)i) > clen)
 				return CDN_ECORRUPT;
@@ -280,7 +281,8 @@ cache_record_decode(const uint8_t *p, size_t len,
 size_t
 cache_record_tail_len(const struct cache_record_view *v, uint32_t i)
 {
-	return v->tail_lens == NULL ? 0 : get_le16(v->tail_lens + 2 * (size_t)i);
+	return v->tail_lens == NULL ? 0
+	                            : get_le16(v->tail_lens + 2 * (size_t)i);
 }
 
 const uint8_t *

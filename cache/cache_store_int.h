@@ -47,8 +47,8 @@ enum stream_state {
  * A body streamed to LMDB (cache/cache.h).  The caller's thread queues its
  * chunks (queued, ended); the writer thread writes them, fills in sums[i]
  * and chunk i's tail in tailbuf, and then publishes committed past i with
- * a release store, so a reader that sees committed > i may read both.  mu serialises the wake
- * callback with cache_stream_set_wake().
+ * a release store, so a reader that sees committed > i may read both.  mu
+ * serialises the wake callback with cache_stream_set_wake().
  */
 struct cache_stream {
 	uint32_t magic;
@@ -304,8 +304,8 @@ uint64_t cache_record_chunk_sum(
     uint64_t seed, uint32_t i, const void *p, size_t len);
 /* Bytes of the record of <o> with <nchunks> chunks and <tails> bytes of
  * tails. */
-size_t cache_record_len(const struct cache_obj *o, uint32_t nchunks,
-    size_t tails);
+size_t cache_record_len(
+    const struct cache_obj *o, uint32_t nchunks, size_t tails);
 /*
  * Which bytes of a body of <body_len> bytes in <nchunks> chunks its record
  * keeps, in an environment of <psize>-byte pages, for a record of
@@ -315,15 +315,14 @@ size_t cache_record_len(const struct cache_obj *o, uint32_t nchunks,
 size_t cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
     size_t psize, uint16_t *tails);
 void cache_record_encode(uint8_t *p, const struct cache_obj *o,
-    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks,
-    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks, const uint64_t *sums,
+    const uint16_t *tails, const uint8_t *tailbuf,
     const uint8_t lk[CACHE_LRUKEY_LEN]);
 int cache_record_decode(const uint8_t *p, size_t len,
     const uint8_t hv[CACHE_OBJKEY_LEN], struct cache_record_view *v) CDN_WUR;
 /* The tail of chunk <i> of a decoded record: its length, its bytes. */
 size_t cache_record_tail_len(const struct cache_record_view *v, uint32_t i);
-const uint8_t *cache_record_tail(
-    const struct cache_record_view *v, uint32_t i);
+const uint8_t *cache_record_tail(const struct cache_record_view *v, uint32_t i);
 int cache_record_to_obj(const struct cache_record_view *rv,
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
     struct cache_obj **op) CDN_WUR;

@@ -152,7 +152,8 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		left -= clen;
 		tail = cache_record_tail_len(&rv, i);
 		if (tail < clen) {
-			rc = chunk_part(s, txn, hv, &rv, seed, i, clen - tail, &v);
+			rc = chunk_part(
+			    s, txn, hv, &rv, seed, i, clen - tail, &v);
 			if (rc == MDB_NOTFOUND || rc == CDN_ECORRUPT) {
 				rc = CDN_ECORRUPT;
 				goto out;

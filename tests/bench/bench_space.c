@@ -143,7 +143,8 @@ fill(const char *dir, int is_mix, unsigned count, uint64_t *drops)
 	s = cache_store_open(&c);
 	body = malloc(MIX_MAX);
 	if (s == NULL || body == NULL) {
-		fprintf(stderr, "bench_space: cannot open a store in %s\n", dir);
+		fprintf(
+		    stderr, "bench_space: cannot open a store in %s\n", dir);
 		exit(1);
 	}
 	rng_state = SEED;

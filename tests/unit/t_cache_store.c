@@ -690,8 +690,8 @@ test_layout(void)
 		is_int(cache_store_load_chunks(s, o, 1, 2), CDN_OK,
 		    "layout: chunks 1 and 2 loaded");
 		for (uint64_t i = CACHE_CHUNK_SIZE; i < o->body_len; i++)
-			if (o->chunks[i / CACHE_CHUNK_SIZE]
-			             [i % CACHE_CHUNK_SIZE] != body_byte(42, 1, i))
+			if (o->chunks[i / CACHE_CHUNK_SIZE][i %
+			        CACHE_CHUNK_SIZE] != body_byte(42, 1, i))
 				bad++;
 		is_int(bad, 0, "layout: loaded chunks byte-exact");
 		cache_obj_unref(&o);
