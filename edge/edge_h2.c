@@ -22,11 +22,17 @@
  * every stream leave together.  Frames are appended to the bufferevent's
  * output, which is kept under OUT_HIGH_WATER (nghttp2 waits when it is
  * over: WOULDBLOCK).  Body bytes wait in their stream's queue of
- * segments; on a plain connection DATA frames go out without a copy
- * (NGHTTP2_DATA_FLAG_NO_COPY: the segments are referenced by the output
- * evbuffer); over TLS they are copied into nghttp2's frame, because
- * libevent's OpenSSL bufferevent writes each evbuffer chain as its own
- * record and a 9-byte frame header would cost a record of its own.
+ * segments and DATA frames are framed here (NGHTTP2_DATA_FLAG_NO_COPY,
+ * on_send_data), never copied into nghttp2's frame.  On a plain
+ * connection the output evbuffer references the segments.  Over TLS
+ * every frame is packed into whole records (edge_tls_rec.h), because
+ * libevent's OpenSSL bufferevent writes each evbuffer chain as a record
+ * (and a write(2)) of its own: a 9-byte frame header by reference would
+ * cost a record, and a 16 KiB DATA frame with its header does not fit
+ * one.  A partly filled record waits for more frames while the output
+ * holds more than OUT_LOW_WATER (a write callback is then sure to come),
+ * and the socket is corked while more than one record is queued, so the
+ * records leave in full TCP segments (conn_cork).
  *
  * Backpressure and memory: congested() is true while a stream has more
  * than STREAM_HIGH_WATER queued or the connection CONN_HIGH_WATER, so a
@@ -68,6 +74,7 @@
 #include "edge/edge_h2_limits.h"
 #include "edge/edge_int.h"
 #include "edge/edge_stream.h"
+#include "edge/edge_tls_rec.h"
 #include "http/http_fields.h"
 
 #define OUT_HIGH_WATER    (64 * 1024) /* connection output buffer */
@@ -160,6 +167,8 @@ struct h2_conn {
 	unsigned goaway : 1;  /* a GOAWAY was submitted here */
 	unsigned counted : 1; /* the GOAWAY's reason was counted */
 	unsigned had_request : 1;
+	unsigned corked : 1; /* TCP_CORK set until the output drains */
+	struct tls_rec rec;  /* over TLS: the record being filled */
 	struct h2_stream *streams;
 	unsigned nstreams;
 	size_t queued;           /* body bytes in the streams' queues */
@@ -262,10 +271,12 @@ stream_pop(struct h2_stream *st)
 	seg_unref(g);
 }
 
-/* Take <n> queued bytes: copied to <dst>, or referenced by <out>. */
+/* Move <n> queued bytes to <out>: packed into records over TLS,
+ * referenced on a plain connection. */
 static void
-stream_take(struct h2_stream *st, uint8_t *dst, struct evbuffer *out, size_t n)
+stream_take(struct h2_stream *st, struct evbuffer *out, size_t n)
 {
+	struct h2_conn *c = st->c;
 	struct h2_seg *g;
 	size_t k;
 
@@ -275,9 +286,8 @@ stream_take(struct h2_stream *st, uint8_t *dst, struct evbuffer *out, size_t n)
 	while (n > 0) {
 		g = st->segs;
 		k = g->len - g->off < n ? g->len - g->off : n;
-		if (dst != NULL) {
-			memcpy(dst, g->p + g->off, k);
-			dst += k;
+		if (c->is_tls) {
+			tls_rec_add(&c->rec, out, g->p + g->off, k);
 		} else {
 			g->refs++;
 			if (evbuffer_add_reference(
@@ -767,12 +777,12 @@ on_data_read(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
     uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
 	struct h2_stream *st = src->ptr;
-	struct h2_conn *c = arg;
 	size_t n;
-	int last;
 
 	(void)ss;
 	(void)id;
+	(void)buf;
+	(void)arg;
 	MAGIC_CHECK(st, H2_STREAM_MAGIC);
 	if (st->queued == 0) {
 		if (st->aborting)
@@ -785,23 +795,34 @@ on_data_read(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
 		return NGHTTP2_ERR_DEFERRED;
 	}
 	n = st->queued < length ? st->queued : length;
-	if (c->is_tls) {
-		stream_take(st, buf, NULL, n);
-		last = st->queued == 0;
-	} else {
-		*flags |=
-		    NGHTTP2_DATA_FLAG_NO_COPY; /* on_send_data frames it */
-		last = n == st->queued;
-	}
-	if (last && st->finished && !st->aborting)
+	*flags |= NGHTTP2_DATA_FLAG_NO_COPY; /* on_send_data frames it */
+	if (n == st->queued && st->finished && !st->aborting)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
+}
+
+/* Output bytes queued: in the bufferevent and in the record being filled. */
+static size_t
+out_queued(struct h2_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->rec.len;
+}
+
+/* Frame bytes of nghttp2's to the output: packed into records over TLS. */
+static void
+out_add(struct h2_conn *c, struct evbuffer *out, const void *p, size_t n)
+{
+	if (c->is_tls)
+		tls_rec_add(&c->rec, out, p, n);
+	else
+		(void)evbuffer_add(out, p, n);
 }
 
 static int
 on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
     size_t length, nghttp2_data_source *src, void *arg)
 {
+	static const uint8_t zeros[256];
 	struct h2_stream *st = src->ptr;
 	struct h2_conn *c = arg;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -809,16 +830,17 @@ on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
 
 	(void)ss;
 	MAGIC_CHECK(st, H2_STREAM_MAGIC);
-	if (evbuffer_get_length(out) >= OUT_HIGH_WATER)
+	if (out_queued(c) >= OUT_HIGH_WATER)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	(void)evbuffer_add(out, framehd, 9);
+	out_add(c, out, framehd, 9);
 	if (frame->data.padlen > 0) {
+		/* padlen counts the Pad Length byte: at most 256 */
 		pad = (uint8_t)(frame->data.padlen - 1);
-		(void)evbuffer_add(out, &pad, 1);
+		out_add(c, out, &pad, 1);
 	}
-	stream_take(st, NULL, out, length);
-	for (size_t i = 0; i + 1 < frame->data.padlen; i++)
-		(void)evbuffer_add(out, "", 1);
+	stream_take(st, out, length);
+	if (pad > 0)
+		out_add(c, out, zeros, pad);
 	return 0;
 }
 
@@ -831,9 +853,11 @@ on_send(
 
 	(void)ss;
 	(void)flags;
-	if (evbuffer_get_length(out) >= OUT_HIGH_WATER)
+	if (out_queued(c) >= OUT_HIGH_WATER)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	if (evbuffer_add(out, data, len) != 0)
+	if (c->is_tls)
+		tls_rec_add(&c->rec, out, data, len);
+	else if (evbuffer_add(out, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	return (ssize_t)len;
 }
@@ -1298,6 +1322,32 @@ conn_close_after_flush(struct h2_conn *c)
 }
 
 /*
+ * Over TLS, OpenSSL writes each record with its own write(2), and with
+ * TCP_NODELAY each would leave as a TCP segment of its own.  While more
+ * than one record is queued the socket is corked, so the records leave in
+ * full segments; once the output is empty it is uncorked, which sends the
+ * rest at once (on_write is called when the output drains).
+ */
+static void
+conn_cork(struct h2_conn *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	int on = 1, off = 0;
+
+	if (!c->is_tls)
+		return;
+	if (!c->corked && n > TLS_REC_MAX) {
+		if (setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_CORK,
+		        &on, sizeof(on)) == 0)
+			c->corked = 1;
+	} else if (c->corked && n == 0) {
+		c->corked = 0;
+		(void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP,
+		    TCP_CORK, &off, sizeof(off));
+	}
+}
+
+/*
  * Send what nghttp2 has, tell congested streams they may write again,
  * and close when the session is done.  The one caller of
  * nghttp2_session_send.
@@ -1305,6 +1355,7 @@ conn_close_after_flush(struct h2_conn *c)
 static void
 conn_flush(struct h2_conn *c)
 {
+	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct h2_stream *st, *next;
 	int rv;
 
@@ -1317,6 +1368,11 @@ conn_flush(struct h2_conn *c)
 			return;
 		}
 	}
+	/* A partly filled record waits for the next frames only while a
+	 * write callback is sure to come back here. */
+	if (evbuffer_get_length(out) <= OUT_LOW_WATER)
+		tls_rec_flush(&c->rec, out);
+	conn_cork(c);
 	for (st = c->streams; st != NULL; st = next) {
 		next = st->next;
 		if (st->want_write && st->pt != NULL && !st->edge_done &&
@@ -1492,6 +1548,7 @@ conn_free(struct h2_conn *c)
 		stream_end(c->streams, 1);
 	}
 	nghttp2_session_del(c->ss);
+	tls_rec_fini(&c->rec);
 	/* Frees the output: pieces still referenced are released. */
 	bufferevent_free(c->bev);
 	event_free(c->flush_ev);
