@@ -29,9 +29,9 @@
  * libevent's OpenSSL bufferevent writes each evbuffer chain as a record
  * (and a write(2)) of its own: a 9-byte frame header by reference would
  * cost a record, and a 16 KiB DATA frame with its header does not fit
- * one.  A partly filled record waits for more frames while the output
- * holds more than OUT_LOW_WATER (a write callback is then sure to come),
- * and the socket is corked while more than one record is queued, so the
+ * one.  A partly filled record waits for more frames only while nghttp2
+ * waits for room in the output (the write callback brings it back), and
+ * the socket is corked while more than one record is queued, so the
  * records leave in full TCP segments (conn_cork).
  *
  * Backpressure and memory: congested() is true while a stream has more
@@ -88,6 +88,7 @@
 #define TICK_MS           1000
 #define LINGER_MS         2000
 #define READ_MAX          (64 * 1024) /* bytes per read event */
+#define RECS_KEPT         64          /* free TLS record buffers per worker */
 
 struct h2_server;
 
@@ -167,8 +168,9 @@ struct h2_conn {
 	unsigned goaway : 1;  /* a GOAWAY was submitted here */
 	unsigned counted : 1; /* the GOAWAY's reason was counted */
 	unsigned had_request : 1;
-	unsigned corked : 1; /* TCP_CORK set until the output drains */
-	struct tls_rec rec;  /* over TLS: the record being filled */
+	unsigned corked : 1;  /* TCP_CORK set until the output drains */
+	unsigned blocked : 1; /* nghttp2 was told WOULDBLOCK: output full */
+	struct tls_rec rec;   /* over TLS: the record being filled */
 	struct h2_stream *streams;
 	unsigned nstreams;
 	size_t queued;           /* body bytes in the streams' queues */
@@ -185,6 +187,7 @@ struct h2_server {
 	nghttp2_option *opt;
 	struct h2_conn *conns;
 	unsigned nconns;
+	struct tls_rec_pool *recs; /* record buffers of its TLS connections */
 	unsigned draining : 1;
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
@@ -830,8 +833,10 @@ on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
 
 	(void)ss;
 	MAGIC_CHECK(st, H2_STREAM_MAGIC);
-	if (out_queued(c) >= OUT_HIGH_WATER)
+	if (out_queued(c) >= OUT_HIGH_WATER) {
+		c->blocked = 1;
 		return NGHTTP2_ERR_WOULDBLOCK;
+	}
 	out_add(c, out, framehd, 9);
 	if (frame->data.padlen > 0) {
 		/* padlen counts the Pad Length byte: at most 256 */
@@ -853,8 +858,10 @@ on_send(
 
 	(void)ss;
 	(void)flags;
-	if (out_queued(c) >= OUT_HIGH_WATER)
+	if (out_queued(c) >= OUT_HIGH_WATER) {
+		c->blocked = 1;
 		return NGHTTP2_ERR_WOULDBLOCK;
+	}
 	if (c->is_tls)
 		tls_rec_add(&c->rec, out, data, len);
 	else if (evbuffer_add(out, data, len) != 0)
@@ -1359,6 +1366,7 @@ conn_flush(struct h2_conn *c)
 	struct h2_stream *st, *next;
 	int rv;
 
+	c->blocked = 0;
 	if (!c->closing || c->goaway) {
 		rv = nghttp2_session_send(c->ss);
 		if (rv != 0) {
@@ -1368,9 +1376,10 @@ conn_flush(struct h2_conn *c)
 			return;
 		}
 	}
-	/* A partly filled record waits for the next frames only while a
-	 * write callback is sure to come back here. */
-	if (evbuffer_get_length(out) <= OUT_LOW_WATER)
+	/* A partly filled record waits for the next frames only while they
+	 * wait for room: the output is then over OUT_LOW_WATER, and the write
+	 * callback comes back here once it is under. */
+	if (!c->blocked)
 		tls_rec_flush(&c->rec, out);
 	conn_cork(c);
 	for (st = c->streams; st != NULL; st = next) {
@@ -1595,6 +1604,7 @@ conn_start(
 	c->h = h;
 	c->bev = bev;
 	c->is_tls = is_tls != 0;
+	c->rec.pool = h->recs;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->idle_ms = now_ms();
 	h2_limits_init(&c->limits, maxs);
@@ -1685,6 +1695,7 @@ edge_h2_new(struct edge_worker *w)
 	    nghttp2_option_new(&h->opt) != 0)
 		CDN_ASSERT(!"nghttp2 allocation"); /* small: out of memory */
 	h->cbs = cb;
+	h->recs = tls_rec_pool_new(RECS_KEPT);
 	nghttp2_session_callbacks_set_send_callback(cb, on_send);
 	nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(
@@ -1759,6 +1770,7 @@ edge_h2_free(struct edge_h2 **ep)
 		return;
 	e->s.on_empty = NULL;
 	edge_h2_close_all(e);
+	tls_rec_pool_free(&e->s.recs);
 	nghttp2_session_callbacks_del(e->s.cbs);
 	nghttp2_option_del(e->s.opt);
 	MAGIC_WIPE(&e->s);

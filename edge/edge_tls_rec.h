@@ -8,7 +8,10 @@
  * staging buffer of one record and hands each full one to the evbuffer by
  * reference, so every chain but the last is one full record.
  *
- * Plain data of its connection: one thread, no locks.
+ * The record buffers come from a struct tls_rec_pool, which keeps a few
+ * that were written for the next records: they are still in the CPU's
+ * cache, and a 16 KiB malloc() and free() per record cost more than the
+ * copy.  A pool and its records belong to one thread: no locks.
  */
 #ifndef EDGE_TLS_REC_H
 #define EDGE_TLS_REC_H
@@ -19,16 +22,30 @@
 
 #define TLS_REC_MAX 16384 /* plaintext bytes of one TLS record */
 
-/* The record being filled; zeroed memory is an empty one. */
+struct tls_rec_pool;
+
+/* The record being filled; zeroed memory (plus .pool) is an empty one. */
 struct tls_rec {
-	char *buf; /* TLS_REC_MAX bytes, or NULL */
+	struct tls_rec_pool *pool; /* where its buffers come from: set once */
+	char *buf;                 /* TLS_REC_MAX bytes, or NULL */
 	size_t len;
 };
 
+/* A pool that keeps up to <keep> free record buffers. */
+struct tls_rec_pool *tls_rec_pool_new(unsigned keep);
+
+/*
+ * Give up the owner's hold on *<pp> and set it to NULL.  Its free buffers
+ * are freed; records still in evbuffers keep it until they are written or
+ * dropped, so evbuffers may outlive the owner.
+ */
+void tls_rec_pool_free(struct tls_rec_pool **pp);
+
 /*
  * Append <n> bytes at <p> behind what <r> holds; each record that fills
- * up is added to <out> (by reference: <out> frees it once written).
- * Bytes that the evbuffer cannot take by reference are copied into it.
+ * up is added to <out> (by reference: <out> gives it back to the pool
+ * once written).  Bytes that the evbuffer cannot take by reference are
+ * copied into it.
  */
 void tls_rec_add(
     struct tls_rec *r, struct evbuffer *out, const void *p, size_t n);
@@ -36,7 +53,7 @@ void tls_rec_add(
 /* Hand the partly filled record, if any, to <out>: <r> is then empty. */
 void tls_rec_flush(struct tls_rec *r, struct evbuffer *out);
 
-/* Free the record being filled (its bytes are dropped). */
+/* Give the record being filled back to the pool (its bytes are dropped). */
 void tls_rec_fini(struct tls_rec *r);
 
 #endif /* EDGE_TLS_REC_H */
