@@ -76,7 +76,7 @@ pool_get(struct tls_rec_pool *pl)
 	pl->refs++;
 	if (pl->nfree > 0)
 		return pl->free[--pl->nfree];
-	return cdn_xmalloc(TLS_REC_MAX); /* small, fixed */
+	return cdn_xmalloc(TLS_REC_BUF); /* fixed size */
 }
 
 static void
@@ -116,18 +116,18 @@ tls_rec_add(struct tls_rec *r, struct evbuffer *out, const void *p, size_t n)
 	const char *s = p;
 	size_t k;
 
-	CDN_ASSERT(r->len < TLS_REC_MAX);
+	CDN_ASSERT(r->len < TLS_REC_BUF);
 	while (n > 0) {
 		if (r->buf == NULL)
 			r->buf = pool_get(r->pool);
-		k = TLS_REC_MAX - r->len;
+		k = TLS_REC_BUF - r->len;
 		if (k > n)
 			k = n;
 		memcpy(r->buf + r->len, s, k);
 		r->len += k;
 		s += k;
 		n -= k;
-		if (r->len == TLS_REC_MAX)
+		if (r->len == TLS_REC_BUF)
 			rec_hand_over(r, out);
 	}
 }

@@ -1,8 +1,9 @@
 /*
  * Unit tests of edge/edge_tls_rec.c: whatever the sizes of the pieces
  * added, the output evbuffer holds them in order, every chain but the last
- * one full record (libevent's OpenSSL bufferevent makes a record of each
- * chain), and nothing is leaked (the sanitizer build checks that).
+ * one full buffer of whole records (libevent's OpenSSL bufferevent makes
+ * records of each chain: a short one at its end), and nothing is leaked
+ * (the sanitizer build checks that).
  */
 #include "config.h"
 
@@ -43,20 +44,20 @@ pieces_case(const char *name, const size_t *sizes, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		tls_rec_add(&r, out, src + at, sizes[i]);
 		at += sizes[i];
-		if (r.len >= TLS_REC_MAX)
+		if (r.len >= TLS_REC_BUF)
 			kept_full++;
 	}
 	is_int(kept_full, 0, "%s: a full record is never kept", name);
 	is_int(evbuffer_get_length(out) + r.len, total,
 	    "%s: every byte is in the output or the record", name);
-	is_int(r.len, total % TLS_REC_MAX, "%s: only the rest is kept", name);
+	is_int(r.len, total % TLS_REC_BUF, "%s: only the rest is kept", name);
 	tls_rec_flush(&r, out);
 	is_int(r.len, 0, "%s: flushed", name);
 	nv = evbuffer_peek(out, -1, NULL, v, MAX_CHAINS);
-	is_int(nv, (total + TLS_REC_MAX - 1) / TLS_REC_MAX,
-	    "%s: one chain per record", name);
+	is_int(nv, (total + TLS_REC_BUF - 1) / TLS_REC_BUF,
+	    "%s: one chain per buffer", name);
 	for (int i = 0; i + 1 < nv && i < MAX_CHAINS; i++)
-		if (v[i].iov_len != TLS_REC_MAX)
+		if (v[i].iov_len != TLS_REC_BUF)
 			short_chains++;
 	is_int(short_chains, 0, "%s: every chain but the last is full", name);
 	got = malloc(total + 1);
@@ -88,13 +89,13 @@ test_frames(void)
 static void
 test_sizes(void)
 {
-	static const size_t exact[] = {TLS_REC_MAX, TLS_REC_MAX};
-	static const size_t big[] = {5 * TLS_REC_MAX + 3};
+	static const size_t exact[] = {TLS_REC_BUF, TLS_REC_BUF};
+	static const size_t big[] = {5 * TLS_REC_BUF + 3};
 	static const size_t small[] = {1, 0, 2, 3, 5, 8, 13};
 	size_t random_sizes[200];
 
-	pieces_case("two exact records", exact, 2);
-	pieces_case("one piece of several records", big, 1);
+	pieces_case("two exact buffers", exact, 2);
+	pieces_case("one piece of several buffers", big, 1);
 	pieces_case("small pieces", small, 7);
 	srand(7);
 	for (size_t i = 0; i < 200; i++)
@@ -125,16 +126,16 @@ test_pool_reuse(void)
 {
 	struct evbuffer *out = evbuffer_new();
 	struct tls_rec r = {tls_rec_pool_new(2), NULL, 0};
-	static char big[2 * TLS_REC_MAX];
+	static char big[2 * TLS_REC_BUF];
 	struct evbuffer_iovec v[2];
 	const void *first;
 
 	tls_rec_add(&r, out, big, sizeof(big));
-	is_int(evbuffer_peek(out, -1, NULL, v, 2), 2, "two records out");
+	is_int(evbuffer_peek(out, -1, NULL, v, 2), 2, "two buffers out");
 	first = v[1].iov_base;
 	evbuffer_drain(out, evbuffer_get_length(out)); /* written */
 	tls_rec_add(&r, out, big, 1);
-	ok(r.buf == first, "the last record written is the next one filled");
+	ok(r.buf == first, "the last buffer written is the next one filled");
 	tls_rec_flush(&r, out);
 	evbuffer_drain(out, evbuffer_get_length(out));
 	evbuffer_free(out);
@@ -148,7 +149,7 @@ test_pool_outlives_owner(void)
 	struct evbuffer *out = evbuffer_new();
 	struct tls_rec r = {tls_rec_pool_new(2), NULL, 0};
 	struct tls_rec_pool *owner = r.pool;
-	static char big[3 * TLS_REC_MAX];
+	static char big[3 * TLS_REC_BUF];
 
 	tls_rec_add(&r, out, big, sizeof(big) - 5);
 	tls_rec_pool_free(&owner);
