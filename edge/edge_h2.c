@@ -1432,9 +1432,14 @@ conn_flush_from(struct h2_conn *c, int in_write_cb)
 		}
 		/* Drained while nghttp2 had more: frame it while the socket
 		 * takes it, a few rounds, then leave it to the write event. */
-		if (evbuffer_get_length(out) > 0 || !c->blocked ||
-		    round == WRITE_ROUNDS)
+		if (evbuffer_get_length(out) > 0 || !c->blocked)
 			break;
+		if (round == WRITE_ROUNDS) {
+			/* Frames wait and no write event is due: come back
+			 * after the other connections' turn. */
+			schedule_flush(c);
+			break;
+		}
 	}
 	conn_cork(c);
 	for (st = c->streams; st != NULL; st = next) {
