@@ -29,10 +29,12 @@
  * libevent's OpenSSL bufferevent writes each evbuffer chain as a record
  * (and a write(2)) of its own: a 9-byte frame header by reference would
  * cost a record, and a 16 KiB DATA frame with its header does not fit
- * one.  A partly filled record waits for more frames only while nghttp2
- * waits for room in the output (the write callback brings it back), and
- * the socket is corked while more than one record is queued, so the
- * records leave in full TCP segments (conn_cork).
+ * one.  A partly filled buffer waits for more frames only while nghttp2
+ * waits for room in the output (the write callback brings it back); the
+ * socket is corked while more than one record is queued, so the records
+ * leave in full TCP segments (conn_cork); and the output is encrypted and
+ * written in the loop turn that framed it, while it is still in the CPU's
+ * cache (conn_write_now).
  *
  * Backpressure and memory: congested() is true while a stream has more
  * than STREAM_HIGH_WATER queued or the connection CONN_HIGH_WATER, so a
@@ -1341,7 +1343,8 @@ conn_close_after_flush(struct h2_conn *c)
  * TCP_NODELAY each would leave as a TCP segment of its own.  While more
  * than one record is queued the socket is corked, so the records leave in
  * full segments; once the output is empty it is uncorked, which sends the
- * rest at once (on_write is called when the output drains).
+ * rest at once (conn_flush, after writing, or on_write when the output
+ * drains later).
  */
 static void
 conn_cork(struct h2_conn *c)
