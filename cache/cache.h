@@ -319,6 +319,10 @@ struct cache_obj {
 	uint64_t body_len;
 	uint32_t nchunks;
 	unsigned char **chunks; /* nchunks pointers; NULL if body not loaded */
+	/* A sealed memory file holding the whole body, which chunks[] then
+	 * map read-only (cache_obj_seal), or -1.  Its bytes never change
+	 * while a descriptor is open or the kernel holds its pages. */
+	int body_fd;
 	/* Private to cache/ (cache_obj.c, cache_store_read.c): */
 	uint32_t chunks_cap;   /* slots allocated in chunks[] */
 	size_t last_chunk_cap; /* bytes allocated for chunks[nchunks - 1] */
@@ -367,6 +371,27 @@ struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_unref(struct cache_obj **op);
 /* Bytes of memory the object holds (for the memory tier's budget). */
 size_t cache_obj_footprint(const struct cache_obj *o);
+
+/* ================= sealed bodies (cache_objfd.c) ================= */
+
+/* The smallest body moved into a sealed memory file. */
+#define CACHE_OBJ_FD_MIN (64 * 1024)
+
+/*
+ * Move the body of <o> into a sealed memfd (o->body_fd), mapped read-only
+ * behind o->chunks, so that the kernel may send it from the file
+ * (sendfile) rather than copy it from user memory; the old chunks are
+ * freed.  None of them may be borrowed by anyone (a chunk adopted from a
+ * block that others still send from must not be sealed away).  A shared
+ * object (more than one reference), a body shorter than CACHE_OBJ_FD_MIN,
+ * one not wholly loaded, or one the descriptor budget (a quarter of
+ * RLIMIT_NOFILE) or the kernel refuses stays as it is.  Returns 1 if the
+ * body is now sealed, else 0.
+ */
+int cache_obj_seal(struct cache_obj *o);
+/* Sealed bodies alive in this process, and their bytes. */
+uint64_t cache_obj_sealed_count(void);
+uint64_t cache_obj_sealed_bytes(void);
 /*
  * Whether <o> is consistent: a live reference, a chunk count that
  * matches the body length (or no body: metadata read for a listing), a
@@ -827,6 +852,10 @@ struct cache_store_stats {
 	uint64_t disk_budget; /* the map size: cache_size, or the file's */
 	uint64_t disk_high;   /* eviction keeps bytes under this */
 	uint64_t mem_budget;  /* memory_size */
+	/* Bodies in sealed files (cache_obj_seal), in the memory tier or
+	 * still being sent, and the pages they hold. */
+	uint64_t sealed_bodies;
+	uint64_t sealed_bytes;
 	int damaged; /* LMDB found its file damaged: neither tier is used
 	              * until the next start moves the files aside */
 };

@@ -2,7 +2,8 @@
  * Private to the files of cache/: the memory tier's interface (cache_mem.c),
  * and the on-disk layout of the LMDB store (cache_store.c,
  * cache_record.c).  Nothing outside cache/ and its unit tests includes
- * this header.
+ * this header, but for tests/bench/bench_mem_evict, which drives the
+ * memory tier as the store does.
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H
@@ -16,6 +17,13 @@
 
 /* Smallest allocation for a chunk that is being appended to. */
 #define CACHE_OBJ_MIN_CHUNK 256
+
+/* ================= cache_objfd.c ================= */
+
+/* Bytes a sealed body holds: whole pages of its file. */
+size_t cache_objfd_footprint(const struct cache_obj *o);
+/* Unmap and close the sealed body of <o>, which is being freed. */
+void cache_objfd_release(struct cache_obj *o);
 
 /* ================= the memory tier (cache_mem.c) ================= */
 

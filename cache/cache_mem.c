@@ -21,7 +21,8 @@
  * never disturb M, which makes scans harmless.  G is a two-way
  * set-associative table of fingerprints stamped with an insertion clock;
  * a fingerprint counts as present while fewer than |M| insertions followed
- * it (the paper's ghost size).
+ * it (the paper's ghost size).  tests/bench/bench_mem_evict measures it
+ * against LRU and each of these parameters (docs/performance.md).
  *
  * Budget: sh->bytes counts entry footprints (cache_obj_footprint plus the
  * entry), the hash table and the ghost table, and is kept <= sh->budget

@@ -91,6 +91,7 @@ cache_obj_new(const uint8_t key[CACHE_HASH_LEN], uint64_t variant, int status,
 	o->chunks = NULL;
 	o->chunks_cap = 0;
 	o->last_chunk_cap = 0;
+	o->body_fd = -1;
 	atomic_init(&o->lru_bucket, 0);
 	atomic_init(&o->purge_seen, 0);
 	atomic_init(&o->purge_state, 0);
@@ -159,6 +160,7 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	CDN_ASSERT(p != NULL || len == 0);
 	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
+	CDN_ASSERT(o->body_fd < 0);
 
 	if (len > UINT64_MAX - o->body_len)
 		return CDN_ENOMEM;
@@ -213,6 +215,7 @@ cache_obj_adopt_chunk(
 	CDN_ASSERT(len > 0 && len <= cap && cap <= CACHE_CHUNK_SIZE);
 	CDN_ASSERT(o->body_len == (uint64_t)o->nchunks * CACHE_CHUNK_SIZE);
 	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
+	CDN_ASSERT(o->body_fd < 0);
 	if (grow_chunk_array(o) != CDN_OK)
 		return CDN_ENOMEM;
 	o->chunks[o->nchunks++] = chunk;
@@ -229,6 +232,7 @@ cache_obj_take_chunk(struct cache_obj *o, uint32_t i)
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	CDN_ASSERT(i < o->nchunks);
 	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
+	CDN_ASSERT(o->body_fd < 0);
 	if (o->chunks == NULL)
 		return NULL;
 	c = o->chunks[i];
@@ -264,9 +268,12 @@ cache_obj_unref(struct cache_obj **op)
 	if (prev > 1)
 		return;
 	/* A body read in part (cache_store_get_meta) has NULL chunks, or no
-	 * chunk array at all. */
-	for (uint32_t i = 0; o->chunks != NULL && i < o->nchunks; i++)
-		free(o->chunks[i]);
+	 * chunk array at all; a sealed one maps its file. */
+	if (o->body_fd >= 0)
+		cache_objfd_release(o);
+	else
+		for (uint32_t i = 0; o->chunks != NULL && i < o->nchunks; i++)
+			free(o->chunks[i]);
 	free(o->chunks);
 	free(o->url);
 	free(o->fields);
@@ -293,7 +300,9 @@ cache_obj_footprint(const struct cache_obj *o)
 	if (o->chunks_cap > 0)
 		n += (size_t)o->chunks_cap * sizeof(*o->chunks) +
 		    OBJ_MALLOC_OVERHEAD;
-	if (o->nchunks > 0)
+	if (o->body_fd >= 0)
+		n += cache_objfd_footprint(o);
+	else if (o->nchunks > 0)
 		n += (size_t)(o->nchunks - 1) *
 		        (CACHE_CHUNK_SIZE + OBJ_MALLOC_OVERHEAD) +
 		    o->last_chunk_cap + OBJ_MALLOC_OVERHEAD;

@@ -662,6 +662,8 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->mem_objects = ms.objects;
 	st->mem_bytes = ms.bytes;
 	st->mem_evictions = ms.evictions;
+	st->sealed_bodies = cache_obj_sealed_count();
+	st->sealed_bytes = cache_obj_sealed_bytes();
 	st->puts = atomic_load_explicit(&s->st_puts, memory_order_relaxed);
 	st->put_drops =
 	    atomic_load_explicit(&s->st_put_drops, memory_order_relaxed);

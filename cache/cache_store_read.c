@@ -241,6 +241,11 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	if (rc == CDN_OK && purge_filter(s, &o) != CDN_OK)
 		return CDN_NOTFOUND;
 	if (rc == CDN_OK) {
+		/* Sealed before the memory tier shares it; not when it is
+		 * too large to stay there. */
+		if (o->body_len <= body_max &&
+		    cache_obj_footprint(o) <= cache_mem_admit_max(s->mem))
+			cache_obj_seal(o);
 		if (o->body_len <= body_max)
 			cache_mem_promote(s->mem, o, gen);
 		*objp = o;

@@ -284,6 +284,7 @@ make_one(struct cache_variants *v, const struct vjob *j, enum cache_enc enc,
 		return;
 	}
 	if (rc == CDN_OK) {
+		cache_obj_seal(o); /* a large coding is sent as a file too */
 		cache_store_put(v->store, o);
 		atomic_fetch_add_explicit(&v->st_made, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(
@@ -354,6 +355,7 @@ decode_one(struct cache_variants *v, const struct vjob *j)
 	    &v->st_busy_ns, cdn_now_ns() - t0, memory_order_relaxed);
 	if (rc == CDN_OK) {
 		if (still_current(v, j)) {
+			cache_obj_seal(o);
 			cache_store_put(v->store, o);
 			atomic_fetch_add_explicit(
 			    &v->st_decoded, 1, memory_order_relaxed);

@@ -1030,6 +1030,9 @@ edge_cache_store(struct edge_worker *w, struct cache_obj *o)
 {
 	int rc;
 
+	/* A large body goes to the memory tier in a sealed file, which a
+	 * plain HTTP/1.1 hit sends without a copy. */
+	cache_obj_seal(o);
 	rc = cache_store_put(w->edge->store, o);
 	edge_variant_stored(w->edge, o);
 	EDGE_COUNTER_INC(w, cache_stores);

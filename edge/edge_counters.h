@@ -228,6 +228,8 @@ EDGE_STORE_STAT(objects, GAUGE, CACHE, "objects", "edge_cache_objects", NULL, NU
 EDGE_STORE_STAT(bytes, GAUGE, CACHE, "bytes", "edge_cache_bytes", NULL, NULL, "Accounted bytes of the objects in the disk store.")
 EDGE_STORE_STAT(mem_objects, GAUGE, CACHE, "memory_objects", "edge_cache_memory_objects", NULL, NULL, "Objects in the memory tier.")
 EDGE_STORE_STAT(mem_bytes, GAUGE, CACHE, "memory_bytes", "edge_cache_memory_bytes", NULL, NULL, "Bytes of the objects in the memory tier.")
+EDGE_STORE_STAT(sealed_bodies, GAUGE, CACHE, "sealed_bodies", "edge_cache_sealed_bodies", NULL, NULL, "Bodies of 64 KiB or more held in sealed memory files, which plain HTTP/1.1 hits send with sendfile: in the memory tier, or evicted but still being sent. Each holds a file descriptor.")
+EDGE_STORE_STAT(sealed_bytes, GAUGE, CACHE, "sealed_bytes", "edge_cache_sealed_bytes", NULL, NULL, "Bytes (whole pages) of those sealed bodies: shared memory, counted in edge_cache_memory_bytes while in the memory tier, but in a process's PSS only once read through its mapping.")
 EDGE_STORE_STAT(disk_budget, GAUGE, CACHE, "budget_bytes", "edge_cache_budget_bytes", "tier", "disk", "The budget of each tier, in bytes: disk (cache_size, the LMDB map; eviction keeps edge_cache_bytes under its high-water mark, 90%), memory (memory_size).")
 EDGE_STORE_STAT(mem_budget, GAUGE, CACHE, "memory_budget_bytes", "edge_cache_budget_bytes", "tier", "memory", "")
 EDGE_STORE_STAT(disk_high, GAUGE, CACHE, "high_water_bytes", NULL, NULL, NULL, "")

@@ -1002,6 +1002,10 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 static int
 adopt_body(struct edge_fill *f, struct fill_block *last, size_t last_len)
 {
+	/* Waiters send from the blocks: a body to be sealed (it then frees
+	 * its chunks) takes a copy of them instead. */
+	int copy_all = f->body_len >= CACHE_OBJ_FD_MIN;
+
 	for (struct fill_block *b = f->first; b != NULL;
 	     b = atomic_load_explicit(&b->next, memory_order_relaxed)) {
 		size_t len = b == last
@@ -1011,6 +1015,11 @@ adopt_body(struct edge_fill *f, struct fill_block *last, size_t last_len)
 
 		if (len == 0)
 			break;
+		if (copy_all) {
+			if (cache_obj_append(f->obj, b->data, len) != CDN_OK)
+				return CDN_ENOMEM;
+			continue;
+		}
 		if (len == b->cap) {
 			if (cache_obj_adopt_chunk(f->obj, b->data, len, len) !=
 			    CDN_OK)

@@ -64,6 +64,13 @@ h1_write_ref(void *s, const void *p, size_t len,
 }
 
 static int
+h1_write_file(void *s, int fd, uint64_t off, size_t len,
+    void (*done)(const void *p, size_t len, void *arg), void *arg)
+{
+	return http_txn_write_file(s, fd, off, len, done, arg);
+}
+
+static int
 h1_congested(void *s)
 {
 	return http_txn_out_pending(s) > HTTP_OUT_HIGH_WATER;
@@ -114,6 +121,7 @@ static const struct edge_stream_ops h1_ops = {
     .interim = h1_interim,
     .write = h1_write,
     .write_ref = h1_write_ref,
+    .write_file = h1_write_file,
     .congested = h1_congested,
     .finish = h1_finish,
     .abort = h1_abort,

@@ -29,6 +29,11 @@
  * one chunk) pins at most four chunks, and the sender holds one more.
  */
 #define DISK_REF_MIN (CACHE_CHUNK_SIZE / 2)
+/*
+ * A piece of a sealed body shorter than this goes by reference like any
+ * other: sendfile and its file segment cost more than copying a few KiB.
+ */
+#define FILE_PIECE_MIN (16 * 1024)
 
 /* Boundaries need only be unique within one response (RFC 2046 §5.1.1),
  * but a counter keeps them from ever repeating in a process. */
@@ -296,7 +301,18 @@ static void
 send_piece(void *arg, const unsigned char *p, size_t n, int in_obj)
 {
 	struct send_ctx *c = arg;
+	struct cache_obj *ref;
 
+	/* A sealed body goes from its file where the stream can send it so;
+	 * the file's bytes never change (cache_obj_seal). */
+	if (in_obj && c->o->body_fd >= 0 && n >= FILE_PIECE_MIN) {
+		ref = cache_obj_ref(c->o);
+		if (edge_stream_write_file(c->cs, c->o->body_fd,
+		        (uint64_t)(p - c->o->chunks[0]), n, on_piece_sent,
+		        ref) == CDN_OK)
+			return;
+		cache_obj_unref(&ref);
+	}
 	if (in_obj)
 		edge_stream_write_ref(
 		    c->cs, p, n, on_piece_sent, cache_obj_ref(c->o));

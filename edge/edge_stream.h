@@ -19,7 +19,8 @@
  *   so the caller's transaction may be gone after either.
  * - write() copies; write_ref() borrows the bytes until <done> is called,
  *   from the worker's loop, or at once if the stream is already gone or
- *   the response has no body (HEAD).
+ *   the response has no body (HEAD).  write_file() borrows a range of an
+ *   immutable file the same way, where the protocol can send from it.
  * - Backpressure: while congested() says so, the edge produces no body
  *   bytes; the protocol calls edge_proxy_writable() when it can take
  *   more.  The request body is read with body_read() as it arrives, after
@@ -58,6 +59,12 @@ struct edge_stream_ops {
 	void (*interim)(void *s, int status, const char *fields, size_t len);
 	void (*write)(void *s, const void *p, size_t len);
 	void (*write_ref)(void *s, const void *p, size_t len,
+	    void (*done)(const void *p, size_t len, void *arg), void *arg);
+	/* <len> body bytes at <off> of file <fd>, whose bytes never change,
+	 * for the kernel to send from the file; borrowed as by write_ref.
+	 * CDN_OK, or an error when this stream cannot (TLS, HTTP/2): then
+	 * nothing was queued and the caller writes the bytes.  May be NULL. */
+	int (*write_file)(void *s, int fd, uint64_t off, size_t len,
 	    void (*done)(const void *p, size_t len, void *arg), void *arg);
 	/* Whether the client's output is full enough to stop producing. */
 	int (*congested)(void *s);
@@ -156,6 +163,15 @@ edge_stream_write_ref(const struct edge_stream *cs, const void *p, size_t len,
     void (*done)(const void *p, size_t len, void *arg), void *arg)
 {
 	cs->ops->write_ref(cs->s, p, len, done, arg);
+}
+
+static inline int
+edge_stream_write_file(const struct edge_stream *cs, int fd, uint64_t off,
+    size_t len, void (*done)(const void *p, size_t len, void *arg), void *arg)
+{
+	if (cs->ops->write_file == NULL)
+		return CDN_EINVAL;
+	return cs->ops->write_file(cs->s, fd, off, len, done, arg);
 }
 
 static inline int

@@ -231,6 +231,7 @@ decode_now(struct edge *e, struct cache_obj *src, struct cache_obj **objp)
 	rc = cache_variant_make(src, CACHE_ENC_IDENTITY, 0, &lim, &o);
 	if (rc == CDN_OK) {
 		atomic_fetch_add_explicit(&v->decoded, 1, memory_order_relaxed);
+		cache_obj_seal(o);
 		cache_store_put(e->store, o);
 		*objp = o;
 		return CDN_OK;

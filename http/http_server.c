@@ -687,6 +687,69 @@ http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
 		conn_tls_cork(txn->conn);
 }
 
+/* Who to tell when a file segment has left the output buffer. */
+struct file_done {
+	void (*done)(const void *data, size_t len, void *arg);
+	void *arg;
+	size_t len;
+};
+
+static void
+on_file_segment_free(
+    struct evbuffer_file_segment const *seg, int flags, void *arg)
+{
+	struct file_done *fd = arg;
+
+	(void)seg;
+	(void)flags;
+	fd->done(NULL, fd->len, fd->arg);
+	free(fd);
+}
+
+int
+http_txn_write_file(struct http_txn *txn, int fd, uint64_t off, size_t len,
+    void (*done)(const void *data, size_t len, void *arg), void *arg)
+{
+	struct evbuffer_file_segment *seg;
+	struct file_done *fdn;
+
+	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
+	CDN_ASSERT(txn->responded);
+	if (txn->conn->is_tls || txn->chunked_out)
+		return CDN_EINVAL;
+	if (txn->no_body || len == 0) {
+		done(NULL, len, arg);
+		return CDN_OK;
+	}
+	if (off > (uint64_t)INT64_MAX - len)
+		return CDN_EINVAL;
+	fdn = malloc(sizeof(*fdn));
+	if (fdn == NULL)
+		return CDN_ENOMEM;
+	/* Only this connection's thread touches the segment: no lock. */
+	seg = evbuffer_file_segment_new(
+	    fd, (ev_off_t)off, (ev_off_t)len, EVBUF_FS_DISABLE_LOCKING);
+	if (seg == NULL) {
+		free(fdn);
+		return CDN_ENOMEM;
+	}
+	if (evbuffer_add_file_segment(bufferevent_get_output(txn->conn->bev),
+	        seg, 0, (ev_off_t)len) != 0) {
+		evbuffer_file_segment_free(seg);
+		free(fdn);
+		return CDN_ENOMEM;
+	}
+	/* Only now: the output buffer holds the segment, and the last of
+	 * its references to go calls <done>. */
+	fdn->done = done;
+	fdn->arg = arg;
+	fdn->len = len;
+	evbuffer_file_segment_add_cleanup_cb(seg, on_file_segment_free, fdn);
+	evbuffer_file_segment_free(seg);
+	txn->bytes_sent += len;
+	return CDN_OK;
+}
+
 size_t
 http_txn_out_pending(const struct http_txn *txn)
 {

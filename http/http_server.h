@@ -179,6 +179,17 @@ void http_txn_write(struct http_txn *txn, const void *data, size_t len);
  */
 void http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
     void (*done)(const void *data, size_t len, void *arg), void *arg);
+/*
+ * Append <len> body bytes at <off> of file <fd> for the kernel to send
+ * from the file (sendfile): no copy through user memory.  The file's bytes
+ * must never change (a sealed memfd), as the kernel may send them after
+ * <done>.  <done>(NULL, len, arg) is called, from this thread, once they
+ * left the output buffer (sent or dropped; at once for HEAD).  CDN_OK, or
+ * CDN_EINVAL over TLS or chunked framing and CDN_ENOMEM: then nothing was
+ * queued, <done> is not called, and the caller writes the bytes itself.
+ */
+int http_txn_write_file(struct http_txn *txn, int fd, uint64_t off, size_t len,
+    void (*done)(const void *data, size_t len, void *arg), void *arg) CDN_WUR;
 /* Bytes waiting in the output buffer: stop producing above ~256 KiB. */
 size_t http_txn_out_pending(const struct http_txn *txn);
 #define HTTP_OUT_HIGH_WATER (256 * 1024)

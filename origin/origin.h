@@ -1,11 +1,14 @@
 /*
- * Origin fetches through libcurl's multi interface, driven by a worker's
- * libevent loop (socket and timer callbacks: no thread per request and no
- * blocking call on the loop).
+ * Origin fetches, driven by a worker's libevent loop (no thread per request
+ * and no blocking call on the loop): plain http servers given by address
+ * through the node's own HTTP/1.1 client, the rest (https, host names,
+ * fetches without a pool) through libcurl's multi interface.  Callers see
+ * one interface either way.
  *
  * A struct origin_multi belongs to one worker thread and its event_base; so
- * do its fetches.  libcurl keeps idle origin connections in the multi
- * handle's connection cache, so keep-alive to origins is per worker.
+ * do its fetches and its idle origin connections (the native client's, per
+ * server address, and libcurl's connection cache): keep-alive to origins
+ * is per worker.
  */
 #ifndef ORIGIN_H
 #define ORIGIN_H

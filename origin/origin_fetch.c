@@ -1,5 +1,13 @@
 /*
- * libcurl multi on libevent (origin/origin.h).
+ * Origin fetches (origin/origin.h): libcurl multi on libevent, and the
+ * dispatch to the native client (origin_h1.c).
+ *
+ * A fetch with a pool whose server is a plain http address is carried by
+ * the native client (f->native, decided per attempt in fetch_set_server);
+ * its events come back through h1_ops into the same head, body and finish
+ * steps as curl's callbacks, so pools, retries, parents, timeouts and
+ * counters below are shared.  Such a fetch gets an easy handle only if an
+ * attempt goes to a server the native client cannot reach.
  *
  * Threading: a struct origin_multi, its curl multi handle, its sockets'
  * events and every fetch on it belong to the worker thread that created it.
@@ -39,6 +47,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -47,10 +56,10 @@
 #include <event2/event.h>
 
 #include "common/cdn_log.h"
-#include "http/http_parse.h"
+#include "origin/origin_head.h"
 #include "origin/origin_int.h"
 
-#define HEAD_MAX         (64 * 1024) /* largest origin response head we take */
+#define HEAD_MAX         ORIGIN_HEAD_MAX
 #define ORIGIN_IDLE_EASY 64 /* easy handles kept for reuse per worker */
 
 struct origin_multi {
@@ -67,6 +76,7 @@ struct origin_multi {
 	CURL *idle[ORIGIN_IDLE_EASY];
 	unsigned nidle;
 	char *ca_file, *client_cert, *client_key; /* NULL: default */
+	struct origin_h1 *h1; /* the native client's connections */
 };
 
 static size_t on_curl_header(char *p, size_t size, size_t n, void *arg);
@@ -138,7 +148,13 @@ struct origin_fetch {
 #define ORIGIN_FETCH_MAGIC 0x8d2a64f1u
 	struct origin_multi *m;
 	struct origin_fetch *next, *prev;
-	CURL *easy;
+	CURL *easy; /* NULL until an attempt needs libcurl */
+	/* The native client's connection of this attempt (origin_h1.c), or
+	 * NULL when libcurl carries it. */
+	struct origin_h1_conn *h1;
+	char *method; /* a native-capable fetch's, for a late easy handle */
+	int64_t body_length; /* of the request body, if any; -1: unknown */
+	uint64_t deadline_ns; /* native: the attempt's total_ms runs out */
 	struct curl_slist *fields;
 	struct curl_slist *pfields;    /* sent to parents instead of fields */
 	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO, or NULL */
@@ -153,10 +169,7 @@ struct origin_fetch {
 	int64_t content_length;
 	/* Framing of the head being read (RFC 9112 §6): reset per status
 	 * line, so an interim response's fields do not count. */
-	unsigned te_codings; /* transfer codings named so far */
-	unsigned te_chunked; /* how many of them are chunked */
-	unsigned te_last_chunked : 1;
-	unsigned cl_seen : 1;
+	struct origin_head hs;
 	char *head;
 	size_t head_len, head_cap;
 	unsigned head_done : 1;
@@ -170,6 +183,10 @@ struct origin_fetch {
 	unsigned on_parent : 1; /* this attempt goes to a parent */
 	unsigned parent_only : 1; /* never to origin_pool */
 	unsigned easy_dirty : 1;  /* an option beyond the usual set: reset */
+	unsigned native_ok : 1;   /* pooled: the native client may carry it */
+	unsigned has_body : 1;
+	unsigned native : 1;      /* this attempt is the native client's */
+	unsigned is_head : 1;
 	struct origin_pool *pool; /* of this attempt: parents or origin_pool */
 	struct origin_pool *parents, *origin_pool;
 	uint64_t parents_tried; /* bit i: parent i failed this fetch */
@@ -317,6 +334,7 @@ origin_multi_new(struct event_base *base)
 	curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
 	/* Idle keep-alive connections kept per worker. */
 	curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, 256L);
+	m->h1 = origin_h1_new(base);
 	m->share = curl_share_init();
 	if (m->share != NULL &&
 	    curl_share_setopt(m->share, CURLSHOPT_SHARE,
@@ -352,6 +370,16 @@ fetch_arm_timer(struct origin_fetch *f, uint64_t ms)
 {
 	struct timeval tv;
 
+	/* libcurl keeps the total timeout itself; the native client has
+	 * this timer only. */
+	if (f->native && f->to.total_ms > 0) {
+		uint64_t now = cdn_now_ns(), left_ms = 0;
+
+		if (f->deadline_ns > now)
+			left_ms = (f->deadline_ns - now + 999999) / 1000000;
+		if (ms > left_ms)
+			ms = left_ms;
+	}
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
 	evtimer_add(f->timer, &tv);
@@ -370,8 +398,12 @@ fetch_free(struct origin_fetch *f)
 	origin_pool_free(&f->parents);
 	origin_pool_free(&f->origin_pool);
 	free(f->target);
-	curl_multi_remove_handle(m->multi, f->easy);
-	easy_put(m, f->easy, f->easy_dirty);
+	free(f->method);
+	origin_h1_abort(&f->h1);
+	if (f->easy != NULL) {
+		curl_multi_remove_handle(m->multi, f->easy);
+		easy_put(m, f->easy, f->easy_dirty);
+	}
 	free(f->fields);
 	free(f->pfields);
 	curl_slist_free_all(f->connect_to);
@@ -392,7 +424,8 @@ fetch_end(struct origin_fetch *f, enum origin_err e)
 {
 	if (f->pool != NULL)
 		origin_pool_count_end(f->pool, f->srv, e);
-	curl_multi_remove_handle(f->m->multi, f->easy);
+	if (f->easy != NULL)
+		curl_multi_remove_handle(f->m->multi, f->easy);
 	evtimer_del(f->timer);
 	f->ops.on_done(f, f->arg, e);
 	fetch_free(f);
@@ -418,6 +451,8 @@ server_failed(const struct origin_fetch *f, enum origin_err e)
 }
 
 static int fetch_set_server(struct origin_fetch *f);
+static int attempt_start(struct origin_fetch *f);
+static int easy_attach(struct origin_fetch *f);
 
 /* Send the request again, to server <next> of <pool>, after the attempt
  * failed with <e> (the consumer has seen nothing). */
@@ -427,7 +462,9 @@ fetch_move(struct origin_fetch *f, struct origin_pool *pool, int next,
 {
 	CDN_LOG(CDN_LOG_INFO, "origin", "retrying on %s after %s",
 	    origin_pool_server_base(pool, (unsigned)next), origin_err_name(e));
-	curl_multi_remove_handle(f->m->multi, f->easy);
+	if (f->easy != NULL)
+		curl_multi_remove_handle(f->m->multi, f->easy);
+	origin_h1_abort(&f->h1);
 	evtimer_del(f->timer);
 	origin_pool_conn_end(f->pool, (unsigned)f->srv);
 	f->counted = 0;
@@ -436,12 +473,8 @@ fetch_move(struct origin_fetch *f, struct origin_pool *pool, int next,
 	f->errbuf[0] = '\0';
 	f->status = -1;
 	f->head_len = 0;
-	if (fetch_set_server(f) != CDN_OK ||
-	    curl_multi_add_handle(f->m->multi, f->easy) != CURLM_OK) {
+	if (fetch_set_server(f) != CDN_OK || attempt_start(f) != CDN_OK)
 		fetch_end(f, e);
-		return;
-	}
-	fetch_arm_timer(f, f->to.first_byte_ms);
 }
 
 /*
@@ -530,6 +563,10 @@ timeout_phase(struct origin_fetch *f)
 
 	if (f->head_done)
 		return ORIGIN_ETIMEOUT_IDLE;
+	if (f->native)
+		return f->h1 != NULL && origin_h1_sent(f->h1)
+		    ? ORIGIN_ETIMEOUT_FIRST_BYTE
+		    : ORIGIN_ETIMEOUT_CONNECT;
 	curl_easy_getinfo(f->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
 	if (pre > 0)
 		return ORIGIN_ETIMEOUT_FIRST_BYTE;
@@ -647,81 +684,6 @@ head_append(struct origin_fetch *f, const char *p, size_t len)
 	return 0;
 }
 
-static int
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* One Content-Length value, digits only: its number, or -1. */
-static int64_t
-parse_cl_value(const char *v, size_t len)
-{
-	int64_t n = 0;
-
-	if (len == 0)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (v[i] < '0' || v[i] > '9' || n > (INT64_MAX - 9) / 10)
-			return -1;
-		n = n * 10 + (v[i] - '0');
-	}
-	return n;
-}
-
-/*
- * A Content-Length field value: one number, or a list of one number
- * repeated (RFC 9110 §8.6 lets a recipient take "5, 5" as 5).  Returns it,
- * or -1 for anything else (differing numbers, a sign, an empty member).
- */
-static int64_t
-parse_content_length(const char *v, size_t len)
-{
-	int64_t n = -1, m;
-	size_t i = 0, s, e;
-
-	for (;;) {
-		while (i < len && is_wsp(v[i]))
-			i++;
-		for (s = i; i < len && v[i] != ','; i++)
-			;
-		for (e = i; e > s && is_wsp(v[e - 1]); e--)
-			;
-		m = parse_cl_value(v + s, e - s);
-		if (m < 0 || (n >= 0 && m != n))
-			return -1;
-		n = m;
-		if (i == len)
-			return n;
-		i++; /* the comma */
-	}
-}
-
-/* Count the transfer codings of one Transfer-Encoding line. */
-static void
-note_transfer_codings(struct origin_fetch *f, const char *v, size_t len)
-{
-	size_t i = 0, s, e;
-
-	while (i < len) {
-		while (i < len && (is_wsp(v[i]) || v[i] == ','))
-			i++;
-		if (i == len)
-			break;
-		/* A coding ends at its parameters or the next member. */
-		for (s = i; i < len && v[i] != ',' && v[i] != ';'; i++)
-			;
-		for (e = i; e > s && is_wsp(v[e - 1]); e--)
-			;
-		while (i < len && v[i] != ',')
-			i++;
-		f->te_codings++;
-		f->te_last_chunked =
-		    e - s == 7 && strncasecmp(v + s, "chunked", 7) == 0;
-		f->te_chunked += f->te_last_chunked;
-	}
-}
-
 /* Which server this fetch talks to, for log lines. */
 static const char *
 fetch_server_name(const struct origin_fetch *f)
@@ -751,69 +713,55 @@ head_refuse(struct origin_fetch *f, const char *why)
 	return 0;
 }
 
-/*
- * RFC 9112 §6.3 for the head now complete: a framing a downstream reader
- * could take differently from curl is refused.  NULL if it is fine.
- */
+/* RFC 9112 §6.3 for the head now complete (origin_head_framing()). */
 static const char *
 head_framing_error(const struct origin_fetch *f)
 {
-	if (f->te_codings == 0)
-		return NULL;
-	/* §6.3 item 3: "ought to be handled as an error" (smuggling). */
-	if (f->cl_seen)
-		return "Transfer-Encoding with Content-Length";
-	/* §6.3 says read until close when chunked is not the final coding,
-	 * but libcurl decodes chunks wherever chunked is named; §6.1 forbids
-	 * chunked twice. */
-	if (f->te_chunked > 1 || (f->te_chunked == 1 && !f->te_last_chunked))
-		return "chunked is not the final transfer coding";
-	return NULL;
+	return origin_head_framing(&f->hs);
 }
 
-/* The checks of one field line <p>, <len> bytes without its line end. */
-static const char *
-field_line_error(struct origin_fetch *f, const char *p, size_t len)
+/* The final head is in (either client): its clock, then the consumer. */
+static void
+fetch_head(struct origin_fetch *f, const char *fields, size_t len)
 {
-	const char *colon;
-	size_t nlen;
+	f->head_done = 1;
+	f->head_ns = cdn_now_ns();
+	if (f->pool != NULL)
+		origin_pool_count_head(
+		    f->pool, f->srv, (f->head_ns - f->start_ns) / 1000u);
+	evtimer_del(f->timer);
+	fetch_arm_timer(f, f->to.idle_ms);
+	f->in_callback = 1;
+	f->ops.on_head(f, f->arg, f->status, fields, len, f->content_length);
+	f->in_callback = 0;
+}
 
-	/* RFC 9110 §5.5: CR, LF or NUL inside a field is invalid.  Passed
-	 * on, a bare CR would end the line early for some clients. */
-	if (memchr(p, '\r', len) != NULL || memchr(p, '\n', len) != NULL ||
-	    memchr(p, '\0', len) != NULL)
-		return "CR, LF or NUL inside a field";
-	/* RFC 9112 §5.2: a proxy must not forward obs-fold; refused rather
-	 * than unfolded, as a fold is mostly a smuggling attempt. */
-	if (is_wsp(p[0]))
-		return "obs-fold";
-	colon = memchr(p, ':', len);
-	if (colon == NULL)
-		return "a field line without a colon";
-	nlen = (size_t)(colon - p);
-	if (nlen == 0)
-		return "an empty field name";
-	/* RFC 9112 §5.1: a proxy must reject it, or some reader takes
-	 * "Content-Length " for another field than others do. */
-	if (is_wsp(colon[-1]))
-		return "white space between a field name and the colon";
-	for (size_t i = 0; i < nlen; i++)
-		if (!http_is_tchar((unsigned char)p[i]))
-			return "a field name that is not a token";
-	if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
-		int64_t cl = parse_content_length(colon + 1, len - nlen - 1);
+static void
+fetch_interim(struct origin_fetch *f, const char *fields, size_t len)
+{
+	if (f->ops.on_interim == NULL)
+		return;
+	f->in_callback = 1;
+	f->ops.on_interim(f, f->arg, f->status, fields, len);
+	f->in_callback = 0;
+}
 
-		/* §6.3 item 5: a proxy answers 502 to an invalid one. */
-		if (cl < 0)
-			return "an invalid Content-Length";
-		if (f->cl_seen && cl != f->content_length)
-			return "two different Content-Length values";
-		f->cl_seen = 1;
-		f->content_length = cl;
-	} else if (nlen == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
-		note_transfer_codings(f, colon + 1, len - nlen - 1);
+/* Body bytes (either client): len taken, or ORIGIN_PAUSE. */
+static size_t
+fetch_body(struct origin_fetch *f, const char *p, size_t len)
+{
+	size_t took;
+
+	f->in_callback = 1;
+	took = f->ops.on_body(f, f->arg, p, len);
+	f->in_callback = 0;
+	if (took == ORIGIN_PAUSE) {
+		f->recv_paused = 1;
+		evtimer_del(f->timer); /* the client is slow, not the origin */
+		return ORIGIN_PAUSE;
 	}
-	return NULL;
+	fetch_arm_timer(f, f->to.idle_ms);
+	return took;
 }
 
 /* One line of the origin's response head, the status line included. */
@@ -831,9 +779,7 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 
 		f->head_len = 0;
 		f->content_length = -1;
-		f->cl_seen = 0;
-		f->te_codings = f->te_chunked = 0;
-		f->te_last_chunked = 0;
+		origin_head_reset(&f->hs);
 		f->status = -1;
 		if (sp != NULL && (size_t)(p + len - sp) >= 4 && sp[1] >= '1' &&
 		    sp[1] <= '5' && sp[2] >= '0' && sp[2] <= '9' &&
@@ -846,32 +792,16 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 		if (f->status < 200) {
 			/* Interim: its fields end here, the final head's
 			 * start at the next status line. */
-			if (f->ops.on_interim != NULL) {
-				f->in_callback = 1;
-				f->ops.on_interim(f, f->arg, f->status,
-				    f->head != NULL ? f->head : "",
-				    f->head_len);
-				f->in_callback = 0;
-			}
+			fetch_interim(
+			    f, f->head != NULL ? f->head : "", f->head_len);
 			return len;
 		}
 		why = head_framing_error(f);
 		if (why != NULL)
 			return head_refuse(f, why);
-		f->head_done = 1;
-		f->head_ns = cdn_now_ns();
-		if (f->pool != NULL)
-			origin_pool_count_head(f->pool, f->srv,
-			    (f->head_ns - f->start_ns) / 1000u);
-		evtimer_del(f->timer);
-		fetch_arm_timer(f, f->to.idle_ms);
-		f->in_callback = 1;
 		/* A head of no fields is "", not NULL: readers do
 		 * fields + len. */
-		f->ops.on_head(f, f->arg, f->status,
-		    f->head != NULL ? f->head : "", f->head_len,
-		    f->content_length);
-		f->in_callback = 0;
+		fetch_head(f, f->head != NULL ? f->head : "", f->head_len);
 		return len;
 	}
 	/* Store each line with a CRLF ending, whatever the origin sent. */
@@ -880,9 +810,10 @@ on_curl_header(char *p, size_t size, size_t n, void *arg)
 		body--;
 	if (body == 0)
 		return 0;
-	why = field_line_error(f, p, body);
+	why = origin_head_field(&f->hs, p, body);
 	if (why != NULL)
 		return head_refuse(f, why);
+	f->content_length = f->hs.content_length;
 	if (head_append(f, p, body) != 0 || head_append(f, "\r\n", 2) != 0)
 		return 0;
 	return len;
@@ -896,17 +827,88 @@ on_curl_write(char *p, size_t size, size_t n, void *arg)
 
 	if (!f->head_done)
 		return 0;
-	f->in_callback = 1;
-	took = f->ops.on_body(f, f->arg, p, len);
-	f->in_callback = 0;
-	if (took == ORIGIN_PAUSE) {
-		f->recv_paused = 1;
-		evtimer_del(f->timer); /* the client is slow, not the origin */
-		return CURL_WRITEFUNC_PAUSE;
-	}
-	fetch_arm_timer(f, f->to.idle_ms);
-	return took;
+	took = fetch_body(f, p, len);
+	return took == ORIGIN_PAUSE ? CURL_WRITEFUNC_PAUSE : took;
 }
+
+/* ---- the native client's events (origin_h1.c) ---- */
+
+static void
+h1_sent(void *arg)
+{
+	struct origin_fetch *f = arg;
+
+	fetch_arm_timer(f, f->to.first_byte_ms);
+}
+
+static void
+h1_interim(void *arg, int status, const char *fields, size_t len)
+{
+	struct origin_fetch *f = arg;
+
+	f->status = status;
+	fetch_interim(f, fields, len);
+}
+
+static void
+h1_head(void *arg, const struct origin_head *h, const char *fields,
+    size_t len)
+{
+	struct origin_fetch *f = arg;
+
+	f->hs = *h;
+	f->status = h->status;
+	f->content_length = h->content_length;
+	fetch_head(f, fields, len);
+}
+
+static size_t
+h1_body(void *arg, const char *p, size_t len)
+{
+	return fetch_body(arg, p, len);
+}
+
+static size_t
+h1_upload(void *arg, char *buf, size_t max)
+{
+	struct origin_fetch *f = arg;
+	size_t got;
+
+	f->in_callback = 1;
+	got = f->ops.on_upload(f, f->arg, buf, max);
+	f->in_callback = 0;
+	if (got == ORIGIN_PAUSE)
+		f->send_paused = 1;
+	return got;
+}
+
+static void
+h1_refused(void *arg, const char *why)
+{
+	head_refuse(arg, why);
+}
+
+static void
+h1_done(void *arg, enum origin_err e)
+{
+	struct origin_fetch *f = arg;
+
+	f->h1 = NULL; /* gone, or kept for the next request */
+	if (e != ORIGIN_OK)
+		CDN_LOG(CDN_LOG_INFO, "origin", "fetch failed: %s (%s)",
+		    fetch_server_name(f), origin_err_name(e));
+	fetch_finish(f, e);
+}
+
+static const struct origin_h1_ops h1_ops = {
+    .sent = h1_sent,
+    .interim = h1_interim,
+    .head = h1_head,
+    .upload = h1_upload,
+    .body = h1_body,
+    .done = h1_done,
+    .refused = h1_refused,
+};
 
 static size_t
 on_curl_read(char *buf, size_t size, size_t n, void *arg)
@@ -946,6 +948,11 @@ origin_fetch_resume_body(struct origin_fetch *f)
 		return;
 	f->recv_paused = 0;
 	fetch_arm_timer(f, f->to.idle_ms);
+	if (f->native) {
+		if (f->h1 != NULL)
+			origin_h1_resume(f->h1);
+		return;
+	}
 	fetch_repause(f);
 }
 
@@ -956,6 +963,11 @@ origin_fetch_resume_upload(struct origin_fetch *f)
 	if (!f->send_paused)
 		return;
 	f->send_paused = 0;
+	if (f->native) {
+		if (f->h1 != NULL)
+			origin_h1_resume_upload(f->h1);
+		return;
+	}
 	fetch_repause(f);
 }
 
@@ -1027,6 +1039,15 @@ fetch_set_server(struct origin_fetch *f)
 	char *url;
 
 	CDN_ASSERT(f->pool != NULL && f->srv >= 0);
+	f->native = f->native_ok &&
+	    origin_pool_h1_server(f->pool, (unsigned)f->srv) != NULL;
+	if (f->native) {
+		origin_pool_conn_begin(f->pool, (unsigned)f->srv);
+		f->counted = 1;
+		return CDN_OK;
+	}
+	if (f->easy == NULL && easy_attach(f) != CDN_OK)
+		return CDN_ENOMEM;
 	base = origin_pool_server_base(f->pool, (unsigned)f->srv);
 	to = origin_pool_connect_to(f->pool, (unsigned)f->srv);
 	/* As long as the target is (max_request_line): never cut. */
@@ -1101,6 +1122,184 @@ method_idempotent(const char *m)
 	    strcmp(m, "PUT") == 0;
 }
 
+/*
+ * The per-fetch options of a new attempt's easy handle (the common ones
+ * are set already): callbacks' data, timeouts and the method.
+ */
+static void
+easy_set_fetch(struct origin_fetch *f, const char *method, int is_head,
+    int has_body, int64_t body_length)
+{
+	CURL *e = f->easy;
+
+	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+	/* fetch_set_server() picks the parents' list for a parent. */
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->to.connect_ms);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
+	/* 0: none, curl's default. */
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+	    f->to.total_ms > 0 ? (long)f->to.total_ms : 0L);
+	curl_easy_setopt(e, CURLOPT_CONNECT_TO, (struct curl_slist *)NULL);
+	f->easy_dirty |= is_head || has_body || strcmp(method, "GET") != 0;
+	if (is_head) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (has_body) {
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_curl_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, f);
+		curl_easy_setopt(
+		    e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_length);
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	}
+}
+
+/* A native-capable fetch whose attempt goes to a server the native client
+ * cannot reach (https, a name) gets its easy handle now. */
+static int
+easy_attach(struct origin_fetch *f)
+{
+	f->easy = easy_get(f->m);
+	if (f->easy == NULL) {
+		CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
+		return CDN_ENOMEM;
+	}
+	easy_set_fetch(f, f->method, f->is_head, f->has_body, f->body_length);
+	return CDN_OK;
+}
+
+/*
+ * The request head as the native client sends it, in one buffer: request
+ * line, the fields of this attempt, Host if they had none, the body's
+ * framing, the empty line.
+ * Fields follow curl's conventions, as the callers write them for it:
+ * "Name:" with no value removes a field curl would add (none here), so it
+ * is not sent; "Name;" sends the field empty.  NULL when out of memory.
+ */
+static char *
+h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
+    size_t *lenp)
+{
+	static const char version[] = " HTTP/1.1\r\n";
+	const struct curl_slist *l, *list = f->on_parent ? f->pfields : f->fields;
+	size_t mlen = strlen(f->method), tlen = strlen(f->target), n, flen;
+	int has_host = 0;
+	char *buf, *p;
+	const char *v;
+
+	n = mlen + 1 + srv->prefix_len + tlen + sizeof(version) - 1 +
+	    sizeof("Host: \r\n") - 1 + srv->authority_len + 2 +
+	    sizeof("Transfer-Encoding: chunked\r\n") + 24;
+	for (l = list; l != NULL; l = l->next)
+		n += strlen(l->data) + 2;
+	buf = malloc(n);
+	if (buf == NULL)
+		return NULL;
+	p = buf;
+	memcpy(p, f->method, mlen);
+	p += mlen;
+	*p++ = ' ';
+	memcpy(p, srv->prefix, srv->prefix_len);
+	p += srv->prefix_len;
+	memcpy(p, f->target, tlen);
+	p += tlen;
+	memcpy(p, version, sizeof(version) - 1);
+	p += sizeof(version) - 1;
+	for (l = list; l != NULL; l = l->next) {
+		flen = strlen(l->data);
+		v = memchr(l->data, ':', flen);
+		if (v == NULL) {
+			if (flen < 2 || l->data[flen - 1] != ';')
+				continue;
+			memcpy(p, l->data, flen - 1);
+			p += flen - 1;
+			memcpy(p, ":\r\n", 3);
+			p += 3;
+			continue;
+		}
+		for (v++; *v == ' ' || *v == '\t'; v++)
+			;
+		if (*v == '\0')
+			continue;
+		if (v - l->data >= 5 && strncasecmp(l->data, "Host:", 5) == 0)
+			has_host = 1;
+		memcpy(p, l->data, flen);
+		p += flen;
+		memcpy(p, "\r\n", 2);
+		p += 2;
+	}
+	if (!has_host) {
+		memcpy(p, "Host: ", 6);
+		p += 6;
+		memcpy(p, srv->authority, srv->authority_len);
+		p += srv->authority_len;
+		memcpy(p, "\r\n", 2);
+		p += 2;
+	}
+	/* The body's framing is the client's to write (RFC 9112 §6). */
+	if (f->has_body && f->body_length >= 0)
+		p += sprintf(p, "Content-Length: %lld\r\n",
+		    (long long)f->body_length);
+	else if (f->has_body)
+		p += sprintf(p, "Transfer-Encoding: chunked\r\n");
+	memcpy(p, "\r\n", 2);
+	p += 2;
+	CDN_ASSERT((size_t)(p - buf) <= n);
+	*lenp = (size_t)(p - buf);
+	return buf;
+}
+
+/*
+ * Send the request of this attempt, on the native client or libcurl, and
+ * start its clock.  CDN_ENOMEM or CDN_EIO when it could not go out (the
+ * caller ends the fetch).
+ */
+static int
+attempt_start(struct origin_fetch *f)
+{
+	const struct origin_h1_server *srv;
+	struct origin_h1_req how;
+	CURLMcode mrc;
+	char *req;
+	size_t len;
+
+	if (!f->native) {
+		mrc = curl_multi_add_handle(f->m->multi, f->easy);
+		if (mrc != CURLM_OK) {
+			CDN_LOG(CDN_LOG_ERR, "origin", "curl_multi_add_handle: %s",
+			    curl_multi_strerror(mrc));
+			return CDN_EIO;
+		}
+		fetch_arm_timer(f, f->to.first_byte_ms);
+		return CDN_OK;
+	}
+	srv = origin_pool_h1_server(f->pool, (unsigned)f->srv);
+	req = h1_request(f, srv, &len);
+	if (req == NULL) {
+		CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
+		return CDN_ENOMEM;
+	}
+	f->deadline_ns = cdn_now_ns() + f->to.total_ms * 1000000u;
+	how.is_head = f->is_head;
+	how.retryable = f->retryable;
+	how.has_body = f->has_body;
+	how.body_length = f->body_length;
+	f->h1 = origin_h1_start(f->m->h1, srv, req, len, &how, &h1_ops, f);
+	/* Until the request is out, the connect timeout runs too. */
+	if (origin_h1_sent(f->h1) || f->to.connect_ms == 0 ||
+	    f->to.connect_ms > f->to.first_byte_ms)
+		fetch_arm_timer(f, f->to.first_byte_ms);
+	else
+		fetch_arm_timer(f, f->to.connect_ms);
+	return CDN_OK;
+}
+
 struct origin_fetch *
 origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
     const struct origin_timeouts *to, const struct origin_fetch_ops *ops,
@@ -1108,28 +1307,36 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 {
 	struct origin_fetch *f;
 	const char *target;
-	CURL *e;
-	CURLMcode mrc;
 
 	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
-	e = easy_get(m);
-	if (e == NULL) {
-		CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
-		if (req->pool != NULL)
-			origin_pool_count_end(req->pool, -1, ORIGIN_EINTERNAL);
-		return NULL;
-	}
 	f = cdn_xcalloc(1, sizeof(*f));
 	f->magic = ORIGIN_FETCH_MAGIC;
 	f->m = m;
-	f->easy = e;
 	f->ops = *ops;
 	f->arg = arg;
 	f->to = *to;
 	f->status = -1;
 	f->content_length = -1;
+	origin_head_reset(&f->hs);
 	f->start_ns = cdn_now_ns();
 	f->timer = evtimer_new(m->base, on_fetch_timer, f);
+	f->srv = -1;
+	f->is_head = req->is_head != 0;
+	f->has_body = req->has_body != 0;
+	f->body_length = req->body_length;
+	/* Unpooled fetches (health checks) stay with libcurl. */
+	f->native_ok = req->pool != NULL;
+	if (f->native_ok) {
+		f->method = cdn_strndup(req->method, strlen(req->method));
+		if (f->method == NULL)
+			goto fail;
+	} else {
+		f->easy = easy_get(m);
+		if (f->easy == NULL) {
+			CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
+			goto fail_quiet;
+		}
+	}
 
 	f->fields = field_list(req->fields);
 	if (f->fields == NULL)
@@ -1140,21 +1347,10 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		if (f->pfields == NULL)
 			goto fail;
 	}
+	if (f->easy != NULL)
+		easy_set_fetch(f, req->method, req->is_head, req->has_body,
+		    req->body_length);
 
-	/* The options set on every fetch (easy_get): the common ones are
-	 * set already. */
-	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
-	/* fetch_set_server() picks the parents' list for a parent. */
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)to->connect_ms);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
-	/* 0: none, curl's default. */
-	curl_easy_setopt(
-	    e, CURLOPT_TIMEOUT_MS, to->total_ms > 0 ? (long)to->total_ms : 0L);
-	curl_easy_setopt(e, CURLOPT_CONNECT_TO, (struct curl_slist *)NULL);
-	f->srv = -1;
 	if (req->pool != NULL) {
 		f->pool = req->pool;
 		target = req->target != NULL ? req->target : "/";
@@ -1184,33 +1380,18 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		if (f->srv >= 0 && fetch_set_server(f) != CDN_OK)
 			goto fail;
 	} else {
-		curl_easy_setopt(e, CURLOPT_URL, req->url);
+		curl_easy_setopt(f->easy, CURLOPT_URL, req->url);
 		if (req->connect_to != NULL) {
 			f->connect_to =
 			    curl_slist_append(NULL, req->connect_to);
-			curl_easy_setopt(e, CURLOPT_CONNECT_TO, f->connect_to);
+			curl_easy_setopt(
+			    f->easy, CURLOPT_CONNECT_TO, f->connect_to);
 		}
 		f->is_tls = strncasecmp(req->url, "https:", 6) == 0;
 		if (f->is_tls) {
 			f->easy_dirty = 1;
-			fetch_set_tls(m, e);
+			fetch_set_tls(m, f->easy);
 		}
-	}
-	f->easy_dirty |=
-	    req->is_head || req->has_body || strcmp(req->method, "GET") != 0;
-	if (req->is_head) {
-		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-	} else if (req->has_body) {
-		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_curl_read);
-		curl_easy_setopt(e, CURLOPT_READDATA, f);
-		curl_easy_setopt(
-		    e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->body_length);
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
-	} else if (strcmp(req->method, "GET") == 0) {
-		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-	} else {
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 	}
 
 	f->next = m->fetches;
@@ -1223,31 +1404,32 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		fetch_arm_timer(f, 0);
 		return f;
 	}
-	mrc = curl_multi_add_handle(m->multi, e);
-	if (mrc != CURLM_OK) {
-		CDN_LOG(CDN_LOG_ERR, "origin", "curl_multi_add_handle: %s",
-		    curl_multi_strerror(mrc));
+	if (attempt_start(f) != CDN_OK) {
 		if (f->pool != NULL)
 			origin_pool_count_end(
 			    f->pool, f->srv, ORIGIN_EINTERNAL);
 		fetch_free(f);
 		return NULL;
 	}
-	fetch_arm_timer(f, to->first_byte_ms);
 	return f;
 
 fail:
 	CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
+fail_quiet:
 	if (f->pool != NULL)
 		origin_pool_count_end(f->pool, f->srv, ORIGIN_EINTERNAL);
 	else if (req->pool != NULL)
 		origin_pool_count_end(req->pool, -1, ORIGIN_EINTERNAL);
+	if (f->counted)
+		origin_pool_conn_end(f->pool, (unsigned)f->srv);
 	origin_pool_free(&f->parents);
 	origin_pool_free(&f->origin_pool);
 	free(f->target);
+	free(f->method);
 	free(f->fields);
 	free(f->pfields);
-	curl_easy_cleanup(e);
+	if (f->easy != NULL)
+		curl_easy_cleanup(f->easy);
 	event_free(f->timer);
 	MAGIC_WIPE(f);
 	free(f);
@@ -1288,6 +1470,7 @@ origin_multi_free(struct origin_multi **mp)
 	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
 	while (m->fetches != NULL)
 		fetch_free(m->fetches);
+	origin_h1_free(&m->h1);
 	while (m->nidle > 0)
 		curl_easy_cleanup(m->idle[--m->nidle]);
 	/* Closing cached connections calls on_curl_socket(REMOVE). */

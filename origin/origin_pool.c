@@ -45,6 +45,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <xxhash.h>
 
 #include "common/cdn_log.h"
@@ -70,6 +73,7 @@ struct pool_server {
 	char *authority;  /* its host:port */
 	char *base;       /* what the target is appended to */
 	char *connect_to; /* NULL or "name:port:addr:port" */
+	struct origin_h1_server h1; /* h1.addrlen 0: not for the native client */
 	unsigned weight, max_conns;
 	int backup;
 	uint64_t seed; /* rendezvous: the server's identity, from its URL */
@@ -128,6 +132,48 @@ origin_balance_name(enum origin_balance b)
 }
 
 /*
+ * What the native client needs of an http:// server whose host is an
+ * address: names stay with libcurl, whose resolver does not block the
+ * loop.  Leaves h1.addrlen 0 for a name.
+ */
+static void
+h1_server_init(struct pool_server *s, const char *u, const struct http_url *pu,
+    size_t pathlen)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&s->h1.addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&s->h1.addr;
+	char host[64];
+	size_t hlen = pu->host.len;
+	const char *h = pu->host.p;
+
+	if (hlen >= 2 && h[0] == '[') { /* an IPv6 literal */
+		h++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	memset(&s->h1, 0, sizeof(s->h1));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(pu->port);
+		s->h1.addrlen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(pu->port);
+		s->h1.addrlen = sizeof(*sin6);
+	} else {
+		return;
+	}
+	/* Into s->url, the copy of <u> that lives as long as the pool. */
+	s->h1.prefix = s->url + (pu->path.p - u);
+	s->h1.prefix_len = pathlen;
+	s->h1.authority = s->url + (pu->authority.p - u);
+	s->h1.authority_len = pu->authority.len;
+}
+
+/*
  * Split a validated server URL and build what fetches use.  With
  * <tls_name>, an https URL names tls_name (verification and SNI) and
  * CONNECT_TO sends the connection to the configured address.
@@ -171,6 +217,8 @@ server_init(struct pool_server *s, const struct origin_server_conf *sc,
 	} else {
 		s->base = cdn_xstrndup(u, (size_t)(path - u) + pathlen);
 	}
+	if (!https && !pu.has_userinfo)
+		h1_server_init(s, u, &pu, pathlen);
 	s->weight = sc->weight > 0 ? sc->weight : 1;
 	s->max_conns = sc->max_conns;
 	s->backup = sc->backup;
@@ -451,6 +499,14 @@ origin_pool_server_base(const struct origin_pool *p, unsigned i)
 	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
 	CDN_ASSERT(i < p->nsrv);
 	return p->srv[i].base;
+}
+
+const struct origin_h1_server *
+origin_pool_h1_server(const struct origin_pool *p, unsigned i)
+{
+	MAGIC_CHECK(p, ORIGIN_POOL_MAGIC);
+	CDN_ASSERT(i < p->nsrv);
+	return p->srv[i].h1.addrlen != 0 ? &p->srv[i].h1 : NULL;
 }
 
 const char *

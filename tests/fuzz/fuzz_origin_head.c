@@ -169,6 +169,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.srv = -1;
 	f.status = -1;
 	f.content_length = -1;
+	origin_head_reset(&f.hs);
 	f.timer = evtimer_new(fz_base, fz_timer, NULL);
 	if (f.timer == NULL)
 		abort();

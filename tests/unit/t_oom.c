@@ -323,6 +323,7 @@ static void
 test_origin_fetch(void)
 {
 	static const char base_url[] = "http://127.0.0.1:9";
+	static const char tls_url[] = "https://127.0.0.1:9";
 	static const struct origin_fetch_ops ops = {
 	    .on_head = of_head, .on_body = of_body, .on_done = of_done};
 	struct origin_server_conf sc = {.url = base_url, .weight = 1};
@@ -357,7 +358,29 @@ test_origin_fetch(void)
 	f = origin_fetch_start(m, &req, &to, &ops, NULL);
 	is_int(inject.failed, 1, "fetch: the target's copy failed");
 	ok(f == NULL, "fetch: no fetch");
-	fail_next(FAIL_MALLOC, sizeof(base_url) - 1 + sizeof(target), 0);
+	/* The native client's request head, one allocation: request line,
+	 * the fields and curl's "Expect:" (not sent), Host, room for the
+	 * body's framing. */
+	fail_next(FAIL_MALLOC,
+	    strlen("GET ") + strlen(target) + strlen(" HTTP/1.1\r\n") +
+	        strlen("Accept: */*\r\n") + strlen("Expect:\r\n") +
+	        strlen("Host: \r\n") + strlen("127.0.0.1:9") + 2 +
+	        sizeof("Transfer-Encoding: chunked\r\n") + 24,
+	    0);
+	f = origin_fetch_start(m, &req, &to, &ops, NULL);
+	is_int(inject.failed, 1, "fetch: the request head's allocation failed");
+	ok(f == NULL, "fetch: no fetch");
+	fail_next(0, 0, 0);
+	f = origin_fetch_start(m, &req, &to, &ops, NULL);
+	ok(f != NULL, "fetch: with memory, a fetch");
+	origin_fetch_cancel(&f);
+	origin_pool_free(&p);
+
+	/* libcurl's (https): the URL is built for it. */
+	sc.url = tls_url;
+	p = origin_pool_new(&pc, &why);
+	req.pool = p;
+	fail_next(FAIL_MALLOC, sizeof(tls_url) - 1 + sizeof(target), 0);
 	f = origin_fetch_start(m, &req, &to, &ops, NULL);
 	is_int(inject.failed, 1, "fetch: the URL's allocation failed");
 	ok(f == NULL, "fetch: no fetch");
