@@ -39,6 +39,7 @@
 #include <event2/event.h>
 
 #include "common/cdn_log.h"
+#include "http/http_parse.h"
 #include "origin/origin_int.h"
 
 #define H1_BUF_INITIAL  (16 * 1024) /* most heads and a read of body */
@@ -78,8 +79,6 @@ enum h1_state {
 	H1_IDLE,
 };
 
-enum h1_chunk { CH_SIZE, CH_DATA, CH_CRLF, CH_TRAILER };
-
 /* What process() tells the event handler. */
 enum h1_step { STEP_MORE, STEP_STOP };
 
@@ -98,11 +97,10 @@ struct origin_h1_conn {
 	char *buf;
 	size_t cap, off, len; /* unread bytes: buf[off..len) */
 	size_t scan;          /* origin_head_parse()'s resume point */
-	size_t trailer;       /* trailer bytes read */
 	struct origin_head hd;
 	enum origin_body body;
-	enum h1_chunk chunk;
-	uint64_t left; /* of the body, or of the chunk */
+	struct http_chunked chunked;
+	uint64_t left; /* of the body, or of the data a chunk step found */
 	const struct origin_h1_ops *ops;
 	void *arg;
 	enum origin_err deferred; /* a failure to report from the loop */
@@ -572,8 +570,7 @@ on_head(struct origin_h1_conn *c)
 	    c->body != ORIGIN_BODY_CLOSE;
 	c->left =
 	    c->body == ORIGIN_BODY_LENGTH ? (uint64_t)c->hd.content_length : 0;
-	c->chunk = CH_SIZE;
-	c->trailer = 0;
+	http_chunked_init(&c->chunked, ORIGIN_CHUNK_LINE_MAX, ORIGIN_HEAD_MAX);
 	c->state = H1_BODY;
 	/* The fields point into buf: consumed only after the call. */
 	c->ops->head(c->arg, &c->hd, fields, flen);
@@ -586,77 +583,43 @@ on_head(struct origin_h1_conn *c)
 	return STEP_MORE;
 }
 
-/* Chunked body bytes in the buffer (RFC 9112 §7.1). */
+/*
+ * Chunked body bytes in the buffer (RFC 9112 §7.1), framed by the HTTP
+ * layer's decoder, which request bodies use too; trailer fields are
+ * dropped, as the curl path does.  c->left holds data a step found that
+ * the consumer has not taken yet (it paused).
+ */
 static enum h1_step
 on_chunked(struct origin_h1_conn *c)
 {
-	uint64_t size;
-	size_t used, n;
-	const char *lf;
+	size_t framing, data, n;
+	const char *why;
+	int r;
 
 	while (c->off < c->len) {
-		switch (c->chunk) {
-		case CH_SIZE:
-			switch (origin_chunk_size(
-			    c->buf + c->off, c->len - c->off, &size, &used)) {
-			case CDN_AGAIN:
-				return STEP_MORE;
-			case CDN_OK:
-				break;
-			default:
-				conn_finish(c, ORIGIN_EPROTO);
-				return STEP_STOP;
-			}
-			c->off += used;
-			c->left = size;
-			c->chunk = size > 0 ? CH_DATA : CH_TRAILER;
-			break;
-		case CH_DATA:
+		if (c->left > 0) {
 			n = c->len - c->off;
 			if (n > c->left)
 				n = (size_t)c->left;
 			if (deliver(c, n) == STEP_STOP)
 				return STEP_STOP;
 			c->left -= n;
-			if (c->left == 0)
-				c->chunk = CH_CRLF;
-			break;
-		case CH_CRLF:
-			if (c->len - c->off < 2)
-				return STEP_MORE;
-			if (c->buf[c->off] != '\r' ||
-			    c->buf[c->off + 1] != '\n') {
-				conn_finish(c, ORIGIN_EPROTO);
-				return STEP_STOP;
-			}
-			c->off += 2;
-			c->chunk = CH_SIZE;
-			break;
-		case CH_TRAILER:
-			/* Trailer fields are dropped, as the curl path does;
-			 * an empty line ends them. */
-			lf = memchr(c->buf + c->off, '\n', c->len - c->off);
-			if (lf == NULL) {
-				if (c->trailer + c->len - c->off >
-				    ORIGIN_HEAD_MAX) {
-					conn_finish(c, ORIGIN_EPROTO);
-					return STEP_STOP;
-				}
-				return STEP_MORE;
-			}
-			n = (size_t)(lf + 1 - (c->buf + c->off));
-			c->trailer += n;
-			c->off += n;
-			if (n == 2 && lf[-1] == '\r') {
-				conn_finish(c, ORIGIN_OK);
-				return STEP_STOP;
-			}
-			if (c->trailer > ORIGIN_HEAD_MAX) {
-				conn_finish(c, ORIGIN_EPROTO);
-				return STEP_STOP;
-			}
-			break;
+			continue;
 		}
+		r = http_chunked_step(&c->chunked, c->buf + c->off,
+		    c->len - c->off, &framing, &data, &why);
+		if (r == CDN_EINVAL) {
+			conn_finish(c, ORIGIN_EPROTO);
+			return STEP_STOP;
+		}
+		c->off += framing;
+		c->left = data;
+		if (r == CDN_OK) {
+			conn_finish(c, ORIGIN_OK);
+			return STEP_STOP;
+		}
+		if (framing + data == 0)
+			return STEP_MORE;
 	}
 	return STEP_MORE;
 }

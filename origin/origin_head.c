@@ -13,7 +13,6 @@
 
 /* Chunk sizes beyond this are refused: no body is that large, and the
  * arithmetic on them stays far from overflow. */
-#define CHUNK_SIZE_MAX (UINT64_C(1) << 60)
 
 static int
 is_wsp(char c)
@@ -267,52 +266,4 @@ origin_head_parse(const char *buf, size_t len, size_t *scan,
 	*used = (size_t)(end - buf);
 	*scan = 0;
 	return ORIGIN_HEAD_DONE;
-}
-
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int
-origin_chunk_size(const char *p, size_t len, uint64_t *size, size_t *used)
-{
-	const char *lf;
-	uint64_t n = 0;
-	size_t i = 0;
-	int d;
-
-	lf = memchr(
-	    p, '\n', len < ORIGIN_CHUNK_LINE_MAX ? len : ORIGIN_CHUNK_LINE_MAX);
-	if (lf == NULL)
-		return len < ORIGIN_CHUNK_LINE_MAX ? CDN_AGAIN : CDN_EINVAL;
-	if (lf == p || lf[-1] != '\r')
-		return CDN_EINVAL;
-	for (; p + i < lf - 1 && (d = hex_value(p[i])) >= 0; i++) {
-		if (n >= CHUNK_SIZE_MAX >> 4)
-			return CDN_EINVAL;
-		n = n << 4 | (uint64_t)d;
-	}
-	if (i == 0)
-		return CDN_EINVAL;
-	/* What may follow the digits: white space, then extensions
-	 * (chunk-ext, RFC 9112 §7.1.1), which are ignored; never a CR. */
-	while (p + i < lf - 1 && is_wsp(p[i]))
-		i++;
-	if (p + i < lf - 1 && p[i] != ';')
-		return CDN_EINVAL;
-	for (; p + i < lf - 1; i++)
-		if (!is_wsp(p[i]) && p[i] != ';' && p[i] != '=' &&
-		    p[i] != '"' && !http_is_tchar((unsigned char)p[i]))
-			return CDN_EINVAL;
-	*size = n;
-	*used = (size_t)(lf + 1 - p);
-	return CDN_OK;
 }

@@ -74,13 +74,7 @@ int origin_head_parse(const char *buf, size_t len, size_t *scan,
     struct origin_head *h, const char **fields, size_t *fields_len,
     size_t *used, const char **why);
 
-/*
- * A chunk-size line at p[0..len) (RFC 9112 §7.1: hex digits, extensions,
- * CRLF): CDN_OK with *size and *used (the line's bytes), CDN_AGAIN while it
- * is incomplete, CDN_EINVAL for anything else (no digits, a size beyond
- * 2^60, a bare CR or LF, a line over ORIGIN_CHUNK_LINE_MAX).
- */
+/* The longest chunk-size line with its extensions and CRLF. */
 #define ORIGIN_CHUNK_LINE_MAX 4096
-int origin_chunk_size(const char *p, size_t len, uint64_t *size, size_t *used);
 
 #endif /* ORIGIN_HEAD_H */

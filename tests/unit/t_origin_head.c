@@ -1,8 +1,8 @@
 /*
  * Unit tests for origin/origin_head.c, the response head parser of the
  * native origin client: status lines, field checks shared with the curl
- * path, the framing a head asks for, a head arriving in pieces, the size
- * cap, and chunk-size lines.
+ * path, the framing a head asks for, a head arriving in pieces and the size
+ * cap.
  */
 #include "config.h"
 
@@ -216,48 +216,6 @@ test_size_cap(void)
 	free(s);
 }
 
-static void
-test_chunk_sizes(void)
-{
-	uint64_t size = 0;
-	size_t used = 0;
-
-	ok(origin_chunk_size("1a\r\nxyz", 7, &size, &used) == CDN_OK &&
-	        size == 26 && used == 4,
-	    "hex size");
-	ok(origin_chunk_size("0\r\n", 3, &size, &used) == CDN_OK && size == 0,
-	    "the last chunk");
-	ok(origin_chunk_size("A;name=\"v\"\r\n", 12, &size, &used) == CDN_OK &&
-	        size == 10 && used == 12,
-	    "an extension is skipped");
-	ok(origin_chunk_size("5 ;x\r\n", 6, &size, &used) == CDN_OK &&
-	        size == 5,
-	    "white space before an extension");
-	is_int(origin_chunk_size("1a", 2, &size, &used), CDN_AGAIN,
-	    "incomplete line");
-	is_int(origin_chunk_size("\r\n", 2, &size, &used), CDN_EINVAL,
-	    "no digits");
-	is_int(origin_chunk_size("5x\r\n", 4, &size, &used), CDN_EINVAL,
-	    "junk after the digits");
-	is_int(
-	    origin_chunk_size("-5\r\n", 4, &size, &used), CDN_EINVAL, "a sign");
-	is_int(
-	    origin_chunk_size("5\n", 2, &size, &used), CDN_EINVAL, "a bare LF");
-	is_int(origin_chunk_size("5\r\r\n", 4, &size, &used), CDN_EINVAL,
-	    "a CR inside the line");
-	is_int(origin_chunk_size("fffffffffffffffff\r\n", 19, &size, &used),
-	    CDN_EINVAL, "a size beyond 2^60");
-	{
-		char line[ORIGIN_CHUNK_LINE_MAX + 8];
-
-		memset(line, ' ', sizeof(line));
-		line[0] = '5';
-		line[1] = ';';
-		is_int(origin_chunk_size(line, sizeof(line), &size, &used),
-		    CDN_EINVAL, "a line over the cap");
-	}
-}
-
 int
 main(void)
 {
@@ -267,6 +225,5 @@ main(void)
 	test_framing();
 	test_pieces();
 	test_size_cap();
-	test_chunk_sizes();
 	return done_testing();
 }
