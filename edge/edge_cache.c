@@ -1129,6 +1129,7 @@ edge_cache_init(struct edge *e)
 	sc.disk_bytes = c->cache_size;
 	sc.memory_bytes = c->memory_size;
 	sc.max_object_bytes = c->max_object_size;
+	sc.is_preallocated = c->cache_preallocate != 0;
 	sc.high_water_pct = 90;
 	sc.low_water_pct = 80;
 	store_open(e, &sc);
