@@ -549,8 +549,9 @@ edge_cache_request(struct proxy_txn *pt)
 	}
 	if (rc != CDN_OK) {
 		pt->decoding = rc == CDN_AGAIN;
-		snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
-		    has_vary ? "fwd=vary-miss" : "fwd=uri-miss");
+		cdn_strlcpy(pt->cache_status,
+		    has_vary ? "fwd=vary-miss" : "fwd=uri-miss",
+		    sizeof(pt->cache_status));
 		goto miss;
 	}
 	now = time(NULL);
