@@ -88,6 +88,34 @@ cdn_sb_printf(struct cdn_strbuf *b, const char *fmt, ...)
 		b->p[b->len] = '\0'; /* a failed piece leaves nothing */
 }
 
+size_t
+cdn_fmt_i64(char *dst, int64_t v)
+{
+	char tmp[CDN_FMT_I64_MAX];
+	/* In unsigned arithmetic, so that INT64_MIN negates too. */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	size_t n = 0, len = 0;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		dst[len++] = '-';
+	while (n > 0)
+		dst[len++] = tmp[--n];
+	dst[len] = '\0';
+	return len;
+}
+
+void
+cdn_sb_add_i64(struct cdn_strbuf *b, int64_t v)
+{
+	char num[CDN_FMT_I64_MAX];
+
+	cdn_sb_add(b, num, cdn_fmt_i64(num, v));
+}
+
 void
 cdn_sb_free(struct cdn_strbuf *b)
 {

@@ -7,6 +7,7 @@
 #define CDN_STRBUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 struct cdn_strbuf {
@@ -22,6 +23,19 @@ void cdn_sb_str(struct cdn_strbuf *b, const char *s);
 void cdn_sb_printf(struct cdn_strbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cdn_sb_free(struct cdn_strbuf *b);
+
+/* Bytes cdn_fmt_i64() may write: a sign, 19 digits and the NUL. */
+#define CDN_FMT_I64_MAX 21
+
+/*
+ * Write <v> in decimal, NUL-terminated, to <dst> (CDN_FMT_I64_MAX bytes of
+ * room); returns its length without the NUL.  For the numbers of every
+ * response head (status, Content-Length, Age), where printf would cost
+ * more than the rest of the head together.
+ */
+size_t cdn_fmt_i64(char *dst, int64_t v);
+/* Append <v> in decimal, as cdn_sb_add. */
+void cdn_sb_add_i64(struct cdn_strbuf *b, int64_t v);
 
 /*
  * Find field <name> in a header block of "Name: value\r\n" lines.  Returns

@@ -54,6 +54,16 @@ cache_status_add(struct proxy_txn *pt, const char *s)
 		memcpy(pt->cache_status + n, s, len + 1);
 }
 
+/* "hit; ttl=<ttl_s>", the Cache-Status of every fresh hit: no printf. */
+static void
+hit_status(struct proxy_txn *pt, int64_t ttl_s)
+{
+	_Static_assert(sizeof(pt->cache_status) >= 9 + CDN_FMT_I64_MAX,
+	    "room for a hit's Cache-Status");
+	memcpy(pt->cache_status, "hit; ttl=", 9);
+	cdn_fmt_i64(pt->cache_status + 9, ttl_s);
+}
+
 /* Host part of the key: the same choice the origin request makes. */
 static void
 key_host(const struct edge_site *site, const struct http_request *req,
@@ -576,8 +586,7 @@ edge_cache_request(struct proxy_txn *pt)
 	} else if (use == CACHE_USE_FRESH || use == CACHE_USE_STALE_OK ||
 	    (pt->x.req_cc.only_if_cached && use != CACHE_USE_MISS &&
 	        !o->d.must_revalidate && !o->d.no_cache)) {
-		snprintf(pt->cache_status, sizeof(pt->cache_status),
-		    "hit; ttl=%lld", (long long)(o->d.freshness_s - age));
+		hit_status(pt, o->d.freshness_s - age);
 		if (bus == CACHE_BUS_SERVE_OFFLINE)
 			cache_status_add(pt, "; detail=bus-offline");
 		/* A large object on disk stays metadata here: its body is

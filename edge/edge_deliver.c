@@ -25,8 +25,12 @@ void
 edge_deliver_cache_status(
     const struct proxy_txn *pt, const char *text, struct cdn_strbuf *out)
 {
-	cdn_sb_printf(
-	    out, "Cache-Status: %s; %s\r\n", pt->gen->conf->via, text);
+	/* Every answer has one: no printf for it. */
+	cdn_sb_add(out, "Cache-Status: ", 14);
+	cdn_sb_str(out, pt->gen->conf->via);
+	cdn_sb_add(out, "; ", 2);
+	cdn_sb_str(out, text);
+	cdn_sb_add(out, "\r\n", 2);
 }
 
 void
@@ -302,7 +306,9 @@ edge_deliver_stored_head(struct proxy_txn *pt, const struct cache_obj *o,
 	} else {
 		edge_range_fields(plan, o, &f);
 	}
-	cdn_sb_printf(&f, "Age: %lld\r\n", (long long)age);
+	cdn_sb_add(&f, "Age: ", 5);
+	cdn_sb_add_i64(&f, age);
+	cdn_sb_add(&f, "\r\n", 2);
 	edge_deliver_cache_status(pt, pt->cache_status, &f);
 	edge_deliver_tags_field(pt, o->tags, o->tags_len, &f);
 	if (f.failed) {

@@ -340,6 +340,7 @@ worker_adopt(
 	unsigned n = w->nlisteners;
 
 	CDN_ASSERT(kind <= EDGE_LISTEN_H2C);
+	(void)http_listen_nodelay(fd, "edge");
 	l = evconnlistener_new(w->base, cbs[kind], w,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l == NULL) {
@@ -638,6 +639,7 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 		lim.max_connections = 64;
 		e->admin_http =
 		    http_server_new(e->main_base, &lim, &edge_admin_handler, e);
+		(void)http_listen_nodelay(fd, "edge");
 		e->admin = evconnlistener_new(e->main_base, on_admin_accept, e,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (e->admin == NULL) {

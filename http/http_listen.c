@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,4 +124,17 @@ http_listen_probe(const char *hostport, const char *who)
 	}
 	close(fd);
 	return CDN_OK;
+}
+
+int
+http_listen_nodelay(int fd, const char *who)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 ||
+	    errno == EOPNOTSUPP || errno == ENOPROTOOPT)
+		return CDN_OK;
+	CDN_LOG(CDN_LOG_WARN, who, "listening socket %d: TCP_NODELAY: %s", fd,
+	    strerror(errno));
+	return CDN_EIO;
 }

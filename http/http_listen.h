@@ -39,4 +39,14 @@ int http_listen_socket(
  */
 int http_listen_probe(const char *hostport, const char *who) CDN_WUR;
 
+/*
+ * Ready listening socket <fd> for http_server_adopt(): set TCP_NODELAY on
+ * it, which Linux copies to every connection it accepts, instead of one
+ * setsockopt(2) per connection.  A socket that takes no TCP options (a
+ * Unix socket handed in, say: it has no Nagle delay either) is left as it
+ * is.  Returns CDN_OK, or CDN_EIO for any other failure, logged under
+ * <who>; connections accepted then wait for Nagle's algorithm.
+ */
+int http_listen_nodelay(int fd, const char *who);
+
 #endif /* HTTP_LISTEN_H */

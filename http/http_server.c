@@ -19,6 +19,15 @@
  * stops producing output above HTTP_OUT_HIGH_WATER and is called back
  * (on_writable) below the low-water mark.
  *
+ * Writes (plain connections): a response is appended to the output buffer
+ * and written at once with one writev, at the end of the dispatch loop
+ * (every pipelined answer of one read together) or, for writes made from
+ * elsewhere (a fill feeding its waiters), from an event activated for the
+ * same loop turn: one writev per connection per turn, whatever the number
+ * of pieces.  The bufferevent's write event is enabled only when the
+ * socket did not take everything, and disabled again once the output has
+ * drained: a response that fits the socket buffer costs no epoll_ctl.
+ *
  * TLS: a TLS connection differs only in its bufferevent (libevent's
  * bufferevent_openssl, which runs the handshake and the records) and in
  * how it starts and ends.  While it handshakes it is IDLE with
@@ -50,6 +59,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h> /* ev_read: see conn_tls_want_input */
 #include <event2/event.h>
+#include <event2/event_struct.h> /* struct event embedded in http_conn */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -65,6 +75,8 @@
 #define CHUNK_MAX_TRAILER 8192
 #define LINGER_MS         2000
 #define TLS_RECORD_MAX    16384 /* plaintext bytes of one TLS record */
+#define STATUS_LINE_MAX   160   /* a status line, and Content-Length's */
+#define HEAD_INLINE       1024  /* request head bytes kept without malloc */
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -112,18 +124,25 @@ struct http_conn {
 	enum conn_state state;
 	unsigned keep_alive : 1;
 	unsigned head_started : 1; /* bytes of a head seen: header timeout */
+	unsigned bev_timeouts : 1; /* the bufferevent has a timeout set */
 	unsigned in_dispatch : 1;
 	unsigned client_eof : 1; /* client half-closed after its request */
 	unsigned is_tls : 1;
 	unsigned tls_handshaking : 1;
 	unsigned tls_done : 1;   /* failed, or close_notify sent: no more TLS */
 	unsigned tls_corked : 1; /* TCP_CORK set until the output drains */
+	unsigned flush_armed : 1;   /* plain: output added, not yet written */
+	unsigned client_closes : 1; /* the request asked for the close and
+	                               was read whole */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN];
 	char *head; /* copy of the current request head */
 	size_t head_cap;
-	struct http_header *fields; /* max_headers entries */
+	struct http_header *fields; /* max_headers entries, behind the struct */
+	struct event flush_ev;      /* plain: write the output this turn */
 	struct http_txn txn;
+	/* Behind the struct, in its allocation (conn_new): the fields array,
+	 * then HEAD_INLINE bytes that c->head uses until a head needs more. */
 };
 
 struct http_server {
@@ -144,6 +163,14 @@ struct http_server {
 
 static void conn_free(struct http_conn *c);
 static void conn_dispatch(struct http_conn *c);
+static void conn_linger(struct http_conn *c);
+
+/* The head buffer that comes with the connection (conn_new). */
+static char *
+conn_head_inline(struct http_conn *c)
+{
+	return (char *)(c->fields + c->srv->lim.parse.max_headers);
+}
 
 /*
  * Whether a drain closes idle connection <c> now.  Only at a response
@@ -223,11 +250,75 @@ request_rebase(struct http_request *req, const char *from, char *to)
 	}
 }
 
+/*
+ * Output was added to plain connection <c>: have it written this loop
+ * turn.  Inside the dispatch loop its end writes; elsewhere the flush
+ * event runs once the current callback returns.  While the write event is
+ * enabled, the bufferevent writes by itself.
+ */
+static void
+conn_out_added(struct http_conn *c)
+{
+	if (c->is_tls || c->flush_armed)
+		return;
+	c->flush_armed = 1;
+	if (!c->in_dispatch)
+		event_active(&c->flush_ev, EV_WRITE, 1);
+}
+
+/*
+ * Write the output of plain connection <c> straight to its socket.  What
+ * the socket does not take (or an error, which the bufferevent then meets
+ * and reports through on_conn_event) is left to the write event.  Returns
+ * 1 when everything went.
+ */
+static int
+conn_write_out(struct http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	c->flush_armed = 0;
+	if (bufferevent_get_enabled(c->bev) & EV_WRITE)
+		return 0; /* the bufferevent is writing already */
+	if (evbuffer_get_length(out) > 0) {
+		/* A socket bufferevent keeps its output's start frozen; it
+		 * thaws it the same way around its own writes.  One write,
+		 * as libevent makes: it stops at a file segment (sendfile),
+		 * which the write event then sends. */
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+		evbuffer_freeze(out, 1);
+	}
+	if (evbuffer_get_length(out) == 0)
+		return 1;
+	bufferevent_enable(c->bev, EV_WRITE);
+	return 0;
+}
+
+static void on_conn_write(struct bufferevent *bev, void *arg);
+
+static void
+on_conn_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->flush_armed && !conn_write_out(c))
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return; /* the write event has it */
+	/* Drained: what libevent's write callback would do now. */
+	on_conn_write(c->bev, c);
+}
+
 static void
 out_add(struct http_txn *txn, const void *p, size_t len)
 {
 	evbuffer_add(bufferevent_get_output(txn->conn->bev), p, len);
 	txn->bytes_sent += len;
+	conn_out_added(txn->conn);
 }
 
 /* ---- transaction end ---- */
@@ -252,8 +343,10 @@ txn_end(struct http_conn *c)
 
 	if (s->h.on_log != NULL)
 		s->h.on_log(txn, s->arg);
-	if (!txn->body_done)
+	if (!txn->body_done) {
 		c->keep_alive = 0; /* unread body bytes: framing is lost */
+		c->client_closes = 0;
+	}
 	txn_reset(txn);
 	c->nreq++;
 }
@@ -268,7 +361,10 @@ txn_after_response(struct http_conn *c)
 	}
 	c->state = CONN_IDLE;
 	c->head_started = 0;
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (c->bev_timeouts) {
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		c->bev_timeouts = 0;
+	}
 	conn_arm_timer(c, c->srv->lim.keepalive_timeout_ms);
 	if (!c->in_dispatch)
 		conn_dispatch(c);
@@ -325,6 +421,7 @@ conn_error(struct http_conn *c, int status, const char *why)
 		txn->start_ns = cdn_now_ns();
 	txn->error = why;
 	c->keep_alive = 0;
+	c->client_closes = 0;
 	c->state = CONN_ACTIVE;
 	n = snprintf(
 	    body, sizeof(body), "%d %s\n", status, http_status_reason(status));
@@ -485,13 +582,38 @@ fields_have_date(const char *f, size_t len)
 	return 0;
 }
 
+/*
+ * "HTTP/1.1 <status> <reason>\r\n" into <line> (STATUS_LINE_MAX bytes);
+ * returns its length.  The reasons are short static strings.
+ */
+static size_t
+status_line(char *line, int status)
+{
+	const char *reason = http_status_reason(status);
+	size_t rlen = strlen(reason), n = 9;
+
+	memcpy(line, "HTTP/1.1 ", 9);
+	n += cdn_fmt_i64(line + n, status);
+	line[n++] = ' ';
+	if (rlen > STATUS_LINE_MAX - n - 2)
+		rlen = STATUS_LINE_MAX - n - 2;
+	memcpy(line + n, reason, rlen);
+	n += rlen;
+	memcpy(line + n, "\r\n", 2);
+	return n + 2;
+}
+
 void
 http_txn_respond(struct http_txn *txn, int status, const char *fields,
     size_t fields_len, int64_t content_length)
 {
 	struct http_conn *c;
-	char line[160];
-	int n;
+	struct evbuffer *out;
+	struct evbuffer_iovec v;
+	const char *date = "", *framing = "", *tail;
+	char cl[STATUS_LINE_MAX];
+	size_t date_len = 0, framing_len = 0, tail_len;
+	char *p;
 
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
 	c = txn->conn;
@@ -505,34 +627,63 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 	if (txn->req.method == HTTP_M_HEAD)
 		txn->no_body = 1;
 
-	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
-	    http_status_reason(status));
-	out_add(txn, line, (size_t)n);
-	if (fields_len > 0)
-		out_add(txn, fields, fields_len);
-	if (!fields_have_date(fields, fields_len))
-		out_add(txn, http_date_field(), strlen(http_date_field()));
-
+	if (!fields_have_date(fields, fields_len)) {
+		date = http_date_field();
+		date_len = strlen(date);
+	}
 	if (status < 200 || status == 204 || status == 304) {
 		/* RFC 9110 §8.6: no Content-Length on 1xx and 204 */
 	} else if (content_length >= 0) {
-		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
-		    (long long)content_length);
-		out_add(txn, line, (size_t)n);
+		memcpy(cl, "Content-Length: ", 16);
+		framing_len = 16 + cdn_fmt_i64(cl + 16, content_length);
+		memcpy(cl + framing_len, "\r\n", 2);
+		framing = cl;
+		framing_len += 2;
 	} else if (txn->no_body) {
 		/* HEAD with an unknown length: nothing to frame */
 	} else if (txn->req.version_minor >= 1) {
-		out_add(txn, "Transfer-Encoding: chunked\r\n", 28);
+		framing = "Transfer-Encoding: chunked\r\n";
+		framing_len = 28;
 		txn->chunked_out = 1;
 	} else {
 		c->keep_alive = 0; /* HTTP/1.0: the close ends the body */
 	}
 	if (!c->keep_alive)
-		out_add(txn, "Connection: close\r\n\r\n", 21);
+		tail = "Connection: close\r\n\r\n";
 	else if (txn->req.version_minor == 0)
-		out_add(txn, "Connection: keep-alive\r\n\r\n", 26);
+		tail = "Connection: keep-alive\r\n\r\n";
 	else
-		out_add(txn, "\r\n", 2);
+		tail = "\r\n";
+	tail_len = strlen(tail);
+
+	/* The head in one piece of the output: one copy, and one run of the
+	 * output buffer's callbacks instead of one per piece. */
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_reserve_space(out,
+	        (ev_ssize_t)(STATUS_LINE_MAX + fields_len + date_len +
+	            framing_len + tail_len),
+	        &v, 1) < 1) {
+		CDN_LOG(CDN_LOG_ERR, "http",
+		    "client %s: no memory for a response head", c->peer);
+		txn->no_body = 1; /* nothing goes out, and the close says so */
+		txn->chunked_out = 0;
+		c->keep_alive = 0;
+		return;
+	}
+	p = v.iov_base;
+	p += status_line(p, status);
+	memcpy(p, fields, fields_len);
+	p += fields_len;
+	memcpy(p, date, date_len);
+	p += date_len;
+	memcpy(p, framing, framing_len);
+	p += framing_len;
+	memcpy(p, tail, tail_len);
+	p += tail_len;
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	evbuffer_commit_space(out, &v, 1);
+	txn->bytes_sent += v.iov_len;
+	conn_out_added(c);
 }
 
 void
@@ -680,6 +831,7 @@ http_txn_write_ref(struct http_txn *txn, const void *data, size_t len,
 		done(p + copied, len - copied, arg);
 	} else {
 		txn->bytes_sent += len - copied;
+		conn_out_added(txn->conn);
 	}
 	if (txn->chunked_out)
 		out_add(txn, "\r\n", 2);
@@ -747,6 +899,7 @@ http_txn_write_file(struct http_txn *txn, int fd, uint64_t off, size_t len,
 	evbuffer_file_segment_add_cleanup_cb(seg, on_file_segment_free, fdn);
 	evbuffer_file_segment_free(seg);
 	txn->bytes_sent += len;
+	conn_out_added(txn->conn);
 	return CDN_OK;
 }
 
@@ -889,6 +1042,7 @@ txn_start(struct http_conn *c)
 	txn->conn = c;
 	c->state = CONN_ACTIVE;
 	c->keep_alive = req->keep_alive;
+	c->client_closes = !req->keep_alive;
 	evtimer_del(c->timer);
 
 	if (req->is_chunked) {
@@ -909,9 +1063,12 @@ txn_start(struct http_conn *c)
 	if (txn->has_body) {
 		ms_to_tv(s->lim.body_timeout_ms, &tv);
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
-		if (req->expect_continue && req->version_minor >= 1)
+		c->bev_timeouts = 1;
+		if (req->expect_continue && req->version_minor >= 1) {
 			evbuffer_add(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			conn_out_added(c);
+		}
 	}
 	s->h.on_request(txn, s->arg);
 }
@@ -934,10 +1091,6 @@ conn_dispatch(struct http_conn *c)
 		len = evbuffer_get_length(in);
 		if (len == 0)
 			break;
-		if (!c->head_started) {
-			c->head_started = 1;
-			conn_arm_timer(c, s->lim.header_timeout_ms);
-		}
 		if (len > s->lim.parse.max_header_bytes + 1)
 			len = s->lim.parse.max_header_bytes + 1;
 		p = evbuffer_pullup(in, (ev_ssize_t)len);
@@ -946,6 +1099,12 @@ conn_dispatch(struct http_conn *c)
 		rc = http_parse_request(
 		    (const char *)p, len, &s->lim.parse, req, &status, &why);
 		if (rc == CDN_AGAIN) {
+			/* The header timeout runs from the first bytes of a
+			 * head; one that arrives whole never arms it. */
+			if (!c->head_started) {
+				c->head_started = 1;
+				conn_arm_timer(c, s->lim.header_timeout_ms);
+			}
 			conn_tls_want_input(c);
 			break;
 		}
@@ -961,7 +1120,8 @@ conn_dispatch(struct http_conn *c)
 				conn_error(c, 503, "out of memory");
 				break;
 			}
-			free(c->head);
+			if (c->head != conn_head_inline(c))
+				free(c->head);
 			c->head = head;
 			c->head_cap = req->head_len;
 		}
@@ -973,6 +1133,17 @@ conn_dispatch(struct http_conn *c)
 	c->in_dispatch = 0;
 	if (c->state == CONN_IDLE && drain_closes(c))
 		conn_close_after_flush(c);
+	/* Every answer of this read in one writev.  Once drained, a handler
+	 * waiting for room hears of it from the loop, not from in here. */
+	if (c->flush_armed && conn_write_out(c)) {
+		if (c->state == CONN_CLOSING)
+			conn_linger(c);
+		else if (c->state == CONN_ACTIVE && c->txn.want_write)
+			event_active(&c->flush_ev, EV_WRITE, 1);
+	} else if (c->state == CONN_CLOSING) {
+		/* The socket is full: no more requests while it drains. */
+		bufferevent_disable(c->bev, EV_READ);
+	}
 }
 
 /*
@@ -1014,11 +1185,12 @@ conn_unlink_and_free(struct http_conn *c)
 		conn_tls_close_notify(c);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
+	event_del(&c->flush_ev);
 	event_free(c->timer);
 	if (c->txn.body_buf != NULL)
 		evbuffer_free(c->txn.body_buf);
-	free(c->head);
-	free(c->fields);
+	if (c->head != conn_head_inline(c))
+		free(c->head);
 	MAGIC_WIPE(c);
 	free(c);
 	if (s->nconns == 0 && s->draining && s->on_empty != NULL) {
@@ -1047,23 +1219,62 @@ conn_free(struct http_conn *c)
 	conn_unlink_and_free(c);
 }
 
+/*
+ * Close <c> once its output is out.  Reading stops meanwhile, except on a
+ * plain connection whose output is written now: it goes on to linger,
+ * which reads again, and stopping in between would cost two epoll_ctl.
+ */
 static void
 conn_close_after_flush(struct http_conn *c)
 {
 	c->state = CONN_CLOSING;
+	if (c->flush_armed) {
+		if (c->in_dispatch)
+			return; /* the dispatch loop's end writes */
+		if (conn_write_out(c)) {
+			conn_linger(c);
+			return;
+		}
+	}
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		event_active(c->timer, EV_TIMEOUT, 0);
+}
+
+/*
+ * Whether <c> may close at once rather than linger: the client asked for
+ * the close, its request was read whole, and it has sent nothing since,
+ * so no RST can overtake the response (nginx's "lingering_close on").
+ * The peek costs one recv(2); lingering costs four system calls and a
+ * loop turn more.
+ */
+static int
+conn_close_is_clean(struct http_conn *c)
+{
+	char b;
+	ssize_t n;
+
+	if (c->is_tls || !c->client_closes || c->srv->draining ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return 0;
+	n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 static void
 conn_linger(struct http_conn *c)
 {
 	c->state = CONN_LINGER;
+	if (conn_close_is_clean(c)) {
+		/* Freed from the loop: callers up the stack still hold c. */
+		event_active(c->timer, EV_TIMEOUT, 0);
+		return;
+	}
 	if (c->is_tls)
 		conn_tls_close_notify(c);
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	c->bev_timeouts = 0;
 	bufferevent_enable(c->bev, EV_READ);
 	conn_arm_timer(c, LINGER_MS);
 }
@@ -1242,6 +1453,10 @@ on_conn_write(struct bufferevent *bev, void *arg)
 	if (c->tls_corked &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_tls_uncork(c);
+	/* Plain: the next response is written directly again. */
+	if (!c->is_tls &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_disable(c->bev, EV_WRITE);
 	if (c->state == CONN_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			conn_linger(c);
@@ -1297,14 +1512,22 @@ server_admits(struct http_server *s)
 	return 1;
 }
 
-/* A new connection for <fd>, before its bufferevent exists. */
+/* A new connection from <peer>, before its bufferevent exists. */
 static struct http_conn *
-conn_new(struct http_server *s, int fd, const struct sockaddr *peer)
+conn_new(struct http_server *s, const struct sockaddr *peer)
 {
 	struct http_conn *c;
-	int one = 1;
+	size_t fields_len = s->lim.parse.max_headers * sizeof(*c->fields);
 
-	c = cdn_xcalloc(1, sizeof(*c));
+	_Static_assert(sizeof(*c) % _Alignof(struct http_header) == 0,
+	    "the fields array can follow the connection");
+	/* One allocation, of which only the struct needs zeroing: the parser
+	 * fills the fields it reports, and the head is copied in. */
+	c = cdn_xmalloc(sizeof(*c) + fields_len + HEAD_INLINE);
+	memset(c, 0, sizeof(*c));
+	c->fields = (struct http_header *)(c + 1);
+	c->head = (char *)c->fields + fields_len;
+	c->head_cap = HEAD_INLINE;
 	c->magic = HTTP_CONN_MAGIC;
 	c->srv = s;
 	c->keep_alive = 1;
@@ -1319,8 +1542,6 @@ conn_new(struct http_server *s, int fd, const struct sockaddr *peer)
 		    c->peer, sizeof(c->peer));
 	else
 		strcpy(c->peer, "-");
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	evutil_make_socket_nonblocking(fd);
 	return c;
 }
 
@@ -1331,7 +1552,7 @@ conn_start(struct http_server *s, struct http_conn *c)
 	struct timeval wtv;
 
 	c->timer = evtimer_new(s->base, on_conn_timer, c);
-	c->fields = cdn_xcalloc(s->lim.parse.max_headers, sizeof(*c->fields));
+	event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
 	bufferevent_setcb(
 	    c->bev, on_conn_read, on_conn_write, on_conn_event, c);
 	/* Reading stops when this much is buffered: body backpressure. */
@@ -1344,7 +1565,15 @@ conn_start(struct http_server *s, struct http_conn *c)
 	bufferevent_set_max_single_read(c->bev, 64 * 1024);
 	ms_to_tv(s->lim.send_timeout_ms, &wtv);
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->bev_timeouts = 1;
+	/* Plain connections enable writing only when the socket is full
+	 * (a new bufferevent starts with EV_WRITE enabled). */
+	if (c->is_tls)
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	else {
+		bufferevent_disable(c->bev, EV_WRITE);
+		bufferevent_enable(c->bev, EV_READ);
+	}
 
 	c->next = s->conns;
 	if (s->conns != NULL)
@@ -1369,7 +1598,7 @@ http_server_adopt(
 		close(fd);
 		return;
 	}
-	c = conn_new(s, fd, peer);
+	c = conn_new(s, peer);
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn_start(s, c);
 }
@@ -1388,7 +1617,7 @@ http_server_adopt_tls(struct http_server *s, int fd,
 		close(fd);
 		return;
 	}
-	c = conn_new(s, fd, peer);
+	c = conn_new(s, peer);
 	/* On success the bufferevent owns ssl and fd (CLOSE_ON_FREE). */
 	c->bev = bufferevent_openssl_socket_new(
 	    s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);

@@ -95,13 +95,19 @@ void http_server_free(struct http_server **sp);
  */
 void http_server_set_cache_status(struct http_server *s, const char *node);
 
-/* Adopt an accepted socket.  Closes it if over max_connections. */
+/*
+ * Adopt an accepted socket, which must be non-blocking (as libevent's
+ * listeners accept them) and which gets no socket options here: its
+ * listener was readied with http_listen_nodelay().  Closes it if over
+ * max_connections.
+ */
 void http_server_adopt(
     struct http_server *s, int fd, const struct sockaddr *peer, int peerlen);
 /*
  * Adopt an accepted socket that speaks TLS, as the server side of <ssl>
  * (fresh from SSL_new(); this call owns it and the fd from now on, and
- * frees both if over max_connections).  The handshake runs on the event
+ * frees both if over max_connections); the socket is as for
+ * http_server_adopt().  The handshake runs on the event
  * loop and must end, with the request head, within header_timeout_ms;
  * on_tls_handshake tells how it ended.  Requests then run as on a plain
  * connection, with http_txn_is_tls() true.

@@ -458,6 +458,7 @@ main(int argc, char **argv)
 	lim.max_connections = 256;
 	d.http = http_server_new(d.base, &lim, &purge_api_handler, &d.api);
 	if (fd >= 0) {
+		(void)http_listen_nodelay(fd, "purged");
 		d.lis = evconnlistener_new(d.base, on_accept, &d,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (d.lis == NULL) {

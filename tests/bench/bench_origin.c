@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "http/http_listen.h"
 #include "http/http_server.h"
 
 static char body[1 << 20];
@@ -85,6 +86,7 @@ main(int argc, char **argv)
 		perror("bind");
 		return 1;
 	}
+	(void)http_listen_nodelay(evconnlistener_get_fd(l), "bench_origin");
 	event_base_dispatch(base);
 	return 0;
 }

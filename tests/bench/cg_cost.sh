@@ -3,9 +3,11 @@
 # machine's timings are not): edged with one worker serves a warm-up hit,
 # then N requests over one keep-alive connection, twice (N1 and N2); the
 # difference divided by N2 - N1 leaves out start-up and shut-down.
-#   tests/bench/cg_cost.sh [EDGED] [hit|miss] [N1] [N2]
+#   tests/bench/cg_cost.sh [EDGED] [hit|miss|churn] [N1] [N2]
 # hit: one cached 1 KiB object; miss: a new 1 KiB key each request, fetched
-# from tests/bench/bench_origin and stored.  Loopback only; stops by itself.
+# from tests/bench/bench_origin and stored; churn: the hit, each on a new
+# connection with Connection: close (so a connection's own cost is in).
+# Loopback only; stops by itself.
 # EDGED_ARGS: more edged arguments, word-split (e.g. "--purge-bus
 # redis://127.0.0.1:1" to price the purge bus's verdict on hits).
 set -eu
@@ -25,11 +27,15 @@ client() {
 	python3 - "$@" <<'PY'
 import socket, sys
 port, n, kind, tag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-s = socket.create_connection(("127.0.0.1", port), timeout=60)
+s = None
 buf = b""
 for i in range(n):
-    path = "/obj/hot?size=1024" if kind == "hit" else "/obj/m%d-%s?size=1024" % (i, tag)
-    s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path).encode())
+    if s is None or kind == "churn":
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        buf = b""
+    path = "/obj/m%d-%s?size=1024" % (i, tag) if kind == "miss" else "/obj/hot?size=1024"
+    close = "Connection: close\r\n" if kind == "churn" else ""
+    s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n%s\r\n" % (path, close)).encode())
     while b"\r\n\r\n" not in buf:
         buf += s.recv(65536)
     head, _, rest = buf.partition(b"\r\n\r\n")
@@ -38,6 +44,10 @@ for i in range(n):
     while len(rest) < cl:
         rest += s.recv(65536)
     buf = rest[cl:]
+    if kind == "churn":
+        while s.recv(65536):
+            pass  # to the server's close
+        s.close()
 PY
 }
 

@@ -48,7 +48,8 @@ runs even without edged (test_harness.py).
 Start Origin and Edge from the main thread: their processes get SIGKILL
 when the thread that started them ends.  Close client connections once
 done with them (leaving the with-block does): edged lingers up to 2 s on a
-connection it closed until the client closes too, and stop() waits for it.
+connection it closed until the client closes too (unless the client asked
+for the close and sent nothing more), and stop() waits for it.
 
 What is here
 ------------

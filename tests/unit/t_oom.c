@@ -170,7 +170,7 @@ rig_exchange(struct rig *r, const char *req, size_t len, char *out, size_t cap)
 		return;
 	}
 	sl = sizeof(sin);
-	sfd = accept(r->lfd, (struct sockaddr *)&sin, &sl);
+	sfd = accept4(r->lfd, (struct sockaddr *)&sin, &sl, SOCK_NONBLOCK);
 	http_server_adopt(r->srv, sfd, (struct sockaddr *)&sin, (int)sl);
 	if (write(cfd, req, len) != (ssize_t)len)
 		printf("# short write\n");

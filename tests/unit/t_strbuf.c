@@ -49,11 +49,35 @@ test_bounds(void)
 	cdn_sb_free(&b);
 }
 
+/* cdn_fmt_i64 against printf, at the edges of its range. */
+static void
+test_fmt_i64(void)
+{
+	static const int64_t v[] = {0, 1, -1, 9, 10, 99, 100, 200, 404, 1024,
+	    -1024, 1234567890123LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+	struct cdn_strbuf b = {0};
+	char got[CDN_FMT_I64_MAX], want[32];
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		snprintf(want, sizeof(want), "%lld", (long long)v[i]);
+		memset(got, 'x', sizeof(got));
+		n = cdn_fmt_i64(got, v[i]);
+		ok(n == strlen(want) && strcmp(got, want) == 0,
+		    "cdn_fmt_i64(%s)", want);
+	}
+	cdn_sb_add(&b, "Age: ", 5);
+	cdn_sb_add_i64(&b, 86400);
+	ok(!b.failed && strcmp(b.p, "Age: 86400") == 0, "cdn_sb_add_i64");
+	cdn_sb_free(&b);
+}
+
 int
 main(void)
 {
 	plan_no_plan();
 	test_printf_any_length();
 	test_bounds();
+	test_fmt_i64();
 	return done_testing();
 }
