@@ -23,8 +23,9 @@
  * retries the rest of the batch: a full map is never an error for a
  * caller.  Objects larger than 1/8 of disk_bytes are kept in memory only.
  *
- * LRU.  lru is keyed by (minute bucket, sequence) and lru_pos maps an
- * object to its lru key, so one bucket is evicted in write order.
+ * LRU.  lru is keyed by (minute bucket, sequence), and an object's record
+ * ends with its lru key (lru_pos holds it for records of format 1), so
+ * one bucket is evicted in write order.
  * cache_store_touch() enqueues only when the object's recorded bucket
  * (cache_obj.lru_bucket, an atomic hint, claimed by compare-and-swap so
  * that one hit per object and minute enqueues) is older than the current

@@ -143,7 +143,8 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
  *   bodies   hash(16) variant(8) chunk(4)  -> up to CACHE_CHUNK_SIZE bytes
  *   vary     hash(16)                      -> Vary value of the latest store
  *   lru      bucket(4) seq(8)              -> hash(16) variant(8)
- *   lru_pos  hash(16) variant(8)           -> bucket(4) seq(8)
+ *   lru_pos  hash(16) variant(8)           -> bucket(4) seq(8), for
+ *                                             version 1 records only
  *   meta     "format"                      -> format record
  *            "usage"                       -> usage record
  *            "purge_seq"                   -> u64 last purge sequence no.
@@ -171,7 +172,7 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 #define CACHE_LRU_BUCKET_S 60 /* seconds per access-time bucket */
 
 /*
- * The object record (version 1), little-endian:
+ * The object record (version 2), little-endian:
  *    0 u32 magic CACHE_REC_MAGIC     4 u16 version     6 u16 flags
  *    8 u64 XXH3-64 of bytes [16, end), seeded with XXH3-64 of the key
  *          XOR bytes [0, 8) as a little-endian u64
@@ -180,12 +181,23 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
  *   56 i64 response_time  64 i64 stored_at  72 u64 purge_gen
  *   80 u64 body_len  88 u32 url_len  92 u32 fields_len  96 u32 vary_len
  *  100 u32 tags_len (0 in records written before tags existed)
- *  104 url, fields, vary, tags, then nchunks u64 XXH3-64 of each chunk.
+ *  104 url, fields, vary, tags, then nchunks u64 XXH3-64 of each chunk's
+ *      bodies value, nchunks u16 tail lengths, the tails' bytes, and
+ *      last the object's lru key (12 bytes), which the checksum leaves
+ *      out: a touch moves it in place.
  * flags: bit 0 storable, 1 must_revalidate, 2 no_cache, 3 heuristic,
  *        4 derived (a coding this node made from another variant).
+ * Chunk i of a body is its bodies value (absent if empty) followed by
+ * its tail, kept in the record: the value's length is then a whole
+ * number of LMDB overflow pages less their 16-byte header, so no page is
+ * left part empty, and a body shorter than a page's payload is read with
+ * its record (cache_record_plan).  Version 1 (format 1 stores) has no
+ * tail lengths and no tails: every chunk is whole in its bodies value;
+ * such records are read as they are, and their lru key is in lru_pos.
  */
 #define CACHE_REC_MAGIC     0x4f42c3e5u
-#define CACHE_REC_VERSION   1
+#define CACHE_REC_VERSION   2
+#define CACHE_REC_VERSION_1 1
 #define CACHE_REC_HDR_LEN   104
 #define CACHE_REC_CSUM_AT   8
 #define CACHE_REC_CSUM_FROM 16

@@ -1,7 +1,7 @@
 /*
  * An object's entries in the store's databases (cache_int.h), inside a
  * write transaction that the caller holds: writing an object (its chunks,
- * record, lru and lru_pos entries, tag index entries and Vary rule),
+ * record, lru entry, tag index entries and Vary rule),
  * deleting one variant or every variant of a key, moving an lru entry,
  * and counting the variants of a key or the objects of a tag.  Callers
  * are the writer thread (cache_writer.c, cache_evict.c, cache_stream.c)
@@ -20,27 +20,32 @@
 #include "cache/cache_int.h"
 #include "cache/cache_store_int.h"
 
-/* Add an lru entry for <hv> in <bucket>; returns 0 or an LMDB code. */
+/* Add an lru entry for <hv> in <bucket>, its key in <lk>; returns 0 or
+ * an LMDB code. */
 static int
 lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
-    uint32_t bucket)
+    uint32_t bucket, uint8_t lk[CACHE_LRUKEY_LEN])
 {
-	uint8_t lk[CACHE_LRUKEY_LEN];
 	MDB_val k, v;
 	int rc;
 
 	do {
 		put_be32(lk, bucket);
 		put_be64(lk + 4, ++s->lru_seq);
-		k = mval(lk, sizeof(lk));
+		k = mval(lk, CACHE_LRUKEY_LEN);
 		v = mval(hv, CACHE_OBJKEY_LEN);
 		rc = mdb_put(txn, s->db_lru, &k, &v, MDB_NOOVERWRITE);
 	} while (rc == MDB_KEYEXIST); /* lru_seq was lost: skip ahead */
-	if (rc != 0)
-		return rc;
-	k = mval(hv, CACHE_OBJKEY_LEN);
-	v = mval(lk, sizeof(lk));
-	return mdb_put(txn, s->db_lru_pos, &k, &v, 0);
+	return rc;
+}
+
+/* The record version of the stored record <v>, 0 if it has none. */
+static unsigned
+rec_version(const MDB_val *v)
+{
+	return v->mv_size >= CACHE_REC_HDR_LEN + CACHE_LRUKEY_LEN
+	    ? get_le16((const uint8_t *)v->mv_data + 4)
+	    : 0;
 }
 
 /* Count the variants of primary key <key>. */
@@ -176,16 +181,25 @@ cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
 	rc = tags_unindex(s, txn, hv);
 	if (rc != 0)
 		return rc;
+	/* The lru key: at the record's end, or in lru_pos (version 1). */
 	k = mval(hv, CACHE_OBJKEY_LEN);
-	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
-	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
-		memcpy(lk, v.mv_data, sizeof(lk));
+	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc == 0 && rec_version(&v) == CACHE_REC_VERSION) {
+		memcpy(lk, (const uint8_t *)v.mv_data + v.mv_size - sizeof(lk),
+		    sizeof(lk));
 		k = mval(lk, sizeof(lk));
 		rc = mdb_del(txn, s->db_lru, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			goto out;
-		k = mval(hv, CACHE_OBJKEY_LEN);
-		rc = mdb_del(txn, s->db_lru_pos, &k, NULL);
+	} else if (rc == 0 || rc == MDB_NOTFOUND) {
+		rc = mdb_get(txn, s->db_lru_pos, &k, &v);
+		if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
+			memcpy(lk, v.mv_data, sizeof(lk));
+			k = mval(lk, sizeof(lk));
+			rc = mdb_del(txn, s->db_lru, &k, NULL);
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				goto out;
+			k = mval(hv, CACHE_OBJKEY_LEN);
+			rc = mdb_del(txn, s->db_lru_pos, &k, NULL);
+		}
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto out;
@@ -233,27 +247,34 @@ out:
 	return rc;
 }
 
-/* Write the record of <o> (whose chunks are written, with checksums
- * <sums>), its lru entries, tags and Vary rule. */
+/* Write the record of <o> (whose bodies values are written, with
+ * checksums <sums>; <tails> and <tailbuf> are what the record keeps of
+ * its <nchunks> chunks), its lru entries, tags and Vary rule. */
 int
 cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
     const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
-    const uint64_t *sums, uint32_t bucket)
+    uint32_t nchunks, const uint64_t *sums, const uint16_t *tails,
+    const uint8_t *tailbuf, uint32_t bucket)
 {
+	uint8_t lk[CACHE_LRUKEY_LEN];
 	MDB_val k, v;
+	size_t total = 0;
 	int rc;
 
+	for (uint32_t i = 0; i < nchunks; i++)
+		total += tails[i];
+	rc = lru_add(s, txn, hv, bucket, lk);
+	if (rc != 0)
+		return rc;
 	k = mval(hv, CACHE_OBJKEY_LEN);
-	v.mv_size = cache_record_len(o);
+	v.mv_size = cache_record_len(o, nchunks, total);
 	v.mv_data = NULL;
 	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return rc;
 	/* v.mv_data is valid until the next write in this txn. */
-	cache_record_encode(v.mv_data, o, hv, sums);
-	rc = lru_add(s, txn, hv, bucket);
-	if (rc != 0)
-		return rc;
+	cache_record_encode(
+	    v.mv_data, o, hv, nchunks, sums, tails, tailbuf, lk);
 	rc = tags_index(s, txn, o->tags, o->tags_len, hv, 1);
 	if (rc != 0)
 		return rc;
@@ -272,17 +293,25 @@ cache_objdb_write(
     struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
-	uint64_t stack_sums[16], *sums, seed, left;
+	uint64_t *sums, seed, left;
+	uint16_t *tails;
+	uint8_t *tailbuf;
 	MDB_val k, v;
-	size_t clen;
+	size_t clen, part, total, off = 0;
 	int rc, existed;
 
 	cache_record_objkey(hv, o->key, o->variant);
-	sums = stack_sums;
-	if (o->nchunks > CDN_ARRAY_LEN(stack_sums)) {
-		sums = malloc((size_t)o->nchunks * sizeof(*sums));
-		if (sums == NULL)
-			return ENOMEM;
+	sums =
+	    malloc((size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)) + 1);
+	if (sums == NULL)
+		return ENOMEM;
+	tails = (uint16_t *)(sums + o->nchunks);
+	total = cache_record_plan(o->body_len, o->nchunks,
+	    cache_record_len(o, o->nchunks, 0), s->psize, tails);
+	tailbuf = malloc(total + 1);
+	if (tailbuf == NULL) {
+		free(sums);
+		return ENOMEM;
 	}
 	rc = cache_objdb_delete(s, txn, hv, 0, &existed);
 	if (rc != 0)
@@ -293,18 +322,24 @@ cache_objdb_write(
 		clen =
 		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 		left -= clen;
-		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], clen);
+		part = clen - tails[i];
+		memcpy(tailbuf + off, o->chunks[i] + part, tails[i]);
+		off += tails[i];
+		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], part);
+		if (part == 0)
+			continue;
 		cache_record_chunkkey(ck, o->key, o->variant, i);
 		k = mval(ck, sizeof(ck));
-		v = mval(o->chunks[i], clen);
+		v = mval(o->chunks[i], part);
 		rc = mdb_put(txn, s->db_body, &k, &v, 0);
 		if (rc != 0)
 			goto out;
 	}
-	rc = cache_objdb_write_record(s, txn, o, hv, sums, bucket);
+	rc = cache_objdb_write_record(
+	    s, txn, o, hv, o->nchunks, sums, tails, tailbuf, bucket);
 out:
-	if (sums != stack_sums)
-		free(sums);
+	free(tailbuf);
+	free(sums);
 	return rc;
 }
 
@@ -352,11 +387,36 @@ int
 cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
     const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t bucket)
 {
-	uint8_t lk[CACHE_LRUKEY_LEN];
+	uint8_t lk[CACHE_LRUKEY_LEN], *rec;
 	MDB_val k, v;
 	int rc;
 
 	k = mval(hv, CACHE_OBJKEY_LEN);
+	rc = mdb_get(txn, s->db_obj, &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? 0 : rc; /* only an object moves */
+	if (rec_version(&v) == CACHE_REC_VERSION) {
+		if (get_be32((const uint8_t *)v.mv_data + v.mv_size -
+		        CACHE_LRUKEY_LEN) >= bucket)
+			return 0;
+		/* Copied: the writes below may move the map's pages. */
+		rec = malloc(v.mv_size);
+		if (rec == NULL)
+			return ENOMEM;
+		memcpy(rec, v.mv_data, v.mv_size);
+		v.mv_data = rec;
+		k = mval(rec + v.mv_size - CACHE_LRUKEY_LEN, CACHE_LRUKEY_LEN);
+		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		if (rc == 0 || rc == MDB_NOTFOUND)
+			rc = lru_add(s, txn, hv, bucket,
+			    rec + v.mv_size - CACHE_LRUKEY_LEN);
+		k = mval(hv, CACHE_OBJKEY_LEN);
+		if (rc == 0)
+			rc = mdb_put(txn, s->db_obj, &k, &v, 0);
+		free(rec);
+		return rc;
+	}
+	/* A version 1 record: its lru key is in lru_pos. */
 	rc = mdb_get(txn, s->db_lru_pos, &k, &v);
 	if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
 		if (get_be32(v.mv_data) >= bucket)
@@ -364,16 +424,13 @@ cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
 		memcpy(lk, v.mv_data, sizeof(lk));
 		k = mval(lk, sizeof(lk));
 		rc = mdb_del(txn, s->db_lru, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return rc;
-	} else if (rc == 0 || rc == MDB_NOTFOUND) {
-		/* No position: only an existing object gets one. */
-		k = mval(hv, CACHE_OBJKEY_LEN);
-		rc = mdb_get(txn, s->db_obj, &k, &v);
-		if (rc != 0)
-			return rc == MDB_NOTFOUND ? 0 : rc;
-	} else {
-		return rc;
 	}
-	return lru_add(s, txn, hv, bucket);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	rc = lru_add(s, txn, hv, bucket, lk);
+	if (rc != 0)
+		return rc;
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	v = mval(lk, sizeof(lk));
+	return mdb_put(txn, s->db_lru_pos, &k, &v, 0);
 }

@@ -309,7 +309,8 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 	uint8_t fmt[8];
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc, is_current;
+	uint32_t version;
+	int rc;
 
 	dbis[0] = &s->db_obj;
 	dbis[1] = &s->db_body;
@@ -335,10 +336,21 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 	rc = mdb_get(txn, s->db_meta, &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
-	is_current = rc == 0 && v.mv_size == sizeof(fmt) &&
-	    get_le32(v.mv_data) == STORE_FORMAT_MAGIC &&
-	    get_le32((const uint8_t *)v.mv_data + 4) == STORE_FORMAT_VERSION;
-	if (!is_current) {
+	version = rc == 0 && v.mv_size == sizeof(fmt) &&
+	        get_le32(v.mv_data) == STORE_FORMAT_MAGIC
+	    ? get_le32((const uint8_t *)v.mv_data + 4)
+	    : 0;
+	if (version == STORE_FORMAT_1) {
+		/* Its objects stay and are read as they are, so that an
+		 * upgrade costs the origins no refill; new ones are written
+		 * in this format, which the older binary cannot read. */
+		CDN_LOG(CDN_LOG_INFO, "cache",
+		    "%s: store format %u: its %" PRIu64 " objects are kept "
+		    "and read as they are; new objects are stored in format "
+		    "%u",
+		    s->dir, version, cache_store_object_count(s, txn),
+		    STORE_FORMAT_VERSION);
+	} else if (version != STORE_FORMAT_VERSION) {
 		if (cache_store_object_count(s, txn) > 0 || rc == 0)
 			CDN_LOG(CDN_LOG_WARN, "cache",
 			    "%s: unknown store format, emptying it", s->dir);
@@ -347,6 +359,8 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 			if (rc != 0)
 				return rc;
 		}
+	}
+	if (version != STORE_FORMAT_VERSION) {
 		put_le32(fmt, STORE_FORMAT_MAGIC);
 		put_le32(fmt + 4, STORE_FORMAT_VERSION);
 		v = mval(fmt, sizeof(fmt));

@@ -21,7 +21,8 @@
 
 /* The meta records "format" and "usage" (cache_int.h). */
 #define STORE_FORMAT_MAGIC   0x46534543u /* "CESF" */
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 2
+#define STORE_FORMAT_1       1 /* read as it is (cache_int.h, version 1) */
 #define STORE_USAGE_MAGIC    0x55534543u /* "CESU" */
 #define STORE_USAGE_LEN      40
 
@@ -45,9 +46,9 @@ enum stream_state {
 /*
  * A body streamed to LMDB (cache/cache.h).  The caller's thread queues its
  * chunks (queued, ended); the writer thread writes them, fills in sums[i]
- * and then publishes committed past i with a release store, so a reader
- * that sees committed > i may read sums[i].  mu serialises the wake
- * callback with cache_stream_set_wake().
+ * and chunk i's tail in tailbuf, and then publishes committed past i with
+ * a release store, so a reader that sees committed > i may read both.  mu
+ * serialises the wake callback with cache_stream_set_wake().
  */
 struct cache_stream {
 	uint32_t magic;
@@ -57,7 +58,9 @@ struct cache_stream {
 	struct cache_obj *obj; /* the object's metadata: one reference */
 	uint64_t body_len;
 	uint32_t nchunks;
-	uint64_t *sums; /* nchunks: the writer's */
+	uint64_t *sums;   /* nchunks: the writer's */
+	uint16_t *tails;  /* nchunks: the record's share (cache_record_plan) */
+	uint8_t *tailbuf; /* their bytes: the writer's */
 	_Atomic uint32_t committed;
 	atomic_int state; /* enum stream_state */
 	pthread_mutex_t mu;
@@ -290,17 +293,36 @@ struct cache_record_view {
 	uint64_t body_len;
 	const char *url, *fields, *vary, *tags;
 	uint32_t url_len, fields_len, vary_len, tags_len;
-	const uint8_t *sums; /* nchunks little-endian u64 */
+	const uint8_t *sums;      /* nchunks little-endian u64 */
+	const uint8_t *tail_lens; /* nchunks little-endian u16; NULL: none */
+	const uint8_t *tails;     /* their bytes, in chunk order */
+	const uint8_t *lru;       /* its lru key; NULL: in lru_pos (v1) */
 };
 
 uint64_t cache_record_seed(const uint8_t hv[CACHE_OBJKEY_LEN]);
 uint64_t cache_record_chunk_sum(
     uint64_t seed, uint32_t i, const void *p, size_t len);
-size_t cache_record_len(const struct cache_obj *o);
+/* Bytes of the record of <o> with <nchunks> chunks and <tails> bytes of
+ * tails. */
+size_t cache_record_len(
+    const struct cache_obj *o, uint32_t nchunks, size_t tails);
+/*
+ * Which bytes of a body of <body_len> bytes in <nchunks> chunks its record
+ * keeps, in an environment of <psize>-byte pages, for a record of
+ * <base_len> bytes without them: the tail of each chunk in tails[i]
+ * (cache_int.h).  Returns their sum.
+ */
+size_t cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
+    size_t psize, uint16_t *tails);
 void cache_record_encode(uint8_t *p, const struct cache_obj *o,
-    const uint8_t hv[CACHE_OBJKEY_LEN], const uint64_t *sums);
+    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks, const uint64_t *sums,
+    const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t lk[CACHE_LRUKEY_LEN]);
 int cache_record_decode(const uint8_t *p, size_t len,
     const uint8_t hv[CACHE_OBJKEY_LEN], struct cache_record_view *v) CDN_WUR;
+/* The tail of chunk <i> of a decoded record: its length, its bytes. */
+size_t cache_record_tail_len(const struct cache_record_view *v, uint32_t i);
+const uint8_t *cache_record_tail(const struct cache_record_view *v, uint32_t i);
 int cache_record_to_obj(const struct cache_record_view *rv,
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
     struct cache_obj **op) CDN_WUR;
@@ -312,7 +334,8 @@ int cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
     const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, int *existed);
 int cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
     const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
-    const uint64_t *sums, uint32_t bucket);
+    uint32_t nchunks, const uint64_t *sums, const uint16_t *tails,
+    const uint8_t *tailbuf, uint32_t bucket);
 int cache_objdb_write(
     struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket);
 int cache_objdb_remove_key(

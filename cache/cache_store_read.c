@@ -74,6 +74,33 @@ fail:
 }
 
 /*
+ * The bodies value of chunk <i> of the record <rv> of <hv>, which must
+ * hold <part> bytes, in *v (borrowing the map until the txn ends).
+ * 0, CDN_ECORRUPT for a value that fails its checks, or an LMDB code.
+ */
+static int
+chunk_part(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], const struct cache_record_view *rv,
+    uint64_t seed, uint32_t i, size_t part, MDB_val *v)
+{
+	uint8_t ck[CACHE_CHUNKKEY_LEN];
+	MDB_val k;
+	int rc;
+
+	memcpy(ck, hv, CACHE_OBJKEY_LEN);
+	put_be32(ck + CACHE_OBJKEY_LEN, i);
+	k = mval(ck, sizeof(ck));
+	rc = mdb_get(txn, s->db_body, &k, v);
+	if (rc != 0)
+		return rc;
+	if (v->mv_size != part ||
+	    cache_record_chunk_sum(seed, i, v->mv_data, part) !=
+	        get_le64(rv->sums + 8 * (size_t)i))
+		return CDN_ECORRUPT;
+	return 0;
+}
+
+/*
  * Load (key, variant) from LMDB into a new object (see cache_store_get):
  * its body too if it has at most <body_max> bytes, else its metadata
  * alone (cache_store_get_meta).  One read transaction either way.  On
@@ -85,13 +112,13 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, uint64_t body_max, struct cache_obj **objp,
     int *none_on_disk)
 {
-	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	uint8_t hv[CACHE_OBJKEY_LEN];
 	struct cache_obj *o = NULL;
 	struct cache_record_view rv;
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	uint64_t seed, left;
-	size_t clen;
+	size_t clen, tail;
 	int rc, with_body;
 
 	cache_record_objkey(hv, key, variant);
@@ -123,29 +150,35 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		clen =
 		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 		left -= clen;
-		cache_record_chunkkey(ck, key, variant, i);
-		k = mval(ck, sizeof(ck));
-		rc = mdb_get(txn, s->db_body, &k, &v);
-		if (rc == MDB_NOTFOUND) {
-			rc = CDN_ECORRUPT;
-			goto out;
+		tail = cache_record_tail_len(&rv, i);
+		if (tail < clen) {
+			rc = chunk_part(
+			    s, txn, hv, &rv, seed, i, clen - tail, &v);
+			if (rc == MDB_NOTFOUND || rc == CDN_ECORRUPT) {
+				rc = CDN_ECORRUPT;
+				goto out;
+			}
+			if (rc != 0)
+				goto lmdb_fail;
+			if (cache_obj_append(o, v.mv_data, v.mv_size) !=
+			    CDN_OK) {
+				rc = CDN_ENOMEM;
+				goto out;
+			}
 		}
-		if (rc != 0)
-			goto lmdb_fail;
-		if (v.mv_size != clen ||
-		    cache_record_chunk_sum(seed, i, v.mv_data, clen) !=
-		        get_le64(rv.sums + 8 * (size_t)i)) {
-			rc = CDN_ECORRUPT;
-			goto out;
-		}
-		if (cache_obj_append(o, v.mv_data, clen) != CDN_OK) {
+		if (tail > 0 &&
+		    cache_obj_append(o, cache_record_tail(&rv, i), tail) !=
+		        CDN_OK) {
 			rc = CDN_ENOMEM;
 			goto out;
 		}
 	}
 
 	k = mval(hv, sizeof(hv));
-	if (mdb_get(txn, s->db_lru_pos, &k, &v) == 0 &&
+	if (rv.lru != NULL)
+		atomic_store_explicit(
+		    &o->lru_bucket, get_be32(rv.lru), memory_order_relaxed);
+	else if (mdb_get(txn, s->db_lru_pos, &k, &v) == 0 &&
 	    v.mv_size == CACHE_LRUKEY_LEN)
 		atomic_store_explicit(
 		    &o->lru_bucket, get_be32(v.mv_data), memory_order_relaxed);
@@ -364,11 +397,12 @@ int
 cache_store_load_chunks(
     struct cache_store *s, struct cache_obj *o, uint32_t first, uint32_t last)
 {
-	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	uint8_t hv[CACHE_OBJKEY_LEN];
 	struct cache_record_view rv;
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	uint64_t seed, clen;
+	size_t tail, part;
 	int rc;
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
@@ -403,20 +437,16 @@ cache_store_load_chunks(
 		clen = o->body_len - (uint64_t)i * CACHE_CHUNK_SIZE;
 		if (clen > CACHE_CHUNK_SIZE)
 			clen = CACHE_CHUNK_SIZE;
-		cache_record_chunkkey(ck, o->key, o->variant, i);
-		k = mval(ck, sizeof(ck));
-		rc = mdb_get(txn, s->db_body, &k, &v);
-		if (rc == MDB_NOTFOUND) {
-			rc = CDN_ECORRUPT;
-			goto out;
-		}
-		if (rc != 0)
-			goto lmdb_fail;
-		if (v.mv_size != clen ||
-		    cache_record_chunk_sum(seed, i, v.mv_data, (size_t)clen) !=
-		        get_le64(rv.sums + 8 * (size_t)i)) {
-			rc = CDN_ECORRUPT;
-			goto out;
+		tail = cache_record_tail_len(&rv, i);
+		part = (size_t)clen - tail;
+		if (part > 0) {
+			rc = chunk_part(s, txn, hv, &rv, seed, i, part, &v);
+			if (rc == MDB_NOTFOUND || rc == CDN_ECORRUPT) {
+				rc = CDN_ECORRUPT;
+				goto out;
+			}
+			if (rc != 0)
+				goto lmdb_fail;
 		}
 		/* v borrows the map until the txn ends: copied. */
 		o->chunks[i] = malloc((size_t)clen);
@@ -424,7 +454,11 @@ cache_store_load_chunks(
 			rc = CDN_ENOMEM;
 			goto out;
 		}
-		memcpy(o->chunks[i], v.mv_data, (size_t)clen);
+		if (part > 0)
+			memcpy(o->chunks[i], v.mv_data, part);
+		if (tail > 0)
+			memcpy(o->chunks[i] + part, cache_record_tail(&rv, i),
+			    tail);
 	}
 	rc = CDN_OK;
 	goto out;

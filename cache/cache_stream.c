@@ -29,6 +29,17 @@ chunk_len(uint64_t body_len, uint32_t i)
 	return left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
 }
 
+/* Where chunk <i>'s tail starts in st->tailbuf. */
+static size_t
+tail_off(const struct cache_stream *st, uint32_t i)
+{
+	size_t off = 0;
+
+	for (uint32_t j = 0; j < i; j++)
+		off += st->tails[j];
+	return off;
+}
+
 /* Put <st> on the writer's list of streams, or take it off. */
 static void
 stream_list(struct cache_store *s, struct cache_stream *st)
@@ -91,6 +102,7 @@ cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 	struct cache_obj *o = st->obj;
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	MDB_val k, v;
+	size_t part;
 	int rc, existed;
 
 	m->end_dropped = 0;
@@ -107,18 +119,26 @@ cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 			return rc;
 		stream_list(s, st);
 	}
+	/* The tail stays in memory until the record takes it. */
+	part = m->len - st->tails[m->chunk];
+	memcpy(st->tailbuf + tail_off(st, m->chunk),
+	    (const uint8_t *)m->data + part, st->tails[m->chunk]);
 	st->sums[m->chunk] = cache_record_chunk_sum(
-	    cache_record_seed(hv), m->chunk, m->data, m->len);
-	cache_record_chunkkey(ck, o->key, o->variant, m->chunk);
-	k = mval(ck, sizeof(ck));
-	v = mval(m->data, m->len);
-	rc = mdb_put(txn, s->db_body, &k, &v, 0);
-	if (rc != 0 || !m->last)
-		return rc;
+	    cache_record_seed(hv), m->chunk, m->data, part);
+	if (part > 0) {
+		cache_record_chunkkey(ck, o->key, o->variant, m->chunk);
+		k = mval(ck, sizeof(ck));
+		v = mval(m->data, part);
+		rc = mdb_put(txn, s->db_body, &k, &v, 0);
+		if (rc != 0)
+			return rc;
+	}
+	if (!m->last)
+		return 0;
 	if (!st->clobbered &&
 	    cache_store_purge_verdict(s, o) != CACHE_PURGED_HARD)
-		return cache_objdb_write_record(
-		    s, txn, o, hv, st->sums, m->bucket);
+		return cache_objdb_write_record(s, txn, o, hv, st->nchunks,
+		    st->sums, st->tails, st->tailbuf, m->bucket);
 	m->end_dropped = 1;
 	return cache_stream_delete(s, txn, st);
 }
@@ -167,6 +187,7 @@ cache_store_stream_begin(struct cache_store *s, struct cache_obj *o,
 {
 	struct cache_stream *st;
 	uint64_t n;
+	size_t total;
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
@@ -183,10 +204,14 @@ cache_store_stream_begin(struct cache_store *s, struct cache_obj *o,
 	if (st == NULL)
 		return NULL;
 	st->sums = calloc((size_t)n, sizeof(*st->sums));
-	if (st->sums == NULL) {
-		free(st);
-		return NULL;
-	}
+	st->tails = calloc((size_t)n, sizeof(*st->tails));
+	if (st->sums == NULL || st->tails == NULL)
+		goto fail;
+	total = cache_record_plan(body_len, (uint32_t)n,
+	    cache_record_len(o, (uint32_t)n, 0), s->psize, st->tails);
+	st->tailbuf = malloc(total + 1);
+	if (st->tailbuf == NULL)
+		goto fail;
 	st->magic = CACHE_STREAM_MAGIC;
 	atomic_init(&st->refcnt, 1);
 	st->s = s;
@@ -199,6 +224,12 @@ cache_store_stream_begin(struct cache_store *s, struct cache_obj *o,
 	st->wake = wake;
 	st->wake_arg = arg;
 	return st;
+
+fail:
+	free(st->sums);
+	free(st->tails);
+	free(st);
+	return NULL;
 }
 
 void
@@ -287,24 +318,34 @@ cache_stream_read(
 	unsigned char *p;
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
-	size_t len;
+	size_t len, part;
 	int rc;
 
 	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
 	CDN_ASSERT(i < cache_stream_committed(st));
 	s = st->s;
 	len = chunk_len(st->body_len, i);
+	part = len - st->tails[i];
+	p = malloc(len + 1);
+	if (p == NULL)
+		return CDN_ENOMEM;
+	/* Published with committed (cache_stream_publish): stays as is. */
+	memcpy(p + part, st->tailbuf + tail_off(st, i), st->tails[i]);
+	if (part == 0)
+		goto done;
 	cache_record_objkey(hv, st->obj->key, st->obj->variant);
 	cache_record_chunkkey(ck, st->obj->key, st->obj->variant, i);
-	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0) {
+		free(p);
 		return CDN_EIO;
+	}
 	k = mval(ck, sizeof(ck));
 	rc = mdb_get(txn, s->db_body, &k, &v);
 	if (rc == MDB_NOTFOUND ||
 	    (rc == 0 &&
-	        (v.mv_size != len ||
+	        (v.mv_size != part ||
 	            cache_record_chunk_sum(cache_record_seed(hv), i, v.mv_data,
-	                len) != st->sums[i]))) {
+	                part) != st->sums[i]))) {
 		rc = CDN_NOTFOUND; /* replaced or deleted since */
 		goto out;
 	}
@@ -316,17 +357,15 @@ cache_stream_read(
 		goto out;
 	}
 	/* v borrows the map until the txn ends: copied. */
-	p = malloc(len);
-	if (p == NULL) {
-		rc = CDN_ENOMEM;
-		goto out;
-	}
-	memcpy(p, v.mv_data, len);
+	memcpy(p, v.mv_data, part);
+	cache_store_txn_abort(s, &txn);
+done:
 	*outp = p;
 	*lenp = len;
-	rc = CDN_OK;
+	return CDN_OK;
 out:
 	cache_store_txn_abort(s, &txn);
+	free(p);
 	return rc;
 }
 
@@ -361,6 +400,8 @@ cache_stream_unref(struct cache_stream **stp)
 		return;
 	cache_obj_unref(&st->obj);
 	free(st->sums);
+	free(st->tails);
+	free(st->tailbuf);
 	pthread_mutex_destroy(&st->mu);
 	MAGIC_WIPE(st);
 	free(st);

@@ -124,7 +124,7 @@ struct http_conn {
 	enum conn_state state;
 	unsigned keep_alive : 1;
 	unsigned head_started : 1; /* bytes of a head seen: header timeout */
-	unsigned bev_timeouts : 1; /* the bufferevent has a timeout set */
+	unsigned body_timeout : 1; /* the request body's read timeout is set */
 	unsigned in_dispatch : 1;
 	unsigned client_eof : 1; /* client half-closed after its request */
 	unsigned is_tls : 1;
@@ -213,6 +213,25 @@ ms_to_tv(uint64_t ms, struct timeval *tv)
 {
 	tv->tv_sec = (time_t)(ms / 1000);
 	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+/*
+ * The send timeout stays armed for the connection's life: libevent counts
+ * it only while the write event waits on a socket that takes nothing, so
+ * it bounds a client that stops reading on any of its requests.  The read
+ * timeout runs only while a request body is read (between requests the
+ * connection's timer has the keep-alive timeout).
+ */
+static void
+conn_set_timeouts(struct http_conn *c, int reading_body)
+{
+	struct timeval rtv, wtv;
+
+	ms_to_tv(c->srv->lim.send_timeout_ms, &wtv);
+	if (reading_body)
+		ms_to_tv(c->srv->lim.body_timeout_ms, &rtv);
+	bufferevent_set_timeouts(c->bev, reading_body ? &rtv : NULL, &wtv);
+	c->body_timeout = reading_body ? 1 : 0;
 }
 
 static void
@@ -361,10 +380,8 @@ txn_after_response(struct http_conn *c)
 	}
 	c->state = CONN_IDLE;
 	c->head_started = 0;
-	if (c->bev_timeouts) {
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
-		c->bev_timeouts = 0;
-	}
+	if (c->body_timeout)
+		conn_set_timeouts(c, 0);
 	conn_arm_timer(c, c->srv->lim.keepalive_timeout_ms);
 	if (!c->in_dispatch)
 		conn_dispatch(c);
@@ -1036,7 +1053,6 @@ txn_start(struct http_conn *c)
 	struct http_server *s = c->srv;
 	struct http_txn *txn = &c->txn;
 	struct http_request *req = &txn->req;
-	struct timeval tv;
 
 	txn->magic = HTTP_TXN_MAGIC;
 	txn->conn = c;
@@ -1061,9 +1077,7 @@ txn_start(struct http_conn *c)
 	}
 	txn->body_done = !txn->has_body;
 	if (txn->has_body) {
-		ms_to_tv(s->lim.body_timeout_ms, &tv);
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-		c->bev_timeouts = 1;
+		conn_set_timeouts(c, 1);
 		if (req->expect_continue && req->version_minor >= 1) {
 			evbuffer_add(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1274,7 +1288,7 @@ conn_linger(struct http_conn *c)
 		conn_tls_close_notify(c);
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	c->bev_timeouts = 0;
+	c->body_timeout = 0;
 	bufferevent_enable(c->bev, EV_READ);
 	conn_arm_timer(c, LINGER_MS);
 }
@@ -1549,8 +1563,6 @@ conn_new(struct http_server *s, const struct sockaddr *peer)
 static void
 conn_start(struct http_server *s, struct http_conn *c)
 {
-	struct timeval wtv;
-
 	c->timer = evtimer_new(s->base, on_conn_timer, c);
 	event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
 	bufferevent_setcb(
@@ -1563,9 +1575,7 @@ conn_start(struct http_server *s, struct http_conn *c)
 	 * would take seven turns instead of one writev. */
 	bufferevent_set_max_single_write(c->bev, 1024 * 1024);
 	bufferevent_set_max_single_read(c->bev, 64 * 1024);
-	ms_to_tv(s->lim.send_timeout_ms, &wtv);
-	bufferevent_set_timeouts(c->bev, NULL, &wtv);
-	c->bev_timeouts = 1;
+	conn_set_timeouts(c, 0);
 	/* Plain connections enable writing only when the socket is full
 	 * (a new bufferevent starts with EV_WRITE enabled). */
 	if (c->is_tls)

@@ -153,7 +153,7 @@ struct origin_fetch {
 	 * NULL when libcurl carries it. */
 	struct origin_h1_conn *h1;
 	char *method; /* a native-capable fetch's, for a late easy handle */
-	int64_t body_length; /* of the request body, if any; -1: unknown */
+	int64_t body_length;  /* of the request body, if any; -1: unknown */
 	uint64_t deadline_ns; /* native: the attempt's total_ms runs out */
 	struct curl_slist *fields;
 	struct curl_slist *pfields;    /* sent to parents instead of fields */
@@ -185,7 +185,7 @@ struct origin_fetch {
 	unsigned easy_dirty : 1;  /* an option beyond the usual set: reset */
 	unsigned native_ok : 1;   /* pooled: the native client may carry it */
 	unsigned has_body : 1;
-	unsigned native : 1;      /* this attempt is the native client's */
+	unsigned native : 1; /* this attempt is the native client's */
 	unsigned is_head : 1;
 	struct origin_pool *pool; /* of this attempt: parents or origin_pool */
 	struct origin_pool *parents, *origin_pool;
@@ -851,8 +851,7 @@ h1_interim(void *arg, int status, const char *fields, size_t len)
 }
 
 static void
-h1_head(void *arg, const struct origin_head *h, const char *fields,
-    size_t len)
+h1_head(void *arg, const struct origin_head *h, const char *fields, size_t len)
 {
 	struct origin_fetch *f = arg;
 
@@ -1187,7 +1186,8 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
     size_t *lenp)
 {
 	static const char version[] = " HTTP/1.1\r\n";
-	const struct curl_slist *l, *list = f->on_parent ? f->pfields : f->fields;
+	const struct curl_slist *l,
+	    *list = f->on_parent ? f->pfields : f->fields;
 	size_t mlen = strlen(f->method), tlen = strlen(f->target), n, flen;
 	int has_host = 0;
 	char *buf, *p;
@@ -1244,8 +1244,8 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 	}
 	/* The body's framing is the client's to write (RFC 9112 §6). */
 	if (f->has_body && f->body_length >= 0)
-		p += sprintf(p, "Content-Length: %lld\r\n",
-		    (long long)f->body_length);
+		p += sprintf(
+		    p, "Content-Length: %lld\r\n", (long long)f->body_length);
 	else if (f->has_body)
 		p += sprintf(p, "Transfer-Encoding: chunked\r\n");
 	memcpy(p, "\r\n", 2);
@@ -1272,7 +1272,8 @@ attempt_start(struct origin_fetch *f)
 	if (!f->native) {
 		mrc = curl_multi_add_handle(f->m->multi, f->easy);
 		if (mrc != CURLM_OK) {
-			CDN_LOG(CDN_LOG_ERR, "origin", "curl_multi_add_handle: %s",
+			CDN_LOG(CDN_LOG_ERR, "origin",
+			    "curl_multi_add_handle: %s",
 			    curl_multi_strerror(mrc));
 			return CDN_EIO;
 		}
@@ -1282,7 +1283,8 @@ attempt_start(struct origin_fetch *f)
 	srv = origin_pool_h1_server(f->pool, (unsigned)f->srv);
 	req = h1_request(f, srv, &len);
 	if (req == NULL) {
-		CDN_LOG(CDN_LOG_ERR, "origin", "out of memory building a request");
+		CDN_LOG(
+		    CDN_LOG_ERR, "origin", "out of memory building a request");
 		return CDN_ENOMEM;
 	}
 	f->deadline_ns = cdn_now_ns() + f->to.total_ms * 1000000u;

@@ -41,10 +41,10 @@
 #include "common/cdn_log.h"
 #include "origin/origin_int.h"
 
-#define H1_BUF_INITIAL     (16 * 1024) /* most heads and a read of body */
-#define H1_BUF_HEAD_MAX    (ORIGIN_HEAD_MAX + 1024) /* room to see it */
-#define H1_READ_MIN        4096        /* compact the buffer below this */
-#define H1_IDLE_MS         30000       /* an unused connection is closed */
+#define H1_BUF_INITIAL  (16 * 1024) /* most heads and a read of body */
+#define H1_BUF_HEAD_MAX (ORIGIN_HEAD_MAX + 1024) /* room to see it */
+#define H1_READ_MIN     4096  /* compact the buffer below this */
+#define H1_IDLE_MS      30000 /* an unused connection is closed */
 /* At least the fetches a worker has in flight to one server: a shorter
  * idle list closes connections that the next burst opens again (wrk -c64
  * over two workers left 1,063 in TIME_WAIT in 8 s with 32, 1 with 128). */
@@ -462,8 +462,7 @@ conn_park(struct origin_h1_conn *c)
 	struct timeval tv = {H1_IDLE_MS / 1000, (H1_IDLE_MS % 1000) * 1000};
 	struct h1_host *host = c->host;
 
-	if (host->nidle >= H1_IDLE_PER_SERVER ||
-	    c->h->nidle >= H1_IDLE_TOTAL) {
+	if (host->nidle >= H1_IDLE_PER_SERVER || c->h->nidle >= H1_IDLE_TOTAL) {
 		conn_close(c);
 		return;
 	}
@@ -510,8 +509,7 @@ conn_finish(struct origin_h1_conn *c, enum origin_err e)
 static void
 conn_failed(struct origin_h1_conn *c, enum origin_err e)
 {
-	if (c->reused && !c->got_byte && c->retryable &&
-	    c->state != H1_BODY) {
+	if (c->reused && !c->got_byte && c->retryable && c->state != H1_BODY) {
 		CDN_LOG(CDN_LOG_DEBUG, "origin",
 		    "kept connection closed by the server: resending");
 		event_del(c->ev);
@@ -586,9 +584,8 @@ on_head(struct origin_h1_conn *c)
 	c->keep = !c->hd.conn_close &&
 	    (c->hd.minor >= 1 || c->hd.conn_keep_alive) &&
 	    c->body != ORIGIN_BODY_CLOSE;
-	c->left = c->body == ORIGIN_BODY_LENGTH
-	    ? (uint64_t)c->hd.content_length
-	    : 0;
+	c->left =
+	    c->body == ORIGIN_BODY_LENGTH ? (uint64_t)c->hd.content_length : 0;
 	c->chunk = CH_SIZE;
 	c->trailer = 0;
 	c->state = H1_BODY;
@@ -614,8 +611,8 @@ on_chunked(struct origin_h1_conn *c)
 	while (c->off < c->len) {
 		switch (c->chunk) {
 		case CH_SIZE:
-			switch (origin_chunk_size(c->buf + c->off,
-			    c->len - c->off, &size, &used)) {
+			switch (origin_chunk_size(
+			    c->buf + c->off, c->len - c->off, &size, &used)) {
 			case CDN_AGAIN:
 				return STEP_MORE;
 			case CDN_OK:
@@ -761,8 +758,8 @@ on_eof(struct origin_h1_conn *c, int reset)
 	}
 	/* A body until close ends here: the normal end.  Any other body is
 	 * cut short. */
-	conn_finish(c, !reset && c->body == ORIGIN_BODY_CLOSE ? ORIGIN_OK
-	                                                      : ORIGIN_ERESET);
+	conn_finish(c,
+	    !reset && c->body == ORIGIN_BODY_CLOSE ? ORIGIN_OK : ORIGIN_ERESET);
 }
 
 static void

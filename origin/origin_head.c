@@ -289,8 +289,8 @@ origin_chunk_size(const char *p, size_t len, uint64_t *size, size_t *used)
 	size_t i = 0;
 	int d;
 
-	lf = memchr(p, '\n', len < ORIGIN_CHUNK_LINE_MAX ? len
-	                                                 : ORIGIN_CHUNK_LINE_MAX);
+	lf = memchr(
+	    p, '\n', len < ORIGIN_CHUNK_LINE_MAX ? len : ORIGIN_CHUNK_LINE_MAX);
 	if (lf == NULL)
 		return len < ORIGIN_CHUNK_LINE_MAX ? CDN_AGAIN : CDN_EINVAL;
 	if (lf == p || lf[-1] != '\r')

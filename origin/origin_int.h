@@ -92,8 +92,8 @@ struct origin_h1_ops {
 	void (*interim)(
 	    void *arg, int status, const char *fields, size_t fields_len);
 	/* The final head, already checked. */
-	void (*head)(void *arg, const struct origin_head *h,
-	    const char *fields, size_t fields_len);
+	void (*head)(void *arg, const struct origin_head *h, const char *fields,
+	    size_t fields_len);
 	/* Request body bytes into buf: the count, 0 at the end, or
 	 * ORIGIN_PAUSE (origin_h1_resume_upload()). */
 	size_t (*upload)(void *arg, char *buf, size_t max);
@@ -112,9 +112,9 @@ void origin_h1_free(struct origin_h1 **hp);
 
 /* What the connection needs to know of a request. */
 struct origin_h1_req {
-	int is_head;   /* its response has no body */
-	int retryable; /* idempotent, without a body */
-	int has_body;  /* pulled through upload() */
+	int is_head;         /* its response has no body */
+	int retryable;       /* idempotent, without a body */
+	int has_body;        /* pulled through upload() */
 	int64_t body_length; /* -1: sent chunked */
 };
 

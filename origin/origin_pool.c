@@ -73,7 +73,8 @@ struct pool_server {
 	char *authority;  /* its host:port */
 	char *base;       /* what the target is appended to */
 	char *connect_to; /* NULL or "name:port:addr:port" */
-	struct origin_h1_server h1; /* h1.addrlen 0: not for the native client */
+	struct origin_h1_server
+	    h1; /* h1.addrlen 0: not for the native client */
 	unsigned weight, max_conns;
 	int backup;
 	uint64_t seed; /* rendezvous: the server's identity, from its URL */

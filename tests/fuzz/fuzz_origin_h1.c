@@ -37,8 +37,8 @@ fz_check(const char *p, size_t len, const struct fz_head *o)
 		    (o->r == ORIGIN_HEAD_BAD && o->why != NULL));
 		return;
 	}
-	CDN_ASSERT(o->used >= 16 && o->used <= len &&
-	    o->used <= ORIGIN_HEAD_MAX);
+	CDN_ASSERT(
+	    o->used >= 16 && o->used <= len && o->used <= ORIGIN_HEAD_MAX);
 	CDN_ASSERT(memcmp(p + o->used - 4, "\r\n\r\n", 4) == 0);
 	CDN_ASSERT(o->h.status >= 100 && o->h.status <= 599);
 	CDN_ASSERT((o->h.content_length >= 0) == (o->h.cl_seen != 0));

@@ -498,6 +498,9 @@ test_remove(void)
  * Through a raw LMDB write: flip the bits <mask> of byte <at> of a value
  * (if it has that byte), and cut it to <truncate_to> bytes (if not 0).
  */
+/* An offset <n> bytes before the last byte of a value, for corrupt_value. */
+#define FROM_END(n) (SIZE_MAX - (n))
+
 static int
 corrupt_value(const char *dir, const char *dbname, const void *key, size_t klen,
     size_t at, unsigned mask, size_t truncate_to)
@@ -522,6 +525,8 @@ corrupt_value(const char *dir, const char *dbname, const void *key, size_t klen,
 		goto out;
 	copy = malloc(v.mv_size);
 	memcpy(copy, v.mv_data, v.mv_size);
+	if (at >= FROM_END(64) && mask != 0)
+		at = v.mv_size - 1 - (SIZE_MAX - at);
 	if (at < v.mv_size)
 		copy[at] ^= (unsigned char)mask;
 	if (truncate_to > 0 && truncate_to < v.mv_size)
@@ -551,7 +556,7 @@ test_corrupt(void)
 
 	dir_for(dir, sizeof(dir), "bad");
 	s = open_store("bad", 32 * MIB, 0, 4 * MIB, 90, 70);
-	for (unsigned id = 30; id < 36; id++)
+	for (unsigned id = 30; id < 37; id++)
 		put_new(s, id, 1, 0, 300 * KIB, NULL);
 	cache_store_close(&s);
 
@@ -580,6 +585,11 @@ test_corrupt(void)
 	is_int(corrupt_value(
 	           dir, CACHE_DB_OBJECTS, ok_key, sizeof(ok_key), 6, 0x02, 0),
 	    0, "corrupt: flipped the must_revalidate flag bit");
+	key_of(36, key);
+	cache_record_objkey(ok_key, key, 0);
+	is_int(corrupt_value(dir, CACHE_DB_OBJECTS, ok_key, sizeof(ok_key),
+	           FROM_END(CACHE_LRUKEY_LEN), 0x20, 0),
+	    0, "corrupt: flipped a bit of the body's tail in the record");
 
 	s = open_store("bad", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
 	is_int(get_is(s, 30, 1, 0, 300 * KIB, NULL, NULL), CDN_ECORRUPT,
@@ -592,10 +602,12 @@ test_corrupt(void)
 	    "corrupt: bad chunk detected");
 	is_int(get_is(s, 35, 1, 0, 300 * KIB, NULL, NULL), CDN_ECORRUPT,
 	    "corrupt: bad flag bit detected");
+	is_int(get_is(s, 36, 1, 0, 300 * KIB, NULL, NULL), CDN_ECORRUPT,
+	    "corrupt: bad tail byte detected");
 	is_int(get_is(s, 34, 1, 0, 300 * KIB, NULL, NULL), CDN_OK,
 	    "corrupt: the intact object reads fine");
 	cache_store_stats(s, &st);
-	is_int(st.corrupt, 5, "corrupt: counted");
+	is_int(st.corrupt, 6, "corrupt: counted");
 	cache_store_sync(s);
 	is_int(get_is(s, 30, 1, 0, 300 * KIB, NULL, NULL), CDN_NOTFOUND,
 	    "corrupt: bad record deleted");
@@ -603,7 +615,87 @@ test_corrupt(void)
 	    "corrupt: object with a bad chunk deleted");
 	cache_store_stats(s, &st);
 	is_int(st.objects, 1, "corrupt: one object left");
-	is_int(st.corrupt, 5, "corrupt: no further corruption seen");
+	is_int(st.corrupt, 6, "corrupt: no further corruption seen");
+	cache_store_close(&s);
+}
+
+/* Entries and overflow pages of database <name> in the store <dir>. */
+static int
+db_pages(const char *dir, const char *name, size_t *entries, size_t *ovf)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_stat ms;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
+	    (rc = mdb_env_open(env, dir, MDB_RDONLY, 0644)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, name, 0, &dbi)) != 0 ||
+	    (rc = mdb_stat(txn, dbi, &ms)) != 0)
+		goto out;
+	*entries = ms.ms_entries;
+	*ovf = ms.ms_overflow_pages;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (env != NULL)
+		mdb_env_close(env);
+	return rc;
+}
+
+/*
+ * What a body takes on disk (cache_int.h, the object record): a 4 KiB
+ * body one overflow page (its value is a page's payload, the 16 bytes
+ * left over go in the record), a 1000-byte body none (it lives in its
+ * record), a body of two full chunks and 5000 bytes 64 + 64 + 1 pages;
+ * no lru_pos entries.  All read back byte-exact, whole and by chunks.
+ */
+static void
+test_layout(void)
+{
+	static const size_t sizes[] = {
+	    4096, 1000, 2 * CACHE_CHUNK_SIZE + 5000, 4080, 4097};
+	uint8_t key[CACHE_HASH_LEN];
+	struct cache_store *s;
+	struct cache_obj *o = NULL;
+	size_t entries = 0, ovf = 0, bad = 0;
+	char dir[128];
+	int fm;
+
+	dir_for(dir, sizeof(dir), "layout");
+	s = open_store("layout", 64 * MIB, 0, 16 * MIB, 90, 70);
+	for (unsigned i = 0; i < CDN_ARRAY_LEN(sizes); i++)
+		put_new(s, 40 + i, 1, 0, sizes[i], NULL);
+	cache_store_close(&s);
+	is_int(db_pages(dir, CACHE_DB_BODIES, &entries, &ovf), 0,
+	    "layout: bodies db read");
+	/* 4096: 1 page; 1000: none; 64 + 64 + 1; 4080: 1; 4097: 1. */
+	is_int(entries, 6, "layout: bodies values");
+	is_int(ovf, 1 + 64 + 64 + 1 + 1 + 1, "layout: overflow pages");
+	is_int(db_pages(dir, CACHE_DB_LRU_POS, &entries, &ovf), 0,
+	    "layout: lru_pos db read");
+	is_int(entries, 0, "layout: no lru_pos entries");
+
+	s = open_store("layout", 64 * MIB, 0, 16 * MIB, 90, 70);
+	for (unsigned i = 0; i < CDN_ARRAY_LEN(sizes); i++)
+		is_int(get_is(s, 40 + i, 1, 0, sizes[i], NULL, &fm), CDN_OK,
+		    "layout: %zu B byte-exact from disk", sizes[i]);
+	key_of(42, key);
+	is_int(cache_store_get_meta(s, key, 0, &o, &fm), CDN_OK,
+	    "layout: metadata of the 3-chunk body");
+	if (o != NULL) {
+		is_int(cache_store_load_chunks(s, o, 1, 2), CDN_OK,
+		    "layout: chunks 1 and 2 loaded");
+		for (uint64_t i = CACHE_CHUNK_SIZE; i < o->body_len; i++)
+			if (o->chunks[i / CACHE_CHUNK_SIZE][i %
+			        CACHE_CHUNK_SIZE] != body_byte(42, 1, i))
+				bad++;
+		is_int(bad, 0, "layout: loaded chunks byte-exact");
+		cache_obj_unref(&o);
+	}
 	cache_store_close(&s);
 }
 
@@ -1128,6 +1220,7 @@ main(void)
 	test_none_stored();
 	test_remove();
 	test_corrupt();
+	test_layout();
 	test_eviction();
 	test_map_full();
 	test_limits();

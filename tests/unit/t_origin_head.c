@@ -69,8 +69,9 @@ test_status_lines(void)
 	p = parse("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
 	          "HTTP/1.1 200 OK\r\n\r\n");
 	ok(p.r == ORIGIN_HEAD_DONE && p.h.status == 103 &&
-	        p.used == strlen("HTTP/1.1 103 Early Hints\r\nLink: </a.css>"
-	                         "\r\n\r\n"),
+	        p.used ==
+	            strlen("HTTP/1.1 103 Early Hints\r\nLink: </a.css>"
+	                   "\r\n\r\n"),
 	    "an interim head ends at its own empty line");
 
 	bad("HTTP/2 200 OK\r\n\r\n", "status line", "HTTP/2");
@@ -148,7 +149,8 @@ test_framing(void)
 	          "Content-Length: 5\r\n\r\n");
 	ok(p.r == ORIGIN_HEAD_DONE && origin_head_framing(&p.h) != NULL,
 	    "Transfer-Encoding with Content-Length is refused");
-	p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+	p = parse(
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
 	ok(origin_head_framing(&p.h) != NULL, "chunked not last is refused");
 	p = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n"
 	          "\r\n");
@@ -204,7 +206,8 @@ test_size_cap(void)
 	memset(s + 20, 'a', len - 20);
 	s[len] = '\0';
 	r = origin_head_parse(s, len, &scan, &h, &fields, &flen, &used, &why);
-	ok(r == ORIGIN_HEAD_BAD && why != NULL, "a head over 64 KiB is refused");
+	ok(r == ORIGIN_HEAD_BAD && why != NULL,
+	    "a head over 64 KiB is refused");
 	/* The same with its end in: still too long. */
 	memcpy(s + len - 4, "\r\n\r\n", 4);
 	scan = 0;
@@ -236,10 +239,10 @@ test_chunk_sizes(void)
 	    "no digits");
 	is_int(origin_chunk_size("5x\r\n", 4, &size, &used), CDN_EINVAL,
 	    "junk after the digits");
-	is_int(origin_chunk_size("-5\r\n", 4, &size, &used), CDN_EINVAL,
-	    "a sign");
-	is_int(origin_chunk_size("5\n", 2, &size, &used), CDN_EINVAL,
-	    "a bare LF");
+	is_int(
+	    origin_chunk_size("-5\r\n", 4, &size, &used), CDN_EINVAL, "a sign");
+	is_int(
+	    origin_chunk_size("5\n", 2, &size, &used), CDN_EINVAL, "a bare LF");
 	is_int(origin_chunk_size("5\r\r\n", 4, &size, &used), CDN_EINVAL,
 	    "a CR inside the line");
 	is_int(origin_chunk_size("fffffffffffffffff\r\n", 19, &size, &used),
