@@ -22,11 +22,19 @@
  * every stream leave together.  Frames are appended to the bufferevent's
  * output, which is kept under OUT_HIGH_WATER (nghttp2 waits when it is
  * over: WOULDBLOCK).  Body bytes wait in their stream's queue of
- * segments; on a plain connection DATA frames go out without a copy
- * (NGHTTP2_DATA_FLAG_NO_COPY: the segments are referenced by the output
- * evbuffer); over TLS they are copied into nghttp2's frame, because
- * libevent's OpenSSL bufferevent writes each evbuffer chain as its own
- * record and a 9-byte frame header would cost a record of its own.
+ * segments and DATA frames are framed here (NGHTTP2_DATA_FLAG_NO_COPY,
+ * on_send_data), never copied into nghttp2's frame.  On a plain
+ * connection the output evbuffer references the segments.  Over TLS
+ * every frame is packed into whole records (edge_tls_rec.h), because
+ * libevent's OpenSSL bufferevent writes each evbuffer chain as a record
+ * (and a write(2)) of its own: a 9-byte frame header by reference would
+ * cost a record, and a 16 KiB DATA frame with its header does not fit
+ * one.  A partly filled buffer waits for more frames only while nghttp2
+ * waits for room in the output (the write callback brings it back); the
+ * socket is corked while more than one record is queued, so the records
+ * leave in full TCP segments (conn_cork); and the output is encrypted and
+ * written in the loop turn that framed it, while it is still in the CPU's
+ * cache (conn_write_now).
  *
  * Backpressure and memory: congested() is true while a stream has more
  * than STREAM_HIGH_WATER queued or the connection CONN_HIGH_WATER, so a
@@ -61,6 +69,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h> /* ev_write: see conn_write_now */
+#include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
 #include "edge/edge_deliver.h"
@@ -68,6 +78,7 @@
 #include "edge/edge_h2_limits.h"
 #include "edge/edge_int.h"
 #include "edge/edge_stream.h"
+#include "edge/edge_tls_rec.h"
 #include "http/http_fields.h"
 
 #define OUT_HIGH_WATER    (64 * 1024) /* connection output buffer */
@@ -81,6 +92,8 @@
 #define TICK_MS           1000
 #define LINGER_MS         2000
 #define READ_MAX          (64 * 1024) /* bytes per read event */
+#define RECS_KEPT         64 /* free TLS record buffers (64 KiB) per worker */
+#define WRITE_ROUNDS      4  /* output buffers written per flush, over TLS */
 
 struct h2_server;
 
@@ -160,6 +173,12 @@ struct h2_conn {
 	unsigned goaway : 1;  /* a GOAWAY was submitted here */
 	unsigned counted : 1; /* the GOAWAY's reason was counted */
 	unsigned had_request : 1;
+	unsigned corked : 1;  /* TCP_CORK set until the output drains */
+	unsigned blocked : 1; /* nghttp2 was told WOULDBLOCK: output full */
+	unsigned writing : 1; /* in conn_write_now: on_write, on_event wait */
+	unsigned failed : 1;  /* ... and the connection failed (on_event) */
+	unsigned read_again : 1; /* ... and input came (on_read) */
+	struct tls_rec rec;      /* over TLS: the record being filled */
 	struct h2_stream *streams;
 	unsigned nstreams;
 	size_t queued;           /* body bytes in the streams' queues */
@@ -176,6 +195,7 @@ struct h2_server {
 	nghttp2_option *opt;
 	struct h2_conn *conns;
 	unsigned nconns;
+	struct tls_rec_pool *recs; /* record buffers of its TLS connections */
 	unsigned draining : 1;
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
@@ -188,6 +208,8 @@ struct edge_h2 {
 
 static void conn_free(struct h2_conn *c);
 static void conn_flush(struct h2_conn *c);
+static void conn_flush_from(struct h2_conn *c, int in_write_cb);
+static void conn_recv(struct h2_conn *c);
 static const struct edge_stream_ops h2_ops;
 
 static uint64_t
@@ -262,10 +284,12 @@ stream_pop(struct h2_stream *st)
 	seg_unref(g);
 }
 
-/* Take <n> queued bytes: copied to <dst>, or referenced by <out>. */
+/* Move <n> queued bytes to <out>: packed into records over TLS,
+ * referenced on a plain connection. */
 static void
-stream_take(struct h2_stream *st, uint8_t *dst, struct evbuffer *out, size_t n)
+stream_take(struct h2_stream *st, struct evbuffer *out, size_t n)
 {
+	struct h2_conn *c = st->c;
 	struct h2_seg *g;
 	size_t k;
 
@@ -275,9 +299,8 @@ stream_take(struct h2_stream *st, uint8_t *dst, struct evbuffer *out, size_t n)
 	while (n > 0) {
 		g = st->segs;
 		k = g->len - g->off < n ? g->len - g->off : n;
-		if (dst != NULL) {
-			memcpy(dst, g->p + g->off, k);
-			dst += k;
+		if (c->is_tls) {
+			tls_rec_add(&c->rec, out, g->p + g->off, k);
 		} else {
 			g->refs++;
 			if (evbuffer_add_reference(
@@ -767,12 +790,12 @@ on_data_read(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
     uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
 	struct h2_stream *st = src->ptr;
-	struct h2_conn *c = arg;
 	size_t n;
-	int last;
 
 	(void)ss;
 	(void)id;
+	(void)buf;
+	(void)arg;
 	MAGIC_CHECK(st, H2_STREAM_MAGIC);
 	if (st->queued == 0) {
 		if (st->aborting)
@@ -785,23 +808,34 @@ on_data_read(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
 		return NGHTTP2_ERR_DEFERRED;
 	}
 	n = st->queued < length ? st->queued : length;
-	if (c->is_tls) {
-		stream_take(st, buf, NULL, n);
-		last = st->queued == 0;
-	} else {
-		*flags |=
-		    NGHTTP2_DATA_FLAG_NO_COPY; /* on_send_data frames it */
-		last = n == st->queued;
-	}
-	if (last && st->finished && !st->aborting)
+	*flags |= NGHTTP2_DATA_FLAG_NO_COPY; /* on_send_data frames it */
+	if (n == st->queued && st->finished && !st->aborting)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
+}
+
+/* Output bytes queued: in the bufferevent and in the record being filled. */
+static size_t
+out_queued(struct h2_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->rec.len;
+}
+
+/* Frame bytes of nghttp2's to the output: packed into records over TLS. */
+static void
+out_add(struct h2_conn *c, struct evbuffer *out, const void *p, size_t n)
+{
+	if (c->is_tls)
+		tls_rec_add(&c->rec, out, p, n);
+	else
+		(void)evbuffer_add(out, p, n);
 }
 
 static int
 on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
     size_t length, nghttp2_data_source *src, void *arg)
 {
+	static const uint8_t zeros[256];
 	struct h2_stream *st = src->ptr;
 	struct h2_conn *c = arg;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -809,16 +843,19 @@ on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
 
 	(void)ss;
 	MAGIC_CHECK(st, H2_STREAM_MAGIC);
-	if (evbuffer_get_length(out) >= OUT_HIGH_WATER)
+	if (out_queued(c) >= OUT_HIGH_WATER) {
+		c->blocked = 1;
 		return NGHTTP2_ERR_WOULDBLOCK;
-	(void)evbuffer_add(out, framehd, 9);
-	if (frame->data.padlen > 0) {
-		pad = (uint8_t)(frame->data.padlen - 1);
-		(void)evbuffer_add(out, &pad, 1);
 	}
-	stream_take(st, NULL, out, length);
-	for (size_t i = 0; i + 1 < frame->data.padlen; i++)
-		(void)evbuffer_add(out, "", 1);
+	out_add(c, out, framehd, 9);
+	if (frame->data.padlen > 0) {
+		/* padlen counts the Pad Length byte: at most 256 */
+		pad = (uint8_t)(frame->data.padlen - 1);
+		out_add(c, out, &pad, 1);
+	}
+	stream_take(st, out, length);
+	if (pad > 0)
+		out_add(c, out, zeros, pad);
 	return 0;
 }
 
@@ -831,9 +868,13 @@ on_send(
 
 	(void)ss;
 	(void)flags;
-	if (evbuffer_get_length(out) >= OUT_HIGH_WATER)
+	if (out_queued(c) >= OUT_HIGH_WATER) {
+		c->blocked = 1;
 		return NGHTTP2_ERR_WOULDBLOCK;
-	if (evbuffer_add(out, data, len) != 0)
+	}
+	if (c->is_tls)
+		tls_rec_add(&c->rec, out, data, len);
+	else if (evbuffer_add(out, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	return (ssize_t)len;
 }
@@ -1298,25 +1339,112 @@ conn_close_after_flush(struct h2_conn *c)
 }
 
 /*
- * Send what nghttp2 has, tell congested streams they may write again,
- * and close when the session is done.  The one caller of
- * nghttp2_session_send.
+ * Over TLS, OpenSSL writes each record with its own write(2), and with
+ * TCP_NODELAY each would leave as a TCP segment of its own.  While more
+ * than one record is queued the socket is corked, so the records leave in
+ * full segments; once the output is empty it is uncorked, which sends the
+ * rest at once (conn_flush, after writing, or on_write when the output
+ * drains later).
  */
 static void
-conn_flush(struct h2_conn *c)
+conn_cork(struct h2_conn *c)
 {
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	int on = 1, off = 0;
+
+	if (!c->is_tls)
+		return;
+	if (!c->corked && n > TLS_REC_MAX) {
+		if (setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_CORK,
+		        &on, sizeof(on)) == 0)
+			c->corked = 1;
+	} else if (c->corked && n == 0) {
+		c->corked = 0;
+		(void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP,
+		    TCP_CORK, &off, sizeof(off));
+	}
+}
+
+/*
+ * Write the output now rather than at the next turn of the loop.
+ * libevent's OpenSSL bufferevent encrypts only from its write event, so
+ * the records of every connection served in one turn would wait for the
+ * next: several hundred KiB, out of the CPU's cache by the time OpenSSL
+ * copies them, which cost more than the copy that filled them.  Its write
+ * callback is run here by hand (no public call does this; struct
+ * bufferevent is libevent's documented but discouraged layout).  What it
+ * calls back meanwhile does nothing (on_write: the caller goes on) or
+ * leaves a note: on_event that the connection failed, on_read (OpenSSL
+ * may read while it writes) that input waits, which is taken here.  Returns 0
+ * if the connection failed (the caller frees it), 1 otherwise.
+ */
+static int
+conn_write_now(struct h2_conn *c)
+{
+	struct event *ev = &c->bev->ev_write;
+	event_callback_fn cb = event_get_callback(ev);
+
+	c->writing = 1;
+	cb(event_get_fd(ev), EV_WRITE, event_get_callback_arg(ev));
+	c->writing = 0;
+	if (c->failed)
+		return 0;
+	if (c->read_again) {
+		c->read_again = 0;
+		conn_recv(c);
+	}
+	return 1;
+}
+
+/*
+ * Send what nghttp2 has, tell congested streams they may write again,
+ * and close when the session is done.  The one caller of
+ * nghttp2_session_send.  <in_write_cb>: called from libevent's write
+ * callback, which goes on writing what is added.
+ */
+static void
+conn_flush_from(struct h2_conn *c, int in_write_cb)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct h2_stream *st, *next;
 	int rv;
 
-	if (!c->closing || c->goaway) {
-		rv = nghttp2_session_send(c->ss);
-		if (rv != 0) {
-			CDN_LOG(CDN_LOG_DEBUG, "h2", "client %s: send: %s",
-			    c->peer, nghttp2_strerror(rv));
+	for (unsigned round = 1;; round++) {
+		c->blocked = 0;
+		if (!c->closing || c->goaway) {
+			rv = nghttp2_session_send(c->ss);
+			if (rv != 0) {
+				CDN_LOG(CDN_LOG_DEBUG, "h2",
+				    "client %s: send: %s", c->peer,
+				    nghttp2_strerror(rv));
+				conn_free(c);
+				return;
+			}
+		}
+		/* A partly filled record waits for the next frames only while
+		 * they wait for room: the output is then over OUT_LOW_WATER,
+		 * and the write callback comes back here once it is under. */
+		if (!c->blocked)
+			tls_rec_flush(&c->rec, out);
+		conn_cork(c);
+		if (!c->is_tls || in_write_cb || evbuffer_get_length(out) == 0)
+			break;
+		if (!conn_write_now(c)) {
 			conn_free(c);
 			return;
 		}
+		/* Drained while nghttp2 had more: frame it while the socket
+		 * takes it, a few rounds, then leave it to the write event. */
+		if (evbuffer_get_length(out) > 0 || !c->blocked)
+			break;
+		if (round == WRITE_ROUNDS) {
+			/* Frames wait and no write event is due: come back
+			 * after the other connections' turn. */
+			schedule_flush(c);
+			break;
+		}
 	}
+	conn_cork(c);
 	for (st = c->streams; st != NULL; st = next) {
 		next = st->next;
 		if (st->want_write && st->pt != NULL && !st->edge_done &&
@@ -1332,6 +1460,12 @@ conn_flush(struct h2_conn *c)
 	if (c->closing &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_free(c);
+}
+
+static void
+conn_flush(struct h2_conn *c)
+{
+	conn_flush_from(c, 0);
 }
 
 static void
@@ -1382,17 +1516,16 @@ conn_recv_error(struct h2_conn *c, ssize_t rv)
 	schedule_flush(c);
 }
 
+/* Hand nghttp2 what was read (decrypted, over TLS). */
 static void
-on_read(struct bufferevent *bev, void *arg)
+conn_recv(struct h2_conn *c)
 {
-	struct h2_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer_iovec v[8];
 	size_t used = 0;
 	ssize_t rv;
 	int n;
 
-	MAGIC_CHECK(c, H2_CONN_MAGIC);
 	while (!c->closing && evbuffer_get_length(in) > 0) {
 		n = evbuffer_peek(in, -1, NULL, v, CDN_ARRAY_LEN(v));
 		if (n > (int)CDN_ARRAY_LEN(v))
@@ -1411,14 +1544,33 @@ on_read(struct bufferevent *bev, void *arg)
 		if (c->closing)
 			evbuffer_drain(in, evbuffer_get_length(in));
 	}
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	struct h2_conn *c = arg;
+
+	(void)bev;
+	MAGIC_CHECK(c, H2_CONN_MAGIC);
+	if (c->writing) {
+		c->read_again = 1; /* conn_write_now's caller reads it */
+		return;
+	}
+	conn_recv(c);
 	conn_flush(c);
 }
 
 static void
 on_write(struct bufferevent *bev, void *arg)
 {
+	struct h2_conn *c = arg;
+
 	(void)bev;
-	conn_flush(arg);
+	MAGIC_CHECK(c, H2_CONN_MAGIC);
+	if (c->writing)
+		return; /* conn_write_now's caller goes on */
+	conn_flush_from(c, 1);
 }
 
 static void
@@ -1430,6 +1582,10 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	MAGIC_CHECK(c, H2_CONN_MAGIC);
 	if (what & BEV_EVENT_TIMEOUT)
 		EDGE_COUNTER_INC(c->h->w, h2_slow_read); /* not reading */
+	if (c->writing) {
+		c->failed = 1; /* freed once conn_write_now returns */
+		return;
+	}
 	conn_free(c); /* EOF, error or send timeout */
 }
 
@@ -1492,6 +1648,7 @@ conn_free(struct h2_conn *c)
 		stream_end(c->streams, 1);
 	}
 	nghttp2_session_del(c->ss);
+	tls_rec_fini(&c->rec);
 	/* Frees the output: pieces still referenced are released. */
 	bufferevent_free(c->bev);
 	event_free(c->flush_ev);
@@ -1538,6 +1695,7 @@ conn_start(
 	c->h = h;
 	c->bev = bev;
 	c->is_tls = is_tls != 0;
+	c->rec.pool = h->recs;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->idle_ms = now_ms();
 	h2_limits_init(&c->limits, maxs);
@@ -1628,6 +1786,7 @@ edge_h2_new(struct edge_worker *w)
 	    nghttp2_option_new(&h->opt) != 0)
 		CDN_ASSERT(!"nghttp2 allocation"); /* small: out of memory */
 	h->cbs = cb;
+	h->recs = tls_rec_pool_new(RECS_KEPT);
 	nghttp2_session_callbacks_set_send_callback(cb, on_send);
 	nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(
@@ -1702,6 +1861,7 @@ edge_h2_free(struct edge_h2 **ep)
 		return;
 	e->s.on_empty = NULL;
 	edge_h2_close_all(e);
+	tls_rec_pool_free(&e->s.recs);
 	nghttp2_session_callbacks_del(e->s.cbs);
 	nghttp2_option_del(e->s.opt);
 	MAGIC_WIPE(&e->s);

@@ -408,6 +408,30 @@ adopt_extra(struct edge *e)
 	return CDN_OK;
 }
 
+/*
+ * A worker's loop.  With epoll's changelist, an event deleted and added
+ * again (or added and deleted) before the loop waits costs no
+ * epoll_ctl(): over TLS, libevent adds a connection's write event when
+ * output is queued and deletes it once the output is written, two
+ * epoll_ctl() per response, or per round of HTTP/2 frames, even when the
+ * output is written before the loop waits (edge_h2.c's conn_write_now).
+ * The changelist's caveat, an fd and its dup() both in the loop, does not
+ * arise: no worker duplicates an fd.
+ */
+static struct event_base *
+worker_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	(void)event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int
 worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 {

@@ -15,9 +15,16 @@
 # requests) it prints requests/s and requests per CPU-second of the
 # server, edged and nginx alternating, BENCH_REPS times (default 3), then
 # the median of each and edged's ratio to nginx.
+# BENCH_SIZES and BENCH_PROTOS pick rows (e.g. BENCH_SIZES=102400
+# BENCH_PROTOS=h2). EDGED_BASE=path adds a second edged binary (say, one
+# built from main) as a third server "base", pinned and alternated like
+# the others, so that a change is measured before and after in one run.
 # Everything binds 127.0.0.1 and stops by itself.
 set -eu
 EDGED=${EDGED:-./edged}
+BASE=${EDGED_BASE:-}
+SIZES=${BENCH_SIZES:-1024 102400}
+PROTOS=${BENCH_PROTOS:-h2 h1 h1-resume}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
 DUR=${BENCH_DURATION:-5}
 REPS=${BENCH_REPS:-3}
@@ -72,12 +79,21 @@ run() {
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-op=$(port); ep=$(port); np=$(port)
+op=$(port); ep=$(port); np=$(port); bp=$(port)
 taskset -c 1 "$ORIGIN" "$op" & pids="$pids $!"
-taskset -c 0 "$EDGED" --listen-tls "127.0.0.1:$ep" --tls-cert "$dir/cert.pem" \
-    --tls-key "$dir/key.pem" --origin "http://127.0.0.1:$op" --threads 1 \
-    --log-level warn --cache-dir "$dir/cache" --memory-size 256M \
-    --ready-file "$dir/ready" & epid=$!; pids="$pids $epid"
+# start_edged BINARY PORT NAME: its pid in $spid
+start_edged() {
+	taskset -c 0 "$1" --listen-tls "127.0.0.1:$2" --tls-cert "$dir/cert.pem" \
+	    --tls-key "$dir/key.pem" --origin "http://127.0.0.1:$op" --threads 1 \
+	    --log-level warn --cache-dir "$dir/cache-$3" --memory-size 256M \
+	    --ready-file "$dir/ready-$3" & spid=$!; pids="$pids $spid"
+}
+start_edged "$EDGED" "$ep" edged; epid=$spid
+servers="e n"
+if [ -n "$BASE" ]; then
+	start_edged "$BASE" "$bp" base; bpid=$spid
+	servers="b e n"
+fi
 mkdir -p "$dir/nginx/cache"
 # As root, nginx's workers would become "nobody", who cannot write the
 # private cache directory: keep them the user who runs this.
@@ -109,17 +125,19 @@ http {
 NGX
 taskset -c 0 nginx -p "$dir/nginx" -c "$dir/nginx.conf" -g 'daemon off;' &
 npid=$!; pids="$pids $npid"
-i=0; until [ -s "$dir/ready" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+for r in edged ${BASE:+base}; do
+	i=0; until [ -s "$dir/ready-$r" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+done
 sleep 0.5
 echo "edged $("$EDGED" --version | cut -d' ' -f2) and nginx $(nginx -v 2>&1 | cut -d/ -f2): one worker each on CPU 0, h2load -c64 on CPU 1, ${DUR} s x $REPS"
 printf '%-10s %-9s %-6s %10s %12s\n' size proto server "req/s" "req/CPU-s"
-for size in 1024 102400; do
+for size in $SIZES; do
 	path="/obj/h2bench?size=$size"
-	for p in $ep $np; do
+	for p in $ep $np ${BASE:+$bp}; do
 		curl -sk -o /dev/null "https://127.0.0.1:$p$path"
 		curl -sk -o /dev/null "https://127.0.0.1:$p$path"
 	done
-	for proto in h2 h1 h1-resume; do
+	for proto in $PROTOS; do
 		# h2load's -D never ends when the server closes connections:
 		# h1-resume runs a number of requests instead.
 		case $proto in
@@ -127,23 +145,34 @@ for size in 1024 102400; do
 		h1) args="-D $DUR --h1 -m1" ;;
 		h1-resume) args="-n $((DUR * 1000)) --h1 -m1 -H connection:close" ;;
 		esac
-		: >"$dir/e"; : >"$dir/n"
+		: >"$dir/e"; : >"$dir/n"; : >"$dir/b"
 		r=0
 		while [ $r -lt "$REPS" ]; do
-			# shellcheck disable=SC2086
-			run edged "$(tree $epid)" "https://127.0.0.1:$ep$path" $args >>"$dir/e"
-			# shellcheck disable=SC2086
-			run nginx "$(tree $npid)" "https://127.0.0.1:$np$path" $args >>"$dir/n"
+			for s in $servers; do
+				case $s in
+				e) pid=$epid p=$ep ;;
+				n) pid=$npid p=$np ;;
+				b) pid=$bpid p=$bp ;;
+				esac
+				# shellcheck disable=SC2086
+				run $s "$(tree $pid)" "https://127.0.0.1:$p$path" $args >>"$dir/$s"
+			done
 			r=$((r + 1))
 		done
-		for s in e n; do
-			name=edged; [ $s = n ] && name=nginx
+		for s in $servers; do
+			case $s in
+			e) name=edged ;;
+			n) name=nginx ;;
+			b) name=base ;;
+			esac
 			sort -n -k2 "$dir/$s" | awk -v sz=$size -v pr=$proto -v n=$name '
 			    { r[NR] = $1; c[NR] = $2; if ($3 != "") bad = 1 }
 			    END { m = int((NR + 1) / 2); printf "%-10s %-9s %-6s %10s %12s%s\n", sz, pr, n, r[m], c[m], bad ? "  (errors)" : "" }'
 		done | tee -a "$dir/medians"
 	done
 done
-awk '{ k = $1 " " $2; if ($3 == "edged") e[k] = $5; else n[k] = $5 }
-    END { for (k in e) if (n[k] > 0) printf "edged/nginx per CPU-s, %s: %.2f\n", k, e[k] / n[k] }' \
-    "$dir/medians" | sort
+awk '{ k = $1 " " $2; if ($3 == "edged") e[k] = $5; else if ($3 == "base") b[k] = $5; else n[k] = $5 }
+    END {
+	for (k in e) if (n[k] > 0) printf "edged/nginx per CPU-s, %s: %.2f\n", k, e[k] / n[k]
+	for (k in b) if (n[k] > 0) printf "base/nginx per CPU-s, %s: %.2f\n", k, b[k] / n[k]
+    }' "$dir/medians" | sort

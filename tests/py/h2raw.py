@@ -89,14 +89,18 @@ class Stream:
 
 class Conn:
     """One HTTP/2 connection: plain (prior knowledge) or over <tls> (an
-    ssl.SSLContext, with ALPN h2).  <settings>: (id, value) pairs of the
-    first SETTINGS.  With auto_window, DATA is acknowledged with
-    WINDOW_UPDATE as it is read."""
+    ssl.SSLContext, with ALPN h2), or over <sock>, an object that has
+    the socket methods used here (sendall, recv, settimeout, close).
+    <settings>: (id, value) pairs of the first SETTINGS.  With
+    auto_window, DATA is acknowledged with WINDOW_UPDATE as it is read."""
 
     def __init__(self, port, host="127.0.0.1", tls=None, sni=None,
                  settings=(), timeout=10.0, auto_window=True,
-                 preface=True):
-        s = socket.create_connection((host, port), timeout=timeout)
+                 preface=True, sock=None):
+        if sock is not None:
+            s = sock
+        else:
+            s = socket.create_connection((host, port), timeout=timeout)
         if tls is not None:
             s = tls.wrap_socket(s, server_hostname=sni)
         self.sock = s

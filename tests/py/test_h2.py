@@ -1,9 +1,9 @@
 """The node's stories over HTTP/2: misses and hits, a fill shared by an
 HTTP/1.1 client and an HTTP/2 stream, ranges, revalidation, request
 bodies streamed to the origin, many streams on one connection, ALPN h2 on
-a TLS listener (and http/1.1 when tls_alpn says so), requests counted by
-protocol in /metrics, and a graceful GOAWAY on SIGTERM that lets the
-streams in flight finish.  curl --http2-prior-knowledge and curl --http2
+a TLS listener (and http/1.1 when tls_alpn says so), hits over TLS in
+whole records, requests counted by protocol in /metrics, and a graceful
+GOAWAY on SIGTERM that lets the streams in flight finish.  curl --http2-prior-knowledge and curl --http2
 tell the client side of the simple stories, the raw client (h2raw.py)
 the others.
 """
@@ -12,6 +12,9 @@ import hashlib
 import json
 import shutil
 import signal
+import socket
+import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -200,6 +203,110 @@ def test_alpn_h2_on_tls():
                           % e.tls_port, "--http2", "--resolve",
                           "default.test:%d:127.0.0.1" % e.tls_port)
         et.ok("ALPN: server accepted http/1.1" in out, "tls_alpn: " + out)
+
+
+class RecordSock:
+    """A TLS client socket for h2raw.Conn(sock=...) that sees the records:
+    .sizes is the plaintext length of each record that carried bytes
+    (session tickets carry none)."""
+
+    def __init__(self, port, ctx, sni):
+        self.inc, self.outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.outg, False, sni)
+        self.sock = socket.create_connection(("127.0.0.1", port), 10)
+        self.raw, self.plain, self.sizes = b"", b"", []
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.outg.read())
+                got = self.sock.recv(65536)
+                if not got:
+                    raise AssertionError("closed in the handshake")
+                self.inc.write(got)
+        self.sock.sendall(self.outg.read())
+
+    def sendall(self, data):
+        self.tls.write(data)
+        self.sock.sendall(self.outg.read())
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def close(self):
+        self.sock.close()
+
+    def recv(self, n):
+        while not self.plain:
+            got = self.sock.recv(65536)
+            if not got:
+                return b""
+            self.raw += got
+            while len(self.raw) >= 5 and len(self.raw) >= 5 + \
+                    int.from_bytes(self.raw[3:5], "big"):
+                k = 5 + int.from_bytes(self.raw[3:5], "big")
+                self.inc.write(self.raw[:k])
+                self.raw = self.raw[k:]
+                plain = b""
+                while True:
+                    try:
+                        plain += self.tls.read(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                        break
+                if plain:
+                    self.sizes.append(len(plain))
+                    self.plain += plain
+        out, self.plain = self.plain[:n], self.plain[n:]
+        return out
+
+
+def test_h2_hits_fill_whole_tls_records():
+    """Over TLS each frame went out as a record (and a write) of its own,
+    and a 16 KiB DATA frame with its 9-byte header does not fit one
+    record: a 100 KiB hit was eight records and eight writes.  The frames
+    are now packed into whole records: all but the last one of a response
+    are full."""
+    import test_tls as tt
+    record = 16384
+    with et.Origin() as o, tt.tls_edge(o.url, "--cache-dir",
+                                       et.mktemp("cache"), threads=1) as e:
+        ctx = h2raw.tls_context(cafile=tt.pk("ca.crt"))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        rs = RecordSock(e.tls_port, ctx, "default.test")
+        et.eq(rs.tls.selected_alpn_protocol(), "h2", "ALPN")
+        # Windows wide enough for every response: flow control does not
+        # cut a record short.
+        with h2raw.Conn(0, sock=rs, settings=[
+                (h2raw.SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20)]) as c:
+            c.send_frame(h2raw.WINDOW_UPDATE, 0, 0,
+                         struct.pack(">I", 1 << 24))
+            for i, size in enumerate((102400, 40000, 3000)):
+                target = "/obj/rec%d?size=%d&ttl=60" % (size, size)
+                st = c.response(c.request(target, authority="default.test"))
+                et.check_pattern(bytes(st.body), size)
+                et.wait_for(lambda: tt.stats(e)["cache"]["objects"] > i,
+                            what="the object to be stored")
+                mark = len(rs.sizes)
+                st = c.response(c.request(target, authority="default.test"))
+                sizes = rs.sizes[mark:]
+                et.check_pattern(bytes(st.body), size)
+                et.ok("hit" in st.header("cache-status"), "%d: a hit" % size)
+                et.ok(all(n == record for n in sizes[:-1]),
+                      "%d bytes: %r are whole records but the last"
+                      % (size, sizes))
+                et.eq(len(sizes), -(-sum(sizes) // record),
+                      "%d bytes: as few records as can hold it" % size)
+            # The socket is corked while records queue up and uncorked
+            # once they are written: a cork left on would hold each
+            # response's last segment for 200 ms.
+            t0 = time.monotonic()
+            for _ in range(20):
+                st = c.response(c.request("/obj/rec102400?size=102400&ttl=60",
+                                          authority="default.test"))
+                et.eq(len(st.body), 102400, "a whole hit")
+            et.ok(time.monotonic() - t0 < 3.0,
+                  "20 hits of 100 KiB in %.2f s" % (time.monotonic() - t0))
 
 
 def test_sigterm_goaway_lets_streams_finish():
