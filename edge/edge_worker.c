@@ -246,29 +246,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/*
- * A worker's loop.  epoll's changelist folds an event_del and event_add of
- * one descriptor within a loop turn into one epoll_ctl, or none when the
- * watch did not change: a keep-alive client's read is switched off and on
- * around each request, and an origin connection's watch is replaced at each
- * step of its transfer (6 epoll_ctl per miss without it).  libevent warns
- * that the changelist misreads descriptors made by dup(); no loop of ours
- * watches two descriptors of one open file.
- */
-static struct event_base *
-worker_base_new(void)
-{
-	struct event_config *cfg = event_config_new();
-	struct event_base *base;
-
-	if (cfg == NULL)
-		return NULL;
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	return base;
-}
-
 static struct http_server_limits
 server_limits(const struct conf *c)
 {
@@ -414,7 +391,8 @@ adopt_extra(struct edge *e)
  * epoll_ctl(): over TLS, libevent adds a connection's write event when
  * output is queued and deletes it once the output is written, two
  * epoll_ctl() per response, or per round of HTTP/2 frames, even when the
- * output is written before the loop waits (edge_h2.c's conn_write_now).
+ * output is written before the loop waits (edge_h2.c's conn_write_now);
+ * and a keep-alive client's read, switched off and on around a request.
  * The changelist's caveat, an fd and its dup() both in the loop, does not
  * arise: no worker duplicates an fd.
  */
