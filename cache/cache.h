@@ -634,6 +634,7 @@ struct cache_store_conf {
 	uint64_t max_object_bytes; /* larger responses are not stored */
 	unsigned high_water_pct;   /* evict above this share of disk_bytes */
 	unsigned low_water_pct;    /* down to this */
+	int is_preallocated; /* the file reserved whole, written by its map */
 };
 
 /*

@@ -422,6 +422,53 @@ open_why(struct cache_open_err *e, int rc)
 		e->why[0] = (char)(e->why[0] - 'A' + 'a');
 }
 
+/* A new environment handle for a map of <mapsize> bytes (0: the file's). */
+static int
+env_new(struct cache_store *s, uint64_t mapsize)
+{
+	int rc;
+
+	rc = mdb_env_create(&s->env);
+	if (rc == 0 && mapsize > 0)
+		rc = mdb_env_set_mapsize(s->env, (size_t)mapsize);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS);
+	return rc;
+}
+
+/*
+ * cache_preallocate: open with MDB_WRITEMAP and reserve the whole map in
+ * data.mdb.  A commit then writes its pages in the map, not in pages of
+ * its own that pwrite(2) copies into the file: under a stream of misses
+ * the writer kept up with about a third more (docs/performance.md).  The
+ * reservation is what makes the map safe to write: LMDB makes the file as
+ * long as the map, with holes, and a page written into a hole on a full
+ * disk faults (SIGBUS) where pwrite would return ENOSPC.  0 or an error
+ * code; on error the environment is closed and s->env is NULL.
+ */
+static int
+open_preallocated(struct cache_store *s, const char *dir)
+{
+	MDB_envinfo ei;
+	int rc, fd;
+
+	rc = mdb_env_open(
+	    s->env, dir, MDB_NOSYNC | MDB_NORDAHEAD | MDB_WRITEMAP, 0644);
+	if (rc == 0)
+		rc = mdb_env_info(s->env, &ei);
+	if (rc == 0)
+		rc = mdb_env_get_fd(s->env, &fd);
+	if (rc == 0)
+		rc = posix_fallocate(fd, 0, (off_t)ei.me_mapsize);
+	if (rc != 0) {
+		mdb_env_close(s->env);
+		s->env = NULL;
+	}
+	return rc;
+}
+
 /*
  * Open the environment and check, before any data page is read, that
  * data.mdb is as long as its meta page says (LMDB would fault past its
@@ -433,10 +480,26 @@ open_env(struct cache_store *s, const struct cache_store_conf *conf,
 {
 	MDB_envinfo ei;
 	MDB_stat st;
-	int rc, dead;
+	int rc = 0, dead, is_mapped = 0;
 
 	cache_lmdb_enter();
-	rc = mdb_env_open(s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
+	if (conf->is_preallocated) {
+		rc = open_preallocated(s, conf->dir);
+		is_mapped = rc == 0;
+		if (rc != 0) {
+			/* A full disk, a file size limit, a file system
+			 * without fallocate: the store works as without the
+			 * option. */
+			CDN_LOG(CDN_LOG_WARN, "cache",
+			    "cache_preallocate: cannot reserve %s/data.mdb "
+			    "(%s): writing it without its map",
+			    conf->dir, mdb_strerror(rc));
+			rc = env_new(s, *mapsize);
+		}
+	}
+	if (rc == 0 && !is_mapped)
+		rc = mdb_env_open(
+		    s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
 	if (rc == 0) {
 		/* Free the reader slots of dead processes (a crashed edged). */
 		(void)mdb_reader_check(s->env, &dead);
@@ -553,13 +616,7 @@ cache_store_open_diag(
 	mapsize = conf->disk_bytes;
 	if (pg > 0 && mapsize % (uint64_t)pg != 0)
 		mapsize += (uint64_t)pg - mapsize % (uint64_t)pg;
-	rc = mdb_env_create(&s->env);
-	if (rc == 0 && mapsize > 0)
-		rc = mdb_env_set_mapsize(s->env, (size_t)mapsize);
-	if (rc == 0)
-		rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
-	if (rc == 0)
-		rc = mdb_env_set_maxreaders(s->env, STORE_MAXREADERS);
+	rc = env_new(s, mapsize);
 	if (rc != 0) {
 		open_why(&e, rc);
 		goto fail;

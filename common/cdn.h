@@ -68,6 +68,14 @@ char *cdn_xstrndup(const char *s, size_t len);
 char *cdn_strndup(const char *s, size_t len);
 
 /*
+ * Copy the string <src> into <dst> of <cap> bytes (cap > 0), cut to fit and
+ * always terminated; returns the length copied.  What snprintf(dst, cap,
+ * "%s", src) does, without the formatter's few hundred instructions (the
+ * miss path made several such copies per request).
+ */
+size_t cdn_strlcpy(char *dst, const char *src, size_t cap);
+
+/*
  * Write our pid to <path> through <path>.tmp and a rename, so a reader
  * never sees a partial file: tests and supervisors wait for it.  CDN_EIO
  * with errno set on failure.

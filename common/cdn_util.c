@@ -113,6 +113,18 @@ cdn_strndup(const char *s, size_t len)
 	return p;
 }
 
+size_t
+cdn_strlcpy(char *dst, const char *src, size_t cap)
+{
+	size_t n;
+
+	CDN_ASSERT(cap > 0);
+	n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return n;
+}
+
 int
 cdn_ready_file_write(const char *path)
 {

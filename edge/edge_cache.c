@@ -559,8 +559,9 @@ edge_cache_request(struct proxy_txn *pt)
 	}
 	if (rc != CDN_OK) {
 		pt->decoding = rc == CDN_AGAIN;
-		snprintf(pt->cache_status, sizeof(pt->cache_status), "%s",
-		    has_vary ? "fwd=vary-miss" : "fwd=uri-miss");
+		cdn_strlcpy(pt->cache_status,
+		    has_vary ? "fwd=vary-miss" : "fwd=uri-miss",
+		    sizeof(pt->cache_status));
 		goto miss;
 	}
 	now = time(NULL);
@@ -1138,6 +1139,7 @@ edge_cache_init(struct edge *e)
 	sc.disk_bytes = c->cache_size;
 	sc.memory_bytes = c->memory_size;
 	sc.max_object_bytes = c->max_object_size;
+	sc.is_preallocated = c->cache_preallocate != 0;
 	sc.high_water_pct = 90;
 	sc.low_water_pct = 80;
 	store_open(e, &sc);

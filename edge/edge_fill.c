@@ -422,8 +422,10 @@ waiter_status(struct fill_waiter *fw, const char *extra)
 	struct proxy_txn *pt = fw->pt;
 	size_t n = strlen(pt->cache_status);
 
-	snprintf(pt->cache_status + n, sizeof(pt->cache_status) - n, "%s%s",
-	    fw->leader ? "" : "; collapsed", extra);
+	if (!fw->leader)
+		n += cdn_strlcpy(pt->cache_status + n, "; collapsed",
+		    sizeof(pt->cache_status) - n);
+	cdn_strlcpy(pt->cache_status + n, extra, sizeof(pt->cache_status) - n);
 }
 
 /*
@@ -984,7 +986,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 		f->tags = cdn_strndup(f->obj->tags, f->obj->tags_len);
 		f->tags_len = f->tags != NULL ? f->obj->tags_len : 0;
 	}
-	snprintf(f->note, sizeof(f->note), "%s", edge_cache_store_note(e));
+	cdn_strlcpy(f->note, edge_cache_store_note(e), sizeof(f->note));
 	cdn_sb_free(&out);
 	f->first = f->tail = block_new(f);
 	if (f->fields == NULL || f->vary == NULL || f->first == NULL) {

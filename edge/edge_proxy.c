@@ -407,7 +407,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	struct origin_request oreq;
 	const char **fields = NULL, **pfields = NULL;
 	const char *host;
-	size_t hostlen, i;
+	size_t hostlen, i, n;
 	int has_accept = 0;
 	char method[METHOD_MAX];
 
@@ -489,11 +489,15 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		goto out;
 	}
 
-	if (pt->head_as_get)
-		snprintf(method, sizeof(method), "GET");
-	else
-		snprintf(method, sizeof(method), "%.*s",
-		    (int)req->method_str.len, req->method_str.p);
+	if (pt->head_as_get) {
+		cdn_strlcpy(method, "GET", sizeof(method));
+	} else {
+		n = req->method_str.len < sizeof(method) - 1
+		    ? req->method_str.len
+		    : sizeof(method) - 1;
+		memcpy(method, req->method_str.p, n);
+		method[n] = '\0';
+	}
 	memset(&oreq, 0, sizeof(oreq));
 	oreq.method = method;
 	oreq.pool = site->pool;
@@ -544,8 +548,9 @@ on_origin_head(struct origin_fetch *f, void *arg, int status,
 	MAGIC_CHECK(pt, PROXY_TXN_MAGIC);
 	CDN_DASSERT(edge_worker_current() == pt->w);
 	pt->origin_ms = origin_fetch_first_byte_ms(f);
-	snprintf(pt->upstream, sizeof(pt->upstream), "%s",
-	    origin_fetch_server(f) != NULL ? origin_fetch_server(f) : "");
+	cdn_strlcpy(pt->upstream,
+	    origin_fetch_server(f) != NULL ? origin_fetch_server(f) : "",
+	    sizeof(pt->upstream));
 	edge_stats_origin_head(pt->w, origin_fetch_first_byte_us(f));
 	edge_deliver_client_fields(
 	    pt->w->edge, pt->site, fields, len, &out, &content_length);

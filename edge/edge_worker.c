@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <event2/event.h>
 #include <event2/thread.h>
 
 #include "common/cdn_notify.h"
@@ -390,7 +391,8 @@ adopt_extra(struct edge *e)
  * epoll_ctl(): over TLS, libevent adds a connection's write event when
  * output is queued and deletes it once the output is written, two
  * epoll_ctl() per response, or per round of HTTP/2 frames, even when the
- * output is written before the loop waits (edge_h2.c's conn_write_now).
+ * output is written before the loop waits (edge_h2.c's conn_write_now);
+ * and a keep-alive client's read, switched off and on around a request.
  * The changelist's caveat, an fd and its dup() both in the loop, does not
  * arise: no worker duplicates an fd.
  */

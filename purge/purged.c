@@ -414,6 +414,8 @@ main(int argc, char **argv)
 	sc.disk_bytes = 0; /* adopt edged's map size */
 	sc.memory_bytes = 1 << 20;
 	sc.max_object_bytes = 0;
+	/* As edged: LMDB asks that processes do not mix the two ways. */
+	sc.is_preallocated = c->cache_preallocate != 0;
 	sc.high_water_pct = 90;
 	sc.low_water_pct = 80;
 	d.api.store = cache_store_open_diag(&sc, &oerr);

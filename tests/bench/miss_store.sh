@@ -1,0 +1,59 @@
+#!/bin/sh
+# Misses and the store: edged (2 workers, pinned to one CPU as the shared
+# harness pins it) under wrk -t1 -c64 misses of new 1 KiB keys for DUR
+# seconds, its store in a fresh directory under STORE_DIR (default
+# /dev/shm, as the harness keeps the peers' caches).  Prints requests,
+# requests per edged CPU-second (its CPU time during the run only) and
+# what the store did: objects stored (puts) and puts dropped because the
+# writer thread fell behind (put_drops), which a req/s figure alone hides.
+#   tests/bench/miss_store.sh [EDGED] [DUR] [more edged arguments...]
+# e.g. tests/bench/miss_store.sh ./edged 8 --cache-preallocate 1
+# Loopback only; stops what it started.
+set -eu
+EDGED=${1:-./edged}
+DUR=${2:-8}
+[ $# -ge 2 ] && shift 2 || shift $#
+ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
+CPU=${EDGED_CPU:-1}
+command -v wrk >/dev/null || { echo "wrk not found" >&2; exit 1; }
+d=$(mktemp -d "${STORE_DIR:-/dev/shm}/miss-store.XXXXXX")
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$d"
+}
+trap cleanup EXIT INT TERM
+
+port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+op=$(port); ep=$(port); ap=$(port)
+"$ORIGIN" "$op" & pids="$pids $!"
+taskset -c "$CPU" "$EDGED" --listen "127.0.0.1:$ep" \
+    --admin-listen "127.0.0.1:$ap" --origin "http://127.0.0.1:$op" \
+    --threads 2 --log-level warn --cache-dir "$d/cache" --cache-size 4G \
+    --memory-size 2G --ready-file "$d/ready" "$@" & epid=$!
+pids="$pids $epid"
+i=0
+until [ -s "$d/ready" ]; do
+	i=$((i + 1))
+	[ $i -gt 300 ] && { echo "edged did not start" >&2; exit 1; }
+	sleep 0.1
+done
+t0=$(ticks "$epid")
+wrk -t1 -c64 -d"${DUR}s" -s tests/bench/miss.lua "http://127.0.0.1:$ep/" >"$d/wrk"
+t1=$(ticks "$epid")
+sleep 1 # the writer's last batch
+curl -s "http://127.0.0.1:$ap/stats" >"$d/stats"
+python3 - "$d/wrk" "$d/stats" "$((t1 - t0))" "$(getconf CLK_TCK)" "$*" <<'PY'
+import json, re, sys
+wrk, st, ticks, hz, args = open(sys.argv[1]).read(), json.load(open(sys.argv[2])), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+n = int(re.search(r"(\d+) requests in", wrk).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))
+c = st["cache"]
+print("%s: %d requests, %.0f req/s, %.0f req per edged CPU-s, puts %d, put_drops %d"
+      % (args or "(defaults)", n, rps, n * hz / max(ticks, 1), c["puts"], c["put_drops"]))
+PY
