@@ -1751,7 +1751,6 @@ edge_h2_adopt_fd(struct edge_h2 *e, int fd, const struct sockaddr *peer)
 	struct h2_server *h = &e->s;
 	struct bufferevent *bev;
 	char addr[INET6_ADDRSTRLEN] = "-";
-	int one = 1;
 
 	MAGIC_CHECK(h, H2_SERVER_MAGIC);
 	if (peer->sa_family == AF_INET)
@@ -1763,7 +1762,7 @@ edge_h2_adopt_fd(struct edge_h2 *e, int fd, const struct sockaddr *peer)
 		    &((const struct sockaddr_in6 *)(const void *)peer)
 		         ->sin6_addr,
 		    addr, sizeof(addr));
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY is inherited from the listener (worker_adopt). */
 	evutil_make_socket_nonblocking(fd);
 	bev = bufferevent_socket_new(h->w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
