@@ -114,19 +114,25 @@ fz_check_cache(int status, const char *h, size_t len)
 	CDN_ASSERT(ntags <= CACHE_TAGS_MAX);
 }
 
-/* The last Content-Length line's value (-1: none, or not a number). */
+/* The last Content-Length line's value, read alone by the field checks
+ * (-1: none, or not a number). */
 static int64_t
 fz_content_length(const char *h, size_t len)
 {
 	const char *p = h, *end = h + len, *nl;
+	struct origin_head one;
 	int64_t cl = -1;
 
 	for (; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if ((size_t)(nl - 1 - p) > 15 &&
-		    strncasecmp(p, "Content-Length:", 15) == 0)
-			cl = parse_content_length(
-			    p + 15, (size_t)(nl - 1 - p) - 15);
+		    strncasecmp(p, "Content-Length:", 15) == 0) {
+			origin_head_reset(&one);
+			cl = origin_head_field(&one, p, (size_t)(nl - 1 - p)) ==
+			        NULL
+			    ? one.content_length
+			    : -1;
+		}
 	}
 	return cl;
 }
