@@ -54,32 +54,30 @@ def stalled_after(e, first):
     return s
 
 
-@et.timeout(60)
-def test_stalled_second_response_is_closed():
+def closed_when_stalled_after(first, what):
     with et.Origin() as o, \
             et.Edge(o.url, "--send-timeout", "%ds" % TIMEOUT_S) as e:
         et.eq(len(e.request("GET", "/obj/stall?size=%d&ttl=300"
                             % BIG).body), BIG, "warm")
-        first = (b"GET /obj/small?size=2&ttl=300 HTTP/1.1\r\n"
-                 b"Host: localhost\r\n\r\n")
         s = stalled_after(e, first)
         et.ok(closed_within(s, TIMEOUT_S + 3),
-              "closed after the send timeout on the second response")
+              "closed after the send timeout " + what)
         s.close()
+
+
+@et.timeout(60)
+def test_stalled_second_response_is_closed():
+    closed_when_stalled_after(
+        b"GET /obj/small?size=2&ttl=300 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "on the second response")
 
 
 @et.timeout(60)
 def test_stalled_after_a_request_body_is_closed():
-    with et.Origin() as o, \
-            et.Edge(o.url, "--send-timeout", "%ds" % TIMEOUT_S) as e:
-        et.eq(len(e.request("GET", "/obj/stall?size=%d&ttl=300"
-                            % BIG).body), BIG, "warm")
-        first = (b"POST /echo HTTP/1.1\r\nHost: localhost\r\n"
-                 b"Content-Length: 2\r\n\r\nok")
-        s = stalled_after(e, first)
-        et.ok(closed_within(s, TIMEOUT_S + 3),
-              "closed after the send timeout following a request body")
-        s.close()
+    closed_when_stalled_after(
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Length: 2\r\n\r\nok",
+        "following a request body")
 
 
 if __name__ == "__main__":
