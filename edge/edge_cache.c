@@ -903,14 +903,13 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
     size_t len, int64_t content_length, struct cdn_strbuf *out,
     struct cache_decision *d)
 {
+	struct cache_head_scan hs;
 	struct cache_obj *o;
-	const char *vary;
-	size_t vlen = 0;
 	uint64_t variant = 0;
 	int store, coding;
 
 	x->status = status;
-	cache_exchange_parse_response(x, fields, len);
+	cache_exchange_parse_head(x, fields, len, &hs);
 	cache_policy_decide(&site->policy, x, d);
 	store = d->storable && !x->req_cc.no_store && status != 206 &&
 	    (content_length < 0 ||
@@ -919,24 +918,24 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 	    (uint64_t)content_length > e->conf->max_object_size)
 		edge_variant_note_large(e, key);
 	/* The coding is part of the variant id; others are not stored. */
-	coding = cache_enc_of_fields(fields, len);
+	coding = hs.coding;
 	if (coding < 0 || (coding != CACHE_ENC_IDENTITY && decoding))
 		store = 0;
 	else if (coding != CACHE_ENC_IDENTITY ||
-	    edge_variant_compressible(e, fields, len, content_length))
+	    edge_variant_compressible_head(
+	        e, &hs, x->cc.no_transform, content_length))
 		merge_vary_ae(out);
-	vary = cdn_fields_get(fields, len, "vary", &vlen);
-	if (store && vary != NULL &&
-	    (nrf < 0 || vlen > VARY_MAX ||
-	        cache_vary_key(vary, vlen, rf, (unsigned)nrf, &variant) !=
-	            CDN_OK))
+	if (store && hs.vary != NULL &&
+	    (nrf < 0 || hs.vary_len > VARY_MAX ||
+	        cache_vary_key(hs.vary, hs.vary_len, rf, (unsigned)nrf,
+	            &variant) != CDN_OK))
 		store = 0;
 	if (!store)
 		return NULL;
 	variant = cache_variant_id(variant, (enum cache_enc)coding);
 	o = edge_cache_new_obj(key, variant, status, d, x->response_time,
-	    key_url, key_url_len, out->p, out->len, vary != NULL ? vary : "",
-	    vlen);
+	    key_url, key_url_len, out->p, out->len,
+	    hs.vary != NULL ? hs.vary : "", hs.vary_len);
 	/* Tags for purges, and the purge seq when the request began: a
 	 * purge during the fetch outranks what it stores. */
 	if (o != NULL &&
