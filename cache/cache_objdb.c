@@ -21,22 +21,29 @@
 #include "cache/cache_store_int.h"
 
 /* Add an lru entry for <hv> in <bucket>, its key in <lk>; returns 0 or
- * an LMDB code. */
+ * an LMDB code.  The key is (bucket, seq): a new object's is past every
+ * other in the current bucket, so it is appended (no search, and full
+ * pages), unless a later bucket holds entries (the clock went back). */
 static int
 lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
     uint32_t bucket, uint8_t lk[CACHE_LRUKEY_LEN])
 {
+	unsigned flags = MDB_APPEND;
 	MDB_val k, v;
 	int rc;
 
-	do {
+	for (;;) {
 		put_be32(lk, bucket);
 		put_be64(lk + 4, ++s->lru_seq);
 		k = mval(lk, CACHE_LRUKEY_LEN);
 		v = mval(hv, CACHE_OBJKEY_LEN);
-		rc = mdb_put(txn, s->db_lru, &k, &v, MDB_NOOVERWRITE);
-	} while (rc == MDB_KEYEXIST); /* lru_seq was lost: skip ahead */
-	return rc;
+		rc = mdb_put(txn, s->db_lru, &k, &v, flags);
+		if (rc != MDB_KEYEXIST)
+			return rc;
+		if (flags == MDB_APPEND)
+			flags = MDB_NOOVERWRITE; /* not the last key */
+		/* else lru_seq was lost: skip ahead */
+	}
 }
 
 /* The record version of the stored record <v>, 0 if it has none. */
