@@ -20,6 +20,12 @@
 #include "cache/cache_int.h"
 #include "cache/cache_store_int.h"
 
+/* What cache_objdb_write keeps on its stack, not in a malloc: the sums and
+ * tails of bodies of up to this many chunks, tails of up to this many
+ * bytes (a small body is all tail). */
+#define OBJDB_STACK_CHUNKS 4
+#define OBJDB_STACK_TAIL   4096
+
 /* Add an lru entry for <hv> in <bucket>, its key in <lk>; returns 0 or
  * an LMDB code.  The key is (bucket, seq): a new object's is past every
  * other in the current bucket, so it is appended (no search, and full
@@ -349,24 +355,30 @@ cache_objdb_write(
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	uint8_t lk[CACHE_LRUKEY_LEN];
-	uint64_t *sums, seed, left;
-	uint16_t *tails;
-	uint8_t *tailbuf;
+	uint64_t sums_stack[OBJDB_STACK_CHUNKS], *sums, seed, left;
+	uint16_t tails_stack[OBJDB_STACK_CHUNKS], *tails;
+	uint8_t tail_stack[OBJDB_STACK_TAIL], *tailbuf;
 	MDB_val k, v;
 	size_t clen, part, total, off = 0;
 	int rc, existed;
 
 	cache_record_objkey(hv, o->key, o->variant);
-	sums =
-	    malloc((size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)) + 1);
-	if (sums == NULL)
-		return ENOMEM;
-	tails = (uint16_t *)(sums + o->nchunks);
+	if (o->nchunks <= OBJDB_STACK_CHUNKS) {
+		sums = sums_stack;
+		tails = tails_stack;
+	} else {
+		sums = malloc(
+		    (size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)));
+		if (sums == NULL)
+			return ENOMEM;
+		tails = (uint16_t *)(sums + o->nchunks);
+	}
 	total = cache_record_plan(o->body_len, o->nchunks,
 	    cache_record_len(o, o->nchunks, 0), s->psize, tails);
-	tailbuf = malloc(total + 1);
+	tailbuf = total <= sizeof(tail_stack) ? tail_stack : malloc(total);
 	if (tailbuf == NULL) {
-		free(sums);
+		if (sums != sums_stack)
+			free(sums);
 		return ENOMEM;
 	}
 	seed = cache_record_seed(hv);
@@ -411,8 +423,10 @@ cache_objdb_write(
 	}
 	rc = record_links(s, txn, o, hv);
 out:
-	free(tailbuf);
-	free(sums);
+	if (tailbuf != tail_stack)
+		free(tailbuf);
+	if (sums != sums_stack)
+		free(sums);
 	return rc;
 }
 
