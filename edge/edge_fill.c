@@ -977,6 +977,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	count_head(f, of);
 	f->status = status;
 	/* The head's buffer becomes the fill's, not a copy of it. */
+	CDN_ASSERT(!out.borrowed);
 	f->fields = out.p != NULL ? out.p : cdn_strndup("", 0);
 	f->fields_len = out.len;
 	out.p = NULL;
