@@ -296,24 +296,31 @@ static int
 conn_write_out(struct http_conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd;
+	size_t len;
+	int n;
 
 	c->flush_armed = 0;
 	if (bufferevent_get_enabled(c->bev) & EV_WRITE)
 		return 0; /* the bufferevent is writing already */
-	if (evbuffer_get_length(out) > 0) {
+	len = evbuffer_get_length(out);
+	if (len > 0) {
 		/* A socket bufferevent keeps its output's start frozen; it
 		 * thaws it the same way around its own writes.  Each write
 		 * stops where memory and a file segment meet (a writev, then
 		 * a sendfile), so write again until all went or the socket
 		 * took nothing: a head and its body leave in this turn, and
 		 * the write event is needed only when the socket is full. */
+		fd = bufferevent_getfd(c->bev);
 		evbuffer_unfreeze(out, 1);
-		while (evbuffer_get_length(out) > 0 &&
-		    evbuffer_write(out, bufferevent_getfd(c->bev)) > 0)
-			;
+		do {
+			n = evbuffer_write(out, fd);
+			if (n > 0)
+				len -= (size_t)n; /* drained what went */
+		} while (n > 0 && len > 0);
 		evbuffer_freeze(out, 1);
 	}
-	if (evbuffer_get_length(out) == 0)
+	if (len == 0)
 		return 1;
 	bufferevent_enable(c->bev, EV_WRITE);
 	return 0;
