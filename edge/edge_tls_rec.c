@@ -69,8 +69,8 @@ tls_rec_pool_free(struct tls_rec_pool **pp)
 	pool_unref(pl);
 }
 
-static char *
-pool_get(struct tls_rec_pool *pl)
+char *
+tls_rec_pool_get(struct tls_rec_pool *pl)
 {
 	MAGIC_CHECK(pl, TLS_REC_POOL_MAGIC);
 	pl->refs++;
@@ -79,8 +79,8 @@ pool_get(struct tls_rec_pool *pl)
 	return cdn_xmalloc(TLS_REC_BUF); /* fixed size */
 }
 
-static void
-pool_put(struct tls_rec_pool *pl, char *buf)
+void
+tls_rec_pool_put(struct tls_rec_pool *pl, char *buf)
 {
 	MAGIC_CHECK(pl, TLS_REC_POOL_MAGIC);
 	if (pl->has_owner && pl->nfree < pl->keep)
@@ -94,7 +94,7 @@ static void
 on_rec_written(const void *data, size_t len, void *arg)
 {
 	(void)len;
-	pool_put(arg, (char *)(uintptr_t)data);
+	tls_rec_pool_put(arg, (char *)(uintptr_t)data);
 }
 
 static void
@@ -104,7 +104,7 @@ rec_hand_over(struct tls_rec *r, struct evbuffer *out)
 	        out, r->buf, r->len, on_rec_written, r->pool) != 0) {
 		/* No chain for the reference: copy rather than lose bytes. */
 		(void)evbuffer_add(out, r->buf, r->len);
-		pool_put(r->pool, r->buf);
+		tls_rec_pool_put(r->pool, r->buf);
 	}
 	r->buf = NULL;
 	r->len = 0;
@@ -119,7 +119,7 @@ tls_rec_add(struct tls_rec *r, struct evbuffer *out, const void *p, size_t n)
 	CDN_ASSERT(r->len < TLS_REC_BUF);
 	while (n > 0) {
 		if (r->buf == NULL)
-			r->buf = pool_get(r->pool);
+			r->buf = tls_rec_pool_get(r->pool);
 		k = TLS_REC_BUF - r->len;
 		if (k > n)
 			k = n;
@@ -143,7 +143,7 @@ void
 tls_rec_fini(struct tls_rec *r)
 {
 	if (r->buf != NULL)
-		pool_put(r->pool, r->buf);
+		tls_rec_pool_put(r->pool, r->buf);
 	r->buf = NULL;
 	r->len = 0;
 }

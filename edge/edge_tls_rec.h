@@ -45,6 +45,14 @@ struct tls_rec_pool *tls_rec_pool_new(unsigned keep);
 void tls_rec_pool_free(struct tls_rec_pool **pp);
 
 /*
+ * A buffer of TLS_REC_BUF bytes, the most recently given back first (it
+ * is likely still in the CPU's cache).  It holds the pool until it is
+ * given back with tls_rec_pool_put(), which may be after the owner let go.
+ */
+char *tls_rec_pool_get(struct tls_rec_pool *pl);
+void tls_rec_pool_put(struct tls_rec_pool *pl, char *buf);
+
+/*
  * Append <n> bytes at <p> behind what <r> holds; each buffer that fills
  * up is added to <out> (by reference: <out> gives it back to the pool
  * once written).  Bytes that the evbuffer cannot take by reference are
