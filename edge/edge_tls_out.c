@@ -5,8 +5,9 @@
  * The records are copied once more, from OpenSSL's write buffer, where
  * they were just encrypted and are still in the CPU's cache, into a pool
  * buffer that is written when full (64 KiB: four records) or flushed by
- * the owner; writes before the flush say MSG_MORE, so a flush's bytes
- * leave in full segments and the last one at the flush.  The copy costs
+ * the owner.  (Writes before the flush with MSG_MORE, to hold a short
+ * last segment as a cork would, cost more CPU than they saved: measured
+ * in docs/performance.md.)  The copy costs
  * about what the write(2) per record it saves did; what it buys is room
  * that can be reserved (tls_out_reserve), so an owner that reserves first
  * never sees SSL_write() stop halfway through a record.
@@ -51,20 +52,14 @@ struct tls_out {
 static BIO_METHOD *out_method;
 static pthread_once_t out_method_once = PTHREAD_ONCE_INIT;
 
-/*
- * Write what the socket takes; give the buffer back once it is empty.
- * <more>: more bytes follow before the owner's flush, so TCP holds a
- * short last segment for them (MSG_MORE), as a cork would: a receiver
- * then wakes once per flush, not once per buffer.
- */
+/* Write what the socket takes; give the buffer back once it is empty. */
 static void
-out_drain(struct tls_out *o, int more)
+out_drain(struct tls_out *o)
 {
-	int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
 	ssize_t n;
 
 	while (o->off < o->len && o->err == 0) {
-		n = send(o->fd, o->buf + o->off, o->len - o->off, flags);
+		n = send(o->fd, o->buf + o->off, o->len - o->off, MSG_NOSIGNAL);
 		if (n > 0) {
 			o->off += (size_t)n;
 		} else if (n == -1 && errno == EINTR) {
@@ -97,7 +92,7 @@ on_bio_write(BIO *b, const char *p, int n)
 	if (n <= 0)
 		return 0;
 	if (o->len == TLS_REC_BUF)
-		out_drain(o, 1);
+		out_drain(o);
 	if (o->err != 0) {
 		errno = o->err;
 		return -1;
@@ -114,7 +109,7 @@ on_bio_write(BIO *b, const char *p, int n)
 	memcpy(o->buf + o->len, p, k);
 	o->len += k;
 	if (o->len == TLS_REC_BUF)
-		out_drain(o, 1);
+		out_drain(o);
 	return (int)k; /* OpenSSL writes the rest of a record again */
 }
 
@@ -134,7 +129,7 @@ on_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	case BIO_CTRL_FLUSH:
 		/* Handshake messages: what the socket does not take now is
 		 * written by the owner's next tls_out_flush(). */
-		out_drain(o, 0);
+		out_drain(o);
 		return o->err == 0;
 	case BIO_CTRL_WPENDING:
 		return (long)(o->len - o->off);
@@ -200,7 +195,7 @@ int
 tls_out_flush(struct tls_out *o)
 {
 	MAGIC_CHECK(o, TLS_OUT_MAGIC);
-	out_drain(o, 0);
+	out_drain(o);
 	if (o->err != 0)
 		return CDN_EIO;
 	return o->len > o->off ? CDN_AGAIN : CDN_OK;
@@ -213,7 +208,7 @@ tls_out_reserve(struct tls_out *o, size_t need)
 	CDN_ASSERT(need <= TLS_REC_BUF);
 	if (o->err == 0 && TLS_REC_BUF - o->len >= need)
 		return 1;
-	out_drain(o, 1); /* room for more */
+	out_drain(o);
 	if (o->off > 0 && o->err == 0) {
 		/* The socket took part: the rest moves to the front. */
 		memmove(o->buf, o->buf + o->off, o->len - o->off);

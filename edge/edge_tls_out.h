@@ -31,8 +31,8 @@ struct tls_out;
 struct tls_out *tls_out_attach(SSL *ssl, int fd, struct tls_rec_pool *pool);
 
 /*
- * Write what is gathered: the end of a round of writing (what was written
- * before waits for it in TCP).  Returns CDN_OK once nothing is left, CDN_AGAIN
+ * Write what is gathered: the end of a round of writing.  Returns CDN_OK
+ * once nothing is left, CDN_AGAIN
  * if the socket took only part (wait until it is writable, then call
  * again), CDN_EIO if the socket failed (errno was logged at debug level).
  */
@@ -46,8 +46,7 @@ int tls_out_flush(struct tls_out *o);
 /*
  * Whether <need> more bytes (at most TLS_REC_BUF) can be gathered without
  * the BIO refusing any, after writing what the socket takes if that is
- * what it takes (more follows: a tls_out_flush() must come).  0 also once
- * the socket failed (tls_out_flush says so).
+ * what it takes.  0 also once the socket failed (tls_out_flush says so).
  */
 int tls_out_reserve(struct tls_out *o, size_t need);
 
