@@ -102,7 +102,7 @@
 #define TICK_MS           1000
 #define LINGER_MS         2000
 #define READ_MAX          (64 * 1024) /* bytes per read event */
-#define RECS_KEPT         64 /* free TLS record buffers (64 KiB) per worker */
+#define RECS_KEPT         64 /* free TLS output buffers (64 KiB) per worker */
 #define WRITE_ROUNDS      4  /* output buffers written per flush, over TLS */
 
 struct h2_server;
