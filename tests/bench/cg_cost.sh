@@ -20,9 +20,7 @@ N2=${4:-2500}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
 command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 1; }
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/bench_lib.sh"
 
 # client PORT N KIND TAG: N GETs on one connection, each response read whole.
 client() {

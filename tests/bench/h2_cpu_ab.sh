@@ -20,16 +20,8 @@ REPS=${BENCH_REPS:-9}
 SIZE=${BENCH_SIZE:-102400}
 PROTO=${BENCH_PROTO:-h2}
 CIPHER=TLS_AES_128_GCM_SHA256
-dir=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/bench_lib.sh"
+bench_dir
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
     -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null

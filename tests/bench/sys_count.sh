@@ -14,9 +14,7 @@ N=${3:-2000}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
 command -v strace >/dev/null || { echo "strace not found" >&2; exit 1; }
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/bench_lib.sh"
 
 # client PORT N MODE: N GETs of the hot object, each response read whole.
 client() {
