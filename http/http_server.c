@@ -51,6 +51,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +78,9 @@
 #define TLS_RECORD_MAX    16384 /* plaintext bytes of one TLS record */
 #define STATUS_LINE_MAX   160   /* a status line, and Content-Length's */
 #define HEAD_INLINE       1024  /* request head bytes kept without malloc */
+#define IN_AHEAD          (64 * 1024) /* input kept beyond a full head */
+#define READ_STACK        4096        /* a plain read's first buffer */
+#define READ_MAX          (64 * 1024) /* plain bytes read per wake-up */
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -120,7 +124,7 @@ struct http_conn {
 	struct http_server *srv;
 	struct http_conn *next, *prev;
 	struct bufferevent *bev;
-	struct event *timer;
+	struct event timer;
 	enum conn_state state;
 	unsigned keep_alive : 1;
 	unsigned head_started : 1; /* bytes of a head seen: header timeout */
@@ -134,12 +138,18 @@ struct http_conn {
 	unsigned flush_armed : 1;   /* plain: output added, not yet written */
 	unsigned client_closes : 1; /* the request asked for the close and
 	                               was read whole */
+	unsigned read_on : 1;       /* plain: reading wanted (conn_read_set) */
+	unsigned read_full : 1;     /* plain: input at its limit, not read */
+	unsigned read_added : 1;    /* plain: read_ev is added */
+	unsigned read_timed : 1;    /* plain: ... with the body timeout */
+	unsigned read_drained : 1; /* plain: the last read emptied the socket */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN];
 	char *head; /* copy of the current request head */
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries, behind the struct */
 	struct event flush_ev;      /* plain: write the output this turn */
+	struct event read_ev;       /* plain: the socket is readable */
 	struct http_txn txn;
 	/* Behind the struct, in its allocation (conn_new): the fields array,
 	 * then HEAD_INLINE bytes that c->head uses until a head needs more. */
@@ -156,7 +166,8 @@ struct http_server {
 	unsigned nconns;
 	atomic_uint *conn_gauge; /* mirrors nconns for other threads */
 	unsigned draining : 1;
-	char *cache_status_node; /* NULL: no Cache-Status on own errors */
+	struct http_conn *reading; /* in this plain connection's read */
+	char *cache_status_node;   /* NULL: no Cache-Status on own errors */
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
 };
@@ -222,16 +233,24 @@ ms_to_tv(uint64_t ms, struct timeval *tv)
  * timeout runs only while a request body is read (between requests the
  * connection's timer has the keep-alive timeout).
  */
+static void conn_read_sync(struct http_conn *c);
+
 static void
 conn_set_timeouts(struct http_conn *c, int reading_body)
 {
 	struct timeval rtv, wtv;
 
 	ms_to_tv(c->srv->lim.send_timeout_ms, &wtv);
+	c->body_timeout = reading_body ? 1 : 0;
+	if (!c->is_tls) {
+		/* The body timeout rides on the read event. */
+		bufferevent_set_timeouts(c->bev, NULL, &wtv);
+		conn_read_sync(c);
+		return;
+	}
 	if (reading_body)
 		ms_to_tv(c->srv->lim.body_timeout_ms, &rtv);
 	bufferevent_set_timeouts(c->bev, reading_body ? &rtv : NULL, &wtv);
-	c->body_timeout = reading_body ? 1 : 0;
 }
 
 static void
@@ -240,7 +259,145 @@ conn_arm_timer(struct http_conn *c, uint64_t ms)
 	struct timeval tv;
 
 	ms_to_tv(ms, &tv);
-	evtimer_add(c->timer, &tv);
+	evtimer_add(&c->timer, &tv);
+}
+
+/* ---- reading (plain connections) ---- */
+
+/*
+ * The input a connection holds before it stops reading: a whole head and
+ * some body ahead, so a client sending a body faster than the handler
+ * takes it is simply not read.
+ */
+static size_t
+conn_in_limit(const struct http_conn *c)
+{
+	return c->srv->lim.parse.max_header_bytes + IN_AHEAD;
+}
+
+/*
+ * Plain connections read through an event of their own (read_ev); the
+ * bufferevent only writes.  libevent 2.1's bufferevent asks the socket
+ * how much it holds (ioctl FIONREAD) before every read: a system call per
+ * request.  read_ev is added while reading is wanted and the input is
+ * below its limit, with the body timeout while a body is read (a
+ * persistent event's timeout restarts at each read, as the bufferevent's
+ * did).  With the loop's changelist, an add and a delete in one loop turn
+ * never reach epoll.
+ */
+static void
+conn_read_sync(struct http_conn *c)
+{
+	struct timeval tv;
+
+	if (c->read_on && !c->read_full) {
+		if (c->read_added && c->read_timed == c->body_timeout)
+			return;
+		ms_to_tv(c->srv->lim.body_timeout_ms, &tv);
+		event_add(&c->read_ev, c->body_timeout ? &tv : NULL);
+		c->read_added = 1;
+		c->read_timed = c->body_timeout;
+	} else if (c->read_added) {
+		event_del(&c->read_ev);
+		c->read_added = 0;
+	}
+}
+
+/* Start (on) or stop reading <c>. */
+static void
+conn_read_set(struct http_conn *c, int on)
+{
+	if (c->is_tls) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->read_on = on ? 1 : 0;
+	conn_read_sync(c);
+}
+
+/* Input was taken from <c>: read again if that made room. */
+static void
+conn_input_taken(struct http_conn *c)
+{
+	if (c->read_full &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) <
+	        conn_in_limit(c)) {
+		c->read_full = 0;
+		conn_read_sync(c);
+	}
+}
+
+/*
+ * Read what plain connection <c>'s socket holds into its input.  The
+ * first read goes to the stack, so that a request head gets an input
+ * chain of its own size; a read that fills the buffer goes on straight
+ * into the input, up to READ_MAX bytes.  Sets read_drained when a read
+ * came back short, or at the end of file: the socket held nothing more.
+ * Returns the bytes read, 0 at the end of file, or -1 with errno set.
+ */
+static ssize_t
+conn_read_in(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int fd = bufferevent_getfd(c->bev);
+	size_t have = evbuffer_get_length(in), room, want, total;
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	char buf[READ_STACK];
+	ssize_t n;
+	int nv;
+
+	c->read_drained = 0;
+	if (have >= conn_in_limit(c)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	room = conn_in_limit(c) - have;
+	if (room > READ_MAX)
+		room = READ_MAX;
+	want = room < sizeof(buf) ? room : sizeof(buf);
+	n = recv(fd, buf, want, 0);
+	if (n <= 0) {
+		c->read_drained = n == 0;
+		return n;
+	}
+	if (evbuffer_add(in, buf, (size_t)n) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	total = (size_t)n;
+	c->read_drained = (size_t)n < want;
+	while (!c->read_drained && total < room) {
+		want = room - total;
+		nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+		if (nv < 1)
+			break;
+		for (int i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		n = readv(fd, iov, nv);
+		if (n <= 0) {
+			/* Nothing more; an end of file or error is met by
+			 * the next read. */
+			c->read_drained =
+			    n == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
+			break;
+		}
+		if ((size_t)n <= v[0].iov_len) {
+			v[0].iov_len = (size_t)n;
+			nv = 1;
+		} else {
+			v[1].iov_len = (size_t)n - v[0].iov_len;
+		}
+		evbuffer_commit_space(in, v, nv);
+		total += (size_t)n;
+		c->read_drained = (size_t)n < want;
+	}
+	return (ssize_t)total;
 }
 
 static void
@@ -556,18 +713,20 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 			return CDN_AGAIN;
 		}
 		evbuffer_remove(in, dst, n);
+		conn_input_taken(c);
 		txn->body_left -= n;
 		if (txn->body_left == 0)
 			txn->body_done = 1;
 		return (long)n;
 	}
 	status = chunked_fill(txn, in, &why);
+	conn_input_taken(c);
 	if (status != 0) {
 		txn->error = status == 413 ? "request body too large" : why;
 		txn->want_body = 0;
 		/* The handler learns through on_abort, from the event loop. */
 		c->keep_alive = 0;
-		event_active(c->timer, EV_TIMEOUT, 0);
+		event_active(&c->timer, EV_TIMEOUT, 0);
 		txn->body_error = status;
 		return CDN_EINVAL;
 	}
@@ -1059,7 +1218,7 @@ txn_start(struct http_conn *c)
 	c->state = CONN_ACTIVE;
 	c->keep_alive = req->keep_alive;
 	c->client_closes = !req->keep_alive;
-	evtimer_del(c->timer);
+	evtimer_del(&c->timer);
 
 	if (req->is_chunked) {
 		txn->has_body = 1;
@@ -1145,6 +1304,7 @@ conn_dispatch(struct http_conn *c)
 		txn_start(c);
 	}
 	c->in_dispatch = 0;
+	conn_input_taken(c);
 	if (c->state == CONN_IDLE && drain_closes(c))
 		conn_close_after_flush(c);
 	/* Every answer of this read in one writev.  Once drained, a handler
@@ -1156,7 +1316,7 @@ conn_dispatch(struct http_conn *c)
 			event_active(&c->flush_ev, EV_WRITE, 1);
 	} else if (c->state == CONN_CLOSING) {
 		/* The socket is full: no more requests while it drains. */
-		bufferevent_disable(c->bev, EV_READ);
+		conn_read_set(c, 0);
 	}
 }
 
@@ -1200,7 +1360,9 @@ conn_unlink_and_free(struct http_conn *c)
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	event_del(&c->flush_ev);
-	event_free(c->timer);
+	event_del(&c->timer);
+	if (!c->is_tls)
+		event_del(&c->read_ev);
 	if (c->txn.body_buf != NULL)
 		evbuffer_free(c->txn.body_buf);
 	if (c->head != conn_head_inline(c))
@@ -1250,17 +1412,18 @@ conn_close_after_flush(struct http_conn *c)
 			return;
 		}
 	}
-	bufferevent_disable(c->bev, EV_READ);
+	conn_read_set(c, 0);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		event_active(c->timer, EV_TIMEOUT, 0);
+		event_active(&c->timer, EV_TIMEOUT, 0);
 }
 
 /*
  * Whether <c> may close at once rather than linger: the client asked for
  * the close, its request was read whole, and it has sent nothing since,
  * so no RST can overtake the response (nginx's "lingering_close on").
- * The peek costs one recv(2); lingering costs four system calls and a
- * loop turn more.
+ * Inside the read that brought the request, a short read has just said
+ * so; otherwise a peek costs one recv(2).  Lingering costs four system
+ * calls and a loop turn more.
  */
 static int
 conn_close_is_clean(struct http_conn *c)
@@ -1271,6 +1434,8 @@ conn_close_is_clean(struct http_conn *c)
 	if (c->is_tls || !c->client_closes || c->srv->draining ||
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		return 0;
+	if (c->srv->reading == c && c->read_drained)
+		return 1;
 	n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
@@ -1281,7 +1446,7 @@ conn_linger(struct http_conn *c)
 	c->state = CONN_LINGER;
 	if (conn_close_is_clean(c)) {
 		/* Freed from the loop: callers up the stack still hold c. */
-		event_active(c->timer, EV_TIMEOUT, 0);
+		event_active(&c->timer, EV_TIMEOUT, 0);
 		return;
 	}
 	if (c->is_tls)
@@ -1289,7 +1454,7 @@ conn_linger(struct http_conn *c)
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	c->body_timeout = 0;
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read_set(c, 1);
 	conn_arm_timer(c, LINGER_MS);
 }
 
@@ -1452,6 +1617,7 @@ on_conn_read(struct bufferevent *bev, void *arg)
 	case CONN_LINGER:
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
+		conn_input_taken(c);
 		return;
 	}
 }
@@ -1505,13 +1671,56 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 	    txn->body_done && !(what & BEV_EVENT_ERROR)) {
 		/* Half-close after a complete request: answer, then close. */
 		c->client_eof = 1;
-		bufferevent_disable(c->bev, EV_READ);
+		conn_read_set(c, 0);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
 		txn->error = (what & BEV_EVENT_READING) ? "client body timeout"
 		                                        : "client send timeout";
 	conn_free(c);
+}
+
+/* Input arrived on plain <c>: hand it on.  <c> may be gone after. */
+static void
+conn_read_got(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >=
+	    conn_in_limit(c)) {
+		c->read_full = 1;
+		conn_read_sync(c);
+	}
+	s->reading = c;
+	on_conn_read(c->bev, c);
+	s->reading = NULL;
+}
+
+/* read_ev: what the bufferevent's read callbacks did for plain <c>. */
+static void
+on_conn_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	ssize_t n;
+
+	(void)fd;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (what & EV_TIMEOUT) {
+		conn_read_set(c, 0);
+		on_conn_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
+		return;
+	}
+	n = conn_read_in(c);
+	if (n > 0) {
+		conn_read_got(c);
+		return;
+	}
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	conn_read_set(c, 0);
+	on_conn_event(c->bev,
+	    BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
 }
 
 /* Whether a new connection may be adopted (logs why not). */
@@ -1559,30 +1768,35 @@ conn_new(struct http_server *s, const struct sockaddr *peer)
 	return c;
 }
 
-/* Set up c->bev, link the connection and start its header timer. */
+/* Set up c->bev and link the connection; the caller arms its timer. */
 static void
 conn_start(struct http_server *s, struct http_conn *c)
 {
-	c->timer = evtimer_new(s->base, on_conn_timer, c);
+	evtimer_assign(&c->timer, s->base, on_conn_timer, c);
 	event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
 	bufferevent_setcb(
 	    c->bev, on_conn_read, on_conn_write, on_conn_event, c);
-	/* Reading stops when this much is buffered: body backpressure. */
-	bufferevent_setwatermark(
-	    c->bev, EV_READ, 0, s->lim.parse.max_header_bytes + 64 * 1024);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
 	/* libevent writes 16 KiB per loop turn by default: a 100 KiB hit
 	 * would take seven turns instead of one writev. */
 	bufferevent_set_max_single_write(c->bev, 1024 * 1024);
-	bufferevent_set_max_single_read(c->bev, 64 * 1024);
-	conn_set_timeouts(c, 0);
-	/* Plain connections enable writing only when the socket is full
-	 * (a new bufferevent starts with EV_WRITE enabled). */
-	if (c->is_tls)
+	if (c->is_tls) {
+		/* Reading stops at the limit: body backpressure. */
+		bufferevent_setwatermark(c->bev, EV_READ, 0, conn_in_limit(c));
+		bufferevent_set_max_single_read(c->bev, READ_MAX);
+		conn_set_timeouts(c, 0);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	else {
+	} else {
+		event_assign(&c->read_ev, s->base, bufferevent_getfd(c->bev),
+		    EV_READ | EV_PERSIST, on_conn_readable, c);
+		/* A socket bufferevent keeps its input's end frozen but
+		 * around its own reads; here only read_ev reads into it. */
+		evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+		conn_set_timeouts(c, 0);
+		/* Writing is enabled only when the socket is full (a new
+		 * bufferevent starts with EV_WRITE enabled). */
 		bufferevent_disable(c->bev, EV_WRITE);
-		bufferevent_enable(c->bev, EV_READ);
+		conn_read_set(c, 1);
 	}
 
 	c->next = s->conns;
@@ -1593,7 +1807,6 @@ conn_start(struct http_server *s, struct http_conn *c)
 	if (s->conn_gauge != NULL)
 		atomic_store_explicit(
 		    s->conn_gauge, s->nconns, memory_order_relaxed);
-	conn_arm_timer(c, s->lim.header_timeout_ms);
 }
 
 void
@@ -1611,6 +1824,17 @@ http_server_adopt(
 	c = conn_new(s, peer);
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn_start(s, c);
+	/* A client sends its request right after connecting, and it is
+	 * usually in by the time the connection is accepted: read it now.
+	 * A request answered and closed in this loop turn then costs no
+	 * epoll_wait and, the read event being added and deleted before the
+	 * loop waits, no epoll_ctl.  Otherwise the header timeout runs from
+	 * here, and the read event waits for the request. */
+	if (conn_read_in(c) > 0) {
+		conn_read_got(c);
+		return;
+	}
+	conn_arm_timer(c, s->lim.header_timeout_ms);
 }
 
 void
@@ -1647,6 +1871,7 @@ http_server_adopt_tls(struct http_server *s, int fd,
 	c->is_tls = 1;
 	c->tls_handshaking = 1;
 	conn_start(s, c);
+	conn_arm_timer(c, s->lim.header_timeout_ms);
 }
 
 struct http_server *
