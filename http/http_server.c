@@ -135,6 +135,11 @@ struct http_conn {
 	unsigned tls_handshaking : 1;
 	unsigned tls_done : 1;   /* failed, or close_notify sent: no more TLS */
 	unsigned tls_corked : 1; /* TCP_CORK set until the output drains */
+	unsigned tls_flush : 1;  /* output added, flush_ev to write it */
+	unsigned tls_writing : 1;   /* in conn_tls_write_now: callbacks wait */
+	unsigned tls_wrote : 1;     /* ... on_conn_write came meanwhile */
+	unsigned tls_read : 1;      /* ... on_conn_read came meanwhile */
+	short tls_event;            /* ... on_conn_event came with this */
 	unsigned flush_armed : 1;   /* plain: output added, not yet written */
 	unsigned client_closes : 1; /* the request asked for the close and
 	                               was read whole */
@@ -430,12 +435,20 @@ request_rebase(struct http_request *req, const char *from, char *to)
  * Output was added to plain connection <c>: have it written this loop
  * turn.  Inside the dispatch loop its end writes; elsewhere the flush
  * event runs once the current callback returns.  While the write event is
- * enabled, the bufferevent writes by itself.
+ * enabled, the bufferevent writes by itself.  A TLS connection's output
+ * is written by the flush event (conn_tls_write_now).
  */
 static void
 conn_out_added(struct http_conn *c)
 {
-	if (c->is_tls || c->flush_armed)
+	if (c->is_tls) {
+		if (!c->tls_flush && !c->tls_handshaking) {
+			c->tls_flush = 1;
+			event_active(&c->flush_ev, EV_WRITE, 1);
+		}
+		return;
+	}
+	if (c->flush_armed)
 		return;
 	c->flush_armed = 1;
 	if (!c->in_dispatch)
@@ -472,6 +485,50 @@ conn_write_out(struct http_conn *c)
 }
 
 static void on_conn_write(struct bufferevent *bev, void *arg);
+static void on_conn_read(struct bufferevent *bev, void *arg);
+static void on_conn_event(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * Encrypt and write TLS connection <c>'s output now, not at the loop's
+ * next turn.  libevent's OpenSSL bufferevent writes only from its write
+ * event: each response cost the event's add (epoll_ctl), a wait for the
+ * socket to be writable (epoll_wait) and its delete (epoll_ctl).  Its
+ * write callback is run here by hand (as edge_h2.c's conn_write_now does;
+ * no public call does this, and struct bufferevent is libevent's
+ * documented but discouraged layout); once the output is written it
+ * deletes the write event, which the loop's changelist then never sends
+ * to epoll.  What the bufferevent calls back meanwhile waits in notes and
+ * is run after it, from this top-level event, where freeing <c> is safe.
+ */
+static void
+conn_tls_write_now(struct http_conn *c)
+{
+	struct event *ev = &c->bev->ev_write;
+	event_callback_fn cb = event_get_callback(ev);
+	short what;
+
+	c->tls_flush = 0;
+	if (c->tls_done ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		return;
+	c->tls_writing = 1;
+	cb(event_get_fd(ev), EV_WRITE, event_get_callback_arg(ev));
+	c->tls_writing = 0;
+	what = c->tls_event;
+	c->tls_event = 0;
+	if (what != 0) {
+		on_conn_event(c->bev, what, c);
+		return;
+	}
+	if (c->tls_wrote) {
+		c->tls_wrote = 0;
+		on_conn_write(c->bev, c);
+	}
+	if (c->tls_read) {
+		c->tls_read = 0;
+		on_conn_read(c->bev, c);
+	}
+}
 
 static void
 on_conn_flush(evutil_socket_t fd, short what, void *arg)
@@ -481,6 +538,10 @@ on_conn_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->is_tls) {
+		conn_tls_write_now(c);
+		return;
+	}
 	if (c->flush_armed && !conn_write_out(c))
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
@@ -611,12 +672,16 @@ conn_error(struct http_conn *c, int status, const char *why)
 
 /*
  * The connection waits for more input.  libevent 2.1's bufferevent_openssl
- * stops reading at the input high-watermark even when OpenSSL still holds
- * decrypted bytes of a record, and resumes only when the socket turns
- * readable again: a client that has sent its whole body would then wait
- * for the body timeout.  Run its read event once by hand when OpenSSL has
- * bytes pending (no public call does this; struct bufferevent is
- * libevent's documented but discouraged layout).
+ * reads until OpenSSL holds no decrypted bytes of the current record, or
+ * until the input high-watermark, and resumes only when the socket turns
+ * readable again.  What OpenSSL still holds would wait for the client's
+ * next bytes: the rest of a record after the watermark (a client that has
+ * sent its whole body would wait for the body timeout), and, with read-ahead
+ * (conn_tls_read_ahead), whole records read from the socket behind the one
+ * decrypted (a body sent as a record of its own behind its head, pipelined
+ * requests).  Run its read event once by hand when OpenSSL holds bytes (no
+ * public call does this; struct bufferevent is libevent's documented but
+ * discouraged layout).
  */
 static void
 conn_tls_want_input(struct http_conn *c)
@@ -627,7 +692,7 @@ conn_tls_want_input(struct http_conn *c)
 	    !(bufferevent_get_enabled(c->bev) & EV_READ))
 		return;
 	ssl = bufferevent_openssl_get_ssl(c->bev);
-	if (ssl != NULL && SSL_pending(ssl) > 0)
+	if (ssl != NULL && SSL_has_pending(ssl))
 		event_active(&c->bev->ev_read, EV_READ, 1);
 }
 
@@ -1278,7 +1343,6 @@ conn_dispatch(struct http_conn *c)
 				c->head_started = 1;
 				conn_arm_timer(c, s->lim.header_timeout_ms);
 			}
-			conn_tls_want_input(c);
 			break;
 		}
 		c->txn.start_ns = cdn_now_ns();
@@ -1305,6 +1369,8 @@ conn_dispatch(struct http_conn *c)
 	}
 	c->in_dispatch = 0;
 	conn_input_taken(c);
+	if (c->state == CONN_IDLE)
+		conn_tls_want_input(c);
 	if (c->state == CONN_IDLE && drain_closes(c))
 		conn_close_after_flush(c);
 	/* Every answer of this read in one writev.  Once drained, a handler
@@ -1501,6 +1567,19 @@ conn_hand_over_h2(struct http_conn *c)
 }
 
 /*
+ * With read-ahead OpenSSL reads what the socket holds, not a record's
+ * 5-byte header and then its rest: one read(2) per request instead of
+ * two.  Only once HTTP/1.1 is chosen: the records it reads ahead are
+ * ours to drain (conn_tls_want_input), and an h2 connection is handed
+ * over with nothing left behind in OpenSSL.
+ */
+static void
+conn_tls_read_ahead(SSL *ssl)
+{
+	SSL_set_read_ahead(ssl, 1);
+}
+
+/*
  * The handshake ended: BEV_EVENT_CONNECTED, or an error, EOF or timeout.
  * libevent has moved OpenSSL's error queue into the bufferevent.
  */
@@ -1519,6 +1598,8 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 		                                           : HTTP_TLS_FULL);
 		if (ssl != NULL && conn_tls_is_h2(ssl))
 			conn_hand_over_h2(c);
+		else if (ssl != NULL)
+			conn_tls_read_ahead(ssl);
 		return;
 	}
 	c->tls_done = 1;
@@ -1602,6 +1683,10 @@ on_conn_read(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_writing) {
+		c->tls_read = 1;
+		return;
+	}
 	switch (c->state) {
 	case CONN_IDLE:
 		conn_dispatch(c);
@@ -1630,6 +1715,10 @@ on_conn_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_writing) {
+		c->tls_wrote = 1;
+		return;
+	}
 	if (c->tls_corked &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_tls_uncork(c);
@@ -1657,6 +1746,10 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_writing) {
+		c->tls_event |= what;
+		return;
+	}
 	if (c->tls_handshaking) {
 		conn_tls_handshake_end(c, what);
 		return;
