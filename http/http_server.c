@@ -149,7 +149,12 @@ struct http_conn {
 	unsigned read_timed : 1;    /* plain: ... with the body timeout */
 	unsigned read_drained : 1; /* plain: the last read emptied the socket */
 	unsigned nreq;
-	char peer[INET6_ADDRSTRLEN];
+	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} peer_addr;
 	char *head; /* copy of the current request head */
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries, behind the struct */
@@ -186,6 +191,27 @@ static char *
 conn_head_inline(struct http_conn *c)
 {
 	return (char *)(c->fields + c->srv->lim.parse.max_headers);
+}
+
+/*
+ * The client's address as text, formatted on first use: inet_ntop (a
+ * printf) cost a tenth of a connection's instructions, and most
+ * connections never log or pass their client's address.
+ */
+static const char *
+conn_peer(struct http_conn *c)
+{
+	if (c->peer[0] != '\0')
+		return c->peer;
+	if (c->peer_addr.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &c->peer_addr.in4.sin_addr, c->peer,
+		    sizeof(c->peer));
+	else if (c->peer_addr.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &c->peer_addr.in6.sin6_addr, c->peer,
+		    sizeof(c->peer));
+	if (c->peer[0] == '\0')
+		strcpy(c->peer, "-");
+	return c->peer;
 }
 
 /*
@@ -649,7 +675,8 @@ conn_error(struct http_conn *c, int status, const char *why)
 	char body[128];
 	int n;
 
-	CDN_LOG(CDN_LOG_INFO, "http", "client %s: %d %s", c->peer, status, why);
+	CDN_LOG(CDN_LOG_INFO, "http", "client %s: %d %s", conn_peer(c), status,
+	    why);
 	txn->magic = HTTP_TXN_MAGIC;
 	txn->conn = c;
 	if (txn->start_ns == 0)
@@ -905,7 +932,7 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 	            framing_len + tail_len),
 	        &v, 1) < 1) {
 		CDN_LOG(CDN_LOG_ERR, "http",
-		    "client %s: no memory for a response head", c->peer);
+		    "client %s: no memory for a response head", conn_peer(c));
 		txn->no_body = 1; /* nothing goes out, and the close says so */
 		txn->chunked_out = 0;
 		c->keep_alive = 0;
@@ -1214,7 +1241,7 @@ const char *
 http_txn_client_addr(const struct http_txn *txn)
 {
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
-	return txn->conn->peer;
+	return conn_peer(txn->conn);
 }
 
 int
@@ -1560,7 +1587,7 @@ conn_hand_over_h2(struct http_conn *c)
 	}
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
-	memcpy(peer, c->peer, sizeof(peer));
+	memcpy(peer, conn_peer(c), sizeof(peer));
 	c->bev = NULL;
 	conn_unlink_and_free(c);
 	s->h.on_h2(bev, peer, s->arg);
@@ -1610,15 +1637,16 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 	if (first != 0) {
 		ERR_error_string_n(first, why, sizeof(why));
 		CDN_LOG(CDN_LOG_INFO, "http",
-		    "client %s: TLS handshake failed: %s", c->peer, why);
+		    "client %s: TLS handshake failed: %s", conn_peer(c), why);
 		conn_tls_report(c, HTTP_TLS_FAILED);
 	} else if (what & BEV_EVENT_TIMEOUT) {
 		CDN_LOG(CDN_LOG_INFO, "http",
-		    "client %s: TLS handshake timeout", c->peer);
+		    "client %s: TLS handshake timeout", conn_peer(c));
 		conn_tls_report(c, HTTP_TLS_TIMEOUT);
 	} else {
 		CDN_LOG(CDN_LOG_DEBUG, "http",
-		    "client %s: closed during the TLS handshake (%s)", c->peer,
+		    "client %s: closed during the TLS handshake (%s)",
+		    conn_peer(c),
 		    (what & BEV_EVENT_EOF)
 		        ? "EOF"
 		        : evutil_socket_error_to_string(serr));
@@ -1641,7 +1669,7 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 	case CONN_IDLE:
 		if (c->tls_handshaking) {
 			CDN_LOG(CDN_LOG_INFO, "http",
-			    "client %s: TLS handshake timeout", c->peer);
+			    "client %s: TLS handshake timeout", conn_peer(c));
 			conn_tls_report(c, HTTP_TLS_TIMEOUT);
 			conn_free(c);
 			return;
@@ -1848,16 +1876,11 @@ conn_new(struct http_server *s, const struct sockaddr *peer)
 	c->srv = s;
 	c->keep_alive = 1;
 	if (peer->sa_family == AF_INET)
-		inet_ntop(AF_INET,
-		    &((const struct sockaddr_in *)(const void *)peer)->sin_addr,
-		    c->peer, sizeof(c->peer));
+		memcpy(&c->peer_addr.in4, peer, sizeof(c->peer_addr.in4));
 	else if (peer->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((const struct sockaddr_in6 *)(const void *)peer)
-		         ->sin6_addr,
-		    c->peer, sizeof(c->peer));
+		memcpy(&c->peer_addr.in6, peer, sizeof(c->peer_addr.in6));
 	else
-		strcpy(c->peer, "-");
+		c->peer_addr.sa.sa_family = AF_UNSPEC;
 	return c;
 }
 
@@ -1952,7 +1975,7 @@ http_server_adopt_tls(struct http_server *s, int fd,
 		/* libevent 2.1 has freed ssl (CLOSE_ON_FREE) but not the fd,
 		 * which ssl's BIO did not own. */
 		CDN_LOG(CDN_LOG_ERR, "http", "client %s: cannot set up TLS",
-		    c->peer);
+		    conn_peer(c));
 		close(fd);
 		MAGIC_WIPE(c);
 		free(c);
