@@ -148,6 +148,7 @@ struct http_conn {
 	unsigned read_added : 1;    /* plain: read_ev is added */
 	unsigned read_timed : 1;    /* plain: ... with the body timeout */
 	unsigned read_drained : 1; /* plain: the last read emptied the socket */
+	unsigned read_first : 1;   /* plain: accepted, not read yet */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
 	union {
@@ -1822,6 +1823,7 @@ static void
 on_conn_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	int first;
 	ssize_t n;
 
 	(void)fd;
@@ -1831,14 +1833,19 @@ on_conn_readable(evutil_socket_t fd, short what, void *arg)
 		on_conn_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
 		return;
 	}
+	first = c->read_first;
+	c->read_first = 0;
 	n = conn_read_in(c);
 	if (n > 0) {
 		conn_read_got(c);
 		return;
 	}
 	if (n < 0 &&
-	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		if (first)
+			conn_arm_timer(c, c->srv->lim.header_timeout_ms);
 		return;
+	}
 	conn_read_set(c, 0);
 	on_conn_event(c->bev,
 	    BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
@@ -1940,17 +1947,15 @@ http_server_adopt(
 	c = conn_new(s, peer);
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn_start(s, c);
-	/* A client sends its request right after connecting, and it is
-	 * usually in by the time the connection is accepted: read it now.
-	 * A request answered and closed in this loop turn then costs no
-	 * epoll_wait and, the read event being added and deleted before the
-	 * loop waits, no epoll_ctl.  Otherwise the header timeout runs from
-	 * here, and the read event waits for the request. */
-	if (conn_read_in(c) > 0) {
-		conn_read_got(c);
-		return;
-	}
-	conn_arm_timer(c, s->lim.header_timeout_ms);
+	/* A client sends its request right after connecting: read it in
+	 * this loop turn, once the listener has taken every connection
+	 * waiting (the last of them has had the most time to send).  A
+	 * request answered and closed in this turn then costs no epoll_wait
+	 * and, the read event being added and deleted before the loop waits,
+	 * no epoll_ctl.  Otherwise the header timeout runs from that read,
+	 * and the read event waits for the request. */
+	c->read_first = 1;
+	event_active(&c->read_ev, EV_READ, 1);
 }
 
 void
