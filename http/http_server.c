@@ -28,6 +28,11 @@
  * socket did not take everything, and disabled again once the output has
  * drained: a response that fits the socket buffer costs no epoll_ctl.
  *
+ * Reads (plain connections): an event of the connection's own reads into
+ * the bufferevent's input, which only writes (conn_read_sync); a new
+ * connection's request is read in the loop turn that accepted it.  A
+ * request answered and closed within that turn never reaches epoll.
+ *
  * TLS: a TLS connection differs only in its bufferevent (libevent's
  * bufferevent_openssl, which runs the handshake and the records) and in
  * how it starts and ends.  While it handshakes it is IDLE with
@@ -35,7 +40,9 @@
  * handshake and the request head together, so a client that stalls
  * mid-handshake costs one timer; a failed handshake (garbage, TLS 1.1)
  * frees the connection at once.  On the way out a close_notify is sent
- * when the output is flushed.  Two libevent 2.1 habits are worked around
+ * when the output is flushed.  Responses are encrypted and written in the
+ * loop turn that made them (conn_tls_write_now), and HTTP/1.1 reads ahead
+ * (conn_tls_read_ahead).  Two libevent 2.1 habits are worked around
  * (conn_tls_coalesce, conn_tls_want_input).  The plain path pays a flag
  * test per response and per connection event: no call, no allocation.
  */
@@ -258,6 +265,8 @@ ms_to_tv(uint64_t ms, struct timeval *tv)
 	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
 }
 
+static void conn_read_sync(struct http_conn *c);
+
 /*
  * The send timeout stays armed for the connection's life: libevent counts
  * it only while the write event waits on a socket that takes nothing, so
@@ -265,8 +274,6 @@ ms_to_tv(uint64_t ms, struct timeval *tv)
  * timeout runs only while a request body is read (between requests the
  * connection's timer has the keep-alive timeout).
  */
-static void conn_read_sync(struct http_conn *c);
-
 static void
 conn_set_timeouts(struct http_conn *c, int reading_body)
 {
