@@ -42,6 +42,16 @@ dup_bytes(const char *p, size_t len)
 	return q;
 }
 
+/* <len> bytes of <p> at <dst>, terminated; returns the byte after. */
+static char *
+put_str(char *dst, const char *p, size_t len)
+{
+	if (len > 0)
+		memcpy(dst, p, len);
+	dst[len] = '\0';
+	return dst + len + 1;
+}
+
 /*
  * A new object with one reference; copies <url>, <fields>, <vary> (each
  * NUL-terminated in its copy) and *d (d->reason is a static string).
@@ -61,19 +71,16 @@ cache_obj_new(const uint8_t key[CACHE_HASH_LEN], uint64_t variant, int status,
 	CDN_ASSERT(fields != NULL || fields_len == 0);
 	CDN_ASSERT(vary != NULL || vary_len == 0);
 
-	o = calloc(1, sizeof(*o));
+	/* One allocation: the three strings follow the struct, as they
+	 * live and die with it. */
+	o = malloc(sizeof(*o) + url_len + 1 + fields_len + 1 + vary_len + 1);
 	if (o == NULL)
 		return NULL;
-	o->url = dup_bytes(url, url_len);
-	o->fields = dup_bytes(fields, fields_len);
-	o->vary = dup_bytes(vary, vary_len);
-	if (o->url == NULL || o->fields == NULL || o->vary == NULL) {
-		free(o->url);
-		free(o->fields);
-		free(o->vary);
-		free(o);
-		return NULL;
-	}
+	memset(o, 0, sizeof(*o));
+	o->url = (char *)(o + 1);
+	o->fields = put_str(o->url, url, url_len);
+	o->vary = put_str(o->fields, fields, fields_len);
+	put_str(o->vary, vary, vary_len);
 	o->magic = CACHE_OBJ_MAGIC;
 	atomic_init(&o->refcnt, 1);
 	memcpy(o->key, key, CACHE_HASH_LEN);
@@ -275,9 +282,6 @@ cache_obj_unref(struct cache_obj **op)
 		for (uint32_t i = 0; o->chunks != NULL && i < o->nchunks; i++)
 			free(o->chunks[i]);
 	free(o->chunks);
-	free(o->url);
-	free(o->fields);
-	free(o->vary);
 	free(o->tags);
 	MAGIC_WIPE(o);
 	free(o);
@@ -294,7 +298,7 @@ cache_obj_footprint(const struct cache_obj *o)
 
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	n = sizeof(*o) + o->url_len + 1 + o->fields_len + 1 + o->vary_len + 1 +
-	    4 * OBJ_MALLOC_OVERHEAD;
+	    OBJ_MALLOC_OVERHEAD;
 	if (o->tags != NULL)
 		n += o->tags_len + 1 + OBJ_MALLOC_OVERHEAD;
 	if (o->chunks_cap > 0)

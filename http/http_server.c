@@ -24,7 +24,8 @@
  * (every pipelined answer of one read together) or, for writes made from
  * elsewhere (a fill feeding its waiters), from an event activated for the
  * same loop turn: one writev per connection per turn, whatever the number
- * of pieces.  The bufferevent's write event is enabled only when the
+ * of pieces, and a sendfile for each file segment (a sealed body) in the
+ * same turn.  The bufferevent's write event is enabled only when the
  * socket did not take everything, and disabled again once the output has
  * drained: a response that fits the socket buffer costs no epoll_ctl.
  *
@@ -499,20 +500,31 @@ static int
 conn_write_out(struct http_conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd;
+	size_t len;
+	int n;
 
 	c->flush_armed = 0;
 	if (bufferevent_get_enabled(c->bev) & EV_WRITE)
 		return 0; /* the bufferevent is writing already */
-	if (evbuffer_get_length(out) > 0) {
+	len = evbuffer_get_length(out);
+	if (len > 0) {
 		/* A socket bufferevent keeps its output's start frozen; it
-		 * thaws it the same way around its own writes.  One write,
-		 * as libevent makes: it stops at a file segment (sendfile),
-		 * which the write event then sends. */
+		 * thaws it the same way around its own writes.  Each write
+		 * stops where memory and a file segment meet (a writev, then
+		 * a sendfile), so write again until all went or the socket
+		 * took nothing: a head and its body leave in this turn, and
+		 * the write event is needed only when the socket is full. */
+		fd = bufferevent_getfd(c->bev);
 		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+		do {
+			n = evbuffer_write(out, fd);
+			if (n > 0)
+				len -= (size_t)n; /* drained what went */
+		} while (n > 0 && len > 0);
 		evbuffer_freeze(out, 1);
 	}
-	if (evbuffer_get_length(out) == 0)
+	if (len == 0)
 		return 1;
 	bufferevent_enable(c->bev, EV_WRITE);
 	return 0;
