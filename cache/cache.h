@@ -324,8 +324,10 @@ struct cache_obj {
 	 * while a descriptor is open or the kernel holds its pages. */
 	int body_fd;
 	/* Private to cache/ (cache_obj.c, cache_store_read.c): */
-	uint32_t chunks_cap;   /* slots allocated in chunks[] */
-	size_t last_chunk_cap; /* bytes allocated for chunks[nchunks - 1] */
+	uint32_t chunks_cap;       /* slots allocated in chunks[] */
+	unsigned char *chunk_slot; /* chunks[] while it has one slot */
+	uint64_t body_want;        /* cache_obj_reserve's hint; 0: none */
+	size_t last_chunk_cap;     /* bytes allocated for chunks[nchunks - 1] */
 	/* The one mutable field of a shared object: the LRU bucket (minutes
 	 * since the epoch) of the last access recorded in LMDB, so that
 	 * cache_store_touch() enqueues at most once per object and bucket. */
@@ -351,6 +353,12 @@ int cache_obj_set_tags(
     struct cache_obj *o, const char *tags, size_t len) CDN_WUR;
 /* Append body bytes (before sharing).  CDN_ENOMEM if memory runs out. */
 int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
+/*
+ * Say, before the first append, that <body_len> bytes will be appended, so
+ * that each chunk is allocated at its final size (no growing and copying).
+ * A hint: appending more or less is still correct.
+ */
+void cache_obj_reserve(struct cache_obj *o, uint64_t body_len);
 /*
  * Append a chunk the caller malloc'd with <cap> bytes, of which <len> are
  * body; the object owns it from now on (no copy).  Every chunk but the

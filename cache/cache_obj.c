@@ -42,9 +42,21 @@ dup_bytes(const char *p, size_t len)
 	return q;
 }
 
+/* Copy <len> bytes of <src> to <dst> with a NUL after them; the end. */
+static char *
+put_str(char *dst, const char *src, size_t len)
+{
+	if (len > 0)
+		memcpy(dst, src, len);
+	dst[len] = '\0';
+	return dst + len + 1;
+}
+
 /*
  * A new object with one reference; copies <url>, <fields>, <vary> (each
- * NUL-terminated in its copy) and *d (d->reason is a static string).
+ * NUL-terminated in its copy, all three in the object's own allocation: a
+ * hit read from LMDB or a fill makes one allocation for them, not four)
+ * and *d (d->reason is a static string).
  * stored_at is the wall clock now; purge_gen starts at 0 and the caller
  * may set it before sharing.  Returns NULL if memory runs out.
  */
@@ -55,25 +67,29 @@ cache_obj_new(const uint8_t key[CACHE_HASH_LEN], uint64_t variant, int status,
     size_t vary_len)
 {
 	struct cache_obj *o;
+	size_t strs;
+	char *p;
 
 	CDN_ASSERT(key != NULL && d != NULL);
 	CDN_ASSERT(url != NULL || url_len == 0);
 	CDN_ASSERT(fields != NULL || fields_len == 0);
 	CDN_ASSERT(vary != NULL || vary_len == 0);
 
-	o = calloc(1, sizeof(*o));
+	/* The lengths come from a response or a record: fail, never wrap. */
+	if (url_len > SIZE_MAX / 4 || fields_len > SIZE_MAX / 4 ||
+	    vary_len > SIZE_MAX / 4)
+		return NULL;
+	strs = url_len + 1 + fields_len + 1 + vary_len + 1;
+	o = calloc(1, sizeof(*o) + strs);
 	if (o == NULL)
 		return NULL;
-	o->url = dup_bytes(url, url_len);
-	o->fields = dup_bytes(fields, fields_len);
-	o->vary = dup_bytes(vary, vary_len);
-	if (o->url == NULL || o->fields == NULL || o->vary == NULL) {
-		free(o->url);
-		free(o->fields);
-		free(o->vary);
-		free(o);
-		return NULL;
-	}
+	p = (char *)(o + 1);
+	o->url = p;
+	p = put_str(p, url, url_len);
+	o->fields = p;
+	p = put_str(p, fields, fields_len);
+	o->vary = p;
+	(void)put_str(p, vary, vary_len);
 	o->magic = CACHE_OBJ_MAGIC;
 	atomic_init(&o->refcnt, 1);
 	memcpy(o->key, key, CACHE_HASH_LEN);
@@ -134,10 +150,23 @@ grow_chunk_array(struct cache_obj *o)
 
 	if (o->nchunks < o->chunks_cap)
 		return CDN_OK;
+	if (o->chunks_cap == 0) {
+		/* Most bodies are one chunk: its pointer lives in the object.
+		 */
+		o->chunks = &o->chunk_slot;
+		o->chunks_cap = 1;
+		return CDN_OK;
+	}
 	if (o->chunks_cap >= UINT32_MAX / 2)
 		return CDN_ENOMEM;
-	cap = o->chunks_cap == 0 ? 1 : o->chunks_cap * 2;
-	v = realloc(o->chunks, (size_t)cap * sizeof(*v));
+	cap = o->chunks_cap * 2;
+	if (o->chunks == &o->chunk_slot) {
+		v = malloc((size_t)cap * sizeof(*v));
+		if (v != NULL)
+			v[0] = o->chunk_slot;
+	} else {
+		v = realloc(o->chunks, (size_t)cap * sizeof(*v));
+	}
 	if (v == NULL)
 		return CDN_ENOMEM;
 	o->chunks = v;
@@ -176,6 +205,13 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 			if (grow_chunk_array(o) != CDN_OK)
 				return CDN_ENOMEM;
 			cap = len < CACHE_CHUNK_SIZE ? len : CACHE_CHUNK_SIZE;
+			/* A body of known length: the chunk's final size. */
+			if (o->body_want > o->body_len &&
+			    o->body_want - o->body_len > cap)
+				cap = o->body_want - o->body_len <
+				        CACHE_CHUNK_SIZE
+				    ? (size_t)(o->body_want - o->body_len)
+				    : CACHE_CHUNK_SIZE;
 			if (cap < CACHE_OBJ_MIN_CHUNK)
 				cap = CACHE_OBJ_MIN_CHUNK;
 			c = malloc(cap);
@@ -205,6 +241,15 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 		len -= n;
 	}
 	return CDN_OK;
+}
+
+void
+cache_obj_reserve(struct cache_obj *o, uint64_t body_len)
+{
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
+	CDN_ASSERT(o->body_len == 0 && o->nchunks == 0);
+	o->body_want = body_len;
 }
 
 int
@@ -274,10 +319,8 @@ cache_obj_unref(struct cache_obj **op)
 	else
 		for (uint32_t i = 0; o->chunks != NULL && i < o->nchunks; i++)
 			free(o->chunks[i]);
-	free(o->chunks);
-	free(o->url);
-	free(o->fields);
-	free(o->vary);
+	if (o->chunks != &o->chunk_slot)
+		free(o->chunks);
 	free(o->tags);
 	MAGIC_WIPE(o);
 	free(o);
@@ -294,10 +337,10 @@ cache_obj_footprint(const struct cache_obj *o)
 
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	n = sizeof(*o) + o->url_len + 1 + o->fields_len + 1 + o->vary_len + 1 +
-	    4 * OBJ_MALLOC_OVERHEAD;
+	    OBJ_MALLOC_OVERHEAD;
 	if (o->tags != NULL)
 		n += o->tags_len + 1 + OBJ_MALLOC_OVERHEAD;
-	if (o->chunks_cap > 0)
+	if (o->chunks_cap > 0 && o->chunks != &o->chunk_slot)
 		n += (size_t)o->chunks_cap * sizeof(*o->chunks) +
 		    OBJ_MALLOC_OVERHEAD;
 	if (o->body_fd >= 0)

@@ -138,6 +138,8 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	if (rc != CDN_OK)
 		goto out;
 	with_body = rv.body_len <= body_max;
+	if (with_body)
+		cache_obj_reserve(o, rv.body_len);
 	if (!with_body) {
 		/* Chunks come later, as needed (cache_store_load_chunks). */
 		o->body_len = rv.body_len;
