@@ -11,6 +11,8 @@
  *    transaction being used or leaked (ASan and LSan check the build
  *    with --enable-sanitizers).
  *  - A 4 KiB body read from LMDB is allocated at its size, not doubled.
+ *  - Chunk checksums are the XXH3 the store's format names, whichever
+ *    implementation of it (SSE2, AVX2, AVX-512) computes them.
  * Each store lives in its own directory under a mkdtemp() root.
  */
 #include "config.h"
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "cache/cache.h"
 #include "cache/cache_store_int.h"
@@ -305,6 +308,30 @@ test_thread_exit(void)
 	cache_store_close(&ra.s);
 }
 
+/* ---- the checksums: the same, whichever XXH3 computes them ---- */
+
+static void
+test_chunk_sums(void)
+{
+	static const size_t lens[] = {0, 1, 16, 128, 129, 240, 241, 1000, 4080,
+	    4096, 100000, CACHE_CHUNK_SIZE};
+	const uint64_t seed = 0x0123456789abcdefull;
+	unsigned char *buf = malloc(CACHE_CHUNK_SIZE);
+	int bad = 0;
+
+	if (buf == NULL)
+		bail("malloc");
+	for (size_t i = 0; i < CACHE_CHUNK_SIZE; i++)
+		buf[i] = (unsigned char)(i * 131u >> 3);
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+		for (uint32_t c = 0; c < 3; c++)
+			bad += cache_record_chunk_sum(seed, c, buf, lens[k]) !=
+			    XXH3_64bits_withSeed(buf, lens[k], seed + c + 1);
+	is_int(bad, 0,
+	    "sums: chunk checksums are XXH3 as stored, for every length");
+	free(buf);
+}
+
 /* ---- what a read from LMDB costs in memory ---- */
 
 static void
@@ -352,6 +379,7 @@ main(void)
 	test_reopen();
 	test_thread_exit();
 	test_disk_read_footprint();
+	test_chunk_sums();
 
 	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return done_testing();
