@@ -744,6 +744,18 @@ int cache_store_is_current(struct cache_store *s, const struct cache_obj *o);
 uint64_t cache_store_removals(struct cache_store *s);
 
 /*
+ * Make the calling thread's reads of <s> until cache_store_read_release
+ * one LMDB read transaction (renewed at the first that reaches LMDB), so
+ * that a lookup's Vary rule and variants cost one: a request calls it
+ * around cache_store_get_vary and the variant lookups that follow.  The
+ * purge rules are brought up to date here rather than in each lookup.
+ * Holds may not nest; the thread must release before it returns to its
+ * event loop (a read transaction left open would pin the map's pages).
+ */
+void cache_store_read_hold(struct cache_store *s);
+void cache_store_read_release(struct cache_store *s);
+
+/*
  * The Vary rule stored for a primary key: copies the Vary value into
  * buf (up to cap) and its length to *len.  CDN_NOTFOUND if no response
  * for that key has a Vary (then variant 0 is the one to look up);

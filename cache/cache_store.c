@@ -225,7 +225,10 @@ struct store_reader {
 	struct store_reader *next; /* (reader_mtx) */
 	_Atomic uint64_t store_id; /* txn's store (cache_store.id); 0: none */
 	MDB_txn *txn;              /* reset between reads; NULL: none */
-	int in_use;                /* the thread's own: a read has it */
+	/* The thread's own: */
+	unsigned in_use;  /* reads that have txn now */
+	uint64_t hold_id; /* the store of cache_store_read_hold; 0: none */
+	int held_open;    /* txn is renewed for the hold */
 };
 
 static pthread_mutex_t reader_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -302,8 +305,9 @@ reader_mine(void)
 /*
  * Begin a read-only transaction of <s> for the calling thread, as
  * cache_store_txn_begin(s, MDB_RDONLY, txnp) does, with the thread's kept
- * transaction when it has one for <s>.  End it with cache_store_read_end,
- * never with cache_store_txn_abort.  Returns 0 or an LMDB code, logged.
+ * transaction when it has one for <s> (inside cache_store_read_hold, the
+ * one the hold renewed).  End it with cache_store_read_end, never with
+ * cache_store_txn_abort.  Returns 0 or an LMDB code, logged.
  */
 int
 cache_store_read_begin(struct cache_store *s, MDB_txn **txnp)
@@ -311,18 +315,22 @@ cache_store_read_begin(struct cache_store *s, MDB_txn **txnp)
 	struct store_reader *r = reader_mine();
 	int rc;
 
-	if (r->in_use) /* a read inside a read: a transaction of its own */
+	if (r->held_open && r->hold_id == s->id) {
+		r->in_use++;
+		*txnp = r->txn;
+		return 0;
+	}
+	/* A read inside a read, or of another store during a hold: a
+	 * transaction of its own. */
+	if (r->in_use > 0 || r->held_open)
 		return cache_store_txn_begin(s, MDB_RDONLY, txnp);
 	if (atomic_load_explicit(&r->store_id, memory_order_relaxed) == s->id &&
 	    !cache_store_is_damaged(s)) {
 		cache_lmdb_enter();
 		pthread_rwlock_rdlock(&s->map_lock);
 		rc = mdb_txn_renew(r->txn);
-		if (rc == 0) {
-			r->in_use = 1;
-			*txnp = r->txn;
-			return 0;
-		}
+		if (rc == 0)
+			goto have;
 		pthread_rwlock_unlock(&s->map_lock);
 		cache_lmdb_leave();
 		/* MDB_MAP_RESIZED, say: a new one, as the first time. */
@@ -339,8 +347,20 @@ cache_store_read_begin(struct cache_store *s, MDB_txn **txnp)
 	r->txn = *txnp;
 	atomic_store_explicit(&r->store_id, s->id, memory_order_relaxed);
 	pthread_mutex_unlock(&reader_mtx);
+have:
 	r->in_use = 1;
+	r->held_open = r->hold_id == s->id;
+	*txnp = r->txn;
 	return 0;
+}
+
+/* Reset the kept transaction and let go of what its renewal took. */
+static void
+reader_reset(struct cache_store *s, struct store_reader *r)
+{
+	mdb_txn_reset(r->txn); /* its snapshot goes: no page stays pinned */
+	pthread_rwlock_unlock(&s->map_lock);
+	cache_lmdb_leave();
 }
 
 /* End a transaction of cache_store_read_begin; NULLs *txnp. */
@@ -351,15 +371,48 @@ cache_store_read_end(struct cache_store *s, MDB_txn **txnp)
 
 	if (*txnp == NULL)
 		return;
-	if (r == NULL || !r->in_use || *txnp != r->txn) {
+	if (r == NULL || r->in_use == 0 || *txnp != r->txn) {
 		cache_store_txn_abort(s, txnp);
 		return;
 	}
-	mdb_txn_reset(*txnp); /* its snapshot goes: no page stays pinned */
 	*txnp = NULL;
-	r->in_use = 0;
-	pthread_rwlock_unlock(&s->map_lock);
-	cache_lmdb_leave();
+	if (--r->in_use == 0 && !r->held_open)
+		reader_reset(s, r);
+}
+
+void
+cache_store_read_hold(struct cache_store *s)
+{
+	struct store_reader *r = reader_mine();
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(r->hold_id == 0 && r->in_use == 0);
+	/* Now, not inside the hold: a reload of the purge rules reads LMDB
+	 * under reload_mtx, which is taken before map_lock, never after. */
+	cache_store_purge_refresh(s);
+	r->hold_id = s->id;
+}
+
+void
+cache_store_read_release(struct cache_store *s)
+{
+	struct store_reader *r = my_reader;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(r != NULL && r->hold_id == s->id && r->in_use == 0);
+	r->hold_id = 0;
+	if (r->held_open) {
+		r->held_open = 0;
+		reader_reset(s, r);
+	}
+}
+
+int
+cache_store_read_held(struct cache_store *s)
+{
+	struct store_reader *r = my_reader;
+
+	return r != NULL && r->hold_id == s->id;
 }
 
 /* Pages holding data, in bytes (see cache_evict.c "Accounting"). */

@@ -277,6 +277,8 @@ void cache_store_txn_abort(struct cache_store *s, MDB_txn **txnp);
 /* A read transaction with the calling thread's kept one (cache_store.c). */
 int cache_store_read_begin(struct cache_store *s, MDB_txn **txnp) CDN_WUR;
 void cache_store_read_end(struct cache_store *s, MDB_txn **txnp);
+/* Is the calling thread inside cache_store_read_hold(s)? */
+int cache_store_read_held(struct cache_store *s);
 int cache_store_txn_commit(struct cache_store *s, MDB_txn **txnp);
 int cache_store_lmdb_check(struct cache_store *s, int rc);
 uint64_t cache_store_used_bytes(struct cache_store *s, MDB_txn *txn);

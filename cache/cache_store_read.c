@@ -257,7 +257,8 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		*none_stored = 0;
 	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
-	cache_store_purge_refresh(s);
+	if (!cache_store_read_held(s)) /* the hold refreshed them */
+		cache_store_purge_refresh(s);
 	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
 	if (rc == CDN_OK) {
 		if (purge_filter(s, &o) != CDN_OK)
@@ -499,7 +500,8 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	*n = 0;
-	cache_store_purge_refresh(s);
+	if (!cache_store_read_held(s)) /* the hold refreshed them */
+		cache_store_purge_refresh(s);
 	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
 	rc = mdb_cursor_open(txn, s->db_obj, &cur);

@@ -10,6 +10,8 @@
  *    close a store and open it again, and exit, without a stale
  *    transaction being used or leaked (ASan and LSan check the build
  *    with --enable-sanitizers).
+ *  - A hold (cache_store_read_hold) makes a lookup's reads one
+ *    transaction and leaves no snapshot behind when released.
  *  - A 4 KiB body read from LMDB is allocated at its size, not doubled.
  *  - Chunk checksums are the XXH3 the store's format names, whichever
  *    implementation of it (SSE2, AVX2, AVX-512) computes them.
@@ -308,6 +310,52 @@ test_thread_exit(void)
 	cache_store_close(&ra.s);
 }
 
+/* ---- a hold: one transaction for a lookup's reads ---- */
+
+static void
+test_hold(void)
+{
+	struct cache_store *s = open_store("hold", 0);
+	struct cache_store *t = open_store("hold-other", 0);
+	struct rlist rl = {0, 0};
+	uint8_t key[CACHE_HASH_LEN];
+	char vary[64];
+	size_t vlen = 0;
+	int bad = 0;
+
+	if (s == NULL || t == NULL)
+		bail("open");
+	put(s, 8, 1, BODY_4K);
+	put(t, 8, 2, BODY_4K);
+	cache_store_sync(s);
+	cache_store_sync(t);
+	key_of(8, key);
+	for (int i = 0; i < SEP_TURNS; i++) {
+		cache_store_read_hold(s);
+		bad += cache_store_get_vary(
+		           s, key, vary, sizeof(vary), &vlen) != CDN_NOTFOUND;
+		bad += read_is(s, 8, 1, BODY_4K) != CDN_OK;
+		bad += read_is(s, 9, 1, BODY_4K) != CDN_NOTFOUND;
+		/* Another store's read inside the hold: its own. */
+		bad += read_is(t, 8, 2, BODY_4K) != CDN_OK;
+		cache_store_read_release(s);
+	}
+	is_int(
+	    bad, 0, "hold: %d lookups of a Vary rule and objects", SEP_TURNS);
+	cache_store_read_hold(s);
+	cache_store_read_release(s);
+	ok(1, "hold: released without a read");
+	is_int(mdb_reader_list(s->env, on_reader_line, &rl), 0,
+	    "hold: mdb_reader_list");
+	is_int(rl.pinned, 0, "hold: no snapshot left after the release");
+	put(s, 8, 2, BODY_4K);
+	cache_store_sync(s);
+	is_int(read_is(s, 8, 2, BODY_4K), CDN_OK,
+	    "hold: a read after it sees the next commit");
+	cache_store_close(&t);
+	cache_store_close(&s);
+}
+
 /* ---- the checksums: the same, whichever XXH3 computes them ---- */
 
 static void
@@ -379,6 +427,7 @@ main(void)
 	test_reopen();
 	test_thread_exit();
 	test_disk_read_footprint();
+	test_hold();
 	test_chunk_sums();
 
 	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
