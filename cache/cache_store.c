@@ -262,6 +262,7 @@ reader_dest(void *arg)
 			break;
 		}
 	pthread_mutex_unlock(&reader_mtx);
+	my_reader = NULL; /* runs in the exiting thread itself */
 	free(r);
 }
 
