@@ -9,12 +9,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <xxhash.h>
-#if defined(HAVE_XXH_X86DISPATCH_H) &&                                         \
-    defined(HAVE_XXH3_64BITS_WITHSEED_DISPATCH)
-/* XXH3 with the widest vectors the CPU has: the same hashes, so the same
- * records, only faster (configure.ac). */
-#include <xxh_x86dispatch.h>
-#endif
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"

@@ -13,8 +13,8 @@
  *  - A hold (cache_store_read_hold) makes a lookup's reads one
  *    transaction and leaves no snapshot behind when released.
  *  - A 4 KiB body read from LMDB is allocated at its size, not doubled.
- *  - Chunk checksums are the XXH3 the store's format names, whichever
- *    implementation of it (SSE2, AVX2, AVX-512) computes them.
+ *  - Chunk checksums are the seeded XXH3 the store's format names, so
+ *    that bodies written by another build still read back.
  * Each store lives in its own directory under a mkdtemp() root.
  */
 #include "config.h"
@@ -356,7 +356,7 @@ test_hold(void)
 	cache_store_close(&s);
 }
 
-/* ---- the checksums: the same, whichever XXH3 computes them ---- */
+/* ---- the checksums: what the store's format names ---- */
 
 static void
 test_chunk_sums(void)
