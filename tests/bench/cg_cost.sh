@@ -6,10 +6,7 @@
 #   tests/bench/cg_cost.sh [EDGED] [hit|miss|churn] [N1] [N2]
 # hit: one cached 1 KiB object; miss: a new 1 KiB key each request, fetched
 # from tests/bench/bench_origin and stored; churn: the hit, each on a new
-# connection with Connection: close (so a connection's own cost is in);
-# many: hits on a key drawn at random (a fixed seed) among MANY_N (2,000)
-# objects of 4 KiB, each fetched once before, so that with a small memory
-# tier (EDGED_ARGS="--memory-size 1M") most come from LMDB and are promoted.
+# connection with Connection: close (so a connection's own cost is in).
 # Loopback only; stops by itself.
 # EDGED_ARGS: more edged arguments, word-split (e.g. "--purge-bus
 # redis://127.0.0.1:1" to price the purge bus's verdict on hits).
@@ -19,7 +16,6 @@ KIND=${2:-hit}
 N1=${3:-500}
 N2=${4:-2500}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
-MANY_N=${MANY_N:-2000}
 command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 1; }
 
 port() {
@@ -30,24 +26,14 @@ port() {
 client() {
 	python3 - "$@" <<'PY'
 import socket, sys
-import random
 port, n, kind, tag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-many_n = int(sys.argv[5]) if len(sys.argv) > 5 else 0
-rnd = random.Random(1)
 s = None
 buf = b""
 for i in range(n):
     if s is None or kind == "churn":
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
         buf = b""
-    if kind == "miss":
-        path = "/obj/m%d-%s?size=1024" % (i, tag)
-    elif kind == "fill":
-        path = "/obj/k%d?size=4096" % i
-    elif kind == "many":
-        path = "/obj/k%d?size=4096" % rnd.randrange(many_n)
-    else:
-        path = "/obj/hot?size=1024"
+    path = "/obj/m%d-%s?size=1024" % (i, tag) if kind == "miss" else "/obj/hot?size=1024"
     close = "Connection: close\r\n" if kind == "churn" else ""
     s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n%s\r\n" % (path, close)).encode())
     while b"\r\n\r\n" not in buf:
@@ -84,11 +70,7 @@ run() {
 		sleep 0.1
 	done
 	client "$ep" 1 hit warm
-	if [ "$KIND" = many ]; then
-		client "$ep" "$MANY_N" fill x
-		sleep 1 # the writer's batches, before the hits read LMDB
-	fi
-	client "$ep" "$1" "$KIND" "$$.$1" "$MANY_N"
+	client "$ep" "$1" "$KIND" "$$.$1"
 	kill -TERM $epid
 	wait $epid || true
 	kill $opid
