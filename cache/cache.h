@@ -196,6 +196,23 @@ struct cache_exchange {
 void cache_exchange_parse_response(
     struct cache_exchange *x, const char *fields, size_t len);
 
+/* What a response head says of its representation, noted in the pass of
+ * cache_exchange_parse_head for callers that would walk the fields again.
+ * The pointers borrow the fields parsed. */
+struct cache_head_scan {
+	const char *ctype; /* the first Content-Type value; NULL if none */
+	size_t ctype_len;
+	const char *vary; /* the first Vary value; NULL if none */
+	size_t vary_len;
+	int has_coding; /* a Content-Encoding field, even an empty one */
+	int coding;     /* as cache_enc_of_fields returns it */
+};
+
+/* cache_exchange_parse_response, noting in <hs> what it says of the
+ * representation. */
+void cache_exchange_parse_head(struct cache_exchange *x, const char *fields,
+    size_t len, struct cache_head_scan *hs);
+
 /* The result of deciding whether and how long to store a response. */
 struct cache_decision {
 	int storable;

@@ -42,12 +42,12 @@ dup_bytes(const char *p, size_t len)
 	return q;
 }
 
-/* Copy <len> bytes of <src> to <dst> with a NUL after them; the end. */
+/* <len> bytes of <p> at <dst>, terminated; returns the byte after. */
 static char *
-put_str(char *dst, const char *src, size_t len)
+put_str(char *dst, const char *p, size_t len)
 {
 	if (len > 0)
-		memcpy(dst, src, len);
+		memcpy(dst, p, len);
 	dst[len] = '\0';
 	return dst + len + 1;
 }
@@ -67,29 +67,22 @@ cache_obj_new(const uint8_t key[CACHE_HASH_LEN], uint64_t variant, int status,
     size_t vary_len)
 {
 	struct cache_obj *o;
-	size_t strs;
-	char *p;
 
 	CDN_ASSERT(key != NULL && d != NULL);
 	CDN_ASSERT(url != NULL || url_len == 0);
 	CDN_ASSERT(fields != NULL || fields_len == 0);
 	CDN_ASSERT(vary != NULL || vary_len == 0);
 
-	/* The lengths come from a response or a record: fail, never wrap. */
-	if (url_len > SIZE_MAX / 4 || fields_len > SIZE_MAX / 4 ||
-	    vary_len > SIZE_MAX / 4)
-		return NULL;
-	strs = url_len + 1 + fields_len + 1 + vary_len + 1;
-	o = calloc(1, sizeof(*o) + strs);
+	/* One allocation: the three strings follow the struct, as they
+	 * live and die with it. */
+	o = malloc(sizeof(*o) + url_len + 1 + fields_len + 1 + vary_len + 1);
 	if (o == NULL)
 		return NULL;
-	p = (char *)(o + 1);
-	o->url = p;
-	p = put_str(p, url, url_len);
-	o->fields = p;
-	p = put_str(p, fields, fields_len);
-	o->vary = p;
-	(void)put_str(p, vary, vary_len);
+	memset(o, 0, sizeof(*o));
+	o->url = (char *)(o + 1);
+	o->fields = put_str(o->url, url, url_len);
+	o->vary = put_str(o->fields, fields, fields_len);
+	put_str(o->vary, vary, vary_len);
 	o->magic = CACHE_OBJ_MAGIC;
 	atomic_init(&o->refcnt, 1);
 	memcpy(o->key, key, CACHE_HASH_LEN);

@@ -20,23 +20,36 @@
 #include "cache/cache_int.h"
 #include "cache/cache_store_int.h"
 
+/* What cache_objdb_write keeps on its stack, not in a malloc: the sums and
+ * tails of bodies of up to this many chunks, tails of up to this many
+ * bytes (a small body is all tail). */
+#define OBJDB_STACK_CHUNKS 4
+#define OBJDB_STACK_TAIL   4096
+
 /* Add an lru entry for <hv> in <bucket>, its key in <lk>; returns 0 or
- * an LMDB code. */
+ * an LMDB code.  The key is (bucket, seq): a new object's is past every
+ * other in the current bucket, so it is appended (no search, and full
+ * pages), unless a later bucket holds entries (the clock went back). */
 static int
 lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
     uint32_t bucket, uint8_t lk[CACHE_LRUKEY_LEN])
 {
+	unsigned flags = MDB_APPEND;
 	MDB_val k, v;
 	int rc;
 
-	do {
+	for (;;) {
 		put_be32(lk, bucket);
 		put_be64(lk + 4, ++s->lru_seq);
 		k = mval(lk, CACHE_LRUKEY_LEN);
 		v = mval(hv, CACHE_OBJKEY_LEN);
-		rc = mdb_put(txn, s->db_lru, &k, &v, MDB_NOOVERWRITE);
-	} while (rc == MDB_KEYEXIST); /* lru_seq was lost: skip ahead */
-	return rc;
+		rc = mdb_put(txn, s->db_lru, &k, &v, flags);
+		if (rc != MDB_KEYEXIST)
+			return rc;
+		if (flags == MDB_APPEND)
+			flags = MDB_NOOVERWRITE; /* not the last key */
+		/* else lru_seq was lost: skip ahead */
+	}
 }
 
 /* The record version of the stored record <v>, 0 if it has none. */
@@ -157,6 +170,18 @@ cache_objdb_tag_count(struct cache_store *s, MDB_txn *txn, const char *tag,
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Tell the streams writing chunks under <hv> that the key is someone
+ * else's now: they must neither write their record nor delete "their"
+ * chunks. */
+static void
+streams_clobber(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN])
+{
+	for (struct cache_stream *st = s->streams; st != NULL; st = st->wnext)
+		if (memcmp(st->obj->key, hv, CACHE_HASH_LEN) == 0 &&
+		    st->obj->variant == get_be64(hv + CACHE_HASH_LEN))
+			st->clobbered = 1;
+}
+
 /*
  * Delete the object <hv>: record, chunks (whatever is stored under its
  * prefix), lru and lru_pos entries; with <clean_vary>, also the Vary rule
@@ -174,10 +199,7 @@ cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
 	int rc;
 
 	*existed = 0;
-	for (struct cache_stream *st = s->streams; st != NULL; st = st->wnext)
-		if (memcmp(st->obj->key, hv, CACHE_HASH_LEN) == 0 &&
-		    st->obj->variant == get_be64(hv + CACHE_HASH_LEN))
-			st->clobbered = 1;
+	streams_clobber(s, hv);
 	rc = tags_unindex(s, txn, hv);
 	if (rc != 0)
 		return rc;
@@ -247,34 +269,41 @@ out:
 	return rc;
 }
 
-/* Write the record of <o> (whose bodies values are written, with
- * checksums <sums>; <tails> and <tailbuf> are what the record keeps of
- * its <nchunks> chunks), its lru entries, tags and Vary rule. */
-int
-cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
-    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
-    uint32_t nchunks, const uint64_t *sums, const uint16_t *tails,
-    const uint8_t *tailbuf, uint32_t bucket)
+/* Reserve the record of <o> under <hv> with <flags> (0, or
+ * MDB_NOOVERWRITE to learn that one is there) and encode it; the
+ * arguments as for cache_objdb_write_record, <lk> its lru key. */
+static int
+record_put(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
+    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks, const uint64_t *sums,
+    const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t lk[CACHE_LRUKEY_LEN], unsigned flags)
 {
-	uint8_t lk[CACHE_LRUKEY_LEN];
 	MDB_val k, v;
 	size_t total = 0;
 	int rc;
 
 	for (uint32_t i = 0; i < nchunks; i++)
 		total += tails[i];
-	rc = lru_add(s, txn, hv, bucket, lk);
-	if (rc != 0)
-		return rc;
 	k = mval(hv, CACHE_OBJKEY_LEN);
 	v.mv_size = cache_record_len(o, nchunks, total);
 	v.mv_data = NULL;
-	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE);
+	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE | flags);
 	if (rc != 0)
 		return rc;
 	/* v.mv_data is valid until the next write in this txn. */
 	cache_record_encode(
 	    v.mv_data, o, hv, nchunks, sums, tails, tailbuf, lk);
+	return 0;
+}
+
+/* The tag index entries and the Vary rule of the record <o>, <hv>. */
+static int
+record_links(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
+    const uint8_t hv[CACHE_OBJKEY_LEN])
+{
+	MDB_val k, v;
+	int rc;
+
 	rc = tags_index(s, txn, o->tags, o->tags_len, hv, 1);
 	if (rc != 0)
 		return rc;
@@ -287,35 +316,71 @@ cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Write <o> with its chunks, lru entries and Vary rule. */
+/* Write the record of <o> (whose bodies values are written, with
+ * checksums <sums>; <tails> and <tailbuf> are what the record keeps of
+ * its <nchunks> chunks), its lru entries, tags and Vary rule. */
+int
+cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
+    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
+    uint32_t nchunks, const uint64_t *sums, const uint16_t *tails,
+    const uint8_t *tailbuf, uint32_t bucket)
+{
+	uint8_t lk[CACHE_LRUKEY_LEN];
+	int rc;
+
+	rc = lru_add(s, txn, hv, bucket, lk);
+	if (rc != 0)
+		return rc;
+	rc = record_put(s, txn, o, hv, nchunks, sums, tails, tailbuf, lk, 0);
+	if (rc != 0)
+		return rc;
+	return record_links(s, txn, o, hv);
+}
+
+/*
+ * Write <o> with its chunks, lru entries and Vary rule.  The record goes
+ * first, with MDB_NOOVERWRITE: only when one is there is the old object
+ * deleted (record, lru entry, tags, every chunk under the key), so a new
+ * key costs no lookup of its own.  Without a record, chunks may still be
+ * under the key: orphans of a stream that died before its record
+ * (kill -9).  None is ever read as this object's: a record reads chunk i
+ * only where it keeps less than the whole chunk (part > 0), and each such
+ * chunk is written here, in the record's transaction, under the same
+ * checksum.  The others stay until the record goes, whose delete sweeps
+ * every chunk under the key (test_stream_orphans.py).
+ */
 int
 cache_objdb_write(
     struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
-	uint64_t *sums, seed, left;
-	uint16_t *tails;
-	uint8_t *tailbuf;
+	uint8_t lk[CACHE_LRUKEY_LEN];
+	uint64_t sums_stack[OBJDB_STACK_CHUNKS], *sums, seed, left;
+	uint16_t tails_stack[OBJDB_STACK_CHUNKS], *tails;
+	uint8_t tail_stack[OBJDB_STACK_TAIL], *tailbuf;
 	MDB_val k, v;
 	size_t clen, part, total, off = 0;
 	int rc, existed;
 
 	cache_record_objkey(hv, o->key, o->variant);
-	sums =
-	    malloc((size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)) + 1);
-	if (sums == NULL)
-		return ENOMEM;
-	tails = (uint16_t *)(sums + o->nchunks);
+	if (o->nchunks <= OBJDB_STACK_CHUNKS) {
+		sums = sums_stack;
+		tails = tails_stack;
+	} else {
+		sums = malloc(
+		    (size_t)o->nchunks * (sizeof(*sums) + sizeof(*tails)));
+		if (sums == NULL)
+			return ENOMEM;
+		tails = (uint16_t *)(sums + o->nchunks);
+	}
 	total = cache_record_plan(o->body_len, o->nchunks,
 	    cache_record_len(o, o->nchunks, 0), s->psize, tails);
-	tailbuf = malloc(total + 1);
+	tailbuf = total <= sizeof(tail_stack) ? tail_stack : malloc(total);
 	if (tailbuf == NULL) {
-		free(sums);
+		if (sums != sums_stack)
+			free(sums);
 		return ENOMEM;
 	}
-	rc = cache_objdb_delete(s, txn, hv, 0, &existed);
-	if (rc != 0)
-		goto out;
 	seed = cache_record_seed(hv);
 	left = o->body_len;
 	for (uint32_t i = 0; i < o->nchunks; i++) {
@@ -326,6 +391,27 @@ cache_objdb_write(
 		memcpy(tailbuf + off, o->chunks[i] + part, tails[i]);
 		off += tails[i];
 		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], part);
+	}
+	streams_clobber(s, hv);
+	rc = lru_add(s, txn, hv, bucket, lk);
+	if (rc != 0)
+		goto out;
+	rc = record_put(s, txn, o, hv, o->nchunks, sums, tails, tailbuf, lk,
+	    MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST) {
+		rc = cache_objdb_delete(s, txn, hv, 0, &existed);
+		if (rc == 0)
+			rc = record_put(s, txn, o, hv, o->nchunks, sums, tails,
+			    tailbuf, lk, 0);
+	}
+	if (rc != 0)
+		goto out;
+	left = o->body_len;
+	for (uint32_t i = 0; i < o->nchunks; i++) {
+		clen =
+		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+		left -= clen;
+		part = clen - tails[i];
 		if (part == 0)
 			continue;
 		cache_record_chunkkey(ck, o->key, o->variant, i);
@@ -335,11 +421,12 @@ cache_objdb_write(
 		if (rc != 0)
 			goto out;
 	}
-	rc = cache_objdb_write_record(
-	    s, txn, o, hv, o->nchunks, sums, tails, tailbuf, bucket);
+	rc = record_links(s, txn, o, hv);
 out:
-	free(tailbuf);
-	free(sums);
+	if (tailbuf != tail_stack)
+		free(tailbuf);
+	if (sums != sums_stack)
+		free(sums);
 	return rc;
 }
 

@@ -640,12 +640,21 @@ void
 cache_exchange_parse_response(
     struct cache_exchange *x, const char *f, size_t len)
 {
+	struct cache_head_scan hs;
+
+	cache_exchange_parse_head(x, f, len, &hs);
+}
+
+void
+cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
+    struct cache_head_scan *hs)
+{
 	struct cache_cc cdn, sur;
 	struct joined cdn_v;
 	const char *name, *val, *colon;
 	size_t i, ls, le, nlen, vlen, k;
 	int64_t t;
-	int date_seen, lm_seen, age_seen;
+	int date_seen, lm_seen, age_seen, coding_lines = 0;
 
 	CDN_ASSERT(x != NULL);
 	CDN_ASSERT(f != NULL || len == 0);
@@ -665,6 +674,8 @@ cache_exchange_parse_response(
 	x->vary_star = 0;
 	x->transfer_coded = 0;
 	date_seen = lm_seen = age_seen = 0;
+	memset(hs, 0, sizeof(*hs));
+	hs->coding = CACHE_ENC_IDENTITY;
 
 	for (i = 0; i < len; i = le + 1) {
 		ls = i;
@@ -721,6 +732,23 @@ cache_exchange_parse_response(
 		} else if (EQ_CI(name, nlen, "vary")) {
 			if (vary_has_star(val, vlen))
 				x->vary_star = 1;
+			if (hs->vary == NULL) {
+				hs->vary = val;
+				hs->vary_len = vlen;
+			}
+		} else if (EQ_CI(name, nlen, "content-type")) {
+			if (hs->ctype == NULL) {
+				hs->ctype = val;
+				hs->ctype_len = vlen;
+			}
+		} else if (EQ_CI(name, nlen, "content-encoding")) {
+			hs->has_coding = 1;
+			/* Two lines are a list of two codings (RFC 9110
+			 * §5.3): not one we know. */
+			if (vlen > 0)
+				hs->coding = coding_lines++ == 0
+				    ? cache_enc_parse(val, vlen)
+				    : -1;
 		} else if (EQ_CI(name, nlen, "transfer-encoding")) {
 			if (!only_chunked(val, vlen))
 				x->transfer_coded = 1;
@@ -734,6 +762,8 @@ cache_exchange_parse_response(
 		x->cdn_cc = cdn;
 	else if (sur.is_set)
 		x->cdn_cc = sur;
+	if (hs->coding < 0)
+		hs->coding = CACHE_ENC_OTHER;
 }
 
 /* ---- storing (RFC 9111 §3, §4.2) ---- */

@@ -34,14 +34,29 @@ sb_reserve(struct cdn_strbuf *b, size_t extra)
 		cap *= 2;
 	if (cap > max)
 		cap = max;
-	n = realloc(b->p, cap);
+	n = realloc(b->borrowed ? NULL : b->p, cap);
 	if (n == NULL) {
 		b->failed = 1;
 		return -1;
 	}
+	if (b->borrowed)
+		memcpy(n, b->p, b->len + 1);
+	b->borrowed = 0;
 	b->p = n;
 	b->cap = cap;
 	return 0;
+}
+
+void
+cdn_sb_init_buf(struct cdn_strbuf *b, char *buf, size_t cap, size_t max)
+{
+	b->p = buf;
+	b->p[0] = '\0';
+	b->len = 0;
+	b->cap = cap;
+	b->max = max;
+	b->failed = 0;
+	b->borrowed = 1;
 }
 
 void
@@ -119,10 +134,12 @@ cdn_sb_add_i64(struct cdn_strbuf *b, int64_t v)
 void
 cdn_sb_free(struct cdn_strbuf *b)
 {
-	free(b->p);
+	if (!b->borrowed)
+		free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
 	b->failed = 0;
+	b->borrowed = 0;
 }
 
 const char *

@@ -15,7 +15,14 @@ struct cdn_strbuf {
 	size_t len, cap;
 	size_t max; /* 0: 1 MiB */
 	int failed;
+	int borrowed; /* p is the caller's buffer (cdn_sb_init_buf) */
 };
+
+/* Start <b> empty on the caller's <buf> of <cap> bytes (at least 1), for
+ * strings that are short but built on every request: no malloc until it
+ * outgrows <buf>.  <buf> must outlive <b>'s use; cdn_sb_free leaves it
+ * alone. */
+void cdn_sb_init_buf(struct cdn_strbuf *b, char *buf, size_t cap, size_t max);
 
 void cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len);
 void cdn_sb_str(struct cdn_strbuf *b, const char *s);

@@ -32,6 +32,10 @@
 #define KEY_MAX     8192 /* longest cache key; longer URLs bypass */
 #define VARY_MAX    1024 /* longest stored Vary value */
 #define VARY_FIELDS 128  /* request fields the Vary logic looks at */
+/* A stored head: the longest kept, and what is copied without a malloc
+ * (most heads). */
+#define STORED_FIELDS_MAX   (256 * 1024)
+#define STORED_FIELDS_STACK 2048
 
 /* How long start-up waits for a purged still closing a damaged store. */
 #define MOVE_ASIDE_WAIT_MS 10000
@@ -752,11 +756,13 @@ invalidate(struct proxy_txn *pt, int status, const char *fields, size_t len)
 		invalidate_location(pt, v, vlen);
 }
 
-/* The stored copy of a response head: without Age and Cache-Status. */
-static void
-stored_fields(const char *fields, size_t len, struct cdn_strbuf *st)
+/* The stored copy of a response head, without Age and Cache-Status, at
+ * <out> (room for <len> bytes); returns its length. */
+static size_t
+stored_fields(const char *fields, size_t len, char *out)
 {
 	const char *p, *end = fields + len, *eol, *colon;
+	size_t n = 0;
 
 	for (p = fields; p < end; p = eol + 1) {
 		eol = memchr(p, '\n', (size_t)(end - p));
@@ -767,8 +773,10 @@ stored_fields(const char *fields, size_t len, struct cdn_strbuf *st)
 		    (slice_is(p, (size_t)(colon - p), "age") ||
 		        slice_is(p, (size_t)(colon - p), "cache-status")))
 			continue;
-		cdn_sb_add(st, p, (size_t)(eol + 1 - p));
+		memcpy(out + n, p, (size_t)(eol + 1 - p));
+		n += (size_t)(eol + 1 - p);
 	}
+	return n;
 }
 
 /* Does <name> appear among the field lines of <fields>? */
@@ -796,6 +804,7 @@ edge_cache_merge_304(const struct cache_policy_conf *policy,
 {
 	struct cdn_strbuf merged = {.max = 256 * 1024};
 	const char *p, *end = old->fields + old->fields_len, *eol, *colon;
+	char *stored;
 	struct cache_exchange x;
 	struct cache_obj *o;
 	uint64_t off = 0, n;
@@ -808,8 +817,11 @@ edge_cache_merge_304(const struct cache_policy_conf *policy,
 			continue; /* the 304's value replaces it */
 		cdn_sb_add(&merged, p, (size_t)(eol + 1 - p));
 	}
-	stored_fields(fields, len, &merged);
-	if (merged.failed) {
+	stored = malloc(len + 1);
+	if (stored != NULL)
+		cdn_sb_add(&merged, stored, stored_fields(fields, len, stored));
+	free(stored);
+	if (stored == NULL || merged.failed) {
 		cdn_sb_free(&merged);
 		return NULL;
 	}
@@ -880,14 +892,18 @@ edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
     const char *url, size_t url_len, const char *client_fields,
     size_t fields_len, const char *vary, size_t vary_len)
 {
-	struct cdn_strbuf st = {.max = 256 * 1024};
-	struct cache_obj *o = NULL;
+	char stack[STORED_FIELDS_STACK], *buf;
+	struct cache_obj *o;
 
-	stored_fields(client_fields, fields_len, &st);
-	if (!st.failed)
-		o = cache_obj_new(key, variant, status, d, response_time, url,
-		    url_len, st.p, st.len, vary, vary_len);
-	cdn_sb_free(&st);
+	if (fields_len > STORED_FIELDS_MAX)
+		return NULL;
+	buf = fields_len <= sizeof(stack) ? stack : malloc(fields_len);
+	if (buf == NULL)
+		return NULL;
+	o = cache_obj_new(key, variant, status, d, response_time, url, url_len,
+	    buf, stored_fields(client_fields, fields_len, buf), vary, vary_len);
+	if (buf != stack)
+		free(buf);
 	return o;
 }
 
@@ -926,14 +942,13 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
     size_t len, int64_t content_length, struct cdn_strbuf *out,
     struct cache_decision *d)
 {
+	struct cache_head_scan hs;
 	struct cache_obj *o;
-	const char *vary;
-	size_t vlen = 0;
 	uint64_t variant = 0;
 	int store, coding;
 
 	x->status = status;
-	cache_exchange_parse_response(x, fields, len);
+	cache_exchange_parse_head(x, fields, len, &hs);
 	cache_policy_decide(&site->policy, x, d);
 	store = d->storable && !x->req_cc.no_store && status != 206 &&
 	    (content_length < 0 ||
@@ -942,24 +957,24 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 	    (uint64_t)content_length > e->conf->max_object_size)
 		edge_variant_note_large(e, key);
 	/* The coding is part of the variant id; others are not stored. */
-	coding = cache_enc_of_fields(fields, len);
+	coding = hs.coding;
 	if (coding < 0 || (coding != CACHE_ENC_IDENTITY && decoding))
 		store = 0;
 	else if (coding != CACHE_ENC_IDENTITY ||
-	    edge_variant_compressible(e, fields, len, content_length))
+	    edge_variant_compressible_head(
+	        e, &hs, x->cc.no_transform, content_length))
 		merge_vary_ae(out);
-	vary = cdn_fields_get(fields, len, "vary", &vlen);
-	if (store && vary != NULL &&
-	    (nrf < 0 || vlen > VARY_MAX ||
-	        cache_vary_key(vary, vlen, rf, (unsigned)nrf, &variant) !=
-	            CDN_OK))
+	if (store && hs.vary != NULL &&
+	    (nrf < 0 || hs.vary_len > VARY_MAX ||
+	        cache_vary_key(hs.vary, hs.vary_len, rf, (unsigned)nrf,
+	            &variant) != CDN_OK))
 		store = 0;
 	if (!store)
 		return NULL;
 	variant = cache_variant_id(variant, (enum cache_enc)coding);
 	o = edge_cache_new_obj(key, variant, status, d, x->response_time,
-	    key_url, key_url_len, out->p, out->len, vary != NULL ? vary : "",
-	    vlen);
+	    key_url, key_url_len, out->p, out->len,
+	    hs.vary != NULL ? hs.vary : "", hs.vary_len);
 	/* Tags for purges, and the purge seq when the request began: a
 	 * purge during the fetch outranks what it stores. */
 	if (o != NULL &&

@@ -976,8 +976,11 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	}
 	count_head(f, of);
 	f->status = status;
-	f->fields = cdn_strndup(out.p, out.len);
+	/* The head's buffer becomes the fill's, not a copy of it. */
+	CDN_ASSERT(!out.borrowed);
+	f->fields = out.p != NULL ? out.p : cdn_strndup("", 0);
 	f->fields_len = out.len;
+	out.p = NULL;
 	f->content_length = content_length;
 	f->vary = cdn_strndup(f->obj->vary, f->obj->vary_len);
 	f->vary_len = f->obj->vary_len;

@@ -19,28 +19,35 @@
  * Output: nghttp2_session_send() runs from one place (conn_flush), never
  * inside a library callback: what the edge writes only queues and
  * activates the connection's flush event, so one loop turn's writes of
- * every stream leave together.  Frames are appended to the bufferevent's
- * output, which is kept under OUT_HIGH_WATER (nghttp2 waits when it is
- * over: WOULDBLOCK).  Body bytes wait in their stream's queue of
- * segments and DATA frames are framed here (NGHTTP2_DATA_FLAG_NO_COPY,
+ * every stream leave together.  Body bytes wait in their stream's queue
+ * of segments and DATA frames are framed here (NGHTTP2_DATA_FLAG_NO_COPY,
  * on_send_data), never copied into nghttp2's frame.  On a plain
- * connection the output evbuffer references the segments.  Over TLS
- * every frame is packed into whole records (edge_tls_rec.h), because
- * libevent's OpenSSL bufferevent writes each evbuffer chain as a record
- * (and a write(2)) of its own: a 9-byte frame header by reference would
- * cost a record, and a 16 KiB DATA frame with its header does not fit
- * one.  A partly filled buffer waits for more frames only while nghttp2
- * waits for room in the output (the write callback brings it back); the
- * socket is corked while more than one record is queued, so the records
- * leave in full TCP segments (conn_cork); and the output is encrypted and
- * written in the loop turn that framed it, while it is still in the CPU's
- * cache (conn_write_now).
+ * connection frames go to the bufferevent's output, kept under
+ * OUT_HIGH_WATER (nghttp2 waits when it is over: WOULDBLOCK), and the
+ * output evbuffer references the segments.
+ *
+ * Over TLS the output bypasses the bufferevent (which still reads): frames
+ * are copied into one record-sized staging buffer per worker, and each
+ * full record is handed to SSL_write() at once, while it is in the CPU's
+ * cache; OpenSSL copies it into its write buffer (released between writes,
+ * so every connection reuses the same warm memory), encrypts it there and
+ * passes it to the connection's gathering BIO (edge_tls_out.h), written in
+ * 64 KiB writes.  A record holds a frame header and payload side by side
+ * because a 16 KiB DATA frame and its header do not fit one record, and
+ * OpenSSL makes at least one record of each SSL_write().  Room in the
+ * gathered output is reserved before a frame is staged (tls_room), so an
+ * SSL_write() never waits halfway: nghttp2 is told WOULDBLOCK instead, the
+ * output is written, and framing goes on while the socket takes it.  The
+ * record partly filled at the end of a flush is written then: records are
+ * full but the last of what one flush framed.
  *
  * Backpressure and memory: congested() is true while a stream has more
  * than STREAM_HIGH_WATER queued or the connection CONN_HIGH_WATER, so a
  * stream whose window the client keeps closed stops the edge (the fill
  * pauses its origin transfer) and a connection holds at most about
- * CONN_HIGH_WATER plus one write per stream, whatever its streams do.
+ * CONN_HIGH_WATER plus one write per stream, and at most OUT_HIGH_WATER of
+ * output, or one gathered TLS buffer (TLS_REC_BUF), whatever its streams
+ * do.
  * Request bodies are flow-controlled by what the edge has read (no
  * automatic WINDOW_UPDATE): a connection buffers at most CONN_WINDOW of
  * them.
@@ -69,15 +76,18 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_struct.h> /* ev_write: see conn_write_now */
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "edge/edge_deliver.h"
 #include "edge/edge_h2.h"
 #include "edge/edge_h2_limits.h"
 #include "edge/edge_int.h"
 #include "edge/edge_stream.h"
+#include "edge/edge_tls_out.h"
 #include "edge/edge_tls_rec.h"
 #include "http/http_fields.h"
 
@@ -92,7 +102,7 @@
 #define TICK_MS           1000
 #define LINGER_MS         2000
 #define READ_MAX          (64 * 1024) /* bytes per read event */
-#define RECS_KEPT         64 /* free TLS record buffers (64 KiB) per worker */
+#define RECS_KEPT         64 /* free TLS output buffers (64 KiB) per worker */
 #define WRITE_ROUNDS      4  /* output buffers written per flush, over TLS */
 
 struct h2_server;
@@ -173,12 +183,11 @@ struct h2_conn {
 	unsigned goaway : 1;  /* a GOAWAY was submitted here */
 	unsigned counted : 1; /* the GOAWAY's reason was counted */
 	unsigned had_request : 1;
-	unsigned corked : 1;  /* TCP_CORK set until the output drains */
-	unsigned blocked : 1; /* nghttp2 was told WOULDBLOCK: output full */
-	unsigned writing : 1; /* in conn_write_now: on_write, on_event wait */
-	unsigned failed : 1;  /* ... and the connection failed (on_event) */
-	unsigned read_again : 1; /* ... and input came (on_read) */
-	struct tls_rec rec;      /* over TLS: the record being filled */
+	unsigned blocked : 1;    /* nghttp2 was told WOULDBLOCK: output full */
+	unsigned tls_failed : 1; /* SSL_write failed: free once it returns */
+	SSL *ssl;                /* over TLS (the bufferevent's) */
+	struct tls_out *out;     /* over TLS: records gathered (the SSL's) */
+	struct event *out_ev;    /* ... waiting for the socket to take them */
 	struct h2_stream *streams;
 	unsigned nstreams;
 	size_t queued;           /* body bytes in the streams' queues */
@@ -195,7 +204,10 @@ struct h2_server {
 	nghttp2_option *opt;
 	struct h2_conn *conns;
 	unsigned nconns;
-	struct tls_rec_pool *recs; /* record buffers of its TLS connections */
+	struct tls_rec_pool *recs; /* tls_out buffers of its TLS connections */
+	char *stage;               /* TLS_REC_MAX: the record being framed */
+	size_t stage_len;
+	struct h2_conn *stage_conn; /* whose bytes are staged */
 	unsigned draining : 1;
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
@@ -208,7 +220,6 @@ struct edge_h2 {
 
 static void conn_free(struct h2_conn *c);
 static void conn_flush(struct h2_conn *c);
-static void conn_flush_from(struct h2_conn *c, int in_write_cb);
 static void conn_recv(struct h2_conn *c);
 static const struct edge_stream_ops h2_ops;
 
@@ -236,6 +247,68 @@ conn_goaway(struct h2_conn *c, uint32_t code)
 		(void)nghttp2_session_terminate_session(c->ss, code);
 	}
 	schedule_flush(c);
+}
+
+/* ---- output over TLS ---- */
+
+/*
+ * Room in the gathered output for <n> more frame bytes: the records they
+ * complete, the one left partly filled, and what OpenSSL may add of its
+ * own (a KeyUpdate).  Writes what is gathered if that makes the room.
+ */
+static int
+tls_room(struct h2_conn *c, size_t n)
+{
+	size_t recs = (c->h->stage_len + n) / TLS_REC_MAX + 1;
+
+	return tls_out_reserve(c->out, recs * TLS_REC_WIRE + TLS_OUT_SLACK);
+}
+
+/* Encrypt the staged record into the gathered output. */
+static void
+tls_stage_write(struct h2_conn *c)
+{
+	struct h2_server *h = c->h;
+	int r;
+
+	if (h->stage_len == 0)
+		return;
+	CDN_ASSERT(h->stage_conn == c);
+	if (!c->tls_failed) {
+		ERR_clear_error(); /* SSL_get_error reads the queue */
+		r = SSL_write(c->ssl, h->stage, (int)h->stage_len);
+		if (r <= 0) {
+			/* tls_room() made room: the socket failed. */
+			CDN_LOG(CDN_LOG_DEBUG, "h2", "client %s: SSL_write: %d",
+			    c->peer, SSL_get_error(c->ssl, r));
+			c->tls_failed = 1;
+		}
+	}
+	h->stage_len = 0;
+	h->stage_conn = NULL;
+}
+
+/* Append frame bytes to the staged record; each full one is encrypted. */
+static void
+tls_stage_add(struct h2_conn *c, const void *p, size_t n)
+{
+	struct h2_server *h = c->h;
+	const char *s = p;
+	size_t k;
+
+	CDN_ASSERT(h->stage_len == 0 || h->stage_conn == c);
+	while (n > 0) {
+		h->stage_conn = c;
+		k = TLS_REC_MAX - h->stage_len;
+		if (k > n)
+			k = n;
+		memcpy(h->stage + h->stage_len, s, k);
+		h->stage_len += k;
+		s += k;
+		n -= k;
+		if (h->stage_len == TLS_REC_MAX)
+			tls_stage_write(c);
+	}
 }
 
 /* ---- segments ---- */
@@ -300,7 +373,7 @@ stream_take(struct h2_stream *st, struct evbuffer *out, size_t n)
 		g = st->segs;
 		k = g->len - g->off < n ? g->len - g->off : n;
 		if (c->is_tls) {
-			tls_rec_add(&c->rec, out, g->p + g->off, k);
+			tls_stage_add(c, g->p + g->off, k);
 		} else {
 			g->refs++;
 			if (evbuffer_add_reference(
@@ -814,21 +887,24 @@ on_data_read(nghttp2_session *ss, int32_t id, uint8_t *buf, size_t length,
 	return (ssize_t)n;
 }
 
-/* Output bytes queued: in the bufferevent and in the record being filled. */
-static size_t
-out_queued(struct h2_conn *c)
-{
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->rec.len;
-}
-
-/* Frame bytes of nghttp2's to the output: packed into records over TLS. */
+/* Frame bytes of nghttp2's to the output: staged into records over TLS. */
 static void
 out_add(struct h2_conn *c, struct evbuffer *out, const void *p, size_t n)
 {
 	if (c->is_tls)
-		tls_rec_add(&c->rec, out, p, n);
+		tls_stage_add(c, p, n);
 	else
 		(void)evbuffer_add(out, p, n);
+}
+
+/* Whether the output has room for a frame of <n> bytes. */
+static int
+out_has_room(struct h2_conn *c, size_t n)
+{
+	if (c->is_tls)
+		return !c->tls_failed && tls_room(c, n);
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) <
+	    OUT_HIGH_WATER;
 }
 
 static int
@@ -843,7 +919,7 @@ on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
 
 	(void)ss;
 	MAGIC_CHECK(st, H2_STREAM_MAGIC);
-	if (out_queued(c) >= OUT_HIGH_WATER) {
+	if (!out_has_room(c, 9 + frame->data.padlen + length)) {
 		c->blocked = 1;
 		return NGHTTP2_ERR_WOULDBLOCK;
 	}
@@ -856,7 +932,7 @@ on_send_data(nghttp2_session *ss, nghttp2_frame *frame, const uint8_t *framehd,
 	stream_take(st, out, length);
 	if (pad > 0)
 		out_add(c, out, zeros, pad);
-	return 0;
+	return c->tls_failed ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static ssize_t
@@ -868,15 +944,15 @@ on_send(
 
 	(void)ss;
 	(void)flags;
-	if (out_queued(c) >= OUT_HIGH_WATER) {
+	if (!out_has_room(c, len)) {
 		c->blocked = 1;
 		return NGHTTP2_ERR_WOULDBLOCK;
 	}
 	if (c->is_tls)
-		tls_rec_add(&c->rec, out, data, len);
+		tls_stage_add(c, data, len);
 	else if (evbuffer_add(out, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	return (ssize_t)len;
+	return c->tls_failed ? NGHTTP2_ERR_CALLBACK_FAILURE : (ssize_t)len;
 }
 
 /* ---- the request: nghttp2's receive callbacks ---- */
@@ -1325,6 +1401,14 @@ gauge(struct h2_server *h)
 	    &h->w->ctr.h2_conns_open, h->nconns, memory_order_relaxed);
 }
 
+/* Nothing left to write: neither in the output nor gathered. */
+static int
+out_empty(struct h2_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    (c->out == NULL || tls_out_pending(c->out) == 0);
+}
+
 /* Stop reading; free once the output is out (or LINGER_MS passed). */
 static void
 conn_close_after_flush(struct h2_conn *c)
@@ -1334,78 +1418,60 @@ conn_close_after_flush(struct h2_conn *c)
 	c->closing = 1;
 	c->closing_ms = now_ms();
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (out_empty(c))
 		schedule_flush(c);
 }
 
 /*
- * Over TLS, OpenSSL writes each record with its own write(2), and with
- * TCP_NODELAY each would leave as a TCP segment of its own.  While more
- * than one record is queued the socket is corked, so the records leave in
- * full segments; once the output is empty it is uncorked, which sends the
- * rest at once (conn_flush, after writing, or on_write when the output
- * drains later).
- */
-static void
-conn_cork(struct h2_conn *c)
-{
-	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
-	int on = 1, off = 0;
-
-	if (!c->is_tls)
-		return;
-	if (!c->corked && n > TLS_REC_MAX) {
-		if (setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_CORK,
-		        &on, sizeof(on)) == 0)
-			c->corked = 1;
-	} else if (c->corked && n == 0) {
-		c->corked = 0;
-		(void)setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP,
-		    TCP_CORK, &off, sizeof(off));
-	}
-}
-
-/*
- * Write the output now rather than at the next turn of the loop.
- * libevent's OpenSSL bufferevent encrypts only from its write event, so
- * the records of every connection served in one turn would wait for the
- * next: several hundred KiB, out of the CPU's cache by the time OpenSSL
- * copies them, which cost more than the copy that filled them.  Its write
- * callback is run here by hand (no public call does this; struct
- * bufferevent is libevent's documented but discouraged layout).  What it
- * calls back meanwhile does nothing (on_write: the caller goes on) or
- * leaves a note: on_event that the connection failed, on_read (OpenSSL
- * may read while it writes) that input waits, which is taken here.  Returns 0
- * if the connection failed (the caller frees it), 1 otherwise.
+ * Over TLS, write the records gathered (edge_tls_out.h): at the end of
+ * each round of writing, so that what a round framed leaves in a few
+ * large writes.  What the socket does not take waits for out_ev, no
+ * longer than send_timeout, as libevent's write timeout bounds its own
+ * output.  Returns 0 if the connection failed (the caller frees it).
  */
 static int
-conn_write_now(struct h2_conn *c)
+conn_out_flush(struct h2_conn *c)
 {
-	struct event *ev = &c->bev->ev_write;
-	event_callback_fn cb = event_get_callback(ev);
+	const struct conf *cf = c->h->w->edge->conf;
+	struct timeval tv;
+	int rc;
 
-	c->writing = 1;
-	cb(event_get_fd(ev), EV_WRITE, event_get_callback_arg(ev));
-	c->writing = 0;
-	if (c->failed)
+	if (c->out == NULL)
+		return 1;
+	rc = tls_out_flush(c->out);
+	if (rc == CDN_EIO)
 		return 0;
-	if (c->read_again) {
-		c->read_again = 0;
-		conn_recv(c);
+	if (rc == CDN_AGAIN && !event_pending(c->out_ev, EV_WRITE, NULL)) {
+		tv.tv_sec = (time_t)(cf->send_timeout / 1000);
+		tv.tv_usec = (suseconds_t)((cf->send_timeout % 1000) * 1000);
+		event_add(c->out_ev, &tv);
 	}
 	return 1;
+}
+
+static void
+on_out_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct h2_conn *c = arg;
+
+	(void)fd;
+	MAGIC_CHECK(c, H2_CONN_MAGIC);
+	if (what & EV_TIMEOUT) {
+		EDGE_COUNTER_INC(c->h->w, h2_slow_read); /* not reading */
+		conn_free(c);
+		return;
+	}
+	conn_flush(c); /* writes what waits, then frames more */
 }
 
 /*
  * Send what nghttp2 has, tell congested streams they may write again,
  * and close when the session is done.  The one caller of
- * nghttp2_session_send.  <in_write_cb>: called from libevent's write
- * callback, which goes on writing what is added.
+ * nghttp2_session_send.
  */
 static void
-conn_flush_from(struct h2_conn *c, int in_write_cb)
+conn_flush(struct h2_conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct h2_stream *st, *next;
 	int rv;
 
@@ -1421,30 +1487,29 @@ conn_flush_from(struct h2_conn *c, int in_write_cb)
 				return;
 			}
 		}
-		/* A partly filled record waits for the next frames only while
-		 * they wait for room: the output is then over OUT_LOW_WATER,
-		 * and the write callback comes back here once it is under. */
-		if (!c->blocked)
-			tls_rec_flush(&c->rec, out);
-		conn_cork(c);
-		if (!c->is_tls || in_write_cb || evbuffer_get_length(out) == 0)
+		if (!c->is_tls)
 			break;
-		if (!conn_write_now(c)) {
+		/* Over TLS, nghttp2 waits for room in the gathered output:
+		 * write it, and go on filling the record while the socket
+		 * takes it (a few rounds, then after the other connections'
+		 * turn).  Leaving, the record partly filled goes too. */
+		if (c->blocked && round < WRITE_ROUNDS) {
+			if (!conn_out_flush(c)) {
+				conn_free(c);
+				return;
+			}
+			if (tls_out_pending(c->out) == 0)
+				continue;
+		}
+		tls_stage_write(c);
+		if (c->tls_failed || !conn_out_flush(c)) {
 			conn_free(c);
 			return;
 		}
-		/* Drained while nghttp2 had more: frame it while the socket
-		 * takes it, a few rounds, then leave it to the write event. */
-		if (evbuffer_get_length(out) > 0 || !c->blocked)
-			break;
-		if (round == WRITE_ROUNDS) {
-			/* Frames wait and no write event is due: come back
-			 * after the other connections' turn. */
+		if (c->blocked && tls_out_pending(c->out) == 0)
 			schedule_flush(c);
-			break;
-		}
+		break;
 	}
-	conn_cork(c);
 	for (st = c->streams; st != NULL; st = next) {
 		next = st->next;
 		if (st->want_write && st->pt != NULL && !st->edge_done &&
@@ -1457,15 +1522,8 @@ conn_flush_from(struct h2_conn *c, int in_write_cb)
 	if (!c->closing && !nghttp2_session_want_read(c->ss) &&
 	    !nghttp2_session_want_write(c->ss))
 		conn_close_after_flush(c);
-	if (c->closing &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (c->closing && out_empty(c))
 		conn_free(c);
-}
-
-static void
-conn_flush(struct h2_conn *c)
-{
-	conn_flush_from(c, 0);
 }
 
 static void
@@ -1553,10 +1611,6 @@ on_read(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, H2_CONN_MAGIC);
-	if (c->writing) {
-		c->read_again = 1; /* conn_write_now's caller reads it */
-		return;
-	}
 	conn_recv(c);
 	conn_flush(c);
 }
@@ -1568,9 +1622,7 @@ on_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, H2_CONN_MAGIC);
-	if (c->writing)
-		return; /* conn_write_now's caller goes on */
-	conn_flush_from(c, 1);
+	conn_flush(c);
 }
 
 static void
@@ -1582,10 +1634,6 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	MAGIC_CHECK(c, H2_CONN_MAGIC);
 	if (what & BEV_EVENT_TIMEOUT)
 		EDGE_COUNTER_INC(c->h->w, h2_slow_read); /* not reading */
-	if (c->writing) {
-		c->failed = 1; /* freed once conn_write_now returns */
-		return;
-	}
 	conn_free(c); /* EOF, error or send timeout */
 }
 
@@ -1648,7 +1696,13 @@ conn_free(struct h2_conn *c)
 		stream_end(c->streams, 1);
 	}
 	nghttp2_session_del(c->ss);
-	tls_rec_fini(&c->rec);
+	if (h->stage_conn == c) {
+		h->stage_len = 0; /* a failed send's: dropped */
+		h->stage_conn = NULL;
+	}
+	if (c->out_ev != NULL)
+		event_free(c->out_ev);
+	c->out = NULL; /* the SSL's: freed with it */
 	/* Frees the output: pieces still referenced are released. */
 	bufferevent_free(c->bev);
 	event_free(c->flush_ev);
@@ -1695,7 +1749,13 @@ conn_start(
 	c->h = h;
 	c->bev = bev;
 	c->is_tls = is_tls != 0;
-	c->rec.pool = h->recs;
+	if (c->is_tls) {
+		c->ssl = bufferevent_openssl_get_ssl(bev);
+		c->out =
+		    tls_out_attach(c->ssl, bufferevent_getfd(bev), h->recs);
+		c->out_ev = event_new(w->base, bufferevent_getfd(bev), EV_WRITE,
+		    on_out_writable, c);
+	}
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->idle_ms = now_ms();
 	h2_limits_init(&c->limits, maxs);
@@ -1786,6 +1846,7 @@ edge_h2_new(struct edge_worker *w)
 		CDN_ASSERT(!"nghttp2 allocation"); /* small: out of memory */
 	h->cbs = cb;
 	h->recs = tls_rec_pool_new(RECS_KEPT);
+	h->stage = cdn_xmalloc(TLS_REC_MAX);
 	nghttp2_session_callbacks_set_send_callback(cb, on_send);
 	nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(
@@ -1861,6 +1922,7 @@ edge_h2_free(struct edge_h2 **ep)
 	e->s.on_empty = NULL;
 	edge_h2_close_all(e);
 	tls_rec_pool_free(&e->s.recs);
+	free(e->s.stage);
 	nghttp2_session_callbacks_del(e->s.cbs);
 	nghttp2_option_del(e->s.opt);
 	MAGIC_WIPE(&e->s);

@@ -33,6 +33,11 @@
 
 #define FIELDS_MAX (128 * 1024) /* forwarded head size cap */
 #define METHOD_MAX 32           /* longest method forwarded, NUL included */
+/* forward()'s buffers on its stack: the target, the fields, and each of
+ * the values it joins (Via, X-Forwarded-For, CDN-Loop, Accept-Encoding). */
+#define FWD_URL_BUF    512
+#define FWD_FIELDS_BUF 2048
+#define FWD_VALUE_BUF  256
 
 static void forward(struct proxy_txn *pt, int may_coalesce);
 static const struct origin_fetch_ops origin_ops;
@@ -400,16 +405,24 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	const struct http_request *req = edge_stream_request(cs);
 	const struct edge_site *site = pt->site;
 	struct http_conn_tokens ct = {.n = 0};
-	struct cdn_strbuf url = {.max = FIELDS_MAX}, fb = {.max = FIELDS_MAX};
-	struct cdn_strbuf pb = {.max = FIELDS_MAX}, ae = {.max = FIELDS_MAX};
-	struct cdn_strbuf via = {.max = FIELDS_MAX}, xff = {.max = FIELDS_MAX};
-	struct cdn_strbuf loop = {.max = FIELDS_MAX};
+	struct cdn_strbuf url, fb, pb = {.max = FIELDS_MAX}, ae, via, xff, loop;
 	struct origin_request oreq;
 	const char **fields = NULL, **pfields = NULL;
 	const char *host;
 	size_t hostlen, i, n;
 	int has_accept = 0;
 	char method[METHOD_MAX];
+	/* Most requests build these without a malloc. */
+	char url_buf[FWD_URL_BUF], fb_buf[FWD_FIELDS_BUF];
+	char ae_buf[FWD_VALUE_BUF], via_buf[FWD_VALUE_BUF];
+	char xff_buf[FWD_VALUE_BUF], loop_buf[FWD_VALUE_BUF];
+
+	cdn_sb_init_buf(&url, url_buf, sizeof(url_buf), FIELDS_MAX);
+	cdn_sb_init_buf(&fb, fb_buf, sizeof(fb_buf), FIELDS_MAX);
+	cdn_sb_init_buf(&ae, ae_buf, sizeof(ae_buf), FIELDS_MAX);
+	cdn_sb_init_buf(&via, via_buf, sizeof(via_buf), FIELDS_MAX);
+	cdn_sb_init_buf(&xff, xff_buf, sizeof(xff_buf), FIELDS_MAX);
+	cdn_sb_init_buf(&loop, loop_buf, sizeof(loop_buf), FIELDS_MAX);
 
 	for (i = 0; i < req->n_headers; i++)
 		if (name_is(&req->headers[i].name, "connection"))

@@ -1,16 +1,10 @@
 /*
- * Output packed into whole TLS records (edge/edge_tls_rec.h).
+ * A pool of TLS output buffers (edge/edge_tls_rec.h).
  *
- * Each byte is copied once, into the staging record; the record then
- * becomes an evbuffer chain by reference, so the output evbuffer copies
- * nothing more and the encryption reads the record where it was filled.
- * That copy replaces the one into the evbuffer that the pieces would
- * otherwise cost, and a large body pays it instead of a short record, a
- * write(2) and a TCP segment per frame header.
- *
- * The pool counts its holders: the owner, and every record buffer that is
- * out (being filled or in an evbuffer).  It is freed when the last one
- * lets go, which may be after its owner (bufferevents are finalized late).
+ * The pool counts its holders: the owner, and every buffer that is out.
+ * It is freed when the last one lets go, which may be after its owner
+ * (an SSL, and the write BIO holding a buffer, goes when libevent
+ * finalizes its bufferevent, late).
  */
 #include "config.h"
 
@@ -69,8 +63,8 @@ tls_rec_pool_free(struct tls_rec_pool **pp)
 	pool_unref(pl);
 }
 
-static char *
-pool_get(struct tls_rec_pool *pl)
+char *
+tls_rec_pool_get(struct tls_rec_pool *pl)
 {
 	MAGIC_CHECK(pl, TLS_REC_POOL_MAGIC);
 	pl->refs++;
@@ -79,8 +73,8 @@ pool_get(struct tls_rec_pool *pl)
 	return cdn_xmalloc(TLS_REC_BUF); /* fixed size */
 }
 
-static void
-pool_put(struct tls_rec_pool *pl, char *buf)
+void
+tls_rec_pool_put(struct tls_rec_pool *pl, char *buf)
 {
 	MAGIC_CHECK(pl, TLS_REC_POOL_MAGIC);
 	if (pl->has_owner && pl->nfree < pl->keep)
@@ -88,62 +82,4 @@ pool_put(struct tls_rec_pool *pl, char *buf)
 	else
 		free(buf);
 	pool_unref(pl);
-}
-
-static void
-on_rec_written(const void *data, size_t len, void *arg)
-{
-	(void)len;
-	pool_put(arg, (char *)(uintptr_t)data);
-}
-
-static void
-rec_hand_over(struct tls_rec *r, struct evbuffer *out)
-{
-	if (evbuffer_add_reference(
-	        out, r->buf, r->len, on_rec_written, r->pool) != 0) {
-		/* No chain for the reference: copy rather than lose bytes. */
-		(void)evbuffer_add(out, r->buf, r->len);
-		pool_put(r->pool, r->buf);
-	}
-	r->buf = NULL;
-	r->len = 0;
-}
-
-void
-tls_rec_add(struct tls_rec *r, struct evbuffer *out, const void *p, size_t n)
-{
-	const char *s = p;
-	size_t k;
-
-	CDN_ASSERT(r->len < TLS_REC_BUF);
-	while (n > 0) {
-		if (r->buf == NULL)
-			r->buf = pool_get(r->pool);
-		k = TLS_REC_BUF - r->len;
-		if (k > n)
-			k = n;
-		memcpy(r->buf + r->len, s, k);
-		r->len += k;
-		s += k;
-		n -= k;
-		if (r->len == TLS_REC_BUF)
-			rec_hand_over(r, out);
-	}
-}
-
-void
-tls_rec_flush(struct tls_rec *r, struct evbuffer *out)
-{
-	if (r->len > 0)
-		rec_hand_over(r, out);
-}
-
-void
-tls_rec_fini(struct tls_rec *r)
-{
-	if (r->buf != NULL)
-		pool_put(r->pool, r->buf);
-	r->buf = NULL;
-	r->len = 0;
 }

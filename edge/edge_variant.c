@@ -38,10 +38,18 @@ static const char *const default_types[] = {"text/*", "application/javascript",
     "application/vnd.ms-fontobject", "font/ttf", "font/otf", "image/x-icon",
     "image/bmp"};
 
+/* A compress_types pattern, split once: every miss's type is matched. */
+struct type_pat {
+	const char *pre; /* the whole name, or what comes before the '*' */
+	size_t pre_len;
+	const char *suf; /* after the '*'; NULL: no star */
+	size_t suf_len;
+};
+
 struct edge_variant_ctx {
 	uint32_t magic;
 	struct cache_variants *pool; /* NULL without a store */
-	const char *const *types;    /* borrowed: conf or default_types */
+	struct type_pat *types;      /* from conf or default_types */
 	unsigned ntypes;
 	uint64_t min_size;
 	int compress_on; /* a level is set */
@@ -61,17 +69,25 @@ name_is(const char *p, size_t len, const char *name)
 /* "type/subtype" against an exact name, or a pattern with one star in
  * the subtype: "text/" then anything, or "application/" ... "+json". */
 static int
-type_matches(const char *t, size_t len, const char *pat)
+type_matches(const char *t, size_t len, const struct type_pat *pat)
+{
+	if (pat->suf == NULL)
+		return len == pat->pre_len &&
+		    strncasecmp(t, pat->pre, len) == 0;
+	return len >= pat->pre_len + pat->suf_len &&
+	    strncasecmp(t, pat->pre, pat->pre_len) == 0 &&
+	    strncasecmp(t + len - pat->suf_len, pat->suf, pat->suf_len) == 0;
+}
+
+static void
+type_pat_init(struct type_pat *tp, const char *pat)
 {
 	const char *star = strchr(pat, '*');
-	size_t pre, suf;
 
-	if (star == NULL)
-		return name_is(t, len, pat);
-	pre = (size_t)(star - pat);
-	suf = strlen(star + 1);
-	return len >= pre + suf && strncasecmp(t, pat, pre) == 0 &&
-	    strncasecmp(t + len - suf, star + 1, suf) == 0;
+	tp->pre = pat;
+	tp->pre_len = star != NULL ? (size_t)(star - pat) : strlen(pat);
+	tp->suf = star != NULL ? star + 1 : NULL;
+	tp->suf_len = star != NULL ? strlen(star + 1) : 0;
 }
 
 /* Does every pattern have the form type/subtype with at most one '*'? */
@@ -105,13 +121,13 @@ edge_variant_init(struct edge *e)
 	}
 	v = cdn_xcalloc(1, sizeof(*v));
 	v->magic = EDGE_VARIANT_MAGIC;
-	if (c->compress_types.n > 0) {
-		v->types = (const char *const *)c->compress_types.v;
-		v->ntypes = c->compress_types.n;
-	} else {
-		v->types = default_types;
-		v->ntypes = CDN_ARRAY_LEN(default_types);
-	}
+	v->ntypes = c->compress_types.n > 0 ? c->compress_types.n
+	                                    : CDN_ARRAY_LEN(default_types);
+	v->types = cdn_xcalloc(v->ntypes, sizeof(*v->types));
+	for (unsigned i = 0; i < v->ntypes; i++)
+		type_pat_init(&v->types[i],
+		    c->compress_types.n > 0 ? c->compress_types.v[i]
+		                            : default_types[i]);
 	v->min_size = c->compress_min_size;
 	v->compress_on = c->gzip_level > 0 || c->brotli_level > 0;
 	v->lim.max_size = c->decompress_max_size;
@@ -140,8 +156,29 @@ edge_variant_fini(struct edge *e)
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	if (v->pool != NULL)
 		cache_variants_free(&v->pool);
+	free(v->types);
 	MAGIC_WIPE(v);
 	free(v);
+}
+
+/* compress_on, the size and the type; <ct> may be NULL. */
+static int
+type_compressible(const struct edge_variant_ctx *v, const char *ct,
+    size_t ctlen, int64_t content_length)
+{
+	if (!v->compress_on || v->pool == NULL ||
+	    (content_length >= 0 && (uint64_t)content_length < v->min_size) ||
+	    ct == NULL)
+		return 0;
+	for (size_t j = 0; j < ctlen; j++)
+		if (ct[j] == ';' || ct[j] == ' ' || ct[j] == '\t') {
+			ctlen = j;
+			break;
+		}
+	for (unsigned i = 0; i < v->ntypes; i++)
+		if (type_matches(ct, ctlen, &v->types[i]))
+			return 1;
+	return 0;
 }
 
 int
@@ -152,27 +189,14 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 	struct cache_cc cc;
 	const char *ct, *p, *end = fields + len;
 	struct cdn_field fl;
-	size_t ctlen;
-	unsigned i;
+	size_t ctlen = 0;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
 	if (!v->compress_on || v->pool == NULL ||
-	    (content_length >= 0 && (uint64_t)content_length < v->min_size))
-		return 0;
-	if (cdn_fields_get(fields, len, "content-encoding", &ctlen) != NULL)
+	    cdn_fields_get(fields, len, "content-encoding", &ctlen) != NULL)
 		return 0;
 	ct = cdn_fields_get(fields, len, "content-type", &ctlen);
-	if (ct == NULL)
-		return 0;
-	for (size_t j = 0; j < ctlen; j++)
-		if (ct[j] == ';' || ct[j] == ' ' || ct[j] == '\t') {
-			ctlen = j;
-			break;
-		}
-	for (i = 0; i < v->ntypes; i++)
-		if (type_matches(ct, ctlen, v->types[i]))
-			break;
-	if (i == v->ntypes)
+	if (!type_compressible(v, ct, ctlen, content_length))
 		return 0;
 	/* RFC 9111 §5.2.2.6: no-transform forbids recoding.  Parsed only
 	 * for a type that would be recoded. */
@@ -181,6 +205,17 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 		if (name_is(fl.name, fl.name_len, "cache-control"))
 			cache_cc_parse(&cc, fl.value, fl.value_len);
 	return !cc.no_transform;
+}
+
+int
+edge_variant_compressible_head(const struct edge *e,
+    const struct cache_head_scan *hs, int no_transform, int64_t content_length)
+{
+	const struct edge_variant_ctx *v = e->variant;
+
+	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
+	return !hs->has_coding && !no_transform &&
+	    type_compressible(v, hs->ctype, hs->ctype_len, content_length);
 }
 
 void

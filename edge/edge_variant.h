@@ -83,6 +83,11 @@ int edge_variant_load_body(struct edge *e, const struct http_request *req,
 int edge_variant_compressible(const struct edge *e, const char *fields,
     size_t len, int64_t content_length);
 
+/* The same, from what cache_exchange_parse_head noted of the head <hs>
+ * and its Cache-Control's no-transform. */
+int edge_variant_compressible_head(const struct edge *e,
+    const struct cache_head_scan *hs, int no_transform, int64_t content_length);
+
 /* After <o> was stored: queue its compressed variants if it is an
  * identity response that qualifies. */
 void edge_variant_stored(struct edge *e, struct cache_obj *o);

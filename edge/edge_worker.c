@@ -390,9 +390,9 @@ adopt_extra(struct edge *e)
  * again (or added and deleted) before the loop waits costs no
  * epoll_ctl(): over TLS, libevent adds a connection's write event when
  * output is queued and deletes it once the output is written, two
- * epoll_ctl() per response, or per round of HTTP/2 frames, even when the
- * output is written before the loop waits (edge_h2.c's conn_write_now);
- * and a keep-alive client's read, switched off and on around a request.
+ * epoll_ctl() per response, even when the output is written before the
+ * loop waits; and a keep-alive client's read, switched off and on around
+ * a request.
  * The changelist's caveat, an fd and its dup() both in the loop, does not
  * arise: no worker duplicates an fd.
  */

@@ -24,9 +24,15 @@
  * (every pipelined answer of one read together) or, for writes made from
  * elsewhere (a fill feeding its waiters), from an event activated for the
  * same loop turn: one writev per connection per turn, whatever the number
- * of pieces.  The bufferevent's write event is enabled only when the
+ * of pieces, and a sendfile for each file segment (a sealed body) in the
+ * same turn.  The bufferevent's write event is enabled only when the
  * socket did not take everything, and disabled again once the output has
  * drained: a response that fits the socket buffer costs no epoll_ctl.
+ *
+ * Reads (plain connections): an event of the connection's own reads into
+ * the bufferevent's input, which only writes (conn_read_sync); a new
+ * connection's request is read in the loop turn that accepted it.  A
+ * request answered and closed within that turn never reaches epoll.
  *
  * TLS: a TLS connection differs only in its bufferevent (libevent's
  * bufferevent_openssl, which runs the handshake and the records) and in
@@ -35,7 +41,9 @@
  * handshake and the request head together, so a client that stalls
  * mid-handshake costs one timer; a failed handshake (garbage, TLS 1.1)
  * frees the connection at once.  On the way out a close_notify is sent
- * when the output is flushed.  Two libevent 2.1 habits are worked around
+ * when the output is flushed.  Responses are encrypted and written in the
+ * loop turn that made them (conn_tls_write_now), and HTTP/1.1 reads ahead
+ * (conn_tls_read_ahead).  Two libevent 2.1 habits are worked around
  * (conn_tls_coalesce, conn_tls_want_input).  The plain path pays a flag
  * test per response and per connection event: no call, no allocation.
  */
@@ -51,6 +59,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,6 +86,9 @@
 #define TLS_RECORD_MAX    16384 /* plaintext bytes of one TLS record */
 #define STATUS_LINE_MAX   160   /* a status line, and Content-Length's */
 #define HEAD_INLINE       1024  /* request head bytes kept without malloc */
+#define IN_AHEAD          (64 * 1024) /* input kept beyond a full head */
+#define READ_STACK        4096        /* a plain read's first buffer */
+#define READ_MAX          (64 * 1024) /* plain bytes read per wake-up */
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -120,7 +132,7 @@ struct http_conn {
 	struct http_server *srv;
 	struct http_conn *next, *prev;
 	struct bufferevent *bev;
-	struct event *timer;
+	struct event timer;
 	enum conn_state state;
 	unsigned keep_alive : 1;
 	unsigned head_started : 1; /* bytes of a head seen: header timeout */
@@ -131,15 +143,32 @@ struct http_conn {
 	unsigned tls_handshaking : 1;
 	unsigned tls_done : 1;   /* failed, or close_notify sent: no more TLS */
 	unsigned tls_corked : 1; /* TCP_CORK set until the output drains */
+	unsigned tls_flush : 1;  /* output added, flush_ev to write it */
+	unsigned tls_writing : 1;   /* in conn_tls_write_now: callbacks wait */
+	unsigned tls_wrote : 1;     /* ... on_conn_write came meanwhile */
+	unsigned tls_read : 1;      /* ... on_conn_read came meanwhile */
+	short tls_event;            /* ... on_conn_event came with this */
 	unsigned flush_armed : 1;   /* plain: output added, not yet written */
 	unsigned client_closes : 1; /* the request asked for the close and
 	                               was read whole */
+	unsigned read_on : 1;       /* plain: reading wanted (conn_read_set) */
+	unsigned read_full : 1;     /* plain: input at its limit, not read */
+	unsigned read_added : 1;    /* plain: read_ev is added */
+	unsigned read_timed : 1;    /* plain: ... with the body timeout */
+	unsigned read_drained : 1; /* plain: the last read emptied the socket */
+	unsigned read_first : 1;   /* plain: accepted, not read yet */
 	unsigned nreq;
-	char peer[INET6_ADDRSTRLEN];
+	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} peer_addr;
 	char *head; /* copy of the current request head */
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries, behind the struct */
 	struct event flush_ev;      /* plain: write the output this turn */
+	struct event read_ev;       /* plain: the socket is readable */
 	struct http_txn txn;
 	/* Behind the struct, in its allocation (conn_new): the fields array,
 	 * then HEAD_INLINE bytes that c->head uses until a head needs more. */
@@ -156,7 +185,8 @@ struct http_server {
 	unsigned nconns;
 	atomic_uint *conn_gauge; /* mirrors nconns for other threads */
 	unsigned draining : 1;
-	char *cache_status_node; /* NULL: no Cache-Status on own errors */
+	struct http_conn *reading; /* in this plain connection's read */
+	char *cache_status_node;   /* NULL: no Cache-Status on own errors */
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
 };
@@ -170,6 +200,27 @@ static char *
 conn_head_inline(struct http_conn *c)
 {
 	return (char *)(c->fields + c->srv->lim.parse.max_headers);
+}
+
+/*
+ * The client's address as text, formatted on first use: inet_ntop (a
+ * printf) cost a tenth of a connection's instructions, and most
+ * connections never log or pass their client's address.
+ */
+static const char *
+conn_peer(struct http_conn *c)
+{
+	if (c->peer[0] != '\0')
+		return c->peer;
+	if (c->peer_addr.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &c->peer_addr.in4.sin_addr, c->peer,
+		    sizeof(c->peer));
+	else if (c->peer_addr.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &c->peer_addr.in6.sin6_addr, c->peer,
+		    sizeof(c->peer));
+	if (c->peer[0] == '\0')
+		strcpy(c->peer, "-");
+	return c->peer;
 }
 
 /*
@@ -215,6 +266,8 @@ ms_to_tv(uint64_t ms, struct timeval *tv)
 	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
 }
 
+static void conn_read_sync(struct http_conn *c);
+
 /*
  * The send timeout stays armed for the connection's life: libevent counts
  * it only while the write event waits on a socket that takes nothing, so
@@ -228,10 +281,16 @@ conn_set_timeouts(struct http_conn *c, int reading_body)
 	struct timeval rtv, wtv;
 
 	ms_to_tv(c->srv->lim.send_timeout_ms, &wtv);
+	c->body_timeout = reading_body ? 1 : 0;
+	if (!c->is_tls) {
+		/* The body timeout rides on the read event. */
+		bufferevent_set_timeouts(c->bev, NULL, &wtv);
+		conn_read_sync(c);
+		return;
+	}
 	if (reading_body)
 		ms_to_tv(c->srv->lim.body_timeout_ms, &rtv);
 	bufferevent_set_timeouts(c->bev, reading_body ? &rtv : NULL, &wtv);
-	c->body_timeout = reading_body ? 1 : 0;
 }
 
 static void
@@ -240,7 +299,145 @@ conn_arm_timer(struct http_conn *c, uint64_t ms)
 	struct timeval tv;
 
 	ms_to_tv(ms, &tv);
-	evtimer_add(c->timer, &tv);
+	evtimer_add(&c->timer, &tv);
+}
+
+/* ---- reading (plain connections) ---- */
+
+/*
+ * The input a connection holds before it stops reading: a whole head and
+ * some body ahead, so a client sending a body faster than the handler
+ * takes it is simply not read.
+ */
+static size_t
+conn_in_limit(const struct http_conn *c)
+{
+	return c->srv->lim.parse.max_header_bytes + IN_AHEAD;
+}
+
+/*
+ * Plain connections read through an event of their own (read_ev); the
+ * bufferevent only writes.  libevent 2.1's bufferevent asks the socket
+ * how much it holds (ioctl FIONREAD) before every read: a system call per
+ * request.  read_ev is added while reading is wanted and the input is
+ * below its limit, with the body timeout while a body is read (a
+ * persistent event's timeout restarts at each read, as the bufferevent's
+ * did).  With the loop's changelist, an add and a delete in one loop turn
+ * never reach epoll.
+ */
+static void
+conn_read_sync(struct http_conn *c)
+{
+	struct timeval tv;
+
+	if (c->read_on && !c->read_full) {
+		if (c->read_added && c->read_timed == c->body_timeout)
+			return;
+		ms_to_tv(c->srv->lim.body_timeout_ms, &tv);
+		event_add(&c->read_ev, c->body_timeout ? &tv : NULL);
+		c->read_added = 1;
+		c->read_timed = c->body_timeout;
+	} else if (c->read_added) {
+		event_del(&c->read_ev);
+		c->read_added = 0;
+	}
+}
+
+/* Start (on) or stop reading <c>. */
+static void
+conn_read_set(struct http_conn *c, int on)
+{
+	if (c->is_tls) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->read_on = on ? 1 : 0;
+	conn_read_sync(c);
+}
+
+/* Input was taken from <c>: read again if that made room. */
+static void
+conn_input_taken(struct http_conn *c)
+{
+	if (c->read_full &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) <
+	        conn_in_limit(c)) {
+		c->read_full = 0;
+		conn_read_sync(c);
+	}
+}
+
+/*
+ * Read what plain connection <c>'s socket holds into its input.  The
+ * first read goes to the stack, so that a request head gets an input
+ * chain of its own size; a read that fills the buffer goes on straight
+ * into the input, up to READ_MAX bytes.  Sets read_drained when a read
+ * came back short, or at the end of file: the socket held nothing more.
+ * Returns the bytes read, 0 at the end of file, or -1 with errno set.
+ */
+static ssize_t
+conn_read_in(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int fd = bufferevent_getfd(c->bev);
+	size_t have = evbuffer_get_length(in), room, want, total;
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	char buf[READ_STACK];
+	ssize_t n;
+	int nv;
+
+	c->read_drained = 0;
+	if (have >= conn_in_limit(c)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	room = conn_in_limit(c) - have;
+	if (room > READ_MAX)
+		room = READ_MAX;
+	want = room < sizeof(buf) ? room : sizeof(buf);
+	n = recv(fd, buf, want, 0);
+	if (n <= 0) {
+		c->read_drained = n == 0;
+		return n;
+	}
+	if (evbuffer_add(in, buf, (size_t)n) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	total = (size_t)n;
+	c->read_drained = (size_t)n < want;
+	while (!c->read_drained && total < room) {
+		want = room - total;
+		nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+		if (nv < 1)
+			break;
+		for (int i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		n = readv(fd, iov, nv);
+		if (n <= 0) {
+			/* Nothing more; an end of file or error is met by
+			 * the next read. */
+			c->read_drained =
+			    n == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
+			break;
+		}
+		if ((size_t)n <= v[0].iov_len) {
+			v[0].iov_len = (size_t)n;
+			nv = 1;
+		} else {
+			v[1].iov_len = (size_t)n - v[0].iov_len;
+		}
+		evbuffer_commit_space(in, v, nv);
+		total += (size_t)n;
+		c->read_drained = (size_t)n < want;
+	}
+	return (ssize_t)total;
 }
 
 static void
@@ -273,12 +470,20 @@ request_rebase(struct http_request *req, const char *from, char *to)
  * Output was added to plain connection <c>: have it written this loop
  * turn.  Inside the dispatch loop its end writes; elsewhere the flush
  * event runs once the current callback returns.  While the write event is
- * enabled, the bufferevent writes by itself.
+ * enabled, the bufferevent writes by itself.  A TLS connection's output
+ * is written by the flush event (conn_tls_write_now).
  */
 static void
 conn_out_added(struct http_conn *c)
 {
-	if (c->is_tls || c->flush_armed)
+	if (c->is_tls) {
+		if (!c->tls_flush && !c->tls_handshaking) {
+			c->tls_flush = 1;
+			event_active(&c->flush_ev, EV_WRITE, 1);
+		}
+		return;
+	}
+	if (c->flush_armed)
 		return;
 	c->flush_armed = 1;
 	if (!c->in_dispatch)
@@ -295,26 +500,81 @@ static int
 conn_write_out(struct http_conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd;
+	size_t len;
+	int n;
 
 	c->flush_armed = 0;
 	if (bufferevent_get_enabled(c->bev) & EV_WRITE)
 		return 0; /* the bufferevent is writing already */
-	if (evbuffer_get_length(out) > 0) {
+	len = evbuffer_get_length(out);
+	if (len > 0) {
 		/* A socket bufferevent keeps its output's start frozen; it
-		 * thaws it the same way around its own writes.  One write,
-		 * as libevent makes: it stops at a file segment (sendfile),
-		 * which the write event then sends. */
+		 * thaws it the same way around its own writes.  Each write
+		 * stops where memory and a file segment meet (a writev, then
+		 * a sendfile), so write again until all went or the socket
+		 * took nothing: a head and its body leave in this turn, and
+		 * the write event is needed only when the socket is full. */
+		fd = bufferevent_getfd(c->bev);
 		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+		do {
+			n = evbuffer_write(out, fd);
+			if (n > 0)
+				len -= (size_t)n; /* drained what went */
+		} while (n > 0 && len > 0);
 		evbuffer_freeze(out, 1);
 	}
-	if (evbuffer_get_length(out) == 0)
+	if (len == 0)
 		return 1;
 	bufferevent_enable(c->bev, EV_WRITE);
 	return 0;
 }
 
 static void on_conn_write(struct bufferevent *bev, void *arg);
+static void on_conn_read(struct bufferevent *bev, void *arg);
+static void on_conn_event(struct bufferevent *bev, short what, void *arg);
+
+/*
+ * Encrypt and write TLS connection <c>'s output now, not at the loop's
+ * next turn.  libevent's OpenSSL bufferevent writes only from its write
+ * event: each response cost the event's add (epoll_ctl), a wait for the
+ * socket to be writable (epoll_wait) and its delete (epoll_ctl).  Its
+ * write callback is run here by hand (as edge_h2.c's conn_write_now does;
+ * no public call does this, and struct bufferevent is libevent's
+ * documented but discouraged layout); once the output is written it
+ * deletes the write event, which the loop's changelist then never sends
+ * to epoll.  What the bufferevent calls back meanwhile waits in notes and
+ * is run after it, from this top-level event, where freeing <c> is safe.
+ */
+static void
+conn_tls_write_now(struct http_conn *c)
+{
+	struct event *ev = &c->bev->ev_write;
+	event_callback_fn cb = event_get_callback(ev);
+	short what;
+
+	c->tls_flush = 0;
+	if (c->tls_done ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		return;
+	c->tls_writing = 1;
+	cb(event_get_fd(ev), EV_WRITE, event_get_callback_arg(ev));
+	c->tls_writing = 0;
+	what = c->tls_event;
+	c->tls_event = 0;
+	if (what != 0) {
+		on_conn_event(c->bev, what, c);
+		return;
+	}
+	if (c->tls_wrote) {
+		c->tls_wrote = 0;
+		on_conn_write(c->bev, c);
+	}
+	if (c->tls_read) {
+		c->tls_read = 0;
+		on_conn_read(c->bev, c);
+	}
+}
 
 static void
 on_conn_flush(evutil_socket_t fd, short what, void *arg)
@@ -324,6 +584,10 @@ on_conn_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->is_tls) {
+		conn_tls_write_now(c);
+		return;
+	}
 	if (c->flush_armed && !conn_write_out(c))
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
@@ -431,7 +695,8 @@ conn_error(struct http_conn *c, int status, const char *why)
 	char body[128];
 	int n;
 
-	CDN_LOG(CDN_LOG_INFO, "http", "client %s: %d %s", c->peer, status, why);
+	CDN_LOG(CDN_LOG_INFO, "http", "client %s: %d %s", conn_peer(c), status,
+	    why);
 	txn->magic = HTTP_TXN_MAGIC;
 	txn->conn = c;
 	if (txn->start_ns == 0)
@@ -454,12 +719,16 @@ conn_error(struct http_conn *c, int status, const char *why)
 
 /*
  * The connection waits for more input.  libevent 2.1's bufferevent_openssl
- * stops reading at the input high-watermark even when OpenSSL still holds
- * decrypted bytes of a record, and resumes only when the socket turns
- * readable again: a client that has sent its whole body would then wait
- * for the body timeout.  Run its read event once by hand when OpenSSL has
- * bytes pending (no public call does this; struct bufferevent is
- * libevent's documented but discouraged layout).
+ * reads until OpenSSL holds no decrypted bytes of the current record, or
+ * until the input high-watermark, and resumes only when the socket turns
+ * readable again.  What OpenSSL still holds would wait for the client's
+ * next bytes: the rest of a record after the watermark (a client that has
+ * sent its whole body would wait for the body timeout), and, with read-ahead
+ * (conn_tls_read_ahead), whole records read from the socket behind the one
+ * decrypted (a body sent as a record of its own behind its head, pipelined
+ * requests).  Run its read event once by hand when OpenSSL holds bytes (no
+ * public call does this; struct bufferevent is libevent's documented but
+ * discouraged layout).
  */
 static void
 conn_tls_want_input(struct http_conn *c)
@@ -470,7 +739,7 @@ conn_tls_want_input(struct http_conn *c)
 	    !(bufferevent_get_enabled(c->bev) & EV_READ))
 		return;
 	ssl = bufferevent_openssl_get_ssl(c->bev);
-	if (ssl != NULL && SSL_pending(ssl) > 0)
+	if (ssl != NULL && SSL_has_pending(ssl))
 		event_active(&c->bev->ev_read, EV_READ, 1);
 }
 
@@ -556,18 +825,20 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 			return CDN_AGAIN;
 		}
 		evbuffer_remove(in, dst, n);
+		conn_input_taken(c);
 		txn->body_left -= n;
 		if (txn->body_left == 0)
 			txn->body_done = 1;
 		return (long)n;
 	}
 	status = chunked_fill(txn, in, &why);
+	conn_input_taken(c);
 	if (status != 0) {
 		txn->error = status == 413 ? "request body too large" : why;
 		txn->want_body = 0;
 		/* The handler learns through on_abort, from the event loop. */
 		c->keep_alive = 0;
-		event_active(c->timer, EV_TIMEOUT, 0);
+		event_active(&c->timer, EV_TIMEOUT, 0);
 		txn->body_error = status;
 		return CDN_EINVAL;
 	}
@@ -681,7 +952,7 @@ http_txn_respond(struct http_txn *txn, int status, const char *fields,
 	            framing_len + tail_len),
 	        &v, 1) < 1) {
 		CDN_LOG(CDN_LOG_ERR, "http",
-		    "client %s: no memory for a response head", c->peer);
+		    "client %s: no memory for a response head", conn_peer(c));
 		txn->no_body = 1; /* nothing goes out, and the close says so */
 		txn->chunked_out = 0;
 		c->keep_alive = 0;
@@ -990,7 +1261,7 @@ const char *
 http_txn_client_addr(const struct http_txn *txn)
 {
 	MAGIC_CHECK(txn, HTTP_TXN_MAGIC);
-	return txn->conn->peer;
+	return conn_peer(txn->conn);
 }
 
 int
@@ -1059,7 +1330,7 @@ txn_start(struct http_conn *c)
 	c->state = CONN_ACTIVE;
 	c->keep_alive = req->keep_alive;
 	c->client_closes = !req->keep_alive;
-	evtimer_del(c->timer);
+	evtimer_del(&c->timer);
 
 	if (req->is_chunked) {
 		txn->has_body = 1;
@@ -1119,7 +1390,6 @@ conn_dispatch(struct http_conn *c)
 				c->head_started = 1;
 				conn_arm_timer(c, s->lim.header_timeout_ms);
 			}
-			conn_tls_want_input(c);
 			break;
 		}
 		c->txn.start_ns = cdn_now_ns();
@@ -1145,6 +1415,9 @@ conn_dispatch(struct http_conn *c)
 		txn_start(c);
 	}
 	c->in_dispatch = 0;
+	conn_input_taken(c);
+	if (c->state == CONN_IDLE)
+		conn_tls_want_input(c);
 	if (c->state == CONN_IDLE && drain_closes(c))
 		conn_close_after_flush(c);
 	/* Every answer of this read in one writev.  Once drained, a handler
@@ -1156,7 +1429,7 @@ conn_dispatch(struct http_conn *c)
 			event_active(&c->flush_ev, EV_WRITE, 1);
 	} else if (c->state == CONN_CLOSING) {
 		/* The socket is full: no more requests while it drains. */
-		bufferevent_disable(c->bev, EV_READ);
+		conn_read_set(c, 0);
 	}
 }
 
@@ -1200,7 +1473,9 @@ conn_unlink_and_free(struct http_conn *c)
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	event_del(&c->flush_ev);
-	event_free(c->timer);
+	event_del(&c->timer);
+	if (!c->is_tls)
+		event_del(&c->read_ev);
 	if (c->txn.body_buf != NULL)
 		evbuffer_free(c->txn.body_buf);
 	if (c->head != conn_head_inline(c))
@@ -1250,17 +1525,18 @@ conn_close_after_flush(struct http_conn *c)
 			return;
 		}
 	}
-	bufferevent_disable(c->bev, EV_READ);
+	conn_read_set(c, 0);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		event_active(c->timer, EV_TIMEOUT, 0);
+		event_active(&c->timer, EV_TIMEOUT, 0);
 }
 
 /*
  * Whether <c> may close at once rather than linger: the client asked for
  * the close, its request was read whole, and it has sent nothing since,
  * so no RST can overtake the response (nginx's "lingering_close on").
- * The peek costs one recv(2); lingering costs four system calls and a
- * loop turn more.
+ * Inside the read that brought the request, a short read has just said
+ * so; otherwise a peek costs one recv(2).  Lingering costs four system
+ * calls and a loop turn more.
  */
 static int
 conn_close_is_clean(struct http_conn *c)
@@ -1271,6 +1547,8 @@ conn_close_is_clean(struct http_conn *c)
 	if (c->is_tls || !c->client_closes || c->srv->draining ||
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		return 0;
+	if (c->srv->reading == c && c->read_drained)
+		return 1;
 	n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
@@ -1281,7 +1559,7 @@ conn_linger(struct http_conn *c)
 	c->state = CONN_LINGER;
 	if (conn_close_is_clean(c)) {
 		/* Freed from the loop: callers up the stack still hold c. */
-		event_active(c->timer, EV_TIMEOUT, 0);
+		event_active(&c->timer, EV_TIMEOUT, 0);
 		return;
 	}
 	if (c->is_tls)
@@ -1289,7 +1567,7 @@ conn_linger(struct http_conn *c)
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	c->body_timeout = 0;
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read_set(c, 1);
 	conn_arm_timer(c, LINGER_MS);
 }
 
@@ -1329,10 +1607,23 @@ conn_hand_over_h2(struct http_conn *c)
 	}
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_set_timeouts(bev, NULL, NULL);
-	memcpy(peer, c->peer, sizeof(peer));
+	memcpy(peer, conn_peer(c), sizeof(peer));
 	c->bev = NULL;
 	conn_unlink_and_free(c);
 	s->h.on_h2(bev, peer, s->arg);
+}
+
+/*
+ * With read-ahead OpenSSL reads what the socket holds, not a record's
+ * 5-byte header and then its rest: one read(2) per request instead of
+ * two.  Only once HTTP/1.1 is chosen: the records it reads ahead are
+ * ours to drain (conn_tls_want_input), and an h2 connection is handed
+ * over with nothing left behind in OpenSSL.
+ */
+static void
+conn_tls_read_ahead(SSL *ssl)
+{
+	SSL_set_read_ahead(ssl, 1);
 }
 
 /*
@@ -1354,6 +1645,8 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 		                                           : HTTP_TLS_FULL);
 		if (ssl != NULL && conn_tls_is_h2(ssl))
 			conn_hand_over_h2(c);
+		else if (ssl != NULL)
+			conn_tls_read_ahead(ssl);
 		return;
 	}
 	c->tls_done = 1;
@@ -1364,15 +1657,16 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 	if (first != 0) {
 		ERR_error_string_n(first, why, sizeof(why));
 		CDN_LOG(CDN_LOG_INFO, "http",
-		    "client %s: TLS handshake failed: %s", c->peer, why);
+		    "client %s: TLS handshake failed: %s", conn_peer(c), why);
 		conn_tls_report(c, HTTP_TLS_FAILED);
 	} else if (what & BEV_EVENT_TIMEOUT) {
 		CDN_LOG(CDN_LOG_INFO, "http",
-		    "client %s: TLS handshake timeout", c->peer);
+		    "client %s: TLS handshake timeout", conn_peer(c));
 		conn_tls_report(c, HTTP_TLS_TIMEOUT);
 	} else {
 		CDN_LOG(CDN_LOG_DEBUG, "http",
-		    "client %s: closed during the TLS handshake (%s)", c->peer,
+		    "client %s: closed during the TLS handshake (%s)",
+		    conn_peer(c),
 		    (what & BEV_EVENT_EOF)
 		        ? "EOF"
 		        : evutil_socket_error_to_string(serr));
@@ -1395,7 +1689,7 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 	case CONN_IDLE:
 		if (c->tls_handshaking) {
 			CDN_LOG(CDN_LOG_INFO, "http",
-			    "client %s: TLS handshake timeout", c->peer);
+			    "client %s: TLS handshake timeout", conn_peer(c));
 			conn_tls_report(c, HTTP_TLS_TIMEOUT);
 			conn_free(c);
 			return;
@@ -1437,6 +1731,10 @@ on_conn_read(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_writing) {
+		c->tls_read = 1;
+		return;
+	}
 	switch (c->state) {
 	case CONN_IDLE:
 		conn_dispatch(c);
@@ -1452,6 +1750,7 @@ on_conn_read(struct bufferevent *bev, void *arg)
 	case CONN_LINGER:
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
+		conn_input_taken(c);
 		return;
 	}
 }
@@ -1464,6 +1763,10 @@ on_conn_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_writing) {
+		c->tls_wrote = 1;
+		return;
+	}
 	if (c->tls_corked &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_tls_uncork(c);
@@ -1491,6 +1794,10 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (c->tls_writing) {
+		c->tls_event |= what;
+		return;
+	}
 	if (c->tls_handshaking) {
 		conn_tls_handshake_end(c, what);
 		return;
@@ -1505,13 +1812,62 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 	    txn->body_done && !(what & BEV_EVENT_ERROR)) {
 		/* Half-close after a complete request: answer, then close. */
 		c->client_eof = 1;
-		bufferevent_disable(c->bev, EV_READ);
+		conn_read_set(c, 0);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
 		txn->error = (what & BEV_EVENT_READING) ? "client body timeout"
 		                                        : "client send timeout";
 	conn_free(c);
+}
+
+/* Input arrived on plain <c>: hand it on.  <c> may be gone after. */
+static void
+conn_read_got(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >=
+	    conn_in_limit(c)) {
+		c->read_full = 1;
+		conn_read_sync(c);
+	}
+	s->reading = c;
+	on_conn_read(c->bev, c);
+	s->reading = NULL;
+}
+
+/* read_ev: what the bufferevent's read callbacks did for plain <c>. */
+static void
+on_conn_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	int first;
+	ssize_t n;
+
+	(void)fd;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	if (what & EV_TIMEOUT) {
+		conn_read_set(c, 0);
+		on_conn_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, c);
+		return;
+	}
+	first = c->read_first;
+	c->read_first = 0;
+	n = conn_read_in(c);
+	if (n > 0) {
+		conn_read_got(c);
+		return;
+	}
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		if (first)
+			conn_arm_timer(c, c->srv->lim.header_timeout_ms);
+		return;
+	}
+	conn_read_set(c, 0);
+	on_conn_event(c->bev,
+	    BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
 }
 
 /* Whether a new connection may be adopted (logs why not). */
@@ -1546,43 +1902,43 @@ conn_new(struct http_server *s, const struct sockaddr *peer)
 	c->srv = s;
 	c->keep_alive = 1;
 	if (peer->sa_family == AF_INET)
-		inet_ntop(AF_INET,
-		    &((const struct sockaddr_in *)(const void *)peer)->sin_addr,
-		    c->peer, sizeof(c->peer));
+		memcpy(&c->peer_addr.in4, peer, sizeof(c->peer_addr.in4));
 	else if (peer->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((const struct sockaddr_in6 *)(const void *)peer)
-		         ->sin6_addr,
-		    c->peer, sizeof(c->peer));
+		memcpy(&c->peer_addr.in6, peer, sizeof(c->peer_addr.in6));
 	else
-		strcpy(c->peer, "-");
+		c->peer_addr.sa.sa_family = AF_UNSPEC;
 	return c;
 }
 
-/* Set up c->bev, link the connection and start its header timer. */
+/* Set up c->bev and link the connection; the caller arms its timer. */
 static void
 conn_start(struct http_server *s, struct http_conn *c)
 {
-	c->timer = evtimer_new(s->base, on_conn_timer, c);
+	evtimer_assign(&c->timer, s->base, on_conn_timer, c);
 	event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
 	bufferevent_setcb(
 	    c->bev, on_conn_read, on_conn_write, on_conn_event, c);
-	/* Reading stops when this much is buffered: body backpressure. */
-	bufferevent_setwatermark(
-	    c->bev, EV_READ, 0, s->lim.parse.max_header_bytes + 64 * 1024);
 	bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
 	/* libevent writes 16 KiB per loop turn by default: a 100 KiB hit
 	 * would take seven turns instead of one writev. */
 	bufferevent_set_max_single_write(c->bev, 1024 * 1024);
-	bufferevent_set_max_single_read(c->bev, 64 * 1024);
-	conn_set_timeouts(c, 0);
-	/* Plain connections enable writing only when the socket is full
-	 * (a new bufferevent starts with EV_WRITE enabled). */
-	if (c->is_tls)
+	if (c->is_tls) {
+		/* Reading stops at the limit: body backpressure. */
+		bufferevent_setwatermark(c->bev, EV_READ, 0, conn_in_limit(c));
+		bufferevent_set_max_single_read(c->bev, READ_MAX);
+		conn_set_timeouts(c, 0);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	else {
+	} else {
+		event_assign(&c->read_ev, s->base, bufferevent_getfd(c->bev),
+		    EV_READ | EV_PERSIST, on_conn_readable, c);
+		/* A socket bufferevent keeps its input's end frozen but
+		 * around its own reads; here only read_ev reads into it. */
+		evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+		conn_set_timeouts(c, 0);
+		/* Writing is enabled only when the socket is full (a new
+		 * bufferevent starts with EV_WRITE enabled). */
 		bufferevent_disable(c->bev, EV_WRITE);
-		bufferevent_enable(c->bev, EV_READ);
+		conn_read_set(c, 1);
 	}
 
 	c->next = s->conns;
@@ -1593,7 +1949,6 @@ conn_start(struct http_server *s, struct http_conn *c)
 	if (s->conn_gauge != NULL)
 		atomic_store_explicit(
 		    s->conn_gauge, s->nconns, memory_order_relaxed);
-	conn_arm_timer(c, s->lim.header_timeout_ms);
 }
 
 void
@@ -1611,6 +1966,15 @@ http_server_adopt(
 	c = conn_new(s, peer);
 	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn_start(s, c);
+	/* A client sends its request right after connecting: read it in
+	 * this loop turn, once the listener has taken every connection
+	 * waiting (the last of them has had the most time to send).  A
+	 * request answered and closed in this turn then costs no epoll_wait
+	 * and, the read event being added and deleted before the loop waits,
+	 * no epoll_ctl.  Otherwise the header timeout runs from that read,
+	 * and the read event waits for the request. */
+	c->read_first = 1;
+	event_active(&c->read_ev, EV_READ, 1);
 }
 
 void
@@ -1635,7 +1999,7 @@ http_server_adopt_tls(struct http_server *s, int fd,
 		/* libevent 2.1 has freed ssl (CLOSE_ON_FREE) but not the fd,
 		 * which ssl's BIO did not own. */
 		CDN_LOG(CDN_LOG_ERR, "http", "client %s: cannot set up TLS",
-		    c->peer);
+		    conn_peer(c));
 		close(fd);
 		MAGIC_WIPE(c);
 		free(c);
@@ -1647,6 +2011,7 @@ http_server_adopt_tls(struct http_server *s, int fd,
 	c->is_tls = 1;
 	c->tls_handshaking = 1;
 	conn_start(s, c);
+	conn_arm_timer(c, s->lim.header_timeout_ms);
 }
 
 struct http_server *

@@ -7,6 +7,8 @@
 # hit: one cached 1 KiB object; miss: a new 1 KiB key each request, fetched
 # from tests/bench/bench_origin and stored; churn: the hit, each on a new
 # connection with Connection: close (so a connection's own cost is in).
+# BENCH_SIZE: the body size in bytes (default 1024; 102400 prices a hit
+# sent from a sealed body with sendfile).
 # Loopback only; stops by itself.
 # EDGED_ARGS: more edged arguments, word-split (e.g. "--purge-bus
 # redis://127.0.0.1:1" to price the purge bus's verdict on hits).
@@ -18,14 +20,12 @@ N2=${4:-2500}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
 command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 1; }
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/bench_lib.sh"
 
 # client PORT N KIND TAG: N GETs on one connection, each response read whole.
 client() {
 	python3 - "$@" <<'PY'
-import socket, sys
+import os, socket, sys
 port, n, kind, tag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 s = None
 buf = b""
@@ -33,7 +33,9 @@ for i in range(n):
     if s is None or kind == "churn":
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
         buf = b""
-    path = "/obj/m%d-%s?size=1024" % (i, tag) if kind == "miss" else "/obj/hot?size=1024"
+    size = int(os.environ.get("BENCH_SIZE", "1024"))
+    path = ("/obj/m%d-%s?size=%d" % (i, tag, size) if kind == "miss"
+            else "/obj/hot?size=%d" % size)
     close = "Connection: close\r\n" if kind == "churn" else ""
     s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n%s\r\n" % (path, close)).encode())
     while b"\r\n\r\n" not in buf:

@@ -32,17 +32,9 @@ CIPHER=TLS_AES_128_GCM_SHA256
 for t in nginx h2load openssl taskset; do
 	command -v $t >/dev/null || { echo "$t not found" >&2; exit 1; }
 done
-dir=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/bench_lib.sh"
+bench_dir
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 tree() { # a process and its children
 	echo "$1 $(pgrep -P "$1" | tr '\n' ' ')"
 }

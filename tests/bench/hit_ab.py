@@ -10,7 +10,8 @@ each size warmed with three requests.  Then ROUNDS rounds: in each, for each
 size, each binary in turn gets `wrk -t1 -c64 -dSECONDS` on CPU 0, and the
 round prints req/s and requests per edged CPU-second (utime + stime from
 /proc, the steadier figure on a shared machine).  Medians at the end, as
-ratios to the first binary.  Loopback only; every process started here is
+ratios to the first binary.  BENCH_CLOSE=1 sends "Connection: close", so
+that every request is a new connection (the harness's churn).  Loopback only; every process started here is
 stopped at the end.
 """
 import os
@@ -54,6 +55,8 @@ def main():
     rounds, secs = int(sys.argv[1]), int(sys.argv[2])
     sizes = [int(x) for x in sys.argv[3].split(",")]
     bins = [a.split("=", 1) for a in sys.argv[4:]]
+    close = (["-H", "Connection: close"]
+             if os.environ.get("BENCH_CLOSE") == "1" else [])
     origin = os.environ.get("BENCH_ORIGIN",
                             os.path.join(HERE, "bench_origin"))
     work = tempfile.mkdtemp(prefix="hit-ab.")
@@ -88,8 +91,8 @@ def main():
                     c0 = cpu_s(p.pid)
                     out = subprocess.run(
                         ["taskset", "-c", "0", "wrk", "-t1", "-c64",
-                         "-d%ds" % secs,
-                         "http://127.0.0.1:%d/obj/ab?size=%d" % (ep, size)],
+                         "-d%ds" % secs] + close +
+                        ["http://127.0.0.1:%d/obj/ab?size=%d" % (ep, size)],
                         capture_output=True, text=True).stdout
                     used = max(cpu_s(p.pid) - c0, 1e-9)
                     n = int(re.search(r"(\d+) requests in", out).group(1))

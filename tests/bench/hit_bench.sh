@@ -12,18 +12,10 @@ set -eu
 EDGED=${EDGED:-./edged}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
 DUR=${BENCH_DURATION:-5}
-dir=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/bench_lib.sh"
+bench_dir
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 cpu_ticks() { # utime+stime of processes (threads included), in clock ticks
 	t=0
 	for p in $1; do
@@ -32,7 +24,7 @@ cpu_ticks() { # utime+stime of processes (threads included), in clock ticks
 	echo $t
 }
 measure() { # measure NAME "PIDS" URL [wrk args]
-	# Not "pids": that is the list cleanup() stops (sh has no locals).
+	# Not "pids": that is the list bench_cleanup stops (sh has no locals).
 	name=$1 mpids=$2 url=$3
 	shift 3
 	t0=$(cpu_ticks "$mpids")

@@ -16,18 +16,9 @@ DUR=${2:-8}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
 CPU=${EDGED_CPU:-1}
 command -v wrk >/dev/null || { echo "wrk not found" >&2; exit 1; }
-d=$(mktemp -d "${STORE_DIR:-/dev/shm}/miss-store.XXXXXX")
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$d"
-}
-trap cleanup EXIT INT TERM
-
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/bench_lib.sh"
+bench_dir "${STORE_DIR:-/dev/shm}"
+d=$dir
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 op=$(port); ep=$(port); ap=$(port)

@@ -4,6 +4,7 @@
 # cached 1 KiB object follow, over one keep-alive connection (keep) or
 # each on its own connection with Connection: close (close).
 #   tests/bench/sys_count.sh [EDGED] [keep|close] [N]
+# BENCH_SIZE: the object's size in bytes (default 1024).
 # Prints strace's table; divide the calls by N.  Loopback only; stops by
 # itself.
 set -eu
@@ -13,23 +14,22 @@ N=${3:-2000}
 ORIGIN=${BENCH_ORIGIN:-./tests/bench/bench_origin}
 command -v strace >/dev/null || { echo "strace not found" >&2; exit 1; }
 
-port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/bench_lib.sh"
 
 # client PORT N MODE: N GETs of the hot object, each response read whole.
 client() {
 	python3 - "$@" <<'PY'
-import socket, sys
+import os, socket, sys
 port, n, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+size = int(os.environ.get("BENCH_SIZE", "1024"))
 s = None
 for i in range(n):
     if s is None:
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
         buf = b""
     close = "Connection: close\r\n" if mode == "close" else ""
-    s.sendall(("GET /obj/hot?size=1024 HTTP/1.1\r\nHost: a\r\n%s\r\n"
-               % close).encode())
+    s.sendall(("GET /obj/hot?size=%d HTTP/1.1\r\nHost: a\r\n%s\r\n"
+               % (size, close)).encode())
     while b"\r\n\r\n" not in buf:
         buf += s.recv(65536)
     head, _, rest = buf.partition(b"\r\n\r\n")

@@ -64,6 +64,11 @@ pattern_block(k)     the origin's body pattern, byte i =
                      (i * 7 + (i >> 8) + (i >> 16) * 13) & 0xff.
 parse_multipart(r)   the (fields, data) parts of a multipart/byteranges
                      response, its framing checked.
+ScriptOrigin(script)  a loopback origin whose n-th connection runs
+                     script(n, conn) (conn: .read_request(), .read_body(head),
+                     .send(bytes), .reset()): .url, .port, .request_lines.
+RawOrigin(response)  a ScriptOrigin answering each connection's request with
+                     <response> and closing: .requests, .delay_s.
 SilentListener()      a port whose connects hang (a full accept queue): .port.
 BusPage(cache_dir)   writes the purge bus's state into cache_dir/purge.seq as
                      purged's bus reader does (edged only reads it): .set(
@@ -1258,17 +1263,20 @@ class RawResult:
 
 
 
-class RawOrigin:
-    """A loopback origin answering every request with <response> bytes,
-    then closing the connection, for heads origin.py cannot send (obs-fold,
-    interim responses, odd framing).  .url, .port; .requests counts the
-    request heads received.  Used as a with-block."""
+class ScriptOrigin:
+    """A loopback origin whose n-th connection (from 0) runs script(n, conn),
+    for what origin.py cannot send (odd framing, closes and resets at chosen
+    moments).  conn.read_request() returns the next request head (b"" at
+    EOF), conn.read_body(head) the body its Content-Length announces,
+    conn.send(bytes) writes, conn.reset() makes the close a reset.  .url,
+    .port; .request_lines lists every request line received.  Used as a
+    with-block."""
 
-    def __init__(self, response):
-        self.response = response
-        self.delay_s = 0  # before answering, once the head has come
-        self.requests = 0
+    def __init__(self, script):
+        self.script = script
+        self.request_lines = []
         self.lock = threading.Lock()
+        self.nconn = 0
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(16)
@@ -1287,32 +1295,16 @@ class RawOrigin:
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(c,),
+            with self.lock:
+                n = self.nconn
+                self.nconn += 1
+            threading.Thread(target=self._serve, args=(n, c),
                              daemon=True).start()
 
-    def _serve(self, c):
+    def _serve(self, n, c):
         c.settimeout(5)
         try:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(4096)
-                if not d:
-                    return
-                buf += d
-            with self.lock:
-                self.requests += 1
-            # Read the body too: closing with unread bytes would send a
-            # reset, which may reach the node before the response does.
-            head, _, body = buf.partition(b"\r\n\r\n")
-            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-            want = int(m.group(1)) if m else 0
-            while len(body) < want:
-                d = c.recv(65536)
-                if not d:
-                    break
-                body += d
-            time.sleep(self.delay_s)
-            c.sendall(self.response)
+            self.script(n, ScriptConn(self, c))
         except OSError:
             pass
         finally:
@@ -1326,6 +1318,71 @@ class RawOrigin:
         self.thread.join(2)
         self.lsock.close()
         return False
+
+
+class ScriptConn:
+    """One connection of a ScriptOrigin, as its script sees it."""
+
+    def __init__(self, origin, sock):
+        self.origin = origin
+        self.sock = sock
+        self.buf = b""
+
+    def read_request(self):
+        while b"\r\n\r\n" not in self.buf:
+            d = self.sock.recv(4096)
+            if not d:
+                return b""
+            self.buf += d
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        with self.origin.lock:
+            self.origin.request_lines.append(head.split(b"\r\n")[0])
+        return head
+
+    def read_body(self, head):
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        want = int(m.group(1)) if m else 0
+        while len(self.buf) < want:
+            d = self.sock.recv(65536)
+            if not d:
+                break
+            self.buf += d
+        body, self.buf = self.buf[:want], self.buf[want:]
+        return body
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reset(self):
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+
+
+class RawOrigin(ScriptOrigin):
+    """A loopback origin answering every request with <response> bytes,
+    then closing the connection, for heads origin.py cannot send (obs-fold,
+    interim responses, odd framing).  .url, .port; .requests counts the
+    request heads received.  Used as a with-block."""
+
+    def __init__(self, response):
+        self.response = response
+        self.delay_s = 0  # before answering, once the head has come
+        super().__init__(self._answer)
+
+    @property
+    def requests(self):
+        with self.lock:
+            return len(self.request_lines)
+
+    def _answer(self, n, conn):
+        head = conn.read_request()
+        if not head:
+            return
+        # Read the body too: closing with unread bytes would send a
+        # reset, which may reach the node before the response does.
+        conn.read_body(head)
+        time.sleep(self.delay_s)
+        conn.send(self.response)
 
 
 class SilentListener:

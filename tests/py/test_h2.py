@@ -210,10 +210,15 @@ class RecordSock:
     .sizes is the plaintext length of each record that carried bytes
     (session tickets carry none)."""
 
-    def __init__(self, port, ctx, sni):
+    def __init__(self, port, ctx, sni, rcvbuf=0):
         self.inc, self.outg = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = ctx.wrap_bio(self.inc, self.outg, False, sni)
-        self.sock = socket.create_connection(("127.0.0.1", port), 10)
+        self.sock = socket.socket()
+        if rcvbuf:
+            # Before connect, so the window the client offers is small.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
         self.raw, self.plain, self.sizes = b"", b"", []
         while True:
             try:
@@ -297,9 +302,8 @@ def test_h2_hits_fill_whole_tls_records():
                       % (size, sizes))
                 et.eq(len(sizes), -(-sum(sizes) // record),
                       "%d bytes: as few records as can hold it" % size)
-            # The socket is corked while records queue up and uncorked
-            # once they are written: a cork left on would hold each
-            # response's last segment for 200 ms.
+            # Each response's last record leaves with the rest, not
+            # after a timer (as a TCP cork left on would hold it).
             t0 = time.monotonic()
             for _ in range(20):
                 st = c.response(c.request("/obj/rec102400?size=102400&ttl=60",
@@ -307,6 +311,67 @@ def test_h2_hits_fill_whole_tls_records():
                 et.eq(len(st.body), 102400, "a whole hit")
             et.ok(time.monotonic() - t0 < 3.0,
                   "20 hits of 100 KiB in %.2f s" % (time.monotonic() - t0))
+
+
+def tls_h2_conn(e, rcvbuf):
+    """An h2 connection over TLS whose windows are wide open, on a socket
+    with a small receive buffer: what the edge writes is held up by TCP
+    as soon as the client stops reading."""
+    import test_tls as tt
+    ctx = h2raw.tls_context(cafile=tt.pk("ca.crt"))
+    rs = RecordSock(e.tls_port, ctx, "default.test", rcvbuf=rcvbuf)
+    c = h2raw.Conn(0, sock=rs, settings=[
+        (h2raw.SETTINGS_INITIAL_WINDOW_SIZE, (1 << 31) - 1)])
+    c.send_frame(h2raw.WINDOW_UPDATE, 0, 0, struct.pack(">I", (1 << 30)))
+    return c
+
+
+BIG = 4 << 20  # more than the socket buffers of both ends hold
+
+
+def test_tls_output_waits_for_the_socket():
+    """Over TLS the edge writes its gathered records itself: when the
+    socket takes no more, they wait for it to be writable, and every byte
+    arrives once the client reads again."""
+    import test_tls as tt
+    with et.Origin() as o, tt.tls_edge(o.url, threads=1) as e:
+        with tls_h2_conn(e, 4096) as c:
+            sids = [c.request("/obj/full%d?size=%d&ttl=60" % (i, BIG),
+                              authority="default.test") for i in range(3)]
+            time.sleep(1.5)  # not reading: the socket fills
+            for sid in sids:
+                st = c.response(sid, timeout=60)
+                et.eq(st.status, 200, "status")
+                et.check_pattern(bytes(st.body), BIG)
+            st = c.response(c.request("/obj/after?size=3000",
+                                      authority="default.test"))
+            et.check_pattern(bytes(st.body), 3000)
+
+
+def test_tls_client_that_stops_reading_is_closed():
+    """A client that leaves the socket full is dropped after send_timeout,
+    counted as a slow read, whatever its windows say."""
+    import test_tls as tt
+    with et.Origin() as o, tt.tls_edge(o.url, "--send-timeout", "1s",
+                                       threads=1) as e:
+        with tls_h2_conn(e, 4096) as c:
+            for i in range(3):
+                c.request("/obj/stuck%d?size=%d" % (i, BIG),
+                          authority="default.test")
+            time.sleep(4)  # send_timeout, then the connection's own
+            c.sock.settimeout(10)
+            got, t0 = 0, time.monotonic()
+            while time.monotonic() - t0 < 20:
+                try:
+                    b = c.sock.recv(65536)
+                except (ConnectionError, ssl.SSLError):
+                    break
+                if not b:
+                    break
+                got += len(b)
+            et.ok(got < 3 * BIG, "closed before it all went: %d" % got)
+            et.ok(tt.stats(e)["http2"]["refused"]["slow_read"] >= 1,
+                  "counted")
 
 
 def test_sigterm_goaway_lets_streams_finish():

@@ -12,97 +12,17 @@ Heads the client cannot frame safely are a 502, bodies cut short are never
 delivered as complete, and a slow client pauses the origin's body without
 losing a byte.
 
-Most origins here are scripted sockets (ScriptOrigin): each connection
+Most origins here are scripted sockets (edgetest.ScriptOrigin): each connection
 runs the test's function, which reads requests and writes bytes as given.
 """
 
 import http.client
 import socket
-import struct
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
-
-
-class ScriptOrigin:
-    """A loopback origin whose n-th connection (from 0) runs
-    script(n, conn); conn.read_request() returns the next request head
-    (b"" at EOF) and .requests lists every request line received."""
-
-    def __init__(self, script):
-        self.script = script
-        self.requests = []
-        self.lock = threading.Lock()
-        self.nconn = 0
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.port = self.lsock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.stopping = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopping:
-            try:
-                c, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                n = self.nconn
-                self.nconn += 1
-            threading.Thread(target=self._serve, args=(n, c),
-                             daemon=True).start()
-
-    def _serve(self, n, c):
-        c.settimeout(5)
-        conn = _Conn(self, c)
-        try:
-            self.script(n, conn)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping = True
-        self.thread.join(2)
-        self.lsock.close()
-
-
-class _Conn:
-    def __init__(self, origin, sock):
-        self.origin = origin
-        self.sock = sock
-        self.buf = b""
-
-    def read_request(self):
-        while b"\r\n\r\n" not in self.buf:
-            d = self.sock.recv(4096)
-            if not d:
-                return b""
-            self.buf += d
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        with self.origin.lock:
-            self.origin.requests.append(head.split(b"\r\n")[0])
-        return head
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def reset(self):
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                             struct.pack("ii", 1, 0))
 
 
 OK5 = (b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
@@ -153,11 +73,11 @@ def test_server_closes_between_requests():
         while c.read_request():
             c.send(OK5)
 
-    with ScriptOrigin(script) as o, edge(o) as e:
+    with et.ScriptOrigin(script) as o, edge(o) as e:
         for i in range(3):
             r = e.request("GET", "/r%d" % i)
             et.eq((r.status, r.body), (200, b"hello"), "request %d" % i)
-        et.eq(o.requests, [b"GET /r0 HTTP/1.1", b"GET /r1 HTTP/1.1",
+        et.eq(o.request_lines, [b"GET /r0 HTTP/1.1", b"GET /r1 HTTP/1.1",
                            b"GET /r1 HTTP/1.1", b"GET /r2 HTTP/1.1",
                            b"GET /r2 HTTP/1.1"],
               "a request the origin dropped on a kept connection went again")
@@ -171,12 +91,12 @@ def test_non_idempotent_not_resent():
         c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         c.read_request()
 
-    with ScriptOrigin(script) as o, edge(o) as e:
+    with et.ScriptOrigin(script) as o, edge(o) as e:
         r = e.request("GET", "/first", headers={"Cache-Control": "no-store"})
         et.eq(r.status, 200, "the first request")
         r = e.request("FOO", "/second")
         et.eq(r.status, 502, "FOO on the connection the origin dropped")
-        et.eq(o.requests, [b"GET /first HTTP/1.1", b"FOO /second HTTP/1.1"],
+        et.eq(o.request_lines, [b"GET /first HTTP/1.1", b"FOO /second HTTP/1.1"],
               "FOO was sent once")
 
 
@@ -202,7 +122,7 @@ def test_chunked_bodies():
             c.send(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
                    b"Transfer-Encoding: chunked\r\n\r\n" + body)
 
-    with ScriptOrigin(script) as o, edge(o) as e:
+    with et.ScriptOrigin(script) as o, edge(o) as e:
         for i in range(2):
             r = e.request("GET", "/t%d" % i)
             et.eq((r.status, r.body), (200, b"hello world"),
@@ -225,7 +145,7 @@ def test_close_delimited_and_not_kept():
                    b"Content-Length: 2\r\n\r\ncd")
             c.read_request()
 
-    with ScriptOrigin(script) as o, edge(o) as e:
+    with et.ScriptOrigin(script) as o, edge(o) as e:
         r = e.request("GET", "/eof")
         et.eq((r.status, len(r.body)), (200, 100000), "until close")
         r = e.request("GET", "/eof")
@@ -245,7 +165,7 @@ def check_502(head, what):
         while c.read_request():
             c.send(head)
 
-    with ScriptOrigin(script) as o, edge(o) as e:
+    with et.ScriptOrigin(script) as o, edge(o) as e:
         r = e.request("GET", "/bad")
         et.eq(r.status, 502, what)
         et.wait_for(lambda: "invalid response head" in e.stderr_text(),
@@ -274,7 +194,7 @@ def test_bad_chunk_is_not_complete():
                    b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
                    + bad)
 
-        with ScriptOrigin(script) as o, edge(o) as e:
+        with et.ScriptOrigin(script) as o, edge(o) as e:
             res = et.raw_request(
                 e.port, b"GET /c HTTP/1.1\r\nHost: a\r\n\r\n", timeout=5)
             rs = res.responses()
@@ -299,7 +219,7 @@ def test_no_body_responses_keep_the_connection():
             else:
                 c.send(OK5)
 
-    with ScriptOrigin(script) as o, edge(o) as e:
+    with et.ScriptOrigin(script) as o, edge(o) as e:
         r = e.request("GET", "/204")
         et.eq(r.status, 204, "204")
         r = e.request("HEAD", "/head", headers={"Cache-Control": "no-store"})

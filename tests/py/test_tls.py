@@ -323,6 +323,67 @@ def response_records(port, target, sni="www.example.com"):
     return sizes, resp
 
 
+def whole(data, methods):
+    """Whether <data> holds complete responses to all <methods>."""
+    try:
+        return len(et.parse_responses(data, methods)) >= len(methods)
+    except et.ResponseError:
+        return False
+
+
+def test_records_sent_together_are_all_read():
+    """edged reads ahead over HTTP/1.1: one read(2) takes what the socket
+    holds, several records, of which libevent decrypts one.  Two pipelined
+    requests and a POST whose head and body are records of their own, all
+    in one segment, must each be answered, not left in OpenSSL's buffer
+    until the client sends again."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client_ctx(ssl.TLSVersion.TLSv1_3).wrap_bio(
+            inc, outg, False, "www.example.com")
+        with socket.create_connection(("127.0.0.1", e.tls_port), 10) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    s.sendall(outg.read())
+                    got = s.recv(65536)
+                    if not got:
+                        raise AssertionError("closed in the handshake")
+                    inc.write(got)
+            s.sendall(outg.read())
+            body = et.pattern(0, 3000)
+            tls.write(et.build_request("GET", "/obj/ra1?size=100"))
+            tls.write(et.build_request("GET", "/obj/ra2?size=200"))
+            tls.write(b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            tls.write(body)
+            s.sendall(outg.read())  # four records, one segment
+            s.settimeout(5)
+            plain = b""
+            while not whole(plain, ["GET", "GET", "POST"]):
+                try:
+                    got = s.recv(65536)
+                except socket.timeout:
+                    raise AssertionError("stalled after %d bytes: %r"
+                                         % (len(plain), plain[-200:]))
+                if not got:
+                    raise AssertionError("closed after %d bytes"
+                                         % len(plain))
+                inc.write(got)
+                while True:
+                    try:
+                        plain += tls.read(65536)
+                    except ssl.SSLWantReadError:
+                        break
+        r1, r2, r3 = et.parse_responses(plain, ["GET", "GET", "POST"])
+        et.check_pattern(r1.body, 100)
+        et.check_pattern(r2.body, 200)
+        et.eq(r3.json()["body_sha256"], et.sha256(body), "the POST body")
+
+
 def test_large_hits_fill_whole_records():
     """A hit's head went as a TLS record (and a write) of its
     own before the body's records; it now fills the first full record

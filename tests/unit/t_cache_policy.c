@@ -11,8 +11,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cache/cache.h"
+#include "common/cdn_strbuf.h"
 #include "http/http_date.h"
 #include "tests/unit/tap.h"
 
@@ -1104,6 +1106,60 @@ test_lifecycle(void)
 	    "lifecycle: revalidate at 361");
 }
 
+/* What the head's one pass notes agrees with the walks it saves:
+ * cache_enc_of_fields, cdn_fields_get and the Cache-Control parse. */
+static void
+test_parse_head(void)
+{
+	static const char *const heads[] = {
+	    "",
+	    "Content-Type: text/html; charset=utf-8\r\n"
+	    "Cache-Control: public, max-age=60\r\n",
+	    "content-type:  application/json \r\nVary: Accept-Encoding\r\n"
+	    "vary: Cookie\r\nContent-Encoding: gzip\r\n",
+	    "Content-Encoding: br\r\nContent-Encoding: gzip\r\n",
+	    "Content-Encoding:\r\nContent-Type: text/css\r\n"
+	    "Cache-Control: no-transform\r\n",
+	    "Content-Encoding: \r\ncontent-encoding: GZIP\r\n",
+	    "Content-Encoding: x-unknown\r\nVary:\r\n",
+	    "X-Content-Type: a/b\r\nContent-Types: c/d\r\n"
+	    "Cache-Control: max-age=5\r\ncache-control: no-transform\r\n",
+	    "Content-Type: image/png\r\nContent-Encoding: identity\r\n",
+	};
+	struct cache_exchange x;
+	struct cache_head_scan hs;
+	struct cache_cc cc;
+	struct cdn_field f;
+	const char *h, *p, *want;
+	size_t len, wlen;
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		h = heads[i];
+		len = strlen(h);
+		memset(&x, 0, sizeof(x));
+		cache_exchange_parse_head(&x, h, len, &hs);
+		is_int(hs.coding, cache_enc_of_fields(h, len),
+		    "head %zu: coding", i);
+		wlen = 0;
+		is_int(hs.has_coding,
+		    cdn_fields_get(h, len, "content-encoding", &wlen) != NULL,
+		    "head %zu: has a coding", i);
+		want = cdn_fields_get(h, len, "content-type", &wlen);
+		ok(hs.ctype == want && (want == NULL || hs.ctype_len == wlen),
+		    "head %zu: content type", i);
+		want = cdn_fields_get(h, len, "vary", &wlen);
+		ok(hs.vary == want && (want == NULL || hs.vary_len == wlen),
+		    "head %zu: vary", i);
+		cache_cc_init(&cc);
+		for (p = h; cdn_fields_next(&p, h + len, &f);)
+			if (f.name_len == 13 &&
+			    strncasecmp(f.name, "cache-control", 13) == 0)
+				cache_cc_parse(&cc, f.value, f.value_len);
+		is_int(x.cc.no_transform, cc.no_transform,
+		    "head %zu: no-transform", i);
+	}
+}
+
 int
 main(void)
 {
@@ -1112,6 +1168,7 @@ main(void)
 	test_dates();
 	test_cdn_cc_parse();
 	test_parse_response();
+	test_parse_head();
 	test_decide_table();
 	test_age();
 	test_use();

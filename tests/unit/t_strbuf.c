@@ -49,6 +49,36 @@ test_bounds(void)
 	cdn_sb_free(&b);
 }
 
+/* On the caller's buffer until it outgrows it; then on the heap with
+ * what it held, and the caller's buffer untouched. */
+static void
+test_init_buf(void)
+{
+	struct cdn_strbuf b;
+	char buf[8];
+
+	cdn_sb_init_buf(&b, buf, sizeof(buf), 64);
+	ok(b.len == 0 && b.p == buf && buf[0] == '\0', "starts empty on buf");
+	cdn_sb_add(&b, "abc", 3);
+	cdn_sb_printf(&b, "%d", 1234);
+	ok(b.p == buf && strcmp(buf, "abc1234") == 0, "fits: no malloc");
+	cdn_sb_add(&b, "xyz", 3);
+	ok(!b.failed && b.p != buf && strcmp(b.p, "abc1234xyz") == 0,
+	    "outgrown: moved to the heap whole");
+	ok(strcmp(buf, "abc1234") == 0, "the caller's buffer left as it was");
+	cdn_sb_free(&b); /* frees the heap copy only */
+	ok(b.p == NULL && b.len == 0, "freed");
+
+	cdn_sb_init_buf(&b, buf, sizeof(buf), 10);
+	cdn_sb_printf(&b, "%s", "0123456789a");
+	ok(b.failed && b.len == 0 && b.p == buf, "max still holds");
+	cdn_sb_free(&b); /* leaves buf alone */
+	cdn_sb_init_buf(&b, buf, sizeof(buf), 64);
+	cdn_sb_add(&b, "ok", 2);
+	ok(strcmp(b.p, "ok") == 0, "reusable after free");
+	cdn_sb_free(&b);
+}
+
 /* cdn_fmt_i64 against printf, at the edges of its range. */
 static void
 test_fmt_i64(void)
@@ -78,6 +108,7 @@ main(void)
 	plan_no_plan();
 	test_printf_any_length();
 	test_bounds();
+	test_init_buf();
 	test_fmt_i64();
 	return done_testing();
 }
