@@ -341,8 +341,10 @@ struct cache_obj {
 	 * while a descriptor is open or the kernel holds its pages. */
 	int body_fd;
 	/* Private to cache/ (cache_obj.c, cache_store_read.c): */
-	uint32_t chunks_cap;   /* slots allocated in chunks[] */
-	size_t last_chunk_cap; /* bytes allocated for chunks[nchunks - 1] */
+	uint32_t chunks_cap;       /* slots allocated in chunks[] */
+	unsigned char *chunk_slot; /* chunks[] while it has one slot */
+	uint64_t body_want;        /* cache_obj_reserve's hint; 0: none */
+	size_t last_chunk_cap;     /* bytes allocated for chunks[nchunks - 1] */
 	/* The one mutable field of a shared object: the LRU bucket (minutes
 	 * since the epoch) of the last access recorded in LMDB, so that
 	 * cache_store_touch() enqueues at most once per object and bucket. */
@@ -368,6 +370,12 @@ int cache_obj_set_tags(
     struct cache_obj *o, const char *tags, size_t len) CDN_WUR;
 /* Append body bytes (before sharing).  CDN_ENOMEM if memory runs out. */
 int cache_obj_append(struct cache_obj *o, const void *p, size_t len) CDN_WUR;
+/*
+ * Say, before the first append, that <body_len> bytes will be appended, so
+ * that each chunk is allocated at its final size (no growing and copying).
+ * A hint: appending more or less is still correct.
+ */
+void cache_obj_reserve(struct cache_obj *o, uint64_t body_len);
 /*
  * Append a chunk the caller malloc'd with <cap> bytes, of which <len> are
  * body; the object owns it from now on (no copy).  Every chunk but the
@@ -751,6 +759,18 @@ int cache_store_load_chunks(struct cache_store *s, struct cache_obj *o,
 int cache_store_is_current(struct cache_store *s, const struct cache_obj *o);
 /* How many cache_store_remove() calls this store has had. */
 uint64_t cache_store_removals(struct cache_store *s);
+
+/*
+ * Make the calling thread's reads of <s> until cache_store_read_release
+ * one LMDB read transaction (renewed at the first that reaches LMDB), so
+ * that a lookup's Vary rule and variants cost one: a request calls it
+ * around cache_store_get_vary and the variant lookups that follow.  The
+ * purge rules are brought up to date here rather than in each lookup.
+ * Holds may not nest; the thread must release before it returns to its
+ * event loop (a read transaction left open would pin the map's pages).
+ */
+void cache_store_read_hold(struct cache_store *s);
+void cache_store_read_release(struct cache_store *s);
 
 /*
  * The Vary rule stored for a primary key: copies the Vary value into

@@ -54,7 +54,9 @@ put_str(char *dst, const char *p, size_t len)
 
 /*
  * A new object with one reference; copies <url>, <fields>, <vary> (each
- * NUL-terminated in its copy) and *d (d->reason is a static string).
+ * NUL-terminated in its copy, all three in the object's own allocation: a
+ * hit read from LMDB or a fill makes one allocation for them, not four)
+ * and *d (d->reason is a static string).
  * stored_at is the wall clock now; purge_gen starts at 0 and the caller
  * may set it before sharing.  Returns NULL if memory runs out.
  */
@@ -141,10 +143,23 @@ grow_chunk_array(struct cache_obj *o)
 
 	if (o->nchunks < o->chunks_cap)
 		return CDN_OK;
+	if (o->chunks_cap == 0) {
+		/* Most bodies are one chunk: its pointer lives in the object.
+		 */
+		o->chunks = &o->chunk_slot;
+		o->chunks_cap = 1;
+		return CDN_OK;
+	}
 	if (o->chunks_cap >= UINT32_MAX / 2)
 		return CDN_ENOMEM;
-	cap = o->chunks_cap == 0 ? 1 : o->chunks_cap * 2;
-	v = realloc(o->chunks, (size_t)cap * sizeof(*v));
+	cap = o->chunks_cap * 2;
+	if (o->chunks == &o->chunk_slot) {
+		v = malloc((size_t)cap * sizeof(*v));
+		if (v != NULL)
+			v[0] = o->chunk_slot;
+	} else {
+		v = realloc(o->chunks, (size_t)cap * sizeof(*v));
+	}
 	if (v == NULL)
 		return CDN_ENOMEM;
 	o->chunks = v;
@@ -183,6 +198,13 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 			if (grow_chunk_array(o) != CDN_OK)
 				return CDN_ENOMEM;
 			cap = len < CACHE_CHUNK_SIZE ? len : CACHE_CHUNK_SIZE;
+			/* A body of known length: the chunk's final size. */
+			if (o->body_want > o->body_len &&
+			    o->body_want - o->body_len > cap)
+				cap = o->body_want - o->body_len <
+				        CACHE_CHUNK_SIZE
+				    ? (size_t)(o->body_want - o->body_len)
+				    : CACHE_CHUNK_SIZE;
 			if (cap < CACHE_OBJ_MIN_CHUNK)
 				cap = CACHE_OBJ_MIN_CHUNK;
 			c = malloc(cap);
@@ -212,6 +234,15 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 		len -= n;
 	}
 	return CDN_OK;
+}
+
+void
+cache_obj_reserve(struct cache_obj *o, uint64_t body_len)
+{
+	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
+	CDN_ASSERT(o->body_len == 0 && o->nchunks == 0);
+	o->body_want = body_len;
 }
 
 int
@@ -281,7 +312,8 @@ cache_obj_unref(struct cache_obj **op)
 	else
 		for (uint32_t i = 0; o->chunks != NULL && i < o->nchunks; i++)
 			free(o->chunks[i]);
-	free(o->chunks);
+	if (o->chunks != &o->chunk_slot)
+		free(o->chunks);
 	free(o->tags);
 	MAGIC_WIPE(o);
 	free(o);
@@ -301,7 +333,7 @@ cache_obj_footprint(const struct cache_obj *o)
 	    OBJ_MALLOC_OVERHEAD;
 	if (o->tags != NULL)
 		n += o->tags_len + 1 + OBJ_MALLOC_OVERHEAD;
-	if (o->chunks_cap > 0)
+	if (o->chunks_cap > 0 && o->chunks != &o->chunk_slot)
 		n += (size_t)o->chunks_cap * sizeof(*o->chunks) +
 		    OBJ_MALLOC_OVERHEAD;
 	if (o->body_fd >= 0)

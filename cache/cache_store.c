@@ -21,7 +21,10 @@
  *    the transaction before returning: no read transaction outlives a call.
  *    Read transactions use LMDB's default thread-local reader slots (no
  *    MDB_NOTLS), so after a thread's first read no read takes LMDB's
- *    reader-table mutex; a thread never holds two transactions.
+ *    reader-table mutex; a thread never holds two transactions.  The
+ *    lookups renew and reset a transaction each thread keeps ("the
+ *    threads' kept read transactions" below) instead of beginning and
+ *    ending one.
  *  - The writer thread (cache_writer_main) is the only one that writes.  It
  *    owns s->lru_seq, s->used_bytes, s->dirty, s->last_env_sync_ms.
  *  - s->qmtx covers the queue (qhead, qtail, qcount, qbytes), the sequence
@@ -198,6 +201,219 @@ cache_store_txn_commit(struct cache_store *s, MDB_txn **txnp)
 	pthread_rwlock_unlock(&s->map_lock);
 	cache_lmdb_leave();
 	return rc;
+}
+
+/* ---------------- the threads' kept read transactions ---------------- */
+
+/*
+ * A read transaction per thread, kept between reads: a read renews it
+ * (mdb_txn_renew) and ends by resetting it (mdb_txn_reset), LMDB's
+ * documented way to spare each read mdb_txn_begin's allocation and set-up.
+ * A reset transaction holds no snapshot, so it pins no page: the writer's
+ * view is as with begin and abort.  Its reader slot is the thread's in
+ * either case (no MDB_NOTLS), so the reader table is no fuller.
+ *
+ * A kept transaction belongs to one store's environment and must be freed
+ * before it closes: every thread's struct store_reader is on <readers>,
+ * and reader_mtx covers the list and each one's store_id and txn, which
+ * cache_store_close (readers_forget) and a thread that turns to another
+ * store change.  The thread reads its own store_id without the lock: only
+ * the close of the store it names (never during a read of that store) or
+ * the thread itself writes it.  A thread's exit frees its reader.
+ */
+struct store_reader {
+	struct store_reader *next; /* (reader_mtx) */
+	_Atomic uint64_t store_id; /* txn's store (cache_store.id); 0: none */
+	MDB_txn *txn;              /* reset between reads; NULL: none */
+	/* The thread's own: */
+	unsigned in_use;  /* reads that have txn now */
+	uint64_t hold_id; /* the store of cache_store_read_hold; 0: none */
+	int held_open;    /* txn is renewed for the hold */
+};
+
+static pthread_mutex_t reader_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct store_reader *readers; /* (reader_mtx) */
+static pthread_key_t reader_key;     /* to free a reader at thread exit */
+static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct store_reader *my_reader;
+static _Atomic uint64_t store_ids; /* the last cache_store.id given */
+
+/* Free <r>'s transaction, if it has one.  With reader_mtx held. */
+static void
+reader_drop_locked(struct store_reader *r)
+{
+	if (r->txn != NULL)
+		mdb_txn_abort(r->txn); /* its store is open: close drops it */
+	r->txn = NULL;
+	atomic_store_explicit(&r->store_id, 0, memory_order_relaxed);
+}
+
+/* At a thread's exit: unlist and free its reader. */
+static void
+reader_dest(void *arg)
+{
+	struct store_reader *r = arg, **pp;
+
+	pthread_mutex_lock(&reader_mtx);
+	reader_drop_locked(r);
+	for (pp = &readers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	pthread_mutex_unlock(&reader_mtx);
+	my_reader = NULL; /* runs in the exiting thread itself */
+	free(r);
+}
+
+static void
+reader_key_init(void)
+{
+	CDN_ASSERT(pthread_key_create(&reader_key, reader_dest) == 0);
+}
+
+/* Free every thread's kept transaction of <s> (at close: no read runs). */
+static void
+readers_forget(struct cache_store *s)
+{
+	pthread_mutex_lock(&reader_mtx);
+	for (struct store_reader *r = readers; r != NULL; r = r->next)
+		if (atomic_load_explicit(&r->store_id, memory_order_relaxed) ==
+		    s->id)
+			reader_drop_locked(r);
+	pthread_mutex_unlock(&reader_mtx);
+}
+
+/* The calling thread's reader, made and listed on its first read. */
+static struct store_reader *
+reader_mine(void)
+{
+	struct store_reader *r = my_reader;
+
+	if (r != NULL)
+		return r;
+	pthread_once(&reader_once, reader_key_init);
+	r = cdn_xcalloc(1, sizeof(*r));
+	pthread_mutex_lock(&reader_mtx);
+	r->next = readers;
+	readers = r;
+	pthread_mutex_unlock(&reader_mtx);
+	CDN_ASSERT(pthread_setspecific(reader_key, r) == 0);
+	my_reader = r;
+	return r;
+}
+
+/*
+ * Begin a read-only transaction of <s> for the calling thread, as
+ * cache_store_txn_begin(s, MDB_RDONLY, txnp) does, with the thread's kept
+ * transaction when it has one for <s> (inside cache_store_read_hold, the
+ * one the hold renewed).  End it with cache_store_read_end, never with
+ * cache_store_txn_abort.  Returns 0 or an LMDB code, logged.
+ */
+int
+cache_store_read_begin(struct cache_store *s, MDB_txn **txnp)
+{
+	struct store_reader *r = reader_mine();
+	int rc;
+
+	if (r->held_open && r->hold_id == s->id) {
+		r->in_use++;
+		*txnp = r->txn;
+		return 0;
+	}
+	/* A read inside a read, or of another store during a hold: a
+	 * transaction of its own. */
+	if (r->in_use > 0 || r->held_open)
+		return cache_store_txn_begin(s, MDB_RDONLY, txnp);
+	if (atomic_load_explicit(&r->store_id, memory_order_relaxed) == s->id &&
+	    !cache_store_is_damaged(s)) {
+		cache_lmdb_enter();
+		pthread_rwlock_rdlock(&s->map_lock);
+		rc = mdb_txn_renew(r->txn);
+		if (rc == 0)
+			goto have;
+		pthread_rwlock_unlock(&s->map_lock);
+		cache_lmdb_leave();
+		/* MDB_MAP_RESIZED, say: a new one, as the first time. */
+	}
+	/* The first read, or a thread that turns to another store: the
+	 * transaction it kept is freed while its store is sure to be open. */
+	pthread_mutex_lock(&reader_mtx);
+	reader_drop_locked(r);
+	pthread_mutex_unlock(&reader_mtx);
+	rc = cache_store_txn_begin(s, MDB_RDONLY, txnp);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&reader_mtx);
+	r->txn = *txnp;
+	atomic_store_explicit(&r->store_id, s->id, memory_order_relaxed);
+	pthread_mutex_unlock(&reader_mtx);
+have:
+	r->in_use = 1;
+	r->held_open = r->hold_id == s->id;
+	*txnp = r->txn;
+	return 0;
+}
+
+/* Reset the kept transaction and let go of what its renewal took. */
+static void
+reader_reset(struct cache_store *s, struct store_reader *r)
+{
+	mdb_txn_reset(r->txn); /* its snapshot goes: no page stays pinned */
+	pthread_rwlock_unlock(&s->map_lock);
+	cache_lmdb_leave();
+}
+
+/* End a transaction of cache_store_read_begin; NULLs *txnp. */
+void
+cache_store_read_end(struct cache_store *s, MDB_txn **txnp)
+{
+	struct store_reader *r = my_reader;
+
+	if (*txnp == NULL)
+		return;
+	if (r == NULL || r->in_use == 0 || *txnp != r->txn) {
+		cache_store_txn_abort(s, txnp);
+		return;
+	}
+	*txnp = NULL;
+	if (--r->in_use == 0 && !r->held_open)
+		reader_reset(s, r);
+}
+
+void
+cache_store_read_hold(struct cache_store *s)
+{
+	struct store_reader *r = reader_mine();
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(r->hold_id == 0 && r->in_use == 0);
+	/* Now, not inside the hold: a reload of the purge rules reads LMDB
+	 * under reload_mtx, which is taken before map_lock, never after. */
+	cache_store_purge_refresh(s);
+	r->hold_id = s->id;
+}
+
+void
+cache_store_read_release(struct cache_store *s)
+{
+	struct store_reader *r = my_reader;
+
+	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
+	CDN_ASSERT(r != NULL && r->hold_id == s->id && r->in_use == 0);
+	r->hold_id = 0;
+	if (r->held_open) {
+		r->held_open = 0;
+		reader_reset(s, r);
+	}
+}
+
+int
+cache_store_read_held(struct cache_store *s)
+{
+	struct store_reader *r = my_reader;
+
+	return r != NULL && r->hold_id == s->id;
 }
 
 /* Pages holding data, in bytes (see cache_evict.c "Accounting"). */
@@ -589,6 +805,7 @@ cache_store_open_diag(
 
 	s = cdn_xcalloc(1, sizeof(*s));
 	s->magic = CACHE_STORE_MAGIC;
+	s->id = atomic_fetch_add(&store_ids, 1) + 1;
 	s->dir = cdn_xstrdup(conf->dir);
 	s->max_object_bytes = conf->max_object_bytes;
 	s->purge_fd = -1;
@@ -703,6 +920,7 @@ cache_store_close(struct cache_store **sp)
 	pthread_mutex_unlock(&s->qmtx);
 	CDN_ASSERT(pthread_join(s->writer, NULL) == 0);
 	CDN_ASSERT(s->qhead == NULL);
+	readers_forget(s);
 	mdb_env_close(s->env);
 	store_close_files(s);
 	cache_mem_free(&s->mem);

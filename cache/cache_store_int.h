@@ -103,6 +103,7 @@ struct wmsg {
 
 struct cache_store {
 	uint32_t magic;
+	uint64_t id; /* unique in the process, for the kept read txns */
 	char *dir;
 	uint64_t disk_bytes;
 	uint64_t max_object_bytes;
@@ -273,6 +274,11 @@ cache_store_is_damaged(struct cache_store *s)
 int cache_store_txn_begin(
     struct cache_store *s, unsigned flags, MDB_txn **txnp) CDN_WUR;
 void cache_store_txn_abort(struct cache_store *s, MDB_txn **txnp);
+/* A read transaction with the calling thread's kept one (cache_store.c). */
+int cache_store_read_begin(struct cache_store *s, MDB_txn **txnp) CDN_WUR;
+void cache_store_read_end(struct cache_store *s, MDB_txn **txnp);
+/* Is the calling thread inside cache_store_read_hold(s)? */
+int cache_store_read_held(struct cache_store *s);
 int cache_store_txn_commit(struct cache_store *s, MDB_txn **txnp);
 int cache_store_lmdb_check(struct cache_store *s, int rc);
 uint64_t cache_store_used_bytes(struct cache_store *s, MDB_txn *txn);

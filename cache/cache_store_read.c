@@ -2,8 +2,9 @@
  * Reads of the store (cache/cache.h): lookups, memory first and then LMDB,
  * each answer checked against the purge rules (cache_store_purge.c);
  * metadata reads and chunk loads for ranges; a key's variants and its
- * Vary rule.  Any thread; each read holds one MDB_RDONLY transaction and
- * ends it before returning (cache_store.c "Threads and locks").
+ * Vary rule.  Any thread; each read holds one MDB_RDONLY transaction, the
+ * thread's kept one (cache_store_read_begin), and ends it before
+ * returning (cache_store.c "Threads and locks").
  */
 #include "config.h"
 
@@ -122,7 +123,7 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	int rc, with_body;
 
 	cache_record_objkey(hv, key, variant);
-	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
 	k = mval(hv, sizeof(hv));
 	rc = mdb_get(txn, s->db_obj, &k, &v);
@@ -138,6 +139,8 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	if (rc != CDN_OK)
 		goto out;
 	with_body = rv.body_len <= body_max;
+	if (with_body)
+		cache_obj_reserve(o, rv.body_len);
 	if (!with_body) {
 		/* Chunks come later, as needed (cache_store_load_chunks). */
 		o->body_len = rv.body_len;
@@ -194,7 +197,7 @@ lmdb_fail:
 	}
 	rc = mdb_to_cdn(cache_store_lmdb_check(s, rc));
 out:
-	cache_store_txn_abort(s, &txn);
+	cache_store_read_end(s, &txn);
 	if (o != NULL)
 		cache_obj_unref(&o);
 	return rc;
@@ -254,7 +257,8 @@ store_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		*none_stored = 0;
 	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
-	cache_store_purge_refresh(s);
+	if (!cache_store_read_held(s)) /* the hold refreshed them */
+		cache_store_purge_refresh(s);
 	rc = cache_mem_get(s->mem, key, variant, &o, &is_removed, &gen);
 	if (rc == CDN_OK) {
 		if (purge_filter(s, &o) != CDN_OK)
@@ -416,7 +420,7 @@ cache_store_load_chunks(
 		o->chunks_cap = o->nchunks;
 	}
 	cache_record_objkey(hv, o->key, o->variant);
-	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
 	k = mval(hv, sizeof(hv));
 	rc = mdb_get(txn, s->db_obj, &k, &v);
@@ -473,7 +477,7 @@ out:
 	if (rc == CDN_ECORRUPT)
 		atomic_fetch_add_explicit(
 		    &s->st_corrupt, 1, memory_order_relaxed);
-	cache_store_txn_abort(s, &txn);
+	cache_store_read_end(s, &txn);
 	return rc;
 }
 
@@ -496,12 +500,13 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	*n = 0;
-	cache_store_purge_refresh(s);
-	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (!cache_store_read_held(s)) /* the hold refreshed them */
+		cache_store_purge_refresh(s);
+	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
 	rc = mdb_cursor_open(txn, s->db_obj, &cur);
 	if (rc != 0) {
-		cache_store_txn_abort(s, &txn);
+		cache_store_read_end(s, &txn);
 		return CDN_EIO;
 	}
 	cache_record_objkey(start, key, 0);
@@ -525,7 +530,7 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		v[(*n)++] = o;
 	}
 	mdb_cursor_close(cur);
-	cache_store_txn_abort(s, &txn);
+	cache_store_read_end(s, &txn);
 	return rc == ENOMEM ? CDN_ENOMEM : CDN_OK;
 }
 
@@ -553,7 +558,7 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	rc = cache_mem_get_vary(s->mem, key, buf, cap, len, &gen);
 	if (rc != CDN_AGAIN)
 		return rc;
-	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
+	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
 	k = mval(key, CACHE_HASH_LEN);
 	rc = mdb_get(txn, s->db_vary, &k, &v);
@@ -571,7 +576,7 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
 		rc = CDN_EIO;
 	}
-	cache_store_txn_abort(s, &txn);
+	cache_store_read_end(s, &txn);
 	if (rc == CDN_OK || rc == CDN_ELIMIT)
 		*len = n;
 	if (rc == CDN_OK)

@@ -441,6 +441,43 @@ bypassed(const struct conf *cf, const struct http_request *req)
 	return 0;
 }
 
+/*
+ * The stored response for <req>: the Vary rule of <key>, then the variant
+ * the request selects (edge_variant_get, whose codes it returns), in one
+ * read transaction of the store.  *has_vary tells whether a rule applied;
+ * *vary_miss, with CDN_NOTFOUND, that it could not be read (too long) or
+ * applied to the request.
+ */
+static int
+find_stored(struct edge *e, const struct http_request *req,
+    const uint8_t key[CACHE_HASH_LEN], struct cache_obj **op, int *from_memory,
+    int *has_vary, int *vary_miss)
+{
+	struct cache_field fields[VARY_FIELDS];
+	char vary[VARY_MAX];
+	uint64_t variant = 0;
+	size_t vlen;
+	int rc, nf;
+
+	nf = edge_cache_request_fields(req, fields, VARY_FIELDS);
+	cache_store_read_hold(e->store);
+	rc = cache_store_get_vary(e->store, key, vary, sizeof(vary), &vlen);
+	if (rc == CDN_OK) {
+		*has_vary = 1;
+		if (nf < 0 ||
+		    cache_vary_key(
+		        vary, vlen, fields, (unsigned)nf, &variant) != CDN_OK)
+			*vary_miss = 1;
+	} else if (rc != CDN_NOTFOUND) {
+		*vary_miss = 1;
+	}
+	rc = *vary_miss
+	    ? CDN_NOTFOUND
+	    : edge_variant_get(e, req, key, variant, op, from_memory);
+	cache_store_read_release(e->store);
+	return rc;
+}
+
 int
 edge_cache_request(struct proxy_txn *pt)
 {
@@ -448,15 +485,12 @@ edge_cache_request(struct proxy_txn *pt)
 	struct edge *e = w->edge;
 	const struct edge_stream *cs = &pt->cs;
 	const struct http_request *req = edge_stream_request(cs);
-	struct cache_field fields[VARY_FIELDS];
 	struct cache_obj *o = NULL;
 	struct edge_range_disk *rd = NULL;
-	char vary[VARY_MAX];
 	const char *host;
-	size_t hostlen, vlen;
-	uint64_t variant = 0;
+	size_t hostlen;
 	int64_t now, age;
-	int rc, from_memory = 0, has_vary = 0, nf;
+	int rc, from_memory = 0, has_vary = 0, vary_miss = 0;
 	enum cache_use use;
 	enum cache_bus_verdict bus;
 	struct cache_decision d;
@@ -523,26 +557,15 @@ edge_cache_request(struct proxy_txn *pt)
 		goto miss;
 	}
 
-	nf = edge_cache_request_fields(req, fields, VARY_FIELDS);
-	rc = cache_store_get_vary(e->store, pt->key, vary, sizeof(vary), &vlen);
-	if (rc != CDN_OK && rc != CDN_NOTFOUND) {
-		/* A Vary rule we cannot read (too long): never guess a variant.
-		 */
+	rc = find_stored(
+	    e, req, pt->key, &o, &from_memory, &has_vary, &vary_miss);
+	if (vary_miss) {
+		/* A Vary rule we cannot read (too long) or apply: never guess
+		 * a variant. */
 		snprintf(pt->cache_status, sizeof(pt->cache_status),
 		    "fwd=vary-miss");
 		goto miss;
 	}
-	if (rc == CDN_OK) {
-		has_vary = 1;
-		if (nf < 0 ||
-		    cache_vary_key(
-		        vary, vlen, fields, (unsigned)nf, &variant) != CDN_OK) {
-			snprintf(pt->cache_status, sizeof(pt->cache_status),
-			    "fwd=vary-miss");
-			goto miss;
-		}
-	}
-	rc = edge_variant_get(e, req, pt->key, variant, &o, &from_memory);
 	if (rc == CDN_ELIMIT) {
 		/* RFC 9110 §12.5.3: no stored coding is acceptable.  The
 		 * answer varies on Accept-Encoding like the codings do. */
