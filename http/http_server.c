@@ -154,7 +154,7 @@ struct http_conn {
 	unsigned read_on : 1;       /* plain: reading wanted (conn_read_set) */
 	unsigned read_full : 1;     /* plain: input at its limit, not read */
 	unsigned read_added : 1;    /* plain: read_ev is added */
-	unsigned read_timed : 1;    /* plain: ... with the body timeout */
+	unsigned read_timed : 1;    /* plain: ... last with the body timeout */
 	unsigned read_drained : 1; /* plain: the last read emptied the socket */
 	unsigned read_first : 1;   /* plain: accepted, not read yet */
 	unsigned nreq;
@@ -325,6 +325,16 @@ conn_in_limit(const struct http_conn *c)
  * did).  With the loop's changelist, an add and a delete in one loop turn
  * never reach epoll.
  */
+static void on_conn_readable(evutil_socket_t fd, short what, void *arg);
+
+/* Set up plain <c>'s read_ev afresh, with no timeout; it must not be added. */
+static void
+conn_read_assign(struct http_conn *c)
+{
+	event_assign(&c->read_ev, c->srv->base, bufferevent_getfd(c->bev),
+	    EV_READ | EV_PERSIST, on_conn_readable, c);
+}
+
 static void
 conn_read_sync(struct http_conn *c)
 {
@@ -333,6 +343,15 @@ conn_read_sync(struct http_conn *c)
 	if (c->read_on && !c->read_full) {
 		if (c->read_added && c->read_timed == c->body_timeout)
 			return;
+		if (c->read_timed && !c->body_timeout) {
+			/* A persistent event keeps its timeout through
+			 * event_del() and an event_add() without one, and
+			 * re-arms it at its next read: the body timeout
+			 * would end an idle or waiting connection. */
+			if (c->read_added)
+				event_del(&c->read_ev);
+			conn_read_assign(c);
+		}
 		ms_to_tv(c->srv->lim.body_timeout_ms, &tv);
 		event_add(&c->read_ev, c->body_timeout ? &tv : NULL);
 		c->read_added = 1;
@@ -1929,8 +1948,7 @@ conn_start(struct http_server *s, struct http_conn *c)
 		conn_set_timeouts(c, 0);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	} else {
-		event_assign(&c->read_ev, s->base, bufferevent_getfd(c->bev),
-		    EV_READ | EV_PERSIST, on_conn_readable, c);
+		conn_read_assign(c);
 		/* A socket bufferevent keeps its input's end frozen but
 		 * around its own reads; here only read_ev reads into it. */
 		evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
