@@ -657,7 +657,11 @@ static void
 txn_after_response(struct http_conn *c)
 {
 	txn_end(c);
-	if (!c->keep_alive || c->srv->draining || c->client_eof) {
+	/* Requests pipelined ahead of the client's end of file are
+	 * answered: the dispatch closes once none is left whole. */
+	if (!c->keep_alive || c->srv->draining ||
+	    (c->client_eof &&
+	        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)) {
 		conn_close_after_flush(c);
 		return;
 	}
@@ -816,6 +820,23 @@ chunked_fill(struct http_txn *txn, struct evbuffer *in, const char **why)
 	return 0;
 }
 
+/*
+ * The client closed before <txn>'s body came whole (a request pipelined
+ * ahead of its end of file): none will come.  The handler learns through
+ * on_abort, from the event loop.
+ */
+static long
+body_cut(struct http_txn *txn)
+{
+	struct http_conn *c = txn->conn;
+
+	txn->error = "client closed within the body";
+	txn->want_body = 0;
+	c->keep_alive = 0;
+	event_active(&c->timer, EV_TIMEOUT, 0);
+	return CDN_EINVAL;
+}
+
 long
 http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 {
@@ -839,6 +860,8 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 		if (n == 0) {
 			if (txn->body_left == 0)
 				return 0;
+			if (c->client_eof)
+				return body_cut(txn);
 			txn->want_body = 1;
 			conn_tls_want_input(c);
 			return CDN_AGAIN;
@@ -866,6 +889,8 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 		return (long)n;
 	if (txn->body_done)
 		return 0;
+	if (c->client_eof)
+		return body_cut(txn);
 	txn->want_body = 1;
 	conn_tls_want_input(c);
 	return CDN_AGAIN;
@@ -1437,7 +1462,7 @@ conn_dispatch(struct http_conn *c)
 	conn_input_taken(c);
 	if (c->state == CONN_IDLE)
 		conn_tls_want_input(c);
-	if (c->state == CONN_IDLE && drain_closes(c))
+	if (c->state == CONN_IDLE && (drain_closes(c) || c->client_eof))
 		conn_close_after_flush(c);
 	/* Every answer of this read in one writev.  Once drained, a handler
 	 * waiting for room hears of it from the loop, not from in here. */
