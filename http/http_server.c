@@ -154,7 +154,7 @@ struct http_conn {
 	unsigned read_on : 1;       /* plain: reading wanted (conn_read_set) */
 	unsigned read_full : 1;     /* plain: input at its limit, not read */
 	unsigned read_added : 1;    /* plain: read_ev is added */
-	unsigned read_timed : 1;    /* plain: ... with the body timeout */
+	unsigned read_timed : 1;    /* plain: ... last with the body timeout */
 	unsigned read_drained : 1; /* plain: the last read emptied the socket */
 	unsigned read_first : 1;   /* plain: accepted, not read yet */
 	unsigned nreq;
@@ -325,6 +325,16 @@ conn_in_limit(const struct http_conn *c)
  * did).  With the loop's changelist, an add and a delete in one loop turn
  * never reach epoll.
  */
+static void on_conn_readable(evutil_socket_t fd, short what, void *arg);
+
+/* Set up plain <c>'s read_ev afresh, with no timeout; it must not be added. */
+static void
+conn_read_assign(struct http_conn *c)
+{
+	event_assign(&c->read_ev, c->srv->base, bufferevent_getfd(c->bev),
+	    EV_READ | EV_PERSIST, on_conn_readable, c);
+}
+
 static void
 conn_read_sync(struct http_conn *c)
 {
@@ -333,6 +343,15 @@ conn_read_sync(struct http_conn *c)
 	if (c->read_on && !c->read_full) {
 		if (c->read_added && c->read_timed == c->body_timeout)
 			return;
+		if (c->read_timed && !c->body_timeout) {
+			/* A persistent event keeps its timeout through
+			 * event_del() and an event_add() without one, and
+			 * re-arms it at its next read: the body timeout
+			 * would end an idle or waiting connection. */
+			if (c->read_added)
+				event_del(&c->read_ev);
+			conn_read_assign(c);
+		}
 		ms_to_tv(c->srv->lim.body_timeout_ms, &tv);
 		event_add(&c->read_ev, c->body_timeout ? &tv : NULL);
 		c->read_added = 1;
@@ -638,7 +657,11 @@ static void
 txn_after_response(struct http_conn *c)
 {
 	txn_end(c);
-	if (!c->keep_alive || c->srv->draining || c->client_eof) {
+	/* Requests pipelined ahead of the client's end of file are
+	 * answered: the dispatch closes once none is left whole. */
+	if (!c->keep_alive || c->srv->draining ||
+	    (c->client_eof &&
+	        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)) {
 		conn_close_after_flush(c);
 		return;
 	}
@@ -797,6 +820,23 @@ chunked_fill(struct http_txn *txn, struct evbuffer *in, const char **why)
 	return 0;
 }
 
+/*
+ * The client closed before <txn>'s body came whole (a request pipelined
+ * ahead of its end of file): none will come.  The handler learns through
+ * on_abort, from the event loop.
+ */
+static long
+body_cut(struct http_txn *txn)
+{
+	struct http_conn *c = txn->conn;
+
+	txn->error = "client closed within the body";
+	txn->want_body = 0;
+	c->keep_alive = 0;
+	event_active(&c->timer, EV_TIMEOUT, 0);
+	return CDN_EINVAL;
+}
+
 long
 http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 {
@@ -820,6 +860,8 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 		if (n == 0) {
 			if (txn->body_left == 0)
 				return 0;
+			if (c->client_eof)
+				return body_cut(txn);
 			txn->want_body = 1;
 			conn_tls_want_input(c);
 			return CDN_AGAIN;
@@ -847,6 +889,8 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 		return (long)n;
 	if (txn->body_done)
 		return 0;
+	if (c->client_eof)
+		return body_cut(txn);
 	txn->want_body = 1;
 	conn_tls_want_input(c);
 	return CDN_AGAIN;
@@ -1418,7 +1462,7 @@ conn_dispatch(struct http_conn *c)
 	conn_input_taken(c);
 	if (c->state == CONN_IDLE)
 		conn_tls_want_input(c);
-	if (c->state == CONN_IDLE && drain_closes(c))
+	if (c->state == CONN_IDLE && (drain_closes(c) || c->client_eof))
 		conn_close_after_flush(c);
 	/* Every answer of this read in one writev.  Once drained, a handler
 	 * waiting for room hears of it from the loop, not from in here. */
@@ -1929,8 +1973,7 @@ conn_start(struct http_server *s, struct http_conn *c)
 		conn_set_timeouts(c, 0);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	} else {
-		event_assign(&c->read_ev, s->base, bufferevent_getfd(c->bev),
-		    EV_READ | EV_PERSIST, on_conn_readable, c);
+		conn_read_assign(c);
 		/* A socket bufferevent keeps its input's end frozen but
 		 * around its own reads; here only read_ev reads into it. */
 		evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);

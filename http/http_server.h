@@ -151,7 +151,8 @@ int64_t http_txn_body_length(const struct http_txn *txn);
  * bytes copied (> 0); 0 at the end of the body; CDN_AGAIN when no bytes are
  * there yet (on_body will be called); CDN_EINVAL when the body is malformed
  * or over the limit (the server has then answered 400/413 and the txn is
- * ending: the handler receives on_abort).
+ * ending: the handler receives on_abort), or when the client closed before
+ * the body's end (the txn is aborted: on_abort too).
  */
 long http_txn_body_read(struct http_txn *txn, char *dst, size_t max);
 

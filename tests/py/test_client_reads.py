@@ -7,6 +7,8 @@ read only as fast as the origin takes it: while the origin holds it back,
 edged keeps a bounded amount, and reads on once the origin reads.  A body
 that stops for longer than the client body timeout ends the connection; one
 whose pauses are shorter, however long it takes in all, is read whole.
+Once the body is read the body timeout no longer runs: the connection
+waits for a slow answer or idles as keep-alive allows.
 """
 
 import json
@@ -158,6 +160,21 @@ def test_body_timeout_counts_pauses_not_the_whole():
             et.wait_for(lambda: not c.is_open(wait=0.1), timeout=4.0,
                         what="the stalled upload's connection closed")
             et.ok(time.monotonic() - t0 < 4.0, "closed within 4 s")
+
+
+def test_body_timeout_ends_with_the_body():
+    # The body timeout covers reading a body, not what the connection
+    # does after it: idle keep-alive, or waiting for a slow answer.
+    with et.Origin() as o, et.Edge(o.url, "--client-body-timeout", "1s",
+                                   "--keepalive-timeout", "10s") as e:
+        with e.connect(timeout=10) as c:
+            r = c.request("POST", "/echo", body=b"b" * 1000)
+            et.eq(r.status, 200, "upload answered")
+            time.sleep(1.6)
+            et.ok(c.is_open(wait=0.1), "idle past the body timeout: open")
+            r = c.request("GET", "/obj/after-body?size=100&delay_ms=1600")
+            et.eq(r.status, 200, "slow answer after an upload")
+            et.check_pattern(r.body, 100)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 """Story: connections are persistent on both sides of edged.
 
 A client can send 100 requests on one connection, or 20 pipelined in one
-write and get the answers in order; HTTP/1.0 connections close unless the
-client asks for keep-alive; an idle connection is closed after
---keepalive-timeout; and on the origin side edged reuses a few connections
+write and get the answers in order, also when it half-closes right after
+them (a body cut by that end of file closes the connection); HTTP/1.0
+connections close unless the client asks for keep-alive; an idle
+connection is closed after --keepalive-timeout; and on the origin side edged reuses a few connections
 instead of opening one per request.
 """
 
+import json
+import socket
 import sys
 import time
 
@@ -144,6 +147,43 @@ def test_keepalive_timeout():
         c.assert_closed(timeout=3.0, what="an idle keep-alive connection")
         dt = time.monotonic() - t0
         et.ok(0.8 <= dt <= 3.0, "closed after %.2f s (timeout 1 s)" % dt)
+
+
+def test_pipelined_then_half_close():
+    # Requests sent before the client's end of file are all answered,
+    # the first one slow enough that edged reads the end of file while
+    # it waits; then the connection closes.
+    with et.Origin() as o, et.Edge(o.url) as e, e.connect(timeout=10) as c:
+        body = b"half-closed body " * 100
+        c.send(et.build_request("GET", "/obj/hc1?size=100&delay_ms=300") +
+               et.build_request("POST", "/echo?n=2", body=body) +
+               et.build_request("GET", "/obj/hc3?size=300"))
+        c.sock.shutdown(socket.SHUT_WR)
+        r = c.read_response()
+        et.eq(r.status, 200, "first answer")
+        et.check_pattern(r.body, 100)
+        r = c.read_response("POST")
+        et.eq((r.status, json.loads(r.body)["body_length"]),
+              (200, len(body)), "second answer (status, body length)")
+        r = c.read_response()
+        et.eq(r.status, 200, "third answer")
+        et.check_pattern(r.body, 300)
+        c.assert_closed(timeout=3.0, what="the half-closed connection")
+
+
+def test_half_close_within_a_pipelined_body():
+    # The end of file comes within the second request's body: the first
+    # is answered, then the connection closes rather than wait for the
+    # rest of a body that cannot come.
+    with et.Origin() as o, et.Edge(o.url) as e, e.connect(timeout=10) as c:
+        c.send(et.build_request("GET", "/obj/hb1?size=100&delay_ms=300") +
+               b"POST /echo HTTP/1.1\r\nHost: a\r\n"
+               b"Content-Length: 1000\r\n\r\n" + b"b" * 10)
+        c.sock.shutdown(socket.SHUT_WR)
+        r = c.read_response()
+        et.eq(r.status, 200, "first answer")
+        et.check_pattern(r.body, 100)
+        c.assert_closed(timeout=3.0, what="the connection cut in a body")
 
 
 if __name__ == "__main__":
