@@ -27,7 +27,7 @@
 #define STORE_USAGE_LEN      40
 
 #define W_BATCH_MSGS     1024 /* writer messages per transaction, at most */
-#define W_BATCH_MSGS_MIN 64   /* the least a small store batches */
+#define W_BATCH_MSGS_MIN 128  /* the least a small store batches */
 
 enum wmsg_kind {
 	W_PUT = 1,
