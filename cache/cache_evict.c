@@ -10,13 +10,17 @@
  * half-full pages), costs O(1) and needs no scan at start-up; it leaves
  * out only pages that are free or not yet reusable, which the space above
  * the high-water mark absorbs.  Before each batch the writer evicts, in a
- * transaction of its own (so that the freed pages are reusable by the
- * batch), the objects of the oldest lru entries until used + the batch's
- * estimated bytes fits under high_water_pct of disk_bytes, down to
- * low_water_pct.  A batch carries at most (high - low) / 2 bytes of
- * objects (clamped to 256 KiB .. 64 MiB) and W_BATCH_MSGS messages: with
- * random keys each commit rewrites many leaf pages, so larger batches
- * write less per object (1024 gave 1.5x the puts/s of 256 here).  If
+ * transaction of its own, the objects of the oldest lru entries until
+ * used + the batch's estimated bytes fits under high_water_pct of
+ * disk_bytes, down to low_water_pct.  (LMDB reuses the pages a commit
+ * frees only from the second transaction after it: not in the batch that
+ * follows, but from the next round on.)  A batch carries at most
+ * (high - low) / 2 bytes of objects (clamped to 256 KiB .. 64 MiB) and
+ * W_BATCH_MSGS messages, fewer in a store of less than a few GB
+ * (cache_writer.c, batch_cap): with random keys each commit rewrites many
+ * leaf pages, so larger batches write less per object (1024 gave 1.5x
+ * the puts/s of 256 here), but the file keeps two commits' rewritten
+ * pages beyond the pages in use.  If
  * LMDB still reports MDB_MAP_FULL (or MDB_TXN_FULL), the transaction is
  * aborted, the object being written is dropped (counted in map_full and
  * put_drops), the writer evicts a further SQUEEZE_PCT of the map and

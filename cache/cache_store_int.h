@@ -26,7 +26,8 @@
 #define STORE_USAGE_MAGIC    0x55534543u /* "CESU" */
 #define STORE_USAGE_LEN      40
 
-#define W_BATCH_MSGS 1024 /* writer messages per transaction */
+#define W_BATCH_MSGS     1024 /* writer messages per transaction, at most */
+#define W_BATCH_MSGS_MIN 128  /* the least a small store batches */
 
 enum wmsg_kind {
 	W_PUT = 1,
@@ -110,6 +111,7 @@ struct cache_store {
 	uint64_t max_disk_object;
 	uint64_t high_bytes, low_bytes;
 	uint64_t batch_bytes;
+	size_t batch_msgs; /* (qmtx) messages per transaction now */
 	uint64_t squeeze_bytes;
 
 	MDB_env *env;

@@ -74,6 +74,8 @@ _Static_assert(CDN_ARRAY_LEN(cache_writer_fault_meaning) == FAULT_OTHER + 1,
  * dirty pages in memory, and streaming is there to keep bodies out of it. */
 #define W_BATCH_CHUNK_BYTES (UINT64_C(2) << 20)
 
+#define W_BATCH_PAGES_DIV 1024 /* see batch_cap() */
+
 /* Write the usage record; returns 0 or an LMDB code. */
 static int
 usage_write(
@@ -472,6 +474,25 @@ cond_wait_until_ms(pthread_cond_t *c, pthread_mutex_t *mtx, uint64_t ms)
 	(void)pthread_cond_timedwait(c, mtx, &ts);
 }
 
+/*
+ * Messages per transaction for the store as it is now.  With random keys a
+ * commit copies a leaf page or more per message in each of objects, bodies
+ * and tags, and LMDB reuses the pages a commit frees only after the next
+ * commit: data.mdb holds about two commits' copies beyond its pages in use.
+ * A batch is kept to 1/W_BATCH_PAGES_DIV of the pages in use, so those
+ * copies stay a small share of the file; a store of a few GB or more
+ * batches W_BATCH_MSGS, which writes fewer pages per object.
+ */
+static size_t
+batch_cap(const struct cache_store *s)
+{
+	uint64_t n = s->used_bytes / s->psize / W_BATCH_PAGES_DIV;
+
+	if (n < W_BATCH_MSGS_MIN)
+		return W_BATCH_MSGS_MIN;
+	return n > W_BATCH_MSGS ? W_BATCH_MSGS : (size_t)n;
+}
+
 /* Is there a reason for the writer to act now?  Under s->qmtx. */
 static int
 writer_has_work(struct cache_store *s, uint64_t now, uint64_t *deadline)
@@ -483,7 +504,7 @@ writer_has_work(struct cache_store *s, uint64_t now, uint64_t *deadline)
 		*deadline = s->qhead->enq_ms + W_LINGER_MS;
 		/* A full transaction of streamed chunks, or a body's last
 		 * chunk, goes at once: its fill is waiting for it. */
-		return s->stop || sync_wanted || s->qcount >= W_BATCH_MSGS ||
+		return s->stop || sync_wanted || s->qcount >= s->batch_msgs ||
 		    s->qbytes >= s->batch_bytes ||
 		    s->qchunk_bytes >= W_BATCH_CHUNK_BYTES || s->qlasts > 0 ||
 		    now >= *deadline;
@@ -508,6 +529,7 @@ cache_writer_main(void *arg)
 	int rc;
 
 	pthread_mutex_lock(&s->qmtx);
+	s->batch_msgs = batch_cap(s);
 	for (;;) {
 		now = cdn_now_ms();
 		while (!writer_has_work(s, now, &deadline)) {
@@ -518,7 +540,7 @@ cache_writer_main(void *arg)
 		bytes = 0;
 		chunk_bytes = 0;
 		last_seq = 0;
-		while (s->qhead != NULL && n < W_BATCH_MSGS &&
+		while (s->qhead != NULL && n < s->batch_msgs &&
 		    (n == 0 ||
 		        (bytes + s->qhead->bytes <= s->batch_bytes &&
 		            (s->qhead->kind != W_CHUNK ||
@@ -569,6 +591,7 @@ cache_writer_main(void *arg)
 		pthread_mutex_lock(&s->qmtx);
 		if (n > 0)
 			s->done_seq = last_seq;
+		s->batch_msgs = batch_cap(s);
 		now = cdn_now_ms();
 		if ((s->sync_req > s->sync_done &&
 		        s->done_seq >= s->sync_seq) ||
@@ -640,7 +663,7 @@ cache_writer_enqueue(struct cache_store *s, struct wmsg *m, int tomb)
 		s->qchunk_bytes += m->bytes;
 	if (m->kind == W_CHUNK && m->last)
 		s->qlasts++;
-	if (was_empty || s->qcount >= W_BATCH_MSGS ||
+	if (was_empty || s->qcount >= s->batch_msgs ||
 	    s->qbytes >= s->batch_bytes ||
 	    (m->kind == W_CHUNK &&
 	        (m->last || s->qchunk_bytes >= W_BATCH_CHUNK_BYTES)))
