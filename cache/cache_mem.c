@@ -416,6 +416,34 @@ entry_find(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN], int kind,
 	return NULL;
 }
 
+/* What one walk of <key>'s chain found: its object of one variant, its
+ * Vary entry and its tombstone (each NULL if none).  Valid until the
+ * chain changes. */
+struct mem_scan {
+	struct mem_entry *obj, *vary, *tomb;
+};
+
+/* Walk <key>'s chain once for all three kinds (see struct mem_scan). */
+static void
+chain_scan(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, struct mem_scan *sc)
+{
+	struct mem_entry *e;
+
+	sc->obj = sc->vary = sc->tomb = NULL;
+	for (e = sh->tab[bucket_of(sh, key)]; e != NULL; e = e->hnext) {
+		if (memcmp(e->key, key, CACHE_HASH_LEN) != 0)
+			continue;
+		if (e->kind == MEM_OBJ && e->variant == variant &&
+		    sc->obj == NULL)
+			sc->obj = e;
+		else if (e->kind == MEM_VARY && sc->vary == NULL)
+			sc->vary = e;
+		else if (e->kind == MEM_TOMB && sc->tomb == NULL)
+			sc->tomb = e;
+	}
+}
+
 static void
 bump(struct mem_entry *e)
 {
@@ -516,20 +544,20 @@ cache_mem_get(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, struct cache_obj **objp, int *is_removed, uint64_t *genp)
 {
 	struct mem_shard *sh;
-	struct mem_entry *e;
+	struct mem_scan sc;
 	int rc;
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	CDN_ASSERT(objp != NULL && is_removed != NULL && genp != NULL);
 	sh = shard_of(m, key);
 	pthread_mutex_lock(&sh->mtx);
-	e = entry_find(sh, key, MEM_OBJ, variant);
-	if (e != NULL) {
-		bump(e);
-		*objp = cache_obj_ref(e->obj);
+	chain_scan(sh, key, variant, &sc);
+	if (sc.obj != NULL) {
+		bump(sc.obj);
+		*objp = cache_obj_ref(sc.obj->obj);
 		rc = CDN_OK;
 	} else {
-		*is_removed = entry_find(sh, key, MEM_TOMB, 0) != NULL;
+		*is_removed = sc.tomb != NULL;
 		*genp = sh->gen;
 		rc = CDN_NOTFOUND;
 	}
@@ -558,14 +586,13 @@ vary_entry_new(
 	return e;
 }
 
-/* Set the Vary rule of <key> (under the shard lock). */
+/* Set the Vary rule of <key> (under the shard lock), whose Vary entry is
+ * <e> (NULL: none). */
 static void
 vary_set_locked(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
-    const char *vary, size_t vary_len, struct mem_entry **gravep)
+    struct mem_entry *e, const char *vary, size_t vary_len,
+    struct mem_entry **gravep)
 {
-	struct mem_entry *e;
-
-	e = entry_find(sh, key, MEM_VARY, 0);
 	if (e != NULL) {
 		if (e->has_vary == (vary != NULL) &&
 		    (vary == NULL ||
@@ -622,8 +649,9 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 		    sh, o, sizeof(*e) + MEM_MALLOC_OVERHEAD, 1, &grave);
 	else
 		held = 0;
-	vary_set_locked(
-	    sh, o->key, o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
+	/* Found after the insertion, which may have evicted it. */
+	vary_set_locked(sh, o->key, entry_find(sh, o->key, MEM_VARY, 0),
+	    o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 	return held;
@@ -633,18 +661,19 @@ void
 cache_mem_forget(struct cache_mem *m, const struct cache_obj *o)
 {
 	struct mem_shard *sh;
-	struct mem_entry *e, *grave = NULL;
+	struct mem_entry *grave = NULL;
+	struct mem_scan sc;
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	sh = shard_of(m, o->key);
 	pthread_mutex_lock(&sh->mtx);
 	sh->gen++;
-	e = entry_find(sh, o->key, MEM_OBJ, o->variant);
-	if (e != NULL)
-		entry_kill(sh, e, &grave);
-	vary_set_locked(
-	    sh, o->key, o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
+	chain_scan(sh, o->key, o->variant, &sc);
+	if (sc.obj != NULL)
+		entry_kill(sh, sc.obj, &grave);
+	vary_set_locked(sh, o->key, sc.vary, o->vary_len > 0 ? o->vary : NULL,
+	    o->vary_len, &grave);
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 }
@@ -654,6 +683,7 @@ cache_mem_promote(struct cache_mem *m, struct cache_obj *o, uint64_t gen)
 {
 	struct mem_shard *sh;
 	struct mem_entry *e, *grave = NULL;
+	struct mem_scan sc;
 	size_t fp;
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
@@ -663,10 +693,11 @@ cache_mem_promote(struct cache_mem *m, struct cache_obj *o, uint64_t gen)
 	if (fp > sh->admit_max)
 		return;
 	pthread_mutex_lock(&sh->mtx);
-	if (sh->gen == gen &&
-	    entry_find(sh, o->key, MEM_OBJ, o->variant) == NULL &&
-	    entry_find(sh, o->key, MEM_TOMB, 0) == NULL)
-		obj_entry_insert(sh, o, fp, 0, &grave);
+	if (sh->gen == gen) {
+		chain_scan(sh, o->key, o->variant, &sc);
+		if (sc.obj == NULL && sc.tomb == NULL)
+			obj_entry_insert(sh, o, fp, 0, &grave);
+	}
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 }
@@ -677,6 +708,7 @@ cache_mem_get_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
 {
 	struct mem_shard *sh;
 	struct mem_entry *e;
+	struct mem_scan sc;
 	int rc;
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
@@ -684,9 +716,10 @@ cache_mem_get_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
 	CDN_ASSERT(buf != NULL || cap == 0);
 	sh = shard_of(m, key);
 	pthread_mutex_lock(&sh->mtx);
-	if (entry_find(sh, key, MEM_TOMB, 0) != NULL) {
+	chain_scan(sh, key, 0, &sc);
+	if (sc.tomb != NULL) {
 		rc = CDN_NOTFOUND;
-	} else if ((e = entry_find(sh, key, MEM_VARY, 0)) != NULL) {
+	} else if ((e = sc.vary) != NULL) {
 		bump(e);
 		if (!e->has_vary) {
 			rc = CDN_NOTFOUND;
@@ -727,13 +760,16 @@ cache_mem_set_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
 {
 	struct mem_shard *sh;
 	struct mem_entry *grave = NULL;
+	struct mem_scan sc;
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	sh = shard_of(m, key);
 	pthread_mutex_lock(&sh->mtx);
-	if (sh->gen == gen && entry_find(sh, key, MEM_VARY, 0) == NULL &&
-	    entry_find(sh, key, MEM_TOMB, 0) == NULL)
-		vary_set_locked(sh, key, vary, vary_len, &grave);
+	if (sh->gen == gen) {
+		chain_scan(sh, key, 0, &sc);
+		if (sc.vary == NULL && sc.tomb == NULL)
+			vary_set_locked(sh, key, NULL, vary, vary_len, &grave);
+	}
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 }

@@ -102,10 +102,10 @@ cache_tags_parse(const char *fields, size_t len, const char *const *names,
 	CDN_ASSERT(out != NULL || cap == 0);
 	while (cdn_fields_next(&p, end, &f)) {
 		for (unsigned i = 0; i < nnames; i++) {
-			size_t nl = strlen(names[i]);
-
-			if (f.name_len != nl ||
-			    strncasecmp(f.name, names[i], nl) != 0)
+			/* No strlen per field line: a field name holds no
+			 * NUL, so a shorter names[i] differs at its end. */
+			if (strncasecmp(f.name, names[i], f.name_len) != 0 ||
+			    names[i][f.name_len] != '\0')
 				continue;
 			if (tags_add(f.value, f.value_len, out, cap, &n,
 			        &count) != 0)

@@ -32,6 +32,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event_struct.h> /* struct event embedded in fill_waiter */
+
 #include "edge/edge_inflight.h"
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
@@ -39,6 +41,7 @@
 #include "edge/edge_variant.h"
 
 #define FILL_FIELDS_MAX (256 * 1024)
+#define WAITER_HEAD_BUF 2048 /* a waiter's head built on its stack */
 #define VARY_FIELDS     128
 /* Chunks a streamed fill may have queued for the store and not yet
  * committed; past this the origin transfer waits for the store. */
@@ -73,7 +76,7 @@ struct fill_waiter {
 	struct fill_waiter *prev, *next; /* fill->waiters (fill->mu) */
 	struct edge_fill *fill;
 	struct proxy_txn *pt;
-	struct event *wake;     /* on pt's worker */
+	struct event wake;      /* on pt's worker */
 	struct fill_block *blk; /* a reference, or NULL between blocks */
 	uint32_t idx;           /* of blk, or the block to read next */
 	size_t off;             /* next byte of blk to send */
@@ -95,12 +98,11 @@ struct edge_fill {
 	struct edge_worker *owner;
 	struct origin_fetch *fetch; /* owner thread */
 	uint8_t key[CACHE_HASH_LEN];
-	char *key_url;
+	char *key_url; /* after rf[], in the fill's allocation */
 	size_t key_url_len;
 	/* The leading request, for the storing decision and its Vary key. */
 	struct cache_exchange x;
-	uint64_t purge_gen; /* the leader's: purges after it outrank us */
-	struct cdn_strbuf req_buf; /* "name\0value\0" pairs */
+	uint64_t purge_gen;      /* the leader's: purges after it outrank us */
 	int nrf;                 /* -1: too many fields to compute a Vary key */
 	struct cache_obj *stale; /* being revalidated */
 	/* (mu) */
@@ -111,10 +113,15 @@ struct edge_fill {
 	char *fields; /* the client's head, without Cache-Status */
 	size_t fields_len;
 	int64_t content_length;
-	char *vary;
+	/* The object's Vary and tags (for fleet caches among the waiters),
+	 * borrowed from f->obj, or from <head> once f->obj is let go (a body
+	 * that outgrew max_object_size): f->obj must stay the only reference
+	 * until its body is adopted. */
+	struct cache_obj *head;
+	const char *vary;
 	size_t vary_len;
 	uint64_t variant;
-	char *tags; /* the object's, for fleet caches among the waiters */
+	const char *tags;
 	size_t tags_len;
 	char note[96];            /* appended to each waiter's Cache-Status */
 	struct cache_obj *result; /* FILL_DONE after a 304: serve this */
@@ -143,8 +150,9 @@ struct edge_fill {
 	int in_table; /* published in the in-flight table (its shard's lock;
 	               * not a bit field: other workers write it) */
 	struct edge_fill *own_prev, *own_next; /* owner's list */
-	/* nrf entries, into req_buf: sized to the request, as zeroing room
-	 * for VARY_FIELDS was a visible part of a miss. */
+	/* nrf entries, sized to the request, as zeroing room for VARY_FIELDS
+	 * was a visible part of a miss; their names and values follow them,
+	 * after key_url, in the same allocation. */
 	struct cache_field rf[];
 };
 
@@ -231,10 +239,8 @@ fill_unref(struct edge_fill *f)
 	if (f->stale != NULL)
 		cache_obj_unref(&f->stale);
 	free(f->fields);
-	free(f->vary);
-	free(f->tags);
-	free(f->key_url);
-	cdn_sb_free(&f->req_buf);
+	if (f->head != NULL)
+		cache_obj_unref(&f->head);
 	pthread_mutex_destroy(&f->mu);
 	edge_gen_fill_drop(f->gen);
 	MAGIC_WIPE(f);
@@ -245,7 +251,7 @@ static void
 wake_all_locked(struct edge_fill *f)
 {
 	for (struct fill_waiter *fw = f->waiters; fw != NULL; fw = fw->next)
-		event_active(fw->wake, EV_READ, 0);
+		event_active(&fw->wake, EV_READ, 0);
 }
 
 static void
@@ -297,19 +303,20 @@ static struct fill_waiter *
 waiter_attach_locked(struct edge_fill *f, struct proxy_txn *pt, int leader)
 {
 	struct fill_waiter *fw = cdn_xcalloc(1, sizeof(*fw));
+	int rc;
 
 	fw->fill = fill_ref(f);
 	fw->pt = pt;
 	fw->leader = (unsigned)leader;
-	fw->wake = event_new(pt->w->base, -1, 0, on_waiter_wake, fw);
-	CDN_ASSERT(fw->wake != NULL);
+	rc = event_assign(&fw->wake, pt->w->base, -1, 0, on_waiter_wake, fw);
+	CDN_ASSERT(rc == 0);
 	fw->next = f->waiters;
 	if (f->waiters != NULL)
 		f->waiters->prev = fw;
 	f->waiters = fw;
 	pt->waiter = fw;
 	/* Catch up with whatever happened before we attached. */
-	event_active(fw->wake, EV_READ, 0);
+	event_active(&fw->wake, EV_READ, 0);
 	return fw;
 }
 
@@ -327,7 +334,7 @@ waiter_detach(struct fill_waiter *fw)
 	if (fw->next != NULL)
 		fw->next->prev = fw->prev;
 	pthread_mutex_unlock(&f->mu);
-	event_free(fw->wake);
+	event_del(&fw->wake); /* active or not: no wake can come now */
 	if (fw->blk != NULL)
 		block_unref(&fw->blk);
 	fw->pt->waiter = NULL;
@@ -489,11 +496,12 @@ waiter_send_head(struct fill_waiter *fw)
 {
 	struct edge_fill *f = fw->fill;
 	struct proxy_txn *pt = fw->pt;
-	struct cdn_strbuf out = {.max = FILL_FIELDS_MAX};
-
+	struct cdn_strbuf out;
+	char buf[WAITER_HEAD_BUF]; /* most heads: no malloc */
 	int status = f->status;
 	int64_t content_length = f->content_length;
 
+	cdn_sb_init_buf(&out, buf, sizeof(buf), FILL_FIELDS_MAX);
 	waiter_status(fw, f->note);
 	cdn_sb_add(&out, f->fields, f->fields_len);
 	/* The waiter's own Range, answered from the bytes as they come. */
@@ -982,17 +990,15 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	f->fields_len = out.len;
 	out.p = NULL;
 	f->content_length = content_length;
-	f->vary = cdn_strndup(f->obj->vary, f->obj->vary_len);
+	f->vary = f->obj->vary;
 	f->vary_len = f->obj->vary_len;
 	f->variant = f->obj->variant;
-	if (f->obj->tags_len > 0) {
-		f->tags = cdn_strndup(f->obj->tags, f->obj->tags_len);
-		f->tags_len = f->tags != NULL ? f->obj->tags_len : 0;
-	}
+	f->tags = f->obj->tags;
+	f->tags_len = f->obj->tags_len;
 	cdn_strlcpy(f->note, edge_cache_store_note(e), sizeof(f->note));
 	cdn_sb_free(&out);
 	f->first = f->tail = block_new(f);
-	if (f->fields == NULL || f->vary == NULL || f->first == NULL) {
+	if (f->fields == NULL || f->first == NULL) {
 		f->discard = 1; /* out of memory: on_done answers 502 */
 		return;
 	}
@@ -1112,7 +1118,9 @@ fill_on_body(struct origin_fetch *of, void *arg, const char *data, size_t len)
 	}
 	if (f->obj != NULL &&
 	    f->body_len + len > f->edge->conf->max_object_size) {
-		cache_obj_unref(&f->obj); /* will not be stored */
+		/* Will not be stored; its Vary and tags are still lent. */
+		f->head = f->obj;
+		f->obj = NULL;
 		f->not_stored = "too-large";
 		fill_unpublish(f, 1);
 		pt = hand_over_midway(f, of);
@@ -1245,23 +1253,34 @@ coalescable(const struct proxy_txn *pt)
 	    (req->method == HTTP_M_GET || pt->head_as_get);
 }
 
+/*
+ * A fill for <pt>'s request, in one allocation with the leader's key URL
+ * and request fields (copied: the leader may be gone by head time, when
+ * they give the Vary key).  NULL when memory runs out: the client sizes
+ * them, so the request then fetches alone rather than aborting.
+ */
 static struct edge_fill *
 fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 {
 	const struct http_request *req = edge_stream_request(&pt->cs);
 	struct edge_fill *f;
 	struct cache_field rf[VARY_FIELDS];
-	size_t off = 0;
-	char *key_url;
+	size_t fields_len = 0, head;
+	char *p;
 	int nrf;
 
-	/* As long as the client's target: share nothing rather than abort. */
-	key_url = cdn_strndup(pt->key_url, pt->key_url_len);
-	if (key_url == NULL)
-		return NULL;
 	nrf = edge_cache_request_fields(req, rf, VARY_FIELDS);
-	f = cdn_xcalloc(
-	    1, sizeof(*f) + (size_t)(nrf > 0 ? nrf : 0) * sizeof(rf[0]));
+	for (int i = 0; i < nrf; i++)
+		fields_len += rf[i].name_len + rf[i].value_len;
+	if (fields_len > FILL_FIELDS_MAX)
+		nrf = -1;
+	if (nrf < 0)
+		fields_len = 0;
+	head = sizeof(*f) + (size_t)(nrf > 0 ? nrf : 0) * sizeof(rf[0]);
+	f = malloc(head + pt->key_url_len + 1 + fields_len);
+	if (f == NULL)
+		return NULL;
+	memset(f, 0, sizeof(*f));
 	f->magic = EDGE_FILL_MAGIC;
 	atomic_init(&f->refcnt, 1); /* the owner's, until the fetch ends */
 	pthread_mutex_init(&f->mu, NULL);
@@ -1272,30 +1291,27 @@ fill_new(struct proxy_txn *pt, const struct edge_fill_hooks *hooks)
 	f->hooks = hooks;
 	f->owner = pt->w;
 	memcpy(f->key, pt->key, CACHE_HASH_LEN);
-	f->key_url = key_url;
+	p = (char *)f + head;
+	f->key_url = p;
 	f->key_url_len = pt->key_url_len;
+	memcpy(p, pt->key_url, pt->key_url_len);
+	p[pt->key_url_len] = '\0';
+	p += pt->key_url_len + 1;
 	f->x = pt->x;
 	f->purge_gen = pt->purge_gen;
 	f->content_length = -1;
 	if (pt->stale != NULL)
 		f->stale = cache_obj_ref(pt->stale);
-	/* The leader's request fields, copied, for the Vary key at head
-	 * time (the leader may be gone by then). */
-	f->req_buf.max = FILL_FIELDS_MAX;
 	f->nrf = nrf;
-	for (int i = 0; i < f->nrf; i++) {
-		cdn_sb_add(&f->req_buf, rf[i].name, rf[i].name_len);
-		cdn_sb_add(&f->req_buf, rf[i].value, rf[i].value_len);
-	}
-	if (f->req_buf.failed)
-		f->nrf = -1;
-	for (int i = 0; f->nrf > 0 && i < f->nrf; i++) {
-		f->rf[i].name = f->req_buf.p + off;
+	for (int i = 0; i < nrf; i++) {
+		f->rf[i].name = p;
 		f->rf[i].name_len = rf[i].name_len;
-		off += rf[i].name_len;
-		f->rf[i].value = f->req_buf.p + off;
+		memcpy(p, rf[i].name, rf[i].name_len);
+		p += rf[i].name_len;
+		f->rf[i].value = p;
 		f->rf[i].value_len = rf[i].value_len;
-		off += rf[i].value_len;
+		memcpy(p, rf[i].value, rf[i].value_len);
+		p += rf[i].value_len;
 	}
 	return f;
 }

@@ -38,6 +38,7 @@
 #define FWD_URL_BUF    512
 #define FWD_FIELDS_BUF 2048
 #define FWD_VALUE_BUF  256
+#define FIELDS_STACK   32 /* forwarded fields split without a malloc */
 
 static void forward(struct proxy_txn *pt, int may_coalesce);
 static const struct origin_fetch_ops origin_ops;
@@ -340,9 +341,10 @@ static const struct edge_fill_hooks fill_hooks = {
 };
 
 /* Split NUL-separated "Name: value" fields into the NULL-terminated array
- * curl takes (pointing into <b>); NULL when memory ran out. */
+ * curl takes (pointing into <b>): <stack> (room for FIELDS_STACK) when
+ * they fit, else a new one; NULL when memory ran out. */
 static const char **
-split_fields(const struct cdn_strbuf *b)
+split_fields(const struct cdn_strbuf *b, const char **stack)
 {
 	const char **fields;
 	size_t n = 0, i;
@@ -351,7 +353,7 @@ split_fields(const struct cdn_strbuf *b)
 		if (b->p[i] == '\0')
 			n++;
 	/* As many as the client sent: fail the request, never abort. */
-	fields = calloc(n + 1, sizeof(*fields));
+	fields = n < FIELDS_STACK ? stack : calloc(n + 1, sizeof(*fields));
 	if (fields == NULL)
 		return NULL;
 	n = 0;
@@ -408,6 +410,7 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	struct cdn_strbuf url, fb, pb = {.max = FIELDS_MAX}, ae, via, xff, loop;
 	struct origin_request oreq;
 	const char **fields = NULL, **pfields = NULL;
+	const char *fields_stack[FIELDS_STACK], *pfields_stack[FIELDS_STACK];
 	const char *host;
 	size_t hostlen, i, n;
 	int has_accept = 0;
@@ -495,9 +498,10 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		edge_deliver_error(pt, cs, 431);
 		goto out;
 	}
-	fields = split_fields(&fb);
+	fields = split_fields(&fb, fields_stack);
 	if (fields == NULL ||
-	    (site->parents != NULL && (pfields = split_fields(&pb)) == NULL)) {
+	    (site->parents != NULL &&
+	        (pfields = split_fields(&pb, pfields_stack)) == NULL)) {
 		edge_deliver_error(pt, cs, 503);
 		goto out;
 	}
@@ -538,8 +542,10 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		edge_deliver_error(pt, cs, 502);
 	}
 out:
-	free(fields);
-	free(pfields);
+	if (fields != fields_stack)
+		free(fields);
+	if (pfields != pfields_stack)
+		free(pfields);
 	cdn_sb_free(&fb);
 	cdn_sb_free(&pb);
 	cdn_sb_free(&ae);

@@ -187,15 +187,24 @@ edge_variant_compressible(const struct edge *e, const char *fields, size_t len,
 {
 	const struct edge_variant_ctx *v = e->variant;
 	struct cache_cc cc;
-	const char *ct, *p, *end = fields + len;
+	const char *ct = NULL, *p, *end = fields + len;
 	struct cdn_field fl;
 	size_t ctlen = 0;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
-	if (!v->compress_on || v->pool == NULL ||
-	    cdn_fields_get(fields, len, "content-encoding", &ctlen) != NULL)
+	if (!v->compress_on || v->pool == NULL)
 		return 0;
-	ct = cdn_fields_get(fields, len, "content-type", &ctlen);
+	/* One walk for the coding and the type: this runs after every
+	 * store. */
+	for (p = fields; cdn_fields_next(&p, end, &fl);) {
+		if (name_is(fl.name, fl.name_len, "content-encoding"))
+			return 0;
+		if (ct == NULL &&
+		    name_is(fl.name, fl.name_len, "content-type")) {
+			ct = fl.value;
+			ctlen = fl.value_len;
+		}
+	}
 	if (!type_compressible(v, ct, ctlen, content_length))
 		return 0;
 	/* RFC 9111 §5.2.2.6: no-transform forbids recoding.  Parsed only

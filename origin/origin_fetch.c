@@ -54,6 +54,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <event2/event_struct.h> /* struct event embedded in a fetch */
 
 #include "common/cdn_log.h"
 #include "origin/origin_head.h"
@@ -161,7 +162,7 @@ struct origin_fetch {
 	struct origin_fetch_ops ops;
 	void *arg;
 	struct origin_timeouts to;
-	struct event *timer;
+	struct event timer;
 	uint64_t start_ns;
 	uint64_t head_ns;
 
@@ -191,7 +192,8 @@ struct origin_fetch {
 	struct origin_pool *parents, *origin_pool;
 	uint64_t parents_tried; /* bit i: parent i failed this fetch */
 	int srv;                /* the pool's server of this attempt, or -1 */
-	char *target; /* with a pool: what follows the server's base */
+	char *target; /* with a pool: what follows the server's base (in
+	               * f->method's allocation) */
 	uint64_t hash_key;
 	enum origin_err timer_err;    /* set when our timer ended the fetch */
 	char errbuf[CURL_ERROR_SIZE]; /* curl's detail of a failure */
@@ -382,7 +384,7 @@ fetch_arm_timer(struct origin_fetch *f, uint64_t ms)
 	}
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-	evtimer_add(f->timer, &tv);
+	evtimer_add(&f->timer, &tv);
 }
 
 /* Detach from curl and free; no callback is called. */
@@ -397,8 +399,7 @@ fetch_free(struct origin_fetch *f)
 	f->pool = NULL;
 	origin_pool_free(&f->parents);
 	origin_pool_free(&f->origin_pool);
-	free(f->target);
-	free(f->method);
+	free(f->method); /* and f->target */
 	origin_h1_abort(&f->h1);
 	if (f->easy != NULL) {
 		curl_multi_remove_handle(m->multi, f->easy);
@@ -407,7 +408,7 @@ fetch_free(struct origin_fetch *f)
 	free(f->fields);
 	free(f->pfields);
 	curl_slist_free_all(f->connect_to);
-	event_free(f->timer);
+	event_del(&f->timer);
 	free(f->head);
 	if (f->prev != NULL)
 		f->prev->next = f->next;
@@ -426,7 +427,7 @@ fetch_end(struct origin_fetch *f, enum origin_err e)
 		origin_pool_count_end(f->pool, f->srv, e);
 	if (f->easy != NULL)
 		curl_multi_remove_handle(f->m->multi, f->easy);
-	evtimer_del(f->timer);
+	evtimer_del(&f->timer);
 	f->ops.on_done(f, f->arg, e);
 	fetch_free(f);
 }
@@ -465,7 +466,7 @@ fetch_move(struct origin_fetch *f, struct origin_pool *pool, int next,
 	if (f->easy != NULL)
 		curl_multi_remove_handle(f->m->multi, f->easy);
 	origin_h1_abort(&f->h1);
-	evtimer_del(f->timer);
+	evtimer_del(&f->timer);
 	origin_pool_conn_end(f->pool, (unsigned)f->srv);
 	f->counted = 0;
 	f->pool = pool;
@@ -729,7 +730,7 @@ fetch_head(struct origin_fetch *f, const char *fields, size_t len)
 	if (f->pool != NULL)
 		origin_pool_count_head(
 		    f->pool, f->srv, (f->head_ns - f->start_ns) / 1000u);
-	evtimer_del(f->timer);
+	evtimer_del(&f->timer);
 	fetch_arm_timer(f, f->to.idle_ms);
 	f->in_callback = 1;
 	f->ops.on_head(f, f->arg, f->status, fields, len, f->content_length);
@@ -757,7 +758,7 @@ fetch_body(struct origin_fetch *f, const char *p, size_t len)
 	f->in_callback = 0;
 	if (took == ORIGIN_PAUSE) {
 		f->recv_paused = 1;
-		evtimer_del(f->timer); /* the client is slow, not the origin */
+		evtimer_del(&f->timer); /* the client is slow, not the origin */
 		return ORIGIN_PAUSE;
 	}
 	fetch_arm_timer(f, f->to.idle_ms);
@@ -1309,6 +1310,7 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 {
 	struct origin_fetch *f;
 	const char *target;
+	size_t mlen, tlen;
 
 	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
 	f = cdn_xcalloc(1, sizeof(*f));
@@ -1321,7 +1323,7 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	f->content_length = -1;
 	origin_head_reset(&f->hs);
 	f->start_ns = cdn_now_ns();
-	f->timer = evtimer_new(m->base, on_fetch_timer, f);
+	evtimer_assign(&f->timer, m->base, on_fetch_timer, f);
 	f->srv = -1;
 	f->is_head = req->is_head != 0;
 	f->has_body = req->has_body != 0;
@@ -1329,9 +1331,17 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	/* Unpooled fetches (health checks) stay with libcurl. */
 	f->native_ok = req->pool != NULL;
 	if (f->native_ok) {
-		f->method = cdn_strndup(req->method, strlen(req->method));
+		/* The method, then the target: one allocation, freed with
+		 * f->method. */
+		target = req->target != NULL ? req->target : "/";
+		mlen = strlen(req->method);
+		tlen = strlen(target);
+		f->method = malloc(mlen + 1 + tlen + 1);
 		if (f->method == NULL)
 			goto fail;
+		memcpy(f->method, req->method, mlen + 1);
+		f->target = f->method + mlen + 1;
+		memcpy(f->target, target, tlen + 1);
 	} else {
 		f->easy = easy_get(m);
 		if (f->easy == NULL) {
@@ -1355,10 +1365,6 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 
 	if (req->pool != NULL) {
 		f->pool = req->pool;
-		target = req->target != NULL ? req->target : "/";
-		f->target = cdn_strndup(target, strlen(target));
-		if (f->target == NULL)
-			goto fail;
 		f->hash_key = req->hash_key;
 		f->retryable = !req->has_body && method_idempotent(req->method);
 		/* Held until fetch_free(): the pool's counters are touched
@@ -1426,13 +1432,12 @@ fail_quiet:
 		origin_pool_conn_end(f->pool, (unsigned)f->srv);
 	origin_pool_free(&f->parents);
 	origin_pool_free(&f->origin_pool);
-	free(f->target);
-	free(f->method);
+	free(f->method); /* and f->target */
 	free(f->fields);
 	free(f->pfields);
 	if (f->easy != NULL)
 		curl_easy_cleanup(f->easy);
-	event_free(f->timer);
+	event_del(&f->timer);
 	MAGIC_WIPE(f);
 	free(f);
 	return NULL;
