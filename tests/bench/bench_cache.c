@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -22,6 +21,7 @@
 #include "cache/cache.h"
 #include "common/cdn.h"
 #include "common/cdn_log.h"
+#include "tests/unit/tmptree.h"
 
 #define BENCH_BATCH  256 /* gets between two clock reads */
 #define BENCH_SLICES 10
@@ -29,15 +29,6 @@
 
 static char root[64];
 static volatile size_t sink;
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void
 key_of(unsigned id, uint8_t key[CACHE_HASH_LEN])
@@ -249,7 +240,6 @@ bench_put(const char *name, size_t len, double seconds)
 int
 main(int argc, char **argv)
 {
-	char tmpl[] = "/tmp/bench_cache.XXXXXX";
 	const char *part;
 	double seconds;
 
@@ -261,11 +251,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cdn_log_level_now = CDN_LOG_ERR;
-	if (mkdtemp(tmpl) == NULL) {
-		perror("mkdtemp");
+	if (tmptree_make(root, sizeof(root), "bench_cache") != 0)
 		return 1;
-	}
-	snprintf(root, sizeof(root), "%s", tmpl);
 	if (part == NULL || strcmp(part, "get") == 0) {
 		bench_get("m1", 64 * MIB, 1024, 1, seconds);
 		bench_get("m4", 64 * MIB, 1024, 4, seconds);
@@ -277,6 +264,6 @@ main(int argc, char **argv)
 		bench_put("p1", 1024, seconds);
 		bench_put("p100", 100 * 1024, seconds);
 	}
-	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmptree_remove(root);
 	return 0;
 }

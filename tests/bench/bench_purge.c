@@ -17,7 +17,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,19 +27,11 @@
 #include "cache/cache.h"
 #include "common/cdn.h"
 #include "common/cdn_log.h"
+#include "tests/unit/tmptree.h"
 
 #define GIB        (UINT64_C(1) << 30)
 #define HIT_SAMPLE 20000 /* objects the hit path is timed over */
 #define HIT_ROUNDS 20
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static struct cache_store *
 open_store(const char *dir, uint64_t disk, uint64_t mem)
@@ -244,7 +235,7 @@ cmd_bench(unsigned n)
 	       "%d found\n",
 	    after, found_after);
 	cache_store_close(&s);
-	(void)nftw(tmpl, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmptree_remove(tmpl);
 	return found_first == 0 ? 0 : 1;
 }
 

@@ -14,7 +14,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <math.h>
@@ -28,6 +27,7 @@
 #include "cache/cache.h"
 #include "common/cdn.h"
 #include "common/cdn_log.h"
+#include "tests/unit/tmptree.h"
 
 #define KIB          (UINT64_C(1) << 10)
 #define MIB          (UINT64_C(1) << 20)
@@ -76,15 +76,6 @@ mix_size(void)
 	if (n > (double)MIX_MAX)
 		n = (double)MIX_MAX;
 	return (size_t)n;
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static struct cache_obj *
@@ -293,6 +284,6 @@ main(int argc, char **argv)
 	if (strcmp(what, "4k") != 0)
 		rc |= run("mix", root, count != 0 ? count : 20000);
 	if (keep == NULL)
-		nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		tmptree_remove(root);
 	return rc;
 }

@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #include "cache/cache_variant.c"
 #include "common/cdn_strbuf.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tmptree.h"
 
 struct buf {
 	unsigned char *p;
@@ -574,15 +574,6 @@ test_make(void)
 	free(text);
 }
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 wait_stats(struct cache_variants *v, struct cache_variant_stats *st,
     uint64_t made, uint64_t superseded)
@@ -677,7 +668,7 @@ test_pool(void)
 	cache_store_close(&s);
 	cache_obj_unref(&src);
 	cache_obj_unref(&other);
-	nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmptree_remove(dir);
 	free(text);
 }
 

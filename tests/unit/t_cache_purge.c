@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,17 +22,9 @@
 #include "cache/cache_int.h"
 #include "common/cdn_log.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tmptree.h"
 
 static char root[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static const char *const names[] = {"Surrogate-Key", "Cache-Tag"};
 
@@ -565,20 +556,16 @@ test_batch(void)
 int
 main(void)
 {
-	char tmpl[] = "/tmp/t_cache_purge.XXXXXX";
 
 	plan_no_plan();
 	cdn_log_level_now = CDN_LOG_ERR;
-	if (mkdtemp(tmpl) == NULL) {
-		perror("mkdtemp");
+	if (tmptree_make(root, sizeof(root), "t_cache_purge") != 0)
 		return 1;
-	}
-	snprintf(root, sizeof(root), "%s", tmpl);
 	test_tags();
 	test_rules();
 	test_store();
 	test_unreadable_purge_records();
 	test_batch();
-	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmptree_remove(root);
 	return done_testing();
 }

@@ -10,7 +10,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +30,7 @@
 #include "cache/cache_mem.c"
 #include "common/cdn_log.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tmptree.h"
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -41,21 +41,6 @@ static void
 dir_for(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, "%s/%s", root, name);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void
-rm_tree(const char *path)
-{
-	(void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void
@@ -1218,15 +1203,11 @@ test_crash(void)
 int
 main(void)
 {
-	char tmpl[] = "/tmp/t_cache_store.XXXXXX";
 
 	plan_no_plan();
 	cdn_log_level_now = CDN_LOG_ERR;
-	if (mkdtemp(tmpl) == NULL) {
-		perror("mkdtemp");
+	if (tmptree_make(root, sizeof(root), "t_cache_store") != 0)
 		return 1;
-	}
-	snprintf(root, sizeof(root), "%s", tmpl);
 
 	test_obj();
 	test_roundtrip();
@@ -1244,6 +1225,6 @@ main(void)
 	test_concurrent();
 	test_crash();
 
-	rm_tree(root);
+	tmptree_remove(root);
 	return done_testing();
 }

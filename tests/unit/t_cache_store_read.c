@@ -19,7 +19,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,6 +31,7 @@
 #include "cache/cache_store_int.h"
 #include "common/cdn_log.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tmptree.h"
 
 #define MIB       (1024u * 1024u)
 #define BODY_4K   4096u
@@ -47,15 +47,6 @@ bail(const char *why)
 {
 	printf("Bail out! %s\n", why);
 	exit(1);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static void
@@ -411,15 +402,11 @@ test_disk_read_footprint(void)
 int
 main(void)
 {
-	char tmpl[] = "/tmp/t_cache_store_read.XXXXXX";
 
 	plan_no_plan();
 	cdn_log_level_now = CDN_LOG_ERR;
-	if (mkdtemp(tmpl) == NULL) {
-		perror("mkdtemp");
+	if (tmptree_make(root, sizeof(root), "t_cache_store_read") != 0)
 		return 1;
-	}
-	snprintf(root, sizeof(root), "%s", tmpl);
 
 	test_renew_sees_commits();
 	test_no_snapshot_between_reads();
@@ -430,6 +417,6 @@ main(void)
 	test_hold();
 	test_chunk_sums();
 
-	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmptree_remove(root);
 	return done_testing();
 }

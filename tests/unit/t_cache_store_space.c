@@ -8,7 +8,6 @@
  */
 #include "config.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "cache/cache.h"
 #include "common/cdn_log.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tmptree.h"
 
 #define KIB         1024u
 #define MIB         (1024u * 1024u)
@@ -31,15 +31,6 @@
 #define DISK_BUDGET (UINT64_C(1) << 30)
 
 static char root[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static struct cache_obj *
 make_obj(unsigned id, const unsigned char *body)
@@ -162,16 +153,12 @@ test_fill_slack(void)
 int
 main(void)
 {
-	char tmpl[] = "/tmp/t_cache_store_space.XXXXXX";
 
 	plan_no_plan();
 	cdn_log_level_now = CDN_LOG_ERR;
-	if (mkdtemp(tmpl) == NULL) {
-		perror("mkdtemp");
+	if (tmptree_make(root, sizeof(root), "t_cache_store_space") != 0)
 		return 1;
-	}
-	snprintf(root, sizeof(root), "%s", tmpl);
 	test_fill_slack();
-	(void)nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmptree_remove(root);
 	return done_testing();
 }
