@@ -176,9 +176,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.status = -1;
 	f.content_length = -1;
 	origin_head_reset(&f.hs);
-	f.timer = evtimer_new(fz_base, fz_timer, NULL);
-	if (f.timer == NULL)
-		abort();
+	evtimer_assign(&f.timer, fz_base, fz_timer, NULL);
 
 	/* One call per line, each with its LF, as libcurl calls. */
 	for (; p < end; p = nl + 1) {
@@ -193,8 +191,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (seen.heads == 0)
 		CDN_ASSERT(!f.head_done);
 
-	evtimer_del(f.timer);
-	event_free(f.timer);
+	evtimer_del(&f.timer);
 	free(f.head);
 	return 0;
 }
