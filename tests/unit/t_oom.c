@@ -357,7 +357,8 @@ test_origin_fetch(void)
 	/* The method's and the target's copies share one allocation. */
 	fail_next(FAIL_MALLOC, sizeof("GET") + sizeof(target), 0);
 	f = origin_fetch_start(m, &req, &to, &ops, NULL);
-	is_int(inject.failed, 1, "fetch: the method's and target's copy failed");
+	is_int(
+	    inject.failed, 1, "fetch: the method's and target's copy failed");
 	ok(f == NULL, "fetch: no fetch");
 	/* The native client's request head, one allocation: request line,
 	 * the fields and curl's "Expect:" (not sent), Host, room for the
