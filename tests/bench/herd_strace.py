@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reads an `strace -f -ttt` of edged during herds (tests/bench/herd_strace.sh)
-and prints, per herd, in ms from the first client request read (readv):
+and prints, per herd, in ms from the first client request read (readv or recvfrom):
   connect   the origin connect(), if the fetch opened a connection
   send      the origin request's sendto()
   before    client requests read before that send (both workers)
@@ -33,7 +33,8 @@ events.sort()
 
 herds, cur = [], None
 for t, call, args in events:
-    if call == "readv" and '"GET /obj/herd-' in args:
+    # A client's request: read with readv or recv (recvfrom in the trace).
+    if call in ("readv", "recvfrom") and '"GET /obj/herd-' in args:
         if cur is None or ("last_write" in cur and t - cur["first"] > 0.3):
             cur = {"first": t, "before": 0}
             herds.append(cur)
