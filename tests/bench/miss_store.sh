@@ -6,8 +6,12 @@
 # requests per edged CPU-second (its CPU time during the run only) and
 # what the store did: objects stored (puts) and puts dropped because the
 # writer thread fell behind (put_drops), which a req/s figure alone hides.
+# ROUNDS=N (default 1) runs N such rounds against the same process and
+# store, one line each: the cost of a miss as the store and the memory
+# tier grow (the shared harness keeps one store through its repetitions).
 #   tests/bench/miss_store.sh [EDGED] [DUR] [more edged arguments...]
 # e.g. tests/bench/miss_store.sh ./edged 8 --cache-preallocate 1
+#      ROUNDS=6 tests/bench/miss_store.sh ./edged 5
 # Loopback only; stops what it started.
 set -eu
 EDGED=${1:-./edged}
@@ -34,17 +38,22 @@ until [ -s "$d/ready" ]; do
 	[ $i -gt 300 ] && { echo "edged did not start" >&2; exit 1; }
 	sleep 0.1
 done
-t0=$(ticks "$epid")
-wrk -t1 -c64 -d"${DUR}s" -s tests/bench/miss.lua "http://127.0.0.1:$ep/" >"$d/wrk"
-t1=$(ticks "$epid")
-sleep 1 # the writer's last batch
-curl -s "http://127.0.0.1:$ap/stats" >"$d/stats"
-python3 - "$d/wrk" "$d/stats" "$((t1 - t0))" "$(getconf CLK_TCK)" "$*" <<'PY'
+round=1
+while [ "$round" -le "${ROUNDS:-1}" ]; do
+	t0=$(ticks "$epid")
+	wrk -t1 -c64 -d"${DUR}s" -s tests/bench/miss.lua "http://127.0.0.1:$ep/" -- "r$round" >"$d/wrk"
+	t1=$(ticks "$epid")
+	sleep 1 # the writer's last batch
+	curl -s "http://127.0.0.1:$ap/stats" >"$d/stats"
+	python3 - "$d/wrk" "$d/stats" "$((t1 - t0))" "$(getconf CLK_TCK)" "$round" "$*" <<'PY'
 import json, re, sys
-wrk, st, ticks, hz, args = open(sys.argv[1]).read(), json.load(open(sys.argv[2])), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+wrk, st, ticks, hz = open(sys.argv[1]).read(), json.load(open(sys.argv[2])), int(sys.argv[3]), int(sys.argv[4])
+rnd, args = sys.argv[5], sys.argv[6]
 n = int(re.search(r"(\d+) requests in", wrk).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))
 c = st["cache"]
-print("%s: %d requests, %.0f req/s, %.0f req per edged CPU-s, puts %d, put_drops %d"
-      % (args or "(defaults)", n, rps, n * hz / max(ticks, 1), c["puts"], c["put_drops"]))
+print("%s round %s: %d requests, %.0f req/s, %.0f req per edged CPU-s, puts %d, put_drops %d"
+      % (args or "(defaults)", rnd, n, rps, n * hz / max(ticks, 1), c["puts"], c["put_drops"]))
 PY
+	round=$((round + 1))
+done
