@@ -167,6 +167,8 @@ struct http_conn {
 	unsigned out_file : 1;     /* plain: the output may hold a file
 	                              segment (conn_write_last) */
 	unsigned write_on : 1;     /* plain: write_ev is added */
+	unsigned timer_on : 1;     /* timer added or activated */
+	unsigned flush_on : 1;     /* flush_ev activated */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
 	union {
@@ -311,6 +313,36 @@ conn_arm_timer(struct http_conn *c, uint64_t ms)
 
 	ms_to_tv(ms, &tv);
 	evtimer_add(&c->timer, &tv);
+	c->timer_on = 1;
+}
+
+/*
+ * Run <c>'s timer callback from the loop, where freeing <c> is safe.  The
+ * flags timer_on and flush_on spare an event_del (the base's lock and a
+ * few hundred instructions) for an event that is neither added nor
+ * active, as most of a short connection's are when it is freed.
+ */
+static void
+conn_timer_fire(struct http_conn *c)
+{
+	event_active(&c->timer, EV_TIMEOUT, 0);
+	c->timer_on = 1;
+}
+
+static void
+conn_timer_stop(struct http_conn *c)
+{
+	if (c->timer_on) {
+		evtimer_del(&c->timer);
+		c->timer_on = 0;
+	}
+}
+
+static void
+conn_flush_fire(struct http_conn *c)
+{
+	event_active(&c->flush_ev, EV_WRITE, 1);
+	c->flush_on = 1;
 }
 
 /* ---- reading (plain connections) ---- */
@@ -507,7 +539,7 @@ conn_out_added(struct http_conn *c)
 	if (c->is_tls) {
 		if (!c->tls_flush && !c->tls_handshaking) {
 			c->tls_flush = 1;
-			event_active(&c->flush_ev, EV_WRITE, 1);
+			conn_flush_fire(c);
 		}
 		return;
 	}
@@ -515,7 +547,7 @@ conn_out_added(struct http_conn *c)
 		return;
 	c->flush_armed = 1;
 	if (!c->in_dispatch)
-		event_active(&c->flush_ev, EV_WRITE, 1);
+		conn_flush_fire(c);
 }
 
 /*
@@ -701,6 +733,7 @@ on_conn_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	c->flush_on = 0;
 	if (c->is_tls) {
 		conn_tls_write_now(c);
 		return;
@@ -930,7 +963,7 @@ body_cut(struct http_txn *txn)
 	txn->error = "client closed within the body";
 	txn->want_body = 0;
 	c->keep_alive = 0;
-	event_active(&c->timer, EV_TIMEOUT, 0);
+	conn_timer_fire(c);
 	return CDN_EINVAL;
 }
 
@@ -977,7 +1010,7 @@ http_txn_body_read(struct http_txn *txn, char *dst, size_t max)
 		txn->want_body = 0;
 		/* The handler learns through on_abort, from the event loop. */
 		c->keep_alive = 0;
-		event_active(&c->timer, EV_TIMEOUT, 0);
+		conn_timer_fire(c);
 		txn->body_error = status;
 		return CDN_EINVAL;
 	}
@@ -1468,7 +1501,7 @@ txn_start(struct http_conn *c)
 	c->state = CONN_ACTIVE;
 	c->keep_alive = req->keep_alive;
 	c->client_closes = !req->keep_alive;
-	evtimer_del(&c->timer);
+	conn_timer_stop(c);
 
 	if (req->is_chunked) {
 		txn->has_body = 1;
@@ -1564,7 +1597,7 @@ conn_dispatch(struct http_conn *c)
 		if (c->state == CONN_CLOSING)
 			conn_linger(c);
 		else if (c->state == CONN_ACTIVE && c->txn.want_write)
-			event_active(&c->flush_ev, EV_WRITE, 1);
+			conn_flush_fire(c);
 	} else if (c->state == CONN_CLOSING) {
 		/* The socket is full: no more requests while it drains. */
 		conn_read_set(c, 0);
@@ -1610,11 +1643,13 @@ conn_unlink_and_free(struct http_conn *c)
 		conn_tls_close_notify(c);
 		bufferevent_free(c->bev);
 	}
-	event_del(&c->flush_ev);
-	event_del(&c->timer);
+	if (c->flush_on)
+		event_del(&c->flush_ev);
+	conn_timer_stop(c);
 	if (!c->is_tls) {
-		event_del(&c->read_ev);
-		event_del(&c->write_ev);
+		if (c->read_added)
+			event_del(&c->read_ev);
+		conn_write_stop(c);
 		/* A file segment's or reference's owner hears of it here. */
 		evbuffer_free(c->in);
 		evbuffer_free(c->out);
@@ -1671,7 +1706,7 @@ conn_close_after_flush(struct http_conn *c)
 	}
 	conn_read_set(c, 0);
 	if (evbuffer_get_length(c->out) == 0)
-		event_active(&c->timer, EV_TIMEOUT, 0);
+		conn_timer_fire(c);
 }
 
 /*
@@ -1703,7 +1738,7 @@ conn_linger(struct http_conn *c)
 	c->state = CONN_LINGER;
 	if (conn_close_is_clean(c)) {
 		/* Freed from the loop: callers up the stack still hold c. */
-		event_active(&c->timer, EV_TIMEOUT, 0);
+		conn_timer_fire(c);
 		return;
 	}
 	if (c->is_tls)
@@ -1830,6 +1865,7 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	c->timer_on = 0; /* not persistent: neither added nor active now */
 	switch (c->state) {
 	case CONN_IDLE:
 		if (c->tls_handshaking) {
