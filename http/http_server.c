@@ -95,6 +95,15 @@
 #define READ_MAX          (64 * 1024) /* plain bytes read per wake-up */
 #define LAST_WRITE_IOV    8           /* pieces of a response's last write */
 
+/* Plain connections kept for reuse; none under ASan, which sees a
+ * connection used after its free only if its memory is freed. */
+#define CONN_SPARE_MAX 32
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_SPARE_ON 0
+#else
+#define CONN_SPARE_ON 1
+#endif
+
 enum conn_state {
 	CONN_IDLE = 0,
 	CONN_ACTIVE,
@@ -199,7 +208,10 @@ struct http_server {
 	atomic_uint *conn_gauge; /* mirrors nconns for other threads */
 	unsigned draining : 1;
 	struct http_conn *reading; /* in this plain connection's read */
-	char *cache_status_node;   /* NULL: no Cache-Status on own errors */
+	struct http_conn *spare;   /* freed plain connections, their buffers
+	                              kept (linked by next) */
+	unsigned nspare;
+	char *cache_status_node; /* NULL: no Cache-Status on own errors */
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
 };
@@ -1624,6 +1636,22 @@ conn_tls_close_notify(struct http_conn *c)
 		ERR_clear_error(); /* leave nothing for the next connection */
 }
 
+/* Free <c>'s memory: it is unlinked, its events and socket gone. */
+static void
+conn_release(struct http_conn *c)
+{
+	if (!c->is_tls) {
+		evbuffer_free(c->in);
+		evbuffer_free(c->out);
+	}
+	free(c);
+}
+
+/*
+ * A plain connection's memory and its two (empty) buffers are kept for
+ * the next one (s->spare): under churn, the allocations and the buffers'
+ * set-up and teardown were a twentieth of a request's instructions.
+ */
 static void
 conn_unlink_and_free(struct http_conn *c)
 {
@@ -1651,8 +1679,8 @@ conn_unlink_and_free(struct http_conn *c)
 			event_del(&c->read_ev);
 		conn_write_stop(c);
 		/* A file segment's or reference's owner hears of it here. */
-		evbuffer_free(c->in);
-		evbuffer_free(c->out);
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
 		close(c->fd);
 	}
 	if (c->txn.body_buf != NULL)
@@ -1660,7 +1688,14 @@ conn_unlink_and_free(struct http_conn *c)
 	if (c->head != conn_head_inline(c))
 		free(c->head);
 	MAGIC_WIPE(c);
-	free(c);
+	if (CONN_SPARE_ON && !c->is_tls && s->nspare < CONN_SPARE_MAX &&
+	    !s->draining) {
+		c->next = s->spare;
+		s->spare = c;
+		s->nspare++;
+	} else {
+		conn_release(c);
+	}
 	if (s->nconns == 0 && s->draining && s->on_empty != NULL) {
 		void (*cb)(void *) = s->on_empty;
 
@@ -2058,19 +2093,35 @@ server_admits(struct http_server *s)
 	return 1;
 }
 
-/* A new connection from <peer>, before its bufferevent exists. */
+/*
+ * A new connection from <peer>, before its buffers or bufferevent exist.
+ * A plain one may be a spare, and then comes with its two empty buffers
+ * (c->in, c->out); otherwise both are NULL.
+ */
 static struct http_conn *
-conn_new(struct http_server *s, const struct sockaddr *peer)
+conn_new(struct http_server *s, const struct sockaddr *peer, int plain)
 {
 	struct http_conn *c;
+	struct evbuffer *in = NULL, *out = NULL;
 	size_t fields_len = s->lim.parse.max_headers * sizeof(*c->fields);
 
 	_Static_assert(sizeof(*c) % _Alignof(struct http_header) == 0,
 	    "the fields array can follow the connection");
-	/* One allocation, of which only the struct needs zeroing: the parser
-	 * fills the fields it reports, and the head is copied in. */
-	c = cdn_xmalloc(sizeof(*c) + fields_len + HEAD_INLINE);
+	if (plain && s->spare != NULL) {
+		c = s->spare;
+		s->spare = c->next;
+		s->nspare--;
+		in = c->in;
+		out = c->out;
+	} else {
+		/* One allocation, of which only the struct needs zeroing:
+		 * the parser fills the fields it reports, and the head is
+		 * copied in. */
+		c = cdn_xmalloc(sizeof(*c) + fields_len + HEAD_INLINE);
+	}
 	memset(c, 0, sizeof(*c));
+	c->in = in;
+	c->out = out;
 	c->fields = (struct http_header *)(c + 1);
 	c->head = (char *)c->fields + fields_len;
 	c->head_cap = HEAD_INLINE;
@@ -2136,14 +2187,19 @@ http_server_adopt(
 		close(fd);
 		return;
 	}
-	c = conn_new(s, peer);
+	c = conn_new(s, peer, 1);
 	/* No bufferevent: read_ev reads, the output is written at once
 	 * (conn_write_out) and write_ev waits only on a full socket, so a
 	 * bufferevent's set-up and teardown (a fifth of a churn request's
 	 * instructions) bought nothing. */
 	c->fd = fd;
-	c->in = evbuffer_new();
-	c->out = evbuffer_new();
+	if (c->in == NULL) {
+		c->in = evbuffer_new();
+		c->out = evbuffer_new();
+		/* File segments are then sent with sendfile, not copied. */
+		if (c->out != NULL)
+			evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD);
+	}
 	if (c->in == NULL || c->out == NULL) {
 		CDN_LOG(CDN_LOG_ERR, "http", "client %s: no memory for buffers",
 		    conn_peer(c));
@@ -2156,8 +2212,6 @@ http_server_adopt(
 		free(c);
 		return;
 	}
-	/* File segments are then sent with sendfile, not copied in. */
-	evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD);
 	conn_start(s, c);
 	/* A client sends its request right after connecting: read it in
 	 * this loop turn, once the listener has taken every connection
@@ -2184,7 +2238,7 @@ http_server_adopt_tls(struct http_server *s, int fd,
 		close(fd);
 		return;
 	}
-	c = conn_new(s, peer);
+	c = conn_new(s, peer, 0);
 	/* On success the bufferevent owns ssl and fd (CLOSE_ON_FREE). */
 	c->bev = bufferevent_openssl_socket_new(
 	    s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -2230,6 +2284,19 @@ http_server_set_cache_status(struct http_server *s, const char *node)
 	s->cache_status_node = node != NULL ? cdn_xstrdup(node) : NULL;
 }
 
+/* Free the connections kept for reuse. */
+static void
+conn_spare_free(struct http_server *s)
+{
+	struct http_conn *c;
+
+	while ((c = s->spare) != NULL) {
+		s->spare = c->next;
+		conn_release(c);
+	}
+	s->nspare = 0;
+}
+
 void
 http_server_close_all(struct http_server *s)
 {
@@ -2245,6 +2312,7 @@ http_server_drain(struct http_server *s, void (*on_empty)(void *arg), void *arg)
 
 	MAGIC_CHECK(s, HTTP_SERVER_MAGIC);
 	s->draining = 1;
+	conn_spare_free(s);
 	s->on_empty = on_empty;
 	s->on_empty_arg = arg;
 	for (c = s->conns; c != NULL; c = next) {
@@ -2284,6 +2352,7 @@ http_server_free(struct http_server **sp)
 		return;
 	s->on_empty = NULL;
 	http_server_close_all(s);
+	conn_spare_free(s);
 	free(s->cache_status_node);
 	MAGIC_WIPE(s);
 	free(s);
