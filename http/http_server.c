@@ -566,9 +566,9 @@ conn_out_added(struct http_conn *c)
  * Write the last of plain connection <c>'s output before it closes, with
  * MSG_MORE: the kernel keeps the final partial segment back, and the FIN
  * that the close (or the linger's shutdown) sends right after leaves in
- * it.  The response and the FIN then take one segment instead of two, and
- * the client acknowledges both at once: two packets fewer per connection,
- * in the kernel time that churn is made of.  The caller closes or shuts
+ * it.  The response and the FIN then take one segment instead of two: of
+ * the ten a connection cost, the one built, sent and received on the
+ * server's core for the FIN alone is gone.  The caller closes or shuts
  * down once everything went; what stays is written by the write event
  * without MSG_MORE, which pushes it.  A file segment has no memory to
  * point at, and an output in many pieces is rare here: both are left to
