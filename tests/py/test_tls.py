@@ -384,6 +384,102 @@ def test_records_sent_together_are_all_read():
         et.eq(r3.json()["body_sha256"], et.sha256(body), "the POST body")
 
 
+def held_finished(port, alpn):
+    """A TLS 1.3 handshake whose client Finished is not sent yet: returns
+    the socket and the client's TLS object and BIOs, so that a test can
+    send the Finished and what follows it in one segment."""
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_3)
+    ctx.set_alpn_protocols([alpn])
+    tls = ctx.wrap_bio(inc, outg, False, "www.example.com")
+    s = socket.create_connection(("127.0.0.1", port), 10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            s.sendall(outg.read())
+            got = s.recv(65536)
+            if not got:
+                s.close()
+                raise AssertionError("closed in the handshake")
+            inc.write(got)
+    et.eq(tls.selected_alpn_protocol(), alpn, "ALPN")
+    return s, tls, inc, outg
+
+
+def read_until(s, tls, inc, done, what):
+    """Decrypt what <s> receives until done(plaintext), in 5 s."""
+    s.settimeout(5)
+    plain = b""
+    while not done(plain):
+        try:
+            got = s.recv(65536)
+        except socket.timeout:
+            raise AssertionError("%s: stalled after %d bytes: %r"
+                                 % (what, len(plain), plain[-200:]))
+        if not got:
+            raise AssertionError("%s: closed after %d bytes"
+                                 % (what, len(plain)))
+        inc.write(got)
+        while True:
+            try:
+                plain += tls.read(65536)
+            except ssl.SSLWantReadError:
+                break
+    return plain
+
+
+def test_requests_sent_with_the_finished_are_read():
+    """OpenSSL reads ahead from the ClientHello on, so the read that
+    takes the client's Finished also takes what the client sent behind it:
+    HTTP/1.1 requests, or an h2 preface, SETTINGS and HEADERS, each a
+    record of its own.  They must be answered when the handshake ends,
+    not left in OpenSSL's buffer until the client sends again."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        s, tls, inc, outg = held_finished(e.tls_port, "http/1.1")
+        with s:
+            tls.write(et.build_request("GET", "/obj/fin1?size=100"))
+            tls.write(et.build_request("GET", "/obj/fin2?size=200"))
+            s.sendall(outg.read())  # Finished and two records
+            plain = read_until(s, tls, inc,
+                               lambda p: whole(p, ["GET", "GET"]),
+                               "HTTP/1.1")
+        r1, r2 = et.parse_responses(plain, ["GET", "GET"])
+        et.check_pattern(r1.body, 100)
+        et.check_pattern(r2.body, 200)
+
+        s, tls, inc, outg = held_finished(e.tls_port, "h2")
+        with s:
+            tls.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            tls.write(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            # HPACK (RFC 7541): :method GET and :scheme https from the
+            # static table, :authority and :path as literals.
+            block = b"\x82\x87"
+            for idx, v in ((1, b"www.example.com"),
+                           (4, b"/obj/fin3?size=300")):
+                block += bytes([idx, len(v)]) + v
+            # HEADERS, END_STREAM | END_HEADERS, stream 1
+            tls.write(len(block).to_bytes(3, "big") + b"\x01\x05" +
+                      (1).to_bytes(4, "big") + block)
+            s.sendall(outg.read())  # Finished and three records
+
+            def ended(p):
+                # frames after the server's SETTINGS: DATA with
+                # END_STREAM on stream 1 ends the response
+                i = 0
+                while i + 9 <= len(p):
+                    n = int.from_bytes(p[i:i + 3], "big")
+                    if (p[i + 3] == 0 and p[i + 4] & 1 and
+                            int.from_bytes(p[i + 5:i + 9], "big") == 1):
+                        return True
+                    i += 9 + n
+                return False
+            plain = read_until(s, tls, inc, ended, "h2")
+        et.ok(len(plain) > 300, "an h2 response of %d bytes" % len(plain))
+
+
 def test_large_hits_fill_whole_records():
     """A hit's head went as a TLS record (and a write) of its
     own before the body's records; it now fills the first full record
