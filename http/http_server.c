@@ -1578,6 +1578,39 @@ conn_close_after_flush(struct http_conn *c)
 }
 
 /*
+ * conn_close_is_clean over TLS.  A peek would mostly find the client's
+ * close_notify, which clients send as soon as they have the answer to a
+ * request that asked for the close.  Read instead: nothing yet, the
+ * close_notify or the end of the connection leave nothing unread for a
+ * reset to be sent for; our close_notify goes as <c> is freed, and one
+ * the client sends later finds the socket closed, as it does with nginx.
+ * Application bytes (discarded, as lingering discards them), a record
+ * partly received or a broken one mean lingering.
+ */
+static int
+conn_tls_close_is_clean(struct http_conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char b;
+	int n, err;
+
+	if (ssl == NULL)
+		return 0;
+	n = SSL_read(ssl, &b, 1);
+	if (n > 0)
+		return 0;
+	err = SSL_get_error(ssl, n);
+	ERR_clear_error(); /* leave nothing for the next connection */
+	if (err == SSL_ERROR_WANT_READ)
+		return !SSL_has_pending(ssl);
+	if (err == SSL_ERROR_ZERO_RETURN ||
+	    (err == SSL_ERROR_SYSCALL && n == 0))
+		return 1;
+	c->tls_done = 1; /* no close_notify on a broken connection */
+	return 0;
+}
+
+/*
  * Whether <c> may close at once rather than linger: the client asked for
  * the close, its request was read whole, and it has sent nothing since,
  * so no RST can overtake the response (nginx's "lingering_close on").
@@ -1591,9 +1624,11 @@ conn_close_is_clean(struct http_conn *c)
 	char b;
 	ssize_t n;
 
-	if (c->is_tls || !c->client_closes || c->srv->draining ||
+	if (!c->client_closes || c->srv->draining ||
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		return 0;
+	if (c->is_tls)
+		return conn_tls_close_is_clean(c);
 	if (c->srv->reading == c && c->read_drained)
 		return 1;
 	n = recv(bufferevent_getfd(c->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);

@@ -535,6 +535,32 @@ def test_sigterm_closes_tls_connections():
                   "drain timeout")
 
 
+def test_asked_close_frees_the_tls_connection_at_once():
+    """A client that asks for the close and has sent nothing more gets
+    its answer and a close_notify, and edged closes its end at once, as
+    over plain HTTP, rather than wait for the client's close_notify.  One
+    that sent more behind such a request still gets its answer whole."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        with TLSClient(e.tls_port, "www.example.com") as c:
+            r = c.request("GET", "/obj/tc?size=1000",
+                          headers={"Connection": "close"})
+            et.check_pattern(r.body, 1000)
+            c.sock.settimeout(3)
+            et.eq(c.sock.recv(100), b"", "a close_notify after the answer")
+            # Our end stays open: edged must not wait for it.
+            et.wait_for(lambda: stats(e)["connections_open"] == 0,
+                        timeout=1.0, what="edged closed its end")
+        for i in range(3):
+            with TLSClient(e.tls_port, "www.example.com") as c:
+                c.send(et.build_request("GET", "/obj/tc2?size=200000",
+                                        {"Connection": "close"}) +
+                       et.build_request("GET", "/obj/more%d" % i))
+                et.check_pattern(c.read_response().body, 200000)
+                c.sock.settimeout(3)
+                et.eq(c.sock.recv(100), b"", "the second request is not "
+                      "answered")
+
+
 def test_tls10_and_tls11_refused():
     with et.Origin() as o, tls_edge(o.url) as e:
         for flag in ("-tls1", "-tls1_1"):
