@@ -7,7 +7,10 @@ start (default.test is the default certificate, www.example.com and
 module handshake with TLS 1.2 and 1.3; TLS 1.0 and 1.1 are refused.  SNI
 picks the certificate (exact, wildcard of one label, else the default).
 Sessions resume from tickets (whose keys rotate) and from the session
-cache.  SIGHUP reloads the certificates while a keep-alive connection stays
+cache, also connection after connection as a client making one per
+request does (TLS 1.3 and 1.2).  Requests sent behind the client's
+Finished are answered (HTTP/1.1 and h2), and a client that asked for the
+close is let go at once.  SIGHUP reloads the certificates while a keep-alive connection stays
 open and usable; a broken new certificate is refused and the old one stays.
 A client that stalls in the handshake is dropped after
 client_header_timeout, garbage on the TLS port is dropped, and edged keeps
@@ -627,6 +630,39 @@ def test_resumption_tickets_and_cache():
             et.ok("Reused, TLS" in out, "resumed with %s:\n%s" % (args, out))
         st = stats(e)["tls"]
         et.ok(st["resumed"] >= 3, "resumptions counted: %r" % st)
+
+
+def test_each_request_on_a_resumed_connection():
+    """As a client making a connection per request does (the benchmark's
+    h1-resume): each connection asks for the close and resumes the session
+    of the one before, from its newest ticket, over TLS 1.3 and 1.2.
+    Every one after the first resumes, gets its answer whole and a
+    close_notify, and edged counts the resumptions."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        n = 5
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            ctx = client_ctx(version)
+            sess = None
+            for i in range(n):
+                raw = socket.create_connection(("127.0.0.1", e.tls_port), 10)
+                with ctx.wrap_socket(raw, server_hostname="www.example.com",
+                                     session=sess) as s:
+                    s.sendall(et.build_request(
+                        "GET", "/obj/res?size=3000",
+                        {"Connection": "close"}))
+                    data = b""
+                    while True:
+                        got = s.recv(65536)
+                        if not got:
+                            break  # the close_notify
+                        data += got
+                    r, = et.parse_responses(data, ["GET"])
+                    et.check_pattern(r.body, 3000)
+                    et.eq(s.session_reused, i > 0,
+                          "%s connection %d resumed" % (version.name, i))
+                    sess = s.session
+        st = stats(e)["tls"]
+        et.ok(st["resumed"] >= 2 * (n - 1), "resumptions counted: %r" % st)
 
 
 @et.timeout(40)
