@@ -564,6 +564,43 @@ def test_asked_close_frees_the_tls_connection_at_once():
                       "answered")
 
 
+def test_half_close_after_the_request_gets_the_answer():
+    """A client that sends its request and then shuts down its sending
+    side (a FIN, no close_notify) still gets the whole answer, then a
+    close_notify, and edged lets the connection go."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        for close in (True, False):
+            s, tls, inc, outg = held_finished(e.tls_port, "http/1.1")
+            with s:
+                tls.write(et.build_request(
+                    "GET", "/obj/half?size=5000",
+                    {"Connection": "close"} if close else None))
+                s.sendall(outg.read())
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(5)
+                plain, notify = b"", False
+                while True:
+                    got = s.recv(65536)
+                    if not got:
+                        break
+                    inc.write(got)
+                    try:
+                        while not notify:
+                            got = tls.read(65536)
+                            notify = got == b""  # the close_notify
+                            plain += got
+                    except ssl.SSLWantReadError:
+                        pass
+                    except ssl.SSLZeroReturnError:
+                        notify = True
+                r, = et.parse_responses(plain, ["GET"])
+                et.check_pattern(r.body, 5000)
+                et.ok(notify, "a close_notify after the answer (%s)"
+                      % ("Connection: close" if close else "keep-alive"))
+        et.wait_for(lambda: stats(e)["connections_open"] == 0,
+                    timeout=3.0, what="edged closed every connection")
+
+
 def test_tls10_and_tls11_refused():
     with et.Origin() as o, tls_edge(o.url) as e:
         for flag in ("-tls1", "-tls1_1"):
