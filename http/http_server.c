@@ -1581,11 +1581,12 @@ conn_close_after_flush(struct http_conn *c)
  * conn_close_is_clean over TLS.  A peek would mostly find the client's
  * close_notify, which clients send as soon as they have the answer to a
  * request that asked for the close.  Read instead: nothing yet, the
- * close_notify or the end of the connection leave nothing unread for a
- * reset to be sent for; our close_notify goes as <c> is freed, and one
- * the client sends later finds the socket closed, as it does with nginx.
- * Application bytes (discarded, as lingering discards them), a record
- * partly received or a broken one mean lingering.
+ * close_notify or the end of the connection (which edge_tls.c has OpenSSL
+ * read as one) leave nothing unread for a reset to be sent for; our
+ * close_notify goes as <c> is freed, and one the client sends later finds
+ * the socket closed, as it does with nginx.  Application bytes (discarded,
+ * as lingering discards them), a record partly received or a broken one
+ * mean lingering.
  */
 static int
 conn_tls_close_is_clean(struct http_conn *c)
@@ -1603,8 +1604,7 @@ conn_tls_close_is_clean(struct http_conn *c)
 	ERR_clear_error(); /* leave nothing for the next connection */
 	if (err == SSL_ERROR_WANT_READ)
 		return !SSL_has_pending(ssl);
-	if (err == SSL_ERROR_ZERO_RETURN ||
-	    (err == SSL_ERROR_SYSCALL && n == 0))
+	if (err == SSL_ERROR_ZERO_RETURN)
 		return 1;
 	c->tls_done = 1; /* no close_notify on a broken connection */
 	return 0;
