@@ -77,6 +77,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h> /* ev_read: see conn_tls_drain */
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
@@ -1604,6 +1605,20 @@ conn_recv(struct h2_conn *c)
 	}
 }
 
+/*
+ * Records OpenSSL read ahead during the handshake (http_server.c turns
+ * read-ahead on for the ClientHello, off at the hand-over) wait in it
+ * whole, and libevent 2.1's bufferevent reads on only while OpenSSL holds
+ * decrypted bytes, or when the socket turns readable again: run its read
+ * event once more while OpenSSL holds any.
+ */
+static void
+conn_tls_drain(struct h2_conn *c)
+{
+	if (c->is_tls && !c->closing && SSL_has_pending(c->ssl))
+		event_active(&c->bev->ev_read, EV_READ, 1);
+}
+
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
@@ -1612,6 +1627,7 @@ on_read(struct bufferevent *bev, void *arg)
 	(void)bev;
 	MAGIC_CHECK(c, H2_CONN_MAGIC);
 	conn_recv(c);
+	conn_tls_drain(c);
 	conn_flush(c);
 }
 
@@ -1790,10 +1806,12 @@ conn_start(
 	gauge(h);
 	EDGE_COUNTER_INC(w, h2_conns);
 	/* The handshake may have brought the preface already. */
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
 		on_read(bev, c);
-	else
+	} else {
+		conn_tls_drain(c);
 		schedule_flush(c); /* our SETTINGS */
+	}
 }
 
 /* ---- API ---- */

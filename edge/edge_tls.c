@@ -613,9 +613,15 @@ ctx_new(struct edge_tls *t, const char *what, const char *sni_name,
 		    ssl_error(err, sizeof(err)));
 		goto fail;
 	}
+	/* OpenSSL 3 makes a client's end of file without close_notify a
+	 * fatal error and answers it with a decode_error alert: a client
+	 * that half-closes after its request got the alert, not the answer.
+	 * As over plain HTTP the FIN ends the requests (http_server.c allows
+	 * dirty shutdowns; framing tells a whole request). */
 	SSL_CTX_set_options(ctx,
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
-	        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	        SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* An idle keep-alive connection keeps no 34 KiB record buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, t);

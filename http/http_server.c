@@ -46,8 +46,11 @@
  * stalls mid-handshake costs one timer; a failed handshake (garbage, TLS 1.1)
  * frees the connection at once.  On the way out a close_notify is sent
  * when the output is flushed.  Responses are encrypted and written in the
- * loop turn that made them (conn_tls_write_now), and HTTP/1.1 reads ahead
- * (conn_tls_read_ahead).  Two libevent 2.1 habits are worked around
+ * loop turn that made them (conn_tls_write_now).  OpenSSL reads ahead
+ * from the ClientHello on (conn_tls_read_ahead), and the ClientHello is
+ * read in the loop turn that accepted the connection; the bufferevent's
+ * write event waits in epoll only while output waits for the socket
+ * (conn_tls_write_idle).  Two libevent 2.1 habits are worked around
  * (conn_tls_coalesce, conn_tls_want_input).  The plain path pays a flag
  * test per response and per connection event: no call, no allocation.
  */
@@ -1745,6 +1748,39 @@ conn_close_after_flush(struct http_conn *c)
 }
 
 /*
+ * conn_close_is_clean over TLS.  A peek would mostly find the client's
+ * close_notify, which clients send as soon as they have the answer to a
+ * request that asked for the close.  Read instead: nothing yet, the
+ * close_notify or the end of the connection (which edge_tls.c has OpenSSL
+ * read as one) leave nothing unread for a reset to be sent for; our
+ * close_notify goes as <c> is freed, and one the client sends later finds
+ * the socket closed, as it does with nginx.  Application bytes (discarded,
+ * as lingering discards them), a record partly received or a broken one
+ * mean lingering.
+ */
+static int
+conn_tls_close_is_clean(struct http_conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char b;
+	int n, err;
+
+	if (ssl == NULL)
+		return 0;
+	n = SSL_read(ssl, &b, 1);
+	if (n > 0)
+		return 0;
+	err = SSL_get_error(ssl, n);
+	ERR_clear_error(); /* leave nothing for the next connection */
+	if (err == SSL_ERROR_WANT_READ)
+		return !SSL_has_pending(ssl);
+	if (err == SSL_ERROR_ZERO_RETURN)
+		return 1;
+	c->tls_done = 1; /* no close_notify on a broken connection */
+	return 0;
+}
+
+/*
  * Whether <c> may close at once rather than linger: the client asked for
  * the close, its request was read whole, and it has sent nothing since,
  * so no RST can overtake the response (nginx's "lingering_close on").
@@ -1758,9 +1794,11 @@ conn_close_is_clean(struct http_conn *c)
 	char b;
 	ssize_t n;
 
-	if (c->is_tls || !c->client_closes || c->srv->draining ||
+	if (!c->client_closes || c->srv->draining ||
 	    evbuffer_get_length(c->in) > 0)
 		return 0;
+	if (c->is_tls)
+		return conn_tls_close_is_clean(c);
 	if (c->srv->reading == c && c->read_drained)
 		return 1;
 	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -1830,15 +1868,34 @@ conn_hand_over_h2(struct http_conn *c)
 
 /*
  * With read-ahead OpenSSL reads what the socket holds, not a record's
- * 5-byte header and then its rest: one read(2) per request instead of
- * two.  Only once HTTP/1.1 is chosen: the records it reads ahead are
- * ours to drain (conn_tls_want_input), and an h2 connection is handed
- * over with nothing left behind in OpenSSL.
+ * 5-byte header and then its rest: the ClientHello in one read(2) instead
+ * of two, the client's ChangeCipherSpec, Finished and often its request in
+ * one instead of four or six, and one per request after.  The records it
+ * reads ahead are ours to drain (conn_tls_want_input); an h2 connection
+ * gets them with its bufferevent, and reads one record at a time from then
+ * on (edge_h2.c drains what is left).
  */
 static void
-conn_tls_read_ahead(SSL *ssl)
+conn_tls_read_ahead(SSL *ssl, int on)
 {
-	SSL_set_read_ahead(ssl, 1);
+	SSL_set_read_ahead(ssl, on);
+}
+
+/*
+ * libevent 2.1 adds the bufferevent's write event when a handshake starts
+ * and again when it ends (its bufferevent_enable of what is enabled), and
+ * takes it off at the next loop turn when there is nothing to write: an
+ * epoll_ctl, an epoll_wait woken by EPOLLOUT and another epoll_ctl, twice
+ * per connection.  Take it off at once: the changelist then never sends
+ * the add.  EV_WRITE stays enabled, so output still goes (conn_tls_write_now
+ * and the event libevent adds when a write does not finish), and the
+ * handshake adds the event itself when OpenSSL wants to write.
+ */
+static void
+conn_tls_write_idle(struct http_conn *c)
+{
+	if (evbuffer_get_length(c->out) == 0)
+		event_del(&c->bev->ev_write);
 }
 
 /*
@@ -1858,10 +1915,14 @@ conn_tls_handshake_end(struct http_conn *c, short what)
 		conn_tls_report(c,
 		    ssl != NULL && SSL_session_reused(ssl) ? HTTP_TLS_RESUMED
 		                                           : HTTP_TLS_FULL);
-		if (ssl != NULL && conn_tls_is_h2(ssl))
+		if (ssl != NULL && conn_tls_is_h2(ssl)) {
+			conn_tls_read_ahead(ssl, 0);
 			conn_hand_over_h2(c);
-		else if (ssl != NULL)
-			conn_tls_read_ahead(ssl);
+			return;
+		}
+		conn_tls_write_idle(c);
+		/* The request may have come with the client's Finished. */
+		conn_tls_want_input(c);
 		return;
 	}
 	c->tls_done = 1;
@@ -2257,8 +2318,14 @@ http_server_adopt_tls(struct http_server *s, int fd,
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	c->is_tls = 1;
 	c->tls_handshaking = 1;
+	conn_tls_read_ahead(ssl, 1);
 	conn_start(s, c);
 	conn_arm_timer(c, s->lim.header_timeout_ms);
+	conn_tls_write_idle(c);
+	/* A client sends its ClientHello right after connecting: read it in
+	 * this loop turn (as http_server_adopt reads a request), so that the
+	 * server's flight goes without a wait in epoll first. */
+	event_active(&c->bev->ev_read, EV_READ, 1);
 }
 
 struct http_server *

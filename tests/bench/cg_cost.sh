@@ -3,15 +3,20 @@
 # machine's timings are not): edged with one worker serves a warm-up hit,
 # then N requests over one keep-alive connection, twice (N1 and N2); the
 # difference divided by N2 - N1 leaves out start-up and shut-down.
-#   tests/bench/cg_cost.sh [EDGED] [hit|miss|churn] [N1] [N2]
+#   tests/bench/cg_cost.sh [EDGED] [hit|miss|churn|tls-resume] [N1] [N2]
 # hit: one cached 1 KiB object; miss: a new 1 KiB key each request, fetched
 # from tests/bench/bench_origin and stored; churn: the hit, each on a new
-# connection with Connection: close (so a connection's own cost is in).
+# connection with Connection: close (so a connection's own cost is in);
+# tls-resume: the churn over HTTPS, each connection resuming the session
+# of the one before from its newest ticket (BENCH_TLS=1.2 for TLS 1.2,
+# default 1.3); every connection after the first must resume.
 # BENCH_SIZE: the body size in bytes (default 1024; 102400 prices a hit
 # sent from a sealed body with sendfile).
 # Loopback only; stops by itself.
 # EDGED_ARGS: more edged arguments, word-split (e.g. "--purge-bus
 # redis://127.0.0.1:1" to price the purge bus's verdict on hits).
+# CG_KEEP=DIR keeps each run's callgrind profile there (cg-N.out), for
+# callgrind_annotate --inclusive=yes.
 set -eu
 EDGED=${1:-./edged}
 KIND=${2:-hit}
@@ -25,18 +30,30 @@ command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 1; }
 # client PORT N KIND TAG: N GETs on one connection, each response read whole.
 client() {
 	python3 - "$@" <<'PY'
-import os, socket, sys
+import os, socket, ssl, sys
 port, n, kind, tag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+tls = kind == "tls-resume"
+if tls:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    v = os.environ.get("BENCH_TLS", "1.3")
+    ctx.maximum_version = (ssl.TLSVersion.TLSv1_2 if v == "1.2"
+                           else ssl.TLSVersion.TLSv1_3)
+    ctx.set_alpn_protocols(["http/1.1"])
+sess = None
 s = None
 buf = b""
 for i in range(n):
-    if s is None or kind == "churn":
+    if s is None or kind in ("churn", "tls-resume"):
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        if tls:
+            s = ctx.wrap_socket(s, session=sess)
         buf = b""
     size = int(os.environ.get("BENCH_SIZE", "1024"))
     path = ("/obj/m%d-%s?size=%d" % (i, tag, size) if kind == "miss"
             else "/obj/hot?size=%d" % size)
-    close = "Connection: close\r\n" if kind == "churn" else ""
+    close = "Connection: close\r\n" if kind != "hit" and kind != "miss" else ""
     s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n%s\r\n" % (path, close)).encode())
     while b"\r\n\r\n" not in buf:
         buf += s.recv(65536)
@@ -46,9 +63,13 @@ for i in range(n):
     while len(rest) < cl:
         rest += s.recv(65536)
     buf = rest[cl:]
-    if kind == "churn":
+    if kind != "hit" and kind != "miss":
         while s.recv(65536):
             pass  # to the server's close
+        if tls:
+            if i > 0 and not s.session_reused:
+                sys.exit("connection %d not resumed" % i)
+            sess = s.session  # the newest ticket
         s.close()
 PY
 }
@@ -58,10 +79,19 @@ run() {
 	d=$(mktemp -d)
 	op=$(port)
 	ep=$(port)
+	listen="--listen 127.0.0.1:$ep"
+	if [ "$KIND" = tls-resume ]; then
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		    -nodes -days 2 -subj /CN=localhost -keyout "$d/key.pem" \
+		    -out "$d/cert.pem" 2>/dev/null
+		listen="--listen-tls 127.0.0.1:$ep --tls-cert $d/cert.pem"
+		listen="$listen --tls-key $d/key.pem"
+	fi
 	"$ORIGIN" "$op" &
 	opid=$!
+	# shellcheck disable=SC2086
 	valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$EDGED" \
-	    --listen "127.0.0.1:$ep" --origin "http://127.0.0.1:$op" \
+	    $listen --origin "http://127.0.0.1:$op" \
 	    --threads 1 --log-level warn --cache-dir "$d/cache" \
 	    --ready-file "$d/ready" ${EDGED_ARGS:-} >"$d/log" 2>&1 &
 	epid=$!
@@ -71,12 +101,13 @@ run() {
 		[ $i -gt 300 ] && { kill $epid $opid; exit 1; }
 		sleep 0.1
 	done
-	client "$ep" 1 hit warm
+	client "$ep" 1 "$([ "$KIND" = tls-resume ] && echo "$KIND" || echo hit)" warm
 	client "$ep" "$1" "$KIND" "$$.$1"
 	kill -TERM $epid
 	wait $epid || true
 	kill $opid
 	awk '/^(summary|totals):/ {print $2; exit}' "$d/cg.out"
+	[ -z "${CG_KEEP:-}" ] || cp "$d/cg.out" "$CG_KEEP/cg-$1.out"
 	rm -rf "$d"
 }
 

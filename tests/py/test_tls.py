@@ -7,7 +7,10 @@ start (default.test is the default certificate, www.example.com and
 module handshake with TLS 1.2 and 1.3; TLS 1.0 and 1.1 are refused.  SNI
 picks the certificate (exact, wildcard of one label, else the default).
 Sessions resume from tickets (whose keys rotate) and from the session
-cache.  SIGHUP reloads the certificates while a keep-alive connection stays
+cache, also connection after connection as a client making one per
+request does (TLS 1.3 and 1.2).  Requests sent behind the client's
+Finished are answered (HTTP/1.1 and h2), and a client that asked for the
+close is let go at once.  SIGHUP reloads the certificates while a keep-alive connection stays
 open and usable; a broken new certificate is refused and the old one stays.
 A client that stalls in the handshake is dropped after
 client_header_timeout, garbage on the TLS port is dropped, and edged keeps
@@ -384,6 +387,102 @@ def test_records_sent_together_are_all_read():
         et.eq(r3.json()["body_sha256"], et.sha256(body), "the POST body")
 
 
+def held_finished(port, alpn):
+    """A TLS 1.3 handshake whose client Finished is not sent yet: returns
+    the socket and the client's TLS object and BIOs, so that a test can
+    send the Finished and what follows it in one segment."""
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ctx = client_ctx(ssl.TLSVersion.TLSv1_3)
+    ctx.set_alpn_protocols([alpn])
+    tls = ctx.wrap_bio(inc, outg, False, "www.example.com")
+    s = socket.create_connection(("127.0.0.1", port), 10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            s.sendall(outg.read())
+            got = s.recv(65536)
+            if not got:
+                s.close()
+                raise AssertionError("closed in the handshake")
+            inc.write(got)
+    et.eq(tls.selected_alpn_protocol(), alpn, "ALPN")
+    return s, tls, inc, outg
+
+
+def read_until(s, tls, inc, done, what):
+    """Decrypt what <s> receives until done(plaintext), in 5 s."""
+    s.settimeout(5)
+    plain = b""
+    while not done(plain):
+        try:
+            got = s.recv(65536)
+        except socket.timeout:
+            raise AssertionError("%s: stalled after %d bytes: %r"
+                                 % (what, len(plain), plain[-200:]))
+        if not got:
+            raise AssertionError("%s: closed after %d bytes"
+                                 % (what, len(plain)))
+        inc.write(got)
+        while True:
+            try:
+                plain += tls.read(65536)
+            except ssl.SSLWantReadError:
+                break
+    return plain
+
+
+def test_requests_sent_with_the_finished_are_read():
+    """OpenSSL reads ahead from the ClientHello on, so the read that
+    takes the client's Finished also takes what the client sent behind it:
+    HTTP/1.1 requests, or an h2 preface, SETTINGS and HEADERS, each a
+    record of its own.  They must be answered when the handshake ends,
+    not left in OpenSSL's buffer until the client sends again."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        s, tls, inc, outg = held_finished(e.tls_port, "http/1.1")
+        with s:
+            tls.write(et.build_request("GET", "/obj/fin1?size=100"))
+            tls.write(et.build_request("GET", "/obj/fin2?size=200"))
+            s.sendall(outg.read())  # Finished and two records
+            plain = read_until(s, tls, inc,
+                               lambda p: whole(p, ["GET", "GET"]),
+                               "HTTP/1.1")
+        r1, r2 = et.parse_responses(plain, ["GET", "GET"])
+        et.check_pattern(r1.body, 100)
+        et.check_pattern(r2.body, 200)
+
+        s, tls, inc, outg = held_finished(e.tls_port, "h2")
+        with s:
+            tls.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            tls.write(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            # HPACK (RFC 7541): :method GET and :scheme https from the
+            # static table, :authority and :path as literals.
+            block = b"\x82\x87"
+            for idx, v in ((1, b"www.example.com"),
+                           (4, b"/obj/fin3?size=300")):
+                block += bytes([idx, len(v)]) + v
+            # HEADERS, END_STREAM | END_HEADERS, stream 1
+            tls.write(len(block).to_bytes(3, "big") + b"\x01\x05" +
+                      (1).to_bytes(4, "big") + block)
+            s.sendall(outg.read())  # Finished and three records
+
+            def ended(p):
+                # frames after the server's SETTINGS: DATA with
+                # END_STREAM on stream 1 ends the response
+                i = 0
+                while i + 9 <= len(p):
+                    n = int.from_bytes(p[i:i + 3], "big")
+                    if (p[i + 3] == 0 and p[i + 4] & 1 and
+                            int.from_bytes(p[i + 5:i + 9], "big") == 1):
+                        return True
+                    i += 9 + n
+                return False
+            plain = read_until(s, tls, inc, ended, "h2")
+        et.ok(len(plain) > 300, "an h2 response of %d bytes" % len(plain))
+
+
 def test_large_hits_fill_whole_records():
     """A hit's head went as a TLS record (and a write) of its
     own before the body's records; it now fills the first full record
@@ -437,6 +536,69 @@ def test_sigterm_closes_tls_connections():
             et.ok(e.wait_exit(3) is not None, "and edged exits")
             et.ok(time.monotonic() - t0 < 2, "without waiting for the "
                   "drain timeout")
+
+
+def test_asked_close_frees_the_tls_connection_at_once():
+    """A client that asks for the close and has sent nothing more gets
+    its answer and a close_notify, and edged closes its end at once, as
+    over plain HTTP, rather than wait for the client's close_notify.  One
+    that sent more behind such a request still gets its answer whole."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        with TLSClient(e.tls_port, "www.example.com") as c:
+            r = c.request("GET", "/obj/tc?size=1000",
+                          headers={"Connection": "close"})
+            et.check_pattern(r.body, 1000)
+            c.sock.settimeout(3)
+            et.eq(c.sock.recv(100), b"", "a close_notify after the answer")
+            # Our end stays open: edged must not wait for it.
+            et.wait_for(lambda: stats(e)["connections_open"] == 0,
+                        timeout=1.0, what="edged closed its end")
+        for i in range(3):
+            with TLSClient(e.tls_port, "www.example.com") as c:
+                c.send(et.build_request("GET", "/obj/tc2?size=200000",
+                                        {"Connection": "close"}) +
+                       et.build_request("GET", "/obj/more%d" % i))
+                et.check_pattern(c.read_response().body, 200000)
+                c.sock.settimeout(3)
+                et.eq(c.sock.recv(100), b"", "the second request is not "
+                      "answered")
+
+
+def test_half_close_after_the_request_gets_the_answer():
+    """A client that sends its request and then shuts down its sending
+    side (a FIN, no close_notify) still gets the whole answer, then a
+    close_notify, and edged lets the connection go."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        for close in (True, False):
+            s, tls, inc, outg = held_finished(e.tls_port, "http/1.1")
+            with s:
+                tls.write(et.build_request(
+                    "GET", "/obj/half?size=5000",
+                    {"Connection": "close"} if close else None))
+                s.sendall(outg.read())
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(5)
+                plain, notify = b"", False
+                while True:
+                    got = s.recv(65536)
+                    if not got:
+                        break
+                    inc.write(got)
+                    try:
+                        while not notify:
+                            got = tls.read(65536)
+                            notify = got == b""  # the close_notify
+                            plain += got
+                    except ssl.SSLWantReadError:
+                        pass
+                    except ssl.SSLZeroReturnError:
+                        notify = True
+                r, = et.parse_responses(plain, ["GET"])
+                et.check_pattern(r.body, 5000)
+                et.ok(notify, "a close_notify after the answer (%s)"
+                      % ("Connection: close" if close else "keep-alive"))
+        et.wait_for(lambda: stats(e)["connections_open"] == 0,
+                    timeout=3.0, what="edged closed every connection")
 
 
 def test_tls10_and_tls11_refused():
@@ -505,6 +667,39 @@ def test_resumption_tickets_and_cache():
             et.ok("Reused, TLS" in out, "resumed with %s:\n%s" % (args, out))
         st = stats(e)["tls"]
         et.ok(st["resumed"] >= 3, "resumptions counted: %r" % st)
+
+
+def test_each_request_on_a_resumed_connection():
+    """As a client making a connection per request does (the benchmark's
+    h1-resume): each connection asks for the close and resumes the session
+    of the one before, from its newest ticket, over TLS 1.3 and 1.2.
+    Every one after the first resumes, gets its answer whole and a
+    close_notify, and edged counts the resumptions."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        n = 5
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            ctx = client_ctx(version)
+            sess = None
+            for i in range(n):
+                raw = socket.create_connection(("127.0.0.1", e.tls_port), 10)
+                with ctx.wrap_socket(raw, server_hostname="www.example.com",
+                                     session=sess) as s:
+                    s.sendall(et.build_request(
+                        "GET", "/obj/res?size=3000",
+                        {"Connection": "close"}))
+                    data = b""
+                    while True:
+                        got = s.recv(65536)
+                        if not got:
+                            break  # the close_notify
+                        data += got
+                    r, = et.parse_responses(data, ["GET"])
+                    et.check_pattern(r.body, 3000)
+                    et.eq(s.session_reused, i > 0,
+                          "%s connection %d resumed" % (version.name, i))
+                    sess = s.session
+        st = stats(e)["tls"]
+        et.ok(st["resumed"] >= 2 * (n - 1), "resumptions counted: %r" % st)
 
 
 @et.timeout(40)
