@@ -2059,6 +2059,23 @@ on_conn_write(struct bufferevent *bev, void *arg)
 	}
 }
 
+/*
+ * Whether <c> still owes the client answers when the client's end of file
+ * comes: its request is read whole, or, between requests, an answer waits
+ * for the socket or requests wait to be parsed.  Over TLS both happen:
+ * libevent's OpenSSL bufferevent reports the end of file it read behind a
+ * request before it runs the read callback for that request, and it reads
+ * on while an answer is queued.
+ */
+static int
+conn_owes_answers(const struct http_conn *c)
+{
+	if (c->state == CONN_ACTIVE)
+		return c->txn.body_done;
+	return c->state == CONN_IDLE &&
+	    (evbuffer_get_length(c->in) > 0 || evbuffer_get_length(c->out) > 0);
+}
+
 static void
 on_conn_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -2081,11 +2098,13 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && c->state == CONN_ACTIVE &&
-	    txn->body_done && !(what & BEV_EVENT_ERROR)) {
-		/* Half-close after a complete request: answer, then close. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    conn_owes_answers(c)) {
+		/* Half-close after complete requests: answer, then close. */
 		c->client_eof = 1;
 		conn_read_set(c, 0);
+		if (c->state == CONN_IDLE)
+			conn_dispatch(c);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)

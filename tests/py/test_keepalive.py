@@ -186,5 +186,26 @@ def test_half_close_within_a_pipelined_body():
         c.assert_closed(timeout=3.0, what="the connection cut in a body")
 
 
+def test_half_close_while_the_answer_waits_for_the_socket():
+    # A cached answer larger than the socket takes is queued whole, and
+    # the client half-closes right after its request and reads late: the
+    # whole answer still goes out before the close (over TLS the end of
+    # file used to drop a queued answer: test_tls.py).
+    size = 16 << 20
+    url = "/obj/hw?size=%d&ttl=60" % size
+    with et.Origin() as o, et.Edge(o.url) as e:
+        with e.connect(timeout=10) as c:  # a miss: the answer is then
+            c.send(et.build_request("GET", url))  # queued whole at once
+            et.check_pattern(c.read_response().body, size)
+        with e.connect(timeout=10) as c:
+            c.send(et.build_request("GET", url))
+            c.sock.shutdown(socket.SHUT_WR)
+            time.sleep(0.5)  # edged reads the end of file meanwhile
+            r = c.read_response()
+            et.eq(r.status, 200, "the answer")
+            et.check_pattern(r.body, size)
+            c.assert_closed(timeout=3.0, what="the half-closed connection")
+
+
 if __name__ == "__main__":
     et.main()
