@@ -181,6 +181,7 @@ struct http_conn {
 	unsigned write_on : 1;     /* plain: write_ev is added */
 	unsigned timer_on : 1;     /* timer added or activated */
 	unsigned flush_on : 1;     /* flush_ev activated */
+	unsigned eof_on : 1;       /* TLS: read_ev activated (conn_body_eof) */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
 	union {
@@ -192,7 +193,8 @@ struct http_conn {
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries, behind the struct */
 	struct event flush_ev;      /* plain: write the output this turn */
-	struct event read_ev;       /* plain: the socket is readable */
+	struct event read_ev;       /* plain: the socket is readable; TLS:
+	                               a body reader's end of file */
 	struct event write_ev;      /* plain: the socket has room again */
 	struct http_txn txn;
 	/* Behind the struct, in its allocation (conn_new): the fields array,
@@ -1676,6 +1678,8 @@ conn_unlink_and_free(struct http_conn *c)
 	}
 	if (c->flush_on)
 		event_del(&c->flush_ev);
+	if (c->eof_on)
+		event_del(&c->read_ev);
 	conn_timer_stop(c);
 	if (!c->is_tls) {
 		if (c->read_added)
@@ -2061,19 +2065,58 @@ on_conn_write(struct bufferevent *bev, void *arg)
 
 /*
  * Whether <c> still owes the client answers when the client's end of file
- * comes: its request is read whole, or, between requests, an answer waits
- * for the socket or requests wait to be parsed.  Over TLS both happen:
- * libevent's OpenSSL bufferevent reports the end of file it read behind a
- * request before it runs the read callback for that request, and it reads
- * on while an answer is queued.
+ * comes: its request is read whole or may be (its body), or, between
+ * requests, an answer waits for the socket or requests wait to be
+ * parsed.  Over TLS both happen: libevent's OpenSSL bufferevent reports
+ * the end of file it read behind a request before it runs the read
+ * callback for that request, and it reads on while an answer is queued.
  */
 static int
 conn_owes_answers(const struct http_conn *c)
 {
 	if (c->state == CONN_ACTIVE)
-		return c->txn.body_done;
+		return 1; /* a body not read whole: conn_body_eof */
 	return c->state == CONN_IDLE &&
 	    (evbuffer_get_length(c->in) > 0 || evbuffer_get_length(c->out) > 0);
+}
+
+/*
+ * The client's end of file came while <c>'s request body was read: no
+ * more will come, but the rest of the body may be in the input already
+ * (plain: not yet taken by the handler; TLS: libevent's OpenSSL
+ * bufferevent reports the end of file before it adds the bytes read with
+ * it, and runs the read callback after).  A handler waiting for the body
+ * then reads what is there, or learns of the cut (body_cut): over TLS
+ * from the loop, once those bytes are in.
+ */
+static void
+conn_body_eof(struct http_conn *c)
+{
+	if (!c->txn.want_body)
+		return; /* the handler's next read tells */
+	if (c->is_tls) {
+		event_active(&c->read_ev, EV_READ, 1);
+		c->eof_on = 1;
+		return;
+	}
+	c->txn.want_body = 0;
+	c->srv->h.on_body(&c->txn, c->srv->arg);
+}
+
+/* read_ev of a TLS connection: conn_body_eof from the loop. */
+static void
+on_conn_tls_eof(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
+	c->eof_on = 0;
+	if (c->state == CONN_ACTIVE && c->txn.want_body) {
+		c->txn.want_body = 0;
+		c->srv->h.on_body(&c->txn, c->srv->arg);
+	}
 }
 
 static void
@@ -2105,6 +2148,8 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_read_set(c, 0);
 		if (c->state == CONN_IDLE)
 			conn_dispatch(c);
+		else if (!txn->body_done)
+			conn_body_eof(c);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
@@ -2229,6 +2274,7 @@ conn_start(struct http_server *s, struct http_conn *c)
 		c->out = bufferevent_get_output(c->bev);
 		bufferevent_setcb(
 		    c->bev, on_conn_read, on_conn_write, on_conn_event, c);
+		event_assign(&c->read_ev, s->base, -1, 0, on_conn_tls_eof, c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW_WATER, 0);
 		/* libevent writes 16 KiB per loop turn by default: a 100 KiB
 		 * hit would take seven turns instead of one. */

@@ -5,13 +5,18 @@ POST and PUT bodies with Content-Length (0 B, 1 KiB, 5 MiB) and chunked
 bodies (many chunks, chunk extensions, trailers) arrive at /echo with the
 right length and sha256; "Expect: 100-continue" gets "100 Continue" before
 the client sends the body; a body over --max-body-size gets 413 whether its
-size is announced or chunked.
+size is announced or chunked.  A client that sends its body and then
+shuts down its sending side still gets the answer: the body came whole,
+whether edged had handed it on yet or not; a body cut short by that end
+of file reaches the origin as no whole request.
 """
 
 import os
 import random
+import socket
 import sys
 import threading
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
@@ -152,6 +157,48 @@ def test_max_body_size():
         c.close()
         d = echo_of(e.request("POST", "/echo?after=1", body=b"ok"))
         et.eq(d["body_length"], 2, "the edge still serves")
+
+
+def test_body_then_end_of_file():
+    """The end of file read behind a whole body before the handler took
+    it (the origin connection is still being made) does not drop the
+    request.  A race, so it runs many times, with the head apart from the
+    body (read while the request is active) or together with it."""
+    with et.Origin() as o, et.Edge(o.url) as e:
+        for i in range(30):
+            body = os.urandom(3000)
+            head = et.build_request("POST", "/echo?fin=%d" % i,
+                                    {"Content-Length": str(len(body))})
+            with socket.create_connection(("127.0.0.1", e.port), 5) as s:
+                if i % 2:
+                    s.sendall(head)
+                    time.sleep(0.02)
+                    s.sendall(body)
+                else:
+                    s.sendall(head + body)
+                s.shutdown(socket.SHUT_WR)
+                d = echo_of(et.read_response(s))
+            et.eq((d["body_length"], d["body_sha256"]),
+                  (len(body), et.sha256(body)), "request %d: the body" % i)
+        # A body cut by the end of file is still no request.
+        for i in range(4):
+            with socket.create_connection(("127.0.0.1", e.port), 5) as s:
+                s.sendall(et.build_request("POST", "/echo?cut=%d" % i,
+                                           {"Content-Length": "3000"}))
+                time.sleep(0.02 * (i % 2))
+                s.sendall(b"x" * 1000)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(5)
+                got = b""
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    got += d
+            et.ok(not got.startswith(b"HTTP/1.1 2"),
+                  "cut body %d: no success (%r)" % (i, got[:40]))
+            et.eq(o.count("/echo", complete=True), 30,
+                  "cut body %d: no whole request at the origin" % i)
 
 
 if __name__ == "__main__":
