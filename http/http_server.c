@@ -59,12 +59,14 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <linux/sockios.h> /* SIOCOUTQNSD */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -1752,15 +1754,31 @@ conn_close_after_flush(struct http_conn *c)
 }
 
 /*
+ * Whether <c>'s socket has sent everything it was given.  A TLS client
+ * may send its close_notify right behind a request that asked for the
+ * close and read the answer after (TLS 1.3 lets a side close while the
+ * other sends on).  Reaching a closed socket, those bytes make the kernel
+ * answer with a reset and drop what it had not sent: the answer's end.
+ */
+static int
+conn_sent_all(const struct http_conn *c)
+{
+	int unsent;
+
+	return ioctl(c->fd, SIOCOUTQNSD, &unsent) == 0 && unsent == 0;
+}
+
+/*
  * conn_close_is_clean over TLS.  A peek would mostly find the client's
  * close_notify, which clients send as soon as they have the answer to a
- * request that asked for the close.  Read instead: nothing yet, the
- * close_notify or the end of the connection (which edge_tls.c has OpenSSL
- * read as one) leave nothing unread for a reset to be sent for; our
+ * request that asked for the close.  Read instead: the close_notify or
+ * the end of the connection (which edge_tls.c has OpenSSL read as one)
+ * leave nothing unread for a reset to be sent for, and so does nothing
+ * yet once the answer has left the socket (conn_sent_all); our
  * close_notify goes as <c> is freed, and one the client sends later finds
  * the socket closed, as it does with nginx.  Application bytes (discarded,
- * as lingering discards them), a record partly received or a broken one
- * mean lingering.
+ * as lingering discards them), a record partly received or a broken one,
+ * or nothing yet with the answer still in the socket, mean lingering.
  */
 static int
 conn_tls_close_is_clean(struct http_conn *c)
@@ -1777,7 +1795,7 @@ conn_tls_close_is_clean(struct http_conn *c)
 	err = SSL_get_error(ssl, n);
 	ERR_clear_error(); /* leave nothing for the next connection */
 	if (err == SSL_ERROR_WANT_READ)
-		return !SSL_has_pending(ssl);
+		return !SSL_has_pending(ssl) && conn_sent_all(c);
 	if (err == SSL_ERROR_ZERO_RETURN)
 		return 1;
 	c->tls_done = 1; /* no close_notify on a broken connection */

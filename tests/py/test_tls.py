@@ -10,8 +10,10 @@ Sessions resume from tickets (whose keys rotate) and from the session
 cache, also connection after connection as a client making one per
 request does (TLS 1.3 and 1.2).  Requests sent behind the client's
 Finished are answered (HTTP/1.1 and h2), and a client that asked for the
-close is let go at once.  A client's FIN without close_notify behind its
-request, or behind its request's body, still gets the answer.  SIGHUP reloads the certificates while a keep-alive connection stays
+close is let go at once, but not while its answer is still in the socket
+(a close_notify sent right behind the request would draw a reset).  A
+client's FIN without close_notify behind its request, or behind its
+request's body, still gets the answer.  SIGHUP reloads the certificates while a keep-alive connection stays
 open and usable; a broken new certificate is refused and the old one stays.
 A client that stalls in the handshake is dropped after
 client_header_timeout, garbage on the TLS port is dropped, and edged keeps
@@ -563,6 +565,48 @@ def test_asked_close_frees_the_tls_connection_at_once():
                 c.sock.settimeout(3)
                 et.eq(c.sock.recv(100), b"", "the second request is not "
                       "answered")
+
+
+def test_close_notify_behind_a_close_request():
+    """A client may send its close_notify right behind a request that
+    asked for the close and read the answer after (TLS 1.3 lets one side
+    close while the other sends on).  edged closes at once only once its
+    socket has sent the answer: a close_notify that reached a closed
+    socket would be answered with a reset that drops the answer's end.
+    The close_notify's timing is a race, so this runs many times."""
+    with et.Origin() as o, tls_edge(o.url) as e:
+        for i in range(20):
+            s, tls, inc, outg = held_finished(e.tls_port, "http/1.1")
+            with s:
+                tls.write(et.build_request("GET", "/obj/notify?size=400000",
+                                           {"Connection": "close"}))
+                s.sendall(outg.read())
+                time.sleep(0.001 * (i % 4))
+                try:
+                    tls.unwrap()  # our close_notify, then read on
+                except ssl.SSLWantReadError:
+                    pass
+                s.sendall(outg.read())
+                s.settimeout(5)
+                plain = b""
+                while True:
+                    try:
+                        got = s.recv(65536)
+                    except ConnectionResetError:
+                        break
+                    if not got:
+                        break
+                    inc.write(got)
+                    try:
+                        while True:
+                            got = tls.read(65536)
+                            if not got:
+                                break
+                            plain += got
+                    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                        pass
+            r, = et.parse_responses(plain, ["GET"])
+            et.check_pattern(r.body, 400000)
 
 
 def test_half_close_after_the_request_gets_the_answer():
