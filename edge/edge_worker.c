@@ -159,6 +159,15 @@ on_flush_timer(evutil_socket_t fd, short what, void *arg)
 	cdn_alog_buf_flush(w->alog);
 }
 
+/* Ends worker_loop() once this turn's callbacks have run.  The flag spares
+ * the loop event_base_got_exit(), which takes the base's lock, each turn. */
+static void
+worker_stop(struct edge_worker *w)
+{
+	w->is_stopping = 1;
+	event_base_loopexit(w->base, NULL);
+}
+
 /* Called once by each of the HTTP/1.1 and HTTP/2 sides when empty. */
 static void
 on_worker_empty(void *arg)
@@ -166,7 +175,7 @@ on_worker_empty(void *arg)
 	struct edge_worker *w = arg;
 
 	if (++w->drained == 2)
-		event_base_loopexit(w->base, NULL);
+		worker_stop(w);
 }
 
 static void
@@ -181,7 +190,7 @@ on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	    http_server_conn_count(w->http) + edge_h2_conn_count(w->h2));
 	http_server_close_all(w->http);
 	edge_h2_close_all(w->h2);
-	event_base_loopexit(w->base, NULL);
+	worker_stop(w);
 }
 
 /* The main thread published a new configuration generation. */
@@ -247,14 +256,11 @@ edge_worker_current(void)
 static void
 worker_loop(struct edge_worker *w)
 {
-	for (;;) {
+	while (!w->is_stopping) {
 		/* EVLOOP_ONCE: waits for events and returns once every
 		 * callback they (and those) made active has run. */
 		if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
 			return; /* an error, or nothing left to wait for */
-		if (event_base_got_exit(w->base) ||
-		    event_base_got_break(w->base))
-			return;
 		(void)sched_yield();
 	}
 }
