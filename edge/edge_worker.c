@@ -54,8 +54,8 @@
 
 #define ALOG_FLUSH_MS     200
 #define LISTEN_BACKLOG    1024
-#define WORKER_NAME_MAX   16     /* a thread name's limit, with its NUL */
-#define WORKER_QUANTUM_NS 500000 /* turns between yields: see worker_loop */
+#define WORKER_NAME_MAX   16      /* a thread name's limit, with its NUL */
+#define WORKER_QUANTUM_NS 1000000 /* turns between yields: see worker_loop */
 
 static void
 ms_tv(uint64_t ms, struct timeval *tv)
@@ -252,11 +252,11 @@ edge_worker_current(void)
  * it made ready) once WORKER_QUANTUM_NS have passed since it last yielded:
  * a sibling with ready connections runs now, and a worker alone on its
  * core goes on after one system call (so does the first turn after a
- * quiet spell, which is counted in).  The quantum, well under a
- * tick, bounds the wait; handing over after every turn instead cost 3-4
- * context switches per hundred requests under wrk, a few percent of the
- * core.  The scheduler still shares CPU time fairly: a yield gives up only
- * the rest of the current slice.
+ * quiet spell, which is counted in).  The quantum bounds the wait at a
+ * quarter of that tick; each hand-over is a context switch (a microsecond
+ * or two), and after every turn they were 3-4 per hundred requests under
+ * wrk where the tick makes about one.  The scheduler still shares CPU time
+ * fairly: a yield gives up only the rest of the current slice.
  */
 static void
 worker_loop(struct edge_worker *w)
