@@ -10,7 +10,7 @@ every connection of the other worker would wait that long: the p99 of hits.
 Each worker yields at the end of a loop turn once a millisecond has passed
 since its last yield instead, so its mean time on the CPU per
 switch (from /proc/PID/task/TID/schedstat: run time / timeslices) stays
-well under a tick; before, it was the tick (about 4 ms here).  That needs
+well under a tick; before, it could run up to the tick (4 ms here).  That needs
 a client fast enough to keep the core busy, which a loaded machine may not
 give (the test then skips); what the worker does is checked on its own
 too: strace counts a sched_yield for every hit of a client that waits
