@@ -5,7 +5,8 @@
  * (one socket per worker and address, SO_REUSEPORT, so the kernel spreads
  * connections and no accept lock is needed), then runs its own loop for
  * signals and the admin listener.  Each worker runs one event_base with its
- * listeners, HTTP connections and curl multi handle.
+ * listeners, HTTP connections and curl multi handle, a turn at a time,
+ * handing the core over once a millisecond (worker_loop).
  *
  * Drain (SIGTERM/SIGINT): the main thread activates each worker's drain_ev
  * (libevent is built thread-aware by evthread_use_pthreads(), so that is
