@@ -6,7 +6,8 @@
  * connections and no accept lock is needed), then runs its own loop for
  * signals and the admin listener.  Each worker runs one event_base with its
  * listeners, HTTP connections and curl multi handle, a turn at a time,
- * handing the core over once a millisecond (worker_loop).
+ * handing the core to a sibling waiting for it once a millisecond
+ * (worker_loop).
  *
  * Drain (SIGTERM/SIGINT): the main thread activates each worker's drain_ev
  * (libevent is built thread-aware by evthread_use_pthreads(), so that is
@@ -53,10 +54,12 @@
 #include "edge/edge_tls.h"
 #include "http/http_listen.h"
 
-#define ALOG_FLUSH_MS     200
-#define LISTEN_BACKLOG    1024
-#define WORKER_NAME_MAX   16      /* a thread name's limit, with its NUL */
-#define WORKER_QUANTUM_NS 1000000 /* turns between yields: see worker_loop */
+#define ALOG_FLUSH_MS        200
+#define LISTEN_BACKLOG       1024
+#define WORKER_NAME_MAX      16      /* a thread name's limit, with its NUL */
+#define WORKER_QUANTUM_NS    1000000 /* turns between yields: see worker_loop */
+#define WORKER_STAT_PATH_MAX 64
+#define WORKER_STAT_LINE_MAX 512 /* a stat line's start: pid, comm, state */
 
 static void
 ms_tv(uint64_t ms, struct timeval *tv)
@@ -242,6 +245,50 @@ edge_worker_current(void)
 	return current_worker;
 }
 
+/* Whether worker <s> is runnable, from its /proc stat line: its state is
+ * the first field after the command name's closing parenthesis. */
+static int
+worker_runnable(const struct edge_worker *s)
+{
+	char path[WORKER_STAT_PATH_MAX], line[WORKER_STAT_LINE_MAX];
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	(void)snprintf(path, sizeof(path), "/proc/self/task/%d/stat",
+	    atomic_load_explicit(&s->tid, memory_order_relaxed));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	line[n] = '\0';
+	p = strrchr(line, ')');
+	return p != NULL && p[1] == ' ' && p[2] == 'R';
+}
+
+/* Whether another worker waits for the CPU this one runs on. */
+static int
+sibling_waits(struct edge_worker *w)
+{
+	struct edge *e = w->edge;
+	int cpu = sched_getcpu();
+
+	atomic_store_explicit(&w->cpu, cpu, memory_order_relaxed);
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		const struct edge_worker *s = &e->workers[i];
+
+		if (s != w &&
+		    atomic_load_explicit(&s->cpu, memory_order_relaxed) ==
+		        cpu &&
+		    worker_runnable(s))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * A worker's loop, one turn at a time.  Under load a worker never waits in
  * epoll_wait: clients have sent more by the time it has answered what it
@@ -249,31 +296,37 @@ edge_worker_current(void)
  * cores) are then all runnable, and the kernel switches between them only
  * at its tick (4 ms at HZ=250): for that long every connection of the
  * others waits, which set the p99 of hits (docs/performance.md, "p99 of
- * hits").  So a worker yields at the end of a turn (a poll and the callbacks
- * it made ready) once WORKER_QUANTUM_NS have passed since it last yielded:
- * a sibling with ready connections runs now, and a worker alone on its
- * core goes on after one system call (so does the first turn after a
- * quiet spell, which is counted in).  The quantum bounds the wait at a
- * quarter of that tick; each hand-over is a context switch (a microsecond
- * or two), and after every turn they were 3-4 per hundred requests under
- * wrk where the tick makes about one.  The scheduler still shares CPU time
- * fairly: a yield gives up only the rest of the current slice.
+ * hits").  So once WORKER_QUANTUM_NS have passed since it last looked, a
+ * worker checks at the end of a turn (a poll and the callbacks it made
+ * ready) whether a sibling last ran on its CPU and is runnable now, and if
+ * one is, yields to it.  The quantum bounds the sibling's wait at a quarter
+ * of that tick; each hand-over is a context switch (a microsecond or two).
+ * Only a waiting sibling gets the core: sched_yield() moves the caller
+ * behind every runnable task, and yielding blindly once a millisecond gave
+ * an unrelated busy process on the core 60% of it where the tick gave it a
+ * third.  The check reads /proc only when a sibling shares the CPU, so
+ * workers on cores of their own pay one sched_getcpu() a millisecond.
  */
 static void
 worker_loop(struct edge_worker *w)
 {
-	uint64_t yielded_ns = cdn_now_ns();
+	uint64_t checked_ns = cdn_now_ns();
 	uint64_t now_ns;
 
+	atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
+	atomic_store_explicit(&w->cpu, sched_getcpu(), memory_order_relaxed);
 	while (!w->is_stopping) {
 		/* EVLOOP_ONCE: waits for events and returns once every
 		 * callback they (and those) made active has run. */
 		if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
 			return; /* an error, or nothing left to wait for */
 		now_ns = cdn_now_ns();
-		if (now_ns - yielded_ns >= WORKER_QUANTUM_NS) {
+		if (now_ns - checked_ns < WORKER_QUANTUM_NS)
+			continue;
+		checked_ns = now_ns;
+		if (sibling_waits(w)) {
+			EDGE_COUNTER_INC(w, worker_yields);
 			(void)sched_yield();
-			yielded_ns = now_ns;
 		}
 	}
 }
