@@ -187,6 +187,7 @@ struct edge {
 	struct event_base *main_base;
 	struct edge_worker *workers;
 	unsigned nworkers;
+	int is_crowded; /* more workers than CPUs to run on: see worker_loop */
 	atomic_uint workers_done;
 	atomic_int draining;
 	struct cdn_alog *alog;

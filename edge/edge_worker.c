@@ -5,9 +5,9 @@
  * (one socket per worker and address, SO_REUSEPORT, so the kernel spreads
  * connections and no accept lock is needed), then runs its own loop for
  * signals and the admin listener.  Each worker runs one event_base with its
- * listeners, HTTP connections and curl multi handle, a turn at a time,
- * handing the core to a sibling waiting for it once a millisecond
- * (worker_loop).
+ * listeners, HTTP connections and curl multi handle; when workers outnumber
+ * the CPUs it runs a turn at a time, handing the core to a sibling waiting
+ * for it once a millisecond (worker_loop).
  *
  * Drain (SIGTERM/SIGINT): the main thread activates each worker's drain_ev
  * (libevent is built thread-aware by evthread_use_pthreads(), so that is
@@ -245,6 +245,18 @@ edge_worker_current(void)
 	return current_worker;
 }
 
+/* Whether <nworkers> outnumber the CPUs this process may run on (its
+ * affinity at start: taskset, a cgroup's cpuset): then some share a CPU. */
+static int
+workers_crowded(unsigned nworkers)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == -1)
+		return 0;
+	return (unsigned)CPU_COUNT(&set) < nworkers;
+}
+
 /* Whether worker <s> is runnable, from its /proc stat line: its state is
  * the first field after the command name's closing parenthesis. */
 static int
@@ -301,11 +313,14 @@ sibling_waits(struct edge_worker *w)
  * ready) whether a sibling last ran on its CPU and is runnable now, and if
  * one is, yields to it.  The quantum bounds the sibling's wait at a quarter
  * of that tick; each hand-over is a context switch (a microsecond or two).
- * Only a waiting sibling gets the core: sched_yield() moves the caller
- * behind every runnable task, and yielding blindly once a millisecond gave
- * an unrelated busy process on the core 60% of it where the tick gave it a
- * third.  The check reads /proc only when a sibling shares the CPU, so
- * workers on cores of their own pay one sched_getcpu() a millisecond.
+ * sched_yield() moves the caller behind every runnable task, not only
+ * its sibling: with a busy process pinned next to two workers, yielding
+ * once a millisecond gave it 60% of the core where the tick gave it a
+ * third, and yielding only to a waiting sibling still about that.  So
+ * workers do all this only when they are crowded, more of them than CPUs
+ * to run on (the benchmark's two workers pinned to one core), where they
+ * must share cores whatever else runs; otherwise the loop is libevent's
+ * own, as before, and nothing else on a core loses to them or gains.
  */
 static void
 worker_loop(struct edge_worker *w)
@@ -313,6 +328,10 @@ worker_loop(struct edge_worker *w)
 	uint64_t checked_ns = cdn_now_ns();
 	uint64_t now_ns;
 
+	if (!w->edge->is_crowded) {
+		event_base_dispatch(w->base);
+		return;
+	}
 	atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
 	atomic_store_explicit(&w->cpu, sched_getcpu(), memory_order_relaxed);
 	while (!w->is_stopping) {
@@ -706,6 +725,7 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 
 		e->nworkers = n > 0 ? (unsigned)n : 1;
 	}
+	e->is_crowded = workers_crowded(e->nworkers);
 	e->main_base = event_base_new();
 	e->gen_wake = event_new(e->main_base, -1, 0, on_gen_wake, e);
 	e->gen = edge_gen_new(conf, 1, e->nworkers, e->gen_wake);

@@ -6,10 +6,11 @@ h2load on another CPU keeps both busy with 1 KiB hits on 16 keep-alive
 connections, 4 pipelined on each. A busy worker never waits in epoll_wait,
 so if it did not hand the core over itself the kernel would switch between
 the two only at its tick (4 ms at HZ=250), and every connection of the
-other worker would wait that long: the p99 of hits. Instead, once a
-millisecond, a worker that finds a sibling waiting for its CPU yields to
-it: /stats counts worker_yields, and a worker alone never yields (its core
-would only go to unrelated work). With the core to the workers alone, each
+other worker would wait that long: the p99 of hits. Instead, when
+workers outnumber the CPUs edged may run on, once a millisecond a worker
+that finds a sibling waiting for its CPU yields to it: /stats counts
+worker_yields; a worker alone on its CPU never yields (its core would only
+go to unrelated work). With the core to the workers alone, each
 worker's mean time on the CPU per switch (/proc/PID/task/TID/schedstat:
 run time / timeslices) stays well under a tick, where it could reach the
 tick before; a loaded machine does not give the core to the workers alone
@@ -46,6 +47,19 @@ def cache_args():
     return ["--cache-dir", os.path.join(et.mktemp("cache"), "c")]
 
 
+def pinned_edge(o, cpu, *args, threads):
+    """edged started on CPU <cpu> alone (it inherits this process's
+    affinity, so it knows from the start whether its workers are crowded),
+    with a cache directory and no access log."""
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        return et.Edge(o.url, *cache_args(), *args, threads=threads,
+                       access_log=False)
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
 def worker_tids(pid):
     """{tid: name} of edged's worker threads (named edged-worker-N)."""
     out = {}
@@ -78,12 +92,9 @@ def test_busy_workers_on_one_core_take_turns():
         raise et.Skip("no /proc/PID/schedstat (CONFIG_SCHED_INFO)")
     edge_cpu, client_cpus = cpus[-1], set(cpus[:-1])
     mine = os.sched_getaffinity(0)
-    with et.Origin() as o, et.Edge(o.url, *cache_args(), threads=2,
-                                       access_log=False) as e:
+    with et.Origin() as o, pinned_edge(o, edge_cpu, threads=2) as e:
         try:
             os.sched_setaffinity(0, client_cpus)
-            for tid in os.listdir("/proc/%d/task" % e.pid):
-                os.sched_setaffinity(int(tid), {edge_cpu})
             tids = worker_tids(e.pid)
             et.eq(len(tids), 2, "edged's named worker threads")
             for _ in range(2):
@@ -152,13 +163,10 @@ def pinned_edge_under_load(o, threads, seconds):
     cpus = sorted(os.sched_getaffinity(0))
     aport = et.free_port()
     mine = os.sched_getaffinity(0)
-    with et.Edge(o.url, *cache_args(), "--admin-listen",
-                 "127.0.0.1:%d" % aport, threads=threads,
-                 access_log=False) as e:
+    with pinned_edge(o, cpus[-1], "--admin-listen", "127.0.0.1:%d" % aport,
+                     threads=threads) as e:
         try:
-            os.sched_setaffinity(0, set(cpus[:-1]))
-            for tid in os.listdir("/proc/%d/task" % e.pid):
-                os.sched_setaffinity(int(tid), {cpus[-1]})
+            os.sched_setaffinity(0, set(cpus[:-1]))  # and so h2load
             r = e.request("GET", TARGET)
             et.eq(r.status, 200, "warm-up status")
             out = subprocess.run(
@@ -192,9 +200,9 @@ def test_a_waiting_sibling_gets_the_core():
 
 @et.timeout(60)
 def test_a_worker_alone_keeps_its_core():
-    """One worker under the same load never yields: with no sibling on its
-    CPU there is nobody to hand the core to, and a yield would only give
-    it to unrelated work."""
+    """One worker on its CPU is not crowded: it runs libevent's loop as
+    before and never yields (a yield would only give its core to unrelated
+    work)."""
     if H2LOAD is None:
         raise et.Skip("h2load (nghttp2-client) is not installed")
     if len(os.sched_getaffinity(0)) < 2:
