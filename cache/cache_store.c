@@ -875,6 +875,9 @@ cache_store_open_diag(
 		open_why(&e, rc);
 		goto fail;
 	}
+	/* Its own name, so that a thread listing (top -H, /proc/PID/task)
+	 * shows the writer's share of the CPU apart from the workers'. */
+	(void)pthread_setname_np(s->writer, CACHE_WRITER_THREAD_NAME);
 	CDN_LOG(CDN_LOG_INFO, "cache",
 	    "store %s: %" PRIu64 " objects, %" PRIu64 " bytes used of %" PRIu64,
 	    s->dir, atomic_load(&s->st_objects), atomic_load(&s->st_bytes),

@@ -26,6 +26,9 @@
 #define STORE_USAGE_MAGIC    0x55534543u /* "CESU" */
 #define STORE_USAGE_LEN      40
 
+/* The writer thread's name (at most 15 bytes, the kernel's limit). */
+#define CACHE_WRITER_THREAD_NAME "cache-writer"
+
 #define W_BATCH_MSGS     1024 /* writer messages per transaction, at most */
 #define W_BATCH_MSGS_MIN 128  /* the least a small store batches */
 

@@ -40,38 +40,50 @@ mdb_to_cdn(int rc)
 }
 
 /*
- * Is there an object record of any variant of <key> in <txn>?  Records
- * are ordered by key, then variant: one cursor seek answers for all.
- * 1, 0, or -1 on a read failure (counted and logged).
+ * Find the record <hv> in <txn> (*v borrows the map until the txn ends),
+ * and on MDB_NOTFOUND tell in *none_on_disk whether no variant of its key
+ * is on disk either.  Records are ordered by key, then variant, so one
+ * seek answers both: it lands on <hv> or on the next record, and the
+ * record before that one is the only other place a variant may be.  A
+ * new key (the usual miss) costs one descent of the tree, not two.
+ * 0, MDB_NOTFOUND or an LMDB code.
  */
 static int
-disk_has_key(
-    struct cache_store *s, MDB_txn *txn, const uint8_t key[CACHE_HASH_LEN])
+disk_find(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], MDB_val *v, int *none_on_disk)
 {
-	uint8_t start[CACHE_OBJKEY_LEN];
 	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	int rc;
+	MDB_val k;
+	int rc, is_past_end;
 
+	k = mval(hv, CACHE_OBJKEY_LEN);
+	if (none_on_disk == NULL)
+		return mdb_get(txn, s->db_obj, &k, v);
 	rc = mdb_cursor_open(txn, s->db_obj, &cur);
 	if (rc != 0)
-		goto fail;
-	cache_record_objkey(start, key, 0);
-	k = mval(start, sizeof(start));
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		return rc;
+	rc = mdb_cursor_get(cur, &k, v, MDB_SET_RANGE);
+	if (rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
+	    memcmp(k.mv_data, hv, CACHE_OBJKEY_LEN) == 0)
+		goto out; /* found */
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	is_past_end = rc == MDB_NOTFOUND;
+	if (!is_past_end && k.mv_size == CACHE_OBJKEY_LEN &&
+	    memcmp(k.mv_data, hv, CACHE_HASH_LEN) == 0) {
+		*none_on_disk = 0; /* a later variant */
+		rc = MDB_NOTFOUND;
+		goto out;
+	}
+	rc = mdb_cursor_get(cur, &k, v, is_past_end ? MDB_LAST : MDB_PREV);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto out;
+	*none_on_disk = rc == MDB_NOTFOUND || k.mv_size != CACHE_OBJKEY_LEN ||
+	    memcmp(k.mv_data, hv, CACHE_HASH_LEN) != 0;
+	rc = MDB_NOTFOUND;
+out:
 	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		goto fail;
-	return k.mv_size == CACHE_OBJKEY_LEN &&
-	    memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
-
-fail:
-	cache_store_lmdb_check(s, rc);
-	CDN_LOG(CDN_LOG_ERR, "cache", "object probe: %s", mdb_strerror(rc));
-	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
-	return -1;
+	return rc;
 }
 
 /*
@@ -125,10 +137,7 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	cache_record_objkey(hv, key, variant);
 	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
-	k = mval(hv, sizeof(hv));
-	rc = mdb_get(txn, s->db_obj, &k, &v);
-	if (rc == MDB_NOTFOUND && none_on_disk != NULL)
-		*none_on_disk = disk_has_key(s, txn, key) == 0;
+	rc = disk_find(s, txn, hv, &v, none_on_disk);
 	if (rc != 0)
 		goto lmdb_fail;
 	/* v borrows the map until the txn ends: everything is copied. */

@@ -3,10 +3,14 @@
  * memory tier (1 KiB object, one thread and four), gets answered by LMDB
  * (1 KiB and 100 KiB objects, memory tier off, so each get is a read txn,
  * a record check and a copy of every chunk), and puts through the writer
- * thread (1 KiB and 100 KiB objects, counted once committed).  Each part
- * runs for a bounded time (1 s, or the seconds given as the only
- * argument; a second argument "get" or "put" runs only those parts) in
- * stores under a mkdtemp directory that is removed at the end.
+ * thread (1 KiB and 100 KiB objects, counted once committed); and the
+ * probe a miss makes before its fetch (cache_store_get_meta_probe of a
+ * key never stored, memory tier off) as the store grows to 500,000
+ * objects, in CPU time of the probing thread, so that other load on the
+ * machine counts less.  Each part runs for a bounded time (1 s, or the
+ * seconds given as the only argument; a second argument "get", "put" or
+ * "probe" runs only those parts) in stores under a mkdtemp directory (in
+ * /tmp, or in $BENCH_DIR) that is removed at the end.
  */
 #include "config.h"
 
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -25,6 +30,7 @@
 
 #define BENCH_BATCH  256 /* gets between two clock reads */
 #define BENCH_SLICES 10
+#define PROBE_ABSENT (1u << 30) /* ids from here on are never stored */
 #define MIB          (UINT64_C(1) << 20)
 
 static char root[64];
@@ -237,6 +243,92 @@ bench_put(const char *name, size_t len, double seconds)
 	cache_store_close(&s);
 }
 
+/* CPU time of the calling thread, in ns. */
+static uint64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Put 1 KiB objects <from>..<to>-1 and wait until they are committed. */
+static void
+fill(struct cache_store *s, unsigned from, unsigned to)
+{
+	struct cache_store_stats st;
+	struct cache_obj *o;
+	uint64_t offered = 0, base;
+
+	cache_store_stats(s, &st);
+	base = st.puts + st.put_drops;
+	for (unsigned id = from; id < to; id++) {
+		o = make_obj(id, 1024);
+		cache_store_put(s, o);
+		cache_obj_unref(&o);
+		offered++;
+		if (offered % 64 != 0)
+			continue;
+		cache_store_stats(s, &st);
+		while (offered - (st.puts + st.put_drops - base) > 8000) {
+			usleep(200);
+			cache_store_stats(s, &st);
+		}
+	}
+	cache_store_sync(s);
+}
+
+/* Probes of keys never stored, each a new one, for <seconds> of this
+ * thread's CPU: ns per probe. */
+static double
+probe_absent(struct cache_store *s, unsigned *next, double seconds)
+{
+	uint8_t key[CACHE_HASH_LEN];
+	struct cache_obj *o;
+	uint64_t t0, t1, n = 0;
+	int fm, none;
+
+	t0 = t1 = thread_cpu_ns();
+	while (t1 - t0 < (uint64_t)(seconds * 1e9)) {
+		for (int i = 0; i < BENCH_BATCH; i++) {
+			key_of(PROBE_ABSENT + (*next)++, key);
+			o = NULL;
+			none = 0;
+			if (cache_store_get_meta_probe(
+			        s, key, 0, &o, &fm, &none) != CDN_NOTFOUND ||
+			    !none)
+				abort();
+		}
+		n += BENCH_BATCH;
+		t1 = thread_cpu_ns();
+	}
+	return (double)(t1 - t0) / (double)n;
+}
+
+static void
+bench_probe(const char *name, double seconds)
+{
+	static const unsigned sizes[] = {10000, 100000, 500000};
+	struct cache_store_stats st;
+	struct cache_store *s;
+	unsigned have = 0, next = 0;
+
+	s = open_store(name, 4096 * MIB, 0);
+	if (s == NULL)
+		abort();
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		fill(s, have, sizes[i]);
+		have = sizes[i];
+		cache_store_stats(s, &st);
+		printf("probe of a new key, %7llu objects in LMDB: %6.0f ns "
+		       "CPU\n",
+		    (unsigned long long)st.objects,
+		    probe_absent(s, &next, seconds));
+	}
+	cache_store_close(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -246,12 +338,23 @@ main(int argc, char **argv)
 	seconds = argc > 1 ? atof(argv[1]) : 1.0;
 	part = argc > 2 ? argv[2] : NULL;
 	if (seconds <= 0 || seconds > 60 || argc > 3) {
-		fprintf(stderr, "usage: %s [seconds (0 < s <= 60) [get|put]]\n",
+		fprintf(stderr,
+		    "usage: %s [seconds (0 < s <= 60) [get|put|probe]]\n",
 		    argv[0]);
 		return 2;
 	}
 	cdn_log_level_now = CDN_LOG_ERR;
-	if (tmptree_make(root, sizeof(root), "bench_cache") != 0)
+	/* BENCH_DIR: the stores under it (/dev/shm: tmpfs, as the shared
+	 * harness keeps its caches) rather than under /tmp. */
+	if (getenv("BENCH_DIR") != NULL) {
+		if ((size_t)snprintf(root, sizeof(root),
+		        "%s/bench_cache.XXXXXX",
+		        getenv("BENCH_DIR")) >= sizeof(root) ||
+		    mkdtemp(root) == NULL) {
+			fprintf(stderr, "BENCH_DIR: cannot make a directory\n");
+			return 1;
+		}
+	} else if (tmptree_make(root, sizeof(root), "bench_cache") != 0)
 		return 1;
 	if (part == NULL || strcmp(part, "get") == 0) {
 		bench_get("m1", 64 * MIB, 1024, 1, seconds);
@@ -264,6 +367,8 @@ main(int argc, char **argv)
 		bench_put("p1", 1024, seconds);
 		bench_put("p100", 100 * 1024, seconds);
 	}
+	if (part == NULL || strcmp(part, "probe") == 0)
+		bench_probe("probe", seconds);
 	tmptree_remove(root);
 	return 0;
 }

@@ -11,7 +11,8 @@ size, each binary in turn gets `wrk -t1 -c64 -dSECONDS` on CPU 0, and the
 round prints req/s and requests per edged CPU-second (utime + stime from
 /proc, the steadier figure on a shared machine).  Medians at the end, as
 ratios to the first binary.  BENCH_CLOSE=1 sends "Connection: close", so
-that every request is a new connection (the harness's churn).  Loopback only; every process started here is
+that every request is a new connection (the harness's churn); BENCH_CONNS
+sets wrk's connections (default 64; 1 prices a connection without batching).  Loopback only; every process started here is
 stopped at the end.
 """
 import os
@@ -57,6 +58,7 @@ def main():
     bins = [a.split("=", 1) for a in sys.argv[4:]]
     close = (["-H", "Connection: close"]
              if os.environ.get("BENCH_CLOSE") == "1" else [])
+    conns = int(os.environ.get("BENCH_CONNS", "64"))
     origin = os.environ.get("BENCH_ORIGIN",
                             os.path.join(HERE, "bench_origin"))
     work = tempfile.mkdtemp(prefix="hit-ab.")
@@ -90,7 +92,7 @@ def main():
                 for name, p, ep in servers:
                     c0 = cpu_s(p.pid)
                     out = subprocess.run(
-                        ["taskset", "-c", "0", "wrk", "-t1", "-c64",
+                        ["taskset", "-c", "0", "wrk", "-t1", "-c%d" % conns,
                          "-d%ds" % secs] + close +
                         ["http://127.0.0.1:%d/obj/ab?size=%d" % (ep, size)],
                         capture_output=True, text=True).stdout

@@ -9,6 +9,8 @@
 # ROUNDS=N (default 1) runs N such rounds against the same process and
 # store, one line each: the cost of a miss as the store and the memory
 # tier grow (the shared harness keeps one store through its repetitions).
+# Each line also splits edged's CPU: the writer thread's (named
+# cache-writer) per object stored, the other threads' per request.
 #   tests/bench/miss_store.sh [EDGED] [DUR] [more edged arguments...]
 # e.g. tests/bench/miss_store.sh ./edged 8 --cache-preallocate 1
 #      ROUNDS=6 tests/bench/miss_store.sh ./edged 5
@@ -24,6 +26,14 @@ command -v wrk >/dev/null || { echo "wrk not found" >&2; exit 1; }
 bench_dir "${STORE_DIR:-/dev/shm}"
 d=$dir
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The writer thread's CPU ticks (0 if no thread has its name).
+writer_ticks() {
+	for t in /proc/"$1"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = cache-writer ] &&
+			awk '{print $14 + $15}' "$t/stat" && return
+	done
+	echo 0
+}
 
 op=$(port); ep=$(port); ap=$(port)
 "$ORIGIN" "$op" & pids="$pids $!"
@@ -39,21 +49,30 @@ until [ -s "$d/ready" ]; do
 	sleep 0.1
 done
 round=1
+puts0=0
 while [ "$round" -le "${ROUNDS:-1}" ]; do
 	t0=$(ticks "$epid")
+	w0=$(writer_ticks "$epid")
 	wrk -t1 -c64 -d"${DUR}s" -s tests/bench/miss.lua "http://127.0.0.1:$ep/" -- "r$round" >"$d/wrk"
 	t1=$(ticks "$epid")
+	wt1=$(writer_ticks "$epid")
 	sleep 1 # the writer's last batch
+	w1=$(writer_ticks "$epid")
 	curl -s "http://127.0.0.1:$ap/stats" >"$d/stats"
-	python3 - "$d/wrk" "$d/stats" "$((t1 - t0))" "$(getconf CLK_TCK)" "$round" "$*" <<'PY'
+	python3 - "$d/wrk" "$d/stats" "$((t1 - t0))" "$(getconf CLK_TCK)" "$round" "$*" "$((w1 - w0))" "$puts0" "$((wt1 - w0))" <<'PY'
 import json, re, sys
 wrk, st, ticks, hz = open(sys.argv[1]).read(), json.load(open(sys.argv[2])), int(sys.argv[3]), int(sys.argv[4])
-rnd, args = sys.argv[5], sys.argv[6]
+rnd, args, wticks, puts0 = sys.argv[5], sys.argv[6], int(sys.argv[7]), int(sys.argv[8])
+wrun = int(sys.argv[9])  # the writer's ticks within the run's window
 n = int(re.search(r"(\d+) requests in", wrk).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))
 c = st["cache"]
-print("%s round %s: %d requests, %.0f req/s, %.0f req per edged CPU-s, puts %d, put_drops %d"
-      % (args or "(defaults)", rnd, n, rps, n * hz / max(ticks, 1), c["puts"], c["put_drops"]))
+puts = c["puts"] - puts0
+print("%s round %s: %d requests, %.0f req/s, %.0f req per edged CPU-s, puts %d, put_drops %d;"
+      " writer %.1f us CPU per put, other threads %.1f us per request"
+      % (args or "(defaults)", rnd, n, rps, n * hz / max(ticks, 1), c["puts"], c["put_drops"],
+         wticks * 1e6 / hz / max(puts, 1), max(ticks - wrun, 0) * 1e6 / hz / max(n, 1)))
 PY
+	puts0=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["cache"]["puts"])' "$d/stats")
 	round=$((round + 1))
 done

@@ -135,5 +135,19 @@ def test_memory_tier_stays_bounded_under_load():
             et.eq(o.count(), 100, "each object fetched once")
 
 
+def test_writer_thread_is_named():
+    """The writer thread is named, so that a thread listing tells its
+    share of the CPU apart from the workers' (tests/bench/miss_store.sh
+    reads it so)."""
+    with et.Origin() as o:
+        with et.Edge(o.url, "--cache-dir", cache_dir()) as e:
+            names = []
+            for tid in os.listdir("/proc/%d/task" % e.pid):
+                with open("/proc/%d/task/%s/comm" % (e.pid, tid)) as f:
+                    names.append(f.read().strip())
+            et.eq(names.count("cache-writer"), 1,
+                  "one thread named cache-writer among %s" % names)
+
+
 if __name__ == "__main__":
     et.main()

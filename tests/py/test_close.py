@@ -7,10 +7,14 @@ connection is gone from edged at once, not after a wait for the client's
 own close.  A client that sent more bytes after such a request still gets
 its answer whole (edged lingers rather than reset it).  Answers larger
 than the socket takes are finished by the write event, for a slow reader
-too, and the connection then answers its next request at once.
+too, and the connection then answers its next request at once.  The
+last segment of an answer before the close carries the FIN: the client
+receives no more segments for a closed answer than for one kept alive.
 """
 
 import json
+import socket
+import struct
 import sys
 import time
 
@@ -116,6 +120,36 @@ def test_large_answer_with_close_is_whole():
             r = c.read_response()
             et.check_pattern(r.body, size)
             et.eq(read_to_eof(c), b"", "closed after the answer")
+
+
+TCPI_SEGS_IN = 140  # struct tcp_info: tcpi_segs_in (Linux 4.2)
+
+
+def segments_in(e, close):
+    """Segments the client received for one hit on a new connection: the
+    answer read whole, and with close up to edged's FIN."""
+    headers = {"Connection": "close"} if close else {}
+    with e.connect() as c:
+        r = c.request("GET", "/obj/fin?size=1000", headers=headers)
+        et.check_pattern(r.body, 1000)
+        if close:
+            et.eq(read_to_eof(c), b"", "nothing after the answer")
+        info = c.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    if len(info) < TCPI_SEGS_IN + 4:
+        raise et.Skip("no tcpi_segs_in in this kernel's tcp_info")
+    return struct.unpack_from("I", info, TCPI_SEGS_IN)[0]
+
+
+def test_fin_rides_on_the_answer():
+    with et.Origin() as o, et.Edge(o.url) as e:
+        et.check_pattern(e.connect().request(
+            "GET", "/obj/fin?size=1000").body, 1000)  # now a hit
+        # A window update now and then adds a segment to either: the
+        # fewest of a few tries is the exchange itself.
+        kept = min(segments_in(e, close=False) for _ in range(8))
+        closed = min(segments_in(e, close=True) for _ in range(8))
+        et.eq(closed, kept, "segments for a closed answer (%d) against "
+              "a kept one (%d)" % (closed, kept))
 
 
 if __name__ == "__main__":

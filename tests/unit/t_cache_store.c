@@ -389,15 +389,22 @@ test_vary(void)
  * variant of the key?  A "none" answer lets a miss skip every other
  * variant lookup, so it must never be said of a key that has one. */
 static int
-none_stored(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
+none_stored_v(
+    struct cache_store *s, const uint8_t key[CACHE_HASH_LEN], uint64_t variant)
 {
 	struct cache_obj *o = NULL;
 	int none = -1, rc;
 
-	rc = cache_store_get_meta_probe(s, key, 0, &o, NULL, &none);
+	rc = cache_store_get_meta_probe(s, key, variant, &o, NULL, &none);
 	if (rc == CDN_OK)
 		cache_obj_unref(&o);
-	return rc == CDN_NOTFOUND ? none : -1;
+	return rc == CDN_NOTFOUND ? none : rc == CDN_OK ? 2 : -1;
+}
+
+static int
+none_stored(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN])
+{
+	return none_stored_v(s, key, 0);
 }
 
 static void
@@ -429,6 +436,55 @@ test_none_stored(void)
 	memcpy(near, key, sizeof(near));
 	near[CACHE_HASH_LEN - 1]++;
 	is_int(none_stored(s, near), 1, "none stored: the key just above");
+	cache_store_close(&s);
+}
+
+/* The probe of a variant that is not stored, from LMDB alone (no memory
+ * tier): its seek lands on the variant after it, on another key, or past
+ * the last record, and any variant before or after it must be seen. */
+static void
+test_none_stored_variants(void)
+{
+	uint8_t key[CACHE_HASH_LEN], near[CACHE_HASH_LEN];
+	struct cache_store *s;
+
+	s = open_store("nonev", 32 * MIB, 0, 4 * MIB, 90, 70);
+	put_new(s, 40, 1, 0x100, 300, NULL);
+	put_new(s, 40, 1, 0x300, 300, NULL);
+	for (unsigned id = 41; id < 49; id++)
+		put_new(s, id, 1, 5, 200, NULL);
+	cache_store_sync(s);
+	key_of(40, key);
+	is_int(none_stored_v(s, key, 0x100), 2, "none v: variant 0x100 found");
+	is_int(none_stored_v(s, key, 0x300), 2, "none v: variant 0x300 found");
+	is_int(none_stored_v(s, key, 0x50), 0, "none v: one after it");
+	is_int(none_stored_v(s, key, 0x200), 0, "none v: one each side");
+	is_int(none_stored_v(s, key, 0x400), 0, "none v: one before it");
+	is_int(none_stored_v(s, key, UINT64_MAX), 0,
+	    "none v: one before the last variant there can be");
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]--;
+	is_int(none_stored_v(s, near, 0x200), 1, "none v: the key just below");
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]++;
+	is_int(none_stored_v(s, near, 0x200), 1, "none v: the key just above");
+	/* Some of these keys sort first or last: the seek runs off an end. */
+	for (unsigned id = 41; id < 49; id++) {
+		key_of(id, key);
+		is_int(none_stored_v(s, key, 4), 0, "none v: key %u, variant 4",
+		    id);
+		is_int(none_stored_v(s, key, 6), 0, "none v: key %u, variant 6",
+		    id);
+		memcpy(near, key, sizeof(near));
+		near[0] ^= 0xff;
+		is_int(none_stored_v(s, near, 5), 1,
+		    "none v: key %u turned over", id);
+	}
+	memset(near, 0, sizeof(near));
+	is_int(none_stored_v(s, near, 0), 1, "none v: the lowest key");
+	memset(near, 0xff, sizeof(near));
+	is_int(
+	    none_stored_v(s, near, UINT64_MAX), 1, "none v: the highest key");
 	cache_store_close(&s);
 }
 
@@ -1213,6 +1269,7 @@ main(void)
 	test_roundtrip();
 	test_vary();
 	test_none_stored();
+	test_none_stored_variants();
 	test_remove();
 	test_corrupt();
 	test_layout();
