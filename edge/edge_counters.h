@@ -176,6 +176,7 @@ EDGE_COUNTER(bytes_sent, COUNTER, ROOT, "bytes_sent", NULL, NULL, NULL, "")
 EDGE_COUNTER_VEC(bytes_from, EDGE_D1(FROM), 0, ROOT, "response_bytes", "edge_response_bytes_total", NULL, NULL, "Bytes sent to clients (heads and bodies), by where the response came from: cache, origin, or edge (the node's own answers).")
 EDGE_COUNTER(conns_accepted, COUNTER, ROOT, "connections_accepted", "edge_connections_accepted_total", NULL, NULL, "Client connections accepted on the public listeners.")
 EDGE_COUNTER(conns_open, GAUGE, ROOT, "connections_open", "edge_connections_open", NULL, NULL, "Open client connections on the public listeners.")
+EDGE_COUNTER(worker_yields, COUNTER, ROOT, "worker_yields", "edge_worker_yields_total", NULL, NULL, "Times a worker handed its CPU to another worker waiting for it (edge_worker.c: worker_loop).")
 EDGE_COUNTER(tls_handshakes, COUNTER, TLS, "handshakes", "edge_tls_handshakes_total", "result", "full", "TLS handshakes on the public listeners, by result: full, resumed (ticket or session cache), error, timeout, aborted.")
 EDGE_COUNTER(tls_resumed, COUNTER, TLS, "resumed", "edge_tls_handshakes_total", "result", "resumed", "")
 EDGE_COUNTER(tls_handshake_errors, COUNTER, TLS, "handshake_errors", "edge_tls_handshakes_total", "result", "error", "") /* garbage, old protocol */
