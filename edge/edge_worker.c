@@ -245,16 +245,21 @@ edge_worker_current(void)
 	return current_worker;
 }
 
-/* Whether <nworkers> outnumber the CPUs this process may run on (its
- * affinity at start: taskset, a cgroup's cpuset): then some share a CPU. */
-static int
-workers_crowded(unsigned nworkers)
+/*
+ * The CPUs this process may run on: its affinity at start (taskset, a
+ * container's cpuset), not every CPU online.  A node given 2 CPUs of a
+ * 64-core host would otherwise start 64 workers crowded on those 2.
+ */
+static unsigned
+cpus_usable(void)
 {
 	cpu_set_t set;
+	long n;
 
-	if (sched_getaffinity(0, sizeof(set), &set) == -1)
-		return 0;
-	return (unsigned)CPU_COUNT(&set) < nworkers;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
 }
 
 /* Whether worker <s> is runnable, from its /proc stat line: its state is
@@ -719,13 +724,9 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 	e->start_ms = cdn_now_ms();
 	e->argc = argc;
 	e->argv = argv;
-	e->nworkers = conf->threads;
-	if (e->nworkers == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		e->nworkers = n > 0 ? (unsigned)n : 1;
-	}
-	e->is_crowded = workers_crowded(e->nworkers);
+	e->nworkers = conf->threads > 0 ? conf->threads : cpus_usable();
+	/* More workers than CPUs to run on: some share a CPU (worker_loop). */
+	e->is_crowded = cpus_usable() < e->nworkers;
 	e->main_base = event_base_new();
 	e->gen_wake = event_new(e->main_base, -1, 0, on_gen_wake, e);
 	e->gen = edge_gen_new(conf, 1, e->nworkers, e->gen_wake);

@@ -213,5 +213,17 @@ def test_a_worker_alone_keeps_its_core():
     et.eq(st.get("worker_yields"), 0, "worker_yields")
 
 
+def test_workers_default_to_the_cpus_edged_may_run_on():
+    # Without `threads`, one worker per CPU of edged's affinity (taskset,
+    # a container's cpuset), not per CPU online: a node given one CPU of
+    # a larger host would otherwise crowd every worker onto it.
+    with et.Origin() as o:
+        with pinned_edge(o, 0, threads=None) as e:
+            et.eq(len(worker_tids(e.proc.pid)), 1, "workers on one CPU")
+        with et.Edge(o.url, threads=None) as e:
+            et.eq(len(worker_tids(e.proc.pid)), len(os.sched_getaffinity(0)),
+                  "workers on every CPU this test may use")
+
+
 if __name__ == "__main__":
     et.main()
