@@ -1273,7 +1273,7 @@ on_invalid_frame_recv(
 			EDGE_COUNTER_INC(w, h2_concurrent_streams);
 			break;
 		}
-		/* FALLTHROUGH */
+		CDN_FALLTHROUGH;
 	default:
 		EDGE_COUNTER_INC(w, h2_protocol);
 		c->counted = 1;
