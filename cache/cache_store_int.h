@@ -262,6 +262,15 @@ get_be64(const uint8_t *p)
 	return v;
 }
 
+/* Bytes of chunk <i> of a body of <body_len> bytes. */
+static inline size_t
+cache_chunk_len(uint64_t body_len, uint32_t i)
+{
+	uint64_t left = body_len - (uint64_t)i * CACHE_CHUNK_SIZE;
+
+	return left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+}
+
 /* An MDB_val over borrowed bytes (LMDB does not write through it). */
 static inline MDB_val
 mval(const void *p, size_t len)
