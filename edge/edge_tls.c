@@ -195,7 +195,7 @@ sni_cmp(const void *a, const void *b)
 static SSL_CTX *
 sni_lookup(const struct ctx_data *d, const char *host)
 {
-	struct sni_entry key, *hit;
+	struct sni_entry key = {0}, *hit; /* sni_cmp reads only the name */
 	char name[256];
 	size_t len = strlen(host), i;
 	char *dot;
