@@ -65,12 +65,13 @@ evict_some(struct cache_store *s, MDB_txn *txn, uint64_t target, uint64_t max,
 	uint8_t lk[CACHE_LRUKEY_LEN], hv[CACHE_OBJKEY_LEN];
 	MDB_cursor *cur;
 	MDB_val k, v;
+	uint64_t used = *usedp, n = *evicted;
 	int rc, existed;
 
 	rc = mdb_cursor_open(txn, s->db_lru, &cur);
 	if (rc != 0)
 		return rc;
-	while (*evicted<max && * usedp> target) {
+	while (n < max && used > target) {
 		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 		if (rc == MDB_NOTFOUND) {
 			*is_empty = 1;
@@ -97,10 +98,12 @@ evict_some(struct cache_store *s, MDB_txn *txn, uint64_t target, uint64_t max,
 			break;
 		rc = 0;
 		if (existed)
-			(*evicted)++;
-		*usedp = cache_store_used_bytes(s, txn);
+			n++;
+		used = cache_store_used_bytes(s, txn);
 	}
 	mdb_cursor_close(cur);
+	*usedp = used;
+	*evicted = n;
 	return rc;
 }
 
