@@ -208,8 +208,10 @@ cache_slab_free(void *p, size_t n)
 	pthread_mutex_lock(&cls->mtx);
 	f->next = cls->free;
 	cls->free = f;
-	pthread_mutex_unlock(&cls->mtx);
+	/* Under the lock: once it is released another thread may take the
+	 * block and unpoison it. */
 	SLAB_POISON(f, sizeof(*f));
+	pthread_mutex_unlock(&cls->mtx);
 }
 
 size_t
