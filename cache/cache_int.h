@@ -34,6 +34,9 @@ void *cache_slab_alloc(size_t n);
 void cache_slab_free(void *p, size_t n);
 /* Bytes a block of <n> bytes takes, for the tier's accounting. */
 size_t cache_slab_cost(size_t n);
+/* Bytes of the runs the classes took so far (never given back; the rest
+ * of a mapped region is untouched, so it costs no memory). */
+uint64_t cache_slab_bytes(void);
 
 /* ================= cache_objfd.c ================= */
 

@@ -32,6 +32,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,7 @@ static struct slab_class slab_classes[SLAB_NCLASSES];
 static pthread_once_t slab_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t slab_region_mtx = PTHREAD_MUTEX_INITIALIZER;
 static char *slab_region, *slab_region_end; /* slab_region_mtx */
+static _Atomic uint64_t slab_runs_bytes;    /* runs handed out, for stats */
 
 static void
 slab_init(void)
@@ -145,6 +147,8 @@ run_new(void)
 	}
 	r = slab_region;
 	slab_region += SLAB_RUN;
+	atomic_fetch_add_explicit(
+	    &slab_runs_bytes, SLAB_RUN, memory_order_relaxed);
 out:
 	pthread_mutex_unlock(&slab_region_mtx);
 	return r;
@@ -220,4 +224,10 @@ cache_slab_cost(size_t n)
 	if (n == 0 || n > CACHE_SLAB_MAX)
 		return n + SLAB_MALLOC_OVERHEAD;
 	return class_size(class_of(n));
+}
+
+uint64_t
+cache_slab_bytes(void)
+{
+	return atomic_load_explicit(&slab_runs_bytes, memory_order_relaxed);
 }

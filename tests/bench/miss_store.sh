@@ -80,9 +80,10 @@ print("%s round %s: %d requests, %.0f req/s, %.0f req per edged CPU-s, puts %d, 
       " writer %.1f us CPU per put, other threads %.1f us per request"
       % (args or "(defaults)", rnd, n, rps, n * hz / max(ticks, 1), c["puts"], c["put_drops"],
          wticks * 1e6 / hz / max(puts, 1), max(ticks - wrun, 0) * 1e6 / hz / max(n, 1)))
-print("  minor faults per request %.2f, RssAnon %.0f MiB, memory tier %d objects charged %.0f MiB (%.0f B each)"
+print("  minor faults per request %.2f, RssAnon %.0f MiB, memory tier %d objects charged %.0f MiB (%.0f B each)%s"
       % (flt / max(n, 1), anon_kib / 1024, c["memory_objects"], c["memory_bytes"] / 2**20,
-         c["memory_bytes"] / max(c["memory_objects"], 1)))
+         c["memory_bytes"] / max(c["memory_objects"], 1),
+         ", slab %.0f MiB" % (c["memory_slab_bytes"] / 2**20) if "memory_slab_bytes" in c else ""))
 PY
 	puts0=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["cache"]["puts"])' "$d/stats")
 	round=$((round + 1))
