@@ -25,15 +25,14 @@
  * against LRU and each of these parameters (docs/performance.md).
  *
  * Budget: sh->bytes counts entry footprints (cache_obj_footprint plus the
- * entry, each as cache_slab_cost counts it), the hash table and the ghost
- * table, and is kept <= sh->budget
- * after every insertion.  An object larger than 1/8 of a shard's budget is
- * not admitted, except as a pinned entry while the writer thread has it
- * queued (cache_mem_put() with <pin>, until cache_mem_unpin()), so that an
- * object just stored is found at once whatever its size.  Tombstones
- * (pending removals) and pinned objects are never evicted: they are
- * short-lived; pinned ones are charged only their entry, as the writer's
- * queue holds and bounds their bytes.
+ * entry, as cache_slab_cost counts the slab's blocks), the hash table and
+ * the ghost table, and is kept <= sh->budget after every insertion.  An object
+ * larger than 1/8 of a shard's budget is not admitted, except as a pinned entry
+ * while the writer thread has it queued (cache_mem_put() with <pin>, until
+ * cache_mem_unpin()), so that an object just stored is found at once whatever
+ * its size.  Tombstones (pending removals) and pinned objects are never
+ * evicted: they are short-lived; pinned ones are charged only their entry, as
+ * the writer's queue holds and bounds their bytes.
  *
  * Generations: sh->gen changes on every put and removal in the shard.  A
  * reader that missed memory and read LMDB passes the generation it saw to
@@ -62,6 +61,7 @@
 #define MEM_GHOST_MAX        65536
 #define MEM_GHOST_PER_BYTES  1024 /* one ghost slot per KiB of budget */
 #define MEM_GHOST_WINDOW_MIN 16
+#define MEM_MALLOC_OVERHEAD  16 /* malloc's header, for tombstones */
 
 enum mem_kind {
 	MEM_OBJ = 1,
@@ -278,8 +278,9 @@ entry_kill(struct mem_shard *sh, struct mem_entry *e, struct mem_entry **gravep)
 	*gravep = e;
 }
 
-/* Bytes of an entry's allocation: tombstones are malloc's, the rest the
- * slab's (cache_slab.c), as they live as long as what they hold. */
+/* Bytes of an entry's allocation.  Objects' and Vary entries are the
+ * slab's (cache_slab.c), as they live as long as what they hold;
+ * tombstones, short-lived, are malloc's (cdn_xcalloc). */
 static size_t
 entry_size(const struct mem_entry *e)
 {
@@ -817,7 +818,7 @@ cache_mem_remove(
 		memcpy(tomb->key, key, CACHE_HASH_LEN);
 		tomb->kind = MEM_TOMB;
 		tomb->tomb_seq = seq;
-		tomb->footprint = cache_slab_cost(sizeof(*tomb));
+		tomb->footprint = sizeof(*tomb) + MEM_MALLOC_OVERHEAD;
 		entry_insert(sh, tomb, &grave);
 	}
 	pthread_mutex_unlock(&sh->mtx);
