@@ -18,7 +18,8 @@
  * The struct with its strings, and an appended body while it is one chunk
  * of at most CACHE_SLAB_MAX bytes, live in the tier's slab (cache_slab.c),
  * not on the malloc heap: they may stay as long as the memory tier keeps
- * the object.  Chunks adopted or loaded from LMDB are malloc's.
+ * the object.  Chunks adopted, or loaded one at a time
+ * (cache_store_load_chunks), are malloc's.
  */
 #include "config.h"
 
