@@ -19,10 +19,9 @@
  * the tier grows.  (Not with MADV_HUGEPAGE: a page fault per 2 MiB, but
  * each clears 2 MiB at once, which cost more than it saved in
  * tests/bench/miss_store.sh.)  Memory is never given back to the system:
- * a freed block is
- * reused by its class, so what the process holds is the tier's high-water
- * mark in each class (plus at most one run per class).  Larger sizes go
- * to malloc.
+ * a freed block is reused by its class, so what the process holds is the
+ * tier's high-water mark in each class (plus at most one run per class).
+ * Larger sizes go to malloc.
  *
  * Threads: any thread allocates and frees.  Each class has its own lock
  * (cls->mtx covers its free list and run); slab_region_mtx covers the
@@ -35,7 +34,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 
 #include "cache/cache.h"
