@@ -1027,6 +1027,7 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->bytes = atomic_load_explicit(&s->st_bytes, memory_order_relaxed);
 	st->mem_objects = ms.objects;
 	st->mem_bytes = ms.bytes;
+	st->mem_slab_bytes = cache_slab_bytes();
 	st->mem_evictions = ms.evictions;
 	st->sealed_bodies = cache_obj_sealed_count();
 	st->sealed_bytes = cache_obj_sealed_bytes();
