@@ -345,6 +345,9 @@ struct cache_obj {
 	unsigned char *chunk_slot; /* chunks[] while it has one slot */
 	uint64_t body_want;        /* cache_obj_reserve's hint; 0: none */
 	size_t last_chunk_cap;     /* bytes allocated for chunks[nchunks - 1] */
+	/* The one chunk is cache_slab_alloc(last_chunk_cap)'s, not malloc's
+	 * (a small body appended, cache_obj_append). */
+	uint8_t is_body_slab;
 	/* The one mutable field of a shared object: the LRU bucket (minutes
 	 * since the epoch) of the last access recorded in LMDB, so that
 	 * cache_store_touch() enqueues at most once per object and bucket. */
@@ -396,6 +399,10 @@ struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_unref(struct cache_obj **op);
 /* Bytes of memory the object holds (for the memory tier's budget). */
 size_t cache_obj_footprint(const struct cache_obj *o);
+/* A body of at most this many bytes appended with cache_obj_append() is
+ * kept in the memory tier's own memory, apart from the malloc heap
+ * (cache_slab.c); chunks adopted with cache_obj_adopt_chunk() are not. */
+#define CACHE_OBJ_SMALL_MAX (16 * 1024)
 
 /* ================= sealed bodies (cache_objfd.c) ================= */
 
@@ -878,6 +885,9 @@ struct cache_store_stats {
 	uint64_t bytes;   /* accounted bytes in LMDB */
 	uint64_t mem_objects;
 	uint64_t mem_bytes;
+	/* Taken by the memory tier's slab (cache_slab.c): its high-water
+	 * mark, as freed blocks are kept for reuse. */
+	uint64_t mem_slab_bytes;
 	uint64_t puts, put_drops; /* stored / not stored (queue, map full) */
 	uint64_t evictions;       /* objects evicted from LMDB */
 	uint64_t mem_evictions;

@@ -18,6 +18,26 @@
 /* Smallest allocation for a chunk that is being appended to. */
 #define CACHE_OBJ_MIN_CHUNK 256
 
+/* ================= cache_slab.c ================= */
+
+/* Larger blocks come from malloc. */
+#define CACHE_SLAB_MAX CACHE_OBJ_SMALL_MAX
+
+/*
+ * <n> bytes for something the memory tier may keep (an object's head, a
+ * small body, a tier entry), aligned as malloc's.  Any thread; NULL if
+ * memory runs out.  Give it back with cache_slab_free(p, n), with the
+ * same <n>.
+ */
+void *cache_slab_alloc(size_t n);
+/* Give back cache_slab_alloc(n)'s <p> (NULL: nothing). */
+void cache_slab_free(void *p, size_t n);
+/* Bytes a block of <n> bytes takes, for the tier's accounting. */
+size_t cache_slab_cost(size_t n);
+/* Bytes of the runs the classes took so far (never given back; the rest
+ * of a mapped region is untouched, so it costs no memory). */
+uint64_t cache_slab_bytes(void);
+
 /* ================= cache_objfd.c ================= */
 
 /* Bytes a sealed body holds: whole pages of its file. */

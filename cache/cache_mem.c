@@ -25,14 +25,14 @@
  * against LRU and each of these parameters (docs/performance.md).
  *
  * Budget: sh->bytes counts entry footprints (cache_obj_footprint plus the
- * entry), the hash table and the ghost table, and is kept <= sh->budget
- * after every insertion.  An object larger than 1/8 of a shard's budget is
- * not admitted, except as a pinned entry while the writer thread has it
- * queued (cache_mem_put() with <pin>, until cache_mem_unpin()), so that an
- * object just stored is found at once whatever its size.  Tombstones
- * (pending removals) and pinned objects are never evicted: they are
- * short-lived; pinned ones are charged only their entry, as the writer's
- * queue holds and bounds their bytes.
+ * entry, as cache_slab_cost counts the slab's blocks), the hash table and
+ * the ghost table, and is kept <= sh->budget after every insertion.  An object
+ * larger than 1/8 of a shard's budget is not admitted, except as a pinned entry
+ * while the writer thread has it queued (cache_mem_put() with <pin>, until
+ * cache_mem_unpin()), so that an object just stored is found at once whatever
+ * its size.  Tombstones (pending removals) and pinned objects are never
+ * evicted: they are short-lived; pinned ones are charged only their entry, as
+ * the writer's queue holds and bounds their bytes.
  *
  * Generations: sh->gen changes on every put and removal in the shard.  A
  * reader that missed memory and read LMDB passes the generation it saw to
@@ -61,7 +61,7 @@
 #define MEM_GHOST_MAX        65536
 #define MEM_GHOST_PER_BYTES  1024 /* one ghost slot per KiB of budget */
 #define MEM_GHOST_WINDOW_MIN 16
-#define MEM_MALLOC_OVERHEAD  16
+#define MEM_MALLOC_OVERHEAD  16 /* malloc's header, for tombstones */
 
 enum mem_kind {
 	MEM_OBJ = 1,
@@ -278,6 +278,15 @@ entry_kill(struct mem_shard *sh, struct mem_entry *e, struct mem_entry **gravep)
 	*gravep = e;
 }
 
+/* Bytes of an entry's allocation.  Objects' and Vary entries are the
+ * slab's (cache_slab.c), as they live as long as what they hold;
+ * tombstones, short-lived, are malloc's (cdn_xcalloc). */
+static size_t
+entry_size(const struct mem_entry *e)
+{
+	return sizeof(*e) + (e->kind == MEM_VARY ? e->vary_len : 0);
+}
+
 static void
 graveyard_free(struct mem_entry *e)
 {
@@ -287,7 +296,10 @@ graveyard_free(struct mem_entry *e)
 		next = e->hnext;
 		if (e->kind == MEM_OBJ)
 			cache_obj_unref(&e->obj);
-		free(e);
+		if (e->kind == MEM_TOMB)
+			free(e);
+		else
+			cache_slab_free(e, entry_size(e));
 	}
 }
 
@@ -571,18 +583,19 @@ vary_entry_new(
     const uint8_t key[CACHE_HASH_LEN], const char *vary, size_t vary_len)
 {
 	struct mem_entry *e;
+	size_t n = vary != NULL ? vary_len : 0;
 
-	e = malloc(sizeof(*e) + vary_len);
+	e = cache_slab_alloc(sizeof(*e) + n);
 	if (e == NULL)
 		return NULL;
 	memset(e, 0, sizeof(*e));
 	memcpy(e->key, key, CACHE_HASH_LEN);
 	e->kind = MEM_VARY;
 	e->has_vary = vary != NULL;
-	e->vary_len = vary != NULL ? vary_len : 0;
-	if (e->vary_len > 0)
-		memcpy(e->vary, vary, vary_len);
-	e->footprint = sizeof(*e) + e->vary_len + MEM_MALLOC_OVERHEAD;
+	e->vary_len = n;
+	if (n > 0)
+		memcpy(e->vary, vary, n);
+	e->footprint = cache_slab_cost(sizeof(*e) + n);
 	return e;
 }
 
@@ -601,20 +614,24 @@ vary_set_locked(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
 			return; /* the usual case: the same rule again */
 		entry_kill(sh, e, gravep);
 	}
-	if (sizeof(*e) + vary_len + MEM_MALLOC_OVERHEAD > sh->admit_max)
+	if (cache_slab_cost(sizeof(*e) + vary_len) > sh->admit_max)
 		return;
 	e = vary_entry_new(key, vary, vary_len);
 	if (e != NULL)
 		entry_insert(sh, e, gravep);
 }
 
-/* Insert an entry holding a reference to <o>, charged <footprint>. */
+/* Insert an entry holding a reference to <o>, charged <footprint>.  If
+ * memory runs out there is none (not an error: this is a cache). */
 static void
 obj_entry_insert(struct mem_shard *sh, struct cache_obj *o, size_t footprint,
     int pinned, struct mem_entry **gravep)
 {
-	struct mem_entry *e = cdn_xcalloc(1, sizeof(*e));
+	struct mem_entry *e = cache_slab_alloc(sizeof(*e));
 
+	if (e == NULL)
+		return;
+	memset(e, 0, sizeof(*e));
 	memcpy(e->key, o->key, CACHE_HASH_LEN);
 	e->variant = o->variant;
 	e->kind = MEM_OBJ;
@@ -635,7 +652,7 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
 	CDN_DASSERT(cache_obj_valid(o));
-	fp = cache_obj_footprint(o) + sizeof(*e) + MEM_MALLOC_OVERHEAD;
+	fp = cache_obj_footprint(o) + cache_slab_cost(sizeof(*e));
 	sh = shard_of(m, o->key);
 	pthread_mutex_lock(&sh->mtx);
 	sh->gen++;
@@ -645,8 +662,7 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 	if (fp <= sh->admit_max)
 		obj_entry_insert(sh, o, fp, 0, &grave);
 	else if (pin)
-		obj_entry_insert(
-		    sh, o, sizeof(*e) + MEM_MALLOC_OVERHEAD, 1, &grave);
+		obj_entry_insert(sh, o, cache_slab_cost(sizeof(*e)), 1, &grave);
 	else
 		held = 0;
 	/* Found after the insertion, which may have evicted it. */
@@ -688,7 +704,7 @@ cache_mem_promote(struct cache_mem *m, struct cache_obj *o, uint64_t gen)
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
-	fp = cache_obj_footprint(o) + sizeof(*e) + MEM_MALLOC_OVERHEAD;
+	fp = cache_obj_footprint(o) + cache_slab_cost(sizeof(*e));
 	sh = shard_of(m, o->key);
 	if (fp > sh->admit_max)
 		return;

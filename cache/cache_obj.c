@@ -14,6 +14,12 @@
  * the size of the first append into it (at least CACHE_OBJ_MIN_CHUNK), so a
  * small body costs a small allocation and a body loaded from LMDB one chunk
  * at a time is allocated exactly.
+ *
+ * The struct with its strings, and an appended body while it is one chunk
+ * of at most CACHE_SLAB_MAX bytes, live in the tier's slab (cache_slab.c),
+ * not on the malloc heap: they may stay as long as the memory tier keeps
+ * the object.  Chunks adopted, or loaded one at a time
+ * (cache_store_load_chunks), are malloc's.
  */
 #include "config.h"
 
@@ -27,6 +33,14 @@
 
 /* What malloc adds to each allocation, for footprints. */
 #define OBJ_MALLOC_OVERHEAD 16
+
+/* Bytes of the allocation holding <o> and its strings. */
+static size_t
+head_size(const struct cache_obj *o)
+{
+	return sizeof(*o) + o->url_len + 1 + o->fields_len + 1 + o->vary_len +
+	    1;
+}
 
 static char *
 dup_bytes(const char *p, size_t len)
@@ -75,7 +89,8 @@ cache_obj_new(const uint8_t key[CACHE_HASH_LEN], uint64_t variant, int status,
 
 	/* One allocation: the three strings follow the struct, as they
 	 * live and die with it. */
-	o = malloc(sizeof(*o) + url_len + 1 + fields_len + 1 + vary_len + 1);
+	o = cache_slab_alloc(
+	    sizeof(*o) + url_len + 1 + fields_len + 1 + vary_len + 1);
 	if (o == NULL)
 		return NULL;
 	memset(o, 0, sizeof(*o));
@@ -100,6 +115,7 @@ cache_obj_new(const uint8_t key[CACHE_HASH_LEN], uint64_t variant, int status,
 	o->chunks = NULL;
 	o->chunks_cap = 0;
 	o->last_chunk_cap = 0;
+	o->is_body_slab = 0;
 	o->body_fd = -1;
 	atomic_init(&o->lru_bucket, 0);
 	atomic_init(&o->purge_seen, 0);
@@ -168,6 +184,27 @@ grow_chunk_array(struct cache_obj *o)
 }
 
 /*
+ * The last chunk of <o>, of which <used> bytes are written, moved to an
+ * allocation of <want> bytes (from the slab while it fits there).  NULL if
+ * memory runs out; then the chunk is unchanged.
+ */
+static unsigned char *
+grow_chunk(struct cache_obj *o, size_t used, size_t want)
+{
+	unsigned char *old = o->chunks[o->nchunks - 1], *c;
+
+	if (!o->is_body_slab)
+		return realloc(old, want);
+	c = cache_slab_alloc(want);
+	if (c == NULL)
+		return NULL;
+	memcpy(c, old, used);
+	cache_slab_free(old, o->last_chunk_cap);
+	o->is_body_slab = want <= CACHE_SLAB_MAX;
+	return c;
+}
+
+/*
  * Append <len> bytes to the body of <o>, which must not be shared yet (the
  * caller holds the only reference).  Returns CDN_OK, or CDN_ENOMEM if
  * memory runs out; then the body is unchanged.
@@ -207,9 +244,12 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 				    : CACHE_CHUNK_SIZE;
 			if (cap < CACHE_OBJ_MIN_CHUNK)
 				cap = CACHE_OBJ_MIN_CHUNK;
-			c = malloc(cap);
+			c = o->nchunks == 0 ? cache_slab_alloc(cap)
+			                    : malloc(cap);
 			if (c == NULL)
 				return CDN_ENOMEM;
+			o->is_body_slab =
+			    o->nchunks == 0 && cap <= CACHE_SLAB_MAX;
 			o->chunks[o->nchunks++] = c;
 			o->last_chunk_cap = cap;
 			used = 0;
@@ -222,7 +262,7 @@ cache_obj_append(struct cache_obj *o, const void *p, size_t len)
 				want = used + n;
 			if (want > CACHE_CHUNK_SIZE)
 				want = CACHE_CHUNK_SIZE;
-			c = realloc(o->chunks[o->nchunks - 1], want);
+			c = grow_chunk(o, used, want);
 			if (c == NULL)
 				return CDN_ENOMEM;
 			o->chunks[o->nchunks - 1] = c;
@@ -271,6 +311,7 @@ cache_obj_take_chunk(struct cache_obj *o, uint32_t i)
 	CDN_ASSERT(i < o->nchunks);
 	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
 	CDN_ASSERT(o->body_fd < 0);
+	CDN_ASSERT(!o->is_body_slab); /* the caller will free() it */
 	if (o->chunks == NULL)
 		return NULL;
 	c = o->chunks[i];
@@ -309,6 +350,8 @@ cache_obj_unref(struct cache_obj **op)
 	 * chunk array at all; a sealed one maps its file. */
 	if (o->body_fd >= 0)
 		cache_objfd_release(o);
+	else if (o->is_body_slab)
+		cache_slab_free(o->chunks[0], o->last_chunk_cap);
 	else
 		for (uint32_t i = 0; o->chunks != NULL && i < o->nchunks; i++)
 			free(o->chunks[i]);
@@ -316,7 +359,7 @@ cache_obj_unref(struct cache_obj **op)
 		free(o->chunks);
 	free(o->tags);
 	MAGIC_WIPE(o);
-	free(o);
+	cache_slab_free(o, head_size(o));
 }
 
 /*
@@ -329,8 +372,7 @@ cache_obj_footprint(const struct cache_obj *o)
 	size_t n;
 
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
-	n = sizeof(*o) + o->url_len + 1 + o->fields_len + 1 + o->vary_len + 1 +
-	    OBJ_MALLOC_OVERHEAD;
+	n = cache_slab_cost(head_size(o));
 	if (o->tags != NULL)
 		n += o->tags_len + 1 + OBJ_MALLOC_OVERHEAD;
 	if (o->chunks_cap > 0 && o->chunks != &o->chunk_slot)
@@ -338,6 +380,8 @@ cache_obj_footprint(const struct cache_obj *o)
 		    OBJ_MALLOC_OVERHEAD;
 	if (o->body_fd >= 0)
 		n += cache_objfd_footprint(o);
+	else if (o->is_body_slab)
+		n += cache_slab_cost(o->last_chunk_cap);
 	else if (o->nchunks > 0)
 		n += (size_t)(o->nchunks - 1) *
 		        (CACHE_CHUNK_SIZE + OBJ_MALLOC_OVERHEAD) +

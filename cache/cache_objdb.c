@@ -337,6 +337,14 @@ cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
 	return record_links(s, txn, o, hv);
 }
 
+/* Bytes of chunk <i> of <o> that go in the bodies db: the chunk less the
+ * tail its record keeps (tails[i], cache_record_plan). */
+static size_t
+chunk_part(const struct cache_obj *o, const uint16_t *tails, uint32_t i)
+{
+	return cache_chunk_len(o->body_len, i) - tails[i];
+}
+
 /*
  * Write <o> with its chunks, lru entries and Vary rule.  The record goes
  * first, with MDB_NOOVERWRITE: only when one is there is the old object
@@ -355,11 +363,11 @@ cache_objdb_write(
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	uint8_t lk[CACHE_LRUKEY_LEN];
-	uint64_t sums_stack[OBJDB_STACK_CHUNKS], *sums, seed, left;
+	uint64_t sums_stack[OBJDB_STACK_CHUNKS], *sums, seed;
 	uint16_t tails_stack[OBJDB_STACK_CHUNKS], *tails;
 	uint8_t tail_stack[OBJDB_STACK_TAIL], *tailbuf;
 	MDB_val k, v;
-	size_t clen, part, total, off = 0;
+	size_t part, total, off = 0;
 	int rc, existed;
 
 	cache_record_objkey(hv, o->key, o->variant);
@@ -382,12 +390,8 @@ cache_objdb_write(
 		return ENOMEM;
 	}
 	seed = cache_record_seed(hv);
-	left = o->body_len;
 	for (uint32_t i = 0; i < o->nchunks; i++) {
-		clen =
-		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
-		left -= clen;
-		part = clen - tails[i];
+		part = chunk_part(o, tails, i);
 		memcpy(tailbuf + off, o->chunks[i] + part, tails[i]);
 		off += tails[i];
 		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], part);
@@ -406,12 +410,8 @@ cache_objdb_write(
 	}
 	if (rc != 0)
 		goto out;
-	left = o->body_len;
 	for (uint32_t i = 0; i < o->nchunks; i++) {
-		clen =
-		    left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
-		left -= clen;
-		part = clen - tails[i];
+		part = chunk_part(o, tails, i);
 		if (part == 0)
 			continue;
 		cache_record_chunkkey(ck, o->key, o->variant, i);

@@ -158,6 +158,8 @@ cache_obj_seal(struct cache_obj *o)
 	    o->body_fd >= 0 || o->body_len < CACHE_OBJ_FD_MIN ||
 	    o->body_len > SIZE_MAX / 2 || o->chunks == NULL)
 		return 0;
+	CDN_ASSERT(
+	    !o->is_body_slab); /* bodies of CACHE_OBJ_FD_MIN are malloc's */
 	for (uint32_t i = 0; i < o->nchunks; i++)
 		if (o->chunks[i] == NULL)
 			return 0;

@@ -315,7 +315,7 @@ cache_rules_match(const struct cache_rules *r, const struct cache_obj *o)
 		return 0;
 	rule_apply(r, CACHE_PURGE_URL, o->key, CACHE_HASH_LEN, &hard, &soft);
 	p = o->tags;
-	end = o->tags + o->tags_len;
+	end = o->tags_len > 0 ? p + o->tags_len : p; /* never NULL + 0 */
 	while (p < end) {
 		sp = memchr(p, ' ', (size_t)(end - p));
 		if (sp == NULL)

@@ -26,7 +26,8 @@
  *    threads' kept read transactions" below) instead of beginning and
  *    ending one.
  *  - The writer thread (cache_writer_main) is the only one that writes.  It
- *    owns s->lru_seq, s->used_bytes, s->dirty, s->last_env_sync_ms.
+ *    owns s->lru_seq, s->used_bytes, s->dup_pages, s->dup_entries,
+ *    s->dirty, s->last_env_sync_ms.
  *  - s->qmtx covers the queue (qhead, qtail, qcount, qbytes), the sequence
  *    numbers (enq_seq, done_seq) and the sync handshake (sync_req,
  *    sync_seq, sync_done) and s->stop.  s->qcond wakes the writer,
@@ -416,16 +417,17 @@ cache_store_read_held(struct cache_store *s)
 	return r != NULL && r->hold_id == s->id;
 }
 
-/* Pages holding data, in bytes (see cache_evict.c "Accounting"). */
-uint64_t
-cache_store_used_bytes(struct cache_store *s, MDB_txn *txn)
+/* mdb_stat's pages of every database, the two meta pages, in <txn>; the
+ * tag index's entries in *tag_entries. */
+static uint64_t
+tree_pages(struct cache_store *s, MDB_txn *txn, uint64_t *tag_entries)
 {
 	MDB_dbi dbs[11];
 	MDB_stat st;
 	uint64_t pages = 2; /* the two meta pages */
 
-	dbs[0] = 0; /* FREE_DBI */
-	dbs[1] = 1; /* MAIN_DBI */
+	dbs[0] = STORE_FREE_DBI;
+	dbs[1] = STORE_MAIN_DBI;
 	dbs[2] = s->db_obj;
 	dbs[3] = s->db_body;
 	dbs[4] = s->db_vary;
@@ -435,13 +437,85 @@ cache_store_used_bytes(struct cache_store *s, MDB_txn *txn)
 	dbs[8] = s->db_prules;
 	dbs[9] = s->db_plog;
 	dbs[10] = s->db_tags;
+	*tag_entries = 0;
 	for (size_t i = 0; i < CDN_ARRAY_LEN(dbs); i++) {
 		if (mdb_stat(txn, dbs[i], &st) != 0)
 			continue;
 		pages += st.ms_branch_pages + st.ms_leaf_pages +
 		    st.ms_overflow_pages;
+		if (dbs[i] == s->db_tags)
+			*tag_entries = st.ms_entries;
 	}
-	return pages * s->psize;
+	return pages;
+}
+
+/*
+ * Pages holding data, in bytes (see cache_evict.c "Accounting"): the trees
+ * of every database, as mdb_stat counts them, and the sub-databases LMDB
+ * makes under a tag that many objects carry (the tag index is
+ * MDB_DUPSORT), which mdb_stat leaves out.  Those were counted after the
+ * last commit (cache_store_count_pages); until the next, they are taken to
+ * grow and shrink with the tag index's entries.
+ */
+uint64_t
+cache_store_used_bytes(struct cache_store *s, MDB_txn *txn)
+{
+	uint64_t pages, tags, dup = s->dup_pages;
+
+	pages = tree_pages(s, txn, &tags);
+	if (dup > 0 && s->dup_entries > 0)
+		dup = (uint64_t)((double)dup * (double)tags /
+		    (double)s->dup_entries);
+	return (pages + dup) * s->psize;
+}
+
+/*
+ * After a commit, on the writer thread: the bytes of the pages in use,
+ * counted exactly: every page up to the last one the file has used that is
+ * not on LMDB's freelist.  Their difference from the trees' pages is the
+ * pages of the tag index's sub-databases, kept for cache_store_used_bytes.
+ * Returns <est> (and keeps the last count) when it cannot count: the
+ * store is not readable, or another process committed meanwhile.
+ */
+uint64_t
+cache_store_count_pages(struct cache_store *s, uint64_t est)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur;
+	MDB_envinfo ei;
+	MDB_val k, v;
+	uint64_t tree, tags, free_pages = 0, used;
+	int rc;
+
+	if (cache_store_read_begin(s, &txn) != 0)
+		return est;
+	tree = tree_pages(s, txn, &tags);
+	if (tags == 0) {
+		/* No tag index, no sub-database: the trees are all. */
+		s->dup_pages = 0;
+		s->dup_entries = 0;
+		est = tree * s->psize;
+		goto out;
+	}
+	if (mdb_env_info(s->env, &ei) != 0 ||
+	    ei.me_last_txnid != mdb_txn_id(txn) ||
+	    mdb_cursor_open(txn, STORE_FREE_DBI, &cur) != 0)
+		goto out;
+	/* A freelist record is an ID list: its length, then the pages. */
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+		free_pages += v.mv_size / sizeof(size_t) - 1;
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND) {
+		cache_store_lmdb_check(s, rc);
+		goto out;
+	}
+	used = (uint64_t)ei.me_last_pgno + 1 - free_pages;
+	s->dup_pages = used > tree ? used - tree : 0;
+	s->dup_entries = tags;
+	est = (tree + s->dup_pages) * s->psize;
+out:
+	cache_store_read_end(s, &txn);
+	return est;
 }
 
 uint64_t
@@ -953,6 +1027,7 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->bytes = atomic_load_explicit(&s->st_bytes, memory_order_relaxed);
 	st->mem_objects = ms.objects;
 	st->mem_bytes = ms.bytes;
+	st->mem_slab_bytes = cache_slab_bytes();
 	st->mem_evictions = ms.evictions;
 	st->sealed_bodies = cache_obj_sealed_count();
 	st->sealed_bytes = cache_obj_sealed_bytes();

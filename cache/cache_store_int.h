@@ -29,6 +29,9 @@
 /* The writer thread's name (at most 15 bytes, the kernel's limit). */
 #define CACHE_WRITER_THREAD_NAME "cache-writer"
 
+#define STORE_FREE_DBI 0 /* LMDB's own databases: the freelist */
+#define STORE_MAIN_DBI 1 /* ... and the one naming the others */
+
 #define W_BATCH_MSGS     1024 /* writer messages per transaction, at most */
 #define W_BATCH_MSGS_MIN 128  /* the least a small store batches */
 
@@ -146,6 +149,8 @@ struct cache_store {
 	struct cache_stream *streams; /* bodies being streamed */
 	uint64_t lru_seq;
 	uint64_t used_bytes;
+	uint64_t dup_pages;   /* the tag index's sub-databases, last counted */
+	uint64_t dup_entries; /* ... with this many tag index entries */
 	int dirty;
 	uint64_t last_env_sync_ms;
 	struct cdn_ratelog wfail;  /* the episode of failing writes */
@@ -257,6 +262,15 @@ get_be64(const uint8_t *p)
 	return v;
 }
 
+/* Bytes of chunk <i> of a body of <body_len> bytes. */
+static inline size_t
+cache_chunk_len(uint64_t body_len, uint32_t i)
+{
+	uint64_t left = body_len - (uint64_t)i * CACHE_CHUNK_SIZE;
+
+	return left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
+}
+
 /* An MDB_val over borrowed bytes (LMDB does not write through it). */
 static inline MDB_val
 mval(const void *p, size_t len)
@@ -276,6 +290,13 @@ cache_store_is_damaged(struct cache_store *s)
 	return atomic_load_explicit(&s->damaged, memory_order_relaxed);
 }
 
+/* LMDB found no room: the map is full, or the transaction's pages are. */
+static inline int
+cache_store_is_full(int rc)
+{
+	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;
+}
+
 int cache_store_txn_begin(
     struct cache_store *s, unsigned flags, MDB_txn **txnp) CDN_WUR;
 void cache_store_txn_abort(struct cache_store *s, MDB_txn **txnp);
@@ -287,6 +308,8 @@ int cache_store_read_held(struct cache_store *s);
 int cache_store_txn_commit(struct cache_store *s, MDB_txn **txnp);
 int cache_store_lmdb_check(struct cache_store *s, int rc);
 uint64_t cache_store_used_bytes(struct cache_store *s, MDB_txn *txn);
+/* The writer, after a commit: the exact used bytes, or <est> (see there). */
+uint64_t cache_store_count_pages(struct cache_store *s, uint64_t est);
 uint64_t cache_store_object_count(struct cache_store *s, MDB_txn *txn);
 /* The LRU bucket (CACHE_LRU_BUCKET_S) of now, with the test clock skew. */
 uint32_t cache_store_now_bucket(struct cache_store *s);

@@ -20,15 +20,6 @@
 #include "cache/cache_store_int.h"
 #include "common/cdn_log.h"
 
-/* Bytes of chunk <i> of a body of <body_len> bytes. */
-static size_t
-chunk_len(uint64_t body_len, uint32_t i)
-{
-	uint64_t left = body_len - (uint64_t)i * CACHE_CHUNK_SIZE;
-
-	return left < CACHE_CHUNK_SIZE ? (size_t)left : CACHE_CHUNK_SIZE;
-}
-
 /* Where chunk <i>'s tail starts in st->tailbuf. */
 static size_t
 tail_off(const struct cache_stream *st, uint32_t i)
@@ -257,7 +248,7 @@ cache_stream_chunk(struct cache_stream *st, const void *data, size_t len,
 	o = st->obj;
 	i = st->queued;
 	if (st->ended || i >= st->nchunks ||
-	    len != chunk_len(st->body_len, i) ||
+	    len != cache_chunk_len(st->body_len, i) ||
 	    (last != 0) != (i + 1 == st->nchunks) ||
 	    atomic_load_explicit(&st->state, memory_order_relaxed) !=
 	        STREAM_OPEN) {
@@ -324,7 +315,7 @@ cache_stream_read(
 	MAGIC_CHECK(st, CACHE_STREAM_MAGIC);
 	CDN_ASSERT(i < cache_stream_committed(st));
 	s = st->s;
-	len = chunk_len(st->body_len, i);
+	len = cache_chunk_len(st->body_len, i);
 	part = len - st->tails[i];
 	p = malloc(len + 1);
 	if (p == NULL)

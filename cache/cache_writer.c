@@ -112,17 +112,12 @@ cache_writer_commit(struct cache_store *s, MDB_txn **txnp)
 	rc = cache_store_txn_commit(s, txnp);
 	if (rc != 0)
 		return rc;
+	used = cache_store_count_pages(s, used);
 	s->used_bytes = used;
 	s->dirty = 1;
 	atomic_store_explicit(&s->st_objects, objects, memory_order_relaxed);
 	atomic_store_explicit(&s->st_bytes, used, memory_order_relaxed);
 	return 0;
-}
-
-static int
-is_full(int rc)
-{
-	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;
 }
 
 /*
@@ -409,7 +404,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 		if (rc == MDB_MAP_FULL)
 			atomic_fetch_add_explicit(
 			    &s->st_map_full, 1, memory_order_relaxed);
-		if (is_full(rc))
+		if (cache_store_is_full(rc))
 			squeeze = 1;
 		else
 			cache_writer_failed(

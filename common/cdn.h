@@ -21,9 +21,12 @@ enum cdn_rc {
 	CDN_ELIMIT = -7, /* a configured limit was exceeded */
 };
 
-#define CDN_WUR          __attribute__((warn_unused_result))
-#define CDN_UNUSED       __attribute__((unused))
-#define CDN_NORETURN     __attribute__((noreturn))
+#define CDN_WUR      __attribute__((warn_unused_result))
+#define CDN_UNUSED   __attribute__((unused))
+#define CDN_NORETURN __attribute__((noreturn))
+/* Ends a switch case that goes on into the next (gcc reads a comment for
+ * this, clang only the attribute). */
+#define CDN_FALLTHROUGH  __attribute__((fallthrough))
 #define CDN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Static name of a cdn_rc ("CDN_EIO"), for logs. */

@@ -133,11 +133,13 @@ admin_send(struct http_txn *txn, int status, const char *ctype,
 static unsigned
 query_history(const struct http_request *req)
 {
-	const char *p = req->query.p, *end = p + req->query.len;
+	const char *p, *end;
 	unsigned long v = 0;
 
 	if (!req->has_query)
-		return 0;
+		return 0; /* and query.p may be NULL: no NULL + 0 */
+	p = req->query.p;
+	end = p + req->query.len;
 	while (p < end) {
 		if ((size_t)(end - p) > 8 && memcmp(p, "history=", 8) == 0) {
 			for (p += 8; p < end && *p >= '0' && *p <= '9'; p++)

@@ -1014,8 +1014,15 @@ static int
 adopt_body(struct edge_fill *f, struct fill_block *last, size_t last_len)
 {
 	/* Waiters send from the blocks: a body to be sealed (it then frees
-	 * its chunks) takes a copy of them instead. */
-	int copy_all = f->body_len >= CACHE_OBJ_FD_MIN;
+	 * its chunks) takes a copy of them instead.  So does a small one, so
+	 * that what the memory tier keeps is out of the malloc heap
+	 * (CACHE_OBJ_SMALL_MAX), where the blocks, freed with the fill,
+	 * are reused by the next fills. */
+	int copy_all = f->body_len >= CACHE_OBJ_FD_MIN ||
+	    f->body_len <= CACHE_OBJ_SMALL_MAX;
+
+	if (copy_all && f->obj->body_len == 0 && f->obj->nchunks == 0)
+		cache_obj_reserve(f->obj, f->body_len);
 
 	for (struct fill_block *b = f->first; b != NULL;
 	     b = atomic_load_explicit(&b->next, memory_order_relaxed)) {

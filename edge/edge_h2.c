@@ -564,11 +564,12 @@ static void
 build_head(struct h2_stream *st, int status, const char *fields, size_t len,
     int64_t content_length)
 {
-	const char *p = fields, *end = fields + len, *eol, *colon, *v, *date;
+	const char *p = fields, *end, *eol, *colon, *v, *date;
 	size_t n = 3, used = 0, cap;
 	int has_date = 0;
 	char *b;
 
+	end = len > 0 ? fields + len : fields; /* fields may be NULL */
 	for (size_t i = 0; i < len; i++)
 		if (fields[i] == '\n')
 			n++;
@@ -1273,7 +1274,7 @@ on_invalid_frame_recv(
 			EDGE_COUNTER_INC(w, h2_concurrent_streams);
 			break;
 		}
-		/* FALLTHROUGH */
+		CDN_FALLTHROUGH;
 	default:
 		EDGE_COUNTER_INC(w, h2_protocol);
 		c->counted = 1;

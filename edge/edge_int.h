@@ -149,6 +149,11 @@ struct edge_worker {
 	struct http_server *http;
 	struct edge_h2 *h2; /* HTTP/2 connections (edge_h2.h) */
 	unsigned drained;   /* of http and h2: both empty ends the loop */
+	int is_stopping;    /* worker_stop() ran: the loop ends this turn */
+	/* For siblings' hand-over checks (worker_loop): this thread's id, and
+	 * the CPU it last ran a turn on. */
+	_Atomic int tid;
+	_Atomic int cpu;
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
 	int alog_json;              /* access_log_format json (edge_access.c) */
@@ -182,6 +187,7 @@ struct edge {
 	struct event_base *main_base;
 	struct edge_worker *workers;
 	unsigned nworkers;
+	int is_crowded; /* more workers than CPUs to run on: see worker_loop */
 	atomic_uint workers_done;
 	atomic_int draining;
 	struct cdn_alog *alog;

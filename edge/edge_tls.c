@@ -195,7 +195,7 @@ sni_cmp(const void *a, const void *b)
 static SSL_CTX *
 sni_lookup(const struct ctx_data *d, const char *host)
 {
-	struct sni_entry key, *hit;
+	struct sni_entry key = {0}, *hit; /* sni_cmp reads only the name */
 	char name[256];
 	size_t len = strlen(host), i;
 	char *dot;
@@ -581,6 +581,8 @@ ctx_new(struct edge_tls *t, const char *what, const char *sni_name,
 	struct ctx_data *d;
 	SSL_CTX *ctx;
 	char err[256];
+	/* SSL_CTX_set1_groups_list casts its argument to char *. */
+	char groups[] = GROUPS;
 	long timeout_s;
 
 	if (key_path == NULL || key_path[0] == '\0')
@@ -605,7 +607,7 @@ ctx_new(struct edge_tls *t, const char *what, const char *sni_name,
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_cipher_list(ctx, CIPHERS_TLS12) != 1 ||
 	    SSL_CTX_set_ciphersuites(ctx, CIPHERS_TLS13) != 1 ||
-	    SSL_CTX_set1_groups_list(ctx, GROUPS) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, groups) != 1 ||
 	    SSL_CTX_set_session_id_context(ctx,
 	        (const unsigned char *)SESSION_ID_CONTEXT,
 	        sizeof(SESSION_ID_CONTEXT) - 1) != 1) {

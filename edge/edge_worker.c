@@ -5,7 +5,9 @@
  * (one socket per worker and address, SO_REUSEPORT, so the kernel spreads
  * connections and no accept lock is needed), then runs its own loop for
  * signals and the admin listener.  Each worker runs one event_base with its
- * listeners, HTTP connections and curl multi handle.
+ * listeners, HTTP connections and curl multi handle; when workers outnumber
+ * the CPUs it runs a turn at a time, handing the core to a sibling waiting
+ * for it once a millisecond (worker_loop).
  *
  * Drain (SIGTERM/SIGINT): the main thread activates each worker's drain_ev
  * (libevent is built thread-aware by evthread_use_pthreads(), so that is
@@ -32,6 +34,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +54,12 @@
 #include "edge/edge_tls.h"
 #include "http/http_listen.h"
 
-#define ALOG_FLUSH_MS  200
-#define LISTEN_BACKLOG 1024
+#define ALOG_FLUSH_MS        200
+#define LISTEN_BACKLOG       1024
+#define WORKER_NAME_MAX      16      /* a thread name's limit, with its NUL */
+#define WORKER_QUANTUM_NS    1000000 /* turns between yields: see worker_loop */
+#define WORKER_STAT_PATH_MAX 64
+#define WORKER_STAT_LINE_MAX 512 /* a stat line's start: pid, comm, state */
 
 static void
 ms_tv(uint64_t ms, struct timeval *tv)
@@ -157,6 +164,15 @@ on_flush_timer(evutil_socket_t fd, short what, void *arg)
 	cdn_alog_buf_flush(w->alog);
 }
 
+/* Ends worker_loop() once this turn's callbacks have run.  The flag spares
+ * the loop event_base_got_exit(), which takes the base's lock, each turn. */
+static void
+worker_stop(struct edge_worker *w)
+{
+	w->is_stopping = 1;
+	event_base_loopexit(w->base, NULL);
+}
+
 /* Called once by each of the HTTP/1.1 and HTTP/2 sides when empty. */
 static void
 on_worker_empty(void *arg)
@@ -164,7 +180,7 @@ on_worker_empty(void *arg)
 	struct edge_worker *w = arg;
 
 	if (++w->drained == 2)
-		event_base_loopexit(w->base, NULL);
+		worker_stop(w);
 }
 
 static void
@@ -179,7 +195,7 @@ on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	    http_server_conn_count(w->http) + edge_h2_conn_count(w->h2));
 	http_server_close_all(w->http);
 	edge_h2_close_all(w->h2);
-	event_base_loopexit(w->base, NULL);
+	worker_stop(w);
 }
 
 /* The main thread published a new configuration generation. */
@@ -229,13 +245,127 @@ edge_worker_current(void)
 	return current_worker;
 }
 
+/*
+ * The CPUs this process may run on: its affinity at start (taskset, a
+ * container's cpuset), not every CPU online.  A node given 2 CPUs of a
+ * 64-core host would otherwise start 64 workers crowded on those 2.
+ */
+static unsigned
+cpus_usable(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+/* Whether worker <s> is runnable, from its /proc stat line: its state is
+ * the first field after the command name's closing parenthesis. */
+static int
+worker_runnable(const struct edge_worker *s)
+{
+	char path[WORKER_STAT_PATH_MAX], line[WORKER_STAT_LINE_MAX];
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	(void)snprintf(path, sizeof(path), "/proc/self/task/%d/stat",
+	    atomic_load_explicit(&s->tid, memory_order_relaxed));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	line[n] = '\0';
+	p = strrchr(line, ')');
+	return p != NULL && p[1] == ' ' && p[2] == 'R';
+}
+
+/* Whether another worker waits for the CPU this one runs on. */
+static int
+sibling_waits(struct edge_worker *w)
+{
+	struct edge *e = w->edge;
+	int cpu = sched_getcpu();
+
+	atomic_store_explicit(&w->cpu, cpu, memory_order_relaxed);
+	for (unsigned i = 0; i < e->nworkers; i++) {
+		const struct edge_worker *s = &e->workers[i];
+
+		if (s != w &&
+		    atomic_load_explicit(&s->cpu, memory_order_relaxed) ==
+		        cpu &&
+		    worker_runnable(s))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A worker's loop, one turn at a time.  Under load a worker never waits in
+ * epoll_wait: clients have sent more by the time it has answered what it
+ * read.  Workers that share a core (pinned to one, or more workers than
+ * cores) are then all runnable, and the kernel switches between them only
+ * at its tick (4 ms at HZ=250): for that long every connection of the
+ * others waits, which set the p99 of hits (docs/performance.md, "p99 of
+ * hits").  So once WORKER_QUANTUM_NS have passed since it last looked, a
+ * worker checks at the end of a turn (a poll and the callbacks it made
+ * ready) whether a sibling last ran on its CPU and is runnable now, and if
+ * one is, yields to it.  The quantum bounds the sibling's wait at a quarter
+ * of that tick; each hand-over is a context switch (a microsecond or two).
+ * sched_yield() moves the caller behind every runnable task, not only
+ * its sibling: with a busy process pinned next to two workers, yielding
+ * once a millisecond gave it 60% of the core where the tick gave it a
+ * third, and yielding only to a waiting sibling still about that.  So
+ * workers do all this only when they are crowded, more of them than CPUs
+ * to run on (the benchmark's two workers pinned to one core), where they
+ * must share cores whatever else runs; otherwise the loop is libevent's
+ * own, as before, and nothing else on a core loses to them or gains.
+ */
+static void
+worker_loop(struct edge_worker *w)
+{
+	uint64_t checked_ns = cdn_now_ns();
+	uint64_t now_ns;
+
+	if (!w->edge->is_crowded) {
+		event_base_dispatch(w->base);
+		return;
+	}
+	atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
+	atomic_store_explicit(&w->cpu, sched_getcpu(), memory_order_relaxed);
+	while (!w->is_stopping) {
+		/* EVLOOP_ONCE: waits for events and returns once every
+		 * callback they (and those) made active has run. */
+		if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
+			return; /* an error, or nothing left to wait for */
+		now_ns = cdn_now_ns();
+		if (now_ns - checked_ns < WORKER_QUANTUM_NS)
+			continue;
+		checked_ns = now_ns;
+		if (sibling_waits(w)) {
+			EDGE_COUNTER_INC(w, worker_yields);
+			(void)sched_yield();
+		}
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct edge_worker *w = arg;
+	char name[WORKER_NAME_MAX];
 
 	current_worker = w;
-	event_base_dispatch(w->base);
+	/* Named so that top -H, perf and the tests can tell workers apart. */
+	(void)snprintf(name, sizeof(name), "edged-worker-%u", w->id);
+	(void)pthread_setname_np(pthread_self(), name);
+	worker_loop(w);
 	/* Connections first: their txns may hold origin fetches. */
 	edge_h2_free(&w->h2);
 	http_server_free(&w->http);
@@ -594,12 +724,9 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 	e->start_ms = cdn_now_ms();
 	e->argc = argc;
 	e->argv = argv;
-	e->nworkers = conf->threads;
-	if (e->nworkers == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		e->nworkers = n > 0 ? (unsigned)n : 1;
-	}
+	e->nworkers = conf->threads > 0 ? conf->threads : cpus_usable();
+	/* More workers than CPUs to run on: some share a CPU (worker_loop). */
+	e->is_crowded = cpus_usable() < e->nworkers;
 	e->main_base = event_base_new();
 	e->gen_wake = event_new(e->main_base, -1, 0, on_gen_wake, e);
 	e->gen = edge_gen_new(conf, 1, e->nworkers, e->gen_wake);

@@ -108,11 +108,12 @@ parse_params(const char *p, const char *end)
 int
 http_cdn_loop_names(const char *v, size_t len, const char *cdn_id)
 {
-	const char *p = v, *end = v + len, *id, *id_end, *m_end;
+	const char *p = v, *end, *id, *id_end, *m_end;
 	size_t want = strlen(cdn_id);
 
 	if (v == NULL || want == 0)
 		return 0;
+	end = v + len; /* not before: NULL + 0 is undefined */
 	while (p < end) {
 		while (p < end && (is_ows(*p) || *p == ','))
 			p++;

@@ -851,7 +851,7 @@ own_cache_status(const struct http_server *s, int status, struct cdn_strbuf *f)
 	if (s->cache_status_node == NULL)
 		return;
 	/* An sf-token: "URI Too Long" -> "uri-too-long". */
-	for (i = 0; r[i] != '\0' && i < sizeof(detail) - 1; i++)
+	for (i = 0; i < sizeof(detail) - 1 && r[i] != '\0'; i++)
 		detail[i] = r[i] == ' ' ? '-' : (char)tolower((uint8_t)r[i]);
 	detail[i] = '\0';
 	cdn_sb_printf(f, "Cache-Status: %s; fwd=bypass; detail=%s\r\n",

@@ -70,7 +70,7 @@ bench_lookup(unsigned long n)
 
 	CDN_ASSERT(
 	    conf_load_buf(c, "bench", text, strlen(text), stderr) == CDN_OK);
-	t = edge_sites_new(c);
+	t = edge_sites_new(c, 1); /* one worker: this thread */
 	CDN_ASSERT(t != NULL);
 	for (size_t h = 0; h < CDN_ARRAY_LEN(hosts); h++) {
 		size_t len = strlen(hosts[h]);

@@ -2,7 +2,9 @@
  * What a cache_size buys: fills a store through the store API, as edged's
  * fills do (cache_store_put, the writer thread's batches), then reopens
  * its LMDB environment read-only and prints the bytes on disk per byte of
- * body: data.mdb's size, and the pages in use per database (mdb_stat).
+ * body: data.mdb's size, the pages of each database's tree (mdb_stat), and
+ * the pages in use (with the tags' sub-databases, which mdb_stat leaves
+ * out).
  *   bench_space [4k|mix|all] [OBJECTS] [--keep DIR]
  * 4k:  OBJECTS (100,000) bodies of 4 KiB.
  * mix: OBJECTS (20,000) bodies from 1 KiB to 1 MiB, log-normal with a
@@ -27,6 +29,7 @@
 #include "cache/cache.h"
 #include "common/cdn.h"
 #include "common/cdn_log.h"
+#include "tests/unit/lmdbstat.h"
 #include "tests/unit/tmptree.h"
 
 #define KIB          (UINT64_C(1) << 10)
@@ -40,9 +43,6 @@
 #define MIX_MAX      MIB
 #define SEED         0x5eed5eedu
 #define NTAGS        1000
-
-static const char *const db_names[] = {"objects", "bodies", "vary", "lru",
-    "lru_pos", "meta", "purge_rules", "purge_log", "tags"};
 
 static uint64_t rng_state;
 
@@ -169,12 +169,11 @@ report(const char *name, const char *dir, unsigned count, uint64_t body,
 {
 	char path[4200];
 	struct stat fst;
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_envinfo ei;
+	struct lmdbstat_env es;
+	MDB_env *env;
+	MDB_txn *txn;
 	MDB_stat ms;
-	MDB_dbi dbi;
-	uint64_t pages, used = 2, psize; /* the two meta pages */
+	uint64_t pages;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
@@ -182,52 +181,44 @@ report(const char *name, const char *dir, unsigned count, uint64_t body,
 		fprintf(stderr, "bench_space: %s: %s\n", path, strerror(errno));
 		return 1;
 	}
-	if ((rc = mdb_env_create(&env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
-	    (rc = mdb_env_open(env, dir, MDB_RDONLY, 0644)) != 0 ||
-	    (rc = mdb_env_info(env, &ei)) != 0 ||
-	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
-	    (rc = mdb_env_stat(env, &ms)) != 0) {
+	if ((rc = lmdbstat_env(dir, &es)) != 0 ||
+	    (rc = lmdbstat_open(dir, &env, &txn)) != 0) {
 		fprintf(stderr, "bench_space: %s: %s\n", dir, mdb_strerror(rc));
-		if (env != NULL)
-			mdb_env_close(env);
 		return 1;
 	}
-	psize = ms.ms_psize;
 	printf("%s: %u objects, %.1f MB of body (%.1f KiB each on average), "
 	       "%" PRIu64 " puts dropped\n",
 	    name, count, (double)body / 1e6, (double)body / count / 1024.0,
 	    drops);
 	printf("  %-12s %10s %8s %8s %10s %10s %8s\n", "db", "entries",
 	    "branch", "leaf", "overflow", "MB", "B/object");
-	for (int i = -1; i < (int)CDN_ARRAY_LEN(db_names); i++) {
-		const char *dn = i < 0 ? "(free list)" : db_names[i];
+	for (int i = -1; i < (int)CDN_ARRAY_LEN(lmdbstat_db_names); i++) {
+		const char *dn = i < 0 ? "(free list)" : lmdbstat_db_names[i];
 
 		if (i < 0)
-			dbi = 0; /* FREE_DBI */
-		else if (mdb_dbi_open(txn, db_names[i], 0, &dbi) != 0)
+			rc = mdb_stat(txn, LMDBSTAT_FREE_DBI, &ms);
+		else
+			rc = lmdbstat_db(txn, lmdbstat_db_names[i], &ms);
+		if (rc != 0)
 			continue;
-		if (mdb_stat(txn, dbi, &ms) != 0)
-			continue;
-		pages = ms.ms_branch_pages + ms.ms_leaf_pages +
-		    ms.ms_overflow_pages;
-		used += pages;
+		pages = lmdbstat_pages(&ms);
 		printf("  %-12s %10zu %8zu %8zu %10zu %10.1f %8.0f\n", dn,
 		    ms.ms_entries, ms.ms_branch_pages, ms.ms_leaf_pages,
-		    ms.ms_overflow_pages, (double)(pages * psize) / 1e6,
-		    (double)(pages * psize) / count);
+		    ms.ms_overflow_pages, (double)(pages * es.psize) / 1e6,
+		    (double)(pages * es.psize) / count);
 	}
-	if (mdb_stat(txn, 1, &ms) == 0) /* MAIN_DBI: the db names */
-		used += ms.ms_branch_pages + ms.ms_leaf_pages +
-		    ms.ms_overflow_pages;
-	printf("  pages in use   %10" PRIu64 " (%.1f MB): %.3f x body\n", used,
-	    (double)(used * psize) / 1e6, (double)(used * psize) / body);
+	printf("  pages in trees %10" PRIu64 " (%.1f MB): %.3f x body\n",
+	    es.tree_pages, (double)(es.tree_pages * es.psize) / 1e6,
+	    (double)(es.tree_pages * es.psize) / body);
+	printf("  pages in use   %10" PRIu64 " (%.1f MB): %.3f x body "
+	       "(the trees and the tags' sub-databases)\n",
+	    es.used_pages, (double)(es.used_pages * es.psize) / 1e6,
+	    (double)(es.used_pages * es.psize) / body);
 	printf("  data.mdb       %10.1f MB (%" PRIu64 " pages to the last): "
 	       "%.3f x body\n",
-	    (double)fst.st_size / 1e6, (uint64_t)ei.me_last_pgno + 1,
+	    (double)fst.st_size / 1e6, es.last_pgno + 1,
 	    (double)fst.st_size / body);
-	mdb_txn_abort(txn);
-	mdb_env_close(env);
+	lmdbstat_close(&env, &txn);
 	return 0;
 }
 

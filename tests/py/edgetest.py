@@ -632,7 +632,9 @@ class Edge:
             argv += ["--listen", a]
         if origin_url is not None:
             argv += ["--origin", origin_url]
-        argv += ["--threads", str(threads), "--ready-file", self.ready_file]
+        if threads is not None:  # None: edged's default
+            argv += ["--threads", str(threads)]
+        argv += ["--ready-file", self.ready_file]
         if access_log:
             argv += ["--access-log", self.access_log]
         if user is not None:

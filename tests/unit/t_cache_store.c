@@ -29,6 +29,7 @@
 /* The memory tier's statics: which S3-FIFO queue holds an entry. */
 #include "cache/cache_mem.c"
 #include "common/cdn_log.h"
+#include "tests/unit/lmdbstat.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/tmptree.h"
 
@@ -664,26 +665,18 @@ test_corrupt(void)
 static int
 db_pages(const char *dir, const char *name, size_t *entries, size_t *ovf)
 {
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
+	MDB_env *env;
+	MDB_txn *txn;
 	MDB_stat ms;
 	int rc;
 
-	if ((rc = mdb_env_create(&env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
-	    (rc = mdb_env_open(env, dir, MDB_RDONLY, 0644)) != 0 ||
-	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
-	    (rc = mdb_dbi_open(txn, name, 0, &dbi)) != 0 ||
-	    (rc = mdb_stat(txn, dbi, &ms)) != 0)
-		goto out;
-	*entries = ms.ms_entries;
-	*ovf = ms.ms_overflow_pages;
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	if (env != NULL)
-		mdb_env_close(env);
+	if ((rc = lmdbstat_open(dir, &env, &txn)) != 0)
+		return rc;
+	if ((rc = lmdbstat_db(txn, name, &ms)) == 0) {
+		*entries = ms.ms_entries;
+		*ovf = ms.ms_overflow_pages;
+	}
+	lmdbstat_close(&env, &txn);
 	return rc;
 }
 
