@@ -160,22 +160,26 @@ def test_max_body_size():
 
 
 def test_body_then_end_of_file():
-    """The end of file read behind a whole body before the handler took
-    it (the origin connection is still being made) does not drop the
-    request.  A race, so it runs many times, with the head apart from the
+    """The end of file read behind a whole body (with a length or
+    chunked) before the handler took it (the origin connection is still
+    being made) does not drop the request.  A race, so it runs many times, with the head apart from the
     body (read while the request is active) or together with it."""
     with et.Origin() as o, et.Edge(o.url) as e:
         for i in range(30):
             body = os.urandom(3000)
-            head = et.build_request("POST", "/echo?fin=%d" % i,
-                                    {"Content-Length": str(len(body))})
+            if i % 3 == 2:
+                framing, sent = {"Transfer-Encoding": "chunked"}, \
+                    et.chunk_encode(body, sizes=(1000,))
+            else:
+                framing, sent = {"Content-Length": str(len(body))}, body
+            head = et.build_request("POST", "/echo?fin=%d" % i, framing)
             with socket.create_connection(("127.0.0.1", e.port), 5) as s:
                 if i % 2:
                     s.sendall(head)
                     time.sleep(0.02)
-                    s.sendall(body)
+                    s.sendall(sent)
                 else:
-                    s.sendall(head + body)
+                    s.sendall(head + sent)
                 s.shutdown(socket.SHUT_WR)
                 d = echo_of(et.read_response(s))
             et.eq((d["body_length"], d["body_sha256"]),
