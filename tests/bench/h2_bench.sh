@@ -118,7 +118,7 @@ NGX
 taskset -c 0 nginx -p "$dir/nginx" -c "$dir/nginx.conf" -g 'daemon off;' &
 npid=$!; pids="$pids $npid"
 for r in edged ${BASE:+base}; do
-	i=0; until [ -s "$dir/ready-$r" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+	bench_wait_ready "$dir/ready-$r"
 done
 sleep 0.5
 echo "edged $("$EDGED" --version | cut -d' ' -f2) and nginx $(nginx -v 2>&1 | cut -d/ -f2): one worker each on CPU 0, h2load -c64 on CPU 1, ${DUR} s x $REPS"

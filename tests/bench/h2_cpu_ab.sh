@@ -34,7 +34,7 @@ start() {
 	    --tls-key "$dir/key.pem" --origin "http://127.0.0.1:$op" --threads 1 \
 	    --log-level warn --cache-dir "$dir/cache-$1" --memory-size 256M \
 	    --ready-file "$dir/ready-$1" 2>/dev/null & spid=$!; pids="$pids $spid"
-	i=0; until [ -s "$dir/ready-$1" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+	bench_wait_ready "$dir/ready-$1"
 }
 start a "$A"; apid=$spid aport=$sport
 start b "$B"; bpid=$spid bport=$sport

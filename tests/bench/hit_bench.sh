@@ -42,7 +42,7 @@ op=$(port); ep=$(port); ap=$(port)
     --origin "http://127.0.0.1:$op" --threads 2 --log-level warn \
     --cache-dir "$dir/cache" \
     --ready-file "$dir/ready" & epid=$!; pids="$pids $epid"
-i=0; until [ -s "$dir/ready" ]; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done
+bench_wait_ready "$dir/ready"
 
 echo "edged $("$EDGED" --version | cut -d' ' -f2), wrk -t1 -c64 -d${DUR}s, $(nproc) cores"
 if command -v nginx >/dev/null; then

@@ -46,12 +46,7 @@ taskset -c "$CPU" "$EDGED" --listen "127.0.0.1:$ep" \
     --threads 2 --log-level warn --cache-dir "$d/cache" --cache-size 4G \
     --memory-size 2G --ready-file "$d/ready" "$@" & epid=$!
 pids="$pids $epid"
-i=0
-until [ -s "$d/ready" ]; do
-	i=$((i + 1))
-	[ $i -gt 300 ] && { echo "edged did not start" >&2; exit 1; }
-	sleep 0.1
-done
+bench_wait_ready "$d/ready"
 round=1
 puts0=0
 while [ "$round" -le "${ROUNDS:-1}" ]; do

@@ -51,12 +51,7 @@ done
 n=$i
 
 for j in $(seq 0 $((n - 1))); do
-	k=0
-	until [ -s "$dir/$j/ready" ]; do
-		k=$((k + 1))
-		[ $k -le 100 ] || { cat "$dir/$j/log" >&2; exit 1; }
-		sleep 0.1
-	done
+	bench_wait_ready "$dir/$j/ready" "$dir/$j/log"
 	p=$(cat "$dir/$j/port")
 	for _ in 1 2; do
 		curl -s -o /dev/null "http://127.0.0.1:$p/obj/hot?size=1024"

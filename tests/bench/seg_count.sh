@@ -28,12 +28,7 @@ ep=$(port)
     --threads 1 --log-level warn --cache-dir "$d/cache" \
     --ready-file "$d/ready" >"$d/log" 2>&1 &
 pids="$pids $!"
-i=0
-until [ -s "$d/ready" ]; do
-	i=$((i + 1))
-	[ $i -gt 100 ] && exit 1
-	sleep 0.1
-done
+bench_wait_ready "$d/ready" "$d/log"
 curl -s -o /dev/null "http://127.0.0.1:$ep/obj/hot?size=1024"
 sleep 0.5 # the warm-up's connection gone
 nstat -n >/dev/null

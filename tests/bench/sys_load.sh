@@ -28,12 +28,7 @@ taskset -c 1 "$EDGED" --listen "127.0.0.1:$ep" \
     --cache-dir "$d/cache" --ready-file "$d/ready" >"$d/log" 2>&1 &
 epid=$!
 pids="$pids $epid"
-i=0
-until [ -s "$d/ready" ]; do
-	i=$((i + 1))
-	[ $i -gt 100 ] && exit 1
-	sleep 0.1
-done
+bench_wait_ready "$d/ready" "$d/log"
 url="http://127.0.0.1:$ep/obj/hot?size=1024"
 python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' "$url"
 if [ "$MODE" = close ]; then

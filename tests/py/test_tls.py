@@ -437,6 +437,31 @@ def read_until(s, tls, inc, done, what):
     return plain
 
 
+def read_to_end(s, tls, inc):
+    """Decrypt what <s> receives until the connection ends (its end of
+    file, or a reset), in 5 s: (plaintext, whether a close_notify came)."""
+    s.settimeout(5)
+    plain, notify = b"", False
+    while True:
+        try:
+            got = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not got:
+            break
+        inc.write(got)
+        try:
+            while not notify:
+                got = tls.read(65536)
+                notify = got == b""  # the close_notify
+                plain += got
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:
+            notify = True
+    return plain, notify
+
+
 def test_requests_sent_with_the_finished_are_read():
     """OpenSSL reads ahead from the ClientHello on, so the read that
     takes the client's Finished also takes what the client sent behind it:
@@ -587,24 +612,7 @@ def test_close_notify_behind_a_close_request():
                 except ssl.SSLWantReadError:
                     pass
                 s.sendall(outg.read())
-                s.settimeout(5)
-                plain = b""
-                while True:
-                    try:
-                        got = s.recv(65536)
-                    except ConnectionResetError:
-                        break
-                    if not got:
-                        break
-                    inc.write(got)
-                    try:
-                        while True:
-                            got = tls.read(65536)
-                            if not got:
-                                break
-                            plain += got
-                    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
-                        pass
+                plain, _ = read_to_end(s, tls, inc)
             r, = et.parse_responses(plain, ["GET"])
             et.check_pattern(r.body, 400000)
 
@@ -625,22 +633,7 @@ def test_half_close_after_the_request_gets_the_answer():
                     {"Connection": "close"} if close else None))
                 s.sendall(outg.read())
                 s.shutdown(socket.SHUT_WR)
-                s.settimeout(5)
-                plain, notify = b"", False
-                while True:
-                    got = s.recv(65536)
-                    if not got:
-                        break
-                    inc.write(got)
-                    try:
-                        while not notify:
-                            got = tls.read(65536)
-                            notify = got == b""  # the close_notify
-                            plain += got
-                    except ssl.SSLWantReadError:
-                        pass
-                    except ssl.SSLZeroReturnError:
-                        notify = True
+                plain, notify = read_to_end(s, tls, inc)
                 r, = et.parse_responses(plain, ["GET"])
                 et.check_pattern(r.body, 5000)
                 et.ok(notify, "a close_notify after the answer (%s)"
@@ -667,21 +660,7 @@ def test_half_close_after_the_body_gets_the_answer():
                 tls.write(body)
                 s.sendall(outg.read())
                 s.shutdown(socket.SHUT_WR)
-                s.settimeout(5)
-                plain = b""
-                while True:
-                    got = s.recv(65536)
-                    if not got:
-                        break
-                    inc.write(got)
-                    try:
-                        while True:
-                            got = tls.read(65536)
-                            if not got:
-                                break
-                            plain += got
-                    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
-                        pass
+                plain, _ = read_to_end(s, tls, inc)
             r, = et.parse_responses(plain, ["POST"])
             d = r.json()
             et.eq((d["body_length"], d["body_sha256"]),
