@@ -710,6 +710,7 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 {
 	struct edge *e;
 	struct http_server_limits lim;
+	unsigned ncpus = cpus_usable();
 	int fd;
 
 	evthread_use_pthreads();
@@ -724,9 +725,9 @@ edge_new(struct conf *conf, int argc, char **argv, int takeover)
 	e->start_ms = cdn_now_ms();
 	e->argc = argc;
 	e->argv = argv;
-	e->nworkers = conf->threads > 0 ? conf->threads : cpus_usable();
+	e->nworkers = conf->threads > 0 ? conf->threads : ncpus;
 	/* More workers than CPUs to run on: some share a CPU (worker_loop). */
-	e->is_crowded = cpus_usable() < e->nworkers;
+	e->is_crowded = ncpus < e->nworkers;
 	e->main_base = event_base_new();
 	e->gen_wake = event_new(e->main_base, -1, 0, on_gen_wake, e);
 	e->gen = edge_gen_new(conf, 1, e->nworkers, e->gen_wake);

@@ -344,21 +344,8 @@ def test_records_sent_together_are_all_read():
     in one segment, must each be answered, not left in OpenSSL's buffer
     until the client sends again."""
     with et.Origin() as o, tls_edge(o.url) as e:
-        inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = client_ctx(ssl.TLSVersion.TLSv1_3).wrap_bio(
-            inc, outg, False, "www.example.com")
-        with socket.create_connection(("127.0.0.1", e.tls_port), 10) as s:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while True:
-                try:
-                    tls.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    s.sendall(outg.read())
-                    got = s.recv(65536)
-                    if not got:
-                        raise AssertionError("closed in the handshake")
-                    inc.write(got)
+        s, tls, inc, outg = held_finished(e.tls_port, "http/1.1")
+        with s:
             s.sendall(outg.read())
             body = et.pattern(0, 3000)
             tls.write(et.build_request("GET", "/obj/ra1?size=100"))

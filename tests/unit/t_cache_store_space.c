@@ -71,13 +71,30 @@ make_obj(unsigned id, const unsigned char *body)
 	return o;
 }
 
+/* Put objects 0..n-1 made by <make>, syncing every PACE_OBJS, then sync. */
+static void
+fill_paced(struct cache_store *s, unsigned n,
+    struct cache_obj *(*make)(unsigned, const unsigned char *),
+    const unsigned char *body)
+{
+	struct cache_obj *o;
+
+	for (unsigned id = 0; id < n; id++) {
+		o = make(id, body);
+		cache_store_put(s, o);
+		cache_obj_unref(&o);
+		if ((id + 1) % PACE_OBJS == 0)
+			cache_store_sync(s);
+	}
+	cache_store_sync(s);
+}
+
 static void
 test_fill_slack(void)
 {
 	struct cache_store_conf c;
 	struct cache_store_stats st;
 	struct cache_store *s;
-	struct cache_obj *o;
 	unsigned char *body;
 	struct lmdbstat_env es;
 	struct stat fst;
@@ -97,14 +114,7 @@ test_fill_slack(void)
 		abort();
 	for (unsigned i = 0; i < BODY_LEN; i++)
 		body[i] = (unsigned char)(i * 131u + 7u);
-	for (unsigned id = 0; id < NOBJ; id++) {
-		o = make_obj(id, body);
-		cache_store_put(s, o);
-		cache_obj_unref(&o);
-		if ((id + 1) % PACE_OBJS == 0)
-			cache_store_sync(s);
-	}
-	cache_store_sync(s);
+	fill_paced(s, NOBJ, make_obj, body);
 	cache_store_stats(s, &st);
 	is_int(st.objects, NOBJ, "fill: every object stored");
 	is_int(st.put_drops, 0, "fill: no put dropped");
@@ -199,14 +209,7 @@ test_tagged_budget(void)
 		abort();
 	for (unsigned i = 0; i < sizeof(body); i++)
 		body[i] = (unsigned char)(i * 29u + 3u);
-	for (unsigned id = 0; id < TAGGED_NOBJ; id++) {
-		o = make_tagged(id, body);
-		cache_store_put(s, o);
-		cache_obj_unref(&o);
-		if ((id + 1) % PACE_OBJS == 0)
-			cache_store_sync(s);
-	}
-	cache_store_sync(s);
+	fill_paced(s, TAGGED_NOBJ, make_tagged, body);
 	cache_store_stats(s, &st);
 	tagged_url(TAGGED_NOBJ - 1, url, sizeof(url), key);
 	rc = cache_store_get(s, key, 0, &o, NULL);
