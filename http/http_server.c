@@ -2121,6 +2121,22 @@ conn_body_eof(struct http_conn *c)
 	c->srv->h.on_body(&c->txn, c->srv->arg);
 }
 
+/*
+ * libevent 2.1's OpenSSL bufferevent stops writing as well as reading when
+ * it reads the end of the connection (close_notify, or a FIN), and starts
+ * again only when output is added to an empty buffer.  An answer still
+ * queued there (a client that half-closed behind a large one, or while
+ * its writes waited for the socket) would stay unsent, and with no write
+ * event pending no send timeout would end the connection either.  Start
+ * the write event again (with its timeout).
+ */
+static void
+conn_tls_write_on(struct http_conn *c)
+{
+	if (c->is_tls && evbuffer_get_length(c->out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 /* read_ev of a TLS connection: conn_body_eof from the loop. */
 static void
 on_conn_tls_eof(evutil_socket_t fd, short what, void *arg)
@@ -2164,6 +2180,7 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 		/* Half-close after complete requests: answer, then close. */
 		c->client_eof = 1;
 		conn_read_set(c, 0);
+		conn_tls_write_on(c);
 		if (c->state == CONN_IDLE)
 			conn_dispatch(c);
 		else if (!txn->body_done)

@@ -13,8 +13,9 @@ Finished are answered (HTTP/1.1 and h2), and a client that asked for the
 close is let go at once, but not while its answer is still in the socket
 (a close_notify sent right behind the request would draw a reset).  A
 client's FIN without close_notify behind its request, or behind its
-request's body, still gets the answer.  SIGHUP reloads the certificates while a keep-alive connection stays
-open and usable; a broken new certificate is refused and the old one stays.
+request's body, still gets the answer, and so does one whose FIN comes
+while a large answer waits for the socket.  SIGHUP reloads the
+certificates while a keep-alive connection stays open and usable; a broken new certificate is refused and the old one stays.
 A client that stalls in the handshake is dropped after
 client_header_timeout, garbage on the TLS port is dropped, and edged keeps
 serving.  The origin hears X-Forwarded-Proto: https, and HTTP and HTTPS
@@ -652,6 +653,45 @@ def test_half_close_after_the_body_gets_the_answer():
             d = r.json()
             et.eq((d["body_length"], d["body_sha256"]),
                   (len(body), et.sha256(body)), "request %d: the body" % i)
+
+
+def test_half_close_while_a_large_answer_waits_for_the_socket():
+    """A client that half-closes (a FIN, with or without its close_notify
+    first) while a large answer still waits for the socket gets all of
+    it: libevent's OpenSSL bufferevent stops writing when it reads the end
+    of the connection, and the answer stalled half-way until the drain
+    timeout.  Kept alive or asked to close, edged then closes."""
+    size = 8 << 20
+    with et.Origin() as o, tls_edge(o.url) as e:
+        with TLSClient(e.tls_port, "www.example.com") as c:
+            et.check_pattern(c.request("GET", "/obj/hw?size=%d" % size).body,
+                             size)  # now a hit, written at once
+        for notify, close in ((False, False), (True, False), (False, True),
+                              (True, True)):
+            what = "%s, %s" % ("close_notify and FIN" if notify else "FIN",
+                               "Connection: close" if close else "keep-alive")
+            s, tls, inc, outg = held_finished(e.tls_port, "http/1.1")
+            with s:
+                tls.write(et.build_request(
+                    "GET", "/obj/hw?size=%d" % size,
+                    {"Connection": "close"} if close else None))
+                s.sendall(outg.read())
+                time.sleep(0.3)  # the socket fills, the rest waits
+                if notify:
+                    try:
+                        tls.unwrap()
+                    except ssl.SSLWantReadError:
+                        pass
+                    s.sendall(outg.read())
+                s.shutdown(socket.SHUT_WR)
+                try:
+                    plain, _ = read_to_end(s, tls, inc)
+                except socket.timeout:
+                    raise AssertionError("%s: the answer stalled" % what)
+            r, = et.parse_responses(plain, ["GET"])
+            et.check_pattern(r.body, size)
+        et.wait_for(lambda: stats(e)["connections_open"] == 0,
+                    timeout=3.0, what="edged closed every connection")
 
 
 def test_tls10_and_tls11_refused():
