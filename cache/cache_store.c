@@ -501,9 +501,16 @@ cache_store_count_pages(struct cache_store *s, uint64_t est)
 	    ei.me_last_txnid != mdb_txn_id(txn) ||
 	    mdb_cursor_open(txn, STORE_FREE_DBI, &cur) != 0)
 		goto out;
-	/* A freelist record is an ID list: its length, then the pages. */
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
-		free_pages += v.mv_size / sizeof(size_t) - 1;
+	/* A freelist record is an ID list: its count, then the pages. The count
+	 * is read as LMDB reads it: a record reserved larger than it was filled
+	 * holds fewer pages than its size says. */
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		size_t n = 0; /* LMDB's MDB_ID */
+
+		if (v.mv_size >= sizeof(n))
+			memcpy(&n, v.mv_data, sizeof(n));
+		free_pages += n;
+	}
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND) {
 		cache_store_lmdb_check(s, rc);

@@ -125,8 +125,14 @@ lmdbstat_env(const char *dir, struct lmdbstat_env *es)
 	/* A freelist record is an ID list: its count, then the pages. */
 	if ((rc = mdb_cursor_open(txn, LMDBSTAT_FREE_DBI, &cur)) != 0)
 		goto out;
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
-		es->free_pages += v.mv_size / sizeof(size_t) - 1;
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		size_t n = 0; /* LMDB's MDB_ID */
+
+		/* The count word, as LMDB and mdb_stat read it. */
+		if (v.mv_size >= sizeof(n))
+			memcpy(&n, v.mv_data, sizeof(n));
+		es->free_pages += n;
+	}
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND)
 		goto out;
