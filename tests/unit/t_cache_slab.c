@@ -3,7 +3,9 @@
  * a block is charged, blocks that never overlap and are reused once
  * freed, threads allocating and freeing at once, objects whose head and
  * small body live there, the tier's charge against the process's
- * resident memory, and a full tier's slab staying about its budget.
+ * resident memory, runs given back to the system once their blocks are
+ * freed and taken again by another class, empty runs kept at the edge,
+ * and a full tier's slab staying about its budget.
  */
 #include "config.h"
 
@@ -21,6 +23,10 @@
 #define NTHREADS 2
 #define NROUNDS  50000
 #define NOBJS    20000
+/* What test_give_back takes of one class. */
+#define GIVE_BYTES (8 << 20)
+/* What a class may keep empty: SLAB_KEEP_EMPTY runs of SLAB_RUN. */
+#define KEEP_MAX (2 * 64 * 1024)
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -279,6 +285,124 @@ test_tier_charge(void)
 	cache_mem_free(&m);
 }
 
+/* Virtual KiB of this process: grows by a region when the slab maps one. */
+static long
+vm_size_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* GIVE_BYTES of blocks of <n> bytes into <p>, written; the count. */
+static size_t
+take_blocks(unsigned char **p, size_t n, unsigned char tag)
+{
+	size_t k = GIVE_BYTES / n;
+
+	for (size_t i = 0; i < k; i++) {
+		p[i] = cache_slab_alloc(n);
+		CDN_ASSERT(p[i] != NULL);
+		fill(p[i], n, (unsigned char)(tag + i));
+	}
+	return k;
+}
+
+/* A class whose blocks are all freed gives its runs back to the system,
+ * but for the few it keeps; another class then takes those runs rather
+ * than new memory. */
+static void
+test_give_back(void)
+{
+	static unsigned char *p[GIVE_BYTES / 3000 + 1];
+	uint64_t bytes0, given0, grown;
+	long rss0, rss1, rss2, vm0, vm1;
+	size_t k, bad = 0;
+
+	bytes0 = cache_slab_bytes();
+	given0 = cache_slab_given_back();
+	rss0 = rss_anon_kib();
+	k = take_blocks(p, 5000, 1);
+	grown = cache_slab_bytes() - bytes0;
+	ok(grown >= GIVE_BYTES, "give back: %zu blocks of 5000 bytes took %llu",
+	    k, (unsigned long long)grown);
+	rss1 = rss_anon_kib();
+	for (size_t i = 0; i < k; i++) {
+		bad += !intact(p[i], 5000, (unsigned char)(1 + i));
+		cache_slab_free(p[i], 5000);
+	}
+	is_int(bad, 0, "give back: blocks intact");
+	ok(cache_slab_bytes() <= bytes0 + KEEP_MAX,
+	    "give back: the class holds at most a few empty runs (%lld bytes "
+	    "more than before)",
+	    (long long)(cache_slab_bytes() - bytes0));
+	ok(cache_slab_given_back() - given0 >= GIVE_BYTES - KEEP_MAX,
+	    "give back: %llu bytes given back",
+	    (unsigned long long)(cache_slab_given_back() - given0));
+	rss2 = rss_anon_kib();
+	if (rss0 < 0 || SANITIZED) {
+		ok(1,
+		    "give back: resident size not checked (no "
+		    "/proc/self/status, or AddressSanitizer's shadow memory)");
+	} else {
+		ok(rss1 - rss0 >= GIVE_BYTES / 1024 &&
+		        rss2 - rss0 <= (long)(KEEP_MAX / 1024) + 256,
+		    "give back: RssAnon %+ld KiB with the blocks, %+ld KiB "
+		    "after",
+		    rss1 - rss0, rss2 - rss0);
+	}
+
+	/* Another size takes the runs given back. */
+	vm0 = vm_size_kib();
+	k = take_blocks(p, 3000, 2);
+	vm1 = vm_size_kib();
+	grown = cache_slab_bytes() - bytes0;
+	ok(grown >= GIVE_BYTES && grown <= GIVE_BYTES + GIVE_BYTES / 8,
+	    "reuse: %zu blocks of 3000 bytes hold %llu", k,
+	    (unsigned long long)grown);
+	if (vm0 < 0 || SANITIZED)
+		ok(1, "reuse: address space not checked");
+	else
+		ok(vm1 - vm0 < 1024,
+		    "reuse: the runs given back are taken again, no new "
+		    "region (%+ld KiB mapped)",
+		    vm1 - vm0);
+	bad = 0;
+	for (size_t i = 0; i < k; i++) {
+		bad += !intact(p[i], 3000, (unsigned char)(2 + i));
+		cache_slab_free(p[i], 3000);
+	}
+	is_int(bad, 0, "reuse: blocks intact");
+}
+
+/* A class at the edge of a run, taking and freeing the same blocks, keeps
+ * its empty runs rather than giving them back each time. */
+static void
+test_keep_empty(void)
+{
+	/* 7000 bytes: 7168-byte blocks, nine to a 64 KiB run. */
+	static unsigned char *p[2 * 9];
+	uint64_t given0 = cache_slab_given_back();
+
+	for (int round = 0; round < 100; round++) {
+		for (size_t i = 0; i < 2 * 9; i++)
+			p[i] = cache_slab_alloc(7000);
+		for (size_t i = 0; i < 2 * 9; i++)
+			cache_slab_free(p[i], 7000);
+	}
+	is_int(cache_slab_given_back() - given0, 0,
+	    "keep: two runs' worth taken and freed 100 times, nothing "
+	    "given back");
+}
+
 /* A full tier evicting: what the slab maps stays about the budget, as
  * evicted objects' blocks are reused by the next ones.  (Bodies of a size
  * the tests above hardly used, whose freed blocks would hide a leak.) */
@@ -319,6 +443,8 @@ main(void)
 	test_threads();
 	test_object();
 	test_tier_charge();
+	test_give_back();
+	test_keep_empty();
 	test_tier_bounded();
 	return done_testing();
 }
