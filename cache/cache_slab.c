@@ -77,11 +77,11 @@
 #define SLAB_SMALL_MAX       256                /* 16-byte steps up to here */
 #define SLAB_STEPS           8                  /* classes per doubling above */
 #define SLAB_RUN_SHIFT       16                 /* runs of 64 KiB */
-#define SLAB_RUN             (1 << SLAB_RUN_SHIFT)
 #define SLAB_REGION          (32 * 1024 * 1024) /* mapped at a time */
-#define SLAB_RUNS            (SLAB_REGION / SLAB_RUN) /* per region */
-#define SLAB_KEEP_EMPTY      2  /* empty runs a class keeps */
-#define SLAB_MALLOC_OVERHEAD 16 /* malloc's header, estimated */
+#define SLAB_KEEP_EMPTY      2                  /* empty runs a class keeps */
+#define SLAB_MALLOC_OVERHEAD 16                 /* malloc's header, estimated */
+#define SLAB_RUN             (1 << SLAB_RUN_SHIFT)
+#define SLAB_RUNS            (SLAB_REGION / SLAB_RUN)
 #define SLAB_NSMALL          (SLAB_SMALL_MAX / SLAB_ALIGN)
 /* 256 << 6 == CACHE_SLAB_MAX */
 #define SLAB_NDOUBLINGS 6
@@ -338,6 +338,34 @@ out:
 	return p;
 }
 
+/*
+ * Run <r> of class <cls> (locked) just had a block freed and was full, or
+ * has none live now: move it between the class's lists.  Returns a run to
+ * give back (taken off every list), or NULL.
+ */
+static struct slab_run *
+run_freed(struct slab_class *cls, struct slab_run *r)
+{
+	struct slab_run *old;
+
+	if (r->state == SLAB_RUN_FULL) {
+		list_push(&cls->partial, r);
+		r->state = SLAB_RUN_PARTIAL;
+	}
+	if (r->live > 0)
+		return NULL;
+	list_remove(&cls->partial, r);
+	list_push(&cls->empty, r);
+	r->state = SLAB_RUN_EMPTY;
+	if (cls->empty.n <= SLAB_KEEP_EMPTY)
+		return NULL;
+	/* The longest kept: its pages are the coldest. */
+	old = cls->empty.tail;
+	list_remove(&cls->empty, old);
+	old->state = SLAB_RUN_POOL;
+	return old;
+}
+
 void
 cache_slab_free(void *p, size_t n)
 {
@@ -358,27 +386,14 @@ cache_slab_free(void *p, size_t n)
 	SLAB_POISON(p, class_size(c));
 	SLAB_UNPOISON(f, sizeof(*f));
 	pthread_mutex_lock(&cls->mtx);
-	CDN_ASSERT(r->live > 0 && r->state != SLAB_RUN_POOL);
+	CDN_ASSERT(r->live > 0);
 	f->next = r->free;
 	r->free = f;
 	/* Under the lock: once it is released another thread may take the
 	 * block and unpoison it. */
 	SLAB_POISON(f, sizeof(*f));
-	if (r->state == SLAB_RUN_FULL) {
-		list_push(&cls->partial, r);
-		r->state = SLAB_RUN_PARTIAL;
-	}
-	if (--r->live == 0) {
-		list_remove(&cls->partial, r);
-		list_push(&cls->empty, r);
-		r->state = SLAB_RUN_EMPTY;
-		if (cls->empty.n > SLAB_KEEP_EMPTY) {
-			/* The longest kept: its pages are the coldest. */
-			old = cls->empty.tail;
-			list_remove(&cls->empty, old);
-			old->state = SLAB_RUN_POOL;
-		}
-	}
+	if (--r->live == 0 || r->state == SLAB_RUN_FULL)
+		old = run_freed(cls, r);
 	pthread_mutex_unlock(&cls->mtx);
 	if (old != NULL)
 		run_give_back(old);

@@ -8,8 +8,10 @@ then with 12 KiB ones: each size lives in size classes of its own
 three, what the tier's classes hold (`memory_slab_bytes` in /stats) stays
 within a quarter of memory_size above it, and so does the process's own
 resident memory (RssAnon) above what it was after a warm-up with every
-size: the budget bounds the process, not only the tier's charge.  Once
-the 1 KiB objects are back, they are served from the memory tier again.
+size: the budget bounds the process, not only the tier's charge.  The
+runs given back (`memory_slab_given_back_bytes`) add up to at least
+memory_size, and once the 1 KiB objects are back they are served from
+the memory tier again.
 """
 
 import json
@@ -113,6 +115,9 @@ def test_sizes_shift():
                   "slab within memory_size + 1/4: " + report)
             et.ok(grew <= (MEMORY + SLACK) // 1024 + HEAP_SLACK_KIB,
                   "RssAnon within memory_size + 1/4: " + report)
+        # What the 1 and 4 KiB classes held went back to the system.
+        given = stats(admin)["memory_slab_given_back_bytes"]
+        et.ok(given >= MEMORY, "given back: %d bytes" % given)
         # The classes given back are taken again.
         hits0 = stats(admin)["hits_memory"]
         fetch_all(e, 1024, 256)
