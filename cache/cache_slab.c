@@ -110,6 +110,7 @@ struct slab_run {
 	struct slab_run *next, *prev; /* on a class's list, or the pool */
 	uint32_t live;                /* blocks handed out */
 	uint32_t carved;              /* blocks ever carved, from base */
+	uint32_t cls;                 /* its class, while it has one */
 	enum slab_run_state state;
 };
 
@@ -314,6 +315,7 @@ cache_slab_alloc(size_t n)
 			list_remove(&cls->empty, r);
 		else if ((r = run_new()) == NULL)
 			goto out;
+		r->cls = (uint32_t)c;
 		list_push(&cls->partial, r);
 		r->state = SLAB_RUN_PARTIAL;
 	}
@@ -387,7 +389,8 @@ cache_slab_free(void *p, size_t n)
 	SLAB_POISON(p, class_size(c));
 	SLAB_UNPOISON(f, sizeof(*f));
 	pthread_mutex_lock(&cls->mtx);
-	CDN_ASSERT(r->live > 0);
+	/* More frees than blocks taken, or a size of another class. */
+	CDN_ASSERT(r->live > 0 && r->cls == c);
 	f->next = r->free;
 	r->free = f;
 	/* Under the lock: once it is released another thread may take the
