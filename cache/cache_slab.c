@@ -25,9 +25,10 @@
  * list.  A class takes blocks from its partly used runs first (the one
  * freed into last at the head), then from an empty run it kept, then from
  * a new run.  A run whose last block is freed is kept empty, up to
- * SLAB_KEEP_EMPTY per class (so a class at the edge of a run does not give
- * back and take again per object); beyond that the class gives back its
- * longest-kept empty run: MADV_DONTNEED drops its pages at once (unlike
+ * SLAB_KEEP_EMPTY runs or 1/SLAB_KEEP_DIV of the class's runs, whichever
+ * is more (so a class whose objects come and go by less than that does
+ * not give back and take again); beyond that the class gives back its
+ * longest-kept empty runs: MADV_DONTNEED drops its pages at once (unlike
  * MADV_FREE, which leaves them counted in RSS until the kernel is short of
  * memory), and the run goes to a pool that any class takes from before a
  * new region is mapped.  So when the mix of sizes shifts, the classes the
@@ -78,7 +79,8 @@
 #define SLAB_STEPS           8                  /* classes per doubling above */
 #define SLAB_RUN_SHIFT       16                 /* runs of 64 KiB */
 #define SLAB_REGION          (32 * 1024 * 1024) /* mapped at a time */
-#define SLAB_KEEP_EMPTY      2                  /* empty runs a class keeps */
+#define SLAB_KEEP_EMPTY      2                  /* empty runs a class keeps, */
+#define SLAB_KEEP_DIV        8                  /* or this part of its runs */
 #define SLAB_MALLOC_OVERHEAD 16                 /* malloc's header, estimated */
 #define SLAB_RUN             (1 << SLAB_RUN_SHIFT)
 #define SLAB_RUNS            (SLAB_REGION / SLAB_RUN)
@@ -130,6 +132,7 @@ struct slab_class {
 	pthread_mutex_t mtx;
 	struct slab_list partial; /* runs with live and free blocks */
 	struct slab_list empty;   /* runs kept with no live block */
+	size_t nruns;             /* runs it holds: on its lists and full */
 	char pad[64];             /* keep neighbouring classes' locks apart */
 };
 
@@ -315,6 +318,8 @@ cache_slab_alloc(size_t n)
 			list_remove(&cls->empty, r);
 		else if ((r = run_new()) == NULL)
 			goto out;
+		else
+			cls->nruns++;
 		r->cls = (uint32_t)c;
 		list_push(&cls->partial, r);
 		r->state = SLAB_RUN_PARTIAL;
@@ -342,14 +347,14 @@ out:
 
 /*
  * Run <r> of class <cls> (locked) just had a block freed and was full, or
- * has none live now: move it between the class's lists.  Returns a run to
- * give back (taken off every list), or NULL.  Not inlined: the common
- * free then saves fewer registers.
+ * has none live now: move it between the class's lists.  Returns the runs
+ * to give back (taken off every list, chained by next), or NULL.  Not
+ * inlined: the common free then saves fewer registers.
  */
 static __attribute__((noinline)) struct slab_run *
 run_freed(struct slab_class *cls, struct slab_run *r)
 {
-	struct slab_run *old;
+	struct slab_run *old, *give = NULL;
 
 	if (r->state == SLAB_RUN_FULL) {
 		list_push(&cls->partial, r);
@@ -360,13 +365,19 @@ run_freed(struct slab_class *cls, struct slab_run *r)
 	list_remove(&cls->partial, r);
 	list_push(&cls->empty, r);
 	r->state = SLAB_RUN_EMPTY;
-	if (cls->empty.n <= SLAB_KEEP_EMPTY)
-		return NULL;
-	/* The longest kept: its pages are the coldest. */
-	old = cls->empty.tail;
-	list_remove(&cls->empty, old);
-	old->state = SLAB_RUN_POOL;
-	return old;
+	/* Beyond what it may keep, the class gives back the longest kept:
+	 * their pages are the coldest.  (As the class shrinks, what it may
+	 * keep does too.) */
+	while (cls->empty.n > SLAB_KEEP_EMPTY &&
+	    cls->empty.n * SLAB_KEEP_DIV > cls->nruns) {
+		old = cls->empty.tail;
+		list_remove(&cls->empty, old);
+		cls->nruns--;
+		old->state = SLAB_RUN_POOL;
+		old->next = give;
+		give = old;
+	}
+	return give;
 }
 
 void
@@ -399,8 +410,11 @@ cache_slab_free(void *p, size_t n)
 	if (--r->live == 0 || r->state == SLAB_RUN_FULL)
 		old = run_freed(cls, r);
 	pthread_mutex_unlock(&cls->mtx);
-	if (old != NULL)
+	while (old != NULL) {
+		r = old->next;
 		run_give_back(old);
+		old = r;
+	}
 }
 
 size_t

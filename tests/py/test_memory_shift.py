@@ -28,7 +28,7 @@ MEMORY = 16 << 20
 SLACK = MEMORY // 4
 # Beyond the tier, the process's heap moves a little between phases
 # (fills, connections, the writer's queue).
-HEAP_SLACK_KIB = 6 * 1024
+HEAP_SLACK_KIB = 8 * 1024
 SIZES = (1024, 4096, 12288)
 # Objects of each size: enough to fill the tier twice over (1 KiB ones
 # are charged about 1.5 KiB each with their head and entries).
