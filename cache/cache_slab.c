@@ -22,23 +22,26 @@
  * saved in tests/bench/miss_store.sh.)
  *
  * Giving back: each run counts its live blocks and keeps its own free
- * list.  A class takes blocks from its partly used runs first (the one
- * freed into last at the head), then from an empty run it kept, then from
- * a new run.  A run whose last block is freed is kept empty, up to
- * SLAB_KEEP_EMPTY runs or 1/SLAB_KEEP_DIV of the class's runs, whichever
- * is more (so a class whose objects come and go by less than that does
- * not give back and take again); beyond that the class gives back its
- * longest-kept empty runs: MADV_DONTNEED drops its pages at once (unlike
- * MADV_FREE, which leaves them counted in RSS until the kernel is short of
- * memory), and the run goes to a pool that any class takes from before a
- * new region is mapped.  So when the mix of sizes shifts, the classes the
- * old sizes filled give their memory back as their objects are evicted,
- * and the process holds about the tier's budget, not a high-water mark
- * per class.  Address space is never unmapped; it is reused.
- * Larger sizes go to malloc.
+ * list.  A class takes blocks from its current run until it is full, then
+ * makes current a run with free blocks (holes) if these are more than
+ * 1/SLAB_HOLES_DIV of the class, else an empty run it kept, else a new
+ * one.  So new objects do not scatter into the holes evictions leave in
+ * runs that are emptying, where each object that stays (a popular one)
+ * would keep its whole run.  A run whose last block is freed is kept
+ * empty, up to SLAB_KEEP_EMPTY runs or 1/SLAB_KEEP_DIV of the class's
+ * runs, whichever is more (so a class whose objects come and go by less
+ * than that does not give back and take again); beyond that the class
+ * gives back its longest-kept empty runs: MADV_DONTNEED drops its pages at once
+ * (unlike MADV_FREE, which leaves them counted in RSS until the kernel is short
+ * of memory), and the run goes to a pool that any class takes from before a new
+ * region is mapped.  So when the mix of sizes shifts, the classes the old sizes
+ * filled give their memory back as their objects are evicted, and the process
+ * holds about the tier's budget, not a high-water mark per class.  Address
+ * space is never unmapped; it is reused. Larger sizes go to malloc.
  *
  * Threads: any thread allocates and frees.  Each class has its own lock
- * (cls->mtx covers its lists and the descriptors of its runs);
+ * (cls->mtx covers its runs, lists and counts, and its runs'
+ * descriptors);
  * slab_region_mtx covers the current region and the pool.  Under
  * AddressSanitizer free blocks are poisoned, so a use after free is still
  * reported.
@@ -81,7 +84,8 @@
 #define SLAB_REGION          (32 * 1024 * 1024) /* mapped at a time */
 #define SLAB_KEEP_EMPTY      2                  /* empty runs a class keeps, */
 #define SLAB_KEEP_DIV        8                  /* or this part of its runs */
-#define SLAB_MALLOC_OVERHEAD 16                 /* malloc's header, estimated */
+#define SLAB_HOLES_DIV       16 /* holes filled past this part of a class */
+#define SLAB_MALLOC_OVERHEAD 16 /* malloc's header, estimated */
 #define SLAB_RUN             (1 << SLAB_RUN_SHIFT)
 #define SLAB_RUNS            (SLAB_REGION / SLAB_RUN)
 #define SLAB_NSMALL          (SLAB_SMALL_MAX / SLAB_ALIGN)
@@ -100,6 +104,7 @@ struct slab_free {
 
 enum slab_run_state {
 	SLAB_RUN_POOL,    /* no class's: in the pool or never handed out */
+	SLAB_RUN_CUR,     /* its class's current run, on no list */
 	SLAB_RUN_FULL,    /* its class's, every block live */
 	SLAB_RUN_PARTIAL, /* on its class's partial list */
 	SLAB_RUN_EMPTY,   /* on its class's empty list, no block live */
@@ -130,9 +135,12 @@ struct slab_list {
 
 struct slab_class {
 	pthread_mutex_t mtx;
-	struct slab_list partial; /* runs with live and free blocks */
+	struct slab_run *cur;     /* the run blocks are taken from */
+	struct slab_list partial; /* other runs with live and free blocks */
 	struct slab_list empty;   /* runs kept with no live block */
-	size_t nruns;             /* runs it holds: on its lists and full */
+	size_t holes;             /* free blocks of the partial runs */
+	size_t nruns;             /* runs it holds: on its lists, cur, full */
+	uint32_t per_run;         /* blocks a run holds */
 	char pad[64];             /* keep neighbouring classes' locks apart */
 };
 
@@ -145,13 +153,6 @@ static struct slab_run *slab_fresh, *slab_fresh_end;
 static struct slab_run *slab_pool;
 static _Atomic uint64_t slab_runs_bytes; /* runs the classes hold */
 static _Atomic uint64_t slab_given_back; /* runs given back, in bytes */
-
-static void
-slab_init(void)
-{
-	for (size_t i = 0; i < SLAB_NCLASSES; i++)
-		CDN_ASSERT(pthread_mutex_init(&slab_classes[i].mtx, NULL) == 0);
-}
 
 static void
 list_push(struct slab_list *l, struct slab_run *r)
@@ -208,6 +209,15 @@ class_size(size_t c)
 	d = c / SLAB_STEPS;
 	base = (size_t)SLAB_SMALL_MAX << d;
 	return base + (c % SLAB_STEPS + 1) * (base / SLAB_STEPS);
+}
+
+static void
+slab_init(void)
+{
+	for (size_t i = 0; i < SLAB_NCLASSES; i++) {
+		CDN_ASSERT(pthread_mutex_init(&slab_classes[i].mtx, NULL) == 0);
+		slab_classes[i].per_run = (uint32_t)(SLAB_RUN / class_size(i));
+	}
 }
 
 /* A new region's descriptors, aligned to SLAB_REGION; NULL if the system
@@ -297,6 +307,39 @@ run_of(const void *p)
 	return &g->runs[(a & (SLAB_REGION - 1)) >> SLAB_RUN_SHIFT];
 }
 
+/*
+ * The next run for class <cls> (locked, index <c>), whose current run is
+ * full: one with holes once they are more than 1/SLAB_HOLES_DIV of the
+ * class, else an empty one kept or a new one.  New blocks then go
+ * together rather than into the holes of runs being emptied by evictions
+ * (where one long-lived object would keep a whole run).  NULL if the
+ * system has no memory.  Not inlined, as run_freed.
+ */
+static __attribute__((noinline)) struct slab_run *
+run_next(struct slab_class *cls, size_t c)
+{
+	struct slab_run *r = cls->partial.head;
+
+	if (r != NULL &&
+	    cls->holes * SLAB_HOLES_DIV >= cls->nruns * (size_t)cls->per_run) {
+		list_remove(&cls->partial, r);
+		cls->holes -= cls->per_run - r->live;
+	} else if ((r = cls->empty.head) != NULL) {
+		list_remove(&cls->empty, r);
+	} else if ((r = run_new()) != NULL) {
+		cls->nruns++;
+		r->cls = (uint32_t)c;
+	} else if ((r = cls->partial.head) != NULL) {
+		list_remove(&cls->partial, r);
+		cls->holes -= cls->per_run - r->live;
+	} else {
+		return NULL;
+	}
+	r->state = SLAB_RUN_CUR;
+	cls->cur = r;
+	return r;
+}
+
 void *
 cache_slab_alloc(size_t n)
 {
@@ -313,17 +356,8 @@ cache_slab_alloc(size_t n)
 	size = class_size(c);
 	cls = &slab_classes[c];
 	pthread_mutex_lock(&cls->mtx);
-	if ((r = cls->partial.head) == NULL) {
-		if ((r = cls->empty.head) != NULL)
-			list_remove(&cls->empty, r);
-		else if ((r = run_new()) == NULL)
-			goto out;
-		else
-			cls->nruns++;
-		r->cls = (uint32_t)c;
-		list_push(&cls->partial, r);
-		r->state = SLAB_RUN_PARTIAL;
-	}
+	if ((r = cls->cur) == NULL && (r = run_next(cls, c)) == NULL)
+		goto out;
 	if ((f = r->free) != NULL) {
 		SLAB_UNPOISON(f, sizeof(*f));
 		r->free = f->next;
@@ -333,10 +367,9 @@ cache_slab_alloc(size_t n)
 		p = r->base + r->carved * size;
 		r->carved++;
 	}
-	r->live++;
-	if (r->free == NULL && (r->carved + 1) * size > SLAB_RUN) {
-		list_remove(&cls->partial, r);
+	if (++r->live == cls->per_run) {
 		r->state = SLAB_RUN_FULL;
+		cls->cur = NULL;
 	}
 out:
 	pthread_mutex_unlock(&cls->mtx);
@@ -346,23 +379,27 @@ out:
 }
 
 /*
- * Run <r> of class <cls> (locked) just had a block freed and was full, or
- * has none live now: move it between the class's lists.  Returns the runs
- * to give back (taken off every list, chained by next), or NULL.  Not
- * inlined: the common free then saves fewer registers.
+ * Run <r> of class <cls> (locked) just had a block freed and is not a
+ * partial run with blocks still live: a full run becomes partial, a
+ * partial one with none live empty.  Returns the runs to give back (taken
+ * off every list, chained by next), or NULL.  Not inlined: the common
+ * free then saves fewer registers.
  */
 static __attribute__((noinline)) struct slab_run *
 run_freed(struct slab_class *cls, struct slab_run *r)
 {
 	struct slab_run *old, *give = NULL;
 
+	if (r->state == SLAB_RUN_CUR)
+		return NULL; /* even empty, it stays current */
 	if (r->state == SLAB_RUN_FULL) {
 		list_push(&cls->partial, r);
 		r->state = SLAB_RUN_PARTIAL;
-	}
-	if (r->live > 0)
+		cls->holes++;
 		return NULL;
+	}
 	list_remove(&cls->partial, r);
+	cls->holes -= cls->per_run - 1;
 	list_push(&cls->empty, r);
 	r->state = SLAB_RUN_EMPTY;
 	/* Beyond what it may keep, the class gives back the longest kept:
@@ -407,7 +444,9 @@ cache_slab_free(void *p, size_t n)
 	/* Under the lock: once it is released another thread may take the
 	 * block and unpoison it. */
 	SLAB_POISON(f, sizeof(*f));
-	if (--r->live == 0 || r->state == SLAB_RUN_FULL)
+	if (--r->live > 0 && r->state == SLAB_RUN_PARTIAL)
+		cls->holes++;
+	else
 		old = run_freed(cls, r);
 	pthread_mutex_unlock(&cls->mtx);
 	while (old != NULL) {
