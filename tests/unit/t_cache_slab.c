@@ -23,6 +23,7 @@
 #define NTHREADS 2
 #define NROUNDS  50000
 #define NOBJS    20000
+#define BURST    256 /* blocks of 4-6 KiB: 16 to 24 runs */
 /* What test_give_back takes of one class. */
 #define GIVE_BYTES (8 << 20)
 /* What a class may keep empty: SLAB_KEEP_EMPTY runs of SLAB_RUN. */
@@ -135,13 +136,27 @@ static void *
 churn(void *arg)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)arg;
-	unsigned char *live[64] = {0};
+	unsigned char *live[64] = {0}, *burst[BURST];
 	size_t len[64] = {0};
 	unsigned char tag = (unsigned char)(uintptr_t)arg;
+	/* A size of this thread's own (4 KiB and more: a class far from the
+	 * churn's). */
+	size_t burst_len = 4000 + 1000 * (size_t)tag;
 	uintptr_t bad = 0;
 
 	for (int r = 0; r < NROUNDS; r++) {
 		size_t k = next_rand(&seed) % 64;
+
+		/* Now and then some runs of one class taken and freed: they
+		 * go back to the pool while the other thread takes runs. */
+		if (r % (NROUNDS / 10) == 0) {
+			for (size_t i = 0; i < BURST; i++)
+				if ((burst[i] = cache_slab_alloc(burst_len)) ==
+				    NULL)
+					return (void *)(uintptr_t)1;
+			for (size_t i = 0; i < BURST; i++)
+				cache_slab_free(burst[i], burst_len);
+		}
 
 		if (live[k] != NULL) {
 			bad += !intact(live[k], len[k], tag);
@@ -166,6 +181,7 @@ test_threads(void)
 	pthread_t t[NTHREADS];
 	void *bad;
 	size_t nbad = 0;
+	uint64_t given0 = cache_slab_given_back();
 
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		CDN_ASSERT(
@@ -176,6 +192,11 @@ test_threads(void)
 	}
 	is_int(nbad, 0, "threads: %d threads allocating and freeing at once",
 	    NTHREADS);
+	/* Few blocks live in many classes: runs empty, go back to the pool
+	 * and are taken again by other classes while the threads run. */
+	ok(cache_slab_given_back() > given0,
+	    "threads: %llu bytes of runs given back meanwhile",
+	    (unsigned long long)(cache_slab_given_back() - given0));
 }
 
 static struct cache_obj *
