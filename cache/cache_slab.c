@@ -84,8 +84,8 @@
 #define SLAB_REGION          (32 * 1024 * 1024) /* mapped at a time */
 #define SLAB_KEEP_EMPTY      2                  /* empty runs a class keeps, */
 #define SLAB_KEEP_DIV        8                  /* or this part of its runs */
-#define SLAB_HOLES_DIV       16 /* holes filled past this part of a class */
-#define SLAB_MALLOC_OVERHEAD 16 /* malloc's header, estimated */
+#define SLAB_HOLES_DIV       16                 /* holes used past this part */
+#define SLAB_MALLOC_OVERHEAD 16                 /* malloc's header, estimated */
 #define SLAB_RUN             (1 << SLAB_RUN_SHIFT)
 #define SLAB_RUNS            (SLAB_REGION / SLAB_RUN)
 #define SLAB_NSMALL          (SLAB_SMALL_MAX / SLAB_ALIGN)
