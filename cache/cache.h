@@ -885,9 +885,10 @@ struct cache_store_stats {
 	uint64_t bytes;   /* accounted bytes in LMDB */
 	uint64_t mem_objects;
 	uint64_t mem_bytes;
-	/* Taken by the memory tier's slab (cache_slab.c): its high-water
-	 * mark, as freed blocks are kept for reuse. */
+	/* Held by the memory tier's slab (cache_slab.c), and given back to
+	 * the system so far. */
 	uint64_t mem_slab_bytes;
+	uint64_t mem_slab_given_back;
 	uint64_t puts, put_drops; /* stored / not stored (queue, map full) */
 	uint64_t evictions;       /* objects evicted from LMDB */
 	uint64_t mem_evictions;

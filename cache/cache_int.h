@@ -34,9 +34,13 @@ void *cache_slab_alloc(size_t n);
 void cache_slab_free(void *p, size_t n);
 /* Bytes a block of <n> bytes takes, for the tier's accounting. */
 size_t cache_slab_cost(size_t n);
-/* Bytes of the runs the classes took so far (never given back; the rest
- * of a mapped region is untouched, so it costs no memory). */
+/* Bytes of the runs the classes hold now: partly or wholly used, and the
+ * few each keeps empty (the rest of a mapped region is untouched, or was
+ * given back, so it costs no memory). */
 uint64_t cache_slab_bytes(void);
+/* Bytes of runs given back to the system so far (a count that only
+ * grows: fast growth is a class taking and giving back runs in turn). */
+uint64_t cache_slab_given_back(void);
 
 /* ================= cache_objfd.c ================= */
 

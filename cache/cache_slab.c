@@ -13,31 +13,52 @@
  * small and warm, and this memory grows in large regions.
  *
  * Layout: size classes of 16 bytes up to 256, then eight per doubling up
- * to CACHE_SLAB_MAX (at most 1/8 of a block is rounding).  A class takes
- * blocks from its free list, else carves them from its current run of
- * SLAB_RUN bytes; runs come from regions of SLAB_REGION bytes mapped as
- * the tier grows.  (Not with MADV_HUGEPAGE: a page fault per 2 MiB, but
- * each clears 2 MiB at once, which cost more than it saved in
- * tests/bench/miss_store.sh.)  Memory is never given back to the system:
- * a freed block is reused by its class, so what the process holds is the
- * tier's high-water mark in each class (plus at most one run per class).
- * Larger sizes go to malloc.
+ * to CACHE_SLAB_MAX (at most 1/8 of a block is rounding).  A class carves
+ * its blocks from runs of SLAB_RUN bytes; runs come from regions of
+ * SLAB_REGION bytes, mapped as the tier grows and aligned to their size,
+ * so a block's run is found from its address: the region's first run
+ * holds the descriptors of the others.  (Not with MADV_HUGEPAGE: a page
+ * fault per 2 MiB, but each clears 2 MiB at once, which cost more than it
+ * saved in tests/bench/miss_store.sh.)
+ *
+ * Giving back: each run counts its live blocks and keeps its own free
+ * list.  A class takes blocks from its current run until it is full, then
+ * makes current a run with free blocks (holes) if these are more than
+ * 1/SLAB_HOLES_DIV of the class, else an empty run it kept, else a new
+ * one.  So new objects do not scatter into the holes evictions leave in
+ * runs that are emptying, where each object that stays (a popular one)
+ * would keep its whole run.  A run whose last block is freed is kept
+ * empty, up to SLAB_KEEP_EMPTY runs or 1/SLAB_KEEP_DIV of the class's
+ * runs, whichever is more (so a class whose objects come and go by less
+ * than that does not give back and take again); beyond that the class
+ * gives back its longest-kept empty runs: MADV_DONTNEED drops its pages at once
+ * (unlike MADV_FREE, which leaves them counted in RSS until the kernel is short
+ * of memory), and the run goes to a pool that any class takes from before a new
+ * region is mapped.  So when the mix of sizes shifts, the classes the old sizes
+ * filled give their memory back as their objects are evicted, and the process
+ * holds about the tier's budget, not a high-water mark per class.  Address
+ * space is never unmapped; it is reused. Larger sizes go to malloc.
  *
  * Threads: any thread allocates and frees.  Each class has its own lock
- * (cls->mtx covers its free list and run); slab_region_mtx covers the
- * current region.  Under AddressSanitizer free blocks are poisoned, so a
- * use after free is still reported.
+ * (cls->mtx covers its runs, lists and counts, and its runs'
+ * descriptors);
+ * slab_region_mtx covers the current region and the pool.  Under
+ * AddressSanitizer free blocks are poisoned, so a use after free is still
+ * reported.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
+#include "common/cdn_log.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLAB_ASAN 1
@@ -59,9 +80,14 @@
 #define SLAB_ALIGN           16                 /* as malloc's */
 #define SLAB_SMALL_MAX       256                /* 16-byte steps up to here */
 #define SLAB_STEPS           8                  /* classes per doubling above */
-#define SLAB_RUN             (64 * 1024)        /* a class carves this much */
+#define SLAB_RUN_SHIFT       16                 /* runs of 64 KiB */
 #define SLAB_REGION          (32 * 1024 * 1024) /* mapped at a time */
+#define SLAB_KEEP_EMPTY      2                  /* empty runs a class keeps, */
+#define SLAB_KEEP_DIV        8                  /* or this part of its runs */
+#define SLAB_HOLES_DIV       16                 /* holes used past this part */
 #define SLAB_MALLOC_OVERHEAD 16                 /* malloc's header, estimated */
+#define SLAB_RUN             (1 << SLAB_RUN_SHIFT)
+#define SLAB_RUNS            (SLAB_REGION / SLAB_RUN)
 #define SLAB_NSMALL          (SLAB_SMALL_MAX / SLAB_ALIGN)
 /* 256 << 6 == CACHE_SLAB_MAX */
 #define SLAB_NDOUBLINGS 6
@@ -76,24 +102,83 @@ struct slab_free {
 	struct slab_free *next;
 };
 
+enum slab_run_state {
+	SLAB_RUN_POOL,    /* no class's: in the pool or never handed out */
+	SLAB_RUN_CUR,     /* its class's current run, on no list */
+	SLAB_RUN_FULL,    /* its class's, every block live */
+	SLAB_RUN_PARTIAL, /* on its class's partial list */
+	SLAB_RUN_EMPTY,   /* on its class's empty list, no block live */
+};
+
+/* A run's descriptor, in the first run of its region. */
+struct slab_run {
+	char *base;                   /* its SLAB_RUN bytes */
+	struct slab_free *free;       /* its freed blocks */
+	struct slab_run *next, *prev; /* on a class's list, or the pool */
+	uint32_t live;                /* blocks handed out */
+	uint32_t carved;              /* blocks ever carved, from base */
+	uint32_t cls;                 /* its class, while it has one */
+	enum slab_run_state state;
+};
+
+struct slab_region {
+	struct slab_run runs[SLAB_RUNS]; /* runs[0] is this header's */
+};
+
+_Static_assert(sizeof(struct slab_region) <= SLAB_RUN,
+    "a region's descriptors fit its first run");
+
+struct slab_list {
+	struct slab_run *head, *tail;
+	size_t n;
+};
+
 struct slab_class {
 	pthread_mutex_t mtx;
-	struct slab_free *free; /* freed blocks, reused first */
-	char *run, *run_end;    /* the rest of the current run */
-	char pad[64];           /* keep neighbouring classes' locks apart */
+	struct slab_run *cur;     /* the run blocks are taken from */
+	struct slab_list partial; /* other runs with live and free blocks */
+	struct slab_list empty;   /* runs kept with no live block */
+	size_t holes;             /* free blocks of the partial runs */
+	size_t nruns;             /* runs it holds: on its lists, cur, full */
+	uint32_t per_run;         /* blocks a run holds */
+	char pad[64];             /* keep neighbouring classes' locks apart */
 };
 
 static struct slab_class slab_classes[SLAB_NCLASSES];
 static pthread_once_t slab_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t slab_region_mtx = PTHREAD_MUTEX_INITIALIZER;
-static char *slab_region, *slab_region_end; /* slab_region_mtx */
-static _Atomic uint64_t slab_runs_bytes;    /* runs handed out, for stats */
+/* slab_region_mtx: the next run never handed out, and the pool of runs
+ * given back. */
+static struct slab_run *slab_fresh, *slab_fresh_end;
+static struct slab_run *slab_pool;
+static _Atomic uint64_t slab_runs_bytes; /* runs the classes hold */
+static _Atomic uint64_t slab_given_back; /* runs given back, in bytes */
 
 static void
-slab_init(void)
+list_push(struct slab_list *l, struct slab_run *r)
 {
-	for (size_t i = 0; i < SLAB_NCLASSES; i++)
-		CDN_ASSERT(pthread_mutex_init(&slab_classes[i].mtx, NULL) == 0);
+	r->prev = NULL;
+	r->next = l->head;
+	if (l->head != NULL)
+		l->head->prev = r;
+	else
+		l->tail = r;
+	l->head = r;
+	l->n++;
+}
+
+static void
+list_remove(struct slab_list *l, struct slab_run *r)
+{
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		l->head = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	else
+		l->tail = r->prev;
+	l->n--;
 }
 
 /* The class of a block of <n> bytes (0 < n <= CACHE_SLAB_MAX). */
@@ -126,29 +211,132 @@ class_size(size_t c)
 	return base + (c % SLAB_STEPS + 1) * (base / SLAB_STEPS);
 }
 
-/* A new run of SLAB_RUN bytes; NULL if the system has no memory. */
-static char *
+static void
+slab_init(void)
+{
+	for (size_t i = 0; i < SLAB_NCLASSES; i++) {
+		CDN_ASSERT(pthread_mutex_init(&slab_classes[i].mtx, NULL) == 0);
+		slab_classes[i].per_run = (uint32_t)(SLAB_RUN / class_size(i));
+	}
+}
+
+/* A new region's descriptors, aligned to SLAB_REGION; NULL if the system
+ * has no memory.  Twice the size is mapped and the ends beyond the aligned
+ * region are unmapped again. */
+static struct slab_region *
+region_new(void)
+{
+	char *p, *r;
+	size_t head;
+
+	p = mmap(NULL, 2 * (size_t)SLAB_REGION, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	head = (size_t)(-(uintptr_t)p & (SLAB_REGION - 1));
+	r = p + head;
+	if (head > 0)
+		CDN_ASSERT(munmap(p, head) == 0);
+	CDN_ASSERT(munmap(r + SLAB_REGION, SLAB_REGION - head) == 0);
+	SLAB_POISON(r + SLAB_RUN, SLAB_REGION - SLAB_RUN);
+	return (struct slab_region *)(void *)r;
+}
+
+/* A run for a class: one given back before, else a new one; NULL if the
+ * system has no memory. */
+static struct slab_run *
 run_new(void)
 {
-	char *r = NULL;
-	void *p;
+	struct slab_region *g;
+	struct slab_run *r = NULL;
 
 	pthread_mutex_lock(&slab_region_mtx);
-	if (slab_region == slab_region_end) {
-		p = mmap(NULL, SLAB_REGION, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			goto out;
-		slab_region = p;
-		slab_region_end = slab_region + SLAB_REGION;
-		SLAB_POISON(p, SLAB_REGION);
+	if ((r = slab_pool) != NULL) {
+		slab_pool = r->next;
+		goto out;
 	}
-	r = slab_region;
-	slab_region += SLAB_RUN;
-	atomic_fetch_add_explicit(
-	    &slab_runs_bytes, SLAB_RUN, memory_order_relaxed);
+	if (slab_fresh == slab_fresh_end) {
+		if ((g = region_new()) == NULL)
+			goto out;
+		for (size_t i = 1; i < SLAB_RUNS; i++)
+			g->runs[i].base = (char *)g + i * SLAB_RUN;
+		slab_fresh = &g->runs[1];
+		slab_fresh_end = &g->runs[SLAB_RUNS];
+	}
+	r = slab_fresh++;
 out:
+	if (r != NULL)
+		atomic_fetch_add_explicit(
+		    &slab_runs_bytes, SLAB_RUN, memory_order_relaxed);
 	pthread_mutex_unlock(&slab_region_mtx);
+	return r;
+}
+
+/* Give run <r> (no block live, on no list) back to the system, and to the
+ * pool. */
+static __attribute__((noinline)) void
+run_give_back(struct slab_run *r)
+{
+	/* On failure the pages stay resident; the run is reused all the
+	 * same. */
+	if (madvise(r->base, SLAB_RUN, MADV_DONTNEED) == -1)
+		CDN_LOG(CDN_LOG_WARN, "cache", "slab: madvise: %s",
+		    strerror(errno));
+	SLAB_POISON(r->base, SLAB_RUN);
+	r->free = NULL;
+	r->carved = 0;
+	r->state = SLAB_RUN_POOL;
+	pthread_mutex_lock(&slab_region_mtx);
+	r->next = slab_pool;
+	slab_pool = r;
+	atomic_fetch_sub_explicit(
+	    &slab_runs_bytes, SLAB_RUN, memory_order_relaxed);
+	atomic_fetch_add_explicit(
+	    &slab_given_back, SLAB_RUN, memory_order_relaxed);
+	pthread_mutex_unlock(&slab_region_mtx);
+}
+
+/* The descriptor of the run that holds block <p>. */
+static struct slab_run *
+run_of(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct slab_region *g;
+
+	g = (struct slab_region *)(a & ~(uintptr_t)(SLAB_REGION - 1));
+	return &g->runs[(a & (SLAB_REGION - 1)) >> SLAB_RUN_SHIFT];
+}
+
+/*
+ * The next run for class <cls> (locked, index <c>), whose current run is
+ * full: one with holes once they are more than 1/SLAB_HOLES_DIV of the
+ * class, else an empty one kept or a new one.  New blocks then go
+ * together rather than into the holes of runs being emptied by evictions
+ * (where one long-lived object would keep a whole run).  NULL if the
+ * system has no memory.  Not inlined, as run_freed.
+ */
+static __attribute__((noinline)) struct slab_run *
+run_next(struct slab_class *cls, size_t c)
+{
+	struct slab_run *r = cls->partial.head;
+
+	if (r != NULL &&
+	    cls->holes * SLAB_HOLES_DIV >= cls->nruns * (size_t)cls->per_run) {
+		list_remove(&cls->partial, r);
+		cls->holes -= cls->per_run - r->live;
+	} else if ((r = cls->empty.head) != NULL) {
+		list_remove(&cls->empty, r);
+	} else if ((r = run_new()) != NULL) {
+		cls->nruns++;
+		r->cls = (uint32_t)c;
+	} else if ((r = cls->partial.head) != NULL) {
+		list_remove(&cls->partial, r);
+		cls->holes -= cls->per_run - r->live;
+	} else {
+		return NULL;
+	}
+	r->state = SLAB_RUN_CUR;
+	cls->cur = r;
 	return r;
 }
 
@@ -156,6 +344,7 @@ void *
 cache_slab_alloc(size_t n)
 {
 	struct slab_class *cls;
+	struct slab_run *r;
 	struct slab_free *f;
 	size_t c, size;
 	char *p = NULL;
@@ -167,33 +356,72 @@ cache_slab_alloc(size_t n)
 	size = class_size(c);
 	cls = &slab_classes[c];
 	pthread_mutex_lock(&cls->mtx);
-	if ((f = cls->free) != NULL) {
+	if ((r = cls->cur) == NULL && (r = run_next(cls, c)) == NULL)
+		goto out;
+	if ((f = r->free) != NULL) {
 		SLAB_UNPOISON(f, sizeof(*f));
-		cls->free = f->next;
+		r->free = f->next;
 		p = (char *)f;
 	} else {
-		if ((size_t)(cls->run_end - cls->run) < size) {
-			/* The tail of the old run (less than one block) is
-			 * left unused. */
-			cls->run = run_new();
-			cls->run_end =
-			    cls->run != NULL ? cls->run + SLAB_RUN : NULL;
-		}
-		if (cls->run != NULL) {
-			p = cls->run;
-			cls->run += size;
-		}
+		/* The tail of a run (less than one block) is left unused. */
+		p = r->base + r->carved * size;
+		r->carved++;
 	}
+	if (++r->live == cls->per_run) {
+		r->state = SLAB_RUN_FULL;
+		cls->cur = NULL;
+	}
+out:
 	pthread_mutex_unlock(&cls->mtx);
 	if (p != NULL)
 		SLAB_UNPOISON(p, n);
 	return p;
 }
 
+/*
+ * Run <r> of class <cls> (locked) just had a block freed and is not a
+ * partial run with blocks still live: a full run becomes partial, a
+ * partial one with none live empty.  Returns the runs to give back (taken
+ * off every list, chained by next), or NULL.  Not inlined: the common
+ * free then saves fewer registers.
+ */
+static __attribute__((noinline)) struct slab_run *
+run_freed(struct slab_class *cls, struct slab_run *r)
+{
+	struct slab_run *old, *give = NULL;
+
+	if (r->state == SLAB_RUN_CUR)
+		return NULL; /* even empty, it stays current */
+	if (r->state == SLAB_RUN_FULL) {
+		list_push(&cls->partial, r);
+		r->state = SLAB_RUN_PARTIAL;
+		cls->holes++;
+		return NULL;
+	}
+	list_remove(&cls->partial, r);
+	cls->holes -= cls->per_run - 1;
+	list_push(&cls->empty, r);
+	r->state = SLAB_RUN_EMPTY;
+	/* Beyond what it may keep, the class gives back the longest kept:
+	 * their pages are the coldest.  (As the class shrinks, what it may
+	 * keep does too.) */
+	while (cls->empty.n > SLAB_KEEP_EMPTY &&
+	    cls->empty.n * SLAB_KEEP_DIV > cls->nruns) {
+		old = cls->empty.tail;
+		list_remove(&cls->empty, old);
+		cls->nruns--;
+		old->state = SLAB_RUN_POOL;
+		old->next = give;
+		give = old;
+	}
+	return give;
+}
+
 void
 cache_slab_free(void *p, size_t n)
 {
 	struct slab_class *cls;
+	struct slab_run *r, *old = NULL;
 	struct slab_free *f = p;
 	size_t c;
 
@@ -205,15 +433,27 @@ cache_slab_free(void *p, size_t n)
 	}
 	c = class_of(n);
 	cls = &slab_classes[c];
+	r = run_of(p);
 	SLAB_POISON(p, class_size(c));
 	SLAB_UNPOISON(f, sizeof(*f));
 	pthread_mutex_lock(&cls->mtx);
-	f->next = cls->free;
-	cls->free = f;
+	/* More frees than blocks taken, or a size of another class. */
+	CDN_ASSERT(r->live > 0 && r->cls == c);
+	f->next = r->free;
+	r->free = f;
 	/* Under the lock: once it is released another thread may take the
 	 * block and unpoison it. */
 	SLAB_POISON(f, sizeof(*f));
+	if (--r->live > 0 && r->state == SLAB_RUN_PARTIAL)
+		cls->holes++;
+	else
+		old = run_freed(cls, r);
 	pthread_mutex_unlock(&cls->mtx);
+	while (old != NULL) {
+		r = old->next;
+		run_give_back(old);
+		old = r;
+	}
 }
 
 size_t
@@ -228,4 +468,10 @@ uint64_t
 cache_slab_bytes(void)
 {
 	return atomic_load_explicit(&slab_runs_bytes, memory_order_relaxed);
+}
+
+uint64_t
+cache_slab_given_back(void)
+{
+	return atomic_load_explicit(&slab_given_back, memory_order_relaxed);
 }

@@ -1035,6 +1035,7 @@ cache_store_stats(struct cache_store *s, struct cache_store_stats *st)
 	st->mem_objects = ms.objects;
 	st->mem_bytes = ms.bytes;
 	st->mem_slab_bytes = cache_slab_bytes();
+	st->mem_slab_given_back = cache_slab_given_back();
 	st->mem_evictions = ms.evictions;
 	st->sealed_bodies = cache_obj_sealed_count();
 	st->sealed_bytes = cache_obj_sealed_bytes();

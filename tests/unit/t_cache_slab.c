@@ -3,7 +3,9 @@
  * a block is charged, blocks that never overlap and are reused once
  * freed, threads allocating and freeing at once, objects whose head and
  * small body live there, the tier's charge against the process's
- * resident memory, and a full tier's slab staying about its budget.
+ * resident memory, runs given back to the system once their blocks are
+ * freed and taken again by another class, empty runs kept at the edge,
+ * and a full tier's slab staying about its budget.
  */
 #include "config.h"
 
@@ -21,6 +23,11 @@
 #define NTHREADS 2
 #define NROUNDS  50000
 #define NOBJS    20000
+#define BURST    256 /* blocks of 4-6 KiB: 16 to 24 runs */
+/* What test_give_back takes of one class. */
+#define GIVE_BYTES (8 << 20)
+/* What a class may keep empty: SLAB_KEEP_EMPTY runs of SLAB_RUN. */
+#define KEEP_MAX (2 * 64 * 1024)
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -129,13 +136,27 @@ static void *
 churn(void *arg)
 {
 	uint64_t seed = (uint64_t)(uintptr_t)arg;
-	unsigned char *live[64] = {0};
+	unsigned char *live[64] = {0}, *burst[BURST];
 	size_t len[64] = {0};
 	unsigned char tag = (unsigned char)(uintptr_t)arg;
+	/* A size of this thread's own (4 KiB and more: a class far from the
+	 * churn's). */
+	size_t burst_len = 4000 + 1000 * (size_t)tag;
 	uintptr_t bad = 0;
 
 	for (int r = 0; r < NROUNDS; r++) {
 		size_t k = next_rand(&seed) % 64;
+
+		/* Now and then some runs of one class taken and freed: they
+		 * go back to the pool while the other thread takes runs. */
+		if (r % (NROUNDS / 10) == 0) {
+			for (size_t i = 0; i < BURST; i++)
+				if ((burst[i] = cache_slab_alloc(burst_len)) ==
+				    NULL)
+					return (void *)(uintptr_t)1;
+			for (size_t i = 0; i < BURST; i++)
+				cache_slab_free(burst[i], burst_len);
+		}
 
 		if (live[k] != NULL) {
 			bad += !intact(live[k], len[k], tag);
@@ -160,6 +181,7 @@ test_threads(void)
 	pthread_t t[NTHREADS];
 	void *bad;
 	size_t nbad = 0;
+	uint64_t given0 = cache_slab_given_back();
 
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		CDN_ASSERT(
@@ -170,6 +192,11 @@ test_threads(void)
 	}
 	is_int(nbad, 0, "threads: %d threads allocating and freeing at once",
 	    NTHREADS);
+	/* Few blocks live in many classes: runs empty, go back to the pool
+	 * and are taken again by other classes while the threads run. */
+	ok(cache_slab_given_back() > given0,
+	    "threads: %llu bytes of runs given back meanwhile",
+	    (unsigned long long)(cache_slab_given_back() - given0));
 }
 
 static struct cache_obj *
@@ -279,6 +306,148 @@ test_tier_charge(void)
 	cache_mem_free(&m);
 }
 
+/* Virtual KiB of this process: grows by a region when the slab maps one. */
+static long
+vm_size_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* GIVE_BYTES of blocks of <n> bytes into <p>, written; the count. */
+static size_t
+take_blocks(unsigned char **p, size_t n, unsigned char tag)
+{
+	size_t k = GIVE_BYTES / n;
+
+	for (size_t i = 0; i < k; i++) {
+		p[i] = cache_slab_alloc(n);
+		CDN_ASSERT(p[i] != NULL);
+		fill(p[i], n, (unsigned char)(tag + i));
+	}
+	return k;
+}
+
+/* A class whose blocks are all freed gives its runs back to the system,
+ * but for the few it keeps; another class then takes those runs rather
+ * than new memory. */
+static void
+test_give_back(void)
+{
+	static unsigned char *p[GIVE_BYTES / 3000 + 1];
+	uint64_t bytes0, given0, grown;
+	long rss0, rss1, rss2, vm0, vm1;
+	size_t k, bad = 0;
+
+	bytes0 = cache_slab_bytes();
+	given0 = cache_slab_given_back();
+	rss0 = rss_anon_kib();
+	k = take_blocks(p, 5000, 1);
+	grown = cache_slab_bytes() - bytes0;
+	ok(grown >= GIVE_BYTES, "give back: %zu blocks of 5000 bytes took %llu",
+	    k, (unsigned long long)grown);
+	rss1 = rss_anon_kib();
+	for (size_t i = 0; i < k; i++) {
+		bad += !intact(p[i], 5000, (unsigned char)(1 + i));
+		cache_slab_free(p[i], 5000);
+	}
+	is_int(bad, 0, "give back: blocks intact");
+	ok(cache_slab_bytes() <= bytes0 + KEEP_MAX,
+	    "give back: the class holds at most a few empty runs (%lld bytes "
+	    "more than before)",
+	    (long long)(cache_slab_bytes() - bytes0));
+	ok(cache_slab_given_back() - given0 >= GIVE_BYTES - KEEP_MAX,
+	    "give back: %llu bytes given back",
+	    (unsigned long long)(cache_slab_given_back() - given0));
+	rss2 = rss_anon_kib();
+	if (rss0 < 0 || SANITIZED) {
+		ok(1,
+		    "give back: resident size not checked (no "
+		    "/proc/self/status, or AddressSanitizer's shadow memory)");
+	} else {
+		ok(rss1 - rss0 >= GIVE_BYTES / 1024 &&
+		        rss2 - rss0 <= (long)(KEEP_MAX / 1024) + 256,
+		    "give back: RssAnon %+ld KiB with the blocks, %+ld KiB "
+		    "after",
+		    rss1 - rss0, rss2 - rss0);
+	}
+
+	/* Another size takes the runs given back. */
+	vm0 = vm_size_kib();
+	k = take_blocks(p, 3000, 2);
+	vm1 = vm_size_kib();
+	grown = cache_slab_bytes() - bytes0;
+	ok(grown >= GIVE_BYTES && grown <= GIVE_BYTES + GIVE_BYTES / 8,
+	    "reuse: %zu blocks of 3000 bytes hold %llu", k,
+	    (unsigned long long)grown);
+	if (vm0 < 0 || SANITIZED)
+		ok(1, "reuse: address space not checked");
+	else
+		ok(vm1 - vm0 < 1024,
+		    "reuse: the runs given back are taken again, no new "
+		    "region (%+ld KiB mapped)",
+		    vm1 - vm0);
+	bad = 0;
+	for (size_t i = 0; i < k; i++) {
+		bad += !intact(p[i], 3000, (unsigned char)(2 + i));
+		cache_slab_free(p[i], 3000);
+	}
+	is_int(bad, 0, "reuse: blocks intact");
+}
+
+/* A class at the edge of a run, or whose objects come and go by a small
+ * part of what it holds, keeps its empty runs rather than giving them back
+ * each time. */
+static void
+test_keep_empty(void)
+{
+	/* 7000 bytes: 7168-byte blocks, nine to a 64 KiB run. */
+	static unsigned char *p[2 * 9], *p9k[GIVE_BYTES / 9000];
+	uint64_t given0 = 0;
+	size_t k;
+
+	/* Two rounds first: the class may hold runs of earlier tests. */
+	for (int round = 0; round < 2 + 100; round++) {
+		if (round == 2)
+			given0 = cache_slab_given_back();
+		for (size_t i = 0; i < 2 * 9; i++)
+			p[i] = cache_slab_alloc(7000);
+		for (size_t i = 0; i < 2 * 9; i++)
+			cache_slab_free(p[i], 7000);
+	}
+	is_int(cache_slab_given_back() - given0, 0,
+	    "keep: two runs' worth taken and freed 100 times, nothing "
+	    "given back");
+
+	/* 9000 bytes: 9216-byte blocks, seven to a run.  A class of some
+	 * 130 runs whose last tenth of blocks comes and goes keeps them. */
+	k = take_blocks(p9k, 9000, 3);
+	given0 = cache_slab_given_back();
+	for (int round = 0; round < 20; round++) {
+		for (size_t i = k - k / 10; i < k; i++)
+			cache_slab_free(p9k[i], 9000);
+		for (size_t i = k - k / 10; i < k; i++)
+			p9k[i] = cache_slab_alloc(9000);
+	}
+	is_int(cache_slab_given_back() - given0, 0,
+	    "keep: a tenth of %zu blocks taken and freed 20 times, nothing "
+	    "given back",
+	    k);
+	for (size_t i = 0; i < k; i++)
+		cache_slab_free(p9k[i], 9000);
+	ok(cache_slab_given_back() - given0 >= GIVE_BYTES - GIVE_BYTES / 8,
+	    "keep: all freed, the class gives back all but a few runs");
+}
+
 /* A full tier evicting: what the slab maps stays about the budget, as
  * evicted objects' blocks are reused by the next ones.  (Bodies of a size
  * the tests above hardly used, whose freed blocks would hide a leak.) */
@@ -319,6 +488,8 @@ main(void)
 	test_threads();
 	test_object();
 	test_tier_charge();
+	test_give_back();
+	test_keep_empty();
 	test_tier_bounded();
 	return done_testing();
 }
