@@ -236,7 +236,7 @@ purge_record(struct cache_store *s, MDB_txn *txn,
 	const void *name = it->kind == CACHE_PURGE_URL ? (const void *)it->key
 	                                               : (const void *)it->name;
 	size_t len = it->kind == CACHE_PURGE_URL ? CACHE_HASH_LEN : it->len;
-	uint64_t hard = 0, sft = 0;
+	uint64_t hard = 0;
 	MDB_val k, v;
 	int rc;
 
@@ -248,17 +248,16 @@ purge_record(struct cache_store *s, MDB_txn *txn,
 	memcpy(kbuf + 1, name, len);
 	k = mval(kbuf, len + 1);
 	rc = mdb_get(txn, s->db_prules, &k, &v);
-	if (rc == 0 && v.mv_size == 16) {
+	/* <seq> is the newest purge: it raises the soft rule, which any
+	 * purge implies, so only the hard one is read back. */
+	if (rc == 0 && v.mv_size == 16)
 		hard = get_le64(v.mv_data);
-		sft = get_le64((uint8_t *)v.mv_data + 8);
-	} else if (rc != 0 && rc != MDB_NOTFOUND) {
+	else if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
-	}
 	if (!soft)
 		hard = seq;
-	sft = seq;
 	put_le64(val, hard);
-	put_le64(val + 8, sft);
+	put_le64(val + 8, seq);
 	v = mval(val, sizeof(val));
 	rc = mdb_put(txn, s->db_prules, &k, &v, 0);
 	if (rc != 0)
