@@ -79,6 +79,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h> /* ev_read: see conn_tls_drain */
 #include <event2/event.h>
+#include <event2/event_struct.h> /* struct event in h2_release */
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -210,8 +211,18 @@ struct h2_server {
 	size_t stage_len;
 	struct h2_conn *stage_conn; /* whose bytes are staged */
 	unsigned draining : 1;
+	unsigned closing_all : 1;     /* freeing every connection: no waits */
+	struct h2_release *releasing; /* sockets waiting to leave epoll */
 	void (*on_empty)(void *arg);
 	void *on_empty_arg;
+};
+
+/* A closed connection's bufferevent, freed at the loop's next turn. */
+struct h2_release {
+	struct h2_release *next, *prev;
+	struct h2_server *h;
+	struct bufferevent *bev;
+	struct event ev;
 };
 
 /* edge_h2.h's name for it. */
@@ -1700,6 +1711,62 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+release_unlink_and_free(struct h2_release *r)
+{
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		r->h->releasing = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	bufferevent_free(r->bev); /* closes the socket */
+	free(r);
+}
+
+static void
+on_release(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	release_unlink_and_free(arg);
+}
+
+/*
+ * Free <bev>, closing its socket, once the loop has taken the socket out
+ * of epoll.  With the changelist (edge_worker.c) stopping its events only
+ * notes the EPOLL_CTL_DEL, which the next epoll_wait applies: freed at
+ * once, the bufferevent closed the socket first and the delete failed
+ * (EBADF).  A zero timeout runs after that epoll_wait.  What the output
+ * still references is let go of now, while the server exists; at the
+ * server's end, or without memory for the wait, it is freed at once.
+ */
+static void
+conn_bev_release(struct h2_server *h, struct bufferevent *bev)
+{
+	static const struct timeval now = {0, 0};
+	struct evbuffer *out = bufferevent_get_output(bev);
+	struct h2_release *r;
+
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	r = h->closing_all ? NULL : malloc(sizeof(*r));
+	if (r == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	r->h = h;
+	r->bev = bev;
+	r->prev = NULL;
+	r->next = h->releasing;
+	if (r->next != NULL)
+		r->next->prev = r;
+	h->releasing = r;
+	evtimer_assign(&r->ev, h->w->base, on_release, r);
+	evtimer_add(&r->ev, &now);
+}
+
+static void
 conn_free(struct h2_conn *c)
 {
 	struct h2_server *h = c->h;
@@ -1720,8 +1787,7 @@ conn_free(struct h2_conn *c)
 	if (c->out_ev != NULL)
 		event_free(c->out_ev);
 	c->out = NULL; /* the SSL's: freed with it */
-	/* Frees the output: pieces still referenced are released. */
-	bufferevent_free(c->bev);
+	conn_bev_release(h, c->bev);
 	event_free(c->flush_ev);
 	event_free(c->tick);
 	if (c->prev != NULL)
@@ -1894,8 +1960,10 @@ void
 edge_h2_close_all(struct edge_h2 *e)
 {
 	MAGIC_CHECK(&e->s, H2_SERVER_MAGIC);
+	e->s.closing_all = 1;
 	while (e->s.conns != NULL)
 		conn_free(e->s.conns);
+	e->s.closing_all = 0;
 }
 
 void
@@ -1940,6 +2008,10 @@ edge_h2_free(struct edge_h2 **ep)
 		return;
 	e->s.on_empty = NULL;
 	edge_h2_close_all(e);
+	while (e->s.releasing != NULL) {
+		event_del(&e->s.releasing->ev);
+		release_unlink_and_free(e->s.releasing);
+	}
 	tls_rec_pool_free(&e->s.recs);
 	free(e->s.stage);
 	nghttp2_session_callbacks_del(e->s.cbs);
