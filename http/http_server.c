@@ -100,13 +100,25 @@
 #define READ_MAX          (64 * 1024) /* plain bytes read per wake-up */
 #define LAST_WRITE_IOV    8           /* pieces of a response's last write */
 
-/* Plain connections kept for reuse; none under ASan, which sees a
- * connection used after its free only if its memory is freed. */
+/* Plain connections kept for reuse. */
 #define CONN_SPARE_MAX 32
+
+/* Under ASan a kept connection's memory is poisoned until it is reused,
+ * so a use after its "free" is reported as one after free() would be. */
 #if defined(__SANITIZE_ADDRESS__)
-#define CONN_SPARE_ON 0
+#define CONN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONN_ASAN 1
+#endif
+#endif
+#ifdef CONN_ASAN
+#include <sanitizer/asan_interface.h>
+#define CONN_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define CONN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
-#define CONN_SPARE_ON 1
+#define CONN_POISON(p, n)   ((void)(p), (void)(n))
+#define CONN_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 enum conn_state {
@@ -1643,6 +1655,14 @@ conn_tls_close_notify(struct http_conn *c)
 		ERR_clear_error(); /* leave nothing for the next connection */
 }
 
+/* Bytes of a connection's one allocation (conn_new). */
+static size_t
+conn_alloc_size(const struct http_server *s)
+{
+	return sizeof(struct http_conn) +
+	    s->lim.parse.max_headers * sizeof(struct http_header) + HEAD_INLINE;
+}
+
 /* Free <c>'s memory: it is unlinked, its events and socket gone. */
 static void
 conn_release(struct http_conn *c)
@@ -1697,11 +1717,11 @@ conn_unlink_and_free(struct http_conn *c)
 	if (c->head != conn_head_inline(c))
 		free(c->head);
 	MAGIC_WIPE(c);
-	if (CONN_SPARE_ON && !c->is_tls && s->nspare < CONN_SPARE_MAX &&
-	    !s->draining) {
+	if (!c->is_tls && s->nspare < CONN_SPARE_MAX && !s->draining) {
 		c->next = s->spare;
 		s->spare = c;
 		s->nspare++;
+		CONN_POISON(c, conn_alloc_size(s));
 	} else {
 		conn_release(c);
 	}
@@ -2269,6 +2289,7 @@ conn_new(struct http_server *s, const struct sockaddr *peer, int plain)
 	    "the fields array can follow the connection");
 	if (plain && s->spare != NULL) {
 		c = s->spare;
+		CONN_UNPOISON(c, conn_alloc_size(s));
 		s->spare = c->next;
 		s->nspare--;
 		in = c->in;
@@ -2458,6 +2479,7 @@ conn_spare_free(struct http_server *s)
 	struct http_conn *c;
 
 	while ((c = s->spare) != NULL) {
+		CONN_UNPOISON(c, conn_alloc_size(s));
 		s->spare = c->next;
 		conn_release(c);
 	}
