@@ -11,8 +11,10 @@
  * RST cannot destroy the response before the client read it) -> freed.
  *
  * Pipelining: the next request is parsed only when the current response is
- * complete.  dispatch() loops over what is buffered rather than recursing,
- * so a thousand pipelined requests answered synchronously cost no stack.
+ * complete and handed to the socket (txn_after_response: its log line then
+ * counts what was sent).  dispatch() loops over what is buffered rather
+ * than recursing, so a thousand pipelined requests answered synchronously
+ * cost no stack.
  *
  * Backpressure: the input buffer has a high watermark, so a client sending a
  * body faster than the handler consumes it is simply not read; the handler
@@ -21,7 +23,7 @@
  *
  * Writes (plain connections): a response is appended to the output buffer
  * and written at once with one writev, at the end of the dispatch loop
- * (every pipelined answer of one read together) or, for writes made from
+ * or, for writes made from
  * elsewhere (a fill feeding its waiters), from an event activated for the
  * same loop turn: one writev per connection per turn, whatever the number
  * of pieces, and a sendfile for each file segment (a sealed body) in the
@@ -196,6 +198,8 @@ struct http_conn {
 	unsigned timer_on : 1;     /* timer added or activated */
 	unsigned flush_on : 1;     /* flush_ev activated */
 	unsigned eof_on : 1;       /* TLS: read_ev activated (conn_body_eof) */
+	unsigned txn_sending : 1;  /* answered; its end waits for the output
+	                              to reach the socket (txn_after_response) */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
 	union {
@@ -620,6 +624,17 @@ conn_write_last(struct http_conn *c, struct evbuffer *out, evutil_socket_t fd)
 	return (int)n;
 }
 
+/*
+ * Whether <c> closes once the answer being sent is out: the txn_end and
+ * txn_sent conditions, known before they run.
+ */
+static int
+conn_closes_after(const struct http_conn *c)
+{
+	return !c->keep_alive || !c->txn.body_done || c->srv->draining ||
+	    (c->client_eof && evbuffer_get_length(c->in) == 0);
+}
+
 /* Have plain <c>'s write_ev write what its socket did not take. */
 static void
 conn_write_wait(struct http_conn *c)
@@ -650,7 +665,7 @@ static int
 conn_write_out(struct http_conn *c)
 {
 	size_t len;
-	int n;
+	int n, last;
 
 	c->flush_armed = 0;
 	if (c->write_on)
@@ -660,9 +675,11 @@ conn_write_out(struct http_conn *c)
 	 * nothing: a head and its body leave in this turn, and write_ev is
 	 * needed only when the socket is full. */
 	len = evbuffer_get_length(c->out);
+	last = c->state == CONN_CLOSING ||
+	    (c->txn_sending && conn_closes_after(c));
 	while (len > 0) {
-		n = c->state == CONN_CLOSING ? conn_write_last(c, c->out, c->fd)
-		                             : evbuffer_write(c->out, c->fd);
+		n = last ? conn_write_last(c, c->out, c->fd)
+		         : evbuffer_write(c->out, c->fd);
 		if (n <= 0)
 			break;
 		len -= (size_t)n; /* drained what went */
@@ -804,7 +821,12 @@ txn_end(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
 	struct http_txn *txn = &c->txn;
+	size_t unsent = evbuffer_get_length(c->out);
 
+	/* The log counts what the socket took: a client gone mid-answer
+	 * leaves the rest unsent (nginx's $bytes_sent). */
+	txn->bytes_sent -= unsent < txn->bytes_sent ? unsent : txn->bytes_sent;
+	c->txn_sending = 0;
 	if (s->h.on_log != NULL)
 		s->h.on_log(txn, s->arg);
 	if (!txn->body_done) {
@@ -815,8 +837,9 @@ txn_end(struct http_conn *c)
 	c->nreq++;
 }
 
+/* <c>'s answer is out: end its txn, then keep alive or close. */
 static void
-txn_after_response(struct http_conn *c)
+txn_sent(struct http_conn *c)
 {
 	txn_end(c);
 	/* Requests pipelined ahead of the client's end of file are
@@ -833,6 +856,23 @@ txn_after_response(struct http_conn *c)
 	conn_arm_timer(c, c->srv->lim.keepalive_timeout_ms);
 	if (!c->in_dispatch)
 		conn_dispatch(c);
+}
+
+/*
+ * <c>'s txn is answered (or abandoned).  Its end, and the log line with
+ * it, waits until the output has reached the socket, so that the line
+ * tells what the client was sent and when; the next request waits with
+ * it.  The write that takes the output ends it (conn_dispatch,
+ * on_conn_write); one that fails ends it as aborted (conn_free).
+ */
+static void
+txn_after_response(struct http_conn *c)
+{
+	if (evbuffer_get_length(c->out) > 0) {
+		c->txn_sending = 1;
+		return;
+	}
+	txn_sent(c);
 }
 
 /* ---- server-made responses ---- */
@@ -1446,8 +1486,7 @@ http_txn_abort(struct http_txn *txn)
 	c = txn->conn;
 	c->keep_alive = 0;
 	txn->aborted = 1;
-	txn_end(c);
-	conn_close_after_flush(c);
+	txn_after_response(c);
 }
 
 /* ---- accessors ---- */
@@ -1552,9 +1591,7 @@ txn_start(struct http_conn *c)
 	if (txn->has_body) {
 		conn_set_timeouts(c, 1);
 		if (req->expect_continue && req->version_minor >= 1) {
-			evbuffer_add(
-			    c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-			conn_out_added(c);
+			out_add(txn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		}
 	}
 	s->h.on_request(txn, s->arg);
@@ -1573,6 +1610,7 @@ conn_dispatch(struct http_conn *c)
 	size_t len;
 	int rc, status = 0;
 
+again:
 	c->in_dispatch = 1;
 	while (c->state == CONN_IDLE && !drain_closes(c)) {
 		len = evbuffer_get_length(in);
@@ -1622,9 +1660,17 @@ conn_dispatch(struct http_conn *c)
 		conn_tls_want_input(c);
 	if (c->state == CONN_IDLE && (drain_closes(c) || c->client_eof))
 		conn_close_after_flush(c);
-	/* Every answer of this read in one writev.  Once drained, a handler
-	 * waiting for room hears of it from the loop, not from in here. */
-	if (c->flush_armed && conn_write_out(c)) {
+	/* The answer in one writev.  Once drained, a handler waiting for
+	 * room hears of it from the loop, not from in here. */
+	if (c->flush_armed ? conn_write_out(c)
+	                   : evbuffer_get_length(c->out) == 0) {
+		if (c->txn_sending) {
+			/* Its end, then the next request: a loop, not a
+			 * recursion, whatever the number pipelined. */
+			c->in_dispatch = 1;
+			txn_sent(c);
+			goto again;
+		}
 		if (c->state == CONN_CLOSING)
 			conn_linger(c);
 		else if (c->state == CONN_ACTIVE && c->txn.want_write)
@@ -1743,7 +1789,8 @@ conn_free(struct http_conn *c)
 	if (c->state == CONN_ACTIVE) {
 		c->state = CONN_CLOSING;
 		c->keep_alive = 0;
-		if (s->h.on_abort != NULL)
+		/* A txn being sent is over for the handler already. */
+		if (!c->txn_sending && s->h.on_abort != NULL)
 			s->h.on_abort(&c->txn, s->arg);
 		c->txn.aborted = 1;
 		txn_end(c);
@@ -1760,17 +1807,14 @@ static void
 conn_close_after_flush(struct http_conn *c)
 {
 	c->state = CONN_CLOSING;
-	if (c->flush_armed) {
-		if (c->in_dispatch)
-			return; /* the dispatch loop's end writes */
-		if (conn_write_out(c)) {
-			conn_linger(c);
-			return;
-		}
+	if (c->in_dispatch)
+		return; /* the dispatch loop's end writes and lingers */
+	if (c->flush_armed ? conn_write_out(c)
+	                   : evbuffer_get_length(c->out) == 0) {
+		conn_linger(c);
+		return;
 	}
 	conn_read_set(c, 0);
-	if (evbuffer_get_length(c->out) == 0)
-		conn_timer_fire(c);
 }
 
 /*
@@ -2020,6 +2064,8 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	case CONN_ACTIVE:
+		if (c->txn_sending)
+			return; /* answered: its output's end ends it */
 		/* A body error found inside http_txn_body_read. */
 		status = txn->body_error;
 		if (c->srv->h.on_abort != NULL)
@@ -2092,6 +2138,11 @@ on_conn_write(struct bufferevent *bev, void *arg)
 	if (c->state == CONN_CLOSING) {
 		if (evbuffer_get_length(c->out) == 0)
 			conn_linger(c);
+		return;
+	}
+	if (c->txn_sending) {
+		if (evbuffer_get_length(c->out) == 0)
+			txn_sent(c);
 		return;
 	}
 	if (c->state == CONN_ACTIVE && txn->want_write) {
@@ -2195,7 +2246,10 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	/* An end of file met by a write (a TLS client gone without
+	 * close_notify: libevent's dirty shutdown) takes no answer. */
+	if ((what & BEV_EVENT_EOF) &&
+	    !(what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING)) &&
 	    conn_owes_answers(c)) {
 		/* Half-close after complete requests: answer, then close. */
 		c->client_eof = 1;

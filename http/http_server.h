@@ -5,8 +5,9 @@
  * A struct http_conn is one client connection; it belongs to the worker
  * thread whose event_base it was created on, and only that thread touches
  * it.  It runs one transaction (struct http_txn) at a time: pipelined
- * requests wait in the input buffer until the current response is complete,
- * which answers them in order without buffering responses.
+ * requests wait in the input buffer until the current response has been
+ * handed to the socket, which answers them in order without buffering
+ * responses.
  *
  * The handler (struct http_handler) receives each request head and owns the
  * transaction until it calls http_txn_finish() or http_txn_abort(); the
@@ -61,8 +62,9 @@ struct http_handler {
 	void (*on_writable)(struct http_txn *txn, void *arg);
 	/* The client is gone; the txn dies when this returns. */
 	void (*on_abort)(struct http_txn *txn, void *arg);
-	/* A transaction ended (also for errors the server answered itself):
-	 * the place for the access log and counters. */
+	/* A transaction ended (also for errors the server answered itself),
+	 * once its response was handed to the socket or the client went: the
+	 * place for the access log and counters. */
 	void (*on_log)(struct http_txn *txn, void *arg);
 	/* Optional: how a TLS connection's handshake ended (counters). */
 	void (*on_tls_handshake)(enum http_tls_result r, void *arg);
@@ -219,7 +221,9 @@ void *http_txn_data(const struct http_txn *txn);
 int http_txn_status(const struct http_txn *txn); /* 0 if none sent */
 /* Whether the txn ended without a complete response (client gone, abort). */
 int http_txn_aborted(const struct http_txn *txn);
-uint64_t http_txn_bytes_sent(const struct http_txn *txn); /* incl. head */
+/* Bytes of the response (head, interim answers and body) the socket took:
+ * what a client gone mid-answer never got is not counted. */
+uint64_t http_txn_bytes_sent(const struct http_txn *txn);
 uint64_t http_txn_start_ns(const struct http_txn *txn);
 /* Why the server refused the request itself, or NULL. */
 const char *http_txn_error(const struct http_txn *txn);
