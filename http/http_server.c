@@ -1658,6 +1658,11 @@ again:
 	conn_input_taken(c);
 	if (c->state == CONN_IDLE)
 		conn_tls_want_input(c);
+	if (c->state == CONN_IDLE && c->client_eof &&
+	    evbuffer_get_length(in) > 0)
+		CDN_LOG(CDN_LOG_INFO, "http",
+		    "client %s: closed within a request head (%zu bytes)",
+		    conn_peer(c), evbuffer_get_length(in));
 	if (c->state == CONN_IDLE && (drain_closes(c) || c->client_eof))
 		conn_close_after_flush(c);
 	/* The answer in one writev.  Once drained, a handler waiting for
