@@ -821,11 +821,7 @@ txn_end(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
 	struct http_txn *txn = &c->txn;
-	size_t unsent = evbuffer_get_length(c->out);
 
-	/* The log counts what the socket took: a client gone mid-answer
-	 * leaves the rest unsent (nginx's $bytes_sent). */
-	txn->bytes_sent -= unsent < txn->bytes_sent ? unsent : txn->bytes_sent;
 	c->txn_sending = 0;
 	if (s->h.on_log != NULL)
 		s->h.on_log(txn, s->arg);
@@ -1674,7 +1670,16 @@ again:
 			 * recursion, whatever the number pipelined. */
 			c->in_dispatch = 1;
 			txn_sent(c);
-			goto again;
+			c->in_dispatch = 0;
+			if (c->state == CONN_CLOSING) {
+				conn_input_taken(c);
+				conn_linger(c); /* its output is out */
+				return;
+			}
+			if (c->client_eof || drain_closes(c) ||
+			    evbuffer_get_length(in) > 0)
+				goto again;
+			return; /* nothing more to read or write */
 		}
 		if (c->state == CONN_CLOSING)
 			conn_linger(c);
@@ -1789,6 +1794,7 @@ static void
 conn_free(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
+	size_t unsent;
 
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
 	if (c->state == CONN_ACTIVE) {
@@ -1797,6 +1803,11 @@ conn_free(struct http_conn *c)
 		/* A txn being sent is over for the handler already. */
 		if (!c->txn_sending && s->h.on_abort != NULL)
 			s->h.on_abort(&c->txn, s->arg);
+		/* The log counts what the socket took: a client gone
+		 * mid-answer leaves the rest unsent (nginx's $bytes_sent). */
+		unsent = evbuffer_get_length(c->out);
+		c->txn.bytes_sent -=
+		    unsent < c->txn.bytes_sent ? unsent : c->txn.bytes_sent;
 		c->txn.aborted = 1;
 		txn_end(c);
 	}
