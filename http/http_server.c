@@ -866,6 +866,7 @@ txn_after_response(struct http_conn *c)
 {
 	if (evbuffer_get_length(c->out) > 0) {
 		c->txn_sending = 1;
+		c->txn.want_body = 0; /* the handler is done with it */
 		return;
 	}
 	txn_sent(c);
