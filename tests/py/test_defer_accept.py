@@ -16,6 +16,7 @@ that is not whole seconds, or above 1m, is a config error.
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -143,8 +144,6 @@ def tls_pair(d):
 
 
 def test_tls_listener_defers_and_serves():
-    import ssl
-
     d = et.mktemp("defertls")
     cert, key = tls_pair(d)
     tport = et.free_port()
