@@ -25,6 +25,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
 
 DEFER = ["--listen-defer-accept", "1s"]
+# The kernel's period for 3s is 3 s: room for a loaded machine between
+# "at once" and "deferred".
+DEFER3 = ["--listen-defer-accept", "3s"]
 # Long enough that the accepted connection can be seen counted before the
 # header timeout closes it.
 HEADER = ["--client-header-timeout", "1500ms"]
@@ -91,7 +94,7 @@ def test_idle_connection_is_accepted_late_and_closed():
         with e:
             s, t0 = idle_connect(e.port)
             # The kernel holds it until about 1 s after the handshake.
-            never_counted(aport, 0.7, "an idle connection is not accepted")
+            never_counted(aport, 0.5, "an idle connection is not accepted")
             et.eq(stat(aport, "connections_accepted"), 0, "nor counted as "
                   "accepted")
             et.wait_for(lambda: open_conns(aport) == 1, 3, 0.02,
@@ -115,7 +118,7 @@ def test_idle_connection_is_accepted_late_and_closed():
 
 def test_late_request_within_the_period_is_served():
     with et.Origin() as o:
-        aport, e = admin_edge(o, *DEFER)
+        aport, e = admin_edge(o, *DEFER3)
         with e:
             s, t0 = idle_connect(e.port)
             time.sleep(0.4)
@@ -125,8 +128,8 @@ def test_late_request_within_the_period_is_served():
             et.eq(r.status, 200, "served once it spoke")
             et.check_pattern(r.body, 100)
             el = time.monotonic() - t0
-            et.ok(el < 0.9, "accepted with its data (%.2f s), not at the "
-                  "end of the period" % el)
+            et.ok(el < 2.5, "accepted with its data (%.2f s), not at the "
+                  "end of the 3 s period" % el)
             et.eq(open_conns(aport), 1, "counted once accepted")
             s.close()
 
@@ -148,12 +151,12 @@ def test_tls_listener_defers_and_serves():
     cert, key = tls_pair(d)
     tport = et.free_port()
     with et.Origin() as o:
-        aport, e = admin_edge(o, *DEFER, "--listen-tls",
+        aport, e = admin_edge(o, *DEFER3, "--listen-tls",
                               "127.0.0.1:%d" % tport, "--tls-cert", cert,
                               "--tls-key", key)
         with e:
             s, _ = idle_connect(tport)
-            never_counted(aport, 0.6, "an idle TLS connection is not "
+            never_counted(aport, 1.5, "an idle TLS connection is not "
                           "accepted")
             s.close()
             ctx = ssl.create_default_context()
@@ -171,12 +174,12 @@ def test_tls_listener_defers_and_serves():
 def test_h2c_listener_is_not_deferred():
     hport = et.free_port()
     with et.Origin() as o:
-        aport, e = admin_edge(o, *DEFER, "--listen-h2c",
+        aport, e = admin_edge(o, *DEFER3, "--listen-h2c",
                               "127.0.0.1:%d" % hport)
         with e:
             s, _ = idle_connect(hport)
             et.wait_for(lambda: stat(aport, "connections_accepted") == 1,
-                        0.6, 0.02, "an idle h2c connection accepted at once")
+                        2, 0.02, "an idle h2c connection accepted at once")
             s.close()
 
 
@@ -185,26 +188,31 @@ def test_takeover_applies_the_new_setting():
     cache = os.path.join(d, "cache")
     with et.Origin() as o:
         # On, then taken over with it off: the same socket accepts at once.
-        aport, old = admin_edge(o, "--cache-dir", cache, *DEFER)
+        aport, old = admin_edge(o, "--cache-dir", cache, *DEFER3)
         s, _ = idle_connect(old.port)
-        never_counted(aport, 0.3, "deferred on the first edged")
+        never_counted(aport, 0.5, "deferred on the first edged")
         s.close()
+        # Its FIN is not a bare ACK: the kernel hands it over, and the old
+        # edged closes it, before the takeover.
+        et.wait_for(lambda: stat(aport, "connections_accepted") == 1, 2,
+                    0.02, "the closed connection handed over")
+        et.wait_for(lambda: open_conns(aport) == 0, 2, 0.02, "and closed")
         _, new = admin_edge(o, "--cache-dir", cache, "--takeover",
                             admin_port=aport, listen=old.listen)
         et.ok(old.wait_exit(30) is not None, "the old edged exits")
         old.stop()
         s, _ = idle_connect(new.port)
-        et.wait_for(lambda: open_conns(aport) == 1, 0.6, 0.02,
+        et.wait_for(lambda: open_conns(aport) == 1, 2, 0.02,
                     "accepted at once after a takeover to 0")
         s.close()
         et.wait_for(lambda: open_conns(aport) == 0, 5, 0.05, "closed")
         # Off, then taken over with it on.
-        _, newer = admin_edge(o, "--cache-dir", cache, "--takeover", *DEFER,
+        _, newer = admin_edge(o, "--cache-dir", cache, "--takeover", *DEFER3,
                               admin_port=aport, listen=old.listen)
         et.ok(new.wait_exit(30) is not None, "the second edged exits")
         new.stop()
         s, _ = idle_connect(newer.port)
-        never_counted(aport, 0.6, "deferred after a takeover to 1s")
+        never_counted(aport, 1.5, "deferred after a takeover to 3s")
         s.close()
         with newer.connect() as c:
             et.eq(c.request("GET", "/obj/k?size=10").status, 200, "served")
