@@ -9,7 +9,8 @@
 Like hit_ab.py with BENCH_CLOSE=1: wrk -t1 -c64 on CPU 0 (BENCH_CONNS
 sets the connections), one 1 KiB URL with "Connection: close",
 tests/bench/bench_origin on CPU 0, each server on CPU 1.  Per run it also
-prints wrk's own CPU (rusage of the child), the server's voluntary context
+prints wrk's own CPU (rusage of the child), the kernel's share of the
+server's CPU, the server's voluntary context
 switches (its workers' sleeps, so its wake-ups), the share of the run that
 the server's threads and wrk waited runnable for a CPU (schedstat's run
 delay; over 100% for several threads), the idle share of each core from
@@ -87,11 +88,13 @@ def tree(pid):
     return out
 
 
-def cpu_s(pid):
+def cpu_s(pid, which=(11, 12)):
+    """CPU-seconds of <pid>'s tree: user and system, or <which> of them
+    (11 user, 12 system)."""
     tot = 0.0
     for p in tree(pid):
         f = open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()
-        tot += (int(f[11]) + int(f[12])) / TCK
+        tot += sum(int(f[i]) for i in which) / TCK
     return tot
 
 
@@ -207,7 +210,7 @@ def main():
     work = tempfile.mkdtemp(prefix="churn-where.")
     procs, servers = [], []
     cols = ("req/s", "req/srv-CPU-s", "srv us/req", "wrk us/req",
-            "wakeups/req", "srv wait%", "wrk wait%", "cpu0 idle%",
+            "srv sys%", "wakeups/req", "srv wait%", "wrk wait%", "cpu0 idle%",
             "cpu1 idle%", "overflows", "retrans")
     try:
         op = free_port()
@@ -227,10 +230,12 @@ def main():
             order = servers[r % len(servers):] + servers[:r % len(servers)]
             for name, p, port in order:
                 c0, w0, k0 = cpu_s(p.pid), vcsw(p.pid), cores()
+                s0 = cpu_s(p.pid, (12,))
                 d0, t0 = run_delay(p.pid), tcp_counts()
                 out, wrk_cpu, wrk_delay = run_wrk(port, secs)
                 d1, t1 = run_delay(p.pid), tcp_counts()
                 used = max(cpu_s(p.pid) - c0, 1e-9)
+                sys_used = cpu_s(p.pid, (12,)) - s0
                 w1, k1 = vcsw(p.pid), cores()
                 n = int(re.search(r"(\d+) requests in", out).group(1))
                 rps = float(re.search(r"Requests/sec:\s+([\d.]+)",
@@ -241,7 +246,7 @@ def main():
                 idle = [100.0 * (k1[c][0] - k0[c][0]) /
                         max(k1[c][1] - k0[c][1], 1) for c in (0, 1)]
                 row = (rps, n / used, 1e6 * used / n, 1e6 * wrk_cpu / n,
-                       (w1 - w0) / n, (d1 - d0) / 1e7 / secs,
+                       100 * sys_used / used, (w1 - w0) / n, (d1 - d0) / 1e7 / secs,
                        wrk_delay / 1e7 / secs, idle[0], idle[1],
                        t1[0] - t0[0], t1[1] - t0[1])
                 res.setdefault(name, []).append(row)
