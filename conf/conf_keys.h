@@ -37,6 +37,7 @@
 CONF_RESTART_KEY(listen, ADDRLIST, 0, 0, "", "address to serve HTTP on, HOST:PORT (repeatable)")
 CONF_RESTART_KEY(listen_tls, ADDRLIST, 0, 0, "", "address to serve HTTPS on, HOST:PORT (repeatable; needs tls_cert)")
 CONF_RESTART_KEY(listen_h2c, ADDRLIST, 0, 0, "", "address to serve HTTP/2 on without TLS, by prior knowledge (for a load balancer in front), HOST:PORT (repeatable)")
+CONF_RESTART_KEY(listen_defer_accept, DURATION, 0, 60000, "0", "accept a connection on listen and listen_tls only once its first bytes arrive, waiting up to this long, in whole seconds (TCP_DEFER_ACCEPT; 0: off); see docs/operations.md")
 CONF_RESTART_KEY(tls_alpn, STR, 0, 0, "h2,http/1.1", "protocols listen_tls offers by ALPN, in the server's order: h2 and http/1.1, comma-separated")
 CONF_RESTART_KEY(h2_max_concurrent_streams, UINT, 1, 10000, "100", "HTTP/2 streams a client may have open at once on one connection (more are refused)")
 CONF_SITE_KEY(origin, URL, 0, 0, "", "origin server URL, http://host[:port] (one server; see origin_server for a pool)")

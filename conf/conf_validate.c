@@ -396,6 +396,11 @@ conf_validate_after(const struct conf *c, FILE *err, int had_errors)
 			    "the subtype",
 			    t);
 	}
+	/* TCP_DEFER_ACCEPT takes seconds: no value is rounded unseen. */
+	if (c->listen_defer_accept % 1000 != 0)
+		conf_err_key(&es, c, "listen_defer_accept", -1,
+		    "%llums: must be whole seconds (0: off)",
+		    (unsigned long long)c->listen_defer_accept);
 	if (c->max_request_line > c->max_header_size) {
 		conf_format_size(lo, sizeof(lo), c->max_request_line);
 		conf_format_size(hi, sizeof(hi), c->max_header_size);

@@ -448,6 +448,12 @@ worker_adopt(
 
 	CDN_ASSERT(kind <= EDGE_LISTEN_H2C);
 	(void)http_listen_nodelay(fd, "edge");
+	/* Not listen_h2c: a load balancer's few long connections gain
+	 * nothing, and its pre-opened idle ones would be hidden. */
+	if (kind != EDGE_LISTEN_H2C)
+		(void)http_listen_defer(fd,
+		    (unsigned)(w->edge->conf->listen_defer_accept / 1000),
+		    "edge");
 	l = evconnlistener_new(w->base, cbs[kind], w,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l == NULL) {

@@ -138,3 +138,16 @@ http_listen_nodelay(int fd, const char *who)
 	    strerror(errno));
 	return CDN_EIO;
 }
+
+int
+http_listen_defer(int fd, unsigned secs, const char *who)
+{
+	int v = (int)secs;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, sizeof(v)) == 0 ||
+	    errno == EOPNOTSUPP || errno == ENOPROTOOPT)
+		return CDN_OK;
+	CDN_LOG(CDN_LOG_WARN, who, "listening socket %d: TCP_DEFER_ACCEPT: %s",
+	    fd, strerror(errno));
+	return CDN_EIO;
+}

@@ -49,4 +49,15 @@ int http_listen_probe(const char *hostport, const char *who) CDN_WUR;
  */
 int http_listen_nodelay(int fd, const char *who);
 
+/*
+ * Set TCP_DEFER_ACCEPT on listening socket <fd> to <secs> seconds (0: off):
+ * the kernel queues a connection for accept(2) once its first data has
+ * arrived, or once about <secs> have passed (it rounds up to its SYN-ACK
+ * retransmission times, 1, 3, 7, 15... s).  Set every time, 0 included,
+ * since a socket handed over by a takeover keeps the old process's value.
+ * A socket that takes no TCP options is left as it is.  Returns CDN_OK, or
+ * CDN_EIO for any other failure, logged under <who>.
+ */
+int http_listen_defer(int fd, unsigned secs, const char *who);
+
 #endif /* HTTP_LISTEN_H */
