@@ -163,6 +163,11 @@ struct origin_fetch {
 	void *arg;
 	struct origin_timeouts to;
 	struct event timer;
+	/* The idle timer is lazy: body bytes note when they came, and the
+	 * timer, when it fires, moves itself to idle_ms after the last.  0
+	 * while the pending timer is another phase's. */
+	uint64_t idle_armed_ns; /* when the idle timer was (re)armed */
+	uint64_t idle_seen_ns;  /* body bytes last came */
 	uint64_t start_ns;
 	uint64_t head_ns;
 
@@ -385,6 +390,38 @@ fetch_arm_timer(struct origin_fetch *f, uint64_t ms)
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
 	evtimer_add(&f->timer, &tv);
+	f->idle_armed_ns = 0;
+}
+
+/* Arm the idle timer, counting from <now_ns>. */
+static void
+fetch_arm_idle(struct origin_fetch *f, uint64_t now_ns)
+{
+	fetch_arm_timer(f, f->to.idle_ms);
+	f->idle_armed_ns = f->idle_seen_ns = now_ns;
+}
+
+/*
+ * The idle timer fired: if bytes came since it was armed, arm it again
+ * for idle_ms after the last of them and return 1 (no timeout yet).  An
+ * attempt past its deadline (total_ms) has timed out whatever came.
+ */
+static int
+idle_deferred(struct origin_fetch *f)
+{
+	uint64_t now, due;
+
+	if (f->idle_armed_ns == 0 || f->idle_seen_ns <= f->idle_armed_ns)
+		return 0;
+	now = cdn_now_ns();
+	if (f->native && f->to.total_ms > 0 && now >= f->deadline_ns)
+		return 0;
+	due = f->idle_seen_ns + f->to.idle_ms * 1000000u;
+	if (due <= now)
+		return 0;
+	fetch_arm_timer(f, (due - now + 999999) / 1000000);
+	f->idle_armed_ns = now;
+	return 1;
 }
 
 /* Detach from curl and free; no callback is called. */
@@ -656,6 +693,8 @@ on_fetch_timer(evutil_socket_t fd, short what, void *arg)
 		fetch_end(f, f->timer_err); /* decided at the start */
 		return;
 	}
+	if (idle_deferred(f))
+		return;
 	e = timeout_phase(f);
 	CDN_LOG(
 	    CDN_LOG_INFO, "origin", "fetch timed out: %s", origin_err_name(e));
@@ -731,7 +770,7 @@ fetch_head(struct origin_fetch *f, const char *fields, size_t len)
 		origin_pool_count_head(
 		    f->pool, f->srv, (f->head_ns - f->start_ns) / 1000u);
 	evtimer_del(&f->timer);
-	fetch_arm_timer(f, f->to.idle_ms);
+	fetch_arm_idle(f, f->head_ns);
 	f->in_callback = 1;
 	f->ops.on_head(f, f->arg, f->status, fields, len, f->content_length);
 	f->in_callback = 0;
@@ -759,9 +798,14 @@ fetch_body(struct origin_fetch *f, const char *p, size_t len)
 	if (took == ORIGIN_PAUSE) {
 		f->recv_paused = 1;
 		evtimer_del(&f->timer); /* the client is slow, not the origin */
+		f->idle_armed_ns = 0;
 		return ORIGIN_PAUSE;
 	}
-	fetch_arm_timer(f, f->to.idle_ms);
+	/* Not an event_add per piece: the timer moves when it fires. */
+	if (f->idle_armed_ns != 0)
+		f->idle_seen_ns = cdn_now_ns();
+	else
+		fetch_arm_idle(f, cdn_now_ns());
 	return took;
 }
 
@@ -947,7 +991,7 @@ origin_fetch_resume_body(struct origin_fetch *f)
 	if (!f->recv_paused)
 		return;
 	f->recv_paused = 0;
-	fetch_arm_timer(f, f->to.idle_ms);
+	fetch_arm_idle(f, cdn_now_ns());
 	if (f->native) {
 		if (f->h1 != NULL)
 			origin_h1_resume(f->h1);
