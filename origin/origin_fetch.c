@@ -157,8 +157,9 @@ struct origin_fetch {
 	int64_t body_length;  /* of the request body, if any; -1: unknown */
 	uint64_t deadline_ns; /* native: the attempt's total_ms runs out */
 	struct curl_slist *fields;
-	struct curl_slist *pfields;    /* sent to parents instead of fields */
-	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO, or NULL */
+	struct curl_slist *pfields; /* sent to parents instead of fields */
+	size_t fields_bytes, pfields_bytes; /* their strings, NULs included */
+	struct curl_slist *connect_to;      /* CURLOPT_CONNECT_TO, or NULL */
 	struct origin_fetch_ops ops;
 	void *arg;
 	struct origin_timeouts to;
@@ -1129,10 +1130,12 @@ fetch_set_server(struct origin_fetch *f)
  * client's own Expect handling, so curl must not wait.  One allocation
  * holds the nodes and the strings (curl reads the list and never frees
  * it), where curl_slist_append() made two per field; free() frees it.
- * NULL when out of memory (the client sized the fields).
+ * *bytesp: the strings' bytes, their NULs included (what sizes the native
+ * client's request head).  NULL when out of memory (the client sized the
+ * fields).
  */
 static struct curl_slist *
-field_list(const char *const *fields)
+field_list(const char *const *fields, size_t *bytesp)
 {
 	static const char expect[] = "Expect:";
 	struct curl_slist *l;
@@ -1144,6 +1147,7 @@ field_list(const char *const *fields)
 	l = malloc((n + 1) * sizeof(*l) + bytes);
 	if (l == NULL)
 		return NULL;
+	*bytesp = bytes;
 	p = (char *)(l + n + 1);
 	for (size_t i = 0; i <= n; i++) {
 		const char *src = i < n ? fields[i] : expect;
@@ -1234,15 +1238,17 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 	const struct curl_slist *l,
 	    *list = f->on_parent ? f->pfields : f->fields;
 	size_t mlen = strlen(f->method), tlen = strlen(f->target), n, flen;
-	int has_host = 0;
+	int has_host = 0, is_host;
 	char *buf, *p;
 	const char *v;
 
+	/* Each field's NUL becomes its CRLF: one byte more per field. */
 	n = mlen + 1 + srv->prefix_len + tlen + sizeof(version) - 1 +
 	    sizeof("Host: \r\n") - 1 + srv->authority_len + 2 +
-	    sizeof("Transfer-Encoding: chunked\r\n") + 24;
+	    sizeof("Transfer-Encoding: chunked\r\n") + 24 +
+	    (f->on_parent ? f->pfields_bytes : f->fields_bytes);
 	for (l = list; l != NULL; l = l->next)
-		n += strlen(l->data) + 2;
+		n++;
 	buf = malloc(n);
 	if (buf == NULL)
 		return NULL;
@@ -1268,12 +1274,13 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 			p += 3;
 			continue;
 		}
+		is_host =
+		    v - l->data == 4 && strncasecmp(l->data, "Host", 4) == 0;
 		for (v++; *v == ' ' || *v == '\t'; v++)
 			;
 		if (*v == '\0')
 			continue;
-		if (v - l->data >= 5 && strncasecmp(l->data, "Host:", 5) == 0)
-			has_host = 1;
+		has_host |= is_host;
 		memcpy(p, l->data, flen);
 		p += flen;
 		memcpy(p, "\r\n", 2);
@@ -1394,12 +1401,12 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		}
 	}
 
-	f->fields = field_list(req->fields);
+	f->fields = field_list(req->fields, &f->fields_bytes);
 	if (f->fields == NULL)
 		goto fail;
 	if (req->parents != NULL) {
 		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
-		f->pfields = field_list(req->parent_fields);
+		f->pfields = field_list(req->parent_fields, &f->pfields_bytes);
 		if (f->pfields == NULL)
 			goto fail;
 	}
