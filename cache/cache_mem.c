@@ -34,6 +34,14 @@
  * evicted: they are short-lived; pinned ones are charged only their entry, as
  * the writer's queue holds and bounds their bytes.
  *
+ * Vary rules: a key's rule is its Vary entry (which may say "known: no
+ * Vary"), else, for a key whose last put was of an object without Vary,
+ * that object's entry (is_rule): most keys have no Vary, and one entry per
+ * object halves the entries a miss inserts and the chains walk.  Whenever
+ * a rule with Vary is set, every is_rule mark of the key is cleared, so
+ * an evicted Vary entry never leaves an older "no Vary" behind.  Either
+ * kind of rule goes when its entry goes; the next lookup then reads LMDB.
+ *
  * Generations: sh->gen changes on every put and removal in the shard.  A
  * reader that missed memory and read LMDB passes the generation it saw to
  * promote/set_vary, which insert nothing if the shard changed meanwhile,
@@ -85,6 +93,7 @@ struct mem_entry {
 	uint8_t freq;          /* 0..MEM_FREQ_MAX */
 	uint8_t has_vary;      /* MEM_VARY: 0 means "known: no Vary" */
 	uint8_t pinned;        /* MEM_OBJ: kept until the writer commits */
+	uint8_t is_rule;       /* MEM_OBJ: the key's rule is "no Vary" */
 	size_t footprint;      /* bytes charged to the shard */
 	struct cache_obj *obj; /* MEM_OBJ: one reference */
 	uint64_t tomb_seq;     /* MEM_TOMB */
@@ -250,12 +259,9 @@ fifo_of(struct mem_shard *sh, const struct mem_entry *e)
 	return NULL;
 }
 
-/*
- * Unlink <e> from its chain and queue and move it to the graveyard
- * *gravep; the caller frees the graveyard after unlocking.
- */
+/* Unlink <e> from its chain and queue, and uncharge it. */
 static void
-entry_kill(struct mem_shard *sh, struct mem_entry *e, struct mem_entry **gravep)
+entry_unlink(struct mem_shard *sh, struct mem_entry *e)
 {
 	struct mem_entry **pp;
 	struct mem_fifo *q;
@@ -274,6 +280,16 @@ entry_kill(struct mem_shard *sh, struct mem_entry *e, struct mem_entry **gravep)
 	sh->nentries--;
 	if (e->kind == MEM_OBJ)
 		sh->nobjs--;
+}
+
+/*
+ * Unlink <e> and move it to the graveyard *gravep; the caller frees the
+ * graveyard after unlocking.
+ */
+static void
+entry_kill(struct mem_shard *sh, struct mem_entry *e, struct mem_entry **gravep)
+{
+	entry_unlink(sh, e);
 	e->hnext = *gravep;
 	*gravep = e;
 }
@@ -429,10 +445,10 @@ entry_find(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN], int kind,
 }
 
 /* What one walk of <key>'s chain found: its object of one variant, its
- * Vary entry and its tombstone (each NULL if none).  Valid until the
- * chain changes. */
+ * Vary entry, an object entry holding its rule and its tombstone (each
+ * NULL if none).  Valid until the chain changes. */
 struct mem_scan {
-	struct mem_entry *obj, *vary, *tomb;
+	struct mem_entry *obj, *vary, *rule, *tomb;
 };
 
 /* Walk <key>'s chain once for all three kinds (see struct mem_scan). */
@@ -442,10 +458,12 @@ chain_scan(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
 {
 	struct mem_entry *e;
 
-	sc->obj = sc->vary = sc->tomb = NULL;
+	sc->obj = sc->vary = sc->rule = sc->tomb = NULL;
 	for (e = sh->tab[bucket_of(sh, key)]; e != NULL; e = e->hnext) {
 		if (memcmp(e->key, key, CACHE_HASH_LEN) != 0)
 			continue;
+		if (e->kind == MEM_OBJ && e->is_rule && sc->rule == NULL)
+			sc->rule = e;
 		if (e->kind == MEM_OBJ && e->variant == variant &&
 		    sc->obj == NULL)
 			sc->obj = e;
@@ -599,13 +617,28 @@ vary_entry_new(
 	return e;
 }
 
-/* Set the Vary rule of <key> (under the shard lock), whose Vary entry is
- * <e> (NULL: none). */
+/* A rule with Vary replaces every "no Vary" an object entry of <key>
+ * holds. */
+static void
+rule_marks_clear(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN])
+{
+	struct mem_entry *e;
+
+	for (e = sh->tab[bucket_of(sh, key)]; e != NULL; e = e->hnext)
+		if (e->kind == MEM_OBJ &&
+		    memcmp(e->key, key, CACHE_HASH_LEN) == 0)
+			e->is_rule = 0;
+}
+
+/* Set the Vary rule of <key> (under the shard lock) in a Vary entry,
+ * whose current one is <e> (NULL: none). */
 static void
 vary_set_locked(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
     struct mem_entry *e, const char *vary, size_t vary_len,
     struct mem_entry **gravep)
 {
+	if (vary != NULL)
+		rule_marks_clear(sh, key);
 	if (e != NULL) {
 		if (e->has_vary == (vary != NULL) &&
 		    (vary == NULL ||
@@ -621,13 +654,15 @@ vary_set_locked(struct mem_shard *sh, const uint8_t key[CACHE_HASH_LEN],
 		entry_insert(sh, e, gravep);
 }
 
-/* Insert an entry holding a reference to <o>, charged <footprint>.  If
- * memory runs out there is none (not an error: this is a cache). */
+/* Insert an entry holding a reference to <o>, charged <footprint>, in
+ * <mem> (an unlinked entry of sizeof(struct mem_entry) bytes) or in a new
+ * block if NULL.  If memory runs out there is none (not an error: this is
+ * a cache). */
 static void
 obj_entry_insert(struct mem_shard *sh, struct cache_obj *o, size_t footprint,
-    int pinned, struct mem_entry **gravep)
+    int pinned, int is_rule, struct mem_entry *mem, struct mem_entry **gravep)
 {
-	struct mem_entry *e = cache_slab_alloc(sizeof(*e));
+	struct mem_entry *e = mem != NULL ? mem : cache_slab_alloc(sizeof(*e));
 
 	if (e == NULL)
 		return;
@@ -636,6 +671,7 @@ obj_entry_insert(struct mem_shard *sh, struct cache_obj *o, size_t footprint,
 	e->variant = o->variant;
 	e->kind = MEM_OBJ;
 	e->pinned = (uint8_t)pinned;
+	e->is_rule = (uint8_t)is_rule;
 	e->footprint = footprint;
 	e->obj = cache_obj_ref(o);
 	entry_insert(sh, e, gravep);
@@ -645,9 +681,10 @@ int
 cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 {
 	struct mem_shard *sh;
-	struct mem_entry *e, *grave = NULL;
+	struct mem_entry *e, *mem = NULL, *grave = NULL;
+	struct mem_scan sc;
 	size_t fp;
-	int held = 1;
+	int held = 1, pinned = 0;
 
 	MAGIC_CHECK(m, CACHE_MEM_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
@@ -656,18 +693,31 @@ cache_mem_put(struct cache_mem *m, struct cache_obj *o, int pin)
 	sh = shard_of(m, o->key);
 	pthread_mutex_lock(&sh->mtx);
 	sh->gen++;
-	e = entry_find(sh, o->key, MEM_OBJ, o->variant);
-	if (e != NULL)
-		entry_kill(sh, e, &grave);
-	if (fp <= sh->admit_max)
-		obj_entry_insert(sh, o, fp, 0, &grave);
-	else if (pin)
-		obj_entry_insert(sh, o, cache_slab_cost(sizeof(*e)), 1, &grave);
-	else
-		held = 0;
-	/* Found after the insertion, which may have evicted it. */
-	vary_set_locked(sh, o->key, entry_find(sh, o->key, MEM_VARY, 0),
-	    o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
+	chain_scan(sh, o->key, o->variant, &sc);
+	if (sc.obj != NULL)
+		entry_kill(sh, sc.obj, &grave);
+	if (fp > sh->admit_max) {
+		held = pin;
+		pinned = pin;
+		fp = cache_slab_cost(sizeof(*e));
+	}
+	if (held && o->vary_len == 0) {
+		/* The entry holds the rule; a Vary entry (usually the "no
+		 * Vary" the miss's lookup left) goes, its block reused. */
+		if (sc.vary != NULL && entry_size(sc.vary) == sizeof(*e)) {
+			entry_unlink(sh, sc.vary);
+			mem = sc.vary;
+		} else if (sc.vary != NULL) {
+			entry_kill(sh, sc.vary, &grave);
+		}
+		obj_entry_insert(sh, o, fp, pinned, 1, mem, &grave);
+	} else {
+		if (held)
+			obj_entry_insert(sh, o, fp, pinned, 0, NULL, &grave);
+		/* Found after the insertion, which may have evicted it. */
+		vary_set_locked(sh, o->key, entry_find(sh, o->key, MEM_VARY, 0),
+		    o->vary_len > 0 ? o->vary : NULL, o->vary_len, &grave);
+	}
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
 	return held;
@@ -712,7 +762,7 @@ cache_mem_promote(struct cache_mem *m, struct cache_obj *o, uint64_t gen)
 	if (sh->gen == gen) {
 		chain_scan(sh, o->key, o->variant, &sc);
 		if (sc.obj == NULL && sc.tomb == NULL)
-			obj_entry_insert(sh, o, fp, 0, &grave);
+			obj_entry_insert(sh, o, fp, 0, 0, NULL, &grave);
 	}
 	pthread_mutex_unlock(&sh->mtx);
 	graveyard_free(grave);
@@ -745,6 +795,8 @@ cache_mem_get_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
 			if (rc == CDN_OK && e->vary_len > 0)
 				memcpy(buf, e->vary, e->vary_len);
 		}
+	} else if (sc.rule != NULL) {
+		rc = CDN_NOTFOUND; /* not bumped: the object's own get is */
 	} else {
 		*genp = sh->gen;
 		rc = CDN_AGAIN;
@@ -783,7 +835,7 @@ cache_mem_set_vary(struct cache_mem *m, const uint8_t key[CACHE_HASH_LEN],
 	pthread_mutex_lock(&sh->mtx);
 	if (sh->gen == gen) {
 		chain_scan(sh, key, 0, &sc);
-		if (sc.vary == NULL && sc.tomb == NULL)
+		if (sc.vary == NULL && sc.rule == NULL && sc.tomb == NULL)
 			vary_set_locked(sh, key, NULL, vary, vary_len, &grave);
 	}
 	pthread_mutex_unlock(&sh->mtx);

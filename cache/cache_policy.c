@@ -651,7 +651,7 @@ cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
 {
 	struct cache_cc cdn, sur;
 	struct joined cdn_v;
-	const char *name, *val, *colon;
+	const char *name, *val, *colon, *nl;
 	size_t i, ls, le, nlen, vlen, k;
 	int64_t t;
 	int date_seen, lm_seen, age_seen, coding_lines = 0;
@@ -679,8 +679,8 @@ cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
 
 	for (i = 0; i < len; i = le + 1) {
 		ls = i;
-		for (le = i; le < len && f[le] != '\n'; le++)
-			;
+		nl = memchr(f + i, '\n', len - i);
+		le = nl != NULL ? (size_t)(nl - f) : len;
 		k = le;
 		if (k > ls && f[k - 1] == '\r')
 			k--;

@@ -876,7 +876,8 @@ revalidated(struct proxy_txn *pt, struct cdn_strbuf *out)
 	    "fwd=stale; fwd-status=304%s",
 	    d.storable ? edge_cache_store_note(e) : "");
 	if (d.storable) {
-		pt->not_stored = edge_cache_store(w, o);
+		pt->not_stored =
+		    edge_cache_store(w, o, edge_variant_recodable(e, o));
 		pt->stored = pt->not_stored == NULL;
 	}
 	pt->served = 1;
@@ -933,6 +934,8 @@ merge_vary_ae(struct cdn_strbuf *out)
  * to fill, or NULL when nothing is stored (*d says why if not storable).
  * <rf>/<nrf>: the request's fields for the Vary key (-1: too many);
  * <decoding>: an identity copy of a coded response is being made.
+ * *recodablep: whether the object, once stored, is one to make codings of
+ * (edge_variant_compressible_head), for edge_cache_store.
  */
 struct cache_obj *
 edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
@@ -940,12 +943,12 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
     const char *key_url, size_t key_url_len, const struct cache_field *rf,
     int nrf, int decoding, uint64_t purge_gen, int status, const char *fields,
     size_t len, int64_t content_length, struct cdn_strbuf *out,
-    struct cache_decision *d)
+    struct cache_decision *d, int *recodablep)
 {
 	struct cache_head_scan hs;
 	struct cache_obj *o;
 	uint64_t variant = 0;
-	int store, coding;
+	int store, coding, recodable = 0;
 
 	x->status = status;
 	cache_exchange_parse_head(x, fields, len, &hs);
@@ -958,11 +961,12 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 		edge_variant_note_large(e, key);
 	/* The coding is part of the variant id; others are not stored. */
 	coding = hs.coding;
+	if (coding == CACHE_ENC_IDENTITY)
+		recodable = edge_variant_compressible_head(
+		    e, &hs, x->cc.no_transform, content_length);
 	if (coding < 0 || (coding != CACHE_ENC_IDENTITY && decoding))
 		store = 0;
-	else if (coding != CACHE_ENC_IDENTITY ||
-	    edge_variant_compressible_head(
-	        e, &hs, x->cc.no_transform, content_length))
+	else if (coding != CACHE_ENC_IDENTITY || recodable)
 		merge_vary_ae(out);
 	if (store && hs.vary != NULL &&
 	    (nrf < 0 || hs.vary_len > VARY_MAX ||
@@ -980,6 +984,7 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 	if (o != NULL &&
 	    edge_purge_on_fill(e, o, fields, len, purge_gen) != CDN_OK)
 		cache_obj_unref(&o);
+	*recodablep = recodable;
 	return o;
 }
 
@@ -1018,7 +1023,8 @@ edge_cache_on_head(struct proxy_txn *pt, int status, const char *fields,
 	nf = edge_cache_request_fields(req, rf, VARY_FIELDS);
 	pt->fill = edge_cache_fill_obj(pt->w->edge, pt->site, &pt->x, pt->key,
 	    pt->key_url, pt->key_url_len, rf, nf, pt->decoding, pt->purge_gen,
-	    status, fields, len, pt->content_length, out, &d);
+	    status, fields, len, pt->content_length, out, &d,
+	    &pt->fill_recodable);
 	store = pt->fill != NULL;
 	if (store)
 		cache_status_add(pt, edge_cache_store_note(e));
@@ -1065,7 +1071,8 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 	if (e == ORIGIN_OK &&
 	    (pt->content_length < 0 ||
 	        pt->fill->body_len == (uint64_t)pt->content_length)) {
-		pt->not_stored = edge_cache_store(w, pt->fill);
+		pt->not_stored =
+		    edge_cache_store(w, pt->fill, pt->fill_recodable);
 		pt->stored = pt->not_stored == NULL;
 		/* Cacheable again: the next misses may share a fetch. */
 		edge_inflight_clear_hfm(w->edge->inflight, pt->key);
@@ -1074,7 +1081,7 @@ edge_cache_on_done(struct proxy_txn *pt, enum origin_err e)
 }
 
 const char *
-edge_cache_store(struct edge_worker *w, struct cache_obj *o)
+edge_cache_store(struct edge_worker *w, struct cache_obj *o, int recodable)
 {
 	int rc;
 
@@ -1082,7 +1089,7 @@ edge_cache_store(struct edge_worker *w, struct cache_obj *o)
 	 * plain HTTP/1.1 hit sends without a copy. */
 	cache_obj_seal(o);
 	rc = cache_store_put(w->edge->store, o);
-	edge_variant_stored(w->edge, o);
+	edge_variant_stored(w->edge, o, recodable);
 	EDGE_COUNTER_INC(w, cache_stores);
 	if (rc == CDN_OK)
 		return NULL;

@@ -146,6 +146,7 @@ struct edge_fill {
 	size_t held_len;         /* not published to the waiters yet */
 	uint64_t body_len;
 	struct cache_obj *obj; /* the object to store, if storable */
+	int recodable;         /* edge_cache_fill_obj's *recodablep for obj */
 	unsigned discard : 1;  /* nobody wants the body: end the fetch */
 	int in_table; /* published in the in-flight table (its shard's lock;
 	               * not a bit field: other workers write it) */
@@ -943,7 +944,8 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 		snprintf(f->note, sizeof(f->note), "; fwd-status=304%s",
 		    d.storable ? edge_cache_store_note(e) : "");
 		if (d.storable) {
-			f->not_stored = edge_cache_store(w, merged);
+			f->not_stored = edge_cache_store(
+			    w, merged, edge_variant_recodable(e, merged));
 			f->stored = f->not_stored == NULL;
 		}
 		f->result = merged;
@@ -963,7 +965,7 @@ fill_on_head(struct origin_fetch *of, void *arg, int status, const char *fields,
 	}
 	f->obj = edge_cache_fill_obj(e, f->site, &f->x, f->key, f->key_url,
 	    f->key_url_len, f->rf, f->nrf, 0, f->purge_gen, status, fields, len,
-	    content_length, &out, &d);
+	    content_length, &out, &d, &f->recodable);
 	if (f->obj == NULL) {
 		/* Not for sharing: the leader takes the fetch, the others
 		 * fetch on their own, and the key is hit-for-miss. */
@@ -1089,7 +1091,7 @@ fill_complete(struct edge_fill *f, struct fill_block *last, size_t last_len)
 		if (!f->stored)
 			f->not_stored = stream_refused(f);
 	} else if (f->obj != NULL && adopt_body(f, last, last_len) == CDN_OK) {
-		f->not_stored = edge_cache_store(w, f->obj);
+		f->not_stored = edge_cache_store(w, f->obj, f->recodable);
 		f->stored = f->not_stored == NULL;
 	} else if (f->obj != NULL) {
 		f->not_stored = "no-memory";

@@ -262,6 +262,7 @@ struct proxy_txn {
 	struct cache_exchange x; /* request side, then the response's */
 	struct cache_obj *stale; /* stored response being revalidated */
 	struct cache_obj *fill;  /* response being stored */
+	int fill_recodable;      /* edge_cache_fill_obj's *recodablep */
 	uint64_t purge_gen;      /* purge seq when the request began */
 	char cache_status[96];   /* Cache-Status after "name; " */
 	char upstream[128];      /* the server that answered, for the log */
@@ -341,7 +342,8 @@ void edge_cache_on_done(struct proxy_txn *pt, enum origin_err e);
  * writes are not failing; else why not, as a Cache-Status detail
  * ("store-failing", "store-refused").
  */
-const char *edge_cache_store(struct edge_worker *w, struct cache_obj *o);
+const char *edge_cache_store(
+    struct edge_worker *w, struct cache_obj *o, int recodable);
 /*
  * What a response head that is going to be stored says of it: "; stored",
  * or "; detail=store-failing" while the store's disk writes fail.
@@ -382,7 +384,7 @@ struct cache_obj *edge_cache_fill_obj(struct edge *e,
     const uint8_t key[CACHE_HASH_LEN], const char *key_url, size_t key_url_len,
     const struct cache_field *rf, int nrf, int decoding, uint64_t purge_gen,
     int status, const char *fields, size_t len, int64_t content_length,
-    struct cdn_strbuf *out, struct cache_decision *d);
+    struct cdn_strbuf *out, struct cache_decision *d, int *recodablep);
 /* A new object to fill, from the client's copy of the response head. */
 struct cache_obj *edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, int status, const struct cache_decision *d,

@@ -227,16 +227,22 @@ edge_variant_compressible_head(const struct edge *e,
 	    type_compressible(v, hs->ctype, hs->ctype_len, content_length);
 }
 
+int
+edge_variant_recodable(const struct edge *e, const struct cache_obj *o)
+{
+	return edge_variant_compressible(
+	    e, o->fields, o->fields_len, (int64_t)o->body_len);
+}
+
 void
-edge_variant_stored(struct edge *e, struct cache_obj *o)
+edge_variant_stored(struct edge *e, struct cache_obj *o, int recodable)
 {
 	struct edge_variant_ctx *v = e->variant;
 
 	MAGIC_CHECK(v, EDGE_VARIANT_MAGIC);
-	if (o->status != 200 || o->d.derived ||
-	    cache_variant_enc(o->variant) != CACHE_ENC_IDENTITY ||
-	    !edge_variant_compressible(
-	        e, o->fields, o->fields_len, (int64_t)o->body_len))
+	/* The head's verdict may predate the body's size (chunked). */
+	if (!recodable || o->body_len < v->min_size || o->status != 200 ||
+	    o->d.derived || cache_variant_enc(o->variant) != CACHE_ENC_IDENTITY)
 		return;
 	(void)cache_variants_submit(v->pool, o);
 }

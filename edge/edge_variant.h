@@ -88,9 +88,15 @@ int edge_variant_compressible(const struct edge *e, const char *fields,
 int edge_variant_compressible_head(const struct edge *e,
     const struct cache_head_scan *hs, int no_transform, int64_t content_length);
 
+/* edge_variant_compressible for the stored head and body of <o>, for an
+ * object whose origin head was not scanned (a 304 merged into it). */
+int edge_variant_recodable(const struct edge *e, const struct cache_obj *o);
+
 /* After <o> was stored: queue its compressed variants if it is an
- * identity response that qualifies. */
-void edge_variant_stored(struct edge *e, struct cache_obj *o);
+ * identity response that qualifies.  <recodable>: what
+ * edge_variant_compressible_head said of its head (or
+ * edge_variant_recodable of it); its body's size is checked here. */
+void edge_variant_stored(struct edge *e, struct cache_obj *o, int recodable);
 
 /*
  * Keys whose responses were too large to store (max_object_size): a

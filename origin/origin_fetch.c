@@ -157,12 +157,18 @@ struct origin_fetch {
 	int64_t body_length;  /* of the request body, if any; -1: unknown */
 	uint64_t deadline_ns; /* native: the attempt's total_ms runs out */
 	struct curl_slist *fields;
-	struct curl_slist *pfields;    /* sent to parents instead of fields */
-	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO, or NULL */
+	struct curl_slist *pfields; /* sent to parents instead of fields */
+	size_t fields_bytes, pfields_bytes; /* their strings, NULs included */
+	struct curl_slist *connect_to;      /* CURLOPT_CONNECT_TO, or NULL */
 	struct origin_fetch_ops ops;
 	void *arg;
 	struct origin_timeouts to;
 	struct event timer;
+	/* The idle timer is lazy: body bytes note when they came, and the
+	 * timer, when it fires, moves itself to idle_ms after the last.  0
+	 * while the pending timer is another phase's. */
+	uint64_t idle_armed_ns; /* when the idle timer was (re)armed */
+	uint64_t idle_seen_ns;  /* body bytes last came */
 	uint64_t start_ns;
 	uint64_t head_ns;
 
@@ -385,6 +391,38 @@ fetch_arm_timer(struct origin_fetch *f, uint64_t ms)
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
 	evtimer_add(&f->timer, &tv);
+	f->idle_armed_ns = 0;
+}
+
+/* Arm the idle timer, counting from <now_ns>. */
+static void
+fetch_arm_idle(struct origin_fetch *f, uint64_t now_ns)
+{
+	fetch_arm_timer(f, f->to.idle_ms);
+	f->idle_armed_ns = f->idle_seen_ns = now_ns;
+}
+
+/*
+ * The idle timer fired: if bytes came since it was armed, arm it again
+ * for idle_ms after the last of them and return 1 (no timeout yet).  An
+ * attempt past its deadline (total_ms) has timed out whatever came.
+ */
+static int
+idle_deferred(struct origin_fetch *f)
+{
+	uint64_t now, due;
+
+	if (f->idle_armed_ns == 0 || f->idle_seen_ns <= f->idle_armed_ns)
+		return 0;
+	now = cdn_now_ns();
+	if (f->native && f->to.total_ms > 0 && now >= f->deadline_ns)
+		return 0;
+	due = f->idle_seen_ns + f->to.idle_ms * 1000000u;
+	if (due <= now)
+		return 0;
+	fetch_arm_timer(f, (due - now + 999999) / 1000000);
+	f->idle_armed_ns = now;
+	return 1;
 }
 
 /* Detach from curl and free; no callback is called. */
@@ -656,6 +694,8 @@ on_fetch_timer(evutil_socket_t fd, short what, void *arg)
 		fetch_end(f, f->timer_err); /* decided at the start */
 		return;
 	}
+	if (idle_deferred(f))
+		return;
 	e = timeout_phase(f);
 	CDN_LOG(
 	    CDN_LOG_INFO, "origin", "fetch timed out: %s", origin_err_name(e));
@@ -731,7 +771,7 @@ fetch_head(struct origin_fetch *f, const char *fields, size_t len)
 		origin_pool_count_head(
 		    f->pool, f->srv, (f->head_ns - f->start_ns) / 1000u);
 	evtimer_del(&f->timer);
-	fetch_arm_timer(f, f->to.idle_ms);
+	fetch_arm_idle(f, f->head_ns);
 	f->in_callback = 1;
 	f->ops.on_head(f, f->arg, f->status, fields, len, f->content_length);
 	f->in_callback = 0;
@@ -759,9 +799,14 @@ fetch_body(struct origin_fetch *f, const char *p, size_t len)
 	if (took == ORIGIN_PAUSE) {
 		f->recv_paused = 1;
 		evtimer_del(&f->timer); /* the client is slow, not the origin */
+		f->idle_armed_ns = 0;
 		return ORIGIN_PAUSE;
 	}
-	fetch_arm_timer(f, f->to.idle_ms);
+	/* Not an event_add per piece: the timer moves when it fires. */
+	if (f->idle_armed_ns != 0)
+		f->idle_seen_ns = cdn_now_ns();
+	else
+		fetch_arm_idle(f, cdn_now_ns());
 	return took;
 }
 
@@ -947,7 +992,7 @@ origin_fetch_resume_body(struct origin_fetch *f)
 	if (!f->recv_paused)
 		return;
 	f->recv_paused = 0;
-	fetch_arm_timer(f, f->to.idle_ms);
+	fetch_arm_idle(f, cdn_now_ns());
 	if (f->native) {
 		if (f->h1 != NULL)
 			origin_h1_resume(f->h1);
@@ -1085,10 +1130,12 @@ fetch_set_server(struct origin_fetch *f)
  * client's own Expect handling, so curl must not wait.  One allocation
  * holds the nodes and the strings (curl reads the list and never frees
  * it), where curl_slist_append() made two per field; free() frees it.
- * NULL when out of memory (the client sized the fields).
+ * *bytesp: the strings' bytes, their NULs included (what sizes the native
+ * client's request head).  NULL when out of memory (the client sized the
+ * fields).
  */
 static struct curl_slist *
-field_list(const char *const *fields)
+field_list(const char *const *fields, size_t *bytesp)
 {
 	static const char expect[] = "Expect:";
 	struct curl_slist *l;
@@ -1100,6 +1147,7 @@ field_list(const char *const *fields)
 	l = malloc((n + 1) * sizeof(*l) + bytes);
 	if (l == NULL)
 		return NULL;
+	*bytesp = bytes;
 	p = (char *)(l + n + 1);
 	for (size_t i = 0; i <= n; i++) {
 		const char *src = i < n ? fields[i] : expect;
@@ -1190,15 +1238,17 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 	const struct curl_slist *l,
 	    *list = f->on_parent ? f->pfields : f->fields;
 	size_t mlen = strlen(f->method), tlen = strlen(f->target), n, flen;
-	int has_host = 0;
+	int has_host = 0, is_host;
 	char *buf, *p;
 	const char *v;
 
+	/* Each field's NUL becomes its CRLF: one byte more per field. */
 	n = mlen + 1 + srv->prefix_len + tlen + sizeof(version) - 1 +
 	    sizeof("Host: \r\n") - 1 + srv->authority_len + 2 +
-	    sizeof("Transfer-Encoding: chunked\r\n") + 24;
+	    sizeof("Transfer-Encoding: chunked\r\n") + 24 +
+	    (f->on_parent ? f->pfields_bytes : f->fields_bytes);
 	for (l = list; l != NULL; l = l->next)
-		n += strlen(l->data) + 2;
+		n++;
 	buf = malloc(n);
 	if (buf == NULL)
 		return NULL;
@@ -1224,12 +1274,13 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 			p += 3;
 			continue;
 		}
+		is_host =
+		    v - l->data == 4 && strncasecmp(l->data, "Host", 4) == 0;
 		for (v++; *v == ' ' || *v == '\t'; v++)
 			;
 		if (*v == '\0')
 			continue;
-		if (v - l->data >= 5 && strncasecmp(l->data, "Host:", 5) == 0)
-			has_host = 1;
+		has_host |= is_host;
 		memcpy(p, l->data, flen);
 		p += flen;
 		memcpy(p, "\r\n", 2);
@@ -1350,12 +1401,12 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		}
 	}
 
-	f->fields = field_list(req->fields);
+	f->fields = field_list(req->fields, &f->fields_bytes);
 	if (f->fields == NULL)
 		goto fail;
 	if (req->parents != NULL) {
 		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
-		f->pfields = field_list(req->parent_fields);
+		f->pfields = field_list(req->parent_fields, &f->pfields_bytes);
 		if (f->pfields == NULL)
 			goto fail;
 	}

@@ -17,6 +17,11 @@
 # redis://127.0.0.1:1" to price the purge bus's verdict on hits).
 # CG_KEEP=DIR keeps each run's callgrind profile there (cg-N.out), for
 # callgrind_annotate --inclusive=yes.
+# CG_SPLIT=1 also prints the instructions per request of the worker
+# threads (under worker_main) and of the LMDB writer thread (under
+# cache_writer_main): the writer's batches depend on timing and move the
+# total by up to about 1,000 instructions a run, the workers' by about
+# 100.
 set -eu
 EDGED=${1:-./edged}
 KIND=${2:-hit}
@@ -106,11 +111,29 @@ run() {
 	kill -TERM $epid
 	wait $epid || true
 	kill $opid
-	awk '/^(summary|totals):/ {print $2; exit}' "$d/cg.out"
+	if [ -n "${CG_SPLIT:-}" ]; then
+		callgrind_annotate --auto=no --inclusive=yes "$d/cg.out" |
+		    awk '/PROGRAM TOTALS/ {gsub(",", "", $1); t = $1}
+			/edge_worker.c:worker_main / && w == "" {
+				gsub(",", "", $1); w = $1 }
+			/cache_writer.c:cache_writer_main / && c == "" {
+				gsub(",", "", $1); c = $1 }
+			END {print t, w + 0, c + 0}'
+	else
+		awk '/^(summary|totals):/ {print $2; exit}' "$d/cg.out"
+	fi
 	[ -z "${CG_KEEP:-}" ] || cp "$d/cg.out" "$CG_KEEP/cg-$1.out"
 	rm -rf "$d"
 }
 
 a=$(run "$N1")
 b=$(run "$N2")
+if [ -n "${CG_SPLIT:-}" ]; then
+	# shellcheck disable=SC2086 # three numbers each
+	set -- $a $b
+	echo "$KIND: $((($4 - $1) / (N2 - N1))) instructions per request," \
+	    "workers $((($5 - $2) / (N2 - N1))), writer" \
+	    "$((($6 - $3) / (N2 - N1))) ($EDGED)"
+	exit 0
+fi
 echo "$KIND: $(( (b - a) / (N2 - N1) )) instructions per request ($EDGED)"

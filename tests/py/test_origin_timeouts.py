@@ -149,5 +149,25 @@ def test_body_timeouts_on_a_reused_connection():
                   "%s: named by its phase, the body" % flag)
 
 
+def test_idle_timeout_counts_from_the_last_bytes():
+    # 200 bytes every 0.3 s for 2,000 bytes (2.7 s), then 4 s of silence:
+    # with a 1 s idle timeout the body runs past 1 s of the head and is
+    # cut 1 s after its last bytes came, not earlier.
+    with et.Origin() as o, \
+            et.Edge(o.url, "--origin-idle-timeout", "1s", threads=1) as e:
+        warm(e, o)
+        path = ("/obj/drip?size=3000&drip=200&tick_ms=300&pause_after=2000"
+                "&pause_ms=4000")
+        t0 = time.monotonic()
+        r = get(e, path)
+        took = time.monotonic() - t0
+        et.eq(r.status, 200, "the head came in time")
+        et.ok(not r.complete, "the body is cut short")
+        et.eq(len(r.body), 2000, "every byte before the silence")
+        et.ok(3.4 <= took < 6.5, "cut about 1 s after the last bytes: %.2f s"
+              % took)
+        et.eq(origin_result(e, path), "idle_timeout", "named by its phase")
+
+
 if __name__ == "__main__":
     et.main()

@@ -193,6 +193,27 @@ def test_what_gets_no_variants():
             et.eq(v["made"], 0, "no variant made: %r" % v)
 
 
+def test_chunked_responses_by_their_size():
+    """The head of a chunked response says nothing of its size: what the
+    head decided is completed by the body's length once it is whole."""
+    with et.Origin() as o:
+        port, e = edge(o, "--compress-min-size", "2K", "--compress-types",
+                       "application/octet-stream")
+        with e:
+            small = "/obj/chs?size=1000&ttl=300&chunked=1"
+            big = "/obj/chb?size=50000&ttl=300&chunked=1"
+            et.eq(get(e, small).status, 200, "small filled")
+            body = fill_and_wait(e, port, big)
+            r = get(e, big, "gzip")
+            et.eq(r.header("content-encoding"), "gzip", "a gzip variant")
+            et.eq(tool(["gzip", "-dc"], r.body), body, "decodes to the body")
+            et.wait_for(lambda: stats(port)["cache"]["puts"] >= 2,
+                        what="both objects committed")
+            r = get(e, small, "gzip, br")
+            et.eq(r.header("content-encoding"), None, "small: identity")
+            et.eq(variants(port)["made"], 2, "none made of the small one")
+
+
 def test_compress_types_and_levels_are_configurable():
     with et.Origin() as o:
         port, e = edge(o, "--compress-types", "image/*", "--gzip-level", "1",
