@@ -964,10 +964,9 @@ http_request_find(const struct http_request *req, const char *name)
 }
 
 int
-http_slice_eq_ci(struct http_slice s, const char *str)
+http_mem_eq_ci(const char *p, const char *s, size_t len)
 {
-	CDN_ASSERT(str != NULL);
-	return strlen(str) == s.len && eq_ci(s.p, str, s.len);
+	return eq_ci(p, s, len);
 }
 
 /* ---- chunked body (RFC 9112 §7.1) ---- */

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/cdn.h"
 
@@ -121,8 +122,21 @@ int http_parse_request(const char *buf, size_t len,
 const struct http_header *http_request_find(
     const struct http_request *req, const char *name);
 
-/* Case-insensitive compare of a slice with a NUL-terminated string. */
-int http_slice_eq_ci(struct http_slice s, const char *str);
+/* Case-insensitive compare of <len> bytes at <p> and <s>. */
+int http_mem_eq_ci(const char *p, const char *s, size_t len);
+
+/*
+ * Case-insensitive compare of a slice with a NUL-terminated string.
+ * Inline: callers pass literals, whose strlen() then folds to a constant,
+ * and a field of another length is told apart without a call.
+ */
+static inline int
+http_slice_eq_ci(struct http_slice s, const char *str)
+{
+	size_t len = strlen(str);
+
+	return s.len == len && http_mem_eq_ci(s.p, str, len);
+}
 
 /*
  * Incremental decoder of a chunked body (RFC 9112 §7.1).  Framing (size
