@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,9 @@ edge_range_plan_init(struct edge_range_plan *p, const char *range, size_t rlen,
 	uint64_t len = 0;
 
 	CDN_ASSERT(p != NULL);
-	memset(p, 0, sizeof(*p));
+	/* All but the segments, which are set as nsegs grows: the whole
+	 * struct is most of a kilobyte, cleared on every hit. */
+	memset(p, 0, offsetof(struct edge_range_plan, segs));
 	p->magic = EDGE_RANGE_PLAN_MAGIC;
 	p->total = total;
 	plan_whole(p);
@@ -107,6 +110,7 @@ edge_range_plan_init(struct edge_range_plan *p, const char *range, size_t rlen,
 	p->status = 206;
 	p->multipart = 1;
 	p->nsegs = 0;
+	memset(p->segs, 0, sizeof(p->segs)); /* left out at the start */
 	cdn_sb_printf(&p->fields,
 	    "Content-Type: multipart/byteranges; boundary=%s\r\n", boundary);
 	for (unsigned i = 0; i < n; i++) {
@@ -535,7 +539,11 @@ edge_range_plan_for(struct edge_range_plan *p, const struct http_request *req,
 		        ifr->value.p, ifr->value.len, o->fields, o->fields_len))
 			rh = NULL; /* §13.1.5: the whole, current response */
 	}
-	ct = cdn_fields_get(o->fields, o->fields_len, "content-type", &ctlen);
+	/* The type is for the parts of a multipart answer: no Range, no
+	 * parts, and no walk of the stored fields for it. */
+	ct = rh != NULL
+	    ? cdn_fields_get(o->fields, o->fields_len, "content-type", &ctlen)
+	    : NULL;
 	edge_range_plan_init(p, rh != NULL ? rh->value.p : NULL,
 	    rh != NULL ? rh->value.len : 0, o->body_len, ct, ctlen,
 	    cache_variant_enc(o->variant) == CACHE_ENC_IDENTITY);
