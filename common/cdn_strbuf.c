@@ -60,19 +60,13 @@ cdn_sb_init_buf(struct cdn_strbuf *b, char *buf, size_t cap, size_t max)
 }
 
 void
-cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len)
+cdn_sb_add_grow(struct cdn_strbuf *b, const void *s, size_t len)
 {
 	if (sb_reserve(b, len) != 0)
 		return;
 	memcpy(b->p + b->len, s, len);
 	b->len += len;
 	b->p[b->len] = '\0';
-}
-
-void
-cdn_sb_str(struct cdn_strbuf *b, const char *s)
-{
-	cdn_sb_add(b, s, strlen(s));
 }
 
 void

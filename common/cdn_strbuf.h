@@ -24,8 +24,28 @@ struct cdn_strbuf {
  * alone. */
 void cdn_sb_init_buf(struct cdn_strbuf *b, char *buf, size_t cap, size_t max);
 
-void cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len);
-void cdn_sb_str(struct cdn_strbuf *b, const char *s);
+/* cdn_sb_add when <len> more bytes do not fit (or <b> failed): grows. */
+void cdn_sb_add_grow(struct cdn_strbuf *b, const void *s, size_t len);
+
+/* Inline: a response head is built from a dozen short pieces, most of
+ * them literals, whose copy is then a few moves and no call. */
+static inline void
+cdn_sb_add(struct cdn_strbuf *b, const void *s, size_t len)
+{
+	if (b->failed || b->len + len + 1 > b->cap) {
+		cdn_sb_add_grow(b, s, len);
+		return;
+	}
+	memcpy(b->p + b->len, s, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+static inline void
+cdn_sb_str(struct cdn_strbuf *b, const char *s)
+{
+	cdn_sb_add(b, s, strlen(s));
+}
 /* Formatted: any length up to <max>, as cdn_sb_add. */
 void cdn_sb_printf(struct cdn_strbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
