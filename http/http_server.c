@@ -1102,7 +1102,9 @@ fields_have_date(const char *f, size_t len)
 	const char *end = f + len;
 
 	while (f < end) {
-		if ((size_t)(end - f) >= 5 && strncasecmp(f, "Date:", 5) == 0)
+		/* The first letter before the call: most lines are not it. */
+		if ((*f == 'D' || *f == 'd') && (size_t)(end - f) >= 5 &&
+		    strncasecmp(f, "Date:", 5) == 0)
 			return 1;
 		f = memchr(f, '\n', (size_t)(end - f));
 		if (f == NULL)
@@ -1119,9 +1121,16 @@ fields_have_date(const char *f, size_t len)
 static size_t
 status_line(char *line, int status)
 {
-	const char *reason = http_status_reason(status);
-	size_t rlen = strlen(reason), n = 9;
+	static const char ok[] = "HTTP/1.1 200 OK\r\n";
+	const char *reason;
+	size_t rlen, n = 9;
 
+	if (status == 200) { /* nearly every answer */
+		memcpy(line, ok, sizeof(ok) - 1);
+		return sizeof(ok) - 1;
+	}
+	reason = http_status_reason(status);
+	rlen = strlen(reason);
 	memcpy(line, "HTTP/1.1 ", 9);
 	n += cdn_fmt_i64(line + n, status);
 	line[n++] = ' ';
