@@ -100,20 +100,41 @@ cdn_sb_printf(struct cdn_strbuf *b, const char *fmt, ...)
 size_t
 cdn_fmt_i64(char *dst, int64_t v)
 {
-	char tmp[CDN_FMT_I64_MAX];
+	/* "00" to "99": two digits per division. */
+	static const char pairs[201] = "00010203040506070809"
+	                               "10111213141516171819"
+	                               "20212223242526272829"
+	                               "30313233343536373839"
+	                               "40414243444546474849"
+	                               "50515253545556575859"
+	                               "60616263646566676869"
+	                               "70717273747576777879"
+	                               "80818283848586878889"
+	                               "90919293949596979899";
 	/* In unsigned arithmetic, so that INT64_MIN negates too. */
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	size_t n = 0, len = 0;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v, t;
+	size_t len = v < 0, digits = 1;
+	char *q;
 
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
+	for (t = u; t >= 10; t /= 10)
+		digits++;
+	len += digits;
+	q = dst + len;
+	*q = '\0';
+	while (u >= 100) {
+		t = u % 100;
+		u /= 100;
+		*--q = pairs[2 * t + 1];
+		*--q = pairs[2 * t];
+	}
+	if (u >= 10) {
+		*--q = pairs[2 * u + 1];
+		*--q = pairs[2 * u];
+	} else {
+		*--q = (char)('0' + u);
+	}
 	if (v < 0)
-		dst[len++] = '-';
-	while (n > 0)
-		dst[len++] = tmp[--n];
-	dst[len] = '\0';
+		*--q = '-';
 	return len;
 }
 

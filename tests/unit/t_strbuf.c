@@ -96,6 +96,23 @@ test_fmt_i64(void)
 		ok(n == strlen(want) && strcmp(got, want) == 0,
 		    "cdn_fmt_i64(%s)", want);
 	}
+	/* Each side of every change in the number of digits, both signs. */
+	for (int64_t p = 10, bad = 0;; p *= 10) {
+		for (int64_t d = -1; d <= 1; d++)
+			for (int64_t sign = -1; sign <= 1; sign += 2) {
+				int64_t x = sign * (p + d);
+
+				snprintf(
+				    want, sizeof(want), "%lld", (long long)x);
+				n = cdn_fmt_i64(got, x);
+				bad +=
+				    n != strlen(want) || strcmp(got, want) != 0;
+			}
+		if (p > INT64_MAX / 10) {
+			ok(bad == 0, "cdn_fmt_i64 at every power of ten");
+			break;
+		}
+	}
 	cdn_sb_add(&b, "Age: ", 5);
 	cdn_sb_add_i64(&b, 86400);
 	ok(!b.failed && strcmp(b.p, "Age: 86400") == 0, "cdn_sb_add_i64");
