@@ -64,6 +64,7 @@
 #include <linux/sockios.h> /* SIOCOUTQNSD */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,6 @@ struct http_conn {
 	int fd;
 	struct evbuffer *in, *out; /* TLS: the bufferevent's; plain: ours */
 	struct bufferevent *bev;   /* TLS only */
-	struct event timer;
 	enum conn_state state;
 	unsigned keep_alive : 1;
 	unsigned head_started : 1; /* bytes of a head seen: header timeout */
@@ -200,6 +200,7 @@ struct http_conn {
 	unsigned eof_on : 1;       /* TLS: read_ev activated (conn_body_eof) */
 	unsigned txn_sending : 1;  /* answered; its end waits for the output
 	                              to reach the socket (txn_after_response) */
+	unsigned events_kept : 1;  /* a spare's: timer and flush_ev assigned */
 	unsigned nreq;
 	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
 	union {
@@ -210,11 +211,15 @@ struct http_conn {
 	char *head; /* copy of the current request head */
 	size_t head_cap;
 	struct http_header *fields; /* max_headers entries, behind the struct */
-	struct event flush_ev;      /* plain: write the output this turn */
 	struct event read_ev;       /* plain: the socket is readable; TLS:
 	                               a body reader's end of file */
 	struct event write_ev;      /* plain: the socket has room again */
 	struct http_txn txn;
+	/* Last: a spare keeps these two assigned (they name neither the
+	 * socket nor anything else of one connection), so conn_new clears
+	 * only what comes before them. */
+	struct event timer;
+	struct event flush_ev; /* plain: write the output this turn */
 	/* Behind the struct, in its allocation (conn_new): the fields array,
 	 * then HEAD_INLINE bytes that c->head uses until a head needs more. */
 };
@@ -2374,13 +2379,15 @@ conn_new(struct http_server *s, const struct sockaddr *peer, int plain)
 		s->nspare--;
 		in = c->in;
 		out = c->out;
+		memset(c, 0, offsetof(struct http_conn, timer));
+		c->events_kept = 1;
 	} else {
 		/* One allocation, of which only the struct needs zeroing:
 		 * the parser fills the fields it reports, and the head is
 		 * copied in. */
 		c = cdn_xmalloc(sizeof(*c) + fields_len + HEAD_INLINE);
+		memset(c, 0, sizeof(*c));
 	}
-	memset(c, 0, sizeof(*c));
 	c->in = in;
 	c->out = out;
 	c->fields = (struct http_header *)(c + 1);
@@ -2402,8 +2409,10 @@ conn_new(struct http_server *s, const struct sockaddr *peer, int plain)
 static void
 conn_start(struct http_server *s, struct http_conn *c)
 {
-	evtimer_assign(&c->timer, s->base, on_conn_timer, c);
-	event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
+	if (!c->events_kept) {
+		evtimer_assign(&c->timer, s->base, on_conn_timer, c);
+		event_assign(&c->flush_ev, s->base, -1, 0, on_conn_flush, c);
+	}
 	if (c->is_tls) {
 		c->fd = bufferevent_getfd(c->bev);
 		c->in = bufferevent_get_input(c->bev);

@@ -67,5 +67,25 @@ def test_after_unread_answers_and_cut_heads():
             clean_connections(e, 6)
 
 
+def test_reused_connections_keep_their_timers():
+    """A kept connection's timer stays assigned for the next: its
+    keep-alive timeout must still close each one that reuses it."""
+    with et.Origin() as o, \
+            et.Edge(o.url, "--keepalive-timeout", "1s", threads=1) as e:
+        clean_connections(e, 4)
+        for i in range(3):
+            with e.connect() as c:
+                et.check_pattern(
+                    c.request("GET", "/obj/small?size=700").body, 700)
+                t0 = time.monotonic()
+                c.assert_closed(timeout=3.0,
+                                what="idle reused connection %d" % i)
+                dt = time.monotonic() - t0
+                et.ok(0.8 <= dt <= 3.0,
+                      "connection %d closed after %.2f s (timeout 1 s)"
+                      % (i, dt))
+        clean_connections(e, 2)
+
+
 if __name__ == "__main__":
     et.main()
