@@ -95,6 +95,7 @@
 #define CHUNK_MAX_LINE    4096
 #define CHUNK_MAX_TRAILER 8192
 #define LINGER_MS         2000
+#define NS_PER_MS         1000000u
 #define TLS_RECORD_MAX    16384 /* plaintext bytes of one TLS record */
 #define STATUS_LINE_MAX   160   /* a status line, and Content-Length's */
 #define HEAD_INLINE       1024  /* request head bytes kept without malloc */
@@ -196,12 +197,16 @@ struct http_conn {
 	                              segment (conn_write_last) */
 	unsigned write_on : 1;     /* plain: write_ev is added */
 	unsigned timer_on : 1;     /* timer added or activated */
+	unsigned timer_idle : 1;   /* ... added for the keep-alive timeout,
+	                              which idle_until_ns may have moved */
+	unsigned timer_fired : 1;  /* ... activated (conn_timer_fire) */
 	unsigned flush_on : 1;     /* flush_ev activated */
 	unsigned eof_on : 1;       /* TLS: read_ev activated (conn_body_eof) */
 	unsigned txn_sending : 1;  /* answered; its end waits for the output
 	                              to reach the socket (txn_after_response) */
 	unsigned events_kept : 1;  /* a spare's: timer and flush_ev assigned */
 	unsigned nreq;
+	uint64_t idle_until_ns; /* the keep-alive timeout's end (cdn_now_ns) */
 	char peer[INET6_ADDRSTRLEN]; /* "" until conn_peer formats it */
 	union {
 		struct sockaddr sa;
@@ -354,6 +359,26 @@ conn_arm_timer(struct http_conn *c, uint64_t ms)
 	ms_to_tv(ms, &tv);
 	evtimer_add(&c->timer, &tv);
 	c->timer_on = 1;
+	c->timer_idle = 0;
+}
+
+/*
+ * The keep-alive timeout, from now.  A timer still added for an earlier
+ * one is left alone: its callback moves it on to idle_until_ns.  A
+ * request on a kept-alive connection then costs no event_del and
+ * event_add (the base's lock, and the timer heap, twice), only a later
+ * wake-up per timeout.
+ */
+static void
+conn_arm_idle(struct http_conn *c)
+{
+	uint64_t ms = c->srv->lim.keepalive_timeout_ms;
+
+	c->idle_until_ns = cdn_now_ns() + ms * NS_PER_MS;
+	if (c->timer_on && c->timer_idle)
+		return;
+	conn_arm_timer(c, ms);
+	c->timer_idle = 1;
 }
 
 /*
@@ -367,6 +392,7 @@ conn_timer_fire(struct http_conn *c)
 {
 	event_active(&c->timer, EV_TIMEOUT, 0);
 	c->timer_on = 1;
+	c->timer_fired = 1;
 }
 
 static void
@@ -375,6 +401,8 @@ conn_timer_stop(struct http_conn *c)
 	if (c->timer_on) {
 		evtimer_del(&c->timer);
 		c->timer_on = 0;
+		c->timer_idle = 0;
+		c->timer_fired = 0;
 	}
 }
 
@@ -854,7 +882,7 @@ txn_sent(struct http_conn *c)
 	c->head_started = 0;
 	if (c->body_timeout)
 		conn_set_timeouts(c, 0);
-	conn_arm_timer(c, c->srv->lim.keepalive_timeout_ms);
+	conn_arm_idle(c);
 	if (!c->in_dispatch)
 		conn_dispatch(c);
 }
@@ -1582,7 +1610,8 @@ txn_start(struct http_conn *c)
 	c->state = CONN_ACTIVE;
 	c->keep_alive = req->keep_alive;
 	c->client_closes = !req->keep_alive;
-	conn_timer_stop(c);
+	if (!c->timer_idle)
+		conn_timer_stop(c); /* an idle one is let run: on_conn_timer */
 
 	if (req->is_chunked) {
 		txn->has_body = 1;
@@ -2073,12 +2102,30 @@ on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
 	struct http_txn *txn = &c->txn;
-	int status;
+	uint64_t now;
+	int status, idle;
 
 	(void)fd;
 	(void)what;
 	MAGIC_CHECK(c, HTTP_CONN_MAGIC);
 	c->timer_on = 0; /* not persistent: neither added nor active now */
+	idle = c->timer_idle && !c->timer_fired;
+	c->timer_idle = 0;
+	c->timer_fired = 0;
+	if (idle) {
+		/* A keep-alive timeout that requests came within: none
+		 * while one is under way, or the rest of the latest. */
+		if (c->state != CONN_IDLE)
+			return;
+		now = cdn_now_ns();
+		if (c->idle_until_ns > now) {
+			conn_arm_timer(c,
+			    (c->idle_until_ns - now + NS_PER_MS - 1) /
+			        NS_PER_MS);
+			c->timer_idle = 1;
+			return;
+		}
+	}
 	switch (c->state) {
 	case CONN_IDLE:
 		if (c->tls_handshaking) {

@@ -149,6 +149,24 @@ def test_keepalive_timeout():
         et.ok(0.8 <= dt <= 3.0, "closed after %.2f s (timeout 1 s)" % dt)
 
 
+def test_keepalive_timeout_runs_from_the_last_answer():
+    """Requests within the timeout push the close back: it comes one
+    timeout after the last answer, not after the first."""
+    with et.Origin() as o, \
+            et.Edge(o.url, "--keepalive-timeout", "1s") as e, \
+            e.connect() as c:
+        for _ in range(3):
+            et.check_pattern(c.request("GET", "/obj/a?size=10").body, 10)
+            time.sleep(0.6)
+        et.ok(c.is_open(0.1), "open 0.7 s after the last answer")
+        t0 = time.monotonic()
+        et.check_pattern(c.request("GET", "/obj/a?size=10").body, 10)
+        c.assert_closed(timeout=3.0, what="an idle keep-alive connection")
+        dt = time.monotonic() - t0
+        et.ok(0.8 <= dt <= 3.0, "closed %.2f s after the last answer "
+              "(timeout 1 s)" % dt)
+
+
 def test_pipelined_then_half_close():
     # Requests sent before the client's end of file are all answered,
     # the first one slow enough that edged reads the end of file while
