@@ -94,11 +94,12 @@ key_scheme(const struct proxy_txn *pt)
 	return "http";
 }
 
+/* The key of a URL in <key>, and its text in pt->key_url if <pt>. */
 static int
 key_for(const struct edge_site *site, const char *scheme, const char *host,
     size_t hostlen, const char *path, size_t pathlen, const char *query,
-    size_t querylen, int has_query, uint8_t key[CACHE_HASH_LEN], char **url,
-    size_t *url_len)
+    size_t querylen, int has_query, uint8_t key[CACHE_HASH_LEN],
+    struct proxy_txn *pt)
 {
 	char buf[KEY_MAX];
 	size_t len;
@@ -108,13 +109,19 @@ key_for(const struct edge_site *site, const char *scheme, const char *host,
 	        &len) != CDN_OK)
 		return CDN_EINVAL;
 	cache_key_hash(buf, len, key);
-	if (url != NULL) {
-		/* As long as the client's target: fail, never abort. */
-		*url = cdn_strndup(buf, len);
-		if (*url == NULL)
-			return CDN_ENOMEM;
-		*url_len = len;
+	if (pt == NULL)
+		return CDN_OK;
+	/* Most fit the transaction's own room, with no malloc and free per
+	 * request.  A longer one is as long as the client's target: fail,
+	 * never abort. */
+	if (len < sizeof(pt->key_url_room)) {
+		memcpy(pt->key_url_room, buf, len);
+		pt->key_url_room[len] = '\0';
+		pt->key_url = pt->key_url_room;
+	} else if ((pt->key_url = cdn_strndup(buf, len)) == NULL) {
+		return CDN_ENOMEM;
 	}
+	pt->key_url_len = len;
 	return CDN_OK;
 }
 
@@ -508,7 +515,7 @@ edge_cache_request(struct proxy_txn *pt)
 	key_host(pt->site, req, &host, &hostlen);
 	rc = key_for(pt->site, key_scheme(pt), host, hostlen, req->path.p,
 	    req->path.len, req->query.p, req->query.len, req->has_query,
-	    pt->key, &pt->key_url, &pt->key_url_len);
+	    pt->key, pt);
 	if (rc == CDN_ENOMEM) {
 		/* Not a bypass: an unsafe method must still invalidate. */
 		edge_deliver_error(pt, cs, 503);
@@ -732,7 +739,7 @@ invalidate_location(struct proxy_txn *pt, const char *v, size_t len)
 	        q != NULL ? (size_t)(q - path) : pathlen,
 	        q != NULL ? q + 1 : "",
 	        q != NULL ? (size_t)(path + pathlen - q - 1) : 0, q != NULL,
-	        key, NULL, NULL) == CDN_OK)
+	        key, NULL) == CDN_OK)
 		cache_store_remove(e->store, key);
 }
 
@@ -1127,7 +1134,8 @@ edge_cache_txn_free(struct proxy_txn *pt)
 		cache_obj_unref(&pt->fill);
 	edge_range_stream_free(&pt->range);
 	edge_range_disk_free(&pt->disk);
-	free(pt->key_url);
+	if (pt->key_url != pt->key_url_room)
+		free(pt->key_url);
 	pt->key_url = NULL;
 }
 

@@ -226,6 +226,9 @@ struct edge {
  * One client transaction of the proxy, from on_request to on_log (the one
  * place it is freed, as every transaction ends there).
  */
+/* Bytes of a cache key's URL kept in the transaction (with the NUL). */
+#define KEY_URL_ROOM 256
+
 struct proxy_txn {
 	uint32_t magic;
 #define PROXY_TXN_MAGIC 0x52e9c0a7u
@@ -271,6 +274,8 @@ struct proxy_txn {
 	struct edge_range_stream *range;
 	/* A hit's body being read from disk as the client takes it */
 	struct edge_range_disk *disk;
+	/* key_url when it fits (edge_cache.c key_for) */
+	char key_url_room[KEY_URL_ROOM];
 };
 
 /* edge_worker.c */

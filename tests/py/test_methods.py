@@ -74,6 +74,27 @@ def test_extension_method_invalidates():
         et.eq(o.count("/obj/inv"), 3, "GET, FOO, GET at the origin")
 
 
+def test_keys_short_and_long_are_stored_and_invalidated():
+    """A key's URL is kept in the transaction when it fits its room (256
+    bytes) and allocated when longer: keys on each side of that, and a
+    long one, are stored, hit, and invalidated by an unsafe method."""
+    with et.Origin() as o, edge(o) as e:
+        for n in list(range(225, 265)) + [2000]:
+            t = "/obj/k%d?size=%d&ttl=300&pad=%s" % (n, n, "p" * n)
+            for i in range(2):
+                r = e.request("GET", t)
+                et.check_pattern(r.body, n)
+                if i:
+                    et.ok(r.header("cache-status").startswith("edged; hit"),
+                          "%d: stored: %s" % (n, r.header("cache-status")))
+        t = "/obj/k2000?size=2000&ttl=300&pad=" + "p" * 2000
+        et.eq(e.request("FOO", t).status, 200, "FOO succeeded")
+        r = e.request("GET", t)
+        et.ok("hit" not in r.header("cache-status"),
+              "FOO invalidated the long key: %s" % r.header("cache-status"))
+        et.eq(o.count("/obj/k2000"), 3, "GET, FOO, GET at the origin")
+
+
 def refused(e, method, target="/obj/r?size=10"):
     c = e.connect()
     try:
