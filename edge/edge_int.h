@@ -170,6 +170,8 @@ struct edge_worker {
 	_Atomic(struct edge_gen *) gen_next;
 	_Atomic unsigned gen_seen;
 	struct event *gen_ev;
+	/* The last transaction's memory, kept for the next (edge_proxy.c) */
+	struct proxy_txn *pt_spare;
 	/*
 	 * Written on every request by this worker only.  The pads keep other
 	 * fields (and the next worker's, read on its every request) off the

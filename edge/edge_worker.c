@@ -616,6 +616,8 @@ worker_fini(struct edge_worker *w)
 		event_free(w->gen_ev);
 	if (w->flush_timer != NULL)
 		event_free(w->flush_timer);
+	free(w->pt_spare);
+	w->pt_spare = NULL;
 	if (w->base != NULL)
 		event_base_free(w->base);
 	MAGIC_WIPE(w);
