@@ -949,13 +949,12 @@ short_head:
 }
 
 const struct http_header *
-http_request_find(const struct http_request *req, const char *name)
+http_request_find_n(
+    const struct http_request *req, const char *name, size_t len)
 {
-	size_t len;
 	unsigned i;
 
 	CDN_ASSERT(req != NULL && name != NULL);
-	len = strlen(name);
 	for (i = 0; i < req->n_headers; i++)
 		if (req->headers[i].name.len == len &&
 		    eq_ci(req->headers[i].name.p, name, len))

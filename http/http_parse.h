@@ -118,9 +118,17 @@ int http_parse_request(const char *buf, size_t len,
     const struct http_limits *lim, struct http_request *req, int *status,
     const char **why) CDN_WUR;
 
-/* The value of the first field named <name> (case-insensitive), or NULL. */
-const struct http_header *http_request_find(
-    const struct http_request *req, const char *name);
+/* The first field named <name> (<len> bytes, case-insensitive), or NULL. */
+const struct http_header *http_request_find_n(
+    const struct http_request *req, const char *name, size_t len);
+
+/* The value of the first field named <name> (case-insensitive), or NULL.
+ * Inline, so that a literal name's strlen() folds to a constant. */
+static inline const struct http_header *
+http_request_find(const struct http_request *req, const char *name)
+{
+	return http_request_find_n(req, name, strlen(name));
+}
 
 /* Case-insensitive compare of <len> bytes at <p> and <s>. */
 int http_mem_eq_ci(const char *p, const char *s, size_t len);
