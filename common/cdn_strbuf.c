@@ -168,7 +168,9 @@ cdn_fields_get(
 		eol = memchr(p, '\n', (size_t)(end - p));
 		if (eol == NULL)
 			eol = end;
+		/* The first letter, either case, before the call. */
 		if ((size_t)(eol - p) > nlen && p[nlen] == ':' &&
+		    (p[0] | 0x20) == (name[0] | 0x20) &&
 		    strncasecmp(p, name, nlen) == 0) {
 			v = p + nlen + 1;
 			while (v < eol && (*v == ' ' || *v == '\t'))
