@@ -240,6 +240,7 @@ struct http_server {
 	unsigned nconns;
 	atomic_uint *conn_gauge; /* mirrors nconns for other threads */
 	unsigned draining : 1;
+	unsigned reading_gone : 1; /* ... which was freed meanwhile */
 	struct http_conn *reading; /* in this plain connection's read */
 	struct http_conn *spare;   /* freed plain connections, their buffers
 	                              kept (linked by next) */
@@ -1794,6 +1795,8 @@ conn_unlink_and_free(struct http_conn *c)
 	if (s->conn_gauge != NULL)
 		atomic_store_explicit(
 		    s->conn_gauge, s->nconns, memory_order_relaxed);
+	if (s->reading == c)
+		s->reading_gone = 1;
 	if (c->bev != NULL) {
 		conn_tls_close_notify(c);
 		bufferevent_free(c->bev);
@@ -1956,6 +1959,10 @@ conn_linger(struct http_conn *c)
 {
 	c->state = CONN_LINGER;
 	if (conn_close_is_clean(c)) {
+		/* Nothing more to read: read_ev stays out after the first
+		 * read (on_conn_readable), or leaves now, not at the free. */
+		if (!c->is_tls)
+			conn_read_set(c, 0);
 		/* Freed from the loop: callers up the stack still hold c. */
 		conn_timer_fire(c);
 		return;
@@ -2345,19 +2352,25 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-/* Input arrived on plain <c>: hand it on.  <c> may be gone after. */
-static void
+/* Input arrived on plain <c>: hand it on.  Returns 0 if <c> is gone
+ * after, 1 if it is still there. */
+static int
 conn_read_got(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
+	int gone;
 
 	if (evbuffer_get_length(c->in) >= conn_in_limit(c)) {
 		c->read_full = 1;
 		conn_read_sync(c);
 	}
 	s->reading = c;
+	s->reading_gone = 0;
 	on_conn_read(c->bev, c);
+	gone = s->reading_gone;
 	s->reading = NULL;
+	s->reading_gone = 0;
+	return !gone;
 }
 
 /* read_ev: what the bufferevent's read callbacks did for plain <c>. */
@@ -2378,14 +2391,19 @@ on_conn_readable(evutil_socket_t fd, short what, void *arg)
 	first = c->read_first;
 	c->read_first = 0;
 	n = conn_read_in(c);
+	/* After the first read, read_ev is added if reading is still
+	 * wanted (conn_start left it out). */
 	if (n > 0) {
-		conn_read_got(c);
+		if (conn_read_got(c) && first)
+			conn_read_sync(c);
 		return;
 	}
 	if (n < 0 &&
 	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-		if (first)
+		if (first) {
 			conn_arm_timer(c, c->srv->lim.header_timeout_ms);
+			conn_read_sync(c);
+		}
 		return;
 	}
 	conn_read_set(c, 0);
@@ -2480,7 +2498,11 @@ conn_start(struct http_server *s, struct http_conn *c)
 		conn_read_assign(c);
 		event_assign(&c->write_ev, s->base, c->fd,
 		    EV_WRITE | EV_PERSIST, on_conn_writable, c);
-		conn_read_set(c, 1);
+		/* Reading is wanted, but read_ev is added only after the first
+		 * read, which the caller runs at once (on_conn_readable): a
+		 * request answered and closed in it then costs no event_add
+		 * and event_del. */
+		c->read_on = 1;
 	}
 
 	c->next = s->conns;
@@ -2534,10 +2556,9 @@ http_server_adopt(
 	/* A client sends its request right after connecting: read it in
 	 * this loop turn, once the listener has taken every connection
 	 * waiting (the last of them has had the most time to send).  A
-	 * request answered and closed in this turn then costs no epoll_wait
-	 * and, the read event being added and deleted before the loop waits,
-	 * no epoll_ctl.  Otherwise the header timeout runs from that read,
-	 * and the read event waits for the request. */
+	 * request answered and closed in this turn then costs no epoll_wait,
+	 * and the read event is never added.  Otherwise the header timeout
+	 * runs from that read, and the read event waits for the request. */
 	c->read_first = 1;
 	event_active(&c->read_ev, EV_READ, 1);
 }

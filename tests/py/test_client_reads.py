@@ -36,6 +36,19 @@ def test_heads_in_pieces_large_and_pipelined():
             r = c.read_response()
             et.eq(r.status, 200, "head in pieces")
             et.check_pattern(r.body, 100)
+        # A head begun with the connection (the first read, at accept,
+        # finds part of it) and ended later; then a second request.
+        for _ in range(5):
+            with e.connect() as c:
+                c.send(b"GET /obj/p4?size=100 HTTP/1.1\r\nHo")
+                time.sleep(0.2)
+                c.send(b"st: a\r\n\r\n")
+                r = c.read_response()
+                et.eq(r.status, 200, "head begun at accept, ended later")
+                et.check_pattern(r.body, 100)
+                time.sleep(0.1)
+                r = c.request("GET", "/obj/p4?size=100")
+                et.eq(r.status, 200, "the next request on it")
         # A head several reads long.
         fields = {"X-Big-%d" % i: "v" * 4000 for i in range(6)}
         with e.connect() as c:
