@@ -193,6 +193,8 @@ struct http_conn {
 	unsigned read_timed : 1;    /* plain: ... last with the body timeout */
 	unsigned read_drained : 1; /* plain: the last read emptied the socket */
 	unsigned read_first : 1;   /* plain: accepted, not read yet */
+	unsigned read_frees : 1;   /* plain: closed cleanly inside its read,
+	                              which frees it (conn_read_got) */
 	unsigned out_file : 1;     /* plain: the output may hold a file
 	                              segment (conn_write_last) */
 	unsigned write_on : 1;     /* plain: write_ev is added */
@@ -1963,8 +1965,12 @@ conn_linger(struct http_conn *c)
 		 * read (on_conn_readable), or leaves now, not at the free. */
 		if (!c->is_tls)
 			conn_read_set(c, 0);
-		/* Freed from the loop: callers up the stack still hold c. */
-		conn_timer_fire(c);
+		/* Callers up the stack still hold c: freed as the read that
+		 * brought the request returns, or else from the loop. */
+		if (c->srv->reading == c)
+			c->read_frees = 1;
+		else
+			conn_timer_fire(c);
 		return;
 	}
 	if (c->is_tls)
@@ -2370,6 +2376,11 @@ conn_read_got(struct http_conn *c)
 	gone = s->reading_gone;
 	s->reading = NULL;
 	s->reading_gone = 0;
+	if (!gone && c->read_frees) {
+		/* No loop turn to free it (conn_linger). */
+		conn_free(c);
+		return 0;
+	}
 	return !gone;
 }
 
