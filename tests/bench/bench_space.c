@@ -4,11 +4,13 @@
  * its LMDB environment read-only and prints the bytes on disk per byte of
  * body: data.mdb's allocated blocks, the pages of each database's tree
  * (mdb_stat), and the pages in use (with the tags' sub-databases, which
- * mdb_stat leaves out). bench_space [4k|mix|all] [OBJECTS] [--keep DIR] 4k:
- * OBJECTS (100,000) bodies of 4 KiB. mix: OBJECTS (20,000) bodies from 1 KiB to
- * 1 MiB, log-normal with a median of 16 KiB (sigma 1.2, fixed seed, clamped to
- * the range). Every object has a 40-byte URL, a 152-byte header block and one
- * tag of 1,000.  The store is under a mkdtemp directory removed at the end,
+ * mdb_stat leaves out).
+ *   bench_space [4k|mix|all] [OBJECTS] [--keep DIR]
+ * 4k:  OBJECTS (100,000) bodies of 4 KiB.
+ * mix: OBJECTS (20,000) bodies from 1 KiB to 1 MiB, log-normal with a
+ *      median of 16 KiB (sigma 1.2, fixed seed, clamped to the range).
+ * Every object has a 40-byte URL, a 152-byte header block and one tag of
+ * 1,000.  The store is under a mkdtemp directory removed at the end,
  * unless --keep names a directory to create and leave (for inspection).
  */
 #include "config.h"
