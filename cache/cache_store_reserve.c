@@ -23,11 +23,13 @@
  *  - a deletion's rebalance: a sibling per level is copied (merges free
  *    pages, they take none);
  *  - the overflow pages of a value: its bytes / page size + 1;
- *  - the free list's own records at commit (mdb_freelist_save): the pages
- *    freed in the transaction (at most the pages of the trees at its start
- *    and those it allocated), 8 bytes each, and the reclaimed pages it
- *    writes back (at most the free list's pages at the start), each record
- *    an insert into the free list's tree.
+ *  - at commit, the record of each database changed in the main database
+ *    (mdb_txn_commit), and the free list's own records
+ *    (mdb_freelist_save): the pages freed in the transaction (at most the
+ *    pages of the trees at its start and those it allocated), 8 bytes
+ *    each, and the reclaimed pages it writes back (at most the free list's
+ *    pages at the start) under the keys of the records it took, which it
+ *    deletes: each an operation on the free list's tree.
  * With D one more than the deepest tree at the start of the transaction
  * (a transaction of a batch cannot add two levels), each mdb_put, mdb_del
  * or mdb_cursor_del is given 2D + 2 pages: D copies, D splits or sibling
@@ -58,6 +60,7 @@
 #define RESERVE_STEP     (UINT64_C(4) << 20) /* fallocate at least this */
 #define RESERVE_SLACK_PG 64 /* the databases' own records, the meta */
 #define PGNO_BYTES       8  /* a page number in a free list record */
+#define FREE_SAVE_OPS    4  /* mdb_freelist_save's record and its rounds */
 
 /*
  * Is data.mdb reserved past its last page by fallocate(2) (not glibc's
@@ -121,9 +124,13 @@ cache_store_reserve_begin(struct cache_store *s, MDB_txn *txn)
 	depth++;
 	s->op_pages = 2 * depth + 2;
 	s->tag_op_pages = 2 * s->op_pages;
+	/* The commit's own writes: a record in the main database per
+	 * database changed, and the free list's records (those it takes
+	 * deleted and written back, one for the pages freed). */
 	s->room_pages = ei.me_last_pgno + 1 + RESERVE_SLACK_PG +
 	    pages / (s->psize / PGNO_BYTES) + 1 + free_pages + 1 +
-	    (free_entries + 1) * s->op_pages;
+	    (CDN_ARRAY_LEN(dbs) + 2 * free_entries + FREE_SAVE_OPS) *
+	        s->op_pages;
 	if (s->room_pages <= s->reserved_pages)
 		return 0;
 	return cache_store_reserve_more(s, s->room_pages);
