@@ -31,6 +31,7 @@ CACHE_SIZE = 64 * MIB
 BODY = 256 * 1024
 TTL = "ttl=300"
 FULL = "disk writes failing: disk full"
+FS_META_DIV = 256
 
 
 def namespaces_work():
@@ -109,9 +110,11 @@ def test_disk_taken_within_cache_size():
         data = os.path.join(cache, "data.mdb")
         et.wait_for(lambda: os.stat(data).st_blocks > 0, 5, 0.05,
                     "data.mdb written")
+        # st_blocks also counts the file system's own blocks for the
+        # file (ext4's extent tree): a 256th more is allowed for those.
         used = os.stat(data).st_blocks * 512
-        et.ok(used <= size, "data.mdb takes %d bytes on disk, within %d"
-              % (used, size))
+        et.ok(used <= size + size // FS_META_DIV,
+              "data.mdb takes %d bytes on disk, within %d" % (used, size))
         e.stop()
 
 
