@@ -30,16 +30,19 @@
  *    each, and the reclaimed pages it writes back (at most the free list's
  *    pages at the start) under the keys of the records it took, which it
  *    deletes: each an operation on the free list's tree.
- * With D one more than the deepest tree at the start of the transaction
- * (a transaction of a batch cannot add two levels), each mdb_put, mdb_del
- * or mdb_cursor_del is given 2D + 2 pages: D copies, D splits or sibling
- * copies, one for a new root and one for its share of the free list's
- * record of freed pages.  An operation of the tag index counts twice:
- * under a tag many objects carry it goes into a sub-database, whose keys
- * are the objects' and which is no deeper than the objects' tree.
- * cache_store_reserve_begin gives the transaction the rest: its start, the
- * free list's write-back, the record of the pages freed out of the trees.
- * A commit that went past the reservation anyway is logged
+ * A tree gains a level only when its root splits, and a second one only
+ * if the transaction at least doubles its leaves (a branch page holds two
+ * children at least); so with D two more than the deepest tree at the
+ * start of the transaction, each mdb_put, mdb_del or mdb_cursor_del is
+ * given 2D + 2 pages: D copies, D splits or sibling copies, one for a new
+ * root and one for its share of the free list's record of freed pages.
+ * (A batch of a fresh store, whose trees are a page or two, could grow
+ * them by more: its first reservation is RESERVE_STEP, a thousand pages.)  An
+ * operation of the tag index counts twice: under a tag many objects carry it
+ * goes into a sub-database, whose keys are the objects' and which is no deeper
+ * than the objects' tree. cache_store_reserve_begin gives the transaction the
+ * rest: its start, the free list's write-back, the record of the pages freed
+ * out of the trees. A commit that went past the reservation anyway is logged
  * (cache_store_reserve_check): the bound would be wrong, not the disk.
  */
 #include "config.h"
@@ -61,6 +64,7 @@
 #define RESERVE_SLACK_PG 64 /* the databases' own records, the meta */
 #define PGNO_BYTES       8  /* a page number in a free list record */
 #define FREE_SAVE_OPS    4  /* mdb_freelist_save's record and its rounds */
+#define DEPTH_GROWTH     2  /* levels a transaction may add (see above) */
 
 /*
  * Is data.mdb reserved past its last page by fallocate(2) (not glibc's
@@ -121,7 +125,7 @@ cache_store_reserve_begin(struct cache_store *s, MDB_txn *txn)
 			free_entries = st.ms_entries;
 		}
 	}
-	depth++;
+	depth += DEPTH_GROWTH;
 	s->op_pages = 2 * depth + 2;
 	s->tag_op_pages = 2 * s->op_pages;
 	/* The commit's own writes: a record in the main database per
