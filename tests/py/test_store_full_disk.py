@@ -11,8 +11,9 @@ serves every response, and stores again once there is room.
 The small disk is a tmpfs of TMPFS_MIB mounted in a user and mount
 namespace of edged's own (unshare -rm), far below cache_size; the test is
 skipped where unprivileged namespaces are not allowed.  A second test
-checks the disk a store takes on an ordinary directory: within cache_size,
-counted in allocated blocks (data.mdb is as long as the map, with holes).
+checks the disk a store takes on an ordinary directory: data.mdb is as long
+as the map (cache_size) from the start, with holes, and what it takes, in
+allocated blocks, stays within cache_size.
 """
 
 import json
@@ -104,10 +105,16 @@ def test_disk_taken_within_cache_size():
     with et.Origin() as o, et.Edge(o.url, "--cache-dir", cache,
                                    "--cache-size", str(size),
                                    "--memory-size", "0") as e:
+        # Written through its map: as long as the map, holding little.
+        data = os.path.join(cache, "data.mdb")
+        st = os.stat(data)
+        et.eq(st.st_size, size, "data.mdb is as long as cache_size")
+        et.ok(st.st_blocks * 512 < size // 2,
+              "an empty store takes little on disk (%d bytes)"
+              % (st.st_blocks * 512))
         # Twice cache_size: eviction keeps the store within it.
         for i in range(2 * size // BODY):
             fill(e, "u%d" % i)
-        data = os.path.join(cache, "data.mdb")
         et.wait_for(lambda: os.stat(data).st_blocks > 0, 5, 0.05,
                     "data.mdb written")
         # st_blocks also counts the file system's own blocks for the
