@@ -82,7 +82,7 @@ evict_some(struct cache_store *s, MDB_txn *txn, uint64_t target, uint64_t max,
 			break;
 		if (k.mv_size != CACHE_LRUKEY_LEN ||
 		    v.mv_size != CACHE_OBJKEY_LEN) {
-			rc = mdb_cursor_del(cur, 0); /* junk */
+			rc = store_mdb_cursor_del(s, cur, 0); /* junk */
 			if (rc != 0)
 				break;
 			continue;
@@ -93,7 +93,7 @@ evict_some(struct cache_store *s, MDB_txn *txn, uint64_t target, uint64_t max,
 		if (rc != 0)
 			break;
 		k = mval(lk, sizeof(lk));
-		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		rc = store_mdb_del(s, txn, s->db_lru, &k, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			break;
 		rc = 0;

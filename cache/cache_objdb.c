@@ -43,7 +43,7 @@ lru_add(struct cache_store *s, MDB_txn *txn, const uint8_t hv[CACHE_OBJKEY_LEN],
 		put_be64(lk + 4, ++s->lru_seq);
 		k = mval(lk, CACHE_LRUKEY_LEN);
 		v = mval(hv, CACHE_OBJKEY_LEN);
-		rc = mdb_put(txn, s->db_lru, &k, &v, flags);
+		rc = store_mdb_put(s, txn, s->db_lru, &k, &v, flags);
 		if (rc != MDB_KEYEXIST)
 			return rc;
 		if (flags == MDB_APPEND)
@@ -104,9 +104,9 @@ tags_index(struct cache_store *s, MDB_txn *txn, const char *tags, size_t len,
 		if (sp > p && (size_t)(sp - p) <= CACHE_TAG_MAX_LEN) {
 			k = mval(p, (size_t)(sp - p));
 			v = mval(hv, CACHE_OBJKEY_LEN);
-			rc = add
-			    ? mdb_put(txn, s->db_tags, &k, &v, MDB_NODUPDATA)
-			    : mdb_del(txn, s->db_tags, &k, &v);
+			rc = add ? store_mdb_put(s, txn, s->db_tags, &k, &v,
+			               MDB_NODUPDATA)
+			         : store_mdb_del(s, txn, s->db_tags, &k, &v);
 			if (rc != 0 && rc != MDB_KEYEXIST && rc != MDB_NOTFOUND)
 				return rc;
 		}
@@ -210,23 +210,23 @@ cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
 		memcpy(lk, (const uint8_t *)v.mv_data + v.mv_size - sizeof(lk),
 		    sizeof(lk));
 		k = mval(lk, sizeof(lk));
-		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		rc = store_mdb_del(s, txn, s->db_lru, &k, NULL);
 	} else if (rc == 0 || rc == MDB_NOTFOUND) {
 		rc = mdb_get(txn, s->db_lru_pos, &k, &v);
 		if (rc == 0 && v.mv_size == CACHE_LRUKEY_LEN) {
 			memcpy(lk, v.mv_data, sizeof(lk));
 			k = mval(lk, sizeof(lk));
-			rc = mdb_del(txn, s->db_lru, &k, NULL);
+			rc = store_mdb_del(s, txn, s->db_lru, &k, NULL);
 			if (rc != 0 && rc != MDB_NOTFOUND)
 				goto out;
 			k = mval(hv, CACHE_OBJKEY_LEN);
-			rc = mdb_del(txn, s->db_lru_pos, &k, NULL);
+			rc = store_mdb_del(s, txn, s->db_lru_pos, &k, NULL);
 		}
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto out;
 	k = mval(hv, CACHE_OBJKEY_LEN);
-	rc = mdb_del(txn, s->db_obj, &k, NULL);
+	rc = store_mdb_del(s, txn, s->db_obj, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto out;
 	*existed = rc == 0;
@@ -248,7 +248,7 @@ cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
 		}
 		if (rc != 0)
 			goto out;
-		rc = mdb_cursor_del(cur, 0);
+		rc = store_mdb_cursor_del(s, cur, 0);
 		if (rc != 0)
 			goto out;
 	}
@@ -258,7 +258,7 @@ cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
 			goto out;
 		if (left == 0) {
 			k = mval(hv, CACHE_HASH_LEN);
-			rc = mdb_del(txn, s->db_vary, &k, NULL);
+			rc = store_mdb_del(s, txn, s->db_vary, &k, NULL);
 			if (rc == MDB_NOTFOUND)
 				rc = 0;
 		}
@@ -287,7 +287,7 @@ record_put(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
 	k = mval(hv, CACHE_OBJKEY_LEN);
 	v.mv_size = cache_record_len(o, nchunks, total);
 	v.mv_data = NULL;
-	rc = mdb_put(txn, s->db_obj, &k, &v, MDB_RESERVE | flags);
+	rc = store_mdb_put(s, txn, s->db_obj, &k, &v, MDB_RESERVE | flags);
 	if (rc != 0)
 		return rc;
 	/* v.mv_data is valid until the next write in this txn. */
@@ -310,9 +310,9 @@ record_links(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
 	k = mval(o->key, CACHE_HASH_LEN);
 	if (o->vary_len > 0) {
 		v = mval(o->vary, o->vary_len);
-		return mdb_put(txn, s->db_vary, &k, &v, 0);
+		return store_mdb_put(s, txn, s->db_vary, &k, &v, 0);
 	}
-	rc = mdb_del(txn, s->db_vary, &k, NULL);
+	rc = store_mdb_del(s, txn, s->db_vary, &k, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -417,7 +417,7 @@ cache_objdb_write(
 		cache_record_chunkkey(ck, o->key, o->variant, i);
 		k = mval(ck, sizeof(ck));
 		v = mval(o->chunks[i], part);
-		rc = mdb_put(txn, s->db_body, &k, &v, 0);
+		rc = store_mdb_put(s, txn, s->db_body, &k, &v, 0);
 		if (rc != 0)
 			goto out;
 	}
@@ -465,7 +465,7 @@ cache_objdb_remove_key(
 	if (rc != 0)
 		return rc;
 	k = mval(key, CACHE_HASH_LEN);
-	rc = mdb_del(txn, s->db_vary, &k, NULL);
+	rc = store_mdb_del(s, txn, s->db_vary, &k, NULL);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -493,13 +493,13 @@ cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
 		memcpy(rec, v.mv_data, v.mv_size);
 		v.mv_data = rec;
 		k = mval(rec + v.mv_size - CACHE_LRUKEY_LEN, CACHE_LRUKEY_LEN);
-		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		rc = store_mdb_del(s, txn, s->db_lru, &k, NULL);
 		if (rc == 0 || rc == MDB_NOTFOUND)
 			rc = lru_add(s, txn, hv, bucket,
 			    rec + v.mv_size - CACHE_LRUKEY_LEN);
 		k = mval(hv, CACHE_OBJKEY_LEN);
 		if (rc == 0)
-			rc = mdb_put(txn, s->db_obj, &k, &v, 0);
+			rc = store_mdb_put(s, txn, s->db_obj, &k, &v, 0);
 		free(rec);
 		return rc;
 	}
@@ -510,7 +510,7 @@ cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
 			return 0;
 		memcpy(lk, v.mv_data, sizeof(lk));
 		k = mval(lk, sizeof(lk));
-		rc = mdb_del(txn, s->db_lru, &k, NULL);
+		rc = store_mdb_del(s, txn, s->db_lru, &k, NULL);
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
@@ -519,5 +519,5 @@ cache_objdb_touch(struct cache_store *s, MDB_txn *txn,
 		return rc;
 	k = mval(hv, CACHE_OBJKEY_LEN);
 	v = mval(lk, sizeof(lk));
-	return mdb_put(txn, s->db_lru_pos, &k, &v, 0);
+	return store_mdb_put(s, txn, s->db_lru_pos, &k, &v, 0);
 }

@@ -42,7 +42,7 @@
  *  - Counters are relaxed atomics.
  *
  * Durability.  The environment is opened with MDB_NOSYNC: a commit writes
- * its pages and meta page with pwrite(2) into the page cache but does not
+ * its pages and meta page into the page cache (in the map) but does not
  * fsync.  A committed transaction therefore survives a crash of the
  * process (kill -9), which is the guarantee tests check, while a power
  * loss may lose the last few seconds of commits (and, as LMDB documents
@@ -53,6 +53,20 @@
  * once every message queued before the call is committed and synced.
  * Nothing half-written is visible: an object's chunks, record, LRU entries
  * and Vary rule are written in one transaction.
+ *
+ * Written through its map.  The environment is opened with MDB_WRITEMAP:
+ * a commit writes its pages in the map, where pwrite(2) would copy each
+ * into the file (half of the writer's CPU under misses).  LMDB makes such
+ * a file as long as the map, with holes, and a page written into a hole
+ * on a full disk faults; so data.mdb is kept allocated by fallocate(2)
+ * past what each write transaction can reach, before it writes
+ * (cache_store_reserve.c), and every tree write of a write transaction
+ * goes through store_mdb_put / store_mdb_del / store_mdb_cursor_del,
+ * which reserve first.  Every process that writes the store (edged,
+ * purged) opens it so.  Where data.mdb cannot be reserved as it grows (no
+ * fallocate, a file size limit below the map) the store is written with
+ * pwrite(2), logged at open.  data.mdb's length is then the map's, not
+ * what it holds: its allocated blocks or the store's counters say that.
  *
  * Damage (cache_damage.c, docs/cache-damage.md).  Every LMDB transaction
  * runs between cache_lmdb_enter() and cache_lmdb_leave()
@@ -170,6 +184,22 @@ cache_store_txn_begin(struct cache_store *s, unsigned flags, MDB_txn **txnp)
 		pthread_rwlock_rdlock(&s->map_lock);
 		rc = mdb_txn_begin(s->env, NULL, flags, txnp);
 	}
+	if (rc == 0 && !(flags & MDB_RDONLY)) {
+		rc = cache_store_reserve_begin(s, *txnp);
+		if (rc != 0) {
+			/* Not started.  Wanting disk is its caller's to say
+			 * (cache_writer_failed, once per episode). */
+			cache_store_txn_abort(s, txnp);
+			if (!cache_store_is_unreserved(rc)) {
+				CDN_LOG(CDN_LOG_ERR, "cache",
+				    "reserving %s/data.mdb: %s", s->dir,
+				    mdb_strerror(rc));
+				atomic_fetch_add_explicit(
+				    &s->st_io, 1, memory_order_relaxed);
+			}
+			return rc;
+		}
+	}
 	if (rc != 0) {
 		pthread_rwlock_unlock(&s->map_lock);
 		cache_lmdb_leave();
@@ -195,10 +225,13 @@ cache_store_txn_abort(struct cache_store *s, MDB_txn **txnp)
 int
 cache_store_txn_commit(struct cache_store *s, MDB_txn **txnp)
 {
+	size_t id = mdb_txn_id(*txnp);
 	int rc;
 
 	rc = mdb_txn_commit(*txnp); /* frees the txn even on failure */
 	*txnp = NULL;
+	if (rc == 0)
+		cache_store_reserve_check(s, id);
 	pthread_rwlock_unlock(&s->map_lock);
 	cache_lmdb_leave();
 	return rc;
@@ -661,7 +694,7 @@ open_dbs(struct cache_store *s, MDB_txn *txn)
 		put_le32(fmt, STORE_FORMAT_MAGIC);
 		put_le32(fmt + 4, STORE_FORMAT_VERSION);
 		v = mval(fmt, sizeof(fmt));
-		rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+		rc = store_mdb_put(s, txn, s->db_meta, &k, &v, 0);
 		if (rc != 0)
 			return rc;
 	}
@@ -736,40 +769,51 @@ env_new(struct cache_store *s, uint64_t mapsize)
 }
 
 /*
- * cache_preallocate: open with MDB_WRITEMAP and reserve the whole map in
- * data.mdb.  A commit then writes its pages in the map, not in pages of
- * its own that pwrite(2) copies into the file: under a stream of misses
- * the writer kept up with about a third more (docs/performance.md).  The
- * reservation is what makes the map safe to write: LMDB makes the file as
- * long as the map, with holes, and a page written into a hole on a full
- * disk faults (SIGBUS) where pwrite would return ENOSPC.  0 or an error
- * code; on error the environment is closed and s->env is NULL.
+ * Reopen the environment checked by open_env written through its map
+ * (MDB_WRITEMAP; "Written through its map" above): data.mdb reserved as
+ * far as it is used (cache_store_reserve.c), or, with cache_preallocate,
+ * all of the map at once.  0 or an error code (the file system has no
+ * fallocate, a file size limit below the map, a full disk for
+ * cache_preallocate); on error the environment is closed and s->env is
+ * NULL.
  */
 static int
-open_preallocated(struct cache_store *s, const char *dir)
+open_mapped(struct cache_store *s, const struct cache_store_conf *conf,
+    uint64_t mapsize)
 {
-	MDB_envinfo ei;
-	int rc, fd;
+	int rc;
 
-	rc = mdb_env_open(
-	    s->env, dir, MDB_NOSYNC | MDB_NORDAHEAD | MDB_WRITEMAP, 0644);
+	mdb_env_close(s->env);
+	rc = env_new(s, mapsize);
 	if (rc == 0)
-		rc = mdb_env_info(s->env, &ei);
+		rc = mdb_env_open(s->env, conf->dir,
+		    MDB_NOSYNC | MDB_NORDAHEAD | MDB_WRITEMAP, 0644);
 	if (rc == 0)
-		rc = mdb_env_get_fd(s->env, &fd);
-	if (rc == 0)
-		rc = posix_fallocate(fd, 0, (off_t)ei.me_mapsize);
+		rc = mdb_env_get_fd(s->env, &s->data_fd);
+	if (rc == 0 && conf->is_preallocated) {
+		if (fallocate(s->data_fd, 0, 0, (off_t)mapsize) == -1)
+			rc = errno;
+		s->reserved_pages = mapsize / s->psize;
+	} else if (rc == 0) {
+		rc = cache_store_reserve_probe(s);
+	}
 	if (rc != 0) {
 		mdb_env_close(s->env);
 		s->env = NULL;
+		s->reserved_pages = 0;
+		return rc;
 	}
-	return rc;
+	s->is_mapped = 1;
+	return 0;
 }
 
 /*
  * Open the environment and check, before any data page is read, that
  * data.mdb is as long as its meta page says (LMDB would fault past its
- * end).  Inside the store: a fault here marks the cache damaged.
+ * end); then reopen it written through its map.  The check comes first
+ * because LMDB makes a mapped data.mdb as long as the map, which would
+ * hide a truncated file behind zeros.  Inside the store: a fault here
+ * marks the cache damaged.
  */
 static int
 open_env(struct cache_store *s, const struct cache_store_conf *conf,
@@ -777,26 +821,10 @@ open_env(struct cache_store *s, const struct cache_store_conf *conf,
 {
 	MDB_envinfo ei;
 	MDB_stat st;
-	int rc = 0, dead, is_mapped = 0;
+	int rc, dead;
 
 	cache_lmdb_enter();
-	if (conf->is_preallocated) {
-		rc = open_preallocated(s, conf->dir);
-		is_mapped = rc == 0;
-		if (rc != 0) {
-			/* A full disk, a file size limit, a file system
-			 * without fallocate: the store works as without the
-			 * option. */
-			CDN_LOG(CDN_LOG_WARN, "cache",
-			    "cache_preallocate: cannot reserve %s/data.mdb "
-			    "(%s): writing it without its map",
-			    conf->dir, mdb_strerror(rc));
-			rc = env_new(s, *mapsize);
-		}
-	}
-	if (rc == 0 && !is_mapped)
-		rc = mdb_env_open(
-		    s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
+	rc = mdb_env_open(s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
 	if (rc == 0) {
 		/* Free the reader slots of dead processes (a crashed edged). */
 		(void)mdb_reader_check(s->env, &dead);
@@ -818,6 +846,31 @@ open_env(struct cache_store *s, const struct cache_store_conf *conf,
 	        sizeof(e->why)) != CDN_OK) {
 		e->kind = CACHE_OPEN_DAMAGED;
 		return CDN_ECORRUPT;
+	}
+	cache_lmdb_enter();
+	rc = open_mapped(s, conf, *mapsize);
+	if (rc != 0) {
+		/* Written with pwrite(2) as before, which a full disk
+		 * fails with ENOSPC rather than a fault. */
+		if (conf->is_preallocated)
+			CDN_LOG(CDN_LOG_WARN, "cache",
+			    "cache_preallocate: cannot reserve %s/data.mdb "
+			    "(%s): writing it without its map",
+			    conf->dir, mdb_strerror(rc));
+		else
+			CDN_LOG(CDN_LOG_WARN, "cache",
+			    "%s/data.mdb cannot be reserved as it grows (%s): "
+			    "writing it without its map",
+			    conf->dir, mdb_strerror(rc));
+		rc = env_new(s, *mapsize);
+		if (rc == 0)
+			rc = mdb_env_open(s->env, conf->dir,
+			    MDB_NOSYNC | MDB_NORDAHEAD, 0644);
+	}
+	cache_lmdb_leave();
+	if (rc != 0) {
+		open_why(e, rc);
+		return CDN_EIO;
 	}
 	return CDN_OK;
 }
@@ -890,6 +943,7 @@ cache_store_open_diag(
 	s->dir = cdn_xstrdup(conf->dir);
 	s->max_object_bytes = conf->max_object_bytes;
 	s->purge_fd = -1;
+	s->data_fd = -1;
 	s->dirfd = -1;
 	s->lock_fd = -1;
 	s->rules = cache_rules_new();
@@ -1005,6 +1059,7 @@ cache_store_close(struct cache_store **sp)
 	CDN_ASSERT(pthread_join(s->writer, NULL) == 0);
 	CDN_ASSERT(s->qhead == NULL);
 	readers_forget(s);
+	cache_store_reserve_release(s);
 	mdb_env_close(s->env);
 	store_close_files(s);
 	cache_mem_free(&s->mem);

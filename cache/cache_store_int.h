@@ -8,6 +8,7 @@
 #ifndef CACHE_STORE_INT_H
 #define CACHE_STORE_INT_H
 
+#include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -125,8 +126,17 @@ struct cache_store {
 	MDB_dbi db_prules, db_plog, db_tags;
 	size_t psize;
 	pthread_rwlock_t map_lock;
-	int dirfd;   /* the directory, for the damage marker */
-	int lock_fd; /* CACHE_LOCK_FILE, flock shared while open */
+	/* Written through its map (cache_store_reserve.c); the fields below
+	 * it are the writing thread's, under LMDB's write lock. */
+	int is_mapped;
+	int data_fd;             /* LMDB's own descriptor of data.mdb */
+	uint64_t reserved_pages; /* data.mdb allocated up to here, at least */
+	uint64_t room_pages;     /* what the write txn may reach, at most */
+	uint64_t op_pages;       /* ... per tree operation */
+	uint64_t tag_op_pages;   /* ... per one of the tag index */
+	int reserve_overrun;     /* a commit went past: logged */
+	int dirfd;               /* the directory, for the damage marker */
+	int lock_fd;             /* CACHE_LOCK_FILE, flock shared while open */
 	atomic_int damaged;
 
 	struct cache_mem *mem;
@@ -299,6 +309,13 @@ cache_store_is_full(int rc)
 
 int cache_store_txn_begin(
     struct cache_store *s, unsigned flags, MDB_txn **txnp) CDN_WUR;
+/* A write transaction refused for want of disk (cache_store_reserve.c)
+ * gives one of these errno codes, not logged: its caller says why. */
+static inline int
+cache_store_is_unreserved(int rc)
+{
+	return rc == ENOSPC || rc == EFBIG || rc == EDQUOT;
+}
 void cache_store_txn_abort(struct cache_store *s, MDB_txn **txnp);
 /* A read transaction with the calling thread's kept one (cache_store.c). */
 int cache_store_read_begin(struct cache_store *s, MDB_txn **txnp) CDN_WUR;
@@ -313,6 +330,62 @@ uint64_t cache_store_count_pages(struct cache_store *s, uint64_t est);
 uint64_t cache_store_object_count(struct cache_store *s, MDB_txn *txn);
 /* The LRU bucket (CACHE_LRU_BUCKET_S) of now, with the test clock skew. */
 uint32_t cache_store_now_bucket(struct cache_store *s);
+
+/* ================= cache_store_reserve.c ================= */
+
+/* With data.mdb's descriptor: does it take fallocate(2)?  0 or errno. */
+int cache_store_reserve_probe(struct cache_store *s);
+int cache_store_reserve_begin(struct cache_store *s, MDB_txn *txn) CDN_WUR;
+int cache_store_reserve_more(struct cache_store *s, uint64_t pages) CDN_WUR;
+void cache_store_reserve_check(struct cache_store *s, size_t txnid);
+void cache_store_reserve_release(struct cache_store *s);
+
+/*
+ * Before a tree operation of the write transaction that can add <bytes>
+ * of value: the pages it can take are reserved in data.mdb (see
+ * cache_store_reserve.c).  0, or an errno code: the operation must not
+ * run, and the transaction is to be aborted.
+ */
+static inline int
+cache_store_room(struct cache_store *s, MDB_dbi dbi, size_t bytes)
+{
+	if (!s->is_mapped)
+		return 0;
+	s->room_pages += dbi == s->db_tags ? s->tag_op_pages : s->op_pages;
+	if (bytes > 0)
+		s->room_pages += bytes / s->psize + 1; /* overflow pages */
+	if (s->room_pages <= s->reserved_pages)
+		return 0;
+	return cache_store_reserve_more(s, s->room_pages);
+}
+
+/* mdb_put, mdb_del and mdb_cursor_del of the store's write transactions:
+ * each makes its room first. */
+static inline int
+store_mdb_put(struct cache_store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *k,
+    MDB_val *v, unsigned flags)
+{
+	int rc = cache_store_room(s, dbi, v->mv_size);
+
+	return rc != 0 ? rc : mdb_put(txn, dbi, k, v, flags);
+}
+
+static inline int
+store_mdb_del(
+    struct cache_store *s, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+{
+	int rc = cache_store_room(s, dbi, 0);
+
+	return rc != 0 ? rc : mdb_del(txn, dbi, k, v);
+}
+
+static inline int
+store_mdb_cursor_del(struct cache_store *s, MDB_cursor *cur, unsigned flags)
+{
+	int rc = cache_store_room(s, mdb_cursor_dbi(cur), 0);
+
+	return rc != 0 ? rc : mdb_cursor_del(cur, flags);
+}
 
 /* ================= cache_record.c ================= */
 

@@ -259,7 +259,7 @@ purge_record(struct cache_store *s, MDB_txn *txn,
 	put_le64(val, hard);
 	put_le64(val + 8, seq);
 	v = mval(val, sizeof(val));
-	rc = mdb_put(txn, s->db_prules, &k, &v, 0);
+	rc = store_mdb_put(s, txn, s->db_prules, &k, &v, 0);
 	if (rc != 0)
 		return rc;
 	put_be64(lk, seq);
@@ -267,7 +267,7 @@ purge_record(struct cache_store *s, MDB_txn *txn,
 	k = mval(lk, sizeof(lk));
 	v.mv_size = len + 2;
 	v.mv_data = NULL;
-	rc = mdb_put(txn, s->db_plog, &k, &v, MDB_RESERVE);
+	rc = store_mdb_put(s, txn, s->db_plog, &k, &v, MDB_RESERVE);
 	if (rc != 0)
 		return rc;
 	lv = v.mv_data;
@@ -318,7 +318,7 @@ purge_commit(struct cache_store *s, MDB_txn **txnp, uint64_t seq)
 	put_le64(sb, seq);
 	k = mval("purge_seq", 9);
 	v = mval(sb, sizeof(sb));
-	rc = mdb_put(*txnp, s->db_meta, &k, &v, 0);
+	rc = store_mdb_put(s, *txnp, s->db_meta, &k, &v, 0);
 	if (rc == 0)
 		rc = cache_store_txn_commit(s, txnp);
 	if (rc == 0)
@@ -401,7 +401,7 @@ cache_store_purge_batch(struct cache_store *s, struct cache_purge_op *ops,
 	}
 	k = mval(mark, strlen(mark));
 	v = mval(val, len);
-	rc = mdb_put(txn, s->db_meta, &k, &v, 0);
+	rc = store_mdb_put(s, txn, s->db_meta, &k, &v, 0);
 	if (rc != 0)
 		return purge_fail(s, &txn, rc);
 	rc = purge_commit(s, &txn, seq);

@@ -71,7 +71,7 @@ cache_stream_delete(
 	for (uint32_t i = 0; i < st->nchunks; i++) {
 		cache_record_chunkkey(ck, st->obj->key, st->obj->variant, i);
 		k = mval(ck, sizeof(ck));
-		rc = mdb_del(txn, s->db_body, &k, NULL);
+		rc = store_mdb_del(s, txn, s->db_body, &k, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
 	}
@@ -120,7 +120,7 @@ cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 		cache_record_chunkkey(ck, o->key, o->variant, m->chunk);
 		k = mval(ck, sizeof(ck));
 		v = mval(m->data, part);
-		rc = mdb_put(txn, s->db_body, &k, &v, 0);
+		rc = store_mdb_put(s, txn, s->db_body, &k, &v, 0);
 		if (rc != 0)
 			return rc;
 	}

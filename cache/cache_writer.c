@@ -92,7 +92,7 @@ usage_write(
 	put_le64(rec + 32, XXH3_64bits(rec, 32));
 	k = mval("usage", 5);
 	v = mval(rec, sizeof(rec));
-	return mdb_put(txn, s->db_meta, &k, &v, 0);
+	return store_mdb_put(s, txn, s->db_meta, &k, &v, 0);
 }
 
 /* Commit with the usage record; publishes counters.  0 or LMDB code. */
@@ -360,6 +360,11 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 		cache_evict_make_room(s, need, squeeze, v, n);
 		cache_store_purge_refresh(s);
 		rc = cache_store_txn_begin(s, 0, &txn);
+		if (cache_store_is_unreserved(rc)) {
+			/* No disk for what the batch could write. */
+			cache_writer_failed(s, "reserve", rc, need);
+			break;
+		}
 		if (rc != 0) {
 			/* Logged and counted by cache_store_txn_begin. */
 			atomic_store_explicit(&s->w_fault,

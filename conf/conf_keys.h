@@ -75,7 +75,7 @@ CONF_RESTART_KEY(admin_allow, STRLIST, 0, 0, "loopback", "clients allowed on the
 CONF_RESTART_KEY(admin_token_file, STR, 0, 0, "", "file holding the Bearer token the admin listener requires (empty: none)")
 CONF_RESTART_KEY(cache_dir, STR, 0, 0, "", "cache directory, an LMDB environment (empty: no cache)")
 CONF_RESTART_KEY(cache_size, SIZE, 1048576, UINT64_C(1) << 44, "1G", "disk cache budget (the LMDB map size)")
-CONF_RESTART_KEY(cache_preallocate, UINT, 0, 1, "0", "1: reserve all of cache_size on disk at start (data.mdb as long as cache_size) and write the store through its memory map (LMDB MDB_WRITEMAP): the writer keeps up with more misses; see docs/operations.md")
+CONF_RESTART_KEY(cache_preallocate, UINT, 0, 1, "0", "1: reserve all of cache_size on disk at start, not as the store grows (it is written through its memory map either way); see docs/operations.md")
 CONF_RESTART_KEY(memory_size, SIZE, 0, UINT64_C(1) << 40, "256M", "memory tier budget")
 CONF_RESTART_KEY(max_object_size, SIZE, 0, UINT64_C(1) << 40, "64M", "larger responses stream through uncached")
 CONF_SITE_KEY(cache_default_ttl, DURATION, 0, UINT64_C(315360000000), "0", "lifetime of cacheable responses with no freshness information and no Last-Modified (0: not stored)")
