@@ -12,7 +12,10 @@ running, and once the cap is lifted it serves again and exits cleanly.
 
 glibc is told a fixed mmap threshold, so that every block is its own
 mapping and the cap is met by a block rather than by whatever small
-allocation comes next.
+allocation comes next, and one arena for all threads: a thread whose first
+allocation comes after the cap (the store's writer, which a small put
+written through the map leaves without one) would otherwise reserve an
+arena of its own, and fail there.
 """
 
 import os
@@ -38,6 +41,7 @@ def vm_size(pid):
 def test_fill_out_of_memory_fails_the_fill():
     env = dict(os.environ)
     env["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    env["MALLOC_ARENA_MAX"] = "1"
     # Under ASan, a failed allocation must return NULL as libc's does.
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
                            ":allocator_may_return_null=1").lstrip(":")
