@@ -303,6 +303,21 @@ def mktemp(prefix):
     return d
 
 
+def self_signed(d, cn="localhost"):
+    """A throwaway P-256 certificate for <cn> and its key, made in <d>:
+    (cert, key), or None when no openssl command can make one."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=" + cn,
+         "-days", "1", "-keyout", key, "-out", cert],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    return (cert, key) if r.returncode == 0 else None
+
+
 _given_ports = set()
 
 

@@ -12,11 +12,9 @@ pipelined.
 import fcntl
 import json
 import os
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import termios
 import time
@@ -28,20 +26,7 @@ SIZE = 8 * 1024 * 1024
 READ = 100 * 1024
 RCVBUF = 64 * 1024
 TLS_RECORD = 16 * 1024 + 256  # a record's content and its framing
-OPENSSL = shutil.which("openssl")
 
-
-def self_signed(d):
-    """A throwaway certificate and key in <d>, or None without openssl."""
-    if OPENSSL is None:
-        return None
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    subprocess.run(
-        [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
-         "-days", "1", "-keyout", key, "-out", cert],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return cert, key
 
 
 def tx_queue(port, peer_port):
@@ -164,9 +149,9 @@ def test_plain_hit_read_in_part():
 
 @et.timeout(120)
 def test_tls_hit_read_in_part():
-    tls = self_signed(et.mktemp("cert"))
+    tls = et.self_signed(et.mktemp("cert"))
     if tls is None:
-        raise et.Skip("no openssl command")
+        raise et.Skip("openssl cannot make a certificate")
     tport = et.free_port()
     target = "/obj/bigtls?size=%d&ttl=600" % SIZE
     with et.Origin() as o, json_edge(

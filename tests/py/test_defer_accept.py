@@ -134,21 +134,12 @@ def test_late_request_within_the_period_is_served():
             s.close()
 
 
-def tls_pair(d):
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    r = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-         "-subj", "/CN=localhost", "-days", "1"], capture_output=True,
-        timeout=30)
-    if r.returncode != 0:
-        raise et.Skip("openssl cannot make a certificate: %r" % r.stderr)
-    return cert, key
-
-
 def test_tls_listener_defers_and_serves():
     d = et.mktemp("defertls")
-    cert, key = tls_pair(d)
+    tls = et.self_signed(d)
+    if tls is None:
+        raise et.Skip("openssl cannot make a certificate")
+    cert, key = tls
     tport = et.free_port()
     with et.Origin() as o:
         aport, e = admin_edge(o, *DEFER3, "--listen-tls",

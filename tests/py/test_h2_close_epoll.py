@@ -21,21 +21,8 @@ h2raw.need_h2()
 import edgetest as et  # noqa: E402
 
 STRACE = shutil.which("strace")
-OPENSSL = shutil.which("openssl")
 CONNS = 20
 
-
-def self_signed(d):
-    """A throwaway certificate and key in <d>, or None without openssl."""
-    if OPENSSL is None:
-        return None
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    subprocess.run(
-        [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
-         "-days", "1", "-keyout", key, "-out", cert],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return cert, key
 
 
 def attach(e):
@@ -57,7 +44,7 @@ def test_closed_connections_leave_epoll_first():
     h2c, aport, tport = et.free_port(), et.free_port(), et.free_port()
     extra = ["--listen-h2c", "127.0.0.1:%d" % h2c,
              "--admin-listen", "127.0.0.1:%d" % aport]
-    tls = self_signed(et.mktemp("cert"))
+    tls = et.self_signed(et.mktemp("cert"))
     if tls is not None:
         extra += ["--listen-tls", "127.0.0.1:%d" % tport,
                   "--tls-cert", tls[0], "--tls-key", tls[1]]

@@ -29,7 +29,6 @@ import purgenode as pn  # noqa: E402
 CHUNK = 256 * 1024  # CACHE_CHUNK_SIZE
 SEAL_MIN = 64 * 1024  # CACHE_OBJ_FD_MIN
 CURL = shutil.which("curl")
-OPENSSL = shutil.which("openssl")
 
 
 def admin_args(cache=None):
@@ -290,16 +289,6 @@ def test_promoted_from_disk():
         et.eq(o.count("/obj/disk"), 1, "one fetch in all")
 
 
-def make_cert(d):
-    key, crt = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
-    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-keyout", key, "-out", crt, "-days", "2",
-                    "-subj", "/CN=edge.test"],
-                   check=True, capture_output=True, timeout=30)
-    return crt, key
-
-
 def curl(*args):
     """The body curl got; the Host edgetest's requests carry, so that
     every protocol asks for the same cached object."""
@@ -311,11 +300,12 @@ def curl(*args):
 
 
 def test_tls_and_http2_read_the_mapping():
-    if CURL is None or OPENSSL is None:
+    tls = et.self_signed(et.mktemp("certs"), cn="edge.test")
+    if CURL is None or tls is None:
         raise et.Skip("needs curl and openssl")
     size = CHUNK + 4321
     target = "/obj/t?size=%d&ttl=600" % size
-    crt, key = make_cert(et.mktemp("certs"))
+    crt, key = tls
     tport, h2port = et.free_port(), et.free_port()
     aport, extra = admin_args()
     with et.Origin() as o, et.Edge(

@@ -429,14 +429,10 @@ def tls_get(port, path):
 
 def test_tls_listener_is_handed_over():
     d = et.mktemp("tkotls")
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    r = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-         "-subj", "/CN=localhost", "-days", "1"], capture_output=True,
-        timeout=30)
-    if r.returncode != 0:
-        raise et.Skip("openssl cannot make a certificate: %r" % r.stderr)
+    tls = et.self_signed(d)
+    if tls is None:
+        raise et.Skip("openssl cannot make a certificate")
+    cert, key = tls
     tls_port = et.free_port()
     args = ["--cache-dir", os.path.join(d, "cache"), "--listen-tls",
             "127.0.0.1:%d" % tls_port, "--tls-cert", cert, "--tls-key", key]

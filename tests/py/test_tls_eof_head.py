@@ -10,30 +10,17 @@ line for a request it never got, and says in its log that the client
 closed within a request head.  Each case is sent as one write of the records,
 so that edged reads the head and the end together.
 """
-import os
-import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
 
-OPENSSL = shutil.which("openssl")
 FULL = b"GET /obj/eof?size=3000 HTTP/1.1\r\nHost: localhost\r\n\r\n"
 HALF = b"GET /obj/half?size=3000 HTTP/1.1\r\nHost: loc"
 
-
-def self_signed(d):
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    subprocess.run(
-        [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
-         "-days", "1", "-keyout", key, "-out", cert],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return cert, key
 
 
 class RawTLS:
@@ -103,9 +90,10 @@ class RawTLS:
 
 
 def tls_edge(o):
-    if OPENSSL is None:
-        raise et.Skip("no openssl command")
-    cert, key = self_signed(et.mktemp("cert"))
+    tls = et.self_signed(et.mktemp("cert"))
+    if tls is None:
+        raise et.Skip("openssl cannot make a certificate")
+    cert, key = tls
     port = et.free_port()
     e = et.Edge(o.url, "--listen-tls", "127.0.0.1:%d" % port,
                 "--tls-cert", cert, "--tls-key", key, threads=1)
