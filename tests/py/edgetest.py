@@ -395,12 +395,13 @@ def _wait_file(path, proc, timeout, what, logs=()):
         time.sleep(0.01)
 
 
-def proc_rss_kib(pid):
+def proc_kib(pid, field="VmRSS"):
+    """A size from /proc/PID/status in KiB: VmRSS, RssAnon, VmSize..."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
+    raise AssertionError("no %s for pid %d" % (field, pid))
 
 
 class Origin:
@@ -673,7 +674,7 @@ class Edge:
     # ---- process ----
 
     def rss_kib(self):
-        return proc_rss_kib(self.pid)
+        return proc_kib(self.pid)
 
     def stderr_text(self):
         return _read_file(self.stderr_path)

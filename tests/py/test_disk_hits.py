@@ -50,14 +50,6 @@ def path(i, size=SIZE):
     return "/obj/disk%d?size=%d&ttl=300&hdr=ETag:%%22v%d%%22" % (i, size, i)
 
 
-def rss_anon_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssAnon in /proc/%d/status" % pid)
-
-
 def stats(port):
     with et.Client(port) as c:
         return json.loads(c.request("GET", "/stats").body)
@@ -119,7 +111,7 @@ def test_five_slow_readers_of_disk_hits():
             et.check_pattern(e.request("GET", "/obj/warm?size=1048576").body,
                              1 << 20)
             time.sleep(0.5)
-            base, anon = e.rss_kib(), rss_anon_kib(e.pid)
+            base, anon = e.rss_kib(), et.proc_kib(e.pid, "RssAnon")
             peak, peak_anon = base, anon
             readers = [et.SlowReader(e, path(i), SIZE, RATE)
                        for i in range(READERS)]
@@ -128,7 +120,7 @@ def test_five_slow_readers_of_disk_hits():
             until = time.monotonic() + 6
             while time.monotonic() < until:
                 peak = max(peak, e.rss_kib())
-                peak_anon = max(peak_anon, rss_anon_kib(e.pid))
+                peak_anon = max(peak_anon, et.proc_kib(e.pid, "RssAnon"))
                 time.sleep(0.1)
             for r in readers:
                 et.ok(r.error is None, "reader: %s" % r.error)

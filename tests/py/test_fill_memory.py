@@ -29,14 +29,6 @@ BIG = 256 * 1024 * 1024
 HEADROOM = 64 * 1024 * 1024
 
 
-def vm_size(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmSize for pid %d" % pid)
-
-
 @et.timeout(90)
 def test_fill_out_of_memory_fails_the_fill():
     env = dict(os.environ)
@@ -53,7 +45,7 @@ def test_fill_out_of_memory_fails_the_fill():
         et.eq(e.request("GET", "/obj/warm?size=1000&ttl=60").status, 200,
               "a first request (threads and arenas set up)")
         soft, hard = resource.prlimit(e.pid, resource.RLIMIT_AS)
-        cap = vm_size(e.pid) + HEADROOM
+        cap = et.proc_kib(e.pid, "VmSize") * 1024 + HEADROOM
         if hard != resource.RLIM_INFINITY and hard < cap:
             raise et.Skip("RLIMIT_AS hard limit too low")
         resource.prlimit(e.pid, resource.RLIMIT_AS, (cap, hard))

@@ -42,14 +42,6 @@ ASAN_ENV = {"ASAN_OPTIONS": ":".join(filter(None, [
     "quarantine_size_mb=1", "thread_local_quarantine_size_kb=64"]))}
 
 
-def rss_anon_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssAnon in /proc/%d/status" % pid)
-
-
 def stats(port):
     with et.Client(port) as c:
         return json.loads(c.request("GET", "/stats").body)["cache"]
@@ -95,7 +87,7 @@ def test_sizes_shift():
         # heap's own growth is not counted against the tier.
         for size in SIZES:
             fetch_all(e, size, 64)
-        base = rss_anon_kib(e.pid)
+        base = et.proc_kib(e.pid, "RssAnon")
         held = []
         for size in SIZES:
             st = stats(admin)
@@ -103,7 +95,7 @@ def test_sizes_shift():
             fetch_all(e, size, n)
             st = stats(admin)
             held.append((size, st["memory_bytes"], st["memory_slab_bytes"],
-                         rss_anon_kib(e.pid) - base))
+                         et.proc_kib(e.pid, "RssAnon") - base))
         report = "; ".join(
             "after %d B: charged %d, slab %d, RssAnon +%d KiB" % h
             for h in held)
