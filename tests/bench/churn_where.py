@@ -33,8 +33,11 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import benchproc  # noqa: E402
+from benchproc import free_port  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-TCK = os.sysconf("SC_CLK_TCK")
 
 NGINX_CONF = """user root;
 worker_processes 2;
@@ -68,14 +71,6 @@ http {{
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def tree(pid):
     """<pid> and its children (nginx's workers)."""
     out = [pid]
@@ -91,11 +86,7 @@ def tree(pid):
 def cpu_s(pid, which=(11, 12)):
     """CPU-seconds of <pid>'s tree: user and system, or <which> of them
     (11 user, 12 system)."""
-    tot = 0.0
-    for p in tree(pid):
-        f = open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()
-        tot += sum(int(f[i]) for i in which) / TCK
-    return tot
+    return sum(benchproc.cpu_s(p, which) for p in tree(pid))
 
 
 def vcsw(pid):

@@ -18,7 +18,6 @@ Loopback only; every process started here is stopped at the end.
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,8 +25,10 @@ import tempfile
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from benchproc import cpu_s, free_port  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-TCK = os.sysconf("SC_CLK_TCK")
 WARM_THREADS = 16
 SIZE = 4096
 LUA = r"""
@@ -49,26 +50,6 @@ function done(summary, latency, requests)
     summary.errors.connect + summary.errors.timeout))
 end
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_s(pid):
-    t = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                st = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a thread that ended meanwhile
-        t += int(st[11]) + int(st[12])
-    return t / TCK
 
 
 def warm(port, lo, hi):

@@ -25,13 +25,14 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-TCK = os.sysconf("SC_CLK_TCK")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from benchproc import cpu_s, free_port, minflt, rss_anon_kib  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LUA = r"""
 local n = 0
@@ -48,14 +49,6 @@ end
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def get(port, path):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -67,25 +60,6 @@ def get(port, path):
         return body
     finally:
         c.close()
-
-
-def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        st = f.read().rsplit(")", 1)[1].split()
-    return (int(st[11]) + int(st[12])) / TCK
-
-
-def minflt(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[7])
-
-
-def rss_anon_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise SystemExit("no RssAnon for %d" % pid)
 
 
 def run(binary, memory, dur, sizes, hot, origin_port, tmp):
