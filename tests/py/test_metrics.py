@@ -628,6 +628,11 @@ def test_counters_exact_under_concurrent_load():
             with e.connect() as c:  # warm: 10 misses
                 for u in hot:
                     et.eq(c.request("GET", u).status, 200, u)
+            # A request is counted once the socket has taken its answer,
+            # a moment after the client may have read it: the base is
+            # taken once the warm-up connection has ended.
+            et.wait_for(lambda: stats(port)["connections_open"] == 0,
+                        what="the warm-up connection closed")
             base = stats(port)
             results = [None] * nthreads
             errors = []
