@@ -1,8 +1,11 @@
-"""What the Python benchmark scripts share: a free loopback port, and a
-process's CPU time, faults and memory read from /proc."""
+"""What the Python benchmark scripts share: a free loopback port, a
+process's CPU time, faults and memory read from /proc, and the stop of what
+they started."""
 
 import os
+import shutil
 import socket
+import subprocess
 
 TCK = os.sysconf("SC_CLK_TCK")
 
@@ -38,3 +41,17 @@ def rss_anon_kib(pid):
             if line.startswith("RssAnon:"):
                 return int(line.split()[1])
     raise SystemExit("no RssAnon for %d" % pid)
+
+
+def stop(procs, work):
+    """Stop what a script started (killed if it lingers 20 s after a
+    terminate) and remove its working directory."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    shutil.rmtree(work, ignore_errors=True)

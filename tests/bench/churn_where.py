@@ -35,7 +35,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import benchproc  # noqa: E402
-from benchproc import free_port  # noqa: E402
+from benchproc import free_port, stop  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -251,11 +251,7 @@ def main():
             print("%-10s %s" % (name, " ".join(
                 "%13.2f" % x if x < 100 else "%13.0f" % x for x in med)))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(procs, work)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from benchproc import cpu_s, free_port  # noqa: E402
+from benchproc import cpu_s, free_port, stop  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -108,11 +108,7 @@ def main():
                       % (size, name, rps, eff, rps / base[0], eff / base[1],
                          servers[0][0]))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(procs, work)
 
 
 if __name__ == "__main__":

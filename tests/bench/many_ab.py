@@ -17,7 +17,6 @@ Loopback only; every process started here is stopped at the end.
 """
 import http.client
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import threading
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from benchproc import cpu_s, free_port  # noqa: E402
+from benchproc import cpu_s, free_port, stop  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WARM_THREADS = 16
@@ -140,15 +139,7 @@ def main():
         print("median after/before: req/s %.3f, req/CPU-s %.3f"
               % (statistics.median(rr), statistics.median(rc)))
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop(procs, tmp)
 
 
 if __name__ == "__main__":
