@@ -50,6 +50,7 @@ run_build() {
 # A short run of every fuzz target, where clang has libFuzzer, from its
 # committed corpus (tests/fuzz/corpus/<target>, only read), stopping at
 # the first UBSan report as at a crash (but tests/fuzz/ubsan.supp's).
+# An input that runs 30 s is a hang, reported as a crash is.
 run_fuzz() {
 	echo "=== fuzz smoke: CC=clang ./configure --enable-fuzz"
 	[ -f Makefile ] && make -s distclean >/dev/null 2>&1
@@ -65,7 +66,7 @@ run_fuzz() {
 		work=$(mktemp -d)
 		if make -s -j"$jobs" "$t" >/dev/null 2>&1 &&
 		    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=tests/fuzz/ubsan.supp \
-		    "./$t" -max_total_time="${FUZZ_SECONDS:-20}" \
+		    "./$t" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=30 \
 			-rss_limit_mb=2048 "$work" $corpus >"$t.log" 2>&1; then
 			echo "PASS: $t ($(grep -o 'Done [0-9]* runs' "$t.log"))"
 			total_pass=$((total_pass + 1))
