@@ -88,6 +88,7 @@ class Load:
         self.lock = threading.Lock()
         self.counts = {a: 0 for a in ACTIONS}
         self.errors = []
+        self.error_targets = []  # whose access-log lines the report shows
         self.paused = threading.Event()
         self.idle = threading.Semaphore(0)
         self.stop = threading.Event()
@@ -96,10 +97,12 @@ class Load:
         self.names = names
         self.weights = [ACTIONS[a][0] for a in names]
 
-    def error(self, what):
+    def error(self, what, target=None):
         with self.lock:
             if len(self.errors) < 20:
                 self.errors.append(what)
+                if target is not None:
+                    self.error_targets.append(target)
 
     def next_serial(self):
         with self.lock:
@@ -191,7 +194,9 @@ class Load:
                 while len(body) < size:
                     d = c.sock.recv(8192)
                     if not d:
-                        raise AssertionError("EOF after %d bytes" % len(body))
+                        self.error("%s: EOF after %d bytes of %s"
+                                   % (action, len(body), t), t)
+                        return
                     body += d
                     ahead = len(body) / SLOW_READ_RATE - (time.monotonic() - t0)
                     if ahead > 0:
@@ -341,6 +346,12 @@ def main():
             ", ".join("%s %d" % kv for kv in load.counts.items())))
         for e in load.errors:
             fails.append(e)
+        # How edged itself saw each request that went wrong (the log is
+        # flushed every ~200 ms; the load has been paused longer).
+        log = node.edge.access_log_lines()
+        for t in load.error_targets:
+            for line in [l for l in log if t in l][-3:]:
+                print("soak: access log: " + line)
         if samples:
             step = max(1, len(samples) // 10)
             print("soak: anonymous RSS over time (s: KiB): " + ", ".join(
