@@ -825,6 +825,7 @@ open_mapped(struct cache_store *s, const struct cache_store_conf *conf,
 	if (rc != 0) {
 		mdb_env_close(s->env);
 		s->env = NULL;
+		s->data_fd = -1; /* closed with it */
 		s->reserved_pages = 0;
 		return rc;
 	}
