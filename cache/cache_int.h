@@ -233,6 +233,27 @@ void cache_record_objkey(uint8_t out[CACHE_OBJKEY_LEN],
 void cache_record_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i);
 
+/* ================= LMDB's meta pages (cache_lmdb_meta.c) ================= */
+
+/* What the newer of data.mdb's two meta pages says. */
+struct cache_lmdb_meta {
+	uint64_t last_pgno; /* the last page in use */
+	uint64_t txnid;     /* the last commit's */
+	uint64_t mapsize;   /* the map's size when it was written */
+	uint32_t psize;     /* bytes per page */
+};
+
+/*
+ * Read the meta pages of the data.mdb open as <fd> with pread(2), as
+ * mdb_env_open does before it maps the file, and keep the newer (the
+ * larger txnid).  0 and *m filled; ENOENT if the file is empty (LMDB makes
+ * a new environment of it); MDB_INVALID if a meta page is short, not a
+ * meta page, of another magic or of a page size LMDB does not write;
+ * MDB_VERSION_MISMATCH for another data version; an errno value if a read
+ * fails.  *m is untouched on failure.
+ */
+int cache_lmdb_meta_read(int fd, struct cache_lmdb_meta *m);
+
 /* ================= damage (cache_damage.c) ================= */
 
 #define CACHE_DAMAGE_FILE "damaged"    /* the marker: why, one line */

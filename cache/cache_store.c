@@ -769,37 +769,63 @@ env_new(struct cache_store *s, uint64_t mapsize)
 }
 
 /*
- * Reopen the environment checked by open_env written through its map
- * (MDB_WRITEMAP; "Written through its map" above): data.mdb reserved as
- * far as it is used (cache_store_reserve.c), or, with cache_preallocate,
- * all of the map at once.  0 or an error code (the file system has no
- * fallocate, a file size limit below the map, a full disk for
- * cache_preallocate); on error the environment is closed and s->env is
- * NULL.
+ * Open s->env, made by env_new, on <dir> with <flags>: its page size in
+ * s->psize and, when *mapsize is 0 (purged), the map size it took in
+ * *mapsize.  0 or an LMDB or errno code.
+ */
+static int
+env_open(
+    struct cache_store *s, const char *dir, unsigned flags, uint64_t *mapsize)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	int rc;
+
+	flags |= MDB_NOSYNC | MDB_NORDAHEAD;
+	rc = mdb_env_open(s->env, dir, flags, 0644);
+	if (rc == 0)
+		rc = mdb_env_stat(s->env, &st);
+	if (rc == 0)
+		rc = mdb_env_info(s->env, &ei);
+	if (rc != 0)
+		return rc;
+	s->psize = st.ms_psize;
+	/* disk_bytes 0 (purged): adopt the map size the environment has. */
+	if (*mapsize == 0)
+		*mapsize = ei.me_mapsize;
+	return 0;
+}
+
+/*
+ * Open the environment written through its map (MDB_WRITEMAP; "Written
+ * through its map" above): data.mdb reserved as far as it is used
+ * (cache_store_reserve.c), or, with cache_preallocate, all of the map at
+ * once.  0 or an error code (the file system has no fallocate, a file
+ * size limit below the map, a full disk for cache_preallocate); on error
+ * the environment is closed and s->env is NULL.
  */
 static int
 open_mapped(struct cache_store *s, const struct cache_store_conf *conf,
-    uint64_t mapsize)
+    uint64_t *mapsize)
 {
 	int rc;
 
-	mdb_env_close(s->env);
-	rc = env_new(s, mapsize);
+	rc = env_new(s, *mapsize);
 	if (rc == 0)
-		rc = mdb_env_open(s->env, conf->dir,
-		    MDB_NOSYNC | MDB_NORDAHEAD | MDB_WRITEMAP, 0644);
+		rc = env_open(s, conf->dir, MDB_WRITEMAP, mapsize);
 	if (rc == 0)
 		rc = mdb_env_get_fd(s->env, &s->data_fd);
 	if (rc == 0 && conf->is_preallocated) {
-		if (fallocate(s->data_fd, 0, 0, (off_t)mapsize) == -1)
+		if (fallocate(s->data_fd, 0, 0, (off_t)*mapsize) == -1)
 			rc = errno;
-		s->reserved_pages = mapsize / s->psize;
+		s->reserved_pages = *mapsize / s->psize;
 	} else if (rc == 0) {
 		rc = cache_store_reserve_probe(s);
 	}
 	if (rc != 0) {
 		mdb_env_close(s->env);
 		s->env = NULL;
+		s->data_fd = -1; /* closed with it */
 		s->reserved_pages = 0;
 		return rc;
 	}
@@ -808,70 +834,89 @@ open_mapped(struct cache_store *s, const struct cache_store_conf *conf,
 }
 
 /*
- * Open the environment and check, before any data page is read, that
- * data.mdb is as long as its meta page says (LMDB would fault past its
- * end); then reopen it written through its map.  The check comes first
- * because LMDB makes a mapped data.mdb as long as the map, which would
- * hide a truncated file behind zeros.  Inside the store: a fault here
- * marks the cache damaged.
+ * Is data.mdb as long as its newer meta page says?  LMDB would fault past
+ * its end, and a file opened through its map is made as long as the map,
+ * which would hide a truncated one behind zeros: so this is read before
+ * the environment is opened, with pread(2) as LMDB reads it, not through a
+ * first environment (whose large buffers, freed, would leave glibc
+ * serving the second's from the heap for good).  CDN_OK also when the
+ * file is not there or empty: LMDB makes a new one.  Fills *e on failure.
+ */
+static int
+check_data_file(struct cache_store *s, struct cache_open_err *e)
+{
+	struct cache_lmdb_meta m;
+	uint64_t need;
+	int fd, rc;
+
+	fd = openat(s->dirfd, "data.mdb", O_RDONLY | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT)
+		return CDN_OK;
+	if (fd == -1) {
+		open_why(e, errno);
+		return CDN_EIO;
+	}
+	rc = cache_lmdb_meta_read(fd, &m);
+	close(fd);
+	if (rc == ENOENT)
+		return CDN_OK;
+	if (rc != 0) {
+		open_why(e, rc);
+		return e->kind == CACHE_OPEN_DAMAGED ? CDN_ECORRUPT : CDN_EIO;
+	}
+	/* A page number no file could hold is as good as truncated. */
+	need = m.last_pgno < UINT64_MAX / m.psize ? (m.last_pgno + 1) * m.psize
+	                                          : UINT64_MAX;
+	if (cache_damage_check_size(s->dirfd, need, e->why, sizeof(e->why)) !=
+	    CDN_OK) {
+		e->kind = CACHE_OPEN_DAMAGED;
+		return CDN_ECORRUPT;
+	}
+	return CDN_OK;
+}
+
+/*
+ * Check data.mdb against its meta page (check_data_file), then open the
+ * environment once, written through its map; where that cannot be done,
+ * written with pwrite(2).  Inside the store: a fault here marks the cache
+ * damaged.
  */
 static int
 open_env(struct cache_store *s, const struct cache_store_conf *conf,
     uint64_t *mapsize, struct cache_open_err *e)
 {
-	MDB_envinfo ei;
-	MDB_stat st;
-	int rc, dead;
+	int rc, mapped_rc, dead;
 
+	rc = check_data_file(s, e);
+	if (rc != CDN_OK)
+		return rc;
 	cache_lmdb_enter();
-	rc = mdb_env_open(s->env, conf->dir, MDB_NOSYNC | MDB_NORDAHEAD, 0644);
-	if (rc == 0) {
-		/* Free the reader slots of dead processes (a crashed edged). */
-		(void)mdb_reader_check(s->env, &dead);
-		rc = mdb_env_stat(s->env, &st);
-	}
-	if (rc == 0)
-		rc = mdb_env_info(s->env, &ei);
-	cache_lmdb_leave();
+	rc = mapped_rc = open_mapped(s, conf, mapsize);
 	if (rc != 0) {
-		open_why(e, rc);
-		return CDN_EIO;
-	}
-	s->psize = st.ms_psize;
-	/* disk_bytes 0 (purged): adopt the map size the environment has. */
-	if (*mapsize == 0)
-		*mapsize = ei.me_mapsize;
-	if (cache_damage_check_size(s->dirfd,
-	        ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize, e->why,
-	        sizeof(e->why)) != CDN_OK) {
-		e->kind = CACHE_OPEN_DAMAGED;
-		return CDN_ECORRUPT;
-	}
-	cache_lmdb_enter();
-	rc = open_mapped(s, conf, *mapsize);
-	if (rc != 0) {
-		/* Written with pwrite(2) as before, which a full disk
-		 * fails with ENOSPC rather than a fault. */
-		if (conf->is_preallocated)
-			CDN_LOG(CDN_LOG_WARN, "cache",
-			    "cache_preallocate: cannot reserve %s/data.mdb "
-			    "(%s): writing it without its map",
-			    conf->dir, mdb_strerror(rc));
-		else
-			CDN_LOG(CDN_LOG_WARN, "cache",
-			    "%s/data.mdb cannot be reserved as it grows (%s): "
-			    "writing it without its map",
-			    conf->dir, mdb_strerror(rc));
 		rc = env_new(s, *mapsize);
 		if (rc == 0)
-			rc = mdb_env_open(s->env, conf->dir,
-			    MDB_NOSYNC | MDB_NORDAHEAD, 0644);
+			rc = env_open(s, conf->dir, 0, mapsize);
 	}
+	/* Free the reader slots of dead processes (a crashed edged). */
+	if (rc == 0)
+		(void)mdb_reader_check(s->env, &dead);
 	cache_lmdb_leave();
 	if (rc != 0) {
 		open_why(e, rc);
 		return CDN_EIO;
 	}
+	/* Written with pwrite(2) as before, which a full disk fails with
+	 * ENOSPC rather than a fault. */
+	if (mapped_rc != 0 && conf->is_preallocated)
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "cache_preallocate: cannot reserve %s/data.mdb (%s): "
+		    "writing it without its map",
+		    conf->dir, mdb_strerror(mapped_rc));
+	else if (mapped_rc != 0)
+		CDN_LOG(CDN_LOG_WARN, "cache",
+		    "%s/data.mdb cannot be reserved as it grows (%s): "
+		    "writing it without its map",
+		    conf->dir, mdb_strerror(mapped_rc));
 	return CDN_OK;
 }
 
@@ -968,11 +1013,6 @@ cache_store_open_diag(
 	mapsize = conf->disk_bytes;
 	if (pg > 0 && mapsize % (uint64_t)pg != 0)
 		mapsize += (uint64_t)pg - mapsize % (uint64_t)pg;
-	rc = env_new(s, mapsize);
-	if (rc != 0) {
-		open_why(&e, rc);
-		goto fail;
-	}
 	if (open_env(s, conf, &mapsize, &e) != CDN_OK)
 		goto fail;
 	store_set_budget(s, mapsize, conf);
