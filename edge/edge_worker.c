@@ -167,7 +167,7 @@ on_flush_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Ends worker_loop() once this turn's callbacks have run.  The flag spares
- * the loop event_base_got_exit(), which takes the base's lock, each turn. */
+ * the loop a call of event_base_got_exit() each turn. */
 static void
 worker_stop(struct edge_worker *w)
 {
