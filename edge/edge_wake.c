@@ -53,22 +53,26 @@ on_posted(evutil_socket_t fd, short what, void *arg)
 int
 edge_wakeq_init(struct edge_wakeq *q, struct event_base *base)
 {
-	q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (q->fd == -1)
-		return CDN_EIO;
-	q->ev = event_new(base, q->fd, EV_READ | EV_PERSIST, on_posted, q);
-	if (q->ev == NULL || event_add(q->ev, NULL) != 0) {
-		if (q->ev != NULL)
-			event_free(q->ev);
-		q->ev = NULL;
-		close(q->fd);
-		q->fd = -1;
-		return CDN_ENOMEM;
-	}
 	pthread_mutex_init(&q->mu, NULL);
 	q->head = NULL;
 	q->is_signalled = 0;
+	q->ev = NULL;
+	q->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->fd == -1)
+		goto fail;
+	q->ev = event_new(base, q->fd, EV_READ | EV_PERSIST, on_posted, q);
+	if (q->ev == NULL || event_add(q->ev, NULL) != 0)
+		goto fail;
 	return CDN_OK;
+fail:
+	if (q->ev != NULL)
+		event_free(q->ev);
+	q->ev = NULL;
+	if (q->fd != -1)
+		close(q->fd);
+	q->fd = -1;
+	pthread_mutex_destroy(&q->mu);
+	return CDN_EIO;
 }
 
 void
