@@ -15,9 +15,10 @@
  * Threads: the owner alone writes the chain (a block's length is published
  * with a release store, a new block with a release store of ->next), so
  * readers need no lock to stream.  fill->mu guards the state and the waiter
- * list; the owner wakes a waiter by activating its event on the waiter's
- * own event_base (libevent is thread-aware here).  Lock order: the in-flight
- * table's shard lock, then fill->mu, then (inside libevent) an event_base.
+ * list; the owner wakes a waiter through the waiter's worker (edge_wake.c:
+ * at once on the same worker, by the worker's queue from another).  Lock
+ * order: the in-flight table's shard lock, then fill->mu, then a worker's
+ * wake queue.
  *
  * A response that may not be shared (not storable, too large, or a Vary
  * that some waiter does not match) releases the waiters: each fetches on its
@@ -77,6 +78,7 @@ struct fill_waiter {
 	struct edge_fill *fill;
 	struct proxy_txn *pt;
 	struct event wake;      /* on pt's worker */
+	struct edge_wake xwake; /* of <wake>: posted under fill->mu */
 	struct fill_block *blk; /* a reference, or NULL between blocks */
 	uint32_t idx;           /* of blk, or the block to read next */
 	size_t off;             /* next byte of blk to send */
@@ -138,12 +140,13 @@ struct edge_fill {
 	 * waiter behind them reads them back from the store. */
 	struct cache_stream *stream;
 	/* Owner thread only. */
-	struct event *stream_ev; /* the writer moved the stream */
-	uint32_t pushed;         /* blocks queued for the store */
-	unsigned paused : 1;     /* origin transfer waits for the store */
-	unsigned storing : 1;    /* body complete, record not committed */
-	struct fill_block *held; /* storing: the last block, its length */
-	size_t held_len;         /* not published to the waiters yet */
+	struct event *stream_ev;      /* the writer moved the stream */
+	struct edge_wake stream_wake; /* of stream_ev, from the writer */
+	uint32_t pushed;              /* blocks queued for the store */
+	unsigned paused : 1;          /* origin transfer waits for the store */
+	unsigned storing : 1;         /* body complete, record not committed */
+	struct fill_block *held;      /* storing: the last block, its length */
+	size_t held_len;              /* not published to the waiters yet */
 	uint64_t body_len;
 	struct cache_obj *obj; /* the object to store, if storable */
 	int recodable;         /* edge_cache_fill_obj's *recodablep for obj */
@@ -252,7 +255,7 @@ static void
 wake_all_locked(struct edge_fill *f)
 {
 	for (struct fill_waiter *fw = f->waiters; fw != NULL; fw = fw->next)
-		event_active(&fw->wake, EV_READ, 0);
+		edge_worker_wake(fw->pt->w, &fw->xwake);
 }
 
 static void
@@ -272,8 +275,10 @@ fill_end(struct edge_fill *f)
 	struct edge_worker *w = f->owner;
 
 	if (f->stream_ev != NULL) {
-		/* No wake reaches the event once set_wake returns. */
+		/* No wake comes once set_wake returns (the writer wakes
+		 * under the stream's lock). */
 		cache_stream_set_wake(f->stream, NULL, NULL);
+		edge_worker_wake_cancel(w, &f->stream_wake);
 		event_free(f->stream_ev);
 		f->stream_ev = NULL;
 	}
@@ -311,13 +316,14 @@ waiter_attach_locked(struct edge_fill *f, struct proxy_txn *pt, int leader)
 	fw->leader = (unsigned)leader;
 	rc = event_assign(&fw->wake, pt->w->base, -1, 0, on_waiter_wake, fw);
 	CDN_ASSERT(rc == 0);
+	edge_wake_init(&fw->xwake, &fw->wake);
 	fw->next = f->waiters;
 	if (f->waiters != NULL)
 		f->waiters->prev = fw;
 	f->waiters = fw;
 	pt->waiter = fw;
 	/* Catch up with whatever happened before we attached. */
-	event_active(&fw->wake, EV_READ, 0);
+	edge_worker_wake(pt->w, &fw->xwake);
 	return fw;
 }
 
@@ -335,7 +341,9 @@ waiter_detach(struct fill_waiter *fw)
 	if (fw->next != NULL)
 		fw->next->prev = fw->prev;
 	pthread_mutex_unlock(&f->mu);
-	event_del(&fw->wake); /* active or not: no wake can come now */
+	/* Out of the list: no wake can come now. */
+	edge_worker_wake_cancel(fw->pt->w, &fw->xwake);
+	event_del(&fw->wake); /* active or not */
 	if (fw->blk != NULL)
 		block_unref(&fw->blk);
 	fw->pt->waiter = NULL;
@@ -685,7 +693,7 @@ stream_wake(void *arg)
 {
 	struct edge_fill *f = arg;
 
-	event_active(f->stream_ev, EV_READ, 0);
+	edge_worker_wake(f->owner, &f->stream_wake);
 }
 
 /*
@@ -812,6 +820,7 @@ stream_begin(struct edge_fill *f)
 		return;
 	f->stream_ev = event_new(f->owner->base, -1, 0, on_stream_ev, f);
 	CDN_ASSERT(f->stream_ev != NULL);
+	edge_wake_init(&f->stream_wake, f->stream_ev);
 	f->stream = cache_store_stream_begin(
 	    store, f->obj, (uint64_t)f->content_length, stream_wake, f);
 	if (f->stream == NULL) {

@@ -136,6 +136,35 @@ struct edge_listen_id {
 	const char *addr; /* a string of edge->conf */
 };
 
+/*
+ * edge_wake.c: another thread's wake of a worker's event.  Embedded in what
+ * it wakes; posted, it is on the worker's queue (under the queue's lock).
+ */
+struct edge_worker;
+
+struct edge_wake {
+	struct edge_wake *prev, *next;
+	struct event *ev; /* activated on the worker's own loop */
+	int is_posted;    /* not a bit-field: read beside its neighbours */
+};
+
+struct edge_wakeq {
+	pthread_mutex_t mu;
+	struct edge_wake *head; /* posted, not yet taken by the worker */
+	int is_signalled;       /* the eventfd written since last taken */
+	int fd;                 /* eventfd, in the worker's loop */
+	struct event *ev;
+};
+
+int edge_wakeq_init(struct edge_wakeq *q, struct event_base *base);
+void edge_wakeq_fini(struct edge_wakeq *q);
+void edge_wake_init(struct edge_wake *x, struct event *ev);
+/* Wake <x> on <w>'s loop, from any thread. */
+void edge_worker_wake(struct edge_worker *w, struct edge_wake *x);
+/* Take back a post of <x> not yet taken: on <w>'s thread (or after it
+ * ended), once no more posts of <x> can come. */
+void edge_worker_wake_cancel(struct edge_worker *w, struct edge_wake *x);
+
 struct edge_worker {
 	uint32_t magic;
 #define EDGE_WORKER_MAGIC 0x3cb5e890u
@@ -156,9 +185,11 @@ struct edge_worker {
 	_Atomic int cpu;
 	struct origin_multi *origin;
 	struct cdn_alog_buf *alog;
-	int alog_json;              /* access_log_format json (edge_access.c) */
-	struct event *flush_timer;  /* hands the access log over */
-	struct event *drain_ev;     /* activated by the main thread */
+	int alog_json;             /* access_log_format json (edge_access.c) */
+	struct event *flush_timer; /* hands the access log over */
+	struct edge_wakeq wakeq;   /* other threads' wakes (edge_wake.c) */
+	struct event *drain_ev;    /* woken by the main thread */
+	struct edge_wake drain_wake;
 	struct event *drain_timer;  /* drain deadline */
 	struct edge_fill *fills;    /* shared fetches it runs */
 	struct cdn_ratelog bus_log; /* hits served offline (edge_bus.c) */
@@ -170,6 +201,7 @@ struct edge_worker {
 	_Atomic(struct edge_gen *) gen_next;
 	_Atomic unsigned gen_seen;
 	struct event *gen_ev;
+	struct edge_wake gen_wake;
 	/* The last transaction's memory, kept for the next (edge_proxy.c) */
 	struct proxy_txn *pt_spare;
 	/*

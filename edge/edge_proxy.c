@@ -39,7 +39,6 @@
 #define FWD_URL_BUF    512
 #define FWD_FIELDS_BUF 2048
 #define FWD_VALUE_BUF  256
-#define FIELDS_STACK   32 /* forwarded fields split without a malloc */
 
 /* A worker keeps its last transaction's memory for the next; not under
  * ASan, which sees a transaction used after its free only if it is. */
@@ -356,29 +355,6 @@ static const struct edge_fill_hooks fill_hooks = {
     .client_ops = &origin_ops,
 };
 
-/* Split NUL-separated "Name: value" fields into the NULL-terminated array
- * curl takes (pointing into <b>): <stack> (room for FIELDS_STACK) when
- * they fit, else a new one; NULL when memory ran out. */
-static const char **
-split_fields(const struct cdn_strbuf *b, const char **stack)
-{
-	const char **fields;
-	size_t n = 0, i;
-
-	for (i = 0; i < b->len; i++)
-		if (b->p[i] == '\0')
-			n++;
-	/* As many as the client sent: fail the request, never abort. */
-	fields = n < FIELDS_STACK ? stack : calloc(n + 1, sizeof(*fields));
-	if (fields == NULL)
-		return NULL;
-	n = 0;
-	for (i = 0; i < b->len; i += strlen(b->p + i) + 1)
-		fields[n++] = b->p + i;
-	fields[n] = NULL;
-	return fields;
-}
-
 /*
  * What only a request to a parent carries (docs/shield.md): the client's
  * Host, so the parent routes it to the same site; Accept-Encoding:
@@ -425,8 +401,6 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	struct http_conn_tokens ct = {.n = 0};
 	struct cdn_strbuf url, fb, pb = {.max = FIELDS_MAX}, ae, via, xff, loop;
 	struct origin_request oreq;
-	const char **fields = NULL, **pfields = NULL;
-	const char *fields_stack[FIELDS_STACK], *pfields_stack[FIELDS_STACK];
 	const char *host;
 	size_t hostlen, i, n;
 	int has_accept = 0;
@@ -514,14 +488,6 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		edge_deliver_error(pt, cs, 431);
 		goto out;
 	}
-	fields = split_fields(&fb, fields_stack);
-	if (fields == NULL ||
-	    (site->parents != NULL &&
-	        (pfields = split_fields(&pb, pfields_stack)) == NULL)) {
-		edge_deliver_error(pt, cs, 503);
-		goto out;
-	}
-
 	if (pt->head_as_get) {
 		cdn_strlcpy(method, "GET", sizeof(method));
 	} else {
@@ -536,9 +502,11 @@ forward(struct proxy_txn *pt, int may_coalesce)
 	oreq.pool = site->pool;
 	oreq.target = url.p;
 	oreq.hash_key = request_hash(pt, url.p, url.len);
-	oreq.fields = fields;
+	oreq.fields = fb.p;
+	oreq.fields_len = fb.len;
 	oreq.parents = site->parents;
-	oreq.parent_fields = pfields;
+	oreq.parent_fields = pb.p;
+	oreq.parent_fields_len = pb.len;
 	oreq.parent_only = site->parent_only;
 	oreq.is_head = req->method == HTTP_M_HEAD && !pt->head_as_get;
 	/* An explicit "Content-Length: 0" is forwarded as such. */
@@ -558,10 +526,6 @@ forward(struct proxy_txn *pt, int may_coalesce)
 		edge_deliver_error(pt, cs, 502);
 	}
 out:
-	if (fields != fields_stack)
-		free(fields);
-	if (pfields != pfields_stack)
-		free(pfields);
 	cdn_sb_free(&fb);
 	cdn_sb_free(&pb);
 	cdn_sb_free(&ae);

@@ -122,7 +122,7 @@ edge_reload(struct edge *e)
 		prev = atomic_exchange_explicit(
 		    &w->gen_next, g, memory_order_acq_rel);
 		(void)prev;
-		event_active(w->gen_ev, 0, 0);
+		edge_worker_wake(w, &w->gen_wake);
 	}
 	if (edge_purged_reload(e, c) != CDN_OK)
 		CDN_LOG(CDN_LOG_WARN, "purge",

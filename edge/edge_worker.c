@@ -9,9 +9,11 @@
  * the CPUs it runs a turn at a time, handing the core to a sibling waiting
  * for it once a millisecond (worker_loop).
  *
- * Drain (SIGTERM/SIGINT): the main thread activates each worker's drain_ev
- * (libevent is built thread-aware by evthread_use_pthreads(), so that is
- * safe across threads).  A worker then closes its listeners, lets in-flight
+ * A worker's event_base has no lock: other threads wake its events through
+ * its queue (edge_wake.c), and touch none of them otherwise.
+ *
+ * Drain (SIGTERM/SIGINT): the main thread wakes each worker's drain_ev.
+ * A worker then closes its listeners, lets in-flight
  * responses finish, closes idle connections and exits its loop when it has
  * none left or when drain_timeout passes.  The main thread polls
  * workers_done and exits its loop when all are done.
@@ -165,7 +167,7 @@ on_flush_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Ends worker_loop() once this turn's callbacks have run.  The flag spares
- * the loop event_base_got_exit(), which takes the base's lock, each turn. */
+ * the loop a call of event_base_got_exit() each turn. */
 static void
 worker_stop(struct edge_worker *w)
 {
@@ -541,6 +543,8 @@ worker_base_new(void)
 	if (cfg == NULL)
 		return NULL;
 	(void)event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	/* Its thread alone touches it (edge_wake.c). */
+	(void)event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	return base;
@@ -564,6 +568,8 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	w->base = worker_base_new();
 	if (w->base == NULL)
 		return CDN_ENOMEM;
+	if (edge_wakeq_init(&w->wakeq, w->base) != CDN_OK)
+		return CDN_EIO;
 	h.on_tls_handshake = on_tls_handshake;
 	h.on_h2 = on_h2;
 	w->http = http_server_new(w->base, &lim, &h, w);
@@ -578,8 +584,10 @@ worker_init(struct edge *e, struct edge_worker *w, unsigned id)
 	w->alog = cdn_alog_buf_new(e->alog);
 	w->alog_json = strcmp(c->access_log_format, "json") == 0;
 	w->drain_ev = event_new(w->base, -1, 0, on_drain, w);
+	edge_wake_init(&w->drain_wake, w->drain_ev);
 	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
 	w->gen_ev = event_new(w->base, -1, 0, on_gen, w);
+	edge_wake_init(&w->gen_wake, w->gen_ev);
 	w->flush_timer = event_new(w->base, -1, EV_PERSIST, on_flush_timer, w);
 	ms_tv(ALOG_FLUSH_MS, &tv);
 	if (w->alog != NULL)
@@ -618,6 +626,7 @@ worker_fini(struct edge_worker *w)
 		event_free(w->flush_timer);
 	free(w->pt_spare);
 	w->pt_spare = NULL;
+	edge_wakeq_fini(&w->wakeq);
 	if (w->base != NULL)
 		event_base_free(w->base);
 	MAGIC_WIPE(w);
@@ -655,7 +664,7 @@ edge_start_drain(struct edge *e, const char *why, int stopping)
 	CDN_LOG(CDN_LOG_INFO, "edge", "%s: draining (up to %llu ms)", why,
 	    (unsigned long long)e->conf->drain_timeout);
 	for (unsigned i = 0; i < e->nworkers; i++)
-		event_active(e->workers[i].drain_ev, 0, 0);
+		edge_worker_wake(&e->workers[i], &e->workers[i].drain_wake);
 	/* The admin listener stays up until the workers are done, so load
 	 * balancers probing /healthz see 503 rather than a refused connection.
 	 */

@@ -127,9 +127,12 @@ struct origin_pool;
  * is (health checks, and callers that know their server).
  */
 struct origin_request {
-	const char *method;        /* "GET" */
-	const char *url;           /* absolute URL, path and query as sent */
-	const char *const *fields; /* "Name: value" lines, NULL-terminated */
+	const char *method; /* "GET" */
+	const char *url;    /* absolute URL, path and query as sent */
+	/* "Name: value" lines, each ending in its NUL, end to end;
+	 * <fields_len> counts the NULs. */
+	const char *fields;
+	size_t fields_len;
 	int has_body;
 	int64_t body_length; /* -1: unknown (sent chunked) */
 	int is_head;
@@ -142,14 +145,16 @@ struct origin_request {
 	/*
 	 * A shield tier in front of <pool> (docs/shield.md): the fetch goes
 	 * to a parent first, picked by <hash_key> in <parents> (a
-	 * consistent-hash pool), with <parent_fields> instead of <fields>.
+	 * consistent-hash pool), with <parent_fields> (laid out as <fields>)
+	 * instead of <fields>.
 	 * A parent that does not answer counts against its health and the
 	 * next one in hash order is tried (retryable requests only); when
 	 * none is left the fetch goes to <pool> with <fields>, unless
 	 * <parent_only>.  NULL: no parents.
 	 */
 	struct origin_pool *parents;
-	const char *const *parent_fields;
+	const char *parent_fields;
+	size_t parent_fields_len;
 	int parent_only;
 };
 

@@ -153,13 +153,18 @@ struct origin_fetch {
 	/* The native client's connection of this attempt (origin_h1.c), or
 	 * NULL when libcurl carries it. */
 	struct origin_h1_conn *h1;
-	char *method; /* a native-capable fetch's, for a late easy handle */
+	/* A native-capable fetch's method, for a late easy handle; its
+	 * allocation holds target, fields and pfields too. */
+	char *method;
 	int64_t body_length;  /* of the request body, if any; -1: unknown */
 	uint64_t deadline_ns; /* native: the attempt's total_ms runs out */
-	struct curl_slist *fields;
-	struct curl_slist *pfields; /* sent to parents instead of fields */
-	size_t fields_bytes, pfields_bytes; /* their strings, NULs included */
-	struct curl_slist *connect_to;      /* CURLOPT_CONNECT_TO, or NULL */
+	/* A native-capable fetch's request fields as origin_request has
+	 * them (pfields: sent to parents instead of fields). */
+	const char *fields, *pfields;
+	size_t fields_len, pfields_len;
+	/* The same as curl's lists, made with the fetch's easy handle. */
+	struct curl_slist *fields_list, *pfields_list;
+	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO, or NULL */
 	struct origin_fetch_ops ops;
 	void *arg;
 	struct origin_timeouts to;
@@ -443,8 +448,8 @@ fetch_free(struct origin_fetch *f)
 		curl_multi_remove_handle(m->multi, f->easy);
 		easy_put(m, f->easy, f->easy_dirty);
 	}
-	free(f->fields);
-	free(f->pfields);
+	free(f->fields_list);
+	free(f->pfields_list);
 	curl_slist_free_all(f->connect_to);
 	event_del(&f->timer);
 	free(f->head);
@@ -1107,8 +1112,8 @@ fetch_set_server(struct origin_fetch *f)
 	 * handle is reset, so it lives in the fetch. */
 	curl_easy_setopt(f->easy, CURLOPT_URL, url);
 	free(url);
-	curl_easy_setopt(
-	    f->easy, CURLOPT_HTTPHEADER, f->on_parent ? f->pfields : f->fields);
+	curl_easy_setopt(f->easy, CURLOPT_HTTPHEADER,
+	    f->on_parent ? f->pfields_list : f->fields_list);
 	curl_slist_free_all(f->connect_to);
 	f->connect_to = NULL;
 	if (to != NULL)
@@ -1126,37 +1131,36 @@ fetch_set_server(struct origin_fetch *f)
 }
 
 /*
- * The request's fields as a curl list, and "Expect:" last: we forward the
- * client's own Expect handling, so curl must not wait.  One allocation
- * holds the nodes and the strings (curl reads the list and never frees
- * it), where curl_slist_append() made two per field; free() frees it.
- * *bytesp: the strings' bytes, their NULs included (what sizes the native
- * client's request head).  NULL when out of memory (the client sized the
- * fields).
+ * The request's fields (<len> bytes laid out as origin_request's) as a
+ * curl list, and "Expect:" last: we forward the client's own Expect
+ * handling, so curl must not wait.  One allocation holds the nodes and a
+ * copy of the strings (curl reads the list and never frees it), where
+ * curl_slist_append() made two per field; free() frees it.  NULL when out
+ * of memory (the client sized the fields).
  */
 static struct curl_slist *
-field_list(const char *const *fields, size_t *bytesp)
+field_list(const char *fields, size_t len)
 {
 	static const char expect[] = "Expect:";
+	const char *q = fields, *end = len > 0 ? fields + len : fields;
 	struct curl_slist *l;
-	size_t n = 0, bytes = sizeof(expect);
+	size_t n = 1, bytes = len + sizeof(expect);
 	char *p;
 
-	for (; fields[n] != NULL; n++)
-		bytes += strlen(fields[n]) + 1;
-	l = malloc((n + 1) * sizeof(*l) + bytes);
+	for (; q < end; n++)
+		q = (const char *)memchr(q, '\0', (size_t)(end - q)) + 1;
+	l = malloc(n * sizeof(*l) + bytes);
 	if (l == NULL)
 		return NULL;
-	*bytesp = bytes;
-	p = (char *)(l + n + 1);
-	for (size_t i = 0; i <= n; i++) {
-		const char *src = i < n ? fields[i] : expect;
-		size_t len = strlen(src) + 1;
-
-		memcpy(p, src, len);
+	p = (char *)(l + n);
+	if (len > 0)
+		memcpy(p, fields, len);
+	memcpy(p + len, expect, sizeof(expect));
+	end = p + bytes;
+	for (size_t i = 0; i < n; i++) {
 		l[i].data = p;
-		l[i].next = i < n ? &l[i + 1] : NULL;
-		p += len;
+		l[i].next = i + 1 < n ? &l[i + 1] : NULL;
+		p = (char *)memchr(p, '\0', (size_t)(end - p)) + 1;
 	}
 	return l;
 }
@@ -1182,7 +1186,7 @@ easy_set_fetch(struct origin_fetch *f, const char *method, int is_head,
 
 	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
 	/* fetch_set_server() picks the parents' list for a parent. */
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->fields_list);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)f->to.connect_ms);
@@ -1208,11 +1212,31 @@ easy_set_fetch(struct origin_fetch *f, const char *method, int is_head,
 	}
 }
 
+/* curl's lists of the request's fields (<pfields>: NULL without
+ * parents).  CDN_ENOMEM when memory ran out. */
+static int
+easy_lists(struct origin_fetch *f, const char *fields, size_t len,
+    const char *pfields, size_t plen)
+{
+	f->fields_list = field_list(fields, len);
+	if (f->fields_list == NULL)
+		return CDN_ENOMEM;
+	if (pfields != NULL) {
+		f->pfields_list = field_list(pfields, plen);
+		if (f->pfields_list == NULL)
+			return CDN_ENOMEM;
+	}
+	return CDN_OK;
+}
+
 /* A native-capable fetch whose attempt goes to a server the native client
  * cannot reach (https, a name) gets its easy handle now. */
 static int
 easy_attach(struct origin_fetch *f)
 {
+	if (easy_lists(f, f->fields, f->fields_len, f->pfields,
+	        f->pfields_len) != CDN_OK)
+		return CDN_ENOMEM;
 	f->easy = easy_get(f->m);
 	if (f->easy == NULL) {
 		CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
@@ -1228,27 +1252,26 @@ easy_attach(struct origin_fetch *f)
  * framing, the empty line.
  * Fields follow curl's conventions, as the callers write them for it:
  * "Name:" with no value removes a field curl would add (none here), so it
- * is not sent; "Name;" sends the field empty.  NULL when out of memory.
+ * is not sent; "Name;" sends the field empty.  Each field's NUL becomes
+ * its CRLF, one byte more for each field sent, and a field sent takes at
+ * least three bytes ("X:" or "X;" and its NUL): a third of the fields'
+ * bytes more is room enough.  NULL when out of memory.
  */
 static char *
 h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
     size_t *lenp)
 {
 	static const char version[] = " HTTP/1.1\r\n";
-	const struct curl_slist *l,
-	    *list = f->on_parent ? f->pfields : f->fields;
-	size_t mlen = strlen(f->method), tlen = strlen(f->target), n, flen;
+	const char *q = f->on_parent ? f->pfields : f->fields, *v, *nul;
+	size_t flen, len = f->on_parent ? f->pfields_len : f->fields_len,
+	             mlen = strlen(f->method), tlen = strlen(f->target), n;
+	const char *end = q + len;
 	int has_host = 0, is_host;
 	char *buf, *p;
-	const char *v;
 
-	/* Each field's NUL becomes its CRLF: one byte more per field. */
 	n = mlen + 1 + srv->prefix_len + tlen + sizeof(version) - 1 +
 	    sizeof("Host: \r\n") - 1 + srv->authority_len + 2 +
-	    sizeof("Transfer-Encoding: chunked\r\n") + 24 +
-	    (f->on_parent ? f->pfields_bytes : f->fields_bytes);
-	for (l = list; l != NULL; l = l->next)
-		n++;
+	    sizeof("Transfer-Encoding: chunked\r\n") + 24 + len + len / 3;
 	buf = malloc(n);
 	if (buf == NULL)
 		return NULL;
@@ -1262,26 +1285,26 @@ h1_request(const struct origin_fetch *f, const struct origin_h1_server *srv,
 	p += tlen;
 	memcpy(p, version, sizeof(version) - 1);
 	p += sizeof(version) - 1;
-	for (l = list; l != NULL; l = l->next) {
-		flen = strlen(l->data);
-		v = memchr(l->data, ':', flen);
+	for (; q < end; q = nul + 1) {
+		nul = memchr(q, '\0', (size_t)(end - q));
+		flen = (size_t)(nul - q);
+		v = memchr(q, ':', flen);
 		if (v == NULL) {
-			if (flen < 2 || l->data[flen - 1] != ';')
+			if (flen < 2 || q[flen - 1] != ';')
 				continue;
-			memcpy(p, l->data, flen - 1);
+			memcpy(p, q, flen - 1);
 			p += flen - 1;
 			memcpy(p, ":\r\n", 3);
 			p += 3;
 			continue;
 		}
-		is_host =
-		    v - l->data == 4 && strncasecmp(l->data, "Host", 4) == 0;
+		is_host = v - q == 4 && strncasecmp(q, "Host", 4) == 0;
 		for (v++; *v == ' ' || *v == '\t'; v++)
 			;
 		if (*v == '\0')
 			continue;
 		has_host |= is_host;
-		memcpy(p, l->data, flen);
+		memcpy(p, q, flen);
 		p += flen;
 		memcpy(p, "\r\n", 2);
 		p += 2;
@@ -1361,7 +1384,8 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 {
 	struct origin_fetch *f;
 	const char *target;
-	size_t mlen, tlen;
+	size_t mlen, tlen, plen;
+	char *p;
 
 	MAGIC_CHECK(m, ORIGIN_MULTI_MAGIC);
 	f = cdn_xcalloc(1, sizeof(*f));
@@ -1381,19 +1405,43 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 	f->body_length = req->body_length;
 	/* Unpooled fetches (health checks) stay with libcurl. */
 	f->native_ok = req->pool != NULL;
+	/* Every field ends in its NUL (the walks stop at the last). */
+	CDN_ASSERT(
+	    req->fields_len == 0 || req->fields[req->fields_len - 1] == '\0');
+	CDN_ASSERT(req->parents == NULL ||
+	    (req->pool != NULL && req->parent_fields != NULL &&
+	        (req->parent_fields_len == 0 ||
+	            req->parent_fields[req->parent_fields_len - 1] == '\0')));
 	if (f->native_ok) {
-		/* The method, then the target: one allocation, freed with
-		 * f->method. */
+		/* The method, the target and the fields, kept for every
+		 * attempt: one allocation, freed with f->method. */
 		target = req->target != NULL ? req->target : "/";
 		mlen = strlen(req->method);
 		tlen = strlen(target);
-		f->method = malloc(mlen + 1 + tlen + 1);
+		plen = req->parents != NULL ? req->parent_fields_len : 0;
+		f->method =
+		    malloc(mlen + 1 + tlen + 1 + req->fields_len + plen);
 		if (f->method == NULL)
 			goto fail;
 		memcpy(f->method, req->method, mlen + 1);
 		f->target = f->method + mlen + 1;
 		memcpy(f->target, target, tlen + 1);
+		p = f->target + tlen + 1;
+		if (req->fields_len > 0)
+			memcpy(p, req->fields, req->fields_len);
+		f->fields = p;
+		f->fields_len = req->fields_len;
+		if (req->parents != NULL) {
+			p += req->fields_len;
+			if (plen > 0)
+				memcpy(p, req->parent_fields, plen);
+			f->pfields = p;
+			f->pfields_len = plen;
+		}
 	} else {
+		if (easy_lists(f, req->fields, req->fields_len, NULL, 0) !=
+		    CDN_OK)
+			goto fail;
 		f->easy = easy_get(m);
 		if (f->easy == NULL) {
 			CDN_LOG(CDN_LOG_ERR, "origin", "curl_easy_init failed");
@@ -1401,15 +1449,6 @@ origin_fetch_start(struct origin_multi *m, const struct origin_request *req,
 		}
 	}
 
-	f->fields = field_list(req->fields, &f->fields_bytes);
-	if (f->fields == NULL)
-		goto fail;
-	if (req->parents != NULL) {
-		CDN_ASSERT(req->pool != NULL && req->parent_fields != NULL);
-		f->pfields = field_list(req->parent_fields, &f->pfields_bytes);
-		if (f->pfields == NULL)
-			goto fail;
-	}
 	if (f->easy != NULL)
 		easy_set_fetch(f, req->method, req->is_head, req->has_body,
 		    req->body_length);
@@ -1484,8 +1523,8 @@ fail_quiet:
 	origin_pool_free(&f->parents);
 	origin_pool_free(&f->origin_pool);
 	free(f->method); /* and f->target */
-	free(f->fields);
-	free(f->pfields);
+	free(f->fields_list);
+	free(f->pfields_list);
 	if (f->easy != NULL)
 		curl_easy_cleanup(f->easy);
 	event_del(&f->timer);

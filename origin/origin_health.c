@@ -23,7 +23,6 @@ struct hc_probe {
 	unsigned rise, fall; /* successes / failures in a row */
 	char *url;
 	char *host_field; /* "Host: ..." or NULL */
-	const char *fields[2];
 };
 
 struct origin_health {
@@ -133,7 +132,10 @@ hc_on_timer(evutil_socket_t fd, short what, void *arg)
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
 	req.url = pr->url;
-	req.fields = pr->fields;
+	if (pr->host_field != NULL) {
+		req.fields = pr->host_field;
+		req.fields_len = strlen(pr->host_field) + 1;
+	}
 	req.connect_to = origin_pool_connect_to(pr->p, pr->i);
 	to.connect_ms = origin_pool_hc(pr->p)->timeout_ms;
 	to.first_byte_ms = to.connect_ms;
@@ -186,8 +188,6 @@ origin_health_new(struct event_base *base, struct origin_pool *const *pools,
 				snprintf(
 				    pr->host_field, len, "Host: %s", hc->host);
 			}
-			pr->fields[0] = pr->host_field;
-			pr->fields[1] = NULL;
 			pr->timer = evtimer_new(base, hc_on_timer, pr);
 			/* The first round at once: a server that is down at
 			 * start-up should not get traffic for an interval. */

@@ -327,7 +327,8 @@ test_origin_fetch(void)
 	static const struct origin_fetch_ops ops = {
 	    .on_head = of_head, .on_body = of_body, .on_done = of_done};
 	struct origin_server_conf sc = {.url = base_url, .weight = 1};
-	const char *fields[] = {"Accept: */*", NULL}, *why = NULL;
+	static const char fields[] = "Accept: */*";
+	const char *why = NULL;
 	struct origin_timeouts to = {
 	    .connect_ms = 1000, .first_byte_ms = 1000, .idle_ms = 1000};
 	struct origin_pool_conf pc;
@@ -350,23 +351,26 @@ test_origin_fetch(void)
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
 	req.fields = fields;
+	req.fields_len = sizeof(fields);
 	req.pool = p;
 	req.target = target;
 	req.body_length = -1;
 
-	/* The method's and the target's copies share one allocation. */
-	fail_next(FAIL_MALLOC, sizeof("GET") + sizeof(target), 0);
+	/* The copies of the method, the target and the fields share one
+	 * allocation. */
+	fail_next(
+	    FAIL_MALLOC, sizeof("GET") + sizeof(target) + sizeof(fields), 0);
 	f = origin_fetch_start(m, &req, &to, &ops, NULL);
-	is_int(
-	    inject.failed, 1, "fetch: the method's and target's copy failed");
+	is_int(inject.failed, 1,
+	    "fetch: the method's, target's and fields' copy failed");
 	ok(f == NULL, "fetch: no fetch");
 	/* The native client's request head, one allocation: request line,
-	 * the fields and curl's "Expect:" (not sent), Host, room for the
-	 * body's framing. */
+	 * the fields with a third of their bytes more for their CRLFs, Host,
+	 * room for the body's framing. */
 	fail_next(FAIL_MALLOC,
 	    strlen("GET ") + strlen(target) + strlen(" HTTP/1.1\r\n") +
-	        strlen("Accept: */*\r\n") + strlen("Expect:\r\n") +
-	        strlen("Host: \r\n") + strlen("127.0.0.1:9") + 2 +
+	        sizeof(fields) + sizeof(fields) / 3 + strlen("Host: \r\n") +
+	        strlen("127.0.0.1:9") + 2 +
 	        sizeof("Transfer-Encoding: chunked\r\n") + 24,
 	    0);
 	f = origin_fetch_start(m, &req, &to, &ops, NULL);
