@@ -15,6 +15,9 @@
 # Loopback only; stops by itself.
 # EDGED_ARGS: more edged arguments, word-split (e.g. "--purge-bus
 # redis://127.0.0.1:1" to price the purge bus's verdict on hits).
+# EDGED=nginx counts nginx instead, for churn and tls-resume: one process
+# (master_process off) with the proxy_cache of tests/bench/h2_bench.sh,
+# the same certificate kind, client, protocol and cipher (AES-128-GCM).
 # CG_KEEP=DIR keeps each run's callgrind profile there (cg-N.out), for
 # callgrind_annotate --inclusive=yes.
 # CG_SPLIT=1 also prints the instructions per request of the worker
@@ -79,6 +82,53 @@ for i in range(n):
 PY
 }
 
+# nginx_start DIR PORT ORIGIN_PORT: nginx under callgrind in the background
+# (its pid in $epid), the ready file written once it answers on PORT.
+nginx_start() {
+	mkdir -p "$1/nginx/cache"
+	ssl=""
+	# nginx 1.22 leaves TLS 1.3 out unless asked; edged's first ciphers
+	[ "$KIND" = tls-resume ] && ssl="ssl; ssl_protocols TLSv1.2 TLSv1.3" &&
+	    ssl="$ssl; ssl_certificate $1/cert.pem; ssl_certificate_key $1/key.pem" &&
+	    ssl="$ssl; ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256" &&
+	    ssl="$ssl; ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256"
+	cat >"$1/nginx.conf" <<NGX
+user $(id -un);
+master_process off;
+daemon off;
+pid $1/nginx/nginx.pid;
+error_log $1/nginx/error.log;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	proxy_cache_path $1/nginx/cache keys_zone=c:8m;
+	upstream o { server 127.0.0.1:$3; keepalive 32; }
+	server {
+		listen 127.0.0.1:$2 $ssl;
+		location / {
+			proxy_pass http://o;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_cache c;
+		}
+	}
+}
+NGX
+	valgrind --tool=callgrind --callgrind-out-file="$1/cg.out" \
+	    nginx -p "$1/nginx" -c "$1/nginx.conf" >"$1/log" 2>&1 &
+	epid=$!
+	python3 - "$2" "$1/ready" <<'PY'
+import socket, sys, time
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()
+        open(sys.argv[2], "w").write("up\n")
+        break
+    except OSError:
+        time.sleep(0.1)
+PY
+}
+
 # run N: total instructions of edged serving a warm-up and N requests.
 run() {
 	d=$(mktemp -d)
@@ -94,12 +144,16 @@ run() {
 	fi
 	"$ORIGIN" "$op" &
 	opid=$!
-	# shellcheck disable=SC2086
-	valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$EDGED" \
-	    $listen --origin "http://127.0.0.1:$op" \
-	    --threads 1 --log-level warn --cache-dir "$d/cache" \
-	    --ready-file "$d/ready" ${EDGED_ARGS:-} >"$d/log" 2>&1 &
-	epid=$!
+	if [ "$EDGED" = nginx ]; then
+		nginx_start "$d" "$ep" "$op"
+	else
+		# shellcheck disable=SC2086
+		valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" \
+		    "$EDGED" $listen --origin "http://127.0.0.1:$op" \
+		    --threads 1 --log-level warn --cache-dir "$d/cache" \
+		    --ready-file "$d/ready" ${EDGED_ARGS:-} >"$d/log" 2>&1 &
+		epid=$!
+	fi
 	i=0
 	until [ -s "$d/ready" ]; do
 		i=$((i + 1))
