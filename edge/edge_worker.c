@@ -264,23 +264,32 @@ cpus_usable(void)
 	return n > 0 ? (unsigned)n : 1;
 }
 
-/* Whether worker <s> is runnable, from its /proc stat line: its state is
- * the first field after the command name's closing parenthesis. */
+/*
+ * Whether worker <s> is runnable, from its /proc stat line: its state is
+ * the first field after the command name's closing parenthesis.  <fd> is
+ * the caller's descriptor of that file, opened at the first look and read
+ * again from its start each time: an open and a close per look were two
+ * thirds of the look's system calls, and the path's lookup most of its
+ * kernel time.
+ */
 static int
-worker_runnable(const struct edge_worker *s)
+worker_runnable(const struct edge_worker *s, int *fd)
 {
 	char path[WORKER_STAT_PATH_MAX], line[WORKER_STAT_LINE_MAX];
+	int tid = atomic_load_explicit(&s->tid, memory_order_relaxed);
 	const char *p;
 	ssize_t n;
-	int fd;
 
-	(void)snprintf(path, sizeof(path), "/proc/self/task/%d/stat",
-	    atomic_load_explicit(&s->tid, memory_order_relaxed));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return 0;
-	n = read(fd, line, sizeof(line) - 1);
-	close(fd);
+	if (*fd == -1) {
+		if (tid == 0)
+			return 0; /* its loop has not started */
+		(void)snprintf(
+		    path, sizeof(path), "/proc/self/task/%d/stat", tid);
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (*fd == -1)
+			return 0;
+	}
+	n = pread(*fd, line, sizeof(line) - 1, 0);
 	if (n <= 0)
 		return 0;
 	line[n] = '\0';
@@ -288,9 +297,10 @@ worker_runnable(const struct edge_worker *s)
 	return p != NULL && p[1] == ' ' && p[2] == 'R';
 }
 
-/* Whether another worker waits for the CPU this one runs on. */
+/* Whether another worker waits for the CPU this one runs on.  <fds> holds
+ * a stat descriptor per worker (worker_runnable), -1 until opened. */
 static int
-sibling_waits(struct edge_worker *w)
+sibling_waits(struct edge_worker *w, int *fds)
 {
 	struct edge *e = w->edge;
 	int cpu = sched_getcpu();
@@ -302,7 +312,7 @@ sibling_waits(struct edge_worker *w)
 		if (s != w &&
 		    atomic_load_explicit(&s->cpu, memory_order_relaxed) ==
 		        cpu &&
-		    worker_runnable(s))
+		    worker_runnable(s, &fds[i]))
 			return 1;
 	}
 	return 0;
@@ -333,28 +343,37 @@ static void
 worker_loop(struct edge_worker *w)
 {
 	uint64_t checked_ns = cdn_now_ns();
+	unsigned n = w->edge->nworkers;
 	uint64_t now_ns;
+	int *fds;
 
 	if (!w->edge->is_crowded) {
 		event_base_dispatch(w->base);
 		return;
 	}
+	fds = cdn_xmalloc(n * sizeof(*fds));
+	for (unsigned i = 0; i < n; i++)
+		fds[i] = -1;
 	atomic_store_explicit(&w->tid, (int)gettid(), memory_order_relaxed);
 	atomic_store_explicit(&w->cpu, sched_getcpu(), memory_order_relaxed);
 	while (!w->is_stopping) {
 		/* EVLOOP_ONCE: waits for events and returns once every
 		 * callback they (and those) made active has run. */
 		if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
-			return; /* an error, or nothing left to wait for */
+			break; /* an error, or nothing left to wait for */
 		now_ns = cdn_now_ns();
 		if (now_ns - checked_ns < WORKER_QUANTUM_NS)
 			continue;
 		checked_ns = now_ns;
-		if (sibling_waits(w)) {
+		if (sibling_waits(w, fds)) {
 			EDGE_COUNTER_INC(w, worker_yields);
 			(void)sched_yield();
 		}
 	}
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	free(fds);
 }
 
 static void *

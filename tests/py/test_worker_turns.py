@@ -15,12 +15,16 @@ worker's mean time on the CPU per switch (/proc/PID/task/TID/schedstat:
 run time / timeslices) stays well under a tick, where it could reach the
 tick before; a loaded machine does not give the core to the workers alone
 (other work cuts every slice short, main's too), and that part then skips.
+A worker reads its sibling's /proc stat line through a descriptor it opens
+once, not an open and a close per look (strace counts them; skipped
+without strace).
 """
 
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +33,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
 
 H2LOAD = shutil.which("h2load")
+STRACE = shutil.which("strace")
 CONNS = 16          # client connections, spread by the kernel over workers
 PIPELINE = 4        # requests in flight on each
 LOAD_S = 3          # h2load's duration
@@ -211,6 +216,52 @@ def test_a_worker_alone_keeps_its_core():
         st = pinned_edge_under_load(o, 1, 2)
     et.ok(st["requests"] > 1000, "load served: %r" % st["requests"])
     et.eq(st.get("worker_yields"), 0, "worker_yields")
+
+
+@et.timeout(60)
+def test_a_sibling_is_looked_at_through_one_descriptor():
+    """Two workers on one CPU under load look at each other once a
+    millisecond: each opens its sibling's stat file once and reads it
+    again (pread) at every look."""
+    if H2LOAD is None:
+        raise et.Skip("h2load (nghttp2-client) is not installed")
+    if STRACE is None:
+        raise et.Skip("strace not found")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise et.Skip("needs two CPUs: one for edged, one for the clients")
+    mine = os.sched_getaffinity(0)
+    with et.Origin() as o, pinned_edge(o, cpus[-1], threads=2) as e:
+        log = os.path.join(e.tmpdir, "strace")
+        st = subprocess.Popen(
+            [STRACE, "-f", "-o", log, "-e", "trace=openat,pread64", "-p",
+             str(e.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # attached to every thread
+        if st.poll() is not None:
+            raise et.Skip("strace cannot attach: %s"
+                          % st.stderr.read().decode(errors="replace"))
+        try:
+            os.sched_setaffinity(0, set(cpus[:-1]))  # and so h2load
+            out = subprocess.run(
+                [H2LOAD, "--h1", "-t1", "-c%d" % CONNS, "-m%d" % PIPELINE,
+                 "-D2", "http://127.0.0.1:%d%s" % (e.port, TARGET)],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                timeout=40).stdout.decode()
+        finally:
+            os.sched_setaffinity(0, mine)
+            st.send_signal(signal.SIGINT)
+            st.wait(10)
+        et.ok(re.search(r" 0 failed, 0 errored", out) is not None,
+              "every h2load request succeeded: %s" % out[-600:])
+        lines = et._read_file(log).splitlines()
+        opens = [ln for ln in lines if "openat(" in ln and "/task/" in ln]
+        looks = [ln for ln in lines if "pread64(" in ln]
+        print("# %d opens of a stat file, %d reads" % (len(opens),
+                                                       len(looks)))
+        et.ok(len(looks) > 10, "the workers looked at each other: %d "
+              "reads" % len(looks))
+        et.ok(len(opens) <= 2, "each opened its sibling's stat file at "
+              "most once: %s" % opens[:4])
 
 
 def test_workers_default_to_the_cpus_edged_may_run_on():
