@@ -380,12 +380,8 @@ static void *
 worker_main(void *arg)
 {
 	struct edge_worker *w = arg;
-	char name[WORKER_NAME_MAX];
 
 	current_worker = w;
-	/* Named so that top -H, perf and the tests can tell workers apart. */
-	(void)snprintf(name, sizeof(name), "edged-worker-%u", w->id);
-	(void)pthread_setname_np(pthread_self(), name);
 	worker_loop(w);
 	/* Connections first: their txns may hold origin fetches. */
 	edge_h2_free(&w->h2);
@@ -845,11 +841,19 @@ edge_run(struct edge *e)
 	MAGIC_CHECK(e, EDGE_MAGIC);
 	signal(SIGPIPE, SIG_IGN);
 	for (unsigned i = 0; i < e->nworkers; i++) {
+		char name[WORKER_NAME_MAX];
+
 		if (pthread_create(&e->workers[i].thread, NULL, worker_main,
 		        &e->workers[i]) != 0) {
 			CDN_LOG(CDN_LOG_ERR, "edge", "pthread_create failed");
 			break;
 		}
+		/* Named so that top -H, perf and the tests can tell workers
+		 * apart; here, so that every name is set before edged says
+		 * it is ready. */
+		(void)snprintf(
+		    name, sizeof(name), "edged-worker-%u", e->workers[i].id);
+		(void)pthread_setname_np(e->workers[i].thread, name);
 		started++;
 	}
 	if (started == e->nworkers) {
