@@ -125,32 +125,61 @@ edge_deliver_error(
 
 /* ---- a response from the origin ---- */
 
-int
-edge_deliver_client_fields(const struct edge *e, const struct edge_site *site,
-    const char *fields, size_t len, struct cdn_strbuf *out,
-    int64_t *content_length)
+/* What a walk of an origin's field lines found. */
+struct client_walk {
+	struct http_conn_tokens ct; /* the names Connection fields list */
+	int has_via, chunked;
+};
+
+/* Does a field line of out->p[from..) have a name that <ct> lists? */
+static int
+copied_named(const struct cdn_strbuf *out, size_t from,
+    const struct http_conn_tokens *ct)
 {
-	struct http_conn_tokens ct = {.n = 0};
-	const char *p, *end = fields + len;
+	const char *p, *end;
 	struct cdn_field fl;
-	size_t nlen;
-	int has_via = 0, chunked = 0;
+
+	if (out->failed || out->len <= from)
+		return 0;
+	end = out->p + out->len;
+	for (p = out->p + from; cdn_fields_next(&p, end, &fl);)
+		if (http_conn_tokens_has(ct, fl.name, fl.name_len))
+			return 1;
+	return 0;
+}
+
+/*
+ * Append to <out> the fields of fields[0..len) a client may see.  With
+ * <collect>, the Connection names are taken as their fields come, and the
+ * walk gives up (returns 0) when one names a field it already copied;
+ * without, w->ct holds them all before it starts.
+ */
+static int
+client_walk(const struct edge *e, const struct edge_site *site,
+    const char *fields, size_t len, int collect, struct client_walk *w,
+    struct cdn_strbuf *out)
+{
+	const char *p, *end = fields + len, *name;
 	const char *via = site->conf->via;
+	size_t from = out->len, nlen;
+	struct cdn_field fl;
 
-	/* First pass: what the Connection field lists. */
-	for (p = fields; cdn_fields_next(&p, end, &fl);)
-		if (fl.name_len == 10 &&
-		    strncasecmp(fl.name, "connection", 10) == 0)
-			http_conn_tokens_add(&ct, fl.value, fl.value_len);
 	for (p = fields; cdn_fields_next(&p, end, &fl);) {
-		const char *name = fl.name;
-
+		name = fl.name;
 		nlen = fl.name_len;
+		if (nlen == 10 && strncasecmp(name, "connection", 10) == 0) {
+			if (!collect)
+				continue; /* hop-by-hop */
+			http_conn_tokens_add(&w->ct, fl.value, fl.value_len);
+			if (copied_named(out, from, &w->ct))
+				return 0;
+			continue;
+		}
 		if (nlen == 17 &&
 		    strncasecmp(name, "transfer-encoding", 17) == 0)
-			chunked = 1;
+			w->chunked = 1;
 		if (http_field_is_hop_by_hop(name, nlen) ||
-		    http_conn_tokens_has(&ct, name, nlen) ||
+		    http_conn_tokens_has(&w->ct, name, nlen) ||
 		    (nlen == 14 &&
 		        strncasecmp(name, "content-length", 14) == 0))
 			continue;
@@ -171,17 +200,44 @@ edge_deliver_client_fields(const struct edge *e, const struct edge_site *site,
 			cdn_sb_str(out, ", 1.1 ");
 			cdn_sb_str(out, via);
 			cdn_sb_add(out, "\r\n", 2);
-			has_via = 1;
+			w->has_via = 1;
 			continue;
 		}
 		cdn_sb_add(out, fl.line, fl.line_len);
 	}
-	if (!has_via) {
+	return 1;
+}
+
+int
+edge_deliver_client_fields(const struct edge *e, const struct edge_site *site,
+    const char *fields, size_t len, struct cdn_strbuf *out,
+    int64_t *content_length)
+{
+	struct client_walk w = {.ct.n = 0};
+	size_t from = out->len;
+	const char *p, *end = fields + len;
+	struct cdn_field fl;
+
+	/* One walk, as a Connection field rarely names a field that came
+	 * before it; when one does, the copy restarts knowing every name. */
+	if (!client_walk(e, site, fields, len, 1, &w, out)) {
+		out->len = from;
+		if (out->p != NULL)
+			out->p[from] = '\0';
+		memset(&w, 0, sizeof(w));
+		for (p = fields; cdn_fields_next(&p, end, &fl);)
+			if (fl.name_len == 10 &&
+			    strncasecmp(fl.name, "connection", 10) == 0)
+				http_conn_tokens_add(
+				    &w.ct, fl.value, fl.value_len);
+		client_walk(e, site, fields, len, 0, &w, out);
+	}
+	if (!w.has_via) {
 		cdn_sb_str(out, "Via: 1.1 ");
-		cdn_sb_str(out, via);
+		cdn_sb_str(out, site->conf->via);
 		cdn_sb_add(out, "\r\n", 2);
 	}
-	if (chunked)
+	if (w.chunked)
 		*content_length = -1; /* RFC 9112 §6.3: chunked wins */
 	return out->failed ? CDN_ENOMEM : CDN_OK;
 }
