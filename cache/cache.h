@@ -206,6 +206,10 @@ struct cache_head_scan {
 	size_t vary_len;
 	int has_coding; /* a Content-Encoding field, even an empty one */
 	int coding;     /* as cache_enc_of_fields returns it */
+	/* An Age or Cache-Status field, which a stored copy leaves out, may
+	 * be among the fields: one was seen, or the walk ended at an empty
+	 * line before the end.  0: a copy of the fields needs no filter. */
+	int age_or_status;
 };
 
 /* cache_exchange_parse_response, noting in <hs> what it says of the

@@ -684,8 +684,12 @@ cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
 		k = le;
 		if (k > ls && f[k - 1] == '\r')
 			k--;
-		if (k == ls)
-			break; /* the empty line ending a head */
+		if (k == ls) {
+			/* the empty line ending a head: what follows is not
+			 * walked */
+			hs->age_or_status |= le + 1 < len;
+			break;
+		}
 		if (is_wsp(f[ls]))
 			continue; /* obs-fold (RFC 9112 §5.2): not ours */
 		colon = memchr(f + ls, ':', k - ls);
@@ -725,8 +729,11 @@ cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
 				x->last_modified = http_date_parse(val, vlen);
 			lm_seen = 1;
 		} else if (EQ_CI(name, nlen, "age")) {
+			hs->age_or_status = 1;
 			if (!age_seen)
 				age_seen = age_first_member(x, val, vlen);
+		} else if (EQ_CI(name, nlen, "cache-status")) {
+			hs->age_or_status = 1;
 		} else if (EQ_CI(name, nlen, "set-cookie")) {
 			x->has_set_cookie = 1;
 		} else if (EQ_CI(name, nlen, "vary")) {

@@ -898,13 +898,19 @@ struct cache_obj *
 edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN], uint64_t variant,
     int status, const struct cache_decision *d, int64_t response_time,
     const char *url, size_t url_len, const char *client_fields,
-    size_t fields_len, const char *vary, size_t vary_len)
+    size_t fields_len, int age_or_status, const char *vary, size_t vary_len)
 {
 	char stack[STORED_FIELDS_STACK], *buf;
 	struct cache_obj *o;
 
 	if (fields_len > STORED_FIELDS_MAX)
 		return NULL;
+	/* Nothing to leave out (and no unended last line, which the filter
+	 * drops): stored as they are, without a walk and a copy. */
+	if (!age_or_status && fields_len > 0 &&
+	    client_fields[fields_len - 1] == '\n')
+		return cache_obj_new(key, variant, status, d, response_time,
+		    url, url_len, client_fields, fields_len, vary, vary_len);
 	buf = fields_len <= sizeof(stack) ? stack : malloc(fields_len);
 	if (buf == NULL)
 		return NULL;
@@ -984,7 +990,7 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 		return NULL;
 	variant = cache_variant_id(variant, (enum cache_enc)coding);
 	o = edge_cache_new_obj(key, variant, status, d, x->response_time,
-	    key_url, key_url_len, out->p, out->len,
+	    key_url, key_url_len, out->p, out->len, hs.age_or_status,
 	    hs.vary != NULL ? hs.vary : "", hs.vary_len);
 	/* Tags for purges, and the purge seq when the request began: a
 	 * purge during the fetch outranks what it stores. */

@@ -424,12 +424,14 @@ struct cache_obj *edge_cache_fill_obj(struct edge *e,
     const struct cache_field *rf, int nrf, int decoding, uint64_t purge_gen,
     int status, const char *fields, size_t len, int64_t content_length,
     struct cdn_strbuf *out, struct cache_decision *d, int *recodablep);
-/* A new object to fill, from the client's copy of the response head. */
+/* A new object to fill, from the client's copy of the response head;
+ * <age_or_status>: cache_head_scan's, of the origin's head it was made from
+ * (1 when unknown), as 0 lets the copy skip the filter of those fields. */
 struct cache_obj *edge_cache_new_obj(const uint8_t key[CACHE_HASH_LEN],
     uint64_t variant, int status, const struct cache_decision *d,
     int64_t response_time, const char *url, size_t url_len,
-    const char *client_fields, size_t fields_len, const char *vary,
-    size_t vary_len);
+    const char *client_fields, size_t fields_len, int age_or_status,
+    const char *vary, size_t vary_len);
 /* May <o> be served stale because the origin failed (RFC 5861 §4 and the
  * operator's cache_stale_if_error)? */
 int edge_cache_stale_if_error_ok(const struct edge_site *site,

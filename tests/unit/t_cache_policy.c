@@ -1160,6 +1160,73 @@ test_parse_head(void)
 	}
 }
 
+/* Does a copy of h[0..len) without its Age and Cache-Status lines differ
+ * from it?  The walk of the stored copy's filter, line by line. */
+static int
+filter_drops(const char *h, size_t len)
+{
+	const char *p, *end = h + len, *eol, *colon;
+	size_t n;
+
+	for (p = h; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL)
+			return 1; /* an unended last line is dropped too */
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL)
+			continue;
+		n = (size_t)(colon - p);
+		if ((n == 3 && strncasecmp(p, "age", 3) == 0) ||
+		    (n == 12 && strncasecmp(p, "cache-status", 12) == 0))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+test_parse_head_age_or_status(void)
+{
+	/* Heads whose every line is walked: the flag is the filter's. */
+	static const char *const heads[] = {
+	    "",
+	    "Content-Type: text/plain\r\nCache-Control: max-age=60\r\n",
+	    "Age: 1\r\n",
+	    "X-A: 1\r\nAGE: 2\r\nage: 3\r\n",
+	    "Age:\r\nX-A: 1\r\n",
+	    "Cache-Status: up; hit\r\n",
+	    "X-A: 1\r\ncache-STATUS:\r\n",
+	    "X-Age: 1\r\nAges: 2\r\nCache-Statuses: 3\r\n",
+	    "Age : 1\r\nCache-Status\t: x\r\n",
+	    "X-A: 1\r\n Age: 1\r\n\tCache-Status: x\r\n",
+	    "no colon\r\nX-A: 1\r\n",
+	    "X-A: 1\nAge: 2\n",
+	    "X-A: 1\r\n\r\n",
+	};
+	/* Heads cut by an empty line: what follows may hold them. */
+	static const char *const cut[] = {
+	    "X-A: 1\r\n\r\nAge: 1\r\n",
+	    "X-A: 1\r\n\r\nX-B: 2\r\n",
+	    "\nX-B: 2\n",
+	};
+	struct cache_exchange x;
+	struct cache_head_scan hs;
+	const char *h;
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		h = heads[i];
+		memset(&x, 0, sizeof(x));
+		cache_exchange_parse_head(&x, h, strlen(h), &hs);
+		is_int(hs.age_or_status, filter_drops(h, strlen(h)),
+		    "head %zu: an Age or Cache-Status line as the filter's", i);
+	}
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		h = cut[i];
+		memset(&x, 0, sizeof(x));
+		cache_exchange_parse_head(&x, h, strlen(h), &hs);
+		is_int(hs.age_or_status, 1, "cut head %zu: unknown", i);
+	}
+}
+
 int
 main(void)
 {
@@ -1169,6 +1236,7 @@ main(void)
 	test_cdn_cc_parse();
 	test_parse_response();
 	test_parse_head();
+	test_parse_head_age_or_status();
 	test_decide_table();
 	test_age();
 	test_use();
