@@ -58,24 +58,8 @@
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
+#include "common/cdn_asan.h"
 #include "common/cdn_log.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_ASAN 1
-#endif
-#endif
-
-#ifdef SLAB_ASAN
-#include <sanitizer/asan_interface.h>
-#define SLAB_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define SLAB_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define SLAB_POISON(p, n)   ((void)(p), (void)(n))
-#define SLAB_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 #define SLAB_ALIGN           16                 /* as malloc's */
 #define SLAB_SMALL_MAX       256                /* 16-byte steps up to here */
@@ -238,7 +222,7 @@ region_new(void)
 	if (head > 0)
 		CDN_ASSERT(munmap(p, head) == 0);
 	CDN_ASSERT(munmap(r + SLAB_REGION, SLAB_REGION - head) == 0);
-	SLAB_POISON(r + SLAB_RUN, SLAB_REGION - SLAB_RUN);
+	CDN_POISON(r + SLAB_RUN, SLAB_REGION - SLAB_RUN);
 	return (struct slab_region *)(void *)r;
 }
 
@@ -282,7 +266,7 @@ run_give_back(struct slab_run *r)
 	if (madvise(r->base, SLAB_RUN, MADV_DONTNEED) == -1)
 		CDN_LOG(CDN_LOG_WARN, "cache", "slab: madvise: %s",
 		    strerror(errno));
-	SLAB_POISON(r->base, SLAB_RUN);
+	CDN_POISON(r->base, SLAB_RUN);
 	r->free = NULL;
 	r->carved = 0;
 	r->state = SLAB_RUN_POOL;
@@ -359,7 +343,7 @@ cache_slab_alloc(size_t n)
 	if ((r = cls->cur) == NULL && (r = run_next(cls, c)) == NULL)
 		goto out;
 	if ((f = r->free) != NULL) {
-		SLAB_UNPOISON(f, sizeof(*f));
+		CDN_UNPOISON(f, sizeof(*f));
 		r->free = f->next;
 		p = (char *)f;
 	} else {
@@ -374,7 +358,7 @@ cache_slab_alloc(size_t n)
 out:
 	pthread_mutex_unlock(&cls->mtx);
 	if (p != NULL)
-		SLAB_UNPOISON(p, n);
+		CDN_UNPOISON(p, n);
 	return p;
 }
 
@@ -434,8 +418,8 @@ cache_slab_free(void *p, size_t n)
 	c = class_of(n);
 	cls = &slab_classes[c];
 	r = run_of(p);
-	SLAB_POISON(p, class_size(c));
-	SLAB_UNPOISON(f, sizeof(*f));
+	CDN_POISON(p, class_size(c));
+	CDN_UNPOISON(f, sizeof(*f));
 	pthread_mutex_lock(&cls->mtx);
 	/* More frees than blocks taken, or a size of another class. */
 	CDN_ASSERT(r->live > 0 && r->cls == c);
@@ -443,7 +427,7 @@ cache_slab_free(void *p, size_t n)
 	r->free = f;
 	/* Under the lock: once it is released another thread may take the
 	 * block and unpoison it. */
-	SLAB_POISON(f, sizeof(*f));
+	CDN_POISON(f, sizeof(*f));
 	if (--r->live > 0 && r->state == SLAB_RUN_PARTIAL)
 		cls->holes++;
 	else

@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "cache/cache_bus.h"
+#include "common/cdn_asan.h"
 #include "edge/edge_deliver.h"
 #include "edge/edge_int.h"
 #include "edge/edge_stream.h"
@@ -42,11 +43,7 @@
 
 /* A worker keeps its last transaction's memory for the next; not under
  * ASan, which sees a transaction used after its free only if it is. */
-#if defined(__SANITIZE_ADDRESS__)
-#define PT_SPARE_ON 0
-#else
-#define PT_SPARE_ON 1
-#endif
+#define PT_SPARE_ON (!CDN_ASAN)
 
 static void forward(struct proxy_txn *pt, int may_coalesce);
 static const struct origin_fetch_ops origin_ops;

@@ -84,6 +84,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "common/cdn_asan.h"
 #include "common/cdn_log.h"
 #include "common/cdn_strbuf.h"
 #include "http/http_date.h"
@@ -111,26 +112,9 @@
 #define FIRST_READ_DECAY 16
 #define FIRST_READ_PROBE 16
 
-/* Plain connections kept for reuse. */
+/* Plain connections kept for reuse; under ASan a kept connection's
+ * memory is poisoned until it is reused (CDN_POISON). */
 #define CONN_SPARE_MAX 32
-
-/* Under ASan a kept connection's memory is poisoned until it is reused,
- * so a use after its "free" is reported as one after free() would be. */
-#if defined(__SANITIZE_ADDRESS__)
-#define CONN_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CONN_ASAN 1
-#endif
-#endif
-#ifdef CONN_ASAN
-#include <sanitizer/asan_interface.h>
-#define CONN_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define CONN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define CONN_POISON(p, n)   ((void)(p), (void)(n))
-#define CONN_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 enum conn_state {
 	CONN_IDLE = 0,
@@ -1835,7 +1819,7 @@ conn_unlink_and_free(struct http_conn *c)
 		c->next = s->spare;
 		s->spare = c;
 		s->nspare++;
-		CONN_POISON(c, conn_alloc_size(s));
+		CDN_POISON(c, conn_alloc_size(s));
 	} else {
 		conn_release(c);
 	}
@@ -2490,7 +2474,7 @@ conn_new(struct http_server *s, const struct sockaddr *peer, int plain)
 	    "the fields array can follow the connection");
 	if (plain && s->spare != NULL) {
 		c = s->spare;
-		CONN_UNPOISON(c, conn_alloc_size(s));
+		CDN_UNPOISON(c, conn_alloc_size(s));
 		s->spare = c->next;
 		s->nspare--;
 		in = c->in;
@@ -2694,7 +2678,7 @@ conn_spare_free(struct http_server *s)
 	struct http_conn *c;
 
 	while ((c = s->spare) != NULL) {
-		CONN_UNPOISON(c, conn_alloc_size(s));
+		CDN_UNPOISON(c, conn_alloc_size(s));
 		s->spare = c->next;
 		conn_release(c);
 	}

@@ -17,6 +17,7 @@
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
+#include "common/cdn_asan.h"
 #include "tap.h"
 
 #define NBLOCKS  4000
@@ -28,17 +29,6 @@
 #define GIVE_BYTES (8 << 20)
 /* What a class may keep empty: SLAB_KEEP_EMPTY runs of SLAB_RUN. */
 #define KEEP_MAX (2 * 64 * 1024)
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 /* A pseudo-random sequence, the same every run. */
 static uint64_t
@@ -288,7 +278,7 @@ test_tier_charge(void)
 	rss1 = rss_anon_kib();
 	cache_mem_stats(m, &st1);
 	is_int(held, NOBJS, "tier: every 1 KiB object admitted");
-	if (rss0 < 0 || rss1 < 0 || SANITIZED) {
+	if (rss0 < 0 || rss1 < 0 || CDN_ASAN) {
 		ok(1,
 		    "tier: resident size not checked (no /proc/self/status, "
 		    "or AddressSanitizer's shadow memory)");
@@ -369,7 +359,7 @@ test_give_back(void)
 	    "give back: %llu bytes given back",
 	    (unsigned long long)(cache_slab_given_back() - given0));
 	rss2 = rss_anon_kib();
-	if (rss0 < 0 || SANITIZED) {
+	if (rss0 < 0 || CDN_ASAN) {
 		ok(1,
 		    "give back: resident size not checked (no "
 		    "/proc/self/status, or AddressSanitizer's shadow memory)");
@@ -389,7 +379,7 @@ test_give_back(void)
 	ok(grown >= GIVE_BYTES && grown <= GIVE_BYTES + GIVE_BYTES / 8,
 	    "reuse: %zu blocks of 3000 bytes hold %llu", k,
 	    (unsigned long long)grown);
-	if (vm0 < 0 || SANITIZED)
+	if (vm0 < 0 || CDN_ASAN)
 		ok(1, "reuse: address space not checked");
 	else
 		ok(vm1 - vm0 < 1024,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "common/cdn_asan.h"
 #include "tests/unit/tap.h"
 #include "tests/unit/tmptree.h"
 
@@ -26,17 +27,6 @@
 #define LMDB_LIST_BYTES (1u * MIB)
 /* What the rest of the opening may take from the heap. */
 #define HEAP_MAX (1u * MIB)
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 static char root[64], dir[96];
 
@@ -91,7 +81,7 @@ main(void)
 	s = open_store();
 	b = mallinfo2();
 	ok(s != NULL, "the store opens");
-	if (SANITIZED) {
+	if (CDN_ASAN) {
 		ok(1, "# SKIP AddressSanitizer has its own allocator");
 	} else {
 		ok(b.hblkhd >= a.hblkhd + 2 * LMDB_LIST_BYTES,
