@@ -111,6 +111,8 @@ read_response(src, method="GET", allow_incomplete=False, read_body=True)
                      .framing ("length", "chunked", "close", "none"),
                      .complete, .trailers.  Strict: a malformed response
                      raises ResponseError.
+strace(edge, calls)  a with-block under strace -f of edge's system calls
+                     <calls>; yields the log's path (skips without strace).
 free_port(), ipv6_loopback_works(), connection_refused(), wait_for(),
 eq(), ok(), sha256(), mktemp(), Skip, timeout().
 """
@@ -393,6 +395,34 @@ def _wait_file(path, proc, timeout, what, logs=()):
                                     "\n".join(_read_file(p)[-3000:]
                                               for p in logs)))
         time.sleep(0.01)
+
+
+class strace:
+    """strace -f of <edge>'s system calls <calls> ("openat,pread64") while
+    a with-block runs; the block gets the log's path.  Skips the test
+    where strace is missing or cannot attach (no ptrace)."""
+
+    def __init__(self, edge, calls):
+        exe = shutil.which("strace")
+        if exe is None:
+            raise Skip("strace not found")
+        self.log = os.path.join(edge.tmpdir, "strace")
+        self.proc = subprocess.Popen(
+            [exe, "-f", "-o", self.log, "-e", "trace=" + calls, "-p",
+             str(edge.pid)], stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        time.sleep(1.0)  # attached to every thread
+        if self.proc.poll() is not None:
+            raise Skip("strace cannot attach: %s"
+                       % self.proc.stderr.read().decode(errors="replace"))
+
+    def __enter__(self):
+        return self.log
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=10)
+        return False
 
 
 def proc_kib(pid, field="VmRSS"):

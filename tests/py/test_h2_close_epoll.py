@@ -8,9 +8,6 @@ each make a request and close; strace, attached to edged, must see no
 EPOLL_CTL_DEL fail while every connection is answered and freed (skipped
 without strace or the right to trace).
 """
-import os
-import shutil
-import subprocess
 import sys
 import time
 
@@ -20,27 +17,11 @@ import h2raw  # noqa: E402
 h2raw.need_h2()
 import edgetest as et  # noqa: E402
 
-STRACE = shutil.which("strace")
 CONNS = 20
-
-
-
-def attach(e):
-    log = os.path.join(e.tmpdir, "strace")
-    st = subprocess.Popen(
-        [STRACE, "-f", "-o", log, "-e", "trace=epoll_ctl,close", "-p",
-         str(e.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.0)  # attached to every thread
-    if st.poll() is not None:
-        raise et.Skip("strace cannot attach: %s"
-                      % st.stderr.read().decode(errors="replace"))
-    return st, log
 
 
 @et.timeout(120)
 def test_closed_connections_leave_epoll_first():
-    if STRACE is None:
-        raise et.Skip("strace not found")
     h2c, aport, tport = et.free_port(), et.free_port(), et.free_port()
     extra = ["--listen-h2c", "127.0.0.1:%d" % h2c,
              "--admin-listen", "127.0.0.1:%d" % aport]
@@ -49,8 +30,7 @@ def test_closed_connections_leave_epoll_first():
         extra += ["--listen-tls", "127.0.0.1:%d" % tport,
                   "--tls-cert", tls[0], "--tls-key", tls[1]]
     with et.Origin() as o, et.Edge(o.url, *extra, threads=1) as e:
-        st, log = attach(e)
-        try:
+        with et.strace(e, "epoll_ctl,close") as log:
             for i in range(CONNS):
                 with h2raw.Conn(h2c) as c:
                     r = c.response(c.request("/obj/c%d?size=100" % i))
@@ -64,9 +44,6 @@ def test_closed_connections_leave_epoll_first():
             et.wait_for(lambda: et._read_file(log).count("close(") >=
                         CONNS * (2 if tls else 1), what="closes traced")
             time.sleep(0.5)
-        finally:
-            st.terminate()
-            st.wait(timeout=10)
         trace = et._read_file(log)
         bad = [ln for ln in trace.splitlines()
                if "EPOLL_CTL_DEL" in ln and "EBADF" in ln]

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +32,6 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
 
 H2LOAD = shutil.which("h2load")
-STRACE = shutil.which("strace")
 CONNS = 16          # client connections, spread by the kernel over workers
 PIPELINE = 4        # requests in flight on each
 LOAD_S = 3          # h2load's duration
@@ -225,32 +223,22 @@ def test_a_sibling_is_looked_at_through_one_descriptor():
     again (pread) at every look."""
     if H2LOAD is None:
         raise et.Skip("h2load (nghttp2-client) is not installed")
-    if STRACE is None:
-        raise et.Skip("strace not found")
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise et.Skip("needs two CPUs: one for edged, one for the clients")
     mine = os.sched_getaffinity(0)
     with et.Origin() as o, pinned_edge(o, cpus[-1], threads=2) as e:
-        log = os.path.join(e.tmpdir, "strace")
-        st = subprocess.Popen(
-            [STRACE, "-f", "-o", log, "-e", "trace=openat,pread64", "-p",
-             str(e.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(1.0)  # attached to every thread
-        if st.poll() is not None:
-            raise et.Skip("strace cannot attach: %s"
-                          % st.stderr.read().decode(errors="replace"))
-        try:
-            os.sched_setaffinity(0, set(cpus[:-1]))  # and so h2load
-            out = subprocess.run(
-                [H2LOAD, "--h1", "-t1", "-c%d" % CONNS, "-m%d" % PIPELINE,
-                 "-D2", "http://127.0.0.1:%d%s" % (e.port, TARGET)],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                timeout=40).stdout.decode()
-        finally:
-            os.sched_setaffinity(0, mine)
-            st.send_signal(signal.SIGINT)
-            st.wait(10)
+        with et.strace(e, "openat,pread64") as log:
+            try:
+                os.sched_setaffinity(0, set(cpus[:-1]))  # and so h2load
+                out = subprocess.run(
+                    [H2LOAD, "--h1", "-t1", "-c%d" % CONNS,
+                     "-m%d" % PIPELINE, "-D2",
+                     "http://127.0.0.1:%d%s" % (e.port, TARGET)],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    timeout=40).stdout.decode()
+            finally:
+                os.sched_setaffinity(0, mine)
         et.ok(re.search(r" 0 failed, 0 errored", out) is not None,
               "every h2load request succeeded: %s" % out[-600:])
         lines = et._read_file(log).splitlines()
