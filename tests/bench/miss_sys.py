@@ -394,24 +394,24 @@ def report(servers, res, unit="per miss", scale=1):
         rows.append(k)
         if keys.get("failed " + k, 0) > 0:
             rows.append("failed " + k)
-    print("%-22s %s" % (unit, " ".join("%10s" % n for n in names)))
+    print("%-30s %s" % (unit, " ".join("%10s" % n for n in names)))
     for k in rows:
         v = [med(n, total(k)) for n in names]
         if max(v) >= 0.005:
-            print("%-22s %s" % (k, " ".join("%10.3f" % x for x in v)))
-    print("%-22s %s" % ("misses counted", " ".join(
+            print("%-30s %s" % (k, " ".join("%10.3f" % x for x in v)))
+    print("%-30s %s" % ("misses counted", " ".join(
         "%10d" % statistics.median(m for _, m in res[n]) for n in names)))
     if os.environ.get("BY_THREAD") != "1":
         return
     for name in names:
         tnames = sorted({t for per, _ in res[name] for t in per})
         print("\n%s, by thread:" % name)
-        print("%-22s %s" % (unit, " ".join(
+        print("%-30s %s" % (unit, " ".join(
             "%14s" % t[:14] for t in tnames)))
         for k in rows:
             v = [med(name, lambda per, t=t, k=k: per[t][k]) for t in tnames]
             if max(v) >= 0.005:
-                print("%-22s %s" % (k, " ".join("%14.3f" % x for x in v)))
+                print("%-30s %s" % (k, " ".join("%14.3f" % x for x in v)))
 
 
 if __name__ == "__main__":
