@@ -27,6 +27,7 @@
 #include "edge/edge_gen.h"
 #include "edge/edge_site.h"
 #include "edge/edge_stream.h"
+#include "http/http_accept.h"
 #include "http/http_server.h"
 #include "origin/origin.h"
 
@@ -172,7 +173,7 @@ struct edge_worker {
 	unsigned id;
 	pthread_t thread;
 	struct event_base *base;
-	struct evconnlistener **listeners;
+	struct http_acceptor **listeners;
 	struct edge_listen_id *listen_ids; /* one per listener */
 	unsigned nlisteners;
 	struct http_server *http;

@@ -236,8 +236,7 @@ hand_over(struct edge *e, int sock)
 			snprintf(msg, sizeof(msg), "L %d %s",
 			    (int)w->listen_ids[j].kind, w->listen_ids[j].addr);
 			if (send_msg(sock, msg,
-			        evconnlistener_get_fd(w->listeners[j])) !=
-			    CDN_OK)
+			        http_acceptor_fd(w->listeners[j])) != CDN_OK)
 				return CDN_EIO;
 		}
 	}

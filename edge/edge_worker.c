@@ -71,24 +71,20 @@ ms_tv(uint64_t ms, struct timeval *tv)
 }
 
 static void
-on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+on_accept(int fd, const struct sockaddr *sa, int salen, void *arg)
 {
 	struct edge_worker *w = arg;
 
-	(void)l;
 	EDGE_COUNTER_INC(w, conns_accepted);
 	http_server_adopt(w->http, fd, sa, salen);
 }
 
 static void
-on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+on_accept_tls(int fd, const struct sockaddr *sa, int salen, void *arg)
 {
 	struct edge_worker *w = arg;
 	SSL *ssl;
 
-	(void)l;
 	EDGE_COUNTER_INC(w, conns_accepted);
 	ssl = edge_tls_ssl_new(w->edge->tls, w->id);
 	if (ssl == NULL) {
@@ -100,12 +96,10 @@ on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 /* listen_h2c: HTTP/2 by prior knowledge. */
 static void
-on_accept_h2c(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+on_accept_h2c(int fd, const struct sockaddr *sa, int salen, void *arg)
 {
 	struct edge_worker *w = arg;
 
-	(void)l;
 	(void)salen;
 	EDGE_COUNTER_INC(w, conns_accepted);
 	edge_h2_adopt_fd(w->h2, fd, sa);
@@ -142,18 +136,6 @@ on_tls_handshake(enum http_tls_result r, void *arg)
 		EDGE_COUNTER_INC(w, tls_handshake_aborts);
 		break;
 	}
-}
-
-static void
-on_accept_error(struct evconnlistener *l, void *arg)
-{
-	int err = EVUTIL_SOCKET_ERROR();
-
-	(void)l;
-	(void)arg;
-	/* EMFILE and friends: keep listening, the next accept may work. */
-	CDN_LOG(CDN_LOG_WARN, "edge", "accept: %s",
-	    evutil_socket_error_to_string(err));
 }
 
 static void
@@ -218,7 +200,7 @@ on_drain(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (unsigned i = 0; i < w->nlisteners; i++)
-		evconnlistener_free(w->listeners[i]);
+		http_acceptor_free(w->listeners[i]);
 	w->nlisteners = 0;
 	ms_tv(w->edge->conf->drain_timeout, &tv);
 	evtimer_add(w->drain_timer, &tv);
@@ -457,10 +439,10 @@ static int
 worker_adopt(
     struct edge_worker *w, int fd, enum edge_listen_kind kind, const char *addr)
 {
-	static const evconnlistener_cb cbs[] = {[EDGE_LISTEN_PLAIN] = on_accept,
+	static const http_accept_cb cbs[] = {[EDGE_LISTEN_PLAIN] = on_accept,
 	    [EDGE_LISTEN_TLS] = on_accept_tls,
 	    [EDGE_LISTEN_H2C] = on_accept_h2c};
-	struct evconnlistener *l;
+	struct http_acceptor *l;
 	unsigned n = w->nlisteners;
 
 	CDN_ASSERT(kind <= EDGE_LISTEN_H2C);
@@ -471,13 +453,9 @@ worker_adopt(
 		(void)http_listen_defer(fd,
 		    (unsigned)(w->edge->conf->listen_defer_accept / 1000),
 		    "edge");
-	l = evconnlistener_new(w->base, cbs[kind], w,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (l == NULL) {
-		close(fd);
+	l = http_acceptor_new(w->base, fd, cbs[kind], w, "edge");
+	if (l == NULL)
 		return CDN_EIO;
-	}
-	evconnlistener_set_error_cb(l, on_accept_error);
 	w->listeners = realloc(w->listeners, (n + 1) * sizeof(*w->listeners));
 	w->listen_ids =
 	    realloc(w->listen_ids, (n + 1) * sizeof(*w->listen_ids));
@@ -623,7 +601,7 @@ worker_fini(struct edge_worker *w)
 	if (w->magic != EDGE_WORKER_MAGIC)
 		return; /* never initialised */
 	for (unsigned i = 0; i < w->nlisteners; i++)
-		evconnlistener_free(w->listeners[i]);
+		http_acceptor_free(w->listeners[i]);
 	free(w->listeners);
 	free(w->listen_ids);
 	edge_h2_free(&w->h2);
