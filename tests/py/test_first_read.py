@@ -112,17 +112,22 @@ def test_late_writers_are_not_read_at_accept():
 
         # Prompt clients bring the reads at accept back: a probe that
         # finds the request raises the estimate.
+        # Waiting for epoll costs an add and a delete per connection;
+        # a read at accept that finds the request, none.  On a loaded
+        # machine a client may be descheduled between its connect and
+        # its write, and its read at accept finds nothing: the best of
+        # three rounds counts (with the reads off, each is about 94).
         for _ in range(PROMPT):
             get(e, 0)
-        with Strace(e, "epoll_ctl") as st:
-            for _ in range(PROMPT):
-                get(e, 0)
-        ctl = st.counts.get("epoll_ctl", (0, 0))[0]
-        print("# %d prompt clients: %d epoll_ctl" % (PROMPT, ctl))
-        # Waiting for epoll costs an add and a delete per connection;
-        # a read at accept that finds the request, none.
-        et.ok(ctl < PROMPT, "prompt clients read at accept again: %d "
-              "epoll_ctl for %d connections" % (ctl, PROMPT))
+        ctls = []
+        while len(ctls) < 3 and (not ctls or ctls[-1] >= PROMPT):
+            with Strace(e, "epoll_ctl") as st:
+                for _ in range(PROMPT):
+                    get(e, 0)
+            ctls.append(st.counts.get("epoll_ctl", (0, 0))[0])
+        print("# %d prompt clients: %r epoll_ctl" % (PROMPT, ctls))
+        et.ok(min(ctls) < PROMPT, "prompt clients read at accept again: "
+              "%r epoll_ctl for %d connections" % (ctls, PROMPT))
 
 
 if __name__ == "__main__":
