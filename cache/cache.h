@@ -793,6 +793,16 @@ void cache_store_read_release(struct cache_store *s);
 int cache_store_get_vary(struct cache_store *s,
     const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap,
     size_t *len) CDN_WUR;
+/*
+ * As cache_store_get_vary, and on CDN_NOTFOUND it also tells whether the
+ * key has anything stored: *none_stored is set to 1 when neither tier
+ * holds an object of any variant of it (then no variant lookup can hit,
+ * and the vary db is not read: a new key costs one seek of the objects
+ * db, not a descent of each db); else to 0.
+ */
+int cache_store_get_vary_probe(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap, size_t *len,
+    int *none_stored) CDN_WUR;
 
 /*
  * Store <o> (the caller keeps its own reference): it enters the memory

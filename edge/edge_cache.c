@@ -451,7 +451,8 @@ bypassed(const struct conf *cf, const struct http_request *req)
 /*
  * The stored response for <req>: the Vary rule of <key>, then the variant
  * the request selects (edge_variant_get, whose codes it returns), in one
- * read transaction of the store.  *has_vary tells whether a rule applied;
+ * read transaction of the store; a key with nothing stored (a new key, the
+ * usual miss) stops at the first.  *has_vary tells whether a rule applied;
  * *vary_miss, with CDN_NOTFOUND, that it could not be read (too long) or
  * applied to the request.
  */
@@ -464,11 +465,16 @@ find_stored(struct edge *e, const struct http_request *req,
 	char vary[VARY_MAX];
 	uint64_t variant = 0;
 	size_t vlen;
-	int rc, nf;
+	int rc, nf, none_stored;
 
 	nf = edge_cache_request_fields(req, fields, VARY_FIELDS);
 	cache_store_read_hold(e->store);
-	rc = cache_store_get_vary(e->store, key, vary, sizeof(vary), &vlen);
+	rc = cache_store_get_vary_probe(
+	    e->store, key, vary, sizeof(vary), &vlen, &none_stored);
+	if (none_stored) {
+		cache_store_read_release(e->store);
+		return CDN_NOTFOUND;
+	}
 	if (rc == CDN_OK) {
 		*has_vary = 1;
 		if (nf < 0 ||
