@@ -210,12 +210,24 @@ struct cache_head_scan {
 	 * be among the fields: one was seen, or the walk ended at an empty
 	 * line before the end.  0: a copy of the fields needs no filter. */
 	int age_or_status;
+	/* A field named as one of the tag fields given may be among the
+	 * fields: one was seen, or the walk ended at an empty line before
+	 * the end.  0: cache_tags_parse of them would find no tag. */
+	int may_have_tags;
+};
+
+/* A field name with its length, for walks that compare many names. */
+struct cache_name {
+	const char *p;
+	size_t len;
 };
 
 /* cache_exchange_parse_response, noting in <hs> what it says of the
- * representation. */
+ * representation; <tag_fields> (<ntag_fields> of them) are the names
+ * cache_tags_parse would be given, for hs->may_have_tags. */
 void cache_exchange_parse_head(struct cache_exchange *x, const char *fields,
-    size_t len, struct cache_head_scan *hs);
+    size_t len, const struct cache_name *tag_fields, unsigned ntag_fields,
+    struct cache_head_scan *hs);
 
 /* The result of deciding whether and how long to store a response. */
 struct cache_decision {

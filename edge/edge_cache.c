@@ -966,11 +966,14 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 {
 	struct cache_head_scan hs;
 	struct cache_obj *o;
+	const struct cache_name *tag_fields;
 	uint64_t variant = 0;
+	unsigned ntag_fields;
 	int store, coding, recodable = 0;
 
 	x->status = status;
-	cache_exchange_parse_head(x, fields, len, &hs);
+	tag_fields = edge_purge_tag_fields(e, &ntag_fields);
+	cache_exchange_parse_head(x, fields, len, tag_fields, ntag_fields, &hs);
 	cache_policy_decide(&site->policy, x, d);
 	store = d->storable && !x->req_cc.no_store && status != 206 &&
 	    (content_length < 0 ||
@@ -1001,7 +1004,8 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 	/* Tags for purges, and the purge seq when the request began: a
 	 * purge during the fetch outranks what it stores. */
 	if (o != NULL &&
-	    edge_purge_on_fill(e, o, fields, len, purge_gen) != CDN_OK)
+	    edge_purge_on_fill(
+	        e, o, fields, len, hs.may_have_tags, purge_gen) != CDN_OK)
 		cache_obj_unref(&o);
 	*recodablep = recodable;
 	return o;
