@@ -210,12 +210,24 @@ struct cache_head_scan {
 	 * be among the fields: one was seen, or the walk ended at an empty
 	 * line before the end.  0: a copy of the fields needs no filter. */
 	int age_or_status;
+	/* A field named as one of the tag fields given may be among the
+	 * fields: one was seen, or the walk ended at an empty line before
+	 * the end.  0: cache_tags_parse of them would find no tag. */
+	int may_have_tags;
+};
+
+/* A field name with its length, for walks that compare many names. */
+struct cache_name {
+	const char *p;
+	size_t len;
 };
 
 /* cache_exchange_parse_response, noting in <hs> what it says of the
- * representation. */
+ * representation; <tag_fields> (<ntag_fields> of them) are the names
+ * cache_tags_parse would be given, for hs->may_have_tags. */
 void cache_exchange_parse_head(struct cache_exchange *x, const char *fields,
-    size_t len, struct cache_head_scan *hs);
+    size_t len, const struct cache_name *tag_fields, unsigned ntag_fields,
+    struct cache_head_scan *hs);
 
 /* The result of deciding whether and how long to store a response. */
 struct cache_decision {
@@ -793,6 +805,16 @@ void cache_store_read_release(struct cache_store *s);
 int cache_store_get_vary(struct cache_store *s,
     const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap,
     size_t *len) CDN_WUR;
+/*
+ * As cache_store_get_vary, and on CDN_NOTFOUND it also tells whether the
+ * key has anything stored: *none_stored is set to 1 when neither tier
+ * holds an object of any variant of it (then no variant lookup can hit,
+ * and the vary db is not read: a new key costs one seek of the objects
+ * db, not a descent of each db); else to 0.
+ */
+int cache_store_get_vary_probe(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap, size_t *len,
+    int *none_stored) CDN_WUR;
 
 /*
  * Store <o> (the caller keeps its own reference): it enters the memory

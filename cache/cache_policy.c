@@ -642,11 +642,23 @@ cache_exchange_parse_response(
 {
 	struct cache_head_scan hs;
 
-	cache_exchange_parse_head(x, f, len, &hs);
+	cache_exchange_parse_head(x, f, len, NULL, 0, &hs);
+}
+
+/* Is the field name s[0..len) one of <names>, ignoring case?  Most names
+ * differ from them in length: only those of the same length are read. */
+static int
+is_named(const char *s, size_t len, const struct cache_name *names, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (names[i].len == len && http_mem_eq_ci(s, names[i].p, len))
+			return 1;
+	return 0;
 }
 
 void
 cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
+    const struct cache_name *tag_fields, unsigned ntag_fields,
     struct cache_head_scan *hs)
 {
 	struct cache_cc cdn, sur;
@@ -688,6 +700,7 @@ cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
 			/* the empty line ending a head: what follows is not
 			 * walked */
 			hs->age_or_status |= le + 1 < len;
+			hs->may_have_tags |= le + 1 < len && ntag_fields > 0;
 			break;
 		}
 		if (is_wsp(f[ls]))
@@ -706,6 +719,9 @@ cache_exchange_parse_head(struct cache_exchange *x, const char *f, size_t len,
 		while (vlen > 0 && is_wsp(val[vlen - 1]))
 			vlen--;
 
+		if (!hs->may_have_tags &&
+		    is_named(name, nlen, tag_fields, ntag_fields))
+			hs->may_have_tags = 1;
 		if (EQ_CI(name, nlen, "cache-control")) {
 			cache_cc_parse(&x->cc, val, vlen);
 		} else if (EQ_CI(name, nlen, "cdn-cache-control")) {

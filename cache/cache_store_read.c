@@ -544,24 +544,49 @@ cache_store_variants(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 }
 
 /*
- * The Vary rule of the latest stored response for <key>: copies it into
- * buf and its length into *len.  Returns CDN_OK, CDN_NOTFOUND if that
- * response had no Vary (look up variant 0), CDN_ELIMIT if it is longer
- * than <cap> (*len set, buf unspecified), or CDN_EIO.  Answered from
- * memory when the rule is known there.
+ * Does LMDB hold a record of any variant of <key>?  Records are ordered by
+ * key, then variant, so the first at or after the bare key is its first
+ * variant if it has one: one seek.  0 (*found set), or an LMDB code.
  */
-int
-cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
-    char *buf, size_t cap, size_t *len)
+static int
+key_on_disk(struct cache_store *s, MDB_txn *txn,
+    const uint8_t key[CACHE_HASH_LEN], int *found)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, s->db_obj, &cur);
+	if (rc != 0)
+		return rc;
+	k = mval(key, CACHE_HASH_LEN);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	*found = rc == 0 && k.mv_size == CACHE_OBJKEY_LEN &&
+	    memcmp(k.mv_data, key, CACHE_HASH_LEN) == 0;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * cache_store_get_vary, and with <none_stored> (not NULL) the probe of
+ * cache_store_get_vary_probe: when memory knows nothing of the key, the
+ * objects db is asked first, and a key with no record there nor in memory
+ * is answered without reading the vary db.
+ */
+static int
+vary_lookup(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN], char *buf,
+    size_t cap, size_t *len, int *none_stored)
 {
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	uint64_t gen = 0;
 	size_t n = 0;
-	int rc;
+	int rc, found = 1;
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	CDN_ASSERT(key != NULL && len != NULL && (buf != NULL || cap == 0));
+	if (none_stored != NULL)
+		*none_stored = 0;
 	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
 	rc = cache_mem_get_vary(s->mem, key, buf, cap, len, &gen);
@@ -569,8 +594,19 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		return rc;
 	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
-	k = mval(key, CACHE_HASH_LEN);
-	rc = mdb_get(txn, s->db_vary, &k, &v);
+	rc = none_stored != NULL ? key_on_disk(s, txn, key, &found) : 0;
+	if (rc == 0 && !found) {
+		/* Memory is asked after LMDB: a put reaches it first. */
+		if (!cache_mem_has_obj(s->mem, key)) {
+			cache_store_read_end(s, &txn);
+			*none_stored = 1;
+			return CDN_NOTFOUND;
+		}
+	}
+	if (rc == 0) {
+		k = mval(key, CACHE_HASH_LEN);
+		rc = mdb_get(txn, s->db_vary, &k, &v);
+	}
 	if (rc == 0) {
 		n = v.mv_size;
 		if (n <= cap && n > 0)
@@ -593,4 +629,27 @@ cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	else if (rc == CDN_NOTFOUND)
 		cache_mem_set_vary(s->mem, key, NULL, 0, gen);
 	return rc;
+}
+
+/*
+ * The Vary rule of the latest stored response for <key>: copies it into
+ * buf and its length into *len.  Returns CDN_OK, CDN_NOTFOUND if that
+ * response had no Vary (look up variant 0), CDN_ELIMIT if it is longer
+ * than <cap> (*len set, buf unspecified), or CDN_EIO.  Answered from
+ * memory when the rule is known there.
+ */
+int
+cache_store_get_vary(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    char *buf, size_t cap, size_t *len)
+{
+	return vary_lookup(s, key, buf, cap, len, NULL);
+}
+
+int
+cache_store_get_vary_probe(struct cache_store *s,
+    const uint8_t key[CACHE_HASH_LEN], char *buf, size_t cap, size_t *len,
+    int *none_stored)
+{
+	CDN_ASSERT(none_stored != NULL);
+	return vary_lookup(s, key, buf, cap, len, none_stored);
 }

@@ -451,7 +451,8 @@ bypassed(const struct conf *cf, const struct http_request *req)
 /*
  * The stored response for <req>: the Vary rule of <key>, then the variant
  * the request selects (edge_variant_get, whose codes it returns), in one
- * read transaction of the store.  *has_vary tells whether a rule applied;
+ * read transaction of the store; a key with nothing stored (a new key, the
+ * usual miss) stops at the first.  *has_vary tells whether a rule applied;
  * *vary_miss, with CDN_NOTFOUND, that it could not be read (too long) or
  * applied to the request.
  */
@@ -464,11 +465,16 @@ find_stored(struct edge *e, const struct http_request *req,
 	char vary[VARY_MAX];
 	uint64_t variant = 0;
 	size_t vlen;
-	int rc, nf;
+	int rc, nf, none_stored;
 
 	nf = edge_cache_request_fields(req, fields, VARY_FIELDS);
 	cache_store_read_hold(e->store);
-	rc = cache_store_get_vary(e->store, key, vary, sizeof(vary), &vlen);
+	rc = cache_store_get_vary_probe(
+	    e->store, key, vary, sizeof(vary), &vlen, &none_stored);
+	if (none_stored) {
+		cache_store_read_release(e->store);
+		return CDN_NOTFOUND;
+	}
 	if (rc == CDN_OK) {
 		*has_vary = 1;
 		if (nf < 0 ||
@@ -960,11 +966,14 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 {
 	struct cache_head_scan hs;
 	struct cache_obj *o;
+	const struct cache_name *tag_fields;
 	uint64_t variant = 0;
+	unsigned ntag_fields;
 	int store, coding, recodable = 0;
 
 	x->status = status;
-	cache_exchange_parse_head(x, fields, len, &hs);
+	tag_fields = edge_purge_tag_fields(e, &ntag_fields);
+	cache_exchange_parse_head(x, fields, len, tag_fields, ntag_fields, &hs);
 	cache_policy_decide(&site->policy, x, d);
 	store = d->storable && !x->req_cc.no_store && status != 206 &&
 	    (content_length < 0 ||
@@ -995,7 +1004,8 @@ edge_cache_fill_obj(struct edge *e, const struct edge_site *site,
 	/* Tags for purges, and the purge seq when the request began: a
 	 * purge during the fetch outranks what it stores. */
 	if (o != NULL &&
-	    edge_purge_on_fill(e, o, fields, len, purge_gen) != CDN_OK)
+	    edge_purge_on_fill(
+	        e, o, fields, len, hs.may_have_tags, purge_gen) != CDN_OK)
 		cache_obj_unref(&o);
 	*recodablep = recodable;
 	return o;

@@ -585,10 +585,15 @@ void edge_purged_reopen_logs(struct edge *e);
  * over; the old purged then keeps running.
  */
 int edge_purged_reload(struct edge *e, const struct conf *c) CDN_WUR;
+/* The names of the fields whose values are purge tags (*n of them; none
+ * without purges by tag), for cache_exchange_parse_head. */
+const struct cache_name *edge_purge_tag_fields(
+    const struct edge *e, unsigned *n);
 /* A fill starts: record the purge generation <purge_gen> and the tags of
- * the origin's <fields> in <o>.  CDN_ENOMEM: do not store it. */
+ * the origin's <fields> in <o>; <may_have_tags> 0 (the head scan's) when
+ * no field has a tag field's name.  CDN_ENOMEM: do not store it. */
 int edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,
-    size_t len, uint64_t purge_gen) CDN_WUR;
+    size_t len, int may_have_tags, uint64_t purge_gen) CDN_WUR;
 /* Whether a response field is kept from clients (Surrogate-Key). */
 int edge_purge_hides_field(const struct edge *e, const char *name, size_t len);
 /* The origin's response head came <us> after the request (worker thread). */

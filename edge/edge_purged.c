@@ -66,6 +66,7 @@ struct edge_purged {
 #define EDGE_PURGED_MAGIC 0x2b7d51c6u
 	char *fields_buf; /* cache_tag_fields, split in place */
 	const char *fields[TAG_FIELDS_MAX];
+	struct cache_name field_names[TAG_FIELDS_MAX]; /* the same, sized */
 	unsigned nfields;
 	int pass_surrogate_key;
 	/* the child, main thread only */
@@ -84,16 +85,25 @@ struct edge_purged {
 
 /* ---- tags, from worker threads (read-only after init) ---- */
 
+const struct cache_name *
+edge_purge_tag_fields(const struct edge *e, unsigned *n)
+{
+	const struct edge_purged *p = e->purged;
+
+	*n = p != NULL ? p->nfields : 0;
+	return p != NULL ? p->field_names : NULL;
+}
+
 int
 edge_purge_on_fill(struct edge *e, struct cache_obj *o, const char *fields,
-    size_t len, uint64_t purge_gen)
+    size_t len, int may_have_tags, uint64_t purge_gen)
 {
 	struct edge_purged *p = e->purged;
 	char tags[CACHE_TAGS_CAP];
 	size_t n;
 
 	o->purge_gen = purge_gen;
-	if (p == NULL || p->nfields == 0)
+	if (p == NULL || p->nfields == 0 || !may_have_tags)
 		return CDN_OK;
 	n = cache_tags_parse(
 	    fields, len, p->fields, p->nfields, tags, sizeof(tags));
@@ -350,6 +360,8 @@ edge_purged_init(struct edge *e)
 			    TAG_FIELDS_MAX);
 			return CDN_EINVAL;
 		}
+		p->field_names[p->nfields].p = tok;
+		p->field_names[p->nfields].len = strlen(tok);
 		p->fields[p->nfields++] = tok;
 	}
 	/* The purge bus is read by purged: it runs for either. */

@@ -20,6 +20,7 @@
 #include "edge/edge_int.h"
 #include "edge/edge_range.h"
 #include "edge/edge_variant.h"
+#include "http/http_parse.h"
 
 #define EDGE_VARIANT_MAGIC 0x61f0b2d9u
 #define QUEUE_BYTES        (UINT64_C(256) << 20)
@@ -67,16 +68,16 @@ name_is(const char *p, size_t len, const char *name)
 }
 
 /* "type/subtype" against an exact name, or a pattern with one star in
- * the subtype: "text/" then anything, or "application/" ... "+json". */
+ * the subtype: "text/" then anything, or "application/" ... "+json".
+ * The suffix first: the prefixes of the default patterns are shared. */
 static int
 type_matches(const char *t, size_t len, const struct type_pat *pat)
 {
 	if (pat->suf == NULL)
-		return len == pat->pre_len &&
-		    strncasecmp(t, pat->pre, len) == 0;
+		return len == pat->pre_len && http_mem_eq_ci(t, pat->pre, len);
 	return len >= pat->pre_len + pat->suf_len &&
-	    strncasecmp(t, pat->pre, pat->pre_len) == 0 &&
-	    strncasecmp(t + len - pat->suf_len, pat->suf, pat->suf_len) == 0;
+	    http_mem_eq_ci(t + len - pat->suf_len, pat->suf, pat->suf_len) &&
+	    http_mem_eq_ci(t, pat->pre, pat->pre_len);
 }
 
 static void

@@ -5,7 +5,7 @@
  * Design.  http_parse_request() makes one pass over the caller's buffer and
  * keeps no state: it allocates nothing, copies nothing and writes only into
  * the caller's struct http_request and header array, so it is safe from any
- * thread.  Bytes are classified by one 256-entry table (cc_class); the
+ * thread.  Bytes are classified by one 256-entry table (http_cc_class); the
  * runs that make up most of a head, the request-target, field names and
  * field values, are skimmed eight bytes at a time (SWAR: a word holding no
  * byte below SP and no DEL needs no closer look), and the byte that ends a
@@ -34,8 +34,8 @@
 /* Largest chunk-size accepted: 2^62, far beyond any body we take. */
 #define HTTP_CHUNK_MAX (UINT64_C(1) << 62)
 
-/* Byte classes, bits of cc_class[]. */
-#define CC_TCHAR  0x01 /* RFC 9110 §5.6.2 tchar */
+/* Byte classes, bits of http_cc_class[]. */
+#define CC_TCHAR  HTTP_CC_TCHAR /* RFC 9110 §5.6.2 tchar */
 #define CC_FIELD  0x02 /* RFC 9110 §5.5 field-vchar, obs-text, SP, HTAB */
 #define CC_TARGET 0x04 /* request-target: anything but CTL, SP, DEL, '#' */
 #define CC_HEX    0x08 /* HEXDIG */
@@ -44,7 +44,7 @@
 #define CC_WS     0x40 /* SP, HTAB */
 
 /* clang-format off */
-static const uint8_t cc_class[256] = {
+const uint8_t http_cc_class[256] = {
 	/* 00 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 08 */ 0x00, 0x62, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	/* 10 */ 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -114,12 +114,6 @@ static const uint8_t cc_lower[256] = {
 };
 /* clang-format on */
 
-int
-http_is_tchar(int c)
-{
-	return c >= 0 && c < 256 && (cc_class[c] & CC_TCHAR);
-}
-
 /* The path of an absolute-form without one, and of the authority-form. */
 static const char slash[] = "/";
 
@@ -142,7 +136,7 @@ struct hp_fields {
 static inline int
 is_ws(char c)
 {
-	return cc_class[(uint8_t)c] & CC_WS;
+	return http_cc_class[(uint8_t)c] & CC_WS;
 }
 
 /* Compare p[0..len) with s[0..len), ignoring ASCII case. */
@@ -243,7 +237,7 @@ scan_target(const char *p, const char *end)
 		}
 		p += 8;
 	}
-	while (p < end && (cc_class[(uint8_t)*p] & CC_TARGET))
+	while (p < end && (http_cc_class[(uint8_t)*p] & CC_TARGET))
 		p++;
 	return p;
 }
@@ -287,7 +281,7 @@ scan_name(const char *p, const char *end)
 		}
 		p += 8;
 	}
-	while (p < end && (cc_class[(uint8_t)*p] & CC_TCHAR))
+	while (p < end && (http_cc_class[(uint8_t)*p] & CC_TCHAR))
 		p++;
 	return p;
 }
@@ -314,7 +308,7 @@ scan_field(const char *p, const char *end)
 		break;
 #endif
 	}
-	while (p < end && (cc_class[(uint8_t)*p] & CC_FIELD))
+	while (p < end && (http_cc_class[(uint8_t)*p] & CC_FIELD))
 		p++;
 	return p;
 }
@@ -388,13 +382,14 @@ host_valid(const char *p, size_t len, int need_port)
 	i = 0;
 	if (len > 0 && p[0] == '[') {
 		for (i = 1; i < len && p[i] != ']'; i++)
-			if (!(cc_class[(uint8_t)p[i]] & CC_HOST) && p[i] != ':')
+			if (!(http_cc_class[(uint8_t)p[i]] & CC_HOST) &&
+			    p[i] != ':')
 				return 0;
 		if (i == len || i == 1)
 			return 0;
 		i++;
 	} else {
-		while (i < len && (cc_class[(uint8_t)p[i]] & CC_HOST))
+		while (i < len && (http_cc_class[(uint8_t)p[i]] & CC_HOST))
 			i++;
 		if (i == 0)
 			return 0;
@@ -783,7 +778,8 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 		req->method = HTTP_M_GET;
 		q = p + 3;
 	} else {
-		for (q = p; q < rl_end && (cc_class[(uint8_t)*q] & CC_TCHAR);)
+		for (q = p;
+		     q < rl_end && (http_cc_class[(uint8_t)*q] & CC_TCHAR);)
 			q++;
 		if (q == rl_end)
 			goto short_line;
@@ -822,7 +818,8 @@ http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 		req->version_minor = p[7] - '0';
 		q = p + 8;
 	} else {
-		for (q = p; q < rl_end && (cc_class[(uint8_t)*q] & CC_FIELD);)
+		for (q = p;
+		     q < rl_end && (http_cc_class[(uint8_t)*q] & CC_FIELD);)
 			q++;
 		if (q == rl_end)
 			goto short_line;
@@ -1066,7 +1063,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		switch (st) {
 		case CH_SIZE0:
 		case CH_SIZE:
-			if (cc_class[ch] & CC_HEX) {
+			if (http_cc_class[ch] & CC_HEX) {
 				d = ch <= '9' ? ch - '0'
 				              : (ch | 0x20) - 'a' + 10;
 				if (c->remaining > (HTTP_CHUNK_MAX - d) >> 4) {
@@ -1103,7 +1100,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 			}
 			break;
 		case CH_EXT_PRE:
-			if (cc_class[ch] & CC_TCHAR)
+			if (http_cc_class[ch] & CC_TCHAR)
 				st = CH_EXT_NAME;
 			else if (!is_ws((char)ch)) {
 				msg = "invalid chunk extension";
@@ -1111,7 +1108,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 			}
 			break;
 		case CH_EXT_NAME:
-			if (cc_class[ch] & CC_TCHAR)
+			if (http_cc_class[ch] & CC_TCHAR)
 				break;
 			if (ch == '=') {
 				st = CH_EXT_VAL_PRE;
@@ -1134,7 +1131,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 			}
 			break;
 		case CH_EXT_VAL_PRE:
-			if (cc_class[ch] & CC_TCHAR)
+			if (http_cc_class[ch] & CC_TCHAR)
 				st = CH_EXT_VAL;
 			else if (ch == '"')
 				st = CH_EXT_QS;
@@ -1144,7 +1141,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 			}
 			break;
 		case CH_EXT_VAL:
-			if (cc_class[ch] & CC_TCHAR)
+			if (http_cc_class[ch] & CC_TCHAR)
 				break;
 			goto val_end;
 		case CH_EXT_QS:
@@ -1152,14 +1149,14 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 				st = CH_EXT_VAL_END;
 			else if (ch == '\\')
 				st = CH_EXT_QP;
-			else if (!(cc_class[ch] & CC_QDTEXT)) {
+			else if (!(http_cc_class[ch] & CC_QDTEXT)) {
 				msg = "invalid chunk extension";
 				goto fail;
 			}
 			break;
 		case CH_EXT_QP:
 			/* RFC 9110 §5.6.4 quoted-pair */
-			if (!(cc_class[ch] & CC_FIELD)) {
+			if (!(http_cc_class[ch] & CC_FIELD)) {
 				msg = "invalid chunk extension";
 				goto fail;
 			}
@@ -1205,7 +1202,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		case CH_TRAILER:
 			if (ch == '\r')
 				st = CH_END_LF;
-			else if (cc_class[ch] & CC_TCHAR)
+			else if (http_cc_class[ch] & CC_TCHAR)
 				st = CH_TR_NAME;
 			else {
 				msg = ch == '\n' ? "bare LF in trailer section"
@@ -1217,7 +1214,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		case CH_TR_NAME:
 			if (ch == ':')
 				st = CH_TR_VALUE;
-			else if (!(cc_class[ch] & CC_TCHAR)) {
+			else if (!(http_cc_class[ch] & CC_TCHAR)) {
 				msg = "invalid trailer field name";
 				goto fail;
 			}
@@ -1225,7 +1222,7 @@ http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 		case CH_TR_VALUE:
 			if (ch == '\r')
 				st = CH_TR_LF;
-			else if (!(cc_class[ch] & CC_FIELD)) {
+			else if (!(http_cc_class[ch] & CC_FIELD)) {
 				msg = ch == '\n'
 				    ? "bare LF in trailer section"
 				    : "invalid trailer field value";

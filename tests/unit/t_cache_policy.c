@@ -1137,7 +1137,7 @@ test_parse_head(void)
 		h = heads[i];
 		len = strlen(h);
 		memset(&x, 0, sizeof(x));
-		cache_exchange_parse_head(&x, h, len, &hs);
+		cache_exchange_parse_head(&x, h, len, NULL, 0, &hs);
 		is_int(hs.coding, cache_enc_of_fields(h, len),
 		    "head %zu: coding", i);
 		wlen = 0;
@@ -1215,15 +1215,63 @@ test_parse_head_age_or_status(void)
 	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
 		h = heads[i];
 		memset(&x, 0, sizeof(x));
-		cache_exchange_parse_head(&x, h, strlen(h), &hs);
+		cache_exchange_parse_head(&x, h, strlen(h), NULL, 0, &hs);
 		is_int(hs.age_or_status, filter_drops(h, strlen(h)),
 		    "head %zu: an Age or Cache-Status line as the filter's", i);
 	}
 	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
 		h = cut[i];
 		memset(&x, 0, sizeof(x));
-		cache_exchange_parse_head(&x, h, strlen(h), &hs);
+		cache_exchange_parse_head(&x, h, strlen(h), NULL, 0, &hs);
 		is_int(hs.age_or_status, 1, "cut head %zu: unknown", i);
+	}
+}
+
+/* may_have_tags lets a fill skip cache_tags_parse: it must be 1 wherever
+ * that parse finds a tag, and 0 where the walked head has no field of a
+ * tag field's name. */
+static void
+test_parse_head_may_have_tags(void)
+{
+	static const char *const names[] = {"Surrogate-Key", "Cache-Tag"};
+	static const struct cache_name sized[] = {
+	    {"Surrogate-Key", 13}, {"Cache-Tag", 9}};
+	static const struct {
+		const char *h;
+		int want;
+	} heads[] = {
+	    {"", 0},
+	    {"Content-Type: a/b\r\nCache-Control: max-age=60\r\n", 0},
+	    {"Surrogate-Key: a b\r\n", 1},
+	    {"X-A: 1\r\ncache-TAG: x, y\r\n", 1},
+	    {"CACHE-TAG:\r\n", 1},
+	    {"X-Cache-Tag: a\r\nCache-Tags: b\r\nCache-Ta: c\r\n", 0},
+	    {"Cache-Control: a\r\nSurrogate-Keys: b\r\nSurrogate: c\r\n", 0},
+	    {"X-A: 1\nSurrogate-Key: k\n", 1},
+	    {"X-A: 1\r\nSurrogate-Key: k", 1},
+	    {" Cache-Tag: folded\r\nX-A: 1\r\n", 0},
+	    /* Cut by an empty line: what follows may hold them. */
+	    {"X-A: 1\r\n\r\nCache-Tag: t\r\n", 1},
+	    {"X-A: 1\r\n\r\nX-B: 2\r\n", 1},
+	};
+	struct cache_exchange x;
+	struct cache_head_scan hs;
+	char tags[256];
+	const char *h;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		h = heads[i].h;
+		memset(&x, 0, sizeof(x));
+		cache_exchange_parse_head(&x, h, strlen(h), sized, 2, &hs);
+		is_int(hs.may_have_tags, heads[i].want, "tags head %zu", i);
+		n = cache_tags_parse(
+		    h, strlen(h), names, 2, tags, sizeof(tags));
+		ok(n == 0 || hs.may_have_tags,
+		    "tags head %zu: set where the parse finds tags", i);
+		memset(&x, 0, sizeof(x));
+		cache_exchange_parse_head(&x, h, strlen(h), NULL, 0, &hs);
+		is_int(hs.may_have_tags, 0, "tags head %zu: no tag fields", i);
 	}
 }
 
@@ -1237,6 +1285,7 @@ main(void)
 	test_parse_response();
 	test_parse_head();
 	test_parse_head_age_or_status();
+	test_parse_head_may_have_tags();
 	test_decide_table();
 	test_age();
 	test_use();

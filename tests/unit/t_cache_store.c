@@ -440,6 +440,73 @@ test_none_stored(void)
 	cache_store_close(&s);
 }
 
+/* cache_store_get_vary_probe(): the rule as cache_store_get_vary gives
+ * it, and "none stored" for a key with no object in either tier, which
+ * lets a miss skip the vary db and every variant; so it must never be
+ * said of a key that has one, in memory or on disk alone. */
+static int
+vary_probe_is(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    const char *want, int want_none)
+{
+	char buf[256];
+	size_t len = 0;
+	int none = -1, rc;
+
+	rc = cache_store_get_vary_probe(s, key, buf, sizeof(buf), &len, &none);
+	if (none != want_none)
+		return 0;
+	if (want == NULL)
+		return rc == CDN_NOTFOUND;
+	return rc == CDN_OK && len == strlen(want) &&
+	    memcmp(buf, want, len) == 0;
+}
+
+static void
+test_vary_probe(void)
+{
+	const char *ae = "Accept-Encoding";
+	uint8_t key[CACHE_HASH_LEN], near[CACHE_HASH_LEN];
+	struct cache_store *s;
+
+	s = open_store("vprobe", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
+	key_of(50, key);
+	ok(vary_probe_is(s, key, NULL, 1), "vary probe: a key never stored");
+	ok(vary_probe_is(s, key, NULL, 1), "vary probe: ... asked again");
+	put_new(s, 51, 1, 0x77, 500, NULL);
+	put_new(s, 52, 1, 11, 600, ae);
+	key_of(51, key);
+	ok(vary_probe_is(s, key, NULL, 0), "vary probe: no rule, in memory");
+	key_of(52, key);
+	ok(vary_probe_is(s, key, ae, 0), "vary probe: a rule, in memory");
+	cache_store_close(&s);
+
+	/* Reopened: memory knows nothing, LMDB has both. */
+	s = open_store("vprobe", 32 * MIB, 8 * MIB, 4 * MIB, 90, 70);
+	key_of(51, key);
+	ok(vary_probe_is(s, key, NULL, 0),
+	    "vary probe: a coded variant on disk alone");
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]--;
+	ok(vary_probe_is(s, near, NULL, 1), "vary probe: the key just below");
+	memcpy(near, key, sizeof(near));
+	near[CACHE_HASH_LEN - 1]++;
+	ok(vary_probe_is(s, near, NULL, 1), "vary probe: the key just above");
+	key_of(52, key);
+	ok(vary_probe_is(s, key, ae, 0), "vary probe: a rule on disk alone");
+	ok(vary_probe_is(s, key, ae, 0), "vary probe: ... then from memory");
+	cache_store_close(&s);
+
+	/* No memory tier: every answer is LMDB's. */
+	s = open_store("vprobe0", 32 * MIB, 0, 4 * MIB, 90, 70);
+	put_new(s, 53, 1, 0, 300, ae);
+	cache_store_sync(s);
+	key_of(53, key);
+	ok(vary_probe_is(s, key, ae, 0), "vary probe: no memory tier: rule");
+	key_of(54, key);
+	ok(vary_probe_is(s, key, NULL, 1), "vary probe: no memory tier: none");
+	cache_store_close(&s);
+}
+
 /* The probe of a variant that is not stored, from LMDB alone (no memory
  * tier): its seek lands on the variant after it, on another key, or past
  * the last record, and any variant before or after it must be seen. */
@@ -1263,6 +1330,7 @@ main(void)
 	test_vary();
 	test_none_stored();
 	test_none_stored_variants();
+	test_vary_probe();
 	test_remove();
 	test_corrupt();
 	test_layout();
