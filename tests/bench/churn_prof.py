@@ -27,9 +27,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import churn_where  # noqa: E402
-from benchproc import free_port, stop  # noqa: E402
+from benchproc import stop  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 FUNCS = ("__x64_sys_accept4", "__x64_sys_recvfrom", "__sys_sendmsg",
          "do_writev", "__x64_sys_close", "__x64_sys_epoll_wait",
          "__x64_sys_epoll_ctl", "__x64_sys_pread64", "__x64_sys_sched_yield",
@@ -77,19 +76,9 @@ def main():
     specs = [a.split("=", 1) for a in sys.argv[2:]]
     os.makedirs(outdir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="churn-prof.")
-    procs, servers = [], []
+    procs = []
     try:
-        op = free_port()
-        procs.append(subprocess.Popen(
-            ["taskset", "-c", "0",
-             os.environ.get("BENCH_ORIGIN",
-                            os.path.join(HERE, "bench_origin")), str(op)]))
-        time.sleep(0.3)
-        for name, cmd in specs:
-            d = os.path.join(work, name)
-            os.mkdir(d)
-            p, port = churn_where.start(name, cmd, d, op, procs)
-            servers.append((name, p, port))
+        servers = churn_where.start_all(specs, work, procs)
         rows = {}
         for name, p, port in servers:
             wrk = subprocess.Popen(

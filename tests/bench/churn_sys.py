@@ -20,7 +20,6 @@ tracepoints cost little enough to leave that as it is.  Needs perf with
 the right to trace (root).  Loopback only; every process started here is
 stopped at the end.
 """
-import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import churn_where  # noqa: E402
-from benchproc import free_port, stop  # noqa: E402
+from benchproc import stop  # noqa: E402
 
 CALLS = ("accept4", "recvfrom", "readv", "sendmsg", "writev", "close",
          "epoll_wait", "epoll_ctl", "openat", "read", "pread64",
@@ -78,19 +77,9 @@ def main():
     rounds, secs = int(sys.argv[1]), int(sys.argv[2])
     specs = [a.split("=", 1) for a in sys.argv[3:]]
     work = tempfile.mkdtemp(prefix="churn-sys.")
-    procs, servers = [], []
+    procs = []
     try:
-        op = free_port()
-        procs.append(subprocess.Popen(
-            ["taskset", "-c", "0", os.environ.get(
-                "BENCH_ORIGIN",
-                os.path.join(churn_where.HERE, "bench_origin")), str(op)]))
-        time.sleep(0.3)
-        for name, cmd in specs:
-            d = os.path.join(work, name)
-            os.mkdir(d)
-            p, port = churn_where.start(name, cmd, d, op, procs)
-            servers.append((name, p, port))
+        servers = churn_where.start_all(specs, work, procs)
         res = {}
         for r in range(rounds):
             order = servers[r % len(servers):] + servers[:r % len(servers)]

@@ -193,28 +193,37 @@ def run_wrk(port, secs):
     return out, ru.ru_utime + ru.ru_stime, delay
 
 
+
+def start_all(specs, work, procs):
+    """bench_origin on CPU 0, then each (NAME, CMD) of <specs> as start()
+    starts it, in a directory of its own under <work>; every process goes
+    into <procs>.  Returns [(name, process, port)]."""
+    op = free_port()
+    procs.append(subprocess.Popen(
+        ["taskset", "-c", "0",
+         os.environ.get("BENCH_ORIGIN",
+                        os.path.join(HERE, "bench_origin")), str(op)]))
+    time.sleep(0.3)
+    servers = []
+    for name, cmd in specs:
+        d = os.path.join(work, name)
+        os.mkdir(d)
+        p, port = start(name, cmd, d, op, procs)
+        servers.append((name, p, port))
+    return servers
+
 def main():
     if len(sys.argv) < 4 or shutil.which("wrk") is None:
         sys.exit(__doc__)
     rounds, secs = int(sys.argv[1]), int(sys.argv[2])
     specs = [a.split("=", 1) for a in sys.argv[3:]]
     work = tempfile.mkdtemp(prefix="churn-where.")
-    procs, servers = [], []
+    procs = []
     cols = ("req/s", "req/srv-CPU-s", "srv us/req", "wrk us/req",
             "srv sys%", "wakeups/req", "srv wait%", "wrk wait%", "cpu0 idle%",
             "cpu1 idle%", "overflows", "retrans")
     try:
-        op = free_port()
-        procs.append(subprocess.Popen(
-            ["taskset", "-c", "0",
-             os.environ.get("BENCH_ORIGIN",
-                            os.path.join(HERE, "bench_origin")), str(op)]))
-        time.sleep(0.3)
-        for name, cmd in specs:
-            d = os.path.join(work, name)
-            os.mkdir(d)
-            p, port = start(name, cmd, d, op, procs)
-            servers.append((name, p, port))
+        servers = start_all(specs, work, procs)
         res = {}
         print("%-10s %s" % ("", " ".join("%13s" % c for c in cols)))
         for r in range(rounds):
