@@ -774,6 +774,35 @@ int cache_store_load_chunks(struct cache_store *s, struct cache_obj *o,
     uint32_t first, uint32_t last) CDN_WUR;
 
 /*
+ * A reader's hold on the chunks of an object on disk (cache_pin.c), for a
+ * body sent one chunk at a time: while it is held, eviction passes the
+ * object over, and a new copy of the same key and variant is written
+ * beside it rather than over it, so the reader gets the bytes of the copy
+ * it began with.  A removal (a hard purge) still takes the chunks.  A pin
+ * protects for 10 minutes after the object's newest reader came.
+ */
+struct cache_pin;
+/*
+ * Pin <o> (from cache_store_get_meta(), body not loaded) into *pinp.
+ * CDN_OK; CDN_NOTFOUND when the stored object is no longer the one <o>
+ * describes (then a miss), CDN_ECORRUPT, CDN_EIO, CDN_ENOMEM.
+ */
+int cache_store_pin(struct cache_store *s, const struct cache_obj *o,
+    struct cache_pin **pinp) CDN_WUR;
+/*
+ * Read chunk <i> of the pinned object into a new malloc'd buffer (*outp,
+ * the caller's to free; *lenp bytes), checked against the checksum it was
+ * stored with.  CDN_NOTFOUND when the chunk is gone because the object
+ * was removed, CDN_ECORRUPT when it is stored and damaged, CDN_EIO,
+ * CDN_ENOMEM.  Any thread.
+ */
+int cache_store_pin_read(struct cache_store *s, const struct cache_pin *pin,
+    uint32_t i, unsigned char **outp, size_t *lenp) CDN_WUR;
+/* Let go of *pinp (NULL is fine); NULLs it.  The last reader of chunks a
+ * newer copy replaced has them deleted. */
+void cache_store_unpin(struct cache_store *s, struct cache_pin **pinp);
+
+/*
  * Is <o>, once given to cache_store_put(), still the stored response for
  * its (key, variant)?  1 yes, 0 no (replaced, or its key removed), or
  * CDN_AGAIN when neither tier nor the writer queue knows it (a write or a

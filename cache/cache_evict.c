@@ -53,26 +53,40 @@
 
 #define EVICT_TXN_MAX 1024 /* objects deleted per eviction txn */
 
+/* The lru key just after <lk> (keys are big-endian numbers). */
+static void
+lrukey_next(uint8_t lk[CACHE_LRUKEY_LEN])
+{
+	for (size_t i = CACHE_LRUKEY_LEN; i-- > 0;)
+		if (++lk[i] != 0)
+			break;
+}
+
 /*
  * Delete the objects of the oldest lru entries, in <txn>, until used bytes
  * are <= target or <max> objects went; *usedp: used bytes then,
- * *is_empty: the lru ran out.  Returns 0 or an LMDB code.
+ * *is_empty: the lru ran out.  An object a client is being sent from disk
+ * (cache_pin.c) is passed over: it is in use, and its chunks would stay
+ * until the client is done anyway.  Returns 0 or an LMDB code.
  */
 static int
 evict_some(struct cache_store *s, MDB_txn *txn, uint64_t target, uint64_t max,
     uint64_t *usedp, uint64_t *evicted, int *is_empty)
 {
 	uint8_t lk[CACHE_LRUKEY_LEN], hv[CACHE_OBJKEY_LEN];
+	uint8_t from[CACHE_LRUKEY_LEN], kept[CACHE_PIN_GEN_BYTES];
 	MDB_cursor *cur;
 	MDB_val k, v;
 	uint64_t used = *usedp, n = *evicted;
-	int rc, existed;
+	int rc, existed, has_from = 0;
 
 	rc = mdb_cursor_open(txn, s->db_lru, &cur);
 	if (rc != 0)
 		return rc;
 	while (n < max && used > target) {
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		k = mval(from, sizeof(from));
+		rc = mdb_cursor_get(
+		    cur, &k, &v, has_from ? MDB_SET_RANGE : MDB_FIRST);
 		if (rc == MDB_NOTFOUND) {
 			*is_empty = 1;
 			rc = 0;
@@ -89,7 +103,14 @@ evict_some(struct cache_store *s, MDB_txn *txn, uint64_t target, uint64_t max,
 		}
 		memcpy(lk, k.mv_data, sizeof(lk));
 		memcpy(hv, v.mv_data, sizeof(hv));
-		rc = cache_objdb_delete(s, txn, hv, 1, &existed);
+		if (cache_pins_held(s, hv)) {
+			memcpy(from, lk, sizeof(from));
+			lrukey_next(from);
+			has_from = 1;
+			continue;
+		}
+		(void)cache_pins_claim(s, hv, kept);
+		rc = cache_objdb_delete(s, txn, hv, 1, kept, &existed);
 		if (rc != 0)
 			break;
 		k = mval(lk, sizeof(lk));
@@ -146,6 +167,7 @@ evict_to(struct cache_store *s, uint64_t target, struct wmsg **touches,
 		 * commit freed: in a map that full, fewer deletions per
 		 * transaction still fit, and each commit makes more pages
 		 * reusable. */
+		cache_pins_txn_end(s);
 		if (cache_store_is_full(rc) && per_txn > 1) {
 			per_txn /= 2;
 			rc = 0;

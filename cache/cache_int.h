@@ -210,7 +210,8 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
  *      last the object's lru key (12 bytes), which the checksum leaves
  *      out: a touch moves it in place.
  * flags: bit 0 storable, 1 must_revalidate, 2 no_cache, 3 heuristic,
- *        4 derived (a coding this node made from another variant).
+ *        4 derived (a coding this node made from another variant); bits
+ *        8-15 the generation of its chunks' keys (CACHE_CHUNK_GEN_SHIFT).
  * Chunk i of a body is its bodies value (absent if empty) followed by
  * its tail, kept in the record: the value's length is then a whole
  * number of LMDB overflow pages less their 16-byte header, so no page is
@@ -229,9 +230,21 @@ int cache_rules_match(const struct cache_rules *r, const struct cache_obj *o);
 /* Key of the objects db for (key, variant). */
 void cache_record_objkey(uint8_t out[CACHE_OBJKEY_LEN],
     const uint8_t key[CACHE_HASH_LEN], uint64_t variant);
-/* Key of the bodies db for chunk <i> of (key, variant). */
+/*
+ * Key of the bodies db for chunk <i> of (key, variant) in generation
+ * <gen>: the object key, then a big-endian u32 of the generation in its
+ * high byte and the chunk's number below.  A record says which generation
+ * its chunks are in (the high byte of its flags; 0 in records written
+ * before generations existed, whose chunks are under generation 0), so
+ * that a new copy of an object can be written while a reader still reads
+ * the old one's chunks (cache_pin.c).
+ */
+#define CACHE_CHUNK_GEN_SHIFT 24
+#define CACHE_CHUNK_GEN_MAX   255u
+#define CACHE_CHUNKS_MAX      (UINT32_C(1) << CACHE_CHUNK_GEN_SHIFT)
 void cache_record_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
-    const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i);
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant, unsigned gen,
+    uint32_t i);
 
 /* ================= LMDB's meta pages (cache_lmdb_meta.c) ================= */
 

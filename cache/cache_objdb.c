@@ -184,18 +184,21 @@ streams_clobber(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN])
 
 /*
  * Delete the object <hv>: record, chunks (whatever is stored under its
- * prefix), lru and lru_pos entries; with <clean_vary>, also the Vary rule
- * if no variant of the key remains.  *existed tells whether a record was
- * there.  Returns 0 or an LMDB code.
+ * prefix but the generations <kept> names, which readers still send),
+ * lru and lru_pos entries; with <clean_vary>, also the Vary rule if no
+ * variant of the key remains.  *existed tells whether a record was there.
+ * Returns 0 or an LMDB code.
  */
 int
 cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
-    const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, int *existed)
+    const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, const uint8_t *kept,
+    int *existed)
 {
 	uint8_t lk[CACHE_LRUKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint64_t left;
+	unsigned gen;
 	int rc;
 
 	*existed = 0;
@@ -248,6 +251,14 @@ cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
 		}
 		if (rc != 0)
 			goto out;
+		gen = ((const uint8_t *)k.mv_data)[CACHE_OBJKEY_LEN];
+		if (kept != NULL && (kept[gen / 8] & 1u << gen % 8)) {
+			if (gen == CACHE_CHUNK_GEN_MAX)
+				break; /* rc is 0 */
+			put_be32(ck + CACHE_OBJKEY_LEN,
+			    (uint32_t)(gen + 1) << CACHE_CHUNK_GEN_SHIFT);
+			continue;
+		}
 		rc = store_mdb_cursor_del(s, cur, 0);
 		if (rc != 0)
 			goto out;
@@ -274,8 +285,8 @@ out:
  * arguments as for cache_objdb_write_record, <lk> its lru key. */
 static int
 record_put(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
-    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks, const uint64_t *sums,
-    const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen, uint32_t nchunks,
+    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf,
     const uint8_t lk[CACHE_LRUKEY_LEN], unsigned flags)
 {
 	MDB_val k, v;
@@ -292,7 +303,7 @@ record_put(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
 		return rc;
 	/* v.mv_data is valid until the next write in this txn. */
 	cache_record_encode(
-	    v.mv_data, o, hv, nchunks, sums, tails, tailbuf, lk);
+	    v.mv_data, o, hv, gen, nchunks, sums, tails, tailbuf, lk);
 	return 0;
 }
 
@@ -316,12 +327,13 @@ record_links(struct cache_store *s, MDB_txn *txn, const struct cache_obj *o,
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Write the record of <o> (whose bodies values are written, with
- * checksums <sums>; <tails> and <tailbuf> are what the record keeps of
- * its <nchunks> chunks), its lru entries, tags and Vary rule. */
+/* Write the record of <o> (whose bodies values are written under chunk
+ * generation <gen>, with checksums <sums>; <tails> and <tailbuf> are what
+ * the record keeps of its <nchunks> chunks), its lru entries, tags and
+ * Vary rule. */
 int
 cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
-    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
+    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen,
     uint32_t nchunks, const uint64_t *sums, const uint16_t *tails,
     const uint8_t *tailbuf, uint32_t bucket)
 {
@@ -331,7 +343,8 @@ cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
 	rc = lru_add(s, txn, hv, bucket, lk);
 	if (rc != 0)
 		return rc;
-	rc = record_put(s, txn, o, hv, nchunks, sums, tails, tailbuf, lk, 0);
+	rc = record_put(
+	    s, txn, o, hv, gen, nchunks, sums, tails, tailbuf, lk, 0);
 	if (rc != 0)
 		return rc;
 	return record_links(s, txn, o, hv);
@@ -348,12 +361,13 @@ chunk_part(const struct cache_obj *o, const uint16_t *tails, uint32_t i)
 /*
  * Write <o> with its chunks, lru entries and Vary rule.  The record goes
  * first, with MDB_NOOVERWRITE: only when one is there is the old object
- * deleted (record, lru entry, tags, every chunk under the key), so a new
- * key costs no lookup of its own.  Without a record, chunks may still be
- * under the key: orphans of a stream that died before its record
- * (kill -9).  None is ever read as this object's: a record reads chunk i
- * only where it keeps less than the whole chunk (part > 0), and each such
- * chunk is written here, in the record's transaction, under the same
+ * deleted (record, lru entry, tags, every chunk under the key but those
+ * readers still send: the new chunks go under a generation no reader
+ * holds, cache_pin.c), so a new key costs no lookup of its own.  Without a
+ * record, chunks may still be under the key: orphans of a stream that died
+ * before its record (kill -9).  None is ever read as this object's: a record
+ * reads chunk i only where it keeps less than the whole chunk (part > 0), and
+ * each such chunk is written here, in the record's transaction, under the same
  * checksum.  The others stay until the record goes, whose delete sweeps
  * every chunk under the key (test_stream_orphans.py).
  */
@@ -362,15 +376,17 @@ cache_objdb_write(
     struct cache_store *s, MDB_txn *txn, struct cache_obj *o, uint32_t bucket)
 {
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
-	uint8_t lk[CACHE_LRUKEY_LEN];
+	uint8_t lk[CACHE_LRUKEY_LEN], kept[CACHE_PIN_GEN_BYTES];
 	uint64_t sums_stack[OBJDB_STACK_CHUNKS], *sums, seed;
 	uint16_t tails_stack[OBJDB_STACK_CHUNKS], *tails;
 	uint8_t tail_stack[OBJDB_STACK_TAIL], *tailbuf;
 	MDB_val k, v;
 	size_t part, total, off = 0;
+	unsigned gen;
 	int rc, existed;
 
 	cache_record_objkey(hv, o->key, o->variant);
+	CDN_ASSERT(o->nchunks < CACHE_CHUNKS_MAX); /* max_disk_object */
 	if (o->nchunks <= OBJDB_STACK_CHUNKS) {
 		sums = sums_stack;
 		tails = tails_stack;
@@ -397,16 +413,17 @@ cache_objdb_write(
 		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], part);
 	}
 	streams_clobber(s, hv);
+	gen = (unsigned)cache_pins_claim(s, hv, kept);
 	rc = lru_add(s, txn, hv, bucket, lk);
 	if (rc != 0)
 		goto out;
-	rc = record_put(s, txn, o, hv, o->nchunks, sums, tails, tailbuf, lk,
-	    MDB_NOOVERWRITE);
+	rc = record_put(s, txn, o, hv, gen, o->nchunks, sums, tails, tailbuf,
+	    lk, MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST) {
-		rc = cache_objdb_delete(s, txn, hv, 0, &existed);
+		rc = cache_objdb_delete(s, txn, hv, 0, kept, &existed);
 		if (rc == 0)
-			rc = record_put(s, txn, o, hv, o->nchunks, sums, tails,
-			    tailbuf, lk, 0);
+			rc = record_put(s, txn, o, hv, gen, o->nchunks, sums,
+			    tails, tailbuf, lk, 0);
 	}
 	if (rc != 0)
 		goto out;
@@ -414,7 +431,7 @@ cache_objdb_write(
 		part = chunk_part(o, tails, i);
 		if (part == 0)
 			continue;
-		cache_record_chunkkey(ck, o->key, o->variant, i);
+		cache_record_chunkkey(ck, o->key, o->variant, gen, i);
 		k = mval(ck, sizeof(ck));
 		v = mval(o->chunks[i], part);
 		rc = store_mdb_put(s, txn, s->db_body, &k, &v, 0);
@@ -457,7 +474,7 @@ cache_objdb_remove_key(
 		if (rc != 0)
 			break;
 		memcpy(hv, k.mv_data, sizeof(hv));
-		rc = cache_objdb_delete(s, txn, hv, 0, &existed);
+		rc = cache_objdb_delete(s, txn, hv, 0, NULL, &existed);
 		if (rc != 0)
 			break;
 	}

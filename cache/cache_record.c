@@ -24,10 +24,13 @@ cache_record_objkey(uint8_t out[CACHE_OBJKEY_LEN],
 
 void
 cache_record_chunkkey(uint8_t out[CACHE_CHUNKKEY_LEN],
-    const uint8_t key[CACHE_HASH_LEN], uint64_t variant, uint32_t i)
+    const uint8_t key[CACHE_HASH_LEN], uint64_t variant, unsigned gen,
+    uint32_t i)
 {
+	CDN_ASSERT(gen <= CACHE_CHUNK_GEN_MAX && i < CACHE_CHUNKS_MAX);
 	cache_record_objkey(out, key, variant);
-	put_be32(out + CACHE_OBJKEY_LEN, i);
+	put_be32(
+	    out + CACHE_OBJKEY_LEN, (uint32_t)gen << CACHE_CHUNK_GEN_SHIFT | i);
 }
 
 /* Checksums are seeded with the key, so a record or chunk found under the
@@ -62,6 +65,7 @@ _Static_assert(
 #define REC_F_HEURISTIC  0x8u
 #define REC_F_DERIVED    0x10u /* a coding made here (cache_decision) */
 #define REC_F_ALL        0x1fu
+#define REC_GEN_SHIFT    8 /* the chunks' generation: the high byte */
 
 /*
  * LMDB's layout, which only the space a record takes depends on (never
@@ -140,8 +144,8 @@ cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
  * key <lk>. */
 void
 cache_record_encode(uint8_t *p, const struct cache_obj *o,
-    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks, const uint64_t *sums,
-    const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen, uint32_t nchunks,
+    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf,
     const uint8_t lk[CACHE_LRUKEY_LEN])
 {
 	size_t len, off, total = 0;
@@ -160,6 +164,8 @@ cache_record_encode(uint8_t *p, const struct cache_obj *o,
 		flags |= REC_F_HEURISTIC;
 	if (o->d.derived)
 		flags |= REC_F_DERIVED;
+	CDN_ASSERT(gen <= CACHE_CHUNK_GEN_MAX);
+	flags |= gen << REC_GEN_SHIFT;
 	put_le32(p + 0, CACHE_REC_MAGIC);
 	put_le16(p + 4, CACHE_REC_VERSION);
 	put_le16(p + 6, (uint16_t)flags);
@@ -227,7 +233,8 @@ cache_record_decode(const uint8_t *p, size_t len,
 	}
 	if (get_le64(p + CACHE_REC_CSUM_AT) != rec_sum(p, len, hv))
 		return CDN_ECORRUPT;
-	v->flags = get_le16(p + 6);
+	v->flags = get_le16(p + 6) & ((1u << REC_GEN_SHIFT) - 1);
+	v->chunk_gen = get_le16(p + 6) >> REC_GEN_SHIFT;
 	v->status = (int)get_le32(p + 16);
 	v->nchunks = get_le32(p + 20);
 	v->freshness_s = (int64_t)get_le64(p + 24);

@@ -577,6 +577,10 @@ store_set_budget(
 {
 	s->disk_bytes = disk;
 	s->max_disk_object = disk / DISK_OBJECT_DIV;
+	/* A chunk's number fits below its generation (cache_int.h). */
+	if (s->max_disk_object / CACHE_CHUNK_SIZE >= CACHE_CHUNKS_MAX)
+		s->max_disk_object =
+		    (uint64_t)(CACHE_CHUNKS_MAX - 1) * CACHE_CHUNK_SIZE;
 	s->high_bytes = disk / 100 * conf->high_water_pct;
 	s->low_bytes = disk / 100 * conf->low_water_pct;
 	s->squeeze_bytes = disk / 100 * SQUEEZE_PCT;
@@ -1001,6 +1005,7 @@ cache_store_open_diag(
 	CDN_ASSERT(pthread_rwlock_init(&s->map_lock, &rwa) == 0);
 	pthread_rwlockattr_destroy(&rwa);
 	CDN_ASSERT(pthread_mutex_init(&s->qmtx, NULL) == 0);
+	cache_pins_init(&s->pins);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	CDN_ASSERT(pthread_cond_init(&s->qcond, &ca) == 0);
@@ -1070,6 +1075,7 @@ fail:
 	pthread_cond_destroy(&s->qcond);
 	pthread_cond_destroy(&s->dcond);
 	pthread_mutex_destroy(&s->qmtx);
+	cache_pins_fini(&s->pins);
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s->dir);
 	MAGIC_WIPE(s);
@@ -1107,6 +1113,7 @@ cache_store_close(struct cache_store **sp)
 	pthread_cond_destroy(&s->qcond);
 	pthread_cond_destroy(&s->dcond);
 	pthread_mutex_destroy(&s->qmtx);
+	cache_pins_fini(&s->pins);
 	pthread_rwlock_destroy(&s->map_lock);
 	free(s->dir);
 	MAGIC_WIPE(s);

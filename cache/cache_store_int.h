@@ -43,6 +43,7 @@ enum wmsg_kind {
 	W_DELETE,
 	W_CHUNK,        /* a chunk of a streamed body (and its record) */
 	W_STREAM_ABORT, /* delete a streamed body that did not end */
+	W_UNPIN,        /* the last reader of a chunk generation left */
 };
 
 enum stream_state {
@@ -76,6 +77,7 @@ struct cache_stream {
 	void *wake_arg;
 	uint32_t queued; /* the caller's thread */
 	int ended;       /* the caller's thread */
+	unsigned gen;    /* its chunks' generation: the writer's */
 	/* The writer's: on s->streams from its first chunk on, holding a
 	 * reference; clobbered once anything else deleted or wrote its key
 	 * and variant (its chunks may be gone or someone else's). */
@@ -92,7 +94,8 @@ struct wmsg {
 	int is_dropped; /* given up: not applied */
 	int is_applied; /* committed */
 	uint8_t key[CACHE_HASH_LEN];
-	uint64_t variant; /* W_TOUCH, W_DELETE */
+	uint64_t variant; /* W_TOUCH, W_DELETE, W_UNPIN */
+	unsigned gen;     /* W_UNPIN: the chunk generation */
 	uint32_t bucket;  /* W_PUT, W_TOUCH */
 	uint64_t seq;
 	uint64_t enq_ms;
@@ -107,6 +110,28 @@ struct wmsg {
 	void *rel_arg;
 	unsigned last : 1;        /* the record goes with this chunk */
 	unsigned end_dropped : 1; /* the record was not written */
+};
+
+/*
+ * Pins (cache_pin.c): the objects whose chunks readers are sending, and
+ * what the writer's open transaction deleted.
+ */
+#define CACHE_PIN_BUCKETS   64
+#define CACHE_PIN_GEN_BYTES ((CACHE_CHUNK_GEN_MAX + 1) / 8)
+#define CACHE_PIN_CLAIMS    W_BATCH_MSGS
+#define CACHE_PIN_MAX_MS    (10 * 60 * 1000) /* a pin protects this long */
+struct pin_entry;
+struct pin_claim {
+	uint8_t hv[CACHE_OBJKEY_LEN];
+	uint8_t kept[CACHE_PIN_GEN_BYTES]; /* bit per generation */
+};
+struct cache_pins {
+	pthread_mutex_t mtx;
+	struct pin_entry *tab[CACHE_PIN_BUCKETS];  /* (mtx) */
+	atomic_size_t count;                       /* entries in tab */
+	struct pin_claim claims[CACHE_PIN_CLAIMS]; /* (mtx) */
+	size_t nclaims;                            /* (mtx) */
+	int is_claims_full; /* (mtx) more deletions than claims: no pin */
 };
 
 struct cache_store {
@@ -154,6 +179,8 @@ struct cache_store {
 	uint64_t sync_req, sync_done, sync_seq;
 	int stop;
 	pthread_t writer;
+
+	struct cache_pins pins;
 
 	/* writer thread only */
 	struct cache_stream *streams; /* bodies being streamed */
@@ -392,6 +419,7 @@ store_mdb_cursor_del(struct cache_store *s, MDB_cursor *cur, unsigned flags)
 /* A decoded object record (cache_int.h); borrows the record's bytes. */
 struct cache_record_view {
 	unsigned flags;
+	unsigned chunk_gen; /* its chunks' generation (cache_int.h) */
 	int status;
 	uint32_t nchunks;
 	int64_t freshness_s, initial_age_s, swr_s, sie_s;
@@ -422,8 +450,8 @@ size_t cache_record_len(
 size_t cache_record_plan(uint64_t body_len, uint32_t nchunks, size_t base_len,
     size_t psize, uint16_t *tails);
 void cache_record_encode(uint8_t *p, const struct cache_obj *o,
-    const uint8_t hv[CACHE_OBJKEY_LEN], uint32_t nchunks, const uint64_t *sums,
-    const uint16_t *tails, const uint8_t *tailbuf,
+    const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen, uint32_t nchunks,
+    const uint64_t *sums, const uint16_t *tails, const uint8_t *tailbuf,
     const uint8_t lk[CACHE_LRUKEY_LEN]);
 int cache_record_decode(const uint8_t *p, size_t len,
     const uint8_t hv[CACHE_OBJKEY_LEN], struct cache_record_view *v) CDN_WUR;
@@ -437,10 +465,12 @@ int cache_record_to_obj(const struct cache_record_view *rv,
 /* ================= cache_objdb.c ================= */
 
 /* Each returns 0 or an LMDB code, as their callers hand it on. */
+/* <kept>: NULL, or the chunk generations to leave (cache_pins_claim). */
 int cache_objdb_delete(struct cache_store *s, MDB_txn *txn,
-    const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, int *existed);
+    const uint8_t hv[CACHE_OBJKEY_LEN], int clean_vary, const uint8_t *kept,
+    int *existed);
 int cache_objdb_write_record(struct cache_store *s, MDB_txn *txn,
-    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN],
+    const struct cache_obj *o, const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen,
     uint32_t nchunks, const uint64_t *sums, const uint16_t *tails,
     const uint8_t *tailbuf, uint32_t bucket);
 int cache_objdb_write(
@@ -507,6 +537,32 @@ cache_store_purge_verdict(struct cache_store *s, struct cache_obj *o)
 		return 0;
 	return cache_store_purge_verdict_slow(s, o, seq);
 }
+
+/* ================= cache_pin.c ================= */
+
+void cache_pins_init(struct cache_pins *p);
+void cache_pins_fini(struct cache_pins *p);
+/* Does a reader still within CACHE_PIN_MAX_MS pin any generation of <hv>?
+ * (Eviction skips it.) */
+int cache_pins_held(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN]);
+/*
+ * The writer is about to delete the chunks of <hv>, or write a new copy
+ * of it, in its open transaction: the generations whose chunks must stay
+ * in kept[] (a bit each), and a generation no pin holds for the new copy
+ * (returned).  Noted until cache_pins_txn_end, so that no reader pins
+ * what the transaction deleted.
+ */
+int cache_pins_claim(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN],
+    uint8_t kept[CACHE_PIN_GEN_BYTES]);
+/* The writer's transaction ended (committed or not). */
+void cache_pins_txn_end(struct cache_store *s);
+/* Apply W_UNPIN <m> in <txn>: delete the generation's chunks unless a
+ * reader came back, or the stored record or a stream uses them. */
+int cache_pins_drop(struct cache_store *s, MDB_txn *txn, const struct wmsg *m);
+/* A W_UNPIN that was not applied: forget the entry if it has no reader
+ * (its chunks stay until the key is deleted). */
+void cache_pins_forget(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
+    uint64_t variant, unsigned gen);
 
 /* ================= cache_stream.c (the writer's side) ================= */
 

@@ -510,7 +510,7 @@ cache_store_reclaim(struct cache_store *s, uint8_t pos[CACHE_OBJKEY_LEN],
 	cur = NULL;
 	rc = 0;
 	for (unsigned i = 0; i < ndead && rc == 0; i++) {
-		rc = cache_objdb_delete(s, txn, dead[i], 1, &existed);
+		rc = cache_objdb_delete(s, txn, dead[i], 1, NULL, &existed);
 		*deleted += existed ? 1 : 0;
 	}
 	if (rc == 0)

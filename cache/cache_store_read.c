@@ -101,7 +101,8 @@ chunk_part(struct cache_store *s, MDB_txn *txn,
 	int rc;
 
 	memcpy(ck, hv, CACHE_OBJKEY_LEN);
-	put_be32(ck + CACHE_OBJKEY_LEN, i);
+	put_be32(ck + CACHE_OBJKEY_LEN,
+	    (uint32_t)rv->chunk_gen << CACHE_CHUNK_GEN_SHIFT | i);
 	k = mval(ck, sizeof(ck));
 	rc = mdb_get(txn, s->db_body, &k, v);
 	if (rc != 0)

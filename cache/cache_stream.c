@@ -69,7 +69,8 @@ cache_stream_delete(
 	if (st->clobbered)
 		return 0; /* the chunks under its key are someone else's */
 	for (uint32_t i = 0; i < st->nchunks; i++) {
-		cache_record_chunkkey(ck, st->obj->key, st->obj->variant, i);
+		cache_record_chunkkey(
+		    ck, st->obj->key, st->obj->variant, st->gen, i);
 		k = mval(ck, sizeof(ck));
 		rc = store_mdb_del(s, txn, s->db_body, &k, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
@@ -80,7 +81,8 @@ cache_stream_delete(
 
 /*
  * One chunk of a streamed body.  The first deletes whatever object was
- * stored under the key and variant (its chunks would be overwritten); the
+ * stored under the key and variant (but the chunks readers still send,
+ * cache_pin.c) and picks a chunk generation no reader holds; the
  * last writes the record, unless something else deleted or wrote the key
  * and variant meanwhile or a hard purge came after the fill began
  * (m->end_dropped: its chunks are deleted instead).  No chunk is read
@@ -92,6 +94,7 @@ cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 	struct cache_stream *st = m->st;
 	struct cache_obj *o = st->obj;
 	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	uint8_t kept[CACHE_PIN_GEN_BYTES];
 	MDB_val k, v;
 	size_t part;
 	int rc, existed;
@@ -105,7 +108,8 @@ cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 		/* Again after a retry: this delete is not a clobber. */
 		cache_stream_unlist(s, st);
 		st->clobbered = 0;
-		rc = cache_objdb_delete(s, txn, hv, 0, &existed);
+		st->gen = (unsigned)cache_pins_claim(s, hv, kept);
+		rc = cache_objdb_delete(s, txn, hv, 0, kept, &existed);
 		if (rc != 0)
 			return rc;
 		stream_list(s, st);
@@ -117,7 +121,8 @@ cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 	st->sums[m->chunk] = cache_record_chunk_sum(
 	    cache_record_seed(hv), m->chunk, m->data, part);
 	if (part > 0) {
-		cache_record_chunkkey(ck, o->key, o->variant, m->chunk);
+		cache_record_chunkkey(
+		    ck, o->key, o->variant, st->gen, m->chunk);
 		k = mval(ck, sizeof(ck));
 		v = mval(m->data, part);
 		rc = store_mdb_put(s, txn, s->db_body, &k, &v, 0);
@@ -128,8 +133,8 @@ cache_stream_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 		return 0;
 	if (!st->clobbered &&
 	    cache_store_purge_verdict(s, o) != CACHE_PURGED_HARD)
-		return cache_objdb_write_record(s, txn, o, hv, st->nchunks,
-		    st->sums, st->tails, st->tailbuf, m->bucket);
+		return cache_objdb_write_record(s, txn, o, hv, st->gen,
+		    st->nchunks, st->sums, st->tails, st->tailbuf, m->bucket);
 	m->end_dropped = 1;
 	return cache_stream_delete(s, txn, st);
 }
@@ -189,7 +194,7 @@ cache_store_stream_begin(struct cache_store *s, struct cache_obj *o,
 	    body_len > s->max_object_bytes || body_len > s->max_disk_object)
 		return NULL;
 	n = (body_len + CACHE_CHUNK_SIZE - 1) / CACHE_CHUNK_SIZE;
-	if (n > UINT32_MAX)
+	if (n >= CACHE_CHUNKS_MAX)
 		return NULL;
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
@@ -325,7 +330,8 @@ cache_stream_read(
 	if (part == 0)
 		goto done;
 	cache_record_objkey(hv, st->obj->key, st->obj->variant);
-	cache_record_chunkkey(ck, st->obj->key, st->obj->variant, i);
+	/* gen was set with chunk 0, before committed moved (release). */
+	cache_record_chunkkey(ck, st->obj->key, st->obj->variant, st->gen, i);
 	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0) {
 		free(p);
 		return CDN_EIO;

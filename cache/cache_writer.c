@@ -107,9 +107,11 @@ cache_writer_commit(struct cache_store *s, MDB_txn **txnp)
 	rc = usage_write(s, *txnp, objects, used);
 	if (rc != 0) {
 		cache_store_txn_abort(s, txnp);
+		cache_pins_txn_end(s);
 		return rc;
 	}
 	rc = cache_store_txn_commit(s, txnp);
+	cache_pins_txn_end(s);
 	if (rc != 0)
 		return rc;
 	used = cache_store_count_pages(s, used);
@@ -278,7 +280,7 @@ msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 		return cache_objdb_touch(s, txn, hv, m->bucket);
 	case W_DELETE:
 		cache_record_objkey(hv, m->key, m->variant);
-		return cache_objdb_delete(s, txn, hv, 1, &existed);
+		return cache_objdb_delete(s, txn, hv, 1, NULL, &existed);
 	case W_CHUNK:
 		return cache_stream_apply(s, txn, m);
 	case W_STREAM_ABORT:
@@ -286,6 +288,8 @@ msg_apply(struct cache_store *s, MDB_txn *txn, struct wmsg *m)
 		    STREAM_STORED)
 			return 0;
 		return cache_stream_delete(s, txn, m->st);
+	case W_UNPIN:
+		return cache_pins_drop(s, txn, m);
 	}
 	CDN_ASSERT(!"unknown writer message");
 	return EINVAL;
@@ -405,6 +409,7 @@ writer_apply(struct cache_store *s, struct wmsg **v, size_t n)
 			commit_fails++;
 		} else {
 			cache_store_txn_abort(s, &txn);
+			cache_pins_txn_end(s);
 		}
 		if (rc == MDB_MAP_FULL)
 			atomic_fetch_add_explicit(
@@ -576,6 +581,10 @@ cache_writer_main(void *arg)
 					    batch[k]->seq);
 				if (batch[k]->kind == W_PUT)
 					cache_mem_unpin(s->mem, batch[k]->obj);
+				if (batch[k]->kind == W_UNPIN &&
+				    !batch[k]->is_applied)
+					cache_pins_forget(s, batch[k]->key,
+					    batch[k]->variant, batch[k]->gen);
 				if (batch[k]->st != NULL &&
 				    (batch[k]->last ||
 				        batch[k]->kind == W_STREAM_ABORT ||

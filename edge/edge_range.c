@@ -352,7 +352,8 @@ struct edge_range_disk {
 	uint32_t magic;
 #define EDGE_RANGE_DISK_MAGIC 0x2d7f51b6u
 	struct cache_store *store;
-	struct cache_obj *o; /* metadata; each chunk passes through it */
+	struct cache_obj *o;   /* metadata */
+	struct cache_pin *pin; /* from the first chunk read on */
 	struct edge_range_plan plan;
 	struct edge_range_cursor cur;
 	struct disk_chunk *chunk; /* the last read, or NULL */
@@ -393,21 +394,27 @@ disk_chunk_get(struct edge_range_disk *rd, uint32_t i)
 		return CDN_OK;
 	if (rd->chunk != NULL)
 		disk_chunk_unref(&rd->chunk); /* pieces in flight keep theirs */
-	rc = cache_store_load_chunks(rd->store, rd->o, i, i);
-	if (rc != CDN_OK)
-		return rc;
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		free(cache_obj_take_chunk(rd->o, i));
-		return CDN_ENOMEM;
+	/* Pinned for the sender's life, so that eviction or a newer copy
+	 * does not take the chunks still to send. */
+	if (rd->pin == NULL) {
+		rc = cache_store_pin(rd->store, rd->o, &rd->pin);
+		if (rc != CDN_OK)
+			return rc;
 	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return CDN_ENOMEM;
+	rc = cache_store_pin_read(rd->store, rd->pin, i, &c->data, &c->len);
+	if (rc != CDN_OK) {
+		free(c);
+		return rc;
+	}
+	CDN_ASSERT(c->len ==
+	    (rd->o->body_len - at < CACHE_CHUNK_SIZE
+	            ? (size_t)(rd->o->body_len - at)
+	            : CACHE_CHUNK_SIZE));
 	c->refs = 1;
 	c->idx = i;
-	c->len = rd->o->body_len - at < CACHE_CHUNK_SIZE
-	    ? (size_t)(rd->o->body_len - at)
-	    : CACHE_CHUNK_SIZE;
-	c->data = cache_obj_take_chunk(rd->o, i);
-	CDN_ASSERT(c->data != NULL);
 	rd->chunk = c;
 	return CDN_OK;
 }
@@ -514,6 +521,7 @@ edge_range_disk_free(struct edge_range_disk **rdp)
 	MAGIC_CHECK(rd, EDGE_RANGE_DISK_MAGIC);
 	if (rd->chunk != NULL)
 		disk_chunk_unref(&rd->chunk);
+	cache_store_unpin(rd->store, &rd->pin);
 	edge_range_plan_fini(&rd->plan);
 	cache_obj_unref(&rd->o);
 	MAGIC_WIPE(rd);

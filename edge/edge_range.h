@@ -129,10 +129,12 @@ void edge_range_send_obj(const struct edge_stream *cs,
 /*
  * The planned body of a large object on disk, read one chunk at a time as
  * the client takes it: a bounded number of chunks is in memory per client
- * whatever the object's size, for a whole body, one range or many.  Each
- * chunk is read with cache_store_load_chunks() (its checksum checked:
- * bytes that fail it are never sent) and handed to the stream by
- * reference.  Worker thread only.
+ * whatever the object's size, for a whole body, one range or many.  The
+ * object is pinned from its first chunk on (cache_store_pin(): eviction
+ * and a newer copy leave its chunks alone); each chunk is read with
+ * cache_store_pin_read() (its checksum checked: bytes that fail it are
+ * never sent) and handed to the stream by reference.  Worker thread
+ * only.
  */
 struct edge_range_disk;
 /*
@@ -149,7 +151,7 @@ const struct cache_obj *edge_range_disk_obj(const struct edge_range_disk *rd);
 /*
  * Read the first chunk the plan sends, before the response head goes out,
  * so that an object that cannot be read is still a miss.  CDN_OK (also
- * when the plan sends no stored bytes), or cache_store_load_chunks()'s
+ * when the plan sends no stored bytes), or cache_store_pin_read()'s
  * codes: CDN_NOTFOUND (replaced or removed since), CDN_ECORRUPT, CDN_EIO,
  * CDN_ENOMEM.
  */

@@ -685,7 +685,7 @@ test_corrupt(void)
 	           (size_t)-1, 0, 50),
 	    0, "corrupt: truncated a record");
 	key_of(33, key);
-	cache_record_chunkkey(ck, key, 0, 1);
+	cache_record_chunkkey(ck, key, 0, 0, 1);
 	is_int(
 	    corrupt_value(dir, CACHE_DB_BODIES, ck, sizeof(ck), 1000, 0x20, 0),
 	    0, "corrupt: flipped a bit of a chunk");
@@ -797,6 +797,111 @@ test_layout(void)
 		is_int(bad, 0, "layout: loaded chunks byte-exact");
 		cache_obj_unref(&o);
 	}
+	cache_store_close(&s);
+}
+
+/* Read every chunk of <pin> and compare with object (id, ver); returns
+ * the first failing rc, CDN_EINVAL for other bytes. */
+static int
+pin_reads(struct cache_store *s, const struct cache_pin *pin, unsigned id,
+    unsigned ver, size_t len)
+{
+	unsigned char *p;
+	size_t n;
+	int rc;
+
+	for (uint32_t i = 0; i * (uint64_t)CACHE_CHUNK_SIZE < len; i++) {
+		rc = cache_store_pin_read(s, pin, i, &p, &n);
+		if (rc != CDN_OK)
+			return rc;
+		for (size_t j = 0; j < n && rc == CDN_OK; j++)
+			if (p[j] !=
+			    body_byte(
+			        id, ver, (uint64_t)i * CACHE_CHUNK_SIZE + j))
+				rc = CDN_EINVAL;
+		free(p);
+		if (rc != CDN_OK)
+			return rc;
+	}
+	return CDN_OK;
+}
+
+static struct cache_pin *
+pin_of(struct cache_store *s, unsigned id)
+{
+	uint8_t key[CACHE_HASH_LEN];
+	struct cache_obj *o = NULL;
+	struct cache_pin *pin = NULL;
+	int fm;
+
+	key_of(id, key);
+	if (cache_store_get_meta(s, key, 0, &o, &fm) != CDN_OK)
+		return NULL;
+	if (cache_store_pin(s, o, &pin) != CDN_OK)
+		pin = NULL;
+	cache_obj_unref(&o);
+	return pin;
+}
+
+/*
+ * Pins: a reader of an object on disk keeps the copy it began with when a
+ * newer one replaces it (whose chunks go beside it, and whose bytes the
+ * next lookups get), the old chunks go once it lets go; eviction passes a
+ * pinned object over; a removal takes the chunks (the reader is told).
+ */
+static void
+test_pin(void)
+{
+	const size_t len = 2 * CACHE_CHUNK_SIZE + 5000;
+	struct cache_store_stats st;
+	struct cache_store *s;
+	struct cache_pin *pin;
+	uint8_t key[CACHE_HASH_LEN];
+	size_t entries = 0, ovf = 0;
+	char dir[128];
+	int fm;
+
+	dir_for(dir, sizeof(dir), "pin");
+	s = open_store("pin", 8 * MIB, 0, 1 * MIB, 80, 60);
+	put_new(s, 60, 1, 0, len, NULL);
+	cache_store_sync(s);
+	pin = pin_of(s, 60);
+	ok(pin != NULL, "pin: pinned");
+	put_new(s, 60, 2, 0, len, NULL);
+	cache_store_sync(s);
+	is_int(get_is(s, 60, 2, 0, len, NULL, &fm), CDN_OK,
+	    "pin: the new copy is what a lookup finds");
+	is_int(pin != NULL ? pin_reads(s, pin, 60, 1, len) : -1, CDN_OK,
+	    "pin: the reader still reads the old copy");
+	cache_store_unpin(s, &pin);
+	ok(pin == NULL, "pin: unpin NULLs the holder");
+	cache_store_sync(s);
+	cache_store_close(&s);
+	is_int(db_pages(dir, CACHE_DB_BODIES, &entries, &ovf), 0,
+	    "pin: bodies db read");
+	is_int(entries, 3, "pin: the old copy's chunks went with its reader");
+
+	s = open_store("pin", 8 * MIB, 0, 1 * MIB, 80, 60);
+	is_int(get_is(s, 60, 2, 0, len, NULL, &fm), CDN_OK,
+	    "pin: the new copy after a restart");
+	pin = pin_of(s, 60);
+	for (unsigned i = 0; i < 200; i++)
+		put_new(s, 300 + i, 1, 0, 100 * KIB, NULL);
+	cache_store_sync(s);
+	cache_store_stats(s, &st);
+	ok(st.evictions >= 100, "pin: %llu objects evicted",
+	    (unsigned long long)st.evictions);
+	is_int(pin != NULL ? pin_reads(s, pin, 60, 2, len) : -1, CDN_OK,
+	    "pin: the pinned object's chunks are all there");
+	is_int(get_is(s, 60, 2, 0, len, NULL, &fm), CDN_OK,
+	    "pin: the pinned object was passed over");
+
+	key_of(60, key);
+	cache_store_remove(s, key);
+	cache_store_sync(s);
+	is_int(pin != NULL ? pin_reads(s, pin, 60, 2, len) : -1, CDN_NOTFOUND,
+	    "pin: a removal takes the chunks; the reader is told");
+	cache_store_unpin(s, &pin);
 	cache_store_close(&s);
 }
 
@@ -1335,6 +1440,7 @@ main(void)
 	test_corrupt();
 	test_layout();
 	test_eviction();
+	test_pin();
 	test_map_full();
 	test_limits();
 	test_mem_bound();
