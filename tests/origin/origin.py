@@ -25,6 +25,8 @@ GET / and /index.html
 /obj/<anything>?<parameters>
     A body of a deterministic pattern (see pattern() below).  Parameters:
       size=N           body length in bytes (default 1024; any size, streamed)
+      first=N          the body is bytes [N, N + size) of the pattern
+                       (default 0), so that one URL can answer new bytes
       status=S         status code (default 200; 1xx, 204 and 304 have no body)
       delay_ms=D       wait D ms before sending the response head
       body_delay_ms=D  wait D ms after the head, before the body
@@ -159,10 +161,10 @@ def pattern(offset, length):
     return bytes(out)
 
 
-def pattern_chunks(size, chunk=BLOCK):
-    """Yield the pattern of a <size>-byte body as memoryviews of at most
-    <chunk> bytes."""
-    pos = 0
+def pattern_chunks(size, chunk=BLOCK, first=0):
+    """Yield bytes [first, first + size) of the pattern as memoryviews of
+    at most <chunk> bytes."""
+    pos, size = first, first + size
     while pos < size:
         k, r = divmod(pos, BLOCK)
         blk = memoryview(pattern_block(k))
@@ -677,7 +679,7 @@ class Conn:
         if drip > 0:
             piece = min(piece, drip)
         sent = 0
-        for mv in pattern_chunks(limit, max(1, piece)):
+        for mv in pattern_chunks(limit, max(1, piece), num("first", "0")):
             if 0 <= pause_after - sent < len(mv):
                 cut = pause_after - sent
                 if cut:

@@ -12,21 +12,23 @@ five clients read them at about 100 KB/s: edged's RSS stays within 64 MiB
 of what it was before (each body alone is 60 MiB), and a reader that then
 takes the rest at full speed gets every byte.  A fast reader, ranges,
 multipart ranges, HEAD, 304, If-Range and a gzip variant read from disk
-answer as they did.  When the object is replaced while a client is still
-reading it, that client's transfer ends short (as a failed fill does) and
-the cut is counted; a chunk that fails its checksum is never sent: the
-transfer ends before it, or, if it is the first chunk, the request is a
-miss answered by the origin.  A range asked for within the object's
+answer as they did.  When the object is replaced or would be evicted
+while a client is still reading it, that client still gets the copy it
+began with, whole; a chunk that fails its checksum is never sent: the
+transfer ends before it (the cut is counted), or, if it is the first
+chunk, the request is a miss answered by the origin.  A range asked for within the object's
 stale-while-revalidate window is answered from disk too.
 """
 
 import json
 import os
+import socket
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import edgetest as et  # noqa: E402
+import purgenode as pn  # noqa: E402
 
 SIZE = 60 << 20
 READERS = 5
@@ -239,21 +241,45 @@ def test_a_large_gzip_variant_from_disk():
         et.eq(o.count("/bomb"), 1, "one origin fetch")
 
 
+def slow_reader_under_way(e, t, size):
+    r = et.SlowReader(e, t, size, RATE)
+    # A small window, so that what the kernel buffers is far from the
+    # whole body: edged still has chunks to read from disk.
+    r.c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    r.start()
+    et.wait_for(lambda: len(r.body) > 300 * 1000, timeout=20,
+                what="the slow reader under way")
+    return r
+
+
+def finish_whole(r, size):
+    """Let slow reader <r> take the rest at full speed: every byte of the
+    copy it began with."""
+    r.stop.set()
+    r.join(5)
+    et.ok(r.error is None, "reader: %s" % r.error)
+    body = r.finish()
+    et.eq(len(body), size, "the whole body")
+    et.check_pattern(body, size)
+    r.c.close()
+
+
 @et.timeout(150)
-def test_replaced_while_streaming_ends_the_transfer():
+def test_replaced_while_streaming_the_reader_keeps_its_copy():
+    # The origin's new answer (other bytes: "first" is left out of the
+    # key) replaces the stored object a slow client is reading.  That
+    # client still gets the copy it began with, whole; the old chunks go
+    # once it is done.
     cache = et.mktemp("cache") + "/c"
     t = path(8)
+    drop = ("--cache-query-drop", "first")
     with et.Origin() as o:
-        fill(o, cache, [(t, SIZE)])
-        with Node(o, cache) as n:
-            r = et.SlowReader(n.e, t, SIZE, RATE)
-            r.start()
-            et.wait_for(lambda: len(r.body) > 300 * 1000, timeout=20,
-                        what="the slow reader under way")
-            # Another client asks the origin again: its response replaces
-            # the stored object the slow reader is reading.
+        fill(o, cache, [(t, SIZE)], *drop)
+        with Node(o, cache, *drop) as n:
+            r = slow_reader_under_way(n.e, t, SIZE)
             c = n.e.connect(timeout=60)
-            c.send(et.build_request("GET", t, {"Cache-Control": "no-cache"}))
+            c.send(et.build_request("GET", t + "&first=65536",
+                                    {"Cache-Control": "no-cache"}))
             h = c.read_response(read_body=False)
             et.eq(h.status, 200, "refetch")
             got = len(c.reader.buf)
@@ -265,23 +291,82 @@ def test_replaced_while_streaming_ends_the_transfer():
             c.close()
             et.wait_for(lambda: n.stats()["puts"] >= 1, timeout=60,
                         what="the new copy committed")
+            both = n.stats()["bytes"]
+            finish_whole(r, SIZE)
+            et.ok(both > 2 * SIZE,
+                  "both copies on disk while the old one was read")
+            s = n.stats()
+            et.eq(s["disk_stream_cuts"], 0, "nothing cut")
+            et.wait_for(lambda: n.stats()["bytes"] < 1.5 * SIZE,
+                        timeout=10, what="the old copy's chunks deleted")
+            r2 = n.e.request("GET", t, timeout=30)
+            et.ok(r2.header("Cache-Status").startswith("edged; hit"),
+                  "the new copy is a hit")
+            et.check_pattern(r2.body, SIZE, 65536)
+        et.eq(o.count("/obj/disk8"), 2, "two origin fetches")
+
+
+@et.timeout(120)
+def test_evicted_while_streaming_the_reader_gets_all():
+    # A store of 64 MiB: while a client reads a 7 MiB object from it
+    # slowly, 96 MiB of other objects go in, which evicts the oldest.
+    # The object being read is passed over, and the client gets it whole.
+    # (Larger than what the sockets buffer, about 4 MiB here: edged still
+    # reads chunks from disk after the evictions.)
+    cache = et.mktemp("cache") + "/c"
+    size = 7 << 20
+    t = path(11, size)
+    with et.Origin() as o:
+        with Node(o, cache, "--cache-size", "64M",
+                  "--memory-size", "1M") as n:
+            drain(n.e, t, size)
+            et.wait_for(lambda: n.stats()["puts"] >= 1, timeout=30,
+                        what="the object committed")
+            r = slow_reader_under_way(n.e, t, size)
+            for i in range(96):
+                drain(n.e, "/obj/fill%d?size=%d&ttl=300" % (i, 1 << 20),
+                      1 << 20)
+            et.wait_for(lambda: n.stats()["puts"] >= 97, timeout=60,
+                        what="the other objects committed")
+            et.ok(n.stats()["evictions"] > 0, "objects were evicted")
+            finish_whole(r, size)
+            et.eq(n.stats()["disk_stream_cuts"], 0, "nothing cut")
+            r2 = n.e.request("GET", t, timeout=30)
+            et.ok(r2.header("Cache-Status").startswith("edged; hit"),
+                  "the object in use was kept: %s"
+                  % r2.header("Cache-Status"))
+            et.check_pattern(r2.body, size)
+        et.eq(o.count("/obj/disk11"), 1, "one origin fetch")
+
+
+@et.timeout(120)
+def test_purged_while_streaming_the_transfer_is_cut():
+    # A hard purge takes the chunks a reader has yet to send: its
+    # transfer ends short (never with other bytes), and the cut is counted.
+    size = 16 << 20
+    t = path(12, size)
+    with et.Origin() as o:
+        with pn.Node(o) as n:
+            drain(n.edge, t, size)
+            pn.wait_disk(n, 1, timeout=30)
+            r = slow_reader_under_way(n.edge, t, size)
+            n.purge_ok(target=t)
             r.stop.set()
             r.join(5)
             et.ok(r.error is None, "reader: %s" % r.error)
             body = r.finish()
-            et.ok(len(body) < SIZE, "the transfer ended short (%d bytes)"
+            et.ok(len(body) < size, "the transfer ended short (%d bytes)"
                   % len(body))
             et.check_pattern(body, None)
             r.c.assert_closed(5, "the cut connection")
             r.c.close()
-            s = n.stats()
-            et.eq(s["disk_stream_cuts"], 1, "the cut is counted")
-            n.e.wait_access_log(lambda l: "cut-replaced" in l, timeout=5)
-            r2 = n.e.request("GET", t, timeout=30)
-            et.ok(r2.header("Cache-Status").startswith("edged; hit"),
-                  "the new copy is a hit")
-            et.check_pattern(r2.body, SIZE)
-        et.eq(o.count("/obj/disk8"), 2, "two origin fetches")
+            et.eq(n.stats()["cache"]["disk_stream_cuts"], 1,
+                  "the cut is counted")
+            n.edge.wait_access_log(lambda l: "cut-replaced" in l, timeout=5)
+            r2 = n.get(t)
+            et.ok("fwd=uri-miss" in r2.header("Cache-Status"),
+                  "purged: %s" % r2.header("Cache-Status"))
+        et.eq(o.count("/obj/disk12"), 2, "fetched again")
 
 
 @et.timeout(60)
