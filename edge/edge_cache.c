@@ -265,7 +265,8 @@ disk_open(
 
 /*
  * Send what the client can take now.  A chunk that cannot be read once the
- * head is out (the object replaced or purged meanwhile, a chunk failing its
+ * head is out (the object purged or removed meanwhile: eviction and a
+ * newer copy leave a pinned reader's chunks alone; a chunk failing its
  * checksum, the disk failing) ends the transfer short, as a failed fill
  * does: the client sees a truncated response, never wrong bytes.
  */

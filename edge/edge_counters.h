@@ -210,7 +210,7 @@ EDGE_COUNTER(cache_stale_while_revalidate, COUNTER, STALE, "stale_while_revalida
 EDGE_COUNTER(cache_stale_if_error, COUNTER, STALE, "stale_if_error", "edge_cache_stale_total", "reason", "stale_if_error", "")
 EDGE_COUNTER_ALIAS(cache_revalidations, STALE, "revalidate")
 EDGE_COUNTER(cache_disk_streams, COUNTER, CACHE, "disk_streams", "edge_cache_disk_streams_total", NULL, NULL, "Hits on objects too large for the memory tier whose bodies were read from disk chunk by chunk as the client took them.")
-EDGE_COUNTER(cache_disk_cuts, COUNTER, CACHE, "disk_stream_cuts", "edge_cache_disk_stream_cuts_total", NULL, NULL, "Such bodies cut short: the stored object was replaced or purged meanwhile, or a chunk failed its checksum or could not be read.")
+EDGE_COUNTER(cache_disk_cuts, COUNTER, CACHE, "disk_stream_cuts", "edge_cache_disk_stream_cuts_total", NULL, NULL, "Such bodies cut short: the stored object was purged or removed meanwhile, or a chunk failed its checksum or could not be read.")
 EDGE_COUNTER(cache_not_modified, COUNTER, CACHE, "not_modified", "edge_cache_not_modified_total", NULL, NULL, "Revalidations the origin answered with 304 (the stored body was sent).")
 EDGE_COUNTER(cache_bypass, COUNTER, CACHE, "bypass", "edge_cache_bypass_total", NULL, NULL, "Requests that did not use the cache (method, cache_bypass prefix, key too long, or no cache_dir).")
 EDGE_COUNTER(cache_stores, COUNTER, CACHE, "stores", "edge_cache_stores_total", NULL, NULL, "Responses handed to the store.")
