@@ -783,9 +783,10 @@ int cache_store_load_chunks(struct cache_store *s, struct cache_obj *o,
  */
 struct cache_pin;
 /*
- * Pin <o> (from cache_store_get_meta(), body not loaded) into *pinp.
- * CDN_OK; CDN_NOTFOUND when the stored object is no longer the one <o>
- * describes (then a miss), CDN_ECORRUPT, CDN_EIO, CDN_ENOMEM.
+ * Pin <o> (from cache_store_get_meta(), body not loaded) into *pinp; not
+ * inside a cache_store_read_hold().  CDN_OK; CDN_NOTFOUND when the stored
+ * object is no longer the one <o> describes (then a miss), CDN_ECORRUPT,
+ * CDN_EIO, CDN_ENOMEM.
  */
 int cache_store_pin(struct cache_store *s, const struct cache_obj *o,
     struct cache_pin **pinp) CDN_WUR;

@@ -15,7 +15,9 @@
  *    (cache_objdb.c, cache_stream.c);
  *  - deletes those chunks once the last reader has left: that reader
  *    queues W_UNPIN, and the writer deletes the generation's chunks unless
- *    the key's record or a stream of it uses them (cache_pins_drop).
+ *    the key's record or a stream of it uses them (cache_pins_drop).  An
+ *    entry whose object the writer left alone just goes with its last
+ *    reader: no write in the common case.
  * Removals (hard purges, cache_store_remove, a record that failed its
  * checks) ignore pins: the reader finds its chunk gone and the response is
  * cut, as a purge means "stop serving this now".  A pin protects for
@@ -57,6 +59,9 @@ struct pin_entry {
 	unsigned gen;
 	unsigned readers;
 	uint64_t since_ms; /* when its newest reader pinned it */
+	/* The writer deleted or replaced the object since: its chunks go
+	 * with the last reader (W_UNPIN).  Else the entry just goes. */
+	int is_superseded;
 };
 
 /* What a reader holds (cache/cache.h). */
@@ -145,6 +150,7 @@ cache_pins_claim(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN],
 		if (memcmp(e->hv, hv, CACHE_OBJKEY_LEN) != 0)
 			continue;
 		taken[e->gen / 8] |= (uint8_t)(1u << e->gen % 8);
+		e->is_superseded = 1;
 		if (is_kept(e, now))
 			kept[e->gen / 8] |= (uint8_t)(1u << e->gen % 8);
 	}
@@ -259,8 +265,9 @@ cache_pins_forget(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 	pthread_mutex_unlock(&s->pins.mtx);
 }
 
-/* One reader of (hv, gen) less; the last one queues the deletion of the
- * generation's chunks. */
+/* One reader of (hv, gen) less.  The last one forgets the entry, or, if
+ * the writer deleted or replaced the object meanwhile, queues the deletion
+ * of the generation's chunks (the writer forgets the entry then). */
 static void
 entry_release(
     struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen)
@@ -273,7 +280,9 @@ entry_release(
 	pthread_mutex_lock(&p->mtx);
 	e = entry_find(p, hv, gen, NULL);
 	CDN_ASSERT(e != NULL && e->readers > 0);
-	is_last = --e->readers == 0;
+	is_last = --e->readers == 0 && e->is_superseded;
+	if (e->readers == 0 && !e->is_superseded)
+		entry_forget_locked(p, hv, gen);
 	pthread_mutex_unlock(&p->mtx);
 	if (!is_last)
 		return;
@@ -420,8 +429,8 @@ pin_record(struct cache_store *s, struct cache_pin *pin, int fill)
 	MDB_val k, v;
 	int rc;
 
-	/* A snapshot of its own, never one a hold keeps from earlier. */
-	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0)
+	/* Outside a hold (cache_store_pin): a snapshot taken now. */
+	if (cache_store_read_begin(s, &txn) != 0)
 		return CDN_EIO;
 	k = mval(pin->hv, sizeof(pin->hv));
 	rc = mdb_get(txn, s->db_obj, &k, &v);
@@ -442,7 +451,7 @@ pin_record(struct cache_store *s, struct cache_pin *pin, int fill)
 		if (rc == CDN_OK && fill)
 			rc = pin_fill(pin, &rv);
 	}
-	cache_store_txn_abort(s, &txn);
+	cache_store_read_end(s, &txn);
 	return rc;
 }
 
@@ -455,6 +464,7 @@ cache_store_pin(
 
 	MAGIC_CHECK(s, CACHE_STORE_MAGIC);
 	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
+	CDN_ASSERT(!cache_store_read_held(s)); /* its snapshot is older */
 	if (cache_store_is_damaged(s))
 		return CDN_NOTFOUND;
 	pin = calloc(1, sizeof(*pin));
