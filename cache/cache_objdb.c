@@ -383,7 +383,7 @@ cache_objdb_write(
 	MDB_val k, v;
 	size_t part, total, off = 0;
 	unsigned gen;
-	int rc, existed;
+	int rc, existed, is_claimed;
 
 	cache_record_objkey(hv, o->key, o->variant);
 	CDN_ASSERT(o->nchunks < CACHE_CHUNKS_MAX); /* max_disk_object */
@@ -413,13 +413,18 @@ cache_objdb_write(
 		sums[i] = cache_record_chunk_sum(seed, i, o->chunks[i], part);
 	}
 	streams_clobber(s, hv);
-	gen = (unsigned)cache_pins_claim(s, hv, kept);
+	/* Without any pin, a new key needs no claim: nobody can read what
+	 * is not stored.  Else the claim picks the generation first. */
+	is_claimed = cache_pins_any(s);
+	gen = is_claimed ? (unsigned)cache_pins_claim(s, hv, kept) : 0;
 	rc = lru_add(s, txn, hv, bucket, lk);
 	if (rc != 0)
 		goto out;
 	rc = record_put(s, txn, o, hv, gen, o->nchunks, sums, tails, tailbuf,
 	    lk, MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST) {
+		if (!is_claimed)
+			gen = (unsigned)cache_pins_claim(s, hv, kept);
 		rc = cache_objdb_delete(s, txn, hv, 0, kept, &existed);
 		if (rc == 0)
 			rc = record_put(s, txn, o, hv, gen, o->nchunks, sums,

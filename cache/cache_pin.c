@@ -134,6 +134,12 @@ cache_pins_held(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN])
 }
 
 int
+cache_pins_any(struct cache_store *s)
+{
+	return atomic_load_explicit(&s->pins.count, memory_order_acquire) > 0;
+}
+
+int
 cache_pins_claim(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN],
     uint8_t kept[CACHE_PIN_GEN_BYTES])
 {

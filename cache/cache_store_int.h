@@ -542,6 +542,8 @@ cache_store_purge_verdict(struct cache_store *s, struct cache_obj *o)
 
 void cache_pins_init(struct cache_pins *p);
 void cache_pins_fini(struct cache_pins *p);
+/* Does any reader pin anything (or is a deletion pending)? */
+int cache_pins_any(struct cache_store *s);
 /* Does a reader still within CACHE_PIN_MAX_MS pin any generation of <hv>?
  * (Eviction skips it.) */
 int cache_pins_held(struct cache_store *s, const uint8_t hv[CACHE_OBJKEY_LEN]);
