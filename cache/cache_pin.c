@@ -2,7 +2,7 @@
  * Pins: the objects on disk that clients are being sent chunk by chunk
  * (edge_range.c's disk sender), so that eviction and a new copy of the
  * same key and variant leave alone the chunks a reader still needs
- * (docs/coalescing.md, "Hits on large objects on disk").
+ * (docs/coalescing.md, "Readers pin what they send").
  *
  * A reader pins (object key, chunk generation) for as long as it sends,
  * with a copy of the record's chunk checksums and tails, and reads the
@@ -36,11 +36,11 @@
  * Locking: p->mtx covers the table, its entries and the claims; only the
  * writer thread adds claims, and clears them when its transaction ends
  * (cache_pins_txn_end).  p->count (entries in the table) is read without
- * the lock for the common case of no pins at all.
+ * the lock: while nothing is pinned, eviction's check and the put of a new
+ * key (which nobody can be reading) skip the table.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
