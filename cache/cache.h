@@ -403,14 +403,6 @@ void cache_obj_reserve(struct cache_obj *o, uint64_t body_len);
  */
 int cache_obj_adopt_chunk(
     struct cache_obj *o, unsigned char *chunk, size_t len, size_t cap) CDN_WUR;
-/*
- * Take loaded chunk <i> out of <o>, an object the caller alone holds (from
- * cache_store_get_meta(), the chunk read with cache_store_load_chunks()):
- * its bytes are the caller's from now on (free() them) and o->chunks[i] is
- * NULL again, so a large body can pass through one chunk at a time.  NULL
- * if that chunk is not loaded.
- */
-unsigned char *cache_obj_take_chunk(struct cache_obj *o, uint32_t i);
 struct cache_obj *cache_obj_ref(struct cache_obj *o);
 void cache_obj_unref(struct cache_obj **op);
 /* Bytes of memory the object holds (for the memory tier's budget). */
@@ -746,8 +738,9 @@ int cache_store_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
  * As cache_store_get, but an object that only LMDB holds and that is too
  * large for the memory tier (cache_store_stream_min) comes back with its
  * metadata alone: o->chunks NULL, nchunks and body_len set, not promoted.
- * The caller then reads the chunks it sends with cache_store_load_chunks()
- * as it sends them.  Such an object (o->chunks NULL or partly NULL) is the
+ * The caller then reads the chunks it sends as it sends them: ranges with
+ * cache_store_load_chunks(), whole bodies through a pin (cache_store_pin).
+ * Such an object (o->chunks NULL or partly NULL) is the
  * caller's alone: never store or share it.  A smaller one comes whole, in
  * the same read transaction, and is promoted as cache_store_get's are.
  */

@@ -302,23 +302,6 @@ cache_obj_adopt_chunk(
 	return CDN_OK;
 }
 
-unsigned char *
-cache_obj_take_chunk(struct cache_obj *o, uint32_t i)
-{
-	unsigned char *c;
-
-	MAGIC_CHECK(o, CACHE_OBJ_MAGIC);
-	CDN_ASSERT(i < o->nchunks);
-	CDN_ASSERT(atomic_load_explicit(&o->refcnt, memory_order_relaxed) == 1);
-	CDN_ASSERT(o->body_fd < 0);
-	CDN_ASSERT(!o->is_body_slab); /* the caller will free() it */
-	if (o->chunks == NULL)
-		return NULL;
-	c = o->chunks[i];
-	o->chunks[i] = NULL;
-	return c;
-}
-
 /* One more reference to <o>; the caller gives it back with unref. */
 struct cache_obj *
 cache_obj_ref(struct cache_obj *o)
