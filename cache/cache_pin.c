@@ -533,10 +533,9 @@ int
 cache_store_pin_read(struct cache_store *s, const struct cache_pin *pin,
     uint32_t i, unsigned char **outp, size_t *lenp)
 {
-	uint8_t ck[CACHE_CHUNKKEY_LEN];
 	unsigned char *p;
 	MDB_txn *txn = NULL;
-	MDB_val k, v;
+	MDB_val v;
 	size_t len, part;
 	int rc;
 
@@ -555,16 +554,9 @@ cache_store_pin_read(struct cache_store *s, const struct cache_pin *pin,
 		free(p);
 		return CDN_EIO;
 	}
-	memcpy(ck, pin->hv, CACHE_OBJKEY_LEN);
-	put_be32(ck + CACHE_OBJKEY_LEN,
-	    (uint32_t)pin->gen << CACHE_CHUNK_GEN_SHIFT | i);
-	k = mval(ck, sizeof(ck));
-	rc = mdb_get(txn, s->db_body, &k, &v);
-	if (rc == MDB_NOTFOUND ||
-	    (rc == 0 &&
-	        (v.mv_size != part ||
-	            cache_record_chunk_sum(cache_record_seed(pin->hv), i,
-	                v.mv_data, part) != pin->sums[i]))) {
+	rc = cache_store_chunk_get(s, txn, pin->hv, pin->gen, i, part,
+	    cache_record_seed(pin->hv), pin->sums[i], &v);
+	if (rc == MDB_NOTFOUND || rc == CDN_ECORRUPT) {
 		rc = pin_why(s, txn, pin);
 		if (rc == CDN_ECORRUPT)
 			atomic_fetch_add_explicit(

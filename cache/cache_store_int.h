@@ -502,6 +502,19 @@ void cache_writer_failed(
 void cache_evict_make_room(struct cache_store *s, uint64_t need, int squeeze,
     struct wmsg **v, size_t n);
 
+/* ================= cache_store_read.c ================= */
+
+/*
+ * The bodies value of chunk <i> of the object <hv> in chunk generation
+ * <gen>, which must hold <part> bytes with checksum <sum> (<seed>:
+ * cache_record_seed(hv)), in *v, borrowing the map until <txn> ends.
+ * 0, CDN_ECORRUPT for a value of the wrong size or sum, or an LMDB code
+ * (MDB_NOTFOUND: no such chunk).
+ */
+int cache_store_chunk_get(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen, uint32_t i, size_t part,
+    uint64_t seed, uint64_t sum, MDB_val *v);
+
 /* ================= cache_store_purge.c ================= */
 
 void cache_store_purge_reload(struct cache_store *s);

@@ -86,30 +86,24 @@ out:
 	return rc;
 }
 
-/*
- * The bodies value of chunk <i> of the record <rv> of <hv>, which must
- * hold <part> bytes, in *v (borrowing the map until the txn ends).
- * 0, CDN_ECORRUPT for a value that fails its checks, or an LMDB code.
- */
-static int
-chunk_part(struct cache_store *s, MDB_txn *txn,
-    const uint8_t hv[CACHE_OBJKEY_LEN], const struct cache_record_view *rv,
-    uint64_t seed, uint32_t i, size_t part, MDB_val *v)
+int
+cache_store_chunk_get(struct cache_store *s, MDB_txn *txn,
+    const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen, uint32_t i, size_t part,
+    uint64_t seed, uint64_t sum, MDB_val *v)
 {
 	uint8_t ck[CACHE_CHUNKKEY_LEN];
 	MDB_val k;
 	int rc;
 
 	memcpy(ck, hv, CACHE_OBJKEY_LEN);
-	put_be32(ck + CACHE_OBJKEY_LEN,
-	    (uint32_t)rv->chunk_gen << CACHE_CHUNK_GEN_SHIFT | i);
+	put_be32(
+	    ck + CACHE_OBJKEY_LEN, (uint32_t)gen << CACHE_CHUNK_GEN_SHIFT | i);
 	k = mval(ck, sizeof(ck));
 	rc = mdb_get(txn, s->db_body, &k, v);
 	if (rc != 0)
 		return rc;
 	if (v->mv_size != part ||
-	    cache_record_chunk_sum(seed, i, v->mv_data, part) !=
-	        get_le64(rv->sums + 8 * (size_t)i))
+	    cache_record_chunk_sum(seed, i, v->mv_data, part) != sum)
 		return CDN_ECORRUPT;
 	return 0;
 }
@@ -165,8 +159,9 @@ disk_get(struct cache_store *s, const uint8_t key[CACHE_HASH_LEN],
 		left -= clen;
 		tail = cache_record_tail_len(&rv, i);
 		if (tail < clen) {
-			rc = chunk_part(
-			    s, txn, hv, &rv, seed, i, clen - tail, &v);
+			rc = cache_store_chunk_get(s, txn, hv, rv.chunk_gen, i,
+			    clen - tail, seed,
+			    get_le64(rv.sums + 8 * (size_t)i), &v);
 			if (rc == MDB_NOTFOUND || rc == CDN_ECORRUPT) {
 				rc = CDN_ECORRUPT;
 				goto out;
@@ -454,7 +449,8 @@ cache_store_load_chunks(
 		tail = cache_record_tail_len(&rv, i);
 		part = (size_t)clen - tail;
 		if (part > 0) {
-			rc = chunk_part(s, txn, hv, &rv, seed, i, part, &v);
+			rc = cache_store_chunk_get(s, txn, hv, rv.chunk_gen, i,
+			    part, seed, get_le64(rv.sums + 8 * (size_t)i), &v);
 			if (rc == MDB_NOTFOUND || rc == CDN_ECORRUPT) {
 				rc = CDN_ECORRUPT;
 				goto out;

@@ -310,10 +310,10 @@ cache_stream_read(
     struct cache_stream *st, uint32_t i, unsigned char **outp, size_t *lenp)
 {
 	struct cache_store *s;
-	uint8_t hv[CACHE_OBJKEY_LEN], ck[CACHE_CHUNKKEY_LEN];
+	uint8_t hv[CACHE_OBJKEY_LEN];
 	unsigned char *p;
 	MDB_txn *txn = NULL;
-	MDB_val k, v;
+	MDB_val v;
 	size_t len, part;
 	int rc;
 
@@ -330,19 +330,14 @@ cache_stream_read(
 	if (part == 0)
 		goto done;
 	cache_record_objkey(hv, st->obj->key, st->obj->variant);
-	/* gen was set with chunk 0, before committed moved (release). */
-	cache_record_chunkkey(ck, st->obj->key, st->obj->variant, st->gen, i);
 	if (cache_store_txn_begin(s, MDB_RDONLY, &txn) != 0) {
 		free(p);
 		return CDN_EIO;
 	}
-	k = mval(ck, sizeof(ck));
-	rc = mdb_get(txn, s->db_body, &k, &v);
-	if (rc == MDB_NOTFOUND ||
-	    (rc == 0 &&
-	        (v.mv_size != part ||
-	            cache_record_chunk_sum(cache_record_seed(hv), i, v.mv_data,
-	                part) != st->sums[i]))) {
+	/* gen was set with chunk 0, before committed moved (release). */
+	rc = cache_store_chunk_get(s, txn, hv, st->gen, i, part,
+	    cache_record_seed(hv), st->sums[i], &v);
+	if (rc == MDB_NOTFOUND || rc == CDN_ECORRUPT) {
 		rc = CDN_NOTFOUND; /* replaced or deleted since */
 		goto out;
 	}
