@@ -81,11 +81,7 @@ def main():
         servers = churn_where.start_all(specs, work, procs)
         rows = {}
         for name, p, port in servers:
-            wrk = subprocess.Popen(
-                ["taskset", "-c", "0", "wrk", "-t1", "-c64",
-                 "-d%ds" % (SECS + 4), "-H", "Connection: close",
-                 "http://127.0.0.1:%d/obj/ab?size=1024" % port],
-                stdout=subprocess.DEVNULL)
+            wrk = churn_where.churn_load(port, SECS + 4)
             time.sleep(2)
             data = os.path.join(outdir, name + ".data")
             pids = ",".join(str(x) for x in churn_where.tree(p.pid))

@@ -84,11 +84,7 @@ def main():
         for r in range(rounds):
             order = servers[r % len(servers):] + servers[:r % len(servers)]
             for name, p, port in order:
-                wrk = subprocess.Popen(
-                    ["taskset", "-c", "0", "wrk", "-t1", "-c64",
-                     "-d%ds" % (secs + 2), "-H", "Connection: close",
-                     "http://127.0.0.1:%d/obj/ab?size=1024" % port],
-                    stdout=subprocess.DEVNULL)
+                wrk = churn_where.churn_load(port, secs + 2)
                 time.sleep(1)
                 got = count(churn_where.tree(p.pid), secs)
                 wrk.wait(timeout=secs + 30)

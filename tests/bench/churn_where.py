@@ -173,13 +173,20 @@ def start(name, cmd, d, op, procs):
     return p, port
 
 
-def run_wrk(port, secs):
-    p = subprocess.Popen(
+def churn_load(port, secs, stdout=subprocess.DEVNULL):
+    """wrk -t1 on CPU 0 for <secs>: the 1 KiB object start() cached, each
+    request on a connection of its own ("Connection: close"), over
+    BENCH_CONNS (64) connections at once."""
+    return subprocess.Popen(
         ["taskset", "-c", "0", "wrk", "-t1",
          "-c%s" % os.environ.get("BENCH_CONNS", "64"), "-d%ds" % secs,
          "-H", "Connection: close",
          "http://127.0.0.1:%d/obj/ab?size=1024" % port],
-        stdout=subprocess.PIPE, text=True)
+        stdout=stdout, text=True)
+
+
+def run_wrk(port, secs):
+    p = churn_load(port, secs, subprocess.PIPE)
     # wrk's wait for a CPU, sampled until it exits (cumulative).
     delay = 0
     while True:
@@ -191,7 +198,6 @@ def run_wrk(port, secs):
     p.returncode = 0
     out = p.stdout.read()
     return out, ru.ru_utime + ru.ru_stime, delay
-
 
 
 def start_all(specs, work, procs):
