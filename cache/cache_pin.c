@@ -443,10 +443,7 @@ pin_record(struct cache_store *s, struct cache_pin *pin, int fill)
 	if (rc == MDB_NOTFOUND) {
 		rc = CDN_NOTFOUND;
 	} else if (rc != 0) {
-		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
-		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
-		cache_store_lmdb_check(s, rc);
-		rc = CDN_EIO;
+		rc = cache_store_read_failed(s, rc);
 	} else {
 		rc = cache_record_decode(v.mv_data, v.mv_size, pin->hv, &rv);
 		if (rc == CDN_OK &&
@@ -564,10 +561,7 @@ cache_store_pin_read(struct cache_store *s, const struct cache_pin *pin,
 		goto fail;
 	}
 	if (rc != 0) {
-		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
-		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
-		cache_store_lmdb_check(s, rc);
-		rc = CDN_EIO;
+		rc = cache_store_read_failed(s, rc);
 		goto fail;
 	}
 	/* v borrows the map until the txn ends: copied. */

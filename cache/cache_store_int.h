@@ -514,6 +514,9 @@ void cache_evict_make_room(struct cache_store *s, uint64_t need, int squeeze,
 int cache_store_chunk_get(struct cache_store *s, MDB_txn *txn,
     const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen, uint32_t i, size_t part,
     uint64_t seed, uint64_t sum, MDB_val *v);
+/* A read's mdb_get failed with <rc> (not MDB_NOTFOUND): logged, counted
+ * in st_io, checked for damage (cache_store_lmdb_check).  CDN_EIO. */
+int cache_store_read_failed(struct cache_store *s, int rc);
 
 /* ================= cache_store_purge.c ================= */
 

@@ -87,6 +87,15 @@ out:
 }
 
 int
+cache_store_read_failed(struct cache_store *s, int rc)
+{
+	CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
+	atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
+	cache_store_lmdb_check(s, rc);
+	return CDN_EIO;
+}
+
+int
 cache_store_chunk_get(struct cache_store *s, MDB_txn *txn,
     const uint8_t hv[CACHE_OBJKEY_LEN], unsigned gen, uint32_t i, size_t part,
     uint64_t seed, uint64_t sum, MDB_val *v)

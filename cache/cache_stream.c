@@ -342,10 +342,7 @@ cache_stream_read(
 		goto out;
 	}
 	if (rc != 0) {
-		cache_store_lmdb_check(s, rc);
-		CDN_LOG(CDN_LOG_ERR, "cache", "mdb_get: %s", mdb_strerror(rc));
-		atomic_fetch_add_explicit(&s->st_io, 1, memory_order_relaxed);
-		rc = CDN_EIO;
+		rc = cache_store_read_failed(s, rc);
 		goto out;
 	}
 	/* v borrows the map until the txn ends: copied. */
