@@ -16,12 +16,14 @@ if [ "${1:-}" = "--test" ]; then
 	# chromium loads the dashboard; openssl makes the TLS tests' CA;
 	# nghttp2-client (nghttp, h2load) and python3-h2 speak HTTP/2;
 	# redis-server runs the purge bus stories (each its own, no service);
+	# strace counts edged's system calls in the stories about them
+	# (accept, first read, write turns; skipped where it cannot attach);
 	# clang and libclang-rt-dev (libFuzzer, only recommended by clang) build
 	# the fuzz smoke run; prometheus brings promtool, which checks
 	# contrib/prometheus/ (19 MB to download, 94 MB installed: a third of
 	# chromium; its service is not used).
 	pkgs="$pkgs varnish brotli procps chromium fonts-liberation openssl
-nghttp2-client python3-h2 redis-server clang libclang-rt-dev prometheus"
+nghttp2-client python3-h2 redis-server strace clang libclang-rt-dev prometheus"
 fi
 if [ "${1:-}" = "--package" ]; then
 	pkgs="$pkgs debhelper dpkg-dev fakeroot lintian debootstrap systemd"
